@@ -1,0 +1,91 @@
+# bn — ternary language models on ordinary CPUs.
+# `make` builds libbn and the programs; `make check` runs unit and bats tests;
+# `make install` honours PREFIX and DESTDIR.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  = $(PREFIX)/bin
+LIBDIR  = $(PREFIX)/lib
+INCDIR  = $(PREFIX)/include
+MANDIR  = $(PREFIX)/share/man
+PKGDIR  = $(LIBDIR)/pkgconfig
+
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+WARN    = -Wall -Wextra -Wshadow -Wno-unused-parameter
+ARCHFLAGS ?=
+BN_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(ARCHFLAGS) -fPIC -Ilib -Iformats
+LDLIBS  = -lxxhash -lz -lpcre2-8 -lcjson -lpthread -lm
+
+BUILD   = build
+PROGS   = bn-convert bn-quant bn-pack bn-tokenize bn-infer bn-bench
+LIB_SRC = $(sort $(wildcard lib/*.c formats/*.c))
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
+BIN     = $(PROGS:%=$(BUILD)/bin/%)
+UNIT_SRC = $(sort $(wildcard tests/unit/*.c))
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+MAN1    = $(PROGS:%=man/%.1)
+MAN5    = $(wildcard man/*.5)
+
+.PHONY: all check unit bats install uninstall clean deps sanitize
+
+all: deps $(BUILD)/libbn.a $(BUILD)/libbn.so $(BIN) $(UNIT_BIN)
+
+# Fail early, naming the Debian package, when a dependency is missing.
+DEPS_OK = $(BUILD)/.deps-ok
+deps: $(DEPS_OK)
+$(DEPS_OK): tools/check-deps.sh
+	@sh tools/check-deps.sh "$(CC)"
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/%.o: %.c lib/bn.h $(wildcard lib/*.h formats/*.h) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(BN_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libbn.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libbn.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bin/%: cmd/%.c $(BUILD)/libbn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BN_CFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libbn.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BN_CFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libbn.a $(LDFLAGS) $(LDLIBS)
+
+check: all unit bats
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "unit: $$t"; $$t; done
+
+bats: $(BIN)
+	BN_BIN=$(CURDIR)/$(BUILD)/bin bats tests/
+
+sanitize:
+	$(MAKE) BUILD=build-san CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	    LDFLAGS="-fsanitize=address,undefined" check
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(PKGDIR)
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)
+	install -m 644 $(BUILD)/libbn.a $(DESTDIR)$(LIBDIR)
+	install -m 755 $(BUILD)/libbn.so $(DESTDIR)$(LIBDIR)
+	install -m 644 lib/bn.h $(DESTDIR)$(INCDIR)
+	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define BN_VERSION "\(.*\)"/\1/p' lib/bn.h)|' \
+	    tools/bn.pc.in > $(DESTDIR)$(PKGDIR)/bn.pc
+
+uninstall:
+	rm -f $(PROGS:%=$(DESTDIR)$(BINDIR)/%) $(DESTDIR)$(LIBDIR)/libbn.a $(DESTDIR)$(LIBDIR)/libbn.so \
+	    $(DESTDIR)$(INCDIR)/bn.h $(DESTDIR)$(PKGDIR)/bn.pc \
+	    $(PROGS:%=$(DESTDIR)$(MANDIR)/man1/%.1) $(MAN5:man/%=$(DESTDIR)$(MANDIR)/man5/%)
+
+clean:
+	rm -rf $(BUILD) build-san

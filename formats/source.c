@@ -1,0 +1,81 @@
+/* source.c — opening any supported model input, and the bn_source basics. */
+#include "bn.h"
+#include "formats.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void bn_source_close(bn_source *s)
+{
+    if (s->close)
+        s->close(s);
+    bn_meta_free(&s->meta);
+    for (size_t i = 0; i < s->n_files; i++)
+        free(s->files[i]);
+    free(s->files);
+    free(s->tensors);
+    free(s->name);
+    free(s->format);
+    memset(s, 0, sizeof *s);
+}
+
+int bn_source_add_file(bn_source *s, const char *path)
+{
+    char **nf = realloc(s->files, (s->n_files + 1) * sizeof *nf);
+    if (!nf)
+        return -1;
+    s->files = nf;
+    if (!(nf[s->n_files] = strdup(path)))
+        return -1;
+    s->n_files++;
+    return 0;
+}
+
+int bn_source_find_index(const bn_source *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_tensors; i++)
+        if (!strcmp(s->tensors[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+const bn_tensor *bn_source_find(const bn_source *s, const char *name)
+{
+    int i = bn_source_find_index(s, name);
+    return i < 0 ? NULL : &s->tensors[i];
+}
+
+int bn_open_any(bn_source *s, const char *path, bn_err *e)
+{
+    memset(s, 0, sizeof *s);
+    if (!strcmp(path, "-"))
+        return bn_bnfile_open(s, path, BN_OPEN_STREAM, e);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return bn_fail(e, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return bn_hf_open(s, path, e);
+    uint8_t head[8] = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return bn_fail(e, "%s: %s", path, strerror(errno));
+    ssize_t n = read(fd, head, sizeof head);
+    close(fd);
+    if (n < 0)
+        return bn_fail(e, "%s: %s", path, strerror(errno));
+    if (bn_bnfile_sniff(head, (size_t)n))
+        return bn_bnfile_open(s, path, S_ISREG(st.st_mode) ? BN_OPEN_MAP : BN_OPEN_STREAM, e);
+    if (bn_gguf_sniff(head, (size_t)n))
+        return bn_gguf_open(s, path, e);
+    size_t len = strlen(path);
+    if (len > 12 && !strcmp(path + len - 12, ".safetensors"))
+        return bn_safetensors_open(s, path, e);
+    if (n < 8)
+        return bn_fail(e, "%s: too short to be a model file", path);
+    return bn_fail(e, "%s: unrecognized format (expected a bn model, GGUF, .safetensors or an HF directory)",
+                   path);
+}

@@ -1,0 +1,616 @@
+/* meta.c — typed key/value metadata: the in-memory list and its encoding
+ * (formats/bn-model.md §3). */
+#include "bn.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+static void kv_clear(bn_kv *kv)
+{
+    free(kv->key);
+    free(kv->data);
+    free(kv->offsets);
+    if (kv->sub) {
+        bn_meta_free(kv->sub);
+        free(kv->sub);
+    }
+    memset(kv, 0, sizeof *kv);
+}
+
+void bn_meta_free(bn_meta *m)
+{
+    for (size_t i = 0; i < m->n; i++)
+        kv_clear(&m->kv[i]);
+    free(m->kv);
+    memset(m, 0, sizeof *m);
+}
+
+static bn_kv *find(const bn_meta *m, const char *key)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (!strcmp(m->kv[i].key, key))
+            return &m->kv[i];
+    return NULL;
+}
+
+const bn_kv *bn_meta_get(const bn_meta *m, const char *key)
+{
+    return find(m, key);
+}
+
+/* Returns a cleared slot for key (replacing an existing value). */
+static bn_kv *slot(bn_meta *m, const char *key)
+{
+    bn_kv *kv = find(m, key);
+    if (kv) {
+        char *k = kv->key;
+        kv->key = NULL;
+        kv_clear(kv);
+        kv->key = k;
+        return kv;
+    }
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 16;
+        bn_kv *nk = realloc(m->kv, cap * sizeof *nk);
+        if (!nk)
+            return NULL;
+        m->kv = nk;
+        m->cap = cap;
+    }
+    kv = &m->kv[m->n];
+    memset(kv, 0, sizeof *kv);
+    kv->key = strdup(key);
+    if (!kv->key)
+        return NULL;
+    m->n++;
+    return kv;
+}
+
+static int set_scalar(bn_meta *m, const char *key, uint32_t type, const void *v8)
+{
+    bn_kv *kv = slot(m, key);
+    if (!kv || !(kv->data = malloc(8)))
+        return -1;
+    kv->type = type;
+    kv->count = 1;
+    memcpy(kv->data, v8, 8);
+    return 0;
+}
+
+int bn_meta_set_u32(bn_meta *m, const char *key, uint32_t v)
+{
+    uint64_t x = v;
+    return set_scalar(m, key, BN_V_U32, &x);
+}
+int bn_meta_set_i32(bn_meta *m, const char *key, int32_t v)
+{
+    int64_t x = v;
+    return set_scalar(m, key, BN_V_I32, &x);
+}
+int bn_meta_set_u64(bn_meta *m, const char *key, uint64_t v)
+{
+    return set_scalar(m, key, BN_V_U64, &v);
+}
+int bn_meta_set_f32(bn_meta *m, const char *key, float v)
+{
+    double x = v;
+    return set_scalar(m, key, BN_V_F32, &x);
+}
+int bn_meta_set_bool(bn_meta *m, const char *key, int v)
+{
+    uint64_t x = v ? 1 : 0;
+    return set_scalar(m, key, BN_V_BOOL, &x);
+}
+
+static int set_blob(bn_meta *m, const char *key, uint32_t type, const void *v, size_t n)
+{
+    bn_kv *kv = slot(m, key);
+    if (!kv || !(kv->data = malloc(n + 1)))
+        return -1;
+    kv->type = type;
+    kv->count = n;
+    if (n)
+        memcpy(kv->data, v, n);
+    ((char *)kv->data)[n] = 0; /* strings stay usable as C strings */
+    return 0;
+}
+
+int bn_meta_set_strn(bn_meta *m, const char *key, const char *v, size_t n)
+{
+    return set_blob(m, key, BN_V_STR, v, n);
+}
+int bn_meta_set_str(bn_meta *m, const char *key, const char *v)
+{
+    return set_blob(m, key, BN_V_STR, v, strlen(v));
+}
+int bn_meta_set_bytes(bn_meta *m, const char *key, const void *v, size_t n)
+{
+    return set_blob(m, key, BN_V_BYTES, v, n);
+}
+
+static size_t scalar_width(uint32_t t)
+{
+    switch (t) {
+    case BN_V_U32: case BN_V_I32: case BN_V_F32: return 4;
+    case BN_V_U64: case BN_V_I64: case BN_V_F64: return 8;
+    case BN_V_BOOL: return 1;
+    default: return 0;
+    }
+}
+
+int bn_meta_set_arr(bn_meta *m, const char *key, uint32_t elem_type, const void *v, uint64_t count)
+{
+    size_t w = scalar_width(elem_type);
+    if (!w || count > SIZE_MAX / w)
+        return -1;
+    bn_kv *kv = slot(m, key);
+    if (!kv || !(kv->data = malloc(count * w + 1)))
+        return -1;
+    kv->type = BN_V_ARR;
+    kv->elem_type = elem_type;
+    kv->count = count;
+    if (count)
+        memcpy(kv->data, v, count * w);
+    return 0;
+}
+
+int bn_meta_set_strarr_owned(bn_meta *m, const char *key, char *data, uint64_t *offsets, uint64_t count)
+{
+    bn_kv *kv = slot(m, key);
+    if (!kv) {
+        free(data);
+        free(offsets);
+        return -1;
+    }
+    kv->type = BN_V_STRARR;
+    kv->count = count;
+    kv->data = data;
+    kv->offsets = offsets;
+    return 0;
+}
+
+int bn_meta_set_section(bn_meta *m, const char *key, bn_meta *sub)
+{
+    bn_kv *kv = slot(m, key);
+    if (!kv) {
+        bn_meta_free(sub);
+        free(sub);
+        return -1;
+    }
+    kv->type = BN_V_SECTION;
+    kv->sub = sub;
+    kv->count = sub->n;
+    return 0;
+}
+
+static int copy_kv(bn_meta *dst, const bn_kv *s)
+{
+    switch (s->type) {
+    case BN_V_STR: case BN_V_BYTES:
+        return set_blob(dst, s->key, s->type, s->data, s->count);
+    case BN_V_ARR:
+        return bn_meta_set_arr(dst, s->key, s->elem_type, s->data, s->count);
+    case BN_V_STRARR: {
+        uint64_t bytes = s->offsets[s->count];
+        char *d = malloc(bytes + 1);
+        uint64_t *o = malloc((s->count + 1) * sizeof *o);
+        if (!d || !o) {
+            free(d);
+            free(o);
+            return -1;
+        }
+        memcpy(d, s->data, bytes);
+        memcpy(o, s->offsets, (s->count + 1) * sizeof *o);
+        return bn_meta_set_strarr_owned(dst, s->key, d, o, s->count);
+    }
+    case BN_V_SECTION: {
+        bn_meta *sub = calloc(1, sizeof *sub);
+        if (!sub || bn_meta_copy(sub, s->sub)) {
+            if (sub)
+                bn_meta_free(sub);
+            free(sub);
+            return -1;
+        }
+        return bn_meta_set_section(dst, s->key, sub);
+    }
+    default:
+        return set_scalar(dst, s->key, s->type, s->data);
+    }
+}
+
+int bn_meta_copy(bn_meta *dst, const bn_meta *src)
+{
+    for (size_t i = 0; i < src->n; i++)
+        if (copy_kv(dst, &src->kv[i]))
+            return -1;
+    return 0;
+}
+
+int bn_meta_remove(bn_meta *m, const char *key)
+{
+    bn_kv *kv = find(m, key);
+    if (!kv)
+        return -1;
+    kv_clear(kv);
+    size_t i = (size_t)(kv - m->kv);
+    memmove(&m->kv[i], &m->kv[i + 1], (m->n - i - 1) * sizeof *kv);
+    m->n--;
+    return 0;
+}
+
+/* ---- getters ---- */
+
+int bn_meta_i64(const bn_meta *m, const char *key, int64_t *out)
+{
+    const bn_kv *kv = find(m, key);
+    if (!kv)
+        return -1;
+    switch (kv->type) {
+    case BN_V_U32: case BN_V_U64: case BN_V_BOOL: {
+        uint64_t u;
+        memcpy(&u, kv->data, 8);
+        if (u > INT64_MAX)
+            return -1;
+        *out = (int64_t)u;
+        return 0;
+    }
+    case BN_V_I32: case BN_V_I64:
+        memcpy(out, kv->data, 8);
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+int bn_meta_u64(const bn_meta *m, const char *key, uint64_t *out)
+{
+    const bn_kv *kv = find(m, key);
+    if (kv && kv->type == BN_V_U64) {
+        memcpy(out, kv->data, 8);
+        return 0;
+    }
+    int64_t v;
+    if (bn_meta_i64(m, key, &v) || v < 0)
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int bn_meta_u32(const bn_meta *m, const char *key, uint32_t *out)
+{
+    uint64_t v;
+    if (bn_meta_u64(m, key, &v) || v > UINT32_MAX)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int bn_meta_f64(const bn_meta *m, const char *key, double *out)
+{
+    const bn_kv *kv = find(m, key);
+    if (!kv)
+        return -1;
+    if (kv->type == BN_V_F32 || kv->type == BN_V_F64) {
+        memcpy(out, kv->data, 8);
+        return 0;
+    }
+    int64_t v;
+    if (bn_meta_i64(m, key, &v))
+        return -1;
+    *out = (double)v;
+    return 0;
+}
+
+int bn_meta_bool(const bn_meta *m, const char *key, int *out)
+{
+    const bn_kv *kv = find(m, key);
+    if (!kv || kv->type != BN_V_BOOL)
+        return -1;
+    *out = ((uint8_t *)kv->data)[0] != 0;
+    return 0;
+}
+
+const char *bn_meta_str(const bn_meta *m, const char *key)
+{
+    const bn_kv *kv = find(m, key);
+    if (!kv || kv->type != BN_V_STR)
+        return NULL;
+    return kv->data;
+}
+
+const bn_meta *bn_meta_section(const bn_meta *m, const char *key)
+{
+    const bn_kv *kv = find(m, key);
+    if (!kv || kv->type != BN_V_SECTION)
+        return NULL;
+    return kv->sub;
+}
+
+/* ---- encoding ---- */
+
+typedef struct buf {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} buf;
+
+static void put(buf *b, const void *v, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n)
+            cap *= 2;
+        uint8_t *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, v, n);
+    b->n += n;
+}
+static void put32(buf *b, uint32_t v) { put(b, &v, 4); }
+static void put64(buf *b, uint64_t v) { put(b, &v, 8); }
+
+static void put_scalar(buf *b, uint32_t type, const void *v8)
+{
+    uint64_t u;
+    double d;
+    memcpy(&u, v8, 8);
+    memcpy(&d, v8, 8);
+    switch (type) {
+    case BN_V_U32: case BN_V_I32: put32(b, (uint32_t)u); break;
+    case BN_V_U64: case BN_V_I64: put64(b, u); break;
+    case BN_V_F32: { float f = (float)d; put(b, &f, 4); break; }
+    case BN_V_F64: put(b, &d, 8); break;
+    case BN_V_BOOL: { uint8_t c = u ? 1 : 0; put(b, &c, 1); break; }
+    }
+}
+
+static int encode_list(const bn_meta *m, buf *b, bn_err *e);
+
+static int encode_kv(const bn_kv *kv, buf *b, bn_err *e)
+{
+    size_t kl = strlen(kv->key);
+    if (kl == 0 || kl > 65535)
+        return bn_fail(e, "metadata key '%s' has an invalid length", kv->key);
+    put32(b, (uint32_t)kl);
+    put(b, kv->key, kl);
+    put32(b, kv->type);
+    switch (kv->type) {
+    case BN_V_STR: case BN_V_BYTES:
+        put64(b, kv->count);
+        put(b, kv->data, kv->count);
+        break;
+    case BN_V_ARR:
+        put32(b, kv->elem_type);
+        put64(b, kv->count);
+        put(b, kv->data, kv->count * scalar_width(kv->elem_type));
+        break;
+    case BN_V_STRARR:
+        put64(b, kv->count);
+        for (uint64_t i = 0; i < kv->count; i++) {
+            uint64_t len = kv->offsets[i + 1] - kv->offsets[i];
+            if (len > UINT32_MAX)
+                return bn_fail(e, "metadata '%s': element too long", kv->key);
+            put32(b, (uint32_t)len);
+            put(b, (char *)kv->data + kv->offsets[i], len);
+        }
+        break;
+    case BN_V_SECTION: {
+        buf raw = {0};
+        if (encode_list(kv->sub, &raw, e)) {
+            free(raw.p);
+            return -1;
+        }
+        uLongf clen = compressBound(raw.n);
+        uint8_t *z = malloc(clen ? clen : 1);
+        if (!z || raw.oom || compress2(z, &clen, raw.p ? raw.p : (const uint8_t *)"", raw.n, 6) != Z_OK) {
+            free(z);
+            free(raw.p);
+            return bn_fail(e, "metadata '%s': cannot compress", kv->key);
+        }
+        put64(b, raw.n);
+        put64(b, clen);
+        put64(b, kv->sub->n);
+        put(b, z, clen);
+        free(z);
+        free(raw.p);
+        break;
+    }
+    default:
+        put_scalar(b, kv->type, kv->data);
+    }
+    return 0;
+}
+
+static int encode_list(const bn_meta *m, buf *b, bn_err *e)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (encode_kv(&m->kv[i], b, e))
+            return -1;
+    return 0;
+}
+
+int bn_meta_encode(const bn_meta *m, uint8_t **out, size_t *out_len, bn_err *e)
+{
+    buf b = {0};
+    if (encode_list(m, &b, e)) {
+        free(b.p);
+        return -1;
+    }
+    if (b.oom) {
+        free(b.p);
+        return bn_fail(e, "metadata: out of memory");
+    }
+    *out = b.p;
+    *out_len = b.n;
+    return 0;
+}
+
+/* ---- decoding: every length is checked against what is left ---- */
+
+typedef struct rd {
+    const uint8_t *p;
+    size_t left;
+} rd;
+
+static int take(rd *r, void *dst, size_t n)
+{
+    if (n > r->left)
+        return -1;
+    if (dst)
+        memcpy(dst, r->p, n);
+    r->p += n;
+    r->left -= n;
+    return 0;
+}
+
+static int decode_list(bn_meta *m, rd *r, uint64_t count, int depth, const char *name, bn_err *e);
+
+static int decode_kv(bn_meta *m, rd *r, int depth, const char *name, bn_err *e)
+{
+    uint32_t kl, type;
+    char key[65536];
+    if (take(r, &kl, 4) || kl == 0 || kl > 65535 || take(r, key, kl))
+        return bn_fail(e, "%s: metadata is truncated or has a bad key", name);
+    key[kl] = 0;
+    if (memchr(key, 0, kl))
+        return bn_fail(e, "%s: metadata key contains a NUL byte", name);
+    if (take(r, &type, 4))
+        return bn_fail(e, "%s: metadata '%s' is truncated", name, key);
+    uint64_t n;
+    switch (type) {
+    case BN_V_STR: case BN_V_BYTES:
+        if (take(r, &n, 8) || n > r->left)
+            return bn_fail(e, "%s: metadata '%s' claims %llu bytes, more than the head holds", name, key,
+                           (unsigned long long)n);
+        if (set_blob(m, key, type, r->p, (size_t)n))
+            return bn_fail(e, "%s: out of memory", name);
+        take(r, NULL, (size_t)n);
+        return 0;
+    case BN_V_ARR: {
+        uint32_t et;
+        if (take(r, &et, 4) || take(r, &n, 8))
+            return bn_fail(e, "%s: metadata '%s' is truncated", name, key);
+        size_t w = scalar_width(et);
+        if (!w)
+            return bn_fail(e, "%s: metadata '%s' has unknown array element type %u", name, key, et);
+        if (n > r->left / w)
+            return bn_fail(e, "%s: metadata '%s' claims %llu elements, more than the head holds", name, key,
+                           (unsigned long long)n);
+        if (bn_meta_set_arr(m, key, et, r->p, n))
+            return bn_fail(e, "%s: out of memory", name);
+        take(r, NULL, (size_t)(n * w));
+        return 0;
+    }
+    case BN_V_STRARR: {
+        if (take(r, &n, 8) || n > r->left / 4)
+            return bn_fail(e, "%s: metadata '%s' claims more strings than the head holds", name, key);
+        uint64_t *off = malloc((n + 1) * sizeof *off);
+        char *data = malloc(r->left + 1);
+        if (!off || !data) {
+            free(off);
+            free(data);
+            return bn_fail(e, "%s: out of memory", name);
+        }
+        uint64_t pos = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            uint32_t len;
+            off[i] = pos;
+            if (take(r, &len, 4) || take(r, data + pos, len)) {
+                free(off);
+                free(data);
+                return bn_fail(e, "%s: metadata '%s' is truncated at element %llu", name, key,
+                               (unsigned long long)i);
+            }
+            pos += len;
+        }
+        off[n] = pos;
+        if (bn_meta_set_strarr_owned(m, key, data, off, n))
+            return bn_fail(e, "%s: out of memory", name);
+        return 0;
+    }
+    case BN_V_SECTION: {
+        uint64_t raw, clen, cnt;
+        if (take(r, &raw, 8) || take(r, &clen, 8) || take(r, &cnt, 8) || clen > r->left)
+            return bn_fail(e, "%s: section '%s' is truncated", name, key);
+        if (depth > 4)
+            return bn_fail(e, "%s: sections nested too deeply", name);
+        /* zlib cannot expand more than ~1032:1; a larger claim is damage. */
+        if (raw > clen * 1032 + 64 || raw > ((uint64_t)1 << 34))
+            return bn_fail(e, "%s: section '%s' claims an impossible size", name, key);
+        uint8_t *z = malloc(raw ? raw : 1);
+        if (!z)
+            return bn_fail(e, "%s: out of memory for section '%s'", name, key);
+        uLongf got = raw;
+        if (uncompress(z, &got, r->p, clen) != Z_OK || got != raw) {
+            free(z);
+            return bn_fail(e, "%s: section '%s' is corrupt (zlib)", name, key);
+        }
+        take(r, NULL, (size_t)clen);
+        bn_meta *sub = calloc(1, sizeof *sub);
+        rd sr = {z, (size_t)raw};
+        if (!sub || decode_list(sub, &sr, cnt, depth + 1, name, e)) {
+            if (sub)
+                bn_meta_free(sub);
+            free(sub);
+            free(z);
+            return -1;
+        }
+        free(z);
+        if (bn_meta_set_section(m, key, sub))
+            return bn_fail(e, "%s: out of memory", name);
+        return 0;
+    }
+    default: {
+        size_t w = scalar_width(type);
+        if (!w)
+            return bn_fail(e, "%s: metadata '%s' has unknown value type %u", name, key, type);
+        uint8_t v[8] = {0};
+        if (take(r, v, w))
+            return bn_fail(e, "%s: metadata '%s' is truncated", name, key);
+        uint64_t x = 0;
+        int64_t sx;
+        double d;
+        float f;
+        switch (type) {
+        case BN_V_U32: { uint32_t t; memcpy(&t, v, 4); x = t; break; }
+        case BN_V_I32: { int32_t t; memcpy(&t, v, 4); sx = t; memcpy(&x, &sx, 8); break; }
+        case BN_V_F32: memcpy(&f, v, 4); d = f; memcpy(&x, &d, 8); break;
+        case BN_V_BOOL: x = v[0] != 0; break;
+        default: memcpy(&x, v, 8);
+        }
+        if (set_scalar(m, key, type, &x))
+            return bn_fail(e, "%s: out of memory", name);
+        return 0;
+    }
+    }
+}
+
+static int decode_list(bn_meta *m, rd *r, uint64_t count, int depth, const char *name, bn_err *e)
+{
+    for (uint64_t i = 0; i < count; i++)
+        if (decode_kv(m, r, depth, name, e))
+            return -1;
+    return 0;
+}
+
+int bn_meta_decode(bn_meta *m, const uint8_t *b, size_t len, uint64_t count, size_t *used, const char *name,
+                   bn_err *e)
+{
+    rd r = {b, len};
+    if (count > len / 9 + 1)
+        return bn_fail(e, "%s: metadata claims %llu entries, more than the head holds", name,
+                       (unsigned long long)count);
+    if (decode_list(m, &r, count, 0, name, e))
+        return -1;
+    if (used)
+        *used = len - r.left;
+    return 0;
+}
