@@ -323,4 +323,54 @@ int bn_hparams_to_meta(const bn_hparams *hp, bn_meta *m);
 /* Checks every tensor the architecture needs exists with the right shape. */
 int bn_hparams_check_tensors(const bn_hparams *hp, const bn_source *s, bn_err *e);
 
+/* ------------------------------------------------------------ conversion */
+
+typedef struct bn_convert_opts {
+    const char *program;  /* "bn-convert 0.1.0" for provenance */
+    const char *options;  /* the command line's options, for provenance */
+    const char *name;     /* general.name override, or NULL */
+    int progress;         /* draw progress on stderr */
+} bn_convert_opts;
+
+/* Streams any source into a bn model file at out ("-" = stdout): one tensor
+ * in memory at a time, output atomic, provenance recorded. */
+int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_err *e);
+
+/* Describes any model input (--info): hyper-parameters, tensors, sizes,
+ * checksum status; as text or JSON. verify: recompute checksums (bn files). */
+int bn_describe(const char *src, FILE *fp, int json, int verify, bn_err *e);
+
+/* XXH3-64 of a whole file, read in bounded chunks. */
+int bn_hash_file(const char *path, uint64_t *out, bn_err *e);
+
+/* ------------------------------------------------------------ quantization */
+
+/* Nonzero for the seven ternary projections of a layer (attn_q/k/v/output,
+ * ffn_gate/up/down), by canonical name. */
+int bn_tensor_is_projection(const char *name);
+
+typedef struct bn_quant_stats {
+    float scale;       /* beta = mean|W| (clamped at 1e-5) */
+    double zero_share; /* fraction of weights that became 0 */
+    double rel_error;  /* ||W - beta*T|| / ||W|| */
+} bn_quant_stats;
+
+/* Absmean ternarization (formats.md §1.4): beta = mean|W| over the whole
+ * tensor, T = clamp(rint(W/beta), -1, 1); writes a `t2` tensor. */
+void bn_ternarize_absmean(const float *w, uint64_t rows, uint64_t k, uint8_t *t2, bn_quant_stats *st);
+/* Reads ternary value (row r, column c) of a `t2` tensor: -1, 0 or 1. */
+int bn_t2_get(const uint8_t *t2, uint64_t k, uint64_t r, uint64_t c);
+float bn_t2_scale(const uint8_t *t2, uint64_t rows, uint64_t k);
+
+typedef struct bn_quant_opts {
+    const char *step;   /* provenance line, e.g. "bn-quant 0.1.0" */
+    FILE *report;       /* per-tensor report, or NULL */
+    int report_json;
+    int progress;
+} bn_quant_opts;
+
+/* Streams a bn model, ternarizing float projection weights; everything else
+ * (and ternary input) passes through untouched. */
+int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err *e);
+
 #endif

@@ -484,7 +484,7 @@ static int decode_kv(bn_meta *m, rd *r, int depth, const char *name, bn_err *e)
         return bn_fail(e, "%s: metadata key contains a NUL byte", name);
     if (take(r, &type, 4))
         return bn_fail(e, "%s: metadata '%s' is truncated", name, key);
-    uint64_t n;
+    uint64_t n = 0;
     switch (type) {
     case BN_V_STR: case BN_V_BYTES:
         if (take(r, &n, 8) || n > r->left)

@@ -1,0 +1,557 @@
+/* hf.c — Hugging Face checkpoint directories: config.json, one or more
+ * .safetensors shards, tokenizer files. Presents the model canonically:
+ * GGUF-style tensor names, packed ternary weights as `t2`, hyper-parameters
+ * under the model.* keys (formats/bn-model.md). */
+#include "bn.h"
+#include "formats.h"
+#include "jsonfile.h"
+
+#if __has_include("tokenizer.h")
+#include "tokenizer.h"
+#define HAVE_TOKENIZER 1
+#endif
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+enum recipe_kind { COPY, UNPACK_PACKED };
+
+typedef struct recipe {
+    int kind;
+    uint32_t shard, src;       /* the weight */
+    uint32_t scale_shard, scale_src; /* UNPACK_PACKED: its weight_scale */
+} recipe;
+
+typedef struct hf_impl {
+    bn_source *shards;
+    size_t n_shards;
+    recipe *recipes;
+    int divide_scale; /* bitlinear: value = code / weight_scale */
+    uint8_t *scratch;
+    size_t scratch_cap;
+} hf_impl;
+
+/* ------------------------------------------------------------- names */
+
+static const struct {
+    const char *hf, *bn;
+} layer_names[] = {
+    {"input_layernorm.weight", "attn_norm.weight"},
+    {"self_attn.q_proj.weight", "attn_q.weight"},
+    {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"self_attn.attn_sub_norm.weight", "attn_sub_norm.weight"},
+    {"self_attn.inner_attn_ln.weight", "attn_sub_norm.weight"}, /* 1bitLLM */
+    {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"mlp.gate_proj.weight", "ffn_gate.weight"},
+    {"mlp.up_proj.weight", "ffn_up.weight"},
+    {"mlp.down_proj.weight", "ffn_down.weight"},
+    {"mlp.ffn_sub_norm.weight", "ffn_sub_norm.weight"},
+    {"mlp.ffn_layernorm.weight", "ffn_sub_norm.weight"}, /* 1bitLLM */
+};
+
+/* Maps an HF tensor name to the canonical one. Returns 1 mapped, 0 to be
+ * ignored (buffers HF recomputes), -1 unknown. */
+static int map_name(const char *hf, char *out, size_t n)
+{
+    if (!strcmp(hf, "model.embed_tokens.weight"))
+        return snprintf(out, n, "token_embd.weight"), 1;
+    if (!strcmp(hf, "model.norm.weight"))
+        return snprintf(out, n, "output_norm.weight"), 1;
+    if (!strcmp(hf, "lm_head.weight"))
+        return snprintf(out, n, "output.weight"), 1;
+    unsigned layer;
+    int used = 0;
+    if (sscanf(hf, "model.layers.%u.%n", &layer, &used) == 1 && used > 0) {
+        const char *rest = hf + used;
+        if (strstr(rest, "rotary_emb.inv_freq"))
+            return 0;
+        for (size_t i = 0; i < sizeof layer_names / sizeof *layer_names; i++)
+            if (!strcmp(rest, layer_names[i].hf))
+                return snprintf(out, n, "blk.%u.%s", layer, layer_names[i].bn), 1;
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------- config */
+
+static int cfg_u32(const cJSON *cfg, const char *key, uint32_t *out, const char *name, bn_err *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (!v)
+        return bn_fail(e, "%s: config.json lacks '%s'", name, key);
+    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 4e9 || v->valuedouble != floor(v->valuedouble))
+        return bn_fail(e, "%s: config.json '%s' must be a positive integer", name, key);
+    *out = (uint32_t)v->valuedouble;
+    return 0;
+}
+
+static double cfg_num(const cJSON *cfg, const char *key, double dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+static const char *cfg_str(const cJSON *cfg, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Reads config.json into hyper-parameters; also decides the scale convention. */
+static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed_expected, bn_meta *meta, bn_err *e)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    cJSON *cfg = NULL;
+    if (bn_json_load(path, &cfg, e))
+        return -1;
+    int rc = -1;
+    memset(hp, 0, sizeof *hp);
+    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
+    const char *arch = cJSON_IsArray(archs) && cJSON_IsString(cJSON_GetArrayItem(archs, 0))
+                           ? cJSON_GetArrayItem(archs, 0)->valuestring
+                           : NULL;
+    const char *model_type = cfg_str(cfg, "model_type");
+    const char *act = cfg_str(cfg, "hidden_act");
+    if (!arch) {
+        bn_fail(e, "%s: config.json lacks 'architectures'", path);
+        goto out;
+    }
+    if (!strcmp(arch, "BitNetForCausalLM")) {
+        snprintf(hp->arch, sizeof hp->arch, "bitnet-b1.58");
+        hp->sub_norms = 1;
+    } else if (!strcmp(arch, "BitnetForCausalLM")) {
+        snprintf(hp->arch, sizeof hp->arch, "bitnet");
+        hp->sub_norms = 1;
+    } else if (!strcmp(arch, "LlamaForCausalLM")) {
+        snprintf(hp->arch, sizeof hp->arch, "llama");
+        hp->sub_norms = 0;
+    } else {
+        bn_fail(e, "%s: unsupported architecture '%s' (BitNetForCausalLM, BitnetForCausalLM and ternary "
+                   "LlamaForCausalLM are supported)", path, arch);
+        goto out;
+    }
+    if (!act)
+        act = !strcmp(hp->arch, "bitnet-b1.58") ? "relu2" : "silu";
+    if (!strcmp(act, "relu2"))
+        hp->act_silu = 0;
+    else if (!strcmp(act, "silu") || !strcmp(act, "swish"))
+        hp->act_silu = 1;
+    else {
+        bn_fail(e, "%s: unsupported hidden_act '%s' (relu2 and silu are supported)", path, act);
+        goto out;
+    }
+    if (cfg_u32(cfg, "vocab_size", &hp->n_vocab, path, e) || cfg_u32(cfg, "hidden_size", &hp->n_embd, path, e) ||
+        cfg_u32(cfg, "intermediate_size", &hp->n_ff, path, e) ||
+        cfg_u32(cfg, "num_hidden_layers", &hp->n_layer, path, e) ||
+        cfg_u32(cfg, "num_attention_heads", &hp->n_head, path, e))
+        goto out;
+    hp->n_head_kv = hp->n_head;
+    if (cJSON_GetObjectItemCaseSensitive(cfg, "num_key_value_heads") &&
+        cfg_u32(cfg, "num_key_value_heads", &hp->n_head_kv, path, e))
+        goto out;
+    if (cJSON_GetObjectItemCaseSensitive(cfg, "head_dim")) {
+        if (cfg_u32(cfg, "head_dim", &hp->head_dim, path, e))
+            goto out;
+    } else {
+        if (hp->n_embd % hp->n_head) {
+            bn_fail(e, "%s: hidden_size %u is not a multiple of num_attention_heads %u", path, hp->n_embd,
+                    hp->n_head);
+            goto out;
+        }
+        hp->head_dim = hp->n_embd / hp->n_head;
+    }
+    hp->n_ctx = 2048;
+    if (cJSON_GetObjectItemCaseSensitive(cfg, "max_position_embeddings") &&
+        cfg_u32(cfg, "max_position_embeddings", &hp->n_ctx, path, e))
+        goto out;
+    hp->rope_theta = (float)cfg_num(cfg, "rope_theta", 10000.0);
+    hp->norm_eps = (float)cfg_num(cfg, "rms_norm_eps", 1e-6);
+    const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(cfg, "rope_scaling");
+    if (scaling && !cJSON_IsNull(scaling)) {
+        bn_fail(e, "%s: rope_scaling is not supported yet", path);
+        goto out;
+    }
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings");
+    hp->tied = tie ? cJSON_IsTrue(tie) : 1;
+    /* HF checkpoints keep Q/K in HF order, so RoPE pairs (i, i+d/2). */
+    hp->rope_neox = 1;
+    const cJSON *bos = cJSON_GetObjectItemCaseSensitive(cfg, "bos_token_id");
+    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(cfg, "eos_token_id");
+    hp->bos_id = cJSON_IsNumber(bos) ? (int32_t)bos->valuedouble : -1;
+    if (cJSON_IsArray(eos))
+        eos = cJSON_GetArrayItem(eos, 0);
+    hp->eos_id = cJSON_IsNumber(eos) ? (int32_t)eos->valuedouble : -1;
+    const cJSON *pad = cJSON_GetObjectItemCaseSensitive(cfg, "pad_token_id");
+    hp->pad_id = cJSON_IsNumber(pad) ? (int32_t)pad->valuedouble : -1;
+    hp->add_bos = hp->bos_id >= 0;
+
+    /* The packed weight_scale convention (formats.md §0 note): do what
+     * transformers does with this config. */
+    const cJSON *qc = cJSON_GetObjectItemCaseSensitive(cfg, "quantization_config");
+    const char *lc = qc ? cfg_str(qc, "linear_class") : NULL;
+    const char *mode = qc ? cfg_str(qc, "quantization_mode") : NULL;
+    const cJSON *use_norm = qc ? cJSON_GetObjectItemCaseSensitive(qc, "use_rms_norm") : NULL;
+    if (cJSON_IsTrue(use_norm)) {
+        bn_fail(e, "%s: quantization_config.use_rms_norm is not supported", path);
+        goto out;
+    }
+    int autobit = lc && !strcmp(lc, "autobitlinear");
+    *packed_expected = !autobit || (mode && !strcmp(mode, "offline"));
+    *divide = !(autobit && mode && !strcmp(mode, "offline"));
+    if (model_type)
+        bn_meta_set_str(meta, "general.source_model_type", model_type);
+    rc = 0;
+out:
+    cJSON_Delete(cfg);
+    return rc;
+}
+
+/* Optional files: generation_config.json (stop ids), tokenizer_config.json
+ * (chat template). Missing files are fine; malformed ones are errors. */
+static int read_extras(const char *dir, bn_hparams *hp, bn_meta *meta, bn_err *e)
+{
+    char path[4096];
+    cJSON *j = NULL;
+    snprintf(path, sizeof path, "%s/generation_config.json", dir);
+    if (bn_file_exists(path)) {
+        if (bn_json_load(path, &j, e))
+            return -1;
+        const cJSON *eos = cJSON_GetObjectItemCaseSensitive(j, "eos_token_id");
+        if (cJSON_IsNumber(eos))
+            hp->stop_ids[hp->n_stop++] = (int32_t)eos->valuedouble;
+        else if (cJSON_IsArray(eos)) {
+            const cJSON *v;
+            cJSON_ArrayForEach(v, eos) if (cJSON_IsNumber(v) && hp->n_stop < BN_MAX_STOP)
+                hp->stop_ids[hp->n_stop++] = (int32_t)v->valuedouble;
+        }
+        cJSON_Delete(j);
+        j = NULL;
+    }
+    if (hp->n_stop == 0 && hp->eos_id >= 0)
+        hp->stop_ids[hp->n_stop++] = hp->eos_id;
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    const char *fmt = "none";
+    if (bn_file_exists(path)) {
+        if (bn_json_load(path, &j, e))
+            return -1;
+        const char *tmpl = cfg_str(j, "chat_template");
+        if (tmpl) {
+            bn_meta_set_str(meta, "chat.template", tmpl);
+            /* The 2B4T template renders "Role: content<|eot_id|>". */
+            if (strstr(tmpl, "capitalize") && strstr(tmpl, "<|eot_id|>") && strstr(tmpl, "Assistant: "))
+                fmt = "bitnet";
+            else if (strstr(tmpl, "<|start_header_id|>"))
+                fmt = "llama3";
+        }
+        const cJSON *addb = cJSON_GetObjectItemCaseSensitive(j, "add_bos_token");
+        if (cJSON_IsBool(addb))
+            hp->add_bos = cJSON_IsTrue(addb) && hp->bos_id >= 0;
+        cJSON_Delete(j);
+    }
+    bn_meta_set_str(meta, "chat.format", fmt);
+    return 0;
+}
+
+/* ------------------------------------------------------------- shards */
+
+static int open_shards(const char *dir, hf_impl *hi, bn_source *s, bn_err *e)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    if (bn_file_exists(path)) {
+        cJSON *idx = NULL;
+        if (bn_json_load(path, &idx, e))
+            return -1;
+        const cJSON *wm = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");
+        if (!cJSON_IsObject(wm)) {
+            cJSON_Delete(idx);
+            return bn_fail(e, "%s: no weight_map", path);
+        }
+        /* Distinct shard files, in first-seen order. */
+        char **files = NULL;
+        size_t nf = 0;
+        const cJSON *v;
+        int rc = 0;
+        cJSON_ArrayForEach(v, wm)
+        {
+            if (!cJSON_IsString(v) || strchr(v->valuestring, '/')) {
+                rc = bn_fail(e, "%s: bad shard name for '%s'", path, v->string);
+                break;
+            }
+            size_t k;
+            for (k = 0; k < nf; k++)
+                if (!strcmp(files[k], v->valuestring))
+                    break;
+            if (k == nf) {
+                char **n2 = realloc(files, (nf + 1) * sizeof *n2);
+                if (!n2) {
+                    rc = bn_fail(e, "%s: out of memory", path);
+                    break;
+                }
+                files = n2;
+                files[nf++] = v->valuestring;
+            }
+        }
+        if (!rc) {
+            hi->shards = calloc(nf ? nf : 1, sizeof *hi->shards);
+            if (!hi->shards)
+                rc = bn_fail(e, "%s: out of memory", path);
+            for (size_t k = 0; !rc && k < nf; k++) {
+                char sp[4096];
+                snprintf(sp, sizeof sp, "%s/%s", dir, files[k]);
+                rc = bn_safetensors_open(&hi->shards[k], sp, e);
+                if (!rc)
+                    hi->n_shards++, bn_source_add_file(s, sp);
+            }
+        }
+        free(files);
+        cJSON_Delete(idx);
+        if (!rc && hi->n_shards == 0)
+            rc = bn_fail(e, "%s: lists no shards", path);
+        if (!rc)
+            bn_source_add_file(s, path);
+        return rc;
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (!bn_file_exists(path))
+        return bn_fail(e, "%s: no model.safetensors or model.safetensors.index.json", dir);
+    hi->shards = calloc(1, sizeof *hi->shards);
+    if (!hi->shards)
+        return bn_fail(e, "%s: out of memory", dir);
+    if (bn_safetensors_open(&hi->shards[0], path, e))
+        return -1;
+    hi->n_shards = 1;
+    return bn_source_add_file(s, path);
+}
+
+/* ------------------------------------------------------------- reading */
+
+static int scratch(hf_impl *hi, size_t n)
+{
+    if (n <= hi->scratch_cap)
+        return 0;
+    uint8_t *p = realloc(hi->scratch, n);
+    if (!p)
+        return -1;
+    hi->scratch = p;
+    hi->scratch_cap = n;
+    return 0;
+}
+
+static int read_scale(hf_impl *hi, const recipe *r, float *out, const char *name, bn_err *e)
+{
+    bn_source *sh = &hi->shards[r->scale_shard];
+    const bn_tensor *t = &sh->tensors[r->scale_src];
+    uint8_t raw[8];
+    if (t->size > sizeof raw || sh->read(sh, r->scale_src, raw, e))
+        return bn_fail(e, "%s: cannot read '%s'", sh->name, t->name);
+    float v;
+    if (bn_to_f32(t->type, raw, &v, 1))
+        return bn_fail(e, "%s: '%s' must be a float scalar", sh->name, t->name);
+    if (!isfinite(v) || v == 0.0f)
+        return bn_fail(e, "%s: '%s' is %g (a ternary scale must be finite and non-zero)", sh->name, t->name, v);
+    *out = hi->divide_scale ? 1.0f / v : v;
+    if (!isfinite(*out) || *out == 0.0f)
+        return bn_fail(e, "%s: '%s' = %g gives an unusable scale", sh->name, t->name, v);
+    (void)name;
+    return 0;
+}
+
+/* HF packs [M/4, K] bytes: byte (p, c) holds rows p, p+M/4, p+M/2, p+3M/4 in
+ * bit pairs 1:0, 3:2, 5:4, 7:6 as code w+1 (formats.md §2.1). */
+static int unpack_packed(const uint8_t *src, uint64_t m4, uint64_t k, float beta, uint8_t *dst,
+                         const char *file, const char *tname, bn_err *e)
+{
+    uint64_t row_bytes = (k + 3) / 4, m = m4 * 4;
+    memset(dst, 0x55, m * row_bytes); /* code 1 (zero) everywhere, padding included */
+    for (uint64_t p = 0; p < m4; p++)
+        for (uint64_t c = 0; c < k; c++) {
+            uint8_t byte = src[p * k + c];
+            for (unsigned q = 0; q < 4; q++) {
+                unsigned code = (byte >> (2 * q)) & 3;
+                if (code == 3)
+                    return bn_fail(e, "%s: '%s' holds the invalid ternary code 3 at [%llu, %llu]", file, tname,
+                                   (unsigned long long)p, (unsigned long long)c);
+                uint64_t r = p + q * m4;
+                uint8_t *b = &dst[r * row_bytes + c / 4];
+                unsigned sh = 2 * (c % 4);
+                *b = (uint8_t)((*b & ~(3u << sh)) | (code << sh));
+            }
+        }
+    memcpy(dst + m * row_bytes, &beta, 4);
+    return 0;
+}
+
+static int hf_read(bn_source *s, size_t i, void *buf, bn_err *e)
+{
+    hf_impl *hi = s->impl;
+    const recipe *r = &hi->recipes[i];
+    bn_source *sh = &hi->shards[r->shard];
+    if (r->kind == COPY)
+        return sh->read(sh, r->src, buf, e);
+    const bn_tensor *st = &sh->tensors[r->src];
+    float beta = 0;
+    if (read_scale(hi, r, &beta, s->name, e))
+        return -1;
+    if (scratch(hi, st->size))
+        return bn_fail(e, "%s: out of memory", s->name);
+    if (sh->read(sh, r->src, hi->scratch, e))
+        return -1;
+    return unpack_packed(hi->scratch, st->shape[0], st->shape[1], beta, buf, sh->name, st->name, e);
+}
+
+static void hf_close(bn_source *s)
+{
+    hf_impl *hi = s->impl;
+    if (!hi)
+        return;
+    for (size_t k = 0; k < hi->n_shards; k++)
+        bn_source_close(&hi->shards[k]);
+    free(hi->shards);
+    free(hi->recipes);
+    free(hi->scratch);
+    free(hi);
+}
+
+/* Builds the canonical directory from the shards' tensors. */
+static int build_directory(bn_source *s, hf_impl *hi, int packed_expected, bn_err *e)
+{
+    size_t total = 0;
+    for (size_t k = 0; k < hi->n_shards; k++)
+        total += hi->shards[k].n_tensors;
+    s->tensors = calloc(total ? total : 1, sizeof *s->tensors);
+    hi->recipes = calloc(total ? total : 1, sizeof *hi->recipes);
+    if (!s->tensors || !hi->recipes)
+        return bn_fail(e, "%s: out of memory", s->name);
+    int saw_packed = 0, saw_float_proj = 0;
+    for (size_t k = 0; k < hi->n_shards; k++) {
+        bn_source *sh = &hi->shards[k];
+        for (size_t j = 0; j < sh->n_tensors; j++) {
+            const bn_tensor *st = &sh->tensors[j];
+            size_t len = strlen(st->name);
+            if (len > 13 && !strcmp(st->name + len - 13, ".weight_scale"))
+                continue; /* consumed with its weight */
+            char cname[BN_NAME_MAX];
+            int m = map_name(st->name, cname, sizeof cname);
+            if (m == 0)
+                continue;
+            if (m < 0)
+                return bn_fail(e, "%s: unsupported tensor '%s'", sh->name, st->name);
+            if (bn_source_find(s, cname))
+                return bn_fail(e, "%s: tensor '%s' appears twice", s->name, st->name);
+            bn_tensor *t = &s->tensors[s->n_tensors];
+            recipe *r = &hi->recipes[s->n_tensors];
+            *t = *st;
+            snprintf(t->name, sizeof t->name, "%s", cname);
+            t->data = NULL;
+            t->has_hash = 0;
+            r->kind = COPY;
+            r->shard = (uint32_t)k;
+            r->src = (uint32_t)j;
+            if (bn_tensor_is_projection(cname) && st->type == BN_U8) {
+                /* Packed ternary: find its weight_scale in any shard. */
+                char scale_name[BN_NAME_MAX + 16];
+                snprintf(scale_name, sizeof scale_name, "%s_scale", st->name);
+                int found = 0;
+                for (size_t k2 = 0; k2 < hi->n_shards && !found; k2++) {
+                    int idx = bn_source_find_index(&hi->shards[k2], scale_name);
+                    if (idx >= 0) {
+                        r->scale_shard = (uint32_t)k2;
+                        r->scale_src = (uint32_t)idx;
+                        found = 1;
+                    }
+                }
+                if (!found)
+                    return bn_fail(e, "%s: packed weight '%s' has no '%s'", s->name, st->name, scale_name);
+                const bn_tensor *sc = &hi->shards[r->scale_shard].tensors[r->scale_src];
+                if (sc->shape[0] * (sc->ndim > 1 ? sc->shape[1] : 1) != 1 || sc->ndim > 2)
+                    return bn_fail(e, "%s: '%s' must hold one value (per-tensor scale)", s->name, scale_name);
+                if (st->ndim != 2)
+                    return bn_fail(e, "%s: packed weight '%s' must be 2-D", s->name, st->name);
+                r->kind = UNPACK_PACKED;
+                t->type = BN_T2;
+                t->shape[0] = st->shape[0] * 4;
+                t->size = bn_type_size(BN_T2, 2, t->shape);
+                saw_packed = 1;
+            } else if (bn_tensor_is_projection(cname)) {
+                if (st->type != BN_F32 && st->type != BN_F16 && st->type != BN_BF16)
+                    return bn_fail(e, "%s: projection '%s' has an unsupported type %s", s->name, st->name,
+                                   bn_type_name(st->type));
+                saw_float_proj = 1;
+            } else if (st->type != BN_F32 && st->type != BN_F16 && st->type != BN_BF16)
+                return bn_fail(e, "%s: tensor '%s' must be a float tensor, not %s", s->name, st->name,
+                               bn_type_name(st->type));
+            t->src_index = (uint32_t)s->n_tensors;
+            s->n_tensors++;
+        }
+    }
+    if (saw_packed && saw_float_proj)
+        return bn_fail(e, "%s: mixes packed and float projection weights", s->name);
+    if (saw_packed && !packed_expected)
+        bn_meta_set_str(&s->meta, "provenance.note", "packed weights under an online quantization_config");
+    if (saw_packed)
+        bn_meta_set_str(&s->meta, "provenance.scale_convention", hi->divide_scale ? "divide" : "multiply");
+    return 0;
+}
+
+int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
+{
+    memset(s, 0, sizeof *s);
+    s->name = strdup(dir);
+    s->format = strdup("hf");
+    hf_impl *hi = calloc(1, sizeof *hi);
+    if (!s->name || !s->format || !hi) {
+        free(hi);
+        bn_source_close(s);
+        return bn_fail(e, "%s: out of memory", dir);
+    }
+    s->impl = hi;
+    s->read = hf_read;
+    s->close = hf_close;
+    bn_hparams hp;
+    int packed_expected = 0;
+    char path[4096];
+    if (read_config(dir, &hp, &hi->divide_scale, &packed_expected, &s->meta, e) ||
+        read_extras(dir, &hp, &s->meta, e) || open_shards(dir, hi, s, e) ||
+        build_directory(s, hi, packed_expected, e))
+        goto fail;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    bn_source_add_file(s, path);
+    if (hp.tied && bn_source_find(s, "output.weight"))
+        hp.tied = 0; /* an explicit head wins */
+    if (bn_hparams_to_meta(&hp, &s->meta)) {
+        bn_fail(e, "%s: out of memory", dir);
+        goto fail;
+    }
+    bn_meta_set_str(&s->meta, "provenance.source_format", "hf");
+    {
+        bn_hparams check;
+        if (bn_hparams_from_meta(&s->meta, &check, dir, e) || bn_hparams_check_tensors(&check, s, e))
+            goto fail;
+    }
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (bn_file_exists(path)) {
+#ifdef HAVE_TOKENIZER
+        bn_meta *sect = calloc(1, sizeof *sect);
+        if (!sect || bn_tokenizer_section_from_hf(path, sect, e)) {
+            if (sect)
+                bn_meta_free(sect);
+            free(sect);
+            goto fail;
+        }
+        bn_meta_set_section(&s->meta, "tokenizer", sect);
+        bn_source_add_file(s, path);
+#endif
+    }
+    return 0;
+fail:
+    bn_source_close(s);
+    return -1;
+}
