@@ -1,0 +1,701 @@
+#!/usr/bin/python3
+"""gen_checkpoint.py — synthetic BitNet checkpoints with seeded random weights.
+
+Written from the public format descriptions only (safetensors README, ggml
+docs/gguf.md, the byte layouts in /work/shared/docs/formats.md §2, §3, §4),
+independently of bn's C code. Tensors are generated and written one at a
+time, so even the 2b4t shape needs about one tensor of memory.
+
+  gen_checkpoint.py --format FMT --shape NAME [--layers N] [--vocab N]
+                    [--seed S] [--shards N] [--arch A] [--inject BAD] OUT
+
+FMT: hf-bf16 hf-packed hf-packed-bitlinear gguf-f32 gguf-f16 gguf-bf16
+     gguf-q8_0 gguf-tq1_0 gguf-tq2_0 gguf-i2_s
+OUT: a directory for hf-*, a file for gguf-*.
+
+Next to OUT a truth sidecar OUT.truth.json records, per tensor, the
+canonical (GGUF) name, the bn type a faithful converter must produce, and
+for ternary tensors the sha256 of the int8 values (row-major [rows, cols])
+and β as an f32 bit pattern.
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+TINY_DIR = os.path.join(ROOT, "models", "tiny-bitnet")
+
+# name: (hidden, ffn, layers, heads, kv_heads, vocab, context)
+SHAPES = {
+    "tiny": (64, 160, 2, 4, 2, 512, 256),
+    "tiny256": (256, 512, 2, 4, 2, 512, 256),   # rows multiple of 256: TQ1_0/TQ2_0
+    "small-odd": (96, 200, 3, 3, 1, 300, 128),  # K=200 rows not a multiple of 128
+    "odd": (36, 90, 2, 3, 1, 300, 64),          # K%4 != 0 (t2 row padding); float formats only
+    "2b4t": (2560, 6912, 30, 20, 5, 128256, 4096),
+    # in the style of bitnet.cpp's dummy-model generator (Llama-like sizes)
+    "7b": (4096, 11008, 32, 32, 32, 32000, 2048),
+    "13b": (5120, 13824, 40, 40, 40, 32000, 2048),
+    "30b": (6656, 17920, 60, 52, 52, 32000, 2048),
+    "70b": (8192, 28672, 80, 64, 8, 32000, 2048),
+    "100b": (8192, 45568, 72, 64, 8, 32000, 2048),
+}
+
+FORMATS = ["hf-bf16", "hf-packed", "hf-packed-bitlinear", "gguf-f32", "gguf-f16", "gguf-bf16",
+           "gguf-q8_0", "gguf-tq1_0", "gguf-tq2_0", "gguf-i2_s"]
+
+LLAMA3_REGEX = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
+                " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+GGUF_CHAT_TEMPLATE = ("{% for message in messages %}{% if loop.first %}{{ bos_token }}{% endif %}"
+                      "{% if message['role'] == 'user' %}{{ 'Human: ' + message['content'] + "
+                      "'\\n\\nBITNETAssistant: ' + eos_token }}{% elif message['role'] == 'assistant' %}"
+                      "{{ message['content'] + eos_token }}{% endif %}{% endfor %}")
+HF_CHAT_TEMPLATE = ("{% for message in messages %}{% set content = message['role'] | capitalize + ': '"
+                    " + message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
+                    "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
+                    "{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}")
+
+# ggml type ids
+GT = {"F32": 0, "F16": 1, "Q8_0": 8, "BF16": 30, "TQ1_0": 34, "TQ2_0": 35, "I2_S": 36}
+
+
+# ------------------------------------------------------------------ numbers
+
+def f32_to_bf16_bits(x):
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    return u.astype(np.uint16)
+
+
+def bf16_bits_to_f32(b):
+    return (b.astype(np.uint32) << 16).view(np.float32)
+
+
+def round_beta(beta, dtype):
+    """β as the storage dtype represents it, returned as float32."""
+    b = np.float32(beta)
+    if dtype == "f16":
+        return np.float32(np.float16(b))
+    if dtype == "bf16":
+        return bf16_bits_to_f32(f32_to_bf16_bits(np.array([b])))[0]
+    return b
+
+
+# ------------------------------------------------------------ model layout
+
+def model_tensors(shape, layers, vocab, arch):
+    """[(canonical name, hf name, [rows, cols] or [n], kind)] in file order."""
+    d, ff, nl, h, kv, _, _ = shape
+    hd = d // h
+    sub = arch != "llama"
+    out = [("token_embd.weight", "model.embed_tokens.weight", [vocab, d], "embed")]
+    for i in range(layers):
+        p, q = "blk.%d." % i, "model.layers.%d." % i
+        out += [
+            (p + "attn_norm.weight", q + "input_layernorm.weight", [d], "norm"),
+            (p + "attn_q.weight", q + "self_attn.q_proj.weight", [h * hd, d], "ternary"),
+            (p + "attn_k.weight", q + "self_attn.k_proj.weight", [kv * hd, d], "ternary"),
+            (p + "attn_v.weight", q + "self_attn.v_proj.weight", [kv * hd, d], "ternary"),
+        ]
+        if sub:
+            out.append((p + "attn_sub_norm.weight", q + "self_attn.attn_sub_norm.weight", [h * hd], "norm"))
+        out += [
+            (p + "attn_output.weight", q + "self_attn.o_proj.weight", [d, h * hd], "ternary"),
+            (p + "ffn_norm.weight", q + "post_attention_layernorm.weight", [d], "norm"),
+            (p + "ffn_gate.weight", q + "mlp.gate_proj.weight", [ff, d], "ternary"),
+            (p + "ffn_up.weight", q + "mlp.up_proj.weight", [ff, d], "ternary"),
+        ]
+        if sub:
+            out.append((p + "ffn_sub_norm.weight", q + "mlp.ffn_sub_norm.weight", [ff], "norm"))
+        out.append((p + "ffn_down.weight", q + "mlp.down_proj.weight", [d, ff], "ternary"))
+    out.append(("output_norm.weight", "model.norm.weight", [d], "norm"))
+    if arch == "llama":
+        out.append(("output.weight", "lm_head.weight", [vocab, d], "embed"))
+    return out
+
+
+def rng_for(seed, idx):
+    return np.random.default_rng([seed, idx])
+
+
+def gen_ternary(rng, rows, cols):
+    w = rng.choice(np.array([-1, 0, 1], dtype=np.int8), size=(rows, cols), p=[0.3, 0.4, 0.3])
+    beta = float(rng.uniform(0.5, 2.0))
+    return w, beta
+
+
+def gen_norm(rng, n):
+    return (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+
+def embed_chunks(seed, idx, rows, cols, chunk_rows=4096):
+    """Yields float32 row chunks of a random embedding (deterministic)."""
+    for r0 in range(0, rows, chunk_rows):
+        rng = np.random.default_rng([seed, idx, r0])
+        n = min(chunk_rows, rows - r0)
+        yield (0.02 * rng.standard_normal((n, cols))).astype(np.float32)
+
+
+def sha(arr):
+    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+
+
+def f32hex(x):
+    return struct.pack("<f", float(x)).hex()
+
+
+# --------------------------------------------------------------- vocabulary
+
+def bytes_to_unicode():
+    """GPT-2's reversible byte -> printable unicode map."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def special_names(count):
+    names = ["<|begin_of_text|>", "<|end_of_text|>"]
+    names += ["<|reserved_special_token_%d|>" % i for i in range(4)]
+    names += ["<|start_header_id|>", "<|end_header_id|>", "<|reserved_special_token_4|>", "<|eot_id|>"]
+    i = 5
+    while len(names) < count:
+        names.append("<|reserved_special_token_%d|>" % i)
+        i += 1
+    return names[:count]
+
+
+def synth_vocab(vocab_size, seed):
+    """(tokens in byte->unicode form, merges 'A B', specials) with exactly
+    vocab_size tokens: 256 bytes, merged tokens, then the specials."""
+    n_special = 256 if vocab_size >= 100000 else 16
+    if vocab_size < 256 + n_special:
+        sys.exit("gen_checkpoint: vocab %d is too small (at least %d)" % (vocab_size, 256 + n_special))
+    b2u = bytes_to_unicode()
+    tokens = [b2u[b] for b in range(256)]
+    seen = set(tokens)
+    merges = []
+    rng = np.random.default_rng([seed, 999])
+    letters = [b2u[b] for b in b"etaoinshrdlucmfwypvbgkjqxz ETAOINS.,"]
+    want = vocab_size - n_special
+    short = list(letters)
+    while len(tokens) < want:
+        a = short[int(rng.integers(len(short)))] if rng.random() < 0.7 else tokens[int(rng.integers(len(tokens)))]
+        b = letters[int(rng.integers(len(letters)))] if rng.random() < 0.6 else tokens[int(rng.integers(len(tokens)))]
+        t = a + b
+        if t in seen or len(t) > 16:
+            continue
+        seen.add(t)
+        tokens.append(t)
+        merges.append(a + " " + b)
+        if len(t) <= 4:
+            short.append(t)
+    specials = special_names(n_special)
+    return tokens, merges, specials
+
+
+# --------------------------------------------------------------- encoders
+
+def pack_hf(w):
+    """HF uint8 packing along dim 0 in quarters: byte (p, c) holds rows p,
+    p+M/4, p+M/2, p+3M/4 in bits 1:0, 3:2, 5:4, 7:6; code = w + 1."""
+    m = w.shape[0]
+    if m % 4:
+        sys.exit("gen_checkpoint: HF packing needs rows %% 4 == 0 (got %d)" % m)
+    q = m // 4
+    c = (w.astype(np.int16) + 1).astype(np.uint8)
+    return (c[:q] | (c[q:2 * q] << 2) | (c[2 * q:3 * q] << 4) | (c[3 * q:] << 6)).astype(np.uint8)
+
+
+def enc_i2s(w, beta):
+    """I2_S: flattened row-major, 128-weight blocks in 32 bytes; element j of
+    a block in byte j%32 at bits 7-2*(j//32) : 6-2*(j//32); then f32 β and
+    28 zero bytes."""
+    flat = (w.reshape(-1).astype(np.int16) + 1).astype(np.uint8)
+    if flat.size % 128:
+        sys.exit("gen_checkpoint: I2_S needs a multiple of 128 weights")
+    blk = flat.reshape(-1, 4, 32)  # [block, group g = j//32, m = j%32]
+    b = (blk[:, 0] << 6) | (blk[:, 1] << 4) | (blk[:, 2] << 2) | blk[:, 3]
+    return b.astype(np.uint8).tobytes() + struct.pack("<f", beta) + bytes(28)
+
+
+def enc_tq2(codes, d16):
+    """TQ2_0 blocks of 256: qs[64] then fp16 d; element 128c+32l+m in byte
+    32c+m at bits 2l. codes: [nblk, 256] uint8; d16: [nblk] float16."""
+    nb = codes.shape[0]
+    c = codes.reshape(nb, 2, 4, 32)  # [blk, c, l, m]
+    qs = c[:, :, 0] | (c[:, :, 1] << 2) | (c[:, :, 2] << 4) | (c[:, :, 3] << 6)  # [blk, c, m]
+    out = np.zeros((nb, 66), dtype=np.uint8)
+    out[:, :64] = qs.reshape(nb, 64)
+    out[:, 64:66] = d16.astype("<f2").view(np.uint8).reshape(nb, 2)
+    return out.tobytes()
+
+
+def _tq1_pack(digits):
+    """digits [..., 5], most significant first -> ceil(256*v/243)."""
+    v = np.zeros(digits.shape[:-1], dtype=np.int32)
+    for n in range(5):
+        v = v * 3 + digits[..., n].astype(np.int32)
+    return ((v * 256 + 242) // 243).astype(np.uint8)
+
+
+def enc_tq1(codes, d16):
+    """TQ1_0 blocks of 256: qs[48], qh[4], fp16 d. qs[m] (m<32): elements
+    m+32n; qs[32+m] (m<16): 160+m+16n; qh[j]: 240+j+4n (n<4, 5th digit 0)."""
+    nb = codes.shape[0]
+    out = np.zeros((nb, 54), dtype=np.uint8)
+    a = codes[:, :160].reshape(nb, 5, 32).transpose(0, 2, 1)      # [blk, m, n]
+    out[:, :32] = _tq1_pack(a)
+    b = codes[:, 160:240].reshape(nb, 5, 16).transpose(0, 2, 1)   # [blk, m, n]
+    out[:, 32:48] = _tq1_pack(b)
+    c = codes[:, 240:256].reshape(nb, 4, 4).transpose(0, 2, 1)    # [blk, j, n]
+    c = np.concatenate([c, np.zeros((nb, 4, 1), dtype=c.dtype)], axis=2)
+    out[:, 48:52] = _tq1_pack(c)
+    out[:, 52:54] = d16.astype("<f2").view(np.uint8).reshape(nb, 2)
+    return out.tobytes()
+
+
+def enc_q8_0(x):
+    """Q8_0 blocks of 32: fp16 d then 32 int8; d = absmax/127."""
+    x = x.reshape(-1, 32).astype(np.float32)
+    amax = np.abs(x).max(axis=1)
+    d = (amax / 127.0).astype(np.float32)
+    inv = np.where(d > 0, 1.0 / np.where(d > 0, d, 1), 0).astype(np.float32)
+    q = np.clip(np.trunc(x * inv[:, None] + np.copysign(0.5, x)), -127, 127).astype(np.int8)
+    out = np.zeros((x.shape[0], 34), dtype=np.uint8)
+    out[:, :2] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 2:] = q.view(np.uint8)
+    return out.tobytes()
+
+
+# ------------------------------------------------------------------ GGUF
+
+class GGUFWriter:
+    def __init__(self, version=3, alignment=32):
+        self.version = version
+        self.alignment = alignment
+        self.kv = []  # (key, type, value-bytes)
+        self.tensors = []  # (name, ne list innermost-first, ggml type, nbytes)
+
+    @staticmethod
+    def _str(s):
+        b = s.encode("utf-8") if isinstance(s, str) else s
+        return struct.pack("<Q", len(b)) + b
+
+    def add(self, key, vtype, value):
+        fmt = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+        if vtype == 8:
+            body = self._str(value)
+        elif vtype == 9:
+            et, items = value
+            body = struct.pack("<IQ", et, len(items))
+            if et == 8:
+                body += b"".join(self._str(s) for s in items)
+            else:
+                body += np.asarray(items, dtype=np.dtype(fmt[et][1:]).newbyteorder("<")).tobytes()
+        else:
+            body = struct.pack(fmt[vtype], value)
+        self.kv.append((key, vtype, body))
+
+    def add_tensor(self, name, shape_outer_first, gtype, nbytes):
+        self.tensors.append([name, list(reversed(shape_outer_first)), gtype, nbytes])
+
+    def head_bytes(self, inject=None):
+        a = self.alignment
+        offs, off = [], 0
+        for t in self.tensors:
+            offs.append(off)
+            off += (t[3] + a - 1) // a * a
+        nt, nkv = len(self.tensors), len(self.kv)
+        if inject == "absurd-tensor-count":
+            nt = 1 << 60
+        if inject == "absurd-kv-count":
+            nkv = 1 << 60
+        out = [b"GGUF", struct.pack("<IQQ", self.version, nt, nkv)]
+        for key, vt, body in self.kv:
+            out.append(self._str(key) + struct.pack("<I", vt) + body)
+        for i, (name, ne, gt, nbytes) in enumerate(self.tensors):
+            o = offs[i]
+            if inject == "offset-past-end" and i == len(self.tensors) - 1:
+                o = (1 << 40)
+            if inject == "unknown-type" and i == 1:
+                gt = 99
+            out.append(self._str(name) + struct.pack("<I", len(ne)) + struct.pack("<%dQ" % len(ne), *ne)
+                       + struct.pack("<IQ", gt, o))
+        head = b"".join(out)
+        pad = (-len(head)) % a
+        return head + bytes(pad)
+
+
+def gguf_size(gtype, shape):
+    n = int(np.prod(shape))
+    k = shape[-1]
+    if gtype == "F32":
+        return 4 * n
+    if gtype in ("F16", "BF16"):
+        return 2 * n
+    if gtype == "Q8_0":
+        assert k % 32 == 0, "Q8_0 needs rows of a multiple of 32"
+        return n // 32 * 34
+    if gtype == "TQ2_0":
+        assert k % 256 == 0, "TQ2_0 needs rows of a multiple of 256 (try --shape tiny256)"
+        return n // 256 * 66
+    if gtype == "TQ1_0":
+        assert k % 256 == 0, "TQ1_0 needs rows of a multiple of 256 (try --shape tiny256)"
+        return n // 256 * 54
+    if gtype == "I2_S":
+        assert n % 128 == 0, "I2_S needs a multiple of 128 weights"
+        return n // 4 + 32
+    raise ValueError(gtype)
+
+
+def write_gguf(args, shape, layers, vocab, out):
+    fmt = args.format[5:]
+    arch = args.arch
+    d, ff, _, h, kv, _, ctx = shape
+    tens = model_tensors(shape, layers, vocab, arch)
+    proj_t = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "tq1_0": "TQ1_0",
+              "tq2_0": "TQ2_0", "i2_s": "I2_S"}[fmt]
+    embed_t = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0"}.get(fmt, "F16")
+    tokens, merges, specials = synth_vocab(vocab, args.seed)
+    all_tokens = tokens + specials
+    bos, eos = len(tokens), len(tokens) + 1
+
+    w = GGUFWriter(version=args.gguf_version, alignment=args.alignment or 32)
+    A = arch
+    w.add("general.architecture", 8, A)
+    w.add("general.name", 8, "synthetic-%s-%s" % (args.shape, fmt))
+    if args.alignment:
+        w.add("general.alignment", 4, args.alignment)
+    w.add(A + ".vocab_size", 4, vocab)
+    w.add(A + ".context_length", 4, ctx)
+    w.add(A + ".embedding_length", 4, d)
+    w.add(A + ".block_count", 4, layers)
+    w.add(A + ".feed_forward_length", 4, ff)
+    w.add(A + ".rope.dimension_count", 4, d // h)
+    w.add(A + ".attention.head_count", 4, h)
+    w.add(A + ".attention.head_count_kv", 4, kv)
+    w.add("tokenizer.ggml.add_bos_token", 7, True)
+    w.add(A + ".attention.layer_norm_rms_epsilon", 6, 1e-5)
+    w.add(A + ".rope.freq_base", 6, 500000.0)
+    w.add("general.file_type", 4, {"f32": 0, "f16": 1, "bf16": 32, "q8_0": 7, "tq1_0": 36, "tq2_0": 37,
+                                   "i2_s": 40}[fmt])
+    w.add("tokenizer.ggml.model", 8, "gpt2")
+    if args.inject == "absurd-string-len":
+        # a string array whose count claims far more than the file holds
+        w.kv.append(("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 1 << 62)))
+    else:
+        w.add("tokenizer.ggml.tokens", 9, (8, all_tokens))
+    w.add("tokenizer.ggml.scores", 9, (6, [0.0] * len(tokens) + [-1000.0] * len(specials)))
+    w.add("tokenizer.ggml.token_type", 9, (5, [1] * len(tokens) + [3] * len(specials)))
+    w.add("tokenizer.ggml.merges", 9, (8, merges))
+    w.add("tokenizer.ggml.bos_token_id", 4, bos)
+    w.add("tokenizer.ggml.eos_token_id", 4, eos)
+    w.add("tokenizer.ggml.padding_token_id", 4, eos)
+    w.add("tokenizer.chat_template", 8, GGUF_CHAT_TEMPLATE)
+    w.add("general.quantization_version", 4, 2)
+    if args.inject == "nested-array":
+        # a valid nested array (ignored by readers that do not know the key)
+        body = struct.pack("<IQ", 9, 2)
+        for k in range(2):
+            body += struct.pack("<IQ", 4, 3) + struct.pack("<3I", k, k + 1, k + 2)
+        w.kv.append(("synthetic.nested", 9, body))
+
+    truth = {"format": args.format, "shape": args.shape, "arch": arch, "layers": layers, "vocab": vocab,
+             "seed": args.seed, "tensors": []}
+    plan = []
+    for idx, (name, _, shp, kind) in enumerate(tens):
+        if kind == "norm":
+            gt = "F32"
+        elif kind == "embed":
+            gt = embed_t
+        else:
+            gt = proj_t
+        w.add_tensor(name, shp, GT[gt], gguf_size(gt, shp))
+        plan.append((idx, name, shp, kind, gt))
+
+    with open(out, "wb") as f:
+        f.write(w.head_bytes(args.inject))
+        a = w.alignment
+        for idx, name, shp, kind, gt in plan:
+            rng = rng_for(args.seed, idx)
+            entry = {"name": name, "shape": shp, "ggml_type": gt}
+            if kind == "norm":
+                x = gen_norm(rng, shp[0])
+                data = x.astype("<f4").tobytes()
+                entry.update(bn_type="f32", kind="float")
+            elif kind == "embed":
+                data = b""
+                hs = hashlib.sha256()
+                parts = []
+                for chunk in embed_chunks(args.seed, idx, shp[0], shp[1]):
+                    if gt == "F32":
+                        part = chunk.astype("<f4").tobytes()
+                    elif gt == "F16":
+                        part = chunk.astype("<f2").tobytes()
+                    elif gt == "BF16":
+                        part = f32_to_bf16_bits(chunk).astype("<u2").tobytes()
+                    else:
+                        part = enc_q8_0(chunk)
+                    f.write(part)
+                    parts.append(len(part))
+                entry.update(bn_type={"F32": "f32", "F16": "f16", "BF16": "bf16", "Q8_0": "f32"}[gt], kind="float")
+                nbytes = sum(parts)
+                f.write(bytes((-nbytes) % a))
+                truth["tensors"].append(entry)
+                continue
+            else:
+                wt, beta = gen_ternary(rng, shp[0], shp[1])
+                data, entry = ternary_bytes(args, name, wt, beta, gt, rng, entry)
+            f.write(data)
+            f.write(bytes((-len(data)) % a))
+            truth["tensors"].append(entry)
+    return truth
+
+
+def ternary_bytes(args, name, wt, beta, gt, rng, entry):
+    rows, cols = wt.shape
+    if gt in ("F32", "F16", "BF16"):
+        b = round_beta(beta, {"F32": "f32", "F16": "f16", "BF16": "bf16"}[gt])
+        vals = wt.astype(np.float32) * b
+        data = {"F32": lambda: vals.astype("<f4").tobytes(), "F16": lambda: vals.astype("<f2").tobytes(),
+                "BF16": lambda: f32_to_bf16_bits(vals).astype("<u2").tobytes()}[gt]()
+        entry.update(kind="ternary-as-float", bn_type=gt.lower(), ternary_sha256=sha(wt), beta_f32=f32hex(b))
+        return data, entry
+    if gt == "Q8_0":
+        vals = wt.astype(np.float32) * np.float32(beta)
+        entry.update(kind="ternary-as-q8_0", bn_type="f32", ternary_sha256=sha(wt), beta_f32=f32hex(beta))
+        return enc_q8_0(vals), entry
+    if gt == "I2_S":
+        b = np.float32(beta)
+        if args.inject == "i2s-nan-scale" and name == "blk.0.attn_q.weight":
+            b = np.float32("nan")
+        if args.inject == "i2s-zero-scale" and name == "blk.0.attn_q.weight":
+            b = np.float32(0)
+        if args.inject == "i2s-bad-code" and name == "blk.0.attn_q.weight":
+            data = bytearray(enc_i2s(wt, b))
+            data[0] |= 0xC0  # code 3 for element 0
+            entry.update(kind="ternary", bn_type="t2", ternary_sha256=sha(wt), beta_f32=f32hex(b))
+            return bytes(data), entry
+        entry.update(kind="ternary", bn_type="t2", ternary_sha256=sha(wt), beta_f32=f32hex(b))
+        return enc_i2s(wt, b), entry
+    # TQ1_0 / TQ2_0: one fp16 d per 256-block
+    codes = (wt.reshape(-1, 256).astype(np.int16) + 1).astype(np.uint8)
+    nb = codes.shape[0]
+    d = np.full(nb, np.float16(beta), dtype=np.float16)
+    uniform = True
+    if name.endswith("attn_output.weight") and name.startswith("blk.0."):
+        # per-block absmax-like scales: not one β, so the reader must dequantize to f32
+        d = (np.float16(beta) * (1.0 + 0.25 * rng.random(nb))).astype(np.float16)
+        if nb > 1 and d[0] == d[1]:
+            d[1] = np.float16(float(d[1]) * 1.5)
+        uniform = nb == 1
+    elif nb > 1:
+        # one all-zero block carrying an unrelated d: still one β
+        codes[1] = 1
+        wt = wt.copy().reshape(-1)
+        wt[256:512] = 0
+        wt = wt.reshape(rows, cols)
+        d[1] = np.float16(3.75)
+    data = enc_tq1(codes, d) if gt == "TQ1_0" else enc_tq2(codes, d)
+    if uniform:
+        entry.update(kind="ternary", bn_type="t2", ternary_sha256=sha(wt),
+                     beta_f32=f32hex(np.float32(np.float16(beta))))
+    else:
+        entry.update(kind="ternary-nonuniform", bn_type="f32")
+    return data, entry
+
+
+# -------------------------------------------------------------------- HF
+
+def st_dtype_size(dt):
+    return {"BF16": 2, "F16": 2, "F32": 4, "U8": 1}[dt]
+
+
+def write_hf(args, shape, layers, vocab, out):
+    d, ff, _, h, kv, _, ctx = shape
+    os.makedirs(out, exist_ok=True)
+    arch = "bitnet-b1.58"
+    tens = model_tensors(shape, layers, vocab, arch)
+    packed = args.format in ("hf-packed", "hf-packed-bitlinear")
+    divide = args.format == "hf-packed-bitlinear"
+
+    # (hf name, dtype, shape, producer) in file order
+    plan = []
+    for idx, (cname, hname, shp, kind) in enumerate(tens):
+        if kind == "ternary" and packed:
+            plan.append((hname, "U8", [shp[0] // 4, shp[1]], idx, cname, "packed"))
+            plan.append((hname.replace(".weight", ".weight_scale"), "BF16", [1], idx, cname, "scale"))
+        else:
+            plan.append((hname, "BF16", shp, idx, cname, kind))
+    nshard = max(1, args.shards)
+    per = (len(plan) + nshard - 1) // nshard
+    shards = [plan[i * per:(i + 1) * per] for i in range(nshard)]
+    shards = [s for s in shards if s]
+    nshard = len(shards)
+    names = (["model.safetensors"] if nshard == 1 else
+             ["model-%05d-of-%05d.safetensors" % (i + 1, nshard) for i in range(nshard)])
+
+    truth = {"format": args.format, "shape": args.shape, "arch": arch, "layers": layers, "vocab": vocab,
+             "seed": args.seed, "scale_convention": "divide" if divide else "multiply", "tensors": []}
+    tmap = {}
+    weight_map = {}
+    total = 0
+    cache = {}
+    for fname, items in zip(names, shards):
+        header, off = {}, 0
+        for hname, dt, shp, idx, cname, kind in items:
+            n = int(np.prod(shp)) * st_dtype_size(dt)
+            header[hname] = {"dtype": dt, "shape": shp, "data_offsets": [off, off + n]}
+            off += n
+            weight_map[hname] = fname
+        total += off
+        header["__metadata__"] = {"format": "pt"}
+        hj = json.dumps(header, separators=(",", ":")).encode()
+        hj += b" " * ((-len(hj)) % 8)
+        with open(os.path.join(out, fname), "wb") as f:
+            f.write(struct.pack("<Q", len(hj)) + hj)
+            for hname, dt, shp, idx, cname, kind in items:
+                rng = rng_for(args.seed, idx)
+                if kind == "scale":
+                    beta = cache.pop(cname)
+                    ws = np.float32(1.0) / np.float32(beta) if divide else np.float32(beta)
+                    bits = f32_to_bf16_bits(np.array([ws], dtype=np.float32))
+                    f.write(bits.astype("<u2").tobytes())
+                    wsf = bf16_bits_to_f32(bits)[0]
+                    eff = (np.float32(1.0) / wsf) if divide else wsf
+                    tmap[cname]["beta_f32"] = f32hex(eff)
+                    tmap[cname]["weight_scale_bf16"] = int(bits[0])
+                    continue
+                entry = {"name": cname, "hf_name": hname, "shape": tens[idx][2]}
+                if kind == "packed":
+                    wt, beta = gen_ternary(rng, *tens[idx][2])
+                    f.write(pack_hf(wt).tobytes())
+                    cache[cname] = beta
+                    entry.update(kind="ternary", bn_type="t2", ternary_sha256=sha(wt))
+                    tmap[cname] = entry
+                elif kind == "embed":
+                    for chunk in embed_chunks(args.seed, idx, shp[0], shp[1]):
+                        f.write(f32_to_bf16_bits(chunk).astype("<u2").tobytes())
+                    entry.update(kind="float", bn_type="bf16")
+                elif kind == "norm":
+                    f.write(f32_to_bf16_bits(gen_norm(rng, shp[0])).astype("<u2").tobytes())
+                    entry.update(kind="float", bn_type="bf16")
+                else:  # master weights, bf16
+                    x = rng.standard_normal(tuple(shp)).astype(np.float32)
+                    f.write(f32_to_bf16_bits(x).astype("<u2").tobytes())
+                    entry.update(kind="master", bn_type="bf16-or-t2")
+                truth["tensors"].append(entry)
+    if nshard > 1:
+        with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+
+    qc = {"quant_method": "bitnet", "linear_class": "bitlinear" if divide else "autobitlinear",
+          "quantization_mode": "offline" if packed else "online"}
+    if vocab == 4096 and os.path.isdir(TINY_DIR):
+        for fn in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            src = os.path.join(TINY_DIR, fn)
+            if os.path.exists(src):
+                shutil.copyfile(src, os.path.join(out, fn))
+        tc = json.load(open(os.path.join(TINY_DIR, "config.json")))
+        bos, eos = tc.get("bos_token_id", 4064), tc.get("eos_token_id", 4065)
+        eot = 4073
+    else:
+        bos, eos, eot = write_hf_tokenizer(out, vocab, args.seed)
+    cfg = {
+        "architectures": ["BitNetForCausalLM"], "model_type": "bitnet", "hidden_act": "relu2",
+        "hidden_size": d, "intermediate_size": ff, "num_hidden_layers": layers,
+        "num_attention_heads": h, "num_key_value_heads": kv, "vocab_size": vocab,
+        "max_position_embeddings": ctx, "rms_norm_eps": 1e-5, "rope_theta": 500000.0,
+        "tie_word_embeddings": True, "torch_dtype": "bfloat16", "use_cache": True,
+        "bos_token_id": bos, "eos_token_id": eos, "initializer_range": 0.02,
+        "attention_bias": False, "quantization_config": qc,
+    }
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    with open(os.path.join(out, "generation_config.json"), "w") as f:
+        json.dump({"_from_model_config": True, "bos_token_id": bos, "eos_token_id": [eos, eot],
+                   "do_sample": True, "temperature": 0.8, "top_p": 0.95, "max_length": ctx}, f, indent=2)
+    return truth
+
+
+def write_hf_tokenizer(out, vocab, seed):
+    tokens, merges, specials = synth_vocab(vocab, seed)
+    base = len(tokens)
+    bos, eos = base, base + 1
+    eot = base + specials.index("<|eot_id|>")
+    added = [{"id": base + i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i, s in enumerate(specials)]
+    tj = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": LLAMA3_REGEX}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]},
+        "post_processor": {"type": "Sequence", "processors": [
+            {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+            {"type": "TemplateProcessing",
+             "single": [{"SpecialToken": {"id": specials[0], "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+             "pair": [{"SpecialToken": {"id": specials[0], "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                      {"SpecialToken": {"id": specials[0], "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+             "special_tokens": {specials[0]: {"id": specials[0], "ids": [bos], "tokens": [specials[0]]}}}]},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": True,
+                  "vocab": {t: i for i, t in enumerate(tokens)}, "merges": merges},
+    }
+    with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(tj, f, ensure_ascii=False)
+    tc = {"added_tokens_decoder": {str(a["id"]): {k: a[k] for k in ("content", "lstrip", "normalized", "rstrip",
+                                                                   "single_word", "special")} for a in added},
+          "bos_token": specials[0], "eos_token": specials[1], "chat_template": HF_CHAT_TEMPLATE,
+          "clean_up_tokenization_spaces": True, "model_input_names": ["input_ids", "attention_mask"],
+          "model_max_length": 1000000, "tokenizer_class": "PreTrainedTokenizerFast"}
+    with open(os.path.join(out, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(tc, f, ensure_ascii=False, indent=2)
+    return bos, eos, eot
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--format", required=True, choices=FORMATS)
+    ap.add_argument("--shape", default="tiny", choices=sorted(SHAPES))
+    ap.add_argument("--layers", type=int)
+    ap.add_argument("--vocab", type=int)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--shards", type=int, default=1)
+    ap.add_argument("--arch", default="bitnet-b1.58", choices=["bitnet-b1.58", "bitnet-25", "bitnet", "llama"],
+                    help="GGUF general.architecture (llama adds an untied output.weight, no sub-norms)")
+    ap.add_argument("--gguf-version", type=int, default=3, choices=[2, 3])
+    ap.add_argument("--alignment", type=int, default=0, help="write general.alignment (default: absent = 32)")
+    ap.add_argument("--inject", choices=["absurd-tensor-count", "absurd-kv-count", "absurd-string-len",
+                                         "offset-past-end", "unknown-type", "i2s-nan-scale", "i2s-zero-scale",
+                                         "i2s-bad-code", "nested-array"],
+                    help="write a deliberately malformed file (for error tests)")
+    ap.add_argument("--no-truth", action="store_true")
+    ap.add_argument("out")
+    args = ap.parse_args()
+    shape = SHAPES[args.shape]
+    layers = args.layers if args.layers is not None else shape[2]
+    vocab = args.vocab if args.vocab is not None else shape[5]
+    if args.format.startswith("hf-"):
+        truth = write_hf(args, shape, layers, vocab, args.out)
+    else:
+        truth = write_gguf(args, shape, layers, vocab, args.out)
+    if not args.no_truth:
+        with open(args.out.rstrip("/") + ".truth.json", "w") as f:
+            json.dump(truth, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
