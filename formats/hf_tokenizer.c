@@ -1,0 +1,329 @@
+/* hf_tokenizer.c — a Hugging Face tokenizer.json (byte-level BPE) as our
+ * `tokenizer` section, and the model-level token keys of an HF checkpoint
+ * directory.
+ *
+ * Only what encodes exactly is accepted: model BPE without byte fallback or
+ * subword affixes, no normalizer, and a pre-tokenizer that is a regex Split
+ * ("Isolated") followed by ByteLevel without its own regex, or ByteLevel
+ * alone (GPT-2's regex). Anything else is refused by name rather than
+ * encoded almost right. */
+#include "jsonfile.h"
+#include "tok_section.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const cJSON *item(const cJSON *o, const char *k)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+static const char *type_of(const cJSON *o)
+{
+    const cJSON *t = item(o, "type");
+    return cJSON_IsString(t) ? t->valuestring : "";
+}
+
+/* One pre-tokenizer step; *regex is set by a Split or a regex ByteLevel. */
+static int pre_step(const cJSON *p, const char **regex, int *bytelevel, const char *path, bn_err *e)
+{
+    const char *ty = type_of(p);
+    if (!strcmp(ty, "Split")) {
+        const cJSON *pat = item(p, "pattern"), *re = pat ? item(pat, "Regex") : NULL;
+        const cJSON *beh = item(p, "behavior"), *inv = item(p, "invert");
+        if (!cJSON_IsString(re))
+            return bn_fail(e, "%s: pre_tokenizer Split without a Regex pattern is not supported", path);
+        if (!cJSON_IsString(beh) || strcmp(beh->valuestring, "Isolated") || cJSON_IsTrue(inv))
+            return bn_fail(e, "%s: pre_tokenizer Split must be behavior Isolated, not inverted", path);
+        if (*regex)
+            return bn_fail(e, "%s: more than one regex pre-tokenizer is not supported", path);
+        *regex = re->valuestring;
+        return 0;
+    }
+    if (!strcmp(ty, "ByteLevel")) {
+        if (cJSON_IsTrue(item(p, "add_prefix_space")))
+            return bn_fail(e, "%s: pre_tokenizer ByteLevel with add_prefix_space is not supported", path);
+        const cJSON *ur = item(p, "use_regex");
+        if (!cJSON_IsFalse(ur)) { /* the default is true */
+            if (*regex)
+                return bn_fail(e, "%s: more than one regex pre-tokenizer is not supported", path);
+            *regex = bn_tok_gpt2_regex;
+        }
+        *bytelevel = 1;
+        return 0;
+    }
+    return bn_fail(e, "%s: pre_tokenizer '%s' is not supported (only Split and ByteLevel)", path, ty);
+}
+
+static int pre_regex(const cJSON *root, const char **regex, const char *path, bn_err *e)
+{
+    const cJSON *pt = item(root, "pre_tokenizer");
+    int bytelevel = 0;
+    *regex = NULL;
+    if (!cJSON_IsObject(pt))
+        return bn_fail(e, "%s: no pre_tokenizer (not a byte-level BPE)", path);
+    if (!strcmp(type_of(pt), "Sequence")) {
+        const cJSON *s;
+        cJSON_ArrayForEach(s, item(pt, "pretokenizers")) if (pre_step(s, regex, &bytelevel, path, e)) return -1;
+    } else if (pre_step(pt, regex, &bytelevel, path, e)) {
+        return -1;
+    }
+    if (!bytelevel)
+        return bn_fail(e, "%s: the pre_tokenizer has no ByteLevel step (not a byte-level BPE)", path);
+    if (!*regex)
+        *regex = bn_tok_llama3_regex; /* the Llama 3 structure with its Split left implicit */
+    return 0;
+}
+
+/* Model checks: refuse what our BPE would not reproduce. */
+static int check_model(const cJSON *root, const cJSON *model, const char *path, bn_err *e)
+{
+    if (!cJSON_IsObject(model))
+        return bn_fail(e, "%s: no model object", path);
+    const char *ty = type_of(model);
+    if (*ty && strcmp(ty, "BPE"))
+        return bn_fail(e, "%s: tokenizer model '%s' is not supported (only byte-level BPE)", path, ty);
+    if (!cJSON_IsObject(item(model, "vocab")) || !cJSON_IsArray(item(model, "merges")))
+        return bn_fail(e, "%s: model has no vocab object or merges array (not a BPE)", path);
+    if (cJSON_IsTrue(item(model, "byte_fallback")))
+        return bn_fail(e, "%s: BPE with byte_fallback (SentencePiece style) is not supported", path);
+    const cJSON *p = item(model, "continuing_subword_prefix"), *s = item(model, "end_of_word_suffix");
+    if ((cJSON_IsString(p) && *p->valuestring) || (cJSON_IsString(s) && *s->valuestring))
+        return bn_fail(e, "%s: BPE with subword prefixes/suffixes is not supported", path);
+    const cJSON *norm = item(root, "normalizer");
+    if (norm && !cJSON_IsNull(norm))
+        return bn_fail(e, "%s: normalizer '%s' is not supported", path, type_of(norm));
+    return 0;
+}
+
+static int added_tokens(const cJSON *root, tok_builder *b, uint8_t **seen, size_t *nseen, const char *path,
+                        bn_err *e)
+{
+    const cJSON *a;
+    cJSON_ArrayForEach(a, item(root, "added_tokens"))
+    {
+        const cJSON *id = item(a, "id"), *content = item(a, "content");
+        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > INT32_MAX || !cJSON_IsString(content))
+            return bn_fail(e, "%s: an added token without a valid id and content", path);
+        uint32_t i = (uint32_t)id->valuedouble;
+        if (i >= *nseen) {
+            size_t n = (size_t)i * 2 + 64;
+            uint8_t *ns = realloc(*seen, n);
+            if (!ns)
+                return bn_fail(e, "out of memory");
+            memset(ns + *nseen, 0, n - *nseen);
+            *seen = ns;
+            *nseen = n;
+        }
+        (*seen)[i] = 1;
+        uint8_t ty = cJSON_IsTrue(item(a, "special")) ? BN_TOKT_CONTROL : BN_TOKT_USER;
+        if (tok_builder_add(b, i, content->valuestring, strlen(content->valuestring), ty, e))
+            return -1;
+    }
+    return 0;
+}
+
+static int64_t merge_side(tok_builder *b, const char *s, size_t n, uint8_t *buf)
+{
+    long len = bn_gpt2_decode(s, n, buf);
+    return len > 0 ? tok_builder_find(b, buf, (size_t)len) : -1;
+}
+
+static int merges(const cJSON *model, tok_builder *b, const char *path, bn_err *e)
+{
+    uint8_t *buf = NULL;
+    size_t cap = 0, k = 0;
+    const cJSON *m;
+    int rc = -1;
+    cJSON_ArrayForEach(m, item(model, "merges"))
+    {
+        const char *l = NULL, *r = NULL;
+        size_t ln = 0, rn = 0;
+        if (cJSON_IsString(m)) { /* "a b" */
+            const char *s = m->valuestring, *sp = strchr(s, ' ');
+            if (sp && !strchr(sp + 1, ' ')) {
+                l = s, ln = (size_t)(sp - s), r = sp + 1, rn = strlen(sp + 1);
+            }
+        } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 && cJSON_IsString(m->child) &&
+                   cJSON_IsString(m->child->next)) { /* ["a", "b"] */
+            l = m->child->valuestring, ln = strlen(l), r = m->child->next->valuestring, rn = strlen(r);
+        }
+        if (ln + rn + 1 > cap) {
+            cap = (ln + rn + 1) * 2;
+            uint8_t *nb = realloc(buf, cap);
+            if (!nb) {
+                bn_fail(e, "out of memory");
+                goto out;
+            }
+            buf = nb;
+        }
+        int64_t a = l ? merge_side(b, l, ln, buf) : -1, c = a >= 0 ? merge_side(b, r, rn, buf) : -1;
+        if (c < 0) {
+            char *txt = cJSON_PrintUnformatted(m);
+            bn_fail(e, "%s: merge %zu %s does not name two tokens of the vocabulary", path, k, txt ? txt : "");
+            free(txt);
+            goto out;
+        }
+        if (tok_builder_merge(b, (uint32_t)a, (uint32_t)c, e))
+            goto out;
+        k++;
+    }
+    rc = 0;
+out:
+    free(buf);
+    return rc;
+}
+
+int bn_tokenizer_section_from_hf(const char *tokenizer_json_path, bn_meta *section, bn_err *e)
+{
+    const char *path = tokenizer_json_path;
+    cJSON *root = NULL;
+    if (bn_json_load(path, &root, e))
+        return -1;
+    tok_builder b = {0};
+    uint8_t *seen = NULL, *buf = NULL;
+    size_t nseen = 0;
+    int rc = -1;
+    const char *regex;
+    const cJSON *model = item(root, "model");
+    if (check_model(root, model, path, e) || pre_regex(root, &regex, path, e) ||
+        added_tokens(root, &b, &seen, &nseen, path, e))
+        goto out;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, item(model, "vocab"))
+    {
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > INT32_MAX) {
+            bn_fail(e, "%s: vocab entry '%s' has no valid id", path, v->string);
+            goto out;
+        }
+        uint32_t id = (uint32_t)v->valuedouble;
+        if (id < nseen && seen[id])
+            continue; /* the added token's own text wins */
+        size_t n = strlen(v->string);
+        uint8_t *nb = realloc(buf, n + 1);
+        if (!nb) {
+            bn_fail(e, "out of memory");
+            goto out;
+        }
+        buf = nb;
+        long len = bn_gpt2_decode(v->string, n, buf);
+        if (len <= 0) {
+            bn_fail(e, "%s: vocab token '%.40s' is not in GPT-2 byte-level form", path, v->string);
+            goto out;
+        }
+        if (tok_builder_add(&b, id, buf, (size_t)len, BN_TOKT_NORMAL, e))
+            goto out;
+    }
+    if (merges(model, &b, path, e))
+        goto out;
+    rc = tok_builder_finish(&b, regex, "merges", cJSON_IsTrue(item(model, "ignore_merges")), section, path, e);
+out:
+    free(seen);
+    free(buf);
+    tok_builder_free(&b);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* ------------------------------------------------------ checkpoint dir */
+
+static int32_t json_id(const cJSON *o, const char *k)
+{
+    const cJSON *v = item(o, k);
+    if (cJSON_IsArray(v))
+        v = cJSON_GetArrayItem(v, 0);
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= INT32_MAX ? (int32_t)v->valuedouble : -1;
+}
+
+/* The id of the special token tokenizer.json's post-processor puts first
+ * (its BOS), or -1 if it adds none. */
+static int32_t post_bos(const cJSON *pp)
+{
+    if (!cJSON_IsObject(pp))
+        return -1;
+    if (!strcmp(type_of(pp), "Sequence")) {
+        const cJSON *s;
+        cJSON_ArrayForEach(s, item(pp, "processors"))
+        {
+            int32_t id = post_bos(s);
+            if (id >= 0)
+                return id;
+        }
+        return -1;
+    }
+    if (strcmp(type_of(pp), "TemplateProcessing"))
+        return -1;
+    const cJSON *single = item(pp, "single");
+    const cJSON *st = cJSON_IsArray(single) && single->child ? item(single->child, "SpecialToken") : NULL;
+    const cJSON *name = st ? item(st, "id") : NULL;
+    if (!cJSON_IsString(name))
+        return -1;
+    const cJSON *sp = item(item(pp, "special_tokens"), name->valuestring);
+    return json_id(sp, "ids");
+}
+
+int bn_tokenizer_meta_from_hf(const char *hf_path, bn_meta *model_meta, bn_err *e)
+{
+    char dir[4096], path[4200];
+    struct stat st;
+    if (stat(hf_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(dir, sizeof dir, "%s", hf_path);
+        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    } else {
+        const char *slash = strrchr(hf_path, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - hf_path) : 1, slash ? hf_path : ".");
+        snprintf(path, sizeof path, "%s", hf_path);
+    }
+    bn_meta *sec = calloc(1, sizeof *sec);
+    if (!sec)
+        return bn_fail(e, "out of memory");
+    if (bn_tokenizer_section_from_hf(path, sec, e)) {
+        bn_meta_free(sec);
+        free(sec);
+        return -1;
+    }
+    if (bn_meta_set_section(model_meta, "tokenizer", sec))
+        return bn_fail(e, "out of memory");
+    cJSON *tj = NULL, *cfg = NULL, *tc = NULL;
+    int32_t bos = -1, eos = -1, pbos;
+    int add_bos = 0;
+    const char *fmt = "none";
+    if (bn_json_load(path, &tj, e))
+        return -1;
+    pbos = post_bos(item(tj, "post_processor"));
+    add_bos = pbos >= 0;
+    bos = pbos;
+    cJSON_Delete(tj);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (bn_file_exists(path)) {
+        if (bn_json_load(path, &cfg, e))
+            return -1;
+        int32_t cb = json_id(cfg, "bos_token_id");
+        if (cb >= 0)
+            bos = cb;
+        eos = json_id(cfg, "eos_token_id");
+        cJSON_Delete(cfg);
+    }
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (bn_file_exists(path)) {
+        if (bn_json_load(path, &tc, e))
+            return -1;
+        const cJSON *t = item(tc, "chat_template");
+        if (cJSON_IsString(t)) {
+            const char *s = t->valuestring;
+            if (strstr(s, "capitalize") && strstr(s, "<|eot_id|>") && strstr(s, "Assistant: "))
+                fmt = "bitnet";
+            else if (strstr(s, "<|start_header_id|>"))
+                fmt = "llama3";
+        }
+        if (cJSON_IsBool(item(tc, "add_bos_token")))
+            add_bos = cJSON_IsTrue(item(tc, "add_bos_token"));
+        cJSON_Delete(tc);
+    }
+    if (bn_meta_set_i32(model_meta, "tokens.bos_id", bos) || bn_meta_set_i32(model_meta, "tokens.eos_id", eos) ||
+        bn_meta_set_bool(model_meta, "tokens.add_bos", add_bos && bos >= 0) ||
+        bn_meta_set_str(model_meta, "chat.format", fmt))
+        return bn_fail(e, "out of memory");
+    return 0;
+}

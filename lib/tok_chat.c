@@ -1,0 +1,173 @@
+/* tok_chat.c — role-tagged conversations: parsing the documented input form
+ * and rendering it with the model's chat format, token for token as the
+ * reference code builds it (formats.md §7.4): headers and contents are
+ * encoded separately, contents are stripped like Python's str.strip(), and
+ * special ids are inserted structurally, never parsed out of text. */
+#include "tok_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* --------------------------------------------------------------- parse */
+
+static const struct {
+    const char *tag;
+    size_t len;
+    bn_role role;
+} roles[] = {
+    {"system:", 7, BN_ROLE_SYSTEM},
+    {"user:", 5, BN_ROLE_USER},
+    {"assistant:", 10, BN_ROLE_ASSISTANT},
+};
+
+int bn_chat_parse(const uint8_t *text, size_t n, bn_chat_msg **msgs, size_t *n_msgs, bn_err *e)
+{
+    bn_chat_msg *v = NULL;
+    size_t nv = 0, cap = 0, line = 0;
+    for (size_t i = 0; i < n; line++) {
+        const uint8_t *nl = memchr(text + i, '\n', n - i);
+        size_t end = nl ? (size_t)(nl - text) : n;
+        int r = -1;
+        for (size_t k = 0; k < sizeof roles / sizeof *roles; k++)
+            if (end - i >= roles[k].len && !strncasecmp((const char *)text + i, roles[k].tag, roles[k].len)) {
+                r = (int)k;
+                break;
+            }
+        if (r >= 0) {
+            if (nv == cap) {
+                cap = cap ? cap * 2 : 8;
+                bn_chat_msg *nm = realloc(v, cap * sizeof *nm);
+                if (!nm) {
+                    free(v);
+                    return bn_fail(e, "out of memory");
+                }
+                v = nm;
+            }
+            size_t from = i + roles[r].len;
+            v[nv++] = (bn_chat_msg){.role = roles[r].role, .text = text + from, .len = end - from, .off = from};
+        } else if (nv) {
+            /* a continuation line: the message runs on to this line's end */
+            v[nv - 1].len = end - (size_t)(v[nv - 1].text - text);
+        } else {
+            size_t k = i;
+            while (k < end && (text[k] == ' ' || text[k] == '\t' || text[k] == '\r'))
+                k++;
+            if (k < end) {
+                free(v);
+                return bn_fail(e, "line %zu: expected 'system:', 'user:' or 'assistant:' before any text", line + 1);
+            }
+        }
+        i = nl ? end + 1 : n;
+    }
+    *msgs = v;
+    *n_msgs = nv;
+    return 0;
+}
+
+/* -------------------------------------------------------------- strip */
+
+/* Python's str.isspace(): bidirectional class WS, B or S, or category Zs.
+ * That is Unicode White_Space plus U+001C..U+001F. */
+static int py_space(uint32_t c)
+{
+    return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+           c == 0x3000;
+}
+
+static uint32_t decode_at(const uint8_t *p, size_t k)
+{
+    switch (k) {
+    case 1: return p[0];
+    case 2: return (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
+    case 3: return (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+    default: return (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 | (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
+    }
+}
+
+static void strip(const uint8_t *p, size_t n, size_t *from, size_t *to)
+{
+    size_t a = 0, b = n;
+    while (a < b) {
+        size_t k = tok_utf8_char(p + a, b - a);
+        if (!k || !py_space(decode_at(p + a, k)))
+            break;
+        a += k;
+    }
+    while (b > a) {
+        size_t s = b - 1; /* find the start of the last character */
+        while (s > a && b - s < 4 && (p[s] & 0xC0) == 0x80)
+            s--;
+        size_t k = tok_utf8_char(p + s, b - s);
+        if (k != b - s || !py_space(decode_at(p + s, k)))
+            break;
+        b = s;
+    }
+    *from = a;
+    *to = b;
+}
+
+/* ------------------------------------------------------------- render */
+
+static int push(bn_tokens *out, int32_t id, bn_err *e)
+{
+    return bn_tokens_push(out, (uint32_t)id, BN_TOK_NO_OFFSET) ? bn_fail(e, "out of memory") : 0;
+}
+
+static int text(bn_tokenizer *t, const char *s, bn_tokens *out, bn_err *e)
+{
+    /* Header text is not from the input: no offsets. */
+    size_t first = out->n;
+    if (bn_tokenizer_encode(t, s, strlen(s), 0, 0, out, e))
+        return -1;
+    if (out->want_offsets)
+        for (size_t i = first; i < out->n; i++)
+            out->offs[i] = BN_TOK_NO_OFFSET;
+    return 0;
+}
+
+static int32_t need(bn_tokenizer *t, const char *s, bn_err *e)
+{
+    int32_t id = bn_tokenizer_find(t, s, strlen(s));
+    if (id < 0)
+        bn_fail(e, "chat format '%s' needs the token %s, which the vocabulary lacks", t->chat_format, s);
+    return id;
+}
+
+int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int gen_prompt, bn_tokens *out,
+                      bn_err *e)
+{
+    static const char *const bitnet_hdr[] = {"System: ", "User: ", "Assistant: "};
+    static const char *const llama3_role[] = {"system", "user", "assistant"};
+    int llama3 = !strcmp(t->chat_format, "llama3");
+    if (!llama3 && strcmp(t->chat_format, "bitnet"))
+        return bn_fail(e, "the model has no chat format (chat.format is '%s')", t->chat_format);
+    if (t->bos < 0)
+        return bn_fail(e, "chat format '%s' needs a BOS token; the model has none", t->chat_format);
+    int32_t eot = need(t, "<|eot_id|>", e), sh = 0, eh = 0;
+    if (eot < 0)
+        return -1;
+    if (llama3 && ((sh = need(t, "<|start_header_id|>", e)) < 0 || (eh = need(t, "<|end_header_id|>", e)) < 0))
+        return -1;
+    if (push(out, t->bos, e))
+        return -1;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n && !gen_prompt)
+            break;
+        bn_role r = i < n ? msgs[i].role : BN_ROLE_ASSISTANT;
+        if (llama3) {
+            if (push(out, sh, e) || text(t, llama3_role[r], out, e) || push(out, eh, e) || text(t, "\n\n", out, e))
+                return -1;
+        } else if (text(t, bitnet_hdr[r], out, e)) {
+            return -1;
+        }
+        if (i == n)
+            break;
+        size_t a, b;
+        strip(msgs[i].text, msgs[i].len, &a, &b);
+        if (bn_tokenizer_encode(t, msgs[i].text + a, b - a, 0, msgs[i].off + a, out, e) || push(out, eot, e))
+            return -1;
+    }
+    return 0;
+}
