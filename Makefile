@@ -28,7 +28,7 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 MAN1    = $(PROGS:%=man/%.1)
 MAN5    = $(wildcard man/*.5)
 
-.PHONY: all check unit bats install uninstall clean deps sanitize
+.PHONY: all check unit bats install uninstall clean deps sanitize demo
 
 all: deps $(BUILD)/libbn.a $(BUILD)/libbn.so $(BIN) $(UNIT_BIN)
 
@@ -89,3 +89,10 @@ uninstall:
 
 clean:
 	rm -rf $(BUILD) build-san
+
+# The format's man page is rendered from its spec, so the two cannot drift.
+man/bn-model.5: formats/bn-model.md tools/md2man.py
+	python3 tools/md2man.py $< bn-model 5 > $@.tmp && mv $@.tmp $@
+
+demo: all
+	sh tools/demo.sh

@@ -381,6 +381,20 @@ int bn_bnfile_verify(bn_source *s, bn_err *e)
 
 /* ---------------------------------------------------------------- writer */
 
+int bn_late_carry(bn_meta *late, const bn_meta *input)
+{
+    static const char *const keys[] = {"provenance.source_hashes"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        const bn_kv *kv = bn_meta_get(input, keys[i]);
+        if (!kv || bn_meta_get(late, keys[i]))
+            continue;
+        bn_meta one = {.kv = (bn_kv *)kv, .n = 1, .cap = 1};
+        if (bn_meta_copy(late, &one))
+            return -1;
+    }
+    return 0;
+}
+
 typedef struct wbuf {
     uint8_t *p;
     size_t n, cap;

@@ -288,6 +288,9 @@ typedef struct bn_writer {
     bn_meta late; /* metadata known only at the end (e.g. source hashes) */
 } bn_writer;
 
+/* Copies the late metadata keys (provenance.source_hashes) from a finished
+ * input's metadata into a writer's late list, unless already there. */
+int bn_late_carry(bn_meta *late, const bn_meta *input);
 /* Writes the head (metadata + directory); tensor sizes must be final. */
 int bn_writer_begin(bn_writer *w, const char *path, const bn_meta *meta, const bn_tensor *tensors,
                     size_t n, bn_err *e);

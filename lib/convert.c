@@ -107,21 +107,12 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
     /* Refuse to write a model bn cannot run: hyper-parameters and shapes. */
     if (bn_hparams_from_meta(&meta, &hp, src, e) || bn_hparams_check_tensors(&hp, &s, e))
         goto out;
-    /* Source hashes are late metadata: known only after the data. A bn input
-     * carries its own (from its trailer); they move to our trailer. */
-    bn_meta late_in = {0};
-    const bn_kv *old = bn_meta_get(&meta, "provenance.source_hashes");
-    if (old && !s.n_files) {
-        bn_meta one = {.kv = (bn_kv *)old, .n = 1, .cap = 1};
-        bn_meta_copy(&late_in, &one);
-    }
+    /* Source hashes are late metadata (known only after the data): they go
+     * to the trailer, ours or, for a bn input, carried over from its own. */
     bn_meta_remove(&meta, "provenance.source_hashes");
-    if (bn_writer_begin(&w, out, &meta, s.tensors, s.n_tensors, e)) {
-        bn_meta_free(&late_in);
+    if (bn_writer_begin(&w, out, &meta, s.tensors, s.n_tensors, e))
         goto out;
-    }
     writing = 1;
-    w.late = late_in;
     for (size_t i = 0; i < s.n_tensors; i++) {
         const bn_tensor *t = &s.tensors[i];
         progress(o, i, s.n_tensors, t->name);
@@ -141,6 +132,10 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
     progress(o, s.n_tensors, s.n_tensors, "");
     if (!strcmp(s.format, "bn") && bn_bnfile_finish(&s, e))
         goto out;
+    if (!s.n_files && bn_late_carry(&w.late, &s.meta)) {
+        bn_fail(e, "%s: out of memory", src);
+        goto out;
+    }
     if (s.n_files) {
         uint64_t *h = calloc(s.n_files, sizeof *h);
         if (!h) {

@@ -40,7 +40,7 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
     if (bn_open_any(&s, src, e))
         return -1;
     int rc = -1, writing = 0;
-    bn_meta meta = {0}, late = {0};
+    bn_meta meta = {0};
     bn_tensor *dir = NULL;
     uint8_t *in = NULL, *outb = NULL;
     float *f = NULL;
@@ -53,12 +53,7 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
     }
     if (bn_hparams_from_meta(&meta, &hp, src, e))
         goto out;
-    const bn_kv *hashes = bn_meta_get(&meta, "provenance.source_hashes");
-    if (hashes) {
-        bn_meta one = {.kv = (bn_kv *)hashes, .n = 1, .cap = 1};
-        bn_meta_copy(&late, &one);
-        bn_meta_remove(&meta, "provenance.source_hashes");
-    }
+    bn_meta_remove(&meta, "provenance.source_hashes"); /* late: carried at the end */
     dir = calloc(s.n_tensors + 1, sizeof *dir);
     if (!dir) {
         bn_fail(e, "%s: out of memory", src);
@@ -73,8 +68,6 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
     if (bn_writer_begin(&w, out, &meta, dir, s.n_tensors, e))
         goto out;
     writing = 1;
-    w.late = late;
-    memset(&late, 0, sizeof late);
     if (o->report && o->report_json)
         fprintf(o->report, "[");
     size_t reported = 0;
@@ -135,6 +128,10 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
         fprintf(stderr, "\r\033[K");
     if (!strcmp(s.format, "bn") && bn_bnfile_finish(&s, e))
         goto out;
+    if (bn_late_carry(&w.late, &s.meta)) {
+        bn_fail(e, "%s: out of memory", src);
+        goto out;
+    }
     writing = 0;
     rc = bn_writer_finish(&w, e);
 out:
@@ -145,7 +142,6 @@ out:
     free(f);
     free(dir);
     bn_meta_free(&meta);
-    bn_meta_free(&late);
     bn_source_close(&s);
     return rc;
 }

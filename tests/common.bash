@@ -1,0 +1,28 @@
+# common.bash — shared by the bats suites: where the binaries are, the
+# independent Python references, and small assertions about outputs.
+BN_BIN=${BN_BIN:-$BATS_TEST_DIRNAME/../build/bin}
+PATH=$BN_BIN:$PATH
+ROOT=$BATS_TEST_DIRNAME/..
+PY=/usr/bin/python3
+GEN="$PY $ROOT/tests/ref/gen_checkpoint.py"
+TINY=$ROOT/models/tiny-bitnet
+
+# run_fails CMD...: the command exits with status 1 and prints exactly one
+# line on stderr, "PROG: ...". stdout is ignored.
+expect_one_line_error() {
+    local status=$1 err=$2 prog=$3
+    [ "$status" -eq 1 ] || { echo "status $status, expected 1"; return 1; }
+    [ "$(printf '%s\n' "$err" | grep -c .)" -eq 1 ] || { echo "stderr is not one line: $err"; return 1; }
+    [[ $err == "$prog: "* ]] || { echo "stderr does not start with '$prog: ': $err"; return 1; }
+}
+
+# Runs a command with stdout to a file and stderr captured in $err.
+run_split() {
+    local out=$1; shift
+    status=0
+    err=$("$@" 2>&1 >"$out") || status=$?
+}
+
+no_files_like() { # dir glob: nothing matching is left (temp files included)
+    [ -z "$(ls -A "$1" | grep -E "$2" || true)" ]
+}

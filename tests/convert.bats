@@ -1,0 +1,307 @@
+#!/usr/bin/env bats
+# bn-convert and bn-quant on real and synthetic Hugging Face checkpoints, and
+# every kind of malformed input.
+
+load common
+
+setup() {
+    T=$BATS_TEST_TMPDIR
+}
+
+@test "bn-convert --help and --version" {
+    run bn-convert --help
+    [ "$status" -eq 0 ]
+    [[ $output == *"usage: bn-convert"* ]]
+    run bn-convert --version
+    [ "$status" -eq 0 ]
+    [[ $output == "bn-convert (bn) "* ]]
+}
+
+@test "usage errors exit 2" {
+    run bn-convert
+    [ "$status" -eq 2 ]
+    run bn-convert --bogus x
+    [ "$status" -eq 2 ]
+    run bn-convert a b
+    [ "$status" -eq 2 ]
+}
+
+@test "the tiny trained model converts and describes itself" {
+    bn-convert "$TINY" -o "$T/tiny.bn"
+    run bn-convert --info "$T/tiny.bn"
+    [ "$status" -eq 0 ]
+    [[ $output == *"general.architecture         bitnet-b1.58"* ]]
+    [[ $output == *"model.embedding_length       256"* ]]
+    [[ $output == *"tokens.stop_ids              4065 4073"* ]]
+    [[ $output == *"tokenizer                    4096 tokens"* ]]
+    [[ $output == *"68 tensors, 5284736 parameters"* ]]
+    run bn-convert --info --json "$T/tiny.bn"
+    [ "$status" -eq 0 ]
+    echo "$output" | $PY -c '
+import json, sys
+d = json.load(sys.stdin)
+m = d["metadata"]
+assert m["general.architecture"] == "bitnet-b1.58"
+assert m["model.head_count_kv"] == 2 and m["model.rope_pairing"] == "neox"
+assert m["chat.format"] == "bitnet"
+assert d["parameters"] == 5284736 and len(d["tensors"]) == 68
+assert len(m["provenance.source_hashes"]) == len(m["provenance.sources"]) == 3
+'
+}
+
+@test "conversion is exact: the independent reader sees the checkpoint's values" {
+    bn-convert "$TINY" -o "$T/tiny.bn"
+    $PY "$ROOT/tests/ref/check_convert.py" "$TINY" "$T/tiny.bn"
+}
+
+@test "bn-quant ternarizes exactly like the absmean reference" {
+    bn-convert "$TINY" | bn-quant --report "$T/report.json" --json > "$T/q.bn"
+    $PY "$ROOT/tests/ref/check_quant.py" "$TINY" "$T/q.bn" "$T/report.json"
+}
+
+@test "synthetic packed checkpoints (autobitlinear multiplies, bitlinear divides) convert exactly" {
+    for fmt in hf-packed hf-packed-bitlinear hf-bf16; do
+        $GEN --format $fmt --shape small-odd --shards 2 "$T/$fmt"
+        bn-convert "$T/$fmt" -o "$T/$fmt.bn"
+        $PY "$ROOT/tests/ref/check_convert.py" "$T/$fmt" "$T/$fmt.bn"
+    done
+    run bn-convert --info "$T/hf-packed-bitlinear.bn"
+    [[ $output == *"scale_convention  divide"* ]]
+    run bn-convert --info "$T/hf-packed.bn"
+    [[ $output == *"scale_convention  multiply"* ]]
+}
+
+@test "a 2B4T-shaped packed checkpoint (2 layers, real vocabulary) converts exactly" {
+    $GEN --format hf-packed --shape 2b4t --layers 2 "$T/big"
+    bn-convert "$T/big" -o "$T/big.bn"
+    $PY "$ROOT/tests/ref/check_convert.py" "$T/big" "$T/big.bn"
+    run bn-convert --info "$T/big.bn"
+    [[ $output == *"model.vocab_size             128256"* ]]
+    [[ $output == *"blk.1.ffn_down.weight                t2     [2560, 6912]"* ]]
+}
+
+@test "pipes: convert | quant | convert - streams and keeps provenance" {
+    bn-convert "$TINY" | bn-quant | bn-convert - -o "$T/p.bn"
+    run bn-convert --info --verify "$T/p.bn"
+    [ "$status" -eq 0 ]
+    [[ $output == *"provenance.steps             bn-quant"* ]]
+    [[ $output == *"provenance.source_hashes"* ]]
+    [[ $output == *"checksums                    all ok"* ]]
+    cat "$T/p.bn" | bn-convert --info - | grep -q 'checksums                    all ok'
+}
+
+@test "binary output to a terminal is refused" {
+    command -v script >/dev/null || skip "script(1) not installed"
+    run script -qec "$BN_BIN/bn-convert $TINY" /dev/null
+    [ "$status" -ne 0 ]
+    [[ $output == *"refusing to write a binary model to a terminal"* ]]
+}
+
+@test "a flipped bit in a tensor is found by --verify, naming the tensor" {
+    bn-convert "$TINY" -o "$T/t.bn"
+    $PY - "$T/t.bn" "$ROOT" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2] + '/tests/ref')
+import bnread
+m = bnread.read(sys.argv[1])
+t = [t for t in m.tensors if t.name == 'blk.3.ffn_up.weight'][0]
+with open(sys.argv[1], 'r+b') as f:
+    pos = m.data_offset + t.offset + 1000
+    f.seek(pos); b = f.read(1); f.seek(pos); f.write(bytes([b[0] ^ 4]))
+PY
+    run bn-convert --info "$T/t.bn"
+    [ "$status" -eq 0 ]
+    run_split /dev/null bn-convert --info --verify "$T/t.bn"
+    expect_one_line_error "$status" "$err" bn-convert
+    [[ $err == *"tensor 'blk.3.ffn_up.weight' is damaged (checksum mismatch)"* ]]
+}
+
+@test "damage to the metadata is found on open, without --verify" {
+    bn-convert "$TINY" -o "$T/t.bn"
+    printf 'X' | dd of="$T/t.bn" bs=1 seek=200 conv=notrunc 2>/dev/null
+    run_split /dev/null bn-convert --info "$T/t.bn"
+    expect_one_line_error "$status" "$err" bn-convert
+    [[ $err == *"metadata checksum mismatch"* ]]
+}
+
+@test "truncated bn files are refused at every part" {
+    bn-convert "$TINY" -o "$T/t.bn"
+    size=$(stat -c %s "$T/t.bn")
+    for cut in 0 7 63 100 5000 $((size / 2)) $((size - 30)) $((size - 1)); do
+        head -c $cut "$T/t.bn" > "$T/cut.bn"
+        run_split /dev/null bn-convert --info "$T/cut.bn"
+        expect_one_line_error "$status" "$err" bn-convert
+        run_split /dev/null bn-convert "$T/cut.bn" -o "$T/out.bn"
+        [ "$status" -eq 1 ]
+        [ ! -e "$T/out.bn" ]
+    done
+}
+
+# Each malformed HF input: one clear line, exit 1, no output file.
+malformed() {
+    local dir=$1 want=$2
+    mkdir -p "$T/o"
+    run_split /dev/null bn-convert "$dir" -o "$T/o/out.bn"
+    expect_one_line_error "$status" "$err" bn-convert
+    [[ $err == *"$want"* ]] || { echo "error '$err' lacks '$want'"; return 1; }
+    no_files_like "$T/o" .
+}
+
+copy_tiny() {
+    rm -rf "$T/m"
+    cp -r "$TINY" "$T/m"
+    chmod -R u+w "$T/m"
+}
+
+edit_config() {
+    $PY - "$T/m/config.json" "$1" <<'PY'
+import json, sys
+p, code = sys.argv[1], sys.argv[2]
+c = json.load(open(p))
+exec(code)
+json.dump(c, open(p, 'w'))
+PY
+}
+
+@test "malformed: truncated safetensors" {
+    copy_tiny
+    head -c 5000000 "$TINY/model.safetensors" > "$T/m/model.safetensors"
+    malformed "$T/m" "outside the"
+}
+
+@test "malformed: not a safetensors file (wrong magic / absurd header length)" {
+    copy_tiny
+    printf 'GGUFxxxxxxxxxxxxxxxxxxxxxxx' > "$T/m/model.safetensors"
+    malformed "$T/m" "not a safetensors file"
+    head -c 3 "$TINY/model.safetensors" > "$T/m/model.safetensors"
+    malformed "$T/m" "truncated"
+}
+
+@test "malformed: header claims more data than exists" {
+    copy_tiny
+    $PY - "$T/m/model.safetensors" <<'PY'
+import sys, struct
+p = sys.argv[1]
+b = open(p, 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+open(p, 'wb').write(struct.pack('<Q', n + 20000000) + b[8:])
+PY
+    malformed "$T/m" "header claims"
+}
+
+@test "malformed: impossible offsets, unknown dtype, overlapping tensors" {
+    for edit in offsets dtype overlap; do
+        copy_tiny
+        $PY - "$T/m/model.safetensors" "$edit" <<'PY'
+import sys, struct, json
+p, edit = sys.argv[1], sys.argv[2]
+b = open(p, 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n])
+k = 'model.layers.0.mlp.up_proj.weight'
+if edit == 'offsets':
+    h[k]['data_offsets'] = [0, 10 ** 12]
+elif edit == 'dtype':
+    h[k]['dtype'] = 'C64'
+else:
+    h[k]['data_offsets'] = [0, h[k]['data_offsets'][1] - h[k]['data_offsets'][0]]
+hb = json.dumps(h).encode()
+hb += b' ' * (-len(hb) % 8)
+open(p, 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
+PY
+        case $edit in
+        offsets) malformed "$T/m" "outside the" ;;
+        dtype) malformed "$T/m" "unsupported dtype 'C64'" ;;
+        overlap) malformed "$T/m" "overlaps" ;;
+        esac
+    done
+}
+
+@test "malformed: NaN or zero weight_scale in a packed checkpoint" {
+    for bad in nan zero; do
+        rm -rf "$T/p"
+        $GEN --format hf-packed --shape tiny --no-truth "$T/p"
+        $PY - "$T/p/model.safetensors" "$bad" <<'PY'
+import sys, struct, json
+p, bad = sys.argv[1], sys.argv[2]
+b = bytearray(open(p, 'rb').read())
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n])
+k = 'model.layers.0.self_attn.k_proj.weight_scale'
+s, e = h[k]['data_offsets']
+val = float('nan') if bad == 'nan' else 0.0
+width = e - s
+enc = {4: struct.pack('<f', val), 2: struct.pack('<e', val) if h[k]['dtype'] == 'F16' else struct.pack('<f', val)[2:]}[width]
+b[8 + n + s:8 + n + e] = enc
+open(p, 'wb').write(bytes(b))
+PY
+        malformed "$T/p" "k_proj.weight_scale' is"
+    done
+}
+
+@test "malformed: missing config keys and shapes that disagree with the config" {
+    copy_tiny
+    edit_config 'del c["hidden_size"]'
+    malformed "$T/m" "config.json lacks 'hidden_size'"
+    copy_tiny
+    edit_config 'c["intermediate_size"] = 512'
+    malformed "$T/m" "the hyper-parameters say"
+    copy_tiny
+    edit_config 'c["num_key_value_heads"] = 3'
+    malformed "$T/m" "not a multiple of head_count_kv"
+    copy_tiny
+    edit_config 'c["architectures"] = ["MistralForCausalLM"]'
+    malformed "$T/m" "unsupported architecture 'MistralForCausalLM'"
+    copy_tiny
+    rm "$T/m/model.safetensors"
+    malformed "$T/m" "no model.safetensors"
+    copy_tiny
+    echo '{ not json' > "$T/m/config.json"
+    malformed "$T/m" "invalid JSON"
+}
+
+@test "output is atomic: a failed conversion keeps the old file, read-only dirs fail cleanly" {
+    bn-convert "$TINY" -o "$T/keep.bn"
+    before=$(md5sum < "$T/keep.bn")
+    copy_tiny
+    head -c 4000000 "$TINY/model.safetensors" > "$T/m/model.safetensors"
+    run bn-convert "$T/m" -o "$T/keep.bn"
+    [ "$status" -eq 1 ]
+    [ "$(md5sum < "$T/keep.bn")" = "$before" ]
+    [ "$(ls -A "$T" | grep -c '^\.keep')" -eq 0 ]
+    if [ "$(id -u)" != 0 ]; then
+        mkdir "$T/ro" && chmod 555 "$T/ro"
+        run_split /dev/null bn-convert "$TINY" -o "$T/ro/x.bn"
+        expect_one_line_error "$status" "$err" bn-convert
+    fi
+    run_split /dev/null bn-convert "$TINY" -o "$T/no/such/dir/x.bn"
+    expect_one_line_error "$status" "$err" bn-convert
+}
+
+@test "a closed pipe ends bn-convert quietly" {
+    run bash -c "set -o pipefail; '$BN_BIN/bn-convert' '$TINY' 2>'$T/err' | head -c 10 >/dev/null"
+    [ ! -s "$T/err" ]
+}
+
+@test "bn-quant: help, usage, and passing ternary input through untouched" {
+    run bn-quant --help
+    [ "$status" -eq 0 ]
+    run bn-quant --nope
+    [ "$status" -eq 2 ]
+    bn-convert "$TINY" | bn-quant > "$T/q1.bn"
+    bn-quant "$T/q1.bn" > "$T/q2.bn"
+    # same tensors, same checksums
+    a=$(bn-convert --info --json "$T/q1.bn" | $PY -c 'import json,sys; print([t["xxh3"] for t in json.load(sys.stdin)["tensors"]])')
+    b=$(bn-convert --info --json "$T/q2.bn" | $PY -c 'import json,sys; print([t["xxh3"] for t in json.load(sys.stdin)["tensors"]])')
+    [ "$a" = "$b" ]
+    run_split /dev/null bn-quant "$TINY/config.json"
+    expect_one_line_error "$status" "$err" bn-quant
+}
+
+@test "man pages render" {
+    for p in bn-convert.1 bn-quant.1 bn-model.5; do
+        out=$(man -l "$ROOT/man/$p" 2>&1 >/dev/null)
+        [ -z "$out" ] || { echo "$p: $out"; return 1; }
+        man -l "$ROOT/man/$p" 2>/dev/null | grep -q .
+    done
+}

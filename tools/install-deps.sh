@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs what bn needs to build and test, from Debian's packages (and the
+# JavaScript reference tokenizer from npm, for the tests). Run as root or with
+# sudo; packages already present are left alone.
+set -eu
+cd "$(dirname "$0")/.."
+
+pkgs="make gcc clang zlib1g-dev libxxhash-dev libpcre2-dev libcjson-dev
+      bats bats-assert bats-support python3 python3-numpy xxhash nodejs npm man-db"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "installing:$missing" >&2
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # shellcheck disable=SC2086
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+# The independent tokenizer reference (js-tiktoken), pinned by package-lock.
+if [ -f tests/ref/package-lock.json ] && [ ! -d tests/ref/node_modules/js-tiktoken ]; then
+    (cd tests/ref && npm ci --no-audit --no-fund --loglevel=error)
+fi
