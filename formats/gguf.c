@@ -174,7 +174,7 @@ static int r_str(rdr *r, char **out, uint64_t *len_out, uint64_t max, const char
     if (r_u64(r, &n, what, e))
         return -1;
     if (n > r_left(r))
-        return bn_fail(e, "%s: %s claims %llu bytes, past the end of the file", r->name, what,
+        return bn_fail(e, "%s: truncated or damaged: %s claims %llu bytes, past the end of the file", r->name, what,
                        (unsigned long long)n);
     if (n > max)
         return bn_fail(e, "%s: %s is %llu bytes long (at most %llu allowed)", r->name, what,
@@ -256,7 +256,8 @@ static int skip_array(rdr *r, const char *key, int depth, bn_err *e)
         return -1;
     if (et == GV_STR) {
         if (n > r_left(r) / 8)
-            return bn_fail(e, "%s: metadata '%s' claims %llu strings, more than the file holds", r->name, key,
+            return bn_fail(e, "%s: truncated or damaged: metadata '%s' claims %llu strings, "
+                       "more than the file holds", r->name, key,
                            (unsigned long long)n);
         for (uint64_t i = 0; i < n; i++) {
             uint64_t l;
@@ -269,7 +270,8 @@ static int skip_array(rdr *r, const char *key, int depth, bn_err *e)
     }
     if (et == GV_ARR) {
         if (n > r_left(r) / 12)
-            return bn_fail(e, "%s: metadata '%s' claims %llu nested arrays, more than the file holds", r->name,
+            return bn_fail(e, "%s: truncated or damaged: metadata '%s' claims %llu nested arrays, "
+                       "more than the file holds", r->name,
                            key, (unsigned long long)n);
         for (uint64_t i = 0; i < n; i++)
             if (skip_array(r, key, depth + 1, e))
@@ -280,7 +282,8 @@ static int skip_array(rdr *r, const char *key, int depth, bn_err *e)
     if (!w)
         return bn_fail(e, "%s: metadata '%s' has unknown array element type %u", r->name, key, et);
     if (n > r_left(r) / w)
-        return bn_fail(e, "%s: metadata '%s' claims %llu elements, more than the file holds", r->name, key,
+        return bn_fail(e, "%s: truncated or damaged: metadata '%s' claims %llu elements, "
+                       "more than the file holds", r->name, key,
                        (unsigned long long)n);
     return r_get(r, NULL, n * w, "array elements", e);
 }
@@ -327,7 +330,8 @@ static int read_kv(rdr *r, bn_meta *raw, bn_err *e)
         }
         if (et == GV_STR) {
             if (n > r_left(r) / 8) {
-                bn_fail(e, "%s: metadata '%s' claims %llu strings, more than the file holds", r->name, key,
+                bn_fail(e, "%s: truncated or damaged: metadata '%s' claims %llu strings, "
+                       "more than the file holds", r->name, key,
                         (unsigned long long)n);
                 goto out;
             }
@@ -382,7 +386,8 @@ static int read_kv(rdr *r, bn_meta *raw, bn_err *e)
             goto out;
         }
         if (n > r_left(r) / w) {
-            bn_fail(e, "%s: metadata '%s' claims %llu elements, more than the file holds", r->name, key,
+            bn_fail(e, "%s: truncated or damaged: metadata '%s' claims %llu elements, "
+                       "more than the file holds", r->name, key,
                     (unsigned long long)n);
             goto out;
         }

@@ -593,7 +593,7 @@ def main(argv):
     P = Problems()
     try:
         m = bnread.read(out)
-    except bnread.BnError as ex:
+    except (bnread.BnError, OSError) as ex:
         sys.stderr.write("check_convert: %s\n" % ex)
         return 1
     if os.path.isdir(src):

@@ -338,6 +338,11 @@ class GGUFWriter:
         return head + bytes(pad)
 
 
+def need(cond, msg):
+    if not cond:
+        sys.exit("gen_checkpoint: " + msg)
+
+
 def gguf_size(gtype, shape):
     n = int(np.prod(shape))
     k = shape[-1]
@@ -346,16 +351,16 @@ def gguf_size(gtype, shape):
     if gtype in ("F16", "BF16"):
         return 2 * n
     if gtype == "Q8_0":
-        assert k % 32 == 0, "Q8_0 needs rows of a multiple of 32"
+        need(k % 32 == 0, "Q8_0 needs rows of a multiple of 32")
         return n // 32 * 34
     if gtype == "TQ2_0":
-        assert k % 256 == 0, "TQ2_0 needs rows of a multiple of 256 (try --shape tiny256)"
+        need(k % 256 == 0, "TQ2_0 needs rows of a multiple of 256 (try --shape tiny256)")
         return n // 256 * 66
     if gtype == "TQ1_0":
-        assert k % 256 == 0, "TQ1_0 needs rows of a multiple of 256 (try --shape tiny256)"
+        need(k % 256 == 0, "TQ1_0 needs rows of a multiple of 256 (try --shape tiny256)")
         return n // 256 * 54
     if gtype == "I2_S":
-        assert n % 128 == 0, "I2_S needs a multiple of 128 weights"
+        need(n % 128 == 0, "I2_S needs a multiple of 128 weights")
         return n // 4 + 32
     raise ValueError(gtype)
 
