@@ -1,0 +1,408 @@
+/* forward.c — the BitNet b1.58 forward pass (formats.md §1.2) with a KV
+ * cache: embedding, per layer RMSNorm → q/k/v (one shared int8
+ * quantization) → RoPE → causal GQA attention → sub-norm → o, RMSNorm →
+ * gate/up (one shared quantization) → relu² (or silu) → sub-norm → down;
+ * final norm and a full-precision output head.
+ *
+ * Tokens go through in batches of up to BN_KERN_MAX_N: each layer's weights
+ * are read once per batch (prefill is a GEMM), decode is the n = 1 case.
+ * Everything outside the ternary kernels is f32; reductions whose length
+ * grows with the model (RMS of a row) are summed in double so they stay as
+ * close to the exact value as a reference can be. */
+#include "model.h"
+#include "pool.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NB BN_KERN_MAX_N
+
+struct bn_ctx {
+    const bn_model *m;
+    const bn_kernels *kern;
+    bn_ctx_opts o;
+    bn_pool *pool;
+    uint32_t n_ctx, pos;
+    size_t kv_dim, q_dim;
+    void *kc, *vc; /* [layer][n_ctx][kv_dim], f32 or f16 */
+    double *inv_freq; /* head_dim/2 RoPE frequencies */
+    /* batch scratch */
+    float *x, *xn, *qb, *kb, *vb, *att, *gb, *ub, *tmp;
+    int8_t *q8;
+    float s8[NB];
+    size_t ld8; /* stride of q8 rows and of xn rows */
+    float *scores; /* per thread: n_ctx */
+    float *rowbuf; /* per thread: n_embd (head rows, embedding rows) */
+    int nth;
+};
+
+/* ---------------------------------------------------------- small math */
+
+static void rmsnorm(const float *x, const float *w, size_t n, float eps, float *y)
+{
+    double ss = 0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float r = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] * r * w[i];
+}
+
+static float dot_f32(const float *a, const float *b, size_t n)
+{
+    float s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static size_t elem_size(uint32_t type)
+{
+    return type == BN_F32 ? 4 : 2;
+}
+
+/* ------------------------------------------------------ parallel steps */
+
+/* Up to three projections that share one input (q/k/v, gate/up). */
+typedef struct mm_job {
+    bn_ctx *c;
+    const bn_mat *w[3];
+    float *y[3];
+    int n_mat;
+    size_t n;       /* tokens */
+    const float *x; /* float input (no_act_quant) */
+} mm_job;
+
+static void mm_run(void *arg, int ith, int nth)
+{
+    mm_job *j = arg;
+    const bn_kernels *k = j->c->kern;
+    for (int i = 0; i < j->n_mat; i++) {
+        const bn_mat *w = j->w[i];
+        size_t r0 = w->rows * (size_t)ith / (size_t)nth, r1 = w->rows * (size_t)(ith + 1) / (size_t)nth;
+        if (r0 == r1)
+            continue;
+        if (j->x)
+            k->gemm_f32(w->data, w->cols, r0, r1, w->beta, j->x, j->n, j->c->ld8, j->y[i], w->rows);
+        else if (j->n == 1)
+            k->gemv(w->data, w->cols, r0, r1, w->beta, j->c->q8, j->c->s8[0], j->y[i]);
+        else
+            k->gemm(w->data, w->cols, r0, r1, w->beta, j->c->q8, j->c->s8, j->n, j->c->ld8, j->y[i], w->rows);
+    }
+}
+
+/* Quantizes (or copies) n rows of k floats into the shared projection
+ * input, then runs the projections. */
+static void project(bn_ctx *c, const float *in, size_t k, size_t n, const bn_mat *a, float *ya, const bn_mat *b,
+                    float *yb, const bn_mat *d, float *yd)
+{
+    mm_job j = {.c = c, .n = n, .w = {a, b, d}, .y = {ya, yb, yd}, .n_mat = d ? 3 : b ? 2 : 1};
+    if (c->o.no_act_quant) {
+        for (size_t t = 0; t < n; t++)
+            memcpy(c->xn + t * c->ld8, in + t * k, k * sizeof *in);
+        j.x = c->xn;
+    } else {
+        for (size_t t = 0; t < n; t++)
+            c->s8[t] = c->kern->quantize(in + t * k, k, c->q8 + t * c->ld8);
+    }
+    bn_pool_run(c->pool, mm_run, &j);
+}
+
+typedef struct att_job {
+    bn_ctx *c;
+    uint32_t layer;
+    size_t n;
+    uint32_t pos0;
+} att_job;
+
+static void kv_row(const bn_ctx *c, const void *cache, uint32_t layer, uint32_t p, size_t off, size_t hd, float *out,
+                   const float **direct)
+{
+    size_t idx = ((size_t)layer * c->n_ctx + p) * c->kv_dim + off;
+    if (!c->o.kv_f16) {
+        *direct = (const float *)cache + idx;
+        return;
+    }
+    const uint16_t *h = (const uint16_t *)cache + idx;
+    for (size_t i = 0; i < hd; i++)
+        out[i] = bn_f16_to_f32(h[i]);
+    *direct = out;
+}
+
+static void att_run(void *arg, int ith, int nth)
+{
+    att_job *j = arg;
+    bn_ctx *c = j->c;
+    const bn_hparams *hp = &c->m->hp;
+    size_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    float *sc = c->scores + (size_t)ith * c->n_ctx;
+    float *tmp = c->rowbuf + (size_t)ith * (hp->n_embd > hd ? hp->n_embd : hd);
+    float scale = 1.0f / sqrtf((float)hd);
+    for (size_t task = (size_t)ith; task < j->n * hp->n_head; task += (size_t)nth) {
+        size_t t = task / hp->n_head, h = task % hp->n_head, g = h / group;
+        uint32_t last = j->pos0 + (uint32_t)t; /* causal: positions 0..last */
+        const float *q = c->qb + t * c->q_dim + h * hd;
+        float mx = -INFINITY;
+        for (uint32_t p = 0; p <= last; p++) {
+            const float *k;
+            kv_row(c, c->kc, j->layer, p, g * hd, hd, tmp, &k);
+            sc[p] = dot_f32(q, k, hd) * scale;
+            if (sc[p] > mx)
+                mx = sc[p];
+        }
+        float sum = 0;
+        for (uint32_t p = 0; p <= last; p++) {
+            sc[p] = expf(sc[p] - mx);
+            sum += sc[p];
+        }
+        float *out = c->att + t * c->q_dim + h * hd;
+        memset(out, 0, hd * sizeof *out);
+        for (uint32_t p = 0; p <= last; p++) {
+            const float *v;
+            kv_row(c, c->vc, j->layer, p, g * hd, hd, tmp, &v);
+            float a = sc[p] / sum;
+            for (size_t i = 0; i < hd; i++)
+                out[i] += a * v[i];
+        }
+    }
+}
+
+typedef struct head_job {
+    bn_ctx *c;
+    const float *h; /* normed rows, n_embd apart */
+    size_t n;
+    float *logits;  /* n x n_vocab */
+} head_job;
+
+static void head_run(void *arg, int ith, int nth)
+{
+    head_job *j = arg;
+    const bn_model *m = j->c->m;
+    size_t d = m->hp.n_embd, V = m->hp.n_vocab, es = elem_size(m->head_type);
+    size_t r0 = V * (size_t)ith / (size_t)nth, r1 = V * (size_t)(ith + 1) / (size_t)nth;
+    float *row = j->c->rowbuf + (size_t)ith * (d > m->hp.head_dim ? d : m->hp.head_dim);
+    for (size_t r = r0; r < r1; r++) {
+        /* One head row converted at a time: the table is never copied. */
+        bn_to_f32(m->head_type, (const uint8_t *)m->head + r * d * es, row, d);
+        for (size_t t = 0; t < j->n; t++)
+            j->logits[t * V + r] = dot_f32(row, j->h + t * d, d);
+    }
+}
+
+/* --------------------------------------------------------------- RoPE */
+
+static void rope(const bn_ctx *c, float *v, size_t n_heads, uint32_t pos)
+{
+    const bn_hparams *hp = &c->m->hp;
+    size_t hd = hp->head_dim, half = hd / 2;
+    for (size_t i = 0; i < half; i++) {
+        double ang = (double)pos * c->inv_freq[i];
+        float cs = (float)cos(ang), sn = (float)sin(ang);
+        for (size_t h = 0; h < n_heads; h++) {
+            float *x = v + h * hd;
+            /* neox: i with i + hd/2 (HF rotate_half); adjacent: 2i with 2i+1 */
+            size_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
+            float x0 = x[a], x1 = x[b];
+            x[a] = x0 * cs - x1 * sn;
+            x[b] = x1 * cs + x0 * sn;
+        }
+    }
+}
+
+/* -------------------------------------------------------------- a batch */
+
+static void store_kv(bn_ctx *c, uint32_t layer, uint32_t p, const float *k, const float *v)
+{
+    size_t idx = ((size_t)layer * c->n_ctx + p) * c->kv_dim;
+    if (!c->o.kv_f16) {
+        memcpy((float *)c->kc + idx, k, c->kv_dim * sizeof *k);
+        memcpy((float *)c->vc + idx, v, c->kv_dim * sizeof *v);
+        return;
+    }
+    for (size_t i = 0; i < c->kv_dim; i++) {
+        ((uint16_t *)c->kc)[idx + i] = bn_f32_to_f16(k[i]);
+        ((uint16_t *)c->vc)[idx + i] = bn_f32_to_f16(v[i]);
+    }
+}
+
+static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
+{
+    const bn_hparams *hp = &c->m->hp;
+    const bn_layer *L = &c->m->layers[l];
+    size_t d = hp->n_embd, ff = hp->n_ff, qd = c->q_dim, kvd = c->kv_dim;
+    float eps = hp->norm_eps;
+
+    for (size_t t = 0; t < n; t++)
+        rmsnorm(c->x + t * d, L->attn_norm, d, eps, c->tmp + t * d);
+    project(c, c->tmp, d, n, &L->q, c->qb, &L->k, c->kb, &L->v, c->vb);
+    for (size_t t = 0; t < n; t++) {
+        uint32_t p = c->pos + (uint32_t)t;
+        rope(c, c->qb + t * qd, hp->n_head, p);
+        rope(c, c->kb + t * kvd, hp->n_head_kv, p);
+        store_kv(c, l, p, c->kb + t * kvd, c->vb + t * kvd);
+    }
+    att_job aj = {c, l, n, c->pos};
+    bn_pool_run(c->pool, att_run, &aj);
+    if (L->attn_sub_norm)
+        for (size_t t = 0; t < n; t++)
+            rmsnorm(c->att + t * qd, L->attn_sub_norm, qd, eps, c->att + t * qd);
+    project(c, c->att, qd, n, &L->o, c->tmp, NULL, NULL, NULL, NULL);
+    for (size_t i = 0; i < n * d; i++)
+        c->x[i] += c->tmp[i];
+
+    for (size_t t = 0; t < n; t++)
+        rmsnorm(c->x + t * d, L->ffn_norm, d, eps, c->tmp + t * d);
+    project(c, c->tmp, d, n, &L->gate, c->gb, &L->up, c->ub, NULL, NULL);
+    for (size_t i = 0; i < n * ff; i++) {
+        float g = c->gb[i];
+        float a = hp->act_silu ? g / (1.0f + expf(-g)) : (g > 0 ? g * g : 0);
+        c->gb[i] = a * c->ub[i];
+    }
+    if (L->ffn_sub_norm)
+        for (size_t t = 0; t < n; t++)
+            rmsnorm(c->gb + t * ff, L->ffn_sub_norm, ff, eps, c->gb + t * ff);
+    project(c, c->gb, ff, n, &L->down, c->tmp, NULL, NULL, NULL, NULL);
+    for (size_t i = 0; i < n * d; i++)
+        c->x[i] += c->tmp[i];
+}
+
+/* logits: NULL, one row (last token) or n rows. */
+static void batch_forward(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, int all)
+{
+    const bn_model *m = c->m;
+    size_t d = m->hp.n_embd, es = elem_size(m->embd_type);
+    for (size_t t = 0; t < n; t++)
+        bn_to_f32(m->embd_type, (const uint8_t *)m->embd + (size_t)ids[t] * d * es, c->x + t * d, d);
+    for (uint32_t l = 0; l < m->hp.n_layer; l++)
+        layer_forward(c, l, n);
+    c->pos += (uint32_t)n;
+    if (!logits)
+        return;
+    size_t first = all ? 0 : n - 1, rows = n - first;
+    for (size_t t = first; t < n; t++)
+        rmsnorm(c->x + t * d, m->out_norm, d, m->hp.norm_eps, c->tmp + (t - first) * d);
+    head_job hj = {c, c->tmp, rows, logits};
+    bn_pool_run(c->pool, head_run, &hj);
+}
+
+/* -------------------------------------------------------------- public */
+
+int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, int all, bn_err *e)
+{
+    const bn_hparams *hp = &c->m->hp;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= hp->n_vocab)
+            return bn_fail(e, "token id %u is outside the vocabulary (0..%u)", ids[i], hp->n_vocab - 1);
+    if (n > c->n_ctx - c->pos)
+        return bn_fail(e, "%zu more tokens do not fit the context (%u of %u positions used)", n, c->pos,
+                       c->n_ctx);
+    for (size_t off = 0; off < n; off += NB) {
+        size_t nb = n - off < NB ? n - off : NB;
+        float *lg = NULL;
+        if (logits && all)
+            lg = logits + off * hp->n_vocab;
+        else if (logits && off + nb == n)
+            lg = logits;
+        batch_forward(c, ids + off, nb, lg, all);
+    }
+    return 0;
+}
+
+bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
+{
+    const bn_hparams *hp = &m->hp;
+    bn_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        bn_fail(e, "out of memory");
+        return NULL;
+    }
+    c->m = m;
+    c->kern = m->kern;
+    c->o = *o;
+    c->n_ctx = o->n_ctx ? o->n_ctx : hp->n_ctx;
+    c->q_dim = (size_t)hp->n_head * hp->head_dim;
+    c->kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    size_t d = hp->n_embd, ff = hp->n_ff, qd = c->q_dim;
+    size_t wide = d > ff ? d : ff;
+    if (qd > wide)
+        wide = qd;
+    c->ld8 = wide;
+    if (!(c->pool = bn_pool_new(o->n_threads, e)))
+        goto fail;
+    c->nth = bn_pool_size(c->pool);
+    size_t es = o->kv_f16 ? 2 : 4, cells = (size_t)hp->n_layer * c->n_ctx * c->kv_dim;
+    size_t rowlen = d > hp->head_dim ? d : hp->head_dim;
+    c->kc = malloc(cells * es);
+    c->vc = malloc(cells * es);
+    c->inv_freq = malloc(hp->head_dim / 2 * sizeof *c->inv_freq);
+    c->x = malloc(NB * d * sizeof(float));
+    c->tmp = malloc(NB * wide * sizeof(float));
+    c->xn = malloc(NB * wide * sizeof(float));
+    c->qb = malloc(NB * qd * sizeof(float));
+    c->att = malloc(NB * qd * sizeof(float));
+    c->kb = malloc(NB * c->kv_dim * sizeof(float));
+    c->vb = malloc(NB * c->kv_dim * sizeof(float));
+    c->gb = malloc(NB * ff * sizeof(float));
+    c->ub = malloc(NB * ff * sizeof(float));
+    c->q8 = malloc(NB * wide);
+    c->scores = malloc((size_t)c->nth * c->n_ctx * sizeof(float));
+    c->rowbuf = malloc((size_t)c->nth * rowlen * sizeof(float));
+    if (!c->kc || !c->vc || !c->inv_freq || !c->x || !c->tmp || !c->xn || !c->qb || !c->att || !c->kb || !c->vb ||
+        !c->gb || !c->ub || !c->q8 || !c->scores || !c->rowbuf) {
+        bn_fail(e, "out of memory for a context of %u positions (KV cache %.1f MiB)", c->n_ctx,
+                2.0 * (double)cells * (double)es / 1048576.0);
+        goto fail;
+    }
+    for (size_t i = 0; i < hp->head_dim / 2; i++)
+        c->inv_freq[i] = pow((double)hp->rope_theta, -2.0 * (double)i / (double)hp->head_dim);
+    return c;
+fail:
+    bn_ctx_free(c);
+    return NULL;
+}
+
+void bn_ctx_free(bn_ctx *c)
+{
+    if (!c)
+        return;
+    if (c->pool)
+        bn_pool_free(c->pool);
+    free(c->kc);
+    free(c->vc);
+    free(c->inv_freq);
+    free(c->x);
+    free(c->tmp);
+    free(c->xn);
+    free(c->qb);
+    free(c->att);
+    free(c->kb);
+    free(c->vb);
+    free(c->gb);
+    free(c->ub);
+    free(c->q8);
+    free(c->scores);
+    free(c->rowbuf);
+    free(c);
+}
+
+uint32_t bn_ctx_n_ctx(const bn_ctx *c)
+{
+    return c->n_ctx;
+}
+
+uint32_t bn_ctx_pos(const bn_ctx *c)
+{
+    return c->pos;
+}
+
+void bn_ctx_truncate(bn_ctx *c, uint32_t pos)
+{
+    if (pos < c->pos)
+        c->pos = pos;
+}
+
+uint64_t bn_ctx_kv_bytes(const bn_ctx *c)
+{
+    return 2ull * c->m->hp.n_layer * c->n_ctx * c->kv_dim * (c->o.kv_f16 ? 2 : 4);
+}

@@ -1,0 +1,546 @@
+/* generate.c — the generation loop: prompt evaluation with prefix reuse,
+ * sampling, stop tokens, stop strings held back until they cannot match,
+ * streaming output as ids or text, record-by-record answering of a token
+ * stream, and the chat session. */
+#include "generate.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct bn_gen {
+    const bn_model *m;
+    bn_ctx *c;
+    bn_tokenizer *tok;
+    bn_gen_opts o;
+    bn_sampler s;
+    FILE *out;
+    bn_tokw w;
+    bn_detok dt;
+    uint32_t *hist; /* the tokens in the KV cache, in order */
+    size_t n_hist, cap_hist;
+    float *logits;  /* BN_KERN_MAX_N rows */
+    /* text not yet written because it may be the start of a stop string */
+    uint8_t *pend;
+    size_t n_pend, cap_pend;
+    uint32_t *pend_ids; /* ids mode: ids not yet written, and where each ends in pend */
+    size_t *pend_end;
+    size_t n_pids, cap_pids;
+    /* chat: a copy of everything written in the current answer */
+    uint8_t *cap;
+    size_t n_cap, cap_cap;
+    int capture;
+    bn_gen_stats st;
+};
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void bn_gen_get_stats(const bn_gen *g, bn_gen_stats *st)
+{
+    *st = g->st;
+}
+
+/* --------------------------------------------------------------- buffers */
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static int hist_push(bn_gen *g, uint32_t id)
+{
+    if (grow((void **)&g->hist, &g->cap_hist, g->n_hist + 1, sizeof *g->hist))
+        return -1;
+    g->hist[g->n_hist++] = id;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- output */
+
+static int write_bytes(bn_gen *g, const uint8_t *b, size_t n, bn_err *e)
+{
+    if (!n)
+        return 0;
+    if (g->capture) {
+        if (grow((void **)&g->cap, &g->cap_cap, g->n_cap + n, 1))
+            return bn_fail(e, "out of memory");
+        memcpy(g->cap + g->n_cap, b, n);
+        g->n_cap += n;
+    }
+    if (fwrite(b, 1, n, g->out) != n || fflush(g->out))
+        return bn_fail(e, "<stdout>: write error");
+    return 0;
+}
+
+/* Writes the first n pending bytes (and, in ids mode, the ids that end
+ * within them) and drops them from the pending buffer. */
+static int release(bn_gen *g, size_t n, bn_err *e)
+{
+    if (g->o.text) {
+        if (write_bytes(g, g->pend, n, e))
+            return -1;
+    } else {
+        size_t k = 0;
+        while (k < g->n_pids && g->pend_end[k] <= n)
+            k++;
+        if (k && (bn_tokw_put(&g->w, g->pend_ids, k, e) || bn_tokw_flush(&g->w, e)))
+            return -1;
+        memmove(g->pend_ids, g->pend_ids + k, (g->n_pids - k) * sizeof *g->pend_ids);
+        for (size_t i = k; i < g->n_pids; i++)
+            g->pend_end[i - k] = g->pend_end[i] - n;
+        g->n_pids -= k;
+    }
+    memmove(g->pend, g->pend + n, g->n_pend - n);
+    g->n_pend -= n;
+    return 0;
+}
+
+/* Bytes at the end of pend that could still grow into a stop string. */
+static size_t stop_hold(const bn_gen *g)
+{
+    size_t hold = 0;
+    for (int i = 0; i < g->o.n_stop; i++) {
+        size_t L = strlen(g->o.stop[i]);
+        for (size_t k = L - 1 < g->n_pend ? L - 1 : g->n_pend; k > hold; k--)
+            if (!memcmp(g->pend + g->n_pend - k, g->o.stop[i], k)) {
+                hold = k;
+                break;
+            }
+    }
+    return hold;
+}
+
+/* The earliest complete stop string in pend, or SIZE_MAX. */
+static size_t stop_find(const bn_gen *g)
+{
+    size_t best = SIZE_MAX;
+    for (int i = 0; i < g->o.n_stop; i++) {
+        const uint8_t *p = memmem(g->pend, g->n_pend, g->o.stop[i], strlen(g->o.stop[i]));
+        if (p && (size_t)(p - g->pend) < best)
+            best = (size_t)(p - g->pend);
+    }
+    return best;
+}
+
+/* Adds one token to the output. *stopped is set when a stop string is now
+ * complete (the text before it has been written, the rest dropped). */
+static int emit(bn_gen *g, uint32_t id, int *stopped, bn_err *e)
+{
+    const uint8_t *b = NULL;
+    size_t n = 0;
+    if (g->o.text) {
+        if (bn_detok_feed(&g->dt, id, &b, &n, e))
+            return -1;
+    } else if (g->tok && g->o.n_stop && bn_tokenizer_type(g->tok, id) != BN_TOKT_CONTROL) {
+        b = bn_tokenizer_piece(g->tok, id, &n);
+    }
+    if (grow((void **)&g->pend, &g->cap_pend, g->n_pend + n + 1, 1))
+        return bn_fail(e, "out of memory");
+    if (n)
+        memcpy(g->pend + g->n_pend, b, n);
+    g->n_pend += n;
+    if (!g->o.text) {
+        size_t need = g->n_pids + 1, c1 = g->cap_pids;
+        if (grow((void **)&g->pend_ids, &g->cap_pids, need, sizeof *g->pend_ids) ||
+            grow((void **)&g->pend_end, &c1, need, sizeof *g->pend_end))
+            return bn_fail(e, "out of memory");
+        g->pend_ids[g->n_pids] = id;
+        g->pend_end[g->n_pids++] = g->n_pend;
+    }
+    size_t at = stop_find(g);
+    if (at != SIZE_MAX) {
+        *stopped = 1;
+        if (release(g, at, e))
+            return -1;
+        g->n_pend = 0;
+        g->n_pids = 0;
+        return 0;
+    }
+    return release(g, g->n_pend - stop_hold(g), e);
+}
+
+/* Ends an answer: whatever was held back is final now. */
+static int finish(bn_gen *g, int stopped, bn_err *e)
+{
+    if (g->o.text) {
+        const uint8_t *b;
+        size_t n;
+        bn_detok_flush(&g->dt, &b, &n);
+        if (!stopped && n) {
+            if (grow((void **)&g->pend, &g->cap_pend, g->n_pend + n, 1))
+                return bn_fail(e, "out of memory");
+            memcpy(g->pend + g->n_pend, b, n);
+            g->n_pend += n;
+        }
+    }
+    if (release(g, g->n_pend, e))
+        return -1;
+    g->n_pids = 0;
+    if (g->o.text)
+        return write_bytes(g, (const uint8_t *)"\n", g->capture ? 0 : 1, e);
+    return bn_tokw_end(&g->w, e) || bn_tokw_flush(&g->w, e) ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ the loop */
+
+static int is_stop_id(const bn_model *m, uint32_t id)
+{
+    for (int i = 0; i < m->hp.n_stop; i++)
+        if ((uint32_t)m->hp.stop_ids[i] == id)
+            return 1;
+    return 0;
+}
+
+static int dump_logits(bn_gen *g, const float *rows, size_t n, bn_err *e)
+{
+    uint32_t V = g->m->hp.n_vocab, K = g->o.logits_topk;
+    FILE *fp = g->o.logits;
+    if (!K) {
+        if (fwrite(rows, sizeof *rows, n * V, fp) != n * V)
+            return bn_fail(e, "logits: write error");
+        return 0;
+    }
+    if (K > V)
+        K = V;
+    uint32_t top[64];
+    uint32_t *idx = K <= 64 ? top : malloc(K * sizeof *idx);
+    if (!idx)
+        return bn_fail(e, "out of memory");
+    for (size_t t = 0; t < n; t++) {
+        const float *l = rows + t * V;
+        size_t k = 0; /* insertion into the K best, ties to the lower id */
+        for (uint32_t i = 0; i < V; i++) {
+            if (k == K && l[i] <= l[idx[k - 1]])
+                continue;
+            size_t j = k < K ? k++ : k - 1;
+            while (j > 0 && l[idx[j - 1]] < l[i]) {
+                idx[j] = idx[j - 1];
+                j--;
+            }
+            idx[j] = i;
+        }
+        for (size_t j = 0; j < k; j++)
+            fprintf(fp, "%s%u:%.9g", j ? " " : "", idx[j], l[idx[j]]);
+        fputc('\n', fp);
+    }
+    if (idx != top)
+        free(idx);
+    return ferror(fp) ? bn_fail(e, "logits: write error") : 0;
+}
+
+/* Evaluates prompt[0..n) after reusing the cached prefix; leaves the last
+ * position's logits in g->logits. */
+static int eval_prompt(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
+{
+    size_t common = 0;
+    if (!g->o.logits)
+        while (common < g->n_hist && common < n && g->hist[common] == prompt[common])
+            common++;
+    if (common == n)
+        common--; /* the last token is evaluated again for its logits */
+    bn_ctx_truncate(g->c, (uint32_t)common);
+    g->n_hist = common;
+    g->st.n_prompt += n - common;
+    uint32_t V = g->m->hp.n_vocab;
+    for (size_t off = common; off < n; off += BN_KERN_MAX_N) {
+        size_t nb = n - off < BN_KERN_MAX_N ? n - off : BN_KERN_MAX_N;
+        int all = g->o.logits != NULL;
+        if (bn_ctx_eval(g->c, prompt + off, nb, g->logits, all, e))
+            return -1;
+        for (size_t i = 0; i < nb; i++)
+            if (hist_push(g, prompt[off + i]))
+                return bn_fail(e, "out of memory");
+        if (all) {
+            if (dump_logits(g, g->logits, nb, e))
+                return -1;
+            if (off + nb == n) /* the sampler reads row 0 */
+                memmove(g->logits, g->logits + (nb - 1) * V, V * sizeof *g->logits);
+        }
+    }
+    if (g->o.logits) {
+        if (g->o.logits_topk)
+            fputc('\n', g->o.logits); /* an empty line ends each prompt */
+        fflush(g->o.logits);
+    }
+    return 0;
+}
+
+static int echo_prompt(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
+{
+    if (!g->o.text)
+        return bn_tokw_put(&g->w, prompt, n, e) || bn_tokw_flush(&g->w, e) ? -1 : 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *b;
+        size_t len;
+        if (bn_detok_feed(&g->dt, prompt[i], &b, &len, e) || write_bytes(g, b, len, e))
+            return -1;
+    }
+    return 0;
+}
+
+int bn_gen_answer(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
+{
+    uint32_t n_ctx = bn_ctx_n_ctx(g->c), V = g->m->hp.n_vocab;
+    if (n == 0)
+        return bn_fail(e, "empty prompt");
+    for (size_t i = 0; i < n; i++)
+        if (prompt[i] >= V)
+            return bn_fail(e, "token %zu: id %u is outside the vocabulary (0..%u)", i + 1, prompt[i], V - 1);
+    if (n >= n_ctx)
+        return bn_fail(e, "prompt of %zu tokens is longer than the context allows (%u, one position is needed to "
+                          "answer)", n, n_ctx);
+    double t0 = now();
+    if (eval_prompt(g, prompt, n, e))
+        return -1;
+    double t1 = now();
+    g->st.t_prompt += t1 - t0;
+    if (g->o.echo && echo_prompt(g, prompt, n, e))
+        return -1;
+    int stopped = 0;
+    for (int32_t k = 0; g->o.n_predict < 0 || k < g->o.n_predict; k++) {
+        uint32_t id = bn_sampler_sample(&g->s, g->logits, g->hist, g->n_hist);
+        if (is_stop_id(g->m, id))
+            break;
+        if (emit(g, id, &stopped, e))
+            return -1;
+        if (stopped || k + 1 == g->o.n_predict || bn_ctx_pos(g->c) >= n_ctx)
+            break;
+        if (bn_ctx_eval(g->c, &id, 1, g->logits, 0, e) || hist_push(g, id))
+            return -1;
+        g->st.n_gen++;
+    }
+    g->st.t_gen += now() - t1;
+    return finish(g, stopped, e);
+}
+
+int bn_gen_stream(bn_gen *g, bn_tokr *in, uint64_t *bad_records, bn_err *e)
+{
+    uint32_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (uint64_t rec = 1;; rec++) {
+        n = 0;
+        int r = bn_tokr_record(in, &ids, &n, &cap, e);
+        if (r <= 0) {
+            rc = r;
+            break;
+        }
+        bn_err re;
+        if (bn_gen_answer(g, ids, n, &re)) {
+            /* One bad record does not end the batch: say which, answer it
+             * with an empty record so answers stay aligned with prompts. */
+            fprintf(stderr, "%s: %s: record %llu: %s\n", g->o.prog, in->name, (unsigned long long)rec, re.msg);
+            (*bad_records)++;
+            g->n_pend = g->n_pids = 0;
+            g->n_hist = 0;
+            bn_ctx_truncate(g->c, 0);
+            if ((g->o.text ? write_bytes(g, (const uint8_t *)"\n", 1, e)
+                           : bn_tokw_end(&g->w, e) || bn_tokw_flush(&g->w, e))) {
+                rc = -1;
+                break;
+            }
+        }
+    }
+    free(ids);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ chat */
+
+typedef struct turn {
+    bn_role role;
+    uint8_t *text;
+    size_t len;
+} turn;
+
+static int render(bn_gen *g, const turn *t, size_t n, bn_tokens *out, bn_err *e)
+{
+    bn_chat_msg *msgs = calloc(n ? n : 1, sizeof *msgs);
+    if (!msgs)
+        return bn_fail(e, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        msgs[i] = (bn_chat_msg){t[i].role, t[i].text, t[i].len, 0};
+    bn_tokens_clear(out);
+    int rc = bn_tokenizer_chat(g->tok, msgs, n, 1, out, e);
+    free(msgs);
+    return rc;
+}
+
+static void drop_turn(turn *t, size_t *n, size_t at)
+{
+    free(t[at].text);
+    memmove(t + at, t + at + 1, (*n - at - 1) * sizeof *t);
+    (*n)--;
+}
+
+int bn_chat(bn_gen *g, const char *system, FILE *in, bn_err *e)
+{
+    uint32_t n_ctx = bn_ctx_n_ctx(g->c);
+    /* Room kept free for the answer when deciding what history fits. */
+    uint32_t reserve = g->o.n_predict > 0 ? (uint32_t)g->o.n_predict : n_ctx / 4;
+    if (reserve >= n_ctx)
+        reserve = n_ctx / 2;
+    turn *t = NULL;
+    size_t n = 0, cap = 0;
+    bn_tokens toks = {0};
+    char *line = NULL;
+    size_t line_cap = 0;
+    int rc = 0, tty = isatty(fileno(in)) && isatty(fileno(g->out));
+    size_t first = 0; /* turns before this are the system prompt, never dropped */
+    if (system) {
+        if (grow((void **)&t, &cap, 1, sizeof *t) || !(t[0].text = (uint8_t *)strdup(system))) {
+            rc = bn_fail(e, "out of memory");
+            goto done;
+        }
+        t[0].role = BN_ROLE_SYSTEM;
+        t[0].len = strlen(system);
+        n = first = 1;
+    }
+    for (;;) {
+        if (tty) {
+            fputs("> ", g->out);
+            fflush(g->out);
+        }
+        ssize_t len = getline(&line, &line_cap, in);
+        if (len < 0)
+            break;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = 0;
+        if (len == 0)
+            continue;
+        if (grow((void **)&t, &cap, n + 2, sizeof *t) || !(t[n].text = malloc((size_t)len))) {
+            rc = bn_fail(e, "out of memory");
+            goto done;
+        }
+        memcpy(t[n].text, line, (size_t)len);
+        t[n].len = (size_t)len;
+        t[n++].role = BN_ROLE_USER;
+        if (render(g, t, n, &toks, e)) {
+            rc = -1;
+            goto done;
+        }
+        /* Drop the oldest exchange (after the system prompt) until the
+         * conversation and room for an answer fit. */
+        int dropped = 0;
+        while (toks.n + reserve > n_ctx && n - first > 1) {
+            drop_turn(t, &n, first);
+            if (n - first > 1 && t[first].role == BN_ROLE_ASSISTANT)
+                drop_turn(t, &n, first);
+            dropped++;
+            if (render(g, t, n, &toks, e)) {
+                rc = -1;
+                goto done;
+            }
+        }
+        if (dropped)
+            fprintf(stderr, "%s: the conversation no longer fits the context of %u tokens; dropped the oldest "
+                            "%d turn%s\n", g->o.prog, n_ctx, dropped, dropped > 1 ? "s" : "");
+        if (toks.n >= n_ctx) {
+            fprintf(stderr, "%s: message of %zu tokens does not fit the context of %u tokens; ignored\n",
+                    g->o.prog, toks.n, n_ctx);
+            drop_turn(t, &n, n - 1);
+            continue;
+        }
+        g->capture = 1;
+        g->n_cap = 0;
+        int r = bn_gen_answer(g, toks.ids, toks.n, e);
+        g->capture = 0;
+        if (r || write_bytes(g, (const uint8_t *)"\n", 1, e)) {
+            rc = -1;
+            goto done;
+        }
+        if (bn_ctx_pos(g->c) >= n_ctx)
+            fprintf(stderr, "%s: the answer filled the context of %u tokens\n", g->o.prog, n_ctx);
+        t[n].role = BN_ROLE_ASSISTANT;
+        t[n].len = g->n_cap;
+        if (!(t[n].text = malloc(g->n_cap ? g->n_cap : 1))) {
+            rc = bn_fail(e, "out of memory");
+            goto done;
+        }
+        memcpy(t[n].text, g->cap, g->n_cap);
+        n++;
+    }
+done:
+    for (size_t i = 0; i < n; i++)
+        free(t[i].text);
+    free(t);
+    free(line);
+    bn_tokens_free(&toks);
+    return rc;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+bn_gen *bn_gen_new(const bn_model *m, bn_ctx *c, bn_tokenizer *tok, const bn_gen_opts *o, FILE *out, int binary_ids,
+                   bn_err *e)
+{
+    bn_gen *g = calloc(1, sizeof *g);
+    if (!g) {
+        bn_fail(e, "out of memory");
+        return NULL;
+    }
+    g->m = m;
+    g->c = c;
+    g->tok = tok;
+    g->o = *o;
+    g->out = out;
+    if (!tok && (o->text || o->n_stop)) {
+        bn_fail(e, "%s: the model has no tokenizer (needed for text output and stop strings)", m->src.name);
+        free(g);
+        return NULL;
+    }
+    g->logits = malloc((size_t)BN_KERN_MAX_N * m->hp.n_vocab * sizeof *g->logits);
+    if (!g->logits || bn_sampler_init(&g->s, &o->samp, m->hp.n_vocab, e)) {
+        if (g->logits)
+            bn_fail(e, "out of memory");
+        free(g->logits);
+        free(g);
+        return NULL;
+    }
+    if (o->text) {
+        if (bn_detok_init(&g->dt, tok, BN_DEC_SKIP_SPECIAL, e))
+            goto fail;
+    } else if (bn_tokw_open(&g->w, out, binary_ids, tok ? bn_tokenizer_hash(tok) : 0, m->hp.n_vocab, e)) {
+        goto fail;
+    }
+    return g;
+fail:
+    bn_sampler_free(&g->s);
+    free(g->logits);
+    free(g);
+    return NULL;
+}
+
+void bn_gen_free(bn_gen *g)
+{
+    if (!g)
+        return;
+    if (g->o.text)
+        bn_detok_free(&g->dt);
+    else
+        bn_tokw_close(&g->w);
+    bn_sampler_free(&g->s);
+    free(g->logits);
+    free(g->hist);
+    free(g->pend);
+    free(g->pend_ids);
+    free(g->pend_end);
+    free(g->cap);
+    free(g);
+}

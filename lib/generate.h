@@ -1,0 +1,82 @@
+/* generate.h — what bn-infer does with a model: answer prompts (streaming
+ * ids or text, stop tokens and stop strings), answer a stream of prompt
+ * records one by one, hold a chat, and score text (perplexity). */
+#ifndef BN_GENERATE_H
+#define BN_GENERATE_H
+
+#include "model.h"
+#include "sampler.h"
+#include "tokenizer.h"
+#include "tokstream.h"
+
+#define BN_MAX_STOP_STRINGS 16
+
+typedef struct bn_gen_opts {
+    int32_t n_predict;    /* tokens to generate per answer; -1: until a stop or the context is full */
+    int echo;             /* write the prompt before the answer */
+    int text;             /* write text (streaming detokenization) rather than ids */
+    const char *stop[BN_MAX_STOP_STRINGS]; /* stop strings (NUL-terminated UTF-8) */
+    int n_stop;
+    bn_sampler_opts samp;
+    FILE *logits;         /* --logits: every prompt position's logits, or NULL */
+    uint32_t logits_topk; /* 0: binary f32 rows; K: text, the K largest per position */
+    const char *prog;     /* for messages about single records ("bn-infer") */
+} bn_gen_opts;
+
+typedef struct bn_gen bn_gen;
+
+/* tok may be NULL only for id output without stop strings. Output goes to
+ * out; ids in the token stream's text form, or binary when binary_ids. */
+bn_gen *bn_gen_new(const bn_model *m, bn_ctx *c, bn_tokenizer *tok, const bn_gen_opts *o, FILE *out, int binary_ids,
+                   bn_err *e);
+void bn_gen_free(bn_gen *g);
+
+/* Answers one prompt: evaluates it (reusing whatever prefix the KV cache
+ * already holds) and writes the continuation, flushed token by token, as
+ * one output record. */
+int bn_gen_answer(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e);
+
+/* Answers every record of a token stream in order. A record that cannot
+ * be answered (an id outside the vocabulary, longer than the context) is
+ * reported on stderr as "PROG: NAME: record N: reason", answered with an
+ * empty record, and *bad_records counts it; a broken stream ends the run. */
+int bn_gen_stream(bn_gen *g, bn_tokr *in, uint64_t *bad_records, bn_err *e);
+
+/* Counters for -v: tokens evaluated from prompts and generated, and the
+ * seconds each took. */
+typedef struct bn_gen_stats {
+    uint64_t n_prompt, n_gen;
+    double t_prompt, t_gen;
+} bn_gen_stats;
+void bn_gen_get_stats(const bn_gen *g, bn_gen_stats *st);
+
+/* Interactive chat: one user message per line of in (a terminal or a
+ * pipe), rendered with the model's chat format after an optional system
+ * prompt; the KV cache is reused across turns and the oldest turns are
+ * dropped (with a note on stderr) when the context fills. */
+int bn_chat(bn_gen *g, const char *system, FILE *in, bn_err *e);
+
+/* ---------------------------------------------------------- perplexity */
+
+typedef struct bn_ppl_opts {
+    uint32_t window; /* tokens per window, BOS included (<= the context) */
+    uint32_t stride; /* text tokens between window starts; 0: window-1 (no overlap) */
+    FILE *progress;  /* one line per window, or NULL */
+} bn_ppl_opts;
+
+typedef struct bn_ppl {
+    double ppl, ppl_err; /* exp(mean NLL), and its standard error */
+    double nll, nll_sd;  /* mean NLL (nats/token) and its standard deviation */
+    uint64_t n_scored;   /* predicted tokens */
+    uint32_t n_windows;
+    uint64_t n_tokens;   /* text tokens (BOS not counted) */
+} bn_ppl;
+
+/* Scores ids (text tokens, no BOS): each window is BOS + the next
+ * window-1 tokens and predicts every token it has not predicted before
+ * (with the default stride: all of them). Without a BOS id, a window's
+ * first token is context only. */
+int bn_perplexity(bn_ctx *c, const bn_model *m, const uint32_t *ids, size_t n, const bn_ppl_opts *o, bn_ppl *r,
+                  bn_err *e);
+
+#endif

@@ -1,0 +1,122 @@
+/* kern_ref.c — the portable scalar reference kernels for the `t2` layout
+ * (formats/bn-model.md §4.1), and the lookup that picks a kernel set.
+ *
+ * Written for clarity first: the optimized sets are checked bit for bit
+ * against these. Columns are taken in blocks so a weight row is unpacked
+ * once per block and reused for every token of a prefill batch. */
+#include "kernels.h"
+#include "bn.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { BLOCK = 256 }; /* columns unpacked at a time (a multiple of 4) */
+
+static float ref_quantize(const float *x, size_t k, int8_t *q)
+{
+    float amax = 0;
+    for (size_t i = 0; i < k; i++) {
+        float a = fabsf(x[i]);
+        if (a > amax)
+            amax = a;
+    }
+    float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);
+    for (size_t i = 0; i < k; i++) {
+        float v = nearbyintf(x[i] * s); /* half to even, never roundf */
+        if (v > 127)
+            v = 127;
+        if (v < -128)
+            v = -128;
+        q[i] = (int8_t)v;
+    }
+    return s;
+}
+
+/* Unpacks columns [c0, c0+n) of one row into w (values -1, 0, 1). */
+static void unpack(const uint8_t *row, size_t c0, size_t n, int8_t *w)
+{
+    for (size_t j = 0; j < n; j++) {
+        size_t c = c0 + j;
+        w[j] = (int8_t)(((row[c / 4] >> (2 * (c % 4))) & 3) - 1);
+    }
+}
+
+static void ref_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, const float *s,
+                     size_t n, size_t ldq, float *y, size_t ldy)
+{
+    size_t row_bytes = (k + 3) / 4;
+    int8_t wv[BLOCK];
+    int32_t acc[BN_KERN_MAX_N];
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * row_bytes;
+        memset(acc, 0, n * sizeof acc[0]);
+        for (size_t c0 = 0; c0 < k; c0 += BLOCK) {
+            size_t nb = k - c0 < BLOCK ? k - c0 : BLOCK;
+            unpack(row, c0, nb, wv);
+            for (size_t t = 0; t < n; t++) {
+                const int8_t *qt = q + t * ldq + c0;
+                int32_t a = 0;
+                for (size_t j = 0; j < nb; j++)
+                    a += wv[j] * qt[j];
+                acc[t] += a;
+            }
+        }
+        for (size_t t = 0; t < n; t++)
+            y[t * ldy + r] = bn_kern_out(acc[t], s[t], beta);
+    }
+}
+
+static void ref_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, float s, float *y)
+{
+    ref_gemm(w, k, r0, r1, beta, q, &s, 1, k, y, 0);
+}
+
+static void ref_gemm_f32(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const float *x, size_t n,
+                         size_t ldx, float *y, size_t ldy)
+{
+    size_t row_bytes = (k + 3) / 4;
+    int8_t wv[BLOCK];
+    float acc[BN_KERN_MAX_N];
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * row_bytes;
+        memset(acc, 0, n * sizeof acc[0]);
+        for (size_t c0 = 0; c0 < k; c0 += BLOCK) {
+            size_t nb = k - c0 < BLOCK ? k - c0 : BLOCK;
+            unpack(row, c0, nb, wv);
+            for (size_t t = 0; t < n; t++) {
+                const float *xt = x + t * ldx + c0;
+                float a = 0;
+                for (size_t j = 0; j < nb; j++)
+                    a += (float)wv[j] * xt[j];
+                acc[t] += a;
+            }
+        }
+        for (size_t t = 0; t < n; t++)
+            y[t * ldy + r] = acc[t] * beta;
+    }
+}
+
+static const bn_kernels ref_t2 = {
+    .name = "ref",
+    .layout = BN_T2,
+    .quantize = ref_quantize,
+    .gemm = ref_gemm,
+    .gemv = ref_gemv,
+    .gemm_f32 = ref_gemm_f32,
+};
+
+const bn_kernels *bn_kernels_ref_t2(void)
+{
+    return &ref_t2;
+}
+
+const bn_kernels *bn_kernels_find(const char *name, uint32_t layout)
+{
+    /* Optimized sets register here, best first, each guarded by a CPU
+     * check; "auto" takes the first that fits, "ref" always exists. */
+    if (layout != BN_T2)
+        return NULL;
+    if (!strcmp(name, "ref") || !strcmp(name, "auto"))
+        return &ref_t2;
+    return NULL;
+}

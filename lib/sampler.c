@@ -1,0 +1,196 @@
+/* sampler.c — next-token selection. Order (as llama.cpp's default chain):
+ * penalties on the raw logits, then top-k, temperature, softmax, top-p,
+ * min-p, and a draw from what is left. */
+#include "sampler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void bn_sampler_defaults(bn_sampler_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->temp = 0.8f;
+    o->top_k = 40;
+    o->top_p = 0.95f;
+    o->min_p = 0.05f;
+    o->repeat_penalty = 1.0f;
+    o->presence_penalty = 0.0f;
+    o->penalty_last_n = 64;
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t next_u64(bn_sampler *s)
+{
+    uint64_t *r = s->rng;
+    uint64_t out = rotl(r[1] * 5, 7) * 9, t = r[1] << 17;
+    r[2] ^= r[0];
+    r[3] ^= r[1];
+    r[1] ^= r[2];
+    r[0] ^= r[3];
+    r[2] ^= t;
+    r[3] = rotl(r[3], 45);
+    return out;
+}
+
+double bn_sampler_uniform(bn_sampler *s)
+{
+    return (double)(next_u64(s) >> 11) * 0x1.0p-53;
+}
+
+int bn_sampler_init(bn_sampler *s, const bn_sampler_opts *o, uint32_t n_vocab, bn_err *e)
+{
+    memset(s, 0, sizeof *s);
+    s->o = *o;
+    s->n_vocab = n_vocab;
+    uint64_t x = o->seed;
+    for (int i = 0; i < 4; i++)
+        s->rng[i] = splitmix64(&x);
+    s->seen = calloc(n_vocab, 1);
+    if (!s->seen) {
+        bn_sampler_free(s);
+        return bn_fail(e, "sampler: out of memory");
+    }
+    return 0;
+}
+
+void bn_sampler_free(bn_sampler *s)
+{
+    free(s->seen);
+    memset(s, 0, sizeof *s);
+}
+
+static void penalize(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist)
+{
+    const bn_sampler_opts *o = &s->o;
+    if (o->repeat_penalty == 1.0f && o->presence_penalty == 0.0f)
+        return;
+    size_t from = o->penalty_last_n && n_hist > o->penalty_last_n ? n_hist - o->penalty_last_n : 0;
+    for (size_t i = from; i < n_hist; i++) {
+        uint32_t id = hist[i];
+        if (id >= s->n_vocab || s->seen[id])
+            continue;
+        s->seen[id] = 1; /* each token is penalized once, however often it occurred */
+        float *l = &logits[id];
+        if (o->repeat_penalty != 1.0f)
+            *l = *l > 0 ? *l / o->repeat_penalty : *l * o->repeat_penalty;
+        *l -= o->presence_penalty;
+    }
+    for (size_t i = from; i < n_hist; i++)
+        if (hist[i] < s->n_vocab)
+            s->seen[hist[i]] = 0;
+}
+
+static uint32_t argmax(const float *l, uint32_t n)
+{
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (l[i] > l[best])
+            best = i;
+    return best;
+}
+
+/* A candidate token; sorted by logit, then id, so ties are deterministic. */
+typedef struct cand {
+    float l;
+    uint32_t id;
+} cand;
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->l != y->l)
+        return x->l > y->l ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+uint32_t bn_sampler_sample(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist)
+{
+    const bn_sampler_opts *o = &s->o;
+    uint32_t V = s->n_vocab;
+    penalize(s, logits, hist, n_hist);
+    if (o->temp <= 0)
+        return argmax(logits, V);
+    /* Candidates: the top k (by a bounded insertion when k is small),
+     * otherwise all of them, sorted by logit. */
+    cand buf[64] = {{0, 0}}, *c;
+    size_t n = 0;
+    if (o->top_k > 0 && o->top_k <= 64) { /* bounded insertion, no sort of V */
+        c = buf;
+        for (uint32_t i = 0; i < V; i++) {
+            if (n == o->top_k && logits[i] <= c[n - 1].l)
+                continue;
+            size_t j = n < o->top_k ? n++ : n - 1;
+            while (j > 0 && c[j - 1].l < logits[i]) {
+                c[j] = c[j - 1];
+                j--;
+            }
+            c[j].l = logits[i];
+            c[j].id = i;
+        }
+    } else {
+        c = malloc(V * sizeof *c);
+        if (!c)
+            return argmax(logits, V);
+        for (uint32_t i = 0; i < V; i++)
+            c[i] = (cand){logits[i], i};
+        qsort(c, V, sizeof *c, cand_cmp);
+        n = o->top_k ? (o->top_k < V ? o->top_k : V) : V;
+    }
+    /* softmax with temperature, in double */
+    double mx = c[0].l / o->temp, sum = 0;
+    double *p = malloc(n * sizeof *p);
+    if (!p) {
+        uint32_t id = c[0].id;
+        if (c != buf)
+            free(c);
+        return id;
+    }
+    for (size_t i = 0; i < n; i++)
+        sum += p[i] = exp(c[i].l / o->temp - mx);
+    size_t keep = n;
+    if (o->top_p < 1.0f) {
+        double acc = 0;
+        for (size_t i = 0; i < n; i++) {
+            acc += p[i] / sum;
+            if (acc >= o->top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+    }
+    if (o->min_p > 0) /* p[0] is the largest: relative to it */
+        for (size_t i = 1; i < keep; i++)
+            if (p[i] < o->min_p * p[0]) {
+                keep = i;
+                break;
+            }
+    double tot = 0;
+    for (size_t i = 0; i < keep; i++)
+        tot += p[i];
+    double u = bn_sampler_uniform(s) * tot, acc = 0;
+    uint32_t id = c[keep - 1].id;
+    for (size_t i = 0; i < keep; i++) {
+        acc += p[i];
+        if (u < acc) {
+            id = c[i].id;
+            break;
+        }
+    }
+    free(p);
+    if (c != buf)
+        free(c);
+    return id;
+}
