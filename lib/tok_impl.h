@@ -10,10 +10,14 @@
 #include "tokenizer.h"
 
 /* Open-addressing table from token bytes to the id of a mergeable (normal
- * or byte) token. tag holds the hash's upper half so most misses skip the
- * byte comparison; id1 is id + 1, 0 marks an empty slot. */
+ * or byte) token. Lookups are most of the encoding time, so a slot carries
+ * enough to settle most probes without touching the token bytes: the first
+ * 8 bytes (zero-padded), the length and 16 bits of the hash. Tokens of up
+ * to 8 bytes never need the blob. id1 is id + 1; 0 marks an empty slot. */
 typedef struct tok_vslot {
-    uint32_t tag, id1;
+    uint64_t head;
+    uint32_t id1;
+    uint32_t meta; /* length << 16 | hash tag */
 } tok_vslot;
 
 /* Merge table (merges mode): the pair (left id, right id) -> its priority

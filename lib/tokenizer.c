@@ -54,22 +54,42 @@ void bn_tokens_free(bn_tokens *v)
 
 /* ------------------------------------------------------- vocabulary map */
 
-static inline uint64_t hash_bytes(const uint8_t *p, size_t n)
+/* The first 8 bytes, zero-padded. */
+static inline uint64_t head8(const uint8_t *p, size_t n)
 {
-    return XXH3_64bits(p, n);
+    uint64_t w = 0;
+    memcpy(&w, p, n < 8 ? n : 8);
+    return w;
+}
+
+/* Short keys (nearly all lookups) get an inline multiply-xorshift mix of
+ * their head; longer ones XXH3. */
+static inline uint64_t hash_key(const uint8_t *p, size_t n, uint64_t head)
+{
+    if (n > 8)
+        return XXH3_64bits(p, n);
+    uint64_t h = (head ^ (uint64_t)n << 59) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 32);
+}
+
+static inline uint32_t slot_meta(size_t n, uint64_t h)
+{
+    return (uint32_t)(n > 0xFFFF ? 0xFFFF : n) << 16 | (uint32_t)(h >> 48);
 }
 
 int32_t tok_vocab_find(const bn_tokenizer *t, const uint8_t *p, size_t n)
 {
-    uint64_t h = hash_bytes(p, n);
-    uint32_t tag = (uint32_t)(h >> 32);
+    uint64_t head = head8(p, n), h = hash_key(p, n, head);
+    uint32_t meta = slot_meta(n, h);
     for (size_t i = (size_t)h & t->vmask;; i = (i + 1) & t->vmask) {
         const tok_vslot *s = &t->vtab[i];
         if (!s->id1)
             return -1;
-        if (s->tag == tag) {
+        if (s->meta == meta && s->head == head) {
             uint32_t id = s->id1 - 1;
-            if (t->off[id + 1] - t->off[id] == n && !memcmp(t->blob + t->off[id], p, n))
+            if (n <= 8 || (t->off[id + 1] - t->off[id] == n && !memcmp(t->blob + t->off[id] + 8, p + 8, n - 8)))
                 return (int32_t)id;
         }
     }
@@ -99,12 +119,11 @@ static int build_vocab(bn_tokenizer *t, bn_err *e)
         /* The first id with given bytes wins: in ranks mode the lowest rank. */
         if (tok_vocab_find(t, p, n) >= 0)
             continue;
-        uint64_t h = hash_bytes(p, n);
+        uint64_t head = head8(p, n), h = hash_key(p, n, head);
         size_t i = (size_t)h & t->vmask;
         while (t->vtab[i].id1)
             i = (i + 1) & t->vmask;
-        t->vtab[i].tag = (uint32_t)(h >> 32);
-        t->vtab[i].id1 = id + 1;
+        t->vtab[i] = (tok_vslot){.head = head, .id1 = id + 1, .meta = slot_meta(n, h)};
     }
     for (int b = 0; b < 256; b++) {
         uint8_t c = (uint8_t)b;
