@@ -257,8 +257,7 @@ static int skip_array(rdr *r, const char *key, int depth, bn_err *e)
     if (et == GV_STR) {
         if (n > r_left(r) / 8)
             return bn_fail(e, "%s: truncated or damaged: metadata '%s' claims %llu strings, "
-                       "more than the file holds", r->name, key,
-                           (unsigned long long)n);
+                           "more than the file holds", r->name, key, (unsigned long long)n);
         for (uint64_t i = 0; i < n; i++) {
             uint64_t l;
             if (r_u64(r, &l, "a string length", e))
@@ -271,8 +270,7 @@ static int skip_array(rdr *r, const char *key, int depth, bn_err *e)
     if (et == GV_ARR) {
         if (n > r_left(r) / 12)
             return bn_fail(e, "%s: truncated or damaged: metadata '%s' claims %llu nested arrays, "
-                       "more than the file holds", r->name,
-                           key, (unsigned long long)n);
+                           "more than the file holds", r->name, key, (unsigned long long)n);
         for (uint64_t i = 0; i < n; i++)
             if (skip_array(r, key, depth + 1, e))
                 return -1;
@@ -283,8 +281,7 @@ static int skip_array(rdr *r, const char *key, int depth, bn_err *e)
         return bn_fail(e, "%s: metadata '%s' has unknown array element type %u", r->name, key, et);
     if (n > r_left(r) / w)
         return bn_fail(e, "%s: truncated or damaged: metadata '%s' claims %llu elements, "
-                       "more than the file holds", r->name, key,
-                       (unsigned long long)n);
+                       "more than the file holds", r->name, key, (unsigned long long)n);
     return r_get(r, NULL, n * w, "array elements", e);
 }
 
@@ -331,8 +328,7 @@ static int read_kv(rdr *r, bn_meta *raw, bn_err *e)
         if (et == GV_STR) {
             if (n > r_left(r) / 8) {
                 bn_fail(e, "%s: truncated or damaged: metadata '%s' claims %llu strings, "
-                       "more than the file holds", r->name, key,
-                        (unsigned long long)n);
+                        "more than the file holds", r->name, key, (unsigned long long)n);
                 goto out;
             }
             uint64_t *off = malloc((size_t)(n + 1) * sizeof *off);
@@ -387,8 +383,7 @@ static int read_kv(rdr *r, bn_meta *raw, bn_err *e)
         }
         if (n > r_left(r) / w) {
             bn_fail(e, "%s: truncated or damaged: metadata '%s' claims %llu elements, "
-                       "more than the file holds", r->name, key,
-                    (unsigned long long)n);
+                    "more than the file holds", r->name, key, (unsigned long long)n);
             goto out;
         }
         uint32_t bt = gv_to_bn(et);
