@@ -49,12 +49,18 @@ static void rmsnorm(const float *x, const float *w, size_t n, float eps, float *
         y[i] = x[i] * r * w[i];
 }
 
+/* In 8 interleaved partial sums: a fixed order (results repeat exactly)
+ * that compilers can vectorize without -ffast-math. */
 static float dot_f32(const float *a, const float *b, size_t n)
 {
-    float s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
+    float p[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t l = 0; l < 8; l++)
+            p[l] += a[i + l] * b[i + l];
+    for (; i < n; i++)
+        p[0] += a[i] * b[i];
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
 }
 
 static size_t elem_size(uint32_t type)

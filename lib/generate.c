@@ -302,9 +302,9 @@ int bn_gen_answer(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
     for (size_t i = 0; i < n; i++)
         if (prompt[i] >= V)
             return bn_fail(e, "token %zu: id %u is outside the vocabulary (0..%u)", i + 1, prompt[i], V - 1);
-    if (n >= n_ctx)
-        return bn_fail(e, "prompt of %zu tokens is longer than the context allows (%u, one position is needed to "
-                          "answer)", n, n_ctx);
+    if (n > n_ctx || (n == n_ctx && g->o.n_predict != 0))
+        return bn_fail(e, "prompt of %zu tokens does not fit the context of %u tokens%s", n, n_ctx,
+                       n == n_ctx ? " (one more position is needed to answer)" : "");
     double t0 = now();
     if (eval_prompt(g, prompt, n, e))
         return -1;

@@ -1,0 +1,341 @@
+#!/usr/bin/python3
+"""ref_forward.py — an independent numpy reference of the BitNet b1.58 forward
+pass, for checking bn-infer.
+
+Written from the published architecture (HF modeling_bitnet.py as described in
+/work/shared/docs/formats.md §1, the tiny model's README), not from bn's C:
+it reads the Hugging Face checkpoint itself (config.json, safetensors parsed
+from the format's spec: u64 header length, JSON header, raw little-endian
+data), unpacks or ternarizes the projections, and runs the whole sequence at
+once with a causal mask (no KV cache), in float32.
+
+  ref_forward.py logits  --model DIR --ids FILE [--mode M] --out FILE
+  ref_forward.py compare --model DIR --ids FILE [--mode M] --bn FILE [--atol A] [--rtol R]
+  ref_forward.py greedy  --model DIR --ids FILE [--mode M] -n N
+  ref_forward.py greedy-check --model DIR --ids FILE [--mode M] --gen FILE
+  ref_forward.py ppl     --model DIR --ids FILE --window W
+  ref_forward.py spread  --model DIR --ids FILE --bn FILE [--eps 1e-6]
+
+Modes: exact (ternary weights, per-token int8 activations: the inference
+contract), noquant (ternary weights, float activations), float (master
+weights, no quantization; bf16 checkpoints only).
+FILE of ids: decimal ids, whitespace-separated; one prompt per line (the
+first non-empty line is used, except by ppl, which joins every line).
+bn logits files: raw little-endian f32, [n_tokens x vocab].
+"""
+import argparse
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+
+F32 = np.float32
+
+
+# ---------------------------------------------------------------- safetensors
+
+def read_safetensors(path):
+    """{name: numpy array (f32 for floats, uint8 for U8)}."""
+    out = {}
+    with open(path, "rb") as f:
+        (hlen,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(hlen))
+        base = 8 + hlen
+        raw = np.memmap(path, dtype=np.uint8, mode="r")
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        buf = raw[base + a: base + b]
+        shape = info["shape"]
+        dt = info["dtype"]
+        if dt == "BF16":
+            u = buf.view("<u2").astype(np.uint32) << 16
+            arr = u.view(F32)
+        elif dt == "F16":
+            arr = buf.view("<f2").astype(F32)
+        elif dt == "F32":
+            arr = buf.view("<f4").astype(F32)
+        elif dt == "U8":
+            arr = np.array(buf, dtype=np.uint8)
+        else:
+            sys.exit("ref_forward: %s: dtype %s not supported" % (name, dt))
+        out[name] = arr.reshape(shape)
+    return out
+
+
+def load_checkpoint(d):
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    idx = os.path.join(d, "model.safetensors.index.json")
+    tensors = {}
+    if os.path.exists(idx):
+        for fn in sorted(set(json.load(open(idx))["weight_map"].values())):
+            tensors.update(read_safetensors(os.path.join(d, fn)))
+    else:
+        tensors = read_safetensors(os.path.join(d, "model.safetensors"))
+    return cfg, tensors
+
+
+# ------------------------------------------------------------------ weights
+
+def unpack_hf(p):
+    """HF packing: uint8 [M/4, K]; bits 2j..2j+1 of byte (r, c) hold row
+    r + j*M/4 as the code w+1."""
+    return np.concatenate([((p >> (2 * j)) & 3).astype(np.int8) - 1 for j in range(4)], axis=0)
+
+
+def ternarize(w):
+    """absmean per tensor: beta = mean|W| (>= 1e-5), T = clamp(round(W/beta))."""
+    beta = F32(max(np.abs(w.astype(np.float64)).mean(), 1e-5))
+    t = np.clip(np.rint(w / beta), -1, 1).astype(np.int8)
+    return t, beta
+
+
+class Proj:
+    def __init__(self, cfg, tensors, name, mode):
+        qc = cfg.get("quantization_config") or {}
+        if tensors[name].dtype == np.uint8:
+            self.t = unpack_hf(tensors[name])
+            ws = F32(tensors[name.replace(".weight", ".weight_scale")].reshape(-1)[0])
+            # autobitlinear multiplies by weight_scale, bitlinear divides
+            self.beta = ws if qc.get("linear_class") == "autobitlinear" else F32(1) / ws
+            self.master = None
+        else:
+            self.master = tensors[name]
+            self.t, self.beta = ternarize(self.master)
+        self.mode = mode
+        self.tT = np.ascontiguousarray(self.t.T.astype(F32))  # [in, out]: a fast layout for x @ W^T
+
+    def __call__(self, x, q=None):
+        if self.mode == "float":
+            if self.master is None:
+                sys.exit("ref_forward: --mode float needs master (bf16) weights")
+            return x @ self.master.T
+        if self.mode == "noquant":
+            return (x @ self.tT) * self.beta
+        qx, s = q
+        # integer products summed in f32: exact while |acc| < 2^24 (127 * K)
+        acc = qx @ self.tT
+        return acc / s * self.beta
+
+
+def act_quant(x):
+    """Per token: s = 127 / max(max|x|, 1e-5); q = clamp(rint(x*s), -128, 127)."""
+    amax = np.maximum(np.abs(x).max(axis=-1, keepdims=True), F32(1e-5))
+    s = (F32(127) / amax).astype(F32)
+    q = np.clip(np.rint(x * s), -128, 127).astype(F32)
+    return q, s
+
+
+# ------------------------------------------------------------------- model
+
+class Model:
+    def __init__(self, d, mode):
+        cfg, t = load_checkpoint(d)
+        self.cfg = cfg
+        self.mode = mode
+        self.d = cfg["hidden_size"]
+        self.nh = cfg["num_attention_heads"]
+        self.nkv = cfg.get("num_key_value_heads", self.nh)
+        self.hd = cfg.get("head_dim") or self.d // self.nh
+        self.eps = F32(cfg.get("rms_norm_eps", 1e-5))
+        self.theta = float(cfg.get("rope_theta", 10000.0))
+        self.act = cfg.get("hidden_act", "relu2")
+        self.emb = t["model.embed_tokens.weight"]
+        self.headT = np.ascontiguousarray(t.get("lm_head.weight", self.emb).T)
+        self.norm = t["model.norm.weight"]
+        self.layers = []
+        for i in range(cfg["num_hidden_layers"]):
+            p = "model.layers.%d." % i
+            L = {k: Proj(cfg, t, p + n, mode) for k, n in (
+                ("q", "self_attn.q_proj.weight"), ("k", "self_attn.k_proj.weight"),
+                ("v", "self_attn.v_proj.weight"), ("o", "self_attn.o_proj.weight"),
+                ("g", "mlp.gate_proj.weight"), ("u", "mlp.up_proj.weight"), ("dn", "mlp.down_proj.weight"))}
+            L["in"] = t[p + "input_layernorm.weight"]
+            L["post"] = t[p + "post_attention_layernorm.weight"]
+            L["asub"] = t.get(p + "self_attn.attn_sub_norm.weight")
+            L["fsub"] = t.get(p + "mlp.ffn_sub_norm.weight")
+            self.layers.append(L)
+
+    def rms(self, x, w):
+        ms = np.mean(x.astype(np.float64) ** 2, axis=-1, keepdims=True)
+        return (x / np.sqrt(ms + self.eps).astype(F32)) * w
+
+    def rope(self, x, pos):
+        """x [T, H, hd]; HF rotate_half: element i pairs with i + hd/2."""
+        half = self.hd // 2
+        inv = self.theta ** (-np.arange(0, self.hd, 2, dtype=np.float64) / self.hd)
+        ang = np.outer(pos.astype(np.float64), inv)
+        c = np.cos(ang).astype(F32)[:, None, :]
+        s = np.sin(ang).astype(F32)[:, None, :]
+        a, b = x[..., :half], x[..., half:]
+        return np.concatenate([a * c - b * s, b * c + a * s], axis=-1)
+
+    def proj_in(self, x):
+        return act_quant(x) if self.mode == "exact" else None
+
+    def forward(self, ids, perturb=0.0, seed=0):
+        ids = np.asarray(ids, dtype=np.int64)
+        T = len(ids)
+        h = self.emb[ids].astype(F32)
+        if perturb:
+            rng = np.random.default_rng(seed)
+            h = (h * (1 + perturb * rng.standard_normal(h.shape))).astype(F32)
+        pos = np.arange(T)
+        mask = np.triu(np.full((T, T), -np.inf, dtype=F32), 1)
+        grp = self.nh // self.nkv
+        scale = F32(1.0 / math.sqrt(self.hd))
+        for L in self.layers:
+            x = self.rms(h, L["in"])
+            q = self.proj_in(x)
+            Q = L["q"](x, q).reshape(T, self.nh, self.hd)
+            K = L["k"](x, q).reshape(T, self.nkv, self.hd)
+            V = L["v"](x, q).reshape(T, self.nkv, self.hd)
+            Q, K = self.rope(Q, pos), self.rope(K, pos)
+            out = np.empty((T, self.nh, self.hd), dtype=F32)
+            for hh in range(self.nh):
+                g = hh // grp
+                sc = (Q[:, hh, :] @ K[:, g, :].T) * scale + mask
+                sc = np.exp(sc - sc.max(axis=-1, keepdims=True))
+                sc /= sc.sum(axis=-1, keepdims=True)
+                out[:, hh, :] = sc @ V[:, g, :]
+            a = out.reshape(T, self.nh * self.hd)
+            if L["asub"] is not None:
+                a = self.rms(a, L["asub"])
+            h = h + L["o"](a, self.proj_in(a))
+            x = self.rms(h, L["post"])
+            q = self.proj_in(x)
+            g, u = L["g"](x, q), L["u"](x, q)
+            if self.act == "silu":
+                m = g / (1 + np.exp(-g)) * u
+            else:
+                m = np.square(np.maximum(g, 0)) * u
+            if L["fsub"] is not None:
+                m = self.rms(m, L["fsub"])
+            h = h + L["dn"](m, self.proj_in(m))
+        return (self.rms(h, self.norm) @ self.headT).astype(F32)
+
+
+# --------------------------------------------------------------------- cli
+
+def read_ids(path, join=False):
+    lines = [l.split() for l in open(path) if l.strip()]
+    if join:
+        return [int(x) for l in lines for x in l]
+    return [int(x) for x in lines[0]]
+
+
+def read_bn(path, V):
+    a = np.fromfile(path, dtype="<f4")
+    return a.reshape(-1, V)
+
+
+def nll_rows(logits, targets):
+    l = logits.astype(np.float64)
+    mx = l.max(axis=-1, keepdims=True)
+    lse = np.log(np.exp(l - mx).sum(axis=-1)) + mx[:, 0]
+    return lse - l[np.arange(len(targets)), targets]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("cmd", choices=["logits", "compare", "greedy", "greedy-check", "ppl", "spread"])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--ids", required=True)
+    ap.add_argument("--mode", default="exact", choices=["exact", "noquant", "float"])
+    ap.add_argument("--out")
+    ap.add_argument("--bn")
+    ap.add_argument("--gen", help="greedy-check: the ids bn generated (first line)")
+    ap.add_argument("--atol", type=float, default=None)
+    ap.add_argument("--rtol", type=float, default=None)
+    ap.add_argument("-n", type=int, default=64)
+    ap.add_argument("--window", type=int, default=256)
+    ap.add_argument("--bos", type=int, default=None)
+    ap.add_argument("--eps", type=float, default=1e-6)
+    ap.add_argument("--trials", type=int, default=3)
+    a = ap.parse_args()
+    m = Model(a.model, a.mode)
+    V = m.emb.shape[0]
+
+    if a.cmd == "ppl":
+        ids = read_ids(a.ids, join=True)
+        bos = a.bos if a.bos is not None else m.cfg.get("bos_token_id")
+        span = a.window - 1
+        nll = []
+        for s in range(0, len(ids), span):
+            win = [bos] + ids[s:s + span]
+            lg = m.forward(win)
+            nll.extend(nll_rows(lg[:-1], np.array(win[1:])))
+        nll = np.array(nll)
+        mean = nll.mean()
+        ppl = math.exp(mean)
+        err = ppl * math.sqrt(nll.var() / (len(nll) - 1))
+        print(json.dumps({"ppl": ppl, "ppl_err": err, "nll": mean, "scored": len(nll)}))
+        return 0
+
+    ids = read_ids(a.ids)
+    if a.cmd == "greedy":
+        seq = list(ids)
+        for _ in range(a.n):
+            seq.append(int(np.argmax(m.forward(seq)[-1])))
+        print(" ".join(str(x) for x in seq[len(ids):]))
+        return 0
+
+    if a.cmd == "greedy-check":
+        # Teacher forcing: one forward over prompt + bn's continuation; bn's
+        # greedy run is the reference's iff every next token is the argmax.
+        gen = read_ids(a.gen)
+        lg = m.forward(ids + gen[:-1])[len(ids) - 1:]
+        top = lg.argmax(-1)
+        srt = np.sort(lg, axis=-1)
+        res = {"generated": len(gen), "agree": int((top == np.array(gen)).sum()),
+               "first_mismatch": next((i for i, (x, y) in enumerate(zip(top, gen)) if x != y), None),
+               "min_margin": float((srt[:, -1] - srt[:, -2]).min())}
+        print(json.dumps(res))
+        return 0 if res["agree"] == len(gen) else 1
+
+    ref = m.forward(ids)
+    if a.cmd == "logits":
+        ref.astype("<f4").tofile(a.out)
+        return 0
+    bn = read_bn(a.bn, V)
+    if bn.shape != ref.shape:
+        print("ref_forward: bn logits have shape %s, the reference %s" % (bn.shape, ref.shape))
+        return 1
+    diff = np.abs(bn - ref)
+    if a.cmd == "compare":
+        rel = diff.max(axis=-1) / np.abs(ref).max(axis=-1)
+        res = {"tokens": len(ids), "max_abs": float(diff.max()), "max_rel": float(rel.max()),
+               "argmax_agree": float((bn.argmax(-1) == ref.argmax(-1)).mean())}
+        print(json.dumps(res))
+        ok = True
+        if a.atol is not None and res["max_abs"] > a.atol:
+            ok = False
+        if a.rtol is not None and res["max_rel"] > a.rtol:
+            ok = False
+        return 0 if ok else 1
+    # spread: how far bn is from the reference, against how far the reference
+    # moves when its input is perturbed by eps (relative).
+    floors = []
+    agree = []
+    for k in range(a.trials):
+        p = m.forward(ids, perturb=a.eps, seed=k + 1)
+        floors.append(np.abs(p - ref).mean())
+        agree.append((p.argmax(-1) == ref.argmax(-1)).mean())
+    res = {"tokens": len(ids), "bn_mean_abs": float(diff.mean()), "bn_max_abs": float(diff.max()),
+           "bn_argmax_agree": float((bn.argmax(-1) == ref.argmax(-1)).mean()),
+           "floor_mean_abs": float(np.mean(floors)), "floor_max_mean_abs": float(np.max(floors)),
+           "floor_argmax_agree": float(np.mean(agree)), "floor_min_argmax_agree": float(np.min(agree))}
+    print(json.dumps(res))
+    # bn is as close to the reference as a 1e-6 nudge of the input moves it
+    # (with a margin: the floor is itself an estimate from a few trials).
+    ok = res["bn_mean_abs"] <= 3 * res["floor_max_mean_abs"] + 1e-4 and \
+        res["bn_argmax_agree"] >= res["floor_min_argmax_agree"] - 0.1
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
