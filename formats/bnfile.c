@@ -52,8 +52,7 @@ static int parse_header(const uint8_t *p, header *h, const char *name, bn_err *e
         return bn_fail(e, "%s: bad alignment %u", name, h->alignment);
     if (h->head_size < HEADER_SIZE || h->head_size > MAX_HEAD)
         return bn_fail(e, "%s: impossible head size %llu", name, (unsigned long long)h->head_size);
-    if (h->data_offset < h->head_size + 8 || h->data_offset % h->alignment ||
-        h->data_offset - h->head_size > (uint64_t)h->alignment + 8)
+    if (h->data_offset != (h->head_size + 8 + h->alignment - 1) / h->alignment * h->alignment)
         return bn_fail(e, "%s: bad data offset %llu", name, (unsigned long long)h->data_offset);
     if (h->tensor_count > (h->head_size - HEADER_SIZE) / 24)
         return bn_fail(e, "%s: header claims %llu tensors, more than the directory can hold", name,
@@ -403,7 +402,7 @@ typedef struct wbuf {
 
 static void wput(wbuf *b, const void *v, size_t n)
 {
-    if (b->oom)
+    if (b->oom || n == 0)
         return;
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;

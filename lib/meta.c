@@ -337,7 +337,7 @@ typedef struct buf {
 
 static void put(buf *b, const void *v, size_t n)
 {
-    if (b->oom)
+    if (b->oom || n == 0)
         return;
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
@@ -484,6 +484,8 @@ static int decode_kv(bn_meta *m, rd *r, int depth, const char *name, bn_err *e)
         return bn_fail(e, "%s: metadata key contains a NUL byte", name);
     if (take(r, &type, 4))
         return bn_fail(e, "%s: metadata '%s' is truncated", name, key);
+    if (find(m, key))
+        return bn_fail(e, "%s: metadata key '%s' appears twice", name, key);
     uint64_t n = 0;
     switch (type) {
     case BN_V_STR: case BN_V_BYTES:
@@ -583,7 +585,11 @@ static int decode_kv(bn_meta *m, rd *r, int depth, const char *name, bn_err *e)
         case BN_V_U32: { uint32_t t; memcpy(&t, v, 4); x = t; break; }
         case BN_V_I32: { int32_t t; memcpy(&t, v, 4); sx = t; memcpy(&x, &sx, 8); break; }
         case BN_V_F32: memcpy(&f, v, 4); d = f; memcpy(&x, &d, 8); break;
-        case BN_V_BOOL: x = v[0] != 0; break;
+        case BN_V_BOOL:
+            if (v[0] > 1)
+                return bn_fail(e, "%s: metadata '%s' is a bool of value %u", name, key, v[0]);
+            x = v[0];
+            break;
         default: memcpy(&x, v, 8);
         }
         if (set_scalar(m, key, type, &x))
