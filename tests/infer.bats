@@ -1,0 +1,309 @@
+#!/usr/bin/env bats
+# bn-infer: logits against the independent numpy reference (tests/ref/
+# ref_forward.py) on synthetic and trained models, perplexity, pipelines,
+# sampling, stop strings, chat, and every error path.
+
+load common
+
+REF="$PY $ROOT/tests/ref/ref_forward.py"
+DATA=$ROOT/tests/data/infer
+
+setup_file() {
+    local D=$BATS_FILE_TMPDIR
+    # The trained tiny model, quantized, and synthetic checkpoints: odd sizes
+    # (head_dim 12, rows not a multiple of 4), HF-packed weights with both
+    # scale conventions, and the real 128256-token vocabulary.
+    bn-convert "$TINY" | bn-quant >"$D/tiny.bn"
+    $GEN --format hf-bf16 --shape tiny "$D/syn-tiny" >/dev/null
+    # a longer context than the shape's, for the 512-token comparison
+    $PY -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["max_position_embeddings"]=1024; json.dump(c,open(p,"w"))' \
+        "$D/syn-tiny/config.json"
+    $GEN --format hf-bf16 --shape odd "$D/syn-odd" >/dev/null
+    $GEN --format hf-packed --shape small-odd "$D/syn-packed" >/dev/null
+    $GEN --format hf-packed-bitlinear --shape tiny --seed 3 "$D/syn-bitlinear" >/dev/null
+    $GEN --format hf-packed --shape tiny --vocab 128256 --layers 1 "$D/syn-vocab" >/dev/null
+    for m in syn-tiny syn-odd syn-packed syn-bitlinear syn-vocab; do
+        bn-convert "$D/$m" | bn-quant >"$D/$m.bn"
+    done
+    echo 5 >"$D/p1.ids"
+    echo "5 17 29 101 7 250 42" >"$D/p7.ids"
+    $PY -c 'import numpy as np; print(" ".join(map(str, np.random.default_rng(7).integers(0, 496, 512))))' >"$D/p512.ids"
+    # trained-model prompts: BOS + held-out text
+    bn-tokenize -m "$D/tiny.bn" --no-bos "$DATA/heldout.txt" >"$D/held.ids"
+    for n in 1 7 20 256; do
+        (echo -n "4064 "; cut -d' ' -f1-$((n - 1)) "$D/held.ids") | sed 's/ $//' >"$D/h$n.ids"
+    done
+    echo 4064 >"$D/h1.ids"
+}
+
+setup() {
+    D=$BATS_FILE_TMPDIR
+    T=$BATS_TEST_TMPDIR
+}
+
+# logits_of MODEL IDS [bn-infer options]: every prompt position's logits in $T/bn.f32
+logits_of() {
+    local m=$1 ids=$2
+    shift 2
+    bn-infer -m "$m" --logits "$T/bn.f32" -n 0 "$@" <"$ids" >/dev/null
+}
+
+@test "--help, --version, usage errors exit 2" {
+    run bn-infer --help
+    [ "$status" -eq 0 ]
+    [[ $output == *"usage: bn-infer"* ]]
+    run bn-infer --version
+    [[ $output == "bn-infer (bn) "* ]]
+    run bn-infer
+    [ "$status" -eq 2 ]
+    run bn-infer -m x --temp
+    [ "$status" -eq 2 ]
+    run bn-infer -m x --kv f8
+    [ "$status" -eq 2 ]
+    run bn-infer -m x -p a -cnv
+    [ "$status" -eq 2 ]
+    run bn-infer -m x --bogus
+    [ "$status" -eq 2 ]
+}
+
+@test "(a) exact int8 path, f32 KV: 1- and 7-token prompts match the reference to 1e-4 (synthetic models)" {
+    for m in syn-tiny syn-odd syn-packed syn-bitlinear syn-vocab; do
+        for p in p1 p7; do
+            logits_of "$D/$m.bn" "$D/$p.ids" --kv f32
+            run $REF compare --model "$D/$m" --ids "$D/$p.ids" --bn "$T/bn.f32" --atol 1e-4
+            echo "$m $p: $output"
+            [ "$status" -eq 0 ]
+        done
+    done
+}
+
+@test "(a) exact int8 path, f32 KV: 1- and 7-token prompts match the reference to 1e-4 (trained tiny model)" {
+    for p in h1 h7; do
+        logits_of "$D/tiny.bn" "$D/$p.ids" --kv f32
+        run $REF compare --model "$TINY" --ids "$D/$p.ids" --bn "$T/bn.f32" --atol 1e-4
+        echo "$p: $output"
+        [ "$status" -eq 0 ]
+    done
+}
+
+@test "(b) float activations: every position of 512 tokens within 1e-3 relative (synthetic)" {
+    logits_of "$D/syn-tiny.bn" "$D/p512.ids" --no-act-quant
+    run $REF compare --model "$D/syn-tiny" --ids "$D/p512.ids" --bn "$T/bn.f32" --mode noquant --rtol 1e-3
+    echo "$output"
+    [ "$status" -eq 0 ]
+    for m in syn-odd syn-packed syn-vocab; do
+        logits_of "$D/$m.bn" "$D/p7.ids" --no-act-quant
+        run $REF compare --model "$D/$m" --ids "$D/p7.ids" --bn "$T/bn.f32" --mode noquant --rtol 1e-3
+        echo "$m: $output"
+        [ "$status" -eq 0 ]
+    done
+}
+
+@test "(b) float activations: 256 tokens of the trained model within 1e-3 relative" {
+    logits_of "$D/tiny.bn" "$D/h256.ids" --no-act-quant
+    run $REF compare --model "$TINY" --ids "$D/h256.ids" --bn "$T/bn.f32" --mode noquant --rtol 1e-3
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
+@test "(b) float activations: greedy continuations of 64 tokens are the reference's" {
+    bn-infer -m "$D/tiny.bn" --no-act-quant --temp 0 -n 64 <"$D/h20.ids" >"$T/gen.ids"
+    [ "$(wc -w <"$T/gen.ids")" -eq 64 ]
+    run $REF greedy-check --model "$TINY" --ids "$D/h20.ids" --gen "$T/gen.ids" --mode noquant
+    echo "$output"
+    [ "$status" -eq 0 ]
+    bn-infer -m "$D/syn-tiny.bn" --no-act-quant --temp 0 -n 64 <"$D/p7.ids" >"$T/gen.ids"
+    run $REF greedy-check --model "$D/syn-tiny" --ids "$D/p7.ids" --gen "$T/gen.ids" --mode noquant
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
+@test "(c) long exact-path runs are as close to the reference as a 1e-6 input perturbation moves it" {
+    logits_of "$D/tiny.bn" "$D/h256.ids" --kv f32
+    run $REF spread --model "$TINY" --ids "$D/h256.ids" --bn "$T/bn.f32"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    logits_of "$D/syn-tiny.bn" "$D/p512.ids" --kv f32
+    run $REF spread --model "$D/syn-tiny" --ids "$D/p512.ids" --bn "$T/bn.f32"
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
+@test "perplexity of held-out text agrees with the reference to 0.1%" {
+    run bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" --json --kv f32
+    [ "$status" -eq 0 ]
+    echo "$output" >"$T/bn.json"
+    $REF ppl --model "$TINY" --ids "$D/held.ids" --window 256 >"$T/ref.json"
+    cat "$T/bn.json" "$T/ref.json"
+    $PY - "$T/bn.json" "$T/ref.json" <<'EOF'
+import json, sys
+bn, ref = (json.load(open(p)) for p in sys.argv[1:])
+assert bn["scored"] == ref["scored"], (bn["scored"], ref["scored"])
+assert abs(bn["ppl"] / ref["ppl"] - 1) < 1e-3, (bn["ppl"], ref["ppl"])
+assert abs(bn["ppl_err"] / ref["ppl_err"] - 1) < 1e-2
+EOF
+}
+
+@test "perplexity: text output, sliding windows, f16 KV stays close" {
+    run bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" -c 128
+    [ "$status" -eq 0 ]
+    [[ $output == "PPL = "*" +/- "*"windows of 128)" ]]
+    run bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" -c 128 --ppl-stride 64 --json
+    [ "$status" -eq 0 ]
+    [[ $output == *'"scored": 2062'* ]]
+    a=$(bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["ppl"])')
+    b=$(bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" --json --kv f16 | $PY -c 'import json,sys; print(json.load(sys.stdin)["ppl"])')
+    $PY -c "import sys; a, b = $a, $b; assert abs(a / b - 1) < 3e-3, (a, b)"
+}
+
+@test "bn-tokenize | bn-infer | bn-tokenize -d generates text from the trained model" {
+    run bash -c "printf 'It was a fine morning, and Elizabeth' | bn-tokenize -m '$D/tiny.bn' | bn-infer -m '$D/tiny.bn' --temp 0 -n 24 | bn-tokenize -m '$D/tiny.bn' -d"
+    [ "$status" -eq 0 ]
+    echo "$output"
+    [[ $output == *" was not in the habit of seeing her"* ]]
+}
+
+@test "a downstream head ends bn-infer quietly" {
+    run bash -c "set -o pipefail; echo 'It was' | bn-tokenize -m '$D/tiny.bn' | bn-infer -m '$D/tiny.bn' -n -1 --text 2>'$T/err' | head -c 10"
+    [ "${#output}" -eq 10 ]
+    [ ! -s "$T/err" ]
+    [ "$status" -eq 141 ] || [ "$status" -eq 0 ]
+}
+
+@test "a batch of 3 prompts gets 3 answers, in order, each as the prompt alone would" {
+    printf 'It was a fine morning\nMr. Darcy said\nThe letter\n' | bn-tokenize -m "$D/tiny.bn" -l >"$T/three.ids"
+    [ "$(wc -l <"$T/three.ids")" -eq 3 ]
+    bn-infer -m "$D/tiny.bn" --temp 0 -n 8 <"$T/three.ids" >"$T/out.ids"
+    [ "$(wc -l <"$T/out.ids")" -eq 3 ]
+    for i in 1 2 3; do
+        sed -n "${i}p" "$T/three.ids" | bn-infer -m "$D/tiny.bn" --temp 0 -n 8 >"$T/one.ids"
+        [ "$(sed -n "${i}p" "$T/out.ids")" = "$(cat "$T/one.ids")" ]
+    done
+    # as text, one line per answer
+    run bash -c "bn-infer -m '$D/tiny.bn' --temp 0 -n 8 --text <'$T/three.ids'"
+    [ "${#lines[@]}" -eq 3 ]
+}
+
+@test "prefill in batches equals token-by-token decoding (KV cache, exact path)" {
+    # greedy from the 20-token prompt, then the prompt + 10 generated tokens as one prompt
+    bn-infer -m "$D/tiny.bn" --temp 0 -n 20 --kv f32 <"$D/h20.ids" >"$T/a.ids"
+    (cat "$D/h20.ids" | tr '\n' ' '; cut -d' ' -f1-10 "$T/a.ids") | bn-infer -m "$D/tiny.bn" --temp 0 -n 10 --kv f32 >"$T/b.ids"
+    [ "$(cut -d' ' -f11-20 "$T/a.ids" | sed 's/ *$//')" = "$(sed 's/ *$//' "$T/b.ids")" ]
+}
+
+@test "threads do not change results" {
+    a=$(bn-infer -m "$D/tiny.bn" --temp 0 -n 16 -t 1 <"$D/h20.ids")
+    b=$(bn-infer -m "$D/tiny.bn" --temp 0 -n 16 -t 3 <"$D/h20.ids")
+    [ "$a" = "$b" ]
+}
+
+@test "-p and -f write text; --echo includes the prompt; a float checkpoint is ternarized at load, said once" {
+    run bn-infer -m "$D/tiny.bn" -p "It was a fine morning, and Elizabeth" --temp 0 -n 12 --echo
+    [ "$status" -eq 0 ]
+    [[ $output == "It was a fine morning, and Elizabeth was not in the habit"* ]]
+    printf 'It was a fine morning, and Elizabeth' >"$T/prompt.txt"
+    run_split "$T/out" bn-infer -m "$TINY" -f "$T/prompt.txt" --temp 0 -n 12
+    [ "$status" -eq 0 ]
+    [[ $(cat "$T/out") == " was not in the habit"* ]]
+    [ "$(printf '%s\n' "$err" | grep -c 'ternarized at load')" -eq 1 ]
+}
+
+@test "seeded sampling repeats; different seeds differ; sampling options are accepted" {
+    a=$(bn-infer -m "$D/tiny.bn" -p "She said" -n 24 --seed 5 --temp 0.9 --top-k 0 --top-p 0.9 --min-p 0.02)
+    b=$(bn-infer -m "$D/tiny.bn" -p "She said" -n 24 --seed 5 --temp 0.9 --top-k 0 --top-p 0.9 --min-p 0.02)
+    c=$(bn-infer -m "$D/tiny.bn" -p "She said" -n 24 --seed 6 --temp 0.9 --top-k 0 --top-p 0.9 --min-p 0.02)
+    [ "$a" = "$b" ]
+    [ "$a" != "$c" ]
+    run bn-infer -m "$D/tiny.bn" -p "She said" -n 24 --seed 1 --repeat-penalty 1.3 --presence-penalty 0.5 --repeat-last-n 32
+    [ "$status" -eq 0 ]
+}
+
+@test "--stop ends the answer before the stop string, as text and as ids" {
+    full=$(bn-infer -m "$D/tiny.bn" -p "It was a fine morning, and Elizabeth" --temp 0 -n 20)
+    [[ $full == *"habit"* ]]
+    run bn-infer -m "$D/tiny.bn" -p "It was a fine morning, and Elizabeth" --temp 0 -n 20 --stop habit
+    [ "$status" -eq 0 ]
+    [ "$output" = "${full%%habit*}" ]
+    # ids: only tokens wholly before the stop string
+    bn-infer -m "$D/tiny.bn" -p "It was a fine morning, and Elizabeth" --temp 0 -n 20 --stop habit --ids >"$T/s.ids"
+    run bn-tokenize -m "$D/tiny.bn" -d "$T/s.ids"
+    [[ "${full%%habit*}" == "$output"* ]]
+    [[ $output != *habit* ]]
+}
+
+@test "--logits-topk writes the K largest logits per position as text" {
+    bn-infer -m "$D/tiny.bn" --logits "$T/top.txt" --logits-topk 3 -n 0 <"$D/h7.ids" >/dev/null
+    [ "$(grep -c . "$T/top.txt")" -eq 7 ]
+    logits_of "$D/tiny.bn" "$D/h7.ids"
+    $PY - "$T/top.txt" "$T/bn.f32" <<'EOF'
+import sys, numpy as np
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+lg = np.fromfile(sys.argv[2], dtype="<f4").reshape(len(rows), -1)
+for r, l in zip(rows, lg):
+    ids = [int(x.split(":")[0]) for x in r]
+    assert ids == list(np.argsort(-l, kind="stable")[:3]), (ids, np.argsort(-l)[:3])
+    assert all(np.float32(float(x.split(":")[1])) == l[i] for x, i in zip(r, ids))
+EOF
+}
+
+@test "chat from piped stdin: one answer per line, history reused, the context overflow is handled" {
+    run bash -c "printf 'Hello.\nWho are you?\n' | bn-infer -m '$D/tiny.bn' -cnv --system 'You are Emma.' --temp 0 -n 16"
+    [ "$status" -eq 0 ]
+    [ "${#lines[@]}" -eq 2 ]
+    # a small context: old turns are dropped, with a note, and the chat goes on
+    run_split "$T/out" bash -c "printf 'Tell me about the ball at Netherfield.\nAnd then?\nAnd after that?\nWhat did she say?\n' | bn-infer -m '$D/tiny.bn' -cnv -c 64 --temp 0 -n 16"
+    [ "$status" -eq 0 ]
+    [ "$(wc -l <"$T/out")" -eq 4 ]
+    [[ $err == *"dropped the oldest"* ]]
+}
+
+@test "the model's stop tokens end generation" {
+    # tiny's stop ids are 4065 and 4073; a prompt ending in a chat header
+    # tends to produce <|eot_id|> quickly; whatever happens, no stop id is written
+    bn-infer -m "$D/tiny.bn" -n 64 --seed 3 <"$D/h7.ids" >"$T/o.ids"
+    ! grep -qwE '4065|4073' "$T/o.ids"
+}
+
+@test "errors: id outside the vocabulary, prompt longer than the context; the batch goes on" {
+    printf '4064 99999\n4064 1430\n' >"$T/bad.ids"
+    run_split "$T/out" bn-infer -m "$D/tiny.bn" --temp 0 -n 4 <"$T/bad.ids"
+    [ "$status" -eq 1 ]
+    [[ $err == "bn-infer: <stdin>: record 1: "*"99999 is outside the vocabulary"* ]]
+    [ "$(wc -l <"$T/out")" -eq 2 ]
+    [ -z "$(sed -n 1p "$T/out")" ]
+    [ -n "$(sed -n 2p "$T/out")" ]
+    run_split "$T/out" bn-infer -m "$D/tiny.bn" -c 16 -n 4 <"$D/h20.ids"
+    expect_one_line_error "$status" "$err" bn-infer
+    [[ $err == *"does not fit the context of 16"* ]]
+    run_split "$T/out" bn-infer -m "$D/tiny.bn" -p "It was" -c 9999
+    expect_one_line_error "$status" "$err" bn-infer
+    [[ $err == *"larger than the model's (256)"* ]]
+}
+
+@test "errors: a model this build cannot run, a missing model" {
+    run_split "$T/out" bn-infer -m "$T/none.bn" -p hi
+    expect_one_line_error "$status" "$err" bn-infer
+    [[ $err == "bn-infer: $T/none.bn: "* ]]
+    # a projection in a packed layout no kernel here knows (type 16)
+    $PY - "$D/tiny.bn" "$T/packed.bn" <<'EOF'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+name = b"blk.0.attn_q.weight"
+i = b.index(struct.pack("<I", len(name)) + name) + 4 + len(name)
+assert struct.unpack_from("<I", b, i)[0] == 4  # t2
+struct.pack_into("<I", b, i, 16)
+import xxhash  # the head checksum must still match
+head = struct.unpack_from("<Q", b, 16)[0]
+struct.pack_into("<Q", b, head, xxhash.xxh3_64_intdigest(bytes(b[:head])))
+open(sys.argv[2], "wb").write(b)
+EOF
+    run_split "$T/out" bn-infer -m "$T/packed.bn" -p hi
+    expect_one_line_error "$status" "$err" bn-infer
+    [[ $err == *"blk.0.attn_q.weight"*"layout 16"*"cannot run"* ]]
+}
+
+@test "--kernel ref is selectable and agrees with the default" {
+    a=$(bn-infer -m "$D/tiny.bn" --temp 0 -n 8 --kernel ref <"$D/h7.ids")
+    b=$(bn-infer -m "$D/tiny.bn" --temp 0 -n 8 <"$D/h7.ids")
+    [ "$a" = "$b" ]
+}
