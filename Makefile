@@ -28,7 +28,7 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 MAN1    = $(PROGS:%=man/%.1)
 MAN5    = $(wildcard man/*.5)
 
-.PHONY: all check unit bats install uninstall clean deps sanitize demo
+.PHONY: all check unit bats install uninstall clean deps sanitize demo fuzz fuzz-build
 
 all: deps $(BUILD)/libbn.a $(BUILD)/libbn.so $(BIN) $(UNIT_BIN)
 
@@ -88,7 +88,7 @@ uninstall:
 	    $(PROGS:%=$(DESTDIR)$(MANDIR)/man1/%.1) $(MAN5:man/%=$(DESTDIR)$(MANDIR)/man5/%)
 
 clean:
-	rm -rf $(BUILD) build-san
+	rm -rf $(BUILD) build-san build-fuzz
 
 # The format's man page is rendered from its spec, so the two cannot drift.
 man/bn-model.5: formats/bn-model.md tools/md2man.py
@@ -96,3 +96,31 @@ man/bn-model.5: formats/bn-model.md tools/md2man.py
 
 demo: all
 	sh tools/demo.sh
+
+# Fuzzing (libFuzzer, clang): every parser has a target in tests/fuzz/.
+# `make fuzz FUZZ_SECONDS=N` runs each for N seconds from its seed corpus in
+# tests/fuzz/corpus/NAME; new inputs go to build-fuzz/corpus-NAME, crashes
+# to build-fuzz/ (turn each into a regression test).
+FUZZ_SECONDS ?= 10
+FUZZ_SRC   = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN   = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
+FUZZ_OBJ   = $(LIB_SRC:%.c=build-fuzz/%.o)
+
+build-fuzz/%.o: %.c lib/bn.h | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	clang $(BN_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	clang $(BN_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(LDLIBS)
+
+.SECONDARY: $(FUZZ_OBJ)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_BIN); do n=$$(basename $$t); mkdir -p build-fuzz/corpus-$$n; \
+	    echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	    $$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -max_len=262144 \
+	        -artifact_prefix=build-fuzz/$$n- -print_final_stats=1 \
+	        build-fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==ERROR|SUMMARY)' ; done
