@@ -1,0 +1,189 @@
+/* kern_avx512.c — AVX-512 VNNI kernels for the 2-bit layouts (t2, i2s).
+ *
+ * One vpdpbusd multiplies 64 unsigned codes (w+1 ∈ {0,1,2}) by 64 signed
+ * int8 activations and adds groups of four into 16 int32 lanes: exact, no
+ * int16 intermediate that could saturate. A 64-byte load of a weight row
+ * holds 256 weights in four bit planes; activations arrive pre-permuted
+ * by this set's quantize() (kern_2bit.h), so a plane is one shift, one
+ * and, one vpdpbusd per token.
+ *
+ * GEMM: tiles of 4 rows × 4 tokens (16 zmm accumulators); the 4 rows'
+ * bytes stay in L1 while every token tile passes over them. GEMV: 4 rows
+ * at a time, two accumulators per row so the dependency chains are short.
+ * Compiled with target attributes, so the file builds with any x86-64
+ * compiler flags; the set is only offered when cpuid/xgetbv say so. */
+#include "kern_2bit.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define INLINE inline __attribute__((always_inline))
+
+enum { W = 64 };
+
+/* Σ of the first nb bytes (a multiple of 64) of q, as signed. */
+static T512 INLINE int32_t qsum(const int8_t *q, size_t nb)
+{
+    __m512i acc = _mm512_setzero_si512(), ones = _mm512_set1_epi8(1);
+    for (size_t i = 0; i < nb; i += 64)
+        acc = _mm512_dpbusd_epi32(acc, ones, _mm512_loadu_si512((const void *)(q + i)));
+    return _mm512_reduce_add_epi32(acc);
+}
+
+/* RT rows × TT tokens of Σ code·q' over V vectors. */
+static T512 INLINE void tile(const uint8_t *w, size_t rb, size_t V, const int8_t *q, size_t ldq, int RT, int TT,
+                             int32_t out[4][4])
+{
+    __m512i acc[4][4];
+    const __m512i m3 = _mm512_set1_epi8(3);
+    for (int r = 0; r < RT; r++)
+        for (int t = 0; t < TT; t++)
+            acc[r][t] = _mm512_setzero_si512();
+    for (size_t v = 0; v < V; v++) {
+        __m512i raw[4];
+        for (int r = 0; r < RT; r++)
+            raw[r] = _mm512_loadu_si512((const void *)(w + r * rb + W * v));
+        const int8_t *qv = q + 4 * W * v;
+#define PLANE(p)                                                                                       \
+    do {                                                                                               \
+        __m512i c[4];                                                                                  \
+        for (int r = 0; r < RT; r++)                                                                   \
+            c[r] = _mm512_and_si512(_mm512_srli_epi16(raw[r], 2 * (p)), m3);                           \
+        for (int t = 0; t < TT; t++) {                                                                 \
+            __m512i a = _mm512_loadu_si512((const void *)(qv + t * ldq + W * (p)));                    \
+            for (int r = 0; r < RT; r++)                                                               \
+                acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], c[r], a);                                   \
+        }                                                                                              \
+    } while (0)
+        PLANE(0);
+        PLANE(1);
+        PLANE(2);
+        PLANE(3);
+#undef PLANE
+    }
+    for (int r = 0; r < RT; r++)
+        for (int t = 0; t < TT; t++)
+            out[r][t] = _mm512_reduce_add_epi32(acc[r][t]);
+}
+
+/* GEMV: rows in fours with the dependency chain split over planes. */
+static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rb, size_t V, const int8_t *q, int RT, int32_t out[4])
+{
+    __m512i a0[4], a1[4];
+    const __m512i m3 = _mm512_set1_epi8(3);
+    for (int r = 0; r < RT; r++)
+        a0[r] = a1[r] = _mm512_setzero_si512();
+    for (size_t v = 0; v < V; v++) {
+        const int8_t *qv = q + 4 * W * v;
+        __m512i q0 = _mm512_loadu_si512((const void *)qv), q1 = _mm512_loadu_si512((const void *)(qv + W));
+        __m512i q2 = _mm512_loadu_si512((const void *)(qv + 2 * W)),
+                q3 = _mm512_loadu_si512((const void *)(qv + 3 * W));
+        for (int r = 0; r < RT; r++) {
+            __m512i raw = _mm512_loadu_si512((const void *)(w + r * rb + W * v));
+            a0[r] = _mm512_dpbusd_epi32(a0[r], _mm512_and_si512(raw, m3), q0);
+            a1[r] = _mm512_dpbusd_epi32(a1[r], _mm512_and_si512(_mm512_srli_epi16(raw, 2), m3), q1);
+            a0[r] = _mm512_dpbusd_epi32(a0[r], _mm512_and_si512(_mm512_srli_epi16(raw, 4), m3), q2);
+            a1[r] = _mm512_dpbusd_epi32(a1[r], _mm512_and_si512(_mm512_srli_epi16(raw, 6), m3), q3);
+        }
+    }
+    for (int r = 0; r < RT; r++)
+        out[r] = _mm512_reduce_add_epi32(_mm512_add_epi32(a0[r], a1[r]));
+}
+
+static T512 INLINE void gemv_impl(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
+                                  const int8_t *q, float s, float *y)
+{
+    size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), c0 = 4 * W * V;
+    int32_t qs = qsum(q, c0), out[4];
+    size_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        rows4_gemv(w + r * rb, rb, V, q, 4, out);
+        for (int i = 0; i < 4; i++)
+            y[r + i] = bn_kern_out(out[i] - qs + k2_tail(layout, w, k, r + i, c0, q), s, beta);
+    }
+    for (; r < r1; r++) {
+        rows4_gemv(w + r * rb, rb, V, q, 1, out);
+        y[r] = bn_kern_out(out[0] - qs + k2_tail(layout, w, k, r, c0, q), s, beta);
+    }
+}
+
+#define TILE_CASE(RT, TT) tile(w + r * rb, rb, V, q + t * ldq, ldq, RT, TT, out)
+
+static T512 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
+                                  const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy)
+{
+    size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), c0 = 4 * W * V;
+    int32_t qs[BN_KERN_MAX_N];
+    for (size_t t = 0; t < n; t++)
+        qs[t] = qsum(q + t * ldq, c0);
+    for (size_t r = r0; r < r1; r += 4) {
+        int rt = r1 - r >= 4 ? 4 : (int)(r1 - r);
+        for (size_t t = 0; t < n; t += 4) {
+            int tt = n - t >= 4 ? 4 : (int)(n - t);
+            int32_t out[4][4];
+            if (rt == 4) {
+                switch (tt) {
+                case 4: TILE_CASE(4, 4); break;
+                case 3: TILE_CASE(4, 3); break;
+                case 2: TILE_CASE(4, 2); break;
+                default: TILE_CASE(4, 1); break;
+                }
+            } else {
+                /* the last 1-3 rows: one at a time */
+                for (int i = 0; i < rt; i++) {
+                    int32_t o1[4][4];
+                    const uint8_t *wr = w + (r + (size_t)i) * rb;
+                    const int8_t *qt = q + t * ldq;
+                    switch (tt) {
+                    case 4: tile(wr, rb, V, qt, ldq, 1, 4, o1); break;
+                    case 3: tile(wr, rb, V, qt, ldq, 1, 3, o1); break;
+                    case 2: tile(wr, rb, V, qt, ldq, 1, 2, o1); break;
+                    default: tile(wr, rb, V, qt, ldq, 1, 1, o1); break;
+                    }
+                    for (int j = 0; j < tt; j++)
+                        out[i][j] = o1[0][j];
+                }
+            }
+            for (int i = 0; i < rt; i++)
+                for (int j = 0; j < tt; j++) {
+                    size_t tk = t + (size_t)j;
+                    int32_t a = out[i][j] - qs[tk] + k2_tail(layout, w, k, r + (size_t)i, c0, q + tk * ldq);
+                    y[tk * ldy + r + (size_t)i] = bn_kern_out(a, s[tk], beta);
+                }
+        }
+    }
+}
+
+/* One instance per layout, so the layout tests fold away. */
+#define SET_FUNCS(L, name)                                                                                        \
+    K2_COMMON_FUNCS(L, W, name)                                                                                   \
+    static T512 void name##_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, \
+                                 float s, float *y)                                                              \
+    {                                                                                                            \
+        gemv_impl(L, w, k, r0, r1, beta, q, s, y);                                                               \
+    }                                                                                                            \
+    static T512 void name##_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, \
+                                 const float *s, size_t n, size_t ldq, float *y, size_t ldy)                     \
+    {                                                                                                            \
+        gemm_impl(L, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                                  \
+    }
+
+SET_FUNCS(BN_T2, t2)
+SET_FUNCS(BN_I2S, i2s)
+
+static const bn_kernels set_t2 = {"avx512", BN_T2, t2_quantize, t2_gemm, t2_gemv, t2_gemm_f32};
+static const bn_kernels set_i2s = {"avx512", BN_I2S, i2s_quantize, i2s_gemm, i2s_gemv, i2s_gemm_f32};
+
+const bn_kernels *bn_kernels_avx512(uint32_t layout)
+{
+    return layout == BN_T2 ? &set_t2 : layout == BN_I2S ? &set_i2s : NULL;
+}
+
+#else
+const bn_kernels *bn_kernels_avx512(uint32_t layout)
+{
+    (void)layout;
+    return NULL;
+}
+#endif

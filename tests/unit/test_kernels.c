@@ -1,0 +1,225 @@
+/* test_kernels.c — every optimized kernel set against the scalar reference,
+ * bit for bit, on random shapes with ragged edges; the packed layouts
+ * against their specification; and the rule that selection never offers a
+ * set the CPU cannot run.
+ *
+ * Links only the kernel files (no I/O libraries), so the same test runs on
+ * AArch64 under qemu (make check-arm). */
+#include "check.h"
+#include "cpu.h"
+#include "kern_2bit.h"
+#include "kernels.h"
+#include "pack.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+static float frnd(void)
+{
+    return ((float)(rnd() % 2000001) - 1000000.0f) / 1000000.0f;
+}
+
+/* A random t2 tensor; mode 0 random, 1 all +1, 2 all -1, 3 sparse. */
+static uint8_t *make_t2(size_t rows, size_t k, int mode, float beta)
+{
+    size_t rb = (k + 3) / 4;
+    uint8_t *t = malloc(rows * rb + 4);
+    memset(t, 0x55, rows * rb);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < k; c++) {
+            int v = mode == 1 ? 1 : mode == 2 ? -1 : mode == 3 ? (rnd() % 8 == 0 ? (int)(rnd() % 2) * 2 - 1 : 0)
+                                                                : (int)(rnd() % 3) - 1;
+            uint8_t *b = &t[r * rb + c / 4];
+            *b = (uint8_t)((*b & ~(3u << (2 * (c % 4)))) | ((unsigned)(v + 1) << (2 * (c % 4))));
+        }
+    memcpy(t + rows * rb, &beta, 4);
+    return t;
+}
+
+static int t2_at(const uint8_t *t, size_t k, size_t r, size_t c)
+{
+    return ((t[r * ((k + 3) / 4) + c / 4] >> (2 * (c % 4))) & 3) - 1;
+}
+
+/* The I2_S byte position straight from formats.md §4.2 (K a multiple of
+ * 128): byte r·K/4 + ⌊k/128⌋·32 + (k mod 32), shift 6 − 2·⌊(k mod 128)/32⌋. */
+static int i2s_spec(const uint8_t *p, size_t K, size_t r, size_t k)
+{
+    size_t byte = r * K / 4 + k / 128 * 32 + k % 32;
+    unsigned sh = 6 - 2 * (unsigned)(k % 128 / 32);
+    return ((p[byte] >> sh) & 3) - 1;
+}
+
+static void test_layouts(check_ctx *cx)
+{
+    static const size_t ks[] = {1, 3, 4, 5, 127, 128, 129, 256, 300, 640};
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+        size_t k = ks[i], rows = 1 + rnd() % 7;
+        uint8_t *t2 = make_t2(rows, k, 0, 0.37f);
+        uint64_t sz = bn_packed_size(BN_I2S, rows, k);
+        uint8_t *p = malloc(sz), *back = malloc(rows * ((k + 3) / 4) + 4);
+        CHECK(cx, bn_pack_t2(BN_I2S, t2, rows, k, p) == 0);
+        int same = 1, spec = 1;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t c = 0; c < k; c++) {
+                same &= bn_packed_get(BN_I2S, p, k, r, c) == t2_at(t2, k, r, c);
+                if (k % 128 == 0)
+                    spec &= i2s_spec(p, k, r, c) == t2_at(t2, k, r, c);
+            }
+        CHECK(cx, same);
+        CHECK(cx, spec);
+        float b0, b1;
+        memcpy(&b0, p + rows * bn_packed_row_bytes(BN_I2S, k), 4);
+        memcpy(&b1, p + sz - 4, 4);
+        CHECK(cx, b0 == 0.37f && b1 == 0.37f);
+        CHECK(cx, bn_unpack_t2(BN_I2S, p, rows, k, back) == 0);
+        CHECK(cx, !memcmp(back, t2, rows * ((k + 3) / 4) + 4));
+        free(t2);
+        free(p);
+        free(back);
+    }
+    CHECK(cx, bn_packed_size(BN_I2S, 6912, 2560) == 4423712); /* formats.md §4.8 */
+    CHECK(cx, bn_packed_size(99, 4, 4) == 0);
+}
+
+static int same_floats(const float *a, const float *b, size_t n)
+{
+    return !memcmp(a, b, n * sizeof *a);
+}
+
+/* One shape: ref vs set for gemm (n tokens) and gemv, rows [r0, r1). */
+static int one_case(const bn_kernels *ref, const bn_kernels *set, uint32_t layout, size_t rows, size_t k, size_t n,
+                    int wmode, int xmode)
+{
+    size_t ldq = k + rnd() % 5, ldy = rows + rnd() % 3;
+    uint8_t *t2 = make_t2(rows, k, wmode, 0.0123f + (float)(rnd() % 100) / 64.0f);
+    uint64_t sz = layout == BN_T2 ? rows * ((k + 3) / 4) + 4 : bn_packed_size(layout, rows, k);
+    /* exact-size buffer at an odd address: overreads and alignment
+     * assumptions both show (the first under the sanitizers) */
+    uint8_t *wbuf = malloc(sz + 1), *w = wbuf + 1;
+    bn_pack_t2(layout, t2, rows, k, w);
+    float *x = malloc(n * ldq * sizeof *x);
+    for (size_t i = 0; i < n * ldq; i++)
+        x[i] = xmode == 1 ? ((i & 1) ? 1.0f : -1.0f) : xmode == 2 ? 1.0f : frnd() * (float)(1 + rnd() % 50);
+    int8_t *qr = malloc(n * ldq), *qs = malloc(n * ldq);
+    float sr[BN_KERN_MAX_N], ss[BN_KERN_MAX_N];
+    int ok = 1;
+    for (size_t t = 0; t < n; t++) {
+        sr[t] = ref->quantize(x + t * ldq, k, qr + t * ldq);
+        ss[t] = set->quantize(x + t * ldq, k, qs + t * ldq);
+        ok &= !memcmp(&sr[t], &ss[t], sizeof(float));
+    }
+    size_t r0 = rnd() % 3 == 0 ? rnd() % rows : 0, r1 = rnd() % 3 == 0 ? r0 + 1 + rnd() % (rows - r0) : rows;
+    float *yr = malloc(n * ldy * sizeof *yr), *ys = malloc(n * ldy * sizeof *ys);
+    for (size_t i = 0; i < n * ldy; i++)
+        yr[i] = ys[i] = -777.0f; /* rows outside [r0, r1) must stay */
+    ref->gemm(w, k, r0, r1, 1.0f, qr, sr, n, ldq, yr, ldy);
+    set->gemm(w, k, r0, r1, 1.0f, qs, ss, n, ldq, ys, ldy);
+    ok &= same_floats(yr, ys, n * ldy);
+    for (size_t i = 0; i < n * ldy; i++)
+        yr[i] = ys[i] = -777.0f;
+    ref->gemv(w, k, r0, r1, 0.5f, qr, sr[0], yr);
+    set->gemv(w, k, r0, r1, 0.5f, qs, ss[0], ys);
+    ok &= same_floats(yr, ys, ldy);
+    /* the float path only has to agree to rounding */
+    set->gemm_f32(w, k, r0, r1, 1.0f, x, n, ldq, ys, ldy);
+    ref->gemm_f32(w, k, r0, r1, 1.0f, x, n, ldq, yr, ldy);
+    for (size_t t = 0; t < n; t++)
+        for (size_t r = r0; r < r1; r++)
+            ok &= fabsf(yr[t * ldy + r] - ys[t * ldy + r]) <= 1e-3f * (1 + fabsf(yr[t * ldy + r]));
+    if (!ok)
+        fprintf(stderr, "  mismatch: set %s layout %u rows %zu k %zu n %zu r0 %zu r1 %zu wmode %d xmode %d\n",
+                set->name, layout, rows, k, n, r0, r1, wmode, xmode);
+    free(t2);
+    free(wbuf);
+    free(x);
+    free(qr);
+    free(qs);
+    free(yr);
+    free(ys);
+    return ok;
+}
+
+static void test_sets(check_ctx *cx, const bn_cpu *cpu)
+{
+    static const uint32_t layouts[] = {BN_T2, BN_I2S};
+    static const size_t ks[] = {1, 2, 5, 31, 64, 100, 127, 128, 129, 192, 255, 256, 257, 384, 511, 512,
+                                513, 640, 704, 1000, 1024, 1100, 2560};
+    static const size_t rowss[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 33};
+    static const size_t ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 64};
+    const char *const *names = bn_kernels_names();
+    for (size_t li = 0; li < 2; li++) {
+        uint32_t L = layouts[li];
+        const bn_kernels *ref = bn_kernels_pick("ref", L, cpu);
+        CHECK(cx, ref != NULL);
+        for (size_t ni = 0; names[ni]; ni++) {
+            const bn_kernels *set = bn_kernels_pick(names[ni], L, cpu);
+            if (!set || !strcmp(names[ni], "ref"))
+                continue;
+            int ok = 1, cases = 0;
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+                for (int rep = 0; rep < 4; rep++) {
+                    size_t rows = rowss[rnd() % (sizeof rowss / sizeof rowss[0])];
+                    size_t n = ns[rnd() % (sizeof ns / sizeof ns[0])];
+                    ok &= one_case(ref, set, L, rows, ks[ki], n, rep == 3 ? (int)(rnd() % 4) : 0, rep == 2);
+                    cases++;
+                }
+            /* worst cases for intermediate overflow: every weight ±1 and
+             * every activation at full scale, long rows */
+            for (int wm = 1; wm <= 2; wm++)
+                for (int xm = 1; xm <= 2; xm++) {
+                    ok &= one_case(ref, set, L, 5, 8192 + 128 * (size_t)wm, 6, wm, xm);
+                    cases++;
+                }
+            printf("  %-8s %-4s %d cases %s\n", strcmp(names[ni], "auto") ? names[ni] : "auto", L == BN_T2 ? "t2" : "i2s",
+                   cases, ok ? "bit-exact" : "MISMATCH");
+            CHECK(cx, ok);
+        }
+    }
+}
+
+static void test_dispatch(check_ctx *cx, const bn_cpu *cpu)
+{
+    char buf[256];
+    printf("  cpu: %s\n", bn_cpu_describe(cpu, buf, sizeof buf));
+    /* never an ISA the CPU lacks, whatever is asked for */
+    bn_cpu none;
+    memset(&none, 0, sizeof none);
+    CHECK(cx, bn_kernels_pick("avx512", BN_T2, &none) == NULL);
+    CHECK(cx, bn_kernels_pick("avx2", BN_T2, &none) == NULL);
+    CHECK(cx, bn_kernels_pick("neon", BN_T2, &none) == NULL);
+    CHECK(cx, !strcmp(bn_kernels_pick("auto", BN_T2, &none)->name, "ref"));
+    CHECK(cx, !strcmp(bn_kernels_pick("auto", BN_I2S, &none)->name, "ref"));
+    CHECK(cx, bn_kernels_pick("auto", 99, &none) == NULL);
+    CHECK(cx, (bn_kernels_pick("avx512", BN_T2, cpu) != NULL) == (cpu->avx512vnni && cpu->avx512bw));
+    CHECK(cx, (bn_kernels_pick("avx2", BN_T2, cpu) != NULL) == cpu->avx2);
+    CHECK(cx, (bn_kernels_pick("dotprod", BN_T2, cpu) != NULL) == cpu->dotprod);
+    CHECK(cx, bn_kernels_find("auto", BN_T2) != NULL);
+    const bn_kernels *a = bn_kernels_find("auto", BN_T2);
+    printf("  auto: %s\n", a->name);
+#if defined(__x86_64__)
+    /* AVX-512 without the OS saving zmm state must not count */
+    CHECK(cx, !cpu->avx512f || cpu->avx2);
+#endif
+}
+
+int main(void)
+{
+    check_ctx cx = {0};
+    bn_cpu cpu;
+    bn_cpu_detect(&cpu);
+    test_layouts(&cx);
+    test_dispatch(&cx, &cpu);
+    test_sets(&cx, &cpu);
+    return check_done(&cx, "test_kernels");
+}
