@@ -131,13 +131,4 @@ const bn_kernels *bn_kernels_ref_t2(void)
     return &ref_t2;
 }
 
-const bn_kernels *bn_kernels_find(const char *name, uint32_t layout)
-{
-    /* Optimized sets register here, best first, each guarded by a CPU
-     * check; "auto" takes the first that fits, "ref" always exists. */
-    if (layout != BN_T2)
-        return NULL;
-    if (!strcmp(name, "ref") || !strcmp(name, "auto"))
-        return &ref_t2;
-    return NULL;
-}
+/* bn_kernels_find lives in kern_select.c with the optimized sets. */

@@ -38,7 +38,9 @@ typedef struct bn_kernels {
     uint32_t layout;    /* bn_type of the weights it reads */
     /* Per-token absmax int8 quantization of one row of k floats:
      * s = 127 / max(max|x|, 1e-5), q = clamp(rint(x*s), -128, 127)
-     * (half to even). Returns s. */
+     * (half to even). Returns s. The k bytes of q may be in an order of
+     * the set's own (optimized sets permute them to match their weight
+     * layout); only this set's gemm/gemv read them. */
     float (*quantize)(const float *x, size_t k, int8_t *q);
     /* n tokens (n <= BN_KERN_MAX_N): q rows ldq apart, scales s[n];
      * y rows ldy apart, column r written for r in [r0, r1). */
