@@ -124,3 +124,20 @@ fuzz: fuzz-build
 	    $$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -max_len=262144 \
 	        -artifact_prefix=build-fuzz/$$n- -print_final_stats=1 \
 	        build-fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==ERROR|SUMMARY)' ; done
+
+# AArch64 kernels, cross-built and run under qemu-user (Debian packages
+# gcc-aarch64-linux-gnu, qemu-user, libc6-dev-arm64-cross). The kernel test
+# links only the kernel files, so no arm64 builds of the I/O libraries are
+# needed. It runs on a CPU model with the dot-product extension and on one
+# without (cortex-a53), so both NEON sets and the dispatch between them run.
+ARM_CC   ?= aarch64-linux-gnu-gcc
+KERN_SRC = lib/cpu.c lib/kern_ref.c lib/kern_select.c lib/kern_avx2.c lib/kern_avx512.c lib/kern_neon.c \
+           lib/pack_layout.c
+.PHONY: check-arm
+check-arm: $(BUILD)/arm/test_kernels
+	qemu-aarch64 -cpu max $<
+	qemu-aarch64 -cpu cortex-a53 $<
+
+$(BUILD)/arm/test_kernels: tests/unit/test_kernels.c $(KERN_SRC) $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(ARM_CC) $(BN_CFLAGS) -O2 -static tests/unit/test_kernels.c $(KERN_SRC) -lm -o $@
