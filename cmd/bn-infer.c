@@ -22,7 +22,7 @@ static const bn_prog prog = {
     "  -m, --model FILE       bn model (also an HF directory, GGUF; '-' streams a bn file)\n"
     "  -c, --ctx N            context positions (default and maximum: the model's)\n"
     "  -t, --threads N        threads (default: all cores)\n"
-    "  --kv f32|f16           KV cache precision (default f32)\n"
+    "  --kv f32|f16           KV cache precision (default f16; f32 for verification)\n"
     "  --kernel ref|auto      ternary kernels (default auto: the fastest this CPU has)\n"
     "  --no-act-quant         float activations into the ternary projections (verification)\n"
     "input and output:\n"
@@ -95,6 +95,9 @@ static int parse(int argc, char **argv, opts *o)
 {
     memset(o, 0, sizeof *o);
     o->kernel = "auto";
+    /* f16 halves the cache; on the tiny model its perplexity differs from
+     * f32 by 0.04%, as much as two correct f32 implementations differ. */
+    o->kv_f16 = 1;
     o->threads = bn_cpu_count();
     o->g.n_predict = 128;
     o->g.prog = prog.name;
@@ -120,9 +123,9 @@ static int parse(int argc, char **argv, opts *o)
                 rc = bn_usage_error(&prog, "--kernel: '%s' is not one of ref, auto", o->kernel);
         } else if (!strcmp(a, "--kv")) {
             if (!(rc = need(argc, argv, &i, &v))) {
-                if (!strcmp(v, "f16"))
-                    o->kv_f16 = 1;
-                else if (strcmp(v, "f32"))
+                if (!strcmp(v, "f32") || !strcmp(v, "f16"))
+                    o->kv_f16 = !strcmp(v, "f16");
+                else
                     rc = bn_usage_error(&prog, "--kv: '%s' is not one of f32, f16", v);
             }
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {

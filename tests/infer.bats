@@ -87,12 +87,12 @@ logits_of() {
 }
 
 @test "(b) float activations: every position of 512 tokens within 1e-3 relative (synthetic)" {
-    logits_of "$D/syn-tiny.bn" "$D/p512.ids" --no-act-quant
+    logits_of "$D/syn-tiny.bn" "$D/p512.ids" --no-act-quant --kv f32
     run $REF compare --model "$D/syn-tiny" --ids "$D/p512.ids" --bn "$T/bn.f32" --mode noquant --rtol 1e-3
     echo "$output"
     [ "$status" -eq 0 ]
     for m in syn-odd syn-packed syn-vocab; do
-        logits_of "$D/$m.bn" "$D/p7.ids" --no-act-quant
+        logits_of "$D/$m.bn" "$D/p7.ids" --no-act-quant --kv f32
         run $REF compare --model "$D/$m" --ids "$D/p7.ids" --bn "$T/bn.f32" --mode noquant --rtol 1e-3
         echo "$m: $output"
         [ "$status" -eq 0 ]
@@ -100,19 +100,19 @@ logits_of() {
 }
 
 @test "(b) float activations: 256 tokens of the trained model within 1e-3 relative" {
-    logits_of "$D/tiny.bn" "$D/h256.ids" --no-act-quant
+    logits_of "$D/tiny.bn" "$D/h256.ids" --no-act-quant --kv f32
     run $REF compare --model "$TINY" --ids "$D/h256.ids" --bn "$T/bn.f32" --mode noquant --rtol 1e-3
     echo "$output"
     [ "$status" -eq 0 ]
 }
 
 @test "(b) float activations: greedy continuations of 64 tokens are the reference's" {
-    bn-infer -m "$D/tiny.bn" --no-act-quant --temp 0 -n 64 <"$D/h20.ids" >"$T/gen.ids"
+    bn-infer -m "$D/tiny.bn" --no-act-quant --kv f32 --temp 0 -n 64 <"$D/h20.ids" >"$T/gen.ids"
     [ "$(wc -w <"$T/gen.ids")" -eq 64 ]
     run $REF greedy-check --model "$TINY" --ids "$D/h20.ids" --gen "$T/gen.ids" --mode noquant
     echo "$output"
     [ "$status" -eq 0 ]
-    bn-infer -m "$D/syn-tiny.bn" --no-act-quant --temp 0 -n 64 <"$D/p7.ids" >"$T/gen.ids"
+    bn-infer -m "$D/syn-tiny.bn" --no-act-quant --kv f32 --temp 0 -n 64 <"$D/p7.ids" >"$T/gen.ids"
     run $REF greedy-check --model "$D/syn-tiny" --ids "$D/p7.ids" --gen "$T/gen.ids" --mode noquant
     echo "$output"
     [ "$status" -eq 0 ]
@@ -151,7 +151,7 @@ EOF
     run bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" -c 128 --ppl-stride 64 --json
     [ "$status" -eq 0 ]
     [[ $output == *'"scored": 2062'* ]]
-    a=$(bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["ppl"])')
+    a=$(bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" --json --kv f32 | $PY -c 'import json,sys; print(json.load(sys.stdin)["ppl"])')
     b=$(bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" --json --kv f16 | $PY -c 'import json,sys; print(json.load(sys.stdin)["ppl"])')
     $PY -c "import sys; a, b = $a, $b; assert abs(a / b - 1) < 3e-3, (a, b)"
 }
