@@ -1,0 +1,10 @@
+#!/bin/sh
+# generate.sh — continue a text, streaming, with the model's own tokenizer
+# at both ends of the pipe (ids flow between the programs).
+#   examples/generate.sh MODEL "prompt text" [TOKENS]
+set -eu
+model=${1:?usage: generate.sh MODEL PROMPT [TOKENS]}
+prompt=${2:?usage: generate.sh MODEL PROMPT [TOKENS]}
+printf '%s' "$prompt" | bn-tokenize -m "$model" |
+    bn-infer -m "$model" -n "${3:-64}" --seed "${BN_SEED:-1}" | bn-tokenize -m "$model" -d
+echo

@@ -1,0 +1,74 @@
+#!/usr/bin/env bats
+# The scripts in examples/ and the EXAMPLES of bn-infer(1) run as written.
+
+load common
+
+setup_file() {
+    bn-convert "$TINY" | bn-quant >"$BATS_FILE_TMPDIR/tiny.bn"
+}
+
+setup() {
+    T=$BATS_TEST_TMPDIR
+    M=$BATS_FILE_TMPDIR/tiny.bn
+    EX=$ROOT/examples
+}
+
+@test "examples/generate.sh continues a text" {
+    run "$EX/generate.sh" "$M" "It was a fine morning, and Elizabeth" 16
+    [ "$status" -eq 0 ]
+    [[ $output == *[a-z]* ]]
+}
+
+@test "examples/chat.sh answers each piped line" {
+    run bash -c "printf 'Good morning.\nHow is your sister?\n' | BN_PREDICT=12 '$EX/chat.sh' '$M'"
+    [ "$status" -eq 0 ]
+    [ "${#lines[@]}" -eq 2 ]
+}
+
+@test "examples/batch-prompts.sh answers a file of prompts in one run, in order" {
+    printf 'It was a fine morning\nMr. Darcy said\nThe letter\n' >"$T/prompts.txt"
+    run "$EX/batch-prompts.sh" "$M" "$T/prompts.txt" 8
+    [ "$status" -eq 0 ]
+    [ "${#lines[@]}" -eq 3 ]
+    # the second answer is what the second prompt alone gets
+    alone=$(printf 'Mr. Darcy said' | bn-tokenize -m "$M" | bn-infer -m "$M" -n 8 --temp 0 | bn-tokenize -m "$M" -d)
+    [ "${lines[1]}" = "$alone" ]
+}
+
+@test "examples/score-text.sh prints the perplexity as JSON" {
+    run "$EX/score-text.sh" "$M" "$ROOT/tests/data/infer/heldout.txt" 128
+    [ "$status" -eq 0 ]
+    echo "$output" | $PY -c 'import json,sys; d=json.load(sys.stdin); assert 20 < d["ppl"] < 200 and d["window"] == 128'
+}
+
+@test "examples/convert-and-pack.sh makes a runnable model from the HF checkpoint" {
+    run "$EX/convert-and-pack.sh" "$TINY" "$T/m.bn"
+    [ "$status" -eq 0 ]
+    run bn-infer -m "$T/m.bn" -p "She" -n 4 --seed 1
+    [ "$status" -eq 0 ]
+}
+
+@test "every EXAMPLES command of bn-infer(1) runs" {
+    cd "$T"
+    cp "$M" tiny.bn
+    cp "$ROOT/tests/data/infer/heldout.txt" text.txt
+    # each .EX/.EE block after .SH EXAMPLES is one shell command (roff escapes undone)
+    $PY - "$ROOT/man/bn-infer.1" >cmds.txt <<'EOF'
+import sys
+text = open(sys.argv[1]).read().split(".SH EXAMPLES", 1)[1].split(".SH ", 1)[0]
+for block in text.split(".EX\n")[1:]:
+    cmd = block.split(".EE", 1)[0].replace("\\e", "\\").replace("\\-", "-")
+    print(cmd.replace("\n", " ").strip() + "\0", end="")
+EOF
+    n=0
+    while IFS= read -r -d '' cmd; do
+        n=$((n + 1))
+        echo "example $n: $cmd"
+        run bash -c "set -o pipefail; $cmd"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [ -n "$output" ] || [ -s logits.f32 ]
+    done <cmds.txt
+    [ "$n" -ge 6 ]
+    [ "$(stat -c %s logits.f32)" -eq $((2 * 4096 * 4)) ] || [ "$(stat -c %s logits.f32)" -eq $((3 * 4096 * 4)) ]
+}
