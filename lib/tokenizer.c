@@ -422,14 +422,21 @@ int bn_tokenizer_type(const bn_tokenizer *t, uint32_t id)
 
 int32_t bn_tokenizer_find(const bn_tokenizer *t, const void *bytes, size_t len)
 {
-    if (len) {
-        int32_t id = tok_vocab_find(t, bytes, len);
-        if (id >= 0)
-            return id;
+    if (!len)
+        return -1;
+    int32_t id = tok_vocab_find(t, bytes, len);
+    if (id >= 0)
+        return id;
+    /* control and user-defined tokens: walk the trie to the exact end */
+    const uint8_t *p = bytes;
+    uint32_t node = 0;
+    for (size_t k = 0; k < len; k++) {
+        uint32_t c = t->trie[node].child;
+        while (c && t->trie[c].byte != p[k])
+            c = t->trie[c].sibling;
+        if (!c)
+            return -1;
+        node = c;
     }
-    for (uint32_t id = 0; id < t->n_vocab; id++)
-        if (!mergeable(t->type[id]) && t->off[id + 1] - t->off[id] == len &&
-            !memcmp(t->blob + t->off[id], bytes, len))
-            return (int32_t)id;
-    return -1;
+    return t->trie[node].id;
 }

@@ -47,7 +47,7 @@ const char *bn_tokenizer_chat_format(const bn_tokenizer *t); /* "bitnet", "llama
 /* The bytes of a token (NULL if id is out of range), and its type. */
 const uint8_t *bn_tokenizer_piece(const bn_tokenizer *t, uint32_t id, size_t *len);
 int bn_tokenizer_type(const bn_tokenizer *t, uint32_t id);
-/* The id whose bytes are exactly these (any type), or -1. */
+/* The id of the normal or special token whose bytes are exactly these, or -1. */
 int32_t bn_tokenizer_find(const bn_tokenizer *t, const void *bytes, size_t len);
 /* XXH3-64 of everything that decides encoding and decoding (vocabulary,
  * types, merges, regex); names the tokenizer in binary token streams. */
