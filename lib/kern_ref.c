@@ -32,12 +32,17 @@ static float ref_quantize(const float *x, size_t k, int8_t *q)
     return s;
 }
 
-/* Unpacks columns [c0, c0+n) of one row into w (values -1, 0, 1). */
+/* Unpacks columns [c0, c0+n) of one row into w (values -1, 0, 1), a byte
+ * (four columns) at a time; c0 is a multiple of 4, and up to 3 entries past
+ * n may be written (w has room: BLOCK is a multiple of 4). */
 static void unpack(const uint8_t *row, size_t c0, size_t n, int8_t *w)
 {
-    for (size_t j = 0; j < n; j++) {
-        size_t c = c0 + j;
-        w[j] = (int8_t)(((row[c / 4] >> (2 * (c % 4))) & 3) - 1);
+    const uint8_t *b = row + c0 / 4;
+    for (size_t j = 0; j < n; j += 4, b++) {
+        w[j] = (int8_t)((*b & 3) - 1);
+        w[j + 1] = (int8_t)((*b >> 2 & 3) - 1);
+        w[j + 2] = (int8_t)((*b >> 4 & 3) - 1);
+        w[j + 3] = (int8_t)((*b >> 6) - 1);
     }
 }
 

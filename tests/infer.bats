@@ -291,7 +291,7 @@ b = bytearray(open(sys.argv[1], "rb").read())
 name = b"blk.0.attn_q.weight"
 i = b.index(struct.pack("<I", len(name)) + name) + 4 + len(name)
 assert struct.unpack_from("<I", b, i)[0] == 4  # t2
-struct.pack_into("<I", b, i, 16)
+struct.pack_into("<I", b, i, 99)  # a reserved, unknown layout
 import xxhash  # the head checksum must still match
 head = struct.unpack_from("<Q", b, 16)[0]
 struct.pack_into("<Q", b, head, xxhash.xxh3_64_intdigest(bytes(b[:head])))
@@ -299,7 +299,7 @@ open(sys.argv[2], "wb").write(b)
 EOF
     run_split "$T/out" bn-infer -m "$T/packed.bn" -p hi
     expect_one_line_error "$status" "$err" bn-infer
-    [[ $err == *"blk.0.attn_q.weight"*"layout 16"*"cannot run"* ]]
+    [[ $err == *"blk.0.attn_q.weight"*"layout 99"*"cannot run"* ]]
 }
 
 @test "--kernel ref is selectable and agrees with the default" {
