@@ -44,22 +44,22 @@ static TAVX2 INLINE void tile(const uint8_t *w, size_t rb, size_t V, const int8_
 {
     __m256i acc[4][4];
     const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-    for (int r = 0; r < RT; r++)
-        for (int t = 0; t < TT; t++)
+    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)
             acc[r][t] = _mm256_setzero_si256();
     for (size_t v = 0; v < V; v++) {
         __m256i raw[4], s16[4][4];
-        for (int r = 0; r < RT; r++)
+        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
             raw[r] = _mm256_loadu_si256((const __m256i *)(w + r * rb + W * v));
         const int8_t *qv = q + 4 * W * v;
 #define PLANE(p)                                                                                         \
     do {                                                                                                 \
         __m256i c[4];                                                                                    \
-        for (int r = 0; r < RT; r++)                                                                     \
+        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)                                                                     \
             c[r] = _mm256_and_si256(_mm256_srli_epi16(raw[r], 2 * (p)), m3);                             \
-        for (int t = 0; t < TT; t++) {                                                                   \
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) {                                                                   \
             __m256i a = _mm256_loadu_si256((const __m256i *)(qv + t * ldq + W * (p)));                   \
-            for (int r = 0; r < RT; r++) {                                                               \
+            _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {                                                               \
                 __m256i m = _mm256_maddubs_epi16(c[r], a);                                               \
                 s16[r][t] = (p) ? _mm256_add_epi16(s16[r][t], m) : m;                                    \
             }                                                                                            \
@@ -70,12 +70,12 @@ static TAVX2 INLINE void tile(const uint8_t *w, size_t rb, size_t V, const int8_
         PLANE(2);
         PLANE(3);
 #undef PLANE
-        for (int r = 0; r < RT; r++)
-            for (int t = 0; t < TT; t++)
+        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+            _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)
                 acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(s16[r][t], ones));
     }
-    for (int r = 0; r < RT; r++)
-        for (int t = 0; t < TT; t++)
+    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)
             out[r][t] = hsum(acc[r][t]);
 }
 

@@ -37,22 +37,22 @@ static T512 INLINE void tile(const uint8_t *w, size_t rb, size_t V, const int8_t
 {
     __m512i acc[4][4];
     const __m512i m3 = _mm512_set1_epi8(3);
-    for (int r = 0; r < RT; r++)
-        for (int t = 0; t < TT; t++)
+    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)
             acc[r][t] = _mm512_setzero_si512();
     for (size_t v = 0; v < V; v++) {
         __m512i raw[4];
-        for (int r = 0; r < RT; r++)
+        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
             raw[r] = _mm512_loadu_si512((const void *)(w + r * rb + W * v));
         const int8_t *qv = q + 4 * W * v;
 #define PLANE(p)                                                                                       \
     do {                                                                                               \
         __m512i c[4];                                                                                  \
-        for (int r = 0; r < RT; r++)                                                                   \
+        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)                                                                   \
             c[r] = _mm512_and_si512(_mm512_srli_epi16(raw[r], 2 * (p)), m3);                           \
-        for (int t = 0; t < TT; t++) {                                                                 \
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) {                                                                 \
             __m512i a = _mm512_loadu_si512((const void *)(qv + t * ldq + W * (p)));                    \
-            for (int r = 0; r < RT; r++)                                                               \
+            _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)                                                               \
                 acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], c[r], a);                                   \
         }                                                                                              \
     } while (0)
@@ -62,8 +62,8 @@ static T512 INLINE void tile(const uint8_t *w, size_t rb, size_t V, const int8_t
         PLANE(3);
 #undef PLANE
     }
-    for (int r = 0; r < RT; r++)
-        for (int t = 0; t < TT; t++)
+    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)
             out[r][t] = _mm512_reduce_add_epi32(acc[r][t]);
 }
 
@@ -72,14 +72,14 @@ static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rb, size_t V, const 
 {
     __m512i a0[4], a1[4];
     const __m512i m3 = _mm512_set1_epi8(3);
-    for (int r = 0; r < RT; r++)
+    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
         a0[r] = a1[r] = _mm512_setzero_si512();
     for (size_t v = 0; v < V; v++) {
         const int8_t *qv = q + 4 * W * v;
         __m512i q0 = _mm512_loadu_si512((const void *)qv), q1 = _mm512_loadu_si512((const void *)(qv + W));
         __m512i q2 = _mm512_loadu_si512((const void *)(qv + 2 * W)),
                 q3 = _mm512_loadu_si512((const void *)(qv + 3 * W));
-        for (int r = 0; r < RT; r++) {
+        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
             __m512i raw = _mm512_loadu_si512((const void *)(w + r * rb + W * v));
             a0[r] = _mm512_dpbusd_epi32(a0[r], _mm512_and_si512(raw, m3), q0);
             a1[r] = _mm512_dpbusd_epi32(a1[r], _mm512_and_si512(_mm512_srli_epi16(raw, 2), m3), q1);
@@ -87,7 +87,7 @@ static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rb, size_t V, const 
             a1[r] = _mm512_dpbusd_epi32(a1[r], _mm512_and_si512(_mm512_srli_epi16(raw, 6), m3), q3);
         }
     }
-    for (int r = 0; r < RT; r++)
+    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
         out[r] = _mm512_reduce_add_epi32(_mm512_add_epi32(a0[r], a1[r]));
 }
 

@@ -30,32 +30,32 @@ static INLINE int32_t qsum(const int8_t *q, size_t nb)
 #define TILE_BODY(MAC)                                                                         \
     int32x4_t acc[4][4];                                                                       \
     const uint8x16_t m3 = vdupq_n_u8(3);                                                       \
-    for (int r = 0; r < RT; r++)                                                               \
-        for (int t = 0; t < TT; t++)                                                           \
+    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)                                                               \
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)                                                           \
             acc[r][t] = vdupq_n_s32(0);                                                        \
     for (size_t v = 0; v < V; v++) {                                                           \
         uint8x16_t raw[4];                                                                     \
-        for (int r = 0; r < RT; r++)                                                           \
+        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)                                                           \
             raw[r] = vld1q_u8(w + r * rb + W * v);                                             \
         const int8_t *qv = q + 4 * W * v;                                                      \
         for (int p = 0; p < 4; p++) {                                                          \
             int8x16_t c[4];                                                                    \
-            for (int r = 0; r < RT; r++) {                                                     \
+            _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {                                                     \
                 uint8x16_t sh = p == 0   ? raw[r]                                              \
                                 : p == 1 ? vshrq_n_u8(raw[r], 2)                               \
                                 : p == 2 ? vshrq_n_u8(raw[r], 4)                               \
                                          : vshrq_n_u8(raw[r], 6);                              \
                 c[r] = vreinterpretq_s8_u8(vandq_u8(sh, m3));                                  \
             }                                                                                  \
-            for (int t = 0; t < TT; t++) {                                                     \
+            _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) {                                                     \
                 int8x16_t a = vld1q_s8(qv + t * ldq + W * p);                                  \
-                for (int r = 0; r < RT; r++)                                                   \
+                _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)                                                   \
                     MAC(acc[r][t], c[r], a);                                                   \
             }                                                                                  \
         }                                                                                      \
     }                                                                                          \
-    for (int r = 0; r < RT; r++)                                                               \
-        for (int t = 0; t < TT; t++)                                                           \
+    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)                                                               \
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)                                                           \
             out[r][t] = vaddvq_s32(acc[r][t]);
 
 #define MAC_PLAIN(acc, c, a)                                                                   \
