@@ -1,0 +1,40 @@
+/* bench_run.c — one bn-bench run: measure the machine's limits when the
+ * mode needs them, run the mode, print the report. */
+#include "bench.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int bn_bench_run(const bn_bench_opts *o, FILE *fp, bn_err *e)
+{
+    bn_bench_machine mc;
+    bn_bench_rows rows = {0};
+    bn_rapl rapl;
+    int rc = -1;
+    memset(&mc, 0, sizeof mc);
+    if (o->mode == BN_MODE_TOKENIZE || o->mode == BN_MODE_CONVERT) {
+        rc = o->mode == BN_MODE_TOKENIZE ? bn_bench_tokenize(o, &rows, e) : bn_bench_convert(o, &rows, e);
+        if (!rc)
+            rc = bn_bench_report(fp, o->format, NULL, &rows);
+        bn_bench_rows_free(&rows);
+        return rc;
+    }
+    if (o->verbose)
+        fprintf(stderr, "%s: measuring memory bandwidth and int8 peak\n", o->prog);
+    if (bn_bench_machine_measure(&mc, o->threads, (int)o->n_threads, o->bw_bytes, e))
+        return -1;
+    bn_rapl_open(&rapl, o->rapl_root);
+    snprintf(mc.energy, sizeof mc.energy, "%s", rapl.status);
+    if (o->mode == BN_MODE_MACHINE)
+        rc = bn_bench_machine_rows(&mc, &rows) ? bn_fail(e, "out of memory") : 0;
+    else if (o->mode == BN_MODE_KERNELS)
+        rc = bn_bench_kernels(o, &mc, &rows, e);
+    else
+        rc = bn_bench_e2e(o, &mc, &rapl, &rows, e);
+    /* What was measured before a failure is still reported. */
+    if (!rc || rows.n)
+        if (bn_bench_report(fp, o->format, &mc, &rows) && !rc)
+            rc = bn_fail(e, "cannot write the report");
+    bn_bench_rows_free(&rows);
+    return rc;
+}
