@@ -68,6 +68,23 @@ static size_t elem_size(uint32_t type)
     return type == BN_F32 ? 4 : 2;
 }
 
+/* One row of the embedding or head to f32. bf16 (the usual case) is done
+ * here, a shift per element the compiler vectorizes: the head is read in
+ * full for every token, so a call per element would cost more than the
+ * dot products. */
+static void row_to_f32(uint32_t type, const void *src, float *dst, size_t n)
+{
+    if (type == BN_BF16) {
+        const uint16_t *h = src;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)h[i] << 16;
+            memcpy(&dst[i], &u, 4);
+        }
+        return;
+    }
+    bn_to_f32(type, src, dst, n);
+}
+
 /* ------------------------------------------------------ parallel steps */
 
 /* Up to three projections that share one input (q/k/v, gate/up). */
@@ -190,7 +207,7 @@ static void head_run(void *arg, int ith, int nth)
     float *row = j->c->rowbuf + (size_t)ith * (d > m->hp.head_dim ? d : m->hp.head_dim);
     for (size_t r = r0; r < r1; r++) {
         /* One head row converted at a time: the table is never copied. */
-        bn_to_f32(m->head_type, (const uint8_t *)m->head + r * d * es, row, d);
+        row_to_f32(m->head_type, (const uint8_t *)m->head + r * d * es, row, d);
         for (size_t t = 0; t < j->n; t++)
             j->logits[t * V + r] = dot_f32(row, j->h + t * d, d);
     }
@@ -279,7 +296,7 @@ static void batch_forward(bn_ctx *c, const uint32_t *ids, size_t n, float *logit
     const bn_model *m = c->m;
     size_t d = m->hp.n_embd, es = elem_size(m->embd_type);
     for (size_t t = 0; t < n; t++)
-        bn_to_f32(m->embd_type, (const uint8_t *)m->embd + (size_t)ids[t] * d * es, c->x + t * d, d);
+        row_to_f32(m->embd_type, (const uint8_t *)m->embd + (size_t)ids[t] * d * es, c->x + t * d, d);
     for (uint32_t l = 0; l < m->hp.n_layer; l++)
         layer_forward(c, l, n);
     c->pos += (uint32_t)n;
