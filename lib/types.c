@@ -1,5 +1,6 @@
 /* types.c — the bn tensor types: names, sizes, and float conversions. */
 #include "bn.h"
+#include "pack.h"
 
 #include <math.h>
 #include <string.h>
@@ -13,7 +14,7 @@ const char *bn_type_name(uint32_t type)
 {
     if (type < sizeof type_names / sizeof *type_names)
         return type_names[type];
-    return NULL;
+    return bn_packed_name(type); /* kernel-packed layouts (pack_layout.c) */
 }
 
 int bn_type_from_name(const char *name, uint32_t *type)
@@ -23,7 +24,7 @@ int bn_type_from_name(const char *name, uint32_t *type)
             *type = t;
             return 0;
         }
-    return -1;
+    return bn_packed_from_name(name, type);
 }
 
 /* a*b, or 0 on overflow (0 is never a valid product here: shapes are > 0). */
@@ -71,7 +72,8 @@ uint64_t bn_type_size(uint32_t type, uint32_t ndim, const uint64_t *shape)
     case BN_T2:
         return add_ok(mul_ok(rows, (k + 3) / 4), 4);
     default:
-        return 0;
+        /* kernel-packed ternary layouts are matrices (pack_layout.c) */
+        return ndim == 2 ? bn_packed_size(type, shape[0], shape[1]) : 0;
     }
 }
 
