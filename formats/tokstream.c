@@ -25,6 +25,8 @@ static int fill(bn_tokr *r, bn_err *e)
         r->len = 0;
     }
     r->pos = 0;
+    if (r->before_read && r->before_read(r->ctx, e))
+        return -1;
     for (;;) {
         ssize_t n = read(r->fd, r->buf + r->len, BUF_SIZE - r->len);
         if (n < 0 && errno == EINTR)
@@ -55,6 +57,12 @@ static uint32_t rd32(const uint8_t *p)
 static uint64_t rd64(const uint8_t *p)
 {
     return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+void bn_tokr_before_read(bn_tokr *r, int (*fn)(void *ctx, bn_err *e), void *ctx)
+{
+    r->before_read = fn;
+    r->ctx = ctx;
 }
 
 int bn_tokr_open(bn_tokr *r, int fd, const char *name, bn_err *e)
@@ -97,14 +105,6 @@ int bn_tokr_check(const bn_tokr *r, uint64_t hash, uint32_t n_vocab, bn_err *e)
         return bn_fail(e, "%s: the token stream's vocabulary has %u ids, this model's %u", r->name, r->n_vocab,
                        n_vocab);
     return 0;
-}
-
-int bn_tokr_ready(const bn_tokr *r)
-{
-    if (r->pos < r->len || r->eof)
-        return 1;
-    /* a binary record whose last chunk is used up ends without a read */
-    return r->binary && r->in_record && !r->chunk_left && !r->chunk_more;
 }
 
 static int next_binary(bn_tokr *r, uint32_t *id, bn_err *e)

@@ -32,21 +32,24 @@ typedef struct bn_tokr {
     /* binary state */
     uint32_t chunk_left;
     int chunk_more;
+    /* called before every read of the input, which may wait: a streaming
+     * consumer flushes its output there (0 to go on, -1 to stop) */
+    int (*before_read)(void *ctx, bn_err *e);
+    void *ctx;
 } bn_tokr;
 
 enum { BN_TOKR_EOF = 0, BN_TOKR_ID = 1, BN_TOKR_END = 2 };
 
 /* Reads the header if the stream is binary. name is kept (not copied). */
 int bn_tokr_open(bn_tokr *r, int fd, const char *name, bn_err *e);
+/* Has fn called before each later read of the input, which may wait. */
+void bn_tokr_before_read(bn_tokr *r, int (*fn)(void *ctx, bn_err *e), void *ctx);
 /* The next event: an id (BN_TOKR_ID, *id set), the end of a record
  * (BN_TOKR_END), the end of the stream (BN_TOKR_EOF), or -1 with a reason
  * naming the stream, the record and the position. */
 int bn_tokr_next(bn_tokr *r, uint32_t *id, bn_err *e);
 /* A whole record, appended to *ids (grown as needed): 1, or 0 at EOF. */
 int bn_tokr_record(bn_tokr *r, uint32_t **ids, size_t *n, size_t *cap, bn_err *e);
-/* Nonzero when the next call can be answered without reading the input
- * (a streaming consumer flushes its output before it may block). */
-int bn_tokr_ready(const bn_tokr *r);
 /* Checks a binary stream's header against the consumer's tokenizer
  * (either side 0 means unknown and passes). */
 int bn_tokr_check(const bn_tokr *r, uint64_t hash, uint32_t n_vocab, bn_err *e);

@@ -180,11 +180,10 @@ static int encode_doc(run *r, const uint8_t *p, size_t n, const char *name, bn_e
     bn_tokens_clear(&r->toks);
     int rc;
     if (o->chat) {
-        bn_chat_msg *msgs;
+        bn_chat_msg *msgs = NULL;
         size_t nm;
-        if (bn_chat_parse(p, n, &msgs, &nm, e))
-            return -1;
-        rc = bn_tokenizer_chat(r->t, msgs, nm, !o->no_gen_prompt, &r->toks, e);
+        rc = bn_chat_parse(p, n, &msgs, &nm, e) ||
+             bn_tokenizer_chat(r->t, msgs, nm, !o->no_gen_prompt, &r->toks, e);
         free(msgs);
         if (!rc && o->eos > 0 && bn_tokenizer_eos(r->t) >= 0)
             rc = bn_tokens_push(&r->toks, (uint32_t)bn_tokenizer_eos(r->t), BN_TOK_NO_OFFSET);
@@ -253,6 +252,15 @@ static int put(run *r, const uint8_t *p, size_t n, bn_err *e)
     return 0;
 }
 
+/* Before the reader waits for input, what was decoded so far goes out. */
+static int flush_out(void *ctx, bn_err *e)
+{
+    run *r = ctx;
+    if (fflush(r->out))
+        return bn_fail(e, "writing the output: %s", strerror(errno));
+    return 0;
+}
+
 static int decode_file(run *r, const char *path, const char *name, bn_err *e)
 {
     int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
@@ -261,18 +269,15 @@ static int decode_file(run *r, const char *path, const char *name, bn_err *e)
     bn_tokr rd;
     bn_detok d;
     int rc = -1, have_d = 0;
-    if (bn_tokr_open(&rd, fd, name, e) ||
+    int opened = !bn_tokr_open(&rd, fd, name, e);
+    bn_tokr_before_read(&rd, flush_out, r);
+    if (!opened ||
         bn_tokr_check(&rd, bn_tokenizer_hash(r->t), bn_tokenizer_n_vocab(r->t), e))
         goto out;
     if (bn_detok_init(&d, r->t, r->o->skip_special ? BN_DEC_SKIP_SPECIAL : 0, e))
         goto out;
     have_d = 1;
     for (;;) {
-        /* Make what we have visible before a read that may wait. */
-        if (!bn_tokr_ready(&rd) && fflush(r->out)) {
-            bn_fail(e, "writing the output: %s", strerror(errno));
-            goto out;
-        }
         uint32_t id;
         const uint8_t *p;
         size_t n;
