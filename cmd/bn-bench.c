@@ -28,7 +28,7 @@ static const bn_prog prog = {
     "  -t, --threads LIST     thread counts (default: all cores)\n"
     "  -k, --kernel LIST      kernel sets, NAME or NAME:LAYOUT (default auto: the best per layout)\n"
     "  -r, --repetitions N    measured repetitions after one warm-up (default 5, at most 100)\n"
-    "  --kv f32|f16           KV cache precision (default f32)\n"
+    "  --kv f32|f16           KV cache precision (default f16, as bn-infer)\n"
     "  --seed N               seed of the random weights and token ids (default 1234)\n"
     "  --bw-mib N             bandwidth buffer in MiB (default 1024)\n"
     "  --mem-limit N[K|M|G]   refuse synthetic shapes needing more (default: MemAvailable)\n"
@@ -160,9 +160,9 @@ static int parse(int argc, char **argv, cmdline *c)
                 o->reps = (int)vals[0];
         } else if (!strcmp(a, "--kv")) {
             if (!(rc = need(argc, argv, &i, &v))) {
-                if (!strcmp(v, "f16"))
-                    o->kv_f16 = 1;
-                else if (strcmp(v, "f32"))
+                if (!strcmp(v, "f16") || !strcmp(v, "f32"))
+                    o->kv_f16 = !strcmp(v, "f16");
+                else
                     rc = bn_usage_error(&prog, "--kv: '%s' is not one of f32, f16", v);
             }
         } else if (!strcmp(a, "--seed")) {

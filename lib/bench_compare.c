@@ -146,7 +146,9 @@ int bn_bench_load(const char *path, bn_bench_rows *rows, int *is_peer, bn_err *e
     txt[m.size] = 0;
     bn_unmap(&m);
     int rc = 0;
-    cJSON *doc = cJSON_Parse(txt);
+    /* The whole text must be one JSON value; otherwise try JSONL. */
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithOpts(txt, &end, 1);
     if (doc) {
         rc = add_doc(doc, rows, is_peer);
         cJSON_Delete(doc);

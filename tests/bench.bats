@@ -1,0 +1,277 @@
+#!/usr/bin/env bats
+# bn-bench: the shape table, every output format, sweeps, the refusal of a
+# shape that does not fit, --compare (ours and llama-bench's JSON), kernels,
+# bandwidth, tokenizer and conversion throughput, and that every figure is
+# finite and positive. No test asserts a speed: the machine is shared.
+
+load common
+
+# Small and quick: tiny shapes, one repetition, a small bandwidth buffer.
+FAST="-r 1 --bw-mib 8"
+
+# check_json FILE: every row's samples and median finite and > 0, samples
+# = reps, and the machine's limits > 0 when present.
+check_json() {
+    $PY - "$1" "${2:-1}" <<'PY'
+import json, math, sys
+d = json.load(open(sys.argv[1])); reps = int(sys.argv[2])
+assert d["rows"], "no rows"
+for r in d["rows"]:
+    assert len(r["samples"]) == reps, (r["test"], r["samples"])
+    for v in r["samples"] + [r["median"]]:
+        assert isinstance(v, (int, float)) and math.isfinite(v) and v > 0, (r["test"], v)
+    if r["kind"] == "e2e":
+        for k in ("bytes_per", "ops_per", "gbps", "bw_gbps", "peak_gops", "roofline_pct", "peak_rss", "load_s", "ttft_s", "size", "params"):
+            assert r[k] is not None and math.isfinite(r[k]) and r[k] > 0, (r["test"], k, r[k])
+        assert r["bound"] in ("memory", "compute")
+m = d.get("machine")
+if m:
+    assert m["ghz"] > 0 and m["macs_per_cycle"] > 0
+    for l in m["limits"]:
+        assert l["read_gbps"] > 0 and l["int8_gops"] > 0
+PY
+}
+
+setup() {
+    T=$BATS_TEST_TMPDIR
+}
+
+@test "bench: --help and --version" {
+    run bn-bench --help
+    [ "$status" -eq 0 ]
+    [[ $output == *"--synthetic"* && $output == *"--compare"* ]]
+    run bn-bench --version
+    [ "$status" -eq 0 ]
+    [[ $output == "bn-bench (bn) "* ]]
+}
+
+@test "bench: the shape table mirrors gen_checkpoint.py's" {
+    bn-bench --list-shapes --json >"$T/shapes.json"
+    $PY - "$T/shapes.json" "$ROOT/tests/ref" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from gen_checkpoint import SHAPES
+ours = {s["shape"]: s for s in json.load(open(sys.argv[1]))}
+assert set(ours) == set(SHAPES), (sorted(ours), sorted(SHAPES))
+for name, (d, ff, nl, h, kv, vocab, ctx) in SHAPES.items():
+    s = ours[name]
+    assert (s["hidden"], s["ffn"], s["layers"], s["heads"], s["kv_heads"], s["vocab"], s["context"]) == \
+        (d, ff, nl, h, kv, vocab, ctx), name
+assert ours["2b4t"]["params"] == 2412820480     # formats.md §1.1
+PY
+    run bn-bench --list-shapes
+    [ "$status" -eq 0 ]
+    [[ $output == *"| 2b4t | 2560 | 6912 | 30 | 20 | 5 | 128256 | 4096 | 2.41 B |"* ]]
+    [ "$(bn-bench --list-shapes --csv | wc -l)" -eq 11 ]
+}
+
+@test "bench: markdown by default, llama-bench's columns first" {
+    run bn-bench --synthetic tiny -p 16 -n 8 -t 1 $FAST
+    [ "$status" -eq 0 ]
+    [[ ${lines[0]} == "| model | size | params | layout | kernel | threads | test | t/s |"* ]]
+    [[ $output == *"| synthetic tiny |"*"| pp16 |"* ]]
+    [[ $output == *"| tg8 |"* ]]
+    [[ $output == *"read bandwidth"* && $output == *"int8 peak"* && $output == *"energy: "* ]]
+    [[ $output == *"time to first token"* ]]
+}
+
+@test "bench: --json results are finite and positive, one sample per repetition" {
+    bn-bench --synthetic tiny -p 16 -n 8 -t 1 -r 2 --bw-mib 8 --json >"$T/a.json"
+    check_json "$T/a.json" 2
+}
+
+@test "bench: --csv has one header and one line per row, every row positive" {
+    bn-bench --synthetic tiny -p 16 -n 8 -t 1 $FAST --csv >"$T/a.csv"
+    $PY - "$T/a.csv" <<'PY'
+import csv, math, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert rows and all(r["kind"] == "e2e" for r in rows)
+for r in rows:
+    assert math.isfinite(float(r["median"])) and float(r["median"]) > 0
+    assert float(r["roofline_pct"]) > 0 and r["bound"] in ("memory", "compute")
+    assert r["joules_per"] == "" or float(r["joules_per"]) >= 0
+PY
+}
+
+@test "bench: comma lists sweep every combination" {
+    bn-bench --synthetic tiny,small-odd -p 4,8 -n 2,3 -t 1,2 -k ref $FAST --json >"$T/s.json"
+    check_json "$T/s.json"
+    $PY - "$T/s.json" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+layouts = {r["layout"] for r in rows}    # ref runs on every layout that has it
+assert "t2" in layouts, layouts
+got = [(r["model"], r["layout"], r["threads"], r["test"]) for r in rows]
+want = {(m, l, t, x) for m in ("synthetic tiny", "synthetic small-odd") for l in layouts for t in (1, 2)
+        for x in ("pp4", "pp8", "tg2", "tg3")}
+assert set(got) == want and len(got) == len(want), sorted(set(got) ^ want)
+assert {r["kernel"] for r in rows} == {"ref"}
+PY
+}
+
+@test "bench: every layout with a kernel set, and odd sizes (row padding)" {
+    bn-bench --synthetic odd -p 4 -n 2 -t 1 $FAST --json >"$T/l.json"
+    check_json "$T/l.json"
+    $PY - "$T/l.json" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+assert "t2" in {r["layout"] for r in rows}
+PY
+}
+
+@test "bench: a model file, and a kernel set by NAME:LAYOUT" {
+    bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
+    bn-bench -m "$T/tiny.bn" -p 8 -n 4 -t 1 -k ref:t2 $FAST --json >"$T/m.json"
+    check_json "$T/m.json"
+    grep -q '"model":[[:space:]]*"tiny"' "$T/m.json"
+}
+
+@test "bench: a shape that does not fit is refused, naming need and limit" {
+    run_split "$T/out" bn-bench --synthetic tiny --mem-limit 1K -p 4 -n 2 $FAST
+    expect_one_line_error "$status" "$err" bn-bench
+    [[ $err == *"tiny: needs "*" GiB of memory"*"--mem-limit is 0.00 GiB"* ]]
+    [ ! -s "$T/out" ]
+    no_files_like /dev/shm '^bn-bench\.'
+}
+
+@test "bench: 100b is refused with MemAvailable when it does not fit" {
+XX
+    run_split "$T/out" bn-bench --synthetic 100b -p 4 -n 2 $FAST
+    expect_one_line_error "$status" "$err" bn-bench
+    [[ $err == *"100b: needs "*"MemAvailable is "*" GiB"* ]]
+}
+
+@test "bench: --compare of two runs prints a ratio per row" {
+    bn-bench --synthetic tiny -p 8 -n 4 -t 1 $FAST --json >"$T/old.json"
+    bn-bench --synthetic tiny -p 8 -n 4 -t 1 $FAST --json >"$T/new.json"
+    run bn-bench --compare "$T/old.json" "$T/new.json"
+    [ "$status" -eq 0 ]
+    [[ ${lines[0]} == "| model | layout | kernel | threads | test | what | old | new | new/old |" ]]
+    n=$($PY -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["rows"]))' "$T/new.json")
+    [ "$(grep -c '^| synthetic tiny' <<<"$output")" -eq "$n" ]
+    bn-bench --compare "$T/old.json" "$T/new.json" --json >"$T/cmp.json"
+    $PY -c '
+import json, math, sys
+c = json.load(open(sys.argv[1]))
+assert c and all(math.isfinite(r["ratio"]) and r["ratio"] > 0 for r in c)' "$T/cmp.json"
+    bn-bench --compare "$T/old.json" "$T/new.json" --csv | head -1 | grep -q '^model,layout,kernel,threads,test,what,unit,old,new,ratio$'
+}
+
+@test "bench: --compare lines up llama-bench -o json and -o jsonl with our rows" {
+    bn-bench --synthetic tiny -p 8 -n 4 -t 1,2 $FAST --json >"$T/ours.json"
+    cat >"$T/peer.json" <<'EOF_'
+[
+  {"model_type": "bitnet 2B I2_S - 2 bpw ternary", "model_size": 1187801600, "model_n_params": 2412820480,
+   "n_threads": 1, "n_prompt": 8, "n_gen": 0, "avg_ts": 50.0, "stddev_ts": 1.0, "samples_ts": [49.0, 50.0, 51.0]},
+  {"model_type": "bitnet 2B I2_S - 2 bpw ternary", "n_threads": 1, "n_prompt": 0, "n_gen": 4, "avg_ts": 10.0,
+   "stddev_ts": 0.5},
+  {"model_type": "bitnet 2B I2_S - 2 bpw ternary", "n_threads": 4, "n_prompt": 0, "n_gen": 4, "avg_ts": 30.0}
+]
+EOF_
+    run bn-bench --compare "$T/peer.json" "$T/ours.json"
+    [ "$status" -eq 0 ]
+    [[ $output == *"| 1 | pp8 | - | 50.00 |"* ]]
+    [[ $output == *"| 1 | tg4 | - | 10.00 |"* ]]
+    $PY -c 'import json,sys; [print(json.dumps(o)) for o in json.load(open(sys.argv[1]))]' "$T/peer.json" >"$T/peer.jsonl"
+    run bn-bench --compare "$T/peer.jsonl" "$T/ours.json"
+    [ "$status" -eq 0 ]
+    [[ $output == *"| 1 | tg4 | - | 10.00 |"* ]]
+}
+
+@test "bench: --compare errors: no common rows, not JSON, missing file" {
+    bn-bench --synthetic tiny -p 8 -n 4 -t 1 $FAST --json >"$T/a.json"
+    echo '[{"n_threads": 64, "n_prompt": 0, "n_gen": 999, "avg_ts": 1.0}]' >"$T/none.json"
+    run_split "$T/out" bn-bench --compare "$T/none.json" "$T/a.json"
+    expect_one_line_error "$status" "$err" bn-bench
+    [[ $err == *"no rows in common"* ]]
+    echo 'not json' >"$T/bad.json"
+    run_split "$T/out" bn-bench --compare "$T/bad.json" "$T/a.json"
+    expect_one_line_error "$status" "$err" bn-bench
+    [[ $err == *"bad.json: line 1: not JSON"* ]]
+    run_split "$T/out" bn-bench --compare "$T/missing.json" "$T/a.json"
+    expect_one_line_error "$status" "$err" bn-bench
+}
+
+@test "bench: --kernels runs GEMV and GEMM of every kernel set" {
+    bn-bench --kernels --synthetic tiny -t 1 $FAST --json >"$T/k.json"
+    check_json "$T/k.json"
+    $PY - "$T/k.json" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+sets = {(r["layout"], r["kernel"]) for r in rows}
+assert ("t2", "ref") in sets, sets
+for s in sets:
+    tests = {(r["test"], r["what"].split()[0]) for r in rows if (r["layout"], r["kernel"]) == s}
+    for m in ("attn_q", "attn_k", "ffn_up", "ffn_down"):
+        assert ("gemv", m) in tests and ("gemm64", m) in tests, (s, m)
+    assert ("gemv", "output") in tests
+for r in rows:
+    assert r["unit"] == "GOPS" and r["gbps"] > 0 and r["roofline_pct"] > 0
+PY
+    run bn-bench --kernels --synthetic tiny -t 1 -k ref $FAST
+    [ "$status" -eq 0 ]
+    [[ $output == *"| t2 | ref | 1 | gemv | attn_q 64x64 |"* ]]
+}
+
+@test "bench: --bandwidth reports read GB/s and int8 GOPS per thread count" {
+    bn-bench --bandwidth -t 1,2 --bw-mib 8 --json >"$T/b.json"
+    check_json "$T/b.json"
+    $PY - "$T/b.json" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+assert {(r["test"], r["threads"]) for r in rows} == {("read", 1), ("read", 2), ("int8", 1), ("int8", 2)}
+PY
+}
+
+@test "bench: energy is unavailable without RAPL, read from a powercap directory when there is one" {
+    bn-bench --synthetic tiny -p 4 -n 2 -t 1 $FAST --rapl "$T/none" --json >"$T/e0.json"
+    grep -q '"energy":[[:space:]]*"unavailable: ' "$T/e0.json"
+    grep -q '"joules_per":[[:space:]]*null' "$T/e0.json"
+    mkdir -p "$T/pc/intel-rapl:0/intel-rapl:0:0"
+    echo 123456789 >"$T/pc/intel-rapl:0/energy_uj"
+    echo 262143328850 >"$T/pc/intel-rapl:0/max_energy_range_uj"
+    bn-bench --synthetic tiny -p 4 -n 2 -t 1 $FAST --rapl "$T/pc" --json >"$T/e1.json"
+    grep -q '"energy":[[:space:]]*"rapl: 1 package domain' "$T/e1.json"
+    $PY -c '
+import json, sys
+for r in json.load(open(sys.argv[1]))["rows"]:
+    assert r["joules_per"] is not None and r["joules_per"] >= 0' "$T/e1.json"
+}
+
+@test "bench: --tokenize measures encode and decode of a file or generated text" {
+    bn-bench --tokenize --vocab /work/shared/data/llama3-tokenizer.model --text-mib 1 -r 1 --json >"$T/t.json"
+    check_json "$T/t.json"
+    bn-bench --tokenize -m "$TINY" --text "$ROOT/tests/data/tok/prose.txt" -r 1 --json >"$T/t2.json"
+    check_json "$T/t2.json"
+    grep -q '"test":[[:space:]]*"decode"' "$T/t2.json"
+    run_split "$T/out" bn-bench --tokenize -r 1
+    expect_one_line_error "$status" "$err" bn-bench
+}
+
+@test "bench: --convert measures conversion of a model and of a synthetic shape" {
+    bn-bench --convert --synthetic tiny -r 1 --json >"$T/c.json"
+    check_json "$T/c.json"
+    bn-bench --convert -m "$TINY" -r 1 --csv >"$T/c.csv"
+    [ "$(wc -l <"$T/c.csv")" -eq 2 ]
+    no_files_like /dev/shm '^bn-bench\.'
+}
+
+@test "bench: usage errors exit 2" {
+    for args in "" "--synthetic nope" "--synthetic tiny -p x" "--synthetic tiny -t 0" "--synthetic tiny -r 0" \
+        "--synthetic tiny -o yaml" "--synthetic tiny --kv q8" "--kernels --bandwidth" "--compare one" \
+        "--synthetic tiny --bogus" "--synthetic tiny --mem-limit 12Q"; do
+        run bn-bench $args
+        [ "$status" -eq 2 ] || { echo "args: $args -> $status"; return 1; }
+    done
+    run bn-bench --synthetic nope
+    [[ $output == *"unknown shape 'nope' (known: tiny, tiny256, small-odd, odd, 2b4t, 7b, 13b, 30b, 70b, 100b)"* ]]
+}
+
+@test "bench: an unknown kernel set or a context too short is a data error naming the choices" {
+    run_split "$T/out" bn-bench --synthetic tiny -p 4 -n 2 -k nosuch $FAST
+    expect_one_line_error "$status" "$err" bn-bench
+    [[ $err == *"no kernel set 'nosuch'"*"ref:t2"* ]]
+    run_split "$T/out" bn-bench --synthetic tiny -p 512 -n 2 $FAST
+    expect_one_line_error "$status" "$err" bn-bench
+    [[ $err == *"needs 512 positions"*"context is 256"* ]]
+}
