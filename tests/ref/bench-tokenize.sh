@@ -24,14 +24,15 @@ trap 'rm -rf "$tmp"' EXIT
 [ -d "$here/node_modules/js-tiktoken" ] || { echo "bench: run 'npm ci' in $here first" >&2; exit 1; }
 
 now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 
 # best-of-3 wall time of a command, in seconds
 best3() {
     best=""
     for _ in 1 2 3; do
         t0=$(now); "$@" >/dev/null; t1=$(now)
-        t=$(echo "$t1 - $t0" | bc -l)
-        if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
+        t=$(calc "$t1 - $t0")
+        if [ -z "$best" ] || [ "$(calc "$t < $best")" = 1.000000 ]; then best=$t; fi
     done
     echo "$best"
 }
@@ -40,12 +41,12 @@ bench() { # name file
     size=$(wc -c <"$2")
     start=$(best3 "$bin/bn-tokenize" --vocab "$ranks" -c /dev/null)
     total=$(best3 "$bin/bn-tokenize" --vocab "$ranks" -c "$2")
-    secs=$(echo "$total - $start" | bc -l)
-    bn=$(echo "$size / 1000000 / $secs" | bc -l)
+    secs=$(calc "$total - $start")
+    bn=$(calc "$size / 1000000 / $secs")
     js_line=$(node "$here/tok-ref.js" --bench --ranks "$ranks" "$2")
     js=$(echo "$js_line" | sed -n 's/.* \([0-9.]*\) MB\/s$/\1/p')
     printf '%-11s %9d bytes  bn-tokenize %7.2f MB/s  js-tiktoken %6.2f MB/s  ratio %5.1fx\n' \
-        "$1" "$size" "$bn" "$js" "$(echo "$bn / $js" | bc -l)"
+        "$1" "$size" "$bn" "$js" "$(calc "$bn / $js")"
 }
 
 if [ $# -ge 1 ]; then
