@@ -10,6 +10,7 @@
  * int16 pairs, + a vpaddw to accumulate, as int8 GEMMs without VNNI do);
  * AArch64 sdot (16); otherwise a portable int32 vector multiply-add. */
 #include "bench.h"
+#include "cpu.h"
 #include "pool.h"
 
 #include <stdio.h>
@@ -172,24 +173,30 @@ static double mac_portable(long iters, unsigned *sink)
 
 static mac_fn pick(const char **name)
 {
+    /* cpu.h checks the OS enables the registers too (XCR0), which
+     * __builtin_cpu_supports does not. */
+    bn_cpu cpu;
+    bn_cpu_detect(&cpu);
+    (void)cpu;
 #ifdef BN_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512f")) {
+    if (cpu.avx512vnni && cpu.avx512f) {
         *name = "avx512-vnni vpdpbusd zmm";
         return mac_vnni512;
     }
-    if (__builtin_cpu_supports("avxvnni")) {
+    if (cpu.avxvnni) {
         *name = "avx-vnni vpdpbusd ymm";
         return mac_vnni256;
     }
-    if (__builtin_cpu_supports("avx2")) {
+    if (cpu.avx2) {
         *name = "avx2 vpmaddubsw+vpaddw ymm";
         return mac_avx2;
     }
 #endif
 #ifdef BN_SDOT
-    *name = "neon sdot";
-    return mac_sdot;
+    if (cpu.dotprod) {
+        *name = "neon sdot";
+        return mac_sdot;
+    }
 #endif
     *name = "portable int32 vector mul-add";
     return mac_portable;
