@@ -21,16 +21,24 @@
 
 /* Priority and result of merging the part [a, m) with [m, b) whose ids are
  * ida and idb; rank NONE when they do not merge. */
-static inline uint32_t pair_rank(const bn_tokenizer *t, const uint8_t *p, uint32_t a, uint32_t b,
-                                 uint32_t ida, uint32_t idb, uint32_t *merged)
+static inline uint32_t pair_rank(bn_tokenizer *t, const uint8_t *p, uint32_t a, uint32_t b, uint32_t ida,
+                                 uint32_t idb, uint32_t *merged)
 {
-    if (t->ranks) {
-        int32_t id = tok_vocab_find(t, p + a, b - a);
-        *merged = (uint32_t)id;
-        return id < 0 ? NONE : (uint32_t)id;
-    }
     uint64_t key = (uint64_t)ida << 32 | idb;
-    for (size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & t->pmask;; i = (i + 1) & t->pmask) {
+    size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20);
+    if (t->ranks) {
+        /* the pair's ids fix its bytes, so (ida, idb) is a sound memo key */
+        tok_pslot *m = &t->memo[h & (((size_t)1 << TOK_MEMO_BITS) - 1)];
+        if (m->key != key) {
+            int32_t id = tok_vocab_find(t, p + a, b - a);
+            m->key = key;
+            m->merged = (uint32_t)id;
+            m->rank = id < 0 ? NONE : (uint32_t)id;
+        }
+        *merged = m->merged;
+        return m->rank;
+    }
+    for (size_t i = h & t->pmask;; i = (i + 1) & t->pmask) {
         const tok_pslot *s = &t->ptab[i];
         if (s->key == key) {
             *merged = s->merged;

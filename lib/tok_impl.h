@@ -36,6 +36,8 @@ typedef struct tok_tnode {
     uint8_t byte, type;
 } tok_tnode;
 
+#define TOK_MEMO_BITS 14
+
 /* Heap entry for long pieces: the pair starting at byte pos, as it was
  * when pushed (right part's start, and its end), so stale entries can be
  * recognised when they surface. */
@@ -73,6 +75,11 @@ struct bn_tokenizer {
     int add_bos;
     char chat_format[16];
     uint64_t hash;
+
+    /* ranks mode: a direct-mapped memo of recent pair lookups (id, id) ->
+     * (rank, merged); the same byte pairs recur across pieces, and a hit
+     * costs one cache line instead of a hash and a probe of a large table */
+    tok_pslot *memo;
 
     /* scratch, reused across calls (so one tokenizer per encoding thread) */
     uint32_t *sc_u32;

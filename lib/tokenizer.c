@@ -347,6 +347,15 @@ bn_tokenizer *bn_tokenizer_new(const bn_meta *model_meta, bn_err *e)
         goto fail;
     }
     t->ranks = !strcmp(mode, "ranks");
+    if (t->ranks) {
+        t->memo = malloc(sizeof *t->memo << TOK_MEMO_BITS);
+        if (!t->memo) {
+            bn_fail(e, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < (size_t)1 << TOK_MEMO_BITS; i++)
+            t->memo[i].key = UINT64_MAX;
+    }
     t->ignore_merges = t->ranks || (!bn_meta_bool(sec, "tokenizer.ignore_merges", &im) && im);
     if (load_tokens(t, sec, e) || build_vocab(t, e))
         goto fail;
@@ -384,6 +393,7 @@ void bn_tokenizer_free(bn_tokenizer *t)
     free(t->type);
     free(t->vtab);
     free(t->ptab);
+    free(t->memo);
     free(t->trie);
     if (t->md)
         pcre2_match_data_free(t->md);
