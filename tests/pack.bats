@@ -1,0 +1,135 @@
+#!/usr/bin/env bats
+# bn-pack: lossless repacking between layouts, metadata, the CPU listing,
+# errors, and identical inference results on every layout and kernel set.
+
+load common
+
+setup() {
+    T=$(mktemp -d)
+    bn-convert "$TINY" | bn-quant > "$T/q.bn"
+}
+
+teardown() {
+    rm -rf "$T"
+}
+
+tensor_hashes() { # file: "name type size xxh3" for every tensor
+    bn-convert --info --json "$1" | $PY -c '
+import json, sys
+for t in json.load(sys.stdin)["tensors"]:
+    print(t["name"], t["type"], t["size"], t["xxh3"])'
+}
+
+@test "bn-pack --help and --version" {
+    run bn-pack --help
+    [ "$status" -eq 0 ]
+    [[ $output == *"--layout"* && $output == *"--target"* ]]
+    run bn-pack --version
+    [ "$status" -eq 0 ]
+}
+
+@test "usage errors exit 2" {
+    run bn-pack --layout nope "$T/q.bn" -o "$T/x.bn"
+    [ "$status" -eq 2 ]
+    run bn-pack --target sparc "$T/q.bn" -o "$T/x.bn"
+    [ "$status" -eq 2 ]
+    run bn-pack --target amx "$T/q.bn" -o "$T/x.bn"
+    [ "$status" -eq 2 ]
+    [[ $output == *"AMX"* ]]
+    run bn-pack --bogus
+    [ "$status" -eq 2 ]
+    run bn-pack -o
+    [ "$status" -eq 2 ]
+    [ ! -e "$T/x.bn" ]
+}
+
+@test "t2 -> i2s -> t2 is byte-identical, sizes follow the size rule" {
+    bn-pack -l i2s "$T/q.bn" -o "$T/i.bn"
+    bn-pack -l t2 "$T/i.bn" -o "$T/b.bn"
+    run bn-convert --info --verify "$T/i.bn"
+    [ "$status" -eq 0 ]
+    tensor_hashes "$T/i.bn" | grep -q 'blk.0.attn_q.weight i2s 16416 '   # 256 rows x 64 bytes + 32
+    tensor_hashes "$T/i.bn" | grep -q 'blk.0.ffn_down.weight i2s '
+    diff <(tensor_hashes "$T/q.bn") <(tensor_hashes "$T/b.bn")
+}
+
+@test "non-projection tensors pass through untouched" {
+    bn-pack -l i2s "$T/q.bn" -o "$T/i.bn"
+    diff <(tensor_hashes "$T/q.bn" | grep -v -E 'attn_(q|k|v|output)|ffn_(gate|up|down)') \
+         <(tensor_hashes "$T/i.bn" | grep -v -E 'attn_(q|k|v|output)|ffn_(gate|up|down)')
+}
+
+@test "the layout, target and provenance are recorded; pipes work" {
+    bn-pack -l i2s -t avx2 < "$T/q.bn" > "$T/i.bn"
+    run bn-convert --info --json "$T/i.bn"
+    [ "$status" -eq 0 ]
+    [[ $output == *'"pack.layout"'*'"i2s"'* ]]
+    [[ $output == *'"pack.target"'*'"avx2"'* ]]
+    [[ $output == *"bn-pack"* ]]
+}
+
+@test "I2_S bytes match the specification (independent decoder, formats.md 4.2)" {
+    bn-pack -l i2s "$T/q.bn" -o "$T/i.bn"
+    $PY - "$ROOT/tests/ref" "$T/q.bn" "$T/i.bn" <<'PYEOF'
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import bnread
+q, i = bnread.read(sys.argv[2]), bnread.read(sys.argv[3])
+n = 0
+for t in q.tensors:
+    if t.type != 4:
+        continue
+    w, beta = bnread.t2_decode(q.tensor_bytes(t), t.shape)
+    raw = np.frombuffer(i.tensor_bytes(t.name), dtype=np.uint8)
+    R, K = t.shape
+    if K % 128:  # ffn_down (K = 704): rows padded to whole blocks, checked by the round trip
+        continue
+    # weight (r, k) in byte r*K/4 + (k//128)*32 + k%32 at shift 6 - 2*((k%128)//32)
+    r_idx, k_idx = np.meshgrid(np.arange(R), np.arange(K), indexing="ij")
+    byte = r_idx * (K // 4) + (k_idx // 128) * 32 + k_idx % 32
+    shift = 6 - 2 * ((k_idx % 128) // 32)
+    codes = (raw[byte] >> shift) & 3
+    assert (codes.astype(np.int8) - 1 == w).all(), t.name
+    tail = np.frombuffer(raw[R * K // 4:].tobytes(), dtype="<f4")
+    assert len(tail) == 8 and (tail == beta).all(), t.name
+    n += 1
+assert n == 36, n
+PYEOF
+}
+
+@test "float projections are refused: run bn-quant first" {
+    bn-convert "$TINY" -o "$T/f.bn"
+    run bn-pack "$T/f.bn" -o "$T/x.bn"
+    expect_one_line_error "$status" "$output" bn-pack
+    [[ $output == *"bn-quant"* ]]
+    [ ! -e "$T/x.bn" ]
+}
+
+@test "truncated input fails and leaves no output" {
+    head -c 100000 "$T/q.bn" > "$T/cut.bn"
+    run bn-pack -l i2s "$T/cut.bn" -o "$T/x.bn"
+    [ "$status" -eq 1 ]
+    [ ! -e "$T/x.bn" ]
+    no_files_like "$T" '^\.'
+}
+
+@test "--list names this CPU's features and a kernel set for each layout" {
+    run bn-pack --list
+    [ "$status" -eq 0 ]
+    [[ $output == *"cpu features:"* ]]
+    [[ $output == *"layout t2 "*"ref"* ]]
+    [[ $output == *"layout i2s"*"ref"* ]]
+}
+
+@test "every layout and kernel set gives the same perplexity (repacking is exact)" {
+    bn-pack -l i2s "$T/q.bn" -o "$T/i.bn"
+    held=$ROOT/tests/data/infer/heldout.txt
+    ref=$(bn-infer -m "$T/q.bn" --kernel ref --kv f32 -t 1 -c 128 --perplexity "$held")
+    for m in "$T/q.bn" "$T/i.bn"; do
+        for k in ref auto; do
+            out=$(bn-infer -m "$m" --kernel $k --kv f32 -t 2 -c 128 --perplexity "$held")
+            [ "$out" = "$ref" ] || { echo "$m $k: $out vs $ref"; return 1; }
+        done
+    done
+}
