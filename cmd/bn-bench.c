@@ -142,22 +142,26 @@ static int parse(int argc, char **argv, cmdline *c)
                 }
         } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
             if (!(rc = need(argc, argv, &i, &v)) && !(rc = list_u(a, v, 0, 1u << 20, vals, &n)))
-                for (size_t k = 0; k < n; k++)
-                    o->pp[k] = (uint32_t)vals[k], o->n_pp = n;
+                for (o->n_pp = 0; o->n_pp < n; o->n_pp++)
+                    o->pp[o->n_pp] = (uint32_t)vals[o->n_pp];
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
             if (!(rc = need(argc, argv, &i, &v)) && !(rc = list_u(a, v, 0, 1u << 20, vals, &n)))
-                for (size_t k = 0; k < n; k++)
-                    o->tg[k] = (uint32_t)vals[k], o->n_tg = n;
+                for (o->n_tg = 0; o->n_tg < n; o->n_tg++)
+                    o->tg[o->n_tg] = (uint32_t)vals[o->n_tg];
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(rc = need(argc, argv, &i, &v)) && !(rc = list_u(a, v, 1, 1024, vals, &n)))
-                for (size_t k = 0; k < n; k++)
-                    o->threads[k] = (int)vals[k], o->n_threads = n;
+                for (o->n_threads = 0; o->n_threads < n; o->n_threads++)
+                    o->threads[o->n_threads] = (int)vals[o->n_threads];
         } else if (!strcmp(a, "-k") || !strcmp(a, "--kernel")) {
             if (!(rc = need(argc, argv, &i, &v)))
                 rc = list_s(a, argv[i], o->kernels, &o->n_kernels);
         } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
-            if (!(rc = need(argc, argv, &i, &v)) && !(rc = list_u(a, v, 1, BN_BENCH_MAX_REPS, vals, &n)))
-                o->reps = (int)vals[0];
+            if (!(rc = need(argc, argv, &i, &v))) {
+                if (bn_parse_u64(v, 1, BN_BENCH_MAX_REPS, &u))
+                    rc = bn_usage_error(&prog, "%s: '%s' is not a whole number in 1..%d", a, v, BN_BENCH_MAX_REPS);
+                else
+                    o->reps = (int)u;
+            }
         } else if (!strcmp(a, "--kv")) {
             if (!(rc = need(argc, argv, &i, &v))) {
                 if (!strcmp(v, "f16") || !strcmp(v, "f32"))
@@ -169,10 +173,14 @@ static int parse(int argc, char **argv, cmdline *c)
             if (!(rc = need(argc, argv, &i, &v)) && bn_parse_u64(v, 0, UINT64_MAX, &o->seed))
                 rc = bn_usage_error(&prog, "--seed: '%s' is not a whole number", v);
         } else if (!strcmp(a, "--bw-mib")) {
-            if (!(rc = need(argc, argv, &i, &v)) && !(rc = list_u(a, v, 1, 1u << 20, &u, &n)))
+            if (!(rc = need(argc, argv, &i, &v)) && bn_parse_u64(v, 1, 1u << 20, &u))
+                rc = bn_usage_error(&prog, "%s: '%s' is not a whole number of MiB in 1..1048576", a, v);
+            else if (!rc)
                 o->bw_bytes = (size_t)u << 20;
         } else if (!strcmp(a, "--text-mib")) {
-            if (!(rc = need(argc, argv, &i, &v)) && !(rc = list_u(a, v, 1, 4096, &u, &n)))
+            if (!(rc = need(argc, argv, &i, &v)) && bn_parse_u64(v, 1, 4096, &u))
+                rc = bn_usage_error(&prog, "%s: '%s' is not a whole number of MiB in 1..4096", a, v);
+            else if (!rc)
                 o->text_bytes = (size_t)u << 20;
         } else if (!strcmp(a, "--mem-limit")) {
             if (!(rc = need(argc, argv, &i, &v)))

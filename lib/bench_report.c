@@ -136,8 +136,9 @@ static void md_machine_notes(FILE *fp, const bn_bench_machine *mc, const bn_benc
     /* Load time and time to first token, once per loaded model. */
     for (size_t i = 0; i < rows->n; i++) {
         const bn_bench_row *r = &rows->v[i];
-        if (r->kind != BN_ROW_E2E || (i && rows->v[i - 1].kind == BN_ROW_E2E && !strcmp(rows->v[i - 1].model, r->model) &&
-                                      !strcmp(rows->v[i - 1].kernel, r->kernel)))
+        const bn_bench_row *p = i ? &rows->v[i - 1] : NULL;
+        if (r->kind != BN_ROW_E2E || (p && p->kind == BN_ROW_E2E && !strcmp(p->model, r->model) &&
+                                      !strcmp(p->layout, r->layout) && !strcmp(p->kernel, r->kernel)))
             continue;
         fprintf(fp, "load: %s (%s/%s): %.3f s, time to first token %.3f s\n", r->model, r->layout, r->kernel,
                 r->load_s, r->ttft_s);
