@@ -222,11 +222,21 @@ static void test_dispatch(check_ctx *cx, const bn_cpu *cpu)
 #include <pthread.h>
 #include <time.h>
 
-static double now(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+static double now(void)
+{
+    return clock_s(CLOCK_MONOTONIC);
+}
+/* CPU time of the calling thread: on a machine shared with other work,
+ * wall time includes time the thread was not running at all. */
+static double cpu_now(void)
+{
+    return clock_s(CLOCK_THREAD_CPUTIME_ID);
 }
 
 typedef struct bench_mat {
@@ -262,7 +272,8 @@ static void *bench_thread(void *v)
     return NULL;
 }
 
-static double bench_run(const bn_kernels *set, bench_mat *mats, size_t n_mats, size_t n, int nth, int reps)
+static double bench_run(const bn_kernels *set, bench_mat *mats, size_t n_mats, size_t n, int nth, int reps,
+                        double *cpu)
 {
     int8_t *q = malloc(64 * 6912);
     float s[64], *y = malloc(64 * 6912 * sizeof *y * 2);
@@ -275,7 +286,7 @@ static double bench_run(const bn_kernels *set, bench_mat *mats, size_t n_mats, s
     pthread_barrier_init(&bar, NULL, (unsigned)nth);
     bench_job jobs[8];
     pthread_t th[8];
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     for (int i = 0; i < nth; i++) {
         jobs[i] = (bench_job){set, mats, n_mats, n, q, s, y, i, nth, reps, &bar};
         if (i)
@@ -285,6 +296,8 @@ static double bench_run(const bn_kernels *set, bench_mat *mats, size_t n_mats, s
     for (int i = 1; i < nth; i++)
         pthread_join(th[i], NULL);
     double dt = now() - t0;
+    if (cpu)
+        *cpu = (cpu_now() - c0) / reps;
     pthread_barrier_destroy(&bar);
     free(q);
     free(y);
@@ -323,15 +336,17 @@ static int bench(const char *only)
                 continue;
             for (int nth = 1; nth <= 2; nth++) {
                 int reps = strcmp(names[ni], "ref") ? 5 : 1;
-                bench_run(set, mats, LAYERS * 7, 1, nth, 1); /* warm up */
-                double tv = bench_run(set, mats, LAYERS * 7, 1, nth, reps);
+                double cv, cm;
+                bench_run(set, mats, LAYERS * 7, 1, nth, 1, NULL); /* warm up */
+                double tv = bench_run(set, mats, LAYERS * 7, 1, nth, reps, &cv);
                 /* prefill: one layer's 7 matrices (weights partly cached, as
                  * in a real 64-token batch), 64 tokens */
-                double tm = bench_run(set, mats, 7, 64, nth, strcmp(names[ni], "ref") ? 10 : 1);
-                printf("%-4s %-8s %dt  decode %7.2f ms/token  %6.2f GB/s  %6.1f GOPS | prefill n=64 %7.1f GOPS = "
-                       "%6.1f tok/s (projections only)\n",
+                double tm = bench_run(set, mats, 7, 64, nth, strcmp(names[ni], "ref") ? 10 : 1, &cm);
+                printf("%-4s %-8s %dt  decode %7.2f ms/token  %6.2f GB/s  %6.1f GOPS (thread-0 cpu %6.2f GB/s) | "
+                       "prefill n=64 %7.1f GOPS = %6.1f tok/s (thread-0 cpu %6.1f GOPS)\n",
                        layouts[li] == BN_T2 ? "t2" : "i2s", names[ni], nth, 1e3 * tv, bytes / tv / 1e9, ops1 / tv / 1e9,
-                       ops1 / LAYERS * 64 / tm / 1e9, 64 / (tm * LAYERS));
+                       bytes / cv / 1e9 / nth, ops1 / LAYERS * 64 / tm / 1e9, 64 / (tm * LAYERS),
+                       ops1 / LAYERS * 64 / cm / 1e9 / nth);
                 fflush(stdout);
             }
         }
