@@ -14,6 +14,7 @@ if $bin/bn-infer --help >/dev/null 2>&1 && [ "$($bin/bn-infer -m "$out" -p x -n 
     prompt="It was a fine morning, and Elizabeth"
     echo
     echo "== echo '$prompt' | bn-tokenize -m $out | bn-infer -m $out -n 60 --seed 1 --temp 0.8 | bn-tokenize -d -m $out"
+    printf '%s' "$prompt"
     echo "$prompt" | $bin/bn-tokenize -m "$out" | $bin/bn-infer -m "$out" -n 60 --seed 1 --temp 0.8 |
         $bin/bn-tokenize -d -m "$out"
     echo
