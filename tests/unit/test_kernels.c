@@ -8,6 +8,7 @@
 #include "check.h"
 #include "cpu.h"
 #include "kern_2bit.h"
+#include "kern_head.h"
 #include "kernels.h"
 #include "pack.h"
 
@@ -354,7 +355,71 @@ static int bench(const char *only)
             free(mats[i].w);
         free(mats);
     }
+    /* the 2B4T head in bf16 (tied embeddings): 128256 × 2560 */
+    size_t V = 128256, d = 2560;
+    uint16_t *hw = malloc(V * d * 2);
+    float h[2560], *y = malloc(V * sizeof *y);
+    for (size_t i = 0; i < V * d; i++)
+        hw[i] = bn_f32_to_bf16(frnd());
+    for (size_t i = 0; i < d; i++)
+        h[i] = frnd();
+    bn_head_fn f = bn_head_find(BN_BF16, &cpu);
+    f(hw, d, 0, V, h, 1, y, V);
+    double t0 = now(), c0 = cpu_now();
+    for (int rep = 0; rep < 3; rep++)
+        f(hw, d, 0, V, h, 1, y, V);
+    double dt = (now() - t0) / 3, dc = (cpu_now() - c0) / 3;
+    printf("head bf16 %zux%zu 1t  %7.2f ms/token  %6.2f GB/s (thread cpu %6.2f GB/s)\n", V, d, 1e3 * dt,
+           (double)V * d * 2 / dt / 1e9, (double)V * d * 2 / dc / 1e9);
+    free(hw);
+    free(y);
     return 0;
+}
+
+/* The float head: the chosen implementation against a double-precision
+ * sum, to rounding (it is a float computation, not an integer one). */
+static void test_head(check_ctx *cx, const bn_cpu *cpu)
+{
+    static const uint32_t types[] = {BN_F32, BN_F16, BN_BF16};
+    static const size_t ds[] = {1, 7, 16, 17, 100, 256, 1000};
+    for (size_t ti = 0; ti < 3; ti++) {
+        bn_head_fn f = bn_head_find(types[ti], cpu);
+        CHECK(cx, f != NULL);
+        int ok = 1;
+        for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
+            size_t d = ds[di], rows = 1 + rnd() % 11, n = 1 + rnd() % 3, es = types[ti] == BN_F32 ? 4 : 2;
+            uint8_t *w = malloc(rows * d * es);
+            float *wf = malloc(rows * d * sizeof *wf), *h = malloc(n * d * sizeof *h), *y = malloc(n * rows * sizeof *y);
+            for (size_t i = 0; i < rows * d; i++) {
+                float v = frnd();
+                if (types[ti] == BN_F32)
+                    memcpy(w + 4 * i, &v, 4);
+                else {
+                    uint16_t b = types[ti] == BN_F16 ? bn_f32_to_f16(v) : bn_f32_to_bf16(v);
+                    memcpy(w + 2 * i, &b, 2);
+                }
+                bn_to_f32(types[ti], w + es * i, &wf[i], 1);
+            }
+            for (size_t i = 0; i < n * d; i++)
+                h[i] = frnd();
+            size_t r0 = rows > 1 ? rnd() % 2 : 0;
+            f(w, d, r0, rows, h, n, y, rows);
+            for (size_t t = 0; t < n; t++)
+                for (size_t r = r0; r < rows; r++) {
+                    double ex = 0, mag = 0;
+                    for (size_t c = 0; c < d; c++) {
+                        ex += (double)wf[r * d + c] * h[t * d + c];
+                        mag += fabs((double)wf[r * d + c] * h[t * d + c]);
+                    }
+                    ok &= fabs(y[t * rows + r] - ex) <= 1e-5 * mag + 1e-6;
+                }
+            free(w);
+            free(wf);
+            free(h);
+            free(y);
+        }
+        CHECK(cx, ok);
+    }
 }
 
 int main(int argc, char **argv)
@@ -367,5 +432,6 @@ int main(int argc, char **argv)
     test_layouts(&cx);
     test_dispatch(&cx, &cpu);
     test_sets(&cx, &cpu);
+    test_head(&cx, &cpu);
     return check_done(&cx, "test_kernels");
 }
