@@ -101,12 +101,14 @@ static int release(bn_gen *g, size_t n, bn_err *e)
             k++;
         if (k && (bn_tokw_put(&g->w, g->pend_ids, k, e) || bn_tokw_flush(&g->w, e)))
             return -1;
-        memmove(g->pend_ids, g->pend_ids + k, (g->n_pids - k) * sizeof *g->pend_ids);
+        if (g->n_pids > k)
+            memmove(g->pend_ids, g->pend_ids + k, (g->n_pids - k) * sizeof *g->pend_ids);
         for (size_t i = k; i < g->n_pids; i++)
             g->pend_end[i - k] = g->pend_end[i] - n;
         g->n_pids -= k;
     }
-    memmove(g->pend, g->pend + n, g->n_pend - n);
+    if (g->n_pend > n)
+        memmove(g->pend, g->pend + n, g->n_pend - n);
     g->n_pend -= n;
     return 0;
 }
@@ -473,7 +475,8 @@ int bn_chat(bn_gen *g, const char *system, FILE *in, bn_err *e)
             rc = bn_fail(e, "out of memory");
             goto done;
         }
-        memcpy(t[n].text, g->cap, g->n_cap);
+        if (g->n_cap)
+            memcpy(t[n].text, g->cap, g->n_cap);
         n++;
     }
 done:
