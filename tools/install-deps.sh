@@ -6,7 +6,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 pkgs="make gcc clang zlib1g-dev libxxhash-dev libpcre2-dev libcjson-dev
-      bats bats-assert bats-support python3 python3-numpy python3-xxhash xxhash nodejs npm man-db"
+      bats bats-assert bats-support python3 python3-numpy python3-xxhash xxhash nodejs npm man-db
+      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
