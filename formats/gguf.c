@@ -10,12 +10,7 @@
 #include "bn.h"
 #include "formats.h"
 
-#if defined(__has_include)
-#if __has_include("tokenizer.h")
 #include "tokenizer.h"
-#define BN_HAVE_TOKENIZER 1
-#endif
-#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -876,7 +871,6 @@ static int build_meta(bn_source *s, const bn_meta *raw, int has_output, uint64_t
     if (tmodel && strcmp(tmodel, "gpt2"))
         return bn_fail(e, "%s: tokenizer model '%s' is not supported (only byte-level BPE, 'gpt2')", name,
                        tmodel);
-#ifdef BN_HAVE_TOKENIZER
     const bn_kv *merges = bn_meta_get(raw, "tokenizer.ggml.merges");
     const bn_kv *ttype = bn_meta_get(raw, "tokenizer.ggml.token_type");
     const char *pre = bn_meta_str(raw, "tokenizer.ggml.pre");
@@ -895,7 +889,6 @@ static int build_meta(bn_source *s, const bn_meta *raw, int has_output, uint64_t
         return -1;
     }
     SETCHK(bn_meta_set_section(m, "tokenizer", sec));
-#endif
     return 0;
 }
 

@@ -6,10 +6,7 @@
 #include "formats.h"
 #include "jsonfile.h"
 
-#if __has_include("tokenizer.h")
 #include "tokenizer.h"
-#define HAVE_TOKENIZER 1
-#endif
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -553,7 +550,6 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     }
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     if (bn_file_exists(path)) {
-#ifdef HAVE_TOKENIZER
         bn_meta *sect = calloc(1, sizeof *sect);
         if (!sect || bn_tokenizer_section_from_hf(path, sect, e)) {
             if (sect)
@@ -563,7 +559,6 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
         }
         bn_meta_set_section(&s->meta, "tokenizer", sect);
         bn_source_add_file(s, path);
-#endif
     }
     return 0;
 fail:
