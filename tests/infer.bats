@@ -163,6 +163,16 @@ EOF
     [[ $output == *" was not in the habit of seeing her"* ]]
 }
 
+@test "a binary token stream is answered in the binary form, and a model can be streamed (-m -)" {
+    printf 'It was a fine morning, and Elizabeth' | bn-tokenize -m "$D/tiny.bn" -b >"$T/p.bin"
+    bn-infer -m "$D/tiny.bn" --temp 0 -n 12 <"$T/p.bin" >"$T/o.bin"
+    [ "$(head -c 7 "$T/o.bin")" = BNTOKEN ]
+    a=$(bn-tokenize -m "$D/tiny.bn" -d "$T/o.bin")
+    b=$(bn-infer -m - -p 'It was a fine morning, and Elizabeth' --temp 0 -n 12 <"$D/tiny.bn")
+    [ "$a" = "$b" ]
+    [[ $a == " was not in the habit"* ]]
+}
+
 @test "a downstream head ends bn-infer quietly" {
     run bash -c "set -o pipefail; echo 'It was' | bn-tokenize -m '$D/tiny.bn' | bn-infer -m '$D/tiny.bn' -n -1 --text 2>'$T/err' | head -c 10"
     [ "${#output}" -eq 10 ]
