@@ -9,6 +9,8 @@
  * Everything outside the ternary kernels is f32; reductions whose length
  * grows with the model (RMS of a row) are summed in double so they stay as
  * close to the exact value as a reference can be. */
+#include "cpu.h"
+#include "kern_head.h"
 #include "model.h"
 #include "pool.h"
 
@@ -35,6 +37,7 @@ struct bn_ctx {
     float *scores; /* per thread: n_ctx */
     float *rowbuf; /* per thread: n_embd (head rows, embedding rows) */
     int nth;
+    bn_head_fn head; /* a SIMD head for this CPU, or NULL: the loop below */
 };
 
 /* ---------------------------------------------------------- small math */
@@ -204,6 +207,10 @@ static void head_run(void *arg, int ith, int nth)
     const bn_model *m = j->c->m;
     size_t d = m->hp.n_embd, V = m->hp.n_vocab, es = elem_size(m->head_type);
     size_t r0 = V * (size_t)ith / (size_t)nth, r1 = V * (size_t)(ith + 1) / (size_t)nth;
+    if (j->c->head) {
+        j->c->head(m->head, d, r0, r1, j->h, j->n, j->logits, V);
+        return;
+    }
     float *row = j->c->rowbuf + (size_t)ith * (d > m->hp.head_dim ? d : m->hp.head_dim);
     for (size_t r = r0; r < r1; r++) {
         /* One head row converted at a time: the table is never copied. */
@@ -376,6 +383,17 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
         bn_fail(e, "out of memory for a context of %u positions (KV cache %.1f MiB)", c->n_ctx,
                 2.0 * (double)cells * (double)es / 1048576.0);
         goto fail;
+    }
+    /* The head reads more bytes per token than all ternary weights: take
+     * the CPU's SIMD one, except on the reference path (--kernel ref stays
+     * portable scalar code) or where only a scalar one exists. */
+    if (strcmp(m->kern->name, "ref")) {
+        bn_cpu cpu, none;
+        memset(&none, 0, sizeof none);
+        bn_cpu_detect(&cpu);
+        c->head = bn_head_find(m->head_type, &cpu);
+        if (c->head == bn_head_find(m->head_type, &none))
+            c->head = NULL;
     }
     for (size_t i = 0; i < hp->head_dim / 2; i++)
         c->inv_freq[i] = pow((double)hp->rope_theta, -2.0 * (double)i / (double)hp->head_dim);
