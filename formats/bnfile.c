@@ -1,5 +1,6 @@
 /* bnfile.c — reader and writer of the bn model file (formats/bn-model.md). */
 #include "bn.h"
+#include "buf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -394,34 +395,6 @@ int bn_late_carry(bn_meta *late, const bn_meta *input)
     return 0;
 }
 
-typedef struct wbuf {
-    uint8_t *p;
-    size_t n, cap;
-    int oom;
-} wbuf;
-
-static void wput(wbuf *b, const void *v, size_t n)
-{
-    if (b->oom || n == 0)
-        return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n)
-            cap *= 2;
-        uint8_t *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, v, n);
-    b->n += n;
-}
-static void wput32(wbuf *b, uint32_t v) { wput(b, &v, 4); }
-static void wput64(wbuf *b, uint64_t v) { wput(b, &v, 8); }
-
 int bn_writer_begin(bn_writer *w, const char *path, const bn_meta *meta, const bn_tensor *tensors, size_t n,
                     bn_err *e)
 {
@@ -458,22 +431,22 @@ int bn_writer_begin(bn_writer *w, const char *path, const bn_meta *meta, const b
         bn_writer_abort(w);
         return -1;
     }
-    wbuf b = {0};
+    bn_buf b = {0};
     uint8_t zero[HEADER_SIZE] = {0};
-    wput(&b, zero, HEADER_SIZE);
-    wput(&b, mb, ml);
+    bn_buf_put(&b, zero, HEADER_SIZE);
+    bn_buf_put(&b, mb, ml);
     free(mb);
     for (size_t i = 0; i < n; i++) {
         const bn_tensor *t = &w->dir[i];
         size_t nl = strlen(t->name);
-        wput32(&b, (uint32_t)nl);
-        wput(&b, t->name, nl);
-        wput32(&b, t->type);
-        wput32(&b, t->ndim);
+        bn_buf_put32(&b, (uint32_t)nl);
+        bn_buf_put(&b, t->name, nl);
+        bn_buf_put32(&b, t->type);
+        bn_buf_put32(&b, t->ndim);
         for (uint32_t d = 0; d < t->ndim; d++)
-            wput64(&b, t->shape[d]);
-        wput64(&b, t->offset);
-        wput64(&b, t->size);
+            bn_buf_put64(&b, t->shape[d]);
+        bn_buf_put64(&b, t->offset);
+        bn_buf_put64(&b, t->size);
     }
     if (b.oom) {
         free(b.p);
@@ -537,11 +510,11 @@ int bn_writer_finish(bn_writer *w, bn_err *e)
         bn_writer_abort(w);
         return bn_fail(e, "writer: %zu of %zu tensors written", w->next, w->n_tensors);
     }
-    wbuf b = {0};
-    wput(&b, TAIL_MAGIC, 8);
-    wput64(&b, w->n_tensors);
-    wput(&b, w->hashes, 8 * w->n_tensors);
-    wput64(&b, w->late.n);
+    bn_buf b = {0};
+    bn_buf_put(&b, TAIL_MAGIC, 8);
+    bn_buf_put64(&b, w->n_tensors);
+    bn_buf_put(&b, w->hashes, 8 * w->n_tensors);
+    bn_buf_put64(&b, w->late.n);
     uint8_t *mb = NULL;
     size_t ml = 0;
     if (bn_meta_encode(&w->late, &mb, &ml, e)) {
@@ -549,12 +522,12 @@ int bn_writer_finish(bn_writer *w, bn_err *e)
         bn_writer_abort(w);
         return -1;
     }
-    wput(&b, mb, ml);
+    bn_buf_put(&b, mb, ml);
     free(mb);
     uint64_t th = b.oom ? 0 : XXH3_64bits(b.p, b.n);
-    wput64(&b, th);
-    wput64(&b, b.n + 16);
-    wput(&b, END_MAGIC, 8);
+    bn_buf_put64(&b, th);
+    bn_buf_put64(&b, b.n + 16);
+    bn_buf_put(&b, END_MAGIC, 8);
     int rc = b.oom ? bn_fail(e, "writer: out of memory") : bn_out_write(&w->out, b.p, b.n, e);
     free(b.p);
     if (!rc)

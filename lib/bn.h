@@ -196,6 +196,8 @@ int bn_meta_set_strarr_owned(bn_meta *m, const char *key, char *data, uint64_t *
 int bn_meta_set_section(bn_meta *m, const char *key, bn_meta *sub);
 int bn_meta_copy(bn_meta *dst, const bn_meta *src); /* appends deep copies */
 int bn_meta_remove(bn_meta *m, const char *key);
+/* Appends one string to the string array at key (created if absent). */
+int bn_meta_append_str(bn_meta *m, const char *key, const char *str);
 
 /* Typed getters: -1 if missing or of the wrong type (integers convert between
  * widths when the value fits). */

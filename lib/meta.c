@@ -1,6 +1,7 @@
 /* meta.c — typed key/value metadata: the in-memory list and its encoding
  * (formats/bn-model.md §3). */
 #include "bn.h"
+#include "buf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,28 @@ int bn_meta_copy(bn_meta *dst, const bn_meta *src)
     return 0;
 }
 
+int bn_meta_append_str(bn_meta *m, const char *key, const char *str)
+{
+    const bn_kv *old = bn_meta_get(m, key);
+    uint64_t n = old && old->type == BN_V_STRARR ? old->count : 0;
+    uint64_t bytes = n ? old->offsets[n] : 0, sl = strlen(str);
+    char *data = malloc(bytes + sl + 1);
+    uint64_t *off = malloc((n + 2) * sizeof *off);
+    if (!data || !off) {
+        free(data);
+        free(off);
+        return -1;
+    }
+    if (n) {
+        memcpy(data, old->data, bytes);
+        memcpy(off, old->offsets, (n + 1) * sizeof *off);
+    } else
+        off[0] = 0;
+    memcpy(data + bytes, str, sl);
+    off[n + 1] = bytes + sl;
+    return bn_meta_set_strarr_owned(m, key, data, off, n + 1);
+}
+
 int bn_meta_remove(bn_meta *m, const char *key)
 {
     bn_kv *kv = find(m, key);
@@ -329,81 +352,53 @@ const bn_meta *bn_meta_section(const bn_meta *m, const char *key)
 
 /* ---- encoding ---- */
 
-typedef struct buf {
-    uint8_t *p;
-    size_t n, cap;
-    int oom;
-} buf;
-
-static void put(buf *b, const void *v, size_t n)
-{
-    if (b->oom || n == 0)
-        return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n)
-            cap *= 2;
-        uint8_t *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, v, n);
-    b->n += n;
-}
-static void put32(buf *b, uint32_t v) { put(b, &v, 4); }
-static void put64(buf *b, uint64_t v) { put(b, &v, 8); }
-
-static void put_scalar(buf *b, uint32_t type, const void *v8)
+static void put_scalar(bn_buf *b, uint32_t type, const void *v8)
 {
     uint64_t u;
     double d;
     memcpy(&u, v8, 8);
     memcpy(&d, v8, 8);
     switch (type) {
-    case BN_V_U32: case BN_V_I32: put32(b, (uint32_t)u); break;
-    case BN_V_U64: case BN_V_I64: put64(b, u); break;
-    case BN_V_F32: { float f = (float)d; put(b, &f, 4); break; }
-    case BN_V_F64: put(b, &d, 8); break;
-    case BN_V_BOOL: { uint8_t c = u ? 1 : 0; put(b, &c, 1); break; }
+    case BN_V_U32: case BN_V_I32: bn_buf_put32(b, (uint32_t)u); break;
+    case BN_V_U64: case BN_V_I64: bn_buf_put64(b, u); break;
+    case BN_V_F32: { float f = (float)d; bn_buf_put(b, &f, 4); break; }
+    case BN_V_F64: bn_buf_put(b, &d, 8); break;
+    case BN_V_BOOL: { uint8_t c = u ? 1 : 0; bn_buf_put(b, &c, 1); break; }
     }
 }
 
-static int encode_list(const bn_meta *m, buf *b, bn_err *e);
+static int encode_list(const bn_meta *m, bn_buf *b, bn_err *e);
 
-static int encode_kv(const bn_kv *kv, buf *b, bn_err *e)
+static int encode_kv(const bn_kv *kv, bn_buf *b, bn_err *e)
 {
     size_t kl = strlen(kv->key);
     if (kl == 0 || kl > 65535)
         return bn_fail(e, "metadata key '%s' has an invalid length", kv->key);
-    put32(b, (uint32_t)kl);
-    put(b, kv->key, kl);
-    put32(b, kv->type);
+    bn_buf_put32(b, (uint32_t)kl);
+    bn_buf_put(b, kv->key, kl);
+    bn_buf_put32(b, kv->type);
     switch (kv->type) {
     case BN_V_STR: case BN_V_BYTES:
-        put64(b, kv->count);
-        put(b, kv->data, kv->count);
+        bn_buf_put64(b, kv->count);
+        bn_buf_put(b, kv->data, kv->count);
         break;
     case BN_V_ARR:
-        put32(b, kv->elem_type);
-        put64(b, kv->count);
-        put(b, kv->data, kv->count * scalar_width(kv->elem_type));
+        bn_buf_put32(b, kv->elem_type);
+        bn_buf_put64(b, kv->count);
+        bn_buf_put(b, kv->data, kv->count * scalar_width(kv->elem_type));
         break;
     case BN_V_STRARR:
-        put64(b, kv->count);
+        bn_buf_put64(b, kv->count);
         for (uint64_t i = 0; i < kv->count; i++) {
             uint64_t len = kv->offsets[i + 1] - kv->offsets[i];
             if (len > UINT32_MAX)
                 return bn_fail(e, "metadata '%s': element too long", kv->key);
-            put32(b, (uint32_t)len);
-            put(b, (char *)kv->data + kv->offsets[i], len);
+            bn_buf_put32(b, (uint32_t)len);
+            bn_buf_put(b, (char *)kv->data + kv->offsets[i], len);
         }
         break;
     case BN_V_SECTION: {
-        buf raw = {0};
+        bn_buf raw = {0};
         if (encode_list(kv->sub, &raw, e)) {
             free(raw.p);
             return -1;
@@ -415,10 +410,10 @@ static int encode_kv(const bn_kv *kv, buf *b, bn_err *e)
             free(raw.p);
             return bn_fail(e, "metadata '%s': cannot compress", kv->key);
         }
-        put64(b, raw.n);
-        put64(b, clen);
-        put64(b, kv->sub->n);
-        put(b, z, clen);
+        bn_buf_put64(b, raw.n);
+        bn_buf_put64(b, clen);
+        bn_buf_put64(b, kv->sub->n);
+        bn_buf_put(b, z, clen);
         free(z);
         free(raw.p);
         break;
@@ -429,7 +424,7 @@ static int encode_kv(const bn_kv *kv, buf *b, bn_err *e)
     return 0;
 }
 
-static int encode_list(const bn_meta *m, buf *b, bn_err *e)
+static int encode_list(const bn_meta *m, bn_buf *b, bn_err *e)
 {
     for (size_t i = 0; i < m->n; i++)
         if (encode_kv(&m->kv[i], b, e))
@@ -439,7 +434,7 @@ static int encode_list(const bn_meta *m, buf *b, bn_err *e)
 
 int bn_meta_encode(const bn_meta *m, uint8_t **out, size_t *out_len, bn_err *e)
 {
-    buf b = {0};
+    bn_buf b = {0};
     if (encode_list(m, &b, e)) {
         free(b.p);
         return -1;

@@ -47,29 +47,6 @@ static int is_ternary(uint32_t t)
     return t == BN_T2 || bn_packed_name(t);
 }
 
-/* Appends one line to provenance.steps (as bn-quant does). */
-static int add_step(bn_meta *m, const char *step)
-{
-    const bn_kv *old = bn_meta_get(m, "provenance.steps");
-    uint64_t n = old && old->type == BN_V_STRARR ? old->count : 0;
-    uint64_t bytes = n ? old->offsets[n] : 0, sl = strlen(step);
-    char *data = malloc(bytes + sl + 1);
-    uint64_t *off = malloc((n + 2) * sizeof *off);
-    if (!data || !off) {
-        free(data);
-        free(off);
-        return -1;
-    }
-    if (n) {
-        memcpy(data, old->data, bytes);
-        memcpy(off, old->offsets, (n + 1) * sizeof *off);
-    } else
-        off[0] = 0;
-    memcpy(data + bytes, step, sl);
-    off[n + 1] = bytes + sl;
-    return bn_meta_set_strarr_owned(m, "provenance.steps", data, off, n + 1);
-}
-
 int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
 {
     uint32_t type;
@@ -92,7 +69,8 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
     snprintf(target, sizeof target, "%s", o->target ? o->target : "auto");
     if (!strcmp(target, "auto"))
         snprintf(target, sizeof target, "%s", cpu.avx512vnni ? "avx512" : cpu.avx2 ? "avx2" : cpu.neon ? "neon" : "generic");
-    if (bn_meta_copy(&meta, &s.meta) || add_step(&meta, o->step ? o->step : "bn-pack " BN_VERSION) ||
+    if (bn_meta_copy(&meta, &s.meta) ||
+        bn_meta_append_str(&meta, "provenance.steps", o->step ? o->step : "bn-pack " BN_VERSION) ||
         bn_meta_set_str(&meta, "pack.layout", type == BN_T2 ? "t2" : bn_packed_name(type)) ||
         bn_meta_set_str(&meta, "pack.target", target) ||
         bn_meta_set_str(&meta, "pack.cpu", bn_cpu_describe(&cpu, cpu_desc, sizeof cpu_desc))) {

@@ -5,29 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Appends one line to provenance.steps. */
-static int add_step(bn_meta *m, const char *step)
-{
-    const bn_kv *old = bn_meta_get(m, "provenance.steps");
-    uint64_t n = old && old->type == BN_V_STRARR ? old->count : 0;
-    uint64_t bytes = n ? old->offsets[n] : 0, sl = strlen(step);
-    char *data = malloc(bytes + sl + 1);
-    uint64_t *off = malloc((n + 2) * sizeof *off);
-    if (!data || !off) {
-        free(data);
-        free(off);
-        return -1;
-    }
-    if (n) {
-        memcpy(data, old->data, bytes);
-        memcpy(off, old->offsets, (n + 1) * sizeof *off);
-    } else
-        off[0] = 0;
-    memcpy(data + bytes, step, sl);
-    off[n + 1] = bytes + sl;
-    return bn_meta_set_strarr_owned(m, "provenance.steps", data, off, n + 1);
-}
-
 static int wants_ternary(const bn_tensor *t)
 {
     return bn_tensor_is_projection(t->name) && t->ndim == 2 &&
@@ -47,7 +24,8 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
     size_t in_cap = 0, out_cap = 0, f_cap = 0;
     bn_writer w;
     bn_hparams hp;
-    if (bn_meta_copy(&meta, &s.meta) || add_step(&meta, o->step ? o->step : "bn-quant " BN_VERSION)) {
+    if (bn_meta_copy(&meta, &s.meta) ||
+        bn_meta_append_str(&meta, "provenance.steps", o->step ? o->step : "bn-quant " BN_VERSION)) {
         bn_fail(e, "%s: out of memory", src);
         goto out;
     }

@@ -3,8 +3,6 @@
 #include "formats.h"
 #include "fuzz_util.h"
 
-#include <stdlib.h>
-
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n)
 {
     char path[64];
@@ -14,13 +12,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n)
     bn_err e;
     bn_source s;
     if (bn_safetensors_open(&s, path, &e) == 0) {
-        for (size_t i = 0; i < s.n_tensors; i++) {
-            void *buf = malloc(s.tensors[i].size ? s.tensors[i].size : 1);
-            int rc = buf ? s.read(&s, i, buf, &e) : -1;
-            free(buf);
-            if (rc)
-                break;
-        }
+        fuzz_read_all(&s);
         bn_source_close(&s);
     }
     close(fd);
