@@ -80,6 +80,14 @@ assert len(m["provenance.source_hashes"]) == len(m["provenance.sources"]) == 3
     [[ $output == *"blk.1.ffn_down.weight                t2     [2560, 6912]"* ]]
 }
 
+@test "a 2B4T-shaped bf16 master-weight checkpoint (1 layer, real vocabulary) converts exactly" {
+    $GEN --format hf-bf16 --shape 2b4t --layers 1 "$T/b16"
+    bn-convert "$T/b16" -o "$T/b16.bn"
+    $PY "$ROOT/tests/ref/check_convert.py" "$T/b16" "$T/b16.bn"
+    run bn-convert --info "$T/b16.bn"
+    [[ $output == *"blk.0.ffn_up.weight                  bf16   [6912, 2560]"* ]]
+}
+
 @test "pipes: convert | quant | convert - streams and keeps provenance" {
     bn-convert "$TINY" | bn-quant | bn-convert - -o "$T/p.bn"
     run bn-convert --info --verify "$T/p.bn"
