@@ -29,15 +29,18 @@ struct bn_ctx {
     size_t kv_dim, q_dim;
     void *kc, *vc; /* [layer][n_ctx][kv_dim], f32 or f16 */
     double *inv_freq; /* head_dim/2 RoPE frequencies */
+    float *rope_cs;   /* head_dim: one position's cos, then sin */
     /* batch scratch */
     float *x, *xn, *qb, *kb, *vb, *att, *gb, *ub, *tmp;
     int8_t *q8;
     float s8[NB];
     size_t ld8; /* stride of q8 rows and of xn rows */
-    float *scores; /* per thread: n_ctx */
+    float *scores; /* per thread: group x n_ctx attention weights */
     float *rowbuf; /* per thread: n_embd (head rows, embedding rows) */
     int nth;
     bn_head_fn head; /* a SIMD head for this CPU, or NULL: the loop below */
+    bn_att_fn att_fn; /* attention of one token over one KV head */
+    bn_f16_row_fn f16_row; /* K/V rows into the f16 cache */
 };
 
 /* ---------------------------------------------------------- small math */
@@ -142,55 +145,32 @@ typedef struct att_job {
     uint32_t pos0;
 } att_job;
 
-static void kv_row(const bn_ctx *c, const void *cache, uint32_t layer, uint32_t p, size_t off, size_t hd, float *out,
-                   const float **direct)
-{
-    size_t idx = ((size_t)layer * c->n_ctx + p) * c->kv_dim + off;
-    if (!c->o.kv_f16) {
-        *direct = (const float *)cache + idx;
-        return;
-    }
-    const uint16_t *h = (const uint16_t *)cache + idx;
-    for (size_t i = 0; i < hd; i++)
-        out[i] = bn_f16_to_f32(h[i]);
-    *direct = out;
-}
-
+/* One task per (token, KV head): the group's query heads share every K/V
+ * row the task reads, so each row is loaded (and widened from f16) once
+ * per group, not once per query head. */
 static void att_run(void *arg, int ith, int nth)
 {
     att_job *j = arg;
     bn_ctx *c = j->c;
     const bn_hparams *hp = &c->m->hp;
-    size_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    float *sc = c->scores + (size_t)ith * c->n_ctx;
-    float *tmp = c->rowbuf + (size_t)ith * (hp->n_embd > hd ? hp->n_embd : hd);
-    float scale = 1.0f / sqrtf((float)hd);
-    for (size_t task = (size_t)ith; task < j->n * hp->n_head; task += (size_t)nth) {
-        size_t t = task / hp->n_head, h = task % hp->n_head, g = h / group;
-        uint32_t last = j->pos0 + (uint32_t)t; /* causal: positions 0..last */
-        const float *q = c->qb + t * c->q_dim + h * hd;
-        float mx = -INFINITY;
-        for (uint32_t p = 0; p <= last; p++) {
-            const float *k;
-            kv_row(c, c->kc, j->layer, p, g * hd, hd, tmp, &k);
-            sc[p] = dot_f32(q, k, hd) * scale;
-            if (sc[p] > mx)
-                mx = sc[p];
-        }
-        float sum = 0;
-        for (uint32_t p = 0; p <= last; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += sc[p];
-        }
-        float *out = c->att + t * c->q_dim + h * hd;
-        memset(out, 0, hd * sizeof *out);
-        for (uint32_t p = 0; p <= last; p++) {
-            const float *v;
-            kv_row(c, c->vc, j->layer, p, g * hd, hd, tmp, &v);
-            float a = sc[p] / sum;
-            for (size_t i = 0; i < hd; i++)
-                out[i] += a * v[i];
-        }
+    size_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, es = c->o.kv_f16 ? 2 : 4;
+    for (size_t task = (size_t)ith; task < j->n * hp->n_head_kv; task += (size_t)nth) {
+        size_t t = task / hp->n_head_kv, g = task % hp->n_head_kv;
+        size_t base = (size_t)j->layer * c->n_ctx * c->kv_dim + g * hd;
+        bn_att_task a = {
+            .q = c->qb + t * c->q_dim + g * group * hd,
+            .k = (const uint8_t *)c->kc + base * es,
+            .v = (const uint8_t *)c->vc + base * es,
+            .ld = c->kv_dim,
+            .hd = hd,
+            .g = group,
+            .n_pos = j->pos0 + t + 1, /* causal: positions 0..pos0+t */
+            .f16 = c->o.kv_f16,
+            .scale = 1.0f / sqrtf((float)hd),
+            .sc = c->scores + (size_t)ith * group * c->n_ctx,
+            .out = c->att + t * c->q_dim + g * group * hd,
+        };
+        c->att_fn(&a);
     }
 }
 
@@ -222,20 +202,30 @@ static void head_run(void *arg, int ith, int nth)
 
 /* --------------------------------------------------------------- RoPE */
 
-static void rope(const bn_ctx *c, float *v, size_t n_heads, uint32_t pos)
+/* cos and sin of every frequency at pos into cs[0..half) and cs[half..hd):
+ * once per token, shared by its q and k heads. */
+static void rope_angles(const bn_ctx *c, uint32_t pos, float *cs)
+{
+    size_t half = c->m->hp.head_dim / 2;
+    for (size_t i = 0; i < half; i++) {
+        double ang = (double)pos * c->inv_freq[i];
+        cs[i] = (float)cos(ang);
+        cs[half + i] = (float)sin(ang);
+    }
+}
+
+static void rope(const bn_ctx *c, float *v, size_t n_heads, const float *cs)
 {
     const bn_hparams *hp = &c->m->hp;
     size_t hd = hp->head_dim, half = hd / 2;
-    for (size_t i = 0; i < half; i++) {
-        double ang = (double)pos * c->inv_freq[i];
-        float cs = (float)cos(ang), sn = (float)sin(ang);
-        for (size_t h = 0; h < n_heads; h++) {
-            float *x = v + h * hd;
+    for (size_t h = 0; h < n_heads; h++) {
+        float *x = v + h * hd;
+        for (size_t i = 0; i < half; i++) {
             /* neox: i with i + hd/2 (HF rotate_half); adjacent: 2i with 2i+1 */
             size_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
             float x0 = x[a], x1 = x[b];
-            x[a] = x0 * cs - x1 * sn;
-            x[b] = x1 * cs + x0 * sn;
+            x[a] = x0 * cs[i] - x1 * cs[half + i];
+            x[b] = x1 * cs[i] + x0 * cs[half + i];
         }
     }
 }
@@ -250,10 +240,8 @@ static void store_kv(bn_ctx *c, uint32_t layer, uint32_t p, const float *k, cons
         memcpy((float *)c->vc + idx, v, c->kv_dim * sizeof *v);
         return;
     }
-    for (size_t i = 0; i < c->kv_dim; i++) {
-        ((uint16_t *)c->kc)[idx + i] = bn_f32_to_f16(k[i]);
-        ((uint16_t *)c->vc)[idx + i] = bn_f32_to_f16(v[i]);
-    }
+    c->f16_row(k, (uint16_t *)c->kc + idx, c->kv_dim);
+    c->f16_row(v, (uint16_t *)c->vc + idx, c->kv_dim);
 }
 
 static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
@@ -268,8 +256,9 @@ static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
     project(c, c->tmp, d, n, &L->q, c->qb, &L->k, c->kb, &L->v, c->vb);
     for (size_t t = 0; t < n; t++) {
         uint32_t p = c->pos + (uint32_t)t;
-        rope(c, c->qb + t * qd, hp->n_head, p);
-        rope(c, c->kb + t * kvd, hp->n_head_kv, p);
+        rope_angles(c, p, c->rope_cs);
+        rope(c, c->qb + t * qd, hp->n_head, c->rope_cs);
+        rope(c, c->kb + t * kvd, hp->n_head_kv, c->rope_cs);
         store_kv(c, l, p, c->kb + t * kvd, c->vb + t * kvd);
     }
     att_job aj = {c, l, n, c->pos};
@@ -366,6 +355,7 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     c->kc = malloc(cells * es);
     c->vc = malloc(cells * es);
     c->inv_freq = malloc(hp->head_dim / 2 * sizeof *c->inv_freq);
+    c->rope_cs = malloc(hp->head_dim * sizeof *c->rope_cs);
     c->x = malloc(NB * d * sizeof(float));
     c->tmp = malloc(NB * wide * sizeof(float));
     c->xn = malloc(NB * wide * sizeof(float));
@@ -376,9 +366,9 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     c->gb = malloc(NB * ff * sizeof(float));
     c->ub = malloc(NB * ff * sizeof(float));
     c->q8 = malloc(NB * wide);
-    c->scores = malloc((size_t)c->nth * c->n_ctx * sizeof(float));
+    c->scores = malloc((size_t)c->nth * (hp->n_head / hp->n_head_kv) * c->n_ctx * sizeof(float));
     c->rowbuf = malloc((size_t)c->nth * rowlen * sizeof(float));
-    if (!c->kc || !c->vc || !c->inv_freq || !c->x || !c->tmp || !c->xn || !c->qb || !c->att || !c->kb || !c->vb ||
+    if (!c->kc || !c->vc || !c->inv_freq || !c->rope_cs || !c->x || !c->tmp || !c->xn || !c->qb || !c->att || !c->kb || !c->vb ||
         !c->gb || !c->ub || !c->q8 || !c->scores || !c->rowbuf) {
         bn_fail(e, "out of memory for a context of %u positions (KV cache %.1f MiB)", c->n_ctx,
                 2.0 * (double)cells * (double)es / 1048576.0);
@@ -387,14 +377,18 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     /* The head reads more bytes per token than all ternary weights: take
      * the CPU's SIMD one, except on the reference path (--kernel ref stays
      * portable scalar code) or where only a scalar one exists. */
-    if (strcmp(m->kern->name, "ref")) {
-        bn_cpu cpu, none;
-        memset(&none, 0, sizeof none);
-        bn_cpu_detect(&cpu);
+    bn_cpu cpu, none;
+    memset(&none, 0, sizeof none);
+    bn_cpu_detect(&cpu);
+    int simd = strcmp(m->kern->name, "ref") != 0;
+    if (simd) {
         c->head = bn_head_find(m->head_type, &cpu);
         if (c->head == bn_head_find(m->head_type, &none))
             c->head = NULL;
     }
+    /* The same rule for attention; f16 rounding is exact either way. */
+    c->att_fn = bn_att_find(simd ? &cpu : &none);
+    c->f16_row = bn_f16_row_find(&cpu);
     for (size_t i = 0; i < hp->head_dim / 2; i++)
         c->inv_freq[i] = pow((double)hp->rope_theta, -2.0 * (double)i / (double)hp->head_dim);
     return c;
@@ -412,6 +406,7 @@ void bn_ctx_free(bn_ctx *c)
     free(c->kc);
     free(c->vc);
     free(c->inv_freq);
+    free(c->rope_cs);
     free(c->x);
     free(c->tmp);
     free(c->xn);

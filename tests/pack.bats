@@ -125,11 +125,23 @@ PYEOF
 @test "every layout and kernel set gives the same perplexity (repacking is exact)" {
     bn-pack -l i2s "$T/q.bn" -o "$T/i.bn"
     held=$ROOT/tests/data/infer/heldout.txt
+    # The ternary kernels are exact, so every layout gives the same bytes
+    # under one kernel set. The SIMD float parts (attention, head) that
+    # come with an optimized set round differently from the scalar ones
+    # --kernel ref keeps, and an int8 activation may then round the other
+    # way: across that line the perplexities agree to 0.05%.
     ref=$(bn-infer -m "$T/q.bn" --kernel ref --kv f32 -t 1 -c 128 --perplexity "$held")
+    auto=$(bn-infer -m "$T/q.bn" --kernel auto --kv f32 -t 1 -c 128 --perplexity "$held")
     for m in "$T/q.bn" "$T/i.bn"; do
         for k in ref auto; do
             out=$(bn-infer -m "$m" --kernel $k --kv f32 -t 2 -c 128 --perplexity "$held")
-            [ "$out" = "$ref" ] || { echo "$m $k: $out vs $ref"; return 1; }
+            want=$ref
+            [ $k = ref ] || want=$auto
+            [ "$out" = "$want" ] || { echo "$m $k: $out vs $want"; return 1; }
         done
     done
+    a=$(echo "$ref" | cut -d' ' -f3)
+    b=$(echo "$auto" | cut -d' ' -f3)
+    awk -v a="$a" -v b="$b" 'BEGIN { d = (a - b) / a; if (d < 0) d = -d; exit !(d < 5e-4) }' ||
+        { echo "ref $ref vs auto $auto"; return 1; }
 }

@@ -422,6 +422,72 @@ static void test_head(check_ctx *cx, const bn_cpu *cpu)
     }
 }
 
+/* Attention (one token, one KV head, g query heads) of the chosen
+ * implementation against a double-precision softmax, f32 and f16 caches,
+ * head sizes with ragged SIMD tails. */
+static void test_att(check_ctx *cx, const bn_cpu *cpu)
+{
+    static const size_t hds[] = {1, 12, 16, 24, 64, 128, 130};
+    bn_att_fn f = bn_att_find(cpu);
+    bn_f16_row_fn h16 = bn_f16_row_find(cpu);
+    int ok = 1, ok16 = 1;
+    for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++)
+        for (int f16 = 0; f16 < 2; f16++) {
+            size_t hd = hds[hi], g = 1 + rnd() % 5, n = 1 + rnd() % 40, ld = hd * (1 + rnd() % 3);
+            float *q = malloc(g * hd * sizeof *q), *kf = malloc(n * ld * sizeof *kf), *vf = malloc(n * ld * sizeof *vf);
+            uint16_t *kh = malloc(n * ld * 2), *vh = malloc(n * ld * 2);
+            float *sc = malloc(g * n * sizeof *sc), *out = malloc(g * hd * sizeof *out);
+            double *w = malloc(n * sizeof *w);
+            for (size_t i = 0; i < g * hd; i++)
+                q[i] = 3 * frnd();
+            for (size_t i = 0; i < n * ld; i++) {
+                kf[i] = 2 * frnd();
+                vf[i] = frnd();
+            }
+            h16(kf, kh, n * ld);
+            h16(vf, vh, n * ld);
+            for (size_t i = 0; i < n * ld; i++) {
+                ok16 &= kh[i] == bn_f32_to_f16(kf[i]) && vh[i] == bn_f32_to_f16(vf[i]);
+                if (f16) { /* the reference sees what the cache holds */
+                    kf[i] = bn_f16_to_f32(kh[i]);
+                    vf[i] = bn_f16_to_f32(vh[i]);
+                }
+            }
+            float scale = 1.0f / sqrtf((float)hd);
+            bn_att_task a = {q, f16 ? (const void *)kh : kf, f16 ? (const void *)vh : vf, ld, hd, g, n, f16, scale,
+                             sc, out};
+            f(&a);
+            for (size_t j = 0; j < g; j++) {
+                double mx = -1e300, sum = 0;
+                for (size_t p = 0; p < n; p++) {
+                    double d = 0;
+                    for (size_t i = 0; i < hd; i++)
+                        d += (double)q[j * hd + i] * kf[p * ld + i];
+                    w[p] = d * scale;
+                    mx = w[p] > mx ? w[p] : mx;
+                }
+                for (size_t p = 0; p < n; p++)
+                    sum += w[p] = exp(w[p] - mx);
+                for (size_t i = 0; i < hd; i++) {
+                    double ex = 0;
+                    for (size_t p = 0; p < n; p++)
+                        ex += w[p] / sum * vf[p * ld + i];
+                    ok &= fabs(out[j * hd + i] - ex) <= 1e-5;
+                }
+            }
+            free(q);
+            free(kf);
+            free(vf);
+            free(kh);
+            free(vh);
+            free(sc);
+            free(out);
+            free(w);
+        }
+    CHECK(cx, ok);
+    CHECK(cx, ok16);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--bench"))
@@ -433,5 +499,11 @@ int main(int argc, char **argv)
     test_dispatch(&cx, &cpu);
     test_sets(&cx, &cpu);
     test_head(&cx, &cpu);
+    test_att(&cx, &cpu);
+    {
+        bn_cpu none;
+        memset(&none, 0, sizeof none);
+        test_att(&cx, &none); /* the scalar one */
+    }
     return check_done(&cx, "test_kernels");
 }
