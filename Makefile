@@ -28,7 +28,7 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 MAN1    = $(PROGS:%=man/%.1)
 MAN5    = $(wildcard man/*.5)
 
-.PHONY: all check unit bats install uninstall clean deps sanitize demo fuzz fuzz-build
+.PHONY: all check unit bats install uninstall clean deps sanitize valgrind demo fuzz fuzz-build fuzz-merge
 
 all: deps $(BUILD)/libbn.a $(BUILD)/libbn.so $(BIN) $(UNIT_BIN)
 
@@ -66,9 +66,19 @@ unit: $(UNIT_BIN)
 bats: $(BIN)
 	BN_BIN=$(CURDIR)/$(BUILD)/bin bats tests/
 
+# The whole suite (unit tests, then every bats suite with BN_BIN pointing
+# at build-san/bin) on ASan + UBSan builds. UBSan only reports and goes on
+# unless recovery is off, so -fno-sanitize-recover makes every finding fail
+# the test that hit it; ASan's leak check runs at every exit.
+SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 sanitize:
-	$(MAKE) BUILD=build-san CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	    LDFLAGS="-fsanitize=address,undefined" check
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	$(MAKE) BUILD=build-san CC=clang CFLAGS="-O1 -g $(SAN_FLAGS)" LDFLAGS="$(SAN_FLAGS)" check
+
+# The main pipelines under valgrind (memcheck, leaks included); any error
+# exits 99 and fails the test (tests/valgrind.bats, not part of `bats`).
+valgrind: $(BIN)
+	BN_BIN=$(CURDIR)/$(BUILD)/bin bats tests/valgrind/
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \
@@ -104,26 +114,39 @@ demo: all
 FUZZ_SECONDS ?= 10
 FUZZ_SRC   = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN   = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
-FUZZ_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
+FUZZ_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_OBJ   = $(LIB_SRC:%.c=build-fuzz/%.o)
 
-build-fuzz/%.o: %.c lib/bn.h | $(DEPS_OK)
+build-fuzz/%.o: %.c lib/bn.h $(wildcard lib/*.h formats/*.h) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	clang $(BN_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_OBJ)
 	clang $(BN_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(LDLIBS)
 
 .SECONDARY: $(FUZZ_OBJ)
 
 fuzz-build: $(FUZZ_BIN)
 
+# A target's log goes to build-fuzz/NAME.log; a crash (or any fuzzer exit
+# but 0) stops make with the log's findings shown. FUZZ_TARGETS picks some.
+FUZZ_TARGETS ?= $(FUZZ_SRC:tests/fuzz/%.c=%)
 fuzz: fuzz-build
-	@set -e; for t in $(FUZZ_BIN); do n=$$(basename $$t); mkdir -p build-fuzz/corpus-$$n; \
-	    echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
-	    $$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -max_len=262144 \
-	        -artifact_prefix=build-fuzz/$$n- -print_final_stats=1 \
-	        build-fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==ERROR|SUMMARY)' ; done
+	@set -e; for n in $(FUZZ_TARGETS); do mkdir -p build-fuzz/corpus-$$n; \
+	    echo "fuzz: $$n for $(FUZZ_SECONDS) s"; st=0; \
+	    build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
+	        -max_len=262144 -artifact_prefix=build-fuzz/$$n- -print_final_stats=1 \
+	        build-fuzz/corpus-$$n tests/fuzz/corpus/$$n >build-fuzz/$$n.log 2>&1 || st=$$?; \
+	    grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==ERROR|SUMMARY|.*runtime error)' \
+	        build-fuzz/$$n.log || true; \
+	    if [ $$st -ne 0 ]; then tail -40 build-fuzz/$$n.log; echo "fuzz: $$n failed (status $$st)"; exit 1; fi; done
+
+# Folds what the fuzzers found into the committed seed corpora, keeping
+# only inputs that add coverage (libFuzzer -merge=1).
+fuzz-merge: fuzz-build
+	@set -e; for n in $(FUZZ_TARGETS); do mkdir -p build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
+	    build-fuzz/$$n -merge=1 -max_len=262144 tests/fuzz/corpus/$$n build-fuzz/corpus-$$n \
+	        >build-fuzz/$$n.merge.log 2>&1; grep -E 'MERGE-OUTER: [0-9]+ new files' build-fuzz/$$n.merge.log; done
 
 # AArch64 kernels, cross-built and run under qemu-user (Debian packages
 # gcc-aarch64-linux-gnu, qemu-user, libc6-dev-arm64-cross). The kernel test

@@ -59,6 +59,11 @@ int bn_open_any(bn_source *s, const char *path, bn_err *e)
         return bn_fail(e, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode))
         return bn_hf_open(s, path, e);
+    /* A pipe or FIFO (`<(bn-convert ...)`, mkfifo) can be read only once:
+     * sniffing its head would eat bytes the reader needs. Only bn files
+     * stream, so it is read as one. */
+    if (!S_ISREG(st.st_mode))
+        return bn_bnfile_open(s, path, BN_OPEN_STREAM, e);
     uint8_t head[8] = {0};
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)

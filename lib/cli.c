@@ -3,6 +3,7 @@
 #include "bn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,6 +15,19 @@ void bn_cli_init(void)
 {
     /* A downstream `head` closing the pipe ends us quietly, like cat. */
     signal(SIGPIPE, SIG_DFL);
+    /* Started with 0, 1 or 2 closed (`<&-`), the first file we open would
+     * take that number: stdin would read our own output file, or our
+     * stdout would write into an input. Fill the gaps with /dev/null opened
+     * the wrong way round, so using such a stream still fails loudly
+     * ("Bad file descriptor") instead of silently reading nothing or
+     * discarding output. */
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        /* lower numbers are open by now, so this one gets fd */
+        if (open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY) < 0)
+            break;
+    }
 }
 
 int bn_cli_common(const bn_prog *p, const char *arg)

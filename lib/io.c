@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -153,6 +155,70 @@ int bn_out_is_tty(const char *path)
     return (!path || !strcmp(path, "-")) && isatty(STDOUT_FILENO);
 }
 
+/* ------------------------------------------- named temporaries and signals
+ *
+ * Where O_TMPFILE works, an output has no name until commit, so any death
+ * leaves nothing. Where it does not (some file systems), the output is a
+ * named dot-file until commit; SIGINT, SIGTERM or SIGHUP would leave it
+ * behind, so those signals unlink every pending name, then kill the process
+ * with the same signal (its status still says what happened). A handler
+ * gets no context, so the pending names live in this table: the one piece
+ * of mutable process state in libbn, inherent to signals. A slot is filled
+ * before it is marked used and the handler only calls unlink, signal and
+ * raise (all async-signal-safe). Outputs are opened from one thread. SIGKILL
+ * cannot be caught: only O_TMPFILE protects against it. */
+#define MAX_PENDING 16
+static char pending_name[MAX_PENDING][PATH_MAX];
+static volatile sig_atomic_t pending_used[MAX_PENDING];
+
+static void unlink_pending(int sig)
+{
+    for (int i = 0; i < MAX_PENDING; i++)
+        if (pending_used[i])
+            unlink(pending_name[i]);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Arms the handler for the signals still at their default action (a
+ * program's own handler, or SIG_IGN under nohup, is left alone). */
+static void arm_signals(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction old, sa;
+        if (sigaction(sigs[i], NULL, &old) || old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO))
+            continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = unlink_pending;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+/* Registers a temporary name for removal on a fatal signal; a full table
+ * only loses that protection. */
+static void pending_add(const char *path)
+{
+    if (strlen(path) >= PATH_MAX)
+        return;
+    for (int i = 0; i < MAX_PENDING; i++)
+        if (!pending_used[i]) {
+            memcpy(pending_name[i], path, strlen(path) + 1);
+            pending_used[i] = 1;
+            arm_signals();
+            return;
+        }
+}
+
+/* Call before the name is unlinked or renamed away. */
+static void pending_remove(const char *path)
+{
+    for (int i = 0; i < MAX_PENDING; i++)
+        if (pending_used[i] && !strcmp(pending_name[i], path))
+            pending_used[i] = 0;
+}
+
 static char *dir_of(const char *path)
 {
     char *copy = strdup(path);
@@ -192,6 +258,8 @@ int bn_out_open(bn_out *o, const char *path, bn_err *e)
         snprintf(o->tmp_path, n, "%s/.%s.XXXXXX", dir, base_copy ? basename(base_copy) : "bn");
         free(base_copy);
         o->fd = mkstemp(o->tmp_path);
+        if (o->fd >= 0)
+            pending_add(o->tmp_path);
         if (o->fd < 0) {
             int err = errno;
             free(dir);
@@ -257,6 +325,8 @@ int bn_out_commit(bn_out *o, bn_err *e)
     if (o->tmp_path) {
         if (rename(o->tmp_path, o->path) != 0)
             rc = bn_fail(e, "%s: cannot rename into place: %s", name, strerror(errno));
+        else
+            pending_remove(o->tmp_path);
     } else {
         /* Give the unnamed file a temporary name, then rename over the target
          * (linkat cannot replace an existing file). */
@@ -273,19 +343,24 @@ int bn_out_commit(bn_out *o, bn_err *e)
                      (long)getpid());
             free(dir);
             free(base_copy);
+            /* For the instant the file has a name but not its own. */
+            pending_add(tmp);
             if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) != 0)
                 rc = bn_fail(e, "%s: cannot create: %s", name, strerror(errno));
             else if (rename(tmp, o->path) != 0) {
                 rc = bn_fail(e, "%s: cannot rename into place: %s", name, strerror(errno));
                 unlink(tmp);
             }
+            pending_remove(tmp);
             free(tmp);
         }
     }
     fclose(o->fp);
     o->fp = NULL;
-    if (rc && o->tmp_path)
+    if (rc && o->tmp_path) {
+        pending_remove(o->tmp_path);
         unlink(o->tmp_path);
+    }
     free(o->tmp_path);
     free(o->path);
     o->tmp_path = o->path = NULL;
@@ -304,8 +379,10 @@ void bn_out_abort(bn_out *o)
         fclose(o->fp);
     else if (o->fd >= 0)
         close(o->fd);
-    if (o->tmp_path)
+    if (o->tmp_path) {
+        pending_remove(o->tmp_path);
         unlink(o->tmp_path);
+    }
     free(o->tmp_path);
     free(o->path);
     memset(o, 0, sizeof *o);
