@@ -31,6 +31,56 @@ static T512 INLINE int32_t qsum(const int8_t *q, size_t nb)
     return _mm512_reduce_add_epi32(acc);
 }
 
+/* Float row → int8 in this set's order, bit-identical to k2_quantize: the
+ * product x·s is one float multiply either way, vcvtps2dq rounds half to
+ * even like nearbyintf (default MXCSR), and vpmovsdb saturates exactly as
+ * the reference's clamp to [-128, 127]. Whole 4W-column chunks are
+ * quantized in natural order into a small buffer and then rearranged. */
+static T512 INLINE __m128i q16(const float *x, __m512 s, __mmask16 m)
+{
+    return _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x), s)));
+}
+
+static T512 INLINE float quantize_impl(uint32_t layout, const float *x, size_t k, int8_t *q)
+{
+    __m512 mx = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= k; i += 16)
+        mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    if (i < k)
+        mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (k - i)) - 1), x + i)));
+    float amax = _mm512_reduce_max_ps(mx);
+    float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);
+    __m512 vs = _mm512_set1_ps(s);
+    size_t V = k2_nvec(layout, W, k);
+    for (size_t v = 0; v < V; v++) {
+        const float *xv = x + 4 * W * v;
+        int8_t *qv = q + 4 * W * v;
+        _Alignas(64) int8_t nat[4 * W];
+        for (int j = 0; j < 16; j++)
+            _mm_store_si128((__m128i *)(nat + 16 * j), q16(xv + 16 * j, vs, 0xffff));
+        if (layout == BN_T2) {
+            /* column 4b+p → plane p, byte b: byte p of the 32-bit word b */
+            for (int j = 0; j < 4; j++) {
+                __m512i wd = _mm512_load_si512((const void *)(nat + 64 * j));
+                for (int p = 0; p < 4; p++)
+                    _mm_storeu_si128((__m128i *)(qv + W * p + 16 * j),
+                                     _mm512_cvtepi32_epi8(_mm512_srli_epi32(wd, 8 * p)));
+            }
+        } else {
+            /* I2_S: column 128h + 32m + i → plane 3-m, byte 32h + i */
+            for (int h = 0; h < 2; h++)
+                for (int m = 0; m < 4; m++)
+                    memcpy(qv + W * (3 - m) + 32 * h, nat + 128 * h + 32 * m, 32);
+        }
+    }
+    for (size_t c = 4 * W * V; c < k; c += 16) {
+        __mmask16 m = k - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - c)) - 1);
+        _mm_mask_storeu_epi8(q + c, m, q16(x + c, vs, m));
+    }
+    return s;
+}
+
 /* RT rows × TT tokens of Σ code·q' over V vectors. */
 static T512 INLINE void tile(const uint8_t *w, size_t rb, size_t V, const int8_t *q, size_t ldq, int RT, int TT,
                              int32_t out[4][4])
@@ -157,7 +207,12 @@ static T512 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, s
 
 /* One instance per layout, so the layout tests fold away. */
 #define SET_FUNCS(L, name)                                                                                        \
-    K2_COMMON_FUNCS(L, W, name)                                                                                   \
+    static T512 float name##_quantize(const float *x, size_t k, int8_t *q) { return quantize_impl(L, x, k, q); } \
+    static void name##_gemm_f32(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const float *x,     \
+                                size_t n, size_t ldx, float *y, size_t ldy)                                       \
+    {                                                                                                             \
+        k2_gemm_f32(L, w, k, r0, r1, beta, x, n, ldx, y, ldy);                                                    \
+    }                                                                                                             \
     static T512 void name##_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, \
                                  float s, float *y)                                                              \
     {                                                                                                            \
