@@ -88,6 +88,13 @@ static int cfg_u32(const cJSON *cfg, const char *key, uint32_t *out, const char 
     return 0;
 }
 
+/* A token id from a config file: a number that fits int32, else -1 (none).
+ * Casting an arbitrary JSON double (1e300, -5e9) to int32 is undefined. */
+static int32_t json_id32(const cJSON *v)
+{
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= INT32_MAX ? (int32_t)v->valuedouble : -1;
+}
+
 static double cfg_num(const cJSON *cfg, const char *key, double dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
@@ -181,12 +188,12 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
     hp->rope_neox = 1;
     const cJSON *bos = cJSON_GetObjectItemCaseSensitive(cfg, "bos_token_id");
     const cJSON *eos = cJSON_GetObjectItemCaseSensitive(cfg, "eos_token_id");
-    hp->bos_id = cJSON_IsNumber(bos) ? (int32_t)bos->valuedouble : -1;
+    hp->bos_id = json_id32(bos);
     if (cJSON_IsArray(eos))
         eos = cJSON_GetArrayItem(eos, 0);
-    hp->eos_id = cJSON_IsNumber(eos) ? (int32_t)eos->valuedouble : -1;
+    hp->eos_id = json_id32(eos);
     const cJSON *pad = cJSON_GetObjectItemCaseSensitive(cfg, "pad_token_id");
-    hp->pad_id = cJSON_IsNumber(pad) ? (int32_t)pad->valuedouble : -1;
+    hp->pad_id = json_id32(pad);
     hp->add_bos = hp->bos_id >= 0;
 
     /* The packed weight_scale convention (formats.md §0 note): do what
@@ -221,12 +228,12 @@ static int read_extras(const char *dir, bn_hparams *hp, bn_meta *meta, bn_err *e
         if (bn_json_load(path, &j, e))
             return -1;
         const cJSON *eos = cJSON_GetObjectItemCaseSensitive(j, "eos_token_id");
-        if (cJSON_IsNumber(eos))
-            hp->stop_ids[hp->n_stop++] = (int32_t)eos->valuedouble;
+        if (json_id32(eos) >= 0)
+            hp->stop_ids[hp->n_stop++] = json_id32(eos);
         else if (cJSON_IsArray(eos)) {
             const cJSON *v;
-            cJSON_ArrayForEach(v, eos) if (cJSON_IsNumber(v) && hp->n_stop < BN_MAX_STOP)
-                hp->stop_ids[hp->n_stop++] = (int32_t)v->valuedouble;
+            cJSON_ArrayForEach(v, eos) if (json_id32(v) >= 0 && hp->n_stop < BN_MAX_STOP)
+                hp->stop_ids[hp->n_stop++] = json_id32(v);
         }
         cJSON_Delete(j);
         j = NULL;

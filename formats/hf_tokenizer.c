@@ -97,8 +97,8 @@ static int check_model(const cJSON *root, const cJSON *model, const char *path, 
     return 0;
 }
 
-static int added_tokens(const cJSON *root, tok_builder *b, uint8_t **seen, size_t *nseen, const char *path,
-                        bn_err *e)
+static int added_tokens(const cJSON *root, tok_builder *b, uint8_t **seen, size_t *nseen, uint64_t limit,
+                        const char *path, bn_err *e)
 {
     const cJSON *a;
     cJSON_ArrayForEach(a, item(root, "added_tokens"))
@@ -106,6 +106,11 @@ static int added_tokens(const cJSON *root, tok_builder *b, uint8_t **seen, size_
         const cJSON *id = item(a, "id"), *content = item(a, "content");
         if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > INT32_MAX || !cJSON_IsString(content))
             return bn_fail(e, "%s: an added token without a valid id and content", path);
+        /* checked before `seen` grows to the id */
+        if (id->valuedouble >= (double)limit)
+            return bn_fail(e, "%s: added token id %.0f is too large for %llu tokens (ids must stay below %llu)",
+                           path, id->valuedouble, (unsigned long long)(limit - 1024) / 2,
+                           (unsigned long long)limit);
         uint32_t i = (uint32_t)id->valuedouble;
         if (i >= *nseen) {
             size_t n = (size_t)i * 2 + 64;
@@ -187,14 +192,25 @@ int bn_tokenizer_section_from_hf(const char *tokenizer_json_path, bn_meta *secti
     int rc = -1;
     const char *regex;
     const cJSON *model = item(root, "model");
-    if (check_model(root, model, path, e) || pre_regex(root, &regex, path, e) ||
-        added_tokens(root, &b, &seen, &nseen, path, e))
+    if (check_model(root, model, path, e) || pre_regex(root, &regex, path, e))
+        goto out;
+    /* Every id must stay below the bound for the number of tokens the file
+     * declares, so a hostile id cannot size our tables. */
+    uint64_t limit = tok_id_limit((uint64_t)cJSON_GetArraySize(item(model, "vocab")) +
+                                  (uint64_t)cJSON_GetArraySize(item(root, "added_tokens")));
+    if (added_tokens(root, &b, &seen, &nseen, limit, path, e))
         goto out;
     const cJSON *v;
     cJSON_ArrayForEach(v, item(model, "vocab"))
     {
         if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > INT32_MAX) {
             bn_fail(e, "%s: vocab entry '%s' has no valid id", path, v->string);
+            goto out;
+        }
+        if (v->valuedouble >= (double)limit) {
+            bn_fail(e, "%s: vocab entry '%.40s' has id %.0f, too large for %llu tokens (ids must stay below %llu)",
+                    path, v->string, v->valuedouble, (unsigned long long)(limit - 1024) / 2,
+                    (unsigned long long)limit);
             goto out;
         }
         uint32_t id = (uint32_t)v->valuedouble;

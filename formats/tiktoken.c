@@ -78,6 +78,14 @@ int bn_tokenizer_section_from_tiktoken(const char *rank_file, bn_meta *section, 
     size_t line = 0, nseen = 0;
     uint64_t max_rank = 0;
     int rc = -1;
+    /* Ranks are 0..max without gaps, one a line, so none can reach the
+     * number of lines: checking that before `seen` grows to a rank keeps a
+     * hostile rank of two billion from sizing it. */
+    size_t n_lines = 0;
+    for (const uint8_t *q = m.data, *end = m.data + m.size; q < end; n_lines++) {
+        const uint8_t *nl = memchr(q, '\n', (size_t)(end - q));
+        q = nl ? nl + 1 : end;
+    }
     for (size_t i = 0; i < m.size; line++) {
         const uint8_t *p = m.data + i, *nl = memchr(p, '\n', m.size - i);
         size_t len = nl ? (size_t)(nl - p) : m.size - i;
@@ -103,6 +111,11 @@ int bn_tokenizer_section_from_tiktoken(const char *rank_file, bn_meta *section, 
         }
         if (n <= 0 || rank >= INT32_MAX - N_SPECIAL) {
             bn_fail(e, "%s: line %zu: expected 'BASE64 RANK'", rank_file, line + 1);
+            goto out;
+        }
+        if (rank >= n_lines) {
+            bn_fail(e, "%s: line %zu: rank %llu is out of range (a file of %zu lines holds ranks 0..%zu)", rank_file,
+                    line + 1, (unsigned long long)rank, n_lines, n_lines - 1);
             goto out;
         }
         if (rank >= nseen) {

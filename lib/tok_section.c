@@ -103,8 +103,9 @@ int tok_builder_finish(tok_builder *b, const char *pre, const char *merge_mode, 
         return bn_fail(e, "%s: no tokens", name);
     qsort(b->v, b->n, sizeof *b->v, by_id);
     uint64_t count = (uint64_t)b->v[b->n - 1].id + 1;
-    if (count > INT32_MAX)
-        return bn_fail(e, "%s: token id %u is too large", name, b->v[b->n - 1].id);
+    if (count > INT32_MAX || count > tok_id_limit(b->n))
+        return bn_fail(e, "%s: token id %u is too large for %zu tokens (ids must stay below %llu)", name,
+                       b->v[b->n - 1].id, b->n, (unsigned long long)tok_id_limit(b->n));
     char *data = malloc(b->bytes + 1);
     uint64_t *off = malloc((count + 1) * sizeof *off);
     uint8_t *types = malloc(count);

@@ -23,6 +23,15 @@ typedef struct tok_builder {
     size_t imask;
 } tok_builder;
 
+/* Ids may leave holes (they become UNUSED tokens), but a vocabulary of n
+ * tokens keeps its ids below this bound, so memory stays proportional to
+ * the file that declared them: a hostile id of two billion is an error,
+ * not a 20 GB table. Real vocabularies are dense (max id < n). */
+static inline uint64_t tok_id_limit(uint64_t n_tokens)
+{
+    return 2 * n_tokens + 1024;
+}
+
 int tok_builder_add(tok_builder *b, uint32_t id, const void *bytes, size_t len, uint8_t type, bn_err *e);
 /* The id of the first-added NORMAL token with these bytes, or -1. Tokens
  * added after the first call are not seen. */
