@@ -12,10 +12,16 @@ static const bn_prog prog = {
     "Reads a bn model (a file, or standard input when INPUT is '-' or absent) and\n"
     "writes it with every float projection weight (attn_q/k/v/output, ffn_gate/up/down)\n"
     "ternarized: beta = mean|W| per tensor, T = clamp(round(W/beta), -1, 1).\n"
-    "Ternary tensors and everything else pass through untouched.\n"
+    "Ternary tensors and everything else pass through untouched, except the output\n"
+    "head and the embedding table when --head / --embd ask for another type.\n"
     "\n"
     "options:\n"
     "  -o, --output FILE  write to FILE (atomically); default standard output\n"
+    "      --head TYPE    store the output head (output.weight, or token_embd.weight\n"
+    "                     when tied) as TYPE: f32, f16, bf16, i8 (int8, a scale per\n"
+    "                     row) or q6 (6.5 bits: 6-bit blocks of 32, f16 scales)\n"
+    "      --embd TYPE    store the embedding table as TYPE (untied models; when\n"
+    "                     tied, --head decides)\n"
     "      --report FILE  write a per-tensor report (scale, share of zeros, relative\n"
     "                     error) to FILE ('-' = standard error)\n"
     "      --json         the report as JSON\n"
@@ -29,16 +35,25 @@ int main(int argc, char **argv)
 {
     bn_cli_init();
     const char *src = NULL, *out = "-", *report = NULL;
+    int head_type = -1, embd_type = -1;
     int json = 0, force = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] == '-' && a[1]) {
             if (bn_cli_common(&prog, a))
                 return BN_EXIT_OK;
-            if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--report")) {
+            if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--report") || !strcmp(a, "--head") ||
+                !strcmp(a, "--embd")) {
                 if (i + 1 >= argc)
                     return bn_usage_error(&prog, "option '%s' needs a value", a);
-                if (!strcmp(a, "--report"))
+                if (!strcmp(a, "--head") || !strcmp(a, "--embd")) {
+                    uint32_t ty;
+                    const char *v = argv[++i];
+                    if (bn_type_from_name(v, &ty) ||
+                        !(ty == BN_F32 || ty == BN_F16 || ty == BN_BF16 || ty == BN_I8 || ty == BN_Q6))
+                        return bn_usage_error(&prog, "%s: unknown type '%s' (f32, f16, bf16, i8, q6)", a, v);
+                    *(!strcmp(a, "--head") ? &head_type : &embd_type) = (int)ty;
+                } else if (!strcmp(a, "--report"))
                     report = argv[++i];
                 else
                     out = argv[++i];
@@ -73,6 +88,8 @@ int main(int argc, char **argv)
         .report = rep,
         .report_json = json,
         .progress = !quiet && bn_progress_enabled(),
+        .head_type = head_type,
+        .embd_type = embd_type,
     };
     bn_err e;
     int rc = bn_quantize(src, out, &o, &e);

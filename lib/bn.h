@@ -125,6 +125,8 @@ typedef enum bn_type {
                    rows padded to whole bytes, then the f32 tensor scale */
     BN_I32 = 5,
     BN_U8 = 6,
+    BN_Q6 = 7,  /* 6-bit blocks of 32 with f16 scales, in groups of 128
+                   columns (104 bytes): heads and embeddings (kern_head.h) */
     BN_TYPE_COUNT_BASE
 } bn_type;
 
@@ -372,6 +374,10 @@ typedef struct bn_quant_opts {
     FILE *report;       /* per-tensor report, or NULL */
     int report_json;
     int progress;
+    /* Re-encode the output head / the embedding table (float tensors
+     * only) as this type (f32, f16, bf16, i8, q6); -1 keeps it. When the
+     * embeddings are tied the one tensor is both, and head_type wins. */
+    int head_type, embd_type;
 } bn_quant_opts;
 
 /* Streams a bn model, ternarizing float projection weights; everything else

@@ -188,7 +188,7 @@ static void head_run(void *arg, int ith, int nth)
     size_t d = m->hp.n_embd, V = m->hp.n_vocab, es = elem_size(m->head_type);
     size_t r0 = V * (size_t)ith / (size_t)nth, r1 = V * (size_t)(ith + 1) / (size_t)nth;
     if (j->c->head) {
-        j->c->head(m->head, d, r0, r1, j->h, j->n, j->logits, V);
+        j->c->head(m->head, V, d, r0, r1, j->h, j->n, j->logits, V);
         return;
     }
     float *row = j->c->rowbuf + (size_t)ith * (d > m->hp.head_dim ? d : m->hp.head_dim);
@@ -290,9 +290,9 @@ static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
 static void batch_forward(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, int all)
 {
     const bn_model *m = c->m;
-    size_t d = m->hp.n_embd, es = elem_size(m->embd_type);
+    size_t d = m->hp.n_embd;
     for (size_t t = 0; t < n; t++)
-        row_to_f32(m->embd_type, (const uint8_t *)m->embd + (size_t)ids[t] * d * es, c->x + t * d, d);
+        bn_head_row(m->embd_type, m->embd, m->hp.n_vocab, d, ids[t], c->x + t * d);
     for (uint32_t l = 0; l < m->hp.n_layer; l++)
         layer_forward(c, l, n);
     c->pos += (uint32_t)n;
@@ -381,11 +381,12 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     memset(&none, 0, sizeof none);
     bn_cpu_detect(&cpu);
     int simd = strcmp(m->kern->name, "ref") != 0;
-    if (simd) {
-        c->head = bn_head_find(m->head_type, &cpu);
-        if (c->head == bn_head_find(m->head_type, &none))
-            c->head = NULL;
-    }
+    int is_float = m->head_type == BN_F32 || m->head_type == BN_F16 || m->head_type == BN_BF16;
+    /* Quantized heads (i8, q6) always go through kern_head: its scalar
+     * functions are their reference. */
+    c->head = bn_head_find(m->head_type, simd ? &cpu : &none);
+    if (is_float && c->head == bn_head_find(m->head_type, &none))
+        c->head = NULL;
     /* The same rule for attention; f16 rounding is exact either way. */
     c->att_fn = bn_att_find(simd ? &cpu : &none);
     c->f16_row = bn_f16_row_find(&cpu);

@@ -37,14 +37,207 @@ static void head_scalar(uint32_t type, const void *w, size_t d, size_t r0, size_
 }
 
 #define SCALAR_FN(T, name)                                                                                        \
-    static void name(const void *w, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y, size_t ldy) \
+    static void name(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,        \
+                     float *y, size_t ldy)                                                                        \
     {                                                                                                             \
+        (void)rows;                                                                                               \
         head_scalar(T, w, d, r0, r1, h, n, y, ldy);                                                               \
     }
 SCALAR_FN(BN_F32, s_f32)
 SCALAR_FN(BN_F16, s_f16)
 SCALAR_FN(BN_BF16, s_bf16)
 
+/* i8: d int8 per row, then one f32 scale per row after all rows. */
+static float i8_scale(const void *w, size_t rows, size_t d, size_t r)
+{
+    float sc;
+    memcpy(&sc, (const uint8_t *)w + rows * d + 4 * r, 4);
+    return sc;
+}
+
+static void s_i8(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
+                 size_t ldy)
+{
+    for (size_t r = r0; r < r1; r++) {
+        const int8_t *row = (const int8_t *)w + r * d;
+        float sc = i8_scale(w, rows, d, r);
+        for (size_t t = 0; t < n; t++) {
+            float a = 0;
+            for (size_t c = 0; c < d; c++)
+                a += (float)row[c] * h[t * d + c];
+            y[t * ldy + r] = a * sc;
+        }
+    }
+}
+
+float bn_i8_encode_row(const float *x, size_t d, int8_t *q)
+{
+    float amax = 0;
+    for (size_t i = 0; i < d; i++)
+        amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+    float sc = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0;
+    for (size_t i = 0; i < d; i++) {
+        float v = nearbyintf(x[i] * inv);
+        q[i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+    }
+    return sc;
+}
+
+/* q6 (formats/bn-model.md §4.1). A group of 128 columns is 104 bytes:
+ *   bytes 0..63   low nibbles: byte 16b+j holds u(b, j) in bits 3:0 and
+ *                 u(b, 16+j) in bits 7:4 (block b < 4, j < 16);
+ *   bytes 64..95  high bit pairs: byte 64+16x+j holds bits 5:4 of u(x, j),
+ *                 u(x, 16+j), u(x+2, j), u(x+2, 16+j) at bits 1:0, 3:2,
+ *                 5:4, 7:6 (x < 2);
+ *   bytes 96..103 the four blocks' f16 scales d_b.
+ * u(b, i) ∈ [0, 63] is element 32b+i of the group; its value is d_b·(u−32).
+ * The order is the one an AVX-512 kernel wants: a 64-byte load gives all
+ * low nibbles, and the 32 high-plane bytes broadcast to both halves of a
+ * zmm line up with them after one variable shift. */
+enum { Q6_G = 128, Q6_GB = 104 };
+
+static int q6_u(const uint8_t *g, size_t i)
+{
+    size_t b = i / 32, j = i % 16, hi = i % 32 / 16;
+    unsigned lo4 = (g[16 * b + j] >> (4 * hi)) & 15u;
+    unsigned h2 = (g[64 + 16 * (b % 2) + j] >> (4 * (b / 2) + 2 * hi)) & 3u;
+    return (int)(lo4 | h2 << 4);
+}
+
+static float q6_d(const uint8_t *g, size_t b)
+{
+    uint16_t v;
+    memcpy(&v, g + 96 + 2 * b, 2);
+    return bn_f16_to_f32(v);
+}
+
+static void q6_set(uint8_t *g, size_t i, unsigned u)
+{
+    size_t b = i / 32, j = i % 16, hi = i % 32 / 16;
+    uint8_t *lo = &g[16 * b + j], *h2 = &g[64 + 16 * (b % 2) + j];
+    unsigned sl = 4 * (unsigned)hi, sh = 4 * (unsigned)(b / 2) + 2 * (unsigned)hi;
+    *lo = (uint8_t)((*lo & ~(15u << sl)) | (u & 15u) << sl);
+    *h2 = (uint8_t)((*h2 & ~(3u << sh)) | (u >> 4) << sh);
+}
+
+void bn_q6_encode_row(const float *x, size_t d, uint8_t *out)
+{
+    memset(out, 0, d / Q6_G * Q6_GB);
+    for (size_t c0 = 0; c0 < d; c0 += 32) {
+        uint8_t *g = out + c0 / Q6_G * Q6_GB;
+        size_t b = c0 % Q6_G / 32;
+        float amax = 0;
+        for (size_t i = 0; i < 32; i++)
+            amax = fabsf(x[c0 + i]) > amax ? fabsf(x[c0 + i]) : amax;
+        uint16_t best_h = 0;
+        if (amax > 0) {
+            /* d = ±amax/m for a few m: the sign lets the largest element
+             * use −32; rounding d to f16 first scores what is stored. */
+            double best = INFINITY;
+            for (int sgn = -1; sgn <= 1; sgn += 2)
+                for (int m4 = 120; m4 <= 128; m4++) {
+                    uint16_t dh = bn_f32_to_f16((float)sgn * amax * 4.0f / (float)m4);
+                    float dd = bn_f16_to_f32(dh);
+                    if (!(dd != 0) || !isfinite(dd))
+                        continue;
+                    double err = 0;
+                    for (size_t i = 0; i < 32; i++) {
+                        float q = nearbyintf(x[c0 + i] / dd);
+                        q = q > 31 ? 31 : q < -32 ? -32 : q;
+                        double e = (double)x[c0 + i] - (double)dd * q;
+                        err += e * e;
+                    }
+                    if (err < best) {
+                        best = err;
+                        best_h = dh;
+                    }
+                }
+        }
+        float dd = bn_f16_to_f32(best_h);
+        for (size_t i = 0; i < 32; i++) {
+            float q = dd != 0 ? nearbyintf(x[c0 + i] / dd) : 0;
+            q = q > 31 ? 31 : q < -32 ? -32 : q;
+            q6_set(g, 32 * b + i, (unsigned)((int)q + 32));
+        }
+        memcpy(g + 96 + 2 * b, &best_h, 2);
+    }
+}
+
+/* One token's h in q6 blocks: qh[c] and dh[c/32] (the scalar order). */
+static void q8_blocks(const float *h, size_t d, int8_t *qh, float *dh)
+{
+    for (size_t c0 = 0; c0 < d; c0 += 32) {
+        float amax = 0;
+        for (size_t i = 0; i < 32; i++)
+            amax = fabsf(h[c0 + i]) > amax ? fabsf(h[c0 + i]) : amax;
+        float s = amax > 0 ? 127.0f / amax : 0;
+        dh[c0 / 32] = amax / 127.0f;
+        for (size_t i = 0; i < 32; i++)
+            qh[c0 + i] = (int8_t)nearbyintf(h[c0 + i] * s);
+    }
+}
+
+static void s_q6(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
+                 size_t ldy)
+{
+    (void)rows;
+    int8_t qh[BN_HEAD_MAX_D];
+    float dh[BN_HEAD_MAX_D / 32];
+    size_t rb = d / Q6_G * Q6_GB;
+    for (size_t t = 0; t < n; t++) {
+        q8_blocks(h + t * d, d, qh, dh);
+        for (size_t r = r0; r < r1; r++) {
+            const uint8_t *row = (const uint8_t *)w + r * rb;
+            float a = 0;
+            for (size_t c0 = 0; c0 < d; c0 += 32) {
+                const uint8_t *g = row + c0 / Q6_G * Q6_GB;
+                int32_t s = 0;
+                for (size_t i = 0; i < 32; i++)
+                    s += (q6_u(g, c0 % Q6_G + i) - 32) * qh[c0 + i];
+                a += q6_d(g, c0 % Q6_G / 32) * dh[c0 / 32] * (float)s;
+            }
+            y[t * ldy + r] = a;
+        }
+    }
+}
+
+int bn_head_type_ok(uint32_t type, size_t d, const char **why)
+{
+    if (type == BN_F32 || type == BN_F16 || type == BN_BF16 || type == BN_I8)
+        return 1;
+    if (type == BN_Q6 && d % Q6_G == 0 && d <= BN_HEAD_MAX_D)
+        return 1;
+    *why = type == BN_Q6 ? "q6 needs a row length that is a multiple of 128 and at most 16384"
+                         : "a head or embedding table must be f32, f16, bf16, i8 or q6";
+    return 0;
+}
+
+void bn_head_row(uint32_t type, const void *w, size_t rows, size_t d, size_t r, float *out)
+{
+    if (type == BN_I8) {
+        const int8_t *q = (const int8_t *)w + r * d;
+        float sc = i8_scale(w, rows, d, r);
+        for (size_t c = 0; c < d; c++)
+            out[c] = (float)q[c] * sc;
+    } else if (type == BN_Q6) {
+        const uint8_t *row = (const uint8_t *)w + r * (d / Q6_G * Q6_GB);
+        for (size_t c = 0; c < d; c++) {
+            const uint8_t *g = row + c / Q6_G * Q6_GB;
+            out[c] = q6_d(g, c % Q6_G / 32) * (float)(q6_u(g, c % Q6_G) - 32);
+        }
+    } else {
+        size_t es = type == BN_F32 ? 4 : 2;
+        if (type == BN_BF16) { /* the usual embedding: a shift the compiler vectorizes */
+            const uint16_t *src = (const uint16_t *)w + r * d;
+            for (size_t c = 0; c < d; c++) {
+                uint32_t u = (uint32_t)src[c] << 16;
+                memcpy(&out[c], &u, 4);
+            }
+            return;
+        }
+        bn_to_f32(type, (const uint8_t *)w + r * d * es, out, d);
+    }
+}
 
 /* ------------------------------------------------------------ attention */
 
@@ -100,6 +293,7 @@ static void f16_row_scalar(const float *x, uint16_t *h, size_t n)
 #include <immintrin.h>
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
+#define T512Q __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
 #define INLINE inline __attribute__((always_inline))
 
 /* 16 elements of row at column c (mask m for the tail) as floats. */
@@ -150,14 +344,138 @@ static T512 INLINE void head512(uint32_t type, const void *w, size_t d, size_t r
 }
 
 #define V512_FN(T, name)                                                                                          \
-    static T512 void name(const void *w, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,      \
-                          size_t ldy)                                                                             \
+    static T512 void name(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,   \
+                          float *y, size_t ldy)                                                                   \
     {                                                                                                             \
+        (void)rows;                                                                                               \
         head512(T, w, d, r0, r1, h, n, y, ldy);                                                                   \
     }
 V512_FN(BN_F32, v_f32)
 V512_FN(BN_F16, v_f16)
 V512_FN(BN_BF16, v_bf16)
+
+/* i8: 16 int8 widened to float per FMA, 4 rows at a time; the row scale
+ * once at the end. */
+static T512 INLINE void i8_rows(const int8_t *row, size_t d, const float *ht, int RT, float out[4])
+{
+    size_t full = d / 16 * 16;
+    __mmask16 tm = (__mmask16)((1u << (d - full)) - 1);
+    __m512 a[4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) a[i] = _mm512_setzero_ps();
+    for (size_t c = 0; c < d; c += 16) {
+        __mmask16 m = c < full ? (__mmask16)0xffff : tm;
+        __m512 x = _mm512_maskz_loadu_ps(m, ht + c);
+        _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) {
+            __m128i b = _mm_maskz_loadu_epi8(m, row + (size_t)i * d + c);
+            a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)), x, a[i]);
+        }
+    }
+    _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) out[i] = _mm512_reduce_add_ps(a[i]);
+}
+
+static T512 void v_i8(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
+                      size_t ldy)
+{
+    for (size_t t = 0; t < n; t++) {
+        size_t r = r0;
+        float o[4];
+        for (; r + 4 <= r1; r += 4) {
+            i8_rows((const int8_t *)w + r * d, d, h + t * d, 4, o);
+            for (int i = 0; i < 4; i++)
+                y[t * ldy + r + (size_t)i] = o[i] * i8_scale(w, rows, d, r + (size_t)i);
+        }
+        for (; r < r1; r++) {
+            i8_rows((const int8_t *)w + r * d, d, h + t * d, 1, o);
+            y[t * ldy + r] = o[0] * i8_scale(w, rows, d, r);
+        }
+    }
+}
+
+/* q6: per group of 128 columns and row, two vpdpbusd (low-nibble and
+ * high-nibble halves of the four blocks, 6-bit u against int8 qh) leave
+ * block b's sum in lanes 4b..4b+3; minus 32·Σqh, times d_w·dh per lane,
+ * into a float accumulator. The token's qh is rearranged once to match:
+ * bytes 0..63 of a group's 128 are qh(b, j), bytes 64..127 qh(b, 16+j). */
+typedef struct q6_act {
+    _Alignas(64) int8_t q[BN_HEAD_MAX_D];
+    _Alignas(64) float dh[BN_HEAD_MAX_D / 8];   /* per group: 16 lanes, dh_b in lanes 4b..4b+3 */
+    _Alignas(64) int32_t cr[BN_HEAD_MAX_D / 8]; /* per group: 32·Σqh_b in lane 4b, 0 elsewhere */
+} q6_act;
+
+static void q6_prepare(const float *h, size_t d, q6_act *a)
+{
+    int8_t qh[32];
+    float dh;
+    for (size_t c0 = 0; c0 < d; c0 += 32) {
+        q8_blocks(h + c0, 32, qh, &dh);
+        size_t g = c0 / Q6_G, b = c0 % Q6_G / 32;
+        int32_t sum = 0;
+        for (size_t j = 0; j < 16; j++) {
+            a->q[Q6_G * g + 16 * b + j] = qh[j];
+            a->q[Q6_G * g + 64 + 16 * b + j] = qh[16 + j];
+        }
+        for (size_t j = 0; j < 32; j++)
+            sum += qh[j];
+        for (size_t l = 0; l < 4; l++) {
+            a->dh[16 * g + 4 * b + l] = dh;
+            a->cr[16 * g + 4 * b + l] = l ? 0 : 32 * sum;
+        }
+    }
+}
+
+static T512Q INLINE void q6_rows(const uint8_t *w, size_t rb, size_t G, const q6_act *a, int RT, float out[4])
+{
+    const __m512i m0f = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    /* high-plane bytes 0..31 serve blocks 0,1 (shift 0), blocks 2,3 the
+     * same bytes shifted by 4 */
+    const __m512i sv = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    const __m512i didx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    __m512 acc[4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) acc[i] = _mm512_setzero_ps();
+    for (size_t g = 0; g < G; g++) {
+        __m512i qlo = _mm512_load_si512((const void *)(a->q + Q6_G * g));
+        __m512i qhi = _mm512_load_si512((const void *)(a->q + Q6_G * g + 64));
+        __m512i cr = _mm512_load_si512((const void *)(a->cr + 16 * g));
+        __m512 dh = _mm512_load_ps(a->dh + 16 * g);
+        _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) {
+            const uint8_t *gp = w + (size_t)i * rb + Q6_GB * g;
+            __m512i raw = _mm512_loadu_si512((const void *)gp);
+            __m512i hs = _mm512_srlv_epi16(
+                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(gp + 64))), sv);
+            __m512i ulo = _mm512_or_si512(_mm512_and_si512(raw, m0f), _mm512_and_si512(_mm512_slli_epi16(hs, 4), m30));
+            __m512i uhi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(raw, 4), m0f),
+                                          _mm512_and_si512(_mm512_slli_epi16(hs, 2), m30));
+            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ulo, qlo);
+            s = _mm512_sub_epi32(_mm512_dpbusd_epi32(s, uhi, qhi), cr);
+            __m512 dw = _mm512_permutexvar_ps(
+                didx, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(gp + 96)))));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dh), acc[i]);
+        }
+    }
+    _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) out[i] = _mm512_reduce_add_ps(acc[i]);
+}
+
+static T512Q void v_q6(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
+                       size_t ldy)
+{
+    (void)rows;
+    q6_act a;
+    size_t G = d / Q6_G, rb = G * Q6_GB;
+    for (size_t t = 0; t < n; t++) {
+        q6_prepare(h + t * d, d, &a);
+        size_t r = r0;
+        float o[4];
+        for (; r + 4 <= r1; r += 4) {
+            q6_rows((const uint8_t *)w + r * rb, rb, G, &a, 4, o);
+            for (int i = 0; i < 4; i++)
+                y[t * ldy + r + (size_t)i] = o[i];
+        }
+        for (; r < r1; r++) {
+            q6_rows((const uint8_t *)w + r * rb, rb, G, &a, 1, o);
+            y[t * ldy + r] = o[0];
+        }
+    }
+}
 
 /* --------------------------------------------------- AVX-512 attention */
 
@@ -298,11 +616,15 @@ static T512 void f16_row512(const float *x, uint16_t *h, size_t n)
 bn_head_fn bn_head_find(uint32_t type, const bn_cpu *cpu)
 {
 #if defined(__x86_64__)
-    if (cpu->avx512bw && cpu->avx512vl && cpu->f16c && cpu->fma)
-        return type == BN_F32 ? v_f32 : type == BN_F16 ? v_f16 : type == BN_BF16 ? v_bf16 : NULL;
+    if (cpu->avx512bw && cpu->avx512vl && cpu->f16c && cpu->fma) {
+        if (type == BN_Q6 && cpu->avx512vnni)
+            return v_q6;
+        if (type != BN_Q6)
+            return type == BN_F32 ? v_f32 : type == BN_F16 ? v_f16 : type == BN_BF16 ? v_bf16 : type == BN_I8 ? v_i8 : NULL;
+    }
 #endif
     (void)cpu;
-    return type == BN_F32 ? s_f32 : type == BN_F16 ? s_f16 : type == BN_BF16 ? s_bf16 : NULL;
+    return type == BN_F32 ? s_f32 : type == BN_F16 ? s_f16 : type == BN_BF16 ? s_bf16 : type == BN_I8 ? s_i8 : type == BN_Q6 ? s_q6 : NULL;
 }
 
 bn_att_fn bn_att_find(const bn_cpu *cpu)

@@ -8,13 +8,39 @@
 struct bn_cpu;
 
 /* y[t*ldy + r] = Σ_c W[r][c]·h[t*d + c] for r in [r0, r1), t < n; W is
- * [rows, d] row-major in the function's type. */
-typedef void (*bn_head_fn)(const void *w, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
-                           size_t ldy);
+ * the whole [rows, d] tensor in the function's type.
+ *
+ * f32/f16/bf16 and i8 (int8 rows, an f32 scale per row) are widened to
+ * float and multiplied with float h. q6 is an int8 dot product: each
+ * token's h is first quantized in blocks of 32 (h ≈ dh·qh, dh = absmax/127,
+ * qh = rint(h/dh)), and y = Σ_blocks dw·dh·Σ (u−32)·qh, exact in int32 per
+ * block; the float part agrees between implementations to rounding. */
+typedef void (*bn_head_fn)(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,
+                           float *y, size_t ldy);
 
-/* The fastest implementation cpu can run for a float type (f32, f16,
- * bf16); NULL for other types. Choose once (at load), call per token. */
+/* Widest row a q6 head may have (its kernels keep one token's quantized
+ * row on the stack). */
+#define BN_HEAD_MAX_D 16384
+
+/* The fastest implementation cpu can run for a head type (f32, f16, bf16,
+ * i8, q6; the portable scalar one for a zeroed bn_cpu); NULL for other
+ * types. Choose once (at load), call per token. */
 bn_head_fn bn_head_find(uint32_t type, const struct bn_cpu *cpu);
+
+/* Whether a [rows, d] tensor of type can be a head or embedding table
+ * here; fills why (static text) when not. */
+int bn_head_type_ok(uint32_t type, size_t d, const char **why);
+
+/* Row r of a [rows, d] head/embedding tensor as floats (the embedding
+ * lookup). */
+void bn_head_row(uint32_t type, const void *w, size_t rows, size_t d, size_t r, float *out);
+
+/* bn-quant's encoders. q6: one row of d (a multiple of 128) floats into
+ * d/128·104 bytes; each block's scale is chosen (among a few candidates)
+ * for the least squared error. i8: a row into d int8 and its scale
+ * (absmax/127, round half to even). */
+void bn_q6_encode_row(const float *x, size_t d, uint8_t *out);
+float bn_i8_encode_row(const float *x, size_t d, int8_t *q);
 
 /* Causal attention of one query token over one KV head: the g query heads
  * that share the head (GQA), each of hd floats, against positions

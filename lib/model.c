@@ -1,6 +1,7 @@
 /* model.c — turns a model description (bn_source) into a runnable bn_model:
  * checks the architecture and every tensor, points matrices into the mapped
  * file, copies norms to f32, ternarizes float projections (HF "online"). */
+#include "kern_head.h"
 #include "model.h"
 
 #include <stdio.h>
@@ -154,9 +155,10 @@ static int load_layer(bn_model *m, uint32_t l, const char *kernel, bn_err *e)
 static int load_head(bn_model *m, const char *name, const void **data, uint32_t *type, bn_err *e)
 {
     const bn_tensor *t = bn_source_find(&m->src, name);
-    if (!is_float(t->type))
-        return bn_fail(e, "%s: tensor '%s' has type %s; this build needs f32, f16 or bf16 there", m->src.name,
-                       name, bn_type_name(t->type) ? bn_type_name(t->type) : "unknown");
+    const char *why;
+    if (!bn_head_type_ok(t->type, m->hp.n_embd, &why))
+        return bn_fail(e, "%s: tensor '%s' has type %s; %s", m->src.name, name,
+                       bn_type_name(t->type) ? bn_type_name(t->type) : "unknown", why);
     *data = bytes_of(m, t);
     *type = t->type;
     return 0;

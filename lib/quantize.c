@@ -1,6 +1,7 @@
 /* quantize.c — bn-quant's loop: a bn model in, the same model with float
  * projection weights ternarized out, one tensor at a time. */
 #include "bn.h"
+#include "kern_head.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,40 @@ static int wants_ternary(const bn_tensor *t)
 {
     return bn_tensor_is_projection(t->name) && t->ndim == 2 &&
            (t->type == BN_F32 || t->type == BN_F16 || t->type == BN_BF16);
+}
+
+/* The type the head/embedding tensor t becomes, or -1 to pass it through.
+ * A tied model's token_embd.weight is also its head. */
+static int head_target(const bn_tensor *t, const bn_hparams *hp, const bn_quant_opts *o)
+{
+    if (t->ndim != 2 || !(t->type == BN_F32 || t->type == BN_F16 || t->type == BN_BF16))
+        return -1;
+    if (!strcmp(t->name, "output.weight"))
+        return o->head_type;
+    if (!strcmp(t->name, "token_embd.weight"))
+        return hp->tied && o->head_type >= 0 ? o->head_type : o->embd_type;
+    return -1;
+}
+
+/* One float row into the head type ty; i8 scales go to scales[r]. */
+static void encode_row(int ty, const float *x, size_t d, uint8_t *out, float *scale)
+{
+    if (ty == BN_I8)
+        *scale = bn_i8_encode_row(x, d, (int8_t *)out);
+    else if (ty == BN_Q6)
+        bn_q6_encode_row(x, d, out);
+    else if (ty == BN_F32)
+        memcpy(out, x, d * 4);
+    else
+        for (size_t c = 0; c < d; c++) {
+            uint16_t v = ty == BN_F16 ? bn_f32_to_f16(x[c]) : bn_f32_to_bf16(x[c]);
+            memcpy(out + 2 * c, &v, 2);
+        }
+}
+
+static uint64_t encoded_row_bytes(int ty, uint64_t d)
+{
+    return ty == BN_I8 ? d : ty == BN_Q6 ? d / 128 * 104 : ty == BN_F32 ? 4 * d : 2 * d;
 }
 
 int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err *e)
@@ -38,11 +73,21 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
         goto out;
     }
     memcpy(dir, s.tensors, s.n_tensors * sizeof *dir);
-    for (size_t i = 0; i < s.n_tensors; i++)
+    for (size_t i = 0; i < s.n_tensors; i++) {
+        int ht = head_target(&dir[i], &hp, o);
         if (wants_ternary(&dir[i])) {
             dir[i].type = BN_T2;
             dir[i].size = bn_type_size(BN_T2, 2, dir[i].shape);
+        } else if (ht >= 0) {
+            const char *why;
+            if (!bn_head_type_ok((uint32_t)ht, dir[i].shape[1], &why)) {
+                bn_fail(e, "%s: cannot store '%s' as %s: %s", src, dir[i].name, bn_type_name((uint32_t)ht), why);
+                goto out;
+            }
+            dir[i].type = (uint32_t)ht;
+            dir[i].size = bn_type_size((uint32_t)ht, 2, dir[i].shape);
         }
+    }
     if (bn_writer_begin(&w, out, &meta, dir, s.n_tensors, e))
         goto out;
     writing = 1;
@@ -63,7 +108,8 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
         }
         if (s.read(&s, i, in, e))
             goto out;
-        if (!wants_ternary(t)) {
+        int ht = head_target(t, &hp, o);
+        if (!wants_ternary(t) && ht < 0) {
             if (bn_writer_tensor(&w, in, t->size, e))
                 goto out;
             continue;
@@ -86,6 +132,19 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
             }
         }
         bn_to_f32(t->type, in, f, n);
+        if (ht >= 0) {
+            /* rows, then (i8) one f32 scale per row after all of them */
+            uint64_t rbytes = encoded_row_bytes(ht, k);
+            for (uint64_t r = 0; r < rows; r++) {
+                float sc;
+                encode_row(ht, f + r * k, k, outb + r * rbytes, &sc);
+                if (ht == BN_I8)
+                    memcpy(outb + rows * k + 4 * r, &sc, 4);
+            }
+            if (bn_writer_tensor(&w, outb, dir[i].size, e))
+                goto out;
+            continue;
+        }
         bn_quant_stats st;
         bn_ternarize_absmean(f, rows, k, outb, &st);
         if (bn_writer_tensor(&w, outb, dir[i].size, e))

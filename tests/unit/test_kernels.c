@@ -355,23 +355,41 @@ static int bench(const char *only)
             free(mats[i].w);
         free(mats);
     }
-    /* the 2B4T head in bf16 (tied embeddings): 128256 × 2560 */
+    /* the 2B4T head (tied embeddings, 128256 × 2560) in every head type */
     size_t V = 128256, d = 2560;
-    uint16_t *hw = malloc(V * d * 2);
-    float h[2560], *y = malloc(V * sizeof *y);
-    for (size_t i = 0; i < V * d; i++)
-        hw[i] = bn_f32_to_bf16(frnd());
+    static const uint32_t htypes[] = {BN_BF16, BN_I8, BN_Q6};
+    float h[2560], *y = malloc(V * sizeof *y), *row = malloc(d * sizeof *row);
     for (size_t i = 0; i < d; i++)
         h[i] = frnd();
-    bn_head_fn f = bn_head_find(BN_BF16, &cpu);
-    f(hw, d, 0, V, h, 1, y, V);
-    double t0 = now(), c0 = cpu_now();
-    for (int rep = 0; rep < 3; rep++)
-        f(hw, d, 0, V, h, 1, y, V);
-    double dt = (now() - t0) / 3, dc = (cpu_now() - c0) / 3;
-    printf("head bf16 %zux%zu 1t  %7.2f ms/token  %6.2f GB/s (thread cpu %6.2f GB/s)\n", V, d, 1e3 * dt,
-           (double)V * d * 2 / dt / 1e9, (double)V * d * 2 / dc / 1e9);
-    free(hw);
+    for (size_t hi = 0; hi < 3; hi++) {
+        uint32_t ht = htypes[hi];
+        uint64_t shape[2] = {V, d}, bytes = bn_type_size(ht, 2, shape);
+        uint8_t *hw = malloc(bytes);
+        for (size_t r = 0; r < V; r++) {
+            for (size_t c = 0; c < d; c++)
+                row[c] = frnd();
+            if (ht == BN_BF16)
+                for (size_t c = 0; c < d; c++) {
+                    uint16_t b = bn_f32_to_bf16(row[c]);
+                    memcpy(hw + 2 * (r * d + c), &b, 2);
+                }
+            else if (ht == BN_I8) {
+                float sc = bn_i8_encode_row(row, d, (int8_t *)hw + r * d);
+                memcpy(hw + V * d + 4 * r, &sc, 4);
+            } else
+                bn_q6_encode_row(row, d, hw + r * (d / 128 * 104));
+        }
+        bn_head_fn f = bn_head_find(ht, &cpu);
+        f(hw, V, d, 0, V, h, 1, y, V);
+        double t0 = now(), c0 = cpu_now();
+        for (int rep = 0; rep < 3; rep++)
+            f(hw, V, d, 0, V, h, 1, y, V);
+        double dt = (now() - t0) / 3, dc = (cpu_now() - c0) / 3;
+        printf("head %-4s %zux%zu 1t  %7.2f ms/token  %6.2f GB/s (thread cpu %6.2f GB/s)\n", bn_type_name(ht), V, d,
+               1e3 * dt, (double)bytes / dt / 1e9, (double)bytes / dc / 1e9);
+        free(hw);
+    }
+    free(row);
     free(y);
     return 0;
 }
@@ -403,7 +421,7 @@ static void test_head(check_ctx *cx, const bn_cpu *cpu)
             for (size_t i = 0; i < n * d; i++)
                 h[i] = frnd();
             size_t r0 = rows > 1 ? rnd() % 2 : 0;
-            f(w, d, r0, rows, h, n, y, rows);
+            f(w, rows, d, r0, rows, h, n, y, rows);
             for (size_t t = 0; t < n; t++)
                 for (size_t r = r0; r < rows; r++) {
                     double ex = 0, mag = 0;
@@ -420,6 +438,105 @@ static void test_head(check_ctx *cx, const bn_cpu *cpu)
         }
         CHECK(cx, ok);
     }
+}
+
+/* q6 from the specification (formats/bn-model.md 4.1), independently of
+ * kern_head.c: u of element i of the 104-byte group g. */
+static int q6_spec_u(const uint8_t *g, size_t i)
+{
+    size_t b = i / 32, e = i % 32, j = e % 16;
+    int lo = e < 16 ? g[16 * b + j] & 15 : g[16 * b + j] >> 4;
+    int sh = (b >= 2 ? 4 : 0) + (e >= 16 ? 2 : 0);
+    int hi = (g[64 + 16 * (b % 2) + j] >> sh) & 3;
+    return lo | hi << 4;
+}
+
+/* The quantized heads: encoders (round trip within half a step), the
+ * embedding row decoder, and every head function against a double sum of
+ * the specified formula. */
+static void test_qhead(check_ctx *cx, const bn_cpu *cpu)
+{
+    static const size_t ds[] = {128, 256, 640, 2560};
+    int ok_enc = 1, ok_row = 1, ok_i8 = 1, ok_q6 = 1;
+    for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
+        size_t d = ds[di], rows = 1 + rnd() % 9, n = 1 + rnd() % 3, G = d / 128;
+        float *x = malloc(rows * d * sizeof *x), *h = malloc(n * d * sizeof *h), *y = malloc(n * rows * sizeof *y);
+        float *row = malloc(d * sizeof *row);
+        uint8_t *q6 = malloc(rows * G * 104), *i8 = malloc(rows * d + 4 * rows);
+        for (size_t i = 0; i < rows * d; i++)
+            x[i] = frnd() * (i % 97 == 0 ? 8.0f : 1.0f); /* some outliers */
+        for (size_t i = 0; i < n * d; i++)
+            h[i] = frnd() * (i % 50 == 0 ? 10.0f : 1.0f);
+        if (di == 0)
+            memset(x, 0, 32 * sizeof *x); /* an all-zero block */
+        for (size_t r = 0; r < rows; r++) {
+            bn_q6_encode_row(x + r * d, d, q6 + r * G * 104);
+            float sc = bn_i8_encode_row(x + r * d, d, (int8_t *)i8 + r * d);
+            memcpy(i8 + rows * d + 4 * r, &sc, 4);
+        }
+        for (size_t r = 0; r < rows; r++) {
+            bn_head_row(BN_Q6, q6, rows, d, r, row);
+            for (size_t c = 0; c < d; c++) {
+                const uint8_t *g = q6 + r * G * 104 + c / 128 * 104;
+                uint16_t dh;
+                memcpy(&dh, g + 96 + 2 * (c % 128 / 32), 2);
+                float dd = bn_f16_to_f32(dh), want = dd * (float)(q6_spec_u(g, c % 128) - 32);
+                ok_row &= row[c] == want;
+                ok_enc &= fabsf(want - x[r * d + c]) <= fabsf(dd) * 1.001f + 1e-7f; /* clamping costs at most a step */
+            }
+            bn_head_row(BN_I8, i8, rows, d, r, row);
+            float sc;
+            memcpy(&sc, i8 + rows * d + 4 * r, 4);
+            for (size_t c = 0; c < d; c++)
+                ok_enc &= fabsf(row[c] - x[r * d + c]) <= 0.5f * sc * 1.001f;
+        }
+        for (int which = 0; which < 2; which++) {
+            bn_head_fn f = bn_head_find(which ? BN_Q6 : BN_I8, cpu);
+            size_t r0 = rows > 1 ? rnd() % 2 : 0;
+            f(which ? (const void *)q6 : i8, rows, d, r0, rows, h, n, y, rows);
+            for (size_t t = 0; t < n; t++) {
+                /* q6: h in blocks of 32, dh = absmax/127, qh = rint(h/dh) */
+                double *hq = malloc(d * sizeof *hq);
+                for (size_t c0 = 0; c0 < d; c0 += 32) {
+                    float amax = 0;
+                    for (size_t i = 0; i < 32; i++)
+                        amax = fmaxf(amax, fabsf(h[t * d + c0 + i]));
+                    for (size_t i = 0; i < 32; i++)
+                        hq[c0 + i] = amax > 0 ? (double)nearbyintf(h[t * d + c0 + i] * (127.0f / amax)) *
+                                                    (double)(amax / 127.0f)
+                                              : 0;
+                }
+                for (size_t r = r0; r < rows; r++) {
+                    double ex = 0, mag = 0;
+                    bn_head_row(which ? BN_Q6 : BN_I8, which ? (const void *)q6 : i8, rows, d, r, row);
+                    for (size_t c = 0; c < d; c++) {
+                        double hv = which ? hq[c] : h[t * d + c];
+                        ex += (double)row[c] * hv;
+                        mag += fabs((double)row[c] * hv);
+                    }
+                    int good = fabs(y[t * rows + r] - ex) <= 1e-5 * mag + 1e-6;
+                    if (which)
+                        ok_q6 &= good;
+                    else
+                        ok_i8 &= good;
+                }
+                free(hq);
+            }
+        }
+        free(x);
+        free(h);
+        free(y);
+        free(row);
+        free(q6);
+        free(i8);
+    }
+    CHECK(cx, ok_enc);
+    CHECK(cx, ok_row);
+    CHECK(cx, ok_i8);
+    CHECK(cx, ok_q6);
+    const char *why;
+    CHECK(cx, bn_head_type_ok(BN_Q6, 2560, &why) && !bn_head_type_ok(BN_Q6, 100, &why) &&
+                  !bn_head_type_ok(BN_T2, 256, &why));
 }
 
 /* Attention (one token, one KV head, g query heads) of the chosen
@@ -500,10 +617,12 @@ int main(int argc, char **argv)
     test_sets(&cx, &cpu);
     test_head(&cx, &cpu);
     test_att(&cx, &cpu);
+    test_qhead(&cx, &cpu);
     {
         bn_cpu none;
         memset(&none, 0, sizeof none);
-        test_att(&cx, &none); /* the scalar one */
+        test_att(&cx, &none); /* the scalar ones */
+        test_qhead(&cx, &none);
     }
     return check_done(&cx, "test_kernels");
 }

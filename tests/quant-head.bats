@@ -1,0 +1,93 @@
+#!/usr/bin/env bats
+# bn-quant --head / --embd: the i8 and q6 head and embedding types — sizes
+# per formats/bn-model.md 4.1, what the loader accepts, and what each one
+# costs in perplexity on the trained tiny model (bounds below; the measured
+# numbers are listed in bn-quant(1)).
+
+load common
+
+setup_file() {
+    local D=$BATS_FILE_TMPDIR
+    bn-convert "$TINY" | bn-quant >"$D/q.bn"
+    for h in i8 q6; do
+        bn-quant --head $h "$D/q.bn" -o "$D/$h.bn"
+    done
+}
+
+setup() {
+    D=$BATS_FILE_TMPDIR
+    T=$BATS_TEST_TMPDIR
+    HELD=$ROOT/tests/data/infer/heldout.txt
+}
+
+tensor_of() { # file name: "type size"
+    bn-convert --info --json "$1" | $PY -c '
+import json, sys
+for t in json.load(sys.stdin)["tensors"]:
+    if t["name"] == sys.argv[1]:
+        print(t["type"], t["size"])' "$2"
+}
+
+ppl() { # model [options]: the perplexity of the held-out text
+    bn-infer -m "$1" --perplexity "$HELD" --kv f32 --json "${@:2}" | $PY -c 'import json,sys; print(json.load(sys.stdin)["ppl"])'
+}
+
+@test "the tied table becomes i8 / q6 at the documented size; the rest is untouched" {
+    # tiny: vocab 4096 x 256
+    [ "$(tensor_of "$D/q.bn" token_embd.weight)" = "bf16 2097152" ]
+    [ "$(tensor_of "$D/i8.bn" token_embd.weight)" = "i8 $((4096 * 256 + 4 * 4096))" ]
+    [ "$(tensor_of "$D/q6.bn" token_embd.weight)" = "q6 $((4096 * 2 * 104))" ]
+    [ "$(tensor_of "$D/q6.bn" blk.0.attn_q.weight)" = "$(tensor_of "$D/q.bn" blk.0.attn_q.weight)" ]
+}
+
+@test "perplexity cost: i8 and q6 heads each below 0.5% of bf16's" {
+    base=$(ppl "$D/q.bn")
+    for h in i8 q6; do
+        p=$(ppl "$D/$h.bn")
+        echo "$h: $p vs bf16 $base"
+        $PY -c "import sys; sys.exit(0 if ($p - $base) / $base < 0.005 else 1)"
+    done
+}
+
+@test "the scalar reference (--kernel ref) and the SIMD head agree to 0.05%" {
+    for h in i8 q6; do
+        a=$(ppl "$D/$h.bn" -c 128)
+        b=$(ppl "$D/$h.bn" -c 128 --kernel ref)
+        echo "$h: $a vs $b"
+        $PY -c "import sys; sys.exit(0 if abs($a - $b) / $b < 5e-4 else 1)"
+    done
+}
+
+@test "greedy generation works from a quantized embedding and head" {
+    echo "4064 17 29 101" >"$T/p.ids"
+    for h in i8 q6; do
+        run bn-infer -m "$D/$h.bn" --temp 0 -n 8 <"$T/p.ids"
+        [ "$status" -eq 0 ]
+        [ "$(echo "$output" | wc -w)" -ge 8 ]
+    done
+}
+
+@test "untied models: --head and --embd pick each tensor's type" {
+    $GEN --format gguf-tq2_0 --arch llama --shape tiny256 "$T/u.gguf" >/dev/null
+    bn-convert "$T/u.gguf" | bn-quant --head q6 --embd i8 >"$T/u.bn"
+    [ "$(tensor_of "$T/u.bn" output.weight | cut -d' ' -f1)" = q6 ]
+    [ "$(tensor_of "$T/u.bn" token_embd.weight | cut -d' ' -f1)" = i8 ]
+    run bn-infer -m "$T/u.bn" --temp 0 -n 4 <<<"5 17 29"
+    [ "$status" -eq 0 ]
+}
+
+@test "errors: unknown types are usage errors; q6 needs rows of a multiple of 128" {
+    run bn-quant --head q5 "$D/q.bn" -o "$T/x.bn"
+    [ "$status" -eq 2 ]
+    run bn-quant --embd t2 "$D/q.bn" -o "$T/x.bn"
+    [ "$status" -eq 2 ]
+    run bn-quant --head
+    [ "$status" -eq 2 ]
+    $GEN --format hf-bf16 --shape tiny "$T/s" >/dev/null # hidden 64
+    run_split "$T/x.bn" bn-quant --head q6 "$T/s"
+    expect_one_line_error "$status" "$err" bn-quant
+    [[ $err == *"multiple of 128"* ]]
+    # i8 works at any width
+    bn-quant --head i8 "$T/s" -o "$T/s8.bn"
+    [ "$(tensor_of "$T/s8.bn" token_embd.weight | cut -d' ' -f1)" = i8 ]
+}
