@@ -198,6 +198,11 @@ void bn_bench_opts_default(bn_bench_opts *o);
 int bn_bench_e2e(const bn_bench_opts *o, const bn_bench_machine *mc, const bn_rapl *rapl, bn_bench_rows *rows,
                  bn_err *e);
 int bn_bench_kernels(const bn_bench_opts *o, const bn_bench_machine *mc, bn_bench_rows *rows, bn_err *e);
+struct bn_pool;
+/* GEMV of the output head in every head type this build runs (f16, bf16,
+ * f32, i8, q6), kernel "head". */
+int bn_bench_heads(const bn_bench_opts *o, const bn_bench_machine *mc, struct bn_pool *pool, int threads,
+                   bn_bench_rows *rows, bn_err *e);
 int bn_bench_machine_rows(const bn_bench_machine *mc, bn_bench_rows *rows);
 int bn_bench_tokenize(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e);
 int bn_bench_convert(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e);

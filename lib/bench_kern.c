@@ -264,6 +264,11 @@ int bn_bench_kernels(const bn_bench_opts *o, const bn_bench_machine *mc, bn_benc
                         bn_pool_free(pool);
                         return -1;
                     }
+        /* The float or quantized output head, unless -k picked sets. */
+        if (!o->n_kernels && bn_bench_heads(o, mc, pool, o->threads[ti], rows, e)) {
+            bn_pool_free(pool);
+            return -1;
+        }
         bn_pool_free(pool);
     }
     return 0;
