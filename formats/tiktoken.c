@@ -79,8 +79,10 @@ int bn_tokenizer_section_from_tiktoken(const char *rank_file, bn_meta *section, 
     uint64_t max_rank = 0;
     int rc = -1;
     /* Ranks are 0..max without gaps, one a line, so none can reach the
-     * number of lines: checking that before `seen` grows to a rank keeps a
-     * hostile rank of two billion from sizing it. */
+     * number of lines. A rank past the id bound for that many lines is
+     * refused before `seen` grows to it (a hostile rank of two billion
+     * would size it in gigabytes); a smaller one is reported below as the
+     * gap it leaves. */
     size_t n_lines = 0;
     for (const uint8_t *q = m.data, *end = m.data + m.size; q < end; n_lines++) {
         const uint8_t *nl = memchr(q, '\n', (size_t)(end - q));
@@ -113,7 +115,7 @@ int bn_tokenizer_section_from_tiktoken(const char *rank_file, bn_meta *section, 
             bn_fail(e, "%s: line %zu: expected 'BASE64 RANK'", rank_file, line + 1);
             goto out;
         }
-        if (rank >= n_lines) {
+        if (rank >= tok_id_limit(n_lines)) {
             bn_fail(e, "%s: line %zu: rank %llu is out of range (a file of %zu lines holds ranks 0..%zu)", rank_file,
                     line + 1, (unsigned long long)rank, n_lines, n_lines - 1);
             goto out;
