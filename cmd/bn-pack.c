@@ -19,7 +19,7 @@ static const bn_prog prog = {
     "\n"
     "options:\n"
     "  -o, --output FILE     write to FILE (atomically); default standard output\n"
-    "  -l, --layout NAME     auto (default: t2), t2, i2s\n"
+    "  -l, --layout NAME     auto (default: t2), t2, i2s, b3 (1.6 bits: decode reads a fifth less)\n"
     "  -t, --target NAME     auto (this CPU), generic, avx2, avx512, amx, neon\n"
     "      --list            print the layouts and the kernel sets this CPU can run\n"
     "      --report FILE     one line per repacked tensor to FILE ('-' = standard error)\n"
@@ -35,7 +35,7 @@ static int list(void)
     char buf[256];
     bn_cpu_detect(&cpu);
     printf("cpu features: %s\n", bn_cpu_describe(&cpu, buf, sizeof buf));
-    static const uint32_t layouts[] = {BN_T2, BN_I2S};
+    static const uint32_t layouts[] = {BN_T2, BN_I2S, BN_B3};
     const char *const *names = bn_kernels_names();
     for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
         printf("layout %-4s kernels:", layouts[i] == BN_T2 ? "t2" : bn_packed_name(layouts[i]));

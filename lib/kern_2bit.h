@@ -32,6 +32,8 @@
  * and whole layout groups. */
 static inline size_t k2_nvec(uint32_t layout, size_t W, size_t k)
 {
+    if (layout == BN_B3)
+        return 0; /* b3 kernels keep activations in natural order */
     if (layout == BN_I2S) {
         size_t blocks = k / 128; /* whole 32-byte blocks */
         return W <= 32 ? blocks * (32 / W) : blocks / (W / 32);

@@ -151,12 +151,162 @@ static TAVX2 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, 
 SET_FUNCS(BN_T2, t2)
 SET_FUNCS(BN_I2S, i2s)
 
+/* ------------------------------------------------------------------ b3
+ * Five weights per byte (kern_avx512.c explains the digit arithmetic). A
+ * 32-byte load is half a 320-column block: plane j of half h holds columns
+ * 64j + 32h .. +31, natural order. Without unsigned byte compares, m > 85
+ * is max(m, 86) == m; the digits (0..2) go through vpmaddubsw as the
+ * 2-bit codes do (five planes: int16 sums stay below 2·2·128·5). */
+enum { B3_BLK = 320 };
+
+static TAVX2 INLINE __m256i b3_digits(__m256i m)
+{
+    __m256i c1 = _mm256_cmpeq_epi8(_mm256_max_epu8(m, _mm256_set1_epi8(86)), m);
+    __m256i c2 = _mm256_cmpeq_epi8(_mm256_max_epu8(m, _mm256_set1_epi8((char)171)), m);
+    return _mm256_sub_epi8(_mm256_sub_epi8(_mm256_setzero_si256(), c1), c2);
+}
+
+static TAVX2 INLINE void b3_tile(const uint8_t *w, size_t rb, size_t V, const int8_t *q, size_t ldq, int RT, int TT,
+                                 int32_t out[4][4])
+{
+    __m256i acc[4][4];
+    const __m256i ones = _mm256_set1_epi16(1);
+    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) acc[r][t] = _mm256_setzero_si256();
+    for (size_t v = 0; v < 2 * V; v++) { /* half blocks */
+        size_t col = B3_BLK * (v / 2) + 32 * (v % 2);
+        __m256i m[4], s16[4][4];
+        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+            m[r] = _mm256_loadu_si256((const __m256i *)(w + (size_t)r * rb + 32 * v));
+        _Pragma("GCC unroll 5") for (int j = 0; j < 5; j++) {
+            __m256i d[4];
+            _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
+                d[r] = b3_digits(m[r]);
+                m[r] = _mm256_add_epi8(m[r], _mm256_add_epi8(m[r], m[r]));
+            }
+            _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) {
+                __m256i a = _mm256_loadu_si256((const __m256i *)(q + (size_t)t * ldq + col + 64 * j));
+                _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
+                    __m256i p = _mm256_maddubs_epi16(d[r], a);
+                    s16[r][t] = j ? _mm256_add_epi16(s16[r][t], p) : p;
+                }
+            }
+        }
+        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+            _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)
+                acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(s16[r][t], ones));
+    }
+    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) out[r][t] = hsum(acc[r][t]);
+}
+
+/* The last, partial block of a row (k not a multiple of 320) runs through
+ * the same tile on a zero-padded copy of its activations: padding weights
+ * are 0 and so are their activations, and no scalar tail is needed. */
+static inline size_t b3_pad(const int8_t *q, size_t k, size_t c0, int8_t pad[B3_BLK], int32_t *sum)
+{
+    size_t rem = k - c0;
+    memset(pad, 0, B3_BLK);
+    if (rem)
+        memcpy(pad, q + c0, rem);
+    for (size_t i = 0; i < rem; i++)
+        *sum += pad[i];
+    return rem;
+}
+
+static TAVX2 void b3_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, float s,
+                          float *y)
+{
+    size_t rb = bn_packed_row_bytes(BN_B3, k), V = k / B3_BLK, c0 = B3_BLK * V;
+    int8_t pad[B3_BLK];
+    int32_t qs = qsum(q, c0), out[4][4], o2[4][4] = {{0}};
+    size_t rem = b3_pad(q, k, c0, pad, &qs);
+    size_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        b3_tile(w + r * rb, rb, V, q, 0, 4, 1, out);
+        if (rem)
+            b3_tile(w + r * rb + 64 * V, rb, 1, pad, 0, 4, 1, o2);
+        for (int i = 0; i < 4; i++)
+            y[r + i] = bn_kern_out(out[i][0] + o2[i][0] - qs, s, beta);
+    }
+    for (; r < r1; r++) {
+        b3_tile(w + r * rb, rb, V, q, 0, 1, 1, out);
+        if (rem)
+            b3_tile(w + r * rb + 64 * V, rb, 1, pad, 0, 1, 1, o2);
+        y[r] = bn_kern_out(out[0][0] + o2[0][0] - qs, s, beta);
+    }
+}
+
+static TAVX2 void b3_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,
+                          const float *s, size_t n, size_t ldq, float *y, size_t ldy)
+{
+    size_t rb = bn_packed_row_bytes(BN_B3, k), V = k / B3_BLK, c0 = B3_BLK * V;
+    int32_t qs[BN_KERN_MAX_N];
+    _Alignas(64) int8_t pad[BN_KERN_MAX_N][B3_BLK];
+    size_t rem = 0;
+    for (size_t t = 0; t < n; t++) {
+        qs[t] = qsum(q + t * ldq, c0);
+        rem = b3_pad(q + t * ldq, k, c0, pad[t], &qs[t]);
+    }
+    for (size_t r = r0, rt; r < r1; r += rt) {
+        rt = r1 - r >= 2 ? 2 : 1;
+        for (size_t t = 0; t < n; t += 4) {
+            int tt = n - t >= 4 ? 4 : (int)(n - t);
+            int32_t out[4][4];
+            const uint8_t *wr = w + r * rb;
+            const int8_t *qt = q + t * ldq;
+            if (rt == 2) {
+                switch (tt) {
+                case 4: b3_tile(wr, rb, V, qt, ldq, 2, 4, out); break;
+                case 3: b3_tile(wr, rb, V, qt, ldq, 2, 3, out); break;
+                case 2: b3_tile(wr, rb, V, qt, ldq, 2, 2, out); break;
+                default: b3_tile(wr, rb, V, qt, ldq, 2, 1, out); break;
+                }
+            } else {
+                switch (tt) {
+                case 4: b3_tile(wr, rb, V, qt, ldq, 1, 4, out); break;
+                case 3: b3_tile(wr, rb, V, qt, ldq, 1, 3, out); break;
+                case 2: b3_tile(wr, rb, V, qt, ldq, 1, 2, out); break;
+                default: b3_tile(wr, rb, V, qt, ldq, 1, 1, out); break;
+                }
+            }
+            int32_t o2[4][4] = {{0}};
+            if (rem) {
+                if (rt == 2) {
+                    switch (tt) {
+                    case 4: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 2, 4, o2); break;
+                    case 3: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 2, 3, o2); break;
+                    case 2: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 2, 2, o2); break;
+                    default: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 2, 1, o2); break;
+                    }
+                } else {
+                    switch (tt) {
+                    case 4: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 1, 4, o2); break;
+                    case 3: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 1, 3, o2); break;
+                    case 2: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 1, 2, o2); break;
+                    default: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 1, 1, o2); break;
+                    }
+                }
+            }
+            for (size_t i = 0; i < rt; i++)
+                for (int j = 0; j < tt; j++) {
+                    size_t tk = t + (size_t)j;
+                    int32_t a = out[i][j] + o2[i][j] - qs[tk];
+                    y[tk * ldy + r + i] = bn_kern_out(a, s[tk], beta);
+                }
+        }
+    }
+}
+
+K2_COMMON_FUNCS(BN_B3, W, b3)
+static const bn_kernels set_b3 = {"avx2", BN_B3, b3_quantize, b3_gemm, b3_gemv, b3_gemm_f32};
+
 static const bn_kernels set_t2 = {"avx2", BN_T2, t2_quantize, t2_gemm, t2_gemv, t2_gemm_f32};
 static const bn_kernels set_i2s = {"avx2", BN_I2S, i2s_quantize, i2s_gemm, i2s_gemv, i2s_gemm_f32};
 
 const bn_kernels *bn_kernels_avx2(uint32_t layout)
 {
-    return layout == BN_T2 ? &set_t2 : layout == BN_I2S ? &set_i2s : NULL;
+    return layout == BN_T2 ? &set_t2 : layout == BN_I2S ? &set_i2s : layout == BN_B3 ? &set_b3 : NULL;
 }
 
 #else

@@ -227,12 +227,189 @@ static T512 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, s
 SET_FUNCS(BN_T2, t2)
 SET_FUNCS(BN_I2S, i2s)
 
+/* ------------------------------------------------------------------ b3
+ * Five weights per byte (pack.h, formats/bn-model.md 4.1). A 64-byte load
+ * is one block of 320 columns; digit plane j of it is columns 64j..64j+63,
+ * so the activations stay in natural order. m_0 is the byte, m_(j+1) =
+ * 3·m_j mod 256 (two byte adds, which wrap), and digit j = ⌊3·m_j/256⌋.
+ *
+ * GEMV avoids extracting digits at all: 3·m_j = 256·d_j + m_(j+1), so
+ *   256·Σ_j d_j·a_j = 3·Σ_j m_j·a_j − Σ_j m_(j+1)·a_j,
+ * two vpdpbusd per plane on the raw bytes (both sums exact in int32 per
+ * lane; combined in int64). GEMM extracts digits once per row and plane
+ * (two unsigned compares into masks, d = (m > 85) + (m > 170)) and shares
+ * them over the tile's tokens. */
+enum { B3_BLK = 320 };
+
+static T512 INLINE int64_t sum64(__m512i v)
+{
+    __m512i w = _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)),
+                                 _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)));
+    return _mm512_reduce_add_epi64(w);
+}
+
+static T512 INLINE void b3_rows_gemv(const uint8_t *w, size_t rb, size_t V, const int8_t *q, int RT, int64_t out[4])
+{
+    __m512i a1[4], a2[4];
+    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) a1[r] = a2[r] = _mm512_setzero_si512();
+    for (size_t v = 0; v < V; v++) {
+        const int8_t *qv = q + B3_BLK * v;
+        __m512i m[4];
+        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+            m[r] = _mm512_loadu_si512((const void *)(w + (size_t)r * rb + 64 * v));
+        _Pragma("GCC unroll 5") for (int j = 0; j < 5; j++) {
+            __m512i a = _mm512_loadu_si512((const void *)(qv + 64 * j));
+            _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
+                a1[r] = _mm512_dpbusd_epi32(a1[r], m[r], a);
+                m[r] = _mm512_add_epi8(m[r], _mm512_add_epi8(m[r], m[r]));
+                a2[r] = _mm512_dpbusd_epi32(a2[r], m[r], a);
+            }
+        }
+    }
+    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) out[r] = (3 * sum64(a1[r]) - sum64(a2[r])) / 256;
+}
+
+/* The last, partial block of a row (k not a multiple of 320) runs through
+ * the same code on a zero-padded copy of its activations: padding weights
+ * are 0 and so are their activations, and no scalar tail is needed. */
+static inline size_t b3_pad(const int8_t *q, size_t k, size_t c0, int8_t pad[B3_BLK], int32_t *sum)
+{
+    size_t rem = k - c0;
+    memset(pad, 0, B3_BLK);
+    if (rem)
+        memcpy(pad, q + c0, rem);
+    for (size_t i = 0; i < rem; i++)
+        *sum += pad[i];
+    return rem;
+}
+
+static T512 void b3_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, float s,
+                         float *y)
+{
+    size_t rb = bn_packed_row_bytes(BN_B3, k), V = k / B3_BLK, c0 = B3_BLK * V;
+    _Alignas(64) int8_t pad[B3_BLK];
+    int32_t qs = qsum(q, c0); /* c0 is a multiple of 64 */
+    size_t rem = b3_pad(q, k, c0, pad, &qs);
+    int64_t out[4], o2[4];
+    size_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        b3_rows_gemv(w + r * rb, rb, V, q, 4, out);
+        if (rem)
+            b3_rows_gemv(w + r * rb + 64 * V, rb, 1, pad, 4, o2);
+        for (int i = 0; i < 4; i++)
+            y[r + i] = bn_kern_out((int32_t)(out[i] + (rem ? o2[i] : 0)) - qs, s, beta);
+    }
+    for (; r < r1; r++) {
+        b3_rows_gemv(w + r * rb, rb, V, q, 1, out);
+        if (rem)
+            b3_rows_gemv(w + r * rb + 64 * V, rb, 1, pad, 1, o2);
+        y[r] = bn_kern_out((int32_t)(out[0] + (rem ? o2[0] : 0)) - qs, s, beta);
+    }
+}
+
+static T512 INLINE __m512i b3_digits(__m512i m)
+{
+    __mmask64 k1 = _mm512_cmpgt_epu8_mask(m, _mm512_set1_epi8(85));
+    __mmask64 k2 = _mm512_cmpgt_epu8_mask(m, _mm512_set1_epi8((char)170));
+    return _mm512_mask_blend_epi8(k2, _mm512_maskz_mov_epi8(k1, _mm512_set1_epi8(1)), _mm512_set1_epi8(2));
+}
+
+static T512 INLINE void b3_tile(const uint8_t *w, size_t rb, size_t V, const int8_t *q, size_t ldq, int RT, int TT,
+                                int32_t out[4][4])
+{
+    __m512i acc[4][4];
+    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) acc[r][t] = _mm512_setzero_si512();
+    for (size_t v = 0; v < V; v++) {
+        __m512i m[4];
+        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+            m[r] = _mm512_loadu_si512((const void *)(w + (size_t)r * rb + 64 * v));
+        _Pragma("GCC unroll 5") for (int j = 0; j < 5; j++) {
+            __m512i d[4];
+            _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
+                d[r] = b3_digits(m[r]);
+                m[r] = _mm512_add_epi8(m[r], _mm512_add_epi8(m[r], m[r]));
+            }
+            _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) {
+                __m512i a = _mm512_loadu_si512((const void *)(q + (size_t)t * ldq + B3_BLK * v + 64 * j));
+                _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], d[r], a);
+            }
+        }
+    }
+    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) out[r][t] = _mm512_reduce_add_epi32(acc[r][t]);
+}
+
+static T512 void b3_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,
+                         const float *s, size_t n, size_t ldq, float *y, size_t ldy)
+{
+    size_t rb = bn_packed_row_bytes(BN_B3, k), V = k / B3_BLK, c0 = B3_BLK * V;
+    int32_t qs[BN_KERN_MAX_N];
+    _Alignas(64) int8_t pad[BN_KERN_MAX_N][B3_BLK];
+    size_t rem = 0;
+    for (size_t t = 0; t < n; t++) {
+        qs[t] = qsum(q + t * ldq, c0);
+        rem = b3_pad(q + t * ldq, k, c0, pad[t], &qs[t]);
+    }
+    for (size_t r = r0, rt; r < r1; r += rt) {
+        rt = r1 - r >= 4 ? 4 : 1; /* the last 1-3 rows one at a time */
+        for (size_t t = 0; t < n; t += 4) {
+            int tt = n - t >= 4 ? 4 : (int)(n - t);
+            int32_t out[4][4];
+            const uint8_t *wr = w + r * rb;
+            const int8_t *qt = q + t * ldq;
+            if (rt == 4) {
+                switch (tt) {
+                case 4: b3_tile(wr, rb, V, qt, ldq, 4, 4, out); break;
+                case 3: b3_tile(wr, rb, V, qt, ldq, 4, 3, out); break;
+                case 2: b3_tile(wr, rb, V, qt, ldq, 4, 2, out); break;
+                default: b3_tile(wr, rb, V, qt, ldq, 4, 1, out); break;
+                }
+            } else {
+                switch (tt) {
+                case 4: b3_tile(wr, rb, V, qt, ldq, 1, 4, out); break;
+                case 3: b3_tile(wr, rb, V, qt, ldq, 1, 3, out); break;
+                case 2: b3_tile(wr, rb, V, qt, ldq, 1, 2, out); break;
+                default: b3_tile(wr, rb, V, qt, ldq, 1, 1, out); break;
+                }
+            }
+            int32_t o2[4][4] = {{0}};
+            if (rem) {
+                if (rt == 4) {
+                    switch (tt) {
+                    case 4: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 4, 4, o2); break;
+                    case 3: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 4, 3, o2); break;
+                    case 2: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 4, 2, o2); break;
+                    default: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 4, 1, o2); break;
+                    }
+                } else {
+                    switch (tt) {
+                    case 4: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 1, 4, o2); break;
+                    case 3: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 1, 3, o2); break;
+                    case 2: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 1, 2, o2); break;
+                    default: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 1, 1, o2); break;
+                    }
+                }
+            }
+            for (size_t i = 0; i < rt; i++)
+                for (int j = 0; j < tt; j++) {
+                    size_t tk = t + (size_t)j;
+                    int32_t a = out[i][j] + o2[i][j] - qs[tk];
+                    y[tk * ldy + r + i] = bn_kern_out(a, s[tk], beta);
+                }
+        }
+    }
+}
+
+K2_COMMON_FUNCS(BN_B3, W, b3)
+static const bn_kernels set_b3 = {"avx512", BN_B3, b3_quantize, b3_gemm, b3_gemv, b3_gemm_f32};
+
 static const bn_kernels set_t2 = {"avx512", BN_T2, t2_quantize, t2_gemm, t2_gemv, t2_gemm_f32};
 static const bn_kernels set_i2s = {"avx512", BN_I2S, i2s_quantize, i2s_gemm, i2s_gemv, i2s_gemm_f32};
 
 const bn_kernels *bn_kernels_avx512(uint32_t layout)
 {
-    return layout == BN_T2 ? &set_t2 : layout == BN_I2S ? &set_i2s : NULL;
+    return layout == BN_T2 ? &set_t2 : layout == BN_I2S ? &set_i2s : layout == BN_B3 ? &set_b3 : NULL;
 }
 
 #else

@@ -45,11 +45,30 @@ static void i2s_gemm_f32(const uint8_t *w, size_t k, size_t r0, size_t r1, float
 
 static const bn_kernels ref_i2s = {"ref", BN_I2S, ref_quantize, i2s_gemm, i2s_gemv, i2s_gemm_f32};
 
+static void b3_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, const float *s,
+                    size_t n, size_t ldq, float *y, size_t ldy)
+{
+    ref_gemm_layout(BN_B3, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);
+}
+
+static void b3_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, float s, float *y)
+{
+    ref_gemm_layout(BN_B3, w, k, r0, r1, beta, q, &s, 1, k, y, 0);
+}
+
+static void b3_gemm_f32(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const float *x, size_t n,
+                        size_t ldx, float *y, size_t ldy)
+{
+    k2_gemm_f32(BN_B3, w, k, r0, r1, beta, x, n, ldx, y, ldy);
+}
+
+static const bn_kernels ref_b3 = {"ref", BN_B3, ref_quantize, b3_gemm, b3_gemv, b3_gemm_f32};
+
 const bn_kernels *bn_kernels_ref_packed(uint32_t layout)
 {
     if (layout == BN_T2)
         return bn_kernels_ref_t2();
-    return layout == BN_I2S ? &ref_i2s : NULL;
+    return layout == BN_I2S ? &ref_i2s : layout == BN_B3 ? &ref_b3 : NULL;
 }
 
 /* ------------------------------------------------------------ choice */

@@ -2,7 +2,7 @@
  * ternary projection rewritten into a kernel layout out, one tensor in
  * memory at a time (the pattern of quantize.c).
  *
- * Which layout for which target: bn's SIMD kernels read `t2` and `i2s`
+ * Which layout for which target: bn's SIMD kernels read `t2`, `i2s` and `b3`
  * at the same speed on every ISA, because each kernel set puts the
  * activations (not the weights) into the order its loads need
  * (kern_2bit.h). So "auto" keeps t2 — already the fastest — and i2s is
@@ -39,7 +39,7 @@ int bn_pack_choose(const char *layout, const char *target, uint32_t *type, const
         *why = "as asked";
         return 0;
     }
-    return bn_fail(e, "unknown layout '%s' (one of auto, t2, i2s)", layout);
+    return bn_fail(e, "unknown layout '%s' (one of auto, t2, i2s, b3)", layout);
 }
 
 static int is_ternary(uint32_t t)

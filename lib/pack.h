@@ -15,9 +15,15 @@ enum {
      * 32m+i of a block in byte i at bits 7-2m:6-2m; rows padded to whole
      * blocks; then β and 28 bytes holding seven more copies of β. */
     BN_I2S = 16,
+    /* base 3, five weights per byte (1.6 bits): rows of 64-byte blocks of
+     * 320 columns; byte b of a block holds columns 64j + b (j = 0..4) as
+     * the digits of v = Σ 3^(4-j)·(w+1), stored as q = ⌈256·v/243⌉ so
+     * that digit j is ⌊3·m_j/256⌋ with m_0 = q, m_(j+1) = 3·m_j mod 256;
+     * padding digits are 1 (w = 0); then β. */
+    BN_B3 = 17,
 };
 
-/* Name of a packed layout ("i2s"), NULL if unknown. */
+/* Name of a packed layout ("i2s", "b3"), NULL if unknown. */
 const char *bn_packed_name(uint32_t type);
 int bn_packed_from_name(const char *name, uint32_t *type);
 /* Bytes of one row of k columns, and of a whole [rows, k] tensor; 0 if

@@ -6,13 +6,17 @@
 
 const char *bn_packed_name(uint32_t type)
 {
-    return type == BN_I2S ? "i2s" : NULL;
+    return type == BN_I2S ? "i2s" : type == BN_B3 ? "b3" : NULL;
 }
 
 int bn_packed_from_name(const char *name, uint32_t *type)
 {
     if (!strcmp(name, "i2s")) {
         *type = BN_I2S;
+        return 0;
+    }
+    if (!strcmp(name, "b3")) {
+        *type = BN_B3;
         return 0;
     }
     return -1;
@@ -25,6 +29,8 @@ uint64_t bn_packed_row_bytes(uint32_t type, uint64_t k)
         return (k + 3) / 4;
     case BN_I2S:
         return (k + 127) / 128 * 32;
+    case BN_B3:
+        return (k + 319) / 320 * 64;
     default:
         return 0;
     }
@@ -37,6 +43,7 @@ uint64_t bn_packed_size(uint32_t type, uint64_t rows, uint64_t k)
         return 0;
     switch (type) {
     case BN_T2:
+    case BN_B3:
         return rows * rb + 4;
     case BN_I2S:
         return rows * rb + 32;
@@ -54,10 +61,22 @@ static inline void i2s_pos(uint64_t rb, uint64_t r, uint64_t c, uint64_t *byte, 
     *shift = 6 - 2 * (unsigned)(j / 32);
 }
 
+/* Digit j (0 = most significant) of the five a b3 byte holds: each step
+ * multiplies the byte, read as a base-3 fraction of 256, by 3 (mod 256)
+ * and the next digit is what moved past the point. */
+static inline int b3_digit(unsigned q, unsigned j)
+{
+    for (unsigned i = 0; i < j; i++)
+        q = (3 * q) & 255;
+    return (int)((3 * q) >> 8);
+}
+
 int bn_packed_get(uint32_t type, const uint8_t *data, uint64_t k, uint64_t r, uint64_t c)
 {
     uint64_t rb = bn_packed_row_bytes(type, k), b;
     unsigned sh;
+    if (type == BN_B3)
+        return b3_digit(data[r * rb + c / 320 * 64 + c % 64], (unsigned)(c % 320 / 64)) - 1;
     if (type == BN_I2S)
         i2s_pos(rb, r, c, &b, &sh);
     else {
@@ -77,6 +96,21 @@ int bn_pack_t2(uint32_t type, const uint8_t *t2, uint64_t rows, uint64_t k, uint
     memcpy(&beta, t2 + rows * t2rb, 4);
     if (type == BN_T2) {
         memcpy(out, t2, size);
+        return 0;
+    }
+    if (type == BN_B3) {
+        for (uint64_t r = 0; r < rows; r++)
+            for (uint64_t i = 0; i < rb; i++) {
+                uint64_t c0 = i / 64 * 320 + i % 64;
+                unsigned v = 0;
+                for (unsigned j = 0; j < 5; j++) {
+                    uint64_t c = c0 + 64 * j;
+                    unsigned code = c < k ? (t2[r * t2rb + c / 4] >> (2 * (c % 4))) & 3 : 1;
+                    v = 3 * v + code;
+                }
+                out[r * rb + i] = (uint8_t)((v * 256 + 242) / 243); /* ⌈256·v/243⌉ */
+            }
+        memcpy(out + rows * rb, &beta, 4);
         return 0;
     }
     memset(out, 0x55, rows * rb); /* code 1 (w = 0) in every padding slot */

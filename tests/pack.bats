@@ -53,6 +53,38 @@ for t in json.load(sys.stdin)["tensors"]:
     diff <(tensor_hashes "$T/q.bn") <(tensor_hashes "$T/b.bn")
 }
 
+@test "t2 -> b3 -> t2 is byte-identical; b3 bytes match the specification (formats.md 4.1)" {
+    bn-pack -l b3 "$T/q.bn" -o "$T/b3.bn"
+    bn-pack -l t2 "$T/b3.bn" -o "$T/back.bn"
+    diff <(tensor_hashes "$T/q.bn") <(tensor_hashes "$T/back.bn")
+    # attn_q 256 x 256: one 320-column block of 64 bytes per row, then beta
+    tensor_hashes "$T/b3.bn" | grep -q 'blk.0.attn_q.weight b3 16388 '
+    $PY - "$ROOT/tests/ref" "$T/q.bn" "$T/b3.bn" <<'PYEOF'
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import bnread
+q, b = bnread.read(sys.argv[2]), bnread.read(sys.argv[3])
+n = 0
+for t in q.tensors:
+    if t.type != 4:
+        continue
+    w, beta = bnread.t2_decode(q.tensor_bytes(t), t.shape)
+    raw = np.frombuffer(b.tensor_bytes(t.name), dtype=np.uint8)
+    R, K = t.shape
+    nb = -(-K // 320)
+    rows = raw[:R * nb * 64].reshape(R, nb, 64).astype(np.int64)
+    v = rows * 243 // 256                      # the base-3 number each byte stores
+    digits = np.stack([v // 3 ** (4 - j) % 3 for j in range(5)], axis=2)   # R, nb, 5, 64
+    cols = digits.reshape(R, nb * 320)         # column 320*blk + 64*j + b
+    assert (cols[:, :K] - 1 == w).all(), t.name
+    assert (cols[:, K:] == 1).all(), t.name    # padding is w = 0
+    assert np.frombuffer(raw[R * nb * 64:].tobytes(), dtype="<f4")[0] == beta
+    n += 1
+assert n == 42, n
+PYEOF
+}
+
 @test "non-projection tensors pass through untouched" {
     bn-pack -l i2s "$T/q.bn" -o "$T/i.bn"
     diff <(tensor_hashes "$T/q.bn" | grep -v -E 'attn_(q|k|v|output)|ffn_(gate|up|down)') \
@@ -120,10 +152,12 @@ PYEOF
     [[ $output == *"cpu features:"* ]]
     [[ $output == *"layout t2 "*"ref"* ]]
     [[ $output == *"layout i2s"*"ref"* ]]
+    [[ $output == *"layout b3"*"ref"* ]]
 }
 
 @test "every layout and kernel set gives the same perplexity (repacking is exact)" {
     bn-pack -l i2s "$T/q.bn" -o "$T/i.bn"
+    bn-pack -l b3 "$T/q.bn" -o "$T/b.bn"
     held=$ROOT/tests/data/infer/heldout.txt
     # The ternary kernels are exact, so every layout gives the same bytes
     # under one kernel set. The SIMD float parts (attention, head) that
@@ -132,7 +166,7 @@ PYEOF
     # way: across that line the perplexities agree to 0.05%.
     ref=$(bn-infer -m "$T/q.bn" --kernel ref --kv f32 -t 1 -c 128 --perplexity "$held")
     auto=$(bn-infer -m "$T/q.bn" --kernel auto --kv f32 -t 1 -c 128 --perplexity "$held")
-    for m in "$T/q.bn" "$T/i.bn"; do
+    for m in "$T/q.bn" "$T/i.bn" "$T/b.bn"; do
         for k in ref auto; do
             out=$(bn-infer -m "$m" --kernel $k --kv f32 -t 2 -c 128 --perplexity "$held")
             want=$ref

@@ -61,6 +61,48 @@ static int i2s_spec(const uint8_t *p, size_t K, size_t r, size_t k)
     return ((p[byte] >> sh) & 3) - 1;
 }
 
+/* b3 from formats/bn-model.md 4.1 by plain base-3 arithmetic (not the
+ * kernels' fraction trick): v = ⌊q·243/256⌋, digit j = ⌊v / 3^(4-j)⌋ mod 3. */
+static int b3_spec(const uint8_t *p, size_t K, size_t r, size_t c)
+{
+    size_t rb = (K + 319) / 320 * 64;
+    unsigned q = p[r * rb + c / 320 * 64 + c % 64], v = q * 243 / 256, j = (unsigned)(c % 320 / 64);
+    for (unsigned i = j; i < 4; i++)
+        v /= 3;
+    return (int)(v % 3) - 1;
+}
+
+static void test_b3_layout(check_ctx *cx)
+{
+    static const size_t ks[] = {1, 5, 64, 319, 320, 321, 640, 1000};
+    int same = 1, spec = 1, back_ok = 1, size_ok = 1;
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+        size_t k = ks[i], rows = 1 + rnd() % 5;
+        uint8_t *t2 = make_t2(rows, k, (int)(i % 4), 0.25f);
+        uint64_t sz = bn_packed_size(BN_B3, rows, k);
+        size_ok &= sz == rows * ((k + 319) / 320 * 64) + 4;
+        uint8_t *p = malloc(sz), *back = malloc(rows * ((k + 3) / 4) + 4);
+        bn_pack_t2(BN_B3, t2, rows, k, p);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t c = 0; c < (k + 319) / 320 * 320; c++) {
+                if (c < k) {
+                    same &= bn_packed_get(BN_B3, p, k, r, c) == t2_at(t2, k, r, c);
+                    spec &= b3_spec(p, k, r, c) == t2_at(t2, k, r, c);
+                } else
+                    spec &= b3_spec(p, k, r, c) == 0; /* padding is w = 0 */
+            }
+        bn_unpack_t2(BN_B3, p, rows, k, back);
+        back_ok &= !memcmp(back, t2, rows * ((k + 3) / 4) + 4);
+        free(t2);
+        free(p);
+        free(back);
+    }
+    CHECK(cx, same);
+    CHECK(cx, spec);
+    CHECK(cx, back_ok);
+    CHECK(cx, size_ok);
+}
+
 static void test_layouts(check_ctx *cx)
 {
     static const size_t ks[] = {1, 3, 4, 5, 127, 128, 129, 256, 300, 640};
@@ -153,13 +195,13 @@ static int one_case(const bn_kernels *ref, const bn_kernels *set, uint32_t layou
 
 static void test_sets(check_ctx *cx, const bn_cpu *cpu)
 {
-    static const uint32_t layouts[] = {BN_T2, BN_I2S};
-    static const size_t ks[] = {1, 2, 5, 31, 64, 100, 127, 128, 129, 192, 255, 256, 257, 384, 511, 512,
-                                513, 640, 704, 1000, 1024, 1100, 2560};
+    static const uint32_t layouts[] = {BN_T2, BN_I2S, BN_B3};
+    static const size_t ks[] = {1, 2, 5, 31, 64, 100, 127, 128, 129, 192, 255, 256, 257, 319, 320, 321, 384, 511, 512,
+                                513, 640, 704, 961, 1000, 1024, 1100, 2560};
     static const size_t rowss[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 33};
     static const size_t ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 64};
     const char *const *names = bn_kernels_names();
-    for (size_t li = 0; li < 2; li++) {
+    for (size_t li = 0; li < sizeof layouts / sizeof layouts[0]; li++) {
         uint32_t L = layouts[li];
         const bn_kernels *ref = bn_kernels_pick("ref", L, cpu);
         CHECK(cx, ref != NULL);
@@ -182,7 +224,7 @@ static void test_sets(check_ctx *cx, const bn_cpu *cpu)
                     ok &= one_case(ref, set, L, 5, 8192 + 128 * (size_t)wm, 6, wm, xm);
                     cases++;
                 }
-            printf("  %-8s %-4s %d cases %s\n", strcmp(names[ni], "auto") ? names[ni] : "auto", L == BN_T2 ? "t2" : "i2s",
+            printf("  %-8s %-4s %d cases %s\n", strcmp(names[ni], "auto") ? names[ni] : "auto", bn_type_name(L),
                    cases, ok ? "bit-exact" : "MISMATCH");
             CHECK(cx, ok);
         }
@@ -315,8 +357,8 @@ static int bench(const char *only)
     bn_cpu cpu;
     bn_cpu_detect(&cpu);
     const char *names[] = {"ref", "avx2", "avx512", "neon", "dotprod"};
-    uint32_t layouts[] = {BN_T2, BN_I2S};
-    for (size_t li = 0; li < 2; li++) {
+    uint32_t layouts[] = {BN_T2, BN_I2S, BN_B3};
+    for (size_t li = 0; li < sizeof layouts / sizeof layouts[0]; li++) {
         bench_mat *mats = calloc(LAYERS * 7, sizeof *mats);
         double bytes = 0, ops1 = 0;
         for (size_t i = 0; i < LAYERS * 7; i++) {
@@ -345,7 +387,7 @@ static int bench(const char *only)
                 double tm = bench_run(set, mats, 7, 64, nth, strcmp(names[ni], "ref") ? 10 : 1, &cm);
                 printf("%-4s %-8s %dt  decode %7.2f ms/token  %6.2f GB/s  %6.1f GOPS (thread-0 cpu %6.2f GB/s) | "
                        "prefill n=64 %7.1f GOPS = %6.1f tok/s (thread-0 cpu %6.1f GOPS)\n",
-                       layouts[li] == BN_T2 ? "t2" : "i2s", names[ni], nth, 1e3 * tv, bytes / tv / 1e9, ops1 / tv / 1e9,
+                       bn_type_name(layouts[li]), names[ni], nth, 1e3 * tv, bytes / tv / 1e9, ops1 / tv / 1e9,
                        bytes / cv / 1e9 / nth, ops1 / LAYERS * 64 / tm / 1e9, 64 / (tm * LAYERS),
                        ops1 / LAYERS * 64 / cm / 1e9 / nth);
                 fflush(stdout);
@@ -613,6 +655,7 @@ int main(int argc, char **argv)
     bn_cpu cpu;
     bn_cpu_detect(&cpu);
     test_layouts(&cx);
+    test_b3_layout(&cx);
     test_dispatch(&cx, &cpu);
     test_sets(&cx, &cpu);
     test_head(&cx, &cpu);
