@@ -6,12 +6,16 @@ set -eu
 cd "$(dirname "$0")/.."
 
 pkgs="make gcc clang zlib1g-dev libxxhash-dev libpcre2-dev libcjson-dev
-      bats bats-assert bats-support python3 python3-numpy python3-xxhash xxhash nodejs npm man-db
+      bats bats-assert bats-support python3 python3-numpy python3-xxhash xxhash man-db
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 done
+# Node.js may come from elsewhere than Debian (with its own npm); only a
+# machine without node and npm gets Debian's.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then
     echo "installing:$missing" >&2
     SUDO=""
