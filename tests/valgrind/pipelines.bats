@@ -14,6 +14,11 @@ VG="valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite
 
 setup_file() {
     export D=$BATS_FILE_TMPDIR
+    command -v valgrind >/dev/null || skip "valgrind is not installed"
+}
+
+setup() {
+    set -o pipefail # a valgrind error in any stage of a pipeline fails the test
 }
 
 # vg PROG ARGS...: the program under valgrind; stderr is kept in $D/vg.err
