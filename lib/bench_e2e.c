@@ -21,9 +21,12 @@ typedef struct cost {
     double ternary_bytes, ternary_macs, head_bytes, head_macs, embd_row, norm_bytes, kv_per_pos;
 } cost;
 
-static size_t esize(uint32_t type)
+/* Bytes of one row of d elements of a head/embedding type (f32, f16,
+ * bf16, and the quantized i8 / q6, whose rows carry their scales). */
+static double row_bytes(uint32_t type, uint64_t d)
 {
-    return type == BN_F32 ? 4 : 2;
+    uint64_t shape[2] = {1, d};
+    return (double)bn_type_size(type, 2, shape);
 }
 
 static void model_cost(const bn_model *m, int kv_f16, cost *c)
@@ -39,9 +42,9 @@ static void model_cost(const bn_model *m, int kv_f16, cost *c)
             c->ternary_macs += (double)mats[i]->rows * (double)mats[i]->cols;
         }
     }
-    c->head_bytes = (double)hp->n_vocab * hp->n_embd * (double)esize(m->head_type);
+    c->head_bytes = (double)hp->n_vocab * row_bytes(m->head_type, hp->n_embd);
     c->head_macs = (double)hp->n_vocab * hp->n_embd;
-    c->embd_row = (double)hp->n_embd * (double)esize(m->embd_type);
+    c->embd_row = row_bytes(m->embd_type, hp->n_embd);
     double q = (double)hp->n_head * hp->head_dim;
     c->norm_bytes = 4.0 * (hp->n_layer * (2.0 * hp->n_embd + (hp->sub_norms ? q + hp->n_ff : 0)) + hp->n_embd);
     /* K and V of one position in every layer, as attention reads them. */
