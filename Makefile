@@ -73,9 +73,11 @@ bats: $(BIN)
 # unless recovery is off, so -fno-sanitize-recover makes every finding fail
 # the test that hit it; ASan's leak check runs at every exit.
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-# BN_SANITIZED tells tests that measure peak memory that shadow memory counts.
+# BN_SANITIZED tells tests that measure peak memory that shadow memory
+# counts; BN_USER_CC/LDFLAGS let install.bats link the sanitized libbn.a.
 sanitize:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 BN_SANITIZED=1 \
+	BN_USER_CC=clang BN_USER_LDFLAGS="$(SAN_FLAGS)" \
 	$(MAKE) BUILD=build-san CC=clang CFLAGS="-O1 -g $(SAN_FLAGS)" LDFLAGS="$(SAN_FLAGS)" \
 	    BATS_FILES="$(BATS_FILES)" check
 

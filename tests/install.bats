@@ -23,8 +23,10 @@ load common
 #include <stdio.h>
 int main(void) { printf("%s %s\n", BN_VERSION, bn_type_name(BN_T2)); return 0; }
 C
-    cc -I"$d/opt/bn/include" "$BATS_TEST_TMPDIR/u.c" -o "$BATS_TEST_TMPDIR/u" "$d/opt/bn/lib/libbn.a" \
-        -lxxhash -lz -lpcre2-8 -lcjson -lpthread -lm
+    # (a sanitized build's library needs its compiler and runtime: `make
+    # sanitize` names them in BN_USER_CC and BN_USER_LDFLAGS)
+    ${BN_USER_CC:-cc} -I"$d/opt/bn/include" "$BATS_TEST_TMPDIR/u.c" -o "$BATS_TEST_TMPDIR/u" "$d/opt/bn/lib/libbn.a" \
+        -lxxhash -lz -lpcre2-8 -lcjson -lpthread -lm ${BN_USER_LDFLAGS:-}
     run "$BATS_TEST_TMPDIR/u"
     [ "$status" -eq 0 ]
     [[ $output == *" t2" ]]
