@@ -131,6 +131,10 @@ static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rb, size_t V, const 
                 q3 = _mm512_loadu_si512((const void *)(qv + 3 * W));
         _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
             __m512i raw = _mm512_loadu_si512((const void *)(w + r * rb + W * v));
+            /* the next 4-row group, one line per row and vector: the
+             * hardware prefetchers stop at 4 KiB pages, which a group of
+             * short rows crosses often */
+            _mm_prefetch((const char *)(w + (r + 4) * rb + W * v), _MM_HINT_T0);
             a0[r] = _mm512_dpbusd_epi32(a0[r], _mm512_and_si512(raw, m3), q0);
             a1[r] = _mm512_dpbusd_epi32(a1[r], _mm512_and_si512(_mm512_srli_epi16(raw, 2), m3), q1);
             a0[r] = _mm512_dpbusd_epi32(a0[r], _mm512_and_si512(_mm512_srli_epi16(raw, 4), m3), q2);
@@ -255,8 +259,10 @@ static T512 INLINE void b3_rows_gemv(const uint8_t *w, size_t rb, size_t V, cons
     for (size_t v = 0; v < V; v++) {
         const int8_t *qv = q + B3_BLK * v;
         __m512i m[4];
-        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
             m[r] = _mm512_loadu_si512((const void *)(w + (size_t)r * rb + 64 * v));
+            _mm_prefetch((const char *)(w + (size_t)(r + 4) * rb + 64 * v), _MM_HINT_T0); /* as rows4_gemv */
+        }
         _Pragma("GCC unroll 5") for (int j = 0; j < 5; j++) {
             __m512i a = _mm512_loadu_si512((const void *)(qv + 64 * j));
             _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
