@@ -108,6 +108,11 @@ void bn_out_abort(bn_out *o);
 /* Nonzero if the path names a terminal (binary output is refused there). */
 int bn_out_is_tty(const char *path);
 
+/* A scratch buffer of at least need bytes: p itself while *cap suffices,
+ * else a fresh allocation (contents not kept; p is freed). NULL when out of
+ * memory, with p freed and *cap reset, so the caller just reports it. */
+void *bn_scratch(void *p, size_t *cap, size_t need);
+
 /* XXH3-64 of a buffer (the bn format's checksum). */
 uint64_t bn_hash(const void *data, size_t n);
 

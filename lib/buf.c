@@ -1,5 +1,6 @@
 /* buf.c — the growable byte buffer of buf.h. */
 #include "buf.h"
+#include "bn.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,16 @@ void bn_buf_put(bn_buf *b, const void *v, size_t n)
     }
     memcpy(b->p + b->n, v, n);
     b->n += n;
+}
+
+void *bn_scratch(void *p, size_t *cap, size_t need)
+{
+    if (p && need <= *cap)
+        return p;
+    free(p);
+    p = malloc(need ? need : 1);
+    *cap = p ? need : 0;
+    return p;
 }
 
 void bn_buf_put32(bn_buf *b, uint32_t v)

@@ -116,15 +116,9 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
     for (size_t i = 0; i < s.n_tensors; i++) {
         const bn_tensor *t = &s.tensors[i];
         progress(o, i, s.n_tensors, t->name);
-        if (t->size > cap) {
-            free(buf);
-            cap = t->size;
-            buf = malloc(cap);
-            if (!buf) {
-                bn_fail(e, "%s: out of memory for tensor '%s' (%llu bytes)", src, t->name,
-                        (unsigned long long)t->size);
-                goto out;
-            }
+        if (!(buf = bn_scratch(buf, &cap, t->size))) {
+            bn_fail(e, "%s: out of memory for tensor '%s' (%llu bytes)", src, t->name, (unsigned long long)t->size);
+            goto out;
         }
         if (s.read(&s, i, buf, e) || bn_writer_tensor(&w, buf, t->size, e))
             goto out;

@@ -106,13 +106,9 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
         const bn_tensor *t = &s.tensors[i];
         if (o->progress)
             fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, s.n_tensors, t->name);
-        if (t->size > in_cap) {
-            free(in);
-            in_cap = t->size;
-            if (!(in = malloc(in_cap))) {
-                bn_fail(e, "%s: out of memory for '%s'", src, t->name);
-                goto out;
-            }
+        if (!(in = bn_scratch(in, &in_cap, t->size))) {
+            bn_fail(e, "%s: out of memory for '%s'", src, t->name);
+            goto out;
         }
         if (s.read(&s, i, in, e))
             goto out;
@@ -123,17 +119,9 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
         }
         uint64_t rows = t->shape[0], k = t->shape[1];
         uint64_t t2size = bn_type_size(BN_T2, 2, t->shape);
-        if (t2size > t2_cap || dir[i].size > out_cap) {
-            free(t2);
-            free(outb);
-            t2_cap = t2size;
-            out_cap = dir[i].size;
-            t2 = malloc(t2_cap);
-            outb = malloc(out_cap);
-            if (!t2 || !outb) {
-                bn_fail(e, "%s: out of memory for '%s'", src, t->name);
-                goto out;
-            }
+        if (!(t2 = bn_scratch(t2, &t2_cap, t2size)) || !(outb = bn_scratch(outb, &out_cap, dir[i].size))) {
+            bn_fail(e, "%s: out of memory for '%s'", src, t->name);
+            goto out;
         }
         /* through t2: every layout converts losslessly both ways */
         if (bn_unpack_t2(t->type, in, rows, k, t2) || bn_pack_t2(dir[i].type, t2, rows, k, outb)) {

@@ -98,13 +98,9 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
         const bn_tensor *t = &s.tensors[i];
         if (o->progress)
             fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, s.n_tensors, t->name);
-        if (t->size > in_cap) {
-            free(in);
-            in_cap = t->size;
-            if (!(in = malloc(in_cap))) {
-                bn_fail(e, "%s: out of memory for '%s'", src, t->name);
-                goto out;
-            }
+        if (!(in = bn_scratch(in, &in_cap, t->size))) {
+            bn_fail(e, "%s: out of memory for '%s'", src, t->name);
+            goto out;
         }
         if (s.read(&s, i, in, e))
             goto out;
@@ -115,21 +111,9 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
             continue;
         }
         uint64_t rows = t->shape[0], k = t->shape[1], n = rows * k;
-        if (n > f_cap) {
-            free(f);
-            f_cap = n;
-            if (!(f = malloc(f_cap * sizeof *f))) {
-                bn_fail(e, "%s: out of memory for '%s'", src, t->name);
-                goto out;
-            }
-        }
-        if (dir[i].size > out_cap) {
-            free(outb);
-            out_cap = dir[i].size;
-            if (!(outb = malloc(out_cap))) {
-                bn_fail(e, "%s: out of memory for '%s'", src, t->name);
-                goto out;
-            }
+        if (!(f = bn_scratch(f, &f_cap, n * sizeof *f)) || !(outb = bn_scratch(outb, &out_cap, dir[i].size))) {
+            bn_fail(e, "%s: out of memory for '%s'", src, t->name);
+            goto out;
         }
         bn_to_f32(t->type, in, f, n);
         if (ht >= 0) {
