@@ -161,7 +161,8 @@ fuzz-merge: fuzz-build
 # without (cortex-a53), so both NEON sets and the dispatch between them run.
 ARM_CC   ?= aarch64-linux-gnu-gcc
 KERN_SRC = lib/cpu.c lib/kern_ref.c lib/kern_select.c lib/kern_avx2.c lib/kern_avx512.c lib/kern_neon.c \
-           lib/pack_layout.c lib/kern_head.c lib/types.c
+           lib/pack_layout.c lib/kern_head.c lib/types.c \
+           lib/tl_layout.c lib/kern_tl_ref.c lib/kern_tl_avx2.c lib/kern_tl_avx512.c lib/kern_tl_neon.c
 .PHONY: check-arm
 check-arm: $(BUILD)/arm/test_kernels
 	qemu-aarch64 -cpu max $<

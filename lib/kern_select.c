@@ -6,6 +6,7 @@
  * fastest usable set; a named set that cannot run here is refused. */
 #include "cpu.h"
 #include "kern_2bit.h"
+#include "kern_tl.h"
 
 #include <string.h>
 
@@ -68,6 +69,8 @@ const bn_kernels *bn_kernels_ref_packed(uint32_t layout)
 {
     if (layout == BN_T2)
         return bn_kernels_ref_t2();
+    if (layout == BN_TL1 || layout == BN_TL2)
+        return bn_kernels_tl_ref(layout); /* kern_tl_ref.c */
     return layout == BN_I2S ? &ref_i2s : layout == BN_B3 ? &ref_b3 : NULL;
 }
 
@@ -78,13 +81,14 @@ static size_t usable(uint32_t layout, const bn_cpu *cpu, const bn_kernels **out)
 {
     size_t n = 0;
     const bn_kernels *k;
-    if (cpu->avx512vnni && cpu->avx512bw && (k = bn_kernels_avx512(layout)))
+    int tl = layout == BN_TL1 || layout == BN_TL2; /* lookup-table layouts: kern_tl_*.c */
+    if (cpu->avx512vnni && cpu->avx512bw && (k = tl ? bn_kernels_tl_avx512(layout) : bn_kernels_avx512(layout)))
         out[n++] = k;
-    if (cpu->avx2 && (k = bn_kernels_avx2(layout)))
+    if (cpu->avx2 && (k = tl ? bn_kernels_tl_avx2(layout) : bn_kernels_avx2(layout)))
         out[n++] = k;
-    if (cpu->neon && cpu->dotprod && (k = bn_kernels_neon(layout, 1)))
+    if (cpu->neon && cpu->dotprod && !tl && (k = bn_kernels_neon(layout, 1)))
         out[n++] = k;
-    if (cpu->neon && (k = bn_kernels_neon(layout, 0)))
+    if (cpu->neon && (k = tl ? bn_kernels_tl_neon(layout) : bn_kernels_neon(layout, 0)))
         out[n++] = k;
     if ((k = bn_kernels_ref_packed(layout)))
         out[n++] = k;

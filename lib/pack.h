@@ -9,6 +9,7 @@
 #define BN_PACK_H
 
 #include "bn.h"
+#include "tl_layout.h" /* BN_TL1 = 18, BN_TL2 = 19: the lookup-table layouts */
 
 enum {
     /* bitnet.cpp's canonical I2_S: 128-weight blocks of 32 bytes, element
@@ -44,6 +45,7 @@ typedef struct bn_pack_opts {
     const char *step;   /* provenance line */
     const char *layout; /* "auto" or a layout name ("t2", "i2s") */
     const char *target; /* "auto", "generic", "avx2", "avx512", "amx", "neon" */
+    const char *tile;   /* tl1/tl2 tile "BMxBK", or NULL for the layout's default */
     FILE *report;       /* one line per packed tensor, or NULL */
     int progress;
 } bn_pack_opts;

@@ -1,12 +1,13 @@
 /* pack_layout.c — the packed ternary layouts: sizes, element access, and
  * lossless conversion from and to `t2` (formats/bn-model.md §4.1). */
 #include "pack.h"
+#include "tl_layout.h"
 
 #include <string.h>
 
 const char *bn_packed_name(uint32_t type)
 {
-    return type == BN_I2S ? "i2s" : type == BN_B3 ? "b3" : NULL;
+    return type == BN_I2S ? "i2s" : type == BN_B3 ? "b3" : type == BN_TL1 ? "tl1" : type == BN_TL2 ? "tl2" : NULL;
 }
 
 int bn_packed_from_name(const char *name, uint32_t *type)
@@ -17,6 +18,10 @@ int bn_packed_from_name(const char *name, uint32_t *type)
     }
     if (!strcmp(name, "b3")) {
         *type = BN_B3;
+        return 0;
+    }
+    if (!strcmp(name, "tl1") || !strcmp(name, "tl2")) {
+        *type = name[2] == '1' ? BN_TL1 : BN_TL2;
         return 0;
     }
     return -1;
@@ -38,6 +43,8 @@ uint64_t bn_packed_row_bytes(uint32_t type, uint64_t k)
 
 uint64_t bn_packed_size(uint32_t type, uint64_t rows, uint64_t k)
 {
+    if (type == BN_TL1 || type == BN_TL2)
+        return bn_tl_size(type, rows, k); /* tiled, not row-major (tl_layout.c) */
     uint64_t rb = bn_packed_row_bytes(type, k);
     if (!rb || !rows || rb > (UINT64_MAX - 64) / rows)
         return 0;
@@ -75,6 +82,8 @@ int bn_packed_get(uint32_t type, const uint8_t *data, uint64_t k, uint64_t r, ui
 {
     uint64_t rb = bn_packed_row_bytes(type, k), b;
     unsigned sh;
+    if (type == BN_TL1 || type == BN_TL2)
+        return bn_tl_get(type, data, k, r, c);
     if (type == BN_B3)
         return b3_digit(data[r * rb + c / 320 * 64 + c % 64], (unsigned)(c % 320 / 64)) - 1;
     if (type == BN_I2S)
@@ -97,6 +106,11 @@ int bn_pack_t2(uint32_t type, const uint8_t *t2, uint64_t rows, uint64_t k, uint
     if (type == BN_T2) {
         memcpy(out, t2, size);
         return 0;
+    }
+    if (type == BN_TL1 || type == BN_TL2) {
+        uint32_t bm, bk;
+        bn_tl_default_tile(type, &bm, &bk);
+        return bn_tl_pack(type, bm, bk, t2, rows, k, out);
     }
     if (type == BN_B3) {
         for (uint64_t r = 0; r < rows; r++)
@@ -138,6 +152,8 @@ int bn_unpack_t2(uint32_t type, const uint8_t *packed, uint64_t rows, uint64_t k
         memcpy(t2, packed, size);
         return 0;
     }
+    if (type == BN_TL1 || type == BN_TL2)
+        return bn_tl_unpack(type, packed, rows, k, t2);
     memset(t2, 0x55, rows * t2rb);
     for (uint64_t r = 0; r < rows; r++)
         for (uint64_t c = 0; c < k; c++) {

@@ -1,0 +1,262 @@
+/* tl_layout.c — the tl1 and tl2 lookup-table layouts (tl_layout.h,
+ * formats/bn-model.md §4.1): geometry, element access, lossless
+ * conversion from and to t2. */
+#include "tl_layout.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void bn_tl_default_tile(uint32_t type, uint32_t *bm, uint32_t *bk)
+{
+    /* BM 64 divides every 2B4T row count (2560, 640, 6912) and is one
+     * AVX-512 vector of rows; BK 128 (tl1) divides K = 2560 and 6912, and
+     * 192 (tl2: 64 triples) divides 6912. */
+    *bm = 64;
+    *bk = type == BN_TL2 ? 192 : 128;
+}
+
+int bn_tl_parse_tile(const char *s, uint32_t *bm, uint32_t *bk)
+{
+    char *end;
+    unsigned long a = strtoul(s, &end, 10);
+    if (end == s || (*end != 'x' && *end != 'X') || a > 1u << 20)
+        return -1;
+    const char *p = end + 1;
+    unsigned long b = strtoul(p, &end, 10);
+    if (end == p || *end || b > 1u << 20)
+        return -1;
+    *bm = (uint32_t)a;
+    *bk = (uint32_t)b;
+    return 0;
+}
+
+int bn_tl_geom_make(uint32_t type, uint32_t bm, uint32_t bk, uint64_t rows, uint64_t k, bn_tl_geom *g,
+                    const char **why)
+{
+    const char *w = NULL;
+    unsigned step = type == BN_TL2 ? 6 : 4;
+    if (type != BN_TL1 && type != BN_TL2)
+        w = "not a lookup-table layout";
+    else if (!bm || bm % BN_TL_BM_STEP)
+        w = "tile rows BM must be a positive multiple of 32 (the SIMD row group)";
+    else if (!bk || bk % step || bk > BN_TL_BK_MAX)
+        w = type == BN_TL2 ? "tile columns BK must be a multiple of 6 (two triples a byte), at most 252"
+                           : "tile columns BK must be a multiple of 4 (two pairs a byte), at most 252";
+    else if (!rows || !k || rows > (1ull << 40) || k > (1ull << 32))
+        w = "bad shape";
+    if (w) {
+        if (why)
+            *why = w;
+        return -1;
+    }
+    memset(g, 0, sizeof *g);
+    g->type = type;
+    g->bm = bm;
+    g->bk = bk;
+    g->rows = rows;
+    g->k = k;
+    if (type == BN_TL2) {
+        g->kt = k / 6 * 6;
+        g->nt = g->kt / 3;
+        g->gt = g->kt / 6;
+        g->ng = g->gt + (k - g->kt + 3) / 4;
+        g->block = (uint64_t)bm * g->ng + g->nt * (bm / 16) * 2;
+    } else {
+        g->ng = (k + 3) / 4;
+        g->block = (uint64_t)bm * g->ng;
+    }
+    return 0;
+}
+
+uint64_t bn_tl_size(uint32_t type, uint64_t rows, uint64_t k)
+{
+    bn_tl_geom g;
+    if (bn_tl_geom_make(type, 32, type == BN_TL2 ? 6 : 4, rows, k, &g, NULL))
+        return 0;
+    /* with BM a multiple of 16 the sign words of all blocks add up to
+     * ⌈rows/16⌉ per triple, whatever BM is */
+    return BN_TL_HDR + rows * g.ng + g.nt * ((rows + 15) / 16) * 2 + 4;
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+int bn_tl_geom_read(uint32_t type, const uint8_t *data, uint64_t rows, uint64_t k, bn_tl_geom *g)
+{
+    uint64_t hr = rd64(data + 8), hk = rd64(data + 16);
+    if (rd32(data + 24) != type || hk != k || (rows && hr != rows) || rd32(data + 28))
+        return -1;
+    return bn_tl_geom_make(type, rd32(data), rd32(data + 4), hr, hk, g, NULL);
+}
+
+/* ------------------------------------------------------------ codes */
+
+/* tl1: a pair → 3·w0 + w1 + 4 (0..8); anything else decodes to 0, 0. */
+static unsigned pair_index(int w0, int w1)
+{
+    return (unsigned)(3 * w0 + w1 + 4);
+}
+
+static void pair_weights(unsigned idx, int8_t *w0, int8_t *w1)
+{
+    if (idx > 8)
+        idx = 4;
+    *w0 = (int8_t)((int)idx / 3 - 1);
+    *w1 = (int8_t)((int)idx % 3 - 1);
+}
+
+/* tl2: v = 9·w0 + 3·w1 + w2 ∈ −13..13; v + 13 has the digits w + 1. */
+static void triple_weights(int v, int8_t *w)
+{
+    if (v < -13 || v > 13)
+        v = 0;
+    unsigned u = (unsigned)(v + 13);
+    w[0] = (int8_t)(u / 9 - 1);
+    w[1] = (int8_t)(u / 3 % 3 - 1);
+    w[2] = (int8_t)(u % 3 - 1);
+}
+
+static int t2_at(const uint8_t *t2, uint64_t k, uint64_t r, uint64_t c)
+{
+    return c < k ? ((t2[r * ((k + 3) / 4) + c / 4] >> (2 * (c % 4))) & 3) - 1 : 0;
+}
+
+/* ------------------------------------------------------------ access */
+
+static int sign_at(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i, uint64_t t)
+{
+    const uint8_t *s = blk + h * g->ng + (t * ((h + 15) / 16) + i / 16) * 2;
+    unsigned word = (unsigned)s[0] | (unsigned)s[1] << 8;
+    return (word >> (15 - i % 16)) & 1;
+}
+
+void bn_tl_decode_row(const bn_tl_geom *g, const uint8_t *data, uint64_t r, int8_t *w)
+{
+    uint64_t h, i;
+    const uint8_t *blk = bn_tl_block(g, data, r, &h, &i);
+    int8_t tmp[6];
+    for (uint64_t gi = 0; gi < g->ng; gi++) {
+        unsigned byte = blk[gi * h + i], hi = byte >> 4, lo = byte & 15;
+        uint64_t c0;
+        int n;
+        if (gi < g->gt) {
+            int s0 = sign_at(g, blk, h, i, 2 * gi), s1 = sign_at(g, blk, h, i, 2 * gi + 1);
+            triple_weights(hi > 13 ? 0 : s0 ? -(int)hi : (int)hi, tmp);
+            triple_weights(lo > 13 ? 0 : s1 ? -(int)lo : (int)lo, tmp + 3);
+            c0 = 6 * gi;
+            n = 6;
+        } else {
+            pair_weights(hi, &tmp[0], &tmp[1]);
+            pair_weights(lo, &tmp[2], &tmp[3]);
+            c0 = g->kt + 4 * (gi - g->gt);
+            n = 4;
+        }
+        for (int j = 0; j < n && c0 + (uint64_t)j < g->k; j++)
+            w[c0 + (uint64_t)j] = tmp[j];
+    }
+}
+
+int bn_tl_get(uint32_t type, const uint8_t *data, uint64_t k, uint64_t r, uint64_t c)
+{
+    bn_tl_geom g;
+    if (bn_tl_geom_read(type, data, 0, k, &g) || r >= g.rows || c >= k)
+        return 0;
+    uint64_t h, i;
+    const uint8_t *blk = bn_tl_block(&g, data, r, &h, &i);
+    int8_t w[6];
+    if (c < g.kt) {
+        uint64_t gi = c / 6, t = c / 3;
+        unsigned byte = blk[gi * h + i], m = t % 2 ? byte & 15 : byte >> 4;
+        triple_weights(m > 13 ? 0 : sign_at(&g, blk, h, i, t) ? -(int)m : (int)m, w);
+        return w[c % 3];
+    }
+    uint64_t cc = c - g.kt, gi = g.gt + cc / 4;
+    unsigned byte = blk[gi * h + i];
+    pair_weights(cc % 4 < 2 ? byte >> 4 : byte & 15, &w[0], &w[1]);
+    return w[cc % 2];
+}
+
+int bn_tl_pack(uint32_t type, uint32_t bm, uint32_t bk, const uint8_t *t2, uint64_t rows, uint64_t k, uint8_t *out)
+{
+    bn_tl_geom g;
+    if (bn_tl_geom_make(type, bm, bk, rows, k, &g, NULL))
+        return -1;
+    uint64_t size = bn_tl_size(type, rows, k);
+    memset(out, 0, size);
+    memcpy(out, &g.bm, 4);
+    memcpy(out + 4, &g.bk, 4);
+    memcpy(out + 8, &rows, 8);
+    memcpy(out + 16, &k, 8);
+    memcpy(out + 24, &type, 4);
+    for (uint64_t r = 0; r < rows; r++) {
+        uint64_t h, i;
+        uint8_t *blk = (uint8_t *)bn_tl_block(&g, out, r, &h, &i);
+        for (uint64_t gi = 0; gi < g.ng; gi++) {
+            unsigned nib[2];
+            for (int half = 0; half < 2; half++) {
+                if (gi < g.gt) {
+                    uint64_t t = 2 * gi + (uint64_t)half, c = 3 * t;
+                    int v = 9 * t2_at(t2, k, r, c) + 3 * t2_at(t2, k, r, c + 1) + t2_at(t2, k, r, c + 2);
+                    nib[half] = (unsigned)(v < 0 ? -v : v);
+                    if (v < 0) {
+                        uint8_t *s = blk + h * g.ng + (t * ((h + 15) / 16) + i / 16) * 2;
+                        unsigned bit = 15 - (unsigned)(i % 16);
+                        s[bit / 8] = (uint8_t)(s[bit / 8] | 1u << (bit % 8));
+                    }
+                } else {
+                    uint64_t c = g.kt + 4 * (gi - g.gt) + 2 * (uint64_t)half;
+                    nib[half] = pair_index(t2_at(t2, k, r, c), t2_at(t2, k, r, c + 1));
+                }
+            }
+            blk[gi * h + i] = (uint8_t)(nib[0] << 4 | nib[1]);
+        }
+    }
+    memcpy(out + size - 4, t2 + rows * ((k + 3) / 4), 4);
+    return 0;
+}
+
+int bn_tl_unpack(uint32_t type, const uint8_t *packed, uint64_t rows, uint64_t k, uint8_t *t2)
+{
+    bn_tl_geom g;
+    if (bn_tl_geom_read(type, packed, rows, k, &g))
+        return -1;
+    /* refuse what the packer never writes: magnitudes 14, 15 and pair
+     * indices 9..15 (a lossless round trip could not keep them) */
+    for (uint64_t r = 0; r < rows; r++) {
+        uint64_t h, i;
+        const uint8_t *blk = bn_tl_block(&g, packed, r, &h, &i);
+        for (uint64_t gi = 0; gi < g.ng; gi++) {
+            unsigned byte = blk[gi * h + i];
+            if (gi < g.gt ? (byte >> 4) > 13 || (byte & 15) > 13 : (byte >> 4) > 8 || (byte & 15) > 8)
+                return -1;
+        }
+    }
+    int8_t *w = malloc(k + 8);
+    if (!w)
+        return -1;
+    uint64_t rb = (k + 3) / 4;
+    memset(t2, 0x55, rows * rb);
+    for (uint64_t r = 0; r < rows; r++) {
+        bn_tl_decode_row(&g, packed, r, w);
+        for (uint64_t c = 0; c < k; c++) {
+            uint8_t *b = &t2[r * rb + c / 4];
+            unsigned sh = 2 * (unsigned)(c % 4);
+            *b = (uint8_t)((*b & ~(3u << sh)) | (unsigned)(w[c] + 1) << sh);
+        }
+    }
+    free(w);
+    memcpy(t2 + rows * rb, packed + bn_tl_size(type, rows, k) - 4, 4);
+    return 0;
+}
