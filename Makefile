@@ -164,10 +164,11 @@ KERN_SRC = lib/cpu.c lib/kern_ref.c lib/kern_select.c lib/kern_avx2.c lib/kern_a
            lib/pack_layout.c lib/kern_head.c lib/types.c \
            lib/tl_layout.c lib/kern_tl_ref.c lib/kern_tl_avx2.c lib/kern_tl_avx512.c lib/kern_tl_neon.c
 .PHONY: check-arm
-check-arm: $(BUILD)/arm/test_kernels
+check-arm: $(BUILD)/arm/test_kernels $(BUILD)/arm/test_kernels_tl
 	qemu-aarch64 -cpu max $<
 	qemu-aarch64 -cpu cortex-a53 $<
+	qemu-aarch64 -cpu max $(BUILD)/arm/test_kernels_tl
 
-$(BUILD)/arm/test_kernels: tests/unit/test_kernels.c $(KERN_SRC) $(wildcard lib/*.h)
+$(BUILD)/arm/test_kernels $(BUILD)/arm/test_kernels_tl: $(BUILD)/arm/%: tests/unit/%.c $(KERN_SRC) $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
-	$(ARM_CC) $(BN_CFLAGS) -O2 -static tests/unit/test_kernels.c $(KERN_SRC) -lm -o $@
+	$(ARM_CC) $(BN_CFLAGS) -O2 -static $< $(KERN_SRC) -lm -o $@
