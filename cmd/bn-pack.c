@@ -19,7 +19,10 @@ static const bn_prog prog = {
     "\n"
     "options:\n"
     "  -o, --output FILE     write to FILE (atomically); default standard output\n"
-    "  -l, --layout NAME     auto (default: t2), t2, i2s, b3 (1.6 bits: decode reads a fifth less)\n"
+    "  -l, --layout NAME     auto (default: t2), t2, i2s, b3 (1.6 bits: decode reads a fifth less),\n"
+    "                        tl1, tl2 (lookup-table layouts; tl2: 1.67 bits)\n"
+    "      --tile BMxBK      tl1/tl2 tile: BM rows (a multiple of 32), BK columns (tl1 a multiple\n"
+    "                        of 4, tl2 of 6, at most 252); default 64x128 (tl1), 64x192 (tl2)\n"
     "  -t, --target NAME     auto (this CPU), generic, avx2, avx512, amx, neon\n"
     "      --list            print the layouts and the kernel sets this CPU can run\n"
     "      --report FILE     one line per repacked tensor to FILE ('-' = standard error)\n"
@@ -35,7 +38,7 @@ static int list(void)
     char buf[256];
     bn_cpu_detect(&cpu);
     printf("cpu features: %s\n", bn_cpu_describe(&cpu, buf, sizeof buf));
-    static const uint32_t layouts[] = {BN_T2, BN_I2S, BN_B3};
+    static const uint32_t layouts[] = {BN_T2, BN_I2S, BN_B3, BN_TL1, BN_TL2};
     const char *const *names = bn_kernels_names();
     for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
         printf("layout %-4s kernels:", layouts[i] == BN_T2 ? "t2" : bn_packed_name(layouts[i]));
@@ -50,7 +53,7 @@ static int list(void)
 int main(int argc, char **argv)
 {
     bn_cli_init();
-    const char *src = NULL, *out = "-", *report = NULL, *layout = "auto", *target = "auto";
+    const char *src = NULL, *out = "-", *report = NULL, *layout = "auto", *target = "auto", *tile = NULL;
     int force = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -61,6 +64,7 @@ int main(int argc, char **argv)
                                : !strcmp(a, "-l") || !strcmp(a, "--layout") ? &layout
                                : !strcmp(a, "-t") || !strcmp(a, "--target") ? &target
                                : !strcmp(a, "--report")                     ? &report
+                               : !strcmp(a, "--tile")                       ? &tile
                                                                             : NULL;
             if (val) {
                 if (i + 1 >= argc)
@@ -85,7 +89,8 @@ int main(int argc, char **argv)
     uint32_t type;
     const char *why;
     bn_err e;
-    if (bn_pack_choose(layout, target, &type, &why, &e))
+    uint32_t bm, bk;
+    if (bn_pack_choose(layout, target, &type, &why, &e) || bn_pack_tile(type, tile, &bm, &bk, &e))
         return bn_usage_error(&prog, "%s", e.msg);
     if (!force && bn_out_is_tty(out))
         return bn_usage_error(&prog, "refusing to write a binary model to a terminal (use -o FILE or -f)");
@@ -101,6 +106,7 @@ int main(int argc, char **argv)
         .step = "bn-pack " BN_VERSION,
         .layout = layout,
         .target = target,
+        .tile = tile,
         .report = rep,
         .progress = !quiet && bn_progress_enabled(),
     };

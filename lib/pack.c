@@ -39,7 +39,7 @@ int bn_pack_choose(const char *layout, const char *target, uint32_t *type, const
         *why = "as asked";
         return 0;
     }
-    return bn_fail(e, "unknown layout '%s' (one of auto, t2, i2s, b3)", layout);
+    return bn_fail(e, "unknown layout '%s' (one of auto, t2, i2s, b3, tl1, tl2)", layout);
 }
 
 static int is_ternary(uint32_t t)
@@ -47,12 +47,44 @@ static int is_ternary(uint32_t t)
     return t == BN_T2 || bn_packed_name(t);
 }
 
+int bn_pack_tile(uint32_t type, const char *tile, uint32_t *bm, uint32_t *bk, bn_err *e)
+{
+    int tl = type == BN_TL1 || type == BN_TL2;
+    if (tl)
+        bn_tl_default_tile(type, bm, bk);
+    if (!tile)
+        return 0;
+    if (!tl)
+        return bn_fail(e, "--tile applies to the layouts tl1 and tl2 only");
+    if (bn_tl_parse_tile(tile, bm, bk))
+        return bn_fail(e, "tile '%s' is not BMxBK (e.g. 64x192)", tile);
+    bn_tl_geom g;
+    const char *why;
+    if (bn_tl_geom_make(type, *bm, *bk, 1, 1, &g, &why))
+        return bn_fail(e, "tile %s: %s", tile, why);
+    return 0;
+}
+
+/* A tl tensor already in the asked tile passes through untouched. */
+static int same_tile(uint32_t type, const uint8_t *data, uint32_t bm, uint32_t bk)
+{
+    if (type != BN_TL1 && type != BN_TL2)
+        return 1;
+    uint32_t h[2];
+    memcpy(h, data, 8);
+    return h[0] == bm && h[1] == bk;
+}
+
 int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
 {
-    uint32_t type;
+    uint32_t type, bm = 0, bk = 0;
     const char *why;
-    if (bn_pack_choose(o->layout ? o->layout : "auto", o->target ? o->target : "auto", &type, &why, e))
+    char tile[32] = "";
+    if (bn_pack_choose(o->layout ? o->layout : "auto", o->target ? o->target : "auto", &type, &why, e) ||
+        bn_pack_tile(type, o->tile, &bm, &bk, e))
         return -1;
+    if (bm)
+        snprintf(tile, sizeof tile, "%ux%u", bm, bk);
     bn_source s;
     if (bn_open_any(&s, src, e))
         return -1;
@@ -73,7 +105,8 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
         bn_meta_append_str(&meta, "provenance.steps", o->step ? o->step : "bn-pack " BN_VERSION) ||
         bn_meta_set_str(&meta, "pack.layout", type == BN_T2 ? "t2" : bn_packed_name(type)) ||
         bn_meta_set_str(&meta, "pack.target", target) ||
-        bn_meta_set_str(&meta, "pack.cpu", bn_cpu_describe(&cpu, cpu_desc, sizeof cpu_desc))) {
+        bn_meta_set_str(&meta, "pack.cpu", bn_cpu_describe(&cpu, cpu_desc, sizeof cpu_desc)) ||
+        (*tile ? bn_meta_set_str(&meta, "pack.tile", tile) : (bn_meta_remove(&meta, "pack.tile"), 0))) {
         bn_fail(e, "%s: out of memory", src);
         goto out;
     }
@@ -112,7 +145,7 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
         }
         if (s.read(&s, i, in, e))
             goto out;
-        if (!bn_tensor_is_projection(t->name) || t->type == dir[i].type) {
+        if (!bn_tensor_is_projection(t->name) || (t->type == dir[i].type && same_tile(t->type, in, bm, bk))) {
             if (bn_writer_tensor(&w, in, t->size, e))
                 goto out;
             continue;
@@ -124,7 +157,8 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
             goto out;
         }
         /* through t2: every layout converts losslessly both ways */
-        if (bn_unpack_t2(t->type, in, rows, k, t2) || bn_pack_t2(dir[i].type, t2, rows, k, outb)) {
+        if (bn_unpack_t2(t->type, in, rows, k, t2) ||
+            (bm ? bn_tl_pack(dir[i].type, bm, bk, t2, rows, k, outb) : bn_pack_t2(dir[i].type, t2, rows, k, outb))) {
             bn_fail(e, "%s: tensor '%s' cannot be repacked", src, t->name);
             goto out;
         }

@@ -53,8 +53,13 @@ typedef struct bn_pack_opts {
 /* The layout bn-pack writes for a target ("auto": this CPU's best). */
 int bn_pack_choose(const char *layout, const char *target, uint32_t *type, const char **why, bn_err *e);
 
+/* The tile for type: the layout's default, or tile ("BMxBK") checked;
+ * bm = bk = 0 for layouts without tiles. */
+int bn_pack_tile(uint32_t type, const char *tile, uint32_t *bm, uint32_t *bk, bn_err *e);
+
 /* Streams a bn model, rewriting every ternary projection into the chosen
- * layout; records pack.layout / pack.target in the metadata. */
+ * layout; records pack.layout / pack.target (and pack.tile for tl1/tl2) in
+ * the metadata. */
 int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e);
 
 #endif
