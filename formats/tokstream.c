@@ -225,6 +225,13 @@ int bn_tokr_next(bn_tokr *r, uint32_t *id, bn_err *e)
 
 int bn_tokr_record(bn_tokr *r, uint32_t **ids, size_t *n, size_t *cap, bn_err *e)
 {
+    uint64_t total;
+    return bn_tokr_record_max(r, ids, n, cap, SIZE_MAX, &total, e);
+}
+
+int bn_tokr_record_max(bn_tokr *r, uint32_t **ids, size_t *n, size_t *cap, size_t max, uint64_t *total, bn_err *e)
+{
+    *total = *n;
     for (int started = 0;; started = 1) {
         uint32_t id;
         int rc = bn_tokr_next(r, &id, e);
@@ -234,6 +241,11 @@ int bn_tokr_record(bn_tokr *r, uint32_t **ids, size_t *n, size_t *cap, bn_err *e
             return started ? 1 : 0;
         if (rc == BN_TOKR_END)
             return 1;
+        (*total)++;
+        /* Past max the ids are only counted: a consumer that cannot use a
+         * longer record still learns its length, in bounded memory. */
+        if (*n >= max)
+            continue;
         if (*n == *cap) {
             size_t nc = *cap ? *cap * 2 : 256;
             uint32_t *ni = realloc(*ids, nc * sizeof *ni);

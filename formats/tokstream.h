@@ -50,6 +50,10 @@ void bn_tokr_before_read(bn_tokr *r, int (*fn)(void *ctx, bn_err *e), void *ctx)
 int bn_tokr_next(bn_tokr *r, uint32_t *id, bn_err *e);
 /* A whole record, appended to *ids (grown as needed): 1, or 0 at EOF. */
 int bn_tokr_record(bn_tokr *r, uint32_t **ids, size_t *n, size_t *cap, bn_err *e);
+/* The same, keeping at most max ids (*n stops growing there) but reading
+ * the record to its end; *total is the record's full length. */
+int bn_tokr_record_max(bn_tokr *r, uint32_t **ids, size_t *n, size_t *cap, size_t max, uint64_t *total,
+                       bn_err *e);
 /* Checks a binary stream's header against the consumer's tokenizer
  * (either side 0 means unknown and passes). */
 int bn_tokr_check(const bn_tokr *r, uint64_t hash, uint32_t n_vocab, bn_err *e);

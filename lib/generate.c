@@ -338,13 +338,20 @@ int bn_gen_stream(bn_gen *g, bn_tokr *in, uint64_t *bad_records, bn_err *e)
     int rc = 0;
     for (uint64_t rec = 1;; rec++) {
         n = 0;
-        int r = bn_tokr_record(in, &ids, &n, &cap, e);
+        uint64_t total;
+        /* A record longer than the context is refused without holding it:
+         * only n_ctx ids are kept, the rest are counted. */
+        uint32_t n_ctx = bn_ctx_n_ctx(g->c);
+        int r = bn_tokr_record_max(in, &ids, &n, &cap, n_ctx, &total, e);
         if (r <= 0) {
             rc = r;
             break;
         }
         bn_err re;
-        if (bn_gen_answer(g, ids, n, &re)) {
+        int bad = total > n ? bn_fail(&re, "prompt of %llu tokens does not fit the context of %u tokens",
+                                      (unsigned long long)total, n_ctx)
+                            : bn_gen_answer(g, ids, n, &re);
+        if (bad) {
             /* One bad record does not end the batch: say which, answer it
              * with an empty record so answers stay aligned with prompts. */
             fprintf(stderr, "%s: %s: record %llu: %s\n", g->o.prog, in->name, (unsigned long long)rec, re.msg);

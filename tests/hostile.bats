@@ -129,9 +129,32 @@ sys.stdout.write((p * (10000000 // len(p) + 1))[:10000000] + '\n')" >"$T/line.tx
     rss_under 32768 bn-tokenize -m "$TINY" -d "$T/ids"
     [ "$status" -eq 0 ]
     [ "$(stat -c %s "$T/out")" -eq 3333334 ]
-    run_split /dev/null bn-infer -m "$F/tq.bn" -n 1 <"$T/ids"
+    # the model maps ~1 MB; the record (13 MB as int32) is counted, not held
+    rss_under 40000 bn-infer -m "$F/tq.bn" -n 1 <"$T/ids"
     expect_one_line_error "$status" "$err" bn-infer
     [[ $err == *"record 1: prompt of 3333334 tokens does not fit the context of 256 tokens"* ]]
+}
+
+@test "bn-infer refuses a 400 MB binary prompt record in bounded memory and answers the next one" {
+    $PY -c "
+import struct, sys
+h = b'BNTOKEN\0' + struct.pack('<IIQII', 1, 32, 0, 0, 0)
+chunk = struct.pack('<I', 0x80000000 | 65536) + struct.pack('<I', 97) * 65536
+w = sys.stdout.buffer
+w.write(h)
+for _ in range(1600):
+    w.write(chunk)
+w.write(struct.pack('<I', 0))
+w.write(struct.pack('<I', 2) + struct.pack('<II', 4064, 1430))" >"$T/big.tok"
+    rss_under 40000 bn-infer -m "$F/tq.bn" -n 2 --temp 0 <"$T/big.tok"
+    [ "$status" -eq 1 ]
+    [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ]
+    [[ $err == *"record 1: prompt of 104857600 tokens does not fit the context of 256 tokens"* ]]
+    # the answers stay aligned with the prompts: an empty one, then text
+    bn-tokenize -m "$TINY" -d -l "$T/out" >"$T/text"
+    [ "$(wc -l <"$T/text")" -eq 2 ]
+    [ -z "$(sed -n 1p "$T/text")" ]
+    [ -n "$(sed -n 2p "$T/text")" ]
 }
 
 @test "long token streams are decoded in bounded memory (256 MB text, 100 MB one binary record)" {
