@@ -85,6 +85,62 @@ assert n == 42, n
 PYEOF
 }
 
+@test "t2 -> tl1/tl2 -> t2 is byte-identical in any tile; the bytes match the specification (bnread, formats.md 4.1)" {
+    bn-pack -l tl1 "$T/q.bn" -o "$T/tl1.bn"
+    bn-pack -l tl2 "$T/q.bn" -o "$T/tl2.bn"
+    bn-pack -l tl1 --tile 32x36 "$T/q.bn" -o "$T/tl1b.bn"
+    bn-pack -l tl2 --tile 96x60 < "$T/q.bn" > "$T/tl2b.bn"   # ragged blocks (256 = 2·96 + 64) and tiles
+    bn-pack -l tl2 --tile 32x252 "$T/tl1b.bn" -o "$T/tl2c.bn"  # from one tl layout to the other
+    for f in tl1 tl2 tl1b tl2b tl2c; do
+        run bn-convert --info --verify "$T/$f.bn"
+        [ "$status" -eq 0 ]
+        bn-pack -l t2 "$T/$f.bn" | bn-pack -l t2 -o "$T/back.bn"
+        diff <(tensor_hashes "$T/q.bn") <(tensor_hashes "$T/back.bn")
+    done
+    # attn_q 256 x 256: tl1 is header + 256 rows of 64 bytes + β; tl2 holds
+    # 252 columns as 84 triples (42 bytes a row, 84 sign words per 16 rows)
+    # and 4 as pairs (1 byte a row): 32 + 256·43 + 84·16·2 + 4
+    tensor_hashes "$T/tl1.bn" | grep -q 'blk.0.attn_q.weight tl1 16420 '
+    tensor_hashes "$T/tl2.bn" | grep -q 'blk.0.attn_q.weight tl2 13732 '
+    run bn-convert --info --json "$T/tl2b.bn"
+    [[ $output == *'"pack.layout"'*'"tl2"'* && $output == *'"pack.tile"'*'"96x60"'* ]]
+    run bn-convert --info --json "$T/back.bn"
+    [[ $output != *'"pack.tile"'* ]]
+    $PY - "$ROOT/tests/ref" "$T/q.bn" "$T"/tl1.bn "$T"/tl2.bn "$T"/tl1b.bn "$T"/tl2b.bn "$T"/tl2c.bn <<'PYEOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import bnread
+q = bnread.read(sys.argv[2])
+for path in sys.argv[3:]:
+    p, n = bnread.read(path), 0
+    for t in q.tensors:
+        if t.type != 4:
+            continue
+        w, beta = bnread.t2_decode(q.tensor_bytes(t), t.shape)
+        pt = p.by_name[t.name]
+        assert bnread.TYPES[pt.type] == p.value("pack.layout"), path
+        v, b = bnread.tl_decode(pt.type, p.tensor_bytes(pt), pt.shape)
+        assert (v == w).all() and b == beta, (path, t.name)
+        n += 1
+    assert n == 42, n
+PYEOF
+}
+
+@test "--tile: BM a multiple of 32, BK of 4 (tl1) or 6 (tl2) up to 252; only for tl1/tl2" {
+    for bad in "48x128" "64x130" "64x256" "0x128" "64" "64x" "x64" "64x64z"; do
+        run bn-pack -l tl1 --tile "$bad" "$T/q.bn" -o "$T/x.bn"
+        [ "$status" -eq 2 ] || { echo "$bad: $status"; return 1; }
+        [[ $output == "bn-pack: "*"tile"* ]]
+    done
+    run bn-pack -l tl2 --tile 64x128 "$T/q.bn" -o "$T/x.bn"
+    [ "$status" -eq 2 ]
+    [[ $output == *"multiple of 6"* ]]
+    run bn-pack -l i2s --tile 64x128 "$T/q.bn" -o "$T/x.bn"
+    [ "$status" -eq 2 ]
+    [[ $output == *"tl1 and tl2"* ]]
+    [ ! -e "$T/x.bn" ]
+}
+
 @test "non-projection tensors pass through untouched" {
     bn-pack -l i2s "$T/q.bn" -o "$T/i.bn"
     diff <(tensor_hashes "$T/q.bn" | grep -v -E 'attn_(q|k|v|output)|ffn_(gate|up|down)') \
@@ -153,11 +209,15 @@ PYEOF
     [[ $output == *"layout t2 "*"ref"* ]]
     [[ $output == *"layout i2s"*"ref"* ]]
     [[ $output == *"layout b3"*"ref"* ]]
+    [[ $output == *"layout tl1"*"ref"* ]]
+    [[ $output == *"layout tl2"*"ref"* ]]
 }
 
 @test "every layout and kernel set gives the same perplexity (repacking is exact)" {
     bn-pack -l i2s "$T/q.bn" -o "$T/i.bn"
     bn-pack -l b3 "$T/q.bn" -o "$T/b.bn"
+    bn-pack -l tl1 "$T/q.bn" -o "$T/tl1.bn"
+    bn-pack -l tl2 --tile 96x60 "$T/q.bn" -o "$T/tl2.bn"
     held=$ROOT/tests/data/infer/heldout.txt
     # The ternary kernels are exact, so every layout gives the same bytes
     # under one kernel set. The SIMD float parts (attention, head) that
@@ -166,7 +226,7 @@ PYEOF
     # way: across that line the perplexities agree to 0.05%.
     ref=$(bn-infer -m "$T/q.bn" --kernel ref --kv f32 -t 1 -c 128 --perplexity "$held")
     auto=$(bn-infer -m "$T/q.bn" --kernel auto --kv f32 -t 1 -c 128 --perplexity "$held")
-    for m in "$T/q.bn" "$T/i.bn" "$T/b.bn"; do
+    for m in "$T/q.bn" "$T/i.bn" "$T/b.bn" "$T/tl1.bn" "$T/tl2.bn"; do
         for k in ref auto; do
             out=$(bn-infer -m "$m" --kernel $k --kv f32 -t 2 -c 128 --perplexity "$held")
             want=$ref
@@ -178,4 +238,17 @@ PYEOF
     b=$(echo "$auto" | cut -d' ' -f3)
     awk -v a="$a" -v b="$b" 'BEGIN { d = (a - b) / a; if (d < 0) d = -d; exit !(d < 5e-4) }' ||
         { echo "ref $ref vs auto $auto"; return 1; }
+}
+
+@test "generated text is identical on t2, tl1 and tl2 (3 threads split rows inside tl blocks)" {
+    bn-pack -l tl1 "$T/q.bn" -o "$T/tl1.bn"
+    bn-pack -l tl2 --tile 96x60 "$T/q.bn" -o "$T/tl2.bn"
+    for k in ref auto; do
+        want=$(bn-infer -m "$T/q.bn" --kernel $k -t 3 -p "Mr. Darcy" -n 24 --temp 0)
+        [ -n "$want" ]
+        for m in tl1 tl2; do
+            out=$(bn-infer -m "$T/$m.bn" --kernel $k -t 3 -p "Mr. Darcy" -n 24 --temp 0)
+            [ "$out" = "$want" ] || { echo "$m $k: $out vs $want"; return 1; }
+        done
+    done
 }

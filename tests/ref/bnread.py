@@ -47,7 +47,7 @@ V_U32, V_I32, V_U64, V_I64, V_F32, V_F64, V_BOOL, V_STR, V_BYTES, V_ARR, V_STRAR
 SCALAR = {V_U32: "<I", V_I32: "<i", V_U64: "<Q", V_I64: "<q", V_F32: "<f", V_F64: "<d", V_BOOL: "<B"}
 ARR_DTYPE = {V_U32: "<u4", V_I32: "<i4", V_U64: "<u8", V_I64: "<i8", V_F32: "<f4", V_F64: "<f8", V_BOOL: "u1"}
 
-TYPES = {0: "f32", 1: "f16", 2: "bf16", 3: "i8", 4: "t2", 5: "i32", 6: "u8"}
+TYPES = {0: "f32", 1: "f16", 2: "bf16", 3: "i8", 4: "t2", 5: "i32", 6: "u8", 18: "tl1", 19: "tl2"}
 
 
 class BnError(Exception):
@@ -61,6 +61,9 @@ def type_size(t, shape):
     for s in shape[:-1]:
         r *= s
     n = r * k
+    if t in (18, 19) and len(shape) == 2:
+        kt = k // 6 * 6 if t == 19 else 0
+        return 32 + r * (kt // 6 + (k - kt + 3) // 4) + (kt // 3) * ((r + 15) // 16) * 2 + 4
     return {0: 4 * n, 1: 2 * n, 2: 2 * n, 3: n + 4 * r, 4: r * ((k + 3) // 4) + 4, 5: 4 * n, 6: n}.get(t)
 
 
@@ -329,6 +332,51 @@ def t2_decode(raw, shape):
     return (codes[:, :k].astype(np.int8) - 1), np.float32(beta)
 
 
+def tl_decode(t, raw, shape):
+    """tl1 (18) / tl2 (19) bytes -> (int8 [R, K] in {-1,0,1}, float32 β), from
+    §4.1: a 32-byte header (BM, BK, rows, K, type, 0), blocks of BM rows
+    whose byte g*h + i is group g of row i (h the block's rows), tl2 sign
+    words after the groups, β last. Raises on what the writer never
+    produces."""
+    r, k = rows_k(shape)
+    if len(raw) != type_size(t, shape):
+        raise BnError("tl tensor has %d bytes, not %d" % (len(raw), type_size(t, shape)))
+    bm, bk, hr, hk, ht, zero = struct.unpack_from("<IIQQII", raw, 0)
+    step = 6 if t == 19 else 4
+    if (hr, hk, ht, zero) != (r, k, t, 0) or bm == 0 or bm % 32 or bk == 0 or bk % step or bk > 252:
+        raise BnError("tl header (%d, %d, %d, %d, %d, %d) does not describe this tensor" % (bm, bk, hr, hk, ht, zero))
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    kt = k // 6 * 6 if t == 19 else 0
+    gt, nt = kt // 6, kt // 3
+    ng = gt + (k - kt + 3) // 4
+    block = bm * ng + nt * (bm // 16) * 2
+    w = np.zeros((r, k), dtype=np.int8)
+    for b0 in range(0, r, bm):
+        h = min(bm, r - b0)
+        base = 32 + (b0 // bm) * block
+        g = buf[base:base + h * ng].reshape(ng, h).T.astype(np.int64)   # [row, group]
+        hi, lo = g >> 4, g & 15                 # first of the two in the high nibble
+        if gt:
+            mag = np.stack([hi[:, :gt], lo[:, :gt]], axis=2).reshape(h, nt)   # triple 2g, 2g+1
+            if (mag > 13).any():
+                raise BnError("tl2 magnitude above 13")
+            sw = (h + 15) // 16
+            words = np.frombuffer(raw, dtype="<u2", count=nt * sw, offset=base + h * ng).reshape(nt, sw)
+            i = np.arange(h)
+            neg = ((words[:, i // 16].astype(np.int64) >> (15 - i % 16)) & 1).T   # [row, triple], bit 15 - i
+            u = np.where(neg == 1, -mag, mag) + 13                          # v = 9 w0 + 3 w1 + w2
+            w[b0:b0 + h, :kt] = (np.stack([u // 9, u // 3 % 3, u % 3], axis=2) - 1).reshape(h, kt)
+        idx = np.stack([hi[:, gt:], lo[:, gt:]], axis=2).reshape(h, -1)   # pair index 3 w0 + w1 + 4
+        if (idx > 8).any():
+            raise BnError("tl pair index above 8")
+        pw = (np.stack([idx // 3, idx % 3], axis=2) - 1).reshape(h, -1)
+        if (pw[:, k - kt:] != 0).any():
+            raise BnError("tl padding columns are not w = 0")
+        w[b0:b0 + h, kt:] = pw[:, :k - kt]
+    beta = np.frombuffer(raw, dtype="<f4", count=1, offset=len(raw) - 4)[0]
+    return w, np.float32(beta)
+
+
 def to_f32(t, raw, shape):
     r, k = rows_k(shape)
     if t == 0:
@@ -341,8 +389,8 @@ def to_f32(t, raw, shape):
         q = np.frombuffer(raw, dtype=np.int8, count=r * k).reshape(r, k).astype(np.float32)
         s = np.frombuffer(raw, dtype="<f4", count=r, offset=r * k)
         return q * s[:, None]
-    if t == 4:
-        w, beta = t2_decode(raw, shape)
+    if t in (4, 18, 19):
+        w, beta = t2_decode(raw, shape) if t == 4 else tl_decode(t, raw, shape)
         return w.astype(np.float32) * beta
     raise BnError("type %d has no float form" % t)
 
