@@ -105,12 +105,15 @@ static inline void tl_rows(const bn_tl_geom *g, const uint8_t *w, const int8_t *
     }
 }
 
+/* Builds the tables of one token (NULL: tl_build_lut). */
+typedef void (*tl_lut_fn)(const bn_tl_geom *g, const int8_t *q, uint8_t *lut);
+
 /* gemm/gemv for a set: per token, build its tables, then its rows. A
  * header that does not describe a k-column tensor with r1 rows gives NaN
  * (kernels cannot report errors; the loader checks sizes, this the rest). */
 static inline void tl_gemm_with(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                                 const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy,
-                                unsigned U, unsigned NU, tl_units_fn fn)
+                                unsigned U, unsigned NU, tl_units_fn fn, tl_lut_fn lut_fn)
 {
     bn_tl_geom g;
     uint8_t *lut = NULL;
@@ -127,7 +130,7 @@ static inline void tl_gemm_with(uint32_t layout, const uint8_t *w, size_t k, siz
                 y[t * ldy + r] = NAN;
             continue;
         }
-        tl_build_lut(&g, q + t * ldq, lut);
+        (lut_fn ? lut_fn : tl_build_lut)(&g, q + t * ldq, lut);
         tl_rows(&g, w, q + t * ldq, lut, r0, r1, s[t], beta, y + t * ldy, U, NU, fn, wrow);
     }
     free(lut);
@@ -165,5 +168,7 @@ const bn_kernels *bn_kernels_tl_neon(uint32_t layout);
  * lone 32-row unit. */
 void bn_tl_avx2_units(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0, unsigned n,
                       const uint8_t *lut, int32_t *acc);
+/* tl_build_lut with AVX2 (a table a few instructions), for both x86 sets. */
+void bn_tl_avx2_lut(const bn_tl_geom *g, const int8_t *q, uint8_t *lut);
 
 #endif

@@ -111,16 +111,51 @@ TAVX2 void bn_tl_avx2_units(const bn_tl_geom *g, const uint8_t *blk, uint64_t h,
         units_n(g, blk, h, i0, lut, acc, 1);
 }
 
+/* One table: 16 int16 entries (lanes 0-7 low half, 8-15 high) → 16 low
+ * bytes, then 16 high bytes. */
+static TAVX2 INLINE void put_table(uint8_t *t, __m256i e)
+{
+    const __m256i split = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10,
+                                           12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    __m256i x = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(e, split), 0xd8); /* qwords 0, 2, 1, 3 */
+    _mm256_storeu_si256((__m256i *)t, x);
+}
+
+/* Entry m of a table is Σ d_j·b_j for the weight digits d of index m
+ * (kern_tl.h): vpsignw applies a digit to a broadcast activation. */
+TAVX2 void bn_tl_avx2_lut(const bn_tl_geom *g, const int8_t *q, uint8_t *lut)
+{
+    const __m256i d0 = _mm256_setr_epi16(0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0);
+    const __m256i d1 = _mm256_setr_epi16(0, 0, 1, 1, 1, -1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0);
+    const __m256i d2 = _mm256_setr_epi16(0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0);
+    const __m256i p0 = _mm256_setr_epi16(-1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i p1 = _mm256_setr_epi16(-1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0, 0, 0, 0, 0, 0);
+    for (uint64_t t = 0; t < g->nt; t++) {
+        const int8_t *b = q + 3 * t;
+        __m256i e = _mm256_add_epi16(_mm256_sign_epi16(_mm256_set1_epi16(b[0]), d0),
+                                     _mm256_add_epi16(_mm256_sign_epi16(_mm256_set1_epi16(b[1]), d1),
+                                                      _mm256_sign_epi16(_mm256_set1_epi16(b[2]), d2)));
+        put_table(lut + 32 * t, e);
+    }
+    for (uint64_t p = g->nt; p < 2 * g->ng; p++) { /* pairs: table p, columns kt + 2(p − nt), +1 */
+        uint64_t c = g->kt + 2 * (p - g->nt);
+        int b0 = c < g->k ? q[c] : 0, b1 = c + 1 < g->k ? q[c + 1] : 0;
+        __m256i e = _mm256_add_epi16(_mm256_sign_epi16(_mm256_set1_epi16((short)b0), p0),
+                                     _mm256_sign_epi16(_mm256_set1_epi16((short)b1), p1));
+        put_table(lut + 32 * p, e);
+    }
+}
+
 #define SET(L, name)                                                                                             \
     static void name##_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,      \
                             const float *s, size_t n, size_t ldq, float *y, size_t ldy)                         \
     {                                                                                                            \
-        tl_gemm_with(L, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 32, 2, bn_tl_avx2_units);                     \
+        tl_gemm_with(L, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 32, 2, bn_tl_avx2_units, bn_tl_avx2_lut);                     \
     }                                                                                                            \
     static void name##_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,      \
                             float s, float *y)                                                                   \
     {                                                                                                            \
-        tl_gemm_with(L, w, k, r0, r1, beta, q, &s, 1, k, y, 0, 32, 2, bn_tl_avx2_units);                        \
+        tl_gemm_with(L, w, k, r0, r1, beta, q, &s, 1, k, y, 0, 32, 2, bn_tl_avx2_units, bn_tl_avx2_lut);                        \
     }                                                                                                            \
     static void name##_gemm_f32(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const float *x,   \
                                 size_t n, size_t ldx, float *y, size_t ldy)                                     \
@@ -155,6 +190,11 @@ void bn_tl_avx2_units(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint6
                       const uint8_t *lut, int32_t *acc)
 {
     (void)g, (void)blk, (void)h, (void)i0, (void)n, (void)lut, (void)acc;
+}
+
+void bn_tl_avx2_lut(const bn_tl_geom *g, const int8_t *q, uint8_t *lut)
+{
+    tl_build_lut(g, q, lut);
 }
 
 #endif

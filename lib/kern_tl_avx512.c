@@ -119,12 +119,12 @@ static float avx512_quantize(const float *x, size_t k, int8_t *q)
     static void name##_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,      \
                             const float *s, size_t n, size_t ldq, float *y, size_t ldy)                         \
     {                                                                                                            \
-        tl_gemm_with(L, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 32, 2, avx512_units);                         \
+        tl_gemm_with(L, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 32, 2, avx512_units, bn_tl_avx2_lut);                         \
     }                                                                                                            \
     static void name##_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,      \
                             float s, float *y)                                                                   \
     {                                                                                                            \
-        tl_gemm_with(L, w, k, r0, r1, beta, q, &s, 1, k, y, 0, 32, 2, avx512_units);                            \
+        tl_gemm_with(L, w, k, r0, r1, beta, q, &s, 1, k, y, 0, 32, 2, avx512_units, bn_tl_avx2_lut);                            \
     }                                                                                                            \
     static void name##_gemm_f32(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const float *x,   \
                                 size_t n, size_t ldx, float *y, size_t ldy)                                     \
