@@ -34,6 +34,11 @@ uint64_t bn_packed_size(uint32_t type, uint64_t rows, uint64_t k);
 /* Ternary value (-1, 0, 1) at (r, c) of a tensor in layout type (BN_T2 or
  * a packed layout). */
 int bn_packed_get(uint32_t type, const uint8_t *data, uint64_t k, uint64_t r, uint64_t c);
+/* Checks what a packed tensor says about itself against its shape (the tl
+ * layouts' header: rows, K, tile); 0 when consistent or nothing to check.
+ * Kernels trust the header's row count, so a loader should call this
+ * before handing mapped tl data to a kernel. */
+int bn_packed_check(uint32_t type, const uint8_t *data, uint64_t rows, uint64_t k);
 /* Converts a t2 tensor (with β) into layout type, and back. out must hold
  * bn_packed_size / bn_type_size bytes. Lossless both ways. */
 int bn_pack_t2(uint32_t type, const uint8_t *t2, uint64_t rows, uint64_t k, uint8_t *out);

@@ -95,6 +95,14 @@ int bn_packed_get(uint32_t type, const uint8_t *data, uint64_t k, uint64_t r, ui
     return (int)((data[b] >> sh) & 3) - 1;
 }
 
+int bn_packed_check(uint32_t type, const uint8_t *data, uint64_t rows, uint64_t k)
+{
+    bn_tl_geom g;
+    if (type == BN_TL1 || type == BN_TL2)
+        return bn_tl_geom_read(type, data, rows, k, &g);
+    return 0;
+}
+
 int bn_pack_t2(uint32_t type, const uint8_t *t2, uint64_t rows, uint64_t k, uint8_t *out)
 {
     uint64_t size = bn_packed_size(type, rows, k), rb = bn_packed_row_bytes(type, k);

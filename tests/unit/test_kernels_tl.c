@@ -244,6 +244,8 @@ static void test_bad_header(check_ctx *cx, const bn_cpu *cpu)
     memcpy(w + 8, &rows, 8); /* fewer rows than asked for */
     k->gemv(w, 30, 0, 40, 1.0f, q, 1.0f, y);
     CHECK(cx, isnan(y[0]));
+    CHECK(cx, bn_packed_check(BN_TL2, w, 40, 30) != 0 && bn_packed_check(BN_TL2, w, 20, 30) == 0);
+    CHECK(cx, bn_packed_check(BN_B3, w, 40, 30) == 0);
     uint8_t t2b[8 * 40 + 4];
     CHECK(cx, bn_unpack_t2(BN_TL2, w, 40, 30, t2b) != 0);
     free(t2);
