@@ -29,6 +29,7 @@ static const bn_prog prog = {
     "  -k, --kernel LIST      kernel sets, NAME or NAME:LAYOUT (default auto: the best per layout)\n"
     "  -r, --repetitions N    measured repetitions after one warm-up (default 5, at most 100)\n"
     "  --kv f32|f16           KV cache precision (default f16, as bn-infer)\n"
+    "  --mmap                 run from the file mapping, not a copy in memory (as bn-infer --mmap)\n"
     "  --seed N               seed of the random weights and token ids (default 1234)\n"
     "  --bw-mib N             bandwidth buffer in MiB (default 1024)\n"
     "  --mem-limit N[K|M|G]   refuse synthetic shapes needing more (default: MemAvailable)\n"
@@ -169,6 +170,8 @@ static int parse(int argc, char **argv, cmdline *c)
                 else
                     rc = bn_usage_error(&prog, "--kv: '%s' is not one of f32, f16", v);
             }
+        } else if (!strcmp(a, "--mmap")) {
+            o->mmap_only = 1;
         } else if (!strcmp(a, "--seed")) {
             if (!(rc = need(argc, argv, &i, &v)) && bn_parse_u64(v, 0, UINT64_MAX, &o->seed))
                 rc = bn_usage_error(&prog, "--seed: '%s' is not a whole number", v);

@@ -181,6 +181,7 @@ typedef struct bn_bench_opts {
     size_t n_kernels;
     int reps;
     int kv_f16;
+    int mmap_only;            /* --mmap: decode from the file mapping (no bn_model_to_memory) */
     uint64_t seed;
     size_t bw_bytes;          /* bandwidth buffer */
     uint64_t mem_limit;       /* 0: MemAvailable */

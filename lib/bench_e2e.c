@@ -157,6 +157,10 @@ static int run_model(const bn_bench_opts *o, const bn_bench_machine *mc, const b
     double t0 = bn_bench_now();
     if (bn_model_load(&m, path, kernel, e))
         return -1;
+    if (!o->mmap_only && bn_model_to_memory(&m, e) < 0) {
+        bn_model_free(&m);
+        return -1;
+    }
     mi.load_s = bn_bench_now() - t0;
     snprintf(mi.name, sizeof mi.name, "%s", label);
     mi.size = (double)bn_model_weight_bytes(&m);

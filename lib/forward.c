@@ -11,6 +11,7 @@
  * close to the exact value as a reference can be. */
 #include "cpu.h"
 #include "kern_head.h"
+#include "kern_ilv.h"
 #include "model.h"
 #include "pool.h"
 
@@ -93,6 +94,19 @@ static void row_to_f32(uint32_t type, const void *src, float *dst, size_t n)
 
 /* ------------------------------------------------------ parallel steps */
 
+/* Rows [r0, r1) of thread ith of nth: equal shares, cut at multiples of 4
+ * so interleaved groups (kern_ilv.h) stay whole. */
+static void split_rows(size_t rows, int ith, int nth, size_t *r0, size_t *r1)
+{
+    size_t groups = (rows + 3) / 4;
+    *r0 = groups * (size_t)ith / (size_t)nth * 4;
+    *r1 = ith + 1 == nth ? rows : groups * (size_t)(ith + 1) / (size_t)nth * 4;
+    if (*r0 > rows)
+        *r0 = rows;
+    if (*r1 > rows)
+        *r1 = rows;
+}
+
 /* Up to three projections that share one input (q/k/v, gate/up). */
 typedef struct mm_job {
     bn_ctx *c;
@@ -109,15 +123,20 @@ static void mm_run(void *arg, int ith, int nth)
     const bn_kernels *k = j->c->kern;
     for (int i = 0; i < j->n_mat; i++) {
         const bn_mat *w = j->w[i];
-        size_t r0 = w->rows * (size_t)ith / (size_t)nth, r1 = w->rows * (size_t)(ith + 1) / (size_t)nth;
+        size_t r0, r1;
+        split_rows(w->rows, ith, nth, &r0, &r1);
         if (r0 == r1)
             continue;
+        /* interleaved weights: the set's twin (no float path: --no-act-quant
+         * keeps the mapping, see bn_ctx_new) */
+        const bn_ilv_kernels *ik = w->ilv ? bn_ilv_find(k, w->cols) : NULL;
         if (j->x)
             k->gemm_f32(w->data, w->cols, r0, r1, w->beta, j->x, j->n, j->c->ld8, j->y[i], w->rows);
         else if (j->n == 1)
-            k->gemv(w->data, w->cols, r0, r1, w->beta, j->c->q8, j->c->s8[0], j->y[i]);
+            (ik ? ik->gemv : k->gemv)(w->data, w->cols, r0, r1, w->beta, j->c->q8, j->c->s8[0], j->y[i]);
         else
-            k->gemm(w->data, w->cols, r0, r1, w->beta, j->c->q8, j->c->s8, j->n, j->c->ld8, j->y[i], w->rows);
+            (ik ? ik->gemm : k->gemm)(w->data, w->cols, r0, r1, w->beta, j->c->q8, j->c->s8, j->n, j->c->ld8,
+                                      j->y[i], w->rows);
     }
 }
 
@@ -185,8 +204,8 @@ static void head_run(void *arg, int ith, int nth)
 {
     head_job *j = arg;
     const bn_model *m = j->c->m;
-    size_t d = m->hp.n_embd, V = m->hp.n_vocab, es = elem_size(m->head_type);
-    size_t r0 = V * (size_t)ith / (size_t)nth, r1 = V * (size_t)(ith + 1) / (size_t)nth;
+    size_t d = m->hp.n_embd, V = m->hp.n_vocab, es = elem_size(m->head_type), r0, r1;
+    split_rows(V, ith, nth, &r0, &r1);
     if (j->c->head) {
         j->c->head(m->head, V, d, r0, r1, j->h, j->n, j->logits, V);
         return;
@@ -339,6 +358,12 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     c->m = m;
     c->kern = m->kern;
     c->o = *o;
+    if (o->no_act_quant && m->arena) {
+        /* the float kernels read the row-major layout */
+        bn_fail(e, "float activations need the weights as mapped (not copied to memory)");
+        free(c);
+        return NULL;
+    }
     c->n_ctx = o->n_ctx ? o->n_ctx : hp->n_ctx;
     c->q_dim = (size_t)hp->n_head * hp->head_dim;
     c->kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
@@ -387,6 +412,10 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     c->head = bn_head_find(m->head_type, simd ? &cpu : &none);
     if (is_float && c->head == bn_head_find(m->head_type, &none))
         c->head = NULL;
+    if (m->head_ilv) {
+        size_t unit;
+        c->head = bn_head_find_ilv(m->head_type, hp->n_embd, &cpu, &unit);
+    }
     /* The same rule for attention; f16 rounding is exact either way. */
     c->att_fn = bn_att_find(simd ? &cpu : &none);
     c->f16_row = bn_f16_row_find(&cpu);

@@ -13,6 +13,7 @@
  * Compiled with target attributes, so the file builds with any x86-64
  * compiler flags; the set is only offered when cpuid/xgetbv say so. */
 #include "kern_2bit.h"
+#include "kern_ilv.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -252,7 +253,14 @@ static T512 INLINE int64_t sum64(__m512i v)
     return _mm512_reduce_add_epi64(w);
 }
 
-static T512 INLINE void b3_rows_gemv(const uint8_t *w, size_t rb, size_t V, const int8_t *q, int RT, int64_t out[4])
+/* RT rows (up to 4) from w: row i's 64-byte vector v at w + i·rs + v·vs
+ * (row-major: rs = row bytes, vs = 64; interleaved: rs = 64, vs = 256).
+ * Row-major reads prefetch the next group, one line per row and vector:
+ * the hardware prefetchers stop at 4 KiB pages, which a group of short
+ * rows crosses often. Interleaved reads are one sequential stream the
+ * hardware follows by itself (a prefetch there measured slower). */
+static T512 INLINE void b3_rows_gemv(const uint8_t *w, size_t rs, size_t vs, size_t V, const int8_t *q, int RT,
+                                     int64_t out[4])
 {
     __m512i a1[4], a2[4];
     _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) a1[r] = a2[r] = _mm512_setzero_si512();
@@ -260,8 +268,9 @@ static T512 INLINE void b3_rows_gemv(const uint8_t *w, size_t rb, size_t V, cons
         const int8_t *qv = q + B3_BLK * v;
         __m512i m[4];
         _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
-            m[r] = _mm512_loadu_si512((const void *)(w + (size_t)r * rb + 64 * v));
-            _mm_prefetch((const char *)(w + (size_t)(r + 4) * rb + 64 * v), _MM_HINT_T0); /* as rows4_gemv */
+            m[r] = _mm512_loadu_si512((const void *)(w + (size_t)r * rs + vs * v));
+            if (vs == 64)
+                _mm_prefetch((const char *)(w + (size_t)(r + 4) * rs + vs * v), _MM_HINT_T0);
         }
         _Pragma("GCC unroll 5") for (int j = 0; j < 5; j++) {
             __m512i a = _mm512_loadu_si512((const void *)(qv + 64 * j));
@@ -289,28 +298,43 @@ static inline size_t b3_pad(const int8_t *q, size_t k, size_t c0, int8_t pad[B3_
     return rem;
 }
 
-static T512 void b3_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, float s,
-                         float *y)
+/* ilv: whole groups of 4 rows interleaved (kern_ilv.h), the rest
+ * row-major; r0 is then a multiple of 4. */
+static T512 INLINE void b3_gemv_impl(int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
+                                     const int8_t *q, float s, float *y)
 {
     size_t rb = bn_packed_row_bytes(BN_B3, k), V = k / B3_BLK, c0 = B3_BLK * V;
+    size_t rs = ilv ? 64 : rb, vs = ilv ? 4 * 64 : 64;
     _Alignas(64) int8_t pad[B3_BLK];
     int32_t qs = qsum(q, c0); /* c0 is a multiple of 64 */
     size_t rem = b3_pad(q, k, c0, pad, &qs);
     int64_t out[4], o2[4];
     size_t r = r0;
     for (; r + 4 <= r1; r += 4) {
-        b3_rows_gemv(w + r * rb, rb, V, q, 4, out);
+        b3_rows_gemv(w + r * rb, rs, vs, V, q, 4, out);
         if (rem)
-            b3_rows_gemv(w + r * rb + 64 * V, rb, 1, pad, 4, o2);
+            b3_rows_gemv(w + r * rb + vs * V, rs, vs, 1, pad, 4, o2);
         for (int i = 0; i < 4; i++)
             y[r + i] = bn_kern_out((int32_t)(out[i] + (rem ? o2[i] : 0)) - qs, s, beta);
     }
     for (; r < r1; r++) {
-        b3_rows_gemv(w + r * rb, rb, V, q, 1, out);
+        b3_rows_gemv(w + r * rb, rb, 64, V, q, 1, out);
         if (rem)
-            b3_rows_gemv(w + r * rb + 64 * V, rb, 1, pad, 1, o2);
+            b3_rows_gemv(w + r * rb + 64 * V, rb, 64, 1, pad, 1, o2);
         y[r] = bn_kern_out((int32_t)(out[0] + (rem ? o2[0] : 0)) - qs, s, beta);
     }
+}
+
+static T512 void b3_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, float s,
+                         float *y)
+{
+    b3_gemv_impl(0, w, k, r0, r1, beta, q, s, y);
+}
+
+static T512 void b3_gemv_ilv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,
+                             float s, float *y)
+{
+    b3_gemv_impl(1, w, k, r0, r1, beta, q, s, y);
 }
 
 static T512 INLINE __m512i b3_digits(__m512i m)
@@ -320,8 +344,10 @@ static T512 INLINE __m512i b3_digits(__m512i m)
     return _mm512_mask_blend_epi8(k2, _mm512_maskz_mov_epi8(k1, _mm512_set1_epi8(1)), _mm512_set1_epi8(2));
 }
 
-static T512 INLINE void b3_tile(const uint8_t *w, size_t rb, size_t V, const int8_t *q, size_t ldq, int RT, int TT,
-                                int32_t out[4][4])
+/* RT rows × TT tokens; row i's vector v at w + i·rs + v·vs (as
+ * b3_rows_gemv). */
+static T512 INLINE void b3_tile(const uint8_t *w, size_t rs, size_t vs, size_t V, const int8_t *q, size_t ldq, int RT,
+                                int TT, int32_t out[4][4])
 {
     __m512i acc[4][4];
     _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
@@ -329,7 +355,7 @@ static T512 INLINE void b3_tile(const uint8_t *w, size_t rb, size_t V, const int
     for (size_t v = 0; v < V; v++) {
         __m512i m[4];
         _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
-            m[r] = _mm512_loadu_si512((const void *)(w + (size_t)r * rb + 64 * v));
+            m[r] = _mm512_loadu_si512((const void *)(w + (size_t)r * rs + vs * v));
         _Pragma("GCC unroll 5") for (int j = 0; j < 5; j++) {
             __m512i d[4];
             _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
@@ -346,8 +372,28 @@ static T512 INLINE void b3_tile(const uint8_t *w, size_t rb, size_t V, const int
         _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) out[r][t] = _mm512_reduce_add_epi32(acc[r][t]);
 }
 
-static T512 void b3_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,
-                         const float *s, size_t n, size_t ldq, float *y, size_t ldy)
+/* b3_tile with RT ∈ {1, 4} and TT ∈ 1..4 as compile-time constants. */
+static T512 INLINE void b3_tile_any(const uint8_t *w, size_t rs, size_t vs, size_t V, const int8_t *q, size_t ldq,
+                                    int RT, int TT, int32_t out[4][4])
+{
+#define B3_TT(R)                                                                                                   \
+    switch (TT) {                                                                                                  \
+    case 4: b3_tile(w, rs, vs, V, q, ldq, R, 4, out); break;                                                       \
+    case 3: b3_tile(w, rs, vs, V, q, ldq, R, 3, out); break;                                                       \
+    case 2: b3_tile(w, rs, vs, V, q, ldq, R, 2, out); break;                                                       \
+    default: b3_tile(w, rs, vs, V, q, ldq, R, 1, out); break;                                                      \
+    }
+    if (RT == 4) {
+        B3_TT(4)
+    } else {
+        B3_TT(1)
+    }
+#undef B3_TT
+}
+
+/* ilv as in b3_gemv_impl. */
+static T512 INLINE void b3_gemm_impl(int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
+                                     const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy)
 {
     size_t rb = bn_packed_row_bytes(BN_B3, k), V = k / B3_BLK, c0 = B3_BLK * V;
     int32_t qs[BN_KERN_MAX_N];
@@ -359,44 +405,15 @@ static T512 void b3_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float
     }
     for (size_t r = r0, rt; r < r1; r += rt) {
         rt = r1 - r >= 4 ? 4 : 1; /* the last 1-3 rows one at a time */
+        /* a whole group (interleaved or not) or one row-major row */
+        size_t rs = rt == 4 && ilv ? 64 : rb, vs = rt == 4 && ilv ? 4 * 64 : 64;
+        const uint8_t *wr = w + r * rb;
         for (size_t t = 0; t < n; t += 4) {
             int tt = n - t >= 4 ? 4 : (int)(n - t);
-            int32_t out[4][4];
-            const uint8_t *wr = w + r * rb;
-            const int8_t *qt = q + t * ldq;
-            if (rt == 4) {
-                switch (tt) {
-                case 4: b3_tile(wr, rb, V, qt, ldq, 4, 4, out); break;
-                case 3: b3_tile(wr, rb, V, qt, ldq, 4, 3, out); break;
-                case 2: b3_tile(wr, rb, V, qt, ldq, 4, 2, out); break;
-                default: b3_tile(wr, rb, V, qt, ldq, 4, 1, out); break;
-                }
-            } else {
-                switch (tt) {
-                case 4: b3_tile(wr, rb, V, qt, ldq, 1, 4, out); break;
-                case 3: b3_tile(wr, rb, V, qt, ldq, 1, 3, out); break;
-                case 2: b3_tile(wr, rb, V, qt, ldq, 1, 2, out); break;
-                default: b3_tile(wr, rb, V, qt, ldq, 1, 1, out); break;
-                }
-            }
-            int32_t o2[4][4] = {{0}};
-            if (rem) {
-                if (rt == 4) {
-                    switch (tt) {
-                    case 4: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 4, 4, o2); break;
-                    case 3: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 4, 3, o2); break;
-                    case 2: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 4, 2, o2); break;
-                    default: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 4, 1, o2); break;
-                    }
-                } else {
-                    switch (tt) {
-                    case 4: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 1, 4, o2); break;
-                    case 3: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 1, 3, o2); break;
-                    case 2: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 1, 2, o2); break;
-                    default: b3_tile(wr + 64 * V, rb, 1, pad[t], B3_BLK, 1, 1, o2); break;
-                    }
-                }
-            }
+            int32_t out[4][4], o2[4][4] = {{0}};
+            b3_tile_any(wr, rs, vs, V, q + t * ldq, ldq, (int)rt, tt, out);
+            if (rem)
+                b3_tile_any(wr + vs * V, rs, vs, 1, pad[t], B3_BLK, (int)rt, tt, o2);
             for (size_t i = 0; i < rt; i++)
                 for (int j = 0; j < tt; j++) {
                     size_t tk = t + (size_t)j;
@@ -405,6 +422,18 @@ static T512 void b3_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float
                 }
         }
     }
+}
+
+static T512 void b3_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,
+                         const float *s, size_t n, size_t ldq, float *y, size_t ldy)
+{
+    b3_gemm_impl(0, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);
+}
+
+static T512 void b3_gemm_ilv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,
+                             const float *s, size_t n, size_t ldq, float *y, size_t ldy)
+{
+    b3_gemm_impl(1, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);
 }
 
 K2_COMMON_FUNCS(BN_B3, W, b3)
@@ -418,10 +447,40 @@ const bn_kernels *bn_kernels_avx512(uint32_t layout)
     return layout == BN_T2 ? &set_t2 : layout == BN_I2S ? &set_i2s : layout == BN_B3 ? &set_b3 : NULL;
 }
 
+static const bn_ilv_kernels ilv_b3 = {BN_B3, b3_gemm_ilv, b3_gemv_ilv};
+
+const bn_ilv_kernels *bn_ilv_find(const bn_kernels *set, size_t k)
+{
+    if (set == &set_b3 && bn_packed_row_bytes(BN_B3, k) % BN_ILV_UNIT == 0)
+        return &ilv_b3;
+    return NULL;
+}
+
 #else
 const bn_kernels *bn_kernels_avx512(uint32_t layout)
 {
     (void)layout;
     return NULL;
 }
+
+const bn_ilv_kernels *bn_ilv_find(const bn_kernels *set, size_t k)
+{
+    (void)set, (void)k;
+    return NULL;
+}
 #endif
+
+/* Portable: the order is the AVX-512 kernels', but any build may make it
+ * (and the tests check it on every architecture). */
+void bn_ilv_pack(const uint8_t *src, uint64_t rows, uint64_t rb, size_t unit, uint8_t *dst)
+{
+    uint64_t groups = rows / BN_ILV_ROWS, nu = rb / unit;
+    for (uint64_t g = 0; g < groups; g++) {
+        const uint8_t *s = src + g * BN_ILV_ROWS * rb;
+        uint8_t *d = dst + g * BN_ILV_ROWS * rb;
+        for (uint64_t u = 0; u < nu; u++)
+            for (uint64_t i = 0; i < BN_ILV_ROWS; i++)
+                memcpy(d + (BN_ILV_ROWS * u + i) * unit, s + i * rb + u * unit, unit);
+    }
+    memcpy(dst + groups * BN_ILV_ROWS * rb, src + groups * BN_ILV_ROWS * rb, (rows - groups * BN_ILV_ROWS) * rb);
+}

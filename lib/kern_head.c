@@ -423,7 +423,10 @@ static void q6_prepare(const float *h, size_t d, q6_act *a)
     }
 }
 
-static T512Q INLINE void q6_rows(const uint8_t *w, size_t rb, size_t G, const q6_act *a, int RT, float out[4])
+/* RT rows from w: row i's group g at w + i·rs + g·gs (row-major: rs =
+ * row bytes, gs = 104; interleaved: rs = 104, gs = 416). */
+static T512Q INLINE void q6_rows(const uint8_t *w, size_t rs, size_t gs, size_t G, const q6_act *a, int RT,
+                                 float out[4])
 {
     const __m512i m0f = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
     /* high-plane bytes 0..31 serve blocks 0,1 (shift 0), blocks 2,3 the
@@ -438,7 +441,7 @@ static T512Q INLINE void q6_rows(const uint8_t *w, size_t rb, size_t G, const q6
         __m512i cr = _mm512_load_si512((const void *)(a->cr + 16 * g));
         __m512 dh = _mm512_load_ps(a->dh + 16 * g);
         _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) {
-            const uint8_t *gp = w + (size_t)i * rb + Q6_GB * g;
+            const uint8_t *gp = w + (size_t)i * rs + gs * g;
             __m512i raw = _mm512_loadu_si512((const void *)gp);
             __m512i hs = _mm512_srlv_epi16(
                 _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(gp + 64))), sv);
@@ -455,26 +458,42 @@ static T512Q INLINE void q6_rows(const uint8_t *w, size_t rb, size_t G, const q6
     _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) out[i] = _mm512_reduce_add_ps(acc[i]);
 }
 
-static T512Q void v_q6(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
-                       size_t ldy)
+/* ilv: whole groups of 4 rows interleaved by 104-byte group (kern_ilv.h),
+ * r0 a multiple of 4; the per-row arithmetic is the same, so the results
+ * are bit-identical to the row-major function's. */
+static T512Q INLINE void q6_head(int ilv, const void *w, size_t d, size_t r0, size_t r1, const float *h, size_t n,
+                                 float *y, size_t ldy)
 {
-    (void)rows;
     q6_act a;
-    size_t G = d / Q6_G, rb = G * Q6_GB;
+    size_t G = d / Q6_G, rb = G * Q6_GB, rs = ilv ? Q6_GB : rb, gs = ilv ? 4 * Q6_GB : Q6_GB;
     for (size_t t = 0; t < n; t++) {
         q6_prepare(h + t * d, d, &a);
         size_t r = r0;
         float o[4];
         for (; r + 4 <= r1; r += 4) {
-            q6_rows((const uint8_t *)w + r * rb, rb, G, &a, 4, o);
+            q6_rows((const uint8_t *)w + r * rb, rs, gs, G, &a, 4, o);
             for (int i = 0; i < 4; i++)
                 y[t * ldy + r + (size_t)i] = o[i];
         }
         for (; r < r1; r++) {
-            q6_rows((const uint8_t *)w + r * rb, rb, G, &a, 1, o);
+            q6_rows((const uint8_t *)w + r * rb, rb, Q6_GB, G, &a, 1, o);
             y[t * ldy + r] = o[0];
         }
     }
+}
+
+static T512Q void v_q6(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
+                       size_t ldy)
+{
+    (void)rows;
+    q6_head(0, w, d, r0, r1, h, n, y, ldy);
+}
+
+static T512Q void v_q6_ilv(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,
+                           float *y, size_t ldy)
+{
+    (void)rows;
+    q6_head(1, w, d, r0, r1, h, n, y, ldy);
 }
 
 /* --------------------------------------------------- AVX-512 attention */
@@ -625,6 +644,23 @@ bn_head_fn bn_head_find(uint32_t type, const bn_cpu *cpu)
 #endif
     (void)cpu;
     return type == BN_F32 ? s_f32 : type == BN_F16 ? s_f16 : type == BN_BF16 ? s_bf16 : type == BN_I8 ? s_i8 : type == BN_Q6 ? s_q6 : NULL;
+}
+
+bn_head_fn bn_head_find_ilv(uint32_t type, size_t d, const bn_cpu *cpu, size_t *unit)
+{
+#if defined(__x86_64__)
+    if (type == BN_Q6 && bn_head_find(type, cpu) == v_q6) {
+        *unit = Q6_GB;
+        return v_q6_ilv;
+    }
+#endif
+    (void)type, (void)d, (void)cpu, (void)unit;
+    return NULL;
+}
+
+size_t bn_head_row_bytes(uint32_t type, size_t d)
+{
+    return type == BN_Q6 ? d / Q6_G * Q6_GB : type == BN_I8 ? d : type == BN_F32 ? 4 * d : 2 * d;
 }
 
 bn_att_fn bn_att_find(const bn_cpu *cpu)

@@ -1,12 +1,16 @@
 /* model.c — turns a model description (bn_source) into a runnable bn_model:
  * checks the architecture and every tensor, points matrices into the mapped
  * file, copies norms to f32, ternarizes float projections (HF "online"). */
+#include "cpu.h"
 #include "kern_head.h"
+#include "kern_ilv.h"
 #include "model.h"
+#include "pack.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static void *own(bn_model *m, void *p)
 {
@@ -43,10 +47,12 @@ static const void *bytes_of(const bn_model *m, const bn_tensor *t)
 static int read_missing(bn_model *m, bn_err *e)
 {
     bn_source *s = &m->src;
+    m->mapped = !strcmp(s->format, "bn");
     for (size_t i = 0; i < s->n_tensors; i++) {
         bn_tensor *t = &s->tensors[i];
         if (t->data)
             continue;
+        m->mapped = 0;
         void *buf = own(m, malloc(t->size ? t->size : 1));
         if (!buf)
             return bn_fail(e, "%s: out of memory reading tensor '%s' (%llu bytes)", s->name, t->name,
@@ -100,10 +106,12 @@ static int load_mat(bn_model *m, const bn_tensor *t, const char *kernel, bn_mat 
         bn_ternarize_absmean(w, out->rows, out->cols, t2, NULL);
         free(w);
         out->data = t2;
+        out->bytes = bn_type_size(BN_T2, 2, t->shape);
         out->type = BN_T2;
         m->n_ternarized++;
     } else {
         out->data = bytes_of(m, t);
+        out->bytes = t->size;
         out->type = t->type;
     }
     const bn_kernels *k = bn_kernels_find(kernel, out->type);
@@ -152,7 +160,8 @@ static int load_layer(bn_model *m, uint32_t l, const char *kernel, bn_err *e)
     return 0;
 }
 
-static int load_head(bn_model *m, const char *name, const void **data, uint32_t *type, bn_err *e)
+static int load_head(bn_model *m, const char *name, const void **data, uint32_t *type, uint64_t *bytes,
+                     bn_err *e)
 {
     const bn_tensor *t = bn_source_find(&m->src, name);
     const char *why;
@@ -161,6 +170,7 @@ static int load_head(bn_model *m, const char *name, const void **data, uint32_t 
                        bn_type_name(t->type) ? bn_type_name(t->type) : "unknown", why);
     *data = bytes_of(m, t);
     *type = t->type;
+    *bytes = t->size;
     return 0;
 }
 
@@ -185,8 +195,9 @@ int bn_model_load(bn_model *m, const char *path, const char *kernel, bn_err *e)
     for (uint32_t l = 0; l < hp->n_layer; l++)
         if (load_layer(m, l, kernel, e))
             goto fail;
-    if (load_head(m, "token_embd.weight", &m->embd, &m->embd_type, e) ||
-        load_head(m, hp->tied ? "token_embd.weight" : "output.weight", &m->head, &m->head_type, e) ||
+    uint64_t embd_bytes;
+    if (load_head(m, "token_embd.weight", &m->embd, &m->embd_type, &embd_bytes, e) ||
+        load_head(m, hp->tied ? "token_embd.weight" : "output.weight", &m->head, &m->head_type, &m->head_bytes, e) ||
         !(m->out_norm = norm_f32(m, bn_source_find(&m->src, "output_norm.weight"), e)))
         goto fail;
     return 0;
@@ -197,6 +208,8 @@ fail:
 
 void bn_model_free(bn_model *m)
 {
+    if (m->arena)
+        munmap(m->arena, m->arena_size);
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);
@@ -211,4 +224,115 @@ uint64_t bn_model_weight_bytes(const bn_model *m)
     for (size_t i = 0; i < m->src.n_tensors; i++)
         n += m->src.tensors[i].size;
     return n;
+}
+
+/* ------------------------------------------------- weights in memory */
+
+static uint64_t mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+#define ARENA_ALIGN ((size_t)2 << 20) /* one transparent huge page */
+
+static size_t up64(uint64_t n)
+{
+    return (size_t)((n + 63) & ~(uint64_t)63);
+}
+
+/* Releases the pages of a copied source range from this process (the
+ * file keeps them in its page cache), so resident memory stays near one
+ * copy of the model. Only for ranges inside a file mapping: private and
+ * read-only, so a later read faults the same bytes back in. */
+static void drop_mapped(const void *p, uint64_t n)
+{
+    uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, b = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+static void copy_mat(bn_model *m, bn_mat *w, uint8_t **at, int mapped)
+{
+    const bn_ilv_kernels *ik = bn_ilv_find(m->kern, w->cols);
+    uint64_t rb = bn_packed_row_bytes(w->type, w->cols);
+    const uint8_t *src = w->data;
+    if (ik && rb && rb * w->rows <= w->bytes) {
+        bn_ilv_pack(src, w->rows, rb, BN_ILV_UNIT, *at);
+        memcpy(*at + rb * w->rows, src + rb * w->rows, w->bytes - rb * w->rows); /* beta */
+        w->ilv = 1;
+    } else {
+        memcpy(*at, src, w->bytes);
+    }
+    if (mapped)
+        drop_mapped(src, w->bytes);
+    w->data = *at;
+    *at += up64(w->bytes);
+}
+
+int bn_model_to_memory(bn_model *m, bn_err *e)
+{
+    (void)e;
+    if (m->arena || !strcmp(m->kern->name, "ref"))
+        return 0;
+    const bn_hparams *hp = &m->hp;
+    size_t total = up64(m->head_bytes);
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const bn_layer *L = &m->layers[l];
+        const bn_mat *mats[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < 7; i++)
+            total += up64(mats[i]->bytes);
+    }
+    /* Room for the copy and a margin; the file's page cache it came from
+     * can be reclaimed, so it does not count against it. */
+    uint64_t avail = mem_available();
+    if (!avail || (uint64_t)total + ((uint64_t)1 << 30) > avail)
+        return 0;
+    size_t size = (total + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    void *p = mmap(NULL, size + ARENA_ALIGN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return 0;
+    /* Trim to a 2 MiB-aligned region so every huge page is whole. */
+    uintptr_t a = ((uintptr_t)p + ARENA_ALIGN - 1) & ~(uintptr_t)(ARENA_ALIGN - 1);
+    if (a > (uintptr_t)p)
+        munmap(p, a - (uintptr_t)p);
+    if ((uintptr_t)p + size + ARENA_ALIGN > a + size)
+        munmap((void *)(a + size), (uintptr_t)p + size + ARENA_ALIGN - (a + size));
+    m->arena = (void *)a;
+    m->arena_size = size;
+#ifdef MADV_HUGEPAGE
+    madvise(m->arena, size, MADV_HUGEPAGE); /* advice only: without THP it is still one region */
+#endif
+    int mapped = m->mapped;
+    uint8_t *at = m->arena;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        bn_layer *L = &m->layers[l];
+        bn_mat *mats[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < 7; i++)
+            copy_mat(m, mats[i], &at, mapped && !m->n_ternarized);
+    }
+    bn_cpu cpu;
+    bn_cpu_detect(&cpu);
+    size_t unit = 0;
+    size_t hrb = bn_head_row_bytes(m->head_type, hp->n_embd);
+    if (bn_head_find_ilv(m->head_type, hp->n_embd, &cpu, &unit) && hrb % unit == 0) {
+        bn_ilv_pack(m->head, hp->n_vocab, hrb, unit, at);
+        memcpy(at + hrb * hp->n_vocab, (const uint8_t *)m->head + hrb * hp->n_vocab,
+               m->head_bytes - hrb * hp->n_vocab);
+        m->head_ilv = 1;
+    } else {
+        memcpy(at, m->head, m->head_bytes);
+    }
+    if (mapped) /* a tied embedding faults back in only the rows it looks up */
+        drop_mapped(m->head, m->head_bytes);
+    m->head = at;
+    return 1;
 }
