@@ -30,10 +30,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Fills the 2·ng tables of 32 bytes for one token's q (natural order). */
-static inline void tl_build_lut(const bn_tl_geom *g, const int8_t *q, uint8_t *lut)
+/* Fills the tables of byte groups [ga, gb) for one token's q (natural
+ * order): group gi's two tables at lut + 64·(gi − ga). */
+static inline void tl_build_lut(const bn_tl_geom *g, const int8_t *q, uint64_t ga, uint64_t gb, uint8_t *lut)
 {
-    for (uint64_t gi = 0; gi < g->ng; gi++)
+    for (uint64_t gi = ga; gi < gb; gi++)
         for (unsigned half = 0; half < 2; half++) {
             int e[16] = {0};
             if (gi < g->gt) {
@@ -50,7 +51,7 @@ static inline void tl_build_lut(const bn_tl_geom *g, const int8_t *q, uint8_t *l
                 for (int idx = 0; idx < 9; idx++)
                     e[idx] = (idx / 3 - 1) * b0 + (idx % 3 - 1) * b1;
             }
-            uint8_t *t = lut + 32 * (2 * gi + half);
+            uint8_t *t = lut + 32 * (2 * (gi - ga) + half);
             for (int j = 0; j < 16; j++) {
                 uint16_t u = (uint16_t)e[j];
                 t[j] = (uint8_t)u;
@@ -59,103 +60,130 @@ static inline void tl_build_lut(const bn_tl_geom *g, const int8_t *q, uint8_t *l
         }
 }
 
-/* Σ w·q for row r by decoding it (the reference; the SIMD sets use it for
- * rows outside whole row groups). wrow holds k bytes. */
-static inline int32_t tl_row_dot(const bn_tl_geom *g, const uint8_t *w, uint64_t r, const int8_t *q, int8_t *wrow)
+/* Σ w·q over byte groups [ga, gb) of row r, by decoding (the reference;
+ * the SIMD sets use it for rows outside whole row units). */
+static inline int32_t tl_row_dot(const bn_tl_geom *g, const uint8_t *w, uint64_t r, const int8_t *q, uint64_t ga,
+                                 uint64_t gb)
 {
-    bn_tl_decode_row(g, w, r, wrow);
+    uint64_t h, i, c0;
+    const uint8_t *blk = bn_tl_block(g, w, r, &h, &i);
+    int8_t wv[6];
     int32_t a = 0;
-    for (uint64_t c = 0; c < g->k; c++)
-        a += wrow[c] * q[c];
+    for (uint64_t gi = ga; gi < gb; gi++) {
+        unsigned n = bn_tl_decode_group(g, blk, h, i, gi, wv, &c0);
+        for (unsigned j = 0; j < n; j++)
+            a += wv[j] * q[c0 + j];
+    }
     return a;
 }
 
 /* A SIMD set's work on one row group: n units of U rows starting at row i0
- * of a block of h rows, all K columns, sums into acc[0 .. n·U). */
+ * of a block of h rows, byte groups [ga, gb) (their tables at lut), sums
+ * into acc[0 .. n·U). */
 typedef void (*tl_units_fn)(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0, unsigned n,
-                            const uint8_t *lut, int32_t *acc);
+                            const uint8_t *lut, uint64_t ga, uint64_t gb, int32_t *acc);
+/* Builds the tables of groups [ga, gb) (NULL: tl_build_lut). */
+typedef void (*tl_lut_fn)(const bn_tl_geom *g, const int8_t *q, uint64_t ga, uint64_t gb, uint8_t *lut);
 
-enum { TL_MAX_ROWS = 64 }; /* most rows one tl_units_fn call covers */
+enum {
+    TL_MAX_ROWS = 64,     /* most rows one tl_units_fn call covers */
+    TL_LUT_GROUPS = 1024, /* groups whose tables one pass holds: 64 KiB on the stack (K = 4096 in tl1) */
+};
 
-/* Rows [r0, r1) of one token: whole units through fn (a unit partly
- * outside [r0, r1) is computed and not written), the rest by decoding. */
-static inline void tl_rows(const bn_tl_geom *g, const uint8_t *w, const int8_t *q, const uint8_t *lut, size_t r0,
-                           size_t r1, float s, float beta, float *y, unsigned U, unsigned NU, tl_units_fn fn,
-                           int8_t *wrow)
+/* The int32 sums live in the output floats' own bytes until the last pass
+ * (memcpy, so no aliasing): no allocation per call, any K, any rows. */
+static inline void tl_acc_add(float *y, size_t r, int32_t v)
+{
+    int32_t a;
+    memcpy(&a, &y[r], 4);
+    a += v;
+    memcpy(&y[r], &a, 4);
+}
+
+/* Rows [r0, r1) of one token over groups [ga, gb), added into y's sums:
+ * whole units through fn (a unit partly outside [r0, r1) is computed and
+ * not added), the rest by decoding. */
+static inline void tl_rows(const bn_tl_geom *g, const uint8_t *w, const int8_t *q, const uint8_t *lut, uint64_t ga,
+                           uint64_t gb, size_t r0, size_t r1, unsigned U, unsigned NU, tl_units_fn fn, float *y)
 {
     int32_t acc[TL_MAX_ROWS];
     for (size_t r = r0; r < r1;) {
         uint64_t h, i;
         const uint8_t *blk = bn_tl_block(g, w, r, &h, &i);
-        uint64_t c0 = i / U * U, avail = (h - c0) / U, need = (i + (r1 - r) + U - 1 - c0) / U;
+        uint64_t c0 = i / U * U, avail = (h - c0) / U, need = (i - c0 + (r1 - r) + U - 1) / U;
         unsigned n = (unsigned)(avail < need ? avail : need);
         if (n > NU)
             n = NU;
         if (!fn || !n) {
-            y[r] = bn_kern_out(tl_row_dot(g, w, r, q, wrow), s, beta);
+            tl_acc_add(y, r, tl_row_dot(g, w, r, q, ga, gb));
             r++;
             continue;
         }
-        fn(g, blk, h, c0, n, lut, acc);
+        fn(g, blk, h, c0, n, lut, ga, gb, acc);
         size_t first = r - (size_t)(i - c0);
         for (size_t j = 0; j < (size_t)n * U; j++)
             if (first + j >= r && first + j < r1)
-                y[first + j] = bn_kern_out(acc[j], s, beta);
+                tl_acc_add(y, first + j, acc[j]);
         r = first + (size_t)n * U;
     }
 }
 
-/* Builds the tables of one token (NULL: tl_build_lut). */
-typedef void (*tl_lut_fn)(const bn_tl_geom *g, const int8_t *q, uint8_t *lut);
-
-/* gemm/gemv for a set: per token, build its tables, then its rows. A
- * header that does not describe a k-column tensor with r1 rows gives NaN
- * (kernels cannot report errors; the loader checks sizes, this the rest). */
+/* gemm/gemv for a set: per token, passes of up to TL_LUT_GROUPS groups,
+ * each building its tables and running all rows. A header that does not
+ * describe a k-column tensor with at least r1 rows gives NaN (kernels
+ * cannot report errors; the loader checks sizes and bn_packed_check the
+ * rest). */
 static inline void tl_gemm_with(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                                 const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy,
                                 unsigned U, unsigned NU, tl_units_fn fn, tl_lut_fn lut_fn)
 {
     bn_tl_geom g;
-    uint8_t *lut = NULL;
-    int8_t *wrow = NULL;
-    int bad = bn_tl_geom_read(layout, w, 0, k, &g) || r1 > g.rows;
-    if (!bad) {
-        lut = malloc(64 * g.ng + 64);
-        wrow = malloc(k + 8);
-        bad = !lut || !wrow;
-    }
-    for (size_t t = 0; t < n; t++) {
-        if (bad) {
+    if (bn_tl_geom_read(layout, w, 0, k, &g) || r1 > g.rows) {
+        for (size_t t = 0; t < n; t++)
             for (size_t r = r0; r < r1; r++)
                 y[t * ldy + r] = NAN;
-            continue;
-        }
-        (lut_fn ? lut_fn : tl_build_lut)(&g, q + t * ldq, lut);
-        tl_rows(&g, w, q + t * ldq, lut, r0, r1, s[t], beta, y + t * ldy, U, NU, fn, wrow);
+        return;
     }
-    free(lut);
-    free(wrow);
+    uint8_t lut[64 * TL_LUT_GROUPS];
+    for (size_t t = 0; t < n; t++) {
+        float *yt = y + t * ldy;
+        const int8_t *qt = q + t * ldq;
+        memset(yt + r0, 0, (r1 - r0) * sizeof *yt); /* int32 zeros */
+        for (uint64_t ga = 0; ga < g.ng; ga += TL_LUT_GROUPS) {
+            uint64_t gb = g.ng - ga > TL_LUT_GROUPS ? ga + TL_LUT_GROUPS : g.ng;
+            if (fn)
+                (lut_fn ? lut_fn : tl_build_lut)(&g, qt, ga, gb, lut);
+            tl_rows(&g, w, qt, lut, ga, gb, r0, r1, U, NU, fn, yt);
+        }
+        for (size_t r = r0; r < r1; r++) {
+            int32_t a;
+            memcpy(&a, &yt[r], 4);
+            yt[r] = bn_kern_out(a, s[t], beta);
+        }
+    }
 }
 
-/* Float activations (verification only): decoded rows, the t2 reference's
- * summation order is not needed (agreement to rounding). */
+/* Float activations (verification only): decoded groups; the sums only
+ * have to agree with the reference to rounding. */
 static inline void tl_gemm_f32(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                                const float *x, size_t n, size_t ldx, float *y, size_t ldy)
 {
     bn_tl_geom g;
-    int8_t *wrow = malloc(k + 8);
-    int bad = !wrow || bn_tl_geom_read(layout, w, 0, k, &g) || r1 > g.rows;
+    int bad = bn_tl_geom_read(layout, w, 0, k, &g) || r1 > g.rows;
     for (size_t r = r0; r < r1; r++) {
-        if (!bad)
-            bn_tl_decode_row(&g, w, r, wrow);
-        for (size_t t = 0; t < n; t++) {
-            float a = 0;
-            for (size_t c = 0; !bad && c < k; c++)
-                a += (float)wrow[c] * x[t * ldx + c];
-            y[t * ldy + r] = bad ? NAN : a * beta;
+        float a[BN_KERN_MAX_N] = {0};
+        uint64_t h, i, c0;
+        const uint8_t *blk = bad ? NULL : bn_tl_block(&g, w, r, &h, &i);
+        for (uint64_t gi = 0; !bad && gi < g.ng; gi++) {
+            int8_t wv[6];
+            unsigned m = bn_tl_decode_group(&g, blk, h, i, gi, wv, &c0);
+            for (size_t t = 0; t < n; t++)
+                for (unsigned j = 0; j < m; j++)
+                    a[t] += (float)wv[j] * x[t * ldx + c0 + j];
         }
+        for (size_t t = 0; t < n; t++)
+            y[t * ldy + r] = bad ? NAN : a[t] * beta;
     }
-    free(wrow);
 }
 
 /* The per-ISA constructors (kern_tl_*.c): NULL for a layout they lack or
@@ -167,8 +195,8 @@ const bn_kernels *bn_kernels_tl_neon(uint32_t layout);
 /* The AVX2 unit function (32-row units), which the AVX-512 set uses for a
  * lone 32-row unit. */
 void bn_tl_avx2_units(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0, unsigned n,
-                      const uint8_t *lut, int32_t *acc);
+                      const uint8_t *lut, uint64_t ga, uint64_t gb, int32_t *acc);
 /* tl_build_lut with AVX2 (a table a few instructions), for both x86 sets. */
-void bn_tl_avx2_lut(const bn_tl_geom *g, const int8_t *q, uint8_t *lut);
+void bn_tl_avx2_lut(const bn_tl_geom *g, const int8_t *q, uint64_t ga, uint64_t gb, uint8_t *lut);
 
 #endif

@@ -38,14 +38,14 @@ static TAVX2 INLINE __m256i sign_mask(const uint8_t *p)
 /* Groups [g0, g1) of NU units into the int16 sums s16 (and the negation
  * counts cnt when TRI). */
 static TAVX2 INLINE void tile(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0, const uint8_t *lut,
-                              uint64_t g0, uint64_t g1, const int TRI, const int NU, __m256i s16[2][2],
+                              uint64_t ga, uint64_t g0, uint64_t g1, const int TRI, const int NU, __m256i s16[2][2],
                               __m256i cnt[2])
 {
     const __m256i m0f = _mm256_set1_epi8(0x0f);
     const uint64_t sw = (h + 15) / 16;
     const uint8_t *sg = blk + h * g->ng + i0 / 8; /* word i0/16 */
     for (uint64_t gi = g0; gi < g1; gi++) {
-        const uint8_t *L = lut + 64 * gi;
+        const uint8_t *L = lut + 64 * (gi - ga);
         __m256i ta_lo = bcast(L), ta_hi = bcast(L + 16), tb_lo = bcast(L + 32), tb_hi = bcast(L + 48);
         const uint8_t *x0 = blk + gi * h + i0;
         _Pragma("GCC unroll 2") for (int u = 0; u < NU; u++) {
@@ -71,7 +71,7 @@ static TAVX2 INLINE void tile(const bn_tl_geom *g, const uint8_t *blk, uint64_t 
 }
 
 static TAVX2 INLINE void units_n(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0,
-                                 const uint8_t *lut, int32_t *acc, const int NU)
+                                 const uint8_t *lut, uint64_t ga, uint64_t gb, int32_t *acc, const int NU)
 {
     __m256i a32[2][4];
     const __m256i z = _mm256_setzero_si256();
@@ -79,14 +79,14 @@ static TAVX2 INLINE void units_n(const bn_tl_geom *g, const uint8_t *blk, uint64
         for (int j = 0; j < 4; j++)
             a32[u][j] = z;
     const uint64_t G = g->bk / (g->type == BN_TL2 ? 6 : 4);
-    for (uint64_t g0 = 0; g0 < g->ng;) {
+    for (uint64_t g0 = ga; g0 < gb;) {
         int tri = g0 < g->gt;
-        uint64_t end = tri ? g->gt : g->ng, g1 = end - g0 > G ? g0 + G : end;
+        uint64_t end = tri && g->gt < gb ? g->gt : gb, g1 = end - g0 > G ? g0 + G : end;
         __m256i s16[2][2] = {{z, z}, {z, z}}, cnt[2] = {z, z};
         if (tri)
-            tile(g, blk, h, i0, lut, g0, g1, 1, NU, s16, cnt);
+            tile(g, blk, h, i0, lut, ga, g0, g1, 1, NU, s16, cnt);
         else
-            tile(g, blk, h, i0, lut, g0, g1, 0, NU, s16, cnt);
+            tile(g, blk, h, i0, lut, ga, g0, g1, 0, NU, s16, cnt);
         for (int u = 0; u < NU; u++) {
             __m256i lo = _mm256_add_epi16(s16[u][0], _mm256_unpacklo_epi8(cnt[u], z));
             __m256i hi = _mm256_add_epi16(s16[u][1], _mm256_unpackhi_epi8(cnt[u], z));
@@ -103,12 +103,12 @@ static TAVX2 INLINE void units_n(const bn_tl_geom *g, const uint8_t *blk, uint64
 }
 
 TAVX2 void bn_tl_avx2_units(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0, unsigned n,
-                            const uint8_t *lut, int32_t *acc)
+                            const uint8_t *lut, uint64_t ga, uint64_t gb, int32_t *acc)
 {
     if (n >= 2)
-        units_n(g, blk, h, i0, lut, acc, 2);
+        units_n(g, blk, h, i0, lut, ga, gb, acc, 2);
     else
-        units_n(g, blk, h, i0, lut, acc, 1);
+        units_n(g, blk, h, i0, lut, ga, gb, acc, 1);
 }
 
 /* One table: 16 int16 entries (lanes 0-7 low half, 8-15 high) → 16 low
@@ -123,26 +123,29 @@ static TAVX2 INLINE void put_table(uint8_t *t, __m256i e)
 
 /* Entry m of a table is Σ d_j·b_j for the weight digits d of index m
  * (kern_tl.h): vpsignw applies a digit to a broadcast activation. */
-TAVX2 void bn_tl_avx2_lut(const bn_tl_geom *g, const int8_t *q, uint8_t *lut)
+TAVX2 void bn_tl_avx2_lut(const bn_tl_geom *g, const int8_t *q, uint64_t ga, uint64_t gb, uint8_t *lut)
 {
     const __m256i d0 = _mm256_setr_epi16(0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0);
     const __m256i d1 = _mm256_setr_epi16(0, 0, 1, 1, 1, -1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0);
     const __m256i d2 = _mm256_setr_epi16(0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0);
     const __m256i p0 = _mm256_setr_epi16(-1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0);
     const __m256i p1 = _mm256_setr_epi16(-1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0, 0, 0, 0, 0, 0);
-    for (uint64_t t = 0; t < g->nt; t++) {
+    /* table j (of the whole row) sits at lut + 32·(j − 2·ga); triples are
+     * tables 0..nt−1, pairs nt..2·ng−1 */
+    uint64_t j0 = 2 * ga, j1 = 2 * gb, jt = g->nt < j1 ? g->nt : j1;
+    for (uint64_t t = j0; t < jt; t++) {
         const int8_t *b = q + 3 * t;
         __m256i e = _mm256_add_epi16(_mm256_sign_epi16(_mm256_set1_epi16(b[0]), d0),
                                      _mm256_add_epi16(_mm256_sign_epi16(_mm256_set1_epi16(b[1]), d1),
                                                       _mm256_sign_epi16(_mm256_set1_epi16(b[2]), d2)));
-        put_table(lut + 32 * t, e);
+        put_table(lut + 32 * (t - j0), e);
     }
-    for (uint64_t p = g->nt; p < 2 * g->ng; p++) { /* pairs: table p, columns kt + 2(p − nt), +1 */
+    for (uint64_t p = jt > j0 ? jt : j0; p < j1; p++) { /* pair table p: columns kt + 2(p − nt), +1 */
         uint64_t c = g->kt + 2 * (p - g->nt);
         int b0 = c < g->k ? q[c] : 0, b1 = c + 1 < g->k ? q[c + 1] : 0;
         __m256i e = _mm256_add_epi16(_mm256_sign_epi16(_mm256_set1_epi16((short)b0), p0),
                                      _mm256_sign_epi16(_mm256_set1_epi16((short)b1), p1));
-        put_table(lut + 32 * p, e);
+        put_table(lut + 32 * (p - j0), e);
     }
 }
 
@@ -187,14 +190,14 @@ const bn_kernels *bn_kernels_tl_avx2(uint32_t layout)
 }
 
 void bn_tl_avx2_units(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0, unsigned n,
-                      const uint8_t *lut, int32_t *acc)
+                      const uint8_t *lut, uint64_t ga, uint64_t gb, int32_t *acc)
 {
-    (void)g, (void)blk, (void)h, (void)i0, (void)n, (void)lut, (void)acc;
+    (void)g, (void)blk, (void)h, (void)i0, (void)n, (void)lut, (void)ga, (void)gb, (void)acc;
 }
 
-void bn_tl_avx2_lut(const bn_tl_geom *g, const int8_t *q, uint8_t *lut)
+void bn_tl_avx2_lut(const bn_tl_geom *g, const int8_t *q, uint64_t ga, uint64_t gb, uint8_t *lut)
 {
-    tl_build_lut(g, q, lut);
+    tl_build_lut(g, q, ga, gb, lut);
 }
 
 #endif

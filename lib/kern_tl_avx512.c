@@ -39,14 +39,14 @@ static T512 INLINE __m512i sign_mask(const uint8_t *p, __m512i spread, __m512i b
 }
 
 static T512 INLINE void tile(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0, const uint8_t *lut,
-                             uint64_t g0, uint64_t g1, const int TRI, __m512i s16[2], __m512i *cnt)
+                             uint64_t ga, uint64_t g0, uint64_t g1, const int TRI, __m512i s16[2], __m512i *cnt)
 {
     const __m512i m0f = _mm512_set1_epi8(0x0f);
     const __m512i spread = _mm512_loadu_si512(spread_b), bits = _mm512_loadu_si512(bits_b);
     const uint64_t sw = (h + 15) / 16;
     const uint8_t *sg = blk + h * g->ng + i0 / 8;
     for (uint64_t gi = g0; gi < g1; gi++) {
-        const uint8_t *L = lut + 64 * gi;
+        const uint8_t *L = lut + 64 * (gi - ga);
         __m512i x = _mm512_loadu_si512(blk + gi * h + i0);
         __m512i ih = _mm512_and_si512(_mm512_srli_epi16(x, 4), m0f), il = _mm512_and_si512(x, m0f);
         __m512i alo = _mm512_shuffle_epi8(bcast4(L), ih), ahi = _mm512_shuffle_epi8(bcast4(L + 16), ih);
@@ -68,20 +68,20 @@ static T512 INLINE void tile(const bn_tl_geom *g, const uint8_t *blk, uint64_t h
 }
 
 /* 64 rows from i0. */
-static T512 void units64(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0, const uint8_t *lut,
+static T512 void units64(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0, const uint8_t *lut, uint64_t ga, uint64_t gb,
                          int32_t *acc)
 {
     const __m512i z = _mm512_setzero_si512();
     __m512i a32[4] = {z, z, z, z};
     const uint64_t G = g->bk / (g->type == BN_TL2 ? 6 : 4);
-    for (uint64_t g0 = 0; g0 < g->ng;) {
+    for (uint64_t g0 = ga; g0 < gb;) {
         int tri = g0 < g->gt;
-        uint64_t end = tri ? g->gt : g->ng, g1 = end - g0 > G ? g0 + G : end;
+        uint64_t end = tri && g->gt < gb ? g->gt : gb, g1 = end - g0 > G ? g0 + G : end;
         __m512i s16[2] = {z, z}, cnt = z;
         if (tri)
-            tile(g, blk, h, i0, lut, g0, g1, 1, s16, &cnt);
+            tile(g, blk, h, i0, lut, ga, g0, g1, 1, s16, &cnt);
         else
-            tile(g, blk, h, i0, lut, g0, g1, 0, s16, &cnt);
+            tile(g, blk, h, i0, lut, ga, g0, g1, 0, s16, &cnt);
         __m512i lo = _mm512_add_epi16(s16[0], _mm512_unpacklo_epi8(cnt, z));
         __m512i hi = _mm512_add_epi16(s16[1], _mm512_unpackhi_epi8(cnt, z));
         a32[0] = _mm512_add_epi32(a32[0], _mm512_cvtepi16_epi32(_mm512_castsi512_si256(lo)));
@@ -102,12 +102,12 @@ static T512 void units64(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, ui
 }
 
 static T512 void avx512_units(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0, unsigned n,
-                              const uint8_t *lut, int32_t *acc)
+                              const uint8_t *lut, uint64_t ga, uint64_t gb, int32_t *acc)
 {
     if (n >= 2)
-        units64(g, blk, h, i0, lut, acc);
+        units64(g, blk, h, i0, lut, ga, gb, acc);
     else
-        bn_tl_avx2_units(g, blk, h, i0, 1, lut, acc);
+        bn_tl_avx2_units(g, blk, h, i0, 1, lut, ga, gb, acc);
 }
 
 static float avx512_quantize(const float *x, size_t k, int8_t *q)

@@ -36,13 +36,13 @@ static INLINE int16x8_t zip_hi(uint8x16_t lo, uint8x16_t hi)
 }
 
 static INLINE void tile(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0, const uint8_t *lut,
-                        uint64_t g0, uint64_t g1, const int TRI, const int NU, int16x8_t s16[2][2], uint8x16_t cnt[2])
+                        uint64_t ga, uint64_t g0, uint64_t g1, const int TRI, const int NU, int16x8_t s16[2][2], uint8x16_t cnt[2])
 {
     const uint8x16_t m0f = vdupq_n_u8(0x0f);
     const uint64_t sw = (h + 15) / 16;
     const uint8_t *sg = blk + h * g->ng + i0 / 8;
     for (uint64_t gi = g0; gi < g1; gi++) {
-        const uint8_t *L = lut + 64 * gi;
+        const uint8_t *L = lut + 64 * (gi - ga);
         uint8x16_t ta_lo = vld1q_u8(L), ta_hi = vld1q_u8(L + 16), tb_lo = vld1q_u8(L + 32), tb_hi = vld1q_u8(L + 48);
         const uint8_t *x0 = blk + gi * h + i0;
         _Pragma("GCC unroll 2") for (int u = 0; u < NU; u++) {
@@ -65,7 +65,7 @@ static INLINE void tile(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uin
     }
 }
 
-static INLINE void units_n(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0, const uint8_t *lut,
+static INLINE void units_n(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0, const uint8_t *lut, uint64_t ga, uint64_t gb,
                            int32_t *acc, const int NU)
 {
     int32x4_t a32[2][4];
@@ -74,17 +74,17 @@ static INLINE void units_n(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, 
             a32[u][j] = vdupq_n_s32(0);
     const uint64_t G = g->bk / (g->type == BN_TL2 ? 6 : 4);
     const uint8x16_t z = vdupq_n_u8(0);
-    for (uint64_t g0 = 0; g0 < g->ng;) {
+    for (uint64_t g0 = ga; g0 < gb;) {
         int tri = g0 < g->gt;
-        uint64_t end = tri ? g->gt : g->ng, g1 = end - g0 > G ? g0 + G : end;
+        uint64_t end = tri && g->gt < gb ? g->gt : gb, g1 = end - g0 > G ? g0 + G : end;
         int16x8_t s16[2][2];
         uint8x16_t cnt[2] = {z, z};
         for (int u = 0; u < 2; u++)
             s16[u][0] = s16[u][1] = vdupq_n_s16(0);
         if (tri)
-            tile(g, blk, h, i0, lut, g0, g1, 1, NU, s16, cnt);
+            tile(g, blk, h, i0, lut, ga, g0, g1, 1, NU, s16, cnt);
         else
-            tile(g, blk, h, i0, lut, g0, g1, 0, NU, s16, cnt);
+            tile(g, blk, h, i0, lut, ga, g0, g1, 0, NU, s16, cnt);
         for (int u = 0; u < NU; u++) {
             int16x8_t lo = vaddq_s16(s16[u][0], zip_lo(cnt[u], z)), hi = vaddq_s16(s16[u][1], zip_hi(cnt[u], z));
             a32[u][0] = vaddw_s16(a32[u][0], vget_low_s16(lo));
@@ -100,12 +100,12 @@ static INLINE void units_n(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, 
 }
 
 static void neon_units(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i0, unsigned n,
-                       const uint8_t *lut, int32_t *acc)
+                       const uint8_t *lut, uint64_t ga, uint64_t gb, int32_t *acc)
 {
     if (n >= 2)
-        units_n(g, blk, h, i0, lut, acc, 2);
+        units_n(g, blk, h, i0, lut, ga, gb, acc, 2);
     else
-        units_n(g, blk, h, i0, lut, acc, 1);
+        units_n(g, blk, h, i0, lut, ga, gb, acc, 1);
 }
 
 static float neon_quantize(const float *x, size_t k, int8_t *q)

@@ -142,29 +142,33 @@ static int sign_at(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t
     return (word >> (15 - i % 16)) & 1;
 }
 
+unsigned bn_tl_decode_group(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i, uint64_t gi,
+                            int8_t *w, uint64_t *c0)
+{
+    unsigned byte = blk[gi * h + i], hi = byte >> 4, lo = byte & 15, n;
+    if (gi < g->gt) {
+        int s0 = sign_at(g, blk, h, i, 2 * gi), s1 = sign_at(g, blk, h, i, 2 * gi + 1);
+        triple_weights(hi > 13 ? 0 : s0 ? -(int)hi : (int)hi, w);
+        triple_weights(lo > 13 ? 0 : s1 ? -(int)lo : (int)lo, w + 3);
+        *c0 = 6 * gi;
+        n = 6;
+    } else {
+        pair_weights(hi, &w[0], &w[1]);
+        pair_weights(lo, &w[2], &w[3]);
+        *c0 = g->kt + 4 * (gi - g->gt);
+        n = 4;
+    }
+    return *c0 + n <= g->k ? n : (unsigned)(g->k - *c0);
+}
+
 void bn_tl_decode_row(const bn_tl_geom *g, const uint8_t *data, uint64_t r, int8_t *w)
 {
-    uint64_t h, i;
+    uint64_t h, i, c0;
     const uint8_t *blk = bn_tl_block(g, data, r, &h, &i);
     int8_t tmp[6];
     for (uint64_t gi = 0; gi < g->ng; gi++) {
-        unsigned byte = blk[gi * h + i], hi = byte >> 4, lo = byte & 15;
-        uint64_t c0;
-        int n;
-        if (gi < g->gt) {
-            int s0 = sign_at(g, blk, h, i, 2 * gi), s1 = sign_at(g, blk, h, i, 2 * gi + 1);
-            triple_weights(hi > 13 ? 0 : s0 ? -(int)hi : (int)hi, tmp);
-            triple_weights(lo > 13 ? 0 : s1 ? -(int)lo : (int)lo, tmp + 3);
-            c0 = 6 * gi;
-            n = 6;
-        } else {
-            pair_weights(hi, &tmp[0], &tmp[1]);
-            pair_weights(lo, &tmp[2], &tmp[3]);
-            c0 = g->kt + 4 * (gi - g->gt);
-            n = 4;
-        }
-        for (int j = 0; j < n && c0 + (uint64_t)j < g->k; j++)
-            w[c0 + (uint64_t)j] = tmp[j];
+        unsigned n = bn_tl_decode_group(g, blk, h, i, gi, tmp, &c0);
+        memcpy(w + c0, tmp, n);
     }
 }
 

@@ -75,6 +75,10 @@ static inline const uint8_t *bn_tl_block(const bn_tl_geom *g, const uint8_t *dat
     return data + BN_TL_HDR + b * g->block;
 }
 
+/* Byte group gi of row i of a block: its weights into w (up to 6), its
+ * first column in *c0; returns how many of them are real columns. */
+unsigned bn_tl_decode_group(const bn_tl_geom *g, const uint8_t *blk, uint64_t h, uint64_t i, uint64_t gi,
+                            int8_t *w, uint64_t *c0);
 /* Row r's K weights (−1, 0, 1) into w. */
 void bn_tl_decode_row(const bn_tl_geom *g, const uint8_t *data, uint64_t r, int8_t *w);
 int bn_tl_get(uint32_t type, const uint8_t *data, uint64_t k, uint64_t r, uint64_t c);
