@@ -32,6 +32,8 @@ static void encode_row(int ty, const float *x, size_t d, uint8_t *out, float *sc
         *scale = bn_i8_encode_row(x, d, (int8_t *)out);
     else if (ty == BN_Q6)
         bn_q6_encode_row(x, d, out);
+    else if (ty == BN_Q4)
+        bn_q4_encode_row(x, d, out);
     else if (ty == BN_F32)
         memcpy(out, x, d * 4);
     else
@@ -43,7 +45,7 @@ static void encode_row(int ty, const float *x, size_t d, uint8_t *out, float *sc
 
 static uint64_t encoded_row_bytes(int ty, uint64_t d)
 {
-    return ty == BN_I8 ? d : ty == BN_Q6 ? d / 128 * 104 : ty == BN_F32 ? 4 * d : 2 * d;
+    return bn_head_row_bytes((uint32_t)ty, d);
 }
 
 int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err *e)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# bn-quant --head / --embd: the i8 and q6 head and embedding types — sizes
+# bn-quant --head / --embd: the i8, q6 and q4 head and embedding types — sizes
 # per formats/bn-model.md 4.1, what the loader accepts, and what each one
 # costs in perplexity on the trained tiny model (bounds below; the measured
 # numbers are listed in bn-quant(1)).
@@ -9,7 +9,7 @@ load common
 setup_file() {
     local D=$BATS_FILE_TMPDIR
     bn-convert "$TINY" | bn-quant >"$D/q.bn"
-    for h in i8 q6; do
+    for h in i8 q6 q4; do
         bn-quant --head $h "$D/q.bn" -o "$D/$h.bn"
     done
 }
@@ -37,6 +37,7 @@ ppl() { # model [options]: the perplexity of the held-out text
     [ "$(tensor_of "$D/q.bn" token_embd.weight)" = "bf16 2097152" ]
     [ "$(tensor_of "$D/i8.bn" token_embd.weight)" = "i8 $((4096 * 256 + 4 * 4096))" ]
     [ "$(tensor_of "$D/q6.bn" token_embd.weight)" = "q6 $((4096 * 2 * 104))" ]
+    [ "$(tensor_of "$D/q4.bn" token_embd.weight)" = "q4 $((4096 * 2 * 72))" ]
     [ "$(tensor_of "$D/q6.bn" blk.0.attn_q.weight)" = "$(tensor_of "$D/q.bn" blk.0.attn_q.weight)" ]
 }
 
@@ -49,8 +50,15 @@ ppl() { # model [options]: the perplexity of the held-out text
     done
 }
 
+@test "perplexity cost: q4 below 1% of bf16's (measured +0.52%, bn-quant(1))" {
+    base=$(ppl "$D/q.bn")
+    p=$(ppl "$D/q4.bn")
+    echo "q4: $p vs bf16 $base"
+    $PY -c "import sys; sys.exit(0 if ($p - $base) / $base < 0.01 else 1)"
+}
+
 @test "the scalar reference (--kernel ref) and the SIMD head agree to 0.05%" {
-    for h in i8 q6; do
+    for h in i8 q6 q4; do
         a=$(ppl "$D/$h.bn" -c 128)
         b=$(ppl "$D/$h.bn" -c 128 --kernel ref)
         echo "$h: $a vs $b"
@@ -60,7 +68,7 @@ ppl() { # model [options]: the perplexity of the held-out text
 
 @test "greedy generation works from a quantized embedding and head" {
     echo "4064 17 29 101" >"$T/p.ids"
-    for h in i8 q6; do
+    for h in i8 q6 q4; do
         run bn-infer -m "$D/$h.bn" --temp 0 -n 8 <"$T/p.ids"
         [ "$status" -eq 0 ]
         [ "$(echo "$output" | wc -w)" -ge 8 ]
