@@ -322,17 +322,26 @@ int bn_model_to_memory(bn_model *m, bn_err *e)
     bn_cpu cpu;
     bn_cpu_detect(&cpu);
     size_t unit = 0;
-    size_t hrb = bn_head_row_bytes(m->head_type, hp->n_embd);
-    if (bn_head_find_ilv(m->head_type, hp->n_embd, &cpu, &unit) && hrb % unit == 0) {
-        bn_ilv_pack(m->head, hp->n_vocab, hrb, unit, at);
-        memcpy(at + hrb * hp->n_vocab, (const uint8_t *)m->head + hrb * hp->n_vocab,
-               m->head_bytes - hrb * hp->n_vocab);
-        m->head_ilv = 1;
-    } else {
-        memcpy(at, m->head, m->head_bytes);
+    uint64_t hrb = bn_head_row_bytes(m->head_type, hp->n_embd), rows = hp->n_vocab, body = hrb * rows;
+    if (!bn_head_find_ilv(m->head_type, hp->n_embd, &cpu, &unit) || hrb % unit || body > m->head_bytes)
+        unit = 0;
+    /* In chunks of rows (a multiple of 4, so interleaved groups stay
+     * whole), each dropped from the mapping once copied: the head is the
+     * largest tensor, and resident memory should not hold it twice. */
+    const uint8_t *src = m->head;
+    for (uint64_t r = 0; unit && r < rows; r += 4096) {
+        uint64_t n = rows - r < 4096 ? rows - r : 4096;
+        bn_ilv_pack(src + r * hrb, n, hrb, unit, at + r * hrb);
+        if (mapped)
+            drop_mapped(src + r * hrb, n * hrb);
     }
-    if (mapped) /* a tied embedding faults back in only the rows it looks up */
-        drop_mapped(m->head, m->head_bytes);
+    for (uint64_t off = unit ? body : 0; off < m->head_bytes; off += (uint64_t)16 << 20) {
+        uint64_t n = m->head_bytes - off < ((uint64_t)16 << 20) ? m->head_bytes - off : (uint64_t)16 << 20;
+        memcpy(at + off, src + off, n);
+        if (mapped) /* a tied embedding faults back in only the rows it looks up */
+            drop_mapped(src + off, n);
+    }
+    m->head_ilv = unit != 0;
     m->head = at;
     return 1;
 }
