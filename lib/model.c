@@ -113,6 +113,13 @@ static int load_mat(bn_model *m, const bn_tensor *t, const char *kernel, bn_mat 
         out->data = bytes_of(m, t);
         out->bytes = t->size;
         out->type = t->type;
+        /* Kernels of self-describing layouts (tl1/tl2) trust the tensor's
+         * own header; a header that disagrees with the shape would have
+         * them read past the tensor. */
+        if (bn_packed_check(out->type, out->data, out->rows, out->cols))
+            return bn_fail(e, "%s: tensor '%s': its %s header does not match its shape %llux%llu", m->src.name,
+                           t->name, bn_type_name(out->type) ? bn_type_name(out->type) : "layout",
+                           (unsigned long long)out->rows, (unsigned long long)out->cols);
     }
     const bn_kernels *k = bn_kernels_find(kernel, out->type);
     if (!k) {

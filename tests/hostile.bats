@@ -219,3 +219,25 @@ PY
     done
     [ ! -e "$T/never.bn" ]
 }
+
+@test "a tl2 tensor whose header claims more rows than its shape is refused on load, naming it" {
+    bn-pack -l tl2 "$F/tq.bn" -o "$T/tl2.bn"
+    $PY - "$T/tl2.bn" "$ROOT" <<'PY'
+import struct, sys
+sys.path.insert(0, sys.argv[2] + '/tests/ref')
+import bnread
+m = bnread.read(sys.argv[1])
+t = [t for t in m.tensors if t.name == 'blk.0.ffn_up.weight'][0]
+with open(sys.argv[1], 'r+b') as f:
+    pos = m.data_offset + t.offset + 8   # u64 rows after u32 BM, u32 BK
+    f.seek(pos); rows = struct.unpack('<Q', f.read(8))[0]
+    f.seek(pos); f.write(struct.pack('<Q', rows + 64))
+PY
+    run_split /dev/null bn-infer -m "$T/tl2.bn" -p "It was" -n 2
+    expect_one_line_error "$status" "$err" bn-infer
+    [[ $err == *"tensor 'blk.0.ffn_up.weight': its tl2 header does not match its shape"* ]]
+    # --verify also names it (the checksum covers the header)
+    run_split /dev/null bn-convert --info --verify "$T/tl2.bn"
+    [ "$status" -ne 0 ]
+    [[ $err == *"blk.0.ffn_up.weight"* ]]
+}

@@ -3,6 +3,7 @@
  * given by BN_FUZZ_HFDIR, default models/tiny-bitnet). */
 #include "bn.h"
 #include "formats.h"
+#include "fuzz_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n)
     const char *src = getenv("BN_FUZZ_HFDIR");
     char real[4096], link_path[4200], cfg[4200];
     if (!realpath(src ? src : "models/tiny-bitnet", real))
-        goto out;
+        fuzz_missing(src ? src : "models/tiny-bitnet");
     snprintf(link_path, sizeof link_path, "%s/model.safetensors", dir);
     snprintf(real + strlen(real), sizeof real - strlen(real), "/model.safetensors");
     if (symlink(real, link_path))

@@ -27,11 +27,11 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n)
     const char *src = getenv("BN_FUZZ_HFDIR");
     char real[4096], from[4200], to[4200], gen[4200] = "", tok[4200] = "";
     if (!realpath(src ? src : "models/tiny-bitnet", real))
-        goto out;
+        fuzz_missing(src ? src : "models/tiny-bitnet");
     for (size_t i = 0; i < sizeof linked / sizeof *linked; i++) {
         if (!strcmp(linked[i], "tokenizer.json")) {
             if (!realpath("tests/fuzz/data/small-tokenizer.json", from))
-                goto out;
+                fuzz_missing("tests/fuzz/data/small-tokenizer.json");
         } else
             snprintf(from, sizeof from, "%s/%s", real, linked[i]);
         snprintf(to, sizeof to, "%s/%s", dir, linked[i]);
