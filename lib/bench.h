@@ -78,8 +78,6 @@ typedef struct bn_bench_machine {
 
 /* Seconds on the monotonic clock. */
 double bn_bench_now(void);
-/* MemAvailable from /proc/meminfo in bytes; 0 when unknown. */
-uint64_t bn_bench_mem_available(void);
 /* Starts a new peak-RSS window (Linux clear_refs 5); 0 if it worked. */
 int bn_bench_rss_reset(void);
 /* Peak resident set size in bytes since the last reset (VmHWM). */

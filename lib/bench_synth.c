@@ -9,6 +9,7 @@
  * bn-infer runs on a real file, and the pages are shared between the file
  * and the mapping (the weights are in memory once). */
 #include "bench.h"
+#include "cpu.h"
 #include "pack.h"
 
 #include <errno.h>
@@ -246,7 +247,7 @@ int bn_synth_new(bn_synth *sy, const bn_shape *s, uint32_t layout, uint64_t extr
     bn_bench_layout_name(layout, ln, sizeof ln);
     if (!bytes)
         return bn_fail(e, "%s: layout %s has no size rule in this build", s->name, ln);
-    uint64_t avail = bn_bench_mem_available(), lim = limit ? limit : avail;
+    uint64_t avail = bn_mem_available(), lim = limit ? limit : avail;
     uint64_t need = bytes + mx + extra;
     if (need > lim)
         return bn_fail(e,

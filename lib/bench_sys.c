@@ -85,20 +85,6 @@ void bn_bench_roofline(bn_bench_row *row)
     }
 }
 
-uint64_t bn_bench_mem_available(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return 0;
-    char line[256];
-    unsigned long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
-            break;
-    fclose(f);
-    return (uint64_t)kb * 1024;
-}
-
 int bn_bench_rss_reset(void)
 {
     /* "5" resets the peak RSS (VmHWM) to the current RSS (Linux >= 4.0). */

@@ -10,6 +10,7 @@
 #define BN_CPU_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct bn_cpu {
     /* x86-64 */
@@ -23,6 +24,8 @@ typedef struct bn_cpu {
 
 /* Fills c for the CPU this runs on (all zero on unknown architectures). */
 void bn_cpu_detect(bn_cpu *c);
+/* MemAvailable from /proc/meminfo in bytes; 0 when unknown. */
+uint64_t bn_mem_available(void);
 
 /* The feature names c has, space-separated, into buf (for -v output and
  * bn-pack --target auto). Returns buf. */

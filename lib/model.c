@@ -235,20 +235,6 @@ uint64_t bn_model_weight_bytes(const bn_model *m)
 
 /* ------------------------------------------------- weights in memory */
 
-static uint64_t mem_available(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return 0;
-    char line[256];
-    unsigned long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
-            break;
-    fclose(f);
-    return (uint64_t)kb * 1024;
-}
-
 #define ARENA_ALIGN ((size_t)2 << 20) /* one transparent huge page */
 
 static size_t up64(uint64_t n)
@@ -300,7 +286,7 @@ int bn_model_to_memory(bn_model *m, bn_err *e)
     }
     /* Room for the copy and a margin; the file's page cache it came from
      * can be reclaimed, so it does not count against it. */
-    uint64_t avail = mem_available();
+    uint64_t avail = bn_mem_available();
     if (!avail || (uint64_t)total + ((uint64_t)1 << 30) > avail)
         return 0;
     size_t size = (total + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;

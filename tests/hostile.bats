@@ -19,6 +19,19 @@ setup() {
     F=$BATS_FILE_TMPDIR
 }
 
+# binary_record N: a binary token stream (bn-tokens(5)) holding one record
+# of N chunks of 65536 ids (97 each), ended.
+binary_record() {
+    $PY -c "
+import struct, sys
+chunk = struct.pack('<I', 0x80000000 | 65536) + struct.pack('<I', 97) * 65536
+w = sys.stdout.buffer
+w.write(b'BNTOKEN\0' + struct.pack('<IIQII', 1, 32, 0, 0, 0))
+for _ in range($1):
+    w.write(chunk)
+w.write(struct.pack('<I', 0))"
+}
+
 # rss_under KB CMD...: runs CMD (stdout to $T/out, stderr to $T/err),
 # sets $status, and checks its peak resident memory stays under KB.
 rss_under() {
@@ -136,16 +149,8 @@ sys.stdout.write((p * (10000000 // len(p) + 1))[:10000000] + '\n')" >"$T/line.tx
 }
 
 @test "bn-infer refuses a 400 MB binary prompt record in bounded memory and answers the next one" {
-    $PY -c "
-import struct, sys
-h = b'BNTOKEN\0' + struct.pack('<IIQII', 1, 32, 0, 0, 0)
-chunk = struct.pack('<I', 0x80000000 | 65536) + struct.pack('<I', 97) * 65536
-w = sys.stdout.buffer
-w.write(h)
-for _ in range(1600):
-    w.write(chunk)
-w.write(struct.pack('<I', 0))
-w.write(struct.pack('<I', 2) + struct.pack('<II', 4064, 1430))" >"$T/big.tok"
+    # then a second record of two ids
+    { binary_record 1600; printf '\002\000\000\000\340\017\000\000\226\005\000\000'; } >"$T/big.tok"
     rss_under 40000 bn-infer -m "$F/tq.bn" -n 2 --temp 0 <"$T/big.tok"
     [ "$status" -eq 1 ]
     [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ]
@@ -163,15 +168,7 @@ w.write(struct.pack('<I', 2) + struct.pack('<II', 4064, 1430))" >"$T/big.tok"
     rss_under 32768 bn-tokenize -m "$TINY" -d -l "$T/big.ids"
     [ "$status" -eq 0 ]
     rm "$T/big.ids" "$T/out"
-    $PY -c "
-import struct, sys
-h = b'BNTOKEN\0' + struct.pack('<IIQII', 1, 32, 0, 0, 0)
-chunk = struct.pack('<I', 0x80000000 | 65536) + struct.pack('<I', 97) * 65536
-w = sys.stdout.buffer
-w.write(h)
-for _ in range(400):
-    w.write(chunk)
-w.write(struct.pack('<I', 0))" | rss_under 32768 bn-tokenize -m "$TINY" -d
+    binary_record 400 | rss_under 32768 bn-tokenize -m "$TINY" -d
     [ "$status" -eq 0 ]
     [ "$(stat -c %s "$T/out")" -eq 26214400 ]
 }
