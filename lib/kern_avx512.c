@@ -82,9 +82,11 @@ static T512 INLINE float quantize_impl(uint32_t layout, const float *x, size_t k
     return s;
 }
 
-/* RT rows × TT tokens of Σ code·q' over V vectors. */
-static T512 INLINE void tile(const uint8_t *w, size_t rb, size_t V, const int8_t *q, size_t ldq, int RT, int TT,
-                             int32_t out[4][4])
+/* RT rows × TT tokens of Σ code·q' over V vectors; row i's vector v at
+ * w + i·rs + v·vs (row-major: rs = row bytes, vs = W; interleaved in
+ * fours, kern_ilv.h: rs = W, vs = 4·W). */
+static T512 INLINE void tile(const uint8_t *w, size_t rs, size_t vs, size_t V, const int8_t *q, size_t ldq, int RT,
+                             int TT, int32_t out[4][4])
 {
     __m512i acc[4][4];
     const __m512i m3 = _mm512_set1_epi8(3);
@@ -94,7 +96,7 @@ static T512 INLINE void tile(const uint8_t *w, size_t rb, size_t V, const int8_t
     for (size_t v = 0; v < V; v++) {
         __m512i raw[4];
         _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
-            raw[r] = _mm512_loadu_si512((const void *)(w + r * rb + W * v));
+            raw[r] = _mm512_loadu_si512((const void *)(w + r * rs + vs * v));
         const int8_t *qv = q + 4 * W * v;
 #define PLANE(p)                                                                                       \
     do {                                                                                               \
@@ -118,8 +120,10 @@ static T512 INLINE void tile(const uint8_t *w, size_t rb, size_t V, const int8_t
             out[r][t] = _mm512_reduce_add_epi32(acc[r][t]);
 }
 
-/* GEMV: rows in fours with the dependency chain split over planes. */
-static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rb, size_t V, const int8_t *q, int RT, int32_t out[4])
+/* GEMV: rows in fours with the dependency chain split over planes; rs
+ * and vs as in tile(). */
+static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_t V, const int8_t *q, int RT,
+                                   int32_t out[4])
 {
     __m512i a0[4], a1[4];
     const __m512i m3 = _mm512_set1_epi8(3);
@@ -131,11 +135,13 @@ static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rb, size_t V, const 
         __m512i q2 = _mm512_loadu_si512((const void *)(qv + 2 * W)),
                 q3 = _mm512_loadu_si512((const void *)(qv + 3 * W));
         _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
-            __m512i raw = _mm512_loadu_si512((const void *)(w + r * rb + W * v));
-            /* the next 4-row group, one line per row and vector: the
-             * hardware prefetchers stop at 4 KiB pages, which a group of
-             * short rows crosses often */
-            _mm_prefetch((const char *)(w + (r + 4) * rb + W * v), _MM_HINT_T0);
+            __m512i raw = _mm512_loadu_si512((const void *)(w + r * rs + vs * v));
+            /* row-major: the next 4-row group, one line per row and
+             * vector: the hardware prefetchers stop at 4 KiB pages, which
+             * a group of short rows crosses often. Interleaved rows are
+             * one stream the hardware follows (see b3_rows_gemv). */
+            if (vs == W)
+                _mm_prefetch((const char *)(w + (r + 4) * rs + vs * v), _MM_HINT_T0);
             a0[r] = _mm512_dpbusd_epi32(a0[r], _mm512_and_si512(raw, m3), q0);
             a1[r] = _mm512_dpbusd_epi32(a1[r], _mm512_and_si512(_mm512_srli_epi16(raw, 2), m3), q1);
             a0[r] = _mm512_dpbusd_epi32(a0[r], _mm512_and_si512(_mm512_srli_epi16(raw, 4), m3), q2);
@@ -146,29 +152,36 @@ static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rb, size_t V, const 
         out[r] = _mm512_reduce_add_epi32(_mm512_add_epi32(a0[r], a1[r]));
 }
 
-static T512 INLINE void gemv_impl(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
-                                  const int8_t *q, float s, float *y)
+/* ilv: whole groups of 4 rows interleaved (kern_ilv.h; only when the row
+ * has no tail past the last whole vector, see bn_ilv_find), the rest
+ * row-major; r0 is then a multiple of 4. */
+static T512 INLINE void gemv_impl(uint32_t layout, int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                  float beta, const int8_t *q, float s, float *y)
 {
     size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), c0 = 4 * W * V;
+    size_t rs = ilv ? W : rb, vs = ilv ? 4 * W : W;
     int32_t qs = qsum(q, c0), out[4];
     size_t r = r0;
     for (; r + 4 <= r1; r += 4) {
-        rows4_gemv(w + r * rb, rb, V, q, 4, out);
+        rows4_gemv(w + r * rb, rs, vs, V, q, 4, out);
         for (int i = 0; i < 4; i++)
             y[r + i] = bn_kern_out(out[i] - qs + k2_tail(layout, w, k, r + i, c0, q), s, beta);
     }
     for (; r < r1; r++) {
-        rows4_gemv(w + r * rb, rb, V, q, 1, out);
+        rows4_gemv(w + r * rb, rb, W, V, q, 1, out);
         y[r] = bn_kern_out(out[0] - qs + k2_tail(layout, w, k, r, c0, q), s, beta);
     }
 }
 
-#define TILE_CASE(RT, TT) tile(w + r * rb, rb, V, q + t * ldq, ldq, RT, TT, out)
+#define TILE_CASE(RT, TT) tile(w + r * rb, rs, vs, V, q + t * ldq, ldq, RT, TT, out)
 
-static T512 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
-                                  const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy)
+/* ilv as in gemv_impl. */
+static T512 INLINE void gemm_impl(uint32_t layout, int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                  float beta, const int8_t *q, const float *s, size_t n, size_t ldq, float *y,
+                                  size_t ldy)
 {
     size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), c0 = 4 * W * V;
+    size_t rs = ilv ? W : rb, vs = ilv ? 4 * W : W;
     int32_t qs[BN_KERN_MAX_N];
     for (size_t t = 0; t < n; t++)
         qs[t] = qsum(q + t * ldq, c0);
@@ -191,10 +204,10 @@ static T512 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, s
                     const uint8_t *wr = w + (r + (size_t)i) * rb;
                     const int8_t *qt = q + t * ldq;
                     switch (tt) {
-                    case 4: tile(wr, rb, V, qt, ldq, 1, 4, o1); break;
-                    case 3: tile(wr, rb, V, qt, ldq, 1, 3, o1); break;
-                    case 2: tile(wr, rb, V, qt, ldq, 1, 2, o1); break;
-                    default: tile(wr, rb, V, qt, ldq, 1, 1, o1); break;
+                    case 4: tile(wr, rb, W, V, qt, ldq, 1, 4, o1); break;
+                    case 3: tile(wr, rb, W, V, qt, ldq, 1, 3, o1); break;
+                    case 2: tile(wr, rb, W, V, qt, ldq, 1, 2, o1); break;
+                    default: tile(wr, rb, W, V, qt, ldq, 1, 1, o1); break;
                     }
                     for (int j = 0; j < tt; j++)
                         out[i][j] = o1[0][j];
@@ -221,12 +234,22 @@ static T512 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, s
     static T512 void name##_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, \
                                  float s, float *y)                                                              \
     {                                                                                                            \
-        gemv_impl(L, w, k, r0, r1, beta, q, s, y);                                                               \
+        gemv_impl(L, 0, w, k, r0, r1, beta, q, s, y);                                                            \
+    }                                                                                                            \
+    static T512 void name##_gemv_ilv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,              \
+                                     const int8_t *q, float s, float *y)                                         \
+    {                                                                                                            \
+        gemv_impl(L, 1, w, k, r0, r1, beta, q, s, y);                                                            \
+    }                                                                                                            \
+    static T512 void name##_gemm_ilv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,              \
+                                     const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy) \
+    {                                                                                                            \
+        gemm_impl(L, 1, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                               \
     }                                                                                                            \
     static T512 void name##_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, \
                                  const float *s, size_t n, size_t ldq, float *y, size_t ldy)                     \
     {                                                                                                            \
-        gemm_impl(L, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                                  \
+        gemm_impl(L, 0, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                                  \
     }
 
 SET_FUNCS(BN_T2, t2)
@@ -448,11 +471,17 @@ const bn_kernels *bn_kernels_avx512(uint32_t layout)
 }
 
 static const bn_ilv_kernels ilv_b3 = {BN_B3, b3_gemm_ilv, b3_gemv_ilv};
+static const bn_ilv_kernels ilv_t2 = {BN_T2, t2_gemm_ilv, t2_gemv_ilv};
+static const bn_ilv_kernels ilv_i2s = {BN_I2S, i2s_gemm_ilv, i2s_gemv_ilv};
 
+/* The 2-bit layouts only when a row is whole vectors (k a multiple of
+ * 4·W): a row's tail past them is read per column from row-major bytes. */
 const bn_ilv_kernels *bn_ilv_find(const bn_kernels *set, size_t k)
 {
     if (set == &set_b3 && bn_packed_row_bytes(BN_B3, k) % BN_ILV_UNIT == 0)
         return &ilv_b3;
+    if ((set == &set_t2 || set == &set_i2s) && k % (4 * W) == 0 && bn_packed_row_bytes(set->layout, k) % BN_ILV_UNIT == 0)
+        return set == &set_t2 ? &ilv_t2 : &ilv_i2s;
     return NULL;
 }
 
