@@ -19,8 +19,8 @@ static const bn_prog prog = {
     "  -o, --output FILE  write to FILE (atomically); default standard output\n"
     "      --head TYPE    store the output head (output.weight, or token_embd.weight\n"
     "                     when tied) as TYPE: f32, f16, bf16, i8 (int8, a scale per\n"
-    "                     row), q6 (6.5 bits: 6-bit blocks of 32, f16 scales) or\n"
-    "                     q4 (4.5 bits: 4-bit blocks of 32, f16 scales)\n"
+    "                     row), q6 (6.5 bits: 6-bit blocks of 32, f16 scales),\n"
+    "                     q5 (5.5 bits: 5-bit blocks) or q4 (4.5 bits: 4-bit blocks)\n"
     "      --embd TYPE    store the embedding table as TYPE (untied models; when\n"
     "                     tied, --head decides)\n"
     "      --report FILE  write a per-tensor report (scale, share of zeros, relative\n"
@@ -51,8 +51,9 @@ int main(int argc, char **argv)
                     uint32_t ty;
                     const char *v = argv[++i];
                     if (bn_type_from_name(v, &ty) ||
-                        !(ty == BN_F32 || ty == BN_F16 || ty == BN_BF16 || ty == BN_I8 || ty == BN_Q6 || ty == BN_Q4))
-                        return bn_usage_error(&prog, "%s: unknown type '%s' (f32, f16, bf16, i8, q6, q4)", a, v);
+                        !(ty == BN_F32 || ty == BN_F16 || ty == BN_BF16 || ty == BN_I8 || ty == BN_Q6 || ty == BN_Q5 ||
+                          ty == BN_Q4))
+                        return bn_usage_error(&prog, "%s: unknown type '%s' (f32, f16, bf16, i8, q6, q5, q4)", a, v);
                     *(!strcmp(a, "--head") ? &head_type : &embd_type) = (int)ty;
                 } else if (!strcmp(a, "--report"))
                     report = argv[++i];

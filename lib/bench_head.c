@@ -1,5 +1,5 @@
 /* bench_head.c — GEMV of the output head ([n_vocab, d] in a float or
- * quantized head type: f32, f16, bf16, i8, q6, q4) through kern_head.h, the
+ * quantized head type: f32, f16, bf16, i8, q6, q5, q4) through kern_head.h, the
  * functions the forward pass calls for it, so the head's share of a
  * decode step is measured on its own. Like a ternary GEMV it streams its
  * weights from memory (copies up to 256 MiB when the head is smaller). */
@@ -57,6 +57,8 @@ static int fill(uint32_t type, uint8_t *w, size_t rows, size_t d, uint64_t total
         bn_q6_encode_row(x, d, row);
     else if (type == BN_Q4)
         bn_q4_encode_row(x, d, row);
+    else if (type == BN_Q5)
+        bn_q5_encode_row(x, d, row);
     for (size_t r = 0; r < rows; r++)
         memcpy(w + r * rb, row, rb);
     for (size_t r = 0; type == BN_I8 && r < rows; r++)
@@ -69,7 +71,7 @@ int bn_bench_heads(const bn_bench_opts *o, const bn_bench_machine *mc, bn_pool *
                    bn_bench_rows *rows, bn_err *e)
 {
     const bn_shape *s = o->n_synth ? o->synth[0] : bn_shape_find("2b4t");
-    static const uint32_t types[] = {BN_F16, BN_BF16, BN_F32, BN_I8, BN_Q6, BN_Q4};
+    static const uint32_t types[] = {BN_F16, BN_BF16, BN_F32, BN_I8, BN_Q6, BN_Q5, BN_Q4};
     bn_cpu cpu;
     bn_cpu_detect(&cpu);
     size_t V = s->n_vocab, d = s->n_embd;

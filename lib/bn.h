@@ -134,6 +134,8 @@ typedef enum bn_type {
                    columns (104 bytes): heads and embeddings (kern_head.h) */
     BN_Q4 = 8,  /* 4-bit blocks of 32 with f16 scales, in groups of 128
                    columns (72 bytes): heads and embeddings (kern_head.h) */
+    BN_Q5 = 9,  /* 5-bit blocks of 32 with f16 scales, in groups of 128
+                   columns (88 bytes): heads and embeddings (kern_head.h) */
     BN_TYPE_COUNT_BASE
 } bn_type;
 

@@ -36,16 +36,19 @@ static void head_scalar(uint32_t type, const void *w, size_t d, size_t r0, size_
     }
 }
 
-#define SCALAR_FN(T, name)                                                                                        \
-    static void name(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,        \
-                     float *y, size_t ldy)                                                                        \
+/* A bn_head_fn named name (with attributes ATTR, possibly none) that
+ * calls fn(leading arguments..., w, d, r0, r1, h, n, y, ldy): one
+ * generic body per family, each type (and layout) a wrapper. */
+#define HEAD_FN(ATTR, name, fn, ...)                                                                              \
+    static ATTR void name(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,   \
+                          float *y, size_t ldy)                                                                   \
     {                                                                                                             \
         (void)rows;                                                                                               \
-        head_scalar(T, w, d, r0, r1, h, n, y, ldy);                                                               \
+        fn(__VA_ARGS__, w, d, r0, r1, h, n, y, ldy);                                                              \
     }
-SCALAR_FN(BN_F32, s_f32)
-SCALAR_FN(BN_F16, s_f16)
-SCALAR_FN(BN_BF16, s_bf16)
+HEAD_FN(, s_f32, head_scalar, BN_F32)
+HEAD_FN(, s_f16, head_scalar, BN_F16)
+HEAD_FN(, s_bf16, head_scalar, BN_BF16)
 
 /* i8: d int8 per row, then one f32 scale per row after all rows. */
 static float i8_scale(const void *w, size_t rows, size_t d, size_t r)
@@ -83,84 +86,133 @@ float bn_i8_encode_row(const float *x, size_t d, int8_t *q)
     return sc;
 }
 
-/* q6 (formats/bn-model.md §4.1). A group of 128 columns is 104 bytes:
- *   bytes 0..63   low nibbles: byte 16b+j holds u(b, j) in bits 3:0 and
- *                 u(b, 16+j) in bits 7:4 (block b < 4, j < 16);
- *   bytes 64..95  high bit pairs: byte 64+16x+j holds bits 5:4 of u(x, j),
- *                 u(x, 16+j), u(x+2, j), u(x+2, 16+j) at bits 1:0, 3:2,
- *                 5:4, 7:6 (x < 2);
- *   bytes 96..103 the four blocks' f16 scales d_b.
- * u(b, i) ∈ [0, 63] is element 32b+i of the group; its value is d_b·(u−32).
- * The order is the one an AVX-512 kernel wants: a 64-byte load gives all
- * low nibbles, and the 32 high-plane bytes broadcast to both halves of a
- * zmm line up with them after one variable shift. */
-enum { Q6_G = 128, Q6_GB = 104 };
+/* q4, q5, q6 (formats/bn-model.md §4.1): one family, 4-bit low nibbles
+ * plus hb ∈ {0, 1, 2} high bits per code, in groups of 128 columns of
+ * 72 + 16·hb bytes:
+ *   bytes 0..63   low nibbles: byte 16b+j holds bits 3:0 of u(b, j) in
+ *                 bits 3:0 and of u(b, 16+j) in bits 7:4 (block b < 4,
+ *                 j < 16);
+ *   q6: bytes 64..95 high bit pairs: byte 64+16x+j holds bits 5:4 of
+ *                 u(x, j), u(x, 16+j), u(x+2, j), u(x+2, 16+j) at bits
+ *                 1:0, 3:2, 5:4, 7:6 (x < 2);
+ *   q5: bytes 64..79 high bits: byte 64+j holds bit 4 of u(b, j) at bit
+ *                 2b and of u(b, 16+j) at bit 2b+1;
+ *   then the four blocks' f16 scales d_b (bytes 64+16·hb ..).
+ * u(b, i) ∈ [0, 2^(4+hb)) is element 32b+i of the group; its value is
+ * d_b·(u − 2^(3+hb)). The order is the one an AVX-512 kernel wants: a
+ * 64-byte load gives all low nibbles, and the high-plane bytes broadcast
+ * across a zmm (q6: 32 bytes to both halves, q5: 16 to all four lanes)
+ * line up with them after one variable shift. */
+enum { Q6_G = 128, Q6_GB = 104, Q5_GB = 88, Q4_GB = 72 };
 
-static int q6_u(const uint8_t *g, size_t i)
+#define QK_GB(hb) (Q4_GB + 16 * (size_t)(hb))
+#define QK_OFF(hb) (8 << (hb)) /* the zero point: 8, 16, 32 */
+
+static int qk_u(int hb, const uint8_t *g, size_t i)
 {
     size_t b = i / 32, j = i % 16, hi = i % 32 / 16;
     unsigned lo4 = (g[16 * b + j] >> (4 * hi)) & 15u;
-    unsigned h2 = (g[64 + 16 * (b % 2) + j] >> (4 * (b / 2) + 2 * hi)) & 3u;
-    return (int)(lo4 | h2 << 4);
+    if (hb == 2)
+        return (int)(lo4 | ((g[64 + 16 * (b % 2) + j] >> (4 * (b / 2) + 2 * hi)) & 3u) << 4);
+    if (hb == 1)
+        return (int)(lo4 | ((g[64 + j] >> (2 * b + hi)) & 1u) << 4);
+    return (int)lo4;
 }
 
-static float q6_d(const uint8_t *g, size_t b)
+static float qk_d(int hb, const uint8_t *g, size_t b)
 {
     uint16_t v;
-    memcpy(&v, g + 96 + 2 * b, 2);
+    memcpy(&v, g + QK_GB(hb) - 8 + 2 * b, 2);
     return bn_f16_to_f32(v);
 }
 
-static void q6_set(uint8_t *g, size_t i, unsigned u)
+/* Code u of element i into a zeroed group. */
+static void qk_set(int hb, uint8_t *g, size_t i, unsigned u)
 {
     size_t b = i / 32, j = i % 16, hi = i % 32 / 16;
-    uint8_t *lo = &g[16 * b + j], *h2 = &g[64 + 16 * (b % 2) + j];
-    unsigned sl = 4 * (unsigned)hi, sh = 4 * (unsigned)(b / 2) + 2 * (unsigned)hi;
-    *lo = (uint8_t)((*lo & ~(15u << sl)) | (u & 15u) << sl);
-    *h2 = (uint8_t)((*h2 & ~(3u << sh)) | (u >> 4) << sh);
+    g[16 * b + j] |= (uint8_t)((u & 15u) << (4 * hi));
+    if (hb == 2)
+        g[64 + 16 * (b % 2) + j] |= (uint8_t)((u >> 4) << (4 * (b / 2) + 2 * hi));
+    else if (hb == 1)
+        g[64 + j] |= (uint8_t)((u >> 4) << (2 * b + hi));
 }
 
-void bn_q6_encode_row(const float *x, size_t d, uint8_t *out)
+/* Squared error of block x (32 values) coded with step dd in [lo, hi],
+ * its codes into q when q is not NULL. */
+static double qk_err(const float *x, float dd, float lo, float hi, float *q)
 {
-    memset(out, 0, d / Q6_G * Q6_GB);
+    double err = 0;
+    for (size_t i = 0; i < 32; i++) {
+        float v = nearbyintf(x[i] / dd);
+        v = v > hi ? hi : v < lo ? lo : v;
+        double e = (double)x[i] - (double)dd * v;
+        err += e * e;
+        if (q)
+            q[i] = v;
+    }
+    return err;
+}
+
+/* Candidates d = ±amax·den/m for m in [m0, m1] (the negative sign maps
+ * the largest element to the most negative code), each rounded to f16
+ * first and scored as stored; the least squared error wins. Per type:
+ *   q6: m/den from 30 to 32 in quarters;
+ *   q5: from 14 to 16 in eighths;
+ *   q4: from 6 to 8 in eighths. A finer or wider q4 search (sixteenths
+ *       from 5 or 4, least-squares refits) lowered the squared error but
+ *       not the perplexity on the tiny model (+0.77%, +0.83% against
+ *       +0.52% for this one). */
+static void qk_encode_row(int hb, int den, int m0, int m1, const float *x, size_t d, uint8_t *out)
+{
+    size_t gb = QK_GB(hb);
+    int off = QK_OFF(hb);
+    float lo = (float)-off, hi = (float)(off - 1);
+    memset(out, 0, d / Q6_G * gb);
     for (size_t c0 = 0; c0 < d; c0 += 32) {
-        uint8_t *g = out + c0 / Q6_G * Q6_GB;
+        uint8_t *g = out + c0 / Q6_G * gb;
         size_t b = c0 % Q6_G / 32;
+        const float *xb = x + c0;
         float amax = 0;
         for (size_t i = 0; i < 32; i++)
-            amax = fabsf(x[c0 + i]) > amax ? fabsf(x[c0 + i]) : amax;
+            amax = fabsf(xb[i]) > amax ? fabsf(xb[i]) : amax;
         uint16_t best_h = 0;
         if (amax > 0) {
-            /* d = ±amax/m for a few m: the sign lets the largest element
-             * use −32; rounding d to f16 first scores what is stored. */
             double best = INFINITY;
             for (int sgn = -1; sgn <= 1; sgn += 2)
-                for (int m4 = 120; m4 <= 128; m4++) {
-                    uint16_t dh = bn_f32_to_f16((float)sgn * amax * 4.0f / (float)m4);
+                for (int m = m0; m <= m1; m++) {
+                    uint16_t dh = bn_f32_to_f16((float)sgn * amax * (float)den / (float)m);
                     float dd = bn_f16_to_f32(dh);
                     if (!(dd != 0) || !isfinite(dd))
                         continue;
-                    double err = 0;
-                    for (size_t i = 0; i < 32; i++) {
-                        float q = nearbyintf(x[c0 + i] / dd);
-                        q = q > 31 ? 31 : q < -32 ? -32 : q;
-                        double e = (double)x[c0 + i] - (double)dd * q;
-                        err += e * e;
-                    }
+                    double err = qk_err(xb, dd, lo, hi, NULL);
                     if (err < best) {
                         best = err;
                         best_h = dh;
                     }
                 }
         }
-        float dd = bn_f16_to_f32(best_h);
-        for (size_t i = 0; i < 32; i++) {
-            float q = dd != 0 ? nearbyintf(x[c0 + i] / dd) : 0;
-            q = q > 31 ? 31 : q < -32 ? -32 : q;
-            q6_set(g, 32 * b + i, (unsigned)((int)q + 32));
-        }
-        memcpy(g + 96 + 2 * b, &best_h, 2);
+        float dd = bn_f16_to_f32(best_h), q[32];
+        if (dd != 0)
+            qk_err(xb, dd, lo, hi, q);
+        for (size_t i = 0; i < 32; i++)
+            qk_set(hb, g, 32 * b + i, dd != 0 ? (unsigned)((int)q[i] + off) : (unsigned)off);
+        memcpy(g + gb - 8 + 2 * b, &best_h, 2);
     }
+}
+
+void bn_q6_encode_row(const float *x, size_t d, uint8_t *out)
+{
+    qk_encode_row(2, 4, 120, 128, x, d, out);
+}
+
+void bn_q5_encode_row(const float *x, size_t d, uint8_t *out)
+{
+    qk_encode_row(1, 8, 112, 128, x, d, out);
+}
+
+void bn_q4_encode_row(const float *x, size_t d, uint8_t *out)
+{
+    qk_encode_row(0, 8, 48, 64, x, d, out);
 }
 
 /* One token's h in q6 blocks: qh[c] and dh[c/32] (the scalar order). */
@@ -177,141 +229,51 @@ static void q8_blocks(const float *h, size_t d, int8_t *qh, float *dh)
     }
 }
 
-static void s_q6(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
+/* The scalar reference: per block of 32, an exact int32 sum of code
+ * times qh, then d_w·dh·sum in float, blocks in column order. */
+static void s_qk(int hb, const void *w, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
                  size_t ldy)
 {
-    (void)rows;
     int8_t qh[BN_HEAD_MAX_D];
     float dh[BN_HEAD_MAX_D / 32];
-    size_t rb = d / Q6_G * Q6_GB;
+    size_t gb = QK_GB(hb), rb = d / Q6_G * gb;
     for (size_t t = 0; t < n; t++) {
         q8_blocks(h + t * d, d, qh, dh);
         for (size_t r = r0; r < r1; r++) {
             const uint8_t *row = (const uint8_t *)w + r * rb;
             float a = 0;
             for (size_t c0 = 0; c0 < d; c0 += 32) {
-                const uint8_t *g = row + c0 / Q6_G * Q6_GB;
+                const uint8_t *g = row + c0 / Q6_G * gb;
                 int32_t s = 0;
                 for (size_t i = 0; i < 32; i++)
-                    s += (q6_u(g, c0 % Q6_G + i) - 32) * qh[c0 + i];
-                a += q6_d(g, c0 % Q6_G / 32) * dh[c0 / 32] * (float)s;
+                    s += (qk_u(hb, g, c0 % Q6_G + i) - QK_OFF(hb)) * qh[c0 + i];
+                a += qk_d(hb, g, c0 % Q6_G / 32) * dh[c0 / 32] * (float)s;
             }
             y[t * ldy + r] = a;
         }
     }
 }
 
-/* q4 (formats/bn-model.md §4.1): the q6 group without its high bit
- * planes. A group of 128 columns is 72 bytes: bytes 0..63 the 4-bit codes
- * in q6's low-nibble order, bytes 64..71 the four blocks' f16 scales;
- * u(b, i) ∈ [0, 15] stands for d_b·(u−8). */
-enum { Q4_G = 128, Q4_GB = 72 };
+HEAD_FN(, s_q6, s_qk, 2)
+HEAD_FN(, s_q5, s_qk, 1)
+HEAD_FN(, s_q4, s_qk, 0)
 
-static int q4_u(const uint8_t *g, size_t i)
+/* hb for a q type, −1 for any other */
+static int qk_hb(uint32_t type)
 {
-    size_t b = i / 32, j = i % 16, hi = i % 32 / 16;
-    return (g[16 * b + j] >> (4 * hi)) & 15;
-}
-
-static float q4_d(const uint8_t *g, size_t b)
-{
-    uint16_t v;
-    memcpy(&v, g + 64 + 2 * b, 2);
-    return bn_f16_to_f32(v);
-}
-
-/* Squared error of block x (32 values) coded with step dd, its codes
- * into q when q is not NULL. */
-static double q4_err(const float *x, float dd, float *q)
-{
-    double err = 0;
-    for (size_t i = 0; i < 32; i++) {
-        float v = nearbyintf(x[i] / dd);
-        v = v > 7 ? 7 : v < -8 ? -8 : v;
-        double e = (double)x[i] - (double)dd * v;
-        err += e * e;
-        if (q)
-            q[i] = v;
-    }
-    return err;
-}
-
-void bn_q4_encode_row(const float *x, size_t d, uint8_t *out)
-{
-    memset(out, 0, d / Q4_G * Q4_GB);
-    for (size_t c0 = 0; c0 < d; c0 += 32) {
-        uint8_t *g = out + c0 / Q4_G * Q4_GB;
-        size_t b = c0 % Q4_G / 32;
-        const float *xb = x + c0;
-        float amax = 0;
-        for (size_t i = 0; i < 32; i++)
-            amax = fabsf(xb[i]) > amax ? fabsf(xb[i]) : amax;
-        uint16_t best_h = 0;
-        if (amax > 0) {
-            /* Candidates d = ±amax/m, m from 6 to 8 in eighths (the
-             * negative sign maps the largest element to −8), each rounded
-             * to f16 first and scored as stored. A finer or wider search
-             * (sixteenths from 5 or 4, least-squares refits) lowered the
-             * squared error but not the perplexity on the tiny model
-             * (+0.77%, +0.83% against +0.52% for this one). */
-            double best = INFINITY;
-            for (int sgn = -1; sgn <= 1; sgn += 2)
-                for (int m8 = 48; m8 <= 64; m8++) {
-                    uint16_t dh = bn_f32_to_f16((float)sgn * amax * 8.0f / (float)m8);
-                    float dd = bn_f16_to_f32(dh);
-                    if (!(dd != 0) || !isfinite(dd))
-                        continue;
-                    double err = q4_err(xb, dd, NULL);
-                    if (err < best) {
-                        best = err;
-                        best_h = dh;
-                    }
-                }
-        }
-        float dd = bn_f16_to_f32(best_h), q[32];
-        if (dd != 0)
-            q4_err(xb, dd, q);
-        for (size_t i = 0; i < 32; i++) {
-            unsigned u = dd != 0 ? (unsigned)((int)q[i] + 8) : 8;
-            g[16 * b + i % 16] |= (uint8_t)(u << (4 * (i / 16)));
-        }
-        memcpy(g + 64 + 2 * b, &best_h, 2);
-    }
-}
-
-static void s_q4(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
-                 size_t ldy)
-{
-    (void)rows;
-    int8_t qh[BN_HEAD_MAX_D];
-    float dh[BN_HEAD_MAX_D / 32];
-    size_t rb = d / Q4_G * Q4_GB;
-    for (size_t t = 0; t < n; t++) {
-        q8_blocks(h + t * d, d, qh, dh);
-        for (size_t r = r0; r < r1; r++) {
-            const uint8_t *row = (const uint8_t *)w + r * rb;
-            float a = 0;
-            for (size_t c0 = 0; c0 < d; c0 += 32) {
-                const uint8_t *g = row + c0 / Q4_G * Q4_GB;
-                int32_t s = 0;
-                for (size_t i = 0; i < 32; i++)
-                    s += (q4_u(g, c0 % Q4_G + i) - 8) * qh[c0 + i];
-                a += q4_d(g, c0 % Q4_G / 32) * dh[c0 / 32] * (float)s;
-            }
-            y[t * ldy + r] = a;
-        }
-    }
+    return type == BN_Q6 ? 2 : type == BN_Q5 ? 1 : type == BN_Q4 ? 0 : -1;
 }
 
 int bn_head_type_ok(uint32_t type, size_t d, const char **why)
 {
     if (type == BN_F32 || type == BN_F16 || type == BN_BF16 || type == BN_I8)
         return 1;
-    if ((type == BN_Q6 || type == BN_Q4) && d % Q6_G == 0 && d <= BN_HEAD_MAX_D)
+    if (qk_hb(type) >= 0 && d % Q6_G == 0 && d <= BN_HEAD_MAX_D)
         return 1;
     *why = type == BN_Q6   ? "q6 needs a row length that is a multiple of 128 and at most 16384"
+           : type == BN_Q5 ? "q5 needs a row length that is a multiple of 128 and at most 16384"
            : type == BN_Q4 ? "q4 needs a row length that is a multiple of 128 and at most 16384"
-                           : "a head or embedding table must be f32, f16, bf16, i8, q6 or q4";
+                           : "a head or embedding table must be f32, f16, bf16, i8, q6, q5 or q4";
     return 0;
 }
 
@@ -322,17 +284,13 @@ void bn_head_row(uint32_t type, const void *w, size_t rows, size_t d, size_t r, 
         float sc = i8_scale(w, rows, d, r);
         for (size_t c = 0; c < d; c++)
             out[c] = (float)q[c] * sc;
-    } else if (type == BN_Q6) {
-        const uint8_t *row = (const uint8_t *)w + r * (d / Q6_G * Q6_GB);
+    } else if (qk_hb(type) >= 0) {
+        int hb = qk_hb(type);
+        size_t gb = QK_GB(hb);
+        const uint8_t *row = (const uint8_t *)w + r * (d / Q6_G * gb);
         for (size_t c = 0; c < d; c++) {
-            const uint8_t *g = row + c / Q6_G * Q6_GB;
-            out[c] = q6_d(g, c % Q6_G / 32) * (float)(q6_u(g, c % Q6_G) - 32);
-        }
-    } else if (type == BN_Q4) {
-        const uint8_t *row = (const uint8_t *)w + r * (d / Q4_G * Q4_GB);
-        for (size_t c = 0; c < d; c++) {
-            const uint8_t *g = row + c / Q4_G * Q4_GB;
-            out[c] = q4_d(g, c % Q4_G / 32) * (float)(q4_u(g, c % Q4_G) - 8);
+            const uint8_t *g = row + c / Q6_G * gb;
+            out[c] = qk_d(hb, g, c % Q6_G / 32) * (float)(qk_u(hb, g, c % Q6_G) - QK_OFF(hb));
         }
     } else {
         size_t es = type == BN_F32 ? 4 : 2;
@@ -500,9 +458,10 @@ static T512 void v_i8(const void *w, size_t rows, size_t d, size_t r0, size_t r1
     }
 }
 
-/* q6: per group of 128 columns and row, two vpdpbusd (low-nibble and
- * high-nibble halves of the four blocks, 6-bit u against int8 qh) leave
- * block b's sum in lanes 4b..4b+3; minus 32·Σqh, times d_w·dh per lane,
+/* q6 (q5, q4): per group of 128 columns and row, two vpdpbusd (low-nibble
+ * and high-nibble halves of the four blocks, 6-bit (5, 4) u against int8
+ * qh) leave block b's sum in lanes 4b..4b+3; minus 32·Σqh (16·, 8·),
+ * times d_w·dh per lane,
  * into a float accumulator. The token's qh is rearranged once to match:
  * bytes 0..63 of a group's 128 are qh(b, j), bytes 64..127 qh(b, 16+j). */
 typedef struct q6_act {
@@ -511,7 +470,7 @@ typedef struct q6_act {
     _Alignas(64) int32_t cr[BN_HEAD_MAX_D / 8]; /* per group: 32·Σqh_b in lane 4b, 0 elsewhere */
 } q6_act;
 
-/* off: the code's zero point (32 for q6, 8 for q4), folded into cr. */
+/* off: the code's zero point (32 for q6, 16 for q5, 8 for q4), folded into cr. */
 static void q6_prepare(const float *h, size_t d, int32_t off, q6_act *a)
 {
     int8_t qh[32];
@@ -533,16 +492,26 @@ static void q6_prepare(const float *h, size_t d, int32_t off, q6_act *a)
     }
 }
 
-/* RT rows from w: row i's group g at w + i·rs + g·gs (row-major: rs =
- * row bytes, gs = 104; interleaved: rs = 104, gs = 416). */
-static T512Q INLINE void q6_rows(const uint8_t *w, size_t rs, size_t gs, size_t G, const q6_act *a, int RT,
+/* RT rows of a q type with hb high bits (q4 0, q5 1, q6 2) from w: row
+ * i's group g at w + i·rs + g·gs (row-major: rs = row bytes, gs = the
+ * group's bytes; interleaved: rs = group bytes, gs = 4 of them). hb is a
+ * constant where this is inlined, so each type compiles to its own loop.
+ * The high bits are ORed into the nibbles before the vpdpbusd, so q5 and
+ * q6 cost q4's two dot products plus a broadcast, a shift and a few
+ * logic ops per group and row. */
+static T512Q INLINE void qk_rows(int hb, const uint8_t *w, size_t rs, size_t gs, size_t G, const q6_act *a, int RT,
                                  float out[4])
 {
-    const __m512i m0f = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
-    /* high-plane bytes 0..31 serve blocks 0,1 (shift 0), blocks 2,3 the
-     * same bytes shifted by 4 */
-    const __m512i sv = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    const __m512i m0f = _mm512_set1_epi8(0x0f), mh = _mm512_set1_epi8(hb == 2 ? 0x30 : 0x10);
+    /* The shift that brings lane b's high bits to bits 1:0 (q5: bit 2b
+     * for u(b, j), 2b+1 for u(b, 16+j)) or to bits 3:0 (q6: the 32
+     * high-plane bytes serve blocks 0,1 as they are, blocks 2,3 shifted
+     * by 4). */
+    const __m512i sv = hb == 2 ? _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1)
+                               : _mm512_set_epi64(0x0006000600060006, 0x0006000600060006, 0x0004000400040004,
+                                                  0x0004000400040004, 0x0002000200020002, 0x0002000200020002, 0, 0);
     const __m512i didx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const size_t dat = QK_GB(hb) - 8; /* the scales */
     __m512 acc[4];
     _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) acc[i] = _mm512_setzero_ps();
     for (size_t g = 0; g < G; g++) {
@@ -553,120 +522,56 @@ static T512Q INLINE void q6_rows(const uint8_t *w, size_t rs, size_t gs, size_t 
         _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) {
             const uint8_t *gp = w + (size_t)i * rs + gs * g;
             __m512i raw = _mm512_loadu_si512((const void *)gp);
-            __m512i hs = _mm512_srlv_epi16(
-                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(gp + 64))), sv);
-            __m512i ulo = _mm512_or_si512(_mm512_and_si512(raw, m0f), _mm512_and_si512(_mm512_slli_epi16(hs, 4), m30));
-            __m512i uhi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(raw, 4), m0f),
-                                          _mm512_and_si512(_mm512_slli_epi16(hs, 2), m30));
+            __m512i ulo = _mm512_and_si512(raw, m0f), uhi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m0f);
+            if (hb) {
+                __m512i hp = hb == 2 ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(gp + 64)))
+                                     : _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(gp + 64)));
+                /* the words shift by at most 6, so bits 0..1 (q5) or
+                 * 0..3 (q6) of every byte come from that byte */
+                __m512i hs = _mm512_srlv_epi16(hp, sv);
+                ulo = _mm512_or_si512(ulo, _mm512_and_si512(_mm512_slli_epi16(hs, 4), mh));
+                uhi = _mm512_or_si512(uhi, _mm512_and_si512(_mm512_slli_epi16(hs, 4 - hb), mh));
+            }
             __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ulo, qlo);
             s = _mm512_sub_epi32(_mm512_dpbusd_epi32(s, uhi, qhi), cr);
             __m512 dw = _mm512_permutexvar_ps(
-                didx, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(gp + 96)))));
+                didx, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(gp + dat)))));
             acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dh), acc[i]);
         }
     }
     _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) out[i] = _mm512_reduce_add_ps(acc[i]);
 }
 
-/* ilv: whole groups of 4 rows interleaved by 104-byte group (kern_ilv.h),
- * r0 a multiple of 4; the per-row arithmetic is the same, so the results
- * are bit-identical to the row-major function's. */
-static T512Q INLINE void q6_head(int ilv, const void *w, size_t d, size_t r0, size_t r1, const float *h, size_t n,
-                                 float *y, size_t ldy)
+/* ilv: whole groups of 4 rows interleaved by group (kern_ilv.h), r0 a
+ * multiple of 4; the per-row arithmetic is the same, so the results are
+ * bit-identical to the row-major function's. */
+static T512Q INLINE void qk_head(int hb, int ilv, const void *w, size_t d, size_t r0, size_t r1, const float *h,
+                                 size_t n, float *y, size_t ldy)
 {
     q6_act a;
-    size_t G = d / Q6_G, rb = G * Q6_GB, rs = ilv ? Q6_GB : rb, gs = ilv ? 4 * Q6_GB : Q6_GB;
+    size_t gb = QK_GB(hb), G = d / Q6_G, rb = G * gb, rs = ilv ? gb : rb, gs = ilv ? 4 * gb : gb;
     for (size_t t = 0; t < n; t++) {
-        q6_prepare(h + t * d, d, 32, &a);
+        q6_prepare(h + t * d, d, QK_OFF(hb), &a);
         size_t r = r0;
         float o[4];
         for (; r + 4 <= r1; r += 4) {
-            q6_rows((const uint8_t *)w + r * rb, rs, gs, G, &a, 4, o);
+            qk_rows(hb, (const uint8_t *)w + r * rb, rs, gs, G, &a, 4, o);
             for (int i = 0; i < 4; i++)
                 y[t * ldy + r + (size_t)i] = o[i];
         }
         for (; r < r1; r++) {
-            q6_rows((const uint8_t *)w + r * rb, rb, Q6_GB, G, &a, 1, o);
+            qk_rows(hb, (const uint8_t *)w + r * rb, rb, gb, G, &a, 1, o);
             y[t * ldy + r] = o[0];
         }
     }
 }
 
-static T512Q void v_q6(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
-                       size_t ldy)
-{
-    (void)rows;
-    q6_head(0, w, d, r0, r1, h, n, y, ldy);
-}
-
-static T512Q void v_q6_ilv(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,
-                           float *y, size_t ldy)
-{
-    (void)rows;
-    q6_head(1, w, d, r0, r1, h, n, y, ldy);
-}
-
-/* q4: q6_rows without the high planes; scales at byte 64 of a group. */
-static T512Q INLINE void q4_rows(const uint8_t *w, size_t rs, size_t gs, size_t G, const q6_act *a, int RT,
-                                 float out[4])
-{
-    const __m512i m0f = _mm512_set1_epi8(0x0f);
-    const __m512i didx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    __m512 acc[4];
-    _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) acc[i] = _mm512_setzero_ps();
-    for (size_t g = 0; g < G; g++) {
-        __m512i qlo = _mm512_load_si512((const void *)(a->q + Q4_G * g));
-        __m512i qhi = _mm512_load_si512((const void *)(a->q + Q4_G * g + 64));
-        __m512i cr = _mm512_load_si512((const void *)(a->cr + 16 * g));
-        __m512 dh = _mm512_load_ps(a->dh + 16 * g);
-        _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) {
-            const uint8_t *gp = w + (size_t)i * rs + gs * g;
-            __m512i raw = _mm512_loadu_si512((const void *)gp);
-            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(raw, m0f), qlo);
-            s = _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(raw, 4), m0f), qhi);
-            s = _mm512_sub_epi32(s, cr);
-            __m512 dw = _mm512_permutexvar_ps(
-                didx, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(gp + 64)))));
-            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dh), acc[i]);
-        }
-    }
-    _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) out[i] = _mm512_reduce_add_ps(acc[i]);
-}
-
-static T512Q INLINE void q4_head(int ilv, const void *w, size_t d, size_t r0, size_t r1, const float *h, size_t n,
-                                 float *y, size_t ldy)
-{
-    q6_act a;
-    size_t G = d / Q4_G, rb = G * Q4_GB, rs = ilv ? Q4_GB : rb, gs = ilv ? 4 * Q4_GB : Q4_GB;
-    for (size_t t = 0; t < n; t++) {
-        q6_prepare(h + t * d, d, 8, &a);
-        size_t r = r0;
-        float o[4];
-        for (; r + 4 <= r1; r += 4) {
-            q4_rows((const uint8_t *)w + r * rb, rs, gs, G, &a, 4, o);
-            for (int i = 0; i < 4; i++)
-                y[t * ldy + r + (size_t)i] = o[i];
-        }
-        for (; r < r1; r++) {
-            q4_rows((const uint8_t *)w + r * rb, rb, Q4_GB, G, &a, 1, o);
-            y[t * ldy + r] = o[0];
-        }
-    }
-}
-
-static T512Q void v_q4(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
-                       size_t ldy)
-{
-    (void)rows;
-    q4_head(0, w, d, r0, r1, h, n, y, ldy);
-}
-
-static T512Q void v_q4_ilv(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,
-                           float *y, size_t ldy)
-{
-    (void)rows;
-    q4_head(1, w, d, r0, r1, h, n, y, ldy);
-}
+HEAD_FN(T512Q, v_q6, qk_head, 2, 0)
+HEAD_FN(T512Q, v_q6_ilv, qk_head, 2, 1)
+HEAD_FN(T512Q, v_q5, qk_head, 1, 0)
+HEAD_FN(T512Q, v_q5_ilv, qk_head, 1, 1)
+HEAD_FN(T512Q, v_q4, qk_head, 0, 0)
+HEAD_FN(T512Q, v_q4_ilv, qk_head, 0, 1)
 
 /* --------------------------------------------------- AVX-512 attention */
 
@@ -810,14 +715,16 @@ bn_head_fn bn_head_find(uint32_t type, const bn_cpu *cpu)
     if (cpu->avx512bw && cpu->avx512vl && cpu->f16c && cpu->fma) {
         if (type == BN_Q6 && cpu->avx512vnni)
             return v_q6;
+        if (type == BN_Q5 && cpu->avx512vnni)
+            return v_q5;
         if (type == BN_Q4 && cpu->avx512vnni)
             return v_q4;
-        if (type != BN_Q6 && type != BN_Q4)
+        if (qk_hb(type) < 0)
             return type == BN_F32 ? v_f32 : type == BN_F16 ? v_f16 : type == BN_BF16 ? v_bf16 : type == BN_I8 ? v_i8 : NULL;
     }
 #endif
     (void)cpu;
-    return type == BN_F32 ? s_f32 : type == BN_F16 ? s_f16 : type == BN_BF16 ? s_bf16 : type == BN_I8 ? s_i8 : type == BN_Q6 ? s_q6 : type == BN_Q4 ? s_q4 : NULL;
+    return type == BN_F32 ? s_f32 : type == BN_F16 ? s_f16 : type == BN_BF16 ? s_bf16 : type == BN_I8 ? s_i8 : type == BN_Q6 ? s_q6 : type == BN_Q5 ? s_q5 : type == BN_Q4 ? s_q4 : NULL;
 }
 
 bn_head_fn bn_head_find_ilv(uint32_t type, size_t d, const bn_cpu *cpu, size_t *unit)
@@ -826,6 +733,10 @@ bn_head_fn bn_head_find_ilv(uint32_t type, size_t d, const bn_cpu *cpu, size_t *
     if (type == BN_Q6 && bn_head_find(type, cpu) == v_q6) {
         *unit = Q6_GB;
         return v_q6_ilv;
+    }
+    if (type == BN_Q5 && bn_head_find(type, cpu) == v_q5) {
+        *unit = Q5_GB;
+        return v_q5_ilv;
     }
     if (type == BN_Q4 && bn_head_find(type, cpu) == v_q4) {
         *unit = Q4_GB;
@@ -838,7 +749,7 @@ bn_head_fn bn_head_find_ilv(uint32_t type, size_t d, const bn_cpu *cpu, size_t *
 
 size_t bn_head_row_bytes(uint32_t type, size_t d)
 {
-    return type == BN_Q6 ? d / Q6_G * Q6_GB : type == BN_Q4 ? d / Q4_G * Q4_GB : type == BN_I8 ? d : type == BN_F32 ? 4 * d : 2 * d;
+    return qk_hb(type) >= 0 ? d / Q6_G * QK_GB(qk_hb(type)) : type == BN_I8 ? d : type == BN_F32 ? 4 * d : 2 * d;
 }
 
 bn_att_fn bn_att_find(const bn_cpu *cpu)

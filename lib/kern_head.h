@@ -53,6 +53,9 @@ void bn_q6_encode_row(const float *x, size_t d, uint8_t *out);
 /* q4: one row of d (a multiple of 128) floats into d/128·72 bytes, each
  * block's scale chosen like q6's. */
 void bn_q4_encode_row(const float *x, size_t d, uint8_t *out);
+/* q5: one row of d (a multiple of 128) floats into d/128·88 bytes, each
+ * block's scale chosen like q6's. */
+void bn_q5_encode_row(const float *x, size_t d, uint8_t *out);
 float bn_i8_encode_row(const float *x, size_t d, int8_t *q);
 
 /* Causal attention of one query token over one KV head: the g query heads

@@ -34,6 +34,8 @@ static void encode_row(int ty, const float *x, size_t d, uint8_t *out, float *sc
         bn_q6_encode_row(x, d, out);
     else if (ty == BN_Q4)
         bn_q4_encode_row(x, d, out);
+    else if (ty == BN_Q5)
+        bn_q5_encode_row(x, d, out);
     else if (ty == BN_F32)
         memcpy(out, x, d * 4);
     else

@@ -8,6 +8,7 @@
 static const char *const type_names[] = {
     [BN_F32] = "f32", [BN_F16] = "f16", [BN_BF16] = "bf16", [BN_I8] = "i8",
     [BN_T2] = "t2",   [BN_I32] = "i32", [BN_U8] = "u8", [BN_Q6] = "q6", [BN_Q4] = "q4",
+    [BN_Q5] = "q5",
 };
 
 const char *bn_type_name(uint32_t type)
@@ -75,6 +76,8 @@ uint64_t bn_type_size(uint32_t type, uint32_t ndim, const uint64_t *shape)
         return k % 128 ? 0 : mul_ok(rows, k / 128 * 104);
     case BN_Q4: /* groups of 128 columns, 72 bytes each */
         return k % 128 ? 0 : mul_ok(rows, k / 128 * 72);
+    case BN_Q5: /* groups of 128 columns, 88 bytes each */
+        return k % 128 ? 0 : mul_ok(rows, k / 128 * 88);
     default:
         /* kernel-packed ternary layouts are matrices (pack_layout.c) */
         return ndim == 2 ? bn_packed_size(type, shape[0], shape[1]) : 0;

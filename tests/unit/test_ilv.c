@@ -157,7 +157,7 @@ static void test_ternary(check_ctx *cx, const bn_cpu *cpu)
  * CPU, bit for bit (the same per-row arithmetic). */
 static void test_heads(check_ctx *cx, const bn_cpu *cpu)
 {
-    static const uint32_t types[] = {BN_Q6, BN_Q4};
+    static const uint32_t types[] = {BN_Q6, BN_Q5, BN_Q4};
     static const size_t ds[] = {128, 256, 2560};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int ok = 1, cases = 0;
@@ -174,7 +174,9 @@ static void test_heads(check_ctx *cx, const bn_cpu *cpu)
             for (size_t r = 0; r < rows; r++) {
                 for (size_t c = 0; c < d; c++)
                     x[c] = frnd() * (c % 7 == 0 ? 3.0f : 0.2f);
-                (types[ti] == BN_Q6 ? bn_q6_encode_row : bn_q4_encode_row)(x, d, w + r * rb);
+                (types[ti] == BN_Q6   ? bn_q6_encode_row
+                 : types[ti] == BN_Q5 ? bn_q5_encode_row
+                                      : bn_q4_encode_row)(x, d, w + r * rb);
             }
             for (size_t i = 0; i < n * d; i++)
                 h[i] = frnd();

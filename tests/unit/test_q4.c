@@ -1,4 +1,4 @@
-/* test_q4.c — the q4 head type (formats/bn-model.md 4.1): the encoder
+/* test_q4.c — the q4 and q5 head types (formats/bn-model.md 4.1): the encoder
  * (every value within one step of its input, within half a step unless
  * clamped), the row decoder against the specification read independently
  * here, and every head function (scalar, SIMD, interleaved) against a
@@ -22,24 +22,43 @@ static float frnd(void)
     return ((float)((rng >> 16) % 2000001) - 1000000.0f) / 1000000.0f;
 }
 
-/* Element i (< 128) of a 72-byte group, from the specification: block
- * b = i/32, e = i%32; its code is the low nibble of byte 16b + e%16 for
- * e < 16, the high nibble for e >= 16; the scale is the f16 at 64 + 2b. */
-static float spec_value(const uint8_t *g, size_t i)
+/* Element i (< 128) of a group, from the specification: block b = i/32,
+ * e = i%32; the low 4 bits of its code are the low nibble of byte
+ * 16b + e%16 for e < 16, the high nibble for e >= 16. q4 (72-byte
+ * groups): that is the code, value d_b·(u−8), the scale the f16 at
+ * 64 + 2b. q5 (88 bytes): bit 4 of the code is bit 2b + (e >= 16) of byte
+ * 64 + e%16, value d_b·(u−16), the scale at 80 + 2b. */
+static float spec_value(uint32_t type, const uint8_t *g, size_t i)
 {
     size_t b = i / 32, e = i % 32;
     int u = e < 16 ? g[16 * b + e % 16] & 15 : g[16 * b + e % 16] >> 4;
+    size_t at = 64;
+    int off = 8;
+    if (type == BN_Q5) {
+        u |= (g[64 + e % 16] >> (2 * b + (e >= 16)) & 1) << 4;
+        at = 80;
+        off = 16;
+    }
     uint16_t dh;
-    memcpy(&dh, g + 64 + 2 * b, 2);
-    return bn_f16_to_f32(dh) * (float)(u - 8);
+    memcpy(&dh, g + at + 2 * b, 2);
+    return bn_f16_to_f32(dh) * (float)(u - off);
 }
 
-static void test_q4(check_ctx *cx, const bn_cpu *cpu, const char *what)
+static float spec_step(uint32_t type, const uint8_t *g, size_t i)
+{
+    uint16_t dh;
+    memcpy(&dh, g + (type == BN_Q5 ? 80 : 64) + 2 * (i / 32), 2);
+    return fabsf(bn_f16_to_f32(dh));
+}
+
+static void test_q(check_ctx *cx, uint32_t type, const bn_cpu *cpu, const char *what)
 {
     static const size_t ds[] = {128, 256, 640, 2560};
+    const size_t GB = type == BN_Q5 ? 88 : 72;
+    void (*enc)(const float *, size_t, uint8_t *) = type == BN_Q5 ? bn_q5_encode_row : bn_q4_encode_row;
     int ok_enc = 1, ok_row = 1, ok_head = 1, ok_ilv = 1;
     for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
-        size_t d = ds[di], rows = 1 + (size_t)(frnd() * 4 + 5), n = 1 + di % 3, G = d / 128, rb = G * 72;
+        size_t d = ds[di], rows = 1 + (size_t)(frnd() * 4 + 5), n = 1 + di % 3, G = d / 128, rb = G * GB;
         float *x = malloc(rows * d * sizeof *x), *h = malloc(n * d * sizeof *h), *y = malloc(n * rows * sizeof *y);
         float *row = malloc(d * sizeof *row);
         double *hq = malloc(d * sizeof *hq);
@@ -50,21 +69,19 @@ static void test_q4(check_ctx *cx, const bn_cpu *cpu, const char *what)
             h[i] = frnd() * (i % 50 == 0 ? 10.0f : 1.0f);
         if (di == 0)
             memset(x, 0, 32 * sizeof *x); /* an all-zero block */
-        CHECK(cx, bn_head_row_bytes(BN_Q4, d) == rb);
+        CHECK(cx, bn_head_row_bytes(type, d) == rb);
         for (size_t r = 0; r < rows; r++)
-            bn_q4_encode_row(x + r * d, d, w + r * rb);
+            enc(x + r * d, d, w + r * rb);
         for (size_t r = 0; r < rows; r++) {
-            bn_head_row(BN_Q4, w, rows, d, r, row);
+            bn_head_row(type, w, rows, d, r, row);
             for (size_t c = 0; c < d; c++) {
-                const uint8_t *g = w + r * rb + c / 128 * 72;
-                uint16_t dh;
-                memcpy(&dh, g + 64 + 2 * (c % 128 / 32), 2);
-                float step = fabsf(bn_f16_to_f32(dh)), want = spec_value(g, c % 128);
+                const uint8_t *g = w + r * rb + c / 128 * GB;
+                float step = spec_step(type, g, c % 128), want = spec_value(type, g, c % 128);
                 ok_row &= row[c] == want;
                 ok_enc &= fabsf(want - x[r * d + c]) <= step * 1.01f + 1e-7f; /* clamping: a step, and f16 rounding of the scale */
             }
         }
-        bn_head_fn f = bn_head_find(BN_Q4, cpu);
+        bn_head_fn f = bn_head_find(type, cpu);
         size_t r0 = rows > 4 ? 4 : 0;
         f(w, rows, d, r0, rows, h, n, y, rows);
         for (size_t t = 0; t < n; t++) {
@@ -81,7 +98,7 @@ static void test_q4(check_ctx *cx, const bn_cpu *cpu, const char *what)
             for (size_t r = r0; r < rows; r++) {
                 double ex = 0, mag = 0;
                 for (size_t c = 0; c < d; c++) {
-                    double v = (double)spec_value(w + r * rb + c / 128 * 72, c % 128) * hq[c];
+                    double v = (double)spec_value(type, w + r * rb + c / 128 * GB, c % 128) * hq[c];
                     ex += v;
                     mag += fabs(v);
                 }
@@ -90,13 +107,13 @@ static void test_q4(check_ctx *cx, const bn_cpu *cpu, const char *what)
         }
         /* the interleaved copy: bit for bit the row-major function's */
         size_t unit = 0;
-        bn_head_fn fi = bn_head_find_ilv(BN_Q4, d, cpu, &unit);
+        bn_head_fn fi = bn_head_find_ilv(type, d, cpu, &unit);
         if (fi) {
             float *y2 = malloc(n * rows * sizeof *y2);
             bn_ilv_pack(w, rows, rb, unit, wi);
             f(w, rows, d, 0, rows, h, n, y, rows);
             fi(wi, rows, d, 0, rows, h, n, y2, rows);
-            ok_ilv &= unit == 72 && !memcmp(y, y2, n * rows * sizeof *y);
+            ok_ilv &= unit == GB && !memcmp(y, y2, n * rows * sizeof *y);
             free(y2);
         }
         free(x);
@@ -107,15 +124,57 @@ static void test_q4(check_ctx *cx, const bn_cpu *cpu, const char *what)
         free(w);
         free(wi);
     }
-    printf("  q4 (%s): encoder %s, decoder %s, head %s, interleaved %s\n", what, ok_enc ? "ok" : "BAD",
+    printf("  %s (%s): encoder %s, decoder %s, head %s, interleaved %s\n", bn_type_name(type), what, ok_enc ? "ok" : "BAD",
            ok_row ? "ok" : "BAD", ok_head ? "ok" : "BAD", ok_ilv ? "ok" : "BAD");
     CHECK(cx, ok_enc);
     CHECK(cx, ok_row);
     CHECK(cx, ok_head);
     CHECK(cx, ok_ilv);
     const char *why;
-    CHECK(cx, bn_head_type_ok(BN_Q4, 2560, &why) && !bn_head_type_ok(BN_Q4, 100, &why));
-    CHECK(cx, !strcmp(bn_type_name(BN_Q4), "q4"));
+    CHECK(cx, bn_head_type_ok(type, 2560, &why) && !bn_head_type_ok(type, 100, &why));
+    uint64_t shape[2] = {3, 256};
+    CHECK(cx, bn_type_size(type, 2, shape) == 3 * 2 * GB);
+}
+
+/* This CPU's head function against the scalar reference, bit for bit.
+ * They sum in different orders, so the data make every float operation
+ * exact: random codes under one scale ±2^-5, and h of integers times
+ * 2^-7 with 127 in every block (so qh = that integer and dh = 2^-7);
+ * each block sum is then s·2^-12 with |s| <= 32·16·127, and every partial
+ * sum of a row (d <= 2560) stays below 2^24 units of 2^-12. Random codes
+ * reach every bit of the layout, so a high bit the kernel misplaces shows
+ * as a differing bit. */
+static void test_exact(check_ctx *cx, uint32_t type, const bn_cpu *cpu)
+{
+    static const size_t ds[] = {128, 384, 2560};
+    const size_t GB = type == BN_Q5 ? 88 : 72;
+    int ok = 1;
+    for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
+        size_t d = ds[di], rows = 11, n = 2, rb = d / 128 * GB;
+        uint8_t *w = malloc(rows * rb);
+        float *h = malloc(n * d * sizeof *h), *y = malloc(n * rows * sizeof *y), *ys = malloc(n * rows * sizeof *ys);
+        for (size_t i = 0; i < rows * rb; i++)
+            w[i] = (uint8_t)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 56);
+        for (size_t g = 0; g < rows * d / 128; g++)
+            for (size_t b = 0; b < 4; b++) {
+                uint16_t dh = bn_f32_to_f16(frnd() < 0 ? -0.03125f : 0.03125f);
+                memcpy(w + g * GB + GB - 8 + 2 * b, &dh, 2);
+            }
+        for (size_t i = 0; i < n * d; i++)
+            h[i] = i % 32 == 7 ? 127.0f / 128.0f : nearbyintf(frnd() * 127.0f) / 128.0f;
+        bn_cpu none;
+        memset(&none, 0, sizeof none);
+        bn_head_find(type, cpu)(w, rows, d, 0, rows, h, n, y, rows);
+        bn_head_find(type, &none)(w, rows, d, 0, rows, h, n, ys, rows);
+        ok &= !memcmp(y, ys, n * rows * sizeof *y);
+        free(w);
+        free(h);
+        free(y);
+        free(ys);
+    }
+    printf("  %s: this CPU's head against the scalar reference, exact data: %s\n", bn_type_name(type),
+           ok ? "bit-identical" : "BAD");
+    CHECK(cx, ok);
 }
 
 int main(void)
@@ -124,7 +183,14 @@ int main(void)
     bn_cpu cpu, none;
     bn_cpu_detect(&cpu);
     memset(&none, 0, sizeof none);
-    test_q4(&cx, &cpu, "this CPU");
-    test_q4(&cx, &none, "scalar");
+    test_q(&cx, BN_Q4, &cpu, "this CPU");
+    test_q(&cx, BN_Q4, &none, "scalar");
+    test_q(&cx, BN_Q5, &cpu, "this CPU");
+    test_q(&cx, BN_Q5, &none, "scalar");
+    test_exact(&cx, BN_Q4, &cpu);
+    test_exact(&cx, BN_Q5, &cpu);
+    CHECK(&cx, !strcmp(bn_type_name(BN_Q4), "q4") && !strcmp(bn_type_name(BN_Q5), "q5"));
+    uint32_t ty;
+    CHECK(&cx, !bn_type_from_name("q5", &ty) && ty == BN_Q5);
     return check_done(&cx, "test_q4");
 }
