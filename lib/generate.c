@@ -31,6 +31,7 @@ struct bn_gen {
     uint8_t *cap;
     size_t n_cap, cap_cap;
     int capture;
+    int escape_breaks; /* chat to a non-terminal: one line per answer */
     bn_gen_stats st;
 };
 
@@ -73,6 +74,21 @@ static int hist_push(bn_gen *g, uint32_t id)
 
 /* ---------------------------------------------------------------- output */
 
+/* A chat answer read by a program keeps to one line: its line breaks and
+ * backslashes are written as C escapes (\\n, \\r, \\\\), so the text can be
+ * restored exactly (printf '%b'). */
+static int write_escaped(bn_gen *g, const uint8_t *b, size_t n, bn_err *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *esc = b[i] == '\n' ? "\\n" : b[i] == '\r' ? "\\r" : b[i] == '\\' ? "\\\\" : NULL;
+        if (esc ? fputs(esc, g->out) == EOF : putc(b[i], g->out) == EOF)
+            return bn_fail(e, "<stdout>: write error");
+    }
+    if (fflush(g->out))
+        return bn_fail(e, "<stdout>: write error");
+    return 0;
+}
+
 static int write_bytes(bn_gen *g, const uint8_t *b, size_t n, bn_err *e)
 {
     if (!n)
@@ -83,6 +99,8 @@ static int write_bytes(bn_gen *g, const uint8_t *b, size_t n, bn_err *e)
         memcpy(g->cap + g->n_cap, b, n);
         g->n_cap += n;
     }
+    if (g->capture && g->escape_breaks)
+        return write_escaped(g, b, n, e);
     if (fwrite(b, 1, n, g->out) != n || fflush(g->out))
         return bn_fail(e, "<stdout>: write error");
     return 0;
@@ -411,6 +429,7 @@ int bn_chat(bn_gen *g, const char *system, FILE *in, bn_err *e)
     char *line = NULL;
     size_t line_cap = 0;
     int rc = 0, tty = isatty(fileno(in)) && isatty(fileno(g->out));
+    g->escape_breaks = !isatty(fileno(g->out));
     size_t first = 0; /* turns before this are the system prompt, never dropped */
     if (system) {
         if (grow((void **)&t, &cap, 1, sizeof *t) || !(t[0].text = (uint8_t *)strdup(system))) {

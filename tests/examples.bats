@@ -19,10 +19,15 @@ setup() {
     [[ $output == *[a-z]* ]]
 }
 
-@test "examples/chat.sh answers each piped line" {
-    run bash -c "printf 'Good morning.\nHow is your sister?\n' | BN_PREDICT=12 '$EX/chat.sh' '$M'"
-    [ "$status" -eq 0 ]
-    [ "${#lines[@]}" -eq 2 ]
+@test "examples/chat.sh answers each piped line with one line" {
+    # sampled answers often hold line breaks; to a pipe they are escaped
+    escaped=0
+    for seed in 1 2 3 4 5 6 7 8; do
+        printf 'Good morning.\nHow is your sister?\n' | BN_SEED=$seed BN_PREDICT=12 "$EX/chat.sh" "$M" >"$T/out"
+        [ "$(wc -l <"$T/out")" -eq 2 ]
+        grep -q '\\n' "$T/out" && escaped=1
+    done
+    [ "$escaped" -eq 1 ]
 }
 
 @test "examples/batch-prompts.sh answers a file of prompts in one run, in order" {

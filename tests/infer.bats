@@ -267,6 +267,20 @@ EOF
     [[ $err == *"dropped the oldest"* ]]
 }
 
+@test "chat to a pipe escapes line breaks in an answer; printf %b gives back what a terminal shows" {
+    command -v script >/dev/null || skip "script(1) is not installed"
+    printf 'Good morning.\nHow is your sister?\n' >"$T/msgs"
+    # seed 1 samples an answer with line breaks in it (checked below)
+    bn-infer -m "$D/tiny.bn" -cnv -n 12 --seed 1 <"$T/msgs" >"$T/piped"
+    [ "$(wc -l <"$T/piped")" -eq 2 ]
+    grep -q '\\n' "$T/piped"
+    script -qec "bn-infer -m '$D/tiny.bn' -cnv -n 12 --seed 1 <'$T/msgs'" /dev/null | tr -d '\r' >"$T/tty"
+    [ "$(wc -l <"$T/tty")" -gt 2 ]
+    printf '%b' "$(cat "$T/piped")" >"$T/restored"
+    echo >>"$T/restored"
+    cmp "$T/restored" "$T/tty"
+}
+
 @test "the model's stop tokens end generation" {
     # tiny's stop ids are 4065 and 4073; a prompt ending in a chat header
     # tends to produce <|eot_id|> quickly; whatever happens, no stop id is written
