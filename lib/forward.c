@@ -16,6 +16,7 @@
 #include "pool.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +31,7 @@ struct bn_ctx {
     size_t kv_dim, q_dim;
     void *kc, *vc; /* [layer][n_ctx][kv_dim], f32 or f16 */
     double *inv_freq; /* head_dim/2 RoPE frequencies */
-    float *rope_cs;   /* head_dim: one position's cos, then sin */
+    float *rope_cs;   /* NB x head_dim: each token's cos, then sin (one batch) */
     /* batch scratch */
     float *x, *xn, *qb, *kb, *vb, *att, *gb, *ub, *tmp;
     int8_t *q8;
@@ -48,11 +49,26 @@ struct bn_ctx {
 
 static void rmsnorm(const float *x, const float *w, size_t n, float eps, float *y)
 {
-    double ss = 0;
-    for (size_t i = 0; i < n; i++)
-        ss += (double)x[i] * x[i];
+    /* 8 interleaved partial sums in a fixed order: one running sum was a
+     * chain of dependent double adds, ~4 cycles an element, and it runs
+     * on one thread while the others wait for the next step. */
+    double p[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t l = 0; l < 8; l++)
+            p[l] += (double)x[i + l] * x[i + l];
+    for (; i < n; i++)
+        p[0] += (double)x[i] * x[i];
+    double ss = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
     float r = 1.0f / sqrtf((float)(ss / (double)n) + eps);
-    for (size_t i = 0; i < n; i++)
+    for (i = 0; i + 8 <= n; i += 8) {
+        /* loads before stores: y may be x (in place), and so it vectorizes */
+        float b[8];
+        for (size_t l = 0; l < 8; l++)
+            b[l] = x[i + l] * r * w[i + l];
+        memcpy(y + i, b, sizeof b);
+    }
+    for (; i < n; i++)
         y[i] = x[i] * r * w[i];
 }
 
@@ -68,6 +84,41 @@ static float dot_f32(const float *a, const float *b, size_t n)
     for (; i < n; i++)
         p[0] += a[i] * b[i];
     return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
+/* The loops below run on one thread between two parallel steps. Written
+ * in blocks of 8 over restrict pointers, -O2 turns them into vector code
+ * (plain loops stayed scalar, reloading c->x after every store). */
+static void add_rows(float *restrict x, const float *restrict y, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t l = 0; l < 8; l++)
+            x[i + l] += y[i + l];
+    for (; i < n; i++)
+        x[i] += y[i];
+}
+
+static float relu2(float g)
+{
+    float r = g > 0 ? g : 0;
+    return r * r;
+}
+
+/* g = act(g)·u: relu² (BitNet) or silu. */
+static void gated_act(float *restrict g, const float *restrict u, size_t n, int silu)
+{
+    if (silu) {
+        for (size_t i = 0; i < n; i++)
+            g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        return;
+    }
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t l = 0; l < 8; l++)
+            g[i + l] = relu2(g[i + l]) * u[i + l];
+    for (; i < n; i++)
+        g[i] = relu2(g[i]) * u[i];
 }
 
 static size_t elem_size(uint32_t type)
@@ -94,17 +145,51 @@ static void row_to_f32(uint32_t type, const void *src, float *dst, size_t n)
 
 /* ------------------------------------------------------ parallel steps */
 
-/* Rows [r0, r1) of thread ith of nth: equal shares, cut at multiples of 4
- * so interleaved groups (kern_ilv.h) stay whole. */
-static void split_rows(size_t rows, int ith, int nth, size_t *r0, size_t *r1)
+/* Work claimed in chunks of rows from one counter per step. A static
+ * split left a thread idle whenever the other started late (woken from a
+ * poll) or ran slower (a busy neighbour on the machine), on each of the
+ * ~150 steps of a token; claimed chunks let both finish together. Chunks
+ * are whole groups of 4 rows (kern_ilv.h), and a row's result does not
+ * depend on which thread computes it or with which neighbours. */
+typedef struct chunks {
+    _Atomic size_t next;
+    size_t per[4];   /* rows per chunk, by part */
+    size_t first[5]; /* index of each part's first chunk; first[n] = total */
+} chunks;
+
+enum { CHUNKS_PER_THREAD = 4 };
+
+/* Parts of rows[i] rows each: one chunk per part on one thread, else about
+ * CHUNKS_PER_THREAD·nth per part (a few per thread, so a thread's kernel
+ * calls stay long). */
+static void chunks_init(chunks *ch, const size_t *rows, int parts, int nth, size_t min_rows)
 {
-    size_t groups = (rows + 3) / 4;
-    *r0 = groups * (size_t)ith / (size_t)nth * 4;
-    *r1 = ith + 1 == nth ? rows : groups * (size_t)(ith + 1) / (size_t)nth * 4;
-    if (*r0 > rows)
-        *r0 = rows;
-    if (*r1 > rows)
-        *r1 = rows;
+    atomic_init(&ch->next, 0);
+    ch->first[0] = 0;
+    for (int i = 0; i < parts; i++) {
+        size_t per = rows[i];
+        if (nth > 1) {
+            per = (rows[i] + CHUNKS_PER_THREAD * (size_t)nth - 1) / (CHUNKS_PER_THREAD * (size_t)nth);
+            per = per < min_rows ? min_rows : (per + 3) / 4 * 4;
+        }
+        ch->per[i] = per ? per : 1;
+        ch->first[i + 1] = ch->first[i] + (rows[i] + ch->per[i] - 1) / ch->per[i];
+    }
+}
+
+/* The next chunk: its part and rows [r0, r1) of rows[part]; 0 when none is left. */
+static int chunk_next(chunks *ch, const size_t *rows, int parts, int *part, size_t *r0, size_t *r1)
+{
+    size_t it = atomic_fetch_add_explicit(&ch->next, 1, memory_order_relaxed);
+    if (it >= ch->first[parts])
+        return 0;
+    int i = 0;
+    while (it >= ch->first[i + 1])
+        i++;
+    *part = i;
+    *r0 = (it - ch->first[i]) * ch->per[i];
+    *r1 = *r0 + ch->per[i] < rows[i] ? *r0 + ch->per[i] : rows[i];
+    return 1;
 }
 
 /* Up to three projections that share one input (q/k/v, gate/up). */
@@ -112,21 +197,21 @@ typedef struct mm_job {
     bn_ctx *c;
     const bn_mat *w[3];
     float *y[3];
+    size_t rows[3];
     int n_mat;
     size_t n;       /* tokens */
     const float *x; /* float input (no_act_quant) */
+    chunks ch;
 } mm_job;
 
 static void mm_run(void *arg, int ith, int nth)
 {
     mm_job *j = arg;
     const bn_kernels *k = j->c->kern;
-    for (int i = 0; i < j->n_mat; i++) {
+    int i;
+    size_t r0, r1;
+    while (chunk_next(&j->ch, j->rows, j->n_mat, &i, &r0, &r1)) {
         const bn_mat *w = j->w[i];
-        size_t r0, r1;
-        split_rows(w->rows, ith, nth, &r0, &r1);
-        if (r0 == r1)
-            continue;
         /* interleaved weights: the set's twin (no float path: --no-act-quant
          * keeps the mapping, see bn_ctx_new) */
         const bn_ilv_kernels *ik = w->ilv ? bn_ilv_find(k, w->cols) : NULL;
@@ -146,6 +231,9 @@ static void project(bn_ctx *c, const float *in, size_t k, size_t n, const bn_mat
                     float *yb, const bn_mat *d, float *yd)
 {
     mm_job j = {.c = c, .n = n, .w = {a, b, d}, .y = {ya, yb, yd}, .n_mat = d ? 3 : b ? 2 : 1};
+    for (int i = 0; i < j.n_mat; i++)
+        j.rows[i] = j.w[i]->rows;
+    chunks_init(&j.ch, j.rows, j.n_mat, c->nth, 64);
     if (c->o.no_act_quant) {
         for (size_t t = 0; t < n; t++)
             memcpy(c->xn + t * c->ld8, in + t * k, k * sizeof *in);
@@ -162,32 +250,48 @@ typedef struct att_job {
     uint32_t layer;
     size_t n;
     uint32_t pos0;
+    size_t per; /* query heads per task */
 } att_job;
 
-/* One task per (token, KV head): the group's query heads share every K/V
- * row the task reads, so each row is loaded (and widened from f16) once
- * per group, not once per query head. */
+/* Query heads per attention task. A whole KV group per task loads (and
+ * widens from f16) each K/V row once for all its query heads; but when
+ * the tasks do not divide among the threads (2B4T decode: 5 KV heads on
+ * 2 threads, 3 against 2) groups are split until they do, or into single
+ * heads. A head's arithmetic does not depend on the others in its task,
+ * so results are the same either way. */
+static size_t att_heads_per_task(size_t tasks, size_t group, int nth)
+{
+    if (nth == 1 || tasks % (size_t)nth == 0 || tasks >= 8 * (size_t)nth)
+        return group;
+    for (size_t parts = 2; parts <= group; parts++)
+        if (group % parts == 0 && tasks * parts % (size_t)nth == 0)
+            return group / parts;
+    return 1;
+}
+
 static void att_run(void *arg, int ith, int nth)
 {
     att_job *j = arg;
     bn_ctx *c = j->c;
     const bn_hparams *hp = &c->m->hp;
     size_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, es = c->o.kv_f16 ? 2 : 4;
-    for (size_t task = (size_t)ith; task < j->n * hp->n_head_kv; task += (size_t)nth) {
-        size_t t = task / hp->n_head_kv, g = task % hp->n_head_kv;
+    size_t parts = (group + j->per - 1) / j->per, per_tok = hp->n_head_kv * parts;
+    for (size_t task = (size_t)ith; task < j->n * per_tok; task += (size_t)nth) {
+        size_t t = task / per_tok, g = task % per_tok / parts, h0 = task % parts * j->per;
+        size_t heads = group - h0 < j->per ? group - h0 : j->per;
         size_t base = (size_t)j->layer * c->n_ctx * c->kv_dim + g * hd;
         bn_att_task a = {
-            .q = c->qb + t * c->q_dim + g * group * hd,
+            .q = c->qb + t * c->q_dim + (g * group + h0) * hd,
             .k = (const uint8_t *)c->kc + base * es,
             .v = (const uint8_t *)c->vc + base * es,
             .ld = c->kv_dim,
             .hd = hd,
-            .g = group,
+            .g = heads,
             .n_pos = j->pos0 + t + 1, /* causal: positions 0..pos0+t */
             .f16 = c->o.kv_f16,
             .scale = 1.0f / sqrtf((float)hd),
             .sc = c->scores + (size_t)ith * group * c->n_ctx,
-            .out = c->att + t * c->q_dim + g * group * hd,
+            .out = c->att + t * c->q_dim + (g * group + h0) * hd,
         };
         c->att_fn(&a);
     }
@@ -198,6 +302,8 @@ typedef struct head_job {
     const float *h; /* normed rows, n_embd apart */
     size_t n;
     float *logits;  /* n x n_vocab */
+    size_t rows;
+    chunks ch;
 } head_job;
 
 static void head_run(void *arg, int ith, int nth)
@@ -205,17 +311,19 @@ static void head_run(void *arg, int ith, int nth)
     head_job *j = arg;
     const bn_model *m = j->c->m;
     size_t d = m->hp.n_embd, V = m->hp.n_vocab, es = elem_size(m->head_type), r0, r1;
-    split_rows(V, ith, nth, &r0, &r1);
-    if (j->c->head) {
-        j->c->head(m->head, V, d, r0, r1, j->h, j->n, j->logits, V);
-        return;
-    }
     float *row = j->c->rowbuf + (size_t)ith * (d > m->hp.head_dim ? d : m->hp.head_dim);
-    for (size_t r = r0; r < r1; r++) {
-        /* One head row converted at a time: the table is never copied. */
-        row_to_f32(m->head_type, (const uint8_t *)m->head + r * d * es, row, d);
-        for (size_t t = 0; t < j->n; t++)
-            j->logits[t * V + r] = dot_f32(row, j->h + t * d, d);
+    int part;
+    while (chunk_next(&j->ch, &j->rows, 1, &part, &r0, &r1)) {
+        if (j->c->head) {
+            j->c->head(m->head, V, d, r0, r1, j->h, j->n, j->logits, V);
+            continue;
+        }
+        for (size_t r = r0; r < r1; r++) {
+            /* One head row converted at a time: the table is never copied. */
+            row_to_f32(m->head_type, (const uint8_t *)m->head + r * d * es, row, d);
+            for (size_t t = 0; t < j->n; t++)
+                j->logits[t * V + r] = dot_f32(row, j->h + t * d, d);
+        }
     }
 }
 
@@ -274,35 +382,29 @@ static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
         rmsnorm(c->x + t * d, L->attn_norm, d, eps, c->tmp + t * d);
     project(c, c->tmp, d, n, &L->q, c->qb, &L->k, c->kb, &L->v, c->vb);
     for (size_t t = 0; t < n; t++) {
-        uint32_t p = c->pos + (uint32_t)t;
-        rope_angles(c, p, c->rope_cs);
-        rope(c, c->qb + t * qd, hp->n_head, c->rope_cs);
-        rope(c, c->kb + t * kvd, hp->n_head_kv, c->rope_cs);
-        store_kv(c, l, p, c->kb + t * kvd, c->vb + t * kvd);
+        const float *cs = c->rope_cs + t * hp->head_dim;
+        rope(c, c->qb + t * qd, hp->n_head, cs);
+        rope(c, c->kb + t * kvd, hp->n_head_kv, cs);
+        store_kv(c, l, c->pos + (uint32_t)t, c->kb + t * kvd, c->vb + t * kvd);
     }
-    att_job aj = {c, l, n, c->pos};
+    att_job aj = {c, l, n, c->pos, 0};
+    aj.per = att_heads_per_task(n * hp->n_head_kv, hp->n_head / hp->n_head_kv, c->nth);
     bn_pool_run(c->pool, att_run, &aj);
     if (L->attn_sub_norm)
         for (size_t t = 0; t < n; t++)
             rmsnorm(c->att + t * qd, L->attn_sub_norm, qd, eps, c->att + t * qd);
     project(c, c->att, qd, n, &L->o, c->tmp, NULL, NULL, NULL, NULL);
-    for (size_t i = 0; i < n * d; i++)
-        c->x[i] += c->tmp[i];
+    add_rows(c->x, c->tmp, n * d);
 
     for (size_t t = 0; t < n; t++)
         rmsnorm(c->x + t * d, L->ffn_norm, d, eps, c->tmp + t * d);
     project(c, c->tmp, d, n, &L->gate, c->gb, &L->up, c->ub, NULL, NULL);
-    for (size_t i = 0; i < n * ff; i++) {
-        float g = c->gb[i];
-        float a = hp->act_silu ? g / (1.0f + expf(-g)) : (g > 0 ? g * g : 0);
-        c->gb[i] = a * c->ub[i];
-    }
+    gated_act(c->gb, c->ub, n * ff, hp->act_silu);
     if (L->ffn_sub_norm)
         for (size_t t = 0; t < n; t++)
             rmsnorm(c->gb + t * ff, L->ffn_sub_norm, ff, eps, c->gb + t * ff);
     project(c, c->gb, ff, n, &L->down, c->tmp, NULL, NULL, NULL, NULL);
-    for (size_t i = 0; i < n * d; i++)
-        c->x[i] += c->tmp[i];
+    add_rows(c->x, c->tmp, n * d);
 }
 
 /* logits: NULL, one row (last token) or n rows. */
@@ -310,8 +412,11 @@ static void batch_forward(bn_ctx *c, const uint32_t *ids, size_t n, float *logit
 {
     const bn_model *m = c->m;
     size_t d = m->hp.n_embd;
-    for (size_t t = 0; t < n; t++)
+    for (size_t t = 0; t < n; t++) {
         bn_head_row(m->embd_type, m->embd, m->hp.n_vocab, d, ids[t], c->x + t * d);
+        /* the angles of a position are the same in every layer */
+        rope_angles(c, c->pos + (uint32_t)t, c->rope_cs + t * m->hp.head_dim);
+    }
     for (uint32_t l = 0; l < m->hp.n_layer; l++)
         layer_forward(c, l, n);
     c->pos += (uint32_t)n;
@@ -320,7 +425,8 @@ static void batch_forward(bn_ctx *c, const uint32_t *ids, size_t n, float *logit
     size_t first = all ? 0 : n - 1, rows = n - first;
     for (size_t t = first; t < n; t++)
         rmsnorm(c->x + t * d, m->out_norm, d, m->hp.norm_eps, c->tmp + (t - first) * d);
-    head_job hj = {c, c->tmp, rows, logits};
+    head_job hj = {c, c->tmp, rows, logits, m->hp.n_vocab, {0}};
+    chunks_init(&hj.ch, &hj.rows, 1, c->nth, 256);
     bn_pool_run(c->pool, head_run, &hj);
 }
 
@@ -380,7 +486,7 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     c->kc = malloc(cells * es);
     c->vc = malloc(cells * es);
     c->inv_freq = malloc(hp->head_dim / 2 * sizeof *c->inv_freq);
-    c->rope_cs = malloc(hp->head_dim * sizeof *c->rope_cs);
+    c->rope_cs = malloc(NB * hp->head_dim * sizeof *c->rope_cs);
     c->x = malloc(NB * d * sizeof(float));
     c->tmp = malloc(NB * wide * sizeof(float));
     c->xn = malloc(NB * wide * sizeof(float));

@@ -459,7 +459,19 @@ static T512 void b3_gemm_ilv(const uint8_t *w, size_t k, size_t r0, size_t r1, f
     b3_gemm_impl(1, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);
 }
 
-K2_COMMON_FUNCS(BN_B3, W, b3)
+/* Natural order: quantize_impl's whole-vector path, bit-identical to
+ * k2_quantize (the scalar loop cost 5% of a 2-thread decode, all of it on
+ * the thread that runs between steps). */
+static T512 float b3_quantize(const float *x, size_t k, int8_t *q)
+{
+    return quantize_impl(BN_B3, x, k, q);
+}
+
+static void b3_gemm_f32(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const float *x, size_t n,
+                        size_t ldx, float *y, size_t ldy)
+{
+    k2_gemm_f32(BN_B3, w, k, r0, r1, beta, x, n, ldx, y, ldy);
+}
 static const bn_kernels set_b3 = {"avx512", BN_B3, b3_quantize, b3_gemm, b3_gemv, b3_gemm_f32};
 
 static const bn_kernels set_t2 = {"avx512", BN_T2, t2_quantize, t2_gemm, t2_gemv, t2_gemm_f32};
