@@ -114,9 +114,13 @@ static void gated_act(float *restrict g, const float *restrict u, size_t n, int 
         return;
     }
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
+    for (; i + 8 <= n; i += 8) {
+        float r[8];
         for (size_t l = 0; l < 8; l++)
-            g[i + l] = relu2(g[i + l]) * u[i + l];
+            r[l] = g[i + l] > 0 ? g[i + l] : 0; /* maxps(g, 0) exactly, NaN and -0 included */
+        for (size_t l = 0; l < 8; l++)
+            g[i + l] = r[l] * r[l] * u[i + l];
+    }
     for (; i < n; i++)
         g[i] = relu2(g[i]) * u[i];
 }
