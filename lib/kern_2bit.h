@@ -116,13 +116,15 @@ static inline void k2_gemm_f32(uint32_t layout, const uint8_t *w, size_t k, size
 }
 
 /* Defines name##_quantize and name##_gemm_f32 for layout L, width W. */
-#define K2_COMMON_FUNCS(L, Wd, name)                                                                          \
-    static float name##_quantize(const float *x, size_t k, int8_t *q) { return k2_quantize(L, Wd, x, k, q); } \
+#define K2_F32_FUNC(L, name)                                                                                  \
     static void name##_gemm_f32(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const float *x, \
                                 size_t n, size_t ldx, float *y, size_t ldy)                                   \
     {                                                                                                         \
         k2_gemm_f32(L, w, k, r0, r1, beta, x, n, ldx, y, ldy);                                                \
     }
+#define K2_COMMON_FUNCS(L, Wd, name)                                                                          \
+    static float name##_quantize(const float *x, size_t k, int8_t *q) { return k2_quantize(L, Wd, x, k, q); } \
+    K2_F32_FUNC(L, name)
 
 /* The per-ISA set constructors (kern_avx2.c, kern_avx512.c, kern_neon.c);
  * each returns NULL for layouts it lacks or when not built for this

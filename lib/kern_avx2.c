@@ -39,6 +39,53 @@ static TAVX2 INLINE int32_t qsum(const int8_t *q, size_t nb)
     return (int32_t)(t - 128 * (int64_t)nb);
 }
 
+/* Float row → int8 in this set's order, bit-identical to k2_quantize
+ * (which decode called for every projection, on one thread between
+ * steps): x·s is one float multiply either way, vcvtps2dq rounds half to
+ * even like nearbyintf (default MXCSR), and the two saturating packs clamp
+ * to [-128, 127] as the reference does. 32 columns at a time in natural
+ * order, then put where the layout wants them (k2_pos). */
+static TAVX2 INLINE float quantize_impl(uint32_t layout, const float *x, size_t k, int8_t *q)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 mx = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= k; i += 8)
+        mx = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), mx); /* NaN skipped, as in the reference */
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+    float amax = _mm_cvtss_f32(m4);
+    for (; i < k; i++)
+        if (fabsf(x[i]) > amax)
+            amax = fabsf(x[i]);
+    float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);
+    __m256 vs = _mm256_set1_ps(s);
+    size_t V = k2_nvec(layout, W, k), permuted = 4 * W * V; /* a multiple of 32 */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (size_t c0 = 0; c0 < k; c0 += 32) {
+        size_t n = k - c0 < 32 ? k - c0 : 32;
+        __m256i v[4];
+        for (int j = 0; j < 4; j++) {
+            int left = (int)n - 8 * j;
+            __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left < 0 ? 0 : left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            v[j] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_maskload_ps(x + c0 + 8 * (size_t)j, m), vs));
+        }
+        /* packs work within 128-bit lanes: dwords come out in the order 0,2,1,3 per 4-group; the
+         * permute puts the 32 bytes back in column order */
+        __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+        b = _mm256_permutevar8x32_epi32(b, order);
+        _Alignas(32) int8_t nat[32];
+        _mm256_store_si256((__m256i *)nat, b);
+        if (c0 < permuted)
+            for (size_t j = 0; j < 32; j++)
+                q[k2_pos(layout, W, V, c0 + j)] = nat[j];
+        else
+            memcpy(q + c0, nat, n);
+    }
+    return s;
+}
+
 static TAVX2 INLINE void tile(const uint8_t *w, size_t rb, size_t V, const int8_t *q, size_t ldq, int RT, int TT,
                               int32_t out[4][4])
 {
@@ -136,7 +183,8 @@ static TAVX2 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, 
 }
 
 #define SET_FUNCS(L, name)                                                                                        \
-    K2_COMMON_FUNCS(L, W, name)                                                                                   \
+    static TAVX2 float name##_quantize(const float *x, size_t k, int8_t *q) { return quantize_impl(L, x, k, q); } \
+    K2_F32_FUNC(L, name)                                                                                          \
     static TAVX2 void name##_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, \
                                   float s, float *y)                                                             \
     {                                                                                                            \
@@ -298,7 +346,11 @@ static TAVX2 void b3_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, floa
     }
 }
 
-K2_COMMON_FUNCS(BN_B3, W, b3)
+static TAVX2 float b3_quantize(const float *x, size_t k, int8_t *q)
+{
+    return quantize_impl(BN_B3, x, k, q);
+}
+K2_F32_FUNC(BN_B3, b3)
 static const bn_kernels set_b3 = {"avx2", BN_B3, b3_quantize, b3_gemm, b3_gemv, b3_gemm_f32};
 
 static const bn_kernels set_t2 = {"avx2", BN_T2, t2_quantize, t2_gemm, t2_gemv, t2_gemm_f32};

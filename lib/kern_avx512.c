@@ -47,9 +47,9 @@ static T512 INLINE float quantize_impl(uint32_t layout, const float *x, size_t k
     __m512 mx = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 16 <= k; i += 16)
-        mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+        mx = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), mx); /* NaN skipped, as in the reference */
     if (i < k)
-        mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (k - i)) - 1), x + i)));
+        mx = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (k - i)) - 1), x + i)), mx);
     float amax = _mm512_reduce_max_ps(mx);
     float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);
     __m512 vs = _mm512_set1_ps(s);
