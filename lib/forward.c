@@ -117,7 +117,7 @@ static void gated_act(float *restrict g, const float *restrict u, size_t n, int 
     for (; i + 8 <= n; i += 8) {
         float r[8];
         for (size_t l = 0; l < 8; l++)
-            r[l] = g[i + l] > 0 ? g[i + l] : 0; /* maxps(g, 0) exactly, NaN and -0 included */
+            r[l] = g[i + l] > 0 ? g[i + l] : 0; /* relu2's test, written out so it vectorizes (a call did not) */
         for (size_t l = 0; l < 8; l++)
             g[i + l] = r[l] * r[l] * u[i + l];
     }
@@ -157,8 +157,10 @@ static void row_to_f32(uint32_t type, const void *src, float *dst, size_t n)
  * depend on which thread computes it or with which neighbours. */
 typedef struct chunks {
     _Atomic size_t next;
-    size_t per[4];   /* rows per chunk, by part */
-    size_t first[5]; /* index of each part's first chunk; first[n] = total */
+    int parts;
+    size_t rows[3];  /* by part */
+    size_t per[3];   /* rows per chunk, by part */
+    size_t first[4]; /* index of each part's first chunk; first[parts] = total */
 } chunks;
 
 enum { CHUNKS_PER_THREAD = 4 };
@@ -169,9 +171,10 @@ enum { CHUNKS_PER_THREAD = 4 };
 static void chunks_init(chunks *ch, const size_t *rows, int parts, int nth, size_t min_rows)
 {
     atomic_init(&ch->next, 0);
+    ch->parts = parts;
     ch->first[0] = 0;
     for (int i = 0; i < parts; i++) {
-        size_t per = rows[i];
+        size_t per = ch->rows[i] = rows[i];
         if (nth > 1) {
             per = (rows[i] + CHUNKS_PER_THREAD * (size_t)nth - 1) / (CHUNKS_PER_THREAD * (size_t)nth);
             per = per < min_rows ? min_rows : (per + 3) / 4 * 4;
@@ -181,18 +184,18 @@ static void chunks_init(chunks *ch, const size_t *rows, int parts, int nth, size
     }
 }
 
-/* The next chunk: its part and rows [r0, r1) of rows[part]; 0 when none is left. */
-static int chunk_next(chunks *ch, const size_t *rows, int parts, int *part, size_t *r0, size_t *r1)
+/* The next chunk: its part and rows [r0, r1) of that part; 0 when none is left. */
+static int chunk_next(chunks *ch, int *part, size_t *r0, size_t *r1)
 {
     size_t it = atomic_fetch_add_explicit(&ch->next, 1, memory_order_relaxed);
-    if (it >= ch->first[parts])
+    if (it >= ch->first[ch->parts])
         return 0;
     int i = 0;
     while (it >= ch->first[i + 1])
         i++;
     *part = i;
     *r0 = (it - ch->first[i]) * ch->per[i];
-    *r1 = *r0 + ch->per[i] < rows[i] ? *r0 + ch->per[i] : rows[i];
+    *r1 = *r0 + ch->per[i] < ch->rows[i] ? *r0 + ch->per[i] : ch->rows[i];
     return 1;
 }
 
@@ -201,7 +204,6 @@ typedef struct mm_job {
     bn_ctx *c;
     const bn_mat *w[3];
     float *y[3];
-    size_t rows[3];
     int n_mat;
     size_t n;       /* tokens */
     const float *x; /* float input (no_act_quant) */
@@ -214,7 +216,7 @@ static void mm_run(void *arg, int ith, int nth)
     const bn_kernels *k = j->c->kern;
     int i;
     size_t r0, r1;
-    while (chunk_next(&j->ch, j->rows, j->n_mat, &i, &r0, &r1)) {
+    while (chunk_next(&j->ch, &i, &r0, &r1)) {
         const bn_mat *w = j->w[i];
         /* interleaved weights: the set's twin (no float path: --no-act-quant
          * keeps the mapping, see bn_ctx_new) */
@@ -235,9 +237,10 @@ static void project(bn_ctx *c, const float *in, size_t k, size_t n, const bn_mat
                     float *yb, const bn_mat *d, float *yd)
 {
     mm_job j = {.c = c, .n = n, .w = {a, b, d}, .y = {ya, yb, yd}, .n_mat = d ? 3 : b ? 2 : 1};
+    size_t rows[3];
     for (int i = 0; i < j.n_mat; i++)
-        j.rows[i] = j.w[i]->rows;
-    chunks_init(&j.ch, j.rows, j.n_mat, c->nth, 64);
+        rows[i] = j.w[i]->rows;
+    chunks_init(&j.ch, rows, j.n_mat, c->nth, 64);
     if (c->o.no_act_quant) {
         for (size_t t = 0; t < n; t++)
             memcpy(c->xn + t * c->ld8, in + t * k, k * sizeof *in);
@@ -306,7 +309,6 @@ typedef struct head_job {
     const float *h; /* normed rows, n_embd apart */
     size_t n;
     float *logits;  /* n x n_vocab */
-    size_t rows;
     chunks ch;
 } head_job;
 
@@ -317,7 +319,7 @@ static void head_run(void *arg, int ith, int nth)
     size_t d = m->hp.n_embd, V = m->hp.n_vocab, es = elem_size(m->head_type), r0, r1;
     float *row = j->c->rowbuf + (size_t)ith * (d > m->hp.head_dim ? d : m->hp.head_dim);
     int part;
-    while (chunk_next(&j->ch, &j->rows, 1, &part, &r0, &r1)) {
+    while (chunk_next(&j->ch, &part, &r0, &r1)) {
         if (j->c->head) {
             j->c->head(m->head, V, d, r0, r1, j->h, j->n, j->logits, V);
             continue;
@@ -429,8 +431,9 @@ static void batch_forward(bn_ctx *c, const uint32_t *ids, size_t n, float *logit
     size_t first = all ? 0 : n - 1, rows = n - first;
     for (size_t t = first; t < n; t++)
         rmsnorm(c->x + t * d, m->out_norm, d, m->hp.norm_eps, c->tmp + (t - first) * d);
-    head_job hj = {c, c->tmp, rows, logits, m->hp.n_vocab, {0}};
-    chunks_init(&hj.ch, &hj.rows, 1, c->nth, 256);
+    head_job hj = {c, c->tmp, rows, logits, {0}};
+    size_t V = m->hp.n_vocab;
+    chunks_init(&hj.ch, &V, 1, c->nth, 256);
     bn_pool_run(c->pool, head_run, &hj);
 }
 

@@ -115,7 +115,8 @@ static inline void k2_gemm_f32(uint32_t layout, const uint8_t *w, size_t k, size
     }
 }
 
-/* Defines name##_quantize and name##_gemm_f32 for layout L, width W. */
+/* Defines name##_gemm_f32 for layout L (the float path every set shares);
+ * K2_COMMON_FUNCS adds the reference name##_quantize at width W. */
 #define K2_F32_FUNC(L, name)                                                                                  \
     static void name##_gemm_f32(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const float *x, \
                                 size_t n, size_t ldx, float *y, size_t ldy)                                   \

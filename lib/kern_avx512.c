@@ -226,11 +226,7 @@ static T512 INLINE void gemm_impl(uint32_t layout, int ilv, const uint8_t *w, si
 /* One instance per layout, so the layout tests fold away. */
 #define SET_FUNCS(L, name)                                                                                        \
     static T512 float name##_quantize(const float *x, size_t k, int8_t *q) { return quantize_impl(L, x, k, q); } \
-    static void name##_gemm_f32(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const float *x,     \
-                                size_t n, size_t ldx, float *y, size_t ldy)                                       \
-    {                                                                                                             \
-        k2_gemm_f32(L, w, k, r0, r1, beta, x, n, ldx, y, ldy);                                                    \
-    }                                                                                                             \
+    K2_F32_FUNC(L, name)                                                                                          \
     static T512 void name##_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, \
                                  float s, float *y)                                                              \
     {                                                                                                            \
@@ -466,12 +462,7 @@ static T512 float b3_quantize(const float *x, size_t k, int8_t *q)
 {
     return quantize_impl(BN_B3, x, k, q);
 }
-
-static void b3_gemm_f32(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const float *x, size_t n,
-                        size_t ldx, float *y, size_t ldy)
-{
-    k2_gemm_f32(BN_B3, w, k, r0, r1, beta, x, n, ldx, y, ldy);
-}
+K2_F32_FUNC(BN_B3, b3)
 static const bn_kernels set_b3 = {"avx512", BN_B3, b3_quantize, b3_gemm, b3_gemv, b3_gemm_f32};
 
 static const bn_kernels set_t2 = {"avx512", BN_T2, t2_quantize, t2_gemm, t2_gemv, t2_gemm_f32};
