@@ -8,6 +8,24 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+/* Linux keeps the 8 KiB of AMX tile data out of a process until it asks
+ * (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, feature 18); a tile
+ * instruction before that faults. The permission is the process's, for
+ * all its threads, and asking again is harmless. Other systems: no AMX. */
+static int amx_permitted(void)
+{
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
+}
 
 static unsigned long long xgetbv0(void)
 {
@@ -43,6 +61,8 @@ void bn_cpu_detect(bn_cpu *c)
     c->avx512vnni = c->avx512f && ((cx >> 11) & 1);
     c->amx_tile = amx_ok && ((d >> 24) & 1);
     c->amx_int8 = c->amx_tile && ((d >> 25) & 1);
+    if (c->amx_tile && !amx_permitted())
+        c->amx_tile = c->amx_int8 = 0;
     unsigned sub = a;
     if (sub >= 1) {
         __cpuid_count(7, 1, a, b, cx, d);

@@ -1,4 +1,5 @@
-/* kern_avx512.c — AVX-512 VNNI kernels for the 2-bit layouts (t2, i2s).
+/* kern_avx512.c — AVX-512 VNNI kernels for t2, i2s and b3, and the amx sets
+ * built on them (kern_amx.c).
  *
  * One vpdpbusd multiplies 64 unsigned codes (w+1 ∈ {0,1,2}) by 64 signed
  * int8 activations and adds groups of four into 16 int32 lanes: exact, no
@@ -473,23 +474,63 @@ const bn_kernels *bn_kernels_avx512(uint32_t layout)
     return layout == BN_T2 ? &set_t2 : layout == BN_I2S ? &set_i2s : layout == BN_B3 ? &set_b3 : NULL;
 }
 
+/* The amx sets: this file's quantize and GEMV (decode streams weights,
+ * where tiles gain nothing), kern_amx.c's GEMM for prefill. */
+#define AMX_FUNCS(L, name)                                                                                        \
+    static void name##_gemm_amx(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,  \
+                                const float *s, size_t n, size_t ldq, float *y, size_t ldy)                      \
+    {                                                                                                            \
+        bn_amx_gemm(L, 0, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                            \
+    }                                                                                                            \
+    static void name##_gemm_amx_ilv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,              \
+                                    const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy) \
+    {                                                                                                            \
+        bn_amx_gemm(L, 1, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                            \
+    }
+AMX_FUNCS(BN_T2, t2)
+AMX_FUNCS(BN_I2S, i2s)
+AMX_FUNCS(BN_B3, b3)
+
+static const bn_kernels amx_t2 = {"amx", BN_T2, t2_quantize, t2_gemm_amx, t2_gemv, t2_gemm_f32};
+static const bn_kernels amx_i2s = {"amx", BN_I2S, i2s_quantize, i2s_gemm_amx, i2s_gemv, i2s_gemm_f32};
+static const bn_kernels amx_b3 = {"amx", BN_B3, b3_quantize, b3_gemm_amx, b3_gemv, b3_gemm_f32};
+
+const bn_kernels *bn_kernels_amx(uint32_t layout)
+{
+    return layout == BN_T2 ? &amx_t2 : layout == BN_I2S ? &amx_i2s : layout == BN_B3 ? &amx_b3 : NULL;
+}
+
 static const bn_ilv_kernels ilv_b3 = {BN_B3, b3_gemm_ilv, b3_gemv_ilv};
 static const bn_ilv_kernels ilv_t2 = {BN_T2, t2_gemm_ilv, t2_gemv_ilv};
 static const bn_ilv_kernels ilv_i2s = {BN_I2S, i2s_gemm_ilv, i2s_gemv_ilv};
+static const bn_ilv_kernels ilv_amx_b3 = {BN_B3, b3_gemm_amx_ilv, b3_gemv_ilv};
+static const bn_ilv_kernels ilv_amx_t2 = {BN_T2, t2_gemm_amx_ilv, t2_gemv_ilv};
+static const bn_ilv_kernels ilv_amx_i2s = {BN_I2S, i2s_gemm_amx_ilv, i2s_gemv_ilv};
 
 /* The 2-bit layouts only when a row is whole vectors (k a multiple of
  * 4·W): a row's tail past them is read per column from row-major bytes. */
 const bn_ilv_kernels *bn_ilv_find(const bn_kernels *set, size_t k)
 {
-    if (set == &set_b3 && bn_packed_row_bytes(BN_B3, k) % BN_ILV_UNIT == 0)
-        return &ilv_b3;
-    if ((set == &set_t2 || set == &set_i2s) && k % (4 * W) == 0 && bn_packed_row_bytes(set->layout, k) % BN_ILV_UNIT == 0)
-        return set == &set_t2 ? &ilv_t2 : &ilv_i2s;
+    int amx = set == &amx_t2 || set == &amx_i2s || set == &amx_b3;
+    if ((set == &set_b3 || set == &amx_b3) && bn_packed_row_bytes(BN_B3, k) % BN_ILV_UNIT == 0)
+        return amx ? &ilv_amx_b3 : &ilv_b3;
+    if ((set == &set_t2 || set == &set_i2s || set == &amx_t2 || set == &amx_i2s) && k % (4 * W) == 0 &&
+        bn_packed_row_bytes(set->layout, k) % BN_ILV_UNIT == 0) {
+        if (set->layout == BN_T2)
+            return amx ? &ilv_amx_t2 : &ilv_t2;
+        return amx ? &ilv_amx_i2s : &ilv_i2s;
+    }
     return NULL;
 }
 
 #else
 const bn_kernels *bn_kernels_avx512(uint32_t layout)
+{
+    (void)layout;
+    return NULL;
+}
+
+const bn_kernels *bn_kernels_amx(uint32_t layout)
 {
     (void)layout;
     return NULL;

@@ -132,25 +132,34 @@ static void test_ternary(check_ctx *cx, const bn_cpu *cpu)
     static const uint32_t layouts[] = {BN_T2, BN_I2S, BN_B3};
     static const size_t ks[] = {1, 63, 64, 256, 319, 320, 321, 512, 640, 700, 1000, 1280, 2560, 6912};
     static const size_t rowss[] = {1, 3, 4, 5, 8, 11, 16, 33};
-    static const size_t ns[] = {1, 2, 4, 5, 9};
-    for (size_t li = 0; li < sizeof layouts / sizeof layouts[0]; li++) {
-        const bn_kernels *ref = bn_kernels_pick("ref", layouts[li], cpu), *set = bn_kernels_pick("auto", layouts[li], cpu);
-        int ok = 1, cases = 0;
-        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
-            const bn_ilv_kernels *ik = bn_ilv_find(set, ks[ki]);
-            if (!ik)
+    static const size_t ns[] = {1, 2, 4, 5, 9, 17, 33, 64};
+    const char *const *names = bn_kernels_names();
+    for (size_t li = 0; li < sizeof layouts / sizeof layouts[0]; li++)
+        for (size_t ni = 0; names[ni]; ni++) {
+            /* every set this CPU runs (auto is one of them) */
+            if (!strcmp(names[ni], "ref") || !strcmp(names[ni], "auto"))
                 continue;
-            for (int rep = 0; rep < 3; rep++, cases++)
-                ok &= one_case(ref, set, ik, rowss[rnd() % 8], ks[ki], ns[rnd() % 5], 0);
+            const bn_kernels *ref = bn_kernels_pick("ref", layouts[li], cpu),
+                             *set = bn_kernels_pick(names[ni], layouts[li], cpu);
+            if (!set)
+                continue;
+            int ok = 1, cases = 0;
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+                const bn_ilv_kernels *ik = bn_ilv_find(set, ks[ki]);
+                if (!ik)
+                    continue;
+                for (int rep = 0; rep < 3; rep++, cases++)
+                    ok &= one_case(ref, set, ik, rowss[rnd() % 8], ks[ki], ns[rnd() % 8], 0);
+            }
+            /* worst case for the sums: every weight ±1, activations at full scale */
+            size_t kw = bn_ilv_find(set, 8320) ? 8320 : 8448; /* 26·320 for b3, 33·256 for the 2-bit layouts */
+            for (int mode = 1; mode <= 2 && cases; mode++, cases++)
+                ok &= one_case(ref, set, bn_ilv_find(set, kw), 9, kw, 3, mode);
+            printf("  ilv %-6s %-4s %d cases %s\n", set->name,
+                   bn_type_name(layouts[li]) ? bn_type_name(layouts[li]) : "b3", cases,
+                   cases ? ok ? "bit-exact" : "MISMATCH" : "(no interleaved twin)");
+            CHECK(cx, ok);
         }
-        /* worst case for the sums: every weight ±1, activations at full scale */
-        size_t kw = bn_ilv_find(set, 8320) ? 8320 : 8448; /* 26·320 for b3, 33·256 for the 2-bit layouts */
-        for (int mode = 1; mode <= 2 && cases; mode++, cases++)
-            ok &= one_case(ref, set, bn_ilv_find(set, kw), 9, kw, 3, mode);
-        printf("  ilv %-6s %-4s %d cases %s\n", set->name, bn_type_name(layouts[li]) ? bn_type_name(layouts[li]) : "b3",
-               cases, cases ? ok ? "bit-exact" : "MISMATCH" : "(no interleaved twin)");
-        CHECK(cx, ok);
-    }
 }
 
 /* Heads: the interleaved function against the row-major one for the same
