@@ -186,6 +186,23 @@ static TAMX INLINE void run_pass(const int8_t *qa, size_t ldq, const uint8_t *bt
     }
 }
 
+/* y[t·ldy + i] = bn_kern_out(cbuf[t·RB + i], s[t], beta) for i < nr, 16
+ * rows at a time: vcvtdq2ps, vdivps and vmulps round exactly as the
+ * scalar conversion, division and multiply do. */
+static TAMX INLINE void store_out(const int32_t *cbuf, size_t nr, size_t n, const float *s, float beta, float *y,
+                                  size_t ldy)
+{
+    __m512 vb = _mm512_set1_ps(beta);
+    for (size_t t = 0; t < n; t++) {
+        __m512 vs = _mm512_set1_ps(s[t]);
+        for (size_t i = 0; i < nr; i += 16) {
+            __mmask16 m = nr - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (nr - i)) - 1);
+            __m512 a = _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(cbuf + t * RB + i)));
+            _mm512_mask_storeu_ps(y + t * ldy + i, m, _mm512_mul_ps(_mm512_div_ps(a, vs), vb));
+        }
+    }
+}
+
 TAMX void bn_amx_gemm(uint32_t layout, int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                       const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy)
 {
@@ -203,12 +220,12 @@ TAMX void bn_amx_gemm(uint32_t layout, int ilv, const uint8_t *w, size_t k, size
         memcpy(pad[t], q + t * ldq + c0, rem);
     }
     size_t passes = V + (rem ? 1 : 0);
-    if (!passes) /* rows shorter than a vector: all scalar tail */
-        memset(cbuf, 0, n * RB * sizeof cbuf[0]);
     int cfg_a = -1, cfg_b = -1;
     for (size_t r = r0; r < r1; r += RB) {
         size_t nr = r1 - r < RB ? r1 - r : RB;
         int two = nr > 16;
+        if (!passes) /* rows shorter than a vector: all scalar tail */
+            memset(cbuf, 0, n * RB * sizeof cbuf[0]);
         /* passes of up to kbv vectors, then b3's padded block */
         for (size_t v0 = 0, v1; v0 < passes; v0 = v1) {
             int tailpass = v0 == V;
@@ -228,13 +245,11 @@ TAMX void bn_amx_gemm(uint32_t layout, int ilv, const uint8_t *w, size_t k, size
                 run_pass(qa, tailpass ? 320 : ldq, bbuf, (v1 - v0) * P, two, ta, tb, v0 == 0, cbuf + t * RB);
             }
         }
-        for (size_t i = 0; i < nr; i++)
-            for (size_t t = 0; t < n; t++) {
-                int32_t a = cbuf[t * RB + i];
-                if (!b3 && c0 < k)
-                    a += k2_tail(layout, w, k, r + i, c0, q + t * ldq);
-                y[t * ldy + r + i] = bn_kern_out(a, s[t], beta);
-            }
+        if (!b3 && c0 < k)
+            for (size_t i = 0; i < nr; i++)
+                for (size_t t = 0; t < n; t++)
+                    cbuf[t * RB + i] += k2_tail(layout, w, k, r + i, c0, q + t * ldq);
+        store_out(cbuf, nr, n, s, beta, y + r, ldy);
     }
     _tile_release();
 }
