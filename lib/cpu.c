@@ -59,6 +59,7 @@ void bn_cpu_detect(bn_cpu *c)
     c->avx512vl = c->avx512f && ((b >> 31) & 1);
     c->avx512vbmi = c->avx512f && ((cx >> 1) & 1);
     c->avx512vnni = c->avx512f && ((cx >> 11) & 1);
+    c->gfni = ymm_ok && ((cx >> 8) & 1);
     c->amx_tile = amx_ok && ((d >> 24) & 1);
     c->amx_int8 = c->amx_tile && ((d >> 25) & 1);
     if (c->amx_tile && !amx_permitted())
@@ -111,7 +112,7 @@ char *bn_cpu_describe(const bn_cpu *c, char *buf, size_t n)
         {"avx512f", offsetof(bn_cpu, avx512f)},      {"avx512bw", offsetof(bn_cpu, avx512bw)},
         {"avx512vl", offsetof(bn_cpu, avx512vl)},    {"avx512vnni", offsetof(bn_cpu, avx512vnni)},
         {"avx512vbmi", offsetof(bn_cpu, avx512vbmi)}, {"avx512bf16", offsetof(bn_cpu, avx512bf16)},
-        {"avxvnni", offsetof(bn_cpu, avxvnni)},      {"amx-tile", offsetof(bn_cpu, amx_tile)},
+        {"avxvnni", offsetof(bn_cpu, avxvnni)},      {"gfni", offsetof(bn_cpu, gfni)},      {"amx-tile", offsetof(bn_cpu, amx_tile)},
         {"amx-int8", offsetof(bn_cpu, amx_int8)},    {"neon", offsetof(bn_cpu, neon)},
         {"dotprod", offsetof(bn_cpu, dotprod)},
     };

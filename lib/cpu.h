@@ -16,6 +16,7 @@ typedef struct bn_cpu {
     /* x86-64 */
     int sse42, avx2, fma, f16c;
     int avx512f, avx512bw, avx512vl, avx512vnni, avx512vbmi, avx512bf16;
+    int gfni;
     int avxvnni;
     int amx_tile, amx_int8; /* implemented, enabled in XCR0, and granted to this process (Linux's arch_prctl) */
     /* AArch64 */

@@ -82,7 +82,7 @@ static size_t usable(uint32_t layout, const bn_cpu *cpu, const bn_kernels **out)
     size_t n = 0;
     const bn_kernels *k;
     int tl = layout == BN_TL1 || layout == BN_TL2; /* lookup-table layouts: kern_tl_*.c */
-    if (cpu->amx_int8 && cpu->avx512vnni && cpu->avx512bw && !tl && (k = bn_kernels_amx(layout)))
+    if (cpu->amx_int8 && cpu->gfni && cpu->avx512vnni && cpu->avx512bw && !tl && (k = bn_kernels_amx(layout)))
         out[n++] = k;
     if (cpu->avx512vnni && cpu->avx512bw && (k = tl ? bn_kernels_tl_avx512(layout) : bn_kernels_avx512(layout)))
         out[n++] = k;
