@@ -23,7 +23,8 @@ static const bn_prog prog = {
     "  -c, --ctx N            context positions (default and maximum: the model's)\n"
     "  -t, --threads N        threads (default: all cores)\n"
     "  --kv f32|f16           KV cache precision (default f16; f32 for verification)\n"
-    "  --kernel ref|auto      ternary kernels (default auto: the fastest this CPU has)\n"
+    "  --kernel NAME          ternary kernels: auto (default: the fastest this CPU has), ref,\n"
+    "                         or a set: avx2, avx512, amx, neon, dotprod\n"
     "  --no-act-quant         float activations into the ternary projections (verification)\n"
     "  --mmap                 decode from the file mapping instead of a copy in memory on huge pages\n"
     "input and output:\n"
@@ -92,6 +93,14 @@ static int num_f(const char *opt, const char *v, double lo, double hi, float *ou
     return 0;
 }
 
+static int known_kernel(const char *name)
+{
+    for (const char *const *k = bn_kernels_names(); *k; k++)
+        if (!strcmp(*k, name))
+            return 1;
+    return 0;
+}
+
 static int parse(int argc, char **argv, opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -122,8 +131,9 @@ static int parse(int argc, char **argv, opts *o)
         else if (!strcmp(a, "--mmap"))
             o->mmap_only = 1;
         else if (!strcmp(a, "--kernel")) {
-            if (!(rc = need(argc, argv, &i, &o->kernel)) && strcmp(o->kernel, "ref") && strcmp(o->kernel, "auto"))
-                rc = bn_usage_error(&prog, "--kernel: '%s' is not one of ref, auto", o->kernel);
+            if (!(rc = need(argc, argv, &i, &o->kernel)) && !known_kernel(o->kernel))
+                rc = bn_usage_error(&prog, "--kernel: '%s' is not one of ref, auto, avx2, avx512, amx, neon, dotprod",
+                                    o->kernel);
         } else if (!strcmp(a, "--kv")) {
             if (!(rc = need(argc, argv, &i, &v))) {
                 if (!strcmp(v, "f32") || !strcmp(v, "f16"))

@@ -145,7 +145,5 @@ const bn_kernels *bn_kernels_ref_packed(uint32_t layout);
 struct bn_cpu;
 /* The set called name ("auto": the best) for layout that cpu can run. */
 const bn_kernels *bn_kernels_pick(const char *name, uint32_t layout, const struct bn_cpu *cpu);
-/* Every set name bn_kernels_find accepts, NULL-terminated. */
-const char *const *bn_kernels_names(void);
 
 #endif

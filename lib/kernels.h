@@ -60,4 +60,8 @@ const bn_kernels *bn_kernels_ref_t2(void);
  * CPU offer) for a layout, or NULL when there is none. */
 const bn_kernels *bn_kernels_find(const char *name, uint32_t layout);
 
+/* Every set name bn_kernels_find accepts, NULL-terminated ("auto", "ref",
+ * then the optimized sets, whether or not this CPU runs them). */
+const char *const *bn_kernels_names(void);
+
 #endif

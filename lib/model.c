@@ -130,7 +130,8 @@ static int load_mat(bn_model *m, const bn_tensor *t, const char *kernel, bn_mat 
         if (out->type != BN_T2)
             return bn_fail(e, "%s: tensor '%s' has type %s; projections must be ternary (t2) or float",
                            m->src.name, t->name, tn);
-        return bn_fail(e, "%s: no kernel set '%s' for layout %s", m->src.name, kernel, tn);
+        return bn_fail(e, "%s: kernel set '%s' has no form for layout %s or cannot run on this CPU", m->src.name,
+                       kernel, tn);
     }
     if (m->kern && m->kern != k)
         return bn_fail(e, "%s: tensor '%s' has layout %s, other projections %s; mixed layouts are not supported",

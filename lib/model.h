@@ -48,8 +48,9 @@ typedef struct bn_model {
 } bn_model;
 
 /* Opens path ("-" streams a bn file from stdin) and checks that this build
- * can run it with the named kernel set ("auto" or "ref"). Errors name the
- * file: "FILE: reason". */
+ * can run it with the named kernel set ("auto", "ref", or one of
+ * bn_kernels_names that this CPU runs). Errors name the file: "FILE:
+ * reason". */
 int bn_model_load(bn_model *m, const char *path, const char *kernel, bn_err *e);
 void bn_model_free(bn_model *m);
 /* Copies the weights every decoded token streams (the ternary matrices

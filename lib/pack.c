@@ -3,7 +3,8 @@
  * memory at a time (the pattern of quantize.c).
  *
  * Which layout for which target: bn's SIMD kernels read `t2`, `i2s` and `b3`
- * at the same speed on every ISA, because each kernel set puts the
+ * at the same speed on every ISA (the amx set too: it makes its tiles
+ * from the packed bytes as it goes), because each kernel set puts the
  * activations (not the weights) into the order its loads need
  * (kern_2bit.h). So "auto" keeps t2 — already the fastest — and i2s is
  * the exchange layout for bitnet.cpp's canonical I2_S bytes. The choice
@@ -23,8 +24,8 @@ int bn_pack_choose(const char *layout, const char *target, uint32_t *type, const
         known |= !strcmp(targets[i], target);
     if (!known)
         return bn_fail(e, "unknown target '%s' (one of auto, generic, avx2, avx512, amx, neon)", target);
-    if (!strcmp(target, "amx"))
-        return bn_fail(e, "target amx: this build has no AMX kernels yet (use avx512; its layout is the same)");
+    if (!strcmp(target, "amx") && (!strcmp(layout, "tl1") || !strcmp(layout, "tl2")))
+        return bn_fail(e, "target amx: layout %s has no AMX kernels (t2, i2s and b3 do)", layout);
     if (!strcmp(layout, "auto")) {
         *type = BN_T2;
         *why = "t2: every kernel set reads it at full speed";
@@ -100,7 +101,12 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
     bn_cpu_detect(&cpu);
     snprintf(target, sizeof target, "%s", o->target ? o->target : "auto");
     if (!strcmp(target, "auto"))
-        snprintf(target, sizeof target, "%s", cpu.avx512vnni ? "avx512" : cpu.avx2 ? "avx2" : cpu.neon ? "neon" : "generic");
+        snprintf(target, sizeof target, "%s",
+                 cpu.amx_int8 && cpu.gfni && cpu.avx512vnni ? "amx"
+                 : cpu.avx512vnni                          ? "avx512"
+                 : cpu.avx2                                ? "avx2"
+                 : cpu.neon                                ? "neon"
+                                                           : "generic");
     if (bn_meta_copy(&meta, &s.meta) ||
         bn_meta_append_str(&meta, "provenance.steps", o->step ? o->step : "bn-pack " BN_VERSION) ||
         bn_meta_set_str(&meta, "pack.layout", type == BN_T2 ? "t2" : bn_packed_name(type)) ||

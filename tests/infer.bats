@@ -341,3 +341,26 @@ EOF
     b=$(bn-infer -m "$D/tiny.bn" --temp 0 -n 8 <"$D/h7.ids")
     [ "$a" = "$b" ]
 }
+
+@test "--kernel names a set; every set this CPU runs gives the default's logits bit for bit" {
+    # the ternary sums are exact in every set, and the float parts (head,
+    # attention) follow the CPU, not the set: so 256 prompt positions of
+    # logits (prefill in batches: the GEMM path, amx where the CPU has it)
+    # are the same bytes whichever set computes them
+    logits_of "$D/tiny.bn" "$D/h256.ids" --kv f32
+    mv "$T/bn.f32" "$T/auto.f32"
+    ran=0
+    for k in avx2 avx512 amx neon dotprod; do
+        if bn-infer -m "$D/tiny.bn" --kernel $k -n 0 --kv f32 --logits "$T/$k.f32" <"$D/h256.ids" >/dev/null 2>"$T/err"; then
+            cmp "$T/auto.f32" "$T/$k.f32"
+            ran=$((ran + 1))
+        else
+            # a set this CPU cannot run is refused in one line, naming it
+            expect_one_line_error 1 "$(cat "$T/err")" bn-infer
+            grep -q "'$k'" "$T/err"
+        fi
+    done
+    [ "$ran" -ge 1 ] || [ "$(uname -m)" != x86_64 ]
+    run bn-infer -m "$D/tiny.bn" --kernel sparc -p x
+    [ "$status" -eq 2 ]
+}

@@ -33,9 +33,9 @@ for t in json.load(sys.stdin)["tensors"]:
     [ "$status" -eq 2 ]
     run bn-pack --target sparc "$T/q.bn" -o "$T/x.bn"
     [ "$status" -eq 2 ]
-    run bn-pack --target amx "$T/q.bn" -o "$T/x.bn"
+    run bn-pack --target amx --layout tl2 "$T/q.bn" -o "$T/x.bn"
     [ "$status" -eq 2 ]
-    [[ $output == *"AMX"* ]]
+    [[ $output == *"amx"* && $output == *"tl2"* ]]
     run bn-pack --bogus
     [ "$status" -eq 2 ]
     run bn-pack -o
