@@ -29,7 +29,10 @@ struct bn_ctx {
     bn_pool *pool;
     uint32_t n_ctx, pos;
     size_t kv_dim, q_dim;
-    void *kc, *vc; /* [layer][n_ctx][kv_dim], f32 or f16 */
+    /* f32 or f16; K transposed for the score kernels (kern_head.h):
+     * kc [layer][kv head][head_dim][n_ctx], vc [layer][n_ctx][kv_dim] */
+    void *kc, *vc;
+    uint16_t *k16; /* one K row in f16, on its way into kc */
     double *inv_freq; /* head_dim/2 RoPE frequencies */
     float *rope_cs;   /* NB x head_dim: each token's cos, then sin (one batch) */
     /* batch scratch */
@@ -289,7 +292,8 @@ static void att_run(void *arg, int ith, int nth)
         size_t base = (size_t)j->layer * c->n_ctx * c->kv_dim + g * hd;
         bn_att_task a = {
             .q = c->qb + t * c->q_dim + (g * group + h0) * hd,
-            .k = (const uint8_t *)c->kc + base * es,
+            .k = (const uint8_t *)c->kc + ((size_t)j->layer * c->kv_dim + g * hd) * c->n_ctx * es,
+            .ldk = c->n_ctx,
             .v = (const uint8_t *)c->vc + base * es,
             .ld = c->kv_dim,
             .hd = hd,
@@ -368,12 +372,20 @@ static void rope(const bn_ctx *c, float *v, size_t n_heads, const float *cs)
 static void store_kv(bn_ctx *c, uint32_t layer, uint32_t p, const float *k, const float *v)
 {
     size_t idx = ((size_t)layer * c->n_ctx + p) * c->kv_dim;
+    /* K: element i (kv head i / head_dim, dimension i % head_dim) of
+     * position p at layer·kv_dim·n_ctx + i·n_ctx + p */
+    size_t kt = (size_t)layer * c->kv_dim * c->n_ctx + p;
     if (!c->o.kv_f16) {
-        memcpy((float *)c->kc + idx, k, c->kv_dim * sizeof *k);
+        float *kc = c->kc;
+        for (size_t i = 0; i < c->kv_dim; i++)
+            kc[kt + i * c->n_ctx] = k[i];
         memcpy((float *)c->vc + idx, v, c->kv_dim * sizeof *v);
         return;
     }
-    c->f16_row(k, (uint16_t *)c->kc + idx, c->kv_dim);
+    uint16_t *kc = c->kc;
+    c->f16_row(k, c->k16, c->kv_dim);
+    for (size_t i = 0; i < c->kv_dim; i++)
+        kc[kt + i * c->n_ctx] = c->k16[i];
     c->f16_row(v, (uint16_t *)c->vc + idx, c->kv_dim);
 }
 
@@ -491,6 +503,7 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     size_t es = o->kv_f16 ? 2 : 4, cells = (size_t)hp->n_layer * c->n_ctx * c->kv_dim;
     size_t rowlen = d > hp->head_dim ? d : hp->head_dim;
     c->kc = malloc(cells * es);
+    c->k16 = malloc(c->kv_dim * sizeof *c->k16);
     c->vc = malloc(cells * es);
     c->inv_freq = malloc(hp->head_dim / 2 * sizeof *c->inv_freq);
     c->rope_cs = malloc(NB * hp->head_dim * sizeof *c->rope_cs);
@@ -506,7 +519,7 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     c->q8 = malloc(NB * wide);
     c->scores = malloc((size_t)c->nth * (hp->n_head / hp->n_head_kv) * c->n_ctx * sizeof(float));
     c->rowbuf = malloc((size_t)c->nth * rowlen * sizeof(float));
-    if (!c->kc || !c->vc || !c->inv_freq || !c->rope_cs || !c->x || !c->tmp || !c->xn || !c->qb || !c->att || !c->kb || !c->vb ||
+    if (!c->kc || !c->k16 || !c->vc || !c->inv_freq || !c->rope_cs || !c->x || !c->tmp || !c->xn || !c->qb || !c->att || !c->kb || !c->vb ||
         !c->gb || !c->ub || !c->q8 || !c->scores || !c->rowbuf) {
         bn_fail(e, "out of memory for a context of %u positions (KV cache %.1f MiB)", c->n_ctx,
                 2.0 * (double)cells * (double)es / 1048576.0);
@@ -547,6 +560,7 @@ void bn_ctx_free(bn_ctx *c)
     if (c->pool)
         bn_pool_free(c->pool);
     free(c->kc);
+    free(c->k16);
     free(c->vc);
     free(c->inv_freq);
     free(c->rope_cs);

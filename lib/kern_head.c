@@ -324,12 +324,12 @@ static void att_scalar(const bn_att_task *a)
         float *sc = a->sc + j * n, mx = -INFINITY;
         for (size_t p = 0; p < n; p++) {
             float part[8] = {0};
-            size_t i = 0, off = p * a->ld;
+            size_t i = 0;
             for (; i + 8 <= hd; i += 8)
                 for (size_t l = 0; l < 8; l++)
-                    part[l] += q[i + l] * kv_elem(a, a->k, off + i + l);
+                    part[l] += q[i + l] * kv_elem(a, a->k, (i + l) * a->ldk + p);
             for (; i < hd; i++)
-                part[0] += q[i] * kv_elem(a, a->k, off + i);
+                part[0] += q[i] * kv_elem(a, a->k, i * a->ldk + p);
             sc[p] = (((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))) *
                     a->scale;
             if (sc[p] > mx)
@@ -603,54 +603,62 @@ static T512 INLINE __m512 exp512(__m512 x)
     return _mm512_scalef_ps(p, n);
 }
 
-/* Scores of G (1..4) heads from j0 against every position: each K row is
- * loaded (converted) once for the G heads; two accumulators per head so
- * the FMA chains are half as long. */
-static T512 INLINE void att_scores(const bn_att_task *a, size_t j0, int G)
+/* Scores of G (1..4) heads from j0 against every position, PV·16
+ * positions at a time: K is transposed (kern_head.h), so dimension d of
+ * 16 consecutive positions is one load, multiplied by q_j[d] broadcast,
+ * and every lane ends as one position's score: no sum across a vector.
+ * G·PV chains of hd FMAs (8 or more, enough to fill both FMA ports). */
+static T512 INLINE void att_scores(const bn_att_task *a, size_t j0, int G, int PV)
 {
-    size_t hd = a->hd, n = a->n_pos, full = hd / 16 * 16;
-    __mmask16 tm = (__mmask16)((1u << (hd - full)) - 1);
+    size_t hd = a->hd, n = a->n_pos;
     const float *q = a->q + j0 * hd;
-    for (size_t p = 0; p < n; p++) {
-        size_t off = p * a->ld;
-        __m512 s0[4], s1[4];
-        _Pragma("GCC unroll 4") for (int j = 0; j < G; j++) s0[j] = s1[j] = _mm512_setzero_ps();
-        size_t c = 0;
-        for (; c + 32 <= full; c += 32) {
-            __m512 k0 = kv16(a->f16, a->k, off + c, 0xffff), k1 = kv16(a->f16, a->k, off + c + 16, 0xffff);
+    __m512 vs = _mm512_set1_ps(a->scale);
+    for (size_t p0 = 0; p0 < n; p0 += 16 * (size_t)PV) {
+        __mmask16 m[4];
+        __m512 s[4][4];
+        _Pragma("GCC unroll 4") for (int b = 0; b < PV; b++) {
+            size_t p = p0 + 16 * (size_t)b;
+            m[b] = p >= n ? 0 : n - p >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - p)) - 1);
+            _Pragma("GCC unroll 4") for (int j = 0; j < G; j++) s[j][b] = _mm512_setzero_ps();
+        }
+        for (size_t d = 0; d < hd; d++) {
+            __m512 k[4];
+            _Pragma("GCC unroll 4") for (int b = 0; b < PV; b++)
+                k[b] = kv16(a->f16, a->k, d * a->ldk + p0 + 16 * (size_t)b, m[b]);
             _Pragma("GCC unroll 4") for (int j = 0; j < G; j++) {
-                s0[j] = _mm512_fmadd_ps(_mm512_loadu_ps(q + j * hd + c), k0, s0[j]);
-                s1[j] = _mm512_fmadd_ps(_mm512_loadu_ps(q + j * hd + c + 16), k1, s1[j]);
+                __m512 qd = _mm512_set1_ps(q[(size_t)j * hd + d]);
+                _Pragma("GCC unroll 4") for (int b = 0; b < PV; b++) s[j][b] = _mm512_fmadd_ps(qd, k[b], s[j][b]);
             }
         }
-        for (; c < hd; c += 16) {
-            __mmask16 m = c < full ? (__mmask16)0xffff : tm;
-            __m512 k0 = kv16(a->f16, a->k, off + c, m);
-            _Pragma("GCC unroll 4") for (int j = 0; j < G; j++)
-                s0[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + j * hd + c), k0, s0[j]);
-        }
         _Pragma("GCC unroll 4") for (int j = 0; j < G; j++)
-            a->sc[(j0 + (size_t)j) * n + p] = _mm512_reduce_add_ps(_mm512_add_ps(s0[j], s1[j])) * a->scale;
+            _Pragma("GCC unroll 4") for (int b = 0; b < PV; b++)
+                _mm512_mask_storeu_ps(a->sc + (j0 + (size_t)j) * n + p0 + 16 * (size_t)b, m[b],
+                                      _mm512_mul_ps(s[j][b], vs));
     }
 }
 
-/* Σ_p w_jp·v_p for G heads from j0, 16 columns at a time held in
- * registers across all positions. */
+/* Σ_p w_jp·v_p for G heads from j0, 32 columns at a time held in
+ * registers across all positions (2·G chains). */
 static T512 INLINE void att_values(const bn_att_task *a, size_t j0, int G)
 {
-    size_t hd = a->hd, n = a->n_pos, full = hd / 16 * 16;
-    __mmask16 tm = (__mmask16)((1u << (hd - full)) - 1);
-    for (size_t c = 0; c < hd; c += 16) {
-        __mmask16 m = c < full ? (__mmask16)0xffff : tm;
-        __m512 o[4];
-        _Pragma("GCC unroll 4") for (int j = 0; j < G; j++) o[j] = _mm512_setzero_ps();
+    size_t hd = a->hd, n = a->n_pos;
+    for (size_t c = 0; c < hd; c += 32) {
+        __mmask16 m0 = hd - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (hd - c)) - 1);
+        __mmask16 m1 = hd - c >= 32 ? (__mmask16)0xffff : hd - c > 16 ? (__mmask16)((1u << (hd - c - 16)) - 1) : 0;
+        __m512 o0[4], o1[4];
+        _Pragma("GCC unroll 4") for (int j = 0; j < G; j++) o0[j] = o1[j] = _mm512_setzero_ps();
         for (size_t p = 0; p < n; p++) {
-            __m512 v = kv16(a->f16, a->v, p * a->ld + c, m);
-            _Pragma("GCC unroll 4") for (int j = 0; j < G; j++)
-                o[j] = _mm512_fmadd_ps(_mm512_set1_ps(a->sc[(j0 + (size_t)j) * n + p]), v, o[j]);
+            __m512 v0 = kv16(a->f16, a->v, p * a->ld + c, m0), v1 = kv16(a->f16, a->v, p * a->ld + c + 16, m1);
+            _Pragma("GCC unroll 4") for (int j = 0; j < G; j++) {
+                __m512 w = _mm512_set1_ps(a->sc[(j0 + (size_t)j) * n + p]);
+                o0[j] = _mm512_fmadd_ps(w, v0, o0[j]);
+                o1[j] = _mm512_fmadd_ps(w, v1, o1[j]);
+            }
         }
-        _Pragma("GCC unroll 4") for (int j = 0; j < G; j++)
-            _mm512_mask_storeu_ps(a->out + (j0 + (size_t)j) * hd + c, m, o[j]);
+        _Pragma("GCC unroll 4") for (int j = 0; j < G; j++) {
+            _mm512_mask_storeu_ps(a->out + (j0 + (size_t)j) * hd + c, m0, o0[j]);
+            _mm512_mask_storeu_ps(a->out + (j0 + (size_t)j) * hd + c + 16, m1, o1[j]);
+        }
     }
 }
 
@@ -685,11 +693,23 @@ static T512 INLINE void softmax512(float *sc, size_t n)
     default: fn(a, j0, 1); break;                                                                                 \
     }
 
+/* att_scores with G heads and PV position vectors, both constants: 2
+ * vectors for 3-4 heads, 4 for 1-2 (so 8 or more chains). */
+static T512 INLINE void att_scores_any(const bn_att_task *a, size_t j0, int G)
+{
+    switch (G) {
+    case 4: att_scores(a, j0, 4, 2); break;
+    case 3: att_scores(a, j0, 3, 2); break;
+    case 2: att_scores(a, j0, 2, 4); break;
+    default: att_scores(a, j0, 1, 4); break;
+    }
+}
+
 static T512 void att512(const bn_att_task *a)
 {
     for (size_t j0 = 0; j0 < a->g; j0 += 4) {
         int G = a->g - j0 >= 4 ? 4 : (int)(a->g - j0);
-        BY_G(att_scores, a, j0, G)
+        att_scores_any(a, j0, G);
     }
     for (size_t j = 0; j < a->g; j++)
         softmax512(a->sc + j * a->n_pos, a->n_pos);

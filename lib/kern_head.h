@@ -60,12 +60,14 @@ float bn_i8_encode_row(const float *x, size_t d, int8_t *q);
 
 /* Causal attention of one query token over one KV head: the g query heads
  * that share the head (GQA), each of hd floats, against positions
- * 0..n_pos-1 of the cache (position p's K and V rows start at element
- * p·ld of k and v; f16 or f32 elements). For each head j:
+ * 0..n_pos-1 of the cache (f16 or f32 elements). K is kept transposed,
+ * element d of position p at k[d·ldk + p], so that a score kernel reads
+ * consecutive positions into vector lanes and never sums across a vector;
+ * V by rows, position p's row at v[p·ld]. For each head j:
  *   out_j = Σ_p softmax_p(scale · q_j·k_p) · v_p
- * sc is scratch for g·n_pos floats. One K/V row is read (and converted
- * from f16) once for all g heads; float sums, so implementations agree
- * to rounding, not bit for bit. */
+ * sc is scratch for g·n_pos floats. K and V elements are read (and
+ * converted from f16) once for all g heads; float sums, so
+ * implementations agree to rounding, not bit for bit. */
 typedef struct bn_att_task {
     const float *q; /* g heads, hd apart */
     const void *k, *v;
@@ -74,6 +76,7 @@ typedef struct bn_att_task {
     float scale;
     float *sc;
     float *out; /* g heads, hd apart */
+    size_t ldk;  /* K's stride between dimensions */
 } bn_att_task;
 typedef void (*bn_att_fn)(const bn_att_task *a);
 
