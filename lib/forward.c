@@ -32,7 +32,7 @@ struct bn_ctx {
     /* f32 or f16; K transposed for the score kernels (kern_head.h):
      * kc [layer][kv head][head_dim][n_ctx], vc [layer][n_ctx][kv_dim] */
     void *kc, *vc;
-    uint16_t *k16; /* one K row in f16, on its way into kc */
+    uint16_t *k16; /* NB rows: each batch token's K in f16, on its way into kc */
     double *inv_freq; /* head_dim/2 RoPE frequencies */
     float *rope_cs;   /* NB x head_dim: each token's cos, then sin (one batch) */
     /* batch scratch */
@@ -234,24 +234,27 @@ static void mm_run(void *arg, int ith, int nth)
     }
 }
 
-/* Quantizes (or copies) n rows of k floats into the shared projection
- * input, then runs the projections. */
-static void project(bn_ctx *c, const float *in, size_t k, size_t n, const bn_mat *a, float *ya, const bn_mat *b,
-                    float *yb, const bn_mat *d, float *yd)
+/* Token t's row of k floats into the shared projection input: int8 (or
+ * a float copy with --no-act-quant). */
+static void prepare_input(bn_ctx *c, const float *row, size_t k, size_t t)
+{
+    if (c->o.no_act_quant)
+        memcpy(c->xn + t * c->ld8, row, k * sizeof *row);
+    else
+        c->s8[t] = c->kern->quantize(row, k, c->q8 + t * c->ld8);
+}
+
+/* Runs the projections of the n tokens prepare_input gave. */
+static void project(bn_ctx *c, size_t n, const bn_mat *a, float *ya, const bn_mat *b, float *yb, const bn_mat *d,
+                    float *yd)
 {
     mm_job j = {.c = c, .n = n, .w = {a, b, d}, .y = {ya, yb, yd}, .n_mat = d ? 3 : b ? 2 : 1};
     size_t rows[3];
     for (int i = 0; i < j.n_mat; i++)
         rows[i] = j.w[i]->rows;
     chunks_init(&j.ch, rows, j.n_mat, c->nth, 64);
-    if (c->o.no_act_quant) {
-        for (size_t t = 0; t < n; t++)
-            memcpy(c->xn + t * c->ld8, in + t * k, k * sizeof *in);
+    if (c->o.no_act_quant)
         j.x = c->xn;
-    } else {
-        for (size_t t = 0; t < n; t++)
-            c->s8[t] = c->kern->quantize(in + t * k, k, c->q8 + t * c->ld8);
-    }
     bn_pool_run(c->pool, mm_run, &j);
 }
 
@@ -369,7 +372,8 @@ static void rope(const bn_ctx *c, float *v, size_t n_heads, const float *cs)
 
 /* -------------------------------------------------------------- a batch */
 
-static void store_kv(bn_ctx *c, uint32_t layer, uint32_t p, const float *k, const float *v)
+/* t: the batch token, whose row of k16 holds its f16 K on the way. */
+static void store_kv(bn_ctx *c, uint32_t layer, uint32_t p, const float *k, const float *v, size_t t)
 {
     size_t idx = ((size_t)layer * c->n_ctx + p) * c->kv_dim;
     /* K: element i (kv head i / head_dim, dimension i % head_dim) of
@@ -382,46 +386,108 @@ static void store_kv(bn_ctx *c, uint32_t layer, uint32_t p, const float *k, cons
         memcpy((float *)c->vc + idx, v, c->kv_dim * sizeof *v);
         return;
     }
-    uint16_t *kc = c->kc;
-    c->f16_row(k, c->k16, c->kv_dim);
+    uint16_t *kc = c->kc, *k16 = c->k16 + t * c->kv_dim;
+    c->f16_row(k, k16, c->kv_dim);
     for (size_t i = 0; i < c->kv_dim; i++)
-        kc[kt + i * c->n_ctx] = c->k16[i];
+        kc[kt + i * c->n_ctx] = k16[i];
     c->f16_row(v, (uint16_t *)c->vc + idx, c->kv_dim);
+}
+
+/* The per-token work between two parallel matrix steps (norms, the
+ * gate, RoPE and the cache, quantization): in a prefill batch tokens are
+ * shared among the threads, since on one thread it kept the others
+ * waiting (~7% of a 2-thread pp512). Every token's arithmetic is the same
+ * whichever thread does it. */
+enum tok_step {
+    STEP_ATTN_IN, /* x → attn_norm → tmp → q8 */
+    STEP_ROPE_KV, /* RoPE of q and k, k and v into the cache */
+    STEP_ATT_OUT, /* att → attn_sub_norm (in place) → q8 */
+    STEP_FFN_IN,  /* x += tmp, x → ffn_norm → tmp → q8 */
+    STEP_FFN_MID, /* gb = act(gb)·ub → ffn_sub_norm (in place) → q8 */
+};
+
+typedef struct tok_job {
+    bn_ctx *c;
+    const bn_layer *L;
+    uint32_t l;
+    size_t n;
+    enum tok_step step;
+} tok_job;
+
+static void tok_one(bn_ctx *c, const bn_layer *L, uint32_t l, enum tok_step step, size_t t)
+{
+    const bn_hparams *hp = &c->m->hp;
+    size_t d = hp->n_embd, ff = hp->n_ff, qd = c->q_dim, kvd = c->kv_dim;
+    float eps = hp->norm_eps, *x = c->x + t * d, *tmp = c->tmp + t * d;
+    switch (step) {
+    case STEP_ATTN_IN:
+        rmsnorm(x, L->attn_norm, d, eps, tmp);
+        prepare_input(c, tmp, d, t);
+        break;
+    case STEP_ROPE_KV: {
+        const float *cs = c->rope_cs + t * hp->head_dim;
+        rope(c, c->qb + t * qd, hp->n_head, cs);
+        rope(c, c->kb + t * kvd, hp->n_head_kv, cs);
+        store_kv(c, l, c->pos + (uint32_t)t, c->kb + t * kvd, c->vb + t * kvd, t);
+        break;
+    }
+    case STEP_ATT_OUT: {
+        float *a = c->att + t * qd;
+        if (L->attn_sub_norm)
+            rmsnorm(a, L->attn_sub_norm, qd, eps, a);
+        prepare_input(c, a, qd, t);
+        break;
+    }
+    case STEP_FFN_IN:
+        add_rows(x, tmp, d);
+        rmsnorm(x, L->ffn_norm, d, eps, tmp);
+        prepare_input(c, tmp, d, t);
+        break;
+    case STEP_FFN_MID: {
+        float *g = c->gb + t * ff;
+        gated_act(g, c->ub + t * ff, ff, hp->act_silu);
+        if (L->ffn_sub_norm)
+            rmsnorm(g, L->ffn_sub_norm, ff, eps, g);
+        prepare_input(c, g, ff, t);
+        break;
+    }
+    }
+}
+
+static void tok_run(void *arg, int ith, int nth)
+{
+    tok_job *j = arg;
+    for (size_t t = (size_t)ith; t < j->n; t += (size_t)nth)
+        tok_one(j->c, j->L, j->l, j->step, t);
+}
+
+static void tok_steps(bn_ctx *c, const bn_layer *L, uint32_t l, size_t n, enum tok_step step)
+{
+    tok_job j = {c, L, l, n, step};
+    if (n == 1 || c->nth == 1)
+        tok_run(&j, 0, 1); /* decode: not worth waking a thread */
+    else
+        bn_pool_run(c->pool, tok_run, &j);
 }
 
 static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
 {
     const bn_hparams *hp = &c->m->hp;
     const bn_layer *L = &c->m->layers[l];
-    size_t d = hp->n_embd, ff = hp->n_ff, qd = c->q_dim, kvd = c->kv_dim;
-    float eps = hp->norm_eps;
+    size_t d = hp->n_embd;
 
-    for (size_t t = 0; t < n; t++)
-        rmsnorm(c->x + t * d, L->attn_norm, d, eps, c->tmp + t * d);
-    project(c, c->tmp, d, n, &L->q, c->qb, &L->k, c->kb, &L->v, c->vb);
-    for (size_t t = 0; t < n; t++) {
-        const float *cs = c->rope_cs + t * hp->head_dim;
-        rope(c, c->qb + t * qd, hp->n_head, cs);
-        rope(c, c->kb + t * kvd, hp->n_head_kv, cs);
-        store_kv(c, l, c->pos + (uint32_t)t, c->kb + t * kvd, c->vb + t * kvd);
-    }
+    tok_steps(c, L, l, n, STEP_ATTN_IN);
+    project(c, n, &L->q, c->qb, &L->k, c->kb, &L->v, c->vb);
+    tok_steps(c, L, l, n, STEP_ROPE_KV);
     att_job aj = {c, l, n, c->pos, 0};
     aj.per = att_heads_per_task(n * hp->n_head_kv, hp->n_head / hp->n_head_kv, c->nth);
     bn_pool_run(c->pool, att_run, &aj);
-    if (L->attn_sub_norm)
-        for (size_t t = 0; t < n; t++)
-            rmsnorm(c->att + t * qd, L->attn_sub_norm, qd, eps, c->att + t * qd);
-    project(c, c->att, qd, n, &L->o, c->tmp, NULL, NULL, NULL, NULL);
-    add_rows(c->x, c->tmp, n * d);
-
-    for (size_t t = 0; t < n; t++)
-        rmsnorm(c->x + t * d, L->ffn_norm, d, eps, c->tmp + t * d);
-    project(c, c->tmp, d, n, &L->gate, c->gb, &L->up, c->ub, NULL, NULL);
-    gated_act(c->gb, c->ub, n * ff, hp->act_silu);
-    if (L->ffn_sub_norm)
-        for (size_t t = 0; t < n; t++)
-            rmsnorm(c->gb + t * ff, L->ffn_sub_norm, ff, eps, c->gb + t * ff);
-    project(c, c->gb, ff, n, &L->down, c->tmp, NULL, NULL, NULL, NULL);
+    tok_steps(c, L, l, n, STEP_ATT_OUT);
+    project(c, n, &L->o, c->tmp, NULL, NULL, NULL, NULL);
+    tok_steps(c, L, l, n, STEP_FFN_IN);
+    project(c, n, &L->gate, c->gb, &L->up, c->ub, NULL, NULL);
+    tok_steps(c, L, l, n, STEP_FFN_MID);
+    project(c, n, &L->down, c->tmp, NULL, NULL, NULL, NULL);
     add_rows(c->x, c->tmp, n * d);
 }
 
@@ -503,7 +569,7 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     size_t es = o->kv_f16 ? 2 : 4, cells = (size_t)hp->n_layer * c->n_ctx * c->kv_dim;
     size_t rowlen = d > hp->head_dim ? d : hp->head_dim;
     c->kc = malloc(cells * es);
-    c->k16 = malloc(c->kv_dim * sizeof *c->k16);
+    c->k16 = malloc(NB * c->kv_dim * sizeof *c->k16);
     c->vc = malloc(cells * es);
     c->inv_freq = malloc(hp->head_dim / 2 * sizeof *c->inv_freq);
     c->rope_cs = malloc(NB * hp->head_dim * sizeof *c->rope_cs);
