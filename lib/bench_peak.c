@@ -87,6 +87,47 @@ __attribute__((target("avx512f,avx512vnni"))) static double mac_vnni512(long ite
     return 64.0 * 12 * (double)iters;
 }
 
+/* AMX-INT8: four TDPBSSD into four C tiles from A and B tiles loaded
+ * once (16·16·64 MACs each), the tile unit's own limit. The tiles are
+ * configured and released around the loop, as the amx kernels do. */
+__attribute__((target("amx-tile,amx-int8"))) static double mac_amx(long iters, unsigned *sink)
+{
+    _Alignas(64) struct {
+        uint8_t palette, start_row, reserved[14];
+        uint16_t colsb[16];
+        uint8_t rows[16];
+    } cfg;
+    _Alignas(64) int8_t ab[2][16][64];
+    _Alignas(64) int32_t c[16][16];
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) {
+        cfg.rows[i] = 16;
+        cfg.colsb[i] = 64;
+    }
+    memset(ab[0], 3, sizeof ab[0]);
+    memset(ab[1], -2, sizeof ab[1]);
+    _tile_loadconfig(&cfg);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, ab[0], 64);
+    _tile_loadd(5, ab[0], 64);
+    _tile_loadd(6, ab[1], 64);
+    _tile_loadd(7, ab[1], 64);
+    for (long n = 0; n < iters; n++) {
+        _tile_dpbssd(0, 4, 6);
+        _tile_dpbssd(1, 4, 7);
+        _tile_dpbssd(2, 5, 6);
+        _tile_dpbssd(3, 5, 7);
+    }
+    _tile_stored(0, c, 64);
+    _tile_release();
+    *sink = (unsigned)c[0][0];
+    return 16.0 * 16 * 64 * 4 * (double)iters;
+}
+
 __attribute__((target("avx2,avxvnni"))) static double mac_vnni256(long iters, unsigned *sink)
 {
     __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2);
@@ -179,6 +220,10 @@ static mac_fn pick(const char **name)
     bn_cpu_detect(&cpu);
     (void)cpu;
 #ifdef BN_X86
+    if (cpu.amx_int8) {
+        *name = "amx-int8 tdpbssd tiles";
+        return mac_amx;
+    }
     if (cpu.avx512vnni && cpu.avx512f) {
         *name = "avx512-vnni vpdpbusd zmm";
         return mac_vnni512;

@@ -22,8 +22,9 @@
 
 /* Most tokens one gemm call takes (the forward pass prefills in batches of
  * at most this many), so kernels can keep per-token accumulators on the
- * stack. */
-#define BN_KERN_MAX_N 64
+ * stack. 128: the amx set makes its weight tiles once per batch, and 128
+ * tokens against 64 made 2B4T pp512 12-15% faster. */
+#define BN_KERN_MAX_N 128
 
 /* The one output formula every kernel shares: int32 accumulator, the
  * token's activation scale s = 127/absmax, the tensor's beta. Written once

@@ -199,7 +199,7 @@ static void test_sets(check_ctx *cx, const bn_cpu *cpu)
     static const size_t ks[] = {1, 2, 5, 31, 64, 100, 127, 128, 129, 192, 255, 256, 257, 319, 320, 321, 384, 511, 512,
                                 513, 640, 704, 961, 1000, 1024, 1100, 2560};
     static const size_t rowss[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 33};
-    static const size_t ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 64};
+    static const size_t ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 64, 100, 128};
     const char *const *names = bn_kernels_names();
     for (size_t li = 0; li < sizeof layouts / sizeof layouts[0]; li++) {
         uint32_t L = layouts[li];
