@@ -30,7 +30,7 @@ typedef struct bn_bench_row {
     double size, params;     /* model bytes and parameters (NAN: none) */
     char layout[24], kernel[24];
     int threads;
-    char test[48];           /* pp512, tg128, gemv, gemm64, read, int8, tokenize, convert */
+    char test[48];           /* pp512, tg128, gemv, gemm128, read, int8, tokenize, convert */
     char what[48];           /* kernels: "ffn_up 6912x2560"; machine: the instruction */
     char unit[8];            /* t/s, GOPS, GB/s, MB/s */
     int n;                   /* samples */
