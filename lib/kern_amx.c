@@ -11,17 +11,19 @@
  * B holds the weights of 16 rows as codes w+1 ∈ {0, 1, 2} (TDPBSUD
  * multiplies signed A by unsigned B; Σ q is subtracted at the end) in
  * the tile's "four consecutive k per 32-bit word" order: B[i][4j+u] =
- * code(row j, k = 4i+u). A 64-byte weight vector of a row is exactly one such chunk
- * per plane (t2/i2s: 4 planes of 2 bits, b3: 5 base-3 digits) with k in
- * the activations' order — so B for 16 rows is the 16×16 transpose of
- * their vectors' 32-bit words, then one plane extracted per tile. The
- * transpose is done on the raw bytes, once for all planes.
+ * code(row j, k = 4i+u). A 64-byte weight vector of a row is exactly one
+ * such chunk per plane (t2/i2s: 4 planes of 2 bits, b3: 5 base-3 digits)
+ * with k in the activations' order — so B for 16 rows is the 16×16
+ * transpose of their vectors' 32-bit words, then one plane extracted per
+ * tile. The transpose is done on the raw bytes, once for all planes.
  *
  * Blocking: 32 rows (two B tiles) × 32 tokens (two A tiles) into four C
- * tiles, the eight tile registers. The B tiles of a row block are made
- * once into a buffer on the stack for up to KBV vectors and reused by
- * every token block; longer rows go in several passes that keep the C
- * sums in memory between them.
+ * tiles, the eight tile registers. A unit of work is one row block over
+ * up to a buffer's worth of vectors (longer rows take several units that
+ * keep the C sums in memory between them); its B tiles are made once and
+ * reused by every token block. Two buffers on the stack alternate: the
+ * vector units make the next unit's tiles between the tile instructions
+ * of this one, so the transposes overlap the tile unit's work.
  *
  * Linux hands out AMX state only after arch_prctl(ARCH_REQ_XCOMP_PERM),
  * which bn_cpu_detect asks for: a CPU that reports amx_int8 is usable.
@@ -38,7 +40,7 @@
 
 enum {
     TILE = 1024,      /* bytes of a full int8 tile: 16 rows × 64 */
-    BUF_TILES = 128,  /* the B buffer: 128 KiB of stack */
+    BUF_TILES = 128,  /* one B buffer: 128 KiB of stack (two alternate) */
     RB = 32,          /* rows per block: two B tiles */
 };
 
@@ -312,7 +314,7 @@ TAMX void bn_amx_gemm(uint32_t layout, int ilv, const uint8_t *w, size_t k, size
      * (kern_avx512.c's b3_pad); the 2-bit layouts' tail columns go scalar */
     size_t rem = b3 ? k - c0 : 0;
     pl.tail = rem > 0;
-    /* passes of at most a buffer each, of even length */
+    /* units of at most a buffer each, of even length */
     size_t most = BUF_TILES / (2 * pl.P), passes = pl.V ? (pl.V + most - 1) / most : 0;
     pl.kbv = passes ? (pl.V + passes - 1) / passes : 1;
     _Alignas(64) uint8_t bbuf[2][BUF_TILES * TILE];
