@@ -454,10 +454,14 @@ static void tok_one(bn_ctx *c, const bn_layer *L, uint32_t l, enum tok_step step
     }
 }
 
+/* A thread takes a run of consecutive tokens: their K elements share
+ * cache lines of the transposed cache, which threads taking every other
+ * token would pass back and forth. */
 static void tok_run(void *arg, int ith, int nth)
 {
     tok_job *j = arg;
-    for (size_t t = (size_t)ith; t < j->n; t += (size_t)nth)
+    size_t t0 = j->n * (size_t)ith / (size_t)nth, t1 = j->n * (size_t)(ith + 1) / (size_t)nth;
+    for (size_t t = t0; t < t1; t++)
         tok_one(j->c, j->L, j->l, j->step, t);
 }
 

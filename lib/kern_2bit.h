@@ -127,6 +127,13 @@ static inline void k2_gemm_f32(uint32_t layout, const uint8_t *w, size_t k, size
     static float name##_quantize(const float *x, size_t k, int8_t *q) { return k2_quantize(L, Wd, x, k, q); } \
     K2_F32_FUNC(L, name)
 
+/* The set of a file's three (t2, i2s, b3) for layout; NULL for others. */
+static inline const bn_kernels *k2_by_layout(uint32_t layout, const bn_kernels *t2, const bn_kernels *i2s,
+                                             const bn_kernels *b3)
+{
+    return layout == BN_T2 ? t2 : layout == BN_I2S ? i2s : layout == BN_B3 ? b3 : NULL;
+}
+
 /* The per-ISA set constructors (kern_avx2.c, kern_avx512.c, kern_neon.c);
  * each returns NULL for layouts it lacks or when not built for this
  * architecture. They do not check the CPU: kern_select.c does. */

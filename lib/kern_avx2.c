@@ -358,7 +358,7 @@ static const bn_kernels set_i2s = {"avx2", BN_I2S, i2s_quantize, i2s_gemm, i2s_g
 
 const bn_kernels *bn_kernels_avx2(uint32_t layout)
 {
-    return layout == BN_T2 ? &set_t2 : layout == BN_I2S ? &set_i2s : layout == BN_B3 ? &set_b3 : NULL;
+    return k2_by_layout(layout, &set_t2, &set_i2s, &set_b3);
 }
 
 #else

@@ -362,6 +362,10 @@ static void f16_row_scalar(const float *x, uint16_t *h, size_t n)
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
 #define T512Q __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
 #define INLINE inline __attribute__((always_inline))
+/* Bytes ahead that the interleaved heads prefetch their one stream: on
+ * the Intel (AMX) machine 2B4T t2+q5 decode went 17.9 -> 18.7 t/s at 1
+ * thread, 32.0 -> 33.3 at 2 (1 KiB: 18.5, 4 KiB: 18.3). */
+enum { HEAD_AHEAD = 2048 };
 
 /* 16 elements of row at column c (mask m for the tail) as floats. */
 static T512 INLINE __m512 load16(uint32_t type, const uint8_t *row, size_t c, __mmask16 m)
@@ -521,6 +525,8 @@ static T512Q INLINE void qk_rows(int hb, const uint8_t *w, size_t rs, size_t gs,
         __m512 dh = _mm512_load_ps(a->dh + 16 * g);
         _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) {
             const uint8_t *gp = w + (size_t)i * rs + gs * g;
+            if (rs * 4 == gs) /* interleaved: one stream, prefetched ahead */
+                _mm_prefetch((const char *)(gp + HEAD_AHEAD), _MM_HINT_T0);
             __m512i raw = _mm512_loadu_si512((const void *)gp);
             __m512i ulo = _mm512_and_si512(raw, m0f), uhi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m0f);
             if (hb) {
