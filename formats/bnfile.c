@@ -257,6 +257,40 @@ static void stream_close(bn_source *s)
     }
 }
 
+/* The whole head (n bytes, the header hb first) from a stream. The buffer
+ * grows as bytes arrive, doubling from 1 MiB, so a header that claims a
+ * head of gigabytes costs memory only for what the stream really holds
+ * before it ends ("truncated"), never an allocation the size of the claim. */
+static uint8_t *read_head(bn_in *in, const uint8_t hb[HEADER_SIZE], uint64_t n, const char *name, bn_err *e)
+{
+    size_t cap = n < ((size_t)1 << 20) ? (size_t)n : (size_t)1 << 20, have = HEADER_SIZE;
+    uint8_t *buf = malloc(cap);
+    if (!buf) {
+        bn_fail(e, "%s: out of memory for the head", name);
+        return NULL;
+    }
+    memcpy(buf, hb, HEADER_SIZE);
+    while (have < n) {
+        if (have == cap) {
+            size_t grown = n - cap < cap ? (size_t)n : 2 * cap;
+            uint8_t *nb = realloc(buf, grown);
+            if (!nb) {
+                free(buf);
+                bn_fail(e, "%s: out of memory for a %llu-byte head", name, (unsigned long long)n);
+                return NULL;
+            }
+            buf = nb;
+            cap = grown;
+        }
+        if (bn_in_read(in, buf + have, cap - have, e)) {
+            free(buf);
+            return NULL;
+        }
+        have = cap;
+    }
+    return buf;
+}
+
 static int open_stream(bn_source *s, bn_err *e)
 {
     stream_impl *st = calloc(1, sizeof *st);
@@ -272,13 +306,8 @@ static int open_stream(bn_source *s, bn_err *e)
         return bn_fail(e, "%s: truncated: not even a header", s->name);
     if (parse_header(hb, &st->h, s->name, e))
         return -1;
-    uint8_t *head = malloc(st->h.head_size + 8);
-    if (!head)
-        return bn_fail(e, "%s: out of memory for a %llu-byte head", s->name,
-                       (unsigned long long)st->h.head_size);
-    memcpy(head, hb, HEADER_SIZE);
-    if (bn_in_read(&st->in, head + HEADER_SIZE, st->h.head_size + 8 - HEADER_SIZE, e) ||
-        parse_head(s, head, &st->h, e)) {
+    uint8_t *head = read_head(&st->in, hb, st->h.head_size + 8, s->name, e);
+    if (!head || parse_head(s, head, &st->h, e)) {
         free(head);
         return -1;
     }
