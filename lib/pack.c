@@ -10,6 +10,7 @@
  * the exchange layout for bitnet.cpp's canonical I2_S bytes. The choice
  * and the target are recorded as pack.layout / pack.target. */
 #include "cpu.h"
+#include "kernels.h"
 #include "pack.h"
 
 #include <stdlib.h>
@@ -100,13 +101,14 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
     bn_cpu cpu;
     bn_cpu_detect(&cpu);
     snprintf(target, sizeof target, "%s", o->target ? o->target : "auto");
-    if (!strcmp(target, "auto"))
+    if (!strcmp(target, "auto")) {
+        /* the set this CPU runs the layout with (kern_select.c decides,
+         * once for everyone), under its target name */
+        const bn_kernels *k = bn_kernels_find("auto", type);
+        const char *set = k ? k->name : "ref";
         snprintf(target, sizeof target, "%s",
-                 cpu.amx_int8 && cpu.gfni && cpu.avx512vnni ? "amx"
-                 : cpu.avx512vnni                          ? "avx512"
-                 : cpu.avx2                                ? "avx2"
-                 : cpu.neon                                ? "neon"
-                                                           : "generic");
+                 !strcmp(set, "ref") ? "generic" : !strcmp(set, "dotprod") ? "neon" : set);
+    }
     if (bn_meta_copy(&meta, &s.meta) ||
         bn_meta_append_str(&meta, "provenance.steps", o->step ? o->step : "bn-pack " BN_VERSION) ||
         bn_meta_set_str(&meta, "pack.layout", type == BN_T2 ? "t2" : bn_packed_name(type)) ||
