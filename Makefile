@@ -15,20 +15,27 @@ OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN    = -Wall -Wextra -Wshadow -Wno-unused-parameter
 ARCHFLAGS ?=
-BN_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(ARCHFLAGS) -fPIC -Ilib -Iformats
+# The library's floors, lowest first (README.md §Layout; tools/check-layers.py
+# fails `make check` when a file uses a higher floor). cmd/cli and cmd/bench
+# are program-side: they link into the programs, never into libbn.
+FLOORS  = lib/core formats lib/kernels lib/tokenizer lib/model
+INCDIRS = lib $(FLOORS) cmd/cli cmd/bench
+BN_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(ARCHFLAGS) -fPIC $(INCDIRS:%=-I%)
 LDLIBS  = -lxxhash -lz -lpcre2-8 -lcjson -lpthread -lm
 
 BUILD   = build
 PROGS   = bn-convert bn-quant bn-pack bn-tokenize bn-infer bn-bench
-LIB_SRC = $(sort $(wildcard lib/*.c formats/*.c))
+LIB_SRC = $(sort $(foreach d,$(FLOORS),$(wildcard $(d)/*.c)))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard cmd/cli/*.c)))
+BENCH_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard cmd/bench/*.c)))
 BIN     = $(PROGS:%=$(BUILD)/bin/%)
 UNIT_SRC = $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 MAN1    = $(PROGS:%=man/%.1)
 MAN5    = $(wildcard man/*.5)
 
-.PHONY: all check unit bats install uninstall clean deps sanitize valgrind demo fuzz fuzz-build fuzz-merge
+.PHONY: all check layers unit bats install uninstall clean deps sanitize valgrind demo fuzz fuzz-build fuzz-merge
 
 all: deps $(BUILD)/libbn.a $(BUILD)/libbn.so $(BIN) $(UNIT_BIN)
 
@@ -39,9 +46,12 @@ $(DEPS_OK): tools/check-deps.sh
 	@sh tools/check-deps.sh "$(CC)"
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/%.o: %.c lib/bn.h $(wildcard lib/*.h formats/*.h) | $(DEPS_OK)
+# -MMD: each object depends on the headers it really includes.
+$(BUILD)/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) $(BN_CFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(BN_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+-include $(shell find $(BUILD) build-fuzz -name '*.d' 2>/dev/null)
 
 $(BUILD)/libbn.a: $(LIB_OBJ)
 	@rm -f $@
@@ -50,15 +60,28 @@ $(BUILD)/libbn.a: $(LIB_OBJ)
 $(BUILD)/libbn.so: $(LIB_OBJ)
 	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/bin/%: cmd/%.c $(BUILD)/libbn.a
-	@mkdir -p $(dir $@)
-	$(CC) $(BN_CFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libbn.a $(LDFLAGS) $(LDLIBS)
+$(BUILD)/libbncli.a: $(CLI_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbn.a
+# The benchmark code links into bn-bench alone.
+$(BUILD)/bin/bn-bench: $(BUILD)/cmd/bn-bench.o $(BENCH_OBJ) $(BUILD)/libbncli.a $(BUILD)/libbn.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BN_CFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libbn.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(BUILD)/cmd/bn-bench.o $(BENCH_OBJ) -o $@ $(BUILD)/libbncli.a $(BUILD)/libbn.a $(LDFLAGS) $(LDLIBS)
 
-check: all unit bats
+$(BUILD)/bin/%: $(BUILD)/cmd/%.o $(BUILD)/libbncli.a $(BUILD)/libbn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libbncli.a $(BUILD)/libbn.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libbncli.a $(BUILD)/libbn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libbncli.a $(BUILD)/libbn.a $(LDFLAGS) $(LDLIBS)
+
+check: all layers unit bats
+
+# The floors hold (tools/check-layers.py): includes and calls go down only.
+layers: all
+	python3 tools/check-layers.py $(BUILD)
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "unit: $$t"; $$t; done
@@ -127,14 +150,14 @@ FUZZ_BIN   = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_OBJ   = $(LIB_SRC:%.c=build-fuzz/%.o)
 
-build-fuzz/%.o: %.c lib/bn.h $(wildcard lib/*.h formats/*.h) | $(DEPS_OK)
+build-fuzz/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	clang $(BN_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	clang $(BN_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_OBJ)
 	clang $(BN_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(LDLIBS)
 
-.SECONDARY: $(FUZZ_OBJ)
+.SECONDARY:
 
 fuzz-build: $(FUZZ_BIN)
 
@@ -164,15 +187,14 @@ fuzz-merge: fuzz-build
 # needed. It runs on a CPU model with the dot-product extension and on one
 # without (cortex-a53), so both NEON sets and the dispatch between them run.
 ARM_CC   ?= aarch64-linux-gnu-gcc
-KERN_SRC = lib/cpu.c lib/kern_ref.c lib/kern_select.c lib/kern_avx2.c lib/kern_avx512.c lib/kern_neon.c \
-           lib/pack_layout.c lib/kern_head.c lib/types.c \
-           lib/tl_layout.c lib/kern_tl_ref.c lib/kern_tl_avx2.c lib/kern_tl_avx512.c lib/kern_tl_neon.c
+KERN_SRC = lib/core/cpu.c lib/core/floats.c formats/types.c formats/layout.c \
+           $(filter-out lib/kernels/pack.c lib/kernels/quantize.c,$(wildcard lib/kernels/*.c))
 .PHONY: check-arm
 check-arm: $(BUILD)/arm/test_kernels $(BUILD)/arm/test_kernels_tl
 	qemu-aarch64 -cpu max $<
 	qemu-aarch64 -cpu cortex-a53 $<
 	qemu-aarch64 -cpu max $(BUILD)/arm/test_kernels_tl
 
-$(BUILD)/arm/test_kernels $(BUILD)/arm/test_kernels_tl: $(BUILD)/arm/%: tests/unit/%.c $(KERN_SRC) $(wildcard lib/*.h)
+$(BUILD)/arm/test_kernels $(BUILD)/arm/test_kernels_tl: $(BUILD)/arm/%: tests/unit/%.c $(KERN_SRC) $(wildcard lib/*.h lib/*/*.h formats/*.h)
 	@mkdir -p $(dir $@)
 	$(ARM_CC) $(BN_CFLAGS) -O2 -static $< $(KERN_SRC) -lm -o $@

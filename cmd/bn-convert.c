@@ -1,6 +1,7 @@
 /* bn-convert — import a checkpoint (HF directory, safetensors, GGUF, bn)
  * into a bn model file, or describe one with --info. */
-#include "bn.h"
+#include "cli.h"
+#include "formats.h"
 
 #include <string.h>
 

@@ -1,7 +1,8 @@
 /* bn-infer — runs a BitNet b1.58 model: answers prompts (a token stream on
  * stdin, or -p/-f text), chats (-cnv), or scores text (--perplexity).
  * This file only parses options and calls libbn (lib/generate.h). */
-#include "bn.h"
+#include "cli.h"
+#include "formats.h"
 #include "generate.h"
 #include "pool.h"
 

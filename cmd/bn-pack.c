@@ -1,6 +1,6 @@
 /* bn-pack — lay the ternary weights of a bn model out for a kernel family
  * and CPU, streaming; the layout is recorded in the metadata. */
-#include "bn.h"
+#include "cli.h"
 #include "cpu.h"
 #include "kern_2bit.h"
 #include "pack.h"

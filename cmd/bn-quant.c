@@ -1,6 +1,7 @@
 /* bn-quant — ternarize the float projection weights of a bn model
  * (absmean, per tensor), streaming. */
-#include "bn.h"
+#include "cli.h"
+#include "quant.h"
 
 #include <string.h>
 

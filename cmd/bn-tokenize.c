@@ -1,7 +1,8 @@
 /* bn-tokenize — text to token ids and back, with a model's tokenizer
  * (exactly as tiktoken / HF tokenizers / llama.cpp encode). The stream
  * formats are bn-tokens(5). This file only parses options. */
-#include "bn.h"
+#include "cli.h"
+#include "formats.h"
 #include "tokenizer.h"
 
 #include <stdlib.h>

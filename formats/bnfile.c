@@ -1,5 +1,5 @@
 /* bnfile.c — reader and writer of the bn model file (formats/bn-model.md). */
-#include "bn.h"
+#include "formats.h"
 #include "buf.h"
 
 #include <stdlib.h>

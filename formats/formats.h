@@ -1,10 +1,149 @@
-/* formats.h — the readers of foreign model formats. Each fills a bn_source
- * whose names, types and metadata are already canonical (formats/bn-model.md):
- * nothing above this floor knows which file a model came from. */
+/* formats.h — the formats floor: every model file format's reader and
+ * writer, producing and consuming one in-memory model description
+ * (bn_source) whose names, types and metadata are canonical
+ * (formats/bn-model.md): nothing above this floor knows which file a model
+ * came from. Also the type numbers' names and sizes, the bn metadata codec,
+ * the hyper-parameters read from canonical keys, whole-file conversion and
+ * description. */
 #ifndef BN_FORMATS_H
 #define BN_FORMATS_H
 
-#include "bn.h"
+#include "core.h"
+
+/* ---------------------------------------------------------- type names */
+
+const char *bn_type_name(uint32_t type); /* NULL if unknown */
+int bn_type_from_name(const char *name, uint32_t *type);
+/* Bytes a tensor of this type and shape occupies; 0 if the type is unknown
+ * or the size overflows. shape[0] is the outermost dimension. */
+uint64_t bn_type_size(uint32_t type, uint32_t ndim, const uint64_t *shape);
+
+/* ------------------------------------------------------ metadata codec */
+
+/* Serialization (formats/bn-model.md §Metadata). */
+int bn_meta_encode(const bn_meta *m, uint8_t **out, size_t *out_len, bn_err *e);
+/* Decodes count entries from buf; *used returns the bytes consumed. */
+int bn_meta_decode(bn_meta *m, const uint8_t *buf, size_t len, uint64_t count, size_t *used,
+                   const char *name, bn_err *e);
+
+/* ------------------------------------------------------ model description */
+
+#define BN_MAX_DIMS 4
+#define BN_NAME_MAX 128
+
+typedef struct bn_tensor {
+    char name[BN_NAME_MAX];
+    uint32_t type;
+    uint32_t ndim;
+    uint64_t shape[BN_MAX_DIMS]; /* shape[0] outermost: [rows, cols] for matrices */
+    uint64_t offset;             /* within the data region (bn files) or source file */
+    uint64_t size;               /* bytes */
+    uint64_t hash;               /* XXH3-64 of the bytes; valid when has_hash */
+    int has_hash;
+    const void *data;            /* in place when the file is mapped, else NULL */
+    uint32_t src_index;          /* reader-private: where the bytes come from */
+} bn_tensor;
+
+/* A model as every reader produces it: metadata + tensor directory, and a
+ * way to get each tensor's bytes (in directory order for pipes). */
+typedef struct bn_source {
+    char *name;            /* file or directory, for messages */
+    char *format;          /* "bn", "hf", "gguf", "safetensors" */
+    bn_meta meta;
+    bn_tensor *tensors;
+    size_t n_tensors;
+    void *impl;
+    /* Copies tensor i's bytes into buf (tensors[i].size bytes). Streaming
+     * sources require increasing i. */
+    int (*read)(struct bn_source *s, size_t i, void *buf, bn_err *e);
+    void (*close)(struct bn_source *s);
+    /* The files the model was read from (for provenance hashes); owned. */
+    char **files;
+    size_t n_files;
+} bn_source;
+
+/* Records a source file path (copied). */
+int bn_source_add_file(bn_source *s, const char *path);
+
+void bn_source_close(bn_source *s);
+const bn_tensor *bn_source_find(const bn_source *s, const char *name);
+int bn_source_find_index(const bn_source *s, const char *name);
+
+/* Opens any supported input: a .bn file (or stream on "-"), an HF checkpoint
+ * directory, a .safetensors file, or a .gguf file. */
+int bn_open_any(bn_source *s, const char *path, bn_err *e);
+
+/* --- the bn model file (formats/bn-model.md) --- */
+#define BN_FILE_VERSION 1
+#define BN_ALIGN 64
+
+typedef enum { BN_OPEN_MAP = 0, BN_OPEN_STREAM = 1 } bn_open_mode;
+/* Mapped: every tensors[i].data points into the file; the trailer's checksums
+ * are read. Stream: tensors come in order through read(); checksums are
+ * checked as each tensor passes and the trailer is read at the end (see
+ * bn_bnfile_finish). "-" always streams. */
+int bn_bnfile_open(bn_source *s, const char *path, bn_open_mode mode, bn_err *e);
+/* For streams: reads the rest of the input and its trailer (late metadata is
+ * merged into s->meta). No-op for mapped files. */
+int bn_bnfile_finish(bn_source *s, bn_err *e);
+/* Recomputes every tensor checksum; names the first damaged tensor. */
+int bn_bnfile_verify(bn_source *s, bn_err *e);
+int bn_bnfile_sniff(const uint8_t *head, size_t n);
+
+typedef struct bn_writer {
+    bn_out out;
+    const bn_tensor *tensors; /* directory as written (offsets filled in) */
+    bn_tensor *dir;
+    size_t n_tensors;
+    size_t next;
+    uint64_t data_start;
+    uint64_t *hashes;
+    bn_meta late; /* metadata known only at the end (e.g. source hashes) */
+} bn_writer;
+
+/* Copies the late metadata keys (provenance.source_hashes) from a finished
+ * input's metadata into a writer's late list, unless already there. */
+int bn_late_carry(bn_meta *late, const bn_meta *input);
+/* Writes the head (metadata + directory); tensor sizes must be final. */
+int bn_writer_begin(bn_writer *w, const char *path, const bn_meta *meta, const bn_tensor *tensors,
+                    size_t n, bn_err *e);
+/* Tensors in directory order. */
+int bn_writer_tensor(bn_writer *w, const void *data, size_t size, bn_err *e);
+/* Trailer, then atomic rename. */
+int bn_writer_finish(bn_writer *w, bn_err *e);
+void bn_writer_abort(bn_writer *w);
+
+/* ---------------------------------------------------------- hyper-parameters */
+
+#define BN_MAX_STOP 16
+
+/* What the forward pass needs, read from the canonical metadata keys
+ * (formats/bn-model.md §3.1). */
+typedef struct bn_hparams {
+    char arch[32];
+    uint32_t n_vocab, n_ctx, n_embd, n_ff, n_layer, n_head, n_head_kv, head_dim;
+    float rope_theta, norm_eps;
+    int rope_neox;   /* 1: pairs (i, i+head_dim/2); 0: adjacent pairs */
+    int act_silu;    /* 1: silu(g)*u; 0: relu(g)^2*u */
+    int sub_norms;   /* attn_sub_norm / ffn_sub_norm present */
+    int tied;        /* output head = token_embd */
+    int32_t bos_id, eos_id, pad_id;
+    int add_bos;
+    int32_t stop_ids[BN_MAX_STOP];
+    int n_stop;
+} bn_hparams;
+
+/* Validates ranges and consistency; the error names the key and the value. */
+int bn_hparams_from_meta(const bn_meta *m, bn_hparams *hp, const char *name, bn_err *e);
+int bn_hparams_to_meta(const bn_hparams *hp, bn_meta *m);
+/* Checks every tensor the architecture needs exists with the right shape. */
+int bn_hparams_check_tensors(const bn_hparams *hp, const bn_source *s, bn_err *e);
+
+/* Nonzero for the seven ternary projections of a layer (attn_q/k/v/output,
+ * ffn_gate/up/down), by canonical name. */
+int bn_tensor_is_projection(const char *name);
+
+/* ----------------------------------------------------- foreign readers */
 
 /* A Hugging Face checkpoint directory (config.json, *.safetensors,
  * tokenizer files), converted to canonical names and types on the fly. */
@@ -16,5 +155,22 @@ int bn_safetensors_open(bn_source *s, const char *path, bn_err *e);
 /* A GGUF v2/v3 file (bitnet.cpp or llama.cpp), canonical on the fly. */
 int bn_gguf_open(bn_source *s, const char *path, bn_err *e);
 int bn_gguf_sniff(const uint8_t *head, size_t n);
+
+/* ------------------------------------------------------------ conversion */
+
+typedef struct bn_convert_opts {
+    const char *program;  /* "bn-convert 0.1.0" for provenance */
+    const char *options;  /* the command line's options, for provenance */
+    const char *name;     /* general.name override, or NULL */
+    int progress;         /* draw progress on stderr */
+} bn_convert_opts;
+
+/* Streams any source into a bn model file at out ("-" = stdout): one tensor
+ * in memory at a time, output atomic, provenance recorded. */
+int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_err *e);
+
+/* Describes any model input (--info): hyper-parameters, tensors, sizes,
+ * checksum status; as text or JSON. verify: recompute checksums (bn files). */
+int bn_describe(const char *src, FILE *fp, int json, int verify, bn_err *e);
 
 #endif

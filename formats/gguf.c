@@ -7,10 +7,10 @@
  *
  * Every count, size and offset in the file is checked against the file size
  * before it is used to allocate or read. */
-#include "bn.h"
+#include "formats.h"
 #include "formats.h"
 
-#include "tokenizer.h"
+#include "tok_section.h"
 
 #include <errno.h>
 #include <fcntl.h>

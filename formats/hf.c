@@ -2,11 +2,11 @@
  * .safetensors shards, tokenizer files. Presents the model canonically:
  * GGUF-style tensor names, packed ternary weights as `t2`, hyper-parameters
  * under the model.* keys (formats/bn-model.md). */
-#include "bn.h"
+#include "formats.h"
 #include "formats.h"
 #include "jsonfile.h"
 
-#include "tokenizer.h"
+#include "tok_section.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

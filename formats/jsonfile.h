@@ -2,7 +2,7 @@
 #ifndef BN_JSONFILE_H
 #define BN_JSONFILE_H
 
-#include "bn.h"
+#include "formats.h"
 #include <cjson/cJSON.h>
 
 /* Parses a whole JSON file; the error names the file. */

@@ -1,7 +1,7 @@
 /* safetensors.c — reader of the safetensors container (huggingface/safetensors
  * "Format"): u64 header length, JSON header, byte buffer. Tensors are read one
  * at a time with pread, so memory stays one tensor whatever the file size. */
-#include "bn.h"
+#include "formats.h"
 #include "formats.h"
 #include "safetensors.h"
 

@@ -2,7 +2,7 @@
 #ifndef BN_SAFETENSORS_H
 #define BN_SAFETENSORS_H
 
-#include "bn.h"
+#include "formats.h"
 
 /* pread exactly n bytes at off, or fail naming the file. */
 int bn_pread_full(int fd, void *buf, size_t n, uint64_t off, const char *name, bn_err *e);

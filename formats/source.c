@@ -1,5 +1,4 @@
-/* source.c — opening any supported model input, and the bn_source basics. */
-#include "bn.h"
+/* source.c — the bn_source basics: closing, recorded files, lookups. */
 #include "formats.h"
 
 #include <errno.h>
@@ -49,38 +48,3 @@ const bn_tensor *bn_source_find(const bn_source *s, const char *name)
     return i < 0 ? NULL : &s->tensors[i];
 }
 
-int bn_open_any(bn_source *s, const char *path, bn_err *e)
-{
-    memset(s, 0, sizeof *s);
-    if (!strcmp(path, "-"))
-        return bn_bnfile_open(s, path, BN_OPEN_STREAM, e);
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return bn_fail(e, "%s: %s", path, strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return bn_hf_open(s, path, e);
-    /* A pipe or FIFO (`<(bn-convert ...)`, mkfifo) can be read only once:
-     * sniffing its head would eat bytes the reader needs. Only bn files
-     * stream, so it is read as one. */
-    if (!S_ISREG(st.st_mode))
-        return bn_bnfile_open(s, path, BN_OPEN_STREAM, e);
-    uint8_t head[8] = {0};
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return bn_fail(e, "%s: %s", path, strerror(errno));
-    ssize_t n = read(fd, head, sizeof head);
-    close(fd);
-    if (n < 0)
-        return bn_fail(e, "%s: %s", path, strerror(errno));
-    if (bn_bnfile_sniff(head, (size_t)n))
-        return bn_bnfile_open(s, path, S_ISREG(st.st_mode) ? BN_OPEN_MAP : BN_OPEN_STREAM, e);
-    if (bn_gguf_sniff(head, (size_t)n))
-        return bn_gguf_open(s, path, e);
-    size_t len = strlen(path);
-    if (len > 12 && !strcmp(path + len - 12, ".safetensors"))
-        return bn_safetensors_open(s, path, e);
-    if (n < 8)
-        return bn_fail(e, "%s: too short to be a model file", path);
-    return bn_fail(e, "%s: unrecognized format (expected a bn model, GGUF, .safetensors or an HF directory)",
-                   path);
-}

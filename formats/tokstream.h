@@ -6,7 +6,7 @@
 #ifndef BN_TOKSTREAM_H
 #define BN_TOKSTREAM_H
 
-#include "bn.h"
+#include "formats.h"
 
 #define BN_TOKS_MAGIC "BNTOKEN" /* followed by a NUL: 8 bytes */
 #define BN_TOKS_VERSION 1

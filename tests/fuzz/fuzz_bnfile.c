@@ -1,6 +1,7 @@
 /* fuzz_bnfile.c — the bn model file reader, mapped and streamed, with
  * verification: any input must give a clean error or a sane model. */
-#include "bn.h"
+#include "formats.h"
+#include "quant.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n)

@@ -1,5 +1,6 @@
 /* fuzz_gguf.c — the GGUF reader: open, then read and convert every tensor. */
-#include "bn.h"
+#include "formats.h"
+#include "quant.h"
 #include "formats.h"
 #include "fuzz_util.h"
 

@@ -1,7 +1,8 @@
 /* fuzz_hfconfig.c — an HF checkpoint directory whose config.json is the
  * input (the weights are the bundled tiny model's, linked in the directory
  * given by BN_FUZZ_HFDIR, default models/tiny-bitnet). */
-#include "bn.h"
+#include "formats.h"
+#include "quant.h"
 #include "formats.h"
 #include "fuzz_util.h"
 

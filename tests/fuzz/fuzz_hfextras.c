@@ -8,7 +8,8 @@
  * before it gets to the tokenizer). Both readers of these files run: the
  * model opener (stop ids, chat template) and the tokenizer's (BOS, chat
  * format). */
-#include "bn.h"
+#include "formats.h"
+#include "quant.h"
 #include "formats.h"
 #include "fuzz_util.h"
 #include "tokenizer.h"

@@ -1,5 +1,6 @@
 /* fuzz_safetensors.c — the safetensors container and its JSON header. */
-#include "bn.h"
+#include "formats.h"
+#include "quant.h"
 #include "formats.h"
 #include "fuzz_util.h"
 

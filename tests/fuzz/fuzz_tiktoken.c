@@ -1,7 +1,8 @@
 /* fuzz_tiktoken.c — a tiktoken rank file (`BASE64 RANK` lines): a clean
  * refusal, or a tokenizer (ranks mode, Llama 3 specials added) that
  * round-trips a fixed text and the input's own bytes. */
-#include "bn.h"
+#include "formats.h"
+#include "quant.h"
 #include "fuzz_util.h"
 #include "tokenizer.h"
 

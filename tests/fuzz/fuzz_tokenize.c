@@ -5,7 +5,8 @@
  * Llama 3 ranks (ranks mode, BN_FUZZ_LLAMA3, default
  * ../shared/data/llama3-tokenizer.model; skipped when absent). The chat
  * parser and renderer get the same input. */
-#include "bn.h"
+#include "formats.h"
+#include "quant.h"
 #include "fuzz_util.h"
 #include "tokenizer.h"
 

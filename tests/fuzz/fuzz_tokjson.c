@@ -2,7 +2,8 @@
  * it cleanly or produce a section that builds a tokenizer, and any
  * tokenizer it builds must round-trip text (with and without special-token
  * recognition) — including the input's own bytes. */
-#include "bn.h"
+#include "formats.h"
+#include "quant.h"
 #include "fuzz_util.h"
 #include "tokenizer.h"
 

@@ -4,7 +4,8 @@
 #ifndef BN_FUZZ_UTIL_H
 #define BN_FUZZ_UTIL_H
 
-#include "bn.h"
+#include "formats.h"
+#include "quant.h"
 #include "tokenizer.h"
 
 #include <stdio.h>

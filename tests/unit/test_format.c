@@ -1,6 +1,7 @@
 /* test_format.c — the bn model format: metadata round trips, writer and both
  * readers, and damage detection (every truncation, flipped bits). */
-#include "bn.h"
+#include "formats.h"
+#include "quant.h"
 #include "check.h"
 
 #include <math.h>

@@ -4,6 +4,7 @@
  * here, and every head function (scalar, SIMD, interleaved) against a
  * double sum of the specified formula. */
 #include "check.h"
+#include "formats.h"
 #include "cpu.h"
 #include "kern_head.h"
 #include "kern_ilv.h"

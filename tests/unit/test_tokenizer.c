@@ -3,7 +3,8 @@
  * against the HF path, the streaming decoder, chat rendering, token
  * streams, and the errors of malformed tokenizers. Exactness against an
  * outside reference is tests/tokenize.bats's job (js-tiktoken). */
-#include "bn.h"
+#include "formats.h"
+#include "quant.h"
 #include "check.h"
 #include "tokenizer.h"
 #include "tokstream.h"

@@ -1,0 +1,226 @@
+/* bench.h — bn-bench(1), the measurement instrument: end-to-end prefill and
+ * decode speed through the real forward pass (bn_ctx_eval), kernel
+ * micro-benchmarks, the machine's limits (memory read bandwidth, peak int8
+ * throughput), peak RSS, load time, RAPL energy, tokenizer and conversion
+ * throughput, and before/after comparison of saved runs.
+ *
+ * Every speed is a set of samples (one per repetition, after a warm-up);
+ * reports show the median and the standard deviation. Figures that do not
+ * apply to a row, or could not be measured, are NAN and print as "-" or
+ * "unavailable": nothing is estimated silently. */
+#ifndef BN_BENCH_H
+#define BN_BENCH_H
+
+#include "cli.h"
+#include "kernels.h"
+#include "model.h"
+#include "shapes.h"
+
+#define BN_BENCH_MAX_REPS 100
+#define BN_BENCH_MAX_LIST 32
+#define BN_BENCH_MAX_SETS 32
+
+/* ------------------------------------------------------------------ rows */
+
+typedef enum { BN_ROW_E2E, BN_ROW_KERNEL, BN_ROW_MACHINE, BN_ROW_TEXT } bn_row_kind;
+
+typedef struct bn_bench_row {
+    int kind;
+    char model[64];
+    double size, params;     /* model bytes and parameters (NAN: none) */
+    char layout[24], kernel[24];
+    int threads;
+    char test[48];           /* pp512, tg128, gemv, gemm128, read, int8, tokenize, convert */
+    char what[48];           /* kernels: "ffn_up 6912x2560"; machine: the instruction */
+    char unit[8];            /* t/s, GOPS, GB/s, MB/s */
+    int n;                   /* samples */
+    double samples[BN_BENCH_MAX_REPS];
+    double median, mean, stddev, min, max;
+    /* The roofline: what one token (or call) costs, what the median rate
+     * achieves, and the machine's limit at this thread count. */
+    double bytes_per, ops_per; /* bytes streamed, int8 ops (2 per MAC) */
+    double gbps, gops;
+    double bw_gbps, peak_gops;
+    double roofline;         /* percent of the binding limit */
+    char bound[8];           /* "memory" or "compute" */
+    double joules_per;       /* per token (or per call, per MB); NAN: unavailable */
+    double load_s, ttft_s, peak_rss;
+} bn_bench_row;
+
+typedef struct bn_bench_rows {
+    bn_bench_row *v;
+    size_t n, cap;
+} bn_bench_rows;
+
+/* A new row with every figure NAN; NULL when out of memory. */
+bn_bench_row *bn_bench_row_add(bn_bench_rows *r);
+void bn_bench_rows_free(bn_bench_rows *r);
+/* Median, mean, standard deviation (n-1), min, max of the samples. */
+void bn_bench_stats(bn_bench_row *row);
+/* Fills gbps/gops/roofline/bound from bytes_per, ops_per and the limits. */
+void bn_bench_roofline(bn_bench_row *row);
+
+/* ------------------------------------------------------------- the machine */
+
+typedef struct bn_bench_machine {
+    char cpu[128];
+    int n_cpus;
+    double ghz;               /* measured: a chain of dependent adds */
+    char isa[48];             /* the instruction the int8 peak was timed with */
+    double macs_per_cycle;    /* per thread, measured */
+    int n;                    /* thread counts measured */
+    int threads[BN_BENCH_MAX_LIST];
+    double bw_gbps[BN_BENCH_MAX_LIST];   /* best read bandwidth */
+    double peak_gops[BN_BENCH_MAX_LIST]; /* int8 ops/s, 2 per MAC */
+    size_t bw_bytes;
+    char energy[160];         /* "rapl: ..." or "unavailable: reason" */
+} bn_bench_machine;
+
+/* Seconds on the monotonic clock. */
+double bn_bench_now(void);
+/* Starts a new peak-RSS window (Linux clear_refs 5); 0 if it worked. */
+int bn_bench_rss_reset(void);
+/* Peak resident set size in bytes since the last reset (VmHWM). */
+double bn_bench_rss_peak(void);
+void bn_bench_cpu_name(char *buf, size_t n);
+
+/* Best read bandwidth (GB/s, 1e9) over a buffer of `bytes`, read with
+ * vector loads by `threads` threads. */
+int bn_bench_bandwidth(size_t bytes, int threads, double *gbps, bn_err *e);
+/* Clock frequency in GHz from a timing loop of dependent adds. */
+double bn_bench_ghz(void);
+/* Peak int8 multiply-accumulates per second on `threads` threads with the
+ * best dot-product instruction this CPU runs (named in isa). */
+int bn_bench_peak_macs(int threads, double *macs_per_s, char *isa, size_t isa_n, bn_err *e);
+/* Measures bandwidth and peak for each thread count. */
+int bn_bench_machine_measure(bn_bench_machine *mc, const int *threads, int n, size_t bw_bytes, bn_err *e);
+/* Limits at a thread count (the nearest measured one). */
+double bn_bench_bw_at(const bn_bench_machine *mc, int threads);
+double bn_bench_peak_at(const bn_bench_machine *mc, int threads);
+
+/* ------------------------------------------------------------------ energy */
+
+#define BN_RAPL_MAX 8
+/* The package-level powercap domains under root (/sys/class/powercap). */
+typedef struct bn_rapl {
+    int n;
+    char path[BN_RAPL_MAX][256];
+    double range_j[BN_RAPL_MAX];
+    char status[160];
+} bn_rapl;
+
+/* Returns 0 when every package counter is readable; otherwise -1 with the
+ * reason in r->status ("unavailable: ..."). */
+int bn_rapl_open(bn_rapl *r, const char *root);
+/* Reads every package counter (joules) into per_domain[r->n]; -1 when a
+ * read fails. */
+int bn_rapl_sample(const bn_rapl *r, double *per_domain);
+/* Joules between two samples, summed over packages, allowing for each
+ * counter's wrap-around. */
+double bn_rapl_delta(const bn_rapl *r, const double *before, const double *after);
+
+/* ---------------------------------------------------------- synthetic models */
+
+/* A model of a named shape with random ternary weights, written with the bn
+ * writer into an unlinked file on tmpfs (memory), held open by fd. */
+typedef struct bn_synth {
+    const bn_shape *shape;
+    uint32_t layout;
+    int fd;
+    char path[64];            /* /proc/self/fd/N, for bn_model_load */
+    uint64_t file_bytes;
+    double gen_s;
+} bn_synth;
+
+/* Bytes of the synthetic file for a shape and layout; 0 if the layout has
+ * no size rule. max_tensor receives the largest tensor. */
+uint64_t bn_synth_bytes(const bn_shape *s, uint32_t layout, uint64_t *max_tensor);
+/* Refuses (with need and MemAvailable named) when file + extra bytes do
+ * not fit under limit (0: MemAvailable). */
+int bn_synth_new(bn_synth *sy, const bn_shape *s, uint32_t layout, uint64_t extra, uint64_t limit, uint64_t seed,
+                 bn_err *e);
+void bn_synth_free(bn_synth *sy);
+/* Fills buf (bn_bench_layout_bytes) with a random ternary [rows, k]
+ * matrix in a layout: made as t2, then packed by pack.h when the layout is
+ * a packed one, so it holds exactly what bn-pack would write. */
+int bn_synth_weights(uint8_t *buf, uint64_t rows, uint64_t k, uint32_t layout, uint64_t *rng, bn_err *e);
+/* Bytes of a [rows, k] ternary matrix in a layout (t2 or packed); 0 if
+ * the layout is unknown. */
+uint64_t bn_bench_layout_bytes(uint32_t layout, uint64_t rows, uint64_t k);
+uint64_t bn_bench_rand(uint64_t *state);
+
+/* ------------------------------------------------------------- kernel sets */
+
+/* Every kernel set this build and CPU offer, deduplicated, t2 first. */
+size_t bn_bench_kernel_sets(const bn_kernels **sets, size_t max, const char *const *extra, size_t n_extra);
+/* The sets -k names: each NAME (every layout that has it) or NAME:LAYOUT,
+ * deduplicated; 0 with a reason naming what is available. */
+size_t bn_bench_select_kernels(const char *const *names, size_t n_names, const bn_kernels **sets, size_t max,
+                               bn_err *e);
+/* "t2" or "type17" for a layout. */
+void bn_bench_layout_name(uint32_t layout, char *buf, size_t n);
+
+/* ----------------------------------------------------------------- options */
+
+enum { BN_FMT_MD, BN_FMT_CSV, BN_FMT_JSON };
+enum { BN_MODE_E2E, BN_MODE_KERNELS, BN_MODE_MACHINE, BN_MODE_TOKENIZE, BN_MODE_CONVERT };
+
+typedef struct bn_bench_opts {
+    int mode;
+    const char *models[BN_BENCH_MAX_LIST];
+    size_t n_models;
+    const bn_shape *synth[BN_BENCH_MAX_LIST];
+    size_t n_synth;
+    uint32_t pp[BN_BENCH_MAX_LIST], tg[BN_BENCH_MAX_LIST];
+    size_t n_pp, n_tg;
+    int threads[BN_BENCH_MAX_LIST];
+    size_t n_threads;
+    const char *kernels[BN_BENCH_MAX_LIST]; /* NAME or NAME:LAYOUT */
+    size_t n_kernels;
+    int reps;
+    int kv_f16;
+    int mmap_only;            /* --mmap: decode from the file mapping (no bn_model_to_memory) */
+    uint64_t seed;
+    size_t bw_bytes;          /* bandwidth buffer */
+    uint64_t mem_limit;       /* 0: MemAvailable */
+    const char *rapl_root;
+    const char *vocab, *text; /* tokenizer: rank file; text file (NULL: generated) */
+    size_t text_bytes;        /* generated text size */
+    int format;
+    int verbose;
+    const char *prog;         /* for progress lines */
+} bn_bench_opts;
+
+void bn_bench_opts_default(bn_bench_opts *o);
+
+/* Each fills rows; the machine measurement (mc) is done by the caller. */
+int bn_bench_e2e(const bn_bench_opts *o, const bn_bench_machine *mc, const bn_rapl *rapl, bn_bench_rows *rows,
+                 bn_err *e);
+int bn_bench_kernels(const bn_bench_opts *o, const bn_bench_machine *mc, bn_bench_rows *rows, bn_err *e);
+struct bn_pool;
+/* GEMV of the output head in every head type this build runs (f16, bf16,
+ * f32, i8, q6), kernel "head". */
+int bn_bench_heads(const bn_bench_opts *o, const bn_bench_machine *mc, struct bn_pool *pool, int threads,
+                   bn_bench_rows *rows, bn_err *e);
+int bn_bench_machine_rows(const bn_bench_machine *mc, bn_bench_rows *rows);
+int bn_bench_tokenize(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e);
+int bn_bench_convert(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e);
+
+/* Runs the mode the options ask for and prints the report on fp. */
+int bn_bench_run(const bn_bench_opts *o, FILE *fp, bn_err *e);
+
+/* ------------------------------------------------------------------ output */
+
+int bn_bench_report(FILE *fp, int format, const bn_bench_machine *mc, const bn_bench_rows *rows);
+int bn_bench_list_shapes(FILE *fp, int format);
+/* Size and count in llama-bench's style: "1.10 GiB", "2.41 B". */
+void bn_bench_fmt_size(double bytes, char *buf, size_t n);
+void bn_bench_fmt_params(double params, char *buf, size_t n);
+
+/* Reads a bn-bench --json report or llama-bench -o json / jsonl output
+ * into rows (test, threads, samples, median). */
+int bn_bench_load(const char *path, bn_bench_rows *rows, int *is_peer, bn_err *e);
+/* Prints per-row ratios NEW/OLD for rows that match. */
+int bn_bench_compare(const char *old_path, const char *new_path, FILE *fp, int format, bn_err *e);
+
+#endif

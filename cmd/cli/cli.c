@@ -1,0 +1,96 @@
+/* cli.c — start-up shared by every program: common options, messages,
+ * number parsing, and the pipe policy. */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void bn_cli_init(void)
+{
+    /* A downstream `head` closing the pipe ends us quietly, like cat. */
+    signal(SIGPIPE, SIG_DFL);
+    /* Started with 0, 1 or 2 closed (`<&-`), the first file we open would
+     * take that number: stdin would read our own output file, or our
+     * stdout would write into an input. Fill the gaps with /dev/null opened
+     * the wrong way round, so using such a stream still fails loudly
+     * ("Bad file descriptor") instead of silently reading nothing or
+     * discarding output. */
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        /* lower numbers are open by now, so this one gets fd */
+        if (open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY) < 0)
+            break;
+    }
+}
+
+int bn_cli_common(const bn_prog *p, const char *arg)
+{
+    if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+        printf("%s — %s\n\n%s", p->name, p->summary, p->usage);
+        return 1;
+    }
+    if (!strcmp(arg, "--version")) {
+        printf("%s (bn) %s\n", p->name, BN_VERSION);
+        return 1;
+    }
+    return 0;
+}
+
+void bn_report(const bn_prog *p, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", p->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int bn_usage_error(const bn_prog *p, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", p->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '%s --help' for more information.\n", p->name);
+    return BN_EXIT_USAGE;
+}
+
+int bn_progress_enabled(void)
+{
+    return isatty(STDERR_FILENO);
+}
+
+int bn_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int bn_parse_double(const char *s, double *out)
+{
+    char *end;
+    if (!s || !*s)
+        return -1;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,37 @@
+/* cli.h — what every program shares: start-up, messages, exit statuses,
+ * number parsing. Program-side: not part of libbn. */
+#ifndef BN_CLI_H
+#define BN_CLI_H
+
+#include "bn.h"
+
+/* Exit statuses shared by every program (documented in each man page). */
+enum { BN_EXIT_OK = 0, BN_EXIT_DATA = 1, BN_EXIT_USAGE = 2, BN_EXIT_INTERRUPTED = 130 };
+
+/* --------------------------------------------------------------- start-up */
+
+/* Every program describes itself with one of these; bn_cli_common handles
+ * -h/--help, --version and the SIGPIPE policy. */
+typedef struct bn_prog {
+    const char *name;     /* "bn-convert" */
+    const char *summary;  /* one line */
+    const char *usage;    /* full -h text, options included */
+} bn_prog;
+
+/* Returns 1 if argv[i] was a common option that has been fully handled and the
+ * program should exit 0 (help, version), 0 otherwise. */
+int bn_cli_common(const bn_prog *p, const char *arg);
+/* Prints "NAME: MESSAGE" to stderr. */
+void bn_report(const bn_prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints the usage error, the hint to --help, and returns BN_EXIT_USAGE. */
+int bn_usage_error(const bn_prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Restores default SIGPIPE so `| head` ends us quietly, like cat. */
+void bn_cli_init(void);
+/* Nonzero when stderr is a terminal (progress is drawn only then). */
+int bn_progress_enabled(void);
+/* Parses an unsigned decimal integer in [lo, hi]; -1 on error with a reason. */
+int bn_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+/* Parses a float; -1 on error. */
+int bn_parse_double(const char *s, double *out);
+
+#endif

@@ -1,0 +1,158 @@
+/* convert.c — any source → bn model file, one tensor at a time. */
+#include "formats.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+int bn_hash_file(const char *path, uint64_t *out, bn_err *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return bn_fail(e, "%s: %s", path, strerror(errno));
+    XXH3_state_t *st = XXH3_createState();
+    size_t cap = 1 << 20;
+    uint8_t *buf = malloc(cap);
+    int rc = 0;
+    if (!st || !buf || XXH3_64bits_reset(st) != XXH_OK)
+        rc = bn_fail(e, "%s: out of memory", path);
+    while (!rc) {
+        ssize_t r = read(fd, buf, cap);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            rc = bn_fail(e, "%s: read error: %s", path, strerror(errno));
+        if (r <= 0)
+            break;
+        XXH3_64bits_update(st, buf, (size_t)r);
+    }
+    if (!rc)
+        *out = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* Provenance: who converted, with what, from which files. */
+static int add_provenance(bn_meta *m, const bn_source *s, const bn_convert_opts *o)
+{
+    int rc = 0;
+    rc |= bn_meta_set_str(m, "provenance.converter", o->program ? o->program : "bn-convert " BN_VERSION);
+    rc |= bn_meta_set_str(m, "provenance.options", o->options ? o->options : "");
+    if (!bn_meta_get(m, "provenance.source_format"))
+        rc |= bn_meta_set_str(m, "provenance.source_format", s->format);
+    if (o->name)
+        rc |= bn_meta_set_str(m, "general.name", o->name);
+    if (s->n_files) {
+        size_t total = 0;
+        for (size_t i = 0; i < s->n_files; i++)
+            total += strlen(base_name(s->files[i]));
+        char *data = malloc(total + 1);
+        uint64_t *off = malloc((s->n_files + 1) * sizeof *off);
+        if (!data || !off) {
+            free(data);
+            free(off);
+            return -1;
+        }
+        size_t pos = 0;
+        for (size_t i = 0; i < s->n_files; i++) {
+            const char *b = base_name(s->files[i]);
+            off[i] = pos;
+            memcpy(data + pos, b, strlen(b));
+            pos += strlen(b);
+        }
+        off[s->n_files] = pos;
+        rc |= bn_meta_set_strarr_owned(m, "provenance.sources", data, off, s->n_files);
+    }
+    return rc ? -1 : 0;
+}
+
+static void progress(const bn_convert_opts *o, size_t i, size_t n, const char *name)
+{
+    if (!o->progress)
+        return;
+    if (i < n)
+        fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, n, name);
+    else
+        fprintf(stderr, "\r\033[K");
+    fflush(stderr);
+}
+
+int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_err *e)
+{
+    bn_source s;
+    if (bn_open_any(&s, src, e))
+        return -1;
+    bn_meta meta = {0};
+    bn_hparams hp;
+    int rc = -1;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    bn_writer w;
+    int writing = 0;
+    if (bn_meta_copy(&meta, &s.meta) || add_provenance(&meta, &s, o)) {
+        bn_fail(e, "%s: out of memory", src);
+        goto out;
+    }
+    /* Refuse to write a model bn cannot run: hyper-parameters and shapes. */
+    if (bn_hparams_from_meta(&meta, &hp, src, e) || bn_hparams_check_tensors(&hp, &s, e))
+        goto out;
+    /* Source hashes are late metadata (known only after the data): they go
+     * to the trailer, ours or, for a bn input, carried over from its own. */
+    bn_meta_remove(&meta, "provenance.source_hashes");
+    if (bn_writer_begin(&w, out, &meta, s.tensors, s.n_tensors, e))
+        goto out;
+    writing = 1;
+    for (size_t i = 0; i < s.n_tensors; i++) {
+        const bn_tensor *t = &s.tensors[i];
+        progress(o, i, s.n_tensors, t->name);
+        if (!(buf = bn_scratch(buf, &cap, t->size))) {
+            bn_fail(e, "%s: out of memory for tensor '%s' (%llu bytes)", src, t->name, (unsigned long long)t->size);
+            goto out;
+        }
+        if (s.read(&s, i, buf, e) || bn_writer_tensor(&w, buf, t->size, e))
+            goto out;
+    }
+    progress(o, s.n_tensors, s.n_tensors, "");
+    if (!strcmp(s.format, "bn") && bn_bnfile_finish(&s, e))
+        goto out;
+    if (!s.n_files && bn_late_carry(&w.late, &s.meta)) {
+        bn_fail(e, "%s: out of memory", src);
+        goto out;
+    }
+    if (s.n_files) {
+        uint64_t *h = calloc(s.n_files, sizeof *h);
+        if (!h) {
+            bn_fail(e, "%s: out of memory", src);
+            goto out;
+        }
+        for (size_t i = 0; i < s.n_files; i++)
+            if (bn_hash_file(s.files[i], &h[i], e)) {
+                free(h);
+                goto out;
+            }
+        bn_meta_set_arr(&w.late, "provenance.source_hashes", BN_V_U64, h, s.n_files);
+        free(h);
+    }
+    writing = 0;
+    rc = bn_writer_finish(&w, e);
+out:
+    if (writing)
+        bn_writer_abort(&w);
+    if (rc)
+        progress(o, s.n_tensors, s.n_tensors, "");
+    free(buf);
+    bn_meta_free(&meta);
+    bn_source_close(&s);
+    return rc;
+}

@@ -1,0 +1,186 @@
+/* hparams.c — the forward pass's hyper-parameters, read from and written to
+ * the canonical metadata keys (formats/bn-model.md §3.1), with checks that
+ * name the key and the bad value. */
+#include "formats.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int need_u32(const bn_meta *m, const char *key, uint32_t lo, uint32_t hi, uint32_t *out, const char *name,
+                    bn_err *e)
+{
+    if (!bn_meta_get(m, key))
+        return bn_fail(e, "%s: missing metadata key '%s'", name, key);
+    if (bn_meta_u32(m, key, out))
+        return bn_fail(e, "%s: metadata '%s' is not an unsigned integer", name, key);
+    if (*out < lo || *out > hi)
+        return bn_fail(e, "%s: metadata '%s' = %u is out of range (%u..%u)", name, key, *out, lo, hi);
+    return 0;
+}
+
+static int need_f32(const bn_meta *m, const char *key, double lo, double hi, float *out, const char *name,
+                    bn_err *e)
+{
+    double v;
+    if (!bn_meta_get(m, key))
+        return bn_fail(e, "%s: missing metadata key '%s'", name, key);
+    if (bn_meta_f64(m, key, &v))
+        return bn_fail(e, "%s: metadata '%s' is not a number", name, key);
+    if (!(v >= lo && v <= hi))
+        return bn_fail(e, "%s: metadata '%s' = %g is out of range (%g..%g)", name, key, v, lo, hi);
+    *out = (float)v;
+    return 0;
+}
+
+static int need_bool(const bn_meta *m, const char *key, int *out, const char *name, bn_err *e)
+{
+    if (bn_meta_bool(m, key, out))
+        return bn_fail(e, "%s: missing or non-boolean metadata key '%s'", name, key);
+    return 0;
+}
+
+static int32_t opt_id(const bn_meta *m, const char *key)
+{
+    int64_t v;
+    if (bn_meta_i64(m, key, &v) || v < -1 || v > INT32_MAX)
+        return -1;
+    return (int32_t)v;
+}
+
+int bn_hparams_from_meta(const bn_meta *m, bn_hparams *hp, const char *name, bn_err *e)
+{
+    memset(hp, 0, sizeof *hp);
+    const char *arch = bn_meta_str(m, "general.architecture");
+    if (!arch)
+        return bn_fail(e, "%s: missing metadata key 'general.architecture'", name);
+    if (strcmp(arch, "bitnet-b1.58") && strcmp(arch, "bitnet") && strcmp(arch, "llama"))
+        return bn_fail(e, "%s: unsupported architecture '%s' (bitnet-b1.58, bitnet, llama are known)", name, arch);
+    snprintf(hp->arch, sizeof hp->arch, "%s", arch);
+    const uint32_t big = 1u << 24;
+    if (need_u32(m, "model.vocab_size", 1, 1u << 22, &hp->n_vocab, name, e) ||
+        need_u32(m, "model.context_length", 1, big, &hp->n_ctx, name, e) ||
+        need_u32(m, "model.embedding_length", 1, 1u << 17, &hp->n_embd, name, e) ||
+        need_u32(m, "model.feed_forward_length", 1, 1u << 19, &hp->n_ff, name, e) ||
+        need_u32(m, "model.block_count", 1, 4096, &hp->n_layer, name, e) ||
+        need_u32(m, "model.head_count", 1, 4096, &hp->n_head, name, e) ||
+        need_u32(m, "model.head_count_kv", 1, 4096, &hp->n_head_kv, name, e) ||
+        need_u32(m, "model.head_dim", 2, 4096, &hp->head_dim, name, e) ||
+        need_f32(m, "model.rope_theta", 1e-3, 1e12, &hp->rope_theta, name, e) ||
+        need_f32(m, "model.norm_eps", 0, 1, &hp->norm_eps, name, e) ||
+        need_bool(m, "model.sub_norms", &hp->sub_norms, name, e) ||
+        need_bool(m, "model.tied_embeddings", &hp->tied, name, e))
+        return -1;
+    if (hp->n_head % hp->n_head_kv)
+        return bn_fail(e, "%s: head_count %u is not a multiple of head_count_kv %u", name, hp->n_head,
+                       hp->n_head_kv);
+    if (hp->head_dim % 2)
+        return bn_fail(e, "%s: head_dim %u must be even for RoPE", name, hp->head_dim);
+    const char *pair = bn_meta_str(m, "model.rope_pairing");
+    if (!pair || (strcmp(pair, "neox") && strcmp(pair, "adjacent")))
+        return bn_fail(e, "%s: metadata 'model.rope_pairing' must be 'neox' or 'adjacent'", name);
+    hp->rope_neox = !strcmp(pair, "neox");
+    const char *act = bn_meta_str(m, "model.ffn_activation");
+    if (!act || (strcmp(act, "relu2") && strcmp(act, "silu")))
+        return bn_fail(e, "%s: metadata 'model.ffn_activation' must be 'relu2' or 'silu'", name);
+    hp->act_silu = !strcmp(act, "silu");
+    hp->bos_id = opt_id(m, "tokens.bos_id");
+    hp->eos_id = opt_id(m, "tokens.eos_id");
+    hp->pad_id = opt_id(m, "tokens.pad_id");
+    int add_bos = 0;
+    hp->add_bos = bn_meta_bool(m, "tokens.add_bos", &add_bos) ? hp->bos_id >= 0 : add_bos;
+    const bn_kv *stops = bn_meta_get(m, "tokens.stop_ids");
+    if (stops && stops->type == BN_V_ARR && stops->elem_type == BN_V_I32) {
+        const int32_t *ids = stops->data;
+        for (uint64_t i = 0; i < stops->count && hp->n_stop < BN_MAX_STOP; i++)
+            if (ids[i] >= 0 && (uint32_t)ids[i] < hp->n_vocab)
+                hp->stop_ids[hp->n_stop++] = ids[i];
+    } else if (hp->eos_id >= 0)
+        hp->stop_ids[hp->n_stop++] = hp->eos_id;
+    int32_t ids[3] = {hp->bos_id, hp->eos_id, hp->pad_id};
+    for (int i = 0; i < 3; i++)
+        if (ids[i] >= 0 && (uint32_t)ids[i] >= hp->n_vocab)
+            return bn_fail(e, "%s: special token id %d is outside the vocabulary (%u)", name, ids[i], hp->n_vocab);
+    return 0;
+}
+
+int bn_hparams_to_meta(const bn_hparams *hp, bn_meta *m)
+{
+    int rc = 0;
+    rc |= bn_meta_set_str(m, "general.architecture", hp->arch);
+    rc |= bn_meta_set_u32(m, "model.vocab_size", hp->n_vocab);
+    rc |= bn_meta_set_u32(m, "model.context_length", hp->n_ctx);
+    rc |= bn_meta_set_u32(m, "model.embedding_length", hp->n_embd);
+    rc |= bn_meta_set_u32(m, "model.feed_forward_length", hp->n_ff);
+    rc |= bn_meta_set_u32(m, "model.block_count", hp->n_layer);
+    rc |= bn_meta_set_u32(m, "model.head_count", hp->n_head);
+    rc |= bn_meta_set_u32(m, "model.head_count_kv", hp->n_head_kv);
+    rc |= bn_meta_set_u32(m, "model.head_dim", hp->head_dim);
+    rc |= bn_meta_set_f32(m, "model.rope_theta", hp->rope_theta);
+    rc |= bn_meta_set_str(m, "model.rope_pairing", hp->rope_neox ? "neox" : "adjacent");
+    rc |= bn_meta_set_str(m, "model.ffn_activation", hp->act_silu ? "silu" : "relu2");
+    rc |= bn_meta_set_bool(m, "model.sub_norms", hp->sub_norms);
+    rc |= bn_meta_set_f32(m, "model.norm_eps", hp->norm_eps);
+    rc |= bn_meta_set_bool(m, "model.tied_embeddings", hp->tied);
+    rc |= bn_meta_set_i32(m, "tokens.bos_id", hp->bos_id);
+    rc |= bn_meta_set_i32(m, "tokens.eos_id", hp->eos_id);
+    rc |= bn_meta_set_i32(m, "tokens.pad_id", hp->pad_id);
+    rc |= bn_meta_set_bool(m, "tokens.add_bos", hp->add_bos);
+    rc |= bn_meta_set_arr(m, "tokens.stop_ids", BN_V_I32, hp->stop_ids, (uint64_t)hp->n_stop);
+    return rc ? -1 : 0;
+}
+
+static int check_one(const bn_source *s, const char *tname, uint64_t rows, uint64_t cols, bn_err *e)
+{
+    const bn_tensor *t = bn_source_find(s, tname);
+    if (!t)
+        return bn_fail(e, "%s: tensor '%s' is missing", s->name, tname);
+    uint64_t r = 1;
+    for (uint32_t d = 0; d + 1 < t->ndim; d++)
+        r *= t->shape[d];
+    uint64_t c = t->shape[t->ndim - 1];
+    if (cols == 0) { /* a vector */
+        if (t->ndim != 1 || c != rows)
+            return bn_fail(e, "%s: tensor '%s' should be a vector of %llu", s->name, tname,
+                           (unsigned long long)rows);
+        return 0;
+    }
+    if (t->ndim != 2 || r != rows || c != cols)
+        return bn_fail(e, "%s: tensor '%s' has shape [%llu, %llu], the hyper-parameters say [%llu, %llu]", s->name,
+                       tname, (unsigned long long)r, (unsigned long long)c, (unsigned long long)rows,
+                       (unsigned long long)cols);
+    return 0;
+}
+
+int bn_hparams_check_tensors(const bn_hparams *hp, const bn_source *s, bn_err *e)
+{
+    uint64_t d = hp->n_embd, q = (uint64_t)hp->n_head * hp->head_dim, kv = (uint64_t)hp->n_head_kv * hp->head_dim;
+    if (check_one(s, "token_embd.weight", hp->n_vocab, d, e) || check_one(s, "output_norm.weight", d, 0, e))
+        return -1;
+    if (!hp->tied && check_one(s, "output.weight", hp->n_vocab, d, e))
+        return -1;
+    char n[BN_NAME_MAX];
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+#define CHECK(suffix, r, c)                                        \
+    do {                                                           \
+        snprintf(n, sizeof n, "blk.%u." suffix, l);                \
+        if (check_one(s, n, r, c, e))                              \
+            return -1;                                             \
+    } while (0)
+        CHECK("attn_norm.weight", d, 0);
+        CHECK("attn_q.weight", q, d);
+        CHECK("attn_k.weight", kv, d);
+        CHECK("attn_v.weight", kv, d);
+        CHECK("attn_output.weight", d, q);
+        CHECK("ffn_norm.weight", d, 0);
+        CHECK("ffn_gate.weight", hp->n_ff, d);
+        CHECK("ffn_up.weight", hp->n_ff, d);
+        CHECK("ffn_down.weight", d, hp->n_ff);
+        if (hp->sub_norms) {
+            CHECK("attn_sub_norm.weight", q, 0);
+            CHECK("ffn_sub_norm.weight", hp->n_ff, 0);
+        }
+#undef CHECK
+    }
+    return 0;
+}

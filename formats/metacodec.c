@@ -1,0 +1,272 @@
+/* metacodec.c — the bn metadata encoding (formats/bn-model.md §Metadata):
+ * a bn_meta list to bytes and back; sections are zlib-compressed. */
+#include "buf.h"
+#include "formats.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+static int encode_list(const bn_meta *m, bn_buf *b, bn_err *e);
+
+/* ---- decoding: every length is checked against what is left ---- */
+
+typedef struct rd {
+    const uint8_t *p;
+    size_t left;
+} rd;
+
+static int decode_list(bn_meta *m, rd *r, uint64_t count, int depth, const char *name, bn_err *e);
+
+static void put_scalar(bn_buf *b, uint32_t type, const void *v8)
+{
+    uint64_t u;
+    double d;
+    memcpy(&u, v8, 8);
+    memcpy(&d, v8, 8);
+    switch (type) {
+    case BN_V_U32: case BN_V_I32: bn_buf_put32(b, (uint32_t)u); break;
+    case BN_V_U64: case BN_V_I64: bn_buf_put64(b, u); break;
+    case BN_V_F32: { float f = (float)d; bn_buf_put(b, &f, 4); break; }
+    case BN_V_F64: bn_buf_put(b, &d, 8); break;
+    case BN_V_BOOL: { uint8_t c = u ? 1 : 0; bn_buf_put(b, &c, 1); break; }
+    }
+}
+
+static int encode_kv(const bn_kv *kv, bn_buf *b, bn_err *e)
+{
+    size_t kl = strlen(kv->key);
+    if (kl == 0 || kl > 65535)
+        return bn_fail(e, "metadata key '%s' has an invalid length", kv->key);
+    bn_buf_put32(b, (uint32_t)kl);
+    bn_buf_put(b, kv->key, kl);
+    bn_buf_put32(b, kv->type);
+    switch (kv->type) {
+    case BN_V_STR: case BN_V_BYTES:
+        bn_buf_put64(b, kv->count);
+        bn_buf_put(b, kv->data, kv->count);
+        break;
+    case BN_V_ARR:
+        bn_buf_put32(b, kv->elem_type);
+        bn_buf_put64(b, kv->count);
+        bn_buf_put(b, kv->data, kv->count * bn_meta_scalar_width(kv->elem_type));
+        break;
+    case BN_V_STRARR:
+        bn_buf_put64(b, kv->count);
+        for (uint64_t i = 0; i < kv->count; i++) {
+            uint64_t len = kv->offsets[i + 1] - kv->offsets[i];
+            if (len > UINT32_MAX)
+                return bn_fail(e, "metadata '%s': element too long", kv->key);
+            bn_buf_put32(b, (uint32_t)len);
+            bn_buf_put(b, (char *)kv->data + kv->offsets[i], len);
+        }
+        break;
+    case BN_V_SECTION: {
+        bn_buf raw = {0};
+        if (encode_list(kv->sub, &raw, e)) {
+            free(raw.p);
+            return -1;
+        }
+        uLongf clen = compressBound(raw.n);
+        uint8_t *z = malloc(clen ? clen : 1);
+        if (!z || raw.oom || compress2(z, &clen, raw.p ? raw.p : (const uint8_t *)"", raw.n, 6) != Z_OK) {
+            free(z);
+            free(raw.p);
+            return bn_fail(e, "metadata '%s': cannot compress", kv->key);
+        }
+        bn_buf_put64(b, raw.n);
+        bn_buf_put64(b, clen);
+        bn_buf_put64(b, kv->sub->n);
+        bn_buf_put(b, z, clen);
+        free(z);
+        free(raw.p);
+        break;
+    }
+    default:
+        put_scalar(b, kv->type, kv->data);
+    }
+    return 0;
+}
+
+static int encode_list(const bn_meta *m, bn_buf *b, bn_err *e)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (encode_kv(&m->kv[i], b, e))
+            return -1;
+    return 0;
+}
+
+int bn_meta_encode(const bn_meta *m, uint8_t **out, size_t *out_len, bn_err *e)
+{
+    bn_buf b = {0};
+    if (encode_list(m, &b, e)) {
+        free(b.p);
+        return -1;
+    }
+    if (b.oom) {
+        free(b.p);
+        return bn_fail(e, "metadata: out of memory");
+    }
+    *out = b.p;
+    *out_len = b.n;
+    return 0;
+}
+
+static int take(rd *r, void *dst, size_t n)
+{
+    if (n > r->left)
+        return -1;
+    if (dst)
+        memcpy(dst, r->p, n);
+    r->p += n;
+    r->left -= n;
+    return 0;
+}
+
+static int decode_kv(bn_meta *m, rd *r, int depth, const char *name, bn_err *e)
+{
+    uint32_t kl, type;
+    char key[65536];
+    if (take(r, &kl, 4) || kl == 0 || kl > 65535 || take(r, key, kl))
+        return bn_fail(e, "%s: metadata is truncated or has a bad key", name);
+    key[kl] = 0;
+    if (memchr(key, 0, kl))
+        return bn_fail(e, "%s: metadata key contains a NUL byte", name);
+    if (take(r, &type, 4))
+        return bn_fail(e, "%s: metadata '%s' is truncated", name, key);
+    if (bn_meta_get(m, key))
+        return bn_fail(e, "%s: metadata key '%s' appears twice", name, key);
+    uint64_t n = 0;
+    switch (type) {
+    case BN_V_STR: case BN_V_BYTES:
+        if (take(r, &n, 8) || n > r->left)
+            return bn_fail(e, "%s: metadata '%s' claims %llu bytes, more than the head holds", name, key,
+                           (unsigned long long)n);
+        if (bn_meta_set_blob(m, key, type, r->p, (size_t)n))
+            return bn_fail(e, "%s: out of memory", name);
+        take(r, NULL, (size_t)n);
+        return 0;
+    case BN_V_ARR: {
+        uint32_t et;
+        if (take(r, &et, 4) || take(r, &n, 8))
+            return bn_fail(e, "%s: metadata '%s' is truncated", name, key);
+        size_t w = bn_meta_scalar_width(et);
+        if (!w)
+            return bn_fail(e, "%s: metadata '%s' has unknown array element type %u", name, key, et);
+        if (n > r->left / w)
+            return bn_fail(e, "%s: metadata '%s' claims %llu elements, more than the head holds", name, key,
+                           (unsigned long long)n);
+        if (bn_meta_set_arr(m, key, et, r->p, n))
+            return bn_fail(e, "%s: out of memory", name);
+        take(r, NULL, (size_t)(n * w));
+        return 0;
+    }
+    case BN_V_STRARR: {
+        if (take(r, &n, 8) || n > r->left / 4)
+            return bn_fail(e, "%s: metadata '%s' claims more strings than the head holds", name, key);
+        uint64_t *off = malloc((n + 1) * sizeof *off);
+        char *data = malloc(r->left + 1);
+        if (!off || !data) {
+            free(off);
+            free(data);
+            return bn_fail(e, "%s: out of memory", name);
+        }
+        uint64_t pos = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            uint32_t len;
+            off[i] = pos;
+            if (take(r, &len, 4) || take(r, data + pos, len)) {
+                free(off);
+                free(data);
+                return bn_fail(e, "%s: metadata '%s' is truncated at element %llu", name, key,
+                               (unsigned long long)i);
+            }
+            pos += len;
+        }
+        off[n] = pos;
+        if (bn_meta_set_strarr_owned(m, key, data, off, n))
+            return bn_fail(e, "%s: out of memory", name);
+        return 0;
+    }
+    case BN_V_SECTION: {
+        uint64_t raw, clen, cnt;
+        if (take(r, &raw, 8) || take(r, &clen, 8) || take(r, &cnt, 8) || clen > r->left)
+            return bn_fail(e, "%s: section '%s' is truncated", name, key);
+        if (depth > 4)
+            return bn_fail(e, "%s: sections nested too deeply", name);
+        /* zlib cannot expand more than ~1032:1; a larger claim is damage. */
+        if (raw > clen * 1032 + 64 || raw > ((uint64_t)1 << 34))
+            return bn_fail(e, "%s: section '%s' claims an impossible size", name, key);
+        uint8_t *z = malloc(raw ? raw : 1);
+        if (!z)
+            return bn_fail(e, "%s: out of memory for section '%s'", name, key);
+        uLongf got = raw;
+        if (uncompress(z, &got, r->p, clen) != Z_OK || got != raw) {
+            free(z);
+            return bn_fail(e, "%s: section '%s' is corrupt (zlib)", name, key);
+        }
+        take(r, NULL, (size_t)clen);
+        bn_meta *sub = calloc(1, sizeof *sub);
+        rd sr = {z, (size_t)raw};
+        if (!sub || decode_list(sub, &sr, cnt, depth + 1, name, e)) {
+            if (sub)
+                bn_meta_free(sub);
+            free(sub);
+            free(z);
+            return -1;
+        }
+        free(z);
+        if (bn_meta_set_section(m, key, sub))
+            return bn_fail(e, "%s: out of memory", name);
+        return 0;
+    }
+    default: {
+        size_t w = bn_meta_scalar_width(type);
+        if (!w)
+            return bn_fail(e, "%s: metadata '%s' has unknown value type %u", name, key, type);
+        uint8_t v[8] = {0};
+        if (take(r, v, w))
+            return bn_fail(e, "%s: metadata '%s' is truncated", name, key);
+        uint64_t x = 0;
+        int64_t sx;
+        double d;
+        float f;
+        switch (type) {
+        case BN_V_U32: { uint32_t t; memcpy(&t, v, 4); x = t; break; }
+        case BN_V_I32: { int32_t t; memcpy(&t, v, 4); sx = t; memcpy(&x, &sx, 8); break; }
+        case BN_V_F32: memcpy(&f, v, 4); d = f; memcpy(&x, &d, 8); break;
+        case BN_V_BOOL:
+            if (v[0] > 1)
+                return bn_fail(e, "%s: metadata '%s' is a bool of value %u", name, key, v[0]);
+            x = v[0];
+            break;
+        default: memcpy(&x, v, 8);
+        }
+        if (bn_meta_set_scalar(m, key, type, &x))
+            return bn_fail(e, "%s: out of memory", name);
+        return 0;
+    }
+    }
+}
+
+static int decode_list(bn_meta *m, rd *r, uint64_t count, int depth, const char *name, bn_err *e)
+{
+    for (uint64_t i = 0; i < count; i++)
+        if (decode_kv(m, r, depth, name, e))
+            return -1;
+    return 0;
+}
+
+int bn_meta_decode(bn_meta *m, const uint8_t *b, size_t len, uint64_t count, size_t *used, const char *name,
+                   bn_err *e)
+{
+    rd r = {b, len};
+    if (count > len / 9 + 1)
+        return bn_fail(e, "%s: metadata claims %llu entries, more than the head holds", name,
+                       (unsigned long long)count);
+    if (decode_list(m, &r, count, 0, name, e))
+        return -1;
+    if (used)
+        *used = len - r.left;
+    return 0;
+}

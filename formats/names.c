@@ -1,0 +1,19 @@
+/* names.c — facts about canonical tensor names (formats/bn-model.md §4.2). */
+#include "formats.h"
+
+#include <string.h>
+
+int bn_tensor_is_projection(const char *name)
+{
+    static const char *const proj[] = {".attn_q.weight", ".attn_k.weight", ".attn_v.weight", ".attn_output.weight",
+                                       ".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight"};
+    if (strncmp(name, "blk.", 4))
+        return 0;
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof proj / sizeof *proj; i++) {
+        size_t k = strlen(proj[i]);
+        if (n > k && !strcmp(name + n - k, proj[i]))
+            return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,46 @@
+/* buf.c — the growable byte buffer of buf.h. */
+#include "buf.h"
+#include "core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void bn_buf_put(bn_buf *b, const void *v, size_t n)
+{
+    if (b->oom || n == 0)
+        return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n)
+            cap *= 2;
+        uint8_t *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, v, n);
+    b->n += n;
+}
+
+void *bn_scratch(void *p, size_t *cap, size_t need)
+{
+    if (p && need <= *cap)
+        return p;
+    free(p);
+    p = malloc(need ? need : 1);
+    *cap = p ? need : 0;
+    return p;
+}
+
+void bn_buf_put32(bn_buf *b, uint32_t v)
+{
+    bn_buf_put(b, &v, 4);
+}
+
+void bn_buf_put64(bn_buf *b, uint64_t v)
+{
+    bn_buf_put(b, &v, 8);
+}

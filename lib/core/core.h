@@ -1,0 +1,179 @@
+/* core.h — the lowest floor of libbn: errors, files and atomic outputs,
+ * scratch buffers, hashing, the tensor type numbers and float conversions,
+ * and the in-memory metadata container. Uses nothing above it. */
+#ifndef BN_CORE_H
+#define BN_CORE_H
+
+#include "bn.h"
+
+/* Sets e->msg from the format and returns -1, so callers can
+ * `return bn_fail(e, "%s: truncated", name);`. e may be NULL. */
+int bn_fail(bn_err *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------ files */
+
+/* A read-only view of a whole file: mapped when it is a regular file,
+ * otherwise (pipe, stdin) read into memory. */
+typedef struct bn_map {
+    const uint8_t *data;
+    size_t size;
+    int mapped; /* 1: munmap on close; 0: free */
+} bn_map;
+
+int bn_map_file(const char *path, bn_map *m, bn_err *e);
+void bn_unmap(bn_map *m);
+
+/* A sequential input: a file or "-" (stdin). */
+typedef struct bn_in {
+    FILE *fp;
+    const char *name; /* for messages */
+    uint64_t pos;
+    int own;
+} bn_in;
+
+int bn_in_open(bn_in *in, const char *path, bn_err *e);
+/* Reads exactly n bytes; a short read is an error naming the file. */
+int bn_in_read(bn_in *in, void *buf, size_t n, bn_err *e);
+int bn_in_skip(bn_in *in, uint64_t n, bn_err *e);
+void bn_in_close(bn_in *in);
+
+/* An output that appears whole or not at all. For a path, data goes to an
+ * unnamed temporary file in the target's directory (O_TMPFILE where the
+ * file system has it, so even SIGKILL leaves nothing behind; otherwise a
+ * dot-file that abort removes) and is renamed into place on commit.
+ * "-" writes to stdout. */
+typedef struct bn_out {
+    FILE *fp;
+    int fd;
+    char *path;     /* target, NULL for stdout */
+    char *tmp_path; /* named temporary, NULL with O_TMPFILE or stdout */
+    uint64_t pos;
+    int failed;
+} bn_out;
+
+int bn_out_open(bn_out *o, const char *path, bn_err *e);
+int bn_out_write(bn_out *o, const void *buf, size_t n, bn_err *e);
+int bn_out_pad(bn_out *o, size_t alignment, bn_err *e);
+int bn_out_commit(bn_out *o, bn_err *e);
+void bn_out_abort(bn_out *o);
+/* Nonzero if the path names a terminal (binary output is refused there). */
+int bn_out_is_tty(const char *path);
+
+/* A scratch buffer of at least need bytes: p itself while *cap suffices,
+ * else a fresh allocation (contents not kept; p is freed). NULL when out of
+ * memory, with p freed and *cap reset, so the caller just reports it. */
+void *bn_scratch(void *p, size_t *cap, size_t need);
+
+/* XXH3-64 of a buffer (the bn format's checksum). */
+uint64_t bn_hash(const void *data, size_t n);
+
+/* XXH3-64 of a whole file, read in bounded chunks. */
+int bn_hash_file(const char *path, uint64_t *out, bn_err *e);
+
+/* ---------------------------------------------------------- tensor types */
+
+/* Element/storage types of the bn model format. Numbers are part of the file
+ * format (formats/bn-model.md); gaps are reserved. Types from 16 on are
+ * kernel-packed layouts added by bn-pack. */
+typedef enum bn_type {
+    BN_F32 = 0,
+    BN_F16 = 1,
+    BN_BF16 = 2,
+    BN_I8 = 3,  /* int8 rows, then one f32 scale per row: x = q * scale[row] */
+    BN_T2 = 4,  /* ternary: 2-bit codes (w+1), 4 per byte, low bits first,
+                   rows padded to whole bytes, then the f32 tensor scale */
+    BN_I32 = 5,
+    BN_U8 = 6,
+    BN_Q6 = 7,  /* 6-bit blocks of 32 with f16 scales, in groups of 128
+                   columns (104 bytes): heads and embeddings (kern_head.h) */
+    BN_Q4 = 8,  /* 4-bit blocks of 32 with f16 scales, in groups of 128
+                   columns (72 bytes): heads and embeddings (kern_head.h) */
+    BN_Q5 = 9,  /* 5-bit blocks of 32 with f16 scales, in groups of 128
+                   columns (88 bytes): heads and embeddings (kern_head.h) */
+    BN_TYPE_COUNT_BASE
+} bn_type;
+
+/* Scalar conversions. */
+float bn_f16_to_f32(uint16_t h);
+uint16_t bn_f32_to_f16(float f);
+float bn_bf16_to_f32(uint16_t h);
+uint16_t bn_f32_to_bf16(float f); /* round to nearest even */
+
+/* Converts n elements of a float type (F32/F16/BF16) to f32. */
+int bn_to_f32(uint32_t type, const void *src, float *dst, size_t n);
+
+/* -------------------------------------------------------------- metadata */
+
+/* Typed key/value metadata (the bn format's, also used in memory for every
+ * source format). Value types are file-format numbers. */
+typedef enum bn_vtype {
+    BN_V_U32 = 1,
+    BN_V_I32 = 2,
+    BN_V_U64 = 3,
+    BN_V_I64 = 4,
+    BN_V_F32 = 5,
+    BN_V_F64 = 6,
+    BN_V_BOOL = 7,
+    BN_V_STR = 8,   /* UTF-8 text */
+    BN_V_BYTES = 9, /* raw bytes */
+    BN_V_ARR = 10,  /* array of one fixed-size scalar type */
+    BN_V_STRARR = 11, /* array of byte strings (e.g. token pieces) */
+    BN_V_SECTION = 12 /* a nested metadata list, zlib-compressed on disk */
+} bn_vtype;
+
+struct bn_meta;
+
+typedef struct bn_kv {
+    char *key;
+    uint32_t type;
+    uint32_t elem_type;   /* BN_V_ARR: the element's scalar type */
+    uint64_t count;       /* ARR/STRARR: elements; STR/BYTES: bytes */
+    void *data;           /* scalar: 8 bytes (u64/i64/f64 widened); STR/BYTES/ARR: payload */
+    uint64_t *offsets;    /* STRARR: count+1 offsets into data */
+    struct bn_meta *sub;  /* SECTION */
+} bn_kv;
+
+typedef struct bn_meta {
+    bn_kv *kv;
+    size_t n, cap;
+} bn_meta;
+
+void bn_meta_free(bn_meta *m);
+const bn_kv *bn_meta_get(const bn_meta *m, const char *key);
+int bn_meta_set_u32(bn_meta *m, const char *key, uint32_t v);
+int bn_meta_set_i32(bn_meta *m, const char *key, int32_t v);
+int bn_meta_set_u64(bn_meta *m, const char *key, uint64_t v);
+int bn_meta_set_f32(bn_meta *m, const char *key, float v);
+int bn_meta_set_bool(bn_meta *m, const char *key, int v);
+int bn_meta_set_str(bn_meta *m, const char *key, const char *v);
+int bn_meta_set_strn(bn_meta *m, const char *key, const char *v, size_t n);
+int bn_meta_set_bytes(bn_meta *m, const char *key, const void *v, size_t n);
+int bn_meta_set_arr(bn_meta *m, const char *key, uint32_t elem_type, const void *v, uint64_t count);
+/* Takes ownership of data (count strings, offsets[count+1]). */
+int bn_meta_set_strarr_owned(bn_meta *m, const char *key, char *data, uint64_t *offsets, uint64_t count);
+/* Takes ownership of sub. */
+int bn_meta_set_section(bn_meta *m, const char *key, bn_meta *sub);
+int bn_meta_copy(bn_meta *dst, const bn_meta *src); /* appends deep copies */
+int bn_meta_remove(bn_meta *m, const char *key);
+/* Appends one string to the string array at key (created if absent). */
+int bn_meta_append_str(bn_meta *m, const char *key, const char *str);
+
+/* Typed getters: -1 if missing or of the wrong type (integers convert between
+ * widths when the value fits). */
+int bn_meta_u64(const bn_meta *m, const char *key, uint64_t *out);
+int bn_meta_u32(const bn_meta *m, const char *key, uint32_t *out);
+int bn_meta_i64(const bn_meta *m, const char *key, int64_t *out);
+int bn_meta_f64(const bn_meta *m, const char *key, double *out);
+int bn_meta_bool(const bn_meta *m, const char *key, int *out);
+const char *bn_meta_str(const bn_meta *m, const char *key); /* NUL-terminated copy kept in kv */
+const bn_meta *bn_meta_section(const bn_meta *m, const char *key);
+/* A value of any type by its number (for decoders): scalars come widened to
+ * 8 bytes (u64/i64/f64); a blob (STR, BYTES) is n bytes, kept
+ * NUL-terminated. */
+int bn_meta_set_scalar(bn_meta *m, const char *key, uint32_t type, const void *v8);
+int bn_meta_set_blob(bn_meta *m, const char *key, uint32_t type, const void *v, size_t n);
+/* Bytes of one element of a scalar value type (BN_V_U32 ... BN_V_BOOL); 0 otherwise. */
+size_t bn_meta_scalar_width(uint32_t t);
+
+#endif

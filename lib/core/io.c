@@ -1,0 +1,390 @@
+/* io.c — reading whole files (mapped in place), sequential input, and
+ * output that appears whole or not at all. */
+#include "core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+uint64_t bn_hash(const void *data, size_t n)
+{
+    return XXH3_64bits(data, n);
+}
+
+static int slurp_fd(int fd, const char *name, bn_map *m, bn_err *e)
+{
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+        return bn_fail(e, "%s: out of memory", name);
+    for (;;) {
+        if (len == cap) {
+            uint8_t *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                return bn_fail(e, "%s: out of memory", name);
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + len, cap - len);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            free(buf);
+            return bn_fail(e, "%s: %s", name, strerror(errno));
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    m->data = buf;
+    m->size = len;
+    m->mapped = 0;
+    return 0;
+}
+
+int bn_map_file(const char *path, bn_map *m, bn_err *e)
+{
+    memset(m, 0, sizeof *m);
+    if (!strcmp(path, "-"))
+        return slurp_fd(STDIN_FILENO, "-", m, e);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return bn_fail(e, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int err = errno;
+        close(fd);
+        return bn_fail(e, "%s: %s", path, strerror(err));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return bn_fail(e, "%s: is a directory", path);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        int rc = slurp_fd(fd, path, m, e);
+        close(fd);
+        return rc;
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        m->data = (const uint8_t *)"";
+        m->size = 0;
+        m->mapped = 2; /* nothing to release */
+        return 0;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return bn_fail(e, "%s: cannot map: %s", path, strerror(errno));
+    m->data = p;
+    m->size = (size_t)st.st_size;
+    m->mapped = 1;
+    return 0;
+}
+
+void bn_unmap(bn_map *m)
+{
+    if (!m->data)
+        return;
+    if (m->mapped == 1)
+        munmap((void *)m->data, m->size);
+    else if (m->mapped == 0)
+        free((void *)m->data);
+    memset(m, 0, sizeof *m);
+}
+
+int bn_in_open(bn_in *in, const char *path, bn_err *e)
+{
+    memset(in, 0, sizeof *in);
+    in->name = path;
+    if (!strcmp(path, "-")) {
+        in->fp = stdin;
+        return 0;
+    }
+    in->fp = fopen(path, "rb");
+    if (!in->fp)
+        return bn_fail(e, "%s: %s", path, strerror(errno));
+    in->own = 1;
+    return 0;
+}
+
+int bn_in_read(bn_in *in, void *buf, size_t n, bn_err *e)
+{
+    size_t got = n ? fread(buf, 1, n, in->fp) : 0;
+    in->pos += got;
+    if (got != n) {
+        if (ferror(in->fp))
+            return bn_fail(e, "%s: read error: %s", in->name, strerror(errno));
+        return bn_fail(e, "%s: truncated: ends at byte %llu, %zu more bytes expected", in->name,
+                       (unsigned long long)in->pos, n - got);
+    }
+    return 0;
+}
+
+int bn_in_skip(bn_in *in, uint64_t n, bn_err *e)
+{
+    uint8_t buf[4096];
+    while (n) {
+        size_t k = n < sizeof buf ? (size_t)n : sizeof buf;
+        if (bn_in_read(in, buf, k, e))
+            return -1;
+        n -= k;
+    }
+    return 0;
+}
+
+void bn_in_close(bn_in *in)
+{
+    if (in->own && in->fp)
+        fclose(in->fp);
+    in->fp = NULL;
+}
+
+int bn_out_is_tty(const char *path)
+{
+    return (!path || !strcmp(path, "-")) && isatty(STDOUT_FILENO);
+}
+
+/* ------------------------------------------- named temporaries and signals
+ *
+ * Where O_TMPFILE works, an output has no name until commit, so any death
+ * leaves nothing. Where it does not (some file systems), the output is a
+ * named dot-file until commit; SIGINT, SIGTERM or SIGHUP would leave it
+ * behind, so those signals unlink every pending name, then kill the process
+ * with the same signal (its status still says what happened). A handler
+ * gets no context, so the pending names live in this table: the one piece
+ * of mutable process state in libbn, inherent to signals. A slot is filled
+ * before it is marked used and the handler only calls unlink, signal and
+ * raise (all async-signal-safe). Outputs are opened from one thread. SIGKILL
+ * cannot be caught: only O_TMPFILE protects against it. */
+#define MAX_PENDING 16
+static char pending_name[MAX_PENDING][PATH_MAX];
+static volatile sig_atomic_t pending_used[MAX_PENDING];
+
+static void unlink_pending(int sig)
+{
+    for (int i = 0; i < MAX_PENDING; i++)
+        if (pending_used[i])
+            unlink(pending_name[i]);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Arms the handler for the signals still at their default action (a
+ * program's own handler, or SIG_IGN under nohup, is left alone). */
+static void arm_signals(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction old, sa;
+        if (sigaction(sigs[i], NULL, &old) || old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO))
+            continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = unlink_pending;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+/* Registers a temporary name for removal on a fatal signal; a full table
+ * only loses that protection. */
+static void pending_add(const char *path)
+{
+    if (strlen(path) >= PATH_MAX)
+        return;
+    for (int i = 0; i < MAX_PENDING; i++)
+        if (!pending_used[i]) {
+            memcpy(pending_name[i], path, strlen(path) + 1);
+            pending_used[i] = 1;
+            arm_signals();
+            return;
+        }
+}
+
+/* Call before the name is unlinked or renamed away. */
+static void pending_remove(const char *path)
+{
+    for (int i = 0; i < MAX_PENDING; i++)
+        if (pending_used[i] && !strcmp(pending_name[i], path))
+            pending_used[i] = 0;
+}
+
+static char *dir_of(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return NULL;
+    char *d = strdup(dirname(copy));
+    free(copy);
+    return d;
+}
+
+int bn_out_open(bn_out *o, const char *path, bn_err *e)
+{
+    memset(o, 0, sizeof *o);
+    o->fd = -1;
+    if (!path || !strcmp(path, "-")) {
+        o->fp = stdout;
+        return 0;
+    }
+    o->path = strdup(path);
+    char *dir = dir_of(path);
+    if (!o->path || !dir) {
+        free(dir);
+        free(o->path);
+        o->path = NULL;
+        return bn_fail(e, "%s: out of memory", path);
+    }
+    /* An unnamed file vanishes by itself if we die before commit. */
+    o->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (o->fd < 0) {
+        size_t n = strlen(path) + 32;
+        o->tmp_path = malloc(n);
+        if (!o->tmp_path) {
+            free(dir);
+            return bn_fail(e, "%s: out of memory", path);
+        }
+        char *base_copy = strdup(path);
+        snprintf(o->tmp_path, n, "%s/.%s.XXXXXX", dir, base_copy ? basename(base_copy) : "bn");
+        free(base_copy);
+        o->fd = mkstemp(o->tmp_path);
+        if (o->fd >= 0)
+            pending_add(o->tmp_path);
+        if (o->fd < 0) {
+            int err = errno;
+            free(dir);
+            free(o->tmp_path);
+            free(o->path);
+            memset(o, 0, sizeof *o);
+            return bn_fail(e, "%s: cannot create: %s", path, strerror(err));
+        }
+        fchmod(o->fd, 0644);
+    }
+    free(dir);
+    o->fp = fdopen(o->fd, "wb");
+    if (!o->fp) {
+        int err = errno;
+        bn_out_abort(o);
+        return bn_fail(e, "%s: %s", path, strerror(err));
+    }
+    return 0;
+}
+
+int bn_out_write(bn_out *o, const void *buf, size_t n, bn_err *e)
+{
+    if (n && fwrite(buf, 1, n, o->fp) != n) {
+        o->failed = 1;
+        return bn_fail(e, "%s: write error: %s", o->path ? o->path : "-", strerror(errno));
+    }
+    o->pos += n;
+    return 0;
+}
+
+int bn_out_pad(bn_out *o, size_t alignment, bn_err *e)
+{
+    static const uint8_t zeros[256];
+    size_t pad = (size_t)((alignment - o->pos % alignment) % alignment);
+    while (pad) {
+        size_t k = pad < sizeof zeros ? pad : sizeof zeros;
+        if (bn_out_write(o, zeros, k, e))
+            return -1;
+        pad -= k;
+    }
+    return 0;
+}
+
+int bn_out_commit(bn_out *o, bn_err *e)
+{
+    const char *name = o->path ? o->path : "-";
+    if (fflush(o->fp) != 0) {
+        int err = errno;
+        bn_out_abort(o);
+        return bn_fail(e, "%s: write error: %s", name, strerror(err));
+    }
+    if (!o->path) {
+        if (ferror(o->fp))
+            return bn_fail(e, "-: write error");
+        return 0;
+    }
+    if (fsync(o->fd) != 0 && errno != EINVAL) {
+        int err = errno;
+        bn_out_abort(o);
+        return bn_fail(e, "%s: write error: %s", name, strerror(err));
+    }
+    int rc = 0;
+    if (o->tmp_path) {
+        if (rename(o->tmp_path, o->path) != 0)
+            rc = bn_fail(e, "%s: cannot rename into place: %s", name, strerror(errno));
+        else
+            pending_remove(o->tmp_path);
+    } else {
+        /* Give the unnamed file a temporary name, then rename over the target
+         * (linkat cannot replace an existing file). */
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", o->fd);
+        size_t n = strlen(o->path) + 32;
+        char *tmp = malloc(n);
+        if (!tmp)
+            rc = bn_fail(e, "%s: out of memory", name);
+        else {
+            char *dir = dir_of(o->path);
+            char *base_copy = strdup(o->path);
+            snprintf(tmp, n, "%s/.%s.%ld", dir ? dir : ".", base_copy ? basename(base_copy) : "bn",
+                     (long)getpid());
+            free(dir);
+            free(base_copy);
+            /* For the instant the file has a name but not its own. */
+            pending_add(tmp);
+            if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) != 0)
+                rc = bn_fail(e, "%s: cannot create: %s", name, strerror(errno));
+            else if (rename(tmp, o->path) != 0) {
+                rc = bn_fail(e, "%s: cannot rename into place: %s", name, strerror(errno));
+                unlink(tmp);
+            }
+            pending_remove(tmp);
+            free(tmp);
+        }
+    }
+    fclose(o->fp);
+    o->fp = NULL;
+    if (rc && o->tmp_path) {
+        pending_remove(o->tmp_path);
+        unlink(o->tmp_path);
+    }
+    free(o->tmp_path);
+    free(o->path);
+    o->tmp_path = o->path = NULL;
+    return rc;
+}
+
+void bn_out_abort(bn_out *o)
+{
+    if (!o->path) {
+        if (o->fp)
+            fflush(o->fp);
+        o->fp = NULL;
+        return;
+    }
+    if (o->fp)
+        fclose(o->fp);
+    else if (o->fd >= 0)
+        close(o->fd);
+    if (o->tmp_path) {
+        pending_remove(o->tmp_path);
+        unlink(o->tmp_path);
+    }
+    free(o->tmp_path);
+    free(o->path);
+    memset(o, 0, sizeof *o);
+    o->fd = -1;
+}

@@ -1,0 +1,156 @@
+/* kern_2bit.h — what every SIMD kernel for the 2-bit layouts (t2, i2s)
+ * shares. Internal to the kernel files.
+ *
+ * The idea: a SIMD kernel reads a weight row as vectors of W bytes
+ * (W = 16 NEON, 32 AVX2, 64 AVX-512). Shifting a vector right by 2p and
+ * masking with 3 gives W codes (w+1) of "plane" p. Which columns those
+ * codes belong to depends on the layout (t2 interleaves 4 columns per
+ * byte, I2_S puts 32-column groups in bit planes) — but the set's own
+ * quantize() writes the activations in exactly that order, so the inner
+ * loop is the same multiply-add for every layout and needs no shuffles:
+ *
+ *   q'[4W·v + W·p + b] = q[element(byte W·v + b, plane p)]
+ *
+ * for the first V vectors of a row (those that hold only whole groups of
+ * real columns); columns after them keep their natural position and are
+ * done by a scalar tail. The integer dot product is then
+ *
+ *   Σ_c w·q = Σ_{SIMD part} code·q' − Σ_{SIMD part} q' + Σ_{tail} w·q
+ *
+ * which is exact in int32 (|Σ| ≤ 2·128·K). */
+#ifndef BN_KERN_2BIT_H
+#define BN_KERN_2BIT_H
+
+#include "core.h"
+#include "kernels.h"
+#include "pack.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Vectors of W bytes at the start of a row that hold only real columns
+ * and whole layout groups. */
+static inline size_t k2_nvec(uint32_t layout, size_t W, size_t k)
+{
+    if (layout == BN_B3)
+        return 0; /* b3 kernels keep activations in natural order */
+    if (layout == BN_I2S) {
+        size_t blocks = k / 128; /* whole 32-byte blocks */
+        return W <= 32 ? blocks * (32 / W) : blocks / (W / 32);
+    }
+    return k / (4 * W); /* t2: a byte is 4 consecutive columns */
+}
+
+/* Where column c goes in the set's activation order. */
+static inline size_t k2_pos(uint32_t layout, size_t W, size_t V, size_t c)
+{
+    if (c >= 4 * W * V)
+        return c;
+    size_t g, p; /* byte of the row, plane */
+    if (layout == BN_I2S) {
+        g = c / 128 * 32 + c % 32;
+        p = 3 - c % 128 / 32;
+    } else {
+        g = c / 4;
+        p = c % 4;
+    }
+    return 4 * W * (g / W) + W * p + g % W;
+}
+
+/* The reference quantization (kern_ref.c's formula, bit for bit) writing
+ * q in the set's order. */
+static inline float k2_quantize(uint32_t layout, size_t W, const float *x, size_t k, int8_t *q)
+{
+    float amax = 0;
+    for (size_t i = 0; i < k; i++) {
+        float a = fabsf(x[i]);
+        if (a > amax)
+            amax = a;
+    }
+    float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);
+    size_t V = k2_nvec(layout, W, k);
+    for (size_t i = 0; i < k; i++) {
+        float v = nearbyintf(x[i] * s);
+        if (v > 127)
+            v = 127;
+        if (v < -128)
+            v = -128;
+        q[k2_pos(layout, W, V, i)] = (int8_t)v;
+    }
+    return s;
+}
+
+/* Σ w·q over the tail columns [4WV, k) of row r (natural order). */
+static inline int32_t k2_tail(uint32_t layout, const uint8_t *w, size_t k, size_t r, size_t c0, const int8_t *q)
+{
+    int32_t a = 0;
+    for (size_t c = c0; c < k; c++)
+        a += bn_packed_get(layout, w, k, r, c) * q[c];
+    return a;
+}
+
+/* Float activations (verification only, natural order): unpacks a block
+ * of a row at a time, like the t2 reference. */
+static inline void k2_gemm_f32(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
+                               const float *x, size_t n, size_t ldx, float *y, size_t ldy)
+{
+    enum { BLK = 256 };
+    float wv[BLK], acc[BN_KERN_MAX_N];
+    for (size_t r = r0; r < r1; r++) {
+        memset(acc, 0, n * sizeof acc[0]);
+        for (size_t c0 = 0; c0 < k; c0 += BLK) {
+            size_t nb = k - c0 < BLK ? k - c0 : BLK;
+            for (size_t j = 0; j < nb; j++)
+                wv[j] = (float)bn_packed_get(layout, w, k, r, c0 + j);
+            for (size_t t = 0; t < n; t++) {
+                const float *xt = x + t * ldx + c0;
+                float a = 0;
+                for (size_t j = 0; j < nb; j++)
+                    a += wv[j] * xt[j];
+                acc[t] += a;
+            }
+        }
+        for (size_t t = 0; t < n; t++)
+            y[t * ldy + r] = acc[t] * beta;
+    }
+}
+
+/* Defines name##_gemm_f32 for layout L (the float path every set shares);
+ * K2_COMMON_FUNCS adds the reference name##_quantize at width W. */
+#define K2_F32_FUNC(L, name)                                                                                  \
+    static void name##_gemm_f32(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const float *x, \
+                                size_t n, size_t ldx, float *y, size_t ldy)                                   \
+    {                                                                                                         \
+        k2_gemm_f32(L, w, k, r0, r1, beta, x, n, ldx, y, ldy);                                                \
+    }
+#define K2_COMMON_FUNCS(L, Wd, name)                                                                          \
+    static float name##_quantize(const float *x, size_t k, int8_t *q) { return k2_quantize(L, Wd, x, k, q); } \
+    K2_F32_FUNC(L, name)
+
+/* The set of a file's three (t2, i2s, b3) for layout; NULL for others. */
+static inline const bn_kernels *k2_by_layout(uint32_t layout, const bn_kernels *t2, const bn_kernels *i2s,
+                                             const bn_kernels *b3)
+{
+    return layout == BN_T2 ? t2 : layout == BN_I2S ? i2s : layout == BN_B3 ? b3 : NULL;
+}
+
+/* The per-ISA set constructors (kern_avx2.c, kern_avx512.c, kern_neon.c);
+ * each returns NULL for layouts it lacks or when not built for this
+ * architecture. They do not check the CPU: kern_select.c does. */
+const bn_kernels *bn_kernels_avx2(uint32_t layout);
+const bn_kernels *bn_kernels_avx512(uint32_t layout);
+const bn_kernels *bn_kernels_neon(uint32_t layout, int dotprod);
+/* avx512's quantize and GEMV with the AMX-INT8 GEMM (t2, i2s, b3). */
+const bn_kernels *bn_kernels_amx(uint32_t layout);
+/* kern_amx.c: the gemm contract for layout (t2, i2s, b3) on activations in
+ * the avx512 set's order; ilv: rows interleaved as in kern_ilv.h. Only
+ * for CPUs that bn_cpu_detect finds amx_int8 on. */
+void bn_amx_gemm(uint32_t layout, int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
+                 const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy);
+const bn_kernels *bn_kernels_ref_packed(uint32_t layout);
+
+struct bn_cpu;
+/* The set called name ("auto": the best) for layout that cpu can run. */
+const bn_kernels *bn_kernels_pick(const char *name, uint32_t layout, const struct bn_cpu *cpu);
+
+#endif

@@ -1,0 +1,36 @@
+/* quant.h — absmean ternarization (ternary.c) and bn-quant's streaming
+ * pass over a model (quantize.c). */
+#ifndef BN_QUANT_H
+#define BN_QUANT_H
+
+#include "formats.h"
+
+typedef struct bn_quant_stats {
+    float scale;       /* beta = mean|W| (clamped at 1e-5) */
+    double zero_share; /* fraction of weights that became 0 */
+    double rel_error;  /* ||W - beta*T|| / ||W|| */
+} bn_quant_stats;
+
+/* Absmean ternarization (formats.md §1.4): beta = mean|W| over the whole
+ * tensor, T = clamp(rint(W/beta), -1, 1); writes a `t2` tensor. */
+void bn_ternarize_absmean(const float *w, uint64_t rows, uint64_t k, uint8_t *t2, bn_quant_stats *st);
+/* Reads ternary value (row r, column c) of a `t2` tensor: -1, 0 or 1. */
+int bn_t2_get(const uint8_t *t2, uint64_t k, uint64_t r, uint64_t c);
+float bn_t2_scale(const uint8_t *t2, uint64_t rows, uint64_t k);
+
+typedef struct bn_quant_opts {
+    const char *step;   /* provenance line, e.g. "bn-quant 0.1.0" */
+    FILE *report;       /* per-tensor report, or NULL */
+    int report_json;
+    int progress;
+    /* Re-encode the output head / the embedding table (float tensors
+     * only) as this type (f32, f16, bf16, i8, q6); -1 keeps it. When the
+     * embeddings are tied the one tensor is both, and head_type wins. */
+    int head_type, embd_type;
+} bn_quant_opts;
+
+/* Streams a bn model, ternarizing float projection weights; everything else
+ * (and ternary input) passes through untouched. */
+int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err *e);
+
+#endif

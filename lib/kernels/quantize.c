@@ -1,0 +1,172 @@
+/* quantize.c — bn-quant's loop: a bn model in, the same model with float
+ * projection weights ternarized out, one tensor at a time. */
+#include "quant.h"
+#include "kern_head.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int wants_ternary(const bn_tensor *t)
+{
+    return bn_tensor_is_projection(t->name) && t->ndim == 2 &&
+           (t->type == BN_F32 || t->type == BN_F16 || t->type == BN_BF16);
+}
+
+/* The type the head/embedding tensor t becomes, or -1 to pass it through.
+ * A tied model's token_embd.weight is also its head. */
+static int head_target(const bn_tensor *t, const bn_hparams *hp, const bn_quant_opts *o)
+{
+    if (t->ndim != 2 || !(t->type == BN_F32 || t->type == BN_F16 || t->type == BN_BF16))
+        return -1;
+    if (!strcmp(t->name, "output.weight"))
+        return o->head_type;
+    if (!strcmp(t->name, "token_embd.weight"))
+        return hp->tied && o->head_type >= 0 ? o->head_type : o->embd_type;
+    return -1;
+}
+
+/* One float row into the head type ty; i8 scales go to scales[r]. */
+static void encode_row(int ty, const float *x, size_t d, uint8_t *out, float *scale)
+{
+    if (ty == BN_I8)
+        *scale = bn_i8_encode_row(x, d, (int8_t *)out);
+    else if (ty == BN_Q6)
+        bn_q6_encode_row(x, d, out);
+    else if (ty == BN_Q4)
+        bn_q4_encode_row(x, d, out);
+    else if (ty == BN_Q5)
+        bn_q5_encode_row(x, d, out);
+    else if (ty == BN_F32)
+        memcpy(out, x, d * 4);
+    else
+        for (size_t c = 0; c < d; c++) {
+            uint16_t v = ty == BN_F16 ? bn_f32_to_f16(x[c]) : bn_f32_to_bf16(x[c]);
+            memcpy(out + 2 * c, &v, 2);
+        }
+}
+
+static uint64_t encoded_row_bytes(int ty, uint64_t d)
+{
+    return bn_head_row_bytes((uint32_t)ty, d);
+}
+
+int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err *e)
+{
+    bn_source s;
+    if (bn_open_any(&s, src, e))
+        return -1;
+    int rc = -1, writing = 0;
+    bn_meta meta = {0};
+    bn_tensor *dir = NULL;
+    uint8_t *in = NULL, *outb = NULL;
+    float *f = NULL;
+    size_t in_cap = 0, out_cap = 0, f_cap = 0;
+    bn_writer w;
+    bn_hparams hp;
+    if (bn_meta_copy(&meta, &s.meta) ||
+        bn_meta_append_str(&meta, "provenance.steps", o->step ? o->step : "bn-quant " BN_VERSION)) {
+        bn_fail(e, "%s: out of memory", src);
+        goto out;
+    }
+    if (bn_hparams_from_meta(&meta, &hp, src, e))
+        goto out;
+    bn_meta_remove(&meta, "provenance.source_hashes"); /* late: carried at the end */
+    dir = calloc(s.n_tensors + 1, sizeof *dir);
+    if (!dir) {
+        bn_fail(e, "%s: out of memory", src);
+        goto out;
+    }
+    memcpy(dir, s.tensors, s.n_tensors * sizeof *dir);
+    for (size_t i = 0; i < s.n_tensors; i++) {
+        int ht = head_target(&dir[i], &hp, o);
+        if (wants_ternary(&dir[i])) {
+            dir[i].type = BN_T2;
+            dir[i].size = bn_type_size(BN_T2, 2, dir[i].shape);
+        } else if (ht >= 0) {
+            const char *why;
+            if (!bn_head_type_ok((uint32_t)ht, dir[i].shape[1], &why)) {
+                bn_fail(e, "%s: cannot store '%s' as %s: %s", src, dir[i].name, bn_type_name((uint32_t)ht), why);
+                goto out;
+            }
+            dir[i].type = (uint32_t)ht;
+            dir[i].size = bn_type_size((uint32_t)ht, 2, dir[i].shape);
+        }
+    }
+    if (bn_writer_begin(&w, out, &meta, dir, s.n_tensors, e))
+        goto out;
+    writing = 1;
+    if (o->report && o->report_json)
+        fprintf(o->report, "[");
+    size_t reported = 0;
+    for (size_t i = 0; i < s.n_tensors; i++) {
+        const bn_tensor *t = &s.tensors[i];
+        if (o->progress)
+            fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, s.n_tensors, t->name);
+        if (!(in = bn_scratch(in, &in_cap, t->size))) {
+            bn_fail(e, "%s: out of memory for '%s'", src, t->name);
+            goto out;
+        }
+        if (s.read(&s, i, in, e))
+            goto out;
+        int ht = head_target(t, &hp, o);
+        if (!wants_ternary(t) && ht < 0) {
+            if (bn_writer_tensor(&w, in, t->size, e))
+                goto out;
+            continue;
+        }
+        uint64_t rows = t->shape[0], k = t->shape[1], n = rows * k;
+        if (!(f = bn_scratch(f, &f_cap, n * sizeof *f)) || !(outb = bn_scratch(outb, &out_cap, dir[i].size))) {
+            bn_fail(e, "%s: out of memory for '%s'", src, t->name);
+            goto out;
+        }
+        bn_to_f32(t->type, in, f, n);
+        if (ht >= 0) {
+            /* rows, then (i8) one f32 scale per row after all of them */
+            uint64_t rbytes = encoded_row_bytes(ht, k);
+            for (uint64_t r = 0; r < rows; r++) {
+                float sc;
+                encode_row(ht, f + r * k, k, outb + r * rbytes, &sc);
+                if (ht == BN_I8)
+                    memcpy(outb + rows * k + 4 * r, &sc, 4);
+            }
+            if (bn_writer_tensor(&w, outb, dir[i].size, e))
+                goto out;
+            continue;
+        }
+        bn_quant_stats st;
+        bn_ternarize_absmean(f, rows, k, outb, &st);
+        if (bn_writer_tensor(&w, outb, dir[i].size, e))
+            goto out;
+        if (o->report) {
+            if (o->report_json)
+                fprintf(o->report, "%s\n{\"tensor\":\"%s\",\"scale\":%.9g,\"zero_share\":%.6f,\"rel_error\":%.6f}",
+                        reported ? "," : "", t->name, st.scale, st.zero_share, st.rel_error);
+            else
+                fprintf(o->report, "%-32s scale %-12.6g zeros %6.2f%%  rel.error %.4f\n", t->name, st.scale,
+                        100 * st.zero_share, st.rel_error);
+            reported++;
+        }
+    }
+    if (o->report && o->report_json)
+        fprintf(o->report, "\n]\n");
+    if (o->progress)
+        fprintf(stderr, "\r\033[K");
+    if (!strcmp(s.format, "bn") && bn_bnfile_finish(&s, e))
+        goto out;
+    if (bn_late_carry(&w.late, &s.meta)) {
+        bn_fail(e, "%s: out of memory", src);
+        goto out;
+    }
+    writing = 0;
+    rc = bn_writer_finish(&w, e);
+out:
+    if (writing)
+        bn_writer_abort(&w);
+    free(in);
+    free(outb);
+    free(f);
+    free(dir);
+    bn_meta_free(&meta);
+    bn_source_close(&s);
+    return rc;
+}

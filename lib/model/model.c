@@ -1,0 +1,342 @@
+/* model.c — turns a model description (bn_source) into a runnable bn_model:
+ * checks the architecture and every tensor, points matrices into the mapped
+ * file, copies norms to f32, ternarizes float projections (HF "online"). */
+#include "cpu.h"
+#include "kern_head.h"
+#include "kern_ilv.h"
+#include "model.h"
+#include "quant.h"
+#include "pack.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static void *own(bn_model *m, void *p)
+{
+    if (!p)
+        return NULL;
+    if (m->n_owned == m->cap_owned) {
+        size_t cap = m->cap_owned ? 2 * m->cap_owned : 64;
+        void **v = realloc(m->owned, cap * sizeof *v);
+        if (!v) {
+            free(p);
+            return NULL;
+        }
+        m->owned = v;
+        m->cap_owned = cap;
+    }
+    m->owned[m->n_owned++] = p;
+    return p;
+}
+
+static int is_float(uint32_t t)
+{
+    return t == BN_F32 || t == BN_F16 || t == BN_BF16;
+}
+
+/* The bytes of tensor i: in place when mapped, else already read by
+ * read_missing(). */
+static const void *bytes_of(const bn_model *m, const bn_tensor *t)
+{
+    return t->data;
+}
+
+/* Reads every tensor the mapping does not provide (pipes, HF, GGUF), in
+ * directory order so streaming sources work. */
+static int read_missing(bn_model *m, bn_err *e)
+{
+    bn_source *s = &m->src;
+    m->mapped = !strcmp(s->format, "bn");
+    for (size_t i = 0; i < s->n_tensors; i++) {
+        bn_tensor *t = &s->tensors[i];
+        if (t->data)
+            continue;
+        m->mapped = 0;
+        void *buf = own(m, malloc(t->size ? t->size : 1));
+        if (!buf)
+            return bn_fail(e, "%s: out of memory reading tensor '%s' (%llu bytes)", s->name, t->name,
+                           (unsigned long long)t->size);
+        if (s->read(s, i, buf, e))
+            return -1;
+        t->data = buf;
+    }
+    if (!strcmp(s->format, "bn"))
+        return bn_bnfile_finish(s, e);
+    return 0;
+}
+
+static const bn_tensor *find(const bn_model *m, const char *fmt, uint32_t layer)
+{
+    char name[BN_NAME_MAX];
+    snprintf(name, sizeof name, fmt, layer);
+    return bn_source_find(&m->src, name);
+}
+
+static const float *norm_f32(bn_model *m, const bn_tensor *t, bn_err *e)
+{
+    if (!is_float(t->type)) {
+        bn_fail(e, "%s: tensor '%s' has type %s; a norm must be f32, f16 or bf16", m->src.name, t->name,
+                bn_type_name(t->type) ? bn_type_name(t->type) : "unknown");
+        return NULL;
+    }
+    float *v = own(m, malloc(t->shape[0] * sizeof *v));
+    if (!v) {
+        bn_fail(e, "%s: out of memory", m->src.name);
+        return NULL;
+    }
+    bn_to_f32(t->type, bytes_of(m, t), v, t->shape[0]);
+    return v;
+}
+
+static int load_mat(bn_model *m, const bn_tensor *t, const char *kernel, bn_mat *out, bn_err *e)
+{
+    out->rows = t->shape[0];
+    out->cols = t->shape[1];
+    if (is_float(t->type)) {
+        /* Not yet through bn-quant: ternarize as HF does online. */
+        uint64_t n = out->rows * out->cols;
+        float *w = malloc(n * sizeof *w);
+        uint8_t *t2 = own(m, malloc(bn_type_size(BN_T2, 2, t->shape)));
+        if (!w || !t2) {
+            free(w);
+            return bn_fail(e, "%s: out of memory ternarizing '%s'", m->src.name, t->name);
+        }
+        bn_to_f32(t->type, bytes_of(m, t), w, n);
+        bn_ternarize_absmean(w, out->rows, out->cols, t2, NULL);
+        free(w);
+        out->data = t2;
+        out->bytes = bn_type_size(BN_T2, 2, t->shape);
+        out->type = BN_T2;
+        m->n_ternarized++;
+    } else {
+        out->data = bytes_of(m, t);
+        out->bytes = t->size;
+        out->type = t->type;
+        /* Kernels of self-describing layouts (tl1/tl2) trust the tensor's
+         * own header; a header that disagrees with the shape would have
+         * them read past the tensor. */
+        if (bn_packed_check(out->type, out->data, out->rows, out->cols))
+            return bn_fail(e, "%s: tensor '%s': its %s header does not match its shape %llux%llu", m->src.name,
+                           t->name, bn_type_name(out->type) ? bn_type_name(out->type) : "layout",
+                           (unsigned long long)out->rows, (unsigned long long)out->cols);
+    }
+    const bn_kernels *k = bn_kernels_find(kernel, out->type);
+    if (!k) {
+        const char *tn = bn_type_name(out->type);
+        if (out->type >= 16 || !tn)
+            return bn_fail(e, "%s: tensor '%s' uses packed layout %u%s%s%s, which this build or CPU cannot run",
+                           m->src.name, t->name, out->type, tn ? " (" : "", tn ? tn : "", tn ? ")" : "");
+        if (out->type != BN_T2)
+            return bn_fail(e, "%s: tensor '%s' has type %s; projections must be ternary (t2) or float",
+                           m->src.name, t->name, tn);
+        return bn_fail(e, "%s: kernel set '%s' has no form for layout %s or cannot run on this CPU", m->src.name,
+                       kernel, tn);
+    }
+    if (m->kern && m->kern != k)
+        return bn_fail(e, "%s: tensor '%s' has layout %s, other projections %s; mixed layouts are not supported",
+                       m->src.name, t->name, bn_type_name(out->type), bn_type_name(m->kern->layout));
+    m->kern = k;
+    if (out->type == BN_T2)
+        out->beta = bn_t2_scale(out->data, out->rows, out->cols);
+    else
+        memcpy(&out->beta, (const uint8_t *)out->data + t->size - 4, 4); /* packed layouts keep beta last */
+    return 0;
+}
+
+static int load_layer(bn_model *m, uint32_t l, const char *kernel, bn_err *e)
+{
+    bn_layer *L = &m->layers[l];
+    static const struct {
+        const char *fmt;
+        size_t off;
+    } mats[] = {
+        {"blk.%u.attn_q.weight", offsetof(bn_layer, q)},      {"blk.%u.attn_k.weight", offsetof(bn_layer, k)},
+        {"blk.%u.attn_v.weight", offsetof(bn_layer, v)},      {"blk.%u.attn_output.weight", offsetof(bn_layer, o)},
+        {"blk.%u.ffn_gate.weight", offsetof(bn_layer, gate)}, {"blk.%u.ffn_up.weight", offsetof(bn_layer, up)},
+        {"blk.%u.ffn_down.weight", offsetof(bn_layer, down)},
+    };
+    for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
+        if (load_mat(m, find(m, mats[i].fmt, l), kernel, (bn_mat *)((char *)L + mats[i].off), e))
+            return -1;
+    if (!(L->attn_norm = norm_f32(m, find(m, "blk.%u.attn_norm.weight", l), e)) ||
+        !(L->ffn_norm = norm_f32(m, find(m, "blk.%u.ffn_norm.weight", l), e)))
+        return -1;
+    if (m->hp.sub_norms && (!(L->attn_sub_norm = norm_f32(m, find(m, "blk.%u.attn_sub_norm.weight", l), e)) ||
+                            !(L->ffn_sub_norm = norm_f32(m, find(m, "blk.%u.ffn_sub_norm.weight", l), e))))
+        return -1;
+    return 0;
+}
+
+static int load_head(bn_model *m, const char *name, const void **data, uint32_t *type, uint64_t *bytes,
+                     bn_err *e)
+{
+    const bn_tensor *t = bn_source_find(&m->src, name);
+    const char *why;
+    if (!bn_head_type_ok(t->type, m->hp.n_embd, &why))
+        return bn_fail(e, "%s: tensor '%s' has type %s; %s", m->src.name, name,
+                       bn_type_name(t->type) ? bn_type_name(t->type) : "unknown", why);
+    *data = bytes_of(m, t);
+    *type = t->type;
+    *bytes = t->size;
+    return 0;
+}
+
+int bn_model_load(bn_model *m, const char *path, const char *kernel, bn_err *e)
+{
+    memset(m, 0, sizeof *m);
+    if (bn_open_any(&m->src, path, e))
+        return -1;
+    bn_hparams *hp = &m->hp;
+    if (bn_hparams_from_meta(&m->src.meta, hp, m->src.name, e) || bn_hparams_check_tensors(hp, &m->src, e) ||
+        read_missing(m, e))
+        goto fail;
+    if (hp->head_dim * hp->n_head == 0 || hp->n_head % hp->n_head_kv) {
+        bn_fail(e, "%s: inconsistent head counts", m->src.name);
+        goto fail;
+    }
+    m->layers = own(m, calloc(hp->n_layer, sizeof *m->layers));
+    if (!m->layers) {
+        bn_fail(e, "%s: out of memory", m->src.name);
+        goto fail;
+    }
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        if (load_layer(m, l, kernel, e))
+            goto fail;
+    uint64_t embd_bytes;
+    if (load_head(m, "token_embd.weight", &m->embd, &m->embd_type, &embd_bytes, e) ||
+        load_head(m, hp->tied ? "token_embd.weight" : "output.weight", &m->head, &m->head_type, &m->head_bytes, e) ||
+        !(m->out_norm = norm_f32(m, bn_source_find(&m->src, "output_norm.weight"), e)))
+        goto fail;
+    return 0;
+fail:
+    bn_model_free(m);
+    return -1;
+}
+
+void bn_model_free(bn_model *m)
+{
+    if (m->arena)
+        munmap(m->arena, m->arena_size);
+    for (size_t i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
+    free(m->owned);
+    if (m->src.name || m->src.impl)
+        bn_source_close(&m->src);
+    memset(m, 0, sizeof *m);
+}
+
+uint64_t bn_model_weight_bytes(const bn_model *m)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < m->src.n_tensors; i++)
+        n += m->src.tensors[i].size;
+    return n;
+}
+
+/* ------------------------------------------------- weights in memory */
+
+#define ARENA_ALIGN ((size_t)2 << 20) /* one transparent huge page */
+
+static size_t up64(uint64_t n)
+{
+    return (size_t)((n + 63) & ~(uint64_t)63);
+}
+
+/* Releases the pages of a copied source range from this process (the
+ * file keeps them in its page cache), so resident memory stays near one
+ * copy of the model. Only for ranges inside a file mapping: private and
+ * read-only, so a later read faults the same bytes back in. */
+static void drop_mapped(const void *p, uint64_t n)
+{
+    uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, b = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+static void copy_mat(bn_model *m, bn_mat *w, uint8_t **at, int mapped)
+{
+    const bn_ilv_kernels *ik = bn_ilv_find(m->kern, w->cols);
+    uint64_t rb = bn_packed_row_bytes(w->type, w->cols);
+    const uint8_t *src = w->data;
+    if (ik && rb && rb * w->rows <= w->bytes) {
+        bn_ilv_pack(src, w->rows, rb, BN_ILV_UNIT, *at);
+        memcpy(*at + rb * w->rows, src + rb * w->rows, w->bytes - rb * w->rows); /* beta */
+        w->ilv = 1;
+    } else {
+        memcpy(*at, src, w->bytes);
+    }
+    if (mapped)
+        drop_mapped(src, w->bytes);
+    w->data = *at;
+    *at += up64(w->bytes);
+}
+
+int bn_model_to_memory(bn_model *m, bn_err *e)
+{
+    (void)e;
+    if (m->arena || !strcmp(m->kern->name, "ref"))
+        return 0;
+    const bn_hparams *hp = &m->hp;
+    size_t total = up64(m->head_bytes);
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const bn_layer *L = &m->layers[l];
+        const bn_mat *mats[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < 7; i++)
+            total += up64(mats[i]->bytes);
+    }
+    /* Room for the copy and a margin; the file's page cache it came from
+     * can be reclaimed, so it does not count against it. */
+    uint64_t avail = bn_mem_available();
+    if (!avail || (uint64_t)total + ((uint64_t)1 << 30) > avail)
+        return 0;
+    size_t size = (total + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    void *p = mmap(NULL, size + ARENA_ALIGN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return 0;
+    /* Trim to a 2 MiB-aligned region so every huge page is whole. */
+    uintptr_t a = ((uintptr_t)p + ARENA_ALIGN - 1) & ~(uintptr_t)(ARENA_ALIGN - 1);
+    if (a > (uintptr_t)p)
+        munmap(p, a - (uintptr_t)p);
+    if ((uintptr_t)p + size + ARENA_ALIGN > a + size)
+        munmap((void *)(a + size), (uintptr_t)p + size + ARENA_ALIGN - (a + size));
+    m->arena = (void *)a;
+    m->arena_size = size;
+#ifdef MADV_HUGEPAGE
+    madvise(m->arena, size, MADV_HUGEPAGE); /* advice only: without THP it is still one region */
+#endif
+    int mapped = m->mapped;
+    uint8_t *at = m->arena;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        bn_layer *L = &m->layers[l];
+        bn_mat *mats[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < 7; i++)
+            copy_mat(m, mats[i], &at, mapped && !m->n_ternarized);
+    }
+    bn_cpu cpu;
+    bn_cpu_detect(&cpu);
+    size_t unit = 0;
+    uint64_t hrb = bn_head_row_bytes(m->head_type, hp->n_embd), rows = hp->n_vocab, body = hrb * rows;
+    if (!bn_head_find_ilv(m->head_type, hp->n_embd, &cpu, &unit) || hrb % unit || body > m->head_bytes)
+        unit = 0;
+    /* In chunks of rows (a multiple of 4, so interleaved groups stay
+     * whole), each dropped from the mapping once copied: the head is the
+     * largest tensor, and resident memory should not hold it twice. */
+    const uint8_t *src = m->head;
+    for (uint64_t r = 0; unit && r < rows; r += 4096) {
+        uint64_t n = rows - r < 4096 ? rows - r : 4096;
+        bn_ilv_pack(src + r * hrb, n, hrb, unit, at + r * hrb);
+        if (mapped)
+            drop_mapped(src + r * hrb, n * hrb);
+    }
+    for (uint64_t off = unit ? body : 0; off < m->head_bytes; off += (uint64_t)16 << 20) {
+        uint64_t n = m->head_bytes - off < ((uint64_t)16 << 20) ? m->head_bytes - off : (uint64_t)16 << 20;
+        memcpy(at + off, src + off, n);
+        if (mapped) /* a tied embedding faults back in only the rows it looks up */
+            drop_mapped(src + off, n);
+    }
+    m->head_ilv = unit != 0;
+    m->head = at;
+    return 1;
+}

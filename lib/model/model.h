@@ -1,0 +1,95 @@
+/* model.h — a BitNet b1.58 model ready to run (model.c) and the forward
+ * pass over it with its KV cache (forward.c), formats.md §1.
+ *
+ * Loading maps a bn file and points every ternary matrix and the embedding
+ * into the mapping; only the small norm vectors are copied (to f32). Other
+ * inputs (an HF directory, GGUF) are read into memory tensor by tensor.
+ * Float projections (not yet through bn-quant) are ternarized at load with
+ * absmean, as HF's "online" mode does. */
+#ifndef BN_MODEL_H
+#define BN_MODEL_H
+
+#include "formats.h"
+#include "kernels.h"
+
+/* One ternary projection. */
+typedef struct bn_mat {
+    const uint8_t *data; /* in the kernel set's layout (t2 by default) */
+    uint32_t type;
+    uint64_t rows, cols;
+    uint64_t bytes; /* of data, trailer (beta) included */
+    float beta;
+    int ilv;        /* rows interleaved in fours (kern_ilv.h) */
+} bn_mat;
+
+typedef struct bn_layer {
+    const float *attn_norm, *attn_sub_norm, *ffn_norm, *ffn_sub_norm; /* sub norms NULL without */
+    bn_mat q, k, v, o, gate, up, down;
+} bn_layer;
+
+typedef struct bn_model {
+    bn_hparams hp;
+    bn_source src;       /* metadata, directory, the mapping */
+    bn_layer *layers;
+    const void *embd;    /* [n_vocab, n_embd], type embd_type, converted row by row on use */
+    uint32_t embd_type;
+    const void *head;    /* the output head (= embd when tied) */
+    uint32_t head_type;
+    uint64_t head_bytes;
+    int head_ilv;        /* head rows interleaved in fours (kern_ilv.h) */
+    const float *out_norm;
+    void *arena;         /* bn_model_to_memory's copy of the weights */
+    size_t arena_size;
+    void **owned;        /* buffers the model allocated */
+    size_t n_owned, cap_owned;
+    int n_ternarized;    /* projections that were float in the file */
+    int mapped;          /* every tensor lies in a file mapping */
+    const bn_kernels *kern;
+} bn_model;
+
+/* Opens path ("-" streams a bn file from stdin) and checks that this build
+ * can run it with the named kernel set ("auto", "ref", or one of
+ * bn_kernels_names that this CPU runs). Errors name the file: "FILE:
+ * reason". */
+int bn_model_load(bn_model *m, const char *path, const char *kernel, bn_err *e);
+void bn_model_free(bn_model *m);
+/* Copies the weights every decoded token streams (the ternary matrices
+ * and the output head) out of the file mapping into one anonymous region
+ * on transparent huge pages, rows interleaved in fours where the kernel
+ * set has an interleaved twin (kern_ilv.h). Streaming from such a copy
+ * runs ~1.7-2.5x faster per thread than from the row-major mapping on
+ * 4 KiB pages (see kern_ilv.h). Returns 1 when copied, 0 when it left the
+ * model as it was (not enough free memory, no mapping granted, or the
+ * reference kernels, which keep the plain layout), -1 on error. */
+int bn_model_to_memory(bn_model *m, bn_err *e);
+/* Bytes of the model's weights as the forward pass reads them. */
+uint64_t bn_model_weight_bytes(const bn_model *m);
+
+/* ------------------------------------------------------------- forward */
+
+typedef struct bn_ctx_opts {
+    uint32_t n_ctx;   /* positions the KV cache holds (<= the model's context) */
+    int kv_f16;       /* store K/V as f16 (default f32) */
+    int no_act_quant; /* ternary weights, float activations (verification) */
+    int n_threads;
+} bn_ctx_opts;
+
+typedef struct bn_ctx bn_ctx;
+
+bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e);
+void bn_ctx_free(bn_ctx *c);
+uint32_t bn_ctx_n_ctx(const bn_ctx *c);
+/* Positions already in the KV cache. */
+uint32_t bn_ctx_pos(const bn_ctx *c);
+/* Forgets every position from pos on (the next token is evaluated at pos). */
+void bn_ctx_truncate(bn_ctx *c, uint32_t pos);
+/* KV cache bytes for the whole context. */
+uint64_t bn_ctx_kv_bytes(const bn_ctx *c);
+
+/* Evaluates n tokens at the next positions (prefill in batches of up to
+ * BN_KERN_MAX_N, decode when n = 1). logits receives n_vocab floats for the
+ * last token, or n x n_vocab (one row per token) when all is set; it may be
+ * NULL. Fails when an id is outside the vocabulary or the context is full. */
+int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, int all, bn_err *e);
+
+#endif
