@@ -33,11 +33,11 @@ BIN     = $(PROGS:%=$(BUILD)/bin/%)
 UNIT_SRC = $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 MAN1    = $(PROGS:%=man/%.1)
-MAN5    = $(wildcard man/*.5)
+MAN5    = man/bn-model.5 man/bn-tokens.5
 
-.PHONY: all check layers unit bats install uninstall clean deps sanitize valgrind demo fuzz fuzz-build fuzz-merge
+.PHONY: all check layers man-check unit bats install uninstall clean deps sanitize valgrind demo fuzz fuzz-build fuzz-merge
 
-all: deps $(BUILD)/libbn.a $(BUILD)/libbn.so $(BIN) $(UNIT_BIN)
+all: deps $(BUILD)/libbn.a $(BUILD)/libbn.so $(BIN) $(UNIT_BIN) man/bn-model.5 man/bn-tokens.5
 
 # Fail early, naming the Debian package, when a dependency is missing.
 DEPS_OK = $(BUILD)/.deps-ok
@@ -77,7 +77,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libbncli.a $(BUILD)/libbn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libbncli.a $(BUILD)/libbn.a $(LDFLAGS) $(LDLIBS)
 
-check: all layers unit bats
+check: all layers man-check unit bats
 
 # The floors hold (tools/check-layers.py): includes and calls go down only.
 layers: all
@@ -133,9 +133,19 @@ uninstall:
 clean:
 	rm -rf $(BUILD) build-san build-fuzz
 
-# The format's man page is rendered from its spec, so the two cannot drift.
-man/bn-model.5: formats/bn-model.md tools/md2man.py
-	python3 tools/md2man.py $< bn-model 5 > $@.tmp && mv $@.tmp $@
+# The formats' man pages are rendered from their specs, so the two cannot
+# drift: `make` brings them up to date, `make check` fails when a committed
+# page differs from its rendering (man-check).
+BN_VER = $(shell sed -n 's/^#define BN_VERSION "\(.*\)"/\1/p' lib/bn.h)
+man/bn-model.5: formats/bn-model.md tools/md2man.py lib/bn.h
+	python3 tools/md2man.py $< bn-model 5 "$(BN_VER)" "the bn model file format" > $@.tmp && mv $@.tmp $@
+man/bn-tokens.5: formats/bn-tokens.md tools/md2man.py lib/bn.h
+	python3 tools/md2man.py $< bn-tokens 5 "$(BN_VER)" "token id streams between bn programs" > $@.tmp && mv $@.tmp $@
+man-check:
+	@set -e; for p in bn-model:"the bn model file format" bn-tokens:"token id streams between bn programs"; do \
+	    n=$${p%%:*}; python3 tools/md2man.py formats/$$n.md $$n 5 "$(BN_VER)" "$${p#*:}" | cmp -s - man/$$n.5 \
+	    || { echo "man-check: man/$$n.5 is not the rendering of formats/$$n.md (run make)"; exit 1; }; done
+	@echo "man-check: man/bn-model.5 and man/bn-tokens.5 are their specs' renderings"
 
 demo: all
 	sh tools/demo.sh

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """md2man.py — renders the small Markdown subset of formats/*.md as a man
 page (roff with tbl tables), so a format's spec and its man page are one
-text.  usage: md2man.py SPEC.md NAME SECTION > NAME.SECTION"""
+text.  usage: md2man.py SPEC.md NAME SECTION VERSION SUMMARY > NAME.SECTION
+The spec's first heading becomes the page's first paragraph; SUMMARY is the
+NAME line's, VERSION the footer's ("0.2.0")."""
 import re
 import sys
 
@@ -32,12 +34,12 @@ def table(rows):
 
 
 def main():
-    src, name, section = sys.argv[1], sys.argv[2], sys.argv[3]
+    src, name, section, version, summary = sys.argv[1:6]
     lines = open(src, encoding='utf-8').read().split('\n')
-    out = ["'\\\" t", '.TH %s %s "2026-11" "bn 0.1.0" "bn manual"' % (name.upper(), section)]
+    out = ["'\\\" t", '.TH %s %s "2026-12" "bn %s" "bn manual"' % (name.upper(), section, version)]
     out.append('.na')  # ragged right: tables of identifiers do not justify well
     title = lines[0].lstrip('# ').strip()
-    out += ['.SH NAME', '%s \\- %s' % (name, inline(title))]
+    out += ['.SH NAME', '%s \\- %s' % (name, inline(summary)), '.SH DESCRIPTION', inline(title) + '.']
     i, in_code, para = 1, False, False
     while i < len(lines):
         ln = lines[i]
