@@ -149,8 +149,4 @@ void bn_amx_gemm(uint32_t layout, int ilv, const uint8_t *w, size_t k, size_t r0
                  const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy);
 const bn_kernels *bn_kernels_ref_packed(uint32_t layout);
 
-struct bn_cpu;
-/* The set called name ("auto": the best) for layout that cpu can run. */
-const bn_kernels *bn_kernels_pick(const char *name, uint32_t layout, const struct bn_cpu *cpu);
-
 #endif

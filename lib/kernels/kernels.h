@@ -65,4 +65,9 @@ const bn_kernels *bn_kernels_find(const char *name, uint32_t layout);
  * then the optimized sets, whether or not this CPU runs them). */
 const char *const *bn_kernels_names(void);
 
+struct bn_cpu;
+/* The set called name ("auto": the best) for layout that cpu can run
+ * (bn_kernels_find asks this CPU). */
+const bn_kernels *bn_kernels_pick(const char *name, uint32_t layout, const struct bn_cpu *cpu);
+
 #endif
