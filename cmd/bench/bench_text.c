@@ -133,7 +133,7 @@ int bn_bench_tokenize(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e)
             const uint8_t *p;
             size_t len;
             if (bn_detok_feed(&dt, ids.ids[i], &p, &len, e)) {
-                bn_detok_free(&dt);
+                bn_detok_release(&dt);
                 goto done;
             }
             out += len;
@@ -143,7 +143,7 @@ int bn_bench_tokenize(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e)
         bn_detok_flush(&dt, &p, &len);
         out += len;
         double dd_s = bn_bench_now() - t0;
-        bn_detok_free(&dt);
+        bn_detok_release(&dt);
         if (out != n) {
             bn_fail(e, "tokenizer: decoding gave %zu bytes for %zu of text", out, n);
             goto done;

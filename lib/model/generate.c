@@ -550,7 +550,7 @@ bn_gen *bn_gen_new(const bn_model *m, bn_ctx *c, bn_tokenizer *tok, const bn_gen
     }
     return g;
 fail:
-    bn_sampler_free(&g->s);
+    bn_sampler_release(&g->s);
     free(g->logits);
     free(g);
     return NULL;
@@ -561,10 +561,10 @@ void bn_gen_free(bn_gen *g)
     if (!g)
         return;
     if (g->o.text)
-        bn_detok_free(&g->dt);
+        bn_detok_release(&g->dt);
     else
         bn_tokw_close(&g->w);
-    bn_sampler_free(&g->s);
+    bn_sampler_release(&g->s);
     free(g->logits);
     free(g->hist);
     free(g->pend);

@@ -60,13 +60,13 @@ int bn_sampler_init(bn_sampler *s, const bn_sampler_opts *o, uint32_t n_vocab, b
         s->rng[i] = splitmix64(&x);
     s->seen = calloc(n_vocab, 1);
     if (!s->seen) {
-        bn_sampler_free(s);
+        bn_sampler_release(s);
         return bn_fail(e, "sampler: out of memory");
     }
     return 0;
 }
 
-void bn_sampler_free(bn_sampler *s)
+void bn_sampler_release(bn_sampler *s)
 {
     free(s->seen);
     memset(s, 0, sizeof *s);

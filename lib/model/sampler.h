@@ -29,7 +29,9 @@ typedef struct bn_sampler {
 } bn_sampler;
 
 int bn_sampler_init(bn_sampler *s, const bn_sampler_opts *o, uint32_t n_vocab, bn_err *e);
-void bn_sampler_free(bn_sampler *s);
+/* Frees what init allocated; the struct itself is the caller's (a handle
+ * from bn_sampler_new is freed with bn_sampler_free instead). */
+void bn_sampler_release(bn_sampler *s);
 /* Chooses a token; logits (n_vocab) are modified. hist holds the tokens so
  * far (prompt and output) for the penalties. */
 uint32_t bn_sampler_sample(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist);

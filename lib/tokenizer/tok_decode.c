@@ -24,7 +24,7 @@ int bn_detok_init(bn_detok *d, const bn_tokenizer *t, unsigned flags, bn_err *e)
     return 0;
 }
 
-void bn_detok_free(bn_detok *d)
+void bn_detok_release(bn_detok *d)
 {
     free(d->buf);
     d->buf = NULL;

@@ -305,7 +305,7 @@ static int decode_file(run *r, const char *path, const char *name, bn_err *e)
     rc = 0;
 out:
     if (have_d)
-        bn_detok_free(&d);
+        bn_detok_release(&d);
     bn_tokr_close(&rd);
     if (fd != STDIN_FILENO)
         close(fd);

@@ -111,7 +111,9 @@ int bn_detok_init(bn_detok *d, const bn_tokenizer *t, unsigned flags, bn_err *e)
 int bn_detok_feed(bn_detok *d, uint32_t id, const uint8_t **out, size_t *len, bn_err *e);
 /* Ends a sequence: returns whatever is held back. */
 void bn_detok_flush(bn_detok *d, const uint8_t **out, size_t *len);
-void bn_detok_free(bn_detok *d);
+/* Frees what init allocated; the struct itself is the caller's (a handle
+ * from bn_detok_new is freed with bn_detok_free instead). */
+void bn_detok_release(bn_detok *d);
 
 /* ------------------------------------------------------ the program */
 

@@ -98,7 +98,7 @@ static inline void fuzz_roundtrip(bn_tokenizer *t, const uint8_t *text, size_t n
         abort();
     }
     free(got);
-    bn_detok_free(&d);
+    bn_detok_release(&d);
     bn_tokens_free(&ids);
 }
 

@@ -398,7 +398,7 @@ static void test_decode(check_ctx *c, bn_tokenizer *t)
         CHECK(c, chunks_ok);
         CHECK(c, on == n && !memcmp(out, texts[ti], n));
         CHECK(c, bn_detok_feed(&d, 200000, &p, &len, &e) == -1 && strstr(e.msg, "200000"));
-        bn_detok_free(&d);
+        bn_detok_release(&d);
         bn_tokens_free(&v);
     }
     /* control tokens can be skipped */
@@ -407,7 +407,7 @@ static void test_decode(check_ctx *c, bn_tokenizer *t)
     size_t len;
     bn_detok_init(&d, t, BN_DEC_SKIP_SPECIAL, &e);
     CHECK(c, !bn_detok_feed(&d, 128009, &p, &len, &e) && len == 0);
-    bn_detok_free(&d);
+    bn_detok_release(&d);
 }
 
 /* ---------------------------------------------------------- token streams */
