@@ -9,9 +9,9 @@
 #include <string.h>
 
 static const bn_prog prog = {
-    "bn-bench",
-    "measure bn's speed and memory against the machine's limits",
-    "usage: bn-bench -m MODEL | --synthetic SHAPE [options]     prefill and decode speed (pp, tg)\n"
+    .name = "bn-bench",
+    .summary = "measure bn's speed and memory against the machine's limits",
+    .usage = "usage: bn-bench -m MODEL | --synthetic SHAPE [options]     prefill and decode speed (pp, tg)\n"
     "       bn-bench --kernels [--synthetic SHAPE] [-k SETS]   GEMV/GEMM of every kernel set\n"
     "       bn-bench --bandwidth [-t LIST]                     memory read bandwidth and int8 peak\n"
     "       bn-bench --tokenize (-m MODEL | --vocab FILE) [--text FILE]\n"

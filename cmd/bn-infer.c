@@ -12,9 +12,9 @@
 #include <unistd.h>
 
 static const bn_prog prog = {
-    "bn-infer",
-    "exact BitNet b1.58 inference: generate, chat, score",
-    "usage: bn-infer -m MODEL [options] < ids        answer each prompt record of a token stream\n"
+    .name = "bn-infer",
+    .summary = "exact BitNet b1.58 inference: generate, chat, score",
+    .usage = "usage: bn-infer -m MODEL [options] < ids        answer each prompt record of a token stream\n"
     "       bn-infer -m MODEL -p TEXT | -f FILE      answer one text prompt\n"
     "       bn-infer -m MODEL -cnv [--system TEXT]   chat, one user message per line\n"
     "       bn-infer -m MODEL --perplexity FILE      score a text\n"

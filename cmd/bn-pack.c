@@ -8,9 +8,9 @@
 #include <string.h>
 
 static const bn_prog prog = {
-    "bn-pack",
-    "lay ternary weights out for a kernel family and CPU",
-    "usage: bn-pack [options] [INPUT] [-o OUTPUT]\n"
+    .name = "bn-pack",
+    .summary = "lay ternary weights out for a kernel family and CPU",
+    .usage = "usage: bn-pack [options] [INPUT] [-o OUTPUT]\n"
     "       bn-pack --list\n"
     "\n"
     "Reads a bn model with ternary projections (a file, or standard input when INPUT\n"

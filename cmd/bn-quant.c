@@ -6,9 +6,9 @@
 #include <string.h>
 
 static const bn_prog prog = {
-    "bn-quant",
-    "ternarize float weights of a bn model (absmean)",
-    "usage: bn-quant [options] [INPUT] [-o OUTPUT]\n"
+    .name = "bn-quant",
+    .summary = "ternarize float weights of a bn model (absmean)",
+    .usage = "usage: bn-quant [options] [INPUT] [-o OUTPUT]\n"
     "\n"
     "Reads a bn model (a file, or standard input when INPUT is '-' or absent) and\n"
     "writes it with every float projection weight (attn_q/k/v/output, ffn_gate/up/down)\n"

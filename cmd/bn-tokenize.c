@@ -9,9 +9,9 @@
 #include <string.h>
 
 static const bn_prog prog = {
-    "bn-tokenize",
-    "turn text into token ids and token ids back into text",
-    "usage: bn-tokenize (-m MODEL | --vocab FILE | --tokenizer-json FILE) [options] [FILE...]\n"
+    .name = "bn-tokenize",
+    .summary = "turn text into token ids and token ids back into text",
+    .usage = "usage: bn-tokenize (-m MODEL | --vocab FILE | --tokenizer-json FILE) [options] [FILE...]\n"
     "       bn-tokenize ... -d [FILE...]\n"
     "\n"
     "Encodes each FILE (default: standard input) as one document and writes one\n"

@@ -10,12 +10,16 @@ enum { BN_EXIT_OK = 0, BN_EXIT_DATA = 1, BN_EXIT_USAGE = 2, BN_EXIT_INTERRUPTED 
 
 /* --------------------------------------------------------------- start-up */
 
-/* Every program describes itself with one of these; bn_cli_common handles
- * -h/--help, --version and the SIGPIPE policy. */
+/* Every program describes itself with one of these; the option parser
+ * (opt.h) prints it for -h and --version and checks the operands, and every
+ * message starts with the name. */
 typedef struct bn_prog {
     const char *name;     /* "bn-convert" */
     const char *summary;  /* one line */
-    const char *usage;    /* full -h text, options included */
+    const char *usage;    /* -h text before the options: usage lines, description */
+    const char *epilog;   /* -h text after the options (exit statuses), or NULL */
+    const char *operand;  /* what an operand is called in messages ("SOURCE"); NULL: none taken */
+    int max_operands;     /* with an operand: at most this many (0: any number) */
 } bn_prog;
 
 /* Returns 1 if argv[i] was a common option that has been fully handled and the
