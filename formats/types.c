@@ -71,7 +71,7 @@ uint64_t bn_type_size(uint32_t type, uint32_t ndim, const uint64_t *shape)
         return add_ok(n, mul_ok(rows, 4));
     case BN_T2:
         return add_ok(mul_ok(rows, (k + 3) / 4), 4);
-    case BN_Q6: /* groups of 128 columns, 104 bytes each (kern_head.h) */
+    case BN_Q6: /* groups of 128 columns, 104 bytes each (head_layout.h) */
         return k % 128 ? 0 : mul_ok(rows, k / 128 * 104);
     case BN_Q4: /* groups of 128 columns, 72 bytes each */
         return k % 128 ? 0 : mul_ok(rows, k / 128 * 72);

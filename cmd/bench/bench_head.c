@@ -5,6 +5,7 @@
  * weights from memory (copies up to 256 MiB when the head is smaller). */
 #include "bench.h"
 #include "cpu.h"
+#include "head_encode.h"
 #include "kern_head.h"
 #include "pool.h"
 

@@ -86,11 +86,11 @@ typedef enum bn_type {
     BN_I32 = 5,
     BN_U8 = 6,
     BN_Q6 = 7,  /* 6-bit blocks of 32 with f16 scales, in groups of 128
-                   columns (104 bytes): heads and embeddings (kern_head.h) */
+                   columns (104 bytes): heads and embeddings (head_layout.h) */
     BN_Q4 = 8,  /* 4-bit blocks of 32 with f16 scales, in groups of 128
-                   columns (72 bytes): heads and embeddings (kern_head.h) */
+                   columns (72 bytes): heads and embeddings (head_layout.h) */
     BN_Q5 = 9,  /* 5-bit blocks of 32 with f16 scales, in groups of 128
-                   columns (88 bytes): heads and embeddings (kern_head.h) */
+                   columns (88 bytes): heads and embeddings (head_layout.h) */
     BN_TYPE_COUNT_BASE
 } bn_type;
 

@@ -1,6 +1,7 @@
 /* quantize.c — bn-quant's loop: a bn model in, the same model with float
  * projection weights ternarized out, one tensor at a time. */
 #include "quant.h"
+#include "head_encode.h"
 #include "kern_head.h"
 
 #include <stdlib.h>

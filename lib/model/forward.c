@@ -10,6 +10,9 @@
  * grows with the model (RMS of a row) are summed in double so they stay as
  * close to the exact value as a reference can be. */
 #include "cpu.h"
+#include "kern_attn.h"
+#include "kern_embd.h"
+#include "kern_f16row.h"
 #include "kern_head.h"
 #include "kern_ilv.h"
 #include "model.h"
@@ -29,7 +32,7 @@ struct bn_ctx {
     bn_pool *pool;
     uint32_t n_ctx, pos;
     size_t kv_dim, q_dim;
-    /* f32 or f16; K transposed for the score kernels (kern_head.h):
+    /* f32 or f16; K transposed for the score kernels (kern_attn.h):
      * kc [layer][kv head][head_dim][n_ctx], vc [layer][n_ctx][kv_dim] */
     void *kc, *vc;
     uint16_t *k16; /* NB rows: each batch token's K in f16, on its way into kc */

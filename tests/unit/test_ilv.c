@@ -6,6 +6,7 @@
  * multiples of 4. */
 #include "check.h"
 #include "cpu.h"
+#include "head_encode.h"
 #include "kern_2bit.h" /* bn_kernels_pick */
 #include "kern_head.h"
 #include "kern_ilv.h"

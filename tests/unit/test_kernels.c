@@ -7,7 +7,11 @@
  * AArch64 under qemu (make check-arm). */
 #include "check.h"
 #include "cpu.h"
+#include "head_encode.h"
 #include "kern_2bit.h"
+#include "kern_attn.h"
+#include "kern_embd.h"
+#include "kern_f16row.h"
 #include "kern_head.h"
 #include "kernels.h"
 #include "pack.h"
@@ -483,7 +487,7 @@ static void test_head(check_ctx *cx, const bn_cpu *cpu)
 }
 
 /* q6 from the specification (formats/bn-model.md 4.1), independently of
- * kern_head.c: u of element i of the 104-byte group g. */
+ * head_layout.h: u of element i of the 104-byte group g. */
 static int q6_spec_u(const uint8_t *g, size_t i)
 {
     size_t b = i / 32, e = i % 32, j = e % 16;

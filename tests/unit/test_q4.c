@@ -6,6 +6,8 @@
 #include "check.h"
 #include "formats.h"
 #include "cpu.h"
+#include "head_encode.h"
+#include "kern_embd.h"
 #include "kern_head.h"
 #include "kern_ilv.h"
 

@@ -1,0 +1,22 @@
+/* head_encode.h — bn-quant's encoders of head and embedding rows
+ * (head_encode.c); the layouts are formats/bn-model.md §4.1's. */
+#ifndef BN_HEAD_ENCODE_H
+#define BN_HEAD_ENCODE_H
+
+#include "core.h"
+
+/* q6: one row of d (a multiple of 128) floats into d/128·104 bytes; each
+ * block's scale is chosen (among a few candidates) for the least squared
+ * error. */
+void bn_q6_encode_row(const float *x, size_t d, uint8_t *out);
+/* q5: one row of d (a multiple of 128) floats into d/128·88 bytes, each
+ * block's scale chosen like q6's. */
+void bn_q5_encode_row(const float *x, size_t d, uint8_t *out);
+/* q4: one row of d (a multiple of 128) floats into d/128·72 bytes, each
+ * block's scale chosen like q6's. */
+void bn_q4_encode_row(const float *x, size_t d, uint8_t *out);
+/* i8: a row into d int8 and its scale (absmax/127, round half to even),
+ * which is returned. */
+float bn_i8_encode_row(const float *x, size_t d, int8_t *q);
+
+#endif
