@@ -255,7 +255,7 @@ int main(int argc, char **argv)
     int rc = parse(argc, argv, &c);
     if (rc)
         return rc;
-    bn_err e = {{0}};
+    bn_err e = {0};
     if (c.list_shapes)
         rc = bn_bench_list_shapes(stdout, c.b.format);
     else if (c.cmp_old)

@@ -278,7 +278,7 @@ int main(int argc, char **argv)
     int rc = parse(argc, argv, &o);
     if (rc)
         return rc;
-    bn_err e = {{0}};
+    bn_err e = {0};
     bn_model m;
     if (bn_model_load(&m, o.model, o.kernel, &e)) {
         bn_report(&prog, "%s", e.msg);

@@ -6,10 +6,13 @@
 
 #include "bn.h"
 
-/* Sets e->msg from the format and returns -1, so callers can
+/* Sets e->msg from the format, e->code to BN_ERROR, and returns -1, so callers can
  * `return bn_fail(e, "%s: truncated", name);`. e may be NULL. */
 int bn_fail(bn_err *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The same with a specific bn_status code (negative), which it returns. */
+int bn_fail_code(bn_err *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ------------------------------------------------------------------ files */
 
