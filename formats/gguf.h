@@ -1,0 +1,96 @@
+/* gguf.h — the parts of the GGUF reader (internal to formats/):
+ *   gguf.c         opens a file: header, tensor directory, data placement;
+ *   gguf_io.c      the bounds-checked buffered reader every part reads with;
+ *   gguf_kv.c      metadata entries, widened to bn types (keys as in the file);
+ *   gguf_tensor.c  what each GGML tensor type becomes, and the conversion
+ *                  done by read();
+ *   gguf_meta.c    the canonical metadata built from the file's entries. */
+#ifndef BN_GGUF_H
+#define BN_GGUF_H
+
+#include "formats.h"
+
+/* ggml tensor types we read. */
+enum { GT_F32 = 0, GT_F16 = 1, GT_Q8_0 = 8, GT_BF16 = 30, GT_TQ1_0 = 34, GT_TQ2_0 = 35, GT_I2_S = 36 };
+
+/* What read() does with a tensor. */
+enum { CV_COPY, CV_Q8_F32, CV_I2S_T2, CV_TQ1_T2, CV_TQ1_F32, CV_TQ2_T2, CV_TQ2_F32 };
+
+typedef struct gg_tensor {
+    uint32_t ggtype;
+    int conv;
+    uint64_t src_off;  /* absolute file offset */
+    uint64_t src_size; /* bytes in the file */
+    uint64_t n;        /* elements */
+    uint64_t k;        /* innermost dimension (ne0) */
+    float beta;        /* t2 scale (I2_S: read at open; TQ: the common d) */
+} gg_tensor;
+
+/* A bn_source's impl for a GGUF file. */
+typedef struct gg_impl {
+    int fd;
+    gg_tensor *gt;
+    uint8_t *scratch;
+    size_t scratch_cap;
+} gg_impl;
+
+/* ------------------------------------------------ gguf_io.c: the reader */
+
+/* A sequential reader over the file with a 64 KiB window; every read is
+ * checked against the file size and fails naming the file and what was
+ * being read. */
+typedef struct gg_rdr {
+    int fd;
+    const char *name;
+    uint64_t size; /* file size */
+    uint64_t pos;  /* logical position */
+    uint8_t *buf;
+    uint64_t bstart;
+    size_t blen;
+} gg_rdr;
+
+#define GG_RBUF (1u << 16)
+
+/* pread exactly n bytes at off; -1 with errno set (EIO at the end of the file). */
+int bn_gguf_pread_full(int fd, void *dst, size_t n, uint64_t off);
+/* Bytes left after the read position. */
+uint64_t bn_gguf_left(const gg_rdr *r);
+/* Reads n bytes into dst (NULL: skips them). */
+int bn_gguf_get(gg_rdr *r, void *dst, uint64_t n, const char *what, bn_err *e);
+int bn_gguf_u32(gg_rdr *r, uint32_t *v, const char *what, bn_err *e);
+int bn_gguf_u64(gg_rdr *r, uint64_t *v, const char *what, bn_err *e);
+/* A GGUF string (u64 length + bytes) of at most max bytes, as a malloc'd
+ * NUL-terminated copy; its length into *len_out unless NULL. */
+int bn_gguf_str(gg_rdr *r, char **out, uint64_t *len_out, uint64_t max, const char *what, bn_err *e);
+
+/* ---------------------------------------------------- gguf_kv.c: metadata */
+
+/* Reads one metadata entry into raw: the key as in the file, the value
+ * widened to a bn type (nested arrays, which have no bn form, are checked
+ * and dropped). */
+int bn_gguf_read_kv(gg_rdr *r, bn_meta *raw, bn_err *e);
+
+/* ------------------------------------------------- gguf_tensor.c: tensors */
+
+/* GGML's name for a tensor type ("unknown" for one it does not have). */
+const char *bn_gguf_type_name(uint32_t t);
+/* Sets what a tensor of gt->ggtype becomes (t->type, gt->conv) and its
+ * bytes in the file (gt->src_size), from gt->n and gt->k; fails on a type
+ * or a shape that is not read. */
+int bn_gguf_tensor_encoding(const char *name, bn_tensor *t, gg_tensor *gt, bn_err *e);
+/* Decisions that need the tensor's data, made once it is placed: an I2_S
+ * tensor's scale, t2 or exact f32 for a TQ tensor; then t->size. */
+int bn_gguf_tensor_settle(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e);
+/* bn_source's read() and close(). */
+int bn_gguf_tensor_read(bn_source *s, size_t i, void *buf, bn_err *e);
+void bn_gguf_close(bn_source *s);
+
+/* ------------------------------------------- gguf_meta.c: canonical keys */
+
+/* Fills s->meta with the canonical metadata (formats/bn-model.md §3) from
+ * the file's entries: architecture, hyper-parameters, special tokens,
+ * chat format and the tokenizer section. has_output: the file has its own
+ * output head; embd_rows: rows of token_embd (0: none). */
+int bn_gguf_canonical_meta(bn_source *s, const bn_meta *raw, int has_output, uint64_t embd_rows, bn_err *e);
+
+#endif

@@ -1,0 +1,352 @@
+/* gguf_tensor.c — what each GGML tensor type becomes in bn, and the
+ * conversion read() does (gguf.h). Float types are copied; Q8_0 is
+ * dequantized exactly to f32; the ternary encodings (I2_S, and TQ1_0/TQ2_0
+ * with one scale) become `t2`, and TQ tensors with per-block scales exact
+ * f32. Conversion happens one tensor at a time, from pread() into a
+ * scratch buffer. */
+#include "gguf.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *bn_gguf_type_name(uint32_t t)
+{
+    static const char *const names[] = {
+        [0] = "F32",      [1] = "F16",     [2] = "Q4_0",     [3] = "Q4_1",    [6] = "Q5_0",
+        [7] = "Q5_1",     [8] = "Q8_0",    [9] = "Q8_1",     [10] = "Q2_K",   [11] = "Q3_K",
+        [12] = "Q4_K",    [13] = "Q5_K",   [14] = "Q6_K",    [15] = "Q8_K",   [16] = "IQ2_XXS",
+        [17] = "IQ2_XS",  [18] = "IQ3_XXS", [19] = "IQ1_S",  [20] = "IQ4_NL", [21] = "IQ3_S",
+        [22] = "IQ2_S",   [23] = "IQ4_XS", [24] = "I8",      [25] = "I16",    [26] = "I32",
+        [27] = "I64",     [28] = "F64",    [29] = "IQ1_M",   [30] = "BF16",   [34] = "TQ1_0",
+        [35] = "TQ2_0",   [36] = "I2_S",   [37] = "I8_S",    [38] = "TL1",    [39] = "TL2 or MXFP4",
+    };
+    if (t < sizeof names / sizeof *names && names[t])
+        return names[t];
+    if (t == 134)
+        return "IQ1_BN";
+    if (t == 135)
+        return "IQ2_BN";
+    return "unknown";
+}
+
+/* ------------------------------------------------------ ternary decoding */
+
+static float f16f(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return bn_f16_to_f32(h);
+}
+
+/* I2_S code of flattened element idx (canonical 128-weight / 32-byte blocks,
+ * bits 7:6 holding elements 0..31 of a block). */
+static inline unsigned i2s_code(const uint8_t *q, uint64_t idx)
+{
+    uint64_t blk = idx >> 7;
+    unsigned j = (unsigned)(idx & 127);
+    return (q[blk * 32 + (j & 31)] >> (6 - 2 * (j >> 5))) & 3;
+}
+
+/* TQ2_0: 66-byte blocks of 256; element 128c + 32l + m is in byte 32c + m at bits 2l. */
+static inline unsigned tq2_code(const uint8_t *blk, unsigned j)
+{
+    unsigned c = j >> 7, l = (j >> 5) & 3, m = j & 31;
+    return (blk[32 * c + m] >> (2 * l)) & 3;
+}
+
+/* TQ1_0: 54-byte blocks of 256 (qs[48], qh[4], d); base-3 digits, most
+ * significant first, stored as ceil(256 * v / 243). */
+static inline unsigned tq1_digit(uint8_t byte, unsigned n)
+{
+    static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
+    uint8_t t = (uint8_t)(byte * pow3[n]);
+    return ((unsigned)t * 3) >> 8;
+}
+
+static void tq1_block_codes(const uint8_t *blk, uint8_t *codes /* 256 */)
+{
+    for (unsigned n = 0; n < 5; n++)
+        for (unsigned m = 0; m < 32; m++)
+            codes[m + 32 * n] = (uint8_t)tq1_digit(blk[m], n);
+    for (unsigned n = 0; n < 5; n++)
+        for (unsigned m = 0; m < 16; m++)
+            codes[160 + m + 16 * n] = (uint8_t)tq1_digit(blk[32 + m], n);
+    for (unsigned n = 0; n < 4; n++)
+        for (unsigned j = 0; j < 4; j++)
+            codes[240 + j + 4 * n] = (uint8_t)tq1_digit(blk[48 + j], n);
+}
+
+static void tq2_block_codes(const uint8_t *blk, uint8_t *codes)
+{
+    for (unsigned j = 0; j < 256; j++)
+        codes[j] = (uint8_t)tq2_code(blk, j);
+}
+
+/* The 256 codes of a TQ1_0 or TQ2_0 block (code c stands for c − 1). */
+static void tq_block_codes(int tq1, const uint8_t *blk, uint8_t *codes)
+{
+    if (tq1)
+        tq1_block_codes(blk, codes);
+    else
+        tq2_block_codes(blk, codes);
+}
+
+/* Decides t2 or f32 for a TQ tensor from its bytes: t2 when every block whose
+ * codes are not all "0" has the same fp16 d, that d is a positive finite
+ * value, and no code is 3. */
+static int tq_uniform(const uint8_t *src, uint64_t nblk, int tq1, float *beta)
+{
+    size_t bs = tq1 ? 54 : 66;
+    uint8_t codes[256];
+    int have = 0;
+    uint16_t d0 = 0;
+    for (uint64_t b = 0; b < nblk; b++) {
+        const uint8_t *blk = src + b * bs;
+        tq_block_codes(tq1, blk, codes);
+        int allzero = 1;
+        for (unsigned j = 0; j < 256; j++) {
+            if (codes[j] == 3)
+                return 0;
+            if (codes[j] != 1)
+                allzero = 0;
+        }
+        if (allzero)
+            continue;
+        uint16_t d;
+        memcpy(&d, blk + bs - 2, 2);
+        if (!have) {
+            d0 = d;
+            have = 1;
+        } else if (d != d0)
+            return 0;
+    }
+    if (!have) { /* all zero: any scale represents it */
+        memcpy(&d0, src + bs - 2, 2);
+        float f = bn_f16_to_f32(d0);
+        *beta = (isfinite(f) && f > 0) ? f : 1.0f;
+        return 1;
+    }
+    float f = bn_f16_to_f32(d0);
+    if (!isfinite(f) || !(f > 0))
+        return 0;
+    *beta = f;
+    return 1;
+}
+
+/* The scratch buffer holds one tensor's file bytes while it is decoded. */
+static int ensure_scratch(gg_impl *g, size_t n)
+{
+    if (g->scratch_cap >= n)
+        return 0;
+    uint8_t *p = realloc(g->scratch, n ? n : 1);
+    if (!p)
+        return -1;
+    g->scratch = p;
+    g->scratch_cap = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------- open() */
+
+int bn_gguf_tensor_encoding(const char *name, bn_tensor *t, gg_tensor *gt, bn_err *e)
+{
+    uint32_t tt = gt->ggtype;
+    uint64_t n = gt->n;
+    const char *tname = bn_gguf_type_name(tt);
+    switch (tt) {
+    case GT_F32: gt->src_size = n * 4; t->type = BN_F32; gt->conv = CV_COPY; return 0;
+    case GT_F16: gt->src_size = n * 2; t->type = BN_F16; gt->conv = CV_COPY; return 0;
+    case GT_BF16: gt->src_size = n * 2; t->type = BN_BF16; gt->conv = CV_COPY; return 0;
+    case GT_Q8_0:
+        if (gt->k % 32)
+            return bn_fail(e, "%s: tensor '%s' (Q8_0): row length %llu is not a multiple of 32", name, t->name,
+                           (unsigned long long)gt->k);
+        gt->src_size = n / 32 * 34;
+        t->type = BN_F32;
+        gt->conv = CV_Q8_F32;
+        return 0;
+    case GT_TQ1_0:
+    case GT_TQ2_0:
+        if (gt->k % 256)
+            return bn_fail(e, "%s: tensor '%s' (%s): row length %llu is not a multiple of 256", name, t->name,
+                           tname, (unsigned long long)gt->k);
+        gt->src_size = n / 256 * (tt == GT_TQ1_0 ? 54 : 66);
+        t->type = BN_T2; /* settled once the data can be read */
+        gt->conv = tt == GT_TQ1_0 ? CV_TQ1_T2 : CV_TQ2_T2;
+        return 0;
+    case GT_I2_S:
+        if (n % 128)
+            return bn_fail(e, "%s: tensor '%s' (I2_S): %llu elements is not a whole number of 128-weight blocks",
+                           name, t->name, (unsigned long long)n);
+        gt->src_size = n / 4 + 32;
+        t->type = BN_T2;
+        gt->conv = CV_I2S_T2;
+        return 0;
+    default:
+        return bn_fail(e, "%s: tensor '%s' has GGML type %u (%s), which is not supported", name, t->name, tt,
+                       tname);
+    }
+}
+
+/* An I2_S tensor's scale: the f32 after its codes. */
+static int read_i2s_scale(const char *name, const gg_impl *g, const bn_tensor *t, gg_tensor *gt, bn_err *e)
+{
+    uint8_t b[4];
+    if (bn_gguf_pread_full(g->fd, b, 4, gt->src_off + gt->n / 4))
+        return bn_fail(e, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
+    memcpy(&gt->beta, b, 4);
+    if (!isfinite(gt->beta) || !(gt->beta > 0))
+        return bn_fail(e, "%s: tensor '%s' (I2_S) has an invalid scale %g (a positive finite value is required)",
+                       name, t->name, (double)gt->beta);
+    return 0;
+}
+
+/* t2 when the TQ tensor has one scale (tq_uniform), else exact f32. */
+static int decide_tq(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e)
+{
+    if (ensure_scratch(g, (size_t)gt->src_size))
+        return bn_fail(e, "%s: out of memory for tensor '%s'", name, t->name);
+    if (bn_gguf_pread_full(g->fd, g->scratch, (size_t)gt->src_size, gt->src_off))
+        return bn_fail(e, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
+    int tq1 = gt->conv == CV_TQ1_T2;
+    if (!tq_uniform(g->scratch, gt->n / 256, tq1, &gt->beta)) {
+        gt->conv = tq1 ? CV_TQ1_F32 : CV_TQ2_F32;
+        t->type = BN_F32;
+    }
+    return 0;
+}
+
+int bn_gguf_tensor_settle(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e)
+{
+    if (gt->conv == CV_I2S_T2 && read_i2s_scale(name, g, t, gt, e))
+        return -1;
+    if ((gt->conv == CV_TQ1_T2 || gt->conv == CV_TQ2_T2) && decide_tq(name, g, t, gt, e))
+        return -1;
+    t->size = bn_type_size(t->type, t->ndim, t->shape);
+    if (!t->size)
+        return bn_fail(e, "%s: tensor '%s' is too large", name, t->name);
+    return 0;
+}
+
+/* ------------------------------------------------------------- read() */
+
+static void t2_put(uint8_t *row, uint64_t c, unsigned code)
+{
+    unsigned sh = (unsigned)(2 * (c & 3));
+    row[c >> 2] = (uint8_t)((row[c >> 2] & ~(3u << sh)) | (code << sh));
+}
+
+/* Output rows start with every code = 1 (zero), so padding codes are 1. */
+static void t2_init(uint8_t *out, uint64_t rows, uint64_t k)
+{
+    memset(out, 0x55, (size_t)(rows * ((k + 3) / 4)));
+}
+
+static void read_q8(const uint8_t *src, uint64_t n, float *of)
+{
+    for (uint64_t b = 0; b < n / 32; b++) {
+        const uint8_t *blk = src + b * 34;
+        float d = f16f(blk);
+        for (unsigned j = 0; j < 32; j++)
+            of[b * 32 + j] = (float)(int8_t)blk[2 + j] * d;
+    }
+}
+
+static int read_i2s(const bn_source *s, const bn_tensor *t, const gg_tensor *gt, const uint8_t *src, uint8_t *out,
+                    bn_err *e)
+{
+    uint64_t k = gt->k, rows = gt->n / k, rb = (k + 3) / 4;
+    t2_init(out, rows, k);
+    for (uint64_t r = 0; r < rows; r++) {
+        uint8_t *row = out + r * rb;
+        uint64_t base = r * k;
+        for (uint64_t c = 0; c < k; c++) {
+            unsigned code = i2s_code(src, base + c);
+            if (code == 3)
+                return bn_fail(e,
+                               "%s: tensor '%s': invalid I2_S code 3 at row %llu, column %llu "
+                               "(not the canonical I2_S layout, or damaged)",
+                               s->name, t->name, (unsigned long long)r, (unsigned long long)c);
+            t2_put(row, c, code);
+        }
+    }
+    memcpy(out + rows * rb, &gt->beta, 4);
+    return 0;
+}
+
+/* TQ1_0 / TQ2_0 blocks to t2 (one scale) or exact f32 (per-block scales). */
+static void read_tq(const gg_tensor *gt, const uint8_t *src, void *buf)
+{
+    int tq1 = gt->conv == CV_TQ1_T2 || gt->conv == CV_TQ1_F32;
+    int tot2 = gt->conv == CV_TQ1_T2 || gt->conv == CV_TQ2_T2;
+    uint64_t n = gt->n, k = gt->k, rows = n / k, rb = (k + 3) / 4;
+    size_t bs = tq1 ? 54 : 66;
+    uint8_t *out = buf, codes[256];
+    float *of = buf;
+    if (tot2)
+        t2_init(out, rows, k);
+    for (uint64_t b = 0; b < n / 256; b++) {
+        const uint8_t *blk = src + b * bs;
+        tq_block_codes(tq1, blk, codes);
+        if (tot2) {
+            /* k is a multiple of 256: a block lies within one row. */
+            uint64_t idx = b * 256, r = idx / k, c0 = idx % k;
+            uint8_t *row = out + r * rb;
+            for (unsigned j = 0; j < 256; j++)
+                t2_put(row, c0 + j, codes[j]);
+        } else {
+            float d = f16f(blk + bs - 2);
+            for (unsigned j = 0; j < 256; j++)
+                of[b * 256 + j] = (float)((int)codes[j] - 1) * d;
+        }
+    }
+    if (tot2)
+        memcpy(out + rows * rb, &gt->beta, 4);
+}
+
+int bn_gguf_tensor_read(bn_source *s, size_t i, void *buf, bn_err *e)
+{
+    gg_impl *g = s->impl;
+    const bn_tensor *t = &s->tensors[i];
+    const gg_tensor *gt = &g->gt[i];
+    if (gt->conv == CV_COPY) {
+        if (bn_gguf_pread_full(g->fd, buf, (size_t)t->size, gt->src_off))
+            return bn_fail(e, "%s: tensor '%s': read error: %s", s->name, t->name, strerror(errno));
+        return 0;
+    }
+    if (ensure_scratch(g, (size_t)gt->src_size))
+        return bn_fail(e, "%s: out of memory for tensor '%s' (%llu bytes)", s->name, t->name,
+                       (unsigned long long)gt->src_size);
+    if (bn_gguf_pread_full(g->fd, g->scratch, (size_t)gt->src_size, gt->src_off))
+        return bn_fail(e, "%s: tensor '%s': read error: %s", s->name, t->name, strerror(errno));
+    switch (gt->conv) {
+    case CV_Q8_F32:
+        read_q8(g->scratch, gt->n, buf);
+        return 0;
+    case CV_I2S_T2:
+        return read_i2s(s, t, gt, g->scratch, buf, e);
+    case CV_TQ1_T2:
+    case CV_TQ2_T2:
+    case CV_TQ1_F32:
+    case CV_TQ2_F32:
+        read_tq(gt, g->scratch, buf);
+        return 0;
+    }
+    return bn_fail(e, "%s: tensor '%s': internal error (conversion %d)", s->name, t->name, gt->conv);
+}
+
+void bn_gguf_close(bn_source *s)
+{
+    gg_impl *g = s->impl;
+    if (!g)
+        return;
+    if (g->fd >= 0)
+        close(g->fd);
+    free(g->gt);
+    free(g->scratch);
+    free(g);
+    s->impl = NULL;
+}
