@@ -1,7 +1,8 @@
 /* gguf_meta.c — the canonical metadata (formats/bn-model.md §3) of a GGUF
  * file, from its entries (gguf.h): the architecture mapped to bn's, the
- * hyper-parameters, special tokens, the chat format, and the vocabulary as
- * a `tokenizer` section. */
+ * hyper-parameters read into a bn_hparams and written by
+ * bn_hparams_to_meta (as for every source), special tokens, the chat
+ * format, and the vocabulary as a `tokenizer` section. */
 #include "gguf.h"
 
 #include "tok_section.h"
@@ -11,26 +12,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a GGUF architecture name means in bn. */
 typedef struct archinfo {
-    const char *canon;
-    const char *act;
+    const char *canon; /* bn's architecture */
+    int act_silu;      /* 1: silu(g)*u; 0: relu(g)^2*u */
     int sub_norms;
-    const char *pairing;
-    int bitnet;
+    int rope_neox;     /* 1: pairs (i, i+d/2); 0: adjacent pairs */
+    int bitnet;        /* a BitNet chat format is possible */
 } archinfo;
 
 static int map_arch(const char *a, archinfo *ai)
 {
     if (!strcmp(a, "bitnet-b1.58") || !strcmp(a, "bitnet-25")) {
-        *ai = (archinfo){"bitnet-b1.58", "relu2", 1, "neox", 1};
+        *ai = (archinfo){"bitnet-b1.58", 0, 1, 1, 1};
         return 0;
     }
     if (!strcmp(a, "bitnet")) {
-        *ai = (archinfo){"bitnet", "silu", 1, "neox", 1};
+        *ai = (archinfo){"bitnet", 1, 1, 1, 1};
         return 0;
     }
     if (!strcmp(a, "llama")) {
-        *ai = (archinfo){"llama", "silu", 0, "adjacent", 0};
+        *ai = (archinfo){"llama", 1, 0, 0, 0};
         return 0;
     }
     return -1;
@@ -47,17 +49,24 @@ static int strarr_find(const bn_kv *kv, const char *s)
     return -1;
 }
 
+/* The entry "<arch>.<suffix>" (its name into key): 0 when present, 1 when
+ * absent and optional, -1 (failed) when absent and required. */
+static int arch_entry(const bn_meta *raw, const char *arch, const char *suffix, char *key, size_t key_size,
+                      int required, const char *name, bn_err *e)
+{
+    snprintf(key, key_size, "%s.%s", arch, suffix);
+    if (bn_meta_get(raw, key))
+        return 0;
+    return required ? bn_fail(e, "%s: missing metadata '%s'", name, key) : 1;
+}
+
 static int get_u32(const bn_meta *raw, const char *arch, const char *suffix, uint32_t *v, int required,
                    const char *name, bn_err *e)
 {
     char key[256];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    const bn_kv *kv = bn_meta_get(raw, key);
-    if (!kv) {
-        if (required)
-            return bn_fail(e, "%s: missing metadata '%s'", name, key);
-        return 1;
-    }
+    int rc = arch_entry(raw, arch, suffix, key, sizeof key, required, name, e);
+    if (rc)
+        return rc;
     if (bn_meta_u32(raw, key, v))
         return bn_fail(e, "%s: metadata '%s' is not an unsigned 32-bit integer", name, key);
     return 0;
@@ -67,13 +76,9 @@ static int get_f32(const bn_meta *raw, const char *arch, const char *suffix, flo
                    const char *name, bn_err *e)
 {
     char key[256];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    const bn_kv *kv = bn_meta_get(raw, key);
-    if (!kv) {
-        if (required)
-            return bn_fail(e, "%s: missing metadata '%s'", name, key);
-        return 1;
-    }
+    int rc = arch_entry(raw, arch, suffix, key, sizeof key, required, name, e);
+    if (rc)
+        return rc;
     double d;
     if (bn_meta_f64(raw, key, &d) || !isfinite(d))
         return bn_fail(e, "%s: metadata '%s' is not a finite number", name, key);
@@ -93,119 +98,88 @@ static int32_t tok_id(const bn_meta *raw, const char *key, const char *name, bn_
     return (int32_t)v;
 }
 
-#define SETCHK(x)                                                                                            \
-    do {                                                                                                     \
-        if (x)                                                                                               \
-            return bn_fail(e, "%s: out of memory", name);                                                    \
-    } while (0)
 
-int bn_gguf_canonical_meta(bn_source *s, const bn_meta *raw, int has_output, uint64_t embd_rows, bn_err *e)
+/* The model's sizes and RoPE/norm constants from "<arch>.*" into hp;
+ * embd_rows (token_embd's rows, 0: none) is the vocabulary size when
+ * known, else <arch>.vocab_size, else the vocabulary's length. */
+static int read_shape(const bn_meta *raw, const char *arch, uint64_t embd_rows, bn_hparams *hp, const char *name,
+                      bn_err *e)
 {
-    const char *name = s->name;
-    bn_meta *m = &s->meta;
-    const char *arch = bn_meta_str(raw, "general.architecture");
-    if (!arch)
-        return bn_fail(e, "%s: missing metadata 'general.architecture'", name);
-    archinfo ai;
-    if (map_arch(arch, &ai))
-        return bn_fail(e,
-                       "%s: architecture '%s' is not supported (bitnet-b1.58, bitnet-25, bitnet or ternary "
-                       "llama expected)",
-                       name, arch);
-    SETCHK(bn_meta_set_str(m, "general.architecture", ai.canon));
-    const char *gname = bn_meta_str(raw, "general.name");
-    if (gname)
-        SETCHK(bn_meta_set_str(m, "general.name", gname));
-
-    uint32_t ctx, embd, ff, blocks, heads, heads_kv, head_dim, vocab = 0;
-    if (get_u32(raw, arch, "context_length", &ctx, 1, name, e) ||
-        get_u32(raw, arch, "embedding_length", &embd, 1, name, e) ||
-        get_u32(raw, arch, "feed_forward_length", &ff, 1, name, e) ||
-        get_u32(raw, arch, "block_count", &blocks, 1, name, e) ||
-        get_u32(raw, arch, "attention.head_count", &heads, 1, name, e))
+    if (get_u32(raw, arch, "context_length", &hp->n_ctx, 1, name, e) ||
+        get_u32(raw, arch, "embedding_length", &hp->n_embd, 1, name, e) ||
+        get_u32(raw, arch, "feed_forward_length", &hp->n_ff, 1, name, e) ||
+        get_u32(raw, arch, "block_count", &hp->n_layer, 1, name, e) ||
+        get_u32(raw, arch, "attention.head_count", &hp->n_head, 1, name, e))
         return -1;
-    int rc = get_u32(raw, arch, "attention.head_count_kv", &heads_kv, 0, name, e);
+    int rc = get_u32(raw, arch, "attention.head_count_kv", &hp->n_head_kv, 0, name, e);
     if (rc < 0)
         return -1;
     if (rc)
-        heads_kv = heads;
-    if (!heads)
+        hp->n_head_kv = hp->n_head;
+    if (!hp->n_head)
         return bn_fail(e, "%s: metadata '%s.attention.head_count' is 0", name, arch);
-    rc = get_u32(raw, arch, "rope.dimension_count", &head_dim, 0, name, e);
+    rc = get_u32(raw, arch, "rope.dimension_count", &hp->head_dim, 0, name, e);
     if (rc < 0)
         return -1;
     if (rc) {
-        if (embd % heads)
-            return bn_fail(e, "%s: embedding length %u is not a multiple of the head count %u", name, embd,
-                           heads);
-        head_dim = embd / heads;
+        if (hp->n_embd % hp->n_head)
+            return bn_fail(e, "%s: embedding length %u is not a multiple of the head count %u", name, hp->n_embd,
+                           hp->n_head);
+        hp->head_dim = hp->n_embd / hp->n_head;
     }
     const bn_kv *tokens = bn_meta_get(raw, "tokenizer.ggml.tokens");
+    hp->n_vocab = 0;
     if (embd_rows && embd_rows <= UINT32_MAX)
-        vocab = (uint32_t)embd_rows;
+        hp->n_vocab = (uint32_t)embd_rows;
     else {
-        rc = get_u32(raw, arch, "vocab_size", &vocab, 0, name, e);
+        rc = get_u32(raw, arch, "vocab_size", &hp->n_vocab, 0, name, e);
         if (rc < 0)
             return -1;
         if (rc && tokens && tokens->type == BN_V_STRARR && tokens->count <= UINT32_MAX)
-            vocab = (uint32_t)tokens->count;
+            hp->n_vocab = (uint32_t)tokens->count;
     }
-    float theta = 10000.0f, eps;
-    if (get_f32(raw, arch, "rope.freq_base", &theta, 0, name, e) < 0 ||
-        get_f32(raw, arch, "attention.layer_norm_rms_epsilon", &eps, 1, name, e))
+    hp->rope_theta = 10000.0f;
+    if (get_f32(raw, arch, "rope.freq_base", &hp->rope_theta, 0, name, e) < 0 ||
+        get_f32(raw, arch, "attention.layer_norm_rms_epsilon", &hp->norm_eps, 1, name, e))
         return -1;
-    SETCHK(bn_meta_set_u32(m, "model.vocab_size", vocab));
-    SETCHK(bn_meta_set_u32(m, "model.context_length", ctx));
-    SETCHK(bn_meta_set_u32(m, "model.embedding_length", embd));
-    SETCHK(bn_meta_set_u32(m, "model.feed_forward_length", ff));
-    SETCHK(bn_meta_set_u32(m, "model.block_count", blocks));
-    SETCHK(bn_meta_set_u32(m, "model.head_count", heads));
-    SETCHK(bn_meta_set_u32(m, "model.head_count_kv", heads_kv));
-    SETCHK(bn_meta_set_u32(m, "model.head_dim", head_dim));
-    SETCHK(bn_meta_set_f32(m, "model.rope_theta", theta));
-    SETCHK(bn_meta_set_str(m, "model.rope_pairing", ai.pairing));
-    SETCHK(bn_meta_set_str(m, "model.ffn_activation", ai.act));
-    SETCHK(bn_meta_set_bool(m, "model.sub_norms", ai.sub_norms));
-    SETCHK(bn_meta_set_f32(m, "model.norm_eps", eps));
-    SETCHK(bn_meta_set_bool(m, "model.tied_embeddings", !has_output));
+    return 0;
+}
 
-    /* Tokens and chat. */
+/* Special tokens into hp: bos, eos, pad, whether to add bos, and the stop
+ * ids (eos, and <|eot_id|> when the vocabulary has it). */
+static int read_tokens(const bn_meta *raw, bn_hparams *hp, const char *name, bn_err *e)
+{
     int err = 0;
-    int32_t bos = tok_id(raw, "tokenizer.ggml.bos_token_id", name, e, &err);
-    int32_t eos = tok_id(raw, "tokenizer.ggml.eos_token_id", name, e, &err);
-    int32_t pad = tok_id(raw, "tokenizer.ggml.padding_token_id", name, e, &err);
+    hp->bos_id = tok_id(raw, "tokenizer.ggml.bos_token_id", name, e, &err);
+    hp->eos_id = tok_id(raw, "tokenizer.ggml.eos_token_id", name, e, &err);
+    hp->pad_id = tok_id(raw, "tokenizer.ggml.padding_token_id", name, e, &err);
     if (err)
         return -1;
-    int add_bos;
-    if (bn_meta_bool(raw, "tokenizer.ggml.add_bos_token", &add_bos))
-        add_bos = bos >= 0;
-    int32_t stops[2];
-    int nstop = 0;
-    if (eos >= 0)
-        stops[nstop++] = eos;
-    int eot = strarr_find(tokens, "<|eot_id|>");
-    if (eot >= 0 && eot != eos)
-        stops[nstop++] = eot;
-    SETCHK(bn_meta_set_i32(m, "tokens.bos_id", bos));
-    SETCHK(bn_meta_set_i32(m, "tokens.eos_id", eos));
-    SETCHK(bn_meta_set_i32(m, "tokens.pad_id", pad));
-    SETCHK(bn_meta_set_arr(m, "tokens.stop_ids", BN_V_I32, stops, (uint64_t)nstop));
-    SETCHK(bn_meta_set_bool(m, "tokens.add_bos", add_bos));
-    int header_ids = strarr_find(tokens, "<|start_header_id|>") >= 0;
-    const char *fmt = "none";
-    if (ai.bitnet && header_ids && eot >= 0)
-        fmt = "bitnet";
-    else if (header_ids)
-        fmt = "llama3";
-    const char *tmpl = bn_meta_str(raw, "tokenizer.chat_template");
-    if (tmpl) {
-        const bn_kv *tk = bn_meta_get(raw, "tokenizer.chat_template");
-        SETCHK(bn_meta_set_strn(m, "chat.template", tmpl, (size_t)tk->count));
-    }
-    SETCHK(bn_meta_set_str(m, "chat.format", fmt));
-    SETCHK(bn_meta_set_str(m, "provenance.source_format", "gguf"));
+    if (bn_meta_bool(raw, "tokenizer.ggml.add_bos_token", &hp->add_bos))
+        hp->add_bos = hp->bos_id >= 0;
+    hp->n_stop = 0;
+    if (hp->eos_id >= 0)
+        hp->stop_ids[hp->n_stop++] = hp->eos_id;
+    int eot = strarr_find(bn_meta_get(raw, "tokenizer.ggml.tokens"), "<|eot_id|>");
+    if (eot >= 0 && eot != hp->eos_id)
+        hp->stop_ids[hp->n_stop++] = eot;
+    return 0;
+}
 
-    /* Tokenizer section. */
+/* bitnet (2B4T's "Role: content<|eot_id|>"), llama3 (header ids), or none. */
+static const char *chat_format(const bn_meta *raw, const archinfo *ai)
+{
+    const bn_kv *tokens = bn_meta_get(raw, "tokenizer.ggml.tokens");
+    int header_ids = strarr_find(tokens, "<|start_header_id|>") >= 0;
+    if (ai->bitnet && header_ids && strarr_find(tokens, "<|eot_id|>") >= 0)
+        return "bitnet";
+    return header_ids ? "llama3" : "none";
+}
+
+/* The `tokenizer` section from the GGUF vocabulary (byte-level BPE only). */
+static int tokenizer_section(bn_meta *m, const bn_meta *raw, const char *name, bn_err *e)
+{
+    const bn_kv *tokens = bn_meta_get(raw, "tokenizer.ggml.tokens");
     if (!tokens || tokens->type != BN_V_STRARR)
         return bn_fail(e, "%s: no vocabulary (metadata 'tokenizer.ggml.tokens' is missing or not a string array)",
                        name);
@@ -223,13 +197,46 @@ int bn_gguf_canonical_meta(bn_source *s, const bn_meta *raw, int has_output, uin
         bn_meta_free(sec);
         free(sec);
         size_t nl = strlen(name);
-        if (strncmp(e->msg, name, nl) || e->msg[nl] != ':') {
+        if (strncmp(e->msg, name, nl) || e->msg[nl] != ':') { /* name the file */
             char msg[sizeof e->msg];
             snprintf(msg, sizeof msg, "%s", e->msg);
             bn_fail(e, "%s: %s", name, msg);
         }
         return -1;
     }
-    SETCHK(bn_meta_set_section(m, "tokenizer", sec));
+    if (bn_meta_set_section(m, "tokenizer", sec))
+        return bn_fail(e, "%s: out of memory", name);
     return 0;
+}
+
+int bn_gguf_canonical_meta(bn_source *s, const bn_meta *raw, int has_output, uint64_t embd_rows, bn_err *e)
+{
+    const char *name = s->name;
+    bn_meta *m = &s->meta;
+    const char *arch = bn_meta_str(raw, "general.architecture");
+    if (!arch)
+        return bn_fail(e, "%s: missing metadata 'general.architecture'", name);
+    archinfo ai;
+    if (map_arch(arch, &ai))
+        return bn_fail(e,
+                       "%s: architecture '%s' is not supported (bitnet-b1.58, bitnet-25, bitnet or ternary "
+                       "llama expected)",
+                       name, arch);
+    bn_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    snprintf(hp.arch, sizeof hp.arch, "%s", ai.canon);
+    hp.rope_neox = ai.rope_neox;
+    hp.act_silu = ai.act_silu;
+    hp.sub_norms = ai.sub_norms;
+    hp.tied = !has_output;
+    if (read_shape(raw, arch, embd_rows, &hp, name, e) || read_tokens(raw, &hp, name, e))
+        return -1;
+    const char *gname = bn_meta_str(raw, "general.name");
+    const bn_kv *tmpl = bn_meta_get(raw, "tokenizer.chat_template");
+    if (bn_hparams_to_meta(&hp, m) || (gname && bn_meta_set_str(m, "general.name", gname)) ||
+        (tmpl && tmpl->type == BN_V_STR && bn_meta_set_strn(m, "chat.template", tmpl->data, (size_t)tmpl->count)) ||
+        bn_meta_set_str(m, "chat.format", chat_format(raw, &ai)) ||
+        bn_meta_set_str(m, "provenance.source_format", "gguf"))
+        return bn_fail(e, "%s: out of memory", name);
+    return tokenizer_section(m, raw, name, e);
 }
