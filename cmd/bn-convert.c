@@ -3,6 +3,8 @@
 #include "cli.h"
 #include "formats.h"
 #include "opt.h"
+#include "progress.h"
+#include "signals.h"
 
 #include <string.h>
 
@@ -84,7 +86,8 @@ int main(int argc, char **argv)
         .program = "bn-convert " BN_VERSION,
         .options = o.cmdline,
         .name = o.name,
-        .progress = !o.quiet && bn_progress_enabled(),
+        .progress = !o.quiet && bn_progress_enabled() ? bn_cli_progress : NULL,
+        .temps = {bn_cli_track_temp, NULL},
     };
     if (bn_convert(o.src, o.out, &co, &e)) {
         bn_report(&prog, "%s", e.msg);

@@ -5,6 +5,7 @@
 #include "formats.h"
 #include "generate.h"
 #include "pool.h"
+#include "progress.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +112,6 @@ static int parse(int argc, char **argv, opts *o)
     o->kv_f16 = 1;
     o->threads = bn_cpu_count();
     o->g.n_predict = 128;
-    o->g.prog = prog.name;
     bn_sampler_defaults(&o->g.samp);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -355,6 +355,8 @@ int main(int argc, char **argv)
         in_open = 1;
         binary_ids = in.binary;
     }
+    o.g.log = bn_cli_log; /* records that cannot be answered, chat notes */
+    o.g.log_user = (void *)&prog;
     if (!(g = bn_gen_new(&m, c, tok, &o.g, stdout, binary_ids, &e))) {
         bn_report(&prog, "%s", e.msg);
         goto out;

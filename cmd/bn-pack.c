@@ -2,8 +2,10 @@
  * and CPU, streaming; the layout is recorded in the metadata. */
 #include "cli.h"
 #include "cpu.h"
-#include "kern_2bit.h"
+#include "kernels.h"
 #include "pack.h"
+#include "progress.h"
+#include "signals.h"
 
 #include <string.h>
 
@@ -108,7 +110,8 @@ int main(int argc, char **argv)
         .target = target,
         .tile = tile,
         .report = rep,
-        .progress = !quiet && bn_progress_enabled(),
+        .progress = !quiet && bn_progress_enabled() ? bn_cli_progress : NULL,
+        .temps = {bn_cli_track_temp, NULL},
     };
     int rc = bn_pack(src, out, &o, &e);
     if (rep && rep != stderr)

@@ -1,7 +1,9 @@
 /* bn-quant — ternarize the float projection weights of a bn model
  * (absmean, per tensor), streaming. */
 #include "cli.h"
+#include "progress.h"
 #include "quant.h"
+#include "signals.h"
 
 #include <string.h>
 
@@ -90,7 +92,8 @@ int main(int argc, char **argv)
         .step = "bn-quant " BN_VERSION,
         .report = rep,
         .report_json = json,
-        .progress = !quiet && bn_progress_enabled(),
+        .progress = !quiet && bn_progress_enabled() ? bn_cli_progress : NULL,
+        .temps = {bn_cli_track_temp, NULL},
         .head_type = head_type,
         .embd_type = embd_type,
     };

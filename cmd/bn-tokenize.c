@@ -3,6 +3,7 @@
  * formats are bn-tokens(5). This file only parses options. */
 #include "cli.h"
 #include "formats.h"
+#include "signals.h"
 #include "tokenizer.h"
 
 #include <stdlib.h>
@@ -163,6 +164,7 @@ int main(int argc, char **argv)
     }
     bn_err e;
     rc = BN_EXIT_OK;
+    o.temps = (bn_temp_hook){bn_cli_track_temp, NULL};
     if (bn_tokenize_run(&o, &e)) {
         fflush(stdout);
         bn_report(&prog, "%s", e.msg);

@@ -431,8 +431,8 @@ int bn_late_carry(bn_meta *late, const bn_meta *input)
     return 0;
 }
 
-int bn_writer_begin(bn_writer *w, const char *path, const bn_meta *meta, const bn_tensor *tensors, size_t n,
-                    bn_err *e)
+int bn_writer_begin(bn_writer *w, const char *path, const bn_temp_hook *temps, const bn_meta *meta,
+                    const bn_tensor *tensors, size_t n, bn_err *e)
 {
     memset(w, 0, sizeof *w);
     w->dir = calloc(n ? n : 1, sizeof *w->dir);
@@ -509,7 +509,7 @@ int bn_writer_begin(bn_writer *w, const char *path, const bn_meta *meta, const b
     memcpy(h + 52, &v32, 4);
     memcpy(h + 56, &off, 8);
     uint64_t hh = XXH3_64bits(h, head_size);
-    int rc = bn_out_open(&w->out, path, e);
+    int rc = bn_out_open(&w->out, path, temps, e);
     if (!rc)
         rc = bn_out_write(&w->out, h, head_size, e);
     free(b.p);

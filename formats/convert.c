@@ -77,17 +77,6 @@ static int add_provenance(bn_meta *m, const bn_source *s, const bn_convert_opts 
     return rc ? -1 : 0;
 }
 
-static void progress(const bn_convert_opts *o, size_t i, size_t n, const char *name)
-{
-    if (!o->progress)
-        return;
-    if (i < n)
-        fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, n, name);
-    else
-        fprintf(stderr, "\r\033[K");
-    fflush(stderr);
-}
-
 int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_err *e)
 {
     bn_source s;
@@ -100,6 +89,7 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
     size_t cap = 0;
     bn_writer w;
     int writing = 0;
+    bn_steps steps = {o->progress, o->progress_user, s.n_tensors, 0};
     if (bn_meta_copy(&meta, &s.meta) || add_provenance(&meta, &s, o)) {
         bn_fail(e, "%s: out of memory", src);
         goto out;
@@ -110,12 +100,13 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
     /* Source hashes are late metadata (known only after the data): they go
      * to the trailer, ours or, for a bn input, carried over from its own. */
     bn_meta_remove(&meta, "provenance.source_hashes");
-    if (bn_writer_begin(&w, out, &meta, s.tensors, s.n_tensors, e))
+    if (bn_writer_begin(&w, out, &o->temps, &meta, s.tensors, s.n_tensors, e))
         goto out;
     writing = 1;
     for (size_t i = 0; i < s.n_tensors; i++) {
         const bn_tensor *t = &s.tensors[i];
-        progress(o, i, s.n_tensors, t->name);
+        if (bn_steps_at(&steps, i, t->name, src, e))
+            goto out;
         if (!(buf = bn_scratch(buf, &cap, t->size))) {
             bn_fail(e, "%s: out of memory for tensor '%s' (%llu bytes)", src, t->name, (unsigned long long)t->size);
             goto out;
@@ -123,7 +114,7 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
         if (s.read(&s, i, buf, e) || bn_writer_tensor(&w, buf, t->size, e))
             goto out;
     }
-    progress(o, s.n_tensors, s.n_tensors, "");
+    bn_steps_end(&steps);
     if (!strcmp(s.format, "bn") && bn_bnfile_finish(&s, e))
         goto out;
     if (!s.n_files && bn_late_carry(&w.late, &s.meta)) {
@@ -149,8 +140,7 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
 out:
     if (writing)
         bn_writer_abort(&w);
-    if (rc)
-        progress(o, s.n_tensors, s.n_tensors, "");
+    bn_steps_end(&steps);
     free(buf);
     bn_meta_free(&meta);
     bn_source_close(&s);

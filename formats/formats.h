@@ -104,9 +104,10 @@ typedef struct bn_writer {
 /* Copies the late metadata keys (provenance.source_hashes) from a finished
  * input's metadata into a writer's late list, unless already there. */
 int bn_late_carry(bn_meta *late, const bn_meta *input);
-/* Writes the head (metadata + directory); tensor sizes must be final. */
-int bn_writer_begin(bn_writer *w, const char *path, const bn_meta *meta, const bn_tensor *tensors,
-                    size_t n, bn_err *e);
+/* Writes the head (metadata + directory); tensor sizes must be final.
+ * temps (or NULL) is told of a named temporary (core.h). */
+int bn_writer_begin(bn_writer *w, const char *path, const bn_temp_hook *temps, const bn_meta *meta,
+                    const bn_tensor *tensors, size_t n, bn_err *e);
 /* Tensors in directory order. */
 int bn_writer_tensor(bn_writer *w, const void *data, size_t size, bn_err *e);
 /* Trailer, then atomic rename. */
@@ -162,7 +163,9 @@ typedef struct bn_convert_opts {
     const char *program;  /* "bn-convert 0.1.0" for provenance */
     const char *options;  /* the command line's options, for provenance */
     const char *name;     /* general.name override, or NULL */
-    int progress;         /* draw progress on stderr */
+    bn_progress_fn progress; /* per tensor (bn.h), or NULL */
+    void *progress_user;
+    bn_temp_hook temps;   /* told of a named temporary output (core.h) */
 } bn_convert_opts;
 
 /* Streams any source into a bn model file at out ("-" = stdout): one tensor

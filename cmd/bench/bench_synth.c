@@ -11,6 +11,7 @@
 #include "bench.h"
 #include "cpu.h"
 #include "pack.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -218,7 +219,8 @@ static int write_model(const bn_shape *s, uint32_t layout, const char *path, uin
         bn_fail(e, "%s: out of memory", s->name);
         goto done;
     }
-    if (bn_writer_begin(&w, path, &meta, dir, n, e))
+    const bn_temp_hook temps = {bn_cli_track_temp, NULL}; /* removed on SIGINT too */
+    if (bn_writer_begin(&w, path, &temps, &meta, dir, n, e))
         goto done;
     uint64_t rng = seed;
     for (size_t i = 0; i < n; i++) {

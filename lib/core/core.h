@@ -41,11 +41,26 @@ int bn_in_read(bn_in *in, void *buf, size_t n, bn_err *e);
 int bn_in_skip(bn_in *in, uint64_t n, bn_err *e);
 void bn_in_close(bn_in *in);
 
+/* Named temporaries. Where the file system has no O_TMPFILE, an output
+ * lives under a hidden name beside its target (".NAME.XXXXXX") until commit
+ * renames it into place or abort removes it; a signal that kills the
+ * process in between leaves it behind. libbn installs no signal handlers
+ * and keeps no list of such names: a program that wants them removed on
+ * SIGINT, SIGTERM or SIGHUP passes a hook, keeps the names it is told of,
+ * and unlinks them in its own handler (the bn-* programs do, in
+ * cmd/cli/signals.c). fn gets exists = 1 when path is created (just
+ * before or just after: a handler may find it absent) and exists = 0 once
+ * it is gone (renamed or removed); path is valid only during the call. */
+typedef struct bn_temp_hook {
+    void (*fn)(void *user, const char *path, int exists);
+    void *user;
+} bn_temp_hook;
+
 /* An output that appears whole or not at all. For a path, data goes to an
  * unnamed temporary file in the target's directory (O_TMPFILE where the
  * file system has it, so even SIGKILL leaves nothing behind; otherwise a
  * dot-file that abort removes) and is renamed into place on commit.
- * "-" writes to stdout. */
+ * "-" writes to stdout (the caller asked for it). */
 typedef struct bn_out {
     FILE *fp;
     int fd;
@@ -53,9 +68,11 @@ typedef struct bn_out {
     char *tmp_path; /* named temporary, NULL with O_TMPFILE or stdout */
     uint64_t pos;
     int failed;
+    bn_temp_hook temps; /* told of tmp_path (and commit's brief name) */
 } bn_out;
 
-int bn_out_open(bn_out *o, const char *path, bn_err *e);
+/* temps may be NULL (nobody is told of named temporaries). */
+int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *e);
 int bn_out_write(bn_out *o, const void *buf, size_t n, bn_err *e);
 int bn_out_pad(bn_out *o, size_t alignment, bn_err *e);
 int bn_out_commit(bn_out *o, bn_err *e);
@@ -73,6 +90,22 @@ uint64_t bn_hash(const void *data, size_t n);
 
 /* XXH3-64 of a whole file, read in bounded chunks. */
 int bn_hash_file(const char *path, uint64_t *out, bn_err *e);
+
+/* A run over steps (tensors) told to an optional bn_progress_fn (bn.h):
+ * bn_steps_at before each step, bn_steps_end once the run is over,
+ * whatever its outcome (later calls do nothing), so a progress display is
+ * always cleared. */
+typedef struct bn_steps {
+    bn_progress_fn fn; /* NULL: nobody listens */
+    void *user;
+    size_t total;
+    int ended;
+} bn_steps;
+
+/* Before step i; fails with BN_E_CANCELLED ("NAME: cancelled") when the
+ * callback asks to stop. */
+int bn_steps_at(bn_steps *s, size_t i, const char *what, const char *name, bn_err *e);
+void bn_steps_end(bn_steps *s);
 
 /* ---------------------------------------------------------- tensor types */
 

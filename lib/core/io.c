@@ -5,8 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -152,71 +150,21 @@ void bn_in_close(bn_in *in)
 
 int bn_out_is_tty(const char *path)
 {
-    return (!path || !strcmp(path, "-")) && isatty(STDOUT_FILENO);
+    return (!path || !strcmp(path, "-")) && isatty(STDOUT_FILENO); /* quiet-ok: only asks */
 }
 
-/* ------------------------------------------- named temporaries and signals
+/* ------------------------------------------------------ named temporaries
  *
  * Where O_TMPFILE works, an output has no name until commit, so any death
  * leaves nothing. Where it does not (some file systems), the output is a
- * named dot-file until commit; SIGINT, SIGTERM or SIGHUP would leave it
- * behind, so those signals unlink every pending name, then kill the process
- * with the same signal (its status still says what happened). A handler
- * gets no context, so the pending names live in this table: the one piece
- * of mutable process state in libbn, inherent to signals. A slot is filled
- * before it is marked used and the handler only calls unlink, signal and
- * raise (all async-signal-safe). Outputs are opened from one thread. SIGKILL
- * cannot be caught: only O_TMPFILE protects against it. */
-#define MAX_PENDING 16
-static char pending_name[MAX_PENDING][PATH_MAX];
-static volatile sig_atomic_t pending_used[MAX_PENDING];
-
-static void unlink_pending(int sig)
+ * named dot-file until commit; abort removes it, and the caller's hook is
+ * told of it so that a program can remove it on a fatal signal too (core.h,
+ * bn_temp_hook). SIGKILL cannot be caught: only O_TMPFILE protects against
+ * it. */
+static void tell_temp(const bn_out *o, const char *path, int exists)
 {
-    for (int i = 0; i < MAX_PENDING; i++)
-        if (pending_used[i])
-            unlink(pending_name[i]);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-/* Arms the handler for the signals still at their default action (a
- * program's own handler, or SIG_IGN under nohup, is left alone). */
-static void arm_signals(void)
-{
-    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
-        struct sigaction old, sa;
-        if (sigaction(sigs[i], NULL, &old) || old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO))
-            continue;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = unlink_pending;
-        sigemptyset(&sa.sa_mask);
-        sigaction(sigs[i], &sa, NULL);
-    }
-}
-
-/* Registers a temporary name for removal on a fatal signal; a full table
- * only loses that protection. */
-static void pending_add(const char *path)
-{
-    if (strlen(path) >= PATH_MAX)
-        return;
-    for (int i = 0; i < MAX_PENDING; i++)
-        if (!pending_used[i]) {
-            memcpy(pending_name[i], path, strlen(path) + 1);
-            pending_used[i] = 1;
-            arm_signals();
-            return;
-        }
-}
-
-/* Call before the name is unlinked or renamed away. */
-static void pending_remove(const char *path)
-{
-    for (int i = 0; i < MAX_PENDING; i++)
-        if (pending_used[i] && !strcmp(pending_name[i], path))
-            pending_used[i] = 0;
+    if (o->temps.fn)
+        o->temps.fn(o->temps.user, path, exists);
 }
 
 static char *dir_of(const char *path)
@@ -229,12 +177,14 @@ static char *dir_of(const char *path)
     return d;
 }
 
-int bn_out_open(bn_out *o, const char *path, bn_err *e)
+int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *e)
 {
     memset(o, 0, sizeof *o);
     o->fd = -1;
+    if (temps)
+        o->temps = *temps;
     if (!path || !strcmp(path, "-")) {
-        o->fp = stdout;
+        o->fp = stdout; /* quiet-ok: the caller asked for "-" */
         return 0;
     }
     o->path = strdup(path);
@@ -259,7 +209,7 @@ int bn_out_open(bn_out *o, const char *path, bn_err *e)
         free(base_copy);
         o->fd = mkstemp(o->tmp_path);
         if (o->fd >= 0)
-            pending_add(o->tmp_path);
+            tell_temp(o, o->tmp_path, 1);
         if (o->fd < 0) {
             int err = errno;
             free(dir);
@@ -326,7 +276,7 @@ int bn_out_commit(bn_out *o, bn_err *e)
         if (rename(o->tmp_path, o->path) != 0)
             rc = bn_fail(e, "%s: cannot rename into place: %s", name, strerror(errno));
         else
-            pending_remove(o->tmp_path);
+            tell_temp(o, o->tmp_path, 0);
     } else {
         /* Give the unnamed file a temporary name, then rename over the target
          * (linkat cannot replace an existing file). */
@@ -343,23 +293,24 @@ int bn_out_commit(bn_out *o, bn_err *e)
                      (long)getpid());
             free(dir);
             free(base_copy);
-            /* For the instant the file has a name but not its own. */
-            pending_add(tmp);
+            /* For the instant the file has a name but not its own; told
+             * before the name exists, so no signal finds it untold. */
+            tell_temp(o, tmp, 1);
             if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) != 0)
                 rc = bn_fail(e, "%s: cannot create: %s", name, strerror(errno));
             else if (rename(tmp, o->path) != 0) {
                 rc = bn_fail(e, "%s: cannot rename into place: %s", name, strerror(errno));
                 unlink(tmp);
             }
-            pending_remove(tmp);
+            tell_temp(o, tmp, 0);
             free(tmp);
         }
     }
     fclose(o->fp);
     o->fp = NULL;
     if (rc && o->tmp_path) {
-        pending_remove(o->tmp_path);
         unlink(o->tmp_path);
+        tell_temp(o, o->tmp_path, 0);
     }
     free(o->tmp_path);
     free(o->path);
@@ -380,8 +331,8 @@ void bn_out_abort(bn_out *o)
     else if (o->fd >= 0)
         close(o->fd);
     if (o->tmp_path) {
-        pending_remove(o->tmp_path);
         unlink(o->tmp_path);
+        tell_temp(o, o->tmp_path, 0);
     }
     free(o->tmp_path);
     free(o->path);

@@ -94,6 +94,7 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
         return -1;
     int rc = -1, writing = 0;
     bn_meta meta = {0};
+    bn_steps steps = {o->progress, o->progress_user, s.n_tensors, 0};
     bn_tensor *dir = NULL;
     uint8_t *in = NULL, *t2 = NULL, *outb = NULL;
     size_t in_cap = 0, t2_cap = 0, out_cap = 0;
@@ -142,13 +143,13 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
         t->type = type;
         t->size = type == BN_T2 ? bn_type_size(BN_T2, 2, t->shape) : bn_packed_size(type, t->shape[0], t->shape[1]);
     }
-    if (bn_writer_begin(&w, out, &meta, dir, s.n_tensors, e))
+    if (bn_writer_begin(&w, out, &o->temps, &meta, dir, s.n_tensors, e))
         goto out;
     writing = 1;
     for (size_t i = 0; i < s.n_tensors; i++) {
         const bn_tensor *t = &s.tensors[i];
-        if (o->progress)
-            fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, s.n_tensors, t->name);
+        if (bn_steps_at(&steps, i, t->name, src, e))
+            goto out;
         if (!(in = bn_scratch(in, &in_cap, t->size))) {
             bn_fail(e, "%s: out of memory for '%s'", src, t->name);
             goto out;
@@ -178,8 +179,7 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
             fprintf(o->report, "%-32s %s -> %s  %llu -> %llu bytes\n", t->name, bn_type_name(t->type),
                     bn_type_name(dir[i].type), (unsigned long long)t->size, (unsigned long long)dir[i].size);
     }
-    if (o->progress)
-        fprintf(stderr, "\r\033[K");
+    bn_steps_end(&steps);
     if (!strcmp(s.format, "bn") && bn_bnfile_finish(&s, e))
         goto out;
     if (bn_late_carry(&w.late, &s.meta)) {
@@ -193,6 +193,7 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
 out:
     if (writing)
         bn_writer_abort(&w);
+    bn_steps_end(&steps);
     free(in);
     free(t2);
     free(outb);

@@ -28,7 +28,9 @@ typedef struct bn_pack_opts {
     const char *target; /* "auto", "generic", "avx2", "avx512", "amx", "neon" */
     const char *tile;   /* tl1/tl2 tile "BMxBK", or NULL for the layout's default */
     FILE *report;       /* one line per packed tensor, or NULL */
-    int progress;
+    bn_progress_fn progress; /* per tensor (bn.h), or NULL */
+    void *progress_user;
+    bn_temp_hook temps; /* told of a named temporary output (core.h) */
 } bn_pack_opts;
 
 /* The layout bn-pack writes for a target ("auto": this CPU's best). */

@@ -22,7 +22,9 @@ typedef struct bn_quant_opts {
     const char *step;   /* provenance line, e.g. "bn-quant 0.1.0" */
     FILE *report;       /* per-tensor report, or NULL */
     int report_json;
-    int progress;
+    bn_progress_fn progress; /* per tensor (bn.h), or NULL */
+    void *progress_user;
+    bn_temp_hook temps; /* told of a named temporary output (core.h) */
     /* Re-encode the output head / the embedding table (float tensors
      * only) as this type (f32, f16, bf16, i8, q6); -1 keeps it. When the
      * embeddings are tied the one tensor is both, and head_type wins. */

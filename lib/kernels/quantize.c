@@ -58,6 +58,7 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
         return -1;
     int rc = -1, writing = 0;
     bn_meta meta = {0};
+    bn_steps steps = {o->progress, o->progress_user, s.n_tensors, 0};
     bn_tensor *dir = NULL;
     uint8_t *in = NULL, *outb = NULL;
     float *f = NULL;
@@ -93,7 +94,7 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
             dir[i].size = bn_type_size((uint32_t)ht, 2, dir[i].shape);
         }
     }
-    if (bn_writer_begin(&w, out, &meta, dir, s.n_tensors, e))
+    if (bn_writer_begin(&w, out, &o->temps, &meta, dir, s.n_tensors, e))
         goto out;
     writing = 1;
     if (o->report && o->report_json)
@@ -101,8 +102,8 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
     size_t reported = 0;
     for (size_t i = 0; i < s.n_tensors; i++) {
         const bn_tensor *t = &s.tensors[i];
-        if (o->progress)
-            fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, s.n_tensors, t->name);
+        if (bn_steps_at(&steps, i, t->name, src, e))
+            goto out;
         if (!(in = bn_scratch(in, &in_cap, t->size))) {
             bn_fail(e, "%s: out of memory for '%s'", src, t->name);
             goto out;
@@ -150,8 +151,7 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
     }
     if (o->report && o->report_json)
         fprintf(o->report, "\n]\n");
-    if (o->progress)
-        fprintf(stderr, "\r\033[K");
+    bn_steps_end(&steps);
     if (!strcmp(s.format, "bn") && bn_bnfile_finish(&s, e))
         goto out;
     if (bn_late_carry(&w.late, &s.meta)) {
@@ -163,6 +163,7 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
 out:
     if (writing)
         bn_writer_abort(&w);
+    bn_steps_end(&steps);
     free(in);
     free(outb);
     free(f);

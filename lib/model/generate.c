@@ -4,6 +4,7 @@
  * stream, and the chat session. */
 #include "generate.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,6 +46,19 @@ static double now(void)
 void bn_gen_get_stats(const bn_gen *g, bn_gen_stats *st)
 {
     *st = g->st;
+}
+
+/* One line to the caller's log callback, if it gave one. */
+static void __attribute__((format(printf, 3, 4))) note(const bn_gen *g, int level, const char *fmt, ...)
+{
+    if (!g->o.log)
+        return;
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    g->o.log(g->o.log_user, level, msg);
 }
 
 /* --------------------------------------------------------------- buffers */
@@ -372,7 +386,7 @@ int bn_gen_stream(bn_gen *g, bn_tokr *in, uint64_t *bad_records, bn_err *e)
         if (bad) {
             /* One bad record does not end the batch: say which, answer it
              * with an empty record so answers stay aligned with prompts. */
-            fprintf(stderr, "%s: %s: record %llu: %s\n", g->o.prog, in->name, (unsigned long long)rec, re.msg);
+            note(g, BN_LOG_ERROR, "%s: record %llu: %s", in->name, (unsigned long long)rec, re.msg);
             (*bad_records)++;
             g->n_pend = g->n_pids = 0;
             g->n_hist = 0;
@@ -477,11 +491,11 @@ int bn_chat(bn_gen *g, const char *system, FILE *in, bn_err *e)
             }
         }
         if (dropped)
-            fprintf(stderr, "%s: the conversation no longer fits the context of %u tokens; dropped the oldest "
-                            "%d turn%s\n", g->o.prog, n_ctx, dropped, dropped > 1 ? "s" : "");
+            note(g, BN_LOG_WARN, "the conversation no longer fits the context of %u tokens; dropped the oldest "
+                                 "%d turn%s", n_ctx, dropped, dropped > 1 ? "s" : "");
         if (toks.n >= n_ctx) {
-            fprintf(stderr, "%s: message of %zu tokens does not fit the context of %u tokens; ignored\n",
-                    g->o.prog, toks.n, n_ctx);
+            note(g, BN_LOG_WARN, "message of %zu tokens does not fit the context of %u tokens; ignored", toks.n,
+                 n_ctx);
             drop_turn(t, &n, n - 1);
             continue;
         }
@@ -494,7 +508,7 @@ int bn_chat(bn_gen *g, const char *system, FILE *in, bn_err *e)
             goto done;
         }
         if (bn_ctx_pos(g->c) >= n_ctx)
-            fprintf(stderr, "%s: the answer filled the context of %u tokens\n", g->o.prog, n_ctx);
+            note(g, BN_LOG_WARN, "the answer filled the context of %u tokens", n_ctx);
         t[n].role = BN_ROLE_ASSISTANT;
         t[n].len = g->n_cap;
         if (!(t[n].text = malloc(g->n_cap ? g->n_cap : 1))) {

@@ -20,7 +20,11 @@ typedef struct bn_gen_opts {
     bn_sampler_opts samp;
     FILE *logits;         /* --logits: every prompt position's logits, or NULL */
     uint32_t logits_topk; /* 0: binary f32 rows; K: text, the K largest per position */
-    const char *prog;     /* for messages about single records ("bn-infer") */
+    /* Messages (bn.h) about a record that cannot be answered (BN_LOG_ERROR)
+     * and a chat outgrowing the context (BN_LOG_WARN); one line each, no
+     * program name. NULL: none. */
+    bn_log_fn log;
+    void *log_user;
 } bn_gen_opts;
 
 typedef struct bn_gen bn_gen;
@@ -38,8 +42,8 @@ int bn_gen_answer(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e);
 
 /* Answers every record of a token stream in order. A record that cannot
  * be answered (an id outside the vocabulary, longer than the context) is
- * reported on stderr as "PROG: NAME: record N: reason", answered with an
- * empty record, and *bad_records counts it; a broken stream ends the run. */
+ * logged as "NAME: record N: reason", answered with an empty record, and
+ * *bad_records counts it; a broken stream ends the run. */
 int bn_gen_stream(bn_gen *g, bn_tokr *in, uint64_t *bad_records, bn_err *e);
 
 /* Counters for -v: tokens evaluated from prompts and generated, and the
@@ -53,7 +57,7 @@ void bn_gen_get_stats(const bn_gen *g, bn_gen_stats *st);
 /* Interactive chat: one user message per line of in (a terminal or a
  * pipe), rendered with the model's chat format after an optional system
  * prompt; the KV cache is reused across turns and the oldest turns are
- * dropped (with a note on stderr) when the context fills. */
+ * dropped (with a logged warning) when the context fills. */
 int bn_chat(bn_gen *g, const char *system, FILE *in, bn_err *e);
 
 /* ---------------------------------------------------------- perplexity */

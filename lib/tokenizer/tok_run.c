@@ -346,7 +346,7 @@ int bn_tokenize_run(const bn_tokenize_opts *o, bn_err *e)
     r.t = bn_tokenizer_load(&o->src, e);
     if (!r.t)
         return -1;
-    if (bn_out_open(&out, o->output ? o->output : "-", e))
+    if (bn_out_open(&out, o->output ? o->output : "-", &o->temps, e))
         goto done;
     out_open = 1;
     r.out = out.fp;

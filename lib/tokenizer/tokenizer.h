@@ -133,6 +133,7 @@ typedef struct bn_tokenize_opts {
     const char *output;        /* NULL or "-": stdout */
     int decode, lines, special, chat, no_gen_prompt, count, json, binary, skip_special, info;
     int bos, eos;              /* -1: as the model says; 0: no; 1: yes */
+    bn_temp_hook temps;        /* told of a named temporary output (core.h) */
 } bn_tokenize_opts;
 
 int bn_tokenize_run(const bn_tokenize_opts *o, bn_err *e);

@@ -123,7 +123,7 @@ static int write_model(const char *path, bn_err *e)
     uint8_t tern[10] = {0x55, 0x55, 0x56, 0x55, 0x59, 0x55};
     float beta = 0.75f;
     memcpy(tern + 6, &beta, 4);
-    int rc = bn_writer_begin(&w, path, &m, t, 2, e);
+    int rc = bn_writer_begin(&w, path, NULL, &m, t, 2, e);
     bn_meta_free(&m);
     if (rc)
         return -1;
