@@ -7,16 +7,9 @@
 #include <string.h>
 #include <zlib.h>
 
+/* ---- encoding ---- */
+
 static int encode_list(const bn_meta *m, bn_buf *b, bn_err *e);
-
-/* ---- decoding: every length is checked against what is left ---- */
-
-typedef struct rd {
-    const uint8_t *p;
-    size_t left;
-} rd;
-
-static int decode_list(bn_meta *m, rd *r, uint64_t count, int depth, const char *name, bn_err *e);
 
 static void put_scalar(bn_buf *b, uint32_t type, const void *v8)
 {
@@ -112,6 +105,15 @@ int bn_meta_encode(const bn_meta *m, uint8_t **out, size_t *out_len, bn_err *e)
     return 0;
 }
 
+/* ---- decoding: every length is checked against what is left ---- */
+
+typedef struct rd {
+    const uint8_t *p;
+    size_t left;
+} rd;
+
+static int decode_list(bn_meta *m, rd *r, uint64_t count, int depth, const char *name, bn_err *e);
+
 static int take(rd *r, void *dst, size_t n)
 {
     if (n > r->left)
@@ -123,129 +125,173 @@ static int take(rd *r, void *dst, size_t n)
     return 0;
 }
 
-static int decode_kv(bn_meta *m, rd *r, int depth, const char *name, bn_err *e)
+/* The next entry's key (into key, 65536 bytes) and type; the key must be
+ * new in m. */
+static int decode_key(const bn_meta *m, rd *r, char *key, uint32_t *type, const char *name, bn_err *e)
 {
-    uint32_t kl, type;
-    char key[65536];
+    uint32_t kl;
     if (take(r, &kl, 4) || kl == 0 || kl > 65535 || take(r, key, kl))
         return bn_fail(e, "%s: metadata is truncated or has a bad key", name);
     key[kl] = 0;
     if (memchr(key, 0, kl))
         return bn_fail(e, "%s: metadata key contains a NUL byte", name);
-    if (take(r, &type, 4))
+    if (take(r, type, 4))
         return bn_fail(e, "%s: metadata '%s' is truncated", name, key);
     if (bn_meta_get(m, key))
         return bn_fail(e, "%s: metadata key '%s' appears twice", name, key);
+    return 0;
+}
+
+/* A string or bytes: u64 length, then the bytes. */
+static int decode_blob(bn_meta *m, rd *r, const char *key, uint32_t type, const char *name, bn_err *e)
+{
     uint64_t n = 0;
-    switch (type) {
-    case BN_V_STR: case BN_V_BYTES:
-        if (take(r, &n, 8) || n > r->left)
-            return bn_fail(e, "%s: metadata '%s' claims %llu bytes, more than the head holds", name, key,
-                           (unsigned long long)n);
-        if (bn_meta_set_blob(m, key, type, r->p, (size_t)n))
-            return bn_fail(e, "%s: out of memory", name);
-        take(r, NULL, (size_t)n);
-        return 0;
-    case BN_V_ARR: {
-        uint32_t et;
-        if (take(r, &et, 4) || take(r, &n, 8))
-            return bn_fail(e, "%s: metadata '%s' is truncated", name, key);
-        size_t w = bn_meta_scalar_width(et);
-        if (!w)
-            return bn_fail(e, "%s: metadata '%s' has unknown array element type %u", name, key, et);
-        if (n > r->left / w)
-            return bn_fail(e, "%s: metadata '%s' claims %llu elements, more than the head holds", name, key,
-                           (unsigned long long)n);
-        if (bn_meta_set_arr(m, key, et, r->p, n))
-            return bn_fail(e, "%s: out of memory", name);
-        take(r, NULL, (size_t)(n * w));
-        return 0;
+    if (take(r, &n, 8) || n > r->left)
+        return bn_fail(e, "%s: metadata '%s' claims %llu bytes, more than the head holds", name, key,
+                       (unsigned long long)n);
+    if (bn_meta_set_blob(m, key, type, r->p, (size_t)n))
+        return bn_fail(e, "%s: out of memory", name);
+    take(r, NULL, (size_t)n);
+    return 0;
+}
+
+/* An array of scalars: element type, u64 count, the elements. */
+static int decode_array(bn_meta *m, rd *r, const char *key, const char *name, bn_err *e)
+{
+    uint32_t et;
+    uint64_t n;
+    if (take(r, &et, 4) || take(r, &n, 8))
+        return bn_fail(e, "%s: metadata '%s' is truncated", name, key);
+    size_t w = bn_meta_scalar_width(et);
+    if (!w)
+        return bn_fail(e, "%s: metadata '%s' has unknown array element type %u", name, key, et);
+    if (n > r->left / w)
+        return bn_fail(e, "%s: metadata '%s' claims %llu elements, more than the head holds", name, key,
+                       (unsigned long long)n);
+    if (bn_meta_set_arr(m, key, et, r->p, n))
+        return bn_fail(e, "%s: out of memory", name);
+    take(r, NULL, (size_t)(n * w));
+    return 0;
+}
+
+/* An array of strings: u64 count, then each as u32 length + bytes. */
+static int decode_strarr(bn_meta *m, rd *r, const char *key, const char *name, bn_err *e)
+{
+    uint64_t n;
+    if (take(r, &n, 8) || n > r->left / 4)
+        return bn_fail(e, "%s: metadata '%s' claims more strings than the head holds", name, key);
+    uint64_t *off = malloc((n + 1) * sizeof *off);
+    char *data = malloc(r->left + 1);
+    if (!off || !data) {
+        free(off);
+        free(data);
+        return bn_fail(e, "%s: out of memory", name);
     }
-    case BN_V_STRARR: {
-        if (take(r, &n, 8) || n > r->left / 4)
-            return bn_fail(e, "%s: metadata '%s' claims more strings than the head holds", name, key);
-        uint64_t *off = malloc((n + 1) * sizeof *off);
-        char *data = malloc(r->left + 1);
-        if (!off || !data) {
+    uint64_t pos = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t len;
+        off[i] = pos;
+        if (take(r, &len, 4) || take(r, data + pos, len)) {
             free(off);
             free(data);
-            return bn_fail(e, "%s: out of memory", name);
+            return bn_fail(e, "%s: metadata '%s' is truncated at element %llu", name, key, (unsigned long long)i);
         }
-        uint64_t pos = 0;
-        for (uint64_t i = 0; i < n; i++) {
-            uint32_t len;
-            off[i] = pos;
-            if (take(r, &len, 4) || take(r, data + pos, len)) {
-                free(off);
-                free(data);
-                return bn_fail(e, "%s: metadata '%s' is truncated at element %llu", name, key,
-                               (unsigned long long)i);
-            }
-            pos += len;
-        }
-        off[n] = pos;
-        if (bn_meta_set_strarr_owned(m, key, data, off, n))
-            return bn_fail(e, "%s: out of memory", name);
-        return 0;
+        pos += len;
     }
-    case BN_V_SECTION: {
-        uint64_t raw, clen, cnt;
-        if (take(r, &raw, 8) || take(r, &clen, 8) || take(r, &cnt, 8) || clen > r->left)
-            return bn_fail(e, "%s: section '%s' is truncated", name, key);
-        if (depth > 4)
-            return bn_fail(e, "%s: sections nested too deeply", name);
-        /* zlib cannot expand more than ~1032:1; a larger claim is damage. */
-        if (raw > clen * 1032 + 64 || raw > ((uint64_t)1 << 34))
-            return bn_fail(e, "%s: section '%s' claims an impossible size", name, key);
-        uint8_t *z = malloc(raw ? raw : 1);
-        if (!z)
-            return bn_fail(e, "%s: out of memory for section '%s'", name, key);
-        uLongf got = raw;
-        if (uncompress(z, &got, r->p, clen) != Z_OK || got != raw) {
-            free(z);
-            return bn_fail(e, "%s: section '%s' is corrupt (zlib)", name, key);
-        }
-        take(r, NULL, (size_t)clen);
-        bn_meta *sub = calloc(1, sizeof *sub);
-        rd sr = {z, (size_t)raw};
-        if (!sub || decode_list(sub, &sr, cnt, depth + 1, name, e)) {
-            if (sub)
-                bn_meta_free(sub);
-            free(sub);
-            free(z);
-            return -1;
-        }
+    off[n] = pos;
+    if (bn_meta_set_strarr_owned(m, key, data, off, n))
+        return bn_fail(e, "%s: out of memory", name);
+    return 0;
+}
+
+/* A section's zlib stream inflated into *z (raw bytes, malloc'd) and its
+ * entry count into *cnt. */
+static int inflate_section(rd *r, const char *key, int depth, uint8_t **z, uint64_t *raw, uint64_t *cnt,
+                           const char *name, bn_err *e)
+{
+    uint64_t clen;
+    if (take(r, raw, 8) || take(r, &clen, 8) || take(r, cnt, 8) || clen > r->left)
+        return bn_fail(e, "%s: section '%s' is truncated", name, key);
+    if (depth > 4)
+        return bn_fail(e, "%s: sections nested too deeply", name);
+    /* zlib cannot expand more than ~1032:1; a larger claim is damage. */
+    if (*raw > clen * 1032 + 64 || *raw > ((uint64_t)1 << 34))
+        return bn_fail(e, "%s: section '%s' claims an impossible size", name, key);
+    *z = malloc(*raw ? *raw : 1);
+    if (!*z)
+        return bn_fail(e, "%s: out of memory for section '%s'", name, key);
+    uLongf got = *raw;
+    if (uncompress(*z, &got, r->p, clen) != Z_OK || got != *raw) {
+        free(*z);
+        return bn_fail(e, "%s: section '%s' is corrupt (zlib)", name, key);
+    }
+    take(r, NULL, (size_t)clen);
+    return 0;
+}
+
+/* A section: a metadata list of its own, compressed. */
+static int decode_section(bn_meta *m, rd *r, const char *key, int depth, const char *name, bn_err *e)
+{
+    uint8_t *z = NULL;
+    uint64_t raw = 0, cnt = 0;
+    if (inflate_section(r, key, depth, &z, &raw, &cnt, name, e))
+        return -1;
+    bn_meta *sub = calloc(1, sizeof *sub);
+    rd sr = {z, (size_t)raw};
+    if (!sub || decode_list(sub, &sr, cnt, depth + 1, name, e)) {
+        if (sub)
+            bn_meta_free(sub);
+        free(sub);
         free(z);
-        if (bn_meta_set_section(m, key, sub))
-            return bn_fail(e, "%s: out of memory", name);
-        return 0;
+        return -1;
     }
-    default: {
-        size_t w = bn_meta_scalar_width(type);
-        if (!w)
-            return bn_fail(e, "%s: metadata '%s' has unknown value type %u", name, key, type);
-        uint8_t v[8] = {0};
-        if (take(r, v, w))
-            return bn_fail(e, "%s: metadata '%s' is truncated", name, key);
-        uint64_t x = 0;
-        int64_t sx;
-        double d;
-        float f;
-        switch (type) {
-        case BN_V_U32: { uint32_t t; memcpy(&t, v, 4); x = t; break; }
-        case BN_V_I32: { int32_t t; memcpy(&t, v, 4); sx = t; memcpy(&x, &sx, 8); break; }
-        case BN_V_F32: memcpy(&f, v, 4); d = f; memcpy(&x, &d, 8); break;
-        case BN_V_BOOL:
-            if (v[0] > 1)
-                return bn_fail(e, "%s: metadata '%s' is a bool of value %u", name, key, v[0]);
-            x = v[0];
-            break;
-        default: memcpy(&x, v, 8);
-        }
-        if (bn_meta_set_scalar(m, key, type, &x))
-            return bn_fail(e, "%s: out of memory", name);
-        return 0;
+    free(z);
+    if (bn_meta_set_section(m, key, sub))
+        return bn_fail(e, "%s: out of memory", name);
+    return 0;
+}
+
+/* A scalar, widened to the 8 bytes every scalar is held in. */
+static int decode_scalar(bn_meta *m, rd *r, const char *key, uint32_t type, const char *name, bn_err *e)
+{
+    size_t w = bn_meta_scalar_width(type);
+    if (!w)
+        return bn_fail(e, "%s: metadata '%s' has unknown value type %u", name, key, type);
+    uint8_t v[8] = {0};
+    if (take(r, v, w))
+        return bn_fail(e, "%s: metadata '%s' is truncated", name, key);
+    uint64_t x = 0;
+    int64_t sx;
+    double d;
+    float f;
+    switch (type) {
+    case BN_V_U32: { uint32_t t; memcpy(&t, v, 4); x = t; break; }
+    case BN_V_I32: { int32_t t; memcpy(&t, v, 4); sx = t; memcpy(&x, &sx, 8); break; }
+    case BN_V_F32: memcpy(&f, v, 4); d = f; memcpy(&x, &d, 8); break;
+    case BN_V_BOOL:
+        if (v[0] > 1)
+            return bn_fail(e, "%s: metadata '%s' is a bool of value %u", name, key, v[0]);
+        x = v[0];
+        break;
+    default: memcpy(&x, v, 8);
     }
+    if (bn_meta_set_scalar(m, key, type, &x))
+        return bn_fail(e, "%s: out of memory", name);
+    return 0;
+}
+
+static int decode_kv(bn_meta *m, rd *r, int depth, const char *name, bn_err *e)
+{
+    char key[65536];
+    uint32_t type = 0;
+    if (decode_key(m, r, key, &type, name, e))
+        return -1;
+    switch (type) {
+    case BN_V_STR: case BN_V_BYTES: return decode_blob(m, r, key, type, name, e);
+    case BN_V_ARR: return decode_array(m, r, key, name, e);
+    case BN_V_STRARR: return decode_strarr(m, r, key, name, e);
+    case BN_V_SECTION: return decode_section(m, r, key, depth, name, e);
+    default: return decode_scalar(m, r, key, type, name, e);
     }
 }
 
