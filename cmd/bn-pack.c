@@ -1,6 +1,7 @@
 /* bn-pack — lay the ternary weights of a bn model out for a kernel family
  * and CPU, streaming; the layout is recorded in the metadata. */
 #include "cli.h"
+#include "opt.h"
 #include "cpu.h"
 #include "kernels.h"
 #include "pack.h"
@@ -13,25 +14,13 @@ static const bn_prog prog = {
     .name = "bn-pack",
     .summary = "lay ternary weights out for a kernel family and CPU",
     .usage = "usage: bn-pack [options] [INPUT] [-o OUTPUT]\n"
-    "       bn-pack --list\n"
-    "\n"
-    "Reads a bn model with ternary projections (a file, or standard input when INPUT\n"
-    "is '-' or absent) and writes it with every projection in the chosen layout.\n"
-    "Repacking is lossless: the ternary values and their scale are unchanged.\n"
-    "\n"
-    "options:\n"
-    "  -o, --output FILE     write to FILE (atomically); default standard output\n"
-    "  -l, --layout NAME     auto (default: t2), t2, i2s, b3 (1.6 bits: decode reads a fifth less),\n"
-    "                        tl1, tl2 (lookup-table layouts; tl2: 1.67 bits)\n"
-    "      --tile BMxBK      tl1/tl2 tile: BM rows (a multiple of 32), BK columns (tl1 a multiple\n"
-    "                        of 4, tl2 of 6, at most 252); default 64x128 (tl1), 64x192 (tl2)\n"
-    "  -t, --target NAME     auto (this CPU), generic, avx2, avx512, amx, neon\n"
-    "      --list            print the layouts and the kernel sets this CPU can run\n"
-    "      --report FILE     one line per repacked tensor to FILE ('-' = standard error)\n"
-    "  -f, --force           write binary output even to a terminal\n"
-    "  -q, --quiet           no progress display\n"
-    "  -h, --help            show this help\n"
-    "      --version         show the version\n",
+             "       bn-pack --list\n"
+             "\n"
+             "Reads a bn model with ternary projections (a file, or standard input when INPUT\n"
+             "is '-' or absent) and writes it with every projection in the chosen layout.\n"
+             "Repacking is lossless: the ternary values and their scale are unchanged.\n",
+    .operand = "INPUT",
+    .max_operands = 1,
 };
 
 static int list(void)
@@ -55,39 +44,29 @@ static int list(void)
 int main(int argc, char **argv)
 {
     bn_cli_init();
-    const char *src = NULL, *out = "-", *report = NULL, *layout = "auto", *target = "auto", *tile = NULL;
-    int force = 0, quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] == '-' && a[1]) {
-            if (bn_cli_common(&prog, a))
-                return BN_EXIT_OK;
-            const char **val = !strcmp(a, "-o") || !strcmp(a, "--output")   ? &out
-                               : !strcmp(a, "-l") || !strcmp(a, "--layout") ? &layout
-                               : !strcmp(a, "-t") || !strcmp(a, "--target") ? &target
-                               : !strcmp(a, "--report")                     ? &report
-                               : !strcmp(a, "--tile")                       ? &tile
-                                                                            : NULL;
-            if (val) {
-                if (i + 1 >= argc)
-                    return bn_usage_error(&prog, "option '%s' needs a value", a);
-                *val = argv[++i];
-            } else if (!strcmp(a, "--list"))
-                return list();
-            else if (!strcmp(a, "-f") || !strcmp(a, "--force"))
-                force = 1;
-            else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
-                quiet = 1;
-            else
-                return bn_usage_error(&prog, "unknown option '%s'", a);
-            continue;
-        }
-        if (src)
-            return bn_usage_error(&prog, "more than one INPUT given");
-        src = a;
-    }
-    if (!src)
-        src = "-";
+    const char *out = "-", *report = NULL, *layout = "auto", *target = "auto", *tile = NULL;
+    int force = 0, quiet = 0, list_only = 0, n;
+    bn_opt table[] = {
+        OPT_STRING('o', "output", &out, "FILE", "write to FILE (atomically); default standard output"),
+        OPT_STRING('l', "layout", &layout, "NAME",
+                   "auto (default: t2), t2, i2s, b3 (1.6 bits: decode reads a fifth less),\n"
+                   "tl1, tl2 (lookup-table layouts; tl2: 1.67 bits)"),
+        OPT_STRING(0, "tile", &tile, "BMxBK",
+                   "tl1/tl2 tile: BM rows (a multiple of 32), BK columns (tl1 a multiple\n"
+                   "of 4, tl2 of 6, at most 252); default 64x128 (tl1), 64x192 (tl2)"),
+        OPT_STRING('t', "target", &target, "NAME", "auto (this CPU), generic, avx2, avx512, amx, neon"),
+        OPT_FLAG(0, "list", &list_only, "print the layouts and the kernel sets this CPU can run"),
+        OPT_STRING(0, "report", &report, "FILE", "one line per repacked tensor to FILE ('-' = standard error)"),
+        OPT_FLAG('f', "force", &force, "write binary output even to a terminal"),
+        OPT_FLAG('q', "quiet", &quiet, "no progress display"),
+        OPT_END,
+    };
+    int rc = bn_opt_parse(&prog, table, argc, argv, &n);
+    if (rc != BN_OPT_RUN)
+        return rc;
+    if (list_only)
+        return list();
+    const char *src = n ? argv[1] : "-";
     uint32_t type;
     const char *why;
     bn_err e;
@@ -113,7 +92,7 @@ int main(int argc, char **argv)
         .progress = !quiet && bn_progress_enabled() ? bn_cli_progress : NULL,
         .temps = {bn_cli_track_temp, NULL},
     };
-    int rc = bn_pack(src, out, &o, &e);
+    rc = bn_pack(src, out, &o, &e);
     if (rep && rep != stderr)
         fclose(rep);
     if (rc) {
