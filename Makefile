@@ -20,7 +20,9 @@ ARCHFLAGS ?=
 # are program-side: they link into the programs, never into libbn.
 FLOORS  = lib/core formats lib/kernels lib/tokenizer lib/model
 INCDIRS = lib $(FLOORS) cmd/cli cmd/bench
-BN_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(ARCHFLAGS) -fPIC $(INCDIRS:%=-I%)
+# Hidden by default: libbn.so exports only what bn.h marks BN_API (the
+# programs and tests link libbn.a, where visibility does not matter).
+BN_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(ARCHFLAGS) -fPIC -fvisibility=hidden $(INCDIRS:%=-I%)
 LDLIBS  = -lxxhash -lz -lpcre2-8 -lcjson -lpthread -lm
 
 BUILD   = build
@@ -34,10 +36,15 @@ UNIT_SRC = $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 MAN1    = $(PROGS:%=man/%.1)
 MAN5    = man/bn-model.5 man/bn-tokens.5
+MAN3    = man/libbn.3
+BN_VER  = $(shell sed -n 's/^#define BN_VERSION "\(.*\)"/\1/p' lib/bn.h)
+# The shared library's soname changes only when its ABI breaks.
+SONAME  = libbn.so.0
+SHLIB   = libbn.so.$(BN_VER)
 
-.PHONY: all check layers man-check unit bats install uninstall clean deps sanitize valgrind demo fuzz fuzz-build fuzz-merge
+.PHONY: all check layers exports man-check unit bats install uninstall clean deps sanitize valgrind demo fuzz fuzz-build fuzz-merge
 
-all: deps $(BUILD)/libbn.a $(BUILD)/libbn.so $(BIN) $(UNIT_BIN) man/bn-model.5 man/bn-tokens.5
+all: deps $(BUILD)/libbn.a $(BUILD)/libbn.so $(BUILD)/$(SONAME) $(BIN) $(UNIT_BIN) man/bn-model.5 man/bn-tokens.5
 
 # Fail early, naming the Debian package, when a dependency is missing.
 DEPS_OK = $(BUILD)/.deps-ok
@@ -46,8 +53,15 @@ $(DEPS_OK): tools/check-deps.sh
 	@sh tools/check-deps.sh "$(CC)"
 	@mkdir -p $(BUILD) && touch $@
 
+# The compile command, rewritten only when it changes: objects depend on it,
+# so a change of flags (-fvisibility=hidden, say) rebuilds them.
+CFLAGS_FILE = $(BUILD)/.cflags
+$(CFLAGS_FILE): FORCE
+	@mkdir -p $(BUILD) && echo '$(CC) $(BN_CFLAGS) $(CFLAGS)' | cmp -s - $@ || echo '$(CC) $(BN_CFLAGS) $(CFLAGS)' >$@
+.PHONY: FORCE
+
 # -MMD: each object depends on the headers it really includes.
-$(BUILD)/%.o: %.c | $(DEPS_OK)
+$(BUILD)/%.o: %.c $(CFLAGS_FILE) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(BN_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -57,8 +71,11 @@ $(BUILD)/libbn.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libbn.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
+$(BUILD)/$(SHLIB): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/$(SONAME) $(BUILD)/libbn.so: $(BUILD)/$(SHLIB)
+	ln -sf $(SHLIB) $@
 
 $(BUILD)/libbncli.a: $(CLI_OBJ)
 	@rm -f $@
@@ -77,7 +94,11 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libbncli.a $(BUILD)/libbn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libbncli.a $(BUILD)/libbn.a $(LDFLAGS) $(LDLIBS)
 
-check: all layers man-check unit bats
+check: all layers exports man-check unit bats
+
+# libbn.so exports exactly the functions bn.h declares BN_API.
+exports: $(BUILD)/$(SHLIB)
+	sh tools/check-exports.sh $(BUILD)/$(SHLIB) lib/bn.h
 
 # The floors hold (tools/check-layers.py): includes and calls go down only.
 layers: all
@@ -122,18 +143,22 @@ valgrind: $(BIN)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \
-	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(PKGDIR)
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(PKGDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)
 	install -m 644 $(BUILD)/libbn.a $(DESTDIR)$(LIBDIR)
-	install -m 755 $(BUILD)/libbn.so $(DESTDIR)$(LIBDIR)
+	install -m 755 $(BUILD)/$(SHLIB) $(DESTDIR)$(LIBDIR)
+	ln -sf $(SHLIB) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libbn.so
 	install -m 644 lib/bn.h $(DESTDIR)$(INCDIR)
 	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3
 	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define BN_VERSION "\(.*\)"/\1/p' lib/bn.h)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(BN_VER)|' \
 	    tools/bn.pc.in > $(DESTDIR)$(PKGDIR)/bn.pc
 
 uninstall:
 	rm -f $(PROGS:%=$(DESTDIR)$(BINDIR)/%) $(DESTDIR)$(LIBDIR)/libbn.a $(DESTDIR)$(LIBDIR)/libbn.so \
+	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SHLIB) $(MAN3:man/%=$(DESTDIR)$(MANDIR)/man3/%) \
 	    $(DESTDIR)$(INCDIR)/bn.h $(DESTDIR)$(PKGDIR)/bn.pc \
 	    $(PROGS:%=$(DESTDIR)$(MANDIR)/man1/%.1) $(MAN5:man/%=$(DESTDIR)$(MANDIR)/man5/%)
 
@@ -143,7 +168,6 @@ clean:
 # The formats' man pages are rendered from their specs, so the two cannot
 # drift: `make` brings them up to date, `make check` fails when a committed
 # page differs from its rendering (man-check).
-BN_VER = $(shell sed -n 's/^#define BN_VERSION "\(.*\)"/\1/p' lib/bn.h)
 man/bn-model.5: formats/bn-model.md tools/md2man.py lib/bn.h
 	python3 tools/md2man.py $< bn-model 5 "$(BN_VER)" "the bn model file format" > $@.tmp && mv $@.tmp $@
 man/bn-tokens.5: formats/bn-tokens.md tools/md2man.py lib/bn.h

@@ -306,7 +306,7 @@ int main(int argc, char **argv)
         goto out;
     }
     bn_ctx_opts co = {o.n_ctx ? o.n_ctx : m.hp.n_ctx, o.kv_f16, o.no_act_quant, o.threads};
-    if (!(c = bn_ctx_new(&m, &co, &e))) {
+    if (!(c = bn_ctx_new_opts(&m, &co, &e))) {
         bn_report(&prog, "%s: %s", m.src.name, e.msg);
         goto out;
     }

@@ -55,7 +55,8 @@ int bn_hparams_from_meta(const bn_meta *m, bn_hparams *hp, const char *name, bn_
     if (!arch)
         return bn_fail(e, "%s: missing metadata key 'general.architecture'", name);
     if (strcmp(arch, "bitnet-b1.58") && strcmp(arch, "bitnet") && strcmp(arch, "llama"))
-        return bn_fail(e, "%s: unsupported architecture '%s' (bitnet-b1.58, bitnet, llama are known)", name, arch);
+        return bn_fail_code(e, BN_E_UNSUPPORTED, "%s: unsupported architecture '%s' (bitnet-b1.58, bitnet, llama are known)",
+                            name, arch);
     snprintf(hp->arch, sizeof hp->arch, "%s", arch);
     const uint32_t big = 1u << 24;
     if (need_u32(m, "model.vocab_size", 1, 1u << 22, &hp->n_vocab, name, e) ||

@@ -79,4 +79,281 @@ enum { BN_LOG_ERROR = 0, BN_LOG_WARN = 1, BN_LOG_INFO = 2, BN_LOG_DEBUG = 3 };
 /* One message (NUL-terminated, no trailing newline) at a BN_LOG_* level. */
 typedef void (*bn_log_fn)(void *user, int level, const char *msg);
 
+/* =====================================================================
+ * Inference: models, contexts, tokenizers, sampling, generation
+ *
+ * Every object is an opaque handle; the caller frees what it made, and a
+ * handle must outlive the ones that borrow it:
+ *   bn_model_open            -> bn_model_close
+ *   bn_ctx_new               -> bn_ctx_free        (borrows the model)
+ *   bn_tokenizer_from_model  -> bn_tokenizer_free  (borrows nothing)
+ *   bn_detok_new             -> bn_detok_free      (borrows the tokenizer)
+ *   bn_sampler_new           -> bn_sampler_free    (borrows nothing)
+ *   bn_generator_new         -> bn_generator_free  (borrows context,
+ *                                                   sampler, tokenizer)
+ * Destructors accept NULL. Pointers the library returns belong to the
+ * handle they came from.
+ *
+ * Threads: a model is read-only once bn_model_open has returned, so any
+ * number of threads may use one model at the same time (contexts,
+ * tokenizers, getters). Every other handle is used by one thread at a
+ * time; different handles may be used in different threads at once. A
+ * tokenizer keeps scratch space for encoding (bn_tokenize, bn_chat_render
+ * need it to themselves); decoding (bn_detok_*, bn_tokenizer_piece) only
+ * reads it and may run beside that. A context runs n_threads worker
+ * threads of its own inside bn_ctx_eval. Process-wide: on Linux x86-64
+ * CPUs with AMX, opening a model asks for the process's AMX tile-data
+ * permission, which enlarges signal frames (libbn(3), THREADS).
+ *
+ * A context holds one sequence today: the calls without a sequence
+ * argument act on it, and a batch call (tokens of several sequences, each
+ * with its position) can come beside bn_ctx_eval without changing them.
+ *
+ * Parameter structs begin with `size`, which their _init macro sets to the
+ * size the caller was compiled with: a later libbn with more fields at the
+ * end reads only those the caller has, and defaults the rest. Always fill
+ * them with the _init macro (bindings: the _defaults function with sizeof).
+ * ===================================================================== */
+
+/* ------------------------------------------------------------- models */
+
+typedef struct bn_model bn_model;
+
+enum {
+    BN_WEIGHTS_AUTO = 0,  /* copy the weights the decoder streams into memory
+                             (huge pages, rows interleaved for the kernels)
+                             when it fits: faster decoding */
+    BN_WEIGHTS_MAPPED = 1 /* decode from the file mapping as it is */
+};
+
+typedef struct bn_model_params {
+    size_t size;             /* set by bn_model_params_init */
+    const char *kernels;     /* "auto" (default: the fastest this CPU runs),
+                                "ref", or a set: "avx2", "avx512", "amx",
+                                "neon", "dotprod"; all give identical logits */
+    int weights;             /* BN_WEIGHTS_AUTO (default) or BN_WEIGHTS_MAPPED */
+    bn_log_fn log;           /* what loading noticed; NULL: nothing */
+    void *log_user;
+    bn_progress_fn progress; /* loading progress; NULL: none */
+    void *progress_user;
+} bn_model_params;
+
+#define bn_model_params_init(p) bn_model_params_defaults((p), sizeof *(p))
+BN_API void bn_model_params_defaults(bn_model_params *p, size_t size);
+
+/* Opens a bn model file, a Hugging Face checkpoint directory or a GGUF
+ * file ("-": a bn file streamed on standard input); p NULL: defaults.
+ * BN_E_IO: cannot read; BN_E_FORMAT: damaged or not a model;
+ * BN_E_UNSUPPORTED: an architecture, layout or kernel set this build or
+ * CPU cannot run; BN_E_INVALID: an unknown kernel set name. */
+BN_API bn_model *bn_model_open(const char *path, const bn_model_params *p, bn_err *e);
+BN_API void bn_model_close(bn_model *m);
+
+BN_API uint32_t bn_model_n_vocab(const bn_model *m);
+BN_API uint32_t bn_model_n_ctx(const bn_model *m);      /* the trained context */
+BN_API uint32_t bn_model_n_embd(const bn_model *m);
+BN_API uint32_t bn_model_n_layer(const bn_model *m);
+BN_API const char *bn_model_arch(const bn_model *m);    /* "bitnet-b1.58", ... */
+BN_API const char *bn_model_kernels(const bn_model *m); /* the set in use */
+BN_API int32_t bn_model_bos(const bn_model *m);         /* -1: none */
+BN_API int32_t bn_model_eos(const bn_model *m);         /* -1: none */
+/* 1 when generation ends at this token (EOS, end of turn), else 0. */
+BN_API int bn_model_is_stop(const bn_model *m, uint32_t id);
+/* Bytes of the weights the forward pass reads. */
+BN_API uint64_t bn_model_weight_bytes(const bn_model *m);
+/* A metadata string of the model ("general.name", ...), or NULL. */
+BN_API const char *bn_model_meta_str(const bn_model *m, const char *key);
+
+/* ----------------------------------------------------------- contexts */
+
+typedef struct bn_ctx bn_ctx;
+
+enum { BN_KV_F16 = 0, BN_KV_F32 = 1 };
+
+typedef struct bn_ctx_params {
+    size_t size;    /* set by bn_ctx_params_init */
+    uint32_t n_ctx; /* positions (<= the model's); 0 (default): the model's */
+    int n_threads;  /* 0 (default): one per online CPU */
+    int kv_type;    /* BN_KV_F16 (default) or BN_KV_F32 */
+} bn_ctx_params;
+
+#define bn_ctx_params_init(p) bn_ctx_params_defaults((p), sizeof *(p))
+BN_API void bn_ctx_params_defaults(bn_ctx_params *p, size_t size);
+
+/* A conversation: KV cache, scratch and worker threads. p NULL: defaults. */
+BN_API bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_params *p, bn_err *e);
+BN_API void bn_ctx_free(bn_ctx *c);
+BN_API const bn_model *bn_ctx_model(const bn_ctx *c);
+BN_API uint32_t bn_ctx_n_ctx(const bn_ctx *c);
+/* Positions in the KV cache, and the ids evaluated at them (valid until
+ * the next call that changes the context). */
+BN_API uint32_t bn_ctx_pos(const bn_ctx *c);
+BN_API const uint32_t *bn_ctx_tokens(const bn_ctx *c);
+/* Forgets every position from pos on; the next token goes to pos.
+ * Evaluating the same tokens again gives the same logits, bit for bit. */
+BN_API void bn_ctx_truncate(bn_ctx *c, uint32_t pos);
+/* KV cache bytes for the whole context. */
+BN_API uint64_t bn_ctx_kv_bytes(const bn_ctx *c);
+
+enum { BN_EVAL_ALL_LOGITS = 1 /* a row of logits per token, not only the last */ };
+
+/* Evaluates n tokens at the next positions. logits (may be NULL) receives
+ * bn_model_n_vocab floats for the last token, or n rows with
+ * BN_EVAL_ALL_LOGITS. BN_E_INVALID: an id outside the vocabulary;
+ * BN_E_CONTEXT_FULL: the tokens do not fit; nothing is evaluated then. */
+BN_API int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, unsigned flags, bn_err *e);
+
+/* Perplexity of ids (text tokens, no BOS) over windows of `window` tokens
+ * (0: the context), window starts `stride` text tokens apart (0: no
+ * overlap); each window is BOS + text, evaluated from an empty cache, and
+ * predicts the tokens no earlier window did. *ppl_err (may be NULL): its
+ * standard error. Leaves the context empty. */
+BN_API int bn_ctx_perplexity(bn_ctx *c, const uint32_t *ids, size_t n, uint32_t window, uint32_t stride,
+                             double *ppl, double *ppl_err, bn_err *e);
+
+/* --------------------------------------------------------- tokenizers */
+
+typedef struct bn_tokenizer bn_tokenizer;
+
+/* The model's byte-level BPE tokenizer (the same ids as tiktoken and
+ * Hugging Face tokenizers); BN_E_UNSUPPORTED when the model has none. */
+BN_API bn_tokenizer *bn_tokenizer_from_model(const bn_model *m, bn_err *e);
+BN_API void bn_tokenizer_free(bn_tokenizer *t);
+BN_API uint32_t bn_tokenizer_n_vocab(const bn_tokenizer *t);
+/* The bytes of one token (not NUL-terminated; a token may hold part of a
+ * UTF-8 character), or NULL for an id out of range. */
+BN_API const uint8_t *bn_tokenizer_piece(const bn_tokenizer *t, uint32_t id, size_t *len);
+/* The id of the token whose bytes are exactly these (special ones too), or -1. */
+BN_API int32_t bn_tokenizer_find(const bn_tokenizer *t, const void *bytes, size_t len);
+
+enum {
+    BN_TOKENIZE_BOS = 1,    /* prepend BOS when the model asks for one */
+    BN_TOKENIZE_SPECIAL = 2 /* special-token text ("<|eot_id|>") becomes its id */
+};
+
+/* Encodes text[0..len), any bytes (invalid UTF-8 round-trips too).
+ * *n_ids receives how many ids the text needs, the first min(cap, *n_ids)
+ * go to ids: call again with a larger buffer when *n_ids > cap (ids may be
+ * NULL when cap is 0). */
+BN_API int bn_tokenize(bn_tokenizer *t, const void *text, size_t len, unsigned flags, uint32_t *ids, size_t cap,
+                       size_t *n_ids, bn_err *e);
+
+typedef struct bn_chat_message {
+    const char *role;    /* "system", "user" or "assistant" */
+    const char *content; /* UTF-8, NUL-terminated */
+} bn_chat_message;
+
+/* The model's chat format: "bitnet", "llama3" or "none". */
+BN_API const char *bn_tokenizer_chat_format(const bn_tokenizer *t);
+/* A conversation as ids in the model's chat format, token for token as the
+ * reference implementation renders it; add_assistant appends the header
+ * that asks the model to answer. Buffer rule as bn_tokenize.
+ * BN_E_UNSUPPORTED: the model has no chat format; BN_E_INVALID: a role. */
+BN_API int bn_chat_render(bn_tokenizer *t, const bn_chat_message *msgs, size_t n, int add_assistant, uint32_t *ids,
+                          size_t cap, size_t *n_ids, bn_err *e);
+
+/* ------------------------------------------------------- detokenizers */
+
+typedef struct bn_detok bn_detok;
+
+enum { BN_DETOK_SKIP_SPECIAL = 1 /* control tokens (BOS, EOS, ...) give no text */ };
+
+/* Ids in, text out, one id at a time, never splitting a UTF-8 character:
+ * up to 3 bytes are held back while they can still become one; bytes that
+ * never can pass through unchanged (decoding inverts encoding exactly). */
+BN_API bn_detok *bn_detok_new(const bn_tokenizer *t, unsigned flags, bn_err *e);
+BN_API void bn_detok_free(bn_detok *d);
+/* *text, *len: the bytes complete now, valid until the next call.
+ * BN_E_INVALID: an id out of range. */
+BN_API int bn_detok_feed(bn_detok *d, uint32_t id, const uint8_t **text, size_t *len, bn_err *e);
+/* Ends a sequence with whatever is held back; the decoder starts afresh. */
+BN_API void bn_detok_flush(bn_detok *d, const uint8_t **text, size_t *len);
+
+/* ----------------------------------------------------------- sampling */
+
+typedef struct bn_sampler bn_sampler;
+
+/* Applied in this order: penalties, top-k, temperature, top-p, min-p. */
+typedef struct bn_sampler_params {
+    size_t size;             /* set by bn_sampler_params_init */
+    float temp;              /* 0.8; 0: greedy (largest logit, lowest id on ties) */
+    uint32_t top_k;          /* 40; 0: off */
+    float top_p;             /* 0.95; 1: off */
+    float min_p;             /* 0.05; 0: off */
+    float repeat_penalty;    /* 1: off; a recent token's logit: >0 divided, <0 multiplied */
+    float presence_penalty;  /* 0: off; subtracted once from each recent token's logit */
+    uint32_t penalty_last_n; /* 64: the recent tokens the penalties see; 0: all */
+    uint64_t seed;           /* 0; the same seed repeats a run exactly */
+} bn_sampler_params;
+
+#define bn_sampler_params_init(p) bn_sampler_params_defaults((p), sizeof *(p))
+BN_API void bn_sampler_params_defaults(bn_sampler_params *p, size_t size);
+
+/* p NULL: defaults. BN_E_INVALID: a parameter out of range. */
+BN_API bn_sampler *bn_sampler_new(const bn_sampler_params *p, uint32_t n_vocab, bn_err *e);
+BN_API void bn_sampler_free(bn_sampler *s);
+/* Chooses a token from logits (n_vocab floats, changed by the call); hist
+ * is the history the penalties look at (usually bn_ctx_tokens). */
+BN_API uint32_t bn_sampler_sample(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist);
+/* Restarts the random generator as bn_sampler_new would with this seed. */
+BN_API void bn_sampler_reseed(bn_sampler *s, uint64_t seed);
+
+/* --------------------------------------------------------- generation */
+
+#define BN_NO_TOKEN UINT32_MAX
+
+/* Why generation ended; positive, so bn_generate can return it. */
+enum {
+    BN_STOP_TOKEN = 1,  /* a stop token: the model's (EOS, end of turn) or one of stop_ids */
+    BN_STOP_STRING = 2, /* a stop string, which is not part of the text */
+    BN_STOP_LENGTH = 3, /* n_predict tokens */
+    BN_STOP_CONTEXT = 4 /* the context is full */
+};
+
+typedef struct bn_generate_params {
+    size_t size;              /* set by bn_generate_params_init */
+    int32_t n_predict;        /* at most this many tokens; 128; -1: no limit */
+    const char *const *stop;  /* n_stop stop strings (UTF-8, NUL-terminated) */
+    size_t n_stop;
+    const uint32_t *stop_ids; /* n_stop_ids more stop tokens, beside the model's */
+    size_t n_stop_ids;
+    int ignore_model_stops;   /* 1: the model's own stop tokens do not stop */
+    unsigned detok_flags;     /* BN_DETOK_SKIP_SPECIAL (default) or 0 */
+} bn_generate_params;
+
+#define bn_generate_params_init(p) bn_generate_params_defaults((p), sizeof *(p))
+BN_API void bn_generate_params_defaults(bn_generate_params *p, size_t size);
+
+typedef struct bn_generator bn_generator;
+
+/* Generation in a context with a sampler; t NULL: ids only (no text, no
+ * stop strings). The strings and ids in p are copied; p NULL: defaults. */
+BN_API bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const bn_generate_params *p,
+                                      bn_err *e);
+BN_API void bn_generator_free(bn_generator *g);
+/* Evaluates a prompt (n >= 1), reusing the longest prefix the context
+ * holds already: a chat passes its whole history each turn and pays for
+ * the new part. BN_E_CONTEXT_FULL when it does not fit. */
+BN_API int bn_generator_prompt(bn_generator *g, const uint32_t *ids, size_t n, bn_err *e);
+/* One step. Returns 1 with the next token in *id and the text final now
+ * (possibly empty: bytes are held back while they may be part of a UTF-8
+ * character or a stop string); 0 once generation has ended (*id is
+ * BN_NO_TOKEN, *text the bytes held back to the end, and every later call
+ * returns 0 with no text); a negative status on error. text and len may
+ * be NULL. The last token is evaluated only when the next step needs it. */
+BN_API int bn_generate_next(bn_generator *g, uint32_t *id, const uint8_t **text, size_t *len, bn_err *e);
+/* The BN_STOP_* reason once bn_generate_next has returned 0; 0 before. */
+BN_API int bn_generator_stop_reason(const bn_generator *g);
+
+/* Called for each generated token with its text (which may be empty), and
+ * once more with BN_NO_TOKEN if text was held back to the end. A nonzero
+ * return cancels generation. */
+typedef int (*bn_token_fn)(void *user, uint32_t id, const uint8_t *text, size_t len);
+
+/* The whole loop: the prompt, then tokens until a stop. Returns the
+ * BN_STOP_* reason (> 0) or a negative status (BN_E_CANCELLED when fn
+ * asked to stop). */
+BN_API int bn_generate(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const uint32_t *prompt, size_t n,
+                       const bn_generate_params *p, bn_token_fn fn, void *user, bn_err *e);
+
 #endif

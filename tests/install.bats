@@ -1,13 +1,15 @@
 #!/usr/bin/env bats
 # make install: PREFIX and DESTDIR, every program, man page, the library,
 # its header and pkg-config file; a program built against the installed
-# library links and runs.
+# library links and runs; examples/generate.c, built with pkg-config alone,
+# generates what bn-infer does. (BN_BUILD: the build folder to install
+# from, default build.)
 
 load common
 
 @test "make install honours PREFIX and DESTDIR" {
     d=$BATS_TEST_TMPDIR/root
-    make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/opt/bn >/dev/null
+    make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/opt/bn ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
     for p in bn-convert bn-quant bn-pack bn-tokenize bn-infer bn-bench; do
         [ -x "$d/opt/bn/bin/$p" ]
         [ -f "$d/opt/bn/share/man/man1/$p.1" ]
@@ -31,4 +33,40 @@ C
     [ "$status" -eq 0 ]
     [[ $output == *" 1024" ]]
     "$d/opt/bn/bin/bn-convert" --version
+}
+
+@test "examples/generate.c, built against the installed libbn with pkg-config, generates what bn-infer does" {
+    d=$BATS_TEST_TMPDIR/root
+    T=$BATS_TEST_TMPDIR
+    make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/usr ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
+    # the shared library: real file, soname link, link-editor link
+    [ -f "$d/usr/lib/libbn.so.0.2.0" ] && [ -L "$d/usr/lib/libbn.so.0" ] && [ -L "$d/usr/lib/libbn.so" ]
+    [ "$(readlink "$d/usr/lib/libbn.so.0")" = libbn.so.0.2.0 ]
+    readelf -d "$d/usr/lib/libbn.so.0.2.0" | grep -q 'SONAME.*\[libbn\.so\.0\]'
+    [ -f "$d/usr/share/man/man3/libbn.3" ]
+    # nothing but the header and pkg-config: no -I or -L of the source tree
+    export PKG_CONFIG_PATH="$d/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d"
+    cflags=$(echo $(pkg-config --cflags bn))
+    libs=$(echo $(pkg-config --libs bn))
+    [[ $cflags == "-I$d/usr/include" ]]
+    [[ $libs == "-L$d/usr/lib -lbn" ]]
+    ${BN_USER_CC:-cc} -std=c11 -Wall -Wextra -Werror $cflags "$ROOT/examples/generate.c" -o "$T/generate" \
+        $libs ${BN_USER_LDFLAGS:-}
+    readelf -d "$T/generate" | grep -q 'NEEDED.*\[libbn\.so\.0\]'
+    bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
+    export LD_LIBRARY_PATH="$d/usr/lib"
+    prompt="It was a fine morning, and Elizabeth"
+    "$T/generate" "$T/tiny.bn" "$prompt" 32 >"$T/api.txt"
+    grep -q '[a-z]' "$T/api.txt"
+    # greedy: the same tokens as bn-infer's own loop, and so the same text
+    "$T/generate" -i "$T/tiny.bn" "$prompt" 32 >"$T/api.ids"
+    bn-infer -m "$T/tiny.bn" -p "$prompt" -n 32 --temp 0 --ids >"$T/infer.ids"
+    [ "$(wc -w <"$T/api.ids")" -ge 8 ]
+    [ "$(echo $(cat "$T/api.ids"))" = "$(echo $(cat "$T/infer.ids"))" ]
+    bn-infer -m "$T/tiny.bn" -p "$prompt" -n 32 --temp 0 >"$T/infer.txt"
+    cmp "$T/api.txt" "$T/infer.txt"
+    # errors come as a message and a status
+    run "$T/generate" "$T/missing.bn" "$prompt"
+    [ "$status" -eq 1 ]
+    [[ $output == "generate: $T/missing.bn: No such file or directory (BN_E_IO: "* ]]
 }

@@ -183,7 +183,7 @@ static int run_model(const bn_bench_opts *o, const bn_bench_machine *mc, const b
     for (size_t ti = 0; ti < o->n_threads; ti++) {
         bn_ctx_opts co = {.n_ctx = n_ctx, .kv_f16 = o->kv_f16, .n_threads = o->threads[ti]};
         double tc = bn_bench_now();
-        bn_ctx *ctx = bn_ctx_new(&m, &co, e);
+        bn_ctx *ctx = bn_ctx_new_opts(&m, &co, e);
         if (!ctx)
             goto done;
         if (ti == 0) {

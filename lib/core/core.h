@@ -14,6 +14,14 @@ int bn_fail(bn_err *e, const char *fmt, ...)
 int bn_fail_code(bn_err *e, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Public parameter structs (bn.h) begin with size_t size. bn_params_fill
+ * writes the defaults (full bytes) into a caller's struct of `size` bytes,
+ * its size field included; bn_params_read copies a caller's struct over
+ * dst, which holds the defaults, so fields an older caller lacks keep
+ * them (BN_E_INVALID, naming `what`, when size was never set). */
+void bn_params_fill(void *p, size_t size, const void *defaults, size_t full);
+int bn_params_read(void *dst, size_t full, const void *src, const char *what, bn_err *e);
+
 /* ------------------------------------------------------------------ files */
 
 /* A read-only view of a whole file: mapped when it is a regular file,

@@ -31,6 +31,7 @@ struct bn_ctx {
     bn_ctx_opts o;
     bn_pool *pool;
     uint32_t n_ctx, pos;
+    uint32_t *ids; /* n_ctx: the id evaluated at each position */
     size_t kv_dim, q_dim;
     /* f32 or f16; K transposed for the score kernels (kern_attn.h):
      * kc [layer][kv head][head_dim][n_ctx], vc [layer][n_ctx][kv_dim] */
@@ -524,15 +525,20 @@ static void batch_forward(bn_ctx *c, const uint32_t *ids, size_t n, float *logit
 
 /* -------------------------------------------------------------- public */
 
-int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, int all, bn_err *e)
+int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, unsigned flags, bn_err *e)
 {
+    if (!c || (n && !ids))
+        return bn_fail_code(e, BN_E_INVALID, "bn_ctx_eval: %s is NULL", c ? "ids" : "the context");
     const bn_hparams *hp = &c->m->hp;
+    int all = (flags & BN_EVAL_ALL_LOGITS) != 0;
     for (size_t i = 0; i < n; i++)
         if (ids[i] >= hp->n_vocab)
-            return bn_fail(e, "token id %u is outside the vocabulary (0..%u)", ids[i], hp->n_vocab - 1);
+            return bn_fail_code(e, BN_E_INVALID, "token id %u is outside the vocabulary (0..%u)", ids[i],
+                                hp->n_vocab - 1);
     if (n > c->n_ctx - c->pos)
-        return bn_fail(e, "%zu more tokens do not fit the context (%u of %u positions used)", n, c->pos,
-                       c->n_ctx);
+        return bn_fail_code(e, BN_E_CONTEXT_FULL, "%zu more tokens do not fit the context (%u of %u positions used)",
+                            n, c->pos, c->n_ctx);
+    memcpy(c->ids + c->pos, ids, n * sizeof *ids);
     for (size_t off = 0; off < n; off += NB) {
         size_t nb = n - off < NB ? n - off : NB;
         float *lg = NULL;
@@ -545,12 +551,12 @@ int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, int all
     return 0;
 }
 
-bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
+bn_ctx *bn_ctx_new_opts(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
 {
     const bn_hparams *hp = &m->hp;
     bn_ctx *c = calloc(1, sizeof *c);
     if (!c) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         return NULL;
     }
     c->m = m;
@@ -592,10 +598,11 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     c->q8 = malloc(NB * wide);
     c->scores = malloc((size_t)c->nth * (hp->n_head / hp->n_head_kv) * c->n_ctx * sizeof(float));
     c->rowbuf = malloc((size_t)c->nth * rowlen * sizeof(float));
-    if (!c->kc || !c->k16 || !c->vc || !c->inv_freq || !c->rope_cs || !c->x || !c->tmp || !c->xn || !c->qb || !c->att || !c->kb || !c->vb ||
+    c->ids = malloc((size_t)c->n_ctx * sizeof *c->ids);
+    if (!c->ids || !c->kc || !c->k16 || !c->vc || !c->inv_freq || !c->rope_cs || !c->x || !c->tmp || !c->xn || !c->qb || !c->att || !c->kb || !c->vb ||
         !c->gb || !c->ub || !c->q8 || !c->scores || !c->rowbuf) {
-        bn_fail(e, "out of memory for a context of %u positions (KV cache %.1f MiB)", c->n_ctx,
-                2.0 * (double)cells * (double)es / 1048576.0);
+        bn_fail_code(e, BN_E_NOMEM, "out of memory for a context of %u positions (KV cache %.1f MiB)", c->n_ctx,
+                     2.0 * (double)cells * (double)es / 1048576.0);
         goto fail;
     }
     /* The head reads more bytes per token than all ternary weights: take
@@ -649,7 +656,18 @@ void bn_ctx_free(bn_ctx *c)
     free(c->q8);
     free(c->scores);
     free(c->rowbuf);
+    free(c->ids);
     free(c);
+}
+
+const bn_model *bn_ctx_model(const bn_ctx *c)
+{
+    return c->m;
+}
+
+const uint32_t *bn_ctx_tokens(const bn_ctx *c)
+{
+    return c->ids;
 }
 
 uint32_t bn_ctx_n_ctx(const bn_ctx *c)

@@ -43,25 +43,50 @@ static const void *bytes_of(const bn_model *m, const bn_tensor *t)
     return t->data;
 }
 
+/* Tells the progress callback that step i of n begins; BN_E_CANCELLED
+ * when it asks to stop. */
+static int step(const bn_model *m, size_t i, size_t n, const char *what, bn_err *e)
+{
+    if (m->progress && m->progress(m->progress_user, i, n, what))
+        return bn_fail_code(e, BN_E_CANCELLED, "%s: loading cancelled", m->src.name);
+    return 0;
+}
+
+/* The run of n steps is over (its answer no longer matters). */
+static void steps_end(const bn_model *m, size_t n)
+{
+    if (m->progress)
+        m->progress(m->progress_user, n, n, "");
+}
+
 /* Reads every tensor the mapping does not provide (pipes, HF, GGUF), in
  * directory order so streaming sources work. */
 static int read_missing(bn_model *m, bn_err *e)
 {
     bn_source *s = &m->src;
     m->mapped = !strcmp(s->format, "bn");
+    size_t n = 0, done = 0;
+    for (size_t i = 0; i < s->n_tensors; i++)
+        n += !s->tensors[i].data;
     for (size_t i = 0; i < s->n_tensors; i++) {
         bn_tensor *t = &s->tensors[i];
         if (t->data)
             continue;
         m->mapped = 0;
+        if (step(m, done++, n, t->name, e)) {
+            steps_end(m, n);
+            return BN_E_CANCELLED;
+        }
         void *buf = own(m, malloc(t->size ? t->size : 1));
         if (!buf)
-            return bn_fail(e, "%s: out of memory reading tensor '%s' (%llu bytes)", s->name, t->name,
-                           (unsigned long long)t->size);
+            return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory reading tensor '%s' (%llu bytes)", s->name,
+                                t->name, (unsigned long long)t->size);
         if (s->read(s, i, buf, e))
             return -1;
         t->data = buf;
     }
+    if (n)
+        steps_end(m, n);
     if (!strcmp(s->format, "bn"))
         return bn_bnfile_finish(s, e);
     return 0;
@@ -83,7 +108,7 @@ static const float *norm_f32(bn_model *m, const bn_tensor *t, bn_err *e)
     }
     float *v = own(m, malloc(t->shape[0] * sizeof *v));
     if (!v) {
-        bn_fail(e, "%s: out of memory", m->src.name);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", m->src.name);
         return NULL;
     }
     bn_to_f32(t->type, bytes_of(m, t), v, t->shape[0]);
@@ -101,7 +126,7 @@ static int load_mat(bn_model *m, const bn_tensor *t, const char *kernel, bn_mat 
         uint8_t *t2 = own(m, malloc(bn_type_size(BN_T2, 2, t->shape)));
         if (!w || !t2) {
             free(w);
-            return bn_fail(e, "%s: out of memory ternarizing '%s'", m->src.name, t->name);
+            return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory ternarizing '%s'", m->src.name, t->name);
         }
         bn_to_f32(t->type, bytes_of(m, t), w, n);
         bn_ternarize_absmean(w, out->rows, out->cols, t2, NULL);
@@ -126,17 +151,19 @@ static int load_mat(bn_model *m, const bn_tensor *t, const char *kernel, bn_mat 
     if (!k) {
         const char *tn = bn_type_name(out->type);
         if (out->type >= 16 || !tn)
-            return bn_fail(e, "%s: tensor '%s' uses packed layout %u%s%s%s, which this build or CPU cannot run",
-                           m->src.name, t->name, out->type, tn ? " (" : "", tn ? tn : "", tn ? ")" : "");
+            return bn_fail_code(e, BN_E_UNSUPPORTED,
+                                "%s: tensor '%s' uses packed layout %u%s%s%s, which this build or CPU cannot run",
+                                m->src.name, t->name, out->type, tn ? " (" : "", tn ? tn : "", tn ? ")" : "");
         if (out->type != BN_T2)
             return bn_fail(e, "%s: tensor '%s' has type %s; projections must be ternary (t2) or float",
                            m->src.name, t->name, tn);
-        return bn_fail(e, "%s: kernel set '%s' has no form for layout %s or cannot run on this CPU", m->src.name,
-                       kernel, tn);
+        return bn_fail_code(e, BN_E_UNSUPPORTED, "%s: kernel set '%s' has no form for layout %s or cannot run on this CPU",
+                            m->src.name, kernel, tn);
     }
     if (m->kern && m->kern != k)
-        return bn_fail(e, "%s: tensor '%s' has layout %s, other projections %s; mixed layouts are not supported",
-                       m->src.name, t->name, bn_type_name(out->type), bn_type_name(m->kern->layout));
+        return bn_fail_code(e, BN_E_UNSUPPORTED,
+                            "%s: tensor '%s' has layout %s, other projections %s; mixed layouts are not supported",
+                            m->src.name, t->name, bn_type_name(out->type), bn_type_name(m->kern->layout));
     m->kern = k;
     if (out->type == BN_T2)
         out->beta = bn_t2_scale(out->data, out->rows, out->cols);
@@ -185,7 +212,15 @@ static int load_head(bn_model *m, const char *name, const void **data, uint32_t 
 
 int bn_model_load(bn_model *m, const char *path, const char *kernel, bn_err *e)
 {
+    return bn_model_load_progress(m, path, kernel, NULL, NULL, e);
+}
+
+int bn_model_load_progress(bn_model *m, const char *path, const char *kernel, bn_progress_fn fn, void *user,
+                           bn_err *e)
+{
     memset(m, 0, sizeof *m);
+    m->progress = fn;
+    m->progress_user = user;
     if (bn_open_any(&m->src, path, e))
         return -1;
     bn_hparams *hp = &m->hp;
@@ -198,7 +233,7 @@ int bn_model_load(bn_model *m, const char *path, const char *kernel, bn_err *e)
     }
     m->layers = own(m, calloc(hp->n_layer, sizeof *m->layers));
     if (!m->layers) {
-        bn_fail(e, "%s: out of memory", m->src.name);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", m->src.name);
         goto fail;
     }
     for (uint32_t l = 0; l < hp->n_layer; l++)
@@ -275,7 +310,6 @@ static void copy_mat(bn_model *m, bn_mat *w, uint8_t **at, int mapped)
 
 int bn_model_to_memory(bn_model *m, bn_err *e)
 {
-    (void)e;
     if (m->arena || !strcmp(m->kern->name, "ref"))
         return 0;
     const bn_hparams *hp = &m->hp;
@@ -309,10 +343,20 @@ int bn_model_to_memory(bn_model *m, bn_err *e)
     int mapped = m->mapped;
     uint8_t *at = m->arena;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
+        char what[32];
+        snprintf(what, sizeof what, "layer %u", l);
+        if (step(m, l, hp->n_layer + 1, what, e)) {
+            steps_end(m, hp->n_layer + 1);
+            return BN_E_CANCELLED;
+        }
         bn_layer *L = &m->layers[l];
         bn_mat *mats[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
         for (size_t i = 0; i < 7; i++)
             copy_mat(m, mats[i], &at, mapped && !m->n_ternarized);
+    }
+    if (step(m, hp->n_layer, hp->n_layer + 1, "output head", e)) {
+        steps_end(m, hp->n_layer + 1);
+        return BN_E_CANCELLED;
     }
     bn_cpu cpu;
     bn_cpu_detect(&cpu);
@@ -338,5 +382,6 @@ int bn_model_to_memory(bn_model *m, bn_err *e)
     }
     m->head_ilv = unit != 0;
     m->head = at;
+    steps_end(m, hp->n_layer + 1);
     return 1;
 }

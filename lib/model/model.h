@@ -27,7 +27,8 @@ typedef struct bn_layer {
     bn_mat q, k, v, o, gate, up, down;
 } bn_layer;
 
-typedef struct bn_model {
+/* The public bn_model handle (bn.h) is this struct. */
+struct bn_model {
     bn_hparams hp;
     bn_source src;       /* metadata, directory, the mapping */
     bn_layer *layers;
@@ -45,13 +46,21 @@ typedef struct bn_model {
     int n_ternarized;    /* projections that were float in the file */
     int mapped;          /* every tensor lies in a file mapping */
     const bn_kernels *kern;
-} bn_model;
+    bn_progress_fn progress; /* told of the steps of loading, or NULL */
+    void *progress_user;
+};
 
 /* Opens path ("-" streams a bn file from stdin) and checks that this build
  * can run it with the named kernel set ("auto", "ref", or one of
  * bn_kernels_names that this CPU runs). Errors name the file: "FILE:
  * reason". */
 int bn_model_load(bn_model *m, const char *path, const char *kernel, bn_err *e);
+/* The same, telling progress of the slow steps (tensors read into memory,
+ * here and in bn_model_to_memory the layers copied) and cancelling with
+ * BN_E_CANCELLED when it asks. Errors carry bn_status codes where the
+ * loader knows better than BN_ERROR (out of memory, unsupported). */
+int bn_model_load_progress(bn_model *m, const char *path, const char *kernel, bn_progress_fn fn, void *user,
+                           bn_err *e);
 void bn_model_free(bn_model *m);
 /* Copies the weights every decoded token streams (the ternary matrices
  * and the output head) out of the file mapping into one anonymous region
@@ -60,10 +69,9 @@ void bn_model_free(bn_model *m);
  * runs ~1.7-2.5x faster per thread than from the row-major mapping on
  * 4 KiB pages (see kern_ilv.h). Returns 1 when copied, 0 when it left the
  * model as it was (not enough free memory, no mapping granted, or the
- * reference kernels, which keep the plain layout), -1 on error. */
+ * reference kernels, which keep the plain layout), a negative status on
+ * error (BN_E_CANCELLED when the progress callback asked). */
 int bn_model_to_memory(bn_model *m, bn_err *e);
-/* Bytes of the model's weights as the forward pass reads them. */
-uint64_t bn_model_weight_bytes(const bn_model *m);
 
 /* ------------------------------------------------------------- forward */
 
@@ -74,22 +82,11 @@ typedef struct bn_ctx_opts {
     int n_threads;
 } bn_ctx_opts;
 
-typedef struct bn_ctx bn_ctx;
-
-bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_opts *o, bn_err *e);
-void bn_ctx_free(bn_ctx *c);
-uint32_t bn_ctx_n_ctx(const bn_ctx *c);
-/* Positions already in the KV cache. */
-uint32_t bn_ctx_pos(const bn_ctx *c);
-/* Forgets every position from pos on (the next token is evaluated at pos). */
-void bn_ctx_truncate(bn_ctx *c, uint32_t pos);
-/* KV cache bytes for the whole context. */
-uint64_t bn_ctx_kv_bytes(const bn_ctx *c);
-
-/* Evaluates n tokens at the next positions (prefill in batches of up to
- * BN_KERN_MAX_N, decode when n = 1). logits receives n_vocab floats for the
- * last token, or n x n_vocab (one row per token) when all is set; it may be
- * NULL. Fails when an id is outside the vocabulary or the context is full. */
-int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, int all, bn_err *e);
+/* A context with every option, the verification ones included (the
+ * public bn_ctx_new, bn.h, takes bn_ctx_params). The rest of the context's
+ * calls are public: bn_ctx_free, bn_ctx_eval (prefill in batches of up to
+ * BN_KERN_MAX_N, decode when n = 1), bn_ctx_pos, bn_ctx_tokens,
+ * bn_ctx_truncate, bn_ctx_n_ctx, bn_ctx_kv_bytes, bn_ctx_model. */
+bn_ctx *bn_ctx_new_opts(const bn_model *m, const bn_ctx_opts *o, bn_err *e);
 
 #endif

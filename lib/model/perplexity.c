@@ -30,22 +30,23 @@ int bn_perplexity(bn_ctx *c, const bn_model *m, const uint32_t *ids, size_t n, c
     uint32_t V = m->hp.n_vocab, W = o->window;
     size_t lead = bos >= 0 ? 1 : 0; /* window positions before the text */
     if (W < 2 || W > bn_ctx_n_ctx(c))
-        return bn_fail(e, "perplexity window of %u tokens must be 2..%u (the context)", W, bn_ctx_n_ctx(c));
+        return bn_fail_code(e, BN_E_INVALID, "perplexity window of %u tokens must be 2..%u (the context)", W,
+                            bn_ctx_n_ctx(c));
     size_t span = W - lead; /* text tokens per window */
     size_t stride = o->stride ? o->stride : (bos >= 0 ? span : span - 1);
     if (stride > span)
         stride = span;
     if (n + lead < 2)
-        return bn_fail(e, "the text is too short to score (%zu tokens)", n);
+        return bn_fail_code(e, BN_E_INVALID, "the text is too short to score (%zu tokens)", n);
     for (size_t i = 0; i < n; i++)
         if (ids[i] >= V)
-            return bn_fail(e, "token id %u is outside the vocabulary", ids[i]);
+            return bn_fail_code(e, BN_E_INVALID, "token id %u is outside the vocabulary", ids[i]);
     uint32_t *win = malloc(W * sizeof *win);
     float *lg = malloc((size_t)BN_KERN_MAX_N * V * sizeof *lg);
     if (!win || !lg) {
         free(win);
         free(lg);
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     }
     double sum = 0, sum2 = 0;
     size_t scored_upto = lead ? 0 : 1; /* text tokens before this are predicted already */
@@ -85,7 +86,7 @@ int bn_perplexity(bn_ctx *c, const bn_model *m, const uint32_t *ids, size_t n, c
             break;
     }
     if (!r->n_scored) {
-        rc = bn_fail(e, "the text is too short to score");
+        rc = bn_fail_code(e, BN_E_INVALID, "the text is too short to score");
         goto done;
     }
     double N = (double)r->n_scored, mean = sum / N, var = sum2 / N - mean * mean;

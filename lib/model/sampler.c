@@ -10,6 +10,7 @@
 void bn_sampler_defaults(bn_sampler_opts *o)
 {
     memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
     o->temp = 0.8f;
     o->top_k = 40;
     o->top_p = 0.95f;
@@ -17,6 +18,13 @@ void bn_sampler_defaults(bn_sampler_opts *o)
     o->repeat_penalty = 1.0f;
     o->presence_penalty = 0.0f;
     o->penalty_last_n = 64;
+}
+
+void bn_sampler_params_defaults(bn_sampler_params *p, size_t size)
+{
+    bn_sampler_params d;
+    bn_sampler_defaults(&d);
+    bn_params_fill(p, size, &d, sizeof d);
 }
 
 static uint64_t splitmix64(uint64_t *x)
@@ -50,18 +58,23 @@ double bn_sampler_uniform(bn_sampler *s)
     return (double)(next_u64(s) >> 11) * 0x1.0p-53;
 }
 
+void bn_sampler_reseed(bn_sampler *s, uint64_t seed)
+{
+    s->o.seed = seed;
+    for (int i = 0; i < 4; i++)
+        s->rng[i] = splitmix64(&seed);
+}
+
 int bn_sampler_init(bn_sampler *s, const bn_sampler_opts *o, uint32_t n_vocab, bn_err *e)
 {
     memset(s, 0, sizeof *s);
     s->o = *o;
     s->n_vocab = n_vocab;
-    uint64_t x = o->seed;
-    for (int i = 0; i < 4; i++)
-        s->rng[i] = splitmix64(&x);
+    bn_sampler_reseed(s, o->seed);
     s->seen = calloc(n_vocab, 1);
     if (!s->seen) {
         bn_sampler_release(s);
-        return bn_fail(e, "sampler: out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "sampler: out of memory");
     }
     return 0;
 }
@@ -70,6 +83,49 @@ void bn_sampler_release(bn_sampler *s)
 {
     free(s->seen);
     memset(s, 0, sizeof *s);
+}
+
+/* lo <= v <= hi, and not NaN. */
+static int in_range(float v, float lo, float hi)
+{
+    return v >= lo && v <= hi;
+}
+
+bn_sampler *bn_sampler_new(const bn_sampler_params *p, uint32_t n_vocab, bn_err *e)
+{
+    bn_sampler_params o;
+    bn_sampler_defaults(&o);
+    if (p && bn_params_read(&o, sizeof o, p, "bn_sampler_params", e))
+        return NULL;
+    const char *bad = !n_vocab                                   ? "n_vocab is 0"
+                      : !in_range(o.temp, 0, 1e4f)               ? "temp must be 0..10000"
+                      : !in_range(o.top_p, 0, 1)                 ? "top_p must be 0..1"
+                      : !in_range(o.min_p, 0, 1)                 ? "min_p must be 0..1"
+                      : !in_range(o.repeat_penalty, 1e-4f, 1e4f) ? "repeat_penalty must be 0.0001..10000"
+                      : !in_range(o.presence_penalty, -1e4f, 1e4f) ? "presence_penalty must be -10000..10000"
+                                                                 : NULL;
+    if (bad) {
+        bn_fail_code(e, BN_E_INVALID, "bn_sampler_new: %s", bad);
+        return NULL;
+    }
+    bn_sampler *s = malloc(sizeof *s);
+    if (!s) {
+        bn_fail_code(e, BN_E_NOMEM, "sampler: out of memory");
+        return NULL;
+    }
+    if (bn_sampler_init(s, &o, n_vocab, e)) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void bn_sampler_free(bn_sampler *s)
+{
+    if (!s)
+        return;
+    bn_sampler_release(s);
+    free(s);
 }
 
 static void penalize(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist)

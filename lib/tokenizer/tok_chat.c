@@ -131,7 +131,8 @@ static int32_t need(bn_tokenizer *t, const char *s, bn_err *e)
 {
     int32_t id = bn_tokenizer_find(t, s, strlen(s));
     if (id < 0)
-        bn_fail(e, "chat format '%s' needs the token %s, which the vocabulary lacks", t->chat_format, s);
+        bn_fail_code(e, BN_E_UNSUPPORTED, "chat format '%s' needs the token %s, which the vocabulary lacks", t->chat_format,
+                     s);
     return id;
 }
 
@@ -142,9 +143,10 @@ int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int ge
     static const char *const llama3_role[] = {"system", "user", "assistant"};
     int llama3 = !strcmp(t->chat_format, "llama3");
     if (!llama3 && strcmp(t->chat_format, "bitnet"))
-        return bn_fail(e, "the model has no chat format (chat.format is '%s')", t->chat_format);
+        return bn_fail_code(e, BN_E_UNSUPPORTED, "the model has no chat format (chat.format is '%s')", t->chat_format);
     if (t->bos < 0)
-        return bn_fail(e, "chat format '%s' needs a BOS token; the model has none", t->chat_format);
+        return bn_fail_code(e, BN_E_UNSUPPORTED, "chat format '%s' needs a BOS token; the model has none",
+                            t->chat_format);
     int32_t eot = need(t, "<|eot_id|>", e), sh = 0, eh = 0;
     if (eot < 0)
         return -1;

@@ -58,7 +58,8 @@ int bn_detok_feed(bn_detok *d, uint32_t id, const uint8_t **out, size_t *len, bn
 {
     const bn_tokenizer *t = d->t;
     if (id >= t->n_vocab)
-        return bn_fail(e, "token id %u is out of range (the vocabulary has ids 0..%u)", id, t->n_vocab - 1);
+        return bn_fail_code(e, BN_E_INVALID, "token id %u is out of range (the vocabulary has ids 0..%u)", id,
+                            t->n_vocab - 1);
     size_t n = t->off[id + 1] - t->off[id];
     if ((d->flags & BN_DEC_SKIP_SPECIAL) && t->type[id] == BN_TOKT_CONTROL)
         n = 0;

@@ -1,0 +1,370 @@
+/* generator.c — token-by-token generation for embedders (bn.h): a prompt
+ * evaluated after the prefix the context already holds, then one token per
+ * step until a stop token, a stop string, n_predict tokens or a full
+ * context. Text that might be the start of a stop string is held back
+ * until it cannot be (and a stop string itself is never shown), as
+ * bn-infer does (generate.c): greedy runs of the two give the same tokens
+ * and the same text. A sampled token is evaluated only when the next step
+ * needs its logits, so stopping costs no forward pass. */
+#include "model.h"
+#include "sampler.h"
+#include "tokenizer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct bn_generator {
+    bn_ctx *c;
+    bn_sampler *s;
+    const bn_tokenizer *t;
+    bn_detok dt;          /* with a tokenizer */
+    int32_t n_predict;    /* -1: no limit */
+    char **stop;          /* copies of the stop strings */
+    size_t *stop_len, n_stop;
+    uint32_t *stop_ids;
+    size_t n_stop_ids;
+    int model_stops;
+    float *logits;        /* n_vocab: the next token's */
+    int primed;           /* a prompt has been evaluated */
+    int has_pending;      /* pending was sampled and is not evaluated yet */
+    uint32_t pending;
+    int32_t n_gen;
+    int stop_reason;      /* BN_STOP_*, 0 while generating */
+    uint8_t *pend;        /* decoded text not yet handed out */
+    size_t n_pend, cap_pend;
+    uint8_t *out;         /* what the last step handed out */
+    size_t cap_out;
+};
+
+static void gen_defaults(bn_generate_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->size = sizeof *p;
+    p->n_predict = 128;
+    p->detok_flags = BN_DETOK_SKIP_SPECIAL;
+}
+
+void bn_generate_params_defaults(bn_generate_params *p, size_t size)
+{
+    bn_generate_params d;
+    gen_defaults(&d);
+    bn_params_fill(p, size, &d, sizeof d);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+void bn_generator_free(bn_generator *g)
+{
+    if (!g)
+        return;
+    if (g->t)
+        bn_detok_release(&g->dt);
+    for (size_t i = 0; i < g->n_stop; i++)
+        free(g->stop[i]);
+    free(g->stop);
+    free(g->stop_len);
+    free(g->stop_ids);
+    free(g->logits);
+    free(g->pend);
+    free(g->out);
+    free(g);
+}
+
+static bn_generator *new_failed(bn_generator *g, bn_err *e)
+{
+    bn_generator_free(g);
+    bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    return NULL;
+}
+
+bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const bn_generate_params *p,
+                               bn_err *e)
+{
+    bn_generate_params o;
+    gen_defaults(&o);
+    if (p && bn_params_read(&o, sizeof o, p, "bn_generate_params", e))
+        return NULL;
+    const char *bad = !c                                       ? "the context is NULL"
+                      : !s                                     ? "the sampler is NULL"
+                      : o.n_predict < -1                       ? "n_predict must be -1 or more"
+                      : o.n_stop && !o.stop                    ? "stop is NULL"
+                      : o.n_stop && !t                         ? "stop strings need a tokenizer"
+                      : o.n_stop_ids && !o.stop_ids            ? "stop_ids is NULL"
+                      : o.detok_flags & ~(unsigned)BN_DETOK_SKIP_SPECIAL ? "unknown detok_flags"
+                                                               : NULL;
+    for (size_t i = 0; !bad && i < o.n_stop; i++)
+        if (!o.stop[i] || !*o.stop[i])
+            bad = "a stop string is NULL or empty";
+    const bn_model *m = c ? bn_ctx_model(c) : NULL;
+    if (!bad && s->n_vocab != m->hp.n_vocab)
+        bad = "the sampler's vocabulary is not the model's";
+    if (!bad && t && bn_tokenizer_n_vocab(t) != m->hp.n_vocab)
+        bad = "the tokenizer's vocabulary is not the model's";
+    if (bad) {
+        bn_fail_code(e, BN_E_INVALID, "bn_generator_new: %s", bad);
+        return NULL;
+    }
+    bn_generator *g = calloc(1, sizeof *g);
+    if (!g)
+        return new_failed(g, e);
+    g->c = c;
+    g->s = s;
+    g->n_predict = o.n_predict;
+    g->model_stops = !o.ignore_model_stops;
+    if (!(g->logits = malloc((size_t)m->hp.n_vocab * sizeof *g->logits)))
+        return new_failed(g, e);
+    if (o.n_stop && (!(g->stop = calloc(o.n_stop, sizeof *g->stop)) ||
+                     !(g->stop_len = calloc(o.n_stop, sizeof *g->stop_len))))
+        return new_failed(g, e);
+    for (; g->n_stop < o.n_stop; g->n_stop++) {
+        if (!(g->stop[g->n_stop] = strdup(o.stop[g->n_stop])))
+            return new_failed(g, e);
+        g->stop_len[g->n_stop] = strlen(o.stop[g->n_stop]);
+    }
+    if (o.n_stop_ids) {
+        if (!(g->stop_ids = malloc(o.n_stop_ids * sizeof *g->stop_ids)))
+            return new_failed(g, e);
+        memcpy(g->stop_ids, o.stop_ids, o.n_stop_ids * sizeof *g->stop_ids);
+        g->n_stop_ids = o.n_stop_ids;
+    }
+    if (t) {
+        if (bn_detok_init(&g->dt, t, o.detok_flags, e))
+            return new_failed(g, e);
+        g->t = t;
+    }
+    return g;
+}
+
+/* --------------------------------------------------------------- prompt */
+
+int bn_generator_prompt(bn_generator *g, const uint32_t *ids, size_t n, bn_err *e)
+{
+    if (!g || !ids || !n)
+        return bn_fail_code(e, BN_E_INVALID, "bn_generator_prompt: %s",
+                            !g ? "the generator is NULL" : !ids ? "ids is NULL" : "the prompt is empty");
+    uint32_t n_ctx = bn_ctx_n_ctx(g->c);
+    if (n > n_ctx)
+        return bn_fail_code(e, BN_E_CONTEXT_FULL, "prompt of %zu tokens does not fit the context of %u tokens", n,
+                            n_ctx);
+    /* Reuse what the cache holds; the last token is evaluated again in any
+     * case, for its logits. */
+    const uint32_t *held = bn_ctx_tokens(g->c);
+    size_t common = 0, pos = bn_ctx_pos(g->c);
+    while (common < pos && common < n && held[common] == ids[common])
+        common++;
+    if (common == n)
+        common--;
+    bn_ctx_truncate(g->c, (uint32_t)common);
+    g->primed = 0;
+    int rc = bn_ctx_eval(g->c, ids + common, n - common, g->logits, 0, e);
+    if (rc)
+        return rc;
+    g->primed = 1;
+    g->has_pending = 0;
+    g->n_gen = 0;
+    g->stop_reason = 0;
+    g->n_pend = 0;
+    if (g->t) { /* a new answer: nothing held back from the last one */
+        const uint8_t *b;
+        size_t len;
+        bn_detok_flush(&g->dt, &b, &len);
+    }
+    return BN_OK;
+}
+
+/* ----------------------------------------------------------------- text */
+
+static int grow(void **p, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, c);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static int append(bn_generator *g, const uint8_t *b, size_t n, bn_err *e)
+{
+    if (grow((void **)&g->pend, &g->cap_pend, g->n_pend + n + 1))
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    if (n)
+        memcpy(g->pend + g->n_pend, b, n);
+    g->n_pend += n;
+    return 0;
+}
+
+/* Hands out the first n pending bytes (copied: valid until the next step). */
+static int hand_out(bn_generator *g, size_t n, const uint8_t **text, size_t *len, bn_err *e)
+{
+    if (grow((void **)&g->out, &g->cap_out, n + 1))
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    if (n)
+        memcpy(g->out, g->pend, n);
+    memmove(g->pend, g->pend + n, g->n_pend - n);
+    g->n_pend -= n;
+    if (text)
+        *text = g->out;
+    if (len)
+        *len = n;
+    return 0;
+}
+
+/* The earliest complete stop string in the pending text, or SIZE_MAX. */
+static size_t stop_find(const bn_generator *g)
+{
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; i < g->n_stop; i++) {
+        const uint8_t *p = memmem(g->pend, g->n_pend, g->stop[i], g->stop_len[i]);
+        if (p && (size_t)(p - g->pend) < best)
+            best = (size_t)(p - g->pend);
+    }
+    return best;
+}
+
+/* Bytes at the end of the pending text that could still grow into a stop
+ * string. */
+static size_t stop_hold(const bn_generator *g)
+{
+    size_t hold = 0;
+    for (size_t i = 0; i < g->n_stop; i++)
+        for (size_t k = g->stop_len[i] - 1 < g->n_pend ? g->stop_len[i] - 1 : g->n_pend; k > hold; k--)
+            if (!memcmp(g->pend + g->n_pend - k, g->stop[i], k)) {
+                hold = k;
+                break;
+            }
+    return hold;
+}
+
+/* Generation is over: with reason other than a stop string, whatever was
+ * held back is final and goes out now. */
+static int finish(bn_generator *g, int reason, const uint8_t **text, size_t *len, bn_err *e)
+{
+    g->stop_reason = reason;
+    if (g->t) {
+        const uint8_t *b;
+        size_t n;
+        bn_detok_flush(&g->dt, &b, &n);
+        if (reason != BN_STOP_STRING && append(g, b, n, e))
+            return BN_E_NOMEM;
+    }
+    if (reason == BN_STOP_STRING)
+        g->n_pend = 0;
+    return hand_out(g, g->n_pend, text, len, e);
+}
+
+/* ----------------------------------------------------------------- step */
+
+static int is_stop(const bn_generator *g, uint32_t id)
+{
+    if (g->model_stops && bn_model_is_stop(bn_ctx_model(g->c), id))
+        return 1;
+    for (size_t i = 0; i < g->n_stop_ids; i++)
+        if (g->stop_ids[i] == id)
+            return 1;
+    return 0;
+}
+
+int bn_generate_next(bn_generator *g, uint32_t *id, const uint8_t **text, size_t *len, bn_err *e)
+{
+    if (id)
+        *id = BN_NO_TOKEN;
+    if (text)
+        *text = NULL;
+    if (len)
+        *len = 0;
+    if (!g)
+        return bn_fail_code(e, BN_E_INVALID, "bn_generate_next: the generator is NULL");
+    if (!g->primed)
+        return bn_fail_code(e, BN_E_INVALID, "bn_generate_next: no prompt (bn_generator_prompt first)");
+    if (g->stop_reason)
+        return 0;
+    if (g->n_predict >= 0 && g->n_gen >= g->n_predict) {
+        int rc = finish(g, BN_STOP_LENGTH, text, len, e);
+        return rc ? rc : 0;
+    }
+    if (g->has_pending) {
+        int rc = bn_ctx_eval(g->c, &g->pending, 1, g->logits, 0, e);
+        if (rc)
+            return rc;
+        g->has_pending = 0;
+    }
+    uint32_t tok = bn_sampler_sample(g->s, g->logits, bn_ctx_tokens(g->c), bn_ctx_pos(g->c));
+    if (is_stop(g, tok)) {
+        int rc = finish(g, BN_STOP_TOKEN, text, len, e);
+        return rc ? rc : 0;
+    }
+    g->n_gen++;
+    if (id)
+        *id = tok;
+    size_t ready = 0;
+    if (g->t) {
+        const uint8_t *b;
+        size_t n;
+        int rc = bn_detok_feed(&g->dt, tok, &b, &n, e);
+        if (rc || (rc = append(g, b, n, e)))
+            return rc;
+        size_t at = stop_find(g);
+        if (at != SIZE_MAX) {
+            /* The text before the stop string goes out with this token;
+             * the rest, and the stop string, never do. */
+            int r = hand_out(g, at, text, len, e);
+            g->n_pend = 0;
+            bn_detok_flush(&g->dt, &b, &n);
+            g->stop_reason = BN_STOP_STRING;
+            return r ? r : 1;
+        }
+        ready = g->n_pend - stop_hold(g);
+    }
+    /* The last token of the answer takes everything held back with it. */
+    int reason = g->n_predict >= 0 && g->n_gen >= g->n_predict ? BN_STOP_LENGTH
+                 : bn_ctx_pos(g->c) >= bn_ctx_n_ctx(g->c)     ? BN_STOP_CONTEXT
+                                                               : 0;
+    int rc = reason ? finish(g, reason, text, len, e) : hand_out(g, ready, text, len, e);
+    if (rc)
+        return rc;
+    g->pending = tok;
+    g->has_pending = !reason;
+    return 1;
+}
+
+int bn_generator_stop_reason(const bn_generator *g)
+{
+    return g ? g->stop_reason : 0;
+}
+
+/* ------------------------------------------------------------ the loop */
+
+int bn_generate(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const uint32_t *prompt, size_t n,
+                const bn_generate_params *p, bn_token_fn fn, void *user, bn_err *e)
+{
+    bn_generator *g = bn_generator_new(c, s, t, p, e);
+    if (!g)
+        return e ? e->code : BN_ERROR;
+    int rc = bn_generator_prompt(g, prompt, n, e);
+    while (!rc) {
+        uint32_t id;
+        const uint8_t *text;
+        size_t len;
+        int r = bn_generate_next(g, &id, &text, &len, e);
+        if (r < 0) {
+            rc = r;
+            break;
+        }
+        if (fn && (r == 1 || len) && fn(user, id, text, len)) {
+            rc = bn_fail_code(e, BN_E_CANCELLED, "generation cancelled by the callback");
+            break;
+        }
+        if (r == 0) {
+            rc = bn_generator_stop_reason(g);
+            break;
+        }
+    }
+    bn_generator_free(g);
+    return rc;
+}
