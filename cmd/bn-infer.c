@@ -3,11 +3,11 @@
  * This file only parses options and calls libbn (lib/generate.h). */
 #include "cli.h"
 #include "formats.h"
+#include "opt.h"
 #include "generate.h"
 #include "pool.h"
 #include "progress.h"
 
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,202 +16,97 @@ static const bn_prog prog = {
     .name = "bn-infer",
     .summary = "exact BitNet b1.58 inference: generate, chat, score",
     .usage = "usage: bn-infer -m MODEL [options] < ids        answer each prompt record of a token stream\n"
-    "       bn-infer -m MODEL -p TEXT | -f FILE      answer one text prompt\n"
-    "       bn-infer -m MODEL -cnv [--system TEXT]   chat, one user message per line\n"
-    "       bn-infer -m MODEL --perplexity FILE      score a text\n"
-    "\n"
-    "model and runtime:\n"
-    "  -m, --model FILE       bn model (also an HF directory, GGUF; '-' streams a bn file)\n"
-    "  -c, --ctx N            context positions (default and maximum: the model's)\n"
-    "  -t, --threads N        threads (default: all cores)\n"
-    "  --kv f32|f16           KV cache precision (default f16; f32 for verification)\n"
-    "  --kernel NAME          ternary kernels: auto (default: the fastest this CPU has), ref,\n"
-    "                         or a set: avx2, avx512, amx, neon, dotprod\n"
-    "  --no-act-quant         float activations into the ternary projections (verification)\n"
-    "  --mmap                 decode from the file mapping instead of a copy in memory on huge pages\n"
-    "input and output:\n"
-    "  -p, --prompt TEXT      prompt text (tokenized with the model's tokenizer, BOS as the model says)\n"
-    "  -f, --file FILE        prompt text from a file\n"
-    "  --text                 write text (default with -p, -f, -cnv)\n"
-    "  --ids                  write token ids (default with a token stream on stdin)\n"
-    "  --echo                 write the prompt before the answer\n"
-    "  -n, --predict N        tokens to generate per answer (default 128; -1: until a stop or a full context)\n"
-    "  --stop STRING          also stop at this text (repeatable, up to 16)\n"
-    "sampling:\n"
-    "  --temp T               temperature (default 0.8; 0: greedy)\n"
-    "  --top-k K              keep the K most likely tokens (default 40; 0: off)\n"
-    "  --top-p P              keep the smallest set with probability >= P (default 0.95; 1: off)\n"
-    "  --min-p P              drop tokens below P x the best one's probability (default 0.05; 0: off)\n"
-    "  --repeat-penalty F     penalize recent tokens (default 1: off)\n"
-    "  --presence-penalty F   subtract F from recent tokens' logits (default 0: off)\n"
-    "  --repeat-last-n N      recent tokens the penalties look at (default 64; 0: all)\n"
-    "  --seed S               seed of the sampler (default: from the clock)\n"
-    "chat:\n"
-    "  -cnv, --chat           interactive chat with the model's chat format\n"
-    "  --system TEXT          system prompt\n"
-    "scoring:\n"
-    "  --perplexity FILE      perplexity of a text ('-': stdin) over windows of -c tokens\n"
-    "  --ppl-stride N         text tokens between windows (default: no overlap)\n"
-    "  --logits FILE          write each prompt position's logits (f32, n_tokens x vocab)\n"
-    "  --logits-topk K        ... as text instead: the K largest 'id:logit' per line\n"
-    "  --json                 perplexity result as JSON\n"
-    "  -v, --verbose          timings and sizes on stderr\n"
-    "  -h, --help             this help\n"
-    "  --version              version\n"
-    "\n"
-    "Exit status: 0 success, 1 a data or runtime error (also: some prompt records could not be answered),\n"
-    "2 usage error. See bn-infer(1).\n",
+             "       bn-infer -m MODEL -p TEXT | -f FILE      answer one text prompt\n"
+             "       bn-infer -m MODEL -cnv [--system TEXT]   chat, one user message per line\n"
+             "       bn-infer -m MODEL --perplexity FILE      score a text\n",
+    .epilog = "Exit status: 0 success, 1 a data or runtime error (also: some prompt records could not be answered),\n"
+              "2 usage error. See bn-infer(1).\n",
 };
 
 typedef struct opts {
     const char *model, *prompt, *file, *system, *ppl_file, *logits_file, *kernel;
     uint32_t n_ctx, ppl_stride, logits_topk;
-    int threads, kv_f16, no_act_quant, mmap_only, text, ids, chat, json, verbose, have_seed;
+    int threads, kv_f16, no_act_quant, mmap_only, text, ids, chat, json, verbose, kernel_set;
     bn_gen_opts g;
 } opts;
 
-static int need(int argc, char **argv, int *i, const char **val)
+static int add_stop(void *dest, const char *v, char *why, size_t n)
 {
-    if (*i + 1 >= argc)
-        return bn_usage_error(&prog, "option '%s' needs a value", argv[*i]);
-    *val = argv[++*i];
+    bn_gen_opts *g = dest;
+    if (!*v)
+        return snprintf(why, n, "the stop string is empty"), -1;
+    if (g->n_stop == BN_MAX_STOP_STRINGS)
+        return snprintf(why, n, "at most %d stop strings", BN_MAX_STOP_STRINGS), -1;
+    g->stop[g->n_stop++] = v;
     return 0;
 }
 
-static int num_u(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    if (bn_parse_u64(v, lo, hi, out))
-        return bn_usage_error(&prog, "%s: '%s' is not a whole number in %llu..%llu", opt, v,
-                              (unsigned long long)lo, (unsigned long long)hi);
-    return 0;
-}
-
-static int num_f(const char *opt, const char *v, double lo, double hi, float *out)
-{
-    double d;
-    if (bn_parse_double(v, &d) || d < lo || d > hi)
-        return bn_usage_error(&prog, "%s: '%s' is not a number in %g..%g", opt, v, lo, hi);
-    *out = (float)d;
-    return 0;
-}
-
-static int known_kernel(const char *name)
-{
-    for (const char *const *k = bn_kernels_names(); *k; k++)
-        if (!strcmp(*k, name))
-            return 1;
-    return 0;
-}
+static const char *const kv_names[] = {"f32", "f16", NULL};
 
 static int parse(int argc, char **argv, opts *o)
 {
+    const char *const *kernels = bn_kernels_names();
     memset(o, 0, sizeof *o);
-    o->kernel = "auto";
+    while (strcmp(kernels[o->kernel_set], "auto"))
+        o->kernel_set++;
     /* f16 halves the cache; on the tiny model its perplexity differs from
      * f32 by 0.04%, as much as two correct f32 implementations differ. */
     o->kv_f16 = 1;
     o->threads = bn_cpu_count();
     o->g.n_predict = 128;
     bn_sampler_defaults(&o->g.samp);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        uint64_t u;
-        int rc = 0;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model"))
-            rc = need(argc, argv, &i, &o->model);
-        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt"))
-            rc = need(argc, argv, &i, &o->prompt);
-        else if (!strcmp(a, "-f") || !strcmp(a, "--file"))
-            rc = need(argc, argv, &i, &o->file);
-        else if (!strcmp(a, "--system"))
-            rc = need(argc, argv, &i, &o->system);
-        else if (!strcmp(a, "--perplexity"))
-            rc = need(argc, argv, &i, &o->ppl_file);
-        else if (!strcmp(a, "--logits"))
-            rc = need(argc, argv, &i, &o->logits_file);
-        else if (!strcmp(a, "--mmap"))
-            o->mmap_only = 1;
-        else if (!strcmp(a, "--kernel")) {
-            if (!(rc = need(argc, argv, &i, &o->kernel)) && !known_kernel(o->kernel))
-                rc = bn_usage_error(&prog, "--kernel: '%s' is not one of ref, auto, avx2, avx512, amx, neon, dotprod",
-                                    o->kernel);
-        } else if (!strcmp(a, "--kv")) {
-            if (!(rc = need(argc, argv, &i, &v))) {
-                if (!strcmp(v, "f32") || !strcmp(v, "f16"))
-                    o->kv_f16 = !strcmp(v, "f16");
-                else
-                    rc = bn_usage_error(&prog, "--kv: '%s' is not one of f32, f16", v);
-            }
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
-            if (!(rc = need(argc, argv, &i, &v)) && !(rc = num_u(a, v, 2, 1u << 24, &u)))
-                o->n_ctx = (uint32_t)u;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!(rc = need(argc, argv, &i, &v)) && !(rc = num_u(a, v, 1, 1024, &u)))
-                o->threads = (int)u;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--predict")) {
-            if (!(rc = need(argc, argv, &i, &v))) {
-                if (!strcmp(v, "-1"))
-                    o->g.n_predict = -1;
-                else if (!(rc = num_u(a, v, 0, INT32_MAX, &u)))
-                    o->g.n_predict = (int32_t)u;
-            }
-        } else if (!strcmp(a, "--ppl-stride")) {
-            if (!(rc = need(argc, argv, &i, &v)) && !(rc = num_u(a, v, 1, 1u << 24, &u)))
-                o->ppl_stride = (uint32_t)u;
-        } else if (!strcmp(a, "--logits-topk")) {
-            if (!(rc = need(argc, argv, &i, &v)) && !(rc = num_u(a, v, 1, 1u << 22, &u)))
-                o->logits_topk = (uint32_t)u;
-        } else if (!strcmp(a, "--top-k")) {
-            if (!(rc = need(argc, argv, &i, &v)) && !(rc = num_u(a, v, 0, 1u << 22, &u)))
-                o->g.samp.top_k = (uint32_t)u;
-        } else if (!strcmp(a, "--repeat-last-n")) {
-            if (!(rc = need(argc, argv, &i, &v)) && !(rc = num_u(a, v, 0, 1u << 24, &u)))
-                o->g.samp.penalty_last_n = (uint32_t)u;
-        } else if (!strcmp(a, "--seed")) {
-            if (!(rc = need(argc, argv, &i, &v)) && !(rc = num_u(a, v, 0, UINT64_MAX, &u))) {
-                o->g.samp.seed = u;
-                o->have_seed = 1;
-            }
-        } else if (!strcmp(a, "--temp")) {
-            rc = need(argc, argv, &i, &v) || num_f(a, v, 0, 100, &o->g.samp.temp);
-        } else if (!strcmp(a, "--top-p")) {
-            rc = need(argc, argv, &i, &v) || num_f(a, v, 0, 1, &o->g.samp.top_p);
-        } else if (!strcmp(a, "--min-p")) {
-            rc = need(argc, argv, &i, &v) || num_f(a, v, 0, 1, &o->g.samp.min_p);
-        } else if (!strcmp(a, "--repeat-penalty")) {
-            rc = need(argc, argv, &i, &v) || num_f(a, v, 0.01, 100, &o->g.samp.repeat_penalty);
-        } else if (!strcmp(a, "--presence-penalty")) {
-            rc = need(argc, argv, &i, &v) || num_f(a, v, -100, 100, &o->g.samp.presence_penalty);
-        } else if (!strcmp(a, "--stop")) {
-            if (!(rc = need(argc, argv, &i, &v))) {
-                if (!*v)
-                    rc = bn_usage_error(&prog, "--stop: the stop string is empty");
-                else if (o->g.n_stop == BN_MAX_STOP_STRINGS)
-                    rc = bn_usage_error(&prog, "--stop: at most %d stop strings", BN_MAX_STOP_STRINGS);
-                else
-                    o->g.stop[o->g.n_stop++] = v;
-            }
-        } else if (!strcmp(a, "--echo"))
-            o->g.echo = 1;
-        else if (!strcmp(a, "--text"))
-            o->text = 1;
-        else if (!strcmp(a, "--ids"))
-            o->ids = 1;
-        else if (!strcmp(a, "-cnv") || !strcmp(a, "--chat"))
-            o->chat = 1;
-        else if (!strcmp(a, "--no-act-quant"))
-            o->no_act_quant = 1;
-        else if (!strcmp(a, "--json"))
-            o->json = 1;
-        else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
-            o->verbose = 1;
-        else if (bn_cli_common(&prog, a))
-            exit(BN_EXIT_OK);
-        else
-            rc = bn_usage_error(&prog, "unknown option '%s'", a);
-        if (rc)
-            return BN_EXIT_USAGE;
-    }
+    o->g.samp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    bn_opt table[] = {
+        OPT_SECTION("model and runtime:"),
+        OPT_STRING('m', "model", &o->model, "FILE", "bn model (also an HF directory, GGUF; '-' streams a bn file)"),
+        OPT_U32('c', "ctx", &o->n_ctx, "N", 2, 1u << 24, "context positions (default and maximum: the model's)"),
+        OPT_INT('t', "threads", &o->threads, "N", 1, 1024, "threads (default: all cores)"),
+        OPT_ENUM(0, "kv", &o->kv_f16, NULL, kv_names, NULL, "KV cache precision (default f16; f32 for verification)"),
+        OPT_ENUM(0, "kernel", &o->kernel_set, "NAME", kernels, NULL,
+                 "ternary kernels: %s\n(auto, the default: the fastest this CPU has; ref: the portable reference)"),
+        OPT_FLAG(0, "no-act-quant", &o->no_act_quant, "float activations into the ternary projections (verification)"),
+        OPT_FLAG(0, "mmap", &o->mmap_only, "decode from the file mapping instead of a copy in memory on huge pages"),
+        OPT_SECTION("input and output:"),
+        OPT_STRING('p', "prompt", &o->prompt, "TEXT",
+                   "prompt text (tokenized with the model's tokenizer, BOS as the model says)"),
+        OPT_STRING('f', "file", &o->file, "FILE", "prompt text from a file"),
+        OPT_FLAG(0, "text", &o->text, "write text (default with -p, -f, -cnv)"),
+        OPT_FLAG(0, "ids", &o->ids, "write token ids (default with a token stream on stdin)"),
+        OPT_FLAG(0, "echo", &o->g.echo, "write the prompt before the answer"),
+        OPT_INT('n', "predict", &o->g.n_predict, "N", -1, INT32_MAX,
+                "tokens to generate per answer (default 128; -1: until a stop or a full context)"),
+        OPT_CALL(0, "stop", &o->g, add_stop, "STRING", "also stop at this text (repeatable, up to 16)"),
+        OPT_SECTION("sampling:"),
+        OPT_FLOAT(0, "temp", &o->g.samp.temp, "T", 0, 100, "temperature (default 0.8; 0: greedy)"),
+        OPT_U32(0, "top-k", &o->g.samp.top_k, "K", 0, 1u << 22, "keep the K most likely tokens (default 40; 0: off)"),
+        OPT_FLOAT(0, "top-p", &o->g.samp.top_p, "P", 0, 1,
+                  "keep the smallest set with probability >= P (default 0.95; 1: off)"),
+        OPT_FLOAT(0, "min-p", &o->g.samp.min_p, "P", 0, 1,
+                  "drop tokens below P x the best one's probability (default 0.05; 0: off)"),
+        OPT_FLOAT(0, "repeat-penalty", &o->g.samp.repeat_penalty, "F", 0.01, 100,
+                  "penalize recent tokens (default 1: off)"),
+        OPT_FLOAT(0, "presence-penalty", &o->g.samp.presence_penalty, "F", -100, 100,
+                  "subtract F from recent tokens' logits (default 0: off)"),
+        OPT_U32(0, "repeat-last-n", &o->g.samp.penalty_last_n, "N", 0, 1u << 24,
+                "recent tokens the penalties look at (default 64; 0: all)"),
+        OPT_U64(0, "seed", &o->g.samp.seed, "S", "seed of the sampler (default: from the clock)"),
+        OPT_SECTION("chat:"),
+        {.kind = BN_OPT_FLAG, .dash_name = "cnv", .name = "chat", .dest = &o->chat,
+         .help = "interactive chat with the model's chat format"},
+        OPT_STRING(0, "system", &o->system, "TEXT", "system prompt"),
+        OPT_SECTION("scoring:"),
+        OPT_STRING(0, "perplexity", &o->ppl_file, "FILE", "perplexity of a text ('-': stdin) over windows of -c tokens"),
+        OPT_U32(0, "ppl-stride", &o->ppl_stride, "N", 1, 1u << 24, "text tokens between windows (default: no overlap)"),
+        OPT_STRING(0, "logits", &o->logits_file, "FILE", "write each prompt position's logits (f32, n_tokens x vocab)"),
+        OPT_U32(0, "logits-topk", &o->logits_topk, "K", 1, 1u << 22, "... as text instead: the K largest 'id:logit' per line"),
+        OPT_FLAG(0, "json", &o->json, "perplexity result as JSON"),
+        OPT_FLAG('v', "verbose", &o->verbose, "timings and sizes on stderr"),
+        OPT_END,
+    };
+    int n, rc = bn_opt_parse(&prog, table, argc, argv, &n);
+    if (rc != BN_OPT_RUN)
+        return rc;
+    o->kernel = kernels[o->kernel_set];
     if (!o->model)
         return bn_usage_error(&prog, "no model given (-m FILE)");
     if ((o->prompt != NULL) + (o->file != NULL) + o->chat + (o->ppl_file != NULL) > 1)
@@ -223,9 +118,7 @@ static int parse(int argc, char **argv, opts *o)
     if (o->chat && o->ids)
         return bn_usage_error(&prog, "-cnv writes text; --ids cannot be used with it");
     o->g.text = o->ids ? 0 : o->text || o->prompt || o->file || o->chat;
-    if (!o->have_seed)
-        o->g.samp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    return 0;
+    return BN_OPT_RUN;
 }
 
 static int tokenize_text(bn_tokenizer *tok, const bn_model *m, const uint8_t *text, size_t n, bn_tokens *out,
@@ -276,7 +169,7 @@ int main(int argc, char **argv)
     bn_cli_init();
     opts o;
     int rc = parse(argc, argv, &o);
-    if (rc)
+    if (rc != BN_OPT_RUN)
         return rc;
     bn_err e = {0};
     bn_model m;
