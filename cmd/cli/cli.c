@@ -1,5 +1,5 @@
-/* cli.c — start-up shared by every program: common options, messages,
- * number parsing, and the pipe policy. */
+/* cli.c — start-up shared by every program: messages, number parsing,
+ * and the pipe policy (the options are opt.c's). */
 #include "cli.h"
 
 #include <errno.h>
@@ -8,7 +8,6 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 void bn_cli_init(void)
@@ -28,19 +27,6 @@ void bn_cli_init(void)
         if (open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY) < 0)
             break;
     }
-}
-
-int bn_cli_common(const bn_prog *p, const char *arg)
-{
-    if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
-        printf("%s — %s\n\n%s", p->name, p->summary, p->usage);
-        return 1;
-    }
-    if (!strcmp(arg, "--version")) {
-        printf("%s (bn) %s\n", p->name, BN_VERSION);
-        return 1;
-    }
-    return 0;
 }
 
 void bn_report(const bn_prog *p, const char *fmt, ...)

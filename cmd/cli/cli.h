@@ -22,9 +22,6 @@ typedef struct bn_prog {
     int max_operands;     /* with an operand: at most this many (0: any number) */
 } bn_prog;
 
-/* Returns 1 if argv[i] was a common option that has been fully handled and the
- * program should exit 0 (help, version), 0 otherwise. */
-int bn_cli_common(const bn_prog *p, const char *arg);
 /* Prints "NAME: MESSAGE" to stderr. */
 void bn_report(const bn_prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints the usage error, the hint to --help, and returns BN_EXIT_USAGE. */
