@@ -198,7 +198,8 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s: context %u is larger than the model's (%u)", m.src.name, o.n_ctx, m.hp.n_ctx);
         goto out;
     }
-    bn_ctx_opts co = {o.n_ctx ? o.n_ctx : m.hp.n_ctx, o.kv_f16, o.no_act_quant, o.threads};
+    bn_ctx_opts co = {.n_ctx = o.n_ctx ? o.n_ctx : m.hp.n_ctx, .kv_f16 = o.kv_f16, .no_act_quant = o.no_act_quant,
+                      .n_threads = o.threads};
     if (!(c = bn_ctx_new_opts(&m, &co, &e))) {
         bn_report(&prog, "%s: %s", m.src.name, e.msg);
         goto out;

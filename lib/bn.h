@@ -54,7 +54,10 @@ typedef enum bn_status {
     BN_E_INVALID = -6,      /* an invalid argument: a NULL handle, an id outside
                                the vocabulary, a parameter out of range */
     BN_E_CONTEXT_FULL = -7, /* the tokens do not fit the context */
-    BN_E_CANCELLED = -8     /* a callback returned nonzero */
+    BN_E_CANCELLED = -8,    /* a callback returned nonzero */
+    BN_E_KV_FULL = -9       /* the KV cache budget cannot hold the new positions
+                               (several sequences at once): nothing was
+                               evaluated; retry once sequences are freed */
 } bn_status;
 
 /* msg: one line naming the file or value at fault; code: its bn_status.
@@ -192,7 +195,8 @@ BN_API const uint32_t *bn_ctx_tokens(const bn_ctx *c);
 /* Forgets every position from pos on; the next token goes to pos.
  * Evaluating the same tokens again gives the same logits, bit for bit. */
 BN_API void bn_ctx_truncate(bn_ctx *c, uint32_t pos);
-/* KV cache bytes for the whole context. */
+/* KV cache bytes the context may take (allocated in blocks as positions
+ * are used). */
 BN_API uint64_t bn_ctx_kv_bytes(const bn_ctx *c);
 
 enum { BN_EVAL_ALL_LOGITS = 1 /* a row of logits per token, not only the last */ };

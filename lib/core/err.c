@@ -49,6 +49,8 @@ const char *bn_status_string(int code)
         return "BN_E_CONTEXT_FULL: the context is full";
     case BN_E_CANCELLED:
         return "BN_E_CANCELLED: cancelled by a callback";
+    case BN_E_KV_FULL:
+        return "BN_E_KV_FULL: the KV cache budget is used up";
     }
     return "unknown status";
 }

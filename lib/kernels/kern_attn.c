@@ -8,8 +8,10 @@
 #include <math.h>
 #include <string.h>
 
-static float kv_elem(const bn_att_task *a, const void *base, size_t i)
+/* Element i of a K or V area that begins off bytes into the block of position p. */
+static float kv_elem(const bn_att_task *a, size_t p, size_t off, size_t i)
 {
+    const uint8_t *base = a->blk[p / a->bs] + off;
     return a->f16 ? bn_f16_to_f32(((const uint16_t *)base)[i]) : ((const float *)base)[i];
 }
 
@@ -18,18 +20,18 @@ static float kv_elem(const bn_att_task *a, const void *base, size_t i)
  * each weight divided by the sum). */
 static void att_scalar(const bn_att_task *a)
 {
-    size_t hd = a->hd, n = a->n_pos;
+    size_t hd = a->hd, n = a->n_pos, bs = a->bs;
     for (size_t j = 0; j < a->g; j++) {
         const float *q = a->q + j * hd;
         float *sc = a->sc + j * n, mx = -INFINITY;
         for (size_t p = 0; p < n; p++) {
             float part[8] = {0};
-            size_t i = 0;
+            size_t i = 0, bp = p % bs;
             for (; i + 8 <= hd; i += 8)
                 for (size_t l = 0; l < 8; l++)
-                    part[l] += q[i + l] * kv_elem(a, a->k, (i + l) * a->ldk + p);
+                    part[l] += q[i + l] * kv_elem(a, p, a->koff, (i + l) * bs + bp);
             for (; i < hd; i++)
-                part[0] += q[i] * kv_elem(a, a->k, i * a->ldk + p);
+                part[0] += q[i] * kv_elem(a, p, a->koff, i * bs + bp);
             sc[p] = (((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))) *
                     a->scale;
             if (sc[p] > mx)
@@ -45,7 +47,7 @@ static void att_scalar(const bn_att_task *a)
         for (size_t p = 0; p < n; p++) {
             float w = sc[p] / sum;
             for (size_t i = 0; i < hd; i++)
-                out[i] += w * kv_elem(a, a->v, p * a->ld + i);
+                out[i] += w * kv_elem(a, p, a->voff, p % bs * a->ld + i);
         }
     }
 }
@@ -89,36 +91,38 @@ static T512 INLINE __m512 exp512(__m512 x)
     return _mm512_maskz_scalef_ps(normal, p, n);
 }
 
-/* Scores of G (1..4) heads from j0 against every position, PV·16
- * positions at a time: K is transposed (kern_attn.h), so dimension d of
- * 16 consecutive positions is one load, multiplied by q_j[d] broadcast,
- * and every lane ends as one position's score: no sum across a vector.
- * G·PV chains of hd FMAs (8 or more, enough to fill both FMA ports). */
-static T512 INLINE void att_scores(const bn_att_task *a, size_t j0, int G, int PV)
+/* Scores of G (1..4) heads from j0 against the nb positions of one block
+ * whose K begins at k (positions p0.. of the sequence), PV·16 positions at
+ * a time: K is transposed (kern_attn.h), so dimension d of 16 consecutive
+ * positions is one load, multiplied by q_j[d] broadcast, and every lane
+ * ends as one position's score: no sum across a vector. G·PV chains of hd
+ * FMAs (8 or more, enough to fill both FMA ports). */
+static T512 INLINE void att_scores(const bn_att_task *a, const void *k, size_t nb, size_t p0, size_t j0, int G,
+                                   int PV)
 {
-    size_t hd = a->hd, n = a->n_pos;
+    size_t hd = a->hd, n = a->n_pos, ldk = a->bs;
     const float *q = a->q + j0 * hd;
     __m512 vs = _mm512_set1_ps(a->scale);
-    for (size_t p0 = 0; p0 < n; p0 += 16 * (size_t)PV) {
+    for (size_t b0 = 0; b0 < nb; b0 += 16 * (size_t)PV) {
         __mmask16 m[4];
         __m512 s[4][4];
         _Pragma("GCC unroll 4") for (int b = 0; b < PV; b++) {
-            size_t p = p0 + 16 * (size_t)b;
-            m[b] = p >= n ? 0 : n - p >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - p)) - 1);
+            size_t p = b0 + 16 * (size_t)b;
+            m[b] = p >= nb ? 0 : nb - p >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (nb - p)) - 1);
             _Pragma("GCC unroll 4") for (int j = 0; j < G; j++) s[j][b] = _mm512_setzero_ps();
         }
         for (size_t d = 0; d < hd; d++) {
-            __m512 k[4];
+            __m512 kv[4];
             _Pragma("GCC unroll 4") for (int b = 0; b < PV; b++)
-                k[b] = kv16(a->f16, a->k, d * a->ldk + p0 + 16 * (size_t)b, m[b]);
+                kv[b] = kv16(a->f16, k, d * ldk + b0 + 16 * (size_t)b, m[b]);
             _Pragma("GCC unroll 4") for (int j = 0; j < G; j++) {
                 __m512 qd = _mm512_set1_ps(q[(size_t)j * hd + d]);
-                _Pragma("GCC unroll 4") for (int b = 0; b < PV; b++) s[j][b] = _mm512_fmadd_ps(qd, k[b], s[j][b]);
+                _Pragma("GCC unroll 4") for (int b = 0; b < PV; b++) s[j][b] = _mm512_fmadd_ps(qd, kv[b], s[j][b]);
             }
         }
         _Pragma("GCC unroll 4") for (int j = 0; j < G; j++)
             _Pragma("GCC unroll 4") for (int b = 0; b < PV; b++) {
-                float *o = a->sc + (j0 + (size_t)j) * n + p0 + 16 * (size_t)b;
+                float *o = a->sc + (j0 + (size_t)j) * n + p0 + b0 + 16 * (size_t)b;
                 if (m[b] == 0xffff) /* plain stores where whole: see softmax512 */
                     _mm512_storeu_ps(o, _mm512_mul_ps(s[j][b], vs));
                 else
@@ -128,21 +132,26 @@ static T512 INLINE void att_scores(const bn_att_task *a, size_t j0, int G, int P
 }
 
 /* Σ_p w_jp·v_p for G heads from j0, 32 columns at a time held in
- * registers across all positions (2·G chains). */
+ * registers across all positions, block after block (2·G chains). */
 static T512 INLINE void att_values(const bn_att_task *a, size_t j0, int G)
 {
-    size_t hd = a->hd, n = a->n_pos;
+    size_t hd = a->hd, n = a->n_pos, bs = a->bs, vrow = a->ld * (a->f16 ? 2 : 4);
     for (size_t c = 0; c < hd; c += 32) {
         __mmask16 m0 = hd - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (hd - c)) - 1);
         __mmask16 m1 = hd - c >= 32 ? (__mmask16)0xffff : hd - c > 16 ? (__mmask16)((1u << (hd - c - 16)) - 1) : 0;
         __m512 o0[4], o1[4];
         _Pragma("GCC unroll 4") for (int j = 0; j < G; j++) o0[j] = o1[j] = _mm512_setzero_ps();
-        for (size_t p = 0; p < n; p++) {
-            __m512 v0 = kv16(a->f16, a->v, p * a->ld + c, m0), v1 = kv16(a->f16, a->v, p * a->ld + c + 16, m1);
-            _Pragma("GCC unroll 4") for (int j = 0; j < G; j++) {
-                __m512 w = _mm512_set1_ps(a->sc[(j0 + (size_t)j) * n + p]);
-                o0[j] = _mm512_fmadd_ps(w, v0, o0[j]);
-                o1[j] = _mm512_fmadd_ps(w, v1, o1[j]);
+        for (size_t p0 = 0; p0 < n; p0 += bs) {
+            const uint8_t *v = a->blk[p0 / bs] + a->voff;
+            size_t nb = n - p0 < bs ? n - p0 : bs;
+            const float *w = a->sc + j0 * n + p0;
+            for (size_t p = 0; p < nb; p++, v += vrow) {
+                __m512 v0 = kv16(a->f16, v, c, m0), v1 = kv16(a->f16, v, c + 16, m1);
+                _Pragma("GCC unroll 4") for (int j = 0; j < G; j++) {
+                    __m512 wj = _mm512_set1_ps(w[(size_t)j * n + p]);
+                    o0[j] = _mm512_fmadd_ps(wj, v0, o0[j]);
+                    o1[j] = _mm512_fmadd_ps(wj, v1, o1[j]);
+                }
             }
         }
         _Pragma("GCC unroll 4") for (int j = 0; j < G; j++) {
@@ -194,13 +203,13 @@ static T512 INLINE void softmax512(float *sc, size_t n)
 
 /* att_scores with G heads and PV position vectors, both constants: 2
  * vectors for 3-4 heads, 4 for 1-2 (so 8 or more chains). */
-static T512 INLINE void att_scores_any(const bn_att_task *a, size_t j0, int G)
+static T512 INLINE void att_scores_any(const bn_att_task *a, const void *k, size_t nb, size_t p0, size_t j0, int G)
 {
     switch (G) {
-    case 4: att_scores(a, j0, 4, 2); break;
-    case 3: att_scores(a, j0, 3, 2); break;
-    case 2: att_scores(a, j0, 2, 4); break;
-    default: att_scores(a, j0, 1, 4); break;
+    case 4: att_scores(a, k, nb, p0, j0, 4, 2); break;
+    case 3: att_scores(a, k, nb, p0, j0, 3, 2); break;
+    case 2: att_scores(a, k, nb, p0, j0, 2, 4); break;
+    default: att_scores(a, k, nb, p0, j0, 1, 4); break;
     }
 }
 
@@ -208,7 +217,10 @@ static T512 void att512(const bn_att_task *a)
 {
     for (size_t j0 = 0; j0 < a->g; j0 += 4) {
         int G = a->g - j0 >= 4 ? 4 : (int)(a->g - j0);
-        att_scores_any(a, j0, G);
+        for (size_t p0 = 0; p0 < a->n_pos; p0 += a->bs) {
+            size_t nb = a->n_pos - p0 < a->bs ? a->n_pos - p0 : a->bs;
+            att_scores_any(a, a->blk[p0 / a->bs] + a->koff, nb, p0, j0, G);
+        }
     }
     for (size_t j = 0; j < a->g; j++)
         softmax512(a->sc + j * a->n_pos, a->n_pos);

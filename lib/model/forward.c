@@ -6,6 +6,11 @@
  *
  * Tokens go through in batches of up to BN_KERN_MAX_N: each layer's weights
  * are read once per batch (prefill is a GEMM), decode is the n = 1 case.
+ * A batch may hold tokens of several sequences, each at its own position:
+ * the matrix steps take them all, attention takes each over its own
+ * sequence's KV blocks (kvcache.h). Every step's arithmetic for a token is
+ * the same whatever else is in the batch, so a sequence's logits are
+ * bit-identical evaluated alone or with others (tests/unit/test_batch.c).
  * Everything outside the ternary kernels is f32; reductions whose length
  * grows with the model (RMS of a row) are summed in double so they stay as
  * close to the exact value as a reference can be. */
@@ -15,6 +20,7 @@
 #include "kern_f16row.h"
 #include "kern_head.h"
 #include "kern_ilv.h"
+#include "kvcache.h"
 #include "model.h"
 #include "pool.h"
 
@@ -25,18 +31,33 @@
 
 #define NB BN_KERN_MAX_N
 
+/* A sequence: its blocks of the KV cache and the ids at its positions. */
+typedef struct ctx_seq {
+    int live;
+    bn_kvseq kv;
+    uint32_t *ids; /* n_ctx */
+    uint32_t next; /* eval_prepare's scratch: the next position; UINT32_MAX outside */
+} ctx_seq;
+
 struct bn_ctx {
     const bn_model *m;
     const bn_kernels *kern;
     bn_ctx_opts o;
     bn_pool *pool;
-    uint32_t n_ctx, pos;
-    uint32_t *ids; /* n_ctx: the id evaluated at each position */
+    uint32_t n_ctx; /* positions per sequence */
     size_t kv_dim, q_dim;
-    /* f32 or f16; K transposed for the score kernels (kern_attn.h):
-     * kc [layer][kv head][head_dim][n_ctx], vc [layer][n_ctx][kv_dim] */
-    void *kc, *vc;
-    uint16_t *k16; /* NB rows: each batch token's K in f16, on its way into kc */
+    /* f32 or f16 blocks; K transposed for the score kernels (kern_attn.h) */
+    bn_kvpool kv;
+    ctx_seq *seq;   /* o.n_seq; sequence 0 always live */
+    uint32_t *touched; /* eval_prepare's scratch: sequences in a batch, and their new positions */
+    uint32_t *n_new;
+    bn_kvseq **touched_kv;
+    /* the batch now in the forward pass: each token's sequence and
+     * position, where its K/V go (block, position in it), logits or not */
+    uint32_t tid[NB], tseq[NB], tpos[NB];
+    uint8_t *tblk[NB];
+    int twant[NB];
+    uint16_t *k16; /* NB rows: each batch token's K in f16, on its way into its block */
     double *inv_freq; /* head_dim/2 RoPE frequencies */
     float *rope_cs;   /* NB x head_dim: each token's cos, then sin (one batch) */
     /* batch scratch */
@@ -266,7 +287,6 @@ typedef struct att_job {
     bn_ctx *c;
     uint32_t layer;
     size_t n;
-    uint32_t pos0;
     size_t per; /* query heads per task */
 } att_job;
 
@@ -296,16 +316,16 @@ static void att_run(void *arg, int ith, int nth)
     for (size_t task = (size_t)ith; task < j->n * per_tok; task += (size_t)nth) {
         size_t t = task / per_tok, g = task % per_tok / parts, h0 = task % parts * j->per;
         size_t heads = group - h0 < j->per ? group - h0 : j->per;
-        size_t base = (size_t)j->layer * c->n_ctx * c->kv_dim + g * hd;
         bn_att_task a = {
             .q = c->qb + t * c->q_dim + (g * group + h0) * hd,
-            .k = (const uint8_t *)c->kc + ((size_t)j->layer * c->kv_dim + g * hd) * c->n_ctx * es,
-            .ldk = c->n_ctx,
-            .v = (const uint8_t *)c->vc + base * es,
+            .blk = (const uint8_t *const *)c->seq[c->tseq[t]].kv.ptr,
+            .bs = BN_KV_BLOCK,
+            .koff = ((size_t)j->layer * c->kv_dim + g * hd) * BN_KV_BLOCK * es,
+            .voff = c->kv.v_off + ((size_t)j->layer * BN_KV_BLOCK * c->kv_dim + g * hd) * es,
             .ld = c->kv_dim,
             .hd = hd,
             .g = heads,
-            .n_pos = j->pos0 + t + 1, /* causal: positions 0..pos0+t */
+            .n_pos = (size_t)c->tpos[t] + 1, /* causal: its sequence's positions 0..pos */
             .f16 = c->o.kv_f16,
             .scale = 1.0f / sqrtf((float)hd),
             .sc = c->scores + (size_t)ith * group * c->n_ctx,
@@ -376,25 +396,27 @@ static void rope(const bn_ctx *c, float *v, size_t n_heads, const float *cs)
 
 /* -------------------------------------------------------------- a batch */
 
-/* t: the batch token, whose row of k16 holds its f16 K on the way. */
-static void store_kv(bn_ctx *c, uint32_t layer, uint32_t p, const float *k, const float *v, size_t t)
+/* Batch token t's K and V of one layer into its block (kvcache.h): K
+ * element i (kv head i / head_dim, dimension i % head_dim) at
+ * (layer·kv_dim + i)·BN_KV_BLOCK + p, V as a row; t's row of k16 holds its
+ * f16 K on the way. */
+static void store_kv(bn_ctx *c, uint32_t layer, const float *k, const float *v, size_t t)
 {
-    size_t idx = ((size_t)layer * c->n_ctx + p) * c->kv_dim;
-    /* K: element i (kv head i / head_dim, dimension i % head_dim) of
-     * position p at layer·kv_dim·n_ctx + i·n_ctx + p */
-    size_t kt = (size_t)layer * c->kv_dim * c->n_ctx + p;
+    size_t p = c->tpos[t] % BN_KV_BLOCK, kt = (size_t)layer * c->kv_dim * BN_KV_BLOCK + p;
+    size_t idx = ((size_t)layer * BN_KV_BLOCK + p) * c->kv_dim;
+    uint8_t *blk = c->tblk[t];
     if (!c->o.kv_f16) {
-        float *kc = c->kc;
+        float *kc = (float *)blk;
         for (size_t i = 0; i < c->kv_dim; i++)
-            kc[kt + i * c->n_ctx] = k[i];
-        memcpy((float *)c->vc + idx, v, c->kv_dim * sizeof *v);
+            kc[kt + i * BN_KV_BLOCK] = k[i];
+        memcpy((float *)(blk + c->kv.v_off) + idx, v, c->kv_dim * sizeof *v);
         return;
     }
-    uint16_t *kc = c->kc, *k16 = c->k16 + t * c->kv_dim;
+    uint16_t *kc = (uint16_t *)blk, *k16 = c->k16 + t * c->kv_dim;
     c->f16_row(k, k16, c->kv_dim);
     for (size_t i = 0; i < c->kv_dim; i++)
-        kc[kt + i * c->n_ctx] = k16[i];
-    c->f16_row(v, (uint16_t *)c->vc + idx, c->kv_dim);
+        kc[kt + i * BN_KV_BLOCK] = k16[i];
+    c->f16_row(v, (uint16_t *)(blk + c->kv.v_off) + idx, c->kv_dim);
 }
 
 /* The per-token work between two parallel matrix steps (norms, the
@@ -432,7 +454,7 @@ static void tok_one(bn_ctx *c, const bn_layer *L, uint32_t l, enum tok_step step
         const float *cs = c->rope_cs + t * hp->head_dim;
         rope(c, c->qb + t * qd, hp->n_head, cs);
         rope(c, c->kb + t * kvd, hp->n_head_kv, cs);
-        store_kv(c, l, c->pos + (uint32_t)t, c->kb + t * kvd, c->vb + t * kvd, t);
+        store_kv(c, l, c->kb + t * kvd, c->vb + t * kvd, t);
         break;
     }
     case STEP_ATT_OUT: {
@@ -487,7 +509,7 @@ static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
     tok_steps(c, L, l, n, STEP_ATTN_IN);
     project(c, n, &L->q, c->qb, &L->k, c->kb, &L->v, c->vb);
     tok_steps(c, L, l, n, STEP_ROPE_KV);
-    att_job aj = {c, l, n, c->pos, 0};
+    att_job aj = {c, l, n, 0};
     aj.per = att_heads_per_task(n * hp->n_head_kv, hp->n_head / hp->n_head_kv, c->nth);
     bn_pool_run(c->pool, att_run, &aj);
     tok_steps(c, L, l, n, STEP_ATT_OUT);
@@ -499,28 +521,56 @@ static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
     add_rows(c->x, c->tmp, n * d);
 }
 
-/* logits: NULL, one row (last token) or n rows. */
-static void batch_forward(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, int all)
+/* The n tokens set_token has described. logits: a row for every token
+ * that wants one, in batch order (NULL: none). */
+static void batch_forward(bn_ctx *c, size_t n, float *logits)
 {
     const bn_model *m = c->m;
     size_t d = m->hp.n_embd;
     for (size_t t = 0; t < n; t++) {
-        bn_head_row(m->embd_type, m->embd, m->hp.n_vocab, d, ids[t], c->x + t * d);
+        bn_head_row(m->embd_type, m->embd, m->hp.n_vocab, d, c->tid[t], c->x + t * d);
         /* the angles of a position are the same in every layer */
-        rope_angles(c, c->pos + (uint32_t)t, c->rope_cs + t * m->hp.head_dim);
+        rope_angles(c, c->tpos[t], c->rope_cs + t * m->hp.head_dim);
     }
     for (uint32_t l = 0; l < m->hp.n_layer; l++)
         layer_forward(c, l, n);
-    c->pos += (uint32_t)n;
     if (!logits)
         return;
-    size_t first = all ? 0 : n - 1, rows = n - first;
-    for (size_t t = first; t < n; t++)
-        rmsnorm(c->x + t * d, m->out_norm, d, m->hp.norm_eps, c->tmp + (t - first) * d);
+    size_t rows = 0;
+    for (size_t t = 0; t < n; t++)
+        if (c->twant[t])
+            rmsnorm(c->x + t * d, m->out_norm, d, m->hp.norm_eps, c->tmp + rows++ * d);
+    if (!rows)
+        return;
     head_job hj = {c, c->tmp, rows, logits, {0}};
     size_t V = m->hp.n_vocab;
     chunks_init(&hj.ch, &V, 1, c->nth, 256);
     bn_pool_run(c->pool, head_run, &hj);
+}
+
+/* Batch token t: id at position pos of sequence seq, whose blocks are in
+ * place (bn_kvseq_grow). */
+static void set_token(bn_ctx *c, size_t t, uint32_t id, uint32_t seq, uint32_t pos, int want)
+{
+    c->tid[t] = id;
+    c->tseq[t] = seq;
+    c->tpos[t] = pos;
+    c->tblk[t] = c->seq[seq].kv.ptr[pos / BN_KV_BLOCK];
+    c->twant[t] = want;
+}
+
+/* KV blocks for n[i] more positions of each of the k sequences in
+ * c->touched: all of them or, failing, none. */
+static int make_room(bn_ctx *c, size_t k, const uint32_t *n, bn_err *e)
+{
+    for (size_t i = 0; i < k; i++)
+        c->touched_kv[i] = &c->seq[c->touched[i]].kv;
+    int rc = bn_kvpool_reserve(&c->kv, bn_kvpool_need(&c->kv, c->touched_kv, n, k), e);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < k; i++)
+        bn_kvseq_grow(&c->kv, c->touched_kv[i], n[i]);
+    return 0;
 }
 
 /* -------------------------------------------------------------- public */
@@ -530,15 +580,23 @@ int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, unsigne
     if (!c || (n && !ids))
         return bn_fail_code(e, BN_E_INVALID, "bn_ctx_eval: %s is NULL", c ? "ids" : "the context");
     const bn_hparams *hp = &c->m->hp;
+    ctx_seq *s = &c->seq[0];
+    uint32_t pos = s->kv.n_pos, n32 = (uint32_t)n;
     int all = (flags & BN_EVAL_ALL_LOGITS) != 0;
     for (size_t i = 0; i < n; i++)
         if (ids[i] >= hp->n_vocab)
             return bn_fail_code(e, BN_E_INVALID, "token id %u is outside the vocabulary (0..%u)", ids[i],
                                 hp->n_vocab - 1);
-    if (n > c->n_ctx - c->pos)
+    if (n > c->n_ctx - pos)
         return bn_fail_code(e, BN_E_CONTEXT_FULL, "%zu more tokens do not fit the context (%u of %u positions used)",
-                            n, c->pos, c->n_ctx);
-    memcpy(c->ids + c->pos, ids, n * sizeof *ids);
+                            n, pos, c->n_ctx);
+    if (!n)
+        return 0;
+    c->touched[0] = 0;
+    int rc = make_room(c, 1, &n32, e);
+    if (rc)
+        return rc;
+    memcpy(s->ids + pos, ids, n * sizeof *ids);
     for (size_t off = 0; off < n; off += NB) {
         size_t nb = n - off < NB ? n - off : NB;
         float *lg = NULL;
@@ -546,8 +604,77 @@ int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, unsigne
             lg = logits + off * hp->n_vocab;
         else if (logits && off + nb == n)
             lg = logits;
-        batch_forward(c, ids + off, nb, lg, all);
+        for (size_t t = 0; t < nb; t++)
+            set_token(c, t, ids[off + t], 0, pos + (uint32_t)(off + t), all || off + t == n - 1);
+        batch_forward(c, nb, lg);
     }
+    s->kv.n_pos = pos + n32;
+    return 0;
+}
+
+/* A batch's checks, before anything changes: ids, live sequences, each
+ * sequence's tokens at its next positions in order, inside the context;
+ * then its KV blocks. */
+static int eval_prepare(bn_ctx *c, const bn_eval_tok *t, size_t n, size_t *k_out, bn_err *e)
+{
+    const bn_hparams *hp = &c->m->hp;
+    size_t k = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (t[i].id >= hp->n_vocab) {
+            rc = bn_fail_code(e, BN_E_INVALID, "token %zu: id %u is outside the vocabulary (0..%u)", i, t[i].id,
+                              hp->n_vocab - 1);
+            break;
+        }
+        if (t[i].seq >= c->o.n_seq || !c->seq[t[i].seq].live) {
+            rc = bn_fail_code(e, BN_E_INVALID, "token %zu: sequence %u does not exist", i, t[i].seq);
+            break;
+        }
+        ctx_seq *s = &c->seq[t[i].seq];
+        if (s->next == UINT32_MAX) {
+            s->next = s->kv.n_pos;
+            c->touched[k++] = t[i].seq;
+        }
+        if (t[i].pos != s->next)
+            rc = bn_fail_code(e, BN_E_INVALID, "token %zu: position %u, but sequence %u is at %u", i, t[i].pos,
+                              t[i].seq, s->next);
+        else if (s->next >= c->n_ctx)
+            rc = bn_fail_code(e, BN_E_CONTEXT_FULL, "token %zu: sequence %u is full (%u positions)", i, t[i].seq,
+                              c->n_ctx);
+        s->next++;
+    }
+    for (size_t i = 0; i < k; i++) {
+        ctx_seq *s = &c->seq[c->touched[i]];
+        c->n_new[i] = s->next - s->kv.n_pos;
+        s->next = UINT32_MAX;
+    }
+    if (!rc)
+        rc = make_room(c, k, c->n_new, e);
+    *k_out = k;
+    return rc;
+}
+
+int bn_ctx_eval_batch(bn_ctx *c, const bn_eval_tok *t, size_t n, float *logits, bn_err *e)
+{
+    size_t k, V = c->m->hp.n_vocab;
+    int rc = eval_prepare(c, t, n, &k, e);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        c->seq[t[i].seq].ids[t[i].pos] = t[i].id;
+    for (size_t off = 0; off < n; off += NB) {
+        size_t nb = n - off < NB ? n - off : NB, rows = 0;
+        for (size_t i = 0; i < nb; i++) {
+            const bn_eval_tok *ti = &t[off + i];
+            set_token(c, i, ti->id, ti->seq, ti->pos, ti->logits != 0);
+            rows += ti->logits != 0;
+        }
+        batch_forward(c, nb, logits && rows ? logits : NULL);
+        if (logits)
+            logits += rows * V;
+    }
+    for (size_t i = 0; i < k; i++)
+        c->seq[c->touched[i]].kv.n_pos += c->n_new[i];
     return 0;
 }
 
@@ -579,11 +706,27 @@ bn_ctx *bn_ctx_new_opts(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     if (!(c->pool = bn_pool_new(o->n_threads, e)))
         goto fail;
     c->nth = bn_pool_size(c->pool);
-    size_t es = o->kv_f16 ? 2 : 4, cells = (size_t)hp->n_layer * c->n_ctx * c->kv_dim;
+    size_t es = o->kv_f16 ? 2 : 4;
     size_t rowlen = d > hp->head_dim ? d : hp->head_dim;
-    c->kc = malloc(cells * es);
+    if (!c->o.n_seq)
+        c->o.n_seq = 1;
+    uint64_t budget = c->o.kv_budget;
+    if (!budget) /* what a contiguous cache of every sequence would take, allocated as used */
+        budget = (uint64_t)c->o.n_seq * ((c->n_ctx + BN_KV_BLOCK - 1) / BN_KV_BLOCK) * 2 * hp->n_layer *
+                 c->kv_dim * BN_KV_BLOCK * es;
+    if (bn_kvpool_init(&c->kv, hp->n_layer, c->kv_dim, es, budget, e))
+        goto fail;
+    c->seq = calloc(c->o.n_seq, sizeof *c->seq);
+    c->touched = malloc(c->o.n_seq * sizeof *c->touched);
+    c->n_new = malloc(c->o.n_seq * sizeof *c->n_new);
+    c->touched_kv = malloc(c->o.n_seq * sizeof *c->touched_kv);
+    if (!c->seq || !c->touched || !c->n_new || !c->touched_kv) {
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (bn_ctx_seq_new(c, e) < 0)
+        goto fail;
     c->k16 = malloc(NB * c->kv_dim * sizeof *c->k16);
-    c->vc = malloc(cells * es);
     c->inv_freq = malloc(hp->head_dim / 2 * sizeof *c->inv_freq);
     c->rope_cs = malloc(NB * hp->head_dim * sizeof *c->rope_cs);
     c->x = malloc(NB * d * sizeof(float));
@@ -598,11 +741,9 @@ bn_ctx *bn_ctx_new_opts(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     c->q8 = malloc(NB * wide);
     c->scores = malloc((size_t)c->nth * (hp->n_head / hp->n_head_kv) * c->n_ctx * sizeof(float));
     c->rowbuf = malloc((size_t)c->nth * rowlen * sizeof(float));
-    c->ids = malloc((size_t)c->n_ctx * sizeof *c->ids);
-    if (!c->ids || !c->kc || !c->k16 || !c->vc || !c->inv_freq || !c->rope_cs || !c->x || !c->tmp || !c->xn || !c->qb || !c->att || !c->kb || !c->vb ||
-        !c->gb || !c->ub || !c->q8 || !c->scores || !c->rowbuf) {
-        bn_fail_code(e, BN_E_NOMEM, "out of memory for a context of %u positions (KV cache %.1f MiB)", c->n_ctx,
-                     2.0 * (double)cells * (double)es / 1048576.0);
+    if (!c->k16 || !c->inv_freq || !c->rope_cs || !c->x || !c->tmp || !c->xn || !c->qb || !c->att || !c->kb ||
+        !c->vb || !c->gb || !c->ub || !c->q8 || !c->scores || !c->rowbuf) {
+        bn_fail_code(e, BN_E_NOMEM, "out of memory for a context of %u positions", c->n_ctx);
         goto fail;
     }
     /* The head reads more bytes per token than all ternary weights: take
@@ -639,9 +780,17 @@ void bn_ctx_free(bn_ctx *c)
         return;
     if (c->pool)
         bn_pool_free(c->pool);
-    free(c->kc);
+    if (c->seq)
+        for (uint32_t i = 0; i < c->o.n_seq; i++) {
+            bn_kvseq_release(&c->kv, &c->seq[i].kv);
+            free(c->seq[i].ids);
+        }
+    free(c->seq);
+    free(c->touched);
+    free(c->n_new);
+    free(c->touched_kv);
+    bn_kvpool_release(&c->kv);
     free(c->k16);
-    free(c->vc);
     free(c->inv_freq);
     free(c->rope_cs);
     free(c->x);
@@ -656,7 +805,6 @@ void bn_ctx_free(bn_ctx *c)
     free(c->q8);
     free(c->scores);
     free(c->rowbuf);
-    free(c->ids);
     free(c);
 }
 
@@ -667,7 +815,7 @@ const bn_model *bn_ctx_model(const bn_ctx *c)
 
 const uint32_t *bn_ctx_tokens(const bn_ctx *c)
 {
-    return c->ids;
+    return c->seq[0].ids;
 }
 
 uint32_t bn_ctx_n_ctx(const bn_ctx *c)
@@ -677,16 +825,114 @@ uint32_t bn_ctx_n_ctx(const bn_ctx *c)
 
 uint32_t bn_ctx_pos(const bn_ctx *c)
 {
-    return c->pos;
+    return c->seq[0].kv.n_pos;
 }
 
 void bn_ctx_truncate(bn_ctx *c, uint32_t pos)
 {
-    if (pos < c->pos)
-        c->pos = pos;
+    bn_ctx_seq_truncate(c, 0, pos);
 }
 
 uint64_t bn_ctx_kv_bytes(const bn_ctx *c)
 {
-    return 2ull * c->m->hp.n_layer * c->n_ctx * c->kv_dim * (c->o.kv_f16 ? 2 : 4);
+    return (uint64_t)c->kv.max_blocks * c->kv.block_bytes;
+}
+
+uint64_t bn_ctx_kv_used_bytes(const bn_ctx *c)
+{
+    return bn_kvpool_used_bytes(&c->kv);
+}
+
+uint32_t bn_ctx_kv_blocks_left(const bn_ctx *c)
+{
+    return bn_kvpool_available(&c->kv);
+}
+
+/* ------------------------------------------------------------ sequences */
+
+static ctx_seq *seq_at(const bn_ctx *c, int seq)
+{
+    return seq >= 0 && (uint32_t)seq < c->o.n_seq && c->seq[seq].live ? &c->seq[seq] : NULL;
+}
+
+int bn_ctx_seq_new(bn_ctx *c, bn_err *e)
+{
+    uint32_t i = 0;
+    while (i < c->o.n_seq && c->seq[i].live)
+        i++;
+    if (i == c->o.n_seq)
+        return bn_fail_code(e, BN_E_INVALID, "all %u sequences of the context are in use", c->o.n_seq);
+    ctx_seq *s = &c->seq[i];
+    if (!s->ids) { /* a slot's table and ids stay allocated for its next sequence */
+        if (bn_kvseq_init(&s->kv, c->n_ctx, e))
+            return BN_E_NOMEM;
+        if (!(s->ids = malloc((size_t)c->n_ctx * sizeof *s->ids))) {
+            bn_kvseq_release(&c->kv, &s->kv);
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+        }
+    }
+    s->live = 1;
+    s->next = UINT32_MAX;
+    return (int)i;
+}
+
+int bn_ctx_seq_copy(bn_ctx *c, int dst, int src, uint32_t n_pos, bn_err *e)
+{
+    const ctx_seq *from = seq_at(c, src);
+    ctx_seq *to = seq_at(c, dst);
+    if (!from || !to)
+        return bn_fail_code(e, BN_E_INVALID, "sequence %d does not exist", from ? dst : src);
+    if (n_pos > from->kv.n_pos)
+        return bn_fail_code(e, BN_E_INVALID, "sequence %d holds %u positions, not %u", src, from->kv.n_pos, n_pos);
+    if (to == from) {
+        bn_kvseq_truncate(&c->kv, &to->kv, n_pos);
+        return 0;
+    }
+    bn_kvseq_share(&c->kv, &to->kv, &from->kv, n_pos);
+    memcpy(to->ids, from->ids, n_pos * sizeof *to->ids);
+    return 0;
+}
+
+int bn_ctx_seq_fork(bn_ctx *c, int src, uint32_t n_pos, bn_err *e)
+{
+    const ctx_seq *from = seq_at(c, src);
+    if (!from || n_pos > from->kv.n_pos) /* bn_ctx_seq_copy says which */
+        return bn_ctx_seq_copy(c, src, src, n_pos, e);
+    int id = bn_ctx_seq_new(c, e);
+    if (id >= 0)
+        bn_ctx_seq_copy(c, id, src, n_pos, e);
+    return id;
+}
+
+void bn_ctx_seq_truncate(bn_ctx *c, int seq, uint32_t pos)
+{
+    ctx_seq *s = seq_at(c, seq);
+    if (s && pos < s->kv.n_pos)
+        bn_kvseq_truncate(&c->kv, &s->kv, pos);
+}
+
+void bn_ctx_seq_free(bn_ctx *c, int seq)
+{
+    ctx_seq *s = seq_at(c, seq);
+    if (!s)
+        return;
+    bn_kvseq_truncate(&c->kv, &s->kv, 0);
+    s->live = seq == 0; /* sequence 0 stays, empty */
+}
+
+uint32_t bn_ctx_seq_pos(const bn_ctx *c, int seq)
+{
+    const ctx_seq *s = seq_at(c, seq);
+    return s ? s->kv.n_pos : 0;
+}
+
+const uint32_t *bn_ctx_seq_tokens(const bn_ctx *c, int seq)
+{
+    const ctx_seq *s = seq_at(c, seq);
+    return s ? s->ids : NULL;
+}
+
+uint32_t bn_ctx_n_seq(const bn_ctx *c)
+{
+    return c->o.n_seq;
 }

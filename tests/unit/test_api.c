@@ -35,7 +35,7 @@ static void test_version_and_status(void)
     } st[] = {{BN_OK, "BN_OK"},         {BN_ERROR, "BN_ERROR"},   {BN_E_IO, "BN_E_IO"},
               {BN_E_FORMAT, "BN_E_FORMAT"}, {BN_E_UNSUPPORTED, "BN_E_UNSUPPORTED"}, {BN_E_NOMEM, "BN_E_NOMEM"},
               {BN_E_INVALID, "BN_E_INVALID"}, {BN_E_CONTEXT_FULL, "BN_E_CONTEXT_FULL"},
-              {BN_E_CANCELLED, "BN_E_CANCELLED"}};
+              {BN_E_CANCELLED, "BN_E_CANCELLED"}, {BN_E_KV_FULL, "BN_E_KV_FULL"}};
     for (size_t i = 0; i < sizeof st / sizeof *st; i++)
         CHECK(&C, !strncmp(bn_status_string(st[i].code), st[i].name, strlen(st[i].name)) &&
                       bn_status_string(st[i].code)[strlen(st[i].name)] == ':');

@@ -589,15 +589,37 @@ static void test_qhead(check_ctx *cx, const bn_cpu *cpu)
                   !bn_head_type_ok(BN_T2, 256, &why));
 }
 
+/* Positions [0, n) of a transposed K (element i of position p at
+ * kt[i·ldk + p]) and V rows (position p's at v[p·ld]) copied into blocks of
+ * bs positions, K then V in each (kern_attn.h): blk[i] gets the block of
+ * positions [i·bs, (i+1)·bs); *voff says where its V begins. */
+static uint8_t *att_blocks(const void *kt, size_t ldk, const void *v, size_t ld, size_t hd, size_t n, size_t es,
+                           size_t bs, const uint8_t **blk, size_t *voff)
+{
+    size_t nblk = (n + bs - 1) / bs, bb = (hd * bs + bs * ld) * es;
+    uint8_t *mem = calloc(nblk, bb);
+    *voff = hd * bs * es;
+    for (size_t b = 0; b < nblk; b++) {
+        blk[b] = mem + b * bb;
+        for (size_t p = b * bs; p < n && p < (b + 1) * bs; p++) {
+            for (size_t i = 0; i < hd; i++)
+                memcpy(mem + b * bb + (i * bs + p % bs) * es, (const uint8_t *)kt + (i * ldk + p) * es, es);
+            memcpy(mem + b * bb + *voff + p % bs * ld * es, (const uint8_t *)v + p * ld * es, ld * es);
+        }
+    }
+    return mem;
+}
+
 /* Attention (one token, one KV head, g query heads) of the chosen
  * implementation against a double-precision softmax, f32 and f16 caches,
- * head sizes with ragged SIMD tails. */
+ * head sizes with ragged SIMD tails; and the same cache cut into blocks
+ * of 16, 32 or 64 positions gives bit-identical results (paged KV). */
 static void test_att(check_ctx *cx, const bn_cpu *cpu)
 {
     static const size_t hds[] = {1, 12, 16, 24, 64, 128, 130};
     bn_att_fn f = bn_att_find(cpu);
     bn_f16_row_fn h16 = bn_f16_row_find(cpu);
-    int ok = 1, ok16 = 1;
+    int ok = 1, ok16 = 1, ok_blk = 1;
     for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++)
         for (int f16 = 0; f16 < 2; f16++) {
             size_t hd = hds[hi], g = 1 + rnd() % 5, n = 1 + rnd() % 150, ld = hd * (1 + rnd() % 3);
@@ -605,6 +627,7 @@ static void test_att(check_ctx *cx, const bn_cpu *cpu)
             float *q = malloc(g * hd * sizeof *q), *kf = malloc(n * ld * sizeof *kf), *vf = malloc(n * ld * sizeof *vf);
             uint16_t *kh = malloc(n * ld * 2), *vh = malloc(n * ld * 2);
             float *sc = malloc(g * n * sizeof *sc), *out = malloc(g * hd * sizeof *out);
+            float *out_b = malloc(g * hd * sizeof *out_b);
             double *w = malloc(n * sizeof *w);
             for (size_t i = 0; i < g * hd; i++)
                 q[i] = 3 * frnd();
@@ -629,9 +652,18 @@ static void test_att(check_ctx *cx, const bn_cpu *cpu)
                     ktf[i * ldk + p] = kf[p * ld + i];
                     kth[i * ldk + p] = kh[p * ld + i];
                 }
-            bn_att_task a = {q,  f16 ? (const void *)kth : ktf, f16 ? (const void *)vh : vf, ld, hd, g, n, f16, scale,
-                             sc, out, ldk};
+            const void *kt = f16 ? (const void *)kth : ktf, *vv = f16 ? (const void *)vh : vf;
+            size_t es = f16 ? 2 : 4, voff;
+            /* one block that holds every position (bs = ldk >= n), then pages */
+            const uint8_t *blk[150];
+            uint8_t *one = att_blocks(kt, ldk, vv, ld, hd, n, es, ldk, blk, &voff);
+            bn_att_task a = {q, blk, ldk, 0, voff, ld, hd, g, n, f16, scale, sc, out};
             f(&a);
+            size_t bs = (size_t)16 << rnd() % 3;
+            uint8_t *paged = att_blocks(kt, ldk, vv, ld, hd, n, es, bs, blk, &voff);
+            bn_att_task ab = {q, blk, bs, 0, voff, ld, hd, g, n, f16, scale, sc, out_b};
+            f(&ab);
+            ok_blk &= !memcmp(out, out_b, g * hd * sizeof *out);
             for (size_t j = 0; j < g; j++) {
                 double mx = -1e300, sum = 0;
                 for (size_t p = 0; p < n; p++) {
@@ -650,6 +682,8 @@ static void test_att(check_ctx *cx, const bn_cpu *cpu)
                     ok &= fabs(out[j * hd + i] - ex) <= 1e-5;
                 }
             }
+            free(one);
+            free(paged);
             free(q);
             free(kf);
             free(vf);
@@ -659,10 +693,12 @@ static void test_att(check_ctx *cx, const bn_cpu *cpu)
             free(kth);
             free(sc);
             free(out);
+            free(out_b);
             free(w);
         }
     CHECK(cx, ok);
     CHECK(cx, ok16);
+    CHECK(cx, ok_blk);
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,483 @@
+/* test_batch.c — batching changes no result (issue 14's contract).
+ *
+ * A small synthetic model (two layers, head_dim 32, four query heads per KV head) in every layout
+ * and every kernel set this CPU runs. Continuous batching: sequences join
+ * one per pass until 32 run together, then leave, so every batch size
+ * from 1 to 32 is met; prompts of mixed lengths prefilled in chunks beside
+ * the decoders, sequences that fork a prefix of another (shared KV
+ * blocks, copy-on-write), roll back (truncate) and finish early. Every
+ * logits row the batch produced is compared with memcmp against the same
+ * sequence evaluated alone, one token at a time, in a context of its own.
+ * Then the KV budget: running out is BN_E_KV_FULL with nothing changed. */
+#include "check.h"
+#include "formats.h"
+#include "head_encode.h"
+#include "kern_head.h"
+#include "kernels.h"
+#include "kvcache.h"
+#include "model.h"
+#include "pack.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { D = 256, FF = 256, LAYERS = 2, HEADS = 8, KV_HEADS = 2, VOCAB = 256, MODEL_CTX = 512, SEQ_CTX = 160 };
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+
+static float frnd(void)
+{
+    return ((float)(rnd() % 2000001) - 1000000.0f) / 1000000.0f;
+}
+
+/* ------------------------------------------------------------ the model */
+
+static void add_tensor(bn_tensor *dir, size_t *n, const char *name, uint32_t type, uint64_t r, uint64_t c)
+{
+    bn_tensor *t = &dir[(*n)++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->type = type;
+    t->ndim = c ? 2 : 1;
+    t->shape[0] = r;
+    t->shape[1] = c;
+    t->size = type == BN_Q6 ? r * bn_head_row_bytes(BN_Q6, c) : bn_type_size(type, t->ndim, t->shape);
+}
+
+/* Contents of a tensor: random ternary t2 rows with a β, norms near 1,
+ * an f16 embedding, a q6 head. */
+static void fill(const bn_tensor *t, uint8_t *buf)
+{
+    if (t->type == BN_T2) {
+        uint64_t rows = t->shape[0], k = t->shape[1], rb = (k + 3) / 4;
+        memset(buf, 0, t->size);
+        for (uint64_t r = 0; r < rows; r++)
+            for (uint64_t c = 0; c < k; c++)
+                buf[r * rb + c / 4] |= (uint8_t)((rnd() % 3) << (2 * (c % 4)));
+        float beta = 0.5f + (float)(rnd() % 64) / 64.0f;
+        memcpy(buf + rows * rb, &beta, 4);
+    } else if (t->type == BN_F32) {
+        for (uint64_t i = 0; i < t->shape[0]; i++)
+            ((float *)buf)[i] = 1.0f + 0.2f * frnd();
+    } else if (t->type == BN_F16) {
+        for (uint64_t i = 0; i < t->shape[0] * t->shape[1]; i++)
+            ((uint16_t *)buf)[i] = bn_f32_to_f16(frnd());
+    } else { /* q6 */
+        float row[D];
+        for (uint64_t r = 0; r < t->shape[0]; r++) {
+            for (size_t c = 0; c < D; c++)
+                row[c] = frnd();
+            bn_q6_encode_row(row, D, buf + r * bn_head_row_bytes(BN_Q6, D));
+        }
+    }
+}
+
+/* A t2 model at path: tied f16 embedding, or an untied q6 head. */
+static int write_model(const char *path, int q6_head)
+{
+    bn_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    snprintf(hp.arch, sizeof hp.arch, "bitnet-b1.58");
+    hp.n_vocab = VOCAB;
+    hp.n_ctx = MODEL_CTX;
+    hp.n_embd = D;
+    hp.n_ff = FF;
+    hp.n_layer = LAYERS;
+    hp.n_head = HEADS;
+    hp.n_head_kv = KV_HEADS;
+    hp.head_dim = D / HEADS;
+    hp.rope_theta = 10000;
+    hp.norm_eps = 1e-5f;
+    hp.rope_neox = 1;
+    hp.sub_norms = 1;
+    hp.tied = !q6_head;
+    hp.bos_id = 0;
+    hp.eos_id = 1;
+    hp.pad_id = -1;
+    hp.stop_ids[0] = 1;
+    hp.n_stop = 1;
+    bn_tensor dir[4 + 11 * LAYERS];
+    size_t n = 0;
+    uint64_t hd = D / HEADS, q = HEADS * hd, kv = KV_HEADS * hd;
+    char nm[BN_NAME_MAX];
+    add_tensor(dir, &n, "token_embd.weight", BN_F16, VOCAB, D);
+    for (int l = 0; l < LAYERS; l++) {
+#define L(suffix, ty, r, c)                                  \
+    do {                                                     \
+        snprintf(nm, sizeof nm, "blk.%d." suffix, l);        \
+        add_tensor(dir, &n, nm, ty, r, c);                   \
+    } while (0)
+        L("attn_norm.weight", BN_F32, D, 0);
+        L("attn_q.weight", BN_T2, q, D);
+        L("attn_k.weight", BN_T2, kv, D);
+        L("attn_v.weight", BN_T2, kv, D);
+        L("attn_sub_norm.weight", BN_F32, q, 0);
+        L("attn_output.weight", BN_T2, D, q);
+        L("ffn_norm.weight", BN_F32, D, 0);
+        L("ffn_gate.weight", BN_T2, FF, D);
+        L("ffn_up.weight", BN_T2, FF, D);
+        L("ffn_sub_norm.weight", BN_F32, FF, 0);
+        L("ffn_down.weight", BN_T2, D, FF);
+#undef L
+    }
+    add_tensor(dir, &n, "output_norm.weight", BN_F32, D, 0);
+    if (q6_head)
+        add_tensor(dir, &n, "output.weight", BN_Q6, VOCAB, D);
+    bn_meta meta = {0};
+    bn_err e;
+    bn_writer w;
+    uint8_t *buf = malloc((size_t)VOCAB * D * 4);
+    int rc = !buf || bn_hparams_to_meta(&hp, &meta) || bn_writer_begin(&w, path, NULL, &meta, dir, n, &e);
+    for (size_t i = 0; !rc && i < n; i++) {
+        fill(&dir[i], buf);
+        rc = bn_writer_tensor(&w, buf, dir[i].size, &e);
+    }
+    if (!rc)
+        rc = bn_writer_finish(&w, &e);
+    if (rc)
+        fprintf(stderr, "test_batch: cannot write %s: %s\n", path, e.msg);
+    free(buf);
+    bn_meta_free(&meta);
+    return rc;
+}
+
+/* ----------------------------------------------------- the batch scenario */
+
+enum { MAX_SEQ = 64, LIVE = 32, MAX_OPS = 1024 }; /* LIVE: the largest batch */
+
+typedef struct op {
+    int trunc;    /* 0: evaluate tok; 1: truncate to tok */
+    uint32_t tok;
+    long row;     /* logits row of the batch run to compare, or -1 */
+} op;
+
+typedef struct sim {
+    int id;            /* context sequence, -1 when not running */
+    uint32_t cur[SEQ_CTX];
+    uint32_t pos, len; /* positions held; the length it runs to */
+    uint32_t prompt;   /* prefill until pos reaches it */
+    op ops[MAX_OPS];
+    size_t n_ops;
+} sim;
+
+static void log_op(sim *s, int trunc, uint32_t tok, long row)
+{
+    if (s->n_ops < MAX_OPS)
+        s->ops[s->n_ops++] = (op){trunc, tok, row};
+}
+
+/* One run over a model: the batch context, then each sequence again
+ * alone. Returns the number of rows compared; *same is cleared on any
+ * difference. */
+static size_t scenario(const bn_model *m, int kv_f16, size_t n_live, int *same, int *ok_api)
+{
+    size_t n_seq_total = n_live * 2;
+    bn_err e;
+    bn_ctx_opts co = {.n_ctx = SEQ_CTX, .kv_f16 = kv_f16, .n_threads = 2, .n_seq = (uint32_t)n_live + 1};
+    bn_ctx *c = bn_ctx_new_opts(m, &co, &e);
+    bn_ctx_opts c1o = {.n_ctx = SEQ_CTX, .kv_f16 = kv_f16, .n_threads = 1};
+    bn_ctx *alone = bn_ctx_new_opts(m, &c1o, &e);
+    static sim sims[MAX_SEQ];
+    size_t cap_rows = 8192, n_rows = 0;
+    float *rows = malloc(cap_rows * VOCAB * sizeof *rows);
+    bn_eval_tok *batch = malloc(LIVE * 64 * sizeof *batch);
+    float *lg = malloc((size_t)VOCAB * sizeof *lg);
+    if (!c || !alone || !rows || !batch || !lg) {
+        *same = 0;
+        goto done;
+    }
+    size_t n_sims = 0, live = 0, max_live = 0;
+    int batch_sizes[LIVE + 1] = {0}; /* sequences in a pass */
+    for (int pass = 0; pass < 400 && (live || n_sims < n_seq_total); pass++) {
+        /* one new sequence per pass while fewer than LIVE run: a fresh one
+         * or, one time in four, a fork of a running one's prefix */
+        if (live < n_live && n_sims < n_seq_total) {
+            sim *s = &sims[n_sims++];
+            memset(s, 0, sizeof *s);
+            /* mostly short, one in four over a KV block (BN_KV_BLOCK) */
+            s->len = rnd() % 4 ? 1 + rnd() % 24 : BN_KV_BLOCK + 1 + rnd() % (SEQ_CTX - 1 - BN_KV_BLOCK);
+            sim *parent = NULL;
+            if (rnd() % 4 == 0)
+                for (size_t i = 0; i < n_sims - 1; i++)
+                    if (sims[i].id >= 0 && sims[i].pos > 0 && (!parent || rnd() % 2))
+                        parent = &sims[i];
+            if (parent) {
+                uint32_t P = 1 + rnd() % parent->pos;
+                s->id = bn_ctx_seq_fork(c, parent->id, P, &e);
+                *ok_api &= s->id > 0 && bn_ctx_seq_pos(c, s->id) == P;
+                memcpy(s->cur, parent->cur, P * sizeof *s->cur);
+                *ok_api &= !memcmp(bn_ctx_seq_tokens(c, s->id), s->cur, P * sizeof *s->cur);
+                for (uint32_t p = 0; p < P; p++)
+                    log_op(s, 0, s->cur[p], -1);
+                s->pos = P;
+                if (s->len <= P)
+                    s->len = P + 1;
+            } else {
+                s->id = bn_ctx_seq_new(c, &e);
+                *ok_api &= s->id > 0;
+            }
+            s->prompt = s->pos + rnd() % (s->len - s->pos) + 1;
+            live++;
+        }
+        max_live = live > max_live ? live : max_live;
+        /* the pass: a chunk of each prompt, one token of each decoder */
+        size_t n = 0, seqs = 0;
+        for (size_t i = 0; i < n_sims; i++) {
+            sim *s = &sims[i];
+            if (s->id < 0)
+                continue;
+            uint32_t k = 1;
+            if (s->pos + 1 < s->prompt) {
+                k = 1 + rnd() % 48;
+                if (k > s->prompt - s->pos)
+                    k = s->prompt - s->pos;
+            }
+            for (uint32_t j = 0; j < k; j++) {
+                uint32_t tok = rnd() % VOCAB, want = j + 1 == k || rnd() % 4 == 0;
+                batch[n++] = (bn_eval_tok){tok, (uint32_t)s->id, s->pos + j, want};
+                s->cur[s->pos + j] = tok;
+            }
+            seqs++;
+        }
+        if (seqs <= LIVE)
+            batch_sizes[seqs] = 1;
+        size_t want = 0;
+        for (size_t i = 0; i < n; i++)
+            want += batch[i].logits != 0;
+        if (n_rows + want > cap_rows) {
+            *same = 0;
+            break;
+        }
+        if (bn_ctx_eval_batch(c, batch, n, rows + n_rows * VOCAB, &e)) {
+            fprintf(stderr, "test_batch: pass %d: %s\n", pass, e.msg);
+            *same = 0;
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            sim *s = NULL;
+            for (size_t j = 0; j < n_sims && !s; j++)
+                if (sims[j].id == (int)batch[i].seq)
+                    s = &sims[j];
+            log_op(s, 0, batch[i].id, batch[i].logits ? (long)n_rows++ : -1);
+            s->pos = batch[i].pos + 1;
+        }
+        /* roll-backs and finishes */
+        for (size_t i = 0; i < n_sims; i++) {
+            sim *s = &sims[i];
+            if (s->id < 0)
+                continue;
+            *ok_api &= bn_ctx_seq_pos(c, s->id) == s->pos;
+            /* roll back now and then (and before the context is full) */
+            if (s->pos >= s->prompt && s->pos > 1 && (rnd() % 16 == 0 || s->pos + 1 >= SEQ_CTX)) {
+                uint32_t back = 1 + rnd() % (s->pos < 20 ? s->pos - 1 : 20);
+                s->pos -= back;
+                bn_ctx_seq_truncate(c, s->id, s->pos);
+                log_op(s, 1, s->pos, -1);
+            }
+            /* none leaves while the batch grows to LIVE: every size is met */
+            if ((size_t)pass >= n_live && (s->pos >= s->len || rnd() % 64 == 0)) {
+                bn_ctx_seq_free(c, s->id);
+                s->id = -1;
+                live--;
+            }
+        }
+    }
+    for (size_t i = 0; i < n_sims; i++)
+        if (sims[i].id >= 0)
+            bn_ctx_seq_free(c, sims[i].id);
+    for (size_t k = 1; k <= n_live; k++)
+        if (!batch_sizes[k]) {
+            fprintf(stderr, "test_batch: no pass of %zu sequences\n", k);
+            *ok_api = 0;
+        }
+    *ok_api &= bn_ctx_kv_used_bytes(c) == 0 && max_live == n_live;
+    /* each sequence alone, token by token */
+    for (size_t i = 0; i < n_sims; i++) {
+        sim *s = &sims[i];
+        bn_ctx_truncate(alone, 0);
+        for (size_t j = 0; j < s->n_ops; j++) {
+            const op *o = &s->ops[j];
+            if (o->trunc) {
+                bn_ctx_truncate(alone, o->tok);
+                continue;
+            }
+            if (bn_ctx_eval(alone, &o->tok, 1, lg, 0, &e)) {
+                *same = 0;
+                break;
+            }
+            if (o->row >= 0 && memcmp(lg, rows + (size_t)o->row * VOCAB, VOCAB * sizeof *lg)) {
+                if (*same)
+                    fprintf(stderr, "test_batch: sequence %zu, op %zu: logits differ from the sequence alone\n", i,
+                            j);
+                *same = 0;
+            }
+        }
+    }
+done:
+    bn_ctx_free(c);
+    bn_ctx_free(alone);
+    free(rows);
+    free(batch);
+    free(lg);
+    return n_rows;
+}
+
+static void test_sets(check_ctx *cx, const char *dir)
+{
+    static const char *const layouts[] = {"t2", "i2s", "b3", "tl1", "tl2"};
+    char src[600], path[600];
+    snprintf(src, sizeof src, "%s/t2.bn", dir);
+    if (write_model(src, 0)) {
+        CHECK(cx, 0);
+        return;
+    }
+    const char *const *names = bn_kernels_names();
+    int runs = 0;
+    for (size_t li = 0; li < sizeof layouts / sizeof *layouts; li++) {
+        snprintf(path, sizeof path, "%s/%s.bn", dir, layouts[li]);
+        bn_err e;
+        bn_pack_opts po = {.step = "test_batch", .layout = layouts[li], .target = "generic"};
+        if (li && bn_pack(src, path, &po, &e)) {
+            fprintf(stderr, "test_batch: bn_pack %s: %s\n", layouts[li], e.msg);
+            CHECK(cx, 0);
+            continue;
+        }
+        for (size_t ni = 1; names[ni]; ni++) { /* every set but "auto" (one of them) */
+            bn_model m;
+            if (bn_model_load(&m, path, names[ni], &e))
+                continue; /* not for this layout, or not on this CPU */
+            if (bn_model_to_memory(&m, &e) < 0) {
+                CHECK(cx, 0);
+                bn_model_free(&m);
+                continue;
+            }
+            /* the scalar references are slow (the packed layouts' decode
+             * weight by weight): batches of up to 8 and 4 there */
+            int same = 1, ok_api = 1, kv_f16 = runs % 2, ref = !strcmp(names[ni], "ref");
+            size_t live = ref ? li ? 4 : 8 : LIVE;
+            size_t rows = scenario(&m, kv_f16, live, &same, &ok_api);
+            printf("  %-4s %-7s kv %s: %zu logits rows of batches of 1..%zu sequences, %s\n", layouts[li], names[ni],
+                   kv_f16 ? "f16" : "f32", rows, live, same ? "bit-identical alone" : "DIFFERENT");
+            CHECK(cx, same && rows > 10 * live);
+            CHECK(cx, ok_api);
+            runs++;
+            bn_model_free(&m);
+        }
+        if (li)
+            unlink(path);
+    }
+    CHECK(cx, runs >= 5);
+    /* the quantized head (q6, interleaved in memory where the CPU has a kernel for it) */
+    snprintf(path, sizeof path, "%s/q6.bn", dir);
+    CHECK(cx, !write_model(path, 1));
+    for (int ref = 0; ref < 2; ref++) {
+        bn_model m;
+        bn_err e;
+        if (bn_model_load(&m, path, ref ? "ref" : "auto", &e) || bn_model_to_memory(&m, &e) < 0) {
+            CHECK(cx, 0);
+            continue;
+        }
+        int same = 1, ok_api = 1;
+        size_t rows = scenario(&m, 1, ref ? 8 : LIVE, &same, &ok_api);
+        printf("  t2   %-7s q6 head: %zu logits rows, %s\n", ref ? "ref" : "auto", rows,
+               same ? "bit-identical alone" : "DIFFERENT");
+        CHECK(cx, same && ok_api);
+        bn_model_free(&m);
+    }
+    unlink(path);
+    unlink(src);
+}
+
+/* ------------------------------------------------------------- budget */
+
+static void test_budget(check_ctx *cx, const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/t2.bn", dir);
+    bn_model m;
+    bn_err e;
+    if (write_model(path, 0) || bn_model_load(&m, path, "auto", &e)) {
+        CHECK(cx, 0);
+        return;
+    }
+    unlink(path);
+    /* three blocks for four sequences */
+    size_t block = 2 * LAYERS * KV_HEADS * (D / HEADS) * BN_KV_BLOCK * sizeof(float);
+    bn_ctx_opts co = {.n_ctx = SEQ_CTX, .n_threads = 1, .n_seq = 4, .kv_budget = 3 * block + block / 2};
+    bn_ctx *c = bn_ctx_new_opts(&m, &co, &e);
+    CHECK(cx, c && bn_ctx_kv_blocks_left(c) == 3 && bn_ctx_kv_bytes(c) == 3 * block);
+    if (!c) {
+        bn_model_free(&m);
+        return;
+    }
+    uint32_t ids[SEQ_CTX];
+    for (size_t i = 0; i < SEQ_CTX; i++)
+        ids[i] = rnd() % VOCAB;
+    float *lg = malloc(4 * VOCAB * sizeof *lg), *lg2 = malloc(4 * VOCAB * sizeof *lg2);
+    /* sequence 0: 100 positions (2 blocks); a fork at 70 shares both */
+    CHECK(cx, !bn_ctx_eval(c, ids, 100, NULL, 0, &e) && bn_ctx_kv_blocks_left(c) == 1);
+    int f = bn_ctx_seq_fork(c, 0, 70, &e);
+    CHECK(cx, f == 1 && bn_ctx_kv_blocks_left(c) == 1 && bn_ctx_kv_used_bytes(c) == 2 * block);
+    /* both write into the shared second block: one copy (the last writer
+     * keeps it), so this fits the one block left ... */
+    bn_eval_tok two[2] = {{5, 0, 100, 1}, {6, (uint32_t)f, 70, 1}};
+    CHECK(cx, !bn_ctx_eval_batch(c, two, 2, lg, &e) && bn_ctx_kv_blocks_left(c) == 0);
+    /* ... and the forked sequence computed what it would alone */
+    bn_ctx_opts c1o = {.n_ctx = SEQ_CTX, .n_threads = 1};
+    bn_ctx *alone = bn_ctx_new_opts(&m, &c1o, &e);
+    uint32_t fork_ids[71];
+    memcpy(fork_ids, ids, 70 * sizeof *ids);
+    fork_ids[70] = 6;
+    CHECK(cx, alone && !bn_ctx_eval(alone, fork_ids, 71, lg2, 0, &e) && !memcmp(lg + VOCAB, lg2, VOCAB * sizeof *lg));
+    bn_ctx_free(alone);
+    /* a new block is beyond the budget: BN_E_KV_FULL, and nothing moved */
+    int s2 = bn_ctx_seq_new(c, &e);
+    bn_eval_tok more[3] = {{7, 0, 101, 0}, {8, (uint32_t)s2, 0, 1}, {9, (uint32_t)f, 71, 1}};
+    e.code = 0;
+    int rc = bn_ctx_eval_batch(c, more, 3, lg, &e);
+    CHECK(cx, rc == BN_E_KV_FULL && e.code == BN_E_KV_FULL);
+    CHECK(cx, bn_ctx_seq_pos(c, 0) == 101 && bn_ctx_seq_pos(c, f) == 71 && bn_ctx_seq_pos(c, s2) == 0);
+    CHECK(cx, bn_ctx_eval(c, ids, 30, NULL, 0, &e) == BN_E_KV_FULL && bn_ctx_pos(c) == 101);
+    /* freeing the fork gives its block back: the same batch now runs */
+    bn_ctx_seq_free(c, f);
+    CHECK(cx, bn_ctx_kv_blocks_left(c) == 1);
+    bn_eval_tok retry[2] = {{7, 0, 101, 0}, {8, (uint32_t)s2, 0, 1}};
+    CHECK(cx, !bn_ctx_eval_batch(c, retry, 2, lg, &e) && bn_ctx_kv_blocks_left(c) == 0);
+    /* wrong positions, sequences and ids are refused, changing nothing */
+    bn_eval_tok bad_pos = {1, 0, 5, 0}, bad_seq = {1, 3, 0, 0}, bad_id = {VOCAB, 0, 102, 0};
+    CHECK(cx, bn_ctx_eval_batch(c, &bad_pos, 1, NULL, &e) == BN_E_INVALID);
+    CHECK(cx, bn_ctx_eval_batch(c, &bad_seq, 1, NULL, &e) == BN_E_INVALID);
+    CHECK(cx, bn_ctx_eval_batch(c, &bad_id, 1, NULL, &e) == BN_E_INVALID);
+    CHECK(cx, bn_ctx_pos(c) == 102 && bn_ctx_seq_pos(c, s2) == 1);
+    /* a sequence's context is its own limit */
+    bn_ctx_seq_free(c, s2);
+    bn_ctx_truncate(c, 0);
+    CHECK(cx, bn_ctx_kv_used_bytes(c) == 0 && bn_ctx_kv_blocks_left(c) == 3);
+    CHECK(cx, !bn_ctx_eval(c, ids, SEQ_CTX, NULL, 0, &e) && bn_ctx_eval(c, ids, 1, NULL, 0, &e) != 0);
+    bn_ctx_free(c);
+    free(lg);
+    free(lg2);
+    bn_model_free(&m);
+}
+
+int main(void)
+{
+    check_ctx cx = {0};
+    char dir[] = "/tmp/bn-test-batch-XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_budget(&cx, dir);
+    test_sets(&cx, dir);
+    rmdir(dir);
+    return check_done(&cx, "test_batch");
+}
