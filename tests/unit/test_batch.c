@@ -8,7 +8,12 @@
  * blocks, copy-on-write), roll back (truncate) and finish early. Every
  * logits row the batch produced is compared with memcmp against the same
  * sequence evaluated alone, one token at a time, in a context of its own.
- * Then the KV budget: running out is BN_E_KV_FULL with nothing changed. */
+ * Then the KV budget: running out is BN_E_KV_FULL with nothing changed;
+ * and the scheduler (batch.h): requests answered together, greedy and
+ * seeded, give the tokens they get alone at any number of sequences, with
+ * shared prompt prefixes, cancellations, refusals and a KV budget so small
+ * that sequences are set back and evaluated again. */
+#include "batch.h"
 #include "check.h"
 #include "formats.h"
 #include "head_encode.h"
@@ -468,6 +473,246 @@ static void test_budget(check_ctx *cx, const char *dir)
     bn_model_free(&m);
 }
 
+/* ---------------------------------------------------------- scheduler */
+
+enum { N_REQ = 40, MAX_GEN = 48 };
+
+typedef struct answer {
+    uint32_t tok[SEQ_CTX + 1];
+    size_t n;
+    int fin;
+} answer;
+
+static void make_requests(bn_request *rq, uint32_t (*prompts)[SEQ_CTX], uint32_t *stops)
+{
+    uint32_t system[80];
+    for (size_t i = 0; i < 80; i++)
+        system[i] = 2 + rnd() % (VOCAB - 2);
+    stops[0] = 7;
+    for (size_t i = 0; i < N_REQ; i++) {
+        bn_request *r = &rq[i];
+        memset(r, 0, sizeof *r);
+        /* a third begin with the same 80 tokens (a system prompt), a few
+         * repeat an earlier prompt exactly */
+        size_t n = 1 + rnd() % 100, k = 0;
+        if (i % 3 == 0) {
+            for (; k < 80 && k < n; k++)
+                prompts[i][k] = system[k];
+        }
+        for (; k < n; k++)
+            prompts[i][k] = 2 + rnd() % (VOCAB - 2);
+        if (i % 7 == 6) {
+            n = rq[i - 2].n_prompt;
+            memcpy(prompts[i], prompts[i - 2], n * sizeof **prompts);
+        }
+        r->prompt = prompts[i];
+        r->n_prompt = n;
+        bn_sampler_defaults(&r->samp);
+        if (i % 2) { /* seeded sampling, hot enough to hit the stop ids */
+            r->samp.temp = 1.5f;
+            r->samp.top_k = 0;
+            r->samp.min_p = 0;
+            r->samp.seed = 1000 + i;
+        } else {
+            r->samp.temp = 0;
+        }
+        r->n_predict = i % 5 == 0 ? -1 : (int32_t)(1 + rnd() % MAX_GEN);
+        r->stop_ids = i % 4 == 1 ? stops : NULL;
+        r->n_stop_ids = i % 4 == 1;
+        r->tag = 100 + i;
+    }
+}
+
+/* Each request alone, as bn_gen_answer runs it: evaluate the prompt,
+ * sample, stop on a stop id, at n_predict, or when the context is full. */
+static void answer_alone(const bn_model *m, const bn_request *r, answer *a)
+{
+    bn_err e;
+    bn_ctx_opts co = {.n_ctx = SEQ_CTX, .n_threads = 1};
+    bn_ctx *c = bn_ctx_new_opts(m, &co, &e);
+    bn_sampler s;
+    float lg[VOCAB];
+    uint32_t hist[SEQ_CTX + 1];
+    memcpy(hist, r->prompt, r->n_prompt * sizeof *hist);
+    size_t n_hist = r->n_prompt;
+    a->n = 0;
+    a->fin = BN_FIN_ERROR;
+    if (!c || bn_sampler_init(&s, &r->samp, VOCAB, &e)) {
+        bn_ctx_free(c);
+        return;
+    }
+    if (!bn_ctx_eval(c, r->prompt, r->n_prompt, lg, 0, &e))
+        for (;;) {
+            uint32_t id = bn_sampler_sample(&s, lg, hist, n_hist);
+            if (id == 1 || (r->n_stop_ids && id == r->stop_ids[0])) {
+                a->fin = BN_FIN_STOP;
+                break;
+            }
+            a->tok[a->n++] = id;
+            if (r->n_predict >= 0 && a->n >= (size_t)r->n_predict) {
+                a->fin = BN_FIN_LENGTH;
+                break;
+            }
+            if (bn_ctx_pos(c) >= SEQ_CTX) {
+                a->fin = BN_FIN_CONTEXT;
+                break;
+            }
+            hist[n_hist++] = id;
+            if (bn_ctx_eval(c, &id, 1, lg, 0, &e))
+                break;
+        }
+    bn_sampler_release(&s);
+    bn_ctx_free(c);
+}
+
+/* All requests through bn_batch over n_seq sequences (kv_budget 0: the
+ * default); cancel_tag is cancelled after its third token. Returns the
+ * steps taken, 0 on failure. */
+static size_t answer_batched(const bn_model *m, const bn_request *rq, size_t n_rq, uint32_t n_seq, uint64_t budget,
+                             uint64_t cancel_tag, answer *out, bn_batch_stats *st)
+{
+    bn_err e;
+    bn_ctx_opts co = {.n_ctx = SEQ_CTX, .n_threads = 2, .n_seq = n_seq, .kv_budget = budget};
+    bn_ctx *c = bn_ctx_new_opts(m, &co, &e);
+    bn_batch *b = c ? bn_batch_new(c, NULL, &e) : NULL;
+    size_t steps = 0, submitted = 0;
+    for (size_t i = 0; i < n_rq; i++)
+        out[i] = (answer){.fin = BN_FIN_NONE};
+    while (b) {
+        /* requests arrive over time: two per step */
+        for (int k = 0; k < 2 && submitted < n_rq; k++)
+            if (bn_batch_submit(b, &rq[submitted++], &e))
+                goto fail;
+        if (!bn_batch_pending(b))
+            break;
+        const bn_batch_event *ev;
+        size_t n_ev;
+        if (bn_batch_step(b, &ev, &n_ev, &e))
+            goto fail;
+        steps++;
+        for (size_t i = 0; i < n_ev; i++) {
+            answer *a = &out[ev[i].tag - 100];
+            if (ev[i].token != BN_BATCH_NO_TOKEN)
+                a->tok[a->n++] = ev[i].token;
+            a->fin = ev[i].finish;
+            if (ev[i].tag == cancel_tag && a->n == 3 && !ev[i].finish) {
+                bn_batch_cancel(b, cancel_tag);
+                a->fin = -1;
+            }
+        }
+        if (steps > 10000)
+            goto fail;
+    }
+    bn_batch_get_stats(b, st);
+    bn_batch_free(b);
+    bn_ctx_free(c);
+    return steps;
+fail:
+    fprintf(stderr, "test_batch: bn_batch: %s\n", e.msg);
+    bn_batch_free(b);
+    bn_ctx_free(c);
+    return 0;
+}
+
+static int same_answer(const answer *a, const answer *b)
+{
+    return a->fin == b->fin && a->n == b->n && !memcmp(a->tok, b->tok, a->n * sizeof *a->tok);
+}
+
+static void test_scheduler(check_ctx *cx, const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/t2.bn", dir);
+    bn_model m;
+    bn_err e;
+    if (write_model(path, 0) || bn_model_load(&m, path, "auto", &e)) {
+        CHECK(cx, 0);
+        return;
+    }
+    unlink(path);
+    static bn_request rq[N_REQ];
+    static uint32_t prompts[N_REQ][SEQ_CTX], stops[1];
+    static answer alone[N_REQ], got[N_REQ];
+    make_requests(rq, prompts, stops);
+    int fins[6] = {0};
+    for (size_t i = 0; i < N_REQ; i++) {
+        answer_alone(&m, &rq[i], &alone[i]);
+        fins[alone[i].fin]++;
+    }
+    /* the set is worth testing: every way of ending occurs */
+    CHECK(cx, fins[BN_FIN_STOP] && fins[BN_FIN_LENGTH] && fins[BN_FIN_CONTEXT]);
+    static const uint32_t ns[] = {1, 2, 5, 16, 32};
+    for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+        bn_batch_stats st;
+        size_t steps = answer_batched(&m, rq, N_REQ, ns[k], 0, 0, got, &st);
+        int ok = steps > 0;
+        for (size_t i = 0; i < N_REQ; i++)
+            ok &= same_answer(&alone[i], &got[i]);
+        printf("  scheduler, %2u sequences: %zu steps, %llu prompt positions shared, %s\n", ns[k], steps,
+               (unsigned long long)st.shared, ok ? "every answer as alone" : "DIFFERENT");
+        CHECK(cx, ok);
+        CHECK(cx, ns[k] == 1 || st.shared > 0); /* the shared system prompt */
+    }
+    /* a budget of 6 blocks for 8 sequences: set back and evaluated again */
+    size_t block = 2 * LAYERS * KV_HEADS * (D / HEADS) * BN_KV_BLOCK * sizeof(float);
+    bn_batch_stats st;
+    size_t steps = answer_batched(&m, rq, N_REQ, 8, 6 * block, 0, got, &st);
+    int ok = steps > 0;
+    for (size_t i = 0; i < N_REQ; i++)
+        ok &= same_answer(&alone[i], &got[i]);
+    printf("  scheduler, 8 sequences in 6 KV blocks: %zu steps, %llu set back, %s\n", steps,
+           (unsigned long long)st.set_back, ok ? "every answer as alone" : "DIFFERENT");
+    CHECK(cx, ok && st.set_back > 0);
+    /* a cancelled request leaves the others as they were */
+    steps = answer_batched(&m, rq, N_REQ, 8, 0, 100 + 3, got, &st);
+    ok = steps > 0 && got[3].fin == -1 && got[3].n == 3;
+    for (size_t i = 0; i < N_REQ; i++)
+        ok &= i == 3 || same_answer(&alone[i], &got[i]);
+    CHECK(cx, ok);
+    /* refused: empty, an id outside the vocabulary, longer than the
+     * context, and a prompt that cannot fit the KV budget even alone */
+    uint32_t bad_id[2] = {5, VOCAB}, longp[SEQ_CTX + 1] = {0}, two[2] = {3, 4};
+    bn_request bad[5];
+    for (int i = 0; i < 5; i++) {
+        memset(&bad[i], 0, sizeof bad[i]);
+        bn_sampler_defaults(&bad[i].samp);
+        bad[i].n_predict = 4;
+        bad[i].tag = 100 + (uint64_t)i;
+    }
+    bad[1].prompt = bad_id;
+    bad[1].n_prompt = 2;
+    bad[2].prompt = longp;
+    bad[2].n_prompt = SEQ_CTX + 1;
+    bad[3].prompt = longp;
+    bad[3].n_prompt = SEQ_CTX - 1;
+    bad[4].prompt = two;
+    bad[4].n_prompt = 2;
+    bn_ctx_opts co = {.n_ctx = SEQ_CTX, .n_threads = 1, .n_seq = 2, .kv_budget = 2 * block};
+    bn_ctx *c = bn_ctx_new_opts(&m, &co, &e);
+    bn_batch *b = c ? bn_batch_new(c, NULL, &e) : NULL;
+    int refused = 0, answered = 0;
+    for (int i = 0; b && i < 5; i++)
+        CHECK(cx, !bn_batch_submit(b, &bad[i], &e));
+    while (b && bn_batch_pending(b)) {
+        const bn_batch_event *ev;
+        size_t n_ev;
+        if (bn_batch_step(b, &ev, &n_ev, &e))
+            break;
+        for (size_t i = 0; i < n_ev; i++) {
+            if (ev[i].finish == BN_FIN_ERROR) {
+                refused |= 1 << (ev[i].tag - 100);
+                CHECK(cx, ev[i].error && *ev[i].error);
+            }
+            answered += ev[i].tag == 104 && ev[i].finish == BN_FIN_LENGTH;
+        }
+    }
+    CHECK(cx, refused == 0xf && answered == 1);
+    CHECK(cx, c && bn_ctx_kv_used_bytes(c) == 0);
+    bn_batch_free(b);
+    bn_ctx_free(c);
+    bn_model_free(&m);
+}
+
 int main(void)
 {
     check_ctx cx = {0};
@@ -477,6 +722,7 @@ int main(void)
         return 1;
     }
     test_budget(&cx, dir);
+    test_scheduler(&cx, dir);
     test_sets(&cx, dir);
     rmdir(dir);
     return check_done(&cx, "test_batch");

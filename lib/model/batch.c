@@ -1,0 +1,434 @@
+/* batch.c — continuous batching over a context's sequences (batch.h). */
+#include "batch.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A request, queued or running. */
+typedef struct req {
+    uint64_t tag;
+    uint32_t *hist;     /* prompt, then the generated tokens (cap: n_ctx + 1) */
+    size_t n_hist, n_prompt;
+    uint32_t *stops;
+    size_t n_stops;
+    int32_t n_predict;
+    uint32_t n_gen;
+    bn_sampler_opts so;
+    bn_sampler s;       /* while running */
+    int seq;            /* its context sequence while running, else -1 */
+    uint64_t order;     /* admission order */
+    int paused;         /* set back this step (KV budget) */
+} req;
+
+struct bn_batch {
+    bn_ctx *c;
+    const bn_model *m;
+    uint32_t n_slots, n_ctx, pass_tokens;
+    int *seq_busy;      /* [n_slots]: a request runs in context sequence i */
+    req **run;          /* [n_slots] running, in admission order */
+    size_t n_run;
+    req **queue;        /* FIFO */
+    size_t q_head, q_len, q_cap;
+    uint64_t next_order;
+    bn_eval_tok *toks;  /* a pass */
+    size_t cap_toks;
+    req **want;         /* [n_slots]: whose logits row is which */
+    float *logits;      /* [n_slots x n_vocab] */
+    bn_batch_event *ev;
+    size_t n_ev, cap_ev;
+    char (*msg)[256];   /* error texts of this step's events */
+    size_t n_msg, cap_msg;
+    bn_batch_stats st;
+};
+
+static void req_free(req *r)
+{
+    if (!r)
+        return;
+    bn_sampler_release(&r->s);
+    free(r->hist);
+    free(r->stops);
+    free(r);
+}
+
+bn_batch *bn_batch_new(bn_ctx *c, const bn_batch_opts *o, bn_err *e)
+{
+    bn_batch *b = calloc(1, sizeof *b);
+    if (!b) {
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    b->c = c;
+    b->m = bn_ctx_model(c);
+    b->n_slots = bn_ctx_n_seq(c);
+    b->n_ctx = bn_ctx_n_ctx(c);
+    b->pass_tokens = o && o->pass_tokens ? o->pass_tokens : BN_KERN_MAX_N;
+    if (b->pass_tokens < b->n_slots)
+        b->pass_tokens = b->n_slots;
+    b->cap_toks = b->pass_tokens;
+    b->seq_busy = calloc(b->n_slots, sizeof *b->seq_busy);
+    b->run = calloc(b->n_slots, sizeof *b->run);
+    b->toks = malloc(b->cap_toks * sizeof *b->toks);
+    b->want = malloc(b->n_slots * sizeof *b->want);
+    b->logits = malloc((size_t)b->n_slots * b->m->hp.n_vocab * sizeof *b->logits);
+    if (!b->seq_busy || !b->run || !b->toks || !b->want || !b->logits) {
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
+        bn_batch_free(b);
+        return NULL;
+    }
+    /* every sequence of the context exists from here on: 0 already does */
+    for (uint32_t i = 1; i < b->n_slots; i++) {
+        int id = bn_ctx_seq_new(c, e);
+        if (id < 0) {
+            bn_batch_free(b);
+            return NULL;
+        }
+    }
+    return b;
+}
+
+void bn_batch_free(bn_batch *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n_run; i++) {
+        bn_ctx_seq_truncate(b->c, b->run[i]->seq, 0);
+        req_free(b->run[i]);
+    }
+    for (size_t i = 0; i < b->q_len; i++)
+        req_free(b->queue[(b->q_head + i) % b->q_cap]);
+    free(b->seq_busy);
+    free(b->run);
+    free(b->queue);
+    free(b->toks);
+    free(b->want);
+    free(b->logits);
+    free(b->ev);
+    free(b->msg);
+    free(b);
+}
+
+size_t bn_batch_pending(const bn_batch *b)
+{
+    return b->q_len + b->n_run;
+}
+
+void bn_batch_get_stats(const bn_batch *b, bn_batch_stats *st)
+{
+    *st = b->st;
+}
+
+/* ---------------------------------------------------------------- queue */
+
+int bn_batch_submit(bn_batch *b, const bn_request *r, bn_err *e)
+{
+    if (b->q_len == b->q_cap) {
+        size_t cap = b->q_cap ? 2 * b->q_cap : 16;
+        req **q = malloc(cap * sizeof *q);
+        if (!q)
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+        for (size_t i = 0; i < b->q_len; i++)
+            q[i] = b->queue[(b->q_head + i) % b->q_cap];
+        free(b->queue);
+        b->queue = q;
+        b->q_head = 0;
+        b->q_cap = cap;
+    }
+    req *q = calloc(1, sizeof *q);
+    /* room for the prompt and every token the context can still take */
+    size_t cap = (r->n_prompt > b->n_ctx ? r->n_prompt : b->n_ctx) + 1;
+    if (!q || !(q->hist = malloc(cap * sizeof *q->hist)) ||
+        (r->n_stop_ids && !(q->stops = malloc(r->n_stop_ids * sizeof *q->stops)))) {
+        req_free(q);
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    }
+    if (r->n_prompt)
+        memcpy(q->hist, r->prompt, r->n_prompt * sizeof *q->hist);
+    if (r->n_stop_ids)
+        memcpy(q->stops, r->stop_ids, r->n_stop_ids * sizeof *q->stops);
+    q->n_hist = q->n_prompt = r->n_prompt;
+    q->n_stops = r->n_stop_ids;
+    q->n_predict = r->n_predict;
+    q->so = r->samp;
+    q->tag = r->tag;
+    q->seq = -1;
+    b->queue[(b->q_head + b->q_len++) % b->q_cap] = q;
+    return 0;
+}
+
+/* --------------------------------------------------------------- events */
+
+static int event(bn_batch *b, const req *r, uint32_t token, int finish, bn_err *e)
+{
+    if (b->n_ev == b->cap_ev) {
+        size_t cap = b->cap_ev ? 2 * b->cap_ev : 16;
+        bn_batch_event *ev = realloc(b->ev, cap * sizeof *ev);
+        if (!ev)
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+        b->ev = ev;
+        b->cap_ev = cap;
+    }
+    b->ev[b->n_ev++] = (bn_batch_event){r->tag, token, finish, NULL};
+    return 0;
+}
+
+/* A BN_FIN_ERROR event with its reason. */
+static int __attribute__((format(printf, 4, 5))) refuse(bn_batch *b, const req *r, bn_err *e, const char *fmt, ...)
+{
+    if (b->n_msg == b->cap_msg) {
+        size_t cap = b->cap_msg ? 2 * b->cap_msg : 8;
+        char(*m)[256] = realloc(b->msg, cap * sizeof *m);
+        if (!m)
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+        b->msg = m;
+        b->cap_msg = cap;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->msg[b->n_msg], sizeof b->msg[0], fmt, ap);
+    va_end(ap);
+    if (event(b, r, BN_BATCH_NO_TOKEN, BN_FIN_ERROR, e))
+        return -1;
+    b->n_msg++;
+    return 0;
+}
+
+/* ------------------------------------------------------------ admission */
+
+static void finish_run(bn_batch *b, size_t i)
+{
+    req *r = b->run[i];
+    bn_ctx_seq_truncate(b->c, r->seq, 0);
+    b->seq_busy[r->seq] = 0;
+    req_free(r);
+    memmove(b->run + i, b->run + i + 1, (b->n_run - i - 1) * sizeof *b->run);
+    b->n_run--;
+}
+
+void bn_batch_cancel(bn_batch *b, uint64_t tag)
+{
+    for (size_t i = 0; i < b->n_run; i++)
+        if (b->run[i]->tag == tag) {
+            finish_run(b, i);
+            return;
+        }
+    for (size_t i = 0; i < b->q_len; i++) {
+        size_t at = (b->q_head + i) % b->q_cap;
+        if (b->queue[at]->tag == tag) {
+            req_free(b->queue[at]);
+            for (size_t j = i; j + 1 < b->q_len; j++)
+                b->queue[(b->q_head + j) % b->q_cap] = b->queue[(b->q_head + j + 1) % b->q_cap];
+            b->q_len--;
+            return;
+        }
+    }
+}
+
+/* 1 after refusing a prompt that cannot be answered (bn_gen_answer's
+ * words), 0 when it can, -1 on error. */
+static int check_prompt(bn_batch *b, const req *r, bn_err *e)
+{
+    uint32_t V = b->m->hp.n_vocab;
+    if (!r->n_prompt)
+        return refuse(b, r, e, "empty prompt") ? -1 : 1;
+    for (size_t i = 0; i < r->n_prompt; i++)
+        if (r->hist[i] >= V)
+            return refuse(b, r, e, "token %zu: id %u is outside the vocabulary (0..%u)", i + 1, r->hist[i], V - 1)
+                       ? -1
+                       : 1;
+    if (r->n_prompt > b->n_ctx || (r->n_prompt == b->n_ctx && r->n_predict != 0))
+        return refuse(b, r, e, "prompt of %zu tokens does not fit the context of %u tokens%s", r->n_prompt, b->n_ctx,
+                      r->n_prompt == b->n_ctx ? " (one more position is needed to answer)" : "")
+                   ? -1
+                   : 1;
+    return 0;
+}
+
+/* The running request whose evaluated tokens share the longest prefix
+ * with r's prompt, and that length (at most the prompt less one: the
+ * last prompt token is evaluated for its logits). */
+static const req *best_prefix(const bn_batch *b, const req *r, uint32_t *len)
+{
+    const req *best = NULL;
+    *len = 0;
+    for (size_t i = 0; i < b->n_run; i++) {
+        const req *o = b->run[i];
+        uint32_t held = bn_ctx_seq_pos(b->c, o->seq), k = 0;
+        while (k < held && k + 1 < r->n_prompt && o->hist[k] == r->hist[k])
+            k++;
+        if (k > *len) {
+            *len = k;
+            best = o;
+        }
+    }
+    return best;
+}
+
+/* Moves queued requests into free sequences while the KV budget has room
+ * for their prompts (beside a block for each running decoder). */
+static int admit(bn_batch *b, bn_err *e)
+{
+    while (b->q_len && b->n_run < b->n_slots) {
+        req *r = b->queue[b->q_head];
+        int bad = check_prompt(b, r, e);
+        if (bad < 0)
+            return -1;
+        if (!bad && r->n_predict == 0 && event(b, r, BN_BATCH_NO_TOKEN, BN_FIN_LENGTH, e))
+            return -1;
+        if (bad || r->n_predict == 0) {
+            b->q_head = (b->q_head + 1) % b->q_cap;
+            b->q_len--;
+            req_free(r);
+            continue;
+        }
+        uint32_t shared;
+        const req *from = best_prefix(b, r, &shared);
+        uint32_t blocks = (uint32_t)((r->n_prompt - shared + BN_KV_BLOCK - 1) / BN_KV_BLOCK) + 1;
+        if (b->n_run && blocks + b->n_run > bn_ctx_kv_blocks_left(b->c))
+            break; /* wait for running requests to finish */
+        uint32_t seq = 0;
+        while (b->seq_busy[seq])
+            seq++;
+        if (bn_sampler_init(&r->s, &r->so, b->m->hp.n_vocab, e))
+            return -1;
+        if (from && bn_ctx_seq_copy(b->c, (int)seq, from->seq, shared, e))
+            return -1;
+        b->st.shared += from ? shared : 0;
+        b->seq_busy[seq] = 1;
+        r->seq = (int)seq;
+        r->order = b->next_order++;
+        b->q_head = (b->q_head + 1) % b->q_cap;
+        b->q_len--;
+        b->run[b->n_run++] = r;
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------------------- step */
+
+/* The pass: one token of each decoder, then prompt chunks in admission
+ * order up to pass_tokens; logits for each request's last token. */
+static size_t plan(bn_batch *b, size_t *n_want)
+{
+    size_t n = 0, budget = b->pass_tokens;
+    *n_want = 0;
+    for (int prefill = 0; prefill < 2; prefill++)
+        for (size_t i = 0; i < b->n_run && n < budget; i++) {
+            req *r = b->run[i];
+            uint32_t pos = bn_ctx_seq_pos(b->c, r->seq);
+            size_t left = r->n_hist - pos;
+            if (r->paused || (left > 1) != prefill)
+                continue;
+            size_t k = left < budget - n ? left : budget - n;
+            for (size_t j = 0; j < k; j++) {
+                int last = pos + j + 1 == r->n_hist;
+                b->toks[n++] = (bn_eval_tok){r->hist[pos + j], (uint32_t)r->seq, pos + (uint32_t)j, (uint32_t)last};
+                if (last)
+                    b->want[(*n_want)++] = r;
+            }
+        }
+    return n;
+}
+
+static int is_stop(const bn_batch *b, const req *r, uint32_t id)
+{
+    for (int i = 0; i < b->m->hp.n_stop; i++)
+        if ((uint32_t)b->m->hp.stop_ids[i] == id)
+            return 1;
+    for (size_t i = 0; i < r->n_stops; i++)
+        if (r->stops[i] == id)
+            return 1;
+    return 0;
+}
+
+/* The newest running request that is not set back yet, or NULL. */
+static req *newest(bn_batch *b)
+{
+    req *best = NULL;
+    for (size_t i = 0; i < b->n_run; i++)
+        if (!b->run[i]->paused && (!best || b->run[i]->order > best->order))
+            best = b->run[i];
+    return best;
+}
+
+int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *e)
+{
+    b->n_ev = b->n_msg = 0;
+    *ev = b->ev;
+    *n_ev = 0;
+    if (admit(b, e))
+        return -1;
+    size_t n, n_want;
+    int rc = 0;
+    bn_err ee;
+    for (;;) {
+        n = plan(b, &n_want);
+        if (!n)
+            break;
+        rc = bn_ctx_eval_batch(b->c, b->toks, n, b->logits, &ee);
+        if (rc != BN_E_KV_FULL)
+            break;
+        /* the budget is short: set the newest request back (its blocks
+         * freed, its tokens kept, evaluated again once there is room) */
+        req *r = newest(b);
+        size_t active = 0;
+        for (size_t i = 0; i < b->n_run; i++)
+            active += !b->run[i]->paused;
+        if (active == 1) { /* alone, and still too long for the budget */
+            size_t i = 0;
+            while (b->run[i] != r)
+                i++;
+            if (refuse(b, r, e, "%s", ee.msg))
+                return -1;
+            finish_run(b, i);
+            continue;
+        }
+        bn_ctx_seq_truncate(b->c, r->seq, 0);
+        r->paused = 1;
+        b->st.set_back++;
+    }
+    for (size_t i = 0; i < b->n_run; i++)
+        b->run[i]->paused = 0;
+    if (n && rc) {
+        if (e)
+            *e = ee;
+        return rc;
+    }
+    if (n) {
+        b->st.passes++;
+        b->st.tokens += n;
+    }
+    for (size_t w = 0; w < n_want; w++) {
+        req *r = b->want[w];
+        float *lg = b->logits + w * b->m->hp.n_vocab;
+        uint32_t id = bn_sampler_sample(&r->s, lg, r->hist, r->n_hist), held = (uint32_t)r->n_hist;
+        int fin = BN_FIN_NONE;
+        if (is_stop(b, r, id)) {
+            fin = BN_FIN_STOP;
+            id = BN_BATCH_NO_TOKEN;
+        } else {
+            r->hist[r->n_hist++] = id;
+            r->n_gen++;
+            if (r->n_predict >= 0 && r->n_gen >= (uint32_t)r->n_predict)
+                fin = BN_FIN_LENGTH;
+            else if (held >= b->n_ctx)
+                fin = BN_FIN_CONTEXT;
+        }
+        if (event(b, r, id, fin, e))
+            return -1;
+        if (fin) {
+            size_t i = 0;
+            while (b->run[i] != r)
+                i++;
+            finish_run(b, i);
+        }
+    }
+    /* the reasons of refused requests */
+    for (size_t i = 0, m = 0; i < b->n_ev; i++)
+        if (b->ev[i].finish == BN_FIN_ERROR)
+            b->ev[i].error = b->msg[m++];
+    *ev = b->ev;
+    *n_ev = b->n_ev;
+    return 0;
+}

@@ -1,0 +1,88 @@
+/* batch.h — continuous batching (batch.c): many requests answered together
+ * over one context's sequences, for bn-infer --parallel and a server.
+ *
+ * Each step is one forward pass: it admits queued requests into free
+ * sequences (a prompt that begins like a running sequence's tokens shares
+ * that prefix's KV blocks instead of evaluating it again), evaluates one
+ * token of every decoding sequence and chunks of the joining prompts (the
+ * decoders first, so a long prompt never stalls them), samples every
+ * sequence that reached its next token with its own sampler, and reports
+ * what happened. A finished request frees its sequence and KV blocks at
+ * once. The weights are read once per pass, for all sequences.
+ *
+ * Batching changes no result: a request's tokens are the ones it gets
+ * answered alone, at any number of sequences, greedy or seeded (its
+ * sampler sees the same logits, bit for bit, and draws from its own
+ * generator). When the KV budget runs out, the newest sequence is set
+ * back (its blocks freed, its tokens kept) and evaluated again later,
+ * which changes nothing either. */
+#ifndef BN_BATCH_H
+#define BN_BATCH_H
+
+#include "model.h"
+#include "sampler.h"
+
+typedef struct bn_request {
+    const uint32_t *prompt; /* copied */
+    size_t n_prompt;
+    bn_sampler_opts samp;   /* its own sampler: the same seed repeats it exactly */
+    int32_t n_predict;      /* most tokens to generate; -1: until a stop or the context is full */
+    const uint32_t *stop_ids; /* more stop tokens beside the model's (copied) */
+    size_t n_stop_ids;
+    uint64_t tag;           /* the caller's name for it, in its events */
+} bn_request;
+
+/* Why a request ended. */
+enum {
+    BN_FIN_NONE = 0,  /* it goes on */
+    BN_FIN_STOP,      /* a stop token (not reported as a token) */
+    BN_FIN_LENGTH,    /* n_predict tokens */
+    BN_FIN_CONTEXT,   /* its context (bn_ctx_n_ctx positions) is full */
+    BN_FIN_ERROR      /* it cannot be answered: error says why */
+};
+
+#define BN_BATCH_NO_TOKEN UINT32_MAX
+
+/* What one step did to one request: a new token, an end, or both (the
+ * last token and BN_FIN_LENGTH or BN_FIN_CONTEXT). */
+typedef struct bn_batch_event {
+    uint64_t tag;
+    uint32_t token;     /* BN_BATCH_NO_TOKEN when none */
+    int finish;         /* BN_FIN_* */
+    const char *error;  /* BN_FIN_ERROR's reason (valid until the next step) */
+} bn_batch_event;
+
+typedef struct bn_batch_opts {
+    uint32_t pass_tokens; /* most tokens a pass evaluates; 0: BN_KERN_MAX_N (at least the sequences) */
+} bn_batch_opts;
+
+typedef struct bn_batch bn_batch;
+
+/* Runs requests over every sequence of c (bn_ctx_n_seq of them at once),
+ * which must all be empty and left to the batch until bn_batch_free. */
+bn_batch *bn_batch_new(bn_ctx *c, const bn_batch_opts *o, bn_err *e);
+void bn_batch_free(bn_batch *b);
+
+/* Queues a request (first come, first admitted). */
+int bn_batch_submit(bn_batch *b, const bn_request *r, bn_err *e);
+/* Requests queued or running. */
+size_t bn_batch_pending(const bn_batch *b);
+/* Drops a request, queued or running (a stop string its caller found):
+ * no more events for it, its sequence and blocks are free. */
+void bn_batch_cancel(bn_batch *b, uint64_t tag);
+
+/* What the batch has done so far. */
+typedef struct bn_batch_stats {
+    uint64_t passes, tokens; /* forward passes, tokens evaluated in them */
+    uint64_t shared;         /* prompt positions taken from another sequence's blocks */
+    uint64_t set_back;       /* sequences set back for the KV budget */
+} bn_batch_stats;
+void bn_batch_get_stats(const bn_batch *b, bn_batch_stats *st);
+
+/* One pass. *ev gets the events (valid until the next call): requests
+ * refused first, then one for each request that reached a token.
+ * Nothing to do: 0 events. Fails only on an error of the context itself
+ * (out of memory). */
+int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *e);
+
+#endif
