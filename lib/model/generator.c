@@ -206,7 +206,8 @@ static int hand_out(bn_generator *g, size_t n, const uint8_t **text, size_t *len
         return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     if (n)
         memcpy(g->out, g->pend, n);
-    memmove(g->pend, g->pend + n, g->n_pend - n);
+    if (g->n_pend > n)
+        memmove(g->pend, g->pend + n, g->n_pend - n);
     g->n_pend -= n;
     if (text)
         *text = g->out;
