@@ -25,7 +25,7 @@ static const bn_prog prog = {
 
 typedef struct opts {
     const char *model, *prompt, *file, *system, *ppl_file, *logits_file, *kernel;
-    uint32_t n_ctx, ppl_stride, logits_topk;
+    uint32_t n_ctx, ppl_stride, logits_topk, parallel;
     int threads, kv_f16, no_act_quant, mmap_only, text, ids, chat, json, verbose, kernel_set;
     bn_gen_opts g;
 } opts;
@@ -76,6 +76,10 @@ static int parse(int argc, char **argv, opts *o)
         OPT_INT('n', "predict", &o->g.n_predict, "N", -1, INT32_MAX,
                 "tokens to generate per answer (default 128; -1: until a stop or a full context)"),
         OPT_CALL(0, "stop", &o->g, add_stop, "STRING", "also stop at this text (repeatable, up to 16)"),
+        {.kind = BN_OPT_U32, .dash_name = "np", .name = "parallel", .dest = &o->parallel, .arg = "N", .lo = 1,
+         .hi = 256,
+         .help = "answer up to N prompt records at once, in input order (the same output at any N;\n"
+                 "record k samples with seed + k - 1)"},
         OPT_SECTION("sampling:"),
         OPT_FLOAT(0, "temp", &o->g.samp.temp, "T", 0, 100, "temperature (default 0.8; 0: greedy)"),
         OPT_U32(0, "top-k", &o->g.samp.top_k, "K", 0, 1u << 22, "keep the K most likely tokens (default 40; 0: off)"),
@@ -117,6 +121,11 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--logits-topk needs --logits FILE");
     if (o->chat && o->ids)
         return bn_usage_error(&prog, "-cnv writes text; --ids cannot be used with it");
+    if (o->parallel && (o->prompt || o->file || o->chat || o->ppl_file))
+        return bn_usage_error(&prog,
+                              "--parallel answers a token stream on stdin: not with -p, -f, -cnv or --perplexity");
+    if (o->parallel && o->logits_file)
+        return bn_usage_error(&prog, "--parallel and --logits exclude each other");
     o->g.text = o->ids ? 0 : o->text || o->prompt || o->file || o->chat;
     return BN_OPT_RUN;
 }
@@ -198,8 +207,9 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s: context %u is larger than the model's (%u)", m.src.name, o.n_ctx, m.hp.n_ctx);
         goto out;
     }
+    /* --parallel N: N sequences, their KV blocks allocated as they fill */
     bn_ctx_opts co = {.n_ctx = o.n_ctx ? o.n_ctx : m.hp.n_ctx, .kv_f16 = o.kv_f16, .no_act_quant = o.no_act_quant,
-                      .n_threads = o.threads};
+                      .n_threads = o.threads, .n_seq = o.parallel};
     if (!(c = bn_ctx_new_opts(&m, &co, &e))) {
         bn_report(&prog, "%s: %s", m.src.name, e.msg);
         goto out;
@@ -281,7 +291,7 @@ int main(int argc, char **argv)
         }
     } else {
         uint64_t bad = 0;
-        if (bn_gen_stream(g, &in, &bad, &e)) {
+        if (o.parallel ? bn_gen_stream_parallel(g, &in, o.parallel, &bad, &e) : bn_gen_stream(g, &in, &bad, &e)) {
             bn_report(&prog, "%s", e.msg);
             goto out;
         }

@@ -33,6 +33,7 @@ struct bn_gen {
     size_t n_cap, cap_cap;
     int capture;
     int escape_breaks; /* chat to a non-terminal: one line per answer */
+    int binary;        /* ids in the binary token stream */
     bn_gen_stats st;
 };
 
@@ -402,6 +403,61 @@ int bn_gen_stream(bn_gen *g, bn_tokr *in, uint64_t *bad_records, bn_err *e)
     return rc;
 }
 
+/* ------------------------------------------------ answers written apart */
+
+bn_gen *bn_gen_writer(const bn_gen *g, FILE *fp, bn_err *e)
+{
+    return bn_gen_new(g->m, NULL, g->tok, &g->o, fp, g->binary, e);
+}
+
+int bn_gen_write_prompt(bn_gen *w, const uint32_t *prompt, size_t n, bn_err *e)
+{
+    return w->o.echo ? echo_prompt(w, prompt, n, e) : 0;
+}
+
+int bn_gen_write_token(bn_gen *w, uint32_t id, int *stopped, bn_err *e)
+{
+    return emit(w, id, stopped, e);
+}
+
+int bn_gen_write_end(bn_gen *w, int stopped, bn_err *e)
+{
+    return finish(w, stopped, e);
+}
+
+int bn_gen_write_empty(bn_gen *w, bn_err *e)
+{
+    w->n_pend = w->n_pids = 0;
+    if (w->o.text)
+        return write_bytes(w, (const uint8_t *)"\n", 1, e);
+    return bn_tokw_end(&w->w, e) || bn_tokw_flush(&w->w, e) ? -1 : 0;
+}
+
+int bn_gen_write_raw(bn_gen *g, const void *b, size_t n, bn_err *e)
+{
+    if ((n && fwrite(b, 1, n, g->out) != n) || fflush(g->out))
+        return bn_fail(e, "<stdout>: write error");
+    return 0;
+}
+
+bn_ctx *bn_gen_context(const bn_gen *g)
+{
+    return g->c;
+}
+
+const bn_gen_opts *bn_gen_options(const bn_gen *g)
+{
+    return &g->o;
+}
+
+void bn_gen_add_stats(bn_gen *g, const bn_gen_stats *st)
+{
+    g->st.n_prompt += st->n_prompt;
+    g->st.n_gen += st->n_gen;
+    g->st.t_prompt += st->t_prompt;
+    g->st.t_gen += st->t_gen;
+}
+
 /* ------------------------------------------------------------------ chat */
 
 typedef struct turn {
@@ -548,19 +604,23 @@ bn_gen *bn_gen_new(const bn_model *m, bn_ctx *c, bn_tokenizer *tok, const bn_gen
         free(g);
         return NULL;
     }
-    g->logits = malloc((size_t)BN_KERN_MAX_N * m->hp.n_vocab * sizeof *g->logits);
-    if (!g->logits || bn_sampler_init(&g->s, &o->samp, m->hp.n_vocab, e)) {
-        if (g->logits)
+    /* a writer (bn_gen_writer) has no context and no logits */
+    g->logits = c ? malloc((size_t)BN_KERN_MAX_N * m->hp.n_vocab * sizeof *g->logits) : NULL;
+    if ((c && !g->logits) || bn_sampler_init(&g->s, &o->samp, m->hp.n_vocab, e)) {
+        if (c && !g->logits)
             bn_fail(e, "out of memory");
         free(g->logits);
         free(g);
         return NULL;
     }
+    g->binary = binary_ids;
     if (o->text) {
         if (bn_detok_init(&g->dt, tok, BN_DEC_SKIP_SPECIAL, e))
             goto fail;
-    } else if (bn_tokw_open(&g->w, out, binary_ids, tok ? bn_tokenizer_hash(tok) : 0, m->hp.n_vocab, e)) {
+    } else if (bn_tokw_open(&g->w, out, c ? binary_ids : 0, tok ? bn_tokenizer_hash(tok) : 0, m->hp.n_vocab, e)) {
         goto fail;
+    } else {
+        g->w.binary = binary_ids; /* a writer's stream header is its parent's */
     }
     return g;
 fail:

@@ -54,6 +54,31 @@ typedef struct bn_gen_stats {
 } bn_gen_stats;
 void bn_gen_get_stats(const bn_gen *g, bn_gen_stats *st);
 
+/* bn_gen_stream with up to n_par records answered at once (gen_parallel.c:
+ * bn_batch over g's context, which must hold n_par sequences), the
+ * answers written in input order (the first unfinished one as it grows,
+ * later ones held until then). Record k samples with seed + k - 1, so
+ * every answer, and the whole output byte for byte, is the same at any
+ * n_par. --logits is not supported here. */
+int bn_gen_stream_parallel(bn_gen *g, bn_tokr *in, uint32_t n_par, uint64_t *bad_records, bn_err *e);
+
+/* For answering several records at once: a writer of one answer into fp,
+ * set up as g (ids or text, echo, stop strings) but with no context, and
+ * no stream header (g's output has it). It takes the prompt (written
+ * with echo), each generated token (*stopped is set when a stop string
+ * completes: the answer is over), then the end of the answer; or the
+ * empty answer of a record that cannot be answered. */
+bn_gen *bn_gen_writer(const bn_gen *g, FILE *fp, bn_err *e);
+int bn_gen_write_prompt(bn_gen *w, const uint32_t *prompt, size_t n, bn_err *e);
+int bn_gen_write_token(bn_gen *w, uint32_t id, int *stopped, bn_err *e);
+int bn_gen_write_end(bn_gen *w, int stopped, bn_err *e);
+int bn_gen_write_empty(bn_gen *w, bn_err *e);
+/* Bytes to g's own output, flushed. */
+int bn_gen_write_raw(bn_gen *g, const void *b, size_t n, bn_err *e);
+bn_ctx *bn_gen_context(const bn_gen *g);
+const bn_gen_opts *bn_gen_options(const bn_gen *g);
+void bn_gen_add_stats(bn_gen *g, const bn_gen_stats *st);
+
 /* Interactive chat: one user message per line of in (a terminal or a
  * pipe), rendered with the model's chat format after an optional system
  * prompt; the KV cache is reused across turns and the oldest turns are
