@@ -173,6 +173,15 @@ static int run_perplexity(const opts *o, bn_model *m, bn_ctx *c, bn_tokenizer *t
     return 0;
 }
 
+/* Loading's warnings (float projections ternarized at load) are shown as
+ * bn-infer's own; its other notes are what -v prints anyway. */
+static void show_warning(void *user, int level, const char *msg)
+{
+    (void)user;
+    if (level <= BN_LOG_WARN)
+        bn_report(&prog, "%s", msg);
+}
+
 int main(int argc, char **argv)
 {
     bn_cli_init();
@@ -181,21 +190,18 @@ int main(int argc, char **argv)
     if (rc != BN_OPT_RUN)
         return rc;
     bn_err e = {0};
-    bn_model m;
-    if (bn_model_load(&m, o.model, o.kernel, &e)) {
-        bn_report(&prog, "%s", e.msg);
-        return BN_EXIT_DATA;
-    }
+    bn_model_params mp;
+    bn_model_params_init(&mp);
+    mp.kernels = o.kernel;
     /* The copy on huge pages, rows interleaved for the kernels, decodes
      * faster; the float path (--no-act-quant) reads the mapping's layout. */
-    if (!o.mmap_only && !o.no_act_quant && bn_model_to_memory(&m, &e) < 0) {
+    mp.weights = o.mmap_only || o.no_act_quant ? BN_WEIGHTS_MAPPED : BN_WEIGHTS_AUTO;
+    mp.log = show_warning;
+    bn_model *m = bn_model_open(o.model, &mp, &e);
+    if (!m) {
         bn_report(&prog, "%s", e.msg);
-        bn_model_free(&m);
         return BN_EXIT_DATA;
     }
-    if (m.n_ternarized)
-        bn_report(&prog, "%s: %d float projections ternarized at load (absmean, as HF's online mode); bn-quant "
-                         "stores them ternary", m.src.name, m.n_ternarized);
     rc = BN_EXIT_DATA;
     bn_ctx *c = NULL;
     bn_tokenizer *tok = NULL;
@@ -203,33 +209,34 @@ int main(int argc, char **argv)
     FILE *lfp = NULL;
     bn_tokr in;
     int in_open = 0;
-    if (o.n_ctx > m.hp.n_ctx) {
-        bn_report(&prog, "%s: context %u is larger than the model's (%u)", m.src.name, o.n_ctx, m.hp.n_ctx);
+    if (o.n_ctx > m->hp.n_ctx) {
+        bn_report(&prog, "%s: context %u is larger than the model's (%u)", m->src.name, o.n_ctx, m->hp.n_ctx);
         goto out;
     }
     /* --parallel N: N sequences, their KV blocks allocated as they fill */
-    bn_ctx_opts co = {.n_ctx = o.n_ctx ? o.n_ctx : m.hp.n_ctx, .kv_f16 = o.kv_f16, .no_act_quant = o.no_act_quant,
+    bn_ctx_opts co = {.n_ctx = o.n_ctx ? o.n_ctx : m->hp.n_ctx, .kv_f16 = o.kv_f16, .no_act_quant = o.no_act_quant,
                       .n_threads = o.threads, .n_seq = o.parallel};
-    if (!(c = bn_ctx_new_opts(&m, &co, &e))) {
-        bn_report(&prog, "%s: %s", m.src.name, e.msg);
+    if (!(c = bn_ctx_new_opts(m, &co, &e))) {
+        bn_report(&prog, "%s: %s", m->src.name, e.msg);
         goto out;
     }
-    if (bn_meta_section(&m.src.meta, "tokenizer") && !(tok = bn_tokenizer_new(&m.src.meta, &e))) {
-        bn_report(&prog, "%s: %s", m.src.name, e.msg);
+    /* no tokenizer (BN_E_UNSUPPORTED) is fine for ids in and out */
+    if (!(tok = bn_tokenizer_from_model(m, &e)) && e.code != BN_E_UNSUPPORTED) {
+        bn_report(&prog, "%s", e.msg);
         goto out;
     }
     int needs_tok = o.prompt || o.file || o.chat || o.ppl_file || o.g.text || o.g.n_stop;
     if (needs_tok && !tok) {
-        bn_report(&prog, "%s: the model has no tokenizer section; give token ids on stdin", m.src.name);
+        bn_report(&prog, "%s: the model has no tokenizer section; give token ids on stdin", m->src.name);
         goto out;
     }
     if (o.verbose)
         bn_report(&prog, "%s: %s, %u layers, d %u, vocab %u, weights %.1f MiB, KV cache %.1f MiB (%s), %d threads, "
-                         "kernels %s", m.src.name, m.hp.arch, m.hp.n_layer, m.hp.n_embd, m.hp.n_vocab,
-                  (double)bn_model_weight_bytes(&m) / 1048576.0, (double)bn_ctx_kv_bytes(c) / 1048576.0,
-                  o.kv_f16 ? "f16" : "f32", o.threads, m.kern->name);
+                         "kernels %s", m->src.name, m->hp.arch, m->hp.n_layer, m->hp.n_embd, m->hp.n_vocab,
+                  (double)bn_model_weight_bytes(m) / 1048576.0, (double)bn_ctx_kv_bytes(c) / 1048576.0,
+                  o.kv_f16 ? "f16" : "f32", o.threads, m->kern->name);
     if (o.ppl_file) {
-        if (run_perplexity(&o, &m, c, tok, &e)) {
+        if (run_perplexity(&o, m, c, tok, &e)) {
             bn_report(&prog, "%s", e.msg);
             goto out;
         }
@@ -252,7 +259,7 @@ int main(int argc, char **argv)
     int binary_ids = 0;
     if (!o.prompt && !o.file && !o.chat) {
         if (bn_tokr_open(&in, STDIN_FILENO, "<stdin>", &e) ||
-            (tok && bn_tokr_check(&in, bn_tokenizer_hash(tok), m.hp.n_vocab, &e))) {
+            (tok && bn_tokr_check(&in, bn_tokenizer_hash(tok), m->hp.n_vocab, &e))) {
             bn_report(&prog, "%s", e.msg);
             goto out;
         }
@@ -261,7 +268,7 @@ int main(int argc, char **argv)
     }
     o.g.log = bn_cli_log; /* records that cannot be answered, chat notes */
     o.g.log_user = (void *)&prog;
-    if (!(g = bn_gen_new(&m, c, tok, &o.g, stdout, binary_ids, &e))) {
+    if (!(g = bn_gen_new(m, c, tok, &o.g, stdout, binary_ids, &e))) {
         bn_report(&prog, "%s", e.msg);
         goto out;
     }
@@ -278,7 +285,7 @@ int main(int argc, char **argv)
         if (o.file)
             r = bn_map_file(o.file, &map, &e);
         if (!r)
-            r = tokenize_text(tok, &m, o.file ? map.data : (const uint8_t *)o.prompt,
+            r = tokenize_text(tok, m, o.file ? map.data : (const uint8_t *)o.prompt,
                               o.file ? map.size : strlen(o.prompt), &ids, &e);
         if (o.file && map.data)
             bn_unmap(&map);
@@ -316,6 +323,6 @@ out:
         bn_tokr_close(&in);
     bn_tokenizer_free(tok);
     bn_ctx_free(c);
-    bn_model_free(&m);
+    bn_model_close(m);
     return rc;
 }
