@@ -58,6 +58,16 @@ vg() {
     vg bn-infer -m "$D/tiny.bn" -t 1 --temp 0 -n 4 -p "Elizabeth" >/dev/null
 }
 
+@test "valgrind: bn-infer --parallel (paged KV cache, shared prefixes, stop strings)" {
+    grep . "$ROOT/tests/data/infer/heldout.txt" | head -12 | cut -c1-150 >"$D/lines.txt"
+    # the same first line twice more: its blocks are shared
+    (cat "$D/lines.txt"; head -1 "$D/lines.txt"; head -1 "$D/lines.txt") |
+        vg bn-tokenize -m "$D/tiny.bn" -l >"$D/many.ids"
+    vg bn-infer -m "$D/tiny.bn" -t 2 -c 128 --temp 0.7 --seed 1 -n 70 --stop "." --parallel 4 \
+        <"$D/many.ids" >"$D/par.ids"
+    [ "$(wc -l <"$D/par.ids")" -eq 14 ]
+}
+
 @test "valgrind: bn-infer --perplexity, streamed model" {
     head -c 600 "$ROOT/tests/data/infer/heldout.txt" >"$D/h.txt"
     vg bn-infer -m "$D/tiny.bn" -t 1 --perplexity "$D/h.txt" -c 64 >/dev/null
