@@ -3,6 +3,7 @@
  * streaming output as ids or text, record-by-record answering of a token
  * stream, and the chat session. */
 #include "generate.h"
+#include "stopstr.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -146,33 +147,6 @@ static int release(bn_gen *g, size_t n, bn_err *e)
     return 0;
 }
 
-/* Bytes at the end of pend that could still grow into a stop string. */
-static size_t stop_hold(const bn_gen *g)
-{
-    size_t hold = 0;
-    for (int i = 0; i < g->o.n_stop; i++) {
-        size_t L = strlen(g->o.stop[i]);
-        for (size_t k = L - 1 < g->n_pend ? L - 1 : g->n_pend; k > hold; k--)
-            if (!memcmp(g->pend + g->n_pend - k, g->o.stop[i], k)) {
-                hold = k;
-                break;
-            }
-    }
-    return hold;
-}
-
-/* The earliest complete stop string in pend, or SIZE_MAX. */
-static size_t stop_find(const bn_gen *g)
-{
-    size_t best = SIZE_MAX;
-    for (int i = 0; i < g->o.n_stop; i++) {
-        const uint8_t *p = memmem(g->pend, g->n_pend, g->o.stop[i], strlen(g->o.stop[i]));
-        if (p && (size_t)(p - g->pend) < best)
-            best = (size_t)(p - g->pend);
-    }
-    return best;
-}
-
 /* Adds one token to the output. *stopped is set when a stop string is now
  * complete (the text before it has been written, the rest dropped). */
 static int emit(bn_gen *g, uint32_t id, int *stopped, bn_err *e)
@@ -198,7 +172,7 @@ static int emit(bn_gen *g, uint32_t id, int *stopped, bn_err *e)
         g->pend_ids[g->n_pids] = id;
         g->pend_end[g->n_pids++] = g->n_pend;
     }
-    size_t at = stop_find(g);
+    size_t at = bn_stop_find(g->pend, g->n_pend, g->o.stop, (size_t)g->o.n_stop);
     if (at != SIZE_MAX) {
         *stopped = 1;
         if (release(g, at, e))
@@ -207,7 +181,7 @@ static int emit(bn_gen *g, uint32_t id, int *stopped, bn_err *e)
         g->n_pids = 0;
         return 0;
     }
-    return release(g, g->n_pend - stop_hold(g), e);
+    return release(g, g->n_pend - bn_stop_hold(g->pend, g->n_pend, g->o.stop, (size_t)g->o.n_stop), e);
 }
 
 /* Ends an answer: whatever was held back is final now. */

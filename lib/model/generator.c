@@ -7,6 +7,7 @@
  * and the same text. A sampled token is evaluated only when the next step
  * needs its logits, so stopping costs no forward pass. */
 #include "model.h"
+#include "stopstr.h"
 #include "sampler.h"
 #include "tokenizer.h"
 
@@ -20,7 +21,7 @@ struct bn_generator {
     bn_detok dt;          /* with a tokenizer */
     int32_t n_predict;    /* -1: no limit */
     char **stop;          /* copies of the stop strings */
-    size_t *stop_len, n_stop;
+    size_t n_stop;
     uint32_t *stop_ids;
     size_t n_stop_ids;
     int model_stops;
@@ -62,7 +63,6 @@ void bn_generator_free(bn_generator *g)
     for (size_t i = 0; i < g->n_stop; i++)
         free(g->stop[i]);
     free(g->stop);
-    free(g->stop_len);
     free(g->stop_ids);
     free(g->logits);
     free(g->pend);
@@ -113,14 +113,11 @@ bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, 
     g->model_stops = !o.ignore_model_stops;
     if (!(g->logits = malloc((size_t)m->hp.n_vocab * sizeof *g->logits)))
         return new_failed(g, e);
-    if (o.n_stop && (!(g->stop = calloc(o.n_stop, sizeof *g->stop)) ||
-                     !(g->stop_len = calloc(o.n_stop, sizeof *g->stop_len))))
+    if (o.n_stop && !(g->stop = calloc(o.n_stop, sizeof *g->stop)))
         return new_failed(g, e);
-    for (; g->n_stop < o.n_stop; g->n_stop++) {
+    for (; g->n_stop < o.n_stop; g->n_stop++)
         if (!(g->stop[g->n_stop] = strdup(o.stop[g->n_stop])))
             return new_failed(g, e);
-        g->stop_len[g->n_stop] = strlen(o.stop[g->n_stop]);
-    }
     if (o.n_stop_ids) {
         if (!(g->stop_ids = malloc(o.n_stop_ids * sizeof *g->stop_ids)))
             return new_failed(g, e);
@@ -216,32 +213,6 @@ static int hand_out(bn_generator *g, size_t n, const uint8_t **text, size_t *len
     return 0;
 }
 
-/* The earliest complete stop string in the pending text, or SIZE_MAX. */
-static size_t stop_find(const bn_generator *g)
-{
-    size_t best = SIZE_MAX;
-    for (size_t i = 0; i < g->n_stop; i++) {
-        const uint8_t *p = memmem(g->pend, g->n_pend, g->stop[i], g->stop_len[i]);
-        if (p && (size_t)(p - g->pend) < best)
-            best = (size_t)(p - g->pend);
-    }
-    return best;
-}
-
-/* Bytes at the end of the pending text that could still grow into a stop
- * string. */
-static size_t stop_hold(const bn_generator *g)
-{
-    size_t hold = 0;
-    for (size_t i = 0; i < g->n_stop; i++)
-        for (size_t k = g->stop_len[i] - 1 < g->n_pend ? g->stop_len[i] - 1 : g->n_pend; k > hold; k--)
-            if (!memcmp(g->pend + g->n_pend - k, g->stop[i], k)) {
-                hold = k;
-                break;
-            }
-    return hold;
-}
-
 /* Generation is over: with reason other than a stop string, whatever was
  * held back is final and goes out now. */
 static int finish(bn_generator *g, int reason, const uint8_t **text, size_t *len, bn_err *e)
@@ -310,7 +281,7 @@ int bn_generate_next(bn_generator *g, uint32_t *id, const uint8_t **text, size_t
         int rc = bn_detok_feed(&g->dt, tok, &b, &n, e);
         if (rc || (rc = append(g, b, n, e)))
             return rc;
-        size_t at = stop_find(g);
+        size_t at = bn_stop_find(g->pend, g->n_pend, (const char *const *)g->stop, g->n_stop);
         if (at != SIZE_MAX) {
             /* The text before the stop string goes out with this token;
              * the rest, and the stop string, never do. */
@@ -320,7 +291,7 @@ int bn_generate_next(bn_generator *g, uint32_t *id, const uint8_t **text, size_t
             g->stop_reason = BN_STOP_STRING;
             return r ? r : 1;
         }
-        ready = g->n_pend - stop_hold(g);
+        ready = g->n_pend - bn_stop_hold(g->pend, g->n_pend, (const char *const *)g->stop, g->n_stop);
     }
     /* The last token of the answer takes everything held back with it. */
     int reason = g->n_predict >= 0 && g->n_gen >= g->n_predict ? BN_STOP_LENGTH
