@@ -84,6 +84,17 @@ static int set_tg(void *dest, const char *v, char *why, size_t wn)
     return 0;
 }
 
+static int set_par(void *dest, const char *v, char *why, size_t wn)
+{
+    bn_bench_opts *o = dest;
+    uint64_t vals[BN_BENCH_MAX_LIST];
+    if (split_u(v, 1, 1024, vals, &o->n_par, why, wn))
+        return -1;
+    for (size_t i = 0; i < o->n_par; i++)
+        o->par[i] = (uint32_t)vals[i];
+    return 0;
+}
+
 static int set_threads(void *dest, const char *v, char *why, size_t wn)
 {
     bn_bench_opts *o = dest;
@@ -163,6 +174,9 @@ static int parse(int argc, char **argv, cmdline *c)
         OPT_CALL(0, "synthetic", o, add_synthetic, "LIST", synthetic_help),
         OPT_CALL('p', "n-prompt", o, set_pp, "LIST", "prompt lengths: prefill tests ppN (default 512; 0: none)"),
         OPT_CALL('n', "n-gen", o, set_tg, "LIST", "generated tokens: decode tests tgN (default 128; 0: none)"),
+        OPT_CALL(0, "parallel", o, set_par, "LIST",
+                 "batched tests: N sequences prefilled and decoded together\n"
+                 "(as llama-batched-bench; -p/-n per sequence, default 128 and 64)"),
         OPT_CALL('t', "threads", o, set_threads, "LIST", "thread counts (default: all cores)"),
         OPT_CALL('k', "kernel", c, set_kernels, "LIST",
                  "kernel sets, NAME or NAME:LAYOUT (default auto: the best per layout)"),
@@ -212,10 +226,12 @@ static int parse(int argc, char **argv, cmdline *c)
         return bn_usage_error(&prog, "nothing to measure: give -m MODEL or --synthetic SHAPE (or a mode)");
     o->bw_bytes = (size_t)c->bw_mib << 20;
     o->text_bytes = (size_t)c->text_mib << 20;
+    if (o->n_par && o->mode != BN_MODE_E2E)
+        return bn_usage_error(&prog, "--parallel is a test of -m/--synthetic models, not of a mode");
     if (!o->n_pp)
-        o->pp[0] = 512, o->n_pp = 1;
+        o->pp[0] = o->n_par ? 128 : 512, o->n_pp = 1;
     if (!o->n_tg)
-        o->tg[0] = 128, o->n_tg = 1;
+        o->tg[0] = o->n_par ? 64 : 128, o->n_tg = 1;
     if (!o->n_threads)
         o->threads[0] = bn_cpu_count(), o->n_threads = 1;
     return BN_OPT_RUN;

@@ -45,6 +45,11 @@ typedef struct bn_bench_row {
     char bound[8];           /* "memory" or "compute" */
     double joules_per;       /* per token (or per call, per MB); NAN: unavailable */
     double load_s, ttft_s, peak_rss;
+    /* Batched rows (--parallel): sequences decoded together (0: one
+     * stream, not a batched row), each sequence's own rate, and the KV
+     * bytes all of them held at the end. */
+    int n_seq;
+    double per_seq, kv_bytes;
 } bn_bench_row;
 
 typedef struct bn_bench_rows {
@@ -173,6 +178,8 @@ typedef struct bn_bench_opts {
     size_t n_synth;
     uint32_t pp[BN_BENCH_MAX_LIST], tg[BN_BENCH_MAX_LIST];
     size_t n_pp, n_tg;
+    uint32_t par[BN_BENCH_MAX_LIST]; /* --parallel: sequences per batched test (none: one stream) */
+    size_t n_par;
     int threads[BN_BENCH_MAX_LIST];
     size_t n_threads;
     const char *kernels[BN_BENCH_MAX_LIST]; /* NAME or NAME:LAYOUT */
@@ -192,6 +199,25 @@ typedef struct bn_bench_opts {
 } bn_bench_opts;
 
 void bn_bench_opts_default(bn_bench_opts *o);
+
+/* What one token costs, counted from a loaded model: ternary weight bytes
+ * and multiply-adds, the head, one embedding row, the norm weights, and
+ * K+V of one position in every layer. */
+typedef struct bn_bench_cost {
+    double ternary_bytes, ternary_macs, head_bytes, head_macs, embd_row, norm_bytes, kv_per_pos;
+} bn_bench_cost;
+void bn_bench_model_cost(const bn_model *m, int kv_f16, bn_bench_cost *c);
+
+/* The batched tests (--parallel) of one loaded model at one thread count:
+ * for every N, prompt length and generated length, N sequences prefilled
+ * together and then decoded together (bench_batch.c). */
+int bn_bench_batched(const bn_bench_opts *o, const bn_bench_machine *mc, const bn_model *m, const char *label,
+                     double size, double params, double load_s, int threads, const uint32_t *ids, bn_bench_rows *rows,
+                     bn_err *e);
+/* Positions the batched tests need in all: the largest N x (pp + tg). */
+uint64_t bn_bench_batched_positions(const bn_bench_opts *o);
+/* The largest N of --parallel (0: none). */
+uint32_t bn_bench_max_par(const bn_bench_opts *o);
 
 /* Each fills rows; the machine measurement (mc) is done by the caller. */
 int bn_bench_e2e(const bn_bench_opts *o, const bn_bench_machine *mc, const bn_rapl *rapl, bn_bench_rows *rows,

@@ -16,11 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What one token costs, counted from the loaded model. */
-typedef struct cost {
-    double ternary_bytes, ternary_macs, head_bytes, head_macs, embd_row, norm_bytes, kv_per_pos;
-} cost;
-
 /* Bytes of one row of d elements of a head/embedding type (f32, f16,
  * bf16, and the quantized i8 / q6, whose rows carry their scales). */
 static double row_bytes(uint32_t type, uint64_t d)
@@ -29,7 +24,7 @@ static double row_bytes(uint32_t type, uint64_t d)
     return (double)bn_type_size(type, 2, shape);
 }
 
-static void model_cost(const bn_model *m, int kv_f16, cost *c)
+void bn_bench_model_cost(const bn_model *m, int kv_f16, bn_bench_cost *c)
 {
     const bn_hparams *hp = &m->hp;
     memset(c, 0, sizeof *c);
@@ -101,8 +96,8 @@ static int test_one(const bn_bench_opts *o, const bn_bench_machine *mc, const bn
     }
     if (!isfinite(logits[0]))
         return bn_fail(e, "%s: the forward pass produced a non-finite logit", mi->name);
-    cost c;
-    model_cost(m, o->kv_f16, &c);
+    bn_bench_cost c;
+    bn_bench_model_cost(m, o->kv_f16, &c);
     double kv_avg = c.kv_per_pos * (ntok + 1) / 2.0;
     if (pp) {
         /* Weights are read once per batch; the int8 work is per token. */
@@ -137,14 +132,24 @@ static double model_params(const bn_model *m)
     return p;
 }
 
+/* Positions one sequence needs: the longest test (batched: the longest
+ * prompt and generation, which follow each other). */
 static uint32_t ctx_needed(const bn_bench_opts *o)
 {
-    uint32_t n = 1;
+    uint32_t p = 1, g = 1;
     for (size_t i = 0; i < o->n_pp; i++)
-        n = o->pp[i] > n ? o->pp[i] : n;
+        p = o->pp[i] > p ? o->pp[i] : p;
     for (size_t i = 0; i < o->n_tg; i++)
-        n = o->tg[i] > n ? o->tg[i] : n;
-    return n;
+        g = o->tg[i] > g ? o->tg[i] : g;
+    return o->n_par ? p + g : p > g ? p : g;
+}
+
+/* Token ids the tests read: one sequence's, or all N of the largest
+ * batched test's. */
+static size_t ids_needed(const bn_bench_opts *o)
+{
+    uint64_t b = bn_bench_batched_positions(o), n = ctx_needed(o);
+    return (size_t)(b > n ? b : n);
 }
 
 /* Every test at every thread count on one loaded model. */
@@ -166,8 +171,9 @@ static int run_model(const bn_bench_opts *o, const bn_bench_machine *mc, const b
     mi.size = (double)bn_model_weight_bytes(&m);
     mi.params = model_params(&m);
     uint32_t n_ctx = ctx_needed(o);
+    size_t n_ids = ids_needed(o);
     int rc = -1;
-    uint32_t *ids = malloc(n_ctx * sizeof *ids);
+    uint32_t *ids = malloc(n_ids * sizeof *ids);
     float *logits = malloc((size_t)m.hp.n_vocab * sizeof *logits);
     if (!ids || !logits) {
         bn_fail(e, "out of memory");
@@ -178,9 +184,12 @@ static int run_model(const bn_bench_opts *o, const bn_bench_machine *mc, const b
         goto done;
     }
     uint64_t rng = o->seed;
-    for (uint32_t i = 0; i < n_ctx; i++)
+    for (size_t i = 0; i < n_ids; i++)
         ids[i] = (uint32_t)(bn_bench_rand(&rng) % m.hp.n_vocab);
-    for (size_t ti = 0; ti < o->n_threads; ti++) {
+    for (size_t ti = 0; ti < o->n_threads && o->n_par; ti++)
+        if (bn_bench_batched(o, mc, &m, label, mi.size, mi.params, mi.load_s, o->threads[ti], ids, rows, e))
+            goto done;
+    for (size_t ti = 0; ti < o->n_threads && !o->n_par; ti++) {
         bn_ctx_opts co = {.n_ctx = n_ctx, .kv_f16 = o->kv_f16, .n_threads = o->threads[ti]};
         double tc = bn_bench_now();
         bn_ctx *ctx = bn_ctx_new_opts(&m, &co, e);
@@ -259,9 +268,10 @@ int bn_bench_e2e(const bn_bench_opts *o, const bn_bench_machine *mc, const bn_ra
         if (n_ctx > s->n_ctx)
             return bn_fail(e, "%s: a test needs %u positions, the shape's context is %u", s->name, n_ctx, s->n_ctx);
         /* The context's own memory: KV cache and scratch, per thread count. */
-        double kv = 2.0 * s->n_layer * n_ctx * (double)s->n_head_kv * hp.head_dim * (o->kv_f16 ? 2 : 4);
+        double positions = o->n_par ? (double)bn_bench_batched_positions(o) : n_ctx;
+        double kv = 2.0 * s->n_layer * positions * (double)s->n_head_kv * hp.head_dim * (o->kv_f16 ? 2 : 4);
         double scratch = (double)BN_KERN_MAX_N * 12 * (s->n_ff > s->n_embd ? s->n_ff : s->n_embd) * 4 +
-                         (double)s->n_vocab * 4 * 2;
+                         (double)s->n_vocab * 4 * 2 + (double)bn_bench_max_par(o) * s->n_vocab * 4;
         for (size_t k = 0; k < n_sets; k++) {
             int seen = 0; /* one synthetic file per layout */
             for (size_t j = 0; j < k; j++)

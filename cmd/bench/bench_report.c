@@ -73,7 +73,7 @@ static void md_e2e(FILE *fp, const bn_bench_rows *rows)
                 "| --- | ---: | ---: | --- | --- | ---: | --- | ---: | ---: | --- | ---: | ---: |\n");
     for (size_t i = 0; i < rows->n; i++) {
         const bn_bench_row *r = &rows->v[i];
-        if (r->kind != BN_ROW_E2E)
+        if (r->kind != BN_ROW_E2E || r->n_seq)
             continue;
         char size[32], params[32], rate[64], gbps[32], roof[64], joule[32], rss[32];
         bn_bench_fmt_size(r->size, size, sizeof size);
@@ -87,6 +87,38 @@ static void md_e2e(FILE *fp, const bn_bench_rows *rows)
                 r->layout, r->kernel, r->threads, r->test, rate, gbps, roof, isfinite(r->joules_per) ? joule : "n/a",
                 rss);
     }
+}
+
+/* Batched rows (--parallel): N sequences at once, llama-batched-bench's
+ * figures (aggregate and per-sequence rates) plus TTFT and KV memory. */
+static void md_batched(FILE *fp, const bn_bench_rows *rows)
+{
+    fprintf(fp, "| model | layout | kernel | threads | N | test | t/s (all) | t/s (each) | TTFT s | KV/seq | GB/s | "
+                "roofline | peak RSS |\n"
+                "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n");
+    for (size_t i = 0; i < rows->n; i++) {
+        const bn_bench_row *r = &rows->v[i];
+        if (r->kind != BN_ROW_E2E || !r->n_seq)
+            continue;
+        char rate[64], each[32], ttft[32], kv[32], gbps[32], roof[64], rss[32];
+        fmt_rate(r, rate, sizeof rate);
+        fmt_num(r->per_seq, "%.2f", each, sizeof each);
+        fmt_num(r->ttft_s, "%.3f", ttft, sizeof ttft);
+        bn_bench_fmt_size(r->kv_bytes / r->n_seq, kv, sizeof kv);
+        fmt_num(r->gbps, "%.2f", gbps, sizeof gbps);
+        fmt_roof(r, roof, sizeof roof);
+        bn_bench_fmt_size(r->peak_rss, rss, sizeof rss);
+        fprintf(fp, "| %s | %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", r->model, r->layout,
+                r->kernel, r->threads, r->n_seq, r->test, rate, each, ttft, kv, gbps, roof, rss);
+    }
+}
+
+static int has_batched(const bn_bench_rows *rows, int want)
+{
+    for (size_t i = 0; i < rows->n; i++)
+        if (rows->v[i].kind == BN_ROW_E2E && !rows->v[i].n_seq == !want)
+            return 1;
+    return 0;
 }
 
 static void md_kernels(FILE *fp, const bn_bench_rows *rows)
@@ -140,16 +172,24 @@ static void md_machine_notes(FILE *fp, const bn_bench_machine *mc, const bn_benc
         if (r->kind != BN_ROW_E2E || (p && p->kind == BN_ROW_E2E && !strcmp(p->model, r->model) &&
                                       !strcmp(p->layout, r->layout) && !strcmp(p->kernel, r->kernel)))
             continue;
-        fprintf(fp, "load: %s (%s/%s): %.3f s, time to first token %.3f s\n", r->model, r->layout, r->kernel,
-                r->load_s, r->ttft_s);
+        if (r->n_seq) /* batched rows carry each test's own TTFT */
+            fprintf(fp, "load: %s (%s/%s): %.3f s\n", r->model, r->layout, r->kernel, r->load_s);
+        else
+            fprintf(fp, "load: %s (%s/%s): %.3f s, time to first token %.3f s\n", r->model, r->layout, r->kernel,
+                    r->load_s, r->ttft_s);
     }
 }
 
 static int report_md(FILE *fp, const bn_bench_machine *mc, const bn_bench_rows *rows)
 {
     int first = 1;
-    if (has_kind(rows, BN_ROW_E2E))
+    if (has_batched(rows, 0))
         md_e2e(fp, rows), first = 0;
+    if (has_batched(rows, 1)) {
+        if (!first)
+            fputc('\n', fp);
+        md_batched(fp, rows), first = 0;
+    }
     if (has_kind(rows, BN_ROW_KERNEL)) {
         if (!first)
             fputc('\n', fp);
@@ -204,7 +244,7 @@ static int report_csv(FILE *fp, const bn_bench_rows *rows)
 {
     fprintf(fp, "kind,model,size,params,layout,kernel,threads,test,what,unit,n,median,mean,stddev,min,max,"
                 "bytes_per,ops_per,gbps,gops,bw_gbps,peak_gops,roofline_pct,bound,joules_per,load_s,ttft_s,"
-                "peak_rss,samples\n");
+                "peak_rss,parallel,per_seq,kv_bytes,samples\n");
     for (size_t i = 0; i < rows->n; i++) {
         const bn_bench_row *r = &rows->v[i];
         fprintf(fp, "%s,", kind_name(r->kind));
@@ -229,6 +269,9 @@ static int report_csv(FILE *fp, const bn_bench_rows *rows)
         csv_num(fp, r->load_s);
         csv_num(fp, r->ttft_s);
         csv_num(fp, r->peak_rss);
+        fprintf(fp, ",%d", r->n_seq);
+        csv_num(fp, r->per_seq);
+        csv_num(fp, r->kv_bytes);
         fputc(',', fp);
         for (int k = 0; k < r->n; k++)
             fprintf(fp, "%s%.6g", k ? ";" : "", r->samples[k]);
@@ -309,6 +352,11 @@ static int report_json(FILE *fp, const bn_bench_machine *mc, const bn_bench_rows
         j_num(o, "load_s", r->load_s);
         j_num(o, "ttft_s", r->ttft_s);
         j_num(o, "peak_rss", r->peak_rss);
+        if (r->n_seq) {
+            cJSON_AddNumberToObject(o, "parallel", r->n_seq);
+            j_num(o, "per_seq", r->per_seq);
+            j_num(o, "kv_bytes", r->kv_bytes);
+        }
         cJSON_AddItemToArray(arr, o);
     }
     char *txt = cJSON_Print(root);

@@ -33,6 +33,7 @@ bn_bench_row *bn_bench_row_add(bn_bench_rows *r)
     row->median = row->mean = row->stddev = row->min = row->max = NAN;
     row->bytes_per = row->ops_per = row->gbps = row->gops = NAN;
     row->bw_gbps = row->peak_gops = row->roofline = NAN;
+    row->per_seq = row->kv_bytes = NAN;
     row->joules_per = row->load_s = row->ttft_s = row->peak_rss = NAN;
     return row;
 }

@@ -13,6 +13,7 @@
 #include "kern_head.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 static float to_f32(uint32_t type, const void *w, size_t i)
 {
@@ -133,6 +134,12 @@ int bn_head_type_ok(uint32_t type, size_t d, const char **why)
  * the Intel (AMX) machine 2B4T t2+q5 decode went 17.9 -> 18.7 t/s at 1
  * thread, 32.0 -> 33.3 at 2 (1 KiB: 18.5, 4 KiB: 18.3). */
 enum { HEAD_AHEAD = 2048 };
+/* Rows per block when a call has several tokens (batched decode): each
+ * token's pass over a block reads it from L2, so the head streams from
+ * memory once per call, not once per token (2B4T q6: 64 rows are 133 KB,
+ * f16 328 KB). Blocks start at r0 and hold whole groups of 4 rows, so every
+ * row is computed exactly as without blocks. */
+enum { HEAD_ROWS = 64 };
 
 /* 16 elements of row at column c (mask m for the tail) as floats. */
 static T512 INLINE __m512 load16(uint32_t type, const uint8_t *row, size_t c, __mmask16 m)
@@ -145,39 +152,47 @@ static T512 INLINE __m512 load16(uint32_t type, const uint8_t *row, size_t c, __
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
 }
 
-static T512 INLINE void head512(uint32_t type, const void *w, size_t d, size_t r0, size_t r1, const float *h,
-                                size_t n, float *y, size_t ldy)
+/* Rows [r0, r1) of one token (hrow) into its logits yrow. */
+static T512 INLINE void head512_rows(uint32_t type, const void *w, size_t d, size_t r0, size_t r1, const float *ht,
+                                     float *yrow)
 {
     size_t es = type == BN_F32 ? 4 : 2, full = d / 16 * 16;
     __mmask16 tm = (__mmask16)((1u << (d - full)) - 1);
-    for (size_t t = 0; t < n; t++) {
-        const float *ht = h + t * d;
-        size_t r = r0;
-        for (; r + 4 <= r1; r += 4) {
-            const uint8_t *row = (const uint8_t *)w + r * d * es;
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (size_t c = 0; c < d; c += 16) {
-                __mmask16 m = c < full ? (__mmask16)0xffff : tm;
-                __m512 x = _mm512_maskz_loadu_ps(m, ht + c);
-                a0 = _mm512_fmadd_ps(load16(type, row, c, m), x, a0);
-                a1 = _mm512_fmadd_ps(load16(type, row + d * es, c, m), x, a1);
-                a2 = _mm512_fmadd_ps(load16(type, row + 2 * d * es, c, m), x, a2);
-                a3 = _mm512_fmadd_ps(load16(type, row + 3 * d * es, c, m), x, a3);
-            }
-            y[t * ldy + r] = _mm512_reduce_add_ps(a0);
-            y[t * ldy + r + 1] = _mm512_reduce_add_ps(a1);
-            y[t * ldy + r + 2] = _mm512_reduce_add_ps(a2);
-            y[t * ldy + r + 3] = _mm512_reduce_add_ps(a3);
+    size_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint8_t *row = (const uint8_t *)w + r * d * es;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t c = 0; c < d; c += 16) {
+            __mmask16 m = c < full ? (__mmask16)0xffff : tm;
+            __m512 x = _mm512_maskz_loadu_ps(m, ht + c);
+            a0 = _mm512_fmadd_ps(load16(type, row, c, m), x, a0);
+            a1 = _mm512_fmadd_ps(load16(type, row + d * es, c, m), x, a1);
+            a2 = _mm512_fmadd_ps(load16(type, row + 2 * d * es, c, m), x, a2);
+            a3 = _mm512_fmadd_ps(load16(type, row + 3 * d * es, c, m), x, a3);
         }
-        for (; r < r1; r++) {
-            const uint8_t *row = (const uint8_t *)w + r * d * es;
-            __m512 a0 = _mm512_setzero_ps();
-            for (size_t c = 0; c < d; c += 16) {
-                __mmask16 m = c < full ? (__mmask16)0xffff : tm;
-                a0 = _mm512_fmadd_ps(load16(type, row, c, m), _mm512_maskz_loadu_ps(m, ht + c), a0);
-            }
-            y[t * ldy + r] = _mm512_reduce_add_ps(a0);
+        yrow[r] = _mm512_reduce_add_ps(a0);
+        yrow[r + 1] = _mm512_reduce_add_ps(a1);
+        yrow[r + 2] = _mm512_reduce_add_ps(a2);
+        yrow[r + 3] = _mm512_reduce_add_ps(a3);
+    }
+    for (; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)w + r * d * es;
+        __m512 a0 = _mm512_setzero_ps();
+        for (size_t c = 0; c < d; c += 16) {
+            __mmask16 m = c < full ? (__mmask16)0xffff : tm;
+            a0 = _mm512_fmadd_ps(load16(type, row, c, m), _mm512_maskz_loadu_ps(m, ht + c), a0);
         }
+        yrow[r] = _mm512_reduce_add_ps(a0);
+    }
+}
+
+static T512 INLINE void head512(uint32_t type, const void *w, size_t d, size_t r0, size_t r1, const float *h,
+                                size_t n, float *y, size_t ldy)
+{
+    for (size_t b0 = r0; b0 < r1; b0 += HEAD_ROWS) {
+        size_t b1 = r1 - b0 > HEAD_ROWS ? b0 + HEAD_ROWS : r1;
+        for (size_t t = 0; t < n; t++)
+            head512_rows(type, w, d, b0, b1, h + t * d, y + t * ldy);
     }
 }
 
@@ -207,17 +222,20 @@ static T512 INLINE void i8_rows(const int8_t *row, size_t d, const float *ht, in
 static T512 void v_i8(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
                       size_t ldy)
 {
-    for (size_t t = 0; t < n; t++) {
-        size_t r = r0;
-        float o[4];
-        for (; r + 4 <= r1; r += 4) {
-            i8_rows((const int8_t *)w + r * d, d, h + t * d, 4, o);
-            for (int i = 0; i < 4; i++)
-                y[t * ldy + r + (size_t)i] = o[i] * i8_row_scale(w, rows, d, r + (size_t)i);
-        }
-        for (; r < r1; r++) {
-            i8_rows((const int8_t *)w + r * d, d, h + t * d, 1, o);
-            y[t * ldy + r] = o[0] * i8_row_scale(w, rows, d, r);
+    for (size_t b0 = r0; b0 < r1; b0 += HEAD_ROWS) {
+        size_t b1 = r1 - b0 > HEAD_ROWS ? b0 + HEAD_ROWS : r1;
+        for (size_t t = 0; t < n; t++) {
+            size_t r = b0;
+            float o[4];
+            for (; r + 4 <= b1; r += 4) {
+                i8_rows((const int8_t *)w + r * d, d, h + t * d, 4, o);
+                for (int i = 0; i < 4; i++)
+                    y[t * ldy + r + (size_t)i] = o[i] * i8_row_scale(w, rows, d, r + (size_t)i);
+            }
+            for (; r < b1; r++) {
+                i8_rows((const int8_t *)w + r * d, d, h + t * d, 1, o);
+                y[t * ldy + r] = o[0] * i8_row_scale(w, rows, d, r);
+            }
         }
     }
 }
@@ -229,10 +247,17 @@ static T512 void v_i8(const void *w, size_t rows, size_t d, size_t r0, size_t r1
  * into a float accumulator. The token's qh is rearranged once to match:
  * bytes 0..63 of a group's 128 are qh(b, j), bytes 64..127 qh(b, 16+j). */
 typedef struct quant_act {
-    _Alignas(64) int8_t q[BN_HEAD_MAX_D];
-    _Alignas(64) float dh[BN_HEAD_MAX_D / 8];   /* per group: 16 lanes, dh_b in lanes 4b..4b+3 */
-    _Alignas(64) int32_t cr[BN_HEAD_MAX_D / 8]; /* per group: 32·Σqh_b in lane 4b, 0 elsewhere */
+    int8_t *q;   /* d bytes */
+    float *dh;   /* d/8: per group 16 lanes, dh_b in lanes 4b..4b+3 */
+    int32_t *cr; /* d/8: per group 32·Σqh_b in lane 4b, 0 elsewhere */
 } quant_act;
+
+/* A token's quant_act in 2·d bytes at base (64-byte aligned; d is a
+ * multiple of 128, so every part is too). */
+static quant_act quant_act_at(uint8_t *base, size_t d)
+{
+    return (quant_act){(int8_t *)base, (float *)(void *)(base + d), (int32_t *)(void *)(base + d + d / 2)};
+}
 
 /* off: the code's zero point (32 for q6, 16 for q5, 8 for q4), folded into cr. */
 static void quant_prepare(const float *h, size_t d, int32_t off, quant_act *a)
@@ -311,25 +336,52 @@ static T512Q INLINE void quant_rows(int hb, const uint8_t *w, size_t rs, size_t 
 /* ilv: whole groups of 4 rows interleaved by group (kern_ilv.h), r0 a
  * multiple of 4; the per-row arithmetic is the same, so the results are
  * bit-identical to the row-major function's. */
+/* Rows [r0, r1) of one token's logits yrow. */
+static T512Q INLINE void quant_block(int hb, int ilv, const void *w, size_t d, size_t r0, size_t r1,
+                                     const quant_act *a, float *yrow)
+{
+    size_t gb = QUANT_GB(hb), G = d / QUANT_G, rb = G * gb, rs = ilv ? gb : rb, gs = ilv ? 4 * gb : gb;
+    size_t r = r0;
+    float o[4];
+    for (; r + 4 <= r1; r += 4) {
+        quant_rows(hb, (const uint8_t *)w + r * rb, rs, gs, G, a, 4, o);
+        for (int i = 0; i < 4; i++)
+            yrow[r + (size_t)i] = o[i];
+    }
+    for (; r < r1; r++) {
+        quant_rows(hb, (const uint8_t *)w + r * rb, rb, gb, G, a, 1, o);
+        yrow[r] = o[0];
+    }
+}
+
 static T512Q INLINE void quant_head(int hb, int ilv, const void *w, size_t d, size_t r0, size_t r1, const float *h,
                                     size_t n, float *y, size_t ldy)
 {
-    quant_act a;
-    size_t gb = QUANT_GB(hb), G = d / QUANT_G, rb = G * gb, rs = ilv ? gb : rb, gs = ilv ? 4 * gb : gb;
-    for (size_t t = 0; t < n; t++) {
-        quant_prepare(h + t * d, d, QUANT_ZERO(hb), &a);
-        size_t r = r0;
-        float o[4];
-        for (; r + 4 <= r1; r += 4) {
-            quant_rows(hb, (const uint8_t *)w + r * rb, rs, gs, G, &a, 4, o);
-            for (int i = 0; i < 4; i++)
-                y[t * ldy + r + (size_t)i] = o[i];
+    /* Several tokens: each one's int8 form once, then the rows in blocks
+     * (HEAD_ROWS). One token, or no memory for several: token by token,
+     * the same arithmetic. */
+    uint8_t *all = n > 1 ? aligned_alloc(64, n * 2 * d) : NULL;
+    if (!all) {
+        _Alignas(64) uint8_t one[2 * BN_HEAD_MAX_D];
+        quant_act a = quant_act_at(one, d);
+        for (size_t t = 0; t < n; t++) {
+            quant_prepare(h + t * d, d, QUANT_ZERO(hb), &a);
+            quant_block(hb, ilv, w, d, r0, r1, &a, y + t * ldy);
         }
-        for (; r < r1; r++) {
-            quant_rows(hb, (const uint8_t *)w + r * rb, rb, gb, G, &a, 1, o);
-            y[t * ldy + r] = o[0];
+        return;
+    }
+    for (size_t t = 0; t < n; t++) {
+        quant_act a = quant_act_at(all + t * 2 * d, d);
+        quant_prepare(h + t * d, d, QUANT_ZERO(hb), &a);
+    }
+    for (size_t b0 = r0; b0 < r1; b0 += HEAD_ROWS) {
+        size_t b1 = r1 - b0 > HEAD_ROWS ? b0 + HEAD_ROWS : r1;
+        for (size_t t = 0; t < n; t++) {
+            quant_act a = quant_act_at(all + t * 2 * d, d);
+            quant_block(hb, ilv, w, d, b0, b1, &a, y + t * ldy);
         }
     }
+    free(all);
 }
 
 HEAD_FN(T512Q, v_q6, quant_head, 2, 0)
