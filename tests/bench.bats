@@ -181,6 +181,48 @@ EOF_
     [[ $output == *"| 1 | tg4 | - | 10.00 |"* ]]
 }
 
+@test "bench: --parallel runs batched tests: aggregate and per-sequence rates, TTFT, paged KV bytes" {
+    bn-bench --synthetic tiny -k ref:t2 --parallel 1,3 -p 8 -n 4 -t 1 $FAST --json >"$T/b.json"
+    check_json "$T/b.json"
+    $PY - "$T/b.json" <<'PY'
+import json, math, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+tests = [(r["test"], r["parallel"]) for r in rows]
+assert tests == [("pp8 x1", 1), ("tg4 x1", 1), ("pp8 x3", 3), ("tg4 x3", 3)], tests
+for r in rows:
+    assert math.isclose(r["per_seq"] * r["parallel"], r["median"], rel_tol=1e-9), r
+    assert r["ttft_s"] > 0 and r["kv_bytes"] > 0
+# 12 positions a sequence: one 64-position block each, so three sequences hold three blocks
+kv = {r["parallel"]: r["kv_bytes"] for r in rows}
+assert kv[3] == 3 * kv[1], kv
+PY
+    run bn-bench --synthetic tiny -k ref:t2 --parallel 2 -p 8 -n 4 -t 1 $FAST
+    [ "$status" -eq 0 ]
+    [[ $output == *"| model | layout | kernel | threads | N | test | t/s (all) | t/s (each) | TTFT s | KV/seq |"* ]]
+    [[ $output == *"| 2 | pp8 x2 |"* && $output == *"| 2 | tg4 x2 |"* ]]
+    bn-bench --synthetic tiny -k ref:t2 --parallel 2 -p 8 -n 4 -t 1 $FAST --csv >"$T/b.csv"
+    head -1 "$T/b.csv" | grep -q ',parallel,per_seq,kv_bytes,samples$'
+    [ "$(wc -l <"$T/b.csv")" -eq 3 ]
+}
+
+@test "bench: --compare lines up llama-batched-bench's table with --parallel rows" {
+    bn-bench --synthetic tiny -k ref:t2 --parallel 1,2 -p 8 -n 4 -t 1 $FAST --json >"$T/ours.json"
+    cat >"$T/peer.txt" <<'EOF_'
+main: n_kv_max = 4096, n_batch = 2048, n_ubatch = 512, flash_attn = 0, is_pp_shared = 0, n_gpu_layers = -1, n_threads = 1, n_threads_batch = 1
+
+|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s |
+|-------|--------|------|--------|----------|----------|----------|----------|----------|----------|
+|     8 |      4 |    1 |     12 |    0.100 |    80.00 |    0.200 |    20.00 |    0.300 |    40.00 |
+|     8 |      4 |    2 |     24 |    0.100 |   160.00 |    0.250 |    32.00 |    0.350 |    68.57 |
+EOF_
+    run bn-bench --compare "$T/peer.txt" "$T/ours.json"
+    [ "$status" -eq 0 ]
+    [[ $output == *"| 1 | pp8 x1 | - | 80.00 |"* ]]
+    [[ $output == *"| 1 | tg4 x1 | - | 20.00 |"* ]]
+    [[ $output == *"| 1 | pp8 x2 | - | 160.00 |"* ]]
+    [[ $output == *"| 1 | tg4 x2 | - | 32.00 |"* ]]
+}
+
 @test "bench: --compare errors: no common rows, not JSON, missing file" {
     bn-bench --synthetic tiny -p 8 -n 4 -t 1 $FAST --json >"$T/a.json"
     echo '[{"n_threads": 64, "n_prompt": 0, "n_gen": 999, "avg_ts": 1.0}]' >"$T/none.json"
@@ -266,7 +308,8 @@ for r in json.load(open(sys.argv[1]))["rows"]:
 @test "bench: usage errors exit 2" {
     for args in "" "--synthetic nope" "--synthetic tiny -p x" "--synthetic tiny -t 0" "--synthetic tiny -r 0" \
         "--synthetic tiny -o yaml" "--synthetic tiny --kv q8" "--kernels --bandwidth" "--compare one" \
-        "--synthetic tiny --bogus" "--synthetic tiny --mem-limit 12Q"; do
+        "--synthetic tiny --bogus" "--synthetic tiny --mem-limit 12Q" "--synthetic tiny --parallel 0" \
+        "--kernels --parallel 2" "--synthetic tiny --parallel 2,x"; do
         run bn-bench $args
         [ "$status" -eq 2 ] || { echo "args: $args -> $status"; return 1; }
     done

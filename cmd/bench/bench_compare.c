@@ -9,6 +9,9 @@
  * ppN, n_gen > 0 gives tgN (both: ppN+tgM), n_depth > 0 appends " @ dN";
  * its value is the median of samples_ts (avg_ts when there are none).
  *
+ * llama-batched-bench's table (its stdout) is read too, for --parallel
+ * runs (add_batched_table).
+ *
  * Rows match on test and threads; between two bn-bench runs also on
  * kind, model, layout, kernel and matrix, so every layout lines up with
  * itself. */
@@ -84,6 +87,47 @@ static int add_peer(const cJSON *o, bn_bench_rows *rows)
     return 0;
 }
 
+/* llama-batched-bench's report (its markdown table on stdout): every
+ * line "| PP | TG | B | N_KV | T_PP | S_PP | T_TG | S_TG | T | S |" gives
+ * rows "ppPP xB" (S_PP) and "tgTG xB" (S_TG), as bn-bench --parallel
+ * names them; the thread count comes from the last "n_threads = N"
+ * before it (several runs may be concatenated). One value each: the
+ * tool measures once. */
+static int add_batched_table(char *txt, bn_bench_rows *rows)
+{
+    int threads = 0;
+    for (char *s = txt, *nl; s && *s; s = nl ? nl + 1 : NULL) {
+        nl = strchr(s, '\n');
+        if (nl)
+            *nl = 0;
+        const char *t = strstr(s, "n_threads = ");
+        if (t)
+            threads = atoi(t + strlen("n_threads = "));
+        double v[10];
+        int used = 0;
+        if (sscanf(s, " |%lf |%lf |%lf |%lf |%lf |%lf |%lf |%lf |%lf |%lf |%n", &v[0], &v[1], &v[2], &v[3], &v[4],
+                   &v[5], &v[6], &v[7], &v[8], &v[9], &used) != 10 || !used)
+            continue;
+        for (int part = 0; part < 2; part++) {
+            double len = part ? v[1] : v[0], rate = part ? v[7] : v[5];
+            if (!(len > 0) || !isfinite(rate))
+                continue;
+            bn_bench_row *r = bn_bench_row_add(rows);
+            if (!r)
+                return -1;
+            r->kind = BN_ROW_E2E;
+            r->threads = threads;
+            r->n_seq = (int)v[2];
+            snprintf(r->test, sizeof r->test, "%s%.0f x%.0f", part ? "tg" : "pp", len, v[2]);
+            snprintf(r->unit, sizeof r->unit, "t/s");
+            snprintf(r->kernel, sizeof r->kernel, "llama-batched-bench");
+            r->samples[r->n++] = rate;
+            bn_bench_stats(r);
+        }
+    }
+    return 0;
+}
+
 static int add_ours(const cJSON *o, bn_bench_rows *rows)
 {
     bn_bench_row *r = bn_bench_row_add(rows);
@@ -99,6 +143,7 @@ static int add_ours(const cJSON *o, bn_bench_rows *rows)
     jstr(o, "what", r->what, sizeof r->what);
     jstr(o, "unit", r->unit, sizeof r->unit);
     r->threads = (int)jnum(o, "threads");
+    r->n_seq = isfinite(jnum(o, "parallel")) ? (int)jnum(o, "parallel") : 0;
     r->size = jnum(o, "size");
     r->params = jnum(o, "params");
     samples_into(cJSON_GetObjectItemCaseSensitive(o, "samples"), r);
@@ -152,6 +197,9 @@ int bn_bench_load(const char *path, bn_bench_rows *rows, int *is_peer, bn_err *e
     if (doc) {
         rc = add_doc(doc, rows, is_peer);
         cJSON_Delete(doc);
+    } else if (strstr(txt, "S_TG")) {
+        *is_peer = 1;
+        rc = add_batched_table(txt, rows);
     } else {
         /* JSONL: one object per line. */
         size_t line = 0;
@@ -164,7 +212,8 @@ int bn_bench_load(const char *path, bn_bench_rows *rows, int *is_peer, bn_err *e
                 continue;
             cJSON *o = cJSON_Parse(s);
             if (!o) {
-                rc = bn_fail(e, "%s: line %zu: not JSON (expected bn-bench --json or llama-bench -o json/jsonl)",
+                rc = bn_fail(e, "%s: line %zu: not JSON (expected bn-bench --json, llama-bench -o json/jsonl or "
+                             "llama-batched-bench's table)",
                              path, line);
                 break;
             }
