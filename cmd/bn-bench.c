@@ -134,24 +134,6 @@ static int add_synthetic(void *dest, const char *v, char *why, size_t wn)
     return 0;
 }
 
-/* N, NK, NM or NG bytes. */
-static int set_bytes(void *dest, const char *v, char *why, size_t wn)
-{
-    char num[64];
-    size_t len = strlen(v);
-    uint64_t mul = 1, u;
-    snprintf(num, sizeof num, "%s", v);
-    if (len && strchr("KkMmGg", v[len - 1])) {
-        char c = (char)(v[len - 1] | 0x20);
-        mul = c == 'k' ? 1ull << 10 : c == 'm' ? 1ull << 20 : 1ull << 30;
-        num[len - 1 < sizeof num ? len - 1 : sizeof num - 1] = 0;
-    }
-    if (bn_parse_u64(num, 1, UINT64_MAX / (1ull << 30), &u))
-        return snprintf(why, wn, "'%s' is not a size (a whole number, optionally K, M or G)", v), -1;
-    *(uint64_t *)dest = u * mul;
-    return 0;
-}
-
 static const char *const kv_names[] = {"f32", "f16", NULL};
 static const char *const format_names[] = {"md", "csv", "json", NULL};
 static const int formats[] = {BN_FMT_MD, BN_FMT_CSV, BN_FMT_JSON};
@@ -186,7 +168,7 @@ static int parse(int argc, char **argv, cmdline *c)
         OPT_FLAG(0, "mmap", &o->mmap_only, "run from the file mapping, not a copy in memory (as bn-infer --mmap)"),
         OPT_U64(0, "seed", &o->seed, "N", "seed of the random weights and token ids (default 1234)"),
         OPT_U32(0, "bw-mib", &c->bw_mib, "N", 1, 1u << 20, "bandwidth buffer in MiB (default 1024)"),
-        OPT_CALL(0, "mem-limit", &o->mem_limit, set_bytes, "N[K|M|G]",
+        OPT_BYTES(0, "mem-limit", &o->mem_limit, "N[K|M|G]", 1,
                  "refuse synthetic shapes needing more (default: MemAvailable)"),
         OPT_STRING(0, "rapl", &o->rapl_root, "DIR", "powercap directory (default /sys/class/powercap)"),
         OPT_STRING(0, "vocab", &o->vocab, "FILE", "tokenizer rank file for --tokenize"),

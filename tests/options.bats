@@ -17,7 +17,6 @@ example_value() { # prog long-spelling
     "bn-bench --n-prompt" | "bn-bench --threads") echo 1,2 ;;
     "bn-bench --n-gen") echo 3 ;;
     "bn-bench --kernel") echo ref ;;
-    "bn-bench --mem-limit") echo 1M ;;
     "bn-infer --stop") echo xyz ;;
     *) return 1 ;;
     esac
@@ -42,7 +41,7 @@ stable_dump() { # prog words...
 value_for() { # prog spellings kind range current
     local prog=$1 spell=$2 kind=$3 range=$4 cur=$5 lo hi n
     case $kind in
-    int | u32 | u64 | float)
+    int | u32 | u64 | bytes | float)
         lo=${range%%..*} hi=${range##*..}
         if [ "$cur" = "$lo" ]; then echo "$hi"; else echo "$lo"; fi ;;
     enum)

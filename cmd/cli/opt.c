@@ -46,6 +46,28 @@ static int parse_int(const char *s, double lo, double hi, int *out)
     return 0;
 }
 
+/* A size in bytes: digits, then optionally K, M or G (either case; 2^10,
+ * 2^20, 2^30), at least lo and no more than 2^64 - 1. */
+static int parse_bytes(const char *s, double lo, uint64_t *out)
+{
+    char num[32];
+    size_t len = strlen(s);
+    uint64_t mul = 1, u;
+    if (len && strchr("KkMmGg", s[len - 1])) {
+        char c = (char)(s[len - 1] | 0x20);
+        mul = c == 'k' ? 1ull << 10 : c == 'm' ? 1ull << 20 : 1ull << 30;
+        len--;
+    }
+    if (!len || len >= sizeof num || s[0] < '0' || s[0] > '9')
+        return -1;
+    memcpy(num, s, len);
+    num[len] = 0;
+    if (bn_parse_u64(num, 0, UINT64_MAX / mul, &u) || (double)(u * mul) < lo)
+        return -1;
+    *out = u * mul;
+    return 0;
+}
+
 /* Converts v and stores it; on a bad value writes why and returns -1. */
 static int store(bn_opt *o, char *v, char *why, size_t n)
 {
@@ -75,6 +97,12 @@ static int store(bn_opt *o, char *v, char *why, size_t n)
         if (!bn_parse_u64(v, 0, UINT64_MAX, o->dest))
             return 0;
         snprintf(why, n, "'%s' is not a whole number in [0, %" PRIu64 "]", v, UINT64_MAX);
+        return -1;
+    case BN_OPT_BYTES:
+        if (!parse_bytes(v, o->lo, o->dest))
+            return 0;
+        snprintf(why, n, "'%s' is not a size of at least %.0f bytes (a whole number, optionally K, M or G)", v,
+                 o->lo);
         return -1;
     case BN_OPT_FLOAT:
         if (!bn_parse_double(v, &d) && d >= o->lo && d <= o->hi) {
@@ -227,6 +255,7 @@ static void dump_value(const bn_opt *o, FILE *f)
         fprintf(f, "%" PRIu32, *(const uint32_t *)o->dest);
         break;
     case BN_OPT_U64:
+    case BN_OPT_BYTES:
         fprintf(f, "%" PRIu64, *(const uint64_t *)o->dest);
         break;
     case BN_OPT_FLOAT:
@@ -255,7 +284,7 @@ static void dump_value(const bn_opt *o, FILE *f)
     }
 }
 
-static const char *const kind_names[] = {"end", "section", "flag", "set", "int", "u32", "u64", "float",
+static const char *const kind_names[] = {"end", "section", "flag", "set", "int", "u32", "u64", "bytes", "float",
                                          "string", "enum", "list", "call"};
 _Static_assert(sizeof kind_names / sizeof *kind_names == BN_OPT_CALL + 1, "a name for every kind");
 
@@ -273,6 +302,8 @@ static void dump(const bn_opt *opts, char **operands, int n, FILE *f)
             fprintf(f, "%.0f..%.0f", o->lo, o->hi);
         else if (o->kind == BN_OPT_U64)
             fprintf(f, "0..%" PRIu64, UINT64_MAX);
+        else if (o->kind == BN_OPT_BYTES)
+            fprintf(f, "%.0f..%" PRIu64, o->lo, UINT64_MAX);
         else if (o->kind == BN_OPT_FLOAT)
             fprintf(f, "%g..%g", o->lo, o->hi);
         else if (o->kind == BN_OPT_ENUM)

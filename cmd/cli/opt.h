@@ -31,6 +31,7 @@ typedef enum bn_opt_kind {
     BN_OPT_INT,     /* int *: a whole number in [lo, hi] */
     BN_OPT_U32,     /* uint32_t *: a whole number in [lo, hi] */
     BN_OPT_U64,     /* uint64_t *: any whole number from 0 to 2^64 - 1 */
+    BN_OPT_BYTES,   /* uint64_t *: a size, N or N with K, M or G (binary: 2^10, 2^20, 2^30), >= lo */
     BN_OPT_FLOAT,   /* float *: a finite number in [lo, hi] */
     BN_OPT_STRING,  /* const char **: the text (the last one given wins) */
     BN_OPT_ENUM,    /* int *: one of .names; stores .values[i], or i */
@@ -71,6 +72,8 @@ typedef struct bn_opt {
 #define OPT_U32(l, n, d, a, min, max_, h) \
     {.kind = BN_OPT_U32, .letter = (l), .name = (n), .dest = (d), .arg = (a), .lo = (min), .hi = (max_), .help = (h)}
 #define OPT_U64(l, n, d, a, h) {.kind = BN_OPT_U64, .letter = (l), .name = (n), .dest = (d), .arg = (a), .help = (h)}
+#define OPT_BYTES(l, n, d, a, min, h) \
+    {.kind = BN_OPT_BYTES, .letter = (l), .name = (n), .dest = (d), .arg = (a), .lo = (min), .help = (h)}
 #define OPT_FLOAT(l, n, d, a, min, max_, h) \
     {.kind = BN_OPT_FLOAT, .letter = (l), .name = (n), .dest = (d), .arg = (a), .lo = (min), .hi = (max_), .help = (h)}
 #define OPT_STRING(l, n, d, a, h) \

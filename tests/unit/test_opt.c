@@ -344,9 +344,45 @@ static void test_builtins(check_ctx *c)
     CHECK(c, usage_error_is(&r, "option '--ctx' needs a value"));
 }
 
+/* Sizes (BN_OPT_BYTES): N, NK, NM, NG in binary multiples, at least lo,
+ * nothing that overflows 64 bits. */
+static void test_bytes(check_ctx *c)
+{
+    static const struct {
+        const char *v;
+        uint64_t want; /* 0: refused */
+    } cases[] = {
+        {"4096", 4096},       {"1k", 1024},     {"3K", 3072},     {"2m", 2u << 20}, {"5M", 5u << 20},
+        {"1G", 1ull << 30},   {"7g", 7ull << 30}, {"100", 0},     {"0K", 0},        {"K", 0},
+        {"", 0},              {"1.5M", 0},      {"1T", 0},        {"1KB", 0},       {"-1K", 0},
+        {" 1K", 0},           {"17179869184G", 0}, {"18446744073709551615", 18446744073709551615ull},
+        {"17179869183G", 17179869183ull << 30},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        uint64_t size = 0;
+        bn_opt t[] = {OPT_BYTES(0, "size", &size, "N[K|M|G]", 128, "a size"), OPT_END};
+        char msg[256];
+        result r;
+        run_p(&prog, t, &r, (const char *const[]){"--size", cases[i].v, NULL});
+        snprintf(msg, sizeof msg,
+                 "option '--size': '%s' is not a size of at least 128 bytes (a whole number, optionally K, M or G)",
+                 cases[i].v);
+        int ok = cases[i].want ? r.rc == BN_OPT_RUN && size == cases[i].want : usage_error_is(&r, msg);
+        if (!ok)
+            fprintf(stderr, "  bytes case '%s': rc %d, size %llu\n", cases[i].v, r.rc, (unsigned long long)size);
+        CHECK(c, ok);
+    }
+    uint64_t size = 5;
+    bn_opt t[] = {OPT_BYTES(0, "size", &size, "N[K|M|G]", 1, "a size"), OPT_END};
+    result r;
+    RUN(t, &r, "--list-options", "--size=2K");
+    CHECK(c, r.rc == 0 && strstr(r.out, "--size\tbytes\t1..18446744073709551615\t2048\n"));
+}
+
 int main(void)
 {
     check_ctx c = {0};
+    test_bytes(&c);
     test_spellings(&c);
     test_operands(&c);
     test_errors(&c);
