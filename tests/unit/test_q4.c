@@ -180,6 +180,80 @@ static void test_exact(check_ctx *cx, uint32_t type, const bn_cpu *cpu)
     CHECK(cx, ok);
 }
 
+/* A call with several tokens (batched decode: the rows in blocks, two
+ * tokens per unpacked group) gives each token exactly what a call with
+ * that token alone gives, for every head type, this CPU's function and
+ * its interleaved copy, over more rows than one block and from r0 = 4. */
+static void encode_head(uint32_t type, const float *x, size_t rows, size_t d, uint8_t *w)
+{
+    size_t rb = bn_head_row_bytes(type, d);
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * d;
+        if (type == BN_Q6)
+            bn_q6_encode_row(xr, d, w + r * rb);
+        else if (type == BN_Q5)
+            bn_q5_encode_row(xr, d, w + r * rb);
+        else if (type == BN_Q4)
+            bn_q4_encode_row(xr, d, w + r * rb);
+        else if (type == BN_I8) {
+            float sc = bn_i8_encode_row(xr, d, (int8_t *)w + r * d);
+            memcpy(w + rows * d + 4 * r, &sc, 4);
+        } else
+            for (size_t c = 0; c < d; c++) {
+                uint16_t v = type == BN_F16 ? bn_f32_to_f16(xr[c]) : bn_f32_to_bf16(xr[c]);
+                if (type == BN_F32)
+                    memcpy(w + (r * d + c) * 4, &xr[c], 4);
+                else
+                    memcpy(w + (r * d + c) * 2, &v, 2);
+            }
+    }
+}
+
+static void test_tokens_apart(check_ctx *cx, const bn_cpu *cpu)
+{
+    static const uint32_t types[] = {BN_F32, BN_F16, BN_BF16, BN_I8, BN_Q4, BN_Q5, BN_Q6};
+    const size_t rows = 203, d = 256, n = 7;
+    int ok = 1;
+    float *x = malloc(rows * d * sizeof *x), *h = malloc(n * d * sizeof *h);
+    float *y = malloc(n * rows * sizeof *y), *y1 = malloc(rows * sizeof *y1);
+    uint8_t *w = malloc(rows * d * 4 + 4 * rows), *wi = malloc(rows * d * 4 + 4 * rows);
+    for (size_t i = 0; i < rows * d; i++)
+        x[i] = frnd();
+    for (size_t i = 0; i < n * d; i++)
+        h[i] = frnd();
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        uint32_t type = types[ti];
+        encode_head(type, x, rows, d, w);
+        size_t unit = 0;
+        bn_head_fn fs[2] = {bn_head_find(type, cpu), bn_head_find_ilv(type, d, cpu, &unit)};
+        if (fs[1])
+            bn_ilv_pack(w, rows, bn_head_row_bytes(type, d), unit, wi);
+        for (int v = 0; v < 2; v++) {
+            if (!fs[v])
+                continue;
+            const uint8_t *wv = v ? wi : w;
+            for (size_t nt = 1; nt <= n; nt++) {
+                memset(y, 0, n * rows * sizeof *y);
+                fs[v](wv, rows, d, 4, rows, h, nt, y, rows);
+                for (size_t t = 0; t < nt; t++) {
+                    memset(y1, 0, rows * sizeof *y1);
+                    fs[v](wv, rows, d, 4, rows, h + t * d, 1, y1, rows);
+                    ok &= !memcmp(y + t * rows + 4, y1 + 4, (rows - 4) * sizeof *y1);
+                }
+            }
+        }
+    }
+    printf("  every head type, %s: several tokens in one call = each alone: %s\n", cpu->avx512bw ? "this CPU" : "scalar",
+           ok ? "bit-identical" : "BAD");
+    CHECK(cx, ok);
+    free(x);
+    free(h);
+    free(y);
+    free(y1);
+    free(w);
+    free(wi);
+}
+
 int main(void)
 {
     check_ctx cx = {0};
@@ -192,6 +266,8 @@ int main(void)
     test_q(&cx, BN_Q5, &none, "scalar");
     test_exact(&cx, BN_Q4, &cpu);
     test_exact(&cx, BN_Q5, &cpu);
+    test_tokens_apart(&cx, &cpu);
+    test_tokens_apart(&cx, &none);
     CHECK(&cx, !strcmp(bn_type_name(BN_Q4), "q4") && !strcmp(bn_type_name(BN_Q5), "q5"));
     uint32_t ty;
     CHECK(&cx, !bn_type_from_name("q5", &ty) && ty == BN_Q5);
