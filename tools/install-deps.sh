@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 pkgs="make gcc clang zlib1g-dev libxxhash-dev libpcre2-dev libcjson-dev
       bats bats-assert bats-support python3 python3-numpy python3-xxhash xxhash man-db valgrind parallel
+      openssh-server openssh-client
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 missing=""
 for p in $pkgs; do
@@ -21,6 +22,11 @@ if [ -n "$missing" ]; then
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # openssh-server is there for the sshd instances tests/hosts.bats starts
+    # on loopback itself; Debian's own ssh service is not to be started.
+    case " $missing " in
+    *" openssh-server "*) $SUDO mkdir -p /etc/ssh && $SUDO touch /etc/ssh/sshd_not_to_be_run ;;
+    esac
     # shellcheck disable=SC2086
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
