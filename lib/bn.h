@@ -94,6 +94,7 @@ typedef void (*bn_log_fn)(void *user, int level, const char *msg);
  *   bn_sampler_new           -> bn_sampler_free    (borrows nothing)
  *   bn_generator_new         -> bn_generator_free  (borrows context,
  *                                                   sampler, tokenizer)
+ *   bn_batcher_new           -> bn_batcher_free    (borrows the context)
  * Destructors accept NULL. Pointers the library returns belong to the
  * handle they came from.
  *
@@ -103,14 +104,22 @@ typedef void (*bn_log_fn)(void *user, int level, const char *msg);
  * time; different handles may be used in different threads at once. A
  * tokenizer keeps scratch space for encoding (bn_tokenize, bn_chat_render
  * need it to themselves); decoding (bn_detok_*, bn_tokenizer_piece) only
- * reads it and may run beside that. A context runs n_threads worker
- * threads of its own inside bn_ctx_eval. Process-wide: on Linux x86-64
+ * reads it and may run beside that. A context and every sequence in it
+ * belong to one thread at a time (run many sequences through one
+ * context rather than one context per sequence: that is what batching
+ * pays for), and so does a batcher with its context. A context runs
+ * n_threads worker threads of its own inside bn_ctx_eval and
+ * bn_ctx_eval_batch. Process-wide: on Linux x86-64
  * CPUs with AMX, opening a model asks for the process's AMX tile-data
  * permission, which enlarges signal frames (libbn(3), THREADS).
  *
- * A context holds one sequence today: the calls without a sequence
- * argument act on it, and a batch call (tokens of several sequences, each
- * with its position) can come beside bn_ctx_eval without changing them.
+ * A context holds n_seq sequences (bn_ctx_params; 1 by default) over one
+ * pool of KV memory. The calls without a sequence argument (bn_ctx_eval,
+ * bn_ctx_pos, bn_ctx_truncate, bn_ctx_tokens, generation) act on sequence
+ * 0; bn_ctx_eval_batch evaluates tokens of several sequences in one pass,
+ * and a bn_batcher answers many requests at once over a context's
+ * sequences (continuous batching). Batching changes no result: a
+ * sequence's logits in a batch are bit-identical to those it gets alone.
  *
  * Parameter structs begin with `size`, which their _init macro sets to the
  * size the caller was compiled with: a later libbn with more fields at the
@@ -178,6 +187,12 @@ typedef struct bn_ctx_params {
     uint32_t n_ctx; /* positions (<= the model's); 0 (default): the model's */
     int n_threads;  /* 0 (default): one per online CPU */
     int kv_type;    /* BN_KV_F16 (default) or BN_KV_F32 */
+    /* since 0.3.0 */
+    uint32_t n_seq;     /* sequences the context holds at once (1..1024);
+                           0 (default): 1 */
+    uint64_t kv_budget; /* bytes of KV memory for all sequences together,
+                           taken in blocks of 64 positions as they are
+                           used; 0 (default): n_seq x n_ctx positions */
 } bn_ctx_params;
 
 #define bn_ctx_params_init(p) bn_ctx_params_defaults((p), sizeof *(p))
@@ -214,6 +229,61 @@ BN_API int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, 
  * standard error. Leaves the context empty. */
 BN_API int bn_ctx_perplexity(bn_ctx *c, const uint32_t *ids, size_t n, uint32_t window, uint32_t stride,
                              double *ppl, double *ppl_err, bn_err *e);
+
+/* ---------------------------------------------------------- sequences
+ *
+ * A context holds up to n_seq sequences, each with its own positions, over
+ * one pool of KV blocks (64 positions each) under kv_budget bytes.
+ * Sequence 0 exists from bn_ctx_new on and is the one bn_ctx_eval,
+ * bn_ctx_pos, bn_ctx_tokens and bn_ctx_truncate use; freeing it empties it.
+ * Sequence ids are small integers (0..n_seq-1), reused after a free. A
+ * call given an id that is not a live sequence does nothing (the getters
+ * return 0 or NULL). */
+
+BN_API uint32_t bn_ctx_n_seq(const bn_ctx *c);
+/* A new empty sequence: its id (>= 0), or a negative status
+ * (BN_E_INVALID when all n_seq are in use). */
+BN_API int bn_ctx_seq_new(bn_ctx *c, bn_err *e);
+/* A new sequence holding the first n_pos positions of src, sharing its KV
+ * blocks (no copy; a shared block is copied when either sequence writes
+ * into it): a common prefix (a system prompt) is evaluated once.
+ * Evaluating on from there gives what evaluating the prefix again would,
+ * bit for bit. Its id, or BN_E_INVALID (src, n_pos, no free sequence). */
+BN_API int bn_ctx_seq_fork(bn_ctx *c, int src, uint32_t n_pos, bn_err *e);
+/* The same into the existing sequence dst, whose positions it replaces. */
+BN_API int bn_ctx_seq_copy(bn_ctx *c, int dst, int src, uint32_t n_pos, bn_err *e);
+/* Forgets a sequence's positions from pos on (roll-back). */
+BN_API void bn_ctx_seq_truncate(bn_ctx *c, int seq, uint32_t pos);
+/* Frees a sequence's KV blocks and its id. */
+BN_API void bn_ctx_seq_free(bn_ctx *c, int seq);
+BN_API uint32_t bn_ctx_seq_pos(const bn_ctx *c, int seq);
+/* The ids at its positions (valid until the sequence changes). */
+BN_API const uint32_t *bn_ctx_seq_tokens(const bn_ctx *c, int seq);
+/* KV bytes the sequences hold now (a shared block counted once), and the
+ * blocks that can still be handed out; bn_ctx_kv_bytes is the budget. */
+BN_API uint64_t bn_ctx_kv_used_bytes(const bn_ctx *c);
+BN_API uint32_t bn_ctx_kv_blocks_left(const bn_ctx *c);
+
+/* One token of a batch: id at position pos of sequence seq; logits
+ * nonzero asks for its row of logits. (Elements of an array: this struct
+ * never changes.) */
+typedef struct bn_eval_tok {
+    uint32_t id, seq, pos;
+    uint32_t logits;
+} bn_eval_tok;
+
+/* Evaluates n tokens of any live sequences in one forward pass (every
+ * weight is read once per pass of up to 128 tokens, whatever sequences
+ * they belong to). Each sequence's tokens must be at its next positions,
+ * in order; a token attends to its own sequence's positions up to its
+ * own. logits (may be NULL) receives bn_model_n_vocab floats for each
+ * token that asks, in batch order. Each row is bit-identical to what
+ * evaluating that sequence alone gives. c must not be NULL, nor t when
+ * n > 0. Fails before evaluating anything, changing nothing:
+ * BN_E_INVALID (an id, a sequence, a position), BN_E_CONTEXT_FULL (a
+ * sequence past n_ctx), BN_E_KV_FULL (the KV budget cannot hold the new
+ * positions: free sequences, or evaluate fewer), BN_E_NOMEM. */
+BN_API int bn_ctx_eval_batch(bn_ctx *c, const bn_eval_tok *t, size_t n, float *logits, bn_err *e);
 
 /* --------------------------------------------------------- tokenizers */
 
@@ -311,7 +381,8 @@ enum {
     BN_STOP_TOKEN = 1,  /* a stop token: the model's (EOS, end of turn) or one of stop_ids */
     BN_STOP_STRING = 2, /* a stop string, which is not part of the text */
     BN_STOP_LENGTH = 3, /* n_predict tokens */
-    BN_STOP_CONTEXT = 4 /* the context is full */
+    BN_STOP_CONTEXT = 4, /* the context is full */
+    BN_STOP_ERROR = 5    /* (bn_batcher) the request cannot be answered */
 };
 
 typedef struct bn_generate_params {
@@ -359,5 +430,101 @@ typedef int (*bn_token_fn)(void *user, uint32_t id, const uint8_t *text, size_t 
  * asked to stop). */
 BN_API int bn_generate(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const uint32_t *prompt, size_t n,
                        const bn_generate_params *p, bn_token_fn fn, void *user, bn_err *e);
+
+/* -------------------------------------------------- continuous batching
+ *
+ * A batcher answers many requests at once over one context's sequences
+ * (bn_ctx_params.n_seq of them running, the rest queued): each
+ * bn_batcher_step is one forward pass that admits queued requests into
+ * free sequences, evaluates one token of every running request and
+ * chunks of the joining prompts (the decoders first, so a long prompt
+ * never stalls them), samples each request with its own sampler and
+ * reports what happened as events. Every weight is read once per pass for
+ * all requests, so answering N requests together costs far less than N
+ * times one. A finished request frees its sequence and KV blocks at once.
+ *
+ * Batching changes no result: a request gets the tokens it gets alone
+ * (bn_generate with the same sampler parameters), at any n_seq, greedy
+ * or seeded. A prompt that begins like a running request's tokens shares
+ * that prefix's KV blocks instead of evaluating it again. When the KV
+ * budget runs out, new requests wait and the newest running one is set
+ * back (its blocks freed, its tokens kept) and evaluated again later,
+ * which changes nothing either; only a request that cannot fit the whole
+ * budget alone ends with BN_STOP_ERROR (BN_E_KV_FULL).
+ *
+ * Events carry token ids. Text is the caller's: a bn_detok per request
+ * turns its ids into text as bn_generate_next does, and a caller that
+ * watches for stop strings cancels the request when it sees one.
+ *
+ * The batcher takes its context over: the context is emptied (every
+ * sequence freed) by bn_batcher_new and again by bn_batcher_free, and is
+ * not used directly in between. A batcher and its context belong to one
+ * thread at a time. */
+
+typedef struct bn_batcher bn_batcher;
+
+typedef struct bn_batcher_params {
+    size_t size;          /* set by bn_batcher_params_init */
+    uint32_t pass_tokens; /* most tokens one step evaluates; 0 (default):
+                             128, and never fewer than n_seq */
+} bn_batcher_params;
+
+#define bn_batcher_params_init(p) bn_batcher_params_defaults((p), sizeof *(p))
+BN_API void bn_batcher_params_defaults(bn_batcher_params *p, size_t size);
+
+/* A batcher over c (which it borrows); p NULL: defaults. */
+BN_API bn_batcher *bn_batcher_new(bn_ctx *c, const bn_batcher_params *p, bn_err *e);
+/* Drops every request, queued or running, and empties the context. */
+BN_API void bn_batcher_free(bn_batcher *b);
+
+typedef struct bn_batcher_request {
+    size_t size;                      /* set by bn_batcher_request_init */
+    const uint32_t *prompt;           /* n_prompt >= 1 ids (copied) */
+    size_t n_prompt;
+    const bn_sampler_params *sampler; /* its own sampler (copied); NULL:
+                                         bn_sampler_params defaults */
+    int32_t n_predict;                /* at most this many tokens; 128; -1:
+                                         until a stop or the context is full */
+    const uint32_t *stop_ids;         /* n_stop_ids more stop tokens, beside
+                                         the model's (copied) */
+    size_t n_stop_ids;
+    uint64_t tag;                     /* the caller's name for it, in its events */
+} bn_batcher_request;
+
+#define bn_batcher_request_init(r) bn_batcher_request_defaults((r), sizeof *(r))
+BN_API void bn_batcher_request_defaults(bn_batcher_request *r, size_t size);
+
+/* Queues a request (first come, first admitted); tags should differ
+ * among pending requests. Checked at once, nothing queued on failure:
+ * BN_E_INVALID (an empty prompt, an id outside the vocabulary, n_predict
+ * below -1, a sampler parameter out of range), BN_E_CONTEXT_FULL (the
+ * prompt leaves no position to answer in). */
+BN_API int bn_batcher_submit(bn_batcher *b, const bn_batcher_request *r, bn_err *e);
+/* Requests queued or running. */
+BN_API size_t bn_batcher_pending(const bn_batcher *b);
+/* Drops the pending request with this tag, queued or running (its
+ * caller found a stop string, or went away): no more events for it, its
+ * sequence and KV blocks are free. Returns 1, or 0 when none has it. */
+BN_API int bn_batcher_cancel(bn_batcher *b, uint64_t tag);
+
+/* What one step did to one request: a new token, an end, or both (the
+ * last token with BN_STOP_LENGTH or BN_STOP_CONTEXT). (Elements of an
+ * array: this struct never changes.) */
+typedef struct bn_batcher_event {
+    uint64_t tag;
+    uint32_t token;    /* BN_NO_TOKEN when none */
+    int stop;          /* 0: it goes on; else why it ended: BN_STOP_TOKEN
+                          (a stop token, which is not reported),
+                          BN_STOP_LENGTH, BN_STOP_CONTEXT, BN_STOP_ERROR */
+    int status;        /* BN_STOP_ERROR's bn_status, else BN_OK */
+    const char *error; /* BN_STOP_ERROR's reason, else NULL */
+} bn_batcher_event;
+
+/* One pass. *ev receives *n_ev events, valid until the next call on b:
+ * requests that ended without a pass first, then one for each request
+ * that reached a token. Nothing pending: 0 events. A request ends with
+ * exactly one event whose stop is nonzero. Fails only on an error of the
+ * context itself (BN_E_NOMEM). */
+BN_API int bn_batcher_step(bn_batcher *b, const bn_batcher_event **ev, size_t *n_ev, bn_err *e);
 
 #endif

@@ -1,8 +1,9 @@
 /* api.c — the model's and the context's part of the public API (bn.h):
  * opening a model with its parameters (kernel set, weights copied or
  * mapped, log and progress callbacks), the getters, a context from
- * bn_ctx_params, perplexity, and the model's tokenizer. The work is done
- * by the internal calls (bn_model_load_progress, bn_model_to_memory,
+ * bn_ctx_params (sequences and KV budget too), perplexity, and the
+ * model's tokenizer. The work is done by the internal calls
+ * (bn_model_load_progress, bn_model_to_memory,
  * bn_ctx_new_opts, bn_perplexity, bn_tokenizer_new); this file checks
  * arguments, gives every failure a bn_status code, and logs. */
 #include "generate.h"
@@ -200,6 +201,7 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_params *p, bn_err *e)
     const char *bad = !m                                             ? "the model is NULL"
                       : o.n_threads < 0 || o.n_threads > 1024        ? "n_threads must be 0..1024"
                       : o.kv_type != BN_KV_F16 && o.kv_type != BN_KV_F32 ? "kv_type must be BN_KV_F16 or BN_KV_F32"
+                      : o.n_seq > 1024                               ? "n_seq must be 0..1024"
                                                                      : NULL;
     if (bad) {
         bn_fail_code(e, BN_E_INVALID, "bn_ctx_new: %s", bad);
@@ -214,6 +216,8 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_params *p, bn_err *e)
         .n_ctx = o.n_ctx ? o.n_ctx : m->hp.n_ctx,
         .kv_f16 = o.kv_type == BN_KV_F16,
         .n_threads = o.n_threads ? o.n_threads : bn_cpu_count(),
+        .n_seq = o.n_seq,
+        .kv_budget = o.kv_budget,
     };
     bn_ctx *c = bn_ctx_new_opts(m, &co, e);
     if (!c && e && e->code == BN_ERROR)

@@ -92,56 +92,12 @@ typedef struct bn_ctx_opts {
  * BN_KERN_MAX_N, decode when n = 1), bn_ctx_pos, bn_ctx_tokens,
  * bn_ctx_truncate, bn_ctx_n_ctx, bn_ctx_kv_bytes, bn_ctx_model. */
 bn_ctx *bn_ctx_new_opts(const bn_model *m, const bn_ctx_opts *o, bn_err *e);
-/* KV cache bytes the sequences hold now (a shared block once), and the
- * blocks (BN_KV_BLOCK positions each) that can still be handed out;
- * bn_ctx_kv_bytes is the budget. */
-uint64_t bn_ctx_kv_used_bytes(const bn_ctx *c);
-uint32_t bn_ctx_kv_blocks_left(const bn_ctx *c);
-
-/* ----------------------------------------------------------- sequences
- *
- * A context holds up to n_seq sequences, each with its own positions, over
- * one pool of KV blocks (kvcache.h). Sequence 0 exists from bn_ctx_new on
- * and is the one bn_ctx_eval, bn_ctx_pos and bn_ctx_truncate use; freeing
- * it empties it. Ids are small integers (slots), reused after a free. */
-
-/* A new empty sequence: its id (>= 0), or a negative status (BN_E_INVALID
- * when all n_seq are in use). */
-int bn_ctx_seq_new(bn_ctx *c, bn_err *e);
-/* A new sequence holding the first n_pos positions of src, sharing its
- * KV blocks (no copy; a shared block is copied when either writes into
- * it). Evaluating on from there gives what evaluating the prefix again
- * would (bit for bit). */
-int bn_ctx_seq_fork(bn_ctx *c, int src, uint32_t n_pos, bn_err *e);
-/* The same into an existing sequence dst, whose positions it replaces. */
-int bn_ctx_seq_copy(bn_ctx *c, int dst, int src, uint32_t n_pos, bn_err *e);
-/* Forgets positions from pos on (speculative decoding's roll-back). */
-void bn_ctx_seq_truncate(bn_ctx *c, int seq, uint32_t pos);
-/* Frees a sequence's blocks and its id. */
-void bn_ctx_seq_free(bn_ctx *c, int seq);
-uint32_t bn_ctx_seq_pos(const bn_ctx *c, int seq);
-/* The ids at its positions (valid until the sequence changes). */
-const uint32_t *bn_ctx_seq_tokens(const bn_ctx *c, int seq);
-uint32_t bn_ctx_n_seq(const bn_ctx *c);
-
-/* One token of a batch: id at position pos of sequence seq; logits
- * nonzero asks for its row of logits. */
-typedef struct bn_eval_tok {
-    uint32_t id, seq, pos;
-    uint32_t logits;
-} bn_eval_tok;
-
-/* Evaluates a batch of tokens of any live sequences in one forward pass
- * (passes of up to BN_KERN_MAX_N tokens: each weight is read once per
- * pass). Each sequence's tokens must be at its next positions, in order;
- * a token attends to its own sequence's positions up to its own.
- * logits (may be NULL) gets n_vocab floats for each token that asks, in
- * batch order. Every row is bit-identical to what evaluating that
- * sequence alone gives. Fails before evaluating anything, changing
- * nothing: BN_E_INVALID (an id, a sequence, a position), BN_E_CONTEXT_FULL
- * (a sequence past n_ctx), BN_E_KV_FULL (the KV budget cannot hold the
- * new positions: wait for sequences to be freed, or evaluate fewer),
- * BN_E_NOMEM. */
-int bn_ctx_eval_batch(bn_ctx *c, const bn_eval_tok *t, size_t n, float *logits, bn_err *e);
+/* KV bytes allocated so far: blocks are kept once made (for the next
+ * sequence), so this is the cache's peak, what it takes of memory. */
+uint64_t bn_ctx_kv_peak_bytes(const bn_ctx *c);
+/* The sequence calls (bn_ctx_seq_new, _fork, _copy, _truncate, _free,
+ * _pos, _tokens, bn_ctx_n_seq), bn_ctx_kv_used_bytes,
+ * bn_ctx_kv_blocks_left and the batch evaluation (bn_eval_tok,
+ * bn_ctx_eval_batch) are public too: bn.h documents them. */
 
 #endif

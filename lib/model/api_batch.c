@@ -1,0 +1,218 @@
+/* api_batch.c — continuous batching in the public API (bn.h): the
+ * bn_batcher handle over the internal scheduler (batch.h). This file
+ * reads the size-prefixed parameter structs, checks a request when it is
+ * submitted (so a bad one fails there, with a status, instead of as an
+ * event later), hands the context's sequences to the scheduler and back,
+ * and turns its events into the public ones (BN_STOP_* reasons). */
+#include "batch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct bn_batcher {
+    bn_batch *b;
+    bn_ctx *c;
+    uint32_t n_vocab, n_ctx;
+    bn_batcher_event *ev; /* the last step's events */
+    size_t cap_ev;
+};
+
+/* ---------------------------------------------------------- parameters */
+
+static void batcher_defaults(bn_batcher_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->size = sizeof *p;
+}
+
+void bn_batcher_params_defaults(bn_batcher_params *p, size_t size)
+{
+    bn_batcher_params d;
+    batcher_defaults(&d);
+    bn_params_fill(p, size, &d, sizeof d);
+}
+
+static void request_defaults(bn_batcher_request *r)
+{
+    memset(r, 0, sizeof *r);
+    r->size = sizeof *r;
+    r->n_predict = 128; /* bn_generate_params' default */
+}
+
+void bn_batcher_request_defaults(bn_batcher_request *r, size_t size)
+{
+    bn_batcher_request d;
+    request_defaults(&d);
+    bn_params_fill(r, size, &d, sizeof d);
+}
+
+/* ------------------------------------------------------------- handle */
+
+/* Every sequence freed; sequence 0, which always exists, emptied. */
+static void empty_context(bn_ctx *c)
+{
+    for (uint32_t i = 0; i < bn_ctx_n_seq(c); i++)
+        bn_ctx_seq_free(c, (int)i);
+}
+
+bn_batcher *bn_batcher_new(bn_ctx *c, const bn_batcher_params *p, bn_err *e)
+{
+    bn_batcher_params o;
+    batcher_defaults(&o);
+    if (p && bn_params_read(&o, sizeof o, p, "bn_batcher_params", e))
+        return NULL;
+    if (!c) {
+        bn_fail_code(e, BN_E_INVALID, "bn_batcher_new: the context is NULL");
+        return NULL;
+    }
+    bn_batcher *b = calloc(1, sizeof *b);
+    if (!b) {
+        bn_fail_code(e, BN_E_NOMEM, "bn_batcher_new: out of memory");
+        return NULL;
+    }
+    b->c = c;
+    b->n_vocab = bn_model_n_vocab(bn_ctx_model(c));
+    b->n_ctx = bn_ctx_n_ctx(c);
+    empty_context(c);
+    bn_batch_opts bo = {.pass_tokens = o.pass_tokens};
+    if (!(b->b = bn_batch_new(c, &bo, e))) {
+        empty_context(c);
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void bn_batcher_free(bn_batcher *b)
+{
+    if (!b)
+        return;
+    bn_batch_free(b->b);
+    empty_context(b->c);
+    free(b->ev);
+    free(b);
+}
+
+size_t bn_batcher_pending(const bn_batcher *b)
+{
+    return b ? bn_batch_pending(b->b) : 0;
+}
+
+int bn_batcher_cancel(bn_batcher *b, uint64_t tag)
+{
+    if (!b)
+        return 0;
+    size_t before = bn_batch_pending(b->b);
+    bn_batch_cancel(b->b, tag);
+    return bn_batch_pending(b->b) < before;
+}
+
+/* ------------------------------------------------------------ requests */
+
+/* The checks the scheduler would make when admitting r (it would then
+ * refuse it with an event), made now with a status code. */
+static int check_request(const bn_batcher *b, const bn_batcher_request *r, bn_err *e)
+{
+    if (!r->n_prompt)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: the prompt is empty");
+    if (!r->prompt || (r->n_stop_ids && !r->stop_ids))
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: %s is NULL", r->prompt ? "stop_ids" : "prompt");
+    if (r->n_predict < -1)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: n_predict is %d (-1 or more)", (int)r->n_predict);
+    for (size_t i = 0; i < r->n_prompt; i++)
+        if (r->prompt[i] >= b->n_vocab)
+            return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: token %zu: id %u is outside the vocabulary (0..%u)",
+                                i, r->prompt[i], b->n_vocab - 1);
+    if (r->n_prompt > b->n_ctx || (r->n_prompt == b->n_ctx && r->n_predict != 0))
+        return bn_fail_code(e, BN_E_CONTEXT_FULL, "bn_batcher_submit: a prompt of %zu tokens does not fit the context of "
+                            "%u tokens%s", r->n_prompt, b->n_ctx,
+                            r->n_prompt == b->n_ctx ? " (one more position is needed to answer)" : "");
+    return 0;
+}
+
+int bn_batcher_submit(bn_batcher *b, const bn_batcher_request *r, bn_err *e)
+{
+    if (!b || !r)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: %s is NULL", b ? "the request" : "the batcher");
+    bn_batcher_request o;
+    request_defaults(&o);
+    if (bn_params_read(&o, sizeof o, r, "bn_batcher_request", e))
+        return BN_E_INVALID;
+    int rc = check_request(b, &o, e);
+    if (rc)
+        return rc;
+    bn_sampler_params sp;
+    bn_sampler_defaults(&sp);
+    if (o.sampler && bn_params_read(&sp, sizeof sp, o.sampler, "bn_batcher_request.sampler", e))
+        return BN_E_INVALID;
+    bn_sampler *s = bn_sampler_new(&sp, b->n_vocab, e); /* its checks, with their messages */
+    if (!s)
+        return e ? e->code : BN_E_INVALID;
+    bn_sampler_free(s);
+    bn_request q = {
+        .prompt = o.prompt,
+        .n_prompt = o.n_prompt,
+        .samp = sp,
+        .n_predict = o.n_predict,
+        .stop_ids = o.stop_ids,
+        .n_stop_ids = o.n_stop_ids,
+        .tag = o.tag,
+    };
+    return bn_batch_submit(b->b, &q, e) ? BN_E_NOMEM : BN_OK;
+}
+
+/* --------------------------------------------------------------- steps */
+
+static int stop_reason(int finish)
+{
+    switch (finish) {
+    case BN_FIN_NONE:
+        return 0;
+    case BN_FIN_STOP:
+        return BN_STOP_TOKEN;
+    case BN_FIN_LENGTH:
+        return BN_STOP_LENGTH;
+    case BN_FIN_CONTEXT:
+        return BN_STOP_CONTEXT;
+    default:
+        return BN_STOP_ERROR;
+    }
+}
+
+int bn_batcher_step(bn_batcher *b, const bn_batcher_event **ev, size_t *n_ev, bn_err *e)
+{
+    if (!b || !ev || !n_ev)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_step: %s is NULL", !b ? "the batcher" : "ev or n_ev");
+    *ev = b->ev;
+    *n_ev = 0;
+    const bn_batch_event *in;
+    size_t n;
+    bn_err ie = {0};
+    int rc = bn_batch_step(b->b, &in, &n, &ie);
+    if (rc) {
+        /* out of memory, the context's or the scheduler's own */
+        return bn_fail_code(e, ie.code && ie.code != BN_ERROR ? ie.code : BN_E_NOMEM, "bn_batcher_step: %s", ie.msg);
+    }
+    if (n > b->cap_ev) {
+        bn_batcher_event *grown = realloc(b->ev, n * sizeof *grown);
+        if (!grown)
+            return bn_fail_code(e, BN_E_NOMEM, "bn_batcher_step: out of memory");
+        b->ev = grown;
+        b->cap_ev = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int stop = stop_reason(in[i].finish);
+        /* submit checked everything else the scheduler refuses, so a
+         * refusal here is a prompt longer than the whole KV budget */
+        b->ev[i] = (bn_batcher_event){
+            .tag = in[i].tag,
+            .token = in[i].token == BN_BATCH_NO_TOKEN ? BN_NO_TOKEN : in[i].token,
+            .stop = stop,
+            .status = stop == BN_STOP_ERROR ? BN_E_KV_FULL : BN_OK,
+            .error = stop == BN_STOP_ERROR ? in[i].error : NULL,
+        };
+    }
+    *ev = b->ev;
+    *n_ev = n;
+    return BN_OK;
+}
