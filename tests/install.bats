@@ -2,8 +2,9 @@
 # make install: PREFIX and DESTDIR, every program, man page, the library,
 # its header and pkg-config file; a program built against the installed
 # library links and runs; examples/generate.c, built with pkg-config alone,
-# generates what bn-infer does. (BN_BUILD: the build folder to install
-# from, default build.)
+# generates what bn-infer does, and examples/batch.c answers prompts
+# together as generate.c does one at a time. (BN_BUILD: the build folder
+# to install from, default build.)
 
 load common
 
@@ -69,4 +70,45 @@ C
     run "$T/generate" "$T/missing.bn" "$prompt"
     [ "$status" -eq 1 ]
     [[ $output == "generate: $T/missing.bn: No such file or directory (BN_E_IO: "* ]]
+}
+
+@test "examples/batch.c, built by examples/Makefile against the installed libbn, answers prompts together as generate.c does one at a time" {
+    d=$BATS_TEST_TMPDIR/root
+    T=$BATS_TEST_TMPDIR
+    make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/usr ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
+    # the examples' own Makefile, in a copy of the folder, with pkg-config alone
+    mkdir "$T/ex"
+    cp "$ROOT/examples/Makefile" "$ROOT/examples/generate.c" "$ROOT/examples/batch.c" "$T/ex/"
+    export PKG_CONFIG_PATH="$d/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d"
+    make -s -C "$T/ex" CC="${BN_USER_CC:-cc}" CFLAGS="-std=c11 -Wall -Wextra -Werror" \
+        LDFLAGS="${BN_USER_LDFLAGS:-}" >/dev/null
+    [ -x "$T/ex/batch" ] && [ -x "$T/ex/generate" ]
+    readelf -d "$T/ex/batch" | grep -q 'NEEDED.*\[libbn\.so\.0\]'
+    bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
+    export LD_LIBRARY_PATH="$d/usr/lib"
+    # ten prompts (more than batch.c runs at once: some wait for a free
+    # sequence), two sharing an opening, one repeated
+    prompts=("It was a fine morning, and Elizabeth" "Mr. Darcy said" "The letter"
+        "It was a fine morning, and Jane" "She" "Her mother had" "It was a fine morning, and Elizabeth"
+        "Nothing could be" "A long walk" "When the ball was over")
+    "$T/ex/batch" "$T/tiny.bn" 24 "${prompts[@]}" >"$T/batch.txt"
+    "$T/ex/batch" -i "$T/tiny.bn" 24 "${prompts[@]}" >"$T/batch.ids"
+    : >"$T/alone.txt"
+    : >"$T/alone.ids"
+    for p in "${prompts[@]}"; do
+        "$T/ex/generate" "$T/tiny.bn" "$p" 24 >>"$T/alone.txt"
+        "$T/ex/generate" -i "$T/tiny.bn" "$p" 24 >>"$T/alone.ids"
+    done
+    [ "$(wc -l <"$T/batch.ids")" -eq 10 ]
+    [ "$(wc -w <"$T/batch.ids")" -ge 80 ]
+    grep -q '[a-z]' "$T/batch.txt"
+    # greedy: the same tokens, so the same text, byte for byte
+    cmp "$T/batch.ids" "$T/alone.ids"
+    cmp "$T/batch.txt" "$T/alone.txt"
+    # errors come as a message and a status
+    run "$T/ex/batch" "$T/missing.bn" 4 "She"
+    [ "$status" -eq 1 ]
+    [[ $output == "batch: $T/missing.bn: No such file or directory (BN_E_IO: "* ]]
+    run "$T/ex/batch" "$T/tiny.bn" 4
+    [ "$status" -eq 2 ]
 }
