@@ -203,7 +203,7 @@ int bn_batcher_step(bn_batcher *b, const bn_batcher_event **ev, size_t *n_ev, bn
     for (size_t i = 0; i < n; i++) {
         int stop = stop_reason(in[i].finish);
         /* submit checked everything else the scheduler refuses, so a
-         * refusal here is a prompt longer than the whole KV budget */
+         * refusal here is a request that outgrew the whole KV budget */
         b->ev[i] = (bn_batcher_event){
             .tag = in[i].tag,
             .token = in[i].token == BN_BATCH_NO_TOKEN ? BN_NO_TOKEN : in[i].token,
