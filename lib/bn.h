@@ -33,13 +33,13 @@
  * the library's, which may be newer (the soname, libbn.so.0, changes only
  * with an incompatible ABI). */
 #define BN_VERSION_MAJOR 0
-#define BN_VERSION_MINOR 2
+#define BN_VERSION_MINOR 3
 #define BN_VERSION_PATCH 0
 #define BN_VERSION_NUMBER (BN_VERSION_MAJOR * 10000 + BN_VERSION_MINOR * 100 + BN_VERSION_PATCH)
-#define BN_VERSION "0.2.0"
+#define BN_VERSION "0.3.0"
 
 BN_API int bn_version_number(void);        /* BN_VERSION_NUMBER of the library */
-BN_API const char *bn_version_string(void); /* "0.2.0" */
+BN_API const char *bn_version_string(void); /* "0.3.0" */
 
 /* ------------------------------------------------------------------ errors */
 

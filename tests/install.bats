@@ -41,9 +41,9 @@ C
     T=$BATS_TEST_TMPDIR
     make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/usr ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
     # the shared library: real file, soname link, link-editor link
-    [ -f "$d/usr/lib/libbn.so.0.2.0" ] && [ -L "$d/usr/lib/libbn.so.0" ] && [ -L "$d/usr/lib/libbn.so" ]
-    [ "$(readlink "$d/usr/lib/libbn.so.0")" = libbn.so.0.2.0 ]
-    readelf -d "$d/usr/lib/libbn.so.0.2.0" | grep -q 'SONAME.*\[libbn\.so\.0\]'
+    [ -f "$d/usr/lib/libbn.so.0.3.0" ] && [ -L "$d/usr/lib/libbn.so.0" ] && [ -L "$d/usr/lib/libbn.so" ]
+    [ "$(readlink "$d/usr/lib/libbn.so.0")" = libbn.so.0.3.0 ]
+    readelf -d "$d/usr/lib/libbn.so.0.3.0" | grep -q 'SONAME.*\[libbn\.so\.0\]'
     [ -f "$d/usr/share/man/man3/libbn.3" ]
     # nothing but the header and pkg-config: no -I or -L of the source tree
     export PKG_CONFIG_PATH="$d/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d"
