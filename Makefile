@@ -26,11 +26,12 @@ BN_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(ARCHFLAGS) -fPIC -fvisibility=hidde
 LDLIBS  = -lxxhash -lz -lpcre2-8 -lcjson -lpthread -lm
 
 BUILD   = build
-PROGS   = bn-convert bn-quant bn-pack bn-tokenize bn-infer bn-bench
+PROGS   = bn-convert bn-quant bn-pack bn-tokenize bn-infer bn-bench bn-serve
 LIB_SRC = $(sort $(foreach d,$(FLOORS),$(wildcard $(d)/*.c)))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard cmd/cli/*.c)))
 BENCH_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard cmd/bench/*.c)))
+SERVE_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard cmd/serve/*.c)))
 BIN     = $(PROGS:%=$(BUILD)/bin/%)
 UNIT_SRC = $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -85,6 +86,11 @@ $(BUILD)/libbncli.a: $(CLI_OBJ)
 $(BUILD)/bin/bn-bench: $(BUILD)/cmd/bn-bench.o $(BENCH_OBJ) $(BUILD)/libbncli.a $(BUILD)/libbn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(BUILD)/cmd/bn-bench.o $(BENCH_OBJ) -o $@ $(BUILD)/libbncli.a $(BUILD)/libbn.a $(LDFLAGS) $(LDLIBS)
+
+# The HTTP server's parts link into bn-serve alone, with libmicrohttpd.
+$(BUILD)/bin/bn-serve: $(BUILD)/cmd/bn-serve.o $(SERVE_OBJ) $(BUILD)/libbncli.a $(BUILD)/libbn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(BUILD)/cmd/bn-serve.o $(SERVE_OBJ) -o $@ $(BUILD)/libbncli.a $(BUILD)/libbn.a $(LDFLAGS) -lmicrohttpd $(LDLIBS)
 
 $(BUILD)/bin/%: $(BUILD)/cmd/%.o $(BUILD)/libbncli.a $(BUILD)/libbn.a
 	@mkdir -p $(dir $@)

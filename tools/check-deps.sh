@@ -10,6 +10,7 @@ check() { # header package
 check zlib.h zlib1g-dev
 check xxhash.h libxxhash-dev
 check cjson/cJSON.h libcjson-dev
+check microhttpd.h libmicrohttpd-dev
 printf '#define PCRE2_CODE_UNIT_WIDTH 8\n#include <pcre2.h>\nint main(void){return 0;}\n' |
     $cc -x c -o /dev/null - >/dev/null 2>&1 || missing="$missing libpcre2-dev"
 if [ -n "$missing" ]; then

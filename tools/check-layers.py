@@ -4,7 +4,7 @@ and no two files use each other, directly or around a loop.
 
 Floors, lowest first (README.md §Layout):
   lib/core < formats < lib/kernels < lib/tokenizer < lib/model   (libbn)
-  < cmd/cli < cmd/bench < cmd                                     (programs)
+  < cmd/cli < cmd/bench, cmd/serve < cmd                          (programs)
 lib/bn.h, the public header, belongs to the lowest floor.
 
 Two checks, both needed: an #include can only say what a file may see, the
@@ -24,7 +24,7 @@ import re
 import subprocess
 import sys
 
-FLOORS = ["lib/core", "formats", "lib/kernels", "lib/tokenizer", "lib/model", "cmd/cli", "cmd/bench", "cmd"]
+FLOORS = ["lib/core", "formats", "lib/kernels", "lib/tokenizer", "lib/model", "cmd/cli", "cmd/bench", "cmd/serve", "cmd"]
 INCDIRS = ["lib"] + FLOORS  # the Makefile's -I order (lib/ holds only bn.h)
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 

@@ -1,0 +1,213 @@
+/* bn-serve — an OpenAI-compatible HTTP server: every request is a
+ * sequence of one continuous batch over the model (lib/model/batch.h).
+ * This file parses options, opens the model and runs the server's parts
+ * (cmd/serve/) until SIGTERM or SIGINT: then it stops accepting, lets
+ * what is in flight finish, and exits 0. */
+#include "cli.h"
+#include "opt.h"
+#include "pool.h"
+#include "serve/serve.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const bn_prog prog = {
+    .name = "bn-serve",
+    .summary = "an OpenAI-compatible HTTP server with continuous batching",
+    .usage = "usage: bn-serve -m MODEL [--host ADDR] [--port N] [-np SLOTS] [options]\n"
+             "Answers /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize,\n"
+             "/health and /metrics; every request is a sequence of one shared batch.\n",
+    .epilog = "Exit status: 0 after SIGTERM or SIGINT (requests in flight are answered first),\n"
+              "1 a model or network error, 2 usage error. See bn-serve(1).\n",
+};
+
+/* In-flight requests get this long after SIGTERM before they are cut. */
+enum { DRAIN_SECONDS = 30 };
+
+typedef struct opts {
+    const char *model, *host, *api_key, *api_key_file;
+    uint32_t port, parallel, queue, n_ctx;
+    uint64_t kv_budget;
+    int threads, log_json;
+} opts;
+
+static int parse(int argc, char **argv, opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->host = "127.0.0.1";
+    o->port = 8080;
+    o->parallel = 4;
+    o->queue = 64;
+    o->threads = bn_cpu_count();
+    bn_opt table[] = {
+        OPT_SECTION("model and runtime:"),
+        OPT_STRING('m', "model", &o->model, "FILE", "bn model (also an HF directory, GGUF)"),
+        OPT_U32('c', "ctx", &o->n_ctx, "N", 2, 1u << 24, "context positions of each sequence (default: the model's)"),
+        OPT_INT('t', "threads", &o->threads, "N", 1, 1024, "threads (default: all cores)"),
+        {.kind = BN_OPT_U32, .dash_name = "np", .name = "parallel", .dest = &o->parallel, .arg = "SLOTS", .lo = 1,
+         .hi = 256, .help = "requests answered at once, each a sequence of the batch (default 4)"},
+        OPT_BYTES(0, "kv-budget", &o->kv_budget, "N[K|M|G]", 1,
+                  "KV cache bytes for all sequences (default: SLOTS x the context)"),
+        OPT_U32(0, "queue", &o->queue, "N", 0, 1u << 20,
+                "requests that may wait for a sequence (default 64); more get 503"),
+        OPT_SECTION("network:"),
+        OPT_STRING(0, "host", &o->host, "ADDR", "address to listen on (default 127.0.0.1: this machine only)"),
+        OPT_U32(0, "port", &o->port, "N", 0, 65535, "port (default 8080; 0: a free one, printed at start)"),
+        OPT_STRING(0, "api-key", &o->api_key, "KEY", "require 'Authorization: Bearer KEY' (not for /health)"),
+        OPT_STRING(0, "api-key-file", &o->api_key_file, "FILE", "... the key read from the file's first line"),
+        OPT_FLAG(0, "log-json", &o->log_json, "log one JSON object per request instead of a text line"),
+        OPT_END,
+    };
+    int n, rc = bn_opt_parse(&prog, table, argc, argv, &n);
+    if (rc != BN_OPT_RUN)
+        return rc;
+    if (!o->model)
+        return bn_usage_error(&prog, "no model given (-m FILE)");
+    if (o->api_key && o->api_key_file)
+        return bn_usage_error(&prog, "--api-key and --api-key-file exclude each other");
+    if (o->api_key && !*o->api_key)
+        return bn_usage_error(&prog, "the API key is empty");
+    return BN_OPT_RUN;
+}
+
+/* The key from the first line of a file (kept out of the process list). */
+static char *read_key(const char *path, bn_err *e)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        bn_fail(e, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    fclose(f);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = 0;
+    if (n <= 0) {
+        free(line);
+        bn_fail(e, "%s: no key on its first line", path);
+        return NULL;
+    }
+    return line;
+}
+
+static void show_warning(void *user, int level, const char *msg)
+{
+    (void)user;
+    if (level <= BN_LOG_WARN)
+        bn_report(&prog, "%s", msg);
+}
+
+int main(int argc, char **argv)
+{
+    bn_cli_init();
+    opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc != BN_OPT_RUN)
+        return rc;
+    /* A client that hangs up is an error of one request, not a signal;
+     * SIGTERM and SIGINT are waited for by this thread alone. */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+    bn_err e = {0};
+    char *key = NULL;
+    if (o.api_key_file && !(key = read_key(o.api_key_file, &e))) {
+        bn_report(&prog, "%s", e.msg);
+        return BN_EXIT_DATA;
+    }
+    /* a model that is not there is said before listening, as the one line */
+    if (access(o.model, R_OK)) {
+        bn_report(&prog, "%s: %s", o.model, strerror(errno));
+        free(key);
+        return BN_EXIT_DATA;
+    }
+    const char *slash = strrchr(o.model, '/');
+    srv_http_opts ho = {.host = o.host, .port = o.port, .api_key = key ? key : o.api_key, .log_json = o.log_json,
+                        .prog = prog.name};
+    unsigned port = 0;
+    /* listening first: /health says 503 while the model loads */
+    srv_http *h = srv_http_start(&ho, &port, &e);
+    if (!h) {
+        bn_report(&prog, "%s", e.msg);
+        free(key);
+        return BN_EXIT_DATA;
+    }
+    fprintf(stderr, "%s: listening on http://%s%s%s:%u/\n", prog.name, strchr(o.host, ':') ? "[" : "", o.host,
+            strchr(o.host, ':') ? "]" : "", port);
+    rc = BN_EXIT_DATA;
+    bn_model *m = NULL;
+    bn_ctx *c = NULL;
+    bn_tokenizer *tok = NULL;
+    srv_engine g;
+    int engine_on = 0;
+    pthread_mutex_t tok_mu = PTHREAD_MUTEX_INITIALIZER;
+    bn_model_params mp;
+    bn_model_params_init(&mp);
+    mp.log = show_warning;
+    if (!(m = bn_model_open(o.model, &mp, &e))) {
+        bn_report(&prog, "%s", e.msg);
+        goto out;
+    }
+    if (o.n_ctx > bn_model_n_ctx(m)) {
+        bn_report(&prog, "%s: context %u is larger than the model's (%u)", o.model, o.n_ctx, bn_model_n_ctx(m));
+        goto out;
+    }
+    if (!(tok = bn_tokenizer_from_model(m, &e))) {
+        bn_report(&prog, "%s", e.msg);
+        goto out;
+    }
+    bn_ctx_opts co = {.n_ctx = o.n_ctx ? o.n_ctx : bn_model_n_ctx(m), .kv_f16 = 1, .n_threads = o.threads,
+                      .n_seq = o.parallel, .kv_budget = o.kv_budget};
+    if (!(c = bn_ctx_new_opts(m, &co, &e))) {
+        bn_report(&prog, "%s: %s", o.model, e.msg);
+        goto out;
+    }
+    if (srv_engine_start(&g, m, c, tok, o.queue, &e)) {
+        bn_report(&prog, "%s", e.msg);
+        goto out;
+    }
+    engine_on = 1;
+    srv_model_info mi = {.m = m, .tok = tok, .tok_mu = &tok_mu, .id = slash ? slash + 1 : o.model,
+                         .n_ctx = bn_ctx_n_ctx(c)};
+    srv_http_ready(h, &g, &mi);
+    fprintf(stderr, "%s: %s ready: %u sequences of %u positions, KV budget %.1f MiB, %d threads\n", prog.name, mi.id,
+            bn_ctx_n_seq(c), mi.n_ctx, (double)bn_ctx_kv_bytes(c) / 1048576.0, o.threads);
+    int sig = 0;
+    while (sigwait(&stop, &sig))
+        ;
+    fprintf(stderr, "%s: %s: no new connections; answering the %zu requests in flight\n", prog.name, strsignal(sig),
+            srv_http_active(h));
+    srv_http_quiesce(h);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (!srv_http_active(h) || t.tv_sec - t0.tv_sec >= DRAIN_SECONDS)
+            break;
+        nanosleep(&(struct timespec){0, 20000000}, NULL);
+    }
+    rc = BN_EXIT_OK;
+out:
+    /* what is still in flight past the deadline is cancelled (its
+     * clients get an error), then the connections end */
+    if (engine_on)
+        srv_engine_stop(&g, 1);
+    srv_http_stop(h);
+    if (engine_on)
+        srv_engine_free(&g);
+    bn_ctx_free(c);
+    bn_tokenizer_free(tok);
+    bn_model_close(m);
+    free(key);
+    return rc;
+}

@@ -1,0 +1,311 @@
+/* engine.c — the one thread that owns the context: it takes submitted
+ * jobs into the continuous batch (lib/model/batch.h), runs its passes,
+ * and turns each pass's tokens into text (a bn_gen writer per job:
+ * detokenization and stop strings, as bn-infer writes them) that the
+ * asking HTTP threads read under the mutex as it grows. */
+#include "serve.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void srv_job_free(srv_job *j)
+{
+    if (!j)
+        return;
+    bn_gen_free(j->w);
+    if (j->fp)
+        fclose(j->fp);
+    free(j->text);
+    free(j->prompt);
+    for (int i = 0; i < j->n_stop; i++)
+        free(j->stop[i]);
+    free(j);
+}
+
+static void unref(srv_job *j)
+{
+    if (--j->refs == 0)
+        srv_job_free(j);
+}
+
+/* Ends j (mutex held): its text is final, the engine's reference goes. */
+static void job_done(srv_engine *g, srv_job *j, int finish, const char *why)
+{
+    j->finish = finish;
+    if (why)
+        snprintf(j->error, sizeof j->error, "%s", why);
+    bn_gen_free(j->w);
+    j->w = NULL;
+    if (j->fp) {
+        fclose(j->fp); /* text and size are final now */
+        j->fp = NULL;
+    }
+    j->n_text = j->size;
+    /* the writer ends an answer with a line break, which is not the model's */
+    if (finish != SRV_FIN_ERROR && j->n_text && j->text[j->n_text - 1] == '\n')
+        j->n_text--;
+    j->state = SRV_DONE;
+    for (size_t i = 0; i < g->n_live; i++)
+        if (g->live[i] == j) {
+            g->live[i] = g->live[--g->n_live];
+            break;
+        }
+    g->st.active--;
+    unref(j);
+}
+
+/* A submitted job into the batch (mutex held). */
+static void admit(srv_engine *g, srv_job *j)
+{
+    bn_err e = {0};
+    if (j->cancel) {
+        job_done(g, j, SRV_FIN_ERROR, "cancelled");
+        return;
+    }
+    bn_gen_opts go = {.text = 1, .n_stop = j->n_stop};
+    for (int i = 0; i < j->n_stop; i++)
+        go.stop[i] = j->stop[i];
+    bn_sampler_defaults(&go.samp);
+    j->tag = g->next_tag++;
+    if (!(j->fp = open_memstream(&j->text, &j->size)) || !(j->w = bn_gen_new(g->m, NULL, g->tok, &go, j->fp, 0, &e))) {
+        job_done(g, j, SRV_FIN_ERROR, j->fp ? e.msg : "out of memory");
+        return;
+    }
+    bn_request q = {.prompt = j->prompt, .n_prompt = j->n_prompt, .samp = j->samp, .n_predict = j->n_predict,
+                    .tag = j->tag};
+    if (g->n_live == g->cap_live) {
+        size_t cap = g->cap_live ? 2 * g->cap_live : 16;
+        srv_job **p = realloc(g->live, cap * sizeof *p);
+        if (!p) {
+            job_done(g, j, SRV_FIN_ERROR, "out of memory");
+            return;
+        }
+        g->live = p;
+        g->cap_live = cap;
+    }
+    g->live[g->n_live++] = j;
+    if (bn_batch_submit(g->b, &q, &e)) {
+        job_done(g, j, SRV_FIN_ERROR, e.msg);
+        return;
+    }
+    j->state = SRV_RUNNING;
+    g->st.tokens_prompt += j->n_prompt;
+}
+
+static srv_job *find(srv_engine *g, uint64_t tag)
+{
+    for (size_t i = 0; i < g->n_live; i++)
+        if (g->live[i]->tag == tag)
+            return g->live[i];
+    return NULL;
+}
+
+/* One event of a pass into its job's text (mutex held). */
+static void take_event(srv_engine *g, const bn_batch_event *ev)
+{
+    srv_job *j = find(g, ev->tag);
+    if (!j)
+        return;
+    bn_err e = {0};
+    if (ev->finish == BN_FIN_ERROR) {
+        job_done(g, j, SRV_FIN_ERROR, ev->error);
+        return;
+    }
+    int stopped = 0;
+    if (ev->token != BN_BATCH_NO_TOKEN) {
+        j->n_gen++;
+        g->st.tokens_generated++;
+        if (bn_gen_write_token(j->w, ev->token, &stopped, &e)) {
+            bn_batch_cancel(g->b, j->tag);
+            job_done(g, j, SRV_FIN_ERROR, e.msg);
+            return;
+        }
+        if (stopped) /* a stop string: the answer is over */
+            bn_batch_cancel(g->b, j->tag);
+    }
+    if (stopped || ev->finish) {
+        if (bn_gen_write_end(j->w, stopped, &e)) {
+            job_done(g, j, SRV_FIN_ERROR, e.msg);
+            return;
+        }
+        job_done(g, j, stopped || ev->finish == BN_FIN_STOP ? SRV_FIN_STOP : SRV_FIN_LENGTH, NULL);
+        return;
+    }
+    if (fflush(j->fp)) {
+        bn_batch_cancel(g->b, j->tag);
+        job_done(g, j, SRV_FIN_ERROR, "out of memory");
+        return;
+    }
+    j->n_text = j->size;
+}
+
+static void *engine_main(void *arg)
+{
+    srv_engine *g = arg;
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        while (g->in_head) {
+            srv_job *j = g->in_head;
+            g->in_head = j->next;
+            if (!g->in_head)
+                g->in_tail = NULL;
+            admit(g, j);
+        }
+        for (size_t i = 0; i < g->n_live;) { /* askers gone: their sequences are freed at once */
+            srv_job *j = g->live[i];
+            if (j->cancel) {
+                bn_batch_cancel(g->b, j->tag);
+                job_done(g, j, SRV_FIN_ERROR, "cancelled");
+            } else {
+                i++;
+            }
+        }
+        pthread_cond_broadcast(&g->progress);
+        if (!g->n_live) {
+            if (g->stopping)
+                break;
+            pthread_cond_wait(&g->work, &g->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&g->mu);
+        const bn_batch_event *ev;
+        size_t n_ev = 0;
+        bn_err e = {0};
+        double t0 = now();
+        int rc = bn_batch_step(g->b, &ev, &n_ev, &e);
+        double t1 = now();
+        pthread_mutex_lock(&g->mu);
+        g->st.busy_seconds += t1 - t0;
+        g->st.passes++;
+        if (rc) { /* the context itself failed (out of memory): nothing in flight can go on */
+            while (g->n_live) {
+                bn_batch_cancel(g->b, g->live[0]->tag);
+                job_done(g, g->live[0], SRV_FIN_ERROR, e.msg);
+            }
+            continue;
+        }
+        for (size_t i = 0; i < n_ev; i++)
+            take_event(g, &ev[i]);
+        g->st.kv_used_bytes = bn_ctx_kv_used_bytes(g->c);
+        g->st.kv_blocks_used = g->st.kv_blocks - bn_ctx_kv_blocks_left(g->c);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+int srv_engine_start(srv_engine *g, const bn_model *m, bn_ctx *c, bn_tokenizer *tok, size_t queue, bn_err *e)
+{
+    memset(g, 0, sizeof *g);
+    g->m = m;
+    g->c = c;
+    g->tok = tok;
+    g->next_tag = 1;
+    g->st.slots = bn_ctx_n_seq(c);
+    g->max_active = g->st.slots + queue;
+    g->st.kv_budget_bytes = bn_ctx_kv_bytes(c);
+    g->st.kv_blocks = bn_ctx_kv_blocks_left(c);
+    if (!(g->b = bn_batch_new(c, NULL, e)))
+        return -1;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->work, NULL);
+    pthread_cond_init(&g->progress, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = pthread_create(&g->th, NULL, engine_main, g);
+    if (rc) {
+        bn_batch_free(g->b);
+        return bn_fail(e, "cannot start the engine thread: %s", strerror(rc));
+    }
+    return 0;
+}
+
+void srv_engine_stop(srv_engine *g, int abandon)
+{
+    pthread_mutex_lock(&g->mu);
+    g->stopping = 1;
+    if (abandon) {
+        for (srv_job *j = g->in_head; j; j = j->next)
+            j->cancel = 1;
+        for (size_t i = 0; i < g->n_live; i++)
+            g->live[i]->cancel = 1;
+    }
+    pthread_cond_signal(&g->work);
+    pthread_mutex_unlock(&g->mu);
+    pthread_join(g->th, NULL);
+    bn_batch_free(g->b);
+    g->b = NULL;
+}
+
+void srv_engine_free(srv_engine *g)
+{
+    free(g->live);
+    pthread_cond_destroy(&g->work);
+    pthread_cond_destroy(&g->progress);
+    pthread_mutex_destroy(&g->mu);
+}
+
+int srv_engine_submit(srv_engine *g, srv_job *j)
+{
+    pthread_mutex_lock(&g->mu);
+    if (g->stopping || g->st.active >= g->max_active) {
+        pthread_mutex_unlock(&g->mu);
+        return -1;
+    }
+    j->refs++;
+    j->state = SRV_QUEUED;
+    j->next = NULL;
+    if (g->in_tail)
+        g->in_tail->next = j;
+    else
+        g->in_head = j;
+    g->in_tail = j;
+    g->st.active++;
+    pthread_cond_signal(&g->work);
+    pthread_mutex_unlock(&g->mu);
+    return 0;
+}
+
+void srv_engine_release(srv_engine *g, srv_job *j)
+{
+    if (!j)
+        return;
+    pthread_mutex_lock(&g->mu);
+    if (j->state != SRV_DONE && j->refs > 1) {
+        j->cancel = 1;
+        pthread_cond_signal(&g->work);
+    }
+    unref(j);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void srv_engine_get_stats(srv_engine *g, srv_engine_stats *st)
+{
+    pthread_mutex_lock(&g->mu);
+    *st = g->st;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void srv_engine_wait(srv_engine *g, srv_job *j, size_t have, int ms)
+{
+    if (j->state == SRV_DONE || j->n_text > have)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    int rc = 0;
+    while (rc != ETIMEDOUT && j->state != SRV_DONE && j->n_text <= have)
+        rc = pthread_cond_timedwait(&g->progress, &g->mu, &ts);
+}

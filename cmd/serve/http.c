@@ -1,0 +1,495 @@
+/* http.c — bn-serve's HTTP side over libmicrohttpd: a thread per
+ * connection (it may wait for its answer while the engine works), the
+ * routes, the API key, the body limit, server-sent events for streamed
+ * answers, one log line per request. A client that goes away cancels its
+ * request: a waiting thread looks at its socket between waits. */
+#include "serve.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Idle or slow connections are closed after this many seconds. */
+enum { IDLE_TIMEOUT_S = 60, MAX_CONNECTIONS = 512, WAIT_MS = 200 };
+
+struct srv_http {
+    struct MHD_Daemon *d;
+    srv_http_opts o;
+    pthread_mutex_t mu;
+    srv_engine *g; /* NULL until ready */
+    const srv_model_info *mi;
+    size_t active;
+    uint64_t next_id;
+    srv_metrics mt;
+};
+
+/* One request, from its headers to the log line. */
+typedef struct req {
+    srv_http *h;
+    srv_engine *g; /* NULL: the model is still loading */
+    double t0;
+    char method[16], path[128];
+    char *body;
+    size_t n_body;
+    int too_big;
+    int status, gone;
+    uint32_t n_prompt, n_gen;
+    int fd;
+    /* a streamed answer */
+    srv_job *job;
+    char id[48];
+    long created;
+    size_t sent;
+    int started, ended;
+    char *out;
+    size_t n_out, off;
+} req;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Has the client closed its end? (Pipelined bytes count as alive.) */
+static int peer_closed(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* Bytes of text that end on a character boundary (a UTF-8 character the
+ * engine has begun is sent once it is whole). */
+static size_t complete_prefix(const char *text, size_t n)
+{
+    for (size_t back = 1; back <= 4 && back <= n; back++) {
+        unsigned char c = (unsigned char)text[n - back];
+        if ((c & 0xc0) == 0x80)
+            continue;
+        size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+        return len > back ? n - back : n;
+    }
+    return n;
+}
+
+/* The key, compared in time that depends on the key's length alone. */
+static int key_matches(const char *key, const char *header)
+{
+    const char *given = header && !strncmp(header, "Bearer ", 7) ? header + 7 : "";
+    size_t nk = strlen(key), ng = strlen(given);
+    unsigned diff = nk != ng;
+    for (size_t i = 0; i < nk; i++)
+        diff |= (unsigned char)key[i] ^ (unsigned char)(i < ng ? given[i] : 0);
+    return diff == 0;
+}
+
+static enum MHD_Result send_body(struct MHD_Connection *c, req *r, int status, const char *type, const char *body,
+                                 const char *hname, const char *hvalue)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (hname)
+        MHD_add_response_header(resp, hname, hvalue);
+    enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->status = status;
+    return rc;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, req *r, int status, char *json)
+{
+    if (!json)
+        return send_body(c, r, 500, "application/json",
+                         "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"code\":null}}", NULL,
+                         NULL);
+    enum MHD_Result rc = send_body(c, r, status, "application/json", json, NULL, NULL);
+    free(json);
+    return rc;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, req *r, const srv_error *err)
+{
+    char *json = srv_error_json(err);
+    if (!json)
+        return send_json(c, r, 500, NULL);
+    const char *hn = NULL, *hv = NULL;
+    if (err->status == 401)
+        hn = MHD_HTTP_HEADER_WWW_AUTHENTICATE, hv = "Bearer";
+    else if (err->status == 503)
+        hn = MHD_HTTP_HEADER_RETRY_AFTER, hv = "1";
+    else if (err->status == 405)
+        hn = MHD_HTTP_HEADER_ALLOW, hv = err->code && !strcmp(err->code, "get_only") ? "GET" : "POST";
+    enum MHD_Result rc = send_body(c, r, err->status, "application/json", json, hn, hv);
+    free(json);
+    return rc;
+}
+
+static enum MHD_Result fail(struct MHD_Connection *c, req *r, int status, const char *type, const char *code,
+                            const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static enum MHD_Result fail(struct MHD_Connection *c, req *r, int status, const char *type, const char *code,
+                            const char *fmt, ...)
+{
+    srv_error err = {status, type, code, {0}};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err.msg, sizeof err.msg, fmt, ap);
+    va_end(ap);
+    return send_error(c, r, &err);
+}
+
+/* ------------------------------------------------------------ streaming */
+
+static int set_event(req *r, char *json)
+{
+    free(r->out);
+    r->out = NULL;
+    r->n_out = r->off = 0;
+    if (!json)
+        return -1;
+    int n = asprintf(&r->out, "data: %s\n\n", json);
+    free(json);
+    if (n < 0) {
+        r->out = NULL;
+        return -1;
+    }
+    r->n_out = (size_t)n;
+    return 0;
+}
+
+/* The next bytes of the event stream: a chunk per piece of new text,
+ * the last with the finish reason and usage, then [DONE]. */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    req *r = cls;
+    srv_http *h = r->h;
+    srv_job *j = r->job;
+    if (r->off == r->n_out) {
+        if (r->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        int rc = 0;
+        if (!r->started && j->chat) { /* the role comes first, as OpenAI sends it */
+            r->started = 1;
+            rc = set_event(r, srv_chunk_json(h->mi, j, r->id, r->created, NULL, 0, 1, 0));
+        } else {
+            pthread_mutex_lock(&r->g->mu);
+            size_t ready;
+            while ((ready = j->state == SRV_DONE ? j->n_text : complete_prefix(j->text, j->n_text)) <= r->sent &&
+                   j->state != SRV_DONE) {
+                srv_engine_wait(r->g, j, j->n_text, WAIT_MS);
+                if (j->state != SRV_DONE && j->n_text <= r->sent && peer_closed(r->fd)) {
+                    pthread_mutex_unlock(&r->g->mu);
+                    r->gone = 1;
+                    return MHD_CONTENT_READER_END_WITH_ERROR;
+                }
+            }
+            if (ready > r->sent) {
+                rc = set_event(r, srv_chunk_json(h->mi, j, r->id, r->created, j->text + r->sent, ready - r->sent, 0, 0));
+                r->sent = ready;
+            } else if (j->finish == SRV_FIN_ERROR) {
+                srv_error err = {500, "server_error", NULL, {0}};
+                snprintf(err.msg, sizeof err.msg, "%s", j->error);
+                rc = set_event(r, srv_error_json(&err));
+                r->ended = 1;
+            } else {
+                r->n_gen = j->n_gen;
+                rc = set_event(r, srv_chunk_json(h->mi, j, r->id, r->created, NULL, 0, 0, 1));
+                r->ended = 1;
+            }
+            pthread_mutex_unlock(&r->g->mu);
+        }
+        if (rc)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (r->ended) { /* [DONE] follows the last chunk */
+            char *both = NULL;
+            int n = asprintf(&both, "%.*sdata: [DONE]\n\n", (int)r->n_out, r->out);
+            if (n < 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            free(r->out);
+            r->out = both;
+            r->n_out = (size_t)n;
+        }
+    }
+    size_t k = r->n_out - r->off < max ? r->n_out - r->off : max;
+    memcpy(buf, r->out + r->off, k);
+    r->off += k;
+    return (ssize_t)k;
+}
+
+/* ----------------------------------------------------------- endpoints */
+
+static enum MHD_Result generate(struct MHD_Connection *c, req *r, int chat)
+{
+    srv_http *h = r->h;
+    srv_error err;
+    srv_job *j = srv_parse_generate(h->mi, r->body ? r->body : "", r->n_body, chat, &err);
+    if (!j)
+        return send_error(c, r, &err);
+    r->n_prompt = (uint32_t)j->n_prompt;
+    if (srv_engine_submit(r->g, j)) {
+        srv_job_free(j);
+        return fail(c, r, 503, "server_error", "server_busy",
+                    "every sequence and queue place is taken (or the server is stopping); retry later");
+    }
+    pthread_mutex_lock(&h->mu);
+    uint64_t no = ++h->next_id;
+    pthread_mutex_unlock(&h->mu);
+    snprintf(r->id, sizeof r->id, "%s-%llu", chat ? "chatcmpl" : "cmpl", (unsigned long long)no);
+    r->created = (long)time(NULL);
+    if (j->stream) {
+        r->job = j; /* released when the request ends */
+        struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, r, NULL);
+        if (!resp)
+            return MHD_NO;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        r->status = 200;
+        return rc;
+    }
+    pthread_mutex_lock(&r->g->mu);
+    while (j->state != SRV_DONE) {
+        srv_engine_wait(r->g, j, SIZE_MAX, WAIT_MS);
+        if (j->state != SRV_DONE && peer_closed(r->fd)) {
+            pthread_mutex_unlock(&r->g->mu);
+            srv_engine_release(r->g, j);
+            r->gone = 1;
+            return MHD_NO; /* nobody to answer */
+        }
+    }
+    pthread_mutex_unlock(&r->g->mu);
+    /* a finished job no longer changes */
+    r->n_gen = j->n_gen;
+    enum MHD_Result rc;
+    if (j->finish == SRV_FIN_ERROR)
+        rc = fail(c, r, 500, "server_error", NULL, "%s", j->error);
+    else
+        rc = send_json(c, r, 200, srv_reply_json(h->mi, j, r->id, r->created));
+    srv_engine_release(r->g, j);
+    return rc;
+}
+
+static enum MHD_Result route(struct MHD_Connection *c, req *r)
+{
+    srv_http *h = r->h;
+    const char *p = r->path;
+    int get = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD"), post = !strcmp(r->method, "POST");
+    int ready = r->g != NULL;
+    if (!strcmp(p, "/health"))
+        return !get ? fail(c, r, 405, "invalid_request_error", "get_only", "%s takes GET", p)
+               : ready ? send_body(c, r, 200, "application/json", "{\"status\":\"ok\"}", NULL, NULL)
+                       : send_body(c, r, 503, "application/json", "{\"status\":\"loading model\"}",
+                                   MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    static const char *const gets[] = {"/v1/models", "/models", "/metrics"};
+    static const char *const posts[] = {"/v1/completions", "/completions", "/v1/chat/completions",
+                                        "/chat/completions", "/tokenize", "/detokenize"};
+    int is_get = 0, is_post = 0;
+    for (size_t i = 0; i < sizeof gets / sizeof *gets; i++)
+        is_get |= !strcmp(p, gets[i]);
+    for (size_t i = 0; i < sizeof posts / sizeof *posts; i++)
+        is_post |= !strcmp(p, posts[i]);
+    if (!is_get && !is_post)
+        return fail(c, r, 404, "invalid_request_error", "not_found", "no such endpoint: %s", p);
+    if ((is_get && !get) || (is_post && !post))
+        return fail(c, r, 405, "invalid_request_error", is_get ? "get_only" : "post_only", "%s takes %s", p,
+                    is_get ? "GET" : "POST");
+    if (!ready)
+        return fail(c, r, 503, "server_error", "loading", "the model is still loading");
+    if (!strcmp(p, "/metrics")) {
+        char *text = srv_metrics_text(&h->mt, r->g);
+        if (!text)
+            return send_json(c, r, 500, NULL);
+        enum MHD_Result rc = send_body(c, r, 200, "text/plain; version=0.0.4", text, NULL, NULL);
+        free(text);
+        return rc;
+    }
+    if (is_get)
+        return send_json(c, r, 200, srv_models_json(h->mi, (long)time(NULL)));
+    srv_error err;
+    char *out = NULL;
+    if (!strcmp(p, "/tokenize") || !strcmp(p, "/detokenize")) {
+        out = p[1] == 't' ? srv_tokenize(h->mi, r->body ? r->body : "", r->n_body, &err)
+                          : srv_detokenize(h->mi, r->body ? r->body : "", r->n_body, &err);
+        return out ? send_json(c, r, 200, out) : send_error(c, r, &err);
+    }
+    return generate(c, r, strstr(p, "chat") != NULL);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **req_cls)
+{
+    srv_http *h = cls;
+    req *r = *req_cls;
+    if (!r) { /* the headers are in */
+        if (!(r = calloc(1, sizeof *r)))
+            return MHD_NO;
+        r->h = h;
+        r->t0 = now();
+        snprintf(r->method, sizeof r->method, "%s", method);
+        snprintf(r->path, sizeof r->path, "%s", url);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        r->fd = ci ? ci->connect_fd : -1;
+        *req_cls = r;
+        pthread_mutex_lock(&h->mu);
+        h->active++;
+        r->g = h->g; /* set once, when the model is ready */
+        pthread_mutex_unlock(&h->mu);
+        if (h->o.api_key && strcmp(r->path, "/health") &&
+            !key_matches(h->o.api_key, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)))
+            return fail(c, r, 401, "authentication_error", "invalid_api_key", "a valid API key is needed (Bearer)");
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > SRV_BODY_LIMIT)
+            return fail(c, r, 413, "invalid_request_error", "body_too_large",
+                        "the request body is larger than %d bytes", SRV_BODY_LIMIT);
+        return MHD_YES;
+    }
+    if (*upload_size) { /* a piece of the body */
+        if (!r->status && !r->too_big) {
+            if (r->n_body + *upload_size > SRV_BODY_LIMIT) {
+                r->too_big = 1;
+                free(r->body);
+                r->body = NULL;
+                r->n_body = 0;
+            } else {
+                char *b = realloc(r->body, r->n_body + *upload_size + 1);
+                if (!b)
+                    return MHD_NO;
+                memcpy(b + r->n_body, upload, *upload_size);
+                r->body = b;
+                r->n_body += *upload_size;
+                b[r->n_body] = 0;
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->status) /* answered from the headers */
+        return MHD_YES;
+    if (r->too_big)
+        return fail(c, r, 413, "invalid_request_error", "body_too_large", "the request body is larger than %d bytes",
+                    SRV_BODY_LIMIT);
+    return route(c, r);
+}
+
+/* The path as it may appear in a log line: no control characters, quotes
+ * or backslashes. */
+static void clean_path(const char *p, char *out, size_t n)
+{
+    size_t k = 0;
+    for (; *p && k + 1 < n; p++)
+        out[k++] = (unsigned char)*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\' ? '?' : *p;
+    out[k] = 0;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+    srv_http *h = cls;
+    req *r = *req_cls;
+    if (!r)
+        return;
+    *req_cls = NULL;
+    if (r->job)
+        srv_engine_release(r->g, r->job);
+    /* 499: the client went away before its answer was complete */
+    int status = r->gone || (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && (!r->status || r->job)) ? 499
+                 : r->status                                                                       ? r->status
+                                                                                                   : 500;
+    double ms = 1e3 * (now() - r->t0);
+    char path[128];
+    clean_path(r->path, path, sizeof path);
+    if (h->o.log_json)
+        fprintf(stderr,
+                "{\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"prompt_tokens\":%u,\"completion_tokens\":%u,"
+                "\"ms\":%.1f}\n",
+                r->method, path, status, r->n_prompt, r->n_gen, ms);
+    else
+        fprintf(stderr, "%s: %s %s %d prompt=%u completion=%u %.1f ms\n", h->o.prog, r->method, path, status,
+                r->n_prompt, r->n_gen, ms);
+    srv_metrics_request(&h->mt, status, r->n_prompt, r->n_gen);
+    free(r->body);
+    free(r->out);
+    free(r);
+    pthread_mutex_lock(&h->mu);
+    h->active--;
+    pthread_mutex_unlock(&h->mu);
+}
+
+srv_http *srv_http_start(const srv_http_opts *o, unsigned *port, bn_err *e)
+{
+    srv_http *h = calloc(1, sizeof *h);
+    if (!h) {
+        bn_fail(e, "out of memory");
+        return NULL;
+    }
+    h->o = *o;
+    pthread_mutex_init(&h->mu, NULL);
+    srv_metrics_init(&h->mt);
+    char ps[16];
+    snprintf(ps, sizeof ps, "%u", o->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
+    int gr = getaddrinfo(o->host, ps, &hints, &ai);
+    if (gr) {
+        bn_fail(e, "%s: %s", o->host, gai_strerror(gr));
+        free(h);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+                     (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    errno = 0;
+    h->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+                            MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!h->d) {
+        bn_fail(e, "%s:%u: cannot listen%s%s", o->host, o->port, errno ? ": " : "", errno ? strerror(errno) : "");
+        free(h);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    *port = di ? di->port : o->port;
+    return h;
+}
+
+void srv_http_ready(srv_http *h, srv_engine *g, const srv_model_info *mi)
+{
+    pthread_mutex_lock(&h->mu);
+    h->mi = mi;
+    h->g = g;
+    pthread_mutex_unlock(&h->mu);
+}
+
+void srv_http_quiesce(srv_http *h)
+{
+    MHD_socket fd = MHD_quiesce_daemon(h->d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+size_t srv_http_active(srv_http *h)
+{
+    pthread_mutex_lock(&h->mu);
+    size_t n = h->active;
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
+void srv_http_stop(srv_http *h)
+{
+    if (!h)
+        return;
+    MHD_stop_daemon(h->d);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}

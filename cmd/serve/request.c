@@ -1,0 +1,473 @@
+/* request.c — OpenAI-style request bodies into jobs: the prompt (text,
+ * token ids, or chat messages rendered with the model's chat format),
+ * sampling parameters checked for type and range, stop strings; and the
+ * bodies of /tokenize and /detokenize. Every refusal names the field. */
+#include "serve.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int srv_err(srv_error *err, int status, const char *type, const char *code, const char *fmt, ...)
+{
+    err->status = status;
+    err->type = type;
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+#define BAD(err, code, ...) srv_err((err), 400, "invalid_request_error", (code), __VA_ARGS__)
+
+/* The body as a JSON object: valid UTF-8, one value, nothing after it. */
+static cJSON *parse_body(const char *body, size_t n, srv_error *err)
+{
+    if (memchr(body, 0, n) || !srv_utf8_valid(body, n)) {
+        BAD(err, "invalid_encoding", "the request body is not valid UTF-8 text");
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, n, &end, 0);
+    if (root && end)
+        while (end < body + n && strchr(" \t\r\n", *end))
+            end++;
+    if (!root || end != body + n) {
+        cJSON_Delete(root);
+        BAD(err, "invalid_json", "the request body is not valid JSON");
+        return NULL;
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        BAD(err, "invalid_json", "the request body must be a JSON object");
+        return NULL;
+    }
+    return root;
+}
+
+/* A field absent or null: 0. A number in [lo, hi] (whole when integer):
+ * 1 with *v. Anything else: -1 with *err. */
+static int get_number(const cJSON *o, const char *name, double lo, double hi, int integer, double *v, srv_error *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!it || cJSON_IsNull(it))
+        return 0;
+    if (!cJSON_IsNumber(it) || (integer && it->valuedouble != floor(it->valuedouble)))
+        return BAD(err, "invalid_type", "'%s' must be %s", name, integer ? "an integer" : "a number");
+    if (!(it->valuedouble >= lo && it->valuedouble <= hi))
+        return BAD(err, "invalid_value", "'%s' must be between %g and %g", name, lo, hi);
+    *v = it->valuedouble;
+    return 1;
+}
+
+static int get_bool(const cJSON *o, const char *name, int *v, srv_error *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!it || cJSON_IsNull(it))
+        return 0;
+    if (!cJSON_IsBool(it))
+        return BAD(err, "invalid_type", "'%s' must be true or false", name);
+    *v = cJSON_IsTrue(it);
+    return 1;
+}
+
+/* Text into ids with the model's tokenizer (whose scratch is shared). */
+static int encode(const srv_model_info *mi, const char *text, size_t len, unsigned flags, uint32_t **ids, size_t *n,
+                  srv_error *err)
+{
+    bn_err e = {0};
+    size_t cap = len + 2, need = 0;
+    *ids = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        uint32_t *p = realloc(*ids, (cap ? cap : 1) * sizeof *p);
+        if (!p)
+            return srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
+        *ids = p;
+        pthread_mutex_lock(mi->tok_mu);
+        int rc = bn_tokenize(mi->tok, text, len, flags, *ids, cap, &need, &e);
+        pthread_mutex_unlock(mi->tok_mu);
+        if (rc)
+            return BAD(err, "invalid_value", "%s", e.msg);
+        if (need <= cap)
+            break;
+        cap = need;
+    }
+    *n = need;
+    return 0;
+}
+
+/* Sampling, length and stop strings shared by both endpoints. */
+static int get_sampling(const srv_model_info *mi, const cJSON *o, int chat, srv_job *j, srv_error *err)
+{
+    double v;
+    int r;
+    bn_sampler_defaults(&j->samp);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    j->samp.seed = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)j;
+    j->n_predict = -1;
+    if ((r = get_number(o, "max_tokens", 1, 1e9, 1, &v, err)) < 0)
+        return -1;
+    if (r)
+        j->n_predict = (int32_t)v;
+    if (chat && (r = get_number(o, "max_completion_tokens", 1, 1e9, 1, &v, err)) != 0) {
+        if (r < 0)
+            return -1;
+        j->n_predict = (int32_t)v;
+    }
+    if ((r = get_number(o, "temperature", 0, 100, 0, &v, err)) < 0)
+        return -1;
+    if (r)
+        j->samp.temp = (float)v;
+    if ((r = get_number(o, "top_p", 0, 1, 0, &v, err)) < 0)
+        return -1;
+    if (r)
+        j->samp.top_p = (float)v;
+    if ((r = get_number(o, "top_k", 0, 1 << 22, 1, &v, err)) < 0)
+        return -1;
+    if (r)
+        j->samp.top_k = (uint32_t)v;
+    if ((r = get_number(o, "min_p", 0, 1, 0, &v, err)) < 0)
+        return -1;
+    if (r)
+        j->samp.min_p = (float)v;
+    if ((r = get_number(o, "presence_penalty", -100, 100, 0, &v, err)) < 0)
+        return -1;
+    if (r)
+        j->samp.presence_penalty = (float)v;
+    /* bn's repetition penalty is llama.cpp's (repeat_penalty); OpenAI's
+     * frequency_penalty f maps onto it as 1 + f */
+    if ((r = get_number(o, "frequency_penalty", -0.99, 99, 0, &v, err)) < 0)
+        return -1;
+    if (r)
+        j->samp.repeat_penalty = (float)(1 + v);
+    if ((r = get_number(o, "repeat_penalty", 0.01, 100, 0, &v, err)) < 0)
+        return -1;
+    if (r)
+        j->samp.repeat_penalty = (float)v;
+    if ((r = get_number(o, "repeat_last_n", 0, 1 << 24, 1, &v, err)) < 0)
+        return -1;
+    if (r)
+        j->samp.penalty_last_n = (uint32_t)v;
+    if ((r = get_number(o, "seed", 0, 9007199254740992.0, 1, &v, err)) < 0)
+        return -1;
+    if (r)
+        j->samp.seed = (uint64_t)v;
+    if (get_bool(o, "stream", &j->stream, err) < 0)
+        return -1;
+    if ((r = get_number(o, "n", 1, 1e9, 1, &v, err)) < 0)
+        return -1;
+    if (r && v != 1)
+        return BAD(err, "unsupported_parameter", "'n' must be 1: one answer per request");
+    int echo = 0, logprobs = 0;
+    if (!chat && get_bool(o, "echo", &echo, err) < 0)
+        return -1;
+    if (echo)
+        return BAD(err, "unsupported_parameter", "'echo' is not supported");
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(o, "logprobs");
+    if (lp && !cJSON_IsNull(lp) && !cJSON_IsFalse(lp) && !(cJSON_IsNumber(lp) && lp->valuedouble == 0))
+        logprobs = 1;
+    if (logprobs)
+        return BAD(err, "unsupported_parameter", "'logprobs' is not supported");
+    const char *unsupported[] = {"tools", "functions", "logit_bias", "suffix"};
+    for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, unsupported[i]);
+        if (it && !cJSON_IsNull(it) && !((cJSON_IsArray(it) || cJSON_IsObject(it)) && !it->child) &&
+            !(cJSON_IsString(it) && !*it->valuestring))
+            return BAD(err, "unsupported_parameter", "'%s' is not supported", unsupported[i]);
+    }
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(o, "response_format");
+    if (rf && !cJSON_IsNull(rf)) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(rf, "type");
+        if (!cJSON_IsObject(rf) || !cJSON_IsString(t) || strcmp(t->valuestring, "text"))
+            return BAD(err, "unsupported_parameter", "'response_format' other than text is not supported");
+    }
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "stop");
+    if (st && !cJSON_IsNull(st)) {
+        if (!cJSON_IsString(st) && !cJSON_IsArray(st))
+            return BAD(err, "invalid_type", "'stop' must be a string or an array of strings");
+        const cJSON *it = cJSON_IsString(st) ? st : st->child;
+        for (; it; it = cJSON_IsString(st) ? NULL : it->next) {
+            if (!cJSON_IsString(it))
+                return BAD(err, "invalid_type", "'stop' must be a string or an array of strings");
+            if (!*it->valuestring)
+                return BAD(err, "invalid_value", "'stop' strings must not be empty");
+            if (j->n_stop == BN_MAX_STOP_STRINGS)
+                return BAD(err, "invalid_value", "'stop' takes at most %d strings", BN_MAX_STOP_STRINGS);
+            if (!(j->stop[j->n_stop] = strdup(it->valuestring)))
+                return srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
+            j->n_stop++;
+        }
+    }
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "model");
+    if (m && !cJSON_IsNull(m) && !cJSON_IsString(m))
+        return BAD(err, "invalid_type", "'model' must be a string");
+    if (cJSON_IsString(m) && *m->valuestring && strcmp(m->valuestring, mi->id))
+        return srv_err(err, 404, "invalid_request_error", "model_not_found",
+                       "the model '%s' does not exist; this server has '%s'", m->valuestring, mi->id);
+    return 0;
+}
+
+/* A completion's prompt: text (BOS as the model asks), token ids, or an
+ * array holding one text. */
+static int get_prompt(const srv_model_info *mi, const cJSON *o, srv_job *j, srv_error *err)
+{
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "prompt");
+    if (!p || cJSON_IsNull(p))
+        return BAD(err, "missing_field", "'prompt' is required");
+    if (cJSON_IsArray(p) && p->child && cJSON_IsString(p->child)) {
+        if (p->child->next)
+            return BAD(err, "unsupported_parameter", "'prompt' may hold one text only");
+        p = p->child;
+    }
+    if (cJSON_IsString(p))
+        return encode(mi, p->valuestring, strlen(p->valuestring), BN_TOKENIZE_BOS, &j->prompt, &j->n_prompt, err);
+    if (!cJSON_IsArray(p))
+        return BAD(err, "invalid_type", "'prompt' must be a string or an array of token ids");
+    int n = cJSON_GetArraySize(p);
+    if (!(j->prompt = malloc((n ? (size_t)n : 1) * sizeof *j->prompt)))
+        return srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
+    uint32_t V = bn_model_n_vocab(mi->m);
+    for (const cJSON *it = p->child; it; it = it->next) {
+        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble))
+            return BAD(err, "invalid_type", "'prompt' must be a string or an array of token ids");
+        if (!(it->valuedouble >= 0 && it->valuedouble < V))
+            return BAD(err, "invalid_value", "'prompt': token id %g is outside the vocabulary (0..%u)", it->valuedouble,
+                       V - 1);
+        j->prompt[j->n_prompt++] = (uint32_t)it->valuedouble;
+    }
+    return 0;
+}
+
+/* A message's content: a string, or an array of {"type":"text","text":…}
+ * parts (joined). *owned is set when the text was allocated. */
+static int get_content(const cJSON *msg, size_t k, const char **text, char **owned, srv_error *err)
+{
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(msg, "content");
+    *owned = NULL;
+    if (!c || cJSON_IsNull(c)) {
+        *text = "";
+        return 0;
+    }
+    if (cJSON_IsString(c)) {
+        *text = c->valuestring;
+        return 0;
+    }
+    if (!cJSON_IsArray(c))
+        return BAD(err, "invalid_type", "'messages[%zu].content' must be a string or an array of text parts", k);
+    size_t len = 0;
+    for (const cJSON *it = c->child; it; it = it->next) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(it, "type"), *x = cJSON_GetObjectItemCaseSensitive(it, "text");
+        if (!cJSON_IsString(t) || strcmp(t->valuestring, "text") || !cJSON_IsString(x))
+            return BAD(err, "unsupported_parameter", "'messages[%zu].content': only text parts are supported", k);
+        len += strlen(x->valuestring);
+    }
+    if (!(*owned = malloc(len + 1)))
+        return srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
+    len = 0;
+    for (const cJSON *it = c->child; it; it = it->next) {
+        const char *x = cJSON_GetObjectItemCaseSensitive(it, "text")->valuestring;
+        memcpy(*owned + len, x, strlen(x));
+        len += strlen(x);
+    }
+    (*owned)[len] = 0;
+    *text = *owned;
+    return 0;
+}
+
+/* Chat messages rendered with the model's chat format, the assistant's
+ * header last. */
+static int get_messages(const srv_model_info *mi, const cJSON *o, srv_job *j, srv_error *err)
+{
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(o, "messages");
+    if (!ms || cJSON_IsNull(ms))
+        return BAD(err, "missing_field", "'messages' is required");
+    if (!cJSON_IsArray(ms))
+        return BAD(err, "invalid_type", "'messages' must be an array");
+    size_t n = (size_t)cJSON_GetArraySize(ms);
+    if (!n)
+        return BAD(err, "invalid_value", "'messages' must not be empty");
+    bn_chat_message *msgs = calloc(n, sizeof *msgs);
+    char **owned = calloc(n, sizeof *owned);
+    int rc = -1;
+    if (!msgs || !owned) {
+        srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
+        goto out;
+    }
+    size_t k = 0;
+    for (const cJSON *it = ms->child; it; it = it->next, k++) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(it, "role");
+        if (!cJSON_IsObject(it) || !cJSON_IsString(role)) {
+            BAD(err, "invalid_type", "'messages[%zu]' must be an object with a string 'role'", k);
+            goto out;
+        }
+        const char *r = role->valuestring;
+        if (!strcmp(r, "developer"))
+            r = "system";
+        if (strcmp(r, "system") && strcmp(r, "user") && strcmp(r, "assistant")) {
+            BAD(err, "invalid_value", "'messages[%zu].role' must be system, user or assistant", k);
+            goto out;
+        }
+        msgs[k].role = r;
+        if (get_content(it, k, &msgs[k].content, &owned[k], err))
+            goto out;
+    }
+    bn_err e = {0};
+    size_t cap = 256, need = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        uint32_t *p = realloc(j->prompt, cap * sizeof *p);
+        if (!p) {
+            srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
+            goto out;
+        }
+        j->prompt = p;
+        pthread_mutex_lock(mi->tok_mu);
+        int r = bn_chat_render(mi->tok, msgs, n, 1, j->prompt, cap, &need, &e);
+        pthread_mutex_unlock(mi->tok_mu);
+        if (r) {
+            BAD(err, e.code == BN_E_UNSUPPORTED ? "unsupported_model" : "invalid_value", "%s", e.msg);
+            goto out;
+        }
+        if (need <= cap)
+            break;
+        cap = need;
+    }
+    j->n_prompt = need;
+    rc = 0;
+out:
+    for (size_t i = 0; owned && i < n; i++)
+        free(owned[i]);
+    free(owned);
+    free(msgs);
+    return rc;
+}
+
+srv_job *srv_parse_generate(const srv_model_info *mi, const char *body, size_t n, int chat, srv_error *err)
+{
+    cJSON *root = parse_body(body, n, err);
+    if (!root)
+        return NULL;
+    srv_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        cJSON_Delete(root);
+        srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
+        return NULL;
+    }
+    j->refs = 1;
+    j->chat = chat;
+    int rc = get_sampling(mi, root, chat, j, err);
+    if (!rc)
+        rc = chat ? get_messages(mi, root, j, err) : get_prompt(mi, root, j, err);
+    cJSON_Delete(root);
+    if (!rc && !j->n_prompt)
+        rc = BAD(err, "invalid_value", "the prompt is empty");
+    if (!rc && j->n_prompt >= mi->n_ctx)
+        rc = BAD(err, "context_length_exceeded",
+                 "the prompt is %zu tokens; the context holds %u (one more position is needed to answer)",
+                 j->n_prompt, mi->n_ctx);
+    if (rc) {
+        srv_job_free(j);
+        return NULL;
+    }
+    /* max_tokens is capped by the room the context has left */
+    uint32_t room = mi->n_ctx - (uint32_t)j->n_prompt;
+    if (j->n_predict < 0 || (uint32_t)j->n_predict > room)
+        j->n_predict = (int32_t)room;
+    return j;
+}
+
+char *srv_tokenize(const srv_model_info *mi, const char *body, size_t n, srv_error *err)
+{
+    cJSON *root = parse_body(body, n, err);
+    if (!root)
+        return NULL;
+    char *out = NULL;
+    uint32_t *ids = NULL;
+    size_t n_ids = 0;
+    int special = 0;
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "content");
+    if (!cJSON_IsString(c))
+        BAD(err, c ? "invalid_type" : "missing_field", "'content' must be a string");
+    else if (get_bool(root, "add_special", &special, err) >= 0 &&
+             !encode(mi, c->valuestring, strlen(c->valuestring), special ? BN_TOKENIZE_BOS : 0, &ids, &n_ids, err)) {
+        cJSON *r = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(r, "tokens");
+        for (size_t i = 0; a && i < n_ids; i++)
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
+        out = cJSON_PrintUnformatted(r);
+        cJSON_Delete(r);
+        if (!out)
+            srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
+    }
+    free(ids);
+    cJSON_Delete(root);
+    return out;
+}
+
+char *srv_detokenize(const srv_model_info *mi, const char *body, size_t n, srv_error *err)
+{
+    cJSON *root = parse_body(body, n, err);
+    if (!root)
+        return NULL;
+    char *out = NULL, *text = NULL;
+    size_t len = 0;
+    bn_detok *d = NULL;
+    FILE *fp = NULL;
+    bn_err e = {0};
+    uint32_t V = bn_model_n_vocab(mi->m);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "tokens");
+    if (!cJSON_IsArray(t)) {
+        BAD(err, t ? "invalid_type" : "missing_field", "'tokens' must be an array of token ids");
+        goto out;
+    }
+    if (!(fp = open_memstream(&text, &len)) || !(d = bn_detok_new(mi->tok, 0, &e))) {
+        srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
+        goto out;
+    }
+    for (const cJSON *it = t->child; it; it = it->next) {
+        const uint8_t *b;
+        size_t nb;
+        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble)) {
+            BAD(err, "invalid_type", "'tokens' must be an array of token ids");
+            goto out;
+        }
+        if (!(it->valuedouble >= 0 && it->valuedouble < V)) {
+            BAD(err, "invalid_value", "token id %g is outside the vocabulary (0..%u)", it->valuedouble, V - 1);
+            goto out;
+        }
+        if (bn_detok_feed(d, (uint32_t)it->valuedouble, &b, &nb, &e)) {
+            BAD(err, "invalid_value", "%s", e.msg);
+            goto out;
+        }
+        fwrite(b, 1, nb, fp);
+    }
+    const uint8_t *b;
+    size_t nb;
+    bn_detok_flush(d, &b, &nb);
+    fwrite(b, 1, nb, fp);
+    if (fclose(fp)) {
+        fp = NULL;
+        srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
+        goto out;
+    }
+    fp = NULL;
+    char *clean = srv_utf8_clean(text, len);
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "content", clean ? clean : "");
+    out = cJSON_PrintUnformatted(r);
+    cJSON_Delete(r);
+    free(clean);
+    if (!out)
+        srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
+out:
+    if (fp)
+        fclose(fp);
+    free(text);
+    bn_detok_free(d);
+    cJSON_Delete(root);
+    return out;
+}

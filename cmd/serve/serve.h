@@ -1,0 +1,176 @@
+/* serve.h — bn-serve's parts: the engine thread that owns the context and
+ * answers every request through one continuous batch (engine.c), the
+ * OpenAI-style request parsing and replies (request.c, reply.c), the
+ * counters behind /metrics (metrics.c) and the HTTP side (http.c).
+ * Program-side: linked into bn-serve alone. */
+#ifndef BN_SERVE_H
+#define BN_SERVE_H
+
+#include "batch.h"
+#include "generate.h"
+
+#include <pthread.h>
+
+/* Request bodies larger than this are refused (413). */
+enum { SRV_BODY_LIMIT = 1 << 20 };
+
+/* ------------------------------------------------------------- a request */
+
+enum { SRV_QUEUED, SRV_RUNNING, SRV_DONE };
+enum { SRV_FIN_STOP = 1, SRV_FIN_LENGTH, SRV_FIN_ERROR };
+
+/* One generation request, shared by the HTTP thread that asked and the
+ * engine: the first part is fixed before submission, the rest is the
+ * engine's, read by the asker under the engine's mutex. */
+typedef struct srv_job {
+    uint32_t *prompt;
+    size_t n_prompt;
+    bn_sampler_opts samp;
+    int32_t n_predict;
+    char *stop[BN_MAX_STOP_STRINGS];
+    int n_stop;
+    int stream, chat;
+    /* under the engine's mutex */
+    char *text;        /* the answer so far (open_memstream's buffer) */
+    size_t n_text;     /* its final bytes; while running, all of them */
+    uint32_t n_gen;    /* tokens generated */
+    int state, finish; /* SRV_QUEUED.., SRV_FIN_* once done */
+    char error[256];
+    int cancel;        /* the asker is gone */
+    int refs;
+    /* the engine's own */
+    uint64_t tag;
+    bn_gen *w;         /* detokenization and stop strings, into fp */
+    FILE *fp;
+    size_t size;       /* open_memstream's size */
+    struct srv_job *next;
+} srv_job;
+
+void srv_job_free(srv_job *j);
+
+/* --------------------------------------------------------------- engine */
+
+typedef struct srv_engine_stats {
+    size_t active, slots;     /* requests in flight (running or waiting), sequences */
+    uint64_t kv_used_bytes, kv_budget_bytes;
+    uint32_t kv_blocks, kv_blocks_used; /* KV blocks in the budget, and in use */
+    uint64_t tokens_generated, tokens_prompt, passes;
+    double busy_seconds;      /* time spent in forward passes */
+} srv_engine_stats;
+
+typedef struct srv_engine {
+    pthread_mutex_t mu;
+    pthread_cond_t work;     /* the engine waits for requests */
+    pthread_cond_t progress; /* askers wait for their answers to grow */
+    const bn_model *m;
+    bn_ctx *c;
+    bn_tokenizer *tok;
+    bn_batch *b;
+    srv_job *in_head, *in_tail; /* submitted, not yet handed to the batch */
+    srv_job **live;          /* handed to the batch, not done */
+    size_t n_live, cap_live;
+    size_t max_active;       /* sequences + queue: more is 503 */
+    uint64_t next_tag;
+    int stopping, failed;
+    char fail_msg[1024];
+    srv_engine_stats st;
+    pthread_t th;
+} srv_engine;
+
+/* Starts the engine thread over c (n_seq sequences, all empty), which is
+ * the engine's until srv_engine_stop. */
+int srv_engine_start(srv_engine *g, const bn_model *m, bn_ctx *c, bn_tokenizer *tok, size_t queue, bn_err *e);
+/* Lets every request in flight finish (abandon: cancels them), then ends
+ * the thread; later submissions are refused. srv_engine_free frees the
+ * rest once no HTTP thread can use the engine (not the context). */
+void srv_engine_stop(srv_engine *g, int abandon);
+void srv_engine_free(srv_engine *g);
+/* Hands a job to the engine (which takes a reference): 0, or -1 when
+ * sequences and queue are all taken (the asker answers 503). */
+int srv_engine_submit(srv_engine *g, srv_job *j);
+/* The asker is done with j: cancels it if it still runs, drops its
+ * reference. */
+void srv_engine_release(srv_engine *g, srv_job *j);
+void srv_engine_get_stats(srv_engine *g, srv_engine_stats *st);
+/* Waits (mutex held) for j to grow past `have` bytes or end, at most ms
+ * milliseconds. */
+void srv_engine_wait(srv_engine *g, srv_job *j, size_t have, int ms);
+
+/* ------------------------------------------------------ requests, replies */
+
+/* What a bad request gets: an HTTP status and OpenAI's error fields. */
+typedef struct srv_error {
+    int status;
+    const char *type, *code;
+    char msg[512];
+} srv_error;
+
+int srv_err(srv_error *err, int status, const char *type, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* What request parsing needs of the server. */
+typedef struct srv_model_info {
+    const bn_model *m;
+    bn_tokenizer *tok;
+    pthread_mutex_t *tok_mu; /* encoding uses the tokenizer's scratch */
+    const char *id;          /* the model's name in the API */
+    uint32_t n_ctx;
+} srv_model_info;
+
+/* A /v1/completions (chat 0) or /v1/chat/completions body into a job
+ * ready to submit; NULL and *err on a bad request. */
+srv_job *srv_parse_generate(const srv_model_info *mi, const char *body, size_t n, int chat, srv_error *err);
+/* /tokenize and /detokenize: the reply body (malloc'ed), or NULL and *err. */
+char *srv_tokenize(const srv_model_info *mi, const char *body, size_t n, srv_error *err);
+char *srv_detokenize(const srv_model_info *mi, const char *body, size_t n, srv_error *err);
+
+/* OpenAI's error object. */
+char *srv_error_json(const srv_error *err);
+/* The whole answer of a finished job. */
+char *srv_reply_json(const srv_model_info *mi, const srv_job *j, const char *id, long created);
+/* One server-sent event of a streamed answer: the text's next piece, or
+ * (final) the finish reason and usage; role: the first chat chunk. */
+char *srv_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id, long created, const char *text,
+                     size_t n, int role, int final);
+char *srv_models_json(const srv_model_info *mi, long created);
+/* Text as a JSON-safe UTF-8 string: invalid bytes become U+FFFD. */
+char *srv_utf8_clean(const char *text, size_t n);
+int srv_utf8_valid(const char *text, size_t n);
+const char *srv_finish_name(int finish);
+
+/* -------------------------------------------------------------- metrics */
+
+typedef struct srv_metrics {
+    pthread_mutex_t mu;
+    uint64_t by_status[600];
+    uint64_t prompt_tokens, completion_tokens, rejected_full;
+} srv_metrics;
+
+void srv_metrics_init(srv_metrics *mt);
+void srv_metrics_request(srv_metrics *mt, int status, uint32_t n_prompt, uint32_t n_gen);
+/* Prometheus text exposition (malloc'ed). */
+char *srv_metrics_text(srv_metrics *mt, srv_engine *g);
+
+/* ----------------------------------------------------------------- http */
+
+typedef struct srv_http_opts {
+    const char *host;
+    unsigned port;
+    const char *api_key; /* NULL: none asked */
+    int log_json;
+    const char *prog;    /* the name log lines start with */
+} srv_http_opts;
+
+typedef struct srv_http srv_http;
+
+/* Listens (host, port; port 0 picks a free one, *port gets it). Until
+ * srv_http_ready, everything but /health answers 503. */
+srv_http *srv_http_start(const srv_http_opts *o, unsigned *port, bn_err *e);
+void srv_http_ready(srv_http *h, srv_engine *g, const srv_model_info *mi);
+/* Stops accepting connections; requests already read are answered. */
+void srv_http_quiesce(srv_http *h);
+/* Requests being answered now. */
+size_t srv_http_active(srv_http *h);
+void srv_http_stop(srv_http *h);
+
+#endif

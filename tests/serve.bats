@@ -1,0 +1,387 @@
+#!/usr/bin/env bats
+# bn-serve: the OpenAI-style endpoints driven with curl on a free loopback
+# port. Greedy answers are bn-infer's text for the same prompt, streamed
+# answers reassemble to the same text, a seed repeats an answer, requests
+# answered side by side get their one-at-a-time answers, every bad input
+# gets its 4xx while the server goes on, and SIGTERM lets in-flight
+# requests finish. Every server started here is stopped in teardown.
+load common
+
+P1='It was a fine morning, and Elizabeth'
+
+setup_file() {
+    local D=$BATS_FILE_TMPDIR
+    bn-convert "$TINY" | bn-quant >"$D/tiny.bn"
+    start_server "$D" main -np 4 --queue 32
+}
+
+teardown_file() {
+    stop_server "$BATS_FILE_TMPDIR" main
+}
+
+setup() {
+    D=$BATS_FILE_TMPDIR
+    T=$BATS_TEST_TMPDIR
+    PORT=$(cat "$D/main.port")
+}
+
+teardown() { # servers a test started itself
+    local f
+    for f in "$T"/*.pid; do
+        [ -e "$f" ] && stop_server "$T" "$(basename "$f" .pid)"
+    done
+    return 0
+}
+
+# start_server DIR NAME [options]: bn-serve on a port of its choosing, its
+# pid and port in DIR/NAME.pid and .port, its log in DIR/NAME.log; returns
+# once /health says 200 (at most 20 s).
+start_server() {
+    local dir=$1 name=$2 port="" i
+    shift 2
+    bn-serve -m "$D/tiny.bn" -t 1 --port 0 "$@" </dev/null >/dev/null 2>"$dir/$name.log" 3>&- &
+    echo $! >"$dir/$name.pid"
+    for i in $(seq 200); do
+        port=$(sed -n 's|^bn-serve: listening on http://127.0.0.1:\([0-9]*\)/$|\1|p' "$dir/$name.log")
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { cat "$dir/$name.log"; return 1; }
+    echo "$port" >"$dir/$name.port"
+    for i in $(seq 200); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/health")" = 200 ] && return 0
+        sleep 0.1
+    done
+    cat "$dir/$name.log"
+    return 1
+}
+
+# stop_server DIR NAME: SIGTERM, then SIGKILL after 15 s.
+stop_server() {
+    local pid i
+    pid=$(cat "$1/$2.pid" 2>/dev/null) || return 0
+    rm -f "$1/$2.pid"
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 150); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+# api PATH JSON [curl options]: the body in $T/body, the status in $code.
+api() {
+    local path=$1 json=$2
+    shift 2
+    code=$(curl -s --max-time 60 -o "$T/body" -w '%{http_code}' -H 'Content-Type: application/json' \
+        --data-binary "$json" "$@" "http://127.0.0.1:${SRV_PORT:-$PORT}$path")
+}
+
+# field FILE EXPR: a Python expression over the JSON document j.
+field() {
+    $PY -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+v = eval(sys.argv[2])
+sys.stdout.write(v if isinstance(v, str) else json.dumps(v))' "$1" "$2"
+}
+
+# sse FILE: the text of a stream of events, checking its shape: every
+# line a data: event, the last [DONE], the one before it the only one
+# with a finish_reason, and usage there. Prints TEXT, then a NUL, then the
+# finish reason.
+sse() {
+    $PY -c 'import json, sys
+ev = [l for l in open(sys.argv[1], encoding="utf-8").read().split("\n\n") if l]
+assert all(e.startswith("data: ") for e in ev), ev
+assert ev[-1] == "data: [DONE]", ev[-1]
+chunks = [json.loads(e[6:]) for e in ev[:-1]]
+text, fin = "", None
+for i, c in enumerate(chunks):
+    ch = c["choices"][0]
+    if i < len(chunks) - 1:
+        assert ch["finish_reason"] is None, c
+    text += ch["delta"].get("content", "") if "delta" in ch else ch["text"]
+last = chunks[-1]
+assert last["choices"][0]["finish_reason"] in ("stop", "length"), last
+assert last["usage"]["completion_tokens"] >= 1, last
+sys.stdout.write(text + "\0" + last["choices"][0]["finish_reason"])' "$1"
+}
+
+complete() { # prompt max_tokens [more JSON fields]: a completion request body
+    $PY -c 'import json, sys
+d = {"prompt": sys.argv[1], "max_tokens": int(sys.argv[2])}
+d.update(json.loads(sys.argv[3] if len(sys.argv) > 3 else "{}"))
+print(json.dumps(d))' "$@"
+}
+
+@test "health, models and metrics" {
+    run curl -s --max-time 5 "http://127.0.0.1:$PORT/health"
+    [ "$status" -eq 0 ] && [ "$output" = '{"status":"ok"}' ]
+    run curl -s --max-time 5 "http://127.0.0.1:$PORT/v1/models"
+    [[ $output == *'"object":"list"'* && $output == *'"id":"tiny.bn"'* && $output == *'"n_ctx":256'* ]]
+    run curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics"
+    [[ $output == *'bn_serve_requests_total{status="200"}'* ]]
+    for m in bn_serve_queue_length bn_serve_slots_busy bn_serve_kv_blocks_used bn_serve_prompt_tokens_total \
+        bn_serve_completion_tokens_total bn_serve_decode_tokens_per_second; do
+        [[ $output == *"# TYPE $m "* ]] || { echo "no $m"; return 1; }
+    done
+    [[ $output == *$'bn_serve_slots 4\n'* ]]
+}
+
+@test "a greedy completion is bn-infer's text, with usage and finish_reason" {
+    api /v1/completions "$(complete "$P1" 24 '{"temperature": 0}')"
+    [ "$code" = 200 ]
+    field "$T/body" 'j["choices"][0]["text"]' >"$T/served"
+    bn-infer -m "$D/tiny.bn" -p "$P1" --temp 0 -n 24 >"$T/infer"
+    printf '\n' >>"$T/served"
+    cmp "$T/served" "$T/infer"
+    n=$(printf '%s' "$P1" | bn-tokenize -m "$D/tiny.bn" | wc -w)
+    [ "$(field "$T/body" 'j["usage"]["prompt_tokens"]')" -eq "$n" ]
+    [ "$(field "$T/body" 'j["object"]')" = text_completion ]
+    fin=$(field "$T/body" 'j["choices"][0]["finish_reason"]')
+    gen=$(field "$T/body" 'j["usage"]["completion_tokens"]')
+    [ "$fin" = length ] && [ "$gen" -eq 24 ] || [ "$fin" = stop ]
+    [ "$(field "$T/body" 'j["usage"]["total_tokens"]')" -eq $((n + gen)) ]
+}
+
+@test "a greedy chat answer is bn-infer -cnv's" {
+    api /v1/chat/completions '{"messages": [{"role": "system", "content": "You are Elizabeth."},
+        {"role": "user", "content": "Good morning."}], "max_tokens": 20, "temperature": 0}'
+    [ "$code" = 200 ]
+    [ "$(field "$T/body" 'j["object"]')" = chat.completion ]
+    [ "$(field "$T/body" 'j["choices"][0]["message"]["role"]')" = assistant ]
+    # bn-infer -cnv writes an answer to a pipe on one line, breaks escaped
+    field "$T/body" 'j["choices"][0]["message"]["content"].replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r") + "\n"' >"$T/served"
+    printf 'Good morning.\n' | bn-infer -m "$D/tiny.bn" -cnv --system 'You are Elizabeth.' --temp 0 -n 20 >"$T/infer"
+    cmp "$T/served" "$T/infer"
+}
+
+@test "streamed answers reassemble to the whole answer and end with [DONE]" {
+    api /v1/completions "$(complete "$P1" 40 '{"temperature": 0}')"
+    field "$T/body" 'j["choices"][0]["text"] + "\0" + j["choices"][0]["finish_reason"]' >"$T/whole"
+    api /v1/completions "$(complete "$P1" 40 '{"temperature": 0, "stream": true}')" -N
+    [ "$code" = 200 ]
+    sse "$T/body" >"$T/streamed"
+    cmp "$T/whole" "$T/streamed"
+    [ "$(grep -c '^data: ' "$T/body")" -gt 3 ] # more than one chunk of text
+    chat='{"messages": [{"role": "user", "content": "Tell me of Netherfield."}], "max_tokens": 30, "temperature": 0'
+    api /v1/chat/completions "$chat}"
+    field "$T/body" 'j["choices"][0]["message"]["content"] + "\0" + j["choices"][0]["finish_reason"]' >"$T/whole"
+    api /v1/chat/completions "$chat, \"stream\": true}" -N
+    sse "$T/body" >"$T/streamed"
+    cmp "$T/whole" "$T/streamed"
+    head -c 200 "$T/body" | grep -q '"delta":{"role":"assistant"}'
+    grep -q '"object":"chat.completion.chunk"' "$T/body"
+}
+
+@test "stop strings end the answer before them, as in bn-infer" {
+    api /v1/completions "$(complete "$P1" 40 '{"temperature": 0}')"
+    full=$(field "$T/body" 'j["choices"][0]["text"]')
+    stop=${full:12:3}
+    [ ${#stop} -eq 3 ]
+    api /v1/completions "$(complete "$P1" 40 "{\"temperature\": 0, \"stop\": [\"zzz\", $(printf '%s' "$stop" | $PY -c 'import json,sys; print(json.dumps(sys.stdin.read()))')]}")"
+    [ "$code" = 200 ]
+    [ "$(field "$T/body" 'j["choices"][0]["finish_reason"]')" = stop ]
+    field "$T/body" 'j["choices"][0]["text"]' >"$T/served"
+    [ "$(cat "$T/served")" = "${full%%"$stop"*}" ]
+    bn-infer -m "$D/tiny.bn" -p "$P1" --temp 0 -n 40 --stop zzz --stop "$stop" >"$T/infer"
+    printf '\n' >>"$T/served"
+    cmp "$T/served" "$T/infer"
+    # streamed: the same text, nothing of the stop string leaks out
+    api /v1/completions "$(complete "$P1" 40 "{\"temperature\": 0, \"stream\": true, \"stop\": $(printf '%s' "$stop" | $PY -c 'import json,sys; print(json.dumps(sys.stdin.read()))')}")" -N
+    sse "$T/body" | tr '\0' '\n' >"$T/streamed"
+    printf '%s\nstop' "${full%%"$stop"*}" | cmp - "$T/streamed"
+}
+
+@test "the same seed gives the same answer, bn-infer's with that seed" {
+    body=$(complete "$P1" 32 '{"temperature": 0.9, "seed": 1234}')
+    api /v1/completions "$body"
+    field "$T/body" 'j["choices"][0]["text"]' >"$T/a"
+    api /v1/completions "$body"
+    field "$T/body" 'j["choices"][0]["text"]' >"$T/b"
+    cmp "$T/a" "$T/b"
+    bn-infer -m "$D/tiny.bn" -p "$P1" --temp 0.9 --seed 1234 -n 32 >"$T/infer"
+    printf '\n' >>"$T/a"
+    cmp "$T/a" "$T/infer"
+    api /v1/chat/completions '{"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 24, "seed": 7}'
+    field "$T/body" 'j["choices"][0]["message"]["content"]' >"$T/c"
+    api /v1/chat/completions '{"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 24, "seed": 7}'
+    field "$T/body" 'j["choices"][0]["message"]["content"]' >"$T/d"
+    cmp "$T/c" "$T/d"
+}
+
+@test "8 requests at once get their one-at-a-time answers" {
+    prompts=("$P1" 'Mr. Darcy said' 'The letter was' 'It is a truth universally' "$P1 walked" 'She' 'Longbourn' 'Jane')
+    for i in "${!prompts[@]}"; do
+        extra='{"temperature": 0}'
+        [ $((i % 2)) -eq 1 ] && extra="{\"temperature\": 0.8, \"seed\": $i}"
+        [ $i -eq 3 ] && extra='{"temperature": 0, "stream": true}'
+        complete "${prompts[$i]}" $((20 + 3 * i)) "$extra" >"$T/req$i"
+        SRV_PORT=$PORT api /v1/completions "$(cat "$T/req$i")" -N
+        [ "$code" = 200 ]
+        cp "$T/body" "$T/alone$i"
+    done
+    pids=()
+    for i in "${!prompts[@]}"; do
+        curl -sN --max-time 60 -o "$T/together$i" -H 'Content-Type: application/json' --data-binary "@$T/req$i" \
+            "http://127.0.0.1:$PORT/v1/completions" &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    for i in "${!prompts[@]}"; do
+        if [ $i -eq 3 ]; then
+            sse "$T/alone$i" >"$T/a"
+            sse "$T/together$i" >"$T/b"
+        else
+            field "$T/alone$i" 'j["choices"][0]["text"] + "\0" + json.dumps(j["usage"])' >"$T/a"
+            field "$T/together$i" 'j["choices"][0]["text"] + "\0" + json.dumps(j["usage"])' >"$T/b"
+        fi
+        cmp "$T/a" "$T/b" || { echo "request $i differs"; return 1; }
+    done
+}
+
+@test "tokenize and detokenize agree with bn-tokenize" {
+    api /tokenize "{\"content\": \"$P1\"}"
+    [ "$code" = 200 ]
+    [ "$(field "$T/body" '" ".join(map(str, j["tokens"]))')" = "$(printf '%s' "$P1" | bn-tokenize -m "$D/tiny.bn" --no-bos | xargs)" ]
+    api /detokenize "{\"tokens\": $(field "$T/body" 'j["tokens"]')}"
+    [ "$code" = 200 ]
+    [ "$(field "$T/body" 'j["content"]')" = "$P1" ]
+}
+
+# bad REQ_PATH STATUS CODE BODY [curl options]: the error answer, then a
+# good request still served.
+bad() {
+    local path=$1 want=$2 errcode=$3 body=$4
+    shift 4
+    api "$path" "$body" "$@"
+    [ "$code" = "$want" ] || { echo "$path $body: status $code, expected $want: $(cat "$T/body")"; return 1; }
+    [ "$(field "$T/body" 'j["error"]["code"]')" = "$errcode" ] || { cat "$T/body"; return 1; }
+    field "$T/body" 'j["error"]["message"] and j["error"]["type"]' >/dev/null
+    api /v1/completions '{"prompt": "Hi", "max_tokens": 2}'
+    [ "$code" = 200 ]
+}
+
+@test "bad requests get OpenAI-style 4xx errors and the server goes on" {
+    bad /v1/completions 400 invalid_json '{"prompt": "x", '
+    bad /v1/completions 400 invalid_json '[1, 2]'
+    bad /v1/completions 400 invalid_json ''
+    bad /v1/completions 400 invalid_type '{"prompt": "x", "max_tokens": "ten"}'
+    bad /v1/completions 400 invalid_type '{"prompt": "x", "temperature": "hot"}'
+    bad /v1/completions 400 invalid_value '{"prompt": "x", "temperature": -1}'
+    bad /v1/completions 400 invalid_value '{"prompt": "x", "top_p": 1.5}'
+    bad /v1/completions 400 invalid_type '{"prompt": "x", "seed": 1.5}'
+    bad /v1/completions 400 invalid_type '{"prompt": "x", "stop": 5}'
+    bad /v1/completions 400 invalid_type '{"prompt": "x", "stream": "yes"}'
+    bad /v1/completions 400 invalid_type '{"prompt": {"a": 1}}'
+    bad /v1/completions 400 invalid_value '{"prompt": [1, 99999]}'
+    bad /v1/completions 400 missing_field '{"max_tokens": 3}'
+    bad /v1/completions 400 unsupported_parameter '{"prompt": "x", "n": 2}'
+    bad /v1/completions 400 unsupported_parameter '{"prompt": "x", "logprobs": 3}'
+    bad /v1/chat/completions 400 invalid_type '{"messages": "hello"}'
+    bad /v1/chat/completions 400 invalid_value '{"messages": []}'
+    bad /v1/chat/completions 400 invalid_value '{"messages": [{"role": "wizard", "content": "x"}]}'
+    bad /v1/chat/completions 400 invalid_type '{"messages": [{"role": "user", "content": 5}]}'
+    bad /v1/completions 400 invalid_encoding "$(printf '{"prompt": "caf\xff"}')"
+    long=$($PY -c 'print(" ".join(["7"] * 300))')
+    bad /v1/completions 400 context_length_exceeded "{\"prompt\": [${long// /, }]}"
+    bad /v1/completions 400 context_length_exceeded "{\"prompt\": \"$($PY -c 'print("word " * 400)')\"}"
+    bad /v1/completions 404 model_not_found '{"prompt": "x", "model": "gpt-4"}'
+    bad /v1/nothing 404 not_found '{}'
+    bad /v1/completions 405 post_only '' -G
+    bad /tokenize 400 invalid_type '{"content": 3}'
+    bad /detokenize 400 invalid_value '{"tokens": [-1]}'
+    $PY -c 'print("{\"prompt\": \"" + "a" * (1 << 20) + "\"}")' >"$T/big"
+    bad /v1/completions 413 body_too_large "@$T/big"
+    # the log has a line for each, with method, path and status
+    grep -q '^bn-serve: POST /v1/completions 400 ' "$D/main.log"
+    grep -q '^bn-serve: POST /v1/completions 413 ' "$D/main.log"
+    grep -q '^bn-serve: POST /v1/nothing 404 ' "$D/main.log"
+    grep -qE '^bn-serve: POST /v1/completions 200 prompt=[0-9]+ completion=2 [0-9.]+ ms$' "$D/main.log"
+}
+
+@test "API key: 401 without it or with another, 200 with it; /health needs none" {
+    printf 'sekrit-key\n' >"$T/key"
+    start_server "$T" keyed --api-key-file "$T/key"
+    SRV_PORT=$(cat "$T/keyed.port")
+    api /v1/completions '{"prompt": "Hi", "max_tokens": 2}'
+    [ "$code" = 401 ]
+    [ "$(field "$T/body" 'j["error"]["type"]')" = authentication_error ]
+    api /v1/completions '{"prompt": "Hi", "max_tokens": 2}' -H 'Authorization: Bearer sekrit-kez'
+    [ "$code" = 401 ]
+    api /v1/completions '{"prompt": "Hi", "max_tokens": 2}' -H 'Authorization: Bearer sekrit-key-longer'
+    [ "$code" = 401 ]
+    api /v1/completions '{"prompt": "Hi", "max_tokens": 2}' -H 'Authorization: Bearer sekrit-key'
+    [ "$code" = 200 ]
+    run curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models"
+    [ "$output" = 401 ]
+    run curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SRV_PORT/health"
+    [ "$output" = 200 ]
+    run curl -s -D - -o /dev/null --max-time 5 "http://127.0.0.1:$SRV_PORT/metrics"
+    [[ $output == *'WWW-Authenticate: Bearer'* ]]
+}
+
+@test "a full queue answers 503 with Retry-After; a client that hangs up frees its sequence" {
+    start_server "$T" one -np 1 --queue 0 -c 256
+    SRV_PORT=$(cat "$T/one.port")
+    long='{"prompt": "It", "max_tokens": 250, "temperature": 0, "stop": "@@@@"}'
+    got=""
+    for try in 1 2 3 4 5; do
+        curl -s --max-time 60 -o /dev/null --data-binary "$long" "http://127.0.0.1:$SRV_PORT/v1/completions" &
+        bg=$!
+        sleep 0.05
+        api /v1/completions '{"prompt": "Hi", "max_tokens": 2}' -D "$T/headers"
+        wait $bg # (not every child: the server is one)
+        [ "$code" = 503 ] && { got=1; break; }
+    done
+    [ -n "$got" ]
+    [ "$(field "$T/body" 'j["error"]["code"]')" = server_busy ]
+    grep -qi '^Retry-After: 1' "$T/headers"
+    # a streamed request cut off early: its sequence is freed and the next one is served
+    curl -sN --max-time 0.2 -H 'Content-Type: application/json' --data-binary \
+        '{"prompt": "It", "max_tokens": 250, "temperature": 0, "stream": true, "stop": "@@@@"}' \
+        "http://127.0.0.1:$SRV_PORT/v1/completions" >/dev/null || true
+    api /v1/completions '{"prompt": "Hi", "max_tokens": 2}'
+    [ "$code" = 200 ]
+}
+
+@test "SIGTERM: no new connections, the request in flight is answered, exit 0" {
+    bn-serve -m "$D/tiny.bn" -t 1 --port 0 -np 2 </dev/null >/dev/null 2>"$T/term.log" 3>&- &
+    pid=$!
+    for i in $(seq 200); do
+        port=$(sed -n 's|^bn-serve: listening on http://127.0.0.1:\([0-9]*\)/$|\1|p' "$T/term.log")
+        [ -n "$port" ] && grep -q ' ready: ' "$T/term.log" && break
+        sleep 0.1
+    done
+    curl -s --max-time 60 -o "$T/flight" -H 'Content-Type: application/json' --data-binary \
+        '{"prompt": "It", "max_tokens": 200, "temperature": 0, "stop": "@@@@"}' "http://127.0.0.1:$port/v1/completions" &
+    cpid=$!
+    sleep 0.1
+    kill -TERM $pid
+    rc=0
+    timeout 30 tail --pid=$pid -f /dev/null || rc=$?
+    [ $rc -eq 0 ]
+    wait $pid || rc=$?
+    [ $rc -eq 0 ]
+    wait $cpid
+    [ "$(field "$T/flight" 'j["choices"][0]["finish_reason"]')" = length ]
+    run curl -s --max-time 2 "http://127.0.0.1:$port/health"
+    [ "$status" -ne 0 ]
+}
+
+@test "usage errors exit 2; a model that cannot be opened, or a port in use, 1 with one line" {
+    run bn-serve
+    [ "$status" -eq 2 ]
+    run bn-serve -m "$D/tiny.bn" --port 70000
+    [ "$status" -eq 2 ]
+    run bn-serve -m "$D/tiny.bn" --api-key k --api-key-file "$T/x"
+    [ "$status" -eq 2 ]
+    run bn-serve -m "$T/missing.bn" --port 0
+    [ "$status" -eq 1 ]
+    [[ $output == *"bn-serve: "*"missing.bn"* ]]
+    run bn-serve -m "$D/tiny.bn" --port "$PORT"
+    [ "$status" -eq 1 ]
+    [[ $output == "bn-serve: 127.0.0.1:$PORT: cannot listen"* ]]
+    run bn-serve --version
+    [ "$status" -eq 0 ]
+}
