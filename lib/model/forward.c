@@ -843,6 +843,11 @@ uint64_t bn_ctx_kv_used_bytes(const bn_ctx *c)
     return bn_kvpool_used_bytes(&c->kv);
 }
 
+uint64_t bn_ctx_kv_peak_bytes(const bn_ctx *c)
+{
+    return (uint64_t)c->kv.n_made * c->kv.block_bytes;
+}
+
 uint32_t bn_ctx_kv_blocks_left(const bn_ctx *c)
 {
     return bn_kvpool_available(&c->kv);

@@ -108,4 +108,22 @@ typedef struct bn_ppl {
 int bn_perplexity(bn_ctx *c, const bn_model *m, const uint32_t *ids, size_t n, const bn_ppl_opts *o, bn_ppl *r,
                   bn_err *e);
 
+/* One text for bn_perplexity_batch: its tokens (no BOS). */
+typedef struct bn_ppl_text {
+    const uint32_t *ids;
+    size_t n;
+} bn_ppl_text;
+
+/* Scores each of texts[0..n_texts) as bn_perplexity would, n_par windows
+ * at a time (of one text or several) in shared forward passes, one
+ * sequence each (the context needs n_par sequences, n_par <= 128); the KV
+ * budget may hold fewer windows, which then wait. r[i] is bit-identical to
+ * bn_perplexity of text i alone, at any n_par; total (may be NULL) is the
+ * same over every scored token of every text, in order. Progress lines
+ * are "[w] ppl" for one text, "[t:w] ppl" for several. On an error that
+ * concerns one text (too short, an id, a window larger than the KV
+ * budget), *failed (may be NULL) is its index, otherwise n_texts. */
+int bn_perplexity_batch(bn_ctx *c, const bn_model *m, const bn_ppl_text *texts, size_t n_texts, const bn_ppl_opts *o,
+                        uint32_t n_par, bn_ppl *r, bn_ppl *total, size_t *failed, bn_err *e);
+
 #endif
