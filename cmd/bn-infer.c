@@ -2,12 +2,14 @@
  * stdin, or -p/-f text), chats (-cnv), or scores text (--perplexity).
  * This file only parses options and calls libbn (lib/generate.h). */
 #include "cli.h"
+#include "cpu.h"
 #include "formats.h"
 #include "opt.h"
 #include "generate.h"
 #include "pool.h"
 #include "progress.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,13 +20,22 @@ static const bn_prog prog = {
     .usage = "usage: bn-infer -m MODEL [options] < ids        answer each prompt record of a token stream\n"
              "       bn-infer -m MODEL -p TEXT | -f FILE      answer one text prompt\n"
              "       bn-infer -m MODEL -cnv [--system TEXT]   chat, one user message per line\n"
-             "       bn-infer -m MODEL --perplexity FILE      score a text\n",
+             "       bn-infer -m MODEL --perplexity FILE...   score texts\n",
+    .operand = "FILE",
     .epilog = "Exit status: 0 success, 1 a data or runtime error (also: some prompt records could not be answered),\n"
               "2 usage error. See bn-infer(1).\n",
 };
 
+/* --perplexity files given as the option's values (the operands add more) */
+#define MAX_PPL_OPTS 256
+
 typedef struct opts {
-    const char *model, *prompt, *file, *system, *ppl_file, *logits_file, *kernel;
+    const char *model, *prompt, *file, *system, *logits_file, *kernel;
+    const char *ppl_opt[MAX_PPL_OPTS];
+    size_t n_ppl_opt;
+    const char **ppl_files; /* the --perplexity values, then the operands */
+    size_t n_ppl;
+    uint64_t kv_budget;
     uint32_t n_ctx, ppl_stride, logits_topk, parallel;
     int threads, kv_f16, no_act_quant, mmap_only, text, ids, chat, json, verbose, kernel_set;
     bn_gen_opts g;
@@ -66,6 +77,9 @@ static int parse(int argc, char **argv, opts *o)
                  "ternary kernels: %s\n(auto, the default: the fastest this CPU has; ref: the portable reference)"),
         OPT_FLAG(0, "no-act-quant", &o->no_act_quant, "float activations into the ternary projections (verification)"),
         OPT_FLAG(0, "mmap", &o->mmap_only, "decode from the file mapping instead of a copy in memory on huge pages"),
+        OPT_BYTES(0, "kv-budget", &o->kv_budget, "N[K|M|G]", 1,
+                  "KV cache bytes for all sequences (default: half the memory available\n"
+                  "after the model, at least one full context, at most what --parallel uses)"),
         OPT_SECTION("input and output:"),
         OPT_STRING('p', "prompt", &o->prompt, "TEXT",
                    "prompt text (tokenized with the model's tokenizer, BOS as the model says)"),
@@ -79,7 +93,7 @@ static int parse(int argc, char **argv, opts *o)
         {.kind = BN_OPT_U32, .dash_name = "np", .name = "parallel", .dest = &o->parallel, .arg = "N", .lo = 1,
          .hi = 256,
          .help = "answer up to N prompt records at once, in input order (the same output at any N;\n"
-                 "record k samples with seed + k - 1)"},
+                 "record k samples with seed + k - 1); with --perplexity: N windows at once (N <= 128)"},
         OPT_SECTION("sampling:"),
         OPT_FLOAT(0, "temp", &o->g.samp.temp, "T", 0, 100, "temperature (default 0.8; 0: greedy)"),
         OPT_U32(0, "top-k", &o->g.samp.top_k, "K", 0, 1u << 22, "keep the K most likely tokens (default 40; 0: off)"),
@@ -99,7 +113,9 @@ static int parse(int argc, char **argv, opts *o)
          .help = "interactive chat with the model's chat format"},
         OPT_STRING(0, "system", &o->system, "TEXT", "system prompt"),
         OPT_SECTION("scoring:"),
-        OPT_STRING(0, "perplexity", &o->ppl_file, "FILE", "perplexity of a text ('-': stdin) over windows of -c tokens"),
+        OPT_LIST(0, "perplexity", o->ppl_opt, &o->n_ppl_opt, MAX_PPL_OPTS, "FILE",
+                 "perplexity of a text ('-': stdin) over windows of -c tokens;\n"
+                 "more files: operands or the option again (each scored alone, then a total)"),
         OPT_U32(0, "ppl-stride", &o->ppl_stride, "N", 1, 1u << 24, "text tokens between windows (default: no overlap)"),
         OPT_STRING(0, "logits", &o->logits_file, "FILE", "write each prompt position's logits (f32, n_tokens x vocab)"),
         OPT_U32(0, "logits-topk", &o->logits_topk, "K", 1, 1u << 22, "... as text instead: the K largest 'id:logit' per line"),
@@ -111,9 +127,19 @@ static int parse(int argc, char **argv, opts *o)
     if (rc != BN_OPT_RUN)
         return rc;
     o->kernel = kernels[o->kernel_set];
+    if (n && !o->n_ppl_opt)
+        return bn_usage_error(&prog, "extra operand '%s' (files to score follow --perplexity)", argv[1]);
+    if (o->n_ppl_opt) { /* argv[1..n] are the operands (they live as long as the program) */
+        if (!(o->ppl_files = malloc((o->n_ppl_opt + (size_t)n) * sizeof *o->ppl_files)))
+            return bn_usage_error(&prog, "out of memory");
+        for (size_t i = 0; i < o->n_ppl_opt; i++)
+            o->ppl_files[o->n_ppl++] = o->ppl_opt[i];
+        for (int i = 1; i <= n; i++)
+            o->ppl_files[o->n_ppl++] = argv[i];
+    }
     if (!o->model)
         return bn_usage_error(&prog, "no model given (-m FILE)");
-    if ((o->prompt != NULL) + (o->file != NULL) + o->chat + (o->ppl_file != NULL) > 1)
+    if ((o->prompt != NULL) + (o->file != NULL) + o->chat + (o->n_ppl != 0) > 1)
         return bn_usage_error(&prog, "-p, -f, -cnv and --perplexity exclude each other");
     if (o->text && o->ids)
         return bn_usage_error(&prog, "--text and --ids exclude each other");
@@ -121,9 +147,10 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--logits-topk needs --logits FILE");
     if (o->chat && o->ids)
         return bn_usage_error(&prog, "-cnv writes text; --ids cannot be used with it");
-    if (o->parallel && (o->prompt || o->file || o->chat || o->ppl_file))
-        return bn_usage_error(&prog,
-                              "--parallel answers a token stream on stdin: not with -p, -f, -cnv or --perplexity");
+    if (o->parallel && (o->prompt || o->file || o->chat))
+        return bn_usage_error(&prog, "--parallel answers a token stream on stdin or scores texts: not with -p, -f or -cnv");
+    if (o->parallel > BN_KERN_MAX_N && o->n_ppl)
+        return bn_usage_error(&prog, "--parallel with --perplexity: at most %d windows at once", BN_KERN_MAX_N);
     if (o->parallel && o->logits_file)
         return bn_usage_error(&prog, "--parallel and --logits exclude each other");
     o->g.text = o->ids ? 0 : o->text || o->prompt || o->file || o->chat;
@@ -136,41 +163,139 @@ static int tokenize_text(bn_tokenizer *tok, const bn_model *m, const uint8_t *te
     return bn_tokenizer_encode(tok, text, n, m->hp.add_bos && m->hp.bos_id >= 0 ? BN_ENC_BOS : 0, 0, out, e);
 }
 
+/* s as a JSON string: quotes, backslashes and control bytes escaped. */
+static void json_string(const char *s, FILE *f)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    fputc('"', f);
+}
+
+/* One result line: a file's, or with file NULL the total over n_files. */
+static void print_ppl(const opts *o, const char *file, const bn_ppl *r, uint32_t window, double secs)
+{
+    if (o->json) {
+        fputc('{', stdout);
+        if (file)
+            fputs("\"file\": ", stdout), json_string(file, stdout);
+        else
+            printf("\"files\": %zu", o->n_ppl);
+        printf(", \"ppl\": %.6f, \"ppl_err\": %.6f, \"nll\": %.8f, \"nll_sd\": %.8f, \"tokens\": %llu, "
+               "\"scored\": %llu, \"windows\": %u, \"window\": %u, \"kv\": \"%s\", \"act_quant\": %s, "
+               "\"seconds\": %.3f}\n",
+               r->ppl, r->ppl_err, r->nll, r->nll_sd, (unsigned long long)r->n_tokens,
+               (unsigned long long)r->n_scored, r->n_windows, window, o->kv_f16 ? "f16" : "f32",
+               o->no_act_quant ? "false" : "true", secs);
+        return;
+    }
+    if (o->n_ppl > 1 && file)
+        printf("%s: ", file);
+    else if (o->n_ppl > 1)
+        printf("total (%zu files): ", o->n_ppl);
+    printf("PPL = %.4f +/- %.4f (%llu tokens scored in %u windows of %u)\n", r->ppl, r->ppl_err,
+           (unsigned long long)r->n_scored, r->n_windows, window);
+}
+
+/* e's message as "FILE: reason" (a message naming the file already is kept). */
+static void name_file(const char *file, bn_err *e)
+{
+    if (!strchr(e->msg, ':') || strncmp(e->msg, file, strlen(file))) {
+        bn_err t = *e;
+        bn_fail(e, "%s: %s", file, t.msg);
+    }
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
+}
+
+/* Scores every file: one alone with bn_perplexity; several, or any with
+ * --parallel, in shared passes (bn_perplexity_batch: the same numbers, and
+ * a total), where each file's seconds are those of the whole run. */
 static int run_perplexity(const opts *o, bn_model *m, bn_ctx *c, bn_tokenizer *tok, bn_err *e)
 {
-    bn_map map;
-    if (bn_map_file(o->ppl_file, &map, e))
-        return -1;
-    bn_tokens ids = {0};
-    int rc = bn_tokenizer_encode(tok, map.data, map.size, 0, 0, &ids, e);
-    bn_unmap(&map);
-    bn_ppl r;
-    bn_ppl_opts po = {bn_ctx_n_ctx(c), o->ppl_stride, bn_progress_enabled() ? stderr : NULL};
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (!rc)
-        rc = bn_perplexity(c, m, ids.ids, ids.n, &po, &r, e);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    bn_tokens_free(&ids);
-    if (rc) {
-        if (!strchr(e->msg, ':') || strncmp(e->msg, o->ppl_file, strlen(o->ppl_file))) {
-            bn_err t = *e;
-            bn_fail(e, "%s: %s", o->ppl_file, t.msg);
-        }
-        return -1;
+    size_t nf = o->n_ppl;
+    bn_tokens *ids = calloc(nf, sizeof *ids);
+    bn_ppl_text *texts = calloc(nf, sizeof *texts);
+    bn_ppl *r = calloc(nf, sizeof *r);
+    int rc = -1;
+    if (!ids || !texts || !r) {
+        bn_fail(e, "out of memory");
+        goto done;
     }
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    if (o->json)
-        printf("{\"file\": \"%s\", \"ppl\": %.6f, \"ppl_err\": %.6f, \"nll\": %.8f, \"nll_sd\": %.8f, "
-               "\"tokens\": %llu, \"scored\": %llu, \"windows\": %u, \"window\": %u, \"kv\": \"%s\", "
-               "\"act_quant\": %s, \"seconds\": %.3f}\n",
-               o->ppl_file, r.ppl, r.ppl_err, r.nll, r.nll_sd, (unsigned long long)r.n_tokens,
-               (unsigned long long)r.n_scored, r.n_windows, po.window, o->kv_f16 ? "f16" : "f32",
-               o->no_act_quant ? "false" : "true", secs);
-    else
-        printf("PPL = %.4f +/- %.4f (%llu tokens scored in %u windows of %u)\n", r.ppl, r.ppl_err,
-               (unsigned long long)r.n_scored, r.n_windows, po.window);
-    return 0;
+    for (size_t i = 0; i < nf; i++) {
+        bn_map map;
+        if (bn_map_file(o->ppl_files[i], &map, e))
+            goto done;
+        int t = bn_tokenizer_encode(tok, map.data, map.size, 0, 0, &ids[i], e);
+        bn_unmap(&map);
+        if (t) {
+            name_file(o->ppl_files[i], e);
+            goto done;
+        }
+        texts[i] = (bn_ppl_text){ids[i].ids, ids[i].n};
+    }
+    bn_ppl_opts po = {bn_ctx_n_ctx(c), o->ppl_stride, bn_progress_enabled() ? stderr : NULL};
+    bn_ppl total;
+    size_t failed = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int batch = nf > 1 || o->parallel;
+    if (batch ? bn_perplexity_batch(c, m, texts, nf, &po, o->parallel ? o->parallel : 1, r, &total, &failed, e)
+              : bn_perplexity(c, m, texts[0].ids, texts[0].n, &po, &r[0], e)) {
+        if (failed < nf)
+            name_file(o->ppl_files[failed], e);
+        goto done;
+    }
+    double secs = seconds_since(&t0);
+    for (size_t i = 0; i < nf; i++)
+        print_ppl(o, o->ppl_files[i], &r[i], po.window, secs);
+    if (nf > 1)
+        print_ppl(o, NULL, &total, po.window, secs);
+    rc = 0;
+done:
+    for (size_t i = 0; ids && i < nf; i++)
+        bn_tokens_free(&ids[i]);
+    free(ids);
+    free(texts);
+    free(r);
+    return rc;
+}
+
+/* Bytes of one KV block (BN_KV_BLOCK positions of every layer, K and V). */
+static uint64_t kv_block_bytes(const bn_model *m, int kv_f16)
+{
+    return 2ull * m->hp.n_layer * m->hp.n_head_kv * m->hp.head_dim * BN_KV_BLOCK * (kv_f16 ? 2 : 4);
+}
+
+/* The KV budget without --kv-budget: half of the memory available when
+ * bn-infer started less the model's weights, at least one full context
+ * (one sequence never waits for memory), at most a full context for each
+ * of the n_seq sequences (all they can hold). MemAvailable unknown: the
+ * latter. */
+static uint64_t default_kv_budget(uint64_t mem_available, uint64_t weights, uint64_t one_ctx, uint32_t n_seq)
+{
+    uint64_t most = one_ctx * n_seq;
+    if (!mem_available)
+        return most;
+    uint64_t half = mem_available > weights ? (mem_available - weights) / 2 : 0;
+    return half < one_ctx ? one_ctx : half > most ? most : half;
+}
+
+/* Sizes for -v: "1.5 MiB". */
+static const char *mib(uint64_t bytes, char *buf, size_t n)
+{
+    snprintf(buf, n, "%.1f MiB", (double)bytes / 1048576.0);
+    return buf;
 }
 
 /* Loading's warnings (float projections ternarized at load) are shown as
@@ -190,6 +315,8 @@ int main(int argc, char **argv)
     if (rc != BN_OPT_RUN)
         return rc;
     bn_err e = {0};
+    char b1[32], b2[32], b3[32];
+    uint64_t mem_available = bn_mem_available(); /* before the model takes its share */
     bn_model_params mp;
     bn_model_params_init(&mp);
     mp.kernels = o.kernel;
@@ -213,9 +340,31 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s: context %u is larger than the model's (%u)", m->src.name, o.n_ctx, m->hp.n_ctx);
         goto out;
     }
-    /* --parallel N: N sequences, their KV blocks allocated as they fill */
+    /* --parallel N: N sequences, their KV blocks allocated as they fill,
+     * up to the budget */
     bn_ctx_opts co = {.n_ctx = o.n_ctx ? o.n_ctx : m->hp.n_ctx, .kv_f16 = o.kv_f16, .no_act_quant = o.no_act_quant,
                       .n_threads = o.threads, .n_seq = o.parallel};
+    uint64_t block = kv_block_bytes(m, o.kv_f16), one_ctx = (co.n_ctx + BN_KV_BLOCK - 1) / BN_KV_BLOCK * block;
+    co.kv_budget = o.kv_budget ? o.kv_budget
+                               : default_kv_budget(mem_available, bn_model_weight_bytes(m), one_ctx,
+                                                   o.parallel ? o.parallel : 1);
+    uint64_t kv_positions = co.kv_budget / block * BN_KV_BLOCK;
+    if (kv_positions == 0) {
+        bn_report(&prog, "--kv-budget %llu: less than one KV block of %llu bytes (%d positions of %s)",
+                  (unsigned long long)co.kv_budget, (unsigned long long)block, BN_KV_BLOCK, m->src.name);
+        goto out;
+    }
+    if (kv_positions < co.n_ctx && o.n_ppl) { /* a window must fit whole */
+        bn_report(&prog, "--kv-budget %s holds %llu positions, fewer than a perplexity window of %u (-c)",
+                  mib(co.kv_budget, b1, sizeof b1), (unsigned long long)kv_positions, co.n_ctx);
+        goto out;
+    }
+    if (kv_positions < co.n_ctx) { /* one sequence must always fit: prompts past this are refused */
+        bn_report(&prog, "note: --kv-budget %s holds %llu positions: the context is cut to %llu",
+                  mib(co.kv_budget, b1, sizeof b1), (unsigned long long)kv_positions,
+                  (unsigned long long)kv_positions);
+        co.n_ctx = (uint32_t)kv_positions;
+    }
     if (!(c = bn_ctx_new_opts(m, &co, &e))) {
         bn_report(&prog, "%s: %s", m->src.name, e.msg);
         goto out;
@@ -225,17 +374,19 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s", e.msg);
         goto out;
     }
-    int needs_tok = o.prompt || o.file || o.chat || o.ppl_file || o.g.text || o.g.n_stop;
+    int needs_tok = o.prompt || o.file || o.chat || o.n_ppl || o.g.text || o.g.n_stop;
     if (needs_tok && !tok) {
         bn_report(&prog, "%s: the model has no tokenizer section; give token ids on stdin", m->src.name);
         goto out;
     }
     if (o.verbose)
-        bn_report(&prog, "%s: %s, %u layers, d %u, vocab %u, weights %.1f MiB, KV cache %.1f MiB (%s), %d threads, "
-                         "kernels %s", m->src.name, m->hp.arch, m->hp.n_layer, m->hp.n_embd, m->hp.n_vocab,
-                  (double)bn_model_weight_bytes(m) / 1048576.0, (double)bn_ctx_kv_bytes(c) / 1048576.0,
-                  o.kv_f16 ? "f16" : "f32", o.threads, m->kern->name);
-    if (o.ppl_file) {
+        bn_report(&prog, "%s: %s, %u layers, d %u, vocab %u, weights %.1f MiB, KV budget %.1f MiB (%s, %llu bytes a "
+                         "position, %llu positions), %d threads, kernels %s", m->src.name, m->hp.arch, m->hp.n_layer,
+                  m->hp.n_embd, m->hp.n_vocab, (double)bn_model_weight_bytes(m) / 1048576.0,
+                  (double)bn_ctx_kv_bytes(c) / 1048576.0, o.kv_f16 ? "f16" : "f32",
+                  (unsigned long long)(block / BN_KV_BLOCK), (unsigned long long)kv_positions, o.threads,
+                  m->kern->name);
+    if (o.n_ppl) {
         if (run_perplexity(&o, m, c, tok, &e)) {
             bn_report(&prog, "%s", e.msg);
             goto out;
@@ -314,6 +465,10 @@ out:
                   (unsigned long long)st.n_prompt, st.t_prompt, st.t_prompt > 0 ? st.n_prompt / st.t_prompt : 0,
                   (unsigned long long)st.n_gen, st.t_gen, st.t_gen > 0 ? st.n_gen / st.t_gen : 0);
     }
+    if (c && o.verbose)
+        bn_report(&prog, "KV cache: budget %s, %s allocated (its peak), %s held at the end",
+                  mib(bn_ctx_kv_bytes(c), b1, sizeof b1), mib(bn_ctx_kv_peak_bytes(c), b2, sizeof b2),
+                  mib(bn_ctx_kv_used_bytes(c), b3, sizeof b3));
     bn_gen_free(g);
     if (lfp && lfp != stdout && fclose(lfp) && rc == BN_EXIT_OK) {
         bn_report(&prog, "%s: write error", o.logits_file);
@@ -324,5 +479,6 @@ out:
     bn_tokenizer_free(tok);
     bn_ctx_free(c);
     bn_model_close(m);
+    free(o.ppl_files);
     return rc;
 }
