@@ -345,6 +345,29 @@ bad() {
     [ "$code" = 200 ]
 }
 
+@test "a client that hangs up while queued cancels its request: nothing is generated for it" {
+    start_server "$T" cut -np 1 --queue 4 --log-json
+    SRV_PORT=$(cat "$T/cut.port")
+    long='{"prompt": "It", "max_tokens": 250, "temperature": 0, "stop": "@@@@"}'
+    pids=()
+    for i in 1 2; do # two answers ahead of it on the one sequence
+        curl -s --max-time 60 -o "$T/ahead$i" --data-binary "$long" "http://127.0.0.1:$SRV_PORT/v1/completions" &
+        pids+=($!)
+    done
+    sleep 0.05
+    curl -s --max-time 0.1 --data-binary "$long" "http://127.0.0.1:$SRV_PORT/v1/completions" || true
+    wait "${pids[@]}"
+    gen=$(curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/metrics" | sed -n 's/^bn_serve_tokens_generated_total //p')
+    sum=$(( $(field "$T/ahead1" 'j["usage"]["completion_tokens"]') + $(field "$T/ahead2" 'j["usage"]["completion_tokens"]') ))
+    [ "$gen" -eq "$sum" ] || { echo "generated $gen tokens, answered $sum"; return 1; }
+    # --log-json: one JSON object per request; the one that hung up is 499
+    $PY -c 'import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+assert sum(1 for l in lines if l["status"] == 499 and l["completion_tokens"] == 0) == 1, lines
+assert sum(1 for l in lines if l["status"] == 200 and l["path"] == "/v1/completions") == 2, lines
+assert all(set(l) == {"method", "path", "status", "prompt_tokens", "completion_tokens", "ms"} for l in lines)' "$T/cut.log"
+}
+
 @test "SIGTERM: no new connections, the request in flight is answered, exit 0" {
     bn-serve -m "$D/tiny.bn" -t 1 --port 0 -np 2 </dev/null >/dev/null 2>"$T/term.log" 3>&- &
     pid=$!
