@@ -278,9 +278,9 @@ typedef struct bn_eval_tok {
  * in order; a token attends to its own sequence's positions up to its
  * own. logits (may be NULL) receives bn_model_n_vocab floats for each
  * token that asks, in batch order. Each row is bit-identical to what
- * evaluating that sequence alone gives. c must not be NULL, nor t when
- * n > 0. Fails before evaluating anything, changing nothing:
- * BN_E_INVALID (an id, a sequence, a position), BN_E_CONTEXT_FULL (a
+ * evaluating that sequence alone gives. Fails before evaluating
+ * anything, changing nothing: BN_E_INVALID (no context, no tokens, an
+ * id, a sequence, a position), BN_E_CONTEXT_FULL (a
  * sequence past n_ctx), BN_E_KV_FULL (the KV budget cannot hold the new
  * positions: free sequences, or evaluate fewer), BN_E_NOMEM. */
 BN_API int bn_ctx_eval_batch(bn_ctx *c, const bn_eval_tok *t, size_t n, float *logits, bn_err *e);

@@ -656,6 +656,8 @@ static int eval_prepare(bn_ctx *c, const bn_eval_tok *t, size_t n, size_t *k_out
 
 int bn_ctx_eval_batch(bn_ctx *c, const bn_eval_tok *t, size_t n, float *logits, bn_err *e)
 {
+    if (!c || (!t && n))
+        return bn_fail_code(e, BN_E_INVALID, "no context or no tokens");
     size_t k, V = c->m->hp.n_vocab;
     int rc = eval_prepare(c, t, n, &k, e);
     if (rc)
@@ -840,7 +842,7 @@ uint64_t bn_ctx_kv_bytes(const bn_ctx *c)
 
 uint64_t bn_ctx_kv_used_bytes(const bn_ctx *c)
 {
-    return bn_kvpool_used_bytes(&c->kv);
+    return c ? bn_kvpool_used_bytes(&c->kv) : 0;
 }
 
 uint64_t bn_ctx_kv_peak_bytes(const bn_ctx *c)
@@ -850,18 +852,20 @@ uint64_t bn_ctx_kv_peak_bytes(const bn_ctx *c)
 
 uint32_t bn_ctx_kv_blocks_left(const bn_ctx *c)
 {
-    return bn_kvpool_available(&c->kv);
+    return c ? bn_kvpool_available(&c->kv) : 0;
 }
 
 /* ------------------------------------------------------------ sequences */
 
 static ctx_seq *seq_at(const bn_ctx *c, int seq)
 {
-    return seq >= 0 && (uint32_t)seq < c->o.n_seq && c->seq[seq].live ? &c->seq[seq] : NULL;
+    return c && seq >= 0 && (uint32_t)seq < c->o.n_seq && c->seq[seq].live ? &c->seq[seq] : NULL;
 }
 
 int bn_ctx_seq_new(bn_ctx *c, bn_err *e)
 {
+    if (!c)
+        return bn_fail_code(e, BN_E_INVALID, "no context");
     uint32_t i = 0;
     while (i < c->o.n_seq && c->seq[i].live)
         i++;
@@ -939,5 +943,5 @@ const uint32_t *bn_ctx_seq_tokens(const bn_ctx *c, int seq)
 
 uint32_t bn_ctx_n_seq(const bn_ctx *c)
 {
-    return c->o.n_seq;
+    return c ? c->o.n_seq : 0;
 }

@@ -120,6 +120,15 @@ static void test_eval_batch(const bn_model *m)
         CHECK(&C, seq[s] == (int)s);
     }
     CHECK(&C, bn_ctx_seq_new(c, &e) == BN_E_INVALID); /* all in use */
+    /* a NULL context is an invalid argument, not a crash */
+    bn_eval_tok one = {.id = 1, .seq = 0, .pos = 0, .logits = 0};
+    CHECK(&C, bn_ctx_eval_batch(NULL, &one, 1, NULL, &e) == BN_E_INVALID);
+    CHECK(&C, bn_ctx_eval_batch(c, NULL, 1, NULL, &e) == BN_E_INVALID);
+    CHECK(&C, bn_ctx_seq_new(NULL, &e) == BN_E_INVALID && bn_ctx_seq_fork(NULL, 0, 0, &e) == BN_E_INVALID);
+    CHECK(&C, bn_ctx_n_seq(NULL) == 0 && bn_ctx_seq_pos(NULL, 0) == 0 && !bn_ctx_seq_tokens(NULL, 0));
+    CHECK(&C, bn_ctx_kv_used_bytes(NULL) == 0 && bn_ctx_kv_blocks_left(NULL) == 0);
+    bn_ctx_seq_truncate(NULL, 0, 0);
+    bn_ctx_seq_free(NULL, 0);
     bn_eval_tok toks[NS * MAXP];
     float *got = malloc((size_t)NS * MAXP * V * sizeof *got);
     size_t done[NS] = {0};
