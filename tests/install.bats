@@ -11,7 +11,7 @@ load common
 @test "make install honours PREFIX and DESTDIR" {
     d=$BATS_TEST_TMPDIR/root
     make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/opt/bn ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
-    for p in bn-convert bn-quant bn-pack bn-tokenize bn-infer bn-bench; do
+    for p in bn-convert bn-quant bn-pack bn-tokenize bn-infer bn-bench bn-serve; do
         [ -x "$d/opt/bn/bin/$p" ]
         [ -f "$d/opt/bn/share/man/man1/$p.1" ]
     done
