@@ -13,7 +13,7 @@ _Static_assert((int)BN_DETOK_SKIP_SPECIAL == (int)BN_DEC_SKIP_SPECIAL,
 /* Hands ids to a caller's buffer: all of them counted, as many as fit stored. */
 static void hand_out(const bn_tokens *v, uint32_t *ids, size_t cap, size_t *n_ids)
 {
-    if (ids && cap)
+    if (ids && cap && v->n) /* no ids: v->ids may be NULL, which memcpy may not take */
         memcpy(ids, v->ids, (v->n < cap ? v->n : cap) * sizeof *ids);
     *n_ids = v->n;
 }
