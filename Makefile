@@ -202,7 +202,13 @@ build-fuzz/%.o: %.c | $(DEPS_OK)
 	clang $(BN_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_OBJ)
-	clang $(BN_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(LDLIBS)
+	clang $(BN_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_EXTRA) $(FUZZ_OBJ) -o $@ $(LDLIBS)
+
+# bn-serve's request parsing and replies, without its HTTP side (http.c,
+# libmicrohttpd): the parts fuzz_serve needs beside libbn.
+FUZZ_SERVE_OBJ = $(patsubst %.c,build-fuzz/%.o,$(filter-out cmd/serve/http.c,$(sort $(wildcard cmd/serve/*.c))))
+build-fuzz/fuzz_serve: FUZZ_EXTRA = $(FUZZ_SERVE_OBJ)
+build-fuzz/fuzz_serve: $(FUZZ_SERVE_OBJ)
 
 .SECONDARY:
 
