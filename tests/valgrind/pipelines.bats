@@ -100,3 +100,49 @@ vg() {
     [ "$status" -eq 1 ]
     [ ! -e "$D/never.bn" ]
 }
+
+# The server under valgrind answers slowly: generous timeouts, short answers.
+teardown() { # a server a test started: stopped even when the test failed
+    local pid
+    pid=$(cat "$D/serve.pid" 2>/dev/null) || return 0
+    rm -f "$D/serve.pid"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+@test "valgrind: bn-serve answers a completion, a streamed chat and a bad request, then exits on SIGTERM" {
+    command -v curl >/dev/null || skip "curl is not installed"
+    $VG "$BN_BIN/bn-serve" -m "$D/tiny.bn" -t 1 -c 64 -np 2 --port 0 </dev/null >/dev/null 2>"$D/serve.err" &
+    local pid=$! port="" i st
+    echo "$pid" >"$D/serve.pid"
+    for i in $(seq 600); do # listening comes before the model: at most 60 s
+        port=$(sed -n 's|^bn-serve: listening on http://127.0.0.1:\([0-9]*\)/$|\1|p' "$D/serve.err")
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { cat "$D/serve.err"; false; }
+    for i in $(seq 120); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/health")" = 200 ] && break
+        sleep 0.5
+    done
+    url=http://127.0.0.1:$port
+    run curl -s --max-time 120 -H 'Content-Type: application/json' \
+        -d '{"prompt": "Elizabeth", "max_tokens": 4, "temperature": 0}' "$url/v1/completions"
+    [[ $output == *'"object":"text_completion"'* && $output == *'"finish_reason":"'* ]] || { echo "$output"; cat "$D/serve.err"; false; }
+    run curl -s -N --max-time 120 -H 'Content-Type: application/json' \
+        -d '{"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4, "stream": true, "seed": 1}' \
+        "$url/v1/chat/completions"
+    [[ $output == *'data: [DONE]'* ]] || { echo "$output"; cat "$D/serve.err"; false; }
+    run curl -s -o /dev/null -w '%{http_code}' --max-time 60 -H 'Content-Type: application/json' \
+        -d '{"prompt": ' "$url/v1/completions"
+    [ "$output" = 400 ]
+    kill -TERM "$pid"
+    for i in $(seq 600); do # the in-flight deadline, then valgrind's leak check
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && { echo "bn-serve still runs 60 s after SIGTERM"; cat "$D/serve.err"; false; }
+    st=0
+    wait "$pid" || st=$?
+    rm -f "$D/serve.pid"
+    [ "$st" -eq 0 ] || { echo "bn-serve exited $st"; cat "$D/serve.err"; false; }
+}
