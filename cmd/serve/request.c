@@ -18,8 +18,22 @@ int srv_err(srv_error *err, int status, const char *type, const char *code, cons
     err->code = code;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    int len = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
+    if (len >= (int)sizeof err->msg) {
+        /* Cut short: drop a character the cut split (the request's own
+         * text, checked as UTF-8, may be in the message), so the JSON
+         * error stays valid UTF-8. */
+        size_t n = strlen(err->msg), i = n;
+        while (i > 0 && ((unsigned char)err->msg[i - 1] & 0xC0) == 0x80)
+            i--;
+        if (i > 0) {
+            unsigned char lead = (unsigned char)err->msg[i - 1];
+            size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+            if (n - (i - 1) < want)
+                err->msg[i - 1] = 0;
+        }
+    }
     return -1;
 }
 

@@ -67,9 +67,9 @@ static void check_refusal(const srv_error *err)
 {
     if (err->status < 400 || err->status > 499 || !err->type || !err->msg[0])
         finding("a refusal without a 4xx status, type and message", err->msg);
-    /* not yet UTF-8: srv_err cuts a message at 512 bytes, which may split
-     * a character of the request's text it quotes (corpus: long-model-name) */
-    check_json(srv_error_json(err), "error object", 0);
+    /* valid UTF-8 too: srv_err cuts a long message at a character's
+     * start (corpus: long-model-name) */
+    check_json(srv_error_json(err), "error object", 1);
 }
 
 static void generate(const uint8_t *data, size_t n, int chat)
