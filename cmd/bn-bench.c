@@ -62,37 +62,33 @@ static int split_u(const char *v, uint64_t lo, uint64_t hi, uint64_t *vals, size
     return 0;
 }
 
+/* A comma list of whole numbers in [lo, hi] into a uint32_t array. */
+static int split_u32(const char *v, uint64_t lo, uint64_t hi, uint32_t *out, size_t *n, char *why, size_t wn)
+{
+    uint64_t vals[BN_BENCH_MAX_LIST];
+    if (split_u(v, lo, hi, vals, n, why, wn))
+        return -1;
+    for (size_t i = 0; i < *n; i++)
+        out[i] = (uint32_t)vals[i];
+    return 0;
+}
+
 static int set_pp(void *dest, const char *v, char *why, size_t wn)
 {
     bn_bench_opts *o = dest;
-    uint64_t vals[BN_BENCH_MAX_LIST];
-    if (split_u(v, 0, 1u << 20, vals, &o->n_pp, why, wn))
-        return -1;
-    for (size_t i = 0; i < o->n_pp; i++)
-        o->pp[i] = (uint32_t)vals[i];
-    return 0;
+    return split_u32(v, 0, 1u << 20, o->pp, &o->n_pp, why, wn);
 }
 
 static int set_tg(void *dest, const char *v, char *why, size_t wn)
 {
     bn_bench_opts *o = dest;
-    uint64_t vals[BN_BENCH_MAX_LIST];
-    if (split_u(v, 0, 1u << 20, vals, &o->n_tg, why, wn))
-        return -1;
-    for (size_t i = 0; i < o->n_tg; i++)
-        o->tg[i] = (uint32_t)vals[i];
-    return 0;
+    return split_u32(v, 0, 1u << 20, o->tg, &o->n_tg, why, wn);
 }
 
 static int set_par(void *dest, const char *v, char *why, size_t wn)
 {
     bn_bench_opts *o = dest;
-    uint64_t vals[BN_BENCH_MAX_LIST];
-    if (split_u(v, 1, 1024, vals, &o->n_par, why, wn))
-        return -1;
-    for (size_t i = 0; i < o->n_par; i++)
-        o->par[i] = (uint32_t)vals[i];
-    return 0;
+    return split_u32(v, 1, 1024, o->par, &o->n_par, why, wn);
 }
 
 static int set_threads(void *dest, const char *v, char *why, size_t wn)
