@@ -298,15 +298,6 @@ static const char *mib(uint64_t bytes, char *buf, size_t n)
     return buf;
 }
 
-/* Loading's warnings (float projections ternarized at load) are shown as
- * bn-infer's own; its other notes are what -v prints anyway. */
-static void show_warning(void *user, int level, const char *msg)
-{
-    (void)user;
-    if (level <= BN_LOG_WARN)
-        bn_report(&prog, "%s", msg);
-}
-
 int main(int argc, char **argv)
 {
     bn_cli_init();
@@ -323,7 +314,8 @@ int main(int argc, char **argv)
     /* The copy on huge pages, rows interleaved for the kernels, decodes
      * faster; the float path (--no-act-quant) reads the mapping's layout. */
     mp.weights = o.mmap_only || o.no_act_quant ? BN_WEIGHTS_MAPPED : BN_WEIGHTS_AUTO;
-    mp.log = show_warning;
+    mp.log = bn_cli_show_warning; /* loading's warnings, e.g. float projections ternarized */
+    mp.log_user = (void *)&prog;
     bn_model *m = bn_model_open(o.model, &mp, &e);
     if (!m) {
         bn_report(&prog, "%s", e.msg);

@@ -96,13 +96,6 @@ static char *read_key(const char *path, bn_err *e)
     return line;
 }
 
-static void show_warning(void *user, int level, const char *msg)
-{
-    (void)user;
-    if (level <= BN_LOG_WARN)
-        bn_report(&prog, "%s", msg);
-}
-
 int main(int argc, char **argv)
 {
     bn_cli_init();
@@ -153,7 +146,8 @@ int main(int argc, char **argv)
     pthread_mutex_t tok_mu = PTHREAD_MUTEX_INITIALIZER;
     bn_model_params mp;
     bn_model_params_init(&mp);
-    mp.log = show_warning;
+    mp.log = bn_cli_show_warning; /* loading's warnings, e.g. float projections ternarized */
+    mp.log_user = (void *)&prog;
     if (!(m = bn_model_open(o.model, &mp, &e))) {
         bn_report(&prog, "%s", e.msg);
         goto out;

@@ -39,6 +39,12 @@ void bn_report(const bn_prog *p, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+void bn_cli_show_warning(void *prog, int level, const char *msg)
+{
+    if (level <= BN_LOG_WARN)
+        bn_report(prog, "%s", msg);
+}
+
 int bn_usage_error(const bn_prog *p, const char *fmt, ...)
 {
     va_list ap;

@@ -24,6 +24,9 @@ typedef struct bn_prog {
 
 /* Prints "NAME: MESSAGE" to stderr. */
 void bn_report(const bn_prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A bn_log_fn (user: the const bn_prog) that shows the library's warnings
+ * as the program's own one-line messages and drops its other notes. */
+void bn_cli_show_warning(void *prog, int level, const char *msg);
 /* Prints the usage error, the hint to --help, and returns BN_EXIT_USAGE. */
 int bn_usage_error(const bn_prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Restores default SIGPIPE so `| head` ends us quietly, like cat. */
