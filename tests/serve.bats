@@ -6,6 +6,7 @@
 # gets its 4xx while the server goes on, and SIGTERM lets in-flight
 # requests finish. Every server started here is stopped in teardown.
 load common
+load serve-common
 
 P1='It was a fine morning, and Elizabeth'
 
@@ -26,47 +27,7 @@ setup() {
 }
 
 teardown() { # servers a test started itself
-    local f
-    for f in "$T"/*.pid; do
-        [ -e "$f" ] && stop_server "$T" "$(basename "$f" .pid)"
-    done
-    return 0
-}
-
-# start_server DIR NAME [options]: bn-serve on a port of its choosing, its
-# pid and port in DIR/NAME.pid and .port, its log in DIR/NAME.log; returns
-# once /health says 200 (at most 20 s).
-start_server() {
-    local dir=$1 name=$2 port="" i
-    shift 2
-    bn-serve -m "$D/tiny.bn" -t 1 --port 0 "$@" </dev/null >/dev/null 2>"$dir/$name.log" 3>&- &
-    echo $! >"$dir/$name.pid"
-    for i in $(seq 200); do
-        port=$(sed -n 's|^bn-serve: listening on http://127.0.0.1:\([0-9]*\)/$|\1|p' "$dir/$name.log")
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    [ -n "$port" ] || { cat "$dir/$name.log"; return 1; }
-    echo "$port" >"$dir/$name.port"
-    for i in $(seq 200); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/health")" = 200 ] && return 0
-        sleep 0.1
-    done
-    cat "$dir/$name.log"
-    return 1
-}
-
-# stop_server DIR NAME: SIGTERM, then SIGKILL after 15 s.
-stop_server() {
-    local pid i
-    pid=$(cat "$1/$2.pid" 2>/dev/null) || return 0
-    rm -f "$1/$2.pid"
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 150); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
+    stop_servers "$T"
 }
 
 # api PATH JSON [curl options]: the body in $T/body, the status in $code.
@@ -75,14 +36,6 @@ api() {
     shift 2
     code=$(curl -s --max-time 60 -o "$T/body" -w '%{http_code}' -H 'Content-Type: application/json' \
         --data-binary "$json" "$@" "http://127.0.0.1:${SRV_PORT:-$PORT}$path")
-}
-
-# field FILE EXPR: a Python expression over the JSON document j.
-field() {
-    $PY -c 'import json, sys
-j = json.load(open(sys.argv[1]))
-v = eval(sys.argv[2])
-sys.stdout.write(v if isinstance(v, str) else json.dumps(v))' "$1" "$2"
 }
 
 # sse FILE: the text of a stream of events, checking its shape: every

@@ -1,0 +1,59 @@
+# serve-common.bash — shared by the bn-serve suites (after `load common`):
+# starting a server on a free loopback port, stopping it whatever happened,
+# reading fields of its JSON answers.
+#   SERVE_MODEL  the model start_server serves (default: the suite's
+#                $BATS_FILE_TMPDIR/tiny.bn)
+
+# start_server DIR NAME [options]: bn-serve on a port of its choosing, its
+# pid and port in DIR/NAME.pid and .port, its log in DIR/NAME.log; returns
+# once /health says 200 (at most 20 s). Later options override -t 1.
+start_server() {
+    local dir=$1 name=$2 port="" i
+    shift 2
+    bn-serve -m "${SERVE_MODEL:-$BATS_FILE_TMPDIR/tiny.bn}" -t 1 --port 0 "$@" </dev/null >/dev/null \
+        2>"$dir/$name.log" 3>&- &
+    echo $! >"$dir/$name.pid"
+    for i in $(seq 200); do
+        port=$(sed -n 's|^bn-serve: listening on http://127.0.0.1:\([0-9]*\)/$|\1|p' "$dir/$name.log")
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { cat "$dir/$name.log"; return 1; }
+    echo "$port" >"$dir/$name.port"
+    for i in $(seq 200); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/health")" = 200 ] && return 0
+        sleep 0.1
+    done
+    cat "$dir/$name.log"
+    return 1
+}
+
+# stop_server DIR NAME: SIGTERM, then SIGKILL after 15 s.
+stop_server() {
+    local pid i
+    pid=$(cat "$1/$2.pid" 2>/dev/null) || return 0
+    rm -f "$1/$2.pid"
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 150); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+# stop_servers DIR: every server started in DIR (for teardown).
+stop_servers() {
+    local f
+    for f in "$1"/*.pid; do
+        [ -e "$f" ] && stop_server "$1" "$(basename "$f" .pid)"
+    done
+    return 0
+}
+
+# field FILE EXPR: a Python expression over the JSON document j.
+field() {
+    $PY -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+v = eval(sys.argv[2])
+sys.stdout.write(v if isinstance(v, str) else json.dumps(v))' "$1" "$2"
+}
