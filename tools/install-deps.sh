@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what bn needs to build and test, from Debian's packages (and the
-# JavaScript reference tokenizer from npm, for the tests). Run as root or with
-# sudo; packages already present are left alone.
+# JavaScript reference tokenizer and OpenAI's client from npm, for the
+# tests). Run as root or with sudo; packages already present are left alone.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -30,7 +30,9 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-# The independent tokenizer reference (js-tiktoken), pinned by package-lock.
-if [ -f tests/ref/package-lock.json ] && [ ! -d tests/ref/node_modules/js-tiktoken ]; then
+# The independent tokenizer reference (js-tiktoken) and OpenAI's own client
+# (openai, driving bn-serve in tests/serve-openai.bats), pinned by package-lock.
+if [ -f tests/ref/package-lock.json ] &&
+    { [ ! -d tests/ref/node_modules/js-tiktoken ] || [ ! -d tests/ref/node_modules/openai ]; }; then
     (cd tests/ref && npm ci --no-audit --no-fund --loglevel=error)
 fi
