@@ -28,7 +28,8 @@
 #                        --head q6 | bn-pack -l t2, as the README's batched
 #                        comparison made its 2B4T weights (needs numpy, about
 #                        5 GB of temporary space next to FILE and minutes)
-#   --shape NAME         gen_checkpoint.py's shape (default 2b4t)
+#   --shape NAME         gen_checkpoint.py's shape (default 2b4t; tiny256 makes a
+#                        small one in seconds, to try the script)
 #   -h, --help           this text
 # The bn programs come from $BN_BIN, else build/bin, else the PATH.
 # Exit status: 0; 1 when a run failed (a request unanswered, a 5xx, the
