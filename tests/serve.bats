@@ -202,6 +202,49 @@ print(json.dumps(d))' "$@"
     [ "$(field "$T/body" 'j["content"]')" = "$P1" ]
 }
 
+
+# curl_session FILE: the output of examples/serve-curl.sh, section by
+# section: the model list, the greedy completion's text (printed), a
+# streamed chat of data: events ending in [DONE], the tokens (printed on a
+# second line).
+curl_session() {
+    $PY -c 'import json, re, sys
+out = open(sys.argv[1], encoding="utf-8").read()
+parts = re.split(r"^== (.*)\n", out, flags=re.M)
+assert parts[0] == "", parts[0]
+sec = dict(zip(parts[1::2], parts[2::2]))
+assert list(sec) == ["GET /v1/models", "POST /v1/completions (greedy, 16 tokens)",
+                     "POST /v1/chat/completions (streamed)", "POST /tokenize"], list(sec)
+assert json.loads(sec["GET /v1/models"])["data"][0]["id"] == "tiny.bn"
+c = json.loads(sec["POST /v1/completions (greedy, 16 tokens)"])
+assert c["object"] == "text_completion" and c["usage"]["completion_tokens"] >= 1, c
+ev = [e for e in sec["POST /v1/chat/completions (streamed)"].split("\n\n") if e.strip()]
+assert all(e.startswith("data: ") for e in ev) and ev[-1] == "data: [DONE]", ev
+chunks = [json.loads(e[6:]) for e in ev[:-1]]
+assert chunks[0]["choices"][0]["delta"] == {"role": "assistant"}, chunks[0]
+assert "".join(k["choices"][0]["delta"].get("content", "") for k in chunks), chunks
+assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length") and chunks[-1]["usage"], chunks[-1]
+print(c["choices"][0]["text"])
+print(" ".join(map(str, json.loads(sec["POST /tokenize"])["tokens"])))' "$1"
+}
+
+@test "examples/serve-curl.sh runs against a live server, by argument or BN_SERVE_URL with BN_API_KEY" {
+    run_split "$T/session" "$ROOT/examples/serve-curl.sh" "http://127.0.0.1:$PORT/"
+    [ "$status" -eq 0 ] || { echo "$err"; return 1; }
+    curl_session "$T/session" >"$T/checked"
+    # its greedy completion is bn-infer's; its tokens are bn-tokenize's, BOS first
+    bn-infer -m "$D/tiny.bn" -p 'It was a fine morning, and' --temp 0 -n 16 >"$T/infer"
+    head -n 1 "$T/checked" | cmp - "$T/infer"
+    [ "$(sed -n 2p "$T/checked")" = "$(printf 'Hello, world' | bn-tokenize -m "$D/tiny.bn" | xargs)" ]
+    printf 'sekrit-key\n' >"$T/key"
+    start_server "$T" keyed --api-key-file "$T/key"
+    export BN_SERVE_URL=http://127.0.0.1:$(cat "$T/keyed.port")
+    run_split "$T/session" "$ROOT/examples/serve-curl.sh"
+    [ "$status" -ne 0 ] # no key: curl -f fails on the 401
+    BN_API_KEY=sekrit-key run_split "$T/session" "$ROOT/examples/serve-curl.sh"
+    [ "$status" -eq 0 ] || { echo "$err"; return 1; }
+    curl_session "$T/session" | cmp - "$T/checked"
+}
 # bad REQ_PATH STATUS CODE BODY [curl options]: the error answer, then a
 # good request still served.
 bad() {
