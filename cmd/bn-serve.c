@@ -26,14 +26,31 @@ static const bn_prog prog = {
 };
 
 /* In-flight requests get this long after SIGTERM before they are cut. */
-enum { DRAIN_SECONDS = 30 };
+enum { DRAIN_SECONDS = 30, MAX_ORIGINS = 16 };
 
 typedef struct opts {
     const char *model, *host, *api_key, *api_key_file;
+    const char *origins[MAX_ORIGINS];
+    size_t n_origins;
     uint32_t port, parallel, queue, n_ctx;
     uint64_t kv_budget;
     int threads, log_json;
 } opts;
+
+/* An origin as browsers send it: "scheme://host[:port]" (no path, not
+ * even "/"), "null" (a page from a file), or "*" for any. */
+static int origin_ok(const char *s)
+{
+    if (!strcmp(s, "*") || !strcmp(s, "null"))
+        return 1;
+    const char *host = strstr(s, "://");
+    if (!host || host == s || !host[3] || strchr(host + 3, '/'))
+        return 0;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return 0;
+    return 1;
+}
 
 static int parse(int argc, char **argv, opts *o)
 {
@@ -59,6 +76,9 @@ static int parse(int argc, char **argv, opts *o)
         OPT_U32(0, "port", &o->port, "N", 0, 65535, "port (default 8080; 0: a free one, printed at start)"),
         OPT_STRING(0, "api-key", &o->api_key, "KEY", "require 'Authorization: Bearer KEY' (not for /health)"),
         OPT_STRING(0, "api-key-file", &o->api_key_file, "FILE", "... the key read from the file's first line"),
+        OPT_LIST(0, "allow-origin", o->origins, &o->n_origins, MAX_ORIGINS, "ORIGIN",
+                 "let pages from ORIGIN (scheme://host[:port], null, or * for any) call the API: CORS "
+                 "(repeatable)"),
         OPT_FLAG(0, "log-json", &o->log_json, "log one JSON object per request instead of a text line"),
         OPT_END,
     };
@@ -71,6 +91,10 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--api-key and --api-key-file exclude each other");
     if (o->api_key && !*o->api_key)
         return bn_usage_error(&prog, "the API key is empty");
+    for (size_t i = 0; i < o->n_origins; i++)
+        if (!origin_ok(o->origins[i]))
+            return bn_usage_error(&prog, "--allow-origin '%s': not an origin (scheme://host[:port] without a path, "
+                                  "null, or *)", o->origins[i]);
     return BN_OPT_RUN;
 }
 
@@ -126,7 +150,7 @@ int main(int argc, char **argv)
     }
     const char *slash = strrchr(o.model, '/');
     srv_http_opts ho = {.host = o.host, .port = o.port, .api_key = key ? key : o.api_key, .log_json = o.log_json,
-                        .prog = prog.name};
+                        .prog = prog.name, .origins = o.origins, .n_origins = o.n_origins};
     unsigned port = 0;
     /* listening first: /health says 503 while the model loads */
     srv_http *h = srv_http_start(&ho, &port, &e);

@@ -245,6 +245,21 @@ print(" ".join(map(str, json.loads(sec["POST /tokenize"])["tokens"])))' "$1"
     [ "$status" -eq 0 ] || { echo "$err"; return 1; }
     curl_session "$T/session" | cmp - "$T/checked"
 }
+@test "examples/chat.html: one self-contained page; its SSE reading streams bn-serve's chat answers" {
+    command -v node >/dev/null || skip "node is not installed: the page's script cannot run (tools/install-deps.sh)"
+    # nothing loaded from elsewhere: no src=, href= or CSS url() or @import
+    [ -z "$(grep -nE '(src|href)=|url\(|@import' "$ROOT/examples/chat.html")" ]
+    run timeout 60 node "$ROOT/tests/ref/chat-page.mjs" selftest
+    [ "$status" -eq 0 ] && [ "$output" = ok ] || { echo "$output"; return 1; }
+    chat='{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me of Netherfield."}], "max_tokens": 30, "temperature": 0}'
+    api /v1/chat/completions "$chat"
+    [ "$code" = 200 ]
+    timeout 60 node "$ROOT/tests/ref/chat-page.mjs" chat "http://127.0.0.1:$PORT/" "$chat" >"$T/page"
+    same='[j["choices"][0]["message"]["content"], j["choices"][0]["finish_reason"], j["usage"]]'
+    [ "$(field "$T/page" '[j["text"], j["finish_reason"], j["usage"]]')" = "$(field "$T/body" "$same")" ]
+    [ "$(field "$T/page" 'j["pieces"] > 1')" = true ]
+}
+
 # bad REQ_PATH STATUS CODE BODY [curl options]: the error answer, then a
 # good request still served.
 bad() {
@@ -315,6 +330,74 @@ bad() {
     [ "$output" = 200 ]
     run curl -s -D - -o /dev/null --max-time 5 "http://127.0.0.1:$SRV_PORT/metrics"
     [[ $output == *'WWW-Authenticate: Bearer'* ]]
+}
+
+# cors METHOD PATH ORIGIN [curl options]: the reply's status in $code and
+# its headers, lower-cased and without CRs, in $T/headers.
+cors() {
+    local method=$1 path=$2 origin=$3
+    shift 3
+    code=$(curl -s --max-time 30 -X "$method" -o "$T/body" -D "$T/raw" -w '%{http_code}' \
+        ${origin:+-H "Origin: $origin"} "$@" "http://127.0.0.1:${SRV_PORT:-$PORT}$path")
+    tr -d '\r' <"$T/raw" | tr '[:upper:]' '[:lower:]' >"$T/headers"
+}
+header() { sed -n "s/^$1: //p" "$T/headers"; }
+
+@test "--allow-origin: preflights answered 204, the origin allowed on every reply to it, the key still needed" {
+    # without the option no reply says anything of CORS, preflight or not
+    cors GET /v1/models http://chat.example
+    [ "$code" = 200 ]
+    [ -z "$(grep '^access-control-\|^vary:' "$T/headers")" ]
+    cors OPTIONS /v1/chat/completions http://chat.example -H 'Access-Control-Request-Method: POST'
+    [ "$code" = 405 ]
+    [ -z "$(grep '^access-control-' "$T/headers")" ]
+    printf 'sekrit-key\n' >"$T/key"
+    start_server "$T" cors --api-key-file "$T/key" --allow-origin http://chat.example --allow-origin null
+    SRV_PORT=$(cat "$T/cors.port")
+    for origin in http://chat.example null; do
+        cors OPTIONS /v1/chat/completions "$origin" -H 'Access-Control-Request-Method: POST' \
+            -H 'Access-Control-Request-Headers: authorization, content-type'
+        [ "$code" = 204 ]
+        [ "$(header access-control-allow-origin)" = "$origin" ]
+        [[ $(header access-control-allow-methods) == *post* && $(header access-control-allow-methods) == *get* ]]
+        [[ $(header access-control-allow-headers) == *authorization* ]]
+        [[ $(header access-control-allow-headers) == *content-type* ]]
+        [ "$(header vary)" = origin ]
+    done
+    # not a preflight: without the key 401, the origin still allowed (the page reads the error)
+    cors POST /v1/completions http://chat.example --data-binary '{"prompt": "Hi", "max_tokens": 2}'
+    [ "$code" = 401 ]
+    [ "$(header access-control-allow-origin)" = http://chat.example ]
+    key=(-H 'Authorization: Bearer sekrit-key' -H 'Content-Type: application/json')
+    cors POST /v1/completions http://chat.example "${key[@]}" --data-binary '{"prompt": "Hi", "max_tokens": 2}'
+    [ "$code" = 200 ]
+    [ "$(header access-control-allow-origin)" = http://chat.example ]
+    cors POST /v1/chat/completions null "${key[@]}" -N \
+        --data-binary '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "stream": true}'
+    [ "$code" = 200 ]
+    [ "$(header access-control-allow-origin)" = null ]
+    sse "$T/body" >/dev/null
+    # another origin, or none: no Access-Control-Allow-Origin; its preflight is not one
+    cors GET /v1/models http://evil.example "${key[@]}"
+    [ "$code" = 200 ]
+    [ -z "$(header access-control-allow-origin)" ] && [ "$(header vary)" = origin ]
+    cors GET /v1/models "" "${key[@]}"
+    [ "$code" = 200 ] && [ -z "$(header access-control-allow-origin)" ]
+    cors OPTIONS /v1/chat/completions http://evil.example -H 'Access-Control-Request-Method: POST'
+    [ "$code" = 401 ] && [ -z "$(header access-control-allow-origin)" ]
+    grep -q '^bn-serve: OPTIONS /v1/chat/completions 204 ' "$T/cors.log"
+    # '*': any origin
+    start_server "$T" any --allow-origin '*'
+    SRV_PORT=$(cat "$T/any.port")
+    cors OPTIONS /v1/completions http://anywhere.example:8000
+    [ "$code" = 204 ] && [ "$(header access-control-allow-origin)" = '*' ]
+    cors GET /health http://anywhere.example:8000
+    [ "$code" = 200 ] && [ "$(header access-control-allow-origin)" = '*' ]
+    for bad in '' http://chat.example/ chat.example 'http://a b'; do
+        run bn-serve -m "$D/tiny.bn" --allow-origin "$bad"
+        [ "$status" -eq 2 ]
+        [[ ${lines[0]} == "bn-serve: --allow-origin '$bad': not an origin"* ]]
+    done
 }
 
 @test "a full queue answers 503 with Retry-After; a client that hangs up frees its sequence" {

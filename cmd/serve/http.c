@@ -41,6 +41,7 @@ typedef struct req {
     int status, gone;
     uint32_t n_prompt, n_gen;
     int fd;
+    const char *cors; /* Access-Control-Allow-Origin to send, or NULL */
     /* a streamed answer */
     srv_job *job;
     char id[48];
@@ -91,6 +92,50 @@ static int key_matches(const char *key, const char *header)
     return diff == 0;
 }
 
+/* ----------------------------------------------------------------- CORS */
+
+/* What Access-Control-Allow-Origin says to a request from `origin`: the
+ * origin itself when --allow-origin names it, "*" when it allows any,
+ * NULL (no CORS headers) otherwise. */
+static const char *allowed_origin(const srv_http *h, const char *origin)
+{
+    const char *any = NULL;
+    for (size_t i = 0; origin && i < h->o.n_origins; i++) {
+        if (!strcmp(h->o.origins[i], origin))
+            return h->o.origins[i];
+        if (!strcmp(h->o.origins[i], "*"))
+            any = "*";
+    }
+    return any;
+}
+
+static void add_cors(struct MHD_Response *resp, const req *r)
+{
+    if (r->h->o.n_origins) /* the answer depends on the Origin: caches must know */
+        MHD_add_response_header(resp, "Vary", "Origin");
+    if (r->cors)
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors);
+}
+
+/* A preflight's answer: the methods and headers a page may use (the key
+ * travels in Authorization, JSON needs Content-Type). */
+static enum MHD_Result send_preflight(struct MHD_Connection *c, req *r)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    add_cors(resp, r);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, resp);
+    MHD_destroy_response(resp);
+    r->status = MHD_HTTP_NO_CONTENT;
+    return rc;
+}
+
+/* -------------------------------------------------------------- replies */
+
 static enum MHD_Result send_body(struct MHD_Connection *c, req *r, int status, const char *type, const char *body,
                                  const char *hname, const char *hvalue)
 {
@@ -99,6 +144,7 @@ static enum MHD_Result send_body(struct MHD_Connection *c, req *r, int status, c
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    add_cors(resp, r);
     if (hname)
         MHD_add_response_header(resp, hname, hvalue);
     enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
@@ -253,6 +299,7 @@ static enum MHD_Result generate(struct MHD_Connection *c, req *r, int chat)
             return MHD_NO;
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        add_cors(resp, r);
         enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, resp);
         MHD_destroy_response(resp);
         r->status = 200;
@@ -345,6 +392,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         h->active++;
         r->g = h->g; /* set once, when the model is ready */
         pthread_mutex_unlock(&h->mu);
+        r->cors = allowed_origin(h, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
+        if (r->cors && !strcmp(r->method, "OPTIONS")) /* a preflight carries no key */
+            return send_preflight(c, r);
         if (h->o.api_key && strcmp(r->path, "/health") &&
             !key_matches(h->o.api_key, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)))
             return fail(c, r, 401, "authentication_error", "invalid_api_key", "a valid API key is needed (Bearer)");

@@ -159,6 +159,10 @@ typedef struct srv_http_opts {
     const char *api_key; /* NULL: none asked */
     int log_json;
     const char *prog;    /* the name log lines start with */
+    /* --allow-origin: browser pages from these origins ("*": any) may
+     * call the API (CORS); none: no CORS headers at all */
+    const char *const *origins;
+    size_t n_origins;
 } srv_http_opts;
 
 typedef struct srv_http srv_http;
