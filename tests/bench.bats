@@ -269,6 +269,13 @@ PY
 import json, sys
 rows = json.load(open(sys.argv[1]))["rows"]
 assert {(r["test"], r["threads"]) for r in rows} == {("read", 1), ("read", 2), ("int8", 1), ("int8", 2)}
+m = json.load(open(sys.argv[1]))["machine"]
+assert m["bw_probes"] == 2, m  # before and after
+for l in m["limits"]:
+    assert 0 < l["read_gbps_slowest_pattern"] <= l["read_gbps"], l
+    assert l["read_pattern"].endswith((", 4 KiB pages", ", huge pages")), l
+    row = [r for r in rows if r["test"] == "read" and r["threads"] == l["threads"]][0]
+    assert row["median"] == l["read_gbps"], (row, l)
 PY
 }
 

@@ -75,7 +75,10 @@ typedef struct bn_bench_machine {
     double macs_per_cycle;    /* per thread, measured */
     int n;                    /* thread counts measured */
     int threads[BN_BENCH_MAX_LIST];
-    double bw_gbps[BN_BENCH_MAX_LIST];   /* best read bandwidth */
+    double bw_gbps[BN_BENCH_MAX_LIST];   /* best read bandwidth, all patterns and passes */
+    double bw_worst[BN_BENCH_MAX_LIST];  /* the slowest pattern's best pass: the spread */
+    char bw_pattern[BN_BENCH_MAX_LIST][40]; /* the pattern that gave bw_gbps */
+    int bw_rounds;                       /* probes taken (before and after the run) */
     double peak_gops[BN_BENCH_MAX_LIST]; /* int8 ops/s, 2 per MAC */
     size_t bw_bytes;
     char energy[160];         /* "rapl: ..." or "unavailable: reason" */
@@ -89,9 +92,13 @@ int bn_bench_rss_reset(void);
 double bn_bench_rss_peak(void);
 void bn_bench_cpu_name(char *buf, size_t n);
 
-/* Best read bandwidth (GB/s, 1e9) over a buffer of `bytes`, read with
- * vector loads by `threads` threads. */
-int bn_bench_bandwidth(size_t bytes, int threads, double *gbps, bn_err *e);
+/* Read bandwidth (GB/s, 1e9) over a buffer of `bytes` by `threads` threads:
+ * the best pass of every access pattern and page placement tried. */
+typedef struct bn_bench_bw {
+    double best, worst; /* the best pattern's best pass; the worst pattern's */
+    char pattern[40];   /* the best one: "prefetch, huge pages" */
+} bn_bench_bw;
+int bn_bench_bandwidth(size_t bytes, int threads, bn_bench_bw *bw, bn_err *e);
 /* Clock frequency in GHz from a timing loop of dependent adds. */
 double bn_bench_ghz(void);
 /* Peak int8 multiply-accumulates per second on `threads` threads with the
@@ -99,6 +106,11 @@ double bn_bench_ghz(void);
 int bn_bench_peak_macs(int threads, double *macs_per_s, char *isa, size_t isa_n, bn_err *e);
 /* Measures bandwidth and peak for each thread count. */
 int bn_bench_machine_measure(bn_bench_machine *mc, const int *threads, int n, size_t bw_bytes, bn_err *e);
+/* Probes the bandwidth again (after a run) and keeps the better figure per
+ * thread count, so a neighbour's burst during either probe cannot set a
+ * limit that the run itself exceeds; then rows measured against the limit
+ * are measured against the new one. */
+int bn_bench_machine_reprobe(bn_bench_machine *mc, bn_bench_rows *rows, bn_err *e);
 /* Limits at a thread count (the nearest measured one). */
 double bn_bench_bw_at(const bn_bench_machine *mc, int threads);
 double bn_bench_peak_at(const bn_bench_machine *mc, int threads);

@@ -15,6 +15,7 @@ int bn_bench_machine_measure(bn_bench_machine *mc, const int *threads, int n, si
     bn_bench_cpu_name(mc->cpu, sizeof mc->cpu);
     mc->n_cpus = bn_cpu_count();
     mc->bw_bytes = bw_bytes;
+    mc->bw_rounds = 1;
     /* 1 thread always, then each distinct count of the run. */
     int want[BN_BENCH_MAX_LIST + 1], nw = 0;
     want[nw++] = 1;
@@ -28,8 +29,12 @@ int bn_bench_machine_measure(bn_bench_machine *mc, const int *threads, int n, si
     for (int i = 0; i < nw; i++) {
         double best = 0;
         mc->threads[i] = want[i];
-        if (bn_bench_bandwidth(bw_bytes, want[i], &mc->bw_gbps[i], e))
+        bn_bench_bw bw;
+        if (bn_bench_bandwidth(bw_bytes, want[i], &bw, e))
             return -1;
+        mc->bw_gbps[i] = bw.best;
+        mc->bw_worst[i] = bw.worst;
+        snprintf(mc->bw_pattern[i], sizeof mc->bw_pattern[i], "%s", bw.pattern);
         /* Clock and one-thread peak alternate over three rounds and the
          * best of each is kept: on a shared machine a neighbour can slow
          * either, and MACs/cycle is only right if both saw a quiet core. */
@@ -47,6 +52,30 @@ int bn_bench_machine_measure(bn_bench_machine *mc, const int *threads, int n, si
         if (i == 0)
             mc->macs_per_cycle = mc->ghz > 0 ? best / (mc->ghz * 1e9) : NAN;
         mc->n = i + 1;
+    }
+    return 0;
+}
+
+int bn_bench_machine_reprobe(bn_bench_machine *mc, bn_bench_rows *rows, bn_err *e)
+{
+    for (int i = 0; i < mc->n; i++) {
+        bn_bench_bw bw;
+        if (bn_bench_bandwidth(mc->bw_bytes, mc->threads[i], &bw, e))
+            return -1;
+        if (bw.best > mc->bw_gbps[i]) {
+            mc->bw_gbps[i] = bw.best;
+            snprintf(mc->bw_pattern[i], sizeof mc->bw_pattern[i], "%s", bw.pattern);
+        }
+        if (bw.worst < mc->bw_worst[i])
+            mc->bw_worst[i] = bw.worst;
+    }
+    mc->bw_rounds++;
+    for (size_t k = 0; k < rows->n; k++) {
+        bn_bench_row *r = &rows->v[k];
+        if (r->kind == BN_ROW_MACHINE || !isfinite(r->bw_gbps))
+            continue;
+        r->bw_gbps = bn_bench_bw_at(mc, r->threads);
+        bn_bench_roofline(r);
     }
     return 0;
 }

@@ -160,10 +160,11 @@ static void md_machine_notes(FILE *fp, const bn_bench_machine *mc, const bn_benc
     for (int i = 0; i < mc->n; i++)
         fprintf(fp, "%s %d thread%s %.0f GOPS", i ? "," : "", mc->threads[i], mc->threads[i] == 1 ? "" : "s",
                 mc->peak_gops[i]);
-    fprintf(fp, "\nread bandwidth (%zu MiB buffer, best pass):", mc->bw_bytes >> 20);
+    fprintf(fp, "\nread bandwidth (%zu MiB buffer, best pass of %d probes x 3 access patterns x 2 page sizes):",
+            mc->bw_bytes >> 20, mc->bw_rounds);
     for (int i = 0; i < mc->n; i++)
-        fprintf(fp, "%s %d thread%s %.2f GB/s", i ? "," : "", mc->threads[i], mc->threads[i] == 1 ? "" : "s",
-                mc->bw_gbps[i]);
+        fprintf(fp, "%s %d thread%s %.2f GB/s (%s; slowest pattern %.2f)", i ? "," : "", mc->threads[i],
+                mc->threads[i] == 1 ? "" : "s", mc->bw_gbps[i], mc->bw_pattern[i], mc->bw_worst[i]);
     fprintf(fp, "\nenergy: %s\n", mc->energy);
     /* Load time and time to first token, once per loaded model. */
     for (size_t i = 0; i < rows->n; i++) {
@@ -297,11 +298,14 @@ static cJSON *json_machine(const bn_bench_machine *mc)
     cJSON_AddStringToObject(m, "int8_instruction", mc->isa);
     j_num(m, "macs_per_cycle", mc->macs_per_cycle);
     j_num(m, "bw_buffer_bytes", (double)mc->bw_bytes);
+    cJSON_AddNumberToObject(m, "bw_probes", mc->bw_rounds);
     cJSON *lim = cJSON_AddArrayToObject(m, "limits");
     for (int i = 0; i < mc->n; i++) {
         cJSON *l = cJSON_CreateObject();
         cJSON_AddNumberToObject(l, "threads", mc->threads[i]);
         j_num(l, "read_gbps", mc->bw_gbps[i]);
+        j_num(l, "read_gbps_slowest_pattern", mc->bw_worst[i]);
+        cJSON_AddStringToObject(l, "read_pattern", mc->bw_pattern[i]);
         j_num(l, "int8_gops", mc->peak_gops[i]);
         cJSON_AddItemToArray(lim, l);
     }
