@@ -1,8 +1,9 @@
 /* gguf.c — reader of GGUF v2/v3 files (bitnet.cpp and llama.cpp), presented
  * canonically (formats/bn-model.md): canonical metadata keys, GGUF tensor
  * names, shapes outermost-first, and bn tensor types. Ternary encodings
- * (I2_S, and TQ1_0/TQ2_0 with one scale) become `t2`; Q8_0 and non-uniform
- * TQ tensors are dequantized exactly to f32. Conversion happens in read(),
+ * (I2_S, and TQ1_0/TQ2_0, IQ1_BN/IQ2_BN with one scale) become `t2`; Q8_0,
+ * the k-quants and the other TQ/IQ*_BN tensors are dequantized exactly to
+ * f32. Conversion happens in read(),
  * one tensor at a time, from pread() into a scratch buffer.
  *
  * This file opens: header, metadata, tensor directory, data placement; the
@@ -260,7 +261,8 @@ static void scan_roles(const bn_source *s, const gg_impl *g, int *has_output, ui
             *has_output = 1;
         if (!strcmp(t->name, "token_embd.weight"))
             *embd_rows = t->shape[0];
-        if ((tt == GT_I2_S || tt == GT_TQ1_0 || tt == GT_TQ2_0) && is_ternary_proj(t->name))
+        if ((tt == GT_I2_S || tt == GT_TQ1_0 || tt == GT_TQ2_0 || tt == GT_IQ1_BN || tt == GT_IQ2_BN) &&
+            is_ternary_proj(t->name))
             *any_ternary = 1;
     }
 }
@@ -284,8 +286,9 @@ static int open_impl(bn_source *s, const char *path, bn_meta *raw, bn_err *e)
     scan_roles(s, g, &has_output, &embd_rows, &any_ternary);
     const char *arch = bn_meta_str(raw, "general.architecture");
     if (arch && !strcmp(arch, "llama") && !any_ternary)
-        return bn_fail(e, "%s: architecture 'llama' without ternary (I2_S, TQ1_0, TQ2_0) projection weights is not "
-                          "a BitNet model",
+        return bn_fail(e,
+                       "%s: architecture 'llama' without ternary (I2_S, TQ1_0, TQ2_0, IQ1_BN, IQ2_BN) projection "
+                       "weights is not a BitNet model",
                        path);
     return bn_gguf_canonical_meta(s, raw, has_output, embd_rows, e);
 }

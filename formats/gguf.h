@@ -4,17 +4,32 @@
  *   gguf_kv.c      metadata entries, widened to bn types (keys as in the file);
  *   gguf_tensor.c  what each GGML tensor type becomes, and the conversion
  *                  done by read();
+ *   gguf_blocks.c  decoders of the k-quant and IQ*_BN blocks;
  *   gguf_meta.c    the canonical metadata built from the file's entries. */
 #ifndef BN_GGUF_H
 #define BN_GGUF_H
 
 #include "formats.h"
 
-/* ggml tensor types we read. */
-enum { GT_F32 = 0, GT_F16 = 1, GT_Q8_0 = 8, GT_BF16 = 30, GT_TQ1_0 = 34, GT_TQ2_0 = 35, GT_I2_S = 36 };
+/* ggml tensor types we read (IQ1_BN/IQ2_BN: ik_llama.cpp's numbers), and
+ * TL1/TL2 (bitnet.cpp), which are named when refused. */
+enum {
+    GT_F32 = 0, GT_F16 = 1, GT_Q8_0 = 8, GT_Q4_K = 12, GT_Q5_K = 13, GT_Q6_K = 14, GT_BF16 = 30,
+    GT_TQ1_0 = 34, GT_TQ2_0 = 35, GT_I2_S = 36, GT_TL1 = 38, GT_TL2 = 39, GT_IQ1_BN = 134, GT_IQ2_BN = 135
+};
 
 /* What read() does with a tensor. */
-enum { CV_COPY, CV_Q8_F32, CV_I2S_T2, CV_TQ1_T2, CV_TQ1_F32, CV_TQ2_T2, CV_TQ2_F32 };
+enum {
+    CV_COPY, CV_Q8_F32, CV_I2S_T2, CV_TQ1_T2, CV_TQ1_F32, CV_TQ2_T2, CV_TQ2_F32,
+    CV_Q4K_F32, CV_Q5K_F32, CV_Q6K_F32, CV_IQ1BN_T2, CV_IQ1BN_F32, CV_IQ2BN_T2, CV_IQ2BN_F32
+};
+
+/* Bytes of one block of 256 (k-quants) or 64 (IQ*_BN) values, and the
+ * per-row scale in front of each IQ*_BN row (f16 for IQ1_BN, f32 for IQ2_BN). */
+enum {
+    BN_GGUF_Q4K_BYTES = 144, BN_GGUF_Q5K_BYTES = 176, BN_GGUF_Q6K_BYTES = 210,
+    BN_GGUF_IQ1BN_BYTES = 13, BN_GGUF_IQ2BN_BYTES = 16, BN_GGUF_IQ1BN_META = 2, BN_GGUF_IQ2BN_META = 4
+};
 
 typedef struct gg_tensor {
     uint32_t ggtype;
@@ -23,7 +38,7 @@ typedef struct gg_tensor {
     uint64_t src_size; /* bytes in the file */
     uint64_t n;        /* elements */
     uint64_t k;        /* innermost dimension (ne0) */
-    float beta;        /* t2 scale (I2_S: read at open; TQ: the common d) */
+    float beta;        /* t2 scale (I2_S: read at open; TQ, IQ*_BN: the common d) */
 } gg_tensor;
 
 /* A bn_source's impl for a GGUF file. */
@@ -84,6 +99,16 @@ int bn_gguf_tensor_settle(const char *name, gg_impl *g, bn_tensor *t, gg_tensor 
 /* bn_source's read() and close(). */
 int bn_gguf_tensor_read(bn_source *s, size_t i, void *buf, bn_err *e);
 void bn_gguf_close(bn_source *s);
+
+/* ------------------------------------------ gguf_blocks.c: block decoders */
+
+/* nblk blocks of 256 values to f32, with ggml's arithmetic. */
+void bn_gguf_dequant_q4k(const uint8_t *src, uint64_t nblk, float *out);
+void bn_gguf_dequant_q5k(const uint8_t *src, uint64_t nblk, float *out);
+void bn_gguf_dequant_q6k(const uint8_t *src, uint64_t nblk, float *out);
+/* The 64 codes (w + 1) of one IQ2_BN (0..3) or IQ1_BN (0..2) block. */
+void bn_gguf_iq2bn_codes(const uint8_t *blk, uint8_t *codes);
+void bn_gguf_iq1bn_codes(const uint8_t *blk, uint8_t *codes);
 
 /* ------------------------------------------- gguf_meta.c: canonical keys */
 

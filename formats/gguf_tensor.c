@@ -1,9 +1,12 @@
 /* gguf_tensor.c — what each GGML tensor type becomes in bn, and the
- * conversion read() does (gguf.h). Float types are copied; Q8_0 is
- * dequantized exactly to f32; the ternary encodings (I2_S, and TQ1_0/TQ2_0
- * with one scale) become `t2`, and TQ tensors with per-block scales exact
- * f32. Conversion happens one tensor at a time, from pread() into a
- * scratch buffer. */
+ * conversion read() does (gguf.h). Float types are copied; Q8_0 and the
+ * k-quants Q4_K, Q5_K, Q6_K are dequantized exactly to f32 (the values
+ * ggml computes; bn-quant decides any requantization); the ternary
+ * encodings (I2_S, and TQ1_0/TQ2_0, IQ1_BN/IQ2_BN with one scale) become
+ * `t2`, and TQ/IQ*_BN tensors with several scales exact f32. TL1/TL2 are
+ * refused: their byte order depends on code-generation parameters the file
+ * does not hold. Conversion happens one tensor at a time, from pread() into
+ * a scratch buffer. Layouts: formats/gguf-import.md. */
 #include "gguf.h"
 
 #include <errno.h>
@@ -29,6 +32,8 @@ const char *bn_gguf_type_name(uint32_t t)
         return "IQ1_BN";
     if (t == 135)
         return "IQ2_BN";
+    if (t == 335)
+        return "IQ2_BN_R4";
     return "unknown";
 }
 
@@ -136,6 +141,90 @@ static int tq_uniform(const uint8_t *src, uint64_t nblk, int tq1, float *beta)
     return 1;
 }
 
+/* IQ1_BN / IQ2_BN (ik_llama.cpp): each row is its scale d (f16 / f32),
+ * then K/64 blocks; value = d · (code − 1). */
+typedef struct iqbn_rows {
+    int iq1;
+    uint64_t rows, k, row_bytes;
+} iqbn_rows;
+
+static iqbn_rows iqbn_geometry(const gg_tensor *gt)
+{
+    iqbn_rows g = {.iq1 = gt->ggtype == GT_IQ1_BN, .k = gt->k, .rows = gt->n / gt->k};
+    g.row_bytes = g.iq1 ? BN_GGUF_IQ1BN_META + g.k / 64 * BN_GGUF_IQ1BN_BYTES
+                        : BN_GGUF_IQ2BN_META + g.k / 64 * BN_GGUF_IQ2BN_BYTES;
+    return g;
+}
+
+/* Row r's scale: its value, and its bits (to compare scales exactly). */
+static float iqbn_scale(const iqbn_rows *g, const uint8_t *src, uint64_t r, uint32_t *bits)
+{
+    const uint8_t *p = src + r * g->row_bytes;
+    if (g->iq1) {
+        uint16_t h;
+        memcpy(&h, p, 2);
+        *bits = h;
+        return bn_f16_to_f32(h);
+    }
+    float f;
+    memcpy(bits, p, 4);
+    memcpy(&f, p, 4);
+    return f;
+}
+
+/* The codes of row r (g->k of them). */
+static void iqbn_row_codes(const iqbn_rows *g, const uint8_t *src, uint64_t r, uint8_t *codes)
+{
+    const uint8_t *p = src + r * g->row_bytes + (g->iq1 ? BN_GGUF_IQ1BN_META : BN_GGUF_IQ2BN_META);
+    for (uint64_t b = 0; b < g->k / 64; b++) {
+        if (g->iq1)
+            bn_gguf_iq1bn_codes(p + b * BN_GGUF_IQ1BN_BYTES, codes + b * 64);
+        else
+            bn_gguf_iq2bn_codes(p + b * BN_GGUF_IQ2BN_BYTES, codes + b * 64);
+    }
+}
+
+/* t2 when no code is 3 and every row with a nonzero value (d ≠ 0 and a
+ * code ≠ 1) has the same d, a positive finite value; rows with d = 0 (ik's
+ * quantizer writes an all-zero row as d = 0 with codes 2) are zero rows.
+ * codes: scratch for one row. */
+static int iqbn_uniform(const iqbn_rows *g, const uint8_t *src, uint8_t *codes, float *beta)
+{
+    int have = 0;
+    uint32_t b0 = 0;
+    float d0 = 0;
+    for (uint64_t r = 0; r < g->rows; r++) {
+        uint32_t bits;
+        float d = iqbn_scale(g, src, r, &bits);
+        iqbn_row_codes(g, src, r, codes);
+        int allzero = 1;
+        for (uint64_t c = 0; c < g->k; c++) {
+            if (codes[c] == 3)
+                return 0;
+            if (codes[c] != 1)
+                allzero = 0;
+        }
+        if (!isfinite(d))
+            return 0; /* even a zero row is NaN in ggml */
+        if (allzero || d == 0)
+            continue;
+        if (!have) {
+            have = 1;
+            b0 = bits;
+            d0 = d;
+        } else if (bits != b0)
+            return 0;
+    }
+    if (!have) { /* all zero: any scale represents it */
+        *beta = 1.0f;
+        return 1;
+    }
+    if (!isfinite(d0) || !(d0 > 0))
+        return 0;
+    *beta = d0;
+    return 1;
+}
+
 /* The scratch buffer holds one tensor's file bytes while it is decoded. */
 static int ensure_scratch(gg_impl *g, size_t n)
 {
@@ -185,6 +274,33 @@ int bn_gguf_tensor_encoding(const char *name, bn_tensor *t, gg_tensor *gt, bn_er
         t->type = BN_T2;
         gt->conv = CV_I2S_T2;
         return 0;
+    case GT_Q4_K:
+    case GT_Q5_K:
+    case GT_Q6_K:
+        if (gt->k % 256)
+            return bn_fail(e, "%s: tensor '%s' (%s): row length %llu is not a multiple of 256", name, t->name,
+                           tname, (unsigned long long)gt->k);
+        gt->src_size = n / 256 *
+                       (tt == GT_Q4_K ? BN_GGUF_Q4K_BYTES : tt == GT_Q5_K ? BN_GGUF_Q5K_BYTES : BN_GGUF_Q6K_BYTES);
+        t->type = BN_F32;
+        gt->conv = tt == GT_Q4_K ? CV_Q4K_F32 : tt == GT_Q5_K ? CV_Q5K_F32 : CV_Q6K_F32;
+        return 0;
+    case GT_IQ1_BN:
+    case GT_IQ2_BN:
+        if (gt->k % 64)
+            return bn_fail(e, "%s: tensor '%s' (%s): row length %llu is not a multiple of 64", name, t->name,
+                           tname, (unsigned long long)gt->k);
+        gt->src_size = n / gt->k * iqbn_geometry(gt).row_bytes;
+        t->type = BN_T2; /* settled once the data can be read */
+        gt->conv = tt == GT_IQ1_BN ? CV_IQ1BN_T2 : CV_IQ2BN_T2;
+        return 0;
+    case GT_TL1:
+    case GT_TL2:
+        return bn_fail(e,
+                       "%s: tensor '%s' has GGML type %u (%s), whose byte order depends on the tile sizes "
+                       "bitnet.cpp's kernel generator was run with, which the file does not record; convert "
+                       "the Hugging Face checkpoint or an I2_S GGUF instead",
+                       name, t->name, tt, tt == GT_TL1 ? "TL1" : "TL2 in bitnet.cpp, MXFP4 in llama.cpp");
     default:
         return bn_fail(e, "%s: tensor '%s' has GGML type %u (%s), which is not supported", name, t->name, tt,
                        tname);
@@ -219,11 +335,32 @@ static int decide_tq(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, 
     return 0;
 }
 
+/* t2 when the IQ*_BN tensor has one scale (iqbn_uniform), else exact f32. */
+static int decide_iqbn(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e)
+{
+    if (ensure_scratch(g, (size_t)gt->src_size))
+        return bn_fail(e, "%s: out of memory for tensor '%s'", name, t->name);
+    if (bn_gguf_pread_full(g->fd, g->scratch, (size_t)gt->src_size, gt->src_off))
+        return bn_fail(e, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
+    iqbn_rows geo = iqbn_geometry(gt);
+    uint8_t *codes = malloc((size_t)geo.k);
+    if (!codes)
+        return bn_fail(e, "%s: out of memory for tensor '%s'", name, t->name);
+    if (!iqbn_uniform(&geo, g->scratch, codes, &gt->beta)) {
+        gt->conv = geo.iq1 ? CV_IQ1BN_F32 : CV_IQ2BN_F32;
+        t->type = BN_F32;
+    }
+    free(codes);
+    return 0;
+}
+
 int bn_gguf_tensor_settle(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e)
 {
     if (gt->conv == CV_I2S_T2 && read_i2s_scale(name, g, t, gt, e))
         return -1;
     if ((gt->conv == CV_TQ1_T2 || gt->conv == CV_TQ2_T2) && decide_tq(name, g, t, gt, e))
+        return -1;
+    if ((gt->conv == CV_IQ1BN_T2 || gt->conv == CV_IQ2BN_T2) && decide_iqbn(name, g, t, gt, e))
         return -1;
     t->size = bn_type_size(t->type, t->ndim, t->shape);
     if (!t->size)
@@ -307,6 +444,38 @@ static void read_tq(const gg_tensor *gt, const uint8_t *src, void *buf)
         memcpy(out + rows * rb, &gt->beta, 4);
 }
 
+/* IQ1_BN / IQ2_BN rows to t2 (one scale: zero rows keep codes 1) or exact f32. */
+static int read_iqbn(const bn_source *s, const bn_tensor *t, const gg_tensor *gt, const uint8_t *src, void *buf,
+                     bn_err *e)
+{
+    iqbn_rows geo = iqbn_geometry(gt);
+    int tot2 = gt->conv == CV_IQ1BN_T2 || gt->conv == CV_IQ2BN_T2;
+    uint64_t rb = (geo.k + 3) / 4;
+    uint8_t *out = buf, *codes = malloc((size_t)geo.k);
+    float *of = buf;
+    if (!codes)
+        return bn_fail(e, "%s: out of memory for tensor '%s'", s->name, t->name);
+    if (tot2)
+        t2_init(out, geo.rows, geo.k);
+    for (uint64_t r = 0; r < geo.rows; r++) {
+        uint32_t bits;
+        float d = iqbn_scale(&geo, src, r, &bits);
+        if (tot2 && d == 0)
+            continue;
+        iqbn_row_codes(&geo, src, r, codes);
+        for (uint64_t c = 0; c < geo.k; c++) {
+            if (tot2)
+                t2_put(out + r * rb, c, codes[c]);
+            else
+                of[r * geo.k + c] = d * (float)((int)codes[c] - 1);
+        }
+    }
+    if (tot2)
+        memcpy(out + geo.rows * rb, &gt->beta, 4);
+    free(codes);
+    return 0;
+}
+
 int bn_gguf_tensor_read(bn_source *s, size_t i, void *buf, bn_err *e)
 {
     gg_impl *g = s->impl;
@@ -334,6 +503,20 @@ int bn_gguf_tensor_read(bn_source *s, size_t i, void *buf, bn_err *e)
     case CV_TQ2_F32:
         read_tq(gt, g->scratch, buf);
         return 0;
+    case CV_Q4K_F32:
+        bn_gguf_dequant_q4k(g->scratch, gt->n / 256, buf);
+        return 0;
+    case CV_Q5K_F32:
+        bn_gguf_dequant_q5k(g->scratch, gt->n / 256, buf);
+        return 0;
+    case CV_Q6K_F32:
+        bn_gguf_dequant_q6k(g->scratch, gt->n / 256, buf);
+        return 0;
+    case CV_IQ1BN_T2:
+    case CV_IQ2BN_T2:
+    case CV_IQ1BN_F32:
+    case CV_IQ2BN_F32:
+        return read_iqbn(s, t, gt, g->scratch, buf, e);
     }
     return bn_fail(e, "%s: tensor '%s': internal error (conversion %d)", s->name, t->name, gt->conv);
 }

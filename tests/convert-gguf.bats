@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # bn-convert on GGUF sources: every tensor encoding we read (F32, F16, BF16,
-# Q8_0, I2_S, TQ1_0, TQ2_0), the architecture variants, and malformed files.
+# Q8_0, Q4_K, Q5_K, Q6_K, I2_S, TQ1_0, TQ2_0, IQ1_BN, IQ2_BN), the
+# architecture variants, TL1/TL2 refused, and malformed files.
 # Sources are synthetic (tests/ref/gen_checkpoint.py); every conversion is
 # checked by the independent reference tests/ref/check_convert.py.
 
@@ -197,4 +198,80 @@ convert_fails() {
         convert_fails "$T/$bad.gguf"
         [[ $err == *"'blk.0.attn_q.weight'"* ]]
     done
+}
+
+# ------------------------------------------- k-quants, IQ1_BN, IQ2_BN, TL1/TL2
+# Files rewritten by tests/ref/gguf_blocks.py from generated I2_S GGUFs: the
+# ternary projections as ik_llama.cpp's IQ2_BN/IQ1_BN (same values, β as every
+# row's scale), the embedding and head as random valid k-quant blocks;
+# check_convert.py decodes both with gguf_blocks.py's independent decoders.
+
+BLOCKS="$PY $ROOT/tests/ref/gguf_blocks.py"
+
+@test "GGUF Q4_K, Q5_K, Q6_K embeddings and heads are expanded exactly to f32" {
+    $GEN --format gguf-i2_s --shape tiny256 --layers 1 --arch llama "$T/src.gguf"
+    for q in q4_k q5_k q6_k; do
+        $BLOCKS retype --embed $q "$T/src.gguf" "$T/$q.gguf"
+        convert_ok "$T/$q.gguf"
+        run bn-convert --info "$T/out.bn"
+        [[ $output == *"token_embd.weight                    f32    [512, 256]"* ]]
+        [[ $output == *"output.weight                        f32    [512, 256]"* ]]
+        [[ $output == *"blk.0.attn_q.weight                  t2     [256, 256]"* ]]
+    done
+}
+
+@test "GGUF IQ2_BN and IQ1_BN (ik_llama.cpp) become t2 with identical values and β" {
+    $GEN --format gguf-i2_s --shape tiny256 "$T/src.gguf"
+    $BLOCKS retype --proj iq2_bn --embed q6_k "$T/src.gguf" "$T/iq2.gguf"
+    convert_ok "$T/iq2.gguf"
+    run bn-convert --info "$T/out.bn"
+    [[ $output == *"blk.1.ffn_down.weight                t2     [256, 512]"* ]]
+    # IQ2_BN's f32 row scale is β itself: the generator's values and β, bit for bit
+    $BLOCKS retype --proj iq2_bn "$T/src.gguf" "$T/iq2-f16embd.gguf"
+    bn-convert -q "$T/iq2-f16embd.gguf" -o "$T/out.bn"
+    $CHECK --truth "$T/src.gguf.truth.json" "$T/iq2-f16embd.gguf" "$T/out.bn"
+    $BLOCKS retype --proj iq1_bn --embed q4_k "$T/src.gguf" "$T/iq1.gguf"
+    convert_ok "$T/iq1.gguf"
+    run bn-convert --info "$T/out.bn"
+    [[ $output == *"blk.0.ffn_gate.weight                t2     [512, 256]"* ]]
+    # a llama-architecture file with IQ2_BN projections is a BitNet model
+    $GEN --format gguf-i2_s --shape tiny256 --layers 1 --arch llama "$T/l.gguf"
+    $BLOCKS retype --proj iq2_bn --embed q5_k "$T/l.gguf" "$T/l-iq2.gguf"
+    convert_ok "$T/l-iq2.gguf"
+}
+
+@test "GGUF IQ*_BN: several row scales or IQ2_BN code 3 give exact f32, ik's zero rows stay t2" {
+    $GEN --format gguf-i2_s --shape tiny256 --layers 1 "$T/src.gguf"
+    for p in iq2_bn iq1_bn; do
+        $BLOCKS retype --proj $p --vary-scales --zero-row "$T/src.gguf" "$T/$p.gguf"
+        convert_ok "$T/$p.gguf"
+        run bn-convert --info "$T/out.bn"
+        [[ $output == *"blk.0.attn_output.weight             f32    [256, 256]"* ]]
+        [[ $output == *"blk.0.attn_q.weight                  t2     [256, 256]"* ]]
+    done
+    $BLOCKS retype --proj iq2_bn --inject iq2bn-code3 "$T/src.gguf" "$T/c3.gguf"
+    convert_ok "$T/c3.gguf"
+    run bn-convert --info "$T/out.bn"
+    [[ $output == *"blk.0.attn_q.weight                  f32    [256, 256]"* ]]
+}
+
+@test "k-quant and IQ*_BN rows that are not whole blocks, truncated blocks, TL1 and TL2 are refused" {
+    $GEN --format gguf-i2_s --shape tiny256 --layers 1 "$T/src.gguf"
+    $BLOCKS retype --embed q6_k --inject kq-bad-k "$T/src.gguf" "$T/x.gguf"
+    convert_fails "$T/x.gguf"
+    [[ $err == *"'token_embd.weight' (Q6_K): row length 128 is not a multiple of 256"* ]]
+    $BLOCKS retype --proj iq1_bn --inject bn-bad-k "$T/src.gguf" "$T/x.gguf"
+    convert_fails "$T/x.gguf"
+    [[ $err == *"'blk.0.attn_q.weight' (IQ1_BN): row length 32 is not a multiple of 64"* ]]
+    $BLOCKS retype --proj iq2_bn --embed q4_k "$T/src.gguf" "$T/full.gguf"
+    size=$(stat -c %s "$T/full.gguf")
+    head -c $((size - 1000)) "$T/full.gguf" > "$T/x.gguf"
+    convert_fails "$T/x.gguf"
+    [[ $err == *"past the end of the file"* ]]
+    $BLOCKS retype --inject tl1 "$T/src.gguf" "$T/x.gguf"
+    convert_fails "$T/x.gguf"
+    [[ $err == *"'blk.0.attn_q.weight' has GGML type 38 (TL1), whose byte order depends on the tile sizes"* ]]
+    $BLOCKS retype --inject tl2 "$T/src.gguf" "$T/x.gguf"
+    convert_fails "$T/x.gguf"
+    [[ $err == *"type 39 (TL2 in bitnet.cpp, MXFP4 in llama.cpp)"*"does not record"* ]]
 }

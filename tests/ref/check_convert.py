@@ -106,6 +106,9 @@ def gkv_str(g, key):
 
 
 def gguf_nbytes(gt, n, k):
+    import gguf_blocks  # k-quants and IQ*_BN (imported here: it imports this module)
+    if gguf_blocks.nbytes(gt, n, k) is not None:
+        return gguf_blocks.nbytes(gt, n, k)
     return {0: 4 * n, 1: 2 * n, 30: 2 * n, 8: n // 32 * 34, 34: n // 256 * 54, 35: n // 256 * 66,
             36: n // 4 + 32}[gt]
 
@@ -190,6 +193,41 @@ def bits_equal(a, b):
     return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
+def check_blocks(name, gt, raw, n, k, bt, got, P):
+    """Q4_K/Q5_K/Q6_K: f32 bit-identical to ggml's dequantization; IQ1_BN/
+    IQ2_BN: t2 with identical values and β when the rows share one scale,
+    else exact f32 (tests/ref/gguf_blocks.py). None for other types."""
+    import gguf_blocks as gb
+    if gt in gb.DEQUANT:
+        if bt.type != T_F32:
+            P.add("%s: GGML type %d became %s, f32 expected" % (name, gt, bnread.TYPES.get(bt.type)))
+        elif not bits_equal(bnread.to_f32(bt.type, got, bt.shape).reshape(-1), gb.DEQUANT[gt](raw, n)):
+            P.add("%s: GGML type %d values differ from the exact dequantization" % (name, gt))
+        return True
+    if gt in (gb.IQ1_BN, gb.IQ2_BN):
+        codes, bits, d = gb.dec_iqbn(gt, raw, n, k)
+        beta = gb.iqbn_expect(codes, bits, d)
+        if beta is None:
+            if bt.type != T_F32:
+                P.add("%s: IQ*_BN with several scales became %s, f32 expected" % (name, bnread.TYPES.get(bt.type)))
+            elif not bits_equal(bnread.to_f32(bt.type, got, bt.shape).reshape(-1),
+                                gb.iqbn_values(codes, d).reshape(-1)):
+                P.add("%s: IQ*_BN values differ from the exact dequantization" % name)
+            return True
+        if bt.type != T_T2:
+            P.add("%s: IQ*_BN with one scale became %s, t2 expected" % (name, bnread.TYPES.get(bt.type)))
+            return True
+        w, b = bnread.t2_decode(got, bt.shape)
+        want = codes.astype(np.int8) - 1
+        want[d == 0] = 0  # rows whose scale is 0 are zero
+        if not np.array_equal(w, want):
+            P.add("%s: ternary values differ" % name)
+        if not bits_equal(np.array([b]), np.array([beta])):
+            P.add("%s: β %r, source %r" % (name, float(b), float(beta)))
+        return True
+    return None
+
+
 def check_gguf(src, m, P):
     g = parse_gguf(src)
     arch = gkv_str(g, "general.architecture")
@@ -259,7 +297,7 @@ def check_gguf(src, m, P):
                         P.add("%s: ternary values differ" % name)
                     if not bits_equal(np.array([b]), np.array([beta])):
                         P.add("%s: β %r, source %r" % (name, float(b), float(beta)))
-            else:
+            elif check_blocks(name, gt, raw, n, k, bt, got, P) is None:
                 P.add("%s: source GGML type %d converted although unsupported" % (name, gt))
             checked += 1
     # ---- hyper-parameters
