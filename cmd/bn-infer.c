@@ -108,6 +108,12 @@ static int parse(int argc, char **argv, opts *o)
         OPT_U32(0, "repeat-last-n", &o->g.samp.penalty_last_n, "N", 0, 1u << 24,
                 "recent tokens the penalties look at (default 64; 0: all)"),
         OPT_U64(0, "seed", &o->g.samp.seed, "S", "seed of the sampler (default: from the clock)"),
+        OPT_SECTION("speculative decoding:"),
+        OPT_U32(0, "lookup", &o->g.lookup, "N", 1, 64,
+                "prompt lookup: draft next tokens where the last N..1 tokens occurred before\n"
+                "in the text, check them in one pass (greedy: the same output; sampled: the same distribution)"),
+        OPT_U32(0, "draft-max", &o->g.draft_max, "K", 1, BN_KERN_MAX_N - 1,
+                "most tokens drafted for one pass (default 8)"),
         OPT_SECTION("chat:"),
         {.kind = BN_OPT_FLAG, .dash_name = "cnv", .name = "chat", .dest = &o->chat,
          .help = "interactive chat with the model's chat format"},
@@ -151,6 +157,10 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--parallel answers a token stream on stdin or scores texts: not with -p, -f or -cnv");
     if (o->parallel > BN_KERN_MAX_N && o->n_ppl)
         return bn_usage_error(&prog, "--parallel with --perplexity: at most %d windows at once", BN_KERN_MAX_N);
+    if (o->g.draft_max && !o->g.lookup)
+        return bn_usage_error(&prog, "--draft-max needs --lookup N");
+    if (o->parallel && o->g.lookup)
+        return bn_usage_error(&prog, "--lookup answers one record at a time: not with --parallel");
     if (o->parallel && o->logits_file)
         return bn_usage_error(&prog, "--parallel and --logits exclude each other");
     o->g.text = o->ids ? 0 : o->text || o->prompt || o->file || o->chat;
@@ -456,6 +466,11 @@ out:
         bn_report(&prog, "prompt: %llu tokens in %.3f s (%.2f tok/s); generation: %llu tokens in %.3f s (%.2f tok/s)",
                   (unsigned long long)st.n_prompt, st.t_prompt, st.t_prompt > 0 ? st.n_prompt / st.t_prompt : 0,
                   (unsigned long long)st.n_gen, st.t_gen, st.t_gen > 0 ? st.n_gen / st.t_gen : 0);
+        if (o.g.lookup)
+            bn_report(&prog, "prompt lookup: %llu tokens drafted, %llu accepted (%.1f%%), %.2f tokens a pass",
+                      (unsigned long long)st.n_draft, (unsigned long long)st.n_accept,
+                      st.n_draft ? 100.0 * st.n_accept / st.n_draft : 0.0,
+                      st.n_pass ? (double)st.n_gen / st.n_pass : 0.0);
     }
     if (c && o.verbose)
         bn_report(&prog, "KV cache: budget %s, %s allocated (its peak), %s held at the end",

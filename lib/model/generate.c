@@ -3,6 +3,7 @@
  * streaming output as ids or text, record-by-record answering of a token
  * stream, and the chat session. */
 #include "generate.h"
+#include "lookup.h"
 #include "stopstr.h"
 
 #include <stdarg.h>
@@ -303,6 +304,69 @@ static int echo_prompt(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
     return 0;
 }
 
+/* The answer loop with prompt lookup decoding. Each pass evaluates the
+ * last token plus the drafts after it, one logits row per position (bit
+ * for bit what one-token passes give: the kernels compute each token's
+ * row alone); row j decides the token after the j-th draft, exactly as
+ * bn_gen_answer's loop would from the same logits, and a draft the
+ * sampler keeps is already in the KV cache. At the first token that is
+ * not the draft, the cache is cut back to the tokens kept and a new pass
+ * starts from that token. The stops are the plain loop's, token by token,
+ * and the cache ends as the plain loop leaves it. */
+static int answer_lookup(bn_gen *g, uint32_t n_ctx, int *stopped, bn_err *e)
+{
+    uint32_t V = g->m->hp.n_vocab, draft[BN_KERN_MAX_N], batch[BN_KERN_MAX_N];
+    bn_lookup lk;
+    bn_lookup_init(&lk, g->o.lookup, g->o.draft_max ? g->o.draft_max : 8);
+    size_t nd = 0; /* drafts checked by the rows in g->logits */
+    int32_t done = 0;
+    int rc = 0;
+    for (;;) {
+        uint32_t id = 0;
+        size_t j = 0;
+        for (;; j++) {
+            float *row = g->logits + j * V;
+            id = j < nd ? bn_sampler_verify(&g->s, row, g->hist, g->n_hist, draft[j])
+                        : bn_sampler_sample(&g->s, row, g->hist, g->n_hist);
+            if (is_stop_id(g->m, id) || (rc = emit(g, id, stopped, e)))
+                goto out;
+            done++;
+            if (*stopped || done == g->o.n_predict || g->n_hist >= n_ctx)
+                goto out;
+            if (j == nd || id != draft[j])
+                break;
+            if (hist_push(g, id)) /* a kept draft: evaluated already */
+                goto oom;
+            g->st.n_gen++;
+            g->st.n_accept++;
+        }
+        bn_lookup_update(&lk, nd, j);
+        /* the next pass: id, then drafts that fit the context and the answer */
+        uint32_t pos = (uint32_t)g->n_hist;
+        bn_ctx_truncate(g->c, pos);
+        if (hist_push(g, id))
+            goto oom;
+        size_t limit = n_ctx - 1 - pos;
+        if (g->o.n_predict >= 0 && (size_t)(g->o.n_predict - done - 1) < limit)
+            limit = (size_t)(g->o.n_predict - done - 1);
+        if (limit > BN_KERN_MAX_N - 1)
+            limit = BN_KERN_MAX_N - 1;
+        nd = bn_lookup_draft(&lk, g->hist, g->n_hist, limit, draft);
+        batch[0] = id;
+        memcpy(batch + 1, draft, nd * sizeof *draft);
+        if ((rc = bn_ctx_eval(g->c, batch, nd + 1, g->logits, nd ? BN_EVAL_ALL_LOGITS : 0, e)))
+            goto out;
+        g->st.n_gen++;
+        g->st.n_pass++;
+        g->st.n_draft += nd;
+    }
+oom:
+    rc = bn_fail(e, "out of memory");
+out:
+    bn_ctx_truncate(g->c, (uint32_t)g->n_hist); /* drafts past the answer's end */
+    return rc;
+}
+
 int bn_gen_answer(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
 {
     uint32_t n_ctx = bn_ctx_n_ctx(g->c), V = g->m->hp.n_vocab;
@@ -322,6 +386,12 @@ int bn_gen_answer(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
     if (g->o.echo && echo_prompt(g, prompt, n, e))
         return -1;
     int stopped = 0;
+    if (g->o.lookup && g->o.n_predict != 0) {
+        if (answer_lookup(g, n_ctx, &stopped, e))
+            return -1;
+        g->st.t_gen += now() - t1;
+        return finish(g, stopped, e);
+    }
     for (int32_t k = 0; g->o.n_predict < 0 || k < g->o.n_predict; k++) {
         uint32_t id = bn_sampler_sample(&g->s, g->logits, g->hist, g->n_hist);
         if (is_stop_id(g->m, id))
@@ -430,6 +500,9 @@ void bn_gen_add_stats(bn_gen *g, const bn_gen_stats *st)
     g->st.n_gen += st->n_gen;
     g->st.t_prompt += st->t_prompt;
     g->st.t_gen += st->t_gen;
+    g->st.n_pass += st->n_pass;
+    g->st.n_draft += st->n_draft;
+    g->st.n_accept += st->n_accept;
 }
 
 /* ------------------------------------------------------------------ chat */

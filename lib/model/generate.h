@@ -18,6 +18,13 @@ typedef struct bn_gen_opts {
     const char *stop[BN_MAX_STOP_STRINGS]; /* stop strings (NUL-terminated UTF-8) */
     int n_stop;
     bn_sampler_opts samp;
+    /* Prompt lookup decoding (lookup.h): drafts found by matching the last
+     * lookup..1 tokens against the text so far, checked up to draft_max at
+     * a time in one pass. Greedy output is the same bytes as without;
+     * sampled output follows the same distribution (bn_sampler_verify),
+     * though not the same draws for a seed. 0: off. */
+    uint32_t lookup;
+    uint32_t draft_max;   /* 1..BN_KERN_MAX_N-1; 0: 8 */
     FILE *logits;         /* --logits: every prompt position's logits, or NULL */
     uint32_t logits_topk; /* 0: binary f32 rows; K: text, the K largest per position */
     /* Messages (bn.h) about a record that cannot be answered (BN_LOG_ERROR)
@@ -51,6 +58,9 @@ int bn_gen_stream(bn_gen *g, bn_tokr *in, uint64_t *bad_records, bn_err *e);
 typedef struct bn_gen_stats {
     uint64_t n_prompt, n_gen;
     double t_prompt, t_gen;
+    /* prompt lookup: answer passes (each reads the weights once), tokens
+     * drafted in them, drafts accepted */
+    uint64_t n_pass, n_draft, n_accept;
 } bn_gen_stats;
 void bn_gen_get_stats(const bn_gen *g, bn_gen_stats *st);
 

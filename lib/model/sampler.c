@@ -172,17 +172,22 @@ static int cand_cmp(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-uint32_t bn_sampler_sample(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist)
+/* The distribution a draw is taken from: penalties on logits (in place),
+ * then the candidates c[0..keep) sorted by logit with weights p (not
+ * normalized; tot is their sum). *c is buf or an allocation the caller
+ * frees, *p an allocation. Returns keep, or 0 when memory ran out (then
+ * *fallback is the best candidate, the token to take). Never called with
+ * temp <= 0. */
+static size_t sample_dist(bn_sampler *s, float *logits, cand *buf, cand **c_out, double **p_out, double *tot_out,
+                          uint32_t *fallback)
 {
     const bn_sampler_opts *o = &s->o;
     uint32_t V = s->n_vocab;
-    penalize(s, logits, hist, n_hist);
-    if (o->temp <= 0)
-        return argmax(logits, V);
     /* Candidates: the top k (by a bounded insertion when k is small),
      * otherwise all of them, sorted by logit. */
-    cand buf[64] = {{0, 0}}, *c;
+    cand *c;
     size_t n = 0;
+    *p_out = NULL;
     if (o->top_k > 0 && o->top_k <= 64) { /* bounded insertion, no sort of V */
         c = buf;
         for (uint32_t i = 0; i < V; i++) {
@@ -198,22 +203,25 @@ uint32_t bn_sampler_sample(bn_sampler *s, float *logits, const uint32_t *hist, s
         }
     } else {
         c = malloc(V * sizeof *c);
-        if (!c)
-            return argmax(logits, V);
+        if (!c) {
+            *c_out = buf;
+            *fallback = argmax(logits, V);
+            return 0;
+        }
         for (uint32_t i = 0; i < V; i++)
             c[i] = (cand){logits[i], i};
         qsort(c, V, sizeof *c, cand_cmp);
         n = o->top_k ? (o->top_k < V ? o->top_k : V) : V;
     }
+    *c_out = c;
     /* softmax with temperature, in double */
     double mx = c[0].l / o->temp, sum = 0;
     double *p = malloc(n * sizeof *p);
     if (!p) {
-        uint32_t id = c[0].id;
-        if (c != buf)
-            free(c);
-        return id;
+        *fallback = c[0].id;
+        return 0;
     }
+    *p_out = p;
     for (size_t i = 0; i < n; i++)
         sum += p[i] = exp(c[i].l / o->temp - mx);
     size_t keep = n;
@@ -236,14 +244,65 @@ uint32_t bn_sampler_sample(bn_sampler *s, float *logits, const uint32_t *hist, s
     double tot = 0;
     for (size_t i = 0; i < keep; i++)
         tot += p[i];
+    *tot_out = tot;
+    return keep;
+}
+
+/* A draw from c[0..keep) by weights p (sum tot), leaving out the
+ * candidate at index skip (SIZE_MAX: none; then tot excludes it). */
+static uint32_t draw(bn_sampler *s, const cand *c, const double *p, size_t keep, double tot, size_t skip)
+{
     double u = bn_sampler_uniform(s) * tot, acc = 0;
-    uint32_t id = c[keep - 1].id;
+    uint32_t id = c[keep - 1 == skip && keep > 1 ? keep - 2 : keep - 1].id;
     for (size_t i = 0; i < keep; i++) {
+        if (i == skip)
+            continue;
         acc += p[i];
         if (u < acc) {
             id = c[i].id;
             break;
         }
+    }
+    return id;
+}
+
+uint32_t bn_sampler_sample(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist)
+{
+    penalize(s, logits, hist, n_hist);
+    if (s->o.temp <= 0)
+        return argmax(logits, s->n_vocab);
+    cand buf[64] = {{0, 0}}, *c;
+    double *p, tot = 0;
+    uint32_t id = 0;
+    size_t keep = sample_dist(s, logits, buf, &c, &p, &tot, &id);
+    if (keep)
+        id = draw(s, c, p, keep, tot, SIZE_MAX);
+    free(p);
+    if (c != buf)
+        free(c);
+    return id;
+}
+
+uint32_t bn_sampler_verify(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist, uint32_t draft)
+{
+    penalize(s, logits, hist, n_hist);
+    if (s->o.temp <= 0)
+        return argmax(logits, s->n_vocab);
+    cand buf[64] = {{0, 0}}, *c;
+    double *p, tot = 0;
+    uint32_t id = 0;
+    size_t keep = sample_dist(s, logits, buf, &c, &p, &tot, &id);
+    if (keep) {
+        size_t at = SIZE_MAX;
+        for (size_t i = 0; i < keep && at == SIZE_MAX; i++)
+            if (c[i].id == draft)
+                at = i;
+        /* the draft is a point mass: keep it with probability p(draft),
+         * else draw from p without it (renormalized); the result follows p */
+        if (at != SIZE_MAX && (keep == 1 || bn_sampler_uniform(s) * tot < p[at]))
+            id = draft;
+        else
+            id = draw(s, c, p, keep, at == SIZE_MAX ? tot : tot - p[at], at);
     }
     free(p);
     if (c != buf)

@@ -27,6 +27,15 @@ int bn_sampler_init(bn_sampler *s, const bn_sampler_opts *o, uint32_t n_vocab, b
  * from bn_sampler_new is freed with bn_sampler_free instead). */
 void bn_sampler_release(bn_sampler *s);
 /* bn_sampler_sample, bn_sampler_new / free / reseed are public (bn.h). */
+/* Speculative decoding's check of a drafted token (a point mass: the
+ * draft proposes draft with certainty). Greedy (temp <= 0): the argmax,
+ * as bn_sampler_sample. Otherwise draft is kept with probability p(draft)
+ * under the very distribution bn_sampler_sample draws from (penalties,
+ * top-k, temperature, top-p, min-p), else a token is drawn from p without
+ * draft, renormalized: the token returned follows p exactly, and it is
+ * draft exactly when the draft was accepted. logits are changed in place
+ * (penalties), as by bn_sampler_sample. */
+uint32_t bn_sampler_verify(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist, uint32_t draft);
 /* A uniform double in [0, 1) from the sampler's PRNG. */
 double bn_sampler_uniform(bn_sampler *s);
 

@@ -16,6 +16,7 @@
 #include "batch.h"
 #include "check.h"
 #include "formats.h"
+#include "generate.h"
 #include "head_encode.h"
 #include "kern_head.h"
 #include "kernels.h"
@@ -335,6 +336,188 @@ done:
     return n_rows;
 }
 
+/* ------------------------------------------- speculative verification */
+
+/* Speculative decoding's verify pass (issue 16): the last accepted token
+ * and k drafts (k = 1..8) of one sequence evaluated in one pass with a
+ * logits row for every position, then the cache cut back to the tokens
+ * accepted and the next pass started from a token that is not the
+ * rejected draft. Sequence 0 goes through bn_ctx_eval (BN_EVAL_ALL_LOGITS),
+ * sequence 1 through bn_ctx_eval_batch beside a decode token of sequence
+ * 2. Every row is compared (memcmp) with one-token decode of the same
+ * tokens in a context that cuts back the same way, and each accepted
+ * position's row again with one-token decode of the final text in a
+ * fresh context (no truncation there at all). Returns the rows compared;
+ * *same is cleared on any difference. */
+enum { VPROMPT = 20 };
+
+static size_t verify_scenario(const bn_model *m, int kv_f16, int *same)
+{
+    bn_err e;
+    bn_ctx_opts co = {.n_ctx = SEQ_CTX, .kv_f16 = kv_f16, .n_threads = 2, .n_seq = 3};
+    bn_ctx_opts c1o = {.n_ctx = SEQ_CTX, .kv_f16 = kv_f16, .n_threads = 1};
+    bn_ctx *c = bn_ctx_new_opts(m, &co, &e), *mirror[2] = {NULL, NULL}, *fresh = NULL;
+    static uint32_t text[2][SEQ_CTX];
+    static float kept[2][SEQ_CTX][VOCAB]; /* the row of each accepted position */
+    float *rows = malloc(10 * VOCAB * sizeof *rows), *lg = malloc(VOCAB * sizeof *lg);
+    size_t compared = 0;
+    int s1 = c ? bn_ctx_seq_new(c, &e) : -1, s2 = c ? bn_ctx_seq_new(c, &e) : -1;
+    for (int v = 0; v < 2; v++)
+        mirror[v] = bn_ctx_new_opts(m, &c1o, &e);
+    fresh = bn_ctx_new_opts(m, &c1o, &e);
+    if (!c || !mirror[0] || !mirror[1] || !fresh || !rows || !lg || s1 != 1 || s2 != 2) {
+        *same = 0;
+        goto done;
+    }
+    /* prompts: VPROMPT tokens on sequences 0 and 1, a few on 2 */
+    bn_eval_tok pre[2 * VPROMPT];
+    for (uint32_t p = 0; p < VPROMPT; p++) {
+        text[0][p] = rnd() % VOCAB;
+        text[1][p] = rnd() % VOCAB;
+        pre[p] = (bn_eval_tok){text[1][p], 1, p, 0};
+        pre[VPROMPT + p] = (bn_eval_tok){rnd() % VOCAB, 2, p, 0};
+    }
+    uint32_t pos[2] = {VPROMPT - 1, VPROMPT - 1}, s2pos = VPROMPT; /* the last prompt token is the first pass's */
+    if (bn_ctx_eval(c, text[0], VPROMPT - 1, NULL, 0, &e) || bn_ctx_eval_batch(c, pre, VPROMPT - 1, NULL, &e) ||
+        bn_ctx_eval_batch(c, pre + VPROMPT, VPROMPT, NULL, &e) ||
+        bn_ctx_eval(mirror[0], text[0], VPROMPT - 1, NULL, 0, &e) ||
+        bn_ctx_eval(mirror[1], text[1], VPROMPT - 1, NULL, 0, &e)) {
+        *same = 0;
+        goto done;
+    }
+    for (int round = 0; *same; round++) {
+        int v = round % 2, k = 1 + (int)(rnd() % 8);
+        uint32_t P = pos[v], *t = text[v];
+        if (P + (uint32_t)k + 1 >= SEQ_CTX - 1)
+            break;
+        for (int i = 1; i <= k; i++) /* t[P] is the token that starts the pass */
+            t[P + i] = rnd() % VOCAB;
+        int rc;
+        if (v == 0) {
+            rc = bn_ctx_eval(c, t + P, (size_t)k + 1, rows, BN_EVAL_ALL_LOGITS, &e);
+        } else {
+            bn_eval_tok b[10];
+            for (int i = 0; i <= k; i++)
+                b[i] = (bn_eval_tok){t[P + (uint32_t)i], 1, P + (uint32_t)i, 1};
+            b[k + 1] = (bn_eval_tok){rnd() % VOCAB, 2, s2pos++, 0};
+            rc = bn_ctx_eval_batch(c, b, (size_t)k + 2, rows, &e);
+        }
+        if (rc) {
+            fprintf(stderr, "test_batch: verify pass: %s\n", e.msg);
+            *same = 0;
+            break;
+        }
+        for (int i = 0; i <= k; i++) {
+            if (bn_ctx_eval(mirror[v], &t[P + (uint32_t)i], 1, lg, 0, &e) ||
+                memcmp(lg, rows + (size_t)i * VOCAB, VOCAB * sizeof *lg)) {
+                fprintf(stderr, "test_batch: verify pass of %d tokens: row %d differs from one-token decode\n", k + 1,
+                        i);
+                *same = 0;
+            }
+            compared++;
+        }
+        /* a drafts accepted: the start token and them stay; the next pass
+         * starts with a token other than the first rejected draft */
+        int a = (int)(rnd() % (uint32_t)(k + 1));
+        for (int i = 0; i <= a; i++)
+            memcpy(kept[v][P + (uint32_t)i], rows + (size_t)i * VOCAB, VOCAB * sizeof *lg);
+        uint32_t keep = P + (uint32_t)a + 1;
+        int seq = v == 0 ? 0 : 1;
+        bn_ctx_seq_truncate(c, seq, keep);
+        bn_ctx_truncate(mirror[v], keep);
+        if (bn_ctx_seq_pos(c, seq) != keep)
+            *same = 0;
+        uint32_t next = rnd() % VOCAB;
+        if (a < k && next == t[keep])
+            next = (next + 1) % VOCAB;
+        t[keep] = next;
+        pos[v] = keep;
+    }
+    /* the accepted rows against the final texts decoded token by token */
+    for (int v = 0; v < 2 && *same; v++) {
+        bn_ctx_truncate(fresh, 0);
+        for (uint32_t p = 0; p < pos[v]; p++) {
+            if (bn_ctx_eval(fresh, &text[v][p], 1, lg, 0, &e)) {
+                *same = 0;
+                break;
+            }
+            if (p >= VPROMPT - 1 && memcmp(lg, kept[v][p], VOCAB * sizeof *lg)) {
+                fprintf(stderr, "test_batch: accepted position %u differs from one-token decode\n", p);
+                *same = 0;
+                break;
+            }
+            compared += p >= VPROMPT - 1;
+        }
+    }
+done:
+    bn_ctx_free(c);
+    bn_ctx_free(mirror[0]);
+    bn_ctx_free(mirror[1]);
+    bn_ctx_free(fresh);
+    free(rows);
+    free(lg);
+    return compared;
+}
+
+/* bn_gen_answer with prompt lookup (generate.h) against without it,
+ * greedy (plain, then with a repeat penalty, which reads the history of
+ * every position checked): the same output bytes, for prompts that repeat
+ * a passage (drafts accepted) and random ones (drafts rejected). Returns
+ * the drafts accepted over all prompts, or -1 on a difference. */
+static long gen_lookup_same(const bn_model *m)
+{
+    bn_err e;
+    bn_ctx_opts co = {.n_ctx = SEQ_CTX, .n_threads = 2};
+    bn_ctx *c = bn_ctx_new_opts(m, &co, &e);
+    long accepted = 0;
+    if (!c)
+        return -1;
+    for (int run = 0; run < 6 && accepted >= 0; run++) {
+        uint32_t prompt[60];
+        size_t n = 20 + rnd() % 40;
+        for (size_t i = 0; i < n; i++) /* a passage of 7 repeated, or random */
+            prompt[i] = run % 3 != 2 && i >= 7 ? prompt[i % 7] : 2 + rnd() % (VOCAB - 2);
+        char *out[2] = {NULL, NULL};
+        size_t len[2] = {0, 0};
+        for (int lk = 0; lk < 2; lk++) {
+            bn_gen_opts go = {.n_predict = run == 1 ? -1 : run % 3 == 0 ? 100 : 40, .lookup = lk ? 1 + (uint32_t)run % 3 : 0,
+                              .draft_max = 1 + (uint32_t)(rnd() % 12)};
+            bn_sampler_defaults(&go.samp);
+            go.samp.temp = 0;
+            go.samp.repeat_penalty = run >= 3 ? 1.3f : 1.0f;
+            FILE *fp = open_memstream(&out[lk], &len[lk]);
+            bn_gen *g = fp ? bn_gen_new(m, c, NULL, &go, fp, 0, &e) : NULL;
+            bn_ctx_truncate(c, 0);
+            int rc = !g || bn_gen_answer(g, prompt, n, &e);
+            if (rc)
+                fprintf(stderr, "test_batch: generation: %s\n", e.msg);
+            bn_gen_stats st = {0};
+            if (g)
+                bn_gen_get_stats(g, &st);
+            if (lk && st.n_accept > st.n_draft)
+                rc = 1;
+            accepted += lk ? (long)st.n_accept : 0;
+            /* the cache ends as plain decoding leaves it */
+            if (lk && bn_ctx_pos(c) != (uint32_t)(n + st.n_gen))
+                rc = 1;
+            bn_gen_free(g);
+            if (fp)
+                fclose(fp);
+            if (rc)
+                accepted = -1;
+        }
+        if (accepted >= 0 && (len[0] != len[1] || memcmp(out[0], out[1], len[0]))) {
+            fprintf(stderr, "test_batch: run %d: prompt lookup changed the greedy answer:\n%.*s\n%.*s\n", run,
+                    (int)len[0], out[0], (int)len[1], out[1]);
+            accepted = -1;
+        }
+        free(out[0]);
+        free(out[1]);
+    }
+    bn_ctx_free(c);
+    return accepted;
+}
+
 static void test_sets(check_ctx *cx, const char *dir)
 {
     static const char *const layouts[] = {"t2", "i2s", "b3", "tl1", "tl2"};
@@ -346,6 +529,7 @@ static void test_sets(check_ctx *cx, const char *dir)
     }
     const char *const *names = bn_kernels_names();
     int runs = 0;
+    long accepted = 0;
     for (size_t li = 0; li < sizeof layouts / sizeof *layouts; li++) {
         snprintf(path, sizeof path, "%s/%s.bn", dir, layouts[li]);
         bn_err e;
@@ -373,6 +557,16 @@ static void test_sets(check_ctx *cx, const char *dir)
                    kv_f16 ? "f16" : "f32", rows, live, same ? "bit-identical alone" : "DIFFERENT");
             CHECK(cx, same && rows > 10 * live);
             CHECK(cx, ok_api);
+            same = 1;
+            rows = verify_scenario(&m, kv_f16, &same);
+            long acc = gen_lookup_same(&m);
+            printf("  %-4s %-7s kv %s: %zu rows of verify passes of 2..9 tokens, %s; prompt lookup greedy: %s (%ld "
+                   "drafts accepted)\n",
+                   layouts[li], names[ni], kv_f16 ? "f16" : "f32", rows, same ? "bit-identical to decode" : "DIFFERENT",
+                   acc >= 0 ? "same bytes" : "DIFFERENT", acc);
+            CHECK(cx, same && rows > 100);
+            CHECK(cx, acc >= 0);
+            accepted += acc > 0 ? acc : 0;
             runs++;
             bn_model_free(&m);
         }
@@ -380,6 +574,7 @@ static void test_sets(check_ctx *cx, const char *dir)
             unlink(path);
     }
     CHECK(cx, runs >= 5);
+    CHECK(cx, accepted > 0); /* the drafts were put to the test */
     /* the quantized head (q6, interleaved in memory where the CPU has a kernel for it) */
     snprintf(path, sizeof path, "%s/q6.bn", dir);
     CHECK(cx, !write_model(path, 1));

@@ -1,0 +1,93 @@
+#!/usr/bin/env bats
+# bn-infer --lookup (prompt lookup decoding, issue 16): greedy output is
+# byte-identical to plain decoding on the bundled tiny model for prompts
+# that copy (a repeated passage, a paragraph to rewrite, the model's own
+# loops) and prompts that do not, in every kernel set this CPU runs;
+# sampled runs repeat for a seed; the option errors. The distribution of
+# sampled output is tested in tests/unit/test_spec.c, bit-identical
+# logits of verify passes in tests/unit/test_batch.c.
+
+load common
+
+DATA=$ROOT/tests/data/infer
+
+setup_file() {
+    local D=$BATS_FILE_TMPDIR
+    bn-convert "$TINY" | bn-quant >"$D/tiny.bn"
+    # a passage twice, then its start: the answer can copy it
+    local p="It was a truth very generally felt in the parish of Highcombe, that a lady who had once declined an offer of marriage must be in want of a very good reason."
+    printf '%s %s It was a truth very generally felt' "$p" "$p" >"$D/repeat.txt"
+    # a paragraph to say again
+    { head -c 700 "$DATA/heldout.txt"; printf '\n\nThe same paragraph again:\n\nIt was a truth'; } >"$D/rewrite.txt"
+    # nothing to copy
+    printf 'Mrs. Pemberton' >"$D/plain.txt"
+    # a token stream of three records (prefix reuse between them)
+    bn-tokenize -m "$D/tiny.bn" "$D/repeat.txt" "$D/rewrite.txt" "$D/plain.txt" >"$D/three.ids"
+}
+
+setup() {
+    D=$BATS_FILE_TMPDIR
+    T=$BATS_TEST_TMPDIR
+}
+
+@test "--lookup: greedy output is byte-identical to plain decoding, every kernel set, several prompts" {
+    ran=0
+    for k in auto ref avx2 avx512 amx neon dotprod; do
+        bn-infer -m "$D/tiny.bn" --kernel $k -p x -n 1 >/dev/null 2>&1 || continue
+        ran=$((ran + 1))
+        for f in repeat rewrite plain; do
+            bn-infer -m "$D/tiny.bn" --kernel $k -f "$D/$f.txt" --temp 0 -n 64 >"$T/plain" 2>/dev/null
+            for l in "1 --draft-max 2" "3" "4 --draft-max 16"; do
+                # shellcheck disable=SC2086
+                bn-infer -m "$D/tiny.bn" --kernel $k -f "$D/$f.txt" --temp 0 -n 64 --lookup $l >"$T/spec"
+                cmp "$T/plain" "$T/spec" || { echo "$k $f --lookup $l differs"; return 1; }
+            done
+        done
+    done
+    [ "$ran" -ge 2 ]
+}
+
+@test "--lookup: the same with a repeat penalty, stop strings, until the context is full, and a stream of records" {
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 --repeat-penalty 1.2 -n 48 >"$T/a"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 --repeat-penalty 1.2 -n 48 --lookup 2 >"$T/b"
+    cmp "$T/a" "$T/b"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n 64 --stop "reason" >"$T/a"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n 64 --stop "reason" --lookup 3 >"$T/b"
+    cmp "$T/a" "$T/b"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n -1 -c 96 >"$T/a"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n -1 -c 96 --lookup 3 --draft-max 32 >"$T/b"
+    cmp "$T/a" "$T/b"
+    bn-infer -m "$D/tiny.bn" --temp 0 -n 40 <"$D/three.ids" >"$T/a"
+    bn-infer -m "$D/tiny.bn" --temp 0 -n 40 --lookup 3 <"$D/three.ids" >"$T/b"
+    [ "$(grep -c . "$T/a")" -eq 3 ]
+    cmp "$T/a" "$T/b"
+}
+
+@test "--lookup -v: drafts kept on a prompt that copies, more than one token a pass" {
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n 64 --lookup 3 -v >/dev/null 2>"$T/err"
+    line=$(grep "prompt lookup:" "$T/err")
+    [[ $line =~ ([0-9]+)\ tokens\ drafted,\ ([0-9]+)\ accepted.*,\ ([0-9.]+)\ tokens\ a\ pass ]]
+    [ "${BASH_REMATCH[2]}" -gt 0 ]
+    awk -v t="${BASH_REMATCH[3]}" 'BEGIN { exit !(t > 1.2) }'
+}
+
+@test "--lookup: sampled output repeats for a seed, and differs between seeds" {
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --seed 7 -n 48 --lookup 3 >"$T/a"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --seed 7 -n 48 --lookup 3 >"$T/b"
+    cmp "$T/a" "$T/b"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --seed 8 -n 48 --lookup 3 >"$T/c"
+    ! cmp -s "$T/a" "$T/c"
+}
+
+@test "--lookup: refused with --parallel, --draft-max alone, values out of range (usage, exit 2)" {
+    run bn-infer -m "$D/tiny.bn" --lookup 3 --parallel 2 </dev/null
+    [ "$status" -eq 2 ]
+    [[ $output == *"--lookup"*"--parallel"* ]]
+    run bn-infer -m "$D/tiny.bn" -p x --draft-max 4
+    [ "$status" -eq 2 ]
+    [[ $output == *"--draft-max needs --lookup"* ]]
+    run bn-infer -m "$D/tiny.bn" -p x --lookup 0
+    [ "$status" -eq 2 ]
+    run bn-infer -m "$D/tiny.bn" -p x --lookup 2 --draft-max 128
+    [ "$status" -eq 2 ]
+}
