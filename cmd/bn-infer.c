@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "cpu.h"
 #include "formats.h"
+#include "kvbudget.h"
 #include "opt.h"
 #include "generate.h"
 #include "pool.h"
@@ -281,26 +282,6 @@ done:
     return rc;
 }
 
-/* Bytes of one KV block (BN_KV_BLOCK positions of every layer, K and V). */
-static uint64_t kv_block_bytes(const bn_model *m, int kv_f16)
-{
-    return 2ull * m->hp.n_layer * m->hp.n_head_kv * m->hp.head_dim * BN_KV_BLOCK * (kv_f16 ? 2 : 4);
-}
-
-/* The KV budget without --kv-budget: half of the memory available when
- * bn-infer started less the model's weights, at least one full context
- * (one sequence never waits for memory), at most a full context for each
- * of the n_seq sequences (all they can hold). MemAvailable unknown: the
- * latter. */
-static uint64_t default_kv_budget(uint64_t mem_available, uint64_t weights, uint64_t one_ctx, uint32_t n_seq)
-{
-    uint64_t most = one_ctx * n_seq;
-    if (!mem_available)
-        return most;
-    uint64_t half = mem_available > weights ? (mem_available - weights) / 2 : 0;
-    return half < one_ctx ? one_ctx : half > most ? most : half;
-}
-
 /* Sizes for -v: "1.5 MiB". */
 static const char *mib(uint64_t bytes, char *buf, size_t n)
 {
@@ -346,10 +327,10 @@ int main(int argc, char **argv)
      * up to the budget */
     bn_ctx_opts co = {.n_ctx = o.n_ctx ? o.n_ctx : m->hp.n_ctx, .kv_f16 = o.kv_f16, .no_act_quant = o.no_act_quant,
                       .n_threads = o.threads, .n_seq = o.parallel};
-    uint64_t block = kv_block_bytes(m, o.kv_f16), one_ctx = (co.n_ctx + BN_KV_BLOCK - 1) / BN_KV_BLOCK * block;
+    uint64_t block = bn_cli_kv_block_bytes(m, o.kv_f16);
     co.kv_budget = o.kv_budget ? o.kv_budget
-                               : default_kv_budget(mem_available, bn_model_weight_bytes(m), one_ctx,
-                                                   o.parallel ? o.parallel : 1);
+                               : bn_cli_default_kv_budget(mem_available, bn_model_weight_bytes(m), block, co.n_ctx,
+                                                          o.parallel ? o.parallel : 1);
     uint64_t kv_positions = co.kv_budget / block * BN_KV_BLOCK;
     if (kv_positions == 0) {
         bn_report(&prog, "--kv-budget %llu: less than one KV block of %llu bytes (%d positions of %s)",

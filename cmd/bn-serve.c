@@ -4,6 +4,8 @@
  * (cmd/serve/) until SIGTERM or SIGINT: then it stops accepting, lets
  * what is in flight finish, and exits 0. */
 #include "cli.h"
+#include "cpu.h"
+#include "kvbudget.h"
 #include "opt.h"
 #include "pool.h"
 #include "serve/serve.h"
@@ -68,7 +70,8 @@ static int parse(int argc, char **argv, opts *o)
         {.kind = BN_OPT_U32, .dash_name = "np", .name = "parallel", .dest = &o->parallel, .arg = "SLOTS", .lo = 1,
          .hi = 256, .help = "requests answered at once, each a sequence of the batch (default 4)"},
         OPT_BYTES(0, "kv-budget", &o->kv_budget, "N[K|M|G]", 1,
-                  "KV cache bytes for all sequences (default: SLOTS x the context)"),
+                  "KV cache bytes for all sequences (default: half of the memory the model leaves,\n"
+                  "at least one context, at most SLOTS contexts)"),
         OPT_U32(0, "queue", &o->queue, "N", 0, 1u << 20,
                 "requests that may wait for a sequence (default 64); more get 503"),
         OPT_SECTION("network:"),
@@ -168,6 +171,7 @@ int main(int argc, char **argv)
     srv_engine g;
     int engine_on = 0;
     pthread_mutex_t tok_mu = PTHREAD_MUTEX_INITIALIZER;
+    uint64_t mem_available = bn_mem_available(); /* before the model takes its share */
     bn_model_params mp;
     bn_model_params_init(&mp);
     mp.log = bn_cli_show_warning; /* loading's warnings, e.g. float projections ternarized */
@@ -184,8 +188,13 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s", e.msg);
         goto out;
     }
+    /* the KV budget as bn-infer's: half of what memory the model leaves,
+     * at least one context, at most one a sequence */
     bn_ctx_opts co = {.n_ctx = o.n_ctx ? o.n_ctx : bn_model_n_ctx(m), .kv_f16 = 1, .n_threads = o.threads,
-                      .n_seq = o.parallel, .kv_budget = o.kv_budget};
+                      .n_seq = o.parallel};
+    co.kv_budget = o.kv_budget ? o.kv_budget
+                               : bn_cli_default_kv_budget(mem_available, bn_model_weight_bytes(m),
+                                                          bn_cli_kv_block_bytes(m, co.kv_f16), co.n_ctx, o.parallel);
     if (!(c = bn_ctx_new_opts(m, &co, &e))) {
         bn_report(&prog, "%s: %s", o.model, e.msg);
         goto out;

@@ -471,6 +471,22 @@ assert all(set(l) == {"method", "path", "status", "prompt_tokens", "completion_t
     [ "$status" -ne 0 ]
 }
 
+@test "the default KV budget is bn-infer's for as many sequences; --kv-budget sets it" {
+    for np in 3 1; do
+        positions=$(bn-infer -m "$D/tiny.bn" -v --parallel $np -c 100 </dev/null 2>&1 |
+            sed -n 's/.* bytes a position, \([0-9]*\) positions).*/\1/p')
+        [ -n "$positions" ]
+        start_server "$T" np$np -np $np -c 100
+        blocks=$(curl -s --max-time 5 "http://127.0.0.1:$(cat "$T/np$np.port")/metrics" | sed -n 's/^bn_serve_kv_blocks //p')
+        [ "$blocks" -eq $((positions / 64)) ] || { echo "-np $np: $blocks blocks, bn-infer $positions positions"; return 1; }
+    done
+    # with memory to spare (the tiny model), every sequence its whole context
+    [ "$blocks" -eq 2 ]
+    start_server "$T" small -np 3 -c 100 --kv-budget 300K
+    grep -q ' ready: 3 sequences of 100 positions, KV budget ' "$T/small.log"
+    [ "$(curl -s --max-time 5 "http://127.0.0.1:$(cat "$T/small.port")/metrics" | sed -n 's/^bn_serve_kv_blocks //p')" -eq 3 ]
+}
+
 @test "usage errors exit 2; a model that cannot be opened, or a port in use, 1 with one line" {
     run bn-serve
     [ "$status" -eq 2 ]
