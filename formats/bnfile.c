@@ -14,6 +14,11 @@ static const uint8_t END_MAGIC[8] = {'B', 'N', 'E', 'N', 'D', 0, 0, 0};
  * larger claim is damage, refused before any allocation. */
 #define MAX_HEAD ((uint64_t)1 << 32)
 
+/* Header flag bit 0: the model has per-projection input norms
+ * (model.proj_norm), which change the forward pass, so readers that do not
+ * know the key refuse the file instead of ignoring it (bn-model.md §2). */
+#define BN_FLAG_PROJ_NORM 1u
+
 typedef struct header {
     uint32_t version, header_size;
     uint64_t head_size, meta_count, tensor_count, data_offset;
@@ -47,7 +52,7 @@ static int parse_header(const uint8_t *p, header *h, const char *name, bn_err *e
                        BN_FILE_VERSION);
     if (h->header_size != HEADER_SIZE)
         return bn_fail(e, "%s: bad header size %u", name, h->header_size);
-    if (h->flags)
+    if (h->flags & ~BN_FLAG_PROJ_NORM)
         return bn_fail(e, "%s: unknown header flags 0x%x", name, h->flags);
     if (h->alignment < 64 || (h->alignment & (h->alignment - 1)) || h->alignment > (1u << 20))
         return bn_fail(e, "%s: bad alignment %u", name, h->alignment);
@@ -505,7 +510,8 @@ int bn_writer_begin(bn_writer *w, const char *path, const bn_temp_hook *temps, c
     memcpy(h + 40, &data_offset, 8);
     v32 = BN_ALIGN;
     memcpy(h + 48, &v32, 4);
-    v32 = 0;
+    int proj_norm = 0;
+    v32 = !bn_meta_bool(meta, "model.proj_norm", &proj_norm) && proj_norm ? BN_FLAG_PROJ_NORM : 0;
     memcpy(h + 52, &v32, 4);
     memcpy(h + 56, &off, 8);
     uint64_t hh = XXH3_64bits(h, head_size);

@@ -128,6 +128,8 @@ typedef struct bn_hparams {
     int act_silu;    /* 1: silu(g)*u; 0: relu(g)^2*u */
     int sub_norms;   /* attn_sub_norm / ffn_sub_norm present */
     int tied;        /* output head = token_embd */
+    int proj_norm;   /* an RMSNorm of its own before each ternary projection's input */
+    float proj_norm_eps;
     int32_t bos_id, eos_id, pad_id;
     int add_bos;
     int32_t stop_ids[BN_MAX_STOP];
@@ -143,6 +145,11 @@ int bn_hparams_check_tensors(const bn_hparams *hp, const bn_source *s, bn_err *e
 /* Nonzero for the seven ternary projections of a layer (attn_q/k/v/output,
  * ffn_gate/up/down), by canonical name. */
 int bn_tensor_is_projection(const char *name);
+/* The projections in layer order (attn_q, attn_k, attn_v, attn_output,
+ * ffn_gate, ffn_up, ffn_down) and the suffix of each one's input norm
+ * (model.proj_norm): "blk.N." + bn_proj_names[i] + "_in_norm.weight". */
+#define BN_N_PROJ 7
+extern const char *const bn_proj_names[BN_N_PROJ];
 
 /* ----------------------------------------------------- foreign readers */
 

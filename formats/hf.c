@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum recipe_kind { COPY, UNPACK_PACKED };
+enum recipe_kind { COPY, UNPACK_PACKED, ONES };
 
 typedef struct recipe {
     int kind;
@@ -50,6 +50,14 @@ static const struct {
     {"mlp.down_proj.weight", "ffn_down.weight"},
     {"mlp.ffn_sub_norm.weight", "ffn_sub_norm.weight"},
     {"mlp.ffn_layernorm.weight", "ffn_sub_norm.weight"}, /* 1bitLLM */
+    /* quantization_config.use_rms_norm: each BitLinear's own input norm */
+    {"self_attn.q_proj.rms_norm.weight", "attn_q_in_norm.weight"},
+    {"self_attn.k_proj.rms_norm.weight", "attn_k_in_norm.weight"},
+    {"self_attn.v_proj.rms_norm.weight", "attn_v_in_norm.weight"},
+    {"self_attn.o_proj.rms_norm.weight", "attn_output_in_norm.weight"},
+    {"mlp.gate_proj.rms_norm.weight", "ffn_gate_in_norm.weight"},
+    {"mlp.up_proj.rms_norm.weight", "ffn_up_in_norm.weight"},
+    {"mlp.down_proj.rms_norm.weight", "ffn_down_in_norm.weight"},
 };
 
 /* Maps an HF tensor name to the canonical one. Returns 1 mapped, 0 to be
@@ -201,10 +209,19 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
     const cJSON *qc = cJSON_GetObjectItemCaseSensitive(cfg, "quantization_config");
     const char *lc = qc ? cfg_str(qc, "linear_class") : NULL;
     const char *mode = qc ? cfg_str(qc, "quantization_mode") : NULL;
+    /* use_rms_norm: transformers' BitLinear and AutoBitLinear (either class)
+     * then apply an RMSNorm over in_features with a weight (stored as
+     * <proj>.rms_norm.weight, else its initial ones) and eps
+     * quantization_config.rms_norm_eps (default 1e-6), to the input of
+     * every converted projection before the int8 quantization. */
     const cJSON *use_norm = qc ? cJSON_GetObjectItemCaseSensitive(qc, "use_rms_norm") : NULL;
     if (cJSON_IsTrue(use_norm)) {
-        bn_fail(e, "%s: quantization_config.use_rms_norm is not supported", path);
-        goto out;
+        hp->proj_norm = 1;
+        hp->proj_norm_eps = (float)cfg_num(qc, "rms_norm_eps", 1e-6);
+        if (!(hp->proj_norm_eps >= 0 && hp->proj_norm_eps <= 1)) {
+            bn_fail(e, "%s: quantization_config.rms_norm_eps %g is out of range (0..1)", path, hp->proj_norm_eps);
+            goto out;
+        }
     }
     int autobit = lc && !strcmp(lc, "autobitlinear");
     *packed_expected = !autobit || (mode && !strcmp(mode, "offline"));
@@ -415,6 +432,12 @@ static int hf_read(bn_source *s, size_t i, void *buf, bn_err *e)
     bn_source *sh = &hi->shards[r->shard];
     if (r->kind == COPY)
         return sh->read(sh, r->src, buf, e);
+    if (r->kind == ONES) {
+        float one = 1.0f;
+        for (uint64_t j = 0; j < s->tensors[i].shape[0]; j++)
+            memcpy((float *)buf + j, &one, 4);
+        return 0;
+    }
     const bn_tensor *st = &sh->tensors[r->src];
     float beta = 0;
     if (read_scale(hi, r, &beta, s->name, e))
@@ -520,6 +543,51 @@ static int build_directory(bn_source *s, hf_impl *hi, int packed_expected, bn_er
     return 0;
 }
 
+/* use_rms_norm checkpoints that do not store a projection's rms_norm.weight
+ * get it as transformers leaves it, ones: added as f32 tensors after the
+ * shards' own. A checkpoint holding some but not all is refused. */
+static int add_missing_in_norms(bn_source *s, hf_impl *hi, const bn_hparams *hp, bn_err *e)
+{
+    size_t have = 0, need = (size_t)hp->n_layer * BN_N_PROJ;
+    char n[BN_NAME_MAX];
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        for (int p = 0; p < BN_N_PROJ; p++) {
+            snprintf(n, sizeof n, "blk.%u.%s_in_norm.weight", l, bn_proj_names[p]);
+            have += bn_source_find(s, n) != NULL;
+        }
+    if (have == need)
+        return 0;
+    if (have)
+        return bn_fail(e, "%s: holds %zu of the %zu projection rms_norm weights use_rms_norm needs", s->name,
+                       have, need);
+    bn_tensor *t = realloc(s->tensors, (s->n_tensors + need) * sizeof *t);
+    if (t)
+        s->tensors = t;
+    recipe *r = realloc(hi->recipes, (s->n_tensors + need) * sizeof *r);
+    if (r)
+        hi->recipes = r;
+    if (!t || !r)
+        return bn_fail(e, "%s: out of memory", s->name);
+    uint64_t in[BN_N_PROJ] = {hp->n_embd, hp->n_embd, hp->n_embd, (uint64_t)hp->n_head * hp->head_dim,
+                              hp->n_embd, hp->n_embd, hp->n_ff};
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        for (int p = 0; p < BN_N_PROJ; p++) {
+            bn_tensor *nt = &s->tensors[s->n_tensors];
+            memset(nt, 0, sizeof *nt);
+            snprintf(nt->name, sizeof nt->name, "blk.%u.%s_in_norm.weight", l, bn_proj_names[p]);
+            nt->type = BN_F32;
+            nt->ndim = 1;
+            nt->shape[0] = in[p];
+            nt->size = 4 * in[p];
+            nt->src_index = (uint32_t)s->n_tensors;
+            hi->recipes[s->n_tensors] = (recipe){.kind = ONES};
+            s->n_tensors++;
+        }
+    bn_meta_set_str(&s->meta, "provenance.note",
+                    "use_rms_norm without stored rms_norm weights: ones, as transformers initializes them");
+    return 0;
+}
+
 int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
 {
     memset(s, 0, sizeof *s);
@@ -545,6 +613,8 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     bn_source_add_file(s, path);
     if (hp.tied && bn_source_find(s, "output.weight"))
         hp.tied = 0; /* an explicit head wins */
+    if (hp.proj_norm && add_missing_in_norms(s, hi, &hp, e))
+        goto fail;
     if (bn_hparams_to_meta(&hp, &s->meta)) {
         bn_fail(e, "%s: out of memory", dir);
         goto fail;

@@ -81,6 +81,11 @@ int bn_hparams_from_meta(const bn_meta *m, bn_hparams *hp, const char *name, bn_
     if (!pair || (strcmp(pair, "neox") && strcmp(pair, "adjacent")))
         return bn_fail(e, "%s: metadata 'model.rope_pairing' must be 'neox' or 'adjacent'", name);
     hp->rope_neox = !strcmp(pair, "neox");
+    /* Optional (absent: none), so files written before it still load. */
+    if (bn_meta_get(m, "model.proj_norm") && need_bool(m, "model.proj_norm", &hp->proj_norm, name, e))
+        return -1;
+    if (hp->proj_norm && need_f32(m, "model.proj_norm_eps", 0, 1, &hp->proj_norm_eps, name, e))
+        return -1;
     const char *act = bn_meta_str(m, "model.ffn_activation");
     if (!act || (strcmp(act, "relu2") && strcmp(act, "silu")))
         return bn_fail(e, "%s: metadata 'model.ffn_activation' must be 'relu2' or 'silu'", name);
@@ -123,6 +128,10 @@ int bn_hparams_to_meta(const bn_hparams *hp, bn_meta *m)
     rc |= bn_meta_set_bool(m, "model.sub_norms", hp->sub_norms);
     rc |= bn_meta_set_f32(m, "model.norm_eps", hp->norm_eps);
     rc |= bn_meta_set_bool(m, "model.tied_embeddings", hp->tied);
+    if (hp->proj_norm) { /* written only when set: files without it stay as they were */
+        rc |= bn_meta_set_bool(m, "model.proj_norm", 1);
+        rc |= bn_meta_set_f32(m, "model.proj_norm_eps", hp->proj_norm_eps);
+    }
     rc |= bn_meta_set_i32(m, "tokens.bos_id", hp->bos_id);
     rc |= bn_meta_set_i32(m, "tokens.eos_id", hp->eos_id);
     rc |= bn_meta_set_i32(m, "tokens.pad_id", hp->pad_id);
@@ -180,6 +189,15 @@ int bn_hparams_check_tensors(const bn_hparams *hp, const bn_source *s, bn_err *e
         if (hp->sub_norms) {
             CHECK("attn_sub_norm.weight", q, 0);
             CHECK("ffn_sub_norm.weight", hp->n_ff, 0);
+        }
+        if (hp->proj_norm) {
+            CHECK("attn_q_in_norm.weight", d, 0);
+            CHECK("attn_k_in_norm.weight", d, 0);
+            CHECK("attn_v_in_norm.weight", d, 0);
+            CHECK("attn_output_in_norm.weight", q, 0);
+            CHECK("ffn_gate_in_norm.weight", d, 0);
+            CHECK("ffn_up_in_norm.weight", d, 0);
+            CHECK("ffn_down_in_norm.weight", hp->n_ff, 0);
         }
 #undef CHECK
     }

@@ -3,6 +3,9 @@
 
 #include <string.h>
 
+const char *const bn_proj_names[BN_N_PROJ] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+                                               "ffn_gate", "ffn_up", "ffn_down"};
+
 int bn_tensor_is_projection(const char *name)
 {
     static const char *const proj[] = {".attn_q.weight", ".attn_k.weight", ".attn_v.weight", ".attn_output.weight",

@@ -62,6 +62,7 @@ struct bn_ctx {
     float *rope_cs;   /* NB x head_dim: each token's cos, then sin (one batch) */
     /* batch scratch */
     float *x, *xn, *qb, *kb, *vb, *att, *gb, *ub, *tmp;
+    float *pn; /* NB x n_embd: a projection's own input norm (model.proj_norm), else NULL */
     int8_t *q8;
     float s8[NB];
     size_t ld8; /* stride of q8 rows and of xn rows */
@@ -430,6 +431,7 @@ enum tok_step {
     STEP_ATT_OUT, /* att → attn_sub_norm (in place) → q8 */
     STEP_FFN_IN,  /* x += tmp, x → ffn_norm → tmp → q8 */
     STEP_FFN_MID, /* gb = act(gb)·ub → ffn_sub_norm (in place) → q8 */
+    STEP_PROJ_IN, /* with model.proj_norm: tmp → projection p's input norm → pn → q8 */
 };
 
 typedef struct tok_job {
@@ -438,9 +440,14 @@ typedef struct tok_job {
     uint32_t l;
     size_t n;
     enum tok_step step;
+    int proj; /* STEP_PROJ_IN: which projection (bn_proj_names order) */
 } tok_job;
 
-static void tok_one(bn_ctx *c, const bn_layer *L, uint32_t l, enum tok_step step, size_t t)
+/* With model.proj_norm every projection normalizes its own input (HF
+ * BitLinear's rms_norm), so q/k/v and gate/up no longer share one int8
+ * input: the shared norm's output stays in tmp and STEP_PROJ_IN makes
+ * each projection's. o and down have one projection each: in place. */
+static void tok_one(bn_ctx *c, const bn_layer *L, uint32_t l, enum tok_step step, int proj, size_t t)
 {
     const bn_hparams *hp = &c->m->hp;
     size_t d = hp->n_embd, ff = hp->n_ff, qd = c->q_dim, kvd = c->kv_dim;
@@ -448,7 +455,12 @@ static void tok_one(bn_ctx *c, const bn_layer *L, uint32_t l, enum tok_step step
     switch (step) {
     case STEP_ATTN_IN:
         rmsnorm(x, L->attn_norm, d, eps, tmp);
-        prepare_input(c, tmp, d, t);
+        if (!L->in_norm[0])
+            prepare_input(c, tmp, d, t);
+        break;
+    case STEP_PROJ_IN:
+        rmsnorm(tmp, L->in_norm[proj], d, hp->proj_norm_eps, c->pn + t * d);
+        prepare_input(c, c->pn + t * d, d, t);
         break;
     case STEP_ROPE_KV: {
         const float *cs = c->rope_cs + t * hp->head_dim;
@@ -461,19 +473,24 @@ static void tok_one(bn_ctx *c, const bn_layer *L, uint32_t l, enum tok_step step
         float *a = c->att + t * qd;
         if (L->attn_sub_norm)
             rmsnorm(a, L->attn_sub_norm, qd, eps, a);
+        if (L->in_norm[3])
+            rmsnorm(a, L->in_norm[3], qd, hp->proj_norm_eps, a);
         prepare_input(c, a, qd, t);
         break;
     }
     case STEP_FFN_IN:
         add_rows(x, tmp, d);
         rmsnorm(x, L->ffn_norm, d, eps, tmp);
-        prepare_input(c, tmp, d, t);
+        if (!L->in_norm[4])
+            prepare_input(c, tmp, d, t);
         break;
     case STEP_FFN_MID: {
         float *g = c->gb + t * ff;
         gated_act(g, c->ub + t * ff, ff, hp->act_silu);
         if (L->ffn_sub_norm)
             rmsnorm(g, L->ffn_sub_norm, ff, eps, g);
+        if (L->in_norm[6])
+            rmsnorm(g, L->in_norm[6], ff, hp->proj_norm_eps, g);
         prepare_input(c, g, ff, t);
         break;
     }
@@ -488,16 +505,28 @@ static void tok_run(void *arg, int ith, int nth)
     tok_job *j = arg;
     size_t t0 = j->n * (size_t)ith / (size_t)nth, t1 = j->n * (size_t)(ith + 1) / (size_t)nth;
     for (size_t t = t0; t < t1; t++)
-        tok_one(j->c, j->L, j->l, j->step, t);
+        tok_one(j->c, j->L, j->l, j->step, j->proj, t);
 }
 
-static void tok_steps(bn_ctx *c, const bn_layer *L, uint32_t l, size_t n, enum tok_step step)
+static void tok_steps_p(bn_ctx *c, const bn_layer *L, uint32_t l, size_t n, enum tok_step step, int proj)
 {
-    tok_job j = {c, L, l, n, step};
+    tok_job j = {c, L, l, n, step, proj};
     if (n == 1 || c->nth == 1)
         tok_run(&j, 0, 1); /* decode: not worth waking a thread */
     else
         bn_pool_run(c->pool, tok_run, &j);
+}
+
+static void tok_steps(bn_ctx *c, const bn_layer *L, uint32_t l, size_t n, enum tok_step step)
+{
+    tok_steps_p(c, L, l, n, step, 0);
+}
+
+/* Projection p alone, on its own input norm of tmp (model.proj_norm). */
+static void project_own(bn_ctx *c, const bn_layer *L, uint32_t l, size_t n, int p, const bn_mat *w, float *y)
+{
+    tok_steps_p(c, L, l, n, STEP_PROJ_IN, p);
+    project(c, n, w, y, NULL, NULL, NULL, NULL);
 }
 
 static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
@@ -507,7 +536,12 @@ static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
     size_t d = hp->n_embd;
 
     tok_steps(c, L, l, n, STEP_ATTN_IN);
-    project(c, n, &L->q, c->qb, &L->k, c->kb, &L->v, c->vb);
+    if (L->in_norm[0]) {
+        project_own(c, L, l, n, 0, &L->q, c->qb);
+        project_own(c, L, l, n, 1, &L->k, c->kb);
+        project_own(c, L, l, n, 2, &L->v, c->vb);
+    } else
+        project(c, n, &L->q, c->qb, &L->k, c->kb, &L->v, c->vb);
     tok_steps(c, L, l, n, STEP_ROPE_KV);
     att_job aj = {c, l, n, 0};
     aj.per = att_heads_per_task(n * hp->n_head_kv, hp->n_head / hp->n_head_kv, c->nth);
@@ -515,7 +549,11 @@ static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
     tok_steps(c, L, l, n, STEP_ATT_OUT);
     project(c, n, &L->o, c->tmp, NULL, NULL, NULL, NULL);
     tok_steps(c, L, l, n, STEP_FFN_IN);
-    project(c, n, &L->gate, c->gb, &L->up, c->ub, NULL, NULL);
+    if (L->in_norm[4]) {
+        project_own(c, L, l, n, 4, &L->gate, c->gb);
+        project_own(c, L, l, n, 5, &L->up, c->ub);
+    } else
+        project(c, n, &L->gate, c->gb, &L->up, c->ub, NULL, NULL);
     tok_steps(c, L, l, n, STEP_FFN_MID);
     project(c, n, &L->down, c->tmp, NULL, NULL, NULL, NULL);
     add_rows(c->x, c->tmp, n * d);
@@ -740,11 +778,12 @@ bn_ctx *bn_ctx_new_opts(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     c->vb = malloc(NB * c->kv_dim * sizeof(float));
     c->gb = malloc(NB * ff * sizeof(float));
     c->ub = malloc(NB * ff * sizeof(float));
+    c->pn = hp->proj_norm ? malloc(NB * d * sizeof(float)) : NULL;
     c->q8 = malloc(NB * wide);
     c->scores = malloc((size_t)c->nth * (hp->n_head / hp->n_head_kv) * c->n_ctx * sizeof(float));
     c->rowbuf = malloc((size_t)c->nth * rowlen * sizeof(float));
     if (!c->k16 || !c->inv_freq || !c->rope_cs || !c->x || !c->tmp || !c->xn || !c->qb || !c->att || !c->kb ||
-        !c->vb || !c->gb || !c->ub || !c->q8 || !c->scores || !c->rowbuf) {
+        !c->vb || !c->gb || !c->ub || !c->q8 || !c->scores || !c->rowbuf || (hp->proj_norm && !c->pn)) {
         bn_fail_code(e, BN_E_NOMEM, "out of memory for a context of %u positions", c->n_ctx);
         goto fail;
     }
@@ -804,6 +843,7 @@ void bn_ctx_free(bn_ctx *c)
     free(c->vb);
     free(c->gb);
     free(c->ub);
+    free(c->pn);
     free(c->q8);
     free(c->scores);
     free(c->rowbuf);

@@ -193,6 +193,12 @@ static int load_layer(bn_model *m, uint32_t l, const char *kernel, bn_err *e)
     if (m->hp.sub_norms && (!(L->attn_sub_norm = norm_f32(m, find(m, "blk.%u.attn_sub_norm.weight", l), e)) ||
                             !(L->ffn_sub_norm = norm_f32(m, find(m, "blk.%u.ffn_sub_norm.weight", l), e))))
         return -1;
+    for (int p = 0; m->hp.proj_norm && p < BN_N_PROJ; p++) {
+        char n[BN_NAME_MAX];
+        snprintf(n, sizeof n, "blk.%%u.%s_in_norm.weight", bn_proj_names[p]);
+        if (!(L->in_norm[p] = norm_f32(m, find(m, n, l), e)))
+            return -1;
+    }
     return 0;
 }
 

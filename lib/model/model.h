@@ -25,6 +25,9 @@ typedef struct bn_mat {
 
 typedef struct bn_layer {
     const float *attn_norm, *attn_sub_norm, *ffn_norm, *ffn_sub_norm; /* sub norms NULL without */
+    /* model.proj_norm: each projection's own input norm, in bn_proj_names
+     * order (q, k, v, o, gate, up, down); all NULL without */
+    const float *in_norm[BN_N_PROJ];
     bn_mat q, k, v, o, gate, up, down;
 } bn_layer;
 

@@ -47,6 +47,81 @@ SHAPES = {
     "100b": (8192, 45568, 72, 64, 8, 32000, 2048),
 }
 
+# The model families bitnet.cpp runs beside 2B4T, with the values of their
+# published config.json files (Hugging Face repositories tiiuae/Falcon3-*-1.58bit,
+# HF1BitLLM/Llama3-8B-1.58-100B-tokens). --family writes an HF checkpoint with
+# exactly that config except what `test` scales so a test stays small: fewer
+# heads (the hidden size stays heads x head_dim, the KV group and the
+# FFN/hidden ratio stay the real ones), 1-2 layers, and the vocabulary where
+# the family's is not the point. Every other value (head_dim, RoPE theta and
+# scaling, norm eps, tied or not, special ids, quantization_config and so the
+# packing and scale convention) is the real one.
+_F3_QC = {"modules_to_not_convert": ["lm_head"], "quant_method": "bitnet"}
+FAMILIES = {
+    "falcon3-1b": {"real": {"hidden_size": 2048, "intermediate_size": 8192, "num_attention_heads": 8,
+                            "num_key_value_heads": 4, "head_dim": 256, "num_hidden_layers": 18,
+                            "vocab_size": 131072, "max_position_embeddings": 8192},
+                   "rope_theta": 1000042, "rms_norm_eps": 1e-6, "tie": False, "bos": None, "eos": 11,
+                   "gen_bos": 11, "qc": _F3_QC, "test": {"heads": 2, "layers": 2, "vocab": 512}},
+    "falcon3-3b": {"real": {"hidden_size": 3072, "intermediate_size": 9216, "num_attention_heads": 12,
+                            "num_key_value_heads": 4, "head_dim": 256, "num_hidden_layers": 22,
+                            "vocab_size": 131072, "max_position_embeddings": 4096},
+                   "rope_theta": 1000042, "rms_norm_eps": 1e-6, "tie": False, "bos": 11, "eos": 11,
+                   "gen_bos": 11, "qc": _F3_QC, "test": {"heads": 3, "layers": 1, "vocab": 512}},
+    "falcon3-7b": {"real": {"hidden_size": 3072, "intermediate_size": 23040, "num_attention_heads": 12,
+                            "num_key_value_heads": 4, "head_dim": 256, "num_hidden_layers": 28,
+                            "vocab_size": 131072, "max_position_embeddings": 8192},
+                   "rope_theta": 1000042, "rms_norm_eps": 1e-6, "tie": False, "bos": 11, "eos": 11,
+                   "gen_bos": 11, "qc": _F3_QC, "test": {"heads": 3, "layers": 1, "vocab": 512}},
+    "falcon3-10b": {"real": {"hidden_size": 3072, "intermediate_size": 23040, "num_attention_heads": 12,
+                             "num_key_value_heads": 4, "head_dim": 256, "num_hidden_layers": 40,
+                             "vocab_size": 131072, "max_position_embeddings": 32768},
+                    "rope_theta": 1000042, "rms_norm_eps": 1e-6, "tie": False, "bos": 1, "eos": 11,
+                    "gen_bos": 11, "qc": _F3_QC, "test": {"heads": 3, "layers": 1, "vocab": 512}},
+    # config.json names quantization_config twice (the text is written as
+    # published): {"modules_to_not_convert": null, ...} then {"quant_method"}.
+    "llama3-8b-1.58": {"real": {"hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
+                                "num_key_value_heads": 8, "head_dim": 128, "num_hidden_layers": 32,
+                                "vocab_size": 128256, "max_position_embeddings": 8192},
+                       "rope_theta": 500000.0, "rms_norm_eps": 1e-5, "tie": False, "bos": 128000, "eos": 128009,
+                       "gen_bos": 128000, "qc": {"modules_to_not_convert": None, "quant_method": "bitnet"},
+                       "dup_qc": {"quant_method": "bitnet"}, "extra": {"rope_interleaved": False},
+                       "test": {"heads": 4, "layers": 1, "vocab": 128256}},
+    # quantization_config.use_rms_norm, as Falcon-E's config has it (the
+    # Falcon-E dimensions were not in the sources at hand: Falcon3-1B's are
+    # used). AutoBitLinear offline: packed weights, weight_scale multiplies.
+    # falcon-e stores each projection's rms_norm.weight and leaves
+    # rms_norm_eps to its default; use-rms-norm-ones stores none (ones) and
+    # sets rms_norm_eps.
+    "falcon-e": {"real": {"hidden_size": 2048, "intermediate_size": 8192, "num_attention_heads": 8,
+                          "num_key_value_heads": 4, "head_dim": 256, "num_hidden_layers": 18,
+                          "vocab_size": 131072, "max_position_embeddings": 8192},
+                 "rope_theta": 1000042, "rms_norm_eps": 1e-6, "tie": False, "bos": 11, "eos": 11, "gen_bos": 11,
+                 "qc": {"quant_method": "bitnet", "linear_class": "autobitlinear", "quantization_mode": "offline",
+                        "use_rms_norm": True},
+                 "in_norms": True, "test": {"heads": 2, "layers": 2, "vocab": 512}},
+    "use-rms-norm-ones": {"real": {"hidden_size": 2048, "intermediate_size": 8192, "num_attention_heads": 8,
+                                   "num_key_value_heads": 4, "head_dim": 256, "num_hidden_layers": 18,
+                                   "vocab_size": 131072, "max_position_embeddings": 8192},
+                          "rope_theta": 1000042, "rms_norm_eps": 1e-6, "tie": False, "bos": 11, "eos": 11,
+                          "gen_bos": 11,
+                          "qc": {"quant_method": "bitnet", "linear_class": "autobitlinear",
+                                 "quantization_mode": "offline", "use_rms_norm": True, "rms_norm_eps": 1e-5},
+                          "test": {"heads": 2, "layers": 1, "vocab": 512}},
+}
+
+
+def family_shape(fam):
+    """(hidden, ffn, layers, heads, kv_heads, vocab, context) and head_dim of a family's test shape."""
+    r, t = fam["real"], fam["test"]
+    h, hd = t["heads"], r["head_dim"]
+    kv = h * r["num_key_value_heads"] // r["num_attention_heads"]
+    d = h * hd
+    ff = d * r["intermediate_size"] // r["hidden_size"]
+    assert kv >= 1 and d * r["intermediate_size"] % r["hidden_size"] == 0
+    return (d, ff, t["layers"], h, kv, t["vocab"], min(r["max_position_embeddings"], 1024)), hd
+
+
 FORMATS = ["hf-bf16", "hf-packed", "hf-packed-bitlinear", "gguf-f32", "gguf-f16", "gguf-bf16",
            "gguf-q8_0", "gguf-tq1_0", "gguf-tq2_0", "gguf-i2_s"]
 
@@ -89,10 +164,11 @@ def round_beta(beta, dtype):
 
 # ------------------------------------------------------------ model layout
 
-def model_tensors(shape, layers, vocab, arch):
-    """[(canonical name, hf name, [rows, cols] or [n], kind)] in file order."""
+def model_tensors(shape, layers, vocab, arch, hd=None, in_norms=False):
+    """[(canonical name, hf name, [rows, cols] or [n], kind)] in file order.
+    in_norms: each projection's use_rms_norm weight after it."""
     d, ff, nl, h, kv, _, _ = shape
-    hd = d // h
+    hd = hd or d // h
     sub = arch != "llama"
     out = [("token_embd.weight", "model.embed_tokens.weight", [vocab, d], "embed")]
     for i in range(layers):
@@ -114,6 +190,14 @@ def model_tensors(shape, layers, vocab, arch):
         if sub:
             out.append((p + "ffn_sub_norm.weight", q + "mlp.ffn_sub_norm.weight", [ff], "norm"))
         out.append((p + "ffn_down.weight", q + "mlp.down_proj.weight", [d, ff], "ternary"))
+    if in_norms:
+        with_norms = []
+        for e in out:
+            with_norms.append(e)
+            if e[3] == "ternary":
+                with_norms.append((e[0].replace(".weight", "_in_norm.weight"),
+                                   e[1].replace(".weight", ".rms_norm.weight"), [e[2][1]], "norm"))
+        out = with_norms
     out.append(("output_norm.weight", "model.norm.weight", [d], "norm"))
     if arch == "llama":
         out.append(("output.weight", "lm_head.weight", [vocab, d], "embed"))
@@ -531,10 +615,15 @@ def st_dtype_size(dt):
 def write_hf(args, shape, layers, vocab, out):
     d, ff, _, h, kv, _, ctx = shape
     os.makedirs(out, exist_ok=True)
-    arch = "bitnet-b1.58"
-    tens = model_tensors(shape, layers, vocab, arch)
+    fam = FAMILIES[args.family] if args.family else None
+    arch = "llama" if fam else "bitnet-b1.58"
+    hd = family_shape(fam)[1] if fam else None
+    tens = model_tensors(shape, layers, vocab, arch, hd, bool(fam and fam.get("in_norms")))
     packed = args.format in ("hf-packed", "hf-packed-bitlinear")
     divide = args.format == "hf-packed-bitlinear"
+    if fam:  # the family's quantization_config decides the packing
+        packed = fam["qc"].get("quantization_mode", "offline") == "offline"
+        divide = fam["qc"].get("linear_class", "bitlinear") == "bitlinear"
 
     # (hf name, dtype, shape, producer) in file order
     plan = []
@@ -554,6 +643,8 @@ def write_hf(args, shape, layers, vocab, out):
 
     truth = {"format": args.format, "shape": args.shape, "arch": arch, "layers": layers, "vocab": vocab,
              "seed": args.seed, "scale_convention": "divide" if divide else "multiply", "tensors": []}
+    if fam:
+        truth["family"] = args.family
     tmap = {}
     weight_map = {}
     total = 0
@@ -627,8 +718,25 @@ def write_hf(args, shape, layers, vocab, out):
         "bos_token_id": bos, "eos_token_id": eos, "initializer_range": 0.02,
         "attention_bias": False, "quantization_config": qc,
     }
+    if fam:
+        r = fam["real"]
+        cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+               "hidden_size": d, "intermediate_size": ff, "num_hidden_layers": layers,
+               "num_attention_heads": h, "num_key_value_heads": kv, "head_dim": r["head_dim"],
+               "vocab_size": vocab, "max_position_embeddings": ctx, "rms_norm_eps": fam["rms_norm_eps"],
+               "rope_theta": fam["rope_theta"], "rope_scaling": None, "tie_word_embeddings": fam["tie"],
+               "torch_dtype": "bfloat16", "use_cache": True, "eos_token_id": fam["eos"], "is_bitnet_config": True,
+               "attention_bias": False, "mlp_bias": False, "pretraining_tp": 1, "quantization_config": fam["qc"]}
+        if fam["bos"] is not None:
+            cfg["bos_token_id"] = fam["bos"]
+        cfg.update(fam.get("extra", {}))
+        bos, eos = fam["gen_bos"], fam["eos"]
+        eot = eos
+    text = json.dumps(cfg, indent=2)
+    if fam and "dup_qc" in fam:  # a second quantization_config key, as published
+        text = text[:text.rindex("}")] + ',\n  "quantization_config": %s\n}' % json.dumps(fam["dup_qc"])
     with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
+        f.write(text)
     with open(os.path.join(out, "generation_config.json"), "w") as f:
         json.dump({"_from_model_config": True, "bos_token_id": bos, "eos_token_id": [eos, eot],
                    "do_sample": True, "temperature": 0.8, "top_p": 0.95, "max_length": ctx}, f, indent=2)
@@ -681,6 +789,8 @@ def main():
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--arch", default="bitnet-b1.58", choices=["bitnet-b1.58", "bitnet-25", "bitnet", "llama"],
                     help="GGUF general.architecture (llama adds an untied output.weight, no sub-norms)")
+    ap.add_argument("--family", choices=sorted(FAMILIES),
+                    help="hf-* only: that family's config and scaled shape (FAMILIES); --shape is ignored")
     ap.add_argument("--gguf-version", type=int, default=3, choices=[2, 3])
     ap.add_argument("--alignment", type=int, default=0, help="write general.alignment (default: absent = 32)")
     ap.add_argument("--inject", choices=["absurd-tensor-count", "absurd-kv-count", "absurd-string-len",
@@ -691,6 +801,10 @@ def main():
     ap.add_argument("out")
     args = ap.parse_args()
     shape = SHAPES[args.shape]
+    if args.family:
+        if not args.format.startswith("hf-"):
+            sys.exit("gen_checkpoint: --family writes HF checkpoints only")
+        shape = family_shape(FAMILIES[args.family])[0]
     layers = args.layers if args.layers is not None else shape[2]
     vocab = args.vocab if args.vocab is not None else shape[5]
     if args.format.startswith("hf-"):

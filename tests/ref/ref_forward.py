@@ -147,6 +147,14 @@ class Model:
         self.emb = t["model.embed_tokens.weight"]
         self.headT = np.ascontiguousarray(t.get("lm_head.weight", self.emb).T)
         self.norm = t["model.norm.weight"]
+        # quantization_config.use_rms_norm (transformers integrations/bitnet.py):
+        # every BitLinear first applies its own RMSNorm over its input
+        # features, weight <module>.rms_norm.weight (ones when the checkpoint
+        # lacks it, its initial value), eps quantization_config.rms_norm_eps.
+        qc = cfg.get("quantization_config") or {}
+        self.pnorm = bool(qc.get("use_rms_norm", False))
+        eps = qc.get("rms_norm_eps")
+        self.pn_eps = F32(1e-6 if eps is None else eps)
         self.layers = []
         for i in range(cfg["num_hidden_layers"]):
             p = "model.layers.%d." % i
@@ -158,11 +166,25 @@ class Model:
             L["post"] = t[p + "post_attention_layernorm.weight"]
             L["asub"] = t.get(p + "self_attn.attn_sub_norm.weight")
             L["fsub"] = t.get(p + "mlp.ffn_sub_norm.weight")
+            for k, n in (("q", "self_attn.q_proj"), ("k", "self_attn.k_proj"), ("v", "self_attn.v_proj"),
+                         ("o", "self_attn.o_proj"), ("g", "mlp.gate_proj"), ("u", "mlp.up_proj"),
+                         ("dn", "mlp.down_proj")):
+                w = t.get(p + n + ".rms_norm.weight")
+                L["n" + k] = None if not self.pnorm else \
+                    (w if w is not None else np.ones(L[k].t.shape[1], dtype=F32))
             self.layers.append(L)
 
-    def rms(self, x, w):
+    def rms(self, x, w, eps=None):
         ms = np.mean(x.astype(np.float64) ** 2, axis=-1, keepdims=True)
-        return (x / np.sqrt(ms + self.eps).astype(F32)) * w
+        return (x / np.sqrt(ms + (self.eps if eps is None else eps)).astype(F32)) * w
+
+    def run(self, L, k, x, q):
+        """Projection k of layer L on x (q: x's shared int8 form, if any),
+        through the projection's own input norm when it has one."""
+        if L["n" + k] is None:
+            return L[k](x, q)
+        xn = self.rms(x, L["n" + k], self.pn_eps)
+        return L[k](xn, self.proj_in(xn))
 
     def rope(self, x, pos):
         """x [T, H, hd]; HF rotate_half: element i pairs with i + hd/2."""
@@ -191,9 +213,9 @@ class Model:
         for L in self.layers:
             x = self.rms(h, L["in"])
             q = self.proj_in(x)
-            Q = L["q"](x, q).reshape(T, self.nh, self.hd)
-            K = L["k"](x, q).reshape(T, self.nkv, self.hd)
-            V = L["v"](x, q).reshape(T, self.nkv, self.hd)
+            Q = self.run(L, "q", x, q).reshape(T, self.nh, self.hd)
+            K = self.run(L, "k", x, q).reshape(T, self.nkv, self.hd)
+            V = self.run(L, "v", x, q).reshape(T, self.nkv, self.hd)
             Q, K = self.rope(Q, pos), self.rope(K, pos)
             out = np.empty((T, self.nh, self.hd), dtype=F32)
             for hh in range(self.nh):
@@ -205,17 +227,17 @@ class Model:
             a = out.reshape(T, self.nh * self.hd)
             if L["asub"] is not None:
                 a = self.rms(a, L["asub"])
-            h = h + L["o"](a, self.proj_in(a))
+            h = h + self.run(L, "o", a, self.proj_in(a))
             x = self.rms(h, L["post"])
             q = self.proj_in(x)
-            g, u = L["g"](x, q), L["u"](x, q)
+            g, u = self.run(L, "g", x, q), self.run(L, "u", x, q)
             if self.act == "silu":
                 m = g / (1 + np.exp(-g)) * u
             else:
                 m = np.square(np.maximum(g, 0)) * u
             if L["fsub"] is not None:
                 m = self.rms(m, L["fsub"])
-            h = h + L["dn"](m, self.proj_in(m))
+            h = h + self.run(L, "dn", m, self.proj_in(m))
         return (self.rms(h, self.norm) @ self.headT).astype(F32)
 
 
