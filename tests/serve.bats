@@ -245,7 +245,7 @@ print(" ".join(map(str, json.loads(sec["POST /tokenize"])["tokens"])))' "$1"
     [ "$status" -eq 0 ] || { echo "$err"; return 1; }
     curl_session "$T/session" | cmp - "$T/checked"
 }
-@test "examples/chat.html: one self-contained page; its SSE reading streams bn-serve's chat answers" {
+@test "examples/chat.html: one self-contained page that streams bn-serve's answers and keeps the conversation" {
     command -v node >/dev/null || skip "node is not installed: the page's script cannot run (tools/install-deps.sh)"
     # nothing loaded from elsewhere: no src=, href= or CSS url() or @import
     [ -z "$(grep -nE '(src|href)=|url\(|@import' "$ROOT/examples/chat.html")" ]
@@ -258,6 +258,20 @@ print(" ".join(map(str, json.loads(sec["POST /tokenize"])["tokens"])))' "$1"
     same='[j["choices"][0]["message"]["content"], j["choices"][0]["finish_reason"], j["usage"]]'
     [ "$(field "$T/page" '[j["text"], j["finish_reason"], j["usage"]]')" = "$(field "$T/body" "$same")" ]
     [ "$(field "$T/page" 'j["pieces"] > 1')" = true ]
+    # the whole page over a stand-in DOM: each answer shown is the server's
+    # to the conversation so far, which is sent whole; a question no server
+    # answered is marked and given back
+    timeout 120 node "$ROOT/tests/ref/chat-page.mjs" page "http://127.0.0.1:$PORT" >"$T/run"
+    [ "$(field "$T/run" '[m["role"] for m in j["log"]]')" = \
+        '["msg user", "msg assistant", "msg user", "msg assistant"]' ]
+    for i in 0 1; do
+        [ "$(field "$T/run" "len(j['sent'][$i]['messages'])")" -eq $((2 * i + 1)) ]
+        api /v1/chat/completions "$(field "$T/run" "json.dumps({k: v for k, v in j['sent'][$i].items() if k != 'stream'})")"
+        [ "$(field "$T/body" 'j["choices"][0]["message"]["content"]')" = "$(field "$T/run" "j['log'][$((2 * i + 1))]['text']")" ]
+    done
+    [ "$(field "$T/run" 'j["sent"][1]["messages"][1]["content"] == j["log"][1]["text"]')" = true ]
+    [[ $(field "$T/run" 'j["status"][2]') == "failed: "* ]]
+    [ "$(field "$T/run" '[j["input"], j["failed"]["role"]]')" = '["Anyone there?", "msg user failed"]' ]
 }
 
 # bad REQ_PATH STATUS CODE BODY [curl options]: the error answer, then a

@@ -5,6 +5,9 @@
 //                                        place, streamChat over a fake fetch
 //   node chat-page.mjs chat URL JSON     one streamed chat answer from a live
 //                                        server: {text, finish_reason, usage, pieces}
+//   node chat-page.mjs page URL          the whole page over a stand-in DOM: two
+//                                        questions to URL, one to no server:
+//                                        {log, sent, status, input, failed}
 // Exits 1 with a message when a check fails.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -88,12 +91,68 @@ async function streamCheck() {
     await assert.rejects(streamChat('http://h:1', '', req, () => {}), { message: 'out of KV' });
 }
 
+// The whole page's script over a small stand-in for the DOM (elements
+// with values, text, children, listeners; no storage, as in a private
+// window): two questions typed and sent to a live server, then one to a
+// server that is not there. Resolves to what the page showed and sent.
+async function pageRun(url) {
+    class El {
+        constructor(id) {
+            Object.assign(this, { id, value: '', text: '', children: [], listeners: {}, disabled: false,
+                                  className: '', scrollTop: 0, scrollHeight: 0 });
+            this.classList = { add: (c) => { this.className += ' ' + c; } };
+        }
+        get textContent() { return this.text; }
+        set textContent(t) { this.text = t; if (t === '') this.children = []; }
+        append(...kids) { this.children.push(...kids); }
+        remove() { this.removed = true; }
+        addEventListener(type, fn) { (this.listeners[type] ||= []).push(fn); }
+        requestSubmit() { for (const fn of this.listeners.submit || []) fn({ preventDefault() {} }); }
+    }
+    const els = new Map();
+    const document = {
+        getElementById: (id) => els.get(id) || els.set(id, new El(id)).get(id),
+        createElement: () => new El(''),
+    };
+    const $ = document.getElementById;
+    $('stop').disabled = true;
+    Object.assign($('max'), { value: '20' });
+    Object.assign($('temp'), { value: '0' });
+    const sent = [];
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = (u, init) => {
+        sent.push(JSON.parse(init.body || 'null'));
+        return realFetch(u, init);
+    };
+    const script = page.slice(page.indexOf('<script>') + 8, page.indexOf('</script>'));
+    new Function('document', script)(document);
+    const ask = async (question) => {
+        $('input').value = question;
+        $('ask').requestSubmit();
+        assert.equal($('send').disabled, true, 'busy while answering');
+        for (let i = 0; i < 600 && $('send').disabled; i++)
+            await new Promise((r) => setTimeout(r, 100));
+        assert.equal($('send').disabled, false, 'the answer never ended');
+        return $('status').textContent;
+    };
+    const shown = () => $('log').children.filter((d) => !d.removed)
+        .map((d) => ({ role: d.className, text: d.children[1].textContent }));
+    $('url').value = url;
+    const status = [await ask('Good morning.'), await ask('How is your sister?')];
+    const log = shown();
+    $('url').value = 'http://127.0.0.1:1';
+    status.push(await ask('Anyone there?'));
+    return { log, sent, status, input: $('input').value, failed: shown().at(-1) };
+}
+
 const [mode, url, json] = process.argv.slice(2);
 try {
     if (mode === 'selftest') {
         parserCheck();
         await streamCheck();
         process.stdout.write('ok\n');
+    } else if (mode === 'page' && url) {
+        process.stdout.write(JSON.stringify(await pageRun(url)) + '\n');
     } else if (mode === 'chat' && url) {
         const pieces = [];
         const r = await streamChat(url, process.env.BN_API_KEY || '', JSON.parse(json || '{}'), (p) => pieces.push(p));
