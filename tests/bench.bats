@@ -24,6 +24,14 @@ for r in d["rows"]:
         for k in ("bytes_per", "ops_per", "gbps", "bw_gbps", "peak_gops", "roofline_pct", "peak_rss", "load_s", "ttft_s", "size", "params"):
             assert r[k] is not None and math.isfinite(r[k]) and r[k] > 0, (r["test"], k, r[k])
         assert r["bound"] in ("memory", "compute")
+    if r["kind"] in ("e2e", "kernel"):
+        # every row's figures agree with each other and with the limits it
+        # names (also after the run's second bandwidth probe)
+        rate = r["median"] * 1e9 / r["ops_per"] if r["kind"] == "kernel" else r["median"]
+        assert math.isclose(r["gbps"], r["bytes_per"] * rate / 1e9, rel_tol=1e-6), r
+        mem = r["gbps"] / r["bw_gbps"] * 100
+        cpu = r["gops"] / r["peak_gops"] * 100 if r["peak_gops"] else 0
+        assert math.isclose(r["roofline_pct"], max(mem, cpu), rel_tol=1e-6), r
 m = d.get("machine")
 if m:
     assert m["ghz"] > 0 and m["macs_per_cycle"] > 0

@@ -64,6 +64,9 @@ void bn_bench_rows_free(bn_bench_rows *r);
 void bn_bench_stats(bn_bench_row *row);
 /* Fills gbps/gops/roofline/bound from bytes_per, ops_per and the limits. */
 void bn_bench_roofline(bn_bench_row *row);
+/* Only roofline/bound, from gbps and gops and the limits (rows whose
+ * samples were since rescaled to another unit keep their gbps/gops). */
+void bn_bench_bound(bn_bench_row *row);
 
 /* ------------------------------------------------------------- the machine */
 
@@ -192,6 +195,11 @@ typedef struct bn_bench_opts {
     size_t n_pp, n_tg;
     uint32_t par[BN_BENCH_MAX_LIST]; /* --parallel: sequences per batched test (none: one stream) */
     size_t n_par;
+    uint32_t verify[BN_BENCH_MAX_LIST]; /* --verify: tokens of one verify pass (speculative decoding) */
+    size_t n_verify;
+    const char *prompts[BN_BENCH_MAX_LIST]; /* --prompt-file: texts answered plain and with prompt lookup */
+    size_t n_prompts;
+    uint32_t lookup, draft_max;         /* --lookup N (default 3 with --prompt-file), --draft-max K (0: 8) */
     int threads[BN_BENCH_MAX_LIST];
     size_t n_threads;
     const char *kernels[BN_BENCH_MAX_LIST]; /* NAME or NAME:LAYOUT */
@@ -230,6 +238,13 @@ int bn_bench_batched(const bn_bench_opts *o, const bn_bench_machine *mc, const b
 uint64_t bn_bench_batched_positions(const bn_bench_opts *o);
 /* The largest N of --parallel (0: none). */
 uint32_t bn_bench_max_par(const bn_bench_opts *o);
+
+/* Speculative decoding's rows of one loaded model at one thread count
+ * (bench_spec.c): --verify passes against a decode step, --prompt-file
+ * texts answered plain and with prompt lookup. ids: pp[0] + the largest
+ * --verify token ids. */
+int bn_bench_spec(const bn_bench_opts *o, const bn_model *m, const char *label, int threads, const uint32_t *ids,
+                  bn_bench_rows *rows, bn_err *e);
 
 /* Each fills rows; the machine measurement (mc) is done by the caller. */
 int bn_bench_e2e(const bn_bench_opts *o, const bn_bench_machine *mc, const bn_rapl *rapl, bn_bench_rows *rows,

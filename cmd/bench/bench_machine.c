@@ -75,7 +75,7 @@ int bn_bench_machine_reprobe(bn_bench_machine *mc, bn_bench_rows *rows, bn_err *
         if (r->kind == BN_ROW_MACHINE || !isfinite(r->bw_gbps))
             continue;
         r->bw_gbps = bn_bench_bw_at(mc, r->threads);
-        bn_bench_roofline(r);
+        bn_bench_bound(r);
     }
     return 0;
 }

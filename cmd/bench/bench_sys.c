@@ -77,6 +77,11 @@ void bn_bench_roofline(bn_bench_row *row)
      * calls); the binding limit is the one the row comes closer to. */
     row->gbps = row->bytes_per * row->median / 1e9;
     row->gops = row->ops_per * row->median / 1e9;
+    bn_bench_bound(row);
+}
+
+void bn_bench_bound(bn_bench_row *row)
+{
     double mem = row->gbps / row->bw_gbps * 100, cpu = row->gops / row->peak_gops * 100;
     if (isfinite(mem) && (!isfinite(cpu) || mem >= cpu)) {
         row->roofline = mem;
