@@ -91,6 +91,12 @@ static int set_par(void *dest, const char *v, char *why, size_t wn)
     return split_u32(v, 1, 1024, o->par, &o->n_par, why, wn);
 }
 
+static int set_verify(void *dest, const char *v, char *why, size_t wn)
+{
+    bn_bench_opts *o = dest;
+    return split_u32(v, 1, BN_KERN_MAX_N, o->verify, &o->n_verify, why, wn);
+}
+
 static int set_threads(void *dest, const char *v, char *why, size_t wn)
 {
     bn_bench_opts *o = dest;
@@ -155,6 +161,15 @@ static int parse(int argc, char **argv, cmdline *c)
         OPT_CALL(0, "parallel", o, set_par, "LIST",
                  "batched tests: N sequences prefilled and decoded together\n"
                  "(as llama-batched-bench; -p/-n per sequence, default 128 and 64)"),
+        OPT_CALL(0, "verify", o, set_verify, "LIST",
+                 "speculative decoding: one pass of K tokens (a verify pass) after the first -p\n"
+                 "tokens, timed against one decode step, for each K (e.g. 2,4,8)"),
+        OPT_LIST(0, "prompt-file", o->prompts, &o->n_prompts, BN_BENCH_MAX_LIST, "FILE",
+                 "a text answered greedily for the first -n tokens, plain and with prompt\n"
+                 "lookup: t/s of each, drafts kept, tokens per pass (-m only; repeatable)"),
+        OPT_U32(0, "lookup", &o->lookup, "N", 1, 64, "prompt lookup's longest n-gram for --prompt-file (default 3)"),
+        OPT_U32(0, "draft-max", &o->draft_max, "K", 1, BN_KERN_MAX_N - 1,
+                "most tokens drafted for one pass with --prompt-file (default 8)"),
         OPT_CALL('t', "threads", o, set_threads, "LIST", "thread counts (default: all cores)"),
         OPT_CALL('k', "kernel", c, set_kernels, "LIST",
                  "kernel sets, NAME or NAME:LAYOUT (default auto: the best per layout)"),
@@ -206,6 +221,15 @@ static int parse(int argc, char **argv, cmdline *c)
     o->text_bytes = (size_t)c->text_mib << 20;
     if (o->n_par && o->mode != BN_MODE_E2E)
         return bn_usage_error(&prog, "--parallel is a test of -m/--synthetic models, not of a mode");
+    if ((o->n_verify || o->n_prompts) && (o->mode != BN_MODE_E2E || o->n_par))
+        return bn_usage_error(&prog, "--verify and --prompt-file are tests of -m/--synthetic models, not of a mode "
+                                     "or --parallel");
+    if ((o->lookup || o->draft_max) && !o->n_prompts)
+        return bn_usage_error(&prog, "--lookup and --draft-max need --prompt-file FILE");
+    if (o->n_prompts && o->n_synth)
+        return bn_usage_error(&prog, "--prompt-file needs models with a tokenizer (-m), not --synthetic");
+    if (o->n_prompts && !o->lookup)
+        o->lookup = 3;
     if (!o->n_pp)
         o->pp[0] = o->n_par ? 128 : 512, o->n_pp = 1;
     if (!o->n_tg)

@@ -3,7 +3,8 @@
 # byte-identical to plain decoding on the bundled tiny model for prompts
 # that copy (a repeated passage, a paragraph to rewrite, the model's own
 # loops) and prompts that do not, in every kernel set this CPU runs;
-# sampled runs repeat for a seed; the option errors. The distribution of
+# sampled runs repeat for a seed; the option errors; bn-bench's --verify
+# and --prompt-file rows (issue 16's measurements). The distribution of
 # sampled output is tested in tests/unit/test_spec.c, bit-identical
 # logits of verify passes in tests/unit/test_batch.c.
 
@@ -89,5 +90,43 @@ setup() {
     run bn-infer -m "$D/tiny.bn" -p x --lookup 0
     [ "$status" -eq 2 ]
     run bn-infer -m "$D/tiny.bn" -p x --lookup 2 --draft-max 128
+    [ "$status" -eq 2 ]
+}
+
+@test "bn-bench --verify: a row per pass size beside the decode step, with the ratio" {
+    run bn-bench -m "$D/tiny.bn" -p 32 -n 0 -t 1 -r 1 --bw-mib 4 --verify 2,4
+    [ "$status" -eq 0 ]
+    [[ $output == *"| pass 1 @32 | decode step |"* ]]
+    [[ $output =~ \|\ pass\ 4\ @32\ \|\ verify\ pass:\ [0-9.]+x\ a\ decode\ step\ \|\ [0-9.]+ ]]
+    [[ $output == *"| pass 2 @32 |"* ]]
+    # a synthetic shape, as the lead runs 2b4t
+    run bn-bench --synthetic tiny -p 16 -n 0 -t 1 -r 1 --bw-mib 4 --verify 8
+    [ "$status" -eq 0 ]
+    [[ $output == *"| synthetic tiny | 1 | pass 8 @16 | verify pass: "* ]]
+}
+
+@test "bn-bench --prompt-file: plain and lookup rows, drafts kept on a text that copies; JSON has them" {
+    bn-bench -m "$D/tiny.bn" -p 0 -n 32 -t 1 -r 1 --bw-mib 4 --prompt-file "$D/repeat.txt" \
+        --prompt-file "$D/plain.txt" --lookup 2 --draft-max 4 >"$T/out"
+    grep -q "| tg32 plain | repeat.txt |" "$T/out"
+    line=$(grep "| tg32 lookup 2/4 | repeat.txt: " "$T/out")
+    [[ $line =~ repeat.txt:\ ([0-9]+)%\ kept,\ ([0-9.]+)\ tok/pass ]]
+    [ "${BASH_REMATCH[1]}" -gt 0 ]
+    grep -q "| tg32 lookup 2/4 | plain.txt: " "$T/out"
+    bn-bench -m "$D/tiny.bn" -p 0 -n 16 -t 1 -r 1 --bw-mib 4 --prompt-file "$D/plain.txt" --json >"$T/j"
+    grep -q '"tg16 lookup 3/8"' "$T/j"
+}
+
+@test "bn-bench: --verify/--prompt-file refused with modes, --parallel, --synthetic, and --lookup alone" {
+    run bn-bench --kernels --verify 2
+    [ "$status" -eq 2 ]
+    run bn-bench -m "$D/tiny.bn" --parallel 2 --verify 2
+    [ "$status" -eq 2 ]
+    run bn-bench --synthetic tiny --prompt-file "$D/plain.txt"
+    [ "$status" -eq 2 ]
+    run bn-bench -m "$D/tiny.bn" --lookup 2
+    [ "$status" -eq 2 ]
+    [[ $output == *"--prompt-file"* ]]
+    run bn-bench -m "$D/tiny.bn" --verify 0
     [ "$status" -eq 2 ]
 }

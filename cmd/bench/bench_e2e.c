@@ -111,7 +111,11 @@ static uint32_t ctx_needed(const bn_bench_opts *o)
         p = o->pp[i] > p ? o->pp[i] : p;
     for (size_t i = 0; i < o->n_tg; i++)
         g = o->tg[i] > g ? o->tg[i] : g;
-    return o->n_par ? p + g : p > g ? p : g;
+    uint32_t v = 0; /* --verify passes follow a context of the first -p tokens */
+    for (size_t i = 0; i < o->n_verify; i++)
+        v = o->pp[0] + o->verify[i] > v ? o->pp[0] + o->verify[i] : v;
+    uint32_t n = o->n_par ? p + g : p > g ? p : g;
+    return v > n ? v : n;
 }
 
 /* Token ids the tests read: one sequence's, or all N of the largest
@@ -185,6 +189,9 @@ static int run_model(const bn_bench_opts *o, const bn_bench_machine *mc, const b
             }
         bn_ctx_free(ctx);
     }
+    for (size_t ti = 0; ti < o->n_threads && (o->n_verify || o->n_prompts); ti++)
+        if (bn_bench_spec(o, &m, label, o->threads[ti], ids, rows, e))
+            goto done;
     /* Load time and TTFT are known only once the first context ran. */
     for (size_t i = 0; i < rows->n; i++)
         if (rows->v[i].kind == BN_ROW_E2E && !strcmp(rows->v[i].model, label) && isnan(rows->v[i].ttft_s))
