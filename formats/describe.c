@@ -11,7 +11,7 @@ static const char *const hp_keys[] = {
     "model.embedding_length", "model.feed_forward_length", "model.block_count", "model.head_count",
     "model.head_count_kv", "model.head_dim", "model.rope_theta", "model.rope_pairing",
     "model.ffn_activation", "model.sub_norms", "model.norm_eps", "model.tied_embeddings",
-    "model.proj_norm", "model.proj_norm_eps",
+    "model.proj_norm", "model.proj_norm_eps", "model.rope_scaling", "model.rope_scaling_factor",
     "tokens.bos_id", "tokens.eos_id", "tokens.pad_id", "tokens.add_bos", "chat.format",
     "provenance.converter", "provenance.source_format", "provenance.scale_convention", "provenance.note",
 };

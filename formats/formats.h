@@ -130,6 +130,9 @@ typedef struct bn_hparams {
     int tied;        /* output head = token_embd */
     int proj_norm;   /* an RMSNorm of its own before each ternary projection's input */
     float proj_norm_eps;
+    int rope_llama3; /* model.rope_scaling "llama3": frequencies rescaled by band */
+    float rope_factor, rope_low_freq, rope_high_freq;
+    uint32_t rope_orig_ctx;
     int32_t bos_id, eos_id, pad_id;
     int add_bos;
     int32_t stop_ids[BN_MAX_STOP];

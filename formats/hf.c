@@ -187,8 +187,26 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
     hp->norm_eps = (float)cfg_num(cfg, "rms_norm_eps", 1e-6);
     const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(cfg, "rope_scaling");
     if (scaling && !cJSON_IsNull(scaling)) {
-        bn_fail(e, "%s: rope_scaling is not supported yet", path);
-        goto out;
+        /* transformers names the kind rope_type (older configs: type) */
+        const char *kind = cfg_str(scaling, "rope_type");
+        if (!kind)
+            kind = cfg_str(scaling, "type");
+        if (!kind || strcmp(kind, "llama3")) {
+            bn_fail(e, "%s: rope_scaling of type '%s' is not supported (llama3 is)", path, kind ? kind : "?");
+            goto out;
+        }
+        hp->rope_llama3 = 1;
+        hp->rope_factor = (float)cfg_num(scaling, "factor", 0);
+        hp->rope_low_freq = (float)cfg_num(scaling, "low_freq_factor", 0);
+        hp->rope_high_freq = (float)cfg_num(scaling, "high_freq_factor", 0);
+        double orig = cfg_num(scaling, "original_max_position_embeddings", 0);
+        hp->rope_orig_ctx = orig >= 1 && orig <= 4e9 ? (uint32_t)orig : 0;
+        if (!(hp->rope_factor > 0) || !(hp->rope_low_freq > 0) || !(hp->rope_high_freq > hp->rope_low_freq) ||
+            !hp->rope_orig_ctx) {
+            bn_fail(e, "%s: rope_scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
+                       "original_max_position_embeddings", path);
+            goto out;
+        }
     }
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings");
     hp->tied = tie ? cJSON_IsTrue(tie) : 1;

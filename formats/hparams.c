@@ -86,6 +86,19 @@ int bn_hparams_from_meta(const bn_meta *m, bn_hparams *hp, const char *name, bn_
         return -1;
     if (hp->proj_norm && need_f32(m, "model.proj_norm_eps", 0, 1, &hp->proj_norm_eps, name, e))
         return -1;
+    const char *scaling = bn_meta_str(m, "model.rope_scaling");
+    if (bn_meta_get(m, "model.rope_scaling")) {
+        if (!scaling || strcmp(scaling, "llama3"))
+            return bn_fail_code(e, BN_E_UNSUPPORTED, "%s: metadata 'model.rope_scaling' must be 'llama3'", name);
+        hp->rope_llama3 = 1;
+        if (need_f32(m, "model.rope_scaling_factor", 1e-3, 1e6, &hp->rope_factor, name, e) ||
+            need_f32(m, "model.rope_scaling_low_freq_factor", 1e-6, 1e6, &hp->rope_low_freq, name, e) ||
+            need_f32(m, "model.rope_scaling_high_freq_factor", 1e-6, 1e6, &hp->rope_high_freq, name, e) ||
+            need_u32(m, "model.rope_scaling_original_context", 1, big, &hp->rope_orig_ctx, name, e))
+            return -1;
+        if (!(hp->rope_high_freq > hp->rope_low_freq))
+            return bn_fail(e, "%s: metadata 'model.rope_scaling_high_freq_factor' must exceed the low one", name);
+    }
     const char *act = bn_meta_str(m, "model.ffn_activation");
     if (!act || (strcmp(act, "relu2") && strcmp(act, "silu")))
         return bn_fail(e, "%s: metadata 'model.ffn_activation' must be 'relu2' or 'silu'", name);
@@ -131,6 +144,13 @@ int bn_hparams_to_meta(const bn_hparams *hp, bn_meta *m)
     if (hp->proj_norm) { /* written only when set: files without it stay as they were */
         rc |= bn_meta_set_bool(m, "model.proj_norm", 1);
         rc |= bn_meta_set_f32(m, "model.proj_norm_eps", hp->proj_norm_eps);
+    }
+    if (hp->rope_llama3) {
+        rc |= bn_meta_set_str(m, "model.rope_scaling", "llama3");
+        rc |= bn_meta_set_f32(m, "model.rope_scaling_factor", hp->rope_factor);
+        rc |= bn_meta_set_f32(m, "model.rope_scaling_low_freq_factor", hp->rope_low_freq);
+        rc |= bn_meta_set_f32(m, "model.rope_scaling_high_freq_factor", hp->rope_high_freq);
+        rc |= bn_meta_set_u32(m, "model.rope_scaling_original_context", hp->rope_orig_ctx);
     }
     rc |= bn_meta_set_i32(m, "tokens.bos_id", hp->bos_id);
     rc |= bn_meta_set_i32(m, "tokens.eos_id", hp->eos_id);

@@ -13,7 +13,7 @@
 load common
 
 REF="$PY -W ignore $ROOT/tests/ref/ref_forward.py"
-FAMS="falcon3-1b falcon3-3b falcon3-7b falcon3-10b llama3-8b-1.58 falcon-e use-rms-norm-ones"
+FAMS="falcon3-1b falcon3-3b falcon3-7b falcon3-10b llama3-8b-1.58 llama3.2-3b-bitnet falcon-e use-rms-norm-ones"
 
 setup_file() {
     local D=$BATS_FILE_TMPDIR f
@@ -23,6 +23,7 @@ setup_file() {
     done
     echo 5 >"$D/p1.ids"
     echo "5 17 29 101 7 250 42" >"$D/p7.ids"
+    $PY -c 'import numpy as np; print(" ".join(map(str, np.random.default_rng(7).integers(0, 496, 512))))' >"$D/p512.ids"
 }
 
 setup() {
@@ -57,13 +58,23 @@ for f in sys.argv[3:]:
             "model.vocab_size": vocab, "model.context_length": ctx, "model.rope_theta": f32(fam["rope_theta"]),
             "model.rope_pairing": "neox", "model.ffn_activation": "silu", "model.sub_norms": False,
             "model.norm_eps": f32(fam["rms_norm_eps"]), "model.tied_embeddings": fam["tie"],
-            "tokens.bos_id": -1 if fam["bos"] is None else fam["bos"], "tokens.eos_id": fam["eos"],
+            "tokens.bos_id": -1 if fam["bos"] is None else fam["bos"],
+            "tokens.eos_id": fam["eos"] if isinstance(fam["eos"], int) else fam["eos"][0],
             "provenance.scale_convention": "divide" if qc.get("linear_class", "bitlinear") == "bitlinear" else "multiply"}
     if qc.get("use_rms_norm"):
         want["model.proj_norm"] = True
         want["model.proj_norm_eps"] = f32(qc.get("rms_norm_eps", 1e-6))
     elif "model.proj_norm" in m:
         bad.append((f, "model.proj_norm", m["model.proj_norm"], None))
+    rs = fam.get("extra", {}).get("rope_scaling")
+    if rs:
+        want.update({"model.rope_scaling": rs["rope_type"], "model.rope_scaling_factor": rs["factor"],
+                     "model.rope_scaling_low_freq_factor": rs["low_freq_factor"],
+                     "model.rope_scaling_high_freq_factor": rs["high_freq_factor"],
+                     "model.rope_scaling_original_context": rs["original_max_position_embeddings"],
+                     "tokens.stop_ids": fam["eos"]})
+    elif "model.rope_scaling" in m:
+        bad.append((f, "model.rope_scaling", m["model.rope_scaling"], None))
     for k, v in want.items():
         got = m.get(k)
         if got != v and not (isinstance(v, float) and isinstance(got, float) and abs(got - v) <= 1e-7 * abs(v)):
@@ -110,6 +121,15 @@ EOF
     done
 }
 
+@test "llama3 rope_scaling: float activations at every position of 512 tokens within 1e-3 relative" {
+    # far enough that the rescaled long wavelengths move every logit
+    # (without the scaling the reference differs by ~1.6 relative)
+    logits_of "$D/llama3.2-3b-bitnet.bn" "$D/p512.ids" --no-act-quant --kv f32
+    run $REF compare --model "$D/llama3.2-3b-bitnet" --ids "$D/p512.ids" --bn "$T/bn.f32" --mode noquant --rtol 1e-3
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
 @test "(c) exact path: as close to the reference as a 1e-6 input perturbation moves it" {
     for f in falcon3-10b falcon-e; do
         logits_of "$D/$f.bn" "$D/p7.ids" --kv f32
@@ -131,17 +151,19 @@ EOF
     [ "$status" -eq 0 ]
 }
 
-@test "use_rms_norm: the bn file sets header flag 1, so readers that do not know the norms refuse it" {
+@test "use_rms_norm and rope_scaling set header flags 1 and 2, so readers that do not know them refuse the file" {
     run $PY -c 'import struct,sys; print(struct.unpack_from("<I", open(sys.argv[1],"rb").read(64), 52)[0])' "$D/falcon-e.bn"
     [ "$output" = 1 ]
+    run $PY -c 'import struct,sys; print(struct.unpack_from("<I", open(sys.argv[1],"rb").read(64), 52)[0])' "$D/llama3.2-3b-bitnet.bn"
+    [ "$output" = 2 ]
     run $PY -c 'import struct,sys; print(struct.unpack_from("<I", open(sys.argv[1],"rb").read(64), 52)[0])' "$D/falcon3-1b.bn"
     [ "$output" = 0 ]
     # a bit this build does not know is refused, as bit 0 is by older builds
     cp "$D/falcon-e.bn" "$T/f2.bn"
-    printf '\003' | dd of="$T/f2.bn" bs=1 seek=52 conv=notrunc status=none
+    printf '\007' | dd of="$T/f2.bn" bs=1 seek=52 conv=notrunc status=none
     run_split "$T/out" bn-infer -m "$T/f2.bn" -n 0 <"$D/p1.ids"
     expect_one_line_error "$status" "$err" bn-infer
-    [[ $err == *"unknown header flags 0x3"* ]]
+    [[ $err == *"unknown header flags 0x7"* ]]
 }
 
 @test "use_rms_norm: a checkpoint with only some projection norms is refused" {
@@ -161,4 +183,18 @@ EOF
     echo "$err"
     expect_one_line_error "$status" "$err" bn-convert
     [[ $err == *"holds 13 of the 14 projection rms_norm weights use_rms_norm needs"* ]]
+}
+
+@test "rope_scaling other than llama3, or without its numbers, is refused" {
+    cp -r "$D/falcon3-1b" "$T/rs"
+    $PY -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["rope_scaling"]={"type": "linear", "factor": 2.0}; json.dump(c,open(p,"w"))' \
+        "$T/rs/config.json"
+    run_split "$T/x.bn" bn-convert "$T/rs"
+    expect_one_line_error "$status" "$err" bn-convert
+    [[ $err == *"rope_scaling of type 'linear' is not supported (llama3 is)"* ]]
+    $PY -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["rope_scaling"]={"rope_type": "llama3", "factor": 8.0}; json.dump(c,open(p,"w"))' \
+        "$T/rs/config.json"
+    run_split "$T/x.bn" bn-convert "$T/rs"
+    expect_one_line_error "$status" "$err" bn-convert
+    [[ $err == *"rope_scaling needs factor > 0"* ]]
 }

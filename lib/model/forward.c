@@ -379,6 +379,24 @@ static void rope_angles(const bn_ctx *c, uint32_t pos, float *cs)
     }
 }
 
+/* Frequency i of head_dim/2. With llama3 scaling (model.rope_scaling) the
+ * long wavelengths (beyond original_context / low_freq_factor) are divided
+ * by the factor, the short ones (below original_context / high_freq_factor)
+ * kept, and those between interpolated, as Llama 3.1 was trained. */
+static double rope_freq(const bn_hparams *hp, size_t i)
+{
+    double f = pow((double)hp->rope_theta, -2.0 * (double)i / (double)hp->head_dim);
+    if (!hp->rope_llama3)
+        return f;
+    double wavelen = 6.283185307179586 / f, orig = hp->rope_orig_ctx; /* 2π / f */
+    if (wavelen < orig / hp->rope_high_freq)
+        return f;
+    if (wavelen > orig / hp->rope_low_freq)
+        return f / hp->rope_factor;
+    double smooth = (orig / wavelen - hp->rope_low_freq) / ((double)hp->rope_high_freq - hp->rope_low_freq);
+    return (1 - smooth) * f / hp->rope_factor + smooth * f;
+}
+
 static void rope(const bn_ctx *c, float *v, size_t n_heads, const float *cs)
 {
     const bn_hparams *hp = &c->m->hp;
@@ -808,7 +826,7 @@ bn_ctx *bn_ctx_new_opts(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     c->att_fn = bn_att_find(simd ? &cpu : &none);
     c->f16_row = bn_f16_row_find(&cpu);
     for (size_t i = 0; i < hp->head_dim / 2; i++)
-        c->inv_freq[i] = pow((double)hp->rope_theta, -2.0 * (double)i / (double)hp->head_dim);
+        c->inv_freq[i] = rope_freq(hp, i);
     return c;
 fail:
     bn_ctx_free(c);

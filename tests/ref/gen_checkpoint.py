@@ -87,6 +87,20 @@ FAMILIES = {
                        "gen_bos": 128000, "qc": {"modules_to_not_convert": None, "quant_method": "bitnet"},
                        "dup_qc": {"quant_method": "bitnet"}, "extra": {"rope_interleaved": False},
                        "test": {"heads": 4, "layers": 1, "vocab": 128256}},
+    # Not one of bitnet.cpp's, but a published ternary Llama 3.2 3B
+    # (herry90/llama-3b-bitnet, quant_method bitnet) with what the others
+    # lack: rope_scaling of rope_type llama3, tied embeddings, three eos ids.
+    "llama3.2-3b-bitnet": {"real": {"hidden_size": 3072, "intermediate_size": 8192, "num_attention_heads": 24,
+                                    "num_key_value_heads": 8, "head_dim": 128, "num_hidden_layers": 28,
+                                    "vocab_size": 128256, "max_position_embeddings": 131072},
+                           "rope_theta": 500000.0, "rms_norm_eps": 1e-5, "tie": True, "bos": 128000,
+                           "eos": [128001, 128008, 128009], "gen_bos": 128000,
+                           "qc": {"modules_to_not_convert": ["model.embed_tokens", "lm_head", "model.norm"],
+                                  "quant_method": "bitnet"},
+                           "extra": {"rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                                                      "original_max_position_embeddings": 8192,
+                                                      "rope_type": "llama3"}},
+                           "test": {"heads": 3, "layers": 1, "vocab": 128256}},
     # quantization_config.use_rms_norm, as Falcon-E's config has it (the
     # Falcon-E dimensions were not in the sources at hand: Falcon3-1B's are
     # used). AutoBitLinear offline: packed weights, weight_scale multiplies.
@@ -619,6 +633,8 @@ def write_hf(args, shape, layers, vocab, out):
     arch = "llama" if fam else "bitnet-b1.58"
     hd = family_shape(fam)[1] if fam else None
     tens = model_tensors(shape, layers, vocab, arch, hd, bool(fam and fam.get("in_norms")))
+    if fam and fam["tie"]:
+        tens = [t for t in tens if t[0] != "output.weight"]
     packed = args.format in ("hf-packed", "hf-packed-bitlinear")
     divide = args.format == "hf-packed-bitlinear"
     if fam:  # the family's quantization_config decides the packing
@@ -730,7 +746,7 @@ def write_hf(args, shape, layers, vocab, out):
         if fam["bos"] is not None:
             cfg["bos_token_id"] = fam["bos"]
         cfg.update(fam.get("extra", {}))
-        bos, eos = fam["gen_bos"], fam["eos"]
+        bos, eos = fam["gen_bos"], fam["eos"] if isinstance(fam["eos"], int) else fam["eos"][0]
         eot = eos
     text = json.dumps(cfg, indent=2)
     if fam and "dup_qc" in fam:  # a second quantization_config key, as published
@@ -738,7 +754,8 @@ def write_hf(args, shape, layers, vocab, out):
     with open(os.path.join(out, "config.json"), "w") as f:
         f.write(text)
     with open(os.path.join(out, "generation_config.json"), "w") as f:
-        json.dump({"_from_model_config": True, "bos_token_id": bos, "eos_token_id": [eos, eot],
+        json.dump({"_from_model_config": True, "bos_token_id": bos,
+                   "eos_token_id": fam["eos"] if fam else [eos, eot],
                    "do_sample": True, "temperature": 0.8, "top_p": 0.95, "max_length": ctx}, f, indent=2)
     return truth
 

@@ -190,6 +190,19 @@ class Model:
         """x [T, H, hd]; HF rotate_half: element i pairs with i + hd/2."""
         half = self.hd // 2
         inv = self.theta ** (-np.arange(0, self.hd, 2, dtype=np.float64) / self.hd)
+        rs = self.cfg.get("rope_scaling")
+        if rs:
+            # Llama 3.1's rope_type "llama3" (transformers modeling_rope_utils):
+            # wavelengths above orig/low_freq_factor slowed by factor, below
+            # orig/high_freq_factor kept, in between a linear blend in orig/wavelen
+            if (rs.get("rope_type") or rs.get("type")) != "llama3":
+                sys.exit("ref_forward: rope_scaling %r not supported" % rs)
+            fac, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+            orig = rs["original_max_position_embeddings"]
+            wl = 2 * math.pi / inv
+            t = (orig / wl - lo) / (hi - lo)
+            mid = (1 - t) * inv / fac + t * inv
+            inv = np.where(wl > orig / lo, inv / fac, np.where(wl < orig / hi, inv, mid))
         ang = np.outer(pos.astype(np.float64), inv)
         c = np.cos(ang).astype(F32)[:, None, :]
         s = np.sin(ang).astype(F32)[:, None, :]
