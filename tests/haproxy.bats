@@ -74,6 +74,9 @@ answered() { # LOG: generation requests an instance answered 200
     echo "# a answered $a, b answered $b of $((8 + 32))" >&3
     [ "$a" -gt 0 ] && [ "$b" -gt 0 ]
     [ $((a + b)) -eq $((8 + 32)) ]
+    # both stop cleanly (under make sanitize: no finding, no leak)
+    stop_servers "$T"
+    if grep -E 'Sanitizer|runtime error' "$T/a.log" "$T/b.log"; then return 1; fi
 }
 
 @test "an instance killed in the middle of a load: every request answered correctly, the other goes on" {

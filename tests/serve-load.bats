@@ -48,6 +48,9 @@ teardown() {
     curl -s --max-time 5 "http://127.0.0.1:$port/metrics" >"$T/metrics"
     sent=$(field "$T/report.json" 'j["completion_tokens"] + j["alone_tokens"]')
     [ "$(sed -n 's/^bn_serve_completion_tokens_total //p' "$T/metrics")" -eq "$sent" ]
+    # it stops cleanly (under make sanitize: no finding, no leak)
+    stop_server "$T" load
+    if grep -E 'Sanitizer|runtime error' "$T/load.log"; then return 1; fi
     echo "# 32 clients x $r requests ($n tokens): $(field "$T/report.json" \
         '"%d answered, TTFT p50 %s ms p99 %s ms, %s tokens/s aggregate (%d tokens in %s s)" % (j["answered"],
         j["ttft_ms"]["p50"], j["ttft_ms"]["p99"], j["tokens_per_s"], j["completion_tokens"], j["wall_s"])')" >&3
