@@ -6,7 +6,11 @@
 # sampled runs repeat for a seed; the option errors; bn-bench's --verify
 # and --prompt-file rows (issue 16's measurements). The distribution of
 # sampled output is tested in tests/unit/test_spec.c, bit-identical
-# logits of verify passes in tests/unit/test_batch.c.
+# logits of verify passes in tests/unit/test_batch.c. tests/data/lookup/
+# holds the prompts of the bn-bench --prompt-file measurements (a passage
+# to repeat, a paragraph to rewrite, a question over a given text, and a
+# prompt with nothing to copy), sized for the tiny model's 256 positions
+# with 128 tokens to generate.
 
 load common
 
@@ -36,11 +40,11 @@ setup() {
     for k in auto ref avx2 avx512 amx neon dotprod; do
         bn-infer -m "$D/tiny.bn" --kernel $k -p x -n 1 >/dev/null 2>&1 || continue
         ran=$((ran + 1))
-        for f in repeat rewrite plain; do
-            bn-infer -m "$D/tiny.bn" --kernel $k -f "$D/$f.txt" --temp 0 -n 64 >"$T/plain" 2>/dev/null
+        for f in "$D/repeat.txt" "$D/rewrite.txt" "$D/plain.txt" "$ROOT"/tests/data/lookup/*.txt; do
+            bn-infer -m "$D/tiny.bn" --kernel $k -f "$f" --temp 0 -n 64 >"$T/plain" 2>/dev/null
             for l in "1 --draft-max 2" "3" "4 --draft-max 16"; do
                 # shellcheck disable=SC2086
-                bn-infer -m "$D/tiny.bn" --kernel $k -f "$D/$f.txt" --temp 0 -n 64 --lookup $l >"$T/spec"
+                bn-infer -m "$D/tiny.bn" --kernel $k -f "$f" --temp 0 -n 64 --lookup $l >"$T/spec"
                 cmp "$T/plain" "$T/spec" || { echo "$k $f --lookup $l differs"; return 1; }
             done
         done
