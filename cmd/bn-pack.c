@@ -45,7 +45,7 @@ int main(int argc, char **argv)
 {
     bn_cli_init();
     const char *out = "-", *report = NULL, *layout = "auto", *target = "auto", *tile = NULL;
-    int force = 0, quiet = 0, list_only = 0, n;
+    int force = 0, quiet = 0, list_only = 0, threads = 0, n;
     bn_opt table[] = {
         OPT_STRING('o', "output", &out, "FILE", "write to FILE (atomically); default standard output"),
         OPT_STRING('l', "layout", &layout, "NAME",
@@ -55,6 +55,9 @@ int main(int argc, char **argv)
                    "tl1/tl2 tile: BM rows (a multiple of 32), BK columns (tl1 a multiple\n"
                    "of 4, tl2 of 6, at most 252); default 64x128 (tl1), 64x192 (tl2)"),
         OPT_STRING('t', "target", &target, "NAME", "auto (this CPU), generic, avx2, avx512, amx, neon"),
+        OPT_INT(0, "threads", &threads, "N", 1, 1024,
+                "threads sharing each tensor's rows (b3, i2s; default: all\n"
+                "cores); the output is the same bytes for any N"),
         OPT_FLAG(0, "list", &list_only, "print the layouts and the kernel sets this CPU can run"),
         OPT_STRING(0, "report", &report, "FILE", "one line per repacked tensor to FILE ('-' = standard error)"),
         OPT_FLAG('f', "force", &force, "write binary output even to a terminal"),
@@ -91,6 +94,7 @@ int main(int argc, char **argv)
         .report = rep,
         .progress = !quiet && bn_progress_enabled() ? bn_cli_progress : NULL,
         .temps = {bn_cli_track_temp, NULL},
+        .n_threads = threads,
     };
     rc = bn_pack(src, out, &o, &e);
     if (rep && rep != stderr)

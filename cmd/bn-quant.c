@@ -31,7 +31,7 @@ int main(int argc, char **argv)
     bn_cli_init();
     const char *out = "-", *report = NULL;
     int head_type = -1, embd_type = -1;
-    int json = 0, force = 0, quiet = 0, n;
+    int json = 0, force = 0, quiet = 0, threads = 0, n;
     bn_opt table[] = {
         OPT_STRING('o', "output", &out, "FILE", "write to FILE (atomically); default standard output"),
         OPT_ENUM(0, "head", &head_type, "TYPE", head_names, head_types,
@@ -45,6 +45,9 @@ int main(int argc, char **argv)
                    "write a per-tensor report (scale, share of zeros, relative\n"
                    "error) to FILE ('-' = standard error)"),
         OPT_FLAG(0, "json", &json, "the report as JSON"),
+        OPT_INT('t', "threads", &threads, "N", 1, 1024,
+                "threads sharing each tensor's rows (default: all cores);\n"
+                "the output is the same bytes for any N"),
         OPT_FLAG('f', "force", &force, "write binary output even to a terminal"),
         OPT_FLAG('q', "quiet", &quiet, "no progress display"),
         OPT_END,
@@ -71,6 +74,7 @@ int main(int argc, char **argv)
         .temps = {bn_cli_track_temp, NULL},
         .head_type = head_type,
         .embd_type = embd_type,
+        .n_threads = threads,
     };
     bn_err e;
     rc = bn_quantize(src, out, &o, &e);

@@ -12,6 +12,7 @@
 #include "cpu.h"
 #include "kernels.h"
 #include "pack.h"
+#include "pool.h"
 #include "quant.h"
 #include "tl_layout.h"
 
@@ -79,6 +80,39 @@ static int same_tile(uint32_t type, const uint8_t *data, uint32_t bm, uint32_t b
     return h[0] == bm && h[1] == bk;
 }
 
+/* Rows of a b3 / i2s tensor shared among the pool's threads: each writes
+ * its own rows' bytes, so the output is the same for any thread count. */
+typedef struct pack_job {
+    uint32_t type;
+    const uint8_t *t2;
+    uint64_t rows, k;
+    uint8_t *out;
+    int failed;
+} pack_job;
+
+static void pack_rows(void *arg, int ith, int nth)
+{
+    pack_job *j = arg;
+    uint64_t r0 = j->rows * (uint64_t)ith / (uint64_t)nth, r1 = j->rows * (uint64_t)(ith + 1) / (uint64_t)nth;
+    if (bn_pack_t2_rows(j->type, j->t2, j->k, r0, r1, j->out))
+        j->failed = 1; /* only ever set, and read after the run */
+}
+
+/* t2 into type: in rows on the pool where the layout's rows are apart,
+ * else whole (the tl tiles span rows). */
+static int pack_tensor(bn_pool *pool, uint32_t type, uint32_t bm, uint32_t bk, const uint8_t *t2, uint64_t rows,
+                       uint64_t k, uint8_t *out)
+{
+    if (type != BN_B3 && type != BN_I2S)
+        return bm ? bn_tl_pack(type, bm, bk, t2, rows, k, out) : bn_pack_t2(type, t2, rows, k, out);
+    pack_job job = {type, t2, rows, k, out, 0};
+    bn_pool_run(pool, pack_rows, &job);
+    if (job.failed)
+        return -1;
+    bn_pack_t2_tail(type, t2, rows, k, out);
+    return 0;
+}
+
 int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
 {
     uint32_t type, bm = 0, bk = 0;
@@ -92,6 +126,11 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
     bn_source s;
     if (bn_open_any(&s, src, e))
         return -1;
+    bn_pool *pool = bn_pool_new(o->n_threads > 0 ? o->n_threads : bn_cpu_count(), e);
+    if (!pool) {
+        bn_source_close(&s);
+        return -1;
+    }
     int rc = -1, writing = 0;
     bn_meta meta = {0};
     bn_steps steps = {o->progress, o->progress_user, s.n_tensors, 0};
@@ -163,13 +202,16 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
         }
         uint64_t rows = t->shape[0], k = t->shape[1];
         uint64_t t2size = bn_type_size(BN_T2, 2, t->shape);
-        if (!(t2 = bn_scratch(t2, &t2_cap, t2size)) || !(outb = bn_scratch(outb, &out_cap, dir[i].size))) {
+        /* through t2 (every layout converts losslessly both ways); a t2
+         * input is packed from where it was read, not copied first */
+        int from_t2 = t->type == BN_T2;
+        if ((!from_t2 && !(t2 = bn_scratch(t2, &t2_cap, t2size))) ||
+            !(outb = bn_scratch(outb, &out_cap, dir[i].size))) {
             bn_fail(e, "%s: out of memory for '%s'", src, t->name);
             goto out;
         }
-        /* through t2: every layout converts losslessly both ways */
-        if (bn_unpack_t2(t->type, in, rows, k, t2) ||
-            (bm ? bn_tl_pack(dir[i].type, bm, bk, t2, rows, k, outb) : bn_pack_t2(dir[i].type, t2, rows, k, outb))) {
+        if ((!from_t2 && bn_unpack_t2(t->type, in, rows, k, t2)) ||
+            pack_tensor(pool, dir[i].type, bm, bk, from_t2 ? in : t2, rows, k, outb)) {
             bn_fail(e, "%s: tensor '%s' cannot be repacked", src, t->name);
             goto out;
         }
@@ -198,6 +240,7 @@ out:
     free(t2);
     free(outb);
     free(dir);
+    bn_pool_free(pool);
     bn_meta_free(&meta);
     bn_source_close(&s);
     return rc;

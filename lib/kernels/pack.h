@@ -19,6 +19,10 @@ int bn_packed_get(uint32_t type, const uint8_t *data, uint64_t k, uint64_t r, ui
  * bn_packed_size / bn_type_size bytes. Lossless both ways. */
 int bn_pack_t2(uint32_t type, const uint8_t *t2, uint64_t rows, uint64_t k, uint8_t *out);
 int bn_unpack_t2(uint32_t type, const uint8_t *packed, uint64_t rows, uint64_t k, uint8_t *t2);
+/* bn_pack_t2 in pieces for threads (b3 and i2s, whose rows are apart):
+ * rows r0..r1-1 (-1 for another type), then the β tail once. */
+int bn_pack_t2_rows(uint32_t type, const uint8_t *t2, uint64_t k, uint64_t r0, uint64_t r1, uint8_t *out);
+void bn_pack_t2_tail(uint32_t type, const uint8_t *t2, uint64_t rows, uint64_t k, uint8_t *out);
 
 /* ----------------------------------------------------------- bn-pack */
 
@@ -31,6 +35,7 @@ typedef struct bn_pack_opts {
     bn_progress_fn progress; /* per tensor (bn.h), or NULL */
     void *progress_user;
     bn_temp_hook temps; /* told of a named temporary output (core.h) */
+    int n_threads;      /* rows shared among this many threads (b3, i2s); 0 = every core */
 } bn_pack_opts;
 
 /* The layout bn-pack writes for a target ("auto": this CPU's best). */

@@ -41,25 +41,11 @@ int bn_packed_get(uint32_t type, const uint8_t *data, uint64_t k, uint64_t r, ui
     return (int)((data[b] >> sh) & 3) - 1;
 }
 
-int bn_pack_t2(uint32_t type, const uint8_t *t2, uint64_t rows, uint64_t k, uint8_t *out)
+int bn_pack_t2_rows(uint32_t type, const uint8_t *t2, uint64_t k, uint64_t r0, uint64_t r1, uint8_t *out)
 {
-    uint64_t size = bn_packed_size(type, rows, k), rb = bn_packed_row_bytes(type, k);
-    uint64_t t2rb = (k + 3) / 4;
-    if (!size)
-        return -1;
-    float beta;
-    memcpy(&beta, t2 + rows * t2rb, 4);
-    if (type == BN_T2) {
-        memcpy(out, t2, size);
-        return 0;
-    }
-    if (type == BN_TL1 || type == BN_TL2) {
-        uint32_t bm, bk;
-        bn_tl_default_tile(type, &bm, &bk);
-        return bn_tl_pack(type, bm, bk, t2, rows, k, out);
-    }
+    uint64_t rb = bn_packed_row_bytes(type, k), t2rb = (k + 3) / 4;
     if (type == BN_B3) {
-        for (uint64_t r = 0; r < rows; r++)
+        for (uint64_t r = r0; r < r1; r++)
             for (uint64_t i = 0; i < rb; i++) {
                 uint64_t c0 = i / 64 * 320 + i % 64;
                 unsigned v = 0;
@@ -70,11 +56,12 @@ int bn_pack_t2(uint32_t type, const uint8_t *t2, uint64_t rows, uint64_t k, uint
                 }
                 out[r * rb + i] = (uint8_t)((v * 256 + 242) / 243); /* ⌈256·v/243⌉ */
             }
-        memcpy(out + rows * rb, &beta, 4);
         return 0;
     }
-    memset(out, 0x55, rows * rb); /* code 1 (w = 0) in every padding slot */
-    for (uint64_t r = 0; r < rows; r++)
+    if (type != BN_I2S)
+        return -1;
+    memset(out + r0 * rb, 0x55, (r1 - r0) * rb); /* code 1 (w = 0) in every padding slot */
+    for (uint64_t r = r0; r < r1; r++)
         for (uint64_t c = 0; c < k; c++) {
             unsigned code = (t2[r * t2rb + c / 4] >> (2 * (c % 4))) & 3;
             uint64_t b;
@@ -82,10 +69,37 @@ int bn_pack_t2(uint32_t type, const uint8_t *t2, uint64_t rows, uint64_t k, uint
             i2s_pos(rb, r, c, &b, &sh);
             out[b] = (uint8_t)((out[b] & ~(3u << sh)) | (code << sh));
         }
-    /* β, then seven copies in bitnet.cpp's 28 spare bytes so that β is
-     * also the tensor's last 4 bytes, where bn's loader looks. */
-    for (int i = 0; i < 8; i++)
+    return 0;
+}
+
+void bn_pack_t2_tail(uint32_t type, const uint8_t *t2, uint64_t rows, uint64_t k, uint8_t *out)
+{
+    uint64_t rb = bn_packed_row_bytes(type, k);
+    float beta;
+    memcpy(&beta, t2 + rows * ((k + 3) / 4), 4);
+    /* i2s: β, then seven copies in bitnet.cpp's 28 spare bytes so that β
+     * is also the tensor's last 4 bytes, where bn's loader looks. */
+    for (int i = 0; i < (type == BN_I2S ? 8 : 1); i++)
         memcpy(out + rows * rb + 4 * i, &beta, 4);
+}
+
+int bn_pack_t2(uint32_t type, const uint8_t *t2, uint64_t rows, uint64_t k, uint8_t *out)
+{
+    uint64_t size = bn_packed_size(type, rows, k);
+    if (!size)
+        return -1;
+    if (type == BN_T2) {
+        memcpy(out, t2, size);
+        return 0;
+    }
+    if (type == BN_TL1 || type == BN_TL2) {
+        uint32_t bm, bk;
+        bn_tl_default_tile(type, &bm, &bk);
+        return bn_tl_pack(type, bm, bk, t2, rows, k, out);
+    }
+    if (bn_pack_t2_rows(type, t2, k, 0, rows, out))
+        return -1;
+    bn_pack_t2_tail(type, t2, rows, k, out);
     return 0;
 }
 

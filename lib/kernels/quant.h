@@ -14,6 +14,25 @@ typedef struct bn_quant_stats {
 /* Absmean ternarization (formats.md §1.4): beta = mean|W| over the whole
  * tensor, T = clamp(rint(W/beta), -1, 1); writes a `t2` tensor. */
 void bn_ternarize_absmean(const float *w, uint64_t rows, uint64_t k, uint8_t *t2, bn_quant_stats *st);
+/* Absmean in rows, for callers that share rows among threads (quantize.c);
+ * bn_ternarize_absmean is these in turn. Every result is the same bit for
+ * bit whoever runs which rows; the *_ref functions are the scalar
+ * definitions, the others may use SIMD (AVX2) and equal them exactly. */
+typedef struct bn_ternary_row_stats {
+    uint64_t zeros;
+    double err2, norm2; /* sum (w - beta*t)^2 and sum w^2 over the row */
+} bn_ternary_row_stats;
+/* Sum of |w| over one row (in double, in the order ternary.c defines). */
+double bn_ternary_row_abssum(const float *x, uint64_t k);
+double bn_ternary_row_abssum_ref(const float *x, uint64_t k);
+/* beta from the row sums, added in row order, clamped at 1e-5. */
+float bn_ternary_beta(const double *row_sums, uint64_t rows, uint64_t k);
+/* One row into its (k + 3) / 4 `t2` bytes, with the row's statistics. */
+void bn_ternary_row_encode(const float *x, uint64_t k, float beta, uint8_t *out, bn_ternary_row_stats *st);
+void bn_ternary_row_encode_ref(const float *x, uint64_t k, float beta, uint8_t *out, bn_ternary_row_stats *st);
+/* The tensor's statistics from its rows' (added in row order). */
+void bn_ternary_stats_sum(const bn_ternary_row_stats *rows_st, uint64_t rows, uint64_t k, float beta,
+                          bn_quant_stats *st);
 /* Reads ternary value (row r, column c) of a `t2` tensor: -1, 0 or 1. */
 int bn_t2_get(const uint8_t *t2, uint64_t k, uint64_t r, uint64_t c);
 float bn_t2_scale(const uint8_t *t2, uint64_t rows, uint64_t k);
@@ -29,6 +48,7 @@ typedef struct bn_quant_opts {
      * only) as this type (f32, f16, bf16, i8, q6); -1 keeps it. When the
      * embeddings are tied the one tensor is both, and head_type wins. */
     int head_type, embd_type;
+    int n_threads; /* rows shared among this many threads; 0 = every core */
 } bn_quant_opts;
 
 /* Streams a bn model, ternarizing float projection weights; everything else

@@ -3,6 +3,7 @@
 #include "quant.h"
 #include "head_encode.h"
 #include "kern_head.h"
+#include "pool.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,54 @@ static uint64_t encoded_row_bytes(int ty, uint64_t d)
     return bn_head_row_bytes((uint32_t)ty, d);
 }
 
+/* One tensor's rows shared among the pool's threads: each thread takes a
+ * contiguous run of rows and writes only their bytes, and every result
+ * that spans rows (beta, the report) is added up afterwards in row order,
+ * so the output is the same bytes for any number of threads. Rows are
+ * converted to f32 one at a time into the thread's own buffer: no f32
+ * copy of the whole tensor (which was twice an f16 tensor's size). */
+typedef struct quant_job {
+    uint32_t type;     /* the input's: f32, f16 or bf16 */
+    uint64_t rows, k;
+    const uint8_t *in; /* the input tensor */
+    uint8_t *out;      /* the output tensor */
+    int head;          /* the head type, or -1: ternarize */
+    int pass;          /* ternarize: 0 sums rows, 1 encodes them */
+    float beta;
+    double *sums;                /* per row (pass 0) */
+    bn_ternary_row_stats *stats; /* per row (pass 1) */
+    float *rowbuf;               /* k floats per thread */
+} quant_job;
+
+static const float *row_f32(const quant_job *j, uint64_t r, float *buf)
+{
+    if (j->type == BN_F32)
+        return (const float *)(const void *)(j->in + r * j->k * 4);
+    bn_to_f32(j->type, j->in + r * j->k * 2, buf, j->k);
+    return buf;
+}
+
+static void quant_rows(void *arg, int ith, int nth)
+{
+    quant_job *j = arg;
+    uint64_t r0 = j->rows * (uint64_t)ith / (uint64_t)nth, r1 = j->rows * (uint64_t)(ith + 1) / (uint64_t)nth;
+    float *buf = j->rowbuf + (size_t)ith * j->k;
+    uint64_t rbytes = j->head >= 0 ? encoded_row_bytes(j->head, j->k) : (j->k + 3) / 4;
+    for (uint64_t r = r0; r < r1; r++) {
+        const float *x = row_f32(j, r, buf);
+        if (j->head >= 0) {
+            /* rows, then (i8) one f32 scale per row after all of them */
+            float sc = 0;
+            encode_row(j->head, x, j->k, j->out + r * rbytes, &sc);
+            if (j->head == BN_I8)
+                memcpy(j->out + j->rows * j->k + 4 * r, &sc, 4);
+        } else if (j->pass == 0)
+            j->sums[r] = bn_ternary_row_abssum(x, j->k);
+        else
+            bn_ternary_row_encode(x, j->k, j->beta, j->out + r * rbytes, &j->stats[r]);
+    }
+}
+
 int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err *e)
 {
     bn_source s;
@@ -61,10 +110,18 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
     bn_steps steps = {o->progress, o->progress_user, s.n_tensors, 0};
     bn_tensor *dir = NULL;
     uint8_t *in = NULL, *outb = NULL;
-    float *f = NULL;
-    size_t in_cap = 0, out_cap = 0, f_cap = 0;
+    float *rowbuf = NULL;
+    double *sums = NULL;
+    bn_ternary_row_stats *rstats = NULL;
+    size_t in_cap = 0, out_cap = 0, rowbuf_cap = 0, sums_cap = 0, rstats_cap = 0;
     bn_writer w;
     bn_hparams hp;
+    bn_pool *pool = bn_pool_new(o->n_threads > 0 ? o->n_threads : bn_cpu_count(), e);
+    if (!pool) {
+        bn_source_close(&s);
+        return -1;
+    }
+    int nth = bn_pool_size(pool);
     if (bn_meta_copy(&meta, &s.meta) ||
         bn_meta_append_str(&meta, "provenance.steps", o->step ? o->step : "bn-quant " BN_VERSION)) {
         bn_fail(e, "%s: out of memory", src);
@@ -116,27 +173,33 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
                 goto out;
             continue;
         }
-        uint64_t rows = t->shape[0], k = t->shape[1], n = rows * k;
-        if (!(f = bn_scratch(f, &f_cap, n * sizeof *f)) || !(outb = bn_scratch(outb, &out_cap, dir[i].size))) {
+        uint64_t rows = t->shape[0], k = t->shape[1];
+        if (!(rowbuf = bn_scratch(rowbuf, &rowbuf_cap, (size_t)nth * k * sizeof *rowbuf)) ||
+            !(outb = bn_scratch(outb, &out_cap, dir[i].size))) {
             bn_fail(e, "%s: out of memory for '%s'", src, t->name);
             goto out;
         }
-        bn_to_f32(t->type, in, f, n);
+        quant_job job = {.type = t->type, .rows = rows, .k = k, .in = in, .out = outb, .head = ht, .rowbuf = rowbuf};
         if (ht >= 0) {
-            /* rows, then (i8) one f32 scale per row after all of them */
-            uint64_t rbytes = encoded_row_bytes(ht, k);
-            for (uint64_t r = 0; r < rows; r++) {
-                float sc;
-                encode_row(ht, f + r * k, k, outb + r * rbytes, &sc);
-                if (ht == BN_I8)
-                    memcpy(outb + rows * k + 4 * r, &sc, 4);
-            }
+            bn_pool_run(pool, quant_rows, &job);
             if (bn_writer_tensor(&w, outb, dir[i].size, e))
                 goto out;
             continue;
         }
+        if (!(sums = bn_scratch(sums, &sums_cap, rows * sizeof *sums)) ||
+            !(rstats = bn_scratch(rstats, &rstats_cap, rows * sizeof *rstats))) {
+            bn_fail(e, "%s: out of memory for '%s'", src, t->name);
+            goto out;
+        }
+        job.sums = sums;
+        job.stats = rstats;
+        bn_pool_run(pool, quant_rows, &job);
+        job.beta = bn_ternary_beta(sums, rows, k);
+        job.pass = 1;
+        bn_pool_run(pool, quant_rows, &job);
+        memcpy(outb + rows * ((k + 3) / 4), &job.beta, 4);
         bn_quant_stats st;
-        bn_ternarize_absmean(f, rows, k, outb, &st);
+        bn_ternary_stats_sum(rstats, rows, k, job.beta, &st);
         if (bn_writer_tensor(&w, outb, dir[i].size, e))
             goto out;
         if (o->report) {
@@ -166,8 +229,11 @@ out:
     bn_steps_end(&steps);
     free(in);
     free(outb);
-    free(f);
+    free(rowbuf);
+    free(sums);
+    free(rstats);
     free(dir);
+    bn_pool_free(pool);
     bn_meta_free(&meta);
     bn_source_close(&s);
     return rc;
