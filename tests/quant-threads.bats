@@ -109,4 +109,11 @@ print(max(t["size"] for t in json.load(sys.stdin)["tensors"]) // 1024)'
     # what the pipeline wrote is what the stages write one by one
     bn-pack -q -l b3 "$T/q.bn" -o "$T/p.bn"
     cmp "$T/out.bn" "$T/p.bn"
+    # from a (mapped) file too: the pages of a tensor read are let go, not
+    # held until the whole file is resident
+    /usr/bin/time -f %M -o "$T/qf.rss" bn-quant -q -t 2 --head q6 "$T/in.bn" -o "$T/qf.bn"
+    q=$(tail -1 "$T/qf.rss")
+    echo "quant from the file: $q KB"
+    [ "$q" -le $((L + L / 8 + margin)) ]
+    cmp "$T/qf.bn" "$T/q.bn"
 }
