@@ -74,6 +74,7 @@ typedef struct bn_out {
     int fd;
     char *path;     /* target, NULL for stdout */
     char *tmp_path; /* named temporary, NULL with O_TMPFILE or stdout */
+    int direct;     /* path is no regular file (/dev/null, a FIFO): written in place */
     uint64_t pos;
     int failed;
     bn_temp_hook temps; /* told of tmp_path (and commit's brief name) */

@@ -188,6 +188,29 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
         return 0;
     }
     o->path = strdup(path);
+    if (!o->path)
+        return bn_fail(e, "%s: out of memory", path);
+    /* A device, FIFO or socket is written in place: renaming a file over
+     * it would replace /dev/null itself (as root) or leave the reader of a
+     * FIFO waiting. Only regular files get the temporary and the rename. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        int err = S_ISDIR(st.st_mode) ? EISDIR : 0;
+        if (!err && (o->fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+            err = errno;
+        if (!err && !(o->fp = fdopen(o->fd, "wb"))) {
+            err = errno;
+            close(o->fd);
+        }
+        if (err) {
+            free(o->path);
+            memset(o, 0, sizeof *o);
+            o->fd = -1;
+            return bn_fail(e, "%s: cannot open: %s", path, strerror(err));
+        }
+        o->direct = 1;
+        return 0;
+    }
     char *dir = dir_of(path);
     if (!o->path || !dir) {
         free(dir);
@@ -265,6 +288,14 @@ int bn_out_commit(bn_out *o, bn_err *e)
         if (ferror(o->fp))
             return bn_fail(e, "-: write error");
         return 0;
+    }
+    if (o->direct) {
+        int rc = ferror(o->fp) ? bn_fail(e, "%s: write error", name) : 0;
+        fclose(o->fp);
+        free(o->path);
+        memset(o, 0, sizeof *o);
+        o->fd = -1;
+        return rc;
     }
     if (fsync(o->fd) != 0 && errno != EINVAL) {
         int err = errno;
