@@ -89,6 +89,89 @@ static inline int32_t k2_tail(uint32_t layout, const uint8_t *w, size_t k, size_
     return a;
 }
 
+/* The tails of the rows a kernel is working on, decoded once to weights
+ * −1/0/+1 in natural order. k2_tail (a call per element) cost a small
+ * model whose widths are not whole vectors (the bundled one: 704 = 2·256
+ * + 192) about half its decode time, and a GEMM paid it once per token;
+ * decoded once per row, each token's share is a plain int8 dot product.
+ * Slot r % 4 holds row r: the kernels walk rows in groups of at most 4. */
+enum { K2_TAIL_MAX = 512 }; /* columns; tails are < 4W (t2) or < 4W + 128 (i2s) */
+typedef struct k2_tails {
+    size_t row[4];
+    int8_t w[4][K2_TAIL_MAX];
+} k2_tails;
+
+static inline void k2_tails_init(k2_tails *t)
+{
+    for (int i = 0; i < 4; i++)
+        t->row[i] = SIZE_MAX;
+}
+
+/* A t2 byte's four weights as int8 −1/0/+1, first column in the low byte. */
+#define K2_W(v, j) ((uint32_t)(uint8_t)((((v) >> (2 * (j))) & 3) - 1) << (8 * (j)))
+#define K2_B(v) (K2_W(v, 0) | K2_W(v, 1) | K2_W(v, 2) | K2_W(v, 3))
+#define K2_B4(v) K2_B(v), K2_B((v) + 1), K2_B((v) + 2), K2_B((v) + 3)
+#define K2_B16(v) K2_B4(v), K2_B4((v) + 4), K2_B4((v) + 8), K2_B4((v) + 12)
+#define K2_B64(v) K2_B16(v), K2_B16((v) + 16), K2_B16((v) + 32), K2_B16((v) + 48)
+static const uint32_t k2_t2_byte_weights[256] = {K2_B64(0), K2_B64(64), K2_B64(128), K2_B64(192)};
+
+static inline void k2_tail_unpack(uint32_t layout, const uint8_t *w, size_t k, size_t r, size_t c0, int8_t *wt)
+{
+    const uint8_t *row = w + r * bn_packed_row_bytes(layout, k);
+    size_t n = k - c0, i = 0;
+    if (layout == BN_T2 && c0 % 4 == 0) {
+        const uint8_t *b = row + c0 / 4;
+        for (; i + 4 <= n; i += 4)
+            memcpy(wt + i, &k2_t2_byte_weights[b[i / 4]], 4);
+    } else if (layout == BN_I2S && c0 % 128 == 0) {
+        /* column c0 + i: block (c0 + i)/128, byte j%32, plane j/32 (j = i%128);
+         * a whole plane of a block is 32 columns in a row, a fixed-count loop */
+        const uint8_t *b = row + c0 / 128 * 32;
+        for (; i + 32 <= n; i += 32) {
+            const uint8_t *blk = b + i / 128 * 32;
+            unsigned sh = 6 - 2 * (unsigned)(i % 128 / 32);
+            for (size_t j = 0; j < 32; j++)
+                wt[i + j] = (int8_t)(((blk[j] >> sh) & 3) - 1);
+        }
+    }
+    for (; i < n; i++)
+        wt[i] = (int8_t)bn_packed_get(layout, w, k, r, c0 + i);
+}
+
+/* Σ a·b over n int8: whole 64-element chunks first, a loop of fixed trip
+ * count that -O2 vectorizes. */
+static inline int32_t k2_dot_i8(const int8_t *a, const int8_t *b, size_t n)
+{
+    int32_t s = 0;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        int32_t c = 0;
+        for (size_t j = 0; j < 64; j++)
+            c += a[i + j] * b[i + j];
+        s += c;
+    }
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+/* Σ w·q over the tail columns [c0, k) of row r, as k2_tail, its decoding
+ * shared through t. */
+static inline int32_t k2_tail_dot(k2_tails *t, uint32_t layout, const uint8_t *w, size_t k, size_t r, size_t c0,
+                                  const int8_t *q)
+{
+    if (c0 >= k)
+        return 0;
+    if (k - c0 > K2_TAIL_MAX)
+        return k2_tail(layout, w, k, r, c0, q);
+    int8_t *wt = t->w[r % 4];
+    if (t->row[r % 4] != r) {
+        k2_tail_unpack(layout, w, k, r, c0, wt);
+        t->row[r % 4] = r;
+    }
+    return k2_dot_i8(wt, q + c0, k - c0);
+}
+
 /* Float activations (verification only, natural order): unpacks a block
  * of a row at a time, like the t2 reference. */
 static inline void k2_gemm_f32(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,

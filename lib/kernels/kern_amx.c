@@ -323,6 +323,8 @@ TAMX void bn_amx_gemm(uint32_t layout, int ilv, const uint8_t *w, size_t k, size
     /* B holds codes w+1 ∈ {0,1,2} (TDPBSUD: signed activations × unsigned
      * codes), so Σ w·q = Σ code·q − Σ q over the columns the tiles cover */
     int32_t qs[BN_KERN_MAX_N];
+    k2_tails tails;
+    k2_tails_init(&tails);
     for (size_t t = 0; t < n; t++) {
         const int8_t *qt = q + t * ldq;
         qs[t] = qsum(qt, c0 + rem);
@@ -337,7 +339,7 @@ TAMX void bn_amx_gemm(uint32_t layout, int ilv, const uint8_t *w, size_t k, size
             size_t nr = r1 - r < RB ? r1 - r : RB;
             for (size_t i = 0; i < nr; i++)
                 for (size_t t = 0; t < n; t++)
-                    cbuf[t * RB + i] = k2_tail(layout, w, k, r + i, 0, q + t * ldq);
+                    cbuf[t * RB + i] = k2_tail_dot(&tails, layout, w, k, r + i, 0, q + t * ldq);
             store_out(cbuf, qs, nr, n, s, beta, y + r, ldy);
         }
         return;
@@ -371,7 +373,7 @@ TAMX void bn_amx_gemm(uint32_t layout, int ilv, const uint8_t *w, size_t k, size
             if (!b3 && c0 < k)
                 for (size_t i = 0; i < cur.nr; i++)
                     for (size_t t = 0; t < n; t++)
-                        cbuf[t * RB + i] += k2_tail(layout, w, k, cur.r + i, c0, q + t * ldq);
+                        cbuf[t * RB + i] += k2_tail_dot(&tails, layout, w, k, cur.r + i, c0, q + t * ldq);
             store_out(cbuf, qs, cur.nr, n, s, beta, y + cur.r, ldy);
         }
         cur = nxt;

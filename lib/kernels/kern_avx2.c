@@ -131,15 +131,17 @@ static TAVX2 INLINE void gemv_impl(uint32_t layout, const uint8_t *w, size_t k, 
 {
     size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), c0 = 4 * W * V;
     int32_t qs = qsum(q, c0), out[4][4];
+    k2_tails tails;
+    k2_tails_init(&tails);
     size_t r = r0;
     for (; r + 4 <= r1; r += 4) {
         tile(w + r * rb, rb, V, q, 0, 4, 1, out);
         for (int i = 0; i < 4; i++)
-            y[r + i] = bn_kern_out(out[i][0] - qs + k2_tail(layout, w, k, r + i, c0, q), s, beta);
+            y[r + i] = bn_kern_out(out[i][0] - qs + k2_tail_dot(&tails, layout, w, k, r + i, c0, q), s, beta);
     }
     for (; r < r1; r++) {
         tile(w + r * rb, rb, V, q, 0, 1, 1, out);
-        y[r] = bn_kern_out(out[0][0] - qs + k2_tail(layout, w, k, r, c0, q), s, beta);
+        y[r] = bn_kern_out(out[0][0] - qs + k2_tail_dot(&tails, layout, w, k, r, c0, q), s, beta);
     }
 }
 
@@ -150,6 +152,8 @@ static TAVX2 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, 
     int32_t qs[BN_KERN_MAX_N];
     for (size_t t = 0; t < n; t++)
         qs[t] = qsum(q + t * ldq, c0);
+    k2_tails tails;
+    k2_tails_init(&tails);
     for (size_t r = r0; r < r1; r += 2) {
         int rt = r1 - r >= 2 ? 2 : 1;
         for (size_t t = 0; t < n; t += 4) {
@@ -175,7 +179,7 @@ static TAVX2 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, 
             for (int i = 0; i < rt; i++)
                 for (int j = 0; j < tt; j++) {
                     size_t tk = t + (size_t)j;
-                    int32_t a = out[i][j] - qs[tk] + k2_tail(layout, w, k, r + (size_t)i, c0, q + tk * ldq);
+                    int32_t a = out[i][j] - qs[tk] + k2_tail_dot(&tails, layout, w, k, r + (size_t)i, c0, q + tk * ldq);
                     y[tk * ldy + r + (size_t)i] = bn_kern_out(a, s[tk], beta);
                 }
         }

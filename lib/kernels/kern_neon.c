@@ -88,6 +88,8 @@ static TDOT INLINE void tile_dot(const uint8_t *w, size_t rb, size_t V, const in
         int32_t qs[BN_KERN_MAX_N];                                                                                \
         for (size_t t = 0; t < n; t++)                                                                            \
             qs[t] = qsum(q + t * ldq, c0);                                                                        \
+        k2_tails tails;                                                                                           \
+        k2_tails_init(&tails);                                                                                    \
         for (size_t r = r0, rt; r < r1; r += rt) {                                                                \
             rt = r1 - r >= 4 ? 4 : 1;                                                                             \
             for (size_t t = 0; t < n; t += 4) {                                                                   \
@@ -107,7 +109,7 @@ static TDOT INLINE void tile_dot(const uint8_t *w, size_t rb, size_t V, const in
                 for (size_t i = 0; i < rt; i++)                                                                   \
                     for (int j = 0; j < tt; j++) {                                                                \
                         size_t tk = t + (size_t)j;                                                                \
-                        int32_t a = out[i][j] - qs[tk] + k2_tail(layout, w, k, r + i, c0, q + tk * ldq);         \
+                        int32_t a = out[i][j] - qs[tk] + k2_tail_dot(&tails, layout, w, k, r + i, c0, q + tk * ldq);         \
                         y[tk * ldy + r + i] = bn_kern_out(a, s[tk], beta);                                        \
                     }                                                                                             \
             }                                                                                                     \
