@@ -6,6 +6,7 @@
 #include "formats.h"
 #include "kvbudget.h"
 #include "opt.h"
+#include "embed.h"
 #include "generate.h"
 #include "pool.h"
 #include "progress.h"
@@ -21,7 +22,8 @@ static const bn_prog prog = {
     .usage = "usage: bn-infer -m MODEL [options] < ids        answer each prompt record of a token stream\n"
              "       bn-infer -m MODEL -p TEXT | -f FILE      answer one text prompt\n"
              "       bn-infer -m MODEL -cnv [--system TEXT]   chat, one user message per line\n"
-             "       bn-infer -m MODEL --perplexity FILE...   score texts\n",
+             "       bn-infer -m MODEL --perplexity FILE...   score texts\n"
+             "       bn-infer -m MODEL --embed [-p TEXT | -f FILE | < ids]   embedding vectors\n",
     .operand = "FILE",
     .epilog = "Exit status: 0 success, 1 a data or runtime error (also: some prompt records could not be answered),\n"
               "2 usage error. See bn-infer(1).\n",
@@ -39,6 +41,7 @@ typedef struct opts {
     uint64_t kv_budget;
     uint32_t n_ctx, ppl_stride, logits_topk, parallel;
     int threads, kv_f16, no_act_quant, mmap_only, text, ids, chat, json, verbose, kernel_set;
+    int embed, embed_f32;
     bn_gen_opts g;
 } opts;
 
@@ -54,6 +57,7 @@ static int add_stop(void *dest, const char *v, char *why, size_t n)
 }
 
 static const char *const kv_names[] = {"f32", "f16", NULL};
+static const char *const embed_formats[] = {"text", "f32", NULL};
 
 static int parse(int argc, char **argv, opts *o)
 {
@@ -63,7 +67,7 @@ static int parse(int argc, char **argv, opts *o)
         o->kernel_set++;
     /* f16 halves the cache; on the tiny model its perplexity differs from
      * f32 by 0.04%, as much as two correct f32 implementations differ. */
-    o->kv_f16 = 1;
+    o->kv_f16 = -1; /* f16, or f32 with --embed: below */
     o->threads = bn_cpu_count();
     o->g.n_predict = 128;
     bn_sampler_defaults(&o->g.samp);
@@ -73,7 +77,7 @@ static int parse(int argc, char **argv, opts *o)
         OPT_STRING('m', "model", &o->model, "FILE", "bn model (also an HF directory, GGUF; '-' streams a bn file)"),
         OPT_U32('c', "ctx", &o->n_ctx, "N", 2, 1u << 24, "context positions (default and maximum: the model's)"),
         OPT_INT('t', "threads", &o->threads, "N", 1, 1024, "threads (default: all cores)"),
-        OPT_ENUM(0, "kv", &o->kv_f16, NULL, kv_names, NULL, "KV cache precision (default f16; f32 for verification)"),
+        OPT_ENUM(0, "kv", &o->kv_f16, NULL, kv_names, NULL, "KV cache precision (default f16, f32 with --embed; f32 for verification)"),
         OPT_ENUM(0, "kernel", &o->kernel_set, "NAME", kernels, NULL,
                  "ternary kernels: %s\n(auto, the default: the fastest this CPU has; ref: the portable reference)"),
         OPT_FLAG(0, "no-act-quant", &o->no_act_quant, "float activations into the ternary projections (verification)"),
@@ -119,6 +123,12 @@ static int parse(int argc, char **argv, opts *o)
         {.kind = BN_OPT_FLAG, .dash_name = "cnv", .name = "chat", .dest = &o->chat,
          .help = "interactive chat with the model's chat format"},
         OPT_STRING(0, "system", &o->system, "TEXT", "system prompt"),
+        OPT_SECTION("embedding:"),
+        OPT_FLAG(0, "embed", &o->embed,
+                 "an embedding model's vector of each record (stdin), of -p TEXT, or of each line of -f FILE:\n"
+                 "its last token's state, L2-normalized; one line of floats each (--json: an object each)"),
+        OPT_ENUM(0, "embed-format", &o->embed_f32, "FMT", embed_formats, NULL,
+                 "text (default) or f32: raw little-endian floats, n_embd per record"),
         OPT_SECTION("scoring:"),
         OPT_LIST(0, "perplexity", o->ppl_opt, &o->n_ppl_opt, MAX_PPL_OPTS, "FILE",
                  "perplexity of a text ('-': stdin) over windows of -c tokens;\n"
@@ -126,7 +136,7 @@ static int parse(int argc, char **argv, opts *o)
         OPT_U32(0, "ppl-stride", &o->ppl_stride, "N", 1, 1u << 24, "text tokens between windows (default: no overlap)"),
         OPT_STRING(0, "logits", &o->logits_file, "FILE", "write each prompt position's logits (f32, n_tokens x vocab)"),
         OPT_U32(0, "logits-topk", &o->logits_topk, "K", 1, 1u << 22, "... as text instead: the K largest 'id:logit' per line"),
-        OPT_FLAG(0, "json", &o->json, "perplexity result as JSON"),
+        OPT_FLAG(0, "json", &o->json, "perplexity result as JSON; with --embed, a JSON object per record"),
         OPT_FLAG('v', "verbose", &o->verbose, "timings and sizes on stderr"),
         OPT_END,
     };
@@ -154,7 +164,7 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--logits-topk needs --logits FILE");
     if (o->chat && o->ids)
         return bn_usage_error(&prog, "-cnv writes text; --ids cannot be used with it");
-    if (o->parallel && (o->prompt || o->file || o->chat))
+    if (o->parallel && !o->embed && (o->prompt || o->file || o->chat))
         return bn_usage_error(&prog, "--parallel answers a token stream on stdin or scores texts: not with -p, -f or -cnv");
     if (o->parallel > BN_KERN_MAX_N && o->n_ppl)
         return bn_usage_error(&prog, "--parallel with --perplexity: at most %d windows at once", BN_KERN_MAX_N);
@@ -164,7 +174,19 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--lookup answers one record at a time: not with --parallel");
     if (o->parallel && o->logits_file)
         return bn_usage_error(&prog, "--parallel and --logits exclude each other");
+    if (o->embed && (o->chat || o->n_ppl || o->logits_file || o->g.lookup || o->g.echo || o->text || o->ids))
+        return bn_usage_error(&prog, "--embed writes vectors: not with -cnv, --perplexity, --logits, --lookup, --echo, "
+                                     "--text or --ids");
+    if (o->embed_f32 && !o->embed)
+        return bn_usage_error(&prog, "--embed-format needs --embed");
+    if (o->embed_f32 && o->json)
+        return bn_usage_error(&prog, "--embed-format f32 and --json exclude each other");
     o->g.text = o->ids ? 0 : o->text || o->prompt || o->file || o->chat;
+    /* An embedding is one pass whose KV is dropped after it: f32 by
+     * default, which keeps the vectors as close to exact as the reference
+     * (f16 moved them by a cosine of ~3e-4 on the synthetic Qwen3 model). */
+    if (o->kv_f16 < 0)
+        o->kv_f16 = !o->embed;
     return BN_OPT_RUN;
 }
 
@@ -289,6 +311,41 @@ static const char *mib(uint64_t bytes, char *buf, size_t n)
     return buf;
 }
 
+/* --embed: every record's vector (embed.h), records of stdin, the lines
+ * of -f FILE or the one -p TEXT. */
+static int run_embed(const opts *o, const bn_model *m, bn_ctx *c, bn_tokenizer *tok, bn_err *e)
+{
+    int fmt = o->embed_f32 ? BN_EMBED_F32 : o->json ? BN_EMBED_JSON : BN_EMBED_TEXT;
+    if (fmt == BN_EMBED_F32 && isatty(STDOUT_FILENO)) {
+        bn_report(&prog, "refusing to write binary vectors to a terminal");
+        return BN_EXIT_DATA;
+    }
+    bn_embed_opts eo = {.format = fmt, .parallel = o->parallel, .log = bn_cli_log, .log_user = (void *)&prog};
+    bn_embed_text text = {.tok = tok, .hp = &m->hp, .text = o->prompt, .len = o->prompt ? strlen(o->prompt) : 0};
+    bn_tokr in;
+    bn_embed_tokr tr = {.in = &in, .max = bn_ctx_n_ctx(c) + 1};
+    int from_stdin = !o->prompt && !o->file, r;
+    uint64_t bad = 0;
+    if (o->file && !(text.lines = fopen(o->file, "r"))) {
+        bn_report(&prog, "%s: cannot open", o->file);
+        return BN_EXIT_DATA;
+    }
+    if (from_stdin && (bn_tokr_open(&in, STDIN_FILENO, "<stdin>", e) ||
+                       (tok && bn_tokr_check(&in, bn_tokenizer_hash(tok), m->hp.n_vocab, e)))) {
+        bn_report(&prog, "%s", e->msg);
+        return BN_EXIT_DATA;
+    }
+    r = from_stdin ? bn_embed_stream(c, bn_embed_src_tokr, &tr, &eo, stdout, &bad, e)
+                   : bn_embed_stream(c, bn_embed_src_text, &text, &eo, stdout, &bad, e);
+    if (r)
+        bn_report(&prog, "%s: %s", o->file ? o->file : from_stdin ? "<stdin>" : "-p", e->msg);
+    if (from_stdin)
+        bn_tokr_close(&in);
+    if (text.lines)
+        fclose(text.lines);
+    return r || bad ? BN_EXIT_DATA : BN_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     bn_cli_init();
@@ -319,6 +376,11 @@ int main(int argc, char **argv)
     FILE *lfp = NULL;
     bn_tokr in;
     int in_open = 0;
+    if (o.embed && m->hp.pooling == BN_POOL_NONE) {
+        bn_report(&prog, "%s: not an embedding model (no model.pooling): --embed needs one, see bn-infer(1)",
+                  m->src.name);
+        goto out;
+    }
     if (o.n_ctx > m->hp.n_ctx) {
         bn_report(&prog, "%s: context %u is larger than the model's (%u)", m->src.name, o.n_ctx, m->hp.n_ctx);
         goto out;
@@ -326,7 +388,7 @@ int main(int argc, char **argv)
     /* --parallel N: N sequences, their KV blocks allocated as they fill,
      * up to the budget */
     bn_ctx_opts co = {.n_ctx = o.n_ctx ? o.n_ctx : m->hp.n_ctx, .kv_f16 = o.kv_f16, .no_act_quant = o.no_act_quant,
-                      .n_threads = o.threads, .n_seq = o.parallel};
+                      .n_threads = o.threads, .n_seq = o.parallel, .embeddings = o.embed};
     uint64_t block = bn_cli_kv_block_bytes(m, o.kv_f16);
     co.kv_budget = o.kv_budget ? o.kv_budget
                                : bn_cli_default_kv_budget(mem_available, bn_model_weight_bytes(m), block, co.n_ctx,
@@ -357,7 +419,7 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s", e.msg);
         goto out;
     }
-    int needs_tok = o.prompt || o.file || o.chat || o.n_ppl || o.g.text || o.g.n_stop;
+    int needs_tok = o.prompt || o.file || o.chat || o.n_ppl || (o.g.text && !o.embed) || o.g.n_stop;
     if (needs_tok && !tok) {
         bn_report(&prog, "%s: the model has no tokenizer section; give token ids on stdin", m->src.name);
         goto out;
@@ -369,6 +431,10 @@ int main(int argc, char **argv)
                   (double)bn_ctx_kv_bytes(c) / 1048576.0, o.kv_f16 ? "f16" : "f32",
                   (unsigned long long)(block / BN_KV_BLOCK), (unsigned long long)kv_positions, o.threads,
                   m->kern->name);
+    if (o.embed) {
+        rc = run_embed(&o, m, c, tok, &e);
+        goto out;
+    }
     if (o.n_ppl) {
         if (run_perplexity(&o, m, c, tok, &e)) {
             bn_report(&prog, "%s", e.msg);

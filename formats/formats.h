@@ -118,6 +118,9 @@ void bn_writer_abort(bn_writer *w);
 
 #define BN_MAX_STOP 16
 
+/* model.pooling: how an embedding model turns a sequence into one vector */
+enum { BN_POOL_NONE = 0, BN_POOL_LAST = 1 /* the last token's final-normed state, L2-normalized */ };
+
 /* What the forward pass needs, read from the canonical metadata keys
  * (formats/bn-model.md §3.1). */
 typedef struct bn_hparams {
@@ -133,6 +136,9 @@ typedef struct bn_hparams {
     int rope_llama3; /* model.rope_scaling "llama3": frequencies rescaled by band */
     float rope_factor, rope_low_freq, rope_high_freq;
     uint32_t rope_orig_ctx;
+    int qk_norm;     /* model.qk_norm: an RMSNorm over each query and key head before RoPE (Qwen3) */
+    int pooling;     /* model.pooling: BN_POOL_NONE (a language model) or BN_POOL_LAST (an embedding model) */
+    int32_t embed_end_id; /* tokens.embed_end_id: appended to every embedding input; -1 none */
     int32_t bos_id, eos_id, pad_id;
     int add_bos;
     int32_t stop_ids[BN_MAX_STOP];

@@ -58,12 +58,31 @@ static const struct {
     {"mlp.gate_proj.rms_norm.weight", "ffn_gate_in_norm.weight"},
     {"mlp.up_proj.rms_norm.weight", "ffn_up_in_norm.weight"},
     {"mlp.down_proj.rms_norm.weight", "ffn_down_in_norm.weight"},
+    /* BitNet embedding models (bitnet.cpp's convert-bitnet-embedding-to-gguf.py):
+     * the same per-projection input norm, named <proj>.norm.weight */
+    {"self_attn.q_proj.norm.weight", "attn_q_in_norm.weight"},
+    {"self_attn.k_proj.norm.weight", "attn_k_in_norm.weight"},
+    {"self_attn.v_proj.norm.weight", "attn_v_in_norm.weight"},
+    {"self_attn.o_proj.norm.weight", "attn_output_in_norm.weight"},
+    {"mlp.gate_proj.norm.weight", "ffn_gate_in_norm.weight"},
+    {"mlp.up_proj.norm.weight", "ffn_up_in_norm.weight"},
+    {"mlp.down_proj.norm.weight", "ffn_down_in_norm.weight"},
+    /* Qwen3: RMSNorm of each query and key head (model.qk_norm) */
+    {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+    {"self_attn.k_norm.weight", "attn_k_norm.weight"},
 };
 
 /* Maps an HF tensor name to the canonical one. Returns 1 mapped, 0 to be
  * ignored (buffers HF recomputes), -1 unknown. */
 static int map_name(const char *hf, char *out, size_t n)
 {
+    /* A base model saved on its own (transformers' AutoModel, e.g.
+     * Qwen3Model: sentence-transformers checkpoints) has no "model." prefix. */
+    char full[BN_NAME_MAX + 8];
+    if (strncmp(hf, "model.", 6) && strcmp(hf, "lm_head.weight")) {
+        snprintf(full, sizeof full, "model.%s", hf);
+        hf = full;
+    }
     if (!strcmp(hf, "model.embed_tokens.weight"))
         return snprintf(out, n, "token_embd.weight"), 1;
     if (!strcmp(hf, "model.norm.weight"))
@@ -144,9 +163,15 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
     } else if (!strcmp(arch, "LlamaForCausalLM")) {
         snprintf(hp->arch, sizeof hp->arch, "llama");
         hp->sub_norms = 0;
+    } else if (!strcmp(arch, "Qwen3Model") || !strcmp(arch, "Qwen3ForCausalLM")) {
+        /* Qwen3 (BitNet-embedding-0.6B's backbone): Llama's layer with an
+         * RMSNorm of each query and key head before RoPE */
+        snprintf(hp->arch, sizeof hp->arch, "qwen3");
+        hp->sub_norms = 0;
+        hp->qk_norm = 1;
     } else {
         bn_fail(e, "%s: unsupported architecture '%s' (BitNetForCausalLM, BitnetForCausalLM and ternary "
-                   "LlamaForCausalLM are supported)", path, arch);
+                   "LlamaForCausalLM, Qwen3Model, Qwen3ForCausalLM are supported)", path, arch);
         goto out;
     }
     if (!act)
@@ -252,6 +277,76 @@ out:
     return rc;
 }
 
+/* The id tokenizer.json's post-processor appends to a single sequence
+ * (TemplateProcessing whose "single" template ends with a SpecialToken,
+ * alone or in a Sequence of processors), or -1. */
+static int32_t template_end_id(const cJSON *pp)
+{
+    const char *type = cfg_str(pp, "type");
+    if (type && !strcmp(type, "Sequence")) {
+        const cJSON *v;
+        int32_t id = -1;
+        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(pp, "processors"))
+        {
+            int32_t x = template_end_id(v);
+            if (x >= 0)
+                id = x;
+        }
+        return id;
+    }
+    if (!type || strcmp(type, "TemplateProcessing"))
+        return -1;
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
+    const cJSON *last = cJSON_IsArray(single) ? cJSON_GetArrayItem(single, cJSON_GetArraySize(single) - 1) : NULL;
+    const cJSON *st = last ? cJSON_GetObjectItemCaseSensitive(last, "SpecialToken") : NULL;
+    const char *name = st ? cfg_str(st, "id") : NULL;
+    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(pp, "special_tokens");
+    const cJSON *sp = name && specials ? cJSON_GetObjectItemCaseSensitive(specials, name) : NULL;
+    const cJSON *ids = sp ? cJSON_GetObjectItemCaseSensitive(sp, "ids") : NULL;
+    return cJSON_IsArray(ids) && cJSON_GetArraySize(ids) == 1 ? json_id32(cJSON_GetArrayItem(ids, 0)) : -1;
+}
+
+/* A sentence-transformers embedding model (1_Pooling/config.json): the
+ * pooling, and the token every input ends with. Last-token pooling is the
+ * one the BitNet embedding models use (with L2 normalization after it,
+ * their model card); other modes are refused by name. The end token is
+ * what the HF tokenizer appends (its post-processor), else the eos id:
+ * last-token pooling reads the state at that token. */
+static int read_pooling(const char *dir, bn_hparams *hp, bn_err *e)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/1_Pooling/config.json", dir);
+    if (!bn_file_exists(path))
+        return 0;
+    cJSON *j = NULL;
+    if (bn_json_load(path, &j, e))
+        return -1;
+    static const char *const other[] = {"pooling_mode_cls_token", "pooling_mode_mean_tokens",
+                                        "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens",
+                                        "pooling_mode_weightedmean_tokens"};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof other / sizeof *other && !rc; i++)
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, other[i])))
+            rc = bn_fail_code(e, BN_E_UNSUPPORTED, "%s: %s is not supported (last-token pooling is)", path, other[i]);
+    if (!rc && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "pooling_mode_lasttoken")))
+        rc = bn_fail_code(e, BN_E_UNSUPPORTED, "%s: no pooling mode bn knows (pooling_mode_lasttoken)", path);
+    cJSON_Delete(j);
+    if (rc)
+        return rc;
+    hp->pooling = BN_POOL_LAST;
+    hp->embed_end_id = hp->eos_id;
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (bn_file_exists(path)) {
+        if (bn_json_load(path, &j, e))
+            return -1;
+        int32_t id = template_end_id(cJSON_GetObjectItemCaseSensitive(j, "post_processor"));
+        cJSON_Delete(j);
+        if (id >= 0)
+            hp->embed_end_id = id;
+    }
+    return 0;
+}
+
 /* Optional files: generation_config.json (stop ids), tokenizer_config.json
  * (chat template). Missing files are fine; malformed ones are errors. */
 static int read_extras(const char *dir, bn_hparams *hp, bn_meta *meta, bn_err *e)
@@ -295,7 +390,7 @@ static int read_extras(const char *dir, bn_hparams *hp, bn_meta *meta, bn_err *e
         cJSON_Delete(j);
     }
     bn_meta_set_str(meta, "chat.format", fmt);
-    return 0;
+    return read_pooling(dir, hp, e);
 }
 
 /* ------------------------------------------------------------- shards */
@@ -631,6 +726,14 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     bn_source_add_file(s, path);
     if (hp.tied && bn_source_find(s, "output.weight"))
         hp.tied = 0; /* an explicit head wins */
+    /* Stored per-projection input norms are applied whatever the config
+     * says (the BitNet embedding models' configs name no use_rms_norm; their
+     * converter maps <proj>.norm.weight; their eps is not written anywhere:
+     * the model's rms_norm_eps, formats/embedding.md). */
+    if (!hp.proj_norm && bn_source_find(s, "blk.0.attn_q_in_norm.weight")) {
+        hp.proj_norm = 1;
+        hp.proj_norm_eps = hp.norm_eps;
+    }
     if (hp.proj_norm && add_missing_in_norms(s, hi, &hp, e))
         goto fail;
     if (bn_hparams_to_meta(&hp, &s->meta)) {

@@ -54,9 +54,9 @@ int bn_hparams_from_meta(const bn_meta *m, bn_hparams *hp, const char *name, bn_
     const char *arch = bn_meta_str(m, "general.architecture");
     if (!arch)
         return bn_fail(e, "%s: missing metadata key 'general.architecture'", name);
-    if (strcmp(arch, "bitnet-b1.58") && strcmp(arch, "bitnet") && strcmp(arch, "llama"))
-        return bn_fail_code(e, BN_E_UNSUPPORTED, "%s: unsupported architecture '%s' (bitnet-b1.58, bitnet, llama are known)",
-                            name, arch);
+    if (strcmp(arch, "bitnet-b1.58") && strcmp(arch, "bitnet") && strcmp(arch, "llama") && strcmp(arch, "qwen3"))
+        return bn_fail_code(e, BN_E_UNSUPPORTED,
+                            "%s: unsupported architecture '%s' (bitnet-b1.58, bitnet, llama, qwen3 are known)", name, arch);
     snprintf(hp->arch, sizeof hp->arch, "%s", arch);
     const uint32_t big = 1u << 24;
     if (need_u32(m, "model.vocab_size", 1, 1u << 22, &hp->n_vocab, name, e) ||
@@ -86,6 +86,16 @@ int bn_hparams_from_meta(const bn_meta *m, bn_hparams *hp, const char *name, bn_
         return -1;
     if (hp->proj_norm && need_f32(m, "model.proj_norm_eps", 0, 1, &hp->proj_norm_eps, name, e))
         return -1;
+    if (bn_meta_get(m, "model.qk_norm") && need_bool(m, "model.qk_norm", &hp->qk_norm, name, e))
+        return -1;
+    hp->embed_end_id = -1;
+    if (bn_meta_get(m, "model.pooling")) {
+        const char *pool = bn_meta_str(m, "model.pooling");
+        if (!pool || strcmp(pool, "last"))
+            return bn_fail_code(e, BN_E_UNSUPPORTED, "%s: metadata 'model.pooling' must be 'last'", name);
+        hp->pooling = BN_POOL_LAST;
+        hp->embed_end_id = opt_id(m, "tokens.embed_end_id");
+    }
     const char *scaling = bn_meta_str(m, "model.rope_scaling");
     if (bn_meta_get(m, "model.rope_scaling")) {
         if (!scaling || strcmp(scaling, "llama3"))
@@ -116,8 +126,8 @@ int bn_hparams_from_meta(const bn_meta *m, bn_hparams *hp, const char *name, bn_
                 hp->stop_ids[hp->n_stop++] = ids[i];
     } else if (hp->eos_id >= 0)
         hp->stop_ids[hp->n_stop++] = hp->eos_id;
-    int32_t ids[3] = {hp->bos_id, hp->eos_id, hp->pad_id};
-    for (int i = 0; i < 3; i++)
+    int32_t ids[4] = {hp->bos_id, hp->eos_id, hp->pad_id, hp->embed_end_id};
+    for (int i = 0; i < 4; i++)
         if (ids[i] >= 0 && (uint32_t)ids[i] >= hp->n_vocab)
             return bn_fail(e, "%s: special token id %d is outside the vocabulary (%u)", name, ids[i], hp->n_vocab);
     return 0;
@@ -144,6 +154,12 @@ int bn_hparams_to_meta(const bn_hparams *hp, bn_meta *m)
     if (hp->proj_norm) { /* written only when set: files without it stay as they were */
         rc |= bn_meta_set_bool(m, "model.proj_norm", 1);
         rc |= bn_meta_set_f32(m, "model.proj_norm_eps", hp->proj_norm_eps);
+    }
+    if (hp->qk_norm) /* written only when set, as model.proj_norm */
+        rc |= bn_meta_set_bool(m, "model.qk_norm", 1);
+    if (hp->pooling == BN_POOL_LAST) {
+        rc |= bn_meta_set_str(m, "model.pooling", "last");
+        rc |= bn_meta_set_i32(m, "tokens.embed_end_id", hp->embed_end_id);
     }
     if (hp->rope_llama3) {
         rc |= bn_meta_set_str(m, "model.rope_scaling", "llama3");
@@ -218,6 +234,10 @@ int bn_hparams_check_tensors(const bn_hparams *hp, const bn_source *s, bn_err *e
             CHECK("ffn_gate_in_norm.weight", d, 0);
             CHECK("ffn_up_in_norm.weight", d, 0);
             CHECK("ffn_down_in_norm.weight", hp->n_ff, 0);
+        }
+        if (hp->qk_norm) {
+            CHECK("attn_q_norm.weight", hp->head_dim, 0);
+            CHECK("attn_k_norm.weight", hp->head_dim, 0);
         }
 #undef CHECK
     }

@@ -482,6 +482,13 @@ static void tok_one(bn_ctx *c, const bn_layer *L, uint32_t l, enum tok_step step
         break;
     case STEP_ROPE_KV: {
         const float *cs = c->rope_cs + t * hp->head_dim;
+        if (L->q_norm) { /* model.qk_norm: each head RMS-normalized before RoPE */
+            size_t hd = hp->head_dim;
+            for (size_t h = 0; h < hp->n_head; h++)
+                rmsnorm(c->qb + t * qd + h * hd, L->q_norm, hd, eps, c->qb + t * qd + h * hd);
+            for (size_t h = 0; h < hp->n_head_kv; h++)
+                rmsnorm(c->kb + t * kvd + h * hd, L->k_norm, hd, eps, c->kb + t * kvd + h * hd);
+        }
         rope(c, c->qb + t * qd, hp->n_head, cs);
         rope(c, c->kb + t * kvd, hp->n_head_kv, cs);
         store_kv(c, l, c->kb + t * kvd, c->vb + t * kvd, t);
@@ -593,10 +600,12 @@ static void batch_forward(bn_ctx *c, size_t n, float *logits)
     if (!logits)
         return;
     size_t rows = 0;
+    /* with embeddings the normed states are the output, no head */
+    float *normed = c->o.embeddings ? logits : c->tmp;
     for (size_t t = 0; t < n; t++)
         if (c->twant[t])
-            rmsnorm(c->x + t * d, m->out_norm, d, m->hp.norm_eps, c->tmp + rows++ * d);
-    if (!rows)
+            rmsnorm(c->x + t * d, m->out_norm, d, m->hp.norm_eps, normed + rows++ * d);
+    if (!rows || c->o.embeddings)
         return;
     head_job hj = {c, c->tmp, rows, logits, {0}};
     size_t V = m->hp.n_vocab;
@@ -638,6 +647,7 @@ int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, unsigne
     const bn_hparams *hp = &c->m->hp;
     ctx_seq *s = &c->seq[0];
     uint32_t pos = s->kv.n_pos, n32 = (uint32_t)n;
+    size_t width = c->o.embeddings ? hp->n_embd : hp->n_vocab; /* of an output row */
     int all = (flags & BN_EVAL_ALL_LOGITS) != 0;
     for (size_t i = 0; i < n; i++)
         if (ids[i] >= hp->n_vocab)
@@ -657,7 +667,7 @@ int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, unsigne
         size_t nb = n - off < NB ? n - off : NB;
         float *lg = NULL;
         if (logits && all)
-            lg = logits + off * hp->n_vocab;
+            lg = logits + off * width;
         else if (logits && off + nb == n)
             lg = logits;
         for (size_t t = 0; t < nb; t++)
@@ -714,7 +724,7 @@ int bn_ctx_eval_batch(bn_ctx *c, const bn_eval_tok *t, size_t n, float *logits, 
 {
     if (!c || (!t && n))
         return bn_fail_code(e, BN_E_INVALID, "no context or no tokens");
-    size_t k, V = c->m->hp.n_vocab;
+    size_t k, V = c->o.embeddings ? c->m->hp.n_embd : c->m->hp.n_vocab; /* of an output row */
     int rc = eval_prepare(c, t, n, &k, e);
     if (rc)
         return rc;

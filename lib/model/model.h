@@ -28,6 +28,7 @@ typedef struct bn_layer {
     /* model.proj_norm: each projection's own input norm, in bn_proj_names
      * order (q, k, v, o, gate, up, down); all NULL without */
     const float *in_norm[BN_N_PROJ];
+    const float *q_norm, *k_norm; /* model.qk_norm: [head_dim] each, else NULL */
     bn_mat q, k, v, o, gate, up, down;
 } bn_layer;
 
@@ -87,6 +88,8 @@ typedef struct bn_ctx_opts {
     uint32_t n_seq;     /* sequences the context can hold at once; 0: 1 */
     uint64_t kv_budget; /* bytes of KV blocks (kvcache.h) for all of them; 0:
                            n_seq × n_ctx positions (allocated as they are used) */
+    int embeddings;     /* each output row a token's final-normed hidden state
+                           (n_embd floats) instead of its logits: embed.c pools them */
 } bn_ctx_opts;
 
 /* A context with every option, the verification ones included (the

@@ -122,6 +122,19 @@ FAMILIES = {
                           "qc": {"quant_method": "bitnet", "linear_class": "autobitlinear",
                                  "quantization_mode": "offline", "use_rms_norm": True, "rms_norm_eps": 1e-5},
                           "test": {"heads": 2, "layers": 1, "vocab": 512}},
+    # microsoft/BitNet-embedding-0.6B (bitnet.cpp docs/bitnet-embeddings-i2s-guide.md §2-3, its
+    # utils/convert-bitnet-embedding-to-gguf.py): a Qwen3 backbone (model_type qwen3, q_norm/k_norm
+    # per head) saved as a sentence-transformers Qwen3Model (no "model." prefix, no lm_head), bf16
+    # master weights ternarized by absmean, an RMSNorm before each projection stored as
+    # <proj>.norm.weight, last-token pooling (1_Pooling) then L2 normalization; the tokenizer
+    # appends <|endoftext|> (here the synthetic vocabulary's <|end_of_text|>), which is not the
+    # config's eos (<|im_end|>, here <|eot_id|>). Vocabulary scaled (151936 in the real one).
+    "bitnet-embedding-0.6b": {"real": {"hidden_size": 1024, "intermediate_size": 3072, "num_attention_heads": 16,
+                                       "num_key_value_heads": 8, "head_dim": 128, "num_hidden_layers": 28,
+                                       "vocab_size": 151936, "max_position_embeddings": 32768},
+                              "rope_theta": 1000000.0, "rms_norm_eps": 1e-6, "tie": True, "bos": None,
+                              "eos": None, "gen_bos": None, "qc": None, "embedding": "qwen3",
+                              "test": {"heads": 2, "layers": 2, "vocab": 512}},
 }
 
 
@@ -180,7 +193,10 @@ def round_beta(beta, dtype):
 
 def model_tensors(shape, layers, vocab, arch, hd=None, in_norms=False):
     """[(canonical name, hf name, [rows, cols] or [n], kind)] in file order.
-    in_norms: each projection's use_rms_norm weight after it."""
+    in_norms: each projection's use_rms_norm weight after it. arch qwen3: the
+    BitNet embedding layout (qwen3_embedding_tensors)."""
+    if arch == "qwen3":
+        return qwen3_embedding_tensors(shape, layers, vocab, hd)
     d, ff, nl, h, kv, _, _ = shape
     hd = hd or d // h
     sub = arch != "llama"
@@ -215,6 +231,31 @@ def model_tensors(shape, layers, vocab, arch, hd=None, in_norms=False):
     out.append(("output_norm.weight", "model.norm.weight", [d], "norm"))
     if arch == "llama":
         out.append(("output.weight", "lm_head.weight", [vocab, d], "embed"))
+    return out
+
+
+def qwen3_embedding_tensors(shape, layers, vocab, hd):
+    """A BitNet embedding model on Qwen3: names as Qwen3Model saves them (no
+    "model." prefix), each projection's input norm <proj>.norm.weight before
+    it, q_norm/k_norm [head_dim], no lm_head (tied)."""
+    d, ff, _, h, kv, _, _ = shape
+    out = [("token_embd.weight", "embed_tokens.weight", [vocab, d], "embed")]
+    for i in range(layers):
+        p, q = "blk.%d." % i, "layers.%d." % i
+
+        def proj(c, n, rows, cols):
+            return [(p + c + "_in_norm.weight", q + n + ".norm.weight", [cols], "norm"),
+                    (p + c + ".weight", q + n + ".weight", [rows, cols], "ternary")]
+        out.append((p + "attn_norm.weight", q + "input_layernorm.weight", [d], "norm"))
+        out += proj("attn_q", "self_attn.q_proj", h * hd, d) + proj("attn_k", "self_attn.k_proj", kv * hd, d)
+        out += proj("attn_v", "self_attn.v_proj", kv * hd, d)
+        out += [(p + "attn_q_norm.weight", q + "self_attn.q_norm.weight", [hd], "norm"),
+                (p + "attn_k_norm.weight", q + "self_attn.k_norm.weight", [hd], "norm")]
+        out += proj("attn_output", "self_attn.o_proj", d, h * hd)
+        out.append((p + "ffn_norm.weight", q + "post_attention_layernorm.weight", [d], "norm"))
+        out += proj("ffn_gate", "mlp.gate_proj", ff, d) + proj("ffn_up", "mlp.up_proj", ff, d)
+        out += proj("ffn_down", "mlp.down_proj", d, ff)
+    out.append(("output_norm.weight", "norm.weight", [d], "norm"))
     return out
 
 
@@ -630,14 +671,16 @@ def write_hf(args, shape, layers, vocab, out):
     d, ff, _, h, kv, _, ctx = shape
     os.makedirs(out, exist_ok=True)
     fam = FAMILIES[args.family] if args.family else None
-    arch = "llama" if fam else "bitnet-b1.58"
+    arch = ("qwen3" if fam.get("embedding") else "llama") if fam else "bitnet-b1.58"
     hd = family_shape(fam)[1] if fam else None
     tens = model_tensors(shape, layers, vocab, arch, hd, bool(fam and fam.get("in_norms")))
     if fam and fam["tie"]:
         tens = [t for t in tens if t[0] != "output.weight"]
     packed = args.format in ("hf-packed", "hf-packed-bitlinear")
     divide = args.format == "hf-packed-bitlinear"
-    if fam:  # the family's quantization_config decides the packing
+    if fam and fam["qc"] is None:  # no quantization_config: bf16 master weights
+        packed = divide = False
+    elif fam:  # the family's quantization_config decides the packing
         packed = fam["qc"].get("quantization_mode", "offline") == "offline"
         divide = fam["qc"].get("linear_class", "bitlinear") == "bitlinear"
 
@@ -734,6 +777,8 @@ def write_hf(args, shape, layers, vocab, out):
         "bos_token_id": bos, "eos_token_id": eos, "initializer_range": 0.02,
         "attention_bias": False, "quantization_config": qc,
     }
+    if fam and fam.get("embedding"):
+        return write_embedding_extras(out, fam, truth, d, ff, layers, h, kv, vocab, ctx)
     if fam:
         r = fam["real"]
         cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
@@ -757,6 +802,54 @@ def write_hf(args, shape, layers, vocab, out):
         json.dump({"_from_model_config": True, "bos_token_id": bos,
                    "eos_token_id": fam["eos"] if fam else [eos, eot],
                    "do_sample": True, "temperature": 0.8, "top_p": 0.95, "max_length": ctx}, f, indent=2)
+    return truth
+
+
+def write_embedding_extras(out, fam, truth, d, ff, layers, h, kv, vocab, ctx):
+    """config.json as a sentence-transformers Qwen3Model has it, 1_Pooling and
+    modules.json (last token, Normalize), a tokenizer whose post-processor
+    appends the end-of-text token (and no BOS), eos the <|im_end|> stand-in."""
+    r = fam["real"]
+    tj = json.load(open(os.path.join(out, "tokenizer.json"), encoding="utf-8"))
+    ids = {a["content"]: a["id"] for a in tj["added_tokens"]}
+    end, im_end = "<|end_of_text|>", "<|eot_id|>"
+    tj["post_processor"] = {"type": "TemplateProcessing",
+                            "single": [{"Sequence": {"id": "A", "type_id": 0}},
+                                       {"SpecialToken": {"id": end, "type_id": 0}}],
+                            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
+                                     {"SpecialToken": {"id": end, "type_id": 1}}],
+                            "special_tokens": {end: {"id": end, "ids": [ids[end]], "tokens": [end]}}}
+    with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(tj, f, ensure_ascii=False)
+    tcp = os.path.join(out, "tokenizer_config.json")
+    tc = json.load(open(tcp, encoding="utf-8"))
+    tc.update(add_bos_token=False, bos_token=None, eos_token=im_end, pad_token=end)
+    tc.pop("chat_template", None)
+    with open(tcp, "w", encoding="utf-8") as f:
+        json.dump(tc, f, ensure_ascii=False, indent=2)
+    cfg = {"architectures": ["Qwen3Model"], "model_type": "qwen3", "hidden_act": "silu", "hidden_size": d,
+           "intermediate_size": ff, "num_hidden_layers": layers, "num_attention_heads": h,
+           "num_key_value_heads": kv, "head_dim": r["head_dim"], "vocab_size": vocab,
+           "max_position_embeddings": ctx, "rms_norm_eps": fam["rms_norm_eps"], "rope_theta": fam["rope_theta"],
+           "rope_scaling": None, "tie_word_embeddings": True, "torch_dtype": "bfloat16", "use_cache": True,
+           "attention_bias": False, "attention_dropout": 0.0, "bos_token_id": ids[end],
+           "eos_token_id": ids[im_end], "sliding_window": None, "use_sliding_window": False,
+           "max_window_layers": layers, "layer_types": ["full_attention"] * layers}
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    os.makedirs(os.path.join(out, "1_Pooling"), exist_ok=True)
+    with open(os.path.join(out, "1_Pooling", "config.json"), "w") as f:
+        json.dump({"word_embedding_dimension": d, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": False,
+                   "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False,
+                   "pooling_mode_weightedmean_tokens": False, "pooling_mode_lasttoken": True,
+                   "include_prompt": True}, f, indent=2)
+    with open(os.path.join(out, "modules.json"), "w") as f:
+        json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                   {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}],
+                  f, indent=2)
+    truth["embed_end_id"] = ids[end]
+    truth["eos_id"] = ids[im_end]
     return truth
 
 

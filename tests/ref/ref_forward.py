@@ -15,6 +15,14 @@ once with a causal mask (no KV cache), in float32.
   ref_forward.py greedy-check --model DIR --ids FILE [--mode M] --gen FILE
   ref_forward.py ppl     --model DIR --ids FILE --window W
   ref_forward.py spread  --model DIR --ids FILE --bn FILE [--eps 1e-6]
+  ref_forward.py embed   --model DIR --ids FILE --bn FILE [--min-cos C]
+
+embed: an embedding model (sentence-transformers: 1_Pooling/config.json with
+pooling_mode_lasttoken; BitNet-embedding-0.6B on Qwen3): every line of FILE is
+one record; the tokenizer's appended end token (tokenizer.json post-processor)
+is added unless the record ends with it; the vector is the last token's
+final-normed hidden state divided by its L2 norm. bn's vectors (raw f32,
+records x hidden) must each have cosine >= C (default 0.9999) with it.
 
 Modes: exact (ternary weights, per-token int8 activations: the inference
 contract), noquant (ternary weights, float activations), float (master
@@ -76,6 +84,10 @@ def load_checkpoint(d):
             tensors.update(read_safetensors(os.path.join(d, fn)))
     else:
         tensors = read_safetensors(os.path.join(d, "model.safetensors"))
+    if "model.embed_tokens.weight" not in tensors:
+        # a base model saved alone (AutoModel, e.g. sentence-transformers'
+        # Qwen3Model) has no "model." prefix
+        tensors = {(k if k == "lm_head.weight" else "model." + k): v for k, v in tensors.items()}
     return cfg, tensors
 
 
@@ -155,6 +167,12 @@ class Model:
         self.pnorm = bool(qc.get("use_rms_norm", False))
         eps = qc.get("rms_norm_eps")
         self.pn_eps = F32(1e-6 if eps is None else eps)
+        # BitNet embedding models store the same norm as <proj>.norm.weight
+        # with no quantization_config; the eps is the model's rms_norm_eps
+        # (bitnet.cpp's converter maps the tensors and writes no other eps)
+        self.pn_name = ".rms_norm.weight"
+        if "model.layers.0.self_attn.q_proj.norm.weight" in t:
+            self.pnorm, self.pn_name, self.pn_eps = True, ".norm.weight", self.eps
         self.layers = []
         for i in range(cfg["num_hidden_layers"]):
             p = "model.layers.%d." % i
@@ -166,10 +184,13 @@ class Model:
             L["post"] = t[p + "post_attention_layernorm.weight"]
             L["asub"] = t.get(p + "self_attn.attn_sub_norm.weight")
             L["fsub"] = t.get(p + "mlp.ffn_sub_norm.weight")
+            # Qwen3: RMSNorm over each query / key head (q_norm, k_norm) before RoPE
+            L["qn"] = t.get(p + "self_attn.q_norm.weight")
+            L["kn"] = t.get(p + "self_attn.k_norm.weight")
             for k, n in (("q", "self_attn.q_proj"), ("k", "self_attn.k_proj"), ("v", "self_attn.v_proj"),
                          ("o", "self_attn.o_proj"), ("g", "mlp.gate_proj"), ("u", "mlp.up_proj"),
                          ("dn", "mlp.down_proj")):
-                w = t.get(p + n + ".rms_norm.weight")
+                w = t.get(p + n + self.pn_name)
                 L["n" + k] = None if not self.pnorm else \
                     (w if w is not None else np.ones(L[k].t.shape[1], dtype=F32))
             self.layers.append(L)
@@ -213,6 +234,10 @@ class Model:
         return act_quant(x) if self.mode == "exact" else None
 
     def forward(self, ids, perturb=0.0, seed=0):
+        return (self.hidden(ids, perturb, seed) @ self.headT).astype(F32)
+
+    def hidden(self, ids, perturb=0.0, seed=0):
+        """Every position's final-normed hidden state [T, d]."""
         ids = np.asarray(ids, dtype=np.int64)
         T = len(ids)
         h = self.emb[ids].astype(F32)
@@ -229,6 +254,8 @@ class Model:
             Q = self.run(L, "q", x, q).reshape(T, self.nh, self.hd)
             K = self.run(L, "k", x, q).reshape(T, self.nkv, self.hd)
             V = self.run(L, "v", x, q).reshape(T, self.nkv, self.hd)
+            if L["qn"] is not None:
+                Q, K = self.rms(Q, L["qn"]), self.rms(K, L["kn"])
             Q, K = self.rope(Q, pos), self.rope(K, pos)
             out = np.empty((T, self.nh, self.hd), dtype=F32)
             for hh in range(self.nh):
@@ -251,7 +278,35 @@ class Model:
             if L["fsub"] is not None:
                 m = self.rms(m, L["fsub"])
             h = h + self.run(L, "dn", m, self.proj_in(m))
-        return (self.rms(h, self.norm) @ self.headT).astype(F32)
+        return self.rms(h, self.norm).astype(F32)
+
+    def end_id(self, d):
+        """The id the HF tokenizer appends to one sequence (tokenizer.json's
+        TemplateProcessing, alone or in a Sequence), else the config's eos."""
+        def last(pp):
+            if not pp:
+                return None
+            if pp.get("type") == "Sequence":
+                ids = [last(x) for x in pp.get("processors", [])]
+                ids = [x for x in ids if x is not None]
+                return ids[-1] if ids else None
+            if pp.get("type") != "TemplateProcessing" or "SpecialToken" not in pp["single"][-1]:
+                return None
+            return pp["special_tokens"][pp["single"][-1]["SpecialToken"]["id"]]["ids"][0]
+        tj = os.path.join(d, "tokenizer.json")
+        x = last(json.load(open(tj, encoding="utf-8")).get("post_processor")) if os.path.exists(tj) else None
+        if x is None:
+            x = self.cfg.get("eos_token_id")
+        return x
+
+    def embed(self, ids, end):
+        """Last-token pooling of the record (end token appended unless there),
+        L2-normalized (sentence-transformers Normalize, eps 1e-12)."""
+        ids = list(ids)
+        if end is not None and (not ids or ids[-1] != end):
+            ids.append(end)
+        v = self.hidden(ids)[-1].astype(np.float64)
+        return v / max(np.linalg.norm(v), 1e-12)
 
 
 # --------------------------------------------------------------------- cli
@@ -277,7 +332,7 @@ def nll_rows(logits, targets):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("cmd", choices=["logits", "compare", "greedy", "greedy-check", "ppl", "spread"])
+    ap.add_argument("cmd", choices=["logits", "compare", "greedy", "greedy-check", "ppl", "spread", "embed"])
     ap.add_argument("--model", required=True)
     ap.add_argument("--ids", required=True)
     ap.add_argument("--mode", default="exact", choices=["exact", "noquant", "float"])
@@ -291,6 +346,7 @@ def main():
     ap.add_argument("--bos", type=int, default=None)
     ap.add_argument("--eps", type=float, default=1e-6)
     ap.add_argument("--trials", type=int, default=3)
+    ap.add_argument("--min-cos", type=float, default=0.9999)
     a = ap.parse_args()
     m = Model(a.model, a.mode)
     V = m.emb.shape[0]
@@ -310,6 +366,21 @@ def main():
         err = ppl * math.sqrt(nll.var() / (len(nll) - 1))
         print(json.dumps({"ppl": ppl, "ppl_err": err, "nll": mean, "scored": len(nll)}))
         return 0
+
+    if a.cmd == "embed":
+        recs = [[int(x) for x in l.split()] for l in open(a.ids) if l.strip()]
+        end = m.end_id(a.model)
+        ref = np.array([m.embed(r, end) for r in recs])
+        bn = np.fromfile(a.bn, dtype="<f4").astype(np.float64)
+        if bn.size != ref.size:
+            print("ref_forward: bn wrote %d floats, the reference %d vectors of %d" % (bn.size, *ref.shape))
+            return 1
+        bn = bn.reshape(ref.shape)
+        cos = (bn * ref).sum(-1) / np.linalg.norm(bn, axis=-1) / np.linalg.norm(ref, axis=-1)
+        res = {"records": len(recs), "min_cos": float(cos.min()), "cos": [float(c) for c in cos],
+               "bn_norm_dev": float(np.abs(np.linalg.norm(bn, axis=-1) - 1).max())}
+        print(json.dumps(res))
+        return 0 if cos.min() >= a.min_cos and res["bn_norm_dev"] < 1e-5 else 1
 
     ids = read_ids(a.ids)
     if a.cmd == "greedy":

@@ -1,0 +1,203 @@
+/* embed.c — an embedding model's vectors (embed.h, formats/embedding.md):
+ * records run as sequences of one batch, the last token's final-normed
+ * state (the context made with embeddings gives it instead of logits)
+ * divided by its L2 norm. */
+#include "embed.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int bn_embed_input(const bn_hparams *hp, bn_tokens *rec, bn_err *e)
+{
+    if (hp->embed_end_id < 0 || (rec->n && rec->ids[rec->n - 1] == (uint32_t)hp->embed_end_id))
+        return 0;
+    if (bn_tokens_push(rec, (uint32_t)hp->embed_end_id, BN_TOK_NO_OFFSET))
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    return 0;
+}
+
+/* v / max(|v|, 1e-12), the norm summed in double (sentence-transformers'
+ * Normalize: torch.nn.functional.normalize, p = 2, eps = 1e-12). */
+static void l2_normalize(float *v, size_t d)
+{
+    double ss = 0;
+    for (size_t i = 0; i < d; i++)
+        ss += (double)v[i] * v[i];
+    double norm = sqrt(ss);
+    float inv = (float)(1.0 / (norm > 1e-12 ? norm : 1e-12));
+    for (size_t i = 0; i < d; i++)
+        v[i] *= inv;
+}
+
+int bn_embed_run(bn_ctx *c, const bn_tokens *recs, size_t k, float *out, bn_err *e)
+{
+    const bn_model *m = bn_ctx_model(c);
+    size_t d = m->hp.n_embd, total = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (!recs[i].n)
+            return bn_fail_code(e, BN_E_INVALID, "record %zu is empty", i);
+        total += recs[i].n;
+    }
+    bn_eval_tok *t = malloc(total * sizeof *t);
+    if (!t)
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    size_t j = 0;
+    for (size_t i = 0; i < k; i++)
+        for (size_t p = 0; p < recs[i].n; p++)
+            t[j++] = (bn_eval_tok){.id = recs[i].ids[p], .seq = (uint32_t)i, .pos = (uint32_t)p,
+                                   .logits = p + 1 == recs[i].n};
+    /* the rows come in batch order: record 0's last token first */
+    int rc = bn_ctx_eval_batch(c, t, total, out, e);
+    free(t);
+    for (size_t i = 0; i < k; i++)
+        bn_ctx_seq_truncate(c, (int)i, 0);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < k; i++)
+        l2_normalize(out + i * d, d);
+    return 0;
+}
+
+/* ------------------------------------------------------------- output */
+
+static int write_vec(FILE *f, int format, uint64_t rec, const float *v, size_t d, const char *err, bn_err *e)
+{
+    int bad = 0;
+    if (format == BN_EMBED_F32) {
+        if (err) {
+            float nan = NAN;
+            for (size_t i = 0; i < d && !bad; i++)
+                bad = fwrite(&nan, sizeof nan, 1, f) != 1;
+        } else
+            bad = fwrite(v, sizeof *v, d, f) != d;
+    } else {
+        if (format == BN_EMBED_JSON) {
+            fprintf(f, "{\"record\": %llu, ", (unsigned long long)rec);
+            if (err) {
+                fputs("\"error\": \"", f);
+                for (const unsigned char *p = (const unsigned char *)err; *p; p++)
+                    fprintf(f, *p == '"' || *p == '\\' ? "\\%c" : *p < 0x20 ? "\\u%04x" : "%c", *p);
+                fputs("\"}", f);
+            } else
+                fputs("\"embedding\": [", f);
+        }
+        /* %.9g: every f32 read back exactly */
+        for (size_t i = 0; !err && i < d; i++)
+            fprintf(f, i ? (format == BN_EMBED_JSON ? ", %.9g" : " %.9g") : "%.9g", (double)v[i]);
+        if (format == BN_EMBED_JSON && !err)
+            fputs("]}", f);
+        bad = fputc('\n', f) == EOF;
+    }
+    if (bad || fflush(f))
+        return bn_fail(e, "write error");
+    return 0;
+}
+
+/* ------------------------------------------------------------- stream */
+
+int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_opts *o, FILE *out, uint64_t *bad,
+                    bn_err *e)
+{
+    const bn_model *m = bn_ctx_model(c);
+    const bn_hparams *hp = &m->hp;
+    size_t d = hp->n_embd, par = o->parallel ? o->parallel : 1, n_ctx = bn_ctx_n_ctx(c);
+    if (par > bn_ctx_n_seq(c))
+        return bn_fail_code(e, BN_E_INVALID, "%zu records at once, but the context holds %u sequences", par,
+                            bn_ctx_n_seq(c));
+    while (bn_ctx_seq_new(c, NULL) >= 0) /* sequences 0..n_seq-1, all live */
+        ;
+    bn_tokens *recs = calloc(par, sizeof *recs), *run = calloc(par, sizeof *run);
+    char(*why)[160] = calloc(par, sizeof *why);
+    float *vec = malloc(par * d * sizeof *vec);
+    int rc = 0, done = 0;
+    if (!recs || !run || !why || !vec)
+        rc = bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    for (uint64_t base = 1; !rc && !done; base += par) {
+        size_t k = 0, nrun = 0;
+        for (; k < par; k++) { /* a pass: up to par records */
+            bn_tokens_clear(&recs[k]);
+            int r = src(src_ctx, &recs[k], e);
+            if (r < 0)
+                rc = -1;
+            if (r <= 0) {
+                done = 1;
+                break;
+            }
+            why[k][0] = 0;
+            if (bn_embed_input(hp, &recs[k], e))
+                rc = -1;
+            else if (!recs[k].n)
+                snprintf(why[k], sizeof why[k], "the record is empty (and the model appends no end token)");
+            else if (recs[k].n > n_ctx)
+                snprintf(why[k], sizeof why[k], "the record does not fit the context of %zu tokens (the end token included)",
+                         n_ctx);
+            else
+                run[nrun++] = recs[k];
+        }
+        if (rc)
+            break;
+        bn_err re;
+        int r = nrun ? bn_embed_run(c, run, nrun, vec, &re) : 0;
+        if (r && re.code == BN_E_KV_FULL) /* the budget holds fewer at once: one at a time */
+            for (size_t i = r = 0; i < nrun && !r; i++)
+                r = bn_embed_run(c, &run[i], 1, vec + i * d, &re);
+        if (r) {
+            rc = bn_fail_code(e, re.code, "%s", re.msg);
+            break;
+        }
+        for (size_t i = 0, v = 0; i < k && !rc; i++) {
+            if (why[i][0]) {
+                (*bad)++;
+                if (o->log) {
+                    char msg[256];
+                    snprintf(msg, sizeof msg, "record %llu: %s", (unsigned long long)(base + i), why[i]);
+                    o->log(o->log_user, BN_LOG_ERROR, msg);
+                }
+            }
+            rc = write_vec(out, o->format, base + i, why[i][0] ? NULL : vec + v * d, d, why[i][0] ? why[i] : NULL, e);
+            v += !why[i][0];
+        }
+    }
+    for (size_t i = 0; recs && i < par; i++)
+        bn_tokens_free(&recs[i]);
+    free(recs);
+    free(run);
+    free(why);
+    free(vec);
+    return rc;
+}
+
+/* ------------------------------------------------------------- sources */
+
+int bn_embed_src_tokr(void *ctx, bn_tokens *out, bn_err *e)
+{
+    bn_embed_tokr *s = ctx;
+    return bn_tokr_record_max(s->in, &out->ids, &out->n, &out->cap, s->max, &s->total, e);
+}
+
+int bn_embed_src_text(void *ctx, bn_tokens *out, bn_err *e)
+{
+    bn_embed_text *s = ctx;
+    const char *text = s->text;
+    size_t len = s->len;
+    if (s->lines) {
+        ssize_t n = getline(&s->buf, &s->cap, s->lines);
+        if (n < 0) {
+            free(s->buf);
+            s->buf = NULL;
+            return ferror(s->lines) ? bn_fail(e, "read error") : 0;
+        }
+        if (n && s->buf[n - 1] == '\n')
+            n--;
+        if (n && s->buf[n - 1] == '\r')
+            n--;
+        text = s->buf;
+        len = (size_t)n;
+    } else if (!text)
+        return 0;
+    else
+        s->text = NULL; /* one text, once */
+    unsigned flags = s->hp->add_bos && s->hp->bos_id >= 0 ? BN_ENC_BOS : 0;
+    return bn_tokenizer_encode(s->tok, text, len, flags, 0, out, e) ? -1 : 1;
+}
