@@ -33,7 +33,7 @@ static const bn_prog prog = {
 #define MAX_PPL_OPTS 256
 
 typedef struct opts {
-    const char *model, *prompt, *file, *system, *logits_file, *kernel;
+    const char *model, *prompt, *file, *system, *logits_file, *kernel, *draft;
     const char *ppl_opt[MAX_PPL_OPTS];
     size_t n_ppl_opt;
     const char **ppl_files; /* the --perplexity values, then the operands */
@@ -117,8 +117,11 @@ static int parse(int argc, char **argv, opts *o)
         OPT_U32(0, "lookup", &o->g.lookup, "N", 1, 64,
                 "prompt lookup: draft next tokens where the last N..1 tokens occurred before\n"
                 "in the text, check them in one pass (greedy: the same output; sampled: the same distribution)"),
+        OPT_STRING(0, "draft", &o->draft, "MODEL",
+                   "a draft model (smaller, the same tokenizer) guesses the next tokens, the model checks\n"
+                   "them in one pass (greedy: the same output; sampled: the same distribution)"),
         OPT_U32(0, "draft-max", &o->g.draft_max, "K", 1, BN_KERN_MAX_N - 1,
-                "most tokens drafted for one pass (default 8)"),
+                "most tokens drafted for one pass (default 8; with --lookup or --draft)"),
         OPT_SECTION("chat:"),
         {.kind = BN_OPT_FLAG, .dash_name = "cnv", .name = "chat", .dest = &o->chat,
          .help = "interactive chat with the model's chat format"},
@@ -168,8 +171,14 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--parallel answers a token stream on stdin or scores texts: not with -p, -f or -cnv");
     if (o->parallel > BN_KERN_MAX_N && o->n_ppl)
         return bn_usage_error(&prog, "--parallel with --perplexity: at most %d windows at once", BN_KERN_MAX_N);
-    if (o->g.draft_max && !o->g.lookup)
-        return bn_usage_error(&prog, "--draft-max needs --lookup N");
+    if (o->g.draft_max && !o->g.lookup && !o->draft)
+        return bn_usage_error(&prog, "--draft-max needs --lookup N or --draft MODEL");
+    if (o->draft && o->g.lookup)
+        return bn_usage_error(&prog, "--draft and --lookup exclude each other");
+    if (o->draft && o->parallel)
+        return bn_usage_error(&prog, "--draft answers one record at a time: not with --parallel");
+    if (o->draft && (o->n_ppl || o->embed))
+        return bn_usage_error(&prog, "--draft generates answers: not with --perplexity or --embed");
     if (o->parallel && o->g.lookup)
         return bn_usage_error(&prog, "--lookup answers one record at a time: not with --parallel");
     if (o->parallel && o->logits_file)
@@ -346,6 +355,48 @@ static int run_embed(const opts *o, const bn_model *m, bn_ctx *c, bn_tokenizer *
     return r || bad ? BN_EXIT_DATA : BN_EXIT_OK;
 }
 
+/* --draft MODEL: the draft model and a context of its own (as long as
+ * the main one, or its model's, if shorter), with the main model's kernels
+ * and threads. Its tokenizer must be the main model's: the same ids must
+ * mean the same text. */
+static int open_draft(opts *o, const bn_model_params *mp, const bn_model *m, const bn_tokenizer *tok,
+                      uint32_t n_ctx, bn_model **dm, bn_ctx **dc)
+{
+    bn_err e = {0};
+    bn_tokenizer *dt = NULL;
+    if (!(*dm = bn_model_open(o->draft, mp, &e))) {
+        bn_report(&prog, "%s", e.msg);
+        return -1;
+    }
+    const char *name = (*dm)->src.name;
+    if ((*dm)->hp.n_vocab != m->hp.n_vocab) {
+        bn_report(&prog, "%s: a vocabulary of %u tokens, the model's has %u: a draft needs the model's tokenizer", name,
+                  (*dm)->hp.n_vocab, m->hp.n_vocab);
+        return -1;
+    }
+    if (!(dt = bn_tokenizer_from_model(*dm, &e)) && e.code != BN_E_UNSUPPORTED) {
+        bn_report(&prog, "%s", e.msg);
+        return -1;
+    }
+    int same = dt && tok ? bn_tokenizer_hash(dt) == bn_tokenizer_hash(tok) : !dt && !tok;
+    bn_tokenizer_free(dt);
+    if (!same) {
+        bn_report(&prog, "%s: its tokenizer is not the model's: a draft needs the model's tokenizer", name);
+        return -1;
+    }
+    bn_ctx_opts co = {.n_ctx = n_ctx < (*dm)->hp.n_ctx ? n_ctx : (*dm)->hp.n_ctx, .kv_f16 = o->kv_f16,
+                      .no_act_quant = o->no_act_quant, .n_threads = o->threads};
+    if (!(*dc = bn_ctx_new_opts(*dm, &co, &e))) {
+        bn_report(&prog, "%s: %s", name, e.msg);
+        return -1;
+    }
+    if (o->verbose)
+        bn_report(&prog, "%s: draft model, %u layers, d %u, weights %.1f MiB, %u positions", name, (*dm)->hp.n_layer,
+                  (*dm)->hp.n_embd, (double)bn_model_weight_bytes(*dm) / 1048576.0, co.n_ctx);
+    o->g.draft = *dc;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bn_cli_init();
@@ -370,7 +421,8 @@ int main(int argc, char **argv)
         return BN_EXIT_DATA;
     }
     rc = BN_EXIT_DATA;
-    bn_ctx *c = NULL;
+    bn_ctx *c = NULL, *dc = NULL;
+    bn_model *dm = NULL;
     bn_tokenizer *tok = NULL;
     bn_gen *g = NULL;
     FILE *lfp = NULL;
@@ -424,6 +476,8 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s: the model has no tokenizer section; give token ids on stdin", m->src.name);
         goto out;
     }
+    if (o.draft && open_draft(&o, &mp, m, tok, co.n_ctx, &dm, &dc))
+        goto out;
     if (o.verbose)
         bn_report(&prog, "%s: %s, %u layers, d %u, vocab %u, weights %.1f MiB, KV budget %.1f MiB (%s, %llu bytes a "
                          "position, %llu positions), %d threads, kernels %s", m->src.name, m->hp.arch, m->hp.n_layer,
@@ -513,9 +567,9 @@ out:
         bn_report(&prog, "prompt: %llu tokens in %.3f s (%.2f tok/s); generation: %llu tokens in %.3f s (%.2f tok/s)",
                   (unsigned long long)st.n_prompt, st.t_prompt, st.t_prompt > 0 ? st.n_prompt / st.t_prompt : 0,
                   (unsigned long long)st.n_gen, st.t_gen, st.t_gen > 0 ? st.n_gen / st.t_gen : 0);
-        if (o.g.lookup)
-            bn_report(&prog, "prompt lookup: %llu tokens drafted, %llu accepted (%.1f%%), %.2f tokens a pass",
-                      (unsigned long long)st.n_draft, (unsigned long long)st.n_accept,
+        if (o.g.lookup || o.draft)
+            bn_report(&prog, "%s: %llu tokens drafted, %llu accepted (%.1f%%), %.2f tokens a pass",
+                      o.draft ? "draft model" : "prompt lookup", (unsigned long long)st.n_draft, (unsigned long long)st.n_accept,
                       st.n_draft ? 100.0 * st.n_accept / st.n_draft : 0.0,
                       st.n_pass ? (double)st.n_gen / st.n_pass : 0.0);
     }
@@ -533,6 +587,8 @@ out:
     bn_tokenizer_free(tok);
     bn_ctx_free(c);
     bn_model_close(m);
+    bn_ctx_free(dc);
+    bn_model_close(dm);
     free(o.ppl_files);
     return rc;
 }

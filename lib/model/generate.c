@@ -3,6 +3,7 @@
  * streaming output as ids or text, record-by-record answering of a token
  * stream, and the chat session. */
 #include "generate.h"
+#include "draft.h"
 #include "lookup.h"
 #include "stopstr.h"
 
@@ -36,6 +37,7 @@ struct bn_gen {
     int capture;
     int escape_breaks; /* chat to a non-terminal: one line per answer */
     int binary;        /* ids in the binary token stream */
+    bn_draft *draft;   /* with o.draft: the guesses of a draft model */
     bn_gen_stats st;
 };
 
@@ -304,7 +306,8 @@ static int echo_prompt(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
     return 0;
 }
 
-/* The answer loop with prompt lookup decoding. Each pass evaluates the
+/* The answer loop with prompt lookup decoding, or a draft model's guesses
+ * (g->draft). Each pass evaluates the
  * last token plus the drafts after it, one logits row per position (bit
  * for bit what one-token passes give: the kernels compute each token's
  * row alone); row j decides the token after the j-th draft, exactly as
@@ -326,7 +329,8 @@ static int answer_lookup(bn_gen *g, uint32_t n_ctx, int *stopped, bn_err *e)
         size_t j = 0;
         for (;; j++) {
             float *row = g->logits + j * V;
-            id = j < nd ? bn_sampler_verify(&g->s, row, g->hist, g->n_hist, draft[j])
+            id = j < nd ? bn_sampler_verify_dist(&g->s, row, g->hist, g->n_hist, draft[j],
+                                                 g->draft ? bn_draft_q(g->draft, j) : NULL)
                         : bn_sampler_sample(&g->s, row, g->hist, g->n_hist);
             if (is_stop_id(g->m, id) || (rc = emit(g, id, stopped, e)))
                 goto out;
@@ -340,7 +344,7 @@ static int answer_lookup(bn_gen *g, uint32_t n_ctx, int *stopped, bn_err *e)
             g->st.n_gen++;
             g->st.n_accept++;
         }
-        bn_lookup_update(&lk, nd, j);
+        bn_lookup_update(g->draft ? &g->draft->k : &lk, nd, j);
         /* the next pass: id, then drafts that fit the context and the answer */
         uint32_t pos = (uint32_t)g->n_hist;
         bn_ctx_truncate(g->c, pos);
@@ -351,7 +355,10 @@ static int answer_lookup(bn_gen *g, uint32_t n_ctx, int *stopped, bn_err *e)
             limit = (size_t)(g->o.n_predict - done - 1);
         if (limit > BN_KERN_MAX_N - 1)
             limit = BN_KERN_MAX_N - 1;
-        nd = bn_lookup_draft(&lk, g->hist, g->n_hist, limit, draft);
+        if (!g->draft)
+            nd = bn_lookup_draft(&lk, g->hist, g->n_hist, limit, draft);
+        else if ((rc = bn_draft_propose(g->draft, g->hist, g->n_hist, limit, draft, &nd, e)))
+            goto out;
         batch[0] = id;
         memcpy(batch + 1, draft, nd * sizeof *draft);
         if ((rc = bn_ctx_eval(g->c, batch, nd + 1, g->logits, nd ? BN_EVAL_ALL_LOGITS : 0, e)))
@@ -386,7 +393,7 @@ int bn_gen_answer(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
     if (g->o.echo && echo_prompt(g, prompt, n, e))
         return -1;
     int stopped = 0;
-    if (g->o.lookup && g->o.n_predict != 0) {
+    if ((g->o.lookup || g->draft) && g->o.n_predict != 0) {
         if (answer_lookup(g, n_ctx, &stopped, e))
             return -1;
         g->st.t_gen += now() - t1;
@@ -661,6 +668,18 @@ bn_gen *bn_gen_new(const bn_model *m, bn_ctx *c, bn_tokenizer *tok, const bn_gen
         return NULL;
     }
     g->binary = binary_ids;
+    if (c && o->draft) {
+        uint32_t k = o->draft_max ? o->draft_max : 8;
+        if (!(g->draft = malloc(sizeof *g->draft))) {
+            bn_fail(e, "out of memory");
+            goto fail;
+        }
+        if (bn_draft_init(g->draft, o->draft, &o->samp, k, e)) {
+            free(g->draft);
+            g->draft = NULL;
+            goto fail;
+        }
+    }
     if (o->text) {
         if (bn_detok_init(&g->dt, tok, BN_DEC_SKIP_SPECIAL, e))
             goto fail;
@@ -671,6 +690,9 @@ bn_gen *bn_gen_new(const bn_model *m, bn_ctx *c, bn_tokenizer *tok, const bn_gen
     }
     return g;
 fail:
+    if (g->draft)
+        bn_draft_release(g->draft);
+    free(g->draft);
     bn_sampler_release(&g->s);
     free(g->logits);
     free(g);
@@ -685,6 +707,9 @@ void bn_gen_free(bn_gen *g)
         bn_detok_release(&g->dt);
     else
         bn_tokw_close(&g->w);
+    if (g->draft)
+        bn_draft_release(g->draft);
+    free(g->draft);
     bn_sampler_release(&g->s);
     free(g->logits);
     free(g->hist);

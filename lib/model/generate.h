@@ -25,6 +25,12 @@ typedef struct bn_gen_opts {
      * though not the same draws for a seed. 0: off. */
     uint32_t lookup;
     uint32_t draft_max;   /* 1..BN_KERN_MAX_N-1; 0: 8 */
+    /* A draft model's context (draft.h): its model, with the main model's
+     * vocabulary, guesses up to draft_max tokens a pass, checked as prompt
+     * lookup's are; sampled guesses by rejection sampling, so sampled
+     * output follows the main model's distribution. Not with lookup. NULL:
+     * none. The caller keeps it; answers change what it holds. */
+    bn_ctx *draft;
     FILE *logits;         /* --logits: every prompt position's logits, or NULL */
     uint32_t logits_topk; /* 0: binary f32 rows; K: text, the K largest per position */
     /* Messages (bn.h) about a record that cannot be answered (BN_LOG_ERROR)
@@ -58,8 +64,8 @@ int bn_gen_stream(bn_gen *g, bn_tokr *in, uint64_t *bad_records, bn_err *e);
 typedef struct bn_gen_stats {
     uint64_t n_prompt, n_gen;
     double t_prompt, t_gen;
-    /* prompt lookup: answer passes (each reads the weights once), tokens
-     * drafted in them, drafts accepted */
+    /* prompt lookup or a draft model: answer passes (each reads the main
+     * model's weights once), tokens drafted in them, drafts accepted */
     uint64_t n_pass, n_draft, n_accept;
 } bn_gen_stats;
 void bn_gen_get_stats(const bn_gen *g, bn_gen_stats *st);

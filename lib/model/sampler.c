@@ -172,24 +172,46 @@ static int cand_cmp(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* The distribution a draw is taken from: penalties on logits (in place),
- * then the candidates c[0..keep) sorted by logit with weights p (not
- * normalized; tot is their sum). *c is buf or an allocation the caller
- * frees, *p an allocation. Returns keep, or 0 when memory ran out (then
- * *fallback is the best candidate, the token to take). Never called with
- * temp <= 0. */
-static size_t sample_dist(bn_sampler *s, float *logits, cand *buf, cand **c_out, double **p_out, double *tot_out,
-                          uint32_t *fallback)
+/* The distribution a token is taken from at one position, as every pick
+ * (sample, verify, a draft's draw) prepares it: penalties on the logits
+ * (in place); then, sampling, the candidates c[0..keep) sorted by logit
+ * with weights p (not normalized; tot is their sum) after top-k,
+ * temperature, top-p and min-p. keep 0: no distribution, take token
+ * (greedy: the argmax; also when memory ran out, then the best one). c
+ * may point into buf: a dist is not copied once prepared. */
+typedef struct dist {
+    cand buf[64];
+    cand *c;
+    double *p, tot;
+    size_t keep;
+    uint32_t token;
+} dist;
+
+static void dist_release(dist *d)
+{
+    free(d->p);
+    if (d->c != d->buf)
+        free(d->c);
+}
+
+static void dist_prepare(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist, dist *d)
 {
     const bn_sampler_opts *o = &s->o;
     uint32_t V = s->n_vocab;
+    d->c = d->buf;
+    d->p = NULL;
+    d->tot = 0;
+    d->keep = 0;
+    penalize(s, logits, hist, n_hist);
+    if (o->temp <= 0) {
+        d->token = argmax(logits, V);
+        return;
+    }
     /* Candidates: the top k (by a bounded insertion when k is small),
      * otherwise all of them, sorted by logit. */
-    cand *c;
+    cand *c = d->buf;
     size_t n = 0;
-    *p_out = NULL;
     if (o->top_k > 0 && o->top_k <= 64) { /* bounded insertion, no sort of V */
-        c = buf;
         for (uint32_t i = 0; i < V; i++) {
             if (n == o->top_k && logits[i] <= c[n - 1].l)
                 continue;
@@ -202,26 +224,23 @@ static size_t sample_dist(bn_sampler *s, float *logits, cand *buf, cand **c_out,
             c[j].id = i;
         }
     } else {
-        c = malloc(V * sizeof *c);
-        if (!c) {
-            *c_out = buf;
-            *fallback = argmax(logits, V);
-            return 0;
+        if (!(c = malloc(V * sizeof *c))) {
+            d->token = argmax(logits, V);
+            return;
         }
         for (uint32_t i = 0; i < V; i++)
             c[i] = (cand){logits[i], i};
         qsort(c, V, sizeof *c, cand_cmp);
         n = o->top_k ? (o->top_k < V ? o->top_k : V) : V;
     }
-    *c_out = c;
+    d->c = c;
+    d->token = c[0].id;
     /* softmax with temperature, in double */
     double mx = c[0].l / o->temp, sum = 0;
     double *p = malloc(n * sizeof *p);
-    if (!p) {
-        *fallback = c[0].id;
-        return 0;
-    }
-    *p_out = p;
+    if (!p)
+        return;
+    d->p = p;
     for (size_t i = 0; i < n; i++)
         sum += p[i] = exp(c[i].l / o->temp - mx);
     size_t keep = n;
@@ -241,11 +260,9 @@ static size_t sample_dist(bn_sampler *s, float *logits, cand *buf, cand **c_out,
                 keep = i;
                 break;
             }
-    double tot = 0;
     for (size_t i = 0; i < keep; i++)
-        tot += p[i];
-    *tot_out = tot;
-    return keep;
+        d->tot += p[i];
+    d->keep = keep;
 }
 
 /* A draw from c[0..keep) by weights p (sum tot), leaving out the
@@ -268,44 +285,91 @@ static uint32_t draw(bn_sampler *s, const cand *c, const double *p, size_t keep,
 
 uint32_t bn_sampler_sample(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist)
 {
-    penalize(s, logits, hist, n_hist);
-    if (s->o.temp <= 0)
-        return argmax(logits, s->n_vocab);
-    cand buf[64] = {{0, 0}}, *c;
-    double *p, tot = 0;
-    uint32_t id = 0;
-    size_t keep = sample_dist(s, logits, buf, &c, &p, &tot, &id);
-    if (keep)
-        id = draw(s, c, p, keep, tot, SIZE_MAX);
-    free(p);
-    if (c != buf)
-        free(c);
+    dist d;
+    dist_prepare(s, logits, hist, n_hist, &d);
+    uint32_t id = d.keep ? draw(s, d.c, d.p, d.keep, d.tot, SIZE_MAX) : d.token;
+    dist_release(&d);
+    return id;
+}
+
+int bn_sampler_dist_init(bn_sampler_dist *q, uint32_t n_vocab)
+{
+    q->n = 0;
+    q->id = malloc(n_vocab * sizeof *q->id);
+    q->q = calloc(n_vocab, sizeof *q->q);
+    if (q->id && q->q)
+        return 0;
+    bn_sampler_dist_release(q);
+    return -1;
+}
+
+void bn_sampler_dist_release(bn_sampler_dist *q)
+{
+    free(q->id);
+    free(q->q);
+    memset(q, 0, sizeof *q);
+}
+
+uint32_t bn_sampler_sample_dist(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist, bn_sampler_dist *q)
+{
+    dist d;
+    dist_prepare(s, logits, hist, n_hist, &d);
+    uint32_t id = d.keep ? draw(s, d.c, d.p, d.keep, d.tot, SIZE_MAX) : d.token;
+    for (size_t i = 0; i < q->n; i++) /* the previous distribution's entries */
+        q->q[q->id[i]] = 0;
+    q->n = d.keep ? d.keep : 1;
+    for (size_t i = 0; i < q->n; i++) {
+        q->id[i] = d.keep ? d.c[i].id : id;
+        q->q[q->id[i]] = d.keep ? d.p[i] / d.tot : 1.0;
+    }
+    dist_release(&d);
+    return id;
+}
+
+uint32_t bn_sampler_verify_dist(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist, uint32_t draft,
+                                const bn_sampler_dist *q)
+{
+    dist d;
+    dist_prepare(s, logits, hist, n_hist, &d);
+    uint32_t id = d.token;
+    if (d.keep) {
+        const cand *c = d.c;
+        double *p = d.p, tot = d.tot;
+        size_t keep = d.keep, at = SIZE_MAX;
+        for (size_t i = 0; i < keep && at == SIZE_MAX; i++)
+            if (c[i].id == draft)
+                at = i;
+        if (!q) {
+            /* the draft is a point mass: keep it with probability p(draft),
+             * else draw from p without it (renormalized); the result follows p */
+            if (at != SIZE_MAX && (keep == 1 || bn_sampler_uniform(s) * tot < p[at]))
+                id = draft;
+            else
+                id = draw(s, c, p, keep, at == SIZE_MAX ? tot : tot - p[at], at);
+        } else {
+            /* the draft was drawn from q: keep it with probability
+             * min(1, p/q), else draw from max(0, p - q), renormalized
+             * (Leviathan et al. 2023, Chen et al. 2023); the result follows p */
+            double qx = q->q[draft] * tot; /* on p's scale */
+            if (at != SIZE_MAX && (p[at] >= qx || bn_sampler_uniform(s) * qx < p[at])) {
+                id = draft;
+            } else {
+                double rest = 0;
+                for (size_t i = 0; i < keep; i++) {
+                    double r = p[i] - q->q[c[i].id] * tot;
+                    rest += p[i] = r > 0 ? r : 0;
+                }
+                /* p - q is all but 0 only through rounding (a rejection
+                 * needs q(draft) > p(draft)): then p's first token */
+                id = rest > 0 ? draw(s, c, p, keep, rest, SIZE_MAX) : c[0].id;
+            }
+        }
+    }
+    dist_release(&d);
     return id;
 }
 
 uint32_t bn_sampler_verify(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist, uint32_t draft)
 {
-    penalize(s, logits, hist, n_hist);
-    if (s->o.temp <= 0)
-        return argmax(logits, s->n_vocab);
-    cand buf[64] = {{0, 0}}, *c;
-    double *p, tot = 0;
-    uint32_t id = 0;
-    size_t keep = sample_dist(s, logits, buf, &c, &p, &tot, &id);
-    if (keep) {
-        size_t at = SIZE_MAX;
-        for (size_t i = 0; i < keep && at == SIZE_MAX; i++)
-            if (c[i].id == draft)
-                at = i;
-        /* the draft is a point mass: keep it with probability p(draft),
-         * else draw from p without it (renormalized); the result follows p */
-        if (at != SIZE_MAX && (keep == 1 || bn_sampler_uniform(s) * tot < p[at]))
-            id = draft;
-        else
-            id = draw(s, c, p, keep, at == SIZE_MAX ? tot : tot - p[at], at);
-    }
-    free(p);
-    if (c != buf)
-        free(c);
-    return id;
+    return bn_sampler_verify_dist(s, logits, hist, n_hist, draft, NULL);
 }

@@ -36,6 +36,28 @@ void bn_sampler_release(bn_sampler *s);
  * draft exactly when the draft was accepted. logits are changed in place
  * (penalties), as by bn_sampler_sample. */
 uint32_t bn_sampler_verify(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist, uint32_t draft);
+
+/* A draft model's distribution at one position: q[id] for every token
+ * (0 outside the n tokens listed in id), summing to 1. */
+typedef struct bn_sampler_dist {
+    size_t n;
+    uint32_t *id; /* n_vocab slots */
+    double *q;    /* n_vocab */
+} bn_sampler_dist;
+int bn_sampler_dist_init(bn_sampler_dist *q, uint32_t n_vocab); /* -1: out of memory */
+void bn_sampler_dist_release(bn_sampler_dist *q);
+/* bn_sampler_sample (the same draw, the same use of the PRNG) that also
+ * leaves in q the distribution the token was drawn from: penalties,
+ * top-k, temperature, top-p, min-p applied as for the draw; greedy, a
+ * point mass on the argmax. */
+uint32_t bn_sampler_sample_dist(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist, bn_sampler_dist *q);
+/* bn_sampler_verify of a draft drawn from q (bn_sampler_sample_dist of a
+ * draft model): draft is kept with probability min(1, p(draft)/q(draft)),
+ * else a token is drawn from max(0, p - q) renormalized, p being what
+ * bn_sampler_sample draws from; the token returned follows p exactly.
+ * q NULL is a point mass on draft: bn_sampler_verify. Greedy: the argmax. */
+uint32_t bn_sampler_verify_dist(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist, uint32_t draft,
+                                const bn_sampler_dist *q);
 /* A uniform double in [0, 1) from the sampler's PRNG. */
 double bn_sampler_uniform(bn_sampler *s);
 

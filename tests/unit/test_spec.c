@@ -1,14 +1,17 @@
 /* test_spec.c — speculative decoding's parts (issue 16): prompt lookup's
  * drafts and adaptive k (lookup.h), the sampler's check of a drafted token
- * (bn_sampler_verify), and sampled generation with prompt lookup keeping
- * the main model's distribution on the bundled tiny model.
+ * (bn_sampler_verify) and of a draft model's sampled token
+ * (bn_sampler_verify_dist, rejection sampling), and sampled generation
+ * with prompt lookup and with a draft model keeping the main model's
+ * distribution on the bundled tiny model.
  *
  * The statistical checks are two-sample chi-square tests at significance
  * 0.001 against plain sampling (bn_sampler_sample, bn_gen_answer without
- * lookup), with fixed seeds: they pass or fail the same way every run. A
- * known wrong rule (on a rejection, draw from p itself instead of p
- * without the draft) is run through the same test and must fail it, so
- * the test can tell. (Bit-identical logits of verify passes and greedy
+ * lookup), with fixed seeds: they pass or fail the same way every run.
+ * Known wrong rules (on a rejection, draw from p itself instead of p
+ * without the draft, or instead of max(0, p - q); keep every draft p
+ * allows) are run through the same test and must fail it, so the test
+ * can tell. (Bit-identical logits of verify passes and greedy
  * output with lookup are tested over every kernel set in test_batch.c.) */
 #include "check.h"
 #include "generate.h"
@@ -203,6 +206,137 @@ static void test_verify(void)
     bn_sampler_release(&s);
 }
 
+/* bn_sampler_verify_dist with a draft drawn from a distribution q that is
+ * not p (a draft model's: bn_sampler_sample_dist on other logits, with
+ * the same options), against plain sampling from p, for several settings
+ * and drafts: the tokens must follow p (chi-square, 0.001), and the share
+ * of drafts kept must be sum_x min(p(x), q(x)), the rule's acceptance
+ * rate. Two known wrong rules must fail the same test: on a rejection, a
+ * draw from p instead of max(0, p - q); and keeping every draft p allows. */
+static void test_verify_dist(void)
+{
+    float base[V], far[V], near[V];
+    for (int i = 0; i < V; i++) {
+        base[i] = 2.0f * sinf((float)i * 1.7f) + 0.1f * (float)i;
+        near[i] = base[i] + 0.6f * cosf((float)i * 0.9f);        /* mostly agrees */
+        far[i] = 1.5f * sinf((float)i * 0.45f + 1.0f);           /* another favourite */
+    }
+    const float *drafts[] = {near, far};
+    uint32_t hist[] = {3, 5, 3, 11};
+    struct {
+        float temp, top_p, min_p, rp;
+        uint32_t top_k;
+    } set[] = {{1.0f, 1.0f, 0.0f, 1.0f, 0},
+               {0.7f, 0.9f, 0.05f, 1.0f, 10},
+               {1.5f, 0.95f, 0.0f, 1.3f, 0},
+               {0.4f, 1.0f, 0.0f, 1.0f, 5},
+               {2.0f, 0.8f, 0.0f, 1.0f, 100}};
+    int power1 = 0, power2 = 0, cases = 0;
+    for (size_t si = 0; si < sizeof set / sizeof *set; si++) {
+        for (int di = 0; di < 2; di++) {
+            bn_sampler_opts o;
+            bn_sampler_defaults(&o);
+            o.temp = set[si].temp;
+            o.top_p = set[si].top_p;
+            o.min_p = set[si].min_p;
+            o.top_k = set[si].top_k;
+            o.repeat_penalty = set[si].rp;
+            bn_sampler plain, main_s, draft_s, w_main, w_plain, w2_draft, w2_plain;
+            bn_sampler_dist q, pq;
+            bn_err e;
+            o.seed = 31 + si * 2 + (uint64_t)di;
+            int ok = !bn_sampler_init(&plain, &o, V, &e);
+            o.seed += 1000;
+            ok &= !bn_sampler_init(&main_s, &o, V, &e) && !bn_sampler_init(&w_main, &o, V, &e);
+            ok &= !bn_sampler_init(&w_plain, &o, V, &e) && !bn_sampler_init(&w2_plain, &o, V, &e);
+            o.seed += 1000;
+            ok &= !bn_sampler_init(&draft_s, &o, V, &e) && !bn_sampler_init(&w2_draft, &o, V, &e);
+            ok &= !bn_sampler_dist_init(&q, V) && !bn_sampler_dist_init(&pq, V);
+            CHECK(&C, ok);
+            if (!ok)
+                return;
+            /* p itself, and q's, exactly: the distributions the draws use */
+            float l[V];
+            memcpy(l, base, sizeof l);
+            bn_sampler_sample_dist(&plain, l, hist, 4, &pq);
+            double p_of[V], q_of[V], expect = 0;
+            memcpy(p_of, pq.q, sizeof p_of);
+            memcpy(l, drafts[di], sizeof l);
+            bn_sampler_sample_dist(&plain, l, hist, 4, &q);
+            memcpy(q_of, q.q, sizeof q_of);
+            for (int i = 0; i < V; i++)
+                expect += p_of[i] < q_of[i] ? p_of[i] : q_of[i];
+            uint64_t cp[V] = {0}, cs[V] = {0}, cw[V] = {0}, cw2[V] = {0};
+            uint64_t kept = 0;
+            for (int r = 0; r < DRAWS; r++) {
+                memcpy(l, base, sizeof l);
+                cp[bn_sampler_sample(&plain, l, hist, 4)]++;
+                memcpy(l, drafts[di], sizeof l);
+                uint32_t x = bn_sampler_sample_dist(&draft_s, l, hist, 4, &q);
+                memcpy(l, base, sizeof l);
+                uint32_t t = bn_sampler_verify_dist(&main_s, l, hist, 4, x, &q);
+                cs[t]++;
+                kept += t == x;
+                /* wrong 1: a rejection draws from p itself (the residual
+                 * max(0, p - q) is 0 at x: t != x means rejected) */
+                memcpy(l, base, sizeof l);
+                t = bn_sampler_verify_dist(&w_main, l, hist, 4, x, &q);
+                if (t != x) {
+                    memcpy(l, base, sizeof l);
+                    t = bn_sampler_sample(&w_plain, l, hist, 4);
+                }
+                cw[t]++;
+                /* wrong 2: every draft that p allows is kept */
+                memcpy(l, drafts[di], sizeof l);
+                x = bn_sampler_sample(&w2_draft, l, hist, 4);
+                memcpy(l, base, sizeof l);
+                t = bn_sampler_sample(&w2_plain, l, hist, 4);
+                cw2[p_of[x] > 0 ? x : t]++;
+            }
+            double r_spec = chi2_two(cp, cs, V), r_w1 = chi2_two(cp, cw, V), r_w2 = chi2_two(cp, cw2, V);
+            printf("  temp %.1f top-k %u top-p %.2f min-p %.2f penalty %.1f, %s draft: kept %.3f (expected %.3f), "
+                   "chi2/crit %.2f (wrong rules %.2f, %.2f)\n",
+                   set[si].temp, set[si].top_k, set[si].top_p, set[si].min_p, set[si].rp, di ? "far" : "near",
+                   (double)kept / DRAWS, expect, r_spec, r_w1, r_w2);
+            CHECK(&C, r_spec < 1);
+            CHECK(&C, fabs((double)kept / DRAWS - expect) < 0.015);
+            CHECK(&C, expect < 0.98); /* q is not p: the rule had something to correct */
+            power1 += r_w1 > 1;
+            power2 += r_w2 > 1;
+            cases++;
+            bn_sampler_release(&plain);
+            bn_sampler_release(&main_s);
+            bn_sampler_release(&draft_s);
+            bn_sampler_release(&w_main);
+            bn_sampler_release(&w_plain);
+            bn_sampler_release(&w2_draft);
+            bn_sampler_release(&w2_plain);
+            bn_sampler_dist_release(&q);
+            bn_sampler_dist_release(&pq);
+        }
+    }
+    printf("  wrong rules rejected in %d and %d of %d cases\n", power1, power2, cases);
+    CHECK(&C, power1 >= cases - 2 && power2 >= cases - 2);
+    /* greedy: the draft's distribution is a point mass on its argmax, and
+     * the check gives the main argmax whatever the draft */
+    bn_sampler_opts o;
+    bn_sampler_defaults(&o);
+    o.temp = 0;
+    bn_sampler s;
+    bn_sampler_dist q;
+    bn_err e;
+    CHECK(&C, !bn_sampler_init(&s, &o, V, &e) && !bn_sampler_dist_init(&q, V));
+    float l[V], l2[V];
+    memcpy(l, far, sizeof l);
+    uint32_t x = bn_sampler_sample_dist(&s, l, hist, 4, &q);
+    CHECK(&C, q.n == 1 && q.id[0] == x && q.q[x] == 1.0);
+    memcpy(l, base, sizeof l);
+    memcpy(l2, base, sizeof l);
+    CHECK(&C, bn_sampler_verify_dist(&s, l, hist, 4, x, &q) == bn_sampler_sample(&s, l2, hist, 4));
+    bn_sampler_dist_release(&q);
+    bn_sampler_release(&s);
+}
+
 /* ------------------------------------------------- generation, sampled */
 
 enum { RUNS = 2000, GEN = 4 };
@@ -212,7 +346,10 @@ enum { RUNS = 2000, GEN = 4 };
  * next draws of one seeded generator: the frequency of each token at each
  * answer position must agree (chi-square per position). The answers are
  * not the same draws (lookup uses the generator differently), only the
- * same distribution. */
+ * same distribution. The same for a draft model's guesses, the draft
+ * being the tiny model's first two layers (its embedding, final norm and
+ * head kept: a model that agrees with the whole one on some tokens, not
+ * all), so that rejection sampling corrects real disagreements. */
 static void test_generation(void)
 {
     bn_model m;
@@ -224,9 +361,20 @@ static void test_generation(void)
     }
     uint32_t Vm = m.hp.n_vocab;
     bn_ctx_opts co = {.n_ctx = 128, .n_threads = 1};
-    bn_ctx *c = bn_ctx_new_opts(&m, &co, &e);
-    uint64_t *cnt = calloc((size_t)2 * GEN * Vm, sizeof *cnt);
-    CHECK(&C, c && cnt);
+    bn_ctx *c = bn_ctx_new_opts(&m, &co, &e), *dc = NULL;
+    bn_model dm;
+    if (bn_model_load(&dm, TINY, "auto", &e)) {
+        fprintf(stderr, "test_spec: %s\n", e.msg);
+        CHECK(&C, 0);
+        bn_ctx_free(c);
+        bn_model_free(&m);
+        return;
+    }
+    uint32_t n_layer = dm.hp.n_layer;
+    dm.hp.n_layer = 2; /* the forward pass runs layers 0 and 1, then the norm and head */
+    CHECK(&C, (dc = bn_ctx_new_opts(&dm, &co, &e)) != NULL);
+    uint64_t *cnt = calloc((size_t)3 * GEN * Vm, sizeof *cnt);
+    CHECK(&C, c && dc && cnt);
     /* "The old lighthouse keeper climbed the stairs every evening to light
      * the lamp." twice, then its first words and the model's own greedy
      * continuation, which falls into a loop the lookup can draft from */
@@ -237,9 +385,9 @@ static void test_generation(void)
         292,  266,  747,  44,   282,  266,  694,  1478, 419,  372,  292,  266,  747,  44,  282,  266,
         3675, 281,  266,  747,  44,   282,  266,  3524, 44,   282,  266,  3524, 44,   282};
     size_t n = sizeof prompt / sizeof *prompt;
-    bn_gen_stats st[2] = {{0}, {0}};
-    for (int lk = 0; c && cnt && lk < 2; lk++) {
-        bn_gen_opts go = {.n_predict = GEN, .lookup = lk ? 3 : 0, .draft_max = 4};
+    bn_gen_stats st[3] = {{0}, {0}, {0}};
+    for (int lk = 0; c && dc && cnt && lk < 3; lk++) { /* plain, prompt lookup, the draft model */
+        bn_gen_opts go = {.n_predict = GEN, .lookup = lk == 1 ? 3 : 0, .draft_max = 4, .draft = lk == 2 ? dc : NULL};
         bn_sampler_defaults(&go.samp);
         go.samp.temp = 0.5f;
         go.samp.top_k = 0;
@@ -275,27 +423,34 @@ static void test_generation(void)
             fclose(fp);
         free(buf);
     }
-    int all = 1;
-    for (int k = 0; k < GEN; k++) {
-        double r = chi2_two(cnt + (size_t)k * Vm, cnt + ((size_t)GEN + (size_t)k) * Vm, Vm);
-        printf("  answer position %d: chi2/crit %.2f\n", k + 1, r);
-        all &= r < 1;
+    for (int lk = 1; lk < 3; lk++) {
+        int all = 1;
+        for (int k = 0; k < GEN; k++) {
+            double r = chi2_two(cnt + (size_t)k * Vm, cnt + ((size_t)lk * GEN + (size_t)k) * Vm, Vm);
+            printf("  %s, answer position %d: chi2/crit %.2f\n", lk == 1 ? "prompt lookup" : "draft model", k + 1, r);
+            all &= r < 1;
+        }
+        printf("  %s: %d answers of %d tokens: %llu drafted, %llu accepted in %llu passes (plain: %llu passes)\n",
+               lk == 1 ? "prompt lookup" : "draft model", RUNS, GEN, (unsigned long long)st[lk].n_draft,
+               (unsigned long long)st[lk].n_accept, (unsigned long long)st[lk].n_pass,
+               (unsigned long long)st[0].n_gen);
+        CHECK(&C, all);
+        /* the drafts were tested: many offered, many kept, some not */
+        CHECK(&C, st[lk].n_accept > RUNS / 2 && st[lk].n_accept < st[lk].n_draft);
     }
-    printf("  %d answers of %d tokens: %llu drafted, %llu accepted in %llu passes (plain: %llu passes)\n", RUNS, GEN,
-           (unsigned long long)st[1].n_draft, (unsigned long long)st[1].n_accept, (unsigned long long)st[1].n_pass,
-           (unsigned long long)st[0].n_gen);
-    CHECK(&C, all);
-    /* the drafts were tested: many offered, many kept, some not */
-    CHECK(&C, st[1].n_accept > RUNS / 2 && st[1].n_accept < st[1].n_draft);
     free(cnt);
     bn_ctx_free(c);
     bn_model_free(&m);
+    bn_ctx_free(dc);
+    dm.hp.n_layer = n_layer;
+    bn_model_free(&dm);
 }
 
 int main(void)
 {
     test_draft();
     test_verify();
+    test_verify_dist();
     test_generation();
     return check_done(&C, "test_spec");
 }

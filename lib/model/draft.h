@@ -1,0 +1,39 @@
+/* draft.h — a draft model's guesses for speculative decoding (draft.c): a
+ * smaller model with the same vocabulary proposes the next k tokens, each
+ * drawn by a sampler with the main sampler's options (greedy: its argmax),
+ * and keeps the distribution each was drawn from for the main model's
+ * check (bn_sampler_verify_dist). The draft model has a context of its
+ * own; before each guess it is cut back to what it shares with the text
+ * (the accepted tokens) and fed the rest, the main model's own token
+ * included. k adapts as prompt lookup's does (lookup.h). */
+#ifndef BN_DRAFT_H
+#define BN_DRAFT_H
+
+#include "lookup.h"
+#include "model.h"
+#include "sampler.h"
+
+typedef struct bn_draft {
+    bn_ctx *c;        /* the draft model's context (the caller's) */
+    bn_sampler s;     /* the main sampler's options, draws of its own */
+    bn_lookup k;      /* adaptive k only: bn_lookup_update */
+    float *logits;    /* n_vocab: the draft model's next token */
+    bn_sampler_dist *q; /* draft_max of them when sampling; NULL when greedy */
+} bn_draft;
+
+/* seed is the main sampler's; the draft's draws use a seed made from it. */
+int bn_draft_init(bn_draft *d, bn_ctx *c, const bn_sampler_opts *o, uint32_t draft_max, bn_err *e);
+void bn_draft_release(bn_draft *d);
+
+/* Guesses up to min(d->k.k, limit) tokens after text[0..n) into out (a
+ * stop token ends the guess); *n_out is how many. */
+int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, uint32_t *out, size_t *n_out,
+                     bn_err *e);
+
+/* The distribution guess j was drawn from; NULL when greedy (a point mass). */
+static inline const bn_sampler_dist *bn_draft_q(const bn_draft *d, size_t j)
+{
+    return d->q ? &d->q[j] : NULL;
+}
+
+#endif

@@ -1,0 +1,118 @@
+#!/usr/bin/env bats
+# bn-infer --draft MODEL (speculative decoding with a draft model, issue
+# 16): the bundled tiny model checks the guesses of a draft made from its
+# own first two layers (tests/ref/cut_layers.py: the same embedding, final
+# norm, head and tokenizer; a real smaller model that agrees with it on
+# some tokens, not all). Greedy output is byte-identical to plain decoding
+# on the prompts of tests/data/lookup/ in every kernel set this CPU runs;
+# the tiny model as its own draft keeps every guess; sampled runs repeat
+# for a seed; drafts of another vocabulary are refused. The distribution
+# of sampled output (rejection sampling) is tested in tests/unit/test_spec.c.
+
+load common
+
+setup_file() {
+    local D=$BATS_FILE_TMPDIR
+    bn-convert "$TINY" | bn-quant >"$D/tiny.bn"
+    $PY "$ROOT/tests/ref/cut_layers.py" "$TINY" 2 "$D/cut2"
+    bn-convert "$D/cut2" | bn-quant >"$D/draft2.bn"
+    # a passage twice, then its start
+    local p="It was a truth very generally felt in the parish of Highcombe, that a lady who had once declined an offer of marriage must be in want of a very good reason."
+    printf '%s %s It was a truth very generally felt' "$p" "$p" >"$D/repeat.txt"
+    bn-tokenize -m "$D/tiny.bn" "$D/repeat.txt" "$ROOT/tests/data/lookup/fresh.txt" "$ROOT/tests/data/lookup/chat.txt" \
+        >"$D/three.ids"
+}
+
+setup() {
+    D=$BATS_FILE_TMPDIR
+    T=$BATS_TEST_TMPDIR
+}
+
+@test "--draft: the cut model is a smaller model with the tiny model's vocabulary" {
+    bn-convert --info --json "$D/draft2.bn" >"$T/d"
+    bn-convert --info --json "$D/tiny.bn" >"$T/m"
+    grep -q '"model.block_count":2,' "$T/d"
+    grep -q '"model.block_count":6,' "$T/m"
+    [ "$(stat -c %s "$D/draft2.bn")" -lt "$(stat -c %s "$D/tiny.bn")" ]
+}
+
+@test "--draft: greedy output is byte-identical to plain decoding, every kernel set, the lookup prompts" {
+    ran=0
+    for k in auto ref avx2 avx512 amx neon dotprod; do
+        bn-infer -m "$D/tiny.bn" --kernel $k -p x -n 1 >/dev/null 2>&1 || continue
+        ran=$((ran + 1))
+        for f in "$D/repeat.txt" "$ROOT"/tests/data/lookup/*.txt; do
+            bn-infer -m "$D/tiny.bn" --kernel $k -f "$f" --temp 0 -n 64 >"$T/plain" 2>/dev/null
+            for x in "--draft-max 2" ""; do
+                # shellcheck disable=SC2086
+                bn-infer -m "$D/tiny.bn" --kernel $k -f "$f" --temp 0 -n 64 --draft "$D/draft2.bn" $x >"$T/spec"
+                cmp "$T/plain" "$T/spec" || { echo "$k $f --draft $x differs"; return 1; }
+            done
+        done
+    done
+    [ "$ran" -ge 2 ]
+}
+
+@test "--draft: guesses kept and rejected (-v), and the tiny model as its own draft keeps every guess" {
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n 64 --draft "$D/draft2.bn" -v >/dev/null 2>"$T/err"
+    line=$(grep "draft model:" "$T/err")
+    [[ $line =~ ([0-9]+)\ tokens\ drafted,\ ([0-9]+)\ accepted.*,\ ([0-9.]+)\ tokens\ a\ pass ]]
+    [ "${BASH_REMATCH[2]}" -gt 0 ]
+    [ "${BASH_REMATCH[2]}" -lt "${BASH_REMATCH[1]}" ]
+    for f in "$ROOT"/tests/data/lookup/*.txt; do
+        bn-infer -m "$D/tiny.bn" -f "$f" --temp 0 -n 64 >"$T/plain"
+        bn-infer -m "$D/tiny.bn" -f "$f" --temp 0 -n 64 --draft "$D/tiny.bn" -v >"$T/self" 2>"$T/err"
+        cmp "$T/plain" "$T/self"
+        line=$(grep "draft model:" "$T/err")
+        [[ $line =~ ([0-9]+)\ tokens\ drafted,\ ([0-9]+)\ accepted.*,\ ([0-9.]+)\ tokens\ a\ pass ]]
+        [ "${BASH_REMATCH[1]}" -gt 0 ]
+        [ "${BASH_REMATCH[2]}" -eq "${BASH_REMATCH[1]}" ]
+        awk -v t="${BASH_REMATCH[3]}" 'BEGIN { exit !(t > 4) }'
+    done
+}
+
+@test "--draft: the same with a repeat penalty, stop strings, until the context is full, and a stream of records" {
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 --repeat-penalty 1.2 -n 48 >"$T/a"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 --repeat-penalty 1.2 -n 48 --draft "$D/draft2.bn" >"$T/b"
+    cmp "$T/a" "$T/b"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n 64 --stop "reason" >"$T/a"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n 64 --stop "reason" --draft "$D/draft2.bn" >"$T/b"
+    cmp "$T/a" "$T/b"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n -1 -c 96 >"$T/a"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n -1 -c 96 --draft "$D/draft2.bn" --draft-max 32 >"$T/b"
+    cmp "$T/a" "$T/b"
+    bn-infer -m "$D/tiny.bn" --temp 0 -n 40 <"$D/three.ids" >"$T/a"
+    bn-infer -m "$D/tiny.bn" --temp 0 -n 40 --draft "$D/draft2.bn" <"$D/three.ids" >"$T/b"
+    [ "$(grep -c . "$T/a")" -eq 3 ]
+    cmp "$T/a" "$T/b"
+}
+
+@test "--draft: sampled output repeats for a seed, and differs between seeds" {
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --seed 7 -n 48 --draft "$D/draft2.bn" >"$T/a"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --seed 7 -n 48 --draft "$D/draft2.bn" >"$T/b"
+    cmp "$T/a" "$T/b"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --seed 8 -n 48 --draft "$D/draft2.bn" >"$T/c"
+    ! cmp -s "$T/a" "$T/c"
+    # a stream of records, sampled
+    bn-infer -m "$D/tiny.bn" --seed 3 -n 24 --draft "$D/draft2.bn" <"$D/three.ids" >"$T/a"
+    bn-infer -m "$D/tiny.bn" --seed 3 -n 24 --draft "$D/draft2.bn" <"$D/three.ids" >"$T/b"
+    cmp "$T/a" "$T/b"
+}
+
+@test "--draft: a draft of another vocabulary is refused (one line, exit 1); with --lookup, --parallel (exit 2)" {
+    $GEN --format hf-bf16 --shape tiny "$T/other" >/dev/null
+    bn-convert "$T/other" | bn-quant >"$T/other.bn"
+    run_split "$T/out" bn-infer -m "$D/tiny.bn" -p x -n 4 --draft "$T/other.bn"
+    expect_one_line_error "$status" "$err" bn-infer
+    [[ $err == *"vocabulary of 512 tokens"*"4096"* ]]
+    run_split "$T/out" bn-infer -m "$D/tiny.bn" -p x -n 4 --draft "$T/missing.bn"
+    expect_one_line_error "$status" "$err" bn-infer
+    run bn-infer -m "$D/tiny.bn" -p x --draft "$D/draft2.bn" --lookup 2
+    [ "$status" -eq 2 ]
+    [[ $output == *"--draft and --lookup"* ]]
+    run bn-infer -m "$D/tiny.bn" --draft "$D/draft2.bn" --parallel 2 </dev/null
+    [ "$status" -eq 2 ]
+    [[ $output == *"--draft"*"--parallel"* ]]
+    run bn-infer -m "$D/tiny.bn" -p x -n 2 --draft "$D/draft2.bn" --draft-max 3
+    [ "$status" -eq 0 ]
+}
