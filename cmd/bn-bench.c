@@ -168,6 +168,8 @@ static int parse(int argc, char **argv, cmdline *c)
                  "a text answered greedily for the first -n tokens, plain and with prompt\n"
                  "lookup: t/s of each, drafts kept, tokens per pass (-m only; repeatable)"),
         OPT_U32(0, "lookup", &o->lookup, "N", 1, 64, "prompt lookup's longest n-gram for --prompt-file (default 3)"),
+        OPT_STRING(0, "draft", &o->draft, "MODEL",
+                   "--prompt-file's texts with this draft model's guesses instead of prompt lookup"),
         OPT_U32(0, "draft-max", &o->draft_max, "K", 1, BN_KERN_MAX_N - 1,
                 "most tokens drafted for one pass with --prompt-file (default 8)"),
         OPT_CALL('t', "threads", o, set_threads, "LIST", "thread counts (default: all cores)"),
@@ -224,11 +226,13 @@ static int parse(int argc, char **argv, cmdline *c)
     if ((o->n_verify || o->n_prompts) && (o->mode != BN_MODE_E2E || o->n_par))
         return bn_usage_error(&prog, "--verify and --prompt-file are tests of -m/--synthetic models, not of a mode "
                                      "or --parallel");
-    if ((o->lookup || o->draft_max) && !o->n_prompts)
-        return bn_usage_error(&prog, "--lookup and --draft-max need --prompt-file FILE");
+    if ((o->lookup || o->draft_max || o->draft) && !o->n_prompts)
+        return bn_usage_error(&prog, "--lookup, --draft and --draft-max need --prompt-file FILE");
+    if (o->lookup && o->draft)
+        return bn_usage_error(&prog, "--lookup and --draft exclude each other");
     if (o->n_prompts && o->n_synth)
         return bn_usage_error(&prog, "--prompt-file needs models with a tokenizer (-m), not --synthetic");
-    if (o->n_prompts && !o->lookup)
+    if (o->n_prompts && !o->lookup && !o->draft)
         o->lookup = 3;
     if (!o->n_pp)
         o->pp[0] = o->n_par ? 128 : 512, o->n_pp = 1;

@@ -116,3 +116,19 @@ setup() {
     run bn-infer -m "$D/tiny.bn" -p x -n 2 --draft "$D/draft2.bn" --draft-max 3
     [ "$status" -eq 0 ]
 }
+
+@test "bn-bench --prompt-file --draft: plain and draft rows, the answers checked the same; refused without --prompt-file or with --lookup" {
+    bn-bench -m "$D/tiny.bn" -p 0 -n 32 -t 1 -r 1 --bw-mib 4 --prompt-file "$D/repeat.txt" \
+        --draft "$D/draft2.bn" --draft-max 4 >"$T/out"
+    grep -q "| tg32 plain | repeat.txt |" "$T/out"
+    line=$(grep "| tg32 draft 4 | repeat.txt: " "$T/out")
+    [[ $line =~ repeat.txt:\ ([0-9]+)%\ kept,\ ([0-9.]+)\ tok/pass ]]
+    [ "${BASH_REMATCH[1]}" -gt 0 ]
+    bn-bench -m "$D/tiny.bn" -p 0 -n 16 -t 1 -r 1 --bw-mib 4 --prompt-file "$D/repeat.txt" --draft "$D/tiny.bn" \
+        --json >"$T/j"
+    grep -q '"tg16 draft 8"' "$T/j"
+    run bn-bench -m "$D/tiny.bn" --draft "$D/draft2.bn"
+    [ "$status" -eq 2 ]
+    run bn-bench -m "$D/tiny.bn" --prompt-file "$D/repeat.txt" --draft "$D/draft2.bn" --lookup 2
+    [ "$status" -eq 2 ]
+}

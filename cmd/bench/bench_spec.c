@@ -10,11 +10,13 @@
  * off when T exceeds the ratio. The passes of every K alternate inside
  * each repetition, so drift of the machine hits them alike.
  *
- * --prompt-file FILE... with --lookup N: greedy generation of the first -n
- * tokens after each text, plain and with prompt lookup, alternating per
+ * --prompt-file FILE... with --lookup N (or --draft MODEL): greedy
+ * generation of the first -n tokens after each text, plain and with
+ * prompt lookup (or the draft model's guesses), alternating per
  * repetition; t/s of each (generated tokens over generation time, as
- * bn-infer -v), the drafts' acceptance, tokens per weight pass and the
- * speed-up. The two outputs must be the same bytes (else an error). */
+ * bn-infer -v, the draft model's steps included), the drafts' acceptance,
+ * tokens per weight pass of the model and the speed-up. The two outputs
+ * must be the same bytes (else an error). */
 #include "bench.h"
 #include "generate.h"
 #include "tokenizer.h"
@@ -108,6 +110,8 @@ static int generate(bn_ctx *ctx, const bn_model *m, const bn_gen_opts *go, const
     if (!fp)
         return bn_fail(e, "out of memory");
     bn_ctx_truncate(ctx, 0);
+    if (go->draft)
+        bn_ctx_truncate(go->draft, 0);
     bn_gen *g = bn_gen_new(m, ctx, NULL, go, fp, 0, e);
     int rc = !g || bn_gen_answer(g, prompt->ids, prompt->n, e) ? -1 : 0;
     if (g)
@@ -115,6 +119,27 @@ static int generate(bn_ctx *ctx, const bn_model *m, const bn_gen_opts *go, const
     bn_gen_free(g);
     fclose(fp);
     return rc;
+}
+
+/* --draft MODEL, loaded with m's kernels: its vocabulary and tokenizer
+ * must be m's. */
+static int load_draft(const bn_bench_opts *o, const bn_model *m, const bn_tokenizer *tok, bn_model *dm, bn_err *e)
+{
+    if (bn_model_load(dm, o->draft, m->kern->name, e))
+        return -1;
+    if (!o->mmap_only && bn_model_to_memory(dm, e) < 0) {
+        bn_model_free(dm);
+        return -1;
+    }
+    bn_tokenizer *dt = dm->hp.n_vocab == m->hp.n_vocab ? bn_tokenizer_from_model(dm, e) : NULL;
+    int same = dt && bn_tokenizer_hash(dt) == bn_tokenizer_hash(tok);
+    bn_tokenizer_free(dt);
+    if (!same) {
+        bn_fail(e, "%s: not the model's vocabulary and tokenizer: a draft needs them", o->draft);
+        bn_model_free(dm);
+        return -1;
+    }
+    return 0;
 }
 
 static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *label, int threads, bn_bench_rows *rows,
@@ -126,11 +151,17 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
         snprintf(why, sizeof why, "%s", e->msg);
         return bn_fail(e, "%s: --prompt-file needs a model with a tokenizer (%s)", label, why);
     }
+    bn_model dm;
+    if (o->draft && load_draft(o, m, tok, &dm, e)) {
+        bn_tokenizer_free(tok);
+        return -1;
+    }
     uint32_t tg = o->tg[0];
     int rc = -1;
     bn_tokens prompt = {0};
-    bn_ctx *ctx = NULL;
+    bn_ctx *ctx = NULL, *dctx = NULL;
     char *out[2] = {NULL, NULL};
+    const char *mode = o->draft ? "draft" : "lookup";
     for (size_t f = 0; f < o->n_prompts; f++) {
         bn_map map;
         if (bn_map_file(o->prompts[f], &map, e))
@@ -154,6 +185,13 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
                           .n_threads = threads};
         if (!(ctx = bn_ctx_new_opts(m, &co, e)))
             goto done;
+        bn_ctx_free(dctx);
+        dctx = NULL;
+        if (o->draft) {
+            co.n_ctx = co.n_ctx < dm.hp.n_ctx ? co.n_ctx : dm.hp.n_ctx;
+            if (!(dctx = bn_ctx_new_opts(&dm, &co, e)))
+                goto done;
+        }
         bn_gen_opts go[2];
         memset(go, 0, sizeof go);
         for (int lk = 0; lk < 2; lk++) {
@@ -162,6 +200,7 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
             go[lk].samp.temp = 0;
             go[lk].lookup = lk ? o->lookup : 0;
             go[lk].draft_max = lk ? o->draft_max : 0;
+            go[lk].draft = lk ? dctx : NULL;
         }
         const char *base = strrchr(o->prompts[f], '/');
         base = base ? base + 1 : o->prompts[f];
@@ -169,10 +208,12 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
         for (int lk = 0; lk < 2; lk++) {
             if (!(r[lk] = spec_row(rows, label, threads, "t/s", e)))
                 goto done;
-            snprintf(r[lk]->test, sizeof r[lk]->test, "tg%u %s", tg, lk ? "lookup" : "plain");
-            if (lk)
+            snprintf(r[lk]->test, sizeof r[lk]->test, "tg%u %s", tg, lk ? mode : "plain");
+            if (lk && !o->draft)
                 snprintf(r[lk]->test, sizeof r[lk]->test, "tg%u lookup %u/%u", tg, o->lookup,
                          o->draft_max ? o->draft_max : 8);
+            else if (lk)
+                snprintf(r[lk]->test, sizeof r[lk]->test, "tg%u draft %u", tg, o->draft_max ? o->draft_max : 8);
         }
         bn_gen_stats st[2];
         size_t len[2] = {0, 0};
@@ -184,7 +225,8 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
                 if (rep >= 0 && st[lk].t_gen > 0)
                     r[lk]->samples[r[lk]->n++] = (double)st[lk].n_gen / st[lk].t_gen;
                 if (lk && (len[0] != len[1] || memcmp(out[0], out[1], len[0]))) {
-                    bn_fail(e, "%s: prompt lookup changed the greedy answer (a bug)", o->prompts[f]);
+                    bn_fail(e, "%s: %s changed the greedy answer (a bug)", o->prompts[f],
+                            o->draft ? "the draft model" : "prompt lookup");
                     goto done;
                 }
             }
@@ -195,8 +237,8 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
                  base, st[1].n_draft ? 100.0 * st[1].n_accept / st[1].n_draft : 0.0,
                  st[1].n_pass ? (double)st[1].n_gen / st[1].n_pass : 0.0, r[1]->median / r[0]->median);
         if (o->verbose)
-            fprintf(stderr, "%s: %s t=%d %s: plain %.2f t/s, lookup %.2f t/s; %llu drafted, %llu kept, %llu passes\n",
-                    o->prog, label, threads, o->prompts[f], r[0]->median, r[1]->median,
+            fprintf(stderr, "%s: %s t=%d %s: plain %.2f t/s, %s %.2f t/s; %llu drafted, %llu kept, %llu passes\n",
+                    o->prog, label, threads, o->prompts[f], r[0]->median, mode, r[1]->median,
                     (unsigned long long)st[1].n_draft, (unsigned long long)st[1].n_accept,
                     (unsigned long long)st[1].n_pass);
     }
@@ -206,6 +248,9 @@ done:
     free(out[1]);
     bn_tokens_free(&prompt);
     bn_ctx_free(ctx);
+    bn_ctx_free(dctx);
+    if (o->draft)
+        bn_model_free(&dm);
     bn_tokenizer_free(tok);
     return rc;
 }
