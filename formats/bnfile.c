@@ -25,6 +25,13 @@ static const uint8_t END_MAGIC[8] = {'B', 'N', 'E', 'N', 'D', 0, 0, 0};
 #define BN_FLAG_ROPE_SCALING 2u
 /* Bit 2: each query and key head is RMS-normalized before RoPE (model.qk_norm). */
 #define BN_FLAG_QK_NORM 4u
+/* Bits 3, 4, 5: embedding rows scaled (model.embedding_scale), attention and
+ * FFN outputs normed before the residual (model.post_norms), sliding-window
+ * layers (model.sliding_window): Gemma 3's layer. */
+#define BN_FLAG_EMBD_SCALE 8u
+#define BN_FLAG_POST_NORMS 16u
+#define BN_FLAG_SLIDING 32u
+#define BN_FLAGS_KNOWN 63u
 
 typedef struct header {
     uint32_t version, header_size;
@@ -59,7 +66,7 @@ static int parse_header(const uint8_t *p, header *h, const char *name, bn_err *e
                        BN_FILE_VERSION);
     if (h->header_size != HEADER_SIZE)
         return bn_fail(e, "%s: bad header size %u", name, h->header_size);
-    if (h->flags & ~(BN_FLAG_PROJ_NORM | BN_FLAG_ROPE_SCALING | BN_FLAG_QK_NORM))
+    if (h->flags & ~BN_FLAGS_KNOWN)
         return bn_fail(e, "%s: unknown header flags 0x%x", name, h->flags);
     if (h->alignment < 64 || (h->alignment & (h->alignment - 1)) || h->alignment > (1u << 20))
         return bn_fail(e, "%s: bad alignment %u", name, h->alignment);
@@ -549,9 +556,15 @@ int bn_writer_begin(bn_writer *w, const char *path, const bn_temp_hook *temps, c
     v32 = !bn_meta_bool(meta, "model.proj_norm", &proj_norm) && proj_norm ? BN_FLAG_PROJ_NORM : 0;
     if (bn_meta_get(meta, "model.rope_scaling"))
         v32 |= BN_FLAG_ROPE_SCALING;
-    int qk_norm = 0;
+    int qk_norm = 0, post = 0;
     if (!bn_meta_bool(meta, "model.qk_norm", &qk_norm) && qk_norm)
         v32 |= BN_FLAG_QK_NORM;
+    if (bn_meta_get(meta, "model.embedding_scale"))
+        v32 |= BN_FLAG_EMBD_SCALE;
+    if (!bn_meta_bool(meta, "model.post_norms", &post) && post)
+        v32 |= BN_FLAG_POST_NORMS;
+    if (bn_meta_get(meta, "model.sliding_window"))
+        v32 |= BN_FLAG_SLIDING;
     memcpy(h + 52, &v32, 4);
     memcpy(h + 56, &off, 8);
     uint64_t hh = XXH3_64bits(h, head_size);

@@ -12,7 +12,9 @@ static const char *const hp_keys[] = {
     "model.head_count_kv", "model.head_dim", "model.rope_theta", "model.rope_pairing",
     "model.ffn_activation", "model.sub_norms", "model.norm_eps", "model.tied_embeddings",
     "model.proj_norm", "model.proj_norm_eps", "model.rope_scaling", "model.rope_scaling_factor",
-    "model.qk_norm", "model.pooling", "tokens.embed_end_id", "tokens.bos_id", "tokens.eos_id", "tokens.pad_id", "tokens.add_bos", "chat.format",
+    "model.qk_norm", "model.embedding_scale", "model.post_norms", "model.sliding_window",
+    "model.swa_theta", "model.pooling", "tokens.embed_end_id", "tokens.bos_id", "tokens.eos_id",
+    "tokens.pad_id", "tokens.add_bos", "chat.format",
     "provenance.converter", "provenance.source_format", "provenance.scale_convention", "provenance.note",
 };
 

@@ -118,6 +118,8 @@ void bn_writer_abort(bn_writer *w);
 
 #define BN_MAX_STOP 16
 
+#define BN_MAX_LAYERS 4096 /* model.block_count's bound */
+
 /* model.pooling: how an embedding model turns a sequence into one vector */
 enum { BN_POOL_NONE = 0, BN_POOL_LAST = 1 /* the last token's final-normed state, L2-normalized */ };
 
@@ -128,7 +130,8 @@ typedef struct bn_hparams {
     uint32_t n_vocab, n_ctx, n_embd, n_ff, n_layer, n_head, n_head_kv, head_dim;
     float rope_theta, norm_eps;
     int rope_neox;   /* 1: pairs (i, i+head_dim/2); 0: adjacent pairs */
-    int act_silu;    /* 1: silu(g)*u; 0: relu(g)^2*u */
+    int act_silu;    /* 1: silu(g)*u; 0: relu(g)^2*u (or gelu, below) */
+    int act_gelu;    /* 1: gelu_tanh(g)*u (Gemma's gelu_pytorch_tanh) */
     int sub_norms;   /* attn_sub_norm / ffn_sub_norm present */
     int tied;        /* output head = token_embd */
     int proj_norm;   /* an RMSNorm of its own before each ternary projection's input */
@@ -139,6 +142,11 @@ typedef struct bn_hparams {
     int qk_norm;     /* model.qk_norm: an RMSNorm over each query and key head before RoPE (Qwen3) */
     int pooling;     /* model.pooling: BN_POOL_NONE (a language model) or BN_POOL_LAST (an embedding model) */
     int32_t embed_end_id; /* tokens.embed_end_id: appended to every embedding input; -1 none */
+    float embd_scale;     /* model.embedding_scale: embedding rows multiplied by it (Gemma: sqrt(d)); 1 without */
+    int post_norms;       /* model.post_norms: attention and FFN outputs RMS-normed before the residual add */
+    uint32_t swa;         /* model.sliding_window: positions a sliding layer attends to (itself included); 0 none */
+    float swa_theta; /* model.swa_theta: the RoPE base of sliding layers */
+    uint64_t swa_layers[BN_MAX_LAYERS / 64]; /* model.sliding_layers: bit l set when layer l slides */
     int32_t bos_id, eos_id, pad_id;
     int add_bos;
     int32_t stop_ids[BN_MAX_STOP];
@@ -150,6 +158,11 @@ int bn_hparams_from_meta(const bn_meta *m, bn_hparams *hp, const char *name, bn_
 int bn_hparams_to_meta(const bn_hparams *hp, bn_meta *m);
 /* Checks every tensor the architecture needs exists with the right shape. */
 int bn_hparams_check_tensors(const bn_hparams *hp, const bn_source *s, bn_err *e);
+/* Layer l attends through a sliding window (model.sliding_layers). */
+static inline int bn_hparams_sliding(const bn_hparams *hp, uint32_t l)
+{
+    return hp->swa && (hp->swa_layers[l / 64] >> (l % 64) & 1);
+}
 
 /* Nonzero for the seven ternary projections of a layer (attn_q/k/v/output,
  * ffn_gate/up/down), by canonical name. */

@@ -15,7 +15,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum recipe_kind { COPY, UNPACK_PACKED, ONES };
+/* PLUS_ONE: a Gemma norm weight w stored as 1 + w in f32 (Gemma3RMSNorm
+ * multiplies by 1 + w, computed in f32), so bn's RMSNorm runs it as is. */
+enum recipe_kind { COPY, UNPACK_PACKED, ONES, PLUS_ONE };
 
 typedef struct recipe {
     int kind;
@@ -28,6 +30,7 @@ typedef struct hf_impl {
     size_t n_shards;
     recipe *recipes;
     int divide_scale; /* bitlinear: value = code / weight_scale */
+    int gemma;        /* Gemma 3 names and norms */
     uint8_t *scratch;
     size_t scratch_cap;
 } hf_impl;
@@ -74,7 +77,7 @@ static const struct {
 
 /* Maps an HF tensor name to the canonical one. Returns 1 mapped, 0 to be
  * ignored (buffers HF recomputes), -1 unknown. */
-static int map_name(const char *hf, char *out, size_t n)
+static int map_name(const char *hf, char *out, size_t n, int gemma)
 {
     /* A base model saved on its own (transformers' AutoModel, e.g.
      * Qwen3Model: sentence-transformers checkpoints) has no "model." prefix. */
@@ -95,6 +98,16 @@ static int map_name(const char *hf, char *out, size_t n)
         const char *rest = hf + used;
         if (strstr(rest, "rotary_emb.inv_freq"))
             return 0;
+        /* Gemma 3: the attention output and the FFN are normed on their
+         * way out (post_*), the FFN input by pre_feedforward_layernorm */
+        static const char *const gemma_names[][2] = {
+            {"post_attention_layernorm.weight", "post_attention_norm.weight"},
+            {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
+            {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"},
+        };
+        for (size_t i = 0; gemma && i < sizeof gemma_names / sizeof *gemma_names; i++)
+            if (!strcmp(rest, gemma_names[i][0]))
+                return snprintf(out, n, "blk.%u.%s", layer, gemma_names[i][1]), 1;
         for (size_t i = 0; i < sizeof layer_names / sizeof *layer_names; i++)
             if (!strcmp(rest, layer_names[i].hf))
                 return snprintf(out, n, "blk.%u.%s", layer, layer_names[i].bn), 1;
@@ -134,6 +147,56 @@ static const char *cfg_str(const cJSON *cfg, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* Gemma 3's own settings: the embedding scale (sqrt(hidden) in f32, as
+ * llama.cpp's gemma3 graph, which bitnet.cpp runs, applies it; transformers
+ * in bf16 multiplies by the bf16 rounding of it, 0.2% less for 640),
+ * sliding-window layers (layer_types, else every sliding_window_pattern-th
+ * layer full) with their own RoPE base (rope_local_base_freq, or
+ * rope_parameters' sliding_attention in newer configs), and what bn does
+ * not run, refused by name: a query scale other than 1/sqrt(head_dim),
+ * logit soft-capping, bidirectional attention. */
+static int read_gemma3(const cJSON *cfg, bn_hparams *hp, const char *path, bn_err *e)
+{
+    hp->embd_scale = sqrtf((float)hp->n_embd);
+    double qs = cfg_num(cfg, "query_pre_attn_scalar", hp->head_dim);
+    if (qs != hp->head_dim)
+        return bn_fail_code(e, BN_E_UNSUPPORTED, "%s: query_pre_attn_scalar %g differs from head_dim %u", path, qs,
+                            hp->head_dim);
+    static const char *const off[] = {"attn_logit_softcapping", "final_logit_softcapping",
+                                      "use_bidirectional_attention"};
+    for (size_t i = 0; i < sizeof off / sizeof *off; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, off[i]);
+        if (v && !cJSON_IsNull(v) && !cJSON_IsFalse(v))
+            return bn_fail_code(e, BN_E_UNSUPPORTED, "%s: %s is not supported", path, off[i]);
+    }
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(cfg, "rope_parameters");
+    const cJSON *full = rp ? cJSON_GetObjectItemCaseSensitive(rp, "full_attention") : NULL;
+    const cJSON *slide = rp ? cJSON_GetObjectItemCaseSensitive(rp, "sliding_attention") : NULL;
+    hp->rope_theta = (float)cfg_num(full, "rope_theta", cfg_num(cfg, "rope_theta", 1e6));
+    hp->swa_theta = (float)cfg_num(slide, "rope_theta", cfg_num(cfg, "rope_local_base_freq", 1e4));
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(cfg, "sliding_window");
+    if (!w || cJSON_IsNull(w))
+        return 0;
+    if (cfg_u32(cfg, "sliding_window", &hp->swa, path, e))
+        return -1;
+    const cJSON *types = cJSON_GetObjectItemCaseSensitive(cfg, "layer_types");
+    double pattern = cfg_num(cfg, "sliding_window_pattern", cfg_num(cfg, "_sliding_window_pattern", 6));
+    if (types && cJSON_GetArraySize(types) != (int)hp->n_layer)
+        return bn_fail(e, "%s: layer_types has %d entries for %u layers", path, cJSON_GetArraySize(types),
+                       hp->n_layer);
+    if (!types && !(pattern >= 1 && pattern <= BN_MAX_LAYERS))
+        return bn_fail(e, "%s: sliding_window_pattern %g is out of range", path, pattern);
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const char *t = types ? cJSON_GetStringValue(cJSON_GetArrayItem(types, (int)l)) : NULL;
+        if (types && (!t || (strcmp(t, "sliding_attention") && strcmp(t, "full_attention"))))
+            return bn_fail(e, "%s: layer_types[%u] must be sliding_attention or full_attention", path, l);
+        int slides = types ? !strcmp(t, "sliding_attention") : (l + 1) % (uint32_t)pattern != 0;
+        if (slides)
+            hp->swa_layers[l / 64] |= 1ull << (l % 64);
+    }
+    return 0;
+}
+
 /* Reads config.json into hyper-parameters; also decides the scale convention. */
 static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed_expected, bn_meta *meta, bn_err *e)
 {
@@ -150,6 +213,8 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
                            : NULL;
     const char *model_type = cfg_str(cfg, "model_type");
     const char *act = cfg_str(cfg, "hidden_act");
+    if (!act)
+        act = cfg_str(cfg, "hidden_activation"); /* Gemma's name */
     if (!arch) {
         bn_fail(e, "%s: config.json lacks 'architectures'", path);
         goto out;
@@ -163,6 +228,14 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
     } else if (!strcmp(arch, "LlamaForCausalLM")) {
         snprintf(hp->arch, sizeof hp->arch, "llama");
         hp->sub_norms = 0;
+    } else if (!strcmp(arch, "Gemma3TextModel") || !strcmp(arch, "Gemma3ForCausalLM")) {
+        /* Gemma 3's text model (BitNet-embedding-270M's backbone):
+         * q/k head norms, post-attention and post-FFN norms, embedding
+         * scaled by sqrt(hidden), sliding-window layers (read below) */
+        snprintf(hp->arch, sizeof hp->arch, "gemma3");
+        hp->sub_norms = 0;
+        hp->qk_norm = 1;
+        hp->post_norms = 1;
     } else if (!strcmp(arch, "Qwen3Model") || !strcmp(arch, "Qwen3ForCausalLM")) {
         /* Qwen3 (BitNet-embedding-0.6B's backbone): Llama's layer with an
          * RMSNorm of each query and key head before RoPE */
@@ -171,7 +244,8 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
         hp->qk_norm = 1;
     } else {
         bn_fail(e, "%s: unsupported architecture '%s' (BitNetForCausalLM, BitnetForCausalLM and ternary "
-                   "LlamaForCausalLM, Qwen3Model, Qwen3ForCausalLM are supported)", path, arch);
+                   "LlamaForCausalLM, Qwen3Model, Qwen3ForCausalLM, Gemma3TextModel, Gemma3ForCausalLM are "
+                   "supported)", path, arch);
         goto out;
     }
     if (!act)
@@ -180,8 +254,10 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
         hp->act_silu = 0;
     else if (!strcmp(act, "silu") || !strcmp(act, "swish"))
         hp->act_silu = 1;
+    else if (!strcmp(act, "gelu_pytorch_tanh"))
+        hp->act_gelu = 1;
     else {
-        bn_fail(e, "%s: unsupported hidden_act '%s' (relu2 and silu are supported)", path, act);
+        bn_fail(e, "%s: unsupported hidden_act '%s' (relu2, silu and gelu_pytorch_tanh are supported)", path, act);
         goto out;
     }
     if (cfg_u32(cfg, "vocab_size", &hp->n_vocab, path, e) || cfg_u32(cfg, "hidden_size", &hp->n_embd, path, e) ||
@@ -233,6 +309,8 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
             goto out;
         }
     }
+    if (!strcmp(hp->arch, "gemma3") && read_gemma3(cfg, hp, path, e))
+        goto out;
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings");
     hp->tied = tie ? cJSON_IsTrue(tie) : 1;
     /* HF checkpoints keep Q/K in HF order, so RoPE pairs (i, i+d/2). */
@@ -545,6 +623,17 @@ static int hf_read(bn_source *s, size_t i, void *buf, bn_err *e)
     bn_source *sh = &hi->shards[r->shard];
     if (r->kind == COPY)
         return sh->read(sh, r->src, buf, e);
+    if (r->kind == PLUS_ONE) {
+        const bn_tensor *st = &sh->tensors[r->src];
+        float *out = buf;
+        if (scratch(hi, st->size))
+            return bn_fail(e, "%s: out of memory", s->name);
+        if (sh->read(sh, r->src, hi->scratch, e) || bn_to_f32(st->type, hi->scratch, out, st->shape[0]))
+            return bn_fail(e, "%s: cannot read '%s'", s->name, st->name);
+        for (uint64_t j = 0; j < st->shape[0]; j++)
+            out[j] += 1.0f;
+        return 0;
+    }
     if (r->kind == ONES) {
         float one = 1.0f;
         for (uint64_t j = 0; j < s->tensors[i].shape[0]; j++)
@@ -594,7 +683,7 @@ static int build_directory(bn_source *s, hf_impl *hi, int packed_expected, bn_er
             if (len > 13 && !strcmp(st->name + len - 13, ".weight_scale"))
                 continue; /* consumed with its weight */
             char cname[BN_NAME_MAX];
-            int m = map_name(st->name, cname, sizeof cname);
+            int m = map_name(st->name, cname, sizeof cname, hi->gemma);
             if (m == 0)
                 continue;
             if (m < 0)
@@ -643,6 +732,14 @@ static int build_directory(bn_source *s, hf_impl *hi, int packed_expected, bn_er
             } else if (st->type != BN_F32 && st->type != BN_F16 && st->type != BN_BF16)
                 return bn_fail(e, "%s: tensor '%s' must be a float tensor, not %s", s->name, st->name,
                                bn_type_name(st->type));
+            else if (hi->gemma && st->ndim == 1 && strstr(cname, "norm.weight") && !strstr(cname, "_in_norm.")) {
+                /* Gemma's own norms (not the BitLinear input norms, which
+                 * are plain RMSNorm weights: bitnet.cpp's converter adds 1
+                 * to all the others too) */
+                r->kind = PLUS_ONE;
+                t->type = BN_F32;
+                t->size = 4 * st->shape[0];
+            }
             t->src_index = (uint32_t)s->n_tensors;
             s->n_tensors++;
         }
@@ -719,8 +816,10 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     int packed_expected = 0;
     char path[4096];
     if (read_config(dir, &hp, &hi->divide_scale, &packed_expected, &s->meta, e) ||
-        read_extras(dir, &hp, &s->meta, e) || open_shards(dir, hi, s, e) ||
-        build_directory(s, hi, packed_expected, e))
+        read_extras(dir, &hp, &s->meta, e))
+        goto fail;
+    hi->gemma = !strcmp(hp.arch, "gemma3");
+    if (open_shards(dir, hi, s, e) || build_directory(s, hi, packed_expected, e))
         goto fail;
     snprintf(path, sizeof path, "%s/config.json", dir);
     bn_source_add_file(s, path);
@@ -753,7 +852,15 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
             if (sect)
                 bn_meta_free(sect);
             free(sect);
-            goto fail;
+            /* Gemma's tokenizer is SentencePiece-style BPE (U+2581 for a
+             * space, byte fallback), which bn's byte-level BPE does not
+             * run: the model converts without one, for token ids. */
+            if (!sect || !hi->gemma)
+                goto fail;
+            char note[sizeof e->msg + 96];
+            snprintf(note, sizeof note, "no tokenizer: %s (give token ids)", e->msg);
+            bn_meta_set_str(&s->meta, "provenance.note", note);
+            return 0;
         }
         bn_meta_set_section(&s->meta, "tokenizer", sect);
         bn_source_add_file(s, path);

@@ -54,16 +54,18 @@ int bn_hparams_from_meta(const bn_meta *m, bn_hparams *hp, const char *name, bn_
     const char *arch = bn_meta_str(m, "general.architecture");
     if (!arch)
         return bn_fail(e, "%s: missing metadata key 'general.architecture'", name);
-    if (strcmp(arch, "bitnet-b1.58") && strcmp(arch, "bitnet") && strcmp(arch, "llama") && strcmp(arch, "qwen3"))
+    if (strcmp(arch, "bitnet-b1.58") && strcmp(arch, "bitnet") && strcmp(arch, "llama") && strcmp(arch, "qwen3") &&
+        strcmp(arch, "gemma3"))
         return bn_fail_code(e, BN_E_UNSUPPORTED,
-                            "%s: unsupported architecture '%s' (bitnet-b1.58, bitnet, llama, qwen3 are known)", name, arch);
+                            "%s: unsupported architecture '%s' (bitnet-b1.58, bitnet, llama, qwen3, gemma3 are known)",
+                            name, arch);
     snprintf(hp->arch, sizeof hp->arch, "%s", arch);
     const uint32_t big = 1u << 24;
     if (need_u32(m, "model.vocab_size", 1, 1u << 22, &hp->n_vocab, name, e) ||
         need_u32(m, "model.context_length", 1, big, &hp->n_ctx, name, e) ||
         need_u32(m, "model.embedding_length", 1, 1u << 17, &hp->n_embd, name, e) ||
         need_u32(m, "model.feed_forward_length", 1, 1u << 19, &hp->n_ff, name, e) ||
-        need_u32(m, "model.block_count", 1, 4096, &hp->n_layer, name, e) ||
+        need_u32(m, "model.block_count", 1, BN_MAX_LAYERS, &hp->n_layer, name, e) ||
         need_u32(m, "model.head_count", 1, 4096, &hp->n_head, name, e) ||
         need_u32(m, "model.head_count_kv", 1, 4096, &hp->n_head_kv, name, e) ||
         need_u32(m, "model.head_dim", 2, 4096, &hp->head_dim, name, e) ||
@@ -96,6 +98,24 @@ int bn_hparams_from_meta(const bn_meta *m, bn_hparams *hp, const char *name, bn_
         hp->pooling = BN_POOL_LAST;
         hp->embed_end_id = opt_id(m, "tokens.embed_end_id");
     }
+    hp->embd_scale = 1;
+    if (bn_meta_get(m, "model.embedding_scale") &&
+        need_f32(m, "model.embedding_scale", 1e-6, 1e6, &hp->embd_scale, name, e))
+        return -1;
+    if (bn_meta_get(m, "model.post_norms") && need_bool(m, "model.post_norms", &hp->post_norms, name, e))
+        return -1;
+    if (bn_meta_get(m, "model.sliding_window")) {
+        const bn_kv *sl = bn_meta_get(m, "model.sliding_layers");
+        if (need_u32(m, "model.sliding_window", 1, big, &hp->swa, name, e) ||
+            need_f32(m, "model.swa_theta", 1e-3, 1e12, &hp->swa_theta, name, e))
+            return -1;
+        if (!sl || sl->type != BN_V_ARR || sl->elem_type != BN_V_BOOL || sl->count != hp->n_layer)
+            return bn_fail(e, "%s: metadata 'model.sliding_layers' must be %u booleans (one a layer)", name,
+                           hp->n_layer);
+        for (uint32_t l = 0; l < hp->n_layer; l++)
+            if (((const uint8_t *)sl->data)[l])
+                hp->swa_layers[l / 64] |= 1ull << (l % 64);
+    }
     const char *scaling = bn_meta_str(m, "model.rope_scaling");
     if (bn_meta_get(m, "model.rope_scaling")) {
         if (!scaling || strcmp(scaling, "llama3"))
@@ -110,9 +130,10 @@ int bn_hparams_from_meta(const bn_meta *m, bn_hparams *hp, const char *name, bn_
             return bn_fail(e, "%s: metadata 'model.rope_scaling_high_freq_factor' must exceed the low one", name);
     }
     const char *act = bn_meta_str(m, "model.ffn_activation");
-    if (!act || (strcmp(act, "relu2") && strcmp(act, "silu")))
-        return bn_fail(e, "%s: metadata 'model.ffn_activation' must be 'relu2' or 'silu'", name);
+    if (!act || (strcmp(act, "relu2") && strcmp(act, "silu") && strcmp(act, "gelu_tanh")))
+        return bn_fail(e, "%s: metadata 'model.ffn_activation' must be 'relu2', 'silu' or 'gelu_tanh'", name);
     hp->act_silu = !strcmp(act, "silu");
+    hp->act_gelu = !strcmp(act, "gelu_tanh");
     hp->bos_id = opt_id(m, "tokens.bos_id");
     hp->eos_id = opt_id(m, "tokens.eos_id");
     hp->pad_id = opt_id(m, "tokens.pad_id");
@@ -147,7 +168,7 @@ int bn_hparams_to_meta(const bn_hparams *hp, bn_meta *m)
     rc |= bn_meta_set_u32(m, "model.head_dim", hp->head_dim);
     rc |= bn_meta_set_f32(m, "model.rope_theta", hp->rope_theta);
     rc |= bn_meta_set_str(m, "model.rope_pairing", hp->rope_neox ? "neox" : "adjacent");
-    rc |= bn_meta_set_str(m, "model.ffn_activation", hp->act_silu ? "silu" : "relu2");
+    rc |= bn_meta_set_str(m, "model.ffn_activation", hp->act_gelu ? "gelu_tanh" : hp->act_silu ? "silu" : "relu2");
     rc |= bn_meta_set_bool(m, "model.sub_norms", hp->sub_norms);
     rc |= bn_meta_set_f32(m, "model.norm_eps", hp->norm_eps);
     rc |= bn_meta_set_bool(m, "model.tied_embeddings", hp->tied);
@@ -157,6 +178,19 @@ int bn_hparams_to_meta(const bn_hparams *hp, bn_meta *m)
     }
     if (hp->qk_norm) /* written only when set, as model.proj_norm */
         rc |= bn_meta_set_bool(m, "model.qk_norm", 1);
+    /* each written only when it changes the arithmetic, as model.proj_norm */
+    if (hp->embd_scale != 0 && hp->embd_scale != 1)
+        rc |= bn_meta_set_f32(m, "model.embedding_scale", hp->embd_scale);
+    if (hp->post_norms)
+        rc |= bn_meta_set_bool(m, "model.post_norms", 1);
+    if (hp->swa) {
+        uint8_t sl[BN_MAX_LAYERS];
+        for (uint32_t l = 0; l < hp->n_layer; l++)
+            sl[l] = bn_hparams_sliding(hp, l);
+        rc |= bn_meta_set_u32(m, "model.sliding_window", hp->swa);
+        rc |= bn_meta_set_f32(m, "model.swa_theta", hp->swa_theta);
+        rc |= bn_meta_set_arr(m, "model.sliding_layers", BN_V_BOOL, sl, hp->n_layer);
+    }
     if (hp->pooling == BN_POOL_LAST) {
         rc |= bn_meta_set_str(m, "model.pooling", "last");
         rc |= bn_meta_set_i32(m, "tokens.embed_end_id", hp->embed_end_id);
@@ -238,6 +272,10 @@ int bn_hparams_check_tensors(const bn_hparams *hp, const bn_source *s, bn_err *e
         if (hp->qk_norm) {
             CHECK("attn_q_norm.weight", hp->head_dim, 0);
             CHECK("attn_k_norm.weight", hp->head_dim, 0);
+        }
+        if (hp->post_norms) {
+            CHECK("post_attention_norm.weight", d, 0);
+            CHECK("post_ffw_norm.weight", d, 0);
         }
 #undef CHECK
     }

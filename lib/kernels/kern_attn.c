@@ -18,13 +18,13 @@ static float kv_elem(const bn_att_task *a, size_t p, size_t off, size_t i)
 /* The portable one, also the --kernel ref path: per head, the forward
  * pass's original order (8 interleaved partial sums per dot product, expf,
  * each weight divided by the sum). */
-static void att_scalar(const bn_att_task *a)
+void bn_att_scalar_window(const bn_att_task *a, size_t p0)
 {
     size_t hd = a->hd, n = a->n_pos, bs = a->bs;
     for (size_t j = 0; j < a->g; j++) {
         const float *q = a->q + j * hd;
         float *sc = a->sc + j * n, mx = -INFINITY;
-        for (size_t p = 0; p < n; p++) {
+        for (size_t p = p0; p < n; p++) {
             float part[8] = {0};
             size_t i = 0, bp = p % bs;
             for (; i + 8 <= hd; i += 8)
@@ -38,18 +38,23 @@ static void att_scalar(const bn_att_task *a)
                 mx = sc[p];
         }
         float sum = 0;
-        for (size_t p = 0; p < n; p++) {
+        for (size_t p = p0; p < n; p++) {
             sc[p] = expf(sc[p] - mx);
             sum += sc[p];
         }
         float *out = a->out + j * hd;
         memset(out, 0, hd * sizeof *out);
-        for (size_t p = 0; p < n; p++) {
+        for (size_t p = p0; p < n; p++) {
             float w = sc[p] / sum;
             for (size_t i = 0; i < hd; i++)
                 out[i] += w * kv_elem(a, p, a->voff, p % bs * a->ld + i);
         }
     }
+}
+
+static void att_scalar(const bn_att_task *a)
+{
+    bn_att_scalar_window(a, 0);
 }
 
 #if defined(__x86_64__)

@@ -38,5 +38,8 @@ typedef void (*bn_att_fn)(const bn_att_task *a);
 /* The fastest attention cpu can run (the portable scalar one for a zeroed
  * bn_cpu); never NULL. */
 bn_att_fn bn_att_find(const struct bn_cpu *cpu);
+/* The portable one over positions first..n_pos-1 only: a sliding window
+ * (the found ones all start at 0). */
+void bn_att_scalar_window(const bn_att_task *a, size_t first);
 
 #endif

@@ -58,8 +58,9 @@ struct bn_ctx {
     uint8_t *tblk[NB];
     int twant[NB];
     uint16_t *k16; /* NB rows: each batch token's K in f16, on its way into its block */
-    double *inv_freq; /* head_dim/2 RoPE frequencies */
-    float *rope_cs;   /* NB x head_dim: each token's cos, then sin (one batch) */
+    double *inv_freq; /* head_dim/2 RoPE frequencies (x 2 with sliding layers: theirs after) */
+    float *rope_cs;   /* NB x head_dim (x 2 with sliding layers): each token's cos, then sin (one batch) */
+    size_t n_rope;    /* sets of frequencies: 1, or 2 with sliding layers (model.swa_theta) */
     /* batch scratch */
     float *x, *xn, *qb, *kb, *vb, *att, *gb, *ub, *tmp;
     float *pn; /* NB x n_embd: a projection's own input norm (model.proj_norm), else NULL */
@@ -135,8 +136,19 @@ static float relu2(float g)
 }
 
 /* g = act(g)·u: relu² (BitNet) or silu. */
-static void gated_act(float *restrict g, const float *restrict u, size_t n, int silu)
+/* transformers' gelu_pytorch_tanh: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) */
+static float gelu_tanh(float x)
 {
+    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+static void gated_act(float *restrict g, const float *restrict u, size_t n, int silu, int gelu)
+{
+    if (gelu) {
+        for (size_t i = 0; i < n; i++)
+            g[i] = gelu_tanh(g[i]) * u[i];
+        return;
+    }
     if (silu) {
         for (size_t i = 0; i < n; i++)
             g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
@@ -332,7 +344,11 @@ static void att_run(void *arg, int ith, int nth)
             .sc = c->scores + (size_t)ith * group * c->n_ctx,
             .out = c->att + t * c->q_dim + (g * group + h0) * hd,
         };
-        c->att_fn(&a);
+        /* a sliding layer sees the last swa positions, itself included */
+        if (bn_hparams_sliding(hp, j->layer) && a.n_pos > hp->swa)
+            bn_att_scalar_window(&a, a.n_pos - hp->swa);
+        else
+            c->att_fn(&a);
     }
 }
 
@@ -372,11 +388,12 @@ static void head_run(void *arg, int ith, int nth)
 static void rope_angles(const bn_ctx *c, uint32_t pos, float *cs)
 {
     size_t half = c->m->hp.head_dim / 2;
-    for (size_t i = 0; i < half; i++) {
-        double ang = (double)pos * c->inv_freq[i];
-        cs[i] = (float)cos(ang);
-        cs[half + i] = (float)sin(ang);
-    }
+    for (size_t s = 0; s < c->n_rope; s++, cs += 2 * half)
+        for (size_t i = 0; i < half; i++) {
+            double ang = (double)pos * c->inv_freq[s * half + i];
+            cs[i] = (float)cos(ang);
+            cs[half + i] = (float)sin(ang);
+        }
 }
 
 /* Frequency i of head_dim/2. With llama3 scaling (model.rope_scaling) the
@@ -481,7 +498,7 @@ static void tok_one(bn_ctx *c, const bn_layer *L, uint32_t l, enum tok_step step
         prepare_input(c, c->pn + t * d, d, t);
         break;
     case STEP_ROPE_KV: {
-        const float *cs = c->rope_cs + t * hp->head_dim;
+        const float *cs = c->rope_cs + (t * c->n_rope + bn_hparams_sliding(hp, l)) * hp->head_dim;
         if (L->q_norm) { /* model.qk_norm: each head RMS-normalized before RoPE */
             size_t hd = hp->head_dim;
             for (size_t h = 0; h < hp->n_head; h++)
@@ -504,6 +521,8 @@ static void tok_one(bn_ctx *c, const bn_layer *L, uint32_t l, enum tok_step step
         break;
     }
     case STEP_FFN_IN:
+        if (L->attn_post_norm) /* model.post_norms: the attention output normed before the residual */
+            rmsnorm(tmp, L->attn_post_norm, d, eps, tmp);
         add_rows(x, tmp, d);
         rmsnorm(x, L->ffn_norm, d, eps, tmp);
         if (!L->in_norm[4])
@@ -511,7 +530,7 @@ static void tok_one(bn_ctx *c, const bn_layer *L, uint32_t l, enum tok_step step
         break;
     case STEP_FFN_MID: {
         float *g = c->gb + t * ff;
-        gated_act(g, c->ub + t * ff, ff, hp->act_silu);
+        gated_act(g, c->ub + t * ff, ff, hp->act_silu, hp->act_gelu);
         if (L->ffn_sub_norm)
             rmsnorm(g, L->ffn_sub_norm, ff, eps, g);
         if (L->in_norm[6])
@@ -581,6 +600,8 @@ static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
         project(c, n, &L->gate, c->gb, &L->up, c->ub, NULL, NULL);
     tok_steps(c, L, l, n, STEP_FFN_MID);
     project(c, n, &L->down, c->tmp, NULL, NULL, NULL, NULL);
+    for (size_t t = 0; L->ffn_post_norm && t < n; t++) /* model.post_norms: the FFN output too */
+        rmsnorm(c->tmp + t * d, L->ffn_post_norm, d, hp->norm_eps, c->tmp + t * d);
     add_rows(c->x, c->tmp, n * d);
 }
 
@@ -592,8 +613,11 @@ static void batch_forward(bn_ctx *c, size_t n, float *logits)
     size_t d = m->hp.n_embd;
     for (size_t t = 0; t < n; t++) {
         bn_head_row(m->embd_type, m->embd, m->hp.n_vocab, d, c->tid[t], c->x + t * d);
+        if (m->hp.embd_scale != 1) /* model.embedding_scale (Gemma: sqrt(d)) */
+            for (size_t i = 0; i < d; i++)
+                c->x[t * d + i] *= m->hp.embd_scale;
         /* the angles of a position are the same in every layer */
-        rope_angles(c, c->tpos[t], c->rope_cs + t * m->hp.head_dim);
+        rope_angles(c, c->tpos[t], c->rope_cs + t * c->n_rope * m->hp.head_dim);
     }
     for (uint32_t l = 0; l < m->hp.n_layer; l++)
         layer_forward(c, l, n);
@@ -795,8 +819,9 @@ bn_ctx *bn_ctx_new_opts(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     if (bn_ctx_seq_new(c, e) < 0)
         goto fail;
     c->k16 = malloc(NB * c->kv_dim * sizeof *c->k16);
-    c->inv_freq = malloc(hp->head_dim / 2 * sizeof *c->inv_freq);
-    c->rope_cs = malloc(NB * hp->head_dim * sizeof *c->rope_cs);
+    c->n_rope = hp->swa ? 2 : 1;
+    c->inv_freq = malloc(c->n_rope * hp->head_dim / 2 * sizeof *c->inv_freq);
+    c->rope_cs = malloc(NB * c->n_rope * hp->head_dim * sizeof *c->rope_cs);
     c->x = malloc(NB * d * sizeof(float));
     c->tmp = malloc(NB * wide * sizeof(float));
     c->xn = malloc(NB * wide * sizeof(float));
@@ -837,6 +862,8 @@ bn_ctx *bn_ctx_new_opts(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     c->f16_row = bn_f16_row_find(&cpu);
     for (size_t i = 0; i < hp->head_dim / 2; i++)
         c->inv_freq[i] = rope_freq(hp, i);
+    for (size_t i = 0; hp->swa && i < hp->head_dim / 2; i++) /* sliding layers: their own base, no scaling */
+        c->inv_freq[hp->head_dim / 2 + i] = pow((double)hp->swa_theta, -2.0 * (double)i / (double)hp->head_dim);
     return c;
 fail:
     bn_ctx_free(c);

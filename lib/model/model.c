@@ -199,6 +199,10 @@ static int load_layer(bn_model *m, uint32_t l, const char *kernel, bn_err *e)
         if (!(L->in_norm[p] = norm_f32(m, find(m, n, l), e)))
             return -1;
     }
+    if (m->hp.post_norms &&
+        (!(L->attn_post_norm = norm_f32(m, find(m, "blk.%u.post_attention_norm.weight", l), e)) ||
+         !(L->ffn_post_norm = norm_f32(m, find(m, "blk.%u.post_ffw_norm.weight", l), e))))
+        return -1;
     if (m->hp.qk_norm && (!(L->q_norm = norm_f32(m, find(m, "blk.%u.attn_q_norm.weight", l), e)) ||
                           !(L->k_norm = norm_f32(m, find(m, "blk.%u.attn_k_norm.weight", l), e))))
         return -1;

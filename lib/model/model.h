@@ -29,6 +29,7 @@ typedef struct bn_layer {
      * order (q, k, v, o, gate, up, down); all NULL without */
     const float *in_norm[BN_N_PROJ];
     const float *q_norm, *k_norm; /* model.qk_norm: [head_dim] each, else NULL */
+    const float *attn_post_norm, *ffn_post_norm; /* model.post_norms, else NULL */
     bn_mat q, k, v, o, gate, up, down;
 } bn_layer;
 

@@ -134,7 +134,22 @@ FAMILIES = {
                                        "vocab_size": 151936, "max_position_embeddings": 32768},
                               "rope_theta": 1000000.0, "rms_norm_eps": 1e-6, "tie": True, "bos": None,
                               "eos": None, "gen_bos": None, "qc": None, "embedding": "qwen3",
-                              "test": {"heads": 2, "layers": 2, "vocab": 512}},
+                              "test": {"heads": 2, "layers": 2, "vocab": 512, "hidden_ratio": True}},
+    # microsoft/BitNet-embedding-270M (the same sources): a Gemma 3 270M backbone (gemma3_text:
+    # Gemma3RMSNorm's (1 + w) weights, q/k head norms, post-attention and post-FFN norms, embedding
+    # x sqrt(hidden), GELU (tanh) gating, 5 of every 6 layers sliding over 512 positions with RoPE base
+    # 10000, the full ones 1e6), saved as a sentence-transformers Gemma3TextModel, the same BitLinear
+    # input norms; the tokenizer adds <bos> and appends <eos>. Layers cut to 2, one sliding and one
+    # full (layer_types; the real model has 5 sliding, then 1 full, three times), vocabulary scaled
+    # (262144 in the real one), the window cut to 32 (so that a test input of a hundred tokens
+    # crosses it, a partial KV block deep); the width is the real one.
+    "bitnet-embedding-270m": {"real": {"hidden_size": 640, "intermediate_size": 2048, "num_attention_heads": 4,
+                                       "num_key_value_heads": 1, "head_dim": 256, "num_hidden_layers": 18,
+                                       "vocab_size": 262144, "max_position_embeddings": 32768},
+                              "rope_theta": 1000000.0, "rms_norm_eps": 1e-6, "tie": True, "bos": None,
+                              "eos": None, "gen_bos": None, "qc": None, "embedding": "gemma3",
+                              "test": {"heads": 4, "layers": 2, "vocab": 512, "hidden_ratio": True, "window": 32,
+                                       "pattern": 2}},
 }
 
 
@@ -144,6 +159,8 @@ def family_shape(fam):
     h, hd = t["heads"], r["head_dim"]
     kv = h * r["num_key_value_heads"] // r["num_attention_heads"]
     d = h * hd
+    if t.get("hidden_ratio"):  # hidden != heads x head_dim: keep the real ratio
+        d = h * r["hidden_size"] // r["num_attention_heads"]
     ff = d * r["intermediate_size"] // r["hidden_size"]
     assert kv >= 1 and d * r["intermediate_size"] % r["hidden_size"] == 0
     return (d, ff, t["layers"], h, kv, t["vocab"], min(r["max_position_embeddings"], 1024)), hd
@@ -195,8 +212,8 @@ def model_tensors(shape, layers, vocab, arch, hd=None, in_norms=False):
     """[(canonical name, hf name, [rows, cols] or [n], kind)] in file order.
     in_norms: each projection's use_rms_norm weight after it. arch qwen3: the
     BitNet embedding layout (qwen3_embedding_tensors)."""
-    if arch == "qwen3":
-        return qwen3_embedding_tensors(shape, layers, vocab, hd)
+    if arch in ("qwen3", "gemma3"):
+        return embedding_tensors(shape, layers, vocab, hd, arch == "gemma3")
     d, ff, nl, h, kv, _, _ = shape
     hd = hd or d // h
     sub = arch != "llama"
@@ -234,10 +251,14 @@ def model_tensors(shape, layers, vocab, arch, hd=None, in_norms=False):
     return out
 
 
-def qwen3_embedding_tensors(shape, layers, vocab, hd):
-    """A BitNet embedding model on Qwen3: names as Qwen3Model saves them (no
-    "model." prefix), each projection's input norm <proj>.norm.weight before
-    it, q_norm/k_norm [head_dim], no lm_head (tied)."""
+def embedding_tensors(shape, layers, vocab, hd, gemma):
+    """A BitNet embedding model on Qwen3 (or Gemma 3): names as Qwen3Model
+    (Gemma3TextModel) saves them (no "model." prefix), each projection's input
+    norm <proj>.norm.weight before it, q_norm/k_norm [head_dim], no lm_head
+    (tied). Gemma's own norms ("gnorm": stored w, applied as 1 + w) add
+    post_attention_layernorm after the attention, pre_ and
+    post_feedforward_layernorm around the FFN."""
+    nk = "gnorm" if gemma else "norm"
     d, ff, _, h, kv, _, _ = shape
     out = [("token_embd.weight", "embed_tokens.weight", [vocab, d], "embed")]
     for i in range(layers):
@@ -246,16 +267,22 @@ def qwen3_embedding_tensors(shape, layers, vocab, hd):
         def proj(c, n, rows, cols):
             return [(p + c + "_in_norm.weight", q + n + ".norm.weight", [cols], "norm"),
                     (p + c + ".weight", q + n + ".weight", [rows, cols], "ternary")]
-        out.append((p + "attn_norm.weight", q + "input_layernorm.weight", [d], "norm"))
+        out.append((p + "attn_norm.weight", q + "input_layernorm.weight", [d], nk))
         out += proj("attn_q", "self_attn.q_proj", h * hd, d) + proj("attn_k", "self_attn.k_proj", kv * hd, d)
         out += proj("attn_v", "self_attn.v_proj", kv * hd, d)
-        out += [(p + "attn_q_norm.weight", q + "self_attn.q_norm.weight", [hd], "norm"),
-                (p + "attn_k_norm.weight", q + "self_attn.k_norm.weight", [hd], "norm")]
+        out += [(p + "attn_q_norm.weight", q + "self_attn.q_norm.weight", [hd], nk),
+                (p + "attn_k_norm.weight", q + "self_attn.k_norm.weight", [hd], nk)]
         out += proj("attn_output", "self_attn.o_proj", d, h * hd)
-        out.append((p + "ffn_norm.weight", q + "post_attention_layernorm.weight", [d], "norm"))
+        if gemma:
+            out += [(p + "post_attention_norm.weight", q + "post_attention_layernorm.weight", [d], nk),
+                    (p + "ffn_norm.weight", q + "pre_feedforward_layernorm.weight", [d], nk)]
+        else:
+            out.append((p + "ffn_norm.weight", q + "post_attention_layernorm.weight", [d], "norm"))
         out += proj("ffn_gate", "mlp.gate_proj", ff, d) + proj("ffn_up", "mlp.up_proj", ff, d)
         out += proj("ffn_down", "mlp.down_proj", d, ff)
-    out.append(("output_norm.weight", "norm.weight", [d], "norm"))
+        if gemma:
+            out.append((p + "post_ffw_norm.weight", q + "post_feedforward_layernorm.weight", [d], nk))
+    out.append(("output_norm.weight", "norm.weight", [d], nk))
     return out
 
 
@@ -671,7 +698,7 @@ def write_hf(args, shape, layers, vocab, out):
     d, ff, _, h, kv, _, ctx = shape
     os.makedirs(out, exist_ok=True)
     fam = FAMILIES[args.family] if args.family else None
-    arch = ("qwen3" if fam.get("embedding") else "llama") if fam else "bitnet-b1.58"
+    arch = (fam.get("embedding") or "llama") if fam else "bitnet-b1.58"
     hd = family_shape(fam)[1] if fam else None
     tens = model_tensors(shape, layers, vocab, arch, hd, bool(fam and fam.get("in_norms")))
     if fam and fam["tie"]:
@@ -747,6 +774,9 @@ def write_hf(args, shape, layers, vocab, out):
                 elif kind == "norm":
                     f.write(f32_to_bf16_bits(gen_norm(rng, shp[0])).astype("<u2").tobytes())
                     entry.update(kind="float", bn_type="bf16")
+                elif kind == "gnorm":  # Gemma: the stored w of a (1 + w) norm
+                    f.write(f32_to_bf16_bits(gen_norm(rng, shp[0]) - 1).astype("<u2").tobytes())
+                    entry.update(kind="float", bn_type="f32")
                 else:  # master weights, bf16
                     x = rng.standard_normal(tuple(shp)).astype(np.float32)
                     f.write(f32_to_bf16_bits(x).astype("<u2").tobytes())
@@ -810,20 +840,25 @@ def write_embedding_extras(out, fam, truth, d, ff, layers, h, kv, vocab, ctx):
     modules.json (last token, Normalize), a tokenizer whose post-processor
     appends the end-of-text token (and no BOS), eos the <|im_end|> stand-in."""
     r = fam["real"]
+    gemma = fam["embedding"] == "gemma3"
     tj = json.load(open(os.path.join(out, "tokenizer.json"), encoding="utf-8"))
     ids = {a["content"]: a["id"] for a in tj["added_tokens"]}
-    end, im_end = "<|end_of_text|>", "<|eot_id|>"
+    bos, end, im_end = "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"
+    if gemma:  # <bos> text <eos>, eos the config's
+        im_end = end
+    st = lambda name, tid=0: {"SpecialToken": {"id": name, "type_id": tid}}
+    seq = lambda name, tid=0: {"Sequence": {"id": name, "type_id": tid}}
+    lead = [st(bos)] if gemma else []
     tj["post_processor"] = {"type": "TemplateProcessing",
-                            "single": [{"Sequence": {"id": "A", "type_id": 0}},
-                                       {"SpecialToken": {"id": end, "type_id": 0}}],
-                            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
-                                     {"SpecialToken": {"id": end, "type_id": 1}}],
-                            "special_tokens": {end: {"id": end, "ids": [ids[end]], "tokens": [end]}}}
+                            "single": lead + [seq("A"), st(end)],
+                            "pair": lead + [seq("A"), seq("B", 1), st(end, 1)],
+                            "special_tokens": {n: {"id": n, "ids": [ids[n]], "tokens": [n]}
+                                               for n in ([bos] if gemma else []) + [end]}}
     with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
         json.dump(tj, f, ensure_ascii=False)
     tcp = os.path.join(out, "tokenizer_config.json")
     tc = json.load(open(tcp, encoding="utf-8"))
-    tc.update(add_bos_token=False, bos_token=None, eos_token=im_end, pad_token=end)
+    tc.update(add_bos_token=gemma, bos_token=bos if gemma else None, eos_token=im_end, pad_token=end)
     tc.pop("chat_template", None)
     with open(tcp, "w", encoding="utf-8") as f:
         json.dump(tc, f, ensure_ascii=False, indent=2)
@@ -835,6 +870,18 @@ def write_embedding_extras(out, fam, truth, d, ff, layers, h, kv, vocab, ctx):
            "attention_bias": False, "attention_dropout": 0.0, "bos_token_id": ids[end],
            "eos_token_id": ids[im_end], "sliding_window": None, "use_sliding_window": False,
            "max_window_layers": layers, "layer_types": ["full_attention"] * layers}
+    if gemma:
+        cfg.update({"architectures": ["Gemma3TextModel"], "model_type": "gemma3_text",
+                    "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": r["head_dim"],
+                    "rope_local_base_freq": 10000.0, "sliding_window": fam["test"].get("window", 512),
+                    "_sliding_window_pattern": fam["test"].get("pattern", 6),
+                    "layer_types": ["full_attention" if (i + 1) % fam["test"].get("pattern", 6) == 0
+                                    else "sliding_attention" for i in range(layers)],
+                    "attn_logit_softcapping": None, "final_logit_softcapping": None,
+                    "use_bidirectional_attention": False, "bos_token_id": ids[bos], "eos_token_id": ids[end],
+                    "pad_token_id": ids[end]})
+        for k in ("hidden_act", "use_sliding_window", "max_window_layers"):
+            cfg.pop(k)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
     os.makedirs(os.path.join(out, "1_Pooling"), exist_ok=True)
