@@ -377,24 +377,166 @@ static inline size_t b3_pad(const int8_t *q, size_t k, size_t c0, int8_t pad[B3_
     return rem;
 }
 
+/* The 4-row GEMV loop, written in assembly because it is the whole cost
+ * of a b3 decode and it is issue-bound: per 64-byte block and row, 10
+ * vpdpbusd and 10 byte adds, which Zen 5 runs at best in 5 cycles (its 4
+ * vector pipes, 2 of them multiplying), Zen 4 in 10. From the same
+ * intrinsics gcc 12 copied accumulators at every iteration and spilled
+ * two to the stack (about 7 cycles a block on Zen 5); here each of the 4
+ * rows has 4 accumulators (S and T below, for even and odd planes) that
+ * never move, so no chain of dependent vpdpbusd is longer than 3 a block.
+ *
+ * Registers: zmm0-3 / 4-7 S of rows 0-3 for planes 0, 2, 4 / 1, 3;
+ * zmm8-11 / 12-15 T likewise; zmm16-19 and zmm20-23 m_j and m_(j+1) of
+ * rows 0-3 (their roles swap each plane); zmm24-25 activations. After
+ * the blocks, row i's lanes 256·Σ d·a = 3·S − T (exact in each lane: a
+ * lane's S and T products share bytes and activations, so the lane holds
+ * 256 times its own digit sum) are shifted down by 8 and stored to o[i].
+ * n whole blocks from q, then, if pad is not NULL, one more block whose
+ * activations are pad; p runs pf bytes ahead of w, prefetching. */
+#define B3A_ROW(m, t, a, s, tt)                                                                                    \
+    "vpaddb %%zmm" #m ", %%zmm" #m ", %%zmm" #t "\n\t"                                                             \
+    "vpdpbusd %%zmm" #a ", %%zmm" #m ", %%zmm" #s "\n\t"                                                           \
+    "vpaddb %%zmm" #m ", %%zmm" #t ", %%zmm" #t "\n\t"                                                             \
+    "vpdpbusd %%zmm" #a ", %%zmm" #t ", %%zmm" #tt "\n\t"
+#define B3A_EVEN(off, m0, m1, m2, m3, t0, t1, t2, t3)                                                              \
+    "vmovdqu64 " #off "(%[q]), %%zmm24\n\t" B3A_ROW(m0, t0, 24, 0, 8) B3A_ROW(m1, t1, 24, 1, 9)                  \
+        B3A_ROW(m2, t2, 24, 2, 10) B3A_ROW(m3, t3, 24, 3, 11)
+#define B3A_ODD(off, m0, m1, m2, m3, t0, t1, t2, t3)                                                               \
+    "vmovdqu64 " #off "(%[q]), %%zmm25\n\t" B3A_ROW(m0, t0, 25, 4, 12) B3A_ROW(m1, t1, 25, 5, 13)                \
+        B3A_ROW(m2, t2, 25, 6, 14) B3A_ROW(m3, t3, 25, 7, 15)
+static T512 INLINE void b3_asm_rows4(const uint8_t *w, size_t rs, size_t vs, size_t pf, size_t n, const int8_t *q,
+                                     const int8_t *pad, __m512i o[4])
+{
+    const uint8_t *p = w + pf;
+    __asm__ volatile(
+        "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+        "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
+        "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
+        "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
+        "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
+        "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
+        "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
+        "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
+        "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
+        "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
+        "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
+        "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
+        "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
+        "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
+        "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"
+        "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
+        "test %[n], %[n]\n\t"
+        "jz 2f\n"
+        "1:\n\t"
+        "vmovdqu64 (%[w]), %%zmm16\n\t"
+        "vmovdqu64 (%[w],%[rs]), %%zmm17\n\t"
+        "vmovdqu64 (%[w],%[rs],2), %%zmm18\n\t"
+        "vmovdqu64 (%[w],%[rs3]), %%zmm19\n\t"
+        "prefetcht0 (%[p])\n\t"
+        "prefetcht0 (%[p],%[rs])\n\t"
+        "prefetcht0 (%[p],%[rs],2)\n\t"
+        "prefetcht0 (%[p],%[rs3])\n\t"
+        B3A_EVEN(0, 16, 17, 18, 19, 20, 21, 22, 23)
+        B3A_ODD(64, 20, 21, 22, 23, 16, 17, 18, 19)
+        B3A_EVEN(128, 16, 17, 18, 19, 20, 21, 22, 23)
+        B3A_ODD(192, 20, 21, 22, 23, 16, 17, 18, 19)
+        B3A_EVEN(256, 16, 17, 18, 19, 20, 21, 22, 23)
+        "add %[vs], %[w]\n\t"
+        "add %[vs], %[p]\n\t"
+        "add $320, %[q]\n\t"
+        "dec %[n]\n\t"
+        "jnz 1b\n"
+        "2:\n\t"
+        "test %[pad], %[pad]\n\t"
+        "jz 3f\n\t"
+        "mov %[pad], %[q]\n\t"
+        "xor %[pad], %[pad]\n\t"
+        "mov $1, %[n]\n\t"
+        "jmp 1b\n"
+        "3:\n\t"
+        /* row i: S = zmm(i) + zmm(4+i), T = zmm(8+i) + zmm(12+i), then (3S − T) >> 8 */
+        "vpaddd %%zmm4, %%zmm0, %%zmm0\n\t"
+        "vpaddd %%zmm5, %%zmm1, %%zmm1\n\t"
+        "vpaddd %%zmm6, %%zmm2, %%zmm2\n\t"
+        "vpaddd %%zmm7, %%zmm3, %%zmm3\n\t"
+        "vpaddd %%zmm12, %%zmm8, %%zmm8\n\t"
+        "vpaddd %%zmm13, %%zmm9, %%zmm9\n\t"
+        "vpaddd %%zmm14, %%zmm10, %%zmm10\n\t"
+        "vpaddd %%zmm15, %%zmm11, %%zmm11\n\t"
+        "vpaddd %%zmm0, %%zmm0, %%zmm4\n\t"
+        "vpaddd %%zmm1, %%zmm1, %%zmm5\n\t"
+        "vpaddd %%zmm2, %%zmm2, %%zmm6\n\t"
+        "vpaddd %%zmm3, %%zmm3, %%zmm7\n\t"
+        "vpaddd %%zmm4, %%zmm0, %%zmm0\n\t"
+        "vpaddd %%zmm5, %%zmm1, %%zmm1\n\t"
+        "vpaddd %%zmm6, %%zmm2, %%zmm2\n\t"
+        "vpaddd %%zmm7, %%zmm3, %%zmm3\n\t"
+        "vpsubd %%zmm8, %%zmm0, %%zmm0\n\t"
+        "vpsubd %%zmm9, %%zmm1, %%zmm1\n\t"
+        "vpsubd %%zmm10, %%zmm2, %%zmm2\n\t"
+        "vpsubd %%zmm11, %%zmm3, %%zmm3\n\t"
+        "vpsrad $8, %%zmm0, %%zmm0\n\t"
+        "vpsrad $8, %%zmm1, %%zmm1\n\t"
+        "vpsrad $8, %%zmm2, %%zmm2\n\t"
+        "vpsrad $8, %%zmm3, %%zmm3\n\t"
+        "vmovdqu64 %%zmm0, (%[o])\n\t"
+        "vmovdqu64 %%zmm1, 64(%[o])\n\t"
+        "vmovdqu64 %%zmm2, 128(%[o])\n\t"
+        "vmovdqu64 %%zmm3, 192(%[o])\n\t"
+        : [w] "+r"(w), [p] "+r"(p), [q] "+r"(q), [n] "+r"(n), [pad] "+r"(pad)
+        : [rs] "r"(rs), [rs3] "r"(3 * rs), [vs] "r"(vs), [o] "r"(o)
+        : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+          "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22",
+          "xmm23", "xmm24", "xmm25");
+}
+#undef B3A_ROW
+#undef B3A_EVEN
+#undef B3A_ODD
+
+/* Blocks per b3_asm_rows4 call: a lane of 3·S − T is 256 times the digit
+ * sum of its 4 bytes' 5 planes, at most 256·4·5·2·128 ≈ 1.3 M a block
+ * (S and T themselves may wrap: the arithmetic is modulo 2^32 and only
+ * 3·S − T has to fit), so 1024 blocks (k up to 327680) stay inside int32;
+ * longer rows add the calls' shifted lanes, which are small. */
+enum { B3_CHUNK = 1024 };
+
+/* Σ d·a for 4 rows (row i's vector v at w + i·rs + v·vs) over V whole
+ * blocks of q, then pad's block when pad is not NULL. */
+static T512 INLINE void b3_gemv4(const uint8_t *w, size_t rs, size_t vs, size_t pf, size_t V, const int8_t *q,
+                                 const int8_t *pad, int32_t out[4])
+{
+    __m512i d[4], o[4];
+    size_t v0 = 0, n = V < B3_CHUNK ? V : B3_CHUNK;
+    b3_asm_rows4(w, rs, vs, pf, n, q, n == V ? pad : NULL, d);
+    for (v0 = n; v0 < V; v0 += n) {
+        n = V - v0 < B3_CHUNK ? V - v0 : B3_CHUNK;
+        b3_asm_rows4(w + vs * v0, rs, vs, pf, n, q + B3_BLK * v0, v0 + n == V ? pad : NULL, o);
+        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) d[i] = _mm512_add_epi32(d[i], o[i]);
+    }
+    sum4(d, out);
+}
+
 /* ilv: whole groups of 4 rows interleaved (kern_ilv.h), the rest
- * row-major; r0 is then a multiple of 4. */
+ * row-major; r0 is then a multiple of 4. Row-major groups prefetch the
+ * next group (one line per row and vector: the hardware prefetchers stop
+ * at 4 KiB pages, which a group of short rows crosses often); interleaved
+ * ones ILV_AHEAD vectors ahead (see b3_rows_gemv). */
 static T512 INLINE void b3_gemv_impl(int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                                      const int8_t *q, float s, float *y)
 {
     size_t rb = bn_packed_row_bytes(BN_B3, k), V = k / B3_BLK, c0 = B3_BLK * V;
-    size_t rs = ilv ? 64 : rb, vs = ilv ? 4 * 64 : 64;
+    size_t rs = ilv ? 64 : rb, vs = ilv ? 4 * 64 : 64, pf = ilv ? ILV_AHEAD * vs : 4 * rb;
     _Alignas(64) int8_t pad[B3_BLK];
     int32_t qs = qsum(q, c0); /* c0 is a multiple of 64 */
     size_t rem = b3_pad(q, k, c0, pad, &qs);
     int64_t out[4], o2[4];
     size_t r = r0;
     for (; r + 4 <= r1; r += 4) {
-        b3_rows_gemv(w + r * rb, rs, vs, V, q, 4, out);
-        if (rem)
-            b3_rows_gemv(w + r * rb + vs * V, rs, vs, 1, pad, 4, o2);
+        int32_t d[4];
+        b3_gemv4(w + r * rb, rs, vs, pf, V, q, rem ? pad : NULL, d);
         for (int i = 0; i < 4; i++)
-            y[r + i] = bn_kern_out((int32_t)(out[i] + (rem ? o2[i] : 0)) - qs, s, beta);
+            y[r + i] = bn_kern_out(d[i] - qs, s, beta);
     }
     for (; r < r1; r++) {
         b3_rows_gemv(w + r * rb, rb, 64, V, q, 1, out);
