@@ -36,7 +36,7 @@ typedef struct opts {
     size_t n_origins;
     uint32_t port, parallel, queue, n_ctx;
     uint64_t kv_budget;
-    int threads, log_json;
+    int threads, log_json, log_health;
 } opts;
 
 /* An origin as browsers send it: "scheme://host[:port]" (no path, not
@@ -83,6 +83,7 @@ static int parse(int argc, char **argv, opts *o)
                  "let pages from ORIGIN (scheme://host[:port], null, or * for any) call the API: CORS "
                  "(repeatable)"),
         OPT_FLAG(0, "log-json", &o->log_json, "log one JSON object per request instead of a text line"),
+        OPT_FLAG(0, "log-health", &o->log_health, "log answered /health checks too (left out by default)"),
         OPT_END,
     };
     int n, rc = bn_opt_parse(&prog, table, argc, argv, &n);
@@ -153,6 +154,7 @@ int main(int argc, char **argv)
     }
     const char *slash = strrchr(o.model, '/');
     srv_http_opts ho = {.host = o.host, .port = o.port, .api_key = key ? key : o.api_key, .log_json = o.log_json,
+                        .log_health = o.log_health,
                         .prog = prog.name, .origins = o.origins, .n_origins = o.n_origins};
     unsigned port = 0;
     /* listening first: /health says 503 while the model loads */

@@ -450,6 +450,7 @@ header() { sed -n "s/^$1: //p" "$T/headers"; }
     sleep 0.05
     curl -s --max-time 0.1 --data-binary "$long" "http://127.0.0.1:$SRV_PORT/v1/completions" || true
     wait "${pids[@]}"
+    curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$SRV_PORT/health"
     gen=$(curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/metrics" | sed -n 's/^bn_serve_tokens_generated_total //p')
     sum=$(( $(field "$T/ahead1" 'j["usage"]["completion_tokens"]') + $(field "$T/ahead2" 'j["usage"]["completion_tokens"]') ))
     [ "$gen" -eq "$sum" ] || { echo "generated $gen tokens, answered $sum"; return 1; }
@@ -458,7 +459,15 @@ header() { sed -n "s/^$1: //p" "$T/headers"; }
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 assert sum(1 for l in lines if l["status"] == 499 and l["completion_tokens"] == 0) == 1, lines
 assert sum(1 for l in lines if l["status"] == 200 and l["path"] == "/v1/completions") == 2, lines
+assert any(l["path"] == "/metrics" for l in lines), lines
+assert not any(l["path"] == "/health" for l in lines), lines  # answered checks are not logged
 assert all(set(l) == {"method", "path", "status", "prompt_tokens", "completion_tokens", "ms"} for l in lines)' "$T/cut.log"
+}
+
+@test "--log-health logs answered /health checks, which are left out by default" {
+    start_server "$T" hl --log-health
+    curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$(cat "$T/hl.port")/health"
+    grep -q ' GET /health 200 ' "$T/hl.log"
 }
 
 @test "SIGTERM: no new connections, the request in flight is answered, exit 0" {

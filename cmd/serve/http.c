@@ -458,12 +458,15 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls, en
     double ms = 1e3 * (now() - r->t0);
     char path[128];
     clean_path(r->path, path, sizeof path);
-    if (h->o.log_json)
+    /* a load balancer checks /health every second or so: a line a second
+     * per instance would bury the requests; a failed check is kept */
+    int quiet = status == 200 && !h->o.log_health && !strcmp(r->path, "/health");
+    if (!quiet && h->o.log_json)
         fprintf(stderr,
                 "{\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"prompt_tokens\":%u,\"completion_tokens\":%u,"
                 "\"ms\":%.1f}\n",
                 r->method, path, status, r->n_prompt, r->n_gen, ms);
-    else
+    else if (!quiet)
         fprintf(stderr, "%s: %s %s %d prompt=%u completion=%u %.1f ms\n", h->o.prog, r->method, path, status,
                 r->n_prompt, r->n_gen, ms);
     srv_metrics_request(&h->mt, status, r->n_prompt, r->n_gen);
