@@ -517,16 +517,24 @@ static T512 INLINE void b3_gemv4(const uint8_t *w, size_t rs, size_t vs, size_t 
     sum4(d, out);
 }
 
+/* How far ahead (in vectors of 4 interleaved rows, 256 bytes) the
+ * interleaved b3 GEMV prefetches: with the loop above at ~5 cycles a
+ * block, ILV_AHEAD's 2 KiB gained nothing on Zen 5 over no prefetch at
+ * all, while 6-10 KiB ahead read a 76 MB matrix (the 100B shape's FFN) 15-25%
+ * faster, one thread (8 KiB: 34 GB/s against a 39 GB/s read probe, one
+ * quiet moment of a shared machine). */
+enum { B3_ILV_AHEAD = 32 };
+
 /* ilv: whole groups of 4 rows interleaved (kern_ilv.h), the rest
  * row-major; r0 is then a multiple of 4. Row-major groups prefetch the
  * next group (one line per row and vector: the hardware prefetchers stop
  * at 4 KiB pages, which a group of short rows crosses often); interleaved
- * ones ILV_AHEAD vectors ahead (see b3_rows_gemv). */
+ * ones B3_ILV_AHEAD vectors ahead. */
 static T512 INLINE void b3_gemv_impl(int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                                      const int8_t *q, float s, float *y)
 {
     size_t rb = bn_packed_row_bytes(BN_B3, k), V = k / B3_BLK, c0 = B3_BLK * V;
-    size_t rs = ilv ? 64 : rb, vs = ilv ? 4 * 64 : 64, pf = ilv ? ILV_AHEAD * vs : 4 * rb;
+    size_t rs = ilv ? 64 : rb, vs = ilv ? 4 * 64 : 64, pf = ilv ? B3_ILV_AHEAD * vs : 4 * rb;
     _Alignas(64) int8_t pad[B3_BLK];
     int32_t qs = qsum(q, c0); /* c0 is a multiple of 64 */
     size_t rem = b3_pad(q, k, c0, pad, &qs);
