@@ -17,14 +17,29 @@ static float ref_quantize(const float *x, size_t k, int8_t *q)
     return bn_kernels_ref_t2()->quantize(x, k, q);
 }
 
+/* Element by element through bn_packed_get (the layout's definition), a
+ * block of a row at a time shared by every token, as kern_ref.c's t2. */
 static void ref_gemm_layout(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                             const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy)
 {
-    for (size_t r = r0; r < r1; r++)
-        for (size_t t = 0; t < n; t++) {
-            int32_t a = k2_tail(layout, w, k, r, 0, q + t * ldq);
-            y[t * ldy + r] = bn_kern_out(a, s[t], beta);
+    enum { BLK = 256 };
+    int8_t wv[BLK];
+    int32_t acc[BN_KERN_MAX_N];
+    for (size_t r = r0; r < r1; r++) {
+        memset(acc, 0, n * sizeof acc[0]);
+        for (size_t c0 = 0; c0 < k; c0 += BLK) {
+            size_t nb = k - c0 < BLK ? k - c0 : BLK;
+            for (size_t j = 0; j < nb; j++)
+                wv[j] = (int8_t)bn_packed_get(layout, w, k, r, c0 + j);
+            for (size_t t = 0; t < n; t++) {
+                const int8_t *qt = q + t * ldq + c0;
+                for (size_t j = 0; j < nb; j++)
+                    acc[t] += wv[j] * qt[j];
+            }
         }
+        for (size_t t = 0; t < n; t++)
+            y[t * ldy + r] = bn_kern_out(acc[t], s[t], beta);
+    }
 }
 
 static void i2s_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, const float *s,
