@@ -290,6 +290,14 @@ static int open_impl(bn_source *s, const char *path, bn_meta *raw, bn_err *e)
                        "%s: architecture 'llama' without ternary (I2_S, TQ1_0, TQ2_0, IQ1_BN, IQ2_BN) projection "
                        "weights is not a BitNet model",
                        path);
+    /* bitnet.cpp's embedding converter names the BitLinear input norms
+     * blk.N.<proj>_norm_in.weight; bn's are blk.N.<proj>_in_norm.weight */
+    for (size_t i = 0; i < s->n_tensors; i++) {
+        char *n = s->tensors[i].name;
+        size_t l = strlen(n), sl = strlen("_norm_in.weight");
+        if (l > sl && !strcmp(n + l - sl, "_norm_in.weight"))
+            memcpy(n + l - sl, "_in_norm.weight", sl);
+    }
     return bn_gguf_canonical_meta(s, raw, has_output, embd_rows, e);
 }
 

@@ -35,6 +35,10 @@ static int map_arch(const char *a, archinfo *ai)
         *ai = (archinfo){"llama", 1, 0, 0, 0};
         return 0;
     }
+    if (!strcmp(a, "qwen3")) { /* BitNet-embedding-0.6B: llama.cpp's qwen3 graph rotates as NEOX */
+        *ai = (archinfo){"qwen3", 1, 0, 1, 0};
+        return 0;
+    }
     return -1;
 }
 
@@ -209,6 +213,32 @@ static int tokenizer_section(bn_meta *m, const bn_meta *raw, const char *name, b
     return 0;
 }
 
+/* What bitnet.cpp's embedding converter writes: q/k head norms and
+ * BitLinear input norms (found by their tensors; the input norms' eps is
+ * the model's), <arch>.pooling_type (3, last: the one bn runs; none 0),
+ * and add_eos_token, the end token every input then gets. */
+static int read_embedding(const bn_source *s, const bn_meta *raw, const char *arch, bn_hparams *hp,
+                          const char *name, bn_err *e)
+{
+    hp->qk_norm = bn_source_find(s, "blk.0.attn_q_norm.weight") != NULL;
+    if (bn_source_find(s, "blk.0.attn_q_in_norm.weight")) {
+        hp->proj_norm = 1;
+        hp->proj_norm_eps = hp->norm_eps;
+    }
+    uint32_t pool = 0;
+    if (get_u32(raw, arch, "pooling_type", &pool, 0, name, e) < 0)
+        return -1;
+    if (pool && pool != 3)
+        return bn_fail_code(e, BN_E_UNSUPPORTED, "%s: %s.pooling_type %u is not supported (3, last token, is)",
+                            name, arch, pool);
+    if (pool == 3) {
+        int add_eos = 0;
+        hp->pooling = BN_POOL_LAST;
+        hp->embed_end_id = !bn_meta_bool(raw, "tokenizer.ggml.add_eos_token", &add_eos) && add_eos ? hp->eos_id : -1;
+    }
+    return 0;
+}
+
 int bn_gguf_canonical_meta(bn_source *s, const bn_meta *raw, int has_output, uint64_t embd_rows, bn_err *e)
 {
     const char *name = s->name;
@@ -219,8 +249,8 @@ int bn_gguf_canonical_meta(bn_source *s, const bn_meta *raw, int has_output, uin
     archinfo ai;
     if (map_arch(arch, &ai))
         return bn_fail(e,
-                       "%s: architecture '%s' is not supported (bitnet-b1.58, bitnet-25, bitnet or ternary "
-                       "llama expected)",
+                       "%s: architecture '%s' is not supported (bitnet-b1.58, bitnet-25, bitnet, ternary "
+                       "llama or qwen3 expected)",
                        name, arch);
     bn_hparams hp;
     memset(&hp, 0, sizeof hp);
@@ -229,7 +259,8 @@ int bn_gguf_canonical_meta(bn_source *s, const bn_meta *raw, int has_output, uin
     hp.act_silu = ai.act_silu;
     hp.sub_norms = ai.sub_norms;
     hp.tied = !has_output;
-    if (read_shape(raw, arch, embd_rows, &hp, name, e) || read_tokens(raw, &hp, name, e))
+    if (read_shape(raw, arch, embd_rows, &hp, name, e) || read_tokens(raw, &hp, name, e) ||
+        read_embedding(s, raw, arch, &hp, name, e))
         return -1;
     const char *gname = bn_meta_str(raw, "general.name");
     const bn_kv *tmpl = bn_meta_get(raw, "tokenizer.chat_template");

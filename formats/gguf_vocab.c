@@ -100,7 +100,9 @@ static const char *regex_for(const char *pre, int *llama3, bn_err *e)
     }
     if (!strcmp(pre, "gpt2") || !strcmp(pre, "gpt-2"))
         return bn_tok_gpt2_regex;
-    bn_fail(e, "tokenizer.ggml.pre '%s' is not supported (known: llama-bpe, gpt2)", pre);
+    if (!strcmp(pre, "qwen2")) /* BitNet-embedding-0.6B's GGUF (Qwen3's vocabulary) */
+        return bn_tok_qwen2_regex;
+    bn_fail(e, "tokenizer.ggml.pre '%s' is not supported (known: llama-bpe, gpt2, qwen2)", pre);
     return NULL;
 }
 

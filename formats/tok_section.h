@@ -20,6 +20,7 @@ enum {
 /* The Llama 3 pre-tokenizer regex (formats.md §7.2) and GPT-2's. */
 extern const char bn_tok_llama3_regex[];
 extern const char bn_tok_gpt2_regex[];
+extern const char bn_tok_qwen2_regex[];
 
 
 typedef struct tok_entry {

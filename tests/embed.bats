@@ -239,3 +239,16 @@ EOF
     expect_one_line_error "$status" "$err" bn-infer
     [[ $err == *"no tokenizer section"* ]]
 }
+
+@test "the I2_S GGUF bitnet.cpp's embedding converter writes (qwen3) converts: the same vectors, the same tokens" {
+    $GEN --embedding-gguf "$D/e" "$T/e.gguf"
+    bn-convert "$T/e.gguf" >"$T/eg.bn"
+    run bn-convert --info --json "$T/eg.bn"
+    [[ $output == *'"model.pooling":"last"'* && $output == *'"model.qk_norm":true'* ]]
+    bn-tokenize -l -m "$T/eg.bn" <"$D/texts.txt" >"$T/eg.ids"
+    cmp "$D/texts.ids" "$T/eg.ids"
+    bn-infer -m "$T/eg.bn" --embed --embed-format f32 <"$D/texts.ids" >"$T/v.f32"
+    run $REF embed --model "$D/e" --ids "$D/texts.ids" --bn "$T/v.f32"
+    echo "$output"
+    [ "$status" -eq 0 ]
+}

@@ -900,6 +900,87 @@ def write_embedding_extras(out, fam, truth, d, ff, layers, h, kv, vocab, ctx):
     return truth
 
 
+def embedding_gguf(hf, out):
+    """The GGUF bitnet.cpp's utils/convert-bitnet-embedding-to-gguf.py makes of
+    a Qwen3 embedding checkpoint (--outtype i2_s), written here from its
+    published behaviour: architecture qwen3, head_dim as key/value length and
+    rope dimension, pooling_type from 1_Pooling (3: last), the gpt2 vocabulary
+    with pre "qwen2", eos the token the tokenizer appends, add_eos_token;
+    projections I2_S (scale = mean|W| in f32, q = clip(round(W/scale)), the
+    scale after the packed bytes in a 32-byte tail), everything else f16,
+    <proj>.norm.weight as blk.N.<proj>_norm_in.weight, no output.weight."""
+    cfg = json.load(open(os.path.join(hf, "config.json")))
+    need(cfg["model_type"] == "qwen3", "embedding_gguf: a qwen3 checkpoint is expected")
+    raw = open(os.path.join(hf, "model.safetensors"), "rb").read()
+    (hl,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + hl])
+    A = "qwen3"
+    w = GGUFWriter()
+    hd = cfg["head_dim"]
+    w.add("general.architecture", 8, A)
+    w.add("general.name", 8, os.path.basename(hf.rstrip("/")))
+    for k, v in (("block_count", cfg["num_hidden_layers"]), ("context_length", cfg["max_position_embeddings"]),
+                 ("embedding_length", cfg["hidden_size"]), ("feed_forward_length", cfg["intermediate_size"]),
+                 ("attention.head_count", cfg["num_attention_heads"]),
+                 ("attention.head_count_kv", cfg["num_key_value_heads"]), ("vocab_size", cfg["vocab_size"]),
+                 ("rope.dimension_count", hd), ("attention.key_length", hd), ("attention.value_length", hd),
+                 ("pooling_type", 3)):
+        w.add("%s.%s" % (A, k), 4, v)
+    w.add(A + ".rope.freq_base", 6, cfg["rope_theta"])
+    w.add(A + ".attention.layer_norm_rms_epsilon", 6, cfg["rms_norm_eps"])
+    w.add("general.file_type", 4, 40)
+    tj = json.load(open(os.path.join(hf, "tokenizer.json"), encoding="utf-8"))
+    vocab = dict(tj["model"]["vocab"])
+    for a in tj["added_tokens"]:
+        vocab[a["content"]] = a["id"]
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    special = {a["id"] for a in tj["added_tokens"]}
+    end = tj["post_processor"]["special_tokens"]
+    end_id = list(end.values())[-1]["ids"][0]
+    w.add("tokenizer.ggml.model", 8, "gpt2")
+    w.add("tokenizer.ggml.pre", 8, "qwen2")
+    w.add("tokenizer.ggml.tokens", 9, (8, tokens))
+    w.add("tokenizer.ggml.token_type", 9, (5, [3 if i in special else 1 for i in range(len(tokens))]))
+    w.add("tokenizer.ggml.merges", 9, (8, tj["model"]["merges"]))
+    w.add("tokenizer.ggml.bos_token_id", 4, cfg["bos_token_id"])
+    w.add("tokenizer.ggml.eos_token_id", 4, end_id)
+    w.add("tokenizer.ggml.add_eos_token", 7, True)
+    w.add("tokenizer.ggml.add_bos_token", 7, False)  # SpecialVocab copies tokenizer_config's
+    names = {"embed_tokens.weight": "token_embd.weight", "norm.weight": "output_norm.weight"}
+    per = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "self_attn.q_proj": "attn_q",
+           "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+           "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm", "mlp.gate_proj": "ffn_gate",
+           "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    data = []
+    for hn, info in header.items():
+        if hn == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        x = bf16_bits_to_f32(np.frombuffer(raw[8 + hl + a: 8 + hl + b], dtype="<u2")).reshape(info["shape"])
+        parts = hn.split(".")
+        if hn in names:
+            gn = names[hn]
+        else:
+            i, rest = int(parts[1]), ".".join(parts[2:])
+            if rest.endswith(".norm.weight"):
+                gn = "blk.%d.%s_norm_in.weight" % (i, per[rest[:-len(".norm.weight")]])
+            else:
+                gn = "blk.%d.%s.weight" % (i, per[rest[:-len(".weight")]])
+        if x.ndim == 2 and gn != "token_embd.weight":
+            scale = np.float32(max(np.mean(np.abs(x.reshape(-1))), np.float32(1e-5)))
+            q = np.clip(np.round(x * (np.float32(1) / scale)), -1, 1).astype(np.int8)
+            body = enc_i2s(q, scale)
+            w.add_tensor(gn, list(x.shape), GT["I2_S"], len(body))
+        else:
+            body = x.astype("<f2").tobytes()
+            w.add_tensor(gn, list(x.shape), GT["F16"], len(body))
+        data.append(body)
+    with open(out, "wb") as f:
+        f.write(w.head_bytes())
+        for body in data:
+            f.write(body + bytes((-len(body)) % w.alignment))
+
+
 def write_hf_tokenizer(out, vocab, seed):
     tokens, merges, specials = synth_vocab(vocab, seed)
     base = len(tokens)
@@ -938,7 +1019,7 @@ def write_hf_tokenizer(out, vocab, seed):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--format", required=True, choices=FORMATS)
+    ap.add_argument("--format", choices=FORMATS, help="required unless --embedding-gguf")
     ap.add_argument("--shape", default="tiny", choices=sorted(SHAPES))
     ap.add_argument("--layers", type=int)
     ap.add_argument("--vocab", type=int)
@@ -955,8 +1036,13 @@ def main():
                                          "i2s-bad-code", "nested-array"],
                     help="write a deliberately malformed file (for error tests)")
     ap.add_argument("--no-truth", action="store_true")
+    ap.add_argument("--embedding-gguf", metavar="HF_DIR",
+                    help="write OUT as the I2_S GGUF bitnet.cpp's embedding converter makes of HF_DIR (qwen3)")
     ap.add_argument("out")
     args = ap.parse_args()
+    if args.embedding_gguf:
+        return embedding_gguf(args.embedding_gguf, args.out)
+    need(args.format, "--format is required")
     shape = SHAPES[args.shape]
     if args.family:
         if not args.format.startswith("hf-"):
