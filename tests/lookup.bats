@@ -40,7 +40,10 @@ setup() {
     for k in auto ref avx2 avx512 amx neon dotprod; do
         bn-infer -m "$D/tiny.bn" --kernel $k -p x -n 1 >/dev/null 2>&1 || continue
         ran=$((ran + 1))
-        for f in "$D/repeat.txt" "$D/rewrite.txt" "$D/plain.txt" "$ROOT"/tests/data/lookup/*.txt; do
+        # every prompt on the default set; the three kinds on the others
+        more=()
+        [ $k != auto ] || more=("$ROOT"/tests/data/lookup/*.txt)
+        for f in "$D/repeat.txt" "$D/rewrite.txt" "$D/plain.txt" "${more[@]}"; do
             bn-infer -m "$D/tiny.bn" --kernel $k -f "$f" --temp 0 -n 64 >"$T/plain" 2>/dev/null
             for l in "1 --draft-max 2" "3" "4 --draft-max 16"; do
                 # shellcheck disable=SC2086
