@@ -313,10 +313,13 @@ SET_FUNCS(BN_I2S, i2s)
  *
  * GEMV avoids extracting digits at all: 3·m_j = 256·d_j + m_(j+1), so
  *   256·Σ_j d_j·a_j = 3·Σ_j m_j·a_j − Σ_j m_(j+1)·a_j,
- * two vpdpbusd per plane on the raw bytes (both sums exact in int32 per
- * lane; combined in int64). GEMM extracts digits once per row and plane
- * (two unsigned compares into masks, d = (m > 85) + (m > 170)) and shares
- * them over the tile's tokens. */
+ * two vpdpbusd per plane on the raw bytes, combined lane by lane (see
+ * b3_asm_rows4). Extracting digits instead costs more per plane than the
+ * second vpdpbusd: the compares that make them share Zen 5's multiplying
+ * pipes, and the byte adds of the chain are needed either way. GEMM
+ * extracts digits once per row and plane (two unsigned compares into
+ * masks, d = (m > 85) + (m > 170)) and shares them over the tile's
+ * tokens. */
 enum { B3_BLK = 320 };
 
 static T512 INLINE int64_t sum64(__m512i v)
@@ -328,6 +331,8 @@ static T512 INLINE int64_t sum64(__m512i v)
 
 /* RT rows (up to 4) from w: row i's 64-byte vector v at w + i·rs + v·vs
  * (row-major: rs = row bytes, vs = 64; interleaved: rs = 64, vs = 256).
+ * The GEMV now runs only its last 1-3 row-major rows here (groups of 4
+ * go to b3_gemv4); what follows is how its prefetches were chosen.
  * Row-major reads prefetch the next group, one line per row and vector:
  * the hardware prefetchers stop at 4 KiB pages, which a group of short
  * rows crosses often. Interleaved reads are one sequential stream, which
