@@ -307,12 +307,13 @@ static int echo_prompt(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
 }
 
 /* The answer loop with prompt lookup decoding, or a draft model's guesses
- * (g->draft). Each pass evaluates the
- * last token plus the drafts after it, one logits row per position (bit
- * for bit what one-token passes give: the kernels compute each token's
- * row alone); row j decides the token after the j-th draft, exactly as
- * bn_gen_answer's loop would from the same logits, and a draft the
- * sampler keeps is already in the KV cache. At the first token that is
+ * (g->draft). Each pass evaluates the last token plus the drafts after
+ * it, one logits row per position (bit for bit what one-token passes
+ * give: the kernels compute each token's row alone); row j decides the
+ * token after the j-th draft, exactly as bn_gen_answer's loop would from
+ * the same logits (a sampled draft model's guess by rejection sampling,
+ * bn_sampler_verify_dist), and a draft the sampler keeps is already in
+ * the KV cache. At the first token that is
  * not the draft, the cache is cut back to the tokens kept and a new pass
  * starts from that token. The stops are the plain loop's, token by token,
  * and the cache ends as the plain loop leaves it. */
@@ -670,6 +671,10 @@ bn_gen *bn_gen_new(const bn_model *m, bn_ctx *c, bn_tokenizer *tok, const bn_gen
     g->binary = binary_ids;
     if (c && o->draft) {
         uint32_t k = o->draft_max ? o->draft_max : 8;
+        if (bn_ctx_model(o->draft)->hp.n_vocab != m->hp.n_vocab) {
+            bn_fail(e, "%s: the draft model's vocabulary is not the model's", m->src.name);
+            goto fail;
+        }
         if (!(g->draft = malloc(sizeof *g->draft))) {
             bn_fail(e, "out of memory");
             goto fail;

@@ -266,21 +266,22 @@ static void dist_prepare(bn_sampler *s, float *logits, const uint32_t *hist, siz
 }
 
 /* A draw from c[0..keep) by weights p (sum tot), leaving out the
- * candidate at index skip (SIZE_MAX: none; then tot excludes it). */
+ * candidate at index skip (SIZE_MAX: none; then tot excludes it). Should
+ * rounding leave u past the last sum, the last candidate of weight > 0. */
 static uint32_t draw(bn_sampler *s, const cand *c, const double *p, size_t keep, double tot, size_t skip)
 {
     double u = bn_sampler_uniform(s) * tot, acc = 0;
-    uint32_t id = c[keep - 1 == skip && keep > 1 ? keep - 2 : keep - 1].id;
+    size_t last = keep - 1 == skip && keep > 1 ? keep - 2 : keep - 1;
     for (size_t i = 0; i < keep; i++) {
         if (i == skip)
             continue;
+        if (p[i] > 0)
+            last = i;
         acc += p[i];
-        if (u < acc) {
-            id = c[i].id;
-            break;
-        }
+        if (u < acc)
+            return c[i].id;
     }
-    return id;
+    return c[last].id;
 }
 
 uint32_t bn_sampler_sample(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist)
