@@ -149,6 +149,14 @@ static int parse(int argc, char **argv, opts *o)
     o->kernel = kernels[o->kernel_set];
     if (n && !o->n_ppl_opt)
         return bn_usage_error(&prog, "extra operand '%s' (files to score follow --perplexity)", argv[1]);
+    /* before ppl_files is allocated: a usage error returns without freeing */
+    if (o->embed && (o->chat || o->n_ppl_opt || o->logits_file || o->g.lookup || o->g.echo || o->text || o->ids))
+        return bn_usage_error(&prog, "--embed writes vectors: not with -cnv, --perplexity, --logits, --lookup, --echo, "
+                                     "--text or --ids");
+    if (o->embed_f32 && !o->embed)
+        return bn_usage_error(&prog, "--embed-format needs --embed");
+    if (o->embed_f32 && o->json)
+        return bn_usage_error(&prog, "--embed-format f32 and --json exclude each other");
     if (o->n_ppl_opt) { /* argv[1..n] are the operands (they live as long as the program) */
         if (!(o->ppl_files = malloc((o->n_ppl_opt + (size_t)n) * sizeof *o->ppl_files)))
             return bn_usage_error(&prog, "out of memory");
@@ -183,13 +191,6 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--lookup answers one record at a time: not with --parallel");
     if (o->parallel && o->logits_file)
         return bn_usage_error(&prog, "--parallel and --logits exclude each other");
-    if (o->embed && (o->chat || o->n_ppl || o->logits_file || o->g.lookup || o->g.echo || o->text || o->ids))
-        return bn_usage_error(&prog, "--embed writes vectors: not with -cnv, --perplexity, --logits, --lookup, --echo, "
-                                     "--text or --ids");
-    if (o->embed_f32 && !o->embed)
-        return bn_usage_error(&prog, "--embed-format needs --embed");
-    if (o->embed_f32 && o->json)
-        return bn_usage_error(&prog, "--embed-format f32 and --json exclude each other");
     o->g.text = o->ids ? 0 : o->text || o->prompt || o->file || o->chat;
     /* An embedding is one pass whose KV is dropped after it: f32 by
      * default, which keeps the vectors as close to exact as the reference
