@@ -157,6 +157,14 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--embed-format needs --embed");
     if (o->embed_f32 && o->json)
         return bn_usage_error(&prog, "--embed-format f32 and --json exclude each other");
+    if (o->g.draft_max && !o->g.lookup && !o->draft)
+        return bn_usage_error(&prog, "--draft-max needs --lookup N or --draft MODEL");
+    if (o->draft && o->g.lookup)
+        return bn_usage_error(&prog, "--draft and --lookup exclude each other");
+    if (o->draft && o->parallel)
+        return bn_usage_error(&prog, "--draft answers one record at a time: not with --parallel");
+    if (o->draft && (o->n_ppl_opt || o->embed))
+        return bn_usage_error(&prog, "--draft generates answers: not with --perplexity or --embed");
     if (o->n_ppl_opt) { /* argv[1..n] are the operands (they live as long as the program) */
         if (!(o->ppl_files = malloc((o->n_ppl_opt + (size_t)n) * sizeof *o->ppl_files)))
             return bn_usage_error(&prog, "out of memory");
@@ -179,14 +187,6 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--parallel answers a token stream on stdin or scores texts: not with -p, -f or -cnv");
     if (o->parallel > BN_KERN_MAX_N && o->n_ppl)
         return bn_usage_error(&prog, "--parallel with --perplexity: at most %d windows at once", BN_KERN_MAX_N);
-    if (o->g.draft_max && !o->g.lookup && !o->draft)
-        return bn_usage_error(&prog, "--draft-max needs --lookup N or --draft MODEL");
-    if (o->draft && o->g.lookup)
-        return bn_usage_error(&prog, "--draft and --lookup exclude each other");
-    if (o->draft && o->parallel)
-        return bn_usage_error(&prog, "--draft answers one record at a time: not with --parallel");
-    if (o->draft && (o->n_ppl || o->embed))
-        return bn_usage_error(&prog, "--draft generates answers: not with --perplexity or --embed");
     if (o->parallel && o->g.lookup)
         return bn_usage_error(&prog, "--lookup answers one record at a time: not with --parallel");
     if (o->parallel && o->logits_file)
