@@ -57,6 +57,10 @@ setup() {
     cd "$T"
     cp "$M" tiny.bn
     cp "$ROOT/tests/data/infer/heldout.txt" text.txt
+    # the embedding example's model: a synthetic checkpoint with the real config
+    $GEN --format hf-bf16 --family bitnet-embedding-0.6b emb >/dev/null
+    bn-convert emb | bn-quant >bitnet-embedding-0.6b.bn
+    printf 'hello world\nWhat is a ternary weight?\n' >texts.txt
     # each .EX/.EE block after .SH EXAMPLES is one shell command (roff escapes undone)
     $PY - "$ROOT/man/bn-infer.1" >cmds.txt <<'EOF'
 import sys
