@@ -140,7 +140,9 @@ SAN_SKIP  ?= serve-load haproxy serve-openai hosts
 SAN_BATS  ?= $(filter-out $(SAN_SKIP:%=tests/%.bats),$(sort $(wildcard tests/*.bats)))
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # BN_SANITIZED tells tests that measure peak memory that shadow memory
-# counts; BN_USER_CC/LDFLAGS let install.bats link the sanitized libbn.a.
+# counts, and test_spec to run its sampling on a twentieth of the draws
+# (its statistical verdicts are the normal pass's); BN_USER_CC/LDFLAGS let
+# install.bats link the sanitized libbn.a.
 sanitize:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 BN_SANITIZED=1 \
 	BN_USER_CC=clang BN_USER_LDFLAGS="$(SAN_FLAGS)" \
