@@ -128,6 +128,24 @@ static int draws(void)
     return statistics() ? DRAWS : DRAWS / 20;
 }
 
+/* One sampler setting of the tests below. */
+typedef struct setting {
+    float temp, top_p, min_p, rp;
+    uint32_t top_k;
+} setting;
+
+static bn_sampler_opts setting_opts(const setting *st)
+{
+    bn_sampler_opts o;
+    bn_sampler_defaults(&o);
+    o.temp = st->temp;
+    o.top_p = st->top_p;
+    o.min_p = st->min_p;
+    o.top_k = st->top_k;
+    o.repeat_penalty = st->rp;
+    return o;
+}
+
 /* bn_sampler_verify against bn_sampler_sample on fixed logits, for
  * several settings and drafts: the likeliest token, a middling one, one
  * outside what top-k/top-p/min-p keep. */
@@ -137,10 +155,7 @@ static void test_verify(void)
     for (int i = 0; i < V; i++)
         base[i] = 2.0f * sinf((float)i * 1.7f) + 0.1f * (float)i;
     uint32_t hist[] = {3, 5, 3, 11};
-    struct {
-        float temp, top_p, min_p, rp;
-        uint32_t top_k;
-    } set[] = {{1.0f, 1.0f, 0.0f, 1.0f, 0}, {0.7f, 0.9f, 0.05f, 1.0f, 10}, {1.5f, 0.95f, 0.0f, 1.3f, 0}};
+    setting set[] = {{1.0f, 1.0f, 0.0f, 1.0f, 0}, {0.7f, 0.9f, 0.05f, 1.0f, 10}, {1.5f, 0.95f, 0.0f, 1.3f, 0}};
     int power = 0;
     for (size_t si = 0; si < sizeof set / sizeof *set; si++) {
         uint32_t drafts[3] = {0, 0, 0};
@@ -154,13 +169,7 @@ static void test_verify(void)
             if (base[i] < base[drafts[2]])
                 drafts[2] = (uint32_t)i;
         for (int di = 0; di < 3; di++) {
-            bn_sampler_opts o;
-            bn_sampler_defaults(&o);
-            o.temp = set[si].temp;
-            o.top_p = set[si].top_p;
-            o.min_p = set[si].min_p;
-            o.top_k = set[si].top_k;
-            o.repeat_penalty = set[si].rp;
+            bn_sampler_opts o = setting_opts(&set[si]);
             bn_sampler plain, spec, wrong, wrong2;
             bn_err e;
             o.seed = 11 + si * 3 + (uint64_t)di;
@@ -237,10 +246,7 @@ static void test_verify_dist(void)
     }
     const float *drafts[] = {near, far};
     uint32_t hist[] = {3, 5, 3, 11};
-    struct {
-        float temp, top_p, min_p, rp;
-        uint32_t top_k;
-    } set[] = {{1.0f, 1.0f, 0.0f, 1.0f, 0},
+    setting set[] = {{1.0f, 1.0f, 0.0f, 1.0f, 0},
                {0.7f, 0.9f, 0.05f, 1.0f, 10},
                {1.5f, 0.95f, 0.0f, 1.3f, 0},
                {0.4f, 1.0f, 0.0f, 1.0f, 5},
@@ -248,13 +254,7 @@ static void test_verify_dist(void)
     int power1 = 0, power2 = 0, cases = 0;
     for (size_t si = 0; si < sizeof set / sizeof *set; si++) {
         for (int di = 0; di < 2; di++) {
-            bn_sampler_opts o;
-            bn_sampler_defaults(&o);
-            o.temp = set[si].temp;
-            o.top_p = set[si].top_p;
-            o.min_p = set[si].min_p;
-            o.top_k = set[si].top_k;
-            o.repeat_penalty = set[si].rp;
+            bn_sampler_opts o = setting_opts(&set[si]);
             bn_sampler plain, main_s, draft_s, w_main, w_plain, w2_draft, w2_plain;
             bn_sampler_dist q, pq;
             bn_err e;
