@@ -1,5 +1,6 @@
 /* batch.c — continuous batching over a context's sequences (batch.h). */
 #include "batch.h"
+#include "lookup.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -19,6 +20,11 @@ typedef struct req {
     int seq;            /* its context sequence while running, else -1 */
     uint64_t order;     /* admission order */
     int paused;         /* set back this step (KV budget) */
+    int lookup;         /* prompt lookup on: lk drafts */
+    bn_lookup lk;
+    int no_draft;       /* this step's pass without drafts (alone, the budget is short) */
+    size_t nd;          /* drafts in this step's pass, checked by the rows after its token's */
+    uint32_t draft[BN_KERN_MAX_N - 1];
 } req;
 
 struct bn_batch {
@@ -33,8 +39,9 @@ struct bn_batch {
     uint64_t next_order;
     bn_eval_tok *toks;  /* a pass */
     size_t cap_toks;
-    req **want;         /* [n_slots]: whose logits row is which */
-    float *logits;      /* [n_slots x n_vocab] */
+    req **want;         /* [n_slots]: whose logits rows are next (its token's, then its drafts') */
+    float *logits;      /* [cap_rows x n_vocab] */
+    size_t cap_rows;
     bn_batch_event *ev;
     size_t n_ev, cap_ev;
     char (*msg)[256];   /* error texts of this step's events */
@@ -66,7 +73,9 @@ bn_batch *bn_batch_new(bn_ctx *c, const bn_batch_opts *o, bn_err *e)
     b->pass_tokens = o && o->pass_tokens ? o->pass_tokens : BN_KERN_MAX_N;
     if (b->pass_tokens < b->n_slots)
         b->pass_tokens = b->n_slots;
-    b->cap_toks = b->pass_tokens;
+    /* beside the pass, each sequence's drafts (lookup) */
+    b->cap_toks = b->pass_tokens + (size_t)b->n_slots * (BN_KERN_MAX_N - 1);
+    b->cap_rows = b->n_slots;
     b->seq_busy = calloc(b->n_slots, sizeof *b->seq_busy);
     b->run = calloc(b->n_slots, sizeof *b->run);
     b->toks = malloc(b->cap_toks * sizeof *b->toks);
@@ -153,6 +162,12 @@ int bn_batch_submit(bn_batch *b, const bn_request *r, bn_err *e)
     q->so = r->samp;
     q->tag = r->tag;
     q->seq = -1;
+    if (r->lookup) {
+        q->lookup = 1;
+        bn_lookup_init(&q->lk, r->lookup, r->draft_max ? r->draft_max : 8);
+        if (q->lk.draft_max > BN_KERN_MAX_N - 1)
+            q->lk.draft_max = BN_KERN_MAX_N - 1;
+    }
     b->queue[(b->q_head + b->q_len++) % b->q_cap] = q;
     return 0;
 }
@@ -307,28 +322,68 @@ static int admit(bn_batch *b, bn_err *e)
 
 /* ----------------------------------------------------------------- step */
 
-/* The pass: one token of each decoder, then prompt chunks in admission
- * order up to pass_tokens; logits for each request's last token. */
-static size_t plan(bn_batch *b, size_t *n_want)
+/* Prompt lookup's drafts after r's last token, as bn_gen_answer's loop
+ * drafts them at that point: the same text, the same k, the same limit
+ * (the context, the answer's length, one pass), so that the same tokens
+ * are checked (sampled, the same draws) whatever runs beside it. None
+ * before the first answer token (the prompt's pass checks nothing). */
+static size_t draft(const bn_batch *b, req *r)
 {
-    size_t n = 0, budget = b->pass_tokens;
-    *n_want = 0;
+    if (!r->lookup || r->no_draft || r->n_hist == r->n_prompt)
+        return 0;
+    size_t limit = b->n_ctx - r->n_hist; /* positions after the last token's */
+    if (r->n_predict >= 0 && (size_t)(r->n_predict - r->n_gen - 1) < limit)
+        limit = (size_t)(r->n_predict - r->n_gen - 1);
+    if (limit > BN_KERN_MAX_N - 1)
+        limit = BN_KERN_MAX_N - 1;
+    return bn_lookup_draft(&r->lk, r->hist, r->n_hist, limit, r->draft);
+}
+
+/* The pass: one token of each decoder (and its drafts), then prompt
+ * chunks in admission order up to pass_tokens (drafts not counted: they
+ * never starve a prompt); logits for each request's last token and its
+ * drafts. *n_rows: the logits rows. */
+static size_t plan(bn_batch *b, size_t *n_want, size_t *n_rows)
+{
+    size_t n = 0, used = 0, budget = b->pass_tokens;
+    *n_want = *n_rows = 0;
     for (int prefill = 0; prefill < 2; prefill++)
-        for (size_t i = 0; i < b->n_run && n < budget; i++) {
+        for (size_t i = 0; i < b->n_run && used < budget; i++) {
             req *r = b->run[i];
             uint32_t pos = bn_ctx_seq_pos(b->c, r->seq);
             size_t left = r->n_hist - pos;
             if (r->paused || (left > 1) != prefill)
                 continue;
-            size_t k = left < budget - n ? left : budget - n;
+            size_t k = left < budget - used ? left : budget - used;
             for (size_t j = 0; j < k; j++) {
                 int last = pos + j + 1 == r->n_hist;
                 b->toks[n++] = (bn_eval_tok){r->hist[pos + j], (uint32_t)r->seq, pos + (uint32_t)j, (uint32_t)last};
                 if (last)
                     b->want[(*n_want)++] = r;
             }
+            used += k;
+            r->nd = 0;
+            if (pos + k == r->n_hist) {
+                r->nd = draft(b, r);
+                for (size_t j = 0; j < r->nd; j++)
+                    b->toks[n++] = (bn_eval_tok){r->draft[j], (uint32_t)r->seq, (uint32_t)(r->n_hist + j), 1};
+                *n_rows += 1 + r->nd;
+            }
         }
     return n;
+}
+
+/* Room for n_rows logits rows. */
+static int logits_room(bn_batch *b, size_t n_rows, bn_err *e)
+{
+    if (n_rows <= b->cap_rows)
+        return 0;
+    float *l = realloc(b->logits, n_rows * b->m->hp.n_vocab * sizeof *l);
+    if (!l)
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    b->logits = l;
+    b->cap_rows = n_rows;
+    return 0;
 }
 
 static int is_stop(const bn_batch *b, const req *r, uint32_t id)
@@ -359,13 +414,15 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
     *n_ev = 0;
     if (admit(b, e))
         return -1;
-    size_t n, n_want;
+    size_t n, n_want, n_rows;
     int rc = 0;
     bn_err ee;
     for (;;) {
-        n = plan(b, &n_want);
+        n = plan(b, &n_want, &n_rows);
         if (!n)
             break;
+        if (logits_room(b, n_rows, e))
+            return -1;
         rc = bn_ctx_eval_batch(b->c, b->toks, n, b->logits, &ee);
         if (rc != BN_E_KV_FULL)
             break;
@@ -375,6 +432,13 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
         size_t active = 0;
         for (size_t i = 0; i < b->n_run; i++)
             active += !b->run[i]->paused;
+        if (active == 1 && r->nd) {
+            /* alone, its drafts may be what does not fit: this pass
+             * without them (greedy, the same tokens; sampled, other
+             * draws than alone, where the whole context is held) */
+            r->no_draft = 1;
+            continue;
+        }
         if (active == 1) { /* alone, and still too long for the budget */
             size_t i = 0;
             while (b->run[i] != r)
@@ -389,7 +453,7 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
         b->st.set_back++;
     }
     for (size_t i = 0; i < b->n_run; i++)
-        b->run[i]->paused = 0;
+        b->run[i]->paused = b->run[i]->no_draft = 0;
     if (n && rc) {
         if (e)
             *e = ee;
@@ -399,24 +463,50 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
         b->st.passes++;
         b->st.tokens += n;
     }
+    size_t V = b->m->hp.n_vocab;
+    float *rows = b->logits; /* the sampler applies penalties in place */
     for (size_t w = 0; w < n_want; w++) {
         req *r = b->want[w];
-        float *lg = b->logits + w * b->m->hp.n_vocab;
-        uint32_t id = bn_sampler_sample(&r->s, lg, r->hist, r->n_hist), held = (uint32_t)r->n_hist;
+        float *row = rows;
+        /* the token after the last, then while it is the j-th draft, the
+         * token after that draft (already in the cache) from its row:
+         * bn_gen_answer's lookup loop, so the same tokens and draws */
+        size_t nd = r->nd, j = 0;
         int fin = BN_FIN_NONE;
-        if (is_stop(b, r, id)) {
-            fin = BN_FIN_STOP;
-            id = BN_BATCH_NO_TOKEN;
-        } else {
-            r->hist[r->n_hist++] = id;
-            r->n_gen++;
-            if (r->n_predict >= 0 && r->n_gen >= (uint32_t)r->n_predict)
-                fin = BN_FIN_LENGTH;
-            else if (held >= b->n_ctx)
-                fin = BN_FIN_CONTEXT;
+        int decoding = r->n_hist > r->n_prompt;
+        for (;; j++, row += V) {
+            uint32_t id = j < nd ? bn_sampler_verify_dist(&r->s, row, r->hist, r->n_hist, r->draft[j], NULL)
+                                 : bn_sampler_sample(&r->s, row, r->hist, r->n_hist);
+            uint32_t held = (uint32_t)r->n_hist;
+            if (is_stop(b, r, id)) {
+                fin = BN_FIN_STOP;
+                id = BN_BATCH_NO_TOKEN;
+            } else {
+                r->hist[r->n_hist++] = id;
+                r->n_gen++;
+                if (r->n_predict >= 0 && r->n_gen >= (uint32_t)r->n_predict)
+                    fin = BN_FIN_LENGTH;
+                else if (held >= b->n_ctx)
+                    fin = BN_FIN_CONTEXT;
+            }
+            if (event(b, r, id, fin, e))
+                return -1;
+            if (fin || j == nd || id != r->draft[j])
+                break;
+            b->st.accepted++;
         }
-        if (event(b, r, id, fin, e))
-            return -1;
+        rows += (1 + nd) * V;
+        if (r->lookup && decoding) {
+            b->st.spec_passes++;
+            b->st.drafted += nd;
+        }
+        if (!fin && r->lookup) {
+            bn_lookup_update(&r->lk, nd, j);
+            /* the drafts not kept leave the cache: it holds every token
+             * but the newest, as after a plain pass */
+            if (j < nd)
+                bn_ctx_seq_truncate(b->c, r->seq, (uint32_t)r->n_hist - 1);
+        }
         if (fin) {
             size_t i = 0;
             while (b->run[i] != r)

@@ -30,6 +30,15 @@ typedef struct bn_request {
     const uint32_t *stop_ids; /* more stop tokens beside the model's (copied) */
     size_t n_stop_ids;
     uint64_t tag;           /* the caller's name for it, in its events */
+    /* Prompt lookup decoding (lookup.h), as bn_gen_opts.lookup: while it
+     * decodes, the request's pass also checks up to draft_max tokens
+     * guessed from its own text (the longest suffix of lookup..1 tokens
+     * found earlier), and a step may give it several tokens. Its tokens
+     * are the ones bn_gen_answer gives with the same options: greedy,
+     * plain decoding's; sampled, the same draws as alone with lookup (not
+     * plain sampling's). 0: off. */
+    uint32_t lookup;
+    uint32_t draft_max;     /* 1..BN_KERN_MAX_N-1; 0: 8 */
 } bn_request;
 
 /* Why a request ended. */
@@ -44,7 +53,8 @@ enum {
 #define BN_BATCH_NO_TOKEN UINT32_MAX
 
 /* What one step did to one request: a new token, an end, or both (the
- * last token and BN_FIN_LENGTH or BN_FIN_CONTEXT). */
+ * last token and BN_FIN_LENGTH or BN_FIN_CONTEXT). A request with lookup
+ * gets one event for each token a step accepted, in order. */
 typedef struct bn_batch_event {
     uint64_t tag;
     uint32_t token;     /* BN_BATCH_NO_TOKEN when none */
@@ -53,7 +63,8 @@ typedef struct bn_batch_event {
 } bn_batch_event;
 
 typedef struct bn_batch_opts {
-    uint32_t pass_tokens; /* most tokens a pass evaluates; 0: BN_KERN_MAX_N (at least the sequences) */
+    uint32_t pass_tokens; /* most tokens a pass evaluates beside lookup's drafts; 0: BN_KERN_MAX_N
+                             (at least the sequences) */
 } bn_batch_opts;
 
 typedef struct bn_batch bn_batch;
@@ -76,6 +87,9 @@ typedef struct bn_batch_stats {
     uint64_t passes, tokens; /* forward passes, tokens evaluated in them */
     uint64_t shared;         /* prompt positions taken from another sequence's blocks */
     uint64_t set_back;       /* sequences set back for the KV budget */
+    /* prompt lookup: a request's decode passes (its token and its drafts
+     * checked in one pass), tokens drafted in them, drafts accepted */
+    uint64_t spec_passes, drafted, accepted;
 } bn_batch_stats;
 void bn_batch_get_stats(const bn_batch *b, bn_batch_stats *st);
 

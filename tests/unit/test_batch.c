@@ -908,6 +908,62 @@ static void test_scheduler(check_ctx *cx, const char *dir)
     bn_model_free(&m);
 }
 
+/* Prompt lookup in the batch (bn_request.lookup): prompts whose second
+ * half repeats the first, so drafts are found and some kept. Greedy
+ * requests give plain decoding's tokens alone; every request gives the
+ * same tokens (sampled: the same draws) at any number of sequences and
+ * when set back for the KV budget as it gets in a batch of one. */
+static void test_scheduler_lookup(check_ctx *cx, const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/t2.bn", dir);
+    bn_model m;
+    bn_err e;
+    if (write_model(path, 0) || bn_model_load(&m, path, "auto", &e)) {
+        CHECK(cx, 0);
+        return;
+    }
+    unlink(path);
+    static bn_request rq[N_REQ];
+    static uint32_t prompts[N_REQ][SEQ_CTX], stops[1];
+    static answer plain[N_REQ], one[N_REQ], got[N_REQ];
+    make_requests(rq, prompts, stops);
+    for (size_t i = 0; i < N_REQ; i++) {
+        size_t n = rq[i].n_prompt, half = n / 2;
+        if (i % 7 != 6) /* a repeat of an earlier prompt is already a copy of it */
+            memcpy(prompts[i] + n - half, prompts[i], half * sizeof **prompts);
+        rq[i].lookup = 1 + i % 3;
+        rq[i].draft_max = i % 4 == 0 ? 2 : i % 4 == 1 ? 0 : 16;
+    }
+    bn_batch_stats st;
+    size_t steps = answer_batched(&m, rq, N_REQ, 1, 0, 0, one, &st);
+    int ok = steps > 0;
+    for (size_t i = 0; ok && i < N_REQ; i += 2) { /* greedy: plain decoding's tokens */
+        answer_alone(&m, &rq[i], &plain[i]);
+        ok &= same_answer(&plain[i], &one[i]);
+    }
+    printf("  scheduler with lookup, 1 sequence: %llu drafted, %llu accepted in %llu passes, greedy %s\n",
+           (unsigned long long)st.drafted, (unsigned long long)st.accepted, (unsigned long long)st.spec_passes,
+           ok ? "as plain decoding" : "DIFFERENT");
+    CHECK(cx, ok && st.accepted > 0 && st.drafted > st.accepted);
+    size_t block = 2 * LAYERS * KV_HEADS * (D / HEADS) * BN_KV_BLOCK * sizeof(float);
+    static const struct {
+        uint32_t n_seq, blocks;
+    } runs[] = {{3, 0}, {16, 0}, {8, 6}};
+    for (size_t k = 0; k < sizeof runs / sizeof *runs; k++) {
+        bn_batch_stats s2;
+        steps = answer_batched(&m, rq, N_REQ, runs[k].n_seq, runs[k].blocks * block, 0, got, &s2);
+        ok = steps > 0 && s2.drafted == st.drafted && s2.accepted == st.accepted;
+        for (size_t i = 0; i < N_REQ; i++)
+            ok &= same_answer(&one[i], &got[i]);
+        printf("  scheduler with lookup, %2u sequences%s: %zu steps, %llu set back, %s\n", runs[k].n_seq,
+               runs[k].blocks ? " in 6 KV blocks" : "", steps, (unsigned long long)s2.set_back,
+               ok ? "every answer as in a batch of one" : "DIFFERENT");
+        CHECK(cx, ok && (!runs[k].blocks || s2.set_back > 0));
+    }
+    bn_model_free(&m);
+}
+
 int main(void)
 {
     check_ctx cx = {0};
@@ -918,6 +974,7 @@ int main(void)
     }
     test_budget(&cx, dir);
     test_scheduler(&cx, dir);
+    test_scheduler_lookup(&cx, dir);
     test_sets(&cx, dir);
     rmdir(dir);
     return check_done(&cx, "test_batch");
