@@ -22,7 +22,8 @@ static const bn_prog prog = {
     .summary = "an OpenAI-compatible HTTP server with continuous batching",
     .usage = "usage: bn-serve -m MODEL [--host ADDR] [--port N] [-np SLOTS] [options]\n"
              "Answers /v1/chat/completions, /v1/completions, /v1/models, /tokenize, /detokenize,\n"
-             "/health and /metrics; every request is a sequence of one shared batch.\n",
+             "/health and /metrics (an embedding model: /v1/embeddings instead of the completions);\n"
+             "every request is a sequence of one shared batch.\n",
     .epilog = "Exit status: 0 after SIGTERM or SIGINT (requests in flight are answered first),\n"
               "1 a model or network error, 2 usage error. See bn-serve(1).\n",
 };
@@ -192,8 +193,11 @@ int main(int argc, char **argv)
     }
     /* the KV budget as bn-infer's: half of what memory the model leaves,
      * at least one context, at most one a sequence */
-    bn_ctx_opts co = {.n_ctx = o.n_ctx ? o.n_ctx : bn_model_n_ctx(m), .kv_f16 = 1, .n_threads = o.threads,
-                      .n_seq = o.parallel};
+    /* an embedding model's vectors are bn-infer --embed's, bytes and all:
+     * its context gives final-normed states, its KV is f32 as there */
+    int embed = m->hp.pooling != BN_POOL_NONE;
+    bn_ctx_opts co = {.n_ctx = o.n_ctx ? o.n_ctx : bn_model_n_ctx(m), .kv_f16 = !embed, .n_threads = o.threads,
+                      .n_seq = o.parallel, .embeddings = embed};
     co.kv_budget = o.kv_budget ? o.kv_budget
                                : bn_cli_default_kv_budget(mem_available, bn_model_weight_bytes(m),
                                                           bn_cli_kv_block_bytes(m, co.kv_f16), co.n_ctx, o.parallel);
@@ -207,7 +211,7 @@ int main(int argc, char **argv)
     }
     engine_on = 1;
     srv_model_info mi = {.m = m, .tok = tok, .tok_mu = &tok_mu, .id = slash ? slash + 1 : o.model,
-                         .n_ctx = bn_ctx_n_ctx(c)};
+                         .n_ctx = bn_ctx_n_ctx(c), .embed = embed};
     srv_http_ready(h, &g, &mi);
     fprintf(stderr, "%s: %s ready: %u sequences of %u positions, KV budget %.1f MiB, %d threads\n", prog.name, mi.id,
             bn_ctx_n_seq(c), mi.n_ctx, (double)bn_ctx_kv_bytes(c) / 1048576.0, o.threads);

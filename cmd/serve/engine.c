@@ -202,6 +202,119 @@ static void *engine_main(void *arg)
     return NULL;
 }
 
+/* ---------------------------------------------------- embedding models */
+
+static void unref_embed(srv_embed_job *j)
+{
+    if (--j->refs == 0)
+        srv_embed_job_free(j);
+}
+
+/* The inputs of j, n_seq at a time (mutex held; released while a pass
+ * runs): as bn-infer --embed runs its records, one at a time when the KV
+ * budget holds fewer, so every vector has the same bytes. */
+static int embed_job(srv_engine *g, srv_embed_job *j, bn_err *e)
+{
+    size_t d = g->m->hp.n_embd, par = bn_ctx_n_seq(g->c);
+    if (!(j->vec = malloc((j->n ? j->n : 1) * d * sizeof *j->vec)))
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    g->st.tokens_prompt += j->n_tokens;
+    int rc = 0;
+    for (size_t i = 0; !rc && !j->cancel && i < j->n; i += par) {
+        size_t k = j->n - i < par ? j->n - i : par;
+        pthread_mutex_unlock(&g->mu);
+        double t0 = now();
+        rc = bn_embed_run(g->c, j->inputs + i, k, j->vec + i * d, e);
+        if (rc && e->code == BN_E_KV_FULL)
+            for (size_t r = rc = 0; r < k && !rc; r++)
+                rc = bn_embed_run(g->c, j->inputs + i + r, 1, j->vec + (i + r) * d, e);
+        double t1 = now();
+        pthread_mutex_lock(&g->mu);
+        g->st.busy_seconds += t1 - t0;
+        g->st.passes++;
+    }
+    return rc;
+}
+
+/* The engine of an embedding model: requests in the order they came. */
+static void *embed_main(void *arg)
+{
+    srv_engine *g = arg;
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        srv_embed_job *j = g->emb_head;
+        if (!j) {
+            if (g->stopping)
+                break;
+            pthread_cond_wait(&g->work, &g->mu);
+            continue;
+        }
+        if (!(g->emb_head = j->next))
+            g->emb_tail = NULL;
+        j->state = SRV_RUNNING;
+        g->emb_running = j;
+        bn_err e = {0};
+        if (!j->cancel && embed_job(g, j, &e))
+            snprintf(j->error, sizeof j->error, "%.250s", e.msg);
+        else if (j->cancel)
+            snprintf(j->error, sizeof j->error, "cancelled");
+        j->failed = j->error[0] != 0;
+        j->state = SRV_DONE;
+        g->emb_running = NULL;
+        g->st.active--;
+        unref_embed(j);
+        pthread_cond_broadcast(&g->progress);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+int srv_engine_submit_embed(srv_engine *g, srv_embed_job *j)
+{
+    pthread_mutex_lock(&g->mu);
+    if (!g->embed || g->stopping || g->st.active >= g->max_active) {
+        pthread_mutex_unlock(&g->mu);
+        return -1;
+    }
+    j->refs++;
+    j->state = SRV_QUEUED;
+    j->next = NULL;
+    if (g->emb_tail)
+        g->emb_tail->next = j;
+    else
+        g->emb_head = j;
+    g->emb_tail = j;
+    g->st.active++;
+    pthread_cond_signal(&g->work);
+    pthread_mutex_unlock(&g->mu);
+    return 0;
+}
+
+void srv_engine_release_embed(srv_engine *g, srv_embed_job *j)
+{
+    if (!j)
+        return;
+    pthread_mutex_lock(&g->mu);
+    if (j->state != SRV_DONE && j->refs > 1)
+        j->cancel = 1; /* a queued one is skipped, a running one stops between passes */
+    unref_embed(j);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void srv_engine_wait_embed(srv_engine *g, srv_embed_job *j, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    int rc = 0;
+    while (rc != ETIMEDOUT && j->state != SRV_DONE)
+        rc = pthread_cond_timedwait(&g->progress, &g->mu, &ts);
+}
+
+/* ---------------------------------------------------------- the engine */
+
 int srv_engine_start(srv_engine *g, const bn_model *m, bn_ctx *c, bn_tokenizer *tok, size_t queue, bn_err *e)
 {
     memset(g, 0, sizeof *g);
@@ -213,7 +326,13 @@ int srv_engine_start(srv_engine *g, const bn_model *m, bn_ctx *c, bn_tokenizer *
     g->max_active = g->st.slots + queue;
     g->st.kv_budget_bytes = bn_ctx_kv_bytes(c);
     g->st.kv_blocks = bn_ctx_kv_blocks_left(c);
-    if (!(g->b = bn_batch_new(c, NULL, e)))
+    /* an embedding model's context gives vectors, not logits: its
+     * requests run as bn_embed_run passes over sequences 0..n_seq-1 */
+    g->embed = m->hp.pooling != BN_POOL_NONE;
+    if (g->embed)
+        while (bn_ctx_seq_new(c, NULL) >= 0)
+            ;
+    else if (!(g->b = bn_batch_new(c, NULL, e)))
         return -1;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -222,7 +341,7 @@ int srv_engine_start(srv_engine *g, const bn_model *m, bn_ctx *c, bn_tokenizer *
     pthread_cond_init(&g->work, NULL);
     pthread_cond_init(&g->progress, &ca);
     pthread_condattr_destroy(&ca);
-    int rc = pthread_create(&g->th, NULL, engine_main, g);
+    int rc = pthread_create(&g->th, NULL, g->embed ? embed_main : engine_main, g);
     if (rc) {
         bn_batch_free(g->b);
         return bn_fail(e, "cannot start the engine thread: %s", strerror(rc));
@@ -239,6 +358,10 @@ void srv_engine_stop(srv_engine *g, int abandon)
             j->cancel = 1;
         for (size_t i = 0; i < g->n_live; i++)
             g->live[i]->cancel = 1;
+        for (srv_embed_job *j = g->emb_head; j; j = j->next)
+            j->cancel = 1;
+        if (g->emb_running)
+            g->emb_running->cancel = 1;
     }
     pthread_cond_signal(&g->work);
     pthread_mutex_unlock(&g->mu);

@@ -327,6 +327,36 @@ static enum MHD_Result generate(struct MHD_Connection *c, req *r, int chat)
     return rc;
 }
 
+static enum MHD_Result embeddings(struct MHD_Connection *c, req *r)
+{
+    srv_http *h = r->h;
+    srv_error err;
+    srv_embed_job *j = srv_parse_embed(h->mi, r->body ? r->body : "", r->n_body, &err);
+    if (!j)
+        return send_error(c, r, &err);
+    r->n_prompt = (uint32_t)j->n_tokens;
+    if (srv_engine_submit_embed(r->g, j)) {
+        srv_embed_job_free(j);
+        return fail(c, r, 503, "server_error", "server_busy",
+                    "every sequence and queue place is taken (or the server is stopping); retry later");
+    }
+    pthread_mutex_lock(&r->g->mu);
+    while (j->state != SRV_DONE) {
+        srv_engine_wait_embed(r->g, j, WAIT_MS);
+        if (j->state != SRV_DONE && peer_closed(r->fd)) {
+            pthread_mutex_unlock(&r->g->mu);
+            srv_engine_release_embed(r->g, j);
+            r->gone = 1;
+            return MHD_NO;
+        }
+    }
+    pthread_mutex_unlock(&r->g->mu);
+    enum MHD_Result rc = j->failed ? fail(c, r, 500, "server_error", NULL, "%s", j->error)
+                                   : send_json(c, r, 200, srv_embed_json(h->mi, j));
+    srv_engine_release_embed(r->g, j);
+    return rc;
+}
+
 static enum MHD_Result route(struct MHD_Connection *c, req *r)
 {
     srv_http *h = r->h;
@@ -340,7 +370,8 @@ static enum MHD_Result route(struct MHD_Connection *c, req *r)
                                    MHD_HTTP_HEADER_RETRY_AFTER, "1");
     static const char *const gets[] = {"/v1/models", "/models", "/metrics"};
     static const char *const posts[] = {"/v1/completions", "/completions", "/v1/chat/completions",
-                                        "/chat/completions", "/tokenize", "/detokenize"};
+                                        "/chat/completions", "/tokenize", "/detokenize", "/v1/embeddings",
+                                        "/embeddings"};
     int is_get = 0, is_post = 0;
     for (size_t i = 0; i < sizeof gets / sizeof *gets; i++)
         is_get |= !strcmp(p, gets[i]);
@@ -370,7 +401,14 @@ static enum MHD_Result route(struct MHD_Connection *c, req *r)
                           : srv_detokenize(h->mi, r->body ? r->body : "", r->n_body, &err);
         return out ? send_json(c, r, 200, out) : send_error(c, r, &err);
     }
-    return generate(c, r, strstr(p, "chat") != NULL);
+    int embed = strstr(p, "embeddings") != NULL;
+    if (embed && !h->mi->embed)
+        return fail(c, r, 400, "invalid_request_error", "model_not_embedding",
+                    "'%s' is a language model, not an embedding model (no model.pooling): %s needs one", h->mi->id, p);
+    if (!embed && h->mi->embed)
+        return fail(c, r, 400, "invalid_request_error", "model_not_generative",
+                    "'%s' is an embedding model: it answers /v1/embeddings, not %s", h->mi->id, p);
+    return embed ? embeddings(c, r) : generate(c, r, strstr(p, "chat") != NULL);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,

@@ -40,7 +40,7 @@ int srv_err(srv_error *err, int status, const char *type, const char *code, cons
 #define BAD(err, code, ...) srv_err((err), 400, "invalid_request_error", (code), __VA_ARGS__)
 
 /* The body as a JSON object: valid UTF-8, one value, nothing after it. */
-static cJSON *parse_body(const char *body, size_t n, srv_error *err)
+cJSON *srv_parse_body(const char *body, size_t n, srv_error *err)
 {
     if (memchr(body, 0, n) || !srv_utf8_valid(body, n)) {
         BAD(err, "invalid_encoding", "the request body is not valid UTF-8 text");
@@ -91,8 +91,8 @@ static int get_bool(const cJSON *o, const char *name, int *v, srv_error *err)
 }
 
 /* Text into ids with the model's tokenizer (whose scratch is shared). */
-static int encode(const srv_model_info *mi, const char *text, size_t len, unsigned flags, uint32_t **ids, size_t *n,
-                  srv_error *err)
+int srv_encode(const srv_model_info *mi, const char *text, size_t len, unsigned flags, uint32_t **ids, size_t *n,
+               srv_error *err)
 {
     bn_err e = {0};
     size_t cap = len + 2, need = 0;
@@ -218,6 +218,11 @@ static int get_sampling(const srv_model_info *mi, const cJSON *o, int chat, srv_
             j->n_stop++;
         }
     }
+    return srv_check_model(mi, o, err);
+}
+
+int srv_check_model(const srv_model_info *mi, const cJSON *o, srv_error *err)
+{
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "model");
     if (m && !cJSON_IsNull(m) && !cJSON_IsString(m))
         return BAD(err, "invalid_type", "'model' must be a string");
@@ -240,7 +245,7 @@ static int get_prompt(const srv_model_info *mi, const cJSON *o, srv_job *j, srv_
         p = p->child;
     }
     if (cJSON_IsString(p))
-        return encode(mi, p->valuestring, strlen(p->valuestring), BN_TOKENIZE_BOS, &j->prompt, &j->n_prompt, err);
+        return srv_encode(mi, p->valuestring, strlen(p->valuestring), BN_TOKENIZE_BOS, &j->prompt, &j->n_prompt, err);
     if (!cJSON_IsArray(p))
         return BAD(err, "invalid_type", "'prompt' must be a string or an array of token ids");
     int n = cJSON_GetArraySize(p);
@@ -363,7 +368,7 @@ out:
 
 srv_job *srv_parse_generate(const srv_model_info *mi, const char *body, size_t n, int chat, srv_error *err)
 {
-    cJSON *root = parse_body(body, n, err);
+    cJSON *root = srv_parse_body(body, n, err);
     if (!root)
         return NULL;
     srv_job *j = calloc(1, sizeof *j);
@@ -397,7 +402,7 @@ srv_job *srv_parse_generate(const srv_model_info *mi, const char *body, size_t n
 
 char *srv_tokenize(const srv_model_info *mi, const char *body, size_t n, srv_error *err)
 {
-    cJSON *root = parse_body(body, n, err);
+    cJSON *root = srv_parse_body(body, n, err);
     if (!root)
         return NULL;
     char *out = NULL;
@@ -408,7 +413,7 @@ char *srv_tokenize(const srv_model_info *mi, const char *body, size_t n, srv_err
     if (!cJSON_IsString(c))
         BAD(err, c ? "invalid_type" : "missing_field", "'content' must be a string");
     else if (get_bool(root, "add_special", &special, err) >= 0 &&
-             !encode(mi, c->valuestring, strlen(c->valuestring), special ? BN_TOKENIZE_BOS : 0, &ids, &n_ids, err)) {
+             !srv_encode(mi, c->valuestring, strlen(c->valuestring), special ? BN_TOKENIZE_BOS : 0, &ids, &n_ids, err)) {
         cJSON *r = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(r, "tokens");
         for (size_t i = 0; a && i < n_ids; i++)
             cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
@@ -424,7 +429,7 @@ char *srv_tokenize(const srv_model_info *mi, const char *body, size_t n, srv_err
 
 char *srv_detokenize(const srv_model_info *mi, const char *body, size_t n, srv_error *err)
 {
-    cJSON *root = parse_body(body, n, err);
+    cJSON *root = srv_parse_body(body, n, err);
     if (!root)
         return NULL;
     char *out = NULL, *text = NULL;

@@ -7,6 +7,7 @@
 #define BN_SERVE_H
 
 #include "batch.h"
+#include "embed.h"
 #include "generate.h"
 
 #include <pthread.h>
@@ -48,6 +49,24 @@ typedef struct srv_job {
 
 void srv_job_free(srv_job *j);
 
+/* One /v1/embeddings request: its inputs (each already an embedding
+ * input, bn_embed_input), and the vectors the engine fills, n x n_embd,
+ * L2-normalized as bn-infer --embed writes them. */
+typedef struct srv_embed_job {
+    bn_tokens *inputs;
+    size_t n;
+    uint64_t n_tokens; /* usage: the ids of all inputs, end tokens included */
+    int base64;        /* encoding_format "base64" */
+    /* under the engine's mutex */
+    float *vec;
+    int state, failed; /* SRV_QUEUED.., failed once done with error */
+    char error[256];
+    int cancel, refs;
+    struct srv_embed_job *next;
+} srv_embed_job;
+
+void srv_embed_job_free(srv_embed_job *j);
+
 /* --------------------------------------------------------------- engine */
 
 typedef struct srv_engine_stats {
@@ -67,6 +86,9 @@ typedef struct srv_engine {
     bn_tokenizer *tok;
     bn_batch *b;
     srv_job *in_head, *in_tail; /* submitted, not yet handed to the batch */
+    int embed;               /* an embedding model: embedding requests only, no batch */
+    srv_embed_job *emb_head, *emb_tail; /* submitted embedding requests, in order */
+    srv_embed_job *emb_running;
     srv_job **live;          /* handed to the batch, not done */
     size_t n_live, cap_live;
     size_t max_active;       /* sequences + queue: more is 503 */
@@ -91,6 +113,13 @@ int srv_engine_submit(srv_engine *g, srv_job *j);
 /* The asker is done with j: cancels it if it still runs, drops its
  * reference. */
 void srv_engine_release(srv_engine *g, srv_job *j);
+/* The same for an embedding request (an engine over an embedding model,
+ * whose context is made with embeddings): its inputs go through the
+ * batch engine n_seq at a time, each in a sequence of its own. */
+int srv_engine_submit_embed(srv_engine *g, srv_embed_job *j);
+void srv_engine_release_embed(srv_engine *g, srv_embed_job *j);
+/* Waits (mutex held) for j to end, at most ms milliseconds. */
+void srv_engine_wait_embed(srv_engine *g, srv_embed_job *j, int ms);
 void srv_engine_get_stats(srv_engine *g, srv_engine_stats *st);
 /* Waits (mutex held) for j to grow past `have` bytes or end, at most ms
  * milliseconds. */
@@ -115,7 +144,17 @@ typedef struct srv_model_info {
     pthread_mutex_t *tok_mu; /* encoding uses the tokenizer's scratch */
     const char *id;          /* the model's name in the API */
     uint32_t n_ctx;
+    int embed;               /* an embedding model (model.pooling): /v1/embeddings only */
 } srv_model_info;
+
+/* The body as a JSON object (valid UTF-8, one value, nothing after it),
+ * or NULL and *err. */
+struct cJSON *srv_parse_body(const char *body, size_t n, srv_error *err);
+/* Text into ids with the model's tokenizer (flags BN_TOKENIZE_*). */
+int srv_encode(const srv_model_info *mi, const char *text, size_t len, unsigned flags, uint32_t **ids, size_t *n,
+               srv_error *err);
+/* A "model" field that names another model: 404 (-1 and *err). */
+int srv_check_model(const srv_model_info *mi, const struct cJSON *o, srv_error *err);
 
 /* A /v1/completions (chat 0) or /v1/chat/completions body into a job
  * ready to submit; NULL and *err on a bad request. */
@@ -133,6 +172,10 @@ char *srv_reply_json(const srv_model_info *mi, const srv_job *j, const char *id,
 char *srv_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id, long created, const char *text,
                      size_t n, int role, int final);
 char *srv_models_json(const srv_model_info *mi, long created);
+/* /v1/embeddings: a body into a job ready to submit (NULL and *err on a
+ * bad request), and the answer of a finished one (embed.c). */
+srv_embed_job *srv_parse_embed(const srv_model_info *mi, const char *body, size_t n, srv_error *err);
+char *srv_embed_json(const srv_model_info *mi, const srv_embed_job *j);
 /* Text as a JSON-safe UTF-8 string: invalid bytes become U+FFFD. */
 char *srv_utf8_clean(const char *text, size_t n);
 int srv_utf8_valid(const char *text, size_t n);
