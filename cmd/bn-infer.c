@@ -187,8 +187,6 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--parallel answers a token stream on stdin or scores texts: not with -p, -f or -cnv");
     if (o->parallel > BN_KERN_MAX_N && o->n_ppl)
         return bn_usage_error(&prog, "--parallel with --perplexity: at most %d windows at once", BN_KERN_MAX_N);
-    if (o->parallel && o->g.lookup)
-        return bn_usage_error(&prog, "--lookup answers one record at a time: not with --parallel");
     if (o->parallel && o->logits_file)
         return bn_usage_error(&prog, "--parallel and --logits exclude each other");
     o->g.text = o->ids ? 0 : o->text || o->prompt || o->file || o->chat;

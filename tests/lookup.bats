@@ -87,10 +87,7 @@ setup() {
     ! cmp -s "$T/a" "$T/c"
 }
 
-@test "--lookup: refused with --parallel, --draft-max alone, values out of range (usage, exit 2)" {
-    run bn-infer -m "$D/tiny.bn" --lookup 3 --parallel 2 </dev/null
-    [ "$status" -eq 2 ]
-    [[ $output == *"--lookup"*"--parallel"* ]]
+@test "--lookup: --draft-max alone, values out of range (usage, exit 2); with --parallel in spec-parallel.bats" {
     run bn-infer -m "$D/tiny.bn" -p x --draft-max 4
     [ "$status" -eq 2 ]
     [[ $output == *"--draft-max needs --lookup"* ]]

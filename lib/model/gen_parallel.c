@@ -96,6 +96,8 @@ static int step(run *R, bn_err *e)
         return -1;
     for (size_t i = 0; i < n_ev; i++) {
         rec *r = &R->ring[ev[i].tag % R->W];
+        if (r->done) /* tokens of a step after the stop string that ended it (--lookup) */
+            continue;
         if (ev[i].finish == BN_FIN_ERROR) {
             if (refuse(R, r, ev[i].tag, ev[i].error, e))
                 return -1;
@@ -147,7 +149,13 @@ static int take_record(run *R, const uint32_t *ids, size_t n, uint64_t total, bn
     if (n)
         memcpy(r->prompt, ids, n * sizeof *ids);
     r->n_prompt = n;
-    bn_request q = {.prompt = ids, .n_prompt = n, .samp = R->o->samp, .n_predict = R->o->n_predict, .tag = no};
+    bn_request q = {.prompt = ids,
+                    .n_prompt = n,
+                    .samp = R->o->samp,
+                    .n_predict = R->o->n_predict,
+                    .tag = no,
+                    .lookup = R->o->lookup,
+                    .draft_max = R->o->draft_max};
     q.samp.seed = R->o->samp.seed + no - 1; /* the record's own draws, whatever runs beside it */
     R->st.n_prompt += n;
     return bn_batch_submit(R->b, &q, e);
@@ -214,6 +222,11 @@ int bn_gen_stream_parallel(bn_gen *g, bn_tokr *in, uint32_t n_par, uint64_t *bad
     bn_tokr_before_read(in, NULL, NULL);
     for (uint64_t i = R.head; i < R.next; i++)
         rec_free(&R.ring[i % R.W]);
+    bn_batch_stats bs;
+    bn_batch_get_stats(R.b, &bs);
+    R.st.n_pass = bs.spec_passes; /* -v's tokens a pass: per answer, as without --parallel */
+    R.st.n_draft = bs.drafted;
+    R.st.n_accept = bs.accepted;
     bn_batch_free(R.b);
     free(R.ring);
     free(ids);
