@@ -81,7 +81,7 @@ static void admit(srv_engine *g, srv_job *j)
         return;
     }
     bn_request q = {.prompt = j->prompt, .n_prompt = j->n_prompt, .samp = j->samp, .n_predict = j->n_predict,
-                    .tag = j->tag};
+                    .tag = j->tag, .lookup = j->lookup, .draft_max = j->draft_max};
     if (g->n_live == g->cap_live) {
         size_t cap = g->cap_live ? 2 * g->cap_live : 16;
         srv_job **p = realloc(g->live, cap * sizeof *p);
@@ -197,6 +197,10 @@ static void *engine_main(void *arg)
             take_event(g, &ev[i]);
         g->st.kv_used_bytes = bn_ctx_kv_used_bytes(g->c);
         g->st.kv_blocks_used = g->st.kv_blocks - bn_ctx_kv_blocks_left(g->c);
+        bn_batch_stats bs;
+        bn_batch_get_stats(g->b, &bs);
+        g->st.lookup_drafted = bs.drafted;
+        g->st.lookup_accepted = bs.accepted;
     }
     pthread_mutex_unlock(&g->mu);
     return NULL;

@@ -218,6 +218,17 @@ static int get_sampling(const srv_model_info *mi, const cJSON *o, int chat, srv_
             j->n_stop++;
         }
     }
+    /* prompt lookup decoding, per request (bn-infer --lookup, --draft-max) */
+    if ((r = get_number(o, "lookup", 0, 64, 1, &v, err)) < 0)
+        return -1;
+    if (r)
+        j->lookup = (uint32_t)v;
+    if ((r = get_number(o, "draft_max", 1, BN_KERN_MAX_N - 1, 1, &v, err)) < 0)
+        return -1;
+    if (r && !j->lookup)
+        return BAD(err, "invalid_value", "'draft_max' needs 'lookup' (1 to 64)");
+    if (r)
+        j->draft_max = (uint32_t)v;
     return srv_check_model(mi, o, err);
 }
 

@@ -31,6 +31,7 @@ typedef struct srv_job {
     char *stop[BN_MAX_STOP_STRINGS];
     int n_stop;
     int stream, chat;
+    uint32_t lookup, draft_max; /* prompt lookup decoding (bn_request's); 0: off */
     /* under the engine's mutex */
     char *text;        /* the answer so far (open_memstream's buffer) */
     size_t n_text;     /* its final bytes; while running, all of them */
@@ -74,6 +75,7 @@ typedef struct srv_engine_stats {
     uint64_t kv_used_bytes, kv_budget_bytes;
     uint32_t kv_blocks, kv_blocks_used; /* KV blocks in the budget, and in use */
     uint64_t tokens_generated, tokens_prompt, passes;
+    uint64_t lookup_drafted, lookup_accepted; /* prompt lookup's drafts and the ones kept */
     double busy_seconds;      /* time spent in forward passes */
 } srv_engine_stats;
 
