@@ -254,6 +254,47 @@ static void test_tokens_apart(check_ctx *cx, const bn_cpu *cpu)
     free(wi);
 }
 
+/* One call over a range of rows (the SIMD heads take 4 rows at a time,
+ * from the range's quarters) gives every row exactly what a call for
+ * that row alone gives: each row's sum is one chain whatever rows share
+ * its pass. Every head type, this CPU's row-major function, one token,
+ * ranges whose length is and is not a multiple of 4. */
+static void test_rows_apart(check_ctx *cx, const bn_cpu *cpu)
+{
+    static const uint32_t types[] = {BN_F32, BN_F16, BN_BF16, BN_I8, BN_Q4, BN_Q5, BN_Q6};
+    static const size_t ranges[][2] = {{0, 203}, {5, 203}, {4, 200}, {1, 4}, {7, 14}};
+    const size_t rows = 203, d = 384;
+    int ok = 1;
+    float *x = malloc(rows * d * sizeof *x), *h = malloc(d * sizeof *h);
+    float *y = malloc(rows * sizeof *y), *y1 = malloc(rows * sizeof *y1);
+    uint8_t *w = malloc(rows * d * 4 + 4 * rows);
+    for (size_t i = 0; i < rows * d; i++)
+        x[i] = frnd();
+    for (size_t i = 0; i < d; i++)
+        h[i] = frnd();
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        encode_head(types[ti], x, rows, d, w);
+        bn_head_fn f = bn_head_find(types[ti], cpu);
+        for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+            size_t r0 = ranges[i][0], r1 = ranges[i][1];
+            memset(y, 0, rows * sizeof *y);
+            memset(y1, 0, rows * sizeof *y1);
+            f(w, rows, d, r0, r1, h, 1, y, rows);
+            for (size_t r = r0; r < r1; r++)
+                f(w, rows, d, r, r + 1, h, 1, y1, rows);
+            ok &= !memcmp(y, y1, rows * sizeof *y);
+        }
+    }
+    printf("  every head type, %s: a range in one call = row by row: %s\n", cpu->avx512bw ? "this CPU" : "scalar",
+           ok ? "bit-identical" : "BAD");
+    CHECK(cx, ok);
+    free(x);
+    free(h);
+    free(y);
+    free(y1);
+    free(w);
+}
+
 int main(void)
 {
     check_ctx cx = {0};
@@ -268,6 +309,7 @@ int main(void)
     test_exact(&cx, BN_Q5, &cpu);
     test_tokens_apart(&cx, &cpu);
     test_tokens_apart(&cx, &none);
+    test_rows_apart(&cx, &cpu);
     CHECK(&cx, !strcmp(bn_type_name(BN_Q4), "q4") && !strcmp(bn_type_name(BN_Q5), "q5"));
     uint32_t ty;
     CHECK(&cx, !bn_type_from_name("q5", &ty) && ty == BN_Q5);
