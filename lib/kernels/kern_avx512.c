@@ -57,7 +57,7 @@ static T512 INLINE void sum4(const __m512i v[4], int32_t out[4])
 
 /* out[i] = Σ v[i] for 16 vectors: four sum4_lanes, then 128-bit lanes
  * gathered and added twice (45 operations instead of ~160). */
-static T512 INLINE void sum16(__m512i v[4][4], int32_t out[4][4])
+static T512 INLINE __m512i sum16v(__m512i v[4][4])
 {
     __m512i b[4], c[2];
     _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) b[i] = sum4_lanes(v[i]);
@@ -65,9 +65,13 @@ static T512 INLINE void sum16(__m512i v[4][4], int32_t out[4][4])
     _Pragma("GCC unroll 2") for (int i = 0; i < 2; i++) c[i] =
         _mm512_add_epi32(_mm512_shuffle_i32x4(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
                          _mm512_shuffle_i32x4(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-    __m512i d = _mm512_add_epi32(_mm512_shuffle_i32x4(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                 _mm512_shuffle_i32x4(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    _mm512_storeu_si512((void *)&out[0][0], d);
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_i32x4(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+static T512 INLINE void sum16(__m512i v[4][4], int32_t out[4][4])
+{
+    _mm512_storeu_si512((void *)&out[0][0], sum16v(v));
 }
 
 /* Float row → int8 in this set's order, bit-identical to k2_quantize: the
@@ -162,6 +166,119 @@ static T512 INLINE void tile(const uint8_t *w, size_t rs, size_t vs, size_t V, c
             out[r][t] = _mm512_reduce_add_epi32(acc[r][t]);
 }
 
+/* The 4 × 4 tile (4 rows × 4 tokens, every multi-token pass's bulk) in
+ * assembly: from intrinsics gcc 12 copied most of the 16 accumulators at
+ * every vector and spilled some to the stack, about twice the cycles of
+ * the vpdpbusd themselves (2B4T, 8 tokens: 66 of Zen 5's 128 int8 MACs a
+ * cycle). Here nothing moves: zmm(4r+t) holds row r × token t, zmm16-19
+ * the rows' raw bytes, zmm20-23 one plane's codes of the 4 rows, zmm24-27
+ * the 4 tokens' activations of that plane, zmm28 the mask 3. Per plane:
+ * 4 shifts, 4 ands, 4 loads, 16 vpdpbusd. n vectors; row i's vector v at
+ * w + i·rs + v·vs, token t's activations at q + t·ldq; p runs pf bytes
+ * ahead of w, prefetching (one line a vector: the interleaved stream). The
+ * 16 sums go to o as they are; the caller adds their lanes (sum16v). */
+#define T2A_PLANE(sh, off)                                                                                         \
+    sh "vmovdqu64 " #off "(%[q]), %%zmm24\n\t"                                                                     \
+       "vmovdqu64 " #off "(%[q],%[ldq]), %%zmm25\n\t"                                                              \
+       "vmovdqu64 " #off "(%[q],%[ldq],2), %%zmm26\n\t"                                                            \
+       "vmovdqu64 " #off "(%[q],%[ldq3]), %%zmm27\n\t"                                                             \
+       "vpandd %%zmm28, %%zmm20, %%zmm20\n\t"                                                                      \
+       "vpandd %%zmm28, %%zmm21, %%zmm21\n\t"                                                                      \
+       "vpandd %%zmm28, %%zmm22, %%zmm22\n\t"                                                                      \
+       "vpandd %%zmm28, %%zmm23, %%zmm23\n\t"                                                                      \
+       "vpdpbusd %%zmm24, %%zmm20, %%zmm0\n\t"                                                                     \
+       "vpdpbusd %%zmm25, %%zmm20, %%zmm1\n\t"                                                                     \
+       "vpdpbusd %%zmm26, %%zmm20, %%zmm2\n\t"                                                                     \
+       "vpdpbusd %%zmm27, %%zmm20, %%zmm3\n\t"                                                                     \
+       "vpdpbusd %%zmm24, %%zmm21, %%zmm4\n\t"                                                                     \
+       "vpdpbusd %%zmm25, %%zmm21, %%zmm5\n\t"                                                                     \
+       "vpdpbusd %%zmm26, %%zmm21, %%zmm6\n\t"                                                                     \
+       "vpdpbusd %%zmm27, %%zmm21, %%zmm7\n\t"                                                                     \
+       "vpdpbusd %%zmm24, %%zmm22, %%zmm8\n\t"                                                                     \
+       "vpdpbusd %%zmm25, %%zmm22, %%zmm9\n\t"                                                                     \
+       "vpdpbusd %%zmm26, %%zmm22, %%zmm10\n\t"                                                                    \
+       "vpdpbusd %%zmm27, %%zmm22, %%zmm11\n\t"                                                                    \
+       "vpdpbusd %%zmm24, %%zmm23, %%zmm12\n\t"                                                                    \
+       "vpdpbusd %%zmm25, %%zmm23, %%zmm13\n\t"                                                                    \
+       "vpdpbusd %%zmm26, %%zmm23, %%zmm14\n\t"                                                                    \
+       "vpdpbusd %%zmm27, %%zmm23, %%zmm15\n\t"
+#define T2A_SHIFT(n)                                                                                               \
+    "vpsrlw $" #n ", %%zmm16, %%zmm20\n\t"                                                                         \
+    "vpsrlw $" #n ", %%zmm17, %%zmm21\n\t"                                                                         \
+    "vpsrlw $" #n ", %%zmm18, %%zmm22\n\t"                                                                         \
+    "vpsrlw $" #n ", %%zmm19, %%zmm23\n\t"
+#define T2A_COPY                                                                                                   \
+    "vmovdqa64 %%zmm16, %%zmm20\n\t"                                                                               \
+    "vmovdqa64 %%zmm17, %%zmm21\n\t"                                                                               \
+    "vmovdqa64 %%zmm18, %%zmm22\n\t"                                                                               \
+    "vmovdqa64 %%zmm19, %%zmm23\n\t"
+static T512 INLINE void t2_asm_4x4(const uint8_t *w, size_t rs, size_t vs, size_t pf, size_t n, const int8_t *q,
+                                   size_t ldq, __m512i o[4][4])
+{
+    const uint8_t *p = w + pf;
+    __asm__ volatile(
+        "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+        "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
+        "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
+        "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
+        "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
+        "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
+        "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
+        "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
+        "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
+        "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
+        "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
+        "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
+        "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
+        "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
+        "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"
+        "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
+        "mov $0x03030303, %%eax\n\t"
+        "vpbroadcastd %%eax, %%zmm28\n\t"
+        "test %[n], %[n]\n\t"
+        "jz 2f\n"
+        "1:\n\t"
+        "vmovdqu64 (%[w]), %%zmm16\n\t"
+        "vmovdqu64 (%[w],%[rs]), %%zmm17\n\t"
+        "vmovdqu64 (%[w],%[rs],2), %%zmm18\n\t"
+        "vmovdqu64 (%[w],%[rs3]), %%zmm19\n\t"
+        "prefetcht0 (%[p])\n\t"
+        T2A_PLANE(T2A_COPY, 0)
+        T2A_PLANE(T2A_SHIFT(2), 64)
+        T2A_PLANE(T2A_SHIFT(4), 128)
+        T2A_PLANE(T2A_SHIFT(6), 192)
+        "add %[vs], %[w]\n\t"
+        "add %[vs], %[p]\n\t"
+        "add $256, %[q]\n\t"
+        "dec %[n]\n\t"
+        "jnz 1b\n"
+        "2:\n\t"
+        "vmovdqu64 %%zmm0, (%[o])\n\t"
+        "vmovdqu64 %%zmm1, 64(%[o])\n\t"
+        "vmovdqu64 %%zmm2, 128(%[o])\n\t"
+        "vmovdqu64 %%zmm3, 192(%[o])\n\t"
+        "vmovdqu64 %%zmm4, 256(%[o])\n\t"
+        "vmovdqu64 %%zmm5, 320(%[o])\n\t"
+        "vmovdqu64 %%zmm6, 384(%[o])\n\t"
+        "vmovdqu64 %%zmm7, 448(%[o])\n\t"
+        "vmovdqu64 %%zmm8, 512(%[o])\n\t"
+        "vmovdqu64 %%zmm9, 576(%[o])\n\t"
+        "vmovdqu64 %%zmm10, 640(%[o])\n\t"
+        "vmovdqu64 %%zmm11, 704(%[o])\n\t"
+        "vmovdqu64 %%zmm12, 768(%[o])\n\t"
+        "vmovdqu64 %%zmm13, 832(%[o])\n\t"
+        "vmovdqu64 %%zmm14, 896(%[o])\n\t"
+        "vmovdqu64 %%zmm15, 960(%[o])\n\t"
+        : [w] "+r"(w), [p] "+r"(p), [q] "+r"(q), [n] "+r"(n)
+        : [rs] "r"(rs), [rs3] "r"(3 * rs), [vs] "r"(vs), [ldq] "r"(ldq), [ldq3] "r"(3 * ldq), [o] "r"(o)
+        : "memory", "cc", "rax", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+          "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21",
+          "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28");
+}
+#undef T2A_PLANE
+#undef T2A_SHIFT
+#undef T2A_COPY
+
 /* GEMV: rows in fours with the dependency chain split over planes; rs
  * and vs as in tile(). */
 static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_t V, const int8_t *q, int RT,
@@ -227,13 +344,47 @@ static T512 INLINE void gemv_impl(uint32_t layout, int ilv, const uint8_t *w, si
 
 #define TILE_CASE(RT, TT) tile(w + r * rb, rs, vs, V, q + t * ldq, ldq, RT, TT, out)
 
+/* A whole 4 × 4 tile, rows r.. and tokens t.., into y: the sums
+ * t2_asm_4x4 leaves, their lanes added (sum16v) and put token-major
+ * (lane 4j + i: token j, row i), minus each token's Σq', plus the rows'
+ * tails when the width has one, then bn_kern_out for all 16 at once: the
+ * same conversion, division and product as the scalar formula, so the
+ * same bits. The scalar epilogue (sixteen divisions) had taken about a
+ * quarter of an 8-token pass over an L2-resident 2B4T-shaped matrix. */
+static T512 INLINE void tile4x4(uint32_t layout, const uint8_t *w, size_t k, size_t rb, size_t rs, size_t vs,
+                                size_t pf, size_t V, size_t r, size_t t, float beta, const int8_t *q,
+                                const int32_t *qs, const float *s, size_t ldq, k2_tails *tails, float *y, size_t ldy)
+{
+    __m512i o[4][4];
+    t2_asm_4x4(w + r * rb, rs, vs, pf, V, q + t * ldq, ldq, o);
+    const __m512i by_token = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    __m512i a = _mm512_permutexvar_epi32(by_token, sum16v(o));
+    a = _mm512_sub_epi32(a, _mm512_permutexvar_epi32(spread, _mm512_castsi128_si512(
+                                                                 _mm_loadu_si128((const __m128i *)(qs + t)))));
+    size_t c0 = 4 * W * V;
+    if (c0 < k) {
+        _Alignas(64) int32_t tl[16];
+        for (int j = 0; j < 4; j++)
+            for (int i = 0; i < 4; i++)
+                tl[4 * j + i] = k2_tail_dot(tails, layout, w, k, r + (size_t)i, c0, q + (t + (size_t)j) * ldq);
+        a = _mm512_add_epi32(a, _mm512_load_si512((const void *)tl));
+    }
+    __m512 sv = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(s + t)));
+    __m512 f = _mm512_mul_ps(_mm512_div_ps(_mm512_cvtepi32_ps(a), sv), _mm512_set1_ps(beta));
+    _mm_storeu_ps(y + t * ldy + r, _mm512_castps512_ps128(f));
+    _mm_storeu_ps(y + (t + 1) * ldy + r, _mm512_extractf32x4_ps(f, 1));
+    _mm_storeu_ps(y + (t + 2) * ldy + r, _mm512_extractf32x4_ps(f, 2));
+    _mm_storeu_ps(y + (t + 3) * ldy + r, _mm512_extractf32x4_ps(f, 3));
+}
+
 /* ilv as in gemv_impl. */
 static T512 INLINE void gemm_impl(uint32_t layout, int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1,
                                   float beta, const int8_t *q, const float *s, size_t n, size_t ldq, float *y,
                                   size_t ldy)
 {
     size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), c0 = 4 * W * V;
-    size_t rs = ilv ? W : rb, vs = ilv ? 4 * W : W;
+    size_t rs = ilv ? W : rb, vs = ilv ? 4 * W : W, pf = ilv ? ILV_AHEAD * vs : 4 * rb;
     int32_t qs[BN_KERN_MAX_N];
     for (size_t t = 0; t < n; t++)
         qs[t] = qsum(q + t * ldq, c0);
@@ -244,9 +395,12 @@ static T512 INLINE void gemm_impl(uint32_t layout, int ilv, const uint8_t *w, si
         for (size_t t = 0; t < n; t += 4) {
             int tt = n - t >= 4 ? 4 : (int)(n - t);
             int32_t out[4][4];
+            if (rt == 4 && tt == 4) {
+                tile4x4(layout, w, k, rb, rs, vs, pf, V, r, t, beta, q, qs, s, ldq, &tails, y, ldy);
+                continue;
+            }
             if (rt == 4) {
                 switch (tt) {
-                case 4: TILE_CASE(4, 4); break;
                 case 3: TILE_CASE(4, 3); break;
                 case 2: TILE_CASE(4, 2); break;
                 default: TILE_CASE(4, 1); break;

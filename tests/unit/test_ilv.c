@@ -154,8 +154,10 @@ static void test_ternary(check_ctx *cx, const bn_cpu *cpu)
             }
             /* worst case for the sums: every weight ±1, activations at full scale */
             size_t kw = bn_ilv_find(set, 8320) ? 8320 : 8448; /* 26·320 for b3, 33·256 for the 2-bit layouts */
-            for (int mode = 1; mode <= 2 && cases; mode++, cases++)
+            for (int mode = 1; mode <= 2 && cases; mode++, cases += 2) {
                 ok &= one_case(ref, set, bn_ilv_find(set, kw), 9, kw, 3, mode);
+                ok &= one_case(ref, set, bn_ilv_find(set, kw), 9, kw, 8, mode); /* whole 4 x 4 tiles */
+            }
             printf("  ilv %-6s %-4s %d cases %s\n", set->name,
                    bn_type_name(layouts[li]) ? bn_type_name(layouts[li]) : "b3", cases,
                    cases ? ok ? "bit-exact" : "MISMATCH" : "(no interleaved twin)");

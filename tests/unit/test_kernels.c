@@ -228,6 +228,11 @@ static void test_sets(check_ctx *cx, const bn_cpu *cpu)
                     ok &= one_case(ref, set, L, 5, 8192 + 128 * (size_t)wm, 6, wm, xm);
                     cases++;
                 }
+            /* batched decode's passes: 8 and 32 tokens (whole 4 x 4 tiles
+             * of the avx512 GEMM), widths with and without a tail */
+            static const size_t kt[] = {704, 2560}, nt[] = {8, 32};
+            for (size_t i = 0; i < 4; i++, cases++)
+                ok &= one_case(ref, set, L, 9, kt[i % 2], nt[i / 2], 0, 0);
             /* b3 rows as long as the avx512 GEMV's 1024-block chunk and
              * longer, the padded block in the first call or the second;
              * the last one's sums overflow int32 if taken in one chunk
