@@ -161,8 +161,6 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--draft-max needs --lookup N or --draft MODEL");
     if (o->draft && o->g.lookup)
         return bn_usage_error(&prog, "--draft and --lookup exclude each other");
-    if (o->draft && o->parallel)
-        return bn_usage_error(&prog, "--draft answers one record at a time: not with --parallel");
     if (o->draft && (o->n_ppl_opt || o->embed))
         return bn_usage_error(&prog, "--draft generates answers: not with --perplexity or --embed");
     if (o->n_ppl_opt) { /* argv[1..n] are the operands (they live as long as the program) */
@@ -383,8 +381,10 @@ static int open_draft(opts *o, const bn_model_params *mp, const bn_model *m, con
         bn_report(&prog, "%s: its tokenizer is not the model's: a draft needs the model's tokenizer", name);
         return -1;
     }
+    /* --parallel N: a draft sequence for each (blocks allocated as used) */
     bn_ctx_opts co = {.n_ctx = n_ctx < (*dm)->hp.n_ctx ? n_ctx : (*dm)->hp.n_ctx, .kv_f16 = o->kv_f16,
-                      .no_act_quant = o->no_act_quant, .n_threads = o->threads};
+                      .no_act_quant = o->no_act_quant, .n_threads = o->threads,
+                      .n_seq = o->parallel ? o->parallel : 1};
     if (!(*dc = bn_ctx_new_opts(*dm, &co, &e))) {
         bn_report(&prog, "%s: %s", name, e.msg);
         return -1;

@@ -103,7 +103,7 @@ setup() {
     cmp "$T/a" "$T/b"
 }
 
-@test "--draft: a draft of another vocabulary is refused (one line, exit 1); with --lookup, --parallel (exit 2)" {
+@test "--draft: a draft of another vocabulary is refused (one line, exit 1); with --lookup (exit 2)" {
     $GEN --format hf-bf16 --shape tiny "$T/other" >/dev/null
     bn-convert "$T/other" | bn-quant >"$T/other.bn"
     run_split "$T/out" bn-infer -m "$D/tiny.bn" -p x -n 4 --draft "$T/other.bn"
@@ -114,9 +114,6 @@ setup() {
     run bn-infer -m "$D/tiny.bn" -p x --draft "$D/draft2.bn" --lookup 2
     [ "$status" -eq 2 ]
     [[ $output == *"--draft and --lookup"* ]]
-    run bn-infer -m "$D/tiny.bn" --draft "$D/draft2.bn" --parallel 2 </dev/null
-    [ "$status" -eq 2 ]
-    [[ $output == *"--draft"*"--parallel"* ]]
     run bn-infer -m "$D/tiny.bn" -p x -n 2 --draft "$D/draft2.bn" --draft-max 3
     [ "$status" -eq 0 ]
 }

@@ -21,10 +21,16 @@ typedef struct req {
     uint64_t order;     /* admission order */
     int paused;         /* set back this step (KV budget) */
     int lookup;         /* prompt lookup on: lk drafts */
+    int use_draft;      /* the draft model guesses (lk: its adaptive k only) */
     bn_lookup lk;
     int no_draft;       /* this step's pass without drafts (alone, the budget is short) */
     size_t nd;          /* drafts in this step's pass, checked by the rows after its token's */
     uint32_t draft[BN_KERN_MAX_N - 1];
+    /* the draft model's guesses, made once for each last token (n_hist ==
+     * guessed_at): a pass set back and planned again checks the same */
+    bn_sampler ds;      /* the draft's draws (draft.c's seed) */
+    bn_sampler_dist *q; /* [lk.draft_max] when sampling: what each guess was drawn from */
+    size_t guessed_at, n_guess, k_guess;
 } req;
 
 struct bn_batch {
@@ -47,6 +53,12 @@ struct bn_batch {
     char (*msg)[256];   /* error texts of this step's events */
     size_t n_msg, cap_msg;
     bn_batch_stats st;
+    bn_ctx *dc;         /* the draft model's context, or NULL */
+    const bn_model *dm;
+    bn_eval_tok *dtoks; /* a draft pass */
+    size_t cap_dtoks;
+    req **dwant;        /* [n_slots]: whose draft logits row is which */
+    float *dlogits;     /* [n_slots x n_vocab] */
 };
 
 static void req_free(req *r)
@@ -54,6 +66,11 @@ static void req_free(req *r)
     if (!r)
         return;
     bn_sampler_release(&r->s);
+    bn_sampler_release(&r->ds);
+    if (r->q)
+        for (uint32_t j = 0; j < r->lk.draft_max; j++)
+            bn_sampler_dist_release(&r->q[j]);
+    free(r->q);
     free(r->hist);
     free(r->stops);
     free(r);
@@ -86,6 +103,28 @@ bn_batch *bn_batch_new(bn_ctx *c, const bn_batch_opts *o, bn_err *e)
         bn_batch_free(b);
         return NULL;
     }
+    if (o && o->draft) {
+        b->dc = o->draft;
+        b->dm = bn_ctx_model(o->draft);
+        if (b->dm->hp.n_vocab != b->m->hp.n_vocab || bn_ctx_n_seq(o->draft) < b->n_slots) {
+            bn_fail_code(e, BN_E_INVALID, "the draft model's context needs the model's vocabulary and %u sequences",
+                         b->n_slots);
+            bn_batch_free(b);
+            return NULL;
+        }
+        b->dwant = malloc(b->n_slots * sizeof *b->dwant);
+        b->dlogits = malloc((size_t)b->n_slots * b->m->hp.n_vocab * sizeof *b->dlogits);
+        if (!b->dwant || !b->dlogits) {
+            bn_fail_code(e, BN_E_NOMEM, "out of memory");
+            bn_batch_free(b);
+            return NULL;
+        }
+        for (uint32_t i = 1; i < b->n_slots; i++)
+            if (bn_ctx_seq_new(b->dc, e) < 0) {
+                bn_batch_free(b);
+                return NULL;
+            }
+    }
     /* every sequence of the context exists from here on: 0 already does */
     for (uint32_t i = 1; i < b->n_slots; i++) {
         int id = bn_ctx_seq_new(c, e);
@@ -103,6 +142,8 @@ void bn_batch_free(bn_batch *b)
         return;
     for (size_t i = 0; i < b->n_run; i++) {
         bn_ctx_seq_truncate(b->c, b->run[i]->seq, 0);
+        if (b->dc)
+            bn_ctx_seq_truncate(b->dc, b->run[i]->seq, 0);
         req_free(b->run[i]);
     }
     for (size_t i = 0; i < b->q_len; i++)
@@ -115,6 +156,9 @@ void bn_batch_free(bn_batch *b)
     free(b->logits);
     free(b->ev);
     free(b->msg);
+    free(b->dtoks);
+    free(b->dwant);
+    free(b->dlogits);
     free(b);
 }
 
@@ -132,6 +176,9 @@ void bn_batch_get_stats(const bn_batch *b, bn_batch_stats *st)
 
 int bn_batch_submit(bn_batch *b, const bn_request *r, bn_err *e)
 {
+    if (r->draft && (!b->dc || r->lookup))
+        return bn_fail_code(e, BN_E_INVALID, "%s", r->lookup ? "a draft model and lookup exclude each other"
+                                                              : "no draft model (bn_batch_opts.draft)");
     if (b->q_len == b->q_cap) {
         size_t cap = b->q_cap ? 2 * b->q_cap : 16;
         req **q = malloc(cap * sizeof *q);
@@ -162,11 +209,27 @@ int bn_batch_submit(bn_batch *b, const bn_request *r, bn_err *e)
     q->so = r->samp;
     q->tag = r->tag;
     q->seq = -1;
-    if (r->lookup) {
+    if (r->lookup || r->draft) {
         q->lookup = 1;
-        bn_lookup_init(&q->lk, r->lookup, r->draft_max ? r->draft_max : 8);
-        if (q->lk.draft_max > BN_KERN_MAX_N - 1)
-            q->lk.draft_max = BN_KERN_MAX_N - 1;
+        q->use_draft = r->draft != 0;
+        uint32_t k = r->draft_max ? r->draft_max : 8;
+        bn_lookup_init(&q->lk, r->draft ? 1 : r->lookup, k < BN_KERN_MAX_N - 1 ? k : BN_KERN_MAX_N - 1);
+    }
+    if (q->use_draft) { /* bn_draft_init's sampler, and the distributions of sampled guesses */
+        bn_sampler_opts so = r->samp;
+        so.seed = r->samp.seed ^ 0xD1B54A32D192ED03ull;
+        uint32_t V = b->m->hp.n_vocab;
+        int bad = bn_sampler_init(&q->ds, &so, V, e);
+        if (!bad && r->samp.temp > 0) {
+            if (!(q->q = calloc(q->lk.draft_max, sizeof *q->q)))
+                bad = 1;
+            for (uint32_t j = 0; !bad && j < q->lk.draft_max; j++)
+                bad = bn_sampler_dist_init(&q->q[j], V);
+        }
+        if (bad) {
+            req_free(q);
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+        }
     }
     b->queue[(b->q_head + b->q_len++) % b->q_cap] = q;
     return 0;
@@ -215,6 +278,8 @@ static void finish_run(bn_batch *b, size_t i)
 {
     req *r = b->run[i];
     bn_ctx_seq_truncate(b->c, r->seq, 0);
+    if (b->dc)
+        bn_ctx_seq_truncate(b->dc, r->seq, 0);
     b->seq_busy[r->seq] = 0;
     req_free(r);
     memmove(b->run + i, b->run + i + 1, (b->n_run - i - 1) * sizeof *b->run);
@@ -327,16 +392,85 @@ static int admit(bn_batch *b, bn_err *e)
  * (the context, the answer's length, one pass), so that the same tokens
  * are checked (sampled, the same draws) whatever runs beside it. None
  * before the first answer token (the prompt's pass checks nothing). */
+static size_t draft_limit(const bn_batch *b, const req *r)
+{
+    size_t limit = b->n_ctx - r->n_hist; /* positions after the last token's */
+    if (r->n_predict >= 0 && (size_t)(r->n_predict - r->n_gen - 1) < limit)
+        limit = (size_t)(r->n_predict - r->n_gen - 1);
+    return limit < BN_KERN_MAX_N - 1 ? limit : BN_KERN_MAX_N - 1;
+}
+
 static size_t draft(const bn_batch *b, req *r)
 {
     if (!r->lookup || r->no_draft || r->n_hist == r->n_prompt)
         return 0;
-    size_t limit = b->n_ctx - r->n_hist; /* positions after the last token's */
-    if (r->n_predict >= 0 && (size_t)(r->n_predict - r->n_gen - 1) < limit)
-        limit = (size_t)(r->n_predict - r->n_gen - 1);
-    if (limit > BN_KERN_MAX_N - 1)
-        limit = BN_KERN_MAX_N - 1;
-    return bn_lookup_draft(&r->lk, r->hist, r->n_hist, limit, r->draft);
+    if (r->use_draft) /* guessed already (guess) */
+        return r->n_guess;
+    return bn_lookup_draft(&r->lk, r->hist, r->n_hist, draft_limit(b, r), r->draft);
+}
+
+/* The draft model's guesses for every request that reached a new last
+ * token, bn_draft_propose's for each (the same k, draws and guesses), in
+ * lockstep: one draft pass brings each request's draft sequence up to its
+ * text (cut back to what they share), then one pass per guess for those
+ * still guessing. */
+static int guess(bn_batch *b, bn_err *e)
+{
+    size_t m = 0, n = 0, V = b->m->hp.n_vocab, n_dctx = bn_ctx_n_ctx(b->dc);
+    for (size_t i = 0; i < b->n_run; i++) {
+        req *r = b->run[i];
+        if (!r->use_draft || r->n_hist == r->n_prompt || r->guessed_at == r->n_hist)
+            continue;
+        r->guessed_at = r->n_hist;
+        r->n_guess = 0;
+        size_t k = r->lk.k < draft_limit(b, r) ? r->lk.k : draft_limit(b, r), nh = r->n_hist;
+        if (nh + k > n_dctx) /* the draft model's context may be the shorter */
+            k = n_dctx > nh ? n_dctx - nh : 0;
+        if (!k)
+            continue;
+        const uint32_t *held = bn_ctx_seq_tokens(b->dc, r->seq);
+        size_t common = 0, pos = bn_ctx_seq_pos(b->dc, r->seq);
+        while (common < pos && common < nh && held[common] == r->hist[common])
+            common++;
+        if (common == nh)
+            common--;
+        bn_ctx_seq_truncate(b->dc, r->seq, (uint32_t)common);
+        if (n + nh - common > b->cap_dtoks) {
+            size_t cap = 2 * (n + nh - common);
+            bn_eval_tok *t = realloc(b->dtoks, cap * sizeof *t);
+            if (!t)
+                return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+            b->dtoks = t;
+            b->cap_dtoks = cap;
+        }
+        for (size_t p = common; p < nh; p++)
+            b->dtoks[n++] = (bn_eval_tok){r->hist[p], (uint32_t)r->seq, (uint32_t)p, p + 1 == nh};
+        r->k_guess = k;
+        b->dwant[m++] = r;
+    }
+    while (m) {
+        if (bn_ctx_eval_batch(b->dc, b->dtoks, n, b->dlogits, e))
+            return -1;
+        size_t m2 = 0;
+        n = 0;
+        for (size_t i = 0; i < m; i++) {
+            req *r = b->dwant[i];
+            /* penalties see the text and the guesses so far, as the main
+             * sampler will when it checks this one */
+            const uint32_t *hist = bn_ctx_seq_tokens(b->dc, r->seq);
+            uint32_t pos = bn_ctx_seq_pos(b->dc, r->seq);
+            float *row = b->dlogits + i * V;
+            uint32_t x = r->q ? bn_sampler_sample_dist(&r->ds, row, hist, pos, &r->q[r->n_guess])
+                              : bn_sampler_sample(&r->ds, row, hist, pos);
+            r->draft[r->n_guess++] = x;
+            if (r->n_guess == r->k_guess || bn_model_is_stop(b->dm, x))
+                continue;
+            b->dtoks[n++] = (bn_eval_tok){x, (uint32_t)r->seq, pos, 1};
+            b->dwant[m2++] = r;
+        }
+        m = m2;
+    }
+    return 0;
 }
 
 /* The pass: one token of each decoder (and its drafts), then prompt
@@ -412,7 +546,7 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
     b->n_ev = b->n_msg = 0;
     *ev = b->ev;
     *n_ev = 0;
-    if (admit(b, e))
+    if (admit(b, e) || (b->dc && guess(b, e)))
         return -1;
     size_t n, n_want, n_rows;
     int rc = 0;
@@ -475,7 +609,8 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
         int fin = BN_FIN_NONE;
         int decoding = r->n_hist > r->n_prompt;
         for (;; j++, row += V) {
-            uint32_t id = j < nd ? bn_sampler_verify_dist(&r->s, row, r->hist, r->n_hist, r->draft[j], NULL)
+            uint32_t id = j < nd ? bn_sampler_verify_dist(&r->s, row, r->hist, r->n_hist, r->draft[j],
+                                                          r->q ? &r->q[j] : NULL)
                                  : bn_sampler_sample(&r->s, row, r->hist, r->n_hist);
             uint32_t held = (uint32_t)r->n_hist;
             if (is_stop(b, r, id)) {

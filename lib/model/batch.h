@@ -38,7 +38,12 @@ typedef struct bn_request {
      * plain decoding's; sampled, the same draws as alone with lookup (not
      * plain sampling's). 0: off. */
     uint32_t lookup;
-    uint32_t draft_max;     /* 1..BN_KERN_MAX_N-1; 0: 8 */
+    uint32_t draft_max;     /* 1..BN_KERN_MAX_N-1; 0: 8 (lookup's or the draft model's) */
+    /* 1: the batch's draft model (bn_batch_opts.draft) guesses instead,
+     * as bn_gen_opts.draft (draft.h): greedy, plain decoding's tokens;
+     * sampled, the model's distribution by rejection sampling, the same
+     * draws as bn_gen_answer with that draft model. Not with lookup. */
+    int draft;
 } bn_request;
 
 /* Why a request ended. */
@@ -63,6 +68,10 @@ typedef struct bn_batch_event {
 } bn_batch_event;
 
 typedef struct bn_batch_opts {
+    /* A draft model's context for requests with .draft: as many sequences
+     * as the batch's context or more, all empty and left to the batch, the
+     * model's vocabulary, its default KV budget. NULL: none. */
+    bn_ctx *draft;
     uint32_t pass_tokens; /* most tokens a pass evaluates beside lookup's drafts; 0: BN_KERN_MAX_N
                              (at least the sequences) */
 } bn_batch_opts;

@@ -155,7 +155,8 @@ static int take_record(run *R, const uint32_t *ids, size_t n, uint64_t total, bn
                     .n_predict = R->o->n_predict,
                     .tag = no,
                     .lookup = R->o->lookup,
-                    .draft_max = R->o->draft_max};
+                    .draft_max = R->o->draft_max,
+                    .draft = R->o->draft != NULL};
     q.samp.seed = R->o->samp.seed + no - 1; /* the record's own draws, whatever runs beside it */
     R->st.n_prompt += n;
     return bn_batch_submit(R->b, &q, e);
@@ -187,7 +188,8 @@ int bn_gen_stream_parallel(bn_gen *g, bn_tokr *in, uint32_t n_par, uint64_t *bad
     R.ring = calloc(R.W, sizeof *R.ring);
     if (!R.ring)
         return bn_fail(e, "out of memory");
-    if (!(R.b = bn_batch_new(c, NULL, e))) {
+    bn_batch_opts bo = {.draft = R.o->draft}; /* with as many sequences as c (bn-infer makes it so) */
+    if (!(R.b = bn_batch_new(c, &bo, e))) {
         free(R.ring);
         return -1;
     }

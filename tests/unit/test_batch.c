@@ -12,7 +12,9 @@
  * and the scheduler (batch.h): requests answered together, greedy and
  * seeded, give the tokens they get alone at any number of sequences, with
  * shared prompt prefixes, cancellations, refusals and a KV budget so small
- * that sequences are set back and evaluated again. */
+ * that sequences are set back and evaluated again; the same with prompt
+ * lookup and with a draft model per request (greedy: plain decoding's
+ * tokens; every answer as in a batch of one). */
 #include "batch.h"
 #include "check.h"
 #include "formats.h"
@@ -761,15 +763,17 @@ static void answer_alone(const bn_model *m, const bn_request *r, answer *a)
 }
 
 /* All requests through bn_batch over n_seq sequences (kv_budget 0: the
- * default); cancel_tag is cancelled after its third token. Returns the
- * steps taken, 0 on failure. */
+ * default); cancel_tag is cancelled after its third token; draft, if not
+ * NULL, is the batch's draft model. Returns the steps taken, 0 on failure. */
 static size_t answer_batched(const bn_model *m, const bn_request *rq, size_t n_rq, uint32_t n_seq, uint64_t budget,
-                             uint64_t cancel_tag, answer *out, bn_batch_stats *st)
+                             uint64_t cancel_tag, const bn_model *draft, answer *out, bn_batch_stats *st)
 {
     bn_err e;
     bn_ctx_opts co = {.n_ctx = SEQ_CTX, .n_threads = 2, .n_seq = n_seq, .kv_budget = budget};
-    bn_ctx *c = bn_ctx_new_opts(m, &co, &e);
-    bn_batch *b = c ? bn_batch_new(c, NULL, &e) : NULL;
+    bn_ctx_opts dco = {.n_ctx = SEQ_CTX, .n_threads = 2, .n_seq = n_seq};
+    bn_ctx *c = bn_ctx_new_opts(m, &co, &e), *dc = draft ? bn_ctx_new_opts(draft, &dco, &e) : NULL;
+    bn_batch_opts bo = {.draft = dc};
+    bn_batch *b = c && (dc || !draft) ? bn_batch_new(c, &bo, &e) : NULL;
     size_t steps = 0, submitted = 0;
     for (size_t i = 0; i < n_rq; i++)
         out[i] = (answer){.fin = BN_FIN_NONE};
@@ -801,11 +805,13 @@ static size_t answer_batched(const bn_model *m, const bn_request *rq, size_t n_r
     bn_batch_get_stats(b, st);
     bn_batch_free(b);
     bn_ctx_free(c);
+    bn_ctx_free(dc);
     return steps;
 fail:
     fprintf(stderr, "test_batch: bn_batch: %s\n", e.msg);
     bn_batch_free(b);
     bn_ctx_free(c);
+    bn_ctx_free(dc);
     return 0;
 }
 
@@ -839,7 +845,7 @@ static void test_scheduler(check_ctx *cx, const char *dir)
     static const uint32_t ns[] = {1, 2, 5, 16, 32};
     for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
         bn_batch_stats st;
-        size_t steps = answer_batched(&m, rq, N_REQ, ns[k], 0, 0, got, &st);
+        size_t steps = answer_batched(&m, rq, N_REQ, ns[k], 0, 0, NULL, got, &st);
         int ok = steps > 0;
         for (size_t i = 0; i < N_REQ; i++)
             ok &= same_answer(&alone[i], &got[i]);
@@ -851,7 +857,7 @@ static void test_scheduler(check_ctx *cx, const char *dir)
     /* a budget of 6 blocks for 8 sequences: set back and evaluated again */
     size_t block = 2 * LAYERS * KV_HEADS * (D / HEADS) * BN_KV_BLOCK * sizeof(float);
     bn_batch_stats st;
-    size_t steps = answer_batched(&m, rq, N_REQ, 8, 6 * block, 0, got, &st);
+    size_t steps = answer_batched(&m, rq, N_REQ, 8, 6 * block, 0, NULL, got, &st);
     int ok = steps > 0;
     for (size_t i = 0; i < N_REQ; i++)
         ok &= same_answer(&alone[i], &got[i]);
@@ -859,7 +865,7 @@ static void test_scheduler(check_ctx *cx, const char *dir)
            (unsigned long long)st.set_back, ok ? "every answer as alone" : "DIFFERENT");
     CHECK(cx, ok && st.set_back > 0);
     /* a cancelled request leaves the others as they were */
-    steps = answer_batched(&m, rq, N_REQ, 8, 0, 100 + 3, got, &st);
+    steps = answer_batched(&m, rq, N_REQ, 8, 0, 100 + 3, NULL, got, &st);
     ok = steps > 0 && got[3].fin == -1 && got[3].n == 3;
     for (size_t i = 0; i < N_REQ; i++)
         ok &= i == 3 || same_answer(&alone[i], &got[i]);
@@ -936,7 +942,7 @@ static void test_scheduler_lookup(check_ctx *cx, const char *dir)
         rq[i].draft_max = i % 4 == 0 ? 2 : i % 4 == 1 ? 0 : 16;
     }
     bn_batch_stats st;
-    size_t steps = answer_batched(&m, rq, N_REQ, 1, 0, 0, one, &st);
+    size_t steps = answer_batched(&m, rq, N_REQ, 1, 0, 0, NULL, one, &st);
     int ok = steps > 0;
     for (size_t i = 0; ok && i < N_REQ; i += 2) { /* greedy: plain decoding's tokens */
         answer_alone(&m, &rq[i], &plain[i]);
@@ -952,7 +958,7 @@ static void test_scheduler_lookup(check_ctx *cx, const char *dir)
     } runs[] = {{3, 0}, {16, 0}, {8, 6}};
     for (size_t k = 0; k < sizeof runs / sizeof *runs; k++) {
         bn_batch_stats s2;
-        steps = answer_batched(&m, rq, N_REQ, runs[k].n_seq, runs[k].blocks * block, 0, got, &s2);
+        steps = answer_batched(&m, rq, N_REQ, runs[k].n_seq, runs[k].blocks * block, 0, NULL, got, &s2);
         ok = steps > 0 && s2.drafted == st.drafted && s2.accepted == st.accepted;
         for (size_t i = 0; i < N_REQ; i++)
             ok &= same_answer(&one[i], &got[i]);
@@ -961,6 +967,44 @@ static void test_scheduler_lookup(check_ctx *cx, const char *dir)
                ok ? "every answer as in a batch of one" : "DIFFERENT");
         CHECK(cx, ok && (!runs[k].blocks || s2.set_back > 0));
     }
+    /* a draft model (bn_request.draft): another model of the same shape
+     * and vocabulary (other weights), and the model as its own draft */
+    bn_model dm;
+    snprintf(path, sizeof path, "%s/draft.bn", dir);
+    if (write_model(path, 0) || bn_model_load(&dm, path, "auto", &e)) {
+        CHECK(cx, 0);
+        bn_model_free(&m);
+        return;
+    }
+    unlink(path);
+    for (size_t i = 0; i < N_REQ; i++) {
+        rq[i].lookup = 0;
+        rq[i].draft = 1;
+    }
+    for (int self = 0; self < 2; self++) {
+        const bn_model *d = self ? &m : &dm;
+        steps = answer_batched(&m, rq, N_REQ, 1, 0, 0, d, one, &st);
+        ok = steps > 0;
+        for (size_t i = 0; ok && i < N_REQ; i += 2)
+            ok &= same_answer(&plain[i], &one[i]);
+        printf("  scheduler with %s as draft, 1 sequence: %llu drafted, %llu accepted, greedy %s\n",
+               self ? "the model" : "another model", (unsigned long long)st.drafted, (unsigned long long)st.accepted,
+               ok ? "as plain decoding" : "DIFFERENT");
+        CHECK(cx, ok && st.drafted > 0 && (!self || st.accepted > st.drafted / 2));
+        for (size_t k = 0; k < sizeof runs / sizeof *runs; k++) {
+            bn_batch_stats s2;
+            steps = answer_batched(&m, rq, N_REQ, runs[k].n_seq, runs[k].blocks * block, 0, d, got, &s2);
+            ok = steps > 0 && s2.drafted == st.drafted && s2.accepted == st.accepted;
+            for (size_t i = 0; i < N_REQ; i++)
+                ok &= same_answer(&one[i], &got[i]);
+            printf("  scheduler with a draft, %2u sequences%s: %zu steps, %llu set back, %s\n", runs[k].n_seq,
+                   runs[k].blocks ? " in 6 KV blocks" : "", steps, (unsigned long long)s2.set_back,
+                   ok ? "every answer as in a batch of one" : "DIFFERENT");
+            /* (the model as its own draft answers in so few passes that 6 blocks hold them) */
+            CHECK(cx, ok && (!runs[k].blocks || self || s2.set_back > 0));
+        }
+    }
+    bn_model_free(&dm);
     bn_model_free(&m);
 }
 
