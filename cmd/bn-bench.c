@@ -28,7 +28,7 @@ typedef struct cmdline {
     bn_bench_opts b;
     int kernels, bandwidth, tokenize, convert, list_shapes;
     const char *cmp_old, *cmp_new;
-    uint32_t bw_mib, text_mib;
+    uint32_t bw_mib, text_mib, sample_ms;
     char kernel_names[1024]; /* -k's names, split */
 } cmdline;
 
@@ -147,6 +147,7 @@ static int parse(int argc, char **argv, cmdline *c)
     bn_bench_opts_default(o);
     c->bw_mib = (uint32_t)(o->bw_bytes >> 20);
     c->text_mib = (uint32_t)(o->text_bytes >> 20);
+    c->sample_ms = (uint32_t)(o->sample_s * 1000 + 0.5);
     char shapes[256], synthetic_help[512];
     bn_shape_names(shapes, sizeof shapes);
     snprintf(synthetic_help, sizeof synthetic_help,
@@ -181,6 +182,8 @@ static int parse(int argc, char **argv, cmdline *c)
         OPT_FLAG(0, "mmap", &o->mmap_only, "run from the file mapping, not a copy in memory (as bn-infer --mmap)"),
         OPT_U64(0, "seed", &o->seed, "N", "seed of the random weights and token ids (default 1234)"),
         OPT_U32(0, "bw-mib", &c->bw_mib, "N", 1, 1u << 20, "bandwidth buffer in MiB (default 1024)"),
+        OPT_U32(0, "sample-ms", &c->sample_ms, "MS", 1, 60000,
+                "--kernels: how long one sample of a kernel runs (default 50)"),
         OPT_BYTES(0, "mem-limit", &o->mem_limit, "N[K|M|G]", 1,
                  "refuse synthetic shapes needing more (default: MemAvailable)"),
         OPT_STRING(0, "rapl", &o->rapl_root, "DIR", "powercap directory (default /sys/class/powercap)"),
@@ -221,6 +224,7 @@ static int parse(int argc, char **argv, cmdline *c)
         return bn_usage_error(&prog, "nothing to measure: give -m MODEL or --synthetic SHAPE (or a mode)");
     o->bw_bytes = (size_t)c->bw_mib << 20;
     o->text_bytes = (size_t)c->text_mib << 20;
+    o->sample_s = c->sample_ms / 1000.0;
     if (o->n_par && o->mode != BN_MODE_E2E)
         return bn_usage_error(&prog, "--parallel is a test of -m/--synthetic models, not of a mode");
     if ((o->n_verify || o->n_prompts) && (o->mode != BN_MODE_E2E || o->n_par))

@@ -7,7 +7,7 @@
 load common
 
 # Small and quick: tiny shapes, one repetition, a small bandwidth buffer.
-FAST="-r 1 --bw-mib 8"
+FAST="-r 1 --bw-mib 8 --sample-ms 5"
 
 # check_json FILE: every row's samples and median finite and > 0, samples
 # = reps, and the machine's limits > 0 when present.

@@ -206,6 +206,7 @@ typedef struct bn_bench_opts {
     const char *kernels[BN_BENCH_MAX_LIST]; /* NAME or NAME:LAYOUT */
     size_t n_kernels;
     int reps;
+    double sample_s;          /* --kernels: seconds one sample of a kernel runs (default 0.05) */
     int kv_f16;
     int mmap_only;            /* --mmap: decode from the file mapping (no bn_model_to_memory) */
     uint64_t seed;

@@ -97,13 +97,13 @@ int bn_bench_heads(const bn_bench_opts *o, const bn_bench_machine *mc, bn_pool *
         for (size_t i = 0; i < d; i++)
             h[i] = (float)((double)(bn_bench_rand(&rng) >> 11) / 9007199254740992.0 - 0.5);
         hjob j = {fn, w, copies, stride, V, d, h, y, 1};
-        for (;;) { /* warm-up and calibration: about 50 ms per sample */
+        for (;;) { /* warm-up and calibration: about sample_s per sample */
             double t0 = bn_bench_now();
             bn_pool_run(pool, head_run, &j);
             double dt = bn_bench_now() - t0;
-            if (dt > 0.05 || j.calls > (1L << 30))
+            if (dt > o->sample_s || j.calls > (1L << 30))
                 break;
-            j.calls = dt < 1e-6 ? j.calls * 16 : (long)(j.calls * 0.06 / dt) + 1;
+            j.calls = dt < 1e-6 ? j.calls * 16 : (long)(j.calls * 1.2 * o->sample_s / dt) + 1;
         }
         bn_bench_row *r = bn_bench_row_add(rows);
         if (!r) {

@@ -120,15 +120,15 @@ static int bench_one(const bn_bench_opts *o, const bn_bench_machine *mc, const b
         s[t] = k->quantize(x + t * km->cols, km->cols, q + t * km->cols);
     kjob j = {k, w, copies, stride, km->rows, km->cols, n, 1.0f, q, s, y, 1};
     memcpy(&j.beta, w + wbytes - 4, 4);
-    /* Warm-up and calibration: enough calls for about 50 ms per sample. */
+    /* Warm-up and calibration: enough calls for about sample_s per sample. */
     double dt = 0;
     for (;;) {
         double t0 = bn_bench_now();
         bn_pool_run(pool, kern_run, &j);
         dt = bn_bench_now() - t0;
-        if (dt > 0.05 || j.calls > (1L << 30))
+        if (dt > o->sample_s || j.calls > (1L << 30))
             break;
-        j.calls = dt < 1e-6 ? j.calls * 16 : (long)ceil((double)j.calls * 0.06 / dt);
+        j.calls = dt < 1e-6 ? j.calls * 16 : (long)ceil((double)j.calls * 1.2 * o->sample_s / dt);
     }
     bn_bench_row *r = bn_bench_row_add(rows);
     if (!r) {

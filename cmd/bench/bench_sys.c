@@ -145,6 +145,7 @@ void bn_bench_opts_default(bn_bench_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->reps = 5;
+    o->sample_s = 0.05;
     o->kv_f16 = 1; /* as bn-infer and llama-bench default */
     o->seed = 1234;
     o->bw_bytes = (size_t)1 << 30;
