@@ -26,3 +26,12 @@ run_split() {
 no_files_like() { # dir glob: nothing matching is left (temp files included)
     [ -z "$(ls -A "$1" | grep -E "$2" || true)" ]
 }
+
+# normal_pass_only WHY: skips the test in the sanitizer pass (`make
+# sanitize` sets BN_SANITIZED). For tests whose C paths smaller tests run
+# there already: what they add is size (real-vocabulary tensors, hundreds
+# of positions) or numerics against a reference, checked in the normal
+# pass, while ASan would multiply their minutes.
+normal_pass_only() {
+    [ -z "${BN_SANITIZED:-}" ] || skip "normal pass only: $1"
+}

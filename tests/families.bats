@@ -122,6 +122,7 @@ EOF
 }
 
 @test "llama3 rope_scaling: float activations at every position of 512 tokens within 1e-3 relative" {
+    normal_pass_only "the 7-token checks run the scaled RoPE; this one is its numerics far out"
     # far enough that the rescaled long wavelengths move every logit
     # (without the scaling the reference differs by ~1.6 relative)
     logits_of "$D/llama3.2-3b-bitnet.bn" "$D/p512.ids" --no-act-quant --kv f32
