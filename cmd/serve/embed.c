@@ -16,17 +16,6 @@ enum { SRV_EMBED_MAX_INPUTS = 2048 };
 
 #define BAD(err, code, ...) srv_err((err), 400, "invalid_request_error", (code), __VA_ARGS__)
 
-void srv_embed_job_free(srv_embed_job *j)
-{
-    if (!j)
-        return;
-    for (size_t i = 0; j->inputs && i < j->n; i++)
-        bn_tokens_free(&j->inputs[i]);
-    free(j->inputs);
-    free(j->vec);
-    free(j);
-}
-
 /* An array of token ids into in (1), not an array of numbers (0), or a
  * bad id (-1 and *err). */
 static int get_ids(const srv_model_info *mi, const cJSON *a, size_t k, bn_tokens *in, srv_error *err)
