@@ -31,7 +31,8 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
         OPT_SECTION("tokenizer:"),
         OPT_STRING('m', "model", &o->src.model, "PATH", "a bn model, a GGUF file, or an HF checkpoint directory"),
         OPT_STRING(0, "vocab", &o->src.vocab, "FILE", "a tiktoken rank file (Llama 3 specials added)"),
-        OPT_STRING(0, "tokenizer-json", &o->src.tokenizer_json, "FILE", "a Hugging Face tokenizer.json (byte-level BPE)"),
+        OPT_STRING(0, "tokenizer-json", &o->src.tokenizer_json, "FILE", "a Hugging Face tokenizer.json (byte-level BPE, or\n"
+                   "SentencePiece-style BPE with byte fallback: Gemma's)"),
         OPT_SECTION("encoding:"),
         OPT_FLAG('l', "lines", &o->lines,
                  "each input line is a document (its LF is not encoded);\nwith -d: end each record's text with a LF"),

@@ -852,9 +852,9 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
             if (sect)
                 bn_meta_free(sect);
             free(sect);
-            /* Gemma's tokenizer is SentencePiece-style BPE (U+2581 for a
-             * space, byte fallback), which bn's byte-level BPE does not
-             * run: the model converts without one, for token ids. */
+            /* A Gemma tokenizer of a shape bn does not encode exactly
+             * (hf_spm.c refuses it by name): the model converts without
+             * one, for token ids. */
             if (!sect || !hi->gemma)
                 goto fail;
             char note[sizeof e->msg + 96];

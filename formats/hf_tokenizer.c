@@ -2,9 +2,10 @@
  * `tokenizer` section, and the model-level token keys of an HF checkpoint
  * directory.
  *
- * Only what encodes exactly is accepted: model BPE without byte fallback or
- * subword affixes, no normalizer, and a pre-tokenizer that is a regex Split
- * ("Isolated") followed by ByteLevel without its own regex, or ByteLevel
+ * Only what encodes exactly is accepted: model BPE without byte fallback
+ * (with it: hf_spm.c, Gemma's kind) or subword affixes, no normalizer,
+ * and a pre-tokenizer that is a regex Split ("Isolated") followed by
+ * ByteLevel without its own regex, or ByteLevel
  * alone (GPT-2's regex). Anything else is refused by name rather than
  * encoded almost right. */
 #include "jsonfile.h"
@@ -192,6 +193,11 @@ int bn_tokenizer_section_from_hf(const char *tokenizer_json_path, bn_meta *secti
     int rc = -1;
     const char *regex;
     const cJSON *model = item(root, "model");
+    if (cJSON_IsObject(model) && !strcmp(type_of(model), "BPE") && cJSON_IsTrue(item(model, "byte_fallback")) &&
+        cJSON_IsObject(item(model, "vocab")) && cJSON_IsArray(item(model, "merges"))) {
+        rc = bn_tokenizer_section_from_hf_spm(root, section, path, e); /* SentencePiece-style (Gemma) */
+        goto out;
+    }
     if (check_model(root, model, path, e) || pre_regex(root, &regex, path, e))
         goto out;
     /* Every id must stay below the bound for the number of tokens the file

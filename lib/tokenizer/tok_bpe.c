@@ -160,22 +160,15 @@ static int push_pair(bn_tokenizer *t, const uint8_t *p, const uint32_t *nxt, con
     return heap_push(t, hn, (tok_hent){.rank = r, .pos = a, .right = b, .rend = nxt[b], .merged = merged}, e);
 }
 
-/* Linked parts indexed by their first byte: nxt/prv link live parts, id
- * is the part's token, alive marks part starts. */
-static int bpe_long(bn_tokenizer *t, const uint8_t *p, uint32_t n, uint64_t off, bn_tokens *out, bn_err *e)
+/* Merges the linked parts of [0, n) (in t's scratch: nxt/prv link live
+ * parts indexed by their first byte, id is the part's token, alive marks
+ * part starts) and appends their ids. */
+static int bpe_merge_parts(bn_tokenizer *t, const uint8_t *p, uint32_t n, uint64_t off, bn_tokens *out, bn_err *e)
 {
-    if (scratch(t, (size_t)n + 1, e))
-        return -1;
     uint32_t *nxt = t->sc_u32, *prv = nxt + t->sc_cap, *id = prv + t->sc_cap, *alive = id + t->sc_cap;
-    for (uint32_t i = 0; i < n; i++) {
-        nxt[i] = i + 1;
-        prv[i] = i ? i - 1 : NONE;
-        id[i] = t->byte_id[p[i]];
-        alive[i] = 1;
-    }
     nxt[n] = n; /* sentinel: the end */
     size_t hn = 0;
-    for (uint32_t i = 0; i + 1 < n; i++)
+    for (uint32_t i = 0; i < n; i = nxt[i])
         if (push_pair(t, p, nxt, id, n, i, &hn, e))
             return -1;
     while (hn) {
@@ -196,6 +189,76 @@ static int bpe_long(bn_tokenizer *t, const uint8_t *p, uint32_t n, uint64_t off,
         if (bn_tokens_push(out, id[i], off + i))
             return bn_fail(e, "out of memory");
     return 0;
+}
+
+/* One part a byte. */
+static int bpe_long(bn_tokenizer *t, const uint8_t *p, uint32_t n, uint64_t off, bn_tokens *out, bn_err *e)
+{
+    if (scratch(t, (size_t)n + 1, e))
+        return -1;
+    uint32_t *nxt = t->sc_u32, *prv = nxt + t->sc_cap, *id = prv + t->sc_cap, *alive = id + t->sc_cap;
+    for (uint32_t i = 0; i < n; i++) {
+        nxt[i] = i + 1;
+        prv[i] = i ? i - 1 : NONE;
+        id[i] = t->byte_id[p[i]];
+        alive[i] = 1;
+    }
+    return bpe_merge_parts(t, p, n, off, out, e);
+}
+
+/* SentencePiece-style BPE (HF's BPE model with byte_fallback, after the
+ * normalizer that turns spaces into U+2581, whose tokens bn stores with
+ * the space back): one part a character, its token the character's (U+2581
+ * and the space both the space's); a character that is no token becomes
+ * one part a byte, the byte tokens <0xNN>, or, without those, the unknown
+ * token (consecutive ones fused, as HF's fuse_unk). Then the merges, by
+ * priority, as for byte-level pieces. */
+int tok_spm_encode(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e)
+{
+    if (!n)
+        return 0;
+    if (n >= UINT32_MAX)
+        return bn_fail(e, "a piece of %zu bytes is too long to encode", n);
+    if (scratch(t, n + 1, e))
+        return -1;
+    uint32_t *nxt = t->sc_u32, *prv = nxt + t->sc_cap, *id = prv + t->sc_cap, *alive = id + t->sc_cap;
+    static const uint8_t space = ' ';
+    int32_t space_id = tok_vocab_find(t, &space, 1);
+    uint32_t last = NONE; /* the previous part's start */
+    for (uint32_t i = 0; i < n;) {
+        size_t len = tok_utf8_char(p + i, n - i);
+        int is_space = p[i] == ' ' || (len == 3 && p[i] == 0xE2 && p[i + 1] == 0x96 && p[i + 2] == 0x81);
+        if (is_space && space_id < 0) /* (every SentencePiece vocabulary has one) */
+            return bn_fail(e, "byte %zu: a space, and the vocabulary has no token for U+2581", (size_t)off + i);
+        int32_t tid = is_space ? space_id : len ? tok_vocab_find(t, p + i, len) : -1;
+        size_t k = len ? len : 1, bytes = 0;
+        if (tid < 0)
+            while (bytes < k && t->byte_id[p[i + bytes]] != NONE)
+                bytes++;
+        if (tid < 0 && bytes < k && t->unk < 0)
+            return bn_fail(e, "byte %zu: a character that is neither a token nor has byte tokens, and no unknown "
+                              "token", (size_t)off + i);
+        /* the parts: the character whole, each of its bytes, or one unk */
+        size_t parts = tid >= 0 || bytes < k ? 1 : k;
+        for (size_t q = 0; q < parts; q++) {
+            uint32_t at = i + (uint32_t)q, v = tid >= 0 ? (uint32_t)tid : bytes < k ? (uint32_t)t->unk
+                                                                                     : t->byte_id[p[at]];
+            if (v == (uint32_t)t->unk && tid < 0 && bytes < k && last != NONE && id[last] == v) {
+                nxt[last] = i + (uint32_t)k; /* fused into the unk before */
+                continue;
+            }
+            id[at] = v;
+            alive[at] = 1;
+            prv[at] = last;
+            if (last != NONE)
+                nxt[last] = at;
+            nxt[at] = parts == 1 ? i + (uint32_t)k : at + 1;
+            last = at;
+        }
+        i += (uint32_t)k;
+    }
+    nxt[last] = (uint32_t)n;
+    return bpe_merge_parts(t, p, (uint32_t)n, off, out, e);
 }
 
 int tok_bpe_piece(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e)

@@ -57,6 +57,9 @@ struct bn_tokenizer {
 
     tok_vslot *vtab; /* mergeable tokens by bytes */
     size_t vmask;
+    int spm;           /* tokenizer.model "spm-bpe" (tok_bpe.c): SentencePiece-style BPE
+                          over characters, byte fallback, no regex */
+    int32_t unk;       /* spm: the token of a character without byte tokens, or -1 */
     int ranks;         /* merge_mode "ranks": pair priority = id of the concatenation */
     int ignore_merges; /* a whole piece that is a token is emitted as is */
     tok_pslot *ptab;   /* merges mode only */
@@ -95,8 +98,12 @@ struct bn_tokenizer {
 int32_t tok_vocab_find(const bn_tokenizer *t, const uint8_t *p, size_t n);
 /* tok_bpe.c: appends the ids of one pre-token piece. */
 int tok_bpe_piece(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e);
-/* tok_pre.c */
+/* tok_bpe.c, spm mode: the ids of a stretch of text between
+ * user-defined and control tokens (tokenizer.h, formats/bn-model.md). */
+int tok_spm_encode(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e);
+/* tok_utf8.c */
 size_t tok_utf8_char(const uint8_t *p, size_t n); /* length of the valid character at p, 0 if none */
+/* tok_pre.c */
 int tok_pre_compile(bn_tokenizer *t, const char *pattern, bn_err *e);
 /* Encodes text that holds no special token (regex split + BPE). */
 int tok_encode_plain(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e);

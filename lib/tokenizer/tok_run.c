@@ -324,16 +324,19 @@ static void info(run *r)
     if (r->o->json) {
         fprintf(f,
                 "{\"vocab\":%u,\"special\":%zu,\"hash\":\"%016llx\",\"bos\":%d,\"eos\":%d,\"add_bos\":%s,"
-                "\"merge_mode\":\"%s\",\"chat_format\":",
+                "\"merge_mode\":\"%s\",\"model\":\"%s\",\"chat_format\":",
                 t->n_vocab, nspecial, (unsigned long long)t->hash, t->bos, t->eos, t->add_bos ? "true" : "false",
-                t->ranks ? "ranks" : "merges");
+                t->ranks ? "ranks" : "merges", t->spm ? "spm-bpe" : "bpe");
         json_str(f, (const uint8_t *)t->chat_format, strlen(t->chat_format));
         fputs("}\n", f);
         return;
     }
-    fprintf(f, "vocab: %u\nspecial: %zu\nhash: %016llx\nbos: %d\neos: %d\nadd_bos: %s\nmerge_mode: %s\nchat_format: %s\n",
+    fprintf(f,
+            "vocab: %u\nspecial: %zu\nhash: %016llx\nbos: %d\neos: %d\nadd_bos: %s\nmerge_mode: %s\nmodel: %s\n"
+            "chat_format: %s\n",
             t->n_vocab, nspecial, (unsigned long long)t->hash, t->bos, t->eos, t->add_bos ? "yes" : "no",
-            t->ranks ? "ranks" : "merges", t->chat_format);
+            t->ranks ? "ranks" : "merges", t->spm ? "spm-bpe (SentencePiece-style, byte fallback)" : "bpe (byte-level)",
+            t->chat_format);
 }
 
 /* ---------------------------------------------------------------- run */

@@ -11,9 +11,13 @@
 
 /* ------------------------------------------------------- vocabulary map */
 
-static int mergeable(uint8_t type)
+/* Byte-level BPE: normal and byte tokens are looked up by their bytes.
+ * SentencePiece-style: normal ones only (a byte token <0x41> holds the
+ * byte 'A', which the normal token "A" must keep); byte tokens are the
+ * byte fallback of byte_id. */
+static int mergeable(const bn_tokenizer *t, uint8_t type)
 {
-    return type == BN_TOKT_NORMAL || type == BN_TOKT_BYTE;
+    return type == BN_TOKT_NORMAL || (type == BN_TOKT_BYTE && !t->spm);
 }
 
 static int build_vocab(bn_tokenizer *t, bn_err *e)
@@ -26,7 +30,7 @@ static int build_vocab(bn_tokenizer *t, bn_err *e)
         return bn_fail(e, "out of memory");
     t->vmask = slots - 1;
     for (uint32_t id = 0; id < t->n_vocab; id++) {
-        if (!mergeable(t->type[id]))
+        if (!mergeable(t, t->type[id]))
             continue;
         const uint8_t *p = t->blob + t->off[id];
         size_t n = t->off[id + 1] - t->off[id];
@@ -40,6 +44,14 @@ static int build_vocab(bn_tokenizer *t, bn_err *e)
         while (t->vtab[i].id1)
             i = (i + 1) & t->vmask;
         t->vtab[i] = (tok_vslot){.head = head, .id1 = id + 1, .meta = slot_meta(n, h)};
+    }
+    if (t->spm) { /* byte tokens hold their byte; a byte without one falls back to unk */
+        for (int b = 0; b < 256; b++)
+            t->byte_id[b] = UINT32_MAX;
+        for (uint32_t id = t->n_vocab; id-- > 0;)
+            if (t->type[id] == BN_TOKT_BYTE && t->off[id + 1] - t->off[id] == 1)
+                t->byte_id[t->blob[t->off[id]]] = id;
+        return 0;
     }
     for (int b = 0; b < 256; b++) {
         uint8_t c = (uint8_t)b;
@@ -89,6 +101,11 @@ static int build_merges(bn_tokenizer *t, const bn_kv *kv, bn_err *e)
         memcpy(cat, t->blob + t->off[a], la);
         memcpy(cat + la, t->blob + t->off[b], lb);
         int32_t merged = tok_vocab_find(t, cat, la + lb);
+        /* SentencePiece-style: a merge into (or out of) a user-defined or
+         * control token never fires, as those are cut out of the text
+         * before merging wherever their bytes occur */
+        if (t->spm && (merged < 0 || t->type[a] != BN_TOKT_NORMAL || t->type[b] != BN_TOKT_NORMAL))
+            continue;
         if (merged < 0) {
             free(cat);
             return bn_fail(e, "tokenizer.merges: merge %zu (%u %u) gives bytes that are no token", r, a, b);
@@ -171,6 +188,11 @@ static uint64_t compute_hash(const bn_tokenizer *t, const char *pre, const bn_kv
     static const char tag[] = "bn-tokenizer 1";
     XXH3_64bits_update(st, tag, sizeof tag);
     XXH3_64bits_update(st, pre, strlen(pre) + 1);
+    if (t->spm) { /* (absent from byte-level hashes, which stay as they were) */
+        static const char spm[] = "spm-bpe";
+        XXH3_64bits_update(st, spm, sizeof spm);
+        XXH3_64bits_update(st, &t->unk, sizeof t->unk);
+    }
     uint32_t flags[3] = {t->n_vocab, (uint32_t)t->ranks, (uint32_t)t->ignore_merges};
     XXH3_64bits_update(st, flags, sizeof flags);
     XXH3_64bits_update(st, t->off, (t->n_vocab + 1) * sizeof *t->off);
@@ -250,8 +272,16 @@ bn_tokenizer *bn_tokenizer_new(const bn_meta *model_meta, bn_err *e)
     const char *mode = bn_meta_str(sec, "tokenizer.merge_mode");
     const char *pre = bn_meta_str(sec, "tokenizer.pre");
     int im = 0;
-    if (model && strcmp(model, "bpe")) {
-        bn_fail(e, "tokenizer.model: '%s' is not supported (only 'bpe')", model);
+    if (model && strcmp(model, "bpe") && strcmp(model, "spm-bpe")) {
+        bn_fail(e, "tokenizer.model: '%s' is not supported (only 'bpe' and 'spm-bpe')", model);
+        goto fail;
+    }
+    t->spm = model && !strcmp(model, "spm-bpe");
+    t->unk = t->spm ? meta_id(sec, "tokenizer.unk_id", -1) : -1;
+    if (t->spm && !pre)
+        pre = ""; /* no regex: the text between special tokens is one piece */
+    if (t->spm && (!mode || strcmp(mode, "merges"))) {
+        bn_fail(e, "tokenizer.merge_mode: 'spm-bpe' needs 'merges'");
         goto fail;
     }
     if (!pre) {
@@ -273,13 +303,21 @@ bn_tokenizer *bn_tokenizer_new(const bn_meta *model_meta, bn_err *e)
             t->memo[i].key = UINT64_MAX;
     }
     t->ignore_merges = t->ranks || (!bn_meta_bool(sec, "tokenizer.ignore_merges", &im) && im);
+    if (t->spm && t->ignore_merges) {
+        bn_fail(e, "tokenizer.ignore_merges: not with 'spm-bpe'");
+        goto fail;
+    }
     if (load_tokens(t, sec, e) || build_vocab(t, e))
         goto fail;
     const bn_kv *merges = bn_meta_get(sec, "tokenizer.merges");
     if (!t->ranks && build_merges(t, merges, e))
         goto fail;
-    if (build_trie(t, e) || tok_pre_compile(t, pre, e))
+    if (build_trie(t, e) || (!t->spm && tok_pre_compile(t, pre, e)))
         goto fail;
+    if (t->unk >= (int32_t)t->n_vocab) {
+        bn_fail(e, "tokenizer.unk_id: %d is past the vocabulary of %u", t->unk, t->n_vocab);
+        goto fail;
+    }
 
     t->bos = meta_id(model_meta, "tokens.bos_id", -1);
     t->eos = meta_id(model_meta, "tokens.eos_id", -1);
