@@ -676,8 +676,9 @@ static T512 INLINE void b3_gemv4(const uint8_t *w, size_t rs, size_t vs, size_t 
     sum4(d, out);
 }
 
-/* How far ahead (in vectors of 4 interleaved rows, 256 bytes) the
- * interleaved b3 GEMV prefetches: with the loop above at ~5 cycles a
+/* How far ahead (in vectors: of 4 interleaved rows, 256 bytes; of one
+ * row-major row, 64 bytes, in each of its 4 streams) the b3 GEMV
+ * prefetches. Interleaved: with the loop above at ~5 cycles a
  * block, ILV_AHEAD's 2 KiB gained nothing on Zen 5 over no prefetch at
  * all, while 6-10 KiB ahead read a 76 MB matrix (the 100B shape's FFN) 15-25%
  * faster, one thread (8 KiB: 34 GB/s against a 39 GB/s read probe, one
@@ -685,26 +686,34 @@ static T512 INLINE void b3_gemv4(const uint8_t *w, size_t rs, size_t vs, size_t 
 enum { B3_ILV_AHEAD = 32 };
 
 /* ilv: whole groups of 4 rows interleaved (kern_ilv.h), the rest
- * row-major; r0 is then a multiple of 4. Row-major groups prefetch the
- * next group (one line per row and vector: the hardware prefetchers stop
- * at 4 KiB pages, which a group of short rows crosses often); interleaved
- * ones B3_ILV_AHEAD vectors ahead. */
+ * row-major; r0 is then a multiple of 4. Interleaved groups are one
+ * stream, prefetched B3_ILV_AHEAD vectors ahead. Row-major matrices (a
+ * model run from its file mapping: the 100B shape has no room for an
+ * interleaved copy) take their 4 rows from the range's quarters, four
+ * long streams each prefetched as many vectors (2 KiB) ahead: 4 adjacent
+ * rows restarted four streams every 4 rows of 1.6 KB (one Zen 5 thread,
+ * the 100B shape's 45568 x 8192 FFN matrix, thread CPU time on a shared
+ * machine: 20 GB/s, now 35, 4 KiB pages or huge; the loop itself runs 37
+ * from L2). Each row's sum is exact either way. */
 static T512 INLINE void b3_gemv_impl(int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                                      const int8_t *q, float s, float *y)
 {
     size_t rb = bn_packed_row_bytes(BN_B3, k), V = k / B3_BLK, c0 = B3_BLK * V;
-    size_t rs = ilv ? 64 : rb, vs = ilv ? 4 * 64 : 64, pf = ilv ? B3_ILV_AHEAD * vs : 4 * rb;
+    size_t quarter = ilv ? 1 : (r1 - r0) / 4, step = ilv ? 4 : 1, end = ilv ? r1 / 4 * 4 : r0 + quarter;
+    size_t rs = ilv ? 64 : quarter * rb, vs = ilv ? 4 * 64 : 64, pf = B3_ILV_AHEAD * vs;
     _Alignas(64) int8_t pad[B3_BLK];
     int32_t qs = qsum(q, c0); /* c0 is a multiple of 64 */
     size_t rem = b3_pad(q, k, c0, pad, &qs);
     int64_t out[4], o2[4];
     size_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
+    for (; r + step <= end; r += step) {
         int32_t d[4];
         b3_gemv4(w + r * rb, rs, vs, pf, V, q, rem ? pad : NULL, d);
-        for (int i = 0; i < 4; i++)
-            y[r + i] = bn_kern_out(d[i] - qs, s, beta);
+        for (size_t i = 0; i < 4; i++)
+            y[r + i * quarter] = bn_kern_out(d[i] - qs, s, beta);
     }
+    if (!ilv)
+        r = r0 + 4 * quarter;
     for (; r < r1; r++) {
         b3_rows_gemv(w + r * rb, rb, 64, V, q, 1, out);
         if (rem)
