@@ -6,7 +6,9 @@
 # requests get their 400; an embedding model refuses the completions
 # endpoints and a language model /v1/embeddings. The model is a synthetic
 # checkpoint with BitNet-embedding-0.6B's layout (as tests/embed.bats makes
-# it). Every server started here is stopped in teardown.
+# it), and one with the 270M's (Gemma 3) with a SentencePiece-style
+# tokenizer (tests/ref/spm_ref.py). Every server started here is stopped
+# in teardown.
 load common
 load serve-common
 
@@ -169,6 +171,24 @@ texts_json() {
     SRV_PORT=$(cat "$T/lm.port") api /v1/embeddings '{"input": "hello"}'
     [ "$code" = 400 ]
     [[ $(cat "$T/body") == *"'tiny.bn' is a language model, not an embedding model"* ]]
+}
+
+@test "Gemma 3 (270M layout) with its SentencePiece-style tokenizer: a text gets bn-infer --embed's bytes" {
+    $PY "$ROOT/tests/ref/spm_ref.py" train "$T/spm"
+    $GEN --format hf-bf16 --family bitnet-embedding-270m "$T/g" >/dev/null
+    cp "$T/spm/tokenizer.json" "$T/g/"
+    rm -f "$T/g/tokenizer_config.json"
+    $PY -c 'import json, sys; c = json.load(open(sys.argv[1])); c.update(bos_token_id=2, eos_token_id=1); json.dump(c, open(sys.argv[1], "w"))' \
+        "$T/g/config.json"
+    bn-convert "$T/g" | bn-quant >"$T/g.bn"
+    bn-infer -m "$T/g.bn" -t 1 --embed --embed-format f32 -f "$D/texts.txt" >"$T/want.f32"
+    SERVE_MODEL=$T/g.bn start_server "$T" g -np 2
+    SRV_PORT=$(cat "$T/g.port") api /v1/embeddings "{\"input\": $(texts_json), \"encoding_format\": \"base64\"}"
+    [ "$code" = 200 ]
+    $PY -c 'import base64, json, sys; sys.stdout.buffer.write(b"".join(base64.b64decode(d["embedding"]) for d in json.load(open(sys.argv[1]))["data"]))' \
+        "$T/body" >"$T/v.f32"
+    [ "$(stat -c %s "$T/v.f32")" -eq $((5 * 640 * 4)) ]
+    cmp "$T/want.f32" "$T/v.f32"
 }
 
 @test "--help and bn-serve(1) name /v1/embeddings" {
