@@ -3,6 +3,7 @@
  * This file only parses options and calls libbn (lib/generate.h). */
 #include "cli.h"
 #include "cpu.h"
+#include "draftmodel.h"
 #include "formats.h"
 #include "kvbudget.h"
 #include "opt.h"
@@ -360,27 +361,11 @@ static int open_draft(opts *o, const bn_model_params *mp, const bn_model *m, con
                       uint32_t n_ctx, bn_model **dm, bn_ctx **dc)
 {
     bn_err e = {0};
-    bn_tokenizer *dt = NULL;
-    if (!(*dm = bn_model_open(o->draft, mp, &e))) {
+    if (bn_cli_open_draft(o->draft, mp, m, tok, dm, &e)) {
         bn_report(&prog, "%s", e.msg);
         return -1;
     }
     const char *name = (*dm)->src.name;
-    if ((*dm)->hp.n_vocab != m->hp.n_vocab) {
-        bn_report(&prog, "%s: a vocabulary of %u tokens, the model's has %u: a draft needs the model's tokenizer", name,
-                  (*dm)->hp.n_vocab, m->hp.n_vocab);
-        return -1;
-    }
-    if (!(dt = bn_tokenizer_from_model(*dm, &e)) && e.code != BN_E_UNSUPPORTED) {
-        bn_report(&prog, "%s", e.msg);
-        return -1;
-    }
-    int same = dt && tok ? bn_tokenizer_hash(dt) == bn_tokenizer_hash(tok) : !dt && !tok;
-    bn_tokenizer_free(dt);
-    if (!same) {
-        bn_report(&prog, "%s: its tokenizer is not the model's: a draft needs the model's tokenizer", name);
-        return -1;
-    }
     /* --parallel N: a draft sequence for each (blocks allocated as used) */
     bn_ctx_opts co = {.n_ctx = n_ctx < (*dm)->hp.n_ctx ? n_ctx : (*dm)->hp.n_ctx, .kv_f16 = o->kv_f16,
                       .no_act_quant = o->no_act_quant, .n_threads = o->threads,

@@ -5,6 +5,7 @@
  * what is in flight finish, and exits 0. */
 #include "cli.h"
 #include "cpu.h"
+#include "draftmodel.h"
 #include "kvbudget.h"
 #include "opt.h"
 #include "pool.h"
@@ -32,7 +33,7 @@ static const bn_prog prog = {
 enum { DRAIN_SECONDS = 30, MAX_ORIGINS = 16 };
 
 typedef struct opts {
-    const char *model, *host, *api_key, *api_key_file;
+    const char *model, *host, *api_key, *api_key_file, *draft;
     const char *origins[MAX_ORIGINS];
     size_t n_origins;
     uint32_t port, parallel, queue, n_ctx;
@@ -73,6 +74,8 @@ static int parse(int argc, char **argv, opts *o)
         OPT_BYTES(0, "kv-budget", &o->kv_budget, "N[K|M|G]", 1,
                   "KV cache bytes for all sequences (default: half of the memory the model leaves,\n"
                   "at least one context, at most SLOTS contexts)"),
+        OPT_STRING(0, "draft", &o->draft, "MODEL",
+                   "a draft model (smaller, the same tokenizer) for requests with \"draft\": true"),
         OPT_U32(0, "queue", &o->queue, "N", 0, 1u << 20,
                 "requests that may wait for a sequence (default 64); more get 503"),
         OPT_SECTION("network:"),
@@ -169,7 +172,8 @@ int main(int argc, char **argv)
             strchr(o.host, ':') ? "]" : "", port);
     rc = BN_EXIT_DATA;
     bn_model *m = NULL;
-    bn_ctx *c = NULL;
+    bn_ctx *c = NULL, *dc = NULL;
+    bn_model *dm = NULL;
     bn_tokenizer *tok = NULL;
     srv_engine g;
     int engine_on = 0;
@@ -205,13 +209,31 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s: %s", o.model, e.msg);
         goto out;
     }
-    if (srv_engine_start(&g, m, c, tok, o.queue, &e)) {
+    /* --draft: its own context, a sequence for each of the model's, as
+     * long as the model's context or its own if shorter (blocks as used) */
+    if (o.draft && embed) {
+        bn_report(&prog, "%s: an embedding model: --draft is for completions", o.model);
+        goto out;
+    }
+    if (o.draft) {
+        if (bn_cli_open_draft(o.draft, &mp, m, tok, &dm, &e)) {
+            bn_report(&prog, "%s", e.msg);
+            goto out;
+        }
+        bn_ctx_opts dco = {.n_ctx = co.n_ctx < bn_model_n_ctx(dm) ? co.n_ctx : bn_model_n_ctx(dm), .kv_f16 = 1,
+                           .n_threads = o.threads, .n_seq = bn_ctx_n_seq(c)};
+        if (!(dc = bn_ctx_new_opts(dm, &dco, &e))) {
+            bn_report(&prog, "%s: %s", o.draft, e.msg);
+            goto out;
+        }
+    }
+    if (srv_engine_start(&g, m, c, dc, tok, o.queue, &e)) {
         bn_report(&prog, "%s", e.msg);
         goto out;
     }
     engine_on = 1;
     srv_model_info mi = {.m = m, .tok = tok, .tok_mu = &tok_mu, .id = slash ? slash + 1 : o.model,
-                         .n_ctx = bn_ctx_n_ctx(c), .embed = embed};
+                         .n_ctx = bn_ctx_n_ctx(c), .embed = embed, .draft = dc != NULL};
     srv_http_ready(h, &g, &mi);
     fprintf(stderr, "%s: %s ready: %u sequences of %u positions, KV budget %.1f MiB, %d threads\n", prog.name, mi.id,
             bn_ctx_n_seq(c), mi.n_ctx, (double)bn_ctx_kv_bytes(c) / 1048576.0, o.threads);
@@ -239,8 +261,10 @@ out:
     if (engine_on)
         srv_engine_free(&g);
     bn_ctx_free(c);
+    bn_ctx_free(dc);
     bn_tokenizer_free(tok);
     bn_model_close(m);
+    bn_model_close(dm);
     free(key);
     return rc;
 }

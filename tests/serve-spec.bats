@@ -3,8 +3,10 @@
 # issue 16): a greedy answer with lookup is the answer without, on
 # tests/data/lookup's prompts, one at a time and side by side, plain and
 # streamed, completions and chat; a seed repeats a sampled answer with
-# lookup; bad values get a 400 that names the field. The server listens on
-# loopback and is stopped in teardown whatever happened.
+# lookup; bad values get a 400 that names the field. The same for a draft
+# model (bn-serve --draft MODEL, "draft": true per request; the tiny
+# model's first two layers, as in tests/draft.bats). The servers listen on
+# loopback and are stopped in teardown whatever happened.
 load common
 load serve-common
 
@@ -99,4 +101,37 @@ sys.stdout.write("".join(json.loads(e[6:])["choices"][0]["text"] for e in ev[:-1
         [[ $msg == *"'lookup'"* || $msg == *"'draft_max'"* ]] || { echo "$v: $msg"; return 1; }
     done
     [ "$(post /v1/completions "$(body "$f" 8 '{"lookup": 0}')" "$T/ok")" = 200 ]
+}
+
+@test "--draft MODEL: greedy with \"draft\": true is the answer without, side by side; refused where it cannot be" {
+    $PY "$ROOT/tests/ref/cut_layers.py" "$TINY" 2 "$T/cut2"
+    bn-convert "$T/cut2" | bn-quant >"$T/draft2.bn"
+    [ "$(post /v1/completions "$(body "$ROOT/tests/data/lookup/fresh.txt" 8 '{"draft": true}')" "$T/no")" = 400 ]
+    [[ $(field "$T/no" 'j["error"]["message"]') == *"'draft'"*"no draft model"* ]]
+    start_server "$T" draft -np 3 --draft "$T/draft2.bn"
+    PORT=$(cat "$T/draft.port")
+    i=0
+    pids=()
+    for f in "$ROOT"/tests/data/lookup/{repeat,rewrite,chat}.txt; do
+        i=$((i + 1))
+        [ "$(post /v1/completions "$(body "$f" 48)" "$T/plain$i")" = 200 ]
+        post /v1/completions "$(body "$f" 48 "{\"draft\": true, \"draft_max\": $((2 * i))}")" "$T/d$i" >"$T/code$i" &
+        pids+=($!)
+    done
+    wait "${pids[@]}" # (not the server's)
+    for i in 1 2 3; do
+        [ "$(cat "$T/code$i")" = 200 ]
+        [ "$(field "$T/plain$i" 'j["choices"][0]["text"]')" = "$(field "$T/d$i" 'j["choices"][0]["text"]')" ]
+    done
+    curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics" | grep -Eq '^bn_serve_lookup_drafted_total [1-9]'
+    f=$ROOT/tests/data/lookup/fresh.txt
+    [ "$(post /v1/completions "$(body "$f" 8 '{"draft": true, "lookup": 2}')" "$T/bad")" = 400 ]
+    [ "$(post /v1/completions "$(body "$f" 8 '{"draft": 1}')" "$T/bad")" = 400 ]
+    # a draft of another vocabulary: exit 1, said in one line after the listening one
+    $GEN --format hf-bf16 --shape tiny "$T/other" >/dev/null
+    bn-convert "$T/other" | bn-quant >"$T/other.bn"
+    run_split "$T/out" timeout 20 bn-serve -m "$D/tiny.bn" --port 0 --draft "$T/other.bn"
+    [ "$status" -eq 1 ]
+    [ "$(printf '%s\n' "$err" | grep -c .)" -eq 2 ]
+    [[ $(printf '%s\n' "$err" | tail -1) == "bn-serve: "*"vocabulary of 512 tokens"* ]]
 }

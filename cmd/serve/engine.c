@@ -81,7 +81,7 @@ static void admit(srv_engine *g, srv_job *j)
         return;
     }
     bn_request q = {.prompt = j->prompt, .n_prompt = j->n_prompt, .samp = j->samp, .n_predict = j->n_predict,
-                    .tag = j->tag, .lookup = j->lookup, .draft_max = j->draft_max};
+                    .tag = j->tag, .lookup = j->lookup, .draft_max = j->draft_max, .draft = j->draft};
     if (g->n_live == g->cap_live) {
         size_t cap = g->cap_live ? 2 * g->cap_live : 16;
         srv_job **p = realloc(g->live, cap * sizeof *p);
@@ -330,8 +330,10 @@ void srv_engine_wait_embed(srv_engine *g, srv_embed_job *j, int ms)
 
 /* ---------------------------------------------------------- the engine */
 
-int srv_engine_start(srv_engine *g, const bn_model *m, bn_ctx *c, bn_tokenizer *tok, size_t queue, bn_err *e)
+int srv_engine_start(srv_engine *g, const bn_model *m, bn_ctx *c, bn_ctx *draft, bn_tokenizer *tok, size_t queue,
+                     bn_err *e)
 {
+    bn_batch_opts bo = {.draft = draft};
     memset(g, 0, sizeof *g);
     g->m = m;
     g->c = c;
@@ -347,7 +349,7 @@ int srv_engine_start(srv_engine *g, const bn_model *m, bn_ctx *c, bn_tokenizer *
     if (g->embed)
         while (bn_ctx_seq_new(c, NULL) >= 0)
             ;
-    else if (!(g->b = bn_batch_new(c, NULL, e)))
+    else if (!(g->b = bn_batch_new(c, &bo, e)))
         return -1;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -223,10 +223,17 @@ static int get_sampling(const srv_model_info *mi, const cJSON *o, int chat, srv_
         return -1;
     if (r)
         j->lookup = (uint32_t)v;
+    /* the server's draft model (bn-serve --draft) */
+    if (get_bool(o, "draft", &j->draft, err) < 0)
+        return -1;
+    if (j->draft && !mi->draft)
+        return BAD(err, "unsupported_parameter", "'draft': this server has no draft model (bn-serve --draft MODEL)");
+    if (j->draft && j->lookup)
+        return BAD(err, "invalid_value", "'draft' and 'lookup' exclude each other");
     if ((r = get_number(o, "draft_max", 1, BN_KERN_MAX_N - 1, 1, &v, err)) < 0)
         return -1;
-    if (r && !j->lookup)
-        return BAD(err, "invalid_value", "'draft_max' needs 'lookup' (1 to 64)");
+    if (r && !j->lookup && !j->draft)
+        return BAD(err, "invalid_value", "'draft_max' needs 'lookup' (1 to 64) or 'draft': true");
     if (r)
         j->draft_max = (uint32_t)v;
     return srv_check_model(mi, o, err);

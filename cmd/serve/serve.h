@@ -32,6 +32,7 @@ typedef struct srv_job {
     int n_stop;
     int stream, chat;
     uint32_t lookup, draft_max; /* prompt lookup decoding (bn_request's); 0: off */
+    int draft;                  /* the server's draft model guesses (bn_request's) */
     /* under the engine's mutex */
     char *text;        /* the answer so far (open_memstream's buffer) */
     size_t n_text;     /* its final bytes; while running, all of them */
@@ -103,7 +104,8 @@ typedef struct srv_engine {
 
 /* Starts the engine thread over c (n_seq sequences, all empty), which is
  * the engine's until srv_engine_stop. */
-int srv_engine_start(srv_engine *g, const bn_model *m, bn_ctx *c, bn_tokenizer *tok, size_t queue, bn_err *e);
+int srv_engine_start(srv_engine *g, const bn_model *m, bn_ctx *c, bn_ctx *draft, bn_tokenizer *tok, size_t queue,
+                     bn_err *e);
 /* Lets every request in flight finish (abandon: cancels them), then ends
  * the thread; later submissions are refused. srv_engine_free frees the
  * rest once no HTTP thread can use the engine (not the context). */
@@ -147,6 +149,7 @@ typedef struct srv_model_info {
     const char *id;          /* the model's name in the API */
     uint32_t n_ctx;
     int embed;               /* an embedding model (model.pooling): /v1/embeddings only */
+    int draft;               /* a draft model (--draft): requests may ask for it */
 } srv_model_info;
 
 /* The body as a JSON object (valid UTF-8, one value, nothing after it),
