@@ -139,7 +139,7 @@ PY
     expect_one_line_error "$status" "$err" bn-bench
     [[ $err == *"tiny: needs "*" GiB of memory"*"--mem-limit is 0.00 GiB"* ]]
     [ ! -s "$T/out" ]
-    no_files_like /dev/shm '^bn-bench\.'
+    no_orphans_like /dev/shm '^bn-bench\.'
 }
 
 @test "bench: 100b is refused with MemAvailable when it does not fit" {
@@ -317,7 +317,7 @@ for r in json.load(open(sys.argv[1]))["rows"]:
     check_json "$T/c.json"
     bn-bench --convert -m "$TINY" -r 1 --csv >"$T/c.csv"
     [ "$(wc -l <"$T/c.csv")" -eq 2 ]
-    no_files_like /dev/shm '^bn-bench\.'
+    no_orphans_like /dev/shm '^bn-bench\.'
 }
 
 @test "bench: usage errors exit 2" {

@@ -27,6 +27,26 @@ no_files_like() { # dir glob: nothing matching is left (temp files included)
     [ -z "$(ls -A "$1" | grep -E "$2" || true)" ]
 }
 
+# no_orphans_like DIR REGEX: nothing matching in a directory that other
+# processes share (/dev/shm) is left behind: an entry still there must be
+# held open by a live process (another test's run, a helper's) — one that
+# no process holds, after 2 s of second chances, is a leak.
+no_orphans_like() {
+    local try e held orphans
+    for try in $(seq 20); do
+        orphans=
+        held=$(find /proc/[0-9]*/fd -maxdepth 1 -type l -printf '%l\n' 2>/dev/null;
+               cat /proc/[0-9]*/maps 2>/dev/null | awk '{ print $6 }')
+        for e in $(ls -A "$1" | grep -E "$2" || true); do
+            grep -qF "$1/$e" <<<"$held" || orphans="$orphans $e"
+        done
+        [ -n "$orphans" ] || return 0
+        sleep 0.1
+    done
+    echo "left in $1 and held by no process:$orphans"
+    return 1
+}
+
 # normal_pass_only WHY: skips the test in the sanitizer pass (`make
 # sanitize` sets BN_SANITIZED). For tests whose C paths smaller tests run
 # there already: what they add is size (real-vocabulary tensors, hundreds
