@@ -205,8 +205,9 @@ static char *floats(const float *v, size_t d)
 char *srv_embed_json(const srv_model_info *mi, const srv_embed_job *j)
 {
     size_t d = mi->m->hp.n_embd;
-    cJSON *r = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(r, "data");
+    cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(r, "data");
     int ok = r && data;
     for (size_t i = 0; ok && i < j->n; i++) {
         cJSON *o = cJSON_CreateObject();
