@@ -55,3 +55,15 @@ no_orphans_like() {
 normal_pass_only() {
     [ -z "${BN_SANITIZED:-}" ] || skip "normal pass only: $1"
 }
+
+# checked_sets SET...: the kernel sets a bit-identity test loops over. The
+# normal pass checks every one named (the caller skips those this CPU
+# lacks); the sanitizer pass looks for memory errors, not for bits, which
+# the default set's run finds as well, so it runs "auto" alone.
+# enough_sets N: N sets ran, at least 2 in the normal pass.
+checked_sets() {
+    if [ -n "${BN_SANITIZED:-}" ]; then echo auto; else echo "$@"; fi
+}
+enough_sets() {
+    [ "$1" -ge 2 ] || { [ -n "${BN_SANITIZED:-}" ] && [ "$1" -ge 1 ]; }
+}

@@ -40,7 +40,7 @@ setup() {
     ran=0
     # auto is one of the sets named here; the scalar reference (slow) takes
     # the passage that the draft gets partly right, the others every prompt
-    for k in ref avx2 avx512 amx neon dotprod; do
+    for k in $(checked_sets ref avx2 avx512 amx neon dotprod); do
         bn-infer -m "$D/tiny.bn" --kernel $k -p x -n 1 >/dev/null 2>&1 || continue
         ran=$((ran + 1))
         prompts=("$D/repeat.txt" "$ROOT"/tests/data/lookup/*.txt)
@@ -54,7 +54,7 @@ setup() {
             done
         done
     done
-    [ "$ran" -ge 2 ]
+    enough_sets "$ran"
 }
 
 @test "--draft: guesses kept and rejected (-v), and the tiny model as its own draft keeps every guess" {
