@@ -46,7 +46,31 @@ static double quant_block_err(const float *x, float dd, float lo, float hi, floa
  *       from 5 or 4, least-squares refits) lowered the squared error but
  *       not the perplexity on the tiny model (+0.77%, +0.83% against
  *       +0.52% for this one). */
-static void quant_encode_row(int hb, int den, int m0, int m1, const float *x, size_t d, uint8_t *out)
+/* The squared errors of block x with every candidate step dd[0..nc), in
+ * err: each is quant_block_err's bit for bit, but all candidates advance
+ * together (each sums its own errors in the same order, so the loop over
+ * candidates is free to vectorize). Rounding is nearbyintf's, ties to even
+ * and the sign of a zero kept, by adding and taking away 1.5·2^23: exact
+ * for |x/dd| < 2^22, which the caller checks. */
+enum { QUANT_MAX_CAND = 2 * 17 };
+static void quant_block_errs(const float *x, const float *dd, size_t nc, float lo, float hi, double *err)
+{
+    for (size_t c = 0; c < nc; c++)
+        err[c] = 0;
+    for (size_t i = 0; i < 32; i++) {
+        float xi = x[i];
+        for (size_t c = 0; c < nc; c++) {
+            float v = xi / dd[c];
+            float r = copysignf((v + 0x1.8p23f) - 0x1.8p23f, v);
+            r = r > hi ? hi : r < lo ? lo : r;
+            double e = (double)xi - (double)dd[c] * r;
+            err[c] += e * e;
+        }
+    }
+}
+
+static void quant_encode_row(int hb, int den, int m0, int m1, const float *x, size_t d, uint8_t *out,
+                             int one_by_one)
 {
     size_t gb = QUANT_GB(hb);
     int off = QUANT_ZERO(hb);
@@ -61,18 +85,32 @@ static void quant_encode_row(int hb, int den, int m0, int m1, const float *x, si
             amax = fabsf(xb[i]) > amax ? fabsf(xb[i]) : amax;
         uint16_t best_h = 0;
         if (amax > 0) {
-            double best = INFINITY;
+            /* the candidates that exist as f16, in the order of the search */
+            float dd[QUANT_MAX_CAND], dmin = INFINITY;
+            uint16_t dh[QUANT_MAX_CAND];
+            double err[QUANT_MAX_CAND];
+            size_t nc = 0;
             for (int sgn = -1; sgn <= 1; sgn += 2)
-                for (int m = m0; m <= m1; m++) {
-                    uint16_t dh = bn_f32_to_f16((float)sgn * amax * (float)den / (float)m);
-                    float dd = bn_f16_to_f32(dh);
-                    if (!(dd != 0) || !isfinite(dd))
+                for (int m = m0; m <= m1 && nc < QUANT_MAX_CAND; m++) {
+                    dh[nc] = bn_f32_to_f16((float)sgn * amax * (float)den / (float)m);
+                    dd[nc] = bn_f16_to_f32(dh[nc]);
+                    if (!(dd[nc] != 0) || !isfinite(dd[nc]))
                         continue;
-                    double err = quant_block_err(xb, dd, lo, hi, NULL);
-                    if (err < best) {
-                        best = err;
-                        best_h = dh;
-                    }
+                    dmin = fabsf(dd[nc]) < dmin ? fabsf(dd[nc]) : dmin;
+                    nc++;
+                }
+            /* |x/dd| <= amax/dmin, a few tens for every finite block; the
+             * one-at-a-time search stays for anything else (NaN included) */
+            if (!one_by_one && amax / dmin < 0x1p21f)
+                quant_block_errs(xb, dd, nc, lo, hi, err);
+            else
+                for (size_t c = 0; c < nc; c++)
+                    err[c] = quant_block_err(xb, dd[c], lo, hi, NULL);
+            double best = INFINITY;
+            for (size_t c = 0; c < nc; c++)
+                if (err[c] < best) {
+                    best = err[c];
+                    best_h = dh[c];
                 }
         }
         float dd = bn_f16_to_f32(best_h), q[32];
@@ -86,15 +124,25 @@ static void quant_encode_row(int hb, int den, int m0, int m1, const float *x, si
 
 void bn_q6_encode_row(const float *x, size_t d, uint8_t *out)
 {
-    quant_encode_row(2, 4, 120, 128, x, d, out);
+    quant_encode_row(2, 4, 120, 128, x, d, out, 0);
 }
 
 void bn_q5_encode_row(const float *x, size_t d, uint8_t *out)
 {
-    quant_encode_row(1, 8, 112, 128, x, d, out);
+    quant_encode_row(1, 8, 112, 128, x, d, out, 0);
 }
 
 void bn_q4_encode_row(const float *x, size_t d, uint8_t *out)
 {
-    quant_encode_row(0, 8, 48, 64, x, d, out);
+    quant_encode_row(0, 8, 48, 64, x, d, out, 0);
+}
+
+void bn_head_encode_row_ref(uint32_t type, const float *x, size_t d, uint8_t *out)
+{
+    if (type == BN_Q6)
+        quant_encode_row(2, 4, 120, 128, x, d, out, 1);
+    else if (type == BN_Q5)
+        quant_encode_row(1, 8, 112, 128, x, d, out, 1);
+    else
+        quant_encode_row(0, 8, 48, 64, x, d, out, 1);
 }

@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -295,6 +296,50 @@ static void test_rows_apart(check_ctx *cx, const bn_cpu *cpu)
     free(w);
 }
 
+/* Every encoder (q6, q5, q4) against bn_head_encode_row_ref, its plain
+ * search that tries the candidate scales one at a time: the same bytes for
+ * rows of every magnitude (f16's subnormal and largest scales included),
+ * exact zeros, ties of the rounding (multiples of half a step), and blocks
+ * with a NaN or an infinity. */
+static void test_encode_ref(check_ctx *cx)
+{
+    static const uint32_t types[] = {BN_Q6, BN_Q5, BN_Q4};
+    static const float mags[] = {1.0f, 1e-7f, 3e-6f, 0.02f, 37.0f, 1500.0f, 2e4f, 6e4f};
+    enum { D = 512 };
+    float x[D];
+    uint8_t a[D / 128 * 104], b[D / 128 * 104];
+    for (size_t ti = 0; ti < 3; ti++) {
+        size_t rb = bn_head_row_bytes(types[ti], D);
+        int same = 1;
+        for (size_t mi = 0; mi < sizeof mags / sizeof mags[0]; mi++)
+            for (int kind = 0; kind < 4; kind++) {
+                for (size_t i = 0; i < D; i++) {
+                    x[i] = frnd() * mags[mi];
+                    if (kind == 1) /* ties: k/2 of a step near amax/31 */
+                        x[i] = mags[mi] / 31.0f * 0.5f * (float)((int)(frnd() * 64));
+                    if (kind == 2 && i % 7 == 0)
+                        x[i] = 0;
+                }
+                if (kind == 3) {
+                    x[5] = NAN;
+                    x[40] = INFINITY;
+                    x[70] = -INFINITY;
+                    x[100] = NAN;
+                    x[101] = INFINITY;
+                }
+                memset(a, 0xAA, sizeof a);
+                memset(b, 0x55, sizeof b);
+                (types[ti] == BN_Q6 ? bn_q6_encode_row : types[ti] == BN_Q5 ? bn_q5_encode_row : bn_q4_encode_row)(
+                    x, D, a);
+                bn_head_encode_row_ref(types[ti], x, D, b);
+                same &= !memcmp(a, b, rb);
+            }
+        CHECK(cx, same);
+        printf("  %s encoder = its one-candidate-at-a-time search: %s\n", bn_type_name(types[ti]),
+               same ? "bit-identical" : "DIFFERENT");
+    }
+}
+
 int main(void)
 {
     check_ctx cx = {0};
@@ -310,6 +355,7 @@ int main(void)
     test_tokens_apart(&cx, &cpu);
     test_tokens_apart(&cx, &none);
     test_rows_apart(&cx, &cpu);
+    test_encode_ref(&cx);
     CHECK(&cx, !strcmp(bn_type_name(BN_Q4), "q4") && !strcmp(bn_type_name(BN_Q5), "q5"));
     uint32_t ty;
     CHECK(&cx, !bn_type_from_name("q5", &ty) && ty == BN_Q5);
