@@ -69,9 +69,53 @@ static void quant_block_errs(const float *x, const float *dd, size_t nc, float l
     }
 }
 
-static void quant_encode_row(int hb, int den, int m0, int m1, const float *x, size_t d, uint8_t *out,
-                             int one_by_one)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define BN_HEAD_ENCODE_AVX2 1
+
+/* quant_block_errs four candidates to a vector: the same division,
+ * rounding (roundps to nearest even is nearbyintf, zeros' signs and NaN
+ * included), clamp (min/max in the order that keeps a NaN), and double
+ * error of each lane, added in the same order: the same bits, and no
+ * bound on |x/dd|. */
+__attribute__((target("avx2"))) static void quant_block_errs_avx2(const float *x, const float *dd, size_t nc,
+                                                                   float lo, float hi, double *err)
 {
+    const __m128 vlo = _mm_set1_ps(lo), vhi = _mm_set1_ps(hi);
+    for (size_t c = 0; c < nc; c += 8) {
+        float d8[8] = {1, 1, 1, 1, 1, 1, 1, 1}; /* lanes past nc are scored and ignored */
+        for (size_t j = 0; j < 8 && c + j < nc; j++)
+            d8[j] = dd[c + j];
+        __m128 da = _mm_loadu_ps(d8), db = _mm_loadu_ps(d8 + 4);
+        __m256d dda = _mm256_cvtps_pd(da), ddb = _mm256_cvtps_pd(db);
+        __m256d ea = _mm256_setzero_pd(), eb = _mm256_setzero_pd();
+        for (size_t i = 0; i < 32; i++) {
+            __m128 xi = _mm_set1_ps(x[i]);
+            __m256d xd = _mm256_set1_pd((double)x[i]);
+            __m128 ra = _mm_round_ps(_mm_div_ps(xi, da), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            __m128 rb = _mm_round_ps(_mm_div_ps(xi, db), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            ra = _mm_max_ps(vlo, _mm_min_ps(vhi, ra));
+            rb = _mm_max_ps(vlo, _mm_min_ps(vhi, rb));
+            __m256d qa = _mm256_sub_pd(xd, _mm256_mul_pd(dda, _mm256_cvtps_pd(ra)));
+            __m256d qb = _mm256_sub_pd(xd, _mm256_mul_pd(ddb, _mm256_cvtps_pd(rb)));
+            ea = _mm256_add_pd(ea, _mm256_mul_pd(qa, qa));
+            eb = _mm256_add_pd(eb, _mm256_mul_pd(qb, qb));
+        }
+        double e8[8];
+        _mm256_storeu_pd(e8, ea);
+        _mm256_storeu_pd(e8 + 4, eb);
+        for (size_t j = 0; j < 8 && c + j < nc; j++)
+            err[c + j] = e8[j];
+    }
+}
+#endif
+
+static void quant_encode_row(int hb, int den, int m0, int m1, const float *x, size_t d, uint8_t *out, int how)
+{
+    int one_by_one = how == BN_HEAD_ENC_REF;
+#ifdef BN_HEAD_ENCODE_AVX2
+    int avx2 = how == BN_HEAD_ENC_BEST && __builtin_cpu_supports("avx2");
+#endif
     size_t gb = QUANT_GB(hb);
     int off = QUANT_ZERO(hb);
     float lo = (float)-off, hi = (float)(off - 1);
@@ -101,7 +145,12 @@ static void quant_encode_row(int hb, int den, int m0, int m1, const float *x, si
                 }
             /* |x/dd| <= amax/dmin, a few tens for every finite block; the
              * one-at-a-time search stays for anything else (NaN included) */
-            if (!one_by_one && amax / dmin < 0x1p21f)
+#ifdef BN_HEAD_ENCODE_AVX2
+            if (avx2)
+                quant_block_errs_avx2(xb, dd, nc, lo, hi, err);
+            else
+#endif
+                if (!one_by_one && amax / dmin < 0x1p21f)
                 quant_block_errs(xb, dd, nc, lo, hi, err);
             else
                 for (size_t c = 0; c < nc; c++)
@@ -124,25 +173,25 @@ static void quant_encode_row(int hb, int den, int m0, int m1, const float *x, si
 
 void bn_q6_encode_row(const float *x, size_t d, uint8_t *out)
 {
-    quant_encode_row(2, 4, 120, 128, x, d, out, 0);
+    quant_encode_row(2, 4, 120, 128, x, d, out, BN_HEAD_ENC_BEST);
 }
 
 void bn_q5_encode_row(const float *x, size_t d, uint8_t *out)
 {
-    quant_encode_row(1, 8, 112, 128, x, d, out, 0);
+    quant_encode_row(1, 8, 112, 128, x, d, out, BN_HEAD_ENC_BEST);
 }
 
 void bn_q4_encode_row(const float *x, size_t d, uint8_t *out)
 {
-    quant_encode_row(0, 8, 48, 64, x, d, out, 0);
+    quant_encode_row(0, 8, 48, 64, x, d, out, BN_HEAD_ENC_BEST);
 }
 
-void bn_head_encode_row_ref(uint32_t type, const float *x, size_t d, uint8_t *out)
+void bn_head_encode_row_how(uint32_t type, int how, const float *x, size_t d, uint8_t *out)
 {
     if (type == BN_Q6)
-        quant_encode_row(2, 4, 120, 128, x, d, out, 1);
+        quant_encode_row(2, 4, 120, 128, x, d, out, how);
     else if (type == BN_Q5)
-        quant_encode_row(1, 8, 112, 128, x, d, out, 1);
+        quant_encode_row(1, 8, 112, 128, x, d, out, how);
     else
-        quant_encode_row(0, 8, 48, 64, x, d, out, 1);
+        quant_encode_row(0, 8, 48, 64, x, d, out, how);
 }

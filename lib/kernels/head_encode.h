@@ -15,10 +15,13 @@ void bn_q5_encode_row(const float *x, size_t d, uint8_t *out);
 /* q4: one row of d (a multiple of 128) floats into d/128·72 bytes, each
  * block's scale chosen like q6's. */
 void bn_q4_encode_row(const float *x, size_t d, uint8_t *out);
-/* q6, q5 or q4 (type BN_Q6/BN_Q5/BN_Q4) as above, trying the candidate
- * scales one at a time: the plain form of the search, which the encoders
- * above must match byte for byte (tests/unit/test_q4.c). */
-void bn_head_encode_row_ref(uint32_t type, const float *x, size_t d, uint8_t *out);
+/* q6, q5 or q4 (type BN_Q6/BN_Q5/BN_Q4) as above, the search done one way:
+ * BN_HEAD_ENC_BEST as the encoders above (AVX2 where the CPU has it),
+ * BN_HEAD_ENC_PORTABLE every candidate together in plain C, BN_HEAD_ENC_REF
+ * the candidates one at a time, the plain form the others must match byte
+ * for byte (tests/unit/test_q4.c). */
+enum { BN_HEAD_ENC_BEST, BN_HEAD_ENC_PORTABLE, BN_HEAD_ENC_REF };
+void bn_head_encode_row_how(uint32_t type, int how, const float *x, size_t d, uint8_t *out);
 /* i8: a row into d int8 and its scale (absmax/127, round half to even),
  * which is returned. */
 float bn_i8_encode_row(const float *x, size_t d, int8_t *q);
