@@ -145,6 +145,8 @@ uint16_t bn_f32_to_f16(float f);
 float bn_bf16_to_f32(uint16_t h);
 uint16_t bn_f32_to_bf16(float f); /* round to nearest even */
 
+/* n f16 values to f32: bn_f16_to_f32's bits, with F16C where the CPU has it. */
+void bn_f16_row_to_f32(const uint16_t *s, float *dst, size_t n);
 /* Converts n elements of a float type (F32/F16/BF16) to f32. */
 int bn_to_f32(uint32_t type, const void *src, float *dst, size_t n);
 
