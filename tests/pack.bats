@@ -222,7 +222,7 @@ PYEOF
     # reference sets decode the tl layouts token by token
     held=$T/held.txt
     head -c 2600 "$ROOT/tests/data/infer/heldout.txt" >"$held"
-    # one window under the sanitizers: what they look for, every path finds in it
+    # about 150 tokens under the sanitizers: what they look for, every path finds in them
     [ -z "${BN_SANITIZED:-}" ] || head -c 650 "$ROOT/tests/data/infer/heldout.txt" >"$held"
     # The ternary kernels are exact, so every layout gives the same bytes
     # under one kernel set. The SIMD float parts (attention, head) that
@@ -239,6 +239,8 @@ PYEOF
             [ "$out" = "$want" ] || { echo "$m $k: $out vs $want"; return 1; }
         done
     done
+    # across the line: a numerics verdict, over the four windows of the normal pass
+    [ -z "${BN_SANITIZED:-}" ] || return 0
     a=$(echo "$ref" | cut -d' ' -f3)
     b=$(echo "$auto" | cut -d' ' -f3)
     awk -v a="$a" -v b="$b" 'BEGIN { d = (a - b) / a; if (d < 0) d = -d; exit !(d < 5e-4) }' ||
