@@ -212,27 +212,32 @@ static T512 INLINE void tile(const uint8_t *w, size_t rs, size_t vs, size_t V, c
     "vmovdqa64 %%zmm17, %%zmm21\n\t"                                                                               \
     "vmovdqa64 %%zmm18, %%zmm22\n\t"                                                                               \
     "vmovdqa64 %%zmm19, %%zmm23\n\t"
+
+/* zmm0-15 set to zero: the accumulators of the assembly tiles below */
+#define ASM_ZERO_ZMM0_15                                                                                           \
+    "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"                                                                            \
+    "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"                                                                            \
+    "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"                                                                            \
+    "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"                                                                            \
+    "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"                                                                            \
+    "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"                                                                            \
+    "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"                                                                            \
+    "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"                                                                            \
+    "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"                                                                            \
+    "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"                                                                            \
+    "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"                                                                         \
+    "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"                                                                         \
+    "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"                                                                         \
+    "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"                                                                         \
+    "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"                                                                         \
+    "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
+
 static T512 INLINE void t2_asm_4x4(const uint8_t *w, size_t rs, size_t vs, size_t pf, size_t n, const int8_t *q,
                                    size_t ldq, __m512i o[4][4])
 {
     const uint8_t *p = w + pf;
     __asm__ volatile(
-        "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
-        "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
-        "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
-        "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
-        "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
-        "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
-        "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
-        "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
-        "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
-        "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
-        "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
-        "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
-        "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
-        "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
-        "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"
-        "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
+        ASM_ZERO_ZMM0_15
         "mov $0x03030303, %%eax\n\t"
         "vpbroadcastd %%eax, %%zmm28\n\t"
         "test %[n], %[n]\n\t"
@@ -569,22 +574,7 @@ static T512 INLINE void b3_asm_rows4(const uint8_t *w, size_t rs, size_t vs, siz
 {
     const uint8_t *p = w + pf;
     __asm__ volatile(
-        "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
-        "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
-        "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
-        "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
-        "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
-        "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
-        "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
-        "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
-        "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
-        "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
-        "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
-        "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
-        "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
-        "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
-        "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"
-        "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
+        ASM_ZERO_ZMM0_15
         "test %[n], %[n]\n\t"
         "jz 2f\n"
         "1:\n\t"
