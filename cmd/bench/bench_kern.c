@@ -101,7 +101,7 @@ static int bench_one(const bn_bench_opts *o, const bn_bench_machine *mc, const b
     size_t copies = n == 1 ? (span + stride - 1) / stride : 1;
     uint8_t *w = malloc(stride * copies);
     float *x = malloc(n * km->cols * sizeof *x), *y = malloc(n * km->rows * sizeof *y);
-    int8_t *q = malloc(n * km->cols);
+    int8_t *q = aligned_alloc(64, (n * km->cols + 63) / 64 * 64); /* as bn_ctx's activations */
     float s[BN_KERN_MAX_N];
     if (!w || !x || !y || !q) {
         free(w), free(x), free(y), free(q);

@@ -47,7 +47,10 @@ typedef struct bn_kernels {
      * y rows ldy apart, column r written for r in [r0, r1). */
     void (*gemm)(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, const float *s,
                  size_t n, size_t ldq, float *y, size_t ldy);
-    /* One token: the decode step. Same contract as gemm with n = 1. */
+    /* One token: the decode step. Same contract as gemm with n = 1.
+     * Any q works; a 64-byte aligned one is read at full speed (rows too
+     * long for q to stay in L1 read it from L2, where a split load costs
+     * two: bn_ctx keeps q and ldq aligned). */
     void (*gemv)(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, float s, float *y);
     /* Float activations (verification only). */
     void (*gemm_f32)(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const float *x, size_t n,
