@@ -467,6 +467,12 @@ typedef struct bn_batcher_params {
     size_t size;          /* set by bn_batcher_params_init */
     uint32_t pass_tokens; /* most tokens one step evaluates; 0 (default):
                              128, and never fewer than n_seq */
+    /* (since 0.3.0) A draft model's context, for requests with .draft: a second
+     * bn_ctx over a smaller model with the same tokenizer (the same
+     * vocabulary size is checked), with at least as many sequences as
+     * the batcher's context. Borrowed and emptied like that context, and
+     * not used directly in between. NULL (default): no draft model. */
+    bn_ctx *draft;
 } bn_batcher_params;
 
 #define bn_batcher_params_init(p) bn_batcher_params_defaults((p), sizeof *(p))
@@ -489,6 +495,21 @@ typedef struct bn_batcher_request {
                                          the model's (copied) */
     size_t n_stop_ids;
     uint64_t tag;                     /* the caller's name for it, in its events */
+    /* (since 0.3.0) Speculative decoding. Each decode pass of the request also
+     * checks up to draft_max guessed tokens and keeps the longest prefix
+     * the model agrees with, so one step may give it several tokens
+     * (one event each, in order). Greedy, the tokens are exactly those
+     * without it; sampled with a draft model, they follow the model's
+     * distribution (rejection sampling) but are other draws than without.
+     * lookup: prompt lookup, guesses found by matching the last
+     * lookup..1 tokens against the prompt and text so far (1..64; 0,
+     * default: off). draft: 1, the batcher's draft model guesses
+     * (bn_batcher_params.draft; not with lookup). draft_max: the most
+     * guesses a pass checks (1..127; 0, default: 8; it adapts below that
+     * to how many are kept). */
+    uint32_t lookup;
+    uint32_t draft_max;
+    int draft;
 } bn_batcher_request;
 
 #define bn_batcher_request_init(r) bn_batcher_request_defaults((r), sizeof *(r))
@@ -497,8 +518,9 @@ BN_API void bn_batcher_request_defaults(bn_batcher_request *r, size_t size);
 /* Queues a request (first come, first admitted); tags should differ
  * among pending requests. Checked at once, nothing queued on failure:
  * BN_E_INVALID (an empty prompt, an id outside the vocabulary, n_predict
- * below -1, a sampler parameter out of range), BN_E_CONTEXT_FULL (the
- * prompt leaves no position to answer in). */
+ * below -1, a sampler parameter out of range, lookup or draft_max out of
+ * range, draft with lookup or without a draft model), BN_E_CONTEXT_FULL
+ * (the prompt leaves no position to answer in). */
 BN_API int bn_batcher_submit(bn_batcher *b, const bn_batcher_request *r, bn_err *e);
 /* Requests queued or running. */
 BN_API size_t bn_batcher_pending(const bn_batcher *b);
@@ -526,5 +548,23 @@ typedef struct bn_batcher_event {
  * exactly one event whose stop is nonzero. Fails only on an error of the
  * context itself (BN_E_NOMEM). */
 BN_API int bn_batcher_step(bn_batcher *b, const bn_batcher_event **ev, size_t *n_ev, bn_err *e);
+
+/* (since 0.3.0) What a batcher has done since bn_batcher_new, over all its
+ * requests. drafted/accepted is the share of guesses kept; (tokens the
+ * speculative requests got) / spec_passes is tokens per weight pass. */
+typedef struct bn_batcher_stats {
+    size_t size;           /* set by bn_batcher_stats_init */
+    uint64_t passes;       /* forward passes (bn_batcher_step calls that ran one) */
+    uint64_t tokens;       /* tokens evaluated in them, guesses included */
+    uint64_t spec_passes;  /* decode passes of requests with lookup or draft */
+    uint64_t drafted;      /* guesses checked in them */
+    uint64_t accepted;     /* guesses the model agreed with (kept) */
+} bn_batcher_stats;
+
+#define bn_batcher_stats_init(s) bn_batcher_stats_defaults((s), sizeof *(s))
+BN_API void bn_batcher_stats_defaults(bn_batcher_stats *s, size_t size);
+/* Fills the fields of *s that its size (set by bn_batcher_stats_init)
+ * covers. BN_E_INVALID: b or s NULL, or s->size not set. */
+BN_API int bn_batcher_get_stats(const bn_batcher *b, bn_batcher_stats *s, bn_err *e);
 
 #endif

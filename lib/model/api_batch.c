@@ -12,6 +12,7 @@
 struct bn_batcher {
     bn_batch *b;
     bn_ctx *c;
+    bn_ctx *draft; /* the draft model's context, or NULL */
     uint32_t n_vocab, n_ctx;
     bn_batcher_event *ev; /* the last step's events */
     size_t cap_ev;
@@ -73,10 +74,22 @@ bn_batcher *bn_batcher_new(bn_ctx *c, const bn_batcher_params *p, bn_err *e)
     b->c = c;
     b->n_vocab = bn_model_n_vocab(bn_ctx_model(c));
     b->n_ctx = bn_ctx_n_ctx(c);
+    if (o.draft && (o.draft == c || bn_model_n_vocab(bn_ctx_model(o.draft)) != b->n_vocab ||
+                    bn_ctx_n_seq(o.draft) < bn_ctx_n_seq(c))) {
+        bn_fail_code(e, BN_E_INVALID, "bn_batcher_new: the draft context %s", o.draft == c
+                     ? "is the batcher's context" : "needs the model's vocabulary and as many sequences as its context");
+        free(b);
+        return NULL;
+    }
+    b->draft = o.draft;
     empty_context(c);
-    bn_batch_opts bo = {.pass_tokens = o.pass_tokens};
+    if (b->draft)
+        empty_context(b->draft);
+    bn_batch_opts bo = {.pass_tokens = o.pass_tokens, .draft = o.draft};
     if (!(b->b = bn_batch_new(c, &bo, e))) {
         empty_context(c);
+        if (b->draft)
+            empty_context(b->draft);
         free(b);
         return NULL;
     }
@@ -89,6 +102,8 @@ void bn_batcher_free(bn_batcher *b)
         return;
     bn_batch_free(b->b);
     empty_context(b->c);
+    if (b->draft)
+        empty_context(b->draft);
     free(b->ev);
     free(b);
 }
@@ -127,6 +142,15 @@ static int check_request(const bn_batcher *b, const bn_batcher_request *r, bn_er
         return bn_fail_code(e, BN_E_CONTEXT_FULL, "bn_batcher_submit: a prompt of %zu tokens does not fit the context of "
                             "%u tokens%s", r->n_prompt, b->n_ctx,
                             r->n_prompt == b->n_ctx ? " (one more position is needed to answer)" : "");
+    if (r->lookup > 64)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: lookup is %u (0 to 64)", r->lookup);
+    if (r->draft_max > 127)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: draft_max is %u (0 to 127)", r->draft_max);
+    if (r->draft && r->lookup)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: draft and lookup exclude each other");
+    if (r->draft && !b->draft)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: draft: the batcher has no draft model "
+                            "(bn_batcher_params.draft)");
     return 0;
 }
 
@@ -157,6 +181,9 @@ int bn_batcher_submit(bn_batcher *b, const bn_batcher_request *r, bn_err *e)
         .stop_ids = o.stop_ids,
         .n_stop_ids = o.n_stop_ids,
         .tag = o.tag,
+        .lookup = o.lookup,
+        .draft_max = o.draft_max,
+        .draft = o.draft != 0,
     };
     return bn_batch_submit(b->b, &q, e) ? BN_E_NOMEM : BN_OK;
 }
@@ -214,5 +241,36 @@ int bn_batcher_step(bn_batcher *b, const bn_batcher_event **ev, size_t *n_ev, bn
     }
     *ev = b->ev;
     *n_ev = n;
+    return BN_OK;
+}
+
+/* --------------------------------------------------------------- stats */
+
+void bn_batcher_stats_defaults(bn_batcher_stats *s, size_t size)
+{
+    bn_batcher_stats d;
+    memset(&d, 0, sizeof d);
+    d.size = sizeof d;
+    bn_params_fill(s, size, &d, sizeof d);
+}
+
+int bn_batcher_get_stats(const bn_batcher *b, bn_batcher_stats *s, bn_err *e)
+{
+    if (!b || !s)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_get_stats: %s is NULL", b ? "the stats" : "the batcher");
+    if (s->size < sizeof s->size)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_get_stats: the stats' size is not set (bn_batcher_stats_init)");
+    bn_batch_stats st;
+    bn_batch_get_stats(b->b, &st);
+    bn_batcher_stats full = {
+        .size = sizeof full,
+        .passes = st.passes,
+        .tokens = st.tokens,
+        .spec_passes = st.spec_passes,
+        .drafted = st.drafted,
+        .accepted = st.accepted,
+    };
+    size_t size = s->size;
+    bn_params_fill(s, size, &full, sizeof full); /* the caller's fields only, its size kept */
     return BN_OK;
 }
