@@ -3,13 +3,16 @@
  * one context's sequences, reading the weights once per step for all.
  *
  *   cc batch.c $(pkg-config --cflags --libs bn) -o batch
- *   ./batch [-i] MODEL TOKENS PROMPT...
+ *   ./batch [-i] [-l N] MODEL TOKENS PROMPT...
  *
  * Writes each prompt's continuation (greedy, at most TOKENS tokens) on a
  * line of its own, in the order of the prompts, each as soon as it and
  * those before it are complete (-i: the token ids instead of the text).
  * Batching changes no result: the lines are what ./generate MODEL PROMPT
- * TOKENS writes for each prompt alone. */
+ * TOKENS writes for each prompt alone. -l N: prompt lookup decoding (each
+ * pass also checks tokens guessed by matching the last N..1 tokens against
+ * the prompt and text so far): the same lines, often in fewer passes; the
+ * share of guesses kept goes to standard error. */
 #include <bn.h>
 
 #include <stdio.h>
@@ -101,11 +104,21 @@ nomem:
 
 int main(int argc, char **argv)
 {
-    int ids_out = argc > 1 && !strcmp(argv[1], "-i");
-    argv += ids_out;
-    argc -= ids_out;
+    int ids_out = 0;
+    unsigned lookup = 0;
+    for (;;) {
+        if (argc > 1 && !strcmp(argv[1], "-i")) {
+            ids_out = 1;
+            argv++, argc--;
+        } else if (argc > 2 && !strcmp(argv[1], "-l")) {
+            lookup = (unsigned)atoi(argv[2]);
+            argv += 2, argc -= 2;
+        } else {
+            break;
+        }
+    }
     if (argc < 4) {
-        fprintf(stderr, "usage: batch [-i] MODEL TOKENS PROMPT...\n");
+        fprintf(stderr, "usage: batch [-i] [-l N] MODEL TOKENS PROMPT...\n");
         return 2;
     }
     size_t n_prompts = (size_t)argc - 3;
@@ -143,6 +156,7 @@ int main(int argc, char **argv)
             r.sampler = &sp;
             r.n_predict = atoi(argv[2]);
             r.tag = i;
+            r.lookup = lookup; /* 0: off; out of range: BN_E_INVALID */
             rc = bn_batcher_submit(b, &r, &e); /* copies the ids */
         }
         free(ids);
@@ -164,6 +178,12 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
     }
+
+    bn_batcher_stats st;
+    bn_batcher_stats_init(&st);
+    if (!rc && lookup && !bn_batcher_get_stats(b, &st, &e))
+        fprintf(stderr, "batch: %llu guesses, %llu kept, in %llu passes\n", (unsigned long long)st.drafted,
+                (unsigned long long)st.accepted, (unsigned long long)st.passes);
 
     for (size_t i = 0; ans && i < n_prompts; i++) {
         bn_detok_free(ans[i].dt);
