@@ -314,7 +314,7 @@ static void quant_prepare(const float *h, size_t d, int32_t off, quant_act *a)
  * q6 cost q4's two dot products plus a broadcast, a shift and a few
  * logic ops per group and row. */
 static T512Q INLINE void quant_rows(int hb, const uint8_t *w, size_t rs, size_t gs, size_t G, const quant_act *a,
-                                    int RT, int TT, float out[4][2])
+                                    int RT, int TT, float out[4][4])
 {
     const __m512i m0f = _mm512_set1_epi8(0x0f), mh = _mm512_set1_epi8(hb == 2 ? 0x30 : 0x10);
     /* The shift that brings lane b's high bits to bits 1:0 (q5: bit 2b
@@ -326,13 +326,13 @@ static T512Q INLINE void quant_rows(int hb, const uint8_t *w, size_t rs, size_t 
                                                   0x0004000400040004, 0x0002000200020002, 0x0002000200020002, 0, 0);
     const __m512i didx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
     const size_t dat = QUANT_GB(hb) - 8; /* the scales */
-    __m512 acc[4][2];
+    __m512 acc[4][4];
     _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++)
-        _Pragma("GCC unroll 2") for (int t = 0; t < TT; t++) acc[i][t] = _mm512_setzero_ps();
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) acc[i][t] = _mm512_setzero_ps();
     for (size_t g = 0; g < G; g++) {
-        __m512i qlo[2], qhi[2], cr[2];
-        __m512 dh[2];
-        _Pragma("GCC unroll 2") for (int t = 0; t < TT; t++) {
+        __m512i qlo[4], qhi[4], cr[4];
+        __m512 dh[4];
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) {
             qlo[t] = _mm512_load_si512((const void *)(a[t].q + QUANT_G * g));
             qhi[t] = _mm512_load_si512((const void *)(a[t].q + QUANT_G * g + 64));
             cr[t] = _mm512_load_si512((const void *)(a[t].cr + 16 * g));
@@ -357,7 +357,7 @@ static T512Q INLINE void quant_rows(int hb, const uint8_t *w, size_t rs, size_t 
                 didx, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(gp + dat)))));
             /* The unpacked group serves every token: each token's sum is
              * the same chain as when it is alone. */
-            _Pragma("GCC unroll 2") for (int t = 0; t < TT; t++) {
+            _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) {
                 __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ulo, qlo[t]);
                 s = _mm512_sub_epi32(_mm512_dpbusd_epi32(s, uhi, qhi[t]), cr[t]);
                 acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dh[t]), acc[i][t]);
@@ -365,13 +365,13 @@ static T512Q INLINE void quant_rows(int hb, const uint8_t *w, size_t rs, size_t 
         }
     }
     _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++)
-        _Pragma("GCC unroll 2") for (int t = 0; t < TT; t++) out[i][t] = _mm512_reduce_add_ps(acc[i][t]);
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) out[i][t] = _mm512_reduce_add_ps(acc[i][t]);
 }
 
 /* ilv: whole groups of 4 rows interleaved by group (kern_ilv.h), r0 a
  * multiple of 4; the per-row arithmetic is the same, so the results are
  * bit-identical to the row-major function's.
- * Rows [r0, r1) of TT (1 or 2) tokens: a[t]'s logits at y + t·ldy. */
+ * Rows [r0, r1) of TT (1, 2 or 4) tokens: a[t]'s logits at y + t·ldy. */
 static T512Q INLINE void quant_block(int hb, int ilv, const void *w, size_t d, size_t r0, size_t r1,
                                      const quant_act *a, int TT, float *y, size_t ldy)
 {
@@ -380,9 +380,11 @@ static T512Q INLINE void quant_block(int hb, int ilv, const void *w, size_t d, s
     size_t gb = QUANT_GB(hb), G = d / QUANT_G, rb = G * gb, q = ilv ? 1 : (r1 - r0) / 4;
     size_t rs = ilv ? gb : q * rb, gs = ilv ? 4 * gb : gb, step = ilv ? 4 : 1, end = ilv ? r1 / 4 * 4 : r0 + q;
     size_t r = r0;
-    float o[4][2];
+    float o[4][4];
     for (; r + step <= end; r += step) {
-        if (TT == 2)
+        if (TT == 4)
+            quant_rows(hb, (const uint8_t *)w + r * rb, rs, gs, G, a, 4, 4, o);
+        else if (TT == 2)
             quant_rows(hb, (const uint8_t *)w + r * rb, rs, gs, G, a, 4, 2, o);
         else
             quant_rows(hb, (const uint8_t *)w + r * rb, rs, gs, G, a, 4, 1, o);
@@ -393,7 +395,9 @@ static T512Q INLINE void quant_block(int hb, int ilv, const void *w, size_t d, s
     if (!ilv)
         r = r0 + 4 * q;
     for (; r < r1; r++) {
-        if (TT == 2)
+        if (TT == 4)
+            quant_rows(hb, (const uint8_t *)w + r * rb, rb, gb, G, a, 1, 4, o);
+        else if (TT == 2)
             quant_rows(hb, (const uint8_t *)w + r * rb, rb, gb, G, a, 1, 2, o);
         else
             quant_rows(hb, (const uint8_t *)w + r * rb, rb, gb, G, a, 1, 1, o);
@@ -406,7 +410,8 @@ static T512Q INLINE void quant_head(int hb, int ilv, const void *w, size_t d, si
                                     size_t n, float *y, size_t ldy)
 {
     /* Several tokens: each one's int8 form once, then the rows in blocks
-     * (HEAD_ROWS), two tokens per unpacked group. One token, or no memory
+     * (HEAD_ROWS), four tokens per unpacked group (the 16 accumulators stay
+     * in registers; the tokens' int8 forms are read from L1). One token, or no memory
      * for several: token by token, the same arithmetic. */
     uint8_t *all = n > 1 ? aligned_alloc(64, n * 2 * d) : NULL;
     if (!all) {
@@ -424,10 +429,13 @@ static T512Q INLINE void quant_head(int hb, int ilv, const void *w, size_t d, si
     }
     for (size_t b0 = r0; b0 < r1; b0 += HEAD_ROWS) {
         size_t b1 = r1 - b0 > HEAD_ROWS ? b0 + HEAD_ROWS : r1;
-        for (size_t t = 0; t < n; t += 2) {
-            int tt = n - t >= 2 ? 2 : 1;
-            quant_act a[2] = {quant_act_at(all + t * 2 * d, d), quant_act_at(all + (t + tt - 1) * 2 * d, d)};
+        for (size_t t = 0; t < n;) {
+            int tt = n - t >= 4 ? 4 : n - t >= 2 ? 2 : 1;
+            quant_act a[4];
+            for (int k = 0; k < 4; k++)
+                a[k] = quant_act_at(all + (t + (k < tt ? k : tt - 1)) * 2 * d, d);
             quant_block(hb, ilv, w, d, b0, b1, a, tt, y + t * ldy, ldy);
+            t += (size_t)tt;
         }
     }
     free(all);
