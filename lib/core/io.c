@@ -101,12 +101,29 @@ void bn_unmap(bn_map *m)
     memset(m, 0, sizeof *m);
 }
 
+/* A pipe between two stages (bn-convert | bn-quant | bn-pack) holds 64 KiB
+ * by default: every tensor then crosses it in thousands of small reads and
+ * writes, each a wake-up of the other side. Asking for the largest size an
+ * unprivileged process may set cuts those by 16x; a file, a terminal or a
+ * refusal leaves things as they were. */
+static void widen_pipe(int fd)
+{
+#ifdef F_SETPIPE_SZ
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+        (void)fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+#else
+    (void)fd;
+#endif
+}
+
 int bn_in_open(bn_in *in, const char *path, bn_err *e)
 {
     memset(in, 0, sizeof *in);
     in->name = path;
     if (!strcmp(path, "-")) {
         in->fp = stdin;
+        widen_pipe(fileno(stdin));
         return 0;
     }
     in->fp = fopen(path, "rb");
@@ -185,6 +202,7 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
         o->temps = *temps;
     if (!path || !strcmp(path, "-")) {
         o->fp = stdout; /* quiet-ok: the caller asked for "-" */
+        widen_pipe(fileno(stdout));
         return 0;
     }
     o->path = strdup(path);
