@@ -202,7 +202,7 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
         o->temps = *temps;
     if (!path || !strcmp(path, "-")) {
         o->fp = stdout; /* quiet-ok: the caller asked for "-" */
-        widen_pipe(fileno(stdout));
+        widen_pipe(fileno(o->fp));
         return 0;
     }
     o->path = strdup(path);
