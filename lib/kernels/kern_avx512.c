@@ -23,7 +23,13 @@
 #define INLINE inline __attribute__((always_inline))
 
 /* ILV_AHEAD: how many vectors (of 4 interleaved rows, 256 bytes) ahead
- * the interleaved GEMVs prefetch; see b3_rows_gemv. */
+ * the interleaved GEMVs prefetch. Interleaved reads are one sequential
+ * stream, which AMD's prefetchers follow by themselves (a prefetch there
+ * measured slower on Zen 4), but Intel's (Xeon with AMX) fall behind:
+ * prefetching 8 vectors (2 KiB) ahead took 2B4T decode from interleaved
+ * b3+q5 rows from 13.7 to 18.8 t/s at 1 thread and 25.3 to 33.9 at 2 (2
+ * and 16 ahead: 17.8, 17.1). A prefetch past a matrix's end is harmless
+ * (it never faults). */
 enum { W = 64, ILV_AHEAD = 8 };
 
 /* Σ of the first nb bytes (a multiple of 64) of q, as signed. */
@@ -303,8 +309,7 @@ static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_
             /* row-major: the next 4-row group, one line per row and
              * vector: the hardware prefetchers stop at 4 KiB pages, which
              * a group of short rows crosses often. Interleaved rows are
-             * one stream, prefetched ILV_AHEAD vectors ahead (see
-             * b3_rows_gemv). */
+             * one stream, prefetched ILV_AHEAD vectors ahead. */
             if (vs == W)
                 _mm_prefetch((const char *)(w + (r + 4) * rs + vs * v), _MM_HINT_T0);
             else /* 2B4T t2+q5 decode 16.2 -> 18.4 t/s at 1 thread, 28.7 -> 32.5 at 2 */
@@ -488,43 +493,24 @@ static T512 INLINE int64_t sum64(__m512i v)
     return _mm512_reduce_add_epi64(w);
 }
 
-/* RT rows (up to 4) from w: row i's 64-byte vector v at w + i·rs + v·vs
- * (row-major: rs = row bytes, vs = 64; interleaved: rs = 64, vs = 256).
- * The GEMV now runs only its last 1-3 row-major rows here (groups of 4
- * go to b3_gemv4); what follows is how its prefetches were chosen.
- * Row-major reads prefetch the next group, one line per row and vector:
- * the hardware prefetchers stop at 4 KiB pages, which a group of short
- * rows crosses often. Interleaved reads are one sequential stream, which
- * AMD's prefetchers follow by themselves (a prefetch there measured
- * slower on Zen 4), but Intel's (Xeon with AMX) fall behind: prefetching
- * ILV_AHEAD vectors (2 KiB) ahead took 2B4T b3+q5 decode from 13.7 to 18.8
- * t/s at 1 thread and 25.3 to 33.9 at 2 (2 and 16 ahead: 17.8, 17.1). A
- * prefetch past a matrix's end is harmless (it never faults). */
-static T512 INLINE void b3_rows_gemv(const uint8_t *w, size_t rs, size_t vs, size_t V, const int8_t *q, int RT,
-                                     int64_t out[4])
+/* One row-major row (the GEMV's last 1-3 rows, and the padded last block
+ * of a row): vector v at w + 64·v, each load prefetching the line 4 rows
+ * (rs bytes each) ahead, as the hardware prefetchers stop at 4 KiB pages. */
+static T512 INLINE int64_t b3_row_gemv(const uint8_t *w, size_t rs, size_t V, const int8_t *q)
 {
-    __m512i a1[4], a2[4];
-    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) a1[r] = a2[r] = _mm512_setzero_si512();
+    __m512i a1 = _mm512_setzero_si512(), a2 = a1;
     for (size_t v = 0; v < V; v++) {
         const int8_t *qv = q + B3_BLK * v;
-        __m512i m[4];
-        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
-            m[r] = _mm512_loadu_si512((const void *)(w + (size_t)r * rs + vs * v));
-            if (vs == 64)
-                _mm_prefetch((const char *)(w + (size_t)(r + 4) * rs + vs * v), _MM_HINT_T0);
-            else
-                _mm_prefetch((const char *)(w + (size_t)r * rs + vs * (v + ILV_AHEAD)), _MM_HINT_T0);
-        }
+        __m512i m = _mm512_loadu_si512((const void *)(w + 64 * v));
+        _mm_prefetch((const char *)(w + 4 * rs + 64 * v), _MM_HINT_T0);
         _Pragma("GCC unroll 5") for (int j = 0; j < 5; j++) {
             __m512i a = _mm512_loadu_si512((const void *)(qv + 64 * j));
-            _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
-                a1[r] = _mm512_dpbusd_epi32(a1[r], m[r], a);
-                m[r] = _mm512_add_epi8(m[r], _mm512_add_epi8(m[r], m[r]));
-                a2[r] = _mm512_dpbusd_epi32(a2[r], m[r], a);
-            }
+            a1 = _mm512_dpbusd_epi32(a1, m, a);
+            m = _mm512_add_epi8(m, _mm512_add_epi8(m, m));
+            a2 = _mm512_dpbusd_epi32(a2, m, a);
         }
     }
-    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) out[r] = (3 * sum64(a1[r]) - sum64(a2[r])) / 256;
+    return (3 * sum64(a1) - sum64(a2)) / 256;
 }
 
 /* The last, partial block of a row (k not a multiple of 320) runs through
@@ -666,62 +652,35 @@ static T512 INLINE void b3_gemv4(const uint8_t *w, size_t rs, size_t vs, size_t 
     sum4(d, out);
 }
 
-/* How far ahead (in vectors: of 4 interleaved rows, 256 bytes; of one
- * row-major row, 64 bytes, in each of its 4 streams) the b3 GEMV
- * prefetches. Interleaved: with the loop above at ~5 cycles a
- * block, ILV_AHEAD's 2 KiB gained nothing on Zen 5 over no prefetch at
- * all, while 6-10 KiB ahead read a 76 MB matrix (the 100B shape's FFN) 15-25%
- * faster, one thread (8 KiB: 34 GB/s against a 39 GB/s read probe, one
- * quiet moment of a shared machine). */
-enum { B3_ILV_AHEAD = 32 };
+/* How far ahead (in vectors of 64 bytes, in each of the 4 streams) the
+ * b3 GEMV prefetches: 2 KiB a stream. */
+enum { B3_AHEAD = 32 };
 
-/* ilv: whole groups of 4 rows interleaved (kern_ilv.h), the rest
- * row-major; r0 is then a multiple of 4. Interleaved groups are one
- * stream, prefetched B3_ILV_AHEAD vectors ahead. Row-major matrices (a
- * model run from its file mapping: the 100B shape has no room for an
- * interleaved copy) take their 4 rows from the range's quarters, four
- * long streams each prefetched as many vectors (2 KiB) ahead: 4 adjacent
- * rows restarted four streams every 4 rows of 1.6 KB (one Zen 5 thread,
- * the 100B shape's 45568 x 8192 FFN matrix, thread CPU time on a shared
- * machine: 20 GB/s, now 35, 4 KiB pages or huge; the loop itself runs 37
- * from L2). Each row's sum is exact either way. */
-static T512 INLINE void b3_gemv_impl(int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
-                                     const int8_t *q, float s, float *y)
-{
-    size_t rb = bn_packed_row_bytes(BN_B3, k), V = k / B3_BLK, c0 = B3_BLK * V;
-    size_t quarter = ilv ? 1 : (r1 - r0) / 4, step = ilv ? 4 : 1, end = ilv ? r1 / 4 * 4 : r0 + quarter;
-    size_t rs = ilv ? 64 : quarter * rb, vs = ilv ? 4 * 64 : 64, pf = B3_ILV_AHEAD * vs;
-    _Alignas(64) int8_t pad[B3_BLK];
-    int32_t qs = qsum(q, c0); /* c0 is a multiple of 64 */
-    size_t rem = b3_pad(q, k, c0, pad, &qs);
-    int64_t out[4], o2[4];
-    size_t r = r0;
-    for (; r + step <= end; r += step) {
-        int32_t d[4];
-        b3_gemv4(w + r * rb, rs, vs, pf, V, q, rem ? pad : NULL, d);
-        for (size_t i = 0; i < 4; i++)
-            y[r + i * quarter] = bn_kern_out(d[i] - qs, s, beta);
-    }
-    if (!ilv)
-        r = r0 + 4 * quarter;
-    for (; r < r1; r++) {
-        b3_rows_gemv(w + r * rb, rb, 64, V, q, 1, out);
-        if (rem)
-            b3_rows_gemv(w + r * rb + 64 * V, rb, 64, 1, pad, 1, o2);
-        y[r] = bn_kern_out((int32_t)(out[0] + (rem ? o2[0] : 0)) - qs, s, beta);
-    }
-}
-
+/* b3 rows are row-major (bn_ilv_find never interleaves them): 4 rows at a
+ * time from the range's quarters, four long streams each prefetched
+ * B3_AHEAD vectors ahead. 4 adjacent rows restarted four streams every 4
+ * rows of 1.6 KB (one Zen 5 thread, the 100B shape's 45568 x 8192 FFN
+ * matrix, thread CPU time on a shared machine: 20 GB/s, now 35, 4 KiB
+ * pages or huge; the loop itself runs 37 from L2). Each row's sum is
+ * exact either way. */
 static T512 void b3_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, float s,
                          float *y)
 {
-    b3_gemv_impl(0, w, k, r0, r1, beta, q, s, y);
-}
-
-static T512 void b3_gemv_ilv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,
-                             float s, float *y)
-{
-    b3_gemv_impl(1, w, k, r0, r1, beta, q, s, y);
+    size_t rb = bn_packed_row_bytes(BN_B3, k), V = k / B3_BLK, c0 = B3_BLK * V;
+    size_t quarter = (r1 - r0) / 4, rs = quarter * rb, pf = B3_AHEAD * 64;
+    _Alignas(64) int8_t pad[B3_BLK];
+    int32_t qs = qsum(q, c0); /* c0 is a multiple of 64 */
+    size_t rem = b3_pad(q, k, c0, pad, &qs);
+    for (size_t r = r0; r < r0 + quarter; r++) {
+        int32_t d[4];
+        b3_gemv4(w + r * rb, rs, 64, pf, V, q, rem ? pad : NULL, d);
+        for (size_t i = 0; i < 4; i++)
+            y[r + i * quarter] = bn_kern_out(d[i] - qs, s, beta);
+    }
+    for (size_t r = r0 + 4 * quarter; r < r1; r++) {
+        int64_t d = b3_row_gemv(w + r * rb, rb, V, q) + (rem ? b3_row_gemv(w + r * rb + 64 * V, rb, 1, pad) : 0);
+        y[r] = bn_kern_out((int32_t)d - qs, s, beta);
+    }
 }
 
 static T512 INLINE __m512i b3_digits(__m512i m)
@@ -731,8 +690,8 @@ static T512 INLINE __m512i b3_digits(__m512i m)
     return _mm512_mask_blend_epi8(k2, _mm512_maskz_mov_epi8(k1, _mm512_set1_epi8(1)), _mm512_set1_epi8(2));
 }
 
-/* RT rows × TT tokens; row i's vector v at w + i·rs + v·vs (as
- * b3_rows_gemv). */
+/* RT rows × TT tokens; row i's vector v at w + i·rs + v·vs (row-major
+ * rows: rs their bytes, vs 64). */
 static T512 INLINE void b3_tile(const uint8_t *w, size_t rs, size_t vs, size_t V, const int8_t *q, size_t ldq, int RT,
                                 int TT, int32_t out[4][4])
 {
@@ -778,8 +737,8 @@ static T512 INLINE void b3_tile_any(const uint8_t *w, size_t rs, size_t vs, size
 #undef B3_TT
 }
 
-/* ilv as in b3_gemv_impl. */
-static T512 INLINE void b3_gemm_impl(int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
+/* Row-major rows, 4 at a time, 4 tokens at a time. */
+static T512 void b3_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                                      const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy)
 {
     size_t rb = bn_packed_row_bytes(BN_B3, k), V = k / B3_BLK, c0 = B3_BLK * V;
@@ -792,8 +751,7 @@ static T512 INLINE void b3_gemm_impl(int ilv, const uint8_t *w, size_t k, size_t
     }
     for (size_t r = r0, rt; r < r1; r += rt) {
         rt = r1 - r >= 4 ? 4 : 1; /* the last 1-3 rows one at a time */
-        /* a whole group (interleaved or not) or one row-major row */
-        size_t rs = rt == 4 && ilv ? 64 : rb, vs = rt == 4 && ilv ? 4 * 64 : 64;
+        size_t rs = rb, vs = 64;
         const uint8_t *wr = w + r * rb;
         for (size_t t = 0; t < n; t += 4) {
             int tt = n - t >= 4 ? 4 : (int)(n - t);
@@ -809,18 +767,6 @@ static T512 INLINE void b3_gemm_impl(int ilv, const uint8_t *w, size_t k, size_t
                 }
         }
     }
-}
-
-static T512 void b3_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,
-                         const float *s, size_t n, size_t ldq, float *y, size_t ldy)
-{
-    b3_gemm_impl(0, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);
-}
-
-static T512 void b3_gemm_ilv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,
-                             const float *s, size_t n, size_t ldq, float *y, size_t ldy)
-{
-    b3_gemm_impl(1, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);
 }
 
 /* Natural order: quantize_impl's whole-vector path, bit-identical to
@@ -843,12 +789,14 @@ const bn_kernels *bn_kernels_avx512(uint32_t layout)
 
 /* The amx sets: this file's quantize and GEMV (decode streams weights,
  * where tiles gain nothing), kern_amx.c's GEMM for prefill. */
-#define AMX_FUNCS(L, name)                                                                                        \
+#define AMX_GEMM(L, name)                                                                                         \
     static void name##_gemm_amx(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,  \
                                 const float *s, size_t n, size_t ldq, float *y, size_t ldy)                      \
     {                                                                                                            \
         bn_amx_gemm(L, 0, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                            \
-    }                                                                                                            \
+    }
+#define AMX_FUNCS(L, name)                                                                                        \
+    AMX_GEMM(L, name)                                                                                             \
     static void name##_gemm_amx_ilv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,              \
                                     const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy) \
     {                                                                                                            \
@@ -856,7 +804,7 @@ const bn_kernels *bn_kernels_avx512(uint32_t layout)
     }
 AMX_FUNCS(BN_T2, t2)
 AMX_FUNCS(BN_I2S, i2s)
-AMX_FUNCS(BN_B3, b3)
+AMX_GEMM(BN_B3, b3) /* b3 is never interleaved */
 
 static const bn_kernels amx_t2 = {"amx", BN_T2, t2_quantize, t2_gemm_amx, t2_gemv, t2_gemm_f32};
 static const bn_kernels amx_i2s = {"amx", BN_I2S, i2s_quantize, i2s_gemm_amx, i2s_gemv, i2s_gemm_f32};
@@ -867,20 +815,20 @@ const bn_kernels *bn_kernels_amx(uint32_t layout)
     return k2_by_layout(layout, &amx_t2, &amx_i2s, &amx_b3);
 }
 
-static const bn_ilv_kernels ilv_b3 = {BN_B3, b3_gemm_ilv, b3_gemv_ilv};
 static const bn_ilv_kernels ilv_t2 = {BN_T2, t2_gemm_ilv, t2_gemv_ilv};
 static const bn_ilv_kernels ilv_i2s = {BN_I2S, i2s_gemm_ilv, i2s_gemv_ilv};
-static const bn_ilv_kernels ilv_amx_b3 = {BN_B3, b3_gemm_amx_ilv, b3_gemv_ilv};
 static const bn_ilv_kernels ilv_amx_t2 = {BN_T2, t2_gemm_amx_ilv, t2_gemv_ilv};
 static const bn_ilv_kernels ilv_amx_i2s = {BN_I2S, i2s_gemm_amx_ilv, i2s_gemv_ilv};
 
 /* The 2-bit layouts only when a row is whole vectors (k a multiple of
- * 4·W): a row's tail past them is read per column from row-major bytes. */
+ * 4·W): a row's tail past them is read per column from row-major bytes.
+ * Never b3: its GEMV reads four long streams from the quarters of a
+ * range, which on the 100B shape (one Zen 5 thread, huge pages) read 89%
+ * of the bandwidth against 77% for interleaved rows, and the same on
+ * 2B4T; interleaving's prefill gain (about 10%) does not pay for that. */
 const bn_ilv_kernels *bn_ilv_find(const bn_kernels *set, size_t k)
 {
-    int amx = set == &amx_t2 || set == &amx_i2s || set == &amx_b3;
-    if ((set == &set_b3 || set == &amx_b3) && bn_packed_row_bytes(BN_B3, k) % BN_ILV_UNIT == 0)
-        return amx ? &ilv_amx_b3 : &ilv_b3;
+    int amx = set == &amx_t2 || set == &amx_i2s;
     if ((set == &set_t2 || set == &set_i2s || set == &amx_t2 || set == &amx_i2s) && k % (4 * W) == 0 &&
         bn_packed_row_bytes(set->layout, k) % BN_ILV_UNIT == 0) {
         if (set->layout == BN_T2)

@@ -313,14 +313,11 @@ static void drop_mapped(const void *p, uint64_t n, int evict)
     madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-/* b3 rows stay as stored: its GEMV reads four long streams from the
- * quarters of a range, which on the 100B shape (one Zen 5 thread, huge
- * pages) read 89% of the bandwidth against 77% for the interleaved copy,
- * and the same on 2B4T; the interleaved GEMM's prefill gain (about 10%)
- * does not pay for that. */
+/* Rows are interleaved where the kernel set has interleaved kernels for
+ * them (bn_ilv_find: never b3), else copied as stored. */
 static void copy_mat(bn_model *m, bn_mat *w, uint8_t **at, int mapped, int evict)
 {
-    const bn_ilv_kernels *ik = w->type == BN_B3 ? NULL : bn_ilv_find(m->kern, w->cols);
+    const bn_ilv_kernels *ik = bn_ilv_find(m->kern, w->cols);
     uint64_t rb = bn_packed_row_bytes(w->type, w->cols);
     const uint8_t *src = w->data;
     if (ik && rb && rb * w->rows <= w->bytes) {
