@@ -394,6 +394,24 @@ typedef struct bn_generate_params {
     size_t n_stop_ids;
     int ignore_model_stops;   /* 1: the model's own stop tokens do not stop */
     unsigned detok_flags;     /* BN_DETOK_SKIP_SPECIAL (default) or 0 */
+    /* (since 0.3.0) Speculative decoding, as bn_batcher_request's: each
+     * decode pass also checks up to draft_max guessed tokens and keeps the
+     * longest prefix the model agrees with, so one pass (one read of the
+     * weights) may give several tokens, handed out one per
+     * bn_generate_next. Greedy, the tokens are exactly those without it;
+     * sampled with a draft model, they follow the model's distribution
+     * (rejection sampling) but are other draws than without. lookup:
+     * prompt lookup, guesses found by matching the last lookup..1 tokens
+     * against the prompt and text so far (1..64; 0, default: off). draft:
+     * a draft model's context (a second bn_ctx over a smaller model with
+     * the same tokenizer; the same vocabulary size is checked) whose model
+     * guesses (not with lookup); borrowed, and what it holds changes with
+     * every answer; NULL (default): none. draft_max: the most guesses a
+     * pass checks (1..127; 0, default: 8; it adapts below that to how
+     * many are kept). bn_generator_get_stats counts the guesses. */
+    uint32_t lookup;
+    uint32_t draft_max;
+    bn_ctx *draft;
 } bn_generate_params;
 
 #define bn_generate_params_init(p) bn_generate_params_defaults((p), sizeof *(p))
@@ -402,7 +420,9 @@ BN_API void bn_generate_params_defaults(bn_generate_params *p, size_t size);
 typedef struct bn_generator bn_generator;
 
 /* Generation in a context with a sampler; t NULL: ids only (no text, no
- * stop strings). The strings and ids in p are copied; p NULL: defaults. */
+ * stop strings). The strings and ids in p are copied; p NULL: defaults.
+ * BN_E_INVALID: a parameter out of range, lookup with a draft, a draft
+ * context that is c or whose vocabulary is not the model's. */
 BN_API bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const bn_generate_params *p,
                                       bn_err *e);
 BN_API void bn_generator_free(bn_generator *g);
@@ -419,6 +439,26 @@ BN_API int bn_generator_prompt(bn_generator *g, const uint32_t *ids, size_t n, b
 BN_API int bn_generate_next(bn_generator *g, uint32_t *id, const uint8_t **text, size_t *len, bn_err *e);
 /* The BN_STOP_* reason once bn_generate_next has returned 0; 0 before. */
 BN_API int bn_generator_stop_reason(const bn_generator *g);
+
+/* (since 0.3.0) What a generator has done since bn_generator_new, over
+ * all its prompts. tokens / passes is tokens per weight pass: about 1 in
+ * plain decoding (the first token of an answer comes from the prompt's
+ * pass, the last is never evaluated), more when guesses are kept;
+ * accepted / drafted is the share of guesses kept. */
+typedef struct bn_generator_stats {
+    size_t size;       /* set by bn_generator_stats_init */
+    uint64_t passes;   /* decode passes: forward passes over generated tokens
+                          (a token and the guesses after it) */
+    uint64_t tokens;   /* tokens generated (handed out by bn_generate_next) */
+    uint64_t drafted;  /* guesses checked in the passes */
+    uint64_t accepted; /* guesses the model agreed with (kept) */
+} bn_generator_stats;
+
+#define bn_generator_stats_init(s) bn_generator_stats_defaults((s), sizeof *(s))
+BN_API void bn_generator_stats_defaults(bn_generator_stats *s, size_t size);
+/* Fills the fields of *s that its size (set by bn_generator_stats_init)
+ * covers. BN_E_INVALID: g or s NULL, or s->size not set. */
+BN_API int bn_generator_get_stats(const bn_generator *g, bn_generator_stats *s, bn_err *e);
 
 /* Called for each generated token with its text (which may be empty), and
  * once more with BN_NO_TOKEN if text was held back to the end. A nonzero
@@ -550,8 +590,8 @@ typedef struct bn_batcher_event {
 BN_API int bn_batcher_step(bn_batcher *b, const bn_batcher_event **ev, size_t *n_ev, bn_err *e);
 
 /* (since 0.3.0) What a batcher has done since bn_batcher_new, over all its
- * requests. drafted/accepted is the share of guesses kept; (tokens the
- * speculative requests got) / spec_passes is tokens per weight pass. */
+ * requests. accepted / drafted is the share of guesses kept;
+ * spec_tokens / spec_passes is tokens per weight pass. */
 typedef struct bn_batcher_stats {
     size_t size;           /* set by bn_batcher_stats_init */
     uint64_t passes;       /* forward passes (bn_batcher_step calls that ran one) */
@@ -559,6 +599,9 @@ typedef struct bn_batcher_stats {
     uint64_t spec_passes;  /* decode passes of requests with lookup or draft */
     uint64_t drafted;      /* guesses checked in them */
     uint64_t accepted;     /* guesses the model agreed with (kept) */
+    uint64_t spec_tokens;  /* tokens the speculative requests got in their
+                              decode passes: spec_tokens / spec_passes is
+                              tokens per weight pass */
 } bn_batcher_stats;
 
 #define bn_batcher_stats_init(s) bn_batcher_stats_defaults((s), sizeof *(s))

@@ -66,6 +66,10 @@ C
     [ "$(echo $(cat "$T/api.ids"))" = "$(echo $(cat "$T/infer.ids"))" ]
     bn-infer -m "$T/tiny.bn" -p "$prompt" -n 32 --temp 0 >"$T/infer.txt"
     cmp "$T/api.txt" "$T/infer.txt"
+    # prompt lookup (bn_generate_params.lookup): the same text, guesses counted
+    "$T/generate" -l 3 "$T/tiny.bn" "$prompt" 32 >"$T/lookup.txt" 2>"$T/lookup.err"
+    cmp "$T/lookup.txt" "$T/infer.txt"
+    grep -Eq '^generate: [0-9]+ guesses, [0-9]+ kept; [0-9]+ tokens in [0-9]+ passes$' "$T/lookup.err"
     # errors come as a message and a status
     run "$T/generate" "$T/missing.bn" "$prompt"
     [ "$status" -eq 1 ]

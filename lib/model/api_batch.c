@@ -269,6 +269,7 @@ int bn_batcher_get_stats(const bn_batcher *b, bn_batcher_stats *s, bn_err *e)
         .spec_passes = st.spec_passes,
         .drafted = st.drafted,
         .accepted = st.accepted,
+        .spec_tokens = st.spec_tokens,
     };
     size_t size = s->size;
     bn_params_fill(s, size, &full, sizeof full); /* the caller's fields only, its size kept */

@@ -626,6 +626,7 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
             }
             if (event(b, r, id, fin, e))
                 return -1;
+            b->st.spec_tokens += r->lookup && decoding && id != BN_BATCH_NO_TOKEN;
             if (fin || j == nd || id != r->draft[j])
                 break;
             b->st.accepted++;

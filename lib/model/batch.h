@@ -97,8 +97,9 @@ typedef struct bn_batch_stats {
     uint64_t shared;         /* prompt positions taken from another sequence's blocks */
     uint64_t set_back;       /* sequences set back for the KV budget */
     /* prompt lookup: a request's decode passes (its token and its drafts
-     * checked in one pass), tokens drafted in them, drafts accepted */
-    uint64_t spec_passes, drafted, accepted;
+     * checked in one pass), tokens drafted in them, drafts accepted, and
+     * the tokens those passes gave */
+    uint64_t spec_passes, drafted, accepted, spec_tokens;
 } bn_batch_stats;
 void bn_batch_get_stats(const bn_batch *b, bn_batch_stats *st);
 

@@ -5,7 +5,15 @@
  * until it cannot be (and a stop string itself is never shown), as
  * bn-infer does (generate.c): greedy runs of the two give the same tokens
  * and the same text. A sampled token is evaluated only when the next step
- * needs its logits, so stopping costs no forward pass. */
+ * needs its logits, so stopping costs no forward pass.
+ *
+ * With prompt lookup or a draft model (speculative decoding) that pass
+ * evaluates the token and guesses after it, a logits row each; the
+ * following steps decide tokens from those rows, as bn-infer's answer
+ * loop does (generate.c), while each is the guess its row checked, and
+ * the guesses not kept leave the cache. */
+#include "draft.h"
+#include "lookup.h"
 #include "model.h"
 #include "stopstr.h"
 #include "sampler.h"
@@ -35,6 +43,14 @@ struct bn_generator {
     size_t n_pend, cap_pend;
     uint8_t *out;         /* what the last step handed out */
     size_t cap_out;
+    /* speculative decoding: lookup (lk) or a draft model (draft) */
+    int spec;
+    bn_lookup lk;
+    bn_draft *draft;
+    uint32_t *text;       /* n_ctx: the text, then the pass's token and guesses */
+    size_t acc;           /* positions kept: text[acc] is the guess row `row` checks */
+    size_t nd, row;       /* guesses in the pass; the logits row that decides next */
+    uint64_t passes, tokens, drafted, accepted; /* bn_generator_stats */
 };
 
 static void gen_defaults(bn_generate_params *p)
@@ -67,6 +83,10 @@ void bn_generator_free(bn_generator *g)
     free(g->logits);
     free(g->pend);
     free(g->out);
+    if (g->draft)
+        bn_draft_release(g->draft);
+    free(g->draft);
+    free(g->text);
     free(g);
 }
 
@@ -91,6 +111,10 @@ bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, 
                       : o.n_stop && !t                         ? "stop strings need a tokenizer"
                       : o.n_stop_ids && !o.stop_ids            ? "stop_ids is NULL"
                       : o.detok_flags & ~(unsigned)BN_DETOK_SKIP_SPECIAL ? "unknown detok_flags"
+                      : o.lookup > 64                          ? "lookup must be 0 to 64"
+                      : o.draft_max > BN_KERN_MAX_N - 1        ? "draft_max must be 0 to 127"
+                      : o.lookup && o.draft                    ? "draft and lookup exclude each other"
+                      : o.draft && o.draft == c                ? "the draft context is the context itself"
                                                                : NULL;
     for (size_t i = 0; !bad && i < o.n_stop; i++)
         if (!o.stop[i] || !*o.stop[i])
@@ -100,6 +124,8 @@ bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, 
         bad = "the sampler's vocabulary is not the model's";
     if (!bad && t && bn_tokenizer_n_vocab(t) != m->hp.n_vocab)
         bad = "the tokenizer's vocabulary is not the model's";
+    if (!bad && o.draft && bn_ctx_model(o.draft)->hp.n_vocab != m->hp.n_vocab)
+        bad = "the draft model's vocabulary is not the model's";
     if (bad) {
         bn_fail_code(e, BN_E_INVALID, "bn_generator_new: %s", bad);
         return NULL;
@@ -111,8 +137,26 @@ bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, 
     g->s = s;
     g->n_predict = o.n_predict;
     g->model_stops = !o.ignore_model_stops;
-    if (!(g->logits = malloc((size_t)m->hp.n_vocab * sizeof *g->logits)))
+    g->spec = o.lookup || o.draft;
+    uint32_t k = o.draft_max ? o.draft_max : 8;
+    if (k > BN_KERN_MAX_N - 1)
+        k = BN_KERN_MAX_N - 1;
+    /* a row of logits for the token and each guess a pass checks */
+    size_t rows = g->spec ? (size_t)k + 1 : 1;
+    if (!(g->logits = malloc(rows * m->hp.n_vocab * sizeof *g->logits)))
         return new_failed(g, e);
+    if (g->spec && !(g->text = malloc((size_t)bn_ctx_n_ctx(c) * sizeof *g->text)))
+        return new_failed(g, e);
+    bn_lookup_init(&g->lk, o.lookup, k);
+    if (o.draft) {
+        if (!(g->draft = malloc(sizeof *g->draft)))
+            return new_failed(g, e);
+        if (bn_draft_init(g->draft, o.draft, &s->o, k, e)) {
+            free(g->draft);
+            g->draft = NULL;
+            return new_failed(g, e);
+        }
+    }
     if (o.n_stop && !(g->stop = calloc(o.n_stop, sizeof *g->stop)))
         return new_failed(g, e);
     for (; g->n_stop < o.n_stop; g->n_stop++)
@@ -158,6 +202,10 @@ int bn_generator_prompt(bn_generator *g, const uint32_t *ids, size_t n, bn_err *
         return rc;
     g->primed = 1;
     g->has_pending = 0;
+    g->acc = n;
+    g->nd = g->row = 0;
+    if (g->spec)
+        memcpy(g->text, ids, n * sizeof *ids);
     g->n_gen = 0;
     g->stop_reason = 0;
     g->n_pend = 0;
@@ -218,6 +266,8 @@ static int hand_out(bn_generator *g, size_t n, const uint8_t **text, size_t *len
 static int finish(bn_generator *g, int reason, const uint8_t **text, size_t *len, bn_err *e)
 {
     g->stop_reason = reason;
+    if (g->spec) /* guesses past the answer's end */
+        bn_ctx_truncate(g->c, (uint32_t)g->acc);
     if (g->t) {
         const uint8_t *b;
         size_t n;
@@ -242,6 +292,54 @@ static int is_stop(const bn_generator *g, uint32_t id)
     return 0;
 }
 
+/* Speculative decoding's pass: the pending token at position acc and the
+ * guesses after it (g->text holds the text before them), a logits row
+ * each. The guesses fit the context and the tokens n_predict leaves. */
+static int spec_pass(bn_generator *g, bn_err *e)
+{
+    size_t pos = g->acc, limit = bn_ctx_n_ctx(g->c) - 1 - pos, nd = 0;
+    if (g->n_predict >= 0 && (size_t)(g->n_predict - g->n_gen - 1) < limit)
+        limit = (size_t)(g->n_predict - g->n_gen - 1);
+    if (limit > BN_KERN_MAX_N - 1)
+        limit = BN_KERN_MAX_N - 1;
+    g->text[pos] = g->pending;
+    uint32_t *guess = g->text + pos + 1;
+    if (!g->draft)
+        nd = bn_lookup_draft(&g->lk, g->text, pos + 1, limit, guess);
+    else {
+        int rc = bn_draft_propose(g->draft, g->text, pos + 1, limit, guess, &nd, e);
+        if (rc)
+            return rc;
+    }
+    int rc = bn_ctx_eval(g->c, g->text + pos, nd + 1, g->logits, nd ? BN_EVAL_ALL_LOGITS : 0, e);
+    if (rc)
+        return rc;
+    g->passes++;
+    g->drafted += nd;
+    g->acc = pos + 1;
+    g->nd = nd;
+    g->row = 0;
+    return 0;
+}
+
+/* After a speculative step's token tok, generation going on: a kept guess
+ * is in the cache already and the next row decides the token after it;
+ * otherwise the pass is over (the guesses after tok leave the cache) and
+ * tok starts the next one. */
+static void spec_next(bn_generator *g, uint32_t tok)
+{
+    if (g->row < g->nd && tok == g->text[g->acc]) {
+        g->accepted++;
+        g->acc++;
+        g->row++;
+        g->has_pending = 0;
+        return;
+    }
+    bn_lookup_update(g->draft ? &g->draft->k : &g->lk, g->nd, g->row);
+    bn_ctx_truncate(g->c, (uint32_t)g->acc);
+    g->nd = g->row = 0;
+}
+
 int bn_generate_next(bn_generator *g, uint32_t *id, const uint8_t **text, size_t *len, bn_err *e)
 {
     if (id)
@@ -261,17 +359,31 @@ int bn_generate_next(bn_generator *g, uint32_t *id, const uint8_t **text, size_t
         return rc ? rc : 0;
     }
     if (g->has_pending) {
-        int rc = bn_ctx_eval(g->c, &g->pending, 1, g->logits, 0, e);
+        int rc = g->spec ? spec_pass(g, e) : bn_ctx_eval(g->c, &g->pending, 1, g->logits, 0, e);
         if (rc)
             return rc;
+        g->passes += !g->spec;
         g->has_pending = 0;
     }
-    uint32_t tok = bn_sampler_sample(g->s, g->logits, bn_ctx_tokens(g->c), bn_ctx_pos(g->c));
+    uint32_t tok;
+    size_t held; /* positions of the text before tok */
+    if (g->spec) {
+        /* row `row` decides, checking the guess text[acc] while there is one */
+        float *row = g->logits + g->row * (size_t)g->s->n_vocab;
+        held = g->acc;
+        tok = g->row < g->nd ? bn_sampler_verify_dist(g->s, row, g->text, held, g->text[held],
+                                                      g->draft ? bn_draft_q(g->draft, g->row) : NULL)
+                             : bn_sampler_sample(g->s, row, g->text, held);
+    } else {
+        held = bn_ctx_pos(g->c);
+        tok = bn_sampler_sample(g->s, g->logits, bn_ctx_tokens(g->c), held);
+    }
     if (is_stop(g, tok)) {
         int rc = finish(g, BN_STOP_TOKEN, text, len, e);
         return rc ? rc : 0;
     }
     g->n_gen++;
+    g->tokens++;
     if (id)
         *id = tok;
     size_t ready = 0;
@@ -289,25 +401,55 @@ int bn_generate_next(bn_generator *g, uint32_t *id, const uint8_t **text, size_t
             g->n_pend = 0;
             bn_detok_flush(&g->dt, &b, &n);
             g->stop_reason = BN_STOP_STRING;
+            if (g->spec) /* guesses past the answer's end */
+                bn_ctx_truncate(g->c, (uint32_t)g->acc);
             return r ? r : 1;
         }
         ready = g->n_pend - bn_stop_hold(g->pend, g->n_pend, (const char *const *)g->stop, g->n_stop);
     }
     /* The last token of the answer takes everything held back with it. */
     int reason = g->n_predict >= 0 && g->n_gen >= g->n_predict ? BN_STOP_LENGTH
-                 : bn_ctx_pos(g->c) >= bn_ctx_n_ctx(g->c)     ? BN_STOP_CONTEXT
+                 : held >= bn_ctx_n_ctx(g->c)                 ? BN_STOP_CONTEXT
                                                                : 0;
     int rc = reason ? finish(g, reason, text, len, e) : hand_out(g, ready, text, len, e);
     if (rc)
         return rc;
     g->pending = tok;
     g->has_pending = !reason;
+    if (g->spec && !reason)
+        spec_next(g, tok);
     return 1;
 }
 
 int bn_generator_stop_reason(const bn_generator *g)
 {
     return g ? g->stop_reason : 0;
+}
+
+void bn_generator_stats_defaults(bn_generator_stats *s, size_t size)
+{
+    bn_generator_stats d;
+    memset(&d, 0, sizeof d);
+    d.size = sizeof d;
+    bn_params_fill(s, size, &d, sizeof d);
+}
+
+int bn_generator_get_stats(const bn_generator *g, bn_generator_stats *s, bn_err *e)
+{
+    if (!g || !s)
+        return bn_fail_code(e, BN_E_INVALID, "bn_generator_get_stats: %s is NULL", g ? "the stats" : "the generator");
+    if (s->size < sizeof s->size)
+        return bn_fail_code(e, BN_E_INVALID,
+                            "bn_generator_get_stats: the stats' size is not set (bn_generator_stats_init)");
+    bn_generator_stats full = {
+        .size = sizeof full,
+        .passes = g->passes,
+        .tokens = g->tokens,
+        .drafted = g->drafted,
+        .accepted = g->accepted,
+    };
+    bn_params_fill(s, s->size, &full, sizeof full); /* the caller's fields only, its size kept */
+    return BN_OK;
 }
 
 /* ------------------------------------------------------------ the loop */

@@ -6,30 +6,13 @@
  * request's tokens and stop reason are bn_generate's for it alone (greedy
  * and seeded, with queueing, shared prefixes, stop ids, a tight budget),
  * submit's checks, cancel, and the context handed back. */
-#include "check.h"
-
-#include <bn.h>
-#include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
-
-#define TINY "models/tiny-bitnet"
+#include "api_test_util.h"
 
 static check_ctx C;
 
 static bn_ctx *new_ctx(const bn_model *m, uint32_t n_seq, uint64_t kv_budget)
 {
-    bn_ctx_params p;
-    bn_ctx_params_init(&p);
-    p.n_threads = 2;
-    p.n_seq = n_seq;
-    p.kv_budget = kv_budget;
-    bn_err e = {0};
-    bn_ctx *c = bn_ctx_new(m, &p, &e);
-    CHECK(&C, c != NULL);
-    if (!c)
-        fprintf(stderr, "%s\n", e.msg);
-    return c;
+    return api_new_ctx(&C, m, n_seq, kv_budget);
 }
 
 /* A prompt of n ids, different for each k (ids from 10 on: plain text). */
@@ -46,18 +29,12 @@ static void prompt(uint32_t *ids, size_t n, unsigned k)
  * one sequence. */
 static void test_params(const bn_model *m)
 {
-    struct {
-        bn_ctx_params p;
-        unsigned char guard[32];
-    } buf;
-    memset(&buf, 0xAB, sizeof buf);
-    size_t old = offsetof(bn_ctx_params, n_seq);
-    bn_ctx_params_defaults(&buf.p, old);
-    CHECK(&C, buf.p.size == old && buf.p.kv_type == BN_KV_F16 && buf.p.n_ctx == 0);
-    CHECK(&C, buf.p.n_seq == 0xABABABABu); /* not written: past its size */
-    buf.p.n_threads = 1;
+    API_OLD_STRUCT(bn_ctx_params, buf, bn_ctx_params_defaults, n_seq);
+    CHECK(&C, buf.s.size == offsetof(bn_ctx_params, n_seq) && buf.s.kv_type == BN_KV_F16 && buf.s.n_ctx == 0);
+    CHECK(&C, buf.s.n_seq == 0xABABABABu); /* not written: past its size */
+    buf.s.n_threads = 1;
     bn_err e = {0};
-    bn_ctx *c = bn_ctx_new(m, &buf.p, &e); /* n_seq 0xABABABAB would be refused */
+    bn_ctx *c = bn_ctx_new(m, &buf.s, &e); /* n_seq 0xABABABAB would be refused */
     CHECK(&C, c && bn_ctx_n_seq(c) == 1);
     CHECK(&C, c && bn_ctx_seq_new(c, &e) == BN_E_INVALID && e.code == BN_E_INVALID);
     bn_ctx_free(c);
@@ -239,64 +216,6 @@ static void test_kv_full(const bn_model *m)
 #define NR 12
 #define NPRED 20
 
-typedef struct answer {
-    uint32_t ids[256];
-    size_t n;
-    int stop, ends;
-} answer;
-
-/* bn_generate's answer to request r in a context of its own. */
-static void alone_answer(const bn_model *m, const bn_batcher_request *r, answer *a)
-{
-    bn_ctx *c = new_ctx(m, 1, 0);
-    bn_err e = {0};
-    bn_sampler *s = bn_sampler_new(r->sampler, bn_model_n_vocab(m), &e);
-    bn_generate_params gp;
-    bn_generate_params_init(&gp);
-    gp.n_predict = r->n_predict;
-    gp.stop_ids = r->stop_ids;
-    gp.n_stop_ids = r->n_stop_ids;
-    uint32_t id;
-    memset(a, 0, sizeof *a);
-    bn_generator *g = bn_generator_new(c, s, NULL, &gp, &e);
-    CHECK(&C, g && bn_generator_prompt(g, r->prompt, r->n_prompt, &e) == BN_OK);
-    while (g && bn_generate_next(g, &id, NULL, NULL, &e) == 1)
-        a->ids[a->n++] = id;
-    a->stop = g ? bn_generator_stop_reason(g) : -1;
-    bn_generator_free(g);
-    bn_sampler_free(s);
-    bn_ctx_free(c);
-}
-
-/* Steps b until nothing is pending, gathering each tag's tokens (tags
- * are 0..NR-1). Returns the steps taken. */
-static int run_all(bn_batcher *b, answer *got, size_t n_got)
-{
-    int steps = 0;
-    bn_err e = {0};
-    while (bn_batcher_pending(b) && steps < 10000) {
-        const bn_batcher_event *ev;
-        size_t n;
-        CHECK(&C, bn_batcher_step(b, &ev, &n, &e) == BN_OK);
-        steps++;
-        for (size_t i = 0; i < n; i++) {
-            CHECK(&C, ev[i].tag < n_got);
-            if (ev[i].tag >= n_got)
-                continue;
-            answer *a = &got[ev[i].tag];
-            CHECK(&C, !a->ends); /* nothing after its end */
-            if (ev[i].token != BN_NO_TOKEN)
-                a->ids[a->n++] = ev[i].token;
-            if (ev[i].stop) {
-                a->stop = ev[i].stop;
-                a->ends++;
-                CHECK(&C, (ev[i].stop == BN_STOP_ERROR) == (ev[i].status != BN_OK && ev[i].error));
-            }
-        }
-    }
-    return steps;
-}
-
 /* NR requests: prompts of 3..152 tokens, four opening with the same 70
  * tokens, greedy and seeded, one without a limit, one asking for no
  * token, one with a stop id it meets, one that fills the context; and
@@ -305,7 +224,7 @@ typedef struct suite {
     uint32_t ids[NR][160], sys[70], long_prompt[250], stop_id;
     bn_sampler_params sp[NR];
     bn_batcher_request r[NR];
-    answer want[NR];
+    api_answer want[NR];
 } suite;
 
 static void make_suite(const bn_model *m, suite *u)
@@ -333,14 +252,14 @@ static void make_suite(const bn_model *m, suite *u)
     u->r[11].prompt = u->long_prompt;
     u->r[11].n_prompt = 250;
     /* request 3 is request 0 that stops at 0's fourth token */
-    alone_answer(m, &u->r[0], &u->want[0]);
+    api_alone(&C, m, &u->r[0], NULL, &u->want[0], NULL);
     u->stop_id = u->want[0].n > 3 ? u->want[0].ids[3] : 0;
     u->r[3].prompt = u->ids[0];
     u->r[3].n_prompt = u->r[0].n_prompt;
     u->r[3].stop_ids = &u->stop_id;
     u->r[3].n_stop_ids = u->stop_id ? 1 : 0;
     for (unsigned k = 1; k < NR; k++)
-        alone_answer(m, &u->r[k], &u->want[k]);
+        api_alone(&C, m, &u->r[k], NULL, &u->want[k], NULL);
     CHECK(&C, u->want[7].n == 0 && u->want[7].stop == BN_STOP_LENGTH);
     CHECK(&C, u->want[11].stop == BN_STOP_CONTEXT && u->want[11].n >= 6);
     CHECK(&C, u->stop_id && u->want[3].stop == BN_STOP_TOKEN);
@@ -361,14 +280,13 @@ static void test_batcher_matches_alone(const bn_model *m, const suite *u, uint32
     for (unsigned k = 0; k < NR; k++)
         CHECK(&C, bn_batcher_submit(b, &u->r[k], &e) == BN_OK);
     CHECK(&C, bn_batcher_pending(b) == NR);
-    answer got[NR];
+    api_answer got[NR];
     memset(got, 0, sizeof got);
-    run_all(b, got, NR);
+    api_run_all(&C, b, got, NR);
     int same = 1;
     for (unsigned k = 0; k < NR; k++) {
-        const answer *w = &u->want[k];
-        int ok = got[k].ends == 1 && got[k].stop == w->stop && got[k].n == w->n &&
-                 !memcmp(got[k].ids, w->ids, got[k].n * sizeof *got[k].ids);
+        const api_answer *w = &u->want[k];
+        int ok = api_same(&got[k], w);
         if (!ok)
             fprintf(stderr, "request %u (n_seq %u): %zu tokens, stop %d; alone %zu, stop %d\n", k, n_seq, got[k].n,
                     got[k].stop, w->n, w->stop);
@@ -424,18 +342,13 @@ static void test_batcher_errors(const bn_model *m)
     CHECK(&C, bn_batcher_pending(b) == 0);
 
     /* an older caller's request (no tag field): the tag defaults to 0 */
-    struct {
-        bn_batcher_request r;
-        unsigned char guard[16];
-    } old;
-    memset(&old, 0xAB, sizeof old);
-    bn_batcher_request_defaults(&old.r, offsetof(bn_batcher_request, tag));
-    old.r.prompt = ids;
-    old.r.n_prompt = 4;
-    old.r.sampler = NULL;
-    old.r.stop_ids = NULL;
-    old.r.n_stop_ids = 0;
-    CHECK(&C, bn_batcher_submit(b, &old.r, &e) == BN_OK);
+    API_OLD_STRUCT(bn_batcher_request, old, bn_batcher_request_defaults, tag);
+    old.s.prompt = ids;
+    old.s.n_prompt = 4;
+    old.s.sampler = NULL;
+    old.s.stop_ids = NULL;
+    old.s.n_stop_ids = 0;
+    CHECK(&C, bn_batcher_submit(b, &old.s, &e) == BN_OK);
     /* cancel: a running one and a queued one; then no more events */
     r.sampler = NULL;
     r.tag = 5;
@@ -475,9 +388,9 @@ static void test_batcher_errors(const bn_model *m)
     r.n_predict = 4;
     r.tag = 1;
     CHECK(&C, bn_batcher_submit(b, &r, &e) == BN_OK);
-    answer got[2];
+    api_answer got[2];
     memset(got, 0, sizeof got);
-    run_all(b, got, 2);
+    api_run_all(&C, b, got, 2);
     CHECK(&C, got[1].ends == 1 && got[1].stop == BN_STOP_ERROR && got[1].n == 0);
     bn_batcher_free(b);
     bn_ctx_free(c);
@@ -485,15 +398,10 @@ static void test_batcher_errors(const bn_model *m)
 
 int main(void)
 {
-    bn_model_params mp;
-    bn_model_params_init(&mp);
     bn_err e = {0};
-    bn_model *m = bn_model_open(TINY, &mp, &e);
-    CHECK(&C, m != NULL);
-    if (!m) {
-        fprintf(stderr, "%s\n", e.msg);
+    bn_model *m = api_open_tiny(&C);
+    if (!m)
         return check_done(&C, "test_api_batch");
-    }
     test_params(m);
     test_eval_batch(m);
     test_kv_full(m);

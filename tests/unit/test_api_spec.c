@@ -4,15 +4,12 @@
  * exactly the greedy tokens bn_generate gives each alone, the batcher's
  * statistics count the guesses, and bad arguments fail at once with
  * BN_E_INVALID (nothing queued). A caller built before these fields
- * still submits. */
-#include "check.h"
+ * still submits. The same for one answer at a time: a bn_generator with
+ * lookup or a draft model gives plain decoding's tokens and text (stop
+ * strings, n_predict, a full context), its statistics count passes and
+ * guesses, and its parameters are checked. */
+#include "api_test_util.h"
 
-#include <bn.h>
-#include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
-
-#define TINY "models/tiny-bitnet"
 #define NR 3
 #define NPRED 40
 
@@ -20,16 +17,7 @@ static check_ctx C;
 
 static bn_ctx *new_ctx(const bn_model *m, uint32_t n_seq)
 {
-    bn_ctx_params p;
-    bn_ctx_params_init(&p);
-    p.n_threads = 2;
-    p.n_seq = n_seq;
-    bn_err e = {0};
-    bn_ctx *c = bn_ctx_new(m, &p, &e);
-    CHECK(&C, c != NULL);
-    if (!c)
-        fprintf(stderr, "%s\n", e.msg);
-    return c;
+    return api_new_ctx(&C, m, n_seq, 0);
 }
 
 /* A prompt that repeats a phrase of 7 ids (lookup finds its n-grams),
@@ -42,53 +30,25 @@ static size_t prompt(uint32_t *ids, unsigned k)
     return n;
 }
 
-typedef struct answer {
-    uint32_t ids[NPRED + 1];
-    size_t n;
-    int stop;
-} answer;
-
-/* Greedy tokens of one prompt alone, plain decoding. */
-static void alone(const bn_model *m, const uint32_t *ids, size_t n, answer *a)
+static bn_sampler_params greedy_params(void)
 {
-    bn_ctx *c = new_ctx(m, 1);
-    bn_err e = {0};
     bn_sampler_params sp;
     bn_sampler_params_init(&sp);
-    sp.temp = 0; /* greedy */
-    bn_sampler *s = bn_sampler_new(&sp, bn_model_n_vocab(m), &e);
-    bn_generate_params gp;
-    bn_generate_params_init(&gp);
-    gp.n_predict = NPRED;
-    memset(a, 0, sizeof *a);
-    bn_generator *g = bn_generator_new(c, s, NULL, &gp, &e);
-    CHECK(&C, g && bn_generator_prompt(g, ids, n, &e) == BN_OK);
-    uint32_t id;
-    while (g && a->n <= NPRED && bn_generate_next(g, &id, NULL, NULL, &e) == 1)
-        a->ids[a->n++] = id;
-    a->stop = g ? bn_generator_stop_reason(g) : -1;
-    bn_generator_free(g);
-    bn_sampler_free(s);
-    bn_ctx_free(c);
+    sp.temp = 0;
+    return sp;
 }
 
-/* Steps b until nothing is pending, gathering tag k's tokens in got[k]. */
-static void run_all(bn_batcher *b, answer *got)
+/* A request of NPRED tokens for prompt ids[0..n) with sampler sp. */
+static bn_batcher_request request(const uint32_t *ids, size_t n, uint64_t tag, const bn_sampler_params *sp)
 {
-    bn_err e = {0};
-    for (int steps = 0; bn_batcher_pending(b) && steps < 5000; steps++) {
-        const bn_batcher_event *ev;
-        size_t n;
-        CHECK(&C, bn_batcher_step(b, &ev, &n, &e) == BN_OK);
-        for (size_t i = 0; i < n; i++) {
-            CHECK(&C, ev[i].tag < NR);
-            answer *a = &got[ev[i].tag % NR];
-            if (ev[i].token != BN_NO_TOKEN && a->n < NPRED + 1)
-                a->ids[a->n++] = ev[i].token;
-            if (ev[i].stop)
-                a->stop = ev[i].stop;
-        }
-    }
+    bn_batcher_request r;
+    bn_batcher_request_init(&r);
+    r.prompt = ids;
+    r.n_prompt = n;
+    r.n_predict = NPRED;
+    r.sampler = sp;
+    r.tag = tag;
+    return r;
 }
 
 /* NR greedy requests with lookup (draft 0) or the draft model (draft 1)
@@ -96,19 +56,17 @@ static void run_all(bn_batcher *b, answer *got)
 static void test_spec(const bn_model *m, const bn_model *dm, int draft, uint32_t lookup, uint32_t draft_max)
 {
     uint32_t ids[NR][64];
-    size_t len[NR];
-    answer want[NR], got[NR];
+    bn_batcher_request r[NR];
+    api_answer want[NR], got[NR];
+    bn_sampler_params greedy = greedy_params();
     for (unsigned k = 0; k < NR; k++) {
-        len[k] = prompt(ids[k], k);
-        alone(m, ids[k], len[k], &want[k]);
+        r[k] = request(ids[k], prompt(ids[k], k), k, &greedy);
+        api_alone(&C, m, &r[k], NULL, &want[k], NULL);
     }
     bn_ctx *c = new_ctx(m, NR), *dc = draft ? new_ctx(dm, NR) : NULL;
     bn_batcher_params bp;
     bn_batcher_params_init(&bp);
     bp.draft = dc;
-    bn_sampler_params greedy;
-    bn_sampler_params_init(&greedy);
-    greedy.temp = 0;
     bn_err e = {0};
     bn_batcher *b = bn_batcher_new(c, &bp, &e);
     CHECK(&C, b != NULL);
@@ -119,42 +77,33 @@ static void test_spec(const bn_model *m, const bn_model *dm, int draft, uint32_t
         return;
     }
     for (unsigned k = 0; k < NR; k++) {
-        bn_batcher_request r;
-        bn_batcher_request_init(&r);
-        r.prompt = ids[k];
-        r.n_prompt = len[k];
-        r.n_predict = NPRED;
-        r.tag = k;
-        r.sampler = &greedy;
-        r.lookup = draft ? 0 : lookup;
-        r.draft = draft;
-        r.draft_max = draft_max;
-        CHECK(&C, bn_batcher_submit(b, &r, &e) == BN_OK);
+        r[k].lookup = draft ? 0 : lookup;
+        r[k].draft = draft;
+        r[k].draft_max = draft_max;
+        CHECK(&C, bn_batcher_submit(b, &r[k], &e) == BN_OK);
     }
     memset(got, 0, sizeof got);
-    run_all(b, got);
-    for (unsigned k = 0; k < NR; k++)
-        if (got[k].n != want[k].n || got[k].stop != want[k].stop)
+    api_run_all(&C, b, got, NR);
+    for (unsigned k = 0; k < NR; k++) {
+        if (!api_same(&got[k], &want[k]))
             fprintf(stderr, "request %u: %zu tokens, stop %d; alone %zu, stop %d\n", k, got[k].n, got[k].stop,
                     want[k].n, want[k].stop);
-    for (unsigned k = 0; k < NR; k++)
-        CHECK(&C, got[k].n == want[k].n && got[k].stop == want[k].stop &&
-                  !memcmp(got[k].ids, want[k].ids, want[k].n * sizeof *want[k].ids));
+        CHECK(&C, api_same(&got[k], &want[k]));
+    }
     bn_batcher_stats st;
     bn_batcher_stats_init(&st);
     CHECK(&C, st.size == sizeof st && st.drafted == 0);
     CHECK(&C, bn_batcher_get_stats(b, &st, &e) == BN_OK && st.size == sizeof st);
     CHECK(&C, st.passes > 0 && st.tokens >= st.passes && st.spec_passes > 0);
     CHECK(&C, st.drafted > 0 && st.accepted > 0 && st.accepted <= st.drafted);
+    /* a speculative pass gives its kept guesses and one token more, but
+     * for a request's last pass, which may end at a stop token */
+    CHECK(&C, st.spec_tokens <= st.spec_passes + st.accepted && st.spec_tokens + NR >= st.spec_passes + st.accepted);
+    CHECK(&C, st.spec_tokens > st.spec_passes);
     if (draft) /* the draft is the model itself: it guesses right */
         CHECK(&C, st.accepted * 10 >= st.drafted * 9);
     /* an older caller's stats: only its fields written */
-    struct {
-        bn_batcher_stats s;
-        unsigned char guard[16];
-    } old;
-    memset(&old, 0xAB, sizeof old);
-    bn_batcher_stats_defaults(&old.s, offsetof(bn_batcher_stats, spec_passes));
+    API_OLD_STRUCT(bn_batcher_stats, old, bn_batcher_stats_defaults, spec_passes);
     CHECK(&C, bn_batcher_get_stats(b, &old.s, &e) == BN_OK && old.s.passes == st.passes);
     CHECK(&C, old.s.spec_passes == 0xABABABABABABABABull);
     bn_batcher_free(b);
@@ -200,32 +149,264 @@ static void test_errors(const bn_model *m)
     CHECK(&C, bn_batcher_get_stats(b, &st, &e) == BN_E_INVALID);
     /* a caller built before lookup/draft_max/draft: its request is read
      * up to its size, the rest off */
-    struct {
-        bn_batcher_request r;
-        unsigned char guard[16];
-    } old;
-    memset(&old, 0xAB, sizeof old);
-    bn_batcher_request_defaults(&old.r, offsetof(bn_batcher_request, lookup));
-    old.r.prompt = ids;
-    old.r.n_prompt = n;
-    old.r.n_predict = 2;
-    old.r.n_stop_ids = 0;
-    CHECK(&C, bn_batcher_submit(b, &old.r, &e) == BN_OK && bn_batcher_pending(b) == 1);
+    API_OLD_STRUCT(bn_batcher_request, old, bn_batcher_request_defaults, lookup);
+    old.s.prompt = ids;
+    old.s.n_prompt = n;
+    old.s.n_predict = 2;
+    old.s.n_stop_ids = 0;
+    CHECK(&C, bn_batcher_submit(b, &old.s, &e) == BN_OK && bn_batcher_pending(b) == 1);
     bn_batcher_free(b);
     bn_ctx_free(c);
     bn_ctx_free(small);
 }
 
+/* ------------------------------------------------ one answer at a time */
+
+/* A prompt with nothing to copy (no id repeats). */
+static size_t prompt_unique(uint32_t *ids)
+{
+    for (size_t i = 0; i < 40; i++)
+        ids[i] = 10 + (uint32_t)((i * 131 + 7) % 3000);
+    return 40;
+}
+
+/* The generator's statistics after an answer of n tokens that ended with
+ * stop: each pass gives its kept guesses and one token more, but the
+ * prompt's pass gives the first token and the last token is evaluated
+ * only when the answer ended at a stop token after it. */
+static void check_stats(const bn_generator_stats *st, size_t n, int stop, int spec)
+{
+    CHECK(&C, st->size == sizeof *st && st->tokens == n && st->accepted <= st->drafted);
+    if (!spec) {
+        CHECK(&C, st->drafted == 0 && st->accepted == 0);
+        CHECK(&C, st->passes + (stop != BN_STOP_TOKEN) == n || n == 0);
+    } else
+        CHECK(&C, st->passes + st->accepted <= st->tokens && st->tokens <= st->passes + st->accepted + 1);
+}
+
+/* Greedy answers of the generator with lookup or the draft model are
+ * plain decoding's tokens, for prompts that copy and one that does not,
+ * and for a prompt that fills the context; the statistics add up. */
+static void test_generator_spec(const bn_model *m, const bn_model *dm)
+{
+    bn_ctx *dc = new_ctx(dm, 1); /* borrowed by every draft answer in turn */
+    const api_spec specs[] = {{3, 4, NULL}, {1, 0, NULL}, {2, 127, NULL}, {0, 5, dc}, {0, 1, dc}};
+    enum { NS = sizeof specs / sizeof *specs, NP = NR + 2 };
+    uint32_t ids[NP][256];
+    bn_batcher_request r[NP];
+    bn_sampler_params greedy = greedy_params();
+    for (unsigned k = 0; k < NR; k++)
+        r[k] = request(ids[k], prompt(ids[k], k), k, &greedy);
+    r[NR] = request(ids[NR], prompt_unique(ids[NR]), NR, &greedy);
+    for (size_t i = 0; i < 240; i++) /* 16 positions left; a phrase that repeats */
+        ids[NR + 1][i] = 10 + (uint32_t)(i % 9) * 53;
+    r[NR + 1] = request(ids[NR + 1], 240, NR + 1, &greedy);
+    r[NR + 1].n_predict = -1;
+    uint64_t drafted[NS] = {0}, accepted[NS] = {0}, passes[NS] = {0}, tokens[NS] = {0};
+    for (unsigned k = 0; k < NP; k++) {
+        api_answer want, got;
+        bn_generator_stats st;
+        api_alone(&C, m, &r[k], NULL, &want, &st);
+        check_stats(&st, want.n, want.stop, 0);
+        if (k == NR + 1) /* the last token needs no position */
+            CHECK(&C, want.stop == BN_STOP_CONTEXT && want.n == 17);
+        for (unsigned i = 0; i < NS; i++) {
+            api_alone(&C, m, &r[k], &specs[i], &got, &st);
+            if (!api_same(&got, &want))
+                fprintf(stderr, "prompt %u, spec %u: %zu tokens, stop %d; plain %zu, stop %d\n", k, i, got.n,
+                        got.stop, want.n, want.stop);
+            CHECK(&C, api_same(&got, &want));
+            check_stats(&st, got.n, got.stop, 1);
+            drafted[i] += st.drafted, accepted[i] += st.accepted, passes[i] += st.passes, tokens[i] += st.tokens;
+        }
+    }
+    for (unsigned i = 0; i < NS; i++) {
+        CHECK(&C, drafted[i] > 0 && accepted[i] > 0 && passes[i] < tokens[i]);
+        if (specs[i].draft) /* the draft is the model itself: it guesses right */
+            CHECK(&C, accepted[i] * 10 >= drafted[i] * 9);
+    }
+    bn_ctx_free(dc);
+}
+
+/* One answer's text through bn_generate. */
+typedef struct text_answer {
+    char text[4096];
+    size_t len;
+    int rc;
+} text_answer;
+
+static int on_token(void *user, uint32_t id, const uint8_t *text, size_t len)
+{
+    text_answer *a = user;
+    if (a->len + len <= sizeof a->text) {
+        memcpy(a->text + a->len, text, len);
+        a->len += len;
+    }
+    return 0;
+}
+
+static void gen_text(const bn_model *m, bn_tokenizer *t, const uint32_t *ids, size_t n, const char *stop,
+                     const api_spec *spec, text_answer *a)
+{
+    memset(a, 0, sizeof *a);
+    bn_ctx *c = new_ctx(m, 1);
+    bn_sampler_params sp = greedy_params();
+    bn_err e = {0};
+    bn_sampler *s = bn_sampler_new(&sp, bn_model_n_vocab(m), &e);
+    bn_generate_params gp;
+    bn_generate_params_init(&gp);
+    gp.n_predict = NPRED;
+    gp.stop = &stop;
+    gp.n_stop = stop ? 1 : 0;
+    if (spec) {
+        gp.lookup = spec->lookup;
+        gp.draft_max = spec->draft_max;
+        gp.draft = spec->draft;
+    }
+    a->rc = bn_generate(c, s, t, ids, n, &gp, on_token, a, &e);
+    if (a->rc < 0)
+        fprintf(stderr, "%s\n", e.msg);
+    bn_sampler_free(s);
+    bn_ctx_free(c);
+}
+
+/* The text is plain decoding's, byte for byte, also when a stop string
+ * ends the answer in the middle of a pass's kept guesses; a generator
+ * answers a second prompt after such an end as a fresh one would; seeded
+ * sampling with a draft model repeats itself. */
+static void test_generator_text(const bn_model *m, const bn_model *dm)
+{
+    bn_err e = {0};
+    bn_tokenizer *t = bn_tokenizer_from_model(m, &e);
+    CHECK(&C, t != NULL);
+    if (!t)
+        return;
+    bn_ctx *dc = new_ctx(dm, 1);
+    const api_spec specs[] = {{3, 4, NULL}, {0, 6, dc}};
+    uint32_t ids[64];
+    size_t n = prompt(ids, 1);
+    text_answer want, got;
+    gen_text(m, t, ids, n, NULL, NULL, &want);
+    CHECK(&C, want.rc == BN_STOP_LENGTH && want.len > 8);
+    char stop[4] = {0};
+    memcpy(stop, want.text + want.len / 2, 3);
+    CHECK(&C, strlen(stop) == 3);
+    text_answer want_stop;
+    gen_text(m, t, ids, n, stop, NULL, &want_stop);
+    CHECK(&C, want_stop.rc == BN_STOP_STRING && want_stop.len < want.len);
+    for (unsigned i = 0; i < 2; i++) {
+        gen_text(m, t, ids, n, NULL, &specs[i], &got);
+        CHECK(&C, got.rc == want.rc && got.len == want.len && !memcmp(got.text, want.text, want.len));
+        gen_text(m, t, ids, n, stop, &specs[i], &got);
+        CHECK(&C, got.rc == want_stop.rc && got.len == want_stop.len && !memcmp(got.text, want_stop.text, got.len));
+    }
+
+    /* the same generator, a second prompt after a stop string: the first
+     * answer's guesses are gone from the cache */
+    bn_sampler_params sp = greedy_params();
+    bn_ctx *c = new_ctx(m, 1);
+    bn_sampler *s = bn_sampler_new(&sp, bn_model_n_vocab(m), &e);
+    bn_generate_params gp;
+    bn_generate_params_init(&gp);
+    gp.n_predict = NPRED;
+    const char *stops[1] = {stop};
+    gp.stop = stops;
+    gp.n_stop = 1;
+    gp.lookup = 2;
+    bn_generator *g = bn_generator_new(c, s, t, &gp, &e);
+    CHECK(&C, g && bn_generator_prompt(g, ids, n, &e) == BN_OK);
+    uint32_t id;
+    while (g && bn_generate_next(g, &id, NULL, NULL, &e) == 1)
+        ;
+    CHECK(&C, g && bn_generator_stop_reason(g) == BN_STOP_STRING);
+    uint32_t ids2[64];
+    size_t n2 = prompt(ids2, 2);
+    bn_sampler_params sp2 = greedy_params();
+    bn_batcher_request r2 = request(ids2, n2, 0, &sp2);
+    api_answer want2, got2;
+    memset(&got2, 0, sizeof got2);
+    api_alone(&C, m, &r2, NULL, &want2, NULL);
+    CHECK(&C, g && bn_generator_prompt(g, ids2, n2, &e) == BN_OK);
+    while (g && got2.n < NPRED + 1 && bn_generate_next(g, &id, NULL, NULL, &e) == 1)
+        got2.ids[got2.n++] = id;
+    got2.stop = bn_generator_stop_reason(g);
+    got2.ends = 1;
+    /* greedy text of ids2 may meet the stop string too: then it is shorter */
+    CHECK(&C, got2.n <= want2.n && !memcmp(got2.ids, want2.ids, got2.n * sizeof *got2.ids));
+    CHECK(&C, got2.stop == (got2.n < want2.n ? BN_STOP_STRING : want2.stop));
+    bn_generator_free(g);
+    bn_sampler_free(s);
+    bn_ctx_free(c);
+
+    /* seeded sampling with a draft model: the same seed, the same tokens */
+    bn_sampler_params seeded;
+    bn_sampler_params_init(&seeded);
+    seeded.temp = 0.9f;
+    seeded.seed = 7;
+    bn_batcher_request rs = request(ids, n, 0, &seeded);
+    api_answer a1, a2;
+    bn_generator_stats st;
+    api_alone(&C, m, &rs, &specs[1], &a1, &st);
+    api_alone(&C, m, &rs, &specs[1], &a2, NULL);
+    CHECK(&C, api_same(&a1, &a2) && a1.n <= NPRED && st.drafted > 0);
+    check_stats(&st, a1.n, a1.stop, 1);
+    bn_ctx_free(dc);
+    bn_tokenizer_free(t);
+}
+
+/* bn_generate_params' speculative fields are checked by bn_generator_new;
+ * an older caller's params and stats are read and written to their size. */
+static void test_generator_errors(const bn_model *m)
+{
+    bn_ctx *c = new_ctx(m, 1);
+    bn_sampler_params sp = greedy_params();
+    bn_err e = {0};
+    bn_sampler *s = bn_sampler_new(&sp, bn_model_n_vocab(m), &e);
+    bn_generate_params gp;
+    bn_generate_params_init(&gp);
+    CHECK(&C, gp.lookup == 0 && gp.draft_max == 0 && gp.draft == NULL);
+    gp.lookup = 65;
+    CHECK(&C, !bn_generator_new(c, s, NULL, &gp, &e) && e.code == BN_E_INVALID && strstr(e.msg, "lookup"));
+    gp.lookup = 2;
+    gp.draft_max = 128;
+    CHECK(&C, !bn_generator_new(c, s, NULL, &gp, &e) && e.code == BN_E_INVALID && strstr(e.msg, "draft_max"));
+    gp.draft_max = 127;
+    gp.draft = c;
+    CHECK(&C, !bn_generator_new(c, s, NULL, &gp, &e) && e.code == BN_E_INVALID && strstr(e.msg, "exclude"));
+    gp.lookup = 0;
+    CHECK(&C, !bn_generator_new(c, s, NULL, &gp, &e) && e.code == BN_E_INVALID && strstr(e.msg, "itself"));
+
+    API_OLD_STRUCT(bn_generate_params, old, bn_generate_params_defaults, lookup);
+    CHECK(&C, old.s.size == offsetof(bn_generate_params, lookup) && old.s.n_predict == 128);
+    old.s.n_predict = 5;
+    old.s.stop = NULL;
+    old.s.stop_ids = NULL;
+    bn_generator *g = bn_generator_new(c, s, NULL, &old.s, &e); /* lookup 0xABABABAB would be refused */
+    uint32_t ids[64], id;
+    size_t n = prompt(ids, 0), got = 0;
+    CHECK(&C, g && bn_generator_prompt(g, ids, n, &e) == BN_OK);
+    while (g && bn_generate_next(g, &id, NULL, NULL, &e) == 1)
+        got++;
+    CHECK(&C, got == 5);
+    bn_generator_stats st;
+    bn_generator_stats_init(&st);
+    CHECK(&C, st.size == sizeof st && st.passes == 0 && st.tokens == 0);
+    CHECK(&C, bn_generator_get_stats(g, NULL, &e) == BN_E_INVALID && bn_generator_get_stats(NULL, &st, &e) == BN_E_INVALID);
+    memset(&st, 0, sizeof st); /* size not set */
+    CHECK(&C, bn_generator_get_stats(g, &st, &e) == BN_E_INVALID);
+    API_OLD_STRUCT(bn_generator_stats, ost, bn_generator_stats_defaults, drafted);
+    CHECK(&C, bn_generator_get_stats(g, &ost.s, &e) == BN_OK && ost.s.tokens == 5 && ost.s.passes == 4);
+    CHECK(&C, ost.s.drafted == 0xABABABABABABABABull && ost.guard[0] == 0xAB);
+    bn_generator_free(g);
+    bn_sampler_free(s);
+    bn_ctx_free(c);
+}
+
 int main(void)
 {
-    bn_model_params mp;
-    bn_model_params_init(&mp);
-    bn_err e = {0};
-    bn_model *m = bn_model_open(TINY, &mp, &e);
-    bn_model *dm = m ? bn_model_open(TINY, &mp, &e) : NULL; /* a second handle as the draft */
-    CHECK(&C, m && dm);
+    bn_model *m = api_open_tiny(&C);
+    bn_model *dm = m ? api_open_tiny(&C) : NULL; /* a second handle as the draft */
     if (!m || !dm) {
-        fprintf(stderr, "%s\n", e.msg);
         bn_model_close(m);
         return check_done(&C, "test_api_spec");
     }
@@ -233,6 +414,9 @@ int main(void)
     test_spec(m, dm, 0, 3, 4);
     test_spec(m, dm, 0, 1, 0);
     test_spec(m, dm, 1, 0, 5);
+    test_generator_errors(m);
+    test_generator_spec(m, dm);
+    test_generator_text(m, dm);
     bn_model_close(dm);
     bn_model_close(m);
     return check_done(&C, "test_api_spec");
