@@ -167,7 +167,8 @@ static int parse(int argc, char **argv, cmdline *c)
                  "tokens, timed against one decode step, for each K (e.g. 2,4,8)"),
         OPT_LIST(0, "prompt-file", o->prompts, &o->n_prompts, BN_BENCH_MAX_LIST, "FILE",
                  "a text answered greedily for the first -n tokens, plain and with prompt\n"
-                 "lookup: t/s of each, drafts kept, tokens per pass (-m only; repeatable)"),
+                 "lookup: t/s of each, drafts kept, tokens per pass (-m only; repeatable;\n"
+                 "with --parallel N: N requests at once over the texts)"),
         OPT_U32(0, "lookup", &o->lookup, "N", 1, 64, "prompt lookup's longest n-gram for --prompt-file (default 3)"),
         OPT_STRING(0, "draft", &o->draft, "MODEL",
                    "--prompt-file's texts with this draft model's guesses instead of prompt lookup"),
@@ -227,9 +228,10 @@ static int parse(int argc, char **argv, cmdline *c)
     o->sample_s = c->sample_ms / 1000.0;
     if (o->n_par && o->mode != BN_MODE_E2E)
         return bn_usage_error(&prog, "--parallel is a test of -m/--synthetic models, not of a mode");
-    if ((o->n_verify || o->n_prompts) && (o->mode != BN_MODE_E2E || o->n_par))
-        return bn_usage_error(&prog, "--verify and --prompt-file are tests of -m/--synthetic models, not of a mode "
-                                     "or --parallel");
+    if ((o->n_verify || o->n_prompts) && o->mode != BN_MODE_E2E)
+        return bn_usage_error(&prog, "--verify and --prompt-file are tests of -m/--synthetic models, not of a mode");
+    if (o->n_verify && o->n_par)
+        return bn_usage_error(&prog, "--verify is a test of one sequence, not of --parallel");
     if ((o->lookup || o->draft_max || o->draft) && !o->n_prompts)
         return bn_usage_error(&prog, "--lookup, --draft and --draft-max need --prompt-file FILE");
     if (o->lookup && o->draft)

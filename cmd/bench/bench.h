@@ -243,8 +243,8 @@ uint32_t bn_bench_max_par(const bn_bench_opts *o);
 
 /* Speculative decoding's rows of one loaded model at one thread count
  * (bench_spec.c): --verify passes against a decode step, --prompt-file
- * texts answered plain and with prompt lookup. ids: pp[0] + the largest
- * --verify token ids. */
+ * texts answered plain and with prompt lookup (with --parallel: N requests
+ * at once, for each N). ids: pp[0] + the largest --verify token ids. */
 int bn_bench_spec(const bn_bench_opts *o, const bn_model *m, const char *label, int threads, const uint32_t *ids,
                   bn_bench_rows *rows, bn_err *e);
 

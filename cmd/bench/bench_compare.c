@@ -13,8 +13,8 @@
  * runs (add_batched_table).
  *
  * Rows match on test and threads; between two bn-bench runs also on
- * kind, model, layout, kernel and matrix, so every layout lines up with
- * itself. */
+ * kind, model, layout, kernel and matrix (a speculative decoding row:
+ * its text, what_key), so every layout lines up with itself. */
 #include "bench.h"
 
 #include <cjson/cJSON.h>
@@ -227,14 +227,25 @@ int bn_bench_load(const char *path, bn_bench_rows *rows, int *is_peer, bn_err *e
     return rc;
 }
 
+/* The part of a row's "what" that names it: all of it, but in a text row
+ * only what comes before ": " (speculative decoding's rows name their
+ * text there and give what they measured after it: guesses kept, tokens
+ * per pass, speed-up, which differ from run to run). */
+static size_t what_key(const bn_bench_row *r)
+{
+    const char *c = r->kind == BN_ROW_TEXT ? strstr(r->what, ": ") : NULL;
+    return c ? (size_t)(c - r->what) : strlen(r->what);
+}
+
 static int same(const bn_bench_row *a, const bn_bench_row *b, int strict)
 {
     if (strcmp(a->test, b->test) || a->threads != b->threads)
         return 0;
     if (!strict)
         return 1;
+    size_t ka = what_key(a);
     return a->kind == b->kind && !strcmp(a->model, b->model) && !strcmp(a->layout, b->layout) &&
-           !strcmp(a->kernel, b->kernel) && !strcmp(a->what, b->what);
+           !strcmp(a->kernel, b->kernel) && ka == what_key(b) && !strncmp(a->what, b->what, ka);
 }
 
 int bn_bench_compare(const char *old_path, const char *new_path, FILE *fp, int format, bn_err *e)

@@ -160,7 +160,8 @@ static int run_model(const bn_bench_opts *o, const bn_bench_machine *mc, const b
     uint64_t rng = o->seed;
     for (size_t i = 0; i < n_ids; i++)
         ids[i] = (uint32_t)(bn_bench_rand(&rng) % m.hp.n_vocab);
-    for (size_t ti = 0; ti < o->n_threads && o->n_par; ti++)
+    /* (--parallel with --prompt-file: the texts' batched rows instead) */
+    for (size_t ti = 0; ti < o->n_threads && o->n_par && !o->n_prompts; ti++)
         if (bn_bench_batched(o, mc, &m, label, mi.size, mi.params, mi.load_s, o->threads[ti], ids, rows, e))
             goto done;
     for (size_t ti = 0; ti < o->n_threads && !o->n_par; ti++) {

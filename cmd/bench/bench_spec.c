@@ -16,7 +16,18 @@
  * repetition; t/s of each (generated tokens over generation time, as
  * bn-infer -v, the draft model's steps included), the drafts' acceptance,
  * tokens per weight pass of the model and the speed-up. The two outputs
- * must be the same bytes (else an error). */
+ * must be the same bytes (else an error).
+ *
+ * --prompt-file with --parallel N,...: the same in the batch: N greedy
+ * requests at once through the batch engine (bn_batch, as bn-infer
+ * --parallel runs them), request i answering text i mod the number of
+ * texts, plain and with lookup (or the draft model) alternating per
+ * repetition. The aggregate decode t/s counts the tokens of all N from
+ * the step that gave the last request its first token (every prompt
+ * prefilled) to the end; acceptance and tokens per weight pass are over
+ * the requests' speculative decode passes. Every request's tokens must
+ * be the same both ways (else an error). */
+#include "batch.h"
 #include "bench.h"
 #include "generate.h"
 #include "tokenizer.h"
@@ -142,6 +153,203 @@ static int load_draft(const bn_bench_opts *o, const bn_model *m, const bn_tokeni
     return 0;
 }
 
+/* One batched run for batch_rows: N requests, request i answering
+ * prompts[i % n_prompts] greedily for tg tokens, plain or with spec;
+ * their tokens in out (tg per request, n_out[i] of them), the decode
+ * time and tokens (from the step that gave every request its first
+ * token, or ended it, to the end) and the batch's statistics. */
+typedef struct batch_run {
+    double t_dec;
+    uint64_t n_dec;
+    bn_batch_stats st;
+} batch_run;
+
+static int batch_once(const bn_bench_opts *o, bn_ctx *ctx, bn_ctx *dctx, const bn_tokens *prompts, uint32_t N,
+                      uint32_t tg, int spec, uint32_t *out, size_t *n_out, batch_run *run, bn_err *e)
+{
+    /* the batch makes sequences 1.. itself: every one freed (0 emptied) */
+    for (uint32_t i = 0; i < bn_ctx_n_seq(ctx); i++)
+        bn_ctx_seq_free(ctx, (int)i);
+    for (uint32_t i = 0; dctx && i < bn_ctx_n_seq(dctx); i++)
+        bn_ctx_seq_free(dctx, (int)i);
+    bn_batch_opts bo = {.draft = spec ? dctx : NULL};
+    bn_batch *b = bn_batch_new(ctx, &bo, e);
+    if (!b)
+        return -1;
+    int rc = -1;
+    for (uint32_t i = 0; i < N; i++) {
+        const bn_tokens *p = &prompts[i % o->n_prompts];
+        bn_request r = {.prompt = p->ids, .n_prompt = p->n, .n_predict = (int32_t)tg, .tag = i};
+        bn_sampler_defaults(&r.samp);
+        r.samp.temp = 0;
+        if (spec) {
+            r.lookup = o->draft ? 0 : o->lookup;
+            r.draft = o->draft != NULL;
+            r.draft_max = o->draft_max;
+        }
+        if (bn_batch_submit(b, &r, e))
+            goto done;
+        n_out[i] = 0;
+    }
+    uint32_t started = 0;
+    double t_first = NAN;
+    run->n_dec = 0;
+    while (bn_batch_pending(b)) {
+        const bn_batch_event *ev;
+        size_t n_ev;
+        if (bn_batch_step(b, &ev, &n_ev, e))
+            goto done;
+        for (size_t k = 0; k < n_ev; k++) {
+            uint64_t t = ev[k].tag;
+            if (ev[k].finish == BN_FIN_ERROR) {
+                bn_fail(e, "request %llu: %s", (unsigned long long)t, ev[k].error);
+                goto done;
+            }
+            if (ev[k].token != BN_BATCH_NO_TOKEN && n_out[t] < tg) {
+                out[t * tg + n_out[t]++] = ev[k].token;
+                run->n_dec += !isnan(t_first);
+            }
+            started += n_out[t] == 1 || (!n_out[t] && ev[k].finish);
+        }
+        if (started >= N && isnan(t_first))
+            t_first = bn_bench_now();
+    }
+    run->t_dec = bn_bench_now() - t_first;
+    bn_batch_get_stats(b, &run->st);
+    rc = 0;
+done:
+    bn_batch_free(b);
+    return rc;
+}
+
+static int batch_rows(const bn_bench_opts *o, const bn_model *m, bn_model *dm, const char *label, int threads,
+                      const bn_tokens *prompts, bn_bench_rows *rows, bn_err *e)
+{
+    uint32_t tg = o->tg[0], most = 0, N_max = bn_bench_max_par(o);
+    for (size_t f = 0; f < o->n_prompts; f++)
+        most = prompts[f].n > most ? (uint32_t)prompts[f].n : most;
+    uint64_t want = (uint64_t)most + tg + (o->draft_max ? o->draft_max : 8);
+    uint32_t n_ctx = want < m->hp.n_ctx ? (uint32_t)want : m->hp.n_ctx;
+    uint32_t *out[2] = {malloc((size_t)N_max * tg * sizeof **out), malloc((size_t)N_max * tg * sizeof **out)};
+    size_t *n_out[2] = {calloc(N_max, sizeof **n_out), calloc(N_max, sizeof **n_out)};
+    bn_ctx *ctx = NULL, *dctx = NULL;
+    int rc = -1;
+    if (!out[0] || !out[1] || !n_out[0] || !n_out[1]) {
+        bn_fail(e, "out of memory");
+        goto done;
+    }
+    const char *mode = o->draft ? "draft" : "lookup";
+    for (size_t a = 0; a < o->n_par; a++) {
+        uint32_t N = o->par[a];
+        char texts[256] = ""; /* the texts the N requests answer */
+        for (size_t f = 0; f < o->n_prompts && f < N; f++) {
+            const char *base = strrchr(o->prompts[f], '/');
+            size_t at = strlen(texts);
+            snprintf(texts + at, sizeof texts - at, "%s%s", f ? "," : "", base ? base + 1 : o->prompts[f]);
+        }
+        bn_ctx_free(ctx);
+        bn_ctx_free(dctx);
+        dctx = NULL;
+        bn_ctx_opts co = {.n_ctx = n_ctx, .kv_f16 = o->kv_f16, .n_threads = threads, .n_seq = N};
+        if (!(ctx = bn_ctx_new_opts(m, &co, e)))
+            goto done;
+        if (dm) {
+            co.n_ctx = n_ctx < dm->hp.n_ctx ? n_ctx : dm->hp.n_ctx;
+            if (!(dctx = bn_ctx_new_opts(dm, &co, e)))
+                goto done;
+        }
+        bn_bench_row *r[2];
+        for (int sp = 0; sp < 2; sp++) {
+            if (!(r[sp] = spec_row(rows, label, threads, "t/s", e)))
+                goto done;
+            r[sp]->n_seq = (int)N;
+            if (!sp)
+                snprintf(r[sp]->test, sizeof r[sp]->test, "tg%u x%u plain", tg, N);
+            else if (!o->draft)
+                snprintf(r[sp]->test, sizeof r[sp]->test, "tg%u x%u lookup %u/%u", tg, N, o->lookup,
+                         o->draft_max ? o->draft_max : 8);
+            else
+                snprintf(r[sp]->test, sizeof r[sp]->test, "tg%u x%u draft %u", tg, N, o->draft_max ? o->draft_max : 8);
+        }
+        batch_run run[2];
+        for (int rep = -1; rep < o->reps; rep++) /* rep -1: the warm-up */
+            for (int sp = 0; sp < 2; sp++) {
+                if (batch_once(o, ctx, dctx, prompts, N, tg, sp, out[sp], n_out[sp], &run[sp], e))
+                    goto done;
+                if (rep >= 0 && run[sp].t_dec > 0 && run[sp].n_dec)
+                    r[sp]->samples[r[sp]->n++] = (double)run[sp].n_dec / run[sp].t_dec;
+                for (uint32_t i = 0; sp && i < N; i++)
+                    if (n_out[0][i] != n_out[1][i] || memcmp(out[0] + (size_t)i * tg, out[1] + (size_t)i * tg,
+                                                             n_out[0][i] * sizeof **out)) {
+                        bn_fail(e, "%s: %s changed request %u's greedy answer in the batch (a bug)",
+                                o->prompts[i % o->n_prompts], o->draft ? "the draft model" : "prompt lookup", i);
+                        goto done;
+                    }
+            }
+        for (int sp = 0; sp < 2; sp++) {
+            bn_bench_stats(r[sp]);
+            r[sp]->per_seq = r[sp]->median / N;
+        }
+        const bn_batch_stats *st = &run[1].st;
+        snprintf(r[0]->what, sizeof r[0]->what, "%.40s", texts);
+        snprintf(r[1]->what, sizeof r[1]->what, "%.12s: %.0f%% kept, %.2f tok/pass, %.2fx", texts,
+                 st->drafted ? 100.0 * st->accepted / st->drafted : 0.0,
+                 st->spec_passes ? (double)st->spec_tokens / st->spec_passes : 0.0, r[1]->median / r[0]->median);
+        if (o->verbose)
+            fprintf(stderr,
+                    "%s: %s t=%d x%u: plain %.2f t/s, %s %.2f t/s; %llu drafted, %llu kept, %llu tokens in %llu "
+                    "passes, %llu batch passes (plain %llu)\n",
+                    o->prog, label, threads, N, r[0]->median, mode, r[1]->median, (unsigned long long)st->drafted,
+                    (unsigned long long)st->accepted, (unsigned long long)st->spec_tokens,
+                    (unsigned long long)st->spec_passes, (unsigned long long)st->passes,
+                    (unsigned long long)run[0].st.passes);
+    }
+    rc = 0;
+done:
+    free(out[0]);
+    free(out[1]);
+    free(n_out[0]);
+    free(n_out[1]);
+    bn_ctx_free(ctx);
+    bn_ctx_free(dctx);
+    return rc;
+}
+
+/* A --prompt-file text's tokens; it and -n tokens must fit the context. */
+static int read_prompt(const bn_bench_opts *o, const bn_model *m, bn_tokenizer *tok, const char *path,
+                       bn_tokens *prompt, bn_err *e)
+{
+    bn_map map;
+    if (bn_map_file(path, &map, e))
+        return -1;
+    bn_tokens_clear(prompt);
+    int t = bn_tokenizer_encode(tok, map.data, map.size, m->hp.add_bos && m->hp.bos_id >= 0 ? BN_ENC_BOS : 0, 0,
+                                prompt, e);
+    bn_unmap(&map);
+    if (t)
+        return -1;
+    if (!prompt->n || prompt->n + o->tg[0] > m->hp.n_ctx)
+        return bn_fail(e, "%s: %zu tokens and %u to generate do not fit the context of %u", path, prompt->n, o->tg[0],
+                       m->hp.n_ctx);
+    return 0;
+}
+
+/* --parallel with --prompt-file: every text's tokens, then batch_rows. */
+static int batch_texts(const bn_bench_opts *o, const bn_model *m, bn_model *dm, const char *label, int threads,
+                       bn_tokenizer *tok, bn_bench_rows *rows, bn_err *e)
+{
+    bn_tokens prompts[BN_BENCH_MAX_LIST];
+    memset(prompts, 0, sizeof prompts);
+    int rc = 0;
+    for (size_t f = 0; !rc && f < o->n_prompts; f++)
+        rc = read_prompt(o, m, tok, o->prompts[f], &prompts[f], e);
+    if (!rc)
+        rc = batch_rows(o, m, dm, label, threads, prompts, rows, e);
+    for (size_t f = 0; f < o->n_prompts; f++)
+        bn_tokens_free(&prompts[f]);
+    return rc;
+}
+
 static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *label, int threads, bn_bench_rows *rows,
                        bn_err *e)
 {
@@ -162,21 +370,13 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
     bn_ctx *ctx = NULL, *dctx = NULL;
     char *out[2] = {NULL, NULL};
     const char *mode = o->draft ? "draft" : "lookup";
+    if (o->n_par) {
+        rc = batch_texts(o, m, o->draft ? &dm : NULL, label, threads, tok, rows, e);
+        goto done;
+    }
     for (size_t f = 0; f < o->n_prompts; f++) {
-        bn_map map;
-        if (bn_map_file(o->prompts[f], &map, e))
+        if (read_prompt(o, m, tok, o->prompts[f], &prompt, e))
             goto done;
-        bn_tokens_clear(&prompt);
-        int t = bn_tokenizer_encode(tok, map.data, map.size, m->hp.add_bos && m->hp.bos_id >= 0 ? BN_ENC_BOS : 0, 0,
-                                    &prompt, e);
-        bn_unmap(&map);
-        if (t)
-            goto done;
-        if (!prompt.n || prompt.n + tg > m->hp.n_ctx) {
-            bn_fail(e, "%s: %zu tokens and %u to generate do not fit the context of %u", o->prompts[f], prompt.n, tg,
-                    m->hp.n_ctx);
-            goto done;
-        }
         /* room for the answer and a pass of drafts past its end (drafts
          * never go past the context: fewer there, the same output) */
         uint64_t want = prompt.n + tg + (o->draft_max ? o->draft_max : 8);
