@@ -10,7 +10,7 @@ static const char *const hp_keys[] = {
     "general.architecture", "general.name", "model.vocab_size", "model.context_length",
     "model.embedding_length", "model.feed_forward_length", "model.block_count", "model.head_count",
     "model.head_count_kv", "model.head_dim", "model.rope_theta", "model.rope_pairing",
-    "model.ffn_activation", "model.sub_norms", "model.norm_eps", "model.tied_embeddings",
+    "model.ffn_activation", "model.sub_norms", "model.norm_eps", "model.tied_embeddings", "model.ternary_rule",
     "model.proj_norm", "model.proj_norm_eps", "model.rope_scaling", "model.rope_scaling_factor",
     "model.qk_norm", "model.embedding_scale", "model.post_norms", "model.sliding_window",
     "model.swa_theta", "model.pooling", "tokens.embed_end_id", "tokens.bos_id", "tokens.eos_id",

@@ -136,6 +136,7 @@ typedef struct bn_hparams {
     int tied;        /* output head = token_embd */
     int proj_norm;   /* an RMSNorm of its own before each ternary projection's input */
     float proj_norm_eps;
+    int ternary_recip; /* model.ternary_rule "reciprocal": float projections ternarized as W * (1/beta) */
     int rope_llama3; /* model.rope_scaling "llama3": frequencies rescaled by band */
     float rope_factor, rope_low_freq, rope_high_freq;
     uint32_t rope_orig_ctx;

@@ -223,8 +223,11 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
         snprintf(hp->arch, sizeof hp->arch, "bitnet-b1.58");
         hp->sub_norms = 1;
     } else if (!strcmp(arch, "BitnetForCausalLM")) {
+        /* 1bitLLM's modeling_bitnet.py (formats/1bitllm.md): its
+         * utils_quant.weight_quant rounds W * (1/beta) */
         snprintf(hp->arch, sizeof hp->arch, "bitnet");
         hp->sub_norms = 1;
+        hp->ternary_recip = 1;
     } else if (!strcmp(arch, "LlamaForCausalLM")) {
         snprintf(hp->arch, sizeof hp->arch, "llama");
         hp->sub_norms = 0;
@@ -853,9 +856,10 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
                 bn_meta_free(sect);
             free(sect);
             /* A Gemma tokenizer of a shape bn does not encode exactly
-             * (hf_spm.c refuses it by name): the model converts without
-             * one, for token ids. */
-            if (!sect || !hi->gemma)
+             * (hf_spm.c refuses it by name), or 1bitLLM's (Llama 2's
+             * SentencePiece, whose dummy prefix bn does not add): the
+             * model converts without one, for token ids. */
+            if (!sect || !(hi->gemma || !strcmp(hp.arch, "bitnet")))
                 goto fail;
             char note[sizeof e->msg + 96];
             snprintf(note, sizeof note, "no tokenizer: %s (give token ids)", e->msg);

@@ -88,6 +88,12 @@ int bn_hparams_from_meta(const bn_meta *m, bn_hparams *hp, const char *name, bn_
         return -1;
     if (hp->proj_norm && need_f32(m, "model.proj_norm_eps", 0, 1, &hp->proj_norm_eps, name, e))
         return -1;
+    if (bn_meta_get(m, "model.ternary_rule")) {
+        const char *rule = bn_meta_str(m, "model.ternary_rule");
+        if (!rule || (strcmp(rule, "divide") && strcmp(rule, "reciprocal")))
+            return bn_fail(e, "%s: metadata 'model.ternary_rule' must be 'divide' or 'reciprocal'", name);
+        hp->ternary_recip = !strcmp(rule, "reciprocal");
+    }
     if (bn_meta_get(m, "model.qk_norm") && need_bool(m, "model.qk_norm", &hp->qk_norm, name, e))
         return -1;
     hp->embed_end_id = -1;
@@ -178,6 +184,8 @@ int bn_hparams_to_meta(const bn_hparams *hp, bn_meta *m)
     }
     if (hp->qk_norm) /* written only when set, as model.proj_norm */
         rc |= bn_meta_set_bool(m, "model.qk_norm", 1);
+    if (hp->ternary_recip) /* absent: divide */
+        rc |= bn_meta_set_str(m, "model.ternary_rule", "reciprocal");
     /* each written only when it changes the arithmetic, as model.proj_norm */
     if (hp->embd_scale != 0 && hp->embd_scale != 1)
         rc |= bn_meta_set_f32(m, "model.embedding_scale", hp->embd_scale);

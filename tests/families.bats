@@ -2,7 +2,8 @@
 # The model families bitnet.cpp runs besides 2B4T: synthetic Hugging Face
 # checkpoints with each family's published config.json (tests/ref/
 # gen_checkpoint.py FAMILIES: Falcon3 1B/3B/7B/10B 1.58-bit, Llama3-8B-1.58,
-# quantization_config.use_rms_norm as Falcon-E has it; layers, heads and
+# quantization_config.use_rms_norm as Falcon-E has it, 1bitLLM's
+# bitnet_b1_58-large and -3B with f32 latent weights; layers, heads and
 # vocabulary scaled down, every other value real) go through
 # bn-convert | bn-quant | bn-pack, and their logits meet the reference
 # (tests/ref/ref_forward.py) with the verdicts infer.bats gives 2B4T-shaped
@@ -13,7 +14,8 @@
 load common
 
 REF="$PY -W ignore $ROOT/tests/ref/ref_forward.py"
-FAMS="falcon3-1b falcon3-3b falcon3-7b falcon3-10b llama3-8b-1.58 llama3.2-3b-bitnet falcon-e use-rms-norm-ones"
+FAMS="falcon3-1b falcon3-3b falcon3-7b falcon3-10b llama3-8b-1.58 llama3.2-3b-bitnet falcon-e use-rms-norm-ones
+      bitnet-b1.58-large bitnet-b1.58-3b"
 
 setup_file() {
     local D=$BATS_FILE_TMPDIR f
@@ -51,16 +53,22 @@ for f in sys.argv[3:]:
     m = json.load(open("%s/%s.json" % (sys.argv[2], f)))["metadata"]
     fam = FAMILIES[f]
     (d, ff, layers, h, kv, vocab, ctx), hd = family_shape(fam)
-    qc = fam["qc"]
+    qc = fam["qc"] or {}
+    onebit = bool(fam.get("onebit"))  # 1bitLLM: sub-norms, f32 latent weights, W * (1/beta)
     f32 = lambda x: float(np.float32(x))
-    want = {"general.architecture": "llama", "model.embedding_length": d, "model.feed_forward_length": ff,
+    want = {"general.architecture": "bitnet" if onebit else "llama", "model.embedding_length": d,
+            "model.feed_forward_length": ff,
             "model.block_count": layers, "model.head_count": h, "model.head_count_kv": kv, "model.head_dim": hd,
             "model.vocab_size": vocab, "model.context_length": ctx, "model.rope_theta": f32(fam["rope_theta"]),
-            "model.rope_pairing": "neox", "model.ffn_activation": "silu", "model.sub_norms": False,
+            "model.rope_pairing": "neox", "model.ffn_activation": "silu", "model.sub_norms": onebit,
             "model.norm_eps": f32(fam["rms_norm_eps"]), "model.tied_embeddings": fam["tie"],
             "tokens.bos_id": -1 if fam["bos"] is None else fam["bos"],
             "tokens.eos_id": fam["eos"] if isinstance(fam["eos"], int) else fam["eos"][0],
-            "provenance.scale_convention": "divide" if qc.get("linear_class", "bitlinear") == "bitlinear" else "multiply"}
+            "provenance.scale_convention": None if onebit else
+            "divide" if qc.get("linear_class", "bitlinear") == "bitlinear" else "multiply",
+            "model.ternary_rule": "reciprocal" if onebit else None}
+    if onebit:
+        want["tokens.pad_id"] = 32000
     if qc.get("use_rms_norm"):
         want["model.proj_norm"] = True
         want["model.proj_norm_eps"] = f32(qc.get("rms_norm_eps", 1e-6))
@@ -113,12 +121,74 @@ EOF
         echo "$f: $output"
         [ "$status" -eq 0 ]
     done
-    for f in falcon3-1b falcon-e; do # decoding, one token at a time through the KV cache
+    for f in falcon3-1b falcon-e bitnet-b1.58-3b; do # decoding, one token at a time through the KV cache
         bn-infer -m "$D/$f.bn" --no-act-quant --kv f32 --temp 0 -n 16 <"$D/p7.ids" >"$T/gen.ids"
         run $REF greedy-check --model "$D/$f" --ids "$D/p7.ids" --gen "$T/gen.ids" --mode noquant
         echo "$f: $output"
         [ "$status" -eq 0 ]
     done
+}
+
+@test "1bitLLM: the published configs of bitnet_b1_58-large and -3B, as the families keep them" {
+    # as bitnet.cpp's GGUF of each reports them (formats/1bitllm.md):
+    # d, ff, layers, heads, kv heads, context, vocab, RoPE theta, eps
+    run $PY - "$ROOT/tests/ref" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+from gen_checkpoint import FAMILIES
+pub = {"bitnet-b1.58-large": (1536, 4096, 24, 16, 16, 2048, 32002, 10000.0, 1e-5),
+       "bitnet-b1.58-3b": (3200, 8640, 26, 32, 32, 2048, 32002, 10000.0, 1e-5)}
+for f, v in pub.items():
+    fam = FAMILIES[f]
+    r = fam["real"]
+    got = (r["hidden_size"], r["intermediate_size"], r["num_hidden_layers"], r["num_attention_heads"],
+           r["num_key_value_heads"], r["max_position_embeddings"], r["vocab_size"], fam["rope_theta"],
+           fam["rms_norm_eps"])
+    assert got == v, (f, got, v)
+    assert r["head_dim"] == r["hidden_size"] // r["num_attention_heads"]  # no head_dim key: hidden / heads
+    assert (fam["tie"], fam["bos"], fam["eos"], fam["qc"]) == (True, 1, 2, None), f
+print("ok")
+EOF
+    echo "$output"
+    [ "$status" -eq 0 ]
+    # what the checkpoint says besides: BitnetForCausalLM of model_type llama, SiLU, no head_dim
+    run $PY -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["architectures"][0], c["model_type"], c["hidden_act"], c["pad_token_id"], "head_dim" in c)' "$D/bitnet-b1.58-3b/config.json"
+    [ "$output" = "BitnetForCausalLM llama silu 32000 False" ]
+}
+
+@test "1bitLLM: f32 latent weights ternarized as its weight_quant does (W * (1/beta), scale 1/(1/beta)); Llama 2's tokenizer.json left out by name" {
+    for f in bitnet-b1.58-large bitnet-b1.58-3b; do
+        bn-convert "$D/$f" | bn-quant --report "$T/report.json" --json >"$T/q.bn"
+        $PY "$ROOT/tests/ref/check_quant.py" "$D/$f" "$T/q.bn" "$T/report.json"
+        # the generator planted weights that W / beta rounds the other way: they got the model's code
+        run $PY - "$ROOT/tests/ref" "$D/$f.truth.json" "$T/q.bn" <<'EOF'
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import bnread
+p = [e for e in json.load(open(sys.argv[2]))["tensors"] if "planted" in e][0]
+m = bnread.read(sys.argv[3])
+t = m.by_name[p["name"]]
+codes, _ = bnread.t2_decode(m.tensor_bytes(t), t.shape)
+r, c = p["planted"]["index"]
+got = codes[r, c:c + p["planted"]["count"]]
+assert (got == p["planted"]["code"]).all() and p["planted"]["code"] != p["planted"]["divide_code"], (got, p["planted"])
+print("planted weights: code", int(got[0]), "(W / beta gives", p["planted"]["divide_code"], ")")
+EOF
+        echo "$f: $output"
+        [ "$status" -eq 0 ]
+    done
+    # the loader's own ternarization (float projections, not through bn-quant) follows the same
+    # rule (W / beta would move these logits by ~1e-2: the planted weights)
+    bn-convert "$D/bitnet-b1.58-large" >"$T/raw.bn"
+    logits_of "$T/raw.bn" "$D/p7.ids" --kv f32
+    run $REF compare --model "$D/bitnet-b1.58-large" --ids "$D/p7.ids" --bn "$T/bn.f32" --atol 1e-4
+    echo "$output"
+    [ "$status" -eq 0 ]
+    run bn-convert --info "$D/bitnet-b1.58-large.bn"
+    [[ $output == *"model.ternary_rule"*"reciprocal"* ]]
+    run $PY -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["provenance.note"])' \
+        < <(bn-convert --info --json "$D/bitnet-b1.58-large.bn")
+    [[ $output == "no tokenizer: "*"normalizer 'Prepend' is not supported"*"(give token ids)" ]]
 }
 
 @test "llama3 rope_scaling: float activations at every position of 512 tokens within 1e-3 relative" {

@@ -12,8 +12,13 @@ typedef struct bn_quant_stats {
 } bn_quant_stats;
 
 /* Absmean ternarization (formats.md §1.4): beta = mean|W| over the whole
- * tensor, T = clamp(rint(W/beta), -1, 1); writes a `t2` tensor. */
-void bn_ternarize_absmean(const float *w, uint64_t rows, uint64_t k, uint8_t *t2, bn_quant_stats *st);
+ * tensor, T = clamp(rint(W/beta), -1, 1), scale beta; writes a `t2`
+ * tensor. recip (model.ternary_rule "reciprocal", 1bitLLM's weight_quant):
+ * T = clamp(rint(W * s), -1, 1) with s = 1/beta rounded to f32, and the
+ * scale 1/s, the values that code multiplies and divides by. */
+void bn_ternarize_absmean(const float *w, uint64_t rows, uint64_t k, int recip, uint8_t *t2, bn_quant_stats *st);
+/* The scale a tensor of absmean beta stores under the rule recip. */
+float bn_ternary_scale(float beta, int recip);
 /* Absmean in rows, for callers that share rows among threads (quantize.c);
  * bn_ternarize_absmean is these in turn. Every result is the same bit for
  * bit whoever runs which rows; the *_ref functions are the scalar
@@ -27,10 +32,13 @@ double bn_ternary_row_abssum(const float *x, uint64_t k);
 double bn_ternary_row_abssum_ref(const float *x, uint64_t k);
 /* beta from the row sums, added in row order, clamped at 1e-5. */
 float bn_ternary_beta(const double *row_sums, uint64_t rows, uint64_t k);
-/* One row into its (k + 3) / 4 `t2` bytes, with the row's statistics. */
-void bn_ternary_row_encode(const float *x, uint64_t k, float beta, uint8_t *out, bn_ternary_row_stats *st);
-void bn_ternary_row_encode_ref(const float *x, uint64_t k, float beta, uint8_t *out, bn_ternary_row_stats *st);
-/* The tensor's statistics from its rows' (added in row order). */
+/* One row into its (k + 3) / 4 `t2` bytes under the rule recip, with the
+ * row's statistics (the error against bn_ternary_scale(beta, recip)). */
+void bn_ternary_row_encode(const float *x, uint64_t k, float beta, int recip, uint8_t *out, bn_ternary_row_stats *st);
+void bn_ternary_row_encode_ref(const float *x, uint64_t k, float beta, int recip, uint8_t *out,
+                               bn_ternary_row_stats *st);
+/* The tensor's statistics from its rows' (added in row order); beta: the
+ * stored scale. */
 void bn_ternary_stats_sum(const bn_ternary_row_stats *rows_st, uint64_t rows, uint64_t k, float beta,
                           bn_quant_stats *st);
 /* Reads ternary value (row r, column c) of a `t2` tensor: -1, 0 or 1. */

@@ -65,6 +65,7 @@ typedef struct quant_job {
     uint8_t *out;      /* the output tensor */
     int head;          /* the head type, or -1: ternarize */
     int pass;          /* ternarize: 0 sums rows, 1 encodes them */
+    int recip;         /* model.ternary_rule "reciprocal" */
     float beta;
     double *sums;                /* per row (pass 0) */
     bn_ternary_row_stats *stats; /* per row (pass 1) */
@@ -96,7 +97,7 @@ static void quant_rows(void *arg, int ith, int nth)
         } else if (j->pass == 0)
             j->sums[r] = bn_ternary_row_abssum(x, j->k);
         else
-            bn_ternary_row_encode(x, j->k, j->beta, j->out + r * rbytes, &j->stats[r]);
+            bn_ternary_row_encode(x, j->k, j->beta, j->recip, j->out + r * rbytes, &j->stats[r]);
     }
 }
 
@@ -195,11 +196,13 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
         job.stats = rstats;
         bn_pool_run(pool, quant_rows, &job);
         job.beta = bn_ternary_beta(sums, rows, k);
+        job.recip = hp.ternary_recip;
         job.pass = 1;
         bn_pool_run(pool, quant_rows, &job);
-        memcpy(outb + rows * ((k + 3) / 4), &job.beta, 4);
+        float scale = bn_ternary_scale(job.beta, job.recip);
+        memcpy(outb + rows * ((k + 3) / 4), &scale, 4);
         bn_quant_stats st;
-        bn_ternary_stats_sum(rstats, rows, k, job.beta, &st);
+        bn_ternary_stats_sum(rstats, rows, k, scale, &st);
         if (bn_writer_tensor(&w, outb, dir[i].size, e))
             goto out;
         if (o->report) {

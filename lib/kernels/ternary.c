@@ -50,29 +50,37 @@ float bn_ternary_beta(const double *row_sums, uint64_t rows, uint64_t k)
     return beta;
 }
 
-/* One weight: clamp(rint(x / beta), -1, 1), NaN as 0; its 2-bit code. */
-static unsigned ternary_code(float x, float beta)
+float bn_ternary_scale(float beta, int recip)
 {
-    float q = nearbyintf(x / beta); /* half to even, like torch.round */
+    return recip ? 1.0f / (1.0f / beta) : beta;
+}
+
+/* One weight: clamp(rint(x / beta), -1, 1), or with recip
+ * clamp(rint(x * (1/beta)), -1, 1) (inv = 1/beta in f32), NaN as 0; its
+ * 2-bit code. */
+static unsigned ternary_code(float x, float beta, float inv, int recip)
+{
+    float q = nearbyintf(recip ? x * inv : x / beta); /* half to even, like torch.round */
     return q >= 1 ? 2u : q <= -1 ? 0u : 1u;
 }
 
 /* Columns c0..k-1 (c0 a multiple of 4) into their bytes; the lanes'
- * sums go on from err/norm. */
-static void encode_from(const float *x, uint64_t c0, uint64_t k, float beta, uint8_t *out, double err[8],
+ * sums go on from err/norm (the error against the stored scale). */
+static void encode_from(const float *x, uint64_t c0, uint64_t k, float beta, int recip, uint8_t *out, double err[8],
                         double norm[8], bn_ternary_row_stats *st)
 {
     uint64_t zeros = 0;
+    float inv = 1.0f / beta, scale = bn_ternary_scale(beta, recip);
     for (uint64_t b = c0 / 4; b < (k + 3) / 4; b++) {
         unsigned byte = 0;
         for (unsigned j = 0; j < 4; j++) {
             uint64_t c = 4 * b + j;
             unsigned code = 1; /* padding: 0 */
             if (c < k) {
-                code = ternary_code(x[c], beta);
+                code = ternary_code(x[c], beta, inv, recip);
                 int v = (int)code - 1;
                 zeros += v == 0;
-                double d = (double)x[c] - (double)beta * v;
+                double d = (double)x[c] - (double)scale * v;
                 double d2 = d * d, x2 = (double)x[c] * x[c]; /* apart: never fused into an FMA */
                 err[c % 8] += d2;
                 norm[c % 8] += x2;
@@ -84,10 +92,11 @@ static void encode_from(const float *x, uint64_t c0, uint64_t k, float beta, uin
     st->zeros = zeros;
 }
 
-void bn_ternary_row_encode_ref(const float *x, uint64_t k, float beta, uint8_t *out, bn_ternary_row_stats *st)
+void bn_ternary_row_encode_ref(const float *x, uint64_t k, float beta, int recip, uint8_t *out,
+                               bn_ternary_row_stats *st)
 {
     double err[8] = {0}, norm[8] = {0};
-    encode_from(x, 0, k, beta, out, err, norm, st);
+    encode_from(x, 0, k, beta, recip, out, err, norm, st);
     st->err2 = lanes_total(err);
     st->norm2 = lanes_total(norm);
 }
@@ -127,18 +136,20 @@ __attribute__((target("avx2"))) static void add_err4(__m128 x, __m128i code, __m
     *norm = _mm256_add_pd(*norm, _mm256_mul_pd(xd, xd));
 }
 
-__attribute__((target("avx2"))) static void row_encode_avx2(const float *x, uint64_t k, float beta, uint8_t *out,
-                                                            bn_ternary_row_stats *st)
+__attribute__((target("avx2"))) static void row_encode_avx2(const float *x, uint64_t k, float beta, int recip,
+                                                            uint8_t *out, bn_ternary_row_stats *st)
 {
-    const __m256 vb = _mm256_set1_ps(beta), one = _mm256_set1_ps(1), mone = _mm256_set1_ps(-1);
+    const __m256 vb = _mm256_set1_ps(beta), vinv = _mm256_set1_ps(1.0f / beta), one = _mm256_set1_ps(1),
+                 mone = _mm256_set1_ps(-1);
     const __m256i ones = _mm256_set1_epi32(1), shifts = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
-    const __m256d bd = _mm256_set1_pd((double)beta);
+    const __m256d bd = _mm256_set1_pd((double)bn_ternary_scale(beta, recip));
     __m256d err_lo = _mm256_setzero_pd(), err_hi = err_lo, norm_lo = err_lo, norm_hi = err_lo;
     __m256i zeros = _mm256_setzero_si256();
     uint64_t c = 0;
     for (; c + 8 <= k; c += 8) {
         __m256 v = _mm256_loadu_ps(x + c);
-        __m256 q = _mm256_round_ps(_mm256_div_ps(v, vb), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256 r = recip ? _mm256_mul_ps(v, vinv) : _mm256_div_ps(v, vb); /* the reference's one rounding */
+        __m256 q = _mm256_round_ps(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         /* code 1, +1 where q >= 1, -1 where q <= -1 (NaN: neither) */
         __m256i up = _mm256_castps_si256(_mm256_cmp_ps(q, one, _CMP_GE_OQ));
         __m256i down = _mm256_castps_si256(_mm256_cmp_ps(q, mone, _CMP_LE_OQ));
@@ -161,7 +172,7 @@ __attribute__((target("avx2"))) static void row_encode_avx2(const float *x, uint
     uint64_t nz = (uint64_t)z[0] + z[1] + z[2] + z[3] + z[4] + z[5] + z[6] + z[7];
     if (c < k) { /* the last bytes as the reference makes them */
         bn_ternary_row_stats tail;
-        encode_from(x, c, k, beta, out, err, norm, &tail);
+        encode_from(x, c, k, beta, recip, out, err, norm, &tail);
         nz += tail.zeros;
     }
     st->zeros = nz;
@@ -184,15 +195,15 @@ double bn_ternary_row_abssum(const float *x, uint64_t k)
     return bn_ternary_row_abssum_ref(x, k);
 }
 
-void bn_ternary_row_encode(const float *x, uint64_t k, float beta, uint8_t *out, bn_ternary_row_stats *st)
+void bn_ternary_row_encode(const float *x, uint64_t k, float beta, int recip, uint8_t *out, bn_ternary_row_stats *st)
 {
 #ifdef BN_TERNARY_AVX2
     if (use_avx2()) {
-        row_encode_avx2(x, k, beta, out, st);
+        row_encode_avx2(x, k, beta, recip, out, st);
         return;
     }
 #endif
-    bn_ternary_row_encode_ref(x, k, beta, out, st);
+    bn_ternary_row_encode_ref(x, k, beta, recip, out, st);
 }
 
 void bn_ternary_stats_sum(const bn_ternary_row_stats *rows_st, uint64_t rows, uint64_t k, float beta,
@@ -210,7 +221,7 @@ void bn_ternary_stats_sum(const bn_ternary_row_stats *rows_st, uint64_t rows, ui
     st->rel_error = norm2 > 0 ? sqrt(err2 / norm2) : 0;
 }
 
-void bn_ternarize_absmean(const float *w, uint64_t rows, uint64_t k, uint8_t *t2, bn_quant_stats *st)
+void bn_ternarize_absmean(const float *w, uint64_t rows, uint64_t k, int recip, uint8_t *t2, bn_quant_stats *st)
 {
     /* the row sums and row statistics added as they come: row order, as
      * bn_ternary_beta and bn_ternary_stats_sum add them */
@@ -222,12 +233,13 @@ void bn_ternarize_absmean(const float *w, uint64_t rows, uint64_t k, uint8_t *t2
     bn_ternary_row_stats all = {0};
     for (uint64_t r = 0; r < rows; r++) {
         bn_ternary_row_stats rs;
-        bn_ternary_row_encode(w + r * k, k, beta, t2 + r * row_bytes, &rs);
+        bn_ternary_row_encode(w + r * k, k, beta, recip, t2 + r * row_bytes, &rs);
         all.zeros += rs.zeros;
         all.err2 += rs.err2;
         all.norm2 += rs.norm2;
     }
-    memcpy(t2 + rows * row_bytes, &beta, 4);
+    float scale = bn_ternary_scale(beta, recip);
+    memcpy(t2 + rows * row_bytes, &scale, 4);
     if (st)
-        bn_ternary_stats_sum(&all, 1, n, beta, st);
+        bn_ternary_stats_sum(&all, 1, n, scale, st);
 }

@@ -6,8 +6,10 @@ safetensors file (parsed from its published spec), independently of bn:
 
     beta = mean(|W|) clamped at 1e-5;  T = clamp(round_half_even(W / beta), -1, 1)
 
-Every ternary value and every beta must be identical; the report's scales
-and zero shares must agree."""
+or, for 1bitLLM's BitnetForCausalLM (its utils_quant.weight_quant), with
+s = 1/beta rounded to f32, T = clamp(round_half_even(W * s), -1, 1) and the
+scale 1/s. Every ternary value and every scale must be identical; the
+report's scales and zero shares must agree."""
 import json
 import os
 import struct
@@ -50,6 +52,8 @@ def main():
     hf, bnpath, report = sys.argv[1:4]
     m = bnread.read(bnpath)
     rep = {r["tensor"]: r for r in json.load(open(report))}
+    cfg = json.load(open(os.path.join(hf, "config.json")))
+    recip = (cfg.get("architectures") or [""])[0] == "BitnetForCausalLM"
     checked = 0
     for name, w in safetensors(os.path.join(hf, "model.safetensors")):
         parts = name.split(".")
@@ -60,7 +64,12 @@ def main():
             continue
         bn_name = "blk.%s.%s.weight" % (parts[2], PROJ[key])
         beta = np.float32(max(np.abs(w.astype(np.float64)).mean(), 1e-5))
-        t = np.clip(np.rint(w / beta), -1, 1).astype(np.int8)
+        if recip:
+            s = np.float32(1) / beta
+            t = np.clip(np.rint(w * s), -1, 1).astype(np.int8)
+            beta = np.float32(1) / s
+        else:
+            t = np.clip(np.rint(w / beta), -1, 1).astype(np.int8)
         tensor = m.by_name[bn_name]
         assert tensor.type == 4, "%s is not t2" % bn_name
         got, got_beta = bnread.t2_decode(m.tensor_bytes(tensor), tensor.shape)

@@ -122,6 +122,27 @@ FAMILIES = {
                           "qc": {"quant_method": "bitnet", "linear_class": "autobitlinear",
                                  "quantization_mode": "offline", "use_rms_norm": True, "rms_norm_eps": 1e-5},
                           "test": {"heads": 2, "layers": 1, "vocab": 512}},
+    # 1bitLLM's reproductions of BitNet b1.58 (1bitLLM/bitnet_b1_58-large and -3B, formats/1bitllm.md):
+    # BitnetForCausalLM (config model_type "llama") from their own modeling_bitnet.py, Llama's layer
+    # with the sub-norms inner_attn_ln (before o_proj) and ffn_layernorm (before down_proj), SiLU
+    # gating, no GQA, head_dim = hidden / heads (no head_dim key), tied head (no lm_head), every
+    # tensor f32 (latent weights that utils_quant.weight_quant ternarizes online as W * (1/beta)), each
+    # layer's rotary_emb.inv_freq buffer saved beside them, the Llama-2 SentencePiece vocabulary
+    # (32000 pieces, "</line>" at 32000 = pad_token_id, 32002 embedding rows). The values are the
+    # ones bitnet.cpp's GGUF of each reports. The vocabulary stays real (32002: a head whose row count
+    # is not a multiple of 4 or 8).
+    "bitnet-b1.58-large": {"real": {"hidden_size": 1536, "intermediate_size": 4096, "num_attention_heads": 16,
+                                    "num_key_value_heads": 16, "head_dim": 96, "num_hidden_layers": 24,
+                                    "vocab_size": 32002, "max_position_embeddings": 2048},
+                           "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "tie": True, "bos": 1, "eos": 2,
+                           "gen_bos": 1, "qc": None, "onebit": True,
+                           "test": {"heads": 2, "layers": 2, "vocab": 32002}},
+    "bitnet-b1.58-3b": {"real": {"hidden_size": 3200, "intermediate_size": 8640, "num_attention_heads": 32,
+                                 "num_key_value_heads": 32, "head_dim": 100, "num_hidden_layers": 26,
+                                 "vocab_size": 32002, "max_position_embeddings": 2048},
+                        "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "tie": True, "bos": 1, "eos": 2,
+                        "gen_bos": 1, "qc": None, "onebit": True,
+                        "test": {"heads": 2, "layers": 1, "vocab": 32002}},
     # microsoft/BitNet-embedding-0.6B (bitnet.cpp docs/bitnet-embeddings-i2s-guide.md §2-3, its
     # utils/convert-bitnet-embedding-to-gguf.py): a Qwen3 backbone (model_type qwen3, q_norm/k_norm
     # per head) saved as a sentence-transformers Qwen3Model (no "model." prefix, no lm_head), bf16
@@ -211,12 +232,16 @@ def round_beta(beta, dtype):
 def model_tensors(shape, layers, vocab, arch, hd=None, in_norms=False):
     """[(canonical name, hf name, [rows, cols] or [n], kind)] in file order.
     in_norms: each projection's use_rms_norm weight after it. arch qwen3: the
-    BitNet embedding layout (qwen3_embedding_tensors)."""
+    BitNet embedding layout (qwen3_embedding_tensors). arch 1bitllm: the
+    sub-norms under 1bitLLM's names, each layer's rotary inv_freq buffer
+    (canonical name None: a converter skips it)."""
     if arch in ("qwen3", "gemma3"):
         return embedding_tensors(shape, layers, vocab, hd, arch == "gemma3")
     d, ff, nl, h, kv, _, _ = shape
     hd = hd or d // h
     sub = arch != "llama"
+    onebit = arch == "1bitllm"
+    asub, fsub = ("inner_attn_ln", "ffn_layernorm") if onebit else ("attn_sub_norm", "ffn_sub_norm")
     out = [("token_embd.weight", "model.embed_tokens.weight", [vocab, d], "embed")]
     for i in range(layers):
         p, q = "blk.%d." % i, "model.layers.%d." % i
@@ -226,8 +251,10 @@ def model_tensors(shape, layers, vocab, arch, hd=None, in_norms=False):
             (p + "attn_k.weight", q + "self_attn.k_proj.weight", [kv * hd, d], "ternary"),
             (p + "attn_v.weight", q + "self_attn.v_proj.weight", [kv * hd, d], "ternary"),
         ]
+        if onebit:
+            out.append((None, q + "self_attn.rotary_emb.inv_freq", [hd // 2], "inv_freq"))
         if sub:
-            out.append((p + "attn_sub_norm.weight", q + "self_attn.attn_sub_norm.weight", [h * hd], "norm"))
+            out.append((p + "attn_sub_norm.weight", q + "self_attn.%s.weight" % asub, [h * hd], "norm"))
         out += [
             (p + "attn_output.weight", q + "self_attn.o_proj.weight", [d, h * hd], "ternary"),
             (p + "ffn_norm.weight", q + "post_attention_layernorm.weight", [d], "norm"),
@@ -235,7 +262,7 @@ def model_tensors(shape, layers, vocab, arch, hd=None, in_norms=False):
             (p + "ffn_up.weight", q + "mlp.up_proj.weight", [ff, d], "ternary"),
         ]
         if sub:
-            out.append((p + "ffn_sub_norm.weight", q + "mlp.ffn_sub_norm.weight", [ff], "norm"))
+            out.append((p + "ffn_sub_norm.weight", q + "mlp.%s.weight" % fsub, [ff], "norm"))
         out.append((p + "ffn_down.weight", q + "mlp.down_proj.weight", [d, ff], "ternary"))
     if in_norms:
         with_norms = []
@@ -698,9 +725,11 @@ def write_hf(args, shape, layers, vocab, out):
     d, ff, _, h, kv, _, ctx = shape
     os.makedirs(out, exist_ok=True)
     fam = FAMILIES[args.family] if args.family else None
-    arch = (fam.get("embedding") or "llama") if fam else "bitnet-b1.58"
+    onebit = bool(fam and fam.get("onebit"))
+    arch = (fam.get("embedding") or ("1bitllm" if onebit else "llama")) if fam else "bitnet-b1.58"
     hd = family_shape(fam)[1] if fam else None
     tens = model_tensors(shape, layers, vocab, arch, hd, bool(fam and fam.get("in_norms")))
+    fdt = "F32" if onebit else "BF16"  # the float tensors' dtype
     if fam and fam["tie"]:
         tens = [t for t in tens if t[0] != "output.weight"]
     packed = args.format in ("hf-packed", "hf-packed-bitlinear")
@@ -718,7 +747,7 @@ def write_hf(args, shape, layers, vocab, out):
             plan.append((hname, "U8", [shp[0] // 4, shp[1]], idx, cname, "packed"))
             plan.append((hname.replace(".weight", ".weight_scale"), "BF16", [1], idx, cname, "scale"))
         else:
-            plan.append((hname, "BF16", shp, idx, cname, kind))
+            plan.append((hname, "F32" if kind == "inv_freq" else fdt, shp, idx, cname, kind))
     nshard = max(1, args.shards)
     per = (len(plan) + nshard - 1) // nshard
     shards = [plan[i * per:(i + 1) * per] for i in range(nshard)]
@@ -769,18 +798,24 @@ def write_hf(args, shape, layers, vocab, out):
                     tmap[cname] = entry
                 elif kind == "embed":
                     for chunk in embed_chunks(args.seed, idx, shp[0], shp[1]):
-                        f.write(f32_to_bf16_bits(chunk).astype("<u2").tobytes())
-                    entry.update(kind="float", bn_type="bf16")
+                        f.write(float_bytes(chunk, dt))
+                    entry.update(kind="float", bn_type=dt.lower())
                 elif kind == "norm":
-                    f.write(f32_to_bf16_bits(gen_norm(rng, shp[0])).astype("<u2").tobytes())
-                    entry.update(kind="float", bn_type="bf16")
+                    f.write(float_bytes(gen_norm(rng, shp[0]), dt))
+                    entry.update(kind="float", bn_type=dt.lower())
+                elif kind == "inv_freq":  # HF's RoPE buffer, as torch computes it
+                    e = np.arange(0, 2 * shp[0], 2, dtype=np.float32) / np.float32(2 * shp[0])
+                    f.write((np.float32(1) / np.power(np.float32(fam["rope_theta"]), e)).astype("<f4").tobytes())
+                    entry.update(kind="buffer", bn_type=None)
                 elif kind == "gnorm":  # Gemma: the stored w of a (1 + w) norm
                     f.write(f32_to_bf16_bits(gen_norm(rng, shp[0]) - 1).astype("<u2").tobytes())
                     entry.update(kind="float", bn_type="f32")
-                else:  # master weights, bf16
+                else:  # master weights (bf16; 1bitLLM's f32)
                     x = rng.standard_normal(tuple(shp)).astype(np.float32)
-                    f.write(f32_to_bf16_bits(x).astype("<u2").tobytes())
-                    entry.update(kind="master", bn_type="bf16-or-t2")
+                    if onebit and cname == "blk.0.ffn_down.weight":
+                        entry["planted"] = plant_rule_boundary(x)
+                    f.write(float_bytes(x, dt))
+                    entry.update(kind="master", bn_type=dt.lower() + "-or-t2")
                 truth["tensors"].append(entry)
     if nshard > 1:
         with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
@@ -788,7 +823,11 @@ def write_hf(args, shape, layers, vocab, out):
 
     qc = {"quant_method": "bitnet", "linear_class": "bitlinear" if divide else "autobitlinear",
           "quantization_mode": "offline" if packed else "online"}
-    if vocab == 4096 and os.path.isdir(TINY_DIR):
+    if onebit:
+        bos, eos = 1, 2
+        eot = eos
+        write_llama2_tokenizer(out, vocab)
+    elif vocab == 4096 and os.path.isdir(TINY_DIR):
         for fn in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             src = os.path.join(TINY_DIR, fn)
             if os.path.exists(src):
@@ -809,7 +848,17 @@ def write_hf(args, shape, layers, vocab, out):
     }
     if fam and fam.get("embedding"):
         return write_embedding_extras(out, fam, truth, d, ff, layers, h, kv, vocab, ctx)
-    if fam:
+    if onebit:
+        # the keys of 1bitLLM's config.json (formats/1bitllm.md); torch_dtype and
+        # transformers_version are left out (not in the sources at hand)
+        cfg = {"architectures": ["BitnetForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+               "bos_token_id": fam["bos"], "eos_token_id": fam["eos"], "hidden_act": "silu", "hidden_size": d,
+               "initializer_range": 0.02, "input_bits": 8, "intermediate_size": ff, "max_position_embeddings": ctx,
+               "model_type": "llama", "num_attention_heads": h, "num_hidden_layers": layers,
+               "num_key_value_heads": kv, "pad_token_id": 32000, "pretraining_tp": 1,
+               "rms_norm_eps": fam["rms_norm_eps"], "rope_scaling": None, "rope_theta": fam["rope_theta"],
+               "tie_word_embeddings": fam["tie"], "use_cache": True, "vocab_size": vocab, "weight_bits": 1}
+    elif fam:
         r = fam["real"]
         cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
                "hidden_size": d, "intermediate_size": ff, "num_hidden_layers": layers,
@@ -833,6 +882,110 @@ def write_hf(args, shape, layers, vocab, out):
                    "eos_token_id": fam["eos"] if fam else [eos, eot],
                    "do_sample": True, "temperature": 0.8, "top_p": 0.95, "max_length": ctx}, f, indent=2)
     return truth
+
+
+def float_bytes(x, dt):
+    """A float32 array as the safetensors dtype dt (F32, F16 or BF16)."""
+    if dt == "F32":
+        return np.ascontiguousarray(x, dtype="<f4").tobytes()
+    if dt == "F16":
+        return np.ascontiguousarray(x, dtype="<f2").tobytes()
+    return f32_to_bf16_bits(x).astype("<u2").tobytes()
+
+
+def ref_beta(w):
+    """Absmean as the references compute it: mean |w| in f64, to f32, >= 1e-5."""
+    return np.float32(max(np.abs(w.astype(np.float64)).mean(), 1e-5))
+
+
+def plant_rule_boundary(x, n=64):
+    """Sets x[0, :n] (f32 latent weights, in place) to one value that
+    1bitLLM's weight_quant, rint(w * s) with s = 1/beta in f32, and
+    rint(w / beta) ternarize differently, beta the tensor's absmean with
+    those values in it: a converter that divides gets these n weights wrong
+    (in ffn_down they move the logits well past the tests' tolerance).
+    Returns {index, count, value, code (the reciprocal rule's), divide_code}."""
+    for attempt in range(200):
+        beta = ref_beta(x)
+        s = np.float32(1) / beta
+        best = None
+        for sign in (1, -1):  # at 1.5 beta both rules clamp to 1: only beta/2 can split them
+            y = np.float32(sign * 0.5) * beta
+            for direction in (np.float32(0), np.float32(sign * 4)):
+                v = y
+                for _ in range(256):
+                    if np.rint(v * s) != np.rint(v / beta):
+                        best = v
+                        break
+                    v = np.nextafter(v, direction, dtype=np.float32)
+                if best is not None:
+                    break
+            if best is not None:
+                break
+        if best is not None:
+            x[0, :n] = best
+            b2 = ref_beta(x)
+            s2 = np.float32(1) / b2
+            rc, dc = (int(np.clip(np.rint(best * s2), -1, 1)), int(np.clip(np.rint(best / b2), -1, 1)))
+            if rc != dc:
+                return {"index": [0, 0], "count": n, "value": f32hex(best), "code": rc, "divide_code": dc}
+        x[1, 0] = np.float32(x[1, 0] * np.float32(1.001) + np.float32(0.01 * (attempt + 1)))  # move beta, retry
+    sys.exit("gen_checkpoint: found no weight the two ternarization rules round apart")
+
+
+def write_llama2_tokenizer(out, vocab):
+    """A tokenizer.json of the shape Hugging Face's converter gives Llama 2's
+    SentencePiece model (1bitLLM ships Llama 2's): BPE with byte_fallback and
+    fuse_unk, <unk> <s> </s> at 0-2, <0x00>..<0xFF> at 3-258, normalizer
+    Prepend "▁" then Replace " " -> "▁" (SentencePiece's dummy prefix), no
+    pre-tokenizer, a BOS post-processor; "</line>" added at 32000 (the pad
+    id: the vocabulary has 32001 entries, the embedding 32002 rows). The
+    pieces past the bytes are synthetic (merged from earlier ones)."""
+    n_pieces = min(vocab, 32001) - 1
+    toks = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)]
+    base = list("\u2581etaoinshrdlucmfwypvbgkjqxzETAOINS.,0123456789")
+    toks += base
+    merges, last = [], base
+    while len(toks) < n_pieces:  # every piece one longer, merged from its prefix and a character
+        longer = []
+        for a in last:
+            for b in base:
+                if len(toks) < n_pieces:
+                    toks.append(a + b)
+                    merges.append(a + " " + b)
+                    longer.append(a + b)
+        last = longer
+    added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+              "special": True} for i, t in enumerate(toks[:3])]
+    added.append({"id": n_pieces, "content": "</line>", "single_word": False, "lstrip": False, "rstrip": False,
+                  "normalized": False, "special": False})
+    tj = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+          "normalizer": {"type": "Sequence", "normalizers": [
+              {"type": "Prepend", "prepend": "\u2581"},
+              {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+          "pre_tokenizer": None,
+          "post_processor": {"type": "TemplateProcessing",
+                             "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                        {"Sequence": {"id": "A", "type_id": 0}}],
+                             "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                      {"Sequence": {"id": "A", "type_id": 0}},
+                                      {"SpecialToken": {"id": "<s>", "type_id": 1}},
+                                      {"Sequence": {"id": "B", "type_id": 1}}],
+                             "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+          "decoder": {"type": "Sequence", "decoders": [
+              {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+              {"type": "ByteFallback"}, {"type": "Fuse"},
+              {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+          "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                    "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True,
+                    "vocab": {t: i for i, t in enumerate(toks)}, "merges": merges}}
+    with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(tj, f, ensure_ascii=False)
+    tc = {"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>",
+          "unk_token": "<unk>", "pad_token": "</line>", "legacy": True, "model_max_length": 2048,
+          "tokenizer_class": "LlamaTokenizer", "clean_up_tokenization_spaces": False}
+    with open(os.path.join(out, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(tc, f, ensure_ascii=False, indent=2)
 
 
 def write_embedding_extras(out, fam, truth, d, ff, layers, h, kv, vocab, ctx):

@@ -103,9 +103,15 @@ def unpack_hf(p):
     return np.concatenate([((p >> (2 * j)) & 3).astype(np.int8) - 1 for j in range(4)], axis=0)
 
 
-def ternarize(w):
-    """absmean per tensor: beta = mean|W| (>= 1e-5), T = clamp(round(W/beta))."""
+def ternarize(w, recip=False):
+    """absmean per tensor: beta = mean|W| (>= 1e-5), T = clamp(round(W/beta)),
+    scale beta. recip: 1bitLLM's utils_quant.weight_quant, s = 1/beta in f32,
+    T = clamp(round(W*s)), scale 1/s (what its (W*s).round().clamp(-1, 1) / s
+    multiplies the codes by)."""
     beta = F32(max(np.abs(w.astype(np.float64)).mean(), 1e-5))
+    if recip:
+        s = F32(1) / beta
+        return np.clip(np.rint(w * s), -1, 1).astype(np.int8), F32(1) / s
     t = np.clip(np.rint(w / beta), -1, 1).astype(np.int8)
     return t, beta
 
@@ -121,7 +127,9 @@ class Proj:
             self.master = None
         else:
             self.master = tensors[name]
-            self.t, self.beta = ternarize(self.master)
+            # 1bitLLM's BitnetForCausalLM (modeling_bitnet.py, utils_quant.py) multiplies by 1/beta
+            recip = (cfg.get("architectures") or [""])[0] == "BitnetForCausalLM"
+            self.t, self.beta = ternarize(self.master, recip)
         self.mode = mode
         self.tT = np.ascontiguousarray(self.t.T.astype(F32))  # [in, out]: a fast layout for x @ W^T
 
@@ -203,8 +211,9 @@ class Model:
                 L["apost"], L["post"] = L["post"], t[p + "pre_feedforward_layernorm.weight"]
                 L["fpost"] = t[p + "post_feedforward_layernorm.weight"]
                 L["slide"] = cfg["layer_types"][i] == "sliding_attention"
-            L["asub"] = t.get(p + "self_attn.attn_sub_norm.weight")
-            L["fsub"] = t.get(p + "mlp.ffn_sub_norm.weight")
+            # 1bitLLM names them inner_attn_ln and ffn_layernorm
+            L["asub"] = t.get(p + "self_attn.attn_sub_norm.weight", t.get(p + "self_attn.inner_attn_ln.weight"))
+            L["fsub"] = t.get(p + "mlp.ffn_sub_norm.weight", t.get(p + "mlp.ffn_layernorm.weight"))
             # Qwen3: RMSNorm over each query / key head (q_norm, k_norm) before RoPE
             L["qn"] = t.get(p + "self_attn.q_norm.weight")
             L["kn"] = t.get(p + "self_attn.k_norm.weight")

@@ -3,7 +3,9 @@
  * reference bit for bit on every row length around the vector width, with
  * values that round exactly at ±0.5, ±1.5, NaN, infinities and zeros; the
  * whole-tensor function equals the row functions put together; and beta
- * does not depend on how the rows are grouped. */
+ * does not depend on how the rows are grouped. All of it under both rules:
+ * W / beta and 1bitLLM's W * (1/beta), which round a weight differently
+ * where the two quotients straddle a half (found and checked here). */
 #include "check.h"
 #include "quant.h"
 
@@ -50,10 +52,11 @@ static void rows_match(check_ctx *c)
     uint8_t a[KMAX / 4 + 1], b[KMAX / 4 + 1];
     int bad_sum = 0, bad_enc = 0;
     for (uint64_t k = 1; k <= KMAX; k += k < 40 ? 1 : 13)
-        for (int rep = 0; rep < 20; rep++) {
-            float beta = 0.02f + 0.001f * (float)rep;
+        for (int rep = 0; rep < 40; rep++) {
+            int recip = rep >= 20;
+            float beta = 0.02f + 0.001f * (float)(rep % 20);
             fill(x, k, beta);
-            if (rep == 7 && k > 3) {
+            if (rep % 20 == 7 && k > 3) {
                 x[k - 1] = NAN;
                 x[k / 2] = INFINITY;
                 x[1] = -INFINITY;
@@ -63,10 +66,10 @@ static void rows_match(check_ctx *c)
             bn_ternary_row_stats st1, st2;
             memset(a, 0xaa, sizeof a);
             memset(b, 0x33, sizeof b);
-            bn_ternary_row_encode(x, k, beta, a, &st1);
-            bn_ternary_row_encode_ref(x, k, beta, b, &st2);
-            bad_enc += memcmp(a, b, (k + 3) / 4) != 0 || (rep != 7 && !same_stats(&st1, &st2)) ||
-                       (rep == 7 && st1.zeros != st2.zeros);
+            bn_ternary_row_encode(x, k, beta, recip, a, &st1);
+            bn_ternary_row_encode_ref(x, k, beta, recip, b, &st2);
+            bad_enc += memcmp(a, b, (k + 3) / 4) != 0 || (rep % 20 != 7 && !same_stats(&st1, &st2)) ||
+                       (rep % 20 == 7 && st1.zeros != st2.zeros);
         }
     CHECK(c, bad_sum == 0);
     CHECK(c, bad_enc == 0);
@@ -80,12 +83,76 @@ static void codes_are_definition(check_ctx *c)
     int want[] = {0, 1, 1, 0, -1, -1, 0, -1, 0, 1, -1, 0};
     uint8_t out[4];
     bn_ternary_row_stats st;
-    bn_ternary_row_encode(x, k, 1.0f, out, &st);
+    bn_ternary_row_encode(x, k, 1.0f, 0, out, &st);
     int bad = 0;
     for (uint64_t i = 0; i < k; i++)
         bad += bn_t2_get(out, k, 0, i) != want[i];
     CHECK(c, bad == 0);
     CHECK(c, st.zeros == 5);
+}
+
+/* The reciprocal rule (1bitLLM's utils_quant.weight_quant): the code of
+ * rint(x * s), s = 1/beta in f32, and the scale 1/s. A weight where that
+ * and rint(x / beta) differ is searched for near beta/2, so each rule is
+ * seen to be the one applied, by the dispatched (AVX2) row encoder and its
+ * reference alike; the whole-tensor function stores 1/s. */
+static void reciprocal_rule(check_ctx *c)
+{
+    enum { N = 24 };
+    float x[N], beta = 0, hit = 0;
+    for (int t = 0; t < 20000 && !hit; t++) {
+        beta = 0.0173f + 0.0000213f * (float)t;
+        float s = 1.0f / beta;
+        /* the 8 floats either side of beta/2 (at 3beta/2 both clamp to 1) */
+        float y = 0.5f * beta;
+        for (int u = 0; u < 8; u++)
+            y = nextafterf(y, 0);
+        for (int u = 0; u < 17 && !hit; u++, y = nextafterf(y, 1))
+            if (nearbyintf(y * s) != nearbyintf(y / beta))
+                hit = y;
+    }
+    CHECK(c, hit != 0);
+    /* the weight and its negative among ordinary ones, past the SIMD width */
+    for (int i = 0; i < N; i++)
+        x[i] = i % 3 == 0 ? hit : i % 3 == 1 ? -hit : 0.37f * beta * (float)(i % 7);
+    float s = 1.0f / beta;
+    int bad_div = 0, bad_rec = 0, apart = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        uint8_t rec[N / 4], div[N / 4];
+        bn_ternary_row_stats st;
+        if (pass)
+            bn_ternary_row_encode_ref(x, N, beta, 1, rec, &st);
+        else
+            bn_ternary_row_encode(x, N, beta, 1, rec, &st);
+        if (pass)
+            bn_ternary_row_encode_ref(x, N, beta, 0, div, &st);
+        else
+            bn_ternary_row_encode(x, N, beta, 0, div, &st);
+        for (int i = 0; i < N; i++) {
+            float qr = nearbyintf(x[i] * s), qd = nearbyintf(x[i] / beta);
+            int r = bn_t2_get(rec, N, 0, (uint64_t)i), d = bn_t2_get(div, N, 0, (uint64_t)i);
+            bad_rec += r != (qr >= 1 ? 1 : qr <= -1 ? -1 : 0);
+            bad_div += d != (qd >= 1 ? 1 : qd <= -1 ? -1 : 0);
+            apart += r != d;
+        }
+    }
+    CHECK(c, bad_rec == 0);
+    CHECK(c, bad_div == 0);
+    CHECK(c, apart >= 2 * (N / 3)); /* the planted weights came out apart */
+    /* the scale: 1/(1/beta), which is not beta for every beta */
+    int differs = 0;
+    for (float b = 0.01f; b < 0.02f && !differs; b = nextafterf(b, 1))
+        if (bn_ternary_scale(b, 1) != b) {
+            CHECK(c, bn_ternary_scale(b, 1) == 1.0f / (1.0f / b) && bn_ternary_scale(b, 0) == b);
+            differs = 1;
+        }
+    CHECK(c, differs);
+    /* the whole tensor stores the scale of its own beta */
+    uint8_t t2[N / 4 + 4];
+    bn_ternarize_absmean(x, 1, N, 1, t2, NULL);
+    double sum = bn_ternary_row_abssum(x, N);
+    float b2 = bn_ternary_beta(&sum, 1, N);
+    CHECK(c, bn_t2_scale(t2, 1, N) == 1.0f / (1.0f / b2));
 }
 
 /* bn_ternarize_absmean (the loader's) against the rows put together as
@@ -97,20 +164,23 @@ static void tensor_matches_rows(check_ctx *c)
     fill(w, ROWS * K, 0.02f);
     uint64_t rb = (K + 3) / 4;
     static uint8_t whole[ROWS * ((K + 3) / 4) + 4], rows[ROWS * ((K + 3) / 4) + 4];
-    bn_quant_stats st_whole, st_rows;
-    bn_ternarize_absmean(w, ROWS, K, whole, &st_whole);
     double sums[ROWS];
-    bn_ternary_row_stats rs[ROWS];
     for (int r = ROWS - 1; r >= 0; r--) /* any order: each row on its own */
         sums[r] = bn_ternary_row_abssum(w + r * K, K);
     float beta = bn_ternary_beta(sums, ROWS, K);
-    for (int r = 0; r < ROWS; r++)
-        bn_ternary_row_encode(w + r * K, K, beta, rows + r * rb, &rs[r]);
-    memcpy(rows + ROWS * rb, &beta, 4);
-    bn_ternary_stats_sum(rs, ROWS, K, beta, &st_rows);
-    CHECK(c, !memcmp(whole, rows, sizeof whole));
-    CHECK(c, st_whole.scale == st_rows.scale && st_whole.zero_share == st_rows.zero_share &&
-                 st_whole.rel_error == st_rows.rel_error);
+    for (int recip = 0; recip < 2; recip++) {
+        bn_quant_stats st_whole, st_rows;
+        bn_ternarize_absmean(w, ROWS, K, recip, whole, &st_whole);
+        bn_ternary_row_stats rs[ROWS];
+        for (int r = 0; r < ROWS; r++)
+            bn_ternary_row_encode(w + r * K, K, beta, recip, rows + r * rb, &rs[r]);
+        float scale = bn_ternary_scale(beta, recip);
+        memcpy(rows + ROWS * rb, &scale, 4);
+        bn_ternary_stats_sum(rs, ROWS, K, scale, &st_rows);
+        CHECK(c, !memcmp(whole, rows, sizeof whole));
+        CHECK(c, st_whole.scale == st_rows.scale && st_whole.zero_share == st_rows.zero_share &&
+                     st_whole.rel_error == st_rows.rel_error);
+    }
     /* beta is the mean of |w| (these sums are exact in double) */
     double exact = 0;
     for (int i = 0; i < ROWS * K; i++)
@@ -124,6 +194,7 @@ int main(void)
     check_ctx c = {0};
     rows_match(&c);
     codes_are_definition(&c);
+    reciprocal_rule(&c);
     tensor_matches_rows(&c);
     return check_done(&c, "test_ternary");
 }
