@@ -99,12 +99,14 @@ same() { # the runs wrote the same bytes and said the same
 
 @test "a co-process gets each answer before it sends the next prompt" {
     coproc CP { bn-infer -m "$D/tiny.bn" -t 1 --temp 0 -n 6 --parallel 4; }
+    # bash unsets CP_PID once it reaps the co-process, which may be before the wait below
+    local pid=$CP_PID
     sed -n 2p "$D/p200.ids" >&"${CP[1]}"
     IFS= read -r -t 30 -u "${CP[0]}" a
     sed -n 3p "$D/p200.ids" >&"${CP[1]}"
     IFS= read -r -t 30 -u "${CP[0]}" b
     exec {CP[1]}>&-
-    wait "$CP_PID"
+    wait "$pid"   # bash keeps a reaped child's status for wait
     [ "$a" = "$(sed -n 2p "$D/p200.ids" | bn-infer -m "$D/tiny.bn" -t 1 --temp 0 -n 6)" ]
     [ "$b" = "$(sed -n 3p "$D/p200.ids" | bn-infer -m "$D/tiny.bn" -t 1 --temp 0 -n 6)" ]
 }
