@@ -313,13 +313,28 @@ static void test_encode_ref(check_ctx *cx)
         size_t rb = bn_head_row_bytes(types[ti], D);
         int same = 1;
         for (size_t mi = 0; mi < sizeof mags / sizeof mags[0]; mi++)
-            for (int kind = 0; kind < 4; kind++) {
+            for (int kind = 0; kind < 5; kind++) {
+                /* kind 4: in each block of 32, x = (k + 1/2) steps of one of
+                 * the candidate steps exactly (amax·den/m as f16), the
+                 * rounding's ties for that candidate (q6: den 4, m 120..128;
+                 * q5/q4: den 8, m 112..128 / 48..64) */
+                int den = types[ti] == BN_Q6 ? 4 : 8, m0 = types[ti] == BN_Q6 ? 120 : types[ti] == BN_Q5 ? 112 : 48;
+                int nm = types[ti] == BN_Q6 ? 9 : 17;
+                float step = 0;
                 for (size_t i = 0; i < D; i++) {
                     x[i] = frnd() * mags[mi];
                     if (kind == 1) /* ties: k/2 of a step near amax/31 */
                         x[i] = mags[mi] / 31.0f * 0.5f * (float)((int)(frnd() * 64));
                     if (kind == 2 && i % 7 == 0)
                         x[i] = 0;
+                    if (kind == 4 && i % 32 == 0) { /* the block's amax, then its ties */
+                        int m = m0 + (int)(i / 32 * 7 % (size_t)nm);
+                        x[i] = mags[mi];
+                        step = bn_f16_to_f32(bn_f32_to_f16(mags[mi] * (float)den / (float)m));
+                    } else if (kind == 4) {
+                        float k = (float)(int)(fabsf(frnd()) * (float)(m0 + nm) / (float)den * 0.9f);
+                        x[i] = copysignf(step * (k + 0.5f), frnd());
+                    }
                 }
                 if (kind == 3) {
                     x[5] = NAN;
@@ -334,14 +349,64 @@ static void test_encode_ref(check_ctx *cx)
                 (types[ti] == BN_Q6 ? bn_q6_encode_row : types[ti] == BN_Q5 ? bn_q5_encode_row : bn_q4_encode_row)(
                     x, D, a);
                 same &= !memcmp(a, b, rb);
-                memset(a, 0xAA, sizeof a);
-                bn_head_encode_row_how(types[ti], BN_HEAD_ENC_PORTABLE, x, D, a);
-                same &= !memcmp(a, b, rb);
+                /* each set the CPU has, and plain C (a set it lacks falls back to plain C) */
+                static const int hows[] = {BN_HEAD_ENC_AVX512, BN_HEAD_ENC_AVX2, BN_HEAD_ENC_PORTABLE};
+                for (size_t h = 0; h < sizeof hows / sizeof hows[0]; h++) {
+                    memset(a, 0xAA, sizeof a);
+                    bn_head_encode_row_how(types[ti], hows[h], x, D, a);
+                    same &= !memcmp(a, b, rb);
+                }
             }
         CHECK(cx, same);
-        printf("  %s encoder (this CPU, plain C) = its one-candidate-at-a-time search: %s\n", bn_type_name(types[ti]),
+        printf("  %s encoder (this CPU, AVX-512, AVX2, plain C) = its one-candidate-at-a-time search: %s\n", bn_type_name(types[ti]),
                same ? "bit-identical" : "DIFFERENT");
     }
+}
+
+/* The search's inner step alone: the squared errors of a block for 1 to
+ * 34 candidate steps, each way (AVX-512 with its reciprocal shortcut, AVX2,
+ * plain C) against one candidate at a time, bit for bit, on blocks full of
+ * the rounding's ties: x = (k + 1/2)·dd exactly for some candidate dd, and
+ * one ulp either side of it, zeros of both signs, random values. The final
+ * codes are always recomputed exactly, so only this comparison sees an
+ * error sum that is off in its last bit. */
+static void test_block_errs(check_ctx *cx)
+{
+    enum { NC = 34 };
+    static const int hows[] = {BN_HEAD_ENC_AVX512, BN_HEAD_ENC_AVX2, BN_HEAD_ENC_PORTABLE};
+    static const float mags[] = {1.0f, 3e-6f, 0.02f, 37.0f, 6e4f};
+    float x[32], dd[NC];
+    double ref[NC], got[NC];
+    int same = 1;
+    for (int block = 0; block < 4000; block++) {
+        float mag = mags[block % 5];
+        for (int c = 0; c < NC; c++) {
+            float d = mag * (0.02f + fabsf(frnd()) * 0.1f);
+            d = bn_f16_to_f32(bn_f32_to_f16(c % 2 ? -d : d));
+            dd[c] = d != 0 && isfinite(d) ? d : 1.0f;
+        }
+        for (int i = 0; i < 32; i++) {
+            float d = dd[(int)(fabsf(frnd()) * NC) % NC], k = (float)(int)(fabsf(frnd()) * 40) + 0.5f;
+            float t = copysignf(k * d, frnd());
+            switch ((block + i) % 6) {
+            case 0: x[i] = t; break;
+            case 1: x[i] = nextafterf(t, INFINITY); break;
+            case 2: x[i] = nextafterf(t, -INFINITY); break;
+            case 3: x[i] = i % 2 ? 0.0f : -0.0f; break;
+            default: x[i] = frnd() * mag; break;
+            }
+        }
+        float lo = block % 3 == 0 ? -32 : block % 3 == 1 ? -16 : -8, hi = -lo - 1;
+        size_t nc = block % 2 ? NC : 1 + (size_t)block / 2 % NC; /* every count the SIMD sets split */
+        bn_head_block_errs_how(BN_HEAD_ENC_REF, x, dd, nc, lo, hi, ref);
+        for (size_t h = 0; h < sizeof hows / sizeof hows[0]; h++) {
+            bn_head_block_errs_how(hows[h], x, dd, nc, lo, hi, got);
+            same &= !memcmp(got, ref, nc * sizeof *ref);
+        }
+    }
+    CHECK(cx, same);
+    printf("  block errors at the rounding's ties (AVX-512, AVX2, plain C) = one candidate at a time: %s\n",
+           same ? "bit-identical" : "DIFFERENT");
 }
 
 int main(void)
@@ -350,6 +415,7 @@ int main(void)
     bn_cpu cpu, none;
     bn_cpu_detect(&cpu);
     memset(&none, 0, sizeof none);
+    test_block_errs(&cx);
     test_q(&cx, BN_Q4, &cpu, "this CPU");
     test_q(&cx, BN_Q4, &none, "scalar");
     test_q(&cx, BN_Q5, &cpu, "this CPU");
