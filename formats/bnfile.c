@@ -286,11 +286,26 @@ static int stream_read(bn_source *s, size_t i, void *buf, bn_err *e)
     /* Skip tensors the caller does not want, then padding. */
     if (bn_in_skip(&st->in, t->offset - st->pos_in_data, e))
         return -1;
-    if (bn_in_read(&st->in, buf, t->size, e))
-        return -1;
+    /* Hashed piece by piece as it arrives, while each piece is in the
+     * caches: hashing the whole tensor after it read it all back from DRAM. */
+    XXH3_state_t *h = XXH3_createState();
+    if (!h || XXH3_64bits_reset(h) != XXH_OK) {
+        XXH3_freeState(h);
+        return bn_fail(e, "%s: out of memory", s->name);
+    }
+    const size_t piece = (size_t)512 << 10;
+    for (uint64_t off = 0; off < t->size; off += piece) {
+        size_t n = t->size - off < piece ? (size_t)(t->size - off) : piece;
+        if (bn_in_read(&st->in, (uint8_t *)buf + off, n, e)) {
+            XXH3_freeState(h);
+            return -1;
+        }
+        XXH3_64bits_update(h, (uint8_t *)buf + off, n);
+    }
+    t->hash = XXH3_64bits_digest(h);
+    XXH3_freeState(h);
     st->pos_in_data = t->offset + t->size;
     st->next = i + 1;
-    t->hash = XXH3_64bits(buf, t->size);
     t->has_hash = 2; /* computed, to be checked against the trailer */
     return 0;
 }
@@ -590,12 +605,37 @@ int bn_writer_tensor(bn_writer *w, const void *data, size_t size, bn_err *e)
     if (w->next >= w->n_tensors)
         return bn_fail(e, "writer: more tensors than the directory lists");
     const bn_tensor *t = &w->dir[w->next];
+    if (w->part_bytes)
+        return bn_fail(e, "writer: tensor '%s' is still being written in pieces", t->name);
     if (size != t->size)
         return bn_fail(e, "writer: tensor '%s' is %zu bytes, the directory says %llu", t->name, size,
                        (unsigned long long)t->size);
     if (bn_out_write(&w->out, data, size, e) || bn_out_pad(&w->out, BN_ALIGN, e))
         return -1;
     w->hashes[w->next++] = XXH3_64bits(data, size);
+    return 0;
+}
+
+int bn_writer_piece(bn_writer *w, const void *data, size_t n, bn_err *e)
+{
+    if (w->next >= w->n_tensors)
+        return bn_fail(e, "writer: more tensors than the directory lists");
+    const bn_tensor *t = &w->dir[w->next];
+    if (n > t->size - w->part_bytes)
+        return bn_fail(e, "writer: tensor '%s' is longer than the %llu bytes the directory says", t->name,
+                       (unsigned long long)t->size);
+    if (!w->part_hash && (!(w->part_hash = XXH3_createState()) || XXH3_64bits_reset(w->part_hash) != XXH_OK))
+        return bn_fail(e, "writer: out of memory");
+    if (bn_out_write(&w->out, data, n, e))
+        return -1;
+    XXH3_64bits_update(w->part_hash, data, n);
+    if ((w->part_bytes += n) < t->size)
+        return 0;
+    if (bn_out_pad(&w->out, BN_ALIGN, e))
+        return -1;
+    w->hashes[w->next++] = XXH3_64bits_digest(w->part_hash);
+    w->part_bytes = 0;
+    XXH3_64bits_reset(w->part_hash);
     return 0;
 }
 
@@ -631,9 +671,11 @@ int bn_writer_finish(bn_writer *w, bn_err *e)
         bn_out_abort(&w->out);
     free(w->dir);
     free(w->hashes);
+    XXH3_freeState(w->part_hash);
     bn_meta_free(&w->late);
     w->dir = NULL;
     w->hashes = NULL;
+    w->part_hash = NULL;
     return rc;
 }
 
@@ -642,7 +684,9 @@ void bn_writer_abort(bn_writer *w)
     bn_out_abort(&w->out);
     free(w->dir);
     free(w->hashes);
+    XXH3_freeState(w->part_hash);
     bn_meta_free(&w->late);
     w->dir = NULL;
     w->hashes = NULL;
+    w->part_hash = NULL;
 }

@@ -1,5 +1,6 @@
 /* convert.c — any source → bn model file, one tensor at a time. */
 #include "formats.h"
+#include "safetensors.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -77,6 +78,26 @@ static int add_provenance(bn_meta *m, const bn_source *s, const bn_convert_opts 
     return rc ? -1 : 0;
 }
 
+/* A tensor the source holds unchanged goes from its file to the output in
+ * pieces that stay in the caches: read, written and hashed while hot.
+ * Reading a whole tensor into memory first streamed every byte through
+ * DRAM three times more (the copy, the write, the checksum); bn-convert of
+ * the 4.8 GB f16 2B4T GGUF spent most of its time there. */
+enum { SPAN_PIECE = 512 << 10 };
+
+static int copy_span(bn_writer *w, int fd, uint64_t off, uint64_t size, uint8_t *piece, const char *src,
+                     bn_err *e)
+{
+    uint64_t done = 0;
+    do { /* an empty tensor is one empty piece */
+        size_t n = size - done < SPAN_PIECE ? (size_t)(size - done) : SPAN_PIECE;
+        if ((n && bn_pread_full(fd, piece, n, off + done, src, e)) || bn_writer_piece(w, piece, n, e))
+            return -1;
+        done += n;
+    } while (done < size);
+    return 0;
+}
+
 int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_err *e)
 {
     bn_source s;
@@ -105,8 +126,19 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
     writing = 1;
     for (size_t i = 0; i < s.n_tensors; i++) {
         const bn_tensor *t = &s.tensors[i];
+        int fd;
+        uint64_t off;
         if (bn_steps_at(&steps, i, t->name, src, e))
             goto out;
+        if (s.span && s.span(&s, i, &fd, &off)) {
+            if (!(buf = bn_scratch(buf, &cap, SPAN_PIECE))) {
+                bn_fail(e, "%s: out of memory", src);
+                goto out;
+            }
+            if (copy_span(&w, fd, off, t->size, buf, src, e))
+                goto out;
+            continue;
+        }
         if (!(buf = bn_scratch(buf, &cap, t->size))) {
             bn_fail(e, "%s: out of memory for tensor '%s' (%llu bytes)", src, t->name, (unsigned long long)t->size);
             goto out;

@@ -56,6 +56,10 @@ typedef struct bn_source {
     /* Copies tensor i's bytes into buf (tensors[i].size bytes). Streaming
      * sources require increasing i. */
     int (*read)(struct bn_source *s, size_t i, void *buf, bn_err *e);
+    /* Where tensor i's bytes lie unchanged in a file, so that a caller can
+     * copy them in pieces that stay in the caches: sets *fd and *off and
+     * returns 1; 0 when the reader converts them (use read). NULL: never. */
+    int (*span)(struct bn_source *s, size_t i, int *fd, uint64_t *off);
     void (*close)(struct bn_source *s);
     /* The files the model was read from (for provenance hashes); owned. */
     char **files;
@@ -98,7 +102,9 @@ typedef struct bn_writer {
     size_t next;
     uint64_t data_start;
     uint64_t *hashes;
-    bn_meta late; /* metadata known only at the end (e.g. source hashes) */
+    bn_meta late;        /* metadata known only at the end (e.g. source hashes) */
+    void *part_hash;     /* XXH3 state of a tensor written in pieces */
+    uint64_t part_bytes; /* of it, written so far */
 } bn_writer;
 
 /* Copies the late metadata keys (provenance.source_hashes) from a finished
@@ -110,6 +116,9 @@ int bn_writer_begin(bn_writer *w, const char *path, const bn_temp_hook *temps, c
                     const bn_tensor *tensors, size_t n, bn_err *e);
 /* Tensors in directory order. */
 int bn_writer_tensor(bn_writer *w, const void *data, size_t size, bn_err *e);
+/* The next tensor in pieces: n bytes at a time (any n), in order; the
+ * piece that completes the directory's size ends the tensor. */
+int bn_writer_piece(bn_writer *w, const void *data, size_t n, bn_err *e);
 /* Trailer, then atomic rename. */
 int bn_writer_finish(bn_writer *w, bn_err *e);
 void bn_writer_abort(bn_writer *w);

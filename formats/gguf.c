@@ -50,7 +50,16 @@ static int is_ternary_proj(const char *n)
     return 0;
 }
 
-/* Opens path (a regular file) into s: its impl, read() and close(). */
+/* Tensors GGUF stores as bn does are read straight from the file. */
+static int gguf_span(bn_source *s, size_t i, int *fd, uint64_t *off)
+{
+    const gg_impl *g = s->impl;
+    *fd = g->fd;
+    *off = g->gt[i].src_off;
+    return g->gt[i].conv == CV_COPY;
+}
+
+/* Opens path (a regular file) into s: its impl, read(), span() and close(). */
 static int open_file(bn_source *s, const char *path, uint64_t *size, bn_err *e)
 {
     gg_impl *g = calloc(1, sizeof *g);
@@ -60,6 +69,7 @@ static int open_file(bn_source *s, const char *path, uint64_t *size, bn_err *e)
     s->impl = g;
     s->close = bn_gguf_close;
     s->read = bn_gguf_tensor_read;
+    s->span = gguf_span;
     g->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (g->fd < 0)
         return bn_fail(e, "%s: %s", path, strerror(errno));

@@ -654,6 +654,14 @@ static int hf_read(bn_source *s, size_t i, void *buf, bn_err *e)
     return unpack_packed(hi->scratch, st->shape[0], st->shape[1], beta, buf, sh->name, st->name, e);
 }
 
+static int hf_span(bn_source *s, size_t i, int *fd, uint64_t *off)
+{
+    hf_impl *hi = s->impl;
+    const recipe *r = &hi->recipes[i];
+    bn_source *sh = &hi->shards[r->shard];
+    return r->kind == COPY && sh->span && sh->span(sh, r->src, fd, off);
+}
+
 static void hf_close(bn_source *s)
 {
     hf_impl *hi = s->impl;
@@ -814,6 +822,7 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     }
     s->impl = hi;
     s->read = hf_read;
+    s->span = hf_span;
     s->close = hf_close;
     bn_hparams hp;
     int packed_expected = 0;

@@ -66,6 +66,14 @@ static int st_read(bn_source *s, size_t i, void *buf, bn_err *e)
     return bn_pread_full(st->fd, buf, t->size, st->data_start + t->offset, s->name, e);
 }
 
+static int st_span(bn_source *s, size_t i, int *fd, uint64_t *off)
+{
+    st_impl *st = s->impl;
+    *fd = st->fd;
+    *off = st->data_start + s->tensors[i].offset;
+    return 1;
+}
+
 static void st_close(bn_source *s)
 {
     st_impl *st = s->impl;
@@ -144,6 +152,7 @@ int bn_safetensors_open(bn_source *s, const char *path, bn_err *e)
     st->fd = -1;
     s->impl = st;
     s->read = st_read;
+    s->span = st_span;
     s->close = st_close;
     char *json = NULL;
     cJSON *root = NULL;

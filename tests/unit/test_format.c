@@ -119,7 +119,9 @@ static void test_meta(check_ctx *c)
     bn_meta_free(&d);
 }
 
-static int write_model(const char *path, bn_err *e)
+/* pieces: the tensors through bn_writer_piece, in uneven pieces (an
+ * empty one too), instead of bn_writer_tensor. */
+static int write_model_how(const char *path, int pieces, bn_err *e)
 {
     bn_meta m = {0};
     bn_meta_set_str(&m, "general.architecture", "bitnet-b1.58");
@@ -145,9 +147,48 @@ static int write_model(const char *path, bn_err *e)
     if (rc)
         return -1;
     bn_meta_set_str(&w.late, "late.key", "late value");
-    if (bn_writer_tensor(&w, a, sizeof a, e) || bn_writer_tensor(&w, tern, sizeof tern, e))
+    if (pieces) {
+        const uint8_t *ab = (const uint8_t *)a;
+        if (bn_writer_piece(&w, ab, 5, e) || bn_writer_piece(&w, ab + 5, 0, e) || bn_writer_piece(&w, ab + 5, 19, e) ||
+            bn_writer_piece(&w, tern, 3, e) || bn_writer_piece(&w, tern + 3, 7, e))
+            return -1;
+    } else if (bn_writer_tensor(&w, a, sizeof a, e) || bn_writer_tensor(&w, tern, sizeof tern, e))
         return -1;
     return bn_writer_finish(&w, e);
+}
+
+static int write_model(const char *path, bn_err *e)
+{
+    return write_model_how(path, 0, e);
+}
+
+/* A file written in pieces is the file written whole, byte for byte; a
+ * piece past the tensor's size, or a whole tensor in the middle of one, is
+ * refused. */
+static void test_pieces(check_ctx *c, const char *dir)
+{
+    char p1[512], p2[512];
+    snprintf(p1, sizeof p1, "%s/whole.bn", dir);
+    snprintf(p2, sizeof p2, "%s/pieces.bn", dir);
+    bn_err e;
+    CHECK(c, write_model_how(p1, 0, &e) == 0 && write_model_how(p2, 1, &e) == 0);
+    bn_map m1, m2;
+    CHECK(c, bn_map_file(p1, &m1, &e) == 0 && bn_map_file(p2, &m2, &e) == 0);
+    CHECK(c, m1.size == m2.size && !memcmp(m1.data, m2.data, m1.size));
+    bn_unmap(&m1);
+    bn_unmap(&m2);
+    bn_meta m = {0};
+    bn_tensor t = {.type = BN_F32, .ndim = 1, .shape = {4}, .size = 16};
+    snprintf(t.name, sizeof t.name, "only");
+    float v[5] = {1, 2, 3, 4, 5};
+    bn_writer w;
+    CHECK(c, bn_writer_begin(&w, p2, NULL, &m, &t, 1, &e) == 0);
+    CHECK(c, bn_writer_piece(&w, v, 8, &e) == 0);
+    CHECK(c, bn_writer_piece(&w, v + 2, 12, &e) != 0 && strstr(e.msg, "longer than"));
+    CHECK(c, bn_writer_tensor(&w, v, 16, &e) != 0 && strstr(e.msg, "in pieces"));
+    bn_writer_abort(&w);
+    unlink(p1);
+    unlink(p2);
 }
 
 static void test_file(check_ctx *c, const char *dir)
@@ -238,6 +279,7 @@ int main(void)
         return 2;
     test_types(&c);
     test_meta(&c);
+    test_pieces(&c, dir);
     test_file(&c, dir);
     rmdir(dir);
     return check_done(&c, "test_format");
