@@ -202,16 +202,75 @@ static T512 INLINE void head512_rows(uint32_t type, const void *w, size_t d, siz
     }
 }
 
-/* One token: the whole range at once (the longest streams); several:
- * blocks of HEAD_ROWS, each read from memory once for all of them. */
+/* Columns [c, c+16) (mask m) of R rows qs bytes apart from row, for NT
+ * tokens' x[], into a[R][NT]. */
+#define HEAD512_TILE(c, m)                                                                                         \
+    do {                                                                                                           \
+        __m512 x[4];                                                                                               \
+        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) x[t] = _mm512_maskz_loadu_ps(m, ht + t * d + (c));    \
+        _Pragma("GCC unroll 4") for (int i = 0; i < R; i++)                                                        \
+        {                                                                                                          \
+            __m512 wv = load16(type, row + i * qs, c, m);                                                          \
+            _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) a[i][t] = _mm512_fmadd_ps(wv, x[t], a[i][t]);     \
+        }                                                                                                          \
+    } while (0)
+
+/* R rows (4: row r and the same row of the next three quarters, qs bytes
+ * and q rows apart; 1: row r alone) of NT tokens (ht, d floats apart)
+ * into their logits (y, ldy apart). Each (row, token) sum is the chain
+ * head512_rows computes for that token alone: the same FMAs in the same
+ * column order, the same masked tail, _mm512_reduce_add_ps. */
+static T512 INLINE void head512_tile(uint32_t type, const void *w, size_t d, size_t r, size_t q, const float *ht,
+                                     float *y, size_t ldy, const int R, const int NT)
+{
+    size_t es = type == BN_F32 ? 4 : 2, full = d / 16 * 16, qs = q * d * es;
+    __mmask16 tm = (__mmask16)((1u << (d - full)) - 1);
+    const uint8_t *row = (const uint8_t *)w + r * d * es;
+    __m512 a[4][4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < R; i++)
+        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) a[i][t] = _mm512_setzero_ps();
+    for (size_t c = 0; c < full; c += 16)
+        HEAD512_TILE(c, (__mmask16)0xffff);
+    if (full < d)
+        HEAD512_TILE(full, tm);
+    _Pragma("GCC unroll 4") for (int i = 0; i < R; i++)
+        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) y[t * ldy + r + i * q] = _mm512_reduce_add_ps(a[i][t]);
+}
+
+/* Rows [r0, r1) of NT tokens, a verify pass's or a batch's: every group
+ * of 4 rows is widened once per column vector for all NT tokens (4·NT
+ * accumulators in registers) instead of once per token, the rows from
+ * the range's quarters as head512_rows takes them. */
+static T512 INLINE void head512_rows_n(uint32_t type, const void *w, size_t d, size_t r0, size_t r1, const float *ht,
+                                       float *y, size_t ldy, const int NT)
+{
+    size_t q = (r1 - r0) / 4;
+    for (size_t r = r0; r < r0 + q; r++)
+        head512_tile(type, w, d, r, q, ht, y, ldy, 4, NT);
+    for (size_t r = r0 + 4 * q; r < r1; r++)
+        head512_tile(type, w, d, r, 0, ht, y, ldy, 1, NT);
+}
+
+/* Up to 4 tokens: the whole range at once (the longest streams); more:
+ * blocks of HEAD_ROWS, each read from memory once for all of them. The
+ * tokens go 4 at a time through head512_rows_n (a last one alone through
+ * head512_rows): every logit is the same whatever tokens share a call. */
 static T512 INLINE void head512(uint32_t type, const void *w, size_t d, size_t r0, size_t r1, const float *h,
                                 size_t n, float *y, size_t ldy)
 {
-    size_t step = n == 1 ? r1 - r0 : HEAD_ROWS;
+    size_t step = n <= 4 ? r1 - r0 : HEAD_ROWS;
     for (size_t b0 = r0; b0 < r1; b0 += step) {
         size_t b1 = r1 - b0 > step ? b0 + step : r1;
-        for (size_t t = 0; t < n; t++)
-            head512_rows(type, w, d, b0, b1, h + t * d, y + t * ldy);
+        for (size_t t = 0; t < n; t += 4) {
+            const float *ht = h + t * d;
+            float *yt = y + t * ldy;
+            switch (n - t) {
+            case 1: head512_rows(type, w, d, b0, b1, ht, yt); break;
+            case 2: head512_rows_n(type, w, d, b0, b1, ht, yt, ldy, 2); break;
+            case 3: head512_rows_n(type, w, d, b0, b1, ht, yt, ldy, 3); break;
+            default: head512_rows_n(type, w, d, b0, b1, ht, yt, ldy, 4); break;
+            }
+        }
     }
 }
 

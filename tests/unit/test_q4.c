@@ -181,10 +181,13 @@ static void test_exact(check_ctx *cx, uint32_t type, const bn_cpu *cpu)
     CHECK(cx, ok);
 }
 
-/* A call with several tokens (batched decode: the rows in blocks, two
- * tokens per unpacked group) gives each token exactly what a call with
- * that token alone gives, for every head type, this CPU's function and
- * its interleaved copy, over more rows than one block and from r0 = 4. */
+/* A call with several tokens (batched decode, a verify pass: the rows in
+ * blocks, each widened or unpacked group serving up to four tokens) gives
+ * each token exactly what a call with that token alone gives, for every
+ * head type, this CPU's function and its interleaved copy, 1 to 9 tokens
+ * (groups of 4 and every remainder), over more rows than one block and
+ * from r0 = 4; the float and i8 heads also at a width with a masked tail
+ * (200: 12 whole vectors and 8 columns). */
 static void encode_head(uint32_t type, const float *x, size_t rows, size_t d, uint8_t *w)
 {
     size_t rb = bn_head_row_bytes(type, d);
@@ -213,17 +216,21 @@ static void encode_head(uint32_t type, const float *x, size_t rows, size_t d, ui
 static void test_tokens_apart(check_ctx *cx, const bn_cpu *cpu)
 {
     static const uint32_t types[] = {BN_F32, BN_F16, BN_BF16, BN_I8, BN_Q4, BN_Q5, BN_Q6};
-    const size_t rows = 203, d = 256, n = 7;
+    const size_t rows = 203, dmax = 256, n = 9;
     int ok = 1;
-    float *x = malloc(rows * d * sizeof *x), *h = malloc(n * d * sizeof *h);
+    float *x = malloc(rows * dmax * sizeof *x), *h = malloc(n * dmax * sizeof *h);
     float *y = malloc(n * rows * sizeof *y), *y1 = malloc(rows * sizeof *y1);
-    uint8_t *w = malloc(rows * d * 4 + 4 * rows), *wi = malloc(rows * d * 4 + 4 * rows);
-    for (size_t i = 0; i < rows * d; i++)
+    uint8_t *w = malloc(rows * dmax * 4 + 4 * rows), *wi = malloc(rows * dmax * 4 + 4 * rows);
+    for (size_t i = 0; i < rows * dmax; i++)
         x[i] = frnd();
-    for (size_t i = 0; i < n * d; i++)
+    for (size_t i = 0; i < n * dmax; i++)
         h[i] = frnd();
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
-        uint32_t type = types[ti];
+    for (size_t k = 0; k < 2 * sizeof types / sizeof types[0]; k++) {
+        uint32_t type = types[k / 2];
+        size_t d = k % 2 ? 200 : dmax;
+        const char *why;
+        if (!bn_head_type_ok(type, d, &why))
+            continue;
         encode_head(type, x, rows, d, w);
         size_t unit = 0;
         bn_head_fn fs[2] = {bn_head_find(type, cpu), bn_head_find_ilv(type, d, cpu, &unit)};
