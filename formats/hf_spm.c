@@ -1,7 +1,8 @@
 /* hf_spm.c — a Hugging Face tokenizer.json of the SentencePiece kind
- * (Gemma's: model BPE with byte_fallback, the normalizer that turns every
- * space into U+2581, no dummy prefix) as a `tokenizer` section of model
- * "spm-bpe" (formats/bn-model.md §3.2, formats/embedding.md).
+ * (model BPE with byte_fallback, the normalizer that turns every space into
+ * U+2581: Gemma's without a dummy prefix, Llama 2's with one, Prepend "▁")
+ * as a `tokenizer` section of model "spm-bpe" (formats/bn-model.md §3.2,
+ * formats/embedding.md, formats/1bitllm.md).
  *
  * Tokens are stored as the bytes they decode to: U+2581 back to a space
  * (HF's decoder Replace "▁" → " "), <0xNN> as the byte NN (type byte,
@@ -61,10 +62,18 @@ static int is_space_replace(const cJSON *n)
            cJSON_IsString(c) && !strcmp(c->valuestring, LOWER_ONE_EIGHTH);
 }
 
-/* The shape bn encodes exactly: normalizer Replace(" " → "▁") (alone or
- * the one step of a Sequence); pre-tokenizer none or Split on the string
- * " " (a no-op once the normalizer has left no space: Gemma's). */
-static int check_shape(const cJSON *root, const cJSON *model, const char *path, bn_err *e)
+static int is_prefix_prepend(const cJSON *n)
+{
+    const cJSON *p = item(n, "prepend");
+    return !strcmp(type_of(n), "Prepend") && cJSON_IsString(p) && !strcmp(p->valuestring, LOWER_ONE_EIGHTH);
+}
+
+/* The shapes bn encodes exactly: normalizer Replace(" " → "▁") (alone or
+ * the one step of a Sequence), or a Sequence of that and Prepend("▁")
+ * (Llama 2's: SentencePiece's dummy prefix; *prefix is set); pre-tokenizer
+ * none or Split on the string " " (a no-op once the normalizer has left no
+ * space: Gemma's). */
+static int check_shape(const cJSON *root, const cJSON *model, int *prefix, const char *path, bn_err *e)
 {
     const cJSON *p = item(model, "continuing_subword_prefix"), *s = item(model, "end_of_word_suffix");
     if ((cJSON_IsString(p) && *p->valuestring) || (cJSON_IsString(s) && *s->valuestring))
@@ -75,15 +84,22 @@ static int check_shape(const cJSON *root, const cJSON *model, const char *path, 
     if (cJSON_IsTrue(item(model, "ignore_merges")))
         return bn_fail(e, "%s: byte-fallback BPE with ignore_merges is not supported", path);
     const cJSON *n = item(root, "normalizer");
+    *prefix = 0;
     if (cJSON_IsObject(n) && !strcmp(type_of(n), "Sequence")) {
-        const cJSON *steps = item(n, "normalizers");
-        if (cJSON_GetArraySize(steps) != 1)
-            for (const cJSON *k = steps ? steps->child : NULL; k; k = k->next)
-                if (!is_space_replace(k))
-                    return bn_fail(e, "%s: normalizer '%s' is not supported (only Replace ' ' with U+2581; "
-                                      "Prepend is a dummy prefix bn does not add)",
-                                   path, type_of(k));
-        n = steps ? steps->child : NULL;
+        /* Prepend("▁") and Replace(" " → "▁") in either order give the same
+         * text: "▁" before the (non-empty) text, every space a "▁". */
+        const cJSON *steps = item(n, "normalizers"), *replace = NULL;
+        for (const cJSON *k = steps ? steps->child : NULL; k; k = k->next) {
+            if (is_space_replace(k) && !replace)
+                replace = k;
+            else if (is_prefix_prepend(k) && !*prefix)
+                *prefix = 1;
+            else
+                return bn_fail(e, "%s: normalizer '%s' is not supported (only Replace ' ' with U+2581, and "
+                                  "one Prepend U+2581)",
+                               path, type_of(k));
+        }
+        n = replace;
     }
     if (!cJSON_IsObject(n) || !is_space_replace(n))
         return bn_fail(e, "%s: BPE with byte_fallback needs the normalizer Replace ' ' with U+2581 (found '%s')", path,
@@ -197,7 +213,8 @@ static int add_merges(const cJSON *root, const cJSON *model, tok_builder *b, uin
 int bn_tokenizer_section_from_hf_spm(const cJSON *root, bn_meta *section, const char *path, bn_err *e)
 {
     const cJSON *model = item(root, "model");
-    if (check_shape(root, model, path, e))
+    int prefix = 0;
+    if (check_shape(root, model, &prefix, path, e))
         return -1;
     uint64_t limit = tok_id_limit((uint64_t)cJSON_GetArraySize(item(model, "vocab")) +
                                   (uint64_t)cJSON_GetArraySize(item(root, "added_tokens")));
@@ -232,6 +249,7 @@ int bn_tokenizer_section_from_hf_spm(const cJSON *root, bn_meta *section, const 
     const cJSON *unk = item(model, "unk_token");
     const cJSON *uid = cJSON_IsString(unk) ? item(item(model, "vocab"), unk->valuestring) : NULL;
     if (bn_meta_set_str(section, "tokenizer.model", "spm-bpe") ||
+        (prefix && bn_meta_set_bool(section, "tokenizer.add_space_prefix", 1)) ||
         (cJSON_IsNumber(uid) && bn_meta_set_i32(section, "tokenizer.unk_id", (int32_t)uid->valuedouble))) {
         bn_fail(e, "out of memory");
         goto out;

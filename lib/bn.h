@@ -330,7 +330,12 @@ BN_API int bn_chat_render(bn_tokenizer *t, const bn_chat_message *msgs, size_t n
 
 typedef struct bn_detok bn_detok;
 
-enum { BN_DETOK_SKIP_SPECIAL = 1 /* control tokens (BOS, EOS, ...) give no text */ };
+enum {
+    BN_DETOK_SKIP_SPECIAL = 1, /* control tokens (BOS, EOS, ...) give no text */
+    BN_DETOK_TEXT_START = 2    /* (since 0.3.0) each sequence is a whole text: the space a
+                                  tokenizer with a dummy prefix (Llama 2's SentencePiece)
+                                  put before it is dropped; leave it out for a continuation */
+};
 
 /* Ids in, text out, one id at a time, never splitting a UTF-8 character:
  * up to 3 bytes are held back while they can still become one; bytes that

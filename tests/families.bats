@@ -156,7 +156,7 @@ EOF
     [ "$output" = "BitnetForCausalLM llama silu 32000 False" ]
 }
 
-@test "1bitLLM: f32 latent weights ternarized as its weight_quant does (W * (1/beta), scale 1/(1/beta)); Llama 2's tokenizer.json left out by name" {
+@test "1bitLLM: f32 latent weights ternarized as its weight_quant does (W * (1/beta), scale 1/(1/beta))" {
     for f in bitnet-b1.58-large bitnet-b1.58-3b; do
         bn-convert "$D/$f" | bn-quant --report "$T/report.json" --json >"$T/q.bn"
         $PY "$ROOT/tests/ref/check_quant.py" "$D/$f" "$T/q.bn" "$T/report.json"
@@ -186,9 +186,38 @@ EOF
     [ "$status" -eq 0 ]
     run bn-convert --info "$D/bitnet-b1.58-large.bn"
     [[ $output == *"model.ternary_rule"*"reciprocal"* ]]
-    run $PY -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["provenance.note"])' \
-        < <(bn-convert --info --json "$D/bitnet-b1.58-large.bn")
-    [[ $output == "no tokenizer: "*"normalizer 'Prepend' is not supported"*"(give token ids)" ]]
+}
+
+@test "1bitLLM: text in through Llama 2's tokenizer (dummy prefix): SentencePiece's ids, then greedy tokens as the reference's" {
+    # the checkpoint's own tokenizer.json (Llama 2's shape, 32000 pieces and </line>) converts
+    run bn-convert --info "$D/bitnet-b1.58-large.bn"
+    [[ $output == *"tokenizer"*"32001 tokens"* && $output != *"no tokenizer"* ]]
+    run bn-tokenize -m "$D/bitnet-b1.58-large.bn" --info
+    [[ $output == *"dummy prefix"* && $output == *"bos: 1"* ]]
+    # In its place, one that SentencePiece can check: trained with Llama 2's options (tests/ref/
+    # spm_ref.py --llama2; ids unk 0, bos 1, eos 2 as the family's), exported as Hugging Face does
+    $PY "$ROOT/tests/ref/spm_ref.py" train --llama2 "$T/spm"
+    cp -r "$D/bitnet-b1.58-3b" "$T/m"
+    cp "$T/spm/tokenizer.json" "$T/m/tokenizer.json"
+    rm -f "$T/m/tokenizer_config.json"
+    bn-convert "$T/m" | bn-quant | bn-pack >"$T/m.bn"
+    local text=" Hello  world: ünïcödé 3.14 🫩"
+    printf '%s\n' "$text" | $PY "$ROOT/tests/ref/spm_ref.py" encode "$T/spm/spm.model" | sed 's/^/1 /' >"$T/want.ids"
+    printf '%s' "$text" | bn-tokenize -m "$T/m.bn" >"$T/got.ids"
+    diff "$T/want.ids" "$T/got.ids"
+    # text -> 16 greedy tokens (head size 100) through the KV cache, as the reference decodes from those ids
+    bn-infer -m "$T/m.bn" -p "$text" --ids --no-act-quant --kv f32 --temp 0 -n 16 >"$T/gen.ids"
+    run $REF greedy-check --model "$T/m" --ids "$T/want.ids" --gen "$T/gen.ids" --mode noquant
+    echo "$output"
+    [ "$status" -eq 0 ]
+    # with the checkpoint's own tokenizer: --echo writes the prompt as given (the prefix's space
+    # dropped), and prompt and answer are the decoding of their ids as one text
+    bn-infer -m "$D/bitnet-b1.58-large.bn" -p "$text" --echo --temp 0 -n 8 >"$T/echo.txt"
+    bn-infer -m "$D/bitnet-b1.58-large.bn" -p "$text" --ids --temp 0 -n 8 >"$T/ans.ids"
+    echo "$(printf '%s' "$text" | bn-tokenize -m "$D/bitnet-b1.58-large.bn") $(cat "$T/ans.ids")" |
+        bn-tokenize -m "$D/bitnet-b1.58-large.bn" -d --skip-special >"$T/whole.txt"
+    [[ $(cat "$T/echo.txt") == "$text"?* ]]
+    cmp <(cat "$T/whole.txt" && echo) "$T/echo.txt"
 }
 
 @test "llama3 rope_scaling: float activations at every position of 512 tokens within 1e-3 relative" {

@@ -79,7 +79,7 @@ setup() {
 }
 
 @test "shapes bn would not encode exactly are refused by name" {
-    for change in 'tj["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"}, tj["normalizer"]]}' \
+    for change in 'tj["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "_"}, tj["normalizer"]]}' \
         'tj["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}' \
         'tj["model"]["ignore_merges"] = True' 'tj["normalizer"] = None'; do
         $PY - "$TJ" "$T/t.json" "$change" <<'EOF'

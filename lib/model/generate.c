@@ -685,8 +685,8 @@ bn_gen *bn_gen_new(const bn_model *m, bn_ctx *c, bn_tokenizer *tok, const bn_gen
             goto fail;
         }
     }
-    if (o->text) {
-        if (bn_detok_init(&g->dt, tok, BN_DEC_SKIP_SPECIAL, e))
+    if (o->text) { /* an echoed prompt starts the text (its dummy prefix is dropped); an answer continues it */
+        if (bn_detok_init(&g->dt, tok, BN_DEC_SKIP_SPECIAL | (o->echo ? BN_DEC_TEXT_START : 0), e))
             goto fail;
     } else if (bn_tokw_open(&g->w, out, c ? binary_ids : 0, tok ? bn_tokenizer_hash(tok) : 0, m->hp.n_vocab, e)) {
         goto fail;

@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert((int)BN_DETOK_SKIP_SPECIAL == (int)BN_DEC_SKIP_SPECIAL,
-               "the public and internal detokenizer flag agree");
+_Static_assert((int)BN_DETOK_SKIP_SPECIAL == (int)BN_DEC_SKIP_SPECIAL &&
+                   (int)BN_DETOK_TEXT_START == (int)BN_DEC_TEXT_START,
+               "the public and internal detokenizer flags agree");
 
 /* Hands ids to a caller's buffer: all of them counted, as many as fit stored. */
 static void hand_out(const bn_tokens *v, uint32_t *ids, size_t cap, size_t *n_ids)
@@ -78,7 +79,7 @@ int bn_chat_render(bn_tokenizer *t, const bn_chat_message *msgs, size_t n, int a
 
 bn_detok *bn_detok_new(const bn_tokenizer *t, unsigned flags, bn_err *e)
 {
-    if (!t || (flags & ~(unsigned)BN_DETOK_SKIP_SPECIAL)) {
+    if (!t || (flags & ~(unsigned)(BN_DETOK_SKIP_SPECIAL | BN_DETOK_TEXT_START))) {
         bn_fail_code(e, BN_E_INVALID, "bn_detok_new: %s", t ? "unknown flags" : "the tokenizer is NULL");
         return NULL;
     }

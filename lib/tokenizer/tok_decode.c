@@ -17,6 +17,7 @@ int bn_detok_init(bn_detok *d, const bn_tokenizer *t, unsigned flags, bn_err *e)
     memset(d, 0, sizeof *d);
     d->t = t;
     d->flags = flags;
+    d->at_start = (flags & BN_DEC_TEXT_START) && t->space_prefix;
     d->cap = t->max_len + 4;
     d->buf = malloc(d->cap);
     if (!d->buf)
@@ -61,14 +62,25 @@ int bn_detok_feed(bn_detok *d, uint32_t id, const uint8_t **out, size_t *len, bn
         return bn_fail_code(e, BN_E_INVALID, "token id %u is out of range (the vocabulary has ids 0..%u)", id,
                             t->n_vocab - 1);
     size_t n = t->off[id + 1] - t->off[id];
+    const uint8_t *src = t->blob + t->off[id];
     if ((d->flags & BN_DEC_SKIP_SPECIAL) && t->type[id] == BN_TOKT_CONTROL)
         n = 0;
+    /* The space the encoder put before the text (SentencePiece drops one
+     * leading space of the first piece that is text; control tokens such
+     * as BOS come before it and are not text). */
+    if (d->at_start && t->type[id] != BN_TOKT_CONTROL && n) {
+        d->at_start = 0;
+        if (*src == ' ') {
+            src++;
+            n--;
+        }
+    }
     /* The held bytes sit where the last call left them (after the bytes it
      * released, which the caller has read by now): bring them to the front
      * and append this token. */
     uint8_t *b = d->buf;
     memmove(b, b + d->tail_at, d->held);
-    memcpy(b + d->held, t->blob + t->off[id], n);
+    memcpy(b + d->held, src, n);
     size_t total = d->held + n;
     d->held = incomplete_tail(b, total);
     d->tail_at = total - d->held;
@@ -83,4 +95,5 @@ void bn_detok_flush(bn_detok *d, const uint8_t **out, size_t *len)
     *len = d->held;
     d->held = 0;
     d->tail_at = 0;
+    d->at_start = (d->flags & BN_DEC_TEXT_START) && d->t->space_prefix;
 }

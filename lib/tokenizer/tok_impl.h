@@ -60,6 +60,8 @@ struct bn_tokenizer {
     int spm;           /* tokenizer.model "spm-bpe" (tok_bpe.c): SentencePiece-style BPE
                           over characters, byte fallback, no regex */
     int32_t unk;       /* spm: the token of a character without byte tokens, or -1 */
+    int space_prefix;  /* spm: a space before every non-empty text (SentencePiece's
+                          add_dummy_prefix, Llama 2's), dropped again when decoding */
     int ranks;         /* merge_mode "ranks": pair priority = id of the concatenation */
     int ignore_merges; /* a whole piece that is a token is emitted as is */
     tok_pslot *ptab;   /* merges mode only */

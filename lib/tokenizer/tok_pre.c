@@ -173,6 +173,31 @@ static int32_t special_at(const bn_tokenizer *t, const uint8_t *p, size_t n, uns
     return best;
 }
 
+/* The first stretch of a text with a space prefix: SentencePiece's
+ * normalizer puts U+2581 before the whole (non-empty) text, so its first
+ * stretch, even an empty one before a user-defined token, is encoded with a
+ * space in front. Offsets: the token holding the prefix starts the text. */
+static int encode_prefixed(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t base, bn_tokens *out, bn_err *e)
+{
+    uint8_t *buf = malloc(n + 1);
+    if (!buf)
+        return bn_fail(e, "out of memory");
+    buf[0] = ' ';
+    memcpy(buf + 1, p, n);
+    size_t first = out->n;
+    int rc = tok_spm_encode(t, buf, n + 1, base - 1, out, e); /* buf[i] is the text's byte i - 1 */
+    if (!rc && out->offs && out->n > first)
+        out->offs[first] = base;
+    free(buf);
+    return rc;
+}
+
+static int encode_stretch(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t base, int prefixed, bn_tokens *out,
+                          bn_err *e)
+{
+    return prefixed ? encode_prefixed(t, p, n, base, out, e) : tok_encode_plain(t, p, n, base, out, e);
+}
+
 int bn_tokenizer_encode(bn_tokenizer *t, const void *text, size_t n, unsigned flags, uint64_t base,
                         bn_tokens *out, bn_err *e)
 {
@@ -186,6 +211,7 @@ int bn_tokenizer_encode(bn_tokenizer *t, const void *text, size_t n, unsigned fl
     /* User-defined tokens are always recognised (HF's added tokens);
      * control tokens only when asked, as tiktoken's allowed_special. */
     unsigned mask = (flags & BN_ENC_SPECIAL ? 1u : 0u) | (t->has_user ? 2u : 0u);
+    int prefix = t->space_prefix && n > 0;
     size_t start = 0;
     if (mask && t->n_trie > 1) {
         for (size_t i = 0; i < n;) {
@@ -195,7 +221,7 @@ int bn_tokenizer_encode(bn_tokenizer *t, const void *text, size_t n, unsigned fl
                 i++;
                 continue;
             }
-            if (tok_encode_plain(t, p + start, i - start, base + start, out, e))
+            if (encode_stretch(t, p + start, i - start, base + start, prefix && !start, out, e))
                 return -1;
             if (bn_tokens_push(out, (uint32_t)id, base + i))
                 return bn_fail(e, "out of memory");
@@ -203,7 +229,7 @@ int bn_tokenizer_encode(bn_tokenizer *t, const void *text, size_t n, unsigned fl
             start = i;
         }
     }
-    if (tok_encode_plain(t, p + start, n - start, base + start, out, e))
+    if (encode_stretch(t, p + start, n - start, base + start, prefix && !start, out, e))
         return -1;
     if (flags & BN_ENC_EOS) {
         if (t->eos < 0)

@@ -274,7 +274,7 @@ static int decode_file(run *r, const char *path, const char *name, bn_err *e)
     if (!opened ||
         bn_tokr_check(&rd, bn_tokenizer_hash(r->t), bn_tokenizer_n_vocab(r->t), e))
         goto out;
-    if (bn_detok_init(&d, r->t, r->o->skip_special ? BN_DEC_SKIP_SPECIAL : 0, e))
+    if (bn_detok_init(&d, r->t, BN_DEC_TEXT_START | (r->o->skip_special ? BN_DEC_SKIP_SPECIAL : 0), e))
         goto out;
     have_d = 1;
     for (;;) {
@@ -324,9 +324,9 @@ static void info(run *r)
     if (r->o->json) {
         fprintf(f,
                 "{\"vocab\":%u,\"special\":%zu,\"hash\":\"%016llx\",\"bos\":%d,\"eos\":%d,\"add_bos\":%s,"
-                "\"merge_mode\":\"%s\",\"model\":\"%s\",\"chat_format\":",
+                "\"merge_mode\":\"%s\",\"model\":\"%s\",\"space_prefix\":%s,\"chat_format\":",
                 t->n_vocab, nspecial, (unsigned long long)t->hash, t->bos, t->eos, t->add_bos ? "true" : "false",
-                t->ranks ? "ranks" : "merges", t->spm ? "spm-bpe" : "bpe");
+                t->ranks ? "ranks" : "merges", t->spm ? "spm-bpe" : "bpe", t->space_prefix ? "true" : "false");
         json_str(f, (const uint8_t *)t->chat_format, strlen(t->chat_format));
         fputs("}\n", f);
         return;
@@ -335,7 +335,10 @@ static void info(run *r)
             "vocab: %u\nspecial: %zu\nhash: %016llx\nbos: %d\neos: %d\nadd_bos: %s\nmerge_mode: %s\nmodel: %s\n"
             "chat_format: %s\n",
             t->n_vocab, nspecial, (unsigned long long)t->hash, t->bos, t->eos, t->add_bos ? "yes" : "no",
-            t->ranks ? "ranks" : "merges", t->spm ? "spm-bpe (SentencePiece-style, byte fallback)" : "bpe (byte-level)",
+            t->ranks ? "ranks" : "merges",
+            !t->spm            ? "bpe (byte-level)"
+            : t->space_prefix ? "spm-bpe (SentencePiece-style, byte fallback, dummy prefix)"
+                              : "spm-bpe (SentencePiece-style, byte fallback)",
             t->chat_format);
 }
 

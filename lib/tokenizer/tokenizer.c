@@ -192,6 +192,10 @@ static uint64_t compute_hash(const bn_tokenizer *t, const char *pre, const bn_kv
         static const char spm[] = "spm-bpe";
         XXH3_64bits_update(st, spm, sizeof spm);
         XXH3_64bits_update(st, &t->unk, sizeof t->unk);
+        if (t->space_prefix) { /* (absent without: earlier spm hashes stay) */
+            static const char prefix[] = "space prefix";
+            XXH3_64bits_update(st, prefix, sizeof prefix);
+        }
     }
     uint32_t flags[3] = {t->n_vocab, (uint32_t)t->ranks, (uint32_t)t->ignore_merges};
     XXH3_64bits_update(st, flags, sizeof flags);
@@ -303,6 +307,12 @@ bn_tokenizer *bn_tokenizer_new(const bn_meta *model_meta, bn_err *e)
             t->memo[i].key = UINT64_MAX;
     }
     t->ignore_merges = t->ranks || (!bn_meta_bool(sec, "tokenizer.ignore_merges", &im) && im);
+    int sp = 0;
+    t->space_prefix = !bn_meta_bool(sec, "tokenizer.add_space_prefix", &sp) && sp;
+    if (t->space_prefix && !t->spm) {
+        bn_fail(e, "tokenizer.add_space_prefix: only with 'spm-bpe'");
+        goto fail;
+    }
     if (t->spm && t->ignore_merges) {
         bn_fail(e, "tokenizer.ignore_merges: not with 'spm-bpe'");
         goto fail;

@@ -90,7 +90,12 @@ int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int ge
 
 /* ---------------------------------------------------------------- decode */
 
-enum { BN_DEC_SKIP_SPECIAL = 1 /* control tokens produce no text */ };
+enum {
+    BN_DEC_SKIP_SPECIAL = 1, /* control tokens produce no text */
+    BN_DEC_TEXT_START = 2    /* each sequence is a whole text: with a space prefix
+                                (tokenizer.add_space_prefix), the first text token's
+                                leading space is the prefix and is dropped */
+};
 
 /* A streaming decoder: ids in, bytes out, never splitting a UTF-8 character
  * (at most 3 bytes are held back, only while they can still become one);
@@ -103,6 +108,7 @@ typedef struct bn_detok {
     size_t held;    /* bytes held back (0..3) */
     size_t tail_at; /* where they are in buf */
     size_t cap;
+    int at_start;   /* BN_DEC_TEXT_START: no text token seen yet in this sequence */
 } bn_detok;
 
 int bn_detok_init(bn_detok *d, const bn_tokenizer *t, unsigned flags, bn_err *e);

@@ -13,6 +13,13 @@
                           (BPE with byte_fallback, normalizer Replace
                           " " -> U+2581, pre-tokenizer Split " ", merges
                           from the vocabulary, BOS post-processor)
+  train DIR --llama2      the same with Llama 2's options instead (dummy
+                          prefix; ids unk 0, bos 1, eos 2, no pad) and
+                          its tokenizer.json as Hugging Face's converter
+                          shapes Llama 2's (normalizer Prepend U+2581 then
+                          Replace " " -> U+2581, no pre-tokenizer, decoder
+                          ending in Strip of the leading space, <s>
+                          post-processor)
   encode MODEL [--whole]  ids of each line of stdin (without its LF), one
                           line of decimal ids each; --whole: all of stdin
                           as one text, one line out
@@ -67,17 +74,20 @@ def extract_merges(sp):
     return [[m[4], m[5]] for m in merges]
 
 
-def train(out, vocab):
+def train(out, vocab, llama2=False):
     os.makedirs(out, exist_ok=True)
     text = os.path.join(out, "corpus.txt")
     corpus(text)
     prefix = os.path.join(out, "spm")
+    # Gemma's ids and no dummy prefix, or Llama 2's (its trainer_spec and
+    # normalizer_spec: identity, extra whitespace kept, dummy prefix)
+    ids = (["--add_dummy_prefix=true", "--pad_id=-1", "--unk_id=0", "--bos_id=1", "--eos_id=2"] if llama2 else
+           ["--add_dummy_prefix=false", "--pad_id=0", "--eos_id=1", "--bos_id=2", "--unk_id=3", "--bos_piece=<bos>",
+            "--eos_piece=<eos>"])
     subprocess.run(["spm_train", f"--input={text}", f"--model_prefix={prefix}", f"--vocab_size={vocab}",
-                    "--model_type=bpe", "--byte_fallback=true", "--add_dummy_prefix=false",
-                    "--normalization_rule_name=identity", "--remove_extra_whitespaces=false",
-                    "--split_digits=true", "--allow_whitespace_only_pieces=true", "--character_coverage=0.99",
-                    "--pad_id=0", "--eos_id=1", "--bos_id=2", "--unk_id=3", "--bos_piece=<bos>", "--eos_piece=<eos>",
-                    "--user_defined_symbols=" + ",".join(USER), "--minloglevel=2"],
+                    "--model_type=bpe", "--byte_fallback=true", "--normalization_rule_name=identity",
+                    "--remove_extra_whitespaces=false", "--split_digits=true", "--allow_whitespace_only_pieces=true",
+                    "--character_coverage=0.99", "--user_defined_symbols=" + ",".join(USER), "--minloglevel=2"] + ids,
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
     n = sp.get_piece_size()
@@ -91,22 +101,26 @@ def train(out, vocab):
         elif p in USER:
             added.append({"id": i, "content": p, "single_word": False, "lstrip": False, "rstrip": False,
                           "normalized": False, "special": False})
+    bos = sp.id_to_piece(sp.bos_id())
+    replace = {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}
+    decoders = [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+                {"type": "ByteFallback"}, {"type": "Fuse"}]
     tj = {
         "version": "1.0",
         "added_tokens": added,
-        "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
-        "pre_tokenizer": {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious",
-                          "invert": False},
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"}, replace]}
+        if llama2 else replace,
+        "pre_tokenizer": None if llama2 else {"type": "Split", "pattern": {"String": " "},
+                                              "behavior": "MergedWithPrevious", "invert": False},
         "post_processor": {"type": "TemplateProcessing",
-                           "single": [{"SpecialToken": {"id": "<bos>", "type_id": 0}},
+                           "single": [{"SpecialToken": {"id": bos, "type_id": 0}},
                                       {"Sequence": {"id": "A", "type_id": 0}}],
-                           "pair": [{"SpecialToken": {"id": "<bos>", "type_id": 0}},
+                           "pair": [{"SpecialToken": {"id": bos, "type_id": 0}},
                                     {"Sequence": {"id": "A", "type_id": 0}},
                                     {"Sequence": {"id": "B", "type_id": 1}}],
-                           "special_tokens": {"<bos>": {"id": "<bos>", "ids": [2], "tokens": ["<bos>"]}}},
-        "decoder": {"type": "Sequence", "decoders": [
-            {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
-            {"type": "ByteFallback"}, {"type": "Fuse"}]},
+                           "special_tokens": {bos: {"id": bos, "ids": [sp.bos_id()], "tokens": [bos]}}},
+        "decoder": {"type": "Sequence", "decoders": decoders +
+                    ([{"type": "Strip", "content": " ", "start": 1, "stop": 0}] if llama2 else [])},
         "model": {"type": "BPE", "dropout": None, "unk_token": sp.id_to_piece(sp.unk_id()),
                   "continuing_subword_prefix": None, "end_of_word_suffix": None, "fuse_unk": True,
                   "byte_fallback": True, "ignore_merges": False, "vocab": vocab_map,
@@ -130,12 +144,13 @@ def main():
     t = sub.add_parser("train")
     t.add_argument("dir")
     t.add_argument("--vocab", type=int, default=500)
+    t.add_argument("--llama2", action="store_true")
     e = sub.add_parser("encode")
     e.add_argument("model")
     e.add_argument("--whole", action="store_true")
     a = ap.parse_args()
     if a.cmd == "train":
-        train(a.dir, a.vocab)
+        train(a.dir, a.vocab, a.llama2)
     else:
         encode(a.model, a.whole)
 
