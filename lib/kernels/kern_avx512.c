@@ -181,8 +181,9 @@ static T512 INLINE void tile(const uint8_t *w, size_t rs, size_t vs, size_t V, c
  * the 4 tokens' activations of that plane, zmm28 the mask 3. Per plane:
  * 4 shifts, 4 ands, 4 loads, 16 vpdpbusd. n vectors; row i's vector v at
  * w + i·rs + v·vs, token t's activations at q + t·ldq; p runs pf bytes
- * ahead of w, prefetching (one line a vector: the interleaved stream). The
- * 16 sums go to o as they are; the caller adds their lanes (sum16v). */
+ * ahead of w, prefetching each of the 4 rows' lines there (interleaved:
+ * the vector's 4 lines). The 16 sums go to o as they are; the caller adds
+ * their lanes (sum16v). */
 #define T2A_PLANE(sh, off)                                                                                         \
     sh "vmovdqu64 " #off "(%[q]), %%zmm24\n\t"                                                                     \
        "vmovdqu64 " #off "(%[q],%[ldq]), %%zmm25\n\t"                                                              \
@@ -254,6 +255,9 @@ static T512 INLINE void t2_asm_4x4(const uint8_t *w, size_t rs, size_t vs, size_
         "vmovdqu64 (%[w],%[rs],2), %%zmm18\n\t"
         "vmovdqu64 (%[w],%[rs3]), %%zmm19\n\t"
         "prefetcht0 (%[p])\n\t"
+        "prefetcht0 (%[p],%[rs])\n\t"
+        "prefetcht0 (%[p],%[rs],2)\n\t"
+        "prefetcht0 (%[p],%[rs3])\n\t"
         T2A_PLANE(T2A_COPY, 0)
         T2A_PLANE(T2A_SHIFT(2), 64)
         T2A_PLANE(T2A_SHIFT(4), 128)
@@ -388,13 +392,23 @@ static T512 INLINE void tile4x4(uint32_t layout, const uint8_t *w, size_t k, siz
     _mm_storeu_ps(y + (t + 3) * ldy + r, _mm512_extractf32x4_ps(f, 3));
 }
 
+/* GEMM_AHEAD: how many vectors ahead the interleaved GEMM's 4 × 4 tile
+ * prefetches, every line of them. A multi-token pass computes 4 to 32
+ * times longer per weight byte than the GEMV, yet it stalled on its
+ * weight loads: one line in four prefetched 8 vectors (2 KiB) ahead left
+ * the rest to the hardware prefetchers, which fell behind. All four lines
+ * 32 vectors (8 KiB) ahead: the 2B4T shape's 7 layer matrices, 8 tokens,
+ * 2 Zen 5 threads, 1.17x the CPU time's rate (4 tokens 1.39x, 32 1.18x;
+ * paired runs on a shared machine; 16 ahead 1.16x, 64 1.17x). */
+enum { GEMM_AHEAD = 32 };
+
 /* ilv as in gemv_impl. */
 static T512 INLINE void gemm_impl(uint32_t layout, int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1,
                                   float beta, const int8_t *q, const float *s, size_t n, size_t ldq, float *y,
                                   size_t ldy)
 {
     size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), c0 = 4 * W * V;
-    size_t rs = ilv ? W : rb, vs = ilv ? 4 * W : W, pf = ilv ? ILV_AHEAD * vs : 4 * rb;
+    size_t rs = ilv ? W : rb, vs = ilv ? 4 * W : W, pf = ilv ? GEMM_AHEAD * vs : 4 * rb;
     int32_t qs[BN_KERN_MAX_N];
     for (size_t t = 0; t < n; t++)
         qs[t] = qsum(q + t * ldq, c0);
