@@ -864,10 +864,10 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
             if (sect)
                 bn_meta_free(sect);
             free(sect);
-            /* A Gemma tokenizer of a shape bn does not encode exactly
-             * (hf_spm.c refuses it by name), or 1bitLLM's (Llama 2's
-             * SentencePiece, whose dummy prefix bn does not add): the
-             * model converts without one, for token ids. */
+            /* A Gemma or 1bitLLM tokenizer of a shape bn does not encode
+             * exactly (hf_spm.c refuses it by name; Gemma's and Llama 2's
+             * own shapes it reads): the model converts without one, for
+             * token ids. */
             if (!sect || !(hi->gemma || !strcmp(hp.arch, "bitnet")))
                 goto fail;
             char note[sizeof e->msg + 96];
