@@ -130,17 +130,3 @@ char *bn_cpu_describe(const bn_cpu *c, char *buf, size_t n)
         snprintf(buf, n, "none");
     return buf;
 }
-
-uint64_t bn_mem_available(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return 0;
-    char line[256];
-    unsigned long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
-            break;
-    fclose(f);
-    return (uint64_t)kb * 1024;
-}

@@ -25,7 +25,9 @@ typedef struct bn_cpu {
 
 /* Fills c for the CPU this runs on (all zero on unknown architectures). */
 void bn_cpu_detect(bn_cpu *c);
-/* MemAvailable from /proc/meminfo in bytes; 0 when unknown. */
+/* Memory this process may still take, in bytes (memavail.c): MemAvailable
+ * from /proc/meminfo, or less when a memory cgroup of the process (v1 or
+ * v2, its own or an ancestor's limit) leaves less; 0 when unknown. */
 uint64_t bn_mem_available(void);
 
 /* The feature names c has, space-separated, into buf (for -v output and

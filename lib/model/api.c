@@ -6,6 +6,7 @@
  * (bn_model_load_progress, bn_model_to_memory,
  * bn_ctx_new_opts, bn_perplexity, bn_tokenizer_new); this file checks
  * arguments, gives every failure a bn_status code, and logs. */
+#include "cpu.h"
 #include "generate.h"
 #include "pool.h"
 
@@ -102,6 +103,10 @@ bn_model *bn_model_open(const char *path, const bn_model_params *p, bn_err *e)
         if (r)
             say(&o, BN_LOG_INFO, "%s: weights copied into memory (%.1f MiB, huge pages)", m->src.name,
                 (double)m->arena_size / 1048576.0);
+        else if (m->streams) /* a warning: decoding runs at the disk's speed */
+            say(&o, BN_LOG_WARN, "%s: larger than the memory left (%.1f MiB): streaming it from the file, each layer "
+                                 "read one ahead and let go after use",
+                m->src.name, (double)bn_mem_available() / 1048576.0);
         else
             say(&o, BN_LOG_INFO, "%s: decoding from the weights in place (reference kernels, or too little free "
                                  "memory for a copy)", m->src.name);

@@ -629,8 +629,14 @@ static void batch_forward(bn_ctx *c, size_t n, float *logits)
         /* the angles of a position are the same in every layer */
         rope_angles(c, c->tpos[t], c->rope_cs + t * c->n_rope * m->hp.head_dim);
     }
-    for (uint32_t l = 0; l < m->hp.n_layer; l++)
+    /* a model larger than memory: the next layer comes from disk meanwhile */
+    bn_model_readahead(m, 0);
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        bn_model_readahead(m, l + 1);
         layer_forward(c, l, n);
+        bn_model_release(m, l);
+    }
+    bn_model_readahead(m, 0); /* the next pass's */
     if (!logits)
         return;
     size_t rows = 0;
@@ -645,6 +651,7 @@ static void batch_forward(bn_ctx *c, size_t n, float *logits)
     size_t V = m->hp.n_vocab;
     chunks_init(&hj.ch, &V, 1, c->nth, 256);
     bn_pool_run(c->pool, head_run, &hj);
+    bn_model_release(m, m->hp.n_layer);
 }
 
 /* Batch token t: id at position pos of sequence seq, whose blocks are in

@@ -228,6 +228,32 @@ int bn_model_load(bn_model *m, const char *path, const char *kernel, bn_err *e)
     return bn_model_load_progress(m, path, kernel, NULL, NULL, e);
 }
 
+static uint64_t layer_bytes(const bn_model *m, uint32_t l)
+{
+    if (l >= m->hp.n_layer)
+        return m->head_bytes;
+    const bn_layer *L = &m->layers[l];
+    return L->q.bytes + L->k.bytes + L->v.bytes + L->o.bytes + L->gate.bytes + L->up.bytes + L->down.bytes;
+}
+
+/* A model read in a loop through a cache smaller than itself misses on
+ * every page when the cache keeps the most recent ones; keeping a fixed
+ * part and streaming only the rest reads the least. Kept: the head if it
+ * fits in three quarters of what is left, less room for two layers in
+ * flight, then the last layers while they fit. */
+static void keep_what_fits(bn_model *m, uint64_t avail)
+{
+    uint64_t big = 0;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++)
+        big = layer_bytes(m, l) > big ? layer_bytes(m, l) : big;
+    uint64_t budget = avail / 4 * 3 > 2 * big ? avail / 4 * 3 - 2 * big : 0;
+    m->keep_head = m->head_bytes <= budget;
+    budget -= m->keep_head ? m->head_bytes : 0;
+    m->keep_from = m->hp.n_layer;
+    while (m->keep_from > 0 && layer_bytes(m, m->keep_from - 1) <= budget)
+        budget -= layer_bytes(m, --m->keep_from);
+}
+
 int bn_model_load_progress(bn_model *m, const char *path, const char *kernel, bn_progress_fn fn, void *user,
                            bn_err *e)
 {
@@ -257,6 +283,11 @@ int bn_model_load_progress(bn_model *m, const char *path, const char *kernel, bn
         load_head(m, hp->tied ? "token_embd.weight" : "output.weight", &m->head, &m->head_type, &m->head_bytes, e) ||
         !(m->out_norm = norm_f32(m, bn_source_find(&m->src, "output_norm.weight"), e)))
         goto fail;
+    /* Larger than the memory left: its pages cannot all stay cached */
+    uint64_t avail = bn_mem_available();
+    m->streams = m->mapped && avail && bn_model_weight_bytes(m) > avail;
+    if (m->streams)
+        keep_what_fits(m, avail);
     return 0;
 fail:
     bn_model_free(m);
@@ -273,6 +304,42 @@ void bn_model_free(bn_model *m)
     if (m->src.name || m->src.impl)
         bn_source_close(&m->src);
     memset(m, 0, sizeof *m);
+}
+
+static void advise(const void *p, uint64_t n, int advice)
+{
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095, b = (uintptr_t)p + n;
+    if (n)
+        madvise((void *)a, b - a, advice);
+}
+
+static void advise_layer(const bn_model *m, uint32_t l, int advice)
+{
+    if (l >= m->hp.n_layer) {
+        advise(m->head, m->head_bytes, advice);
+        return;
+    }
+    const bn_layer *L = &m->layers[l];
+    const bn_mat *mats[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+    for (size_t i = 0; i < 7; i++)
+        advise(mats[i]->data, mats[i]->bytes, advice);
+}
+
+void bn_model_readahead(const bn_model *m, uint32_t l)
+{
+    if (m->streams && !m->arena)
+        advise_layer(m, l, MADV_WILLNEED);
+}
+
+void bn_model_release(const bn_model *m, uint32_t l)
+{
+#ifdef MADV_PAGEOUT
+    if (m->streams && !m->arena && (l < m->hp.n_layer ? l < m->keep_from : !m->keep_head))
+        advise_layer(m, l, MADV_PAGEOUT);
+#else
+    (void)m;
+    (void)l;
+#endif
 }
 
 uint64_t bn_model_weight_bytes(const bn_model *m)

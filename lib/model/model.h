@@ -51,6 +51,13 @@ struct bn_model {
     size_t n_owned, cap_owned;
     int n_ternarized;    /* projections that were float in the file */
     int mapped;          /* every tensor lies in a file mapping */
+    int streams;         /* mapped, and larger than the memory left at load:
+                          * each layer is read one layer ahead and let go
+                          * once used (bn_model_readahead, _release), but
+                          * for the layers from keep_from on and the head
+                          * when keep_head, which stay */
+    uint32_t keep_from;
+    int keep_head;
     const bn_kernels *kern;
     bn_progress_fn progress; /* told of the steps of loading, or NULL */
     void *progress_user;
@@ -78,6 +85,19 @@ void bn_model_free(bn_model *m);
  * reference kernels, which keep the plain layout), a negative status on
  * error (BN_E_CANCELLED when the progress callback asked). */
 int bn_model_to_memory(bn_model *m, bn_err *e);
+/* For a model that streams from its file (m->streams and no copy in
+ * memory; nothing otherwise): readahead asks the kernel to read layer l's
+ * weights (l = n_layer: the head) in the background, so the disk works
+ * through a layer while the one before is computed instead of waiting on
+ * one page fault at a time; release pages out layer l once used (but the
+ * head and last layers that fit in the memory left, which stay), as
+ * the cache would before their next use anyway, so that reclaim need not
+ * search for room while the next layer faults in.
+ * Measured on the 2-core Zen 5, the 753 MiB 2B4T-shaped t2 model in a 400
+ * MiB memory cgroup, 2 threads: 0.7-1.0 t/s as plain page faults, 1.4
+ * with readahead, 2.8-3.2 with both (2.4 GB/s, the disk's read speed). */
+void bn_model_readahead(const bn_model *m, uint32_t l);
+void bn_model_release(const bn_model *m, uint32_t l);
 
 /* ------------------------------------------------------------- forward */
 
