@@ -22,7 +22,7 @@ static const bn_prog prog = {
 };
 
 typedef struct options {
-    const char *src, *out, *name;
+    const char *src, *out, *name, *tl_config;
     int info, json, verify, force, quiet;
     char cmdline[1024];
 } options;
@@ -45,6 +45,8 @@ static int parse(int argc, char **argv, options *o)
     bn_opt table[] = {
         OPT_STRING('o', "output", &o->out, "FILE", "write the model to FILE (atomically: whole or not at all)"),
         OPT_STRING(0, "name", &o->name, "NAME", "set general.name in the output"),
+        OPT_STRING(0, "tl-config", &o->tl_config, "FILE",
+                   "the kernel_config.ini bitnet.cpp's code generator wrote, for a GGUF's TL1/TL2 tiles"),
         OPT_FLAG('i', "info", &o->info, "describe SOURCE instead of converting it"),
         OPT_FLAG(0, "json", &o->json, "with --info: print JSON"),
         OPT_FLAG(0, "verify", &o->verify, "with --info: recompute every tensor checksum (bn files)"),
@@ -73,7 +75,7 @@ int main(int argc, char **argv)
         return rc;
     bn_err e;
     if (o.info) {
-        if (bn_describe(o.src, stdout, o.json, o.verify, &e)) {
+        if (bn_describe(o.src, stdout, o.json, o.verify, o.tl_config, &e)) {
             fflush(stdout);
             bn_report(&prog, "%s", e.msg);
             return BN_EXIT_DATA;
@@ -88,6 +90,7 @@ int main(int argc, char **argv)
         .name = o.name,
         .progress = !o.quiet && bn_progress_enabled() ? bn_cli_progress : NULL,
         .temps = {bn_cli_track_temp, NULL},
+        .tl_config = o.tl_config,
     };
     if (bn_convert(o.src, o.out, &co, &e)) {
         bn_report(&prog, "%s", e.msg);

@@ -101,7 +101,7 @@ static int copy_span(bn_writer *w, int fd, uint64_t off, uint64_t size, uint8_t 
 int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_err *e)
 {
     bn_source s;
-    if (bn_open_any(&s, src, e))
+    if (bn_open_any_tl(&s, src, o->tl_config, e))
         return -1;
     bn_meta meta = {0};
     bn_hparams hp;

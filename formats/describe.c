@@ -140,10 +140,10 @@ static const char *checksum_status(const bn_tensor *t, int verified, int ok)
     return ok ? "ok" : "MISMATCH";
 }
 
-int bn_describe(const char *src, FILE *fp, int json, int verify, bn_err *e)
+int bn_describe(const char *src, FILE *fp, int json, int verify, const char *tl_config, bn_err *e)
 {
     bn_source s;
-    if (bn_open_any(&s, src, e))
+    if (bn_open_any_tl(&s, src, tl_config, e))
         return -1;
     if (!strcmp(s.format, "bn") && !s.tensors[0].data && s.n_tensors) {
         /* a stream: read through it so the trailer's checksums are checked */

@@ -76,6 +76,9 @@ int bn_source_find_index(const bn_source *s, const char *name);
 /* Opens any supported input: a .bn file (or stream on "-"), an HF checkpoint
  * directory, a .safetensors file, or a .gguf file. */
 int bn_open_any(bn_source *s, const char *path, bn_err *e);
+/* As bn_open_any; tl_config: the kernel_config.ini that gives a GGUF's
+ * TL1/TL2 tiles (NULL: bitnet.cpp's presets, formats/gguf-import.md §5). */
+int bn_open_any_tl(bn_source *s, const char *path, const char *tl_config, bn_err *e);
 
 /* --- the bn model file (formats/bn-model.md) --- */
 #define BN_FILE_VERSION 1
@@ -192,8 +195,9 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e);
 /* One raw .safetensors file: tensor names and dtypes as stored (no mapping). */
 int bn_safetensors_open(bn_source *s, const char *path, bn_err *e);
 
-/* A GGUF v2/v3 file (bitnet.cpp or llama.cpp), canonical on the fly. */
-int bn_gguf_open(bn_source *s, const char *path, bn_err *e);
+/* A GGUF v2/v3 file (bitnet.cpp or llama.cpp), canonical on the fly;
+ * tl_config as bn_open_any_tl's. */
+int bn_gguf_open(bn_source *s, const char *path, const char *tl_config, bn_err *e);
 int bn_gguf_sniff(const uint8_t *head, size_t n);
 
 /* ------------------------------------------------------------ conversion */
@@ -205,6 +209,7 @@ typedef struct bn_convert_opts {
     bn_progress_fn progress; /* per tensor (bn.h), or NULL */
     void *progress_user;
     bn_temp_hook temps;   /* told of a named temporary output (core.h) */
+    const char *tl_config; /* a GGUF's TL1/TL2 tiles (bn_open_any_tl), or NULL */
 } bn_convert_opts;
 
 /* Streams any source into a bn model file at out ("-" = stdout): one tensor
@@ -213,6 +218,6 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
 
 /* Describes any model input (--info): hyper-parameters, tensors, sizes,
  * checksum status; as text or JSON. verify: recompute checksums (bn files). */
-int bn_describe(const char *src, FILE *fp, int json, int verify, bn_err *e);
+int bn_describe(const char *src, FILE *fp, int json, int verify, const char *tl_config, bn_err *e);
 
 #endif

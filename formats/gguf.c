@@ -271,18 +271,21 @@ static void scan_roles(const bn_source *s, const gg_impl *g, int *has_output, ui
             *has_output = 1;
         if (!strcmp(t->name, "token_embd.weight"))
             *embd_rows = t->shape[0];
-        if ((tt == GT_I2_S || tt == GT_TQ1_0 || tt == GT_TQ2_0 || tt == GT_IQ1_BN || tt == GT_IQ2_BN) &&
+        if ((tt == GT_I2_S || tt == GT_TQ1_0 || tt == GT_TQ2_0 || tt == GT_IQ1_BN || tt == GT_IQ2_BN ||
+             tt == GT_TL1 || tt == GT_TL2) &&
             is_ternary_proj(t->name))
             *any_ternary = 1;
     }
 }
 
-static int open_impl(bn_source *s, const char *path, bn_meta *raw, bn_err *e)
+static int open_impl(bn_source *s, const char *path, const char *tl_config, bn_meta *raw, bn_err *e)
 {
     uint64_t size = 0, alignment = 32, head_end = 0;
     if (open_file(s, path, &size, e))
         return -1;
     gg_impl *g = s->impl;
+    if (tl_config && bn_gguf_tl_config_load(&g->tl, tl_config, e))
+        return -1;
     gg_rdr r = {.fd = g->fd, .name = path, .size = size, .buf = malloc(GG_RBUF)};
     if (!r.buf)
         return bn_fail(e, "%s: out of memory", path);
@@ -297,8 +300,8 @@ static int open_impl(bn_source *s, const char *path, bn_meta *raw, bn_err *e)
     const char *arch = bn_meta_str(raw, "general.architecture");
     if (arch && !strcmp(arch, "llama") && !any_ternary)
         return bn_fail(e,
-                       "%s: architecture 'llama' without ternary (I2_S, TQ1_0, TQ2_0, IQ1_BN, IQ2_BN) projection "
-                       "weights is not a BitNet model",
+                       "%s: architecture 'llama' without ternary (I2_S, TQ1_0, TQ2_0, IQ1_BN, IQ2_BN, TL1, TL2) "
+                       "projection weights is not a BitNet model",
                        path);
     /* bitnet.cpp's embedding converter names the BitLinear input norms
      * blk.N.<proj>_norm_in.weight; bn's are blk.N.<proj>_in_norm.weight */
@@ -311,7 +314,7 @@ static int open_impl(bn_source *s, const char *path, bn_meta *raw, bn_err *e)
     return bn_gguf_canonical_meta(s, raw, has_output, embd_rows, e);
 }
 
-int bn_gguf_open(bn_source *s, const char *path, bn_err *e)
+int bn_gguf_open(bn_source *s, const char *path, const char *tl_config, bn_err *e)
 {
     memset(s, 0, sizeof *s);
     s->name = strdup(path);
@@ -321,7 +324,7 @@ int bn_gguf_open(bn_source *s, const char *path, bn_err *e)
         return bn_fail(e, "%s: out of memory", path);
     }
     bn_meta raw = {0};
-    int rc = open_impl(s, path, &raw, e);
+    int rc = open_impl(s, path, tl_config, &raw, e);
     bn_meta_free(&raw);
     if (rc)
         bn_source_close(s);

@@ -5,14 +5,16 @@
  *   gguf_tensor.c  what each GGML tensor type becomes, and the conversion
  *                  done by read();
  *   gguf_blocks.c  decoders of the k-quant and IQ*_BN blocks;
+ *   gguf_tl.c      bitnet.cpp's TL1/TL2 tiles (presets, kernel_config.ini)
+ *                  and their decoding;
  *   gguf_meta.c    the canonical metadata built from the file's entries. */
 #ifndef BN_GGUF_H
 #define BN_GGUF_H
 
 #include "formats.h"
 
-/* ggml tensor types we read (IQ1_BN/IQ2_BN: ik_llama.cpp's numbers), and
- * TL1/TL2 (bitnet.cpp), which are named when refused. */
+/* ggml tensor types we read (IQ1_BN/IQ2_BN: ik_llama.cpp's numbers; TL1/TL2:
+ * bitnet.cpp's). */
 enum {
     GT_F32 = 0, GT_F16 = 1, GT_Q8_0 = 8, GT_Q4_K = 12, GT_Q5_K = 13, GT_Q6_K = 14, GT_BF16 = 30,
     GT_TQ1_0 = 34, GT_TQ2_0 = 35, GT_I2_S = 36, GT_TL1 = 38, GT_TL2 = 39, GT_IQ1_BN = 134, GT_IQ2_BN = 135
@@ -21,8 +23,22 @@ enum {
 /* What read() does with a tensor. */
 enum {
     CV_COPY, CV_Q8_F32, CV_I2S_T2, CV_TQ1_T2, CV_TQ1_F32, CV_TQ2_T2, CV_TQ2_F32,
-    CV_Q4K_F32, CV_Q5K_F32, CV_Q6K_F32, CV_IQ1BN_T2, CV_IQ1BN_F32, CV_IQ2BN_T2, CV_IQ2BN_F32
+    CV_Q4K_F32, CV_Q5K_F32, CV_Q6K_F32, CV_IQ1BN_T2, CV_IQ1BN_F32, CV_IQ2BN_T2, CV_IQ2BN_F32, CV_TL_T2
 };
+
+/* A TL1/TL2 tile for an M × K tensor: a kernel_config.ini section's m, k,
+ * bm (BM), bk (BK) and bmm (bm). */
+typedef struct gg_tile {
+    uint64_t m, k;
+    uint32_t BM, BK, bm;
+} gg_tile;
+
+/* The tiles of a kernel_config.ini (path NULL: none given, presets apply). */
+typedef struct gg_tl_config {
+    char *path;
+    gg_tile *tiles;
+    size_t n;
+} gg_tl_config;
 
 /* Bytes of one block of 256 (k-quants) or 64 (IQ*_BN) values, and the
  * per-row scale in front of each IQ*_BN row (f16 for IQ1_BN, f32 for IQ2_BN). */
@@ -38,7 +54,8 @@ typedef struct gg_tensor {
     uint64_t src_size; /* bytes in the file */
     uint64_t n;        /* elements */
     uint64_t k;        /* innermost dimension (ne0) */
-    float beta;        /* t2 scale (I2_S: read at open; TQ, IQ*_BN: the common d) */
+    float beta;        /* t2 scale (I2_S, TL1/TL2: read at open; TQ, IQ*_BN: the common d) */
+    gg_tile tile;      /* TL1/TL2: the tile the file was laid out with */
 } gg_tensor;
 
 /* A bn_source's impl for a GGUF file. */
@@ -47,6 +64,7 @@ typedef struct gg_impl {
     gg_tensor *gt;
     uint8_t *scratch;
     size_t scratch_cap;
+    gg_tl_config tl; /* --tl-config, or none */
 } gg_impl;
 
 /* ------------------------------------------------ gguf_io.c: the reader */
@@ -109,6 +127,28 @@ void bn_gguf_dequant_q6k(const uint8_t *src, uint64_t nblk, float *out);
 /* The 64 codes (w + 1) of one IQ2_BN (0..3) or IQ1_BN (0..2) block. */
 void bn_gguf_iq2bn_codes(const uint8_t *blk, uint8_t *codes);
 void bn_gguf_iq1bn_codes(const uint8_t *blk, uint8_t *codes);
+
+/* ------------------------------------------------ gguf_tl.c: TL1 and TL2 */
+
+/* Reads a bitnet.cpp kernel_config.ini ([Kernels_N] sections of m, k, bm,
+ * bk, bmm) into c; the error names the file and the line. */
+int bn_gguf_tl_config_load(gg_tl_config *c, const char *path, bn_err *e);
+void bn_gguf_tl_config_free(gg_tl_config *c);
+/* An m × k TL1/TL2 tensor's bytes in the file (codes, then β's 32-byte
+ * block), which do not depend on the tile; fails on a shape no tile fits. */
+int bn_gguf_tl_encoding(const char *name, const char *tensor, uint32_t ggtype, uint64_t m, uint64_t k,
+                        uint64_t *src_size, bn_err *e);
+/* Where β lies after the tensor's start. */
+uint64_t bn_gguf_tl_beta_offset(uint32_t ggtype, uint64_t m, uint64_t k);
+/* Sets gt->tile from c or the presets (by M × K), checked against the shape. */
+int bn_gguf_tl_settle(const char *name, const gg_tl_config *c, const char *tensor, gg_tensor *gt, bn_err *e);
+/* β from its 4 bytes: a positive finite value, else an error. */
+int bn_gguf_tl_beta(const char *name, const char *tensor, const gg_tensor *gt, const uint8_t *beta4, float *beta,
+                    bn_err *e);
+/* The tensor's file bytes (src) to t2 codes and gt->beta, with the checks of
+ * codes and padding. */
+int bn_gguf_tl_read(const char *name, const char *tensor, const gg_tensor *gt, const uint8_t *src, uint8_t *t2,
+                    bn_err *e);
 
 /* ------------------------------------------- gguf_meta.c: canonical keys */
 

@@ -3,9 +3,9 @@
  * k-quants Q4_K, Q5_K, Q6_K are dequantized exactly to f32 (the values
  * ggml computes; bn-quant decides any requantization); the ternary
  * encodings (I2_S, and TQ1_0/TQ2_0, IQ1_BN/IQ2_BN with one scale) become
- * `t2`, and TQ/IQ*_BN tensors with several scales exact f32. TL1/TL2 are
- * refused: their byte order depends on code-generation parameters the file
- * does not hold. Conversion happens one tensor at a time, from pread() into
+ * `t2`, and TQ/IQ*_BN tensors with several scales exact f32; bitnet.cpp's
+ * TL1/TL2 become `t2` with the tile of a preset or a kernel_config.ini
+ * (gguf_tl.c). Conversion happens one tensor at a time, from pread() into
  * a scratch buffer. Layouts: formats/gguf-import.md. */
 #include "gguf.h"
 
@@ -24,7 +24,7 @@ const char *bn_gguf_type_name(uint32_t t)
         [17] = "IQ2_XS",  [18] = "IQ3_XXS", [19] = "IQ1_S",  [20] = "IQ4_NL", [21] = "IQ3_S",
         [22] = "IQ2_S",   [23] = "IQ4_XS", [24] = "I8",      [25] = "I16",    [26] = "I32",
         [27] = "I64",     [28] = "F64",    [29] = "IQ1_M",   [30] = "BF16",   [34] = "TQ1_0",
-        [35] = "TQ2_0",   [36] = "I2_S",   [37] = "I8_S",    [38] = "TL1",    [39] = "TL2 or MXFP4",
+        [35] = "TQ2_0",   [36] = "I2_S",   [37] = "I8_S",    [38] = "TL1",    [39] = "TL2",
     };
     if (t < sizeof names / sizeof *names && names[t])
         return names[t];
@@ -296,11 +296,15 @@ int bn_gguf_tensor_encoding(const char *name, bn_tensor *t, gg_tensor *gt, bn_er
         return 0;
     case GT_TL1:
     case GT_TL2:
-        return bn_fail(e,
-                       "%s: tensor '%s' has GGML type %u (%s), whose byte order depends on the tile sizes "
-                       "bitnet.cpp's kernel generator was run with, which the file does not record; convert "
-                       "the Hugging Face checkpoint or an I2_S GGUF instead",
-                       name, t->name, tt, tt == GT_TL1 ? "TL1" : "TL2 in bitnet.cpp, MXFP4 in llama.cpp");
+        /* type 39 is also llama.cpp's MXFP4, which no BitNet model uses */
+        if (t->ndim != 2)
+            return bn_fail(e, "%s: tensor '%s' (%s) has %u dimensions; TL1/TL2 are matrices", name, t->name, tname,
+                           t->ndim);
+        if (bn_gguf_tl_encoding(name, t->name, tt, n / gt->k, gt->k, &gt->src_size, e))
+            return -1;
+        t->type = BN_T2;
+        gt->conv = CV_TL_T2;
+        return 0;
     default:
         return bn_fail(e, "%s: tensor '%s' has GGML type %u (%s), which is not supported", name, t->name, tt,
                        tname);
@@ -318,6 +322,17 @@ static int read_i2s_scale(const char *name, const gg_impl *g, const bn_tensor *t
         return bn_fail(e, "%s: tensor '%s' (I2_S) has an invalid scale %g (a positive finite value is required)",
                        name, t->name, (double)gt->beta);
     return 0;
+}
+
+/* A TL1/TL2 tensor's tile, and its β (where bitnet.cpp's kernels read it). */
+static int settle_tl(const char *name, const gg_impl *g, const bn_tensor *t, gg_tensor *gt, bn_err *e)
+{
+    uint8_t b[4];
+    if (bn_gguf_tl_settle(name, &g->tl, t->name, gt, e))
+        return -1;
+    if (bn_gguf_pread_full(g->fd, b, 4, gt->src_off + bn_gguf_tl_beta_offset(gt->ggtype, gt->n / gt->k, gt->k)))
+        return bn_fail(e, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
+    return bn_gguf_tl_beta(name, t->name, gt, b, &gt->beta, e);
 }
 
 /* t2 when the TQ tensor has one scale (tq_uniform), else exact f32. */
@@ -357,6 +372,8 @@ static int decide_iqbn(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt
 int bn_gguf_tensor_settle(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e)
 {
     if (gt->conv == CV_I2S_T2 && read_i2s_scale(name, g, t, gt, e))
+        return -1;
+    if (gt->conv == CV_TL_T2 && settle_tl(name, g, t, gt, e))
         return -1;
     if ((gt->conv == CV_TQ1_T2 || gt->conv == CV_TQ2_T2) && decide_tq(name, g, t, gt, e))
         return -1;
@@ -517,6 +534,8 @@ int bn_gguf_tensor_read(bn_source *s, size_t i, void *buf, bn_err *e)
     case CV_IQ1BN_F32:
     case CV_IQ2BN_F32:
         return read_iqbn(s, t, gt, g->scratch, buf, e);
+    case CV_TL_T2:
+        return bn_gguf_tl_read(s->name, t->name, gt, g->scratch, buf, e);
     }
     return bn_fail(e, "%s: tensor '%s': internal error (conversion %d)", s->name, t->name, gt->conv);
 }
@@ -530,6 +549,7 @@ void bn_gguf_close(bn_source *s)
         close(g->fd);
     free(g->gt);
     free(g->scratch);
+    bn_gguf_tl_config_free(&g->tl);
     free(g);
     s->impl = NULL;
 }

@@ -10,6 +10,11 @@
 
 int bn_open_any(bn_source *s, const char *path, bn_err *e)
 {
+    return bn_open_any_tl(s, path, NULL, e);
+}
+
+int bn_open_any_tl(bn_source *s, const char *path, const char *tl_config, bn_err *e)
+{
     memset(s, 0, sizeof *s);
     if (!strcmp(path, "-"))
         return bn_bnfile_open(s, path, BN_OPEN_STREAM, e);
@@ -34,7 +39,7 @@ int bn_open_any(bn_source *s, const char *path, bn_err *e)
     if (bn_bnfile_sniff(head, (size_t)n))
         return bn_bnfile_open(s, path, S_ISREG(st.st_mode) ? BN_OPEN_MAP : BN_OPEN_STREAM, e);
     if (bn_gguf_sniff(head, (size_t)n))
-        return bn_gguf_open(s, path, e);
+        return bn_gguf_open(s, path, tl_config, e);
     size_t len = strlen(path);
     if (len > 12 && !strcmp(path + len - 12, ".safetensors"))
         return bn_safetensors_open(s, path, e);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # bn-convert on GGUF sources: every tensor encoding we read (F32, F16, BF16,
-# Q8_0, Q4_K, Q5_K, Q6_K, I2_S, TQ1_0, TQ2_0, IQ1_BN, IQ2_BN), the
-# architecture variants, TL1/TL2 refused, and malformed files.
+# Q8_0, Q4_K, Q5_K, Q6_K, I2_S, TQ1_0, TQ2_0, IQ1_BN, IQ2_BN, TL1, TL2), the
+# architecture variants, and malformed files.
 # Sources are synthetic (tests/ref/gen_checkpoint.py); every conversion is
 # checked by the independent reference tests/ref/check_convert.py.
 
@@ -256,7 +256,7 @@ BLOCKS="$PY $ROOT/tests/ref/gguf_blocks.py"
     [[ $output == *"blk.0.attn_q.weight                  f32    [256, 256]"* ]]
 }
 
-@test "k-quant and IQ*_BN rows that are not whole blocks, truncated blocks, TL1 and TL2 are refused" {
+@test "k-quant and IQ*_BN rows that are not whole blocks, truncated blocks, TL1/TL2 without a tile are refused" {
     $GEN --format gguf-i2_s --shape tiny256 --layers 1 "$T/src.gguf"
     $BLOCKS retype --embed q6_k --inject kq-bad-k "$T/src.gguf" "$T/x.gguf"
     convert_fails "$T/x.gguf"
@@ -269,10 +269,102 @@ BLOCKS="$PY $ROOT/tests/ref/gguf_blocks.py"
     head -c $((size - 1000)) "$T/full.gguf" > "$T/x.gguf"
     convert_fails "$T/x.gguf"
     [[ $err == *"past the end of the file"* ]]
+    # I2_S bytes relabelled: bitnet.cpp has no tile for these shapes
     $BLOCKS retype --inject tl1 "$T/src.gguf" "$T/x.gguf"
     convert_fails "$T/x.gguf"
-    [[ $err == *"'blk.0.attn_q.weight' has GGML type 38 (TL1), whose byte order depends on the tile sizes"* ]]
+    [[ $err == *"'blk.0.attn_q.weight' (TL1, M x K = 256 x 256): no preset tile for this shape; give the kernel_config.ini"*"--tl-config FILE"* ]]
     $BLOCKS retype --inject tl2 "$T/src.gguf" "$T/x.gguf"
     convert_fails "$T/x.gguf"
-    [[ $err == *"type 39 (TL2 in bitnet.cpp, MXFP4 in llama.cpp)"*"does not record"* ]]
+    [[ $err == *"(TL2, M x K = 256 x 256): no preset tile"* ]]
+}
+
+# ------------------------------------------------------------ TL1, TL2
+# bitnet.cpp's TL1/TL2 files, written by gguf_blocks.py (its encoder gives
+# bitnet.cpp's converter's bytes) from the same ternary values and β as a
+# generated I2_S file: converting them must give the I2_S file's t2, which
+# check_convert.py compares value for value with that file (and its truth).
+
+# tl_ini FILE TYPE: a kernel_config.ini for tiny256's four shapes (TL2: the
+# K mod BK tail is 64 or 32 columns).
+tl_ini() {
+    local file=$1 bk bmm m k bm i=0
+    if [ "$2" = tl1 ]; then bk=(64 32 256 128) bmm=(64 32 32 64); else bk=(96 192 96 96) bmm=(32 32 32 32); fi
+    : > "$file"
+    for s in "256 256 128" "128 256 32" "512 256 256" "256 512 64"; do
+        read -r m k bm <<< "$s"
+        printf '[Kernels_%d]\nm = %d\nk = %d\nbm = %d\nbk = %d\nbmm = %d\n\n' $i $m $k $bm ${bk[$i]} ${bmm[$i]} >> "$file"
+        i=$((i + 1))
+    done
+}
+
+# tl_fails SRC OPTION...: bn-convert OPTION... SRC fails with one line, no output.
+tl_fails() {
+    local src=$1; shift
+    run_split /dev/null bn-convert -q "$@" "$src" -o "$T/out/out.bn"
+    echo "stderr: $err"
+    expect_one_line_error "$status" "$err" bn-convert
+    [ -z "$(ls -A "$T/out")" ]
+}
+
+@test "GGUF TL1 and TL2 with bitnet.cpp's presets (bitnet_b1_58-large's M x K) become the I2_S file's t2" {
+    normal_pass_only "the --tl-config test decodes the same way"
+    $GEN --format gguf-i2_s --shape large --layers 1 --vocab 272 "$T/src.gguf"
+    for p in tl1 tl2; do
+        $BLOCKS retype --proj $p "$T/src.gguf" "$T/$p.gguf"
+        bn-convert -q "$T/$p.gguf" -o "$T/out.bn"
+        $CHECK "$T/src.gguf" "$T/out.bn"
+        run bn-convert --info "$T/out.bn"
+        [[ $output == *"blk.0.ffn_down.weight                t2     [1536, 4096]"* ]]
+        [[ $output == *"blk.0.attn_q.weight                  t2     [1536, 1536]"* ]]
+    done
+}
+
+@test "GGUF TL1 and TL2 with the tiles of a kernel_config.ini (--tl-config) become the I2_S file's t2" {
+    $GEN --format gguf-i2_s --shape tiny256 "$T/src.gguf"
+    for p in tl1 tl2; do
+        tl_ini "$T/$p.ini" $p
+        $BLOCKS retype --proj $p --tl-config "$T/$p.ini" "$T/src.gguf" "$T/$p.gguf"
+        bn-convert -q --tl-config "$T/$p.ini" "$T/$p.gguf" -o "$T/out.bn"
+        $CHECK "$T/src.gguf" "$T/out.bn"
+        run bn-convert --info --tl-config "$T/$p.ini" "$T/$p.gguf"
+        [ "$status" -eq 0 ]
+        [[ $output == *"blk.1.ffn_down.weight                t2     [256, 512]"* ]]
+    done
+}
+
+@test "GGUF TL1/TL2: a missing or bad kernel_config.ini, a tile that does not fit, bad codes, β or padding are refused" {
+    $GEN --format gguf-i2_s --shape tiny256 --layers 1 "$T/src.gguf"
+    tl_ini "$T/tl2.ini" tl2
+    $BLOCKS retype --proj tl2 --tl-config "$T/tl2.ini" "$T/src.gguf" "$T/tl2.gguf"
+    tl_fails "$T/tl2.gguf"
+    [[ $err == *"no preset tile for this shape"* ]]
+    tl_fails "$T/tl2.gguf" --tl-config "$T/none.ini"
+    [[ $err == "bn-convert: $T/none.ini: No such file or directory" ]]
+    head -n 6 "$T/tl2.ini" > "$T/one.ini"
+    tl_fails "$T/tl2.gguf" --tl-config "$T/one.ini"
+    [[ $err == *"(TL2, M x K = 128 x 256): $T/one.ini has no section with m = 128, k = 256"* ]]
+    head -n 4 "$T/tl2.ini" > "$T/short.ini"
+    tl_fails "$T/tl2.gguf" --tl-config "$T/short.ini"
+    [[ $err == *"short.ini: line 5: the section before this line lacks one of m, k, bm, bk, bmm"* ]]
+    sed 's/^bm = 128$/bm = -1/' "$T/tl2.ini" > "$T/neg.ini"
+    tl_fails "$T/tl2.gguf" --tl-config "$T/neg.ini"
+    [[ $err == *"neg.ini: line 4: bm = '-1' is not a positive size"* ]]
+    sed 's/^bmm = 32$/bmm = 64/' "$T/tl2.ini" > "$T/bm64.ini"
+    tl_fails "$T/tl2.gguf" --tl-config "$T/bm64.ini"
+    [[ $err == *"tile BM 128, BK 96, bm 64 does not fit: TL2's bm is 32"* ]]
+    # a wrong BK moves the signs away from their triples
+    sed 's/^bk = 96$/bk = 192/' "$T/tl2.ini" > "$T/bk.ini"
+    tl_fails "$T/tl2.gguf" --tl-config "$T/bk.ini"
+    [[ $err == *"a tile that does not match the file's"* ]]
+    # TL1's codes end where β starts; TL2's leave zeros before it
+    tl_ini "$T/tl1.ini" tl1
+    for bad in tl1:tl-bad-code tl1:tl-zero-scale tl2:tl-bad-code tl2:tl-zero-scale tl2:tl-pad; do
+        p=${bad%%:*}
+        $BLOCKS retype --proj $p --tl-config "$T/$p.ini" --inject ${bad#*:} "$T/src.gguf" "$T/x.gguf"
+        tl_fails "$T/x.gguf" --tl-config "$T/$p.ini"
+        [[ $err == "bn-convert: $T/x.gguf: tensor 'blk.0.attn_q.weight"* ]]
+    done
+    $BLOCKS retype --proj tl2 --tl-config "$T/tl2.ini" --inject tl2-sign-on-zero "$T/src.gguf" "$T/x.gguf"
+    tl_fails "$T/x.gguf" --tl-config "$T/tl2.ini"
+    [[ $err == *"'blk.0.attn_q.weight': a sign bit marks the zero triple at row 0, columns 0-2"* ]]
 }

@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n)
         return 0;
     bn_err e;
     bn_source s;
-    if (bn_gguf_open(&s, path, &e) == 0) {
+    if (bn_gguf_open(&s, path, NULL, &e) == 0) {
         fuzz_read_all(&s);
         bn_source_close(&s);
     }

@@ -39,6 +39,8 @@ SHAPES = {
     "small-odd": (96, 200, 3, 3, 1, 300, 128),  # K=200 rows not a multiple of 128
     "odd": (36, 90, 2, 3, 1, 300, 64),          # K%4 != 0 (t2 row padding); float formats only
     "2b4t": (2560, 6912, 30, 20, 5, 128256, 4096),
+    # 1bitLLM/bitnet_b1_58-large: bitnet.cpp's TL1/TL2 presets tile its M x K
+    "large": (1536, 4096, 24, 16, 16, 32002, 2048),
     # in the style of bitnet.cpp's dummy-model generator (Llama-like sizes)
     "7b": (4096, 11008, 32, 32, 32, 32000, 2048),
     "13b": (5120, 13824, 40, 40, 40, 32000, 2048),

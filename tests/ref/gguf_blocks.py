@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """gguf_blocks.py — an independent numpy decoder of the GGML block types
 bn-convert expands or re-packs (the k-quants Q4_K, Q5_K, Q6_K; ik_llama.cpp's
-IQ1_BN and IQ2_BN), written from the published block layouts
-(formats/gguf-import.md: ggml-common.h's block_q4_K/q5_K/q6_K, ik_llama.cpp's
-block_iq1_bn/iq2_bn and row scales), not from bn's C code; and a maker of test
-files that uses it.
+IQ1_BN and IQ2_BN; bitnet.cpp's TL1 and TL2), written from the published block
+layouts (formats/gguf-import.md: ggml-common.h's block_q4_K/q5_K/q6_K,
+ik_llama.cpp's block_iq1_bn/iq2_bn and row scales, bitnet.cpp's TL tiling as
+its converter and kernel_config.ini define it), not from bn's C code; and a
+maker of test files that uses it.
 
-  gguf_blocks.py retype [--proj iq2_bn|iq1_bn] [--embed q4_k|q5_k|q6_k]
+  gguf_blocks.py retype [--proj iq2_bn|iq1_bn|tl1|tl2] [--tl-config INI]
+                        [--embed q4_k|q5_k|q6_k]
                         [--vary-scales] [--zero-row] [--seed S] [--inject BAD] SRC OUT
 
 retype rewrites SRC (an I2_S GGUF from gen_checkpoint.py) into OUT with the
@@ -15,14 +17,19 @@ same ternary values and β as every row's scale (--vary-scales: blk.0.attn_outpu
 gets a different scale per row, so it is not one β; --zero-row: row 0 of
 blk.0.attn_q is written as ik_llama.cpp writes an all-zero row, d = 0 and every
 code 2); with --embed, token_embd (and output) as random valid blocks of that
-k-quant type (f16 scales finite, every other byte random). --inject writes a
-deliberately bad file for the error tests.
+k-quant type (f16 scales finite, every other byte random). --proj tl1|tl2
+lays every I2_S projection out as bitnet.cpp's converter does, with the tile of
+--tl-config (a kernel_config.ini) or of bitnet.cpp's presets by M x K, β after
+the codes where its kernels read it (the `<name>_scale` tensor its writer hides
+from the directory). --inject writes a deliberately bad file for the error
+tests.
 
 The decoders return what ggml computes: k-quant values in float32 with ggml's
 order of operations (d·sc exact, then ·q, then − dmin·m), IQ*_BN codes (w + 1)
 and each row's scale.
 """
 import argparse
+import functools
 import os
 import struct
 import sys
@@ -206,6 +213,137 @@ def random_kquant(rng, gt, n):
     return b.tobytes()
 
 
+# ------------------------------------------------------------- TL1/TL2
+# bitnet.cpp's converter (utils/convert-hf-to-gguf-bitnet.py, preprocess_*)
+# permutes a tensor's codes in tiles BM x BK with an inner strip of bm rows;
+# the sizes are the code generator's (include/kernel_config.ini). Below,
+# every byte of the layout is given the row and first column it holds; the
+# encoder scatters codes there and the decoder gathers them back.
+
+# M x K -> (BM, BK, bm): setup_env.py's code generator arguments per model
+TL_PRESETS = {
+    TL1: {(1536, 4096): (256, 128, 32), (1536, 1536): (128, 64, 64), (4096, 1536): (256, 128, 32),
+          (3200, 8640): (160, 64, 32), (3200, 3200): (320, 128, 64), (8640, 3200): (320, 64, 32),
+          (14336, 4096): (256, 128, 32), (4096, 14336): (128, 64, 64), (1024, 4096): (256, 128, 32),
+          (4096, 4096): (128, 64, 64)},
+    TL2: {(1536, 4096): (256, 96, 32), (1536, 1536): (128, 192, 32), (4096, 1536): (256, 96, 32),
+          (3200, 8640): (160, 96, 32), (3200, 3200): (320, 96, 32), (8640, 3200): (320, 96, 32),
+          (14336, 4096): (256, 96, 32), (4096, 14336): (128, 96, 32), (1024, 4096): (256, 96, 32),
+          (4096, 4096): (128, 96, 32)},
+}
+
+
+def read_tl_config(path):
+    """kernel_config.ini -> {(m, k): (bm, bk, bmm)}."""
+    import configparser
+    c = configparser.ConfigParser()
+    c.read(path)
+    return {(c.getint(s, "m"), c.getint(s, "k")): (c.getint(s, "bm"), c.getint(s, "bk"), c.getint(s, "bmm"))
+            for s in c.sections()}
+
+
+def _grid(*dims):
+    return [a.reshape(-1) for a in np.indices(dims, dtype=np.int64)]
+
+
+# a 32-row strip's groups of 8 rows are stored in the order 0, 2, 1, 3
+_STRIP = np.array([0, 2, 1, 3])
+
+
+def _strip_row(q):
+    return _STRIP[q // 8] * 8 + q % 8
+
+
+@functools.lru_cache(maxsize=8)
+def tl1_cells(M, K, BM, BK, bm):
+    """TL1 byte i holds columns c[i]..c[i]+3 of row r[i]: per BM x BK tile,
+    bm-row strips, groups of by = 256/bm columns, 16-row slices, 4 columns,
+    16 rows."""
+    by = 256 // bm
+    ib, kb, rb, jb, r16, jq, rl = _grid(M // BM, K // BK, BM // bm, BK // by, bm // 16, by // 4, 16)
+    return ib * BM + rb * bm + r16 * 16 + rl, kb * BK + jb * by + jq * 4
+
+
+@functools.lru_cache(maxsize=8)
+def tl2_cells(M, K, BM, BK):
+    """TL2 (bm 32): (K3, magnitude bytes (r, first triple), sign words
+    (r [n, 16], triple [n, 16]: bit 15 - i of a word), tail bytes (r, c))."""
+    k3 = K - K % BK
+    ib, kb, rb, jb, q = _grid(M // BM, k3 // BK, BM // 32, BK // 6, 32)
+    mag = (ib * BM + rb * 32 + _strip_row(q), kb * (BK // 3) + jb * 2)
+    ib, kb, rb, jb, c = _grid(M // BM, k3 // BK, BM // 32, BK // 24, 16)
+    f = np.arange(16)[None, :] * 16 + c[:, None]  # bit 15 - i of word c: element 16i + c of the 256
+    sr = (ib * BM + rb * 32)[:, None] + f % 32
+    st = (kb * (BK // 3) + jb * 8)[:, None] + f // 32
+    ib, kb, rb, jb, q = _grid(M // BM, (K - k3) // 32, BM // 32, 8, 32)
+    tail = (ib * BM + rb * 32 + _strip_row(q), k3 + kb * 32 + jb * 4)
+    return k3, mag, (sr, st), tail
+
+
+def tl2_formula(M, K):
+    return (K - 256) * M // 3 * 5 // 8 + 256 * M // 2 * 4 // 8
+
+
+def tl_beta_offset(gt, M, K):
+    n = M * K // 4 if gt == TL1 else tl2_formula(M, K)
+    return (n + 31) // 32 * 32
+
+
+def _pairs(w, r, c):
+    """Pair indices 3·w0 + w1 + 4 of columns c..c+3, two per byte."""
+    hi = 3 * w[r, c] + w[r, c + 1] + 4
+    lo = 3 * w[r, c + 2] + w[r, c + 3] + 4
+    return (hi << 4 | lo).astype(np.uint8)
+
+
+def enc_tl(gt, w, beta, tile):
+    """w int [M, K] in -1..1, β f32, tile (BM, BK, bm) -> the tensor's bytes:
+    codes, zeros up to β's place, β and 28 zero bytes."""
+    M, K = w.shape
+    BM, BK, bm = tile
+    w = w.astype(np.int64)
+    if gt == TL1:
+        codes = _pairs(w, *tl1_cells(M, K, BM, BK, bm)).tobytes()
+    else:
+        k3, (mr, mt), (sr, st), (tr, tc) = tl2_cells(M, K, BM, BK)
+        v = 9 * w[:, 0:k3:3] + 3 * w[:, 1:k3:3] + w[:, 2:k3:3]  # triple t = columns 3t..3t+2
+        mag = (np.abs(v[mr, mt]) << 4 | np.abs(v[mr, mt + 1])).astype(np.uint8)
+        neg = (v[sr, st] < 0).astype(np.uint16)
+        words = (neg << (15 - np.arange(16, dtype=np.uint16))[None, :]).sum(axis=1).astype("<u2")
+        codes = mag.tobytes() + words.tobytes() + _pairs(w, tr, tc).tobytes()
+    off = tl_beta_offset(gt, M, K)
+    assert len(codes) <= off
+    return codes + bytes(off - len(codes)) + struct.pack("<f", beta) + bytes(28)
+
+
+def dec_tl(gt, raw, M, K, tile):
+    """-> (codes uint8 [M, K] (w + 1), β f32); the inverse of enc_tl."""
+    BM, BK, bm = tile
+    b = np.frombuffer(raw, dtype=np.uint8)
+    w = np.zeros((M, K), dtype=np.int64)
+
+    def put_pairs(bytes_, r, c):
+        for j, idx in enumerate((bytes_ >> 4, bytes_ & 15)):
+            w[r, c + 2 * j] = idx // 3 - 1
+            w[r, c + 2 * j + 1] = idx % 3 - 1
+    if gt == TL1:
+        put_pairs(b[:M * K // 4].astype(np.int64), *tl1_cells(M, K, BM, BK, bm))
+    else:
+        k3, (mr, mt), (sr, st), (tr, tc) = tl2_cells(M, K, BM, BK)
+        n3 = M * k3 // 6
+        v = np.zeros((M, k3 // 3), dtype=np.int64)
+        v[mr, mt] = b[:n3] >> 4
+        v[mr, mt + 1] = b[:n3] & 15
+        words = np.frombuffer(raw, dtype="<u2", count=n3 // 8, offset=n3).astype(np.int64)
+        neg = (words[:, None] >> (15 - np.arange(16))[None, :]) & 1  # [word, i] as sr, st
+        v[sr[neg == 1], st[neg == 1]] *= -1
+        u = v + 13
+        w[:, 0:k3:3], w[:, 1:k3:3], w[:, 2:k3:3] = u // 9 - 1, u // 3 % 3 - 1, u % 3 - 1
+        put_pairs(b[n3 + n3 // 4:n3 + n3 // 4 + M * (K - k3) // 4].astype(np.int64), tr, tc)
+    beta = np.frombuffer(raw, dtype="<f4", count=1, offset=tl_beta_offset(gt, M, K))[0]
+    return (w + 1).astype(np.uint8), np.float32(beta)
+
+
 # ------------------------------------------------------------- retype
 
 def read_source(path):
@@ -226,7 +364,8 @@ def read_source(path):
 def retype(args):
     g, kvbytes, version = read_source(args.src)
     rng = np.random.default_rng(args.seed)
-    proj = {"iq2_bn": IQ2_BN, "iq1_bn": IQ1_BN}.get(args.proj)
+    proj = {"iq2_bn": IQ2_BN, "iq1_bn": IQ1_BN, "tl1": TL1, "tl2": TL2}.get(args.proj)
+    tiles = read_tl_config(args.tl_config) if args.tl_config else TL_PRESETS.get(proj)
     embed = {"q4_k": Q4_K, "q5_k": Q5_K, "q6_k": Q6_K}.get(args.embed)
     out = []  # (name, ne, type, bytes)
     with open(args.src, "rb") as f:
@@ -239,6 +378,9 @@ def retype(args):
                 codes, beta = cc.dec_i2s(raw, n)
                 codes = codes.reshape(-1, k)
                 rows = codes.shape[0]
+                if proj in (TL1, TL2):
+                    out.append(tl_tensor(args, name, ne, proj, codes, beta, tiles[(rows, k)]))
+                    continue
                 if proj == IQ2_BN:
                     ds = np.full(rows, beta, dtype=np.float32)
                 else:
@@ -286,16 +428,48 @@ def retype(args):
             f.write(raw + bytes((-len(raw)) % a))
 
 
+_TL_CHECKED = set()
+
+
+def tl_tensor(args, name, ne, gt, codes, beta, tile):
+    """One projection as TL1/TL2 (checked by decoding it back), or a bad one."""
+    rows, k = codes.shape
+    w = codes.astype(np.int64) - 1
+    bad = args.inject if name == "blk.0.attn_q.weight" else None
+    if bad == "tl2-sign-on-zero":  # a zero triple whose sign bit the writer would never set
+        w = w.copy()
+        w[0, 0:3] = 0
+    raw = bytearray(enc_tl(gt, w, beta, tile))
+    if (gt, rows, k, tile) not in _TL_CHECKED:  # the layout depends on these alone
+        _TL_CHECKED.add((gt, rows, k, tile))
+        back, b2 = dec_tl(gt, bytes(raw), rows, k, tile)
+        assert np.array_equal(back, w + 1) and b2 == beta
+    off = tl_beta_offset(gt, rows, k)
+    if bad == "tl-bad-code":
+        raw[5] = 0xF0 | (raw[5] & 15)  # pair index 15 (TL1) / magnitude 15 (TL2)
+    elif bad == "tl-zero-scale":
+        raw[off:off + 4] = struct.pack("<f", 0.0)
+    elif bad == "tl-pad":
+        raw[off - 1] = 1
+    elif bad == "tl2-sign-on-zero":
+        # triple 0 of row 0 sits in the first sign word at bit 15 (f = 0)
+        n3 = rows * (k - k % tile[1]) // 6
+        raw[n3 + 1] |= 0x80
+    return (name, ne, gt, bytes(raw))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("retype")
-    r.add_argument("--proj", choices=["iq2_bn", "iq1_bn"])
+    r.add_argument("--proj", choices=["iq2_bn", "iq1_bn", "tl1", "tl2"])
+    r.add_argument("--tl-config")
     r.add_argument("--embed", choices=["q4_k", "q5_k", "q6_k"])
     r.add_argument("--vary-scales", action="store_true")
     r.add_argument("--zero-row", action="store_true")
     r.add_argument("--seed", type=int, default=7)
-    r.add_argument("--inject", choices=["kq-bad-k", "bn-bad-k", "iq2bn-code3", "tl1", "tl2"])
+    r.add_argument("--inject", choices=["kq-bad-k", "bn-bad-k", "iq2bn-code3", "tl1", "tl2", "tl-bad-code",
+                                        "tl-zero-scale", "tl-pad", "tl2-sign-on-zero"])
     r.add_argument("src")
     r.add_argument("out")
     args = ap.parse_args()
