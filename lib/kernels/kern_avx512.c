@@ -132,9 +132,10 @@ static T512 INLINE float quantize_impl(uint32_t layout, const float *x, size_t k
 
 /* RT rows × TT tokens of Σ code·q' over V vectors; row i's vector v at
  * w + i·rs + v·vs (row-major: rs = row bytes, vs = W; interleaved in
- * fours, kern_ilv.h: rs = W, vs = 4·W). */
-static T512 INLINE void tile(const uint8_t *w, size_t rs, size_t vs, size_t V, const int8_t *q, size_t ldq, int RT,
-                             int TT, int32_t out[4][4])
+ * fours, kern_ilv.h: rs = W, vs = 4·W); each row's line pf bytes ahead is
+ * prefetched, unless pf is 0 (as t2_asm_4x4, GEMM_AHEAD). */
+static T512 INLINE void tile(const uint8_t *w, size_t rs, size_t vs, size_t pf, size_t V, const int8_t *q,
+                             size_t ldq, int RT, int TT, int32_t out[4][4])
 {
     __m512i acc[4][4];
     const __m512i m3 = _mm512_set1_epi8(3);
@@ -145,6 +146,9 @@ static T512 INLINE void tile(const uint8_t *w, size_t rs, size_t vs, size_t V, c
         __m512i raw[4];
         _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
             raw[r] = _mm512_loadu_si512((const void *)(w + r * rs + vs * v));
+        if (pf)
+            _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+                _mm_prefetch((const char *)(w + r * rs + vs * v + pf), _MM_HINT_T0);
         const int8_t *qv = q + 4 * W * v;
 #define PLANE(p)                                                                                       \
     do {                                                                                               \
@@ -356,7 +360,7 @@ static T512 INLINE void gemv_impl(uint32_t layout, int ilv, const uint8_t *w, si
     }
 }
 
-#define TILE_CASE(RT, TT) tile(w + r * rb, rs, vs, V, q + t * ldq, ldq, RT, TT, out)
+#define TILE_CASE(RT, TT) tile(w + r * rb, rs, vs, pf, V, q + t * ldq, ldq, RT, TT, out)
 
 /* A whole 4 × 4 tile, rows r.. and tokens t.., into y: the sums
  * t2_asm_4x4 leaves, their lanes added (sum16v) and put token-major
@@ -436,10 +440,10 @@ static T512 INLINE void gemm_impl(uint32_t layout, int ilv, const uint8_t *w, si
                     const uint8_t *wr = w + (r + (size_t)i) * rb;
                     const int8_t *qt = q + t * ldq;
                     switch (tt) {
-                    case 4: tile(wr, rb, W, V, qt, ldq, 1, 4, o1); break;
-                    case 3: tile(wr, rb, W, V, qt, ldq, 1, 3, o1); break;
-                    case 2: tile(wr, rb, W, V, qt, ldq, 1, 2, o1); break;
-                    default: tile(wr, rb, W, V, qt, ldq, 1, 1, o1); break;
+                    case 4: tile(wr, rb, W, 0, V, qt, ldq, 1, 4, o1); break;
+                    case 3: tile(wr, rb, W, 0, V, qt, ldq, 1, 3, o1); break;
+                    case 2: tile(wr, rb, W, 0, V, qt, ldq, 1, 2, o1); break;
+                    default: tile(wr, rb, W, 0, V, qt, ldq, 1, 1, o1); break;
                     }
                     for (int j = 0; j < tt; j++)
                         out[i][j] = o1[0][j];
