@@ -107,22 +107,35 @@ static inline void k2_tails_init(k2_tails *t)
         t->row[i] = SIZE_MAX;
 }
 
-/* A t2 byte's four weights as int8 −1/0/+1, first column in the low byte. */
-#define K2_W(v, j) ((uint32_t)(uint8_t)((((v) >> (2 * (j))) & 3) - 1) << (8 * (j)))
-#define K2_B(v) (K2_W(v, 0) | K2_W(v, 1) | K2_W(v, 2) | K2_W(v, 3))
-#define K2_B4(v) K2_B(v), K2_B((v) + 1), K2_B((v) + 2), K2_B((v) + 3)
-#define K2_B16(v) K2_B4(v), K2_B4((v) + 4), K2_B4((v) + 8), K2_B4((v) + 12)
-#define K2_B64(v) K2_B16(v), K2_B16((v) + 16), K2_B16((v) + 32), K2_B16((v) + 48)
-static const uint32_t k2_t2_byte_weights[256] = {K2_B64(0), K2_B64(64), K2_B64(128), K2_B64(192)};
+/* k2_tail_dot, k2_tail_unpack and k2_dot_i8 are always inlined: called
+ * from a kernel compiled for AVX-512 or AVX2 (a target attribute), their
+ * loops are then vectorized for that ISA. GCC had split k2_tail_dot into
+ * a plain-SSE2 copy called per row, 15% of the tiny model's decode (its
+ * 704-wide down projection leaves a 192-column tail per row). Integer
+ * sums: the same results in any order. */
+#define K2_INLINE inline __attribute__((always_inline))
 
-static inline void k2_tail_unpack(uint32_t layout, const uint8_t *w, size_t k, size_t r, size_t c0, int8_t *wt)
+static K2_INLINE void k2_tail_unpack(uint32_t layout, const uint8_t *w, size_t k, size_t r, size_t c0, int8_t *wt)
 {
     const uint8_t *row = w + r * bn_packed_row_bytes(layout, k);
     size_t n = k - c0, i = 0;
     if (layout == BN_T2 && c0 % 4 == 0) {
+        /* a byte's four codes spread to four bytes, first column in the
+         * low byte, each code − 1 (0x80 set so that no byte borrows from
+         * the next; all 256 bytes checked against the former table): no
+         * dependent table load per byte, and -O2 vectorizes it */
         const uint8_t *b = row + c0 / 4;
-        for (; i + 4 <= n; i += 4)
-            memcpy(wt + i, &k2_t2_byte_weights[b[i / 4]], 4);
+        for (; i + 64 <= n; i += 64) /* a fixed count: vectorized */
+            for (size_t j = 0; j < 16; j++) {
+                uint32_t v = b[i / 4 + j], x = (v | v << 6 | v << 12 | v << 18) & 0x03030303u;
+                x = ((x | 0x80808080u) - 0x01010101u) ^ 0x80808080u;
+                memcpy(wt + i + 4 * j, &x, 4);
+            }
+        for (; i + 4 <= n; i += 4) {
+            uint32_t v = b[i / 4], x = (v | v << 6 | v << 12 | v << 18) & 0x03030303u;
+            x = ((x | 0x80808080u) - 0x01010101u) ^ 0x80808080u;
+            memcpy(wt + i, &x, 4);
+        }
     } else if (layout == BN_I2S && c0 % 128 == 0) {
         /* column c0 + i: block (c0 + i)/128, byte j%32, plane j/32 (j = i%128);
          * a whole plane of a block is 32 columns in a row, a fixed-count loop */
@@ -140,7 +153,7 @@ static inline void k2_tail_unpack(uint32_t layout, const uint8_t *w, size_t k, s
 
 /* Σ a·b over n int8: whole 64-element chunks first, a loop of fixed trip
  * count that -O2 vectorizes. */
-static inline int32_t k2_dot_i8(const int8_t *a, const int8_t *b, size_t n)
+static K2_INLINE int32_t k2_dot_i8(const int8_t *a, const int8_t *b, size_t n)
 {
     int32_t s = 0;
     size_t i = 0;
@@ -157,8 +170,8 @@ static inline int32_t k2_dot_i8(const int8_t *a, const int8_t *b, size_t n)
 
 /* Σ w·q over the tail columns [c0, k) of row r, as k2_tail, its decoding
  * shared through t. */
-static inline int32_t k2_tail_dot(k2_tails *t, uint32_t layout, const uint8_t *w, size_t k, size_t r, size_t c0,
-                                  const int8_t *q)
+static K2_INLINE int32_t k2_tail_dot(k2_tails *t, uint32_t layout, const uint8_t *w, size_t k, size_t r, size_t c0,
+                                     const int8_t *q)
 {
     if (c0 >= k)
         return 0;
