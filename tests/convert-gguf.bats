@@ -313,6 +313,7 @@ tl_fails() {
         $BLOCKS retype --proj $p "$T/src.gguf" "$T/$p.gguf"
         bn-convert -q "$T/$p.gguf" -o "$T/out.bn"
         $CHECK "$T/src.gguf" "$T/out.bn"
+        $CHECK --quiet "$T/$p.gguf" "$T/out.bn"  # and gguf_blocks.py's decoding of the TL file
         run bn-convert --info "$T/out.bn"
         [[ $output == *"blk.0.ffn_down.weight                t2     [1536, 4096]"* ]]
         [[ $output == *"blk.0.attn_q.weight                  t2     [1536, 1536]"* ]]
@@ -326,6 +327,7 @@ tl_fails() {
         $BLOCKS retype --proj $p --tl-config "$T/$p.ini" "$T/src.gguf" "$T/$p.gguf"
         bn-convert -q --tl-config "$T/$p.ini" "$T/$p.gguf" -o "$T/out.bn"
         $CHECK "$T/src.gguf" "$T/out.bn"
+        $CHECK --quiet --tl-config "$T/$p.ini" "$T/$p.gguf" "$T/out.bn"
         run bn-convert --info --tl-config "$T/$p.ini" "$T/$p.gguf"
         [ "$status" -eq 0 ]
         [[ $output == *"blk.1.ffn_down.weight                t2     [256, 512]"* ]]

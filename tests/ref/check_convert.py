@@ -196,13 +196,26 @@ def bits_equal(a, b):
 def check_blocks(name, gt, raw, n, k, bt, got, P):
     """Q4_K/Q5_K/Q6_K: f32 bit-identical to ggml's dequantization; IQ1_BN/
     IQ2_BN: t2 with identical values and β when the rows share one scale,
-    else exact f32 (tests/ref/gguf_blocks.py). None for other types."""
+    else exact f32; TL1/TL2: t2 with identical values and β, decoded with the
+    tiles of --tl-config or bitnet.cpp's presets (tests/ref/gguf_blocks.py).
+    None for other types."""
     import gguf_blocks as gb
     if gt in gb.DEQUANT:
         if bt.type != T_F32:
             P.add("%s: GGML type %d became %s, f32 expected" % (name, gt, bnread.TYPES.get(bt.type)))
         elif not bits_equal(bnread.to_f32(bt.type, got, bt.shape).reshape(-1), gb.DEQUANT[gt](raw, n)):
             P.add("%s: GGML type %d values differ from the exact dequantization" % (name, gt))
+        return True
+    if gt in (gb.TL1, gb.TL2):
+        codes, beta = gb.dec_tl(gt, raw, n // k, k, gb.tl_tile(gt, n // k, k))
+        if bt.type != T_T2:
+            P.add("%s: TL1/TL2 became %s, t2 expected" % (name, bnread.TYPES.get(bt.type)))
+            return True
+        w, b = bnread.t2_decode(got, bt.shape)
+        if not np.array_equal(w, codes.astype(np.int8) - 1):
+            P.add("%s: ternary values differ" % name)
+        if not bits_equal(np.array([b]), np.array([beta])):
+            P.add("%s: β %r, source %r" % (name, float(b), float(beta)))
         return True
     if gt in (gb.IQ1_BN, gb.IQ2_BN):
         codes, bits, d = gb.dec_iqbn(gt, raw, n, k)
@@ -618,12 +631,15 @@ def main(argv):
     for a in it:
         if a == "--truth":
             truth = next(it)
+        elif a == "--tl-config":  # a GGUF's TL1/TL2 tiles (else bitnet.cpp's presets)
+            import gguf_blocks
+            gguf_blocks.TL_CONFIG = gguf_blocks.read_tl_config(next(it))
         elif a == "--quiet":
             quiet = True
         else:
             args.append(a)
     if len(args) != 2:
-        sys.stderr.write("usage: check_convert.py [--truth FILE] [--quiet] SOURCE OUT.bn\n")
+        sys.stderr.write("usage: check_convert.py [--truth FILE] [--tl-config INI] [--quiet] SOURCE OUT.bn\n")
         return 2
     src, out = args
     if truth is None and os.path.exists(src.rstrip("/") + ".truth.json"):

@@ -51,6 +51,8 @@ def nbytes(gt, n, k):
         return n // 256 * KQ_BYTES[gt]
     if gt in BN_BLOCK:
         return n // k * (BN_META[gt] + k // 64 * BN_BLOCK[gt])
+    if gt in (TL1, TL2):  # codes, then β's 32 bytes
+        return tl_beta_offset(gt, n // k, k) + 32
     return None
 
 
@@ -231,6 +233,14 @@ TL_PRESETS = {
           (14336, 4096): (256, 96, 32), (4096, 14336): (128, 96, 32), (1024, 4096): (256, 96, 32),
           (4096, 4096): (128, 96, 32)},
 }
+
+
+# check_convert.py --tl-config: the tiles to decode with instead of the presets
+TL_CONFIG = None
+
+
+def tl_tile(gt, M, K):
+    return (TL_CONFIG if TL_CONFIG is not None else TL_PRESETS[gt])[(M, K)]
 
 
 def read_tl_config(path):
