@@ -39,14 +39,17 @@ SHAPES = {
     "small-odd": (96, 200, 3, 3, 1, 300, 128),  # K=200 rows not a multiple of 128
     "odd": (36, 90, 2, 3, 1, 300, 64),          # K%4 != 0 (t2 row padding); float formats only
     "2b4t": (2560, 6912, 30, 20, 5, 128256, 4096),
-    # 1bitLLM/bitnet_b1_58-large: bitnet.cpp's TL1/TL2 presets tile its M x K
-    "large": (1536, 4096, 24, 16, 16, 32002, 2048),
     # in the style of bitnet.cpp's dummy-model generator (Llama-like sizes)
     "7b": (4096, 11008, 32, 32, 32, 32000, 2048),
     "13b": (5120, 13824, 40, 40, 40, 32000, 2048),
     "30b": (6656, 17920, 60, 52, 52, 32000, 2048),
     "70b": (8192, 28672, 80, 64, 8, 32000, 2048),
     "100b": (8192, 45568, 72, 64, 8, 32000, 2048),
+}
+# Shapes for tests only (bn-bench's --synthetic table mirrors SHAPES alone):
+# 1bitLLM/bitnet_b1_58-large, whose M x K bitnet.cpp's TL1/TL2 presets tile.
+TEST_SHAPES = {
+    "large": (1536, 4096, 24, 16, 16, 32002, 2048),
 }
 
 # The model families bitnet.cpp runs beside 2B4T, with the values of their
@@ -1175,7 +1178,7 @@ def write_hf_tokenizer(out, vocab, seed):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--format", choices=FORMATS, help="required unless --embedding-gguf")
-    ap.add_argument("--shape", default="tiny", choices=sorted(SHAPES))
+    ap.add_argument("--shape", default="tiny", choices=sorted(SHAPES) + sorted(TEST_SHAPES))
     ap.add_argument("--layers", type=int)
     ap.add_argument("--vocab", type=int)
     ap.add_argument("--seed", type=int, default=1)
@@ -1198,7 +1201,7 @@ def main():
     if args.embedding_gguf:
         return embedding_gguf(args.embedding_gguf, args.out)
     need(args.format, "--format is required")
-    shape = SHAPES[args.shape]
+    shape = SHAPES[args.shape] if args.shape in SHAPES else TEST_SHAPES[args.shape]
     if args.family:
         if not args.format.startswith("hf-"):
             sys.exit("gen_checkpoint: --family writes HF checkpoints only")
