@@ -249,7 +249,7 @@ int bn_tokenizer_section_from_hf_spm(const cJSON *root, bn_meta *section, const 
     const cJSON *unk = item(model, "unk_token");
     const cJSON *uid = cJSON_IsString(unk) ? item(item(model, "vocab"), unk->valuestring) : NULL;
     if (bn_meta_set_str(section, "tokenizer.model", "spm-bpe") ||
-        (prefix && bn_meta_set_bool(section, "tokenizer.add_space_prefix", 1)) ||
+        (prefix && bn_meta_set_bool(section, "tokenizer.space_prefix", 1)) ||
         (cJSON_IsNumber(uid) && bn_meta_set_i32(section, "tokenizer.unk_id", (int32_t)uid->valuedouble))) {
         bn_fail(e, "out of memory");
         goto out;

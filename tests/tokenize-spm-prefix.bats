@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # The SentencePiece-style tokenizer with a dummy prefix (tokenizer.model
-# "spm-bpe" with tokenizer.add_space_prefix: Llama 2's kind, as 1bitLLM's
+# "spm-bpe" with tokenizer.space_prefix: Llama 2's kind, as 1bitLLM's
 # bitnet_b1_58 models ship it, formats/1bitllm.md) against SentencePiece
 # itself: a small BPE model trained here with Debian's spm_train with Llama
 # 2's options (dummy prefix, identity normalization, spaces kept, digits

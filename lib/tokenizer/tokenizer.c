@@ -308,9 +308,9 @@ bn_tokenizer *bn_tokenizer_new(const bn_meta *model_meta, bn_err *e)
     }
     t->ignore_merges = t->ranks || (!bn_meta_bool(sec, "tokenizer.ignore_merges", &im) && im);
     int sp = 0;
-    t->space_prefix = !bn_meta_bool(sec, "tokenizer.add_space_prefix", &sp) && sp;
+    t->space_prefix = !bn_meta_bool(sec, "tokenizer.space_prefix", &sp) && sp;
     if (t->space_prefix && !t->spm) {
-        bn_fail(e, "tokenizer.add_space_prefix: only with 'spm-bpe'");
+        bn_fail(e, "tokenizer.space_prefix: only with 'spm-bpe'");
         goto fail;
     }
     if (t->spm && t->ignore_merges) {

@@ -93,7 +93,7 @@ int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int ge
 enum {
     BN_DEC_SKIP_SPECIAL = 1, /* control tokens produce no text */
     BN_DEC_TEXT_START = 2    /* each sequence is a whole text: with a space prefix
-                                (tokenizer.add_space_prefix), the first text token's
+                                (tokenizer.space_prefix), the first text token's
                                 leading space is the prefix and is dropped */
 };
 
