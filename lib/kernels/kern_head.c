@@ -132,8 +132,14 @@ int bn_head_type_ok(uint32_t type, size_t d, const char **why)
 #define INLINE inline __attribute__((always_inline))
 /* Bytes ahead that the interleaved heads prefetch their one stream: on
  * the Intel (AMX) machine 2B4T t2+q5 decode went 17.9 -> 18.7 t/s at 1
- * thread, 32.0 -> 33.3 at 2 (1 KiB: 18.5, 4 KiB: 18.3). */
-enum { HEAD_AHEAD = 2048 };
+ * thread, 32.0 -> 33.3 at 2 (1 KiB: 18.5, 4 KiB: 18.3). Every line of a
+ * group of 4 rows is prefetched (a q6 group is 416 bytes, 6.5 lines; one
+ * prefetch per row left two of them to the hardware prefetchers), and
+ * HEAD_AHEAD_N ahead when a call has several tokens, which spend longer
+ * per byte: the 2B4T q6 head from memory, 2 Zen 5 threads, paired
+ * CPU-time runs on a shared machine, 1.07x the rate at 8 tokens, 1.15x at
+ * 4, 1.07x at 1 (noisy; 8 KiB ahead at 8 tokens: 1.08x). */
+enum { HEAD_AHEAD = 2048, HEAD_AHEAD_N = 4096 };
 /* Rows per block when a call has several tokens (batched decode): each
  * token's pass over a block reads it from L2, so the head streams from
  * memory once per call, not once per token (2B4T q6: 64 rows are 133 KB,
@@ -397,10 +403,11 @@ static T512Q INLINE void quant_rows(int hb, const uint8_t *w, size_t rs, size_t 
             cr[t] = _mm512_load_si512((const void *)(a[t].cr + 16 * g));
             dh[t] = _mm512_load_ps(a[t].dh + 16 * g);
         }
+        if (rs * 4 == gs) /* interleaved: one stream, every line of it prefetched ahead */
+            for (size_t b = 0; b < gs; b += 64)
+                _mm_prefetch((const char *)(w + gs * g + (TT > 1 ? HEAD_AHEAD_N : HEAD_AHEAD) + b), _MM_HINT_T0);
         _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) {
             const uint8_t *gp = w + (size_t)i * rs + gs * g;
-            if (rs * 4 == gs) /* interleaved: one stream, prefetched ahead */
-                _mm_prefetch((const char *)(gp + HEAD_AHEAD), _MM_HINT_T0);
             __m512i raw = _mm512_loadu_si512((const void *)gp);
             __m512i ulo = _mm512_and_si512(raw, m0f), uhi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m0f);
             if (hb) {
