@@ -96,18 +96,30 @@ static inline int32_t k2_tail(uint32_t layout, const uint8_t *w, size_t k, size_
  * decoded once per row, each token's share is a plain int8 dot product.
  * Slot r % 4 holds row r: the kernels walk rows in groups of at most 4. */
 enum { K2_TAIL_MAX = 512 }; /* columns; tails are < 4W (t2) or < 4W + 128 (i2s) */
+/* The rows are kept as codes w + 1 (0, 1, 2: unsigned bytes, so that the
+ * dot product is a uint8 × int8 one, which -O2 turns into vpdpbusd in the
+ * VNNI kernels, 3x the int8 × int8 one on Zen 5); Σ w·q is then
+ * Σ (w+1)·q − Σ q, and the Σ q of the tail of up to 4 token rows q
+ * (slots by pointer, as a kernel call walks up to 4 tokens at a time)
+ * are kept too. Both live for one kernel call, while q does not change. */
 typedef struct k2_tails {
     size_t row[4];
-    int8_t w[4][K2_TAIL_MAX];
+    uint8_t w[4][K2_TAIL_MAX];
+    const int8_t *q[4];
+    int32_t qsum[4];
+    unsigned next;
 } k2_tails;
 
 static inline void k2_tails_init(k2_tails *t)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4; i++) {
         t->row[i] = SIZE_MAX;
+        t->q[i] = NULL;
+    }
+    t->next = 0;
 }
 
-/* k2_tail_dot, k2_tail_unpack and k2_dot_i8 are always inlined: called
+/* k2_tail_dot, k2_tail_unpack and k2_dot_u8i8 are always inlined: called
  * from a kernel compiled for AVX-512 or AVX2 (a target attribute), their
  * loops are then vectorized for that ISA. GCC had split k2_tail_dot into
  * a plain-SSE2 copy called per row, 15% of the tiny model's decode (its
@@ -115,25 +127,21 @@ static inline void k2_tails_init(k2_tails *t)
  * sums: the same results in any order. */
 #define K2_INLINE inline __attribute__((always_inline))
 
-static K2_INLINE void k2_tail_unpack(uint32_t layout, const uint8_t *w, size_t k, size_t r, size_t c0, int8_t *wt)
+static K2_INLINE void k2_tail_unpack(uint32_t layout, const uint8_t *w, size_t k, size_t r, size_t c0, uint8_t *wt)
 {
     const uint8_t *row = w + r * bn_packed_row_bytes(layout, k);
     size_t n = k - c0, i = 0;
     if (layout == BN_T2 && c0 % 4 == 0) {
         /* a byte's four codes spread to four bytes, first column in the
-         * low byte, each code − 1 (0x80 set so that no byte borrows from
-         * the next; all 256 bytes checked against the former table): no
-         * dependent table load per byte, and -O2 vectorizes it */
+         * low byte: no dependent table load per byte, and -O2 vectorizes it */
         const uint8_t *b = row + c0 / 4;
         for (; i + 64 <= n; i += 64) /* a fixed count: vectorized */
             for (size_t j = 0; j < 16; j++) {
                 uint32_t v = b[i / 4 + j], x = (v | v << 6 | v << 12 | v << 18) & 0x03030303u;
-                x = ((x | 0x80808080u) - 0x01010101u) ^ 0x80808080u;
                 memcpy(wt + i + 4 * j, &x, 4);
             }
         for (; i + 4 <= n; i += 4) {
             uint32_t v = b[i / 4], x = (v | v << 6 | v << 12 | v << 18) & 0x03030303u;
-            x = ((x | 0x80808080u) - 0x01010101u) ^ 0x80808080u;
             memcpy(wt + i, &x, 4);
         }
     } else if (layout == BN_I2S && c0 % 128 == 0) {
@@ -144,16 +152,16 @@ static K2_INLINE void k2_tail_unpack(uint32_t layout, const uint8_t *w, size_t k
             const uint8_t *blk = b + i / 128 * 32;
             unsigned sh = 6 - 2 * (unsigned)(i % 128 / 32);
             for (size_t j = 0; j < 32; j++)
-                wt[i + j] = (int8_t)(((blk[j] >> sh) & 3) - 1);
+                wt[i + j] = (uint8_t)((blk[j] >> sh) & 3);
         }
     }
     for (; i < n; i++)
-        wt[i] = (int8_t)bn_packed_get(layout, w, k, r, c0 + i);
+        wt[i] = (uint8_t)(bn_packed_get(layout, w, k, r, c0 + i) + 1);
 }
 
-/* Σ a·b over n int8: whole 64-element chunks first, a loop of fixed trip
- * count that -O2 vectorizes. */
-static K2_INLINE int32_t k2_dot_i8(const int8_t *a, const int8_t *b, size_t n)
+/* Σ a·b over n uint8 a and int8 b: whole 64-element chunks first, a loop
+ * of fixed trip count that -O2 vectorizes. */
+static K2_INLINE int32_t k2_dot_u8i8(const uint8_t *a, const int8_t *b, size_t n)
 {
     int32_t s = 0;
     size_t i = 0;
@@ -177,12 +185,31 @@ static K2_INLINE int32_t k2_tail_dot(k2_tails *t, uint32_t layout, const uint8_t
         return 0;
     if (k - c0 > K2_TAIL_MAX)
         return k2_tail(layout, w, k, r, c0, q);
-    int8_t *wt = t->w[r % 4];
+    uint8_t *wt = t->w[r % 4];
     if (t->row[r % 4] != r) {
         k2_tail_unpack(layout, w, k, r, c0, wt);
         t->row[r % 4] = r;
     }
-    return k2_dot_i8(wt, q + c0, k - c0);
+    int slot = -1;
+    for (int i = 0; i < 4; i++)
+        if (t->q[i] == q)
+            slot = i;
+    if (slot < 0) { /* this token's Σ q over the tail, once per call */
+        slot = (int)(t->next++ % 4);
+        int32_t qs = 0;
+        size_t i = c0;
+        for (; i + 64 <= k; i += 64) {
+            int32_t c = 0;
+            for (size_t j = 0; j < 64; j++)
+                c += q[i + j];
+            qs += c;
+        }
+        for (; i < k; i++)
+            qs += q[i];
+        t->q[slot] = q;
+        t->qsum[slot] = qs;
+    }
+    return k2_dot_u8i8(wt, q + c0, k - c0) - t->qsum[slot];
 }
 
 /* Float activations (verification only, natural order): unpacks a block
