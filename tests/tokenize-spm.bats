@@ -29,15 +29,7 @@ setup_file() {
         echo "a"
         echo ""
     } >"$D/texts.txt"
-    $PY - "$D/fuzz.txt" <<'EOF'
-import random, sys
-r = random.Random(11)
-chars = list("abcdefghijklmnopqrstuvwxyz ABCXYZ   \t0123456789.,;!?<>/-_") + list("çéïüßλγρйкя日本語中文한국✓—🫩🙂▁") \
-    + ["<start_of_turn>", "<end_of_turn>", "<start_of", "the ", " quick", "brown ", "naïve", "  "]
-with open(sys.argv[1], "w", encoding="utf-8") as f:
-    for _ in range(2000):
-        f.write("".join(r.choice(chars) for _ in range(r.randint(0, 40))) + "\n")
-EOF
+    $SPM random-text "$D/fuzz.txt" --count 2000 --seed 11
 }
 
 setup() {

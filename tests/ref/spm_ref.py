@@ -23,6 +23,12 @@
   encode MODEL [--whole]  ids of each line of stdin (without its LF), one
                           line of decimal ids each; --whole: all of stdin
                           as one text, one line out
+  random-text OUT --count N --seed S [--llama2]
+                          N random lines of up to 40 pieces: ASCII, runs
+                          of spaces and tabs, Unicode absent from the
+                          vocabulary, U+2581, the user-defined symbols and
+                          parts of them (--llama2: also <s> and </s>, which
+                          must stay text)
 """
 import argparse
 import json
@@ -130,6 +136,18 @@ def train(out, vocab, llama2=False):
         json.dump(tj, f, ensure_ascii=False)
 
 
+def random_text(out, count, seed, llama2):
+    r = random.Random(seed)
+    chars = list("abcdefghijklmnopqrstuvwxyz ABCXYZ   \t0123456789.,;!?<>/-_") \
+        + list("çéïüßλγρйкя日本語中文한국✓—🫩🙂▁") \
+        + ["<start_of_turn>", "<end_of_turn>", "<start_of", "the ", " quick", "brown ", "naïve", "  "]
+    if llama2:
+        chars += ["<s>", "</s>"]
+    with open(out, "w", encoding="utf-8") as f:
+        for _ in range(count):
+            f.write("".join(r.choice(chars) for _ in range(r.randint(0, 40))) + "\n")
+
+
 def encode(model, whole):
     sp = spm.SentencePieceProcessor(model_file=model)
     data = sys.stdin.buffer.read().decode("utf-8")
@@ -148,9 +166,16 @@ def main():
     e = sub.add_parser("encode")
     e.add_argument("model")
     e.add_argument("--whole", action="store_true")
+    g = sub.add_parser("random-text")
+    g.add_argument("out")
+    g.add_argument("--count", type=int, required=True)
+    g.add_argument("--seed", type=int, required=True)
+    g.add_argument("--llama2", action="store_true")
     a = ap.parse_args()
     if a.cmd == "train":
         train(a.dir, a.vocab, a.llama2)
+    elif a.cmd == "random-text":
+        random_text(a.out, a.count, a.seed, a.llama2)
     else:
         encode(a.model, a.whole)
 
