@@ -42,7 +42,7 @@ typedef struct bn_bench_row {
     double gbps, gops;
     double bw_gbps, peak_gops;
     double roofline;         /* percent of the binding limit */
-    char bound[8];           /* "memory" or "compute" */
+    char bound[8];           /* "memory", "compute" or "cache" (no limit known) */
     double joules_per;       /* per token (or per call, per MB); NAN: unavailable */
     double load_s, ttft_s, peak_rss;
     /* Batched rows (--parallel): sequences decoded together (0: one

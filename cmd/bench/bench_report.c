@@ -44,7 +44,7 @@ static void fmt_rate(const bn_bench_row *r, char *buf, size_t n)
 static void fmt_roof(const bn_bench_row *r, char *buf, size_t n)
 {
     if (!isfinite(r->roofline))
-        snprintf(buf, n, "-");
+        snprintf(buf, n, "%s", strcmp(r->bound, "cache") ? "-" : "in cache");
     else if (!strcmp(r->bound, "memory"))
         snprintf(buf, n, "%.1f%% of %.1f GB/s", r->roofline, r->bw_gbps);
     else

@@ -80,9 +80,51 @@ void bn_bench_roofline(bn_bench_row *row)
     bn_bench_bound(row);
 }
 
+/* The largest CPU cache in bytes (sysfs: cpu0's cache of the highest
+ * level), 0 when Linux does not say. */
+static double llc_bytes(void)
+{
+    double best = 0;
+    int best_level = 0;
+    for (int i = 0; i < 16; i++) {
+        char path[80], buf[32];
+        int level = 0;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            break;
+        if (fscanf(f, "%d", &level) != 1)
+            level = 0;
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        if (!(f = fopen(path, "r")))
+            continue;
+        double v = 0;
+        if (fgets(buf, sizeof buf, f)) {
+            char *end;
+            v = strtod(buf, &end);
+            v *= *end == 'K' ? 1024 : *end == 'M' ? 1048576 : 1;
+        }
+        fclose(f);
+        if (level > best_level || (level == best_level && v > best)) {
+            best_level = level;
+            best = v;
+        }
+    }
+    return best;
+}
+
 void bn_bench_bound(bn_bench_row *row)
 {
     double mem = row->gbps / row->bw_gbps * 100, cpu = row->gops / row->peak_gops * 100;
+    /* A model whose bytes a token fit in the last-level cache is read from
+     * the cache, not from memory: the read bandwidth is no limit for it
+     * (the bundled tiny model decoded at "100%" of it) and is not shown. */
+    if (row->kind == BN_ROW_E2E && row->bytes_per > 0 && row->bytes_per <= llc_bytes()) {
+        mem = NAN;
+        snprintf(row->bound, sizeof row->bound, "cache");
+        row->roofline = NAN;
+    }
     if (isfinite(mem) && (!isfinite(cpu) || mem >= cpu)) {
         row->roofline = mem;
         snprintf(row->bound, sizeof row->bound, "memory");
