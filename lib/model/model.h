@@ -96,7 +96,7 @@ int bn_model_to_memory(bn_model *m, bn_err *e);
  * Measured on the 2-core Zen 5 under load, the 753 MiB 2B4T-shaped t2
  * model in a 400 MiB memory cgroup, 2 threads: 0.7-1.0 t/s as plain page
  * faults, 1.4 with readahead, 1.5-1.8 with both, 2.8-3.2 (the disk's read
- * speed) when the head stayed as well. */
+ * speed) when the head stayed as well (3.4 quiet; keep_what_fits). */
 void bn_model_readahead(const bn_model *m, uint32_t l);
 void bn_model_release(const bn_model *m, uint32_t l);
 
