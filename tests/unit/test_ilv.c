@@ -132,7 +132,7 @@ static void test_ternary(check_ctx *cx, const bn_cpu *cpu)
 {
     static const uint32_t layouts[] = {BN_T2, BN_I2S}; /* b3 is never interleaved: test_no_b3 */
     static const size_t ks[] = {1, 63, 64, 256, 319, 320, 321, 512, 640, 700, 1000, 1280, 2560, 6912};
-    static const size_t rowss[] = {1, 3, 4, 5, 8, 11, 16, 33};
+    static const size_t rowss[] = {1, 3, 4, 5, 8, 11, 16, 33, 67, 130}; /* 67, 130: GEMM row blocks (64) */
     static const size_t ns[] = {1, 2, 4, 5, 9, 17, 33, 64, 128};
     const char *const *names = bn_kernels_names();
     for (size_t li = 0; li < sizeof layouts / sizeof layouts[0]; li++)
@@ -149,8 +149,8 @@ static void test_ternary(check_ctx *cx, const bn_cpu *cpu)
                 const bn_ilv_kernels *ik = bn_ilv_find(set, ks[ki]);
                 if (!ik)
                     continue;
-                for (int rep = 0; rep < 3; rep++, cases++)
-                    ok &= one_case(ref, set, ik, rowss[rnd() % 8], ks[ki], ns[rnd() % 9], 0);
+                for (int rep = 0; rep < 4; rep++, cases++)
+                    ok &= one_case(ref, set, ik, rowss[rnd() % 10], ks[ki], ns[rnd() % 9], 0);
             }
             /* worst case for the sums: every weight ±1, activations at full scale */
             size_t kw = 8448; /* 33·256 */
