@@ -134,6 +134,24 @@ convert_fails() {
     [[ $output == *"tokens.stop_ids              128001 128009"* ]]
 }
 
+@test "gen_checkpoint --fast-ternary: I2_S written in chunks converts exactly, other values than the default" {
+    normal_pass_only "a generator option, not a bn-convert path"
+    # small-odd: blocks cross rows; 2b4t's FFN matrices (17.7 M weights) span
+    # three of the generator's 8 M-weight chunks
+    for shape in small-odd 2b4t; do
+        $GEN --format gguf-i2_s --fast-ternary --shape $shape --layers 1 "$T/$shape.gguf"
+        convert_ok "$T/$shape.gguf"
+        grep -q ternary_sha256 "$T/$shape.gguf.truth.json"
+    done
+    $GEN --format gguf-i2_s --shape small-odd --layers 1 "$T/d.gguf"
+    ! cmp -s "$T/small-odd.gguf" "$T/d.gguf"
+    $GEN --format gguf-i2_s --fast-ternary --no-truth --shape small-odd --layers 1 "$T/n.gguf"
+    [ ! -e "$T/n.gguf.truth.json" ]
+    run $GEN --format gguf-tq2_0 --fast-ternary --shape tiny256 "$T/x.gguf"
+    [ "$status" -ne 0 ]
+    [[ $output == *"--fast-ternary writes gguf-i2_s only"* ]]
+}
+
 # ------------------------------------------------------------ refusals
 
 @test "an unsupported architecture is named" {
