@@ -160,7 +160,7 @@ static void md_machine_notes(FILE *fp, const bn_bench_machine *mc, const bn_benc
     for (int i = 0; i < mc->n; i++)
         fprintf(fp, "%s %d thread%s %.0f GOPS", i ? "," : "", mc->threads[i], mc->threads[i] == 1 ? "" : "s",
                 mc->peak_gops[i]);
-    fprintf(fp, "\nread bandwidth (%zu MiB buffer, best pass of %d probes x 3 access patterns x 2 page sizes):",
+    fprintf(fp, "\nread bandwidth (%zu MiB buffer, best pass of %d probes x 4 access patterns x 2 page sizes):",
             mc->bw_bytes >> 20, mc->bw_rounds);
     for (int i = 0; i < mc->n; i++)
         fprintf(fp, "%s %d thread%s %.2f GB/s (%s; slowest pattern %.2f)", i ? "," : "", mc->threads[i],
