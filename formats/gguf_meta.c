@@ -19,24 +19,29 @@ typedef struct archinfo {
     int sub_norms;
     int rope_neox;     /* 1: pairs (i, i+d/2); 0: adjacent pairs */
     int bitnet;        /* a BitNet chat format is possible */
+    int gemma;         /* Gemma 3: gelu_tanh, post norms, scaled embedding, sliding windows */
 } archinfo;
 
 static int map_arch(const char *a, archinfo *ai)
 {
     if (!strcmp(a, "bitnet-b1.58") || !strcmp(a, "bitnet-25")) {
-        *ai = (archinfo){"bitnet-b1.58", 0, 1, 1, 1};
+        *ai = (archinfo){"bitnet-b1.58", 0, 1, 1, 1, 0};
         return 0;
     }
     if (!strcmp(a, "bitnet")) {
-        *ai = (archinfo){"bitnet", 1, 1, 1, 1};
+        *ai = (archinfo){"bitnet", 1, 1, 1, 1, 0};
         return 0;
     }
     if (!strcmp(a, "llama")) {
-        *ai = (archinfo){"llama", 1, 0, 0, 0};
+        *ai = (archinfo){"llama", 1, 0, 0, 0, 0};
         return 0;
     }
     if (!strcmp(a, "qwen3")) { /* BitNet-embedding-0.6B: llama.cpp's qwen3 graph rotates as NEOX */
-        *ai = (archinfo){"qwen3", 1, 0, 1, 0};
+        *ai = (archinfo){"qwen3", 1, 0, 1, 0, 0};
+        return 0;
+    }
+    if (!strcmp(a, "gemma3")) { /* BitNet-embedding-270M: llama.cpp's gemma3 graph rotates as NEOX */
+        *ai = (archinfo){"gemma3", 0, 0, 1, 0, 1};
         return 0;
     }
     return -1;
@@ -125,6 +130,10 @@ static int read_shape(const bn_meta *raw, const char *arch, uint64_t embd_rows, 
     rc = get_u32(raw, arch, "rope.dimension_count", &hp->head_dim, 0, name, e);
     if (rc < 0)
         return -1;
+    if (rc) /* llama.cpp's head size: the key length, else n_embd / n_head */
+        rc = get_u32(raw, arch, "attention.key_length", &hp->head_dim, 0, name, e);
+    if (rc < 0)
+        return -1;
     if (rc) {
         if (hp->n_embd % hp->n_head)
             return bn_fail(e, "%s: embedding length %u is not a multiple of the head count %u", name, hp->n_embd,
@@ -188,16 +197,25 @@ static int tokenizer_section(bn_meta *m, const bn_meta *raw, const char *name, b
         return bn_fail(e, "%s: no vocabulary (metadata 'tokenizer.ggml.tokens' is missing or not a string array)",
                        name);
     const char *tmodel = bn_meta_str(raw, "tokenizer.ggml.model");
-    if (tmodel && strcmp(tmodel, "gpt2"))
-        return bn_fail(e, "%s: tokenizer model '%s' is not supported (only byte-level BPE, 'gpt2')", name,
-                       tmodel);
+    int spm = tmodel && !strcmp(tmodel, "llama");
+    if (tmodel && strcmp(tmodel, "gpt2") && !spm)
+        return bn_fail(e, "%s: tokenizer model '%s' is not supported (byte-level BPE 'gpt2' and SentencePiece "
+                          "'llama' are)",
+                       name, tmodel);
     const bn_kv *merges = bn_meta_get(raw, "tokenizer.ggml.merges");
     const bn_kv *ttype = bn_meta_get(raw, "tokenizer.ggml.token_type");
     const char *pre = bn_meta_str(raw, "tokenizer.ggml.pre");
+    /* llama.cpp's SentencePiece default: a space before the text */
+    int space_prefix = 1;
+    if (spm && bn_meta_get(raw, "tokenizer.ggml.add_space_prefix") &&
+        bn_meta_bool(raw, "tokenizer.ggml.add_space_prefix", &space_prefix))
+        return bn_fail(e, "%s: metadata 'tokenizer.ggml.add_space_prefix' is not a boolean", name);
     bn_meta *sec = calloc(1, sizeof *sec);
     if (!sec)
         return bn_fail(e, "%s: out of memory", name);
-    if (bn_tokenizer_section_from_gguf(tokens, merges, ttype, pre, sec, e)) {
+    if (spm ? bn_tokenizer_section_from_gguf_spm(tokens, bn_meta_get(raw, "tokenizer.ggml.scores"), ttype,
+                                                 space_prefix, sec, e)
+            : bn_tokenizer_section_from_gguf(tokens, merges, ttype, pre, sec, e)) {
         bn_meta_free(sec);
         free(sec);
         size_t nl = strlen(name);
@@ -239,6 +257,41 @@ static int read_embedding(const bn_source *s, const bn_meta *raw, const char *ar
     return 0;
 }
 
+/* Gemma 3 (BitNet-embedding-270M's GGUF, arch "gemma3"): what llama.cpp's
+ * gemma3 loader does, which bitnet.cpp runs. bitnet.cpp's embedding
+ * converter writes no sliding-window metadata; the loader's facts then
+ * stand: every 6th layer full, the others sliding with RoPE base 10000
+ * (<arch>.rope.freq_base_swa when present), the window
+ * <arch>.attention.sliding_window, else 512 (Gemma 3 270M's config); the
+ * embedding scaled by sqrt(n_embd) in f32, the query by 1/sqrt(head_dim)
+ * (the key length, read_shape), gelu_tanh, and the post norms. The Gemma
+ * norm weights come with 1 added, the value bn stores (formats/embedding.md);
+ * the projections' input norms are plain. */
+static int read_gemma3(const bn_source *s, const bn_meta *raw, const char *arch, bn_hparams *hp, const char *name,
+                       bn_err *e)
+{
+    hp->act_gelu = 1;
+    hp->act_silu = 0;
+    hp->embd_scale = sqrtf((float)hp->n_embd);
+    /* llama.cpp's gemma3 graph needs both post norms in every layer */
+    if (!bn_source_find(s, "blk.0.post_attention_norm.weight") || !bn_source_find(s, "blk.0.post_ffw_norm.weight"))
+        return bn_fail(e, "%s: a gemma3 model needs blk.N.post_attention_norm.weight and blk.N.post_ffw_norm.weight",
+                       name);
+    hp->post_norms = 1;
+    const uint32_t pattern = 6;
+    hp->swa = 512;
+    hp->swa_theta = 10000.0f;
+    if (get_u32(raw, arch, "attention.sliding_window", &hp->swa, 0, name, e) < 0 ||
+        get_f32(raw, arch, "rope.freq_base_swa", &hp->swa_theta, 0, name, e) < 0)
+        return -1;
+    if (!hp->swa)
+        return bn_fail(e, "%s: %s.attention.sliding_window is 0", name, arch);
+    for (uint32_t l = 0; l < hp->n_layer && l < BN_MAX_LAYERS; l++)
+        if ((l + 1) % pattern)
+            hp->swa_layers[l / 64] |= 1ull << (l % 64);
+    return 0;
+}
+
 int bn_gguf_canonical_meta(bn_source *s, const bn_meta *raw, int has_output, uint64_t embd_rows, bn_err *e)
 {
     const char *name = s->name;
@@ -250,7 +303,7 @@ int bn_gguf_canonical_meta(bn_source *s, const bn_meta *raw, int has_output, uin
     if (map_arch(arch, &ai))
         return bn_fail(e,
                        "%s: architecture '%s' is not supported (bitnet-b1.58, bitnet-25, bitnet, ternary "
-                       "llama or qwen3 expected)",
+                       "llama, qwen3 or gemma3 expected)",
                        name, arch);
     bn_hparams hp;
     memset(&hp, 0, sizeof hp);
@@ -260,7 +313,7 @@ int bn_gguf_canonical_meta(bn_source *s, const bn_meta *raw, int has_output, uin
     hp.sub_norms = ai.sub_norms;
     hp.tied = !has_output;
     if (read_shape(raw, arch, embd_rows, &hp, name, e) || read_tokens(raw, &hp, name, e) ||
-        read_embedding(s, raw, arch, &hp, name, e))
+        read_embedding(s, raw, arch, &hp, name, e) || (ai.gemma && read_gemma3(s, raw, arch, &hp, name, e)))
         return -1;
     const char *gname = bn_meta_str(raw, "general.name");
     const bn_kv *tmpl = bn_meta_get(raw, "tokenizer.chat_template");

@@ -73,6 +73,11 @@ int bn_tokenizer_section_from_tiktoken(const char *rank_file, bn_meta *section, 
  * byte-to-unicode form); pre is tokenizer.ggml.pre or NULL (Llama 3). */
 int bn_tokenizer_section_from_gguf(const bn_kv *tokens, const bn_kv *merges, const bn_kv *token_type,
                                    const char *pre, bn_meta *section, bn_err *e);
+/* A GGUF SentencePiece vocabulary (tokenizer.ggml.model "llama": pieces,
+ * scores, token types; gguf_spm.c) as model "spm-bpe", its merges made
+ * from the scores; space_prefix: tokenizer.ggml.add_space_prefix. */
+int bn_tokenizer_section_from_gguf_spm(const bn_kv *tokens, const bn_kv *scores, const bn_kv *token_type,
+                                       int space_prefix, bn_meta *section, bn_err *e);
 /* An HF checkpoint: path is its directory or its tokenizer.json. Puts the
  * section into model_meta as `tokenizer`, with tokens.bos_id / eos_id /
  * add_bos and chat.format from the sibling config.json, tokenizer.json's

@@ -252,3 +252,58 @@ EOF
     echo "$output"
     [ "$status" -eq 0 ]
 }
+
+# BitNet-embedding-270M's GGUF (arch gemma3, SentencePiece vocabulary): the
+# 270M checkpoint with the SentencePiece tokenizer of tests/tokenize-spm.bats
+# (Gemma's ids) and llama.cpp's sliding pattern (every 6th layer full, which
+# the GGUF does not carry), written as bitnet.cpp's converter writes it.
+gemma_spm_checkpoint() {
+    $PY "$ROOT/tests/ref/spm_ref.py" train "$T/spm" >/dev/null
+    cp -r "$D/g" "$T/s"
+    cp "$T/spm/tokenizer.json" "$T/s/tokenizer.json"
+    rm -f "$T/s/tokenizer_config.json"
+    $PY - "$T/s/config.json" <<'PYEOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c.update(bos_token_id=2, eos_token_id=1, pad_token_id=0)
+c["layer_types"] = ["sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(c["num_hidden_layers"])]
+json.dump(c, open(sys.argv[1], "w"), indent=1)
+PYEOF
+}
+
+@test "the I2_S GGUF bitnet.cpp's embedding converter writes (gemma3, 270M): the same tokens and metadata as from Hugging Face, vectors meet the reference" {
+    gemma_spm_checkpoint
+    $GEN --embedding-gguf "$T/s" --spm-model "$T/spm/spm.model" "$T/s.gguf"
+    bn-convert "$T/s.gguf" >"$T/sg.bn"
+    bn-convert "$T/s" >"$T/sh.bn"
+    bn-tokenize -l -m "$T/sh.bn" <"$D/gtexts.txt" >"$T/want.ids"
+    bn-tokenize -l -m "$T/sg.bn" <"$D/gtexts.txt" >"$T/got.ids"
+    cmp "$T/want.ids" "$T/got.ids"
+    [ "$(head -1 "$T/got.ids" | cut -d' ' -f1)" = 2 ]               # <bos>
+    [ "$(awk '{print NF}' "$T/got.ids" | sort -n | tail -1)" -gt 32 ] # past the window
+    for f in sh sg; do
+        bn-convert --info --json "$T/$f.bn" | $PY -c 'import json, sys
+m = json.load(sys.stdin)["metadata"]
+print(json.dumps({k: v for k, v in sorted(m.items()) if k.startswith(("model.", "tokens."))}))' >"$T/$f.meta"
+    done
+    diff "$T/sh.meta" "$T/sg.meta"
+    bn-quant <"$T/sg.bn" | bn-pack >"$T/sgp.bn"
+    bn-infer -m "$T/sgp.bn" --embed --embed-format f32 <"$T/got.ids" >"$T/v.f32"
+    run $REF embed --model "$T/s" --ids "$T/got.ids" --bn "$T/v.f32"
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
+@test "gemma3 GGUF: add_space_prefix true puts a space before the text; one without the post norms is refused in one line" {
+    gemma_spm_checkpoint
+    $GEN --embedding-gguf "$T/s" --spm-model "$T/spm/spm.model" --space-prefix "$T/p.gguf"
+    $GEN --embedding-gguf "$T/s" --spm-model "$T/spm/spm.model" "$T/s.gguf"
+    bn-convert "$T/p.gguf" >"$T/p.bn"
+    bn-convert "$T/s.gguf" >"$T/s.bn"
+    [ "$(bn-tokenize -l -m "$T/p.bn" <<<"hello world")" = "$(bn-tokenize -l -m "$T/s.bn" <<<" hello world")" ]
+    [ "$(bn-tokenize -l -m "$T/p.bn" <<<"hello world")" != "$(bn-tokenize -l -m "$T/s.bn" <<<"hello world")" ]
+    $GEN --embedding-gguf "$T/s" --spm-model "$T/spm/spm.model" --drop-post-norms "$T/bad.gguf"
+    run_split "$T/out" bn-convert "$T/bad.gguf"
+    expect_one_line_error "$status" "$err" bn-convert
+    [[ $err == *"post_attention_norm"* ]]
+}

@@ -1108,6 +1108,109 @@ def write_embedding_extras(out, fam, truth, d, ff, layers, h, kv, vocab, ctx):
     return truth
 
 
+def spm_vocab(w, model, add_space_prefix):
+    """A SentencePiece vocabulary as llama.cpp's _set_vocab_sentencepiece
+    writes it (what bitnet.cpp's embedding converter does for the 270M):
+    model "llama", every piece with its score and type, no merges."""
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_file=model)
+    n = sp.get_piece_size()
+
+    def kind(i):
+        return (3 if sp.is_control(i) else 2 if sp.is_unknown(i) else 6 if sp.is_byte(i) else
+                5 if sp.is_unused(i) else 1)
+    types = [kind(i) for i in range(n)]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from spm_ref import USER  # the trained model's user-defined symbols (no protobuf here to read their type)
+    for u in USER:
+        types[sp.piece_to_id(u)] = 4
+    w.add("tokenizer.ggml.model", 8, "llama")
+    w.add("tokenizer.ggml.tokens", 9, (8, [sp.id_to_piece(i) for i in range(n)]))
+    w.add("tokenizer.ggml.scores", 9, (6, [sp.get_score(i) for i in range(n)]))
+    w.add("tokenizer.ggml.token_type", 9, (5, types))
+    w.add("tokenizer.ggml.add_space_prefix", 7, add_space_prefix)
+    return sp
+
+
+def embedding_gguf_gemma3(hf, out, model, add_space_prefix=False, drop_post_norms=False):
+    """The GGUF of a Gemma 3 (BitNet-embedding-270M) checkpoint as
+    bitnet.cpp's embedding converter writes it: architecture gemma3, no
+    sliding-window pattern (the window only when the config's is not the
+    default, so a small test window travels), pooling 3 with add_eos, the
+    SentencePiece vocabulary of MODEL, 1 added to every Gemma norm (not to
+    the projections' input norms), norms f32, the embedding f16, projections I2_S.
+    drop_post_norms: without Gemma's post norms (a wrong file, for the refusal test)."""
+    cfg = json.load(open(os.path.join(hf, "config.json")))
+    need(cfg["model_type"] == "gemma3_text", "embedding_gguf: a gemma3_text checkpoint is expected")
+    A = "gemma3"
+    w = GGUFWriter()
+    hd = cfg["head_dim"]
+    w.add("general.architecture", 8, A)
+    w.add("general.name", 8, os.path.basename(hf.rstrip("/")))
+    for k, v in (("block_count", cfg["num_hidden_layers"]), ("context_length", cfg["max_position_embeddings"]),
+                 ("embedding_length", cfg["hidden_size"]), ("feed_forward_length", cfg["intermediate_size"]),
+                 ("attention.head_count", cfg["num_attention_heads"]),
+                 ("attention.head_count_kv", cfg["num_key_value_heads"]),
+                 ("attention.key_length", hd), ("attention.value_length", hd), ("pooling_type", 3)):
+        w.add("%s.%s" % (A, k), 4, v)
+    if cfg.get("sliding_window") not in (None, 512):
+        w.add(A + ".attention.sliding_window", 4, cfg["sliding_window"])
+    w.add(A + ".rope.freq_base", 6, cfg["rope_theta"])
+    w.add(A + ".attention.layer_norm_rms_epsilon", 6, cfg["rms_norm_eps"])
+    w.add("general.file_type", 4, 40)
+    sp = spm_vocab(w, model, add_space_prefix)
+    w.add("tokenizer.ggml.bos_token_id", 4, sp.bos_id())
+    w.add("tokenizer.ggml.eos_token_id", 4, sp.eos_id())
+    w.add("tokenizer.ggml.padding_token_id", 4, sp.pad_id())
+    w.add("tokenizer.ggml.add_bos_token", 7, True)
+    w.add("tokenizer.ggml.add_eos_token", 7, True)
+    raw = open(os.path.join(hf, "model.safetensors"), "rb").read()
+    (hl,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + hl])
+    names = {"embed_tokens.weight": "token_embd.weight", "norm.weight": "output_norm.weight"}
+    per = {"input_layernorm": "attn_norm", "post_attention_layernorm": "post_attention_norm",
+           "pre_feedforward_layernorm": "ffn_norm", "post_feedforward_layernorm": "post_ffw_norm",
+           "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+           "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm",
+           "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    data = []
+    for hn, info in header.items():
+        if hn == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        x = bf16_bits_to_f32(np.frombuffer(raw[8 + hl + a: 8 + hl + b], dtype="<u2")).reshape(info["shape"])
+        hn = hn[len("model."):] if hn.startswith("model.") else hn
+        parts = hn.split(".")
+        if hn in names:
+            gn = names[hn]
+        else:
+            i, rest = int(parts[1]), ".".join(parts[2:])
+            if rest.endswith(".norm.weight"):
+                gn = "blk.%d.%s_norm_in.weight" % (i, per[rest[:-len(".norm.weight")]])
+            else:
+                gn = "blk.%d.%s.weight" % (i, per[rest[:-len(".weight")]])
+        if drop_post_norms and ("post_attention_norm" in gn or "post_ffw_norm" in gn):
+            continue
+        if x.ndim == 1 and "_norm_in." not in gn:
+            x = x + np.float32(1)
+        if x.ndim == 2 and gn != "token_embd.weight":
+            scale = np.float32(max(np.abs(x.astype(np.float64)).mean(), 1e-5))
+            q = np.clip(np.rint(x / scale), -1, 1).astype(np.int8)
+            body = enc_i2s(q, scale)
+            w.add_tensor(gn, list(x.shape), GT["I2_S"], len(body))
+        elif x.ndim == 1:  # llama.cpp's writer keeps 1-D tensors f32: 1 + w exact, as bn's HF path stores it
+            body = x.astype("<f4").tobytes()
+            w.add_tensor(gn, list(x.shape), GT["F32"], len(body))
+        else:
+            body = x.astype("<f2").tobytes()
+            w.add_tensor(gn, list(x.shape), GT["F16"], len(body))
+        data.append(body)
+    with open(out, "wb") as f:
+        f.write(w.head_bytes())
+        for body in data:
+            f.write(body + bytes((-len(body)) % w.alignment))
+
+
 def embedding_gguf(hf, out):
     """The GGUF bitnet.cpp's utils/convert-bitnet-embedding-to-gguf.py makes of
     a Qwen3 embedding checkpoint (--outtype i2_s), written here from its
@@ -1249,8 +1352,17 @@ def main():
                          "than the default for the same seed; p = 1/4, 1/2, 1/4); for the 100b shape")
     ap.add_argument("--embedding-gguf", metavar="HF_DIR",
                     help="write OUT as the I2_S GGUF bitnet.cpp's embedding converter makes of HF_DIR (qwen3)")
+    ap.add_argument("--spm-model", metavar="MODEL",
+                    help="--embedding-gguf of a gemma3 checkpoint: the SentencePiece model of its vocabulary")
+    ap.add_argument("--space-prefix", action="store_true",
+                    help="--embedding-gguf gemma3: write add_space_prefix true (Llama 2's kind: a space before the text)")
+    ap.add_argument("--drop-post-norms", action="store_true",
+                    help="--embedding-gguf gemma3: leave Gemma's post norms out (a wrong file)")
     ap.add_argument("out")
     args = ap.parse_args()
+    if args.embedding_gguf and args.spm_model:
+        return embedding_gguf_gemma3(args.embedding_gguf, args.out, args.spm_model, args.space_prefix,
+                                     args.drop_post_norms)
     if args.embedding_gguf:
         return embedding_gguf(args.embedding_gguf, args.out)
     need(args.format, "--format is required")
