@@ -18,19 +18,6 @@
 
 static const char SP_SPACE[] = "\xe2\x96\x81"; /* U+2581 */
 
-static size_t unspace(const char *s, size_t n, uint8_t *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        if (n - i >= 3 && !memcmp(s + i, SP_SPACE, 3)) {
-            out[o++] = ' ';
-            i += 3;
-        } else
-            out[o++] = (uint8_t)s[i++];
-    }
-    return o;
-}
-
 static int byte_piece(const char *s, size_t n)
 {
     if (n != 6 || memcmp(s, "<0x", 3) || s[5] != '>')
@@ -91,7 +78,7 @@ static int add_pieces(tok_builder *b, const bn_kv *tokens, const bn_kv *tt, uint
             rc = tok_builder_add(b, (uint32_t)i, &c, 1, BN_TOKT_BYTE, e);
         } else if (ty == BN_TOKT_NORMAL || (ty == BN_TOKT_USER && memmem(s, n, SP_SPACE, 3))) {
             normal[i] = ty == BN_TOKT_NORMAL; /* extract_merges leaves user pieces out */
-            rc = tok_builder_add(b, (uint32_t)i, buf, unspace(s, n, buf), BN_TOKT_NORMAL, e);
+            rc = tok_builder_add(b, (uint32_t)i, buf, bn_spm_unspace(s, n, buf), BN_TOKT_NORMAL, e);
         } else /* control, unknown, user-defined, unused: their text as is */
             rc = tok_builder_add(b, (uint32_t)i, s, n,
                                  (uint8_t)(ty == BN_TOKT_UNKNOWN ? BN_TOKT_CONTROL : ty), e);
@@ -104,7 +91,7 @@ static int add_pieces(tok_builder *b, const bn_kv *tokens, const bn_kv *tt, uint
 /* The id of the normal piece with these (U+2581-form) bytes, or -1. */
 static int64_t find_normal(tok_builder *b, const uint8_t *normal, const char *s, size_t n, uint8_t *buf)
 {
-    int64_t id = tok_builder_find(b, buf, unspace(s, n, buf));
+    int64_t id = tok_builder_find(b, buf, bn_spm_unspace(s, n, buf));
     return id >= 0 && normal[id] ? id : -1;
 }
 

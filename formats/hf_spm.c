@@ -31,8 +31,7 @@ static const char *type_of(const cJSON *o)
 
 static const char LOWER_ONE_EIGHTH[] = "\xe2\x96\x81"; /* U+2581, SentencePiece's space */
 
-/* s with every U+2581 a space, into out (at least n bytes); its length. */
-static size_t unspace(const char *s, size_t n, uint8_t *out)
+size_t bn_spm_unspace(const char *s, size_t n, uint8_t *out)
 {
     size_t o = 0;
     for (size_t i = 0; i < n;) {
@@ -143,7 +142,7 @@ static int add_tokens(const cJSON *root, const cJSON *model, tok_builder *b, uin
         const char *s = content->valuestring;
         int special = cJSON_IsTrue(item(a, "special")), runs = strstr(s, LOWER_ONE_EIGHTH) != NULL;
         uint8_t ty = special ? BN_TOKT_CONTROL : runs ? BN_TOKT_NORMAL : BN_TOKT_USER;
-        size_t n = ty == BN_TOKT_NORMAL ? unspace(s, strlen(s), buf) : strlen(s);
+        size_t n = ty == BN_TOKT_NORMAL ? bn_spm_unspace(s, strlen(s), buf) : strlen(s);
         if (tok_builder_add(b, i, ty == BN_TOKT_NORMAL ? (const char *)buf : s, n, ty, e))
             return -1;
         seen[i] = 1;
@@ -160,7 +159,7 @@ static int add_tokens(const cJSON *root, const cJSON *model, tok_builder *b, uin
         int byte = byte_piece(v->string);
         uint8_t c = (uint8_t)byte;
         int rc = byte >= 0 ? tok_builder_add(b, i, &c, 1, BN_TOKT_BYTE, e)
-                           : tok_builder_add(b, i, buf, unspace(v->string, strlen(v->string), buf), BN_TOKT_NORMAL, e);
+                           : tok_builder_add(b, i, buf, bn_spm_unspace(v->string, strlen(v->string), buf), BN_TOKT_NORMAL, e);
         if (rc)
             return -1;
     }
@@ -191,7 +190,7 @@ static int add_merges(const cJSON *root, const cJSON *model, tok_builder *b, uin
         int64_t id[2] = {-1, -1};
         int skip = 0;
         for (int s = 0; s < 2 && side[s]; s++) {
-            id[s] = tok_builder_find(b, buf, unspace(side[s], strlen(side[s]), buf));
+            id[s] = tok_builder_find(b, buf, bn_spm_unspace(side[s], strlen(side[s]), buf));
             skip |= id[s] < 0 && is_added(root, side[s]);
         }
         free(own);

@@ -98,4 +98,8 @@ int bn_gpt2_cp_to_byte(uint32_t cp);
  * bytes); -1 if a character is not in the map or the UTF-8 is invalid. */
 long bn_gpt2_decode(const char *s, size_t len, uint8_t *out);
 
+/* SentencePiece's pieces as bytes: s with every U+2581 a space, into out
+ * (room for n bytes); the length written (hf_spm.c, shared by gguf_spm.c). */
+size_t bn_spm_unspace(const char *s, size_t n, uint8_t *out);
+
 #endif
