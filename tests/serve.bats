@@ -127,6 +127,51 @@ print(json.dumps(d))' "$@"
     grep -q '"object":"chat.completion.chunk"' "$T/body"
 }
 
+# late_stream PORT JSON: a streamed completion read by a client that lets
+# its small receive buffer fill and then sleeps a second, so the server is
+# held back while the answer is generated; the raw events on stdout.
+late_stream() {
+    $PY -c 'import socket, sys, time
+body = sys.argv[2].encode()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST /v1/completions HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+time.sleep(1)
+data = b""
+while True:
+    got = s.recv(65536)
+    if not got:
+        break
+    data += got
+head, _, events = data.partition(b"\r\n\r\n")
+assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0], head
+sys.stdout.buffer.write(events)' "$@"
+}
+
+# pieces FILE: the text of each event of a stream, one JSON string a line
+pieces() {
+    $PY -c 'import json, sys
+for e in open(sys.argv[1], encoding="utf-8").read().split("\n\n"):
+    if e.startswith("data: {"):
+        print(json.dumps(json.loads(e[6:])["choices"][0]["text"]))' "$1"
+}
+
+@test "a client that reads late still gets the answer a decoding step a chunk, as one that reads at once" {
+    req=$(complete "$P1" 200 '{"temperature": 0, "stream": true}')
+    api /v1/completions "$req" -N
+    [ "$code" = 200 ]
+    pieces "$T/body" >"$T/prompt-reader"
+    late_stream "$PORT" "$req" >"$T/late"
+    sse "$T/late" >/dev/null # the stream's shape
+    pieces "$T/late" >"$T/late-reader"
+    diff "$T/prompt-reader" "$T/late-reader"
+    # a chunk per token here: each of the tiny model's tokens adds text
+    n=$(grep -o '"completion_tokens":[0-9]*' "$T/late" | cut -d: -f2)
+    [ "$(grep -vc '^""$' "$T/late-reader")" -eq "$n" ]
+    [ "$n" -gt 100 ]
+}
+
 @test "stop strings end the answer before them, as in bn-infer" {
     api /v1/completions "$(complete "$P1" 40 '{"temperature": 0}')"
     full=$(field "$T/body" 'j["choices"][0]["text"]')

@@ -25,6 +25,7 @@ void srv_job_free(srv_job *j)
     if (j->fp)
         fclose(j->fp);
     free(j->text);
+    free(j->steps);
     free(j->prompt);
     for (int i = 0; i < j->n_stop; i++)
         free(j->stop[i]);
@@ -35,6 +36,23 @@ static void unref(srv_job *j)
 {
     if (--j->refs == 0)
         srv_job_free(j);
+}
+
+/* Marks where this step's text ends (mutex held). Without memory for the
+ * mark the step's text joins the next chunk: nothing is lost. */
+static void note_step(srv_job *j)
+{
+    if (j->n_steps && j->steps[j->n_steps - 1] >= j->n_text)
+        return;
+    if (j->n_steps == j->cap_steps) {
+        size_t cap = j->cap_steps ? 2 * j->cap_steps : 64;
+        size_t *more = realloc(j->steps, cap * sizeof *more);
+        if (!more)
+            return;
+        j->steps = more;
+        j->cap_steps = cap;
+    }
+    j->steps[j->n_steps++] = j->n_text;
 }
 
 /* Ends j (mutex held): its text is final, the engine's reference goes. */
@@ -146,6 +164,7 @@ static void take_event(srv_engine *g, const bn_batch_event *ev)
         return;
     }
     j->n_text = j->size;
+    note_step(j);
 }
 
 static void *engine_main(void *arg)

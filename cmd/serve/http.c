@@ -47,6 +47,7 @@ typedef struct req {
     char id[48];
     long created;
     size_t sent;
+    size_t step; /* the first of job->steps not yet sent */
     int started, ended;
     char *out;
     size_t n_out, off;
@@ -213,6 +214,22 @@ static int set_event(req *r, char *json)
     return 0;
 }
 
+/* Where the next chunk ends (mutex held): the end of the next decoding
+ * step's text past what was sent, never inside a character, so a client
+ * that reads late still gets the answer piece by piece as OpenAI sends
+ * it; r->sent itself when nothing new is ready. */
+static size_t next_piece(req *r, const srv_job *j)
+{
+    size_t end = j->state == SRV_DONE ? j->n_text : complete_prefix(j->text, j->n_text);
+    for (; r->step < j->n_steps; r->step++) {
+        size_t mark = j->steps[r->step] < end ? j->steps[r->step] : end;
+        size_t whole = complete_prefix(j->text, mark);
+        if (whole > r->sent)
+            return whole;
+    }
+    return end;
+}
+
 /* The next bytes of the event stream: a chunk per piece of new text,
  * the last with the finish reason and usage, then [DONE]. */
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
@@ -230,8 +247,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
         } else {
             pthread_mutex_lock(&r->g->mu);
             size_t ready;
-            while ((ready = j->state == SRV_DONE ? j->n_text : complete_prefix(j->text, j->n_text)) <= r->sent &&
-                   j->state != SRV_DONE) {
+            while ((ready = next_piece(r, j)) <= r->sent && j->state != SRV_DONE) {
                 srv_engine_wait(r->g, j, j->n_text, WAIT_MS);
                 if (j->state != SRV_DONE && j->n_text <= r->sent && peer_closed(r->fd)) {
                     pthread_mutex_unlock(&r->g->mu);

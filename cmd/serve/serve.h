@@ -36,6 +36,9 @@ typedef struct srv_job {
     /* under the engine's mutex */
     char *text;        /* the answer so far (open_memstream's buffer) */
     size_t n_text;     /* its final bytes; while running, all of them */
+    size_t *steps;     /* n_text after each decoding step that added text: a
+                          stream sends a chunk per step, however late it reads */
+    size_t n_steps, cap_steps;
     uint32_t n_gen;    /* tokens generated */
     int state, finish; /* SRV_QUEUED.., SRV_FIN_* once done */
     char error[256];
