@@ -32,6 +32,19 @@ double bn_ternary_row_abssum(const float *x, uint64_t k);
 double bn_ternary_row_abssum_ref(const float *x, uint64_t k);
 /* beta from the row sums, added in row order, clamped at 1e-5. */
 float bn_ternary_beta(const double *row_sums, uint64_t rows, uint64_t k);
+/* The eight lanes of a row's double sums (lane c % 8) as one fixed tree. */
+double bn_ternary_lanes_total(const double l[8]);
+/* One weight's t2 code (0, 1, 2 for -1, 0, +1): clamp(rint(x / beta)),
+ * or x * inv with recip (inv = 1.0f / beta). */
+unsigned bn_ternary_code(float x, float beta, float inv, int recip);
+/* f16 rows straight from their bits, no f32 copy (bn-quant's common case):
+ * bn_ternary_row_abssum's and, without the statistics, the codes of
+ * bn_ternary_row_encode, bit for bit (the _ref forms convert each value
+ * with bn_f16_to_f32 and go one at a time). */
+double bn_ternary_row_abssum_f16(const uint16_t *x, uint64_t k);
+double bn_ternary_row_abssum_f16_ref(const uint16_t *x, uint64_t k);
+void bn_ternary_row_codes_f16(const uint16_t *x, uint64_t k, float beta, int recip, uint8_t *out);
+void bn_ternary_row_codes_f16_ref(const uint16_t *x, uint64_t k, float beta, int recip, uint8_t *out);
 /* One row into its (k + 3) / 4 `t2` bytes under the rule recip, with the
  * row's statistics (the error against bn_ternary_scale(beta, recip)). */
 void bn_ternary_row_encode(const float *x, uint64_t k, float beta, int recip, uint8_t *out, bn_ternary_row_stats *st);

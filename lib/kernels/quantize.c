@@ -68,7 +68,7 @@ typedef struct quant_job {
     int recip;         /* model.ternary_rule "reciprocal" */
     float beta;
     double *sums;                /* per row (pass 0) */
-    bn_ternary_row_stats *stats; /* per row (pass 1) */
+    bn_ternary_row_stats *stats; /* per row (pass 1), or NULL: not reported */
     float *rowbuf;               /* k floats per thread */
 } quant_job;
 
@@ -87,6 +87,14 @@ static void quant_rows(void *arg, int ith, int nth)
     float *buf = j->rowbuf + (size_t)ith * j->k;
     uint64_t rbytes = j->head >= 0 ? encoded_row_bytes(j->head, j->k) : (j->k + 3) / 4;
     for (uint64_t r = r0; r < r1; r++) {
+        if (j->head < 0 && j->type == BN_F16 && (j->pass == 0 || !j->stats)) { /* no f32 copy */
+            const uint16_t *h = (const uint16_t *)(const void *)(j->in + r * j->k * 2);
+            if (j->pass == 0)
+                j->sums[r] = bn_ternary_row_abssum_f16(h, j->k);
+            else
+                bn_ternary_row_codes_f16(h, j->k, j->beta, j->recip, j->out + r * rbytes);
+            continue;
+        }
         const float *x = row_f32(j, r, buf);
         if (j->head >= 0) {
             /* rows, then (i8) one f32 scale per row after all of them */
@@ -96,8 +104,12 @@ static void quant_rows(void *arg, int ith, int nth)
                 memcpy(j->out + j->rows * j->k + 4 * r, &sc, 4);
         } else if (j->pass == 0)
             j->sums[r] = bn_ternary_row_abssum(x, j->k);
-        else
+        else if (j->stats)
             bn_ternary_row_encode(x, j->k, j->beta, j->recip, j->out + r * rbytes, &j->stats[r]);
+        else {
+            bn_ternary_row_stats unused;
+            bn_ternary_row_encode(x, j->k, j->beta, j->recip, j->out + r * rbytes, &unused);
+        }
     }
 }
 
@@ -193,7 +205,7 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
             goto out;
         }
         job.sums = sums;
-        job.stats = rstats;
+        job.stats = o->report ? rstats : NULL; /* the error sums cost more than the codes */
         bn_pool_run(pool, quant_rows, &job);
         job.beta = bn_ternary_beta(sums, rows, k);
         job.recip = hp.ternary_recip;
@@ -201,11 +213,11 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
         bn_pool_run(pool, quant_rows, &job);
         float scale = bn_ternary_scale(job.beta, job.recip);
         memcpy(outb + rows * ((k + 3) / 4), &scale, 4);
-        bn_quant_stats st;
-        bn_ternary_stats_sum(rstats, rows, k, scale, &st);
         if (bn_writer_tensor(&w, outb, dir[i].size, e))
             goto out;
         if (o->report) {
+            bn_quant_stats st;
+            bn_ternary_stats_sum(rstats, rows, k, scale, &st);
             if (o->report_json)
                 fprintf(o->report, "%s\n{\"tensor\":\"%s\",\"scale\":%.9g,\"zero_share\":%.6f,\"rel_error\":%.6f}",
                         reported ? "," : "", t->name, st.scale, st.zero_share, st.rel_error);

@@ -25,7 +25,7 @@ float bn_t2_scale(const uint8_t *t2, uint64_t rows, uint64_t k)
  * does not depend on how many threads share them. For f16 weights (and any
  * tensor whose sum of |w| stays below 2^29) every partial sum is exact, so
  * this equals the plain running sum bn-quant used before. */
-static double lanes_total(const double l[8])
+double bn_ternary_lanes_total(const double l[8])
 {
     return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
@@ -35,7 +35,7 @@ double bn_ternary_row_abssum_ref(const float *x, uint64_t k)
     double l[8] = {0};
     for (uint64_t c = 0; c < k; c++)
         l[c % 8] += fabs((double)x[c]);
-    return lanes_total(l);
+    return bn_ternary_lanes_total(l);
 }
 
 float bn_ternary_beta(const double *row_sums, uint64_t rows, uint64_t k)
@@ -58,7 +58,7 @@ float bn_ternary_scale(float beta, int recip)
 /* One weight: clamp(rint(x / beta), -1, 1), or with recip
  * clamp(rint(x * (1/beta)), -1, 1) (inv = 1/beta in f32), NaN as 0; its
  * 2-bit code. */
-static unsigned ternary_code(float x, float beta, float inv, int recip)
+unsigned bn_ternary_code(float x, float beta, float inv, int recip)
 {
     float q = nearbyintf(recip ? x * inv : x / beta); /* half to even, like torch.round */
     return q >= 1 ? 2u : q <= -1 ? 0u : 1u;
@@ -77,7 +77,7 @@ static void encode_from(const float *x, uint64_t c0, uint64_t k, float beta, int
             uint64_t c = 4 * b + j;
             unsigned code = 1; /* padding: 0 */
             if (c < k) {
-                code = ternary_code(x[c], beta, inv, recip);
+                code = bn_ternary_code(x[c], beta, inv, recip);
                 int v = (int)code - 1;
                 zeros += v == 0;
                 double d = (double)x[c] - (double)scale * v;
@@ -97,8 +97,8 @@ void bn_ternary_row_encode_ref(const float *x, uint64_t k, float beta, int recip
 {
     double err[8] = {0}, norm[8] = {0};
     encode_from(x, 0, k, beta, recip, out, err, norm, st);
-    st->err2 = lanes_total(err);
-    st->norm2 = lanes_total(norm);
+    st->err2 = bn_ternary_lanes_total(err);
+    st->norm2 = bn_ternary_lanes_total(norm);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -122,7 +122,7 @@ __attribute__((target("avx2"))) static double row_abssum_avx2(const float *x, ui
     _mm256_storeu_pd(l + 4, hi);
     for (; c < k; c++)
         l[c % 8] += fabs((double)x[c]);
-    return lanes_total(l);
+    return bn_ternary_lanes_total(l);
 }
 
 /* (x - beta*v)^2 and x^2 of four weights, added to their lanes. */
@@ -176,8 +176,8 @@ __attribute__((target("avx2"))) static void row_encode_avx2(const float *x, uint
         nz += tail.zeros;
     }
     st->zeros = nz;
-    st->err2 = lanes_total(err);
-    st->norm2 = lanes_total(norm);
+    st->err2 = bn_ternary_lanes_total(err);
+    st->norm2 = bn_ternary_lanes_total(norm);
 }
 
 static int use_avx2(void)

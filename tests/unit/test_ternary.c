@@ -189,6 +189,66 @@ static void tensor_matches_rows(check_ctx *c)
     CHECK(c, bn_ternary_beta((double[]){0}, 1, 4) == 1e-5f); /* the clamp */
 }
 
+/* f16 rows read straight from their bits (ternary_f16.c): the dispatched
+ * sums and codes equal their one-at-a-time forms, and those equal the f32
+ * path's on the converted row; values from random bits (subnormals,
+ * infinities, quiet and signalling NaN) and from exact ties at ±beta/2,
+ * ±3·beta/2. Row lengths around the 16-wide step and its 4-code bytes. */
+static uint16_t f16_bits(float beta)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    switch ((rng >> 5) % 16) {
+    case 0: return (uint16_t)(rng >> 20); /* any bits */
+    case 1: return 0x7c01;                /* signalling NaN */
+    case 2: return 0xfc00;                /* -inf */
+    case 3: return (uint16_t)((rng >> 24) & 0x83ff); /* subnormal */
+    case 4: return bn_f32_to_f16(0.5f * beta);
+    case 5: return bn_f32_to_f16(-1.5f * beta);
+    default: return bn_f32_to_f16(frnd());
+    }
+}
+
+static int same_sum(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || !memcmp(&a, &b, sizeof a);
+}
+
+static void f16_rows_match(check_ctx *c)
+{
+    enum { KMAX = 300 };
+    uint16_t h[KMAX];
+    float x[KMAX];
+    uint8_t a[KMAX / 4 + 1], b[KMAX / 4 + 1], f[KMAX / 4 + 1];
+    int bad_sum = 0, bad_codes = 0, tried = 0;
+    for (uint64_t k = 1; k <= KMAX; k += k < 70 ? 1 : 11)
+        for (int rep = 0; rep < 24; rep++) {
+            int recip = rep % 2;
+            float beta = bn_f16_to_f32(bn_f32_to_f16(0.02f + 0.001f * (float)(rep % 12)));
+            int finite = rep % 3 != 0; /* a third of the rows with NaN and infinities */
+            for (uint64_t i = 0; i < k; i++)
+                do
+                    h[i] = f16_bits(beta);
+                while (finite && (h[i] & 0x7c00) == 0x7c00);
+            for (uint64_t i = 0; i < k; i++)
+                x[i] = bn_f16_to_f32(h[i]);
+            double s1 = bn_ternary_row_abssum_f16(h, k), s2 = bn_ternary_row_abssum_f16_ref(h, k);
+            bad_sum += !same_sum(s1, s2) || !same_sum(s2, bn_ternary_row_abssum_ref(x, k));
+            memset(a, 0xaa, sizeof a);
+            memset(b, 0x33, sizeof b);
+            bn_ternary_row_codes_f16(h, k, beta, recip, a);
+            bn_ternary_row_codes_f16_ref(h, k, beta, recip, b);
+            bn_ternary_row_stats st;
+            bn_ternary_row_encode_ref(x, k, beta, recip, f, &st);
+            bad_codes += memcmp(a, b, (k + 3) / 4) != 0 || memcmp(b, f, (k + 3) / 4) != 0;
+            tried++;
+        }
+    CHECK(c, tried > 1000);
+    CHECK(c, bad_sum == 0);
+    CHECK(c, bad_codes == 0);
+}
+
 int main(void)
 {
     check_ctx c = {0};
@@ -196,5 +256,6 @@ int main(void)
     codes_are_definition(&c);
     reciprocal_rule(&c);
     tensor_matches_rows(&c);
+    f16_rows_match(&c);
     return check_done(&c, "test_ternary");
 }
