@@ -164,6 +164,18 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
             dir[i].size = bn_type_size((uint32_t)ht, 2, dir[i].shape);
         }
     }
+    /* Both buffers at their largest at once: growing them tensor by
+     * tensor had the kernel zero fresh pages at every step up. */
+    uint64_t in_max = 0, out_max = 0;
+    for (size_t i = 0; i < s.n_tensors; i++) {
+        in_max = s.tensors[i].size > in_max ? s.tensors[i].size : in_max;
+        if (dir[i].type != s.tensors[i].type)
+            out_max = dir[i].size > out_max ? dir[i].size : out_max;
+    }
+    if (!(in = bn_scratch(in, &in_cap, in_max)) || !(outb = bn_scratch(outb, &out_cap, out_max))) {
+        bn_fail(e, "%s: out of memory (%llu bytes for the largest tensor)", src, (unsigned long long)in_max);
+        goto out;
+    }
     if (bn_writer_begin(&w, out, &o->temps, &meta, dir, s.n_tensors, e))
         goto out;
     writing = 1;
