@@ -78,6 +78,7 @@ typedef struct bn_out {
     uint64_t pos;
     int failed;
     bn_temp_hook temps; /* told of tmp_path (and commit's brief name) */
+    char *iobuf;        /* fp's buffer (a regular file's), freed after fclose */
 } bn_out;
 
 /* temps may be NULL (nobody is told of named temporaries). */

@@ -84,6 +84,13 @@ int bn_map_file(const char *path, bn_map *m, bn_err *e)
     close(fd);
     if (p == MAP_FAILED)
         return bn_fail(e, "%s: cannot map: %s", path, strerror(errno));
+#ifdef MADV_HUGEPAGE
+    /* Pages that must come from the disk are read in 2 MiB folios and
+     * mapped as huge pages (what is already cached keeps its folios): a
+     * 17.8 GiB model mapped in 4 KiB pages decoded at a third of the speed
+     * of its copy, the page tables (36 MB) outgrowing the caches. Advice. */
+    (void)madvise(p, (size_t)st.st_size, MADV_HUGEPAGE);
+#endif
     m->data = p;
     m->size = (size_t)st.st_size;
     m->mapped = 1;
@@ -268,6 +275,18 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
         bn_out_abort(o);
         return bn_fail(e, "%s: %s", path, strerror(err));
     }
+    /* Whole 2 MiB writes at 2 MiB offsets leave the file in the page
+     * cache as 2 MiB folios, which a later mapping (bn-infer --mmap) gets
+     * as huge pages; the default 4 KiB writes left 4 KiB pages, and a 17.8
+     * GiB b3 model mapped so decoded at 0.41-0.58 t/s against 1.07 with
+     * most of it in huge pages (1 Zen 5 thread; TLB reach). glibc takes
+     * the size only with a buffer given; without memory for it the output
+     * is the same, in smaller writes. */
+    enum { OUT_BUF = 2 << 20 };
+    if ((o->iobuf = malloc(OUT_BUF)) && setvbuf(o->fp, o->iobuf, _IOFBF, OUT_BUF) != 0) {
+        free(o->iobuf);
+        o->iobuf = NULL;
+    }
     return 0;
 }
 
@@ -357,6 +376,8 @@ int bn_out_commit(bn_out *o, bn_err *e)
     }
     fclose(o->fp);
     o->fp = NULL;
+    free(o->iobuf);
+    o->iobuf = NULL;
     if (rc && o->tmp_path) {
         unlink(o->tmp_path);
         tell_temp(o, o->tmp_path, 0);
@@ -379,6 +400,7 @@ void bn_out_abort(bn_out *o)
         fclose(o->fp);
     else if (o->fd >= 0)
         close(o->fd);
+    free(o->iobuf);
     if (o->tmp_path) {
         unlink(o->tmp_path);
         tell_temp(o, o->tmp_path, 0);
