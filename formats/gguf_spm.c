@@ -18,21 +18,6 @@
 
 static const char SP_SPACE[] = "\xe2\x96\x81"; /* U+2581 */
 
-static int byte_piece(const char *s, size_t n)
-{
-    if (n != 6 || memcmp(s, "<0x", 3) || s[5] != '>')
-        return -1;
-    int v = 0;
-    for (int k = 3; k < 5; k++) {
-        char c = s[k];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0)
-            return -1;
-        v = v * 16 + d;
-    }
-    return v;
-}
-
 static uint32_t type_at(const bn_kv *tt, uint64_t i)
 {
     if (tt->type == BN_V_BYTES)
@@ -66,7 +51,7 @@ static int add_pieces(tok_builder *b, const bn_kv *tokens, const bn_kv *tt, uint
         const char *s = (const char *)tokens->data + tokens->offsets[i];
         size_t n = tokens->offsets[i + 1] - tokens->offsets[i];
         uint32_t ty = type_at(tt, i);
-        int hb = ty == BN_TOKT_BYTE ? byte_piece(s, n) : -1;
+        int hb = ty == BN_TOKT_BYTE ? bn_spm_byte_piece(s, n) : -1;
         int rc;
         if (ty < BN_TOKT_NORMAL || ty > BN_TOKT_BYTE || (ty == BN_TOKT_BYTE && hb < 0))
             return bn_fail(e, "tokenizer.ggml.token_type: token %llu '%.*s' has type %u", (unsigned long long)i,

@@ -44,14 +44,13 @@ size_t bn_spm_unspace(const char *s, size_t n, uint8_t *out)
     return o;
 }
 
-/* "<0xNN>": the byte, else -1. */
-static int byte_piece(const char *s)
+int bn_spm_byte_piece(const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
-    if (strlen(s) != 6 || strncmp(s, "<0x", 3) || s[5] != '>')
+    if (n != 6 || memcmp(s, "<0x", 3) || s[5] != '>')
         return -1;
-    const char *h = strchr(hex, s[3]), *l = strchr(hex, s[4]);
-    return h && l && s[3] && s[4] ? (int)((h - hex) * 16 + (l - hex)) : -1;
+    const char *h = memchr(hex, s[3], 16), *l = memchr(hex, s[4], 16);
+    return h && l ? (int)((h - hex) * 16 + (l - hex)) : -1;
 }
 
 static int is_space_replace(const cJSON *n)
@@ -156,7 +155,7 @@ static int add_tokens(const cJSON *root, const cJSON *model, tok_builder *b, uin
         uint32_t i = (uint32_t)v->valuedouble;
         if (seen[i])
             continue; /* the added token's own entry wins */
-        int byte = byte_piece(v->string);
+        int byte = bn_spm_byte_piece(v->string, strlen(v->string));
         uint8_t c = (uint8_t)byte;
         int rc = byte >= 0 ? tok_builder_add(b, i, &c, 1, BN_TOKT_BYTE, e)
                            : tok_builder_add(b, i, buf, bn_spm_unspace(v->string, strlen(v->string), buf), BN_TOKT_NORMAL, e);

@@ -101,5 +101,8 @@ long bn_gpt2_decode(const char *s, size_t len, uint8_t *out);
 /* SentencePiece's pieces as bytes: s with every U+2581 a space, into out
  * (room for n bytes); the length written (hf_spm.c, shared by gguf_spm.c). */
 size_t bn_spm_unspace(const char *s, size_t n, uint8_t *out);
+/* A SentencePiece byte piece "<0xNN>" (n bytes, upper-case hex): the byte,
+ * else -1. */
+int bn_spm_byte_piece(const char *s, size_t n);
 
 #endif
