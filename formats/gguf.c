@@ -34,22 +34,6 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-static int is_ternary_proj(const char *n)
-{
-    static const char *const sfx[] = {".attn_q.weight",   ".attn_k.weight",   ".attn_v.weight",
-                                      ".attn_output.weight", ".ffn_gate.weight", ".ffn_up.weight",
-                                      ".ffn_down.weight"};
-    size_t l = strlen(n);
-    if (strncmp(n, "blk.", 4))
-        return 0;
-    for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
-        size_t sl = strlen(sfx[i]);
-        if (l > sl && !strcmp(n + l - sl, sfx[i]))
-            return 1;
-    }
-    return 0;
-}
-
 /* Tensors GGUF stores as bn does are read straight from the file. */
 static int gguf_span(bn_source *s, size_t i, int *fd, uint64_t *off)
 {
@@ -273,7 +257,7 @@ static void scan_roles(const bn_source *s, const gg_impl *g, int *has_output, ui
             *embd_rows = t->shape[0];
         if ((tt == GT_I2_S || tt == GT_TQ1_0 || tt == GT_TQ2_0 || tt == GT_IQ1_BN || tt == GT_IQ2_BN ||
              tt == GT_TL1 || tt == GT_TL2) &&
-            is_ternary_proj(t->name))
+            bn_gguf_is_proj(t->name))
             *any_ternary = 1;
     }
 }
@@ -291,6 +275,13 @@ static int open_impl(bn_source *s, const char *path, const char *tl_config, bn_m
         return bn_fail(e, "%s: out of memory", path);
     int rc = read_head(s, g, &r, raw, &alignment, &head_end, e);
     free(r.buf);
+    /* bitnet.cpp's converter passes every projection of a BitnetForCausalLM
+     * (architecture bitnet) through weight_quant, so an f32/f16 one holds
+     * ternary·(1/s): read as t2 with that scale, as bitnet.cpp computes with
+     * it (formats/1bitllm.md). Other architectures' float projections stay
+     * float, for bn-quant to ternarize. */
+    const char *a0 = rc ? NULL : bn_meta_str(raw, "general.architecture");
+    g->float_t2 = a0 && !strcmp(a0, "bitnet");
     if (rc || check_unique_names(s, e) || place_tensors(s, g, head_end, alignment, size, e) ||
         settle_tensors(s, g, e))
         return -1;

@@ -23,7 +23,8 @@ enum {
 /* What read() does with a tensor. */
 enum {
     CV_COPY, CV_Q8_F32, CV_I2S_T2, CV_TQ1_T2, CV_TQ1_F32, CV_TQ2_T2, CV_TQ2_F32,
-    CV_Q4K_F32, CV_Q5K_F32, CV_Q6K_F32, CV_IQ1BN_T2, CV_IQ1BN_F32, CV_IQ2BN_T2, CV_IQ2BN_F32, CV_TL_T2
+    CV_Q4K_F32, CV_Q5K_F32, CV_Q6K_F32, CV_IQ1BN_T2, CV_IQ1BN_F32, CV_IQ2BN_T2, CV_IQ2BN_F32, CV_TL_T2,
+    CV_FLOAT_T2 /* an f32/f16 projection holding ternary·β with one β (bitnet.cpp's weight_quant) */
 };
 
 /* A TL1/TL2 tile for an M × K tensor: a kernel_config.ini section's m, k,
@@ -54,7 +55,7 @@ typedef struct gg_tensor {
     uint64_t src_size; /* bytes in the file */
     uint64_t n;        /* elements */
     uint64_t k;        /* innermost dimension (ne0) */
-    float beta;        /* t2 scale (I2_S, TL1/TL2: read at open; TQ, IQ*_BN: the common d) */
+    float beta;        /* t2 scale (I2_S, TL1/TL2: read at open; TQ, IQ*_BN: the common d; F32/F16: |w|) */
     gg_tile tile;      /* TL1/TL2: the tile the file was laid out with */
 } gg_tensor;
 
@@ -65,6 +66,7 @@ typedef struct gg_impl {
     uint8_t *scratch;
     size_t scratch_cap;
     gg_tl_config tl; /* --tl-config, or none */
+    int float_t2;    /* read f32/f16 projections of ternary·β as t2 (architecture bitnet) */
 } gg_impl;
 
 /* ------------------------------------------------ gguf_io.c: the reader */
@@ -111,8 +113,11 @@ const char *bn_gguf_type_name(uint32_t t);
  * bytes in the file (gt->src_size), from gt->n and gt->k; fails on a type
  * or a shape that is not read. */
 int bn_gguf_tensor_encoding(const char *name, bn_tensor *t, gg_tensor *gt, bn_err *e);
+/* 1 when name is one of a block's seven projections (blk.N.attn_q.weight ...). */
+int bn_gguf_is_proj(const char *name);
 /* Decisions that need the tensor's data, made once it is placed: an I2_S
- * tensor's scale, t2 or exact f32 for a TQ tensor; then t->size. */
+ * tensor's scale, t2 or exact f32 for a TQ tensor, t2 for an f32/f16
+ * projection of ternary·β when g->float_t2; then t->size. */
 int bn_gguf_tensor_settle(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e);
 /* bn_source's read() and close(). */
 int bn_gguf_tensor_read(bn_source *s, size_t i, void *buf, bn_err *e);

@@ -369,8 +369,73 @@ static int decide_iqbn(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt
     return 0;
 }
 
+int bn_gguf_is_proj(const char *n)
+{
+    static const char *const sfx[] = {".attn_q.weight",   ".attn_k.weight",   ".attn_v.weight",
+                                      ".attn_output.weight", ".ffn_gate.weight", ".ffn_up.weight",
+                                      ".ffn_down.weight"};
+    size_t l = strlen(n);
+    if (strncmp(n, "blk.", 4))
+        return 0;
+    for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
+        size_t sl = strlen(sfx[i]);
+        if (l > sl && !strcmp(n + l - sl, sfx[i]))
+            return 1;
+    }
+    return 0;
+}
+
+static float float_at(const uint8_t *src, int f16, uint64_t i)
+{
+    if (f16)
+        return f16f(src + 2 * i);
+    float x;
+    memcpy(&x, src + 4 * i, 4);
+    return x;
+}
+
+/* 1 (and *beta) when every value is 0 or ±beta for one positive finite beta:
+ * what bitnet.cpp's converter writes for a BitnetForCausalLM projection, whose
+ * weight_quant already made it ternary·(1/s). Re-ternarizing such a tensor
+ * by absmean would keep the codes but take beta = mean|w|, a fraction of
+ * the true scale; read as t2 it keeps both. */
+static int float_ternary(const uint8_t *src, int f16, uint64_t n, float *beta)
+{
+    float m = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        float a = fabsf(float_at(src, f16, i));
+        if (a == 0)
+            continue;
+        if (m == 0)
+            m = a;
+        if (a != m)
+            return 0;
+    }
+    if (!(m > 0) || !isfinite(m))
+        return 0;
+    *beta = m;
+    return 1;
+}
+
+/* An f32/f16 projection becomes t2 when it is ternary·β (float_ternary). */
+static int decide_float(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e)
+{
+    if (ensure_scratch(g, (size_t)gt->src_size))
+        return bn_fail(e, "%s: out of memory for tensor '%s'", name, t->name);
+    if (bn_gguf_pread_full(g->fd, g->scratch, (size_t)gt->src_size, gt->src_off))
+        return bn_fail(e, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
+    if (float_ternary(g->scratch, t->type == BN_F16, gt->n, &gt->beta)) {
+        gt->conv = CV_FLOAT_T2;
+        t->type = BN_T2;
+    }
+    return 0;
+}
+
 int bn_gguf_tensor_settle(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e)
 {
+    if (g->float_t2 && gt->conv == CV_COPY && (t->type == BN_F32 || t->type == BN_F16) && t->ndim == 2 &&
+        bn_gguf_is_proj(t->name) && decide_float(name, g, t, gt, e))
+        return -1;
     if (gt->conv == CV_I2S_T2 && read_i2s_scale(name, g, t, gt, e))
         return -1;
     if (gt->conv == CV_TL_T2 && settle_tl(name, g, t, gt, e))
@@ -521,6 +586,20 @@ static int read_iqbn(const bn_source *s, const bn_tensor *t, const gg_tensor *gt
     return 0;
 }
 
+/* A ternary·β f32/f16 tensor (decide_float) to t2 codes and its β. */
+static void read_float_t2(const gg_tensor *gt, const uint8_t *src, int f16, uint8_t *out)
+{
+    uint64_t k = gt->k, rows = gt->n / k, rb = (k + 3) / 4;
+    t2_init(out, rows, k);
+    for (uint64_t r = 0; r < rows; r++)
+        for (uint64_t c = 0; c < k; c++) {
+            float x = float_at(src, f16, r * k + c);
+            if (x != 0)
+                t2_put(out + r * rb, c, x > 0 ? 2u : 0u);
+        }
+    memcpy(out + rows * rb, &gt->beta, 4);
+}
+
 int bn_gguf_tensor_read(bn_source *s, size_t i, void *buf, bn_err *e)
 {
     gg_impl *g = s->impl;
@@ -564,6 +643,9 @@ int bn_gguf_tensor_read(bn_source *s, size_t i, void *buf, bn_err *e)
         return read_iqbn(s, t, gt, g->scratch, buf, e);
     case CV_TL_T2:
         return bn_gguf_tl_read(s->name, t->name, gt, g->scratch, buf, e);
+    case CV_FLOAT_T2:
+        read_float_t2(gt, g->scratch, gt->ggtype == GT_F16, buf);
+        return 0;
     }
     return bn_fail(e, "%s: tensor '%s': internal error (conversion %d)", s->name, t->name, gt->conv);
 }

@@ -220,6 +220,110 @@ EOF
     cmp <(cat "$T/whole.txt" && echo) "$T/echo.txt"
 }
 
+# bitnet.cpp's GGUF of each 1bitLLM model (tests/ref/gen_checkpoint.py --bitnet-gguf: what
+# utils/convert-hf-to-gguf-bitnet.py's BitnetModel writes, formats/1bitllm.md): architecture
+# bitnet, projections already through weight_quant (ternary·(1/s) in f32, or f16 with
+# --outtype f16), the SentencePiece vocabulary of a model trained with Llama 2's options,
+# added_tokens.json's </line> and [PADi] up to 32002
+bitnet_gguf() {
+    local f=$1
+    [ -e "$D/spm/spm.model" ] || $PY "$ROOT/tests/ref/spm_ref.py" train --llama2 "$D/spm" >/dev/null
+    if [ ! -e "$D/$f.gguf.bn" ]; then
+        cp -r "$D/$f" "$D/$f.g"
+        echo '{"</line>": 32000}' >"$D/$f.g/added_tokens.json"
+        $GEN --bitnet-gguf "$D/$f.g" --spm-model "$D/spm/spm.model" "$D/$f.gguf"
+        $GEN --bitnet-gguf "$D/$f.g" --spm-model "$D/spm/spm.model" --outtype f16 "$D/$f.f16.gguf"
+        bn-convert "$D/$f.gguf" >"$D/$f.gguf.bn"
+    fi
+}
+
+@test "1bitLLM, bitnet.cpp's GGUF: the Hugging Face conversion's metadata, codes and scales (f32 and f16 files)" {
+    for f in bitnet-b1.58-large bitnet-b1.58-3b; do
+        bitnet_gguf $f
+        bn-convert "$D/$f.f16.gguf" >"$T/g16.bn"
+        bn-convert "$D/$f" | bn-quant >"$T/h.bn"
+        bn-convert --info --json "$D/$f.gguf.bn" >"$T/g.json"
+        bn-convert --info --json "$T/h.bn" >"$T/h.json"
+        run $PY - "$ROOT/tests/ref" "$T" "$D/$f.gguf.bn" <<'EOF'
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import bnread
+g = json.load(open(sys.argv[2] + "/g.json"))["metadata"]
+h = json.load(open(sys.argv[2] + "/h.json"))["metadata"]
+keys = [k for k in h if k.startswith(("model.", "tokens.", "chat.")) and k != "model.ternary_rule"]
+bad = [(k, g.get(k), h[k]) for k in keys + ["general.architecture"] if g.get(k) != h[k]]
+# the projections arrive ternary: no rule applies to them (the HF route's is reciprocal)
+bad += [("ternary_rule", g.get("model.ternary_rule"), h["model.ternary_rule"])] if "model.ternary_rule" in g else []
+ref, n = bnread.read(sys.argv[2] + "/h.bn"), 0
+for path, f16 in ((sys.argv[3], False), (sys.argv[2] + "/g16.bn", True)):
+    m = bnread.read(path)
+    for t in ref.tensors:
+        if t.type != 4:  # t2
+            continue
+        u = m.by_name[t.name]
+        if u.type != 4:
+            bad.append((path, t.name, "type", u.type))
+            continue
+        cu, bu = bnread.t2_decode(m.tensor_bytes(u), u.shape)
+        cr, br = bnread.t2_decode(ref.tensor_bytes(t), t.shape)
+        want = np.float32(np.float16(br)) if f16 else br  # weight_quant's 1/s, stored in f16
+        if not (cu == cr).all() or bu != want:
+            bad.append((path, t.name, int((cu != cr).sum()), float(bu), float(want)))
+        n += 1
+print(n, "ternary tensors; differences:", bad)
+sys.exit(1 if bad or n < 14 else 0)
+EOF
+        echo "$f: $output"
+        [ "$status" -eq 0 ]
+    done
+    run bn-tokenize -m "$D/bitnet-b1.58-large.gguf.bn" --info
+    [[ $output == *"model: spm-bpe (SentencePiece-style, byte fallback, dummy prefix)"* && $output == *"vocab: 32002"* ]]
+}
+
+@test "1bitLLM, bitnet.cpp's GGUF: logits match the reference (exact int8 path, 1e-4), greedy tokens too" {
+    for f in bitnet-b1.58-large bitnet-b1.58-3b; do
+        bitnet_gguf $f
+        bn-quant <"$D/$f.gguf.bn" | bn-pack >"$T/g.bn"
+        for p in p1 p7; do
+            logits_of "$T/g.bn" "$D/$p.ids" --kv f32
+            run $REF compare --model "$D/$f" --ids "$D/$p.ids" --bn "$T/bn.f32" --atol 1e-4
+            echo "$f $p: $output"
+            if [ "$status" -ne 0 ] && [ $p = p7 ]; then # as test (a)
+                run $REF spread --model "$D/$f" --ids "$D/$p.ids" --bn "$T/bn.f32" --eps 1e-7 --trials 5
+                echo "$f $p spread: $output"
+            fi
+            [ "$status" -eq 0 ]
+        done
+        logits_of "$T/g.bn" "$D/p7.ids" --no-act-quant --kv f32
+        run $REF compare --model "$D/$f" --ids "$D/p7.ids" --bn "$T/bn.f32" --mode noquant --rtol 1e-3
+        echo "$f noquant: $output"
+        [ "$status" -eq 0 ]
+    done
+    bn-infer -m "$T/g.bn" --no-act-quant --kv f32 --temp 0 -n 16 <"$D/p7.ids" >"$T/gen.ids"
+    run $REF greedy-check --model "$D/bitnet-b1.58-3b" --ids "$D/p7.ids" --gen "$T/gen.ids" --mode noquant
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
+@test "1bitLLM, bitnet.cpp's GGUF: its SentencePiece vocabulary gives SentencePiece's ids; </line> is cut out" {
+    bitnet_gguf bitnet-b1.58-large
+    local m="$D/bitnet-b1.58-large.gguf.bn" text n
+    for text in " Hello  world: ünïcödé 3.14 🫩" "The quick brown fox" "  leading spaces" "trailing  " \
+        "<start_of_turn>user says hi" "a<end_of_turn>b" "🫩🫩 ñ"; do
+        printf '%s\n' "$text" | $PY "$ROOT/tests/ref/spm_ref.py" encode "$D/spm/spm.model" | sed 's/^/1 /' >"$T/want.ids"
+        printf '%s' "$text" | bn-tokenize -m "$m" >"$T/got.ids"
+        diff "$T/want.ids" "$T/got.ids"
+        # and back (bn-tokenize -d drops the dummy prefix's space of a whole text)
+        [ "$(bn-tokenize -m "$m" -d --skip-special <"$T/got.ids")" = "$text" ]
+    done
+    # the added piece follows SentencePiece's (the trained model's piece count), user-defined
+    n=$($PY -c 'import sentencepiece as s,sys; print(s.SentencePieceProcessor(model_file=sys.argv[1]).get_piece_size())' \
+        "$D/spm/spm.model")
+    run bn-tokenize -m "$m" <<<"x</line>y"
+    [[ " $output " == *" $n "* ]]
+}
+
 @test "llama3 rope_scaling: float activations at every position of 512 tokens within 1e-3 relative" {
     normal_pass_only "the 7-token checks run the scaled RoPE; this one is its numerics far out"
     # far enough that the rescaled long wavelengths move every logit

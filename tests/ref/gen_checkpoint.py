@@ -1108,10 +1108,13 @@ def write_embedding_extras(out, fam, truth, d, ff, layers, h, kv, vocab, ctx):
     return truth
 
 
-def spm_vocab(w, model, add_space_prefix):
+def spm_vocab(w, model, add_space_prefix, added=(), n_vocab=0):
     """A SentencePiece vocabulary as llama.cpp's _set_vocab_sentencepiece
-    writes it (what bitnet.cpp's embedding converter does for the 270M):
-    model "llama", every piece with its score and type, no merges."""
+    writes it (what bitnet.cpp's converters do for the 270M and for
+    1bitLLM's models): model "llama", every piece with its score and type,
+    no merges; then the added tokens (user-defined, score -1000) and
+    "[PADi]" pieces (unused, score -1000) up to n_vocab.
+    add_space_prefix None: no such entry (bitnet.cpp's BitnetModel writes none)."""
     import sentencepiece as spm
     sp = spm.SentencePieceProcessor(model_file=model)
     n = sp.get_piece_size()
@@ -1124,12 +1127,116 @@ def spm_vocab(w, model, add_space_prefix):
     from spm_ref import USER  # the trained model's user-defined symbols (no protobuf here to read their type)
     for u in USER:
         types[sp.piece_to_id(u)] = 4
+    pieces, scores = [sp.id_to_piece(i) for i in range(n)], [sp.get_score(i) for i in range(n)]
+    for a in added:
+        if a not in pieces:
+            pieces.append(a), scores.append(-1000.0), types.append(4)
+    for i in range(1, n_vocab - len(pieces) + 1):
+        pieces.append("[PAD%d]" % i), scores.append(-1000.0), types.append(5)
     w.add("tokenizer.ggml.model", 8, "llama")
-    w.add("tokenizer.ggml.tokens", 9, (8, [sp.id_to_piece(i) for i in range(n)]))
-    w.add("tokenizer.ggml.scores", 9, (6, [sp.get_score(i) for i in range(n)]))
+    w.add("tokenizer.ggml.tokens", 9, (8, pieces))
+    w.add("tokenizer.ggml.scores", 9, (6, scores))
     w.add("tokenizer.ggml.token_type", 9, (5, types))
-    w.add("tokenizer.ggml.add_space_prefix", 7, add_space_prefix)
+    if add_space_prefix is not None:
+        w.add("tokenizer.ggml.add_space_prefix", 7, add_space_prefix)
     return sp
+
+
+def gguf_shape_keys(w, A, cfg):
+    """The size, RoPE base and RMS epsilon entries every llama.cpp converter
+    writes from a Hugging Face config (Model.set_gguf_parameters)."""
+    for k, v in (("block_count", cfg["num_hidden_layers"]), ("context_length", cfg["max_position_embeddings"]),
+                 ("embedding_length", cfg["hidden_size"]), ("feed_forward_length", cfg["intermediate_size"]),
+                 ("attention.head_count", cfg["num_attention_heads"]),
+                 ("attention.head_count_kv", cfg["num_key_value_heads"])):
+        w.add("%s.%s" % (A, k), 4, v)
+    w.add(A + ".rope.freq_base", 6, cfg["rope_theta"])
+    w.add(A + ".attention.layer_norm_rms_epsilon", 6, cfg["rms_norm_eps"])
+
+
+def st_tensors(hf):
+    """(name, f32 array) of a one-file safetensors checkpoint (F32, F16 or BF16), in file order."""
+    raw = open(os.path.join(hf, "model.safetensors"), "rb").read()
+    (hl,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + hl])
+    for hn, info in header.items():
+        if hn == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        body = raw[8 + hl + a: 8 + hl + b]
+        if info["dtype"] == "BF16":
+            x = bf16_bits_to_f32(np.frombuffer(body, dtype="<u2"))
+        else:
+            x = np.frombuffer(body, dtype={"F32": "<f4", "F16": "<f2"}[info["dtype"]]).astype(np.float32)
+        yield hn, x.reshape(info["shape"])
+
+
+def write_gguf_file(out, w, data):
+    with open(out, "wb") as f:
+        f.write(w.head_bytes())
+        for body in data:
+            f.write(body + bytes((-len(body)) % w.alignment))
+
+
+def bitnet_gguf(hf, out, model, outtype="f32"):
+    """The GGUF bitnet.cpp's utils/convert-hf-to-gguf-bitnet.py (BitnetModel,
+    gguf MODEL_ARCH.BITNET) makes of a 1bitLLM checkpoint (formats/1bitllm.md):
+    architecture "bitnet"; the base sizes, rope.freq_base, the RMS epsilon,
+    file_type, vocab_size and linear RoPE scaling with factor 1; the
+    SentencePiece vocabulary of MODEL (as the repository's tokenizer.model)
+    with added_tokens.json's pieces and "[PADi]" up to vocab_size, the ids
+    SpecialVocab finds (tokenizer.json's added tokens for tokenizer_config's
+    bos/eos/unk/pad strings) and add_bos/add_eos; no add_space_prefix. Every
+    projection goes through its weight_quant first (W·s rounded, clamped,
+    divided by s, s = 1/mean|W| in f32), so the file holds ternary·(1/s),
+    one magnitude per tensor;
+    no q/k permutation (BitnetModel is not LlamaModel); the inv_freq buffers
+    dropped. outtype f32 (the default) keeps every tensor f32; f16 stores
+    the 2-D weights but token_embd f16."""
+    cfg = json.load(open(os.path.join(hf, "config.json")))
+    need(cfg["architectures"][0] in ("BitnetForCausalLM", "BitNetForCausalLM"),
+         "bitnet_gguf: a BitnetForCausalLM checkpoint is expected")
+    A = "bitnet"
+    w = GGUFWriter()
+    w.add("general.architecture", 8, A)
+    w.add("general.name", 8, os.path.basename(hf.rstrip("/")))
+    gguf_shape_keys(w, A, cfg)
+    w.add("general.file_type", 4, {"f32": 0, "f16": 1}[outtype])
+    w.add(A + ".vocab_size", 4, cfg["vocab_size"])
+    w.add(A + ".rope.scaling.type", 8, "linear")
+    w.add(A + ".rope.scaling.factor", 6, 1.0)
+    ap = os.path.join(hf, "added_tokens.json")
+    added = list(json.load(open(ap, encoding="utf-8"))) if os.path.exists(ap) else []
+    spm_vocab(w, model, None, added, cfg["vocab_size"])
+    tj = json.load(open(os.path.join(hf, "tokenizer.json"), encoding="utf-8"))
+    tc = json.load(open(os.path.join(hf, "tokenizer_config.json"), encoding="utf-8"))
+    ids = {a["content"]: a["id"] for a in tj["added_tokens"]}
+    for key, name in (("bos", "bos_token"), ("eos", "eos_token"), ("unknown", "unk_token"),
+                      ("padding", "pad_token")):
+        if tc.get(name) in ids:
+            w.add("tokenizer.ggml.%s_token_id" % key, 4, ids[tc[name]])
+    for k in ("add_bos_token", "add_eos_token"):
+        if k in tc:
+            w.add("tokenizer.ggml." + k, 7, tc[k])
+    d, h = cfg["hidden_size"], cfg["num_attention_heads"]
+    shape = (d, cfg["intermediate_size"], cfg["num_hidden_layers"], h, cfg["num_key_value_heads"], 0, 0)
+    names = {hn: gn for gn, hn, _, _ in model_tensors(shape, cfg["num_hidden_layers"], cfg["vocab_size"],
+                                                      "1bitllm")}
+    data = []
+    for hn, x in st_tensors(hf):
+        gn = names[hn]
+        if gn is None:  # rotary_emb.inv_freq
+            continue
+        if x.ndim == 2 and gn != "token_embd.weight":
+            # torch sums |W| in f32; the mean here is bn's and the reference's (summed in
+            # double, rounded once), which may differ from torch's in the last bit
+            s = np.float32(1) / np.float32(max(np.abs(x.astype(np.float64)).mean(), 1e-5))
+            x = (np.clip(np.rint(x * s), -1, 1) / s).astype(np.float32)
+        f16 = outtype == "f16" and x.ndim == 2 and gn != "token_embd.weight"
+        body = x.astype("<f2" if f16 else "<f4").tobytes()
+        w.add_tensor(gn, list(x.shape), GT["F16" if f16 else "F32"], len(body))
+        data.append(body)
+    write_gguf_file(out, w, data)
 
 
 def embedding_gguf_gemma3(hf, out, model, add_space_prefix=False, drop_post_norms=False):
@@ -1147,16 +1254,11 @@ def embedding_gguf_gemma3(hf, out, model, add_space_prefix=False, drop_post_norm
     hd = cfg["head_dim"]
     w.add("general.architecture", 8, A)
     w.add("general.name", 8, os.path.basename(hf.rstrip("/")))
-    for k, v in (("block_count", cfg["num_hidden_layers"]), ("context_length", cfg["max_position_embeddings"]),
-                 ("embedding_length", cfg["hidden_size"]), ("feed_forward_length", cfg["intermediate_size"]),
-                 ("attention.head_count", cfg["num_attention_heads"]),
-                 ("attention.head_count_kv", cfg["num_key_value_heads"]),
-                 ("attention.key_length", hd), ("attention.value_length", hd), ("pooling_type", 3)):
+    gguf_shape_keys(w, A, cfg)
+    for k, v in (("attention.key_length", hd), ("attention.value_length", hd), ("pooling_type", 3)):
         w.add("%s.%s" % (A, k), 4, v)
     if cfg.get("sliding_window") not in (None, 512):
         w.add(A + ".attention.sliding_window", 4, cfg["sliding_window"])
-    w.add(A + ".rope.freq_base", 6, cfg["rope_theta"])
-    w.add(A + ".attention.layer_norm_rms_epsilon", 6, cfg["rms_norm_eps"])
     w.add("general.file_type", 4, 40)
     sp = spm_vocab(w, model, add_space_prefix)
     w.add("tokenizer.ggml.bos_token_id", 4, sp.bos_id())
@@ -1164,9 +1266,6 @@ def embedding_gguf_gemma3(hf, out, model, add_space_prefix=False, drop_post_norm
     w.add("tokenizer.ggml.padding_token_id", 4, sp.pad_id())
     w.add("tokenizer.ggml.add_bos_token", 7, True)
     w.add("tokenizer.ggml.add_eos_token", 7, True)
-    raw = open(os.path.join(hf, "model.safetensors"), "rb").read()
-    (hl,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + hl])
     names = {"embed_tokens.weight": "token_embd.weight", "norm.weight": "output_norm.weight"}
     per = {"input_layernorm": "attn_norm", "post_attention_layernorm": "post_attention_norm",
            "pre_feedforward_layernorm": "ffn_norm", "post_feedforward_layernorm": "post_ffw_norm",
@@ -1174,11 +1273,7 @@ def embedding_gguf_gemma3(hf, out, model, add_space_prefix=False, drop_post_norm
            "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm",
            "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
     data = []
-    for hn, info in header.items():
-        if hn == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        x = bf16_bits_to_f32(np.frombuffer(raw[8 + hl + a: 8 + hl + b], dtype="<u2")).reshape(info["shape"])
+    for hn, x in st_tensors(hf):
         hn = hn[len("model."):] if hn.startswith("model.") else hn
         parts = hn.split(".")
         if hn in names:
@@ -1205,10 +1300,7 @@ def embedding_gguf_gemma3(hf, out, model, add_space_prefix=False, drop_post_norm
             body = x.astype("<f2").tobytes()
             w.add_tensor(gn, list(x.shape), GT["F16"], len(body))
         data.append(body)
-    with open(out, "wb") as f:
-        f.write(w.head_bytes())
-        for body in data:
-            f.write(body + bytes((-len(body)) % w.alignment))
+    write_gguf_file(out, w, data)
 
 
 def embedding_gguf(hf, out):
@@ -1352,14 +1444,22 @@ def main():
                          "than the default for the same seed; p = 1/4, 1/2, 1/4); for the 100b shape")
     ap.add_argument("--embedding-gguf", metavar="HF_DIR",
                     help="write OUT as the I2_S GGUF bitnet.cpp's embedding converter makes of HF_DIR (qwen3)")
+    ap.add_argument("--bitnet-gguf", metavar="HF_DIR",
+                    help="write OUT as the GGUF (architecture bitnet) bitnet.cpp's convert-hf-to-gguf-bitnet.py "
+                         "makes of the 1bitLLM checkpoint HF_DIR; needs --spm-model")
+    ap.add_argument("--outtype", default="f32", choices=["f32", "f16"], help="--bitnet-gguf: its --outtype")
     ap.add_argument("--spm-model", metavar="MODEL",
-                    help="--embedding-gguf of a gemma3 checkpoint: the SentencePiece model of its vocabulary")
+                    help="--embedding-gguf of a gemma3 checkpoint, --bitnet-gguf: the SentencePiece model of its "
+                         "vocabulary")
     ap.add_argument("--space-prefix", action="store_true",
                     help="--embedding-gguf gemma3: write add_space_prefix true (Llama 2's kind: a space before the text)")
     ap.add_argument("--drop-post-norms", action="store_true",
                     help="--embedding-gguf gemma3: leave Gemma's post norms out (a wrong file)")
     ap.add_argument("out")
     args = ap.parse_args()
+    if args.bitnet_gguf:
+        need(args.spm_model, "--bitnet-gguf needs --spm-model")
+        return bitnet_gguf(args.bitnet_gguf, args.out, args.spm_model, args.outtype)
     if args.embedding_gguf and args.spm_model:
         return embedding_gguf_gemma3(args.embedding_gguf, args.out, args.spm_model, args.space_prefix,
                                      args.drop_post_norms)
