@@ -1171,6 +1171,19 @@ def st_tensors(hf):
         yield hn, x.reshape(info["shape"])
 
 
+def gguf_tensor_name(hn, names, per):
+    """llama.cpp's GGUF name of a Hugging Face tensor: names for the whole-model
+    ones, else layers.N.<per key>.weight -> blk.N.<per value>.weight and a
+    projection's own norm (<proj>.norm.weight) -> blk.N.<per value>_norm_in.weight."""
+    if hn in names:
+        return names[hn]
+    parts = hn.split(".")
+    i, rest = int(parts[1]), ".".join(parts[2:])
+    if rest.endswith(".norm.weight"):
+        return "blk.%d.%s_norm_in.weight" % (i, per[rest[:-len(".norm.weight")]])
+    return "blk.%d.%s.weight" % (i, per[rest[:-len(".weight")]])
+
+
 def write_gguf_file(out, w, data):
     with open(out, "wb") as f:
         f.write(w.head_bytes())
@@ -1274,16 +1287,7 @@ def embedding_gguf_gemma3(hf, out, model, add_space_prefix=False, drop_post_norm
            "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
     data = []
     for hn, x in st_tensors(hf):
-        hn = hn[len("model."):] if hn.startswith("model.") else hn
-        parts = hn.split(".")
-        if hn in names:
-            gn = names[hn]
-        else:
-            i, rest = int(parts[1]), ".".join(parts[2:])
-            if rest.endswith(".norm.weight"):
-                gn = "blk.%d.%s_norm_in.weight" % (i, per[rest[:-len(".norm.weight")]])
-            else:
-                gn = "blk.%d.%s.weight" % (i, per[rest[:-len(".weight")]])
+        gn = gguf_tensor_name(hn[len("model."):] if hn.startswith("model.") else hn, names, per)
         if drop_post_norms and ("post_attention_norm" in gn or "post_ffw_norm" in gn):
             continue
         if x.ndim == 1 and "_norm_in." not in gn:
@@ -1314,9 +1318,6 @@ def embedding_gguf(hf, out):
     <proj>.norm.weight as blk.N.<proj>_norm_in.weight, no output.weight."""
     cfg = json.load(open(os.path.join(hf, "config.json")))
     need(cfg["model_type"] == "qwen3", "embedding_gguf: a qwen3 checkpoint is expected")
-    raw = open(os.path.join(hf, "model.safetensors"), "rb").read()
-    (hl,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + hl])
     A = "qwen3"
     w = GGUFWriter()
     hd = cfg["head_dim"]
@@ -1355,20 +1356,8 @@ def embedding_gguf(hf, out):
            "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm", "mlp.gate_proj": "ffn_gate",
            "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
     data = []
-    for hn, info in header.items():
-        if hn == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        x = bf16_bits_to_f32(np.frombuffer(raw[8 + hl + a: 8 + hl + b], dtype="<u2")).reshape(info["shape"])
-        parts = hn.split(".")
-        if hn in names:
-            gn = names[hn]
-        else:
-            i, rest = int(parts[1]), ".".join(parts[2:])
-            if rest.endswith(".norm.weight"):
-                gn = "blk.%d.%s_norm_in.weight" % (i, per[rest[:-len(".norm.weight")]])
-            else:
-                gn = "blk.%d.%s.weight" % (i, per[rest[:-len(".weight")]])
+    for hn, x in st_tensors(hf):
+        gn = gguf_tensor_name(hn, names, per)
         if x.ndim == 2 and gn != "token_embd.weight":
             scale = np.float32(max(np.mean(np.abs(x.reshape(-1))), np.float32(1e-5)))
             q = np.clip(np.round(x * (np.float32(1) / scale)), -1, 1).astype(np.int8)
@@ -1378,10 +1367,7 @@ def embedding_gguf(hf, out):
             body = x.astype("<f2").tobytes()
             w.add_tensor(gn, list(x.shape), GT["F16"], len(body))
         data.append(body)
-    with open(out, "wb") as f:
-        f.write(w.head_bytes())
-        for body in data:
-            f.write(body + bytes((-len(body)) % w.alignment))
+    write_gguf_file(out, w, data)
 
 
 def write_hf_tokenizer(out, vocab, seed):
