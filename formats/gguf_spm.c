@@ -149,9 +149,7 @@ int bn_tokenizer_section_from_gguf_spm(const bn_kv *tokens, const bn_kv *scores,
         make_merges(&b, tokens, (const float *)scores->data, normal, buf, e) ||
         tok_builder_finish(&b, "", "merges", 0, section, "GGUF vocabulary", e))
         goto out;
-    if (bn_meta_set_str(section, "tokenizer.model", "spm-bpe") ||
-        (space_prefix && bn_meta_set_bool(section, "tokenizer.space_prefix", 1)) ||
-        (unk >= 0 && bn_meta_set_i32(section, "tokenizer.unk_id", (int32_t)unk))) {
+    if (bn_spm_section_keys(section, space_prefix, unk)) {
         bn_fail(e, "out of memory");
         goto out;
     }

@@ -31,6 +31,15 @@ static const char *type_of(const cJSON *o)
 
 static const char LOWER_ONE_EIGHTH[] = "\xe2\x96\x81"; /* U+2581, SentencePiece's space */
 
+int bn_spm_section_keys(bn_meta *section, int space_prefix, int64_t unk)
+{
+    return bn_meta_set_str(section, "tokenizer.model", "spm-bpe") ||
+                   (space_prefix && bn_meta_set_bool(section, "tokenizer.space_prefix", 1)) ||
+                   (unk >= 0 && bn_meta_set_i32(section, "tokenizer.unk_id", (int32_t)unk))
+               ? -1
+               : 0;
+}
+
 size_t bn_spm_unspace(const char *s, size_t n, uint8_t *out)
 {
     size_t o = 0;
@@ -246,9 +255,7 @@ int bn_tokenizer_section_from_hf_spm(const cJSON *root, bn_meta *section, const 
     /* the unknown token: a character without byte tokens */
     const cJSON *unk = item(model, "unk_token");
     const cJSON *uid = cJSON_IsString(unk) ? item(item(model, "vocab"), unk->valuestring) : NULL;
-    if (bn_meta_set_str(section, "tokenizer.model", "spm-bpe") ||
-        (prefix && bn_meta_set_bool(section, "tokenizer.space_prefix", 1)) ||
-        (cJSON_IsNumber(uid) && bn_meta_set_i32(section, "tokenizer.unk_id", (int32_t)uid->valuedouble))) {
+    if (bn_spm_section_keys(section, prefix, cJSON_IsNumber(uid) ? (int64_t)uid->valuedouble : -1)) {
         bn_fail(e, "out of memory");
         goto out;
     }

@@ -104,5 +104,9 @@ size_t bn_spm_unspace(const char *s, size_t n, uint8_t *out);
 /* A SentencePiece byte piece "<0xNN>" (n bytes, upper-case hex): the byte,
  * else -1. */
 int bn_spm_byte_piece(const char *s, size_t n);
+/* The keys that make a built section a SentencePiece-style vocabulary:
+ * tokenizer.model "spm-bpe", tokenizer.space_prefix when space_prefix, and
+ * tokenizer.unk_id when unk >= 0. 0, or -1 out of memory. */
+int bn_spm_section_keys(bn_meta *section, int space_prefix, int64_t unk);
 
 #endif
