@@ -31,16 +31,15 @@ void bn_buf_put(bn_buf *b, const void *v, size_t n)
  * first touch, and on the virtual machines we measured on a fault costs
  * ~20 us (bn-quant of the 2B4T master: a fifth of its time). free() takes
  * it back either way. */
-enum { HUGE_PAGE = 2 << 20 };
 
 void *bn_scratch(void *p, size_t *cap, size_t need)
 {
     if (p && need <= *cap)
         return p;
     free(p);
-    if (need < HUGE_PAGE)
+    if (need < BN_HUGE_PAGE)
         p = malloc(need ? need : 1);
-    else if (posix_memalign(&p, HUGE_PAGE, need))
+    else if (posix_memalign(&p, BN_HUGE_PAGE, need))
         p = NULL;
 #ifdef MADV_HUGEPAGE
     else

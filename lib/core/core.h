@@ -90,6 +90,10 @@ void bn_out_abort(bn_out *o);
 /* Nonzero if the path names a terminal (binary output is refused there). */
 int bn_out_is_tty(const char *path);
 
+/* One transparent huge page (x86-64 and arm64 with 4 KiB base pages): the
+ * unit bn aligns and sizes memory and writes to for huge-page backing. */
+#define BN_HUGE_PAGE ((size_t)2 << 20)
+
 /* A scratch buffer of at least need bytes: p itself while *cap suffices,
  * else a fresh allocation (contents not kept; p is freed). NULL when out of
  * memory, with p freed and *cap reset, so the caller just reports it. */

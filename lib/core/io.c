@@ -282,8 +282,7 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
      * most of it in huge pages (1 Zen 5 thread; TLB reach). glibc takes
      * the size only with a buffer given; without memory for it the output
      * is the same, in smaller writes. */
-    enum { OUT_BUF = 2 << 20 };
-    if ((o->iobuf = malloc(OUT_BUF)) && setvbuf(o->fp, o->iobuf, _IOFBF, OUT_BUF) != 0) {
+    if ((o->iobuf = malloc(BN_HUGE_PAGE)) && setvbuf(o->fp, o->iobuf, _IOFBF, BN_HUGE_PAGE) != 0) {
         free(o->iobuf);
         o->iobuf = NULL;
     }

@@ -357,7 +357,7 @@ uint64_t bn_model_weight_bytes(const bn_model *m)
 
 /* ------------------------------------------------- weights in memory */
 
-#define ARENA_ALIGN ((size_t)2 << 20) /* one transparent huge page */
+#define ARENA_ALIGN BN_HUGE_PAGE
 
 static size_t up64(uint64_t n)
 {
