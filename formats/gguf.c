@@ -275,13 +275,15 @@ static int open_impl(bn_source *s, const char *path, const char *tl_config, bn_m
         return bn_fail(e, "%s: out of memory", path);
     int rc = read_head(s, g, &r, raw, &alignment, &head_end, e);
     free(r.buf);
-    /* bitnet.cpp's converter passes every projection of a BitnetForCausalLM
-     * (architecture bitnet) through weight_quant, so an f32/f16 one holds
-     * ternary·(1/s): read as t2 with that scale, as bitnet.cpp computes with
-     * it (formats/1bitllm.md). Other architectures' float projections stay
-     * float, for bn-quant to ternarize. */
+    /* The BitNet converters (bitnet.cpp's for BitnetForCausalLM and
+     * BitNetForCausalLM, llama.cpp's, the official 2B4T path's
+     * preprocessing) pass every projection through weight_quant, so an
+     * f32/f16/bf16 one of the BitNet architectures holds ternary·β, which
+     * the peers multiply by as stored: read as t2 with that β
+     * (formats/gguf-import.md §2). Other architectures' float projections,
+     * and BitNet ones that are not ternary·β, stay float for bn-quant. */
     const char *a0 = rc ? NULL : bn_meta_str(raw, "general.architecture");
-    g->float_t2 = a0 && !strcmp(a0, "bitnet");
+    g->float_t2 = a0 && (!strcmp(a0, "bitnet") || !strcmp(a0, "bitnet-b1.58") || !strcmp(a0, "bitnet-25"));
     if (rc || check_unique_names(s, e) || place_tensors(s, g, head_end, alignment, size, e) ||
         settle_tensors(s, g, e))
         return -1;

@@ -24,7 +24,7 @@ enum {
 enum {
     CV_COPY, CV_Q8_F32, CV_I2S_T2, CV_TQ1_T2, CV_TQ1_F32, CV_TQ2_T2, CV_TQ2_F32,
     CV_Q4K_F32, CV_Q5K_F32, CV_Q6K_F32, CV_IQ1BN_T2, CV_IQ1BN_F32, CV_IQ2BN_T2, CV_IQ2BN_F32, CV_TL_T2,
-    CV_FLOAT_T2 /* an f32/f16 projection holding ternary·β with one β (bitnet.cpp's weight_quant) */
+    CV_FLOAT_T2 /* an f32/f16/bf16 projection holding ternary·β with one β (the converters' weight_quant) */
 };
 
 /* A TL1/TL2 tile for an M × K tensor: a kernel_config.ini section's m, k,
@@ -66,7 +66,7 @@ typedef struct gg_impl {
     uint8_t *scratch;
     size_t scratch_cap;
     gg_tl_config tl; /* --tl-config, or none */
-    int float_t2;    /* read f32/f16 projections of ternary·β as t2 (architecture bitnet) */
+    int float_t2;    /* read f32/f16/bf16 projections of ternary·β as t2 (the BitNet architectures) */
 } gg_impl;
 
 /* ------------------------------------------------ gguf_io.c: the reader */
@@ -117,7 +117,7 @@ int bn_gguf_tensor_encoding(const char *name, bn_tensor *t, gg_tensor *gt, bn_er
 int bn_gguf_is_proj(const char *name);
 /* Decisions that need the tensor's data, made once it is placed: an I2_S
  * tensor's scale, t2 or exact f32 for a TQ tensor, t2 for an f32/f16
- * projection of ternary·β when g->float_t2; then t->size. */
+ * projection of ternary·β when g->float_t2 (f32, f16 or bf16); then t->size. */
 int bn_gguf_tensor_settle(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e);
 /* bn_source's read() and close(). */
 int bn_gguf_tensor_read(bn_source *s, size_t i, void *buf, bn_err *e);

@@ -385,25 +385,39 @@ int bn_gguf_is_proj(const char *n)
     return 0;
 }
 
-static float float_at(const uint8_t *src, int f16, uint64_t i)
+/* A float element's bits with the sign cleared (f32, f16 or bf16: width
+ * 4 or 2 bytes), and the sign. Comparing bits, not values, makes the
+ * ternary test one integer compare per element and keeps -0 a zero. */
+static uint32_t float_mag(const uint8_t *src, int wide, uint64_t i)
 {
-    if (f16)
-        return f16f(src + 2 * i);
-    float x;
-    memcpy(&x, src + 4 * i, 4);
-    return x;
+    if (wide) {
+        uint32_t x;
+        memcpy(&x, src + 4 * i, 4);
+        return x & 0x7fffffffu;
+    }
+    uint16_t h;
+    memcpy(&h, src + 2 * i, 2);
+    return h & 0x7fffu;
 }
 
-/* 1 (and *beta) when every value is 0 or ±beta for one positive finite beta:
- * what bitnet.cpp's converter writes for a BitnetForCausalLM projection, whose
- * weight_quant already made it ternary·(1/s). Re-ternarizing such a tensor
- * by absmean would keep the codes but take beta = mean|w|, a fraction of
- * the true scale; read as t2 it keeps both. */
-static int float_ternary(const uint8_t *src, int f16, uint64_t n, float *beta)
+static int float_neg(const uint8_t *src, int wide, uint64_t i)
 {
-    float m = 0;
+    return wide ? src[4 * i + 3] >> 7 : src[2 * i + 1] >> 7;
+}
+
+/* 1 (and *beta, widened to f32) when every value of an f32, f16 or bf16
+ * tensor is 0 or ±beta for one positive finite beta: what the BitNet
+ * converters write for a projection (bitnet.cpp's and llama.cpp's
+ * weight_quant, the official 2B4T path's preprocessing; formats/
+ * gguf-import.md §2), which the peers multiply by as stored. Re-ternarizing
+ * such a tensor by absmean would keep the codes but take beta = mean|w|, a
+ * fraction of the true scale; read as t2 it keeps both. */
+static int float_ternary(const uint8_t *src, uint32_t type, uint64_t n, float *beta)
+{
+    int wide = type == BN_F32;
+    uint32_t m = 0;
     for (uint64_t i = 0; i < n; i++) {
-        float a = fabsf(float_at(src, f16, i));
+        uint32_t a = float_mag(src, wide, i);
         if (a == 0)
             continue;
         if (m == 0)
@@ -411,20 +425,25 @@ static int float_ternary(const uint8_t *src, int f16, uint64_t n, float *beta)
         if (a != m)
             return 0;
     }
-    if (!(m > 0) || !isfinite(m))
+    float f;
+    if (type == BN_F32)
+        memcpy(&f, &m, 4);
+    else
+        f = type == BN_F16 ? bn_f16_to_f32((uint16_t)m) : bn_bf16_to_f32((uint16_t)m);
+    if (!(f > 0) || !isfinite(f))
         return 0;
-    *beta = m;
+    *beta = f;
     return 1;
 }
 
-/* An f32/f16 projection becomes t2 when it is ternary·β (float_ternary). */
+/* An f32/f16/bf16 projection becomes t2 when it is ternary·β (float_ternary). */
 static int decide_float(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e)
 {
     if (ensure_scratch(g, (size_t)gt->src_size))
         return bn_fail(e, "%s: out of memory for tensor '%s'", name, t->name);
     if (bn_gguf_pread_full(g->fd, g->scratch, (size_t)gt->src_size, gt->src_off))
         return bn_fail(e, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
-    if (float_ternary(g->scratch, t->type == BN_F16, gt->n, &gt->beta)) {
+    if (float_ternary(g->scratch, t->type, gt->n, &gt->beta)) {
         gt->conv = CV_FLOAT_T2;
         t->type = BN_T2;
     }
@@ -433,7 +452,7 @@ static int decide_float(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *g
 
 int bn_gguf_tensor_settle(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e)
 {
-    if (g->float_t2 && gt->conv == CV_COPY && (t->type == BN_F32 || t->type == BN_F16) && t->ndim == 2 &&
+    if (g->float_t2 && gt->conv == CV_COPY && (t->type == BN_F32 || t->type == BN_F16 || t->type == BN_BF16) && t->ndim == 2 &&
         bn_gguf_is_proj(t->name) && decide_float(name, g, t, gt, e))
         return -1;
     if (gt->conv == CV_I2S_T2 && read_i2s_scale(name, g, t, gt, e))
@@ -587,16 +606,14 @@ static int read_iqbn(const bn_source *s, const bn_tensor *t, const gg_tensor *gt
 }
 
 /* A ternary·β f32/f16 tensor (decide_float) to t2 codes and its β. */
-static void read_float_t2(const gg_tensor *gt, const uint8_t *src, int f16, uint8_t *out)
+static void read_float_t2(const gg_tensor *gt, const uint8_t *src, int wide, uint8_t *out)
 {
     uint64_t k = gt->k, rows = gt->n / k, rb = (k + 3) / 4;
     t2_init(out, rows, k);
     for (uint64_t r = 0; r < rows; r++)
-        for (uint64_t c = 0; c < k; c++) {
-            float x = float_at(src, f16, r * k + c);
-            if (x != 0)
-                t2_put(out + r * rb, c, x > 0 ? 2u : 0u);
-        }
+        for (uint64_t c = 0; c < k; c++)
+            if (float_mag(src, wide, r * k + c))
+                t2_put(out + r * rb, c, float_neg(src, wide, r * k + c) ? 0u : 2u);
     memcpy(out + rows * rb, &gt->beta, 4);
 }
 
@@ -644,7 +661,7 @@ int bn_gguf_tensor_read(bn_source *s, size_t i, void *buf, bn_err *e)
     case CV_TL_T2:
         return bn_gguf_tl_read(s->name, t->name, gt, g->scratch, buf, e);
     case CV_FLOAT_T2:
-        read_float_t2(gt, g->scratch, gt->ggtype == GT_F16, buf);
+        read_float_t2(gt, g->scratch, gt->ggtype == GT_F32, buf);
         return 0;
     }
     return bn_fail(e, "%s: tensor '%s': internal error (conversion %d)", s->name, t->name, gt->conv);

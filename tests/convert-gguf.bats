@@ -29,13 +29,32 @@ convert_fails() {
     [ -z "$(ls -A "$T/out")" ]
 }
 
-@test "GGUF f32, f16, bf16: float tensors byte-identical, ternary values times β kept" {
+@test "GGUF f32, f16, bf16 of the converters (ternary·β projections) become t2 with the stored β" {
     for fmt in gguf-f32 gguf-f16 gguf-bf16; do
         $GEN --format $fmt --shape tiny "$T/$fmt.gguf"
         convert_ok "$T/$fmt.gguf"
+        run bn-convert --info "$T/out.bn"
+        [[ $output == *"blk.0.attn_q.weight                  t2     [64, 64]"* ]]
+        [[ $output == *"token_embd.weight                    ${fmt#gguf-}"* ]]
     done
+    for a in bitnet-25 bitnet; do
+        $GEN --format gguf-f16 --shape tiny --arch $a "$T/$a.gguf"
+        convert_ok "$T/$a.gguf"
+    done
+}
+
+@test "GGUF float projections that are not ternary·β (latent weights, one other value) stay float, byte-identical" {
+    for fmt in gguf-f32 gguf-f16 gguf-bf16; do
+        $GEN --format $fmt --master --shape tiny "$T/$fmt.gguf"
+        convert_ok "$T/$fmt.gguf"
+        run bn-convert --info "$T/out.bn"
+        [[ $output == *"blk.0.attn_q.weight                  ${fmt#gguf-} "* ]]
+    done
+    $GEN --format gguf-f16 --shape tiny --inject float-near-ternary "$T/n.gguf"
+    convert_ok "$T/n.gguf"
     run bn-convert --info "$T/out.bn"
-    [[ $output == *"blk.0.attn_q.weight                  bf16   [64, 64]"* ]]
+    [[ $output == *"blk.0.attn_q.weight                  f16    [64, 64]"* ]]
+    [[ $output == *"blk.0.attn_k.weight                  t2 "* ]]
     [[ $output == *"provenance.source_format     gguf"* ]]
 }
 

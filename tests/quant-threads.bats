@@ -12,11 +12,11 @@ load common
 setup_file() {
     local D=$BATS_FILE_TMPDIR
     bn-convert "$TINY" -o "$D/tiny.bn"
-    # heads: rows of 256 (q4-q6 want multiples of 128), 301 rows
-    $GEN --format gguf-f16 --shape tiny256 --vocab 301 --no-truth "$D/t256.gguf" >/dev/null
+    # heads: rows of 256 (q4-q6 want multiples of 128), 301 rows; f16 latent weights
+    $GEN --format gguf-f16 --master --shape tiny256 --vocab 301 --no-truth "$D/t256.gguf" >/dev/null
     bn-convert "$D/t256.gguf" -o "$D/t256.bn"
-    # ternary: K = 36 and 90 (t2 row padding), f32 input
-    $GEN --format gguf-f32 --shape odd --no-truth "$D/odd.gguf" >/dev/null
+    # ternary: K = 36 and 90 (t2 row padding), f32 latent input
+    $GEN --format gguf-f32 --master --shape odd --no-truth "$D/odd.gguf" >/dev/null
     bn-convert "$D/odd.gguf" -o "$D/odd.bn"
 }
 
@@ -86,7 +86,7 @@ print(max(t["size"] for t in json.load(sys.stdin)["tensors"]) // 1024)'
 @test "bn-convert | bn-quant | bn-pack: each stage holds about one tensor plus its output" {
     [ -z "${BN_SANITIZED:-}" ] || skip "sanitizer shadow memory counts in RSS"
     # 2B4T's layer (FFN 6912 x 2560 f16: 34 MiB, the largest tensor), one layer
-    $GEN --format gguf-f16 --shape 2b4t --layers 1 --vocab 2048 --no-truth "$T/m.gguf" >/dev/null
+    $GEN --format gguf-f16 --master --shape 2b4t --layers 1 --vocab 2048 --no-truth "$T/m.gguf" >/dev/null
     /usr/bin/time -f %M -o "$T/c.rss" bn-convert -q "$T/m.gguf" |
         /usr/bin/time -f %M -o "$T/q.rss" bn-quant -q -t 2 --head q6 |
         /usr/bin/time -f %M -o "$T/p.rss" bn-pack -q -l b3 --threads 2 >"$T/out.bn"

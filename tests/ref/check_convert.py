@@ -241,6 +241,28 @@ def check_blocks(name, gt, raw, n, k, bt, got, P):
     return None
 
 
+BITNET_ARCHS = ("bitnet", "bitnet-b1.58", "bitnet-25")
+
+
+def float_values(raw, gt):
+    """An F32 (0), F16 (1) or BF16 (30) tensor's values as float32."""
+    if gt == 0:
+        return np.frombuffer(raw, dtype="<f4")
+    if gt == 1:
+        return np.frombuffer(raw, dtype="<f2").astype(np.float32)
+    return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+
+
+def float_ternary_beta(raw, gt):
+    """β when every value is 0 or ±β for one positive finite β (what the
+    BitNet converters write after weight_quant), else None."""
+    a = np.unique(np.abs(float_values(raw, gt)))
+    a = a[a != 0]
+    if len(a) != 1 or not np.isfinite(a[0]):
+        return None
+    return np.float32(a[0])
+
+
 def check_gguf(src, m, P):
     g = parse_gguf(src)
     arch = gkv_str(g, "general.architecture")
@@ -270,7 +292,21 @@ def check_gguf(src, m, P):
             raw = f.read(gguf_nbytes(t["type"], n, k))
             got = m.tensor_bytes(bt)
             gt = t["type"]
-            if gt in (0, 1, 30):
+            beta = float_ternary_beta(raw, gt) if (gt in (0, 1, 30) and arch in BITNET_ARCHS and len(ne) == 2
+                                                   and name.split(".")[-2] in PROJ) else None
+            if beta is not None:
+                # the converters' ternary·β: t2 with β as stored
+                vals = float_values(raw, gt)
+                if bt.type != T_T2:
+                    P.add("%s: ternary·β %s became %s, t2 expected" % (name, {0: "F32", 1: "F16", 30: "BF16"}[gt],
+                                                                         bnread.TYPES.get(bt.type)))
+                    continue
+                w, b = bnread.t2_decode(got, bt.shape)
+                if not np.array_equal(w.reshape(-1), np.sign(vals).astype(np.int8)):
+                    P.add("%s: ternary values differ" % name)
+                if not bits_equal(np.array([b], dtype=np.float32), np.array([beta], dtype=np.float32)):
+                    P.add("%s: β %r, source %r" % (name, float(b), float(beta)))
+            elif gt in (0, 1, 30):
                 want_type = {0: T_F32, 1: T_F16, 30: T_BF16}[gt]
                 if bt.type != want_type:
                     P.add("%s: bn type %s, source GGML type %d" % (name, bnread.TYPES.get(bt.type), gt))

@@ -13,6 +13,10 @@ FMT: hf-bf16 hf-packed hf-packed-bitlinear gguf-f32 gguf-f16 gguf-bf16
      gguf-q8_0 gguf-tq1_0 gguf-tq2_0 gguf-i2_s
 OUT: a directory for hf-*, a file for gguf-*.
 
+gguf-f32/f16/bf16 projections hold ternary values times beta, as the
+BitNet converters write them (weight_quant first); --master writes random
+latent weights instead, a master checkpoint's float conversion.
+
 --fast-ternary (gguf-i2_s): ternary tensors drawn as random packed bytes and
 written in chunks of a few MB, so the 100b shape (23 GB) takes minutes on one
 core with memory of about one embedding chunk; other values than the default.
@@ -720,12 +724,29 @@ def write_gguf(args, shape, layers, vocab, out):
 def ternary_bytes(args, name, wt, beta, gt, rng, entry):
     rows, cols = wt.shape
     if gt in ("F32", "F16", "BF16"):
+        enc = {"F32": lambda v: v.astype("<f4").tobytes(), "F16": lambda v: v.astype("<f2").tobytes(),
+               "BF16": lambda v: f32_to_bf16_bits(v).astype("<u2").tobytes()}[gt]
+        if args.master:
+            # latent weights, as a float conversion of a master checkpoint
+            # without weight_quant: bn-quant's input
+            entry.update(kind="master", bn_type=gt.lower())
+            return enc(rng.standard_normal((rows, cols)).astype(np.float32)), entry
         b = round_beta(beta, {"F32": "f32", "F16": "f16", "BF16": "bf16"}[gt])
         vals = wt.astype(np.float32) * b
-        data = {"F32": lambda: vals.astype("<f4").tobytes(), "F16": lambda: vals.astype("<f2").tobytes(),
-                "BF16": lambda: f32_to_bf16_bits(vals).astype("<u2").tobytes()}[gt]()
-        entry.update(kind="ternary-as-float", bn_type=gt.lower(), ternary_sha256=sha(wt), beta_f32=f32hex(b))
-        return data, entry
+        if args.inject == "float-near-ternary" and name == "blk.0.attn_q.weight":
+            # one nonzero value of another magnitude: not ternary·β, stays float
+            i = int(np.flatnonzero(wt.reshape(-1))[0])
+            vals.reshape(-1)[i] *= np.float32(1.5)
+            entry.update(kind="float", bn_type=gt.lower())
+            return enc(vals), entry
+        # What the converters write (weight_quant before the float cast):
+        # a BitNet architecture's reader takes it as t2 with the stored β
+        # (formats/gguf-import.md §2); llama's keeps the floats.
+        if args.arch == "llama":
+            entry.update(kind="ternary-as-float", bn_type=gt.lower(), ternary_sha256=sha(wt), beta_f32=f32hex(b))
+        else:
+            entry.update(kind="ternary", bn_type="t2", ternary_sha256=sha(wt), beta_f32=f32hex(b))
+        return enc(vals), entry
     if gt == "Q8_0":
         vals = wt.astype(np.float32) * np.float32(beta)
         entry.update(kind="ternary-as-q8_0", bn_type="f32", ternary_sha256=sha(wt), beta_f32=f32hex(beta))
@@ -1422,8 +1443,11 @@ def main():
     ap.add_argument("--alignment", type=int, default=0, help="write general.alignment (default: absent = 32)")
     ap.add_argument("--inject", choices=["absurd-tensor-count", "absurd-kv-count", "absurd-string-len",
                                          "offset-past-end", "unknown-type", "i2s-nan-scale", "i2s-zero-scale",
-                                         "i2s-bad-code", "nested-array"],
+                                         "i2s-bad-code", "nested-array", "float-near-ternary"],
                     help="write a deliberately malformed file (for error tests)")
+    ap.add_argument("--master", action="store_true",
+                    help="gguf-f32/f16/bf16: projections as random latent weights (a master checkpoint's float "
+                         "conversion, for bn-quant) instead of the converters' ternary values times beta")
     ap.add_argument("--no-truth", action="store_true", help="no sidecar (and --fast-ternary hashes nothing)")
     ap.add_argument("--fast-ternary", action="store_true",
                     help="gguf-i2_s only: ternary values from random bytes, written in chunks (other values "
