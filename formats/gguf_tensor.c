@@ -385,8 +385,8 @@ int bn_gguf_is_proj(const char *n)
     return 0;
 }
 
-/* A float element's bits with the sign cleared (f32, f16 or bf16: width
- * 4 or 2 bytes), and the sign. Comparing bits, not values, makes the
+/* A float element's bits with the sign cleared (f32, or f16/bf16 when
+ * not wide). Comparing bits, not values, makes the
  * ternary test one integer compare per element and keeps -0 a zero. */
 static uint32_t float_mag(const uint8_t *src, int wide, uint64_t i)
 {
@@ -400,9 +400,39 @@ static uint32_t float_mag(const uint8_t *src, int wide, uint64_t i)
     return h & 0x7fffu;
 }
 
-static int float_neg(const uint8_t *src, int wide, uint64_t i)
+/* Eight bytes of elements (4 halves or 2 words) as lanes: LOW has every
+ * lane's magnitude bits, ~LOW its sign bit. For lanes whose sign is clear,
+ * (v + LOW) & ~LOW sets a lane's top bit exactly when the lane is nonzero
+ * (no carry crosses lanes: 2·LOW fits), so one add tests 4 (or 2) lanes. */
+static uint64_t swar_low(int wide)
 {
-    return wide ? src[4 * i + 3] >> 7 : src[2 * i + 1] >> 7;
+    return wide ? 0x7fffffff7fffffffull : 0x7fff7fff7fff7fffull;
+}
+
+static uint64_t load64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* 1 when any of elements [i0, i1) is neither ±0 nor ±m (magnitude bits),
+ * 8 bytes at a time; the caller goes in chunks to stop early on a tensor
+ * that is not ternary. */
+static int float_off(const uint8_t *src, int wide, uint64_t i0, uint64_t i1, uint32_t m)
+{
+    unsigned es = wide ? 4 : 2, per = 8 / es;
+    uint64_t low = swar_low(wide), mm = wide ? (uint64_t)m * 0x100000001ull : (uint64_t)m * 0x0001000100010001ull;
+    uint64_t bad = 0, i = i0;
+    for (; i + per <= i1; i += per) {
+        uint64_t x = load64(src + es * i) & low;
+        bad |= (x + low) & ((x ^ mm) + low) & ~low;
+    }
+    for (; i < i1; i++) {
+        uint32_t x = float_mag(src, wide, i);
+        bad |= x != 0 && x != m;
+    }
+    return bad != 0;
 }
 
 /* 1 (and *beta, widened to f32) when every value of an f32, f16 or bf16
@@ -415,18 +445,18 @@ static int float_neg(const uint8_t *src, int wide, uint64_t i)
 static int float_ternary(const uint8_t *src, uint32_t type, uint64_t n, float *beta)
 {
     int wide = type == BN_F32;
-    uint32_t m = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        uint32_t a = float_mag(src, wide, i);
-        if (a == 0)
-            continue;
-        if (m == 0)
-            m = a;
-        if (a != m)
+    uint64_t i = 0;
+    while (i < n && !float_mag(src, wide, i))
+        i++;
+    if (i == n)
+        return 0; /* all zero: no β to keep */
+    uint32_t m = float_mag(src, wide, i);
+    enum { CHUNK = 4096 };
+    for (; i < n; i += CHUNK)
+        if (float_off(src, wide, i, n - i > CHUNK ? i + CHUNK : n, m))
             return 0;
-    }
     float f;
-    if (type == BN_F32)
+    if (wide)
         memcpy(&f, &m, 4);
     else
         f = type == BN_F16 ? bn_f16_to_f32((uint16_t)m) : bn_bf16_to_f32((uint16_t)m);
@@ -606,14 +636,60 @@ static int read_iqbn(const bn_source *s, const bn_tensor *t, const gg_tensor *gt
 }
 
 /* A ternary·β f32/f16 tensor (decide_float) to t2 codes and its β. */
+/* t2 code of a ternary·β element from its bits (sign in bit `top`): 0
+ * for -β, 1 for 0, 2 for +β, without a branch. */
+static inline unsigned float_code(uint32_t bits, unsigned top)
+{
+    unsigned nz = (bits & ((1u << top) - 1)) != 0, neg = bits >> top & 1;
+    return 1 + nz - 2 * (nz & neg);
+}
+
+static inline uint32_t float_bits(const uint8_t *src, int wide, uint64_t i)
+{
+    if (wide) {
+        uint32_t x;
+        memcpy(&x, src + 4 * i, 4);
+        return x;
+    }
+    uint16_t h;
+    memcpy(&h, src + 2 * i, 2);
+    return h;
+}
+
+/* Bit 16j+15 of v (j = 0..3) to bit 2j: after the shift the bits sit at
+ * 16j; the product adds copies shifted by 48-14j, which puts bit j at
+ * 48+2j and every other copy outside bits 48-55 (none overlap: no carry). */
+static unsigned gather4(uint64_t v)
+{
+    return (unsigned)((((v >> 15) & 0x0001000100010001ull) * 0x0001000400100040ull) >> 48) & 0x55u;
+}
+
 static void read_float_t2(const gg_tensor *gt, const uint8_t *src, int wide, uint8_t *out)
 {
     uint64_t k = gt->k, rows = gt->n / k, rb = (k + 3) / 4;
-    t2_init(out, rows, k);
-    for (uint64_t r = 0; r < rows; r++)
-        for (uint64_t c = 0; c < k; c++)
-            if (float_mag(src, wide, r * k + c))
-                t2_put(out + r * rb, c, float_neg(src, wide, r * k + c) ? 0u : 2u);
+    unsigned top = wide ? 31 : 15;
+    const uint64_t low = swar_low(0);
+    for (uint64_t r = 0; r < rows; r++) {
+        uint8_t *row = out + r * rb;
+        uint64_t c = 0, e = r * k;
+        if (!wide) /* four halves, one byte of codes: 1 + (bit0: zero) + (bit1: positive) */
+            for (; c + 4 <= k; c += 4) {
+                uint64_t v = load64(src + 2 * (e + c)), nz = ((v & low) + low) & ~low;
+                row[c / 4] = (uint8_t)(gather4(~nz & ~low) | gather4(nz & ~v) << 1);
+            }
+        for (; c + 4 <= k; c += 4) { /* a whole byte at a time */
+            unsigned b = 0;
+            for (unsigned j = 0; j < 4; j++)
+                b |= float_code(float_bits(src, wide, e + c + j), top) << 2 * j;
+            row[c / 4] = (uint8_t)b;
+        }
+        if (c < k) { /* the padding codes are 1 (zero) */
+            unsigned b = 0x55;
+            for (unsigned j = 0; c + j < k; j++)
+                b = (b & ~(3u << 2 * j)) | float_code(float_bits(src, wide, e + c + j), top) << 2 * j;
+            row[c / 4] = (uint8_t)b;
+        }
+    }
     memcpy(out + rows * rb, &gt->beta, 4);
 }
 

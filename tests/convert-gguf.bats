@@ -36,6 +36,9 @@ convert_fails() {
         run bn-convert --info "$T/out.bn"
         [[ $output == *"blk.0.attn_q.weight                  t2     [64, 64]"* ]]
         [[ $output == *"token_embd.weight                    ${fmt#gguf-}"* ]]
+        # K = 36 and 90: rows that end inside a byte of codes
+        $GEN --format $fmt --shape odd "$T/odd-$fmt.gguf"
+        convert_ok "$T/odd-$fmt.gguf"
     done
     for a in bitnet-25 bitnet; do
         $GEN --format gguf-f16 --shape tiny --arch $a "$T/$a.gguf"
