@@ -75,11 +75,6 @@ static T512 INLINE __m512i sum16v(__m512i v[4][4])
                             _mm512_shuffle_i32x4(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-static T512 INLINE void sum16(__m512i v[4][4], int32_t out[4][4])
-{
-    _mm512_storeu_si512((void *)&out[0][0], sum16v(v));
-}
-
 /* Float row → int8 in this set's order, bit-identical to k2_quantize: the
  * product x·s is one float multiply either way, vcvtps2dq rounds half to
  * even like nearbyintf (default MXCSR), and vpmovsdb saturates exactly as
@@ -130,17 +125,17 @@ static T512 INLINE float quantize_impl(uint32_t layout, const float *x, size_t k
     return s;
 }
 
-/* RT rows × TT tokens of Σ code·q' over V vectors; row i's vector v at
+/* RT rows × TT tokens of Σ code·q' over V vectors, left in acc[r][t] as
+ * 16 lanes to add (tokens TT..3 zero, for sum16v); row i's vector v at
  * w + i·rs + v·vs (row-major: rs = row bytes, vs = W; interleaved in
  * fours, kern_ilv.h: rs = W, vs = 4·W); each row's line pf bytes ahead is
  * prefetched, unless pf is 0 (as t2_asm_4x4, GEMM_AHEAD). */
 static T512 INLINE void tile(const uint8_t *w, size_t rs, size_t vs, size_t pf, size_t V, const int8_t *q,
-                             size_t ldq, int RT, int TT, int32_t out[4][4])
+                             size_t ldq, int RT, int TT, __m512i acc[4][4])
 {
-    __m512i acc[4][4];
     const __m512i m3 = _mm512_set1_epi8(3);
     _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
-        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)
+        _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++)
             acc[r][t] = _mm512_setzero_si512();
     for (size_t v = 0; v < V; v++) {
         __m512i raw[4];
@@ -167,13 +162,6 @@ static T512 INLINE void tile(const uint8_t *w, size_t rs, size_t vs, size_t pf, 
         PLANE(3);
 #undef PLANE
     }
-    if (RT == 4 && TT == 4) {
-        sum16(acc, out);
-        return;
-    }
-    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
-        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)
-            out[r][t] = _mm512_reduce_add_epi32(acc[r][t]);
 }
 
 /* The 4 × 4 tile (4 rows × 4 tokens, every multi-token pass's bulk) in
@@ -349,10 +337,19 @@ static T512 INLINE void gemv_impl(uint32_t layout, int ilv, const uint8_t *w, si
     k2_tails tails;
     k2_tails_init(&tails);
     size_t r = r0;
+    /* bn_kern_out for 4 rows at once: the same conversion, division and
+     * product, so the same bits; the scalar division per row had been a
+     * fifth of the bundled model's decode (rows of one or two vectors) */
+    const __m128 vs4 = _mm_set1_ps(s), vb4 = _mm_set1_ps(beta);
     for (; r + 4 <= r1; r += 4) {
         rows4_gemv(w + r * rb, rs, vs, V, q, 4, out);
-        for (int i = 0; i < 4; i++)
-            y[r + i] = bn_kern_out(out[i] - qs + k2_tail_dot(&tails, layout, w, k, r + i, c0, q), s, beta);
+        __m128i a = _mm_sub_epi32(_mm_loadu_si128((const __m128i *)out), _mm_set1_epi32(qs));
+        if (c0 < k)
+            a = _mm_add_epi32(a, _mm_setr_epi32(k2_tail_dot(&tails, layout, w, k, r, c0, q),
+                                                k2_tail_dot(&tails, layout, w, k, r + 1, c0, q),
+                                                k2_tail_dot(&tails, layout, w, k, r + 2, c0, q),
+                                                k2_tail_dot(&tails, layout, w, k, r + 3, c0, q)));
+        _mm_storeu_ps(y + r, _mm_mul_ps(_mm_div_ps(_mm_cvtepi32_ps(a), vs4), vb4));
     }
     for (; r < r1; r++) {
         rows4_gemv(w + r * rb, rb, W, V, q, 1, out);
@@ -360,40 +357,43 @@ static T512 INLINE void gemv_impl(uint32_t layout, int ilv, const uint8_t *w, si
     }
 }
 
-#define TILE_CASE(RT, TT) tile(w + r * rb, rs, vs, pf, V, q + t * ldq, ldq, RT, TT, out)
-
-/* A whole 4 × 4 tile, rows r.. and tokens t.., into y: the sums
- * t2_asm_4x4 leaves, their lanes added (sum16v) and put token-major
- * (lane 4j + i: token j, row i), minus each token's Σq', plus the rows'
- * tails when the width has one, then bn_kern_out for all 16 at once: the
- * same conversion, division and product as the scalar formula, so the
- * same bits. The scalar epilogue (sixteen divisions) had taken about a
- * quarter of an 8-token pass over an L2-resident 2B4T-shaped matrix. */
-static T512 INLINE void tile4x4(uint32_t layout, const uint8_t *w, size_t k, size_t rb, size_t rs, size_t vs,
-                                size_t pf, size_t V, size_t r, size_t t, float beta, const int8_t *q,
-                                const int32_t *qs, const float *s, size_t ldq, k2_tails *tails, float *y, size_t ldy)
+/* The sums of a 4-row × tt-token tile (o: 16 vectors whose lanes add up,
+ * tokens tt..3 zero) into y, rows r.. and tokens t..: lanes added
+ * (sum16v) and put token-major (lane 4j + i: token j, row i), minus each
+ * token's Σq', plus the rows' tails when the width has one, then
+ * bn_kern_out for all 16 at once: the same conversion, division and
+ * product as the scalar formula, so the same bits. The scalar epilogue
+ * (sixteen divisions) had taken about a quarter of an 8-token pass over
+ * an L2-resident 2B4T-shaped matrix, and per-sum reductions most of a 2-
+ * or 3-token pass over the bundled model's short rows. Only tokens < tt
+ * are read (masked) or written. */
+static T512 INLINE void tile_store(uint32_t layout, __m512i o[4][4], int tt, const uint8_t *w, size_t k, size_t V,
+                                   size_t r, size_t t, float beta, const int8_t *q, const int32_t *qs,
+                                   const float *s, size_t ldq, k2_tails *tails, float *y, size_t ldy)
 {
-    __m512i o[4][4];
-    t2_asm_4x4(w + r * rb, rs, vs, pf, V, q + t * ldq, ldq, o);
     const __m512i by_token = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
     const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __mmask8 tm = (__mmask8)((1u << tt) - 1);
     __m512i a = _mm512_permutexvar_epi32(by_token, sum16v(o));
-    a = _mm512_sub_epi32(a, _mm512_permutexvar_epi32(spread, _mm512_castsi128_si512(
-                                                                 _mm_loadu_si128((const __m128i *)(qs + t)))));
+    a = _mm512_sub_epi32(a, _mm512_permutexvar_epi32(spread, _mm512_castsi128_si512(_mm_maskz_loadu_epi32(tm, qs + t))));
     size_t c0 = 4 * W * V;
     if (c0 < k) {
-        _Alignas(64) int32_t tl[16];
-        for (int j = 0; j < 4; j++)
+        _Alignas(64) int32_t tl[16] = {0};
+        for (int j = 0; j < tt; j++)
             for (int i = 0; i < 4; i++)
                 tl[4 * j + i] = k2_tail_dot(tails, layout, w, k, r + (size_t)i, c0, q + (t + (size_t)j) * ldq);
         a = _mm512_add_epi32(a, _mm512_load_si512((const void *)tl));
     }
-    __m512 sv = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(s + t)));
+    /* missing tokens' scales read as 1: no division by zero in unused lanes */
+    __m512 sv = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_mask_loadu_ps(_mm_set1_ps(1), tm, s + t)));
     __m512 f = _mm512_mul_ps(_mm512_div_ps(_mm512_cvtepi32_ps(a), sv), _mm512_set1_ps(beta));
     _mm_storeu_ps(y + t * ldy + r, _mm512_castps512_ps128(f));
-    _mm_storeu_ps(y + (t + 1) * ldy + r, _mm512_extractf32x4_ps(f, 1));
-    _mm_storeu_ps(y + (t + 2) * ldy + r, _mm512_extractf32x4_ps(f, 2));
-    _mm_storeu_ps(y + (t + 3) * ldy + r, _mm512_extractf32x4_ps(f, 3));
+    if (tt > 1)
+        _mm_storeu_ps(y + (t + 1) * ldy + r, _mm512_extractf32x4_ps(f, 1));
+    if (tt > 2)
+        _mm_storeu_ps(y + (t + 2) * ldy + r, _mm512_extractf32x4_ps(f, 2));
+    if (tt > 3)
+        _mm_storeu_ps(y + (t + 3) * ldy + r, _mm512_extractf32x4_ps(f, 3));
 }
 
 /* GEMM_AHEAD: how many vectors ahead the interleaved GEMM's 4 × 4 tile
@@ -422,39 +422,36 @@ static T512 INLINE void gemm_impl(uint32_t layout, int ilv, const uint8_t *w, si
         int rt = r1 - r >= 4 ? 4 : (int)(r1 - r);
         for (size_t t = 0; t < n; t += 4) {
             int tt = n - t >= 4 ? 4 : (int)(n - t);
-            int32_t out[4][4];
-            if (rt == 4 && tt == 4) {
-                tile4x4(layout, w, k, rb, rs, vs, pf, V, r, t, beta, q, qs, s, ldq, &tails, y, ldy);
+            __m512i o[4][4];
+            if (rt == 4) {
+                const uint8_t *wr = w + r * rb;
+                const int8_t *qt = q + t * ldq;
+                switch (tt) {
+                case 4: t2_asm_4x4(wr, rs, vs, pf, V, qt, ldq, o); break;
+                case 3: tile(wr, rs, vs, pf, V, qt, ldq, 4, 3, o); break;
+                case 2: tile(wr, rs, vs, pf, V, qt, ldq, 4, 2, o); break;
+                default: tile(wr, rs, vs, pf, V, qt, ldq, 4, 1, o); break;
+                }
+                tile_store(layout, o, tt, w, k, V, r, t, beta, q, qs, s, ldq, &tails, y, ldy);
                 continue;
             }
-            if (rt == 4) {
+            /* the last 1-3 rows: one at a time */
+            for (int i = 0; i < rt; i++) {
+                const uint8_t *wr = w + (r + (size_t)i) * rb;
+                const int8_t *qt = q + t * ldq;
                 switch (tt) {
-                case 3: TILE_CASE(4, 3); break;
-                case 2: TILE_CASE(4, 2); break;
-                default: TILE_CASE(4, 1); break;
+                case 4: tile(wr, rb, W, 0, V, qt, ldq, 1, 4, o); break;
+                case 3: tile(wr, rb, W, 0, V, qt, ldq, 1, 3, o); break;
+                case 2: tile(wr, rb, W, 0, V, qt, ldq, 1, 2, o); break;
+                default: tile(wr, rb, W, 0, V, qt, ldq, 1, 1, o); break;
                 }
-            } else {
-                /* the last 1-3 rows: one at a time */
-                for (int i = 0; i < rt; i++) {
-                    int32_t o1[4][4];
-                    const uint8_t *wr = w + (r + (size_t)i) * rb;
-                    const int8_t *qt = q + t * ldq;
-                    switch (tt) {
-                    case 4: tile(wr, rb, W, 0, V, qt, ldq, 1, 4, o1); break;
-                    case 3: tile(wr, rb, W, 0, V, qt, ldq, 1, 3, o1); break;
-                    case 2: tile(wr, rb, W, 0, V, qt, ldq, 1, 2, o1); break;
-                    default: tile(wr, rb, W, 0, V, qt, ldq, 1, 1, o1); break;
-                    }
-                    for (int j = 0; j < tt; j++)
-                        out[i][j] = o1[0][j];
+                for (int j = 0; j < tt; j++) {
+                    size_t tk = t + (size_t)j, ri = r + (size_t)i;
+                    int32_t a = _mm512_reduce_add_epi32(o[0][j]) - qs[tk] +
+                                k2_tail_dot(&tails, layout, w, k, ri, c0, q + tk * ldq);
+                    y[tk * ldy + ri] = bn_kern_out(a, s[tk], beta);
                 }
             }
-            for (int i = 0; i < rt; i++)
-                for (int j = 0; j < tt; j++) {
-                    size_t tk = t + (size_t)j;
-                    int32_t a = out[i][j] - qs[tk] + k2_tail_dot(&tails, layout, w, k, r + (size_t)i, c0, q + tk * ldq);
-                    y[tk * ldy + r + (size_t)i] = bn_kern_out(a, s[tk], beta);
-                }
         }
     }
 }
