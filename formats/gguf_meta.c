@@ -305,6 +305,15 @@ int bn_gguf_canonical_meta(bn_source *s, const bn_meta *raw, int has_output, uin
                        "%s: architecture '%s' is not supported (bitnet-b1.58, bitnet-25, bitnet, ternary "
                        "llama, qwen3 or gemma3 expected)",
                        name, arch);
+    /* bitnet.cpp's converter has written 1bitLLM's BitnetForCausalLM as
+     * bitnet-b1.58 since its 3b04140 (formats/1bitllm.md): a SiLU model
+     * with a Llama 2 SentencePiece vocabulary, where 2B4T (relu²) has Llama
+     * 3's BPE. bitnet.cpp then computes relu²; bn runs the model as it was
+     * trained (1bitLLM's and transformers' code), as the HF conversion of
+     * the same checkpoint does. */
+    const char *tok_model = bn_meta_str(raw, "tokenizer.ggml.model");
+    if (!strcmp(ai.canon, "bitnet-b1.58") && tok_model && !strcmp(tok_model, "llama"))
+        map_arch("bitnet", &ai);
     bn_hparams hp;
     memset(&hp, 0, sizeof hp);
     snprintf(hp.arch, sizeof hp.arch, "%s", ai.canon);

@@ -1212,7 +1212,7 @@ def write_gguf_file(out, w, data):
             f.write(body + bytes((-len(body)) % w.alignment))
 
 
-def bitnet_gguf(hf, out, model, outtype="f32"):
+def bitnet_gguf(hf, out, model, outtype="f32", converter="2025"):
     """The GGUF bitnet.cpp's utils/convert-hf-to-gguf-bitnet.py (BitnetModel,
     gguf MODEL_ARCH.BITNET) makes of a 1bitLLM checkpoint (formats/1bitllm.md):
     architecture "bitnet"; the base sizes, rope.freq_base, the RMS epsilon,
@@ -1226,19 +1226,25 @@ def bitnet_gguf(hf, out, model, outtype="f32"):
     one magnitude per tensor;
     no q/k permutation (BitnetModel is not LlamaModel); the inv_freq buffers
     dropped. outtype f32 (the default) keeps every tensor f32; f16 stores
-    the 2-D weights but token_embd f16."""
+    the 2-D weights but token_embd f16. converter "current": the version
+    since bitnet.cpp 3b04140 (2026-07), architecture "bitnet-b1.58" and
+    rope.dimension_count (hidden / heads) instead of the RoPE scaling keys;
+    the rest as above (formats/1bitllm.md)."""
     cfg = json.load(open(os.path.join(hf, "config.json")))
     need(cfg["architectures"][0] in ("BitnetForCausalLM", "BitNetForCausalLM"),
          "bitnet_gguf: a BitnetForCausalLM checkpoint is expected")
-    A = "bitnet"
+    A = "bitnet" if converter == "2025" else "bitnet-b1.58"
     w = GGUFWriter()
     w.add("general.architecture", 8, A)
     w.add("general.name", 8, os.path.basename(hf.rstrip("/")))
     gguf_shape_keys(w, A, cfg)
     w.add("general.file_type", 4, {"f32": 0, "f16": 1}[outtype])
     w.add(A + ".vocab_size", 4, cfg["vocab_size"])
-    w.add(A + ".rope.scaling.type", 8, "linear")
-    w.add(A + ".rope.scaling.factor", 6, 1.0)
+    if converter == "2025":
+        w.add(A + ".rope.scaling.type", 8, "linear")
+        w.add(A + ".rope.scaling.factor", 6, 1.0)
+    else:
+        w.add(A + ".rope.dimension_count", 4, cfg["hidden_size"] // cfg["num_attention_heads"])
     ap = os.path.join(hf, "added_tokens.json")
     added = list(json.load(open(ap, encoding="utf-8"))) if os.path.exists(ap) else []
     spm_vocab(w, model, None, added, cfg["vocab_size"])
@@ -1458,6 +1464,8 @@ def main():
                     help="write OUT as the GGUF (architecture bitnet) bitnet.cpp's convert-hf-to-gguf-bitnet.py "
                          "makes of the 1bitLLM checkpoint HF_DIR; needs --spm-model")
     ap.add_argument("--outtype", default="f32", choices=["f32", "f16"], help="--bitnet-gguf: its --outtype")
+    ap.add_argument("--converter", default="2025", choices=["2025", "current"],
+                    help="--bitnet-gguf: the converter's version (current: architecture bitnet-b1.58)")
     ap.add_argument("--spm-model", metavar="MODEL",
                     help="--embedding-gguf of a gemma3 checkpoint, --bitnet-gguf: the SentencePiece model of its "
                          "vocabulary")
@@ -1469,7 +1477,7 @@ def main():
     args = ap.parse_args()
     if args.bitnet_gguf:
         need(args.spm_model, "--bitnet-gguf needs --spm-model")
-        return bitnet_gguf(args.bitnet_gguf, args.out, args.spm_model, args.outtype)
+        return bitnet_gguf(args.bitnet_gguf, args.out, args.spm_model, args.outtype, args.converter)
     if args.embedding_gguf and args.spm_model:
         return embedding_gguf_gemma3(args.embedding_gguf, args.out, args.spm_model, args.space_prefix,
                                      args.drop_post_norms)
