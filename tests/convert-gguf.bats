@@ -46,7 +46,7 @@ convert_fails() {
     done
 }
 
-@test "GGUF float projections that are not ternary·β (latent weights, one other value) stay float, byte-identical" {
+@test "GGUF float projections that are not ternary·β (latent weights, one other value, NaN, infinite β) stay float, byte-identical; -0 is a zero" {
     for fmt in gguf-f32 gguf-f16 gguf-bf16; do
         $GEN --format $fmt --master --shape tiny "$T/$fmt.gguf"
         convert_ok "$T/$fmt.gguf"
@@ -59,6 +59,16 @@ convert_fails() {
     [[ $output == *"blk.0.attn_q.weight                  f16    [64, 64]"* ]]
     [[ $output == *"blk.0.attn_k.weight                  t2 "* ]]
     [[ $output == *"provenance.source_format     gguf"* ]]
+    # -0 is a zero; a NaN or an infinite β is not ternary·β
+    for fmt in gguf-f32 gguf-f16 gguf-bf16; do
+        $GEN --format $fmt --shape tiny --inject float-special "$T/s.gguf"
+        convert_ok "$T/s.gguf"
+        run bn-convert --info "$T/out.bn"
+        [[ $output == *"blk.0.attn_q.weight                  t2 "* ]]
+        [[ $output == *"blk.0.attn_k.weight                  ${fmt#gguf-} "* ]]
+        [[ $output == *"blk.0.attn_v.weight                  ${fmt#gguf-} "* ]]
+        [[ $output == *"blk.0.attn_output.weight             t2 "* ]]
+    done
 }
 
 @test "GGUF Q8_0 is dequantized exactly to f32" {

@@ -739,6 +739,20 @@ def ternary_bytes(args, name, wt, beta, gt, rng, entry):
             vals.reshape(-1)[i] *= np.float32(1.5)
             entry.update(kind="float", bn_type=gt.lower())
             return enc(vals), entry
+        if args.inject == "float-special":
+            # the sign of zero does not count: every zero of attn_q written as -0 (still t2);
+            # one NaN in attn_k, an infinite β in attn_v: not ternary·β, stay float
+            if name == "blk.0.attn_q.weight":
+                vals[wt == 0] = np.float32(-0.0)
+            elif name == "blk.0.attn_k.weight":
+                vals.reshape(-1)[int(np.flatnonzero(wt.reshape(-1))[0])] = np.float32("nan")
+                entry.update(kind="float", bn_type=gt.lower())
+                return enc(vals), entry
+            elif name == "blk.0.attn_v.weight":
+                vals = wt.astype(np.float32) * np.float32("inf")
+                vals[wt == 0] = 0
+                entry.update(kind="float", bn_type=gt.lower())
+                return enc(vals), entry
         # What the converters write (weight_quant before the float cast):
         # a BitNet architecture's reader takes it as t2 with the stored β
         # (formats/gguf-import.md §2); llama's keeps the floats.
@@ -1449,7 +1463,8 @@ def main():
     ap.add_argument("--alignment", type=int, default=0, help="write general.alignment (default: absent = 32)")
     ap.add_argument("--inject", choices=["absurd-tensor-count", "absurd-kv-count", "absurd-string-len",
                                          "offset-past-end", "unknown-type", "i2s-nan-scale", "i2s-zero-scale",
-                                         "i2s-bad-code", "nested-array", "float-near-ternary"],
+                                         "i2s-bad-code", "nested-array", "float-near-ternary",
+                                         "float-special"],
                     help="write a deliberately malformed file (for error tests)")
     ap.add_argument("--master", action="store_true",
                     help="gguf-f32/f16/bf16: projections as random latent weights (a master checkpoint's float "
