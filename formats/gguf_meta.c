@@ -47,6 +47,30 @@ static int map_arch(const char *a, archinfo *ai)
     return -1;
 }
 
+/* Which BitNet layer a file of a BitNet architecture holds: the name
+ * alone does not say. bitnet.cpp's converter has written 1bitLLM's SiLU
+ * models as bitnet-b1.58 since its 3b04140 (formats/1bitllm.md), and
+ * llama.cpp's writes 2B4T (relu²) as bitnet; each peer then computes its
+ * name's graph. bn runs the model as it was trained: an explicit
+ * <arch>.hidden_activation (llama.cpp's optional key) decides, else the
+ * vocabulary: 1bitLLM's is Llama 2's SentencePiece (tokenizer.ggml.model
+ * "llama"), 2B4T's Llama 3's BPE ("gpt2"); else the name. */
+static int bitnet_layer(const bn_meta *raw, const char *arch, archinfo *ai, const char *name, bn_err *e)
+{
+    if (strcmp(ai->canon, "bitnet") && strcmp(ai->canon, "bitnet-b1.58"))
+        return 0;
+    char key[80];
+    snprintf(key, sizeof key, "%s.hidden_activation", arch);
+    const char *act = bn_meta_str(raw, key), *tok = bn_meta_str(raw, "tokenizer.ggml.model");
+    if (act && strcmp(act, "relu2") && strcmp(act, "silu"))
+        return bn_fail(e, "%s: %s '%s' is not supported (relu2 or silu expected)", name, key, act);
+    if (act)
+        map_arch(strcmp(act, "silu") ? "bitnet-b1.58" : "bitnet", ai);
+    else if (tok && (!strcmp(tok, "llama") || !strcmp(tok, "gpt2")))
+        map_arch(strcmp(tok, "llama") ? "bitnet-b1.58" : "bitnet", ai);
+    return 0;
+}
+
 static int strarr_find(const bn_kv *kv, const char *s)
 {
     if (!kv || kv->type != BN_V_STRARR)
@@ -305,15 +329,8 @@ int bn_gguf_canonical_meta(bn_source *s, const bn_meta *raw, int has_output, uin
                        "%s: architecture '%s' is not supported (bitnet-b1.58, bitnet-25, bitnet, ternary "
                        "llama, qwen3 or gemma3 expected)",
                        name, arch);
-    /* bitnet.cpp's converter has written 1bitLLM's BitnetForCausalLM as
-     * bitnet-b1.58 since its 3b04140 (formats/1bitllm.md): a SiLU model
-     * with a Llama 2 SentencePiece vocabulary, where 2B4T (relu²) has Llama
-     * 3's BPE. bitnet.cpp then computes relu²; bn runs the model as it was
-     * trained (1bitLLM's and transformers' code), as the HF conversion of
-     * the same checkpoint does. */
-    const char *tok_model = bn_meta_str(raw, "tokenizer.ggml.model");
-    if (!strcmp(ai.canon, "bitnet-b1.58") && tok_model && !strcmp(tok_model, "llama"))
-        map_arch("bitnet", &ai);
+    if (bitnet_layer(raw, arch, &ai, name, e))
+        return -1;
     bn_hparams hp;
     memset(&hp, 0, sizeof hp);
     snprintf(hp.arch, sizeof hp.arch, "%s", ai.canon);

@@ -131,12 +131,26 @@ convert_fails() {
     run bn-convert --info "$T/out.bn"
     [[ $output == *"general.architecture         bitnet-b1.58"* ]]
 
+    # bitnet with Llama 3's BPE vocabulary: 2B4T as llama.cpp's converter names it (relu²)
     $GEN --format gguf-i2_s --arch bitnet "$T/b.gguf"
     convert_ok "$T/b.gguf"
     run bn-convert --info "$T/out.bn"
-    [[ $output == *"general.architecture         bitnet"* ]]
-    [[ $output == *"model.ffn_activation         silu"* ]]
+    [[ $output == *"general.architecture         bitnet-b1.58"* ]]
+    [[ $output == *"model.ffn_activation         relu2"* ]]
     [[ $output == *"model.sub_norms              true"* ]]
+    # llama.cpp's hidden_activation key decides over the vocabulary
+    $GEN --format gguf-i2_s --arch bitnet --hidden-act silu "$T/bs.gguf"
+    convert_ok "$T/bs.gguf"
+    run bn-convert --info "$T/out.bn"
+    [[ $output == *"general.architecture         bitnet"$'\n'* ]]
+    [[ $output == *"model.ffn_activation         silu"* ]]
+    $GEN --format gguf-i2_s --hidden-act relu2 "$T/br.gguf"
+    convert_ok "$T/br.gguf"
+    run bn-convert --info "$T/out.bn"
+    [[ $output == *"model.ffn_activation         relu2"* ]]
+    $GEN --format gguf-i2_s --hidden-act gelu "$T/bg.gguf"
+    convert_fails "$T/bg.gguf"
+    [[ $err == *"bitnet-b1.58.hidden_activation 'gelu' is not supported"* ]]
 
     $GEN --format gguf-i2_s --arch llama "$T/l.gguf"
     convert_ok "$T/l.gguf"

@@ -354,11 +354,19 @@ def check_gguf(src, m, P):
         v = g.kv.get(key, default)
         return v.decode() if isinstance(v, bytes) else v
 
+    # A BitNet architecture's layer: its hidden_activation key, else its
+    # vocabulary (1bitLLM: SentencePiece, SiLU; 2B4T: BPE, relu²), else the name
+    layer = canon.get(arch)
+    act, tok = kv(A + ".hidden_activation"), kv("tokenizer.ggml.model")
+    if arch in BITNET_ARCHS and act is not None:
+        layer = "bitnet-b1.58" if act == "relu2" else "bitnet"
+    elif arch in BITNET_ARCHS and tok in ("llama", "gpt2"):
+        layer = "bitnet" if tok == "llama" else "bitnet-b1.58"
     d = kv(A + ".embedding_length")
     h = kv(A + ".attention.head_count")
     emb = [t for t in g.tensors if t["name"] == "token_embd.weight"]
     expect = {
-        "general.architecture": canon.get(arch),
+        "general.architecture": layer,
         "model.context_length": kv(A + ".context_length"),
         "model.embedding_length": d,
         "model.feed_forward_length": kv(A + ".feed_forward_length"),
@@ -370,7 +378,7 @@ def check_gguf(src, m, P):
         "model.rope_theta": np.float32(kv(A + ".rope.freq_base", 10000.0)),
         "model.norm_eps": np.float32(kv(A + ".attention.layer_norm_rms_epsilon")),
         "model.rope_pairing": "adjacent" if arch == "llama" else "neox",
-        "model.ffn_activation": "relu2" if arch in ("bitnet-b1.58", "bitnet-25") else "silu",
+        "model.ffn_activation": "relu2" if layer == "bitnet-b1.58" else "silu",
         "model.sub_norms": arch != "llama",
         "model.tied_embeddings": "output.weight" not in names,
         "tokens.bos_id": kv("tokenizer.ggml.bos_token_id", -1),

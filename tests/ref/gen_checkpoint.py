@@ -638,6 +638,8 @@ def write_gguf(args, shape, layers, vocab, out):
     w.add("tokenizer.ggml.add_bos_token", 7, True)
     w.add(A + ".attention.layer_norm_rms_epsilon", 6, 1e-5)
     w.add(A + ".rope.freq_base", 6, 500000.0)
+    if args.hidden_act:
+        w.add(A + ".hidden_activation", 8, args.hidden_act)
     w.add("general.file_type", 4, {"f32": 0, "f16": 1, "bf16": 32, "q8_0": 7, "tq1_0": 36, "tq2_0": 37,
                                    "i2_s": 40}[fmt])
     w.add("tokenizer.ggml.model", 8, "gpt2")
@@ -1229,7 +1231,7 @@ def write_gguf_file(out, w, data):
 def bitnet_gguf(hf, out, model, outtype="f32", converter="2025"):
     """The GGUF bitnet.cpp's utils/convert-hf-to-gguf-bitnet.py (BitnetModel,
     gguf MODEL_ARCH.BITNET) makes of a 1bitLLM checkpoint (formats/1bitllm.md):
-    architecture "bitnet"; the base sizes, rope.freq_base, the RMS epsilon,
+    architecture "bitnet" (the 2025 converter; see converter below); the base sizes, rope.freq_base, the RMS epsilon,
     file_type, vocab_size and linear RoPE scaling with factor 1; the
     SentencePiece vocabulary of MODEL (as the repository's tokenizer.model)
     with added_tokens.json's pieces and "[PADi]" up to vocab_size, the ids
@@ -1466,6 +1468,8 @@ def main():
                                          "i2s-bad-code", "nested-array", "float-near-ternary",
                                          "float-special"],
                     help="write a deliberately malformed file (for error tests)")
+    ap.add_argument("--hidden-act", metavar="ACT",
+                    help="gguf-*: write <arch>.hidden_activation = ACT (llama.cpp's optional key: relu2, silu)")
     ap.add_argument("--master", action="store_true",
                     help="gguf-f32/f16/bf16: projections as random latent weights (a master checkpoint's float "
                          "conversion, for bn-quant) instead of the converters' ternary values times beta")
@@ -1476,7 +1480,7 @@ def main():
     ap.add_argument("--embedding-gguf", metavar="HF_DIR",
                     help="write OUT as the I2_S GGUF bitnet.cpp's embedding converter makes of HF_DIR (qwen3)")
     ap.add_argument("--bitnet-gguf", metavar="HF_DIR",
-                    help="write OUT as the GGUF (architecture bitnet) bitnet.cpp's convert-hf-to-gguf-bitnet.py "
+                    help="write OUT as the GGUF (architecture bitnet; see --converter) bitnet.cpp's convert-hf-to-gguf-bitnet.py "
                          "makes of the 1bitLLM checkpoint HF_DIR; needs --spm-model")
     ap.add_argument("--outtype", default="f32", choices=["f32", "f16"], help="--bitnet-gguf: its --outtype")
     ap.add_argument("--converter", default="2025", choices=["2025", "current"],
