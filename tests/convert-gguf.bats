@@ -36,9 +36,11 @@ convert_fails() {
         run bn-convert --info "$T/out.bn"
         [[ $output == *"blk.0.attn_q.weight                  t2     [64, 64]"* ]]
         [[ $output == *"token_embd.weight                    ${fmt#gguf-}"* ]]
-        # K = 36 and 90: rows that end inside a byte of codes
-        $GEN --format $fmt --shape odd "$T/odd-$fmt.gguf"
-        convert_ok "$T/odd-$fmt.gguf"
+        # K = 90, 81, 83: rows that end 2, 1, 3 codes into a byte
+        for sh in odd odd1 odd3; do
+            $GEN --format $fmt --shape $sh "$T/$sh-$fmt.gguf"
+            convert_ok "$T/$sh-$fmt.gguf"
+        done
     done
     for a in bitnet-25 bitnet; do
         $GEN --format gguf-f16 --shape tiny --arch $a "$T/$a.gguf"
@@ -53,12 +55,14 @@ convert_fails() {
         run bn-convert --info "$T/out.bn"
         [[ $output == *"blk.0.attn_q.weight                  ${fmt#gguf-} "* ]]
     done
-    $GEN --format gguf-f16 --shape tiny --inject float-near-ternary "$T/n.gguf"
-    convert_ok "$T/n.gguf"
-    run bn-convert --info "$T/out.bn"
-    [[ $output == *"blk.0.attn_q.weight                  f16    [64, 64]"* ]]
-    [[ $output == *"blk.0.attn_k.weight                  t2 "* ]]
-    [[ $output == *"provenance.source_format     gguf"* ]]
+    for sh in tiny odd1; do
+        $GEN --format gguf-f16 --shape $sh --inject float-near-ternary "$T/n.gguf"
+        convert_ok "$T/n.gguf"
+        run bn-convert --info "$T/out.bn"
+        [[ $output == *"blk.0.ffn_down.weight                f16 "* ]]
+        [[ $output == *"blk.0.ffn_up.weight                  t2 "* ]]
+        [[ $output == *"provenance.source_format     gguf"* ]]
+    done
     # -0 is a zero; a NaN or an infinite β is not ternary·β
     for fmt in gguf-f32 gguf-f16 gguf-bf16; do
         $GEN --format $fmt --shape tiny --inject float-special "$T/s.gguf"

@@ -58,6 +58,10 @@ SHAPES = {
 # 1bitLLM/bitnet_b1_58-large, whose M x K bitnet.cpp's TL1/TL2 presets tile.
 TEST_SHAPES = {
     "large": (1536, 4096, 24, 16, 16, 32002, 2048),
+    # rows of K = 38 and 81 or 83 (2, 1, 3 past a multiple of 4): every
+    # tail inside a byte of t2 codes; float formats only
+    "odd1": (38, 81, 1, 1, 1, 300, 64),
+    "odd3": (38, 83, 1, 1, 1, 300, 64),
 }
 
 # The model families bitnet.cpp runs beside 2B4T, with the values of their
@@ -735,9 +739,10 @@ def ternary_bytes(args, name, wt, beta, gt, rng, entry):
             return enc(rng.standard_normal((rows, cols)).astype(np.float32)), entry
         b = round_beta(beta, {"F32": "f32", "F16": "f16", "BF16": "bf16"}[gt])
         vals = wt.astype(np.float32) * b
-        if args.inject == "float-near-ternary" and name == "blk.0.attn_q.weight":
-            # one nonzero value of another magnitude: not ternary·β, stays float
-            i = int(np.flatnonzero(wt.reshape(-1))[0])
+        if args.inject == "float-near-ternary" and name == "blk.0.ffn_down.weight":
+            # the last nonzero value of another magnitude: not ternary·β, stays float
+            # (past the first 4096 values; with shape odd1, in the last 2 halves)
+            i = int(np.flatnonzero(wt.reshape(-1))[-1])
             vals.reshape(-1)[i] *= np.float32(1.5)
             entry.update(kind="float", bn_type=gt.lower())
             return enc(vals), entry
