@@ -288,6 +288,42 @@ EOF
     [[ $output == *"model: spm-bpe (SentencePiece-style, byte fallback, dummy prefix)"* && $output == *"vocab: 32002"* ]]
 }
 
+@test "1bitLLM, bitnet.cpp's I2_S file (current converter): the same model as its f32 file" {
+    # -large only: the cut -3B's 200 x 200 matrices are not whole 128-weight I2_S blocks
+    for f in bitnet-b1.58-large; do
+        bitnet_gguf $f
+        # llama-quantize's I2_S of the f32 file (TL1/TL2 of these models' real M x K:
+        # convert-gguf.bats, with bitnet.cpp's presets; the cut test shapes have none)
+        $GEN --bitnet-gguf "$D/$f.g" --spm-model "$D/spm/spm.model" --converter current --outtype i2_s "$T/i2s.gguf"
+        bn-convert "$T/i2s.gguf" >"$T/i2s.bn"
+        bn-convert --info --json "$T/i2s.bn" >"$T/i2s.json"
+        bn-convert --info --json "$D/$f.cur.bn" >"$T/cur.json"
+        run $PY - "$ROOT/tests/ref" "$T" "$D/$f.cur.bn" <<'EOF'
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import bnread
+T = sys.argv[2]
+ref = bnread.read(sys.argv[3])
+want = json.load(open(T + "/cur.json"))["metadata"]
+bad, n = [], 0
+for x in ("i2s",):
+    got = json.load(open("%s/%s.json" % (T, x)))["metadata"]
+    bad += [(x, k, got.get(k), v) for k, v in want.items() if k.startswith(("model.", "tokens.", "general.arch"))
+            and got.get(k) != v]
+    m = bnread.read("%s/%s.bn" % (T, x))
+    for t in ref.tensors:
+        if t.type == 4:  # t2: the same codes and β, byte for byte
+            n += 1
+            if m.by_name[t.name].type != 4 or m.tensor_bytes(m.by_name[t.name]) != ref.tensor_bytes(t):
+                bad.append((x, t.name))
+print(n, "ternary tensors; differences:", bad)
+sys.exit(1 if bad or n < 7 else 0)
+EOF
+        echo "$f: $output"
+        [ "$status" -eq 0 ]
+    done
+}
+
 @test "1bitLLM, bitnet.cpp's GGUF: logits match the reference (exact int8 path, 1e-4), greedy tokens too" {
     for f in bitnet-b1.58-large bitnet-b1.58-3b; do
         bitnet_gguf $f

@@ -1259,7 +1259,7 @@ def bitnet_gguf(hf, out, model, outtype="f32", converter="2025"):
     w.add("general.architecture", 8, A)
     w.add("general.name", 8, os.path.basename(hf.rstrip("/")))
     gguf_shape_keys(w, A, cfg)
-    w.add("general.file_type", 4, {"f32": 0, "f16": 1}[outtype])
+    w.add("general.file_type", 4, {"f32": 0, "f16": 1, "i2_s": 40}[outtype])
     w.add(A + ".vocab_size", 4, cfg["vocab_size"])
     if converter == "2025":
         w.add(A + ".rope.scaling.type", 8, "linear")
@@ -1293,6 +1293,15 @@ def bitnet_gguf(hf, out, model, outtype="f32", converter="2025"):
             # double, rounded once), which may differ from torch's in the last bit
             s = np.float32(1) / np.float32(max(np.abs(x.astype(np.float64)).mean(), 1e-5))
             x = (np.clip(np.rint(x * s), -1, 1) / s).astype(np.float32)
+            if outtype == "i2_s":
+                # what llama-quantize's I2_S makes of the f32 file: the codes, and the
+                # one magnitude (1/s in f32) as the tensor's scale
+                nz = np.abs(x[x != 0])
+                beta = np.float32(nz.max()) if nz.size else np.float32(1)
+                body = enc_i2s(np.rint(x / beta).astype(np.int8), beta)
+                w.add_tensor(gn, list(x.shape), GT["I2_S"], len(body))
+                data.append(body)
+                continue
         f16 = outtype == "f16" and x.ndim == 2 and gn != "token_embd.weight"
         body = x.astype("<f2" if f16 else "<f4").tobytes()
         w.add_tensor(gn, list(x.shape), GT["F16" if f16 else "F32"], len(body))
@@ -1487,7 +1496,9 @@ def main():
     ap.add_argument("--bitnet-gguf", metavar="HF_DIR",
                     help="write OUT as the GGUF (architecture bitnet; see --converter) bitnet.cpp's convert-hf-to-gguf-bitnet.py "
                          "makes of the 1bitLLM checkpoint HF_DIR; needs --spm-model")
-    ap.add_argument("--outtype", default="f32", choices=["f32", "f16"], help="--bitnet-gguf: its --outtype")
+    ap.add_argument("--outtype", default="f32", choices=["f32", "f16", "i2_s"],
+                    help="--bitnet-gguf: its --outtype (i2_s: the f32 file through llama-quantize I2_S: projections "
+                         "I2_S, the rest f32)")
     ap.add_argument("--converter", default="2025", choices=["2025", "current"],
                     help="--bitnet-gguf: the converter's version (current: architecture bitnet-b1.58)")
     ap.add_argument("--spm-model", metavar="MODEL",
