@@ -435,45 +435,57 @@ static int float_off(const uint8_t *src, int wide, uint64_t i0, uint64_t i1, uin
     return bad != 0;
 }
 
-/* 1 (and *beta, widened to f32) when every value of an f32, f16 or bf16
- * tensor is 0 or ±beta for one positive finite beta: what the BitNet
- * converters write for a projection (bitnet.cpp's and llama.cpp's
- * weight_quant, the official 2B4T path's preprocessing; formats/
- * gguf-import.md §2), which the peers multiply by as stored. Re-ternarizing
- * such a tensor by absmean would keep the codes but take beta = mean|w|, a
- * fraction of the true scale; read as t2 it keeps both. */
-static int float_ternary(const uint8_t *src, uint32_t type, uint64_t n, float *beta)
+/* 0 when n values of src (f32 when wide, else 16-bit) are each ±0 or ±m,
+ * m the magnitude bits of the first nonzero value seen, here or in an
+ * earlier part of the tensor (*m, 0 until then); 1 at the first other
+ * value. In 4096-value pieces, so a tensor that is not ternary stops early. */
+static int float_scan(const uint8_t *src, int wide, uint64_t n, uint32_t *m)
 {
-    int wide = type == BN_F32;
     uint64_t i = 0;
-    while (i < n && !float_mag(src, wide, i))
-        i++;
-    if (i == n)
-        return 0; /* all zero: no β to keep */
-    uint32_t m = float_mag(src, wide, i);
+    if (!*m) {
+        while (i < n && !float_mag(src, wide, i))
+            i++;
+        if (i == n)
+            return 0;
+        *m = float_mag(src, wide, i);
+    }
     enum { CHUNK = 4096 };
     for (; i < n; i += CHUNK)
-        if (float_off(src, wide, i, n - i > CHUNK ? i + CHUNK : n, m))
-            return 0;
+        if (float_off(src, wide, i, n - i > CHUNK ? i + CHUNK : n, *m))
+            return 1;
+    return 0;
+}
+
+/* An f32/f16/bf16 projection becomes t2 when every value is ±0 or ±β for
+ * one positive finite β (β widened to f32): what the BitNet converters write
+ * for a projection (bitnet.cpp's and llama.cpp's weight_quant, the official
+ * 2B4T path's preprocessing; formats/gguf-import.md §2), which the peers
+ * multiply by as stored. Re-ternarizing such a tensor by absmean would keep
+ * the codes but take β = mean|w|, a fraction of the true scale; read as t2
+ * it keeps both. The tensor is read a MiB at a time, so a master's latent
+ * weights are told apart after the first piece, not after a whole read. */
+static int decide_float(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e)
+{
+    int wide = t->type == BN_F32;
+    size_t es = wide ? 4 : 2, piece = ((size_t)1 << 20) / es * es;
+    uint64_t size = gt->src_size;
+    if (ensure_scratch(g, size < piece ? (size_t)size : piece))
+        return bn_fail(e, "%s: out of memory for tensor '%s'", name, t->name);
+    uint32_t m = 0;
+    for (uint64_t off = 0; off < size; off += piece) {
+        size_t len = size - off < piece ? (size_t)(size - off) : piece;
+        if (bn_gguf_pread_full(g->fd, g->scratch, len, gt->src_off + off))
+            return bn_fail(e, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
+        if (float_scan(g->scratch, wide, len / es, &m))
+            return 0; /* not ternary·β: stays float */
+    }
     float f;
     if (wide)
         memcpy(&f, &m, 4);
     else
-        f = type == BN_F16 ? bn_f16_to_f32((uint16_t)m) : bn_bf16_to_f32((uint16_t)m);
-    if (!(f > 0) || !isfinite(f))
-        return 0;
-    *beta = f;
-    return 1;
-}
-
-/* An f32/f16/bf16 projection becomes t2 when it is ternary·β (float_ternary). */
-static int decide_float(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e)
-{
-    if (ensure_scratch(g, (size_t)gt->src_size))
-        return bn_fail(e, "%s: out of memory for tensor '%s'", name, t->name);
-    if (bn_gguf_pread_full(g->fd, g->scratch, (size_t)gt->src_size, gt->src_off))
-        return bn_fail(e, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
-    if (float_ternary(g->scratch, t->type, gt->n, &gt->beta)) {
+        f = t->type == BN_F16 ? bn_f16_to_f32((uint16_t)m) : bn_bf16_to_f32((uint16_t)m);
+    if (m && f > 0 && isfinite(f)) { /* all zero: no β to keep */
+        gt->beta = f;
         gt->conv = CV_FLOAT_T2;
         t->type = BN_T2;
     }
