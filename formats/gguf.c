@@ -283,7 +283,7 @@ static int open_impl(bn_source *s, const char *path, const char *tl_config, bn_m
      * (formats/gguf-import.md §2). Other architectures' float projections,
      * and BitNet ones that are not ternary·β, stay float for bn-quant. */
     const char *a0 = rc ? NULL : bn_meta_str(raw, "general.architecture");
-    g->float_t2 = a0 && (!strcmp(a0, "bitnet") || !strcmp(a0, "bitnet-b1.58") || !strcmp(a0, "bitnet-25"));
+    g->float_t2 = bn_gguf_bitnet_arch(a0);
     if (rc || check_unique_names(s, e) || place_tensors(s, g, head_end, alignment, size, e) ||
         settle_tensors(s, g, e))
         return -1;

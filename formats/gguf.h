@@ -157,6 +157,9 @@ int bn_gguf_tl_read(const char *name, const char *tensor, const gg_tensor *gt, c
 
 /* ------------------------------------------- gguf_meta.c: canonical keys */
 
+/* 1 when a (general.architecture, may be NULL) names a BitNet
+ * architecture: bitnet, bitnet-b1.58 or bitnet-25. */
+int bn_gguf_bitnet_arch(const char *a);
 /* Fills s->meta with the canonical metadata (formats/bn-model.md §3) from
  * the file's entries: architecture, hyper-parameters, special tokens,
  * chat format and the tokenizer section. has_output: the file has its own

@@ -47,6 +47,12 @@ static int map_arch(const char *a, archinfo *ai)
     return -1;
 }
 
+int bn_gguf_bitnet_arch(const char *a)
+{
+    archinfo ai;
+    return a && !map_arch(a, &ai) && (!strcmp(ai.canon, "bitnet") || !strcmp(ai.canon, "bitnet-b1.58"));
+}
+
 /* Which BitNet layer a file of a BitNet architecture holds: the name
  * alone does not say. bitnet.cpp's converter has written 1bitLLM's SiLU
  * models as bitnet-b1.58 since its 3b04140 (formats/1bitllm.md), and

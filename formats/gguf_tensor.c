@@ -385,19 +385,24 @@ int bn_gguf_is_proj(const char *n)
     return 0;
 }
 
-/* A float element's bits with the sign cleared (f32, or f16/bf16 when
- * not wide). Comparing bits, not values, makes the
- * ternary test one integer compare per element and keeps -0 a zero. */
-static uint32_t float_mag(const uint8_t *src, int wide, uint64_t i)
+/* A float element's bits (f32 when wide, else f16/bf16), and the same with
+ * the sign cleared. Comparing bits, not values, makes the ternary test one
+ * integer compare per element and keeps -0 a zero. */
+static inline uint32_t float_bits(const uint8_t *src, int wide, uint64_t i)
 {
     if (wide) {
         uint32_t x;
         memcpy(&x, src + 4 * i, 4);
-        return x & 0x7fffffffu;
+        return x;
     }
     uint16_t h;
     memcpy(&h, src + 2 * i, 2);
-    return h & 0x7fffu;
+    return h;
+}
+
+static uint32_t float_mag(const uint8_t *src, int wide, uint64_t i)
+{
+    return float_bits(src, wide, i) & (wide ? 0x7fffffffu : 0x7fffu);
 }
 
 /* Eight bytes of elements (4 halves or 2 words) as lanes: LOW has every
@@ -647,25 +652,12 @@ static int read_iqbn(const bn_source *s, const bn_tensor *t, const gg_tensor *gt
     return 0;
 }
 
-/* A ternary·β f32/f16 tensor (decide_float) to t2 codes and its β. */
 /* t2 code of a ternary·β element from its bits (sign in bit `top`): 0
  * for -β, 1 for 0, 2 for +β, without a branch. */
 static inline unsigned float_code(uint32_t bits, unsigned top)
 {
     unsigned nz = (bits & ((1u << top) - 1)) != 0, neg = bits >> top & 1;
     return 1 + nz - 2 * (nz & neg);
-}
-
-static inline uint32_t float_bits(const uint8_t *src, int wide, uint64_t i)
-{
-    if (wide) {
-        uint32_t x;
-        memcpy(&x, src + 4 * i, 4);
-        return x;
-    }
-    uint16_t h;
-    memcpy(&h, src + 2 * i, 2);
-    return h;
 }
 
 /* Bit 16j+15 of v (j = 0..3) to bit 2j: after the shift the bits sit at
@@ -676,6 +668,7 @@ static unsigned gather4(uint64_t v)
     return (unsigned)((((v >> 15) & 0x0001000100010001ull) * 0x0001000400100040ull) >> 48) & 0x55u;
 }
 
+/* A ternary·β f32/f16/bf16 tensor (decide_float) to t2 codes and its β. */
 static void read_float_t2(const gg_tensor *gt, const uint8_t *src, int wide, uint8_t *out)
 {
     uint64_t k = gt->k, rows = gt->n / k, rb = (k + 3) / 4;
@@ -689,15 +682,9 @@ static void read_float_t2(const gg_tensor *gt, const uint8_t *src, int wide, uin
                 uint64_t v = load64(src + 2 * (e + c)), nz = ((v & low) + low) & ~low;
                 row[c / 4] = (uint8_t)(gather4(~nz & ~low) | gather4(nz & ~v) << 1);
             }
-        for (; c + 4 <= k; c += 4) { /* a whole byte at a time */
-            unsigned b = 0;
-            for (unsigned j = 0; j < 4; j++)
-                b |= float_code(float_bits(src, wide, e + c + j), top) << 2 * j;
-            row[c / 4] = (uint8_t)b;
-        }
-        if (c < k) { /* the padding codes are 1 (zero) */
+        for (; c < k; c += 4) { /* 4 codes a byte; past k the padding code 1 (zero) */
             unsigned b = 0x55;
-            for (unsigned j = 0; c + j < k; j++)
+            for (unsigned j = 0; j < 4 && c + j < k; j++)
                 b = (b & ~(3u << 2 * j)) | float_code(float_bits(src, wide, e + c + j), top) << 2 * j;
             row[c / 4] = (uint8_t)b;
         }
