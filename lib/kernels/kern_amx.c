@@ -6,8 +6,10 @@
  * scalar reference (as every kernel's must be).
  *
  * Operands: A is 16 tokens × 64 activations, read straight from q as the
- * avx512 set's quantize() wrote it (its order is the layout's plane order,
- * kern_2bit.h; b3 keeps natural order), so activations are never copied.
+ * amx set's quantize() wrote it (the avx512 one's order, the layout's
+ * plane order of kern_2bit.h, but with t2's tail past the whole vectors
+ * in natural order as the avx512 set alone does not keep it; b3 keeps
+ * natural order), so activations are never copied.
  * B holds the weights of 16 rows as codes w+1 ∈ {0, 1, 2} (TDPBSUD
  * multiplies signed A by unsigned B; Σ q is subtracted at the end) in
  * the tile's "four consecutive k per 32-bit word" order: B[i][4j+u] =

@@ -75,6 +75,30 @@ static T512 INLINE __m512i sum16v(__m512i v[4][4])
                             _mm512_shuffle_i32x4(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
+/* A t2 tail unit's 16 bytes (64 columns) as codes, 128-bit lane p
+ * holding plane p: one load, broadcast, shifted by 2p per lane. */
+static T512 INLINE __m512i tail_planes(const uint8_t *b)
+{
+    const __m512i sh = _mm512_set_epi32(0x00060006, 0x00060006, 0x00060006, 0x00060006, 0x00040004, 0x00040004,
+                                        0x00040004, 0x00040004, 0x00020002, 0x00020002, 0x00020002, 0x00020002, 0, 0,
+                                        0, 0);
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)b));
+    return _mm512_and_si512(_mm512_srlv_epi16(v, sh), _mm512_set1_epi8(3));
+}
+
+/* Σ code·q' of U tail units (t2_units) into acc[i][t] for RT rows (row i's
+ * units at w + i·rs) and TT tokens (token t's at q + t·ldq). */
+static T512 INLINE void tail_tile(const uint8_t *w, size_t rs, size_t U, const int8_t *q, size_t ldq, int RT, int TT,
+                                  __m512i acc[4][4])
+{
+    for (size_t u = 0; u < U; u++)
+        for (int i = 0; i < RT; i++) {
+            __m512i c = tail_planes(w + i * rs + 16 * u);
+            for (int t = 0; t < TT; t++)
+                acc[i][t] = _mm512_dpbusd_epi32(acc[i][t], c, _mm512_loadu_si512((const void *)(q + t * ldq + 64 * u)));
+        }
+}
+
 /* Float row → int8 in this set's order, bit-identical to k2_quantize: the
  * product x·s is one float multiply either way, vcvtps2dq rounds half to
  * even like nearbyintf (default MXCSR), and vpmovsdb saturates exactly as
@@ -85,7 +109,20 @@ static T512 INLINE __m128i q16(const float *x, __m512 s, __mmask16 m)
     return _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x), s)));
 }
 
-static T512 INLINE float quantize_impl(uint32_t layout, const float *x, size_t k, int8_t *q)
+/* The t2 tail past the whole vectors, in units of 64 columns (16 bytes),
+ * when the set reads it so (units != 0; the amx set's GEMM reads the tail
+ * in natural order): a unit's activations go plane-major like a vector's,
+ * column 64u + 4b + p at 64u + 16p + b, and the kernels read the unit's 16
+ * bytes once into a vector whose 128-bit lane p holds plane p (tail_planes).
+ * The bundled model's down projection (704 = 2·256 + 192 columns) spent as
+ * long on its 192-column tails, decoded and dotted per row and token, as
+ * on its two whole vectors. Columns past the last unit stay natural. */
+static inline size_t t2_units(uint32_t layout, int units, size_t k, size_t c0)
+{
+    return layout == BN_T2 && units ? (k - c0) / 64 : 0;
+}
+
+static T512 INLINE float quantize_impl(uint32_t layout, int units, const float *x, size_t k, int8_t *q)
 {
     __m512 mx = _mm512_setzero_ps();
     size_t i = 0;
@@ -118,7 +155,18 @@ static T512 INLINE float quantize_impl(uint32_t layout, const float *x, size_t k
                     memcpy(qv + W * (3 - m) + 32 * h, nat + 128 * h + 32 * m, 32);
         }
     }
-    for (size_t c = 4 * W * V; c < k; c += 16) {
+    size_t c0 = 4 * W * V, U = t2_units(layout, units, k, c0);
+    for (size_t u = 0; u < U; u++) {
+        const float *xu = x + c0 + 64 * u;
+        int8_t *qu = q + c0 + 64 * u;
+        _Alignas(64) int8_t nat[64];
+        for (int j = 0; j < 4; j++)
+            _mm_store_si128((__m128i *)(nat + 16 * j), q16(xu + 16 * j, vs, 0xffff));
+        __m512i wd = _mm512_load_si512((const void *)nat);
+        for (int p = 0; p < 4; p++)
+            _mm_storeu_si128((__m128i *)(qu + 16 * p), _mm512_cvtepi32_epi8(_mm512_srli_epi32(wd, 8 * p)));
+    }
+    for (size_t c = c0 + 64 * U; c < k; c += 16) {
         __mmask16 m = k - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - c)) - 1);
         _mm_mask_storeu_epi8(q + c, m, q16(x + c, vs, m));
     }
@@ -288,8 +336,8 @@ static T512 INLINE void t2_asm_4x4(const uint8_t *w, size_t rs, size_t vs, size_
 
 /* GEMV: rows in fours with the dependency chain split over planes; rs
  * and vs as in tile(). */
-static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_t V, const int8_t *q, int RT,
-                                   int32_t out[4])
+static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_t V, size_t U, const int8_t *q,
+                                   int RT, int32_t out[4])
 {
     __m512i a0[4], a1[4];
     const __m512i m3 = _mm512_set1_epi8(3);
@@ -316,6 +364,12 @@ static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_
             a1[r] = _mm512_dpbusd_epi32(a1[r], _mm512_and_si512(_mm512_srli_epi16(raw, 6), m3), q3);
         }
     }
+    /* tail units (row-major rows only: interleaved ones have no tail) */
+    for (size_t u = 0; u < U; u++) {
+        __m512i qu = _mm512_loadu_si512((const void *)(q + 4 * W * V + 64 * u));
+        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+            a0[r] = _mm512_dpbusd_epi32(a0[r], tail_planes(w + r * rs + vs * V + 16 * u), qu);
+    }
     if (RT == 4) {
         _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) a0[r] = _mm512_add_epi32(a0[r], a1[r]);
         sum4(a0, out);
@@ -328,11 +382,11 @@ static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_
 /* ilv: whole groups of 4 rows interleaved (kern_ilv.h; only when the row
  * has no tail past the last whole vector, see bn_ilv_find), the rest
  * row-major; r0 is then a multiple of 4. */
-static T512 INLINE void gemv_impl(uint32_t layout, int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1,
-                                  float beta, const int8_t *q, float s, float *y)
+static T512 INLINE void gemv_impl(uint32_t layout, int ilv, int units, const uint8_t *w, size_t k, size_t r0,
+                                  size_t r1, float beta, const int8_t *q, float s, float *y)
 {
-    size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), c0 = 4 * W * V;
-    size_t rs = ilv ? W : rb, vs = ilv ? 4 * W : W;
+    size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), U = t2_units(layout, units, k, 4 * W * V);
+    size_t rs = ilv ? W : rb, vs = ilv ? 4 * W : W, c0 = 4 * W * V + 64 * U; /* c0: where natural order starts */
     int32_t qs = qsum(q, c0), out[4];
     k2_tails tails;
     k2_tails_init(&tails);
@@ -342,7 +396,7 @@ static T512 INLINE void gemv_impl(uint32_t layout, int ilv, const uint8_t *w, si
      * fifth of the bundled model's decode (rows of one or two vectors) */
     const __m128 vs4 = _mm_set1_ps(s), vb4 = _mm_set1_ps(beta);
     for (; r + 4 <= r1; r += 4) {
-        rows4_gemv(w + r * rb, rs, vs, V, q, 4, out);
+        rows4_gemv(w + r * rb, rs, vs, V, U, q, 4, out);
         __m128i a = _mm_sub_epi32(_mm_loadu_si128((const __m128i *)out), _mm_set1_epi32(qs));
         if (c0 < k)
             a = _mm_add_epi32(a, _mm_setr_epi32(k2_tail_dot(&tails, layout, w, k, r, c0, q),
@@ -352,7 +406,7 @@ static T512 INLINE void gemv_impl(uint32_t layout, int ilv, const uint8_t *w, si
         _mm_storeu_ps(y + r, _mm_mul_ps(_mm_div_ps(_mm_cvtepi32_ps(a), vs4), vb4));
     }
     for (; r < r1; r++) {
-        rows4_gemv(w + r * rb, rb, W, V, q, 1, out);
+        rows4_gemv(w + r * rb, rb, W, V, U, q, 1, out);
         y[r] = bn_kern_out(out[0] - qs + k2_tail_dot(&tails, layout, w, k, r, c0, q), s, beta);
     }
 }
@@ -367,7 +421,7 @@ static T512 INLINE void gemv_impl(uint32_t layout, int ilv, const uint8_t *w, si
  * an L2-resident 2B4T-shaped matrix, and per-sum reductions most of a 2-
  * or 3-token pass over the bundled model's short rows. Only tokens < tt
  * are read (masked) or written. */
-static T512 INLINE void tile_store(uint32_t layout, __m512i o[4][4], int tt, const uint8_t *w, size_t k, size_t V,
+static T512 INLINE void tile_store(uint32_t layout, __m512i o[4][4], int tt, const uint8_t *w, size_t k, size_t c0,
                                    size_t r, size_t t, float beta, const int8_t *q, const int32_t *qs,
                                    const float *s, size_t ldq, k2_tails *tails, float *y, size_t ldy)
 {
@@ -376,7 +430,6 @@ static T512 INLINE void tile_store(uint32_t layout, __m512i o[4][4], int tt, con
     const __mmask8 tm = (__mmask8)((1u << tt) - 1);
     __m512i a = _mm512_permutexvar_epi32(by_token, sum16v(o));
     a = _mm512_sub_epi32(a, _mm512_permutexvar_epi32(spread, _mm512_castsi128_si512(_mm_maskz_loadu_epi32(tm, qs + t))));
-    size_t c0 = 4 * W * V;
     if (c0 < k) {
         _Alignas(64) int32_t tl[16] = {0};
         for (int j = 0; j < tt; j++)
@@ -407,12 +460,13 @@ static T512 INLINE void tile_store(uint32_t layout, __m512i o[4][4], int tt, con
 enum { GEMM_AHEAD = 32 };
 
 /* ilv as in gemv_impl. */
-static T512 INLINE void gemm_impl(uint32_t layout, int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1,
-                                  float beta, const int8_t *q, const float *s, size_t n, size_t ldq, float *y,
-                                  size_t ldy)
+static T512 INLINE void gemm_impl(uint32_t layout, int ilv, int units, const uint8_t *w, size_t k, size_t r0,
+                                  size_t r1, float beta, const int8_t *q, const float *s, size_t n, size_t ldq,
+                                  float *y, size_t ldy)
 {
-    size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), c0 = 4 * W * V;
+    size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), U = t2_units(layout, units, k, 4 * W * V);
     size_t rs = ilv ? W : rb, vs = ilv ? 4 * W : W, pf = ilv ? GEMM_AHEAD * vs : 4 * rb;
+    size_t c0 = 4 * W * V + 64 * U; /* where natural order starts */
     int32_t qs[BN_KERN_MAX_N];
     for (size_t t = 0; t < n; t++)
         qs[t] = qsum(q + t * ldq, c0);
@@ -432,7 +486,8 @@ static T512 INLINE void gemm_impl(uint32_t layout, int ilv, const uint8_t *w, si
                 case 2: tile(wr, rs, vs, pf, V, qt, ldq, 4, 2, o); break;
                 default: tile(wr, rs, vs, pf, V, qt, ldq, 4, 1, o); break;
                 }
-                tile_store(layout, o, tt, w, k, V, r, t, beta, q, qs, s, ldq, &tails, y, ldy);
+                tail_tile(wr + W * V, rb, U, qt + 4 * W * V, ldq, 4, tt, o);
+                tile_store(layout, o, tt, w, k, c0, r, t, beta, q, qs, s, ldq, &tails, y, ldy);
                 continue;
             }
             /* the last 1-3 rows: one at a time */
@@ -445,6 +500,7 @@ static T512 INLINE void gemm_impl(uint32_t layout, int ilv, const uint8_t *w, si
                 case 2: tile(wr, rb, W, 0, V, qt, ldq, 1, 2, o); break;
                 default: tile(wr, rb, W, 0, V, qt, ldq, 1, 1, o); break;
                 }
+                tail_tile(wr + W * V, rb, U, qt + 4 * W * V, ldq, 1, tt, o);
                 for (int j = 0; j < tt; j++) {
                     size_t tk = t + (size_t)j, ri = r + (size_t)i;
                     int32_t a = _mm512_reduce_add_epi32(o[0][j]) - qs[tk] +
@@ -458,31 +514,44 @@ static T512 INLINE void gemm_impl(uint32_t layout, int ilv, const uint8_t *w, si
 
 /* One instance per layout, so the layout tests fold away. */
 #define SET_FUNCS(L, name)                                                                                        \
-    static T512 float name##_quantize(const float *x, size_t k, int8_t *q) { return quantize_impl(L, x, k, q); } \
+    static T512 float name##_quantize(const float *x, size_t k, int8_t *q) { return quantize_impl(L, 1, x, k, q); } \
     K2_F32_FUNC(L, name)                                                                                          \
     static T512 void name##_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, \
                                  float s, float *y)                                                              \
     {                                                                                                            \
-        gemv_impl(L, 0, w, k, r0, r1, beta, q, s, y);                                                            \
+        gemv_impl(L, 0, 1, w, k, r0, r1, beta, q, s, y);                                                         \
     }                                                                                                            \
     static T512 void name##_gemv_ilv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,              \
                                      const int8_t *q, float s, float *y)                                         \
     {                                                                                                            \
-        gemv_impl(L, 1, w, k, r0, r1, beta, q, s, y);                                                            \
+        gemv_impl(L, 1, 1, w, k, r0, r1, beta, q, s, y);                                                         \
     }                                                                                                            \
     static T512 void name##_gemm_ilv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,              \
                                      const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy) \
     {                                                                                                            \
-        gemm_impl(L, 1, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                               \
+        gemm_impl(L, 1, 1, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                            \
     }                                                                                                            \
     static T512 void name##_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, \
                                  const float *s, size_t n, size_t ldq, float *y, size_t ldy)                     \
     {                                                                                                            \
-        gemm_impl(L, 0, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                                  \
+        gemm_impl(L, 0, 1, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                               \
     }
 
 SET_FUNCS(BN_T2, t2)
 SET_FUNCS(BN_I2S, i2s)
+
+/* The amx set's t2 quantize and GEMV: the tail in natural order, as
+ * kern_amx.c's GEMM reads it (t2_units). */
+static T512 float t2_quantize_nat(const float *x, size_t k, int8_t *q)
+{
+    return quantize_impl(BN_T2, 0, x, k, q);
+}
+
+static T512 void t2_gemv_nat(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, float s,
+                             float *y)
+{
+    gemv_impl(BN_T2, 0, 0, w, k, r0, r1, beta, q, s, y);
+}
 
 /* ------------------------------------------------------------------ b3
  * Five weights per byte (pack.h, formats/bn-model.md 4.1). A 64-byte load
@@ -789,7 +858,7 @@ static T512 void b3_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float
  * the thread that runs between steps). */
 static T512 float b3_quantize(const float *x, size_t k, int8_t *q)
 {
-    return quantize_impl(BN_B3, x, k, q);
+    return quantize_impl(BN_B3, 0, x, k, q);
 }
 K2_F32_FUNC(BN_B3, b3)
 static const bn_kernels set_b3 = {"avx512", BN_B3, b3_quantize, b3_gemm, b3_gemv, b3_gemm_f32};
@@ -821,7 +890,7 @@ AMX_FUNCS(BN_T2, t2)
 AMX_FUNCS(BN_I2S, i2s)
 AMX_GEMM(BN_B3, b3) /* b3 is never interleaved */
 
-static const bn_kernels amx_t2 = {"amx", BN_T2, t2_quantize, t2_gemm_amx, t2_gemv, t2_gemm_f32};
+static const bn_kernels amx_t2 = {"amx", BN_T2, t2_quantize_nat, t2_gemm_amx, t2_gemv_nat, t2_gemm_f32};
 static const bn_kernels amx_i2s = {"amx", BN_I2S, i2s_quantize, i2s_gemm_amx, i2s_gemv, i2s_gemm_f32};
 static const bn_kernels amx_b3 = {"amx", BN_B3, b3_quantize, b3_gemm_amx, b3_gemv, b3_gemm_f32};
 
