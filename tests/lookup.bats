@@ -45,7 +45,8 @@ setup() {
         [ $k != auto ] || more=("$ROOT"/tests/data/lookup/*.txt)
         for f in "$D/repeat.txt" "$D/rewrite.txt" "$D/plain.txt" "${more[@]}"; do
             bn-infer -m "$D/tiny.bn" --kernel $k -f "$f" --temp 0 -n 64 >"$T/plain" 2>/dev/null
-            for l in "1 --draft-max 2" "3" "4 --draft-max 16"; do
+            # paced (the default: it may guess little here) and not
+            for l in "1 --draft-max 2 --no-pacing" "3" "4 --draft-max 16 --no-pacing"; do
                 # shellcheck disable=SC2086
                 bn-infer -m "$D/tiny.bn" --kernel $k -f "$f" --temp 0 -n 64 --lookup $l >"$T/spec"
                 cmp "$T/plain" "$T/spec" || { echo "$k $f --lookup $l differs"; return 1; }
@@ -57,22 +58,22 @@ setup() {
 
 @test "--lookup: the same with a repeat penalty, stop strings, until the context is full, and a stream of records" {
     bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 --repeat-penalty 1.2 -n 48 >"$T/a"
-    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 --repeat-penalty 1.2 -n 48 --lookup 2 >"$T/b"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 --repeat-penalty 1.2 -n 48 --lookup 2 --no-pacing >"$T/b"
     cmp "$T/a" "$T/b"
     bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n 64 --stop "reason" >"$T/a"
-    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n 64 --stop "reason" --lookup 3 >"$T/b"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n 64 --stop "reason" --lookup 3 --no-pacing >"$T/b"
     cmp "$T/a" "$T/b"
     bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n -1 -c 96 >"$T/a"
-    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n -1 -c 96 --lookup 3 --draft-max 32 >"$T/b"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n -1 -c 96 --lookup 3 --no-pacing --draft-max 32 >"$T/b"
     cmp "$T/a" "$T/b"
     bn-infer -m "$D/tiny.bn" --temp 0 -n 40 <"$D/three.ids" >"$T/a"
-    bn-infer -m "$D/tiny.bn" --temp 0 -n 40 --lookup 3 <"$D/three.ids" >"$T/b"
+    bn-infer -m "$D/tiny.bn" --temp 0 -n 40 --lookup 3 --no-pacing <"$D/three.ids" >"$T/b"
     [ "$(grep -c . "$T/a")" -eq 3 ]
     cmp "$T/a" "$T/b"
 }
 
 @test "--lookup -v: drafts kept on a prompt that copies, more than one token a pass" {
-    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n 64 --lookup 3 -v >/dev/null 2>"$T/err"
+    bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --temp 0 -n 64 --lookup 3 --no-pacing -v >/dev/null 2>"$T/err"
     line=$(grep "prompt lookup:" "$T/err")
     [[ $line =~ ([0-9]+)\ tokens\ drafted,\ ([0-9]+)\ accepted.*,\ ([0-9.]+)\ tokens\ a\ pass ]]
     [ "${BASH_REMATCH[2]}" -gt 0 ]
@@ -95,6 +96,9 @@ setup() {
     [ "$status" -eq 2 ]
     run bn-infer -m "$D/tiny.bn" -p x --lookup 2 --draft-max 128
     [ "$status" -eq 2 ]
+    run bn-infer -m "$D/tiny.bn" -p x --no-pacing
+    [ "$status" -eq 2 ]
+    [[ $output == *"--no-pacing needs --lookup"* ]]
 }
 
 @test "bn-bench --verify: a row per pass size beside the decode step, with the ratio" {
@@ -111,12 +115,17 @@ setup() {
 
 @test "bn-bench --prompt-file: plain and lookup rows, drafts kept on a text that copies; JSON has them" {
     bn-bench -m "$D/tiny.bn" -p 0 -n 32 -t 1 -r 1 --bw-mib 4 --prompt-file "$D/repeat.txt" \
-        --prompt-file "$D/plain.txt" --lookup 2 --draft-max 4 >"$T/out"
+        --prompt-file "$D/plain.txt" --lookup 2 --draft-max 4 --no-pacing >"$T/out"
     grep -q "| tg32 plain | repeat.txt |" "$T/out"
-    line=$(grep "| tg32 lookup 2/4 | repeat.txt: " "$T/out")
+    line=$(grep "| tg32 lookup 2/4 unpaced | repeat.txt: " "$T/out")
     [[ $line =~ repeat.txt:\ ([0-9]+)%\ kept,\ ([0-9.]+)\ tok/pass ]]
     [ "${BASH_REMATCH[1]}" -gt 0 ]
-    grep -q "| tg32 lookup 2/4 | plain.txt: " "$T/out"
+    grep -q "| tg32 lookup 2/4 unpaced | plain.txt: " "$T/out"
+    # paced (the default), as bn-infer runs it
+    bn-bench -m "$D/tiny.bn" -p 0 -n 32 -t 1 -r 1 --bw-mib 4 --prompt-file "$D/repeat.txt" >"$T/out"
+    grep -q "| tg32 lookup 3/8 | repeat.txt: " "$T/out"
+    run bn-bench -m "$D/tiny.bn" -p 0 -n 8 -t 1 -r 1 --no-pacing
+    [ "$status" -eq 2 ]
     bn-bench -m "$D/tiny.bn" -p 0 -n 16 -t 1 -r 1 --bw-mib 4 --prompt-file "$D/plain.txt" --json >"$T/j"
     grep -q '"tg16 lookup 3/8"' "$T/j"
 }

@@ -400,6 +400,7 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
             go[lk].samp.temp = 0;
             go[lk].lookup = lk ? o->lookup : 0;
             go[lk].draft_max = lk ? o->draft_max : 0;
+            go[lk].no_pacing = o->no_pacing;
             go[lk].draft = lk ? dctx : NULL;
         }
         const char *base = strrchr(o->prompts[f], '/');
@@ -410,8 +411,8 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
                 goto done;
             snprintf(r[lk]->test, sizeof r[lk]->test, "tg%u %s", tg, lk ? mode : "plain");
             if (lk && !o->draft)
-                snprintf(r[lk]->test, sizeof r[lk]->test, "tg%u lookup %u/%u", tg, o->lookup,
-                         o->draft_max ? o->draft_max : 8);
+                snprintf(r[lk]->test, sizeof r[lk]->test, "tg%u lookup %u/%u%s", tg, o->lookup,
+                         o->draft_max ? o->draft_max : 8, o->no_pacing ? " unpaced" : "");
             else if (lk)
                 snprintf(r[lk]->test, sizeof r[lk]->test, "tg%u draft %u", tg, o->draft_max ? o->draft_max : 8);
         }

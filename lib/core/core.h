@@ -99,6 +99,10 @@ int bn_out_is_tty(const char *path);
  * memory, with p freed and *cap reset, so the caller just reports it. */
 void *bn_scratch(void *p, size_t *cap, size_t need);
 
+/* Seconds on the monotonic clock (only differences mean anything): the
+ * generation statistics and prompt lookup's pacing. */
+double bn_seconds(void);
+
 /* XXH3-64 of a buffer (the bn format's checksum). */
 uint64_t bn_hash(const void *data, size_t n);
 

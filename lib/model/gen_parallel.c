@@ -11,7 +11,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* A record between reading and writing its answer. */
 typedef struct rec {
@@ -36,13 +35,6 @@ typedef struct run {
     uint64_t *bad;
     bn_gen_stats st;
 } run;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void rec_free(rec *r)
 {
@@ -198,7 +190,7 @@ int bn_gen_stream_parallel(bn_gen *g, bn_tokr *in, uint32_t n_par, uint64_t *bad
     size_t n = 0, cap = 0;
     int rc = 0, eof = 0, read_rc = 0;
     bn_err read_err = {0};
-    double t0 = now();
+    double t0 = bn_seconds();
     while (!rc) {
         while (!eof && R.next - R.head < R.W) {
             uint64_t total;
@@ -232,7 +224,7 @@ int bn_gen_stream_parallel(bn_gen *g, bn_tokr *in, uint32_t n_par, uint64_t *bad
     bn_batch_free(R.b);
     free(R.ring);
     free(ids);
-    R.st.t_gen = now() - t0;
+    R.st.t_gen = bn_seconds() - t0;
     bn_gen_add_stats(g, &R.st);
     if (!rc && read_rc < 0) {
         if (e)

@@ -10,7 +10,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 struct bn_gen {
@@ -40,13 +39,6 @@ struct bn_gen {
     bn_draft *draft;   /* with o.draft: the guesses of a draft model */
     bn_gen_stats st;
 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void bn_gen_get_stats(const bn_gen *g, bn_gen_stats *st)
 {
@@ -322,6 +314,8 @@ static int answer_lookup(bn_gen *g, uint32_t n_ctx, int *stopped, bn_err *e)
     uint32_t V = g->m->hp.n_vocab, draft[BN_KERN_MAX_N], batch[BN_KERN_MAX_N];
     bn_lookup lk;
     bn_lookup_init(&lk, g->o.lookup, g->o.draft_max ? g->o.draft_max : 8);
+    if (g->o.samp.temp <= 0 && !g->o.no_pacing) /* greedy: how many guesses cannot change the tokens */
+        bn_lookup_pace(&lk);
     size_t nd = 0; /* drafts checked by the rows in g->logits */
     int32_t done = 0;
     int rc = 0;
@@ -356,14 +350,17 @@ static int answer_lookup(bn_gen *g, uint32_t n_ctx, int *stopped, bn_err *e)
             limit = (size_t)(g->o.n_predict - done - 1);
         if (limit > BN_KERN_MAX_N - 1)
             limit = BN_KERN_MAX_N - 1;
-        if (!g->draft)
-            nd = bn_lookup_draft(&lk, g->hist, g->n_hist, limit, draft);
-        else if ((rc = bn_draft_propose(g->draft, g->hist, g->n_hist, limit, draft, &nd, e)))
+        if (!g->draft) {
+            size_t want = bn_lookup_budget(&lk);
+            nd = want ? bn_lookup_draft(&lk, g->hist, g->n_hist, limit < want ? limit : want, draft) : 0;
+        } else if ((rc = bn_draft_propose(g->draft, g->hist, g->n_hist, limit, draft, &nd, e)))
             goto out;
         batch[0] = id;
         memcpy(batch + 1, draft, nd * sizeof *draft);
+        double t0 = bn_seconds();
         if ((rc = bn_ctx_eval(g->c, batch, nd + 1, g->logits, nd ? BN_EVAL_ALL_LOGITS : 0, e)))
             goto out;
+        bn_lookup_time(&lk, nd + 1, bn_seconds() - t0);
         g->st.n_gen++;
         g->st.n_pass++;
         g->st.n_draft += nd;
@@ -386,10 +383,10 @@ int bn_gen_answer(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
     if (n > n_ctx || (n == n_ctx && g->o.n_predict != 0))
         return bn_fail(e, "prompt of %zu tokens does not fit the context of %u tokens%s", n, n_ctx,
                        n == n_ctx ? " (one more position is needed to answer)" : "");
-    double t0 = now();
+    double t0 = bn_seconds();
     if (eval_prompt(g, prompt, n, e))
         return -1;
-    double t1 = now();
+    double t1 = bn_seconds();
     g->st.t_prompt += t1 - t0;
     if (g->o.echo && echo_prompt(g, prompt, n, e))
         return -1;
@@ -397,7 +394,7 @@ int bn_gen_answer(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
     if ((g->o.lookup || g->draft) && g->o.n_predict != 0) {
         if (answer_lookup(g, n_ctx, &stopped, e))
             return -1;
-        g->st.t_gen += now() - t1;
+        g->st.t_gen += bn_seconds() - t1;
         return finish(g, stopped, e);
     }
     for (int32_t k = 0; g->o.n_predict < 0 || k < g->o.n_predict; k++) {
@@ -412,7 +409,7 @@ int bn_gen_answer(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
             return -1;
         g->st.n_gen++;
     }
-    g->st.t_gen += now() - t1;
+    g->st.t_gen += bn_seconds() - t1;
     return finish(g, stopped, e);
 }
 

@@ -25,6 +25,10 @@ typedef struct bn_gen_opts {
      * though not the same draws for a seed. 0: off. */
     uint32_t lookup;
     uint32_t draft_max;   /* 1..BN_KERN_MAX_N-1; 0: 8 */
+    /* Greedy lookup is paced (bn_lookup_pace): it guesses only where the
+     * measured pass times say guessing gains time. 1: guess whenever a
+     * guess is found, as sampled lookup always does. */
+    int no_pacing;
     /* A draft model's context (draft.h): its model, with the main model's
      * vocabulary, guesses up to draft_max tokens a pass, checked as prompt
      * lookup's are; sampled guesses by rejection sampling, so sampled

@@ -148,6 +148,8 @@ bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, 
     if (g->spec && !(g->text = malloc((size_t)bn_ctx_n_ctx(c) * sizeof *g->text)))
         return new_failed(g, e);
     bn_lookup_init(&g->lk, o.lookup, k);
+    if (s->o.temp <= 0 && !o.lookup_no_pacing) /* greedy: how many guesses cannot change the tokens */
+        bn_lookup_pace(&g->lk);
     if (o.draft) {
         if (!(g->draft = malloc(sizeof *g->draft)))
             return new_failed(g, e);
@@ -304,16 +306,19 @@ static int spec_pass(bn_generator *g, bn_err *e)
         limit = BN_KERN_MAX_N - 1;
     g->text[pos] = g->pending;
     uint32_t *guess = g->text + pos + 1;
-    if (!g->draft)
-        nd = bn_lookup_draft(&g->lk, g->text, pos + 1, limit, guess);
-    else {
+    if (!g->draft) {
+        size_t want = bn_lookup_budget(&g->lk);
+        nd = want ? bn_lookup_draft(&g->lk, g->text, pos + 1, limit < want ? limit : want, guess) : 0;
+    } else {
         int rc = bn_draft_propose(g->draft, g->text, pos + 1, limit, guess, &nd, e);
         if (rc)
             return rc;
     }
+    double t0 = bn_seconds();
     int rc = bn_ctx_eval(g->c, g->text + pos, nd + 1, g->logits, nd ? BN_EVAL_ALL_LOGITS : 0, e);
     if (rc)
         return rc;
+    bn_lookup_time(&g->lk, nd + 1, bn_seconds() - t0);
     g->passes++;
     g->drafted += nd;
     g->acc = pos + 1;

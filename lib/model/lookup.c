@@ -1,11 +1,79 @@
 /* lookup.c — n-gram drafts for prompt lookup decoding (lookup.h). */
 #include "lookup.h"
 
+#include <string.h>
+
+/* guessing while it does not pay: first after 32 steps, then at doubling
+ * intervals, a short pass (enough to see whether guesses are kept) */
+enum { EXPLORE_FIRST = 32, EXPLORE_MAX = 512, EXPLORE_GUESSES = 3 };
+
 void bn_lookup_init(bn_lookup *l, uint32_t ngram_max, uint32_t draft_max)
 {
+    memset(l, 0, sizeof *l);
     l->ngram_max = ngram_max ? ngram_max : 1;
     l->draft_max = draft_max ? draft_max : 1;
+    if (l->draft_max > BN_LOOKUP_MAX_PASS - 1)
+        l->draft_max = BN_LOOKUP_MAX_PASS - 1;
     l->k = l->draft_max < 4 ? l->draft_max : 4;
+    l->explore = EXPLORE_FIRST;
+}
+
+void bn_lookup_pace(bn_lookup *l)
+{
+    l->paced = 1;
+}
+
+/* A pass of n tokens: its measured time, else a straight line through the
+ * nearest measured ones (beyond the longest, its slope from one token);
+ * 0 when only n = 1 is known. */
+static double pass_cost(const bn_lookup *l, uint32_t n)
+{
+    if (l->cost[n] > 0)
+        return l->cost[n];
+    uint32_t lo = n - 1, hi = n + 1;
+    while (lo > 1 && l->cost[lo] <= 0)
+        lo--;
+    while (hi <= BN_LOOKUP_MAX_PASS && l->cost[hi] <= 0)
+        hi++;
+    if (hi <= BN_LOOKUP_MAX_PASS)
+        return l->cost[lo] + (l->cost[hi] - l->cost[lo]) * (n - lo) / (hi - lo);
+    if (lo == 1)
+        return 0;
+    return l->cost[lo] + (l->cost[lo] - l->cost[1]) / (lo - 1) * (n - lo);
+}
+
+uint32_t bn_lookup_budget(bn_lookup *l)
+{
+    if (!l->paced)
+        return l->k;
+    double step = l->cost[1];
+    if (step <= 0)
+        return 0; /* a plain step first, to know what a pass is weighed against */
+    /* each guess right with probability p given the ones before it (a
+     * prior of one kept and one not, so a few passes move it) */
+    double p = (l->kept + 1) / (l->checked + 2), best = 1 / step, tokens = 1, pk = 1;
+    uint32_t pick = 0;
+    for (uint32_t k = 1; k <= l->k; k++) {
+        double c = pass_cost(l, k + 1);
+        if (c <= 0)
+            return l->k; /* no pass measured yet: try one */
+        pk *= p;
+        tokens += pk;
+        if (tokens / c > best) {
+            best = tokens / c;
+            pick = k;
+        }
+    }
+    if (pick) {
+        l->idle = 0;
+        l->explore = EXPLORE_FIRST;
+        return pick;
+    }
+    if (++l->idle < l->explore)
+        return 0;
+    l->idle = 0;
+    l->explore = l->explore * 2 < EXPLORE_MAX ? l->explore * 2 : EXPLORE_MAX;
+    return l->k < EXPLORE_GUESSES ? l->k : EXPLORE_GUESSES;
 }
 
 size_t bn_lookup_draft(const bn_lookup *l, const uint32_t *text, size_t n, size_t limit, uint32_t *out)
@@ -37,8 +105,23 @@ void bn_lookup_update(bn_lookup *l, size_t drafted, size_t accepted)
 {
     if (!drafted)
         return;
+    /* the share kept follows the text: older passes count less */
+    l->kept = 0.9 * l->kept + (double)accepted;
+    l->checked = 0.9 * l->checked + (double)accepted + (accepted < drafted);
     if (accepted == drafted) /* all right: try more next time */
         l->k = l->k * 2 < l->draft_max ? l->k * 2 : l->draft_max;
     else if (accepted + 1 < l->k) /* a wrong guess costs its share of the pass: draft what was right */
         l->k = (uint32_t)accepted + 1;
+}
+
+void bn_lookup_time(bn_lookup *l, size_t n, double seconds)
+{
+    if (n < 1 || n > BN_LOOKUP_MAX_PASS || !(seconds > 0))
+        return;
+    double *c = &l->cost[n];
+    /* smoothed; one pass slowed by something else moves it at most 2x a quarter */
+    if (*c <= 0)
+        *c = seconds;
+    else
+        *c = 0.75 * *c + 0.25 * (seconds < 2 * *c ? seconds : 2 * *c);
 }

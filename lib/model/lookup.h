@@ -4,21 +4,49 @@
  * second model: a guess costs a scan of the text. The main model checks
  * the guesses in one batched pass (generate.c), so the output is what
  * plain decoding gives; the guesses only decide how many tokens a pass
- * yields. */
+ * yields.
+ *
+ * How many to guess: k grows while guesses are kept whole and shrinks to
+ * about what was kept after a wrong one. With pacing on (greedy decoding,
+ * where the number of guesses cannot change the output) the measured cost
+ * of passes decides too: a pass of n tokens costs little more than one
+ * step on a model read from memory but about n steps on one that stays in
+ * the caches, where guesses that are mostly right still lose time. */
 #ifndef BN_LOOKUP_H
 #define BN_LOOKUP_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+enum { BN_LOOKUP_MAX_PASS = 128 }; /* tokens in one pass, at most (BN_KERN_MAX_N) */
+
 typedef struct bn_lookup {
     uint32_t ngram_max; /* longest suffix looked up (>= 1); shorter ones down to 1 after it */
     uint32_t draft_max; /* most tokens drafted for one pass (>= 1) */
     uint32_t k;         /* tokens to draft next: grows while drafts are accepted whole,
                            shrinks to about what was accepted on a rejection */
+    /* pacing (bn_lookup_pace) */
+    int paced;
+    double cost[BN_LOOKUP_MAX_PASS + 1]; /* seconds of a pass of n tokens, smoothed; 0: not seen */
+    double kept, checked;                /* guesses kept / checked (up to the first wrong one), decaying */
+    uint32_t idle, explore;              /* steps without guesses; steps before guessing again anyway */
 } bn_lookup;
 
 void bn_lookup_init(bn_lookup *l, uint32_t ngram_max, uint32_t draft_max);
+
+/* Turns pacing on: bn_lookup_budget then weighs guesses against the pass
+ * times bn_lookup_time reports. Only where the number of guesses cannot
+ * change the output (greedy decoding): the times differ run to run. */
+void bn_lookup_pace(bn_lookup *l);
+
+/* How many tokens to guess before the next pass, at most: l->k, or with
+ * pacing the count whose expected tokens per second is highest (0: a plain
+ * step), from the passes' times and the share of guesses kept (each guess
+ * taken as right with that probability, given the ones before it). While
+ * guessing does not pay it still guesses now and then, at intervals that
+ * double up to 512 steps, so that a text that starts repeating itself is
+ * noticed. */
+uint32_t bn_lookup_budget(bn_lookup *l);
 
 /* Drafts up to min(l->k, limit) tokens into out: the tokens that followed
  * the latest earlier occurrence of text's last m tokens, for the largest m
@@ -27,5 +55,8 @@ size_t bn_lookup_draft(const bn_lookup *l, const uint32_t *text, size_t n, size_
 
 /* After a pass that checked drafted tokens of which accepted were kept. */
 void bn_lookup_update(bn_lookup *l, size_t drafted, size_t accepted);
+
+/* The wall time of a pass of n tokens (1: a plain step), for pacing. */
+void bn_lookup_time(bn_lookup *l, size_t n, double seconds);
 
 #endif

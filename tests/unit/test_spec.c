@@ -70,6 +70,65 @@ static void test_draft(void)
     CHECK(&C, l.k == 2);
 }
 
+/* Pacing: passes of n tokens that cost step · (1 + extra · (n − 1)),
+ * guesses kept as 3 of 4, the budget over 64 steps: how many steps
+ * guessed, and the largest guess count. */
+static void paced_run(double extra, int *guessing, uint32_t *most)
+{
+    bn_lookup l;
+    bn_lookup_init(&l, 3, 8);
+    bn_lookup_pace(&l);
+    const double step = 1e-4;
+    *guessing = 0;
+    *most = 0;
+    for (int i = 0; i < 64; i++) {
+        uint32_t k = bn_lookup_budget(&l);
+        if (k) {
+            (*guessing)++;
+            *most = k > *most ? k : *most;
+            size_t kept = k * 3 / 4; /* 3 of 4 */
+            bn_lookup_update(&l, k, kept);
+        }
+        bn_lookup_time(&l, k + 1, step * (1 + extra * (double)k));
+    }
+}
+
+static void test_pacing(void)
+{
+    bn_lookup l;
+    bn_lookup_init(&l, 3, 8);
+    CHECK(&C, bn_lookup_budget(&l) == 4); /* not paced: k */
+    bn_lookup_pace(&l);
+    CHECK(&C, bn_lookup_budget(&l) == 0); /* a plain step's time first */
+    bn_lookup_time(&l, 1, 1e-4);
+    CHECK(&C, bn_lookup_budget(&l) == 4); /* then a pass, to time one */
+    /* a time 10x the smoothed one moves it by a quarter of 2x */
+    bn_lookup_time(&l, 1, 1e-3);
+    CHECK(&C, fabs(l.cost[1] - 1.25e-4) < 1e-12);
+    /* a model read from memory (a pass of 4 costs 1.45 steps): guesses
+     * that are mostly kept pay, on every step */
+    int guessing;
+    uint32_t most;
+    paced_run(0.15, &guessing, &most);
+    CHECK(&C, guessing >= 60 && most >= 2);
+    /* one in the caches (a pass of n costs n steps): they do not, and
+     * after the timing passes it guesses only to look again, 3 at most,
+     * at intervals of 32 steps and more */
+    paced_run(1.0, &guessing, &most);
+    CHECK(&C, guessing >= 2 && guessing <= 4 && most <= 4);
+    /* passes cheaper than steps (n tokens for 1.05 steps) with everything
+     * kept: the longest guesses */
+    bn_lookup_init(&l, 3, 8);
+    bn_lookup_pace(&l);
+    uint32_t k = 0;
+    for (int i = 0; i < 16; i++) {
+        k = bn_lookup_budget(&l);
+        bn_lookup_update(&l, k, k);
+        bn_lookup_time(&l, k + 1, 1e-4 * (1 + 0.05 * (double)k));
+    }
+    CHECK(&C, k == 8);
+}
+
 /* ----------------------------------------------------- chi-square test */
 
 /* The 0.999 quantile of chi-square with df degrees of freedom
@@ -463,6 +522,7 @@ static void test_generation(void)
 int main(void)
 {
     test_draft();
+    test_pacing();
     test_verify();
     test_verify_dist();
     test_generation();

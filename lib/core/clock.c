@@ -1,0 +1,11 @@
+/* clock.c — the monotonic clock in seconds (core.h). */
+#include "core.h"
+
+#include <time.h>
+
+double bn_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
