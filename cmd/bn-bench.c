@@ -175,7 +175,7 @@ static int parse(int argc, char **argv, cmdline *c)
         OPT_U32(0, "draft-max", &o->draft_max, "K", 1, BN_KERN_MAX_N - 1,
                 "most tokens drafted for one pass with --prompt-file (default 8)"),
         OPT_FLAG(0, "no-pacing", &o->no_pacing,
-                 "--prompt-file's lookup guesses whenever a guess is found, as bn-infer --no-pacing"),
+                 "--prompt-file's lookup or draft guesses whenever it can, as bn-infer --no-pacing"),
         OPT_CALL('t', "threads", o, set_threads, "LIST", "thread counts (default: all cores)"),
         OPT_CALL('k', "kernel", c, set_kernels, "LIST",
                  "kernel sets, NAME or NAME:LAYOUT (default auto: the best per layout)"),
@@ -236,8 +236,8 @@ static int parse(int argc, char **argv, cmdline *c)
         return bn_usage_error(&prog, "--verify is a test of one sequence, not of --parallel");
     if ((o->lookup || o->draft_max || o->draft || o->no_pacing) && !o->n_prompts)
         return bn_usage_error(&prog, "--lookup, --draft, --draft-max and --no-pacing need --prompt-file FILE");
-    if (o->no_pacing && (o->draft || o->n_par))
-        return bn_usage_error(&prog, "--no-pacing is for single-stream prompt lookup: not with --draft or --parallel");
+    if (o->no_pacing && o->n_par)
+        return bn_usage_error(&prog, "--no-pacing is for single-stream speculative decoding: not with --parallel");
     if (o->lookup && o->draft)
         return bn_usage_error(&prog, "--lookup and --draft exclude each other");
     if (o->n_prompts && o->n_synth)

@@ -124,8 +124,8 @@ static int parse(int argc, char **argv, opts *o)
         OPT_U32(0, "draft-max", &o->g.draft_max, "K", 1, BN_KERN_MAX_N - 1,
                 "most tokens drafted for one pass (default 8; with --lookup or --draft)"),
         OPT_FLAG(0, "no-pacing", &o->g.no_pacing,
-                 "greedy --lookup: guess whenever a guess is found, also where the timed passes\n"
-                 "say guessing loses time (the default leaves those guesses out)"),
+                 "greedy --lookup or --draft: guess whenever a guess can be made, also where the\n"
+                 "timed passes say guessing loses time (the default leaves those guesses out)"),
         OPT_SECTION("chat:"),
         {.kind = BN_OPT_FLAG, .dash_name = "cnv", .name = "chat", .dest = &o->chat,
          .help = "interactive chat with the model's chat format"},
@@ -163,8 +163,8 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--embed-format f32 and --json exclude each other");
     if (o->g.draft_max && !o->g.lookup && !o->draft)
         return bn_usage_error(&prog, "--draft-max needs --lookup N or --draft MODEL");
-    if (o->g.no_pacing && !o->g.lookup)
-        return bn_usage_error(&prog, "--no-pacing needs --lookup N");
+    if (o->g.no_pacing && !o->g.lookup && !o->draft)
+        return bn_usage_error(&prog, "--no-pacing needs --lookup N or --draft MODEL");
     if (o->draft && o->g.lookup)
         return bn_usage_error(&prog, "--draft and --lookup exclude each other");
     if (o->draft && (o->n_ppl_opt || o->embed))

@@ -417,15 +417,16 @@ typedef struct bn_generate_params {
     uint32_t lookup;
     uint32_t draft_max;
     bn_ctx *draft;
-    /* (since 0.3.0, the pacing of lookup) Greedy prompt lookup is paced:
-     * a pass of n tokens costs little more than one step on a model read
-     * from memory but about n steps on one that stays in the caches, so it
-     * times its passes and guesses only as many tokens as the measured
-     * times and the share of guesses kept say gain time (none at all,
-     * but for a short look now and then, where guessing loses). The
-     * tokens are the same either way. 1: guess whenever a guess is found
-     * (as sampled lookup always does). */
-    int lookup_no_pacing;
+    /* (since 0.3.0, with pacing) Greedy speculative decoding is paced: a
+     * pass of n tokens costs little more than one step on a model read
+     * from memory but about n steps on one that stays in the caches, so
+     * the generator times its passes (and a draft model's guesses) and
+     * guesses only as many tokens as the measured times and the share of
+     * guesses kept say gain time (none at all, but for a short look now
+     * and then, where guessing loses). The tokens are the same either
+     * way. 1: guess whenever a guess can be made (as sampled decoding
+     * always does, so that a seed repeats its draws). */
+    int spec_no_pacing;
 } bn_generate_params;
 
 #define bn_generate_params_init(p) bn_generate_params_defaults((p), sizeof *(p))

@@ -200,7 +200,7 @@ typedef struct bn_bench_opts {
     const char *prompts[BN_BENCH_MAX_LIST]; /* --prompt-file: texts answered plain and with prompt lookup */
     size_t n_prompts;
     uint32_t lookup, draft_max;         /* --lookup N (default 3 with --prompt-file), --draft-max K (0: 8) */
-    int no_pacing;                      /* --no-pacing: lookup guesses whenever a guess is found */
+    int no_pacing;                      /* --no-pacing: lookup or the draft guesses whenever it can */
     const char *draft;                  /* --draft MODEL: --prompt-file's texts with a draft model, not lookup */
     int threads[BN_BENCH_MAX_LIST];
     size_t n_threads;

@@ -414,7 +414,8 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
                 snprintf(r[lk]->test, sizeof r[lk]->test, "tg%u lookup %u/%u%s", tg, o->lookup,
                          o->draft_max ? o->draft_max : 8, o->no_pacing ? " unpaced" : "");
             else if (lk)
-                snprintf(r[lk]->test, sizeof r[lk]->test, "tg%u draft %u", tg, o->draft_max ? o->draft_max : 8);
+                snprintf(r[lk]->test, sizeof r[lk]->test, "tg%u draft %u%s", tg, o->draft_max ? o->draft_max : 8,
+                         o->no_pacing ? " unpaced" : "");
         }
         bn_gen_stats st[2];
         size_t len[2] = {0, 0};

@@ -51,6 +51,7 @@ int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, 
         k = n_ctx > n ? n_ctx - n : 0;
     if (!k || !n)
         return 0;
+    double t0 = bn_seconds();
     /* Cut the draft's cache back to what it shares with the text (drafts
      * the main model did not keep go) and evaluate the rest: the main
      * model's own token, and a last kept draft never evaluated here. The
@@ -68,6 +69,7 @@ int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, 
         if (rc)
             return rc;
     }
+    size_t behind = n - common;
     const bn_model *m = bn_ctx_model(d->c);
     for (size_t t = 0; t < k; t++) {
         /* penalties see the text and the guesses so far, as the main
@@ -83,5 +85,10 @@ int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, 
         if (rc)
             return rc;
     }
+    /* what the guesses cost, for pacing: a call that caught up with one or
+     * two tokens (the last pass's) is the steady state; a longer catch-up
+     * (the prompt, or text written while guessing did not pay) is not */
+    if (behind <= 2)
+        bn_lookup_guess_time(&d->k, *n_out, bn_seconds() - t0);
     return 0;
 }

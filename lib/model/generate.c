@@ -314,8 +314,9 @@ static int answer_lookup(bn_gen *g, uint32_t n_ctx, int *stopped, bn_err *e)
     uint32_t V = g->m->hp.n_vocab, draft[BN_KERN_MAX_N], batch[BN_KERN_MAX_N];
     bn_lookup lk;
     bn_lookup_init(&lk, g->o.lookup, g->o.draft_max ? g->o.draft_max : 8);
+    bn_lookup *pace = g->draft ? &g->draft->k : &lk; /* how many to guess */
     if (g->o.samp.temp <= 0 && !g->o.no_pacing) /* greedy: how many guesses cannot change the tokens */
-        bn_lookup_pace(&lk);
+        bn_lookup_pace(pace);
     size_t nd = 0; /* drafts checked by the rows in g->logits */
     int32_t done = 0;
     int rc = 0;
@@ -339,7 +340,7 @@ static int answer_lookup(bn_gen *g, uint32_t n_ctx, int *stopped, bn_err *e)
             g->st.n_gen++;
             g->st.n_accept++;
         }
-        bn_lookup_update(g->draft ? &g->draft->k : &lk, nd, j);
+        bn_lookup_update(pace, nd, j);
         /* the next pass: id, then drafts that fit the context and the answer */
         uint32_t pos = (uint32_t)g->n_hist;
         bn_ctx_truncate(g->c, pos);
@@ -350,17 +351,22 @@ static int answer_lookup(bn_gen *g, uint32_t n_ctx, int *stopped, bn_err *e)
             limit = (size_t)(g->o.n_predict - done - 1);
         if (limit > BN_KERN_MAX_N - 1)
             limit = BN_KERN_MAX_N - 1;
-        if (!g->draft) {
-            size_t want = bn_lookup_budget(&lk);
-            nd = want ? bn_lookup_draft(&lk, g->hist, g->n_hist, limit < want ? limit : want, draft) : 0;
-        } else if ((rc = bn_draft_propose(g->draft, g->hist, g->n_hist, limit, draft, &nd, e)))
+        size_t want = bn_lookup_budget(pace);
+        if (want < limit)
+            limit = want;
+        nd = 0;
+        if (!limit)
+            ;
+        else if (!g->draft)
+            nd = bn_lookup_draft(&lk, g->hist, g->n_hist, limit, draft);
+        else if ((rc = bn_draft_propose(g->draft, g->hist, g->n_hist, limit, draft, &nd, e)))
             goto out;
         batch[0] = id;
         memcpy(batch + 1, draft, nd * sizeof *draft);
         double t0 = bn_seconds();
         if ((rc = bn_ctx_eval(g->c, batch, nd + 1, g->logits, nd ? BN_EVAL_ALL_LOGITS : 0, e)))
             goto out;
-        bn_lookup_time(&lk, nd + 1, bn_seconds() - t0);
+        bn_lookup_time(pace, nd + 1, bn_seconds() - t0);
         g->st.n_gen++;
         g->st.n_pass++;
         g->st.n_draft += nd;

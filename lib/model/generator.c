@@ -97,6 +97,12 @@ static bn_generator *new_failed(bn_generator *g, bn_err *e)
     return NULL;
 }
 
+/* How many to guess: prompt lookup's count, or the draft model's. */
+static bn_lookup *pacing(bn_generator *g)
+{
+    return g->draft ? &g->draft->k : &g->lk;
+}
+
 bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const bn_generate_params *p,
                                bn_err *e)
 {
@@ -148,8 +154,6 @@ bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, 
     if (g->spec && !(g->text = malloc((size_t)bn_ctx_n_ctx(c) * sizeof *g->text)))
         return new_failed(g, e);
     bn_lookup_init(&g->lk, o.lookup, k);
-    if (s->o.temp <= 0 && !o.lookup_no_pacing) /* greedy: how many guesses cannot change the tokens */
-        bn_lookup_pace(&g->lk);
     if (o.draft) {
         if (!(g->draft = malloc(sizeof *g->draft)))
             return new_failed(g, e);
@@ -159,6 +163,8 @@ bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, 
             return new_failed(g, e);
         }
     }
+    if (s->o.temp <= 0 && !o.spec_no_pacing) /* greedy: how many guesses cannot change the tokens */
+        bn_lookup_pace(pacing(g));
     if (o.n_stop && !(g->stop = calloc(o.n_stop, sizeof *g->stop)))
         return new_failed(g, e);
     for (; g->n_stop < o.n_stop; g->n_stop++)
@@ -306,10 +312,12 @@ static int spec_pass(bn_generator *g, bn_err *e)
         limit = BN_KERN_MAX_N - 1;
     g->text[pos] = g->pending;
     uint32_t *guess = g->text + pos + 1;
-    if (!g->draft) {
-        size_t want = bn_lookup_budget(&g->lk);
-        nd = want ? bn_lookup_draft(&g->lk, g->text, pos + 1, limit < want ? limit : want, guess) : 0;
-    } else {
+    size_t want = bn_lookup_budget(pacing(g));
+    if (want < limit)
+        limit = want;
+    if (limit && !g->draft)
+        nd = bn_lookup_draft(&g->lk, g->text, pos + 1, limit, guess);
+    else if (limit) {
         int rc = bn_draft_propose(g->draft, g->text, pos + 1, limit, guess, &nd, e);
         if (rc)
             return rc;
@@ -318,7 +326,7 @@ static int spec_pass(bn_generator *g, bn_err *e)
     int rc = bn_ctx_eval(g->c, g->text + pos, nd + 1, g->logits, nd ? BN_EVAL_ALL_LOGITS : 0, e);
     if (rc)
         return rc;
-    bn_lookup_time(&g->lk, nd + 1, bn_seconds() - t0);
+    bn_lookup_time(pacing(g), nd + 1, bn_seconds() - t0);
     g->passes++;
     g->drafted += nd;
     g->acc = pos + 1;
@@ -340,7 +348,7 @@ static void spec_next(bn_generator *g, uint32_t tok)
         g->has_pending = 0;
         return;
     }
-    bn_lookup_update(g->draft ? &g->draft->k : &g->lk, g->nd, g->row);
+    bn_lookup_update(pacing(g), g->nd, g->row);
     bn_ctx_truncate(g->c, (uint32_t)g->acc);
     g->nd = g->row = 0;
 }

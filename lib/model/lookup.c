@@ -57,6 +57,7 @@ uint32_t bn_lookup_budget(bn_lookup *l)
         double c = pass_cost(l, k + 1);
         if (c <= 0)
             return l->k; /* no pass measured yet: try one */
+        c += l->guess * k;
         pk *= p;
         tokens += pk;
         if (tokens / c > best) {
@@ -114,14 +115,23 @@ void bn_lookup_update(bn_lookup *l, size_t drafted, size_t accepted)
         l->k = (uint32_t)accepted + 1;
 }
 
-void bn_lookup_time(bn_lookup *l, size_t n, double seconds)
+/* Smoothed; one time slowed by something else moves it at most 2x a quarter. */
+static void smooth(double *c, double seconds)
 {
-    if (n < 1 || n > BN_LOOKUP_MAX_PASS || !(seconds > 0))
-        return;
-    double *c = &l->cost[n];
-    /* smoothed; one pass slowed by something else moves it at most 2x a quarter */
     if (*c <= 0)
         *c = seconds;
     else
         *c = 0.75 * *c + 0.25 * (seconds < 2 * *c ? seconds : 2 * *c);
+}
+
+void bn_lookup_time(bn_lookup *l, size_t n, double seconds)
+{
+    if (n >= 1 && n <= BN_LOOKUP_MAX_PASS && seconds > 0)
+        smooth(&l->cost[n], seconds);
+}
+
+void bn_lookup_guess_time(bn_lookup *l, size_t n, double seconds)
+{
+    if (n >= 1 && seconds > 0)
+        smooth(&l->guess, seconds / (double)n);
 }

@@ -11,7 +11,8 @@
  * where the number of guesses cannot change the output) the measured cost
  * of passes decides too: a pass of n tokens costs little more than one
  * step on a model read from memory but about n steps on one that stays in
- * the caches, where guesses that are mostly right still lose time. */
+ * the caches, where guesses that are mostly right still lose time. A draft
+ * model (draft.h) paces its guesses the same way, their own cost added. */
 #ifndef BN_LOOKUP_H
 #define BN_LOOKUP_H
 
@@ -28,6 +29,7 @@ typedef struct bn_lookup {
     /* pacing (bn_lookup_pace) */
     int paced;
     double cost[BN_LOOKUP_MAX_PASS + 1]; /* seconds of a pass of n tokens, smoothed; 0: not seen */
+    double guess;                        /* seconds a guessed token costs (a draft model's steps), smoothed */
     double kept, checked;                /* guesses kept / checked (up to the first wrong one), decaying */
     uint32_t idle, explore;              /* steps without guesses; steps before guessing again anyway */
 } bn_lookup;
@@ -58,5 +60,10 @@ void bn_lookup_update(bn_lookup *l, size_t drafted, size_t accepted);
 
 /* The wall time of a pass of n tokens (1: a plain step), for pacing. */
 void bn_lookup_time(bn_lookup *l, size_t n, double seconds);
+
+/* The wall time of guessing n tokens (a draft model's steps, draft.c: k
+ * guesses then cost a pass of k + 1 tokens and k of these shares), for
+ * pacing. */
+void bn_lookup_guess_time(bn_lookup *l, size_t n, double seconds);
 
 #endif

@@ -58,7 +58,7 @@ typedef struct api_answer {
 typedef struct api_spec {
     uint32_t lookup, draft_max;
     bn_ctx *draft;
-    int no_pacing; /* lookup_no_pacing: guess whenever a guess is found */
+    int no_pacing; /* spec_no_pacing: guess whenever a guess is found */
 } api_spec;
 
 /* The answer bn_generator gives request r (its prompt, sampler, n_predict
@@ -80,7 +80,7 @@ static inline void api_alone(check_ctx *ck, const bn_model *m, const bn_batcher_
         gp.lookup = spec->lookup;
         gp.draft_max = spec->draft_max;
         gp.draft = spec->draft;
-        gp.lookup_no_pacing = spec->no_pacing;
+        gp.spec_no_pacing = spec->no_pacing;
     }
     bn_generator *g = c && s ? bn_generator_new(c, s, NULL, &gp, &e) : NULL;
     CHECK(ck, g && bn_generator_prompt(g, r->prompt, r->n_prompt, &e) == BN_OK);

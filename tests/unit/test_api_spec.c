@@ -186,14 +186,14 @@ static void check_stats(const bn_generator_stats *st, size_t n, int stop, int sp
 
 /* Greedy answers of the generator with lookup or the draft model are
  * plain decoding's tokens, for prompts that copy and one that does not,
- * and for a prompt that fills the context; the statistics add up. Lookup
+ * and for a prompt that fills the context; the statistics add up. Lookup and the draft
  * paced (the default; how much it guesses depends on the times of its
  * passes) and not (it guesses wherever it finds a guess). */
 static void test_generator_spec(const bn_model *m, const bn_model *dm)
 {
     bn_ctx *dc = new_ctx(dm, 1); /* borrowed by every draft answer in turn */
-    const api_spec specs[] = {{3, 4, NULL, 1}, {1, 0, NULL, 1}, {2, 127, NULL, 0}, {3, 4, NULL, 0}, {0, 5, dc, 0},
-                              {0, 1, dc, 0}};
+    const api_spec specs[] = {{3, 4, NULL, 1}, {1, 0, NULL, 1}, {2, 127, NULL, 0}, {3, 4, NULL, 0}, {0, 5, dc, 1},
+                              {0, 1, dc, 1},   {0, 4, dc, 0}};
     enum { NS = sizeof specs / sizeof *specs, NP = NR + 2 };
     uint32_t ids[NP][256];
     bn_batcher_request r[NP];
@@ -224,7 +224,7 @@ static void test_generator_spec(const bn_model *m, const bn_model *dm)
         }
     }
     for (unsigned i = 0; i < NS; i++) {
-        if (specs[i].lookup && !specs[i].no_pacing) /* paced: guessing may not pay on this small model */
+        if (!specs[i].no_pacing) /* paced: guessing may not pay on this small model */
             continue;
         CHECK(&C, drafted[i] > 0 && accepted[i] > 0 && passes[i] < tokens[i]);
         if (specs[i].draft) /* the draft is the model itself: it guesses right */
@@ -267,7 +267,7 @@ static void gen_text(const bn_model *m, bn_tokenizer *t, const uint32_t *ids, si
         gp.lookup = spec->lookup;
         gp.draft_max = spec->draft_max;
         gp.draft = spec->draft;
-        gp.lookup_no_pacing = spec->no_pacing;
+        gp.spec_no_pacing = spec->no_pacing;
     }
     a->rc = bn_generate(c, s, t, ids, n, &gp, on_token, a, &e);
     if (a->rc < 0)
@@ -288,7 +288,7 @@ static void test_generator_text(const bn_model *m, const bn_model *dm)
     if (!t)
         return;
     bn_ctx *dc = new_ctx(dm, 1);
-    const api_spec specs[] = {{3, 4, NULL, 1}, {0, 6, dc, 0}};
+    const api_spec specs[] = {{3, 4, NULL, 1}, {0, 6, dc, 1}};
     uint32_t ids[64];
     size_t n = prompt(ids, 1);
     text_answer want, got;

@@ -71,9 +71,10 @@ static void test_draft(void)
 }
 
 /* Pacing: passes of n tokens that cost step · (1 + extra · (n − 1)),
+ * each guess step · guess (a draft model's step; 0: prompt lookup),
  * guesses kept as 3 of 4, the budget over 64 steps: how many steps
  * guessed, and the largest guess count. */
-static void paced_run(double extra, int *guessing, uint32_t *most)
+static void paced_run(double extra, double guess, int *guessing, uint32_t *most)
 {
     bn_lookup l;
     bn_lookup_init(&l, 3, 8);
@@ -88,6 +89,8 @@ static void paced_run(double extra, int *guessing, uint32_t *most)
             *most = k > *most ? k : *most;
             size_t kept = k * 3 / 4; /* 3 of 4 */
             bn_lookup_update(&l, k, kept);
+            if (guess > 0)
+                bn_lookup_guess_time(&l, k, step * guess * (double)k);
         }
         bn_lookup_time(&l, k + 1, step * (1 + extra * (double)k));
     }
@@ -109,12 +112,18 @@ static void test_pacing(void)
      * that are mostly kept pay, on every step */
     int guessing;
     uint32_t most;
-    paced_run(0.15, &guessing, &most);
+    paced_run(0.15, 0, &guessing, &most);
     CHECK(&C, guessing >= 60 && most >= 2);
+    /* the same with a draft model at a twentieth of a step: still; at a
+     * whole step (the model as its own draft), no longer */
+    paced_run(0.15, 0.05, &guessing, &most);
+    CHECK(&C, guessing >= 60 && most >= 2);
+    paced_run(0.15, 1.0, &guessing, &most);
+    CHECK(&C, guessing >= 2 && guessing <= 4);
     /* one in the caches (a pass of n costs n steps): they do not, and
      * after the timing passes it guesses only to look again, 3 at most,
      * at intervals of 32 steps and more */
-    paced_run(1.0, &guessing, &most);
+    paced_run(1.0, 0, &guessing, &most);
     CHECK(&C, guessing >= 2 && guessing <= 4 && most <= 4);
     /* passes cheaper than steps (n tokens for 1.05 steps) with everything
      * kept: the longest guesses */
