@@ -13,7 +13,9 @@
  *
  * for the first V vectors of a row (those that hold only whole groups of
  * real columns); columns after them keep their natural position and are
- * done by a scalar tail. The integer dot product is then
+ * done by a scalar tail (but in the avx512 set's t2, whose tail goes
+ * plane-major in 64-column units first: kern_avx512.c, t2_units). The
+ * integer dot product is then
  *
  *   Σ_c w·q = Σ_{SIMD part} code·q' − Σ_{SIMD part} q' + Σ_{tail} w·q
  *
@@ -41,7 +43,8 @@ static inline size_t k2_nvec(uint32_t layout, size_t W, size_t k)
     return k / (4 * W); /* t2: a byte is 4 consecutive columns */
 }
 
-/* Where column c goes in the set's activation order. */
+/* Where column c goes in the set's activation order (the avx512 set's
+ * t2 tail units aside: kern_avx512.c). */
 static inline size_t k2_pos(uint32_t layout, size_t W, size_t V, size_t c)
 {
     if (c >= 4 * W * V)

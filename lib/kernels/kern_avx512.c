@@ -901,6 +901,9 @@ const bn_kernels *bn_kernels_amx(uint32_t layout)
 
 static const bn_ilv_kernels ilv_t2 = {BN_T2, t2_gemm_ilv, t2_gemv_ilv};
 static const bn_ilv_kernels ilv_i2s = {BN_I2S, i2s_gemm_ilv, i2s_gemv_ilv};
+/* t2_gemv_ilv reads tail units, the amx set's quantize writes the tail
+ * naturally: the same thing here, as interleaved rows have no tail
+ * (bn_ilv_find: k a multiple of 4·W) */
 static const bn_ilv_kernels ilv_amx_t2 = {BN_T2, t2_gemm_amx_ilv, t2_gemv_ilv};
 static const bn_ilv_kernels ilv_amx_i2s = {BN_I2S, i2s_gemm_amx_ilv, i2s_gemv_ilv};
 

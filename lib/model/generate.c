@@ -37,6 +37,7 @@ struct bn_gen {
     int escape_breaks; /* chat to a non-terminal: one line per answer */
     int binary;        /* ids in the binary token stream */
     bn_draft *draft;   /* with o.draft: the guesses of a draft model */
+    bn_lookup times;   /* prompt lookup's measured pass times, from answer to answer */
     bn_gen_stats st;
 };
 
@@ -314,6 +315,7 @@ static int answer_lookup(bn_gen *g, uint32_t n_ctx, int *stopped, bn_err *e)
     uint32_t V = g->m->hp.n_vocab, draft[BN_KERN_MAX_N], batch[BN_KERN_MAX_N];
     bn_lookup lk;
     bn_lookup_init(&lk, g->o.lookup, g->o.draft_max ? g->o.draft_max : 8);
+    bn_lookup_keep_times(&lk, &g->times);
     bn_lookup *pace = g->draft ? &g->draft->k : &lk; /* how many to guess */
     if (g->o.samp.temp <= 0 && !g->o.no_pacing) /* greedy: how many guesses cannot change the tokens */
         bn_lookup_pace(pace);
@@ -375,6 +377,7 @@ oom:
     rc = bn_fail(e, "out of memory");
 out:
     bn_ctx_truncate(g->c, (uint32_t)g->n_hist); /* drafts past the answer's end */
+    bn_lookup_keep_times(&g->times, &lk);
     return rc;
 }
 

@@ -5,7 +5,7 @@
 
 /* guessing while it does not pay: first after 32 steps, then at doubling
  * intervals, a short pass (enough to see whether guesses are kept) */
-enum { EXPLORE_FIRST = 32, EXPLORE_MAX = 512, EXPLORE_GUESSES = 3 };
+enum { EXPLORE_FIRST = 32, EXPLORE_MAX = 512, EXPLORE_GUESSES = 4 };
 
 void bn_lookup_init(bn_lookup *l, uint32_t ngram_max, uint32_t draft_max)
 {
@@ -24,8 +24,8 @@ void bn_lookup_pace(bn_lookup *l)
 }
 
 /* A pass of n tokens: its measured time, else a straight line through the
- * nearest measured ones (beyond the longest, its slope from one token);
- * 0 when only n = 1 is known. */
+ * nearest measured ones (beyond the longest, its slope from one token, never
+ * falling); -1 when only n = 1 is known. */
 static double pass_cost(const bn_lookup *l, uint32_t n)
 {
     if (l->cost[n] > 0)
@@ -38,8 +38,9 @@ static double pass_cost(const bn_lookup *l, uint32_t n)
     if (hi <= BN_LOOKUP_MAX_PASS)
         return l->cost[lo] + (l->cost[hi] - l->cost[lo]) * (n - lo) / (hi - lo);
     if (lo == 1)
-        return 0;
-    return l->cost[lo] + (l->cost[lo] - l->cost[1]) / (lo - 1) * (n - lo);
+        return -1;
+    double slope = (l->cost[lo] - l->cost[1]) / (lo - 1);
+    return l->cost[lo] + (slope > 0 ? slope : 0) * (n - lo);
 }
 
 uint32_t bn_lookup_budget(bn_lookup *l)
@@ -55,7 +56,7 @@ uint32_t bn_lookup_budget(bn_lookup *l)
     uint32_t pick = 0;
     for (uint32_t k = 1; k <= l->k; k++) {
         double c = pass_cost(l, k + 1);
-        if (c <= 0)
+        if (c < 0)
             return l->k; /* no pass measured yet: try one */
         c += l->guess * k;
         pk *= p;
@@ -126,8 +127,19 @@ static void smooth(double *c, double seconds)
 
 void bn_lookup_time(bn_lookup *l, size_t n, double seconds)
 {
-    if (n >= 1 && n <= BN_LOOKUP_MAX_PASS && seconds > 0)
-        smooth(&l->cost[n], seconds);
+    if (n < 1 || n > BN_LOOKUP_MAX_PASS || !(seconds > 0))
+        return;
+    /* a first pass of a size, with nothing to smooth it against, may have
+     * paid for first touches: taken as at most 1.5 steps a token */
+    if (n > 1 && l->cost[n] <= 0 && l->cost[1] > 0 && seconds > 1.5 * (double)n * l->cost[1])
+        seconds = 1.5 * (double)n * l->cost[1];
+    smooth(&l->cost[n], seconds);
+}
+
+void bn_lookup_keep_times(bn_lookup *to, const bn_lookup *from)
+{
+    memcpy(to->cost, from->cost, sizeof to->cost);
+    to->guess = from->guess;
 }
 
 void bn_lookup_guess_time(bn_lookup *l, size_t n, double seconds)

@@ -61,6 +61,10 @@ void bn_lookup_update(bn_lookup *l, size_t drafted, size_t accepted);
 /* The wall time of a pass of n tokens (1: a plain step), for pacing. */
 void bn_lookup_time(bn_lookup *l, size_t n, double seconds);
 
+/* Carries the measured times (not k or the share kept, which follow the
+ * text) from one answer's bn_lookup to the next's. */
+void bn_lookup_keep_times(bn_lookup *to, const bn_lookup *from);
+
 /* The wall time of guessing n tokens (a draft model's steps, draft.c: k
  * guesses then cost a pass of k + 1 tokens and k of these shares), for
  * pacing. */

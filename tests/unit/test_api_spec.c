@@ -382,6 +382,17 @@ static void test_generator_errors(const bn_model *m)
     gp.lookup = 0;
     CHECK(&C, !bn_generator_new(c, s, NULL, &gp, &e) && e.code == BN_E_INVALID && strstr(e.msg, "itself"));
 
+    /* a caller built before pacing: spec_no_pacing reads as 0 (paced) */
+    API_OLD_STRUCT(bn_generate_params, np, bn_generate_params_defaults, spec_no_pacing);
+    CHECK(&C, np.s.size == offsetof(bn_generate_params, spec_no_pacing) && np.s.n_predict == 128 && np.s.lookup == 0);
+    np.s.n_predict = 3;
+    np.s.lookup = 2;
+    np.s.stop = NULL;
+    np.s.stop_ids = NULL;
+    bn_generator *gnp = bn_generator_new(c, s, NULL, &np.s, &e);
+    CHECK(&C, gnp != NULL);
+    bn_generator_free(gnp);
+
     API_OLD_STRUCT(bn_generate_params, old, bn_generate_params_defaults, lookup);
     CHECK(&C, old.s.size == offsetof(bn_generate_params, lookup) && old.s.n_predict == 128);
     old.s.n_predict = 5;
