@@ -39,6 +39,16 @@ static TAVX2 INLINE int32_t qsum(const int8_t *q, size_t nb)
     return (int32_t)(t - 128 * (int64_t)nb);
 }
 
+/* t2 rows' tails past the whole vectors in 64-column units, as the avx512
+ * set reads them (kern_avx512.c, t2_units): column 64u + 4b + p of the
+ * tail at 64u + 16p + b; a unit's 16 weight bytes are broadcast to both
+ * lanes of two vectors, shifted 2p in the lane of plane p. The bundled
+ * model's 704-column rows end in one such unit. */
+static inline size_t t2_units(uint32_t layout, size_t k, size_t c0)
+{
+    return layout == BN_T2 ? (k - c0) / 64 : 0;
+}
+
 /* Float row → int8 in this set's order, bit-identical to k2_quantize
  * (which decode called for every projection, on one thread between
  * steps): x·s is one float multiply either way, vcvtps2dq rounds half to
@@ -62,6 +72,7 @@ static TAVX2 INLINE float quantize_impl(uint32_t layout, const float *x, size_t 
     float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);
     __m256 vs = _mm256_set1_ps(s);
     size_t V = k2_nvec(layout, W, k), permuted = 4 * W * V; /* a multiple of 32 */
+    size_t units = permuted + 64 * t2_units(layout, k, permuted);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (size_t c0 = 0; c0 < k; c0 += 32) {
         size_t n = k - c0 < 32 ? k - c0 : 32;
@@ -80,14 +91,19 @@ static TAVX2 INLINE float quantize_impl(uint32_t layout, const float *x, size_t 
         if (c0 < permuted)
             for (size_t j = 0; j < 32; j++)
                 q[k2_pos(layout, W, V, c0 + j)] = nat[j];
+        else if (c0 < units)
+            for (size_t j = 0; j < 32; j++) {
+                size_t o = c0 + j - permuted;
+                q[permuted + o / 64 * 64 + 16 * (o % 4) + o % 64 / 4] = nat[j];
+            }
         else
             memcpy(q + c0, nat, n);
     }
     return s;
 }
 
-static TAVX2 INLINE void tile(const uint8_t *w, size_t rb, size_t V, const int8_t *q, size_t ldq, int RT, int TT,
-                              int32_t out[4][4])
+static TAVX2 INLINE void tile(const uint8_t *w, size_t rb, size_t V, size_t U, const int8_t *q, size_t ldq, int RT,
+                              int TT, int32_t out[4][4])
 {
     __m256i acc[4][4];
     const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
@@ -121,6 +137,20 @@ static TAVX2 INLINE void tile(const uint8_t *w, size_t rb, size_t V, const int8_
             _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)
                 acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(s16[r][t], ones));
     }
+    /* tail units (t2_units): planes 0|1 and 2|3 of a unit in two vectors */
+    const __m256i sh01 = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), sh23 = _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6);
+    for (size_t u = 0; u < U; u++)
+        _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
+            __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(w + r * rb + W * V + 16 * u)));
+            __m256i c01 = _mm256_and_si256(_mm256_srlv_epi32(b, sh01), m3);
+            __m256i c23 = _mm256_and_si256(_mm256_srlv_epi32(b, sh23), m3);
+            _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) {
+                const int8_t *qu = q + t * ldq + 4 * W * V + 64 * u;
+                __m256i m = _mm256_add_epi16(_mm256_maddubs_epi16(c01, _mm256_loadu_si256((const __m256i *)qu)),
+                                             _mm256_maddubs_epi16(c23, _mm256_loadu_si256((const __m256i *)(qu + 32))));
+                acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(m, ones));
+            }
+        }
     _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
         _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)
             out[r][t] = hsum(acc[r][t]);
@@ -129,18 +159,19 @@ static TAVX2 INLINE void tile(const uint8_t *w, size_t rb, size_t V, const int8_
 static TAVX2 INLINE void gemv_impl(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                                    const int8_t *q, float s, float *y)
 {
-    size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), c0 = 4 * W * V;
+    size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), U = t2_units(layout, k, 4 * W * V);
+    size_t c0 = 4 * W * V + 64 * U; /* where natural order starts */
     int32_t qs = qsum(q, c0), out[4][4];
     k2_tails tails;
     k2_tails_init(&tails);
     size_t r = r0;
     for (; r + 4 <= r1; r += 4) {
-        tile(w + r * rb, rb, V, q, 0, 4, 1, out);
+        tile(w + r * rb, rb, V, U, q, 0, 4, 1, out);
         for (int i = 0; i < 4; i++)
             y[r + i] = bn_kern_out(out[i][0] - qs + k2_tail_dot(&tails, layout, w, k, r + i, c0, q), s, beta);
     }
     for (; r < r1; r++) {
-        tile(w + r * rb, rb, V, q, 0, 1, 1, out);
+        tile(w + r * rb, rb, V, U, q, 0, 1, 1, out);
         y[r] = bn_kern_out(out[0][0] - qs + k2_tail_dot(&tails, layout, w, k, r, c0, q), s, beta);
     }
 }
@@ -148,7 +179,8 @@ static TAVX2 INLINE void gemv_impl(uint32_t layout, const uint8_t *w, size_t k, 
 static TAVX2 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                                    const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy)
 {
-    size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), c0 = 4 * W * V;
+    size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), U = t2_units(layout, k, 4 * W * V);
+    size_t c0 = 4 * W * V + 64 * U; /* where natural order starts */
     int32_t qs[BN_KERN_MAX_N];
     for (size_t t = 0; t < n; t++)
         qs[t] = qsum(q + t * ldq, c0);
@@ -163,17 +195,17 @@ static TAVX2 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, 
             const int8_t *qt = q + t * ldq;
             if (rt == 2) {
                 switch (tt) {
-                case 4: tile(wr, rb, V, qt, ldq, 2, 4, out); break;
-                case 3: tile(wr, rb, V, qt, ldq, 2, 3, out); break;
-                case 2: tile(wr, rb, V, qt, ldq, 2, 2, out); break;
-                default: tile(wr, rb, V, qt, ldq, 2, 1, out); break;
+                case 4: tile(wr, rb, V, U, qt, ldq, 2, 4, out); break;
+                case 3: tile(wr, rb, V, U, qt, ldq, 2, 3, out); break;
+                case 2: tile(wr, rb, V, U, qt, ldq, 2, 2, out); break;
+                default: tile(wr, rb, V, U, qt, ldq, 2, 1, out); break;
                 }
             } else {
                 switch (tt) {
-                case 4: tile(wr, rb, V, qt, ldq, 1, 4, out); break;
-                case 3: tile(wr, rb, V, qt, ldq, 1, 3, out); break;
-                case 2: tile(wr, rb, V, qt, ldq, 1, 2, out); break;
-                default: tile(wr, rb, V, qt, ldq, 1, 1, out); break;
+                case 4: tile(wr, rb, V, U, qt, ldq, 1, 4, out); break;
+                case 3: tile(wr, rb, V, U, qt, ldq, 1, 3, out); break;
+                case 2: tile(wr, rb, V, U, qt, ldq, 1, 2, out); break;
+                default: tile(wr, rb, V, U, qt, ldq, 1, 1, out); break;
                 }
             }
             for (int i = 0; i < rt; i++)
