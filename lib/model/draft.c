@@ -40,6 +40,21 @@ void bn_draft_release(bn_draft *d)
     memset(d, 0, sizeof *d);
 }
 
+int bn_spec_guess(bn_lookup *lk, bn_draft *d, const uint32_t *text, size_t n, size_t limit, uint32_t *out,
+                  size_t *n_out, bn_err *e)
+{
+    size_t want = bn_lookup_budget(d ? &d->k : lk);
+    if (want < limit)
+        limit = want;
+    *n_out = 0;
+    if (!limit)
+        return 0;
+    if (d)
+        return bn_draft_propose(d, text, n, limit, out, n_out, e);
+    *n_out = bn_lookup_draft(lk, text, n, limit, out);
+    return 0;
+}
+
 int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, uint32_t *out, size_t *n_out,
                      bn_err *e)
 {

@@ -16,7 +16,7 @@
 typedef struct bn_draft {
     bn_ctx *c;        /* the draft model's context (the caller's) */
     bn_sampler s;     /* the main sampler's options, draws of its own */
-    bn_lookup k;      /* adaptive k only: bn_lookup_update */
+    bn_lookup k;      /* adaptive k and pacing: bn_lookup_update, bn_lookup_budget */
     float *logits;    /* n_vocab: the draft model's next token */
     bn_sampler_dist *q; /* draft_max of them when sampling; NULL when greedy */
 } bn_draft;
@@ -29,6 +29,13 @@ void bn_draft_release(bn_draft *d);
  * stop token ends the guess); *n_out is how many. */
 int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, uint32_t *out, size_t *n_out,
                      bn_err *e);
+
+/* A single stream's guesses before its next pass: prompt lookup's (lk)
+ * or, with d, the draft model's, at most limit and as many as the pacing
+ * state (d->k, else lk) allows (bn_lookup_budget). bn_gen and
+ * bn_generator both guess through this. */
+int bn_spec_guess(bn_lookup *lk, bn_draft *d, const uint32_t *text, size_t n, size_t limit, uint32_t *out,
+                  size_t *n_out, bn_err *e);
 
 /* The distribution guess j was drawn from; NULL when greedy (a point mass). */
 static inline const bn_sampler_dist *bn_draft_q(const bn_draft *d, size_t j)

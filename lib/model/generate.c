@@ -353,15 +353,7 @@ static int answer_lookup(bn_gen *g, uint32_t n_ctx, int *stopped, bn_err *e)
             limit = (size_t)(g->o.n_predict - done - 1);
         if (limit > BN_KERN_MAX_N - 1)
             limit = BN_KERN_MAX_N - 1;
-        size_t want = bn_lookup_budget(pace);
-        if (want < limit)
-            limit = want;
-        nd = 0;
-        if (!limit)
-            ;
-        else if (!g->draft)
-            nd = bn_lookup_draft(&lk, g->hist, g->n_hist, limit, draft);
-        else if ((rc = bn_draft_propose(g->draft, g->hist, g->n_hist, limit, draft, &nd, e)))
+        if ((rc = bn_spec_guess(&lk, g->draft, g->hist, g->n_hist, limit, draft, &nd, e)))
             goto out;
         batch[0] = id;
         memcpy(batch + 1, draft, nd * sizeof *draft);

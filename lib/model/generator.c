@@ -312,18 +312,11 @@ static int spec_pass(bn_generator *g, bn_err *e)
         limit = BN_KERN_MAX_N - 1;
     g->text[pos] = g->pending;
     uint32_t *guess = g->text + pos + 1;
-    size_t want = bn_lookup_budget(pacing(g));
-    if (want < limit)
-        limit = want;
-    if (limit && !g->draft)
-        nd = bn_lookup_draft(&g->lk, g->text, pos + 1, limit, guess);
-    else if (limit) {
-        int rc = bn_draft_propose(g->draft, g->text, pos + 1, limit, guess, &nd, e);
-        if (rc)
-            return rc;
-    }
+    int rc = bn_spec_guess(&g->lk, g->draft, g->text, pos + 1, limit, guess, &nd, e);
+    if (rc)
+        return rc;
     double t0 = bn_seconds();
-    int rc = bn_ctx_eval(g->c, g->text + pos, nd + 1, g->logits, nd ? BN_EVAL_ALL_LOGITS : 0, e);
+    rc = bn_ctx_eval(g->c, g->text + pos, nd + 1, g->logits, nd ? BN_EVAL_ALL_LOGITS : 0, e);
     if (rc)
         return rc;
     bn_lookup_time(pacing(g), nd + 1, bn_seconds() - t0);
