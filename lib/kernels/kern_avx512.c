@@ -8,9 +8,11 @@
  * by this set's quantize() (kern_2bit.h), so a plane is one shift, one
  * and, one vpdpbusd per token.
  *
- * GEMM: tiles of 4 rows × 4 tokens (16 zmm accumulators); the 4 rows'
- * bytes stay in L1 while every token tile passes over them. GEMV: 4 rows
- * at a time, two accumulators per row so the dependency chains are short.
+ * GEMM: tiles of 4 rows × 4 tokens (16 zmm accumulators), and of 4 rows
+ * × the 1-3 tokens left over, in assembly; the 4 rows' bytes stay in L1
+ * while every token tile passes over them; the int32 sums are converted
+ * to floats in a pass of their own (out_pass). GEMV: 4 rows at a time,
+ * two accumulators per row so the dependency chains are short.
  * Compiled with target attributes, so the file builds with any x86-64
  * compiler flags; the set is only offered when cpuid/xgetbv say so. */
 #include "kern_2bit.h"
@@ -212,54 +214,6 @@ static T512 INLINE void tile(const uint8_t *w, size_t rs, size_t vs, size_t pf, 
     }
 }
 
-/* The 4 × 4 tile (4 rows × 4 tokens, every multi-token pass's bulk) in
- * assembly: from intrinsics gcc 12 copied most of the 16 accumulators at
- * every vector and spilled some to the stack, about twice the cycles of
- * the vpdpbusd themselves (2B4T, 8 tokens: 66 of Zen 5's 128 int8 MACs a
- * cycle). Here nothing moves: zmm(4r+t) holds row r × token t, zmm16-19
- * the rows' raw bytes, zmm20-23 one plane's codes of the 4 rows, zmm24-27
- * the 4 tokens' activations of that plane, zmm28 the mask 3. Per plane:
- * 4 shifts, 4 ands, 4 loads, 16 vpdpbusd. n vectors; row i's vector v at
- * w + i·rs + v·vs, token t's activations at q + t·ldq; p runs pf bytes
- * ahead of w, prefetching each of the 4 rows' lines there (interleaved:
- * the vector's 4 lines). The 16 sums go to o as they are; the caller adds
- * their lanes (sum16v). */
-#define T2A_PLANE(sh, off)                                                                                         \
-    sh "vmovdqu64 " #off "(%[q]), %%zmm24\n\t"                                                                     \
-       "vmovdqu64 " #off "(%[q],%[ldq]), %%zmm25\n\t"                                                              \
-       "vmovdqu64 " #off "(%[q],%[ldq],2), %%zmm26\n\t"                                                            \
-       "vmovdqu64 " #off "(%[q],%[ldq3]), %%zmm27\n\t"                                                             \
-       "vpandd %%zmm28, %%zmm20, %%zmm20\n\t"                                                                      \
-       "vpandd %%zmm28, %%zmm21, %%zmm21\n\t"                                                                      \
-       "vpandd %%zmm28, %%zmm22, %%zmm22\n\t"                                                                      \
-       "vpandd %%zmm28, %%zmm23, %%zmm23\n\t"                                                                      \
-       "vpdpbusd %%zmm24, %%zmm20, %%zmm0\n\t"                                                                     \
-       "vpdpbusd %%zmm25, %%zmm20, %%zmm1\n\t"                                                                     \
-       "vpdpbusd %%zmm26, %%zmm20, %%zmm2\n\t"                                                                     \
-       "vpdpbusd %%zmm27, %%zmm20, %%zmm3\n\t"                                                                     \
-       "vpdpbusd %%zmm24, %%zmm21, %%zmm4\n\t"                                                                     \
-       "vpdpbusd %%zmm25, %%zmm21, %%zmm5\n\t"                                                                     \
-       "vpdpbusd %%zmm26, %%zmm21, %%zmm6\n\t"                                                                     \
-       "vpdpbusd %%zmm27, %%zmm21, %%zmm7\n\t"                                                                     \
-       "vpdpbusd %%zmm24, %%zmm22, %%zmm8\n\t"                                                                     \
-       "vpdpbusd %%zmm25, %%zmm22, %%zmm9\n\t"                                                                     \
-       "vpdpbusd %%zmm26, %%zmm22, %%zmm10\n\t"                                                                    \
-       "vpdpbusd %%zmm27, %%zmm22, %%zmm11\n\t"                                                                    \
-       "vpdpbusd %%zmm24, %%zmm23, %%zmm12\n\t"                                                                    \
-       "vpdpbusd %%zmm25, %%zmm23, %%zmm13\n\t"                                                                    \
-       "vpdpbusd %%zmm26, %%zmm23, %%zmm14\n\t"                                                                    \
-       "vpdpbusd %%zmm27, %%zmm23, %%zmm15\n\t"
-#define T2A_SHIFT(n)                                                                                               \
-    "vpsrlw $" #n ", %%zmm16, %%zmm20\n\t"                                                                         \
-    "vpsrlw $" #n ", %%zmm17, %%zmm21\n\t"                                                                         \
-    "vpsrlw $" #n ", %%zmm18, %%zmm22\n\t"                                                                         \
-    "vpsrlw $" #n ", %%zmm19, %%zmm23\n\t"
-#define T2A_COPY                                                                                                   \
-    "vmovdqa64 %%zmm16, %%zmm20\n\t"                                                                               \
-    "vmovdqa64 %%zmm17, %%zmm21\n\t"                                                                               \
-    "vmovdqa64 %%zmm18, %%zmm22\n\t"                                                                               \
-    "vmovdqa64 %%zmm19, %%zmm23\n\t"
-
 /* zmm0-15 set to zero: the accumulators of the assembly tiles below */
 #define ASM_ZERO_ZMM0_15                                                                                           \
     "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"                                                                            \
@@ -279,60 +233,140 @@ static T512 INLINE void tile(const uint8_t *w, size_t rs, size_t vs, size_t pf, 
     "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"                                                                         \
     "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
 
-static T512 INLINE void t2_asm_4x4(const uint8_t *w, size_t rs, size_t vs, size_t pf, size_t n, const int8_t *q,
-                                   size_t ldq, __m512i o[4][4])
-{
-    const uint8_t *p = w + pf;
-    __asm__ volatile(
-        ASM_ZERO_ZMM0_15
-        "mov $0x03030303, %%eax\n\t"
-        "vpbroadcastd %%eax, %%zmm28\n\t"
-        "test %[n], %[n]\n\t"
-        "jz 2f\n"
-        "1:\n\t"
-        "vmovdqu64 (%[w]), %%zmm16\n\t"
-        "vmovdqu64 (%[w],%[rs]), %%zmm17\n\t"
-        "vmovdqu64 (%[w],%[rs],2), %%zmm18\n\t"
-        "vmovdqu64 (%[w],%[rs3]), %%zmm19\n\t"
-        "prefetcht0 (%[p])\n\t"
-        "prefetcht0 (%[p],%[rs])\n\t"
-        "prefetcht0 (%[p],%[rs],2)\n\t"
-        "prefetcht0 (%[p],%[rs3])\n\t"
-        T2A_PLANE(T2A_COPY, 0)
-        T2A_PLANE(T2A_SHIFT(2), 64)
-        T2A_PLANE(T2A_SHIFT(4), 128)
-        T2A_PLANE(T2A_SHIFT(6), 192)
-        "add %[vs], %[w]\n\t"
-        "add %[vs], %[p]\n\t"
-        "add $256, %[q]\n\t"
-        "dec %[n]\n\t"
-        "jnz 1b\n"
-        "2:\n\t"
-        "vmovdqu64 %%zmm0, (%[o])\n\t"
-        "vmovdqu64 %%zmm1, 64(%[o])\n\t"
-        "vmovdqu64 %%zmm2, 128(%[o])\n\t"
-        "vmovdqu64 %%zmm3, 192(%[o])\n\t"
-        "vmovdqu64 %%zmm4, 256(%[o])\n\t"
-        "vmovdqu64 %%zmm5, 320(%[o])\n\t"
-        "vmovdqu64 %%zmm6, 384(%[o])\n\t"
-        "vmovdqu64 %%zmm7, 448(%[o])\n\t"
-        "vmovdqu64 %%zmm8, 512(%[o])\n\t"
-        "vmovdqu64 %%zmm9, 576(%[o])\n\t"
-        "vmovdqu64 %%zmm10, 640(%[o])\n\t"
-        "vmovdqu64 %%zmm11, 704(%[o])\n\t"
-        "vmovdqu64 %%zmm12, 768(%[o])\n\t"
-        "vmovdqu64 %%zmm13, 832(%[o])\n\t"
-        "vmovdqu64 %%zmm14, 896(%[o])\n\t"
-        "vmovdqu64 %%zmm15, 960(%[o])\n\t"
-        : [w] "+r"(w), [p] "+r"(p), [q] "+r"(q), [n] "+r"(n)
-        : [rs] "r"(rs), [rs3] "r"(3 * rs), [vs] "r"(vs), [ldq] "r"(ldq), [ldq3] "r"(3 * ldq), [o] "r"(o)
-        : "memory", "cc", "rax", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-          "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21",
-          "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28");
-}
-#undef T2A_PLANE
+/* The tiles of 4 rows × T tokens (T = 4: every multi-token pass's bulk;
+ * 1-3: the tokens past its last whole 4, or all of a short pass) in
+ * assembly: from intrinsics gcc 12 copied most of the accumulators at
+ * every vector and spilled some, and the rows' bytes, to the stack, about
+ * twice the cycles of the vpdpbusd themselves (2B4T, 8 tokens: 66 of Zen
+ * 5's 128 int8 MACs a cycle; 2560 × 6912, 1 token: 1.5x). Here nothing
+ * moves: zmm0-15 the accumulators, zmm16-19 the rows' raw bytes, zmm20-23
+ * one plane's codes of the 4 rows, zmm24-27 the tokens' activations of
+ * that plane, zmm28 the mask 3. Per plane: 4 shifts, 4 ands, T loads, 4·T
+ * vpdpbusd. n vectors; row i's vector v at w + i·rs + v·vs, token t's
+ * activations at q + t·ldq; p runs pf bytes ahead of w, prefetching each
+ * of the 4 rows' lines there (interleaved: the vector's 4 lines). Then
+ * the u tail units (t2_units; row-major rows only): a unit's 16 bytes
+ * broadcast to the 4 lanes, lane p shifted by 2p (tsh, as tail_planes),
+ * one vpdpbusd per row and token. The sums go to o[r][t] as they are; the
+ * caller adds their lanes (sum16v, sum4). */
+#define T2A_DP(a, c, acc) "vpdpbusd %%zmm" #a ", %%zmm" #c ", %%zmm" #acc "\n\t"
+#define T2A_ACT(off, reg, idx) "vmovdqu64 " #off "(%[q]" idx "), %%zmm" #reg "\n\t"
+#define T2A_AND                                                                                                    \
+    "vpandd %%zmm28, %%zmm20, %%zmm20\n\t"                                                                         \
+    "vpandd %%zmm28, %%zmm21, %%zmm21\n\t"                                                                         \
+    "vpandd %%zmm28, %%zmm22, %%zmm22\n\t"                                                                         \
+    "vpandd %%zmm28, %%zmm23, %%zmm23\n\t"
+/* one plane (sh makes its codes in zmm20-23, off: its activations' offset) */
+#define T2A_P4(sh, off)                                                                                            \
+    sh T2A_ACT(off, 24, "") T2A_ACT(off, 25, ",%[ldq]") T2A_ACT(off, 26, ",%[ldq],2") T2A_ACT(off, 27, ",%[ldq3]") \
+        T2A_AND T2A_DP(24, 20, 0) T2A_DP(25, 20, 1) T2A_DP(26, 20, 2) T2A_DP(27, 20, 3) T2A_DP(24, 21, 4)          \
+            T2A_DP(25, 21, 5) T2A_DP(26, 21, 6) T2A_DP(27, 21, 7) T2A_DP(24, 22, 8) T2A_DP(25, 22, 9)              \
+                T2A_DP(26, 22, 10) T2A_DP(27, 22, 11) T2A_DP(24, 23, 12) T2A_DP(25, 23, 13) T2A_DP(26, 23, 14)     \
+                    T2A_DP(27, 23, 15)
+#define T2A_P3(sh, off)                                                                                            \
+    sh T2A_ACT(off, 24, "") T2A_ACT(off, 25, ",%[ldq]") T2A_ACT(off, 26, ",%[ldq],2") T2A_AND T2A_DP(24, 20, 0)    \
+        T2A_DP(25, 20, 1) T2A_DP(26, 20, 2) T2A_DP(24, 21, 3) T2A_DP(25, 21, 4) T2A_DP(26, 21, 5)                  \
+            T2A_DP(24, 22, 6) T2A_DP(25, 22, 7) T2A_DP(26, 22, 8) T2A_DP(24, 23, 9) T2A_DP(25, 23, 10)             \
+                T2A_DP(26, 23, 11)
+#define T2A_P2(sh, off)                                                                                            \
+    sh T2A_ACT(off, 24, "") T2A_ACT(off, 25, ",%[ldq]") T2A_AND T2A_DP(24, 20, 0) T2A_DP(25, 20, 1)                \
+        T2A_DP(24, 21, 2) T2A_DP(25, 21, 3) T2A_DP(24, 22, 4) T2A_DP(25, 22, 5) T2A_DP(24, 23, 6)                  \
+            T2A_DP(25, 23, 7)
+/* one token: planes 0 and 2 (and the tail) into zmm0-3, 1 and 3 into
+ * zmm4-7, two short dependency chains per row as in the GEMV */
+#define T2A_P1A(sh, off) sh T2A_ACT(off, 24, "") T2A_AND T2A_DP(24, 20, 0) T2A_DP(24, 21, 1) T2A_DP(24, 22, 2) T2A_DP(24, 23, 3)
+#define T2A_P1B(sh, off) sh T2A_ACT(off, 24, "") T2A_AND T2A_DP(24, 20, 4) T2A_DP(24, 21, 5) T2A_DP(24, 22, 6) T2A_DP(24, 23, 7)
+#define T2A_SHIFT(n)                                                                                               \
+    "vpsrlw $" #n ", %%zmm16, %%zmm20\n\t"                                                                         \
+    "vpsrlw $" #n ", %%zmm17, %%zmm21\n\t"                                                                         \
+    "vpsrlw $" #n ", %%zmm18, %%zmm22\n\t"                                                                         \
+    "vpsrlw $" #n ", %%zmm19, %%zmm23\n\t"
+#define T2A_COPY                                                                                                   \
+    "vmovdqa64 %%zmm16, %%zmm20\n\t"                                                                               \
+    "vmovdqa64 %%zmm17, %%zmm21\n\t"                                                                               \
+    "vmovdqa64 %%zmm18, %%zmm22\n\t"                                                                               \
+    "vmovdqa64 %%zmm19, %%zmm23\n\t"
+#define T2A_UNIT                                                                                                   \
+    "vbroadcasti32x4 (%[w]), %%zmm20\n\t"                                                                          \
+    "vbroadcasti32x4 (%[w],%[rs]), %%zmm21\n\t"                                                                    \
+    "vbroadcasti32x4 (%[w],%[rs],2), %%zmm22\n\t"                                                                  \
+    "vbroadcasti32x4 (%[w],%[rs3]), %%zmm23\n\t"                                                                   \
+    "vpsrlvw %[tsh], %%zmm20, %%zmm20\n\t"                                                                         \
+    "vpsrlvw %[tsh], %%zmm21, %%zmm21\n\t"                                                                         \
+    "vpsrlvw %[tsh], %%zmm22, %%zmm22\n\t"                                                                         \
+    "vpsrlvw %[tsh], %%zmm23, %%zmm23\n\t"
+#define T2A_ST(acc, r, t) "vmovdqu64 %%zmm" #acc ", 64*(4*" #r "+" #t ")(%[o])\n\t"
+#define T2A_FN(name, P0, P1, P2, P3, PT, STORE)                                                                    \
+    static T512 INLINE void name(const uint8_t *w, size_t rs, size_t vs, size_t pf, size_t n, size_t u,            \
+                                 const int8_t *q, size_t ldq, __m512i o[4][4])                                     \
+    {                                                                                                              \
+        const uint8_t *p = w + pf;                                                                                 \
+        const __m512i tsh = _mm512_set_epi32(0x00060006, 0x00060006, 0x00060006, 0x00060006, 0x00040004,           \
+                                             0x00040004, 0x00040004, 0x00040004, 0x00020002, 0x00020002,           \
+                                             0x00020002, 0x00020002, 0, 0, 0, 0);                                  \
+        __asm__ volatile(ASM_ZERO_ZMM0_15 "mov $0x03030303, %%eax\n\t"                                           \
+                                          "vpbroadcastd %%eax, %%zmm28\n\t"                                       \
+                                          "test %[n], %[n]\n\t"                                                   \
+                                          "jz 2f\n"                                                                \
+                                          "1:\n\t"                                                                 \
+                                          "vmovdqu64 (%[w]), %%zmm16\n\t"                                         \
+                                          "vmovdqu64 (%[w],%[rs]), %%zmm17\n\t"                                   \
+                                          "vmovdqu64 (%[w],%[rs],2), %%zmm18\n\t"                                 \
+                                          "vmovdqu64 (%[w],%[rs3]), %%zmm19\n\t"                                  \
+                                          "prefetcht0 (%[p])\n\t"                                                  \
+                                          "prefetcht0 (%[p],%[rs])\n\t"                                            \
+                                          "prefetcht0 (%[p],%[rs],2)\n\t"                                          \
+                                          "prefetcht0 (%[p],%[rs3])\n\t" P0 P1 P2 P3 "add %[vs], %[w]\n\t"         \
+                                          "add %[vs], %[p]\n\t"                                                    \
+                                          "add $256, %[q]\n\t"                                                     \
+                                          "dec %[n]\n\t"                                                           \
+                                          "jnz 1b\n"                                                               \
+                                          "2:\n\t"                                                                 \
+                                          "test %[u], %[u]\n\t"                                                   \
+                                          "jz 4f\n"                                                                \
+                                          "3:\n\t" PT "add $16, %[w]\n\t"                                          \
+                                          "add $64, %[q]\n\t"                                                      \
+                                          "dec %[u]\n\t"                                                           \
+                                          "jnz 3b\n"                                                               \
+                                          "4:\n\t" STORE                                                           \
+                         : [w] "+r"(w), [p] "+r"(p), [q] "+r"(q), [n] "+r"(n), [u] "+r"(u)                        \
+                         : [rs] "r"(rs), [rs3] "r"(3 * rs), [vs] "r"(vs), [ldq] "r"(ldq), [ldq3] "r"(3 * ldq),    \
+                           [o] "r"(o), [tsh] "v"(tsh)                                                             \
+                         : "memory", "cc", "rax", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",  \
+                           "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16",          \
+                           "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25",        \
+                           "xmm26", "xmm27", "xmm28");                                                             \
+    }
+#define T2A_TILE(name, P, STORE)                                                                                   \
+    T2A_FN(name, P(T2A_COPY, 0), P(T2A_SHIFT(2), 64), P(T2A_SHIFT(4), 128), P(T2A_SHIFT(6), 192), P(T2A_UNIT, 0),  \
+           STORE)
+#define T2A_STORE4 T2A_ST(0, 0, 0) T2A_ST(1, 0, 1) T2A_ST(2, 0, 2) T2A_ST(3, 0, 3) T2A_ST(4, 1, 0) T2A_ST(5, 1, 1) T2A_ST(6, 1, 2) T2A_ST(7, 1, 3) T2A_ST(8, 2, 0) T2A_ST(9, 2, 1) T2A_ST(10, 2, 2) T2A_ST(11, 2, 3) T2A_ST(12, 3, 0) T2A_ST(13, 3, 1) T2A_ST(14, 3, 2) T2A_ST(15, 3, 3)
+#define T2A_STORE3 T2A_ST(0, 0, 0) T2A_ST(1, 0, 1) T2A_ST(2, 0, 2) T2A_ST(3, 1, 0) T2A_ST(4, 1, 1) T2A_ST(5, 1, 2) T2A_ST(6, 2, 0) T2A_ST(7, 2, 1) T2A_ST(8, 2, 2) T2A_ST(9, 3, 0) T2A_ST(10, 3, 1) T2A_ST(11, 3, 2)
+#define T2A_STORE2 T2A_ST(0, 0, 0) T2A_ST(1, 0, 1) T2A_ST(2, 1, 0) T2A_ST(3, 1, 1) T2A_ST(4, 2, 0) T2A_ST(5, 2, 1) T2A_ST(6, 3, 0) T2A_ST(7, 3, 1)
+#define T2A_STORE1 T2A_ST(0, 0, 0) T2A_ST(1, 1, 0) T2A_ST(2, 2, 0) T2A_ST(3, 3, 0) T2A_ST(4, 0, 1) T2A_ST(5, 1, 1) T2A_ST(6, 2, 1) T2A_ST(7, 3, 1)
+T2A_TILE(t2_asm_4x4, T2A_P4, T2A_STORE4)
+T2A_TILE(t2_asm_4x3, T2A_P3, T2A_STORE3)
+T2A_TILE(t2_asm_4x2, T2A_P2, T2A_STORE2)
+T2A_FN(t2_asm_4x1, T2A_P1A(T2A_COPY, 0), T2A_P1B(T2A_SHIFT(2), 64), T2A_P1A(T2A_SHIFT(4), 128),
+       T2A_P1B(T2A_SHIFT(6), 192), T2A_P1A(T2A_UNIT, 0), T2A_STORE1)
+#undef T2A_DP
+#undef T2A_ACT
+#undef T2A_AND
+#undef T2A_P4
+#undef T2A_P3
+#undef T2A_P2
+#undef T2A_P1A
+#undef T2A_P1B
 #undef T2A_SHIFT
 #undef T2A_COPY
+#undef T2A_UNIT
+#undef T2A_ST
+#undef T2A_FN
+#undef T2A_TILE
+#undef T2A_STORE1
+#undef T2A_STORE2
+#undef T2A_STORE3
+#undef T2A_STORE4
 
 /* GEMV: rows in fours with the dependency chain split over planes; rs
  * and vs as in tile(). */
@@ -379,6 +413,23 @@ static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_
         out[r] = _mm512_reduce_add_epi32(_mm512_add_epi32(a0[r], a1[r]));
 }
 
+/* The outputs of rows [r0, r1), left there as int32 sums (the kernels
+ * store a tile's sums as they come), converted in one pass, 16 at a time:
+ * bn_kern_out's conversion, division and product, so the same bits. A
+ * division per 4-row tile had cost a third of the bundled model's GEMV
+ * (256 × 704 from L2: 1.65 us, 1.11 with a product instead) and nearly
+ * half of its 2-8-token GEMM: the divider's latency stalled every tile,
+ * while 16-wide divisions in a row of their own overlap. */
+static T512 INLINE void out_pass(float *y, size_t r0, size_t r1, float s, float beta)
+{
+    const __m512 vs = _mm512_set1_ps(s), vb = _mm512_set1_ps(beta);
+    for (size_t r = r0; r < r1; r += 16) {
+        __mmask16 m = r1 - r >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (r1 - r)) - 1);
+        __m512 a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, y + r));
+        _mm512_mask_storeu_ps(y + r, m, _mm512_mul_ps(_mm512_div_ps(a, vs), vb));
+    }
+}
+
 /* ilv: whole groups of 4 rows interleaved (kern_ilv.h; only when the row
  * has no tail past the last whole vector, see bn_ilv_find), the rest
  * row-major; r0 is then a multiple of 4. */
@@ -391,10 +442,6 @@ static T512 INLINE void gemv_impl(uint32_t layout, int ilv, int units, const uin
     k2_tails tails;
     k2_tails_init(&tails);
     size_t r = r0;
-    /* bn_kern_out for 4 rows at once: the same conversion, division and
-     * product, so the same bits; the scalar division per row had been a
-     * fifth of the bundled model's decode (rows of one or two vectors) */
-    const __m128 vs4 = _mm_set1_ps(s), vb4 = _mm_set1_ps(beta);
     for (; r + 4 <= r1; r += 4) {
         rows4_gemv(w + r * rb, rs, vs, V, U, q, 4, out);
         __m128i a = _mm_sub_epi32(_mm_loadu_si128((const __m128i *)out), _mm_set1_epi32(qs));
@@ -403,8 +450,9 @@ static T512 INLINE void gemv_impl(uint32_t layout, int ilv, int units, const uin
                                                 k2_tail_dot(&tails, layout, w, k, r + 1, c0, q),
                                                 k2_tail_dot(&tails, layout, w, k, r + 2, c0, q),
                                                 k2_tail_dot(&tails, layout, w, k, r + 3, c0, q)));
-        _mm_storeu_ps(y + r, _mm_mul_ps(_mm_div_ps(_mm_cvtepi32_ps(a), vs4), vb4));
+        _mm_storeu_si128((__m128i *)(y + r), a);
     }
+    out_pass(y, r0, r, s, beta);
     for (; r < r1; r++) {
         rows4_gemv(w + r * rb, rb, W, V, U, q, 1, out);
         y[r] = bn_kern_out(out[0] - qs + k2_tail_dot(&tails, layout, w, k, r, c0, q), s, beta);
@@ -412,18 +460,15 @@ static T512 INLINE void gemv_impl(uint32_t layout, int ilv, int units, const uin
 }
 
 /* The sums of a 4-row × tt-token tile (o: 16 vectors whose lanes add up,
- * tokens tt..3 zero) into y, rows r.. and tokens t..: lanes added
- * (sum16v) and put token-major (lane 4j + i: token j, row i), minus each
- * token's Σq', plus the rows' tails when the width has one, then
- * bn_kern_out for all 16 at once: the same conversion, division and
- * product as the scalar formula, so the same bits. The scalar epilogue
- * (sixteen divisions) had taken about a quarter of an 8-token pass over
- * an L2-resident 2B4T-shaped matrix, and per-sum reductions most of a 2-
- * or 3-token pass over the bundled model's short rows. Only tokens < tt
- * are read (masked) or written. */
+ * tokens tt..3 zero) into y as int32 (out_pass converts them), rows r..
+ * and tokens t..: lanes added (sum16v) and put token-major (lane 4j + i:
+ * token j, row i), minus each token's Σq', plus the rows' tails when the
+ * width has one. Per-sum reductions had taken most of a 2- or 3-token
+ * pass over the bundled model's short rows. Only tokens < tt are read
+ * (masked) or written. */
 static T512 INLINE void tile_store(uint32_t layout, __m512i o[4][4], int tt, const uint8_t *w, size_t k, size_t c0,
-                                   size_t r, size_t t, float beta, const int8_t *q, const int32_t *qs,
-                                   const float *s, size_t ldq, k2_tails *tails, float *y, size_t ldy)
+                                   size_t r, size_t t, const int8_t *q, const int32_t *qs, size_t ldq,
+                                   k2_tails *tails, float *y, size_t ldy)
 {
     const __m512i by_token = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
     const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
@@ -437,16 +482,13 @@ static T512 INLINE void tile_store(uint32_t layout, __m512i o[4][4], int tt, con
                 tl[4 * j + i] = k2_tail_dot(tails, layout, w, k, r + (size_t)i, c0, q + (t + (size_t)j) * ldq);
         a = _mm512_add_epi32(a, _mm512_load_si512((const void *)tl));
     }
-    /* missing tokens' scales read as 1: no division by zero in unused lanes */
-    __m512 sv = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_mask_loadu_ps(_mm_set1_ps(1), tm, s + t)));
-    __m512 f = _mm512_mul_ps(_mm512_div_ps(_mm512_cvtepi32_ps(a), sv), _mm512_set1_ps(beta));
-    _mm_storeu_ps(y + t * ldy + r, _mm512_castps512_ps128(f));
+    _mm_storeu_si128((__m128i *)(y + t * ldy + r), _mm512_castsi512_si128(a));
     if (tt > 1)
-        _mm_storeu_ps(y + (t + 1) * ldy + r, _mm512_extractf32x4_ps(f, 1));
+        _mm_storeu_si128((__m128i *)(y + (t + 1) * ldy + r), _mm512_extracti32x4_epi32(a, 1));
     if (tt > 2)
-        _mm_storeu_ps(y + (t + 2) * ldy + r, _mm512_extractf32x4_ps(f, 2));
+        _mm_storeu_si128((__m128i *)(y + (t + 2) * ldy + r), _mm512_extracti32x4_epi32(a, 2));
     if (tt > 3)
-        _mm_storeu_ps(y + (t + 3) * ldy + r, _mm512_extractf32x4_ps(f, 3));
+        _mm_storeu_si128((__m128i *)(y + (t + 3) * ldy + r), _mm512_extracti32x4_epi32(a, 3));
 }
 
 /* GEMM_AHEAD: how many vectors ahead the interleaved GEMM's 4 × 4 tile
@@ -459,56 +501,106 @@ static T512 INLINE void tile_store(uint32_t layout, __m512i o[4][4], int tt, con
  * paired runs on a shared machine; 16 ahead 1.16x, 64 1.17x). */
 enum { GEMM_AHEAD = 32 };
 
-/* ilv as in gemv_impl. */
-static T512 INLINE void gemm_impl(uint32_t layout, int ilv, int units, const uint8_t *w, size_t k, size_t r0,
+/* Rows r..r+3 × tokens t..t+TT-1 (TT 1 to 3: the tokens past the last
+ * whole 4 × 4 tile, all of a 1-3-token pass) into y as int32 sums, as
+ * tile_store leaves them, each token's 4 sums added by sum4: sum16v's 16
+ * vectors, most of them zero, through the stack, with the intrinsics
+ * tile, had run a 2-token tile over the bundled model's one-vector rows
+ * at 3x the GEMV's time for 4 rows, one token at 2.5x. */
+static T512 INLINE void small_tile(uint32_t layout, const uint8_t *w, size_t rb, size_t rs, size_t vs, size_t pf,
+                                   size_t V, size_t U, size_t k, size_t c0, size_t r, size_t t, const int8_t *q,
+                                   size_t ldq, const int32_t *qs, k2_tails *tails, float *y, size_t ldy, const int TT)
+{
+    const uint8_t *wr = w + r * rb;
+    const int8_t *qt = q + t * ldq;
+    int32_t out[3][4];
+    __m512i o[4][4];
+    if (TT == 1) {
+        t2_asm_4x1(wr, rs, vs, pf, V, U, qt, ldq, o);
+        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) o[i][0] = _mm512_add_epi32(o[i][0], o[i][1]);
+    } else if (TT == 2)
+        t2_asm_4x2(wr, rs, vs, pf, V, U, qt, ldq, o);
+    else
+        t2_asm_4x3(wr, rs, vs, pf, V, U, qt, ldq, o);
+    _Pragma("GCC unroll 3") for (int j = 0; j < TT; j++) {
+        const __m512i v[4] = {o[0][j], o[1][j], o[2][j], o[3][j]};
+        sum4(v, out[j]);
+    }
+    _Pragma("GCC unroll 3") for (int j = 0; j < TT; j++) {
+        size_t tk = t + (size_t)j;
+        __m128i a = _mm_sub_epi32(_mm_loadu_si128((const __m128i *)out[j]), _mm_set1_epi32(qs[tk]));
+        if (c0 < k)
+            a = _mm_add_epi32(a, _mm_setr_epi32(k2_tail_dot(tails, layout, w, k, r, c0, q + tk * ldq),
+                                                k2_tail_dot(tails, layout, w, k, r + 1, c0, q + tk * ldq),
+                                                k2_tail_dot(tails, layout, w, k, r + 2, c0, q + tk * ldq),
+                                                k2_tail_dot(tails, layout, w, k, r + 3, c0, q + tk * ldq)));
+        _mm_storeu_si128((__m128i *)(y + tk * ldy + r), a);
+    }
+}
+
+/* gemm_impl for n tokens with NR = n mod 4 known at compile time: each
+ * group of 4 rows goes through the whole 4 × 4 token tiles, then the NR
+ * tokens left (small_tile), while its bytes are in L1; the sums are
+ * converted afterwards (out_pass). The last 1-3 rows one at a time. */
+static T512 INLINE void gemm_rows(uint32_t layout, int ilv, int units, const uint8_t *w, size_t k, size_t r0,
                                   size_t r1, float beta, const int8_t *q, const float *s, size_t n, size_t ldq,
-                                  float *y, size_t ldy)
+                                  float *y, size_t ldy, const int NR)
 {
     size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), U = t2_units(layout, units, k, 4 * W * V);
     size_t rs = ilv ? W : rb, vs = ilv ? 4 * W : W, pf = ilv ? GEMM_AHEAD * vs : 4 * rb;
-    size_t c0 = 4 * W * V + 64 * U; /* where natural order starts */
+    size_t c0 = 4 * W * V + 64 * U, n4 = n - (size_t)NR; /* c0: where natural order starts */
     int32_t qs[BN_KERN_MAX_N];
     for (size_t t = 0; t < n; t++)
         qs[t] = qsum(q + t * ldq, c0);
     k2_tails tails;
     k2_tails_init(&tails);
-    for (size_t r = r0; r < r1; r += 4) {
-        int rt = r1 - r >= 4 ? 4 : (int)(r1 - r);
+    size_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint8_t *wr = w + r * rb;
+        for (size_t t = 0; t < n4; t += 4) {
+            __m512i o[4][4];
+            t2_asm_4x4(wr, rs, vs, pf, V, U, q + t * ldq, ldq, o);
+            tile_store(layout, o, 4, w, k, c0, r, t, q, qs, ldq, &tails, y, ldy);
+        }
+        if (NR)
+            small_tile(layout, w, rb, rs, vs, pf, V, U, k, c0, r, n4, q, ldq, qs, &tails, y, ldy, NR);
+    }
+    for (size_t t = 0; t < n; t++)
+        out_pass(y + t * ldy, r0, r, s[t], beta);
+    /* the last 1-3 rows: one at a time */
+    for (; r < r1; r++) {
+        const uint8_t *wr = w + r * rb;
         for (size_t t = 0; t < n; t += 4) {
             int tt = n - t >= 4 ? 4 : (int)(n - t);
+            const int8_t *qt = q + t * ldq;
             __m512i o[4][4];
-            if (rt == 4) {
-                const uint8_t *wr = w + r * rb;
-                const int8_t *qt = q + t * ldq;
-                switch (tt) {
-                case 4: t2_asm_4x4(wr, rs, vs, pf, V, qt, ldq, o); break;
-                case 3: tile(wr, rs, vs, pf, V, qt, ldq, 4, 3, o); break;
-                case 2: tile(wr, rs, vs, pf, V, qt, ldq, 4, 2, o); break;
-                default: tile(wr, rs, vs, pf, V, qt, ldq, 4, 1, o); break;
-                }
-                tail_tile(wr + W * V, rb, U, qt + 4 * W * V, ldq, 4, tt, o);
-                tile_store(layout, o, tt, w, k, c0, r, t, beta, q, qs, s, ldq, &tails, y, ldy);
-                continue;
+            switch (tt) {
+            case 4: tile(wr, rb, W, 0, V, qt, ldq, 1, 4, o); break;
+            case 3: tile(wr, rb, W, 0, V, qt, ldq, 1, 3, o); break;
+            case 2: tile(wr, rb, W, 0, V, qt, ldq, 1, 2, o); break;
+            default: tile(wr, rb, W, 0, V, qt, ldq, 1, 1, o); break;
             }
-            /* the last 1-3 rows: one at a time */
-            for (int i = 0; i < rt; i++) {
-                const uint8_t *wr = w + (r + (size_t)i) * rb;
-                const int8_t *qt = q + t * ldq;
-                switch (tt) {
-                case 4: tile(wr, rb, W, 0, V, qt, ldq, 1, 4, o); break;
-                case 3: tile(wr, rb, W, 0, V, qt, ldq, 1, 3, o); break;
-                case 2: tile(wr, rb, W, 0, V, qt, ldq, 1, 2, o); break;
-                default: tile(wr, rb, W, 0, V, qt, ldq, 1, 1, o); break;
-                }
-                tail_tile(wr + W * V, rb, U, qt + 4 * W * V, ldq, 1, tt, o);
-                for (int j = 0; j < tt; j++) {
-                    size_t tk = t + (size_t)j, ri = r + (size_t)i;
-                    int32_t a = _mm512_reduce_add_epi32(o[0][j]) - qs[tk] +
-                                k2_tail_dot(&tails, layout, w, k, ri, c0, q + tk * ldq);
-                    y[tk * ldy + ri] = bn_kern_out(a, s[tk], beta);
-                }
+            tail_tile(wr + W * V, rb, U, qt + 4 * W * V, ldq, 1, tt, o);
+            for (int j = 0; j < tt; j++) {
+                size_t tk = t + (size_t)j;
+                int32_t a = _mm512_reduce_add_epi32(o[0][j]) - qs[tk] +
+                            k2_tail_dot(&tails, layout, w, k, r, c0, q + tk * ldq);
+                y[tk * ldy + r] = bn_kern_out(a, s[tk], beta);
             }
         }
+    }
+}
+
+/* ilv as in gemv_impl. */
+static T512 INLINE void gemm_impl(uint32_t layout, int ilv, int units, const uint8_t *w, size_t k, size_t r0,
+                                  size_t r1, float beta, const int8_t *q, const float *s, size_t n, size_t ldq,
+                                  float *y, size_t ldy)
+{
+    switch (n % 4) {
+    case 0: gemm_rows(layout, ilv, units, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 0); break;
+    case 1: gemm_rows(layout, ilv, units, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 1); break;
+    case 2: gemm_rows(layout, ilv, units, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 2); break;
+    default: gemm_rows(layout, ilv, units, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 3); break;
     }
 }
 
