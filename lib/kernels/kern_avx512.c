@@ -176,10 +176,10 @@ static T512 INLINE float quantize_impl(uint32_t layout, int units, const float *
 }
 
 /* RT rows × TT tokens of Σ code·q' over V vectors, left in acc[r][t] as
- * 16 lanes to add (tokens TT..3 zero, for sum16v); row i's vector v at
- * w + i·rs + v·vs (row-major: rs = row bytes, vs = W; interleaved in
- * fours, kern_ilv.h: rs = W, vs = 4·W); each row's line pf bytes ahead is
- * prefetched, unless pf is 0 (as t2_asm_4x4, GEMM_AHEAD). */
+ * 16 lanes to add (the GEMM's last 1-3 rows, one at a time; whole groups
+ * of 4 go through the assembly tiles below); row i's vector v at
+ * w + i·rs + v·vs (row-major: rs = row bytes, vs = W); each row's line pf
+ * bytes ahead is prefetched, unless pf is 0. */
 static T512 INLINE void tile(const uint8_t *w, size_t rs, size_t vs, size_t pf, size_t V, const int8_t *q,
                              size_t ldq, int RT, int TT, __m512i acc[4][4])
 {
@@ -413,6 +413,21 @@ static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_
         out[r] = _mm512_reduce_add_epi32(_mm512_add_epi32(a0[r], a1[r]));
 }
 
+/* Rows r..r+3 of one token (activations q, Σq' qs): their sums out minus
+ * qs, plus the rows' natural-order tails past c0, stored at y as int32
+ * for out_pass. */
+static T512 INLINE void rows4_store(k2_tails *tails, uint32_t layout, const uint8_t *w, size_t k, size_t c0,
+                                    size_t r, const int8_t *q, const int32_t out[4], int32_t qs, float *y)
+{
+    __m128i a = _mm_sub_epi32(_mm_loadu_si128((const __m128i *)out), _mm_set1_epi32(qs));
+    if (c0 < k)
+        a = _mm_add_epi32(a, _mm_setr_epi32(k2_tail_dot(tails, layout, w, k, r, c0, q),
+                                            k2_tail_dot(tails, layout, w, k, r + 1, c0, q),
+                                            k2_tail_dot(tails, layout, w, k, r + 2, c0, q),
+                                            k2_tail_dot(tails, layout, w, k, r + 3, c0, q)));
+    _mm_storeu_si128((__m128i *)(y + r), a);
+}
+
 /* The outputs of rows [r0, r1), left there as int32 sums (the kernels
  * store a tile's sums as they come), converted in one pass, 16 at a time:
  * bn_kern_out's conversion, division and product, so the same bits. A
@@ -444,13 +459,7 @@ static T512 INLINE void gemv_impl(uint32_t layout, int ilv, int units, const uin
     size_t r = r0;
     for (; r + 4 <= r1; r += 4) {
         rows4_gemv(w + r * rb, rs, vs, V, U, q, 4, out);
-        __m128i a = _mm_sub_epi32(_mm_loadu_si128((const __m128i *)out), _mm_set1_epi32(qs));
-        if (c0 < k)
-            a = _mm_add_epi32(a, _mm_setr_epi32(k2_tail_dot(&tails, layout, w, k, r, c0, q),
-                                                k2_tail_dot(&tails, layout, w, k, r + 1, c0, q),
-                                                k2_tail_dot(&tails, layout, w, k, r + 2, c0, q),
-                                                k2_tail_dot(&tails, layout, w, k, r + 3, c0, q)));
-        _mm_storeu_si128((__m128i *)(y + r), a);
+        rows4_store(&tails, layout, w, k, c0, r, q, out, qs, y);
     }
     out_pass(y, r0, r, s, beta);
     for (; r < r1; r++) {
@@ -459,36 +468,29 @@ static T512 INLINE void gemv_impl(uint32_t layout, int ilv, int units, const uin
     }
 }
 
-/* The sums of a 4-row × tt-token tile (o: 16 vectors whose lanes add up,
- * tokens tt..3 zero) into y as int32 (out_pass converts them), rows r..
- * and tokens t..: lanes added (sum16v) and put token-major (lane 4j + i:
- * token j, row i), minus each token's Σq', plus the rows' tails when the
- * width has one. Per-sum reductions had taken most of a 2- or 3-token
- * pass over the bundled model's short rows. Only tokens < tt are read
- * (masked) or written. */
-static T512 INLINE void tile_store(uint32_t layout, __m512i o[4][4], int tt, const uint8_t *w, size_t k, size_t c0,
+/* The sums of a 4 × 4 tile (o: 16 vectors whose lanes add up) into y as
+ * int32 (out_pass converts them), rows r.. and tokens t..: lanes added
+ * (sum16v) and put token-major (lane 4j + i: token j, row i), minus each
+ * token's Σq', plus the rows' tails when the width has one. */
+static T512 INLINE void tile_store(uint32_t layout, __m512i o[4][4], const uint8_t *w, size_t k, size_t c0,
                                    size_t r, size_t t, const int8_t *q, const int32_t *qs, size_t ldq,
                                    k2_tails *tails, float *y, size_t ldy)
 {
     const __m512i by_token = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
     const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    const __mmask8 tm = (__mmask8)((1u << tt) - 1);
     __m512i a = _mm512_permutexvar_epi32(by_token, sum16v(o));
-    a = _mm512_sub_epi32(a, _mm512_permutexvar_epi32(spread, _mm512_castsi128_si512(_mm_maskz_loadu_epi32(tm, qs + t))));
+    a = _mm512_sub_epi32(a, _mm512_permutexvar_epi32(spread, _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(qs + t)))));
     if (c0 < k) {
-        _Alignas(64) int32_t tl[16] = {0};
-        for (int j = 0; j < tt; j++)
+        _Alignas(64) int32_t tl[16];
+        for (int j = 0; j < 4; j++)
             for (int i = 0; i < 4; i++)
                 tl[4 * j + i] = k2_tail_dot(tails, layout, w, k, r + (size_t)i, c0, q + (t + (size_t)j) * ldq);
         a = _mm512_add_epi32(a, _mm512_load_si512((const void *)tl));
     }
     _mm_storeu_si128((__m128i *)(y + t * ldy + r), _mm512_castsi512_si128(a));
-    if (tt > 1)
-        _mm_storeu_si128((__m128i *)(y + (t + 1) * ldy + r), _mm512_extracti32x4_epi32(a, 1));
-    if (tt > 2)
-        _mm_storeu_si128((__m128i *)(y + (t + 2) * ldy + r), _mm512_extracti32x4_epi32(a, 2));
-    if (tt > 3)
-        _mm_storeu_si128((__m128i *)(y + (t + 3) * ldy + r), _mm512_extracti32x4_epi32(a, 3));
+    _mm_storeu_si128((__m128i *)(y + (t + 1) * ldy + r), _mm512_extracti32x4_epi32(a, 1));
+    _mm_storeu_si128((__m128i *)(y + (t + 2) * ldy + r), _mm512_extracti32x4_epi32(a, 2));
+    _mm_storeu_si128((__m128i *)(y + (t + 3) * ldy + r), _mm512_extracti32x4_epi32(a, 3));
 }
 
 /* GEMM_AHEAD: how many vectors ahead the interleaved GEMM's 4 × 4 tile
@@ -528,13 +530,7 @@ static T512 INLINE void small_tile(uint32_t layout, const uint8_t *w, size_t rb,
     }
     _Pragma("GCC unroll 3") for (int j = 0; j < TT; j++) {
         size_t tk = t + (size_t)j;
-        __m128i a = _mm_sub_epi32(_mm_loadu_si128((const __m128i *)out[j]), _mm_set1_epi32(qs[tk]));
-        if (c0 < k)
-            a = _mm_add_epi32(a, _mm_setr_epi32(k2_tail_dot(tails, layout, w, k, r, c0, q + tk * ldq),
-                                                k2_tail_dot(tails, layout, w, k, r + 1, c0, q + tk * ldq),
-                                                k2_tail_dot(tails, layout, w, k, r + 2, c0, q + tk * ldq),
-                                                k2_tail_dot(tails, layout, w, k, r + 3, c0, q + tk * ldq)));
-        _mm_storeu_si128((__m128i *)(y + tk * ldy + r), a);
+        rows4_store(tails, layout, w, k, c0, r, q + tk * ldq, out[j], qs[tk], y + tk * ldy);
     }
 }
 
@@ -560,7 +556,7 @@ static T512 INLINE void gemm_rows(uint32_t layout, int ilv, int units, const uin
         for (size_t t = 0; t < n4; t += 4) {
             __m512i o[4][4];
             t2_asm_4x4(wr, rs, vs, pf, V, U, q + t * ldq, ldq, o);
-            tile_store(layout, o, 4, w, k, c0, r, t, q, qs, ldq, &tails, y, ldy);
+            tile_store(layout, o, w, k, c0, r, t, q, qs, ldq, &tails, y, ldy);
         }
         if (NR)
             small_tile(layout, w, rb, rs, vs, pf, V, U, k, c0, r, n4, q, ldq, qs, &tails, y, ldy, NR);
