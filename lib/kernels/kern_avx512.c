@@ -431,10 +431,9 @@ static T512 INLINE void rows4_store(k2_tails *tails, uint32_t layout, const uint
 /* The outputs of rows [r0, r1), left there as int32 sums (the kernels
  * store a tile's sums as they come), converted in one pass, 16 at a time:
  * bn_kern_out's conversion, division and product, so the same bits. A
- * division per 4-row tile had cost a third of the bundled model's GEMV
- * (256 × 704 from L2: 1.65 us, 1.11 with a product instead) and nearly
- * half of its 2-8-token GEMM: the divider's latency stalled every tile,
- * while 16-wide divisions in a row of their own overlap. */
+ * division per 4-row tile waited on the divider in every tile; divisions
+ * in a row of their own overlap: 5-12% off the bundled model's GEMV and
+ * 1-3-token GEMM (Zen 5, both versions alternately in one process). */
 static T512 INLINE void out_pass(float *y, size_t r0, size_t r1, float s, float beta)
 {
     const __m512 vs = _mm512_set1_ps(s), vb = _mm512_set1_ps(beta);
