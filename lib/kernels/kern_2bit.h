@@ -14,7 +14,7 @@
  * for the first V vectors of a row (those that hold only whole groups of
  * real columns); columns after them keep their natural position and are
  * done by a scalar tail (but in the avx512 set's t2, whose tail goes
- * plane-major in 64-column units first: kern_avx512.c, t2_units). The
+ * plane-major in 64-column units first: k2_units). The
  * integer dot product is then
  *
  *   Σ_c w·q = Σ_{SIMD part} code·q' − Σ_{SIMD part} q' + Σ_{tail} w·q
@@ -41,6 +41,18 @@ static inline size_t k2_nvec(uint32_t layout, size_t W, size_t k)
         return W <= 32 ? blocks * (32 / W) : blocks / (W / 32);
     }
     return k / (4 * W); /* t2: a byte is 4 consecutive columns */
+}
+
+/* Whole 64-column units of a t2 row's tail past its whole vectors
+ * (columns c0..k): the AVX2 and AVX-512 sets read them plane-major, column
+ * 64u + 4b + p of the tail at 64u + 16p + b, a unit's 16 weight bytes
+ * broadcast to 128-bit lanes and shifted 2p in the lane of plane p (one
+ * vector on AVX-512, planes 0|1 and 2|3 in two on AVX2). The bundled
+ * model's 704-column rows end in three such units on AVX-512 and one on
+ * AVX2. I2_S and b3 have none. */
+static inline size_t k2_units(uint32_t layout, size_t k, size_t c0)
+{
+    return layout == BN_T2 ? (k - c0) / 64 : 0;
 }
 
 /* Where column c goes in the set's activation order (the avx512 set's

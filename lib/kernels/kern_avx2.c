@@ -39,16 +39,6 @@ static TAVX2 INLINE int32_t qsum(const int8_t *q, size_t nb)
     return (int32_t)(t - 128 * (int64_t)nb);
 }
 
-/* t2 rows' tails past the whole vectors in 64-column units, as the avx512
- * set reads them (kern_avx512.c, t2_units): column 64u + 4b + p of the
- * tail at 64u + 16p + b; a unit's 16 weight bytes are broadcast to both
- * lanes of two vectors, shifted 2p in the lane of plane p. The bundled
- * model's 704-column rows end in one such unit. */
-static inline size_t t2_units(uint32_t layout, size_t k, size_t c0)
-{
-    return layout == BN_T2 ? (k - c0) / 64 : 0;
-}
-
 /* Float row → int8 in this set's order, bit-identical to k2_quantize
  * (which decode called for every projection, on one thread between
  * steps): x·s is one float multiply either way, vcvtps2dq rounds half to
@@ -72,7 +62,7 @@ static TAVX2 INLINE float quantize_impl(uint32_t layout, const float *x, size_t 
     float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);
     __m256 vs = _mm256_set1_ps(s);
     size_t V = k2_nvec(layout, W, k), permuted = 4 * W * V; /* a multiple of 32 */
-    size_t units = permuted + 64 * t2_units(layout, k, permuted);
+    size_t units = permuted + 64 * k2_units(layout, k, permuted);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (size_t c0 = 0; c0 < k; c0 += 32) {
         size_t n = k - c0 < 32 ? k - c0 : 32;
@@ -137,7 +127,7 @@ static TAVX2 INLINE void tile(const uint8_t *w, size_t rb, size_t V, size_t U, c
             _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)
                 acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(s16[r][t], ones));
     }
-    /* tail units (t2_units): planes 0|1 and 2|3 of a unit in two vectors */
+    /* tail units (k2_units): planes 0|1 and 2|3 of a unit in two vectors */
     const __m256i sh01 = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), sh23 = _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6);
     for (size_t u = 0; u < U; u++)
         _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
@@ -159,7 +149,7 @@ static TAVX2 INLINE void tile(const uint8_t *w, size_t rb, size_t V, size_t U, c
 static TAVX2 INLINE void gemv_impl(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                                    const int8_t *q, float s, float *y)
 {
-    size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), U = t2_units(layout, k, 4 * W * V);
+    size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), U = k2_units(layout, k, 4 * W * V);
     size_t c0 = 4 * W * V + 64 * U; /* where natural order starts */
     int32_t qs = qsum(q, c0), out[4][4];
     k2_tails tails;
@@ -179,7 +169,7 @@ static TAVX2 INLINE void gemv_impl(uint32_t layout, const uint8_t *w, size_t k, 
 static TAVX2 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                                    const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy)
 {
-    size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), U = t2_units(layout, k, 4 * W * V);
+    size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), U = k2_units(layout, k, 4 * W * V);
     size_t c0 = 4 * W * V + 64 * U; /* where natural order starts */
     int32_t qs[BN_KERN_MAX_N];
     for (size_t t = 0; t < n; t++)

@@ -121,7 +121,7 @@ static T512 INLINE __m128i q16(const float *x, __m512 s, __mmask16 m)
  * on its two whole vectors. Columns past the last unit stay natural. */
 static inline size_t t2_units(uint32_t layout, int units, size_t k, size_t c0)
 {
-    return layout == BN_T2 && units ? (k - c0) / 64 : 0;
+    return units ? k2_units(layout, k, c0) : 0;
 }
 
 static T512 INLINE float quantize_impl(uint32_t layout, int units, const float *x, size_t k, int8_t *q)
