@@ -352,6 +352,18 @@ bad() {
     bad /v1/chat/completions 400 invalid_value '{"messages": []}'
     bad /v1/chat/completions 400 invalid_value '{"messages": [{"role": "wizard", "content": "x"}]}'
     bad /v1/chat/completions 400 invalid_type '{"messages": [{"role": "user", "content": 5}]}'
+    # a turn without text is an assistant's only; a NUL would cut the text short unseen
+    bad /v1/chat/completions 400 missing_field '{"messages": [{"role": "user"}]}'
+    bad /v1/chat/completions 400 missing_field '{"messages": [{"role": "user", "content": null}]}'
+    bad /v1/chat/completions 400 invalid_value '{"messages": [{"role": "user", "content": "a\u0000b"}]}'
+    bad /v1/completions 400 invalid_value '{"prompt": "a\u0000bcd efg"}'
+    bad /tokenize 400 invalid_value '{"content": "a\u0000bcd efg"}'
+    api /v1/chat/completions '{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": null}, {"role": "user", "content": "a\\u0000b"}], "max_tokens": 2}'
+    [ "$code" = 200 ]
+    # a whole-number limit is printed whole
+    api /v1/completions '{"prompt": "x", "max_tokens": 0}'
+    [ "$code" = 400 ]
+    [[ $(field "$T/body" 'j["error"]["message"]') == *"between 1 and 1000000000" ]]
     bad /v1/completions 400 invalid_encoding "$(printf '{"prompt": "caf\xff"}')"
     long=$($PY -c 'print(" ".join(["7"] * 300))')
     bad /v1/completions 400 context_length_exceeded "{\"prompt\": [${long// /, }]}"
@@ -382,6 +394,9 @@ bad() {
     api /v1/completions '{"prompt": "Hi", "max_tokens": 2}' -H 'Authorization: Bearer sekrit-key-longer'
     [ "$code" = 401 ]
     api /v1/completions '{"prompt": "Hi", "max_tokens": 2}' -H 'Authorization: Bearer sekrit-key'
+    [ "$code" = 200 ]
+    # the scheme's name in any case (RFC 7235)
+    api /v1/completions '{"prompt": "Hi", "max_tokens": 2}' -H 'Authorization: bearer sekrit-key'
     [ "$code" = 200 ]
     run curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models"
     [ "$output" = 401 ]

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,7 +86,8 @@ static size_t complete_prefix(const char *text, size_t n)
 /* The key, compared in time that depends on the key's length alone. */
 static int key_matches(const char *key, const char *header)
 {
-    const char *given = header && !strncmp(header, "Bearer ", 7) ? header + 7 : "";
+    /* the scheme's name is case-insensitive (RFC 7235 §2.1) */
+    const char *given = header && !strncasecmp(header, "Bearer ", 7) ? header + 7 : "";
     size_t nk = strlen(key), ng = strlen(given);
     unsigned diff = nk != ng;
     for (size_t i = 0; i < nk; i++)

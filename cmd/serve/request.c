@@ -39,6 +39,22 @@ int srv_err(srv_error *err, int status, const char *type, const char *code, cons
 
 #define BAD(err, code, ...) srv_err((err), 400, "invalid_request_error", (code), __VA_ARGS__)
 
+/* Whether a JSON text escapes a NUL (\u0000) in some string. cJSON keeps
+ * strings NUL-terminated, so such a string would end there unseen: a
+ * prompt "a\u0000bcd" was answered as "a". In valid JSON a backslash only
+ * starts an escape inside a string, so skipping each escaped character
+ * is enough to tell "\\u0000" (a backslash, then text) from "\u0000". */
+static int escapes_nul(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        if (s[i] == '\\') {
+            if (s[i + 1] == 'u' && i + 6 <= n && !memcmp(s + i + 2, "0000", 4))
+                return 1;
+            i++;
+        }
+    return 0;
+}
+
 /* The body as a JSON object: valid UTF-8, one value, nothing after it. */
 cJSON *srv_parse_body(const char *body, size_t n, srv_error *err)
 {
@@ -54,6 +70,11 @@ cJSON *srv_parse_body(const char *body, size_t n, srv_error *err)
     if (!root || end != body + n) {
         cJSON_Delete(root);
         BAD(err, "invalid_json", "the request body is not valid JSON");
+        return NULL;
+    }
+    if (escapes_nul(body, n)) {
+        cJSON_Delete(root);
+        BAD(err, "invalid_value", "a string of the request holds \\u0000 (NUL), which bn-serve does not take");
         return NULL;
     }
     if (!cJSON_IsObject(root)) {
@@ -74,7 +95,8 @@ static int get_number(const cJSON *o, const char *name, double lo, double hi, in
     if (!cJSON_IsNumber(it) || (integer && it->valuedouble != floor(it->valuedouble)))
         return BAD(err, "invalid_type", "'%s' must be %s", name, integer ? "an integer" : "a number");
     if (!(it->valuedouble >= lo && it->valuedouble <= hi))
-        return BAD(err, "invalid_value", "'%s' must be between %g and %g", name, lo, hi);
+        return integer ? BAD(err, "invalid_value", "'%s' must be between %.0f and %.0f", name, lo, hi)
+                       : BAD(err, "invalid_value", "'%s' must be between %g and %g", name, lo, hi);
     *v = it->valuedouble;
     return 1;
 }
@@ -286,8 +308,12 @@ static int get_prompt(const srv_model_info *mi, const cJSON *o, srv_job *j, srv_
 static int get_content(const cJSON *msg, size_t k, const char **text, char **owned, srv_error *err)
 {
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(msg, "content");
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(msg, "role");
     *owned = NULL;
     if (!c || cJSON_IsNull(c)) {
+        /* as OpenAI's API: only an assistant's turn may come without text */
+        if (!cJSON_IsString(role) || strcmp(role->valuestring, "assistant"))
+            return BAD(err, "missing_field", "'messages[%zu].content' is required", k);
         *text = "";
         return 0;
     }
@@ -347,7 +373,7 @@ static int get_messages(const srv_model_info *mi, const cJSON *o, srv_job *j, sr
         if (!strcmp(r, "developer"))
             r = "system";
         if (strcmp(r, "system") && strcmp(r, "user") && strcmp(r, "assistant")) {
-            BAD(err, "invalid_value", "'messages[%zu].role' must be system, user or assistant", k);
+            BAD(err, "invalid_value", "'messages[%zu].role' must be system, developer, user or assistant", k);
             goto out;
         }
         msgs[k].role = r;
