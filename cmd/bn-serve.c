@@ -95,6 +95,10 @@ static int parse(int argc, char **argv, opts *o)
         return rc;
     if (!o->model)
         return bn_usage_error(&prog, "no model given (-m FILE)");
+    /* a server keeps its model for its whole life: a file, not a stream */
+    if (!strcmp(o->model, "-") || (o->draft && !strcmp(o->draft, "-")))
+        return bn_usage_error(&prog, "%s: a server needs its model as a file, not standard input",
+                              !strcmp(o->model, "-") ? "-m" : "--draft");
     if (o->api_key && o->api_key_file)
         return bn_usage_error(&prog, "--api-key and --api-key-file exclude each other");
     if (o->api_key && !*o->api_key)
@@ -150,9 +154,10 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s", e.msg);
         return BN_EXIT_DATA;
     }
-    /* a model that is not there is said before listening, as the one line */
-    if (access(o.model, R_OK)) {
-        bn_report(&prog, "%s: %s", o.model, strerror(errno));
+    /* a model (or draft) that is not there is said before listening, as the one line */
+    const char *gone = access(o.model, R_OK) ? o.model : o.draft && access(o.draft, R_OK) ? o.draft : NULL;
+    if (gone) {
+        bn_report(&prog, "%s: %s", gone, strerror(errno));
         free(key);
         return BN_EXIT_DATA;
     }

@@ -587,6 +587,12 @@ assert all(set(l) == {"method", "path", "status", "prompt_tokens", "completion_t
     run bn-serve -m "$T/missing.bn" --port 0
     [ "$status" -eq 1 ]
     [[ $output == *"bn-serve: "*"missing.bn"* ]]
+    run bn-serve -m "$D/tiny.bn" --draft "$T/missing.bn" --port 0
+    [ "$status" -eq 1 ]
+    [ "$output" = "bn-serve: $T/missing.bn: No such file or directory" ]
+    run bn-serve -m - --port 0 </dev/null
+    [ "$status" -eq 2 ]
+    [[ $output == "bn-serve: -m: a server needs its model as a file"* ]]
     run bn-serve -m "$D/tiny.bn" --port "$PORT"
     [ "$status" -eq 1 ]
     [[ $output == "bn-serve: 127.0.0.1:$PORT: cannot listen"* ]]
