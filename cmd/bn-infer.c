@@ -12,6 +12,7 @@
 #include "pool.h"
 #include "progress.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -181,6 +182,29 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "no model given (-m FILE)");
     if ((o->prompt != NULL) + (o->file != NULL) + o->chat + (o->n_ppl != 0) > 1)
         return bn_usage_error(&prog, "-p, -f, -cnv and --perplexity exclude each other");
+    /* options that would otherwise be ignored without a word */
+    if (o->n_ppl && (o->logits_file || o->g.lookup || o->g.echo || o->g.n_stop || o->text || o->ids))
+        return bn_usage_error(&prog, "--perplexity scores texts: not with --logits, --lookup, --echo, --stop, --text "
+                                     "or --ids");
+    if (o->ppl_stride && !o->n_ppl)
+        return bn_usage_error(&prog, "--ppl-stride needs --perplexity");
+    if (o->system && !o->chat)
+        return bn_usage_error(&prog, "--system needs -cnv");
+    if (o->json && !o->n_ppl && !o->embed)
+        return bn_usage_error(&prog, "--json is for --perplexity and --embed results");
+    /* standard input can be read once */
+    size_t dashes = !strcmp(o->model, "-") + (o->file && !strcmp(o->file, "-"));
+    for (size_t i = 0; i < o->n_ppl; i++)
+        dashes += !strcmp(o->ppl_files[i], "-");
+    if (!o->prompt && !o->file && !o->chat && !o->n_ppl && !o->embed)
+        dashes++; /* a token stream on stdin */
+    else if (o->embed && !o->prompt && !o->file)
+        dashes++; /* records on stdin */
+    else if (o->chat)
+        dashes++; /* the user's lines */
+    if (dashes > 1)
+        return bn_usage_error(&prog, "standard input can be read once: the model (-m -), the prompt (-f -), a text "
+                                     "to score (--perplexity -) or the input records, only one of them");
     if (o->text && o->ids)
         return bn_usage_error(&prog, "--text and --ids exclude each other");
     if (o->logits_topk && !o->logits_file)
@@ -339,7 +363,7 @@ static int run_embed(const opts *o, const bn_model *m, bn_ctx *c, bn_tokenizer *
     int from_stdin = !o->prompt && !o->file, r;
     uint64_t bad = 0;
     if (o->file && !(text.lines = fopen(o->file, "r"))) {
-        bn_report(&prog, "%s: cannot open", o->file);
+        bn_report(&prog, "%s: %s", o->file, strerror(errno));
         return BN_EXIT_DATA;
     }
     if (from_stdin && (bn_tokr_open(&in, STDIN_FILENO, "<stdin>", e) ||
@@ -525,8 +549,10 @@ int main(int argc, char **argv)
         const char *name = o.file ? o.file : "-p";
         bn_map map = {0};
         int r = 0;
-        if (o.file)
-            r = bn_map_file(o.file, &map, &e);
+        if (o.file && bn_map_file(o.file, &map, &e)) {
+            bn_report(&prog, "%s", e.msg); /* the message names the file */
+            goto out;
+        }
         if (!r)
             r = tokenize_text(tok, m, o.file ? map.data : (const uint8_t *)o.prompt,
                               o.file ? map.size : strlen(o.prompt), &ids, &e);

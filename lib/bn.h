@@ -224,7 +224,8 @@ BN_API int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, 
 
 /* Perplexity of ids (text tokens, no BOS) over windows of `window` tokens
  * (0: the context), window starts `stride` text tokens apart (0: no
- * overlap); each window is BOS + text, evaluated from an empty cache, and
+ * overlap; more than a window's text tokens: BN_E_INVALID, as tokens
+ * would go unscored); each window is BOS + text, evaluated from an empty cache, and
  * predicts the tokens no earlier window did. *ppl_err (may be NULL): its
  * standard error. Leaves the context empty. */
 BN_API int bn_ctx_perplexity(bn_ctx *c, const uint32_t *ids, size_t n, uint32_t window, uint32_t stride,

@@ -336,6 +336,43 @@ EOF
     [[ $err == *"blk.0.attn_q.weight"*"layout 99"*"cannot run"* ]]
 }
 
+@test "errors: options that would be ignored, standard input read twice, a stride past the window, a system prompt that fills the context" {
+    # each of these once ran and silently left the option out
+    for args in "--perplexity $DATA/heldout.txt --logits $T/lg.bin" "--perplexity $DATA/heldout.txt --echo" \
+        "--perplexity $DATA/heldout.txt --lookup 2" "--perplexity $DATA/heldout.txt --stop x" \
+        "-p hi --system x" "-p hi --json" "-p hi --ppl-stride 4"; do
+        run_split "$T/out" bn-infer -m "$D/tiny.bn" $args
+        [ "$status" -eq 2 ] || { echo "$args: $status"; return 1; }
+        [[ $err == "bn-infer: "* ]]
+    done
+    [ ! -e "$T/lg.bin" ]
+    # the model from stdin leaves no stdin for the prompts, the text or the records
+    for args in "-n 2" "-f - -n 2" "--perplexity -"; do
+        run_split "$T/out" bash -c "bn-infer -m - $args <'$D/tiny.bn'"
+        [ "$status" -eq 2 ] || { echo "$args: $status"; return 1; }
+        [[ $err == "bn-infer: standard input can be read once"* ]]
+    done
+    run_split "$T/out" bn-infer -m "$D/tiny.bn" --perplexity - - </dev/null
+    [ "$status" -eq 2 ]
+    run bash -c "bn-infer -m - -p Once -n 2 --temp 0 <'$D/tiny.bn'"
+    [ "$status" -eq 0 ]
+    # a missing prompt file is named once
+    run_split "$T/out" bn-infer -m "$D/tiny.bn" -f "$T/none.txt"
+    expect_one_line_error "$status" "$err" bn-infer
+    [ "$err" = "bn-infer: $T/none.txt: No such file or directory" ]
+    # windows 256 tokens long (255 of text) cannot start 300 apart: tokens would go unscored
+    run_split "$T/out" bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" --ppl-stride 300
+    expect_one_line_error "$status" "$err" bn-infer
+    [[ $err == *"stride of 300 text tokens is longer than a window's 255"* ]]
+    run bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" --ppl-stride 255
+    [ "$status" -eq 0 ]
+    # a system prompt longer than the context is one error, not every message ignored
+    $PY -c 'print("word " * 600)' >"$T/sys.txt"
+    run_split "$T/out" bash -c "echo hello | bn-infer -m '$D/tiny.bn' -cnv --system \"\$(cat '$T/sys.txt')\""
+    expect_one_line_error "$status" "$err" bn-infer
+    [[ $err == *"the system prompt ("*"tokens with the chat format) leaves no room in the context of 256 tokens" ]]
+}
+
 @test "--kernel ref is selectable and agrees with the default" {
     a=$(bn-infer -m "$D/tiny.bn" --temp 0 -n 8 --kernel ref <"$D/h7.ids")
     b=$(bn-infer -m "$D/tiny.bn" --temp 0 -n 8 <"$D/h7.ids")

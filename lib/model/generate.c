@@ -562,6 +562,19 @@ int bn_chat(bn_gen *g, const char *system, FILE *in, bn_err *e)
         t[0].role = BN_ROLE_SYSTEM;
         t[0].len = strlen(system);
         n = first = 1;
+        /* A system prompt that fills the context leaves no message room:
+         * said once, not as every message being ignored. */
+        if (render(g, t, n, &toks, e)) {
+            rc = -1;
+            goto done;
+        }
+        if (toks.n >= n_ctx) {
+            rc = bn_fail_code(e, BN_E_CONTEXT_FULL,
+                              "the system prompt (%zu tokens with the chat format) leaves no room in the context "
+                              "of %u tokens",
+                              toks.n, n_ctx);
+            goto done;
+        }
     }
     for (;;) {
         if (tty) {
