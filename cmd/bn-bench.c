@@ -37,6 +37,9 @@ static int split(const char *v, char *buf, size_t size, const char **out, size_t
 {
     if (snprintf(buf, size, "%s", v) >= (int)size)
         return snprintf(why, wn, "longer than %zu bytes", size - 1), -1;
+    /* strtok_r would skip an empty element ("1,,2") without a word */
+    if (*v == ',' || strstr(v, ",,") || (*v && v[strlen(v) - 1] == ','))
+        return snprintf(why, wn, "'%s' has an empty element", v), -1;
     *n = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (*n == BN_BENCH_MAX_LIST)

@@ -346,7 +346,7 @@ for r in json.load(open(sys.argv[1]))["rows"]:
     for args in "" "--synthetic nope" "--synthetic tiny -p x" "--synthetic tiny -t 0" "--synthetic tiny -r 0" \
         "--synthetic tiny -o yaml" "--synthetic tiny --kv q8" "--kernels --bandwidth" "--compare one" \
         "--synthetic tiny --bogus" "--synthetic tiny --mem-limit 12Q" "--synthetic tiny --parallel 0" \
-        "--kernels --parallel 2" "--synthetic tiny --parallel 2,x"; do
+        "--kernels --parallel 2" "--synthetic tiny --parallel 2,x" "--synthetic tiny -t 1,,2" "--synthetic tiny -p 4,"; do
         run bn-bench $args
         [ "$status" -eq 2 ] || { echo "args: $args -> $status"; return 1; }
     done
@@ -358,6 +358,14 @@ for r in json.load(open(sys.argv[1]))["rows"]:
     run_split "$T/out" bn-bench --synthetic tiny -p 4 -n 2 -k nosuch $FAST
     expect_one_line_error "$status" "$err" bn-bench
     [[ $err == *"no kernel set 'nosuch'"*"ref:t2"* ]]
+    # with a model file too: the sets named; an unknown layout refused, not ignored
+    bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
+    run_split "$T/out" bn-bench -m "$T/tiny.bn" -p 4 -n 2 -k nosuch $FAST
+    expect_one_line_error "$status" "$err" bn-bench
+    [[ $err == *"no kernel set 'nosuch' (the sets: auto, ref"* ]]
+    run_split "$T/out" bn-bench -m "$T/tiny.bn" -p 4 -n 2 -k ref:zz $FAST
+    expect_one_line_error "$status" "$err" bn-bench
+    [[ $err == *"'zz' is not a layout"* ]]
     run_split "$T/out" bn-bench --synthetic tiny -p 512 -n 2 $FAST
     expect_one_line_error "$status" "$err" bn-bench
     [[ $err == *"needs 512 positions"*"context is 256"* ]]

@@ -24,6 +24,11 @@ setup() {
     [ "$status" -eq 2 ]
     run bn-convert a b
     [ "$status" -eq 2 ]
+    # a TL1/TL2 configuration applies to GGUF files only: with anything else it would go unread
+    run bn-convert "$TINY" --tl-config "$T/none.ini" -o "$T/x.bn"
+    [ "$status" -eq 1 ]
+    [[ $output == "bn-convert: $TINY: not a GGUF file, so the TL1/TL2 configuration $T/none.ini does not apply" ]]
+    [ ! -e "$T/x.bn" ]
 }
 
 @test "the tiny trained model converts and describes itself" {

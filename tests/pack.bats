@@ -40,6 +40,10 @@ for t in json.load(sys.stdin)["tensors"]:
     [ "$status" -eq 2 ]
     run bn-pack -o
     [ "$status" -eq 2 ]
+    # an empty file name is refused at once, not after the whole pack
+    run bn-pack "$T/q.bn" -o ''
+    [ "$status" -eq 2 ]
+    [[ $output == "bn-pack: option '-o': an empty file name"* ]]
     [ ! -e "$T/x.bn" ]
 }
 

@@ -72,6 +72,11 @@ print(json.dumps(d))' "$@"
     [ "$status" -eq 0 ] && [ "$output" = '{"status":"ok"}' ]
     run curl -s --max-time 5 "http://127.0.0.1:$PORT/v1/models"
     [[ $output == *'"object":"list"'* && $output == *'"id":"tiny.bn"'* && $output == *'"n_ctx":256'* ]]
+    # one model by its id (OpenAI's retrieve), another id a 404
+    run curl -s --max-time 5 "http://127.0.0.1:$PORT/v1/models/tiny.bn"
+    [[ $output == '{"id":"tiny.bn","object":"model",'* && $output == *'"n_ctx":256'* ]]
+    run curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/v1/models/gpt-4"
+    [ "$output" = 404 ]
     run curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics"
     [[ $output == *'bn_serve_requests_total{status="200"}'* ]]
     for m in bn_serve_queue_length bn_serve_slots_busy bn_serve_kv_blocks_used bn_serve_prompt_tokens_total \

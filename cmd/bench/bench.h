@@ -173,6 +173,9 @@ uint64_t bn_bench_rand(uint64_t *state);
 
 /* Every kernel set this build and CPU offer, deduplicated, t2 first. */
 size_t bn_bench_kernel_sets(const bn_kernels **sets, size_t max, const char *const *extra, size_t n_extra);
+/* Every NAME[:LAYOUT] of -k names a kernel set of this build and a layout
+ * (whether this CPU runs it is found later); 0, or -1 with *e. */
+int bn_bench_check_kernel_names(const char *const *names, size_t n_names, bn_err *e);
 /* The sets -k names: each NAME (every layout that has it) or NAME:LAYOUT,
  * deduplicated; 0 with a reason naming what is available. */
 size_t bn_bench_select_kernels(const char *const *names, size_t n_names, const bn_kernels **sets, size_t max,

@@ -222,6 +222,10 @@ int bn_bench_e2e(const bn_bench_opts *o, const bn_bench_machine *mc, const bn_ra
     static const char *const dflt[] = {"auto"};
     const char *const *knames = o->n_kernels ? o->kernels : dflt;
     size_t n_k = o->n_kernels ? o->n_kernels : 1;
+    /* a file's layout is its own, so -k is checked by name here (the
+     * synthetic shapes' sets are chosen, and checked, below) */
+    if (o->n_models && bn_bench_check_kernel_names(knames, n_k, e))
+        return -1;
     for (size_t mi = 0; mi < o->n_models; mi++) {
         char label[64];
         base_name(o->models[mi], label, sizeof label);

@@ -186,6 +186,33 @@ static int parse_layout(const char *s, uint32_t *layout)
     return -1;
 }
 
+int bn_bench_check_kernel_names(const char *const *names, size_t n_names, bn_err *e)
+{
+    const char *const *known = bn_kernels_names();
+    for (size_t i = 0; i < n_names; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s", names[i]);
+        char *colon = strchr(name, ':');
+        uint32_t layout;
+        if (colon) {
+            *colon = 0;
+            if (parse_layout(colon + 1, &layout))
+                return bn_fail(e, "--kernel: '%s' is not a layout (a type name such as t2, or a number)", colon + 1);
+        }
+        int ok = 0;
+        char list[256] = "";
+        size_t used = 0;
+        for (size_t j = 0; known[j]; j++) {
+            ok |= !strcmp(known[j], name);
+            if (used < sizeof list)
+                used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", j ? ", " : "", known[j]);
+        }
+        if (!ok)
+            return bn_fail(e, "--kernel: no kernel set '%s' (the sets: %s)", name, list);
+    }
+    return 0;
+}
+
 size_t bn_bench_select_kernels(const char *const *names, size_t n_names, const bn_kernels **sets, size_t max,
                                bn_err *e)
 {

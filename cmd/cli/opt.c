@@ -112,6 +112,13 @@ static int store(bn_opt *o, char *v, char *why, size_t n)
         snprintf(why, n, "'%s' is not a number in [%g, %g]", v, o->lo, o->hi);
         return -1;
     case BN_OPT_STRING:
+        /* a name of a file or directory: an empty one can only fail, and
+         * failed late (bn-pack -o '' packed everything before refusing) */
+        if (!*v && o->arg &&
+            (!strcmp(o->arg, "FILE") || !strcmp(o->arg, "MODEL") || !strcmp(o->arg, "DIR") || !strcmp(o->arg, "PATH"))) {
+            snprintf(why, n, "an empty %s name", !strcmp(o->arg, "DIR") ? "directory" : "file");
+            return -1;
+        }
         *(const char **)o->dest = v;
         return 0;
     case BN_OPT_ENUM:

@@ -386,6 +386,18 @@ static enum MHD_Result route(struct MHD_Connection *c, req *r)
                : ready ? send_body(c, r, 200, "application/json", "{\"status\":\"ok\"}", NULL, NULL)
                        : send_body(c, r, 503, "application/json", "{\"status\":\"loading model\"}",
                                    MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    /* one model by its id, as OpenAI's GET /v1/models/{model} */
+    const char *id = !strncmp(p, "/v1/models/", 11) ? p + 11 : !strncmp(p, "/models/", 8) ? p + 8 : NULL;
+    if (id) {
+        if (!get)
+            return fail(c, r, 405, "invalid_request_error", "get_only", "%s takes GET", p);
+        if (!ready)
+            return fail(c, r, 503, "server_error", "loading", "the model is still loading");
+        if (strcmp(id, h->mi->id))
+            return fail(c, r, 404, "invalid_request_error", "model_not_found",
+                        "the model '%s' does not exist: this server has '%s'", id, h->mi->id);
+        return send_json(c, r, 200, srv_models_json(h->mi, (long)time(NULL), 0));
+    }
     static const char *const gets[] = {"/v1/models", "/models", "/metrics"};
     static const char *const posts[] = {"/v1/completions", "/completions", "/v1/chat/completions",
                                         "/chat/completions", "/tokenize", "/detokenize", "/v1/embeddings",
@@ -411,7 +423,7 @@ static enum MHD_Result route(struct MHD_Connection *c, req *r)
         return rc;
     }
     if (is_get)
-        return send_json(c, r, 200, srv_models_json(h->mi, (long)time(NULL)));
+        return send_json(c, r, 200, srv_models_json(h->mi, (long)time(NULL), 1));
     srv_error err;
     char *out = NULL;
     if (!strcmp(p, "/tokenize") || !strcmp(p, "/detokenize")) {

@@ -153,11 +153,14 @@ char *srv_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id,
     return print(r);
 }
 
-char *srv_models_json(const srv_model_info *mi, long created)
+char *srv_models_json(const srv_model_info *mi, long created, int list)
 {
-    cJSON *r = cJSON_CreateObject(), *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "object", "list");
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(r, "data"), d);
+    cJSON *r = list ? cJSON_CreateObject() : NULL, *d = cJSON_CreateObject();
+    if (list) {
+        cJSON_AddStringToObject(r, "object", "list");
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(r, "data"), d);
+    } else
+        r = d;
     cJSON_AddStringToObject(d, "id", mi->id);
     cJSON_AddStringToObject(d, "object", "model");
     cJSON_AddNumberToObject(d, "created", (double)created);

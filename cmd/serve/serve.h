@@ -179,7 +179,9 @@ char *srv_reply_json(const srv_model_info *mi, const srv_job *j, const char *id,
  * (final) the finish reason and usage; role: the first chat chunk. */
 char *srv_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id, long created, const char *text,
                      size_t n, int role, int final);
-char *srv_models_json(const srv_model_info *mi, long created);
+/* The server's model as OpenAI's model object; list: inside a list, as
+ * GET /v1/models answers (else alone, as GET /v1/models/{id}). */
+char *srv_models_json(const srv_model_info *mi, long created, int list);
 /* /v1/embeddings: a body into a job ready to submit (NULL and *err on a
  * bad request), and the answer of a finished one (embed.c). */
 srv_embed_job *srv_parse_embed(const srv_model_info *mi, const char *body, size_t n, srv_error *err);
