@@ -82,8 +82,11 @@ int bn_tokr_open(bn_tokr *r, int fd, const char *name, bn_err *e)
     if (need(r, BN_TOKS_HEADER, e))
         return -1;
     const uint8_t *h = r->buf;
-    if (r->len < BN_TOKS_HEADER || memcmp(h, BN_TOKS_MAGIC, 8))
+    if (r->len < 8 || memcmp(h, BN_TOKS_MAGIC, 8))
         return bn_fail(e, "%s: not a token stream (bad binary magic)", name);
+    if (r->len < BN_TOKS_HEADER)
+        return bn_fail(e, "%s: binary token stream cut short in its header (%zu of %d bytes)", name, (size_t)r->len,
+                       BN_TOKS_HEADER);
     if (rd32(h + 8) != BN_TOKS_VERSION)
         return bn_fail(e, "%s: binary token stream version %u is not supported (only %d)", name, rd32(h + 8),
                        BN_TOKS_VERSION);

@@ -207,7 +207,11 @@ compare_ids() {
     printf 'BNTOKEN\0\1\0\0\0 \0\0\0' >"$T/trunc.bin"
     run_split "$T/o" bn-tokenize --vocab "$LLAMA3" -d "$T/trunc.bin"
     expect_one_line_error "$status" "$err" bn-tokenize
-    [[ $err == *"trunc.bin: not a token stream"* ]]
+    [[ $err == *"trunc.bin: binary token stream cut short in its header (16 of 32 bytes)" ]]
+    printf 'BNTOKEX\0\1\0\0\0 \0\0\0' >"$T/magic.bin"
+    run_split "$T/o" bn-tokenize --vocab "$LLAMA3" -d "$T/magic.bin"
+    expect_one_line_error "$status" "$err" bn-tokenize
+    [[ $err == *"magic.bin: not a token stream (bad binary magic)" ]]
     printf 'Hi' | bn-tokenize --vocab "$LLAMA3" -b | head -c 38 >"$T/cut.bin"
     run_split "$T/o" bn-tokenize --vocab "$LLAMA3" -d "$T/cut.bin"
     expect_one_line_error "$status" "$err" bn-tokenize
