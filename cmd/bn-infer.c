@@ -548,13 +548,11 @@ int main(int argc, char **argv)
         bn_tokens ids = {0};
         const char *name = o.file ? o.file : "-p";
         bn_map map = {0};
-        int r = 0;
         if (o.file && bn_map_file(o.file, &map, &e)) {
             bn_report(&prog, "%s", e.msg); /* the message names the file */
             goto out;
         }
-        if (!r)
-            r = tokenize_text(tok, m, o.file ? map.data : (const uint8_t *)o.prompt,
+        int r = tokenize_text(tok, m, o.file ? map.data : (const uint8_t *)o.prompt,
                               o.file ? map.size : strlen(o.prompt), &ids, &e);
         if (o.file && map.data)
             bn_unmap(&map);

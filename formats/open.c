@@ -46,7 +46,7 @@ int bn_open_any_tl(bn_source *s, const char *path, const char *tl_config, bn_err
     if (n < 0)
         return bn_fail(e, "%s: %s", path, strerror(errno));
     if (bn_bnfile_sniff(head, (size_t)n))
-        return tl_unused(path, tl_config, e) ? -1 : bn_bnfile_open(s, path, S_ISREG(st.st_mode) ? BN_OPEN_MAP : BN_OPEN_STREAM, e);
+        return tl_unused(path, tl_config, e) ? -1 : bn_bnfile_open(s, path, BN_OPEN_MAP, e); /* regular here */
     if (bn_gguf_sniff(head, (size_t)n))
         return bn_gguf_open(s, path, tl_config, e);
     size_t len = strlen(path);

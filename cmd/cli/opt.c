@@ -114,8 +114,8 @@ static int store(bn_opt *o, char *v, char *why, size_t n)
     case BN_OPT_STRING:
         /* a name of a file or directory: an empty one can only fail, and
          * failed late (bn-pack -o '' packed everything before refusing) */
-        if (!*v && o->arg &&
-            (!strcmp(o->arg, "FILE") || !strcmp(o->arg, "MODEL") || !strcmp(o->arg, "DIR") || !strcmp(o->arg, "PATH"))) {
+        if (!*v && o->arg && (!strcmp(o->arg, "FILE") || !strcmp(o->arg, "MODEL") || !strcmp(o->arg, "DIR") ||
+                              !strcmp(o->arg, "PATH"))) {
             snprintf(why, n, "an empty %s name", !strcmp(o->arg, "DIR") ? "directory" : "file");
             return -1;
         }
