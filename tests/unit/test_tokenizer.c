@@ -461,7 +461,8 @@ static void test_streams(check_ctx *c)
         {"1 2 x\n", 6, "column 5"},
         {"1 2\n3 99999999999\n", 18, "larger than"},
         {"1\r2\n", 4, "line 1"},
-        {"BNTOKEN\0\2\0\0\0 \0\0\0", 16, "not a token stream"},
+        {"BNTOKEN\0\2\0\0\0 \0\0\0", 16, "cut short in its header (16 of 32 bytes)"},
+        {"BNTOKEX\0\1\0\0\0 \0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 32, "not a token stream"},
         {"BNTOKEN\0\2\0\0\0 \0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 32, "version 2"},
         {"BNTOKEN\0\1\0\0\0 \0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\3\0\0\0\1\0\0\0", 40, "truncated"},
     };
