@@ -186,19 +186,31 @@ static int parse_layout(const char *s, uint32_t *layout)
     return -1;
 }
 
+/* -k's NAME[:LAYOUT] into name (NAME alone) and *only (the layout, or 0
+ * and *narrow = 0 without one); -1 with *e when LAYOUT is none. */
+static int split_kernel_name(const char *arg, char name[64], uint32_t *only, int *narrow, bn_err *e)
+{
+    snprintf(name, 64, "%s", arg);
+    char *colon = strchr(name, ':');
+    *only = 0;
+    *narrow = colon != NULL;
+    if (!colon)
+        return 0;
+    *colon = 0;
+    if (parse_layout(colon + 1, only))
+        return bn_fail(e, "--kernel: '%s' is not a layout (a type name such as t2, or a number)", colon + 1);
+    return 0;
+}
+
 int bn_bench_check_kernel_names(const char *const *names, size_t n_names, bn_err *e)
 {
     const char *const *known = bn_kernels_names();
     for (size_t i = 0; i < n_names; i++) {
         char name[64];
-        snprintf(name, sizeof name, "%s", names[i]);
-        char *colon = strchr(name, ':');
-        uint32_t layout;
-        if (colon) {
-            *colon = 0;
-            if (parse_layout(colon + 1, &layout))
-                return bn_fail(e, "--kernel: '%s' is not a layout (a type name such as t2, or a number)", colon + 1);
-        }
+        uint32_t only;
+        int narrow;
+        if (split_kernel_name(names[i], name, &only, &narrow, e))
+            return -1;
         int ok = 0;
         char list[256] = "";
         size_t used = 0;
@@ -219,19 +231,13 @@ size_t bn_bench_select_kernels(const char *const *names, size_t n_names, const b
     size_t n = 0;
     for (size_t i = 0; i < n_names; i++) {
         char name[64];
-        snprintf(name, sizeof name, "%s", names[i]);
-        char *colon = strchr(name, ':');
-        uint32_t only = 0;
-        if (colon) {
-            *colon = 0;
-            if (parse_layout(colon + 1, &only)) {
-                bn_fail(e, "--kernel: '%s' is not a layout (a type name such as t2, or a number)", colon + 1);
-                return 0;
-            }
-        }
+        uint32_t only;
+        int narrow;
+        if (split_kernel_name(names[i], name, &only, &narrow, e))
+            return 0;
         int found = 0;
         for (uint32_t layout = BN_T2; layout < 128; layout = layout == BN_T2 ? 16 : layout + 1) {
-            if (colon && layout != only)
+            if (narrow && layout != only)
                 continue;
             const bn_kernels *k = bn_kernels_find(name, layout);
             int dup = !k;
