@@ -154,7 +154,6 @@ static int parse(int argc, char **argv, opts *o)
     o->kernel = kernels[o->kernel_set];
     if (n && !o->n_ppl_opt)
         return bn_usage_error(&prog, "extra operand '%s' (files to score follow --perplexity)", argv[1]);
-    /* before ppl_files is allocated: a usage error returns without freeing */
     if (o->embed && (o->chat || o->n_ppl_opt || o->logits_file || o->g.lookup || o->g.echo || o->text || o->ids))
         return bn_usage_error(&prog, "--embed writes vectors: not with -cnv, --perplexity, --logits, --lookup, --echo, "
                                      "--text or --ids");
@@ -170,14 +169,9 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--draft and --lookup exclude each other");
     if (o->draft && (o->n_ppl_opt || o->embed))
         return bn_usage_error(&prog, "--draft generates answers: not with --perplexity or --embed");
-    if (o->n_ppl_opt) { /* argv[1..n] are the operands (they live as long as the program) */
-        if (!(o->ppl_files = malloc((o->n_ppl_opt + (size_t)n) * sizeof *o->ppl_files)))
-            return bn_usage_error(&prog, "out of memory");
-        for (size_t i = 0; i < o->n_ppl_opt; i++)
-            o->ppl_files[o->n_ppl++] = o->ppl_opt[i];
-        for (int i = 1; i <= n; i++)
-            o->ppl_files[o->n_ppl++] = argv[i];
-    }
+    /* the texts to score: the option's values, then the operands argv[1..n]
+     * (listed at the end, after every check: a usage error frees nothing) */
+    o->n_ppl = o->n_ppl_opt ? o->n_ppl_opt + (size_t)n : 0;
     if (!o->model)
         return bn_usage_error(&prog, "no model given (-m FILE)");
     if ((o->prompt != NULL) + (o->file != NULL) + o->chat + (o->n_ppl != 0) > 1)
@@ -195,7 +189,7 @@ static int parse(int argc, char **argv, opts *o)
     /* standard input can be read once */
     size_t dashes = !strcmp(o->model, "-") + (o->file && !strcmp(o->file, "-"));
     for (size_t i = 0; i < o->n_ppl; i++)
-        dashes += !strcmp(o->ppl_files[i], "-");
+        dashes += !strcmp(i < o->n_ppl_opt ? o->ppl_opt[i] : argv[i - o->n_ppl_opt + 1], "-");
     if (!o->prompt && !o->file && !o->chat && !o->n_ppl && !o->embed)
         dashes++; /* a token stream on stdin */
     else if (o->embed && !o->prompt && !o->file)
@@ -218,6 +212,12 @@ static int parse(int argc, char **argv, opts *o)
     if (o->parallel && o->logits_file)
         return bn_usage_error(&prog, "--parallel and --logits exclude each other");
     o->g.text = o->ids ? 0 : o->text || o->prompt || o->file || o->chat;
+    if (o->n_ppl) { /* the operands live as long as the program */
+        if (!(o->ppl_files = malloc(o->n_ppl * sizeof *o->ppl_files)))
+            return bn_usage_error(&prog, "out of memory");
+        for (size_t i = 0; i < o->n_ppl; i++)
+            o->ppl_files[i] = i < o->n_ppl_opt ? o->ppl_opt[i] : argv[i - o->n_ppl_opt + 1];
+    }
     /* An embedding is one pass whose KV is dropped after it: f32 by
      * default, which keeps the vectors as close to exact as the reference
      * (f16 moved them by a cosine of ~3e-4 on the synthetic Qwen3 model). */
