@@ -366,7 +366,7 @@ static int run_embed(const opts *o, const bn_model *m, bn_ctx *c, bn_tokenizer *
         bn_report(&prog, "%s: %s", o->file, strerror(errno));
         return BN_EXIT_DATA;
     }
-    if (from_stdin && (bn_tokr_open(&in, STDIN_FILENO, "<stdin>", e) ||
+    if (from_stdin && (bn_tokr_open(&in, STDIN_FILENO, "-", e) ||
                        (tok && bn_tokr_check(&in, bn_tokenizer_hash(tok), m->hp.n_vocab, e)))) {
         bn_report(&prog, "%s", e->msg);
         return BN_EXIT_DATA;
@@ -374,7 +374,7 @@ static int run_embed(const opts *o, const bn_model *m, bn_ctx *c, bn_tokenizer *
     r = from_stdin ? bn_embed_stream(c, bn_embed_src_tokr, &tr, &eo, stdout, &bad, e)
                    : bn_embed_stream(c, bn_embed_src_text, &text, &eo, stdout, &bad, e);
     if (r)
-        bn_report(&prog, "%s: %s", o->file ? o->file : from_stdin ? "<stdin>" : "-p", e->msg);
+        bn_report(&prog, "%s: %s", o->file ? o->file : from_stdin ? "-" : "-p", e->msg);
     if (from_stdin)
         bn_tokr_close(&in);
     if (text.lines)
@@ -525,7 +525,7 @@ int main(int argc, char **argv)
     }
     int binary_ids = 0;
     if (!o.prompt && !o.file && !o.chat) {
-        if (bn_tokr_open(&in, STDIN_FILENO, "<stdin>", &e) ||
+        if (bn_tokr_open(&in, STDIN_FILENO, "-", &e) ||
             (tok && bn_tokr_check(&in, bn_tokenizer_hash(tok), m->hp.n_vocab, &e))) {
             bn_report(&prog, "%s", e.msg);
             goto out;

@@ -302,7 +302,7 @@ EOF
     printf '4064 99999\n4064 1430\n' >"$T/bad.ids"
     run_split "$T/out" bn-infer -m "$D/tiny.bn" --temp 0 -n 4 <"$T/bad.ids"
     [ "$status" -eq 1 ]
-    [[ $err == "bn-infer: <stdin>: record 1: "*"99999 is outside the vocabulary"* ]]
+    [[ $err == "bn-infer: -: record 1: "*"99999 is outside the vocabulary"* ]]
     [ "$(wc -l <"$T/out")" -eq 2 ]
     [ -z "$(sed -n 1p "$T/out")" ]
     [ -n "$(sed -n 2p "$T/out")" ]

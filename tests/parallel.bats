@@ -63,9 +63,9 @@ same() { # the runs wrote the same bytes and said the same
     # every record answered, in order; the three bad ones refused as before
     [ "$(wc -l <"$T/p16.out")" -eq 200 ]
     [ "$(cat "$T/p16.rc")" -eq 1 ]
-    grep -q '^bn-infer: <stdin>: record 18: empty prompt$' "$T/p16.err"
-    grep -q '^bn-infer: <stdin>: record 43: token 2: id 99999 is outside the vocabulary' "$T/p16.err"
-    grep -q '^bn-infer: <stdin>: record 100: prompt of 120 tokens does not fit the context of 96 tokens$' "$T/p16.err"
+    grep -q '^bn-infer: -: record 18: empty prompt$' "$T/p16.err"
+    grep -q '^bn-infer: -: record 43: token 2: id 99999 is outside the vocabulary' "$T/p16.err"
+    grep -q '^bn-infer: -: record 100: prompt of 120 tokens does not fit the context of 96 tokens$' "$T/p16.err"
     [ "$(wc -l <"$T/p16.err")" -eq 3 ]
 }
 

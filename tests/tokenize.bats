@@ -278,7 +278,7 @@ EOF
       "128000 1502 25 220 27 91 68 354 851 91 29 128009" ]
     run bn-tokenize --vocab "$LLAMA3" --chat <<<"no role here"
     [ "$status" -eq 1 ]
-    [[ $output == *"stdin: line 1: expected 'system:', 'user:' or 'assistant:'"* ]]
+    [[ $output == *"bn-tokenize: -: line 1: expected 'system:', 'user:' or 'assistant:'"* ]]
     # the tiny model has the same format with its own ids
     [ "$(printf 'user: hi\n' | bn-tokenize -m "$TINY" --chat | cut -d' ' -f1)" = 4064 ]
 }

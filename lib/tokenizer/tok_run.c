@@ -207,11 +207,11 @@ static int stream_input(int fd)
     return fstat(fd, &st) == 0 && !S_ISREG(st.st_mode);
 }
 
-static int encode_lines(run *r, const char *path, const char *name, bn_err *e)
+static int encode_lines(run *r, const char *path, bn_err *e)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f)
-        return bn_fail(e, "%s: %s", name, strerror(errno));
+        return bn_fail(e, "%s: %s", path, strerror(errno));
     r->flush_each = stream_input(fileno(f));
     char *line = NULL;
     size_t cap = 0;
@@ -220,25 +220,25 @@ static int encode_lines(run *r, const char *path, const char *name, bn_err *e)
     while ((n = getline(&line, &cap, f)) >= 0) {
         if (n && line[n - 1] == '\n')
             n--;
-        if ((rc = encode_doc(r, (const uint8_t *)line, (size_t)n, name, e)))
+        if ((rc = encode_doc(r, (const uint8_t *)line, (size_t)n, path, e)))
             break;
     }
     if (!rc && ferror(f))
-        rc = bn_fail(e, "%s: %s", name, strerror(errno));
+        rc = bn_fail(e, "%s: %s", path, strerror(errno));
     free(line);
     if (f != stdin)
         fclose(f);
     return rc;
 }
 
-static int encode_file(run *r, const char *path, const char *name, bn_err *e)
+static int encode_file(run *r, const char *path, bn_err *e)
 {
     if (r->o->lines)
-        return encode_lines(r, path, name, e);
+        return encode_lines(r, path, e);
     bn_map m;
     if (bn_map_file(path, &m, e))
         return -1;
-    int rc = encode_doc(r, m.data, m.size, name, e);
+    int rc = encode_doc(r, m.data, m.size, path, e);
     bn_unmap(&m);
     return rc;
 }
@@ -261,15 +261,15 @@ static int flush_out(void *ctx, bn_err *e)
     return 0;
 }
 
-static int decode_file(run *r, const char *path, const char *name, bn_err *e)
+static int decode_file(run *r, const char *path, bn_err *e)
 {
     int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
     if (fd < 0)
-        return bn_fail(e, "%s: %s", name, strerror(errno));
+        return bn_fail(e, "%s: %s", path, strerror(errno));
     bn_tokr rd;
     bn_detok d;
     int rc = -1, have_d = 0;
-    int opened = !bn_tokr_open(&rd, fd, name, e);
+    int opened = !bn_tokr_open(&rd, fd, path, e);
     bn_tokr_before_read(&rd, flush_out, r);
     if (!opened ||
         bn_tokr_check(&rd, bn_tokenizer_hash(r->t), bn_tokenizer_n_vocab(r->t), e))
@@ -290,7 +290,7 @@ static int decode_file(run *r, const char *path, const char *name, bn_err *e)
             if (bn_detok_feed(&d, id, &p, &n, e)) {
                 char msg[sizeof e->msg];
                 snprintf(msg, sizeof msg, "%s", e->msg);
-                bn_fail(e, "%s: record %llu, token %llu: %s", name, (unsigned long long)rd.record + 1,
+                bn_fail(e, "%s: record %llu, token %llu: %s", path, (unsigned long long)rd.record + 1,
                         (unsigned long long)rd.index, msg);
                 goto out;
             }
@@ -368,8 +368,7 @@ int bn_tokenize_run(const bn_tokenize_opts *o, bn_err *e)
         const char *const *in = o->n_inputs ? o->inputs : stdin_only;
         size_t nin = o->n_inputs ? o->n_inputs : 1;
         for (size_t i = 0; i < nin; i++) {
-            const char *name = strcmp(in[i], "-") ? in[i] : "stdin";
-            if (o->decode ? decode_file(&r, in[i], name, e) : encode_file(&r, in[i], name, e))
+            if (o->decode ? decode_file(&r, in[i], e) : encode_file(&r, in[i], e))
                 goto done;
         }
     }
