@@ -536,6 +536,30 @@ assert not any(l["path"] == "/health" for l in lines), lines  # answered checks 
 assert all(set(l) == {"method", "path", "status", "prompt_tokens", "completion_tokens", "ms"} for l in lines)' "$T/cut.log"
 }
 
+@test "a stream cut off after its first chunk: the log and /metrics count the tokens generated for it" {
+    start_server "$T" sc -np 1 --log-json
+    SRV_PORT=$(cat "$T/sc.port")
+    # read the role chunk and one piece of text, then hang up
+    $PY -c 'import socket, sys
+body = b"{\"messages\": [{\"role\": \"user\", \"content\": \"It\"}], \"max_tokens\": 250, \"temperature\": 0, \"stream\": true, \"stop\": \"@@@@\"}"
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+got = b""
+while got.count(b"data: ") < 2:
+    chunk = s.recv(4096)
+    assert chunk, got
+    got += chunk
+s.close()' "$SRV_PORT"
+    api /v1/completions '{"prompt": "Hi", "max_tokens": 3, "temperature": 0}'
+    [ "$code" = 200 ]
+    gen=$(curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/metrics" | sed -n 's/^bn_serve_tokens_generated_total //p')
+    $PY -c 'import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+chat = [l for l in lines if l["path"] == "/v1/chat/completions"]
+assert len(chat) == 1 and chat[0]["completion_tokens"] >= 1, lines
+assert sum(l["completion_tokens"] for l in lines) == int(sys.argv[2]), (lines, sys.argv[2])' "$T/sc.log" "$gen"
+}
+
 @test "--log-health logs answered /health checks, which are left out by default" {
     start_server "$T" hl --log-health
     curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$(cat "$T/hl.port")/health"

@@ -131,7 +131,7 @@ static srv_job *find(srv_engine *g, uint64_t tag)
 static void take_event(srv_engine *g, const bn_batch_event *ev)
 {
     srv_job *j = find(g, ev->tag);
-    if (!j)
+    if (!j || j->cancel) /* nobody is waiting for it: a pass that ended after the cancel counts nothing */
         return;
     bn_err e = {0};
     if (ev->finish == BN_FIN_ERROR) {
@@ -435,17 +435,19 @@ int srv_engine_submit(srv_engine *g, srv_job *j)
     return 0;
 }
 
-void srv_engine_release(srv_engine *g, srv_job *j)
+unsigned srv_engine_release(srv_engine *g, srv_job *j)
 {
     if (!j)
-        return;
+        return 0;
     pthread_mutex_lock(&g->mu);
     if (j->state != SRV_DONE && j->refs > 1) {
         j->cancel = 1;
         pthread_cond_signal(&g->work);
     }
+    unsigned n_gen = j->n_gen; /* final: a cancelled job's later tokens are not counted (take_event) */
     unref(j);
     pthread_mutex_unlock(&g->mu);
+    return n_gen;
 }
 
 void srv_engine_get_stats(srv_engine *g, srv_engine_stats *st)

@@ -328,7 +328,7 @@ static enum MHD_Result generate(struct MHD_Connection *c, req *r, int chat)
         srv_engine_wait(r->g, j, SIZE_MAX, WAIT_MS);
         if (j->state != SRV_DONE && peer_closed(r->fd)) {
             pthread_mutex_unlock(&r->g->mu);
-            srv_engine_release(r->g, j);
+            r->n_gen = srv_engine_release(r->g, j);
             r->gone = 1;
             return MHD_NO; /* nobody to answer */
         }
@@ -517,8 +517,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls, en
     if (!r)
         return;
     *req_cls = NULL;
-    if (r->job)
-        srv_engine_release(r->g, r->job);
+    if (r->job) /* a stream cut short: the log counts what was generated for it */
+        r->n_gen = srv_engine_release(r->g, r->job);
     /* 499: the client went away before its answer was complete */
     int status = r->gone || (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && (!r->status || r->job)) ? 499
                  : r->status                                                                       ? r->status

@@ -118,8 +118,9 @@ void srv_engine_free(srv_engine *g);
  * sequences and queue are all taken (the asker answers 503). */
 int srv_engine_submit(srv_engine *g, srv_job *j);
 /* The asker is done with j: cancels it if it still runs, drops its
- * reference. */
-void srv_engine_release(srv_engine *g, srv_job *j);
+ * reference; returns the tokens generated for it, which no later pass
+ * adds to. */
+unsigned srv_engine_release(srv_engine *g, srv_job *j);
 /* The same for an embedding request (an engine over an embedding model,
  * whose context is made with embeddings): its inputs go through the
  * batch engine n_seq at a time, each in a sequence of its own. */
