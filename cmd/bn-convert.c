@@ -51,7 +51,7 @@ static int parse(int argc, char **argv, options *o)
         OPT_FLAG(0, "json", &o->json, "with --info: print JSON"),
         OPT_FLAG(0, "verify", &o->verify, "with --info: recompute every tensor checksum (bn files)"),
         OPT_FLAG('f', "force", &o->force, "write binary output even to a terminal"),
-        OPT_FLAG('q', "quiet", &o->quiet, "no progress display"),
+        OPT_FLAG('q', "quiet", &o->quiet, "no progress display, no warnings"),
         OPT_END,
     };
     int n, rc = bn_opt_parse(&prog, table, argc, argv, &n);
@@ -64,6 +64,11 @@ static int parse(int argc, char **argv, options *o)
         return bn_usage_error(&prog, "--json and --verify go with --info");
     record_options(table, &o->out, o->cmdline, sizeof o->cmdline);
     return BN_OPT_RUN;
+}
+
+static void warn(void *program, const char *msg)
+{
+    bn_report(program, "%s", msg);
 }
 
 int main(int argc, char **argv)
@@ -91,6 +96,8 @@ int main(int argc, char **argv)
         .progress = !o.quiet && bn_progress_enabled() ? bn_cli_progress : NULL,
         .temps = {bn_cli_track_temp, NULL},
         .tl_config = o.tl_config,
+        .warn = o.quiet ? NULL : warn,
+        .warn_user = (void *)&prog,
     };
     if (bn_convert(o.src, o.out, &co, &e)) {
         bn_report(&prog, "%s", e.msg);

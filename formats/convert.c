@@ -118,6 +118,16 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
     /* Refuse to write a model bn cannot run: hyper-parameters and shapes. */
     if (bn_hparams_from_meta(&meta, &hp, src, e) || bn_hparams_check_tensors(&hp, &s, e))
         goto out;
+    if (o->warn && !bn_meta_section(&meta, "tokenizer")) {
+        /* it converts (token ids in and out work), but text will not */
+        const char *note = bn_meta_str(&meta, "provenance.note");
+        char msg[sizeof e->msg + 160];
+        snprintf(msg, sizeof msg, "%s: %s", src,
+                 note && !strncmp(note, "no tokenizer: ", 14)
+                     ? note
+                     : "no tokenizer found: the model takes and gives token ids only");
+        o->warn(o->warn_user, msg);
+    }
     /* Source hashes are late metadata (known only after the data): they go
      * to the trailer, ours or, for a bn input, carried over from its own. */
     bn_meta_remove(&meta, "provenance.source_hashes");

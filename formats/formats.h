@@ -210,6 +210,9 @@ typedef struct bn_convert_opts {
     void *progress_user;
     bn_temp_hook temps;   /* told of a named temporary output (core.h) */
     const char *tl_config; /* a GGUF's TL1/TL2 tiles (bn_open_any_tl), or NULL */
+    /* told of what the output will lack (no tokenizer: token ids only), or NULL */
+    void (*warn)(void *user, const char *msg);
+    void *warn_user;
 } bn_convert_opts;
 
 /* Streams any source into a bn model file at out ("-" = stdout): one tensor

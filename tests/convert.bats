@@ -54,6 +54,25 @@ assert len(m["provenance.source_hashes"]) == len(m["provenance.sources"]) == 3
 '
 }
 
+@test "a checkpoint without a tokenizer converts with a warning (none with -q) and runs on token ids" {
+    mkdir "$T/notok"
+    cp "$TINY/config.json" "$TINY/model.safetensors" "$T/notok/"
+    bn-convert "$T/notok" -o "$T/notok.bn" 2> "$T/err"
+    [ "$(cat "$T/err")" = "bn-convert: $T/notok: no tokenizer found: the model takes and gives token ids only" ]
+    bn-convert -q "$T/notok" -o "$T/notok2.bn" 2> "$T/err"
+    [ ! -s "$T/err" ]
+    # with its tokenizer: no warning
+    bn-convert "$TINY" -o "$T/tok.bn" 2> "$T/err"
+    [ ! -s "$T/err" ]
+    run bn-convert --info "$T/notok.bn"
+    [[ $output == *"tokenizer                    none"* ]]
+    # token ids in and out, the same as with the tokenizer
+    bn-infer -m "$T/notok.bn" -n 4 --temp 0 <<< "4064 378" > "$T/ids" 2> /dev/null
+    bn-infer -m "$T/tok.bn" -n 4 --temp 0 <<< "4064 378" > "$T/ids-tok" 2> /dev/null
+    grep -Eq '^[0-9]+( [0-9]+){3} ?$' "$T/ids"
+    cmp "$T/ids" "$T/ids-tok"
+}
+
 @test "conversion is exact: the independent reader sees the checkpoint's values" {
     bn-convert "$TINY" -o "$T/tiny.bn"
     $PY "$ROOT/tests/ref/check_convert.py" "$TINY" "$T/tiny.bn"
