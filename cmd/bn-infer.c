@@ -61,6 +61,12 @@ static int add_stop(void *dest, const char *v, char *why, size_t n)
 static const char *const kv_names[] = {"f32", "f16", NULL};
 static const char *const embed_formats[] = {"text", "f32", NULL};
 
+/* The i-th text to score: --perplexity's values, then the operands argv[1..]. */
+static const char *ppl_name(const opts *o, char **argv, size_t i)
+{
+    return i < o->n_ppl_opt ? o->ppl_opt[i] : argv[i - o->n_ppl_opt + 1];
+}
+
 static int parse(int argc, char **argv, opts *o)
 {
     const char *const *kernels = bn_kernels_names();
@@ -189,7 +195,7 @@ static int parse(int argc, char **argv, opts *o)
     /* standard input can be read once */
     size_t dashes = !strcmp(o->model, "-") + (o->file && !strcmp(o->file, "-"));
     for (size_t i = 0; i < o->n_ppl; i++)
-        dashes += !strcmp(i < o->n_ppl_opt ? o->ppl_opt[i] : argv[i - o->n_ppl_opt + 1], "-");
+        dashes += !strcmp(ppl_name(o, argv, i), "-");
     if (!o->prompt && !o->file && !o->chat && !o->n_ppl && !o->embed)
         dashes++; /* a token stream on stdin */
     else if (o->embed && !o->prompt && !o->file)
@@ -216,7 +222,7 @@ static int parse(int argc, char **argv, opts *o)
         if (!(o->ppl_files = malloc(o->n_ppl * sizeof *o->ppl_files)))
             return bn_usage_error(&prog, "out of memory");
         for (size_t i = 0; i < o->n_ppl; i++)
-            o->ppl_files[i] = i < o->n_ppl_opt ? o->ppl_opt[i] : argv[i - o->n_ppl_opt + 1];
+            o->ppl_files[i] = ppl_name(o, argv, i);
     }
     /* An embedding is one pass whose KV is dropped after it: f32 by
      * default, which keeps the vectors as close to exact as the reference
