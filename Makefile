@@ -1,6 +1,6 @@
 # bn — ternary language models on ordinary CPUs.
 # `make` builds libbn and the programs; `make check` runs unit and bats tests;
-# `make install` honours PREFIX and DESTDIR.
+# `make install` honours PREFIX and DESTDIR (and BINDIR, LIBDIR, INCDIR, MANDIR).
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -145,7 +145,7 @@ SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 # install.bats link the sanitized libbn.a.
 sanitize:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 BN_SANITIZED=1 \
-	BN_USER_CC=clang BN_USER_LDFLAGS="$(SAN_FLAGS)" \
+	BN_USER_CC=clang BN_USER_CXX=clang++ BN_USER_LDFLAGS="$(SAN_FLAGS)" \
 	$(MAKE) BUILD=build-san CC=clang CFLAGS="-O1 -g $(SAN_FLAGS)" LDFLAGS="$(SAN_FLAGS)" \
 	    BATS_FILES="$(if $(filter tests/,$(BATS_FILES)),$(SAN_BATS),$(BATS_FILES))" check
 
@@ -166,8 +166,8 @@ install: all
 	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
 	install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3
 	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(BN_VER)|' \
-	    tools/bn.pc.in > $(DESTDIR)$(PKGDIR)/bn.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@VERSION@|$(BN_VER)|' tools/bn.pc.in > $(DESTDIR)$(PKGDIR)/bn.pc
 
 uninstall:
 	rm -f $(PROGS:%=$(DESTDIR)$(BINDIR)/%) $(DESTDIR)$(LIBDIR)/libbn.a $(DESTDIR)$(LIBDIR)/libbn.so \

@@ -27,6 +27,10 @@
 #define BN_API
 #endif
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---------------------------------------------------------------- version */
 
 /* The header's version; bn_version_number() and bn_version_string() give
@@ -625,5 +629,9 @@ BN_API void bn_batcher_stats_defaults(bn_batcher_stats *s, size_t size);
 /* Fills the fields of *s that its size (set by bn_batcher_stats_init)
  * covers. BN_E_INVALID: b or s NULL, or s->size not set. */
 BN_API int bn_batcher_get_stats(const bn_batcher *b, bn_batcher_stats *s, bn_err *e);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -34,6 +34,20 @@ C
     [ "$status" -eq 0 ]
     [[ $output == *" 1024" ]]
     "$d/opt/bn/bin/bn-convert" --version
+    # C++: the header compiles as C++ and declares C linkage (unmangled names)
+    printf '#include <bn.h>\nint main() { bn_err e = {}; return bn_version_number() < 0 || !sizeof e.msg; }\n' \
+        > "$BATS_TEST_TMPDIR/u.cpp"
+    ${BN_USER_CXX:-c++} -std=c++11 -Wall -Wextra -Werror -pedantic -I"$d/opt/bn/include" -c "$BATS_TEST_TMPDIR/u.cpp" \
+        -o "$BATS_TEST_TMPDIR/u.o"
+    nm -u "$BATS_TEST_TMPDIR/u.o" | grep -Eq ' U bn_version_number$'
+    # another LIBDIR and INCDIR (lib64, multiarch): the pkg-config file names them
+    d2=$BATS_TEST_TMPDIR/root2
+    make -s -C "$ROOT" install DESTDIR="$d2" PREFIX=/opt/bn LIBDIR=/opt/bn/lib64 INCDIR=/opt/bn/include/bn \
+        ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
+    [ -f "$d2/opt/bn/lib64/libbn.so" ] && [ -f "$d2/opt/bn/include/bn/bn.h" ]
+    PKG_CONFIG_PATH="$d2/opt/bn/lib64/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d2" pkg-config --libs --cflags bn \
+        > "$BATS_TEST_TMPDIR/pc"
+    [ "$(echo $(cat "$BATS_TEST_TMPDIR/pc"))" = "-I$d2/opt/bn/include/bn -L$d2/opt/bn/lib64 -lbn" ]
 }
 
 @test "examples/generate.c, built against the installed libbn with pkg-config, generates what bn-infer does" {
