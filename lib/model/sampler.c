@@ -261,14 +261,19 @@ static void dist_prepare(bn_sampler *s, float *logits, const uint32_t *hist, siz
     }
     d->c = c;
     d->token = c[0].id;
-    /* softmax with temperature, in double */
-    double mx = c[0].l / o->temp, sum = 0;
+    /* An infinite largest logit (a forced token, or every one -inf) has
+     * no softmax: the largest is the answer, as at temperature 0. */
+    if (!isfinite(c[0].l))
+        return;
+    /* softmax with temperature, in double: in float, a logit over a tiny
+     * temperature (1e-38) overflowed to inf and every weight became NaN */
+    double sum = 0;
     double *p = malloc(n * sizeof *p);
     if (!p)
         return;
     d->p = p;
     for (size_t i = 0; i < n; i++)
-        sum += p[i] = exp(c[i].l / o->temp - mx);
+        sum += p[i] = exp(((double)c[i].l - c[0].l) / o->temp);
     size_t keep = n;
     if (o->top_p < 1.0f) {
         double acc = 0;

@@ -86,6 +86,44 @@ int main(void)
            ok_sample && ok_verify ? "same" : "BAD");
     CHECK(&C, ok_sample);
     CHECK(&C, ok_verify);
+
+    /* Sampling at a positive temperature so small that a logit over it
+     * overflows a float (the weights were once all NaN and the draw fell
+     * to the last candidate), and logits with no softmax (+inf forcing a
+     * token, every one -inf): the largest logit, as greedy would. Top-k
+     * off, small (the bounded insertion) and large (the sort). */
+    static const float temps[] = {1e-38f, 1e-40f, 1e-45f, 1e-30f};
+    static const uint32_t top_ks[] = {0, 40, 100};
+    int ok_tiny = 1, ok_inf = 1;
+    for (size_t ki = 0; ki < sizeof top_ks / sizeof top_ks[0]; ki++)
+        for (size_t ti = 0; ti < sizeof temps / sizeof temps[0]; ti++) {
+            enum { N = 4096 };
+            bn_sampler_opts o;
+            bn_sampler_defaults(&o);
+            o.temp = temps[ti];
+            o.top_k = top_ks[ki];
+            o.seed = 7 + ti;
+            bn_sampler s;
+            bn_err e;
+            CHECK(&C, !bn_sampler_init(&s, &o, N, &e));
+            for (int it = 0; it < 50; it++) {
+                for (uint32_t i = 0; i < N; i++)
+                    l[i] = (float)rnd(2001) / 100.0f - 10.0f;
+                uint32_t top = rnd(N);
+                l[top] = 10.5f; /* one clear largest */
+                ok_tiny &= bn_sampler_sample(&s, l, NULL, 0) == top;
+                l[top] = INFINITY;
+                ok_inf &= bn_sampler_sample(&s, l, NULL, 0) == top;
+                for (uint32_t i = 0; i < N; i++)
+                    l[i] = -INFINITY;
+                ok_inf &= bn_sampler_sample(&s, l, NULL, 0) < N;
+            }
+            bn_sampler_release(&s);
+        }
+    printf("  sampling at temperatures 1e-30..1e-45 picks the largest logit: %s; +inf and all -inf logits: %s\n",
+           ok_tiny ? "yes" : "BAD", ok_inf ? "yes" : "BAD");
+    CHECK(&C, ok_tiny);
+    CHECK(&C, ok_inf);
     free(l);
     free(l2);
     return check_done(&C, "test_sampler");
