@@ -223,7 +223,8 @@ enum { BN_EVAL_ALL_LOGITS = 1 /* a row of logits per token, not only the last */
 /* Evaluates n tokens at the next positions. logits (may be NULL) receives
  * bn_model_n_vocab floats for the last token, or n rows with
  * BN_EVAL_ALL_LOGITS. BN_E_INVALID: an id outside the vocabulary;
- * BN_E_CONTEXT_FULL: the tokens do not fit; nothing is evaluated then. */
+ * BN_E_CONTEXT_FULL: the tokens do not fit; nothing is evaluated then.
+ * n = 0 evaluates nothing and succeeds (ids may then be NULL). */
 BN_API int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, unsigned flags, bn_err *e);
 
 /* Perplexity of ids (text tokens, no BOS) over windows of `window` tokens
@@ -284,10 +285,11 @@ typedef struct bn_eval_tok {
  * own. logits (may be NULL) receives bn_model_n_vocab floats for each
  * token that asks, in batch order. Each row is bit-identical to what
  * evaluating that sequence alone gives. Fails before evaluating
- * anything, changing nothing: BN_E_INVALID (no context, no tokens, an
- * id, a sequence, a position), BN_E_CONTEXT_FULL (a
+ * anything, changing nothing: BN_E_INVALID (no context, t NULL with n >
+ * 0, an id, a sequence, a position), BN_E_CONTEXT_FULL (a
  * sequence past n_ctx), BN_E_KV_FULL (the KV budget cannot hold the new
- * positions: free sequences, or evaluate fewer), BN_E_NOMEM. */
+ * positions: free sequences, or evaluate fewer), BN_E_NOMEM. n = 0
+ * evaluates nothing and succeeds, as bn_ctx_eval does. */
 BN_API int bn_ctx_eval_batch(bn_ctx *c, const bn_eval_tok *t, size_t n, float *logits, bn_err *e);
 
 /* --------------------------------------------------------- tokenizers */
@@ -300,7 +302,8 @@ BN_API bn_tokenizer *bn_tokenizer_from_model(const bn_model *m, bn_err *e);
 BN_API void bn_tokenizer_free(bn_tokenizer *t);
 BN_API uint32_t bn_tokenizer_n_vocab(const bn_tokenizer *t);
 /* The bytes of one token (not NUL-terminated; a token may hold part of a
- * UTF-8 character), or NULL for an id out of range. */
+ * UTF-8 character) and their count in *len (len may be NULL), or NULL and
+ * 0 for an id out of range. */
 BN_API const uint8_t *bn_tokenizer_piece(const bn_tokenizer *t, uint32_t id, size_t *len);
 /* The id of the token whose bytes are exactly these (special ones too), or -1. */
 BN_API int32_t bn_tokenizer_find(const bn_tokenizer *t, const void *bytes, size_t len);
@@ -347,8 +350,9 @@ enum {
  * never can pass through unchanged (decoding inverts encoding exactly). */
 BN_API bn_detok *bn_detok_new(const bn_tokenizer *t, unsigned flags, bn_err *e);
 BN_API void bn_detok_free(bn_detok *d);
-/* *text, *len: the bytes complete now, valid until the next call.
- * BN_E_INVALID: an id out of range. */
+/* *text, *len: the bytes complete now, valid until the next call (either
+ * may be NULL: the bytes are consumed all the same). BN_E_INVALID: an id
+ * out of range. */
 BN_API int bn_detok_feed(bn_detok *d, uint32_t id, const uint8_t **text, size_t *len, bn_err *e);
 /* Ends a sequence with whatever is held back; the decoder starts afresh. */
 BN_API void bn_detok_flush(bn_detok *d, const uint8_t **text, size_t *len);

@@ -130,46 +130,48 @@ void bn_model_close(bn_model *m)
 
 uint32_t bn_model_n_vocab(const bn_model *m)
 {
-    return m->hp.n_vocab;
+    return m ? m->hp.n_vocab : 0;
 }
 
 uint32_t bn_model_n_ctx(const bn_model *m)
 {
-    return m->hp.n_ctx;
+    return m ? m->hp.n_ctx : 0;
 }
 
 uint32_t bn_model_n_embd(const bn_model *m)
 {
-    return m->hp.n_embd;
+    return m ? m->hp.n_embd : 0;
 }
 
 uint32_t bn_model_n_layer(const bn_model *m)
 {
-    return m->hp.n_layer;
+    return m ? m->hp.n_layer : 0;
 }
 
 const char *bn_model_arch(const bn_model *m)
 {
-    return m->hp.arch;
+    return m ? m->hp.arch : NULL;
 }
 
 const char *bn_model_kernels(const bn_model *m)
 {
-    return m->kern->name;
+    return m ? m->kern->name : NULL;
 }
 
 int32_t bn_model_bos(const bn_model *m)
 {
-    return m->hp.bos_id;
+    return m ? m->hp.bos_id : -1;
 }
 
 int32_t bn_model_eos(const bn_model *m)
 {
-    return m->hp.eos_id;
+    return m ? m->hp.eos_id : -1;
 }
 
 int bn_model_is_stop(const bn_model *m, uint32_t id)
 {
+    if (!m)
+        return 0;
     for (int i = 0; i < m->hp.n_stop; i++)
         if ((uint32_t)m->hp.stop_ids[i] == id)
             return 1;
@@ -178,7 +180,7 @@ int bn_model_is_stop(const bn_model *m, uint32_t id)
 
 const char *bn_model_meta_str(const bn_model *m, const char *key)
 {
-    return key ? bn_meta_str(&m->src.meta, key) : NULL;
+    return m && key ? bn_meta_str(&m->src.meta, key) : NULL;
 }
 
 /* ---------------------------------------------------------- contexts */
@@ -233,6 +235,8 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_params *p, bn_err *e)
 int bn_ctx_perplexity(bn_ctx *c, const uint32_t *ids, size_t n, uint32_t window, uint32_t stride, double *ppl,
                       double *ppl_err, bn_err *e)
 {
+    bn_err own;
+    e = e ? e : &own; /* the status is e->code, whether the caller wants the message or not */
     if (!c || !ppl || (n && !ids))
         return bn_fail_code(e, BN_E_INVALID, "bn_ctx_perplexity: %s is NULL",
                             !c ? "the context" : !ppl ? "ppl" : "ids");
@@ -240,7 +244,7 @@ int bn_ctx_perplexity(bn_ctx *c, const uint32_t *ids, size_t n, uint32_t window,
     bn_ppl r;
     int rc = bn_perplexity(c, bn_ctx_model(c), ids, n, &po, &r, e);
     if (rc)
-        return e ? e->code : rc;
+        return e->code;
     *ppl = r.ppl;
     if (ppl_err)
         *ppl_err = r.ppl_err;

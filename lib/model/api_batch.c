@@ -156,6 +156,8 @@ static int check_request(const bn_batcher *b, const bn_batcher_request *r, bn_er
 
 int bn_batcher_submit(bn_batcher *b, const bn_batcher_request *r, bn_err *e)
 {
+    bn_err own;
+    e = e ? e : &own; /* the status is e->code, whether the caller wants the message or not */
     if (!b || !r)
         return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: %s is NULL", b ? "the request" : "the batcher");
     bn_batcher_request o;
@@ -171,7 +173,7 @@ int bn_batcher_submit(bn_batcher *b, const bn_batcher_request *r, bn_err *e)
         return BN_E_INVALID;
     bn_sampler *s = bn_sampler_new(&sp, b->n_vocab, e); /* its checks, with their messages */
     if (!s)
-        return e ? e->code : BN_E_INVALID;
+        return e->code;
     bn_sampler_free(s);
     bn_request q = {
         .prompt = o.prompt,

@@ -764,7 +764,7 @@ static int eval_prepare(bn_ctx *c, const bn_eval_tok *t, size_t n, size_t *k_out
 int bn_ctx_eval_batch(bn_ctx *c, const bn_eval_tok *t, size_t n, float *logits, bn_err *e)
 {
     if (!c || (!t && n))
-        return bn_fail_code(e, BN_E_INVALID, "no context or no tokens");
+        return bn_fail_code(e, BN_E_INVALID, "bn_ctx_eval_batch: %s is NULL", c ? "t" : "the context");
     size_t k, V = c->o.embeddings ? c->m->hp.n_embd : c->m->hp.n_vocab; /* of an output row */
     int rc = eval_prepare(c, t, n, &k, e);
     if (rc)
@@ -928,22 +928,22 @@ void bn_ctx_free(bn_ctx *c)
 
 const bn_model *bn_ctx_model(const bn_ctx *c)
 {
-    return c->m;
+    return c ? c->m : NULL;
 }
 
 const uint32_t *bn_ctx_tokens(const bn_ctx *c)
 {
-    return c->seq[0].ids;
+    return c ? c->seq[0].ids : NULL;
 }
 
 uint32_t bn_ctx_n_ctx(const bn_ctx *c)
 {
-    return c->n_ctx;
+    return c ? c->n_ctx : 0;
 }
 
 uint32_t bn_ctx_pos(const bn_ctx *c)
 {
-    return c->seq[0].kv.n_pos;
+    return c ? c->seq[0].kv.n_pos : 0;
 }
 
 void bn_ctx_truncate(bn_ctx *c, uint32_t pos)
@@ -953,7 +953,7 @@ void bn_ctx_truncate(bn_ctx *c, uint32_t pos)
 
 uint64_t bn_ctx_kv_bytes(const bn_ctx *c)
 {
-    return (uint64_t)c->kv.max_blocks * c->kv.block_bytes;
+    return c ? (uint64_t)c->kv.max_blocks * c->kv.block_bytes : 0;
 }
 
 uint64_t bn_ctx_kv_used_bytes(const bn_ctx *c)

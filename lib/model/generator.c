@@ -463,9 +463,11 @@ int bn_generator_get_stats(const bn_generator *g, bn_generator_stats *s, bn_err 
 int bn_generate(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const uint32_t *prompt, size_t n,
                 const bn_generate_params *p, bn_token_fn fn, void *user, bn_err *e)
 {
+    bn_err own;
+    e = e ? e : &own; /* the status is e->code, whether the caller wants the message or not */
     bn_generator *g = bn_generator_new(c, s, t, p, e);
     if (!g)
-        return e ? e->code : BN_ERROR;
+        return e->code;
     int rc = bn_generator_prompt(g, prompt, n, e);
     while (!rc) {
         uint32_t id;

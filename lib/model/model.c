@@ -350,7 +350,7 @@ void bn_model_release(const bn_model *m, uint32_t l)
 uint64_t bn_model_weight_bytes(const bn_model *m)
 {
     uint64_t n = 0;
-    for (size_t i = 0; i < m->src.n_tensors; i++)
+    for (size_t i = 0; m && i < m->src.n_tensors; i++)
         n += m->src.tensors[i].size;
     return n;
 }

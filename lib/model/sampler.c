@@ -60,6 +60,8 @@ double bn_sampler_uniform(bn_sampler *s)
 
 void bn_sampler_reseed(bn_sampler *s, uint64_t seed)
 {
+    if (!s)
+        return;
     s->o.seed = seed;
     for (int i = 0; i < 4; i++)
         s->rng[i] = splitmix64(&seed);
@@ -317,6 +319,10 @@ static uint32_t draw(bn_sampler *s, const cand *c, const double *p, size_t keep,
 
 uint32_t bn_sampler_sample(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist)
 {
+    if (!s || !logits) /* bn.h: a getter's 0 for a NULL handle */
+        return 0;
+    if (!hist)
+        n_hist = 0;
     dist d;
     dist_prepare(s, logits, hist, n_hist, &d);
     uint32_t id = d.keep ? draw(s, d.c, d.p, d.keep, d.tot, SIZE_MAX) : d.token;

@@ -22,6 +22,8 @@ static void hand_out(const bn_tokens *v, uint32_t *ids, size_t cap, size_t *n_id
 int bn_tokenize(bn_tokenizer *t, const void *text, size_t len, unsigned flags, uint32_t *ids, size_t cap,
                 size_t *n_ids, bn_err *e)
 {
+    bn_err own;
+    e = e ? e : &own; /* the status is e->code, whether the caller wants the message or not */
     if (!t || !n_ids || (len && !text) || (cap && !ids))
         return bn_fail_code(e, BN_E_INVALID, "bn_tokenize: %s is NULL",
                             !t ? "the tokenizer" : !n_ids ? "n_ids" : len && !text ? "text" : "ids");
@@ -34,7 +36,7 @@ int bn_tokenize(bn_tokenizer *t, const void *text, size_t len, unsigned flags, u
     if (!rc)
         hand_out(&v, ids, cap, n_ids);
     bn_tokens_free(&v);
-    return rc ? (e ? e->code : rc) : BN_OK;
+    return rc ? e->code : BN_OK;
 }
 
 int bn_chat_render(bn_tokenizer *t, const bn_chat_message *msgs, size_t n, int add_assistant, uint32_t *ids,
@@ -44,6 +46,8 @@ int bn_chat_render(bn_tokenizer *t, const bn_chat_message *msgs, size_t n, int a
         const char *name;
         bn_role role;
     } roles[] = {{"system", BN_ROLE_SYSTEM}, {"user", BN_ROLE_USER}, {"assistant", BN_ROLE_ASSISTANT}};
+    bn_err own;
+    e = e ? e : &own; /* the status is e->code, whether the caller wants the message or not */
     if (!t || !n_ids || (n && !msgs) || (cap && !ids))
         return bn_fail_code(e, BN_E_INVALID, "bn_chat_render: %s is NULL",
                             !t ? "the tokenizer" : !n_ids ? "n_ids" : n && !msgs ? "msgs" : "ids");
@@ -68,7 +72,7 @@ int bn_chat_render(bn_tokenizer *t, const bn_chat_message *msgs, size_t n, int a
             m[i] = (bn_chat_msg){roles[r].role, (const uint8_t *)msgs[i].content, strlen(msgs[i].content), 0};
     }
     bn_tokens v = {0};
-    if (!rc && (rc = bn_tokenizer_chat(t, m, n, add_assistant != 0, &v, e)) && e)
+    if (!rc && bn_tokenizer_chat(t, m, n, add_assistant != 0, &v, e))
         rc = e->code;
     if (!rc)
         hand_out(&v, ids, cap, n_ids);

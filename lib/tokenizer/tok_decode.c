@@ -57,6 +57,12 @@ static size_t incomplete_tail(const uint8_t *b, size_t n)
 
 int bn_detok_feed(bn_detok *d, uint32_t id, const uint8_t **out, size_t *len, bn_err *e)
 {
+    if (!d)
+        return bn_fail_code(e, BN_E_INVALID, "bn_detok_feed: the detokenizer is NULL");
+    const uint8_t *unused_out;
+    size_t unused_len;
+    out = out ? out : &unused_out; /* text not wanted: it is still consumed */
+    len = len ? len : &unused_len;
     const bn_tokenizer *t = d->t;
     if (id >= t->n_vocab)
         return bn_fail_code(e, BN_E_INVALID, "token id %u is out of range (the vocabulary has ids 0..%u)", id,
@@ -91,6 +97,14 @@ int bn_detok_feed(bn_detok *d, uint32_t id, const uint8_t **out, size_t *len, bn
 
 void bn_detok_flush(bn_detok *d, const uint8_t **out, size_t *len)
 {
+    const uint8_t *unused_out;
+    size_t unused_len;
+    out = out ? out : &unused_out;
+    len = len ? len : &unused_len;
+    *out = NULL;
+    *len = 0;
+    if (!d)
+        return;
     *out = d->buf + d->tail_at;
     *len = d->held;
     d->held = 0;

@@ -374,29 +374,33 @@ void bn_tokenizer_free(bn_tokenizer *t)
 
 /* ------------------------------------------------------------ accessors */
 
-uint32_t bn_tokenizer_n_vocab(const bn_tokenizer *t) { return t->n_vocab; }
-int32_t bn_tokenizer_bos(const bn_tokenizer *t) { return t->bos; }
-int32_t bn_tokenizer_eos(const bn_tokenizer *t) { return t->eos; }
-int bn_tokenizer_add_bos(const bn_tokenizer *t) { return t->add_bos; }
-const char *bn_tokenizer_chat_format(const bn_tokenizer *t) { return t->chat_format; }
-uint64_t bn_tokenizer_hash(const bn_tokenizer *t) { return t->hash; }
+/* A NULL tokenizer (bn.h: the getters answer 0, NULL or -1 for one). */
+uint32_t bn_tokenizer_n_vocab(const bn_tokenizer *t) { return t ? t->n_vocab : 0; }
+int32_t bn_tokenizer_bos(const bn_tokenizer *t) { return t ? t->bos : -1; }
+int32_t bn_tokenizer_eos(const bn_tokenizer *t) { return t ? t->eos : -1; }
+int bn_tokenizer_add_bos(const bn_tokenizer *t) { return t ? t->add_bos : 0; }
+const char *bn_tokenizer_chat_format(const bn_tokenizer *t) { return t ? t->chat_format : NULL; }
+uint64_t bn_tokenizer_hash(const bn_tokenizer *t) { return t ? t->hash : 0; }
 
 const uint8_t *bn_tokenizer_piece(const bn_tokenizer *t, uint32_t id, size_t *len)
 {
-    if (id >= t->n_vocab)
+    if (len)
+        *len = 0;
+    if (!t || id >= t->n_vocab)
         return NULL;
-    *len = t->off[id + 1] - t->off[id];
+    if (len)
+        *len = t->off[id + 1] - t->off[id];
     return t->blob + t->off[id];
 }
 
 int bn_tokenizer_type(const bn_tokenizer *t, uint32_t id)
 {
-    return id < t->n_vocab ? t->type[id] : 0;
+    return t && id < t->n_vocab ? t->type[id] : 0;
 }
 
 int32_t bn_tokenizer_find(const bn_tokenizer *t, const void *bytes, size_t len)
 {
-    if (!len)
+    if (!t || !bytes || !len)
         return -1;
     int32_t id = tok_vocab_find(t, bytes, len);
     if (id >= 0)

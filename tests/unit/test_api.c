@@ -491,6 +491,57 @@ static void test_perplexity(const bn_model *m, bn_tokenizer *t)
     free(ids);
 }
 
+/* bn.h: a NULL handle is BN_E_INVALID from a call with a status, 0,
+ * NULL or -1 from a getter, nothing from a void call; and a status is
+ * the same with e NULL (internal -1s once leaked through without one). */
+static void test_null_handles(const bn_model *m, bn_tokenizer *t)
+{
+    CHECK(&C, bn_model_n_vocab(NULL) == 0 && bn_model_n_ctx(NULL) == 0 && bn_model_n_embd(NULL) == 0 &&
+                  bn_model_n_layer(NULL) == 0 && !bn_model_arch(NULL) && !bn_model_kernels(NULL) &&
+                  bn_model_bos(NULL) == -1 && bn_model_eos(NULL) == -1 && !bn_model_is_stop(NULL, 1) &&
+                  bn_model_weight_bytes(NULL) == 0 && !bn_model_meta_str(NULL, "general.name"));
+    CHECK(&C, !bn_ctx_model(NULL) && bn_ctx_n_ctx(NULL) == 0 && bn_ctx_pos(NULL) == 0 && !bn_ctx_tokens(NULL) &&
+                  bn_ctx_kv_bytes(NULL) == 0 && bn_ctx_n_seq(NULL) == 0);
+    bn_ctx_truncate(NULL, 0);
+    CHECK(&C, bn_tokenizer_n_vocab(NULL) == 0 && !bn_tokenizer_chat_format(NULL) &&
+                  bn_tokenizer_find(NULL, "a", 1) == -1);
+    size_t len = 7;
+    CHECK(&C, !bn_tokenizer_piece(NULL, 0, &len) && len == 0 && bn_tokenizer_piece(t, 0, NULL) != NULL);
+    const uint8_t *text = (const uint8_t *)"x";
+    bn_detok_flush(NULL, &text, &len);
+    CHECK(&C, !text && len == 0);
+    bn_err e = {0};
+    CHECK(&C, bn_detok_feed(NULL, 0, &text, &len, &e) == BN_E_INVALID && bn_detok_feed(NULL, 0, NULL, NULL, NULL) == BN_E_INVALID);
+    bn_detok *d = bn_detok_new(t, 0, &e);
+    CHECK(&C, d && bn_detok_feed(d, 300, NULL, NULL, &e) == BN_OK); /* text not wanted */
+    bn_detok_free(d);
+    float lg[4] = {1, 2, 3, 4};
+    CHECK(&C, bn_sampler_sample(NULL, lg, NULL, 0) == 0);
+    bn_sampler_reseed(NULL, 1);
+    /* the same status with and without e */
+    bn_ctx *c = new_ctx(m, 64, 1);
+    bn_sampler *s = bn_sampler_new(NULL, bn_model_n_vocab(m), &e);
+    bn_generate_params gp;
+    bn_generate_params_init(&gp);
+    gp.n_predict = -5;
+    uint32_t id = 1, ids[200];
+    int with = bn_generate(c, s, NULL, &id, 1, &gp, NULL, NULL, &e);
+    CHECK(&C, with == BN_E_INVALID && bn_generate(c, s, NULL, &id, 1, &gp, NULL, NULL, NULL) == with);
+    for (int i = 0; i < 200; i++)
+        ids[i] = 100 + (uint32_t)i;
+    double ppl;
+    with = bn_ctx_perplexity(c, ids, 200, 32, 100, &ppl, NULL, &e);
+    CHECK(&C, with == BN_E_INVALID && bn_ctx_perplexity(c, ids, 200, 32, 100, &ppl, NULL, NULL) == with);
+    size_t n_ids;
+    CHECK(&C, bn_tokenize(NULL, "a", 1, 0, ids, 200, &n_ids, NULL) == BN_E_INVALID);
+    bn_chat_message msg = {"nobody", "hi"};
+    with = bn_chat_render(t, &msg, 1, 1, ids, 200, &n_ids, &e);
+    CHECK(&C, with == BN_E_INVALID && bn_chat_render(t, &msg, 1, 1, ids, 200, &n_ids, NULL) == with);
+    CHECK(&C, bn_ctx_eval_batch(c, NULL, 0, NULL, &e) == BN_OK && bn_ctx_eval(c, NULL, 0, NULL, 0, &e) == BN_OK);
+    bn_sampler_free(s);
+    bn_ctx_free(c);
+}
+
 int main(void)
 {
     test_version_and_status();
@@ -511,6 +562,7 @@ int main(void)
     test_generate(m, t, p, n);
     test_threads(m, p, n);
     test_perplexity(m, t);
+    test_null_handles(m, t);
     bn_tokenizer_free(t);
     bn_model_close(m);
     return check_done(&C, "test_api");
