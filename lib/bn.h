@@ -196,7 +196,8 @@ typedef struct bn_ctx_params {
                            0 (default): 1 */
     uint64_t kv_budget; /* bytes of KV memory for all sequences together,
                            taken in blocks of 64 positions as they are
-                           used; 0 (default): n_seq x n_ctx positions */
+                           used; 0 (default), or more than they can
+                           use: n_seq x n_ctx positions */
 } bn_ctx_params;
 
 #define bn_ctx_params_init(p) bn_ctx_params_defaults((p), sizeof *(p))
@@ -215,7 +216,7 @@ BN_API const uint32_t *bn_ctx_tokens(const bn_ctx *c);
  * Evaluating the same tokens again gives the same logits, bit for bit. */
 BN_API void bn_ctx_truncate(bn_ctx *c, uint32_t pos);
 /* KV cache bytes the context may take (allocated in blocks as positions
- * are used). */
+ * are used): kv_budget, or n_seq x n_ctx positions if that is less. */
 BN_API uint64_t bn_ctx_kv_bytes(const bn_ctx *c);
 
 enum { BN_EVAL_ALL_LOGITS = 1 /* a row of logits per token, not only the last */ };

@@ -823,10 +823,13 @@ bn_ctx *bn_ctx_new_opts(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     size_t rowlen = d > hp->head_dim ? d : hp->head_dim;
     if (!c->o.n_seq)
         c->o.n_seq = 1;
-    uint64_t budget = c->o.kv_budget;
-    if (!budget) /* what a contiguous cache of every sequence would take, allocated as used */
-        budget = (uint64_t)c->o.n_seq * ((c->n_ctx + BN_KV_BLOCK - 1) / BN_KV_BLOCK) * 2 * hp->n_layer *
-                 c->kv_dim * BN_KV_BLOCK * es;
+    /* what a contiguous cache of every sequence would take, allocated as
+     * used: the default, and the most a budget can use (each sequence
+     * holds at most n_ctx positions, shared blocks counted once), so a
+     * budget of "no limit" does not size tables for blocks never used */
+    uint64_t full = (uint64_t)c->o.n_seq * ((c->n_ctx + BN_KV_BLOCK - 1) / BN_KV_BLOCK) * 2 * hp->n_layer *
+                    c->kv_dim * BN_KV_BLOCK * es;
+    uint64_t budget = c->o.kv_budget && c->o.kv_budget < full ? c->o.kv_budget : full;
     if (bn_kvpool_init(&c->kv, hp->n_layer, c->kv_dim, es, budget, e))
         goto fail;
     c->seq = calloc(c->o.n_seq, sizeof *c->seq);

@@ -47,6 +47,15 @@ static void test_params(const bn_model *m)
     p.n_seq = 2;
     p.kv_budget = 1000; /* less than one block */
     CHECK(&C, !bn_ctx_new(m, &p, &e) && e.code == BN_E_INVALID && strstr(e.msg, "budget"));
+    /* "no limit": what n_seq full contexts take, no tables for blocks never used */
+    p.kv_budget = UINT64_MAX;
+    p.n_ctx = 128;
+    bn_ctx *big = bn_ctx_new(m, &p, &e);
+    p.kv_budget = 0;
+    bn_ctx *dflt = bn_ctx_new(m, &p, &e);
+    CHECK(&C, big && dflt && bn_ctx_kv_bytes(big) == bn_ctx_kv_bytes(dflt) && bn_ctx_kv_bytes(big) < (1u << 30));
+    bn_ctx_free(big);
+    bn_ctx_free(dflt);
 
     bn_batcher_request r;
     bn_batcher_request_init(&r);
