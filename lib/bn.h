@@ -77,7 +77,8 @@ BN_API const char *bn_status_string(int code);
 /* ------------------------------------------------------------- callbacks */
 
 /* Progress of a long step: called before step `done` of `total` (what names
- * it: a tensor, a stage) and once at the end with done == total. A nonzero
+ * it: a tensor, a stage) and once at the end with done == total, also when
+ * the step fails, but not after the callback cancelled it. A nonzero
  * return cancels the call, which then fails with BN_E_CANCELLED. */
 typedef int (*bn_progress_fn)(void *user, size_t done, size_t total, const char *what);
 

@@ -4,8 +4,10 @@
 
 int bn_steps_at(bn_steps *s, size_t i, const char *what, const char *name, bn_err *e)
 {
-    if (s->fn && s->fn(s->user, i, s->total, what))
+    if (s->fn && s->fn(s->user, i, s->total, what)) {
+        s->ended = 1; /* a cancelled run is not reported finished */
         return bn_fail_code(e, BN_E_CANCELLED, "%s: cancelled", name);
+    }
     return 0;
 }
 

@@ -52,7 +52,8 @@ static int step(const bn_model *m, size_t i, size_t n, const char *what, bn_err 
     return 0;
 }
 
-/* The run of n steps is over (its answer no longer matters). */
+/* The run of n steps is over (its answer no longer matters); not called
+ * after the callback cancelled it (bn.h). */
 static void steps_end(const bn_model *m, size_t n)
 {
     if (m->progress)
@@ -73,10 +74,8 @@ static int read_missing(bn_model *m, bn_err *e)
         if (t->data)
             continue;
         m->mapped = 0;
-        if (step(m, done++, n, t->name, e)) {
-            steps_end(m, n);
-            return BN_E_CANCELLED;
-        }
+        if (step(m, done++, n, t->name, e))
+            return BN_E_CANCELLED; /* not reported finished: the caller stopped it */
         void *buf = own(m, malloc(t->size ? t->size : 1));
         if (!buf)
             return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory reading tensor '%s' (%llu bytes)", s->name,
@@ -443,19 +442,15 @@ int bn_model_to_memory(bn_model *m, bn_err *e)
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         char what[32];
         snprintf(what, sizeof what, "layer %u", l);
-        if (step(m, l, hp->n_layer + 1, what, e)) {
-            steps_end(m, hp->n_layer + 1);
+        if (step(m, l, hp->n_layer + 1, what, e))
             return BN_E_CANCELLED;
-        }
         bn_layer *L = &m->layers[l];
         bn_mat *mats[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
         for (size_t i = 0; i < 7; i++)
             copy_mat(m, mats[i], &at, mapped && !m->n_ternarized, evict);
     }
-    if (step(m, hp->n_layer, hp->n_layer + 1, "output head", e)) {
-        steps_end(m, hp->n_layer + 1);
+    if (step(m, hp->n_layer, hp->n_layer + 1, "output head", e))
         return BN_E_CANCELLED;
-    }
     bn_cpu cpu;
     bn_cpu_detect(&cpu);
     size_t unit = 0;

@@ -79,7 +79,7 @@ static void test_params_size(void)
 /* ------------------------------------------------------------ opening */
 
 typedef struct seen {
-    int logs, warns, steps, cancel_at;
+    int logs, warns, steps, cancel_at, ends;
 } seen;
 
 static void on_log(void *user, int level, const char *msg)
@@ -95,6 +95,8 @@ static int on_progress(void *user, size_t done, size_t total, const char *what)
     (void)what;
     if (done < total)
         s->steps++;
+    else
+        s->ends++;
     return s->cancel_at && s->steps == s->cancel_at;
 }
 
@@ -119,7 +121,7 @@ static void test_open_errors(void)
     bn_model_params_init(&p);
     p.progress = on_progress;
     p.progress_user = &s;
-    CHECK(&C, !bn_model_open(TINY, &p, &e) && e.code == BN_E_CANCELLED && s.steps == 2);
+    CHECK(&C, !bn_model_open(TINY, &p, &e) && e.code == BN_E_CANCELLED && s.steps == 2 && s.ends == 0);
 }
 
 static bn_model *open_tiny(void)
@@ -138,7 +140,7 @@ static bn_model *open_tiny(void)
         fprintf(stderr, "%s\n", e.msg);
         return NULL;
     }
-    CHECK(&C, s.warns == 1 && s.logs >= 2 && s.steps > 0); /* HF float weights are read tensor by tensor */
+    CHECK(&C, s.warns == 1 && s.logs >= 2 && s.steps > 0 && s.ends >= 1); /* HF float weights: tensor by tensor */
     CHECK(&C, bn_model_n_vocab(m) == 4096 && bn_model_n_layer(m) == 6 && bn_model_n_embd(m) == 256 &&
                   bn_model_n_ctx(m) == 256);
     CHECK(&C, bn_model_bos(m) == 4064 && bn_model_eos(m) == 4065 && bn_model_is_stop(m, 4065) &&
