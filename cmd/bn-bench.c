@@ -271,7 +271,7 @@ int main(int argc, char **argv)
     else
         rc = bn_bench_run(&c.b, stdout, &e);
     if (fflush(stdout) && !rc)
-        rc = bn_fail(&e, "write error on standard output");
+        rc = bn_fail_write(&e, "-");
     if (rc) {
         bn_report(&prog, "%s", e.msg[0] ? e.msg : "failed");
         return BN_EXIT_DATA;

@@ -85,7 +85,7 @@ int main(int argc, char **argv)
             bn_report(&prog, "%s", e.msg);
             return BN_EXIT_DATA;
         }
-        return fflush(stdout) ? BN_EXIT_DATA : BN_EXIT_OK;
+        return bn_stdout_done(&prog);
     }
     if (!o.force && bn_out_is_tty(o.out))
         return bn_usage_error(&prog, "refusing to write a binary model to a terminal (use -o FILE or -f)");

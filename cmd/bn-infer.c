@@ -379,7 +379,9 @@ static int run_embed(const opts *o, const bn_model *m, bn_ctx *c, bn_tokenizer *
     }
     r = from_stdin ? bn_embed_stream(c, bn_embed_src_tokr, &tr, &eo, stdout, &bad, e)
                    : bn_embed_stream(c, bn_embed_src_text, &text, &eo, stdout, &bad, e);
-    if (r)
+    if (r && e->code == BN_E_IO) /* a write error names its file */
+        bn_report(&prog, "%s", e->msg);
+    else if (r)
         bn_report(&prog, "%s: %s", o->file ? o->file : from_stdin ? "-" : "-p", e->msg);
     if (from_stdin)
         bn_tokr_close(&in);
@@ -565,8 +567,11 @@ int main(int argc, char **argv)
         if (!r)
             r = bn_gen_answer(g, ids.ids, ids.n, &e);
         bn_tokens_free(&ids);
-        if (r) {
-            bn_report(&prog, "%s: %s", name, e.msg);
+        if (r) { /* a write error names its file; the rest concern the prompt */
+            if (e.code == BN_E_IO)
+                bn_report(&prog, "%s", e.msg);
+            else
+                bn_report(&prog, "%s: %s", name, e.msg);
             goto out;
         }
     } else {

@@ -271,8 +271,7 @@ void bn_tokr_close(bn_tokr *r)
 
 static int wfail(bn_tokw *w, bn_err *e)
 {
-    (void)w;
-    return bn_fail(e, "writing the token stream: %s", strerror(errno));
+    return bn_fail_write(e, w->name ? w->name : "-");
 }
 
 static void le32(uint8_t *p, uint32_t v)

@@ -63,6 +63,7 @@ void bn_tokr_close(bn_tokr *r);
 
 typedef struct bn_tokw {
     FILE *fp;
+    const char *name; /* the output's, for messages; NULL (bn_tokw_open's): "-" */
     int binary;
     int in_record;   /* ids written in the current record */
     int sep_pending; /* text: a separator is owed before the next id */

@@ -1,6 +1,7 @@
 /* cli.c — start-up shared by every program: messages, number parsing,
  * and the pipe policy (the options are opt.c's). */
 #include "cli.h"
+#include "core.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +38,16 @@ void bn_report(const bn_prog *p, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+int bn_stdout_done(const bn_prog *p)
+{
+    if (!fflush(stdout))
+        return BN_EXIT_OK;
+    bn_err e;
+    bn_fail_write(&e, "-");
+    bn_report(p, "%s", e.msg);
+    return BN_EXIT_DATA;
 }
 
 void bn_cli_show_warning(void *prog, int level, const char *msg)

@@ -24,6 +24,9 @@ typedef struct bn_prog {
 
 /* Prints "NAME: MESSAGE" to stderr. */
 void bn_report(const bn_prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Flushes standard output: BN_EXIT_OK, or BN_EXIT_DATA after reporting
+ * "NAME: -: write error: <reason>" (a full disk, a closed file). */
+int bn_stdout_done(const bn_prog *p);
 /* A bn_log_fn (user: the const bn_prog) that shows the library's warnings
  * as the program's own one-line messages and drops its other notes. */
 void bn_cli_show_warning(void *prog, int level, const char *msg);

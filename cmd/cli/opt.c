@@ -163,14 +163,6 @@ static int apply(const bn_prog *p, bn_opt *o, const char *spelled, char *value, 
     return BN_OPT_RUN;
 }
 
-static int write_done(const bn_prog *p)
-{
-    if (!fflush(stdout))
-        return BN_EXIT_OK;
-    bn_report(p, "write error on standard output");
-    return BN_EXIT_DATA;
-}
-
 /* The options every program has, in no table; they cannot be shadowed. */
 enum { BUILTIN_NONE, BUILTIN_HELP, BUILTIN_VERSION, BUILTIN_LIST };
 
@@ -187,7 +179,7 @@ static int builtin(const bn_prog *p, const bn_opt *opts, int which, const char *
         *dump = 1;
         return BN_OPT_RUN;
     }
-    return write_done(p);
+    return bn_stdout_done(p);
 }
 
 /* --name or --name=VALUE (word points past the two dashes), or a
@@ -355,7 +347,7 @@ int bn_opt_parse(const bn_prog *p, bn_opt *opts, int argc, char **argv, int *n_o
         return bn_usage_error(p, "more than %d %s operands given", p->max_operands, p->operand);
     if (want_dump) {
         dump(opts, argv + 1, n, stdout);
-        return write_done(p);
+        return bn_stdout_done(p);
     }
     *n_operands = n;
     return BN_OPT_RUN;

@@ -13,6 +13,9 @@ int bn_fail(bn_err *e, const char *fmt, ...)
 /* The same with a specific bn_status code (negative), which it returns. */
 int bn_fail_code(bn_err *e, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A failed write to name ("-": standard output), as every program says
+ * it: "NAME: write error: <errno's reason>"; BN_E_IO. */
+int bn_fail_write(bn_err *e, const char *name);
 
 /* Public parameter structs (bn.h) begin with size_t size. bn_params_fill
  * writes the defaults (full bytes) into a caller's struct of `size` bytes,

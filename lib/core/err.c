@@ -2,7 +2,9 @@
  * program that prints them; the library's version. */
 #include "core.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <string.h>
 
 int bn_fail(bn_err *e, const char *fmt, ...)
 {
@@ -26,6 +28,13 @@ int bn_fail_code(bn_err *e, int code, const char *fmt, ...)
         e->code = code;
     }
     return code;
+}
+
+int bn_fail_write(bn_err *e, const char *name)
+{
+    int err = errno;
+    return err ? bn_fail_code(e, BN_E_IO, "%s: write error: %s", name, strerror(err))
+               : bn_fail_code(e, BN_E_IO, "%s: write error", name);
 }
 
 const char *bn_status_string(int code)

@@ -171,10 +171,9 @@ int bn_batcher_submit(bn_batcher *b, const bn_batcher_request *r, bn_err *e)
     bn_sampler_defaults(&sp);
     if (o.sampler && bn_params_read(&sp, sizeof sp, o.sampler, "bn_batcher_request.sampler", e))
         return BN_E_INVALID;
-    bn_sampler *s = bn_sampler_new(&sp, b->n_vocab, e); /* its checks, with their messages */
-    if (!s)
-        return e->code;
-    bn_sampler_free(s);
+    const char *bad = bn_sampler_opts_bad(&sp, b->n_vocab); /* bn_sampler_new's checks */
+    if (bad)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: sampler: %s", bad);
     bn_request q = {
         .prompt = o.prompt,
         .n_prompt = o.n_prompt,

@@ -90,7 +90,7 @@ static int write_vec(FILE *f, int format, uint64_t rec, const float *v, size_t d
         bad = fputc('\n', f) == EOF;
     }
     if (bad || fflush(f))
-        return bn_fail(e, "write error");
+        return bn_fail_write(e, "-");
     return 0;
 }
 

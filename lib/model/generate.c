@@ -94,10 +94,10 @@ static int write_escaped(bn_gen *g, const uint8_t *b, size_t n, bn_err *e)
     for (size_t i = 0; i < n; i++) {
         const char *esc = b[i] == '\n' ? "\\n" : b[i] == '\r' ? "\\r" : b[i] == '\\' ? "\\\\" : NULL;
         if (esc ? fputs(esc, g->out) == EOF : putc(b[i], g->out) == EOF)
-            return bn_fail(e, "<stdout>: write error");
+            return bn_fail_write(e, "-");
     }
     if (fflush(g->out))
-        return bn_fail(e, "<stdout>: write error");
+        return bn_fail_write(e, "-");
     return 0;
 }
 
@@ -114,7 +114,7 @@ static int write_bytes(bn_gen *g, const uint8_t *b, size_t n, bn_err *e)
     if (g->capture && g->escape_breaks)
         return write_escaped(g, b, n, e);
     if (fwrite(b, 1, n, g->out) != n || fflush(g->out))
-        return bn_fail(e, "<stdout>: write error");
+        return bn_fail_write(e, "-");
     return 0;
 }
 
@@ -434,6 +434,12 @@ int bn_gen_stream(bn_gen *g, bn_tokr *in, uint64_t *bad_records, bn_err *e)
         int bad = total > n ? bn_fail(&re, "prompt of %llu tokens does not fit the context of %u tokens",
                                       (unsigned long long)total, n_ctx)
                             : bn_gen_answer(g, ids, n, &re);
+        if (bad && re.code == BN_E_IO) { /* the output failed: nothing more can be answered */
+            if (e)
+                *e = re;
+            rc = -1;
+            break;
+        }
         if (bad) {
             /* One bad record does not end the batch: say which, answer it
              * with an empty record so answers stay aligned with prompts. */
@@ -486,7 +492,7 @@ int bn_gen_write_empty(bn_gen *w, bn_err *e)
 int bn_gen_write_raw(bn_gen *g, const void *b, size_t n, bn_err *e)
 {
     if ((n && fwrite(b, 1, n, g->out) != n) || fflush(g->out))
-        return bn_fail(e, "<stdout>: write error");
+        return bn_fail_write(e, "-");
     return 0;
 }
 

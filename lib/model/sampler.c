@@ -93,19 +93,24 @@ static int in_range(float v, float lo, float hi)
     return v >= lo && v <= hi;
 }
 
+const char *bn_sampler_opts_bad(const bn_sampler_opts *o, uint32_t n_vocab)
+{
+    return !n_vocab                                      ? "n_vocab is 0"
+           : !in_range(o->temp, 0, 1e4f)                 ? "temp must be 0..10000"
+           : !in_range(o->top_p, 0, 1)                   ? "top_p must be 0..1"
+           : !in_range(o->min_p, 0, 1)                   ? "min_p must be 0..1"
+           : !in_range(o->repeat_penalty, 1e-4f, 1e4f)   ? "repeat_penalty must be 0.0001..10000"
+           : !in_range(o->presence_penalty, -1e4f, 1e4f) ? "presence_penalty must be -10000..10000"
+                                                         : NULL;
+}
+
 bn_sampler *bn_sampler_new(const bn_sampler_params *p, uint32_t n_vocab, bn_err *e)
 {
     bn_sampler_params o;
     bn_sampler_defaults(&o);
     if (p && bn_params_read(&o, sizeof o, p, "bn_sampler_params", e))
         return NULL;
-    const char *bad = !n_vocab                                   ? "n_vocab is 0"
-                      : !in_range(o.temp, 0, 1e4f)               ? "temp must be 0..10000"
-                      : !in_range(o.top_p, 0, 1)                 ? "top_p must be 0..1"
-                      : !in_range(o.min_p, 0, 1)                 ? "min_p must be 0..1"
-                      : !in_range(o.repeat_penalty, 1e-4f, 1e4f) ? "repeat_penalty must be 0.0001..10000"
-                      : !in_range(o.presence_penalty, -1e4f, 1e4f) ? "presence_penalty must be -10000..10000"
-                                                                 : NULL;
+    const char *bad = bn_sampler_opts_bad(&o, n_vocab);
     if (bad) {
         bn_fail_code(e, BN_E_INVALID, "bn_sampler_new: %s", bad);
         return NULL;

@@ -12,6 +12,9 @@ typedef bn_sampler_params bn_sampler_opts;
 /* Defaults: temp 0.8, top-k 40, top-p 0.95, min-p 0.05, no penalties,
  * last 64 tokens, seed 0 (the caller picks one). */
 void bn_sampler_defaults(bn_sampler_opts *o);
+/* What is wrong with these options for a vocabulary of n_vocab ("temp
+ * must be 0..10000"), or NULL: the checks bn_sampler_new makes. */
+const char *bn_sampler_opts_bad(const bn_sampler_opts *o, uint32_t n_vocab);
 
 /* The public bn_sampler handle (bn.h) is this struct; inside the library
  * it may also live by value (bn_sampler_init / bn_sampler_release). */

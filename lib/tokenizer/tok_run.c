@@ -80,6 +80,12 @@ typedef struct run {
     int flush_each; /* input is a pipe or terminal: make each record visible at once */
 } run;
 
+/* The output could not be written (its name, or "-"). */
+static int write_failed(const run *r, bn_err *e)
+{
+    return bn_fail_write(e, r->o->output ? r->o->output : "-");
+}
+
 static void json_str(FILE *f, const uint8_t *p, size_t n)
 {
     putc('"', f);
@@ -166,9 +172,9 @@ static int emit(run *r, bn_err *e)
         return -1;
     r->doc++;
     if (ferror(r->out))
-        return bn_fail(e, "writing the output: %s", strerror(errno));
+        return write_failed(r, e);
     if (r->flush_each && fflush(r->out))
-        return bn_fail(e, "writing the output: %s", strerror(errno));
+        return write_failed(r, e);
     return 0;
 }
 
@@ -248,7 +254,7 @@ static int encode_file(run *r, const char *path, bn_err *e)
 static int put(run *r, const uint8_t *p, size_t n, bn_err *e)
 {
     if (n && fwrite(p, 1, n, r->out) != n)
-        return bn_fail(e, "writing the output: %s", strerror(errno));
+        return write_failed(r, e);
     return 0;
 }
 
@@ -257,7 +263,7 @@ static int flush_out(void *ctx, bn_err *e)
 {
     run *r = ctx;
     if (fflush(r->out))
-        return bn_fail(e, "writing the output: %s", strerror(errno));
+        return write_failed(r, e);
     return 0;
 }
 
@@ -363,6 +369,7 @@ int bn_tokenize_run(const bn_tokenize_opts *o, bn_err *e)
         if (!o->decode && !o->count && !o->json &&
             bn_tokw_open(&r.w, r.out, o->binary, bn_tokenizer_hash(r.t), bn_tokenizer_n_vocab(r.t), e))
             goto done;
+        r.w.name = o->output; /* its write errors name it */
         w_open = 1;
         static const char *const stdin_only[] = {"-"};
         const char *const *in = o->n_inputs ? o->inputs : stdin_only;
@@ -373,7 +380,7 @@ int bn_tokenize_run(const bn_tokenize_opts *o, bn_err *e)
         }
     }
     if (fflush(r.out)) {
-        bn_fail(e, "writing the output: %s", strerror(errno));
+        write_failed(&r, e);
         goto done;
     }
     rc = bn_out_commit(&out, e);

@@ -343,7 +343,7 @@ static void test_batcher_errors(const bn_model *m)
     bn_sampler_params_init(&sp);
     sp.top_p = 2;
     r.sampler = &sp;
-    CHECK(&C, bn_batcher_submit(b, &r, &e) == BN_E_INVALID && strstr(e.msg, "top_p"));
+    CHECK(&C, bn_batcher_submit(b, &r, &e) == BN_E_INVALID && strstr(e.msg, "bn_batcher_submit: sampler: top_p"));
     CHECK(&C, bn_batcher_submit(b, NULL, &e) == BN_E_INVALID);
     bn_batcher_request z;
     memset(&z, 0, sizeof z);
