@@ -422,7 +422,9 @@ typedef struct bn_generate_params {
      * a draft model's context (a second bn_ctx over a smaller model with
      * the same tokenizer; the same vocabulary size is checked) whose model
      * guesses (not with lookup); borrowed, and what it holds changes with
-     * every answer; NULL (default): none. draft_max: the most guesses a
+     * every answer; it guesses while the text fits its n_ctx (give it the
+     * main context's: past its own, decoding goes on plain, unguessed);
+     * NULL (default): none. draft_max: the most guesses a
      * pass checks (1..127; 0, default: 8; it adapts below that to how
      * many are kept). bn_generator_get_stats counts the guesses. */
     uint32_t lookup;
