@@ -588,7 +588,9 @@ out:
     if (g && o.verbose) {
         bn_gen_stats st;
         bn_gen_get_stats(g, &st);
-        bn_report(&prog, "prompt: %llu tokens in %.3f s (%.2f tok/s); generation: %llu tokens in %.3f s (%.2f tok/s)",
+        /* the first answer token comes out of the prompt's pass (as llama.cpp counts) */
+        bn_report(&prog,
+                  "prompt: %llu tokens in %.3f s (%.2f tok/s); generation: %llu decode steps in %.3f s (%.2f tok/s)",
                   (unsigned long long)st.n_prompt, st.t_prompt, st.t_prompt > 0 ? st.n_prompt / st.t_prompt : 0,
                   (unsigned long long)st.n_gen, st.t_gen, st.t_gen > 0 ? st.n_gen / st.t_gen : 0);
         if (o.g.lookup || o.draft)
