@@ -50,6 +50,9 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
         OPT_SECTION("decoding:"),
         OPT_FLAG('d', "decode", &o->decode, "token records in (text or binary), text out"),
         OPT_FLAG(0, "skip-special", &o->skip_special, "special tokens produce no text"),
+        OPT_FLAG('e', "escape", &o->escape,
+                 "line breaks and backslashes as \\n, \\r, \\\\ (with -l: one line\n"
+                 "per record; printf '%b' restores the text)"),
         OPT_SECTION("other:"),
         OPT_STRING('o', "output", &o->output, "FILE", "write to FILE instead of standard output"),
         OPT_FLAG(0, "info", &o->info, "describe the tokenizer (with --json: as JSON)"),
@@ -69,6 +72,8 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
         return bn_usage_error(&prog, "-d takes no encoding options (-c, -j, -b, --chat, -s, --bos, --eos)");
     if (!o->decode && o->skip_special)
         return bn_usage_error(&prog, "--skip-special goes with -d");
+    if (!o->decode && o->escape)
+        return bn_usage_error(&prog, "--escape goes with -d");
     if (o->chat && o->lines)
         return bn_usage_error(&prog, "--chat reads a whole conversation per file; it does not go with -l");
     if (o->no_gen_prompt && !o->chat)

@@ -1,11 +1,15 @@
 #!/bin/sh
 # batch-prompts.sh — answer a file of prompts, one per line, in one run:
-# the model is loaded once, each line becomes one token record, and the
-# answers come back in order, one line each.
-#   examples/batch-prompts.sh MODEL PROMPTS.txt [TOKENS]
+# the model is loaded once, each line becomes one token record, PARALLEL
+# of them (default 4) are decoded together, and the answers come back in
+# order, one line each (line breaks and backslashes inside an answer
+# written as \n, \r, \\: printf '%b' restores them).
+#   examples/batch-prompts.sh MODEL PROMPTS.txt [TOKENS [PARALLEL]]
 set -eu
-model=${1:?usage: batch-prompts.sh MODEL PROMPTS [TOKENS]}
-prompts=${2:?usage: batch-prompts.sh MODEL PROMPTS [TOKENS]}
+usage='usage: batch-prompts.sh MODEL PROMPTS [TOKENS [PARALLEL]]'
+model=${1:?$usage}
+prompts=${2:?$usage}
 n=${3:-64}
-bn-tokenize -m "$model" -l "$prompts" | bn-infer -m "$model" -n "$n" --temp 0 --ids |
-    bn-tokenize -m "$model" -d -l
+np=${4:-4}
+bn-tokenize -m "$model" -l "$prompts" | bn-infer -m "$model" -n "$n" --temp 0 --ids --parallel "$np" |
+    bn-tokenize -m "$model" -d -l --escape

@@ -38,6 +38,16 @@ setup() {
     # the second answer is what the second prompt alone gets
     alone=$(printf 'Mr. Darcy said' | bn-tokenize -m "$M" | bn-infer -m "$M" -n 8 --temp 0 | bn-tokenize -m "$M" -d)
     [ "${lines[1]}" = "$alone" ]
+    # answers with line breaks in them stay one line each, and printf '%b'
+    # gives the text back; at any PARALLEL
+    printf 'It was\nChapter 3\nShe said\nVolume II\n' >"$T/p4.txt"
+    "$EX/batch-prompts.sh" "$M" "$T/p4.txt" 64 1 >"$T/a1"
+    "$EX/batch-prompts.sh" "$M" "$T/p4.txt" 64 3 >"$T/a3"
+    [ "$(wc -l <"$T/a1")" -eq 4 ]
+    cmp "$T/a1" "$T/a3"
+    sed -n 2p "$T/a1" | grep -qF '\n' # this answer holds line breaks
+    alone=$(printf 'Chapter 3' | bn-tokenize -m "$M" | bn-infer -m "$M" -n 64 --temp 0 | bn-tokenize -m "$M" -d)
+    [ "$(printf '%b' "$(sed -n 2p "$T/a1")")" = "$alone" ]
 }
 
 @test "examples/score-text.sh prints the perplexity as JSON" {

@@ -122,6 +122,19 @@ compare_ids() {
     compare_ids -m "$TINY" -- --ranks "$TINY/tokenizer.model" --specials 32 --bos 4064
 }
 
+@test "-d -l --escape: one line a record, whatever its text holds; printf '%b' gives the text back" {
+    printf 'first line\r\nsecond \\ line\n\nafter a blank\n' >"$T/a.txt"
+    printf 'plain\n' >"$T/b.txt"
+    bn-tokenize -m "$TINY" --no-bos "$T/a.txt" "$T/b.txt" | bn-tokenize -m "$TINY" -d -l --escape >"$T/out"
+    [ "$(wc -l <"$T/out")" -eq 2 ]
+    [ "$(sed -n 1p "$T/out")" = 'first line\r\nsecond \\ line\n\nafter a blank\n' ]
+    printf '%b' "$(sed -n 1p "$T/out")" >"$T/back"
+    cmp "$T/a.txt" "$T/back"
+    run bn-tokenize -m "$TINY" --escape "$T/a.txt"
+    [ "$status" -eq 2 ]
+    [[ $output == *"--escape goes with -d"* ]]
+}
+
 @test "decode(encode(x)) == x byte for byte, text and binary streams" {
     need_llama3
     local f src

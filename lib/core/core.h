@@ -92,6 +92,10 @@ int bn_out_commit(bn_out *o, bn_err *e);
 void bn_out_abort(bn_out *o);
 /* Nonzero if the path names a terminal (binary output is refused there). */
 int bn_out_is_tty(const char *path);
+/* Writes text with its line breaks and backslashes as C escapes (\n, \r,
+ * \\), so it stays on one line and printf '%b' restores it; 0, or EOF
+ * when a write failed. */
+int bn_fput_escaped(const uint8_t *b, size_t n, FILE *f);
 
 /* One transparent huge page (x86-64 and arm64 with 4 KiB base pages): the
  * unit bn aligns and sizes memory and writes to for huge-page backing. */

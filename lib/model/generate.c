@@ -91,12 +91,7 @@ static int hist_push(bn_gen *g, uint32_t id)
  * restored exactly (printf '%b'). */
 static int write_escaped(bn_gen *g, const uint8_t *b, size_t n, bn_err *e)
 {
-    for (size_t i = 0; i < n; i++) {
-        const char *esc = b[i] == '\n' ? "\\n" : b[i] == '\r' ? "\\r" : b[i] == '\\' ? "\\\\" : NULL;
-        if (esc ? fputs(esc, g->out) == EOF : putc(b[i], g->out) == EOF)
-            return bn_fail_write(e, "-");
-    }
-    if (fflush(g->out))
+    if (bn_fput_escaped(b, n, g->out) || fflush(g->out))
         return bn_fail_write(e, "-");
     return 0;
 }

@@ -258,6 +258,16 @@ static int put(run *r, const uint8_t *p, size_t n, bn_err *e)
     return 0;
 }
 
+/* Decoded text; with --escape its line breaks and backslashes as C
+ * escapes (\n, \r, \\), so a record's text stays on one line and
+ * printf '%b' restores it, as bn-infer -cnv writes its answers. */
+static int put_text(run *r, const uint8_t *p, size_t n, bn_err *e)
+{
+    if (!r->o->escape)
+        return put(r, p, n, e);
+    return bn_fput_escaped(p, n, r->out) ? write_failed(r, e) : 0;
+}
+
 /* Before the reader waits for input, what was decoded so far goes out. */
 static int flush_out(void *ctx, bn_err *e)
 {
@@ -303,7 +313,7 @@ static int decode_file(run *r, const char *path, bn_err *e)
         } else {
             bn_detok_flush(&d, &p, &n);
         }
-        if (put(r, p, n, e))
+        if (put_text(r, p, n, e))
             goto out;
         if (ev == BN_TOKR_END && r->o->lines && put(r, (const uint8_t *)"\n", 1, e))
             goto out;
