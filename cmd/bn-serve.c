@@ -36,7 +36,7 @@ typedef struct opts {
     const char *model, *host, *api_key, *api_key_file, *draft;
     const char *origins[MAX_ORIGINS];
     size_t n_origins;
-    uint32_t port, parallel, queue, n_ctx;
+    uint32_t port, parallel, queue, n_ctx, timeout;
     uint64_t kv_budget;
     int threads, log_json, log_health;
 } opts;
@@ -63,6 +63,7 @@ static int parse(int argc, char **argv, opts *o)
     o->port = 8080;
     o->parallel = 4;
     o->queue = 64;
+    o->timeout = 60;
     o->threads = bn_cpu_count();
     bn_opt table[] = {
         OPT_SECTION("model and runtime:"),
@@ -86,6 +87,9 @@ static int parse(int argc, char **argv, opts *o)
         OPT_LIST(0, "allow-origin", o->origins, &o->n_origins, MAX_ORIGINS, "ORIGIN",
                  "let pages from ORIGIN (scheme://host[:port], null, or * for any) call the API: CORS "
                  "(repeatable)"),
+        OPT_U32(0, "timeout", &o->timeout, "S", 1, 86400,
+                "close a connection idle this many seconds (default 60; waiting\n"
+                "for its answer is not idle)"),
         OPT_FLAG(0, "log-json", &o->log_json, "log one JSON object per request instead of a text line"),
         OPT_FLAG(0, "log-health", &o->log_health, "log answered /health checks too (left out by default)"),
         OPT_END,
@@ -163,7 +167,7 @@ int main(int argc, char **argv)
     }
     const char *slash = strrchr(o.model, '/');
     srv_http_opts ho = {.host = o.host, .port = o.port, .api_key = key ? key : o.api_key, .log_json = o.log_json,
-                        .log_health = o.log_health,
+                        .log_health = o.log_health, .timeout_s = o.timeout,
                         .prog = prog.name, .origins = o.origins, .n_origins = o.n_origins};
     unsigned port = 0;
     /* listening first: /health says 503 while the model loads */

@@ -560,6 +560,34 @@ assert len(chat) == 1 and chat[0]["completion_tokens"] >= 1, lines
 assert sum(l["completion_tokens"] for l in lines) == int(sys.argv[2]), (lines, sys.argv[2])' "$T/sc.log" "$gen"
 }
 
+@test "--timeout S closes an idle connection; a request waiting longer than S for its answer is answered" {
+    start_server "$T" to -np 1 --queue 256 --timeout 1 -t 1
+    SRV_PORT=$(cat "$T/to.port")
+    # a connection that sends nothing is closed after about a second
+    $PY -c 'import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+t = time.time()
+assert s.recv(1) == b"", "the server sent something"
+assert 0.5 < time.time() - t < 5, time.time() - t' "$SRV_PORT"
+    # one request queued behind enough work to wait past the timeout
+    long='{"prompt": "It", "max_tokens": 250, "temperature": 0, "stop": "@@@@"}'
+    pids=()
+    for i in $(seq 80); do
+        curl -s -o /dev/null --max-time 120 --data-binary "$long" "http://127.0.0.1:$SRV_PORT/v1/completions" &
+        pids+=($!)
+    done
+    sleep 0.2
+    start=$(date +%s%N)
+    code=$(curl -s -o "$T/last" -w '%{http_code}' --max-time 120 --data-binary "$long" \
+        "http://127.0.0.1:$SRV_PORT/v1/completions")
+    waited=$(( ($(date +%s%N) - start) / 1000000 ))
+    wait "${pids[@]}"
+    echo "waited $waited ms, HTTP $code"
+    [ "$code" = 200 ]
+    [ "$(field "$T/last" 'j["usage"]["completion_tokens"]')" -eq 250 ]
+    [ "$waited" -gt 1000 ] # else the queue was too short to test the timeout
+}
+
 @test "--log-health logs answered /health checks, which are left out by default" {
     start_server "$T" hl --log-health
     curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$(cat "$T/hl.port")/health"

@@ -16,8 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Idle or slow connections are closed after this many seconds. */
-enum { IDLE_TIMEOUT_S = 60, MAX_CONNECTIONS = 512, WAIT_MS = 200 };
+enum { MAX_CONNECTIONS = 512, WAIT_MS = 200 };
 
 struct srv_http {
     struct MHD_Daemon *d;
@@ -570,7 +569,7 @@ srv_http *srv_http_start(const srv_http_opts *o, unsigned *port, bn_err *e)
     errno = 0;
     h->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+                            o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
                             MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->d) {

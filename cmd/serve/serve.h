@@ -213,6 +213,7 @@ typedef struct srv_http_opts {
     const char *api_key; /* NULL: none asked */
     int log_json;
     int log_health; /* log answered GET /health too */
+    unsigned timeout_s; /* an idle connection is closed after this long */
     const char *prog;    /* the name log lines start with */
     /* --allow-origin: browser pages from these origins ("*": any) may
      * call the API (CORS); none: no CORS headers at all */
