@@ -56,6 +56,16 @@ static int origin_ok(const char *s)
     return 1;
 }
 
+/* SIGTERM and SIGINT are blocked (one thread waits for them), so during
+ * a long model load they stay pending: the load's progress callback looks
+ * for one between steps and cancels the load, and bn-serve stops there. */
+static int stop_pending(void *user, size_t done, size_t total, const char *what)
+{
+    (void)user, (void)done, (void)total, (void)what;
+    sigset_t p;
+    return !sigpending(&p) && (sigismember(&p, SIGTERM) == 1 || sigismember(&p, SIGINT) == 1);
+}
+
 static int parse(int argc, char **argv, opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -192,8 +202,14 @@ int main(int argc, char **argv)
     bn_model_params_init(&mp);
     mp.log = bn_cli_show_warning; /* loading's warnings, e.g. float projections ternarized */
     mp.log_user = (void *)&prog;
+    mp.progress = stop_pending;
     if (!(m = bn_model_open(o.model, &mp, &e))) {
-        bn_report(&prog, "%s", e.msg);
+        if (e.code == BN_E_CANCELLED) { /* a stop while loading: as any stop */
+            fprintf(stderr, "%s: stopped while loading the model\n", prog.name);
+            rc = BN_EXIT_OK;
+        } else {
+            bn_report(&prog, "%s", e.msg);
+        }
         goto out;
     }
     if (o.n_ctx > bn_model_n_ctx(m)) {
@@ -258,7 +274,12 @@ int main(int argc, char **argv)
         clock_gettime(CLOCK_MONOTONIC, &t);
         if (!srv_http_active(h) || t.tv_sec - t0.tv_sec >= DRAIN_SECONDS)
             break;
-        nanosleep(&(struct timespec){0, 20000000}, NULL);
+        /* a second signal does not wait for the drain */
+        if (sigtimedwait(&stop, NULL, &(struct timespec){0, 20000000}) > 0) {
+            fprintf(stderr, "%s: stopped again: cancelling the %zu requests in flight\n", prog.name,
+                    srv_http_active(h));
+            break;
+        }
     }
     rc = BN_EXIT_OK;
 out:

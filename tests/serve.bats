@@ -618,6 +618,92 @@ assert 0.5 < time.time() - t < 5, time.time() - t' "$SRV_PORT"
     [ "$status" -ne 0 ]
 }
 
+# queue_work PORT N: N answers of 250 tokens sent at once in the background
+# (their curl pids in $work), about a second of decoding for 40 on one thread
+queue_work() {
+    local i
+    work=()
+    for i in $(seq "$2"); do
+        curl -s -o /dev/null --max-time 60 --data-binary \
+            '{"prompt": "It", "max_tokens": 250, "temperature": 0, "stop": "@@@@"}' \
+            "http://127.0.0.1:$1/v1/completions" &
+        work+=($!)
+    done
+    sleep 0.2
+}
+
+@test "SIGTERM: a kept-alive connection's next request gets 503 server_stopping and is closed, not served" {
+    start_server "$T" ka -np 1 --queue 256
+    port=$(cat "$T/ka.port")
+    pid=$(cat "$T/ka.pid")
+    queue_work "$port" 80
+    $PY - "$port" "$pid" <<'PYEOF'
+import http.client, json, os, signal, sys, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+c.request("GET", "/v1/models")
+r = c.getresponse(); r.read()
+assert r.status == 200 and (r.getheader("Connection") or "").lower() != "close", r.status
+os.kill(pid, signal.SIGTERM)
+time.sleep(0.3)
+c.request("POST", "/v1/completions", body=b'{"prompt": "It", "max_tokens": 4}', headers={"Content-Type": "application/json"})
+r = c.getresponse(); body = json.loads(r.read())
+assert r.status == 503 and body["error"]["code"] == "server_stopping", (r.status, body)
+assert r.getheader("Connection").lower() == "close" and r.getheader("Retry-After") == "1"
+PYEOF
+    rc=0
+    timeout 30 tail --pid="$pid" -f /dev/null || rc=$?
+    [ $rc -eq 0 ]
+    wait "$pid" || rc=$?
+    [ $rc -eq 0 ]
+    rm -f "$T/ka.pid"
+    wait "${work[@]}" || true
+}
+
+@test "SIGTERM while the model loads stops the load there, exit 0" {
+    # the model comes through a FIFO: the load waits for it, so the signal
+    # is surely pending when its first step begins
+    mkfifo "$T/model.fifo"
+    bn-serve -m "$T/model.fifo" -t 1 --port 0 </dev/null >/dev/null 2>"$T/load.log" 3>&- &
+    pid=$!
+    for i in $(seq 100); do
+        grep -q '^bn-serve: listening on ' "$T/load.log" && break
+        sleep 0.1
+    done
+    kill -TERM "$pid"
+    sleep 0.2
+    cat "$D/tiny.bn" >"$T/model.fifo" 2>/dev/null || true # cut short when the load stops
+    rc=0
+    timeout 30 tail --pid="$pid" -f /dev/null || rc=$?
+    [ $rc -eq 0 ]
+    wait "$pid" || rc=$?
+    [ $rc -eq 0 ]
+    grep -q '^bn-serve: stopped while loading the model$' "$T/load.log"
+    ! grep -q ' ready: ' "$T/load.log"
+}
+
+@test "a second SIGTERM cuts the drain short: the requests in flight are cancelled, exit 0" {
+    start_server "$T" twice -np 1 --queue 256
+    port=$(cat "$T/twice.port")
+    pid=$(cat "$T/twice.pid")
+    queue_work "$port" 120
+    kill -TERM "$pid"
+    sleep 0.3
+    kill -TERM "$pid"
+    start=$(date +%s%N)
+    rc=0
+    timeout 30 tail --pid="$pid" -f /dev/null || rc=$?
+    [ $rc -eq 0 ]
+    wait "$pid" || rc=$?
+    [ $rc -eq 0 ]
+    rm -f "$T/twice.pid"
+    stopped=$(( ($(date +%s%N) - start) / 1000000 ))
+    wait "${work[@]}" || true
+    grep -q '^bn-serve: stopped again: cancelling the [0-9]* requests in flight$' "$T/twice.log"
+    echo "stopped ${stopped} ms after the second signal"
+    [ "$stopped" -lt 1500 ]
+}
+
 @test "the default KV budget is bn-infer's for as many sequences; --kv-budget sets it" {
     for np in 3 1; do
         positions=$(bn-infer -m "$D/tiny.bn" -v --parallel $np -c 100 </dev/null 2>&1 |

@@ -25,6 +25,7 @@ struct srv_http {
     srv_engine *g; /* NULL until ready */
     const srv_model_info *mi;
     size_t active;
+    int draining; /* stopping: new requests get 503 and every reply closes its connection */
     uint64_t next_id;
     srv_metrics mt;
 };
@@ -39,6 +40,7 @@ typedef struct req {
     size_t n_body;
     int too_big;
     int status, gone;
+    int closing; /* the server is stopping: the reply closes the connection */
     uint32_t n_prompt, n_gen;
     int fd;
     const char *cors; /* Access-Control-Allow-Origin to send, or NULL */
@@ -149,6 +151,11 @@ static enum MHD_Result send_body(struct MHD_Connection *c, req *r, int status, c
     add_cors(resp, r);
     if (hname)
         MHD_add_response_header(resp, hname, hvalue);
+    pthread_mutex_lock(&r->h->mu);
+    int closing = r->closing || r->h->draining;
+    pthread_mutex_unlock(&r->h->mu);
+    if (closing) /* stopping: a keep-alive client goes elsewhere for its next request */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     r->status = status;
@@ -458,7 +465,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         pthread_mutex_lock(&h->mu);
         h->active++;
         r->g = h->g; /* set once, when the model is ready */
+        r->closing = h->draining;
         pthread_mutex_unlock(&h->mu);
+        /* stopping: a request on a connection kept alive is not taken on
+         * (the drain is for those in flight) */
+        if (r->closing)
+            return fail(c, r, 503, "server_error", "server_stopping", "the server is stopping; retry elsewhere");
         r->cors = allowed_origin(h, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
         if (r->cors && !strcmp(r->method, "OPTIONS")) /* a preflight carries no key */
             return send_preflight(c, r);
@@ -592,6 +604,9 @@ void srv_http_ready(srv_http *h, srv_engine *g, const srv_model_info *mi)
 
 void srv_http_quiesce(srv_http *h)
 {
+    pthread_mutex_lock(&h->mu);
+    h->draining = 1;
+    pthread_mutex_unlock(&h->mu);
     MHD_socket fd = MHD_quiesce_daemon(h->d);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
