@@ -660,6 +660,27 @@ PYEOF
     wait "${work[@]}" || true
 }
 
+@test "a client that hangs up behind bytes it pipelined is seen gone: its queued request is cancelled" {
+    start_server "$T" pipe -np 1 --queue 256 --log-json
+    port=$(cat "$T/pipe.port")
+    queue_work "$port" 60
+    $PY - "$port" <<'PYEOF'
+import socket, sys
+body = b'{"prompt": "It", "max_tokens": 250, "temperature": 0, "stop": "@@@@"}'
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+          + body + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+s.close()
+PYEOF
+    wait "${work[@]}"
+    curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$port/health"
+    $PY -c 'import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+gone = [l for l in lines if l["status"] == 499]
+assert len(gone) == 1 and gone[0]["completion_tokens"] == 0, lines
+assert sum(1 for l in lines if l["status"] == 200 and l["path"] == "/v1/completions") == 60, lines' "$T/pipe.log"
+}
+
 @test "SIGTERM while the model loads stops the load there, exit 0" {
     # the model comes through a FIFO: the load waits for it, so the signal
     # is surely pending when its first step begins
