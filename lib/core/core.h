@@ -119,7 +119,8 @@ int bn_hash_file(const char *path, uint64_t *out, bn_err *e);
 /* A run over steps (tensors) told to an optional bn_progress_fn (bn.h):
  * bn_steps_at before each step, bn_steps_end once the run is over,
  * whatever its outcome (later calls do nothing), so a progress display is
- * always cleared. */
+ * cleared; but for a run the callback cancelled, which it knows is over
+ * (bn.h). */
 typedef struct bn_steps {
     bn_progress_fn fn; /* NULL: nobody listens */
     void *user;

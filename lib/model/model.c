@@ -43,23 +43,6 @@ static const void *bytes_of(const bn_model *m, const bn_tensor *t)
     return t->data;
 }
 
-/* Tells the progress callback that step i of n begins; BN_E_CANCELLED
- * when it asks to stop. */
-static int step(const bn_model *m, size_t i, size_t n, const char *what, bn_err *e)
-{
-    if (m->progress && m->progress(m->progress_user, i, n, what))
-        return bn_fail_code(e, BN_E_CANCELLED, "%s: loading cancelled", m->src.name);
-    return 0;
-}
-
-/* The run of n steps is over (its answer no longer matters); not called
- * after the callback cancelled it (bn.h). */
-static void steps_end(const bn_model *m, size_t n)
-{
-    if (m->progress)
-        m->progress(m->progress_user, n, n, "");
-}
-
 /* Reads every tensor the mapping does not provide (pipes, HF, GGUF), in
  * directory order so streaming sources work. */
 static int read_missing(bn_model *m, bn_err *e)
@@ -69,23 +52,25 @@ static int read_missing(bn_model *m, bn_err *e)
     size_t n = 0, done = 0;
     for (size_t i = 0; i < s->n_tensors; i++)
         n += !s->tensors[i].data;
-    for (size_t i = 0; i < s->n_tensors; i++) {
+    bn_steps st = {m->progress, m->progress_user, n, !n};
+    int rc = 0;
+    for (size_t i = 0; !rc && i < s->n_tensors; i++) {
         bn_tensor *t = &s->tensors[i];
         if (t->data)
             continue;
         m->mapped = 0;
-        if (step(m, done++, n, t->name, e))
-            return BN_E_CANCELLED; /* not reported finished: the caller stopped it */
-        void *buf = own(m, malloc(t->size ? t->size : 1));
-        if (!buf)
-            return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory reading tensor '%s' (%llu bytes)", s->name,
-                                t->name, (unsigned long long)t->size);
-        if (s->read(s, i, buf, e))
-            return -1;
-        t->data = buf;
+        void *buf;
+        if ((rc = bn_steps_at(&st, done++, t->name, s->name, e)))
+            break;
+        if (!(buf = own(m, malloc(t->size ? t->size : 1))))
+            rc = bn_fail_code(e, BN_E_NOMEM, "%s: out of memory reading tensor '%s' (%llu bytes)", s->name,
+                              t->name, (unsigned long long)t->size);
+        else if (!(rc = s->read(s, i, buf, e)))
+            t->data = buf;
     }
-    if (n)
-        steps_end(m, n);
+    bn_steps_end(&st); /* nothing after a cancel (bn.h) */
+    if (rc)
+        return rc;
     if (!strcmp(s->format, "bn"))
         return bn_bnfile_finish(s, e);
     return 0;
@@ -439,17 +424,18 @@ int bn_model_to_memory(bn_model *m, bn_err *e)
 #endif
     int mapped = m->mapped;
     uint8_t *at = m->arena;
+    bn_steps st = {m->progress, m->progress_user, hp->n_layer + 1, 0};
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         char what[32];
         snprintf(what, sizeof what, "layer %u", l);
-        if (step(m, l, hp->n_layer + 1, what, e))
+        if (bn_steps_at(&st, l, what, m->src.name, e))
             return BN_E_CANCELLED;
         bn_layer *L = &m->layers[l];
         bn_mat *mats[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
         for (size_t i = 0; i < 7; i++)
             copy_mat(m, mats[i], &at, mapped && !m->n_ternarized, evict);
     }
-    if (step(m, hp->n_layer, hp->n_layer + 1, "output head", e))
+    if (bn_steps_at(&st, hp->n_layer, "output head", m->src.name, e))
         return BN_E_CANCELLED;
     bn_cpu cpu;
     bn_cpu_detect(&cpu);
@@ -475,6 +461,6 @@ int bn_model_to_memory(bn_model *m, bn_err *e)
     }
     m->head_ilv = unit != 0;
     m->head = at;
-    steps_end(m, hp->n_layer + 1);
+    bn_steps_end(&st);
     return 1;
 }
