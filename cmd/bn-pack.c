@@ -78,27 +78,27 @@ int main(int argc, char **argv)
         return bn_usage_error(&prog, "%s", e.msg);
     if (!force && bn_out_is_tty(out))
         return bn_usage_error(&prog, "refusing to write a binary model to a terminal (use -o FILE or -f)");
-    FILE *rep = NULL;
-    if (report) {
-        rep = !strcmp(report, "-") ? stderr : fopen(report, "w");
-        if (!rep) {
-            bn_report(&prog, "%s: cannot open for writing", report);
-            return BN_EXIT_DATA;
-        }
+    bn_cli_report rep;
+    bn_err re;
+    if (bn_cli_report_open(&rep, report, &re)) {
+        bn_report(&prog, "%s", re.msg);
+        return BN_EXIT_DATA;
     }
     bn_pack_opts o = {
         .step = "bn-pack " BN_VERSION,
         .layout = layout,
         .target = target,
         .tile = tile,
-        .report = rep,
+        .report = rep.fp,
         .progress = !quiet && bn_progress_enabled() ? bn_cli_progress : NULL,
         .temps = {bn_cli_track_temp, NULL},
         .n_threads = threads,
     };
     rc = bn_pack(src, out, &o, &e);
-    if (rep && rep != stderr)
-        fclose(rep);
+    if (bn_cli_report_close(&rep, !rc, &re)) {
+        bn_report(&prog, "%s", re.msg);
+        return BN_EXIT_DATA;
+    }
     if (rc) {
         bn_report(&prog, "%s", e.msg);
         return BN_EXIT_DATA;

@@ -55,20 +55,20 @@ int main(int argc, char **argv)
     int rc = bn_opt_parse(&prog, table, argc, argv, &n);
     if (rc != BN_OPT_RUN)
         return rc;
+    if (json && !report)
+        return bn_usage_error(&prog, "--json goes with --report (the report as JSON)");
     const char *src = n ? argv[1] : "-";
     if (!force && bn_out_is_tty(out))
         return bn_usage_error(&prog, "refusing to write a binary model to a terminal (use -o FILE or -f)");
-    FILE *rep = NULL;
-    if (report) {
-        rep = !strcmp(report, "-") ? stderr : fopen(report, "w");
-        if (!rep) {
-            bn_report(&prog, "%s: cannot open for writing", report);
-            return BN_EXIT_DATA;
-        }
+    bn_cli_report rep;
+    bn_err re;
+    if (bn_cli_report_open(&rep, report, &re)) {
+        bn_report(&prog, "%s", re.msg);
+        return BN_EXIT_DATA;
     }
     bn_quant_opts o = {
         .step = "bn-quant " BN_VERSION,
-        .report = rep,
+        .report = rep.fp,
         .report_json = json,
         .progress = !quiet && bn_progress_enabled() ? bn_cli_progress : NULL,
         .temps = {bn_cli_track_temp, NULL},
@@ -78,8 +78,10 @@ int main(int argc, char **argv)
     };
     bn_err e;
     rc = bn_quantize(src, out, &o, &e);
-    if (rep && rep != stderr)
-        fclose(rep);
+    if (bn_cli_report_close(&rep, !rc, &re)) {
+        bn_report(&prog, "%s", re.msg);
+        return BN_EXIT_DATA;
+    }
     if (rc) {
         bn_report(&prog, "%s", e.msg);
         return BN_EXIT_DATA;

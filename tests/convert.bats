@@ -317,6 +317,32 @@ PY
     [ ! -s "$T/err" ]
 }
 
+@test "a projection holding inf or NaN is refused, naming it: by bn-quant and by bn-infer's load-time ternarization" {
+    for bits in 7f80 7fc0; do # bf16 inf, NaN
+        rm -rf "$T/bad"
+        cp -r "$TINY" "$T/bad"
+        $PY - "$T/bad/model.safetensors" "$bits" <<'PYEOF'
+import json, struct, sys
+path, bits = sys.argv[1], int(sys.argv[2], 16)
+with open(path, "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    hdr = json.loads(f.read(n))
+    t = hdr["model.layers.1.mlp.up_proj.weight"]
+    assert t["dtype"] == "BF16"
+    f.seek(8 + n + t["data_offsets"][0] + 2 * 777)
+    f.write(struct.pack("<H", bits))
+PYEOF
+        bn-convert -q "$T/bad" -o "$T/bad.bn"
+        run bn-quant "$T/bad.bn" -o "$T/q.bn" --report "$T/r.json" --json
+        expect_one_line_error "$status" "$output" bn-quant
+        [ "$output" = "bn-quant: $T/bad.bn: tensor 'blk.1.ffn_up.weight' holds weights that are inf or NaN" ]
+        [ ! -e "$T/q.bn" ]
+        run bn-infer -m "$T/bad.bn" -p "It was" -n 2
+        [ "$status" -eq 1 ]
+        [[ $output == *"bn-infer: $T/bad.bn: tensor 'blk.1.ffn_up.weight' holds weights that are inf or NaN"* ]]
+    done
+}
+
 @test "bn-quant: help, usage, and passing ternary input through untouched" {
     run bn-quant --help
     [ "$status" -eq 0 ]

@@ -34,8 +34,36 @@ full() { # PROG ARGS...: its standard output to /dev/full
     full bn-tokenize -m "$M" --info
 }
 
-@test "a named output on a full disk is named: bn-tokenize -o /dev/full" {
-    run_split /dev/null bn-tokenize -m "$BATS_FILE_TMPDIR/tiny.bn" -o /dev/full < <(echo hi)
-    expect_one_line_error "$status" "$err" bn-tokenize
-    [ "$err" = "bn-tokenize: /dev/full: write error: No space left on device" ]
+@test "a named output on a full disk is named: -o /dev/full, --report /dev/full" {
+    M=$BATS_FILE_TMPDIR/tiny.bn
+    named() { # PROG ARGS...: fails naming /dev/full
+        run_split /dev/null "$@"
+        expect_one_line_error "$status" "$err" "$1"
+        [ "$err" = "$1: /dev/full: write error: No space left on device" ] || { echo "got: $err"; return 1; }
+    }
+    named bn-tokenize -m "$M" -o /dev/full < <(echo hi)
+    named bn-convert "$M" -o /dev/full
+    named bn-quant "$M" -o /dev/full
+    named bn-pack "$M" -o /dev/full
+    bn-convert -q "$TINY" >"$BATS_FILE_TMPDIR/f.bn"
+    named bn-quant -q "$BATS_FILE_TMPDIR/f.bn" -o "$BATS_TEST_TMPDIR/q.bn" --report /dev/full
+    named bn-pack -q "$M" -l b3 -o "$BATS_TEST_TMPDIR/p.bn" --report /dev/full
+}
+
+@test "--report FILE is whole or absent: a failed run leaves none, and an old one as it was" {
+    T=$BATS_TEST_TMPDIR
+    head -c 1000 "$BATS_FILE_TMPDIR/tiny.bn" >"$T/cut.bn"
+    for prog in bn-quant bn-pack; do
+        run $prog "$T/cut.bn" -o "$T/x.bn" --report "$T/new.txt"
+        [ "$status" -eq 1 ] && [ ! -e "$T/new.txt" ] && [ ! -e "$T/x.bn" ]
+        echo old >"$T/old.txt"
+        run $prog "$T/cut.bn" -o "$T/x.bn" --report "$T/old.txt"
+        [ "$status" -eq 1 ] && [ "$(cat "$T/old.txt")" = old ]
+        [ -z "$(ls -A "$T" | grep '^\.' || true)" ] # no temporary left
+    done
+    bn-quant -q "$BATS_FILE_TMPDIR/f.bn" -o "$T/q.bn" --report "$T/r.json" --json
+    $PY -c 'import json, sys; r = json.load(open(sys.argv[1])); assert len(r) == 42, len(r)' "$T/r.json"
+    run bn-quant -q "$BATS_FILE_TMPDIR/f.bn" -o "$T/q2.bn" --json
+    [ "$status" -eq 2 ]
+    [[ $output == *"--json goes with --report"* ]]
 }

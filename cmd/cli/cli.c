@@ -2,6 +2,7 @@
  * and the pipe policy (the options are opt.c's). */
 #include "cli.h"
 #include "core.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 void bn_cli_init(void)
@@ -48,6 +50,36 @@ int bn_stdout_done(const bn_prog *p)
     bn_fail_write(&e, "-");
     bn_report(p, "%s", e.msg);
     return BN_EXIT_DATA;
+}
+
+int bn_cli_report_open(bn_cli_report *r, const char *path, bn_err *e)
+{
+    memset(r, 0, sizeof *r);
+    if (!path)
+        return 0;
+    if (!strcmp(path, "-")) {
+        r->fp = stderr;
+        return 0;
+    }
+    bn_temp_hook temps = {bn_cli_track_temp, NULL};
+    if (bn_out_open(&r->out, path, &temps, e))
+        return -1;
+    r->fp = r->out.fp;
+    r->is_file = 1;
+    return 0;
+}
+
+int bn_cli_report_close(bn_cli_report *r, int ok, bn_err *e)
+{
+    int rc = 0;
+    if (r->is_file && ok)
+        rc = bn_out_commit(&r->out, e);
+    else if (r->is_file)
+        bn_out_abort(&r->out);
+    else if (r->fp && fflush(r->fp))
+        rc = ok ? bn_fail_write(e, "-") : 0;
+    memset(r, 0, sizeof *r);
+    return rc;
 }
 
 void bn_cli_show_warning(void *prog, int level, const char *msg)

@@ -4,6 +4,7 @@
 #define BN_CLI_H
 
 #include "bn.h"
+#include "core.h"
 
 /* Exit statuses shared by every program (documented in each man page). */
 enum { BN_EXIT_OK = 0, BN_EXIT_DATA = 1, BN_EXIT_USAGE = 2, BN_EXIT_INTERRUPTED = 130 };
@@ -27,6 +28,19 @@ void bn_report(const bn_prog *p, const char *fmt, ...) __attribute__((format(pri
 /* Flushes standard output: BN_EXIT_OK, or BN_EXIT_DATA after reporting
  * "NAME: -: write error: <reason>" (a full disk, a closed file). */
 int bn_stdout_done(const bn_prog *p);
+
+/* A --report FILE: '-' is standard error; a file is written to a
+ * temporary and renamed into place only when the run succeeds, so a
+ * failed run leaves no report behind and an old one untouched. */
+typedef struct bn_cli_report {
+    FILE *fp; /* NULL: no report asked */
+    bn_out out;
+    int is_file;
+} bn_cli_report;
+int bn_cli_report_open(bn_cli_report *r, const char *path, bn_err *e);
+/* ok: the run succeeded, keep the report (0, or -1 when it could not be
+ * written); otherwise drop it (returns 0). */
+int bn_cli_report_close(bn_cli_report *r, int ok, bn_err *e);
 /* A bn_log_fn (user: the const bn_prog) that shows the library's warnings
  * as the program's own one-line messages and drops its other notes. */
 void bn_cli_show_warning(void *prog, int level, const char *msg);

@@ -325,10 +325,10 @@ int bn_out_pad(bn_out *o, size_t alignment, bn_err *e)
 int bn_out_commit(bn_out *o, bn_err *e)
 {
     const char *name = o->path ? o->path : "-";
-    if (fflush(o->fp) != 0) {
-        int err = errno;
+    if (fflush(o->fp) != 0) { /* the message before the abort frees name */
+        int err = errno, rc = bn_fail(e, "%s: write error: %s", name, strerror(err));
         bn_out_abort(o);
-        return bn_fail(e, "%s: write error: %s", name, strerror(err));
+        return rc;
     }
     if (!o->path) {
         if (ferror(o->fp))
@@ -344,9 +344,9 @@ int bn_out_commit(bn_out *o, bn_err *e)
         return rc;
     }
     if (fsync(o->fd) != 0 && errno != EINVAL) {
-        int err = errno;
+        int err = errno, rc = bn_fail(e, "%s: write error: %s", name, strerror(err));
         bn_out_abort(o);
-        return bn_fail(e, "%s: write error: %s", name, strerror(err));
+        return rc;
     }
     int rc = 0;
     if (o->tmp_path) {

@@ -15,8 +15,13 @@ typedef struct bn_quant_stats {
  * tensor, T = clamp(rint(W/beta), -1, 1), scale beta; writes a `t2`
  * tensor. recip (model.ternary_rule "reciprocal", 1bitLLM's weight_quant):
  * T = clamp(rint(W * s), -1, 1) with s = 1/beta rounded to f32, and the
- * scale 1/s, the values that code multiplies and divides by. */
-void bn_ternarize_absmean(const float *w, uint64_t rows, uint64_t k, int recip, uint8_t *t2, bn_quant_stats *st);
+ * scale 1/s, the values that code multiplies and divides by. -1 (nothing
+ * written) when a weight is inf or NaN: mean|W| has no meaning then, and
+ * every code would be wrong. */
+int bn_ternarize_absmean(const float *w, uint64_t rows, uint64_t k, int recip, uint8_t *t2, bn_quant_stats *st);
+/* Whether row sums of |W| (bn_ternary_row_abssum) are all finite: a
+ * tensor with an inf or NaN weight cannot be ternarized. */
+int bn_ternary_sums_finite(const double *row_sums, uint64_t rows);
 /* The scale a tensor of absmean beta stores under the rule recip. */
 float bn_ternary_scale(float beta, int recip);
 /* Absmean in rows, for callers that share rows among threads (quantize.c);

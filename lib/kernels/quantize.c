@@ -219,6 +219,10 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
         job.sums = sums;
         job.stats = o->report ? rstats : NULL; /* the error sums cost more than the codes */
         bn_pool_run(pool, quant_rows, &job);
+        if (!bn_ternary_sums_finite(sums, rows)) {
+            bn_fail(e, "%s: tensor '%s' holds weights that are inf or NaN", src, t->name);
+            goto out;
+        }
         job.beta = bn_ternary_beta(sums, rows, k);
         job.recip = hp.ternary_recip;
         job.pass = 1;

@@ -221,7 +221,15 @@ void bn_ternary_stats_sum(const bn_ternary_row_stats *rows_st, uint64_t rows, ui
     st->rel_error = norm2 > 0 ? sqrt(err2 / norm2) : 0;
 }
 
-void bn_ternarize_absmean(const float *w, uint64_t rows, uint64_t k, int recip, uint8_t *t2, bn_quant_stats *st)
+int bn_ternary_sums_finite(const double *row_sums, uint64_t rows)
+{
+    for (uint64_t r = 0; r < rows; r++)
+        if (!isfinite(row_sums[r]))
+            return 0;
+    return 1;
+}
+
+int bn_ternarize_absmean(const float *w, uint64_t rows, uint64_t k, int recip, uint8_t *t2, bn_quant_stats *st)
 {
     /* the row sums and row statistics added as they come: row order, as
      * bn_ternary_beta and bn_ternary_stats_sum add them */
@@ -229,6 +237,8 @@ void bn_ternarize_absmean(const float *w, uint64_t rows, uint64_t k, int recip, 
     double sum = 0;
     for (uint64_t r = 0; r < rows; r++)
         sum += bn_ternary_row_abssum(w + r * k, k);
+    if (!bn_ternary_sums_finite(&sum, 1))
+        return -1;
     float beta = bn_ternary_beta(&sum, 1, n);
     bn_ternary_row_stats all = {0};
     for (uint64_t r = 0; r < rows; r++) {
@@ -242,4 +252,5 @@ void bn_ternarize_absmean(const float *w, uint64_t rows, uint64_t k, int recip, 
     memcpy(t2 + rows * row_bytes, &scale, 4);
     if (st)
         bn_ternary_stats_sum(&all, 1, n, scale, st);
+    return 0;
 }

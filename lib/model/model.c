@@ -113,8 +113,11 @@ static int load_mat(bn_model *m, const bn_tensor *t, const char *kernel, bn_mat 
             return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory ternarizing '%s'", m->src.name, t->name);
         }
         bn_to_f32(t->type, bytes_of(m, t), w, n);
-        bn_ternarize_absmean(w, out->rows, out->cols, m->hp.ternary_recip, t2, NULL);
+        int bad = bn_ternarize_absmean(w, out->rows, out->cols, m->hp.ternary_recip, t2, NULL);
         free(w);
+        if (bad)
+            return bn_fail_code(e, BN_E_FORMAT, "%s: tensor '%s' holds weights that are inf or NaN", m->src.name,
+                                t->name);
         out->data = t2;
         out->bytes = bn_type_size(BN_T2, 2, t->shape);
         out->type = BN_T2;
