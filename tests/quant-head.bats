@@ -86,6 +86,13 @@ ppl() { # model [options]: the perplexity of the held-out text
     [ "$status" -eq 0 ]
 }
 
+@test "tied models: --embd alone leaves the shared table (the head) as it is; --head decides" {
+    bn-quant --embd q4 "$D/q.bn" -o "$T/e.bn"
+    [ "$(tensor_of "$T/e.bn" token_embd.weight)" = "bf16 2097152" ]
+    bn-quant --embd q4 --head i8 "$D/q.bn" -o "$T/h.bn"
+    [ "$(tensor_of "$T/h.bn" token_embd.weight | cut -d' ' -f1)" = i8 ]
+}
+
 @test "errors: unknown types are usage errors; q6 needs rows of a multiple of 128" {
     run bn-quant --head q3 "$D/q.bn" -o "$T/x.bn"
     [ "$status" -eq 2 ]

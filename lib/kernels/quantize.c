@@ -22,8 +22,8 @@ static int head_target(const bn_tensor *t, const bn_hparams *hp, const bn_quant_
         return -1;
     if (!strcmp(t->name, "output.weight"))
         return o->head_type;
-    if (!strcmp(t->name, "token_embd.weight"))
-        return hp->tied && o->head_type >= 0 ? o->head_type : o->embd_type;
+    if (!strcmp(t->name, "token_embd.weight")) /* tied: it is the head, --head decides (--embd does not) */
+        return hp->tied ? o->head_type : o->embd_type;
     return -1;
 }
 
