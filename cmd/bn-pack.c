@@ -23,7 +23,7 @@ static const bn_prog prog = {
     .max_operands = 1,
 };
 
-static int list(void)
+static int list(const bn_prog *p)
 {
     bn_cpu cpu;
     char buf[256];
@@ -38,7 +38,7 @@ static int list(void)
                 printf(" %s", names[n]);
         printf(" (auto: %s)\n", bn_kernels_pick("auto", layouts[i], &cpu)->name);
     }
-    return BN_EXIT_OK;
+    return bn_stdout_done(p);
 }
 
 int main(int argc, char **argv)
@@ -67,8 +67,10 @@ int main(int argc, char **argv)
     int rc = bn_opt_parse(&prog, table, argc, argv, &n);
     if (rc != BN_OPT_RUN)
         return rc;
+    if (list_only && (n || strcmp(out, "-") || report || strcmp(layout, "auto") || strcmp(target, "auto") || tile))
+        return bn_usage_error(&prog, "--list prints what this CPU runs: no model, output, layout, target or tile");
     if (list_only)
-        return list();
+        return list(&prog);
     const char *src = n ? argv[1] : "-";
     uint32_t type;
     const char *why;

@@ -21,6 +21,7 @@ full() { # PROG ARGS...: its standard output to /dev/full
     full bn-convert "$M" -o -
     full bn-quant "$M"
     full bn-pack "$M"
+    full bn-pack --list
     full bn-bench --list-shapes
     full bn-infer --help
     full bn-infer -m "$M" -p "It was" -n 4
