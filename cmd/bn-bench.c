@@ -228,6 +228,20 @@ static int parse(int argc, char **argv, cmdline *c)
                              : BN_MODE_E2E;
     if (o->mode == BN_MODE_E2E && !c->list_shapes && !c->cmp_old && !o->n_models && !o->n_synth)
         return bn_usage_error(&prog, "nothing to measure: give -m MODEL or --synthetic SHAPE (or a mode)");
+    /* options that would be ignored without a word */
+    if ((c->list_shapes || c->cmp_old) && (o->n_models || o->n_synth || o->n_pp || o->n_tg || o->n_threads ||
+                                           o->n_par || o->n_verify || o->n_prompts))
+        return bn_usage_error(&prog, "--list-shapes and --compare measure nothing: not with -m, --synthetic, -p, -n, "
+                                     "-t, --parallel, --verify or --prompt-file");
+    if (o->mode != BN_MODE_E2E && (o->n_pp || o->n_tg))
+        return bn_usage_error(&prog, "-p and -n are tests of -m/--synthetic models, not of a mode");
+    int any = o->n_par || o->n_verify || o->n_prompts;
+    for (size_t i = 0; i < o->n_pp; i++)
+        any |= o->pp[i] != 0;
+    for (size_t i = 0; i < o->n_tg; i++)
+        any |= o->tg[i] != 0;
+    if (o->mode == BN_MODE_E2E && o->n_pp && o->n_tg && !any) /* (one left out has its default) */
+        return bn_usage_error(&prog, "nothing to measure: -p 0 and -n 0");
     o->bw_bytes = (size_t)c->bw_mib << 20;
     o->text_bytes = (size_t)c->text_mib << 20;
     o->sample_s = c->sample_ms / 1000.0;

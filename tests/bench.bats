@@ -37,10 +37,13 @@ for r in d["rows"]:
         assert r["bound"] != "memory" or mem >= cpu, r
         assert math.isclose(r["roofline_pct"], want, rel_tol=1e-6), r
 m = d.get("machine")
-if m:
+assert m and m["cpu"] and m["cpus"] > 0, m  # every figure says its CPU
+if "limits" in m:  # modes that measure no limits (--tokenize, --convert) give the CPU alone
     assert m["ghz"] > 0 and m["macs_per_cycle"] > 0
     for l in m["limits"]:
         assert l["read_gbps"] > 0 and l["int8_gops"] > 0
+for r in d["rows"]:
+    assert r["n"] == len(r["samples"]), r  # the CSV's n, here too
 PY
 }
 
@@ -159,7 +162,7 @@ PY
 @test "bench: a shape that does not fit is refused, naming need and limit" {
     run_split "$T/out" bn-bench --synthetic tiny --mem-limit 1K -p 4 -n 2 $FAST
     expect_one_line_error "$status" "$err" bn-bench
-    [[ $err == *"tiny: needs "*" GiB of memory"*"--mem-limit is 0.00 GiB"* ]]
+    [[ $err == *"tiny: needs "*" MiB of memory"*"--mem-limit is 1.00 KiB" ]]
     [ ! -s "$T/out" ]
     no_orphans_like /dev/shm '^bn-bench\.'
 }
@@ -256,15 +259,49 @@ EOF_
 @test "bench: --compare errors: no common rows, not JSON, missing file" {
     bn-bench --synthetic tiny -p 8 -n 4 -t 1 $FAST --json >"$T/a.json"
     echo '[{"n_threads": 64, "n_prompt": 0, "n_gen": 999, "avg_ts": 1.0}]' >"$T/none.json"
-    run_split "$T/out" bn-bench --compare "$T/none.json" "$T/a.json"
-    expect_one_line_error "$status" "$err" bn-bench
-    [[ $err == *"no rows in common"* ]]
+    for fmt in md csv json; do # no rows in common: the error alone, no table's header
+        run_split "$T/out" bn-bench --compare "$T/none.json" "$T/a.json" -o $fmt
+        expect_one_line_error "$status" "$err" bn-bench
+        [[ $err == *"no rows in common"* ]]
+        [ ! -s "$T/out" ]
+    done
     echo 'not json' >"$T/bad.json"
     run_split "$T/out" bn-bench --compare "$T/bad.json" "$T/a.json"
     expect_one_line_error "$status" "$err" bn-bench
     [[ $err == *"bad.json: line 1: not JSON"* ]]
+    # a saved run cut short is not valid JSON, said with where it stops
+    head -c 200 "$T/a.json" >"$T/cut.json"
+    run_split "$T/out" bn-bench --compare "$T/cut.json" "$T/a.json"
+    expect_one_line_error "$status" "$err" bn-bench
+    [[ $err =~ ^bn-bench:\ .*/cut\.json:\ not\ valid\ JSON\ \(at\ byte\ [0-9]+\ of\ 200\)$ ]]
+    # rows that are not objects are no results
+    echo '{"bn_bench": "x", "rows": ["a", 3]}' >"$T/odd.json"
+    run_split "$T/out" bn-bench --compare "$T/odd.json" "$T/a.json"
+    expect_one_line_error "$status" "$err" bn-bench
+    [[ $err == *"odd.json: no benchmark results in it" ]]
     run_split "$T/out" bn-bench --compare "$T/missing.json" "$T/a.json"
     expect_one_line_error "$status" "$err" bn-bench
+}
+
+@test "bench: --compare's CSV quotes its text fields; its numbers are whole or 9 digits" {
+    bn-bench --synthetic tiny -p 8 -n 4 -t 1 $FAST --json >"$T/a.json"
+    # a model named with a comma and a quote
+    sed 's/"synthetic tiny"/"my, \\"tiny\\""/' "$T/a.json" >"$T/b.json"
+    bn-bench --compare "$T/b.json" "$T/b.json" --csv >"$T/c.csv"
+    $PY - "$T/c.csv" <<'PYEOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+assert rows[0] == ["model", "layout", "kernel", "threads", "test", "what", "unit", "old", "new", "ratio"], rows[0]
+assert len(rows) > 1 and all(len(r) == 10 for r in rows), rows
+assert all(r[0] == 'my, "tiny"' and float(r[9]) == 1.0 for r in rows[1:]), rows
+PYEOF
+    # the run's own CSV: byte counts in full
+    bn-bench --synthetic tiny -p 8 -n 4 -t 1 $FAST --csv >"$T/r.csv"
+    $PY - "$T/r.csv" "$T/a.json" <<'PYEOF'
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert rows and all("e" not in r["size"] and int(r["size"]) > 0 and int(r["params"]) > 0 for r in rows), rows
+PYEOF
 }
 
 @test "bench: --kernels runs GEMV and GEMM of every kernel set" {
@@ -346,7 +383,9 @@ for r in json.load(open(sys.argv[1]))["rows"]:
     for args in "" "--synthetic nope" "--synthetic tiny -p x" "--synthetic tiny -t 0" "--synthetic tiny -r 0" \
         "--synthetic tiny -o yaml" "--synthetic tiny --kv q8" "--kernels --bandwidth" "--compare one" \
         "--synthetic tiny --bogus" "--synthetic tiny --mem-limit 12Q" "--synthetic tiny --parallel 0" \
-        "--kernels --parallel 2" "--synthetic tiny --parallel 2,x" "--synthetic tiny -t 1,,2" "--synthetic tiny -p 4,"; do
+        "--kernels --parallel 2" "--synthetic tiny --parallel 2,x" "--synthetic tiny -t 1,,2" "--synthetic tiny -p 4," \
+        "--list-shapes -m x.bn" "--list-shapes -t 2" "--compare a.json b.json -p 8" "--kernels -p 16" \
+        "--bandwidth -n 4" "--synthetic tiny -p 0 -n 0"; do
         run bn-bench $args
         [ "$status" -eq 2 ] || { echo "args: $args -> $status"; return 1; }
     done

@@ -271,6 +271,11 @@ int bn_bench_run(const bn_bench_opts *o, FILE *fp, bn_err *e);
 /* ------------------------------------------------------------------ output */
 
 int bn_bench_report(FILE *fp, int format, const bn_bench_machine *mc, const bn_bench_rows *rows);
+/* CSV fields: a string quoted as RFC 4180 wants; a number after a comma,
+ * whole numbers (bytes, counts) in full, others to 9 digits, nothing for
+ * one unknown (NaN). */
+void bn_bench_csv_str(FILE *fp, const char *s);
+void bn_bench_csv_num(FILE *fp, double v);
 int bn_bench_list_shapes(FILE *fp, int format);
 /* Size and count in llama-bench's style: "1.10 GiB", "2.41 B". */
 void bn_bench_fmt_size(double bytes, char *buf, size_t n);

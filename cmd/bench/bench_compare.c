@@ -130,6 +130,8 @@ static int add_batched_table(char *txt, bn_bench_rows *rows)
 
 static int add_ours(const cJSON *o, bn_bench_rows *rows)
 {
+    if (!cJSON_IsObject(o)) /* not a row: left out ("no benchmark results" if none is) */
+        return 0;
     bn_bench_row *r = bn_bench_row_add(rows);
     if (!r)
         return -1;
@@ -142,7 +144,7 @@ static int add_ours(const cJSON *o, bn_bench_rows *rows)
     jstr(o, "test", r->test, sizeof r->test);
     jstr(o, "what", r->what, sizeof r->what);
     jstr(o, "unit", r->unit, sizeof r->unit);
-    r->threads = (int)jnum(o, "threads");
+    r->threads = isfinite(jnum(o, "threads")) ? (int)jnum(o, "threads") : 0;
     r->n_seq = isfinite(jnum(o, "parallel")) ? (int)jnum(o, "parallel") : 0;
     r->size = jnum(o, "size");
     r->params = jnum(o, "params");
@@ -187,8 +189,9 @@ int bn_bench_load(const char *path, bn_bench_rows *rows, int *is_peer, bn_err *e
         bn_unmap(&m);
         return bn_fail(e, "%s: out of memory", path);
     }
-    memcpy(txt, m.data, m.size);
-    txt[m.size] = 0;
+    size_t len = m.size;
+    memcpy(txt, m.data, len);
+    txt[len] = 0;
     bn_unmap(&m);
     int rc = 0;
     /* The whole text must be one JSON value; otherwise try JSONL. */
@@ -201,6 +204,10 @@ int bn_bench_load(const char *path, bn_bench_rows *rows, int *is_peer, bn_err *e
         *is_peer = 1;
         rc = add_batched_table(txt, rows);
     } else {
+        /* where the whole text stopped parsing: told when JSONL fails at
+         * once too (a pretty-printed document cut short) */
+        const char *at = cJSON_GetErrorPtr();
+        size_t whole_at = at && at >= txt && at <= txt + len ? (size_t)(at - txt) : len;
         /* JSONL: one object per line. */
         size_t line = 0;
         for (char *s = txt, *nl; s && *s && !rc; s = nl ? nl + 1 : NULL) {
@@ -211,12 +218,14 @@ int bn_bench_load(const char *path, bn_bench_rows *rows, int *is_peer, bn_err *e
             if (!s[strspn(s, " \t\r")])
                 continue;
             cJSON *o = cJSON_Parse(s);
-            if (!o) {
+            if (!o && line == 1 && nl && whole_at > (size_t)(nl - txt)) /* one value over lines, cut or broken */
+                rc = bn_fail(e, "%s: not valid JSON (at byte %zu of %zu)", path, whole_at, len);
+            else if (!o)
                 rc = bn_fail(e, "%s: line %zu: not JSON (expected bn-bench --json, llama-bench -o json/jsonl or "
                              "llama-batched-bench's table)",
                              path, line);
+            if (!o)
                 break;
-            }
             rc = add_doc(o, rows, is_peer);
             cJSON_Delete(o);
         }
@@ -261,11 +270,6 @@ int bn_bench_compare(const char *old_path, const char *new_path, FILE *fp, int f
         goto done;
     }
     size_t matched = 0;
-    if (format == BN_FMT_MD)
-        fprintf(fp, "| model | layout | kernel | threads | test | what | old | new | new/old |\n"
-                    "| --- | --- | --- | ---: | --- | --- | ---: | ---: | ---: |\n");
-    else if (format == BN_FMT_CSV)
-        fprintf(fp, "model,layout,kernel,threads,test,what,unit,old,new,ratio\n");
     cJSON *arr = format == BN_FMT_JSON ? cJSON_CreateArray() : NULL;
     for (size_t i = 0; i < b.n; i++) {
         const bn_bench_row *nr = &b.v[i];
@@ -275,16 +279,38 @@ int bn_bench_compare(const char *old_path, const char *new_path, FILE *fp, int f
         if (j == a.n)
             continue;
         used[j] = 1;
-        matched++;
+        /* the header with the first row: no rows in common prints nothing */
+        if (!matched++ && format == BN_FMT_MD)
+            fprintf(fp, "| model | layout | kernel | threads | test | what | old | new | new/old |\n"
+                        "| --- | --- | --- | ---: | --- | --- | ---: | ---: | ---: |\n");
+        else if (matched == 1 && format == BN_FMT_CSV)
+            fprintf(fp, "model,layout,kernel,threads,test,what,unit,old,new,ratio\n");
         const bn_bench_row *orow = &a.v[j];
-        double ratio = nr->median / orow->median;
-        if (format == BN_FMT_MD)
-            fprintf(fp, "| %s | %s | %s | %d | %s | %s | %.2f | %.2f | %.3f |\n", nr->model, nr->layout, nr->kernel,
-                    nr->threads, nr->test, nr->what[0] ? nr->what : "-", orow->median, nr->median, ratio);
-        else if (format == BN_FMT_CSV)
-            fprintf(fp, "%s,%s,%s,%d,%s,%s,%s,%.6g,%.6g,%.6g\n", nr->model, nr->layout, nr->kernel, nr->threads,
-                    nr->test, nr->what, nr->unit, orow->median, nr->median, ratio);
-        else {
+        double ratio = orow->median > 0 ? nr->median / orow->median : NAN; /* NaN: no figure */
+        if (format == BN_FMT_MD) {
+            char o[32], n[32], q[32];
+            snprintf(o, sizeof o, isfinite(orow->median) ? "%.2f" : "-", orow->median);
+            snprintf(n, sizeof n, isfinite(nr->median) ? "%.2f" : "-", nr->median);
+            snprintf(q, sizeof q, isfinite(ratio) ? "%.3f" : "n/a", ratio);
+            fprintf(fp, "| %s | %s | %s | %d | %s | %s | %s | %s | %s |\n", nr->model, nr->layout, nr->kernel,
+                    nr->threads, nr->test, nr->what[0] ? nr->what : "-", o, n, q);
+        } else if (format == BN_FMT_CSV) {
+            const char *const f[] = {nr->model, nr->layout, nr->kernel};
+            for (int k = 0; k < 3; k++) {
+                bn_bench_csv_str(fp, f[k]);
+                fputc(',', fp);
+            }
+            fprintf(fp, "%d,", nr->threads);
+            bn_bench_csv_str(fp, nr->test);
+            fputc(',', fp);
+            bn_bench_csv_str(fp, nr->what);
+            fputc(',', fp);
+            bn_bench_csv_str(fp, nr->unit);
+            bn_bench_csv_num(fp, orow->median);
+            bn_bench_csv_num(fp, nr->median);
+            bn_bench_csv_num(fp, ratio);
+            fputc('\n', fp);
+        } else {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "model", nr->model);
             cJSON_AddStringToObject(o, "old_model", orow->model);
@@ -301,13 +327,14 @@ int bn_bench_compare(const char *old_path, const char *new_path, FILE *fp, int f
         }
     }
     free(used);
-    if (arr) {
+    if (arr && matched) {
         char *txt = cJSON_Print(arr);
         cJSON_Delete(arr);
         if (txt)
             fprintf(fp, "%s\n", txt);
         free(txt);
     }
+    cJSON_Delete(matched ? NULL : arr);
     if (!matched) {
         bn_fail(e, "%s and %s have no rows in common (rows match on test and threads%s)", old_path, new_path,
                 strict ? ", model, layout, kernel and matrix" : "");

@@ -17,8 +17,10 @@ void bn_bench_fmt_size(double b, char *buf, size_t n)
         snprintf(buf, n, "-");
     else if (b >= 1024.0 * 1024 * 1024)
         snprintf(buf, n, "%.2f GiB", b / (1024.0 * 1024 * 1024));
-    else
+    else if (b >= 1024.0 * 1024)
         snprintf(buf, n, "%.2f MiB", b / (1024.0 * 1024));
+    else
+        snprintf(buf, n, "%.2f KiB", b / 1024.0);
 }
 
 void bn_bench_fmt_params(double p, char *buf, size_t n)
@@ -217,7 +219,7 @@ static const char *kind_name(int kind)
     return kind >= 0 && kind < 4 ? names[kind] : "unknown";
 }
 
-static void csv_str(FILE *fp, const char *s)
+void bn_bench_csv_str(FILE *fp, const char *s)
 {
     /* RFC 4180: quote when needed, double the quotes. */
     if (!strpbrk(s, ",\"\n")) {
@@ -233,12 +235,14 @@ static void csv_str(FILE *fp, const char *s)
     fputc('"', fp);
 }
 
-static void csv_num(FILE *fp, double v)
+void bn_bench_csv_num(FILE *fp, double v)
 {
-    if (isfinite(v))
-        fprintf(fp, ",%.6g", v);
-    else
+    if (!isfinite(v))
         fputc(',', fp);
+    else if (v == floor(v) && fabs(v) < 9007199254740992.0) /* 2^53: exact */
+        fprintf(fp, ",%.0f", v);
+    else
+        fprintf(fp, ",%.9g", v);
 }
 
 static int report_csv(FILE *fp, const bn_bench_rows *rows)
@@ -249,33 +253,33 @@ static int report_csv(FILE *fp, const bn_bench_rows *rows)
     for (size_t i = 0; i < rows->n; i++) {
         const bn_bench_row *r = &rows->v[i];
         fprintf(fp, "%s,", kind_name(r->kind));
-        csv_str(fp, r->model);
-        csv_num(fp, r->size);
-        csv_num(fp, r->params);
+        bn_bench_csv_str(fp, r->model);
+        bn_bench_csv_num(fp, r->size);
+        bn_bench_csv_num(fp, r->params);
         fputc(',', fp);
-        csv_str(fp, r->layout);
+        bn_bench_csv_str(fp, r->layout);
         fputc(',', fp);
-        csv_str(fp, r->kernel);
+        bn_bench_csv_str(fp, r->kernel);
         fprintf(fp, ",%d,", r->threads);
-        csv_str(fp, r->test);
+        bn_bench_csv_str(fp, r->test);
         fputc(',', fp);
-        csv_str(fp, r->what);
+        bn_bench_csv_str(fp, r->what);
         fprintf(fp, ",%s,%d", r->unit, r->n);
         const double v[] = {r->median, r->mean,   r->stddev, r->min,       r->max,  r->bytes_per,
                             r->ops_per, r->gbps,  r->gops,   r->bw_gbps,   r->peak_gops, r->roofline};
         for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
-            csv_num(fp, v[k]);
+            bn_bench_csv_num(fp, v[k]);
         fprintf(fp, ",%s", r->bound);
-        csv_num(fp, r->joules_per);
-        csv_num(fp, r->load_s);
-        csv_num(fp, r->ttft_s);
-        csv_num(fp, r->peak_rss);
+        bn_bench_csv_num(fp, r->joules_per);
+        bn_bench_csv_num(fp, r->load_s);
+        bn_bench_csv_num(fp, r->ttft_s);
+        bn_bench_csv_num(fp, r->peak_rss);
         fprintf(fp, ",%d", r->n_seq);
-        csv_num(fp, r->per_seq);
-        csv_num(fp, r->kv_bytes);
+        bn_bench_csv_num(fp, r->per_seq);
+        bn_bench_csv_num(fp, r->kv_bytes);
         fputc(',', fp);
         for (int k = 0; k < r->n; k++)
-            fprintf(fp, "%s%.6g", k ? ";" : "", r->samples[k]);
+            fprintf(fp, "%s%.9g", k ? ";" : "", r->samples[k]);
         fputc('\n', fp);
     }
     return 0;
@@ -294,6 +298,8 @@ static cJSON *json_machine(const bn_bench_machine *mc)
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "cpu", mc->cpu);
     cJSON_AddNumberToObject(m, "cpus", mc->n_cpus);
+    if (!mc->n) /* --tokenize, --convert: the CPU alone, no limits measured */
+        return m;
     j_num(m, "ghz", mc->ghz);
     cJSON_AddStringToObject(m, "int8_instruction", mc->isa);
     j_num(m, "macs_per_cycle", mc->macs_per_cycle);
@@ -317,7 +323,7 @@ static int report_json(FILE *fp, const bn_bench_machine *mc, const bn_bench_rows
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "bn_bench", BN_VERSION);
-    if (mc && mc->n)
+    if (mc && mc->cpu[0])
         cJSON_AddItemToObject(root, "machine", json_machine(mc));
     cJSON *arr = cJSON_AddArrayToObject(root, "rows");
     for (size_t i = 0; i < rows->n; i++) {
@@ -333,6 +339,7 @@ static int report_json(FILE *fp, const bn_bench_machine *mc, const bn_bench_rows
         cJSON_AddStringToObject(o, "test", r->test);
         cJSON_AddStringToObject(o, "what", r->what);
         cJSON_AddStringToObject(o, "unit", r->unit);
+        cJSON_AddNumberToObject(o, "n", r->n); /* the samples taken, as the CSV's n */
         cJSON *s = cJSON_AddArrayToObject(o, "samples");
         for (int k = 0; k < r->n; k++)
             cJSON_AddItemToArray(s, cJSON_CreateNumber(r->samples[k]));
@@ -401,7 +408,7 @@ int bn_bench_list_shapes(FILE *fp, int format)
         } else if (format == BN_FMT_CSV) {
             fprintf(fp, "%s,%u,%u,%u,%u,%u,%u,%u,%.0f,%.0f,", s->name, s->n_embd, s->n_ff, s->n_layer, s->n_head,
                     s->n_head_kv, s->n_vocab, s->n_ctx, params, bytes);
-            csv_str(fp, s->note);
+            bn_bench_csv_str(fp, s->note);
             fputc('\n', fp);
         } else {
             cJSON *o = cJSON_CreateObject();

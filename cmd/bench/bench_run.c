@@ -1,6 +1,7 @@
 /* bench_run.c — one bn-bench run: measure the machine's limits when the
  * mode needs them, run the mode, print the report. */
 #include "bench.h"
+#include "pool.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,9 +14,12 @@ int bn_bench_run(const bn_bench_opts *o, FILE *fp, bn_err *e)
     int rc = -1;
     memset(&mc, 0, sizeof mc);
     if (o->mode == BN_MODE_TOKENIZE || o->mode == BN_MODE_CONVERT) {
+        /* no limits to measure (n = 0), but the figures still say their CPU */
+        bn_bench_cpu_name(mc.cpu, sizeof mc.cpu);
+        mc.n_cpus = bn_cpu_count();
         rc = o->mode == BN_MODE_TOKENIZE ? bn_bench_tokenize(o, &rows, e) : bn_bench_convert(o, &rows, e);
         if (!rc)
-            rc = bn_bench_report(fp, o->format, NULL, &rows);
+            rc = bn_bench_report(fp, o->format, &mc, &rows);
         bn_bench_rows_free(&rows);
         return rc;
     }

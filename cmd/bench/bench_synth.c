@@ -198,11 +198,6 @@ static const char *pick_dir(uint64_t bytes)
     return t && *t ? t : "/tmp";
 }
 
-static double gib(uint64_t b)
-{
-    return (double)b / (double)(1ull << 30);
-}
-
 static int write_model(const bn_shape *s, uint32_t layout, const char *path, uint64_t seed, bn_err *e)
 {
     size_t n = synth_dir(s, layout, NULL);
@@ -257,12 +252,16 @@ int bn_synth_new(bn_synth *sy, const bn_shape *s, uint32_t layout, uint64_t extr
         return bn_fail(e, "%s: layout %s has no size rule in this build", s->name, ln);
     uint64_t avail = bn_mem_available(), lim = limit ? limit : avail;
     uint64_t need = bytes + mx + extra;
-    if (need > lim)
+    if (need > lim) {
+        char sz[5][32];
+        const uint64_t v[5] = {need, bytes, mx, extra, lim};
+        for (int i = 0; i < 5; i++) /* in units that show them, GiB or MiB or KiB */
+            bn_bench_fmt_size((double)v[i], sz[i], sizeof sz[i]);
         return bn_fail(e,
-                       "%s: needs %.2f GiB of memory (%.2f GiB of %s weights, %.2f GiB to write the largest tensor, "
-                       "%.2f GiB for the context), %s is %.2f GiB",
-                       s->name, gib(need), gib(bytes), ln, gib(mx), gib(extra),
-                       limit ? "--mem-limit" : "MemAvailable", gib(lim));
+                       "%s: needs %s of memory (%s of %s weights, %s to write the largest tensor, %s for the "
+                       "context), %s is %s",
+                       s->name, sz[0], sz[1], ln, sz[2], sz[3], limit ? "--mem-limit" : "MemAvailable", sz[4]);
+    }
     char dir[512], path[600];
     snprintf(dir, sizeof dir, "%.400s/bn-bench.XXXXXX", pick_dir(bytes));
     if (!mkdtemp(dir))
