@@ -11,18 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void bn_bench_fmt_size(double b, char *buf, size_t n)
-{
-    if (!isfinite(b))
-        snprintf(buf, n, "-");
-    else if (b >= 1024.0 * 1024 * 1024)
-        snprintf(buf, n, "%.2f GiB", b / (1024.0 * 1024 * 1024));
-    else if (b >= 1024.0 * 1024)
-        snprintf(buf, n, "%.2f MiB", b / (1024.0 * 1024));
-    else
-        snprintf(buf, n, "%.2f KiB", b / 1024.0);
-}
-
 void bn_bench_fmt_params(double p, char *buf, size_t n)
 {
     if (!isfinite(p))

@@ -204,3 +204,16 @@ void bn_bench_layout_name(uint32_t layout, char *buf, size_t n)
         snprintf(buf, n, "type%u", layout);
 }
 
+/* Bytes for people: GiB, MiB or KiB, whichever shows them (reports and
+ * refusals alike). */
+void bn_bench_fmt_size(double b, char *buf, size_t n)
+{
+    if (!isfinite(b))
+        snprintf(buf, n, "-");
+    else if (b >= 1024.0 * 1024 * 1024)
+        snprintf(buf, n, "%.2f GiB", b / (1024.0 * 1024 * 1024));
+    else if (b >= 1024.0 * 1024)
+        snprintf(buf, n, "%.2f MiB", b / (1024.0 * 1024));
+    else
+        snprintf(buf, n, "%.2f KiB", b / 1024.0);
+}
