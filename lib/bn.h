@@ -538,8 +538,10 @@ typedef struct bn_batcher_params {
     /* (since 0.3.0) A draft model's context, for requests with .draft: a second
      * bn_ctx over a smaller model with the same tokenizer (the same
      * vocabulary size is checked), with at least as many sequences as
-     * the batcher's context. Borrowed and emptied like that context, and
-     * not used directly in between. NULL (default): no draft model. */
+     * the batcher's context and a KV budget that holds them all at its
+     * whole context (its default, kv_budget 0: a draft's guesses cannot
+     * wait for blocks). Borrowed and emptied like that context, and not
+     * used directly in between. NULL (default): no draft model. */
     bn_ctx *draft;
 } bn_batcher_params;
 

@@ -75,9 +75,12 @@ bn_batcher *bn_batcher_new(bn_ctx *c, const bn_batcher_params *p, bn_err *e)
     b->n_vocab = bn_model_n_vocab(bn_ctx_model(c));
     b->n_ctx = bn_ctx_n_ctx(c);
     if (o.draft && (o.draft == c || bn_model_n_vocab(bn_ctx_model(o.draft)) != b->n_vocab ||
-                    bn_ctx_n_seq(o.draft) < bn_ctx_n_seq(c))) {
-        bn_fail_code(e, BN_E_INVALID, "bn_batcher_new: the draft context %s", o.draft == c
-                     ? "is the batcher's context" : "needs the model's vocabulary and as many sequences as its context");
+                    bn_ctx_n_seq(o.draft) < bn_ctx_n_seq(c) || !bn_ctx_kv_holds_all(o.draft))) {
+        bn_fail_code(e, BN_E_INVALID, "bn_batcher_new: the draft context %s",
+                     o.draft == c ? "is the batcher's context"
+                     : !bn_ctx_kv_holds_all(o.draft)
+                         ? "needs a KV budget that holds all its sequences (kv_budget 0: its default)"
+                         : "needs the model's vocabulary and as many sequences as its context");
         free(b);
         return NULL;
     }

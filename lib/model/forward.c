@@ -969,6 +969,12 @@ uint64_t bn_ctx_kv_peak_bytes(const bn_ctx *c)
     return (uint64_t)c->kv.n_made * c->kv.block_bytes;
 }
 
+int bn_ctx_kv_holds_all(const bn_ctx *c)
+{
+    return c && (uint64_t)c->kv.max_blocks >=
+                    (uint64_t)c->o.n_seq * ((c->n_ctx + BN_KV_BLOCK - 1) / BN_KV_BLOCK);
+}
+
 uint32_t bn_ctx_kv_blocks_left(const bn_ctx *c)
 {
     return c ? bn_kvpool_available(&c->kv) : 0;

@@ -125,6 +125,12 @@ static void test_errors(const bn_model *m)
     CHECK(&C, !bn_batcher_new(c, &bp, &e) && e.code == BN_E_INVALID && strstr(e.msg, "draft"));
     bp.draft = c;
     CHECK(&C, !bn_batcher_new(c, &bp, &e) && e.code == BN_E_INVALID);
+    /* a draft whose KV budget cannot hold all its sequences: its guesses
+     * could not wait for blocks (a step failed with BN_E_KV_FULL) */
+    bn_ctx *tight = api_new_ctx(&C, m, 2, 3 * 98304); /* 3 blocks of the 8 two full sequences take */
+    bp.draft = tight;
+    CHECK(&C, tight && !bn_batcher_new(c, &bp, &e) && e.code == BN_E_INVALID && strstr(e.msg, "KV budget"));
+    bn_ctx_free(tight);
     bn_batcher *b = bn_batcher_new(c, NULL, &e);
     CHECK(&C, b != NULL);
     bn_batcher_request r;
