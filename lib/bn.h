@@ -234,7 +234,8 @@ BN_API int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, 
  * overlap; more than a window's text tokens: BN_E_INVALID, as tokens
  * would go unscored); each window is BOS + text, evaluated from an empty cache, and
  * predicts the tokens no earlier window did. *ppl_err (may be NULL): its
- * standard error. Leaves the context empty. */
+ * standard error. Leaves the context empty once it has begun evaluating
+ * (an argument refused with BN_E_INVALID leaves it as it was). */
 BN_API int bn_ctx_perplexity(bn_ctx *c, const uint32_t *ids, size_t n, uint32_t window, uint32_t stride,
                              double *ppl, double *ppl_err, bn_err *e);
 
@@ -401,12 +402,14 @@ enum {
     BN_STOP_ERROR = 5    /* (bn_batcher) the request cannot be answered */
 };
 
+enum { BN_MAX_STOP_IDS = 65536 /* stop_ids a generator or a batcher request takes at most */ };
+
 typedef struct bn_generate_params {
     size_t size;              /* set by bn_generate_params_init */
     int32_t n_predict;        /* at most this many tokens; 128; -1: no limit */
     const char *const *stop;  /* n_stop stop strings (UTF-8, NUL-terminated) */
     size_t n_stop;
-    const uint32_t *stop_ids; /* n_stop_ids more stop tokens, beside the model's */
+    const uint32_t *stop_ids; /* n_stop_ids (at most BN_MAX_STOP_IDS) more stop tokens, beside the model's */
     size_t n_stop_ids;
     int ignore_model_stops;   /* 1: the model's own stop tokens do not stop */
     unsigned detok_flags;     /* BN_DETOK_SKIP_SPECIAL (default) or 0 */
@@ -456,7 +459,8 @@ BN_API bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokeniz
 BN_API void bn_generator_free(bn_generator *g);
 /* Evaluates a prompt (n >= 1), reusing the longest prefix the context
  * holds already: a chat passes its whole history each turn and pays for
- * the new part. BN_E_CONTEXT_FULL when it does not fit. */
+ * the new part. BN_E_CONTEXT_FULL when it does not fit, BN_E_INVALID for
+ * an id outside the vocabulary; the context is unchanged then. */
 BN_API int bn_generator_prompt(bn_generator *g, const uint32_t *ids, size_t n, bn_err *e);
 /* One step. Returns 1 with the next token in *id and the text final now
  * (possibly empty: bytes are held back while they may be part of a UTF-8
@@ -465,7 +469,9 @@ BN_API int bn_generator_prompt(bn_generator *g, const uint32_t *ids, size_t n, b
  * returns 0 with no text); a negative status on error. text and len may
  * be NULL. The last token is evaluated only when the next step needs it. */
 BN_API int bn_generate_next(bn_generator *g, uint32_t *id, const uint8_t **text, size_t *len, bn_err *e);
-/* The BN_STOP_* reason once bn_generate_next has returned 0; 0 before. */
+/* The BN_STOP_* reason once generation has ended: at the latest when
+ * bn_generate_next returns 0 (it may be known with the last token, the
+ * call before); 0 while generation goes on. */
 BN_API int bn_generator_stop_reason(const bn_generator *g);
 
 /* (since 0.3.0) What a generator has done since bn_generator_new, over

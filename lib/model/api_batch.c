@@ -137,7 +137,11 @@ static int check_request(const bn_batcher *b, const bn_batcher_request *r, bn_er
         return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: %s is NULL", r->prompt ? "stop_ids" : "prompt");
     if (r->n_predict < -1)
         return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: n_predict is %d (-1 or more)", (int)r->n_predict);
-    for (size_t i = 0; i < r->n_prompt; i++)
+    if (r->n_stop_ids > BN_MAX_STOP_IDS)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: n_stop_ids is %zu (at most %d)", r->n_stop_ids,
+                            BN_MAX_STOP_IDS);
+    /* the length first: a count longer than any context is refused unread */
+    for (size_t i = 0; r->n_prompt <= b->n_ctx && i < r->n_prompt; i++)
         if (r->prompt[i] >= b->n_vocab)
             return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: token %zu: id %u is outside the vocabulary (0..%u)",
                                 i, r->prompt[i], b->n_vocab - 1);

@@ -116,6 +116,7 @@ bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, 
                       : o.n_stop && !o.stop                    ? "stop is NULL"
                       : o.n_stop && !t                         ? "stop strings need a tokenizer"
                       : o.n_stop_ids && !o.stop_ids            ? "stop_ids is NULL"
+                      : o.n_stop_ids > BN_MAX_STOP_IDS         ? "n_stop_ids is more than 65536"
                       : o.detok_flags & ~(unsigned)BN_DETOK_SKIP_SPECIAL ? "unknown detok_flags"
                       : o.lookup > 64                          ? "lookup must be 0 to 64"
                       : o.draft_max > BN_KERN_MAX_N - 1        ? "draft_max must be 0 to 127"
@@ -195,6 +196,12 @@ int bn_generator_prompt(bn_generator *g, const uint32_t *ids, size_t n, bn_err *
     if (n > n_ctx)
         return bn_fail_code(e, BN_E_CONTEXT_FULL, "prompt of %zu tokens does not fit the context of %u tokens", n,
                             n_ctx);
+    /* the ids before the cache is cut back: a bad prompt changes nothing */
+    uint32_t n_vocab = bn_model_n_vocab(bn_ctx_model(g->c));
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= n_vocab)
+            return bn_fail_code(e, BN_E_INVALID, "token %zu: id %u is outside the vocabulary (0..%u)", i, ids[i],
+                                n_vocab - 1);
     /* Reuse what the cache holds; the last token is evaluated again in any
      * case, for its logits. */
     const uint32_t *held = bn_ctx_tokens(g->c);

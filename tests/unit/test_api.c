@@ -540,6 +540,17 @@ static void test_null_handles(const bn_model *m, bn_tokenizer *t)
     with = bn_chat_render(t, &msg, 1, 1, ids, 200, &n_ids, &e);
     CHECK(&C, with == BN_E_INVALID && bn_chat_render(t, &msg, 1, 1, ids, 200, &n_ids, NULL) == with);
     CHECK(&C, bn_ctx_eval_batch(c, NULL, 0, NULL, &e) == BN_OK && bn_ctx_eval(c, NULL, 0, NULL, 0, &e) == BN_OK);
+    /* a prompt with a bad id changes nothing: the cache keeps what it held */
+    bn_generate_params_init(&gp);
+    bn_generator *g = bn_generator_new(c, s, t, &gp, &e);
+    uint32_t good[3] = {4064, 378, 99}, bad[3] = {4064, 378, 99999};
+    CHECK(&C, g && bn_generator_prompt(g, good, 3, &e) == BN_OK && bn_ctx_pos(c) == 3);
+    CHECK(&C, bn_generator_prompt(g, bad, 3, &e) == BN_E_INVALID && bn_ctx_pos(c) == 3 &&
+                  bn_ctx_tokens(c)[2] == 99);
+    bn_generator_free(g);
+    gp.stop_ids = good;
+    gp.n_stop_ids = (size_t)BN_MAX_STOP_IDS + 1;
+    CHECK(&C, !bn_generator_new(c, s, t, &gp, &e) && e.code == BN_E_INVALID && strstr(e.msg, "n_stop_ids"));
     bn_sampler_free(s);
     bn_ctx_free(c);
 }
