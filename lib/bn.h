@@ -192,7 +192,9 @@ typedef struct bn_ctx_params {
     uint32_t n_ctx; /* positions (<= the model's); 0 (default): the model's */
     int n_threads;  /* 0 (default): one per online CPU */
     int kv_type;    /* BN_KV_F16 (default) or BN_KV_F32 */
-    /* since 0.3.0 */
+    /* since 0.3.0 (n_seq sits where 0.2.0's struct had padding: a caller
+     * built against 0.2.0 is read right when it filled its struct with
+     * bn_ctx_params_init, as every caller should) */
     uint32_t n_seq;     /* sequences the context holds at once (1..1024);
                            0 (default): 1 */
     uint64_t kv_budget; /* bytes of KV memory for all sequences together,
@@ -596,7 +598,9 @@ BN_API void bn_batcher_request_defaults(bn_batcher_request *r, size_t size);
  * BN_E_INVALID (an empty prompt, an id outside the vocabulary, n_predict
  * below -1, a sampler parameter out of range, lookup or draft_max out of
  * range, draft with lookup or without a draft model), BN_E_CONTEXT_FULL
- * (the prompt leaves no position to answer in). */
+ * (the prompt leaves no position to answer in: one that fills the context
+ * is refused unless n_predict is 0, where bn_generate would still give
+ * the one token its last position predicts). */
 BN_API int bn_batcher_submit(bn_batcher *b, const bn_batcher_request *r, bn_err *e);
 /* Requests queued or running. */
 BN_API size_t bn_batcher_pending(const bn_batcher *b);
