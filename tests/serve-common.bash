@@ -41,6 +41,16 @@ stop_server() {
     kill -KILL "$pid" 2>/dev/null || true
 }
 
+# exits_zero PID: the server (a child of this shell) ends within 30 s, with
+# status 0.
+exits_zero() {
+    local rc=0
+    timeout 30 tail --pid="$1" -f /dev/null || rc=$?
+    [ $rc -eq 0 ] || { echo "pid $1 still running after 30 s"; return 1; }
+    wait "$1" || rc=$?
+    [ $rc -eq 0 ] || { echo "pid $1 exited $rc"; return 1; }
+}
+
 # stop_servers DIR: every server started in DIR (for teardown).
 stop_servers() {
     local f

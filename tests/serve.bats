@@ -607,11 +607,7 @@ assert 0.5 < time.time() - t < 5, time.time() - t' "$SRV_PORT"
     cpid=$!
     sleep 0.1
     kill -TERM $pid
-    rc=0
-    timeout 30 tail --pid=$pid -f /dev/null || rc=$?
-    [ $rc -eq 0 ]
-    wait $pid || rc=$?
-    [ $rc -eq 0 ]
+    exits_zero "$pid"
     wait $cpid
     [ "$(field "$T/flight" 'j["choices"][0]["finish_reason"]')" = length ]
     run curl -s --max-time 2 "http://127.0.0.1:$port/health"
@@ -651,11 +647,7 @@ r = c.getresponse(); body = json.loads(r.read())
 assert r.status == 503 and body["error"]["code"] == "server_stopping", (r.status, body)
 assert r.getheader("Connection").lower() == "close" and r.getheader("Retry-After") == "1"
 PYEOF
-    rc=0
-    timeout 30 tail --pid="$pid" -f /dev/null || rc=$?
-    [ $rc -eq 0 ]
-    wait "$pid" || rc=$?
-    [ $rc -eq 0 ]
+    exits_zero "$pid"
     rm -f "$T/ka.pid"
     wait "${work[@]}" || true
 }
@@ -694,11 +686,7 @@ assert sum(1 for l in lines if l["status"] == 200 and l["path"] == "/v1/completi
     kill -TERM "$pid"
     sleep 0.2
     cat "$D/tiny.bn" >"$T/model.fifo" 2>/dev/null || true # cut short when the load stops
-    rc=0
-    timeout 30 tail --pid="$pid" -f /dev/null || rc=$?
-    [ $rc -eq 0 ]
-    wait "$pid" || rc=$?
-    [ $rc -eq 0 ]
+    exits_zero "$pid"
     grep -q '^bn-serve: stopped while loading the model$' "$T/load.log"
     ! grep -q ' ready: ' "$T/load.log"
 }
@@ -712,11 +700,7 @@ assert sum(1 for l in lines if l["status"] == 200 and l["path"] == "/v1/completi
     sleep 0.3
     kill -TERM "$pid"
     start=$(date +%s%N)
-    rc=0
-    timeout 30 tail --pid="$pid" -f /dev/null || rc=$?
-    [ $rc -eq 0 ]
-    wait "$pid" || rc=$?
-    [ $rc -eq 0 ]
+    exits_zero "$pid"
     rm -f "$T/twice.pid"
     stopped=$(( ($(date +%s%N) - start) / 1000000 ))
     wait "${work[@]}" || true
