@@ -304,7 +304,7 @@ static int run_perplexity(const opts *o, bn_model *m, bn_ctx *c, bn_tokenizer *t
     bn_ppl *r = calloc(nf, sizeof *r);
     int rc = -1;
     if (!ids || !texts || !r) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < nf; i++) {
@@ -355,6 +355,16 @@ static const char *mib(uint64_t bytes, char *buf, size_t n)
 
 /* --embed: every record's vector (embed.h), records of stdin, the lines
  * of -f FILE or the one -p TEXT. */
+/* A failure while answering an input: a write error's message already names
+ * the output it failed on; anything else concerns the input, named INPUT. */
+static void report_input_failure(const char *input, const bn_err *e)
+{
+    if (e->code == BN_E_IO)
+        bn_report(&prog, "%s", e->msg);
+    else
+        bn_report(&prog, "%s: %s", input, e->msg);
+}
+
 static int run_embed(const opts *o, const bn_model *m, bn_ctx *c, bn_tokenizer *tok, bn_err *e)
 {
     int fmt = o->embed_f32 ? BN_EMBED_F32 : o->json ? BN_EMBED_JSON : BN_EMBED_TEXT;
@@ -379,10 +389,8 @@ static int run_embed(const opts *o, const bn_model *m, bn_ctx *c, bn_tokenizer *
     }
     r = from_stdin ? bn_embed_stream(c, bn_embed_src_tokr, &tr, &eo, stdout, &bad, e)
                    : bn_embed_stream(c, bn_embed_src_text, &text, &eo, stdout, &bad, e);
-    if (r && e->code == BN_E_IO) /* a write error names its file */
-        bn_report(&prog, "%s", e->msg);
-    else if (r)
-        bn_report(&prog, "%s: %s", o->file ? o->file : from_stdin ? "-" : "-p", e->msg);
+    if (r)
+        report_input_failure(o->file ? o->file : from_stdin ? "-" : "-p", e);
     if (from_stdin)
         bn_tokr_close(&in);
     if (text.lines)
@@ -567,11 +575,8 @@ int main(int argc, char **argv)
         if (!r)
             r = bn_gen_answer(g, ids.ids, ids.n, &e);
         bn_tokens_free(&ids);
-        if (r) { /* a write error names its file; the rest concern the prompt */
-            if (e.code == BN_E_IO)
-                bn_report(&prog, "%s", e.msg);
-            else
-                bn_report(&prog, "%s: %s", name, e.msg);
+        if (r) {
+            report_input_failure(name, &e);
             goto out;
         }
     } else {

@@ -110,6 +110,8 @@ bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, 
     gen_defaults(&o);
     if (p && bn_params_read(&o, sizeof o, p, "bn_generate_params", e))
         return NULL;
+    /* the messages below spell these limits out */
+    _Static_assert(BN_MAX_STOP_IDS == 65536 && BN_KERN_MAX_N - 1 == 127, "update the messages");
     const char *bad = !c                                       ? "the context is NULL"
                       : !s                                     ? "the sampler is NULL"
                       : o.n_predict < -1                       ? "n_predict must be -1 or more"
