@@ -626,7 +626,8 @@ typedef struct bn_batcher_event {
  * requests that ended without a pass first, then one for each request
  * that reached a token. Nothing pending: 0 events. A request ends with
  * exactly one event whose stop is nonzero. Fails only on an error of the
- * context itself (BN_E_NOMEM). */
+ * context itself (BN_E_NOMEM), and then no request has lost a token or
+ * its end: stepping again goes on where it stopped. */
 BN_API int bn_batcher_step(bn_batcher *b, const bn_batcher_event **ev, size_t *n_ev, bn_err *e);
 
 /* (since 0.3.0) What a batcher has done since bn_batcher_new, over all its

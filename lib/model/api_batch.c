@@ -74,13 +74,15 @@ bn_batcher *bn_batcher_new(bn_ctx *c, const bn_batcher_params *p, bn_err *e)
     b->c = c;
     b->n_vocab = bn_model_n_vocab(bn_ctx_model(c));
     b->n_ctx = bn_ctx_n_ctx(c);
-    if (o.draft && (o.draft == c || bn_model_n_vocab(bn_ctx_model(o.draft)) != b->n_vocab ||
-                    bn_ctx_n_seq(o.draft) < bn_ctx_n_seq(c) || !bn_ctx_kv_holds_all(o.draft))) {
-        bn_fail_code(e, BN_E_INVALID, "bn_batcher_new: the draft context %s",
-                     o.draft == c ? "is the batcher's context"
-                     : !bn_ctx_kv_holds_all(o.draft)
-                         ? "needs a KV budget that holds all its sequences (kv_budget 0: its default)"
-                         : "needs the model's vocabulary and as many sequences as its context");
+    const char *bad_draft =
+        !o.draft                          ? NULL
+        : o.draft == c                    ? "is the batcher's context"
+        : !bn_ctx_kv_holds_all(o.draft)   ? "needs a KV budget that holds all its sequences (kv_budget 0: its default)"
+        : bn_model_n_vocab(bn_ctx_model(o.draft)) != b->n_vocab || bn_ctx_n_seq(o.draft) < bn_ctx_n_seq(c)
+            ? "needs the model's vocabulary and as many sequences as its context"
+            : NULL;
+    if (bad_draft) {
+        bn_fail_code(e, BN_E_INVALID, "bn_batcher_new: the draft context %s", bad_draft);
         free(b);
         return NULL;
     }
@@ -220,6 +222,16 @@ int bn_batcher_step(bn_batcher *b, const bn_batcher_event **ev, size_t *n_ev, bn
         return bn_fail_code(e, BN_E_INVALID, "bn_batcher_step: %s is NULL", !b ? "the batcher" : "ev or n_ev");
     *ev = b->ev;
     *n_ev = 0;
+    /* room for this step's events before it runs: once it has, they must
+     * reach the caller */
+    size_t most = bn_batch_max_events(b->b);
+    if (most > b->cap_ev) {
+        bn_batcher_event *grown = realloc(b->ev, most * sizeof *grown);
+        if (!grown)
+            return bn_fail_code(e, BN_E_NOMEM, "bn_batcher_step: out of memory");
+        b->ev = grown;
+        b->cap_ev = most;
+    }
     const bn_batch_event *in;
     size_t n;
     bn_err ie = {0};
@@ -227,13 +239,6 @@ int bn_batcher_step(bn_batcher *b, const bn_batcher_event **ev, size_t *n_ev, bn
     if (rc) {
         /* out of memory, the context's or the scheduler's own */
         return bn_fail_code(e, ie.code && ie.code != BN_ERROR ? ie.code : BN_E_NOMEM, "bn_batcher_step: %s", ie.msg);
-    }
-    if (n > b->cap_ev) {
-        bn_batcher_event *grown = realloc(b->ev, n * sizeof *grown);
-        if (!grown)
-            return bn_fail_code(e, BN_E_NOMEM, "bn_batcher_step: out of memory");
-        b->ev = grown;
-        b->cap_ev = n;
     }
     for (size_t i = 0; i < n; i++) {
         int stop = stop_reason(in[i].finish);

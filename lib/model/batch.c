@@ -237,39 +237,58 @@ int bn_batch_submit(bn_batch *b, const bn_request *r, bn_err *e)
 
 /* --------------------------------------------------------------- events */
 
-static int event(bn_batch *b, const req *r, uint32_t token, int finish, bn_err *e)
+/* The most events r can give in one step: its token and the drafts kept
+ * before it, or one end. */
+static size_t req_max_events(const req *r)
 {
-    if (b->n_ev == b->cap_ev) {
-        size_t cap = b->cap_ev ? 2 * b->cap_ev : 16;
-        bn_batch_event *ev = realloc(b->ev, cap * sizeof *ev);
+    return 1 + (r->lookup ? r->lk.draft_max : 0);
+}
+
+size_t bn_batch_max_events(const bn_batch *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->n_run; i++)
+        n += req_max_events(b->run[i]);
+    for (size_t i = 0; i < b->q_len; i++)
+        n += req_max_events(b->queue[(b->q_head + i) % b->q_cap]);
+    return n;
+}
+
+/* Room for every event and message a step can make, taken before it
+ * changes anything: a step that has begun cannot fail for want of it. */
+static int events_room(bn_batch *b, bn_err *e)
+{
+    size_t n_ev = bn_batch_max_events(b), n_msg = b->n_run + b->q_len;
+    if (n_ev > b->cap_ev) {
+        bn_batch_event *ev = realloc(b->ev, n_ev * sizeof *ev);
         if (!ev)
             return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         b->ev = ev;
-        b->cap_ev = cap;
+        b->cap_ev = n_ev;
     }
-    b->ev[b->n_ev++] = (bn_batch_event){r->tag, token, finish, NULL};
-    return 0;
-}
-
-/* A BN_FIN_ERROR event with its reason. */
-static int __attribute__((format(printf, 4, 5))) refuse(bn_batch *b, const req *r, bn_err *e, const char *fmt, ...)
-{
-    if (b->n_msg == b->cap_msg) {
-        size_t cap = b->cap_msg ? 2 * b->cap_msg : 8;
-        char(*m)[256] = realloc(b->msg, cap * sizeof *m);
+    if (n_msg > b->cap_msg) {
+        char(*m)[256] = realloc(b->msg, n_msg * sizeof *m);
         if (!m)
             return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         b->msg = m;
-        b->cap_msg = cap;
+        b->cap_msg = n_msg;
     }
+    return 0;
+}
+
+static void event(bn_batch *b, const req *r, uint32_t token, int finish)
+{
+    b->ev[b->n_ev++] = (bn_batch_event){r->tag, token, finish, NULL};
+}
+
+/* A BN_FIN_ERROR event with its reason. */
+static void __attribute__((format(printf, 3, 4))) refuse(bn_batch *b, const req *r, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(b->msg[b->n_msg], sizeof b->msg[0], fmt, ap);
+    vsnprintf(b->msg[b->n_msg++], sizeof b->msg[0], fmt, ap);
     va_end(ap);
-    if (event(b, r, BN_BATCH_NO_TOKEN, BN_FIN_ERROR, e))
-        return -1;
-    b->n_msg++;
-    return 0;
+    event(b, r, BN_BATCH_NO_TOKEN, BN_FIN_ERROR);
 }
 
 /* ------------------------------------------------------------ admission */
@@ -306,22 +325,24 @@ void bn_batch_cancel(bn_batch *b, uint64_t tag)
 }
 
 /* 1 after refusing a prompt that cannot be answered (bn_gen_answer's
- * words), 0 when it can, -1 on error. */
-static int check_prompt(bn_batch *b, const req *r, bn_err *e)
+ * words), 0 when it can. */
+static int check_prompt(bn_batch *b, const req *r)
 {
     uint32_t V = b->m->hp.n_vocab;
-    if (!r->n_prompt)
-        return refuse(b, r, e, "empty prompt") ? -1 : 1;
+    if (!r->n_prompt) {
+        refuse(b, r, "empty prompt");
+        return 1;
+    }
     for (size_t i = 0; i < r->n_prompt; i++)
-        if (r->hist[i] >= V)
-            return refuse(b, r, e, "token %zu: id %u is outside the vocabulary (0..%u)", i + 1, r->hist[i], V - 1)
-                       ? -1
-                       : 1;
-    if (r->n_prompt > b->n_ctx || (r->n_prompt == b->n_ctx && r->n_predict != 0))
-        return refuse(b, r, e, "prompt of %zu tokens does not fit the context of %u tokens%s", r->n_prompt, b->n_ctx,
-                      r->n_prompt == b->n_ctx ? " (one more position is needed to answer)" : "")
-                   ? -1
-                   : 1;
+        if (r->hist[i] >= V) {
+            refuse(b, r, "token %zu: id %u is outside the vocabulary (0..%u)", i + 1, r->hist[i], V - 1);
+            return 1;
+        }
+    if (r->n_prompt > b->n_ctx || (r->n_prompt == b->n_ctx && r->n_predict != 0)) {
+        refuse(b, r, "prompt of %zu tokens does not fit the context of %u tokens%s", r->n_prompt, b->n_ctx,
+               r->n_prompt == b->n_ctx ? " (one more position is needed to answer)" : "");
+        return 1;
+    }
     return 0;
 }
 
@@ -351,11 +372,9 @@ static int admit(bn_batch *b, bn_err *e)
 {
     while (b->q_len && b->n_run < b->n_slots) {
         req *r = b->queue[b->q_head];
-        int bad = check_prompt(b, r, e);
-        if (bad < 0)
-            return -1;
-        if (!bad && r->n_predict == 0 && event(b, r, BN_BATCH_NO_TOKEN, BN_FIN_LENGTH, e))
-            return -1;
+        int bad = check_prompt(b, r);
+        if (!bad && r->n_predict == 0)
+            event(b, r, BN_BATCH_NO_TOKEN, BN_FIN_LENGTH);
         if (bad || r->n_predict == 0) {
             b->q_head = (b->q_head + 1) % b->q_cap;
             b->q_len--;
@@ -372,8 +391,10 @@ static int admit(bn_batch *b, bn_err *e)
             seq++;
         if (bn_sampler_init(&r->s, &r->so, b->m->hp.n_vocab, e))
             return -1;
-        if (from && bn_ctx_seq_copy(b->c, (int)seq, from->seq, shared, e))
+        if (from && bn_ctx_seq_copy(b->c, (int)seq, from->seq, shared, e)) {
+            bn_sampler_release(&r->s); /* initialized again when admitted */
             return -1;
+        }
         b->st.shared += from ? shared : 0;
         b->seq_busy[seq] = 1;
         r->seq = (int)seq;
@@ -541,13 +562,36 @@ static req *newest(bn_batch *b)
     return best;
 }
 
+/* The events made so far, each with its reason. */
+static void deliver(bn_batch *b, const bn_batch_event **ev, size_t *n_ev)
+{
+    for (size_t i = 0, m = 0; i < b->n_ev; i++)
+        if (b->ev[i].finish == BN_FIN_ERROR)
+            b->ev[i].error = b->msg[m++];
+    *ev = b->ev;
+    *n_ev = b->n_ev;
+}
+
+/* A step that failed after it ended requests (refused, or answered with
+ * nothing): their events still go out, since nothing else would say they
+ * ended; the failure comes again on the next step. */
+static int step_failed(bn_batch *b, const bn_batch_event **ev, size_t *n_ev)
+{
+    if (!b->n_ev)
+        return -1;
+    deliver(b, ev, n_ev);
+    return 0;
+}
+
 int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *e)
 {
     b->n_ev = b->n_msg = 0;
     *ev = b->ev;
     *n_ev = 0;
-    if (admit(b, e) || (b->dc && guess(b, e)))
+    if (events_room(b, e))
         return -1;
+    if (admit(b, e) || (b->dc && guess(b, e)))
+        return step_failed(b, ev, n_ev);
     size_t n, n_want, n_rows;
     int rc = 0;
     bn_err ee;
@@ -555,8 +599,10 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
         n = plan(b, &n_want, &n_rows);
         if (!n)
             break;
-        if (logits_room(b, n_rows, e))
-            return -1;
+        if (logits_room(b, n_rows, &ee)) {
+            rc = ee.code;
+            break;
+        }
         rc = bn_ctx_eval_batch(b->c, b->toks, n, b->logits, &ee);
         if (rc != BN_E_KV_FULL)
             break;
@@ -577,8 +623,7 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
             size_t i = 0;
             while (b->run[i] != r)
                 i++;
-            if (refuse(b, r, e, "%s", ee.msg))
-                return -1;
+            refuse(b, r, "%s", ee.msg);
             finish_run(b, i);
             continue;
         }
@@ -591,7 +636,7 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
     if (n && rc) {
         if (e)
             *e = ee;
-        return rc;
+        return step_failed(b, ev, n_ev);
     }
     if (n) {
         b->st.passes++;
@@ -624,8 +669,7 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
                 else if (held >= b->n_ctx)
                     fin = BN_FIN_CONTEXT;
             }
-            if (event(b, r, id, fin, e))
-                return -1;
+            event(b, r, id, fin);
             b->st.spec_tokens += r->lookup && decoding && id != BN_BATCH_NO_TOKEN;
             if (fin || j == nd || id != r->draft[j])
                 break;
@@ -650,11 +694,6 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
             finish_run(b, i);
         }
     }
-    /* the reasons of refused requests */
-    for (size_t i = 0, m = 0; i < b->n_ev; i++)
-        if (b->ev[i].finish == BN_FIN_ERROR)
-            b->ev[i].error = b->msg[m++];
-    *ev = b->ev;
-    *n_ev = b->n_ev;
+    deliver(b, ev, n_ev);
     return 0;
 }

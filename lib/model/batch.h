@@ -103,10 +103,16 @@ typedef struct bn_batch_stats {
 } bn_batch_stats;
 void bn_batch_get_stats(const bn_batch *b, bn_batch_stats *st);
 
+/* The most events the next step can give (each pending request's token
+ * and the drafts kept before it, or its end): a caller copying them sizes
+ * its array by this before stepping. */
+size_t bn_batch_max_events(const bn_batch *b);
+
 /* One pass. *ev gets the events (valid until the next call): requests
  * refused first, then one for each request that reached a token.
  * Nothing to do: 0 events. Fails only on an error of the context itself
- * (out of memory). */
+ * (out of memory), and then changes nothing, or returns 0 with the
+ * events of requests it ended before failing (the error comes again). */
 int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *e);
 
 #endif

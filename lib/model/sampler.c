@@ -58,6 +58,12 @@ double bn_sampler_uniform(bn_sampler *s)
     return (double)(next_u64(s) >> 11) * 0x1.0p-53;
 }
 
+/* A candidate token; sorted by logit, then id, so ties are deterministic. */
+typedef struct bn_sampler_cand {
+    float l;
+    uint32_t id;
+} cand;
+
 void bn_sampler_reseed(bn_sampler *s, uint64_t seed)
 {
     if (!s)
@@ -74,7 +80,15 @@ int bn_sampler_init(bn_sampler *s, const bn_sampler_opts *o, uint32_t n_vocab, b
     s->n_vocab = n_vocab;
     bn_sampler_reseed(s, o->seed);
     s->seen = calloc(n_vocab, 1);
-    if (!s->seen) {
+    /* a draw from more than the 64 candidates a dist holds itself sorts
+     * the whole vocabulary: its room is taken now, so that a draw never
+     * allocates (nor, out of memory, falls back to the best token) */
+    int whole = o->temp > 0 && (o->top_k == 0 || o->top_k > 64);
+    if (whole) {
+        s->cand = malloc(n_vocab * sizeof *s->cand);
+        s->weight = malloc(n_vocab * sizeof *s->weight);
+    }
+    if (!s->seen || (whole && (!s->cand || !s->weight))) {
         bn_sampler_release(s);
         return bn_fail_code(e, BN_E_NOMEM, "sampler: out of memory");
     }
@@ -84,6 +98,8 @@ int bn_sampler_init(bn_sampler *s, const bn_sampler_opts *o, uint32_t n_vocab, b
 void bn_sampler_release(bn_sampler *s)
 {
     free(s->seen);
+    free(s->cand);
+    free(s->weight);
     memset(s, 0, sizeof *s);
 }
 
@@ -191,12 +207,6 @@ static uint32_t argmax(const float *l, uint32_t n)
     return best;
 }
 
-/* A candidate token; sorted by logit, then id, so ties are deterministic. */
-typedef struct cand {
-    float l;
-    uint32_t id;
-} cand;
-
 static int cand_cmp(const void *a, const void *b)
 {
     const cand *x = a, *y = b;
@@ -210,29 +220,24 @@ static int cand_cmp(const void *a, const void *b)
  * (in place); then, sampling, the candidates c[0..keep) sorted by logit
  * with weights p (not normalized; tot is their sum) after top-k,
  * temperature, top-p and min-p. keep 0: no distribution, take token
- * (greedy: the argmax; also when memory ran out, then the best one). c
- * may point into buf: a dist is not copied once prepared. */
+ * (greedy: the argmax; an infinite largest logit: that one). c and p
+ * point into buf and pbuf (top_k 1..64) or the sampler's own room: a
+ * dist is not copied once prepared, and one at a time is prepared. */
 typedef struct dist {
     cand buf[64];
+    double pbuf[64];
     cand *c;
     double *p, tot;
     size_t keep;
     uint32_t token;
 } dist;
 
-static void dist_release(dist *d)
-{
-    free(d->p);
-    if (d->c != d->buf)
-        free(d->c);
-}
-
 static void dist_prepare(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist, dist *d)
 {
     const bn_sampler_opts *o = &s->o;
     uint32_t V = s->n_vocab;
     d->c = d->buf;
-    d->p = NULL;
+    d->p = d->pbuf;
     d->tot = 0;
     d->keep = 0;
     penalize(s, logits, hist, n_hist);
@@ -257,10 +262,8 @@ static void dist_prepare(bn_sampler *s, float *logits, const uint32_t *hist, siz
             c[j].id = i;
         }
     } else {
-        if (!(c = malloc(V * sizeof *c))) {
-            d->token = argmax(logits, V);
-            return;
-        }
+        c = s->cand;
+        d->p = s->weight;
         for (uint32_t i = 0; i < V; i++)
             c[i] = (cand){logits[i], i};
         qsort(c, V, sizeof *c, cand_cmp);
@@ -274,11 +277,7 @@ static void dist_prepare(bn_sampler *s, float *logits, const uint32_t *hist, siz
         return;
     /* softmax with temperature, in double: in float, a logit over a tiny
      * temperature (1e-38) overflowed to inf and every weight became NaN */
-    double sum = 0;
-    double *p = malloc(n * sizeof *p);
-    if (!p)
-        return;
-    d->p = p;
+    double sum = 0, *p = d->p;
     for (size_t i = 0; i < n; i++)
         sum += p[i] = exp(((double)c[i].l - c[0].l) / o->temp);
     size_t keep = n;
@@ -331,7 +330,6 @@ uint32_t bn_sampler_sample(bn_sampler *s, float *logits, const uint32_t *hist, s
     dist d;
     dist_prepare(s, logits, hist, n_hist, &d);
     uint32_t id = d.keep ? draw(s, d.c, d.p, d.keep, d.tot, SIZE_MAX) : d.token;
-    dist_release(&d);
     return id;
 }
 
@@ -365,7 +363,6 @@ uint32_t bn_sampler_sample_dist(bn_sampler *s, float *logits, const uint32_t *hi
         q->id[i] = d.keep ? d.c[i].id : id;
         q->q[q->id[i]] = d.keep ? d.p[i] / d.tot : 1.0;
     }
-    dist_release(&d);
     return id;
 }
 
@@ -408,7 +405,6 @@ uint32_t bn_sampler_verify_dist(bn_sampler *s, float *logits, const uint32_t *hi
             }
         }
     }
-    dist_release(&d);
     return id;
 }
 

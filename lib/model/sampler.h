@@ -23,6 +23,10 @@ struct bn_sampler {
     uint64_t rng[4];
     uint32_t n_vocab;
     uint8_t *seen;  /* penalty marks, n_vocab */
+    /* n_vocab candidates and weights when a draw may take more than 64
+     * (top_k 0 or over 64, temp > 0), else NULL */
+    struct bn_sampler_cand *cand;
+    double *weight;
 };
 
 int bn_sampler_init(bn_sampler *s, const bn_sampler_opts *o, uint32_t n_vocab, bn_err *e);
