@@ -95,7 +95,7 @@ static bn_bench_row *new_row(bn_bench_rows *rows, const row_base *b, uint32_t N,
 {
     bn_bench_row *r = bn_bench_row_add(rows);
     if (!r) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         return NULL;
     }
     r->kind = BN_ROW_E2E;
@@ -172,7 +172,7 @@ static int one_test(const bn_bench_opts *o, const bn_bench_machine *mc, const ro
     float *logits = malloc((size_t)N * b->m->hp.n_vocab * sizeof *logits);
     batch_run *runs = calloc((size_t)o->reps, sizeof *runs);
     if (!toks || !logits || !runs) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         goto done;
     }
     for (uint32_t s = 1; s < N; s++)

@@ -147,7 +147,7 @@ int bn_bench_bandwidth(size_t bytes, int threads, bn_bench_bw *bw, bn_err *e)
         bw_job j = {.bytes = bytes};
         if (posix_memalign((void **)&j.buf, placement ? huge : 4096, bytes)) {
             bn_pool_free(pool);
-            return bn_fail(e, "bandwidth: out of memory for a %zu MiB buffer", bytes >> 20);
+            return bn_fail_code(e, BN_E_NOMEM, "bandwidth: out of memory for a %zu MiB buffer", bytes >> 20);
         }
 #ifdef MADV_HUGEPAGE
         if (placement)

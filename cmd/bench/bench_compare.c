@@ -187,7 +187,7 @@ int bn_bench_load(const char *path, bn_bench_rows *rows, int *is_peer, bn_err *e
     char *txt = malloc(m.size + 1);
     if (!txt) {
         bn_unmap(&m);
-        return bn_fail(e, "%s: out of memory", path);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     }
     size_t len = m.size;
     memcpy(txt, m.data, len);
@@ -266,7 +266,7 @@ int bn_bench_compare(const char *old_path, const char *new_path, FILE *fp, int f
     int strict = !pa && !pb;
     char *used = calloc(a.n + 1, 1);
     if (!used) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         goto done;
     }
     size_t matched = 0;

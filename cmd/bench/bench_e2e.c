@@ -28,7 +28,7 @@ static int test_one(const bn_bench_opts *o, const bn_bench_machine *mc, const bn
 {
     bn_bench_row *r = bn_bench_row_add(rows);
     if (!r)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     r->kind = BN_ROW_E2E;
     snprintf(r->model, sizeof r->model, "%s", mi->name);
     r->size = mi->size;
@@ -150,7 +150,7 @@ static int run_model(const bn_bench_opts *o, const bn_bench_machine *mc, const b
     uint32_t *ids = malloc(n_ids * sizeof *ids);
     float *logits = malloc((size_t)m.hp.n_vocab * sizeof *logits);
     if (!ids || !logits) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         goto done;
     }
     if (n_ctx > m.hp.n_ctx) {

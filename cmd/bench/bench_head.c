@@ -90,7 +90,7 @@ int bn_bench_heads(const bn_bench_opts *o, const bn_bench_machine *mc, bn_pool *
         uint64_t rng = o->seed ^ type;
         if (!w || !h || !y || fill(type, w, V, d, total, &rng)) {
             free(w), free(h), free(y);
-            return bn_fail(e, "head: out of memory for a %zux%zu %s matrix", V, d, bn_type_name(type));
+            return bn_fail_code(e, BN_E_NOMEM, "head: out of memory for a %zux%zu %s matrix", V, d, bn_type_name(type));
         }
         for (size_t c = 1; c < copies; c++)
             memcpy(w + c * stride, w, total);
@@ -108,7 +108,7 @@ int bn_bench_heads(const bn_bench_opts *o, const bn_bench_machine *mc, bn_pool *
         bn_bench_row *r = bn_bench_row_add(rows);
         if (!r) {
             free(w), free(h), free(y);
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         }
         r->kind = BN_ROW_KERNEL;
         snprintf(r->layout, sizeof r->layout, "%s", bn_type_name(type));

@@ -105,7 +105,7 @@ static int bench_one(const bn_bench_opts *o, const bn_bench_machine *mc, const b
     float s[BN_KERN_MAX_N];
     if (!w || !x || !y || !q) {
         free(w), free(x), free(y), free(q);
-        return bn_fail(e, "kernels: out of memory for a %llux%llu matrix", (unsigned long long)km->rows,
+        return bn_fail_code(e, BN_E_NOMEM, "kernels: out of memory for a %llux%llu matrix", (unsigned long long)km->rows,
                        (unsigned long long)km->cols);
     }
     if (bn_synth_weights(w, km->rows, km->cols, k->layout, &rng, e)) {
@@ -133,7 +133,7 @@ static int bench_one(const bn_bench_opts *o, const bn_bench_machine *mc, const b
     bn_bench_row *r = bn_bench_row_add(rows);
     if (!r) {
         free(w), free(x), free(y), free(q);
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     }
     r->kind = BN_ROW_KERNEL;
     snprintf(r->layout, sizeof r->layout, "%s", ln);

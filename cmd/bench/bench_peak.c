@@ -270,7 +270,7 @@ int bn_bench_peak_macs(int threads, double *macs_per_s, char *isa, size_t isa_n,
     peak_job *j = calloc(1, sizeof *j);
     if (!j) {
         bn_pool_free(pool);
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     }
     j->fn = pick(&name);
     snprintf(isa, isa_n, "%s", name);

@@ -42,7 +42,7 @@ int bn_bench_run(const bn_bench_opts *o, FILE *fp, bn_err *e)
         rc = bn_bench_machine_reprobe(&mc, &rows, e);
     }
     if (!rc && o->mode == BN_MODE_MACHINE)
-        rc = bn_bench_machine_rows(&mc, &rows) ? bn_fail(e, "out of memory") : 0;
+        rc = bn_bench_machine_rows(&mc, &rows) ? bn_fail_code(e, BN_E_NOMEM, "out of memory") : 0;
     /* What was measured before a failure is still reported. */
     if (!rc || rows.n)
         if (bn_bench_report(fp, o->format, &mc, &rows) && !rc)

@@ -43,7 +43,7 @@ static bn_bench_row *spec_row(bn_bench_rows *rows, const char *label, int thread
 {
     bn_bench_row *r = bn_bench_row_add(rows);
     if (!r) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         return NULL;
     }
     r->kind = BN_ROW_TEXT;
@@ -69,7 +69,7 @@ static int verify_rows(const bn_bench_opts *o, const bn_model *m, const char *la
     int rc = -1;
     if (!ctx || !logits || !t) {
         if (ctx)
-            bn_fail(e, "out of memory");
+            bn_fail_code(e, BN_E_NOMEM, "out of memory");
         goto done;
     }
     if (depth && bn_ctx_eval(ctx, ids, depth, NULL, 0, e))
@@ -119,7 +119,7 @@ static int generate(bn_ctx *ctx, const bn_model *m, const bn_gen_opts *go, const
     *len = 0;
     FILE *fp = open_memstream(out, len);
     if (!fp)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     bn_ctx_truncate(ctx, 0);
     if (go->draft)
         bn_ctx_truncate(go->draft, 0);
@@ -235,7 +235,7 @@ static int batch_rows(const bn_bench_opts *o, const bn_model *m, bn_model *dm, c
     bn_ctx *ctx = NULL, *dctx = NULL;
     int rc = -1;
     if (!out[0] || !out[1] || !n_out[0] || !n_out[1]) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         goto done;
     }
     const char *mode = o->draft ? "draft" : "lookup";

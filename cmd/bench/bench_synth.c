@@ -78,7 +78,7 @@ int bn_synth_weights(uint8_t *buf, uint64_t rows, uint64_t k, uint32_t layout, u
     uint64_t shape[2] = {rows, k};
     uint8_t *t2 = malloc(bn_type_size(BN_T2, 2, shape));
     if (!t2)
-        return bn_fail(e, "out of memory for a %llux%llu matrix", (unsigned long long)rows, (unsigned long long)k);
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory for a %llux%llu matrix", (unsigned long long)rows, (unsigned long long)k);
     random_t2(t2, rows, k, rng);
     int rc = bn_pack_t2(layout, t2, rows, k, buf);
     free(t2);
@@ -203,7 +203,7 @@ static int write_model(const bn_shape *s, uint32_t layout, const char *path, uin
     size_t n = synth_dir(s, layout, NULL);
     bn_tensor *dir = calloc(n, sizeof *dir);
     if (!dir)
-        return bn_fail(e, "%s: out of memory", s->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
     synth_dir(s, layout, dir);
     uint64_t mx = 0;
     for (size_t i = 0; i < n; i++)
@@ -217,7 +217,7 @@ static int write_model(const bn_shape *s, uint32_t layout, const char *path, uin
     bn_writer w;
     int rc = -1;
     if (!buf || bn_hparams_to_meta(&hp, &meta) || bn_meta_set_str(&meta, "general.name", name)) {
-        bn_fail(e, "%s: out of memory", s->name);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
         goto done;
     }
     const bn_temp_hook temps = {bn_cli_track_temp, NULL}; /* removed on SIGINT too */

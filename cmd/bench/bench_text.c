@@ -98,7 +98,7 @@ int bn_bench_tokenize(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e)
     } else {
         if (!(gen = gen_text(o->text_bytes, o->seed))) {
             bn_tokenizer_free(tok);
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         }
         text = (const uint8_t *)gen;
         n = strlen(gen);
@@ -112,7 +112,7 @@ int bn_bench_tokenize(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e)
     bn_bench_row *enc_t = enc ? text_row(rows, label, "encode", what, "tok/s") : NULL;
     bn_bench_row *dec = enc_t ? text_row(rows, label, "decode", what, "MB/s") : NULL;
     if (!dec) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         goto done;
     }
     /* rows may have moved: take pointers again after the last add. */
@@ -211,7 +211,7 @@ int bn_bench_convert(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e)
     snprintf(what, sizeof what, "to bn, %.2f MiB of tensors", bytes / (1 << 20));
     bn_bench_row *r = text_row(rows, label, "convert", what, "MB/s");
     if (!r) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         goto cleanup;
     }
     bn_convert_opts co = {.program = "bn-bench " BN_VERSION, .options = "--convert"};

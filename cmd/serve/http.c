@@ -562,7 +562,7 @@ srv_http *srv_http_start(const srv_http_opts *o, unsigned *port, bn_err *e)
 {
     srv_http *h = calloc(1, sizeof *h);
     if (!h) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         return NULL;
     }
     h->o = *o;

@@ -22,13 +22,13 @@ static int slurp_fd(int fd, const char *name, bn_map *m, bn_err *e)
     size_t cap = 1 << 16, len = 0;
     uint8_t *buf = malloc(cap);
     if (!buf)
-        return bn_fail(e, "%s: out of memory", name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
     for (;;) {
         if (len == cap) {
             uint8_t *nb = realloc(buf, cap * 2);
             if (!nb) {
                 free(buf);
-                return bn_fail(e, "%s: out of memory", name);
+                return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
             }
             buf = nb;
             cap *= 2;
@@ -38,7 +38,7 @@ static int slurp_fd(int fd, const char *name, bn_map *m, bn_err *e)
             if (errno == EINTR)
                 continue;
             free(buf);
-            return bn_fail(e, "%s: %s", name, strerror(errno));
+            return bn_fail_code(e, BN_E_IO, "%s: %s", name, strerror(errno));
         }
         if (r == 0)
             break;
@@ -57,12 +57,12 @@ int bn_map_file(const char *path, bn_map *m, bn_err *e)
         return slurp_fd(STDIN_FILENO, "-", m, e);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return bn_fail(e, "%s: %s", path, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int err = errno;
         close(fd);
-        return bn_fail(e, "%s: %s", path, strerror(err));
+        return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(err));
     }
     if (S_ISDIR(st.st_mode)) {
         close(fd);
@@ -83,7 +83,7 @@ int bn_map_file(const char *path, bn_map *m, bn_err *e)
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED)
-        return bn_fail(e, "%s: cannot map: %s", path, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: cannot map: %s", path, strerror(errno));
 #ifdef MADV_HUGEPAGE
     /* Pages that must come from the disk are read in 2 MiB folios and
      * mapped as huge pages (what is already cached keeps its folios): a
@@ -135,7 +135,7 @@ int bn_in_open(bn_in *in, const char *path, bn_err *e)
     }
     in->fp = fopen(path, "rb");
     if (!in->fp)
-        return bn_fail(e, "%s: %s", path, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(errno));
     in->own = 1;
     return 0;
 }
@@ -146,7 +146,7 @@ int bn_in_read(bn_in *in, void *buf, size_t n, bn_err *e)
     in->pos += got;
     if (got != n) {
         if (ferror(in->fp))
-            return bn_fail(e, "%s: read error: %s", in->name, strerror(errno));
+            return bn_fail_code(e, BN_E_IO, "%s: read error: %s", in->name, strerror(errno));
         return bn_fail(e, "%s: truncated: ends at byte %llu, %zu more bytes expected", in->name,
                        (unsigned long long)in->pos, n - got);
     }
@@ -224,7 +224,7 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
     }
     o->path = strdup(path);
     if (!o->path)
-        return bn_fail(e, "%s: out of memory", path);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     /* A device, FIFO or socket is written in place: renaming a file over
      * it would replace /dev/null itself (as root) or leave the reader of a
      * FIFO waiting. Only regular files get the temporary and the rename. */
@@ -241,7 +241,7 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
             free(o->path);
             memset(o, 0, sizeof *o);
             o->fd = -1;
-            return bn_fail(e, "%s: cannot open: %s", path, strerror(err));
+            return bn_fail_code(e, BN_E_IO, "%s: cannot open: %s", path, strerror(err));
         }
         o->direct = 1;
         return 0;
@@ -251,7 +251,7 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
         free(dir);
         free(o->path);
         o->path = NULL;
-        return bn_fail(e, "%s: out of memory", path);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     }
     /* An unnamed file vanishes by itself if we die before commit. */
     o->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
@@ -260,7 +260,7 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
         o->tmp_path = malloc(n);
         if (!o->tmp_path) {
             free(dir);
-            return bn_fail(e, "%s: out of memory", path);
+            return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
         }
         char *base_copy = strdup(path);
         snprintf(o->tmp_path, n, "%s/.%s.XXXXXX", dir, base_copy ? basename(base_copy) : "bn");
@@ -274,7 +274,7 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
             free(o->tmp_path);
             free(o->path);
             memset(o, 0, sizeof *o);
-            return bn_fail(e, "%s: cannot create: %s", path, strerror(err));
+            return bn_fail_code(e, BN_E_IO, "%s: cannot create: %s", path, strerror(err));
         }
         fchmod(o->fd, 0644);
     }
@@ -283,7 +283,7 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
     if (!o->fp) {
         int err = errno;
         bn_out_abort(o);
-        return bn_fail(e, "%s: %s", path, strerror(err));
+        return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(err));
     }
     /* Whole 2 MiB writes at 2 MiB offsets leave the file in the page
      * cache as 2 MiB folios, which a later mapping (bn-infer --mmap) gets
@@ -303,7 +303,7 @@ int bn_out_write(bn_out *o, const void *buf, size_t n, bn_err *e)
 {
     if (n && fwrite(buf, 1, n, o->fp) != n) {
         o->failed = 1;
-        return bn_fail(e, "%s: write error: %s", o->path ? o->path : "-", strerror(errno));
+        return bn_fail_write(e, o->path ? o->path : "-");
     }
     o->pos += n;
     return 0;
@@ -326,17 +326,17 @@ int bn_out_commit(bn_out *o, bn_err *e)
 {
     const char *name = o->path ? o->path : "-";
     if (fflush(o->fp) != 0) { /* the message before the abort frees name */
-        int err = errno, rc = bn_fail(e, "%s: write error: %s", name, strerror(err));
+        int rc = bn_fail_write(e, name);
         bn_out_abort(o);
         return rc;
     }
     if (!o->path) {
         if (ferror(o->fp))
-            return bn_fail(e, "-: write error");
+            return bn_fail_code(e, BN_E_IO, "-: write error");
         return 0;
     }
     if (o->direct) {
-        int rc = ferror(o->fp) ? bn_fail(e, "%s: write error", name) : 0;
+        int rc = ferror(o->fp) ? bn_fail_code(e, BN_E_IO, "%s: write error", name) : 0;
         fclose(o->fp);
         free(o->path);
         memset(o, 0, sizeof *o);
@@ -344,14 +344,14 @@ int bn_out_commit(bn_out *o, bn_err *e)
         return rc;
     }
     if (fsync(o->fd) != 0 && errno != EINVAL) {
-        int err = errno, rc = bn_fail(e, "%s: write error: %s", name, strerror(err));
+        int rc = bn_fail_write(e, name);
         bn_out_abort(o);
         return rc;
     }
     int rc = 0;
     if (o->tmp_path) {
         if (rename(o->tmp_path, o->path) != 0)
-            rc = bn_fail(e, "%s: cannot rename into place: %s", name, strerror(errno));
+            rc = bn_fail_code(e, BN_E_IO, "%s: cannot rename into place: %s", name, strerror(errno));
         else
             tell_temp(o, o->tmp_path, 0);
     } else {
@@ -362,7 +362,7 @@ int bn_out_commit(bn_out *o, bn_err *e)
         size_t n = strlen(o->path) + 32;
         char *tmp = malloc(n);
         if (!tmp)
-            rc = bn_fail(e, "%s: out of memory", name);
+            rc = bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
         else {
             char *dir = dir_of(o->path);
             char *base_copy = strdup(o->path);
@@ -374,9 +374,9 @@ int bn_out_commit(bn_out *o, bn_err *e)
              * before the name exists, so no signal finds it untold. */
             tell_temp(o, tmp, 1);
             if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) != 0)
-                rc = bn_fail(e, "%s: cannot create: %s", name, strerror(errno));
+                rc = bn_fail_code(e, BN_E_IO, "%s: cannot create: %s", name, strerror(errno));
             else if (rename(tmp, o->path) != 0) {
-                rc = bn_fail(e, "%s: cannot rename into place: %s", name, strerror(errno));
+                rc = bn_fail_code(e, BN_E_IO, "%s: cannot rename into place: %s", name, strerror(errno));
                 unlink(tmp);
             }
             tell_temp(o, tmp, 0);

@@ -113,7 +113,7 @@ bn_pool *bn_pool_new(int n_threads, bn_err *e)
     bn_pool *p = calloc(1, sizeof *p);
     if (!p || !(p->threads = calloc((size_t)n_threads, sizeof *p->threads))) {
         free(p);
-        bn_fail(e, "thread pool: out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "thread pool: out of memory");
         return NULL;
     }
     p->n = 1;

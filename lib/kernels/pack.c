@@ -157,7 +157,7 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
         bn_meta_set_str(&meta, "pack.target", target) ||
         bn_meta_set_str(&meta, "pack.cpu", bn_cpu_describe(&cpu, cpu_desc, sizeof cpu_desc)) ||
         (*tile ? bn_meta_set_str(&meta, "pack.tile", tile) : (bn_meta_remove(&meta, "pack.tile"), 0))) {
-        bn_fail(e, "%s: out of memory", src);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
         goto out;
     }
     if (bn_hparams_from_meta(&meta, &hp, src, e))
@@ -165,7 +165,7 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
     bn_meta_remove(&meta, "provenance.source_hashes"); /* late: carried at the end */
     dir = calloc(s.n_tensors + 1, sizeof *dir);
     if (!dir) {
-        bn_fail(e, "%s: out of memory", src);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
         goto out;
     }
     memcpy(dir, s.tensors, s.n_tensors * sizeof *dir);
@@ -190,7 +190,7 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
         if (bn_steps_at(&steps, i, t->name, src, e))
             goto out;
         if (!(in = bn_scratch(in, &in_cap, t->size))) {
-            bn_fail(e, "%s: out of memory for '%s'", src, t->name);
+            bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for '%s'", src, t->name);
             goto out;
         }
         if (s.read(&s, i, in, e))
@@ -207,7 +207,7 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
         int from_t2 = t->type == BN_T2;
         if ((!from_t2 && !(t2 = bn_scratch(t2, &t2_cap, t2size))) ||
             !(outb = bn_scratch(outb, &out_cap, dir[i].size))) {
-            bn_fail(e, "%s: out of memory for '%s'", src, t->name);
+            bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for '%s'", src, t->name);
             goto out;
         }
         if ((!from_t2 && bn_unpack_t2(t->type, in, rows, k, t2)) ||
@@ -225,7 +225,7 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
     if (!strcmp(s.format, "bn") && bn_bnfile_finish(&s, e))
         goto out;
     if (bn_late_carry(&w.late, &s.meta)) {
-        bn_fail(e, "%s: out of memory", src);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
         goto out;
     }
     writing = 0;

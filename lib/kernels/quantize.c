@@ -137,7 +137,7 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
     int nth = bn_pool_size(pool);
     if (bn_meta_copy(&meta, &s.meta) ||
         bn_meta_append_str(&meta, "provenance.steps", o->step ? o->step : "bn-quant " BN_VERSION)) {
-        bn_fail(e, "%s: out of memory", src);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
         goto out;
     }
     if (bn_hparams_from_meta(&meta, &hp, src, e))
@@ -145,7 +145,7 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
     bn_meta_remove(&meta, "provenance.source_hashes"); /* late: carried at the end */
     dir = calloc(s.n_tensors + 1, sizeof *dir);
     if (!dir) {
-        bn_fail(e, "%s: out of memory", src);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
         goto out;
     }
     memcpy(dir, s.tensors, s.n_tensors * sizeof *dir);
@@ -173,7 +173,7 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
             out_max = dir[i].size > out_max ? dir[i].size : out_max;
     }
     if (!(in = bn_scratch(in, &in_cap, in_max)) || !(outb = bn_scratch(outb, &out_cap, out_max))) {
-        bn_fail(e, "%s: out of memory (%llu bytes for the largest tensor)", src, (unsigned long long)in_max);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory (%llu bytes for the largest tensor)", src, (unsigned long long)in_max);
         goto out;
     }
     if (bn_writer_begin(&w, out, &o->temps, &meta, dir, s.n_tensors, e))
@@ -187,7 +187,7 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
         if (bn_steps_at(&steps, i, t->name, src, e))
             goto out;
         if (!(in = bn_scratch(in, &in_cap, t->size))) {
-            bn_fail(e, "%s: out of memory for '%s'", src, t->name);
+            bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for '%s'", src, t->name);
             goto out;
         }
         if (s.read(&s, i, in, e))
@@ -201,7 +201,7 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
         uint64_t rows = t->shape[0], k = t->shape[1];
         if (!(rowbuf = bn_scratch(rowbuf, &rowbuf_cap, (size_t)nth * k * sizeof *rowbuf)) ||
             !(outb = bn_scratch(outb, &out_cap, dir[i].size))) {
-            bn_fail(e, "%s: out of memory for '%s'", src, t->name);
+            bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for '%s'", src, t->name);
             goto out;
         }
         quant_job job = {.type = t->type, .rows = rows, .k = k, .in = in, .out = outb, .head = ht, .rowbuf = rowbuf};
@@ -213,7 +213,7 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
         }
         if (!(sums = bn_scratch(sums, &sums_cap, rows * sizeof *sums)) ||
             !(rstats = bn_scratch(rstats, &rstats_cap, rows * sizeof *rstats))) {
-            bn_fail(e, "%s: out of memory for '%s'", src, t->name);
+            bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for '%s'", src, t->name);
             goto out;
         }
         job.sums = sums;
@@ -249,7 +249,7 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
     if (!strcmp(s.format, "bn") && bn_bnfile_finish(&s, e))
         goto out;
     if (bn_late_carry(&w.late, &s.meta)) {
-        bn_fail(e, "%s: out of memory", src);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
         goto out;
     }
     writing = 0;

@@ -26,7 +26,7 @@ int bn_draft_init(bn_draft *d, bn_ctx *c, const bn_sampler_opts *o, uint32_t dra
     return 0;
 oom:
     bn_draft_release(d);
-    return bn_fail(e, "draft model: out of memory");
+    return bn_fail_code(e, BN_E_NOMEM, "draft model: out of memory");
 }
 
 void bn_draft_release(bn_draft *d)

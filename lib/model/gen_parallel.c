@@ -67,7 +67,7 @@ static int write_ready(run *R, bn_err *e)
     while (R->head < R->next) {
         rec *r = &R->ring[R->head % R->W];
         if (fflush(r->fp))
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         if (r->size > r->sent && bn_gen_write_raw(R->g, r->buf + r->sent, r->size - r->sent, e))
             return -1;
         r->sent = r->size;
@@ -127,7 +127,7 @@ static int take_record(run *R, const uint32_t *ids, size_t n, uint64_t total, bn
     rec *r = &R->ring[no % R->W];
     memset(r, 0, sizeof *r);
     if (!(r->fp = open_memstream(&r->buf, &r->size)))
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     if (!(r->w = bn_gen_writer(R->g, r->fp, e)))
         return -1;
     if (total > n) {
@@ -137,7 +137,7 @@ static int take_record(run *R, const uint32_t *ids, size_t n, uint64_t total, bn
         return refuse(R, r, no, why, e);
     }
     if (n && !(r->prompt = malloc(n * sizeof *r->prompt)))
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     if (n)
         memcpy(r->prompt, ids, n * sizeof *ids);
     r->n_prompt = n;
@@ -179,7 +179,7 @@ int bn_gen_stream_parallel(bn_gen *g, bn_tokr *in, uint32_t n_par, uint64_t *bad
              .bad = bad_records};
     R.ring = calloc(R.W, sizeof *R.ring);
     if (!R.ring)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     bn_batch_opts bo = {.draft = R.o->draft}; /* with as many sequences as c (bn-infer makes it so) */
     if (!(R.b = bn_batch_new(c, &bo, e))) {
         free(R.ring);

@@ -102,7 +102,7 @@ static int write_bytes(bn_gen *g, const uint8_t *b, size_t n, bn_err *e)
         return 0;
     if (g->capture) {
         if (grow((void **)&g->cap, &g->cap_cap, g->n_cap + n, 1))
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         memcpy(g->cap + g->n_cap, b, n);
         g->n_cap += n;
     }
@@ -151,7 +151,7 @@ static int emit(bn_gen *g, uint32_t id, int *stopped, bn_err *e)
         b = bn_tokenizer_piece(g->tok, id, &n);
     }
     if (grow((void **)&g->pend, &g->cap_pend, g->n_pend + n + 1, 1))
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     if (n)
         memcpy(g->pend + g->n_pend, b, n);
     g->n_pend += n;
@@ -159,7 +159,7 @@ static int emit(bn_gen *g, uint32_t id, int *stopped, bn_err *e)
         size_t need = g->n_pids + 1, c1 = g->cap_pids;
         if (grow((void **)&g->pend_ids, &g->cap_pids, need, sizeof *g->pend_ids) ||
             grow((void **)&g->pend_end, &c1, need, sizeof *g->pend_end))
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         g->pend_ids[g->n_pids] = id;
         g->pend_end[g->n_pids++] = g->n_pend;
     }
@@ -184,7 +184,7 @@ static int finish(bn_gen *g, int stopped, bn_err *e)
         bn_detok_flush(&g->dt, &b, &n);
         if (!stopped && n) {
             if (grow((void **)&g->pend, &g->cap_pend, g->n_pend + n, 1))
-                return bn_fail(e, "out of memory");
+                return bn_fail_code(e, BN_E_NOMEM, "out of memory");
             memcpy(g->pend + g->n_pend, b, n);
             g->n_pend += n;
         }
@@ -221,7 +221,7 @@ static int dump_logits(bn_gen *g, const float *rows, size_t n, bn_err *e)
     uint32_t top[64];
     uint32_t *idx = K <= 64 ? top : malloc(K * sizeof *idx);
     if (!idx)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     for (size_t t = 0; t < n; t++) {
         const float *l = rows + t * V;
         size_t k = 0; /* insertion into the K best, ties to the lower id */
@@ -265,7 +265,7 @@ static int eval_prompt(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
             return -1;
         for (size_t i = 0; i < nb; i++)
             if (hist_push(g, prompt[off + i]))
-                return bn_fail(e, "out of memory");
+                return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         if (all) {
             if (dump_logits(g, g->logits, nb, e))
                 return -1;
@@ -361,7 +361,7 @@ static int answer_lookup(bn_gen *g, uint32_t n_ctx, int *stopped, bn_err *e)
         g->st.n_draft += nd;
     }
 oom:
-    rc = bn_fail(e, "out of memory");
+    rc = bn_fail_code(e, BN_E_NOMEM, "out of memory");
 out:
     bn_ctx_truncate(g->c, (uint32_t)g->n_hist); /* drafts past the answer's end */
     bn_lookup_keep_times(&g->times, &lk);
@@ -524,7 +524,7 @@ static int render(bn_gen *g, const turn *t, size_t n, bn_tokens *out, bn_err *e)
 {
     bn_chat_msg *msgs = calloc(n ? n : 1, sizeof *msgs);
     if (!msgs)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
         msgs[i] = (bn_chat_msg){t[i].role, t[i].text, t[i].len, 0};
     bn_tokens_clear(out);
@@ -557,7 +557,7 @@ int bn_chat(bn_gen *g, const char *system, FILE *in, bn_err *e)
     size_t first = 0; /* turns before this are the system prompt, never dropped */
     if (system) {
         if (grow((void **)&t, &cap, 1, sizeof *t) || !(t[0].text = (uint8_t *)strdup(system))) {
-            rc = bn_fail(e, "out of memory");
+            rc = bn_fail_code(e, BN_E_NOMEM, "out of memory");
             goto done;
         }
         t[0].role = BN_ROLE_SYSTEM;
@@ -590,7 +590,7 @@ int bn_chat(bn_gen *g, const char *system, FILE *in, bn_err *e)
         if (len == 0)
             continue;
         if (grow((void **)&t, &cap, n + 2, sizeof *t) || !(t[n].text = malloc((size_t)len))) {
-            rc = bn_fail(e, "out of memory");
+            rc = bn_fail_code(e, BN_E_NOMEM, "out of memory");
             goto done;
         }
         memcpy(t[n].text, line, (size_t)len);
@@ -635,7 +635,7 @@ int bn_chat(bn_gen *g, const char *system, FILE *in, bn_err *e)
         t[n].role = BN_ROLE_ASSISTANT;
         t[n].len = g->n_cap;
         if (!(t[n].text = malloc(g->n_cap ? g->n_cap : 1))) {
-            rc = bn_fail(e, "out of memory");
+            rc = bn_fail_code(e, BN_E_NOMEM, "out of memory");
             goto done;
         }
         if (g->n_cap)
@@ -658,7 +658,7 @@ bn_gen *bn_gen_new(const bn_model *m, bn_ctx *c, bn_tokenizer *tok, const bn_gen
 {
     bn_gen *g = calloc(1, sizeof *g);
     if (!g) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         return NULL;
     }
     g->m = m;
@@ -675,7 +675,7 @@ bn_gen *bn_gen_new(const bn_model *m, bn_ctx *c, bn_tokenizer *tok, const bn_gen
     g->logits = c ? malloc((size_t)BN_KERN_MAX_N * m->hp.n_vocab * sizeof *g->logits) : NULL;
     if ((c && !g->logits) || bn_sampler_init(&g->s, &o->samp, m->hp.n_vocab, e)) {
         if (c && !g->logits)
-            bn_fail(e, "out of memory");
+            bn_fail_code(e, BN_E_NOMEM, "out of memory");
         free(g->logits);
         free(g);
         return NULL;
@@ -688,7 +688,7 @@ bn_gen *bn_gen_new(const bn_model *m, bn_ctx *c, bn_tokenizer *tok, const bn_gen
             goto fail;
         }
         if (!(g->draft = malloc(sizeof *g->draft))) {
-            bn_fail(e, "out of memory");
+            bn_fail_code(e, BN_E_NOMEM, "out of memory");
             goto fail;
         }
         if (bn_draft_init(g->draft, o->draft, &o->samp, k, e)) {

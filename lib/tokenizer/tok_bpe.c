@@ -56,7 +56,7 @@ static int scratch(bn_tokenizer *t, size_t n, bn_err *e)
     size_t cap = n < 256 ? 256 : n;
     uint32_t *s = realloc(t->sc_u32, cap * 5 * sizeof *s);
     if (!s)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     t->sc_u32 = s;
     t->sc_cap = cap;
     return 0;
@@ -98,7 +98,7 @@ static int bpe_short(bn_tokenizer *t, const uint8_t *p, uint32_t n, uint64_t off
     }
     for (uint32_t i = 0; i < m; i++)
         if (bn_tokens_push(out, id[i], off + st[i]))
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     return 0;
 }
 
@@ -113,7 +113,7 @@ static int heap_push(bn_tokenizer *t, size_t *hn, tok_hent v, bn_err *e)
         size_t cap = t->heap_cap ? t->heap_cap * 2 : 1024;
         tok_hent *h = realloc(t->heap, cap * sizeof *h);
         if (!h)
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         t->heap = h;
         t->heap_cap = cap;
     }
@@ -187,7 +187,7 @@ static int bpe_merge_parts(bn_tokenizer *t, const uint8_t *p, uint32_t n, uint64
     }
     for (uint32_t i = 0; i < n; i = nxt[i])
         if (bn_tokens_push(out, id[i], off + i))
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     return 0;
 }
 
@@ -264,11 +264,11 @@ int tok_spm_encode(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn
 int tok_bpe_piece(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e)
 {
     if (n == 1)
-        return bn_tokens_push(out, t->byte_id[p[0]], off) ? bn_fail(e, "out of memory") : 0;
+        return bn_tokens_push(out, t->byte_id[p[0]], off) ? bn_fail_code(e, BN_E_NOMEM, "out of memory") : 0;
     if (t->ignore_merges) {
         int32_t id = tok_vocab_find(t, p, n);
         if (id >= 0)
-            return bn_tokens_push(out, (uint32_t)id, off) ? bn_fail(e, "out of memory") : 0;
+            return bn_tokens_push(out, (uint32_t)id, off) ? bn_fail_code(e, BN_E_NOMEM, "out of memory") : 0;
     }
     if (n >= UINT32_MAX)
         return bn_fail(e, "a piece of %zu bytes is too long to encode", n);

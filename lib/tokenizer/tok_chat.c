@@ -40,7 +40,7 @@ int bn_chat_parse(const uint8_t *text, size_t n, bn_chat_msg **msgs, size_t *n_m
                 bn_chat_msg *nm = realloc(v, cap * sizeof *nm);
                 if (!nm) {
                     free(v);
-                    return bn_fail(e, "out of memory");
+                    return bn_fail_code(e, BN_E_NOMEM, "out of memory");
                 }
                 v = nm;
             }
@@ -112,7 +112,7 @@ static void strip(const uint8_t *p, size_t n, size_t *from, size_t *to)
 
 static int push(bn_tokens *out, int32_t id, bn_err *e)
 {
-    return bn_tokens_push(out, (uint32_t)id, BN_TOK_NO_OFFSET) ? bn_fail(e, "out of memory") : 0;
+    return bn_tokens_push(out, (uint32_t)id, BN_TOK_NO_OFFSET) ? bn_fail_code(e, BN_E_NOMEM, "out of memory") : 0;
 }
 
 static int text(bn_tokenizer *t, const char *s, bn_tokens *out, bn_err *e)

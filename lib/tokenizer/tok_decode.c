@@ -21,7 +21,7 @@ int bn_detok_init(bn_detok *d, const bn_tokenizer *t, unsigned flags, bn_err *e)
     d->cap = t->max_len + 4;
     d->buf = malloc(d->cap);
     if (!d->buf)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     return 0;
 }
 

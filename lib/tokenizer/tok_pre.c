@@ -51,7 +51,7 @@ int tok_pre_compile(bn_tokenizer *t, const char *pattern, bn_err *e)
     size_t n = strlen(pattern);
     char *pat = malloc(n * 8 + 1); /* "\s" (2) grows to "\p{White_Space}" (15) */
     if (!pat)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         if (pattern[i] == '\\' && i + 1 < n) {
@@ -81,12 +81,12 @@ int tok_pre_compile(bn_tokenizer *t, const char *pattern, bn_err *e)
     t->md = pcre2_match_data_create(1, NULL);
     t->mctx = pcre2_match_context_create(NULL);
     if (!t->md || !t->mctx)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     if (t->jit) {
         /* Long runs (a megabyte of spaces) need more than the default 32 KiB. */
         t->jstack = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, NULL);
         if (!t->jstack)
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         pcre2_jit_stack_assign(t->mctx, NULL, t->jstack);
     }
     return 0;
@@ -181,7 +181,7 @@ static int encode_prefixed(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t
 {
     uint8_t *buf = malloc(n + 1);
     if (!buf)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     buf[0] = ' ';
     memcpy(buf + 1, p, n);
     size_t first = out->n;
@@ -206,7 +206,7 @@ int bn_tokenizer_encode(bn_tokenizer *t, const void *text, size_t n, unsigned fl
         if (t->bos < 0)
             return bn_fail(e, "the tokenizer has no BOS token");
         if (bn_tokens_push(out, (uint32_t)t->bos, BN_TOK_NO_OFFSET))
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     }
     /* User-defined tokens are always recognised (HF's added tokens);
      * control tokens only when asked, as tiktoken's allowed_special. */
@@ -224,7 +224,7 @@ int bn_tokenizer_encode(bn_tokenizer *t, const void *text, size_t n, unsigned fl
             if (encode_stretch(t, p + start, i - start, base + start, prefix && !start, out, e))
                 return -1;
             if (bn_tokens_push(out, (uint32_t)id, base + i))
-                return bn_fail(e, "out of memory");
+                return bn_fail_code(e, BN_E_NOMEM, "out of memory");
             i += len;
             start = i;
         }
@@ -235,7 +235,7 @@ int bn_tokenizer_encode(bn_tokenizer *t, const void *text, size_t n, unsigned fl
         if (t->eos < 0)
             return bn_fail(e, "the tokenizer has no EOS token");
         if (bn_tokens_push(out, (uint32_t)t->eos, BN_TOK_NO_OFFSET))
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     }
     return 0;
 }

@@ -217,7 +217,7 @@ static int encode_lines(run *r, const char *path, bn_err *e)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f)
-        return bn_fail(e, "%s: %s", path, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(errno));
     r->flush_each = stream_input(fileno(f));
     char *line = NULL;
     size_t cap = 0;
@@ -230,7 +230,7 @@ static int encode_lines(run *r, const char *path, bn_err *e)
             break;
     }
     if (!rc && ferror(f))
-        rc = bn_fail(e, "%s: %s", path, strerror(errno));
+        rc = bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(errno));
     free(line);
     if (f != stdin)
         fclose(f);
@@ -281,7 +281,7 @@ static int decode_file(run *r, const char *path, bn_err *e)
 {
     int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
     if (fd < 0)
-        return bn_fail(e, "%s: %s", path, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(errno));
     bn_tokr rd;
     bn_detok d;
     int rc = -1, have_d = 0;

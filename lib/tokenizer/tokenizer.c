@@ -27,7 +27,7 @@ static int build_vocab(bn_tokenizer *t, bn_err *e)
         slots *= 2;
     t->vtab = calloc(slots, sizeof *t->vtab);
     if (!t->vtab)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     t->vmask = slots - 1;
     for (uint32_t id = 0; id < t->n_vocab; id++) {
         if (!mergeable(t, t->type[id]))
@@ -82,14 +82,14 @@ static int build_merges(bn_tokenizer *t, const bn_kv *kv, bn_err *e)
         slots *= 2;
     t->ptab = malloc(slots * sizeof *t->ptab);
     if (!t->ptab)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     for (size_t i = 0; i < slots; i++)
         t->ptab[i].key = UINT64_MAX;
     t->pmask = slots - 1;
     const uint32_t *m = kv->data;
     uint8_t *cat = malloc(2 * t->max_len + 1);
     if (!cat)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     for (size_t r = 0; r < n; r++) {
         uint32_t a = m[2 * r], b = m[2 * r + 1];
         if (a >= t->n_vocab || b >= t->n_vocab) {
@@ -160,7 +160,7 @@ static int build_trie(bn_tokenizer *t, bn_err *e)
     size_t cap = 64;
     t->trie = malloc(cap * sizeof *t->trie);
     if (!t->trie)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     t->trie[0] = (tok_tnode){.id = -1};
     t->n_trie = 1;
     for (uint32_t id = 0; id < t->n_vocab; id++) {
@@ -169,7 +169,7 @@ static int build_trie(bn_tokenizer *t, bn_err *e)
         if ((ty != BN_TOKT_CONTROL && ty != BN_TOKT_USER) || !n)
             continue;
         if (trie_add(t, &cap, t->blob + t->off[id], n, id, ty))
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         t->first[t->blob[t->off[id]]] |= ty == BN_TOKT_CONTROL ? 1 : 2;
         if (ty == BN_TOKT_USER)
             t->has_user = 1;
@@ -233,7 +233,7 @@ static int load_tokens(bn_tokenizer *t, const bn_meta *sec, bn_err *e)
     t->off = malloc((kv->count + 1) * sizeof *t->off);
     t->type = malloc(kv->count);
     if (!t->blob || !t->off || !t->type)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     memcpy(t->blob, (const uint8_t *)kv->data + kv->offsets[0], bytes);
     for (uint64_t i = 0; i <= kv->count; i++) {
         t->off[i] = kv->offsets[i] - kv->offsets[0];
@@ -269,7 +269,7 @@ bn_tokenizer *bn_tokenizer_new(const bn_meta *model_meta, bn_err *e)
     }
     bn_tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         return NULL;
     }
     const char *model = bn_meta_str(sec, "tokenizer.model");
@@ -300,7 +300,7 @@ bn_tokenizer *bn_tokenizer_new(const bn_meta *model_meta, bn_err *e)
     if (t->ranks) {
         t->memo = malloc(sizeof *t->memo << TOK_MEMO_BITS);
         if (!t->memo) {
-            bn_fail(e, "out of memory");
+            bn_fail_code(e, BN_E_NOMEM, "out of memory");
             goto fail;
         }
         for (size_t i = 0; i < (size_t)1 << TOK_MEMO_BITS; i++)
