@@ -99,7 +99,7 @@ static int parse_head(bn_source *s, const uint8_t *head, const header *h, bn_err
     left -= used;
     s->tensors = calloc(h->tensor_count ? h->tensor_count : 1, sizeof *s->tensors);
     if (!s->tensors)
-        return bn_fail(e, "%s: out of memory", name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
     uint64_t next_min = 0;
     for (uint64_t i = 0; i < h->tensor_count; i++) {
         bn_tensor *t = &s->tensors[i];
@@ -204,7 +204,7 @@ static int map_read(bn_source *s, size_t i, void *buf, bn_err *e)
      * 48 MB like a pipe now. */
     XXH3_state_t *h = XXH3_createState();
     if (!h)
-        return bn_fail(e, "%s: out of memory", s->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
     XXH3_64bits_reset(h);
     const size_t piece = (size_t)8 << 20;
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -236,7 +236,7 @@ static int open_mapped(bn_source *s, bn_err *e)
 {
     map_impl *mi = calloc(1, sizeof *mi);
     if (!mi)
-        return bn_fail(e, "%s: out of memory", s->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
     s->impl = mi;
     s->close = map_close;
     s->read = map_read;
@@ -291,7 +291,7 @@ static int stream_read(bn_source *s, size_t i, void *buf, bn_err *e)
     XXH3_state_t *h = XXH3_createState();
     if (!h || XXH3_64bits_reset(h) != XXH_OK) {
         XXH3_freeState(h);
-        return bn_fail(e, "%s: out of memory", s->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
     }
     const size_t piece = (size_t)512 << 10;
     for (uint64_t off = 0; off < t->size; off += piece) {
@@ -328,7 +328,7 @@ static uint8_t *read_head(bn_in *in, const uint8_t hb[HEADER_SIZE], uint64_t n, 
     size_t cap = n < ((size_t)1 << 20) ? (size_t)n : (size_t)1 << 20, have = HEADER_SIZE;
     uint8_t *buf = malloc(cap);
     if (!buf) {
-        bn_fail(e, "%s: out of memory for the head", name);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for the head", name);
         return NULL;
     }
     memcpy(buf, hb, HEADER_SIZE);
@@ -338,7 +338,7 @@ static uint8_t *read_head(bn_in *in, const uint8_t hb[HEADER_SIZE], uint64_t n, 
             uint8_t *nb = realloc(buf, grown);
             if (!nb) {
                 free(buf);
-                bn_fail(e, "%s: out of memory for a %llu-byte head", name, (unsigned long long)n);
+                bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for a %llu-byte head", name, (unsigned long long)n);
                 return NULL;
             }
             buf = nb;
@@ -357,7 +357,7 @@ static int open_stream(bn_source *s, bn_err *e)
 {
     stream_impl *st = calloc(1, sizeof *st);
     if (!st)
-        return bn_fail(e, "%s: out of memory", s->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
     s->impl = st;
     s->close = stream_close;
     s->read = stream_read;
@@ -398,7 +398,7 @@ int bn_bnfile_finish(bn_source *s, bn_err *e)
     size_t cap = 16 + 8 * (size_t)count + 4096, len = 16;
     uint8_t *t = malloc(cap);
     if (!t)
-        return bn_fail(e, "%s: out of memory", s->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
     memcpy(t, fixed, 16);
     for (;;) {
         if (len == cap) {
@@ -409,7 +409,7 @@ int bn_bnfile_finish(bn_source *s, bn_err *e)
             uint8_t *nt = realloc(t, cap * 2);
             if (!nt) {
                 free(t);
-                return bn_fail(e, "%s: out of memory", s->name);
+                return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
             }
             t = nt;
             cap *= 2;
@@ -426,7 +426,7 @@ int bn_bnfile_finish(bn_source *s, bn_err *e)
         free(seen);
         free(had);
         free(t);
-        return bn_fail(e, "%s: out of memory", s->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
     }
     for (size_t i = 0; i < s->n_tensors; i++) {
         seen[i] = s->tensors[i].hash;
@@ -449,7 +449,7 @@ int bn_bnfile_open(bn_source *s, const char *path, bn_open_mode mode, bn_err *e)
     s->name = strdup(path);
     s->format = strdup("bn");
     if (!s->name || !s->format)
-        return bn_fail(e, "%s: out of memory", path);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     int rc = (mode == BN_OPEN_STREAM || !strcmp(path, "-")) ? open_stream(s, e) : open_mapped(s, e);
     if (rc)
         bn_source_close(s);
@@ -502,7 +502,7 @@ int bn_writer_begin(bn_writer *w, const char *path, const bn_temp_hook *temps, c
     if (!w->dir || !w->hashes) {
         free(w->dir);
         free(w->hashes);
-        return bn_fail(e, "%s: out of memory", path);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     }
     w->n_tensors = n;
     memcpy(w->dir, tensors, n * sizeof *tensors);
@@ -549,7 +549,7 @@ int bn_writer_begin(bn_writer *w, const char *path, const bn_temp_hook *temps, c
     if (b.oom) {
         free(b.p);
         bn_writer_abort(w);
-        return bn_fail(e, "%s: out of memory", path);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     }
     uint64_t head_size = b.n;
     uint64_t data_offset = (head_size + 8 + BN_ALIGN - 1) / BN_ALIGN * BN_ALIGN;
@@ -625,7 +625,7 @@ int bn_writer_piece(bn_writer *w, const void *data, size_t n, bn_err *e)
         return bn_fail(e, "writer: tensor '%s' is longer than the %llu bytes the directory says", t->name,
                        (unsigned long long)t->size);
     if (!w->part_hash && (!(w->part_hash = XXH3_createState()) || XXH3_64bits_reset(w->part_hash) != XXH_OK))
-        return bn_fail(e, "writer: out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "writer: out of memory");
     if (bn_out_write(&w->out, data, n, e))
         return -1;
     XXH3_64bits_update(w->part_hash, data, n);
@@ -663,7 +663,7 @@ int bn_writer_finish(bn_writer *w, bn_err *e)
     bn_buf_put64(&b, th);
     bn_buf_put64(&b, b.n + 16);
     bn_buf_put(&b, END_MAGIC, 8);
-    int rc = b.oom ? bn_fail(e, "writer: out of memory") : bn_out_write(&w->out, b.p, b.n, e);
+    int rc = b.oom ? bn_fail_code(e, BN_E_NOMEM, "writer: out of memory") : bn_out_write(&w->out, b.p, b.n, e);
     free(b.p);
     if (!rc)
         rc = bn_out_commit(&w->out, e);

@@ -13,19 +13,19 @@ int bn_hash_file(const char *path, uint64_t *out, bn_err *e)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return bn_fail(e, "%s: %s", path, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(errno));
     XXH3_state_t *st = XXH3_createState();
     size_t cap = 1 << 20;
     uint8_t *buf = malloc(cap);
     int rc = 0;
     if (!st || !buf || XXH3_64bits_reset(st) != XXH_OK)
-        rc = bn_fail(e, "%s: out of memory", path);
+        rc = bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     while (!rc) {
         ssize_t r = read(fd, buf, cap);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
-            rc = bn_fail(e, "%s: read error: %s", path, strerror(errno));
+            rc = bn_fail_code(e, BN_E_IO, "%s: read error: %s", path, strerror(errno));
         if (r <= 0)
             break;
         XXH3_64bits_update(st, buf, (size_t)r);
@@ -112,7 +112,7 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
     int writing = 0;
     bn_steps steps = {o->progress, o->progress_user, s.n_tensors, 0};
     if (bn_meta_copy(&meta, &s.meta) || add_provenance(&meta, &s, o)) {
-        bn_fail(e, "%s: out of memory", src);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
         goto out;
     }
     /* Refuse to write a model bn cannot run: hyper-parameters and shapes. */
@@ -142,7 +142,7 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
             goto out;
         if (s.span && s.span(&s, i, &fd, &off)) {
             if (!(buf = bn_scratch(buf, &cap, SPAN_PIECE))) {
-                bn_fail(e, "%s: out of memory", src);
+                bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
                 goto out;
             }
             if (copy_span(&w, fd, off, t->size, buf, src, e))
@@ -150,7 +150,7 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
             continue;
         }
         if (!(buf = bn_scratch(buf, &cap, t->size))) {
-            bn_fail(e, "%s: out of memory for tensor '%s' (%llu bytes)", src, t->name, (unsigned long long)t->size);
+            bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for tensor '%s' (%llu bytes)", src, t->name, (unsigned long long)t->size);
             goto out;
         }
         if (s.read(&s, i, buf, e) || bn_writer_tensor(&w, buf, t->size, e))
@@ -160,13 +160,13 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
     if (!strcmp(s.format, "bn") && bn_bnfile_finish(&s, e))
         goto out;
     if (!s.n_files && bn_late_carry(&w.late, &s.meta)) {
-        bn_fail(e, "%s: out of memory", src);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
         goto out;
     }
     if (s.n_files) {
         uint64_t *h = calloc(s.n_files, sizeof *h);
         if (!h) {
-            bn_fail(e, "%s: out of memory", src);
+            bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
             goto out;
         }
         for (size_t i = 0; i < s.n_files; i++)

@@ -158,7 +158,7 @@ int bn_describe(const char *src, FILE *fp, int json, int verify, const char *tl_
             if (!buf || s.read(&s, i, buf, e)) {
                 free(buf);
                 bn_source_close(&s);
-                return buf ? -1 : bn_fail(e, "%s: out of memory", src);
+                return buf ? -1 : bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
             }
         }
         free(buf);
@@ -172,7 +172,7 @@ int bn_describe(const char *src, FILE *fp, int json, int verify, const char *tl_
     uint8_t *ok = calloc(s.n_tensors + 1, 1);
     if (!ok) {
         bn_source_close(&s);
-        return bn_fail(e, "%s: out of memory", src);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
     }
     if (verify == 2) {
         verified = 1;

@@ -48,7 +48,7 @@ static int open_file(bn_source *s, const char *path, uint64_t *size, bn_err *e)
 {
     gg_impl *g = calloc(1, sizeof *g);
     if (!g)
-        return bn_fail(e, "%s: out of memory", path);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     g->fd = -1;
     s->impl = g;
     s->close = bn_gguf_close;
@@ -56,10 +56,10 @@ static int open_file(bn_source *s, const char *path, uint64_t *size, bn_err *e)
     s->span = gguf_span;
     g->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (g->fd < 0)
-        return bn_fail(e, "%s: %s", path, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(g->fd, &st))
-        return bn_fail(e, "%s: %s", path, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode))
         return bn_fail(e, "%s: a GGUF input must be a regular file", path);
     *size = (uint64_t)st.st_size;
@@ -175,7 +175,7 @@ static int read_head(bn_source *s, gg_impl *g, gg_rdr *r, bn_meta *raw, uint64_t
     s->tensors = calloc((size_t)n_tensors, sizeof *s->tensors);
     g->gt = calloc((size_t)n_tensors, sizeof *g->gt);
     if (!s->tensors || !g->gt)
-        return bn_fail(e, "%s: out of memory", r->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", r->name);
     for (uint64_t i = 0; i < n_tensors; i++) {
         if (read_tensor_info(r, i, &s->tensors[i], &g->gt[i], e))
             return -1;
@@ -190,7 +190,7 @@ static int check_unique_names(const bn_source *s, bn_err *e)
 {
     const bn_tensor **sorted = malloc(s->n_tensors * sizeof *sorted);
     if (!sorted)
-        return bn_fail(e, "%s: out of memory", s->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
     for (size_t i = 0; i < s->n_tensors; i++)
         sorted[i] = &s->tensors[i];
     qsort(sorted, s->n_tensors, sizeof *sorted, name_cmp);
@@ -272,7 +272,7 @@ static int open_impl(bn_source *s, const char *path, const char *tl_config, bn_m
         return -1;
     gg_rdr r = {.fd = g->fd, .name = path, .size = size, .buf = malloc(GG_RBUF)};
     if (!r.buf)
-        return bn_fail(e, "%s: out of memory", path);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     int rc = read_head(s, g, &r, raw, &alignment, &head_end, e);
     free(r.buf);
     /* The BitNet converters (bitnet.cpp's for BitnetForCausalLM and
@@ -314,7 +314,7 @@ int bn_gguf_open(bn_source *s, const char *path, const char *tl_config, bn_err *
     s->format = strdup("gguf");
     if (!s->name || !s->format) {
         bn_source_close(s);
-        return bn_fail(e, "%s: out of memory", path);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     }
     bn_meta raw = {0};
     int rc = open_impl(s, path, tl_config, &raw, e);

@@ -47,7 +47,7 @@ int bn_gguf_get(gg_rdr *r, void *dst, uint64_t n, const char *what, bn_err *e)
             if (want > GG_RBUF)
                 want = GG_RBUF;
             if (bn_gguf_pread_full(r->fd, r->buf, (size_t)want, r->pos))
-                return bn_fail(e, "%s: read error: %s", r->name, strerror(errno));
+                return bn_fail_code(e, BN_E_IO, "%s: read error: %s", r->name, strerror(errno));
             r->bstart = r->pos;
             r->blen = (size_t)want;
         }
@@ -88,7 +88,7 @@ int bn_gguf_str(gg_rdr *r, char **out, uint64_t *len_out, uint64_t max, const ch
                        (unsigned long long)n, (unsigned long long)max);
     char *s = malloc((size_t)n + 1);
     if (!s)
-        return bn_fail(e, "%s: out of memory", r->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", r->name);
     if (bn_gguf_get(r, s, n, what, e)) {
         free(s);
         return -1;

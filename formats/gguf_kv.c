@@ -161,9 +161,9 @@ static int read_strarr(gg_rdr *r, bn_meta *raw, const char *key, uint64_t n, bn_
     off[n] = len;
     data[len] = 0;
     /* (takes data and off, freeing them on failure) */
-    return bn_meta_set_strarr_owned(raw, key, data, off, n) ? bn_fail(e, "%s: out of memory", r->name) : 0;
+    return bn_meta_set_strarr_owned(raw, key, data, off, n) ? bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", r->name) : 0;
 oom:
-    bn_fail(e, "%s: out of memory", r->name);
+    bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", r->name);
 fail:
     free(off);
     free(data);
@@ -182,11 +182,11 @@ static int read_numarr(gg_rdr *r, bn_meta *raw, const char *key, uint32_t et, ui
     uint8_t *dst = malloc((size_t)(n * bw) + 1);
     int rc = -1;
     if (!src || !dst)
-        bn_fail(e, "%s: out of memory", r->name);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", r->name);
     else if (!bn_gguf_get(r, src, n * w, "array elements", e)) {
         for (uint64_t i = 0; i < n; i++)
             gv_widen(et, src + i * w, dst + i * bw);
-        rc = bn_meta_set_arr(raw, key, bt, dst, n) ? bn_fail(e, "%s: out of memory", r->name) : 0;
+        rc = bn_meta_set_arr(raw, key, bt, dst, n) ? bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", r->name) : 0;
     }
     free(src);
     free(dst);
@@ -214,7 +214,7 @@ static int read_string(gg_rdr *r, bn_meta *raw, const char *key, bn_err *e)
     uint64_t vl;
     if (bn_gguf_str(r, &v, &vl, UINT64_MAX, "a metadata string", e))
         return -1;
-    int rc = bn_meta_set_strn(raw, key, v, (size_t)vl) ? bn_fail(e, "%s: out of memory", r->name) : 0;
+    int rc = bn_meta_set_strn(raw, key, v, (size_t)vl) ? bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", r->name) : 0;
     free(v);
     return rc;
 }
@@ -261,7 +261,7 @@ static int read_scalar(gg_rdr *r, bn_meta *raw, const char *key, uint32_t vt, bn
         return -1;
     gv_widen(vt, v, wide);
     if (set_widened(raw, key, gv_to_bn(vt), wide))
-        return bn_fail(e, "%s: out of memory", r->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", r->name);
     return 0;
 }
 

@@ -242,7 +242,7 @@ static int tokenizer_section(bn_meta *m, const bn_meta *raw, const char *name, b
         return bn_fail(e, "%s: metadata 'tokenizer.ggml.add_space_prefix' is not a boolean", name);
     bn_meta *sec = calloc(1, sizeof *sec);
     if (!sec)
-        return bn_fail(e, "%s: out of memory", name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
     if (spm ? bn_tokenizer_section_from_gguf_spm(tokens, bn_meta_get(raw, "tokenizer.ggml.scores"), ttype,
                                                  space_prefix, sec, e)
             : bn_tokenizer_section_from_gguf(tokens, merges, ttype, pre, sec, e)) {
@@ -257,7 +257,7 @@ static int tokenizer_section(bn_meta *m, const bn_meta *raw, const char *name, b
         return -1;
     }
     if (bn_meta_set_section(m, "tokenizer", sec))
-        return bn_fail(e, "%s: out of memory", name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
     return 0;
 }
 
@@ -353,6 +353,6 @@ int bn_gguf_canonical_meta(bn_source *s, const bn_meta *raw, int has_output, uin
         (tmpl && tmpl->type == BN_V_STR && bn_meta_set_strn(m, "chat.template", tmpl->data, (size_t)tmpl->count)) ||
         bn_meta_set_str(m, "chat.format", chat_format(raw, &ai)) ||
         bn_meta_set_str(m, "provenance.source_format", "gguf"))
-        return bn_fail(e, "%s: out of memory", name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
     return tokenizer_section(m, raw, name, e);
 }

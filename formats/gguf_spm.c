@@ -101,7 +101,7 @@ static int make_merges(tok_builder *b, const bn_kv *tokens, const float *scores,
                 cap = cap ? 2 * cap : 1024;
                 merge *nmv = realloc(m, cap * sizeof *m);
                 if (!nmv) {
-                    bn_fail(e, "out of memory");
+                    bn_fail_code(e, BN_E_NOMEM, "out of memory");
                     goto out;
                 }
                 m = nmv;
@@ -142,7 +142,7 @@ int bn_tokenizer_section_from_gguf_spm(const bn_kv *tokens, const bn_kv *scores,
     int64_t unk = -1;
     int rc = -1;
     if (!normal || !buf) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         goto out;
     }
     if (add_pieces(&b, tokens, token_type, normal, buf, &unk, e) ||
@@ -150,7 +150,7 @@ int bn_tokenizer_section_from_gguf_spm(const bn_kv *tokens, const bn_kv *scores,
         tok_builder_finish(&b, "", "merges", 0, section, "GGUF vocabulary", e))
         goto out;
     if (bn_spm_section_keys(section, space_prefix, unk)) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         goto out;
     }
     rc = 0;

@@ -316,7 +316,7 @@ static int read_i2s_scale(const char *name, const gg_impl *g, const bn_tensor *t
 {
     uint8_t b[4];
     if (bn_gguf_pread_full(g->fd, b, 4, gt->src_off + gt->n / 4))
-        return bn_fail(e, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
     memcpy(&gt->beta, b, 4);
     if (!isfinite(gt->beta) || !(gt->beta > 0))
         return bn_fail(e, "%s: tensor '%s' (I2_S) has an invalid scale %g (a positive finite value is required)",
@@ -331,7 +331,7 @@ static int settle_tl(const char *name, const gg_impl *g, const bn_tensor *t, gg_
     if (bn_gguf_tl_settle(name, &g->tl, t->name, gt, e))
         return -1;
     if (bn_gguf_pread_full(g->fd, b, 4, gt->src_off + bn_gguf_tl_beta_offset(gt->ggtype, gt->n / gt->k, gt->k)))
-        return bn_fail(e, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
     return bn_gguf_tl_beta(name, t->name, gt, b, &gt->beta, e);
 }
 
@@ -339,9 +339,9 @@ static int settle_tl(const char *name, const gg_impl *g, const bn_tensor *t, gg_
 static int decide_tq(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e)
 {
     if (ensure_scratch(g, (size_t)gt->src_size))
-        return bn_fail(e, "%s: out of memory for tensor '%s'", name, t->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for tensor '%s'", name, t->name);
     if (bn_gguf_pread_full(g->fd, g->scratch, (size_t)gt->src_size, gt->src_off))
-        return bn_fail(e, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
     int tq1 = gt->conv == CV_TQ1_T2;
     if (!tq_uniform(g->scratch, gt->n / 256, tq1, &gt->beta)) {
         gt->conv = tq1 ? CV_TQ1_F32 : CV_TQ2_F32;
@@ -354,13 +354,13 @@ static int decide_tq(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, 
 static int decide_iqbn(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *gt, bn_err *e)
 {
     if (ensure_scratch(g, (size_t)gt->src_size))
-        return bn_fail(e, "%s: out of memory for tensor '%s'", name, t->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for tensor '%s'", name, t->name);
     if (bn_gguf_pread_full(g->fd, g->scratch, (size_t)gt->src_size, gt->src_off))
-        return bn_fail(e, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
     iqbn_rows geo = iqbn_geometry(gt);
     uint8_t *codes = malloc((size_t)geo.k);
     if (!codes)
-        return bn_fail(e, "%s: out of memory for tensor '%s'", name, t->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for tensor '%s'", name, t->name);
     if (!iqbn_uniform(&geo, g->scratch, codes, &gt->beta)) {
         gt->conv = geo.iq1 ? CV_IQ1BN_F32 : CV_IQ2BN_F32;
         t->type = BN_F32;
@@ -475,12 +475,12 @@ static int decide_float(const char *name, gg_impl *g, bn_tensor *t, gg_tensor *g
     size_t es = wide ? 4 : 2, piece = ((size_t)1 << 20) / es * es;
     uint64_t size = gt->src_size;
     if (ensure_scratch(g, size < piece ? (size_t)size : piece))
-        return bn_fail(e, "%s: out of memory for tensor '%s'", name, t->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for tensor '%s'", name, t->name);
     uint32_t m = 0;
     for (uint64_t off = 0; off < size; off += piece) {
         size_t len = size - off < piece ? (size_t)(size - off) : piece;
         if (bn_gguf_pread_full(g->fd, g->scratch, len, gt->src_off + off))
-            return bn_fail(e, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
+            return bn_fail_code(e, BN_E_IO, "%s: tensor '%s': read error: %s", name, t->name, strerror(errno));
         if (float_scan(g->scratch, wide, len / es, &m))
             return 0; /* not ternary·β: stays float */
     }
@@ -630,7 +630,7 @@ static int read_iqbn(const bn_source *s, const bn_tensor *t, const gg_tensor *gt
     uint8_t *out = buf, *codes = malloc((size_t)geo.k);
     float *of = buf;
     if (!codes)
-        return bn_fail(e, "%s: out of memory for tensor '%s'", s->name, t->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for tensor '%s'", s->name, t->name);
     if (tot2)
         t2_init(out, geo.rows, geo.k);
     for (uint64_t r = 0; r < geo.rows; r++) {
@@ -699,14 +699,14 @@ int bn_gguf_tensor_read(bn_source *s, size_t i, void *buf, bn_err *e)
     const gg_tensor *gt = &g->gt[i];
     if (gt->conv == CV_COPY) {
         if (bn_gguf_pread_full(g->fd, buf, (size_t)t->size, gt->src_off))
-            return bn_fail(e, "%s: tensor '%s': read error: %s", s->name, t->name, strerror(errno));
+            return bn_fail_code(e, BN_E_IO, "%s: tensor '%s': read error: %s", s->name, t->name, strerror(errno));
         return 0;
     }
     if (ensure_scratch(g, (size_t)gt->src_size))
-        return bn_fail(e, "%s: out of memory for tensor '%s' (%llu bytes)", s->name, t->name,
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for tensor '%s' (%llu bytes)", s->name, t->name,
                        (unsigned long long)gt->src_size);
     if (bn_gguf_pread_full(g->fd, g->scratch, (size_t)gt->src_size, gt->src_off))
-        return bn_fail(e, "%s: tensor '%s': read error: %s", s->name, t->name, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: tensor '%s': read error: %s", s->name, t->name, strerror(errno));
     switch (gt->conv) {
     case CV_Q8_F32:
         read_q8(g->scratch, gt->n, buf);

@@ -56,7 +56,7 @@ static int finish_section(const char *path, int line, const uint64_t *v, unsigne
         return bn_fail(e, "%s: line %d: the section before this line lacks one of m, k, bm, bk, bmm", path, line);
     gg_tile *p = realloc(c->tiles, (c->n + 1) * sizeof *p);
     if (!p)
-        return bn_fail(e, "%s: out of memory", path);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     c->tiles = p;
     p[c->n++] = (gg_tile){v[0], v[1], (uint32_t)v[2], (uint32_t)v[3], (uint32_t)v[4]};
     return 0;
@@ -67,12 +67,12 @@ int bn_gguf_tl_config_load(gg_tl_config *c, const char *path, bn_err *e)
     static const char *const keys[] = {"m", "k", "bm", "bk", "bmm"};
     FILE *f = fopen(path, "r");
     if (!f)
-        return bn_fail(e, "%s: %s", path, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(errno));
     c->path = strdup(path);
     char buf[512];
     uint64_t v[5] = {0};
     unsigned seen = 0;
-    int line = 0, in_section = 0, rc = c->path ? 0 : bn_fail(e, "%s: out of memory", path);
+    int line = 0, in_section = 0, rc = c->path ? 0 : bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     while (!rc && fgets(buf, sizeof buf, f)) {
         line++;
         char *s = trim(buf);
@@ -292,7 +292,7 @@ static int tl2_decode(const char *name, const char *tensor, const gg_tile *t, co
     uint64_t k3 = k - k % t->BK, nt = k3 / 3, pos = 0;
     int8_t *v = malloc(m * nt + 1);
     if (!v)
-        return bn_fail(e, "%s: out of memory for tensor '%s'", name, tensor);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for tensor '%s'", name, tensor);
     for (uint64_t ib = 0; ib < m / t->BM; ib++)
         for (uint64_t kb = 0; kb < k3 / t->BK; kb++)
             for (uint64_t rb = 0; rb < t->BM / 32; rb++)

@@ -136,7 +136,7 @@ int bn_tokenizer_section_from_gguf(const bn_kv *tokens, const bn_kv *merges, con
             bufcap = n * 2;
             uint8_t *nb = realloc(buf, bufcap);
             if (!nb) {
-                bn_fail(e, "out of memory");
+                bn_fail_code(e, BN_E_NOMEM, "out of memory");
                 goto out;
             }
             buf = nb;
@@ -168,7 +168,7 @@ int bn_tokenizer_section_from_gguf(const bn_kv *tokens, const bn_kv *merges, con
             bufcap = n * 2 + 2;
             uint8_t *nb = realloc(buf, bufcap);
             if (!nb) {
-                bn_fail(e, "out of memory");
+                bn_fail_code(e, BN_E_NOMEM, "out of memory");
                 goto out;
             }
             buf = nb;

@@ -507,7 +507,7 @@ static int open_shards(const char *dir, hf_impl *hi, bn_source *s, bn_err *e)
             if (k == nf) {
                 char **n2 = realloc(files, (nf + 1) * sizeof *n2);
                 if (!n2) {
-                    rc = bn_fail(e, "%s: out of memory", path);
+                    rc = bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
                     break;
                 }
                 files = n2;
@@ -517,7 +517,7 @@ static int open_shards(const char *dir, hf_impl *hi, bn_source *s, bn_err *e)
         if (!rc) {
             hi->shards = calloc(nf ? nf : 1, sizeof *hi->shards);
             if (!hi->shards)
-                rc = bn_fail(e, "%s: out of memory", path);
+                rc = bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
             for (size_t k = 0; !rc && k < nf; k++) {
                 char sp[4096];
                 snprintf(sp, sizeof sp, "%s/%s", dir, files[k]);
@@ -539,7 +539,7 @@ static int open_shards(const char *dir, hf_impl *hi, bn_source *s, bn_err *e)
         return bn_fail(e, "%s: no model.safetensors or model.safetensors.index.json", dir);
     hi->shards = calloc(1, sizeof *hi->shards);
     if (!hi->shards)
-        return bn_fail(e, "%s: out of memory", dir);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", dir);
     if (bn_safetensors_open(&hi->shards[0], path, e))
         return -1;
     hi->n_shards = 1;
@@ -630,7 +630,7 @@ static int hf_read(bn_source *s, size_t i, void *buf, bn_err *e)
         const bn_tensor *st = &sh->tensors[r->src];
         float *out = buf;
         if (scratch(hi, st->size))
-            return bn_fail(e, "%s: out of memory", s->name);
+            return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
         if (sh->read(sh, r->src, hi->scratch, e) || bn_to_f32(st->type, hi->scratch, out, st->shape[0]))
             return bn_fail(e, "%s: cannot read '%s'", s->name, st->name);
         for (uint64_t j = 0; j < st->shape[0]; j++)
@@ -648,7 +648,7 @@ static int hf_read(bn_source *s, size_t i, void *buf, bn_err *e)
     if (read_scale(hi, r, &beta, s->name, e))
         return -1;
     if (scratch(hi, st->size))
-        return bn_fail(e, "%s: out of memory", s->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
     if (sh->read(sh, r->src, hi->scratch, e))
         return -1;
     return unpack_packed(hi->scratch, st->shape[0], st->shape[1], beta, buf, sh->name, st->name, e);
@@ -684,7 +684,7 @@ static int build_directory(bn_source *s, hf_impl *hi, int packed_expected, bn_er
     s->tensors = calloc(total ? total : 1, sizeof *s->tensors);
     hi->recipes = calloc(total ? total : 1, sizeof *hi->recipes);
     if (!s->tensors || !hi->recipes)
-        return bn_fail(e, "%s: out of memory", s->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
     int saw_packed = 0, saw_float_proj = 0;
     for (size_t k = 0; k < hi->n_shards; k++) {
         bn_source *sh = &hi->shards[k];
@@ -788,7 +788,7 @@ static int add_missing_in_norms(bn_source *s, hf_impl *hi, const bn_hparams *hp,
     if (r)
         hi->recipes = r;
     if (!t || !r)
-        return bn_fail(e, "%s: out of memory", s->name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
     uint64_t in[BN_N_PROJ] = {hp->n_embd, hp->n_embd, hp->n_embd, (uint64_t)hp->n_head * hp->head_dim,
                               hp->n_embd, hp->n_embd, hp->n_ff};
     for (uint32_t l = 0; l < hp->n_layer; l++)
@@ -818,7 +818,7 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     if (!s->name || !s->format || !hi) {
         free(hi);
         bn_source_close(s);
-        return bn_fail(e, "%s: out of memory", dir);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", dir);
     }
     s->impl = hi;
     s->read = hf_read;
@@ -848,7 +848,7 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     if (hp.proj_norm && add_missing_in_norms(s, hi, &hp, e))
         goto fail;
     if (bn_hparams_to_meta(&hp, &s->meta)) {
-        bn_fail(e, "%s: out of memory", dir);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", dir);
         goto fail;
     }
     bn_meta_set_str(&s->meta, "provenance.source_format", "hf");

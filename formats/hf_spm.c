@@ -246,7 +246,7 @@ int bn_tokenizer_section_from_hf_spm(const cJSON *root, bn_meta *section, const 
     uint8_t *seen = calloc(limit, 1), *buf = malloc(longest + 1);
     int rc = -1;
     if (!seen || !buf) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         goto out;
     }
     if (add_tokens(root, model, &b, seen, limit, buf, path, e) || add_merges(root, model, &b, buf, path, e) ||
@@ -256,7 +256,7 @@ int bn_tokenizer_section_from_hf_spm(const cJSON *root, bn_meta *section, const 
     const cJSON *unk = item(model, "unk_token");
     const cJSON *uid = cJSON_IsString(unk) ? item(item(model, "vocab"), unk->valuestring) : NULL;
     if (bn_spm_section_keys(section, prefix, cJSON_IsNumber(uid) ? (int64_t)uid->valuedouble : -1)) {
-        bn_fail(e, "out of memory");
+        bn_fail_code(e, BN_E_NOMEM, "out of memory");
         goto out;
     }
     rc = 0;

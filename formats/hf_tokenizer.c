@@ -117,7 +117,7 @@ static int added_tokens(const cJSON *root, tok_builder *b, uint8_t **seen, size_
             size_t n = (size_t)i * 2 + 64;
             uint8_t *ns = realloc(*seen, n);
             if (!ns)
-                return bn_fail(e, "out of memory");
+                return bn_fail_code(e, BN_E_NOMEM, "out of memory");
             memset(ns + *nseen, 0, n - *nseen);
             *seen = ns;
             *nseen = n;
@@ -159,7 +159,7 @@ static int merges(const cJSON *model, tok_builder *b, const char *path, bn_err *
             cap = (ln + rn + 1) * 2;
             uint8_t *nb = realloc(buf, cap);
             if (!nb) {
-                bn_fail(e, "out of memory");
+                bn_fail_code(e, BN_E_NOMEM, "out of memory");
                 goto out;
             }
             buf = nb;
@@ -225,7 +225,7 @@ int bn_tokenizer_section_from_hf(const char *tokenizer_json_path, bn_meta *secti
         size_t n = strlen(v->string);
         uint8_t *nb = realloc(buf, n + 1);
         if (!nb) {
-            bn_fail(e, "out of memory");
+            bn_fail_code(e, BN_E_NOMEM, "out of memory");
             goto out;
         }
         buf = nb;
@@ -299,14 +299,14 @@ int bn_tokenizer_meta_from_hf(const char *hf_path, bn_meta *model_meta, bn_err *
     }
     bn_meta *sec = calloc(1, sizeof *sec);
     if (!sec)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     if (bn_tokenizer_section_from_hf(path, sec, e)) {
         bn_meta_free(sec);
         free(sec);
         return -1;
     }
     if (bn_meta_set_section(model_meta, "tokenizer", sec))
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     cJSON *tj = NULL, *cfg = NULL, *tc = NULL;
     int32_t bos = -1, eos = -1, pbos;
     int add_bos = 0;
@@ -346,6 +346,6 @@ int bn_tokenizer_meta_from_hf(const char *hf_path, bn_meta *model_meta, bn_err *
     if (bn_meta_set_i32(model_meta, "tokens.bos_id", bos) || bn_meta_set_i32(model_meta, "tokens.eos_id", eos) ||
         bn_meta_set_bool(model_meta, "tokens.add_bos", add_bos && bos >= 0) ||
         bn_meta_set_str(model_meta, "chat.format", fmt))
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     return 0;
 }

@@ -98,7 +98,7 @@ int bn_meta_encode(const bn_meta *m, uint8_t **out, size_t *out_len, bn_err *e)
     }
     if (b.oom) {
         free(b.p);
-        return bn_fail(e, "metadata: out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "metadata: out of memory");
     }
     *out = b.p;
     *out_len = b.n;
@@ -150,7 +150,7 @@ static int decode_blob(bn_meta *m, rd *r, const char *key, uint32_t type, const 
         return bn_fail(e, "%s: metadata '%s' claims %llu bytes, more than the head holds", name, key,
                        (unsigned long long)n);
     if (bn_meta_set_blob(m, key, type, r->p, (size_t)n))
-        return bn_fail(e, "%s: out of memory", name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
     take(r, NULL, (size_t)n);
     return 0;
 }
@@ -169,7 +169,7 @@ static int decode_array(bn_meta *m, rd *r, const char *key, const char *name, bn
         return bn_fail(e, "%s: metadata '%s' claims %llu elements, more than the head holds", name, key,
                        (unsigned long long)n);
     if (bn_meta_set_arr(m, key, et, r->p, n))
-        return bn_fail(e, "%s: out of memory", name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
     take(r, NULL, (size_t)(n * w));
     return 0;
 }
@@ -185,7 +185,7 @@ static int decode_strarr(bn_meta *m, rd *r, const char *key, const char *name, b
     if (!off || !data) {
         free(off);
         free(data);
-        return bn_fail(e, "%s: out of memory", name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
     }
     uint64_t pos = 0;
     for (uint64_t i = 0; i < n; i++) {
@@ -200,7 +200,7 @@ static int decode_strarr(bn_meta *m, rd *r, const char *key, const char *name, b
     }
     off[n] = pos;
     if (bn_meta_set_strarr_owned(m, key, data, off, n))
-        return bn_fail(e, "%s: out of memory", name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
     return 0;
 }
 
@@ -219,7 +219,7 @@ static int inflate_section(rd *r, const char *key, int depth, uint8_t **z, uint6
         return bn_fail(e, "%s: section '%s' claims an impossible size", name, key);
     *z = malloc(*raw ? *raw : 1);
     if (!*z)
-        return bn_fail(e, "%s: out of memory for section '%s'", name, key);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for section '%s'", name, key);
     uLongf got = *raw;
     if (uncompress(*z, &got, r->p, clen) != Z_OK || got != *raw) {
         free(*z);
@@ -247,7 +247,7 @@ static int decode_section(bn_meta *m, rd *r, const char *key, int depth, const c
     }
     free(z);
     if (bn_meta_set_section(m, key, sub))
-        return bn_fail(e, "%s: out of memory", name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
     return 0;
 }
 
@@ -276,7 +276,7 @@ static int decode_scalar(bn_meta *m, rd *r, const char *key, uint32_t type, cons
     default: memcpy(&x, v, 8);
     }
     if (bn_meta_set_scalar(m, key, type, &x))
-        return bn_fail(e, "%s: out of memory", name);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
     return 0;
 }
 

@@ -20,7 +20,7 @@ static int open_any(bn_source *s, const char *path, const char *tl_config, bn_er
         return bn_bnfile_open(s, path, BN_OPEN_STREAM, e);
     struct stat st;
     if (stat(path, &st) != 0)
-        return bn_fail(e, "%s: %s", path, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode))
         return bn_hf_open(s, path, e);
     /* A pipe or FIFO (`<(bn-convert ...)`, mkfifo) can be read only once:
@@ -31,11 +31,11 @@ static int open_any(bn_source *s, const char *path, const char *tl_config, bn_er
     uint8_t head[8] = {0};
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return bn_fail(e, "%s: %s", path, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(errno));
     ssize_t n = read(fd, head, sizeof head);
     close(fd);
     if (n < 0)
-        return bn_fail(e, "%s: %s", path, strerror(errno));
+        return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(errno));
     if (bn_bnfile_sniff(head, (size_t)n))
         return bn_bnfile_open(s, path, S_ISREG(st.st_mode) ? BN_OPEN_MAP : BN_OPEN_STREAM, e);
     if (bn_gguf_sniff(head, (size_t)n))

@@ -48,7 +48,7 @@ int bn_pread_full(int fd, void *buf, size_t n, uint64_t off, const char *name, b
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            return bn_fail(e, "%s: read error: %s", name, strerror(errno));
+            return bn_fail_code(e, BN_E_IO, "%s: read error: %s", name, strerror(errno));
         }
         if (r == 0)
             return bn_fail(e, "%s: truncated: %zu bytes missing at offset %llu", name, n, (unsigned long long)off);
@@ -147,7 +147,7 @@ int bn_safetensors_open(bn_source *s, const char *path, bn_err *e)
     if (!s->name || !s->format || !st) {
         free(st);
         bn_source_close(s);
-        return bn_fail(e, "%s: out of memory", path);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     }
     st->fd = -1;
     s->impl = st;
@@ -160,7 +160,7 @@ int bn_safetensors_open(bn_source *s, const char *path, bn_err *e)
     st->fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     if (st->fd < 0 || fstat(st->fd, &sb) < 0) {
-        bn_fail(e, "%s: %s", path, strerror(errno));
+        bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(errno));
         goto out;
     }
     uint64_t fsize = (uint64_t)sb.st_size, hlen;
@@ -181,7 +181,7 @@ int bn_safetensors_open(bn_source *s, const char *path, bn_err *e)
     }
     json = malloc(hlen + 1);
     if (!json) {
-        bn_fail(e, "%s: out of memory", path);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
         goto out;
     }
     if (bn_pread_full(st->fd, json, hlen, 8, path, e))
@@ -201,7 +201,7 @@ int bn_safetensors_open(bn_source *s, const char *path, bn_err *e)
     int n = cJSON_GetArraySize(root);
     s->tensors = calloc(n ? (size_t)n : 1, sizeof *s->tensors);
     if (!s->tensors) {
-        bn_fail(e, "%s: out of memory", path);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
         goto out;
     }
     const cJSON *item;
@@ -232,7 +232,7 @@ int bn_safetensors_open(bn_source *s, const char *path, bn_err *e)
     /* The buffer must be covered exactly: no overlaps (damage) and no holes. */
     bn_tensor *sorted = malloc((s->n_tensors ? s->n_tensors : 1) * sizeof *sorted);
     if (!sorted) {
-        bn_fail(e, "%s: out of memory", path);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
         goto out;
     }
     memcpy(sorted, s->tensors, s->n_tensors * sizeof *sorted);
@@ -254,7 +254,7 @@ int bn_safetensors_open(bn_source *s, const char *path, bn_err *e)
         goto out;
     }
     if (bn_source_add_file(s, path)) {
-        bn_fail(e, "%s: out of memory", path);
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
         goto out;
     }
     rc = 0;

@@ -124,7 +124,7 @@ int bn_tokenizer_section_from_tiktoken(const char *rank_file, bn_meta *section, 
             size_t nn = (size_t)rank * 2 + 1024;
             uint8_t *ns = realloc(seen, nn);
             if (!ns) {
-                bn_fail(e, "out of memory");
+                bn_fail_code(e, BN_E_NOMEM, "out of memory");
                 goto out;
             }
             memset(ns + nseen, 0, nn - nseen);

@@ -26,7 +26,7 @@ int tok_builder_add(tok_builder *b, uint32_t id, const void *bytes, size_t len, 
         size_t cap = b->cap ? b->cap * 2 : 1024;
         tok_entry *v = realloc(b->v, cap * sizeof *v);
         if (!v)
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         b->v = v;
         b->cap = cap;
     }
@@ -36,7 +36,7 @@ int tok_builder_add(tok_builder *b, uint32_t id, const void *bytes, size_t len, 
             cap *= 2;
         uint8_t *nb = realloc(b->blob, cap);
         if (!nb)
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         b->blob = nb;
         b->bcap = cap;
     }
@@ -92,7 +92,7 @@ int tok_builder_merge(tok_builder *b, uint32_t left, uint32_t right, bn_err *e)
         size_t cap = b->mcap ? b->mcap * 2 : 4096;
         uint32_t *m = realloc(b->merges, cap * sizeof *m);
         if (!m)
-            return bn_fail(e, "out of memory");
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         b->merges = m;
         b->mcap = cap;
     }
@@ -125,7 +125,7 @@ int tok_builder_finish(tok_builder *b, const char *pre, const char *merge_mode, 
         free(data);
         free(off);
         free(types);
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     }
     uint64_t at = 0;
     size_t k = 0;
@@ -157,7 +157,7 @@ int tok_builder_finish(tok_builder *b, const char *pre, const char *merge_mode, 
     free(types);
     if (rc) {
         bn_meta_free(section);
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     }
     return 0;
 }
@@ -200,6 +200,6 @@ int bn_tokenizer_meta_llama3_defaults(bn_meta *model_meta, int add_bos, bn_err *
         bn_meta_set_bool(model_meta, "tokens.add_bos", add_bos && bos >= 0) ||
         bn_meta_set_arr(model_meta, "tokens.stop_ids", BN_V_I32, stop, (uint64_t)n_stop) ||
         bn_meta_set_str(model_meta, "chat.format", bos >= 0 && eot >= 0 ? "bitnet" : "none"))
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     return 0;
 }

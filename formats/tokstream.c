@@ -32,7 +32,7 @@ static int fill(bn_tokr *r, bn_err *e)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return bn_fail(e, "%s: %s", r->name, strerror(errno));
+            return bn_fail_code(e, BN_E_IO, "%s: %s", r->name, strerror(errno));
         if (n == 0)
             r->eof = 1;
         r->len += (size_t)n;
@@ -73,7 +73,7 @@ int bn_tokr_open(bn_tokr *r, int fd, const char *name, bn_err *e)
     r->line = 1;
     r->buf = malloc(BUF_SIZE);
     if (!r->buf)
-        return bn_fail(e, "out of memory");
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     if (need(r, 1, e))
         return -1;
     if (r->len == 0 || r->buf[0] != 'B')
@@ -253,7 +253,7 @@ int bn_tokr_record_max(bn_tokr *r, uint32_t **ids, size_t *n, size_t *cap, size_
             size_t nc = *cap ? *cap * 2 : 256;
             uint32_t *ni = realloc(*ids, nc * sizeof *ni);
             if (!ni)
-                return bn_fail(e, "out of memory");
+                return bn_fail_code(e, BN_E_NOMEM, "out of memory");
             *ids = ni;
             *cap = nc;
         }
@@ -336,7 +336,7 @@ int bn_tokw_put(bn_tokw *w, const uint32_t *ids, size_t n, bn_err *e)
                 cap *= 2;
             uint32_t *p = realloc(w->pend, cap * sizeof *p);
             if (!p)
-                return bn_fail(e, "out of memory");
+                return bn_fail_code(e, BN_E_NOMEM, "out of memory");
             w->pend = p;
             w->cap = cap;
         }

@@ -1,0 +1,211 @@
+/* test_oom.c — running out of memory through the public API. The test
+ * is linked with --wrap for malloc, calloc and realloc (Makefile), so one
+ * allocation of a call can be made to fail: the i-th of the call, for
+ * i = 0, 1, 2, ... in turn.
+ *
+ * Every constructor (model, context, tokenizer, detokenizer, sampler,
+ * generator, batcher) fails with BN_E_NOMEM and returns NULL at each of
+ * its allocations, until it succeeds: not BN_E_FORMAT or the generic
+ * BN_ERROR, which would send a caller looking at its file.
+ *
+ * A bn_batcher_step that runs out of memory loses nothing. A failed step returns
+ * BN_E_NOMEM with no events; the caller steps again, and in the end every
+ * request has ended exactly once with the tokens and stop reason it gets
+ * alone (greedy and seeded, prompt lookup, queueing, a request answered
+ * with nothing). Before the fix a step could sample a request and then
+ * fail to hand over its events. */
+#include "api_test_util.h"
+
+#include <limits.h>
+#include <stdint.h>
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t k, size_t n);
+void *__real_realloc(void *p, size_t n);
+
+/* The allocation that fails: the fail_at-th from arming (0 = the first);
+ * -1: none. Test state, not library state. */
+static long fail_at = -1, made;
+
+static int fails(void)
+{
+    return fail_at >= 0 && made++ == fail_at;
+}
+
+void *__wrap_malloc(size_t n)
+{
+    return fails() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t k, size_t n)
+{
+    return fails() ? NULL : __real_calloc(k, n);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    return fails() ? NULL : __real_realloc(p, n);
+}
+
+static check_ctx C;
+
+/* Runs call once to count its allocations, then again with its i-th
+ * allocation failing, for every i (every few, past the first 64, for a
+ * call that makes thousands): each run either fails with NULL and
+ * BN_E_NOMEM, or gets by without that allocation (a buffer it can do
+ * without) and is freed with drop. obj ends up as the counting run made
+ * it. */
+#define EACH_ALLOCATION_FAILS(what, call, obj, drop)                                                                  \
+    do {                                                                                                               \
+        bn_err e_ = {0};                                                                                               \
+        made = 0;                                                                                                      \
+        fail_at = LONG_MAX;                                                                                            \
+        (obj) = call;                                                                                                  \
+        fail_at = -1;                                                                                                  \
+        long total_ = made, failed_ = 0, tried_ = 0;                                                                   \
+        CHECK(&C, (obj) != NULL);                                                                                      \
+        for (long i_ = 0; (obj) && i_ < total_; i_ += i_ < 64 ? 1 : 1 + total_ / 256) {                               \
+            made = 0;                                                                                                  \
+            fail_at = i_;                                                                                              \
+            __typeof__(obj) o_ = call;                                                                                 \
+            fail_at = -1;                                                                                              \
+            tried_++;                                                                                                  \
+            if (o_) {                                                                                                  \
+                drop(o_);                                                                                              \
+                continue;                                                                                              \
+            }                                                                                                          \
+            failed_++;                                                                                                 \
+            if (e_.code != BN_E_NOMEM)                                                                                 \
+                fprintf(stderr, "%s, allocation %ld failing: status %d: %s\n", what, i_, e_.code, e_.msg);           \
+            CHECK(&C, e_.code == BN_E_NOMEM);                                                                          \
+        }                                                                                                              \
+        CHECK(&C, failed_ > 0);                                                                                        \
+        fprintf(stderr, "  %s: %ld of %ld allocations made to fail, %ld of those failed the call, each BN_E_NOMEM\n",  \
+                what, tried_, total_, failed_);                                                                        \
+    } while (0)
+
+static void test_constructors(void)
+{
+    bn_model_params mp;
+    bn_model_params_init(&mp);
+    bn_model *m;
+    EACH_ALLOCATION_FAILS("bn_model_open", bn_model_open(API_TINY, &mp, &e_), m, bn_model_close);
+    if (!m)
+        return;
+    bn_ctx_params cp;
+    bn_ctx_params_init(&cp);
+    cp.n_threads = 2;
+    cp.n_seq = 2;
+    bn_ctx *c;
+    EACH_ALLOCATION_FAILS("bn_ctx_new", bn_ctx_new(m, &cp, &e_), c, bn_ctx_free);
+    bn_tokenizer *t;
+    EACH_ALLOCATION_FAILS("bn_tokenizer_from_model", bn_tokenizer_from_model(m, &e_), t, bn_tokenizer_free);
+    bn_detok *d = NULL;
+    if (t)
+        EACH_ALLOCATION_FAILS("bn_detok_new", bn_detok_new(t, 0, &e_), d, bn_detok_free);
+    bn_sampler_params sp;
+    bn_sampler_params_init(&sp);
+    sp.top_k = 0; /* the whole vocabulary's room */
+    bn_sampler *s;
+    EACH_ALLOCATION_FAILS("bn_sampler_new", bn_sampler_new(&sp, bn_model_n_vocab(m), &e_), s, bn_sampler_free);
+    bn_generator *g = NULL;
+    if (c && s)
+        EACH_ALLOCATION_FAILS("bn_generator_new", bn_generator_new(c, s, t, NULL, &e_), g, bn_generator_free);
+    bn_generator_free(g);
+    bn_batcher *b = NULL;
+    if (c)
+        EACH_ALLOCATION_FAILS("bn_batcher_new", bn_batcher_new(c, NULL, &e_), b, bn_batcher_free);
+    bn_batcher_free(b);
+    bn_sampler_free(s);
+    bn_detok_free(d);
+    bn_tokenizer_free(t);
+    bn_ctx_free(c);
+    bn_model_close(m);
+}
+
+#define NREQ 6
+
+int main(void)
+{
+    test_constructors();
+    bn_model *m = api_open_tiny(&C);
+    if (!m)
+        return check_done(&C, "test_oom");
+    uint32_t prompts[NREQ][24];
+    for (unsigned k = 0; k < NREQ; k++)
+        for (size_t i = 0; i < 24; i++) /* repeats, so that lookup finds guesses */
+            prompts[k][i] = 10 + (uint32_t)((i % (5 + k)) * 37 + k * 101) % 3000;
+    bn_sampler_params greedy, seeded;
+    bn_sampler_params_init(&greedy);
+    greedy.temp = 0;
+    bn_sampler_params_init(&seeded);
+    seeded.seed = 7;
+    bn_batcher_request r[NREQ];
+    api_answer want[NREQ], got[NREQ];
+    memset(got, 0, sizeof got);
+    for (unsigned k = 0; k < NREQ; k++) {
+        bn_batcher_request_init(&r[k]);
+        r[k].prompt = prompts[k];
+        r[k].n_prompt = 24;
+        r[k].sampler = k % 3 == 2 ? &seeded : &greedy;
+        r[k].n_predict = k == 3 ? 0 : 20 + 3 * (int32_t)k;
+        r[k].lookup = k % 2 ? 2 : 0;
+        r[k].draft_max = 4;
+        r[k].tag = k;
+        api_spec spec = {.lookup = r[k].lookup, .draft_max = r[k].draft_max, .no_pacing = 1};
+        api_alone(&C, m, &r[k], r[k].lookup ? &spec : NULL, &want[k], NULL);
+    }
+
+    bn_ctx *c = api_new_ctx(&C, m, 3, 0); /* fewer sequences than requests: a queue */
+    bn_err e = {0};
+    bn_batcher *b = c ? bn_batcher_new(c, NULL, &e) : NULL;
+    CHECK(&C, b != NULL);
+    for (unsigned k = 0; b && k < NREQ; k++)
+        CHECK(&C, bn_batcher_submit(b, &r[k], &e) == BN_OK);
+
+    int steps = 0, failed = 0;
+    long next = 0; /* the allocation of the next step made to fail */
+    while (b && bn_batcher_pending(b) && steps < 5000) {
+        const bn_batcher_event *ev;
+        size_t n = 99;
+        made = 0;
+        fail_at = next;
+        int rc = bn_batcher_step(b, &ev, &n, &e);
+        fail_at = -1;
+        steps++;
+        if (rc != BN_OK) {
+            CHECK(&C, rc == BN_E_NOMEM && e.code == BN_E_NOMEM && n == 0);
+            failed++;
+            next++; /* the same step again, failing one allocation later */
+            continue;
+        }
+        next = 0; /* a step that went through: fail the next one from its start */
+        for (size_t i = 0; i < n; i++) {
+            CHECK(&C, ev[i].tag < NREQ);
+            if (ev[i].tag >= NREQ)
+                continue;
+            api_answer *a = &got[ev[i].tag];
+            CHECK(&C, !a->ends);
+            if (ev[i].token != BN_NO_TOKEN && a->n < sizeof a->ids / sizeof *a->ids)
+                a->ids[a->n++] = ev[i].token;
+            if (ev[i].stop) {
+                a->stop = ev[i].stop;
+                a->ends++;
+            }
+        }
+    }
+    CHECK(&C, b && !bn_batcher_pending(b));
+    CHECK(&C, failed > 0); /* steps did fail on the way */
+    for (unsigned k = 0; k < NREQ; k++) {
+        int same = api_same(&got[k], &want[k]);
+        CHECK(&C, same);
+        if (!same)
+            fprintf(stderr, "request %u: %zu tokens, %d ends, stop %d; alone %zu tokens, stop %d\n", k, got[k].n,
+                    got[k].ends, got[k].stop, want[k].n, want[k].stop);
+    }
+    fprintf(stderr, "test_oom: %d steps, %d of them failed\n", steps, failed);
+    bn_batcher_free(b);
+    bn_ctx_free(c);
+    bn_model_close(m);
+    return check_done(&C, "test_oom");
+}
