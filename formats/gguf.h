@@ -16,14 +16,15 @@
 /* ggml tensor types we read (IQ1_BN/IQ2_BN: ik_llama.cpp's numbers; TL1/TL2:
  * bitnet.cpp's). */
 enum {
-    GT_F32 = 0, GT_F16 = 1, GT_Q8_0 = 8, GT_Q4_K = 12, GT_Q5_K = 13, GT_Q6_K = 14, GT_BF16 = 30,
+    GT_F32 = 0, GT_F16 = 1, GT_Q4_0 = 2, GT_Q4_1 = 3, GT_Q5_0 = 6, GT_Q5_1 = 7, GT_Q8_0 = 8, GT_Q4_K = 12,
+    GT_Q5_K = 13, GT_Q6_K = 14, GT_IQ4_NL = 20, GT_BF16 = 30,
     GT_TQ1_0 = 34, GT_TQ2_0 = 35, GT_I2_S = 36, GT_TL1 = 38, GT_TL2 = 39, GT_IQ1_BN = 134, GT_IQ2_BN = 135
 };
 
 /* What read() does with a tensor. */
 enum {
     CV_COPY, CV_Q8_F32, CV_I2S_T2, CV_TQ1_T2, CV_TQ1_F32, CV_TQ2_T2, CV_TQ2_F32,
-    CV_Q4K_F32, CV_Q5K_F32, CV_Q6K_F32, CV_IQ1BN_T2, CV_IQ1BN_F32, CV_IQ2BN_T2, CV_IQ2BN_F32, CV_TL_T2,
+    CV_Q32_F32, CV_Q4K_F32, CV_Q5K_F32, CV_Q6K_F32, CV_IQ1BN_T2, CV_IQ1BN_F32, CV_IQ2BN_T2, CV_IQ2BN_F32, CV_TL_T2,
     CV_FLOAT_T2 /* an f32/f16/bf16 projection holding ternary·β with one β (the converters' weight_quant) */
 };
 
@@ -125,6 +126,11 @@ void bn_gguf_close(bn_source *s);
 
 /* ------------------------------------------ gguf_blocks.c: block decoders */
 
+/* nblk blocks of 32 values of GGML type (GT_) Q4_0, Q4_1, Q5_0, Q5_1 or
+ * IQ4_NL to f32, with ggml's arithmetic; a block's bytes (0: not one of
+ * these types). */
+void bn_gguf_dequant_q32(unsigned type, const uint8_t *src, uint64_t nblk, float *out);
+unsigned bn_gguf_q32_bytes(unsigned type);
 /* nblk blocks of 256 values to f32, with ggml's arithmetic. */
 void bn_gguf_dequant_q4k(const uint8_t *src, uint64_t nblk, float *out);
 void bn_gguf_dequant_q5k(const uint8_t *src, uint64_t nblk, float *out);

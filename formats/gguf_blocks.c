@@ -1,6 +1,7 @@
 /* gguf_blocks.c — decoders of the GGML block types that have no bn
  * counterpart of their own (gguf.h): the k-quants llama.cpp and its forks
- * write for embeddings and output heads (Q4_K, Q5_K, Q6_K), expanded to
+ * write for embeddings and output heads (Q4_K, Q5_K, Q6_K; Q4_0, Q4_1,
+ * Q5_0, Q5_1 and IQ4_NL in blocks of 32), expanded to
  * f32 with ggml's own arithmetic, so every value is the one ggml computes;
  * and the codes of ik_llama.cpp's ternary IQ1_BN and IQ2_BN blocks.
  * Written from the block layouts in formats/gguf-import.md. */
@@ -90,6 +91,56 @@ void bn_gguf_dequant_q6k(const uint8_t *src, uint64_t nblk, float *out)
                     y[128 * n + 32 * i + l] = d * (float)sc[l / 16 + 2 * i] * (float)q;
                 }
         }
+    }
+}
+
+/* The blocks of 32 values (gguf-import.md §3a): f16 d first, then for
+ * Q4_1/Q5_1 an f16 minimum m, for Q5_0/Q5_1 the fifth bits qh (a 32-bit
+ * word: bit j for value j), then qs[16] whose low nibbles are values
+ * 0..15 and high nibbles 16..31. IQ4_NL maps each nibble through its
+ * table; the others take it (plus 16 for a fifth bit) less the offset (8,
+ * 16; none with a minimum). Computed as ggml does: d·q, then + m. */
+static const int8_t iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                        1,    13,   25,  38,  53,  69,  89,  113};
+
+void bn_gguf_dequant_q32(unsigned type, const uint8_t *src, uint64_t nblk, float *out)
+{
+    unsigned bytes = bn_gguf_q32_bytes(type);
+    int has_min = type == GT_Q4_1 || type == GT_Q5_1, has_qh = type == GT_Q5_0 || type == GT_Q5_1;
+    int offset = has_min ? 0 : has_qh ? 16 : 8;
+    for (uint64_t b = 0; b < nblk; b++) {
+        const uint8_t *blk = src + b * bytes, *qs = blk + 2 + 2 * has_min + 4 * has_qh;
+        float d = f16_at(blk), m = has_min ? f16_at(blk + 2) : 0;
+        uint32_t qh = 0;
+        if (has_qh)
+            memcpy(&qh, blk + 2 + 2 * has_min, 4);
+        float *y = out + b * 32;
+        for (unsigned j = 0; j < 32; j++) {
+            unsigned q = j < 16 ? qs[j] & 15u : qs[j - 16] >> 4;
+            if (type == GT_IQ4_NL) {
+                y[j] = d * (float)iq4nl_values[q];
+                continue;
+            }
+            int v = (int)(q | (qh >> j & 1u) << 4) - offset;
+            y[j] = has_min ? (float)v * d + m : (float)v * d;
+        }
+    }
+}
+
+unsigned bn_gguf_q32_bytes(unsigned type)
+{
+    switch (type) {
+    case GT_Q4_0:
+    case GT_IQ4_NL:
+        return 18;
+    case GT_Q4_1:
+        return 20;
+    case GT_Q5_0:
+        return 22;
+    case GT_Q5_1:
+        return 24;
+    default:
+        return 0;
     }
 }
 

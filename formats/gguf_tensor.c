@@ -257,6 +257,18 @@ int bn_gguf_tensor_encoding(const char *name, bn_tensor *t, gg_tensor *gt, bn_er
         t->type = BN_F32;
         gt->conv = CV_Q8_F32;
         return 0;
+    case GT_Q4_0:
+    case GT_Q4_1:
+    case GT_Q5_0:
+    case GT_Q5_1:
+    case GT_IQ4_NL:
+        if (gt->k % 32)
+            return bn_fail(e, "%s: tensor '%s' (%s): row length %llu is not a multiple of 32", name, t->name, tname,
+                           (unsigned long long)gt->k);
+        gt->src_size = n / 32 * bn_gguf_q32_bytes(tt);
+        t->type = BN_F32;
+        gt->conv = CV_Q32_F32;
+        return 0;
     case GT_TQ1_0:
     case GT_TQ2_0:
         if (gt->k % 256)
@@ -718,6 +730,9 @@ int bn_gguf_tensor_read(bn_source *s, size_t i, void *buf, bn_err *e)
     case CV_TQ1_F32:
     case CV_TQ2_F32:
         read_tq(gt, g->scratch, buf);
+        return 0;
+    case CV_Q32_F32:
+        bn_gguf_dequant_q32(gt->ggtype, g->scratch, gt->n / 32, buf);
         return 0;
     case CV_Q4K_F32:
         bn_gguf_dequant_q4k(g->scratch, gt->n / 256, buf);

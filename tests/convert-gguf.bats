@@ -277,9 +277,9 @@ convert_fails() {
 
 BLOCKS="$PY $ROOT/tests/ref/gguf_blocks.py"
 
-@test "GGUF Q4_K, Q5_K, Q6_K embeddings and heads are expanded exactly to f32" {
+@test "GGUF Q4_K, Q5_K, Q6_K, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL embeddings and heads are expanded exactly to f32" {
     $GEN --format gguf-i2_s --shape tiny256 --layers 1 --arch llama "$T/src.gguf"
-    for q in q4_k q5_k q6_k; do
+    for q in q4_k q5_k q6_k q4_0 q4_1 q5_0 q5_1 iq4_nl; do
         $BLOCKS retype --embed $q "$T/src.gguf" "$T/$q.gguf"
         convert_ok "$T/$q.gguf"
         run bn-convert --info "$T/out.bn"
@@ -329,6 +329,9 @@ BLOCKS="$PY $ROOT/tests/ref/gguf_blocks.py"
     $BLOCKS retype --embed q6_k --inject kq-bad-k "$T/src.gguf" "$T/x.gguf"
     convert_fails "$T/x.gguf"
     [[ $err == *"'token_embd.weight' (Q6_K): row length 128 is not a multiple of 256"* ]]
+    $BLOCKS retype --embed iq4_nl --inject kq-bad-k "$T/src.gguf" "$T/x.gguf"
+    convert_fails "$T/x.gguf"
+    [[ $err == *"'token_embd.weight' (IQ4_NL): row length 16 is not a multiple of 32"* ]]
     $BLOCKS retype --proj iq1_bn --inject bn-bad-k "$T/src.gguf" "$T/x.gguf"
     convert_fails "$T/x.gguf"
     [[ $err == *"'blk.0.attn_q.weight' (IQ1_BN): row length 32 is not a multiple of 64"* ]]

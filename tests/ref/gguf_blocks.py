@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """gguf_blocks.py — an independent numpy decoder of the GGML block types
-bn-convert expands or re-packs (the k-quants Q4_K, Q5_K, Q6_K; ik_llama.cpp's
+bn-convert expands or re-packs (the k-quants Q4_K, Q5_K, Q6_K; the blocks of
+32 Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL; ik_llama.cpp's
 IQ1_BN and IQ2_BN; bitnet.cpp's TL1 and TL2), written from the published block
 layouts (formats/gguf-import.md: ggml-common.h's block_q4_K/q5_K/q6_K,
 ik_llama.cpp's block_iq1_bn/iq2_bn and row scales, bitnet.cpp's TL tiling as
@@ -8,7 +9,7 @@ its converter and kernel_config.ini define it), not from bn's C code; and a
 maker of test files that uses it.
 
   gguf_blocks.py retype [--proj iq2_bn|iq1_bn|tl1|tl2] [--tl-config INI]
-                        [--embed q4_k|q5_k|q6_k]
+                        [--embed q4_k|q5_k|q6_k|q4_0|q4_1|q5_0|q5_1|iq4_nl]
                         [--vary-scales] [--zero-row] [--seed S] [--inject BAD] SRC OUT
 
 retype rewrites SRC (an I2_S GGUF from gen_checkpoint.py) into OUT with the
@@ -40,7 +41,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import check_convert as cc  # noqa: E402  (GGUF parsing, I2_S decoding)
 
 Q4_K, Q5_K, Q6_K, IQ1_BN, IQ2_BN, I2_S, TL1, TL2 = 12, 13, 14, 134, 135, 36, 38, 39
+Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL = 2, 3, 6, 7, 20
 KQ_BYTES = {Q4_K: 144, Q5_K: 176, Q6_K: 210}
+Q32_BYTES = {Q4_0: 18, Q4_1: 20, Q5_0: 22, Q5_1: 24, IQ4_NL: 18}  # blocks of 32 values
 BN_BLOCK = {IQ1_BN: 13, IQ2_BN: 16}   # bytes per 64 weights
 BN_META = {IQ1_BN: 2, IQ2_BN: 4}      # row scale: f16 / f32 in front of each row
 
@@ -49,6 +52,8 @@ def nbytes(gt, n, k):
     """Bytes of a tensor of n values, rows of k, or None for other types."""
     if gt in KQ_BYTES:
         return n // 256 * KQ_BYTES[gt]
+    if gt in Q32_BYTES:
+        return n // 32 * Q32_BYTES[gt]
     if gt in BN_BLOCK:
         return n // k * (BN_META[gt] + k // 64 * BN_BLOCK[gt])
     if gt in (TL1, TL2):  # codes, then β's 32 bytes
@@ -123,7 +128,41 @@ def dec_q6k(raw, n):
     return y.reshape(-1)
 
 
+# ggml-common.h's kvalues_iq4nl: IQ4_NL's 16 levels
+IQ4NL_LEVELS = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113],
+                        dtype=np.float32)
+
+
+def dec_q32(gt, raw, n):
+    """Blocks of 32 (ggml-common.h block_q4_0/q4_1/q5_0/q5_1/iq4_nl): f16 d,
+    [f16 m: Q4_1, Q5_1], [u32 qh: Q5_0, Q5_1, bit j = fifth bit of value j],
+    qs[16]: value j < 16 the low nibble of qs[j], value 16 + j its high one.
+    Q4_0: d·(q − 8); Q4_1: d·q + m; Q5_0: d·(q − 16); Q5_1: d·q + m (q with
+    its fifth bit); IQ4_NL: d·levels[q]. float32, rounded after each op."""
+    size = Q32_BYTES[gt]
+    b = np.frombuffer(raw, dtype=np.uint8, count=n // 32 * size).reshape(-1, size)
+    d = _f16(b[:, 0:2])
+    has_m, has_h = gt in (Q4_1, Q5_1), gt in (Q5_0, Q5_1)
+    at = 2 + 2 * has_m
+    m = _f16(b[:, 2:4]) if has_m else None
+    qh = b[:, at:at + 4].copy().view("<u4").reshape(-1) if has_h else None
+    qs = b[:, at + 4 * has_h:]
+    q = np.concatenate([qs & 15, qs >> 4], axis=1).astype(np.int32)   # [nb, 32]
+    if gt == IQ4_NL:
+        return (d[:, None] * IQ4NL_LEVELS[q]).astype(np.float32).reshape(-1)
+    if has_h:
+        q |= (((qh[:, None] >> np.arange(32, dtype=np.uint32)) & 1) << 4).astype(np.int32)
+    if not has_m:
+        q -= 16 if has_h else 8
+    y = (q.astype(np.float32) * d[:, None]).astype(np.float32)
+    if has_m:
+        y = (y + m[:, None]).astype(np.float32)
+    return y.reshape(-1)
+
+
 DEQUANT = {Q4_K: dec_q4k, Q5_K: dec_q5k, Q6_K: dec_q6k}
+for _gt in Q32_BYTES:
+    DEQUANT[_gt] = functools.partial(dec_q32, _gt)
 
 
 # ------------------------------------------------------------- IQ*_BN
@@ -197,18 +236,29 @@ def enc_iq1bn_row(codes, d16bits):
 
 
 def random_kquant(rng, gt, n):
-    """n/256 blocks of random bytes with finite f16 scales (d, and dmin for
-    Q4_K/Q5_K, of either sign and varied magnitude)."""
-    nb = n // 256
-    b = rng.integers(0, 256, size=(nb, KQ_BYTES[gt]), dtype=np.uint8)
+    """n/256 (k-quants) or n/32 blocks of random bytes with finite f16
+    scales (d, and dmin or m where the type has one, of either sign and
+    varied magnitude, a few of them subnormal or zero)."""
+    if gt in Q32_BYTES:
+        nb = n // 32
+        b = rng.integers(0, 256, size=(nb, Q32_BYTES[gt]), dtype=np.uint8)
+    else:
+        nb = n // 256
+        b = rng.integers(0, 256, size=(nb, KQ_BYTES[gt]), dtype=np.uint8)
 
     def f16s(count):
         mag = np.exp(rng.uniform(np.log(1e-4), np.log(4.0), size=count))
+        odd = rng.random(count)
+        mag = np.where(odd < 0.03, 3e-6, np.where(odd < 0.05, 0.0, mag))  # subnormal f16, zero
         sign = np.where(rng.random(count) < 0.2, -1.0, 1.0)
         return (mag * sign).astype("<f2").view(np.uint8).reshape(count, 2)
 
     if gt == Q6_K:
         b[:, 208:210] = f16s(nb)
+    elif gt in Q32_BYTES:
+        b[:, 0:2] = f16s(nb)
+        if gt in (Q4_1, Q5_1):
+            b[:, 2:4] = f16s(nb)
     else:
         b[:, 0:2] = f16s(nb)
         b[:, 2:4] = f16s(nb)
@@ -371,12 +421,16 @@ def read_source(path):
     return g, head[24:end], g.version
 
 
+EMBED_TYPES = {"q4_k": Q4_K, "q5_k": Q5_K, "q6_k": Q6_K, "q4_0": Q4_0, "q4_1": Q4_1, "q5_0": Q5_0,
+               "q5_1": Q5_1, "iq4_nl": IQ4_NL}
+
+
 def retype(args):
     g, kvbytes, version = read_source(args.src)
     rng = np.random.default_rng(args.seed)
     proj = {"iq2_bn": IQ2_BN, "iq1_bn": IQ1_BN, "tl1": TL1, "tl2": TL2}.get(args.proj)
     tiles = read_tl_config(args.tl_config) if args.tl_config else TL_PRESETS.get(proj)
-    embed = {"q4_k": Q4_K, "q5_k": Q5_K, "q6_k": Q6_K}.get(args.embed)
+    embed = EMBED_TYPES.get(args.embed)
     out = []  # (name, ne, type, bytes)
     with open(args.src, "rb") as f:
         for t in g.tensors:
@@ -417,7 +471,7 @@ def retype(args):
                 raw = random_kquant(rng, embed, n)
                 gt = embed
                 if args.inject == "kq-bad-k" and name == "token_embd.weight":
-                    ne = [128, n // 128]
+                    ne = [128, n // 128] if embed in KQ_BYTES else [16, n // 16]
             if args.inject == "tl1" and name == "blk.0.attn_q.weight":
                 gt = TL1
             if args.inject == "tl2" and name == "blk.0.attn_q.weight":
@@ -474,7 +528,7 @@ def main():
     r = sub.add_parser("retype")
     r.add_argument("--proj", choices=["iq2_bn", "iq1_bn", "tl1", "tl2"])
     r.add_argument("--tl-config")
-    r.add_argument("--embed", choices=["q4_k", "q5_k", "q6_k"])
+    r.add_argument("--embed", choices=sorted(EMBED_TYPES))
     r.add_argument("--vary-scales", action="store_true")
     r.add_argument("--zero-row", action="store_true")
     r.add_argument("--seed", type=int, default=7)
