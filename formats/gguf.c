@@ -107,8 +107,10 @@ static int read_alignment(const bn_meta *raw, const char *name, uint64_t *alignm
     *alignment = 32;
     if (!kv)
         return 0;
-    if (kv->type != BN_V_U32 || bn_meta_u32(raw, "general.alignment", &a) || a == 0 || a % 8 || a > (1u << 24))
-        return bn_fail(e, "%s: bad general.alignment (a nonzero multiple of 8 is required)", name);
+    /* ggml's rule (gguf.cpp): a power of two */
+    if (kv->type != BN_V_U32 || bn_meta_u32(raw, "general.alignment", &a) || a == 0 || (a & (a - 1)) ||
+        a > (1u << 24))
+        return bn_fail(e, "%s: bad general.alignment (a power of two up to 2^24 is required)", name);
     *alignment = a;
     return 0;
 }
@@ -282,6 +284,15 @@ static int open_impl(bn_source *s, const char *path, const char *tl_config, bn_m
      * the peers multiply by as stored: read as t2 with that β
      * (formats/gguf-import.md §2). Other architectures' float projections,
      * and BitNet ones that are not ternary·β, stay float for bn-quant. */
+    /* bitnet.cpp's embedding converter names the BitLinear input norms
+     * blk.N.<proj>_norm_in.weight; bn's are blk.N.<proj>_in_norm.weight
+     * (renamed before the names are checked: a file holding both is refused) */
+    for (size_t i = 0; !rc && i < s->n_tensors; i++) {
+        char *n = s->tensors[i].name;
+        size_t l = strlen(n), sl = strlen("_norm_in.weight");
+        if (l > sl && !strcmp(n + l - sl, "_norm_in.weight"))
+            memcpy(n + l - sl, "_in_norm.weight", sl);
+    }
     const char *a0 = rc ? NULL : bn_meta_str(raw, "general.architecture");
     g->float_t2 = bn_gguf_bitnet_arch(a0);
     if (rc || check_unique_names(s, e) || place_tensors(s, g, head_end, alignment, size, e) ||
@@ -296,14 +307,6 @@ static int open_impl(bn_source *s, const char *path, const char *tl_config, bn_m
                        "%s: architecture 'llama' without ternary (I2_S, TQ1_0, TQ2_0, IQ1_BN, IQ2_BN, TL1, TL2) "
                        "projection weights is not a BitNet model",
                        path);
-    /* bitnet.cpp's embedding converter names the BitLinear input norms
-     * blk.N.<proj>_norm_in.weight; bn's are blk.N.<proj>_in_norm.weight */
-    for (size_t i = 0; i < s->n_tensors; i++) {
-        char *n = s->tensors[i].name;
-        size_t l = strlen(n), sl = strlen("_norm_in.weight");
-        if (l > sl && !strcmp(n + l - sl, "_norm_in.weight"))
-            memcpy(n + l - sl, "_in_norm.weight", sl);
-    }
     return bn_gguf_canonical_meta(s, raw, has_output, embd_rows, e);
 }
 

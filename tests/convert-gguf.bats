@@ -125,8 +125,20 @@ convert_fails() {
     convert_ok "$T/a64.gguf"
     $GEN --format gguf-q8_0 --alignment 128 "$T/a128.gguf"
     convert_ok "$T/a128.gguf"
+    # any power of two, as ggml's reader takes; nothing else
+    $GEN --format gguf-f32 --alignment 4 "$T/a4.gguf"
+    convert_ok "$T/a4.gguf"
+    $GEN --format gguf-f32 --alignment 24 "$T/a24.gguf"
+    convert_fails "$T/a24.gguf"
+    [[ $err == *"bad general.alignment (a power of two up to 2^24 is required)"* ]]
     $GEN --format gguf-i2_s --inject nested-array "$T/nested.gguf"
     convert_ok "$T/nested.gguf"
+}
+
+@test "GGUF with one input norm under both its names is refused, not written twice" {
+    $GEN --format gguf-i2_s --inject norm-in-twice "$T/twice.gguf"
+    convert_fails "$T/twice.gguf"
+    [[ $err == *"tensor 'blk.0.attn_q_in_norm.weight' appears twice"* ]]
 }
 
 @test "GGUF architectures map to canonical ones" {

@@ -618,6 +618,11 @@ def write_gguf(args, shape, layers, vocab, out):
     arch = args.arch
     d, ff, _, h, kv, _, ctx = shape
     tens = model_tensors(shape, layers, vocab, arch)
+    if args.inject == "norm-in-twice":
+        # one BitLinear input norm under bitnet.cpp's embedding converter's
+        # name and under bn's: the same tensor twice once renamed
+        tens = tens + [("blk.0.attn_q_norm_in.weight", None, [d], "norm"),
+                       ("blk.0.attn_q_in_norm.weight", None, [d], "norm")]
     proj_t = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "tq1_0": "TQ1_0",
               "tq2_0": "TQ2_0", "i2_s": "I2_S"}[fmt]
     embed_t = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0"}.get(fmt, "F16")
@@ -1480,7 +1485,7 @@ def main():
     ap.add_argument("--inject", choices=["absurd-tensor-count", "absurd-kv-count", "absurd-string-len",
                                          "offset-past-end", "unknown-type", "i2s-nan-scale", "i2s-zero-scale",
                                          "i2s-bad-code", "nested-array", "float-near-ternary",
-                                         "float-special"],
+                                         "float-special", "norm-in-twice"],
                     help="write a deliberately malformed file (for error tests)")
     ap.add_argument("--hidden-act", metavar="ACT",
                     help="gguf-*: write <arch>.hidden_activation = ACT (llama.cpp's optional key: relu2, silu)")
