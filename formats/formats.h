@@ -180,6 +180,10 @@ static inline int bn_hparams_sliding(const bn_hparams *hp, uint32_t l)
 /* Nonzero for the seven ternary projections of a layer (attn_q/k/v/output,
  * ffn_gate/up/down), by canonical name. */
 int bn_tensor_is_projection(const char *name);
+/* 1 when a projection of s is float (latent weights bn-quant or the
+ * loader ternarize): bn-convert then records model.ternary_rule
+ * "reciprocal", the rule of every published trainer and converter. */
+int bn_source_has_float_projection(const bn_source *s);
 /* The projections in layer order (attn_q, attn_k, attn_v, attn_output,
  * ffn_gate, ffn_up, ffn_down) and the suffix of each one's input norm
  * (model.proj_norm): "blk.N." + bn_proj_names[i] + "_in_norm.weight". */

@@ -344,6 +344,7 @@ int bn_gguf_canonical_meta(bn_source *s, const bn_meta *raw, int has_output, uin
     hp.act_silu = ai.act_silu;
     hp.sub_norms = ai.sub_norms;
     hp.tied = !has_output;
+    hp.ternary_recip = bn_source_has_float_projection(s); /* as for every source (hf.c) */
     if (read_shape(raw, arch, embd_rows, &hp, name, e) || read_tokens(raw, &hp, name, e) ||
         read_embedding(s, raw, arch, &hp, name, e) || (ai.gemma && read_gemma3(s, raw, arch, &hp, name, e)))
         return -1;

@@ -223,11 +223,9 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
         snprintf(hp->arch, sizeof hp->arch, "bitnet-b1.58");
         hp->sub_norms = 1;
     } else if (!strcmp(arch, "BitnetForCausalLM")) {
-        /* 1bitLLM's modeling_bitnet.py (formats/1bitllm.md): its
-         * utils_quant.weight_quant rounds W * (1/beta) */
+        /* 1bitLLM's modeling_bitnet.py (formats/1bitllm.md) */
         snprintf(hp->arch, sizeof hp->arch, "bitnet");
         hp->sub_norms = 1;
-        hp->ternary_recip = 1;
     } else if (!strcmp(arch, "LlamaForCausalLM")) {
         snprintf(hp->arch, sizeof hp->arch, "llama");
         hp->sub_norms = 0;
@@ -847,6 +845,10 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     }
     if (hp.proj_norm && add_missing_in_norms(s, hi, &hp, e))
         goto fail;
+    /* latent float weights become ternary as their trainers' weight_quant
+     * does it (transformers' WeightQuant, 1bitLLM's utils_quant, bitnet.cpp's
+     * converters): W * (1/beta), rounded (formats/bn-model.md §3.1) */
+    hp.ternary_recip = bn_source_has_float_projection(s);
     if (bn_hparams_to_meta(&hp, &s->meta)) {
         bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", dir);
         goto fail;

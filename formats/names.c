@@ -20,3 +20,13 @@ int bn_tensor_is_projection(const char *name)
     }
     return 0;
 }
+
+int bn_source_has_float_projection(const bn_source *s)
+{
+    for (size_t i = 0; i < s->n_tensors; i++) {
+        const bn_tensor *t = &s->tensors[i];
+        if (bn_tensor_is_projection(t->name) && (t->type == BN_F32 || t->type == BN_F16 || t->type == BN_BF16))
+            return 1;
+    }
+    return 0;
+}

@@ -66,7 +66,9 @@ for f in sys.argv[3:]:
             "tokens.eos_id": fam["eos"] if isinstance(fam["eos"], int) else fam["eos"][0],
             "provenance.scale_convention": None if onebit else
             "divide" if qc.get("linear_class", "bitlinear") == "bitlinear" else "multiply",
-            "model.ternary_rule": "reciprocal" if onebit else None}
+            # float projections (1bitLLM's f32, the bf16 masters) are ternarized
+            # as every weight_quant does: W * (1/beta)
+            "model.ternary_rule": "reciprocal" if onebit or fam["qc"] is None else None}
     if onebit:
         want["tokens.pad_id"] = 32000
     if qc.get("use_rms_norm"):

@@ -4,12 +4,12 @@ ternarization of an HF bf16/f16/f32 master-weight checkpoint against the
 BitNet b1.58 absmean definition, computed here with numpy from the
 safetensors file (parsed from its published spec), independently of bn:
 
-    beta = mean(|W|) clamped at 1e-5;  T = clamp(round_half_even(W / beta), -1, 1)
+    beta = mean(|W|) clamped at 1e-5;  s = 1/beta rounded to f32;
+    T = clamp(round_half_even(W * s), -1, 1), scale 1/s
 
-or, for 1bitLLM's BitnetForCausalLM (its utils_quant.weight_quant), with
-s = 1/beta rounded to f32, T = clamp(round_half_even(W * s), -1, 1) and the
-scale 1/s. Every ternary value and every scale must be identical; the
-report's scales and zero shares must agree."""
+as transformers' WeightQuant (integrations/bitnet.py) and 1bitLLM's
+utils_quant.weight_quant compute it. Every ternary value and every scale
+must be identical; the report's scales and zero shares must agree."""
 import json
 import os
 import struct
@@ -52,8 +52,6 @@ def main():
     hf, bnpath, report = sys.argv[1:4]
     m = bnread.read(bnpath)
     rep = {r["tensor"]: r for r in json.load(open(report))}
-    cfg = json.load(open(os.path.join(hf, "config.json")))
-    recip = (cfg.get("architectures") or [""])[0] == "BitnetForCausalLM"
     checked = 0
     for name, w in safetensors(os.path.join(hf, "model.safetensors")):
         parts = name.split(".")
@@ -63,13 +61,12 @@ def main():
         if key not in PROJ:
             continue
         bn_name = "blk.%s.%s.weight" % (parts[2], PROJ[key])
+        # transformers' WeightQuant (and every published weight_quant):
+        # s = 1/beta in f32, codes round(W*s), scale 1/s
         beta = np.float32(max(np.abs(w.astype(np.float64)).mean(), 1e-5))
-        if recip:
-            s = np.float32(1) / beta
-            t = np.clip(np.rint(w * s), -1, 1).astype(np.int8)
-            beta = np.float32(1) / s
-        else:
-            t = np.clip(np.rint(w / beta), -1, 1).astype(np.int8)
+        s = np.float32(1) / beta
+        t = np.clip(np.rint(w * s), -1, 1).astype(np.int8)
+        beta = np.float32(1) / s
         tensor = m.by_name[bn_name]
         assert tensor.type == 4, "%s is not t2" % bn_name
         got, got_beta = bnread.t2_decode(m.tensor_bytes(tensor), tensor.shape)

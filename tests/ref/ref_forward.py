@@ -105,9 +105,9 @@ def unpack_hf(p):
 
 def ternarize(w, recip=False):
     """absmean per tensor: beta = mean|W| (>= 1e-5), T = clamp(round(W/beta)),
-    scale beta. recip: 1bitLLM's utils_quant.weight_quant, s = 1/beta in f32,
-    T = clamp(round(W*s)), scale 1/s (what its (W*s).round().clamp(-1, 1) / s
-    multiplies the codes by)."""
+    scale beta. recip: the published weight_quant (transformers' WeightQuant,
+    1bitLLM's utils_quant): s = 1/beta in f32, T = clamp(round(W*s)), scale
+    1/s (what its (W*s).round().clamp(-1, 1) / s multiplies the codes by)."""
     beta = F32(max(np.abs(w.astype(np.float64)).mean(), 1e-5))
     if recip:
         s = F32(1) / beta
@@ -127,9 +127,9 @@ class Proj:
             self.master = None
         else:
             self.master = tensors[name]
-            # 1bitLLM's BitnetForCausalLM (modeling_bitnet.py, utils_quant.py) multiplies by 1/beta
-            recip = (cfg.get("architectures") or [""])[0] == "BitnetForCausalLM"
-            self.t, self.beta = ternarize(self.master, recip)
+            # every trainer's weight_quant (transformers' WeightQuant, 1bitLLM's
+            # utils_quant, bitnet.cpp's converters) multiplies by s = 1/beta
+            self.t, self.beta = ternarize(self.master, recip=True)
         self.mode = mode
         self.tT = np.ascontiguousarray(self.t.T.astype(F32))  # [in, out]: a fast layout for x @ W^T
 
