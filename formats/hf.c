@@ -356,35 +356,6 @@ out:
     return rc;
 }
 
-/* The id tokenizer.json's post-processor appends to a single sequence
- * (TemplateProcessing whose "single" template ends with a SpecialToken,
- * alone or in a Sequence of processors), or -1. */
-static int32_t template_end_id(const cJSON *pp)
-{
-    const char *type = cfg_str(pp, "type");
-    if (type && !strcmp(type, "Sequence")) {
-        const cJSON *v;
-        int32_t id = -1;
-        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(pp, "processors"))
-        {
-            int32_t x = template_end_id(v);
-            if (x >= 0)
-                id = x;
-        }
-        return id;
-    }
-    if (!type || strcmp(type, "TemplateProcessing"))
-        return -1;
-    const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
-    const cJSON *last = cJSON_IsArray(single) ? cJSON_GetArrayItem(single, cJSON_GetArraySize(single) - 1) : NULL;
-    const cJSON *st = last ? cJSON_GetObjectItemCaseSensitive(last, "SpecialToken") : NULL;
-    const char *name = st ? cfg_str(st, "id") : NULL;
-    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(pp, "special_tokens");
-    const cJSON *sp = name && specials ? cJSON_GetObjectItemCaseSensitive(specials, name) : NULL;
-    const cJSON *ids = sp ? cJSON_GetObjectItemCaseSensitive(sp, "ids") : NULL;
-    return cJSON_IsArray(ids) && cJSON_GetArraySize(ids) == 1 ? json_id32(cJSON_GetArrayItem(ids, 0)) : -1;
-}
-
 /* A sentence-transformers embedding model (1_Pooling/config.json): the
  * pooling, and the token every input ends with. Last-token pooling is the
  * one the BitNet embedding models use (with L2 normalization after it,
@@ -418,7 +389,7 @@ static int read_pooling(const char *dir, bn_hparams *hp, bn_err *e)
     if (bn_file_exists(path)) {
         if (bn_json_load(path, &j, e))
             return -1;
-        int32_t id = template_end_id(cJSON_GetObjectItemCaseSensitive(j, "post_processor"));
+        int32_t id = bn_hf_template_special(cJSON_GetObjectItemCaseSensitive(j, "post_processor"), 1);
         cJSON_Delete(j);
         if (id >= 0)
             hp->embed_end_id = id;
@@ -449,6 +420,20 @@ static int read_extras(const char *dir, bn_hparams *hp, bn_meta *meta, bn_err *e
     }
     if (hp->n_stop == 0 && hp->eos_id >= 0)
         hp->stop_ids[hp->n_stop++] = hp->eos_id;
+    /* Whether a BOS starts every text is the HF tokenizer's doing: its
+     * post-processor's template (config.json's bos_token_id names an id,
+     * Qwen3's and Falcon3's too, that their tokenizers never add);
+     * tokenizer_config's add_bos_token, below, overrides it as
+     * transformers' Llama tokenizers do. */
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (bn_file_exists(path)) {
+        if (bn_json_load(path, &j, e))
+            return -1;
+        int32_t bos = bn_hf_template_special(cJSON_GetObjectItemCaseSensitive(j, "post_processor"), 0);
+        cJSON_Delete(j);
+        j = NULL;
+        hp->add_bos = bos >= 0 && hp->bos_id >= 0;
+    }
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     const char *fmt = "none";
     if (bn_file_exists(path)) {

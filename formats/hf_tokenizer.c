@@ -258,33 +258,6 @@ static int32_t json_id(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= INT32_MAX ? (int32_t)v->valuedouble : -1;
 }
 
-/* The id of the special token tokenizer.json's post-processor puts first
- * (its BOS), or -1 if it adds none. */
-static int32_t post_bos(const cJSON *pp)
-{
-    if (!cJSON_IsObject(pp))
-        return -1;
-    if (!strcmp(type_of(pp), "Sequence")) {
-        const cJSON *s;
-        cJSON_ArrayForEach(s, item(pp, "processors"))
-        {
-            int32_t id = post_bos(s);
-            if (id >= 0)
-                return id;
-        }
-        return -1;
-    }
-    if (strcmp(type_of(pp), "TemplateProcessing"))
-        return -1;
-    const cJSON *single = item(pp, "single");
-    const cJSON *st = cJSON_IsArray(single) && single->child ? item(single->child, "SpecialToken") : NULL;
-    const cJSON *name = st ? item(st, "id") : NULL;
-    if (!cJSON_IsString(name))
-        return -1;
-    const cJSON *sp = item(item(pp, "special_tokens"), name->valuestring);
-    return json_id(sp, "ids");
-}
-
 int bn_tokenizer_meta_from_hf(const char *hf_path, bn_meta *model_meta, bn_err *e)
 {
     char dir[4096], path[4200];
@@ -313,7 +286,7 @@ int bn_tokenizer_meta_from_hf(const char *hf_path, bn_meta *model_meta, bn_err *
     const char *fmt = "none";
     if (bn_json_load(path, &tj, e))
         return -1;
-    pbos = post_bos(item(tj, "post_processor"));
+    pbos = bn_hf_template_special(item(tj, "post_processor"), 0);
     add_bos = pbos >= 0;
     bos = pbos;
     cJSON_Delete(tj);

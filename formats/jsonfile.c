@@ -1,6 +1,7 @@
 /* jsonfile.c — loading JSON files with errors that name them. */
 #include "jsonfile.h"
 
+#include <string.h>
 #include <sys/stat.h>
 
 int bn_file_exists(const char *path)
@@ -28,4 +29,41 @@ int bn_json_load(const char *path, cJSON **out, bn_err *e)
     }
     *out = j;
     return 0;
+}
+
+/* The "single" template's first or last piece, if it is a special token
+ * of one id. */
+static int32_t template_piece(const cJSON *pp, int at_end)
+{
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
+    int n = cJSON_IsArray(single) ? cJSON_GetArraySize(single) : 0;
+    const cJSON *piece = n ? cJSON_GetArrayItem(single, at_end ? n - 1 : 0) : NULL;
+    const cJSON *st = piece ? cJSON_GetObjectItemCaseSensitive(piece, "SpecialToken") : NULL;
+    const cJSON *name = st ? cJSON_GetObjectItemCaseSensitive(st, "id") : NULL;
+    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(pp, "special_tokens");
+    const cJSON *sp = cJSON_IsString(name) && specials ? cJSON_GetObjectItemCaseSensitive(specials, name->valuestring)
+                                                       : NULL;
+    const cJSON *ids = sp ? cJSON_GetObjectItemCaseSensitive(sp, "ids") : NULL;
+    const cJSON *id = cJSON_IsArray(ids) && cJSON_GetArraySize(ids) == 1 ? cJSON_GetArrayItem(ids, 0) : NULL;
+    return cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble <= INT32_MAX ? (int32_t)id->valuedouble
+                                                                                         : -1;
+}
+
+int32_t bn_hf_template_special(const cJSON *post_processor, int at_end)
+{
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(post_processor, "type");
+    if (!cJSON_IsString(type))
+        return -1;
+    if (!strcmp(type->valuestring, "Sequence")) {
+        const cJSON *v;
+        int32_t id = -1;
+        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(post_processor, "processors"))
+        {
+            int32_t x = bn_hf_template_special(v, at_end);
+            if (x >= 0 && (at_end || id < 0))
+                id = x; /* the first processor's start, the last one's end */
+        }
+        return id;
+    }
+    return strcmp(type->valuestring, "TemplateProcessing") ? -1 : template_piece(post_processor, at_end);
 }

@@ -9,4 +9,10 @@
 int bn_json_load(const char *path, cJSON **out, bn_err *e);
 int bn_file_exists(const char *path);
 
+/* What tokenizer.json's post-processor adds around a single text: the id
+ * of the special token its template starts with (at_end 0: a BOS) or ends
+ * with (at_end 1: what an embedding model pools at), or -1 when it adds
+ * none there. TemplateProcessing, alone or in a Sequence. */
+int32_t bn_hf_template_special(const cJSON *post_processor, int at_end);
+
 #endif

@@ -73,6 +73,32 @@ assert len(m["provenance.source_hashes"]) == len(m["provenance.sources"]) == 3
     cmp "$T/ids" "$T/ids-tok"
 }
 
+@test "a BOS starts each text when the HF tokenizer's post-processor adds one, whatever config.json's bos_token_id says" {
+    # the bundled tokenizer.json's template starts with <|begin_of_text|> (4064)
+    mkdir "$T/nobos"
+    cp "$TINY"/* "$T/nobos/"
+    $PY - "$T/nobos/tokenizer.json" <<'PYEOF'
+import json, sys
+t = json.load(open(sys.argv[1]))
+# the ByteLevel step only: the template (and its BOS) gone, as Qwen3's tokenizers have it
+t["post_processor"] = [p for p in t["post_processor"]["processors"] if p["type"] == "ByteLevel"][0]
+json.dump(t, open(sys.argv[1], "w"))
+PYEOF
+    for d in "$TINY" "$T/nobos"; do
+        bn-convert -q "$d" -o "$T/m.bn"
+        bn-convert --info "$T/m.bn" | grep -E '^tokens.(bos_id|add_bos) ' | tr -s ' ' >"$T/$(basename "$d").bos"
+        printf 'Emma\n' | bn-tokenize -m "$T/m.bn" >"$T/$(basename "$d").ids"
+    done
+    [ "$(cat "$T/tiny-bitnet.bos")" = "$(printf 'tokens.bos_id 4064\ntokens.add_bos true')" ]
+    [ "$(cat "$T/nobos.bos")" = "$(printf 'tokens.bos_id 4064\ntokens.add_bos false')" ]
+    [ "4064 $(cat "$T/nobos.ids")" = "$(cat "$T/tiny-bitnet.ids")" ]
+    # tokenizer_config.json's add_bos_token overrides the template, as transformers' Llama tokenizers do
+    $PY -c 'import json, sys; p = sys.argv[1]; c = json.load(open(p)); c["add_bos_token"] = True; json.dump(c, open(p, "w"))' \
+        "$T/nobos/tokenizer_config.json"
+    bn-convert -q "$T/nobos" -o "$T/m.bn"
+    bn-convert --info "$T/m.bn" | grep -Eq '^tokens.add_bos +true'
+}
+
 @test "conversion is exact: the independent reader sees the checkpoint's values" {
     bn-convert "$TINY" -o "$T/tiny.bn"
     $PY "$ROOT/tests/ref/check_convert.py" "$TINY" "$T/tiny.bn"

@@ -284,7 +284,9 @@ PYEOF
     for f in sh sg; do
         bn-convert --info --json "$T/$f.bn" | $PY -c 'import json, sys
 m = json.load(sys.stdin)["metadata"]
-print(json.dumps({k: v for k, v in sorted(m.items()) if k.startswith(("model.", "tokens."))}))' >"$T/$f.meta"
+# model.ternary_rule: how float projections become ternary (the GGUF ones arrive ternary)
+print(json.dumps({k: v for k, v in sorted(m.items()) if k.startswith(("model.", "tokens."))
+                  and k != "model.ternary_rule"}))' >"$T/$f.meta"
     done
     diff "$T/sh.meta" "$T/sg.meta"
     bn-quant <"$T/sg.bn" | bn-pack >"$T/sgp.bn"
