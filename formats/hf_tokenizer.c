@@ -87,6 +87,9 @@ static int check_model(const cJSON *root, const cJSON *model, const char *path, 
         return bn_fail(e, "%s: tokenizer model '%s' is not supported (only byte-level BPE)", path, ty);
     if (!cJSON_IsObject(item(model, "vocab")) || !cJSON_IsArray(item(model, "merges")))
         return bn_fail(e, "%s: model has no vocab object or merges array (not a BPE)", path);
+    const cJSON *drop = item(model, "dropout");
+    if (drop && !cJSON_IsNull(drop) && !(cJSON_IsNumber(drop) && drop->valuedouble == 0))
+        return bn_fail_code(e, BN_E_UNSUPPORTED, "%s: BPE with dropout (random merges) is not supported", path);
     if (cJSON_IsTrue(item(model, "byte_fallback")))
         return bn_fail(e, "%s: BPE with byte_fallback (SentencePiece style) is not supported", path);
     const cJSON *p = item(model, "continuing_subword_prefix"), *s = item(model, "end_of_word_suffix");
@@ -123,6 +126,13 @@ static int added_tokens(const cJSON *root, tok_builder *b, uint8_t **seen, size_
             *nseen = n;
         }
         (*seen)[i] = 1;
+        /* options that change where an added token matches (around white
+         * space, inside words): not modelled, so refused, not ignored */
+        static const char *const opts[] = {"lstrip", "rstrip", "single_word"};
+        for (size_t k = 0; k < sizeof opts / sizeof *opts; k++)
+            if (cJSON_IsTrue(item(a, opts[k])))
+                return bn_fail_code(e, BN_E_UNSUPPORTED, "%s: added token %u ('%s') has %s, which is not supported",
+                                    path, i, content->valuestring, opts[k]);
         uint8_t ty = cJSON_IsTrue(item(a, "special")) ? BN_TOKT_CONTROL : BN_TOKT_USER;
         if (tok_builder_add(b, i, content->valuestring, strlen(content->valuestring), ty, e))
             return -1;

@@ -319,6 +319,33 @@ EOF
     run_split "$T/o" bn-tokenize --vocab "$T/bad.model" </dev/null
     expect_one_line_error "$status" "$err" bn-tokenize
     [[ $err == *"bad.model: rank 1 is missing (ranks must be 0..2)" ]]
+    # what HF tokenizers would do differently is refused, not ignored: an added
+    # token that takes in white space or matches whole words only, BPE dropout
+    for edit in 'lstrip' 'rstrip' 'single_word' 'dropout'; do
+        $PY - "$TINY/tokenizer.json" "$T/tokenizer.json" "$edit" <<'PYEOF'
+import json, sys
+t = json.load(open(sys.argv[1]))
+if sys.argv[3] == "dropout":
+    t["model"]["dropout"] = 0.1
+else:
+    t["added_tokens"][0][sys.argv[3]] = True
+json.dump(t, open(sys.argv[2], "w"))
+PYEOF
+        run_split "$T/o" bn-tokenize --tokenizer-json "$T/tokenizer.json" </dev/null
+        expect_one_line_error "$status" "$err" bn-tokenize
+        if [ "$edit" = dropout ]; then
+            [[ $err == *"BPE with dropout (random merges) is not supported" ]]
+        else
+            [[ $err == *"added token 4064 ('<|begin_of_text|>') has $edit, which is not supported" ]]
+        fi
+    done
+}
+
+@test "a run of ten million spaces encodes (PCRE2's default match limit stopped it) and decodes back" {
+    need_llama3
+    head -c 10000001 /dev/zero | tr '\0' ' ' >"$T/spaces"
+    bn-tokenize --vocab "$LLAMA3" <"$T/spaces" >"$T/ids"
+    bn-tokenize --vocab "$LLAMA3" -d <"$T/ids" | cmp - "$T/spaces"
 }
 
 # Runs every command of the EXAMPLES sections of a manual page ("$ "

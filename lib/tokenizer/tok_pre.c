@@ -82,6 +82,11 @@ int tok_pre_compile(bn_tokenizer *t, const char *pattern, bn_err *e)
     t->mctx = pcre2_match_context_create(NULL);
     if (!t->md || !t->mctx)
         return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    /* A run of white space is matched and then given back one character
+     * (\s+(?!\S)): steps grow with its length, and PCRE2's default limit
+     * of ten million failed a run of ten million spaces. The patterns
+     * bn accepts step linearly, so no limit is needed. */
+    pcre2_set_match_limit(t->mctx, UINT32_MAX);
     if (t->jit) {
         /* Long runs (a megabyte of spaces) need more than the default 32 KiB. */
         t->jstack = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, NULL);
