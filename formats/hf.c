@@ -285,14 +285,25 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
     if (cJSON_GetObjectItemCaseSensitive(cfg, "max_position_embeddings") &&
         cfg_u32(cfg, "max_position_embeddings", &hp->n_ctx, path, e))
         goto out;
-    hp->rope_theta = (float)cfg_num(cfg, "rope_theta", 10000.0);
-    hp->norm_eps = (float)cfg_num(cfg, "rms_norm_eps", 1e-6);
+    /* A key the config leaves out takes its transformers config class's
+     * default: BitNetConfig's eps 1e-5 and theta 500000; LlamaConfig's
+     * (also 1bitLLM's and Qwen3Config's) 1e-6 and 10000. transformers 5
+     * writes theta and the scaling inside rope_parameters instead of
+     * rope_theta / rope_scaling (Gemma 3's per attention kind: read_gemma3). */
+    int bitnet = !strcmp(hp->arch, "bitnet-b1.58");
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(cfg, "rope_parameters");
+    if (!cJSON_IsObject(rp) || cJSON_GetObjectItemCaseSensitive(rp, "full_attention"))
+        rp = NULL;
+    hp->rope_theta = (float)cfg_num(cfg, "rope_theta", cfg_num(rp, "rope_theta", bitnet ? 500000.0 : 10000.0));
+    hp->norm_eps = (float)cfg_num(cfg, "rms_norm_eps", bitnet ? 1e-5 : 1e-6);
     const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(cfg, "rope_scaling");
-    if (scaling && !cJSON_IsNull(scaling)) {
-        /* transformers names the kind rope_type (older configs: type) */
-        const char *kind = cfg_str(scaling, "rope_type");
-        if (!kind)
-            kind = cfg_str(scaling, "type");
+    if ((!scaling || cJSON_IsNull(scaling)) && cfg_str(rp, "rope_type"))
+        scaling = rp;
+    /* transformers names the kind rope_type (older configs: type);
+     * "default" is plain RoPE said outright */
+    const char *kind = !scaling ? NULL : cfg_str(scaling, "rope_type") ? cfg_str(scaling, "rope_type")
+                                                                          : cfg_str(scaling, "type");
+    if (scaling && !cJSON_IsNull(scaling) && !(kind && !strcmp(kind, "default"))) {
         if (!kind || strcmp(kind, "llama3")) {
             bn_fail(e, "%s: rope_scaling of type '%s' is not supported (llama3 is)", path, kind ? kind : "?");
             goto out;

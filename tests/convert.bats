@@ -99,6 +99,38 @@ PYEOF
     bn-convert --info "$T/m.bn" | grep -Eq '^tokens.add_bos +true'
 }
 
+@test "config keys left out take transformers' class defaults; transformers 5's rope_parameters is read" {
+    # edit NAME PYTHON: a copy of the bundled checkpoint whose config c is changed by PYTHON
+    edit() {
+        mkdir -p "$T/$1"
+        cp "$TINY"/* "$T/$1/"
+        $PY -c 'import json, sys
+p = sys.argv[1]; c = json.load(open(p)); exec(sys.argv[2]); json.dump(c, open(p, "w"))' "$T/$1/config.json" "$2"
+        bn-convert -q "$T/$1" -o "$T/$1.bn"
+        bn-convert --info "$T/$1.bn" | grep -E '^model.(rope|norm_eps)' | tr -s ' ' >"$T/$1.meta"
+    }
+    edit same 'pass'
+    # BitNetConfig: rms_norm_eps 1e-5, rope_theta 500000 (the file states both)
+    edit bare 'del c["rope_theta"]; del c["rms_norm_eps"]'
+    diff "$T/same.meta" "$T/bare.meta"
+    # a Llama layer with the keys left out: LlamaConfig's 1e-6 and 10000
+    edit llama 'c["architectures"] = ["LlamaForCausalLM"]; c["hidden_act"] = "silu"; del c["rope_theta"]; del c["rms_norm_eps"]'
+    grep -qx 'model.rope_theta 10000' "$T/llama.meta"
+    grep -qx 'model.norm_eps 1e-06' "$T/llama.meta"
+    # transformers 5 keeps theta (and any scaling) in rope_parameters
+    edit v5 'c["rope_parameters"] = {"rope_theta": c.pop("rope_theta"), "rope_type": "default"}'
+    diff "$T/same.meta" "$T/v5.meta"
+    edit v5s 'c["rope_parameters"] = {"rope_theta": c.pop("rope_theta"), "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 64}'
+    grep -qx 'model.rope_scaling llama3' "$T/v5s.meta"
+    grep -qx 'model.rope_theta 500000' "$T/v5s.meta"
+    # the reference reads such a config alike: logits of the rope_parameters copy meet it
+    printf '4064 378\n' >"$T/p.ids"
+    bn-infer -m "$T/v5s.bn" --logits "$T/bn.f32" -n 0 --kv f32 <"$T/p.ids" >/dev/null
+    run $PY -W ignore "$ROOT/tests/ref/ref_forward.py" compare --model "$T/v5s" --ids "$T/p.ids" --bn "$T/bn.f32" --atol 1e-4
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
 @test "conversion is exact: the independent reader sees the checkpoint's values" {
     bn-convert "$TINY" -o "$T/tiny.bn"
     $PY "$ROOT/tests/ref/check_convert.py" "$TINY" "$T/tiny.bn"

@@ -165,8 +165,17 @@ class Model:
         self.nh = cfg["num_attention_heads"]
         self.nkv = cfg.get("num_key_value_heads", self.nh)
         self.hd = cfg.get("head_dim") or self.d // self.nh
-        self.eps = F32(cfg.get("rms_norm_eps", 1e-5))
-        self.theta = float(cfg.get("rope_theta", 10000.0))
+        # keys left out take their transformers config class's defaults
+        # (BitNetConfig: eps 1e-5, theta 500000; LlamaConfig, Qwen3Config:
+        # 1e-6, 10000); transformers 5 writes theta and the scaling in
+        # rope_parameters (flat; Gemma 3's per attention kind, below)
+        bitnet = (cfg.get("architectures") or [""])[0] == "BitNetForCausalLM"
+        rp = cfg.get("rope_parameters")
+        rp = rp if isinstance(rp, dict) and "full_attention" not in rp else {}
+        self.eps = F32(cfg.get("rms_norm_eps", 1e-5 if bitnet else 1e-6))
+        self.theta = float(cfg.get("rope_theta", rp.get("rope_theta", 500000.0 if bitnet else 10000.0)))
+        rs = cfg.get("rope_scaling") or (rp if rp.get("rope_type") else None)
+        self.rope_scaling = None if rs and (rs.get("rope_type") or rs.get("type")) == "default" else rs
         self.act = cfg.get("hidden_act") or cfg.get("hidden_activation") or "relu2"
         # Gemma 3 (transformers modeling_gemma3): Gemma3RMSNorm multiplies by
         # (1 + w) in f32; embeddings scaled by sqrt(hidden) (in f32 here, as
@@ -245,7 +254,7 @@ class Model:
         """x [T, H, hd]; HF rotate_half: element i pairs with i + hd/2."""
         half = self.hd // 2
         inv = (theta or self.theta) ** (-np.arange(0, self.hd, 2, dtype=np.float64) / self.hd)
-        rs = self.cfg.get("rope_scaling")
+        rs = self.rope_scaling
         if rs and not theta:
             # Llama 3.1's rope_type "llama3" (transformers modeling_rope_utils):
             # wavelengths above orig/low_freq_factor slowed by factor, below
