@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,7 +34,7 @@ static const bn_prog prog = {
 enum { DRAIN_SECONDS = 30, MAX_ORIGINS = 16 };
 
 typedef struct opts {
-    const char *model, *host, *api_key, *api_key_file, *draft;
+    const char *model, *host, *api_key, *api_key_file, *draft, *alias;
     const char *origins[MAX_ORIGINS];
     size_t n_origins;
     uint32_t port, parallel, queue, n_ctx, timeout;
@@ -54,6 +55,24 @@ static int origin_ok(const char *s)
         if ((unsigned char)*p <= ' ' || *p == 0x7f)
             return 0;
     return 1;
+}
+
+/* A model name as clients send it in "model" and in the path of
+ * /v1/models/NAME: text, no blanks or control characters. */
+static int alias_ok(const char *s)
+{
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return 0;
+    return *s && srv_utf8_valid(s, strlen(s));
+}
+
+/* The model's "created" in /v1/models: its file's time, the same from
+ * every instance that serves it and across restarts; the start otherwise. */
+static long model_time(const char *path)
+{
+    struct stat st;
+    return !stat(path, &st) && st.st_mtime > 0 ? (long)st.st_mtime : (long)time(NULL);
 }
 
 /* SIGTERM and SIGINT are blocked (one thread waits for them), so during
@@ -78,6 +97,7 @@ static int parse(int argc, char **argv, opts *o)
     bn_opt table[] = {
         OPT_SECTION("model and runtime:"),
         OPT_STRING('m', "model", &o->model, "FILE", "bn model (also an HF directory, GGUF)"),
+        OPT_STRING(0, "alias", &o->alias, "NAME", "the model's name in the API (default: the file's base name)"),
         OPT_U32('c', "ctx", &o->n_ctx, "N", 2, 1u << 24, "context positions of each sequence (default: the model's)"),
         OPT_INT('t', "threads", &o->threads, "N", 1, 1024, "threads (default: all cores)"),
         {.kind = BN_OPT_U32, .dash_name = "np", .name = "parallel", .dest = &o->parallel, .arg = "SLOTS", .lo = 1,
@@ -117,6 +137,9 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--api-key and --api-key-file exclude each other");
     if (o->api_key && !*o->api_key)
         return bn_usage_error(&prog, "the API key is empty");
+    if (o->alias && !alias_ok(o->alias))
+        return bn_usage_error(&prog, "--alias '%s': not a name (UTF-8 text without spaces or control characters)",
+                              o->alias);
     for (size_t i = 0; i < o->n_origins; i++)
         if (!origin_ok(o->origins[i]))
             return bn_usage_error(&prog, "--allow-origin '%s': not an origin (scheme://host[:port] without a path, "
@@ -257,7 +280,8 @@ int main(int argc, char **argv)
         goto out;
     }
     engine_on = 1;
-    srv_model_info mi = {.m = m, .tok = tok, .tok_mu = &tok_mu, .id = slash ? slash + 1 : o.model,
+    srv_model_info mi = {.m = m, .tok = tok, .tok_mu = &tok_mu, .id = o.alias ? o.alias : slash ? slash + 1 : o.model,
+                         .created = model_time(o.model),
                          .n_ctx = bn_ctx_n_ctx(c), .embed = embed, .draft = dc != NULL};
     srv_http_ready(h, &g, &mi);
     fprintf(stderr, "%s: %s ready: %u sequences of %u positions, KV budget %.1f MiB, %d threads\n", prog.name, mi.id,

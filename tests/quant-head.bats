@@ -58,13 +58,18 @@ ppl() { # model [options]: the perplexity of the held-out text
     $PY -c "import sys; sys.exit(0 if ($p - $base) / $base < 0.01 else 1)"
 }
 
-@test "the scalar reference (--kernel ref) and the SIMD head agree to 0.05%" {
+@test "the scalar reference (--kernel ref) and the SIMD head agree to 0.1%" {
     normal_pass_only "test_kernels compares every head kernel with its reference bit for bit"
+    # The heads agree bit for bit (test_kernels); the rest of the reference
+    # path sums in another order, and where that moves an int8 activation
+    # across a rounding boundary (numerics.md) the perplexity moves too:
+    # 0.02-0.05% on the bundled model (2026-12-06, q5 0.051%). A wrong head
+    # kernel moves it by whole percents.
     for h in i8 q6 q5 q4; do
         a=$(ppl "$D/$h.bn" -c 128)
         b=$(ppl "$D/$h.bn" -c 128 --kernel ref)
         echo "$h: $a vs $b"
-        $PY -c "import sys; sys.exit(0 if abs($a - $b) / $b < 5e-4 else 1)"
+        $PY -c "import sys; sys.exit(0 if abs($a - $b) / $b < 1e-3 else 1)"
     done
 }
 

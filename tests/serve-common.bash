@@ -67,3 +67,11 @@ j = json.load(open(sys.argv[1]))
 v = eval(sys.argv[2])
 sys.stdout.write(v if isinstance(v, str) else json.dumps(v))' "$1" "$2"
 }
+
+# api PATH JSON [curl options]: the body in $T/body, the status in $code.
+api() {
+    local path=$1 json=$2
+    shift 2
+    code=$(curl -s --max-time 60 -o "$T/body" -w '%{http_code}' -H 'Content-Type: application/json' \
+        --data-binary "$json" "$@" "http://127.0.0.1:${SRV_PORT:-$PORT}$path")
+}

@@ -43,14 +43,6 @@ teardown() {
     stop_servers "$T"
 }
 
-# api PATH JSON [curl options]: the body in $T/body, the status in $code.
-api() {
-    local path=$1 json=$2
-    shift 2
-    code=$(curl -s --max-time 60 -o "$T/body" -w '%{http_code}' -H 'Content-Type: application/json' \
-        --data-binary "$json" "$@" "http://127.0.0.1:${SRV_PORT:-$PORT}$path")
-}
-
 # vectors BODY OUT: the answer's vectors (JSON floats or base64) as raw f32
 # in OUT, after checking the answer's shape; prints the usage's tokens.
 vectors() {

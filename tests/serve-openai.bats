@@ -3,8 +3,9 @@
 # tests/ref/package.json; tests/ref/openai-client.mjs makes one request):
 # the model list, greedy completions and chat answers identical to
 # bn-infer's, streams the client reassembles to the whole answer, stop
-# strings, seeds, usage and finish_reason, and refusals as the client's
-# error classes. Skipped without node or the package (tools/install-deps.sh
+# strings, seeds, usage and finish_reason (stream_options.include_usage's
+# chunk too), and refusals as the client's error classes with OpenAI's
+# param. Skipped without node or the package (tools/install-deps.sh
 # installs both). Every server started here is stopped in teardown.
 load common
 load serve-common
@@ -191,4 +192,36 @@ if fin == "length" and len(sys.argv) > 2:
     [ "$(field "$T/out" '[j["error"]["status"], j["error"]["class"]]')" = '[401, "AuthenticationError"]' ]
     OPENAI_API_KEY=sekrit-key oa_ok completion '{"prompt": "Hi", "max_tokens": 4, "stream": true}'
     usage_sane "$T/out" 4
+}
+
+@test "stream_options.include_usage through the client: the usage from the chunk without choices" {
+    req="{\"prompt\": $(json_str "$P1"), \"max_tokens\": 12, \"temperature\": 0"
+    oa_ok completion "$req}" whole
+    oa_ok completion "$req, \"stream\": true, \"stream_options\": {\"include_usage\": true}}" streamed
+    same='[j["text"], j["finish_reason"], j["usage"]]'
+    [ "$(field "$T/whole" "$same")" = "$(field "$T/streamed" "$same")" ]
+    chat='{"messages": [{"role": "user", "content": "Tell me of Netherfield."}], "max_tokens": 12, "temperature": 0'
+    oa_ok chat "$chat}" whole
+    oa_ok chat "$chat, \"stream\": true, \"stream_options\": {\"include_usage\": true}}" streamed
+    [ "$(field "$T/whole" "$same")" = "$(field "$T/streamed" "$same")" ]
+    usage_sane "$T/streamed" 12
+}
+
+@test "the client's error carries OpenAI's param: the field refused, or null" {
+    cat >"$T/param.mjs" <<JS
+import OpenAI from '$ROOT/tests/ref/node_modules/openai/index.mjs';
+const client = new OpenAI({ baseURL: process.argv[2], apiKey: 'none', maxRetries: 0, timeout: 30000 });
+const out = [];
+for (const params of [{ prompt: 'x', model: 'tiny.bn', temperature: 'hot' }, { prompt: 'x', model: 'gpt-4' }]) {
+    try {
+        await client.completions.create(params);
+        out.push('answered');
+    } catch (e) {
+        out.push([e.status, e.param === undefined ? 'absent' : e.param]);
+    }
+}
+process.stdout.write(JSON.stringify(out) + '\n');
+JS
+    run timeout 60 node "$T/param.mjs" "http://127.0.0.1:$PORT/v1"
+    [ "$status" -eq 0 ] && [ "$output" = '[[400,"temperature"],[404,null]]' ] || { echo "$output"; return 1; }
 }

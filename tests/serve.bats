@@ -30,14 +30,6 @@ teardown() { # servers a test started itself
     stop_servers "$T"
 }
 
-# api PATH JSON [curl options]: the body in $T/body, the status in $code.
-api() {
-    local path=$1 json=$2
-    shift 2
-    code=$(curl -s --max-time 60 -o "$T/body" -w '%{http_code}' -H 'Content-Type: application/json' \
-        --data-binary "$json" "$@" "http://127.0.0.1:${SRV_PORT:-$PORT}$path")
-}
-
 # sse FILE: the text of a stream of events, checking its shape: every
 # line a data: event, the last [DONE], the one before it the only one
 # with a finish_reason, and usage there. Prints TEXT, then a NUL, then the
@@ -441,7 +433,7 @@ header() { sed -n "s/^$1: //p" "$T/headers"; }
         [[ $(header access-control-allow-methods) == *post* && $(header access-control-allow-methods) == *get* ]]
         [[ $(header access-control-allow-headers) == *authorization* ]]
         [[ $(header access-control-allow-headers) == *content-type* ]]
-        [ "$(header vary)" = origin ]
+        [ "$(header vary)" = 'origin, access-control-request-headers' ]
     done
     # not a preflight: without the key 401, the origin still allowed (the page reads the error)
     cors POST /v1/completions http://chat.example --data-binary '{"prompt": "Hi", "max_tokens": 2}'

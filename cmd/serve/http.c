@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ struct srv_http {
     const srv_model_info *mi;
     size_t active;
     int draining; /* stopping: new requests get 503 and every reply closes its connection */
+    char id_base[17]; /* this process's part of the answers' ids, random */
     uint64_t next_id;
     srv_metrics mt;
 };
@@ -47,7 +49,7 @@ typedef struct req {
     const char *cors; /* Access-Control-Allow-Origin to send, or NULL */
     /* a streamed answer */
     srv_job *job;
-    char id[48];
+    char id[64];
     long created;
     size_t sent;
     size_t step; /* the first of job->steps not yet sent */
@@ -122,16 +124,41 @@ static void add_cors(struct MHD_Response *resp, const req *r)
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors);
 }
 
-/* A preflight's answer: the methods and headers a page may use (the key
- * travels in Authorization, JSON needs Content-Type). */
+/* Whether s is a list of header names (RFC 9110 tokens, commas and
+ * blanks between them), as a browser sends Access-Control-Request-Headers:
+ * nothing else may be echoed into a reply's header. */
+static int header_names(const char *s)
+{
+    size_t n = 0;
+    for (; s && *s; s++, n++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              strchr("!#$%&'*+-.^_`|~, \t", *s)))
+            return 0;
+    return n > 0 && n <= 1024;
+}
+
+/* A preflight's answer: the methods and the headers a page may send.
+ * The headers are the ones the preflight asks for, when they are header
+ * names: OpenAI's JS SDK sends X-Stainless-* headers beside Authorization
+ * and Content-Type, and a browser fails the request for any name the
+ * answer leaves out. Echoing beats "Authorization, *": under the Fetch
+ * standard's CORS-preflight check a "*" counts only for requests without
+ * credentials and never covers Authorization (which must be named), and
+ * older browsers read it as a name; an echo passes every mode. Without
+ * the list (or with a bad one): Authorization (the key) and Content-Type
+ * (JSON), what the API needs. */
 static enum MHD_Result send_preflight(struct MHD_Connection *c, req *r)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
-    add_cors(resp, r);
+    const char *asked = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Headers");
+    /* the answer depends on the Origin and on the headers asked for */
+    MHD_add_response_header(resp, "Vary", "Origin, Access-Control-Request-Headers");
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors);
     MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                            header_names(asked) ? asked : "Authorization, Content-Type");
     MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
     enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, resp);
     MHD_destroy_response(resp);
@@ -167,8 +194,9 @@ static enum MHD_Result send_json(struct MHD_Connection *c, req *r, int status, c
 {
     if (!json)
         return send_body(c, r, 500, "application/json",
-                         "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"code\":null}}", NULL,
-                         NULL);
+                         "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,"
+                         "\"code\":null}}",
+                         NULL, NULL);
     enum MHD_Result rc = send_body(c, r, status, "application/json", json, NULL, NULL);
     free(json);
     return rc;
@@ -196,7 +224,7 @@ static enum MHD_Result fail(struct MHD_Connection *c, req *r, int status, const 
 static enum MHD_Result fail(struct MHD_Connection *c, req *r, int status, const char *type, const char *code,
                             const char *fmt, ...)
 {
-    srv_error err = {status, type, code, {0}};
+    srv_error err = {.status = status, .type = type, .code = code};
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err.msg, sizeof err.msg, fmt, ap);
@@ -268,7 +296,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
                 rc = set_event(r, srv_chunk_json(h->mi, j, r->id, r->created, j->text + r->sent, ready - r->sent, 0, 0));
                 r->sent = ready;
             } else if (j->finish == SRV_FIN_ERROR) {
-                srv_error err = {500, "server_error", NULL, {0}};
+                srv_error err = {.status = 500, .type = "server_error"};
                 snprintf(err.msg, sizeof err.msg, "%s", j->error);
                 rc = set_event(r, srv_error_json(&err));
                 r->ended = 1;
@@ -281,9 +309,14 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
         }
         if (rc)
             return MHD_CONTENT_READER_END_WITH_ERROR;
-        if (r->ended) { /* [DONE] follows the last chunk */
-            char *both = NULL;
-            int n = asprintf(&both, "%.*sdata: [DONE]\n\n", (int)r->n_out, r->out);
+        if (r->ended) { /* [DONE] follows the last chunk, and the usage's when asked for */
+            char *usage = NULL, *both = NULL;
+            if (j->stream_usage == 1 && j->finish != SRV_FIN_ERROR &&
+                !(usage = srv_usage_chunk_json(h->mi, j, r->id, r->created)))
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            int n = asprintf(&both, "%.*s%s%s%sdata: [DONE]\n\n", (int)r->n_out, r->out, usage ? "data: " : "",
+                             usage ? usage : "", usage ? "\n\n" : "");
+            free(usage);
             if (n < 0)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             free(r->out);
@@ -306,16 +339,16 @@ static enum MHD_Result generate(struct MHD_Connection *c, req *r, int chat)
     srv_job *j = srv_parse_generate(h->mi, r->body ? r->body : "", r->n_body, chat, &err);
     if (!j)
         return send_error(c, r, &err);
-    r->n_prompt = (uint32_t)j->n_prompt;
     if (srv_engine_submit(r->g, j)) {
         srv_job_free(j);
         return fail(c, r, 503, "server_error", "server_busy",
                     "every sequence and queue place is taken (or the server is stopping); retry later");
     }
+    r->n_prompt = (uint32_t)j->n_prompt; /* taken on: the log and /metrics count it (a 503 none) */
     pthread_mutex_lock(&h->mu);
     uint64_t no = ++h->next_id;
     pthread_mutex_unlock(&h->mu);
-    snprintf(r->id, sizeof r->id, "%s-%llu", chat ? "chatcmpl" : "cmpl", (unsigned long long)no);
+    snprintf(r->id, sizeof r->id, "%s-%s%llu", chat ? "chatcmpl" : "cmpl", h->id_base, (unsigned long long)no);
     r->created = (long)time(NULL);
     if (j->stream) {
         r->job = j; /* released when the request ends */
@@ -359,12 +392,12 @@ static enum MHD_Result embeddings(struct MHD_Connection *c, req *r)
     srv_embed_job *j = srv_parse_embed(h->mi, r->body ? r->body : "", r->n_body, &err);
     if (!j)
         return send_error(c, r, &err);
-    r->n_prompt = (uint32_t)j->n_tokens;
     if (srv_engine_submit_embed(r->g, j)) {
         srv_embed_job_free(j);
         return fail(c, r, 503, "server_error", "server_busy",
                     "every sequence and queue place is taken (or the server is stopping); retry later");
     }
+    r->n_prompt = (uint32_t)j->n_tokens;
     pthread_mutex_lock(&r->g->mu);
     while (j->state != SRV_DONE) {
         srv_engine_wait_embed(r->g, j, WAIT_MS);
@@ -403,7 +436,7 @@ static enum MHD_Result route(struct MHD_Connection *c, req *r)
         if (strcmp(id, h->mi->id))
             return fail(c, r, 404, "invalid_request_error", "model_not_found",
                         "the model '%s' does not exist: this server has '%s'", id, h->mi->id);
-        return send_json(c, r, 200, srv_models_json(h->mi, (long)time(NULL), 0));
+        return send_json(c, r, 200, srv_models_json(h->mi, h->mi->created, 0));
     }
     static const char *const gets[] = {"/v1/models", "/models", "/metrics"};
     static const char *const posts[] = {"/v1/completions", "/completions", "/v1/chat/completions",
@@ -430,7 +463,7 @@ static enum MHD_Result route(struct MHD_Connection *c, req *r)
         return rc;
     }
     if (is_get)
-        return send_json(c, r, 200, srv_models_json(h->mi, (long)time(NULL), 1));
+        return send_json(c, r, 200, srv_models_json(h->mi, h->mi->created, 1));
     srv_error err;
     char *out = NULL;
     if (!strcmp(p, "/tokenize") || !strcmp(p, "/detokenize")) {
@@ -512,14 +545,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return route(c, r);
 }
 
-/* The path as it may appear in a log line: no control characters, quotes
- * or backslashes. */
-static void clean_path(const char *p, char *out, size_t n)
+/* The method or path as it may appear in a log line, text or JSON: no
+ * control characters, quotes or backslashes, and valid UTF-8 (else ASCII
+ * alone). Both are the client's: libmicrohttpd takes any token as a
+ * method (GE"T\ too) and decodes %XX in the path to any byte. */
+static void clean_field(const char *p, char *out, size_t n)
 {
     size_t k = 0;
     for (; *p && k + 1 < n; p++)
         out[k++] = (unsigned char)*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\' ? '?' : *p;
     out[k] = 0;
+    if (!srv_utf8_valid(out, k))
+        for (size_t i = 0; i < k; i++)
+            if ((unsigned char)out[i] >= 0x80)
+                out[i] = '?';
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe)
@@ -536,8 +575,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls, en
                  : r->status                                                                       ? r->status
                                                                                                    : 500;
     double ms = 1e3 * (now() - r->t0);
-    char path[128];
-    clean_path(r->path, path, sizeof path);
+    char method[sizeof r->method], path[sizeof r->path];
+    clean_field(r->method, method, sizeof method);
+    clean_field(r->path, path, sizeof path);
     /* a load balancer checks /health every second or so: a line a second
      * per instance would bury the requests; a failed check is kept */
     int quiet = status == 200 && !h->o.log_health && !strcmp(r->path, "/health");
@@ -545,9 +585,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls, en
         fprintf(stderr,
                 "{\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"prompt_tokens\":%u,\"completion_tokens\":%u,"
                 "\"ms\":%.1f}\n",
-                r->method, path, status, r->n_prompt, r->n_gen, ms);
+                method, path, status, r->n_prompt, r->n_gen, ms);
     else if (!quiet)
-        fprintf(stderr, "%s: %s %s %d prompt=%u completion=%u %.1f ms\n", h->o.prog, r->method, path, status,
+        fprintf(stderr, "%s: %s %s %d prompt=%u completion=%u %.1f ms\n", h->o.prog, method, path, status,
                 r->n_prompt, r->n_gen, ms);
     srv_metrics_request(&h->mt, status, r->n_prompt, r->n_gen);
     free(r->body);
@@ -567,6 +607,15 @@ srv_http *srv_http_start(const srv_http_opts *o, unsigned *port, bn_err *e)
     }
     h->o = *o;
     pthread_mutex_init(&h->mu, NULL);
+    /* ids unique across processes (restarts, instances behind one
+     * balancer): 64 random bits of this process's, then a count */
+    uint64_t base;
+    if (getrandom(&base, sizeof base, GRND_NONBLOCK) != (ssize_t)sizeof base) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        base = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 40;
+    }
+    snprintf(h->id_base, sizeof h->id_base, "%016llx", (unsigned long long)base);
     srv_metrics_init(&h->mt);
     char ps[16];
     snprintf(ps, sizeof ps, "%u", o->port);

@@ -67,6 +67,10 @@ char *srv_error_json(const srv_error *err)
     cJSON *r = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(r, "error");
     cJSON_AddStringToObject(e, "message", err->msg);
     cJSON_AddStringToObject(e, "type", err->type);
+    if (*err->param)
+        cJSON_AddStringToObject(e, "param", err->param);
+    else
+        cJSON_AddNullToObject(e, "param");
     if (err->code)
         cJSON_AddStringToObject(e, "code", err->code);
     else
@@ -143,13 +147,26 @@ char *srv_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id,
         cJSON_AddStringToObject(c, "text", t);
         cJSON_AddNullToObject(c, "logprobs");
     }
-    if (final) {
+    if (final)
         cJSON_AddStringToObject(c, "finish_reason", srv_finish_name(j->finish));
-        add_usage(r, j);
-    } else {
+    else
         cJSON_AddNullToObject(c, "finish_reason");
-    }
+    /* include_usage: null on every chunk, the usage in one of its own
+     * after them (OpenAI's); not asked: on the last chunk, as llama-server
+     * sends it and bn-serve always has; false: nowhere */
+    if (j->stream_usage == 1)
+        cJSON_AddNullToObject(r, "usage");
+    else if (final && j->stream_usage < 0)
+        add_usage(r, j);
     free(t);
+    return print(r);
+}
+
+char *srv_usage_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id, long created)
+{
+    cJSON *r = head(mi, j, id, created, 1);
+    cJSON_AddArrayToObject(r, "choices");
+    add_usage(r, j);
     return print(r);
 }
 

@@ -34,6 +34,18 @@ int srv_err(srv_error *err, int status, const char *type, const char *code, cons
                 err->msg[i - 1] = 0;
         }
     }
+    /* OpenAI's param: the field a message names first, in quotes */
+    const char *end = err->msg[0] == '\'' ? strchr(err->msg + 1, '\'') : NULL;
+    size_t plen = end ? (size_t)(end - err->msg - 1) : 0;
+    err->param[0] = 0;
+    if (plen && plen < sizeof err->param)
+        snprintf(err->param, sizeof err->param, "%.*s", (int)plen, err->msg + 1);
+    return -1;
+}
+
+int srv_err_param(srv_error *err, const char *param)
+{
+    snprintf(err->param, sizeof err->param, "%s", param);
     return -1;
 }
 
@@ -137,6 +149,195 @@ int srv_encode(const srv_model_info *mi, const char *text, size_t len, unsigned 
     return 0;
 }
 
+/* The answer's length: max_tokens, chat's max_completion_tokens (OpenAI's
+ * newer name, which wins), or llama-server's n_predict (-1, its default,
+ * and -2: no limit but the context). n_predict beside one of the others
+ * must say the same: which one was meant is not for bn-serve to guess. */
+static int get_length(const cJSON *o, int chat, srv_job *j, srv_error *err)
+{
+    const char *named = NULL;
+    double v;
+    int r;
+    j->n_predict = -1;
+    if ((r = get_number(o, "max_tokens", 1, 1e9, 1, &v, err)) < 0)
+        return -1;
+    if (r) {
+        j->n_predict = (int32_t)v;
+        named = "max_tokens";
+    }
+    if (chat && (r = get_number(o, "max_completion_tokens", 1, 1e9, 1, &v, err)) != 0) {
+        if (r < 0)
+            return -1;
+        j->n_predict = (int32_t)v;
+        named = "max_completion_tokens";
+    }
+    if ((r = get_number(o, "n_predict", -2, 1e9, 1, &v, err)) <= 0)
+        return r;
+    if (v == 0)
+        return BAD(err, "invalid_value", "'n_predict' must be -1 (no limit) or between 1 and 1000000000");
+    int32_t n = v < 0 ? -1 : (int32_t)v;
+    if (named && n != j->n_predict)
+        return BAD(err, "invalid_value", "'n_predict' (%d) and '%s' (%d) differ: send one of them", (int)n, named,
+                   (int)j->n_predict);
+    j->n_predict = n;
+    return 0;
+}
+
+/* The penalties. repeat_penalty and presence_penalty are bn's sampler's
+ * (llama.cpp's). OpenAI's frequency_penalty f subtracts f from a logit for
+ * every time its token occurred; bn's sampler has no count, but it does
+ * subtract presence_penalty once from each token that occurred, which is
+ * OpenAI's formula for a token seen once (and less for one seen more), in
+ * the same units and over OpenAI's whole range: f is added to
+ * presence_penalty. (1 + f as repeat_penalty, a divisor, has another shape
+ * and no meaning below f = -1.) So frequency_penalty and repeat_penalty
+ * both apply, as in llama-server. repeat_last_n is llama-server's too:
+ * 0 turns the penalties off, -1 looks at the whole context (bn's 0). */
+static int get_penalties(const cJSON *o, srv_job *j, srv_error *err)
+{
+    double v;
+    int r;
+    if ((r = get_number(o, "presence_penalty", -100, 100, 0, &v, err)) < 0)
+        return -1;
+    if (r)
+        j->samp.presence_penalty = (float)v;
+    if ((r = get_number(o, "frequency_penalty", -2, 2, 0, &v, err)) < 0)
+        return -1;
+    if (r)
+        j->samp.presence_penalty += (float)v;
+    if ((r = get_number(o, "repeat_penalty", 0.01, 100, 0, &v, err)) < 0)
+        return -1;
+    if (r)
+        j->samp.repeat_penalty = (float)v;
+    if ((r = get_number(o, "repeat_last_n", -1, 1 << 24, 1, &v, err)) < 0)
+        return -1;
+    if (r && v == 0) {
+        j->samp.repeat_penalty = 1;
+        j->samp.presence_penalty = 0;
+    } else if (r) {
+        j->samp.penalty_last_n = v < 0 ? 0 : (uint32_t)v;
+    }
+    return 0;
+}
+
+/* seed: OpenAI's is an int64 and llama-server's -1 asks for a random one,
+ * so every integer in int64's and uint64's range is taken and a negative
+ * one keeps the random seed. cJSON holds numbers as doubles: above 2^53 a
+ * seed is the nearest double (neighbouring seeds give one answer), and
+ * 2^64 - 1, which rounds to 2^64, is taken as 2^64 - 1. */
+static int get_seed(const cJSON *o, srv_job *j, srv_error *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, "seed");
+    if (!it || cJSON_IsNull(it))
+        return 0;
+    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble))
+        return BAD(err, "invalid_type", "'seed' must be an integer");
+    double v = it->valuedouble;
+    if (!(v >= -0x1p63 && v <= 0x1p64))
+        return BAD(err, "invalid_value", "'seed' must be between -9223372036854775808 and 18446744073709551615");
+    if (v >= 0)
+        j->samp.seed = v >= 0x1p64 ? UINT64_MAX : (uint64_t)v;
+    return 0;
+}
+
+/* stream_options: {"include_usage": true|false} (read with any "stream":
+ * only a stream uses it). */
+static int get_stream_options(const cJSON *o, srv_job *j, srv_error *err)
+{
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(o, "stream_options");
+    j->stream_usage = -1;
+    if (!so || cJSON_IsNull(so))
+        return 0;
+    if (!cJSON_IsObject(so))
+        return BAD(err, "invalid_type", "'stream_options' must be an object");
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(so, "include_usage");
+    if (u && !cJSON_IsNull(u) && !cJSON_IsBool(u))
+        return BAD(err, "invalid_type", "'stream_options.include_usage' must be true or false");
+    if (cJSON_IsBool(u))
+        j->stream_usage = cJSON_IsTrue(u);
+    return 0;
+}
+
+/* Whether a field asks for something: present, and not null, false, 0,
+ * "", [] or {}. */
+static int asks(const cJSON *o, const char *name)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+    return it && !cJSON_IsNull(it) && !cJSON_IsFalse(it) && !(cJSON_IsNumber(it) && it->valuedouble == 0) &&
+           !((cJSON_IsArray(it) || cJSON_IsObject(it)) && !it->child) && !(cJSON_IsString(it) && !*it->valuestring);
+}
+
+/* tool_choice (function_call, its older name): without tools, which bn
+ * does not take, "none" and "auto" are answered with text as they would
+ * be (OpenAI refuses even those without tools, which would turn away
+ * clients that always send "auto"); "required" or a named function asks
+ * for a tool call bn cannot make. */
+static int get_tool_choice(const cJSON *o, const char *name, srv_error *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!it || cJSON_IsNull(it) ||
+        (cJSON_IsString(it) && (!strcmp(it->valuestring, "none") || !strcmp(it->valuestring, "auto"))))
+        return 0;
+    return BAD(err, "unsupported_parameter", "'%s' other than \"none\" or \"auto\" asks for a tool call, which "
+               "bn-serve does not make", name);
+}
+
+/* What bn-serve cannot do is refused with the field's name, not ignored:
+ * an answer without it would pass for one with it. Asking for nothing
+ * (null, false, 0, empty) is taken. */
+static int refuse_unsupported(const cJSON *o, int chat, srv_error *err)
+{
+    double v;
+    int r, flag = 0;
+    if ((r = get_number(o, "n", 1, 1e9, 1, &v, err)) < 0)
+        return -1;
+    if (r && v != 1)
+        return BAD(err, "unsupported_parameter", "'n' must be 1: one answer per request");
+    if ((r = get_number(o, "best_of", 0, 1e9, 1, &v, err)) < 0)
+        return -1;
+    if (r && v != 1)
+        return BAD(err, "unsupported_parameter", "'best_of' must be 1: one answer per request");
+    if (!chat && get_bool(o, "echo", &flag, err) < 0)
+        return -1;
+    if (flag)
+        return BAD(err, "unsupported_parameter", "'echo' is not supported");
+    /* logprobs: chat's true, or completions' number, 0 included (the
+     * sampled token's log probability) */
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(o, "logprobs");
+    if (lp && !cJSON_IsNull(lp) && !cJSON_IsFalse(lp))
+        return BAD(err, "unsupported_parameter", "'logprobs' is not supported");
+    /* llama-server's: n_probs (its logprobs), ignore_eos, grammar */
+    const char *unsupported[] = {"tools",        "functions", "logit_bias", "suffix",
+                                 "top_logprobs", "n_probs", "ignore_eos", "grammar"};
+    for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
+        if (asks(o, unsupported[i]))
+            return BAD(err, "unsupported_parameter", "'%s' is not supported", unsupported[i]);
+    /* any json_schema, {} too, constrains llama-server's answer to JSON */
+    const cJSON *js = cJSON_GetObjectItemCaseSensitive(o, "json_schema");
+    if (js && !cJSON_IsNull(js))
+        return BAD(err, "unsupported_parameter", "'json_schema' is not supported");
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(o, "response_format");
+    if (rf && !cJSON_IsNull(rf)) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(rf, "type");
+        if (!cJSON_IsObject(rf) || !cJSON_IsString(t) || strcmp(t->valuestring, "text"))
+            return BAD(err, "unsupported_parameter", "'response_format' other than text is not supported");
+    }
+    if (get_tool_choice(o, "tool_choice", err) || get_tool_choice(o, "function_call", err))
+        return -1;
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(o, "modalities");
+    if (md && !cJSON_IsNull(md)) {
+        if (!cJSON_IsArray(md))
+            return BAD(err, "invalid_type", "'modalities' must be an array of strings");
+        for (const cJSON *it = md->child; it; it = it->next) {
+            if (!cJSON_IsString(it))
+                return BAD(err, "invalid_type", "'modalities' must be an array of strings");
+            if (strcmp(it->valuestring, "text"))
+                return BAD(err, "unsupported_parameter", "'modalities': bn-serve answers with text only");
+        }
+    }
+    return 0;
+}
+
 /* Sampling, length and stop strings shared by both endpoints. */
 static int get_sampling(const srv_model_info *mi, const cJSON *o, int chat, srv_job *j, srv_error *err)
 {
@@ -146,16 +347,8 @@ static int get_sampling(const srv_model_info *mi, const cJSON *o, int chat, srv_
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     j->samp.seed = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)j;
-    j->n_predict = -1;
-    if ((r = get_number(o, "max_tokens", 1, 1e9, 1, &v, err)) < 0)
+    if (get_length(o, chat, j, err))
         return -1;
-    if (r)
-        j->n_predict = (int32_t)v;
-    if (chat && (r = get_number(o, "max_completion_tokens", 1, 1e9, 1, &v, err)) != 0) {
-        if (r < 0)
-            return -1;
-        j->n_predict = (int32_t)v;
-    }
     if ((r = get_number(o, "temperature", 0, 100, 0, &v, err)) < 0)
         return -1;
     if (r)
@@ -172,57 +365,12 @@ static int get_sampling(const srv_model_info *mi, const cJSON *o, int chat, srv_
         return -1;
     if (r)
         j->samp.min_p = (float)v;
-    if ((r = get_number(o, "presence_penalty", -100, 100, 0, &v, err)) < 0)
+    if (get_penalties(o, j, err) || get_seed(o, j, err))
         return -1;
-    if (r)
-        j->samp.presence_penalty = (float)v;
-    /* bn's repetition penalty is llama.cpp's (repeat_penalty); OpenAI's
-     * frequency_penalty f maps onto it as 1 + f */
-    if ((r = get_number(o, "frequency_penalty", -0.99, 99, 0, &v, err)) < 0)
+    if (get_bool(o, "stream", &j->stream, err) < 0 || get_stream_options(o, j, err))
         return -1;
-    if (r)
-        j->samp.repeat_penalty = (float)(1 + v);
-    if ((r = get_number(o, "repeat_penalty", 0.01, 100, 0, &v, err)) < 0)
+    if (refuse_unsupported(o, chat, err))
         return -1;
-    if (r)
-        j->samp.repeat_penalty = (float)v;
-    if ((r = get_number(o, "repeat_last_n", 0, 1 << 24, 1, &v, err)) < 0)
-        return -1;
-    if (r)
-        j->samp.penalty_last_n = (uint32_t)v;
-    if ((r = get_number(o, "seed", 0, 9007199254740992.0, 1, &v, err)) < 0)
-        return -1;
-    if (r)
-        j->samp.seed = (uint64_t)v;
-    if (get_bool(o, "stream", &j->stream, err) < 0)
-        return -1;
-    if ((r = get_number(o, "n", 1, 1e9, 1, &v, err)) < 0)
-        return -1;
-    if (r && v != 1)
-        return BAD(err, "unsupported_parameter", "'n' must be 1: one answer per request");
-    int echo = 0, logprobs = 0;
-    if (!chat && get_bool(o, "echo", &echo, err) < 0)
-        return -1;
-    if (echo)
-        return BAD(err, "unsupported_parameter", "'echo' is not supported");
-    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(o, "logprobs");
-    if (lp && !cJSON_IsNull(lp) && !cJSON_IsFalse(lp) && !(cJSON_IsNumber(lp) && lp->valuedouble == 0))
-        logprobs = 1;
-    if (logprobs)
-        return BAD(err, "unsupported_parameter", "'logprobs' is not supported");
-    const char *unsupported[] = {"tools", "functions", "logit_bias", "suffix"};
-    for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++) {
-        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, unsupported[i]);
-        if (it && !cJSON_IsNull(it) && !((cJSON_IsArray(it) || cJSON_IsObject(it)) && !it->child) &&
-            !(cJSON_IsString(it) && !*it->valuestring))
-            return BAD(err, "unsupported_parameter", "'%s' is not supported", unsupported[i]);
-    }
-    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(o, "response_format");
-    if (rf && !cJSON_IsNull(rf)) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(rf, "type");
-        if (!cJSON_IsObject(rf) || !cJSON_IsString(t) || strcmp(t->valuestring, "text"))
-            return BAD(err, "unsupported_parameter", "'response_format' other than text is not supported");
-    }
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "stop");
     if (st && !cJSON_IsNull(st)) {
         if (!cJSON_IsString(st) && !cJSON_IsArray(st))
@@ -272,16 +420,17 @@ int srv_check_model(const srv_model_info *mi, const cJSON *o, srv_error *err)
     return 0;
 }
 
-/* A completion's prompt: text (BOS as the model asks), token ids, or an
- * array holding one text. */
+/* A completion's prompt: text (BOS as the model asks; special tokens'
+ * text is text, as bn-infer -p reads it), token ids, or an array holding
+ * one of either, as OpenAI's batch of prompts with one prompt. */
 static int get_prompt(const srv_model_info *mi, const cJSON *o, srv_job *j, srv_error *err)
 {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "prompt");
     if (!p || cJSON_IsNull(p))
         return BAD(err, "missing_field", "'prompt' is required");
-    if (cJSON_IsArray(p) && p->child && cJSON_IsString(p->child)) {
+    if (cJSON_IsArray(p) && p->child && (cJSON_IsString(p->child) || cJSON_IsArray(p->child))) {
         if (p->child->next)
-            return BAD(err, "unsupported_parameter", "'prompt' may hold one text only");
+            return BAD(err, "unsupported_parameter", "'prompt' may hold one prompt only");
         p = p->child;
     }
     if (cJSON_IsString(p))
@@ -427,12 +576,15 @@ srv_job *srv_parse_generate(const srv_model_info *mi, const char *body, size_t n
     if (!rc)
         rc = chat ? get_messages(mi, root, j, err) : get_prompt(mi, root, j, err);
     cJSON_Delete(root);
-    if (!rc && !j->n_prompt)
-        rc = BAD(err, "invalid_value", "the prompt is empty");
-    if (!rc && j->n_prompt >= mi->n_ctx)
-        rc = BAD(err, "context_length_exceeded",
-                 "the prompt is %zu tokens; the context holds %u (one more position is needed to answer)",
-                 j->n_prompt, mi->n_ctx);
+    if (!rc && (!j->n_prompt || j->n_prompt >= mi->n_ctx)) { /* param: the field that holds the prompt */
+        if (!j->n_prompt)
+            BAD(err, "invalid_value", "the prompt is empty");
+        else
+            BAD(err, "context_length_exceeded",
+                "the prompt is %zu tokens; the context holds %u (one more position is needed to answer)",
+                j->n_prompt, mi->n_ctx);
+        rc = srv_err_param(err, chat ? "messages" : "prompt");
+    }
     if (rc) {
         srv_job_free(j);
         return NULL;

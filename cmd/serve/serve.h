@@ -33,6 +33,8 @@ typedef struct srv_job {
     int stream, chat;
     uint32_t lookup, draft_max; /* prompt lookup decoding (bn_request's); 0: off */
     int draft;                  /* the server's draft model guesses (bn_request's) */
+    int stream_usage;           /* stream_options.include_usage: 1, 0, or -1 when not
+                                   sent (the usage then rides on the last chunk) */
     /* under the engine's mutex */
     char *text;        /* the answer so far (open_memstream's buffer) */
     size_t n_text;     /* its final bytes; while running, all of them */
@@ -135,15 +137,21 @@ void srv_engine_wait(srv_engine *g, srv_job *j, size_t have, int ms);
 
 /* ------------------------------------------------------ requests, replies */
 
-/* What a bad request gets: an HTTP status and OpenAI's error fields. */
+/* What a bad request gets: an HTTP status and OpenAI's error fields;
+ * param is the field at fault ("": none, null in the JSON). */
 typedef struct srv_error {
     int status;
     const char *type, *code;
     char msg[512];
+    char param[64];
 } srv_error;
 
+/* Fills *err and returns -1. A message that begins with a quoted field
+ * name ("'temperature' must be ...", as every refusal of a field does)
+ * gives param that name; srv_err_param sets another. */
 int srv_err(srv_error *err, int status, const char *type, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+int srv_err_param(srv_error *err, const char *param);
 
 /* What request parsing needs of the server. */
 typedef struct srv_model_info {
@@ -151,6 +159,7 @@ typedef struct srv_model_info {
     bn_tokenizer *tok;
     pthread_mutex_t *tok_mu; /* encoding uses the tokenizer's scratch */
     const char *id;          /* the model's name in the API */
+    long created;            /* its "created" in /v1/models: the model file's time */
     uint32_t n_ctx;
     int embed;               /* an embedding model (model.pooling): /v1/embeddings only */
     int draft;               /* a draft model (--draft): requests may ask for it */
@@ -177,9 +186,13 @@ char *srv_error_json(const srv_error *err);
 /* The whole answer of a finished job. */
 char *srv_reply_json(const srv_model_info *mi, const srv_job *j, const char *id, long created);
 /* One server-sent event of a streamed answer: the text's next piece, or
- * (final) the finish reason and usage; role: the first chat chunk. */
+ * (final) the finish reason (and the usage, unless stream_options said
+ * otherwise); role: the first chat chunk. */
 char *srv_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id, long created, const char *text,
                      size_t n, int role, int final);
+/* The chunk stream_options.include_usage asks for after the last one:
+ * no choices, the usage. */
+char *srv_usage_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id, long created);
 /* The server's model as OpenAI's model object; list: inside a list, as
  * GET /v1/models answers (else alone, as GET /v1/models/{id}). */
 char *srv_models_json(const srv_model_info *mi, long created, int list);

@@ -1,0 +1,369 @@
+#!/usr/bin/env bats
+# bn-serve's fit to what OpenAI's API and llama-server's clients send and
+# expect (the review of bn 0.3.0): CORS preflights that OpenAI's JS SDK
+# passes, log lines that stay one valid line whatever a request holds,
+# /metrics counting only answered prompts, llama-server's n_predict,
+# seed -1 and repeat_last_n, OpenAI's frequency_penalty range, param in
+# every error, stream_options.include_usage, refusals of what bn would
+# otherwise ignore, ids unique across processes, token-id prompts in an
+# array, --alias. Every server started here listens on loopback and is
+# stopped in teardown whatever happened.
+load common
+load serve-common
+
+P1='It was a fine morning, and Elizabeth'
+
+setup_file() {
+    local D=$BATS_FILE_TMPDIR
+    bn-convert "$TINY" | bn-quant >"$D/tiny.bn"
+    start_server "$D" main -np 2 --queue 16
+}
+
+teardown_file() {
+    stop_server "$BATS_FILE_TMPDIR" main
+}
+
+setup() {
+    D=$BATS_FILE_TMPDIR
+    T=$BATS_TEST_TMPDIR
+    PORT=$(cat "$D/main.port")
+}
+
+teardown() {
+    stop_servers "$T"
+}
+
+# refused PATH JSON PARAM [CODE]: a 400 whose error names PARAM (as
+# OpenAI's "param" and in its message) and has CODE (default
+# unsupported_parameter)
+refused() {
+    api "$1" "$2"
+    [ "$code" = 400 ] || { echo "$2: status $code: $(cat "$T/body")"; return 1; }
+    [ "$(field "$T/body" '[j["error"]["param"], j["error"]["code"]]')" = "[\"$3\", \"${4:-unsupported_parameter}\"]" ] ||
+        { echo "$2: $(cat "$T/body")"; return 1; }
+    [[ $(field "$T/body" 'j["error"]["message"]') == *"'$3'"* ]] || { cat "$T/body"; return 1; }
+}
+
+# text PATH JSON: the answer's text (a 200 is required)
+text() {
+    api "$1" "$2"
+    [ "$code" = 200 ] || { echo "$2: status $code: $(cat "$T/body")" >&2; return 1; }
+    field "$T/body" 'j["choices"][0].get("text") or j["choices"][0].get("message", {}).get("content", "")'
+}
+
+complete() { # prompt max_tokens [more JSON fields]: a completion request body
+    $PY -c 'import json, sys
+d = {"prompt": sys.argv[1], "max_tokens": int(sys.argv[2])}
+d.update(json.loads(sys.argv[3] if len(sys.argv) > 3 else "{}"))
+print(json.dumps(d))' "$@"
+}
+
+# The Fetch standard's CORS-preflight check (fetch.spec.whatwg.org, "CORS-
+# preflight fetch", steps 7-8) of a request without credentials that sends
+# the header names in $2 (comma-separated), against the preflight's
+# Access-Control-Allow-Headers in $1: a wildcard * allows every name but
+# Authorization, which must be named. Prints ok or the names refused.
+preflight_passes() {
+    $PY -c 'import sys
+allowed = [h.strip().lower() for h in sys.argv[1].split(",") if h.strip()]
+asked = [h.strip().lower() for h in sys.argv[2].split(",") if h.strip()]
+bad = [h for h in asked if h not in allowed and (h == "authorization" or "*" not in allowed)]
+print("ok" if not bad else "refused: " + " ".join(bad))' "$1" "$2"
+}
+
+@test "B1: a preflight allows the headers the page asks for, as OpenAI's JS SDK sends them (X-Stainless-*)" {
+    start_server "$T" cors --api-key k --allow-origin http://a.example
+    SRV_PORT=$(cat "$T/cors.port")
+    # what the SDK's fetch in a browser puts in its preflight (lower case, sorted)
+    asked='authorization,content-type,x-stainless-arch,x-stainless-lang,x-stainless-os,x-stainless-package-version,x-stainless-retry-count,x-stainless-runtime,x-stainless-runtime-version,x-stainless-timeout'
+    curl -s --max-time 10 -X OPTIONS -D "$T/h" -o /dev/null -H 'Origin: http://a.example' \
+        -H 'Access-Control-Request-Method: POST' -H "Access-Control-Request-Headers: $asked" \
+        "http://127.0.0.1:$SRV_PORT/v1/chat/completions"
+    grep -q '^HTTP/1.1 204 ' "$T/h"
+    allow=$(tr -d '\r' <"$T/h" | sed -n 's/^[Aa]ccess-[Cc]ontrol-[Aa]llow-[Hh]eaders: //p')
+    [ "$(preflight_passes "$allow" "$asked")" = ok ] || { cat "$T/h"; return 1; }
+    # the answer depends on what was asked: caches must know
+    tr -d '\r' <"$T/h" | grep -i '^vary:' | grep -qi 'access-control-request-headers'
+    # names that are not header names are not echoed: the fixed list then
+    curl -s --max-time 10 -X OPTIONS -D "$T/h" -o /dev/null -H 'Origin: http://a.example' \
+        -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: x-a;b, "c"' \
+        "http://127.0.0.1:$SRV_PORT/v1/chat/completions"
+    allow=$(tr -d '\r' <"$T/h" | sed -n 's/^[Aa]ccess-[Cc]ontrol-[Aa]llow-[Hh]eaders: //p')
+    [ "$allow" = 'Authorization, Content-Type' ]
+    # no Access-Control-Request-Headers: the headers a page needs for the API
+    curl -s --max-time 10 -X OPTIONS -D "$T/h" -o /dev/null -H 'Origin: http://a.example' \
+        -H 'Access-Control-Request-Method: POST' "http://127.0.0.1:$SRV_PORT/v1/chat/completions"
+    [ "$(preflight_passes "$(tr -d '\r' <"$T/h" | sed -n 's/^[Aa]ccess-[Cc]ontrol-[Aa]llow-[Hh]eaders: //p')" \
+        authorization,content-type)" = ok ]
+}
+
+# raw PORT METHOD PATH: one request on a socket, its status line printed
+raw() {
+    $PY -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(sys.argv[2].encode("latin-1") + b" " + sys.argv[3].encode("latin-1") + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    got = s.recv(4096)
+    if not got:
+        break
+    data += got
+print(data.split(b"\r\n")[0].decode("latin-1"))' "$@"
+}
+
+@test "B2: the log is one line a request, valid JSON with --log-json, whatever the method and path" {
+    start_server "$T" lj --log-json
+    start_server "$T" lt
+    for name in lj lt; do
+        port=$(cat "$T/$name.port")
+        raw "$port" 'GE"T\\' /v1/x
+        raw "$port" 'P\OST' '/v1/a"b\c'
+        raw "$port" GET '/v1/%ff%0a%22%5c%01x'
+        raw "$port" GET '/v1/caf%c3%a9'
+        curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$port/v1/models"
+    done
+    stop_server "$T" lj
+    stop_server "$T" lt
+    $PY -c 'import json, sys
+lines = [l for l in open(sys.argv[1], "rb").read().split(b"\n") if l.startswith(b"{")]
+objs = [json.loads(l.decode("utf-8")) for l in lines]
+assert len(objs) == 5, objs
+assert all(set(o) == {"method", "path", "status", "prompt_tokens", "completion_tokens", "ms"} for o in objs), objs
+assert objs[-1]["path"] == "/v1/models" and objs[-1]["status"] == 200, objs
+assert objs[3]["path"] == "/v1/caf\u00e9", objs[3]' "$T/lj.log"
+    # the text log: a line of five fields each, no quote, backslash or control character
+    $PY -c 'import re, sys
+lines = [l for l in open(sys.argv[1], "rb").read().split(b"\n") if l.startswith(b"bn-serve: ") and b" ms" in l]
+assert len(lines) == 5, lines
+for l in lines:
+    l.decode("utf-8")
+    assert re.fullmatch(rb"bn-serve: [^ \"\\\x00-\x1f\x7f]+ [^ \"\\\x00-\x1f\x7f]+ \d+ prompt=\d+ completion=\d+ [0-9.]+ ms", l), l' "$T/lt.log"
+}
+
+@test "B3: requests refused with 503 add no prompt tokens to /metrics, and log prompt 0" {
+    start_server "$T" one -np 1 --queue 0 --log-json
+    SRV_PORT=$(cat "$T/one.port")
+    long='{"prompt": "It", "max_tokens": 250, "temperature": 0, "stop": "@@@@"}'
+    got=""
+    for try in $(seq 20); do
+        curl -s --max-time 60 -o /dev/null --data-binary "$long" "http://127.0.0.1:$SRV_PORT/v1/completions" &
+        bg=$!
+        sleep 0.01
+        api /v1/completions '{"prompt": "Hi there", "max_tokens": 2}'
+        wait $bg
+        [ "$code" = 503 ] && { got=1; break; }
+    done
+    [ -n "$got" ]
+    curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/metrics" >"$T/metrics"
+    $PY -c 'import json, re, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+refused = [l for l in lines if l["status"] == 503]
+assert refused and all(l["prompt_tokens"] == 0 for l in refused), refused
+answered = sum(l["prompt_tokens"] for l in lines if l["status"] != 503)
+m = int(re.search(r"^bn_serve_prompt_tokens_total (\d+)$", open(sys.argv[2]).read(), re.M).group(1))
+assert m == answered, (m, answered, lines)' "$T/one.log" "$T/metrics"
+}
+
+@test "C1: n_predict is max_tokens under llama-server's name; grammar, json_schema and the like are refused" {
+    api /v1/completions "$(complete "$P1" 3 '{"temperature": 0}')"
+    want=$(field "$T/body" '[j["choices"][0]["text"], j["usage"]["completion_tokens"]]')
+    api /v1/completions "{\"prompt\": \"$P1\", \"n_predict\": 3, \"temperature\": 0}"
+    [ "$code" = 200 ]
+    [ "$(field "$T/body" '[j["choices"][0]["text"], j["usage"]["completion_tokens"]]')" = "$want" ]
+    api /v1/chat/completions '{"messages": [{"role": "user", "content": "Hi"}], "n_predict": 2}'
+    [ "$code" = 200 ] && [ "$(field "$T/body" 'j["usage"]["completion_tokens"]')" -le 2 ]
+    # both, the same: taken; different: refused, naming both
+    api /v1/completions "{\"prompt\": \"$P1\", \"n_predict\": 3, \"max_tokens\": 3, \"temperature\": 0}"
+    [ "$code" = 200 ]
+    refused /v1/completions "{\"prompt\": \"$P1\", \"n_predict\": 3, \"max_tokens\": 4}" n_predict invalid_value
+    [[ $(field "$T/body" 'j["error"]["message"]') == *"'max_tokens'"* ]]
+    refused /v1/chat/completions '{"messages": [{"role": "user", "content": "Hi"}], "n_predict": 3, "max_completion_tokens": 5}' \
+        n_predict invalid_value
+    # -1, llama-server's default: no limit but the context
+    api /v1/completions '{"prompt": "Hi", "n_predict": -1, "temperature": 0, "stop": "@@@@"}'
+    [ "$code" = 200 ]
+    [ "$(field "$T/body" 'j["usage"]["total_tokens"]')" -eq 256 ] || [ "$(field "$T/body" 'j["choices"][0]["finish_reason"]')" = stop ]
+    refused /v1/completions '{"prompt": "Hi", "n_predict": 0}' n_predict invalid_value
+    refused /v1/completions '{"prompt": "Hi", "max_tokens": 2, "grammar": "root ::= \"yes\" | \"no\""}' grammar
+    refused /v1/chat/completions '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "grammar": "root ::= \"a\""}' grammar
+    refused /v1/completions '{"prompt": "Hi", "max_tokens": 2, "json_schema": {"type": "object"}}' json_schema
+    refused /v1/chat/completions '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "json_schema": {}}' json_schema
+    refused /v1/completions '{"prompt": "Hi", "max_tokens": 2, "ignore_eos": true}' ignore_eos
+    refused /v1/completions '{"prompt": "Hi", "max_tokens": 2, "n_probs": 3}' n_probs
+    # what asks for nothing is taken
+    api /v1/completions '{"prompt": "Hi", "max_tokens": 2, "grammar": "", "json_schema": null, "ignore_eos": false, "n_probs": 0}'
+    [ "$code" = 200 ]
+}
+
+@test "C2: a negative seed is a random one; the whole int64 and uint64 range is taken" {
+    for s in -1 -9223372036854775808 0 9007199254740993 18446744073709551615; do
+        api /v1/completions "{\"prompt\": \"$P1\", \"max_tokens\": 4, \"seed\": $s}"
+        [ "$code" = 200 ] || { echo "seed $s: $(cat "$T/body")"; return 1; }
+    done
+    # a large seed repeats its answer; -1 gives different ones
+    big="{\"prompt\": \"$P1\", \"max_tokens\": 16, \"temperature\": 1, \"seed\": 18446744073709551615}"
+    [ "$(text /v1/completions "$big")" = "$(text /v1/completions "$big")" ]
+    for i in 1 2 3 4; do
+        text /v1/completions "{\"prompt\": \"$P1\", \"max_tokens\": 16, \"temperature\": 1, \"seed\": -1}"
+        echo
+    done | sort -u >"$T/texts"
+    [ "$(wc -l <"$T/texts")" -gt 1 ]
+    refused /v1/completions '{"prompt": "x", "seed": 1.5}' seed invalid_type
+    refused /v1/completions '{"prompt": "x", "seed": 36893488147419103232}' seed invalid_value
+    refused /v1/completions '{"prompt": "x", "seed": -9223372036854777856}' seed invalid_value
+}
+
+@test "C4: stream_options.include_usage: a last chunk with no choices and the usage, usage null before it" {
+    for ep in completions chat/completions; do
+        if [ $ep = completions ]; then req="{\"prompt\": \"$P1\""; else req='{"messages": [{"role": "user", "content": "Hi"}]'; fi
+        req="$req, \"max_tokens\": 6, \"temperature\": 0, \"stream\": true"
+        api /v1/$ep "$req, \"stream_options\": {\"include_usage\": true}}" -N
+        [ "$code" = 200 ]
+        $PY -c 'import json, sys
+ev = [e for e in open(sys.argv[1], encoding="utf-8").read().split("\n\n") if e]
+assert ev[-1] == "data: [DONE]", ev
+ch = [json.loads(e[6:]) for e in ev[:-1]]
+last = ch[-1]
+assert last["choices"] == [] and last["usage"]["completion_tokens"] >= 1, last
+assert last["usage"]["total_tokens"] == last["usage"]["prompt_tokens"] + last["usage"]["completion_tokens"], last
+assert all("usage" in c and c["usage"] is None for c in ch[:-1]), ch
+assert ch[-2]["choices"][0]["finish_reason"] in ("stop", "length"), ch[-2]
+assert len({c["id"] for c in ch}) == 1, ch' "$T/body"
+        # include_usage false: no usage anywhere, as OpenAI
+        api /v1/$ep "$req, \"stream_options\": {\"include_usage\": false}}" -N
+        [ "$code" = 200 ]
+        ! grep -q '"usage"' "$T/body"
+        # without stream_options, as before: the usage on the chunk with the finish reason (llama-server's)
+        api /v1/$ep "$req}" -N
+        $PY -c 'import json, sys
+ev = [e for e in open(sys.argv[1], encoding="utf-8").read().split("\n\n") if e]
+ch = [json.loads(e[6:]) for e in ev[:-1]]
+assert ch[-1]["choices"][0]["finish_reason"] and ch[-1]["usage"]["completion_tokens"] >= 1, ch[-1]
+assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
+    done
+    refused /v1/completions '{"prompt": "x", "stream": true, "stream_options": {"include_usage": 1}}' \
+        stream_options.include_usage invalid_type
+    refused /v1/completions '{"prompt": "x", "stream": true, "stream_options": 3}' stream_options invalid_type
+}
+
+@test "C5: repeat_last_n as llama-server's: 0 turns the penalties off, -1 is the whole context" {
+    plain=$(text /v1/completions "$(complete "$P1" 40 '{"temperature": 0}')")
+    pen=$(text /v1/completions "$(complete "$P1" 40 '{"temperature": 0, "repeat_penalty": 1.5}')")
+    [ "$plain" != "$pen" ] # else the test shows nothing
+    [ "$(text /v1/completions "$(complete "$P1" 40 '{"temperature": 0, "repeat_penalty": 1.5, "repeat_last_n": 0}')")" = "$plain" ]
+    [ "$(text /v1/completions "$(complete "$P1" 40 '{"temperature": 0, "presence_penalty": 1.5, "repeat_last_n": 0}')")" = "$plain" ]
+    # -1: every token so far, bn-infer's --repeat-last-n 0
+    text /v1/completions "$(complete "$P1" 40 '{"temperature": 0, "repeat_penalty": 1.5, "repeat_last_n": -1}')" >"$T/all"
+    printf '\n' >>"$T/all"
+    bn-infer -m "$D/tiny.bn" -p "$P1" --temp 0 -n 40 --repeat-penalty 1.5 --repeat-last-n 0 >"$T/infer"
+    cmp "$T/all" "$T/infer"
+    refused /v1/completions '{"prompt": "x", "repeat_last_n": -2}' repeat_last_n invalid_value
+}
+
+@test "C6: frequency_penalty takes OpenAI's -2..2, added to presence_penalty; beside repeat_penalty both apply" {
+    for f in -2 -1.5 2; do
+        api /v1/completions "$(complete "$P1" 4 "{\"frequency_penalty\": $f}")"
+        [ "$code" = 200 ] || { echo "$f: $(cat "$T/body")"; return 1; }
+    done
+    refused /v1/completions '{"prompt": "x", "frequency_penalty": 2.5}' frequency_penalty invalid_value
+    refused /v1/completions '{"prompt": "x", "frequency_penalty": -2.01}' frequency_penalty invalid_value
+    freq=$(text /v1/completions "$(complete "$P1" 40 '{"temperature": 0, "frequency_penalty": 1.5}')")
+    [ "$freq" != "$(text /v1/completions "$(complete "$P1" 40 '{"temperature": 0}')")" ]
+    [ "$freq" = "$(text /v1/completions "$(complete "$P1" 40 '{"temperature": 0, "presence_penalty": 1.5}')")" ]
+    [ "$(text /v1/completions "$(complete "$P1" 40 '{"temperature": 0, "frequency_penalty": 0.5, "presence_penalty": 1}')")" = "$freq" ]
+    # with repeat_penalty: both, as bn-infer --repeat-penalty with --presence-penalty
+    text /v1/completions "$(complete "$P1" 40 '{"temperature": 0, "frequency_penalty": 1, "repeat_penalty": 1.3}')" >"$T/both"
+    printf '\n' >>"$T/both"
+    bn-infer -m "$D/tiny.bn" -p "$P1" --temp 0 -n 40 --repeat-penalty 1.3 --presence-penalty 1 >"$T/infer"
+    cmp "$T/both" "$T/infer"
+}
+
+@test "C7: every error object has param: the field when there is one, else null" {
+    api /v1/completions '{"prompt": "x", "temperature": "hot"}'
+    [ "$(field "$T/body" 'list(j["error"])')" = '["message", "type", "param", "code"]' ]
+    [ "$(field "$T/body" 'j["error"]["param"]')" = temperature ]
+    api /v1/chat/completions '{"messages": [{"role": "user", "content": 5}]}'
+    [ "$(field "$T/body" 'j["error"]["param"]')" = 'messages[0].content' ]
+    long=$($PY -c 'print(", ".join(["7"] * 300))')
+    api /v1/completions "{\"prompt\": [$long]}"
+    [ "$(field "$T/body" '[j["error"]["code"], j["error"]["param"]]')" = '["context_length_exceeded", "prompt"]' ]
+    api /v1/chat/completions "{\"messages\": [{\"role\": \"user\", \"content\": \"$($PY -c 'print("word " * 400)')\"}]}"
+    [ "$(field "$T/body" '[j["error"]["code"], j["error"]["param"]]')" = '["context_length_exceeded", "messages"]' ]
+    for req in '{"prompt": "x", ' '{"prompt": "x", "model": "gpt-4"}'; do
+        api /v1/completions "$req"
+        [ "$(field "$T/body" 'j["error"]["param"]')" = null ] || { cat "$T/body"; return 1; }
+    done
+    api /v1/nothing '{}'
+    [ "$code" = 404 ] && [ "$(field "$T/body" 'j["error"]["param"]')" = null ]
+    api /v1/completions '' -G
+    [ "$code" = 405 ] && [ "$(field "$T/body" 'j["error"]["param"]')" = null ]
+}
+
+@test "C8: what bn cannot do is refused, not ignored: tool_choice, logprobs 0, top_logprobs, best_of, modalities" {
+    chat='{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2'
+    refused /v1/chat/completions "$chat, \"tool_choice\": \"required\"}" tool_choice
+    refused /v1/chat/completions "$chat, \"tool_choice\": {\"type\": \"function\", \"function\": {\"name\": \"f\"}}}" tool_choice
+    refused /v1/chat/completions "$chat, \"tools\": [], \"tool_choice\": \"required\"}" tool_choice
+    refused /v1/chat/completions "$chat, \"function_call\": {\"name\": \"f\"}}" function_call
+    refused /v1/completions '{"prompt": "a", "max_tokens": 2, "logprobs": 0}' logprobs
+    refused /v1/chat/completions "$chat, \"logprobs\": true}" logprobs
+    refused /v1/chat/completions "$chat, \"top_logprobs\": 3}" top_logprobs
+    refused /v1/completions '{"prompt": "a", "max_tokens": 2, "best_of": 3}' best_of
+    refused /v1/chat/completions "$chat, \"modalities\": [\"text\", \"audio\"]}" modalities
+    refused /v1/chat/completions "$chat, \"modalities\": \"text\"}" modalities invalid_type
+    # what asks for nothing bn lacks is taken
+    for extra in '"tool_choice": "none"' '"tool_choice": "auto"' '"function_call": "none"' '"logprobs": false' \
+        '"logprobs": null' '"top_logprobs": 0' '"modalities": ["text"]'; do
+        api /v1/chat/completions "$chat, $extra}"
+        [ "$code" = 200 ] || { echo "$extra: $(cat "$T/body")"; return 1; }
+    done
+    api /v1/completions '{"prompt": "a", "max_tokens": 2, "best_of": 1, "logprobs": null}'
+    [ "$code" = 200 ]
+}
+
+@test "C9: ids are unique across server processes; /v1/models' created stays the model file's time" {
+    # two fresh servers: each one's first answers
+    start_server "$T" first
+    start_server "$T" second
+    for port in "$(cat "$T/first.port")" "$(cat "$T/first.port")" "$(cat "$T/second.port")"; do
+        SRV_PORT=$port api /v1/completions '{"prompt": "Hi", "max_tokens": 1}'
+        field "$T/body" 'j["id"]'
+        echo
+        SRV_PORT=$port api /v1/chat/completions '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}'
+        field "$T/body" 'j["id"]'
+        echo
+    done >"$T/ids"
+    [ "$(sort -u "$T/ids" | wc -l)" -eq 6 ] || { cat "$T/ids"; return 1; }
+    grep -c '^cmpl-' "$T/ids" | grep -qx 3
+    grep -c '^chatcmpl-' "$T/ids" | grep -qx 3
+    curl -s --max-time 5 "http://127.0.0.1:$PORT/v1/models" >"$T/a"
+    sleep 1.1
+    curl -s --max-time 5 "http://127.0.0.1:$PORT/v1/models/tiny.bn" >"$T/b"
+    [ "$(field "$T/a" 'j["data"][0]["created"]')" -eq "$(stat -c %Y "$D/tiny.bn")" ]
+    [ "$(field "$T/b" 'j["created"]')" -eq "$(stat -c %Y "$D/tiny.bn")" ]
+}
+
+@test "C3: a prompt may be an array holding one array of token ids" {
+    ids=$(printf '%s' "$P1" | bn-tokenize -m "$D/tiny.bn" | xargs | tr ' ' ',')
+    want=$(text /v1/completions "{\"prompt\": [$ids], \"max_tokens\": 12, \"temperature\": 0}")
+    [ "$(text /v1/completions "{\"prompt\": [[$ids]], \"max_tokens\": 12, \"temperature\": 0}")" = "$want" ]
+    [ "$(text /v1/completions "{\"prompt\": \"$P1\", \"max_tokens\": 12, \"temperature\": 0}")" = "$want" ]
+    refused /v1/completions "{\"prompt\": [[$ids], [$ids]]}" prompt
+    api /v1/completions '{"prompt": [[1, "a"]]}'
+    [ "$code" = 400 ] && [ "$(field "$T/body" 'j["error"]["param"]')" = prompt ]
+}
+
+@test "--alias NAME: the model's name in the API" {
+    start_server "$T" alias --alias gpt-4o-mini
+    SRV_PORT=$(cat "$T/alias.port")
+    curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models" >"$T/models"
+    [ "$(field "$T/models" '[m["id"] for m in j["data"]]')" = '["gpt-4o-mini"]' ]
+    api /v1/chat/completions '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}'
+    [ "$code" = 200 ] && [ "$(field "$T/body" 'j["model"]')" = gpt-4o-mini ]
+    api /v1/completions '{"model": "tiny.bn", "prompt": "Hi", "max_tokens": 2}'
+    [ "$code" = 404 ]
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models/gpt-4o-mini")" = 200 ]
+    grep -q ' gpt-4o-mini ready: ' "$T/alias.log"
+    run bn-serve -m "$D/tiny.bn" --alias ''
+    [ "$status" -eq 2 ]
+}
