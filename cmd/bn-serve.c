@@ -59,12 +59,15 @@ static int origin_ok(const char *s)
 
 /* A model name as clients send it in "model" and in the path of
  * /v1/models/NAME: text, no blanks or control characters. */
+/* A model name clients can send in JSON and in GET /v1/models/NAME: UTF-8
+ * without blanks, control characters or what ends a URL's path (? #) or
+ * escapes in it (%), and short enough for the server's path buffer. */
 static int alias_ok(const char *s)
 {
     for (const char *p = s; *p; p++)
-        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f || strchr("?#%", *p))
             return 0;
-    return *s && srv_utf8_valid(s, strlen(s));
+    return *s && strlen(s) <= 96 && srv_utf8_valid(s, strlen(s));
 }
 
 /* The model's "created" in /v1/models: its file's time, the same from
@@ -138,7 +141,9 @@ static int parse(int argc, char **argv, opts *o)
     if (o->api_key && !*o->api_key)
         return bn_usage_error(&prog, "the API key is empty");
     if (o->alias && !alias_ok(o->alias))
-        return bn_usage_error(&prog, "--alias '%s': not a name (UTF-8 text without spaces or control characters)",
+        return bn_usage_error(&prog,
+                              "--alias '%s': not a name (up to 96 bytes of UTF-8 without spaces, control "
+                              "characters, ? # or %%)",
                               o->alias);
     for (size_t i = 0; i < o->n_origins; i++)
         if (!origin_ok(o->origins[i]))

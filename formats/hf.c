@@ -172,6 +172,14 @@ static int read_gemma3(const cJSON *cfg, bn_hparams *hp, const char *path, bn_er
     const cJSON *rp = cJSON_GetObjectItemCaseSensitive(cfg, "rope_parameters");
     const cJSON *full = rp ? cJSON_GetObjectItemCaseSensitive(rp, "full_attention") : NULL;
     const cJSON *slide = rp ? cJSON_GetObjectItemCaseSensitive(rp, "sliding_attention") : NULL;
+    /* a scaled RoPE there (Gemma 3 4B's linear factor 8) is not run: refused, as in rope_scaling */
+    const cJSON *kinds[] = {full, slide};
+    for (size_t i = 0; i < 2; i++) {
+        const char *kind = cfg_str(kinds[i], "rope_type");
+        if (kind && strcmp(kind, "default"))
+            return bn_fail_code(e, BN_E_UNSUPPORTED, "%s: rope_parameters' %s rope_type '%s' is not supported",
+                                path, i ? "sliding_attention" : "full_attention", kind);
+    }
     hp->rope_theta = (float)cfg_num(full, "rope_theta", cfg_num(cfg, "rope_theta", 1e6));
     hp->swa_theta = (float)cfg_num(slide, "rope_theta", cfg_num(cfg, "rope_local_base_freq", 1e4));
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(cfg, "sliding_window");
@@ -431,11 +439,11 @@ static int read_extras(const char *dir, bn_hparams *hp, bn_meta *meta, bn_err *e
     }
     if (hp->n_stop == 0 && hp->eos_id >= 0)
         hp->stop_ids[hp->n_stop++] = hp->eos_id;
-    /* Whether a BOS starts every text is the HF tokenizer's doing: its
-     * post-processor's template (config.json's bos_token_id names an id,
-     * Qwen3's and Falcon3's too, that their tokenizers never add);
-     * tokenizer_config's add_bos_token, below, overrides it as
-     * transformers' Llama tokenizers do. */
+    /* Whether a BOS starts every text, and which, is the HF tokenizer's
+     * doing: its post-processor's template (config.json's bos_token_id
+     * names an id, Qwen3's too, that its tokenizer never adds, and may name
+     * another than the template's); tokenizer_config's add_bos_token,
+     * below, overrides whether, as transformers' Llama tokenizers do. */
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     if (bn_file_exists(path)) {
         if (bn_json_load(path, &j, e))
@@ -443,7 +451,9 @@ static int read_extras(const char *dir, bn_hparams *hp, bn_meta *meta, bn_err *e
         int32_t bos = bn_hf_template_special(cJSON_GetObjectItemCaseSensitive(j, "post_processor"), 0);
         cJSON_Delete(j);
         j = NULL;
-        hp->add_bos = bos >= 0 && hp->bos_id >= 0;
+        if (bos >= 0)
+            hp->bos_id = bos;
+        hp->add_bos = bos >= 0;
     }
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     const char *fmt = "none";

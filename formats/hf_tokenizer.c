@@ -305,7 +305,7 @@ int bn_tokenizer_meta_from_hf(const char *hf_path, bn_meta *model_meta, bn_err *
         if (bn_json_load(path, &cfg, e))
             return -1;
         int32_t cb = json_id(cfg, "bos_token_id");
-        if (cb >= 0)
+        if (bos < 0) /* the template's, when it has one, is what is added (hf.c) */
             bos = cb;
         eos = json_id(cfg, "eos_token_id");
         cJSON_Delete(cfg);

@@ -174,6 +174,18 @@ EOF
     grep -q 'not an embedding model' "$ROOT/man/bn-infer.1"
 }
 
+@test "Gemma 3: a scaled RoPE in transformers 5's rope_parameters is refused by name, as in rope_scaling" {
+    cp -r "$D/g" "$T/g"
+    $PY -c 'import json, sys; p = sys.argv[1]; c = json.load(open(p))
+c["rope_parameters"] = {"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6},
+                        "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}
+json.dump(c, open(p, "w"))' "$T/g/config.json"
+    run_split "$T/o" bn-convert -q "$T/g" -o "$T/g.bn"
+    [ "$status" -eq 1 ]
+    [[ $err == *"rope_parameters' full_attention rope_type 'linear' is not supported"* ]]
+    [ ! -e "$T/g.bn" ]
+}
+
 @test "Gemma 3 (270M layout): its config as published; header flags 0 and 2-5" {
     run bn-convert --info --json "$D/gp.bn"
     [ "$status" -eq 0 ]

@@ -43,15 +43,31 @@ logits_of() {
     for f in $FAMS; do
         bn-convert --info --json "$D/$f.bn" >"$T/$f.json"
     done
-    run $PY - "$ROOT/tests/ref" "$T" $FAMS <<'EOF'
+    run $PY - "$ROOT/tests/ref" "$T" "$D" $FAMS <<'EOF'
 import json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 from gen_checkpoint import FAMILIES, family_shape
+
+
+def template_bos(path):
+    """The id HF's tokenizer puts before a text: the first piece of its
+    post-processor's single template, if a special token (None: none)."""
+    pp = json.load(open(path)).get("post_processor") or {}
+    for p in pp.get("processors", [pp]):
+        if p.get("type") == "TemplateProcessing" and "SpecialToken" in p["single"][0]:
+            return p["special_tokens"][p["single"][0]["SpecialToken"]["id"]]["ids"][0]
+    return None
+
+
 bad = []
-for f in sys.argv[3:]:
+for f in sys.argv[4:]:
     m = json.load(open("%s/%s.json" % (sys.argv[2], f)))["metadata"]
     fam = FAMILIES[f]
+    # the tests' vocabularies are cut to 512: config.json's bos_token_id (the
+    # published one) is then not the id their tokenizer.json adds, which HF's
+    # tokenizer (and bn) use
+    tbos = template_bos("%s/%s/tokenizer.json" % (sys.argv[3], f))
     (d, ff, layers, h, kv, vocab, ctx), hd = family_shape(fam)
     qc = fam["qc"] or {}
     onebit = bool(fam.get("onebit"))  # 1bitLLM: sub-norms, f32 latent weights, W * (1/beta)
@@ -62,7 +78,7 @@ for f in sys.argv[3:]:
             "model.vocab_size": vocab, "model.context_length": ctx, "model.rope_theta": f32(fam["rope_theta"]),
             "model.rope_pairing": "neox", "model.ffn_activation": "silu", "model.sub_norms": onebit,
             "model.norm_eps": f32(fam["rms_norm_eps"]), "model.tied_embeddings": fam["tie"],
-            "tokens.bos_id": -1 if fam["bos"] is None else fam["bos"],
+            "tokens.bos_id": tbos if tbos is not None else -1 if fam["bos"] is None else fam["bos"],
             "tokens.eos_id": fam["eos"] if isinstance(fam["eos"], int) else fam["eos"][0],
             "provenance.scale_convention": None if onebit else
             "divide" if qc.get("linear_class", "bitlinear") == "bitlinear" else "multiply",

@@ -190,12 +190,18 @@ assert m == answered, (m, answered, lines)' "$T/one.log" "$T/metrics"
     refused /v1/chat/completions '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "json_schema": {}}' json_schema
     refused /v1/completions '{"prompt": "Hi", "max_tokens": 2, "ignore_eos": true}' ignore_eos
     refused /v1/completions '{"prompt": "Hi", "max_tokens": 2, "n_probs": 3}' n_probs
+    # llama-server's other samplers, away from the value that leaves the draw alone
+    refused /v1/completions '{"prompt": "Hi", "max_tokens": 2, "mirostat": 2}' mirostat
+    refused /v1/completions '{"prompt": "Hi", "max_tokens": 2, "typical_p": 0.5}' typical_p
+    refused /v1/chat/completions '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "dry_multiplier": 0.8}' dry_multiplier
+    refused /v1/completions '{"prompt": "Hi", "max_tokens": 2, "xtc_probability": 0.5}' xtc_probability
     # what asks for nothing is taken
-    api /v1/completions '{"prompt": "Hi", "max_tokens": 2, "grammar": "", "json_schema": null, "ignore_eos": false, "n_probs": 0}'
+    api /v1/completions '{"prompt": "Hi", "max_tokens": 2, "grammar": "", "json_schema": null, "ignore_eos": false, "n_probs": 0,
+        "mirostat": 0, "typical_p": 1, "tfs_z": 1, "dry_multiplier": 0, "xtc_probability": 0, "dynatemp_range": 0, "top_n_sigma": -1}'
     [ "$code" = 200 ]
 }
 
-@test "C2: a negative seed is a random one; the whole int64 and uint64 range is taken" {
+@test "C2: seed -1 is a random one, another negative one fixed; the whole int64 and uint64 range is taken" {
     for s in -1 -9223372036854775808 0 9007199254740993 18446744073709551615; do
         api /v1/completions "{\"prompt\": \"$P1\", \"max_tokens\": 4, \"seed\": $s}"
         [ "$code" = 200 ] || { echo "seed $s: $(cat "$T/body")"; return 1; }
@@ -208,6 +214,9 @@ assert m == answered, (m, answered, lines)' "$T/one.log" "$T/metrics"
         echo
     done | sort -u >"$T/texts"
     [ "$(wc -l <"$T/texts")" -gt 1 ]
+    # -42 is a seed as OpenAI takes it: the same answer every time
+    neg="{\"prompt\": \"$P1\", \"max_tokens\": 16, \"temperature\": 1, \"seed\": -42}"
+    [ "$(text /v1/completions "$neg")" = "$(text /v1/completions "$neg")" ]
     refused /v1/completions '{"prompt": "x", "seed": 1.5}' seed invalid_type
     refused /v1/completions '{"prompt": "x", "seed": 36893488147419103232}' seed invalid_value
     refused /v1/completions '{"prompt": "x", "seed": -9223372036854777856}' seed invalid_value
@@ -364,6 +373,9 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
     [ "$code" = 404 ]
     [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models/gpt-4o-mini")" = 200 ]
     grep -q ' gpt-4o-mini ready: ' "$T/alias.log"
-    run bn-serve -m "$D/tiny.bn" --alias ''
-    [ "$status" -eq 2 ]
+    for bad in '' 'a b' 'what?' 'x#y' '50%' "$(printf 'n%.0s' $(seq 97))"; do
+        run bn-serve -m "$D/tiny.bn" --alias "$bad"
+        [ "$status" -eq 2 ]
+        [[ $output == *"--alias"*"not a name"* ]]
+    done
 }

@@ -221,8 +221,9 @@ static int get_penalties(const cJSON *o, srv_job *j, srv_error *err)
 }
 
 /* seed: OpenAI's is an int64 and llama-server's -1 asks for a random one,
- * so every integer in int64's and uint64's range is taken and a negative
- * one keeps the random seed. cJSON holds numbers as doubles: above 2^53 a
+ * so every integer in int64's and uint64's range is taken, -1 keeps the
+ * random seed and another negative one is its two's complement (a fixed
+ * seed, as OpenAI's -42 is). cJSON holds numbers as doubles: above 2^53 a
  * seed is the nearest double (neighbouring seeds give one answer), and
  * 2^64 - 1, which rounds to 2^64, is taken as 2^64 - 1. */
 static int get_seed(const cJSON *o, srv_job *j, srv_error *err)
@@ -235,8 +236,9 @@ static int get_seed(const cJSON *o, srv_job *j, srv_error *err)
     double v = it->valuedouble;
     if (!(v >= -0x1p63 && v <= 0x1p64))
         return BAD(err, "invalid_value", "'seed' must be between -9223372036854775808 and 18446744073709551615");
-    if (v >= 0)
-        j->samp.seed = v >= 0x1p64 ? UINT64_MAX : (uint64_t)v;
+    if (v == -1)
+        return 0; /* llama-server's "random" */
+    j->samp.seed = v >= 0x1p64 ? UINT64_MAX : v >= 0 ? (uint64_t)v : (uint64_t)(int64_t)v;
     return 0;
 }
 
@@ -312,6 +314,19 @@ static int refuse_unsupported(const cJSON *o, int chat, srv_error *err)
     for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
         if (asks(o, unsupported[i]))
             return BAD(err, "unsupported_parameter", "'%s' is not supported", unsupported[i]);
+    /* llama-server's other samplers, each at the value that leaves the
+     * draw as it is (their defaults); any other value changes the answer */
+    static const struct {
+        const char *name;
+        double off;
+    } samplers[] = {{"mirostat", 0},       {"typical_p", 1},      {"tfs_z", 1},         {"dry_multiplier", 0},
+                    {"xtc_probability", 0}, {"dynatemp_range", 0}, {"top_n_sigma", -1}};
+    for (size_t i = 0; i < sizeof samplers / sizeof *samplers; i++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, samplers[i].name);
+        if (it && !cJSON_IsNull(it) && !(cJSON_IsNumber(it) && it->valuedouble == samplers[i].off))
+            return BAD(err, "unsupported_parameter", "'%s' is not supported (only %g, which changes nothing)",
+                       samplers[i].name, samplers[i].off);
+    }
     /* any json_schema, {} too, constrains llama-server's answer to JSON */
     const cJSON *js = cJSON_GetObjectItemCaseSensitive(o, "json_schema");
     if (js && !cJSON_IsNull(js))

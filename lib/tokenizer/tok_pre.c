@@ -82,11 +82,6 @@ int tok_pre_compile(bn_tokenizer *t, const char *pattern, bn_err *e)
     t->mctx = pcre2_match_context_create(NULL);
     if (!t->md || !t->mctx)
         return bn_fail_code(e, BN_E_NOMEM, "out of memory");
-    /* A run of white space is matched and then given back one character
-     * (\s+(?!\S)): steps grow with its length, and PCRE2's default limit
-     * of ten million failed a run of ten million spaces. The patterns
-     * bn accepts step linearly, so no limit is needed. */
-    pcre2_set_match_limit(t->mctx, UINT32_MAX);
     if (t->jit) {
         /* Long runs (a megabyte of spaces) need more than the default 32 KiB. */
         t->jstack = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, NULL);
@@ -112,6 +107,15 @@ static int split_valid(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
     size_t gap = 0, from = 0;
     while (from < n) {
+        /* A run of white space is matched and then given back one
+         * character (\s+(?!\S)): the steps of a match grow with the text
+         * it may cover, and PCRE2's fixed default (ten million) failed a
+         * run of ten million spaces. The limit grows with what is left:
+         * linear patterns never reach it, a tokenizer.json regex that
+         * backtracks without end still stops. */
+        size_t left = n - from;
+        pcre2_set_match_limit(t->mctx, left < (UINT32_MAX - 10000000u) / 64 ? 10000000u + 64 * (uint32_t)left
+                                                                            : UINT32_MAX);
         int rc = t->jit ? pcre2_jit_match(t->re, p, n, from, 0, t->md, t->mctx)
                         : pcre2_match(t->re, p, n, from, PCRE2_NO_UTF_CHECK, t->md, t->mctx);
         if (rc == PCRE2_ERROR_NOMATCH)
