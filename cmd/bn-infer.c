@@ -42,7 +42,7 @@ typedef struct opts {
     size_t n_ppl;
     uint64_t kv_budget;
     uint32_t n_ctx, ppl_stride, logits_topk, parallel;
-    int threads, kv_f16, no_act_quant, mmap_only, text, ids, chat, json, verbose, kernel_set;
+    int threads, kv_f16, no_act_quant, mmap_only, text, ids, chat, chat_whole, json, verbose, kernel_set;
     int embed, embed_f32;
     bn_gen_opts g;
 } opts;
@@ -137,6 +137,9 @@ static int parse(int argc, char **argv, opts *o)
         {.kind = BN_OPT_FLAG, .dash_name = "cnv", .name = "chat", .dest = &o->chat,
          .help = "interactive chat with the model's chat format"},
         OPT_STRING(0, "system", &o->system, "TEXT", "system prompt"),
+        OPT_ENUM(0, "chat-encoding", &o->chat_whole, "HOW", bn_cli_chat_encodings, NULL,
+                 "split (each header and text apart, as the model was trained; default)\n"
+                 "or whole (as one text, as Hugging Face's template and bitnet.cpp)"),
         OPT_SECTION("embedding:"),
         OPT_FLAG(0, "embed", &o->embed,
                  "an embedding model's vector of each record (stdin), of -p TEXT, or of each line of -f FILE:\n"
@@ -190,6 +193,8 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--ppl-stride needs --perplexity");
     if (o->system && !o->chat)
         return bn_usage_error(&prog, "--system needs -cnv");
+    if (o->chat_whole && !o->chat)
+        return bn_usage_error(&prog, "--chat-encoding needs -cnv");
     if (o->json && !o->n_ppl && !o->embed)
         return bn_usage_error(&prog, "--json is for --perplexity and --embed results");
     /* standard input can be read once */
@@ -497,6 +502,10 @@ int main(int argc, char **argv)
     }
     /* no tokenizer (BN_E_UNSUPPORTED) is fine for ids in and out */
     if (!(tok = bn_tokenizer_from_model(m, &e)) && e.code != BN_E_UNSUPPORTED) {
+        bn_report(&prog, "%s", e.msg);
+        goto out;
+    }
+    if (tok && bn_tokenizer_set_chat_encoding(tok, o.chat_whole ? BN_CHAT_WHOLE : BN_CHAT_SPLIT, &e)) {
         bn_report(&prog, "%s", e.msg);
         goto out;
     }

@@ -39,7 +39,7 @@ typedef struct opts {
     size_t n_origins;
     uint32_t port, parallel, queue, n_ctx, timeout;
     uint64_t kv_budget;
-    int threads, log_json, log_health;
+    int threads, log_json, log_health, chat_whole;
 } opts;
 
 /* An origin as browsers send it: "scheme://host[:port]" (no path, not
@@ -101,6 +101,9 @@ static int parse(int argc, char **argv, opts *o)
         OPT_SECTION("model and runtime:"),
         OPT_STRING('m', "model", &o->model, "FILE", "bn model (also an HF directory, GGUF)"),
         OPT_STRING(0, "alias", &o->alias, "NAME", "the model's name in the API (default: the file's base name)"),
+        OPT_ENUM(0, "chat-encoding", &o->chat_whole, "HOW", bn_cli_chat_encodings, NULL,
+                 "chat messages: split (each header and text apart, as\nthe model was trained; default) or whole "
+                 "(as one\ntext, as Hugging Face's template and llama-server)"),
         OPT_U32('c', "ctx", &o->n_ctx, "N", 2, 1u << 24, "context positions of each sequence (default: the model's)"),
         OPT_INT('t', "threads", &o->threads, "N", 1, 1024, "threads (default: all cores)"),
         {.kind = BN_OPT_U32, .dash_name = "np", .name = "parallel", .dest = &o->parallel, .arg = "SLOTS", .lo = 1,
@@ -244,7 +247,8 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s: context %u is larger than the model's (%u)", o.model, o.n_ctx, bn_model_n_ctx(m));
         goto out;
     }
-    if (!(tok = bn_tokenizer_from_model(m, &e))) {
+    if (!(tok = bn_tokenizer_from_model(m, &e)) ||
+        bn_tokenizer_set_chat_encoding(tok, o.chat_whole ? BN_CHAT_WHOLE : BN_CHAT_SPLIT, &e)) {
         bn_report(&prog, "%s", e.msg);
         goto out;
     }

@@ -43,6 +43,9 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
         OPT_FLAG(0, "chat", &o->chat,
                  "render 'system: ...', 'user: ...', 'assistant: ...'\nlines with the model's chat format"),
         OPT_FLAG(0, "no-generation-prompt", &o->no_gen_prompt, "with --chat: do not end with the assistant header"),
+        OPT_ENUM(0, "chat-encoding", &o->chat_whole, "HOW", bn_cli_chat_encodings, NULL,
+                 "with --chat: split (header and text apart, as the\nmodel was trained; default) or whole (as one\n"
+                 "text, as Hugging Face's template and bitnet.cpp)"),
         OPT_FLAG('c', "count", &o->count, "print the number of tokens of each document"),
         OPT_FLAG('j', "json", &o->json, "print each document as JSON (ids, offsets, pieces)"),
         OPT_FLAG('b', "binary", &o->binary, "write the binary token stream"),
@@ -78,6 +81,8 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
         return bn_usage_error(&prog, "--chat reads a whole conversation per file; it does not go with -l");
     if (o->no_gen_prompt && !o->chat)
         return bn_usage_error(&prog, "--no-generation-prompt goes with --chat");
+    if (o->chat_whole && !o->chat)
+        return bn_usage_error(&prog, "--chat-encoding goes with --chat");
     if (o->binary && (o->count || o->json))
         return bn_usage_error(&prog, "-b does not go with -c or -j");
     if (o->info && (o->decode || o->count || o->binary || o->chat || o->n_inputs))

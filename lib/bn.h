@@ -338,6 +338,17 @@ BN_API const char *bn_tokenizer_chat_format(const bn_tokenizer *t);
  * BN_E_UNSUPPORTED: the model has no chat format; BN_E_INVALID: a role. */
 BN_API int bn_chat_render(bn_tokenizer *t, const bn_chat_message *msgs, size_t n, int add_assistant, uint32_t *ids,
                           size_t cap, size_t *n_ids, bn_err *e);
+/* (since 0.3.0) How a message's header and its (stripped) content become
+ * ids. BN_CHAT_SPLIT, the default: each encoded alone, as the model's
+ * training code (Microsoft's ChatFormat) does. BN_CHAT_WHOLE: header and
+ * content encoded as one text, as Hugging Face's chat template and
+ * bitnet.cpp's -cnv tokenize the rendered conversation; for 2B4T's
+ * "User: Hello" that is "User" ":" " Hello", where split gives "User" ":"
+ * " " "Hello". Special-token text in a content stays text either way.
+ * Sets t for every later bn_chat_render (not while another thread uses
+ * t). BN_E_INVALID: t is NULL or how is neither. */
+enum { BN_CHAT_SPLIT = 0, BN_CHAT_WHOLE = 1 };
+BN_API int bn_tokenizer_set_chat_encoding(bn_tokenizer *t, int how, bn_err *e);
 
 /* ------------------------------------------------------- detokenizers */
 

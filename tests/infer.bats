@@ -277,6 +277,21 @@ EOF
     [[ $err == *"dropped the oldest"* ]]
 }
 
+@test "-cnv --chat-encoding split and whole answer as bn-tokenize --chat's ids of each do" {
+    for enc in split whole; do
+        printf 'Good morning, how is your sister?\n' |
+            bn-infer -m "$D/tiny.bn" -cnv --system 'You are Emma.' --chat-encoding $enc --temp 0 -n 16 >"$T/cnv.$enc"
+        printf 'system: You are Emma.\nuser: Good morning, how is your sister?\n' |
+            bn-tokenize -m "$D/tiny.bn" --chat --chat-encoding $enc >"$T/ids.$enc"
+        bn-infer -m "$D/tiny.bn" --temp 0 -n 16 --text <"$T/ids.$enc" >"$T/pipe.$enc"
+        cmp "$T/cnv.$enc" "$T/pipe.$enc"
+    done
+    ! cmp -s "$T/ids.split" "$T/ids.whole"
+    run bn-infer -m "$D/tiny.bn" -p hi --chat-encoding whole
+    [ "$status" -eq 2 ]
+    [[ $output == *"--chat-encoding needs -cnv"* ]]
+}
+
 @test "chat to a pipe escapes line breaks in an answer; printf %b gives back what a terminal shows" {
     command -v script >/dev/null || skip "script(1) is not installed"
     printf 'Good morning.\nHow is your sister?\n' >"$T/msgs"

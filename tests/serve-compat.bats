@@ -362,6 +362,19 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
     [ "$code" = 400 ] && [ "$(field "$T/body" 'j["error"]["param"]')" = prompt ]
 }
 
+@test "--chat-encoding whole: chat messages tokenized as Hugging Face's template does, split the default" {
+    start_server "$T" whole --chat-encoding whole
+    for enc in split whole; do
+        [ $enc = whole ] && SRV_PORT=$(cat "$T/whole.port") || SRV_PORT=$PORT
+        api /v1/chat/completions '{"messages": [{"role": "system", "content": "You are Emma."}, {"role": "user", "content": "Good morning, how is your sister?"}], "max_tokens": 8, "temperature": 0}'
+        [ "$code" = 200 ]
+        printf 'system: You are Emma.\nuser: Good morning, how is your sister?\n' |
+            bn-tokenize -m "$D/tiny.bn" --chat --chat-encoding $enc -c >"$T/n.$enc"
+        [ "$(field "$T/body" 'j["usage"]["prompt_tokens"]')" = "$(cat "$T/n.$enc")" ]
+    done
+    ! cmp -s "$T/n.split" "$T/n.whole"
+}
+
 @test "--alias NAME: the model's name in the API" {
     start_server "$T" alias --alias gpt-4o-mini
     SRV_PORT=$(cat "$T/alias.port")

@@ -294,6 +294,19 @@ EOF
     [[ $output == *"bn-tokenize: -: line 1: expected 'system:', 'user:' or 'assistant:'"* ]]
     # the tiny model has the same format with its own ids
     [ "$(printf 'user: hi\n' | bn-tokenize -m "$TINY" --chat | cut -d' ' -f1)" = 4064 ]
+    # --chat-encoding whole: what Hugging Face's template gives, the rendered
+    # conversation tokenized as one text with its special tokens
+    printf 'System:   Be brief.  \nuser: hi\nthere\n' | bn-tokenize --vocab "$LLAMA3" --chat --chat-encoding whole >"$T/w"
+    printf 'System: Be brief.<|eot_id|>User: hi\nthere<|eot_id|>Assistant: ' |
+        bn-tokenize --vocab "$LLAMA3" --special --bos >"$T/hf"
+    cmp "$T/w" "$T/hf"
+    ! cmp -s "$T/w" "$T/c" # " Be" and " hi" where split gives " " "Be", " " "hi"
+    # special text in a message stays text (HF's template would parse it)
+    [ "$(printf 'user: <|eot_id|>\n' | bn-tokenize --vocab "$LLAMA3" --chat --chat-encoding whole --no-generation-prompt)" = \
+      "128000 $(printf 'User: <|eot_id|>' | bn-tokenize --vocab "$LLAMA3") 128009" ]
+    run bn-tokenize --vocab "$LLAMA3" --chat-encoding whole </dev/null
+    [ "$status" -eq 2 ]
+    [[ $output == *"--chat-encoding goes with --chat"* ]]
 }
 
 @test "| head ends quietly; -o writes whole files and leaves nothing on error" {

@@ -42,6 +42,8 @@ void bn_report(const bn_prog *p, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+const char *const bn_cli_chat_encodings[] = {"split", "whole", NULL};
+
 int bn_stdout_done(const bn_prog *p)
 {
     if (!fflush(stdout))

@@ -23,6 +23,10 @@ typedef struct bn_prog {
     int max_operands;     /* with an operand: at most this many (0: any number) */
 } bn_prog;
 
+/* --chat-encoding's names, at the index of their bn.h values
+ * (BN_CHAT_SPLIT, BN_CHAT_WHOLE), for bn-tokenize, bn-infer and bn-serve. */
+extern const char *const bn_cli_chat_encodings[];
+
 /* Prints "NAME: MESSAGE" to stderr. */
 void bn_report(const bn_prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Flushes standard output: BN_EXIT_OK, or BN_EXIT_DATA after reporting

@@ -136,6 +136,26 @@ static int32_t need(bn_tokenizer *t, const char *s, bn_err *e)
     return id;
 }
 
+/* BN_CHAT_WHOLE: header and content (at input offset off) as one text, as
+ * a rendered template is tokenized; a token that starts in the header has
+ * no offset in the input. */
+static int whole(bn_tokenizer *t, const char *hdr, const uint8_t *content, size_t len, uint64_t off, bn_tokens *out,
+                 bn_err *e)
+{
+    size_t h = strlen(hdr), first = out->n;
+    uint8_t *buf = malloc(h + len + 1);
+    if (!buf)
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    memcpy(buf, hdr, h);
+    memcpy(buf + h, content, len);
+    int rc = bn_tokenizer_encode(t, buf, h + len, 0, 0, out, e); /* offsets into buf */
+    free(buf);
+    if (!rc && out->want_offsets)
+        for (size_t i = first; i < out->n; i++)
+            out->offs[i] = out->offs[i] < h ? BN_TOK_NO_OFFSET : off + (out->offs[i] - h);
+    return rc;
+}
+
 int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int gen_prompt, bn_tokens *out,
                       bn_err *e)
 {
@@ -159,16 +179,19 @@ int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int ge
             break;
         bn_role r = i < n ? msgs[i].role : BN_ROLE_ASSISTANT;
         if (llama3) {
-            if (push(out, sh, e) || text(t, llama3_role[r], out, e) || push(out, eh, e) || text(t, "\n\n", out, e))
+            if (push(out, sh, e) || text(t, llama3_role[r], out, e) || push(out, eh, e) ||
+                ((!t->chat_whole || i == n) && text(t, "\n\n", out, e)))
                 return -1;
-        } else if (text(t, bitnet_hdr[r], out, e)) {
-            return -1;
+        } else if ((!t->chat_whole || i == n) && text(t, bitnet_hdr[r], out, e)) {
+            return -1; /* whole: the header goes with its content (below) */
         }
         if (i == n)
             break;
         size_t a, b;
         strip(msgs[i].text, msgs[i].len, &a, &b);
-        if (bn_tokenizer_encode(t, msgs[i].text + a, b - a, 0, msgs[i].off + a, out, e) || push(out, eot, e))
+        if ((t->chat_whole ? whole(t, llama3 ? "\n\n" : bitnet_hdr[r], msgs[i].text + a, b - a, msgs[i].off + a, out, e)
+                           : bn_tokenizer_encode(t, msgs[i].text + a, b - a, 0, msgs[i].off + a, out, e)) ||
+            push(out, eot, e))
             return -1;
     }
     return 0;

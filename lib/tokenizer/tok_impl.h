@@ -82,6 +82,7 @@ struct bn_tokenizer {
     int32_t bos, eos, eot;
     int add_bos;
     char chat_format[16];
+    int chat_whole; /* BN_CHAT_WHOLE: a message's header and content encoded as one text */
     uint64_t hash;
 
     /* ranks mode: a direct-mapped memo of recent pair lookups (id, id) ->

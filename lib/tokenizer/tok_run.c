@@ -366,6 +366,8 @@ int bn_tokenize_run(const bn_tokenize_opts *o, bn_err *e)
     bn_out out;
     int rc = -1, out_open = 0, w_open = 0;
     r.t = bn_tokenizer_load(&o->src, e);
+    if (r.t)
+        r.t->chat_whole = o->chat_whole;
     if (!r.t)
         return -1;
     if (bn_out_open(&out, o->output ? o->output : "-", &o->temps, e))

@@ -138,6 +138,7 @@ typedef struct bn_tokenize_opts {
     size_t n_inputs;
     const char *output;        /* NULL or "-": stdout */
     int decode, lines, special, chat, no_gen_prompt, count, json, binary, skip_special, escape, info;
+    int chat_whole;            /* --chat-encoding whole (BN_CHAT_WHOLE) */
     int bos, eos;              /* -1: as the model says; 0: no; 1: yes */
     bn_temp_hook temps;        /* told of a named temporary output (core.h) */
 } bn_tokenize_opts;
