@@ -217,6 +217,20 @@ static void test_chat(bn_tokenizer *t)
     bn_tokens_free(&v);
     bn_chat_message bad[] = {{"narrator", "Once."}};
     CHECK(&C, bn_chat_render(t, bad, 1, 1, ids, 256, &n, &e) == BN_E_INVALID && strstr(e.msg, "role"));
+    /* BN_CHAT_WHOLE: each message as one text with its header, "User: Good
+     * morning." encoded whole; back to split, the first rendering again */
+    uint32_t whole[256], text[64];
+    size_t n_whole = 0, n_text = 0, n_again = 0;
+    CHECK(&C, bn_tokenizer_set_chat_encoding(t, BN_CHAT_WHOLE, &e) == BN_OK);
+    CHECK(&C, bn_chat_render(t, msgs + 1, 1, 0, whole, 256, &n_whole, &e) == BN_OK);
+    CHECK(&C, bn_tokenize(t, "User: Good morning.", 19, 0, text, 64, &n_text, &e) == BN_OK);
+    CHECK(&C, n_whole == n_text + 2 && whole[0] == (uint32_t)bn_tokenizer_bos(t) &&
+                  !memcmp(whole + 1, text, n_text * sizeof *text));
+    CHECK(&C, bn_tokenizer_set_chat_encoding(t, BN_CHAT_SPLIT, &e) == BN_OK);
+    CHECK(&C, bn_chat_render(t, msgs, 2, 1, whole, 256, &n_again, &e) == BN_OK && n_again == n &&
+                  !memcmp(whole, ids, n * sizeof *ids));
+    CHECK(&C, bn_tokenizer_set_chat_encoding(t, 2, &e) == BN_E_INVALID &&
+                  bn_tokenizer_set_chat_encoding(NULL, BN_CHAT_WHOLE, &e) == BN_E_INVALID);
 }
 
 /* ------------------------------------------------------------ contexts */
