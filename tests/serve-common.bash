@@ -75,3 +75,28 @@ api() {
     code=$(curl -s --max-time 60 -o "$T/body" -w '%{http_code}' -H 'Content-Type: application/json' \
         --data-binary "$json" "$@" "http://127.0.0.1:${SRV_PORT:-$PORT}$path")
 }
+
+# The frame of a suite around one server, "main", that its tests share:
+# serve_suite OPTIONS in setup_file starts it on the bundled model with
+# the suite's options; every test has $D, $T and its $PORT, and the
+# servers a test starts itself are stopped after it (a suite that needs
+# other set-up defines these itself, after loading this file).
+serve_suite() {
+    local D=$BATS_FILE_TMPDIR
+    bn-convert "$TINY" | bn-quant >"$D/tiny.bn"
+    start_server "$D" main "$@"
+}
+
+teardown_file() {
+    stop_server "$BATS_FILE_TMPDIR" main
+}
+
+setup() {
+    D=$BATS_FILE_TMPDIR
+    T=$BATS_TEST_TMPDIR
+    PORT=$(cat "$D/main.port")
+}
+
+teardown() {
+    stop_servers "$T"
+}

@@ -13,25 +13,7 @@ load serve-common
 
 P1='It was a fine morning, and Elizabeth'
 
-setup_file() {
-    local D=$BATS_FILE_TMPDIR
-    bn-convert "$TINY" | bn-quant >"$D/tiny.bn"
-    start_server "$D" main -np 2 --queue 16
-}
-
-teardown_file() {
-    stop_server "$BATS_FILE_TMPDIR" main
-}
-
-setup() {
-    D=$BATS_FILE_TMPDIR
-    T=$BATS_TEST_TMPDIR
-    PORT=$(cat "$D/main.port")
-}
-
-teardown() {
-    stop_servers "$T"
-}
+setup_file() { serve_suite -np 2 --queue 16; }
 
 # refused PATH JSON PARAM [CODE]: a 400 whose error names PARAM (as
 # OpenAI's "param" and in its message) and has CODE (default

@@ -10,25 +10,7 @@
 load common
 load serve-common
 
-setup_file() {
-    local D=$BATS_FILE_TMPDIR
-    bn-convert "$TINY" | bn-quant >"$D/tiny.bn"
-    start_server "$D" main -np 4 --queue 16
-}
-
-teardown_file() {
-    stop_server "$BATS_FILE_TMPDIR" main
-}
-
-setup() {
-    D=$BATS_FILE_TMPDIR
-    T=$BATS_TEST_TMPDIR
-    PORT=$(cat "$D/main.port")
-}
-
-teardown() {
-    stop_servers "$T"
-}
+setup_file() { serve_suite -np 4 --queue 16; }
 
 # body FILE MAX [JSON]: a completion request for FILE's text
 body() {

@@ -10,25 +10,7 @@ load serve-common
 
 P1='It was a fine morning, and Elizabeth'
 
-setup_file() {
-    local D=$BATS_FILE_TMPDIR
-    bn-convert "$TINY" | bn-quant >"$D/tiny.bn"
-    start_server "$D" main -np 4 --queue 32
-}
-
-teardown_file() {
-    stop_server "$BATS_FILE_TMPDIR" main
-}
-
-setup() {
-    D=$BATS_FILE_TMPDIR
-    T=$BATS_TEST_TMPDIR
-    PORT=$(cat "$D/main.port")
-}
-
-teardown() { # servers a test started itself
-    stop_servers "$T"
-}
+setup_file() { serve_suite -np 4 --queue 32; }
 
 # sse FILE: the text of a stream of events, checking its shape: every
 # line a data: event, the last [DONE], the one before it the only one
