@@ -100,3 +100,22 @@ setup() {
 teardown() {
     stop_servers "$T"
 }
+
+# refused_while_busy JSON [curl options]: on a server of one sequence and
+# no queue ($SRV_PORT), JSON sent to /v1/completions while a long answer
+# runs gets 503 (its body and $code as api's). The long answer takes ~50
+# ms on one Zen 5 thread: the second request must arrive within it, which
+# a few tries make sure of.
+refused_while_busy() {
+    local long='{"prompt": "It", "max_tokens": 250, "temperature": 0, "stop": "@@@@"}' try bg
+    for try in $(seq 20); do
+        curl -s --max-time 60 -o /dev/null --data-binary "$long" "http://127.0.0.1:$SRV_PORT/v1/completions" &
+        bg=$!
+        sleep 0.01
+        api /v1/completions "$@"
+        wait $bg # (not every child: the server is one)
+        [ "$code" = 503 ] && return 0
+    done
+    echo "no 503 in 20 tries"
+    return 1
+}

@@ -125,17 +125,7 @@ for l in lines:
 @test "B3: requests refused with 503 add no prompt tokens to /metrics, and log prompt 0" {
     start_server "$T" one -np 1 --queue 0 --log-json
     SRV_PORT=$(cat "$T/one.port")
-    long='{"prompt": "It", "max_tokens": 250, "temperature": 0, "stop": "@@@@"}'
-    got=""
-    for try in $(seq 20); do
-        curl -s --max-time 60 -o /dev/null --data-binary "$long" "http://127.0.0.1:$SRV_PORT/v1/completions" &
-        bg=$!
-        sleep 0.01
-        api /v1/completions '{"prompt": "Hi there", "max_tokens": 2}'
-        wait $bg
-        [ "$code" = 503 ] && { got=1; break; }
-    done
-    [ -n "$got" ]
+    refused_while_busy '{"prompt": "Hi there", "max_tokens": 2}'
     curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/metrics" >"$T/metrics"
     $PY -c 'import json, re, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
