@@ -225,6 +225,11 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
     refused /v1/completions '{"prompt": "x", "stream": true, "stream_options": {"include_usage": 1}}' \
         stream_options.include_usage invalid_type
     refused /v1/completions '{"prompt": "x", "stream": true, "stream_options": 3}' stream_options invalid_type
+    # as OpenAI: only for a stream
+    refused /v1/chat/completions '{"messages": [{"role": "user", "content": "Hi"}], "stream_options": {"include_usage": true}}' \
+        stream_options invalid_value
+    api /v1/completions '{"prompt": "x", "max_tokens": 2, "stream_options": null}'
+    [ "$code" = 200 ]
 }
 
 @test "C5: repeat_last_n as llama-server's: 0 turns the penalties off, -1 is the whole context" {

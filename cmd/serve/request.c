@@ -242,14 +242,16 @@ static int get_seed(const cJSON *o, srv_job *j, srv_error *err)
     return 0;
 }
 
-/* stream_options: {"include_usage": true|false} (read with any "stream":
- * only a stream uses it). */
+/* stream_options: {"include_usage": true|false}, only with "stream": true
+ * (OpenAI refuses it without: an answer in one piece has no chunks). */
 static int get_stream_options(const cJSON *o, srv_job *j, srv_error *err)
 {
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(o, "stream_options");
     j->stream_usage = -1;
     if (!so || cJSON_IsNull(so))
         return 0;
+    if (!j->stream)
+        return BAD(err, "invalid_value", "'stream_options' is only allowed when 'stream' is true");
     if (!cJSON_IsObject(so))
         return BAD(err, "invalid_type", "'stream_options' must be an object");
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(so, "include_usage");
