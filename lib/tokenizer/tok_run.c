@@ -366,10 +366,9 @@ int bn_tokenize_run(const bn_tokenize_opts *o, bn_err *e)
     bn_out out;
     int rc = -1, out_open = 0, w_open = 0;
     r.t = bn_tokenizer_load(&o->src, e);
-    if (r.t)
-        r.t->chat_whole = o->chat_whole;
     if (!r.t)
         return -1;
+    r.t->chat_whole = o->chat_whole;
     if (bn_out_open(&out, o->output ? o->output : "-", &o->temps, e))
         goto done;
     out_open = 1;

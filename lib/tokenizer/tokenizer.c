@@ -380,6 +380,7 @@ int32_t bn_tokenizer_bos(const bn_tokenizer *t) { return t ? t->bos : -1; }
 int32_t bn_tokenizer_eos(const bn_tokenizer *t) { return t ? t->eos : -1; }
 int bn_tokenizer_add_bos(const bn_tokenizer *t) { return t ? t->add_bos : 0; }
 const char *bn_tokenizer_chat_format(const bn_tokenizer *t) { return t ? t->chat_format : NULL; }
+uint64_t bn_tokenizer_hash(const bn_tokenizer *t) { return t ? t->hash : 0; }
 
 int bn_tokenizer_set_chat_encoding(bn_tokenizer *t, int how, bn_err *e)
 {
@@ -389,7 +390,6 @@ int bn_tokenizer_set_chat_encoding(bn_tokenizer *t, int how, bn_err *e)
     t->chat_whole = how == BN_CHAT_WHOLE;
     return BN_OK;
 }
-uint64_t bn_tokenizer_hash(const bn_tokenizer *t) { return t ? t->hash : 0; }
 
 const uint8_t *bn_tokenizer_piece(const bn_tokenizer *t, uint32_t id, size_t *len)
 {
