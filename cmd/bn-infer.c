@@ -76,6 +76,7 @@ static int parse(int argc, char **argv, opts *o)
     /* f16 halves the cache; on the tiny model its perplexity differs from
      * f32 by 0.04%, as much as two correct f32 implementations differ. */
     o->kv_f16 = -1; /* f16, or f32 with --embed: below */
+    o->chat_whole = -1; /* not given: split */
     o->threads = bn_cpu_count();
     o->g.n_predict = 128;
     bn_sampler_defaults(&o->g.samp);
@@ -193,8 +194,9 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--ppl-stride needs --perplexity");
     if (o->system && !o->chat)
         return bn_usage_error(&prog, "--system needs -cnv");
-    if (o->chat_whole && !o->chat)
+    if (o->chat_whole >= 0 && !o->chat)
         return bn_usage_error(&prog, "--chat-encoding needs -cnv");
+    o->chat_whole = o->chat_whole > 0;
     if (o->json && !o->n_ppl && !o->embed)
         return bn_usage_error(&prog, "--json is for --perplexity and --embed results");
     /* standard input can be read once */

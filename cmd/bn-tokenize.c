@@ -27,6 +27,7 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
     int force = 0, n;
     memset(o, 0, sizeof *o);
     o->bos = o->eos = -1;
+    o->chat_whole = -1; /* not given: split */
     bn_opt table[] = {
         OPT_SECTION("tokenizer:"),
         OPT_STRING('m', "model", &o->src.model, "PATH", "a bn model, a GGUF file, or an HF checkpoint directory"),
@@ -81,8 +82,9 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
         return bn_usage_error(&prog, "--chat reads a whole conversation per file; it does not go with -l");
     if (o->no_gen_prompt && !o->chat)
         return bn_usage_error(&prog, "--no-generation-prompt goes with --chat");
-    if (o->chat_whole && !o->chat)
+    if (o->chat_whole >= 0 && !o->chat)
         return bn_usage_error(&prog, "--chat-encoding goes with --chat");
+    o->chat_whole = o->chat_whole > 0;
     if (o->binary && (o->count || o->json))
         return bn_usage_error(&prog, "-b does not go with -c or -j");
     if (o->info && (o->decode || o->count || o->binary || o->chat || o->n_inputs))

@@ -287,9 +287,11 @@ EOF
         cmp "$T/cnv.$enc" "$T/pipe.$enc"
     done
     ! cmp -s "$T/ids.split" "$T/ids.whole"
-    run bn-infer -m "$D/tiny.bn" -p hi --chat-encoding whole
-    [ "$status" -eq 2 ]
-    [[ $output == *"--chat-encoding needs -cnv"* ]]
+    for how in whole split; do
+        run bn-infer -m "$D/tiny.bn" -p hi --chat-encoding $how
+        [ "$status" -eq 2 ]
+        [[ $output == *"--chat-encoding needs -cnv"* ]]
+    done
 }
 
 @test "chat to a pipe escapes line breaks in an answer; printf %b gives back what a terminal shows" {

@@ -304,9 +304,11 @@ EOF
     # special text in a message stays text (HF's template would parse it)
     [ "$(printf 'user: <|eot_id|>\n' | bn-tokenize --vocab "$LLAMA3" --chat --chat-encoding whole --no-generation-prompt)" = \
       "128000 $(printf 'User: <|eot_id|>' | bn-tokenize --vocab "$LLAMA3") 128009" ]
-    run bn-tokenize --vocab "$LLAMA3" --chat-encoding whole </dev/null
-    [ "$status" -eq 2 ]
-    [[ $output == *"--chat-encoding goes with --chat"* ]]
+    for how in whole split; do
+        run bn-tokenize --vocab "$LLAMA3" --chat-encoding $how </dev/null
+        [ "$status" -eq 2 ]
+        [[ $output == *"--chat-encoding goes with --chat"* ]]
+    done
 }
 
 @test "| head ends quietly; -o writes whole files and leaves nothing on error" {

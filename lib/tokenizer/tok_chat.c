@@ -1,8 +1,9 @@
 /* tok_chat.c — role-tagged conversations: parsing the documented input form
  * and rendering it with the model's chat format, token for token as the
  * reference code builds it (formats.md §7.4): headers and contents are
- * encoded separately, contents are stripped like Python's str.strip(), and
- * special ids are inserted structurally, never parsed out of text. */
+ * encoded separately (or, BN_CHAT_WHOLE, as one text, as Hugging Face's
+ * template is tokenized), contents are stripped like Python's str.strip(),
+ * and special ids are inserted structurally, never parsed out of text. */
 #include "tok_impl.h"
 
 #include <stdlib.h>
