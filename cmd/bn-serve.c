@@ -57,8 +57,6 @@ static int origin_ok(const char *s)
     return 1;
 }
 
-/* A model name as clients send it in "model" and in the path of
- * /v1/models/NAME: text, no blanks or control characters. */
 /* A model name clients can send in JSON and in GET /v1/models/NAME: UTF-8
  * without blanks, control characters or what ends a URL's path (? #) or
  * escapes in it (%), and short enough for the server's path buffer. */
