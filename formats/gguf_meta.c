@@ -4,6 +4,7 @@
  * bn_hparams_to_meta (as for every source), special tokens, the chat
  * format, and the vocabulary as a `tokenizer` section. */
 #include "gguf.h"
+#include "jsonfile.h"
 
 #include "tok_section.h"
 
@@ -209,9 +210,18 @@ static int read_tokens(const bn_meta *raw, bn_hparams *hp, const char *name, bn_
     return 0;
 }
 
-/* bitnet (2B4T's "Role: content<|eot_id|>"), llama3 (header ids), or none. */
+/* bitnet (2B4T's "Role: content<|eot_id|>"; its GGUF template is a
+ * placeholder), falcon3 (by its template), llama3 (header ids), or none. */
 static const char *chat_format(const bn_meta *raw, const archinfo *ai)
 {
+    const bn_kv *tmpl = bn_meta_get(raw, "tokenizer.chat_template");
+    if (tmpl && tmpl->type == BN_V_STR) {
+        char *s = strndup(tmpl->data, (size_t)tmpl->count);
+        int falcon3 = s && !strcmp(bn_chat_format_of_template(s), "falcon3");
+        free(s);
+        if (falcon3)
+            return "falcon3";
+    }
     const bn_kv *tokens = bn_meta_get(raw, "tokenizer.ggml.tokens");
     int header_ids = strarr_find(tokens, "<|start_header_id|>") >= 0;
     if (ai->bitnet && header_ids && strarr_find(tokens, "<|eot_id|>") >= 0)

@@ -381,7 +381,7 @@ out:
  * their model card); other modes are refused by name. The end token is
  * what the HF tokenizer appends (its post-processor), else the eos id:
  * last-token pooling reads the state at that token. */
-static int read_pooling(const char *dir, bn_hparams *hp, bn_err *e)
+static int read_pooling(const char *dir, const cJSON *tokenizer, bn_hparams *hp, bn_err *e)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/1_Pooling/config.json", dir);
@@ -404,21 +404,16 @@ static int read_pooling(const char *dir, bn_hparams *hp, bn_err *e)
         return rc;
     hp->pooling = BN_POOL_LAST;
     hp->embed_end_id = hp->eos_id;
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    if (bn_file_exists(path)) {
-        if (bn_json_load(path, &j, e))
-            return -1;
-        int32_t id = bn_hf_template_special(cJSON_GetObjectItemCaseSensitive(j, "post_processor"), 1);
-        cJSON_Delete(j);
-        if (id >= 0)
-            hp->embed_end_id = id;
-    }
+    int32_t id = bn_hf_template_special(cJSON_GetObjectItemCaseSensitive(tokenizer, "post_processor"), 1);
+    if (id >= 0)
+        hp->embed_end_id = id;
     return 0;
 }
 
 /* Optional files: generation_config.json (stop ids), tokenizer_config.json
- * (chat template). Missing files are fine; malformed ones are errors. */
-static int read_extras(const char *dir, bn_hparams *hp, bn_meta *meta, bn_err *e)
+ * (chat template), tokenizer.json (parsed by the caller; NULL when there is
+ * none). Missing files are fine; malformed ones are errors. */
+static int read_extras(const char *dir, const cJSON *tokenizer, bn_hparams *hp, bn_meta *meta, bn_err *e)
 {
     char path[4096];
     cJSON *j = NULL;
@@ -444,13 +439,8 @@ static int read_extras(const char *dir, bn_hparams *hp, bn_meta *meta, bn_err *e
      * names an id, Qwen3's too, that its tokenizer never adds, and may name
      * another than the template's); tokenizer_config's add_bos_token,
      * below, overrides whether, as transformers' Llama tokenizers do. */
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    if (bn_file_exists(path)) {
-        if (bn_json_load(path, &j, e))
-            return -1;
-        int32_t bos = bn_hf_template_special(cJSON_GetObjectItemCaseSensitive(j, "post_processor"), 0);
-        cJSON_Delete(j);
-        j = NULL;
+    if (tokenizer) {
+        int32_t bos = bn_hf_template_special(cJSON_GetObjectItemCaseSensitive(tokenizer, "post_processor"), 0);
         if (bos >= 0)
             hp->bos_id = bos;
         hp->add_bos = bos >= 0;
@@ -463,11 +453,7 @@ static int read_extras(const char *dir, bn_hparams *hp, bn_meta *meta, bn_err *e
         const char *tmpl = cfg_str(j, "chat_template");
         if (tmpl) {
             bn_meta_set_str(meta, "chat.template", tmpl);
-            /* The 2B4T template renders "Role: content<|eot_id|>". */
-            if (strstr(tmpl, "capitalize") && strstr(tmpl, "<|eot_id|>") && strstr(tmpl, "Assistant: "))
-                fmt = "bitnet";
-            else if (strstr(tmpl, "<|start_header_id|>"))
-                fmt = "llama3";
+            fmt = bn_chat_format_of_template(tmpl);
         }
         const cJSON *addb = cJSON_GetObjectItemCaseSensitive(j, "add_bos_token");
         if (cJSON_IsBool(addb))
@@ -475,7 +461,7 @@ static int read_extras(const char *dir, bn_hparams *hp, bn_meta *meta, bn_err *e
         cJSON_Delete(j);
     }
     bn_meta_set_str(meta, "chat.format", fmt);
-    return read_pooling(dir, hp, e);
+    return read_pooling(dir, tokenizer, hp, e);
 }
 
 /* ------------------------------------------------------------- shards */
@@ -831,8 +817,10 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     bn_hparams hp;
     int packed_expected = 0;
     char path[4096];
+    cJSON *tokj = NULL; /* tokenizer.json, parsed once for all its readers */
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     if (read_config(dir, &hp, &hi->divide_scale, &packed_expected, &s->meta, e) ||
-        read_extras(dir, &hp, &s->meta, e))
+        (bn_file_exists(path) && bn_json_load(path, &tokj, e)) || read_extras(dir, tokj, &hp, &s->meta, e))
         goto fail;
     hi->gemma = !strcmp(hp.arch, "gemma3");
     if (open_shards(dir, hi, s, e) || build_directory(s, hi, packed_expected, e))
@@ -866,9 +854,12 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
             goto fail;
     }
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    if (bn_file_exists(path)) {
+    if (tokj) {
         bn_meta *sect = calloc(1, sizeof *sect);
-        if (!sect || bn_tokenizer_section_from_hf(path, sect, e)) {
+        int failed = !sect || bn_tokenizer_section_from_hf(tokj, path, sect, e);
+        cJSON_Delete(tokj);
+        tokj = NULL;
+        if (failed) {
             if (sect)
                 bn_meta_free(sect);
             free(sect);
@@ -888,6 +879,7 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     }
     return 0;
 fail:
+    cJSON_Delete(tokj);
     bn_source_close(s);
     return -1;
 }

@@ -191,12 +191,8 @@ out:
     return rc;
 }
 
-int bn_tokenizer_section_from_hf(const char *tokenizer_json_path, bn_meta *section, bn_err *e)
+int bn_tokenizer_section_from_hf(const cJSON *root, const char *path, bn_meta *section, bn_err *e)
 {
-    const char *path = tokenizer_json_path;
-    cJSON *root = NULL;
-    if (bn_json_load(path, &root, e))
-        return -1;
     tok_builder b = {0};
     uint8_t *seen = NULL, *buf = NULL;
     size_t nseen = 0;
@@ -254,7 +250,6 @@ out:
     free(seen);
     free(buf);
     tok_builder_free(&b);
-    cJSON_Delete(root);
     return rc;
 }
 
@@ -280,26 +275,26 @@ int bn_tokenizer_meta_from_hf(const char *hf_path, bn_meta *model_meta, bn_err *
         snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - hf_path) : 1, slash ? hf_path : ".");
         snprintf(path, sizeof path, "%s", hf_path);
     }
+    cJSON *tj = NULL, *cfg = NULL, *tc = NULL;
+    if (bn_json_load(path, &tj, e))
+        return -1;
     bn_meta *sec = calloc(1, sizeof *sec);
-    if (!sec)
+    if (!sec) {
+        cJSON_Delete(tj);
         return bn_fail_code(e, BN_E_NOMEM, "out of memory");
-    if (bn_tokenizer_section_from_hf(path, sec, e)) {
+    }
+    if (bn_tokenizer_section_from_hf(tj, path, sec, e)) {
+        cJSON_Delete(tj);
         bn_meta_free(sec);
         free(sec);
         return -1;
     }
+    int32_t bos = bn_hf_template_special(item(tj, "post_processor"), 0), eos = -1;
+    int add_bos = bos >= 0;
+    const char *fmt = "none";
+    cJSON_Delete(tj);
     if (bn_meta_set_section(model_meta, "tokenizer", sec))
         return bn_fail_code(e, BN_E_NOMEM, "out of memory");
-    cJSON *tj = NULL, *cfg = NULL, *tc = NULL;
-    int32_t bos = -1, eos = -1, pbos;
-    int add_bos = 0;
-    const char *fmt = "none";
-    if (bn_json_load(path, &tj, e))
-        return -1;
-    pbos = bn_hf_template_special(item(tj, "post_processor"), 0);
-    add_bos = pbos >= 0;
-    bos = pbos;
-    cJSON_Delete(tj);
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (bn_file_exists(path)) {
         if (bn_json_load(path, &cfg, e))
@@ -315,13 +310,8 @@ int bn_tokenizer_meta_from_hf(const char *hf_path, bn_meta *model_meta, bn_err *
         if (bn_json_load(path, &tc, e))
             return -1;
         const cJSON *t = item(tc, "chat_template");
-        if (cJSON_IsString(t)) {
-            const char *s = t->valuestring;
-            if (strstr(s, "capitalize") && strstr(s, "<|eot_id|>") && strstr(s, "Assistant: "))
-                fmt = "bitnet";
-            else if (strstr(s, "<|start_header_id|>"))
-                fmt = "llama3";
-        }
+        if (cJSON_IsString(t))
+            fmt = bn_chat_format_of_template(t->valuestring);
         if (cJSON_IsBool(item(tc, "add_bos_token")))
             add_bos = cJSON_IsTrue(item(tc, "add_bos_token"));
         cJSON_Delete(tc);

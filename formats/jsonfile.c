@@ -67,3 +67,18 @@ int32_t bn_hf_template_special(const cJSON *post_processor, int at_end)
     }
     return strcmp(type->valuestring, "TemplateProcessing") ? -1 : template_piece(post_processor, at_end);
 }
+
+const char *bn_chat_format_of_template(const char *tmpl)
+{
+    if (!tmpl)
+        return "none";
+    /* 2B4T's renders "Role: content<|eot_id|>" */
+    if (strstr(tmpl, "capitalize") && strstr(tmpl, "<|eot_id|>") && strstr(tmpl, "Assistant: "))
+        return "bitnet";
+    /* Falcon3's (and Tulu's, the same text): user and system contents
+     * between a tag line and a newline, an assistant's ended by eos_token */
+    if (strstr(tmpl, "'<|user|>\\n' + message['content'] + '\\n'") &&
+        strstr(tmpl, "'<|assistant|>\\n' + message['content'] + eos_token"))
+        return "falcon3";
+    return strstr(tmpl, "<|start_header_id|>") ? "llama3" : "none";
+}

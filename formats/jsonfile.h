@@ -15,4 +15,9 @@ int bn_file_exists(const char *path);
  * none there. TemplateProcessing, alone or in a Sequence. */
 int32_t bn_hf_template_special(const cJSON *post_processor, int at_end);
 
+/* The chat format bn renders for a chat template's text (tokenizer_config's
+ * chat_template, a GGUF's tokenizer.chat_template): "bitnet", "falcon3",
+ * "llama3", or "none" when it is none of these (NULL included). */
+const char *bn_chat_format_of_template(const char *tmpl);
+
 #endif

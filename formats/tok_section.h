@@ -62,10 +62,11 @@ int tok_builder_finish(tok_builder *b, const char *pre, const char *merge_mode, 
 void tok_builder_free(tok_builder *b);
 /* ------------------------------------------------------------- loaders */
 
-/* A Hugging Face tokenizer.json: byte-level BPE, or the SentencePiece
- * kind (BPE with byte_fallback, hf_spm.c: model "spm-bpe"). */
-int bn_tokenizer_section_from_hf(const char *tokenizer_json_path, bn_meta *section, bn_err *e);
+/* A Hugging Face tokenizer.json, parsed (root; path names it in errors):
+ * byte-level BPE, or the SentencePiece kind (BPE with byte_fallback,
+ * hf_spm.c: model "spm-bpe"). */
 struct cJSON;
+int bn_tokenizer_section_from_hf(const struct cJSON *root, const char *path, bn_meta *section, bn_err *e);
 int bn_tokenizer_section_from_hf_spm(const struct cJSON *root, bn_meta *section, const char *path, bn_err *e);
 /* A tiktoken rank file; the 256 Llama 3 special tokens follow the ranks. */
 int bn_tokenizer_section_from_tiktoken(const char *rank_file, bn_meta *section, bn_err *e);

@@ -330,7 +330,8 @@ typedef struct bn_chat_message {
     const char *content; /* UTF-8, NUL-terminated */
 } bn_chat_message;
 
-/* The model's chat format: "bitnet", "llama3" or "none". */
+/* The model's chat format: "bitnet", "llama3", "falcon3" (since 0.3.0)
+ * or "none". */
 BN_API const char *bn_tokenizer_chat_format(const bn_tokenizer *t);
 /* A conversation as ids in the model's chat format, token for token as the
  * reference implementation renders it; add_assistant appends the header

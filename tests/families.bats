@@ -470,3 +470,83 @@ EOF
     expect_one_line_error "$status" "$err" bn-convert
     [[ $err == *"rope_scaling needs factor > 0"* ]]
 }
+
+# Falcon3-Instruct's chat template (tests/ref/chat_template.py --falcon3, as
+# published) on the falcon3-1b fixture, its eos the tokenizer's eos_token;
+# "tags": the role tags are added tokens (three reserved specials renamed),
+# "text": the vocabulary lacks them and they are text.
+falcon3_chat_dir() {
+    local out=$1 tags=$2
+    cp -r "$D/falcon3-1b" "$out"
+    $PY - "$out" "$tags" "$ROOT/tests/ref" <<'PYEOF'
+import json, sys
+out, tags = sys.argv[1], sys.argv[2] == "tags"
+sys.path.insert(0, sys.argv[3])
+from chat_template import FALCON3_TEMPLATE
+ren = {"<|reserved_special_token_%d|>" % i: t for i, t in enumerate(["<|system|>", "<|user|>", "<|assistant|>"])}
+tj = json.load(open(out + "/tokenizer.json"))
+tc = json.load(open(out + "/tokenizer_config.json"))
+for a in list(tj["added_tokens"]) + list(tc["added_tokens_decoder"].values()):
+    a["content"] = ren.get(a["content"], a["content"]) if tags else a["content"]
+eos = next(a["id"] for a in tj["added_tokens"] if a["content"] == "<|end_of_text|>")
+tc.update(chat_template=FALCON3_TEMPLATE, eos_token="<|end_of_text|>", bos_token=None)
+json.dump(tj, open(out + "/tokenizer.json", "w"))
+json.dump(tc, open(out + "/tokenizer_config.json", "w"))
+for fn in ("config.json", "generation_config.json"):
+    c = json.load(open(out + "/" + fn))
+    c["eos_token_id"] = eos
+    json.dump(c, open(out + "/" + fn, "w"))
+PYEOF
+}
+
+# The reference's ids for chat file $2 with the template of HF dir $1: the
+# text transformers' apply_chat_template renders, tokenized with its added
+# tokens and no BOS (bn-tokenize --special --no-bos on the same vocabulary).
+falcon3_ref_ids() {
+    local dir=$1 chat=$2
+    shift 2
+    $PY "$ROOT/tests/ref/chat_template.py" "$@" "$dir" <"$chat" | bn-tokenize -m "$dir" --special --no-bos
+}
+
+@test "Falcon3's chat template: what transformers renders, token for token (HF dir, bn model, GGUF)" {
+    printf 'system:  Be brief. \nuser: hi there\nassistant: hello\n\nuser: again  \nand more\r\n' >"$T/c1"
+    printf 'user: x\nassistant: y\n' >"$T/c2"
+    printf 'user:\n' >"$T/c3"
+    for tags in tags text; do
+        falcon3_chat_dir "$T/$tags" $tags
+        bn-convert "$T/$tags" | bn-quant | bn-pack >"$T/$tags.bn"
+        [ "$(bn-convert --info --json "$T/$tags.bn" | $PY -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["chat.format"])')" = falcon3 ]
+        for c in c1 c2 c3; do
+            falcon3_ref_ids "$T/$tags" "$T/$c" >"$T/ref"
+            falcon3_ref_ids "$T/$tags" "$T/$c" --no-generation-prompt >"$T/ref.nogen"
+            for m in "$T/$tags" "$T/$tags.bn"; do
+                for enc in split whole; do
+                    bn-tokenize -m "$m" --chat --chat-encoding $enc <"$T/$c" >"$T/bn"
+                    diff "$T/ref" "$T/bn"
+                    bn-tokenize -m "$m" --chat --chat-encoding $enc --no-generation-prompt <"$T/$c" >"$T/bn"
+                    diff "$T/ref.nogen" "$T/bn"
+                done
+            done
+        done
+    done
+    # the tags are single ids in one, text in the other
+    [ "$(printf 'user: x\n' | bn-tokenize -m "$T/tags.bn" --chat | wc -w)" -lt \
+      "$(printf 'user: x\n' | bn-tokenize -m "$T/text.bn" --chat | wc -w)" ]
+    # a GGUF carrying the template (bitnet.cpp copies tokenizer_config's)
+    $PY "$ROOT/tests/ref/chat_template.py" --falcon3 >"$T/f3.jinja"
+    $GEN --format gguf-i2_s --arch llama --chat-template "$T/f3.jinja" "$T/f3.gguf" >/dev/null
+    [ "$(bn-convert --info --json "$T/f3.gguf" | $PY -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["chat.format"])')" = falcon3 ]
+    printf 'user: hi\n' | bn-tokenize -m "$T/f3.gguf" --chat >"$T/g"
+    printf '<|user|>\nhi\n<|assistant|>\n' | bn-tokenize -m "$T/f3.gguf" --no-bos >"$T/gref"
+    diff "$T/gref" "$T/g"
+}
+
+@test "Falcon3 chat: -cnv answers as bn-tokenize --chat's ids do" {
+    falcon3_chat_dir "$T/f3" tags
+    bn-convert "$T/f3" | bn-quant | bn-pack >"$T/f3.bn"
+    printf 'Good morning.\nAnd then?\n' | bn-infer -m "$T/f3.bn" -cnv --system 'Be brief.' --temp 0 -n 8 >"$T/cnv"
+    [ "$(wc -l <"$T/cnv")" -eq 2 ]
+    printf 'system: Be brief.\nuser: Good morning.\n' | bn-tokenize -m "$T/f3.bn" --chat >"$T/ids"
+    bn-infer -m "$T/f3.bn" --temp 0 -n 8 --text <"$T/ids" >"$T/pipe"
+    [ "$(head -1 "$T/cnv")" = "$(cat "$T/pipe")" ]
+}

@@ -3,7 +3,9 @@
  * reference code builds it (formats.md §7.4): headers and contents are
  * encoded separately (or, BN_CHAT_WHOLE, as one text, as Hugging Face's
  * template is tokenized), contents are stripped like Python's str.strip(),
- * and special ids are inserted structurally, never parsed out of text. */
+ * and special ids are inserted structurally, never parsed out of text.
+ * Falcon3's format has no training-code rendering: it is its template's
+ * (below), whichever encoding is set. */
 #include "tok_impl.h"
 
 #include <stdlib.h>
@@ -29,6 +31,8 @@ int bn_chat_parse(const uint8_t *text, size_t n, bn_chat_msg **msgs, size_t *n_m
     for (size_t i = 0; i < n; line++) {
         const uint8_t *nl = memchr(text + i, '\n', n - i);
         size_t end = nl ? (size_t)(nl - text) : n;
+        if (end > i && text[end - 1] == '\r')
+            end--; /* a CRLF line ends before its CR */
         int r = -1;
         for (size_t k = 0; k < sizeof roles / sizeof *roles; k++)
             if (end - i >= roles[k].len && !strncasecmp((const char *)text + i, roles[k].tag, roles[k].len)) {
@@ -46,6 +50,8 @@ int bn_chat_parse(const uint8_t *text, size_t n, bn_chat_msg **msgs, size_t *n_m
                 v = nm;
             }
             size_t from = i + roles[r].len;
+            while (from < end && (text[from] == ' ' || text[from] == '\t'))
+                from++; /* "role: text": the blanks after the colon only separate */
             v[nv++] = (bn_chat_msg){.role = roles[r].role, .text = text + from, .len = end - from, .off = from};
         } else if (nv) {
             /* a continuation line: the message runs on to this line's end */
@@ -59,7 +65,7 @@ int bn_chat_parse(const uint8_t *text, size_t n, bn_chat_msg **msgs, size_t *n_m
                 return bn_fail(e, "line %zu: expected 'system:', 'user:' or 'assistant:' before any text", line + 1);
             }
         }
-        i = nl ? end + 1 : n;
+        i = nl ? (size_t)(nl - text) + 1 : n;
     }
     *msgs = v;
     *n_msgs = nv;
@@ -157,11 +163,125 @@ static int whole(bn_tokenizer *t, const char *hdr, const uint8_t *content, size_
     return rc;
 }
 
+/* ------------------------------------------------------------- falcon3 */
+
+/* Falcon3's template (its tokenizer_config.json, without tools) renders
+ *   <|system|>\n S \n   <|user|>\n U \n   <|assistant|>\n A <eos>\n
+ * (no \n after the last message's <eos>), contents as given (no strip),
+ * then <|assistant|>\n after the last message when asked; it writes no BOS,
+ * and transformers tokenizes the result without adding one. The rendered
+ * text is tokenized as a whole between the tokens the vocabulary holds as
+ * added ones (a role tag only when it is one): a run collects that text,
+ * and the spans of it that are message contents keep their input offsets. */
+typedef struct {
+    size_t at, len;
+    uint64_t off;
+} span;
+
+typedef struct {
+    uint8_t *buf;
+    size_t n, cap;
+    span *spans;
+    size_t n_spans, cap_spans;
+} run;
+
+static int run_add(run *r, const void *p, size_t len, int content, uint64_t off, bn_err *e)
+{
+    if (r->n + len > r->cap) {
+        size_t cap = r->cap ? r->cap : 256;
+        while (cap < r->n + len)
+            cap *= 2;
+        uint8_t *nb = realloc(r->buf, cap);
+        if (!nb)
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+        r->buf = nb;
+        r->cap = cap;
+    }
+    if (content) {
+        if (r->n_spans == r->cap_spans) {
+            size_t cap = r->cap_spans ? r->cap_spans * 2 : 8;
+            span *ns = realloc(r->spans, cap * sizeof *ns);
+            if (!ns)
+                return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+            r->spans = ns;
+            r->cap_spans = cap;
+        }
+        r->spans[r->n_spans++] = (span){r->n, len, off};
+    }
+    if (len)
+        memcpy(r->buf + r->n, p, len);
+    r->n += len;
+    return 0;
+}
+
+/* Encodes the run collected so far; a token keeps an offset when it starts
+ * in a content span. */
+static int run_flush(bn_tokenizer *t, run *r, bn_tokens *out, bn_err *e)
+{
+    size_t first = out->n;
+    if (r->n && bn_tokenizer_encode(t, r->buf, r->n, 0, 0, out, e))
+        return -1;
+    if (out->want_offsets)
+        for (size_t i = first; i < out->n; i++) {
+            uint64_t o = out->offs[i], mapped = BN_TOK_NO_OFFSET;
+            for (size_t k = 0; k < r->n_spans; k++)
+                if (o >= r->spans[k].at && o < r->spans[k].at + r->spans[k].len) {
+                    mapped = r->spans[k].off + (o - r->spans[k].at);
+                    break;
+                }
+            out->offs[i] = mapped;
+        }
+    r->n = 0;
+    r->n_spans = 0;
+    return 0;
+}
+
+/* A role tag: its id when the vocabulary has it as an added token (the
+ * run so far is encoded first), else its text joins the run. */
+static int tag(bn_tokenizer *t, run *r, const char *s, bn_tokens *out, bn_err *e)
+{
+    int32_t id = bn_tokenizer_find(t, s, strlen(s));
+    int ty = id >= 0 ? bn_tokenizer_type(t, (uint32_t)id) : 0;
+    if (ty == BN_TOKT_CONTROL || ty == BN_TOKT_USER)
+        return run_flush(t, r, out, e) || push(out, id, e) ? -1 : 0;
+    return run_add(r, s, strlen(s), 0, 0, e);
+}
+
+static int chat_falcon3(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int gen_prompt, bn_tokens *out,
+                        bn_err *e)
+{
+    static const char *const role_tag[] = {"<|system|>", "<|user|>", "<|assistant|>"};
+    if (t->eos < 0)
+        return bn_fail_code(e, BN_E_UNSUPPORTED, "chat format 'falcon3' needs an EOS token; the model has none");
+    run r = {0};
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        int assistant = msgs[i].role == BN_ROLE_ASSISTANT, last = i + 1 == n;
+        rc = tag(t, &r, role_tag[msgs[i].role], out, e) || run_add(&r, "\n", 1, 0, 0, e) ||
+             run_add(&r, msgs[i].text, msgs[i].len, 1, msgs[i].off, e);
+        if (!rc && assistant)
+            rc = run_flush(t, &r, out, e) || push(out, t->eos, e) || (!last && run_add(&r, "\n", 1, 0, 0, e));
+        else if (!rc)
+            rc = run_add(&r, "\n", 1, 0, 0, e);
+        if (!rc && last && gen_prompt) /* the template asks inside its loop: none for no message */
+            rc = tag(t, &r, role_tag[BN_ROLE_ASSISTANT], out, e) || run_add(&r, "\n", 1, 0, 0, e);
+    }
+    if (!rc)
+        rc = run_flush(t, &r, out, e);
+    free(r.buf);
+    free(r.spans);
+    return rc;
+}
+
+/* ------------------------------------------------------ bitnet, llama3 */
+
 int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int gen_prompt, bn_tokens *out,
                       bn_err *e)
 {
     static const char *const bitnet_hdr[] = {"System: ", "User: ", "Assistant: "};
     static const char *const llama3_role[] = {"system", "user", "assistant"};
+    if (!strcmp(t->chat_format, "falcon3"))
+        return chat_falcon3(t, msgs, n, gen_prompt, out, e);
     int llama3 = !strcmp(t->chat_format, "llama3");
     if (!llama3 && strcmp(t->chat_format, "bitnet"))
         return bn_fail_code(e, BN_E_UNSUPPORTED, "the model has no chat format (chat.format is '%s')", t->chat_format);

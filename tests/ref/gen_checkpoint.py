@@ -663,7 +663,8 @@ def write_gguf(args, shape, layers, vocab, out):
     w.add("tokenizer.ggml.bos_token_id", 4, bos)
     w.add("tokenizer.ggml.eos_token_id", 4, eos)
     w.add("tokenizer.ggml.padding_token_id", 4, eos)
-    w.add("tokenizer.chat_template", 8, GGUF_CHAT_TEMPLATE)
+    w.add("tokenizer.chat_template", 8,
+          open(args.chat_template, encoding="utf-8").read() if args.chat_template else GGUF_CHAT_TEMPLATE)
     w.add("general.quantization_version", 4, 2)
     if args.inject == "nested-array":
         # a valid nested array (ignored by readers that do not know the key)
@@ -1513,6 +1514,8 @@ def main():
                     help="--embedding-gguf gemma3: write add_space_prefix true (Llama 2's kind: a space before the text)")
     ap.add_argument("--drop-post-norms", action="store_true",
                     help="--embedding-gguf gemma3: leave Gemma's post norms out (a wrong file)")
+    ap.add_argument("--chat-template", metavar="FILE",
+                    help="GGUF formats: this tokenizer.chat_template instead of bitnet.cpp's placeholder")
     ap.add_argument("out")
     args = ap.parse_args()
     if args.bitnet_gguf:

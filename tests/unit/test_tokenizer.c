@@ -4,10 +4,12 @@
  * streams, and the errors of malformed tokenizers. Exactness against an
  * outside reference is tests/tokenize.bats's job (js-tiktoken). */
 #include "formats.h"
+#include "jsonfile.h"
 #include "quant.h"
 #include "check.h"
 #include "tokenizer.h"
 #include "tokstream.h"
+#include "tok_section.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,17 @@
 
 #define TINY "models/tiny-bitnet"
 #define LLAMA3 "../shared/data/llama3-tokenizer.model"
+
+/* A tokenizer.json file's section, parsed as bn-convert does. */
+static int section_from_hf_file(const char *path, bn_meta *sec, bn_err *e)
+{
+    cJSON *root = NULL;
+    if (bn_json_load(path, &root, e))
+        return -1;
+    int rc = bn_tokenizer_section_from_hf(root, path, sec, e);
+    cJSON_Delete(root);
+    return rc;
+}
 
 static uint64_t rng = 88172645463325252ull;
 static uint32_t rnd(uint32_t n)
@@ -246,7 +259,7 @@ static void test_sources_agree(check_ctx *c)
 {
     bn_err e;
     bn_meta hf_sec = {0}, tt_sec = {0};
-    int rc = bn_tokenizer_section_from_hf(TINY "/tokenizer.json", &hf_sec, &e);
+    int rc = section_from_hf_file(TINY "/tokenizer.json", &hf_sec, &e);
     if (rc)
         fprintf(stderr, "%s\n", e.msg);
     CHECK(c, rc == 0);
@@ -580,7 +593,7 @@ static void test_bad_sections(check_ctx *c)
         fputs(jsons[i][0], f);
         fclose(f);
         bn_meta sec = {0};
-        int rc = bn_tokenizer_section_from_hf(path, &sec, &e);
+        int rc = section_from_hf_file(path, &sec, &e);
         CHECK(c, rc == -1 && (strstr(e.msg, jsons[i][1]) || (i == 4 && strstr(e.msg, path))));
         if (rc == 0 || !(strstr(e.msg, jsons[i][1]) || (i == 4 && strstr(e.msg, path))))
             fprintf(stderr, "hf case %zu: %s\n", i, rc ? e.msg : "accepted");
