@@ -550,3 +550,29 @@ falcon3_ref_ids() {
     bn-infer -m "$T/f3.bn" --temp 0 -n 8 --text <"$T/ids" >"$T/pipe"
     [ "$(head -1 "$T/cnv")" = "$(cat "$T/pipe")" ]
 }
+
+@test "Llama 3's chat template (llama3-8b-1.58): --chat-encoding whole is what transformers renders" {
+    cp -r "$D/llama3-8b-1.58" "$T/l3"
+    # Meta-Llama-3-8B-Instruct's template, as its tokenizer_config.json has it
+    $PY - "$T/l3/tokenizer_config.json" <<'PYEOF'
+import json, sys
+p = sys.argv[1]
+tc = json.load(open(p))
+tc["chat_template"] = ("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+                       "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim "
+                       "+ '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
+                       "{{ content }}{% endfor %}{% if add_generation_prompt %}"
+                       "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+json.dump(tc, open(p, "w"))
+PYEOF
+    printf 'system:  Be brief. \nuser: hi there\nassistant: hello\nuser: again\nand more\n' >"$T/c"
+    bn-convert "$T/l3" | bn-quant | bn-pack >"$T/l3.bn"
+    [ "$(bn-convert --info --json "$T/l3.bn" | $PY -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["chat.format"])')" = llama3 ]
+    for gen in "" --no-generation-prompt; do
+        $PY "$ROOT/tests/ref/chat_template.py" $gen "$T/l3" <"$T/c" | bn-tokenize -m "$T/l3" --special --no-bos >"$T/ref"
+        for m in "$T/l3" "$T/l3.bn"; do
+            bn-tokenize -m "$m" --chat --chat-encoding whole $gen <"$T/c" >"$T/bn"
+            diff "$T/ref" "$T/bn"
+        done
+    done
+}

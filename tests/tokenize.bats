@@ -311,6 +311,20 @@ EOF
     done
 }
 
+@test "--chat-encoding whole: what transformers renders with the checkpoint's own template (jinja2)" {
+    printf 'system:  Be brief. \nuser: hi there\nassistant: hello\n\nuser: again  \nand more\r\n' >"$T/c1"
+    printf 'user: x\n' >"$T/c2"
+    for c in c1 c2; do
+        for gen in "" --no-generation-prompt; do
+            # the template writes the BOS itself; transformers adds none
+            $PY "$ROOT/tests/ref/chat_template.py" $gen "$TINY" <"$T/$c" |
+                bn-tokenize -m "$TINY" --special --no-bos >"$T/ref"
+            bn-tokenize -m "$TINY" --chat --chat-encoding whole $gen <"$T/$c" >"$T/bn"
+            diff "$T/ref" "$T/bn"
+        done
+    done
+}
+
 @test "| head ends quietly; -o writes whole files and leaves nothing on error" {
     need_llama3
     run bash -c "bn-tokenize --vocab '$LLAMA3' -l '$D/big-corpus.txt' | head -1 >/dev/null; echo \${PIPESTATUS[0]}"
