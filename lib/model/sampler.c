@@ -73,6 +73,17 @@ void bn_sampler_reseed(bn_sampler *s, uint64_t seed)
         s->rng[i] = splitmix64(&seed);
 }
 
+/* How many candidates a dist holds in itself; a draw from more sorts the
+ * whole vocabulary in the sampler's own room. */
+enum { DIST_INLINE = 64 };
+
+/* Whether draws under o sort the whole vocabulary (sampling, top_k 0 or
+ * above DIST_INLINE): bn_sampler_init takes the room, dist_prepare uses it. */
+static int draws_whole_vocab(const bn_sampler_opts *o)
+{
+    return o->temp > 0 && (o->top_k == 0 || o->top_k > DIST_INLINE);
+}
+
 int bn_sampler_init(bn_sampler *s, const bn_sampler_opts *o, uint32_t n_vocab, bn_err *e)
 {
     memset(s, 0, sizeof *s);
@@ -80,10 +91,9 @@ int bn_sampler_init(bn_sampler *s, const bn_sampler_opts *o, uint32_t n_vocab, b
     s->n_vocab = n_vocab;
     bn_sampler_reseed(s, o->seed);
     s->seen = calloc(n_vocab, 1);
-    /* a draw from more than the 64 candidates a dist holds itself sorts
-     * the whole vocabulary: its room is taken now, so that a draw never
-     * allocates (nor, out of memory, falls back to the best token) */
-    int whole = o->temp > 0 && (o->top_k == 0 || o->top_k > 64);
+    /* the room for whole-vocabulary draws is taken now, so that a draw
+     * never allocates (nor, out of memory, falls back to the best token) */
+    int whole = draws_whole_vocab(o);
     if (whole) {
         s->cand = malloc(n_vocab * sizeof *s->cand);
         s->weight = malloc(n_vocab * sizeof *s->weight);
@@ -221,11 +231,11 @@ static int cand_cmp(const void *a, const void *b)
  * with weights p (not normalized; tot is their sum) after top-k,
  * temperature, top-p and min-p. keep 0: no distribution, take token
  * (greedy: the argmax; an infinite largest logit: that one). c and p
- * point into buf and pbuf (top_k 1..64) or the sampler's own room: a
+ * point into buf and pbuf (top_k 1..DIST_INLINE) or the sampler's own room: a
  * dist is not copied once prepared, and one at a time is prepared. */
 typedef struct dist {
-    cand buf[64];
-    double pbuf[64];
+    cand buf[DIST_INLINE];
+    double pbuf[DIST_INLINE];
     cand *c;
     double *p, tot;
     size_t keep;
@@ -249,7 +259,7 @@ static void dist_prepare(bn_sampler *s, float *logits, const uint32_t *hist, siz
      * otherwise all of them, sorted by logit. */
     cand *c = d->buf;
     size_t n = 0;
-    if (o->top_k > 0 && o->top_k <= 64) { /* bounded insertion, no sort of V */
+    if (!draws_whole_vocab(o)) { /* 1 <= top_k <= DIST_INLINE: bounded insertion, no sort of V */
         for (uint32_t i = 0; i < V; i++) {
             if (n == o->top_k && logits[i] <= c[n - 1].l)
                 continue;
