@@ -93,8 +93,12 @@ static uint32_t type_at(const bn_kv *tt, uint64_t i)
 static const char *regex_for(const char *pre, int *llama3, bn_err *e)
 {
     *llama3 = 0;
-    /* The official BitNet GGUF has no tokenizer.ggml.pre; its vocabulary is Llama 3's. */
-    if (!pre || !strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3") || !strcmp(pre, "llama-v3")) {
+    /* The official BitNet GGUF has no tokenizer.ggml.pre; its vocabulary is
+     * Llama 3's. Falcon3's and Falcon-E's converters name their own
+     * (bitnet.cpp detects them by hash) but split with Llama 3's pattern and
+     * ignore merges as llama.cpp's LLAMA3 pre-tokenizer does. */
+    if (!pre || !strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3") || !strcmp(pre, "llama-v3") ||
+        !strcmp(pre, "falcon3") || !strcmp(pre, "falcon_e")) {
         *llama3 = 1;
         return bn_tok_llama3_regex;
     }
@@ -102,7 +106,7 @@ static const char *regex_for(const char *pre, int *llama3, bn_err *e)
         return bn_tok_gpt2_regex;
     if (!strcmp(pre, "qwen2")) /* BitNet-embedding-0.6B's GGUF (Qwen3's vocabulary) */
         return bn_tok_qwen2_regex;
-    bn_fail(e, "tokenizer.ggml.pre '%s' is not supported (known: llama-bpe, gpt2, qwen2)", pre);
+    bn_fail(e, "tokenizer.ggml.pre '%s' is not supported (known: llama-bpe, falcon3, falcon_e, gpt2, qwen2)", pre);
     return NULL;
 }
 

@@ -652,6 +652,8 @@ def write_gguf(args, shape, layers, vocab, out):
     w.add("general.file_type", 4, {"f32": 0, "f16": 1, "bf16": 32, "q8_0": 7, "tq1_0": 36, "tq2_0": 37,
                                    "i2_s": 40}[fmt])
     w.add("tokenizer.ggml.model", 8, "gpt2")
+    if args.gguf_pre:
+        w.add("tokenizer.ggml.pre", 8, args.gguf_pre)
     if args.inject == "absurd-string-len":
         # a string array whose count claims far more than the file holds
         w.kv.append(("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 1 << 62)))
@@ -1514,6 +1516,8 @@ def main():
                     help="--embedding-gguf gemma3: write add_space_prefix true (Llama 2's kind: a space before the text)")
     ap.add_argument("--drop-post-norms", action="store_true",
                     help="--embedding-gguf gemma3: leave Gemma's post norms out (a wrong file)")
+    ap.add_argument("--gguf-pre", metavar="NAME",
+                    help="GGUF formats: write tokenizer.ggml.pre NAME (bitnet.cpp's official file has none)")
     ap.add_argument("--chat-template", metavar="FILE",
                     help="GGUF formats: this tokenizer.chat_template instead of bitnet.cpp's placeholder")
     ap.add_argument("out")
