@@ -30,8 +30,10 @@ static const bn_prog prog = {
               "1 a model or network error, 2 usage error. See bn-serve(1).\n",
 };
 
-/* In-flight requests get this long after SIGTERM before they are cut. */
-enum { DRAIN_SECONDS = 30, MAX_ORIGINS = 16 };
+/* DRAIN_SECONDS: what in-flight requests get after SIGTERM before they are
+ * cut. ALIAS_MAX: an --alias's bytes, so that GET /v1/models/NAME fits the
+ * server's path buffer. */
+enum { DRAIN_SECONDS = 30, MAX_ORIGINS = 16, ALIAS_MAX = 96 };
 
 typedef struct opts {
     const char *model, *host, *api_key, *api_key_file, *draft, *alias;
@@ -57,15 +59,40 @@ static int origin_ok(const char *s)
     return 1;
 }
 
+/* Unicode's blanks beyond ASCII (White_Space), the C1 controls
+ * U+0080..U+009F, and the invisible format characters (soft hyphen,
+ * zero-width spaces and joiners, direction marks and embeddings, word
+ * joiner and invisible operators, U+FEFF): in a name they look like
+ * nothing or like a space, so a client could not type it. */
+static int unicode_blank(uint32_t c)
+{
+    return (c >= 0x80 && c <= 0xa0) || c == 0xad || c == 0x1680 || c == 0x180e || (c >= 0x2000 && c <= 0x200f) ||
+           (c >= 0x2028 && c <= 0x202f) || (c >= 0x205f && c <= 0x2064) || (c >= 0x2066 && c <= 0x2069) ||
+           c == 0x3000 || c == 0xfeff;
+}
+
 /* A model name clients can send in JSON and in GET /v1/models/NAME: UTF-8
  * without blanks, control characters or what ends a URL's path (? #) or
- * escapes in it (%), and short enough for the server's path buffer. */
-static int alias_ok(const char *s)
+ * escapes in it (%), and short enough for the server's path buffer. NULL,
+ * or why not (in why): the byte and character, never the name itself,
+ * whose controls would break the one-line usage error. */
+static const char *alias_problem(const char *s, char *why, size_t cap)
 {
-    for (const char *p = s; *p; p++)
-        if ((unsigned char)*p <= ' ' || *p == 0x7f || strchr("?#%", *p))
-            return 0;
-    return *s && strlen(s) <= 96 && srv_utf8_valid(s, strlen(s));
+    size_t len = strlen(s), k;
+    if (!len)
+        return "it is empty";
+    if (len > ALIAS_MAX)
+        return snprintf(why, cap, "it is %zu bytes", len), why;
+    for (size_t i = 0; i < len; i += k) {
+        uint32_t c = srv_utf8_decode(s + i, len - i, &k);
+        if (!k)
+            return snprintf(why, cap, "byte %zu (0x%02x) is not UTF-8", i + 1, (unsigned char)s[i]), why;
+        if (c <= ' ' || c == 0x7f || unicode_blank(c))
+            return snprintf(why, cap, "byte %zu is U+%04X, a blank or control character", i + 1, (unsigned)c), why;
+        if (c < 0x80 && strchr("?#%", (int)c)) /* ASCII only: strchr would take U+013F for '?' (0x3f) */
+            return snprintf(why, cap, "byte %zu is '%c'", i + 1, (int)c), why;
+    }
+    return NULL;
 }
 
 /* The model's "created" in /v1/models: its file's time, the same from
@@ -141,11 +168,13 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--api-key and --api-key-file exclude each other");
     if (o->api_key && !*o->api_key)
         return bn_usage_error(&prog, "the API key is empty");
-    if (o->alias && !alias_ok(o->alias))
+    char why[64];
+    const char *bad = o->alias ? alias_problem(o->alias, why, sizeof why) : NULL;
+    if (bad)
         return bn_usage_error(&prog,
-                              "--alias '%s': not a name (up to 96 bytes of UTF-8 without spaces, control "
+                              "--alias: not a name: %s (a name is up to %d bytes of UTF-8 without blanks, control "
                               "characters, ? # or %%)",
-                              o->alias);
+                              bad, ALIAS_MAX);
     for (size_t i = 0; i < o->n_origins; i++)
         if (!origin_ok(o->origins[i]))
             return bn_usage_error(&prog, "--allow-origin '%s': not an origin (scheme://host[:port] without a path, "

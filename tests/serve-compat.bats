@@ -2,8 +2,9 @@
 # bn-serve's fit to what OpenAI's API and llama-server's clients send and
 # expect (the review of bn 0.3.0): CORS preflights that OpenAI's JS SDK
 # passes, log lines that stay one valid line whatever a request holds,
-# /metrics counting only answered prompts, llama-server's n_predict,
-# seed -1 and repeat_last_n, OpenAI's frequency_penalty range, param in
+# /metrics counting only answered prompts, the answer's length as
+# max_tokens, max_completion_tokens or llama-server's n_predict, llama-
+# server's seed -1 and repeat_last_n, OpenAI's frequency_penalty range, param in
 # every error, stream_options.include_usage, refusals of what bn would
 # otherwise ignore, ids unique across processes, token-id prompts in an
 # array, --alias. Every server started here listens on loopback and is
@@ -368,4 +369,59 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
         [ "$status" -eq 2 ]
         [[ $output == *"--alias"*"not a name"* ]]
     done
+}
+
+@test "--alias refuses Unicode blanks, C1 controls and what is not UTF-8, in one line; other UTF-8 is a name" {
+    # U+00A0, U+3000, U+2028, U+FEFF, U+200B, U+202E; U+0085 (C1); a lone byte, a surrogate, a newline
+    for bad in "$(printf 'gpt\xe2\x80\x8bx')" "$(printf 'gpt\xe2\x80\xaex')" "$(printf 'gpt\xc2\xa0x')" "$(printf 'gpt\xe3\x80\x80x')" "$(printf 'a\xe2\x80\xa8b')" \
+        "$(printf '\xef\xbb\xbfgpt')" "$(printf 'a\xc2\x85b')" "$(printf 'a\xffb')" "$(printf 'a\xed\xa0\x80b')" \
+        "$(printf 'a\nb')"; do
+        # (were it taken, the server would start: on loopback, stopped by timeout)
+        run timeout 10 bn-serve -m "$D/tiny.bn" --port 0 --alias "$bad"
+        [ "$status" -eq 2 ]
+        [[ ${lines[0]} == "bn-serve: --alias: not a name: byte "* ]] || { echo "$output"; return 1; }
+        # the error names the byte, never echoes the name: one line, then the hint
+        [ "${#lines[@]}" -eq 2 ] && [[ ${lines[1]} == "Try 'bn-serve --help'"* ]]
+    done
+    start_server "$T" utf8 --alias 'modèle-ß'
+    SRV_PORT=$(cat "$T/utf8.port")
+    curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models" >"$T/models"
+    [ "$(field "$T/models" '[m["id"] == "mod\u00e8le-\u00df" for m in j["data"]]')" = '[true]' ]
+    api /v1/chat/completions '{"model": "modèle-ß", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}'
+    [ "$code" = 200 ] && [ "$(field "$T/body" 'j["model"] == "mod\u00e8le-\u00df"')" = true ]
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models/mod%C3%A8le-%C3%9F")" = 200 ]
+}
+
+@test "C10: max_tokens, max_completion_tokens and n_predict: two that differ are refused; -1 is no limit; 0 is refused" {
+    chat='"messages": [{"role": "user", "content": "Hi"}], "temperature": 0'
+    # the same value under two or three names: taken
+    api /v1/chat/completions "{$chat, \"max_tokens\": 3, \"max_completion_tokens\": 3, \"n_predict\": 3}"
+    [ "$code" = 200 ] && [ "$(field "$T/body" 'j["usage"]["completion_tokens"]')" -le 3 ]
+    # different: refused, naming max_tokens (as OpenAI) and the other
+    refused /v1/chat/completions "{$chat, \"max_tokens\": 3, \"max_completion_tokens\": 4}" max_tokens invalid_value
+    [[ $(field "$T/body" 'j["error"]["message"]') == *"'max_completion_tokens'"* ]]
+    refused /v1/completions '{"prompt": "Hi", "max_tokens": 3, "max_completion_tokens": 5}' max_tokens invalid_value
+    refused /v1/chat/completions "{$chat, \"max_tokens\": 3, \"max_completion_tokens\": 3, \"n_predict\": 4}" \
+        n_predict invalid_value
+    # max_completion_tokens on /v1/completions too (llama-server's alias): a limit, not ignored
+    api /v1/completions "$(complete "$P1" 3 '{"temperature": 0}')"
+    want=$(field "$T/body" '[j["choices"][0]["text"], j["usage"]["completion_tokens"]]')
+    api /v1/completions "{\"prompt\": \"$P1\", \"max_completion_tokens\": 3, \"temperature\": 0}"
+    [ "$code" = 200 ] && [ "$(field "$T/body" '[j["choices"][0]["text"], j["usage"]["completion_tokens"]]')" = "$want" ]
+    # -1 (llama-server's no limit) under every name: the context or a stop ends the answer
+    api /v1/completions '{"prompt": "Hi", "max_tokens": -1, "n_predict": -2, "temperature": 0, "stop": "@@@@"}'
+    [ "$code" = 200 ] || { cat "$T/body"; return 1; }
+    [ "$(field "$T/body" 'j["usage"]["total_tokens"]')" -eq 256 ] || [ "$(field "$T/body" 'j["choices"][0]["finish_reason"]')" = stop ]
+    api /v1/chat/completions "{$chat, \"max_completion_tokens\": -1, \"stop\": \"@@@@\"}"
+    [ "$code" = 200 ] || { cat "$T/body"; return 1; }
+    [ "$(field "$T/body" 'j["usage"]["total_tokens"]')" -eq 256 ] || [ "$(field "$T/body" 'j["choices"][0]["finish_reason"]')" = stop ]
+    # 0 (OpenAI refuses it), another negative number, too many: refused, naming the field
+    for name in max_tokens max_completion_tokens n_predict; do
+        for v in 0 -3 1000000001; do
+            refused /v1/chat/completions "{$chat, \"$name\": $v}" $name invalid_value
+            [[ $(field "$T/body" 'j["error"]["message"]') == *"must be -1 (no limit) or between 1 and 1000000000" ]]
+        done
+    done
+    refused /v1/completions '{"prompt": "Hi", "max_tokens": -2}' max_tokens invalid_value
+    refused /v1/completions '{"prompt": "Hi", "max_tokens": 2.5}' max_tokens invalid_type
 }

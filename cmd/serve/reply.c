@@ -35,6 +35,18 @@ int srv_utf8_valid(const char *text, size_t n)
     return 1;
 }
 
+uint32_t srv_utf8_decode(const char *text, size_t n, size_t *len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    *len = n ? utf8_char(s, n) : 0;
+    if (*len <= 1)
+        return *len ? s[0] : 0;
+    uint32_t c = s[0] & (0x7fu >> *len); /* the lead byte's payload: 5, 4 or 3 bits */
+    for (size_t i = 1; i < *len; i++)
+        c = c << 6 | (s[i] & 0x3fu);
+    return c;
+}
+
 char *srv_utf8_clean(const char *text, size_t n)
 {
     const unsigned char *s = (const unsigned char *)text;

@@ -149,37 +149,46 @@ int srv_encode(const srv_model_info *mi, const char *text, size_t len, unsigned 
     return 0;
 }
 
-/* The answer's length: max_tokens, chat's max_completion_tokens (OpenAI's
- * newer name, which wins), or llama-server's n_predict (-1, its default,
- * and -2: no limit but the context). n_predict beside one of the others
- * must say the same: which one was meant is not for bn-serve to guess. */
-static int get_length(const cJSON *o, int chat, srv_job *j, srv_error *err)
+/* One of the answer's length fields: 0 absent, 1 with *v, -1 refused.
+ * -1 is llama-server's "no limit" under each name (it reads max_tokens as
+ * n_predict); n_predict also takes -2, its older "until the context is
+ * full", the same here. 0 is refused: OpenAI refuses it, and llama-server's
+ * meaning (read the prompt into its cache, answer nothing) would do
+ * nothing here, where no cache outlives a request. */
+static int get_limit(const cJSON *o, const char *name, double lowest, double *v, srv_error *err)
 {
+    int r = get_number(o, name, -HUGE_VAL, HUGE_VAL, 1, v, err);
+    if (r > 0 && (*v == 0 || *v < lowest || *v > 1e9))
+        return BAD(err, "invalid_value", "'%s' must be -1 (no limit) or between 1 and 1000000000", name);
+    return r;
+}
+
+/* The answer's length: max_tokens, max_completion_tokens (OpenAI's newer
+ * name; llama-server takes it on both endpoints) or llama-server's
+ * n_predict. Two of them must say the same (any negative one: no limit):
+ * which one was meant is not for bn-serve to guess. The error names the
+ * later one in this order first, so max_tokens beside
+ * max_completion_tokens, as OpenAI does. */
+static int get_length(const cJSON *o, srv_job *j, srv_error *err)
+{
+    static const char *const names[] = {"max_completion_tokens", "max_tokens", "n_predict"};
     const char *named = NULL;
-    double v;
-    int r;
+    double v, prev = 0;
     j->n_predict = -1;
-    if ((r = get_number(o, "max_tokens", 1, 1e9, 1, &v, err)) < 0)
-        return -1;
-    if (r) {
-        j->n_predict = (int32_t)v;
-        named = "max_tokens";
-    }
-    if (chat && (r = get_number(o, "max_completion_tokens", 1, 1e9, 1, &v, err)) != 0) {
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        int r = get_limit(o, names[i], i == 2 ? -2 : -1, &v, err);
         if (r < 0)
             return -1;
-        j->n_predict = (int32_t)v;
-        named = "max_completion_tokens";
+        if (!r)
+            continue;
+        int32_t n = v < 0 ? -1 : (int32_t)v;
+        if (named && n != j->n_predict)
+            return BAD(err, "invalid_value", "'%s' (%.0f) and '%s' (%.0f) differ: send one of them", names[i], v,
+                       named, prev);
+        j->n_predict = n;
+        named = names[i];
+        prev = v;
     }
-    if ((r = get_number(o, "n_predict", -2, 1e9, 1, &v, err)) <= 0)
-        return r;
-    if (v == 0)
-        return BAD(err, "invalid_value", "'n_predict' must be -1 (no limit) or between 1 and 1000000000");
-    int32_t n = v < 0 ? -1 : (int32_t)v;
-    if (named && n != j->n_predict)
-        return BAD(err, "invalid_value", "'n_predict' (%d) and '%s' (%d) differ: send one of them", (int)n, named,
-                   (int)j->n_predict);
-    j->n_predict = n;
     return 0;
 }
 
@@ -364,7 +373,7 @@ static int get_sampling(const srv_model_info *mi, const cJSON *o, int chat, srv_
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     j->samp.seed = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)j;
-    if (get_length(o, chat, j, err))
+    if (get_length(o, j, err))
         return -1;
     if ((r = get_number(o, "temperature", 0, 100, 0, &v, err)) < 0)
         return -1;
