@@ -60,15 +60,24 @@ static int origin_ok(const char *s)
 }
 
 /* Unicode's blanks beyond ASCII (White_Space), the C1 controls
- * U+0080..U+009F, and the invisible format characters (soft hyphen,
- * zero-width spaces and joiners, direction marks and embeddings, word
- * joiner and invisible operators, U+FEFF): in a name they look like
+ * U+0080..U+009F, and the characters Unicode says to show as nothing
+ * (Default_Ignorable_Code_Point: soft hyphen, joiners, direction marks
+ * and embeddings, variation selectors, fillers, tags; U+FEFF) with the
+ * blank-looking Hangul fillers and U+2800: in a name they look like
  * nothing or like a space, so a client could not type it. */
 static int unicode_blank(uint32_t c)
 {
-    return (c >= 0x80 && c <= 0xa0) || c == 0xad || c == 0x1680 || c == 0x180e || (c >= 0x2000 && c <= 0x200f) ||
-           (c >= 0x2028 && c <= 0x202f) || (c >= 0x205f && c <= 0x2064) || (c >= 0x2066 && c <= 0x2069) ||
-           c == 0x3000 || c == 0xfeff;
+    static const uint32_t ranges[][2] = {
+        {0x80, 0xa0},       {0xad, 0xad},       {0x34f, 0x34f},     {0x61c, 0x61c},     {0x115f, 0x1160},
+        {0x1680, 0x1680},   {0x17b4, 0x17b5},   {0x180b, 0x180f},   {0x2000, 0x200f},   {0x2028, 0x202f},
+        {0x205f, 0x206f},   {0x2800, 0x2800},   {0x3000, 0x3000},   {0x3164, 0x3164},   {0xfe00, 0xfe0f},
+        {0xfeff, 0xfeff},   {0xffa0, 0xffa0},   {0xfff0, 0xfff8},   {0x1bca0, 0x1bca3}, {0x1d173, 0x1d17a},
+        {0xe0000, 0xe0fff},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof *ranges; i++)
+        if (c >= ranges[i][0] && c <= ranges[i][1])
+            return 1;
+    return 0;
 }
 
 /* A model name clients can send in JSON and in GET /v1/models/NAME: UTF-8

@@ -75,10 +75,21 @@ const char *bn_chat_format_of_template(const char *tmpl)
     /* 2B4T's renders "Role: content<|eot_id|>" */
     if (strstr(tmpl, "capitalize") && strstr(tmpl, "<|eot_id|>") && strstr(tmpl, "Assistant: "))
         return "bitnet";
-    /* Falcon3's (and Tulu's, the same text): user and system contents
-     * between a tag line and a newline, an assistant's ended by eos_token */
-    if (strstr(tmpl, "'<|user|>\\n' + message['content'] + '\\n'") &&
-        strstr(tmpl, "'<|assistant|>\\n' + message['content'] + eos_token"))
+    /* Falcon3-Instruct's (its branch without tools): system and user
+     * contents between a tag line and a newline, an assistant's ended by
+     * eos_token and, unless last, a newline; the generation prompt after
+     * the last message. Each piece that decides the rendering must be there. */
+    static const char *const falcon3[] = {
+        "'<|system|>\\n' + message['content'] + '\\n'",
+        "'<|user|>\\n' + message['content'] + '\\n'",
+        "{%- if not loop.last %}\n{{- '<|assistant|>\\n' + message['content'] + eos_token + '\\n' }}\n"
+        "{%- else %}\n{{- '<|assistant|>\\n' + message['content'] + eos_token }}",
+        "{%- if loop.last and add_generation_prompt %}\n{{- '<|assistant|>\\n' }}",
+    };
+    size_t found = 0;
+    while (found < sizeof falcon3 / sizeof *falcon3 && strstr(tmpl, falcon3[found]))
+        found++;
+    if (found == sizeof falcon3 / sizeof *falcon3)
         return "falcon3";
     return strstr(tmpl, "<|start_header_id|>") ? "llama3" : "none";
 }

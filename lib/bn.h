@@ -346,6 +346,8 @@ BN_API int bn_chat_render(bn_tokenizer *t, const bn_chat_message *msgs, size_t n
  * bitnet.cpp's -cnv tokenize the rendered conversation; for 2B4T's
  * "User: Hello" that is "User" ":" " Hello", where split gives "User" ":"
  * " " "Hello". Special-token text in a content stays text either way.
+ * "falcon3" has one rendering, its template's (contents as given, not
+ * stripped), whichever encoding is set.
  * Sets t for every later bn_chat_render (not while another thread uses
  * t). BN_E_INVALID: t is NULL or how is neither. */
 enum { BN_CHAT_SPLIT = 0, BN_CHAT_WHOLE = 1 };

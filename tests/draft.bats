@@ -97,7 +97,7 @@ setup() {
     bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --seed 7 -n 48 --draft "$D/draft2.bn" >"$T/b"
     cmp "$T/a" "$T/b"
     bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --seed 8 -n 48 --draft "$D/draft2.bn" >"$T/c"
-    ! cmp -s "$T/a" "$T/c"
+    ! cmp -s "$T/a" "$T/c" || false
     # a stream of records, sampled
     bn-infer -m "$D/tiny.bn" --seed 3 -n 24 --draft "$D/draft2.bn" <"$D/three.ids" >"$T/a"
     bn-infer -m "$D/tiny.bn" --seed 3 -n 24 --draft "$D/draft2.bn" <"$D/three.ids" >"$T/b"

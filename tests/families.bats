@@ -512,11 +512,12 @@ falcon3_ref_ids() {
     printf 'system:  Be brief. \nuser: hi there\nassistant: hello\n\nuser: again  \nand more\r\n' >"$T/c1"
     printf 'user: x\nassistant: y\n' >"$T/c2"
     printf 'user:\n' >"$T/c3"
+    printf 'user: a\r\nb\r\n\r\nassistant: c\r\n' >"$T/c4"
     for tags in tags text; do
         falcon3_chat_dir "$T/$tags" $tags
         bn-convert "$T/$tags" | bn-quant | bn-pack >"$T/$tags.bn"
         [ "$(bn-convert --info --json "$T/$tags.bn" | $PY -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["chat.format"])')" = falcon3 ]
-        for c in c1 c2 c3; do
+        for c in c1 c2 c3 c4; do
             falcon3_ref_ids "$T/$tags" "$T/$c" >"$T/ref"
             falcon3_ref_ids "$T/$tags" "$T/$c" --no-generation-prompt >"$T/ref.nogen"
             for m in "$T/$tags" "$T/$tags.bn"; do
@@ -529,6 +530,27 @@ falcon3_ref_ids() {
             done
         done
     done
+    # offsets: a token with one spans exactly input bytes of its piece
+    for c in c1 c4; do
+        bn-tokenize -m "$T/tags" --chat --json <"$T/$c" | $PY -c '
+import json, sys
+src = open(sys.argv[1], "rb").read()
+toks = json.loads(sys.stdin.readline())["tokens"]
+placed = [t for t in toks if t["start"] is not None]
+assert placed, toks
+for t in placed:
+    assert src[t["start"]:t["end"]].decode("utf-8", "replace") == t["piece"], t' "$T/$c"
+    done
+    # a template that differs where the rendering depends on it is not Falcon3's
+    $PY - "$T/tags/tokenizer_config.json" <<'PYEOF'
+import json, sys
+p = sys.argv[1]
+tc = json.load(open(p))
+tc["chat_template"] = tc["chat_template"].replace("{%- if not loop.last %}", "{%- if true %}")
+json.dump(tc, open(p, "w"))
+PYEOF
+    [ "$(bn-tokenize -m "$T/tags" --info 2>&1 | grep chat_format)" = "chat_format: none" ] ||
+        { bn-tokenize -m "$T/tags" --info; return 1; }
     # the tags are single ids in one, text in the other
     [ "$(printf 'user: x\n' | bn-tokenize -m "$T/tags.bn" --chat | wc -w)" -lt \
       "$(printf 'user: x\n' | bn-tokenize -m "$T/text.bn" --chat | wc -w)" ]

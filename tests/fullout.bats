@@ -56,10 +56,13 @@ full() { # PROG ARGS...: its standard output to /dev/full
     head -c 1000 "$BATS_FILE_TMPDIR/tiny.bn" >"$T/cut.bn"
     for prog in bn-quant bn-pack; do
         run $prog "$T/cut.bn" -o "$T/x.bn" --report "$T/new.txt"
-        [ "$status" -eq 1 ] && [ ! -e "$T/new.txt" ] && [ ! -e "$T/x.bn" ]
+        [ "$status" -eq 1 ]
+        [ ! -e "$T/new.txt" ]
+        [ ! -e "$T/x.bn" ]
         echo old >"$T/old.txt"
         run $prog "$T/cut.bn" -o "$T/x.bn" --report "$T/old.txt"
-        [ "$status" -eq 1 ] && [ "$(cat "$T/old.txt")" = old ]
+        [ "$status" -eq 1 ]
+        [ "$(cat "$T/old.txt")" = old ]
         [ -z "$(ls -A "$T" | grep '^\.' || true)" ] # no temporary left
     done
     bn-quant -q "$BATS_FILE_TMPDIR/f.bn" -o "$T/q.bn" --report "$T/r.json" --json

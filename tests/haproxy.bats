@@ -72,7 +72,8 @@ answered() { # LOG: generation requests an instance answered 200
     a=$(answered "$T/a.log")
     b=$(answered "$T/b.log")
     echo "# a answered $a, b answered $b of $((8 + 32))" >&3
-    [ "$a" -gt 0 ] && [ "$b" -gt 0 ]
+    [ "$a" -gt 0 ]
+    [ "$b" -gt 0 ]
     [ $((a + b)) -eq $((8 + 32)) ]
     # both stop cleanly (under make sanitize: no finding, no leak)
     stop_servers "$T"

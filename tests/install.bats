@@ -44,7 +44,8 @@ C
     d2=$BATS_TEST_TMPDIR/root2
     make -s -C "$ROOT" install DESTDIR="$d2" PREFIX=/opt/bn LIBDIR=/opt/bn/lib64 INCDIR=/opt/bn/include/bn \
         ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
-    [ -f "$d2/opt/bn/lib64/libbn.so" ] && [ -f "$d2/opt/bn/include/bn/bn.h" ]
+    [ -f "$d2/opt/bn/lib64/libbn.so" ]
+    [ -f "$d2/opt/bn/include/bn/bn.h" ]
     PKG_CONFIG_PATH="$d2/opt/bn/lib64/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d2" pkg-config --libs --cflags bn \
         > "$BATS_TEST_TMPDIR/pc"
     [ "$(echo $(cat "$BATS_TEST_TMPDIR/pc"))" = "-I$d2/opt/bn/include/bn -L$d2/opt/bn/lib64 -lbn" ]
@@ -55,7 +56,9 @@ C
     T=$BATS_TEST_TMPDIR
     make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/usr ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
     # the shared library: real file, soname link, link-editor link
-    [ -f "$d/usr/lib/libbn.so.0.3.0" ] && [ -L "$d/usr/lib/libbn.so.0" ] && [ -L "$d/usr/lib/libbn.so" ]
+    [ -f "$d/usr/lib/libbn.so.0.3.0" ]
+    [ -L "$d/usr/lib/libbn.so.0" ]
+    [ -L "$d/usr/lib/libbn.so" ]
     [ "$(readlink "$d/usr/lib/libbn.so.0")" = libbn.so.0.3.0 ]
     readelf -d "$d/usr/lib/libbn.so.0.3.0" | grep -q 'SONAME.*\[libbn\.so\.0\]'
     [ -f "$d/usr/share/man/man3/libbn.3" ]
@@ -100,7 +103,8 @@ C
     export PKG_CONFIG_PATH="$d/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d"
     make -s -C "$T/ex" CC="${BN_USER_CC:-cc}" CFLAGS="-std=c11 -Wall -Wextra -Werror" \
         LDFLAGS="${BN_USER_LDFLAGS:-}" >/dev/null
-    [ -x "$T/ex/batch" ] && [ -x "$T/ex/generate" ]
+    [ -x "$T/ex/batch" ]
+    [ -x "$T/ex/generate" ]
     readelf -d "$T/ex/batch" | grep -q 'NEEDED.*\[libbn\.so\.0\]'
     bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
     export LD_LIBRARY_PATH="$d/usr/lib"

@@ -217,7 +217,8 @@ PYEOF
     [[ $output == *"layout tl2"*"ref"* ]]
     # it lists, and does nothing else: a model or an output with it is a usage error
     run bn-pack --list "$T/q.bn" -l b3 -o "$T/x.bn"
-    [ "$status" -eq 2 ] && [ ! -e "$T/x.bn" ]
+    [ "$status" -eq 2 ]
+    [ ! -e "$T/x.bn" ]
     [[ $output == *"--list prints what this CPU runs"* ]]
 }
 

@@ -144,7 +144,8 @@ assert m == answered, (m, answered, lines)' "$T/one.log" "$T/metrics"
     [ "$code" = 200 ]
     [ "$(field "$T/body" '[j["choices"][0]["text"], j["usage"]["completion_tokens"]]')" = "$want" ]
     api /v1/chat/completions '{"messages": [{"role": "user", "content": "Hi"}], "n_predict": 2}'
-    [ "$code" = 200 ] && [ "$(field "$T/body" 'j["usage"]["completion_tokens"]')" -le 2 ]
+    [ "$code" = 200 ]
+    [ "$(field "$T/body" 'j["usage"]["completion_tokens"]')" -le 2 ]
     # both, the same: taken; different: refused, naming both
     api /v1/completions "{\"prompt\": \"$P1\", \"n_predict\": 3, \"max_tokens\": 3, \"temperature\": 0}"
     [ "$code" = 200 ]
@@ -214,7 +215,7 @@ assert len({c["id"] for c in ch}) == 1, ch' "$T/body"
         # include_usage false: no usage anywhere, as OpenAI
         api /v1/$ep "$req, \"stream_options\": {\"include_usage\": false}}" -N
         [ "$code" = 200 ]
-        ! grep -q '"usage"' "$T/body"
+        ! grep -q '"usage"' "$T/body" || false
         # without stream_options, as before: the usage on the chunk with the finish reason (llama-server's)
         api /v1/$ep "$req}" -N
         $PY -c 'import json, sys
@@ -281,9 +282,11 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
         [ "$(field "$T/body" 'j["error"]["param"]')" = null ] || { cat "$T/body"; return 1; }
     done
     api /v1/nothing '{}'
-    [ "$code" = 404 ] && [ "$(field "$T/body" 'j["error"]["param"]')" = null ]
+    [ "$code" = 404 ]
+    [ "$(field "$T/body" 'j["error"]["param"]')" = null ]
     api /v1/completions '' -G
-    [ "$code" = 405 ] && [ "$(field "$T/body" 'j["error"]["param"]')" = null ]
+    [ "$code" = 405 ]
+    [ "$(field "$T/body" 'j["error"]["param"]')" = null ]
 }
 
 @test "C8: what bn cannot do is refused, not ignored: tool_choice, logprobs 0, top_logprobs, best_of, modalities" {
@@ -337,7 +340,8 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
     [ "$(text /v1/completions "{\"prompt\": \"$P1\", \"max_tokens\": 12, \"temperature\": 0}")" = "$want" ]
     refused /v1/completions "{\"prompt\": [[$ids], [$ids]]}" prompt
     api /v1/completions '{"prompt": [[1, "a"]]}'
-    [ "$code" = 400 ] && [ "$(field "$T/body" 'j["error"]["param"]')" = prompt ]
+    [ "$code" = 400 ]
+    [ "$(field "$T/body" 'j["error"]["param"]')" = prompt ]
 }
 
 @test "--chat-encoding whole: chat messages tokenized as Hugging Face's template does, split the default" {
@@ -350,7 +354,7 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
             bn-tokenize -m "$D/tiny.bn" --chat --chat-encoding $enc -c >"$T/n.$enc"
         [ "$(field "$T/body" 'j["usage"]["prompt_tokens"]')" = "$(cat "$T/n.$enc")" ]
     done
-    ! cmp -s "$T/n.split" "$T/n.whole"
+    ! cmp -s "$T/n.split" "$T/n.whole" || false
 }
 
 @test "--alias NAME: the model's name in the API" {
@@ -359,7 +363,8 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
     curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models" >"$T/models"
     [ "$(field "$T/models" '[m["id"] for m in j["data"]]')" = '["gpt-4o-mini"]' ]
     api /v1/chat/completions '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}'
-    [ "$code" = 200 ] && [ "$(field "$T/body" 'j["model"]')" = gpt-4o-mini ]
+    [ "$code" = 200 ]
+    [ "$(field "$T/body" 'j["model"]')" = gpt-4o-mini ]
     api /v1/completions '{"model": "tiny.bn", "prompt": "Hi", "max_tokens": 2}'
     [ "$code" = 404 ]
     [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models/gpt-4o-mini")" = 200 ]
@@ -372,8 +377,8 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
 }
 
 @test "--alias refuses Unicode blanks, C1 controls and what is not UTF-8, in one line; other UTF-8 is a name" {
-    # U+00A0, U+3000, U+2028, U+FEFF, U+200B, U+202E; U+0085 (C1); a lone byte, a surrogate, a newline
-    for bad in "$(printf 'gpt\xe2\x80\x8bx')" "$(printf 'gpt\xe2\x80\xaex')" "$(printf 'gpt\xc2\xa0x')" "$(printf 'gpt\xe3\x80\x80x')" "$(printf 'a\xe2\x80\xa8b')" \
+    # U+00A0, U+3000, U+2028, U+FEFF, U+200B, U+202E, U+061C, U+FE0F; U+0085 (C1); a lone byte, a surrogate, a newline
+    for bad in "$(printf 'gpt\xd8\x9cx')" "$(printf 'gpt\xef\xb8\x8fx')" "$(printf 'gpt\xe2\x80\x8bx')" "$(printf 'gpt\xe2\x80\xaex')" "$(printf 'gpt\xc2\xa0x')" "$(printf 'gpt\xe3\x80\x80x')" "$(printf 'a\xe2\x80\xa8b')" \
         "$(printf '\xef\xbb\xbfgpt')" "$(printf 'a\xc2\x85b')" "$(printf 'a\xffb')" "$(printf 'a\xed\xa0\x80b')" \
         "$(printf 'a\nb')"; do
         # (were it taken, the server would start: on loopback, stopped by timeout)
@@ -381,14 +386,16 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
         [ "$status" -eq 2 ]
         [[ ${lines[0]} == "bn-serve: --alias: not a name: byte "* ]] || { echo "$output"; return 1; }
         # the error names the byte, never echoes the name: one line, then the hint
-        [ "${#lines[@]}" -eq 2 ] && [[ ${lines[1]} == "Try 'bn-serve --help'"* ]]
+        [ "${#lines[@]}" -eq 2 ]
+        [[ ${lines[1]} == "Try 'bn-serve --help'"* ]]
     done
     start_server "$T" utf8 --alias 'modèle-ß'
     SRV_PORT=$(cat "$T/utf8.port")
     curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models" >"$T/models"
     [ "$(field "$T/models" '[m["id"] == "mod\u00e8le-\u00df" for m in j["data"]]')" = '[true]' ]
     api /v1/chat/completions '{"model": "modèle-ß", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}'
-    [ "$code" = 200 ] && [ "$(field "$T/body" 'j["model"] == "mod\u00e8le-\u00df"')" = true ]
+    [ "$code" = 200 ]
+    [ "$(field "$T/body" 'j["model"] == "mod\u00e8le-\u00df"')" = true ]
     [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models/mod%C3%A8le-%C3%9F")" = 200 ]
 }
 
@@ -396,7 +403,8 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
     chat='"messages": [{"role": "user", "content": "Hi"}], "temperature": 0'
     # the same value under two or three names: taken
     api /v1/chat/completions "{$chat, \"max_tokens\": 3, \"max_completion_tokens\": 3, \"n_predict\": 3}"
-    [ "$code" = 200 ] && [ "$(field "$T/body" 'j["usage"]["completion_tokens"]')" -le 3 ]
+    [ "$code" = 200 ]
+    [ "$(field "$T/body" 'j["usage"]["completion_tokens"]')" -le 3 ]
     # different: refused, naming max_tokens (as OpenAI) and the other
     refused /v1/chat/completions "{$chat, \"max_tokens\": 3, \"max_completion_tokens\": 4}" max_tokens invalid_value
     [[ $(field "$T/body" 'j["error"]["message"]') == *"'max_completion_tokens'"* ]]
@@ -407,7 +415,8 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
     api /v1/completions "$(complete "$P1" 3 '{"temperature": 0}')"
     want=$(field "$T/body" '[j["choices"][0]["text"], j["usage"]["completion_tokens"]]')
     api /v1/completions "{\"prompt\": \"$P1\", \"max_completion_tokens\": 3, \"temperature\": 0}"
-    [ "$code" = 200 ] && [ "$(field "$T/body" '[j["choices"][0]["text"], j["usage"]["completion_tokens"]]')" = "$want" ]
+    [ "$code" = 200 ]
+    [ "$(field "$T/body" '[j["choices"][0]["text"], j["usage"]["completion_tokens"]]')" = "$want" ]
     # -1 (llama-server's no limit) under every name: the context or a stop ends the answer
     api /v1/completions '{"prompt": "Hi", "max_tokens": -1, "n_predict": -2, "temperature": 0, "stop": "@@@@"}'
     [ "$code" = 200 ] || { cat "$T/body"; return 1; }

@@ -62,7 +62,7 @@ in_cgroup() {
     cmp "$T/free.out" "$T/cg.out"
     [ "$(wc -w <"$T/cg.out")" -eq 24 ]
     grep -q 'larger than the memory left.*streaming it from the file' "$T/cg.err"
-    ! grep -q 'streaming' "$T/free.err"
+    ! grep -q 'streaming' "$T/free.err" || false
     # --mmap streams the same way and agrees too
     in_cgroup bn-infer -m "$D/m.bn" --mmap -t 1 --temp 0 -n 24 <"$T/prompt.ids" >"$T/mm.out" 2>/dev/null
     cmp "$T/free.out" "$T/mm.out"
@@ -78,6 +78,7 @@ in_cgroup() {
     local free cg
     free=$(budget "$T/free.err")
     cg=$(budget "$T/cg.err")
-    [ -n "$free" ] && [ -n "$cg" ]
+    [ -n "$free" ]
+    [ -n "$cg" ]
     awk -v f="$free" -v c="$cg" 'BEGIN { exit !(c <= 20 && f >= 320) }'
 }

@@ -300,7 +300,7 @@ EOF
     printf 'System: Be brief.<|eot_id|>User: hi\nthere<|eot_id|>Assistant: ' |
         bn-tokenize --vocab "$LLAMA3" --special --bos >"$T/hf"
     cmp "$T/w" "$T/hf"
-    ! cmp -s "$T/w" "$T/c" # " Be" and " hi" where split gives " " "Be", " " "hi"
+    ! cmp -s "$T/w" "$T/c" || false # " Be" and " hi" where split gives " " "Be", " " "hi"
     # special text in a message stays text (HF's template would parse it)
     [ "$(printf 'user: <|eot_id|>\n' | bn-tokenize --vocab "$LLAMA3" --chat --chat-encoding whole --no-generation-prompt)" = \
       "128000 $(printf 'User: <|eot_id|>' | bn-tokenize --vocab "$LLAMA3") 128009" ]
@@ -314,7 +314,8 @@ EOF
 @test "--chat-encoding whole: what transformers renders with the checkpoint's own template (jinja2)" {
     printf 'system:  Be brief. \nuser: hi there\nassistant: hello\n\nuser: again  \nand more\r\n' >"$T/c1"
     printf 'user: x\n' >"$T/c2"
-    for c in c1 c2; do
+    printf 'user: a\r\nb\r\n\r\nassistant: c\r\n' >"$T/c3"
+    for c in c1 c2 c3; do
         for gen in "" --no-generation-prompt; do
             # the template writes the BOS itself; transformers adds none
             $PY "$ROOT/tests/ref/chat_template.py" $gen "$TINY" <"$T/$c" |

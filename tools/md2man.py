@@ -9,11 +9,11 @@ import sys
 
 
 def inline(text):
+    text = text.replace('\\|', '|')  # a table cell's escaped pipe, before backslashes become \e
     text = text.replace('\\', '\\e')
     text = re.sub(r'`([^`]*)`', lambda m: '\\fB' + m.group(1) + '\\fR', text)
     text = re.sub(r'\*\*([^*]+)\*\*', r'\\fB\1\\fR', text)
     text = re.sub(r'(?<![\w*])\*([^*]+)\*(?![\w*])', r'\\fI\1\\fR', text)
-    text = text.replace('\\|', '|')
     return text
 
 

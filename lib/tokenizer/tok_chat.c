@@ -214,21 +214,23 @@ static int run_add(run *r, const void *p, size_t len, int content, uint64_t off,
     return 0;
 }
 
-/* Encodes the run collected so far; a token keeps an offset when it starts
- * in a content span. */
+/* Encodes the run collected so far; a token keeps an offset when it lies
+ * wholly in a content span (one that runs on into template text, as a
+ * "\n\n" token can, has none). Tokens and spans are both in order. */
 static int run_flush(bn_tokenizer *t, run *r, bn_tokens *out, bn_err *e)
 {
-    size_t first = out->n;
+    size_t first = out->n, k = 0;
     if (r->n && bn_tokenizer_encode(t, r->buf, r->n, 0, 0, out, e))
         return -1;
     if (out->want_offsets)
         for (size_t i = first; i < out->n; i++) {
             uint64_t o = out->offs[i], mapped = BN_TOK_NO_OFFSET;
-            for (size_t k = 0; k < r->n_spans; k++)
-                if (o >= r->spans[k].at && o < r->spans[k].at + r->spans[k].len) {
-                    mapped = r->spans[k].off + (o - r->spans[k].at);
-                    break;
-                }
+            size_t len = 0;
+            bn_tokenizer_piece(t, out->ids[i], &len);
+            while (k < r->n_spans && r->spans[k].at + r->spans[k].len <= o)
+                k++;
+            if (k < r->n_spans && o >= r->spans[k].at && o + len <= r->spans[k].at + r->spans[k].len)
+                mapped = r->spans[k].off + (o - r->spans[k].at);
             out->offs[i] = mapped;
         }
     r->n = 0;

@@ -55,12 +55,14 @@ FALCON3_TEMPLATE = (
 
 
 def parse_chat(text):
+    """bn's chat input form: a message runs from its role line to the next;
+    the CR before the LF that ends it is not part of it (one inside a
+    multi-line message is)."""
     msgs = []
     lines = text.split("\n")
     if lines[-1] == "":  # the last line's LF ends it
         lines.pop()
     for line in lines:
-        line = line[:-1] if line.endswith("\r") else line
         for role in ("system", "user", "assistant"):
             if line[:len(role) + 1].lower() == role + ":":
                 msgs.append({"role": role, "content": line[len(role) + 1:].lstrip(" \t")})
@@ -68,8 +70,11 @@ def parse_chat(text):
         else:
             if msgs:
                 msgs[-1]["content"] += "\n" + line
-            elif line.strip(" \t"):
+            elif line.strip(" \t\r"):
                 sys.exit("chat_template.py: text before the first role")
+    for m in msgs:
+        if m["content"].endswith("\r"):
+            m["content"] = m["content"][:-1]
     return msgs
 
 
