@@ -139,6 +139,24 @@ static int32_t tok_id(const bn_meta *raw, const char *key, const char *name, bn_
 }
 
 
+/* <arch>.rope.scaling.type: bitnet.cpp's converters write "linear" (with
+ * rope.scaling.factor) whenever config.json has a linear rope_scaling, and
+ * its 2025 BitnetModel "linear" with factor 1. Absent, "none", or linear by
+ * 1 change nothing; any other scaling is refused by name, not ignored. */
+static int rope_scaling(const bn_meta *raw, const char *arch, const char *name, bn_err *e)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    const char *type = bn_meta_str(raw, key);
+    float factor = 1.0f;
+    if (get_f32(raw, arch, "rope.scaling.factor", &factor, 0, name, e) < 0)
+        return -1;
+    if (!type || !strcmp(type, "none") || (!strcmp(type, "linear") && factor == 1.0f))
+        return 0;
+    return bn_fail_code(e, BN_E_UNSUPPORTED, "%s: %s '%s' with factor %g is not supported (none, or linear by 1)", name,
+                        key, type, (double)factor);
+}
+
 /* The model's sizes and RoPE/norm constants from "<arch>.*" into hp;
  * embd_rows (token_embd's rows, 0: none) is the vocabulary size when
  * known, else <arch>.vocab_size, else the vocabulary's length. */
@@ -186,7 +204,25 @@ static int read_shape(const bn_meta *raw, const char *arch, uint64_t embd_rows, 
     if (get_f32(raw, arch, "rope.freq_base", &hp->rope_theta, 0, name, e) < 0 ||
         get_f32(raw, arch, "attention.layer_norm_rms_epsilon", &hp->norm_eps, 1, name, e))
         return -1;
-    return 0;
+    return rope_scaling(raw, arch, name, e);
+}
+
+/* Whether a BOS starts every text when the file does not say
+ * (tokenizer.ggml.add_bos_token absent), as llama.cpp decides it: yes for
+ * a SentencePiece vocabulary and for Llama 3's pre-tokenizer group (its
+ * names, and none: the official 2B4T file's), no for other byte-level ones
+ * (gpt2, qwen2: bitnet.cpp's embedding converter copies the key only when
+ * tokenizer_config.json has it). */
+static int bos_by_default(const bn_meta *raw)
+{
+    const char *model = bn_meta_str(raw, "tokenizer.ggml.model"), *pre = bn_meta_str(raw, "tokenizer.ggml.pre");
+    if (!model || strcmp(model, "gpt2"))
+        return 1;
+    static const char *const llama3[] = {"llama-bpe", "llama3", "llama-v3", "falcon3", "falcon_e"};
+    for (size_t i = 0; pre && i < sizeof llama3 / sizeof *llama3; i++)
+        if (!strcmp(pre, llama3[i]))
+            return 1;
+    return !pre;
 }
 
 /* Special tokens into hp: bos, eos, pad, whether to add bos, and the stop
@@ -200,7 +236,7 @@ static int read_tokens(const bn_meta *raw, bn_hparams *hp, const char *name, bn_
     if (err)
         return -1;
     if (bn_meta_bool(raw, "tokenizer.ggml.add_bos_token", &hp->add_bos))
-        hp->add_bos = hp->bos_id >= 0;
+        hp->add_bos = hp->bos_id >= 0 && bos_by_default(raw);
     hp->n_stop = 0;
     if (hp->eos_id >= 0)
         hp->stop_ids[hp->n_stop++] = hp->eos_id;

@@ -243,10 +243,47 @@ convert_fails() {
     [[ $err == *"tokenizer.ggml.pre 'refact' is not supported (known: llama-bpe, falcon3, falcon_e, gpt2, qwen2)"* ]]
 }
 
+@test "GGUF without tokenizer.ggml.add_bos_token: a BOS by llama.cpp's default (Llama 3's pre-tokenizers yes, gpt2 and qwen2 no)" {
+    local pre want
+    for pre in none:true llama-bpe:true falcon3:true falcon_e:true qwen2:false gpt2:false; do
+        want=${pre#*:}
+        pre=${pre%%:*}
+        if [ "$pre" = none ]; then
+            $GEN --format gguf-i2_s --arch llama --gguf-add-bos absent "$T/b.gguf" >/dev/null
+        else
+            $GEN --format gguf-i2_s --arch llama --gguf-add-bos absent --gguf-pre $pre "$T/b.gguf" >/dev/null
+        fi
+        bn-convert --info --json "$T/b.gguf" >"$T/info"
+        [ "$($PY -c 'import json,sys; print(str(json.load(open(sys.argv[1]))["metadata"]["tokens.add_bos"]).lower())' "$T/info")" = "$want" ]
+    done
+    # the key, when there, decides
+    $GEN --format gguf-i2_s --arch llama --gguf-add-bos true --gguf-pre qwen2 "$T/b.gguf" >/dev/null
+    bn-convert --info "$T/b.gguf" | grep -q 'tokens.add_bos *true'
+}
+
+@test "GGUF rope scaling: linear by 1 (bitnet.cpp's BitnetModel) is none; any other is refused by name" {
+    $GEN --format gguf-i2_s --arch llama --rope-scaling linear:1.0 "$T/r.gguf" >/dev/null
+    convert_ok "$T/r.gguf"
+    for rs in linear:8 yarn:4; do
+        $GEN --format gguf-i2_s --arch llama --rope-scaling $rs "$T/r.gguf" >/dev/null
+        convert_fails "$T/r.gguf"
+        [[ $err == *"llama.rope.scaling.type '${rs%%:*}' with factor ${rs#*:} is not supported (none, or linear by 1)"* ]]
+    done
+}
+
+@test "a llama-architecture GGUF of float ternary·β (bitnet.cpp's f32/f16 Falcon3, Falcon-E, Llama3-8B files) becomes t2" {
+    for f in f32 f16 bf16; do
+        $GEN --format gguf-$f --arch llama "$T/l.gguf" >/dev/null
+        convert_ok "$T/l.gguf" # check_convert: every projection t2 with its β as stored
+        [ "$(bn-convert --info "$T/out.bn" | grep -c ' t2 ')" -eq 14 ]
+    done
+}
+
 @test "a llama-architecture GGUF without ternary weights is refused" {
-    $GEN --format gguf-f16 --arch llama "$T/x.gguf"
+    # latent float weights: not ternary·β, so not a BitNet model's
+    $GEN --format gguf-f16 --master --arch llama "$T/x.gguf"
     convert_fails "$T/x.gguf"
-    [[ $err == *"llama"*"ternary"* ]]
+    [[ $err == *"architecture 'llama' with projection 'blk.0.attn_q.weight' neither ternary"* ]]
 }
 
 @test "truncated GGUF files are refused" {

@@ -242,6 +242,10 @@ def check_blocks(name, gt, raw, n, k, bt, got, P):
 
 
 BITNET_ARCHS = ("bitnet", "bitnet-b1.58", "bitnet-25")
+# architectures whose float projections the converters write as ternary·β:
+# the BitNet ones, and llama (bitnet.cpp's LlamaModel: Falcon3, Falcon-E,
+# Llama3-8B-1.58 as (code - 1) / weight_scale)
+FLOAT_TERNARY_ARCHS = BITNET_ARCHS + ("llama",)
 
 
 def float_values(raw, gt):
@@ -292,7 +296,7 @@ def check_gguf(src, m, P):
             raw = f.read(gguf_nbytes(t["type"], n, k))
             got = m.tensor_bytes(bt)
             gt = t["type"]
-            beta = float_ternary_beta(raw, gt) if (gt in (0, 1, 30) and arch in BITNET_ARCHS and len(ne) == 2
+            beta = float_ternary_beta(raw, gt) if (gt in (0, 1, 30) and arch in FLOAT_TERNARY_ARCHS and len(ne) == 2
                                                    and name.split(".")[-2] in PROJ) else None
             if beta is not None:
                 # the converters' ternary·β: t2 with β as stored

@@ -644,9 +644,14 @@ def write_gguf(args, shape, layers, vocab, out):
     w.add(A + ".rope.dimension_count", 4, d // h)
     w.add(A + ".attention.head_count", 4, h)
     w.add(A + ".attention.head_count_kv", 4, kv)
-    w.add("tokenizer.ggml.add_bos_token", 7, True)
+    if args.gguf_add_bos != "absent":
+        w.add("tokenizer.ggml.add_bos_token", 7, args.gguf_add_bos == "true")
     w.add(A + ".attention.layer_norm_rms_epsilon", 6, 1e-5)
     w.add(A + ".rope.freq_base", 6, 500000.0)
+    if args.rope_scaling:  # as bitnet.cpp's converters write a linear rope_scaling
+        kind, factor = args.rope_scaling.split(":")
+        w.add(A + ".rope.scaling.type", 8, kind)
+        w.add(A + ".rope.scaling.factor", 6, float(factor))
     if args.hidden_act:
         w.add(A + ".hidden_activation", 8, args.hidden_act)
     w.add("general.file_type", 4, {"f32": 0, "f16": 1, "bf16": 32, "q8_0": 7, "tq1_0": 36, "tq2_0": 37,
@@ -768,13 +773,10 @@ def ternary_bytes(args, name, wt, beta, gt, rng, entry):
                 vals[wt == 0] = 0
                 entry.update(kind="float", bn_type=gt.lower())
                 return enc(vals), entry
-        # What the converters write (weight_quant before the float cast):
-        # a BitNet architecture's reader takes it as t2 with the stored β
-        # (formats/gguf-import.md §2); llama's keeps the floats.
-        if args.arch == "llama":
-            entry.update(kind="ternary-as-float", bn_type=gt.lower(), ternary_sha256=sha(wt), beta_f32=f32hex(b))
-        else:
-            entry.update(kind="ternary", bn_type="t2", ternary_sha256=sha(wt), beta_f32=f32hex(b))
+        # What the converters write (weight_quant before the float cast;
+        # bitnet.cpp's LlamaModel for llama): read as t2 with the stored β
+        # (formats/gguf-import.md §2).
+        entry.update(kind="ternary", bn_type="t2", ternary_sha256=sha(wt), beta_f32=f32hex(b))
         return enc(vals), entry
     if gt == "Q8_0":
         vals = wt.astype(np.float32) * np.float32(beta)
@@ -1516,6 +1518,10 @@ def main():
                     help="--embedding-gguf gemma3: write add_space_prefix true (Llama 2's kind: a space before the text)")
     ap.add_argument("--drop-post-norms", action="store_true",
                     help="--embedding-gguf gemma3: leave Gemma's post norms out (a wrong file)")
+    ap.add_argument("--gguf-add-bos", choices=["true", "false", "absent"], default="true",
+                    help="GGUF formats: tokenizer.ggml.add_bos_token, or none (the reader's default decides)")
+    ap.add_argument("--rope-scaling", metavar="TYPE:FACTOR",
+                    help="GGUF formats: write <arch>.rope.scaling.type and .factor")
     ap.add_argument("--gguf-pre", metavar="NAME",
                     help="GGUF formats: write tokenizer.ggml.pre NAME (bitnet.cpp's official file has none)")
     ap.add_argument("--chat-template", metavar="FILE",
