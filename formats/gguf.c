@@ -244,15 +244,12 @@ static int settle_tensors(bn_source *s, gg_impl *g, bn_err *e)
 }
 
 /* What the canonical metadata needs from the directory: whether the file
- * has its own output head, token_embd's rows (0: none), whether any
- * projection is stored ternary, and the first projection that is float
- * after settling (NULL: none). */
-static void scan_roles(const bn_source *s, const gg_impl *g, int *has_output, uint64_t *embd_rows, int *any_ternary,
-                       const char **float_proj)
+ * has its own output head, token_embd's rows (0: none), and whether any
+ * projection is ternary (stored so, or float ternary·β read as t2). */
+static void scan_roles(const bn_source *s, const gg_impl *g, int *has_output, uint64_t *embd_rows, int *any_ternary)
 {
     *has_output = *any_ternary = 0;
     *embd_rows = 0;
-    *float_proj = NULL;
     for (size_t i = 0; i < s->n_tensors; i++) {
         const bn_tensor *t = &s->tensors[i];
         uint32_t tt = g->gt[i].ggtype;
@@ -261,12 +258,9 @@ static void scan_roles(const bn_source *s, const gg_impl *g, int *has_output, ui
         if (!strcmp(t->name, "token_embd.weight"))
             *embd_rows = t->shape[0];
         if ((tt == GT_I2_S || tt == GT_TQ1_0 || tt == GT_TQ2_0 || tt == GT_IQ1_BN || tt == GT_IQ2_BN ||
-             tt == GT_TL1 || tt == GT_TL2) &&
+             tt == GT_TL1 || tt == GT_TL2 || t->type == BN_T2) &&
             bn_gguf_is_proj(t->name))
             *any_ternary = 1;
-        if (!*float_proj && (t->type == BN_F32 || t->type == BN_F16 || t->type == BN_BF16) && t->ndim == 2 &&
-            bn_gguf_is_proj(t->name))
-            *float_proj = t->name;
     }
 }
 
@@ -291,9 +285,9 @@ static int open_impl(bn_source *s, const char *path, const char *tl_config, bn_m
      * (formats/gguf-import.md §2). So does bitnet.cpp's LlamaModel, which
      * writes Falcon3's, Falcon-E's and Llama3-8B-1.58's projections as
      * (code − 1) / weight_scale in its f32/f16 files: an architecture
-     * 'llama' file is read the same way, and must then be ternary·β in
-     * every projection (a float Llama is none of bn's). BitNet projections
-     * that are not ternary·β stay float for bn-quant. */
+     * 'llama' file is read the same way (one with no ternary projection,
+     * a float Llama, is none of bn's). Projections that are not ternary·β
+     * stay float for bn-quant. */
     /* bitnet.cpp's embedding converter names the BitLinear input norms
      * blk.N.<proj>_norm_in.weight; bn's are blk.N.<proj>_in_norm.weight
      * (renamed before the names are checked: a file holding both is refused) */
@@ -310,14 +304,13 @@ static int open_impl(bn_source *s, const char *path, const char *tl_config, bn_m
         return -1;
     int has_output, any_ternary;
     uint64_t embd_rows;
-    const char *float_proj;
-    scan_roles(s, g, &has_output, &embd_rows, &any_ternary, &float_proj);
+    scan_roles(s, g, &has_output, &embd_rows, &any_ternary);
     const char *arch = bn_meta_str(raw, "general.architecture");
-    if (arch && !strcmp(arch, "llama") && float_proj)
+    if (arch && !strcmp(arch, "llama") && !any_ternary)
         return bn_fail(e,
-                       "%s: architecture 'llama' with projection '%s' neither ternary (I2_S, TQ1_0, TQ2_0, IQ1_BN, "
-                       "IQ2_BN, TL1, TL2) nor float ternary·β with one β is not a BitNet model",
-                       path, float_proj);
+                       "%s: architecture 'llama' without ternary projection weights (I2_S, TQ1_0, TQ2_0, IQ1_BN, "
+                       "IQ2_BN, TL1, TL2, or floats of ternary·β with one β) is not a BitNet model",
+                       path);
     return bn_gguf_canonical_meta(s, raw, has_output, embd_rows, e);
 }
 
