@@ -3,6 +3,7 @@
  * tokenizer it builds must round-trip text (with and without special-token
  * recognition) — including the input's own bytes. */
 #include "formats.h"
+#include "jsonfile.h"
 #include "quant.h"
 #include "fuzz_util.h"
 #include "tokenizer.h"
@@ -18,7 +19,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n)
         return 0;
     bn_err e;
     bn_meta *sec = calloc(1, sizeof *sec), meta = {0};
-    if (sec && bn_tokenizer_section_from_hf(path, sec, &e) == 0 && bn_meta_set_section(&meta, "tokenizer", sec) == 0) {
+    cJSON *root = NULL; /* parsed as bn-convert parses it, once */
+    if (sec && bn_json_load(path, &root, &e) == 0 && bn_tokenizer_section_from_hf(root, path, sec, &e) == 0 &&
+        bn_meta_set_section(&meta, "tokenizer", sec) == 0) {
         sec = NULL; /* owned by meta now */
         bn_tokenizer *t = bn_tokenizer_new(&meta, &e);
         if (t) {
@@ -28,6 +31,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n)
             bn_tokenizer_free(t);
         }
     }
+    cJSON_Delete(root);
     if (sec) {
         bn_meta_free(sec);
         free(sec);
