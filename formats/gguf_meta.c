@@ -215,14 +215,8 @@ static int read_shape(const bn_meta *raw, const char *arch, uint64_t embd_rows, 
  * tokenizer_config.json has it). */
 static int bos_by_default(const bn_meta *raw)
 {
-    const char *model = bn_meta_str(raw, "tokenizer.ggml.model"), *pre = bn_meta_str(raw, "tokenizer.ggml.pre");
-    if (!model || strcmp(model, "gpt2"))
-        return 1;
-    static const char *const llama3[] = {"llama-bpe", "llama3", "llama-v3", "falcon3", "falcon_e"};
-    for (size_t i = 0; pre && i < sizeof llama3 / sizeof *llama3; i++)
-        if (!strcmp(pre, llama3[i]))
-            return 1;
-    return !pre;
+    const char *model = bn_meta_str(raw, "tokenizer.ggml.model");
+    return !model || strcmp(model, "gpt2") || bn_gguf_pre_is_llama3(bn_meta_str(raw, "tokenizer.ggml.pre"));
 }
 
 /* Special tokens into hp: bos, eos, pad, whether to add bos, and the stop

@@ -90,15 +90,23 @@ static uint32_t type_at(const bn_kv *tt, uint64_t i)
     return ((const uint32_t *)tt->data)[i];
 }
 
-static const char *regex_for(const char *pre, int *llama3, bn_err *e)
+int bn_gguf_pre_is_llama3(const char *pre)
 {
-    *llama3 = 0;
     /* The official BitNet GGUF has no tokenizer.ggml.pre; its vocabulary is
      * Llama 3's. Falcon3's and Falcon-E's converters name their own
      * (bitnet.cpp detects them by hash) but split with Llama 3's pattern and
      * ignore merges as llama.cpp's LLAMA3 pre-tokenizer does. */
-    if (!pre || !strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3") || !strcmp(pre, "llama-v3") ||
-        !strcmp(pre, "falcon3") || !strcmp(pre, "falcon_e")) {
+    static const char *const names[] = {"llama-bpe", "llama3", "llama-v3", "falcon3", "falcon_e"};
+    for (size_t i = 0; pre && i < sizeof names / sizeof *names; i++)
+        if (!strcmp(pre, names[i]))
+            return 1;
+    return !pre;
+}
+
+static const char *regex_for(const char *pre, int *llama3, bn_err *e)
+{
+    *llama3 = 0;
+    if (bn_gguf_pre_is_llama3(pre)) {
         *llama3 = 1;
         return bn_tok_llama3_regex;
     }

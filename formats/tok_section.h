@@ -72,6 +72,10 @@ int bn_tokenizer_section_from_hf_spm(const struct cJSON *root, bn_meta *section,
 int bn_tokenizer_section_from_tiktoken(const char *rank_file, bn_meta *section, bn_err *e);
 /* GGUF tokenizer.ggml.tokens / merges / token_type arrays (GPT-2
  * byte-to-unicode form); pre is tokenizer.ggml.pre or NULL (Llama 3). */
+/* Whether a GGUF's tokenizer.ggml.pre (NULL: none) names Llama 3's
+ * pre-tokenizer group: its pattern, whole-piece tokens first, and by
+ * llama.cpp's default a BOS. */
+int bn_gguf_pre_is_llama3(const char *pre);
 int bn_tokenizer_section_from_gguf(const bn_kv *tokens, const bn_kv *merges, const bn_kv *token_type,
                                    const char *pre, bn_meta *section, bn_err *e);
 /* A GGUF SentencePiece vocabulary (tokenizer.ggml.model "llama": pieces,

@@ -6,6 +6,7 @@
  * and special ids are inserted structurally, never parsed out of text.
  * Falcon3's format has no training-code rendering: it is its template's
  * (below), whichever encoding is set. */
+#include "buf.h"
 #include "tok_impl.h"
 
 #include <stdlib.h>
@@ -178,40 +179,18 @@ typedef struct {
     uint64_t off;
 } span;
 
+/* The rendered text since the last added token, and the spans of it that
+ * are message contents (span records). */
 typedef struct {
-    uint8_t *buf;
-    size_t n, cap;
-    span *spans;
-    size_t n_spans, cap_spans;
+    bn_buf text, spans;
 } run;
 
 static int run_add(run *r, const void *p, size_t len, int content, uint64_t off, bn_err *e)
 {
-    if (r->n + len > r->cap) {
-        size_t cap = r->cap ? r->cap : 256;
-        while (cap < r->n + len)
-            cap *= 2;
-        uint8_t *nb = realloc(r->buf, cap);
-        if (!nb)
-            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
-        r->buf = nb;
-        r->cap = cap;
-    }
-    if (content) {
-        if (r->n_spans == r->cap_spans) {
-            size_t cap = r->cap_spans ? r->cap_spans * 2 : 8;
-            span *ns = realloc(r->spans, cap * sizeof *ns);
-            if (!ns)
-                return bn_fail_code(e, BN_E_NOMEM, "out of memory");
-            r->spans = ns;
-            r->cap_spans = cap;
-        }
-        r->spans[r->n_spans++] = (span){r->n, len, off};
-    }
-    if (len)
-        memcpy(r->buf + r->n, p, len);
-    r->n += len;
-    return 0;
+    if (content)
+        bn_buf_put(&r->spans, &(span){r->text.n, len, off}, sizeof(span));
+    bn_buf_put(&r->text, p, len);
+    return r->text.oom || r->spans.oom ? bn_fail_code(e, BN_E_NOMEM, "out of memory") : 0;
 }
 
 /* Encodes the run collected so far; a token keeps an offset when it lies
@@ -219,22 +198,23 @@ static int run_add(run *r, const void *p, size_t len, int content, uint64_t off,
  * "\n\n" token can, has none). Tokens and spans are both in order. */
 static int run_flush(bn_tokenizer *t, run *r, bn_tokens *out, bn_err *e)
 {
-    size_t first = out->n, k = 0;
-    if (r->n && bn_tokenizer_encode(t, r->buf, r->n, 0, 0, out, e))
+    size_t first = out->n, k = 0, n_spans = r->spans.n / sizeof(span);
+    const span *sp = (const span *)r->spans.p;
+    if (r->text.n && bn_tokenizer_encode(t, r->text.p, r->text.n, 0, 0, out, e))
         return -1;
     if (out->want_offsets)
         for (size_t i = first; i < out->n; i++) {
             uint64_t o = out->offs[i], mapped = BN_TOK_NO_OFFSET;
             size_t len = 0;
             bn_tokenizer_piece(t, out->ids[i], &len);
-            while (k < r->n_spans && r->spans[k].at + r->spans[k].len <= o)
+            while (k < n_spans && sp[k].at + sp[k].len <= o)
                 k++;
-            if (k < r->n_spans && o >= r->spans[k].at && o + len <= r->spans[k].at + r->spans[k].len)
-                mapped = r->spans[k].off + (o - r->spans[k].at);
+            if (k < n_spans && o >= sp[k].at && o + len <= sp[k].at + sp[k].len)
+                mapped = sp[k].off + (o - sp[k].at);
             out->offs[i] = mapped;
         }
-    r->n = 0;
-    r->n_spans = 0;
+    r->text.n = 0;
+    r->spans.n = 0;
     return 0;
 }
 
@@ -270,8 +250,8 @@ static int chat_falcon3(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int 
     }
     if (!rc)
         rc = run_flush(t, &r, out, e);
-    free(r.buf);
-    free(r.spans);
+    free(r.text.p);
+    free(r.spans.p);
     return rc;
 }
 
