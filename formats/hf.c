@@ -411,7 +411,7 @@ static int read_pooling(const char *dir, const cJSON *tokenizer, bn_hparams *hp,
 }
 
 /* Optional files: generation_config.json (stop ids), tokenizer_config.json
- * (chat template), tokenizer.json (parsed by the caller; NULL when there is
+ * and chat_template.jinja (bn_hf_tokcfg_read), tokenizer.json (parsed by the caller; NULL when there is
  * none). Missing files are fine; malformed ones are errors. */
 static int read_extras(const char *dir, const cJSON *tokenizer, bn_hparams *hp, bn_meta *meta, bn_err *e)
 {
@@ -445,22 +445,16 @@ static int read_extras(const char *dir, const cJSON *tokenizer, bn_hparams *hp, 
             hp->bos_id = bos;
         hp->add_bos = bos >= 0;
     }
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    const char *fmt = "none";
-    if (bn_file_exists(path)) {
-        if (bn_json_load(path, &j, e))
-            return -1;
-        const char *tmpl = cfg_str(j, "chat_template");
-        if (tmpl) {
-            bn_meta_set_str(meta, "chat.template", tmpl);
-            fmt = bn_chat_format_of_template(tmpl);
-        }
-        const cJSON *addb = cJSON_GetObjectItemCaseSensitive(j, "add_bos_token");
-        if (cJSON_IsBool(addb))
-            hp->add_bos = cJSON_IsTrue(addb) && hp->bos_id >= 0;
-        cJSON_Delete(j);
-    }
-    bn_meta_set_str(meta, "chat.format", fmt);
+    bn_hf_tokcfg tc;
+    if (bn_hf_tokcfg_read(dir, &tc, e))
+        return -1;
+    int oom = (tc.chat_template && bn_meta_set_str(meta, "chat.template", tc.chat_template)) ||
+              bn_meta_set_str(meta, "chat.format", bn_chat_format_of_template(tc.chat_template));
+    if (tc.add_bos >= 0)
+        hp->add_bos = tc.add_bos && hp->bos_id >= 0;
+    bn_hf_tokcfg_free(&tc);
+    if (oom)
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     return read_pooling(dir, tokenizer, hp, e);
 }
 

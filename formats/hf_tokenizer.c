@@ -275,7 +275,7 @@ int bn_tokenizer_meta_from_hf(const char *hf_path, bn_meta *model_meta, bn_err *
         snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - hf_path) : 1, slash ? hf_path : ".");
         snprintf(path, sizeof path, "%s", hf_path);
     }
-    cJSON *tj = NULL, *cfg = NULL, *tc = NULL;
+    cJSON *tj = NULL, *cfg = NULL;
     if (bn_json_load(path, &tj, e))
         return -1;
     bn_meta *sec = calloc(1, sizeof *sec);
@@ -291,7 +291,6 @@ int bn_tokenizer_meta_from_hf(const char *hf_path, bn_meta *model_meta, bn_err *
     }
     int32_t bos = bn_hf_template_special(item(tj, "post_processor"), 0), eos = -1;
     int add_bos = bos >= 0;
-    const char *fmt = "none";
     cJSON_Delete(tj);
     if (bn_meta_set_section(model_meta, "tokenizer", sec))
         return bn_fail_code(e, BN_E_NOMEM, "out of memory");
@@ -305,17 +304,13 @@ int bn_tokenizer_meta_from_hf(const char *hf_path, bn_meta *model_meta, bn_err *
         eos = json_id(cfg, "eos_token_id");
         cJSON_Delete(cfg);
     }
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    if (bn_file_exists(path)) {
-        if (bn_json_load(path, &tc, e))
-            return -1;
-        const cJSON *t = item(tc, "chat_template");
-        if (cJSON_IsString(t))
-            fmt = bn_chat_format_of_template(t->valuestring);
-        if (cJSON_IsBool(item(tc, "add_bos_token")))
-            add_bos = cJSON_IsTrue(item(tc, "add_bos_token"));
-        cJSON_Delete(tc);
-    }
+    bn_hf_tokcfg tc;
+    if (bn_hf_tokcfg_read(dir, &tc, e))
+        return -1;
+    const char *fmt = bn_chat_format_of_template(tc.chat_template);
+    if (tc.add_bos >= 0)
+        add_bos = tc.add_bos;
+    bn_hf_tokcfg_free(&tc);
     if (bn_meta_set_i32(model_meta, "tokens.bos_id", bos) || bn_meta_set_i32(model_meta, "tokens.eos_id", eos) ||
         bn_meta_set_bool(model_meta, "tokens.add_bos", add_bos && bos >= 0) ||
         bn_meta_set_str(model_meta, "chat.format", fmt))

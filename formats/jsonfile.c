@@ -1,6 +1,7 @@
 /* jsonfile.c — loading JSON files with errors that name them. */
 #include "jsonfile.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -92,4 +93,64 @@ const char *bn_chat_format_of_template(const char *tmpl)
     if (found == sizeof falcon3 / sizeof *falcon3)
         return "falcon3";
     return strstr(tmpl, "<|start_header_id|>") ? "llama3" : "none";
+}
+
+/* tokenizer_config's chat_template: a string, or named templates of which
+ * transformers takes "default" when the caller names none (a list without
+ * one is no template here: transformers asks for a name). */
+static const char *config_template(const cJSON *tc)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(tc, "chat_template"), *v;
+    if (cJSON_IsString(t))
+        return t->valuestring;
+    if (!cJSON_IsArray(t))
+        return NULL;
+    cJSON_ArrayForEach(v, t)
+    {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "name");
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(v, "template");
+        if (cJSON_IsString(name) && !strcmp(name->valuestring, "default") && cJSON_IsString(text))
+            return text->valuestring;
+    }
+    return NULL;
+}
+
+int bn_hf_tokcfg_read(const char *dir, bn_hf_tokcfg *out, bn_err *e)
+{
+    char path[4200];
+    *out = (bn_hf_tokcfg){NULL, -1};
+    snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+    if (bn_file_exists(path)) {
+        bn_map m;
+        if (bn_map_file(path, &m, e))
+            return -1;
+        out->chat_template = strndup((const char *)m.data, m.size);
+        bn_unmap(&m);
+        if (!out->chat_template)
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    }
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (!bn_file_exists(path))
+        return 0;
+    cJSON *tc = NULL;
+    if (bn_json_load(path, &tc, e)) {
+        bn_hf_tokcfg_free(out);
+        return -1;
+    }
+    const char *t = out->chat_template ? NULL : config_template(tc);
+    if (t && !(out->chat_template = strdup(t))) {
+        cJSON_Delete(tc);
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    }
+    const cJSON *addb = cJSON_GetObjectItemCaseSensitive(tc, "add_bos_token");
+    if (cJSON_IsBool(addb))
+        out->add_bos = cJSON_IsTrue(addb);
+    cJSON_Delete(tc);
+    return 0;
+}
+
+void bn_hf_tokcfg_free(bn_hf_tokcfg *c)
+{
+    free(c->chat_template);
+    c->chat_template = NULL;
 }

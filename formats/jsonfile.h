@@ -20,4 +20,17 @@ int32_t bn_hf_template_special(const cJSON *post_processor, int at_end);
  * "llama3", or "none" when it is none of these (NULL included). */
 const char *bn_chat_format_of_template(const char *tmpl);
 
+/* What a Hugging Face checkpoint directory says about its chat template
+ * and its BOS, read as transformers loads a tokenizer: a
+ * chat_template.jinja file (where transformers saves the template now)
+ * wins over tokenizer_config.json's chat_template, and a config that
+ * lists named templates ([{"name", "template"}, ...]) gives the one named
+ * "default". Missing files are fine; malformed ones are errors. */
+typedef struct bn_hf_tokcfg {
+    char *chat_template; /* NULL: none */
+    int add_bos;         /* tokenizer_config's add_bos_token: 1, 0, or -1 when it has none */
+} bn_hf_tokcfg;
+int bn_hf_tokcfg_read(const char *dir, bn_hf_tokcfg *out, bn_err *e);
+void bn_hf_tokcfg_free(bn_hf_tokcfg *c);
+
 #endif

@@ -563,6 +563,63 @@ PYEOF
     diff "$T/gref" "$T/g"
 }
 
+# chat.format of HF dir $1, read directly and through bn-convert
+chat_format_of() {
+    bn-tokenize -m "$1" --info 2>&1 | sed -n 's/^chat_format: //p'
+    bn-convert "$1" | bn-convert --info --json - | $PY -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["chat.format"])'
+}
+
+@test "Falcon3's chat template where transformers finds it: chat_template.jinja first, a list's \"default\"" {
+    printf 'system: Be brief.\nuser: hi there\nassistant: hello\nuser: again\n' >"$T/c"
+    falcon3_chat_dir "$T/j" tags
+    # transformers now saves the template beside the config, not in it
+    $PY - "$T/j" <<'PYEOF'
+import json, sys
+d = sys.argv[1]
+tc = json.load(open(d + "/tokenizer_config.json"))
+open(d + "/chat_template.jinja", "w").write(tc.pop("chat_template"))
+json.dump(tc, open(d + "/tokenizer_config.json", "w"))
+PYEOF
+    [ "$(chat_format_of "$T/j")" = "$(printf 'falcon3\nfalcon3')" ]
+    falcon3_ref_ids "$T/j" "$T/c" >"$T/ref"
+    bn-tokenize -m "$T/j" --chat <"$T/c" >"$T/bn"
+    diff "$T/ref" "$T/bn"
+    [ "$(bn-convert "$T/j" | bn-convert --info --json - | $PY -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["chat.template"])')" = "$(cat "$T/j/chat_template.jinja")" ]
+    # the file wins over the config's template, whichever is Falcon3's
+    cp -r "$T/j" "$T/j2"
+    $PY - "$T/j2" <<'PYEOF'
+import json, sys
+d = sys.argv[1]
+tc = json.load(open(d + "/tokenizer_config.json"))
+tc["chat_template"] = open(d + "/chat_template.jinja").read()
+json.dump(tc, open(d + "/tokenizer_config.json", "w"))
+open(d + "/chat_template.jinja", "w").write("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+PYEOF
+    [ "$(chat_format_of "$T/j2")" = "$(printf 'none\nnone')" ]
+    # named templates: the one named "default"; without one, none
+    falcon3_chat_dir "$T/l" tags
+    $PY - "$T/l" <<'PYEOF'
+import json, sys
+d = sys.argv[1]
+tc = json.load(open(d + "/tokenizer_config.json"))
+tc["chat_template"] = [{"name": "tool_use", "template": "{{ messages }}"},
+                       {"name": "default", "template": tc["chat_template"]}]
+json.dump(tc, open(d + "/tokenizer_config.json", "w"))
+PYEOF
+    [ "$(chat_format_of "$T/l")" = "$(printf 'falcon3\nfalcon3')" ]
+    falcon3_ref_ids "$T/l" "$T/c" >"$T/ref"
+    bn-tokenize -m "$T/l" --chat <"$T/c" >"$T/bn"
+    diff "$T/ref" "$T/bn"
+    $PY - "$T/l" <<'PYEOF'
+import json, sys
+d = sys.argv[1]
+tc = json.load(open(d + "/tokenizer_config.json"))
+tc["chat_template"][1]["name"] = "chat"
+json.dump(tc, open(d + "/tokenizer_config.json", "w"))
+PYEOF
+    [ "$(chat_format_of "$T/l")" = "$(printf 'none\nnone')" ]
+}
+
 @test "Falcon3 chat: -cnv answers as bn-tokenize --chat's ids do" {
     falcon3_chat_dir "$T/f3" tags
     bn-convert "$T/f3" | bn-quant | bn-pack >"$T/f3.bn"

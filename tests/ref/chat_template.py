@@ -9,8 +9,11 @@ tokens recognized and no BOS added).
 
   chat_template.py [--template FILE] [--no-generation-prompt] DIR < CHAT
 
-DIR holds tokenizer_config.json (chat_template, bos_token, eos_token);
---template FILE takes the template from FILE instead. CHAT is bn's chat
+DIR holds tokenizer_config.json (chat_template, bos_token, eos_token), the
+template found as transformers' tokenizer loading finds it: a
+chat_template.jinja file in DIR before the config's chat_template, and of
+a list of named templates the one named "default"; --template FILE takes
+the template from FILE instead. CHAT is bn's chat
 input form: lines 'system: ...', 'user: ...', 'assistant: ...'; a line
 without a role continues the message before it, and the blanks after the
 colon only separate (bn-tokenize(1)).
@@ -93,7 +96,15 @@ def main():
         sys.stdout.write(FALCON3_TEMPLATE)
         return
     tc = json.load(open(os.path.join(a.dir, "tokenizer_config.json"), encoding="utf-8"))
-    tmpl = open(a.template, encoding="utf-8").read() if a.template else tc["chat_template"]
+    jinja_file = os.path.join(a.dir, "chat_template.jinja")
+    if a.template:
+        tmpl = open(a.template, encoding="utf-8").read()
+    elif os.path.exists(jinja_file):
+        tmpl = open(jinja_file, encoding="utf-8").read()
+    elif isinstance(tc["chat_template"], list):
+        tmpl = {t["name"]: t["template"] for t in tc["chat_template"]}["default"]
+    else:
+        tmpl = tc["chat_template"]
 
     def raise_exception(msg):
         raise jinja2.exceptions.TemplateError(msg)
