@@ -434,3 +434,50 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
     refused /v1/completions '{"prompt": "Hi", "max_tokens": -2}' max_tokens invalid_value
     refused /v1/completions '{"prompt": "Hi", "max_tokens": 2.5}' max_tokens invalid_type
 }
+
+@test "C11: OpenAI's required fields: a chat choice's logprobs, its message's refusal, null; on every chunk too" {
+    chat='{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, "temperature": 0'
+    api /v1/chat/completions "$chat}"
+    [ "$code" = 200 ]
+    [ "$(field "$T/body" '[list(j["choices"][0]), j["choices"][0]["logprobs"], j["choices"][0]["message"]["refusal"]]')" = \
+        '[["index", "message", "logprobs", "finish_reason"], null, null]' ]
+    curl -sN --max-time 60 --data-binary "$chat, \"stream\": true}" "http://127.0.0.1:$PORT/v1/chat/completions" >"$T/sse"
+    $PY -c 'import json, sys
+ch = [json.loads(l[6:]) for l in open(sys.argv[1]) if l.startswith("data: {")]
+assert len(ch) >= 2, ch
+for c in ch:
+    assert "logprobs" in c["choices"][0] and c["choices"][0]["logprobs"] is None, c' "$T/sse"
+    api /v1/completions '{"prompt": "Hi", "max_tokens": 2}'
+    [ "$(field "$T/body" 'list(j["choices"][0])')" = '["index", "text", "logprobs", "finish_reason"]' ]
+}
+
+@test "C12: a name given twice in an object is refused, not read as the first (Python and JS take the last)" {
+    refused /v1/completions '{"prompt": "Hi", "max_tokens": 1, "max_tokens": 100}' max_tokens invalid_value
+    refused /v1/chat/completions '{"messages": [{"role": "user", "role": "system", "content": "x"}]}' role invalid_value
+    refused /tokenize '{"content": "a", "content": "b"}' content invalid_value
+    # many names (sorted, not compared pairwise): one twice among them is found, none twice is taken
+    $PY -c 'print("{" + "".join("\"k%d\": 1, " % i for i in range(50000)) + "\"prompt\": \"Hi\", \"max_tokens\": 1}")' >"$T/many"
+    api /v1/completions "@$T/many"
+    [ "$code" = 200 ] || { head -c 300 "$T/body"; return 1; }
+    sed 's/"prompt"/"k7": 2, "prompt"/' "$T/many" >"$T/twice"
+    api /v1/completions "@$T/twice"
+    [ "$code" = 400 ]
+    [ "$(field "$T/body" 'j["error"]["param"]')" = k7 ]
+}
+
+@test "C13: an unpaired surrogate escape is named as such; /detokenize's error names 'tokens'; 405's Allow has HEAD" {
+    for s in '\ud800' '\udc00' 'a\ud83db'; do
+        api /v1/completions "{\"prompt\": \"$s\", \"max_tokens\": 1}"
+        [ "$code" = 400 ] || { cat "$T/body"; return 1; }
+        [ "$(field "$T/body" 'j["error"]["code"]')" = invalid_encoding ] || { cat "$T/body"; return 1; }
+        [[ $(field "$T/body" 'j["error"]["message"]') == *surrogate* ]] || { cat "$T/body"; return 1; }
+    done
+    # a pair, and an escaped backslash before "ud800", are text
+    api /v1/completions '{"prompt": "a\ud83d\ude00 \\ud800", "max_tokens": 1}'
+    [ "$code" = 200 ] || { cat "$T/body"; return 1; }
+    refused /detokenize '{"tokens": [1, 99999]}' tokens invalid_value
+    for p in /health /v1/models /metrics /v1/models/x; do
+        curl -s -o /dev/null -D "$T/h" -X POST "http://127.0.0.1:$PORT$p"
+        grep -qi '^Allow: GET, HEAD' "$T/h" || { echo "$p"; cat "$T/h"; return 1; }
+    done
+}

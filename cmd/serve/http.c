@@ -213,7 +213,8 @@ static enum MHD_Result send_error(struct MHD_Connection *c, req *r, const srv_er
     else if (err->status == 503)
         hn = MHD_HTTP_HEADER_RETRY_AFTER, hv = "1";
     else if (err->status == 405)
-        hn = MHD_HTTP_HEADER_ALLOW, hv = err->code && !strcmp(err->code, "get_only") ? "GET" : "POST";
+        /* every method the resource takes (RFC 9110 15.5.6): a GET one answers HEAD too */
+        hn = MHD_HTTP_HEADER_ALLOW, hv = err->code && !strcmp(err->code, "get_only") ? "GET, HEAD" : "POST";
     enum MHD_Result rc = send_body(c, r, err->status, "application/json", json, hn, hv);
     free(json);
     return rc;

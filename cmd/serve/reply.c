@@ -130,10 +130,12 @@ char *srv_reply_json(const srv_model_info *mi, const srv_job *j, const char *id,
         cJSON *m = cJSON_AddObjectToObject(c, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
         cJSON_AddStringToObject(m, "content", text);
+        cJSON_AddNullToObject(m, "refusal"); /* OpenAI's schema requires it, null when the model did not refuse */
     } else {
         cJSON_AddStringToObject(c, "text", text);
-        cJSON_AddNullToObject(c, "logprobs");
     }
+    /* required in a choice of either object, null when not asked for */
+    cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddStringToObject(c, "finish_reason", srv_finish_name(j->finish));
     add_usage(r, j);
     free(text);
@@ -157,8 +159,8 @@ char *srv_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id,
             cJSON_AddStringToObject(d, "content", t);
     } else {
         cJSON_AddStringToObject(c, "text", t);
-        cJSON_AddNullToObject(c, "logprobs");
     }
+    cJSON_AddNullToObject(c, "logprobs"); /* as OpenAI sends it on every chunk's choice */
     if (final)
         cJSON_AddStringToObject(c, "finish_reason", srv_finish_name(j->finish));
     else

@@ -67,6 +67,84 @@ static int escapes_nul(const char *s, size_t n)
     return 0;
 }
 
+/* The value of the \uXXXX escape at s (6 bytes there), or -1. */
+static long escape_at(const char *s, size_t n)
+{
+    if (n < 6 || s[0] != '\\' || s[1] != 'u')
+        return -1;
+    long v = 0;
+    for (int i = 2; i < 6; i++) {
+        int c = s[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* The first \uD800..\uDFFF escape not in a high-low pair, or -1: JSON's
+ * grammar lets one through (Python's json.dumps writes one for a string
+ * read with surrogateescape), but it is no character, so cJSON refuses
+ * the body; this says why instead of "not valid JSON". */
+static long lone_surrogate(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        if (s[i] == '\\') {
+            long v = escape_at(s + i, n - i);
+            if (v >= 0xdc00 && v <= 0xdfff)
+                return v;
+            if (v >= 0xd800 && v <= 0xdbff) {
+                long lo = escape_at(s + i + 6, n - i - 6);
+                if (!(lo >= 0xdc00 && lo <= 0xdfff))
+                    return v;
+                i += 6; /* the pair's low half */
+            }
+            i++;
+        }
+    return -1;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A name that some object of the value holds twice, or NULL (*oom set
+ * when there was no memory to look). cJSON finds the first of two, while
+ * Python's and JavaScript's parsers, and so OpenAI's API and a proxy in
+ * front that checks the body, take the last: {"max_tokens": 10,
+ * "max_tokens": 100000} would mean one thing there and another here.
+ * Names are sorted, not compared pairwise: a body may hold an object of
+ * 100000 names. */
+static const char *twice_named(const cJSON *v, int *oom)
+{
+    size_t n = 0;
+    for (const cJSON *it = v->child; it; it = it->next) {
+        n++;
+        const char *d = cJSON_IsObject(it) || cJSON_IsArray(it) ? twice_named(it, oom) : NULL;
+        if (d || *oom)
+            return d;
+    }
+    if (!cJSON_IsObject(v) || n < 2)
+        return NULL;
+    const char **names = malloc(n * sizeof *names);
+    if (!names) {
+        *oom = 1;
+        return NULL;
+    }
+    n = 0;
+    for (const cJSON *it = v->child; it; it = it->next)
+        names[n++] = it->string;
+    qsort(names, n, sizeof *names, name_cmp);
+    const char *d = NULL;
+    for (size_t i = 1; i < n && !d; i++)
+        if (!strcmp(names[i - 1], names[i]))
+            d = names[i];
+    free(names);
+    return d;
+}
+
 /* The body as a JSON object: valid UTF-8, one value, nothing after it. */
 cJSON *srv_parse_body(const char *body, size_t n, srv_error *err)
 {
@@ -81,7 +159,12 @@ cJSON *srv_parse_body(const char *body, size_t n, srv_error *err)
             end++;
     if (!root || end != body + n) {
         cJSON_Delete(root);
-        BAD(err, "invalid_json", "the request body is not valid JSON");
+        long sur = root ? -1 : lone_surrogate(body, n);
+        if (sur >= 0)
+            BAD(err, "invalid_encoding", "a string of the request holds \\u%04lX, half of a UTF-16 surrogate pair "
+                "without its other half: no character", (unsigned long)sur);
+        else
+            BAD(err, "invalid_json", "the request body is not valid JSON");
         return NULL;
     }
     if (escapes_nul(body, n)) {
@@ -92,6 +175,17 @@ cJSON *srv_parse_body(const char *body, size_t n, srv_error *err)
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         BAD(err, "invalid_json", "the request body must be a JSON object");
+        return NULL;
+    }
+    int oom = 0;
+    const char *dup = twice_named(root, &oom);
+    if (dup || oom) {
+        if (oom)
+            srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
+        else
+            BAD(err, "invalid_value", "'%s' appears twice in an object of the request: which one is meant is not for "
+                "bn-serve to guess", dup);
+        cJSON_Delete(root);
         return NULL;
     }
     return root;
@@ -677,7 +771,8 @@ char *srv_detokenize(const srv_model_info *mi, const char *body, size_t n, srv_e
             goto out;
         }
         if (!(it->valuedouble >= 0 && it->valuedouble < V)) {
-            BAD(err, "invalid_value", "token id %g is outside the vocabulary (0..%u)", it->valuedouble, V - 1);
+            BAD(err, "invalid_value", "'tokens': token id %g is outside the vocabulary (0..%u)", it->valuedouble,
+                V - 1);
             goto out;
         }
         if (bn_detok_feed(d, (uint32_t)it->valuedouble, &b, &nb, &e)) {
