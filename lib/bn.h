@@ -71,7 +71,9 @@ typedef struct bn_err {
     int code;
 } bn_err;
 
-/* A status's name and meaning ("BN_E_IO: input/output error"); never NULL. */
+/* A status's name and meaning ("BN_E_IO: input/output error"), also of
+ * the BN_STOP_* reasons bn_generate returns ("BN_STOP_LENGTH: ..."); never
+ * NULL. */
 BN_API const char *bn_status_string(int code);
 
 /* ------------------------------------------------------------- callbacks */
@@ -209,8 +211,8 @@ BN_API void bn_ctx_params_defaults(bn_ctx_params *p, size_t size);
 /* A conversation: KV cache, scratch and worker threads. p NULL: defaults. */
 BN_API bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_params *p, bn_err *e);
 BN_API void bn_ctx_free(bn_ctx *c);
-BN_API const bn_model *bn_ctx_model(const bn_ctx *c);
-BN_API uint32_t bn_ctx_n_ctx(const bn_ctx *c);
+BN_API const bn_model *bn_ctx_model(const bn_ctx *c); /* the model it borrows */
+BN_API uint32_t bn_ctx_n_ctx(const bn_ctx *c);        /* its positions (n_ctx) */
 /* Positions in the KV cache, and the ids evaluated at them (valid until
  * the next call that changes the context). */
 BN_API uint32_t bn_ctx_pos(const bn_ctx *c);
@@ -251,7 +253,7 @@ BN_API int bn_ctx_perplexity(bn_ctx *c, const uint32_t *ids, size_t n, uint32_t 
  * call given an id that is not a live sequence does nothing (the getters
  * return 0 or NULL). */
 
-BN_API uint32_t bn_ctx_n_seq(const bn_ctx *c);
+BN_API uint32_t bn_ctx_n_seq(const bn_ctx *c); /* n_seq: the most sequences at once */
 /* A new empty sequence: its id (>= 0), or a negative status
  * (BN_E_INVALID when all n_seq are in use). */
 BN_API int bn_ctx_seq_new(bn_ctx *c, bn_err *e);
@@ -305,7 +307,7 @@ typedef struct bn_tokenizer bn_tokenizer;
  * Hugging Face tokenizers); BN_E_UNSUPPORTED when the model has none. */
 BN_API bn_tokenizer *bn_tokenizer_from_model(const bn_model *m, bn_err *e);
 BN_API void bn_tokenizer_free(bn_tokenizer *t);
-BN_API uint32_t bn_tokenizer_n_vocab(const bn_tokenizer *t);
+BN_API uint32_t bn_tokenizer_n_vocab(const bn_tokenizer *t); /* ids 0..n_vocab-1 */
 /* The bytes of one token (not NUL-terminated; a token may hold part of a
  * UTF-8 character) and their count in *len (len may be NULL), or NULL and
  * 0 for an id out of range. */
@@ -483,7 +485,8 @@ BN_API int bn_generator_prompt(bn_generator *g, const uint32_t *ids, size_t n, b
  * character or a stop string); 0 once generation has ended (*id is
  * BN_NO_TOKEN, *text the bytes held back to the end, and every later call
  * returns 0 with no text); a negative status on error. text and len may
- * be NULL. The last token is evaluated only when the next step needs it. */
+ * be NULL; *text is never set to NULL, even when *len is 0. The last
+ * token is evaluated only when the next step needs it. */
 BN_API int bn_generate_next(bn_generator *g, uint32_t *id, const uint8_t **text, size_t *len, bn_err *e);
 /* The BN_STOP_* reason once generation has ended: at the latest when
  * bn_generate_next returns 0 (it may be known with the last token, the
@@ -515,9 +518,9 @@ BN_API int bn_generator_get_stats(const bn_generator *g, bn_generator_stats *s, 
  * return cancels generation. */
 typedef int (*bn_token_fn)(void *user, uint32_t id, const uint8_t *text, size_t len);
 
-/* The whole loop: the prompt, then tokens until a stop. Returns the
- * BN_STOP_* reason (> 0) or a negative status (BN_E_CANCELLED when fn
- * asked to stop). */
+/* The whole loop: the prompt, then tokens until a stop (fn may be NULL).
+ * Returns the BN_STOP_* reason (> 0) or a negative status (BN_E_CANCELLED
+ * when fn asked to stop). */
 BN_API int bn_generate(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const uint32_t *prompt, size_t n,
                        const bn_generate_params *p, bn_token_fn fn, void *user, bn_err *e);
 

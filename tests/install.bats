@@ -49,6 +49,10 @@ C
     PKG_CONFIG_PATH="$d2/opt/bn/lib64/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d2" pkg-config --libs --cflags bn \
         > "$BATS_TEST_TMPDIR/pc"
     [ "$(echo $(cat "$BATS_TEST_TMPDIR/pc"))" = "-I$d2/opt/bn/include/bn -L$d2/opt/bn/lib64 -lbn" ]
+    # make uninstall, with the same variables, removes every file install put there
+    make -s -C "$ROOT" uninstall DESTDIR="$d2" PREFIX=/opt/bn LIBDIR=/opt/bn/lib64 INCDIR=/opt/bn/include/bn \
+        ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
+    [ -z "$(find "$d2" ! -type d)" ]
 }
 
 @test "examples/generate.c, built against the installed libbn with pkg-config, generates what bn-infer does" {

@@ -60,6 +60,17 @@ const char *bn_status_string(int code)
         return "BN_E_CANCELLED: cancelled by a callback";
     case BN_E_KV_FULL:
         return "BN_E_KV_FULL: the KV cache budget is used up";
+    /* bn_generate's successes: why generation ended */
+    case BN_STOP_TOKEN:
+        return "BN_STOP_TOKEN: stopped at a stop token";
+    case BN_STOP_STRING:
+        return "BN_STOP_STRING: stopped at a stop string";
+    case BN_STOP_LENGTH:
+        return "BN_STOP_LENGTH: n_predict tokens generated";
+    case BN_STOP_CONTEXT:
+        return "BN_STOP_CONTEXT: the context is full";
+    case BN_STOP_ERROR:
+        return "BN_STOP_ERROR: the request could not be answered";
     }
     return "unknown status";
 }

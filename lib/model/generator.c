@@ -357,10 +357,13 @@ static void spec_next(bn_generator *g, uint32_t tok)
 
 int bn_generate_next(bn_generator *g, uint32_t *id, const uint8_t **text, size_t *len, bn_err *e)
 {
+    /* never NULL, even with no bytes: callers pass it straight to fwrite,
+     * memcpy and the like, where NULL is undefined even with length 0 */
+    static const uint8_t no_text[1];
     if (id)
         *id = BN_NO_TOKEN;
     if (text)
-        *text = NULL;
+        *text = no_text;
     if (len)
         *len = 0;
     if (!g)

@@ -35,7 +35,10 @@ static void test_version_and_status(void)
     } st[] = {{BN_OK, "BN_OK"},         {BN_ERROR, "BN_ERROR"},   {BN_E_IO, "BN_E_IO"},
               {BN_E_FORMAT, "BN_E_FORMAT"}, {BN_E_UNSUPPORTED, "BN_E_UNSUPPORTED"}, {BN_E_NOMEM, "BN_E_NOMEM"},
               {BN_E_INVALID, "BN_E_INVALID"}, {BN_E_CONTEXT_FULL, "BN_E_CONTEXT_FULL"},
-              {BN_E_CANCELLED, "BN_E_CANCELLED"}, {BN_E_KV_FULL, "BN_E_KV_FULL"}};
+              {BN_E_CANCELLED, "BN_E_CANCELLED"}, {BN_E_KV_FULL, "BN_E_KV_FULL"},
+              {BN_STOP_TOKEN, "BN_STOP_TOKEN"}, {BN_STOP_STRING, "BN_STOP_STRING"},
+              {BN_STOP_LENGTH, "BN_STOP_LENGTH"}, {BN_STOP_CONTEXT, "BN_STOP_CONTEXT"},
+              {BN_STOP_ERROR, "BN_STOP_ERROR"}};
     for (size_t i = 0; i < sizeof st / sizeof *st; i++)
         CHECK(&C, !strncmp(bn_status_string(st[i].code), st[i].name, strlen(st[i].name)) &&
                       bn_status_string(st[i].code)[strlen(st[i].name)] == ':');
@@ -374,13 +377,15 @@ static void test_generate(const bn_model *m, bn_tokenizer *t, const uint32_t *p,
     uint32_t id;
     const uint8_t *text;
     size_t len, steps = 0;
-    CHECK(&C, g && bn_generate_next(g, &id, &text, &len, &e) == BN_E_INVALID); /* no prompt yet */
+    CHECK(&C, g && bn_generate_next(g, &id, &text, &len, &e) == BN_E_INVALID && text && !len); /* no prompt yet */
     CHECK(&C, bn_generator_prompt(g, p, n, &e) == BN_OK && bn_generator_stop_reason(g) == 0);
     int same = 1;
     while ((r = bn_generate_next(g, &id, &text, &len, &e)) == 1)
         same &= steps < N_GEN && id == plain[steps++];
     CHECK(&C, r == 0 && same && steps == N_GEN && bn_generator_stop_reason(g) == BN_STOP_LENGTH);
-    CHECK(&C, bn_generate_next(g, &id, &text, &len, &e) == 0 && id == BN_NO_TOKEN && len == 0);
+    /* text is never NULL, even empty: fwrite(text, 1, len, f) is defined */
+    text = NULL;
+    CHECK(&C, bn_generate_next(g, &id, &text, &len, &e) == 0 && id == BN_NO_TOKEN && len == 0 && text);
     /* the last token was never evaluated: stopping costs no forward pass */
     CHECK(&C, bn_ctx_pos(c) == n + N_GEN - 1);
     uint32_t longer[512];
