@@ -402,7 +402,8 @@ BN_API void bn_sampler_params_defaults(bn_sampler_params *p, size_t size);
 BN_API bn_sampler *bn_sampler_new(const bn_sampler_params *p, uint32_t n_vocab, bn_err *e);
 BN_API void bn_sampler_free(bn_sampler *s);
 /* Chooses a token from logits (n_vocab floats, changed by the call); hist
- * is the history the penalties look at (usually bn_ctx_tokens). */
+ * is the history the penalties look at (usually bn_ctx_tokens).
+ * BN_NO_TOKEN (below) when s or logits is NULL. */
 BN_API uint32_t bn_sampler_sample(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist);
 /* Restarts the random generator as bn_sampler_new would with this seed. */
 BN_API void bn_sampler_reseed(bn_sampler *s, uint64_t seed);

@@ -333,8 +333,8 @@ static uint32_t draw(bn_sampler *s, const cand *c, const double *p, size_t keep,
 
 uint32_t bn_sampler_sample(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist)
 {
-    if (!s || !logits) /* bn.h: a getter's 0 for a NULL handle */
-        return 0;
+    if (!s || !logits) /* bn.h: not an id (0 is one) */
+        return BN_NO_TOKEN;
     if (!hist)
         n_hist = 0;
     dist d;
