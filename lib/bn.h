@@ -228,7 +228,8 @@ enum { BN_EVAL_ALL_LOGITS = 1 /* a row of logits per token, not only the last */
 
 /* Evaluates n tokens at the next positions. logits (may be NULL) receives
  * bn_model_n_vocab floats for the last token, or n rows with
- * BN_EVAL_ALL_LOGITS. BN_E_INVALID: an id outside the vocabulary;
+ * BN_EVAL_ALL_LOGITS. BN_E_INVALID: an id outside the vocabulary, or
+ * unknown flags;
  * BN_E_CONTEXT_FULL: the tokens do not fit; nothing is evaluated then.
  * n = 0 evaluates nothing and succeeds (ids may then be NULL). */
 BN_API int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, unsigned flags, bn_err *e);

@@ -685,6 +685,8 @@ int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, unsigne
 {
     if (!c || (n && !ids))
         return bn_fail_code(e, BN_E_INVALID, "bn_ctx_eval: %s is NULL", c ? "ids" : "the context");
+    if (flags & ~(unsigned)BN_EVAL_ALL_LOGITS) /* as bn_tokenize: a flag of a later libbn is not ignored */
+        return bn_fail_code(e, BN_E_INVALID, "bn_ctx_eval: unknown flags 0x%x", flags);
     const bn_hparams *hp = &c->m->hp;
     ctx_seq *s = &c->seq[0];
     uint32_t pos = s->kv.n_pos, n32 = (uint32_t)n;

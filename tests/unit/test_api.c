@@ -275,6 +275,7 @@ static void test_ctx_errors(const bn_model *m)
     bn_ctx *c = new_ctx(m, 8, 1);
     uint32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, bad = 5000;
     CHECK(&C, bn_ctx_eval(c, &bad, 1, NULL, 0, &e) == BN_E_INVALID && e.code == BN_E_INVALID);
+    CHECK(&C, bn_ctx_eval(c, ids, 1, NULL, 0x80, &e) == BN_E_INVALID && bn_ctx_pos(c) == 0); /* unknown flags */
     CHECK(&C, bn_ctx_eval(c, ids, 9, NULL, 0, &e) == BN_E_CONTEXT_FULL && bn_ctx_pos(c) == 0);
     CHECK(&C, bn_ctx_eval(c, ids, 8, NULL, 0, &e) == BN_OK && bn_ctx_pos(c) == 8 && bn_ctx_tokens(c)[7] == 8);
     bn_ctx_free(c);
