@@ -11,6 +11,7 @@
 #include "generate.h"
 #include "pool.h"
 #include "progress.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -461,7 +462,8 @@ int main(int argc, char **argv)
     bn_model *dm = NULL;
     bn_tokenizer *tok = NULL;
     bn_gen *g = NULL;
-    FILE *lfp = NULL;
+    bn_out lout = {.fd = -1}; /* --logits FILE, whole or not at all */
+    int lout_open = 0, finished = 0;
     bn_tokr in;
     int in_open = 0;
     if (o.embed && m->hp.pooling == BN_POOL_NONE) {
@@ -534,7 +536,7 @@ int main(int argc, char **argv)
             bn_report(&prog, "%s", e.msg);
             goto out;
         }
-        rc = BN_EXIT_OK;
+        rc = bn_stdout_done(&prog); /* a full disk must not pass for a score */
         goto out;
     }
     if (o.logits_file) {
@@ -542,12 +544,16 @@ int main(int argc, char **argv)
             bn_report(&prog, "%s: refusing to write binary logits to a terminal", o.logits_file);
             goto out;
         }
-        lfp = strcmp(o.logits_file, "-") ? fopen(o.logits_file, o.logits_topk ? "w" : "wb") : stdout;
-        if (!lfp) {
-            bn_report(&prog, "%s: cannot open for writing", o.logits_file);
+        /* A temporary renamed into place at the end, as the models are: a
+         * run that fails (a full disk) leaves no truncated logits behind. */
+        bn_temp_hook temps = {bn_cli_track_temp, NULL};
+        if (bn_out_open(&lout, o.logits_file, &temps, &e)) {
+            bn_report(&prog, "%s", e.msg); /* names the file and the reason */
             goto out;
         }
-        o.g.logits = lfp;
+        lout_open = 1;
+        o.g.logits = lout.fp;
+        o.g.logits_name = o.logits_file;
         o.g.logits_topk = o.logits_topk;
     }
     int binary_ids = 0;
@@ -596,9 +602,11 @@ int main(int argc, char **argv)
             bn_report(&prog, "%s", e.msg);
             goto out;
         }
+        finished = 1; /* the records that could be answered were: keep their logits */
         if (bad)
             goto out;
     }
+    finished = 1;
     rc = BN_EXIT_OK;
 out:
     if (g && o.verbose) {
@@ -620,8 +628,10 @@ out:
                   mib(bn_ctx_kv_bytes(c), b1, sizeof b1), mib(bn_ctx_kv_peak_bytes(c), b2, sizeof b2),
                   mib(bn_ctx_kv_used_bytes(c), b3, sizeof b3));
     bn_gen_free(g);
-    if (lfp && lfp != stdout && fclose(lfp) && rc == BN_EXIT_OK) {
-        bn_report(&prog, "%s: write error", o.logits_file);
+    if (lout_open && !finished)
+        bn_out_abort(&lout);
+    else if (lout_open && bn_out_commit(&lout, &e)) {
+        bn_report(&prog, "%s", e.msg);
         rc = BN_EXIT_DATA;
     }
     if (in_open)

@@ -109,8 +109,8 @@ int bn_gguf_tl_config_load(gg_tl_config *c, const char *path, bn_err *e)
         v[i] = x;
         seen |= 1u << i;
     }
-    if (!rc && ferror(f))
-        rc = bn_fail(e, "%s: read error", path);
+    if (!rc && ferror(f)) /* errno says why: a directory reads as EISDIR */
+        rc = bn_fail_code(e, BN_E_IO, "%s: read error: %s", path, strerror(errno));
     if (!rc && in_section)
         rc = finish_section(path, line + 1, v, seen, c, e);
     if (!rc && !c->n)

@@ -283,6 +283,19 @@ EOF_
     expect_one_line_error "$status" "$err" bn-bench
 }
 
+@test "bench: --compare reads a thread count beyond int (a damaged file) as none, not as INT_MIN" {
+    # converting 1e300 to int was undefined (UBSan stopped there; x86 gave -2147483648)
+    cat >"$T/huge.json" <<'EOF_'
+[{"model_type": "x", "n_threads": 1e300, "n_prompt": 8, "n_gen": 0, "avg_ts": 50.0},
+ {"model_type": "x", "n_threads": -1e300, "n_prompt": 0, "n_gen": 4, "avg_ts": 10.0}]
+EOF_
+    run bn-bench --compare "$T/huge.json" "$T/huge.json"
+    [ "$status" -eq 0 ]
+    [[ $output == *"| 0 | pp8 | - | 50.00 |"* ]]
+    [[ $output == *"| 0 | tg4 | - | 10.00 |"* ]]
+    [[ $output != *2147483648* ]]
+}
+
 @test "bench: --compare's CSV quotes its text fields; its numbers are whole or 9 digits" {
     bn-bench --synthetic tiny -p 8 -n 4 -t 1 $FAST --json >"$T/a.json"
     # a model named with a comma and a quote

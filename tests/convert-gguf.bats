@@ -482,6 +482,8 @@ tl_fails() {
     [[ $err == *"no preset tile for this shape"* ]]
     tl_fails "$T/tl2.gguf" --tl-config "$T/none.ini"
     [[ $err == "bn-convert: $T/none.ini: No such file or directory" ]]
+    tl_fails "$T/tl2.gguf" --tl-config "$T" # fopen takes a directory: the read says why
+    [[ $err == "bn-convert: $T: read error: Is a directory" ]]
     head -n 6 "$T/tl2.ini" > "$T/one.ini"
     tl_fails "$T/tl2.gguf" --tl-config "$T/one.ini"
     [[ $err == *"(TL2, M x K = 128 x 256): $T/one.ini has no section with m = 128, k = 256"* ]]

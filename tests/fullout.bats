@@ -33,6 +33,12 @@ full() { # PROG ARGS...: its standard output to /dev/full
     full bn-tokenize -m "$M" -b -f < <(echo hi)
     full bn-tokenize -d -m "$M" < <(echo "4064 378")
     full bn-tokenize -m "$M" --info
+    # one large write (the JSON document), or output after the last flush
+    # checked: the failure is in stdio's error flag, not in the final fflush
+    full bn-convert --info --json "$M"
+    printf 'It was the best of times, it was the worst of times.\n' >"$BATS_TEST_TMPDIR/p.txt"
+    full bn-infer -m "$M" --perplexity "$BATS_TEST_TMPDIR/p.txt" -c 8
+    full bn-infer -m "$M" --perplexity "$BATS_TEST_TMPDIR/p.txt" -c 8 --json
 }
 
 @test "a named output on a full disk is named: -o /dev/full, --report /dev/full" {
@@ -49,6 +55,33 @@ full() { # PROG ARGS...: its standard output to /dev/full
     bn-convert -q "$TINY" >"$BATS_FILE_TMPDIR/f.bn"
     named bn-quant -q "$BATS_FILE_TMPDIR/f.bn" -o "$BATS_TEST_TMPDIR/q.bn" --report /dev/full
     named bn-pack -q "$M" -l b3 -o "$BATS_TEST_TMPDIR/p.bn" --report /dev/full
+    # --logits: the text form is flushed after each prompt, which once
+    # dropped the error (exit 0, nothing written)
+    named bn-infer -m "$M" -p "It was" -n 2 --logits /dev/full
+    named bn-infer -m "$M" -p "It was" -n 2 --logits /dev/full --logits-topk 3
+    # in a token stream the failure ends the run: it once passed for a bad
+    # record, one message for each record that followed
+    named bn-infer -m "$M" -n 2 --logits /dev/full < <(printf '4064 378\n4064 99\n4064 5\n')
+}
+
+@test "--logits FILE is whole or absent: a run that fails leaves none, and an old one as it was" {
+    M=$BATS_FILE_TMPDIR/tiny.bn T=$BATS_TEST_TMPDIR
+    # the first record's logits are written before the second fails to parse
+    run bn-infer -m "$M" -n 1 --temp 0 --logits "$T/l.f32" < <(printf '4064 378\n4064 abc\n')
+    [ "$status" -eq 1 ]
+    [ ! -e "$T/l.f32" ]
+    echo old >"$T/l.f32"
+    run bn-infer -m "$M" -n 1 --temp 0 --logits "$T/l.f32" < <(printf '4064 378\n4064 abc\n')
+    [ "$status" -eq 1 ]
+    [ "$(cat "$T/l.f32")" = old ]
+    no_files_like "$T" '^\.'
+    # a record that cannot be answered ends the run with 1, but the others'
+    # logits are whole: kept
+    run bn-infer -m "$M" -n 1 --temp 0 --logits "$T/l.f32" < <(printf '4064 378\n4064 99999\n')
+    [ "$status" -eq 1 ]
+    [ "$(stat -c %s "$T/l.f32")" -eq $((2 * 4096 * 4)) ]
+    bn-infer -m "$M" -n 1 --temp 0 --logits "$T/l.f32" < <(echo "4064 378") >/dev/null
+    [ "$(stat -c %s "$T/l.f32")" -eq $((2 * 4096 * 4)) ]
 }
 
 @test "--report FILE is whole or absent: a failed run leaves none, and an old one as it was" {

@@ -18,6 +18,7 @@
 #include "bench.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,15 @@ static double jnum(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* A count (threads, sequences) read from a file: a value outside int's
+ * range (a damaged or foreign file) counts as absent, 0; converting it to
+ * int would be undefined. */
+static int jint(const cJSON *o, const char *k)
+{
+    double v = jnum(o, k);
+    return v >= INT_MIN && v <= INT_MAX ? (int)v : 0; /* NaN: false */
 }
 
 static void jstr(const cJSON *o, const char *k, char *buf, size_t n)
@@ -66,7 +76,7 @@ static int add_peer(const cJSON *o, bn_bench_rows *rows)
     jstr(o, "model_type", r->model, sizeof r->model);
     r->size = jnum(o, "model_size");
     r->params = jnum(o, "model_n_params");
-    r->threads = isfinite(jnum(o, "n_threads")) ? (int)jnum(o, "n_threads") : 0;
+    r->threads = jint(o, "n_threads");
     char t[48] = "";
     if (np > 0 && ng > 0)
         snprintf(t, sizeof t, "pp%.0f+tg%.0f", np, ng);
@@ -117,7 +127,7 @@ static int add_batched_table(char *txt, bn_bench_rows *rows)
                 return -1;
             r->kind = BN_ROW_E2E;
             r->threads = threads;
-            r->n_seq = (int)v[2];
+            r->n_seq = v[2] >= 0 && v[2] <= INT_MAX ? (int)v[2] : 0; /* undefined beyond int */
             snprintf(r->test, sizeof r->test, "%s%.0f x%.0f", part ? "tg" : "pp", len, v[2]);
             snprintf(r->unit, sizeof r->unit, "t/s");
             snprintf(r->kernel, sizeof r->kernel, "llama-batched-bench");
@@ -144,8 +154,8 @@ static int add_ours(const cJSON *o, bn_bench_rows *rows)
     jstr(o, "test", r->test, sizeof r->test);
     jstr(o, "what", r->what, sizeof r->what);
     jstr(o, "unit", r->unit, sizeof r->unit);
-    r->threads = isfinite(jnum(o, "threads")) ? (int)jnum(o, "threads") : 0;
-    r->n_seq = isfinite(jnum(o, "parallel")) ? (int)jnum(o, "parallel") : 0;
+    r->threads = jint(o, "threads");
+    r->n_seq = jint(o, "parallel");
     r->size = jnum(o, "size");
     r->params = jnum(o, "params");
     samples_into(cJSON_GetObjectItemCaseSensitive(o, "samples"), r);

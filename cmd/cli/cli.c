@@ -46,7 +46,10 @@ const char *const bn_cli_chat_encodings[] = {"split", "whole", NULL};
 
 int bn_stdout_done(const bn_prog *p)
 {
-    if (!fflush(stdout))
+    /* ferror too: a write that failed earlier (one large fputs of a JSON
+     * document goes straight to the file) leaves nothing for fflush to
+     * fail on, only the error flag. */
+    if (!fflush(stdout) && !ferror(stdout))
         return BN_EXIT_OK;
     bn_err e;
     bn_fail_write(&e, "-");

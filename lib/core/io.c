@@ -330,6 +330,15 @@ int bn_out_commit(bn_out *o, bn_err *e)
         bn_out_abort(o);
         return rc;
     }
+    /* A caller writing o->fp directly (a --report, --logits) may have had a
+     * write fail earlier, which fflush no longer sees: renaming that file
+     * into place would keep a truncated output. (errno may be stale by
+     * now, so no reason is given.) */
+    if (ferror(o->fp) && o->path && !o->direct) {
+        int rc = bn_fail_code(e, BN_E_IO, "%s: write error", name);
+        bn_out_abort(o);
+        return rc;
+    }
     if (!o->path) {
         if (ferror(o->fp))
             return bn_fail_code(e, BN_E_IO, "-: write error");

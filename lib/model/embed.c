@@ -89,7 +89,8 @@ static int write_vec(FILE *f, int format, uint64_t rec, const float *v, size_t d
             fputs("]}", f);
         bad = fputc('\n', f) == EOF;
     }
-    if (bad || fflush(f))
+    /* ferror: a fprintf that failed mid-vector leaves nothing to flush */
+    if (bad || fflush(f) || ferror(f))
         return bn_fail_write(e, "-");
     return 0;
 }

@@ -207,13 +207,20 @@ static int is_stop_id(const bn_model *m, uint32_t id)
     return 0;
 }
 
+/* The name a logits write error gives: the file, so the message says
+ * which output the disk filled on (BN_E_IO: the program prints it as is). */
+static const char *logits_name(const bn_gen *g)
+{
+    return g->o.logits_name ? g->o.logits_name : "logits";
+}
+
 static int dump_logits(bn_gen *g, const float *rows, size_t n, bn_err *e)
 {
     uint32_t V = g->m->hp.n_vocab, K = g->o.logits_topk;
     FILE *fp = g->o.logits;
     if (!K) {
         if (fwrite(rows, sizeof *rows, n * V, fp) != n * V)
-            return bn_fail(e, "logits: write error");
+            return bn_fail_write(e, logits_name(g));
         return 0;
     }
     if (K > V)
@@ -241,7 +248,7 @@ static int dump_logits(bn_gen *g, const float *rows, size_t n, bn_err *e)
     }
     if (idx != top)
         free(idx);
-    return ferror(fp) ? bn_fail(e, "logits: write error") : 0;
+    return ferror(fp) ? bn_fail_write(e, logits_name(g)) : 0;
 }
 
 /* Evaluates prompt[0..n) after reusing the cached prefix; leaves the last
@@ -276,7 +283,10 @@ static int eval_prompt(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
     if (g->o.logits) {
         if (g->o.logits_topk)
             fputc('\n', g->o.logits); /* an empty line ends each prompt */
-        fflush(g->o.logits);
+        /* checked: a failed flush empties the buffer, and fclose would
+         * then report nothing, the logits silently lost */
+        if (fflush(g->o.logits) || ferror(g->o.logits))
+            return bn_fail_write(e, logits_name(g));
     }
     return 0;
 }

@@ -37,6 +37,7 @@ typedef struct bn_gen_opts {
     bn_ctx *draft;
     FILE *logits;         /* --logits: every prompt position's logits, or NULL */
     uint32_t logits_topk; /* 0: binary f32 rows; K: text, the K largest per position */
+    const char *logits_name; /* logits' file in write errors; NULL: "logits" */
     /* Messages (bn.h) about a record that cannot be answered (BN_LOG_ERROR)
      * and a chat outgrowing the context (BN_LOG_WARN); one line each, no
      * program name. NULL: none. */
