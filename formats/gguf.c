@@ -204,6 +204,34 @@ static int check_unique_names(const bn_source *s, bn_err *e)
     return rc;
 }
 
+static int by_offset(const void *a, const void *b)
+{
+    const gg_tensor *x = *(const gg_tensor *const *)a, *y = *(const gg_tensor *const *)b;
+    return x->src_off < y->src_off ? -1 : x->src_off > y->src_off;
+}
+
+/* No two tensors share bytes: a damaged directory (an offset copied from
+ * another tensor) would otherwise convert into weights read twice, where
+ * ggml refuses the file. Checked on a copy sorted by offset. */
+static int check_no_overlap(const bn_source *s, const gg_impl *g, bn_err *e)
+{
+    const gg_tensor **at = malloc(s->n_tensors * sizeof *at);
+    if (!at)
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
+    for (size_t i = 0; i < s->n_tensors; i++)
+        at[i] = &g->gt[i];
+    qsort(at, s->n_tensors, sizeof *at, by_offset);
+    int rc = 0;
+    for (size_t i = 1; i < s->n_tensors && !rc; i++)
+        if (at[i - 1]->src_size && at[i]->src_off - at[i - 1]->src_off < at[i - 1]->src_size)
+            rc = bn_fail(e, "%s: tensors '%s' and '%s' overlap (%llu bytes at %llu, the next at %llu)", s->name,
+                         s->tensors[at[i - 1] - g->gt].name, s->tensors[at[i] - g->gt].name,
+                         (unsigned long long)at[i - 1]->src_size, (unsigned long long)at[i - 1]->src_off,
+                         (unsigned long long)at[i]->src_off);
+    free(at);
+    return rc;
+}
+
 /* Each tensor's bytes lie, aligned, within the data section, which starts
  * at the first multiple of the alignment after the directory. */
 static int place_tensors(bn_source *s, gg_impl *g, uint64_t head_end, uint64_t alignment, uint64_t size, bn_err *e)
@@ -227,7 +255,7 @@ static int place_tensors(bn_source *s, gg_impl *g, uint64_t head_end, uint64_t a
         gt->src_off = data_start + off;
         t->offset = gt->src_off;
     }
-    return 0;
+    return check_no_overlap(s, g, e);
 }
 
 /* Every tensor's final type and size (bn_gguf_tensor_settle); then the

@@ -324,6 +324,12 @@ convert_fails() {
     [[ $err == *"output_norm.weight"*"past the end"* ]]
 }
 
+@test "two tensors at the same bytes are refused, as ggml refuses them" {
+    $GEN --format gguf-i2_s --no-truth --inject offset-shared "$T/shared.gguf"
+    convert_fails "$T/shared.gguf"
+    [[ $err == *"output_norm.weight"*" overlap ("* ]]
+}
+
 @test "an unknown tensor type is named with its number" {
     $GEN --format gguf-i2_s --no-truth --inject unknown-type "$T/type.gguf"
     convert_fails "$T/type.gguf"

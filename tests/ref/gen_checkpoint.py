@@ -577,6 +577,8 @@ class GGUFWriter:
             o = offs[i]
             if inject == "offset-past-end" and i == len(self.tensors) - 1:
                 o = (1 << 40)
+            if inject == "offset-shared" and i == len(self.tensors) - 1:
+                o = offs[i - 1]  # the bytes of the tensor before it
             if inject == "unknown-type" and i == 1:
                 gt = 99
             out.append(self._str(name) + struct.pack("<I", len(ne)) + struct.pack("<%dQ" % len(ne), *ne)
@@ -1488,7 +1490,7 @@ def main():
     ap.add_argument("--gguf-version", type=int, default=3, choices=[2, 3])
     ap.add_argument("--alignment", type=int, default=0, help="write general.alignment (default: absent = 32)")
     ap.add_argument("--inject", choices=["absurd-tensor-count", "absurd-kv-count", "absurd-string-len",
-                                         "offset-past-end", "unknown-type", "i2s-nan-scale", "i2s-zero-scale",
+                                         "offset-past-end", "offset-shared", "unknown-type", "i2s-nan-scale", "i2s-zero-scale",
                                          "i2s-bad-code", "nested-array", "float-near-ternary",
                                          "float-special", "norm-in-twice"],
                     help="write a deliberately malformed file (for error tests)")
