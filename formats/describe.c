@@ -19,7 +19,7 @@ static const char *const hp_keys[] = {
 };
 
 /* One value as text (arrays abbreviated). */
-static void value_text(const bn_kv *kv, char *out, size_t n)
+static void value_raw(const bn_kv *kv, char *out, size_t n)
 {
     uint64_t u = 0;
     int64_t i = 0;
@@ -68,6 +68,33 @@ static void value_text(const bn_kv *kv, char *out, size_t n)
     case BN_V_SECTION: snprintf(out, n, "<section of %zu entries>", kv->sub->n); break;
     default: snprintf(out, n, "?");
     }
+}
+
+/* s with its control bytes written as \n, \t or \xNN (and a backslash
+ * doubled), into out[n]: a value or name read from a file can then not
+ * start a line of its own in the listing that scripts read line by line. */
+static const char *visible(const char *s, char *out, size_t n)
+{
+    size_t o = 0;
+    for (; *s && o + 5 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\\' || c == '\n' || c == '\t')
+            o += (size_t)snprintf(out + o, n - o, "\\%c", c == '\n' ? 'n' : c == '\t' ? 't' : '\\');
+        else if (c < 0x20 || c == 0x7f)
+            o += (size_t)snprintf(out + o, n - o, "\\x%02x", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o] = 0;
+    return out;
+}
+
+/* One value as text (arrays abbreviated), control bytes escaped (visible). */
+static void value_text(const bn_kv *kv, char *out, size_t n)
+{
+    char raw[512];
+    value_raw(kv, raw, sizeof raw);
+    visible(raw, out, n);
 }
 
 static cJSON *value_json(const bn_kv *kv)
@@ -291,7 +318,8 @@ int bn_describe(const char *src, FILE *fp, int json, int verify, const char *tl_
                 snprintf(unk, sizeof unk, "#%u", t->type);
                 tn = unk;
             }
-            fprintf(fp, "%-36s %-6s %-16s %12" PRIu64 "  %s\n", t->name, tn, sh, t->size,
+            char name[256];
+            fprintf(fp, "%-36s %-6s %-16s %12" PRIu64 "  %s\n", visible(t->name, name, sizeof name), tn, sh, t->size,
                     checksum_status(t, verified, ok[i]));
         }
     }

@@ -121,6 +121,15 @@ PY
     done
 }
 
+@test "--info: a name holding a newline cannot forge a line of the listing" {
+    bn-convert "$TINY" --name $'x\nformat                       gguf\t\\' -o "$T/evil.bn"
+    bn-convert --info "$T/evil.bn" >"$T/info"
+    [ "$(grep -c '^format ' "$T/info")" -eq 1 ]
+    grep -qF 'general.name                 x\nformat                       gguf\t\\' "$T/info"
+    # --json keeps the value as it is
+    [ "$(bn-convert --info --json "$T/evil.bn" | python3 -c 'import json,sys; print(repr(json.load(sys.stdin)["metadata"]["general.name"]))')" = "'x\\nformat                       gguf\\t\\\\'" ]
+}
+
 @test "a 10-million-character line: tokenized exactly, in memory linear in the line" {
     $PY -c "import sys; sys.stdout.write('a' * 10000000)" >"$T/word.txt"
     $PY -c "
