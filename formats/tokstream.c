@@ -183,7 +183,7 @@ static int next_text(bn_tokr *r, uint32_t *id, bn_err *e)
         if (c >= '0' && c <= '9') {
             v = v * 10 + (uint64_t)(c - '0');
             if (v > UINT32_MAX)
-                return bn_fail(e, "%s: line %llu: token %llu is larger than 4294967295", r->name,
+                return bn_fail(e, "%s: line %llu, token %llu: an id larger than 4294967295 (ids are 32-bit)", r->name,
                                (unsigned long long)r->line, (unsigned long long)r->index + 1);
             digits = 1;
             r->in_record = 1;
