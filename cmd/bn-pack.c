@@ -8,6 +8,8 @@
 #include "progress.h"
 #include "signals.h"
 
+#include <cjson/cJSON.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const bn_prog prog = {
@@ -23,20 +25,60 @@ static const bn_prog prog = {
     .max_operands = 1,
 };
 
-static int list(const bn_prog *p)
+/* --list: the CPU's features and, per layout, the kernel sets it runs;
+ * --json: one object {"cpu_features": [...], "layouts": [{"name",
+ * "kernels": [...], "auto"}, ...]}. */
+static int list(const bn_prog *p, int json)
 {
     bn_cpu cpu;
     char buf[256];
     bn_cpu_detect(&cpu);
-    printf("cpu features: %s\n", bn_cpu_describe(&cpu, buf, sizeof buf));
+    bn_cpu_describe(&cpu, buf, sizeof buf);
     static const uint32_t layouts[] = {BN_T2, BN_I2S, BN_B3, BN_TL1, BN_TL2};
     const char *const *names = bn_kernels_names();
+    cJSON *root = json ? cJSON_CreateObject() : NULL, *feats = NULL, *lays = NULL;
+    if (json && (!root || !(feats = cJSON_AddArrayToObject(root, "cpu_features")) ||
+                 !(lays = cJSON_AddArrayToObject(root, "layouts")))) {
+        cJSON_Delete(root);
+        bn_report(p, "out of memory");
+        return BN_EXIT_DATA;
+    }
+    if (!json)
+        printf("cpu features: %s\n", buf);
+    char *save = NULL;
+    for (char *f = json ? strtok_r(buf, " ", &save) : NULL; f; f = strtok_r(NULL, " ", &save))
+        cJSON_AddItemToArray(feats, cJSON_CreateString(f));
     for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
-        printf("layout %-4s kernels:", layouts[i] == BN_T2 ? "t2" : bn_packed_name(layouts[i]));
+        const char *lname = layouts[i] == BN_T2 ? "t2" : bn_packed_name(layouts[i]);
+        const char *pick = bn_kernels_pick("auto", layouts[i], &cpu)->name;
+        cJSON *o = json ? cJSON_CreateObject() : NULL, *ks = NULL;
+        if (json) {
+            cJSON_AddItemToArray(lays, o);
+            cJSON_AddStringToObject(o, "name", lname);
+            ks = cJSON_AddArrayToObject(o, "kernels");
+        } else
+            printf("layout %-4s kernels:", lname);
         for (size_t n = 1; names[n]; n++)
-            if (bn_kernels_pick(names[n], layouts[i], &cpu))
-                printf(" %s", names[n]);
-        printf(" (auto: %s)\n", bn_kernels_pick("auto", layouts[i], &cpu)->name);
+            if (bn_kernels_pick(names[n], layouts[i], &cpu)) {
+                if (json)
+                    cJSON_AddItemToArray(ks, cJSON_CreateString(names[n]));
+                else
+                    printf(" %s", names[n]);
+            }
+        if (json)
+            cJSON_AddStringToObject(o, "auto", pick);
+        else
+            printf(" (auto: %s)\n", pick);
+    }
+    if (json) {
+        char *txt = cJSON_PrintUnformatted(root);
+        cJSON_Delete(root);
+        if (!txt) {
+            bn_report(p, "out of memory");
+            return BN_EXIT_DATA;
+        }
+        printf("%s\n", txt);
+        free(txt);
     }
     return bn_stdout_done(p);
 }
@@ -45,7 +87,7 @@ int main(int argc, char **argv)
 {
     bn_cli_init();
     const char *out = "-", *report = NULL, *layout = "auto", *target = "auto", *tile = NULL;
-    int force = 0, quiet = 0, list_only = 0, threads = 0, n;
+    int force = 0, quiet = 0, list_only = 0, json = 0, threads = 0, n;
     bn_opt table[] = {
         OPT_STRING('o', "output", &out, "FILE", "write to FILE (atomically); default standard output"),
         OPT_STRING('l', "layout", &layout, "NAME",
@@ -59,6 +101,7 @@ int main(int argc, char **argv)
                 "threads sharing each tensor's rows (b3, i2s; default: all\n"
                 "cores); the output is the same bytes for any N"),
         OPT_FLAG(0, "list", &list_only, "print the layouts and the kernel sets this CPU can run"),
+        OPT_FLAG(0, "json", &json, "with --list: one JSON object"),
         OPT_STRING(0, "report", &report, "FILE", "one line per repacked tensor to FILE ('-' = standard error)"),
         OPT_FLAG('f', "force", &force, "write binary output even to a terminal"),
         OPT_FLAG('q', "quiet", &quiet, "no progress display"),
@@ -69,8 +112,10 @@ int main(int argc, char **argv)
         return rc;
     if (list_only && (n || strcmp(out, "-") || report || strcmp(layout, "auto") || strcmp(target, "auto") || tile))
         return bn_usage_error(&prog, "--list prints what this CPU runs: no model, output, layout, target or tile");
+    if (json && !list_only)
+        return bn_usage_error(&prog, "--json is for --list");
     if (list_only)
-        return list(&prog);
+        return list(&prog, json);
     const char *src = n ? argv[1] : "-";
     uint32_t type;
     const char *why;

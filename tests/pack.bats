@@ -222,6 +222,25 @@ PYEOF
     [[ $output == *"--list prints what this CPU runs"* ]]
 }
 
+@test "--list --json: the same list as data" {
+    bn-pack --list >"$T/text"
+    bn-pack --list --json >"$T/json"
+    # the JSON says what the text says, line for line
+    python3 - "$T/text" "$T/json" <<'PYEOF'
+import json, sys
+text = open(sys.argv[1]).read().splitlines()
+j = json.load(open(sys.argv[2]))
+assert text[0] == "cpu features: " + " ".join(j["cpu_features"]), (text[0], j)
+lines = ["layout %-4s kernels: %s (auto: %s)" % (l["name"], " ".join(l["kernels"]), l["auto"]) for l in j["layouts"]]
+assert text[1:] == lines, (text, lines)
+assert [l["name"] for l in j["layouts"]] == ["t2", "i2s", "b3", "tl1", "tl2"], j
+assert all("ref" in l["kernels"] and l["auto"] in l["kernels"] for l in j["layouts"]), j
+PYEOF
+    run bn-pack --json
+    [ "$status" -eq 2 ]
+    [[ $output == *"--json is for --list"* ]]
+}
+
 @test "every layout and kernel set gives the same perplexity (repacking is exact)" {
     bn-pack -l i2s "$T/q.bn" -o "$T/i.bn"
     bn-pack -l b3 "$T/q.bn" -o "$T/b.bn"
