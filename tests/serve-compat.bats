@@ -481,3 +481,21 @@ for c in ch:
         grep -qi '^Allow: GET, HEAD' "$T/h" || { echo "$p"; cat "$T/h"; return 1; }
     done
 }
+
+@test "C14: /tokenize with_pieces: each id with its piece, text or (part of a character) its bytes, as llama-server" {
+    api /tokenize '{"content": "It was a fine morning \u00e9\u20ac", "with_pieces": true}'
+    [ "$code" = 200 ] || { cat "$T/body"; return 1; }
+    cp "$T/body" "$T/pieces"
+    api /tokenize '{"content": "It was a fine morning \u00e9\u20ac"}'
+    $PY - "$T/pieces" "$T/body" <<'PYEOF'
+import json, sys
+pieces = json.load(open(sys.argv[1]))["tokens"]
+plain = json.load(open(sys.argv[2]))["tokens"]
+assert [p["id"] for p in pieces] == plain, (pieces, plain)
+raw = b"".join(p["piece"].encode() if isinstance(p["piece"], str) else bytes(p["piece"]) for p in pieces)
+assert raw == "It was a fine morning \u00e9\u20ac".encode(), raw
+assert any(isinstance(p["piece"], list) for p in pieces), pieces  # the tiny vocabulary splits these characters
+assert all(isinstance(p["piece"], str) for p in pieces[:5]), pieces
+PYEOF
+    refused /tokenize '{"content": "a", "with_pieces": 1}' with_pieces invalid_type
+}

@@ -716,6 +716,28 @@ srv_job *srv_parse_generate(const srv_model_info *mi, const char *body, size_t n
     return j;
 }
 
+/* llama-server's with_pieces form of a token: {"id", "piece"}, the piece
+ * a string when its bytes are UTF-8 text, else the array of its bytes (a
+ * token may hold part of a character). */
+static cJSON *id_with_piece(const srv_model_info *mi, uint32_t id)
+{
+    size_t len = 0;
+    const uint8_t *b = bn_tokenizer_piece(mi->tok, id, &len);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", id);
+    char *text = b && srv_utf8_valid((const char *)b, len) && !memchr(b, 0, len) ? strndup((const char *)b, len)
+                                                                                  : NULL;
+    if (text)
+        cJSON_AddStringToObject(o, "piece", text);
+    else {
+        cJSON *bytes = cJSON_AddArrayToObject(o, "piece");
+        for (size_t i = 0; bytes && i < len; i++)
+            cJSON_AddItemToArray(bytes, cJSON_CreateNumber(b[i]));
+    }
+    free(text);
+    return o;
+}
+
 char *srv_tokenize(const srv_model_info *mi, const char *body, size_t n, srv_error *err)
 {
     cJSON *root = srv_parse_body(body, n, err);
@@ -724,15 +746,15 @@ char *srv_tokenize(const srv_model_info *mi, const char *body, size_t n, srv_err
     char *out = NULL;
     uint32_t *ids = NULL;
     size_t n_ids = 0;
-    int special = 0;
+    int special = 0, pieces = 0;
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "content");
     if (!cJSON_IsString(c))
         BAD(err, c ? "invalid_type" : "missing_field", "'content' must be a string");
-    else if (get_bool(root, "add_special", &special, err) >= 0 &&
+    else if (get_bool(root, "add_special", &special, err) >= 0 && get_bool(root, "with_pieces", &pieces, err) >= 0 &&
              !srv_encode(mi, c->valuestring, strlen(c->valuestring), special ? BN_TOKENIZE_BOS : 0, &ids, &n_ids, err)) {
         cJSON *r = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(r, "tokens");
         for (size_t i = 0; a && i < n_ids; i++)
-            cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
+            cJSON_AddItemToArray(a, pieces ? id_with_piece(mi, ids[i]) : cJSON_CreateNumber(ids[i]));
         out = cJSON_PrintUnformatted(r);
         cJSON_Delete(r);
         if (!out)
