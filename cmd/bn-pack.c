@@ -45,9 +45,11 @@ static int list(const bn_prog *p, int json)
     }
     if (!json)
         printf("cpu features: %s\n", buf);
+    /* bn_cpu_describe says "none" for no features: an empty array here */
     char *save = NULL;
-    for (char *f = json ? strtok_r(buf, " ", &save) : NULL; f; f = strtok_r(NULL, " ", &save))
-        cJSON_AddItemToArray(feats, cJSON_CreateString(f));
+    if (json && strcmp(buf, "none"))
+        for (char *f = strtok_r(buf, " ", &save); f; f = strtok_r(NULL, " ", &save))
+            cJSON_AddItemToArray(feats, cJSON_CreateString(f));
     for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
         const char *lname = layouts[i] == BN_T2 ? "t2" : bn_packed_name(layouts[i]);
         const char *pick = bn_kernels_pick("auto", layouts[i], &cpu)->name;

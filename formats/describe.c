@@ -298,8 +298,8 @@ int bn_describe(const char *src, FILE *fp, int json, int verify, const char *tl_
             fprintf(fp, "%-28s %" PRIu64 " tokens\n", "tokenizer", toks->count);
         else
             fprintf(fp, "%-28s %s\n", "tokenizer", "none");
-        if (!hp_ok)
-            fprintf(fp, "%-28s %s\n", "problem", herr.msg);
+        if (!hp_ok) /* the message may quote a value of the file */
+            fprintf(fp, "%-28s %s\n", "problem", visible(herr.msg, v, sizeof v));
         fprintf(fp, "%-28s %zu tensors, %" PRIu64 " parameters, %" PRIu64 " bytes\n", "tensors", s.n_tensors,
                 params, total);
         fprintf(fp, "%-28s %s\n", "checksums",

@@ -212,7 +212,8 @@ static int by_offset(const void *a, const void *b)
 
 /* No two tensors share bytes: a damaged directory (an offset copied from
  * another tensor) would otherwise convert into weights read twice, where
- * ggml refuses the file. Checked on a copy sorted by offset. */
+ * today's ggml refuses the file (each offset must follow the one before).
+ * Checked on a copy sorted by offset. */
 static int check_no_overlap(const bn_source *s, const gg_impl *g, bn_err *e)
 {
     const gg_tensor **at = malloc(s->n_tensors * sizeof *at);
@@ -223,7 +224,7 @@ static int check_no_overlap(const bn_source *s, const gg_impl *g, bn_err *e)
     qsort(at, s->n_tensors, sizeof *at, by_offset);
     int rc = 0;
     for (size_t i = 1; i < s->n_tensors && !rc; i++)
-        if (at[i - 1]->src_size && at[i]->src_off - at[i - 1]->src_off < at[i - 1]->src_size)
+        if (at[i]->src_off - at[i - 1]->src_off < at[i - 1]->src_size) /* sizes > 0: read_tensor_info */
             rc = bn_fail(e, "%s: tensors '%s' and '%s' overlap (%llu bytes at %llu, the next at %llu)", s->name,
                          s->tensors[at[i - 1] - g->gt].name, s->tensors[at[i] - g->gt].name,
                          (unsigned long long)at[i - 1]->src_size, (unsigned long long)at[i - 1]->src_off,

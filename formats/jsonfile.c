@@ -105,14 +105,15 @@ static const char *config_template(const cJSON *tc)
         return t->valuestring;
     if (!cJSON_IsArray(t))
         return NULL;
+    const char *found = NULL; /* the last one named so: transformers builds a dict of the list */
     cJSON_ArrayForEach(v, t)
     {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "name");
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(v, "template");
         if (cJSON_IsString(name) && !strcmp(name->valuestring, "default") && cJSON_IsString(text))
-            return text->valuestring;
+            found = text->valuestring;
     }
-    return NULL;
+    return found;
 }
 
 int bn_hf_tokcfg_read(const char *dir, bn_hf_tokcfg *out, bn_err *e)

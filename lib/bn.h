@@ -72,8 +72,8 @@ typedef struct bn_err {
 } bn_err;
 
 /* A status's name and meaning ("BN_E_IO: input/output error"), also of
- * the BN_STOP_* reasons bn_generate returns ("BN_STOP_LENGTH: ..."); never
- * NULL. */
+ * the BN_STOP_* reasons ("BN_STOP_LENGTH: ...": bn_generate's returns, a
+ * batch's ends); never NULL. */
 BN_API const char *bn_status_string(int code);
 
 /* ------------------------------------------------------------- callbacks */

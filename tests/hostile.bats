@@ -130,6 +130,25 @@ PY
     [ "$(bn-convert --info --json "$T/evil.bn" | python3 -c 'import json,sys; print(repr(json.load(sys.stdin)["metadata"]["general.name"]))')" = "'x\\nformat                       gguf\\t\\\\'" ]
 }
 
+@test "an error quoting a value of the file stays one line (a newline in it is shown as \\n)" {
+    $GEN --format gguf-i2_s --no-truth "$T/a.gguf" >/dev/null
+    python3 - "$T/a.gguf" "$T/evil.gguf" <<'PYEOF'
+import sys
+b = open(sys.argv[1], "rb").read()
+k = b.index(b"general.architecture") + len("general.architecture") + 4 + 8
+assert b[k:k + 12] == b"bitnet-b1.58", b[k:k + 12]
+open(sys.argv[2], "wb").write(b[:k] + b"bitnet\nb1.58" + b[k + 12:])
+PYEOF
+    run bn-convert --info "$T/evil.gguf"
+    [ "$status" -eq 1 ]
+    [ "${#lines[@]}" -eq 1 ]
+    [[ $output == *"architecture 'bitnet\nb1.58' is not supported"* ]]
+    # an id beyond 32 bits in a token stream: named by line and place
+    run bn-tokenize -d -m "$F/tiny.bn" <<<"5 99999999999"
+    [ "$status" -eq 1 ]
+    [[ $output == *"bn-tokenize: -: line 1, token 2: an id larger than 4294967295 (ids are 32-bit)" ]]
+}
+
 @test "a 10-million-character line: tokenized exactly, in memory linear in the line" {
     $PY -c "import sys; sys.stdout.write('a' * 10000000)" >"$T/word.txt"
     $PY -c "

@@ -34,11 +34,23 @@ void bn_cli_init(void)
 
 void bn_report(const bn_prog *p, const char *fmt, ...)
 {
+    /* One line, whatever the message quotes: a name or value read from a
+     * file (an architecture, a token, a path) may hold a newline or other
+     * control bytes, shown as \n, \t, \r or \xNN. */
+    char buf[2048];
     va_list ap;
-    fprintf(stderr, "%s: ", p->name);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "%s: ", p->name);
+    for (const unsigned char *c = (const unsigned char *)buf; *c; c++) {
+        if (*c == '\n' || *c == '\t' || *c == '\r')
+            fprintf(stderr, "\\%c", *c == '\n' ? 'n' : *c == '\t' ? 't' : 'r');
+        else if (*c < 0x20 || *c == 0x7f)
+            fprintf(stderr, "\\x%02x", *c);
+        else
+            fputc(*c, stderr);
+    }
     fputc('\n', stderr);
 }
 

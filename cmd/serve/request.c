@@ -182,9 +182,11 @@ cJSON *srv_parse_body(const char *body, size_t n, srv_error *err)
     if (dup || oom) {
         if (oom)
             srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
-        else
+        else {
             BAD(err, "invalid_value", "'%s' appears twice in an object of the request: which one is meant is not for "
                 "bn-serve to guess", dup);
+            srv_err_param(err, dup); /* the name itself, whatever quotes it holds */
+        }
         cJSON_Delete(root);
         return NULL;
     }

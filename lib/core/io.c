@@ -334,23 +334,19 @@ int bn_out_commit(bn_out *o, bn_err *e)
      * write fail earlier, which fflush no longer sees: renaming that file
      * into place would keep a truncated output. (errno may be stale by
      * now, so no reason is given.) */
-    if (ferror(o->fp) && o->path && !o->direct) {
+    if (ferror(o->fp)) {
         int rc = bn_fail_code(e, BN_E_IO, "%s: write error", name);
         bn_out_abort(o);
         return rc;
     }
-    if (!o->path) {
-        if (ferror(o->fp))
-            return bn_fail_code(e, BN_E_IO, "-: write error");
+    if (!o->path)
         return 0;
-    }
     if (o->direct) {
-        int rc = ferror(o->fp) ? bn_fail_code(e, BN_E_IO, "%s: write error", name) : 0;
         fclose(o->fp);
         free(o->path);
         memset(o, 0, sizeof *o);
         o->fd = -1;
-        return rc;
+        return 0;
     }
     if (fsync(o->fd) != 0 && errno != EINVAL) {
         int rc = bn_fail_write(e, name);

@@ -207,11 +207,14 @@ static int is_stop_id(const bn_model *m, uint32_t id)
     return 0;
 }
 
-/* The name a logits write error gives: the file, so the message says
- * which output the disk filled on (BN_E_IO: the program prints it as is). */
-static const char *logits_name(const bn_gen *g)
+/* A logits write error, naming the file so the message says which output
+ * the disk filled on (BN_E_IO: the program prints it as is); with the
+ * reason only when errno is that failure's (flush_failed: the fflush just
+ * made), not when only stdio's error flag tells of an earlier one. */
+static int logits_error(const bn_gen *g, int flush_failed, bn_err *e)
 {
-    return g->o.logits_name ? g->o.logits_name : "logits";
+    const char *name = g->o.logits_name ? g->o.logits_name : "logits";
+    return flush_failed ? bn_fail_write(e, name) : bn_fail_code(e, BN_E_IO, "%s: write error", name);
 }
 
 static int dump_logits(bn_gen *g, const float *rows, size_t n, bn_err *e)
@@ -220,7 +223,7 @@ static int dump_logits(bn_gen *g, const float *rows, size_t n, bn_err *e)
     FILE *fp = g->o.logits;
     if (!K) {
         if (fwrite(rows, sizeof *rows, n * V, fp) != n * V)
-            return bn_fail_write(e, logits_name(g));
+            return logits_error(g, 1, e); /* errno is fwrite's */
         return 0;
     }
     if (K > V)
@@ -248,7 +251,7 @@ static int dump_logits(bn_gen *g, const float *rows, size_t n, bn_err *e)
     }
     if (idx != top)
         free(idx);
-    return ferror(fp) ? bn_fail_write(e, logits_name(g)) : 0;
+    return ferror(fp) ? logits_error(g, 0, e) : 0;
 }
 
 /* Evaluates prompt[0..n) after reusing the cached prefix; leaves the last
@@ -285,8 +288,10 @@ static int eval_prompt(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
             fputc('\n', g->o.logits); /* an empty line ends each prompt */
         /* checked: a failed flush empties the buffer, and fclose would
          * then report nothing, the logits silently lost */
-        if (fflush(g->o.logits) || ferror(g->o.logits))
-            return bn_fail_write(e, logits_name(g));
+        if (fflush(g->o.logits))
+            return logits_error(g, 1, e);
+        if (ferror(g->o.logits))
+            return logits_error(g, 0, e);
     }
     return 0;
 }
