@@ -499,3 +499,11 @@ assert all(isinstance(p["piece"], str) for p in pieces[:5]), pieces
 PYEOF
     refused /tokenize '{"content": "a", "with_pieces": 1}' with_pieces invalid_type
 }
+
+@test "C15: an absolute-form request target (as through a proxy) is answered as its path" {
+    curl -s --max-time 30 -o "$T/body" --request-target "http://127.0.0.1:$PORT/v1/models" "http://127.0.0.1:$PORT/"
+    [ "$(field "$T/body" 'j["data"][0]["object"]')" = model ]
+    code=$(curl -s --max-time 60 -o "$T/body" -w '%{http_code}' --request-target "HTTP://localhost/v1/completions" \
+        --data-binary '{"prompt": "Hi", "max_tokens": 1}' "http://127.0.0.1:$PORT/")
+    [ "$code" = 200 ] || { cat "$T/body"; return 1; }
+}

@@ -482,6 +482,19 @@ static enum MHD_Result route(struct MHD_Connection *c, req *r)
     return embed ? embeddings(c, r) : generate(c, r, strstr(p, "chat") != NULL);
 }
 
+/* The path of a request target: an absolute-form one
+ * ("http://host:port/v1/models"), which a server must accept (RFC 9112
+ * 3.2.2) and a client going through a proxy sends, has its scheme and
+ * authority dropped. */
+static const char *target_path(const char *url)
+{
+    size_t skip = !strncasecmp(url, "http://", 7) ? 7 : !strncasecmp(url, "https://", 8) ? 8 : 0;
+    if (!skip)
+        return url;
+    const char *slash = strchr(url + skip, '/');
+    return slash ? slash : "/";
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **req_cls)
 {
@@ -493,7 +506,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->h = h;
         r->t0 = now();
         snprintf(r->method, sizeof r->method, "%s", method);
-        snprintf(r->path, sizeof r->path, "%s", url);
+        snprintf(r->path, sizeof r->path, "%s", target_path(url));
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         r->fd = ci ? ci->connect_fd : -1;
         *req_cls = r;
