@@ -70,31 +70,17 @@ static void value_raw(const bn_kv *kv, char *out, size_t n)
     }
 }
 
-/* s with its control bytes written as \n, \t or \xNN (and a backslash
- * doubled), into out[n]: a value or name read from a file can then not
- * start a line of its own in the listing that scripts read line by line. */
-static const char *visible(const char *s, char *out, size_t n)
-{
-    size_t o = 0;
-    for (; *s && o + 5 < n; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '\\' || c == '\n' || c == '\t')
-            o += (size_t)snprintf(out + o, n - o, "\\%c", c == '\n' ? 'n' : c == '\t' ? 't' : '\\');
-        else if (c < 0x20 || c == 0x7f)
-            o += (size_t)snprintf(out + o, n - o, "\\x%02x", c);
-        else
-            out[o++] = (char)c;
-    }
-    out[o] = 0;
-    return out;
-}
+/* Values and names read from a file may hold any byte: escaped, control
+ * bytes and backslashes alike, none can start a line of its own in the
+ * listing that scripts read line by line, nor be mistaken for an escape. */
+#define LISTING_ESC (BN_ESC_BACKSLASH | BN_ESC_CONTROLS)
 
-/* One value as text (arrays abbreviated), control bytes escaped (visible). */
+/* One value as text (arrays abbreviated), control bytes escaped. */
 static void value_text(const bn_kv *kv, char *out, size_t n)
 {
     char raw[512];
     value_raw(kv, raw, sizeof raw);
-    visible(raw, out, n);
+    bn_escape(raw, LISTING_ESC, out, n);
 }
 
 static cJSON *value_json(const bn_kv *kv)
@@ -299,7 +285,7 @@ int bn_describe(const char *src, FILE *fp, int json, int verify, const char *tl_
         else
             fprintf(fp, "%-28s %s\n", "tokenizer", "none");
         if (!hp_ok) /* the message may quote a value of the file */
-            fprintf(fp, "%-28s %s\n", "problem", visible(herr.msg, v, sizeof v));
+            fprintf(fp, "%-28s %s\n", "problem", bn_escape(herr.msg, LISTING_ESC, v, sizeof v));
         fprintf(fp, "%-28s %zu tensors, %" PRIu64 " parameters, %" PRIu64 " bytes\n", "tensors", s.n_tensors,
                 params, total);
         fprintf(fp, "%-28s %s\n", "checksums",
@@ -319,7 +305,7 @@ int bn_describe(const char *src, FILE *fp, int json, int verify, const char *tl_
                 tn = unk;
             }
             char name[256];
-            fprintf(fp, "%-36s %-6s %-16s %12" PRIu64 "  %s\n", visible(t->name, name, sizeof name), tn, sh, t->size,
+            fprintf(fp, "%-36s %-6s %-16s %12" PRIu64 "  %s\n", bn_escape(t->name, LISTING_ESC, name, sizeof name), tn, sh, t->size,
                     checksum_status(t, verified, ok[i]));
         }
     }

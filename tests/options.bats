@@ -195,6 +195,8 @@ usage_error() { # msg prog words...
         local first
         first=$(options "$p" | cut -f1 | tr ',' '\n' | grep -E '^--' | head -1)
         usage_error "unknown option '${first%?}'" "$p" "${first%?}"
+        # what the line quotes stays on it: control bytes shown escaped
+        usage_error "unknown option '--a\\nb\\tc\\x01'" "$p" $'--a\nb\tc\x01'
     done
 }
 

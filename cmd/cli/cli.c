@@ -32,26 +32,24 @@ void bn_cli_init(void)
     }
 }
 
+/* fmt's message on one line after the program's name, whatever it quotes:
+ * a name or value read from a file (an architecture, a token, a path) or
+ * an argument may hold a newline or other control bytes, shown as \n, \t,
+ * \r or \xNN. Backslashes stay as they are: the line is for people, and a
+ * path reads as it is typed. */
+static void report_line(const bn_prog *p, const char *fmt, va_list ap)
+{
+    char msg[2048], shown[4 * sizeof msg];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fprintf(stderr, "%s: %s\n", p->name, bn_escape(msg, BN_ESC_CONTROLS, shown, sizeof shown));
+}
+
 void bn_report(const bn_prog *p, const char *fmt, ...)
 {
-    /* One line, whatever the message quotes: a name or value read from a
-     * file (an architecture, a token, a path) may hold a newline or other
-     * control bytes, shown as \n, \t, \r or \xNN. */
-    char buf[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    report_line(p, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s: ", p->name);
-    for (const unsigned char *c = (const unsigned char *)buf; *c; c++) {
-        if (*c == '\n' || *c == '\t' || *c == '\r')
-            fprintf(stderr, "\\%c", *c == '\n' ? 'n' : *c == '\t' ? 't' : 'r');
-        else if (*c < 0x20 || *c == 0x7f)
-            fprintf(stderr, "\\x%02x", *c);
-        else
-            fputc(*c, stderr);
-    }
-    fputc('\n', stderr);
 }
 
 const char *const bn_cli_chat_encodings[] = {"split", "whole", NULL};
@@ -108,11 +106,10 @@ void bn_cli_show_warning(void *prog, int level, const char *msg)
 int bn_usage_error(const bn_prog *p, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: ", p->name);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    report_line(p, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nTry '%s --help' for more information.\n", p->name);
+    fprintf(stderr, "Try '%s --help' for more information.\n", p->name);
     return BN_EXIT_USAGE;
 }
 

@@ -92,10 +92,16 @@ int bn_out_commit(bn_out *o, bn_err *e);
 void bn_out_abort(bn_out *o);
 /* Nonzero if the path names a terminal (binary output is refused there). */
 int bn_out_is_tty(const char *path);
-/* Writes text with its line breaks and backslashes as C escapes (\n, \r,
- * \\), so it stays on one line and printf '%b' restores it; 0, or EOF
- * when a write failed. */
-int bn_fput_escaped(const uint8_t *b, size_t n, FILE *f);
+/* C escapes for text that must stay on one line (escape.c): line breaks
+ * always (\n, \r); BN_ESC_BACKSLASH doubles backslashes (printf '%b'
+ * restores the text), BN_ESC_CONTROLS shows every other control byte
+ * (\t, \xNN). */
+enum { BN_ESC_BACKSLASH = 1, BN_ESC_CONTROLS = 2 };
+/* b[0..n) escaped to f: 0, or EOF when a write failed. */
+int bn_fput_escaped(const uint8_t *b, size_t n, unsigned flags, FILE *f);
+/* s escaped into out (n bytes, NUL-terminated, cut before an escape that
+ * does not fit); returns out. */
+const char *bn_escape(const char *s, unsigned flags, char *out, size_t n);
 
 /* One transparent huge page (x86-64 and arm64 with 4 KiB base pages): the
  * unit bn aligns and sizes memory and writes to for huge-page backing. */

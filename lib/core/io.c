@@ -172,16 +172,6 @@ void bn_in_close(bn_in *in)
     in->fp = NULL;
 }
 
-int bn_fput_escaped(const uint8_t *b, size_t n, FILE *f)
-{
-    for (size_t i = 0; i < n; i++) {
-        const char *esc = b[i] == '\n' ? "\\n" : b[i] == '\r' ? "\\r" : b[i] == '\\' ? "\\\\" : NULL;
-        if (esc ? fputs(esc, f) == EOF : putc(b[i], f) == EOF)
-            return EOF;
-    }
-    return 0;
-}
-
 int bn_out_is_tty(const char *path)
 {
     return (!path || !strcmp(path, "-")) && isatty(STDOUT_FILENO); /* quiet-ok: only asks */

@@ -91,7 +91,7 @@ static int hist_push(bn_gen *g, uint32_t id)
  * restored exactly (printf '%b'). */
 static int write_escaped(bn_gen *g, const uint8_t *b, size_t n, bn_err *e)
 {
-    if (bn_fput_escaped(b, n, g->out) || fflush(g->out))
+    if (bn_fput_escaped(b, n, BN_ESC_BACKSLASH, g->out) || fflush(g->out))
         return bn_fail_write(e, "-");
     return 0;
 }

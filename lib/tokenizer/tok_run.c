@@ -265,7 +265,7 @@ static int put_text(run *r, const uint8_t *p, size_t n, bn_err *e)
 {
     if (!r->o->escape)
         return put(r, p, n, e);
-    return bn_fput_escaped(p, n, r->out) ? write_failed(r, e) : 0;
+    return bn_fput_escaped(p, n, BN_ESC_BACKSLASH, r->out) ? write_failed(r, e) : 0;
 }
 
 /* Before the reader waits for input, what was decoded so far goes out. */

@@ -1,5 +1,6 @@
 /* test_format.c — the bn model format: metadata round trips, writer and both
- * readers, and damage detection (every truncation, flipped bits). */
+ * readers, and damage detection (every truncation, flipped bits); the
+ * escapes that keep quoted text on one line. */
 #include "formats.h"
 #include "quant.h"
 #include "check.h"
@@ -271,6 +272,30 @@ static void test_file(check_ctx *c, const char *dir)
     unlink(path);
 }
 
+/* bn_escape and bn_fput_escaped: one rule, the flags adding to it, and a
+ * buffer too small cut before a whole escape, never inside one. */
+static void test_escape(check_ctx *c)
+{
+    const char *s = "a\\b\n\r\t\x01\x7f\xc3\xa9";
+    char out[64];
+    CHECK(c, !strcmp(bn_escape(s, 0, out, sizeof out), "a\\b\\n\\r\t\x01\x7f\xc3\xa9"));
+    CHECK(c, !strcmp(bn_escape(s, BN_ESC_BACKSLASH, out, sizeof out), "a\\\\b\\n\\r\t\x01\x7f\xc3\xa9"));
+    CHECK(c, !strcmp(bn_escape(s, BN_ESC_CONTROLS, out, sizeof out), "a\\b\\n\\r\\t\\x01\\x7f\xc3\xa9"));
+    CHECK(c, !strcmp(bn_escape(s, BN_ESC_BACKSLASH | BN_ESC_CONTROLS, out, sizeof out),
+                     "a\\\\b\\n\\r\\t\\x01\\x7f\xc3\xa9"));
+    CHECK(c, !strcmp(bn_escape("ab\x01", BN_ESC_CONTROLS, out, 6), "ab")); /* "\x01" needs 4 + NUL */
+    CHECK(c, !strcmp(bn_escape("ab\x01", BN_ESC_CONTROLS, out, 7), "ab\\x01"));
+    CHECK(c, !strcmp(bn_escape("abc", 0, out, 3), "ab"));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CHECK(c, f && !bn_fput_escaped((const uint8_t *)"x\0\\\n\t", 5, BN_ESC_BACKSLASH, f));
+    if (f)
+        fclose(f);
+    CHECK(c, buf && len == 7 && !memcmp(buf, "x\0\\\\\\n\t", 7)); /* the NUL and tab as they are */
+    free(buf);
+}
+
 int main(void)
 {
     check_ctx c = {0};
@@ -281,6 +306,7 @@ int main(void)
     test_meta(&c);
     test_pieces(&c, dir);
     test_file(&c, dir);
+    test_escape(&c);
     rmdir(dir);
     return check_done(&c, "test_format");
 }
