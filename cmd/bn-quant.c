@@ -15,7 +15,8 @@ static const bn_prog prog = {
              "\n"
              "Reads a bn model (a file, or standard input when INPUT is '-' or absent) and\n"
              "writes it with every float projection weight (attn_q/k/v/output, ffn_gate/up/down)\n"
-             "ternarized: beta = mean|W| per tensor, T = clamp(round(W/beta), -1, 1).\n"
+             "ternarized: beta = mean|W| per tensor, T = clamp(round(W * s), -1, 1) with s = 1/beta\n"
+             "in f32 (a file without model.ternary_rule: round(W/beta); see bn-quant(1)).\n"
              "Ternary tensors and everything else pass through untouched, except the output\n"
              "head and the embedding table when --head / --embd ask for another type.\n",
     .operand = "INPUT",

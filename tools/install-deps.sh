@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 pkgs="make gcc g++ clang zlib1g-dev libxxhash-dev libpcre2-dev libcjson-dev libmicrohttpd-dev curl
-      bats bats-assert bats-support python3 python3-numpy python3-jinja2 python3-xxhash xxhash man-db valgrind parallel time
+      bats bats-assert bats-support python3 python3-numpy python3-jinja2 python3-xxhash xxhash man-db groff-base mandoc valgrind parallel time
       openssh-server openssh-client haproxy sentencepiece python3-sentencepiece
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 missing=""

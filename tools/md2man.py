@@ -23,12 +23,12 @@ def line_start(text):
 
 
 def table(rows):
-    out = ['.TS', 'allbox tab(\x07);', ' '.join(['l'] * len(rows[0])) + '.']
+    out = ['.TS', 'allbox;', ' '.join(['l'] * len(rows[0])) + '.']
     for i, cells in enumerate(rows):
         cells = [inline(c.strip()) for c in cells]
         if i == 0:
             cells = ['\\fB' + c + '\\fR' for c in cells]
-        out.append('\x07'.join('T{\n' + line_start(c) + '\nT}' for c in cells))
+        out.append('\t'.join('T{\n' + line_start(c) + '\nT}' for c in cells))
     out.append('.TE')
     return out
 
@@ -70,7 +70,10 @@ def main():
         else:
             out.append(line_start(inline(ln)))
         i += 1
-    sys.stdout.write('\n'.join(out) + '\n')
+    # characters beyond ASCII as groff's \[uXXXX] escapes, so that the page
+    # needs no preconv and no locale to render
+    text = re.sub(r'[^\x00-\x7f]', lambda m: '\\[u%04X]' % ord(m.group()), '\n'.join(out) + '\n')
+    sys.stdout.write(text)
 
 
 main()
