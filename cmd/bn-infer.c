@@ -225,6 +225,12 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--parallel with --perplexity: at most %d windows at once", BN_KERN_MAX_N);
     if (o->parallel && o->logits_file)
         return bn_usage_error(&prog, "--parallel and --logits exclude each other");
+    /* binary output to a terminal: refused before the model loads, as the
+     * other programs refuse it (a usage error: the command line asks for it) */
+    if (o->logits_file && !o->logits_topk && bn_out_is_tty(o->logits_file))
+        return bn_usage_error(&prog, "refusing to write binary logits to a terminal (use --logits FILE or a pipe)");
+    if (o->embed_f32 && isatty(STDOUT_FILENO))
+        return bn_usage_error(&prog, "refusing to write binary vectors to a terminal (redirect standard output)");
     o->g.text = o->ids ? 0 : o->text || o->prompt || o->file || o->chat;
     if (o->n_ppl) { /* the operands live as long as the program */
         if (!(o->ppl_files = malloc(o->n_ppl * sizeof *o->ppl_files)))
@@ -376,10 +382,6 @@ static void report_input_failure(const char *input, const bn_err *e)
 static int run_embed(const opts *o, const bn_model *m, bn_ctx *c, bn_tokenizer *tok, bn_err *e)
 {
     int fmt = o->embed_f32 ? BN_EMBED_F32 : o->json ? BN_EMBED_JSON : BN_EMBED_TEXT;
-    if (fmt == BN_EMBED_F32 && isatty(STDOUT_FILENO)) {
-        bn_report(&prog, "refusing to write binary vectors to a terminal");
-        return BN_EXIT_DATA;
-    }
     bn_embed_opts eo = {.format = fmt, .parallel = o->parallel, .log = bn_cli_log, .log_user = (void *)&prog};
     bn_embed_text text = {.tok = tok, .hp = &m->hp, .text = o->prompt, .len = o->prompt ? strlen(o->prompt) : 0};
     bn_tokr in;
@@ -540,10 +542,6 @@ int main(int argc, char **argv)
         goto out;
     }
     if (o.logits_file) {
-        if (!o.logits_topk && bn_out_is_tty(o.logits_file)) {
-            bn_report(&prog, "%s: refusing to write binary logits to a terminal", o.logits_file);
-            goto out;
-        }
         /* A temporary renamed into place at the end, as the models are: a
          * run that fails (a full disk) leaves no truncated logits behind. */
         bn_temp_hook temps = {bn_cli_track_temp, NULL};

@@ -266,6 +266,20 @@ for r, l in zip(rows, lg):
 EOF
 }
 
+@test "binary logits or vectors to a terminal: a usage error before the model loads" {
+    command -v script >/dev/null || skip "script(1) not installed"
+    run script -qec "$BN_BIN/bn-infer -m '$D/tiny.bn' --logits - -n 0 -p x" /dev/null
+    [ "$status" -eq 2 ]
+    [[ $output == *"bn-infer: refusing to write binary logits to a terminal (use --logits FILE or a pipe)"* ]]
+    # checked before the model is read: a model that does not exist is not named
+    run script -qec "$BN_BIN/bn-infer -m '$T/none.bn' --embed --embed-format f32 -p x" /dev/null
+    [ "$status" -eq 2 ]
+    [[ $output == *"bn-infer: refusing to write binary vectors to a terminal (redirect standard output)"* ]]
+    # text to a terminal is fine
+    run script -qec "$BN_BIN/bn-infer -m '$D/tiny.bn' --logits - --logits-topk 2 -n 0 -p x" /dev/null
+    [ "$status" -eq 0 ]
+}
+
 @test "chat from piped stdin: one answer per line, history reused, the context overflow is handled" {
     run bash -c "printf 'Hello.\nWho are you?\n' | bn-infer -m '$D/tiny.bn' -cnv --system 'You are Emma.' --temp 0 -n 16"
     [ "$status" -eq 0 ]

@@ -436,7 +436,7 @@ static enum MHD_Result route(struct MHD_Connection *c, req *r)
             return fail(c, r, 503, "server_error", "loading", "the model is still loading");
         if (strcmp(id, h->mi->id))
             return fail(c, r, 404, "invalid_request_error", "model_not_found",
-                        "the model '%s' does not exist: this server has '%s'", id, h->mi->id);
+                        "the model '%s' does not exist; this server has '%s'", id, h->mi->id);
         return send_json(c, r, 200, srv_models_json(h->mi, h->mi->created, 0));
     }
     static const char *const gets[] = {"/v1/models", "/models", "/metrics"};
