@@ -201,7 +201,8 @@ static int parse(int argc, char **argv, opts *o)
     if (o->json && !o->n_ppl && !o->embed)
         return bn_usage_error(&prog, "--json is for --perplexity and --embed results");
     /* standard input can be read once */
-    size_t dashes = !strcmp(o->model, "-") + (o->file && !strcmp(o->file, "-"));
+    size_t dashes = !strcmp(o->model, "-") + (o->file && !strcmp(o->file, "-")) +
+                    (o->draft && !strcmp(o->draft, "-")); /* else the draft eats the records or the model */
     for (size_t i = 0; i < o->n_ppl; i++)
         dashes += !strcmp(ppl_name(o, argv, i), "-");
     if (!o->prompt && !o->file && !o->chat && !o->n_ppl && !o->embed)
@@ -211,8 +212,9 @@ static int parse(int argc, char **argv, opts *o)
     else if (o->chat)
         dashes++; /* the user's lines */
     if (dashes > 1)
-        return bn_usage_error(&prog, "standard input can be read once: the model (-m -), the prompt (-f -), a text "
-                                     "to score (--perplexity -) or the input records, only one of them");
+        return bn_usage_error(&prog, "standard input can be read once: the model (-m -), the draft (--draft -), the "
+                                     "prompt (-f -), a text to score (--perplexity -) or the input records, only one "
+                                     "of them");
     if (o->text && o->ids)
         return bn_usage_error(&prog, "--text and --ids exclude each other");
     if (o->logits_topk && !o->logits_file)

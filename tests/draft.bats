@@ -119,6 +119,19 @@ setup() {
     [ "$status" -eq 0 ]
 }
 
+@test "--draft -: the draft from standard input, which then holds nothing else (a second use: exit 2)" {
+    bn-infer -m "$D/tiny.bn" -p "It was" -n 8 --temp 0 --draft "$D/draft2.bn" >"$T/file"
+    bn-infer -m "$D/tiny.bn" -p "It was" -n 8 --temp 0 --draft - <"$D/draft2.bn" >"$T/stdin"
+    cmp "$T/file" "$T/stdin"
+    # the token stream, the model or the prompt file would be read as the draft
+    for args in "-m $D/tiny.bn -n 2" "-m $D/tiny.bn --parallel 2 -n 2" "-m - -p x -n 2" "-m $D/tiny.bn -f - -n 2"; do
+        # shellcheck disable=SC2086
+        run_split "$T/out" bn-infer $args --draft - <"$D/three.ids"
+        [ "$status" -eq 2 ] || { echo "$args: $status: $err"; return 1; }
+        [[ $err == "bn-infer: standard input can be read once"*"--draft -"* ]]
+    done
+}
+
 @test "bn-bench --prompt-file --draft: plain and draft rows, the answers checked the same; refused without --prompt-file or with --lookup" {
     bn-bench -m "$D/tiny.bn" -p 0 -n 32 -t 1 -r 1 --bw-mib 4 --prompt-file "$D/repeat.txt" \
         --draft "$D/draft2.bn" --draft-max 4 --no-pacing >"$T/out"

@@ -117,3 +117,27 @@ sys.stdout.write("".join(json.loads(e[6:])["choices"][0]["text"] for e in ev[:-1
     [ "$(printf '%s\n' "$err" | grep -c .)" -eq 2 ]
     [[ $(printf '%s\n' "$err" | tail -1) == "bn-serve: "*"vocabulary of 512 tokens"* ]]
 }
+
+@test "streamed with guesses: a chunk per decoding step, the tokens a guess kept in one" {
+    # the model as its own draft keeps every guess: a pass gives several tokens
+    start_server "$T" self -np 2 --draft "$D/tiny.bn"
+    PORT=$(cat "$T/self.port")
+    f=$ROOT/tests/data/lookup/repeat.txt
+    [ "$(post /v1/completions "$(body "$f" 48)" "$T/plain")" = 200 ]
+    post /v1/completions "$(body "$f" 48 '{"draft": true, "stream": true}')" "$T/sse" >/dev/null
+    # the text of each chunk; the last line: completion_tokens
+    $PY -c 'import json, sys
+ev = [json.loads(l[6:]) for l in open(sys.argv[1], encoding="utf-8").read().split("\n\n") if l.startswith("data: {")]
+for e in ev:
+    if e["choices"][0]["text"]:
+        print(json.dumps(e["choices"][0]["text"]))
+print(ev[-1]["usage"]["completion_tokens"])' "$T/sse" >"$T/pieces"
+    n=$(tail -n 1 "$T/pieces")
+    [ "$n" -eq 48 ]
+    [ "$($PY -c 'import json, sys
+print("".join(json.loads(l) for l in open(sys.argv[1]).read().split("\n")[:-2]), end="")' "$T/pieces")" = \
+        "$(field "$T/plain" 'j["choices"][0]["text"]')" ]
+    # 48 tokens in passes of up to 9: far fewer chunks than tokens (one a token before)
+    chunks=$(($(wc -l <"$T/pieces") - 1))
+    [ "$chunks" -le 16 ] || { echo "$chunks chunks for $n tokens"; return 1; }
+}

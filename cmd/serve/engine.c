@@ -164,7 +164,6 @@ static void take_event(srv_engine *g, const bn_batch_event *ev)
         return;
     }
     j->n_text = j->size;
-    note_step(j);
 }
 
 static void *engine_main(void *arg)
@@ -214,6 +213,11 @@ static void *engine_main(void *arg)
         }
         for (size_t i = 0; i < n_ev; i++)
             take_event(g, &ev[i]);
+        /* a chunk per pass, not per event: the tokens a guess kept (lookup,
+         * a draft model) are one decoding step's text, as bn-serve(1) says */
+        for (size_t i = 0; i < g->n_live; i++)
+            if (g->live[i]->n_text)
+                note_step(g->live[i]);
         g->st.kv_used_bytes = bn_ctx_kv_used_bytes(g->c);
         g->st.kv_blocks_used = g->st.kv_blocks - bn_ctx_kv_blocks_left(g->c);
         bn_batch_stats bs;
