@@ -289,15 +289,13 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
     [ "$(field "$T/body" 'j["error"]["param"]')" = null ]
 }
 
-@test "C8: what bn cannot do is refused, not ignored: tool_choice, logprobs 0, top_logprobs, best_of, modalities" {
+@test "C8: what bn cannot do is refused, not ignored: tool_choice, best_of, modalities; top_logprobs alone" {
     chat='{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2'
     refused /v1/chat/completions "$chat, \"tool_choice\": \"required\"}" tool_choice
     refused /v1/chat/completions "$chat, \"tool_choice\": {\"type\": \"function\", \"function\": {\"name\": \"f\"}}}" tool_choice
     refused /v1/chat/completions "$chat, \"tools\": [], \"tool_choice\": \"required\"}" tool_choice
     refused /v1/chat/completions "$chat, \"function_call\": {\"name\": \"f\"}}" function_call
-    refused /v1/completions '{"prompt": "a", "max_tokens": 2, "logprobs": 0}' logprobs
-    refused /v1/chat/completions "$chat, \"logprobs\": true}" logprobs
-    refused /v1/chat/completions "$chat, \"top_logprobs\": 3}" top_logprobs
+    refused /v1/chat/completions "$chat, \"top_logprobs\": 3}" top_logprobs invalid_value
     refused /v1/completions '{"prompt": "a", "max_tokens": 2, "best_of": 3}' best_of
     refused /v1/chat/completions "$chat, \"modalities\": [\"text\", \"audio\"]}" modalities
     refused /v1/chat/completions "$chat, \"modalities\": \"text\"}" modalities invalid_type
@@ -506,4 +504,98 @@ PYEOF
     code=$(curl -s --max-time 60 -o "$T/body" -w '%{http_code}' --request-target "HTTP://localhost/v1/completions" \
         --data-binary '{"prompt": "Hi", "max_tokens": 1}' "http://127.0.0.1:$PORT/")
     [ "$code" = 200 ] || { cat "$T/body"; return 1; }
+}
+
+# logprobs_ref IDS_FILE N_PROMPT TOP: each generated token's log
+# probability and the TOP likeliest (id, log probability) of its row, from
+# bn-infer --logits over the prompt and the answer (every position's raw
+# logits, f32) and numpy's log-softmax in float64: one JSON list.
+logprobs_ref() {
+    bn-infer -m "$BATS_FILE_TMPDIR/tiny.bn" --logits "$T/ref.f32" -n 0 <"$1" >/dev/null
+    $PY - "$T/ref.f32" "$1" "$2" "$3" <<'PYEOF'
+import json, sys
+import numpy as np
+ids = [int(x) for x in open(sys.argv[2]).read().split()]
+n_prompt, top = int(sys.argv[3]), int(sys.argv[4])
+lg = np.fromfile(sys.argv[1], dtype="<f4").reshape(len(ids), -1).astype(np.float64)
+out = []
+for p in range(n_prompt - 1, len(ids) - 1):
+    row = lg[p]
+    lsm = row - (row.max() + np.log(np.exp(row - row.max()).sum()))
+    order = np.argsort(-lg[p], kind="stable")[:top]
+    out.append([ids[p + 1], lsm[ids[p + 1]], [[int(i), lsm[i]] for i in order]])
+print(json.dumps(out))
+PYEOF
+}
+
+@test "C16: logprobs: each token's log probability and top_logprobs as numpy computes them from the model's logits; the same with lookup, streamed, in chat" {
+    # a completion: the tokens of the answer after the prompt's
+    api /v1/completions "$(complete "$P1" 12 '{"temperature": 0, "logprobs": 3}')"
+    [ "$code" = 200 ] || { cat "$T/body"; return 1; }
+    cp "$T/body" "$T/plain.json"
+    # the prompt's ids as the server reads it, the answer's as bn-infer gives them (greedy: the same)
+    api /tokenize "{\"content\": \"$P1\", \"add_special\": true}"
+    field "$T/body" '" ".join(str(i) for i in j["tokens"])' >"$T/prompt.ids"
+    bn-infer -m "$BATS_FILE_TMPDIR/tiny.bn" -n 12 --temp 0 <"$T/prompt.ids" >"$T/answer.ids"
+    [ "$(bn-tokenize -d -m "$BATS_FILE_TMPDIR/tiny.bn" <"$T/answer.ids")" = "$(field "$T/plain.json" 'j["choices"][0]["text"]')" ]
+    np=$(wc -w <"$T/prompt.ids")
+    echo "$(cat "$T/prompt.ids") $(cat "$T/answer.ids")" >"$T/all.ids"
+    logprobs_ref "$T/all.ids" "$np" 3 >"$T/ref.json"
+    $PY - "$T/plain.json" "$T/ref.json" <<'PYEOF'
+import json, sys
+j = json.load(open(sys.argv[1]))["choices"][0]
+ref = json.load(open(sys.argv[2]))
+lp = j["logprobs"]
+assert len(lp["tokens"]) == len(ref) == 12, (len(lp["tokens"]), len(ref))
+assert "".join(lp["tokens"]) == j["text"], (lp["tokens"], j["text"])
+offs = [0]
+for t in lp["tokens"][:-1]:
+    offs.append(offs[-1] + len(t.encode()))
+assert lp["text_offset"] == offs, (lp["text_offset"], offs)
+for k, (tok, want, top) in enumerate(ref):
+    assert abs(lp["token_logprobs"][k] - want) < 1e-5, (k, lp["token_logprobs"][k], want)
+    # greedy: the token is the likeliest, and the alternatives are the row's next two
+    assert top[0][0] == tok
+    got = list(lp["top_logprobs"][k].values())
+    assert len(got) == 3 and all(abs(g - w[1]) < 1e-5 for g, w in zip(got, top)), (k, got, top)
+PYEOF
+    # with prompt lookup: the same rows, so the same values, bit for bit
+    api /v1/completions "$(complete "$P1" 12 '{"temperature": 0, "logprobs": 3, "lookup": 2}')"
+    [ "$(field "$T/body" 'j["choices"][0]["logprobs"]')" = "$(field "$T/plain.json" 'j["choices"][0]["logprobs"]')" ]
+    # streamed: the chunks' logprobs joined are the whole answer's
+    curl -sN --max-time 60 -H 'Content-Type: application/json' \
+        --data-binary "$(complete "$P1" 12 '{"temperature": 0, "logprobs": 3, "stream": true}')" \
+        "http://127.0.0.1:$PORT/v1/completions" >"$T/sse"
+    $PY - "$T/sse" "$T/plain.json" <<'PYEOF'
+import json, sys
+want = json.load(open(sys.argv[2]))["choices"][0]["logprobs"]
+got = {k: [] for k in want}
+for line in open(sys.argv[1]):
+    if line.startswith("data: {"):
+        c = json.loads(line[6:])["choices"][0]
+        if c["logprobs"]:
+            assert c["text"], c  # log probabilities ride with their text
+            for k in got:
+                got[k] += c["logprobs"][k]
+assert got == want, (got, want)
+PYEOF
+    # chat: logprobs true, top_logprobs 2: content entries with bytes
+    api /v1/chat/completions '{"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 5, "temperature": 0, "logprobs": true, "top_logprobs": 2}'
+    [ "$code" = 200 ]
+    $PY - "$T/body" <<'PYEOF'
+import json, sys
+c = json.load(open(sys.argv[1]))["choices"][0]
+content = c["logprobs"]["content"]
+assert len(content) == 5 and c["logprobs"]["refusal"] is None
+assert b"".join(bytes(e["bytes"]) for e in content).decode() == c["message"]["content"]
+for e in content:
+    assert len(e["top_logprobs"]) == 2 and e["top_logprobs"][0]["token"] == e["token"]
+    assert e["top_logprobs"][0]["logprob"] == e["logprob"] >= e["top_logprobs"][1]["logprob"]
+PYEOF
+    # chat without top_logprobs: no alternatives; a completion's logprobs true or 21: refused
+    api /v1/chat/completions '{"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 2, "logprobs": true}'
+    [ "$(field "$T/body" '[len(e["top_logprobs"]) for e in j["choices"][0]["logprobs"]["content"]]')" = "[0, 0]" ]
+    refused /v1/completions '{"prompt": "a", "max_tokens": 2, "logprobs": true}' logprobs invalid_type
+    refused /v1/completions '{"prompt": "a", "max_tokens": 2, "logprobs": 21}' logprobs invalid_value
+    refused /v1/chat/completions '{"messages": [{"role": "user", "content": "Hi"}], "logprobs": true, "top_logprobs": 21}' top_logprobs invalid_value
 }

@@ -26,6 +26,7 @@ void srv_job_free(srv_job *j)
         fclose(j->fp);
     free(j->text);
     free(j->steps);
+    free(j->lp);
     free(j->prompt);
     for (int i = 0; i < j->n_stop; i++)
         free(j->stop[i]);
@@ -71,6 +72,9 @@ static void job_done(srv_engine *g, srv_job *j, int finish, const char *why)
     /* the writer ends an answer with a line break, which is not the model's */
     if (finish != SRV_FIN_ERROR && j->n_text && j->text[j->n_text - 1] == '\n')
         j->n_text--;
+    for (size_t k = 0; k < j->n_lp; k++) /* a stop string's cut may end the text before a token's end */
+        if (j->lp[k].text_end > j->n_text)
+            j->lp[k].text_end = j->n_text;
     j->state = SRV_DONE;
     for (size_t i = 0; i < g->n_live; i++)
         if (g->live[i] == j) {
@@ -99,7 +103,8 @@ static void admit(srv_engine *g, srv_job *j)
         return;
     }
     bn_request q = {.prompt = j->prompt, .n_prompt = j->n_prompt, .samp = j->samp, .n_predict = j->n_predict,
-                    .tag = j->tag, .lookup = j->lookup, .draft_max = j->draft_max, .draft = j->draft};
+                    .tag = j->tag, .lookup = j->lookup, .draft_max = j->draft_max, .draft = j->draft,
+                    .logprobs = j->logprobs, .top_logprobs = j->top_logprobs};
     if (g->n_live == g->cap_live) {
         size_t cap = g->cap_live ? 2 * g->cap_live : 16;
         srv_job **p = realloc(g->live, cap * sizeof *p);
@@ -127,6 +132,36 @@ static srv_job *find(srv_engine *g, uint64_t tag)
     return NULL;
 }
 
+/* ev's log probabilities at the end of j's (mutex held); their text_end
+ * is set as the text grows (job_text). */
+static int keep_logprobs(srv_job *j, const bn_batch_event *ev)
+{
+    if (j->n_lp == j->cap_lp) {
+        size_t cap = j->cap_lp ? 2 * j->cap_lp : 64;
+        srv_lp *more = realloc(j->lp, cap * sizeof *more);
+        if (!more)
+            return -1;
+        j->lp = more;
+        j->cap_lp = cap;
+    }
+    srv_lp *l = &j->lp[j->n_lp++];
+    l->id = ev->token;
+    l->logprob = ev->logprob;
+    l->text_end = SIZE_MAX;
+    l->n_top = ev->n_top;
+    if (ev->n_top)
+        memcpy(l->top, ev->top, ev->n_top * sizeof *ev->top);
+    return 0;
+}
+
+/* The answer's text is n_text bytes now (mutex held): tokens that had
+ * none yet end there. */
+static void job_text(srv_job *j)
+{
+    for (size_t k = j->n_lp; k > 0 && j->lp[k - 1].text_end == SIZE_MAX; k--)
+        j->lp[k - 1].text_end = j->n_text;
+}
+
 /* One event of a pass into its job's text (mutex held). */
 static void take_event(srv_engine *g, const bn_batch_event *ev)
 {
@@ -139,6 +174,11 @@ static void take_event(srv_engine *g, const bn_batch_event *ev)
         return;
     }
     int stopped = 0;
+    if (ev->token != BN_BATCH_NO_TOKEN && j->logprobs && keep_logprobs(j, ev)) {
+        bn_batch_cancel(g->b, j->tag);
+        job_done(g, j, SRV_FIN_ERROR, "out of memory");
+        return;
+    }
     if (ev->token != BN_BATCH_NO_TOKEN) {
         j->n_gen++;
         g->st.tokens_generated++;
@@ -164,6 +204,7 @@ static void take_event(srv_engine *g, const bn_batch_event *ev)
         return;
     }
     j->n_text = j->size;
+    job_text(j);
 }
 
 static void *engine_main(void *arg)

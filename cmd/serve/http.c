@@ -52,6 +52,7 @@ typedef struct req {
     char id[64];
     long created;
     size_t sent;
+    size_t lp_sent;   /* log probabilities sent (tokens) */
     size_t step; /* the first of job->steps not yet sent */
     int started, ended;
     char *out;
@@ -281,7 +282,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
         int rc = 0;
         if (!r->started && j->chat) { /* the role comes first, as OpenAI sends it */
             r->started = 1;
-            rc = set_event(r, srv_chunk_json(h->mi, j, r->id, r->created, NULL, 0, 1, 0));
+            rc = set_event(r, srv_chunk_json(h->mi, j, r->id, r->created, NULL, 0, 0, 0, 1, 0));
         } else {
             pthread_mutex_lock(&r->g->mu);
             size_t ready;
@@ -294,8 +295,13 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
                 }
             }
             if (ready > r->sent) {
-                rc = set_event(r, srv_chunk_json(h->mi, j, r->id, r->created, j->text + r->sent, ready - r->sent, 0, 0));
+                size_t lp = r->lp_sent; /* the tokens whose text this piece ends */
+                while (lp < j->n_lp && j->lp[lp].text_end <= ready)
+                    lp++;
+                rc = set_event(r, srv_chunk_json(h->mi, j, r->id, r->created, j->text + r->sent, ready - r->sent,
+                                                 r->lp_sent, lp, 0, 0));
                 r->sent = ready;
+                r->lp_sent = lp;
             } else if (j->finish == SRV_FIN_ERROR) {
                 srv_error err = {.status = 500, .type = "server_error"};
                 snprintf(err.msg, sizeof err.msg, "%s", j->error);
@@ -303,7 +309,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
                 r->ended = 1;
             } else {
                 r->n_gen = j->n_gen;
-                rc = set_event(r, srv_chunk_json(h->mi, j, r->id, r->created, NULL, 0, 0, 1));
+                rc = set_event(r, srv_chunk_json(h->mi, j, r->id, r->created, NULL, 0, r->lp_sent, j->n_lp, 0, 1));
                 r->ended = 1;
             }
             pthread_mutex_unlock(&r->g->mu);

@@ -111,6 +111,78 @@ static cJSON *head(const srv_model_info *mi, const srv_job *j, const char *id, l
     return r;
 }
 
+/* One token's text (its bytes as UTF-8, U+FFFD for a byte that is part of
+ * a character) and, for chat, its exact bytes. */
+static cJSON *token_item(const srv_model_info *mi, uint32_t id, float logprob, int chat, cJSON **text)
+{
+    size_t len = 0;
+    const uint8_t *b = bn_tokenizer_piece(mi->tok, id, &len);
+    char *t = srv_utf8_clean(b ? (const char *)b : "", len);
+    cJSON *o = cJSON_CreateObject();
+    if (!t || !o) {
+        free(t);
+        cJSON_Delete(o);
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "token", t);
+    cJSON_AddNumberToObject(o, "logprob", logprob);
+    if (chat) {
+        cJSON *bytes = cJSON_AddArrayToObject(o, "bytes");
+        for (size_t i = 0; bytes && i < len; i++)
+            cJSON_AddItemToArray(bytes, cJSON_CreateNumber(b[i]));
+    }
+    if (text)
+        *text = cJSON_CreateString(t);
+    free(t);
+    return o;
+}
+
+/* The log probabilities of j's tokens [a, b) as OpenAI gives them: chat's
+ * {"content": [{token, logprob, bytes, top_logprobs}], "refusal": null};
+ * a completion's {tokens, token_logprobs, top_logprobs (text to log
+ * probability), text_offset (where each token's text starts in the
+ * answer)}. Null when there are none. */
+static cJSON *logprobs_json(const srv_model_info *mi, const srv_job *j, size_t a, size_t b)
+{
+    if (!j->logprobs || a >= b)
+        return cJSON_CreateNull();
+    cJSON *r = cJSON_CreateObject();
+    if (j->chat) {
+        cJSON *content = cJSON_AddArrayToObject(r, "content");
+        for (size_t k = a; k < b; k++) {
+            const srv_lp *l = &j->lp[k];
+            cJSON *it = token_item(mi, l->id, l->logprob, 1, NULL);
+            cJSON_AddItemToArray(content, it);
+            cJSON *top = it ? cJSON_AddArrayToObject(it, "top_logprobs") : NULL;
+            for (uint32_t t = 0; top && t < l->n_top; t++)
+                cJSON_AddItemToArray(top, token_item(mi, l->top[t].id, l->top[t].logprob, 1, NULL));
+        }
+        cJSON_AddNullToObject(r, "refusal");
+        return r;
+    }
+    cJSON *tokens = cJSON_AddArrayToObject(r, "tokens"), *lps = cJSON_AddArrayToObject(r, "token_logprobs"),
+          *tops = cJSON_AddArrayToObject(r, "top_logprobs"), *offs = cJSON_AddArrayToObject(r, "text_offset");
+    for (size_t k = a; k < b; k++) {
+        const srv_lp *l = &j->lp[k];
+        cJSON *text = NULL, *it = token_item(mi, l->id, l->logprob, 0, &text);
+        cJSON_AddItemToArray(tokens, text);
+        cJSON_AddItemToArray(lps, cJSON_CreateNumber(l->logprob));
+        cJSON *top = cJSON_CreateObject();
+        for (uint32_t t = 0; top && t < l->n_top; t++) {
+            size_t len = 0;
+            const uint8_t *p = bn_tokenizer_piece(mi->tok, l->top[t].id, &len);
+            char *tt = srv_utf8_clean(p ? (const char *)p : "", len);
+            if (tt && !cJSON_GetObjectItemCaseSensitive(top, tt)) /* two ids of one text: the likelier */
+                cJSON_AddNumberToObject(top, tt, l->top[t].logprob);
+            free(tt);
+        }
+        cJSON_AddItemToArray(tops, top);
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber(k ? (double)j->lp[k - 1].text_end : 0));
+        cJSON_Delete(it);
+    }
+    return r;
+}
+
 static char *print(cJSON *r)
 {
     char *s = cJSON_PrintUnformatted(r);
@@ -135,7 +207,7 @@ char *srv_reply_json(const srv_model_info *mi, const srv_job *j, const char *id,
         cJSON_AddStringToObject(c, "text", text);
     }
     /* required in a choice of either object, null when not asked for */
-    cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddItemToObject(c, "logprobs", logprobs_json(mi, j, 0, j->n_lp));
     cJSON_AddStringToObject(c, "finish_reason", srv_finish_name(j->finish));
     add_usage(r, j);
     free(text);
@@ -143,7 +215,7 @@ char *srv_reply_json(const srv_model_info *mi, const srv_job *j, const char *id,
 }
 
 char *srv_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id, long created, const char *text,
-                     size_t n, int role, int final)
+                     size_t n, size_t lp_a, size_t lp_b, int role, int final)
 {
     char *t = srv_utf8_clean(text ? text : "", n);
     if (!t)
@@ -160,7 +232,9 @@ char *srv_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id,
     } else {
         cJSON_AddStringToObject(c, "text", t);
     }
-    cJSON_AddNullToObject(c, "logprobs"); /* as OpenAI sends it on every chunk's choice */
+    /* on every chunk's choice, as OpenAI sends it: the log probabilities
+     * of the tokens [lp_a, lp_b), null when none */
+    cJSON_AddItemToObject(c, "logprobs", logprobs_json(mi, j, lp_a, lp_b));
     if (final)
         cJSON_AddStringToObject(c, "finish_reason", srv_finish_name(j->finish));
     else

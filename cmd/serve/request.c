@@ -410,14 +410,8 @@ static int refuse_unsupported(const cJSON *o, int chat, srv_error *err)
         return -1;
     if (flag)
         return BAD(err, "unsupported_parameter", "'echo' is not supported");
-    /* logprobs: chat's true, or completions' number, 0 included (the
-     * sampled token's log probability) */
-    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(o, "logprobs");
-    if (lp && !cJSON_IsNull(lp) && !cJSON_IsFalse(lp))
-        return BAD(err, "unsupported_parameter", "'logprobs' is not supported");
     /* llama-server's: n_probs (its logprobs), ignore_eos, grammar */
-    const char *unsupported[] = {"tools",        "functions", "logit_bias", "suffix",
-                                 "top_logprobs", "n_probs", "ignore_eos", "grammar"};
+    const char *unsupported[] = {"tools", "functions", "logit_bias", "suffix", "n_probs", "ignore_eos", "grammar"};
     for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
         if (asks(o, unsupported[i]))
             return BAD(err, "unsupported_parameter", "'%s' is not supported", unsupported[i]);
@@ -461,6 +455,37 @@ static int refuse_unsupported(const cJSON *o, int chat, srv_error *err)
 }
 
 /* Sampling, length and stop strings shared by both endpoints. */
+/* Log probabilities, as OpenAI asks for them: chat's "logprobs": true
+ * with "top_logprobs": 0..20 alternatives a token; a completion's
+ * "logprobs": 0..20 (OpenAI takes up to 5), the sampled token's and that
+ * many alternatives. */
+static int get_logprobs(const cJSON *o, int chat, srv_job *j, srv_error *err)
+{
+    double v;
+    int r;
+    if (chat) {
+        if (get_bool(o, "logprobs", &j->logprobs, err) < 0 ||
+            (r = get_number(o, "top_logprobs", 0, BN_BATCH_MAX_TOP, 1, &v, err)) < 0)
+            return -1;
+        if (r && v > 0 && !j->logprobs) /* 0 asks for nothing */
+            return BAD(err, "invalid_value", "'top_logprobs' needs 'logprobs': true");
+        j->top_logprobs = r ? (uint32_t)v : 0;
+        return 0;
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "logprobs")))
+        return BAD(err, "invalid_type", "'logprobs' of a completion is a number: the alternatives a token (0 to %d)",
+                   BN_BATCH_MAX_TOP);
+    if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "logprobs")))
+        return 0;
+    if ((r = get_number(o, "logprobs", 0, BN_BATCH_MAX_TOP, 1, &v, err)) < 0)
+        return -1;
+    if (asks(o, "top_logprobs"))
+        return BAD(err, "unsupported_parameter", "'top_logprobs' is chat's: a completion's 'logprobs' is the number");
+    j->logprobs = r;
+    j->top_logprobs = r ? (uint32_t)v : 0;
+    return 0;
+}
+
 static int get_sampling(const srv_model_info *mi, const cJSON *o, int chat, srv_job *j, srv_error *err)
 {
     double v;
@@ -491,7 +516,7 @@ static int get_sampling(const srv_model_info *mi, const cJSON *o, int chat, srv_
         return -1;
     if (get_bool(o, "stream", &j->stream, err) < 0 || get_stream_options(o, j, err))
         return -1;
-    if (refuse_unsupported(o, chat, err))
+    if (refuse_unsupported(o, chat, err) || get_logprobs(o, chat, j, err))
         return -1;
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "stop");
     if (st && !cJSON_IsNull(st)) {

@@ -23,6 +23,15 @@ enum { SRV_FIN_STOP = 1, SRV_FIN_LENGTH, SRV_FIN_ERROR };
 /* One generation request, shared by the HTTP thread that asked and the
  * engine: the first part is fixed before submission, the rest is the
  * engine's, read by the asker under the engine's mutex. */
+/* One generated token's log probabilities (a request with logprobs). */
+typedef struct srv_lp {
+    uint32_t id;
+    float logprob;
+    size_t text_end; /* the answer's bytes written when it was: a stream sends it with them */
+    uint32_t n_top;
+    bn_batch_top top[BN_BATCH_MAX_TOP];
+} srv_lp;
+
 typedef struct srv_job {
     uint32_t *prompt;
     size_t n_prompt;
@@ -33,6 +42,8 @@ typedef struct srv_job {
     int stream, chat;
     uint32_t lookup, draft_max; /* prompt lookup decoding (bn_request's); 0: off */
     int draft;                  /* the server's draft model guesses (bn_request's) */
+    int logprobs;               /* log probabilities (bn_request's), top_logprobs alternatives */
+    uint32_t top_logprobs;
     int stream_usage;           /* stream_options.include_usage: 1, 0, or -1 when not
                                    sent (the usage then rides on the last chunk) */
     /* under the engine's mutex */
@@ -42,6 +53,8 @@ typedef struct srv_job {
                           stream sends a chunk per step, however late it reads */
     size_t n_steps, cap_steps;
     uint32_t n_gen;    /* tokens generated */
+    srv_lp *lp;        /* with logprobs: each generated token's */
+    size_t n_lp, cap_lp;
     int state, finish; /* SRV_QUEUED.., SRV_FIN_* once done */
     char error[256];
     int cancel;        /* the asker is gone */
@@ -185,11 +198,12 @@ char *srv_detokenize(const srv_model_info *mi, const char *body, size_t n, srv_e
 char *srv_error_json(const srv_error *err);
 /* The whole answer of a finished job. */
 char *srv_reply_json(const srv_model_info *mi, const srv_job *j, const char *id, long created);
-/* One server-sent event of a streamed answer: the text's next piece, or
- * (final) the finish reason (and the usage, unless stream_options said
+/* One server-sent event of a streamed answer: the text's next piece with
+ * the log probabilities of tokens [lp_a, lp_b) when asked for, or (final)
+ * the finish reason (and the usage, unless stream_options said
  * otherwise); role: the first chat chunk. */
 char *srv_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id, long created, const char *text,
-                     size_t n, int role, int final);
+                     size_t n, size_t lp_a, size_t lp_b, int role, int final);
 /* The chunk stream_options.include_usage asks for after the last one:
  * no choices, the usage. */
 char *srv_usage_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id, long created);

@@ -2,6 +2,7 @@
 #include "batch.h"
 #include "lookup.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,8 @@ typedef struct req {
     bn_sampler ds;      /* the draft's draws (draft.c's seed) */
     bn_sampler_dist *q; /* [lk.draft_max] when sampling: what each guess was drawn from */
     size_t guessed_at, n_guess, k_guess;
+    int logprobs;       /* its events carry log probabilities (bn_request's) */
+    uint32_t n_top;
 } req;
 
 struct bn_batch {
@@ -50,6 +53,8 @@ struct bn_batch {
     size_t cap_rows;
     bn_batch_event *ev;
     size_t n_ev, cap_ev;
+    bn_batch_top (*tops)[BN_BATCH_MAX_TOP]; /* [cap_ev]: each event's most likely tokens */
+    float *raw;         /* [n_vocab]: a row before the sampler changes it (logprobs) */
     char (*msg)[256];   /* error texts of this step's events */
     size_t n_msg, cap_msg;
     bn_batch_stats st;
@@ -159,6 +164,8 @@ void bn_batch_free(bn_batch *b)
     free(b->dtoks);
     free(b->dwant);
     free(b->dlogits);
+    free(b->tops);
+    free(b->raw);
     free(b);
 }
 
@@ -209,6 +216,12 @@ int bn_batch_submit(bn_batch *b, const bn_request *r, bn_err *e)
     q->so = r->samp;
     q->tag = r->tag;
     q->seq = -1;
+    q->logprobs = r->logprobs != 0;
+    q->n_top = !r->logprobs ? 0 : r->top_logprobs < BN_BATCH_MAX_TOP ? r->top_logprobs : BN_BATCH_MAX_TOP;
+    if (q->logprobs && !b->raw && !(b->raw = malloc(b->m->hp.n_vocab * sizeof *b->raw))) {
+        req_free(q);
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    }
     if (r->lookup || r->draft) {
         q->lookup = 1;
         q->use_draft = r->draft != 0;
@@ -261,9 +274,12 @@ static int events_room(bn_batch *b, bn_err *e)
     size_t n_ev = bn_batch_max_events(b), n_msg = b->n_run + b->q_len;
     if (n_ev > b->cap_ev) {
         bn_batch_event *ev = realloc(b->ev, n_ev * sizeof *ev);
-        if (!ev)
+        if (ev)
+            b->ev = ev;
+        bn_batch_top(*tops)[BN_BATCH_MAX_TOP] = ev ? realloc(b->tops, n_ev * sizeof *tops) : NULL;
+        if (!tops)
             return bn_fail_code(e, BN_E_NOMEM, "out of memory");
-        b->ev = ev;
+        b->tops = tops;
         b->cap_ev = n_ev;
     }
     if (n_msg > b->cap_msg) {
@@ -276,9 +292,40 @@ static int events_room(bn_batch *b, bn_err *e)
     return 0;
 }
 
-static void event(bn_batch *b, const req *r, uint32_t token, int finish)
+static bn_batch_event *event(bn_batch *b, const req *r, uint32_t token, int finish)
 {
-    b->ev[b->n_ev++] = (bn_batch_event){r->tag, token, finish, NULL};
+    b->ev[b->n_ev] = (bn_batch_event){r->tag, token, finish, NULL, 0, 0, NULL};
+    return &b->ev[b->n_ev++];
+}
+
+/* ev's log probability of its token in the row raw (as the model gave
+ * it), and the row's n_top most likely tokens: log-softmax in double,
+ * the largest logit first so no exp overflows. */
+static void add_logprobs(bn_batch *b, bn_batch_event *ev, const float *raw, size_t V, uint32_t n_top)
+{
+    float mx = raw[0];
+    for (size_t i = 1; i < V; i++)
+        mx = raw[i] > mx ? raw[i] : mx;
+    double sum = 0;
+    for (size_t i = 0; i < V; i++)
+        sum += exp((double)raw[i] - mx);
+    double lse = mx + log(sum);
+    bn_batch_top *top = b->tops[ev - b->ev];
+    uint32_t n = 0;
+    for (size_t i = 0; i < V && n_top; i++) { /* insertion into the n_top best so far: strictly larger goes first */
+        if (n == n_top && !(raw[i] > top[n - 1].logprob))
+            continue;
+        uint32_t k = n < n_top ? n++ : n - 1;
+        for (; k > 0 && raw[i] > top[k - 1].logprob; k--)
+            top[k] = top[k - 1];
+        top[k] = (bn_batch_top){(uint32_t)i, raw[i]};
+    }
+    for (uint32_t k = 0; k < n; k++)
+        top[k].logprob = (float)((double)top[k].logprob - lse);
+    if (ev->token != BN_BATCH_NO_TOKEN)
+        ev->logprob = (float)((double)raw[ev->token] - lse);
+    ev->n_top = n;
+    ev->top = n ? top : NULL;
 }
 
 /* A BN_FIN_ERROR event with its reason. */
@@ -654,6 +701,8 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
         int fin = BN_FIN_NONE;
         int decoding = r->n_hist > r->n_prompt;
         for (;; j++, row += V) {
+            if (r->logprobs) /* the sampler applies penalties in place */
+                memcpy(b->raw, row, V * sizeof *row);
             uint32_t id = j < nd ? bn_sampler_verify_dist(&r->s, row, r->hist, r->n_hist, r->draft[j],
                                                           r->q ? &r->q[j] : NULL)
                                  : bn_sampler_sample(&r->s, row, r->hist, r->n_hist);
@@ -669,7 +718,9 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
                 else if (held >= b->n_ctx)
                     fin = BN_FIN_CONTEXT;
             }
-            event(b, r, id, fin);
+            bn_batch_event *te = event(b, r, id, fin);
+            if (r->logprobs && id != BN_BATCH_NO_TOKEN)
+                add_logprobs(b, te, b->raw, V, r->n_top);
             b->st.spec_tokens += r->lookup && decoding && id != BN_BATCH_NO_TOKEN;
             if (fin || j == nd || id != r->draft[j])
                 break;

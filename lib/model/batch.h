@@ -44,7 +44,23 @@ typedef struct bn_request {
      * sampled, the model's distribution by rejection sampling, the same
      * draws as bn_gen_answer with that draft model. Not with lookup. */
     int draft;
+    /* 1: each of its token events carries the token's log probability
+     * under the model (log-softmax of the logits row it was drawn from,
+     * before the sampler's temperature, penalties or cut-offs), and the
+     * top_logprobs (0..BN_BATCH_MAX_TOP) most likely tokens of that row
+     * with theirs. The rows are the ones plain decoding gives, bit for
+     * bit, so the values do not depend on batching or guessing. */
+    int logprobs;
+    uint32_t top_logprobs;
 } bn_request;
+
+enum { BN_BATCH_MAX_TOP = 20 };
+
+/* One of a row's most likely tokens. */
+typedef struct bn_batch_top {
+    uint32_t id;
+    float logprob;
+} bn_batch_top;
 
 /* Why a request ended. */
 enum {
@@ -65,6 +81,12 @@ typedef struct bn_batch_event {
     uint32_t token;     /* BN_BATCH_NO_TOKEN when none */
     int finish;         /* BN_FIN_* */
     const char *error;  /* BN_FIN_ERROR's reason (valid until the next step) */
+    /* a token of a request with logprobs: its log probability, and the
+     * row's n_top most likely tokens, most likely first (ties: the lower
+     * id), valid until the next step; else 0, 0, NULL */
+    float logprob;
+    uint32_t n_top;
+    const bn_batch_top *top;
 } bn_batch_event;
 
 typedef struct bn_batch_opts {
