@@ -34,6 +34,7 @@ static const bn_prog prog = {
 
 /* --perplexity files given as the option's values (the operands add more) */
 #define MAX_PPL_OPTS 256
+#define MAX_LOGIT_BIAS 256
 
 typedef struct opts {
     const char *model, *prompt, *file, *system, *logits_file, *kernel, *draft;
@@ -45,6 +46,7 @@ typedef struct opts {
     uint32_t n_ctx, ppl_stride, logits_topk, parallel;
     int threads, kv_f16, no_act_quant, mmap_only, text, ids, chat, chat_whole, json, verbose, kernel_set;
     int embed, embed_f32;
+    bn_logit_bias bias[MAX_LOGIT_BIAS]; /* --logit-bias, the sampler's logit_bias */
     bn_gen_opts g;
 } opts;
 
@@ -56,6 +58,31 @@ static int add_stop(void *dest, const char *v, char *why, size_t n)
     if (g->n_stop == BN_MAX_STOP_STRINGS)
         return snprintf(why, n, "at most %d stop strings", BN_MAX_STOP_STRINGS), -1;
     g->stop[g->n_stop++] = v;
+    return 0;
+}
+
+/* --logit-bias ID=BIAS: a token's logit raised (or lowered) by BIAS,
+ * -100..100, before sampling; the id is checked against the model's
+ * vocabulary once it is loaded. */
+static int add_logit_bias(void *dest, const char *v, char *why, size_t n)
+{
+    opts *o = dest;
+    char *eq = strchr(v, '='), *end;
+    uint64_t id;
+    double b;
+    if (!eq || eq == v)
+        return snprintf(why, n, "'%s' is not ID=BIAS", v), -1;
+    char idtext[24];
+    snprintf(idtext, sizeof idtext, "%.*s", (int)(eq - v < 23 ? eq - v : 23), v);
+    if ((size_t)(eq - v) >= sizeof idtext || bn_parse_u64(idtext, 0, UINT32_MAX, &id))
+        return snprintf(why, n, "'%s': the token id is not a whole number", v), -1;
+    b = strtod(eq + 1, &end);
+    if (end == eq + 1 || *end || !(b >= -100 && b <= 100))
+        return snprintf(why, n, "'%s': the bias must be a number from -100 to 100", v), -1;
+    if (o->g.samp.n_logit_bias == MAX_LOGIT_BIAS)
+        return snprintf(why, n, "at most %d biases", MAX_LOGIT_BIAS), -1;
+    o->bias[o->g.samp.n_logit_bias++] = (bn_logit_bias){(uint32_t)id, (float)b};
+    o->g.samp.logit_bias = o->bias;
     return 0;
 }
 
@@ -123,6 +150,8 @@ static int parse(int argc, char **argv, opts *o)
         OPT_U32(0, "repeat-last-n", &o->g.samp.penalty_last_n, "N", 0, 1u << 24,
                 "recent tokens the penalties look at (default 64; 0: all)"),
         OPT_U64(0, "seed", &o->g.samp.seed, "S", "seed of the sampler (default: from the clock)"),
+        OPT_CALL(0, "logit-bias", o, add_logit_bias, "ID=BIAS",
+                 "add BIAS (-100..100) to token ID's logit before sampling, greedy too (repeatable)"),
         OPT_SECTION("speculative decoding:"),
         OPT_U32(0, "lookup", &o->g.lookup, "N", 1, 64,
                 "prompt lookup: draft next tokens where the last N..1 tokens occurred before\n"
@@ -180,6 +209,8 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--draft and --lookup exclude each other");
     if (o->draft && (o->n_ppl_opt || o->embed))
         return bn_usage_error(&prog, "--draft generates answers: not with --perplexity or --embed");
+    if (o->g.samp.n_logit_bias && (o->n_ppl_opt || o->embed))
+        return bn_usage_error(&prog, "--logit-bias changes sampling: not with --perplexity or --embed");
     /* the texts to score: the option's values, then the operands argv[1..n]
      * (listed at the end, after every check: a usage error frees nothing) */
     o->n_ppl = o->n_ppl_opt ? o->n_ppl_opt + (size_t)n : 0;
@@ -470,6 +501,13 @@ int main(int argc, char **argv)
     int lout_open = 0, finished = 0;
     bn_tokr in;
     int in_open = 0;
+    if (o.g.samp.n_logit_bias) { /* ids against this model's vocabulary */
+        const char *bad = bn_sampler_opts_bad(&o.g.samp, m->hp.n_vocab);
+        if (bad) {
+            bn_report(&prog, "%s: --logit-bias: %s (%u tokens)", m->src.name, bad, m->hp.n_vocab);
+            goto out;
+        }
+    }
     if (o.embed && m->hp.pooling == BN_POOL_NONE) {
         bn_report(&prog, "%s: not an embedding model (no model.pooling): --embed needs one, see bn-infer(1)",
                   m->src.name);

@@ -394,7 +394,19 @@ typedef struct bn_sampler_params {
     float presence_penalty;  /* 0: off; subtracted once from each recent token's logit */
     uint32_t penalty_last_n; /* 64: the recent tokens the penalties see; 0: all */
     uint64_t seed;           /* 0; the same seed repeats a run exactly */
+    /* (since 0.3.0) n_logit_bias values added to their tokens' logits
+     * before anything else (OpenAI's logit_bias; greedy picks see them
+     * too): ids below the vocabulary, biases -100..100 (an id listed
+     * twice gets both).
+     * Copied by bn_sampler_new (and by whatever takes these params). */
+    const struct bn_logit_bias *logit_bias;
+    size_t n_logit_bias;
 } bn_sampler_params;
+
+typedef struct bn_logit_bias {
+    uint32_t id;
+    float bias;
+} bn_logit_bias;
 
 #define bn_sampler_params_init(p) bn_sampler_params_defaults((p), sizeof *(p))
 BN_API void bn_sampler_params_defaults(bn_sampler_params *p, size_t size);

@@ -266,6 +266,40 @@ for r, l in zip(rows, lg):
 EOF
 }
 
+@test "--logit-bias: greedy takes the largest biased logit (numpy over --logits); -100 bans a token; lookup the same; bad values refused" {
+    bn-infer -m "$D/tiny.bn" --logits "$T/l.f32" -n 0 <"$D/h7.ids" >/dev/null
+    first=$(bn-infer -m "$D/tiny.bn" --temp 0 -n 1 <"$D/h7.ids")
+    # the model's own pick banned, another raised by 1.5: numpy says which wins
+    want=$($PY - "$T/l.f32" "$first" <<'EOF'
+import sys, numpy as np
+l = np.fromfile(sys.argv[1], dtype="<f4").reshape(7, -1)[-1].astype(np.float64)
+f = int(sys.argv[2])
+assert np.argmax(l) == f
+l[f] -= 100
+third = int(np.argsort(-l, kind="stable")[1])  # the runner-up's runner-up, raised past it
+l[third] += 1.5
+print(f, third, int(np.argmax(l)))
+EOF
+)
+    read -r f third pick <<<"$want"
+    [ "$(bn-infer -m "$D/tiny.bn" --temp 0 -n 1 --logit-bias "$f=-100" --logit-bias "$third=1.5" <"$D/h7.ids" | xargs)" = "$pick" ]
+    # banned at every step; the same with prompt lookup
+    out=$(bn-infer -m "$D/tiny.bn" --temp 0 -n 24 --logit-bias "$f=-100" <"$D/h7.ids")
+    [[ " $out " != *" $f "* ]]
+    [ "$(bn-infer -m "$D/tiny.bn" --temp 0 -n 24 --logit-bias "$f=-100" --lookup 2 <"$D/h7.ids")" = "$out" ]
+    # +100 forces a token, sampled too
+    [ "$(bn-infer -m "$D/tiny.bn" --temp 0.8 --seed 3 -n 4 --logit-bias 5=100 <"$D/h7.ids" | xargs)" = "5 5 5 5" ]
+    run bn-infer -m "$D/tiny.bn" -n 1 --logit-bias 4096=1 <"$D/h7.ids"
+    [ "$status" -eq 1 ]
+    [[ $output == "bn-infer: "*"--logit-bias: a logit_bias token id is past the vocabulary (4096 tokens)" ]]
+    for bad in 5 =1 5=101 5=x x=1 5=nan 5=; do
+        run bn-infer -m "$D/tiny.bn" -n 1 --logit-bias "$bad"
+        [ "$status" -eq 2 ] || { echo "$bad: $output"; return 1; }
+    done
+    run bn-infer -m "$D/tiny.bn" --logit-bias 5=1 --perplexity "$ROOT/tests/data/infer/heldout.txt"
+    [ "$status" -eq 2 ]
+}
+
 @test "binary logits or vectors to a terminal: a usage error before the model loads" {
     command -v script >/dev/null || skip "script(1) not installed"
     run script -qec "$BN_BIN/bn-infer -m '$D/tiny.bn' --logits - -n 0 -p x" /dev/null

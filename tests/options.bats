@@ -18,6 +18,7 @@ example_value() { # prog long-spelling
     "bn-bench --n-gen") echo 3 ;;
     "bn-bench --kernel") echo ref ;;
     "bn-infer --stop") echo xyz ;;
+    "bn-infer --logit-bias") echo 5=1.5 ;;
     *) return 1 ;;
     esac
 }

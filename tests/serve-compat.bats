@@ -599,3 +599,90 @@ PYEOF
     refused /v1/completions '{"prompt": "a", "max_tokens": 2, "logprobs": 21}' logprobs invalid_value
     refused /v1/chat/completions '{"messages": [{"role": "user", "content": "Hi"}], "logprobs": true, "top_logprobs": 21}' top_logprobs invalid_value
 }
+
+@test "C17: logit_bias (OpenAI's object, llama-server's pairs) is bn-infer --logit-bias's; bad keys and values are 400s naming it" {
+    api /tokenize "{\"content\": \"$P1\", \"add_special\": true}"
+    field "$T/body" '" ".join(str(i) for i in j["tokens"])' >"$T/prompt.ids"
+    first=$(bn-infer -m "$BATS_FILE_TMPDIR/tiny.bn" --temp 0 -n 1 <"$T/prompt.ids" | tr -d ' ')
+    want=$(bn-infer -m "$BATS_FILE_TMPDIR/tiny.bn" --temp 0 -n 10 --logit-bias "$first=-100" --logit-bias 17=2.5 <"$T/prompt.ids" |
+        bn-tokenize -d -m "$BATS_FILE_TMPDIR/tiny.bn")
+    [ "$(text /v1/completions "$(complete "$P1" 10 "{\"temperature\": 0, \"logit_bias\": {\"$first\": -100, \"17\": 2.5}}")")" = "$want" ]
+    [ "$(text /v1/completions "$(complete "$P1" 10 "{\"temperature\": 0, \"logit_bias\": [[$first, -100], [17, 2.5]]}")")" = "$want" ]
+    [ "$(text /v1/completions "$(complete "$P1" 10 "{\"temperature\": 0, \"lookup\": 2, \"logit_bias\": {\"$first\": -100, \"17\": 2.5}}")")" = "$want" ]
+    [ "$(text /v1/completions "$(complete "$P1" 10 '{"temperature": 0}')")" != "$want" ]
+    # an empty one asks for nothing
+    [ "$(text /v1/completions "$(complete "$P1" 10 '{"temperature": 0, "logit_bias": {}}')")" = "$(text /v1/completions "$(complete "$P1" 10 '{"temperature": 0}')")" ]
+    for lb in '{"4096": 1}' '{"-1": 1}' '{"x": 1}' '{"1.5": 1}' '{"": 1}' '{"5": 101}' '{"5": "1"}' '[[5]]' '[5]' '"5"'; do
+        api /v1/completions "$(complete a 2 "{\"logit_bias\": $lb}")"
+        [ "$code" = 400 ] || { echo "$lb: $code $(cat "$T/body")"; return 1; }
+        [ "$(field "$T/body" 'j["error"]["param"]')" = logit_bias ] || { echo "$lb: $(cat "$T/body")"; return 1; }
+    done
+}
+
+@test "C18: echo with logprobs scores the prompt as lm-eval asks (numpy over bn-infer --logits); max_tokens 0; streamed; two at once" {
+    api /tokenize "{\"content\": \"$P1\", \"add_special\": true}"
+    field "$T/body" '" ".join(str(i) for i in j["tokens"])' >"$T/prompt.ids"
+    ids=$(field "$T/body" 'j["tokens"]')
+    np=$(wc -w <"$T/prompt.ids")
+    # lm-eval's loglikelihood request: token ids, max_tokens 1, echo, logprobs 1
+    body="{\"prompt\": [$ids], \"max_tokens\": 1, \"temperature\": 0, \"echo\": true, \"logprobs\": 1}"
+    api /v1/completions "$body"
+    [ "$code" = 200 ] || { cat "$T/body"; return 1; }
+    cp "$T/body" "$T/echo.json"
+    next=$(bn-infer -m "$BATS_FILE_TMPDIR/tiny.bn" --temp 0 -n 1 <"$T/prompt.ids")
+    echo "$(cat "$T/prompt.ids") $next" >"$T/all.ids"
+    logprobs_ref "$T/all.ids" 1 1 >"$T/ref.json"
+    $PY - "$T/echo.json" "$T/ref.json" "$np" "$(bn-tokenize -d -m "$BATS_FILE_TMPDIR/tiny.bn" --skip-special <"$T/all.ids")" <<'PYEOF'
+import json, sys
+c = json.load(open(sys.argv[1]))["choices"][0]
+ref = json.load(open(sys.argv[2]))
+n = int(sys.argv[3])
+assert c["text"] == sys.argv[4], (c["text"], sys.argv[4])
+lp = c["logprobs"]
+assert len(lp["tokens"]) == len(lp["token_logprobs"]) == n + 1 == len(ref) + 1
+assert lp["token_logprobs"][0] is None and lp["top_logprobs"][0] is None and lp["text_offset"][0] == 0
+for k, (tok, want, top) in enumerate(ref, 1):
+    assert abs(lp["token_logprobs"][k] - want) < 1e-5, (k, lp["token_logprobs"][k], want)
+    (t1, v1), = lp["top_logprobs"][k].items()
+    assert abs(v1 - top[0][1]) < 1e-5, (k, v1, top)
+# lm-eval's reading: token_logprobs[ctxlen:-1], every one a number
+cont = lp["token_logprobs"][1:-1]
+assert len(cont) == n - 1 and all(isinstance(x, float) and x <= 0 for x in cont)
+assert lp["text_offset"] == sorted(lp["text_offset"]) and lp["text_offset"][-1] < len(c["text"].encode())
+PYEOF
+    # max_tokens 0: the prompt alone, scored; nothing generated
+    api /v1/completions "{\"prompt\": [$ids], \"max_tokens\": 0, \"echo\": true, \"logprobs\": 0}"
+    [ "$code" = 200 ] || { cat "$T/body"; return 1; }
+    [ "$(field "$T/body" '[j["choices"][0]["finish_reason"], j["usage"]["completion_tokens"], len(j["choices"][0]["logprobs"]["tokens"])]')" = "[\"length\", 0, $np]" ]
+    [ "$(field "$T/body" 'j["choices"][0]["logprobs"]["token_logprobs"][1:]')" = "$(field "$T/echo.json" 'j["choices"][0]["logprobs"]["token_logprobs"][1:-1]')" ]
+    # without echo, max_tokens 0 is still refused; echo without logprobs: the text, no scores
+    refused /v1/completions "{\"prompt\": [$ids], \"max_tokens\": 0}" max_tokens invalid_value
+    api /v1/completions "{\"prompt\": [$ids], \"max_tokens\": 1, \"temperature\": 0, \"echo\": true}"
+    [ "$(field "$T/body" '[j["choices"][0]["text"], j["choices"][0]["logprobs"]]')" = "$(field "$T/echo.json" '[j["choices"][0]["text"], None]')" ]
+    # streamed: the chunks' text and logprobs joined are the whole answer's
+    curl -sN --max-time 60 -H 'Content-Type: application/json' \
+        --data-binary "{\"prompt\": [$ids], \"max_tokens\": 1, \"temperature\": 0, \"echo\": true, \"logprobs\": 1, \"stream\": true}" \
+        "http://127.0.0.1:$PORT/v1/completions" >"$T/sse"
+    $PY - "$T/sse" "$T/echo.json" <<'PYEOF'
+import json, sys
+want = json.load(open(sys.argv[2]))["choices"][0]
+got = {k: [] for k in want["logprobs"]}
+text = ""
+for line in open(sys.argv[1]):
+    if line.startswith("data: {"):
+        c = json.loads(line[6:])["choices"][0]
+        text += c["text"]
+        for k in got:
+            got[k] += (c["logprobs"] or {}).get(k, [])
+assert text == want["text"] and got == want["logprobs"], (text, got)
+PYEOF
+    # two at once (one prompt: no KV prefix shared with a scored one): the same scores
+    for i in 1 2; do
+        curl -s --max-time 60 -H 'Content-Type: application/json' --data-binary "$body" \
+            "http://127.0.0.1:$PORT/v1/completions" >"$T/c$i.json" &
+    done
+    wait
+    for i in 1 2; do
+        [ "$(field "$T/c$i.json" 'j["choices"][0]["logprobs"]')" = "$(field "$T/echo.json" 'j["choices"][0]["logprobs"]')" ]
+    done
+}

@@ -6,6 +6,7 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,6 +28,7 @@ void srv_job_free(srv_job *j)
     free(j->text);
     free(j->steps);
     free(j->lp);
+    free(j->bias);
     free(j->prompt);
     for (int i = 0; i < j->n_stop; i++)
         free(j->stop[i]);
@@ -85,6 +87,60 @@ static void job_done(srv_engine *g, srv_job *j, int finish, const char *why)
     unref(j);
 }
 
+/* ev's log probabilities at the end of j's (mutex held); their text_end
+ * is set as the text grows (job_text). */
+static int keep_logprobs(srv_job *j, const bn_batch_event *ev)
+{
+    if (j->n_lp == j->cap_lp) {
+        size_t cap = j->cap_lp ? 2 * j->cap_lp : 64 + j->n_prompt;
+        srv_lp *more = realloc(j->lp, cap * sizeof *more);
+        if (!more)
+            return -1;
+        j->lp = more;
+        j->cap_lp = cap;
+    }
+    srv_lp *l = &j->lp[j->n_lp++];
+    l->id = ev->token;
+    l->logprob = ev->logprob;
+    l->text_end = SIZE_MAX;
+    l->echo_end = 0;
+    l->n_top = ev->n_top;
+    if (ev->n_top)
+        memcpy(l->top, ev->top, ev->n_top * sizeof *ev->top);
+    return 0;
+}
+
+/* The answer's text is n_text bytes now (mutex held): tokens that had
+ * none yet end there. */
+static void job_text(srv_job *j)
+{
+    for (size_t k = j->n_lp; k > 0 && j->lp[k - 1].text_end == SIZE_MAX; k--)
+        j->lp[k - 1].text_end = j->n_text;
+}
+
+/* An echo: the prompt's text written first, token by token, so that with
+ * logprobs each prompt token has its record (the first with no log
+ * probability: nothing comes before it; the others filled as the batch
+ * scores them). */
+static int echo_prompt(srv_job *j, bn_err *e)
+{
+    for (size_t i = 0; i < j->n_prompt; i++) {
+        if (bn_gen_write_prompt(j->w, &j->prompt[i], 1, e))
+            return -1;
+        if (fflush(j->fp))
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+        if (!j->logprobs)
+            continue;
+        bn_batch_event ev = {.token = j->prompt[i], .logprob = NAN};
+        if (keep_logprobs(j, &ev))
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+        j->lp[i].echo_end = j->size;
+        j->lp[i].text_end = i ? SIZE_MAX : j->size;
+    }
+    j->n_text = j->size;
+    return 0;
+}
+
 /* A submitted job into the batch (mutex held). */
 static void admit(srv_engine *g, srv_job *j)
 {
@@ -93,7 +149,7 @@ static void admit(srv_engine *g, srv_job *j)
         job_done(g, j, SRV_FIN_ERROR, "cancelled");
         return;
     }
-    bn_gen_opts go = {.text = 1, .n_stop = j->n_stop};
+    bn_gen_opts go = {.text = 1, .n_stop = j->n_stop, .echo = j->echo};
     for (int i = 0; i < j->n_stop; i++)
         go.stop[i] = j->stop[i];
     bn_sampler_defaults(&go.samp);
@@ -102,9 +158,14 @@ static void admit(srv_engine *g, srv_job *j)
         job_done(g, j, SRV_FIN_ERROR, j->fp ? e.msg : "out of memory");
         return;
     }
+    if (j->echo && echo_prompt(j, &e)) {
+        job_done(g, j, SRV_FIN_ERROR, e.msg);
+        return;
+    }
     bn_request q = {.prompt = j->prompt, .n_prompt = j->n_prompt, .samp = j->samp, .n_predict = j->n_predict,
                     .tag = j->tag, .lookup = j->lookup, .draft_max = j->draft_max, .draft = j->draft,
-                    .logprobs = j->logprobs, .top_logprobs = j->top_logprobs};
+                    .logprobs = j->logprobs, .top_logprobs = j->top_logprobs,
+                    .score_prompt = j->echo && j->logprobs};
     if (g->n_live == g->cap_live) {
         size_t cap = g->cap_live ? 2 * g->cap_live : 16;
         srv_job **p = realloc(g->live, cap * sizeof *p);
@@ -132,36 +193,6 @@ static srv_job *find(srv_engine *g, uint64_t tag)
     return NULL;
 }
 
-/* ev's log probabilities at the end of j's (mutex held); their text_end
- * is set as the text grows (job_text). */
-static int keep_logprobs(srv_job *j, const bn_batch_event *ev)
-{
-    if (j->n_lp == j->cap_lp) {
-        size_t cap = j->cap_lp ? 2 * j->cap_lp : 64;
-        srv_lp *more = realloc(j->lp, cap * sizeof *more);
-        if (!more)
-            return -1;
-        j->lp = more;
-        j->cap_lp = cap;
-    }
-    srv_lp *l = &j->lp[j->n_lp++];
-    l->id = ev->token;
-    l->logprob = ev->logprob;
-    l->text_end = SIZE_MAX;
-    l->n_top = ev->n_top;
-    if (ev->n_top)
-        memcpy(l->top, ev->top, ev->n_top * sizeof *ev->top);
-    return 0;
-}
-
-/* The answer's text is n_text bytes now (mutex held): tokens that had
- * none yet end there. */
-static void job_text(srv_job *j)
-{
-    for (size_t k = j->n_lp; k > 0 && j->lp[k - 1].text_end == SIZE_MAX; k--)
-        j->lp[k - 1].text_end = j->n_text;
-}
-
 /* One event of a pass into its job's text (mutex held). */
 static void take_event(srv_engine *g, const bn_batch_event *ev)
 {
@@ -171,6 +202,17 @@ static void take_event(srv_engine *g, const bn_batch_event *ev)
     bn_err e = {0};
     if (ev->finish == BN_FIN_ERROR) {
         job_done(g, j, SRV_FIN_ERROR, ev->error);
+        return;
+    }
+    if (ev->prompt) { /* an echoed prompt token's log probability: its record is ready */
+        if (j->n_scored + 1 < j->n_lp) {
+            srv_lp *l = &j->lp[++j->n_scored];
+            l->logprob = ev->logprob;
+            l->n_top = ev->n_top;
+            if (ev->n_top)
+                memcpy(l->top, ev->top, ev->n_top * sizeof *ev->top);
+            l->text_end = l->echo_end;
+        }
         return;
     }
     int stopped = 0;

@@ -5,6 +5,7 @@
 #include "serve.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,7 +142,8 @@ static cJSON *token_item(const srv_model_info *mi, uint32_t id, float logprob, i
  * {"content": [{token, logprob, bytes, top_logprobs}], "refusal": null};
  * a completion's {tokens, token_logprobs, top_logprobs (text to log
  * probability), text_offset (where each token's text starts in the
- * answer)}. Null when there are none. */
+ * answer)}, with echo the prompt's tokens first (the very first with null
+ * for its log probability and alternatives). Null when there are none. */
 static cJSON *logprobs_json(const srv_model_info *mi, const srv_job *j, size_t a, size_t b)
 {
     if (!j->logprobs || a >= b)
@@ -166,6 +168,13 @@ static cJSON *logprobs_json(const srv_model_info *mi, const srv_job *j, size_t a
         const srv_lp *l = &j->lp[k];
         cJSON *text = NULL, *it = token_item(mi, l->id, l->logprob, 0, &text);
         cJSON_AddItemToArray(tokens, text);
+        if (isnan(l->logprob)) { /* an echoed prompt's first token: nothing before it to say how likely */
+            cJSON_AddItemToArray(lps, cJSON_CreateNull());
+            cJSON_AddItemToArray(tops, cJSON_CreateNull());
+            cJSON_AddItemToArray(offs, cJSON_CreateNumber(k ? (double)j->lp[k - 1].text_end : 0));
+            cJSON_Delete(it);
+            continue;
+        }
         cJSON_AddItemToArray(lps, cJSON_CreateNumber(l->logprob));
         cJSON *top = cJSON_CreateObject();
         for (uint32_t t = 0; top && t < l->n_top; t++) {

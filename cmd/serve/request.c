@@ -5,6 +5,7 @@
 #include "serve.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -251,11 +252,12 @@ int srv_encode(const srv_model_info *mi, const char *text, size_t len, unsigned 
  * full", the same here. 0 is refused: OpenAI refuses it, and llama-server's
  * meaning (read the prompt into its cache, answer nothing) would do
  * nothing here, where no cache outlives a request. */
-static int get_limit(const cJSON *o, const char *name, double lowest, double *v, srv_error *err)
+static int get_limit(const cJSON *o, const char *name, double lowest, int zero, double *v, srv_error *err)
 {
     int r = get_number(o, name, -HUGE_VAL, HUGE_VAL, 1, v, err);
-    if (r > 0 && (*v == 0 || *v < lowest || *v > 1e9))
-        return BAD(err, "invalid_value", "'%s' must be -1 (no limit) or between 1 and 1000000000", name);
+    if (r > 0 && ((*v == 0 && !zero) || *v < lowest || *v > 1e9))
+        return zero ? BAD(err, "invalid_value", "'%s' must be -1 (no limit) or between 0 and 1000000000", name)
+                    : BAD(err, "invalid_value", "'%s' must be -1 (no limit) or between 1 and 1000000000", name);
     return r;
 }
 
@@ -272,7 +274,7 @@ static int get_length(const cJSON *o, srv_job *j, srv_error *err)
     double v, prev = 0;
     j->n_predict = -1;
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        int r = get_limit(o, names[i], i == 2 ? -2 : -1, &v, err);
+        int r = get_limit(o, names[i], i == 2 ? -2 : -1, j->echo, &v, err); /* echo: 0 gives the prompt alone */
         if (r < 0)
             return -1;
         if (!r)
@@ -394,10 +396,10 @@ static int get_tool_choice(const cJSON *o, const char *name, srv_error *err)
 /* What bn-serve cannot do is refused with the field's name, not ignored:
  * an answer without it would pass for one with it. Asking for nothing
  * (null, false, 0, empty) is taken. */
-static int refuse_unsupported(const cJSON *o, int chat, srv_error *err)
+static int refuse_unsupported(const cJSON *o, srv_error *err)
 {
     double v;
-    int r, flag = 0;
+    int r;
     if ((r = get_number(o, "n", 1, 1e9, 1, &v, err)) < 0)
         return -1;
     if (r && v != 1)
@@ -406,12 +408,8 @@ static int refuse_unsupported(const cJSON *o, int chat, srv_error *err)
         return -1;
     if (r && v != 1)
         return BAD(err, "unsupported_parameter", "'best_of' must be 1: one answer per request");
-    if (!chat && get_bool(o, "echo", &flag, err) < 0)
-        return -1;
-    if (flag)
-        return BAD(err, "unsupported_parameter", "'echo' is not supported");
     /* llama-server's: n_probs (its logprobs), ignore_eos, grammar */
-    const char *unsupported[] = {"tools", "functions", "logit_bias", "suffix", "n_probs", "ignore_eos", "grammar"};
+    const char *unsupported[] = {"tools", "functions", "suffix", "n_probs", "ignore_eos", "grammar"};
     for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
         if (asks(o, unsupported[i]))
             return BAD(err, "unsupported_parameter", "'%s' is not supported", unsupported[i]);
@@ -486,6 +484,52 @@ static int get_logprobs(const cJSON *o, int chat, srv_job *j, srv_error *err)
     return 0;
 }
 
+/* One logit_bias entry: a token id (a number, or OpenAI's decimal string
+ * key) and its bias, -100..100. */
+static int bias_entry(const srv_model_info *mi, const char *key, const cJSON *id, const cJSON *val, bn_logit_bias *b,
+                      srv_error *err)
+{
+    uint32_t V = bn_model_n_vocab(mi->m);
+    char *end = NULL;
+    double v = key ? strtod(key, &end) : cJSON_IsNumber(id) ? id->valuedouble : -1;
+    if ((key && (!*key || *end || !isdigit((unsigned char)*key))) || !(v >= 0 && v < V) || v != floor(v))
+        return BAD(err, "invalid_value", "'logit_bias' keys must be token ids, 0 to %u", V - 1);
+    if (!cJSON_IsNumber(val) || !(val->valuedouble >= -100 && val->valuedouble <= 100))
+        return BAD(err, "invalid_value", "'logit_bias' values must be numbers from -100 to 100");
+    *b = (bn_logit_bias){(uint32_t)v, (float)val->valuedouble};
+    return 0;
+}
+
+/* logit_bias: OpenAI's object of token ids (as strings) to biases, or
+ * llama-server's array of [id, bias] pairs; added to the logits before
+ * the sampler's other steps (bn_sampler_params.logit_bias). */
+static int get_logit_bias(const srv_model_info *mi, const cJSON *o, srv_job *j, srv_error *err)
+{
+    const cJSON *lb = cJSON_GetObjectItemCaseSensitive(o, "logit_bias");
+    if (!lb || cJSON_IsNull(lb))
+        return 0;
+    if (!cJSON_IsObject(lb) && !cJSON_IsArray(lb))
+        return BAD(err, "invalid_type", "'logit_bias' must be an object of token ids to biases");
+    int n = cJSON_GetArraySize(lb);
+    if (!n)
+        return 0;
+    if (!(j->bias = malloc((size_t)n * sizeof *j->bias)))
+        return srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
+    size_t k = 0;
+    for (const cJSON *it = lb->child; it; it = it->next, k++) {
+        int bad = cJSON_IsObject(lb)
+                      ? bias_entry(mi, it->string, NULL, it, &j->bias[k], err)
+                      : cJSON_GetArraySize(it) != 2 || !cJSON_IsArray(it)
+                            ? BAD(err, "invalid_type", "'logit_bias' as an array holds [token id, bias] pairs")
+                            : bias_entry(mi, NULL, it->child, it->child->next, &j->bias[k], err);
+        if (bad)
+            return -1;
+    }
+    j->samp.logit_bias = j->bias;
+    j->samp.n_logit_bias = k;
+    return 0;
+}
+
 static int get_sampling(const srv_model_info *mi, const cJSON *o, int chat, srv_job *j, srv_error *err)
 {
     double v;
@@ -494,6 +538,10 @@ static int get_sampling(const srv_model_info *mi, const cJSON *o, int chat, srv_
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     j->samp.seed = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)j;
+    /* a completion's echo: the prompt's text before the answer's (with
+     * logprobs, its tokens scored too, as OpenAI's legacy API does) */
+    if (!chat && get_bool(o, "echo", &j->echo, err) < 0)
+        return -1;
     if (get_length(o, j, err))
         return -1;
     if ((r = get_number(o, "temperature", 0, 100, 0, &v, err)) < 0)
@@ -516,7 +564,7 @@ static int get_sampling(const srv_model_info *mi, const cJSON *o, int chat, srv_
         return -1;
     if (get_bool(o, "stream", &j->stream, err) < 0 || get_stream_options(o, j, err))
         return -1;
-    if (refuse_unsupported(o, chat, err) || get_logprobs(o, chat, j, err))
+    if (refuse_unsupported(o, err) || get_logprobs(o, chat, j, err) || get_logit_bias(mi, o, j, err))
         return -1;
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "stop");
     if (st && !cJSON_IsNull(st)) {

@@ -27,7 +27,9 @@ enum { SRV_FIN_STOP = 1, SRV_FIN_LENGTH, SRV_FIN_ERROR };
 typedef struct srv_lp {
     uint32_t id;
     float logprob;
-    size_t text_end; /* the answer's bytes written when it was: a stream sends it with them */
+    size_t text_end; /* the answer's bytes written when it was: a stream sends it with them
+                        (SIZE_MAX: not yet, an echoed prompt token not scored yet) */
+    size_t echo_end; /* an echoed prompt token's: where its text ends */
     uint32_t n_top;
     bn_batch_top top[BN_BATCH_MAX_TOP];
 } srv_lp;
@@ -42,6 +44,9 @@ typedef struct srv_job {
     int stream, chat;
     uint32_t lookup, draft_max; /* prompt lookup decoding (bn_request's); 0: off */
     int draft;                  /* the server's draft model guesses (bn_request's) */
+    bn_logit_bias *bias;        /* samp.logit_bias's entries (the job's own) */
+    int echo;                   /* a completion's echo: the prompt's text starts the answer's
+                                   (with logprobs, its tokens scored: lp[0..n_prompt)) */
     int logprobs;               /* log probabilities (bn_request's), top_logprobs alternatives */
     uint32_t top_logprobs;
     int stream_usage;           /* stream_options.include_usage: 1, 0, or -1 when not
@@ -53,8 +58,9 @@ typedef struct srv_job {
                           stream sends a chunk per step, however late it reads */
     size_t n_steps, cap_steps;
     uint32_t n_gen;    /* tokens generated */
-    srv_lp *lp;        /* with logprobs: each generated token's */
+    srv_lp *lp;        /* with logprobs: each generated token's (echo: each prompt token's first) */
     size_t n_lp, cap_lp;
+    size_t n_scored;   /* echo: prompt tokens after the first whose log probability came */
     int state, finish; /* SRV_QUEUED.., SRV_FIN_* once done */
     char error[256];
     int cancel;        /* the asker is gone */

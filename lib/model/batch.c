@@ -32,8 +32,11 @@ typedef struct req {
     bn_sampler ds;      /* the draft's draws (draft.c's seed) */
     bn_sampler_dist *q; /* [lk.draft_max] when sampling: what each guess was drawn from */
     size_t guessed_at, n_guess, k_guess;
+    bn_logit_bias *bias; /* so.logit_bias: the request's own copy */
     int logprobs;       /* its events carry log probabilities (bn_request's) */
     uint32_t n_top;
+    int score_prompt;   /* bn_request's: its prompt tokens are scored too */
+    size_t scored;      /* prompt positions whose rows were scored (the first token has none) */
 } req;
 
 struct bn_batch {
@@ -48,7 +51,9 @@ struct bn_batch {
     uint64_t next_order;
     bn_eval_tok *toks;  /* a pass */
     size_t cap_toks;
-    req **want;         /* [n_slots]: whose logits rows are next (its token's, then its drafts') */
+    req **want;         /* [cap_rows]: whose logits rows are next (its token's, then its drafts'; or
+                           a prompt position's, score_prompt) */
+    size_t *want_pos;   /* [cap_rows]: that prompt position, or SIZE_MAX: the token's row */
     float *logits;      /* [cap_rows x n_vocab] */
     size_t cap_rows;
     bn_batch_event *ev;
@@ -78,6 +83,7 @@ static void req_free(req *r)
     free(r->q);
     free(r->hist);
     free(r->stops);
+    free(r->bias);
     free(r);
 }
 
@@ -101,9 +107,10 @@ bn_batch *bn_batch_new(bn_ctx *c, const bn_batch_opts *o, bn_err *e)
     b->seq_busy = calloc(b->n_slots, sizeof *b->seq_busy);
     b->run = calloc(b->n_slots, sizeof *b->run);
     b->toks = malloc(b->cap_toks * sizeof *b->toks);
-    b->want = malloc(b->n_slots * sizeof *b->want);
+    b->want = malloc(b->cap_toks * sizeof *b->want); /* a row per token at most */
+    b->want_pos = malloc(b->cap_toks * sizeof *b->want_pos);
     b->logits = malloc((size_t)b->n_slots * b->m->hp.n_vocab * sizeof *b->logits);
-    if (!b->seq_busy || !b->run || !b->toks || !b->want || !b->logits) {
+    if (!b->seq_busy || !b->run || !b->toks || !b->want || !b->want_pos || !b->logits) {
         bn_fail_code(e, BN_E_NOMEM, "out of memory");
         bn_batch_free(b);
         return NULL;
@@ -158,6 +165,7 @@ void bn_batch_free(bn_batch *b)
     free(b->queue);
     free(b->toks);
     free(b->want);
+    free(b->want_pos);
     free(b->logits);
     free(b->ev);
     free(b->msg);
@@ -202,7 +210,8 @@ int bn_batch_submit(bn_batch *b, const bn_request *r, bn_err *e)
     /* room for the prompt and every token the context can still take */
     size_t cap = (r->n_prompt > b->n_ctx ? r->n_prompt : b->n_ctx) + 1;
     if (!q || !(q->hist = malloc(cap * sizeof *q->hist)) ||
-        (r->n_stop_ids && !(q->stops = malloc(r->n_stop_ids * sizeof *q->stops)))) {
+        (r->n_stop_ids && !(q->stops = malloc(r->n_stop_ids * sizeof *q->stops))) ||
+        (r->samp.n_logit_bias && !(q->bias = malloc(r->samp.n_logit_bias * sizeof *q->bias)))) {
         req_free(q);
         return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     }
@@ -214,10 +223,15 @@ int bn_batch_submit(bn_batch *b, const bn_request *r, bn_err *e)
     q->n_stops = r->n_stop_ids;
     q->n_predict = r->n_predict;
     q->so = r->samp;
+    if (q->bias) { /* the sampler is made at admission: the caller's array may be gone by then */
+        memcpy(q->bias, r->samp.logit_bias, r->samp.n_logit_bias * sizeof *q->bias);
+        q->so.logit_bias = q->bias;
+    }
     q->tag = r->tag;
     q->seq = -1;
     q->logprobs = r->logprobs != 0;
     q->n_top = !r->logprobs ? 0 : r->top_logprobs < BN_BATCH_MAX_TOP ? r->top_logprobs : BN_BATCH_MAX_TOP;
+    q->score_prompt = q->logprobs && r->score_prompt;
     if (q->logprobs && !b->raw && !(b->raw = malloc(b->m->hp.n_vocab * sizeof *b->raw))) {
         req_free(q);
         return bn_fail_code(e, BN_E_NOMEM, "out of memory");
@@ -251,19 +265,19 @@ int bn_batch_submit(bn_batch *b, const bn_request *r, bn_err *e)
 /* --------------------------------------------------------------- events */
 
 /* The most events r can give in one step: its token and the drafts kept
- * before it, or one end. */
-static size_t req_max_events(const req *r)
+ * before it, or one end; a scored prompt, a position of the pass each. */
+static size_t req_max_events(const bn_batch *b, const req *r)
 {
-    return 1 + (r->lookup ? r->lk.draft_max : 0);
+    return 1 + (r->lookup ? r->lk.draft_max : 0) + (r->score_prompt ? b->pass_tokens : 0);
 }
 
 size_t bn_batch_max_events(const bn_batch *b)
 {
     size_t n = 0;
     for (size_t i = 0; i < b->n_run; i++)
-        n += req_max_events(b->run[i]);
+        n += req_max_events(b, b->run[i]);
     for (size_t i = 0; i < b->q_len; i++)
-        n += req_max_events(b->queue[(b->q_head + i) % b->q_cap]);
+        n += req_max_events(b, b->queue[(b->q_head + i) % b->q_cap]);
     return n;
 }
 
@@ -294,7 +308,7 @@ static int events_room(bn_batch *b, bn_err *e)
 
 static bn_batch_event *event(bn_batch *b, const req *r, uint32_t token, int finish)
 {
-    b->ev[b->n_ev] = (bn_batch_event){r->tag, token, finish, NULL, 0, 0, NULL};
+    b->ev[b->n_ev] = (bn_batch_event){r->tag, token, finish, NULL, 0, 0, NULL, 0};
     return &b->ev[b->n_ev++];
 }
 
@@ -420,16 +434,17 @@ static int admit(bn_batch *b, bn_err *e)
     while (b->q_len && b->n_run < b->n_slots) {
         req *r = b->queue[b->q_head];
         int bad = check_prompt(b, r);
-        if (!bad && r->n_predict == 0)
+        int nothing = r->n_predict == 0 && !r->score_prompt; /* scored, the prompt is still evaluated */
+        if (!bad && nothing)
             event(b, r, BN_BATCH_NO_TOKEN, BN_FIN_LENGTH);
-        if (bad || r->n_predict == 0) {
+        if (bad || nothing) {
             b->q_head = (b->q_head + 1) % b->q_cap;
             b->q_len--;
             req_free(r);
             continue;
         }
-        uint32_t shared;
-        const req *from = best_prefix(b, r, &shared);
+        uint32_t shared = 0;
+        const req *from = r->score_prompt ? NULL : best_prefix(b, r, &shared); /* scored: every row is needed */
         uint32_t blocks = (uint32_t)((r->n_prompt - shared + BN_KV_BLOCK - 1) / BN_KV_BLOCK) + 1;
         if (b->n_run && blocks + b->n_run > bn_ctx_kv_blocks_left(b->c))
             break; /* wait for running requests to finish */
@@ -544,7 +559,8 @@ static int guess(bn_batch *b, bn_err *e)
 /* The pass: one token of each decoder (and its drafts), then prompt
  * chunks in admission order up to pass_tokens (drafts not counted: they
  * never starve a prompt); logits for each request's last token and its
- * drafts. *n_rows: the logits rows. */
+ * drafts, and for the prompt positions a scored prompt has not scored
+ * yet. *n_rows: the logits rows. */
 static size_t plan(bn_batch *b, size_t *n_want, size_t *n_rows)
 {
     size_t n = 0, used = 0, budget = b->pass_tokens;
@@ -558,10 +574,14 @@ static size_t plan(bn_batch *b, size_t *n_want, size_t *n_rows)
                 continue;
             size_t k = left < budget - used ? left : budget - used;
             for (size_t j = 0; j < k; j++) {
-                int last = pos + j + 1 == r->n_hist;
-                b->toks[n++] = (bn_eval_tok){r->hist[pos + j], (uint32_t)r->seq, pos + (uint32_t)j, (uint32_t)last};
-                if (last)
-                    b->want[(*n_want)++] = r;
+                size_t p = pos + j;
+                int last = p + 1 == r->n_hist, score = r->score_prompt && p + 1 < r->n_prompt && p >= r->scored;
+                b->toks[n++] = (bn_eval_tok){r->hist[p], (uint32_t)r->seq, (uint32_t)p, (uint32_t)(last || score)};
+                if (last || score) {
+                    b->want[*n_want] = r;
+                    b->want_pos[(*n_want)++] = last ? SIZE_MAX : p;
+                    *n_rows += score;
+                }
             }
             used += k;
             r->nd = 0;
@@ -693,6 +713,24 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
     float *rows = b->logits; /* the sampler applies penalties in place */
     for (size_t w = 0; w < n_want; w++) {
         req *r = b->want[w];
+        if (b->want_pos[w] != SIZE_MAX) { /* a scored prompt's row: the next prompt token's log probability */
+            size_t p = b->want_pos[w];
+            bn_batch_event *te = event(b, r, r->hist[p + 1], BN_FIN_NONE);
+            te->prompt = 1;
+            add_logprobs(b, te, rows, V, r->n_top);
+            r->scored = p + 1;
+            rows += V;
+            continue;
+        }
+        if (r->n_predict == 0) { /* scored, nothing to answer: the prompt's rows were all it wanted */
+            event(b, r, BN_BATCH_NO_TOKEN, BN_FIN_LENGTH);
+            rows += (1 + r->nd) * V;
+            size_t i = 0;
+            while (b->run[i] != r)
+                i++;
+            finish_run(b, i);
+            continue;
+        }
         float *row = rows;
         /* the token after the last, then while it is the j-th draft, the
          * token after that draft (already in the cache) from its row:

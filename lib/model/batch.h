@@ -52,6 +52,12 @@ typedef struct bn_request {
      * bit, so the values do not depend on batching or guessing. */
     int logprobs;
     uint32_t top_logprobs;
+    /* 1, with logprobs: the prompt is scored too, an event (prompt 1) for
+     * each prompt token after the first with its log probability given
+     * the tokens before it, in order, before the answer's (OpenAI's echo
+     * with logprobs). Its prompt is evaluated whole (no prefix shared with
+     * another sequence), even with n_predict 0, which then ends it. */
+    int score_prompt;
 } bn_request;
 
 enum { BN_BATCH_MAX_TOP = 20 };
@@ -87,6 +93,7 @@ typedef struct bn_batch_event {
     float logprob;
     uint32_t n_top;
     const bn_batch_top *top;
+    int prompt;         /* 1: token is a prompt token, scored (score_prompt) */
 } bn_batch_event;
 
 typedef struct bn_batch_opts {

@@ -1,6 +1,6 @@
 /* sampler.c — next-token selection. Order (as llama.cpp's default chain):
- * penalties on the raw logits, then top-k, temperature, softmax, top-p,
- * min-p, and a draw from what is left. */
+ * logit biases and penalties on the raw logits, then top-k, temperature,
+ * softmax, top-p, min-p, and a draw from what is left. */
 #include "sampler.h"
 
 #include <math.h>
@@ -91,6 +91,13 @@ int bn_sampler_init(bn_sampler *s, const bn_sampler_opts *o, uint32_t n_vocab, b
     s->n_vocab = n_vocab;
     bn_sampler_reseed(s, o->seed);
     s->seen = calloc(n_vocab, 1);
+    /* the biases are the sampler's own: the caller's array may go (a
+     * request copied into a queue, a server's parsed body) */
+    s->o.logit_bias = NULL;
+    if (o->n_logit_bias && (s->bias = malloc(o->n_logit_bias * sizeof *s->bias))) {
+        memcpy(s->bias, o->logit_bias, o->n_logit_bias * sizeof *s->bias);
+        s->o.logit_bias = s->bias;
+    }
     /* the room for whole-vocabulary draws is taken now, so that a draw
      * never allocates (nor, out of memory, falls back to the best token) */
     int whole = draws_whole_vocab(o);
@@ -98,7 +105,7 @@ int bn_sampler_init(bn_sampler *s, const bn_sampler_opts *o, uint32_t n_vocab, b
         s->cand = malloc(n_vocab * sizeof *s->cand);
         s->weight = malloc(n_vocab * sizeof *s->weight);
     }
-    if (!s->seen || (whole && (!s->cand || !s->weight))) {
+    if (!s->seen || (whole && (!s->cand || !s->weight)) || (o->n_logit_bias && !s->bias)) {
         bn_sampler_release(s);
         return bn_fail_code(e, BN_E_NOMEM, "sampler: out of memory");
     }
@@ -110,6 +117,7 @@ void bn_sampler_release(bn_sampler *s)
     free(s->seen);
     free(s->cand);
     free(s->weight);
+    free(s->bias);
     memset(s, 0, sizeof *s);
 }
 
@@ -117,6 +125,19 @@ void bn_sampler_release(bn_sampler *s)
 static int in_range(float v, float lo, float hi)
 {
     return v >= lo && v <= hi;
+}
+
+static const char *logit_bias_bad(const bn_sampler_opts *o, uint32_t n_vocab)
+{
+    if (o->n_logit_bias && !o->logit_bias)
+        return "logit_bias is NULL but n_logit_bias is not 0";
+    for (size_t i = 0; i < o->n_logit_bias; i++) {
+        if (o->logit_bias[i].id >= n_vocab)
+            return "a logit_bias token id is past the vocabulary";
+        if (!in_range(o->logit_bias[i].bias, -100, 100))
+            return "a logit_bias value must be -100..100";
+    }
+    return NULL;
 }
 
 const char *bn_sampler_opts_bad(const bn_sampler_opts *o, uint32_t n_vocab)
@@ -127,7 +148,7 @@ const char *bn_sampler_opts_bad(const bn_sampler_opts *o, uint32_t n_vocab)
            : !in_range(o->min_p, 0, 1)                   ? "min_p must be 0..1"
            : !in_range(o->repeat_penalty, 1e-4f, 1e4f)   ? "repeat_penalty must be 0.0001..10000"
            : !in_range(o->presence_penalty, -1e4f, 1e4f) ? "presence_penalty must be -10000..10000"
-                                                         : NULL;
+                                                         : logit_bias_bad(o, n_vocab);
 }
 
 bn_sampler *bn_sampler_new(const bn_sampler_params *p, uint32_t n_vocab, bn_err *e)
@@ -250,6 +271,8 @@ static void dist_prepare(bn_sampler *s, float *logits, const uint32_t *hist, siz
     d->p = d->pbuf;
     d->tot = 0;
     d->keep = 0;
+    for (size_t i = 0; i < o->n_logit_bias; i++)
+        logits[o->logit_bias[i].id] += o->logit_bias[i].bias;
     penalize(s, logits, hist, n_hist);
     if (o->temp <= 0) {
         d->token = argmax(logits, V);

@@ -27,6 +27,7 @@ struct bn_sampler {
      * (top_k 0 or over 64, temp > 0), else NULL */
     struct bn_sampler_cand *cand;
     double *weight;
+    bn_logit_bias *bias; /* the sampler's copy of o.logit_bias */
 };
 
 int bn_sampler_init(bn_sampler *s, const bn_sampler_opts *o, uint32_t n_vocab, bn_err *e);

@@ -124,6 +124,63 @@ int main(void)
            ok_tiny ? "yes" : "BAD", ok_inf ? "yes" : "BAD");
     CHECK(&C, ok_tiny);
     CHECK(&C, ok_inf);
+    /* logit_bias: added to the logits before every pick, greedy or drawn,
+     * the sampler's own copy (the caller's array may change or go), bad
+     * ids and values named by bn_sampler_opts_bad. */
+    {
+        enum { N = 300 };
+        for (uint32_t i = 0; i < N; i++)
+            l[i] = (float)(i % 17) * 0.25f; /* largest 4.0 first at id 16 */
+        bn_logit_bias bias[2] = {{7, 3.0f}, {250, 2.5f}}; /* 1.75 + 3 = 4.75 wins; 250 % 17 = 12: 3 + 2.5 = 5.5 */
+        bn_sampler_opts o;
+        bn_sampler_defaults(&o);
+        o.temp = 0;
+        o.logit_bias = bias;
+        o.n_logit_bias = 2;
+        bn_sampler s;
+        bn_err e;
+        CHECK(&C, !bn_sampler_opts_bad(&o, N));
+        CHECK(&C, !bn_sampler_init(&s, &o, N, &e));
+        bias[1].bias = -100; /* the copy is the sampler's */
+        memcpy(l2, l, N * sizeof *l);
+        CHECK(&C, bn_sampler_sample(&s, l2, NULL, 0) == 250);
+        CHECK(&C, l2[7] == l[7] + 3.0f && l2[250] == l[250] + 2.5f && l2[16] == l[16]);
+        memcpy(l2, l, N * sizeof *l);
+        CHECK(&C, bn_sampler_verify(&s, l2, NULL, 0, 16) == 250);
+        bn_sampler_release(&s);
+        /* drawn: a token biased by -100 is never drawn, one by +100 always */
+        bias[0] = (bn_logit_bias){16, -100};
+        o.temp = 1;
+        o.top_k = 0;
+        o.n_logit_bias = 1;
+        o.seed = 11;
+        CHECK(&C, !bn_sampler_init(&s, &o, N, &e));
+        int never = 1;
+        for (int it = 0; it < 2000; it++) {
+            memcpy(l2, l, N * sizeof *l);
+            never &= bn_sampler_sample(&s, l2, NULL, 0) != 16;
+        }
+        bn_sampler_release(&s);
+        CHECK(&C, never);
+        bias[0] = (bn_logit_bias){3, 100};
+        CHECK(&C, !bn_sampler_init(&s, &o, N, &e));
+        int always = 1;
+        for (int it = 0; it < 200; it++) {
+            memcpy(l2, l, N * sizeof *l);
+            always &= bn_sampler_sample(&s, l2, NULL, 0) == 3;
+        }
+        bn_sampler_release(&s);
+        CHECK(&C, always);
+        bias[0] = (bn_logit_bias){N, 1};
+        CHECK(&C, bn_sampler_opts_bad(&o, N) != NULL);
+        bias[0] = (bn_logit_bias){1, 100.5f};
+        CHECK(&C, bn_sampler_opts_bad(&o, N) != NULL);
+        bias[0] = (bn_logit_bias){1, NAN};
+        CHECK(&C, bn_sampler_opts_bad(&o, N) != NULL);
+        o.logit_bias = NULL;
+        CHECK(&C, bn_sampler_opts_bad(&o, N) != NULL);
+        printf("  logit_bias: greedy, verify and draws see it; the sampler keeps its own copy; bad ids and values named\n");
+    }
     free(l);
     free(l2);
     return check_done(&C, "test_sampler");
