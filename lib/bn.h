@@ -383,7 +383,8 @@ BN_API void bn_detok_flush(bn_detok *d, const uint8_t **text, size_t *len);
 
 typedef struct bn_sampler bn_sampler;
 
-/* Applied in this order: penalties, top-k, temperature, top-p, min-p. */
+/* Applied in this order: logit biases, penalties, top-k, temperature,
+ * top-p, min-p. */
 typedef struct bn_sampler_params {
     size_t size;             /* set by bn_sampler_params_init */
     float temp;              /* 0.8; 0: greedy (largest logit, lowest id on ties) */

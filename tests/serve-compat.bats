@@ -562,6 +562,12 @@ PYEOF
     # with prompt lookup: the same rows, so the same values, bit for bit
     api /v1/completions "$(complete "$P1" 12 '{"temperature": 0, "logprobs": 3, "lookup": 2}')"
     [ "$(field "$T/body" 'j["choices"][0]["logprobs"]')" = "$(field "$T/plain.json" 'j["choices"][0]["logprobs"]')" ]
+    # a stop string that never matches holds back every comma until the next token: the same offsets
+    api /v1/completions "$(complete "$P1" 12 '{"temperature": 0, "logprobs": 3, "stop": [", qqq", "\u00e9qq"]}')"
+    [ "$(field "$T/body" 'j["choices"][0]["logprobs"]')" = "$(field "$T/plain.json" 'j["choices"][0]["logprobs"]')" ]
+    # top_logprobs is chat's: refused on a completion, with logprobs false too
+    refused /v1/completions '{"prompt": "a", "max_tokens": 2, "logprobs": 2, "top_logprobs": 2}' top_logprobs
+    refused /v1/completions '{"prompt": "a", "max_tokens": 2, "logprobs": false, "top_logprobs": 2}' top_logprobs
     # streamed: the chunks' logprobs joined are the whole answer's
     curl -sN --max-time 60 -H 'Content-Type: application/json' \
         --data-binary "$(complete "$P1" 12 '{"temperature": 0, "logprobs": 3, "stream": true}')" \
@@ -579,18 +585,27 @@ for line in open(sys.argv[1]):
                 got[k] += c["logprobs"][k]
 assert got == want, (got, want)
 PYEOF
-    # chat: logprobs true, top_logprobs 2: content entries with bytes
+    # chat: logprobs true, top_logprobs 2: content entries with bytes, against
+    # numpy over the rendered conversation (bn-tokenize --chat) and the answer
     api /v1/chat/completions '{"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 5, "temperature": 0, "logprobs": true, "top_logprobs": 2}'
     [ "$code" = 200 ]
-    $PY - "$T/body" <<'PYEOF'
+    cp "$T/body" "$T/chat.json"
+    echo 'user: Hello' | bn-tokenize -m "$BATS_FILE_TMPDIR/tiny.bn" --chat >"$T/chat.ids"
+    [ "$(wc -w <"$T/chat.ids")" = "$(field "$T/chat.json" 'j["usage"]["prompt_tokens"]')" ]
+    bn-infer -m "$BATS_FILE_TMPDIR/tiny.bn" --temp 0 -n 5 <"$T/chat.ids" >"$T/chat-answer.ids"
+    echo "$(cat "$T/chat.ids") $(cat "$T/chat-answer.ids")" >"$T/chat-all.ids"
+    logprobs_ref "$T/chat-all.ids" "$(wc -w <"$T/chat.ids")" 2 >"$T/chat-ref.json"
+    $PY - "$T/chat.json" "$T/chat-ref.json" <<'PYEOF'
 import json, sys
 c = json.load(open(sys.argv[1]))["choices"][0]
+ref = json.load(open(sys.argv[2]))
 content = c["logprobs"]["content"]
-assert len(content) == 5 and c["logprobs"]["refusal"] is None
+assert len(content) == len(ref) == 5 and c["logprobs"]["refusal"] is None
 assert b"".join(bytes(e["bytes"]) for e in content).decode() == c["message"]["content"]
-for e in content:
+for e, (tok, want, top) in zip(content, ref):
+    assert abs(e["logprob"] - want) < 1e-5, (e["logprob"], want)
     assert len(e["top_logprobs"]) == 2 and e["top_logprobs"][0]["token"] == e["token"]
-    assert e["top_logprobs"][0]["logprob"] == e["logprob"] >= e["top_logprobs"][1]["logprob"]
+    assert all(abs(t["logprob"] - w[1]) < 1e-5 for t, w in zip(e["top_logprobs"], top)), (e, top)
 PYEOF
     # chat without top_logprobs: no alternatives; a completion's logprobs true or 21: refused
     api /v1/chat/completions '{"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 2, "logprobs": true}'
@@ -606,13 +621,17 @@ PYEOF
     first=$(bn-infer -m "$BATS_FILE_TMPDIR/tiny.bn" --temp 0 -n 1 <"$T/prompt.ids" | tr -d ' ')
     want=$(bn-infer -m "$BATS_FILE_TMPDIR/tiny.bn" --temp 0 -n 10 --logit-bias "$first=-100" --logit-bias 17=2.5 <"$T/prompt.ids" |
         bn-tokenize -d -m "$BATS_FILE_TMPDIR/tiny.bn")
+    [ -n "$want" ]
     [ "$(text /v1/completions "$(complete "$P1" 10 "{\"temperature\": 0, \"logit_bias\": {\"$first\": -100, \"17\": 2.5}}")")" = "$want" ]
     [ "$(text /v1/completions "$(complete "$P1" 10 "{\"temperature\": 0, \"logit_bias\": [[$first, -100], [17, 2.5]]}")")" = "$want" ]
     [ "$(text /v1/completions "$(complete "$P1" 10 "{\"temperature\": 0, \"lookup\": 2, \"logit_bias\": {\"$first\": -100, \"17\": 2.5}}")")" = "$want" ]
-    [ "$(text /v1/completions "$(complete "$P1" 10 '{"temperature": 0}')")" != "$want" ]
+    plain=$(text /v1/completions "$(complete "$P1" 10 '{"temperature": 0}')")
+    [ -n "$plain" ]
+    [ "$plain" != "$want" ]
     # an empty one asks for nothing
-    [ "$(text /v1/completions "$(complete "$P1" 10 '{"temperature": 0, "logit_bias": {}}')")" = "$(text /v1/completions "$(complete "$P1" 10 '{"temperature": 0}')")" ]
-    for lb in '{"4096": 1}' '{"-1": 1}' '{"x": 1}' '{"1.5": 1}' '{"": 1}' '{"5": 101}' '{"5": "1"}' '[[5]]' '[5]' '"5"'; do
+    empty=$(text /v1/completions "$(complete "$P1" 10 '{"temperature": 0, "logit_bias": {}}')")
+    [ "$empty" = "$plain" ]
+    for lb in '{"4096": 1}' '{"-1": 1}' '{"x": 1}' '{"1.5": 1}' '{"": 1}' '{"1e3": 1}' '{"0x10": 1}' '{" 5": 1}' '{"5": 101}' '{"5": "1"}' '[[5]]' '[5]' '"5"'; do
         api /v1/completions "$(complete a 2 "{\"logit_bias\": $lb}")"
         [ "$code" = 400 ] || { echo "$lb: $code $(cat "$T/body")"; return 1; }
         [ "$(field "$T/body" 'j["error"]["param"]')" = logit_bias ] || { echo "$lb: $(cat "$T/body")"; return 1; }
@@ -655,6 +674,13 @@ PYEOF
     [ "$code" = 200 ] || { cat "$T/body"; return 1; }
     [ "$(field "$T/body" '[j["choices"][0]["finish_reason"], j["usage"]["completion_tokens"], len(j["choices"][0]["logprobs"]["tokens"])]')" = "[\"length\", 0, $np]" ]
     [ "$(field "$T/body" 'j["choices"][0]["logprobs"]["token_logprobs"][1:]')" = "$(field "$T/echo.json" 'j["choices"][0]["logprobs"]["token_logprobs"][1:-1]')" ]
+    # a prompt that fills the context (256 positions) can be scored alone, not answered
+    long=$($PY -c 'print(", ".join(str(7 + i % 50) for i in range(256)))')
+    api /v1/completions "{\"prompt\": [$long], \"max_tokens\": 0, \"echo\": true, \"logprobs\": 0}"
+    [ "$code" = 200 ] || { cat "$T/body"; return 1; }
+    [ "$(field "$T/body" 'len([x for x in j["choices"][0]["logprobs"]["token_logprobs"] if x is not None])')" = 255 ]
+    api /v1/completions "{\"prompt\": [$long], \"max_tokens\": 1, \"echo\": true, \"logprobs\": 0}"
+    [ "$code" = 400 ]
     # without echo, max_tokens 0 is still refused; echo without logprobs: the text, no scores
     refused /v1/completions "{\"prompt\": [$ids], \"max_tokens\": 0}" max_tokens invalid_value
     api /v1/completions "{\"prompt\": [$ids], \"max_tokens\": 1, \"temperature\": 0, \"echo\": true}"

@@ -29,6 +29,7 @@ void srv_job_free(srv_job *j)
     free(j->steps);
     free(j->lp);
     free(j->bias);
+    bn_detok_free(j->dt);
     free(j->prompt);
     for (int i = 0; i < j->n_stop; i++)
         free(j->stop[i]);
@@ -74,9 +75,6 @@ static void job_done(srv_engine *g, srv_job *j, int finish, const char *why)
     /* the writer ends an answer with a line break, which is not the model's */
     if (finish != SRV_FIN_ERROR && j->n_text && j->text[j->n_text - 1] == '\n')
         j->n_text--;
-    for (size_t k = 0; k < j->n_lp; k++) /* a stop string's cut may end the text before a token's end */
-        if (j->lp[k].text_end > j->n_text)
-            j->lp[k].text_end = j->n_text;
     j->state = SRV_DONE;
     for (size_t i = 0; i < g->n_live; i++)
         if (g->live[i] == j) {
@@ -87,35 +85,34 @@ static void job_done(srv_engine *g, srv_job *j, int finish, const char *why)
     unref(j);
 }
 
-/* ev's log probabilities at the end of j's (mutex held); their text_end
- * is set as the text grows (job_text). */
-static int keep_logprobs(srv_job *j, const bn_batch_event *ev)
+/* ev's log probabilities at the end of j's (mutex held), with where its
+ * text goes: the detokenizer fed as the writer's is gives its bytes now,
+ * where the writer may hold some back (a stop string's start, part of a
+ * character), so every token's offset is its own. */
+static int keep_logprobs(srv_job *j, const bn_batch_event *ev, bn_err *e)
 {
+    size_t len = 0;
+    if (bn_detok_feed(j->dt, ev->token, NULL, &len, e))
+        return -1;
     if (j->n_lp == j->cap_lp) {
         size_t cap = j->cap_lp ? 2 * j->cap_lp : 64 + j->n_prompt;
         srv_lp *more = realloc(j->lp, cap * sizeof *more);
         if (!more)
-            return -1;
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         j->lp = more;
         j->cap_lp = cap;
     }
     srv_lp *l = &j->lp[j->n_lp++];
     l->id = ev->token;
     l->logprob = ev->logprob;
-    l->text_end = SIZE_MAX;
-    l->echo_end = 0;
+    l->text_start = j->text_pos;
+    l->text_len = len;
+    l->ready = 1;
+    j->text_pos += len;
     l->n_top = ev->n_top;
     if (ev->n_top)
         memcpy(l->top, ev->top, ev->n_top * sizeof *ev->top);
     return 0;
-}
-
-/* The answer's text is n_text bytes now (mutex held): tokens that had
- * none yet end there. */
-static void job_text(srv_job *j)
-{
-    for (size_t k = j->n_lp; k > 0 && j->lp[k - 1].text_end == SIZE_MAX; k--)
-        j->lp[k - 1].text_end = j->n_text;
 }
 
 /* An echo: the prompt's text written first, token by token, so that with
@@ -132,10 +129,9 @@ static int echo_prompt(srv_job *j, bn_err *e)
         if (!j->logprobs)
             continue;
         bn_batch_event ev = {.token = j->prompt[i], .logprob = NAN};
-        if (keep_logprobs(j, &ev))
-            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
-        j->lp[i].echo_end = j->size;
-        j->lp[i].text_end = i ? SIZE_MAX : j->size;
+        if (keep_logprobs(j, &ev, e))
+            return -1;
+        j->lp[i].ready = i == 0;
     }
     j->n_text = j->size;
     return 0;
@@ -154,7 +150,9 @@ static void admit(srv_engine *g, srv_job *j)
         go.stop[i] = j->stop[i];
     bn_sampler_defaults(&go.samp);
     j->tag = g->next_tag++;
-    if (!(j->fp = open_memstream(&j->text, &j->size)) || !(j->w = bn_gen_new(g->m, NULL, g->tok, &go, j->fp, 0, &e))) {
+    if (!(j->fp = open_memstream(&j->text, &j->size)) || !(j->w = bn_gen_new(g->m, NULL, g->tok, &go, j->fp, 0, &e)) ||
+        (j->logprobs && !(j->dt = bn_detok_new(g->tok, BN_DETOK_SKIP_SPECIAL | (j->echo ? BN_DETOK_TEXT_START : 0),
+                                               &e)))) {
         job_done(g, j, SRV_FIN_ERROR, j->fp ? e.msg : "out of memory");
         return;
     }
@@ -211,14 +209,14 @@ static void take_event(srv_engine *g, const bn_batch_event *ev)
             l->n_top = ev->n_top;
             if (ev->n_top)
                 memcpy(l->top, ev->top, ev->n_top * sizeof *ev->top);
-            l->text_end = l->echo_end;
+            l->ready = 1;
         }
         return;
     }
     int stopped = 0;
-    if (ev->token != BN_BATCH_NO_TOKEN && j->logprobs && keep_logprobs(j, ev)) {
+    if (ev->token != BN_BATCH_NO_TOKEN && j->logprobs && keep_logprobs(j, ev, &e)) {
         bn_batch_cancel(g->b, j->tag);
-        job_done(g, j, SRV_FIN_ERROR, "out of memory");
+        job_done(g, j, SRV_FIN_ERROR, e.msg);
         return;
     }
     if (ev->token != BN_BATCH_NO_TOKEN) {
@@ -246,7 +244,6 @@ static void take_event(srv_engine *g, const bn_batch_event *ev)
         return;
     }
     j->n_text = j->size;
-    job_text(j);
 }
 
 static void *engine_main(void *arg)

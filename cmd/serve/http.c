@@ -296,7 +296,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
             }
             if (ready > r->sent) {
                 size_t lp = r->lp_sent; /* the tokens whose text this piece ends */
-                while (lp < j->n_lp && j->lp[lp].text_end <= ready)
+                while (lp < j->n_lp && j->lp[lp].ready && j->lp[lp].text_start + j->lp[lp].text_len <= ready)
                     lp++;
                 rc = set_event(r, srv_chunk_json(h->mi, j, r->id, r->created, j->text + r->sent, ready - r->sent,
                                                  r->lp_sent, lp, 0, 0));

@@ -138,15 +138,24 @@ static cJSON *token_item(const srv_model_info *mi, uint32_t id, float logprob, i
     return o;
 }
 
+/* Where l's text starts in the answer: a token after a stop string's cut,
+ * at its end. */
+static size_t text_offset(const srv_job *j, const srv_lp *l)
+{
+    return l->text_start < j->n_text ? l->text_start : j->n_text;
+}
+
 /* The log probabilities of j's tokens [a, b) as OpenAI gives them: chat's
  * {"content": [{token, logprob, bytes, top_logprobs}], "refusal": null};
  * a completion's {tokens, token_logprobs, top_logprobs (text to log
  * probability), text_offset (where each token's text starts in the
  * answer)}, with echo the prompt's tokens first (the very first with null
- * for its log probability and alternatives). Null when there are none. */
-static cJSON *logprobs_json(const srv_model_info *mi, const srv_job *j, size_t a, size_t b)
+ * for its log probability and alternatives). Null when not asked for, or
+ * for a chunk without tokens (a whole answer without any has the empty
+ * structure). */
+static cJSON *logprobs_json(const srv_model_info *mi, const srv_job *j, size_t a, size_t b, int whole)
 {
-    if (!j->logprobs || a >= b)
+    if (!j->logprobs || (a >= b && !whole))
         return cJSON_CreateNull();
     cJSON *r = cJSON_CreateObject();
     if (j->chat) {
@@ -171,7 +180,7 @@ static cJSON *logprobs_json(const srv_model_info *mi, const srv_job *j, size_t a
         if (isnan(l->logprob)) { /* an echoed prompt's first token: nothing before it to say how likely */
             cJSON_AddItemToArray(lps, cJSON_CreateNull());
             cJSON_AddItemToArray(tops, cJSON_CreateNull());
-            cJSON_AddItemToArray(offs, cJSON_CreateNumber(k ? (double)j->lp[k - 1].text_end : 0));
+            cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)text_offset(j, l)));
             cJSON_Delete(it);
             continue;
         }
@@ -186,7 +195,7 @@ static cJSON *logprobs_json(const srv_model_info *mi, const srv_job *j, size_t a
             free(tt);
         }
         cJSON_AddItemToArray(tops, top);
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber(k ? (double)j->lp[k - 1].text_end : 0));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)text_offset(j, l)));
         cJSON_Delete(it);
     }
     return r;
@@ -216,7 +225,7 @@ char *srv_reply_json(const srv_model_info *mi, const srv_job *j, const char *id,
         cJSON_AddStringToObject(c, "text", text);
     }
     /* required in a choice of either object, null when not asked for */
-    cJSON_AddItemToObject(c, "logprobs", logprobs_json(mi, j, 0, j->n_lp));
+    cJSON_AddItemToObject(c, "logprobs", logprobs_json(mi, j, 0, j->n_lp, 1));
     cJSON_AddStringToObject(c, "finish_reason", srv_finish_name(j->finish));
     add_usage(r, j);
     free(text);
@@ -243,7 +252,7 @@ char *srv_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id,
     }
     /* on every chunk's choice, as OpenAI sends it: the log probabilities
      * of the tokens [lp_a, lp_b), null when none */
-    cJSON_AddItemToObject(c, "logprobs", logprobs_json(mi, j, lp_a, lp_b));
+    cJSON_AddItemToObject(c, "logprobs", logprobs_json(mi, j, lp_a, lp_b, 0));
     if (final)
         cJSON_AddStringToObject(c, "finish_reason", srv_finish_name(j->finish));
     else

@@ -5,7 +5,6 @@
 #include "serve.h"
 
 #include <cjson/cJSON.h>
-#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -249,9 +248,10 @@ int srv_encode(const srv_model_info *mi, const char *text, size_t len, unsigned 
 /* One of the answer's length fields: 0 absent, 1 with *v, -1 refused.
  * -1 is llama-server's "no limit" under each name (it reads max_tokens as
  * n_predict); n_predict also takes -2, its older "until the context is
- * full", the same here. 0 is refused: OpenAI refuses it, and llama-server's
- * meaning (read the prompt into its cache, answer nothing) would do
- * nothing here, where no cache outlives a request. */
+ * full", the same here. 0 is refused (but for a completion's echo: the
+ * prompt alone, scored): OpenAI refuses it, and llama-server's meaning
+ * (read the prompt into its cache, answer nothing) would do nothing here,
+ * where no cache outlives a request. */
 static int get_limit(const cJSON *o, const char *name, double lowest, int zero, double *v, srv_error *err)
 {
     int r = get_number(o, name, -HUGE_VAL, HUGE_VAL, 1, v, err);
@@ -452,7 +452,6 @@ static int refuse_unsupported(const cJSON *o, srv_error *err)
     return 0;
 }
 
-/* Sampling, length and stop strings shared by both endpoints. */
 /* Log probabilities, as OpenAI asks for them: chat's "logprobs": true
  * with "top_logprobs": 0..20 alternatives a token; a completion's
  * "logprobs": 0..20 (OpenAI takes up to 5), the sampled token's and that
@@ -473,12 +472,12 @@ static int get_logprobs(const cJSON *o, int chat, srv_job *j, srv_error *err)
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "logprobs")))
         return BAD(err, "invalid_type", "'logprobs' of a completion is a number: the alternatives a token (0 to %d)",
                    BN_BATCH_MAX_TOP);
+    if (asks(o, "top_logprobs"))
+        return BAD(err, "unsupported_parameter", "'top_logprobs' is chat's: a completion's 'logprobs' is the number");
     if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "logprobs")))
         return 0;
     if ((r = get_number(o, "logprobs", 0, BN_BATCH_MAX_TOP, 1, &v, err)) < 0)
         return -1;
-    if (asks(o, "top_logprobs"))
-        return BAD(err, "unsupported_parameter", "'top_logprobs' is chat's: a completion's 'logprobs' is the number");
     j->logprobs = r;
     j->top_logprobs = r ? (uint32_t)v : 0;
     return 0;
@@ -490,9 +489,10 @@ static int bias_entry(const srv_model_info *mi, const char *key, const cJSON *id
                       srv_error *err)
 {
     uint32_t V = bn_model_n_vocab(mi->m);
-    char *end = NULL;
-    double v = key ? strtod(key, &end) : cJSON_IsNumber(id) ? id->valuedouble : -1;
-    if ((key && (!*key || *end || !isdigit((unsigned char)*key))) || !(v >= 0 && v < V) || v != floor(v))
+    /* a key is decimal digits only ("1e3" and "0x10" are no token ids) */
+    int digits = key && *key && strspn(key, "0123456789") == strlen(key) && strlen(key) <= 10;
+    double v = key ? (digits ? strtod(key, NULL) : -1) : cJSON_IsNumber(id) ? id->valuedouble : -1;
+    if (!(v >= 0 && v < V) || v != floor(v))
         return BAD(err, "invalid_value", "'logit_bias' keys must be token ids, 0 to %u", V - 1);
     if (!cJSON_IsNumber(val) || !(val->valuedouble >= -100 && val->valuedouble <= 100))
         return BAD(err, "invalid_value", "'logit_bias' values must be numbers from -100 to 100");
@@ -530,6 +530,7 @@ static int get_logit_bias(const srv_model_info *mi, const cJSON *o, srv_job *j, 
     return 0;
 }
 
+/* Sampling, length and stop strings shared by both endpoints. */
 static int get_sampling(const srv_model_info *mi, const cJSON *o, int chat, srv_job *j, srv_error *err)
 {
     double v;
@@ -771,7 +772,9 @@ srv_job *srv_parse_generate(const srv_model_info *mi, const char *body, size_t n
     if (!rc)
         rc = chat ? get_messages(mi, root, j, err) : get_prompt(mi, root, j, err);
     cJSON_Delete(root);
-    if (!rc && (!j->n_prompt || j->n_prompt >= mi->n_ctx)) { /* param: the field that holds the prompt */
+    /* a prompt that fills the context leaves no room to answer, unless it
+     * is only scored (echo, max_tokens 0) */
+    if (!rc && (!j->n_prompt || j->n_prompt > mi->n_ctx || (j->n_prompt == mi->n_ctx && j->n_predict != 0))) {
         if (!j->n_prompt)
             BAD(err, "invalid_value", "the prompt is empty");
         else

@@ -20,20 +20,20 @@ enum { SRV_BODY_LIMIT = 1 << 20 };
 enum { SRV_QUEUED, SRV_RUNNING, SRV_DONE };
 enum { SRV_FIN_STOP = 1, SRV_FIN_LENGTH, SRV_FIN_ERROR };
 
-/* One generation request, shared by the HTTP thread that asked and the
- * engine: the first part is fixed before submission, the rest is the
- * engine's, read by the asker under the engine's mutex. */
 /* One generated token's log probabilities (a request with logprobs). */
 typedef struct srv_lp {
     uint32_t id;
     float logprob;
-    size_t text_end; /* the answer's bytes written when it was: a stream sends it with them
-                        (SIZE_MAX: not yet, an echoed prompt token not scored yet) */
-    size_t echo_end; /* an echoed prompt token's: where its text ends */
+    size_t text_start, text_len; /* its text's place in the answer (text_offset), as the
+                                    writer's detokenizer gives it before any is held back */
+    int ready;       /* 0: an echoed prompt token not scored yet */
     uint32_t n_top;
     bn_batch_top top[BN_BATCH_MAX_TOP];
 } srv_lp;
 
+/* One generation request, shared by the HTTP thread that asked and the
+ * engine: the first part is fixed before submission, the rest is the
+ * engine's, read by the asker under the engine's mutex. */
 typedef struct srv_job {
     uint32_t *prompt;
     size_t n_prompt;
@@ -61,6 +61,8 @@ typedef struct srv_job {
     srv_lp *lp;        /* with logprobs: each generated token's (echo: each prompt token's first) */
     size_t n_lp, cap_lp;
     size_t n_scored;   /* echo: prompt tokens after the first whose log probability came */
+    bn_detok *dt;      /* with logprobs: the writer's detokenization again, for text_start */
+    size_t text_pos;   /* the bytes it gave so far */
     int state, finish; /* SRV_QUEUED.., SRV_FIN_* once done */
     char error[256];
     int cancel;        /* the asker is gone */

@@ -14,7 +14,8 @@
  * shared prompt prefixes, cancellations, refusals and a KV budget so small
  * that sequences are set back and evaluated again; the same with prompt
  * lookup and with a draft model per request (greedy: plain decoding's
- * tokens; every answer as in a batch of one). */
+ * tokens; every answer as in a batch of one); and scored prompts with
+ * log probabilities, against the test's own log-softmax of rows alone. */
 #include "batch.h"
 #include "check.h"
 #include "formats.h"
@@ -26,6 +27,7 @@
 #include "model.h"
 #include "pack.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -916,6 +918,131 @@ static void test_scheduler(check_ctx *cx, const char *dir)
     bn_model_free(&m);
 }
 
+/* log-softmax of row at id, in double, the plain way: the test's own. */
+static double log_softmax_at(const float *row, size_t n, uint32_t id)
+{
+    double mx = row[0], sum = 0;
+    for (size_t i = 1; i < n; i++)
+        mx = row[i] > mx ? row[i] : mx;
+    for (size_t i = 0; i < n; i++)
+        sum += exp(row[i] - mx);
+    return row[id] - mx - log(sum);
+}
+
+/* Scored prompts (score_prompt, OpenAI's echo with logprobs) and token
+ * log probabilities in the batch: prompts longer than a pass (16 tokens),
+ * 8 sequences in 3.5 KV blocks so that some are set back mid-prompt and
+ * evaluated again. Every prompt token after the first is scored once, in
+ * order, with the log-softmax of the row its prefix gives alone (the
+ * test's own computation), its 2 likeliest alternatives first among them;
+ * every answer token's is its row's; the tokens are those alone. */
+static void test_scheduler_scores(check_ctx *cx, const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/t2s.bn", dir);
+    bn_model m;
+    bn_err e;
+    if (write_model(path, 0) || bn_model_load(&m, path, "auto", &e)) {
+        CHECK(cx, 0);
+        return;
+    }
+    unlink(path);
+    static bn_request rq[N_REQ];
+    static uint32_t prompts[N_REQ][SEQ_CTX], stops[1];
+    static answer alone[N_REQ];
+    make_requests(rq, prompts, stops);
+    for (size_t i = 0; i < N_REQ; i++) {
+        rq[i].logprobs = 1;
+        rq[i].top_logprobs = 2;
+        rq[i].score_prompt = 1;
+        rq[i].n_predict = i % 6 == 5 ? 0 : rq[i].n_predict; /* some scored only: no token, ended at once */
+        if (rq[i].n_predict)
+            answer_alone(&m, &rq[i], &alone[i]);
+        else
+            alone[i] = (answer){.n = 0, .fin = BN_FIN_LENGTH};
+    }
+    size_t block = 2 * LAYERS * KV_HEADS * (D / HEADS) * BN_KV_BLOCK * sizeof(float);
+    bn_ctx_opts co = {.n_ctx = SEQ_CTX, .n_threads = 2, .n_seq = 8, .kv_budget = 3 * block + block / 2};
+    bn_ctx *c = bn_ctx_new_opts(&m, &co, &e);
+    bn_batch_opts bo = {.pass_tokens = 16};
+    bn_batch *b = c ? bn_batch_new(c, &bo, &e) : NULL;
+    static float scores[N_REQ][SEQ_CTX + MAX_GEN + 2];
+    static answer got[N_REQ];
+    static size_t n_scored[N_REQ];
+    int order_ok = 1, top_ok = 1;
+    size_t submitted = 0, steps = 0;
+    for (size_t i = 0; i < N_REQ; i++)
+        got[i] = (answer){.fin = BN_FIN_NONE};
+    while (b && steps < 20000) {
+        for (int k = 0; k < 2 && submitted < N_REQ; k++)
+            CHECK(cx, !bn_batch_submit(b, &rq[submitted++], &e));
+        if (!bn_batch_pending(b))
+            break;
+        const bn_batch_event *ev;
+        size_t n_ev;
+        if (bn_batch_step(b, &ev, &n_ev, &e))
+            break;
+        steps++;
+        for (size_t i = 0; i < n_ev; i++) {
+            size_t r = ev[i].tag - 100;
+            if (ev[i].prompt) { /* the next prompt token, before any answer token */
+                order_ok &= got[r].n == 0 && n_scored[r] + 1 < rq[r].n_prompt &&
+                            ev[i].token == rq[r].prompt[n_scored[r] + 1];
+                scores[r][n_scored[r]++] = ev[i].logprob;
+            } else if (ev[i].token != BN_BATCH_NO_TOKEN) {
+                scores[r][rq[r].n_prompt - 1 + got[r].n] = ev[i].logprob;
+                got[r].tok[got[r].n++] = ev[i].token;
+            }
+            if (ev[i].token != BN_BATCH_NO_TOKEN)
+                top_ok &= ev[i].n_top == 2 && ev[i].top[0].logprob >= ev[i].top[1].logprob &&
+                          ev[i].logprob <= ev[i].top[0].logprob;
+            got[r].fin = ev[i].finish;
+        }
+    }
+    bn_batch_stats st = {0};
+    if (b)
+        bn_batch_get_stats(b, &st);
+    bn_batch_free(b);
+    bn_ctx_free(c);
+    /* alone: every row of the prompt and the answer in one evaluation */
+    int same = 1, all_scored = 1, close = 1;
+    double worst = 0;
+    bn_ctx_opts ao = {.n_ctx = SEQ_CTX, .n_threads = 1};
+    static float rows[(SEQ_CTX + 1) * VOCAB];
+    static uint32_t ids[SEQ_CTX + 1];
+    for (size_t r = 0; r < N_REQ; r++) {
+        same &= same_answer(&alone[r], &got[r]);
+        all_scored &= n_scored[r] == rq[r].n_prompt - 1;
+        size_t n = rq[r].n_prompt;
+        memcpy(ids, rq[r].prompt, n * sizeof *ids);
+        for (size_t k = 0; k < got[r].n && n < SEQ_CTX; k++)
+            ids[n++] = got[r].tok[k];
+        bn_ctx *a = bn_ctx_new_opts(&m, &ao, &e);
+        if (!a || bn_ctx_eval(a, ids, n, rows, BN_EVAL_ALL_LOGITS, &e)) {
+            close = 0;
+            bn_ctx_free(a);
+            continue;
+        }
+        bn_ctx_free(a);
+        size_t have = rq[r].n_prompt - 1 + got[r].n; /* scores: prompt tokens 1.., then answer tokens */
+        for (size_t k = 0; k < have && k + 1 < n; k++) {
+            double want = log_softmax_at(rows + k * VOCAB, VOCAB, ids[k + 1]), d = fabs(want - scores[r][k]);
+            worst = d > worst ? d : worst;
+            close &= d <= 1e-5 * (1 + fabs(want));
+        }
+    }
+    printf("  scored prompts, passes of 16, 8 sequences in 3.5 KV blocks: %llu set back; prompt tokens scored once, "
+           "in order: %s; log probabilities as alone (worst %.1e): %s; tokens as alone: %s\n",
+           (unsigned long long)st.set_back, order_ok && all_scored ? "yes" : "NO", worst, close ? "yes" : "NO",
+           same ? "yes" : "DIFFERENT");
+    CHECK(cx, st.set_back > 0);
+    CHECK(cx, order_ok && all_scored);
+    CHECK(cx, top_ok);
+    CHECK(cx, close);
+    CHECK(cx, same);
+    bn_model_free(&m);
+}
+
 /* Prompt lookup in the batch (bn_request.lookup): prompts whose second
  * half repeats the first, so drafts are found and some kept. Greedy
  * requests give plain decoding's tokens alone; every request gives the
@@ -1021,6 +1148,7 @@ int main(void)
     test_budget(&cx, dir);
     test_scheduler(&cx, dir);
     test_scheduler_lookup(&cx, dir);
+    test_scheduler_scores(&cx, dir);
     test_sets(&cx, dir);
     rmdir(dir);
     return check_done(&cx, "test_batch");
