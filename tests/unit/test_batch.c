@@ -604,17 +604,26 @@ static void test_sets(check_ctx *cx, const char *dir)
 
 /* ------------------------------------------------------------- budget */
 
-static void test_budget(check_ctx *cx, const char *dir)
+/* The t2 test model (write_model), loaded with the default kernels; its
+ * file is gone again. 0, or -1. */
+static int load_t2_model(const char *dir, bn_model *m)
 {
     char path[600];
+    bn_err e;
     snprintf(path, sizeof path, "%s/t2.bn", dir);
+    int rc = write_model(path, 0) || bn_model_load(m, path, "auto", &e) ? -1 : 0;
+    unlink(path);
+    return rc;
+}
+
+static void test_budget(check_ctx *cx, const char *dir)
+{
     bn_model m;
     bn_err e;
-    if (write_model(path, 0) || bn_model_load(&m, path, "auto", &e)) {
+    if (load_t2_model(dir, &m)) {
         CHECK(cx, 0);
         return;
     }
-    unlink(path);
     /* three blocks for four sequences */
     size_t block = 2 * LAYERS * KV_HEADS * (D / HEADS) * BN_KV_BLOCK * sizeof(float);
     bn_ctx_opts co = {.n_ctx = SEQ_CTX, .n_threads = 1, .n_seq = 4, .kv_budget = 3 * block + block / 2};
@@ -826,15 +835,12 @@ static int same_answer(const answer *a, const answer *b)
 
 static void test_scheduler(check_ctx *cx, const char *dir)
 {
-    char path[600];
-    snprintf(path, sizeof path, "%s/t2.bn", dir);
     bn_model m;
     bn_err e;
-    if (write_model(path, 0) || bn_model_load(&m, path, "auto", &e)) {
+    if (load_t2_model(dir, &m)) {
         CHECK(cx, 0);
         return;
     }
-    unlink(path);
     static bn_request rq[N_REQ];
     static uint32_t prompts[N_REQ][SEQ_CTX], stops[1];
     static answer alone[N_REQ], got[N_REQ];
@@ -938,15 +944,12 @@ static double log_softmax_at(const float *row, size_t n, uint32_t id)
  * every answer token's is its row's; the tokens are those alone. */
 static void test_scheduler_scores(check_ctx *cx, const char *dir)
 {
-    char path[600];
-    snprintf(path, sizeof path, "%s/t2s.bn", dir);
     bn_model m;
     bn_err e;
-    if (write_model(path, 0) || bn_model_load(&m, path, "auto", &e)) {
+    if (load_t2_model(dir, &m)) {
         CHECK(cx, 0);
         return;
     }
-    unlink(path);
     static bn_request rq[N_REQ];
     static uint32_t prompts[N_REQ][SEQ_CTX], stops[1];
     static answer alone[N_REQ];
@@ -1050,15 +1053,11 @@ static void test_scheduler_scores(check_ctx *cx, const char *dir)
  * when set back for the KV budget as it gets in a batch of one. */
 static void test_scheduler_lookup(check_ctx *cx, const char *dir)
 {
-    char path[600];
-    snprintf(path, sizeof path, "%s/t2.bn", dir);
     bn_model m;
-    bn_err e;
-    if (write_model(path, 0) || bn_model_load(&m, path, "auto", &e)) {
+    if (load_t2_model(dir, &m)) {
         CHECK(cx, 0);
         return;
     }
-    unlink(path);
     static bn_request rq[N_REQ];
     static uint32_t prompts[N_REQ][SEQ_CTX], stops[1];
     static answer plain[N_REQ], one[N_REQ], got[N_REQ];
@@ -1099,13 +1098,11 @@ static void test_scheduler_lookup(check_ctx *cx, const char *dir)
     /* a draft model (bn_request.draft): another model of the same shape
      * and vocabulary (other weights), and the model as its own draft */
     bn_model dm;
-    snprintf(path, sizeof path, "%s/draft.bn", dir);
-    if (write_model(path, 0) || bn_model_load(&dm, path, "auto", &e)) {
+    if (load_t2_model(dir, &dm)) { /* write_model draws new weights */
         CHECK(cx, 0);
         bn_model_free(&m);
         return;
     }
-    unlink(path);
     for (size_t i = 0; i < N_REQ; i++) {
         rq[i].lookup = 0;
         rq[i].draft = 1;
