@@ -83,8 +83,8 @@ const char *bn_chat_format_of_template(const char *tmpl)
     static const char *const falcon3[] = {
         "'<|system|>\\n' + message['content'] + '\\n'",
         "'<|user|>\\n' + message['content'] + '\\n'",
-        "{%- if not loop.last %}\n{{- '<|assistant|>\\n' + message['content'] + eos_token + '\\n' }}\n"
-        "{%- else %}\n{{- '<|assistant|>\\n' + message['content'] + eos_token }}",
+        ("{%- if not loop.last %}\n{{- '<|assistant|>\\n' + message['content'] + eos_token + '\\n' }}\n"
+         "{%- else %}\n{{- '<|assistant|>\\n' + message['content'] + eos_token }}"), /* one piece, two lines */
         "{%- if loop.last and add_generation_prompt %}\n{{- '<|assistant|>\\n' }}",
     };
     size_t found = 0;

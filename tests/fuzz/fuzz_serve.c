@@ -81,9 +81,10 @@ static void generate(const uint8_t *data, size_t n, int chat)
         return;
     }
     uint32_t V = bn_model_n_vocab(model_info.m);
-    if (!j->n_prompt || j->n_prompt >= model_info.n_ctx)
+    /* a prompt may fill the context only to be scored (echo, max_tokens 0) */
+    if (!j->n_prompt || j->n_prompt > model_info.n_ctx || (j->n_prompt == model_info.n_ctx && j->n_predict))
         finding("a prompt taken that is empty or fills the context", NULL);
-    if (j->n_predict < 1 || j->n_prompt + (size_t)j->n_predict > model_info.n_ctx)
+    if (j->n_predict < (j->echo ? 0 : 1) || j->n_prompt + (size_t)j->n_predict > model_info.n_ctx)
         finding("max_tokens not capped by the room the context has left", NULL);
     if (j->n_stop < 0 || j->n_stop > BN_MAX_STOP_STRINGS)
         finding("too many stop strings taken", NULL);
@@ -94,8 +95,8 @@ static void generate(const uint8_t *data, size_t n, int chat)
     j->state = SRV_DONE;
     j->finish = SRV_FIN_LENGTH;
     check_json(srv_reply_json(&model_info, j, "cmpl-1", 1), "reply", 1);
-    check_json(srv_chunk_json(&model_info, j, "cmpl-1", 1, "", 0, 1, 0), "first chunk", 1);
-    check_json(srv_chunk_json(&model_info, j, "cmpl-1", 1, NULL, 0, 0, 1), "last chunk", 1);
+    check_json(srv_chunk_json(&model_info, j, "cmpl-1", 1, "", 0, 0, 0, 1, 0), "first chunk", 1);
+    check_json(srv_chunk_json(&model_info, j, "cmpl-1", 1, NULL, 0, 0, 0, 0, 1), "last chunk", 1);
     srv_job_free(j);
 }
 
