@@ -112,13 +112,21 @@ static cJSON *head(const srv_model_info *mi, const srv_job *j, const char *id, l
     return r;
 }
 
-/* One token's text (its bytes as UTF-8, U+FFFD for a byte that is part of
- * a character) and, for chat, its exact bytes. */
-static cJSON *token_item(const srv_model_info *mi, uint32_t id, float logprob, int chat, cJSON **text)
+/* One token's text: its bytes as UTF-8, U+FFFD for a byte that is part of
+ * a character (malloc'ed; NULL out of memory); *b and *len its bytes. */
+static char *token_text(const srv_model_info *mi, uint32_t id, const uint8_t **b, size_t *len)
 {
+    *b = bn_tokenizer_piece(mi->tok, id, len);
+    return srv_utf8_clean(*b ? (const char *)*b : "", *len);
+}
+
+/* One token of chat's logprobs.content (or its top_logprobs): its text,
+ * log probability and exact bytes. */
+static cJSON *token_item(const srv_model_info *mi, uint32_t id, float logprob)
+{
+    const uint8_t *b;
     size_t len = 0;
-    const uint8_t *b = bn_tokenizer_piece(mi->tok, id, &len);
-    char *t = srv_utf8_clean(b ? (const char *)b : "", len);
+    char *t = token_text(mi, id, &b, &len);
     cJSON *o = cJSON_CreateObject();
     if (!t || !o) {
         free(t);
@@ -127,13 +135,9 @@ static cJSON *token_item(const srv_model_info *mi, uint32_t id, float logprob, i
     }
     cJSON_AddStringToObject(o, "token", t);
     cJSON_AddNumberToObject(o, "logprob", logprob);
-    if (chat) {
-        cJSON *bytes = cJSON_AddArrayToObject(o, "bytes");
-        for (size_t i = 0; bytes && i < len; i++)
-            cJSON_AddItemToArray(bytes, cJSON_CreateNumber(b[i]));
-    }
-    if (text)
-        *text = cJSON_CreateString(t);
+    cJSON *bytes = cJSON_AddArrayToObject(o, "bytes");
+    for (size_t i = 0; bytes && i < len; i++)
+        cJSON_AddItemToArray(bytes, cJSON_CreateNumber(b[i]));
     free(t);
     return o;
 }
@@ -162,11 +166,11 @@ static cJSON *logprobs_json(const srv_model_info *mi, const srv_job *j, size_t a
         cJSON *content = cJSON_AddArrayToObject(r, "content");
         for (size_t k = a; k < b; k++) {
             const srv_lp *l = &j->lp[k];
-            cJSON *it = token_item(mi, l->id, l->logprob, 1, NULL);
+            cJSON *it = token_item(mi, l->id, l->logprob);
             cJSON_AddItemToArray(content, it);
             cJSON *top = it ? cJSON_AddArrayToObject(it, "top_logprobs") : NULL;
             for (uint32_t t = 0; top && t < l->n_top; t++)
-                cJSON_AddItemToArray(top, token_item(mi, l->top[t].id, l->top[t].logprob, 1, NULL));
+                cJSON_AddItemToArray(top, token_item(mi, l->top[t].id, l->top[t].logprob));
         }
         cJSON_AddNullToObject(r, "refusal");
         return r;
@@ -175,28 +179,26 @@ static cJSON *logprobs_json(const srv_model_info *mi, const srv_job *j, size_t a
           *tops = cJSON_AddArrayToObject(r, "top_logprobs"), *offs = cJSON_AddArrayToObject(r, "text_offset");
     for (size_t k = a; k < b; k++) {
         const srv_lp *l = &j->lp[k];
-        cJSON *text = NULL, *it = token_item(mi, l->id, l->logprob, 0, &text);
-        cJSON_AddItemToArray(tokens, text);
+        const uint8_t *p;
+        size_t len;
+        char *text = token_text(mi, l->id, &p, &len);
+        cJSON_AddItemToArray(tokens, text ? cJSON_CreateString(text) : NULL);
+        free(text);
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)text_offset(j, l)));
         if (isnan(l->logprob)) { /* an echoed prompt's first token: nothing before it to say how likely */
             cJSON_AddItemToArray(lps, cJSON_CreateNull());
             cJSON_AddItemToArray(tops, cJSON_CreateNull());
-            cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)text_offset(j, l)));
-            cJSON_Delete(it);
             continue;
         }
         cJSON_AddItemToArray(lps, cJSON_CreateNumber(l->logprob));
         cJSON *top = cJSON_CreateObject();
         for (uint32_t t = 0; top && t < l->n_top; t++) {
-            size_t len = 0;
-            const uint8_t *p = bn_tokenizer_piece(mi->tok, l->top[t].id, &len);
-            char *tt = srv_utf8_clean(p ? (const char *)p : "", len);
+            char *tt = token_text(mi, l->top[t].id, &p, &len);
             if (tt && !cJSON_GetObjectItemCaseSensitive(top, tt)) /* two ids of one text: the likelier */
                 cJSON_AddNumberToObject(top, tt, l->top[t].logprob);
             free(tt);
         }
         cJSON_AddItemToArray(tops, top);
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)text_offset(j, l)));
-        cJSON_Delete(it);
     }
     return r;
 }
