@@ -115,19 +115,16 @@ static int keep_logprobs(srv_job *j, const bn_batch_event *ev, bn_err *e)
     return 0;
 }
 
-/* An echo: the prompt's text written first, token by token, so that with
- * logprobs each prompt token has its record (the first with no log
- * probability: nothing comes before it; the others filled as the batch
- * scores them). */
+/* An echo: the prompt's text written first; with logprobs each prompt
+ * token has its record (the first with no log probability: nothing comes
+ * before it; the others filled as the batch scores them). */
 static int echo_prompt(srv_job *j, bn_err *e)
 {
-    for (size_t i = 0; i < j->n_prompt; i++) {
-        if (bn_gen_write_prompt(j->w, &j->prompt[i], 1, e))
-            return -1;
-        if (fflush(j->fp))
-            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
-        if (!j->logprobs)
-            continue;
+    if (bn_gen_write_prompt(j->w, j->prompt, j->n_prompt, e))
+        return -1;
+    if (fflush(j->fp))
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    for (size_t i = 0; j->logprobs && i < j->n_prompt; i++) {
         bn_batch_event ev = {.token = j->prompt[i], .logprob = NAN};
         if (keep_logprobs(j, &ev, e))
             return -1;
