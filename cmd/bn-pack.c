@@ -25,63 +25,66 @@ static const bn_prog prog = {
     .max_operands = 1,
 };
 
-/* --list: the CPU's features and, per layout, the kernel sets it runs;
- * --json: one object {"cpu_features": [...], "layouts": [{"name",
- * "kernels": [...], "auto"}, ...]}. */
-static int list(const bn_prog *p, int json)
+/* --list: the CPU's features and, per layout, the kernel sets it runs,
+ * gathered once as {"cpu_features": [...], "layouts": [{"name",
+ * "kernels": [...], "auto"}, ...]}; printed as that object (--json) or as
+ * lines of text. */
+static cJSON *list_json(char *features, size_t n)
 {
     bn_cpu cpu;
-    char buf[256];
     bn_cpu_detect(&cpu);
-    bn_cpu_describe(&cpu, buf, sizeof buf);
+    bn_cpu_describe(&cpu, features, n);
     static const uint32_t layouts[] = {BN_T2, BN_I2S, BN_B3, BN_TL1, BN_TL2};
     const char *const *names = bn_kernels_names();
-    cJSON *root = json ? cJSON_CreateObject() : NULL, *feats = NULL, *lays = NULL;
-    if (json && (!root || !(feats = cJSON_AddArrayToObject(root, "cpu_features")) ||
-                 !(lays = cJSON_AddArrayToObject(root, "layouts")))) {
+    cJSON *root = cJSON_CreateObject(), *feats = cJSON_AddArrayToObject(root, "cpu_features"),
+          *lays = cJSON_AddArrayToObject(root, "layouts");
+    if (!feats || !lays) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    /* bn_cpu_describe says "none" for no features: an empty array here */
+    char copy[256], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", features);
+    if (strcmp(copy, "none"))
+        for (char *f = strtok_r(copy, " ", &save); f; f = strtok_r(NULL, " ", &save))
+            cJSON_AddItemToArray(feats, cJSON_CreateString(f));
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(lays, o);
+        cJSON_AddStringToObject(o, "name", layouts[i] == BN_T2 ? "t2" : bn_packed_name(layouts[i]));
+        cJSON *ks = cJSON_AddArrayToObject(o, "kernels");
+        for (size_t k = 1; names[k]; k++)
+            if (bn_kernels_pick(names[k], layouts[i], &cpu))
+                cJSON_AddItemToArray(ks, cJSON_CreateString(names[k]));
+        cJSON_AddStringToObject(o, "auto", bn_kernels_pick("auto", layouts[i], &cpu)->name);
+    }
+    return root;
+}
+
+static int list(const bn_prog *p, int json)
+{
+    char features[256];
+    cJSON *root = list_json(features, sizeof features);
+    char *txt = root && json ? cJSON_PrintUnformatted(root) : NULL;
+    if (!root || (json && !txt)) {
         cJSON_Delete(root);
         bn_report(p, "out of memory");
         return BN_EXIT_DATA;
     }
-    if (!json)
-        printf("cpu features: %s\n", buf);
-    /* bn_cpu_describe says "none" for no features: an empty array here */
-    char *save = NULL;
-    if (json && strcmp(buf, "none"))
-        for (char *f = strtok_r(buf, " ", &save); f; f = strtok_r(NULL, " ", &save))
-            cJSON_AddItemToArray(feats, cJSON_CreateString(f));
-    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
-        const char *lname = layouts[i] == BN_T2 ? "t2" : bn_packed_name(layouts[i]);
-        const char *pick = bn_kernels_pick("auto", layouts[i], &cpu)->name;
-        cJSON *o = json ? cJSON_CreateObject() : NULL, *ks = NULL;
-        if (json) {
-            cJSON_AddItemToArray(lays, o);
-            cJSON_AddStringToObject(o, "name", lname);
-            ks = cJSON_AddArrayToObject(o, "kernels");
-        } else
-            printf("layout %-4s kernels:", lname);
-        for (size_t n = 1; names[n]; n++)
-            if (bn_kernels_pick(names[n], layouts[i], &cpu)) {
-                if (json)
-                    cJSON_AddItemToArray(ks, cJSON_CreateString(names[n]));
-                else
-                    printf(" %s", names[n]);
-            }
-        if (json)
-            cJSON_AddStringToObject(o, "auto", pick);
-        else
-            printf(" (auto: %s)\n", pick);
-    }
     if (json) {
-        char *txt = cJSON_PrintUnformatted(root);
-        cJSON_Delete(root);
-        if (!txt) {
-            bn_report(p, "out of memory");
-            return BN_EXIT_DATA;
-        }
         printf("%s\n", txt);
         free(txt);
+    } else {
+        printf("cpu features: %s\n", features);
+        const cJSON *o, *k;
+        cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(root, "layouts")) {
+            printf("layout %-4s kernels:", cJSON_GetObjectItemCaseSensitive(o, "name")->valuestring);
+            cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(o, "kernels"))
+                printf(" %s", k->valuestring);
+            printf(" (auto: %s)\n", cJSON_GetObjectItemCaseSensitive(o, "auto")->valuestring);
+        }
     }
+    cJSON_Delete(root);
     return bn_stdout_done(p);
 }
 
