@@ -620,6 +620,22 @@ typedef struct bn_batcher_request {
     uint32_t lookup;
     uint32_t draft_max;
     int draft;
+    /* (since 0.3.0) Log probabilities, read with bn_batcher_event_logprobs.
+     * logprobs 1: each token of the request comes with its log probability
+     * under the model, the log-softmax of the logits row it was drawn
+     * from (before logit biases, penalties, temperature and cut-offs: the
+     * model's, not the sampler's), and the top_logprobs (0 to
+     * BN_MAX_TOP_LOGPROBS) likeliest tokens of that row with theirs. The
+     * rows are plain decoding's bit for bit, so the values depend neither
+     * on batching nor on guessing. score_prompt 1 (with logprobs): the
+     * prompt is scored first, an event for each prompt token after the
+     * first with its log probability given the tokens before it, in
+     * order (is_prompt set); such a prompt is evaluated whole (no prefix
+     * shared), and n_predict 0 then ends the request after its prompt
+     * (scoring a text). */
+    int logprobs;
+    uint32_t top_logprobs;
+    int score_prompt;
 } bn_batcher_request;
 
 #define bn_batcher_request_init(r) bn_batcher_request_defaults((r), sizeof *(r))
@@ -629,7 +645,8 @@ BN_API void bn_batcher_request_defaults(bn_batcher_request *r, size_t size);
  * among pending requests. Checked at once, nothing queued on failure:
  * BN_E_INVALID (an empty prompt, an id outside the vocabulary, n_predict
  * below -1, a sampler parameter out of range, lookup or draft_max out of
- * range, draft with lookup or without a draft model), BN_E_CONTEXT_FULL
+ * range, draft with lookup or without a draft model, top_logprobs out of
+ * range or it or score_prompt without logprobs), BN_E_CONTEXT_FULL
  * (the prompt leaves no position to answer in: one that fills the context
  * is refused unless n_predict is 0, where bn_generate would still give
  * the one token its last position predicts). */
@@ -655,12 +672,44 @@ typedef struct bn_batcher_event {
 } bn_batcher_event;
 
 /* One pass. *ev receives *n_ev events, valid until the next call on b:
- * requests that ended without a pass first, then one for each request
- * that reached a token. Nothing pending: 0 events. A request ends with
+ * requests that ended without a pass first, then one for each token a
+ * request reached (several for a request whose guesses were kept or
+ * whose prompt was scored, in order). Nothing pending: 0 events. A request ends with
  * exactly one event whose stop is nonzero. Fails only on an error of the
  * context itself (BN_E_NOMEM), and then no request has lost a token or
  * its end: stepping again goes on where it stopped. */
 BN_API int bn_batcher_step(bn_batcher *b, const bn_batcher_event **ev, size_t *n_ev, bn_err *e);
+
+/* (since 0.3.0) One of a logits row's likeliest tokens. */
+typedef struct bn_token_logprob {
+    uint32_t id;
+    float logprob;
+} bn_token_logprob;
+
+#define BN_MAX_TOP_LOGPROBS 20
+
+/* (since 0.3.0) The log probabilities of one event of the last step, for
+ * requests with logprobs (bn_batcher_request). */
+typedef struct bn_batcher_logprobs {
+    size_t size;                  /* set by bn_batcher_logprobs_init */
+    int has;                      /* 1: the event is a token with values
+                                     below; 0: it has none (no token, or
+                                     its request did not ask) */
+    int is_prompt;                /* 1: a prompt token, scored (score_prompt);
+                                     0: a token the model answered */
+    float logprob;                /* the token's log probability */
+    size_t n_top;                 /* the request's top_logprobs */
+    const bn_token_logprob *top;  /* n_top of the row's likeliest tokens,
+                                     likeliest first (ties: the lower id),
+                                     valid until the next step */
+} bn_batcher_logprobs;
+
+#define bn_batcher_logprobs_init(l) bn_batcher_logprobs_defaults((l), sizeof *(l))
+BN_API void bn_batcher_logprobs_defaults(bn_batcher_logprobs *l, size_t size);
+/* Fills the fields of *l that its size covers for event i (0 <= i < n_ev)
+ * of the last bn_batcher_step. BN_E_INVALID: b or l NULL, l->size not
+ * set, or i past the last step's events. */
+BN_API int bn_batcher_event_logprobs(const bn_batcher *b, size_t i, bn_batcher_logprobs *l, bn_err *e);
 
 /* (since 0.3.0) What a batcher has done since bn_batcher_new, over all its
  * requests. accepted / drafted is the share of guesses kept;

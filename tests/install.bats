@@ -2,8 +2,11 @@
 # make install: PREFIX and DESTDIR, every program, man page, the library,
 # its header and pkg-config file; a program built against the installed
 # library links and runs; examples/generate.c, built with pkg-config alone,
-# generates what bn-infer does, and examples/batch.c answers prompts
-# together as generate.c does one at a time. (BN_BUILD: the build folder
+# generates what bn-infer does, examples/batch.c answers prompts
+# together as generate.c does one at a time, and examples/score.c scores
+# lines together as bn-infer --perplexity scores each alone (two paths of
+# the library: the batcher's log probabilities and the perplexity loop).
+# (BN_BUILD: the build folder
 # to install from, default build.)
 
 load common
@@ -137,4 +140,56 @@ C
     [[ $output == "batch: $T/missing.bn: No such file or directory (BN_E_IO: "* ]]
     run "$T/ex/batch" "$T/tiny.bn" 4
     [ "$status" -eq 2 ]
+}
+
+@test "examples/score.c, built by examples/Makefile against the installed libbn, scores lines together as bn-infer --perplexity scores each alone" {
+    d=$BATS_TEST_TMPDIR/root
+    T=$BATS_TEST_TMPDIR
+    make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/usr ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
+    mkdir "$T/ex"
+    cp "$ROOT/examples/Makefile" "$ROOT/examples/score.c" "$T/ex/"
+    export PKG_CONFIG_PATH="$d/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d"
+    make -s -C "$T/ex" score CC="${BN_USER_CC:-cc}" CFLAGS="-std=c11 -Wall -Wextra -Werror" \
+        LDFLAGS="${BN_USER_LDFLAGS:-}" >/dev/null
+    bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
+    export LD_LIBRARY_PATH="$d/usr/lib"
+    # twelve lines (more than score.c runs at once), one empty, two the same
+    printf '%s\n' "It was a fine morning, and Elizabeth walked to town." "Mr. Darcy said nothing." "" \
+        "The letter was short." "She laughed." "Her mother had five daughters." "Mr. Darcy said nothing." \
+        "Nothing could be more delightful than a ball." "A long walk" "When the ball was over, they went home." \
+        "Jane smiled." "x" >"$T/lines.txt"
+    "$T/ex/score" "$T/tiny.bn" "$T/lines.txt" >"$T/scores"
+    [ "$(wc -l <"$T/scores")" -eq 12 ]
+    [ "$(sed -n 3p "$T/scores")" = "$(printf '0\t0\t-')" ]
+    [ "$(sed -n 2p "$T/scores")" = "$(sed -n 7p "$T/scores")" ]
+    # each line's perplexity and token count are bn-infer's for that line alone
+    n=0
+    while IFS= read -r line; do
+        n=$((n + 1))
+        [ -n "$line" ] || continue
+        printf '%s' "$line" >"$T/one.txt"
+        bn-infer -m "$T/tiny.bn" --perplexity "$T/one.txt" --json >"$T/one.json"
+        got=$(sed -n "${n}p" "$T/scores")
+        awk -v got="$got" '{
+            split(got, g, "\t")
+            match($0, /"ppl": [0-9.e+-]+/); ppl = substr($0, RSTART + 7, RLENGTH - 7) + 0
+            match($0, /"scored": [0-9]+/); scored = substr($0, RSTART + 10, RLENGTH - 10) + 0
+            d = g[3] / ppl - 1
+            if (d < 0) d = -d
+            if (g[2] != scored || d > 1e-4 || scored < 1) { print "line " NR ": " got " against " $0; exit 1 }
+        }' "$T/one.json"
+    done <"$T/lines.txt"
+    # -w: one line per token scored, their log probabilities adding up to the sum; standard input
+    "$T/ex/score" -w "$T/tiny.bn" - <"$T/lines.txt" >"$T/words"
+    [ "$(grep -vc $'^\t' "$T/words")" -eq 12 ]
+    awk -F'\t' '/^\t/ { s += $3; k++; next } { if (NR > 1 && (k != n || (s - sum)^2 > 1e-6)) exit 1; sum = $1; n = $2; s = 0; k = 0 }
+        END { exit !(k == n && (s - sum)^2 < 1e-6) }' "$T/words"
+    # a line longer than the model's context: a message naming it and a status
+    awk 'BEGIN { for (i = 0; i < 400; i++) printf "word%d ", i; print "" }' >"$T/long.txt"
+    run "$T/ex/score" "$T/tiny.bn" "$T/long.txt"
+    [ "$status" -eq 1 ]
+    [[ $output == "score: line 1: bn_batcher_submit: a prompt of "*" tokens does not fit the context of 256 tokens (BN_E_CONTEXT_FULL: "* ]]
+    run "$T/ex/score" "$T/tiny.bn" "$T/missing.txt"
+    [ "$status" -eq 1 ]
+    [[ $output == "score: $T/missing.txt: "* ]]
 }

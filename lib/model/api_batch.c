@@ -16,6 +16,8 @@ struct bn_batcher {
     uint32_t n_vocab, n_ctx;
     bn_batcher_event *ev; /* the last step's events */
     size_t cap_ev;
+    const bn_batch_event *in; /* the scheduler's events behind them (its memory) */
+    size_t n_in;
 };
 
 /* ---------------------------------------------------------- parameters */
@@ -160,6 +162,12 @@ static int check_request(const bn_batcher *b, const bn_batcher_request *r, bn_er
     if (r->draft && !b->draft)
         return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: draft: the batcher has no draft model "
                             "(bn_batcher_params.draft)");
+    if (r->top_logprobs > BN_MAX_TOP_LOGPROBS)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: top_logprobs is %u (0 to %d)", r->top_logprobs,
+                            BN_MAX_TOP_LOGPROBS);
+    if ((r->top_logprobs || r->score_prompt) && !r->logprobs)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_submit: %s needs logprobs",
+                            r->score_prompt ? "score_prompt" : "top_logprobs");
     return 0;
 }
 
@@ -194,6 +202,9 @@ int bn_batcher_submit(bn_batcher *b, const bn_batcher_request *r, bn_err *e)
         .lookup = o.lookup,
         .draft_max = o.draft_max,
         .draft = o.draft != 0,
+        .logprobs = o.logprobs != 0,
+        .top_logprobs = o.top_logprobs,
+        .score_prompt = o.score_prompt != 0,
     };
     return bn_batch_submit(b->b, &q, e) ? BN_E_NOMEM : BN_OK;
 }
@@ -222,6 +233,7 @@ int bn_batcher_step(bn_batcher *b, const bn_batcher_event **ev, size_t *n_ev, bn
         return bn_fail_code(e, BN_E_INVALID, "bn_batcher_step: %s is NULL", !b ? "the batcher" : "ev or n_ev");
     *ev = b->ev;
     *n_ev = 0;
+    b->n_in = 0;
     /* room for this step's events before it runs: once it has, they must
      * reach the caller */
     size_t most = bn_batch_max_events(b->b);
@@ -254,6 +266,41 @@ int bn_batcher_step(bn_batcher *b, const bn_batcher_event **ev, size_t *n_ev, bn
     }
     *ev = b->ev;
     *n_ev = n;
+    b->in = in;
+    b->n_in = n;
+    return BN_OK;
+}
+
+/* ------------------------------------------------------ log probabilities */
+
+void bn_batcher_logprobs_defaults(bn_batcher_logprobs *l, size_t size)
+{
+    bn_batcher_logprobs d;
+    memset(&d, 0, sizeof d);
+    d.size = sizeof d;
+    bn_params_fill(l, size, &d, sizeof d);
+}
+
+int bn_batcher_event_logprobs(const bn_batcher *b, size_t i, bn_batcher_logprobs *l, bn_err *e)
+{
+    if (!b || !l)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_event_logprobs: %s is NULL", b ? "the result" : "the batcher");
+    if (l->size < sizeof l->size)
+        return bn_fail_code(e, BN_E_INVALID,
+                            "bn_batcher_event_logprobs: the result's size is not set (bn_batcher_logprobs_init)");
+    if (i >= b->n_in)
+        return bn_fail_code(e, BN_E_INVALID, "bn_batcher_event_logprobs: event %zu of %zu", i, b->n_in);
+    const bn_batch_event *v = &b->in[i];
+    bn_batcher_logprobs full = {.size = sizeof full};
+    if (v->has_logprob) {
+        full.has = 1;
+        full.is_prompt = v->prompt;
+        full.logprob = v->logprob;
+        full.n_top = v->n_top;
+        full.top = v->n_top ? v->top : NULL;
+    }
+    size_t size = l->size;
+    bn_params_fill(l, size, &full, sizeof full);
     return BN_OK;
 }
 

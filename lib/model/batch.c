@@ -308,7 +308,7 @@ static int events_room(bn_batch *b, bn_err *e)
 
 static bn_batch_event *event(bn_batch *b, const req *r, uint32_t token, int finish)
 {
-    b->ev[b->n_ev] = (bn_batch_event){r->tag, token, finish, NULL, 0, 0, NULL, 0};
+    b->ev[b->n_ev] = (bn_batch_event){.tag = r->tag, .token = token, .finish = finish};
     return &b->ev[b->n_ev++];
 }
 
@@ -336,8 +336,10 @@ static void add_logprobs(bn_batch *b, bn_batch_event *ev, const float *raw, size
     }
     for (uint32_t k = 0; k < n; k++)
         top[k].logprob = (float)((double)top[k].logprob - lse);
-    if (ev->token != BN_BATCH_NO_TOKEN)
+    if (ev->token != BN_BATCH_NO_TOKEN) {
         ev->logprob = (float)((double)raw[ev->token] - lse);
+        ev->has_logprob = 1;
+    }
     ev->n_top = n;
     ev->top = n ? top : NULL;
 }

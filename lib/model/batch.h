@@ -60,13 +60,10 @@ typedef struct bn_request {
     int score_prompt;
 } bn_request;
 
-enum { BN_BATCH_MAX_TOP = 20 };
+enum { BN_BATCH_MAX_TOP = BN_MAX_TOP_LOGPROBS };
 
-/* One of a row's most likely tokens. */
-typedef struct bn_batch_top {
-    uint32_t id;
-    float logprob;
-} bn_batch_top;
+/* One of a row's most likely tokens (bn.h's). */
+typedef bn_token_logprob bn_batch_top;
 
 /* Why a request ended. */
 enum {
@@ -87,9 +84,11 @@ typedef struct bn_batch_event {
     uint32_t token;     /* BN_BATCH_NO_TOKEN when none */
     int finish;         /* BN_FIN_* */
     const char *error;  /* BN_FIN_ERROR's reason (valid until the next step) */
-    /* a token of a request with logprobs: its log probability, and the
-     * row's n_top most likely tokens, most likely first (ties: the lower
-     * id), valid until the next step; else 0, 0, NULL */
+    /* a token of a request with logprobs: has_logprob 1, its log
+     * probability, and the row's n_top most likely tokens, most likely
+     * first (ties: the lower id), valid until the next step; else 0, 0,
+     * 0, NULL */
+    int has_logprob;
     float logprob;
     uint32_t n_top;
     const bn_batch_top *top;
