@@ -50,7 +50,7 @@ static void prompt(uint32_t *ids, size_t n, unsigned k)
 
 /* 0 greedy, top 5; 1 seeded, top 20, biases and penalties; 2 no logprobs;
  * 3 a scored prompt, nothing answered; 4 a scored prompt, then 12 greedy
- * tokens, top 3; 5 greedy with prompt lookup over a repeated text, top 1;
+ * tokens with prompt lookup, top 3; 5 greedy with prompt lookup over a repeated text, top 1;
  * 6 seeded, no alternatives. */
 static void make_suite(suite *u)
 {
@@ -81,6 +81,7 @@ static void make_suite(suite *u)
     u->r[4].score_prompt = 1;
     u->r[4].n_predict = 12;
     u->r[4].top_logprobs = 3;
+    u->r[4].lookup = 3; /* scored, then guessing */
     for (size_t i = 24; i < 96; i++) /* copies itself: lookup finds guesses */
         u->ids[5][i] = u->ids[5][i % 24];
     u->r[5].lookup = 2;
