@@ -556,9 +556,11 @@ BN_API int bn_generate(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const ui
  * or seeded. A prompt that begins like a running request's tokens shares
  * that prefix's KV blocks instead of evaluating it again. When the KV
  * budget runs out, new requests wait and the newest running one is set
- * back (its blocks freed, its tokens kept) and evaluated again later,
- * which changes nothing either; only a request that cannot fit the whole
- * budget alone ends with BN_STOP_ERROR (BN_E_KV_FULL).
+ * back (its blocks freed, its tokens kept) and evaluated again once the
+ * free blocks hold its tokens beside the others (not sooner, where the
+ * work would be thrown away again), which changes nothing either; only a
+ * request that cannot fit the whole budget alone ends with BN_STOP_ERROR
+ * (BN_E_KV_FULL).
  *
  * Events carry token ids. Text is the caller's: a bn_detok per request
  * turns its ids into text as bn_generate_next does, and a caller that

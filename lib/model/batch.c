@@ -21,6 +21,8 @@ typedef struct req {
     int seq;            /* its context sequence while running, else -1 */
     uint64_t order;     /* admission order */
     int paused;         /* set back this step (KV budget) */
+    int set_back;       /* set back and not started over yet */
+    int planned;        /* has tokens in the pass being planned */
     int lookup;         /* prompt lookup on: lk drafts */
     int use_draft;      /* the draft model guesses (lk: its adaptive k only) */
     bn_lookup lk;
@@ -558,6 +560,38 @@ static int guess(bn_batch *b, bn_err *e)
     return 0;
 }
 
+/* KV blocks a sequence takes to hold n positions. */
+static uint64_t blocks_for(uint64_t n)
+{
+    return (n + BN_KV_BLOCK - 1) / BN_KV_BLOCK;
+}
+
+/* 1 while a request that was set back should not start over: the free
+ * KV blocks, less those this pass already claims (claimed), cannot hold
+ * its tokens so far and the next beside a block for each other request
+ * under way (running, starting over, or in this pass), so a chunk
+ * evaluated now would be thrown away at the next set-back while the
+ * others grow. It starts over once they have finished or hold less, or
+ * at once when none is under way (alone, it either fits or is refused as
+ * too long for the budget); the oldest first, as the pass is planned in
+ * admission order. Once started over it goes on like any other. */
+static int waits(bn_batch *b, req *r, uint64_t claimed)
+{
+    if (!r->set_back)
+        return 0;
+    if (bn_ctx_seq_pos(b->c, r->seq) > 0) {
+        r->set_back = 0; /* started over */
+        return 0;
+    }
+    uint32_t others = 0;
+    for (size_t i = 0; i < b->n_run; i++) {
+        const req *o = b->run[i];
+        others += o != r && (!o->set_back || o->planned);
+    }
+    uint64_t need = blocks_for(r->n_hist + 1), left = bn_ctx_kv_blocks_left(b->c);
+    return others && need + others + claimed > left;
+}
+
 /* The pass: one token of each decoder (and its drafts), then prompt
  * chunks in admission order up to pass_tokens (drafts not counted: they
  * never starve a prompt); logits for each request's last token and its
@@ -566,14 +600,18 @@ static int guess(bn_batch *b, bn_err *e)
 static size_t plan(bn_batch *b, size_t *n_want, size_t *n_rows)
 {
     size_t n = 0, used = 0, budget = b->pass_tokens;
+    uint64_t claimed = 0; /* KV blocks the pass takes so far */
     *n_want = *n_rows = 0;
+    for (size_t i = 0; i < b->n_run; i++)
+        b->run[i]->planned = 0;
     for (int prefill = 0; prefill < 2; prefill++)
         for (size_t i = 0; i < b->n_run && used < budget; i++) {
             req *r = b->run[i];
             uint32_t pos = bn_ctx_seq_pos(b->c, r->seq);
             size_t left = r->n_hist - pos;
-            if (r->paused || (left > 1) != prefill)
+            if (r->paused || (left > 1) != prefill || waits(b, r, claimed))
                 continue;
+            r->planned = 1;
             size_t k = left < budget - used ? left : budget - used;
             for (size_t j = 0; j < k; j++) {
                 size_t p = pos + j;
@@ -593,6 +631,7 @@ static size_t plan(bn_batch *b, size_t *n_want, size_t *n_rows)
                     b->toks[n++] = (bn_eval_tok){r->draft[j], (uint32_t)r->seq, (uint32_t)(r->n_hist + j), 1};
                 *n_rows += 1 + r->nd;
             }
+            claimed += blocks_for(pos + k + r->nd) - blocks_for(pos);
         }
     return n;
 }
@@ -697,7 +736,7 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
             continue;
         }
         bn_ctx_seq_truncate(b->c, r->seq, 0);
-        r->paused = 1;
+        r->paused = r->set_back = 1;
         b->st.set_back++;
     }
     for (size_t i = 0; i < b->n_run; i++)

@@ -14,7 +14,9 @@
  * answered alone, at any number of sequences, greedy or seeded (its
  * sampler sees the same logits, bit for bit, and draws from its own
  * generator). When the KV budget runs out, the newest sequence is set
- * back (its blocks freed, its tokens kept) and evaluated again later,
+ * back (its blocks freed, its tokens kept) and evaluated again once the
+ * free blocks hold its tokens beside a block for each other request under
+ * way,
  * which changes nothing either. */
 #ifndef BN_BATCH_H
 #define BN_BATCH_H
