@@ -60,12 +60,12 @@ static int add_pieces(tok_builder *b, const bn_kv *tokens, const bn_kv *tt, uint
             *unk = (int64_t)i;
         if (ty == BN_TOKT_BYTE) {
             uint8_t c = (uint8_t)hb;
-            rc = tok_builder_add(b, (uint32_t)i, &c, 1, BN_TOKT_BYTE, e);
+            rc = bn_tok_builder_add(b, (uint32_t)i, &c, 1, BN_TOKT_BYTE, e);
         } else if (ty == BN_TOKT_NORMAL || (ty == BN_TOKT_USER && memmem(s, n, SP_SPACE, 3))) {
             normal[i] = ty == BN_TOKT_NORMAL; /* extract_merges leaves user pieces out */
-            rc = tok_builder_add(b, (uint32_t)i, buf, bn_spm_unspace(s, n, buf), BN_TOKT_NORMAL, e);
+            rc = bn_tok_builder_add(b, (uint32_t)i, buf, bn_spm_unspace(s, n, buf), BN_TOKT_NORMAL, e);
         } else /* control, unknown, user-defined, unused: their text as is */
-            rc = tok_builder_add(b, (uint32_t)i, s, n,
+            rc = bn_tok_builder_add(b, (uint32_t)i, s, n,
                                  (uint8_t)(ty == BN_TOKT_UNKNOWN ? BN_TOKT_CONTROL : ty), e);
         if (rc)
             return -1;
@@ -76,7 +76,7 @@ static int add_pieces(tok_builder *b, const bn_kv *tokens, const bn_kv *tt, uint
 /* The id of the normal piece with these (U+2581-form) bytes, or -1. */
 static int64_t find_normal(tok_builder *b, const uint8_t *normal, const char *s, size_t n, uint8_t *buf)
 {
-    int64_t id = tok_builder_find(b, buf, bn_spm_unspace(s, n, buf));
+    int64_t id = bn_tok_builder_find(b, buf, bn_spm_unspace(s, n, buf));
     return id >= 0 && normal[id] ? id : -1;
 }
 
@@ -111,7 +111,7 @@ static int make_merges(tok_builder *b, const bn_kv *tokens, const float *scores,
     }
     qsort(m, nm, sizeof *m, merge_cmp);
     for (size_t i = 0; i < nm; i++)
-        if (tok_builder_merge(b, m[i].left, m[i].right, e))
+        if (bn_tok_builder_merge(b, m[i].left, m[i].right, e))
             goto out;
     rc = 0;
 out:
@@ -147,7 +147,7 @@ int bn_tokenizer_section_from_gguf_spm(const bn_kv *tokens, const bn_kv *scores,
     }
     if (add_pieces(&b, tokens, token_type, normal, buf, &unk, e) ||
         make_merges(&b, tokens, (const float *)scores->data, normal, buf, e) ||
-        tok_builder_finish(&b, "", "merges", 0, section, "GGUF vocabulary", e))
+        bn_tok_builder_finish(&b, "", "merges", 0, section, "GGUF vocabulary", e))
         goto out;
     if (bn_spm_section_keys(section, space_prefix, unk)) {
         bn_fail_code(e, BN_E_NOMEM, "out of memory");
@@ -157,6 +157,6 @@ int bn_tokenizer_section_from_gguf_spm(const bn_kv *tokens, const bn_kv *scores,
 out:
     free(normal);
     free(buf);
-    tok_builder_free(&b);
+    bn_tok_builder_free(&b);
     return rc;
 }

@@ -169,7 +169,7 @@ int bn_tokenizer_section_from_gguf(const bn_kv *tokens, const bn_kv *merges, con
         }
         if (ty == BN_TOKT_BYTE)
             ty = BN_TOKT_NORMAL; /* a byte is an ordinary mergeable token here */
-        if (tok_builder_add(&b, (uint32_t)i, buf, (size_t)len, (uint8_t)ty, e))
+        if (bn_tok_builder_add(&b, (uint32_t)i, buf, (size_t)len, (uint8_t)ty, e))
             goto out;
     }
     for (uint64_t i = 0; i < merges->count; i++) {
@@ -188,21 +188,21 @@ int bn_tokenizer_section_from_gguf(const bn_kv *tokens, const bn_kv *merges, con
         long la, lb;
         int64_t a = -1, c = -1;
         if (sp && !memchr(sp + 1, ' ', (size_t)(s + n - sp - 1)) && (la = bn_gpt2_decode(s, (size_t)(sp - s), buf)) > 0 &&
-            (a = tok_builder_find(&b, buf, (size_t)la)) >= 0 &&
+            (a = bn_tok_builder_find(&b, buf, (size_t)la)) >= 0 &&
             (lb = bn_gpt2_decode(sp + 1, (size_t)(s + n - sp - 1), buf)) > 0)
-            c = tok_builder_find(&b, buf, (size_t)lb);
+            c = bn_tok_builder_find(&b, buf, (size_t)lb);
         if (a < 0 || c < 0) {
             bn_fail(e, "tokenizer.ggml.merges: merge %llu '%.*s' does not name two tokens", (unsigned long long)i,
                     (int)(n > 40 ? 40 : n), s);
             goto out;
         }
-        if (tok_builder_merge(&b, (uint32_t)a, (uint32_t)c, e))
+        if (bn_tok_builder_merge(&b, (uint32_t)a, (uint32_t)c, e))
             goto out;
     }
     /* llama.cpp's llama-bpe emits a whole piece that is a token as is. */
-    rc = tok_builder_finish(&b, regex, "merges", llama3, section, "GGUF vocabulary", e);
+    rc = bn_tok_builder_finish(&b, regex, "merges", llama3, section, "GGUF vocabulary", e);
 out:
     free(buf);
-    tok_builder_free(&b);
+    bn_tok_builder_free(&b);
     return rc;
 }

@@ -151,7 +151,7 @@ static int add_tokens(const cJSON *root, const cJSON *model, tok_builder *b, uin
         int special = cJSON_IsTrue(item(a, "special")), runs = strstr(s, LOWER_ONE_EIGHTH) != NULL;
         uint8_t ty = special ? BN_TOKT_CONTROL : runs ? BN_TOKT_NORMAL : BN_TOKT_USER;
         size_t n = ty == BN_TOKT_NORMAL ? bn_spm_unspace(s, strlen(s), buf) : strlen(s);
-        if (tok_builder_add(b, i, ty == BN_TOKT_NORMAL ? (const char *)buf : s, n, ty, e))
+        if (bn_tok_builder_add(b, i, ty == BN_TOKT_NORMAL ? (const char *)buf : s, n, ty, e))
             return -1;
         seen[i] = 1;
     }
@@ -166,8 +166,8 @@ static int add_tokens(const cJSON *root, const cJSON *model, tok_builder *b, uin
             continue; /* the added token's own entry wins */
         int byte = bn_spm_byte_piece(v->string, strlen(v->string));
         uint8_t c = (uint8_t)byte;
-        int rc = byte >= 0 ? tok_builder_add(b, i, &c, 1, BN_TOKT_BYTE, e)
-                           : tok_builder_add(b, i, buf, bn_spm_unspace(v->string, strlen(v->string), buf), BN_TOKT_NORMAL, e);
+        int rc = byte >= 0 ? bn_tok_builder_add(b, i, &c, 1, BN_TOKT_BYTE, e)
+                           : bn_tok_builder_add(b, i, buf, bn_spm_unspace(v->string, strlen(v->string), buf), BN_TOKT_NORMAL, e);
         if (rc)
             return -1;
     }
@@ -198,7 +198,7 @@ static int add_merges(const cJSON *root, const cJSON *model, tok_builder *b, uin
         int64_t id[2] = {-1, -1};
         int skip = 0;
         for (int s = 0; s < 2 && side[s]; s++) {
-            id[s] = tok_builder_find(b, buf, bn_spm_unspace(side[s], strlen(side[s]), buf));
+            id[s] = bn_tok_builder_find(b, buf, bn_spm_unspace(side[s], strlen(side[s]), buf));
             skip |= id[s] < 0 && is_added(root, side[s]);
         }
         free(own);
@@ -210,7 +210,7 @@ static int add_merges(const cJSON *root, const cJSON *model, tok_builder *b, uin
             free(txt);
             return -1;
         }
-        if (tok_builder_merge(b, (uint32_t)id[0], (uint32_t)id[1], e))
+        if (bn_tok_builder_merge(b, (uint32_t)id[0], (uint32_t)id[1], e))
             return -1;
         k++;
     }
@@ -250,7 +250,7 @@ int bn_tokenizer_section_from_hf_spm(const cJSON *root, bn_meta *section, const 
         goto out;
     }
     if (add_tokens(root, model, &b, seen, limit, buf, path, e) || add_merges(root, model, &b, buf, path, e) ||
-        tok_builder_finish(&b, "", "merges", 0, section, path, e))
+        bn_tok_builder_finish(&b, "", "merges", 0, section, path, e))
         goto out;
     /* the unknown token: a character without byte tokens */
     const cJSON *unk = item(model, "unk_token");
@@ -263,6 +263,6 @@ int bn_tokenizer_section_from_hf_spm(const cJSON *root, bn_meta *section, const 
 out:
     free(seen);
     free(buf);
-    tok_builder_free(&b);
+    bn_tok_builder_free(&b);
     return rc;
 }

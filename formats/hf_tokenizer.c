@@ -134,7 +134,7 @@ static int added_tokens(const cJSON *root, tok_builder *b, uint8_t **seen, size_
                 return bn_fail_code(e, BN_E_UNSUPPORTED, "%s: added token %u ('%s') has %s, which is not supported",
                                     path, i, content->valuestring, opts[k]);
         uint8_t ty = cJSON_IsTrue(item(a, "special")) ? BN_TOKT_CONTROL : BN_TOKT_USER;
-        if (tok_builder_add(b, i, content->valuestring, strlen(content->valuestring), ty, e))
+        if (bn_tok_builder_add(b, i, content->valuestring, strlen(content->valuestring), ty, e))
             return -1;
     }
     return 0;
@@ -143,7 +143,7 @@ static int added_tokens(const cJSON *root, tok_builder *b, uint8_t **seen, size_
 static int64_t merge_side(tok_builder *b, const char *s, size_t n, uint8_t *buf)
 {
     long len = bn_gpt2_decode(s, n, buf);
-    return len > 0 ? tok_builder_find(b, buf, (size_t)len) : -1;
+    return len > 0 ? bn_tok_builder_find(b, buf, (size_t)len) : -1;
 }
 
 static int merges(const cJSON *model, tok_builder *b, const char *path, bn_err *e)
@@ -181,7 +181,7 @@ static int merges(const cJSON *model, tok_builder *b, const char *path, bn_err *
             free(txt);
             goto out;
         }
-        if (tok_builder_merge(b, (uint32_t)a, (uint32_t)c, e))
+        if (bn_tok_builder_merge(b, (uint32_t)a, (uint32_t)c, e))
             goto out;
         k++;
     }
@@ -240,16 +240,16 @@ int bn_tokenizer_section_from_hf(const cJSON *root, const char *path, bn_meta *s
             bn_fail(e, "%s: vocab token '%.40s' is not in GPT-2 byte-level form", path, v->string);
             goto out;
         }
-        if (tok_builder_add(&b, id, buf, (size_t)len, BN_TOKT_NORMAL, e))
+        if (bn_tok_builder_add(&b, id, buf, (size_t)len, BN_TOKT_NORMAL, e))
             goto out;
     }
     if (merges(model, &b, path, e))
         goto out;
-    rc = tok_builder_finish(&b, regex, "merges", cJSON_IsTrue(item(model, "ignore_merges")), section, path, e);
+    rc = bn_tok_builder_finish(&b, regex, "merges", cJSON_IsTrue(item(model, "ignore_merges")), section, path, e);
 out:
     free(seen);
     free(buf);
-    tok_builder_free(&b);
+    bn_tok_builder_free(&b);
     return rc;
 }
 

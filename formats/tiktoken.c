@@ -138,7 +138,7 @@ int bn_tokenizer_section_from_tiktoken(const char *rank_file, bn_meta *section, 
         seen[rank] = 1;
         if (rank > max_rank)
             max_rank = rank;
-        if (tok_builder_add(&b, (uint32_t)rank, tok, (size_t)n, BN_TOKT_NORMAL, e))
+        if (bn_tok_builder_add(&b, (uint32_t)rank, tok, (size_t)n, BN_TOKT_NORMAL, e))
             goto out;
     }
     if (!b.n) {
@@ -157,13 +157,13 @@ int bn_tokenizer_section_from_tiktoken(const char *rank_file, bn_meta *section, 
     for (int k = 0; k < N_SPECIAL; k++) {
         char name[64];
         special_name(k, name, sizeof name);
-        if (tok_builder_add(&b, (uint32_t)(max_rank + 1 + (uint64_t)k), name, strlen(name), BN_TOKT_CONTROL, e))
+        if (bn_tok_builder_add(&b, (uint32_t)(max_rank + 1 + (uint64_t)k), name, strlen(name), BN_TOKT_CONTROL, e))
             goto out;
     }
-    rc = tok_builder_finish(&b, bn_tok_llama3_regex, "ranks", 1, section, rank_file, e);
+    rc = bn_tok_builder_finish(&b, bn_tok_llama3_regex, "ranks", 1, section, rank_file, e);
 out:
     free(seen);
-    tok_builder_free(&b);
+    bn_tok_builder_free(&b);
     bn_unmap(&m);
     return rc;
 }

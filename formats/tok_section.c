@@ -18,7 +18,7 @@ const char bn_tok_qwen2_regex[] =
 const char bn_tok_gpt2_regex[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
-int tok_builder_add(tok_builder *b, uint32_t id, const void *bytes, size_t len, uint8_t type, bn_err *e)
+int bn_tok_builder_add(tok_builder *b, uint32_t id, const void *bytes, size_t len, uint8_t type, bn_err *e)
 {
     if (len > UINT32_MAX)
         return bn_fail(e, "token %u is too long", id);
@@ -64,7 +64,7 @@ static size_t entry_slot(const tok_builder *b, const void *bytes, size_t len, in
     }
 }
 
-int64_t tok_builder_find(tok_builder *b, const void *bytes, size_t len)
+int64_t bn_tok_builder_find(tok_builder *b, const void *bytes, size_t len)
 {
     int found;
     if (!b->index) {
@@ -86,7 +86,7 @@ int64_t tok_builder_find(tok_builder *b, const void *bytes, size_t len)
     return found ? (int64_t)b->v[b->index[i] - 1].id : -1;
 }
 
-int tok_builder_merge(tok_builder *b, uint32_t left, uint32_t right, bn_err *e)
+int bn_tok_builder_merge(tok_builder *b, uint32_t left, uint32_t right, bn_err *e)
 {
     if (b->n_merges * 2 + 2 > b->mcap) {
         size_t cap = b->mcap ? b->mcap * 2 : 4096;
@@ -108,7 +108,7 @@ static int by_id(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-int tok_builder_finish(tok_builder *b, const char *pre, const char *merge_mode, int ignore_merges,
+int bn_tok_builder_finish(tok_builder *b, const char *pre, const char *merge_mode, int ignore_merges,
                        bn_meta *section, const char *name, bn_err *e)
 {
     if (!b->n)
@@ -162,7 +162,7 @@ int tok_builder_finish(tok_builder *b, const char *pre, const char *merge_mode, 
     return 0;
 }
 
-void tok_builder_free(tok_builder *b)
+void bn_tok_builder_free(tok_builder *b)
 {
     free(b->v);
     free(b->blob);

@@ -49,17 +49,17 @@ static inline uint64_t tok_id_limit(uint64_t n_tokens)
     return 2 * n_tokens + 1024;
 }
 
-int tok_builder_add(tok_builder *b, uint32_t id, const void *bytes, size_t len, uint8_t type, bn_err *e);
+int bn_tok_builder_add(tok_builder *b, uint32_t id, const void *bytes, size_t len, uint8_t type, bn_err *e);
 /* The id of the first-added NORMAL token with these bytes, or -1. Tokens
  * added after the first call are not seen. */
-int64_t tok_builder_find(tok_builder *b, const void *bytes, size_t len);
-int tok_builder_merge(tok_builder *b, uint32_t left, uint32_t right, bn_err *e);
+int64_t bn_tok_builder_find(tok_builder *b, const void *bytes, size_t len);
+int bn_tok_builder_merge(tok_builder *b, uint32_t left, uint32_t right, bn_err *e);
 /* Writes the section: ids 0..max in order (holes become empty UNUSED
  * tokens), model "bpe", the regex, the merge mode (merges only with
  * "merges"), ignore_merges. An id given twice is an error naming it. */
-int tok_builder_finish(tok_builder *b, const char *pre, const char *merge_mode, int ignore_merges,
+int bn_tok_builder_finish(tok_builder *b, const char *pre, const char *merge_mode, int ignore_merges,
                        bn_meta *section, const char *name, bn_err *e);
-void tok_builder_free(tok_builder *b);
+void bn_tok_builder_free(tok_builder *b);
 /* ------------------------------------------------------------- loaders */
 
 /* A Hugging Face tokenizer.json, parsed (root; path names it in errors):

@@ -21,6 +21,12 @@ load common
     [ -f "$d/opt/bn/share/man/man5/bn-model.5" ]
     [ -f "$d/opt/bn/lib/libbn.a" ]
     [ -f "$d/opt/bn/lib/libbn.so" ]
+    # every name the static library defines for other objects is bn_'s, so
+    # none clashes with an embedder's own (a sanitizer's __ names aside)
+    nm -g --defined-only "$d/opt/bn/lib/libbn.a" | awk 'NF == 3 && $2 ~ /^[A-Z]$/ { print $3 }' >"$BATS_TEST_TMPDIR/syms"
+    [ "$(grep -c '^bn_' "$BATS_TEST_TMPDIR/syms")" -gt 50 ]
+    run grep -v -e '^bn_' -e '^__' "$BATS_TEST_TMPDIR/syms"
+    [ -z "$output" ]
     [ -f "$d/opt/bn/include/bn.h" ]
     grep -q '^prefix=/opt/bn$' "$d/opt/bn/lib/pkgconfig/bn.pc"
     # a user program against the installed header and library

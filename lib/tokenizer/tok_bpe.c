@@ -30,7 +30,7 @@ static inline uint32_t pair_rank(bn_tokenizer *t, const uint8_t *p, uint32_t a, 
         /* the pair's ids fix its bytes, so (ida, idb) is a sound memo key */
         tok_pslot *m = &t->memo[h & (((size_t)1 << TOK_MEMO_BITS) - 1)];
         if (m->key != key) {
-            int32_t id = tok_vocab_find(t, p + a, b - a);
+            int32_t id = bn_tok_vocab_find(t, p + a, b - a);
             m->key = key;
             m->merged = (uint32_t)id;
             m->rank = id < 0 ? NONE : (uint32_t)id;
@@ -213,7 +213,7 @@ static int bpe_long(bn_tokenizer *t, const uint8_t *p, uint32_t n, uint64_t off,
  * one part a byte, the byte tokens <0xNN>, or, without those, the unknown
  * token (consecutive ones fused, as HF's fuse_unk). Then the merges, by
  * priority, as for byte-level pieces. */
-int tok_spm_encode(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e)
+int bn_tok_spm_encode(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e)
 {
     if (!n)
         return 0;
@@ -223,14 +223,14 @@ int tok_spm_encode(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn
         return -1;
     uint32_t *nxt = t->sc_u32, *prv = nxt + t->sc_cap, *id = prv + t->sc_cap, *alive = id + t->sc_cap;
     static const uint8_t space = ' ';
-    int32_t space_id = tok_vocab_find(t, &space, 1);
+    int32_t space_id = bn_tok_vocab_find(t, &space, 1);
     uint32_t last = NONE; /* the previous part's start */
     for (uint32_t i = 0; i < n;) {
-        size_t len = tok_utf8_char(p + i, n - i);
+        size_t len = bn_tok_utf8_char(p + i, n - i);
         int is_space = p[i] == ' ' || (len == 3 && p[i] == 0xE2 && p[i + 1] == 0x96 && p[i + 2] == 0x81);
         if (is_space && space_id < 0) /* (every SentencePiece vocabulary has one) */
             return bn_fail(e, "byte %zu: a space, and the vocabulary has no token for U+2581", (size_t)off + i);
-        int32_t tid = is_space ? space_id : len ? tok_vocab_find(t, p + i, len) : -1;
+        int32_t tid = is_space ? space_id : len ? bn_tok_vocab_find(t, p + i, len) : -1;
         size_t k = len ? len : 1, bytes = 0;
         if (tid < 0)
             while (bytes < k && t->byte_id[p[i + bytes]] != NONE)
@@ -261,12 +261,12 @@ int tok_spm_encode(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn
     return bpe_merge_parts(t, p, (uint32_t)n, off, out, e);
 }
 
-int tok_bpe_piece(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e)
+int bn_tok_bpe_piece(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e)
 {
     if (n == 1)
         return bn_tokens_push(out, t->byte_id[p[0]], off) ? bn_fail_code(e, BN_E_NOMEM, "out of memory") : 0;
     if (t->ignore_merges) {
-        int32_t id = tok_vocab_find(t, p, n);
+        int32_t id = bn_tok_vocab_find(t, p, n);
         if (id >= 0)
             return bn_tokens_push(out, (uint32_t)id, off) ? bn_fail_code(e, BN_E_NOMEM, "out of memory") : 0;
     }

@@ -98,18 +98,18 @@ struct bn_tokenizer {
 };
 
 /* tokenizer.c */
-int32_t tok_vocab_find(const bn_tokenizer *t, const uint8_t *p, size_t n);
+int32_t bn_tok_vocab_find(const bn_tokenizer *t, const uint8_t *p, size_t n);
 /* tok_bpe.c: appends the ids of one pre-token piece. */
-int tok_bpe_piece(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e);
+int bn_tok_bpe_piece(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e);
 /* tok_bpe.c, spm mode: the ids of a stretch of text between
  * user-defined and control tokens (tokenizer.h, formats/bn-model.md). */
-int tok_spm_encode(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e);
+int bn_tok_spm_encode(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e);
 /* tok_utf8.c */
-size_t tok_utf8_char(const uint8_t *p, size_t n); /* length of the valid character at p, 0 if none */
+size_t bn_tok_utf8_char(const uint8_t *p, size_t n); /* length of the valid character at p, 0 if none */
 /* tok_pre.c */
-int tok_pre_compile(bn_tokenizer *t, const char *pattern, bn_err *e);
+int bn_tok_pre_compile(bn_tokenizer *t, const char *pattern, bn_err *e);
 /* Encodes text that holds no special token (regex split + BPE). */
-int tok_encode_plain(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e);
+int bn_tok_encode_plain(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e);
 
 /* ---------------------------------------- vocabulary map: slot hashing */
 

@@ -27,7 +27,7 @@ static size_t valid_prefix(const uint8_t *p, size_t n)
                 continue;
             }
         }
-        size_t k = tok_utf8_char(p + i, n - i);
+        size_t k = bn_tok_utf8_char(p + i, n - i);
         if (!k)
             break;
         i += k;
@@ -39,14 +39,14 @@ static size_t valid_prefix(const uint8_t *p, size_t n)
 static size_t invalid_run(const uint8_t *p, size_t n)
 {
     size_t i = 0;
-    while (i < n && !tok_utf8_char(p + i, n - i))
+    while (i < n && !bn_tok_utf8_char(p + i, n - i))
         i++;
     return i;
 }
 
 /* ------------------------------------------------------------- regex */
 
-int tok_pre_compile(bn_tokenizer *t, const char *pattern, bn_err *e)
+int bn_tok_pre_compile(bn_tokenizer *t, const char *pattern, bn_err *e)
 {
     size_t n = strlen(pattern);
     char *pat = malloc(n * 8 + 1); /* "\s" (2) grows to "\p{White_Space}" (15) */
@@ -124,24 +124,24 @@ static int split_valid(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off
             return match_fail(rc, e);
         size_t ms = ov[0], me = ov[1];
         if (me == ms) { /* an empty match: step over one character */
-            from = ms + tok_utf8_char(p + ms, n - ms);
+            from = ms + bn_tok_utf8_char(p + ms, n - ms);
             continue;
         }
-        if (ms > gap && tok_bpe_piece(t, p + gap, ms - gap, off + gap, out, e))
+        if (ms > gap && bn_tok_bpe_piece(t, p + gap, ms - gap, off + gap, out, e))
             return -1;
-        if (tok_bpe_piece(t, p + ms, me - ms, off + ms, out, e))
+        if (bn_tok_bpe_piece(t, p + ms, me - ms, off + ms, out, e))
             return -1;
         gap = from = me;
     }
-    if (n > gap && tok_bpe_piece(t, p + gap, n - gap, off + gap, out, e))
+    if (n > gap && bn_tok_bpe_piece(t, p + gap, n - gap, off + gap, out, e))
         return -1;
     return 0;
 }
 
-int tok_encode_plain(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e)
+int bn_tok_encode_plain(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e)
 {
     if (t->spm)
-        return tok_spm_encode(t, p, n, off, out, e);
+        return bn_tok_spm_encode(t, p, n, off, out, e);
     size_t i = 0;
     while (i < n) {
         size_t v = valid_prefix(p + i, n - i);
@@ -150,7 +150,7 @@ int tok_encode_plain(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, 
         i += v;
         if (i < n) {
             size_t k = invalid_run(p + i, n - i);
-            if (tok_bpe_piece(t, p + i, k, off + i, out, e))
+            if (bn_tok_bpe_piece(t, p + i, k, off + i, out, e))
                 return -1;
             i += k;
         }
@@ -194,7 +194,7 @@ static int encode_prefixed(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t
     buf[0] = ' ';
     memcpy(buf + 1, p, n);
     size_t first = out->n;
-    int rc = tok_spm_encode(t, buf, n + 1, base - 1, out, e); /* buf[i] is the text's byte i - 1 */
+    int rc = bn_tok_spm_encode(t, buf, n + 1, base - 1, out, e); /* buf[i] is the text's byte i - 1 */
     if (!rc && out->offs && out->n > first)
         out->offs[first] = base;
     free(buf);
@@ -204,7 +204,7 @@ static int encode_prefixed(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t
 static int encode_stretch(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t base, int prefixed, bn_tokens *out,
                           bn_err *e)
 {
-    return prefixed ? encode_prefixed(t, p, n, base, out, e) : tok_encode_plain(t, p, n, base, out, e);
+    return prefixed ? encode_prefixed(t, p, n, base, out, e) : bn_tok_encode_plain(t, p, n, base, out, e);
 }
 
 int bn_tokenizer_encode(bn_tokenizer *t, const void *text, size_t n, unsigned flags, uint64_t base,

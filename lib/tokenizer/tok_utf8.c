@@ -3,7 +3,7 @@
 #include "tok_impl.h"
 
 /* Length of the well-formed UTF-8 character at p (Unicode Table 3-7), or 0. */
-size_t tok_utf8_char(const uint8_t *p, size_t n)
+size_t bn_tok_utf8_char(const uint8_t *p, size_t n)
 {
     uint8_t c = p[0];
     if (c < 0x80)

@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-int32_t tok_vocab_find(const bn_tokenizer *t, const uint8_t *p, size_t n)
+int32_t bn_tok_vocab_find(const bn_tokenizer *t, const uint8_t *p, size_t n)
 {
     uint64_t head = head8(p, n), h = hash_key(p, n, head);
     uint32_t meta = slot_meta(n, h);

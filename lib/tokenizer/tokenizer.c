@@ -37,7 +37,7 @@ static int build_vocab(bn_tokenizer *t, bn_err *e)
         if (!n)
             return bn_fail(e, "tokenizer.tokens: token %u is empty", id);
         /* The first id with given bytes wins: in ranks mode the lowest rank. */
-        if (tok_vocab_find(t, p, n) >= 0)
+        if (bn_tok_vocab_find(t, p, n) >= 0)
             continue;
         uint64_t head = head8(p, n), h = hash_key(p, n, head);
         size_t i = (size_t)h & t->vmask;
@@ -55,7 +55,7 @@ static int build_vocab(bn_tokenizer *t, bn_err *e)
     }
     for (int b = 0; b < 256; b++) {
         uint8_t c = (uint8_t)b;
-        int32_t id = tok_vocab_find(t, &c, 1);
+        int32_t id = bn_tok_vocab_find(t, &c, 1);
         if (id < 0)
             return bn_fail(e, "tokenizer.tokens: byte 0x%02x has no token (not a byte-level BPE)", b);
         t->byte_id[b] = (uint32_t)id;
@@ -100,7 +100,7 @@ static int build_merges(bn_tokenizer *t, const bn_kv *kv, bn_err *e)
         size_t la = t->off[a + 1] - t->off[a], lb = t->off[b + 1] - t->off[b];
         memcpy(cat, t->blob + t->off[a], la);
         memcpy(cat + la, t->blob + t->off[b], lb);
-        int32_t merged = tok_vocab_find(t, cat, la + lb);
+        int32_t merged = bn_tok_vocab_find(t, cat, la + lb);
         /* SentencePiece-style: a merge into (or out of) a user-defined or
          * control token never fires, as those are cut out of the text
          * before merging wherever their bytes occur */
@@ -322,7 +322,7 @@ bn_tokenizer *bn_tokenizer_new(const bn_meta *model_meta, bn_err *e)
     const bn_kv *merges = bn_meta_get(sec, "tokenizer.merges");
     if (!t->ranks && build_merges(t, merges, e))
         goto fail;
-    if (build_trie(t, e) || (!t->spm && tok_pre_compile(t, pre, e)))
+    if (build_trie(t, e) || (!t->spm && bn_tok_pre_compile(t, pre, e)))
         goto fail;
     if (t->unk >= (int32_t)t->n_vocab) {
         bn_fail(e, "tokenizer.unk_id: %d is past the vocabulary of %u", t->unk, t->n_vocab);
@@ -411,7 +411,7 @@ int32_t bn_tokenizer_find(const bn_tokenizer *t, const void *bytes, size_t len)
 {
     if (!t || !bytes || !len)
         return -1;
-    int32_t id = tok_vocab_find(t, bytes, len);
+    int32_t id = bn_tok_vocab_find(t, bytes, len);
     if (id >= 0)
         return id;
     /* control and user-defined tokens: walk the trie to the exact end */
