@@ -149,7 +149,11 @@ typedef struct bn_model_params {
     size_t size;             /* set by bn_model_params_init */
     const char *kernels;     /* "auto" (default: the fastest this CPU runs),
                                 "ref", or a set: "avx2", "avx512", "amx",
-                                "neon", "dotprod"; all give identical logits */
+                                "neon", "dotprod". Their ternary products
+                                are the same integers; ref's scalar float
+                                steps (norms, attention, head) round
+                                otherwise than the SIMD sets', so its
+                                logits differ slightly (libbn(3)) */
     int weights;             /* BN_WEIGHTS_AUTO (default) or BN_WEIGHTS_MAPPED */
     bn_log_fn log;           /* what loading noticed; NULL: nothing */
     void *log_user;
@@ -201,8 +205,10 @@ typedef struct bn_ctx_params {
                            0 (default): 1 */
     uint64_t kv_budget; /* bytes of KV memory for all sequences together,
                            taken in blocks of 64 positions as they are
-                           used; 0 (default), or more than they can
-                           use: n_seq x n_ctx positions */
+                           used (whole blocks: a budget under one block
+                           is refused, the rest of one is not used); 0
+                           (default), or more than they can use: n_seq x
+                           n_ctx positions */
 } bn_ctx_params;
 
 #define bn_ctx_params_init(p) bn_ctx_params_defaults((p), sizeof *(p))
@@ -221,7 +227,8 @@ BN_API const uint32_t *bn_ctx_tokens(const bn_ctx *c);
  * Evaluating the same tokens again gives the same logits, bit for bit. */
 BN_API void bn_ctx_truncate(bn_ctx *c, uint32_t pos);
 /* KV cache bytes the context may take (allocated in blocks as positions
- * are used): kv_budget, or n_seq x n_ctx positions if that is less. */
+ * are used): kv_budget rounded down to whole blocks, or n_seq x n_ctx
+ * positions if that is less. */
 BN_API uint64_t bn_ctx_kv_bytes(const bn_ctx *c);
 
 enum { BN_EVAL_ALL_LOGITS = 1 /* a row of logits per token, not only the last */ };
@@ -649,9 +656,10 @@ BN_API void bn_batcher_request_defaults(bn_batcher_request *r, size_t size);
  * below -1, a sampler parameter out of range, lookup or draft_max out of
  * range, draft with lookup or without a draft model, top_logprobs out of
  * range or it or score_prompt without logprobs), BN_E_CONTEXT_FULL
- * (the prompt leaves no position to answer in: one that fills the context
- * is refused unless n_predict is 0, where bn_generate would still give
- * the one token its last position predicts). */
+ * (the prompt leaves no position to answer in: one that fills the whole
+ * context is refused unless n_predict is 0). There the batcher differs
+ * from bn_generate, which takes such a prompt and gives the one token its
+ * last position predicts, ending with BN_STOP_CONTEXT. */
 BN_API int bn_batcher_submit(bn_batcher *b, const bn_batcher_request *r, bn_err *e);
 /* Requests queued or running. */
 BN_API size_t bn_batcher_pending(const bn_batcher *b);
@@ -674,9 +682,11 @@ typedef struct bn_batcher_event {
 } bn_batcher_event;
 
 /* One pass. *ev receives *n_ev events, valid until the next call on b:
- * requests that ended without a pass first, then one for each token a
- * request reached (several for a request whose guesses were kept or
- * whose prompt was scored, in order). Nothing pending: 0 events. A request ends with
+ * first the requests that ended without a pass (n_predict 0, or refused
+ * at admission), then one for each token a request reached in the pass
+ * (several for a request whose guesses were kept or whose prompt was
+ * scored, in order); a request that met a stop token ends there with an
+ * event without a token. Nothing pending: 0 events. A request ends with
  * exactly one event whose stop is nonzero. Fails only on an error of the
  * context itself (BN_E_NOMEM), and then no request has lost a token or
  * its end: stepping again goes on where it stopped. */

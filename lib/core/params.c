@@ -7,6 +7,8 @@
 
 void bn_params_fill(void *p, size_t size, const void *defaults, size_t full)
 {
+    if (!p) /* a call that returns nothing does nothing (libbn(3)) */
+        return;
     size_t n = size < full ? size : full;
     memcpy(p, defaults, n);
     if (n >= sizeof size)

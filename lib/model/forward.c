@@ -1014,6 +1014,8 @@ int bn_ctx_seq_new(bn_ctx *c, bn_err *e)
 
 int bn_ctx_seq_copy(bn_ctx *c, int dst, int src, uint32_t n_pos, bn_err *e)
 {
+    if (!c)
+        return bn_fail_code(e, BN_E_INVALID, "no context");
     const ctx_seq *from = seq_at(c, src);
     ctx_seq *to = seq_at(c, dst);
     if (!from || !to)

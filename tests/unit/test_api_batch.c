@@ -65,6 +65,18 @@ static void test_params(const bn_model *m)
     bn_batcher_params bp;
     bn_batcher_params_init(&bp);
     CHECK(&C, bp.size == sizeof bp && bp.pass_tokens == 0);
+
+    /* a NULL struct to fill: a call that returns nothing does nothing */
+    bn_model_params_defaults(NULL, sizeof(bn_model_params));
+    bn_ctx_params_defaults(NULL, sizeof(bn_ctx_params));
+    bn_sampler_params_defaults(NULL, sizeof(bn_sampler_params));
+    bn_generate_params_defaults(NULL, sizeof(bn_generate_params));
+    bn_generator_stats_defaults(NULL, sizeof(bn_generator_stats));
+    bn_batcher_params_defaults(NULL, sizeof(bn_batcher_params));
+    bn_batcher_request_defaults(NULL, sizeof(bn_batcher_request));
+    bn_batcher_logprobs_defaults(NULL, sizeof(bn_batcher_logprobs));
+    bn_batcher_stats_defaults(NULL, sizeof(bn_batcher_stats));
+    CHECK(&C, 1); /* reached */
 }
 
 /* ------------------------------------------------ batch evaluation */
@@ -113,6 +125,8 @@ static void test_eval_batch(const bn_model *m)
     CHECK(&C, bn_ctx_eval_batch(NULL, &one, 1, NULL, &e) == BN_E_INVALID);
     CHECK(&C, bn_ctx_eval_batch(c, NULL, 1, NULL, &e) == BN_E_INVALID);
     CHECK(&C, bn_ctx_seq_new(NULL, &e) == BN_E_INVALID && bn_ctx_seq_fork(NULL, 0, 0, &e) == BN_E_INVALID);
+    CHECK(&C, !strcmp(e.msg, "no context"));
+    CHECK(&C, bn_ctx_seq_copy(NULL, 1, 0, 0, &e) == BN_E_INVALID && !strcmp(e.msg, "no context"));
     CHECK(&C, bn_ctx_n_seq(NULL) == 0 && bn_ctx_seq_pos(NULL, 0) == 0 && !bn_ctx_seq_tokens(NULL, 0));
     CHECK(&C, bn_ctx_kv_used_bytes(NULL) == 0 && bn_ctx_kv_blocks_left(NULL) == 0);
     bn_ctx_seq_truncate(NULL, 0, 0);
