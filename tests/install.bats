@@ -112,7 +112,7 @@ C
     make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/usr ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
     # the examples' own Makefile, in a copy of the folder, with pkg-config alone
     mkdir "$T/ex"
-    cp "$ROOT/examples/Makefile" "$ROOT/examples/generate.c" "$ROOT/examples/batch.c" "$T/ex/"
+    cp "$ROOT/examples/Makefile" "$ROOT/examples/generate.c" "$ROOT/examples/batch.c" "$ROOT/examples/score.c" "$T/ex/"
     export PKG_CONFIG_PATH="$d/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d"
     make -s -C "$T/ex" CC="${BN_USER_CC:-cc}" CFLAGS="-std=c11 -Wall -Wextra -Werror" \
         LDFLAGS="${BN_USER_LDFLAGS:-}" >/dev/null
