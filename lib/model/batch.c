@@ -449,7 +449,7 @@ static int admit(bn_batch *b, bn_err *e)
         }
         uint32_t shared = 0;
         const req *from = r->score_prompt ? NULL : best_prefix(b, r, &shared); /* scored: every row is needed */
-        uint32_t blocks = (uint32_t)((r->n_prompt - shared + BN_KV_BLOCK - 1) / BN_KV_BLOCK) + 1;
+        uint32_t blocks = (uint32_t)bn_kv_blocks_for(r->n_prompt - shared) + 1;
         if (b->n_run && blocks + b->n_run > bn_ctx_kv_blocks_left(b->c))
             break; /* wait for running requests to finish */
         uint32_t seq = 0;
@@ -560,12 +560,6 @@ static int guess(bn_batch *b, bn_err *e)
     return 0;
 }
 
-/* KV blocks a sequence takes to hold n positions. */
-static uint64_t blocks_for(uint64_t n)
-{
-    return (n + BN_KV_BLOCK - 1) / BN_KV_BLOCK;
-}
-
 /* 1 while a request that was set back should not start over: the free
  * KV blocks, less those this pass already claims (claimed), cannot hold
  * its tokens so far and the next beside a block for each other request
@@ -588,7 +582,7 @@ static int waits(bn_batch *b, req *r, uint64_t claimed)
         const req *o = b->run[i];
         others += o != r && (!o->set_back || o->planned);
     }
-    uint64_t need = blocks_for(r->n_hist + 1), left = bn_ctx_kv_blocks_left(b->c);
+    uint64_t need = bn_kv_blocks_for(r->n_hist + 1), left = bn_ctx_kv_blocks_left(b->c);
     return others && need + others + claimed > left;
 }
 
@@ -631,7 +625,7 @@ static size_t plan(bn_batch *b, size_t *n_want, size_t *n_rows)
                     b->toks[n++] = (bn_eval_tok){r->draft[j], (uint32_t)r->seq, (uint32_t)(r->n_hist + j), 1};
                 *n_rows += 1 + r->nd;
             }
-            claimed += blocks_for(pos + k + r->nd) - blocks_for(pos);
+            claimed += bn_kv_blocks_for(pos + k + r->nd) - bn_kv_blocks_for(pos);
         }
     return n;
 }

@@ -829,7 +829,7 @@ bn_ctx *bn_ctx_new_opts(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
      * used: the default, and the most a budget can use (each sequence
      * holds at most n_ctx positions, shared blocks counted once), so a
      * budget of "no limit" does not size tables for blocks never used */
-    uint64_t full = (uint64_t)c->o.n_seq * ((c->n_ctx + BN_KV_BLOCK - 1) / BN_KV_BLOCK) * 2 * hp->n_layer *
+    uint64_t full = (uint64_t)c->o.n_seq * bn_kv_blocks_for(c->n_ctx) * 2 * hp->n_layer *
                     c->kv_dim * BN_KV_BLOCK * es;
     uint64_t budget = c->o.kv_budget && c->o.kv_budget < full ? c->o.kv_budget : full;
     if (bn_kvpool_init(&c->kv, hp->n_layer, c->kv_dim, es, budget, e))
@@ -973,8 +973,7 @@ uint64_t bn_ctx_kv_peak_bytes(const bn_ctx *c)
 
 int bn_ctx_kv_holds_all(const bn_ctx *c)
 {
-    return c && (uint64_t)c->kv.max_blocks >=
-                    (uint64_t)c->o.n_seq * ((c->n_ctx + BN_KV_BLOCK - 1) / BN_KV_BLOCK);
+    return c && (uint64_t)c->kv.max_blocks >= (uint64_t)c->o.n_seq * bn_kv_blocks_for(c->n_ctx);
 }
 
 uint32_t bn_ctx_kv_blocks_left(const bn_ctx *c)

@@ -49,7 +49,7 @@ uint32_t bn_kvpool_available(const bn_kvpool *kv)
 int bn_kvseq_init(bn_kvseq *s, uint32_t cap_pos, bn_err *e)
 {
     memset(s, 0, sizeof *s);
-    s->cap = (cap_pos + BN_KV_BLOCK - 1) / BN_KV_BLOCK;
+    s->cap = (uint32_t)bn_kv_blocks_for(cap_pos);
     s->blk = malloc((s->cap ? s->cap : 1) * sizeof *s->blk);
     s->ptr = malloc((s->cap ? s->cap : 1) * sizeof *s->ptr);
     if (!s->blk || !s->ptr) {
@@ -76,11 +76,6 @@ void bn_kvseq_release(bn_kvpool *kv, bn_kvseq *s)
     memset(s, 0, sizeof *s);
 }
 
-static uint32_t blocks_for(uint32_t n_pos)
-{
-    return (n_pos + BN_KV_BLOCK - 1) / BN_KV_BLOCK;
-}
-
 uint32_t bn_kvpool_need(bn_kvpool *kv, bn_kvseq *const *seq, const uint32_t *n, size_t count)
 {
     uint32_t need = 0;
@@ -88,7 +83,7 @@ uint32_t bn_kvpool_need(bn_kvpool *kv, bn_kvseq *const *seq, const uint32_t *n, 
         const bn_kvseq *s = seq[i];
         if (!n[i])
             continue;
-        need += blocks_for(s->n_pos + n[i]) - s->n_blk;
+        need += (uint32_t)bn_kv_blocks_for(s->n_pos + n[i]) - s->n_blk;
         if (s->n_pos % BN_KV_BLOCK) {
             /* the partial last block: copied unless this writer is its
              * last holder once the earlier writers have copied theirs */
@@ -144,7 +139,7 @@ void bn_kvseq_grow(bn_kvpool *kv, bn_kvseq *s, uint32_t n)
             s->ptr[i] = kv->mem[b];
         }
     }
-    for (uint32_t want = blocks_for(s->n_pos + n); s->n_blk < want; s->n_blk++) {
+    for (uint32_t want = (uint32_t)bn_kv_blocks_for(s->n_pos + n); s->n_blk < want; s->n_blk++) {
         uint32_t b = take(kv);
         s->blk[s->n_blk] = b;
         s->ptr[s->n_blk] = kv->mem[b];
@@ -155,7 +150,7 @@ void bn_kvseq_truncate(bn_kvpool *kv, bn_kvseq *s, uint32_t n_pos)
 {
     if (n_pos > s->n_pos)
         return;
-    for (uint32_t keep = blocks_for(n_pos); s->n_blk > keep;)
+    for (uint32_t keep = (uint32_t)bn_kv_blocks_for(n_pos); s->n_blk > keep;)
         unref(kv, s->blk[--s->n_blk]);
     s->n_pos = n_pos;
 }
@@ -165,7 +160,7 @@ void bn_kvseq_share(bn_kvpool *kv, bn_kvseq *dst, const bn_kvseq *src, uint32_t 
     bn_kvseq_truncate(kv, dst, 0);
     if (n_pos > src->n_pos)
         n_pos = src->n_pos;
-    dst->n_blk = blocks_for(n_pos);
+    dst->n_blk = (uint32_t)bn_kv_blocks_for(n_pos);
     for (uint32_t i = 0; i < dst->n_blk; i++) {
         dst->blk[i] = src->blk[i];
         dst->ptr[i] = src->ptr[i];

@@ -29,6 +29,12 @@
  * each sequence (2B4T, f16: 4.9 MB a block). */
 enum { BN_KV_BLOCK = 64 };
 
+/* Blocks a sequence of n_pos positions takes. */
+static inline uint64_t bn_kv_blocks_for(uint64_t n_pos)
+{
+    return (n_pos + BN_KV_BLOCK - 1) / BN_KV_BLOCK;
+}
+
 typedef struct bn_kvpool {
     size_t n_layer, kv_dim, es; /* es: bytes per element, 2 (f16) or 4 */
     size_t block_bytes;         /* K part, then V part */

@@ -48,11 +48,6 @@ typedef struct scorer {
     size_t *failed;
 } scorer;
 
-static uint32_t blocks_for(size_t positions)
-{
-    return (uint32_t)((positions + BN_KV_BLOCK - 1) / BN_KV_BLOCK);
-}
-
 /* Moves the next-window cursor on, to the next text when one ends. */
 static void advance(scorer *S)
 {
@@ -76,7 +71,7 @@ static int start(scorer *S, bn_err *e)
         return 0;
     const bn_ppl_plan *p = &S->plans[S->t_next];
     size_t nw = p->lead + (S->w_next.b - S->w_next.a);
-    uint32_t need = blocks_for(nw);
+    uint32_t need = (uint32_t)bn_kv_blocks_for(nw);
     if (need > S->kv_blocks) {
         *S->failed = S->t_next;
         return bn_fail_code(e, BN_E_KV_FULL,
