@@ -37,7 +37,7 @@ static const bn_prog prog = {
 #define MAX_LOGIT_BIAS 256
 
 typedef struct opts {
-    const char *model, *prompt, *file, *system, *logits_file, *kernel, *draft;
+    const char *model, *prompt, *file, *system, *logits_file, *kernel, *draft, *chat_date;
     const char *ppl_opt[MAX_PPL_OPTS];
     size_t n_ppl_opt;
     const char **ppl_files; /* the --perplexity values, then the operands */
@@ -171,6 +171,9 @@ static int parse(int argc, char **argv, opts *o)
         OPT_ENUM(0, "chat-encoding", &o->chat_whole, "HOW", bn_cli_chat_encodings, NULL,
                  "split (each header and text apart, as the model was trained; default)\n"
                  "or whole (as one text, as Hugging Face's template and bitnet.cpp)"),
+        OPT_STRING(0, "chat-date", &o->chat_date, "DATE",
+                   "the date a Llama 3.1 or 3.2 format's system message gives (default: 26 Jul 2024\n"
+                   "for 3.1, today for 3.2, as their templates)"),
         OPT_SECTION("embedding:"),
         OPT_FLAG(0, "embed", &o->embed,
                  "an embedding model's vector of each record (stdin), of -p TEXT, or of each line of -f FILE:\n"
@@ -228,6 +231,10 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--system needs -cnv");
     if (o->chat_whole >= 0 && !o->chat)
         return bn_usage_error(&prog, "--chat-encoding needs -cnv");
+    if (o->chat_date && !o->chat)
+        return bn_usage_error(&prog, "--chat-date needs -cnv");
+    if (bn_cli_chat_date_problem(o->chat_date))
+        return bn_usage_error(&prog, "%s", bn_cli_chat_date_problem(o->chat_date));
     o->chat_whole = o->chat_whole > 0;
     if (o->json && !o->n_ppl && !o->embed)
         return bn_usage_error(&prog, "--json is for --perplexity and --embed results");
@@ -551,7 +558,8 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s", e.msg);
         goto out;
     }
-    if (tok && bn_tokenizer_set_chat_encoding(tok, o.chat_whole ? BN_CHAT_WHOLE : BN_CHAT_SPLIT, &e)) {
+    if (tok && (bn_tokenizer_set_chat_encoding(tok, o.chat_whole ? BN_CHAT_WHOLE : BN_CHAT_SPLIT, &e) ||
+                bn_tokenizer_set_chat_date(tok, o.chat_date, &e))) {
         bn_report(&prog, "%s", e.msg);
         goto out;
     }

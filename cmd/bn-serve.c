@@ -36,7 +36,7 @@ static const bn_prog prog = {
 enum { DRAIN_SECONDS = 30, MAX_ORIGINS = 16, ALIAS_MAX = 96 };
 
 typedef struct opts {
-    const char *model, *host, *api_key, *api_key_file, *draft, *alias;
+    const char *model, *host, *api_key, *api_key_file, *draft, *alias, *chat_date;
     const char *origins[MAX_ORIGINS];
     size_t n_origins;
     uint32_t port, parallel, queue, n_ctx, timeout;
@@ -138,6 +138,9 @@ static int parse(int argc, char **argv, opts *o)
         OPT_ENUM(0, "chat-encoding", &o->chat_whole, "HOW", bn_cli_chat_encodings, NULL,
                  "chat messages: split (each header and text apart, as\nthe model was trained; default) or whole "
                  "(as one\ntext, as Hugging Face's template and llama-server)"),
+        OPT_STRING(0, "chat-date", &o->chat_date, "DATE",
+                   "the date a Llama 3.1 or 3.2 format's system message\ngives (default: 26 Jul 2024 for 3.1, "
+                   "the day of\neach request for 3.2, as their templates)"),
         OPT_U32('c', "ctx", &o->n_ctx, "N", 2, 1u << 24, "context positions of each sequence (default: the model's)"),
         OPT_INT('t', "threads", &o->threads, "N", 1, 1024, "threads (default: all cores)"),
         {.kind = BN_OPT_U32, .dash_name = "np", .name = "parallel", .dest = &o->parallel, .arg = "SLOTS", .lo = 1,
@@ -175,6 +178,8 @@ static int parse(int argc, char **argv, opts *o)
                               !strcmp(o->model, "-") ? "-m" : "--draft");
     if (o->api_key && o->api_key_file)
         return bn_usage_error(&prog, "--api-key and --api-key-file exclude each other");
+    if (bn_cli_chat_date_problem(o->chat_date))
+        return bn_usage_error(&prog, "%s", bn_cli_chat_date_problem(o->chat_date));
     if (o->api_key && !*o->api_key)
         return bn_usage_error(&prog, "the API key is empty");
     char why[64];
@@ -284,7 +289,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!(tok = bn_tokenizer_from_model(m, &e)) ||
-        bn_tokenizer_set_chat_encoding(tok, o.chat_whole ? BN_CHAT_WHOLE : BN_CHAT_SPLIT, &e)) {
+        bn_tokenizer_set_chat_encoding(tok, o.chat_whole ? BN_CHAT_WHOLE : BN_CHAT_SPLIT, &e) ||
+        bn_tokenizer_set_chat_date(tok, o.chat_date, &e)) {
         bn_report(&prog, "%s", e.msg);
         goto out;
     }

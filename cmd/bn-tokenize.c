@@ -47,6 +47,9 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
         OPT_ENUM(0, "chat-encoding", &o->chat_whole, "HOW", bn_cli_chat_encodings, NULL,
                  "with --chat: split (header and text apart, as the\nmodel was trained; default) or whole (as one\n"
                  "text, as Hugging Face's template and bitnet.cpp)"),
+        OPT_STRING(0, "chat-date", &o->chat_date, "DATE",
+                   "with --chat: the date a Llama 3.1 or 3.2 format's\nsystem message gives (default: 26 Jul 2024 for\n"
+                   "3.1, today for 3.2, as their templates)"),
         OPT_FLAG('c', "count", &o->count, "print the number of tokens of each document"),
         OPT_FLAG('j', "json", &o->json, "print each document as JSON (ids, offsets, pieces)"),
         OPT_FLAG('b', "binary", &o->binary, "write the binary token stream"),
@@ -84,6 +87,10 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
         return bn_usage_error(&prog, "--no-generation-prompt goes with --chat");
     if (o->chat_whole >= 0 && !o->chat)
         return bn_usage_error(&prog, "--chat-encoding goes with --chat");
+    if (o->chat_date && !o->chat)
+        return bn_usage_error(&prog, "--chat-date goes with --chat");
+    if (bn_cli_chat_date_problem(o->chat_date))
+        return bn_usage_error(&prog, "%s", bn_cli_chat_date_problem(o->chat_date));
     o->chat_whole = o->chat_whole > 0;
     if (o->binary && (o->count || o->json))
         return bn_usage_error(&prog, "-b does not go with -c or -j");

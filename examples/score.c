@@ -126,6 +126,10 @@ int main(int argc, char **argv)
     score *sc = calloc(n_lines ? n_lines : 1, sizeof *sc);
     int rc = b && sc ? 0 : -1;
     char what[64] = "";
+    if (b && !sc) {
+        snprintf(e.msg, sizeof e.msg, "out of memory");
+        e.code = BN_E_NOMEM;
+    }
 
     /* Every line is queued at once; its tag is its index. */
     uint32_t *ids = NULL;

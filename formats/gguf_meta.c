@@ -241,16 +241,17 @@ static int read_tokens(const bn_meta *raw, bn_hparams *hp, const char *name, bn_
 }
 
 /* bitnet (2B4T's "Role: content<|eot_id|>"; its GGUF template is a
- * placeholder), falcon3 (by its template), llama3 (header ids), or none. */
+ * placeholder), falcon3 and llama3.1/3.2 (by the template), llama3
+ * (header ids), or none. */
 static const char *chat_format(const bn_meta *raw, const archinfo *ai)
 {
     const bn_kv *tmpl = bn_meta_get(raw, "tokenizer.chat_template");
     if (tmpl && tmpl->type == BN_V_STR) {
         char *s = strndup(tmpl->data, (size_t)tmpl->count);
-        int falcon3 = s && !strcmp(bn_chat_format_of_template(s), "falcon3");
+        const char *f = s ? bn_chat_format_of_template(s) : "none";
         free(s);
-        if (falcon3)
-            return "falcon3";
+        if (!strcmp(f, "falcon3") || !strcmp(f, "llama3.1") || !strcmp(f, "llama3.2"))
+            return f; /* a static string */
     }
     const bn_kv *tokens = bn_meta_get(raw, "tokenizer.ggml.tokens");
     int header_ids = strarr_find(tokens, "<|start_header_id|>") >= 0;

@@ -92,7 +92,15 @@ const char *bn_chat_format_of_template(const char *tmpl)
         found++;
     if (found == sizeof falcon3 / sizeof *falcon3)
         return "falcon3";
-    return strstr(tmpl, "<|start_header_id|>") ? "llama3" : "none";
+    if (!strstr(tmpl, "<|start_header_id|>"))
+        return "none";
+    /* Llama 3.1's and 3.2's open with a system message that is always
+     * there and dated: 3.1's with its fixed date_string, 3.2's with
+     * strftime_now's today where the renderer has it (transformers and
+     * llama.cpp do) */
+    if (strstr(tmpl, "Cutting Knowledge Date: December 2023") && strstr(tmpl, "Today Date: "))
+        return strstr(tmpl, "strftime_now") ? "llama3.2" : "llama3.1";
+    return "llama3";
 }
 
 /* tokenizer_config's chat_template: a string, or named templates of which

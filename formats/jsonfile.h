@@ -17,7 +17,9 @@ int32_t bn_hf_template_special(const cJSON *post_processor, int at_end);
 
 /* The chat format bn renders for a chat template's text (tokenizer_config's
  * chat_template, a GGUF's tokenizer.chat_template): "bitnet", "falcon3",
- * "llama3", or "none" when it is none of these (NULL included). */
+ * "llama3", "llama3.1" or "llama3.2" (the dated system message of Llama
+ * 3.1's and 3.2's templates), or "none" when it is none of these (NULL
+ * included). */
 const char *bn_chat_format_of_template(const char *tmpl);
 
 /* What a Hugging Face checkpoint directory says about its chat template

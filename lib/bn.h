@@ -340,8 +340,10 @@ typedef struct bn_chat_message {
     const char *content; /* UTF-8, NUL-terminated */
 } bn_chat_message;
 
-/* The model's chat format: "bitnet", "llama3", "falcon3" (since 0.3.0)
- * or "none". */
+/* The model's chat format: "bitnet", "llama3", "falcon3" (since 0.3.0),
+ * "llama3.1", "llama3.2" (since 0.3.0: Llama 3's with the dated system
+ * message its 3.1 and 3.2 templates open with, see
+ * bn_tokenizer_set_chat_date) or "none". */
 BN_API const char *bn_tokenizer_chat_format(const bn_tokenizer *t);
 /* A conversation as ids in the model's chat format, token for token as the
  * reference implementation renders it; add_assistant appends the header
@@ -362,6 +364,17 @@ BN_API int bn_chat_render(bn_tokenizer *t, const bn_chat_message *msgs, size_t n
  * t). BN_E_INVALID: t is NULL or how is neither. */
 enum { BN_CHAT_SPLIT = 0, BN_CHAT_WHOLE = 1 };
 BN_API int bn_tokenizer_set_chat_encoding(bn_tokenizer *t, int how, bn_err *e);
+/* (since 0.3.0) The date the "llama3.1" and "llama3.2" formats write in
+ * their system message, "Cutting Knowledge Date: December 2023\nToday
+ * Date: DATE\n\n" before the first message's content when that is a
+ * system one (alone otherwise). By default "llama3.1" writes its template's
+ * fixed "26 Jul 2024" and "llama3.2" today's local date ("07 Dec 2026", as
+ * its template's strftime_now("%d %b %Y")), so that a conversation renders
+ * differently from day to day; a date set here (any text of one line, at
+ * most 31 bytes) makes it repeatable. NULL or "" restores the default.
+ * Sets t for every later bn_chat_render, as bn_tokenizer_set_chat_encoding.
+ * BN_E_INVALID: t is NULL, the date too long or more than one line. */
+BN_API int bn_tokenizer_set_chat_date(bn_tokenizer *t, const char *date, bn_err *e);
 
 /* ------------------------------------------------------- detokenizers */
 

@@ -655,3 +655,112 @@ PYEOF
         done
     done
 }
+
+# Llama 3.2's published template (tests/data/chat), or with "3.1" Llama
+# 3.1's way of dating: date_string fixed where 3.2's asks strftime_now
+llama_dated_dir() {
+    cp -r "$D/llama3.2-3b-bitnet" "$1"
+    $PY - "$ROOT/tests/data/chat/llama-3.2-instruct.jinja" "$1/chat_template.jinja" "${2:-3.2}" <<'PYEOF'
+import sys
+t = open(sys.argv[1], encoding="utf-8").read()
+if sys.argv[3] == "3.1":
+    block = ('    {%- if strftime_now is defined %}\n        {%- set date_string = strftime_now("%d %b %Y") %}\n'
+             '    {%- else %}\n        {%- set date_string = "26 Jul 2024" %}\n    {%- endif %}\n')
+    assert block in t
+    t = t.replace(block, '    {%- set date_string = "26 Jul 2024" %}\n')
+open(sys.argv[2], "w", encoding="utf-8").write(t)
+PYEOF
+}
+
+# $1 model dir, $2 chat file, then chat_template.py's options: the ids of
+# transformers' rendering
+llama_ref_ids() {
+    local dir=$1 chat=$2
+    shift 2
+    $PY "$ROOT/tests/ref/chat_template.py" "$@" "$dir" <"$chat" | bn-tokenize -m "$dir" --special --no-bos
+}
+
+@test "Llama 3.2's chat template: the dated system message as transformers renders it, --chat-date, split and whole" {
+    llama_dated_dir "$T/l"
+    [ "$(chat_format_of "$T/l")" = "$(printf 'llama3.2\nllama3.2')" ]
+    bn-convert "$T/l" | bn-quant | bn-pack >"$T/l.bn"
+    printf 'system:  Be brief. \nuser: hi there\nassistant: hello\nuser: again\nand more\n' >"$T/c1"
+    printf 'user: no system here\nassistant: fine\nuser:   \n' >"$T/c2"
+    printf 'user: first\nsystem: a later system message is a message\nuser: ok\n' >"$T/c3"
+    printf 'system: only a system message\n' >"$T/c4"
+    for c in c1 c2 c3 c4; do
+        for gen in "" --no-generation-prompt; do
+            llama_ref_ids "$T/l" "$T/$c" $gen --date "05 Mar 2025" >"$T/ref"
+            grep -q . "$T/ref"
+            for m in "$T/l" "$T/l.bn"; do
+                bn-tokenize -m "$m" --chat --chat-encoding whole --chat-date "05 Mar 2025" $gen <"$T/$c" >"$T/bn"
+                diff "$T/ref" "$T/bn"
+                # split encodes the header's "\n\n" apart: other ids, the same text
+                bn-tokenize -m "$m" --chat --chat-date "05 Mar 2025" $gen <"$T/$c" >"$T/split"
+                diff <(bn-tokenize -d -m "$m" <"$T/ref") <(bn-tokenize -d -m "$m" <"$T/split")
+            done
+        done
+    done
+    bn-tokenize -d -m "$T/l.bn" <"$T/bn" | grep -qx 'Today Date: 05 Mar 2025'
+    # by default today's date, as strftime_now gives it (a render on each
+    # side of bn's, should the day turn between them)
+    llama_ref_ids "$T/l" "$T/c1" >"$T/ref1"
+    bn-tokenize -m "$T/l.bn" --chat --chat-encoding whole <"$T/c1" >"$T/bn"
+    llama_ref_ids "$T/l" "$T/c1" >"$T/ref2"
+    diff "$T/ref1" "$T/bn" || diff "$T/ref2" "$T/bn"
+    bn-tokenize -d -m "$T/l.bn" <"$T/bn" | grep -qx "Today Date: $(LC_ALL=C date +'%d %b %Y')" ||
+        bn-tokenize -d -m "$T/l.bn" <"$T/ref2" | grep -q "Today Date: $(LC_ALL=C date +'%d %b %Y')"
+    # -cnv renders as bn-tokenize --chat does
+    printf 'Good morning.\n' | bn-infer -m "$T/l.bn" -cnv --system 'Be brief.' --chat-date '05 Mar 2025' \
+        --temp 0 -n 6 >"$T/cnv"
+    printf 'system: Be brief.\nuser: Good morning.\n' | bn-tokenize -m "$T/l.bn" --chat --chat-date '05 Mar 2025' >"$T/ids"
+    bn-infer -m "$T/l.bn" --temp 0 -n 6 --text <"$T/ids" >"$T/pipe"
+    [ "$(head -1 "$T/cnv")" = "$(cat "$T/pipe")" ]
+    # another date, other ids: the option reaches -cnv's rendering
+    printf 'system: Be brief.\nuser: Good morning.\n' | bn-tokenize -m "$T/l.bn" --chat --chat-date '06 Mar 2025' >"$T/ids2"
+    ! cmp -s "$T/ids" "$T/ids2"
+}
+
+@test "Llama 3.1's chat template: its fixed date by default, --chat-date's when given; in a GGUF too" {
+    llama_dated_dir "$T/l" 3.1
+    [ "$(chat_format_of "$T/l")" = "$(printf 'llama3.1\nllama3.1')" ]
+    printf 'system: Be brief.\nuser: hi there\n' >"$T/c"
+    llama_ref_ids "$T/l" "$T/c" >"$T/ref"
+    bn-tokenize -m "$T/l" --chat --chat-encoding whole <"$T/c" >"$T/bn"
+    diff "$T/ref" "$T/bn"
+    bn-tokenize -d -m "$T/l" <"$T/bn" | grep -qx 'Today Date: 26 Jul 2024'
+    llama_ref_ids "$T/l" "$T/c" --date "1 Jan 2030" >"$T/ref"
+    bn-tokenize -m "$T/l" --chat --chat-encoding whole --chat-date "1 Jan 2030" <"$T/c" >"$T/bn"
+    diff "$T/ref" "$T/bn"
+    # a GGUF carrying either template (llama.cpp's converter copies it)
+    for v in 3.1 3.2; do
+        llama_dated_dir "$T/g$v" $v
+        $GEN --format gguf-i2_s --arch llama --chat-template "$T/g$v/chat_template.jinja" "$T/$v.gguf" >/dev/null
+        [ "$(bn-convert --info --json "$T/$v.gguf" | $PY -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["chat.format"])')" = "llama$v" ]
+    done
+    printf 'user: hi\n' | bn-tokenize -m "$T/3.1.gguf" --chat --chat-encoding whole >"$T/g"
+    printf '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n' |
+        bn-tokenize -m "$T/3.1.gguf" --special --no-bos >"$T/gref"
+    diff "$T/gref" "$T/g"
+}
+
+@test "--chat-date: usage errors, one line of at most 31 bytes" {
+    run bn-tokenize -m "$D/llama3.2-3b-bitnet" --chat-date '05 Mar 2025' </dev/null
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--chat-date goes with --chat"* ]]
+    run bn-tokenize -m "$D/llama3.2-3b-bitnet" --chat --chat-date "$(printf 'x%.0s' $(seq 32))" </dev/null
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"at most 31 bytes"* ]]
+    run bn-tokenize -m "$D/llama3.2-3b-bitnet" --chat --chat-date "$(printf '05 Mar\n2025')" </dev/null
+    [ "$status" -eq 2 ]
+    run bn-infer -m "$D/llama3.2-3b-bitnet.bn" --chat-date '05 Mar 2025' -n 1 <"$D/p1.ids"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--chat-date needs -cnv"* ]]
+    run bn-serve -m "$D/llama3.2-3b-bitnet.bn" --chat-date "$(printf 'x%.0s' $(seq 40))"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"at most 31 bytes"* ]]
+    # a format without a date takes the option and renders as before
+    printf 'user: hi\n' | bn-tokenize -m "$D/llama3.2-3b-bitnet" --chat >"$T/a"
+    printf 'user: hi\n' | bn-tokenize -m "$D/llama3.2-3b-bitnet" --chat --chat-date '05 Mar 2025' >"$T/b"
+    diff "$T/a" "$T/b"
+}

@@ -54,6 +54,13 @@ void bn_report(const bn_prog *p, const char *fmt, ...)
 
 const char *const bn_cli_chat_encodings[] = {"split", "whole", NULL};
 
+const char *bn_cli_chat_date_problem(const char *date)
+{
+    if (date && (strlen(date) > 31 || strpbrk(date, "\r\n")))
+        return "--chat-date takes one line of at most 31 bytes";
+    return NULL;
+}
+
 int bn_stdout_done(const bn_prog *p)
 {
     /* ferror too: a write that failed earlier (one large fputs of a JSON

@@ -26,6 +26,9 @@ typedef struct bn_prog {
 /* --chat-encoding's names, at the index of their bn.h values
  * (BN_CHAT_SPLIT, BN_CHAT_WHOLE), for bn-tokenize, bn-infer and bn-serve. */
 extern const char *const bn_cli_chat_encodings[];
+/* --chat-date: NULL when DATE is what bn_tokenizer_set_chat_date takes,
+ * else the usage error to print. */
+const char *bn_cli_chat_date_problem(const char *date);
 
 /* Prints "NAME: MESSAGE" to stderr. */
 void bn_report(const bn_prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -9,9 +9,11 @@
 #include "buf.h"
 #include "tok_impl.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* --------------------------------------------------------------- parse */
 
@@ -257,6 +259,28 @@ static int chat_falcon3(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int 
 
 /* ------------------------------------------------------ bitnet, llama3 */
 
+/* Llama 3.1's and 3.2's templates open every conversation with a system
+ * message, the first message's content (stripped) when that is a system
+ * one, after a date block:
+ *   Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n
+ * 3.1's date is fixed; 3.2's is strftime_now("%d %b %Y"), the local date
+ * where the renderer has that function (transformers and llama.cpp do).
+ * bn_tokenizer_set_chat_date sets another. The month in English whatever
+ * the locale, as Python's strftime gives it in the C locale. */
+static void date_block(const bn_tokenizer *t, char *out, size_t cap)
+{
+    static const char *const month[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    char today[32] = "26 Jul 2024";
+    time_t now = time(NULL);
+    struct tm tm;
+    if (t->chat_date[0])
+        snprintf(today, sizeof today, "%s", t->chat_date);
+    else if (!strcmp(t->chat_format, "llama3.2") && now != (time_t)-1 && localtime_r(&now, &tm))
+        snprintf(today, sizeof today, "%02d %s %d", tm.tm_mday, month[tm.tm_mon], tm.tm_year + 1900);
+    snprintf(out, cap, "Cutting Knowledge Date: December 2023\nToday Date: %s\n\n", today);
+}
+
 int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int gen_prompt, bn_tokens *out,
                       bn_err *e)
 {
@@ -264,7 +288,8 @@ int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int ge
     static const char *const llama3_role[] = {"system", "user", "assistant"};
     if (!strcmp(t->chat_format, "falcon3"))
         return chat_falcon3(t, msgs, n, gen_prompt, out, e);
-    int llama3 = !strcmp(t->chat_format, "llama3");
+    int dated = !strcmp(t->chat_format, "llama3.1") || !strcmp(t->chat_format, "llama3.2");
+    int llama3 = dated || !strcmp(t->chat_format, "llama3");
     if (!llama3 && strcmp(t->chat_format, "bitnet"))
         return bn_fail_code(e, BN_E_UNSUPPORTED, "the model has no chat format (chat.format is '%s')", t->chat_format);
     if (t->bos < 0)
@@ -277,7 +302,26 @@ int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int ge
         return -1;
     if (push(out, t->bos, e))
         return -1;
-    for (size_t i = 0; i <= n; i++) {
+    size_t first = 0;
+    if (dated) {
+        /* the block is text of the template's, the system content the
+         * input's (with its offsets) */
+        char block[128];
+        date_block(t, block, sizeof block);
+        int sys = n && msgs[0].role == BN_ROLE_SYSTEM;
+        size_t a = 0, b = 0;
+        if (sys)
+            strip(msgs[0].text, msgs[0].len, &a, &b);
+        char hdr[sizeof block + 2];
+        snprintf(hdr, sizeof hdr, "%s%s", t->chat_whole ? "\n\n" : "", block);
+        if (push(out, sh, e) || text(t, "system", out, e) || push(out, eh, e) ||
+            (!t->chat_whole && text(t, "\n\n", out, e)) ||
+            whole(t, hdr, sys ? msgs[0].text + a : (const uint8_t *)"", b - a, sys ? msgs[0].off + a : 0, out, e) ||
+            push(out, eot, e))
+            return -1;
+        first = sys;
+    }
+    for (size_t i = first; i <= n; i++) {
         if (i == n && !gen_prompt)
             break;
         bn_role r = i < n ? msgs[i].role : BN_ROLE_ASSISTANT;

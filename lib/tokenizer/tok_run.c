@@ -369,6 +369,10 @@ int bn_tokenize_run(const bn_tokenize_opts *o, bn_err *e)
     if (!r.t)
         return -1;
     r.t->chat_whole = o->chat_whole;
+    if (bn_tokenizer_set_chat_date(r.t, o->chat_date, e)) {
+        bn_tokenizer_free(r.t);
+        return -1;
+    }
     if (bn_out_open(&out, o->output ? o->output : "-", &o->temps, e))
         goto done;
     out_open = 1;

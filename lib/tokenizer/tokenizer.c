@@ -391,6 +391,19 @@ int bn_tokenizer_set_chat_encoding(bn_tokenizer *t, int how, bn_err *e)
     return BN_OK;
 }
 
+int bn_tokenizer_set_chat_date(bn_tokenizer *t, const char *date, bn_err *e)
+{
+    if (!t)
+        return bn_fail_code(e, BN_E_INVALID, "bn_tokenizer_set_chat_date: the tokenizer is NULL");
+    if (date && strlen(date) >= sizeof t->chat_date)
+        return bn_fail_code(e, BN_E_INVALID, "bn_tokenizer_set_chat_date: the date is longer than %zu bytes",
+                            sizeof t->chat_date - 1);
+    if (date && strpbrk(date, "\r\n"))
+        return bn_fail_code(e, BN_E_INVALID, "bn_tokenizer_set_chat_date: the date is more than one line");
+    snprintf(t->chat_date, sizeof t->chat_date, "%s", date ? date : "");
+    return BN_OK;
+}
+
 const uint8_t *bn_tokenizer_piece(const bn_tokenizer *t, uint32_t id, size_t *len)
 {
     if (len)

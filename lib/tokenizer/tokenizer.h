@@ -29,7 +29,7 @@ uint32_t bn_tokenizer_n_vocab(const bn_tokenizer *t);
 int32_t bn_tokenizer_bos(const bn_tokenizer *t); /* -1 if none */
 int32_t bn_tokenizer_eos(const bn_tokenizer *t); /* -1 if none */
 int bn_tokenizer_add_bos(const bn_tokenizer *t);
-const char *bn_tokenizer_chat_format(const bn_tokenizer *t); /* "bitnet", "llama3", "none" */
+const char *bn_tokenizer_chat_format(const bn_tokenizer *t); /* bn.h's names */
 /* The bytes of a token (NULL if id is out of range), and its type. */
 const uint8_t *bn_tokenizer_piece(const bn_tokenizer *t, uint32_t id, size_t *len);
 int bn_tokenizer_type(const bn_tokenizer *t, uint32_t id);
@@ -139,6 +139,7 @@ typedef struct bn_tokenize_opts {
     const char *output;        /* NULL or "-": stdout */
     int decode, lines, special, chat, no_gen_prompt, count, json, binary, skip_special, escape, info;
     int chat_whole;            /* --chat-encoding whole (BN_CHAT_WHOLE) */
+    const char *chat_date;     /* --chat-date, or NULL */
     int bos, eos;              /* -1: as the model says; 0: no; 1: yes */
     bn_temp_hook temps;        /* told of a named temporary output (core.h) */
 } bn_tokenize_opts;

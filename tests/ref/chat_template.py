@@ -7,7 +7,7 @@ bos_token and eos_token), and prints the text, for bn-tokenize --special to
 turn into ids (transformers tokenizes the rendered text with its added
 tokens recognized and no BOS added).
 
-  chat_template.py [--template FILE] [--no-generation-prompt] DIR < CHAT
+  chat_template.py [--template FILE] [--no-generation-prompt] [--date DATE] DIR < CHAT
 
 DIR holds tokenizer_config.json (chat_template, bos_token, eos_token), the
 template found as transformers' tokenizer loading finds it: a
@@ -20,8 +20,13 @@ colon only separate (bn-tokenize(1)).
 
 --falcon3 prints Falcon3-Instruct's published template (tiiuae's
 tokenizer_config.json) and exits, for tests that build checkpoints with it.
+
+strftime_now is defined as transformers defines it (the local time's
+strftime), for Llama 3.2's template; --date DATE passes date_string=DATE,
+as apply_chat_template's keyword arguments do.
 """
 import argparse
+import datetime
 import json
 import os
 import sys
@@ -91,6 +96,7 @@ def main():
     ap.add_argument("--template")
     ap.add_argument("--no-generation-prompt", action="store_true")
     ap.add_argument("--falcon3", action="store_true")
+    ap.add_argument("--date")
     a = ap.parse_args()
     if a.falcon3:
         sys.stdout.write(FALCON3_TEMPLATE)
@@ -113,8 +119,10 @@ def main():
                                         extensions=["jinja2.ext.loopcontrols"])
     env.filters["tojson"] = lambda x, indent=None: json.dumps(x, ensure_ascii=False, indent=indent)
     env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
     msgs = parse_chat(sys.stdin.buffer.read().decode("utf-8"))
-    out = env.from_string(tmpl).render(messages=msgs, add_generation_prompt=not a.no_generation_prompt,
+    extra = {"date_string": a.date} if a.date is not None else {}
+    out = env.from_string(tmpl).render(messages=msgs, add_generation_prompt=not a.no_generation_prompt, **extra,
                                        bos_token=token_text(tc.get("bos_token")) or "",
                                        eos_token=token_text(tc.get("eos_token")) or "")
     sys.stdout.buffer.write(out.encode("utf-8"))

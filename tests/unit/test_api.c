@@ -234,6 +234,17 @@ static void test_chat(bn_tokenizer *t)
                   !memcmp(whole, ids, n * sizeof *ids));
     CHECK(&C, bn_tokenizer_set_chat_encoding(t, 2, &e) == BN_E_INVALID &&
                   bn_tokenizer_set_chat_encoding(NULL, BN_CHAT_WHOLE, &e) == BN_E_INVALID);
+    /* a date: one line of at most 31 bytes; this (bitnet) format has no
+     * date, so its rendering stays the first one (tests/families.bats
+     * renders the dated formats against their templates) */
+    CHECK(&C, bn_tokenizer_set_chat_date(t, "1234567890123456789012345678901", &e) == BN_OK);
+    CHECK(&C, bn_tokenizer_set_chat_date(t, "12345678901234567890123456789012", &e) == BN_E_INVALID &&
+                  strstr(e.msg, "31 bytes"));
+    CHECK(&C, bn_tokenizer_set_chat_date(t, "07 Dec\n2026", &e) == BN_E_INVALID && strstr(e.msg, "one line"));
+    CHECK(&C, bn_tokenizer_set_chat_date(NULL, "07 Dec 2026", &e) == BN_E_INVALID);
+    CHECK(&C, bn_chat_render(t, msgs, 2, 1, whole, 256, &n_again, &e) == BN_OK && n_again == n &&
+                  !memcmp(whole, ids, n * sizeof *ids));
+    CHECK(&C, bn_tokenizer_set_chat_date(t, NULL, &e) == BN_OK && bn_tokenizer_set_chat_date(t, "", &e) == BN_OK);
 }
 
 /* ------------------------------------------------------------ contexts */
