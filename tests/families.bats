@@ -499,10 +499,11 @@ for fn in ("config.json", "generation_config.json"):
 PYEOF
 }
 
-# The reference's ids for chat file $2 with the template of HF dir $1: the
-# text transformers' apply_chat_template renders, tokenized with its added
-# tokens and no BOS (bn-tokenize --special --no-bos on the same vocabulary).
-falcon3_ref_ids() {
+# The reference's ids for chat file $2 with the template of HF dir $1 (then
+# chat_template.py's options): the text transformers' apply_chat_template
+# renders, tokenized with its added tokens and no BOS (bn-tokenize --special
+# --no-bos on the same vocabulary).
+template_ref_ids() {
     local dir=$1 chat=$2
     shift 2
     $PY "$ROOT/tests/ref/chat_template.py" "$@" "$dir" <"$chat" | bn-tokenize -m "$dir" --special --no-bos
@@ -518,8 +519,8 @@ falcon3_ref_ids() {
         bn-convert "$T/$tags" | bn-quant | bn-pack >"$T/$tags.bn"
         [ "$(bn-convert --info --json "$T/$tags.bn" | $PY -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["chat.format"])')" = falcon3 ]
         for c in c1 c2 c3 c4; do
-            falcon3_ref_ids "$T/$tags" "$T/$c" >"$T/ref"
-            falcon3_ref_ids "$T/$tags" "$T/$c" --no-generation-prompt >"$T/ref.nogen"
+            template_ref_ids "$T/$tags" "$T/$c" >"$T/ref"
+            template_ref_ids "$T/$tags" "$T/$c" --no-generation-prompt >"$T/ref.nogen"
             for m in "$T/$tags" "$T/$tags.bn"; do
                 for enc in split whole; do
                     bn-tokenize -m "$m" --chat --chat-encoding $enc <"$T/$c" >"$T/bn"
@@ -581,7 +582,7 @@ open(d + "/chat_template.jinja", "w").write(tc.pop("chat_template"))
 json.dump(tc, open(d + "/tokenizer_config.json", "w"))
 PYEOF
     [ "$(chat_format_of "$T/j")" = "$(printf 'falcon3\nfalcon3')" ]
-    falcon3_ref_ids "$T/j" "$T/c" >"$T/ref"
+    template_ref_ids "$T/j" "$T/c" >"$T/ref"
     bn-tokenize -m "$T/j" --chat <"$T/c" >"$T/bn"
     diff "$T/ref" "$T/bn"
     [ "$(bn-convert "$T/j" | bn-convert --info --json - | $PY -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["chat.template"])')" = "$(cat "$T/j/chat_template.jinja")" ]
@@ -607,7 +608,7 @@ tc["chat_template"] = [{"name": "tool_use", "template": "{{ messages }}"},
 json.dump(tc, open(d + "/tokenizer_config.json", "w"))
 PYEOF
     [ "$(chat_format_of "$T/l")" = "$(printf 'falcon3\nfalcon3')" ]
-    falcon3_ref_ids "$T/l" "$T/c" >"$T/ref"
+    template_ref_ids "$T/l" "$T/c" >"$T/ref"
     bn-tokenize -m "$T/l" --chat <"$T/c" >"$T/bn"
     diff "$T/ref" "$T/bn"
     $PY - "$T/l" <<'PYEOF'
@@ -672,14 +673,6 @@ open(sys.argv[2], "w", encoding="utf-8").write(t)
 PYEOF
 }
 
-# $1 model dir, $2 chat file, then chat_template.py's options: the ids of
-# transformers' rendering
-llama_ref_ids() {
-    local dir=$1 chat=$2
-    shift 2
-    $PY "$ROOT/tests/ref/chat_template.py" "$@" "$dir" <"$chat" | bn-tokenize -m "$dir" --special --no-bos
-}
-
 @test "Llama 3.2's chat template: the dated system message as transformers renders it, --chat-date, split and whole" {
     llama_dated_dir "$T/l"
     [ "$(chat_format_of "$T/l")" = "$(printf 'llama3.2\nllama3.2')" ]
@@ -690,7 +683,7 @@ llama_ref_ids() {
     printf 'system: only a system message\n' >"$T/c4"
     for c in c1 c2 c3 c4; do
         for gen in "" --no-generation-prompt; do
-            llama_ref_ids "$T/l" "$T/$c" $gen --date "05 Mar 2025" >"$T/ref"
+            template_ref_ids "$T/l" "$T/$c" $gen --date "05 Mar 2025" >"$T/ref"
             grep -q . "$T/ref"
             for m in "$T/l" "$T/l.bn"; do
                 bn-tokenize -m "$m" --chat --chat-encoding whole --chat-date "05 Mar 2025" $gen <"$T/$c" >"$T/bn"
@@ -704,9 +697,9 @@ llama_ref_ids() {
     bn-tokenize -d -m "$T/l.bn" <"$T/bn" | grep -qx 'Today Date: 05 Mar 2025'
     # by default today's date, as strftime_now gives it (a render on each
     # side of bn's, should the day turn between them)
-    llama_ref_ids "$T/l" "$T/c1" >"$T/ref1"
+    template_ref_ids "$T/l" "$T/c1" >"$T/ref1"
     bn-tokenize -m "$T/l.bn" --chat --chat-encoding whole <"$T/c1" >"$T/bn"
-    llama_ref_ids "$T/l" "$T/c1" >"$T/ref2"
+    template_ref_ids "$T/l" "$T/c1" >"$T/ref2"
     diff "$T/ref1" "$T/bn" || diff "$T/ref2" "$T/bn"
     bn-tokenize -d -m "$T/l.bn" <"$T/bn" | grep -qx "Today Date: $(LC_ALL=C date +'%d %b %Y')" ||
         bn-tokenize -d -m "$T/l.bn" <"$T/ref2" | grep -q "Today Date: $(LC_ALL=C date +'%d %b %Y')"
@@ -725,11 +718,11 @@ llama_ref_ids() {
     llama_dated_dir "$T/l" 3.1
     [ "$(chat_format_of "$T/l")" = "$(printf 'llama3.1\nllama3.1')" ]
     printf 'system: Be brief.\nuser: hi there\n' >"$T/c"
-    llama_ref_ids "$T/l" "$T/c" >"$T/ref"
+    template_ref_ids "$T/l" "$T/c" >"$T/ref"
     bn-tokenize -m "$T/l" --chat --chat-encoding whole <"$T/c" >"$T/bn"
     diff "$T/ref" "$T/bn"
     bn-tokenize -d -m "$T/l" <"$T/bn" | grep -qx 'Today Date: 26 Jul 2024'
-    llama_ref_ids "$T/l" "$T/c" --date "1 Jan 2030" >"$T/ref"
+    template_ref_ids "$T/l" "$T/c" --date "1 Jan 2030" >"$T/ref"
     bn-tokenize -m "$T/l" --chat --chat-encoding whole --chat-date "1 Jan 2030" <"$T/c" >"$T/bn"
     diff "$T/ref" "$T/bn"
     # a GGUF carrying either template (llama.cpp's converter copies it)
