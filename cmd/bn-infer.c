@@ -172,8 +172,8 @@ static int parse(int argc, char **argv, opts *o)
                  "split (each header and text apart, as the model was trained; default)\n"
                  "or whole (as one text, as Hugging Face's template and bitnet.cpp)"),
         OPT_STRING(0, "chat-date", &o->chat_date, "DATE",
-                   "the date a Llama 3.1 or 3.2 format's system message gives (default: 26 Jul 2024\n"
-                   "for 3.1, today for 3.2, as their templates)"),
+                   "the date a Llama 3.1 or 3.2 format's system message gives (default: the one\n"
+                   "3.1's template fixes, today for 3.2)"),
         OPT_SECTION("embedding:"),
         OPT_FLAG(0, "embed", &o->embed,
                  "an embedding model's vector of each record (stdin), of -p TEXT, or of each line of -f FILE:\n"

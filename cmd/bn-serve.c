@@ -139,8 +139,8 @@ static int parse(int argc, char **argv, opts *o)
                  "chat messages: split (each header and text apart, as\nthe model was trained; default) or whole "
                  "(as one\ntext, as Hugging Face's template and llama-server)"),
         OPT_STRING(0, "chat-date", &o->chat_date, "DATE",
-                   "the date a Llama 3.1 or 3.2 format's system message\ngives (default: 26 Jul 2024 for 3.1, "
-                   "the day of\neach request for 3.2, as their templates)"),
+                   "the date a Llama 3.1 or 3.2 format's system message\ngives (default: the one 3.1's template "
+                   "fixes,\nthe day of each request for 3.2)"),
         OPT_U32('c', "ctx", &o->n_ctx, "N", 2, 1u << 24, "context positions of each sequence (default: the model's)"),
         OPT_INT('t', "threads", &o->threads, "N", 1, 1024, "threads (default: all cores)"),
         {.kind = BN_OPT_U32, .dash_name = "np", .name = "parallel", .dest = &o->parallel, .arg = "SLOTS", .lo = 1,

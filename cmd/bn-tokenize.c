@@ -48,8 +48,8 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
                  "with --chat: split (header and text apart, as the\nmodel was trained; default) or whole (as one\n"
                  "text, as Hugging Face's template and bitnet.cpp)"),
         OPT_STRING(0, "chat-date", &o->chat_date, "DATE",
-                   "with --chat: the date a Llama 3.1 or 3.2 format's\nsystem message gives (default: 26 Jul 2024 for\n"
-                   "3.1, today for 3.2, as their templates)"),
+                   "with --chat: the date a Llama 3.1 or 3.2 format's\nsystem message gives (default: the one 3.1's\n"
+                   "template fixes, today for 3.2)"),
         OPT_FLAG('c', "count", &o->count, "print the number of tokens of each document"),
         OPT_FLAG('j', "json", &o->json, "print each document as JSON (ids, offsets, pieces)"),
         OPT_FLAG('b', "binary", &o->binary, "write the binary token stream"),

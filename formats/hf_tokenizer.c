@@ -310,7 +310,10 @@ int bn_tokenizer_meta_from_hf(const char *hf_path, bn_meta *model_meta, bn_err *
     const char *fmt = bn_chat_format_of_template(tc.chat_template);
     if (tc.add_bos >= 0)
         add_bos = tc.add_bos;
+    int oom = tc.chat_template && bn_meta_set_str(model_meta, "chat.template", tc.chat_template);
     bn_hf_tokcfg_free(&tc);
+    if (oom)
+        return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     if (bn_meta_set_i32(model_meta, "tokens.bos_id", bos) || bn_meta_set_i32(model_meta, "tokens.eos_id", eos) ||
         bn_meta_set_bool(model_meta, "tokens.add_bos", add_bos && bos >= 0) ||
         bn_meta_set_str(model_meta, "chat.format", fmt))

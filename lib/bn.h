@@ -367,12 +367,15 @@ BN_API int bn_tokenizer_set_chat_encoding(bn_tokenizer *t, int how, bn_err *e);
 /* (since 0.3.0) The date the "llama3.1" and "llama3.2" formats write in
  * their system message, "Cutting Knowledge Date: December 2023\nToday
  * Date: DATE\n\n" before the first message's content when that is a
- * system one (alone otherwise). By default "llama3.1" writes its template's
- * fixed "26 Jul 2024" and "llama3.2" today's local date ("07 Dec 2026", as
- * its template's strftime_now("%d %b %Y")), so that a conversation renders
- * differently from day to day; a date set here (any text of one line, at
- * most 31 bytes) makes it repeatable. NULL or "" restores the default.
- * Sets t for every later bn_chat_render, as bn_tokenizer_set_chat_encoding.
+ * system one (alone otherwise). By default "llama3.1" writes the date its
+ * template fixes (its `set date_string = "..."`; Meta's: "26 Jul 2024")
+ * and "llama3.2" today's local date ("07 Dec 2026", as its template's
+ * strftime_now("%d %b %Y")), so that a conversation renders differently
+ * from day to day, and two renders of one conversation may differ in size
+ * (bn_chat_render's buffer rule: call until the ids fit); a date set here
+ * (text of one line, at most 31 bytes; special-token text in it stays
+ * text) makes it repeatable. NULL or "" restores the default. Sets t for
+ * every later bn_chat_render, as bn_tokenizer_set_chat_encoding.
  * BN_E_INVALID: t is NULL, the date too long or more than one line. */
 BN_API int bn_tokenizer_set_chat_date(bn_tokenizer *t, const char *date, bn_err *e);
 

@@ -714,7 +714,7 @@ PYEOF
     ! cmp -s "$T/ids" "$T/ids2"
 }
 
-@test "Llama 3.1's chat template: its fixed date by default, --chat-date's when given; in a GGUF too" {
+@test "Llama 3.1's chat template: the date it fixes by default (Meta's or another copy's), --chat-date's when given; in a GGUF too" {
     llama_dated_dir "$T/l" 3.1
     [ "$(chat_format_of "$T/l")" = "$(printf 'llama3.1\nllama3.1')" ]
     printf 'system: Be brief.\nuser: hi there\n' >"$T/c"
@@ -725,6 +725,16 @@ PYEOF
     template_ref_ids "$T/l" "$T/c" --date "1 Jan 2030" >"$T/ref"
     bn-tokenize -m "$T/l" --chat --chat-encoding whole --chat-date "1 Jan 2030" <"$T/c" >"$T/bn"
     diff "$T/ref" "$T/bn"
+    # a copy that fixes another date (unsloth's writes "26 July 2024"): the template's
+    sed -i 's/set date_string = "26 Jul 2024"/set date_string = "26 July 2024"/' "$T/l/chat_template.jinja"
+    grep -q '"26 July 2024"' "$T/l/chat_template.jinja"
+    bn-convert "$T/l" | bn-quant | bn-pack >"$T/l.bn"
+    template_ref_ids "$T/l" "$T/c" >"$T/ref"
+    for m in "$T/l" "$T/l.bn"; do
+        bn-tokenize -m "$m" --chat --chat-encoding whole <"$T/c" >"$T/bn"
+        diff "$T/ref" "$T/bn"
+    done
+    bn-tokenize -d -m "$T/l.bn" <"$T/bn" | grep -qx 'Today Date: 26 July 2024'
     # a GGUF carrying either template (llama.cpp's converter copies it)
     for v in 3.1 3.2; do
         llama_dated_dir "$T/g$v" $v

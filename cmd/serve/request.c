@@ -727,7 +727,9 @@ static int get_messages(const srv_model_info *mi, const cJSON *o, srv_job *j, sr
     }
     bn_err e = {0};
     size_t cap = 256, need = 0;
-    for (int pass = 0; pass < 2; pass++) {
+    /* Until the ids fit: a second render need not be the first's size (a
+     * llama3.2 format writes today's date, which can turn between them). */
+    for (;;) {
         uint32_t *p = realloc(j->prompt, cap * sizeof *p);
         if (!p) {
             srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
@@ -743,7 +745,7 @@ static int get_messages(const srv_model_info *mi, const cJSON *o, srv_job *j, sr
         }
         if (need <= cap)
             break;
-        cap = need;
+        cap = need + 16;
     }
     j->n_prompt = need;
     rc = 0;

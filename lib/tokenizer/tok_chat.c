@@ -263,7 +263,8 @@ static int chat_falcon3(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int 
  * message, the first message's content (stripped) when that is a system
  * one, after a date block:
  *   Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n
- * 3.1's date is fixed; 3.2's is strftime_now("%d %b %Y"), the local date
+ * 3.1's date is the template's fixed date_string (t->chat_fixed_date);
+ * 3.2's is strftime_now("%d %b %Y"), the local date
  * where the renderer has that function (transformers and llama.cpp do).
  * bn_tokenizer_set_chat_date sets another. The month in English whatever
  * the locale, as Python's strftime gives it in the C locale. */
@@ -271,9 +272,10 @@ static void date_block(const bn_tokenizer *t, char *out, size_t cap)
 {
     static const char *const month[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    char today[32] = "26 Jul 2024";
+    char today[32];
     time_t now = time(NULL);
     struct tm tm;
+    snprintf(today, sizeof today, "%s", t->chat_fixed_date);
     if (t->chat_date[0])
         snprintf(today, sizeof today, "%s", t->chat_date);
     else if (!strcmp(t->chat_format, "llama3.2") && now != (time_t)-1 && localtime_r(&now, &tm))

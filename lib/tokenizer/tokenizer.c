@@ -341,6 +341,17 @@ bn_tokenizer *bn_tokenizer_new(const bn_meta *model_meta, bn_err *e)
     t->eot = bn_tokenizer_find(t, "<|eot_id|>", 10);
     const char *cf = bn_meta_str(model_meta, "chat.format");
     snprintf(t->chat_format, sizeof t->chat_format, "%s", cf ? cf : "none");
+    /* Llama 3.1-style templates fix their date_string, and not all copies
+     * fix the same one (unsloth's llama-3.1 template: "26 July 2024"; Meta's
+     * published one: "26 Jul 2024"): take the template's own literal. */
+    snprintf(t->chat_fixed_date, sizeof t->chat_fixed_date, "26 Jul 2024");
+    const char *tmpl = bn_meta_str(model_meta, "chat.template"), *lit;
+    if (tmpl && (lit = strstr(tmpl, "set date_string = \"")) != NULL) {
+        lit += strlen("set date_string = \"");
+        size_t k = strcspn(lit, "\"\r\n\\");
+        if (lit[k] == '"' && k > 0 && k < sizeof t->chat_fixed_date)
+            snprintf(t->chat_fixed_date, sizeof t->chat_fixed_date, "%.*s", (int)k, lit);
+    }
     t->hash = compute_hash(t, pre, merges);
     return t;
 fail:
