@@ -657,20 +657,11 @@ PYEOF
     done
 }
 
-# Llama 3.2's published template (tests/data/chat), or with "3.1" Llama
-# 3.1's way of dating: date_string fixed where 3.2's asks strftime_now
+# The llama3.2-3b-bitnet checkpoint with Llama $2's published template
+# (3.2 or 3.1, tests/data/chat) as transformers finds it
 llama_dated_dir() {
     cp -r "$D/llama3.2-3b-bitnet" "$1"
-    $PY - "$ROOT/tests/data/chat/llama-3.2-instruct.jinja" "$1/chat_template.jinja" "${2:-3.2}" <<'PYEOF'
-import sys
-t = open(sys.argv[1], encoding="utf-8").read()
-if sys.argv[3] == "3.1":
-    block = ('    {%- if strftime_now is defined %}\n        {%- set date_string = strftime_now("%d %b %Y") %}\n'
-             '    {%- else %}\n        {%- set date_string = "26 Jul 2024" %}\n    {%- endif %}\n')
-    assert block in t
-    t = t.replace(block, '    {%- set date_string = "26 Jul 2024" %}\n')
-open(sys.argv[2], "w", encoding="utf-8").write(t)
-PYEOF
+    cp "$ROOT/tests/data/chat/llama-${2:-3.2}-instruct.jinja" "$1/chat_template.jinja"
 }
 
 @test "Llama 3.2's chat template: the dated system message as transformers renders it, --chat-date, split and whole" {
@@ -722,6 +713,16 @@ PYEOF
     bn-tokenize -m "$T/l" --chat --chat-encoding whole <"$T/c" >"$T/bn"
     diff "$T/ref" "$T/bn"
     bn-tokenize -d -m "$T/l" <"$T/bn" | grep -qx 'Today Date: 26 Jul 2024'
+    printf 'system:  Be brief. \nuser: hi there\nassistant: hello\nuser: again\nand more\n' >"$T/c1"
+    printf 'user: no system here\nassistant: fine\nuser:   \n' >"$T/c2"
+    printf 'user: first\nsystem: a later system message is a message\nuser: ok\n' >"$T/c3"
+    for c in c1 c2 c3; do
+        for gen in "" --no-generation-prompt; do
+            template_ref_ids "$T/l" "$T/$c" $gen >"$T/ref"
+            bn-tokenize -m "$T/l" --chat --chat-encoding whole $gen <"$T/$c" >"$T/bn"
+            diff "$T/ref" "$T/bn"
+        done
+    done
     template_ref_ids "$T/l" "$T/c" --date "1 Jan 2030" >"$T/ref"
     bn-tokenize -m "$T/l" --chat --chat-encoding whole --chat-date "1 Jan 2030" <"$T/c" >"$T/bn"
     diff "$T/ref" "$T/bn"
