@@ -716,7 +716,8 @@ llama_dated_dir() {
     printf 'system:  Be brief. \nuser: hi there\nassistant: hello\nuser: again\nand more\n' >"$T/c1"
     printf 'user: no system here\nassistant: fine\nuser:   \n' >"$T/c2"
     printf 'user: first\nsystem: a later system message is a message\nuser: ok\n' >"$T/c3"
-    for c in c1 c2 c3; do
+    printf 'user: trailing blanks  \nassistant: a tab\t\nuser: two lines\n\n' >"$T/c4"
+    for c in c1 c2 c3 c4; do
         for gen in "" --no-generation-prompt; do
             template_ref_ids "$T/l" "$T/$c" $gen >"$T/ref"
             bn-tokenize -m "$T/l" --chat --chat-encoding whole $gen <"$T/$c" >"$T/bn"
@@ -736,6 +737,22 @@ llama_dated_dir() {
         diff "$T/ref" "$T/bn"
     done
     bn-tokenize -d -m "$T/l.bn" <"$T/bn" | grep -qx 'Today Date: 26 July 2024'
+    # copies that strip no message (unsloth's) or only the system one
+    # (3.2-Vision's): the contents as the template gives them
+    sed -i "s/message\['content'\] | trim/message['content']/" "$T/l/chat_template.jinja"
+    for v in vision unsloth; do
+        [ $v = vision ] || sed -i "s/messages\[0\]\['content'\]|trim/messages[0]['content']/" "$T/l/chat_template.jinja"
+        [ "$(grep -c "message\['content'\] | trim" "$T/l/chat_template.jinja")" = 0 ]
+        bn-convert "$T/l" | bn-quant | bn-pack >"$T/l.bn"
+        for c in c1 c2 c3 c4; do
+            template_ref_ids "$T/l" "$T/$c" >"$T/ref"
+            for m in "$T/l" "$T/l.bn"; do
+                bn-tokenize -m "$m" --chat --chat-encoding whole <"$T/$c" >"$T/bn"
+                diff "$T/ref" "$T/bn"
+            done
+        done
+    done
+    grep -q "messages\[0\]\['content'\]|trim" "$T/l/chat_template.jinja" && return 1
     # a GGUF carrying either template (llama.cpp's converter copies it)
     for v in 3.1 3.2; do
         llama_dated_dir "$T/g$v" $v

@@ -259,6 +259,18 @@ static int chat_falcon3(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int 
 
 /* ------------------------------------------------------ bitnet, llama3 */
 
+/* A message's content as rendered: stripped like str.strip(), or (keep:
+ * a Llama 3.1-style template without `|trim`) as given. */
+static void content_span(const bn_chat_msg *m, int keep, size_t *a, size_t *b)
+{
+    if (keep) {
+        *a = 0;
+        *b = m->len;
+    } else {
+        strip(m->text, m->len, a, b);
+    }
+}
+
 /* Llama 3.1's and 3.2's templates open every conversation with a system
  * message, the first message's content (stripped) when that is a system
  * one, after a date block:
@@ -313,7 +325,7 @@ int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int ge
         int sys = n && msgs[0].role == BN_ROLE_SYSTEM;
         size_t a = 0, b = 0;
         if (sys)
-            strip(msgs[0].text, msgs[0].len, &a, &b);
+            content_span(&msgs[0], t->chat_keep_system, &a, &b);
         char hdr[sizeof block + 2];
         snprintf(hdr, sizeof hdr, "%s%s", t->chat_whole ? "\n\n" : "", block);
         if (push(out, sh, e) || text(t, "system", out, e) || push(out, eh, e) ||
@@ -337,7 +349,7 @@ int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int ge
         if (i == n)
             break;
         size_t a, b;
-        strip(msgs[i].text, msgs[i].len, &a, &b);
+        content_span(&msgs[i], dated && t->chat_keep_messages, &a, &b);
         if ((t->chat_whole ? whole(t, llama3 ? "\n\n" : bitnet_hdr[r], msgs[i].text + a, b - a, msgs[i].off + a, out, e)
                            : bn_tokenizer_encode(t, msgs[i].text + a, b - a, 0, msgs[i].off + a, out, e)) ||
             push(out, eot, e))

@@ -85,6 +85,8 @@ struct bn_tokenizer {
     int chat_whole; /* BN_CHAT_WHOLE: a message's header and content encoded as one text */
     char chat_date[32]; /* "llama3.1"/"llama3.2"'s Today Date; "": the format's own */
     char chat_fixed_date[32]; /* the template's fixed date_string ("26 Jul 2024" if none found) */
+    int chat_keep_system;     /* llama3.1/3.2: the template does not strip the first system message */
+    int chat_keep_messages;   /* nor the other messages */
     uint64_t hash;
 
     /* ranks mode: a direct-mapped memo of recent pair lookups (id, id) ->

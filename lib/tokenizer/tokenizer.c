@@ -260,6 +260,28 @@ static int load_tokens(bn_tokenizer *t, const bn_meta *sec, bn_err *e)
     return 0;
 }
 
+/* What a Llama 3.1-style template (chat.format llama3.1/llama3.2) says
+ * beyond its format, read from its text (NULL: Meta's): the date_string it
+ * fixes, as not all copies fix the same one (Meta's "26 Jul 2024",
+ * unsloth's llama-3.1 template "26 July 2024"), and whether it strips the
+ * first system message and the other messages (Meta's `|trim` both;
+ * unsloth's neither; 3.2-Vision's only the system message). */
+static void dated_template_rules(bn_tokenizer *t, const char *tmpl)
+{
+    snprintf(t->chat_fixed_date, sizeof t->chat_fixed_date, "26 Jul 2024");
+    const char *lit = tmpl ? strstr(tmpl, "set date_string = \"") : NULL;
+    if (lit) {
+        lit += strlen("set date_string = \"");
+        size_t k = strcspn(lit, "\"\r\n\\");
+        if (lit[k] == '"' && k > 0 && k < sizeof t->chat_fixed_date)
+            snprintf(t->chat_fixed_date, sizeof t->chat_fixed_date, "%.*s", (int)k, lit);
+    }
+    t->chat_keep_system = tmpl && !strstr(tmpl, "messages[0]['content']|trim") &&
+                          !strstr(tmpl, "messages[0]['content'] | trim");
+    t->chat_keep_messages = tmpl && !strstr(tmpl, "message['content'] | trim") &&
+                            !strstr(tmpl, "message['content']|trim");
+}
+
 bn_tokenizer *bn_tokenizer_new(const bn_meta *model_meta, bn_err *e)
 {
     const bn_meta *sec = bn_meta_section(model_meta, "tokenizer");
@@ -341,17 +363,7 @@ bn_tokenizer *bn_tokenizer_new(const bn_meta *model_meta, bn_err *e)
     t->eot = bn_tokenizer_find(t, "<|eot_id|>", 10);
     const char *cf = bn_meta_str(model_meta, "chat.format");
     snprintf(t->chat_format, sizeof t->chat_format, "%s", cf ? cf : "none");
-    /* Llama 3.1-style templates fix their date_string, and not all copies
-     * fix the same one (unsloth's llama-3.1 template: "26 July 2024"; Meta's
-     * published one: "26 Jul 2024"): take the template's own literal. */
-    snprintf(t->chat_fixed_date, sizeof t->chat_fixed_date, "26 Jul 2024");
-    const char *tmpl = bn_meta_str(model_meta, "chat.template"), *lit;
-    if (tmpl && (lit = strstr(tmpl, "set date_string = \"")) != NULL) {
-        lit += strlen("set date_string = \"");
-        size_t k = strcspn(lit, "\"\r\n\\");
-        if (lit[k] == '"' && k > 0 && k < sizeof t->chat_fixed_date)
-            snprintf(t->chat_fixed_date, sizeof t->chat_fixed_date, "%.*s", (int)k, lit);
-    }
+    dated_template_rules(t, bn_meta_str(model_meta, "chat.template"));
     t->hash = compute_hash(t, pre, merges);
     return t;
 fail:
