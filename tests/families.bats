@@ -657,6 +657,16 @@ PYEOF
     done
 }
 
+# Conversations c1..c5 in $T: a system message with blanks, none, a later
+# system message, a system message alone, messages ending in blanks
+llama_convs() {
+    printf 'system:  Be brief. \nuser: hi there\nassistant: hello\nuser: again\nand more\n' >"$T/c1"
+    printf 'user: no system here\nassistant: fine\nuser:   \n' >"$T/c2"
+    printf 'user: first\nsystem: a later system message is a message\nuser: ok\n' >"$T/c3"
+    printf 'system: only a system message\n' >"$T/c4"
+    printf 'user: trailing blanks  \nassistant: a tab\t\nuser: two lines\n\n' >"$T/c5"
+}
+
 # The llama3.2-3b-bitnet checkpoint with Llama $2's published template
 # (3.2 or 3.1, tests/data/chat) as transformers finds it
 llama_dated_dir() {
@@ -668,11 +678,8 @@ llama_dated_dir() {
     llama_dated_dir "$T/l"
     [ "$(chat_format_of "$T/l")" = "$(printf 'llama3.2\nllama3.2')" ]
     bn-convert "$T/l" | bn-quant | bn-pack >"$T/l.bn"
-    printf 'system:  Be brief. \nuser: hi there\nassistant: hello\nuser: again\nand more\n' >"$T/c1"
-    printf 'user: no system here\nassistant: fine\nuser:   \n' >"$T/c2"
-    printf 'user: first\nsystem: a later system message is a message\nuser: ok\n' >"$T/c3"
-    printf 'system: only a system message\n' >"$T/c4"
-    for c in c1 c2 c3 c4; do
+    llama_convs
+    for c in c1 c2 c3 c4 c5; do
         for gen in "" --no-generation-prompt; do
             template_ref_ids "$T/l" "$T/$c" $gen --date "05 Mar 2025" >"$T/ref"
             grep -q . "$T/ref"
@@ -713,11 +720,8 @@ llama_dated_dir() {
     bn-tokenize -m "$T/l" --chat --chat-encoding whole <"$T/c" >"$T/bn"
     diff "$T/ref" "$T/bn"
     bn-tokenize -d -m "$T/l" <"$T/bn" | grep -qx 'Today Date: 26 Jul 2024'
-    printf 'system:  Be brief. \nuser: hi there\nassistant: hello\nuser: again\nand more\n' >"$T/c1"
-    printf 'user: no system here\nassistant: fine\nuser:   \n' >"$T/c2"
-    printf 'user: first\nsystem: a later system message is a message\nuser: ok\n' >"$T/c3"
-    printf 'user: trailing blanks  \nassistant: a tab\t\nuser: two lines\n\n' >"$T/c4"
-    for c in c1 c2 c3 c4; do
+    llama_convs
+    for c in c1 c2 c3 c4 c5; do
         for gen in "" --no-generation-prompt; do
             template_ref_ids "$T/l" "$T/$c" $gen >"$T/ref"
             bn-tokenize -m "$T/l" --chat --chat-encoding whole $gen <"$T/$c" >"$T/bn"
@@ -744,7 +748,7 @@ llama_dated_dir() {
         [ $v = vision ] || sed -i "s/messages\[0\]\['content'\]|trim/messages[0]['content']/" "$T/l/chat_template.jinja"
         [ "$(grep -c "message\['content'\] | trim" "$T/l/chat_template.jinja")" = 0 ]
         bn-convert "$T/l" | bn-quant | bn-pack >"$T/l.bn"
-        for c in c1 c2 c3 c4; do
+        for c in c1 c2 c3 c4 c5; do
             template_ref_ids "$T/l" "$T/$c" >"$T/ref"
             for m in "$T/l" "$T/l.bn"; do
                 bn-tokenize -m "$m" --chat --chat-encoding whole <"$T/$c" >"$T/bn"
