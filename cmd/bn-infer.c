@@ -233,8 +233,9 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--chat-encoding needs -cnv");
     if (o->chat_date && !o->chat)
         return bn_usage_error(&prog, "--chat-date needs -cnv");
-    if (bn_cli_chat_date_problem(o->chat_date))
-        return bn_usage_error(&prog, "%s", bn_cli_chat_date_problem(o->chat_date));
+    const char *bad_date = bn_cli_chat_date_problem(o->chat_date);
+    if (bad_date)
+        return bn_usage_error(&prog, "%s", bad_date);
     o->chat_whole = o->chat_whole > 0;
     if (o->json && !o->n_ppl && !o->embed)
         return bn_usage_error(&prog, "--json is for --perplexity and --embed results");

@@ -178,8 +178,9 @@ static int parse(int argc, char **argv, opts *o)
                               !strcmp(o->model, "-") ? "-m" : "--draft");
     if (o->api_key && o->api_key_file)
         return bn_usage_error(&prog, "--api-key and --api-key-file exclude each other");
-    if (bn_cli_chat_date_problem(o->chat_date))
-        return bn_usage_error(&prog, "%s", bn_cli_chat_date_problem(o->chat_date));
+    const char *bad_date = bn_cli_chat_date_problem(o->chat_date);
+    if (bad_date)
+        return bn_usage_error(&prog, "%s", bad_date);
     if (o->api_key && !*o->api_key)
         return bn_usage_error(&prog, "the API key is empty");
     char why[64];

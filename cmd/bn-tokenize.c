@@ -89,8 +89,9 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
         return bn_usage_error(&prog, "--chat-encoding goes with --chat");
     if (o->chat_date && !o->chat)
         return bn_usage_error(&prog, "--chat-date goes with --chat");
-    if (bn_cli_chat_date_problem(o->chat_date))
-        return bn_usage_error(&prog, "%s", bn_cli_chat_date_problem(o->chat_date));
+    const char *bad_date = bn_cli_chat_date_problem(o->chat_date);
+    if (bad_date)
+        return bn_usage_error(&prog, "%s", bad_date);
     o->chat_whole = o->chat_whole > 0;
     if (o->binary && (o->count || o->json))
         return bn_usage_error(&prog, "-b does not go with -c or -j");

@@ -52,8 +52,7 @@ int bn_chat_render(bn_tokenizer *t, const bn_chat_message *msgs, size_t n, int a
         return bn_fail_code(e, BN_E_INVALID, "bn_chat_render: %s is NULL",
                             !t ? "the tokenizer" : !n_ids ? "n_ids" : n && !msgs ? "msgs" : "ids");
     const char *format = bn_tokenizer_chat_format(t);
-    if (strcmp(format, "bitnet") && strcmp(format, "llama3") && strcmp(format, "llama3.1") &&
-        strcmp(format, "llama3.2") && strcmp(format, "falcon3"))
+    if (!bn_tokenizer_chat_renders(format))
         return bn_fail_code(e, BN_E_UNSUPPORTED, "the model has no chat format (chat.format is '%s')", format);
     bn_chat_msg *m = calloc(n ? n : 1, sizeof *m);
     if (!m)

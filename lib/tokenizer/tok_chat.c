@@ -285,14 +285,23 @@ static void date_block(const bn_tokenizer *t, char *out, size_t cap)
     static const char *const month[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     char today[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    snprintf(today, sizeof today, "%s", t->chat_fixed_date);
-    if (t->chat_date[0])
-        snprintf(today, sizeof today, "%s", t->chat_date);
-    else if (!strcmp(t->chat_format, "llama3.2") && now != (time_t)-1 && localtime_r(&now, &tm))
-        snprintf(today, sizeof today, "%02d %s %d", tm.tm_mday, month[tm.tm_mon], tm.tm_year + 1900);
+    snprintf(today, sizeof today, "%s", t->chat_date[0] ? t->chat_date : t->chat_fixed_date);
+    if (!t->chat_date[0] && !strcmp(t->chat_format, "llama3.2")) {
+        time_t now = time(NULL);
+        struct tm tm;
+        if (now != (time_t)-1 && localtime_r(&now, &tm))
+            snprintf(today, sizeof today, "%02d %s %d", tm.tm_mday, month[tm.tm_mon], tm.tm_year + 1900);
+    }
     snprintf(out, cap, "Cutting Knowledge Date: December 2023\nToday Date: %s\n\n", today);
+}
+
+int bn_tokenizer_chat_renders(const char *format)
+{
+    static const char *const known[] = {"bitnet", "llama3", "llama3.1", "llama3.2", "falcon3"};
+    for (size_t i = 0; format && i < sizeof known / sizeof *known; i++)
+        if (!strcmp(format, known[i]))
+            return 1;
+    return 0;
 }
 
 int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int gen_prompt, bn_tokens *out,
@@ -300,12 +309,12 @@ int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int ge
 {
     static const char *const bitnet_hdr[] = {"System: ", "User: ", "Assistant: "};
     static const char *const llama3_role[] = {"system", "user", "assistant"};
+    if (!bn_tokenizer_chat_renders(t->chat_format))
+        return bn_fail_code(e, BN_E_UNSUPPORTED, "the model has no chat format (chat.format is '%s')", t->chat_format);
     if (!strcmp(t->chat_format, "falcon3"))
         return chat_falcon3(t, msgs, n, gen_prompt, out, e);
     int dated = !strcmp(t->chat_format, "llama3.1") || !strcmp(t->chat_format, "llama3.2");
     int llama3 = dated || !strcmp(t->chat_format, "llama3");
-    if (!llama3 && strcmp(t->chat_format, "bitnet"))
-        return bn_fail_code(e, BN_E_UNSUPPORTED, "the model has no chat format (chat.format is '%s')", t->chat_format);
     if (t->bos < 0)
         return bn_fail_code(e, BN_E_UNSUPPORTED, "chat format '%s' needs a BOS token; the model has none",
                             t->chat_format);

@@ -81,10 +81,14 @@ typedef struct bn_chat_msg {
  * `assistant: …` (role names in any case); a line without a role tag
  * continues the previous message. The messages point into text. */
 int bn_chat_parse(const uint8_t *text, size_t n, bn_chat_msg **msgs, size_t *n_msgs, bn_err *e);
+/* Nonzero when bn_tokenizer_chat renders this chat.format (bn.h's names). */
+int bn_tokenizer_chat_renders(const char *format);
 /* Renders a conversation with the tokenizer's chat.format, token-exact:
  * `bitnet`: [BOS] + enc("System: ") + enc(strip(S)) + [eot] + … +
- * enc("Assistant: "); `llama3`: the header-id form. The generation prompt
- * (the assistant header) is appended when gen_prompt is set. */
+ * enc("Assistant: "); `llama3`: the header-id form (`llama3.1`/`llama3.2`
+ * opened by their dated system message); `falcon3`: its template's. The
+ * generation prompt (the assistant header) is appended when gen_prompt is
+ * set. */
 int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int gen_prompt,
                       bn_tokens *out, bn_err *e);
 
