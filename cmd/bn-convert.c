@@ -62,6 +62,10 @@ static int parse(int argc, char **argv, options *o)
     o->src = argv[1];
     if ((o->json || o->verify) && !o->info)
         return bn_usage_error(&prog, "--json and --verify go with --info");
+    if (o->info && (table[0].given || o->name || o->force))
+        return bn_usage_error(&prog, "--info writes no model: not with -o, --name or -f");
+    if (o->name && !bn_utf8_valid(o->name, strlen(o->name)))
+        return bn_usage_error(&prog, "--name: not UTF-8 text (general.name is a UTF-8 string)");
     record_options(table, &o->out, o->cmdline, sizeof o->cmdline);
     return BN_OPT_RUN;
 }

@@ -225,6 +225,10 @@ static int parse(int argc, char **argv, opts *o)
     if (o->n_ppl && (o->logits_file || o->g.lookup || o->g.echo || o->g.n_stop || o->text || o->ids))
         return bn_usage_error(&prog, "--perplexity scores texts: not with --logits, --lookup, --echo, --stop, --text "
                                      "or --ids");
+    /* standard output carries answer records unless there are none */
+    if (o->logits_file && !strcmp(o->logits_file, "-") && (o->g.n_predict != 0 || o->g.echo || o->chat))
+        return bn_usage_error(&prog, "--logits -: standard output then carries the logits alone: only with -n 0, "
+                                     "without --echo and -cnv (or give --logits a FILE)");
     if (o->ppl_stride && !o->n_ppl)
         return bn_usage_error(&prog, "--ppl-stride needs --perplexity");
     if (o->system && !o->chat)
@@ -294,10 +298,11 @@ static int tokenize_text(bn_tokenizer *tok, const bn_model *m, const uint8_t *te
 }
 
 /* s as a JSON string: quotes, backslashes and control bytes escaped. */
-static void json_string(const char *s, FILE *f)
+static void json_string(const char *text, FILE *f)
 {
+    char *s = bn_utf8_clean(text, strlen(text)); /* a file name may hold any bytes, JSON only UTF-8 */
     fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++)
         if (*p == '"' || *p == '\\')
             fprintf(f, "\\%c", *p);
         else if (*p < 0x20)
@@ -305,6 +310,7 @@ static void json_string(const char *s, FILE *f)
         else
             fputc(*p, f);
     fputc('"', f);
+    free(s);
 }
 
 /* One result line: a file's, or with file NULL the total over n_files. */
@@ -328,8 +334,9 @@ static void print_ppl(const opts *o, const char *file, const bn_ppl *r, uint32_t
         printf("%s: ", file);
     else if (o->n_ppl > 1)
         printf("total (%zu files): ", o->n_ppl);
-    printf("PPL = %.4f +/- %.4f (%llu tokens scored in %u windows of %u)\n", r->ppl, r->ppl_err,
-           (unsigned long long)r->n_scored, r->n_windows, window);
+    printf("PPL = %.4f +/- %.4f (%llu token%s scored in %u window%s of %u)\n", r->ppl, r->ppl_err,
+           (unsigned long long)r->n_scored, r->n_scored == 1 ? "" : "s", r->n_windows, r->n_windows == 1 ? "" : "s",
+           window);
 }
 
 /* e's message as "FILE: reason" (a message naming the file already is kept). */
@@ -505,6 +512,7 @@ int main(int argc, char **argv)
     bn_model *dm = NULL;
     bn_tokenizer *tok = NULL;
     bn_gen *g = NULL;
+    FILE *nowhere = NULL;
     bn_out lout = {.fd = -1}; /* --logits FILE, whole or not at all */
     int lout_open = 0, finished = 0;
     bn_tokr in;
@@ -534,22 +542,13 @@ int main(int argc, char **argv)
                                : bn_cli_default_kv_budget(mem_available, bn_model_weight_bytes(m), block, co.n_ctx,
                                                           o.parallel ? o.parallel : 1);
     uint64_t kv_positions = co.kv_budget / block * BN_KV_BLOCK;
-    if (kv_positions == 0) {
-        bn_report(&prog, "--kv-budget %llu: less than one KV block of %llu bytes (%d positions of %s)",
-                  (unsigned long long)co.kv_budget, (unsigned long long)block, BN_KV_BLOCK, m->src.name);
-        goto out;
-    }
-    if (kv_positions < co.n_ctx && o.n_ppl) { /* a window must fit whole */
+    if (kv_positions && kv_positions < co.n_ctx && o.n_ppl) { /* a window must fit whole */
         bn_report(&prog, "--kv-budget %s holds %llu positions, fewer than a perplexity window of %u (-c)",
                   mib(co.kv_budget, b1, sizeof b1), (unsigned long long)kv_positions, co.n_ctx);
         goto out;
     }
-    if (kv_positions < co.n_ctx) { /* one sequence must always fit: prompts past this are refused */
-        bn_report(&prog, "note: --kv-budget %s holds %llu positions: the context is cut to %llu",
-                  mib(co.kv_budget, b1, sizeof b1), (unsigned long long)kv_positions,
-                  (unsigned long long)kv_positions);
-        co.n_ctx = (uint32_t)kv_positions;
-    }
+    if (bn_cli_kv_fit(&prog, m->src.name, co.kv_budget, block, &co.n_ctx))
+        goto out;
     if (!(c = bn_ctx_new_opts(m, &co, &e))) {
         bn_report(&prog, "%s: %s", m->src.name, e.msg);
         goto out;
@@ -615,7 +614,12 @@ int main(int argc, char **argv)
     }
     o.g.log = bn_cli_log; /* records that cannot be answered, chat notes */
     o.g.log_user = (void *)&prog;
-    if (!(g = bn_gen_new(m, c, tok, &o.g, stdout, binary_ids, &e))) {
+    /* --logits -: the (empty) answer records go nowhere */
+    if (o.logits_file && !strcmp(o.logits_file, "-") && !(nowhere = fopen("/dev/null", "w"))) {
+        bn_report(&prog, "/dev/null: %s", strerror(errno));
+        goto out;
+    }
+    if (!(g = bn_gen_new(m, c, tok, &o.g, nowhere ? nowhere : stdout, binary_ids, &e))) {
         bn_report(&prog, "%s", e.msg);
         goto out;
     }
@@ -675,6 +679,8 @@ out:
                   mib(bn_ctx_kv_bytes(c), b1, sizeof b1), mib(bn_ctx_kv_peak_bytes(c), b2, sizeof b2),
                   mib(bn_ctx_kv_used_bytes(c), b3, sizeof b3));
     bn_gen_free(g);
+    if (nowhere)
+        fclose(nowhere);
     if (lout_open && !finished)
         bn_out_abort(&lout);
     else if (lout_open && bn_out_commit(&lout, &e)) {

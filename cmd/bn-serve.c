@@ -302,9 +302,12 @@ int main(int argc, char **argv)
     int embed = m->hp.pooling != BN_POOL_NONE;
     bn_ctx_opts co = {.n_ctx = o.n_ctx ? o.n_ctx : bn_model_n_ctx(m), .kv_f16 = !embed, .n_threads = o.threads,
                       .n_seq = o.parallel, .embeddings = embed};
+    uint64_t block = bn_cli_kv_block_bytes(m, co.kv_f16);
     co.kv_budget = o.kv_budget ? o.kv_budget
-                               : bn_cli_default_kv_budget(mem_available, bn_model_weight_bytes(m),
-                                                          bn_cli_kv_block_bytes(m, co.kv_f16), co.n_ctx, o.parallel);
+                               : bn_cli_default_kv_budget(mem_available, bn_model_weight_bytes(m), block, co.n_ctx,
+                                                          o.parallel);
+    if (bn_cli_kv_fit(&prog, o.model, co.kv_budget, block, &co.n_ctx))
+        goto out;
     if (!(c = bn_ctx_new_opts(m, &co, &e))) {
         bn_report(&prog, "%s: %s", o.model, e.msg);
         goto out;

@@ -81,6 +81,10 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
         return bn_usage_error(&prog, "--skip-special goes with -d");
     if (!o->decode && o->escape)
         return bn_usage_error(&prog, "--escape goes with -d");
+    /* the chat format decides where BOS goes; message text is never special */
+    if (o->chat && (o->bos >= 0 || o->special))
+        return bn_usage_error(&prog, "--chat renders the model's chat format (BOS included, special-token text as "
+                                     "text): not with --bos, --no-bos or -s");
     if (o->chat && o->lines)
         return bn_usage_error(&prog, "--chat reads a whole conversation per file; it does not go with -l");
     if (o->no_gen_prompt && !o->chat)

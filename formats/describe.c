@@ -16,6 +16,7 @@ static const char *const hp_keys[] = {
     "model.swa_theta", "model.pooling", "tokens.embed_end_id", "tokens.bos_id", "tokens.eos_id",
     "tokens.pad_id", "tokens.add_bos", "chat.format",
     "provenance.converter", "provenance.source_format", "provenance.scale_convention", "provenance.note",
+    "provenance.options", "general.source_model_type", "pack.layout", "pack.target", "pack.cpu", "pack.tile",
 };
 
 /* One value as text (arrays abbreviated). */
@@ -83,6 +84,23 @@ static void value_text(const bn_kv *kv, char *out, size_t n)
     bn_escape(raw, LISTING_ESC, out, n);
 }
 
+/* Text as a JSON string: a model file's strings and names may hold any
+ * bytes, JSON text only valid UTF-8 (bn_utf8_clean). */
+static cJSON *text_json(const char *text, size_t n)
+{
+    char *clean = bn_utf8_clean(text, n);
+    cJSON *j = cJSON_CreateString(clean ? clean : "");
+    free(clean);
+    return j;
+}
+
+static void add_text(cJSON *o, const char *key, const char *text)
+{
+    char *k = bn_utf8_clean(key, strlen(key));
+    cJSON_AddItemToObject(o, k ? k : "", text_json(text, strlen(text)));
+    free(k);
+}
+
 static cJSON *value_json(const bn_kv *kv)
 {
     uint64_t u = 0;
@@ -98,7 +116,7 @@ static cJSON *value_json(const bn_kv *kv)
     case BN_V_I32: case BN_V_I64: return cJSON_CreateNumber((double)i);
     case BN_V_F32: case BN_V_F64: return cJSON_CreateNumber(d);
     case BN_V_BOOL: return cJSON_CreateBool(u != 0);
-    case BN_V_STR: return cJSON_CreateString(kv->data);
+    case BN_V_STR: return text_json(kv->data, (size_t)kv->count);
     case BN_V_ARR: {
         cJSON *a = cJSON_CreateArray();
         for (uint64_t k = 0; k < kv->count && k < 4096; k++) {
@@ -123,9 +141,7 @@ static cJSON *value_json(const bn_kv *kv)
             cJSON *a = cJSON_CreateArray();
             for (uint64_t k = 0; k < kv->count; k++) {
                 size_t len = (size_t)(kv->offsets[k + 1] - kv->offsets[k]);
-                char *str = strndup((char *)kv->data + kv->offsets[k], len);
-                cJSON_AddItemToArray(a, cJSON_CreateString(str ? str : ""));
-                free(str);
+                cJSON_AddItemToArray(a, text_json((char *)kv->data + kv->offsets[k], len));
             }
             return a;
         }
@@ -214,18 +230,20 @@ int bn_describe(const char *src, FILE *fp, int json, int verify, const char *tl_
         bad += verified && !ok[i];
     if (json) {
         cJSON *root = cJSON_CreateObject();
-        cJSON_AddStringToObject(root, "file", src);
+        add_text(root, "file", src);
         cJSON_AddStringToObject(root, "format", s.format);
         cJSON *md = cJSON_AddObjectToObject(root, "metadata");
         for (size_t i = 0; i < s.meta.n; i++) {
             const bn_kv *kv = &s.meta.kv[i];
             if (kv->type == BN_V_SECTION)
                 continue;
-            cJSON_AddItemToObject(md, kv->key, value_json(kv));
+            char *key = bn_utf8_clean(kv->key, strlen(kv->key));
+            cJSON_AddItemToObject(md, key ? key : "", value_json(kv));
+            free(key);
         }
         cJSON_AddBoolToObject(root, "runnable", hp_ok);
         if (!hp_ok)
-            cJSON_AddStringToObject(root, "problem", herr.msg);
+            add_text(root, "problem", herr.msg);
         cJSON_AddNumberToObject(root, "vocabulary", toks ? (double)toks->count : 0);
         cJSON_AddNumberToObject(root, "parameters", (double)params);
         cJSON_AddNumberToObject(root, "tensor_bytes", (double)total);
@@ -239,7 +257,7 @@ int bn_describe(const char *src, FILE *fp, int json, int verify, const char *tl_
             const bn_tensor *t = &s.tensors[i];
             cJSON *o = cJSON_CreateObject();
             char hex[24];
-            cJSON_AddStringToObject(o, "name", t->name);
+            add_text(o, "name", t->name);
             cJSON_AddStringToObject(o, "type", bn_type_name(t->type) ? bn_type_name(t->type) : "unknown");
             cJSON *sh = cJSON_AddArrayToObject(o, "shape");
             for (uint32_t d = 0; d < t->ndim; d++)

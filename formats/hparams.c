@@ -52,6 +52,10 @@ int bn_hparams_from_meta(const bn_meta *m, bn_hparams *hp, const char *name, bn_
 {
     memset(hp, 0, sizeof *hp);
     const char *arch = bn_meta_str(m, "general.architecture");
+    size_t len = strlen(name);
+    if (!arch && len > 12 && !strcmp(name + len - 12, ".safetensors")) /* tensors only: no config */
+        return bn_fail(e, "%s: a safetensors file holds no model configuration: give its checkpoint directory "
+                          "(with config.json)", name);
     if (!arch)
         return bn_fail(e, "%s: missing metadata key 'general.architecture'", name);
     if (strcmp(arch, "bitnet-b1.58") && strcmp(arch, "bitnet") && strcmp(arch, "llama") && strcmp(arch, "qwen3") &&

@@ -117,8 +117,8 @@ static int next_binary(bn_tokr *r, uint32_t *id, bn_err *e)
             if (need(r, 4, e))
                 return -1;
             if (r->len - r->pos < 4)
-                return bn_fail(e, "%s: record %llu is truncated after %llu ids", r->name,
-                               (unsigned long long)r->record + 1, (unsigned long long)r->index);
+                return bn_fail(e, "%s: record %llu is truncated after %llu id%s", r->name,
+                               (unsigned long long)r->record + 1, (unsigned long long)r->index, r->index == 1 ? "" : "s");
             *id = rd32(r->buf + r->pos);
             r->pos += 4;
             r->chunk_left--;

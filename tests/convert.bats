@@ -24,6 +24,13 @@ setup() {
     [ "$status" -eq 2 ]
     run bn-convert a b
     [ "$status" -eq 2 ]
+    # --info writes no model: an output, a name or -f with it would be ignored
+    for o in "-o $T/x.bn" "--name x" "-f"; do
+        run bn-convert --info "$TINY" $o
+        [ "$status" -eq 2 ]
+        [[ $output == *"--info writes no model"* ]]
+    done
+    [ ! -e "$T/x.bn" ]
     # a TL1/TL2 configuration applies to GGUF files only: with anything else it would go unread
     run bn-convert "$TINY" --tl-config "$T/none.ini" -o "$T/x.bn"
     [ "$status" -eq 1 ]

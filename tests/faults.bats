@@ -293,6 +293,37 @@ interrupt() {
     [[ $err == *"not a bn model file"* ]]
 }
 
+@test "-o replacing a file keeps its permissions; through a symbolic link it replaces the file the link names" {
+    for shim in "" without_tmpfile; do # O_TMPFILE, and the named-temporary fallback
+        rm -rf "${T:?}"/*
+        # a private file stays private (it became 0644 before)
+        echo old >"$T/m.bn"
+        chmod 600 "$T/m.bn"
+        $shim bn-quant "$F/tiny.bn" -o "$T/m.bn"
+        [ "$(stat -c %a "$T/m.bn")" = 600 ] || { echo "$shim: mode $(stat -c %a "$T/m.bn")"; false; }
+        cmp "$T/m.bn" "$F/tq.bn"
+        # a link stays a link; its target (relative, through a second link) gets the model
+        mkdir -p "$T/d"
+        echo old >"$T/d/target.bn"
+        chmod 640 "$T/d/target.bn"
+        ln -s d/target.bn "$T/link1.bn"
+        ln -s link1.bn "$T/link2.bn"
+        $shim bn-quant "$F/tiny.bn" -o "$T/link2.bn"
+        [ -L "$T/link2.bn" ] && [ -L "$T/link1.bn" ]
+        cmp "$T/d/target.bn" "$F/tq.bn"
+        [ "$(stat -c %a "$T/d/target.bn")" = 640 ]
+        # a dangling link: the file it names is created
+        ln -s new.bn "$T/dangling.bn"
+        $shim bn-quant "$F/tiny.bn" -o "$T/dangling.bn"
+        [ -L "$T/dangling.bn" ]
+        cmp "$T/new.bn" "$F/tq.bn"
+        # a new file: the umask's mode, as a shell redirection makes it
+        (umask 027 && $shim bn-quant "$F/tiny.bn" -o "$T/fresh.bn")
+        [ "$(stat -c %a "$T/fresh.bn")" = 640 ]
+        [ -z "$(ls -A "$T" | grep '^\.')" ] # no temporary left
+    done
+}
+
 @test "-o naming a FIFO or a device writes into it in place, never renames a file over it" {
     # a temporary renamed over /dev/null would replace the device itself
     # (as root); a FIFO is checked here instead, the same path without risk

@@ -149,6 +149,34 @@ PYEOF
     [[ $output == *"bn-tokenize: -: line 1, token 2: an id larger than 4294967295 (ids are 32-bit)" ]]
 }
 
+@test "JSON output is valid UTF-8 whatever bytes a file name or a model's strings hold (U+FFFD for the rest)" {
+    $GEN --format gguf-i2_s --no-truth "$T/a.gguf" >/dev/null
+    evil=$'evil\xff.gguf'
+    python3 - "$T/a.gguf" "$T/$evil" <<'PYEOF'
+import os, sys
+b = open(sys.argv[1], "rb").read()
+k = b.index(b"general.name") + len("general.name") + 4 + 8
+assert b[k:k + 9] == b"synthetic", b[k:k + 9]
+open(os.fsencode(sys.argv[2]), "wb").write(b[:k] + b"synth\xff\xc0\x80\xed" + b[k + 9:])
+PYEOF
+    bn-convert --info --json "$T/$evil" >"$T/info.json"
+    python3 - "$T/info.json" <<'PYEOF'
+import json, sys
+j = json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))  # strict: raises on invalid UTF-8
+assert j["file"].endswith("evil\ufffd.gguf"), j["file"]
+assert j["metadata"]["general.name"].startswith("synth" + "\ufffd" * 4 + "-tiny"), j["metadata"]["general.name"]
+PYEOF
+    # a perplexity result names its file
+    printf 'It was a fine morning.\n' >"$T/$evil.txt"
+    bn-infer -m "$F/tq.bn" -t 1 --perplexity "$T/$evil.txt" --json >"$T/ppl.json"
+    python3 -c 'import json, sys; j = json.loads(open(sys.argv[1], "rb").read().decode("utf-8")); assert j["file"].endswith("evil\ufffd.gguf.txt"), j' "$T/ppl.json"
+    # and a name given to bn-convert must be UTF-8 (general.name is a UTF-8 string)
+    run bn-convert "$F/tq.bn" --name $'x\xffy' -o "$T/n.bn"
+    [ "$status" -eq 2 ]
+    [[ $output == *"--name: not UTF-8"* ]]
+    [ ! -e "$T/n.bn" ]
+}
+
 @test "a 10-million-character line: tokenized exactly, in memory linear in the line" {
     $PY -c "import sys; sys.stdout.write('a' * 10000000)" >"$T/word.txt"
     $PY -c "

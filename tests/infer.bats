@@ -266,6 +266,22 @@ for r, l in zip(rows, lg):
 EOF
 }
 
+@test "--logits - writes the logits alone to standard output (-n 0); with answers to write there it is refused" {
+    bn-infer -m "$D/tiny.bn" -t 1 -n 0 --logits "$T/file.f32" <"$D/h7.ids" >/dev/null
+    bn-infer -m "$D/tiny.bn" -t 1 -n 0 --logits - <"$D/h7.ids" >"$T/stdout.f32"
+    # 7 positions of 4096 f32 each, no answer record among them
+    [ "$(stat -c %s "$T/stdout.f32")" -eq $((7 * 4096 * 4)) ]
+    cmp "$T/file.f32" "$T/stdout.f32"
+    bn-infer -m "$D/tiny.bn" -t 1 -n 0 --logits - --logits-topk 2 <"$D/h7.ids" >"$T/top.txt"
+    [ "$(grep -c . "$T/top.txt")" -eq 7 ]
+    for args in "-n 2" "--echo -n 0" "-cnv -n 0"; do
+        run_split "$T/out" bn-infer -m "$D/tiny.bn" --logits - $args <"$D/h7.ids"
+        [ "$status" -eq 2 ] || { echo "$args: $status"; return 1; }
+        [[ $err == "bn-infer: --logits -: standard output then carries the logits alone"* ]]
+        [ ! -s "$T/out" ]
+    done
+}
+
 @test "--logit-bias: greedy takes the largest biased logit (numpy over --logits); -100 bans a token; lookup the same; bad values refused" {
     bn-infer -m "$D/tiny.bn" --logits "$T/l.f32" -n 0 <"$D/h7.ids" >/dev/null
     first=$(bn-infer -m "$D/tiny.bn" --temp 0 -n 1 <"$D/h7.ids")
@@ -305,6 +321,13 @@ EOF
     run script -qec "$BN_BIN/bn-infer -m '$D/tiny.bn' --logits - -n 0 -p x" /dev/null
     [ "$status" -eq 2 ]
     [[ $output == *"bn-infer: refusing to write binary logits to a terminal (use --logits FILE or a pipe)"* ]]
+    # a terminal by another name is one too
+    run script -qec "$BN_BIN/bn-infer -m '$D/tiny.bn' --logits /dev/stdout -n 0 -p x" /dev/null
+    [ "$status" -eq 2 ]
+    [[ $output == *"refusing to write binary logits to a terminal"* ]]
+    run script -qec "$BN_BIN/bn-quant '$D/tiny.bn' -o /dev/stdout" /dev/null
+    [ "$status" -eq 2 ]
+    [[ $output == *"refusing to write a binary model to a terminal"* ]]
     # checked before the model is read: a model that does not exist is not named
     run script -qec "$BN_BIN/bn-infer -m '$T/none.bn' --embed --embed-format f32 -p x" /dev/null
     [ "$status" -eq 2 ]
@@ -399,6 +422,10 @@ EOF
     run_split "$T/out" bn-infer -m "$T/packed.bn" -p hi
     expect_one_line_error "$status" "$err" bn-infer
     [[ $err == *"blk.0.attn_q.weight"*"layout 99"*"cannot run"* ]]
+    # a checkpoint's safetensors file alone: its directory is what to give
+    run_split "$T/out" bn-infer -m "$TINY/model.safetensors" -p hi
+    expect_one_line_error "$status" "$err" bn-infer
+    [[ $err == *"model.safetensors: a safetensors file holds no model configuration: give its checkpoint directory (with config.json)" ]]
 }
 
 @test "errors: options that would be ignored, standard input read twice, a stride past the window, a system prompt that fills the context" {

@@ -36,6 +36,11 @@ for t in json.load(sys.stdin)["tensors"]:
     run bn-pack --target amx --layout tl2 "$T/q.bn" -o "$T/x.bn"
     [ "$status" -eq 2 ]
     [[ $output == *"amx"* && $output == *"tl2"* ]]
+    # b3 has no NEON kernels (ref, avx2, avx512): not recorded as if it had
+    run bn-pack --target neon --layout b3 "$T/q.bn" -o "$T/x.bn"
+    [ "$status" -eq 2 ]
+    [[ $output == *"neon"* && $output == *"b3"* ]]
+    [ ! -e "$T/x.bn" ]
     run bn-pack --bogus
     [ "$status" -eq 2 ]
     run bn-pack -o
@@ -158,6 +163,11 @@ PYEOF
     [[ $output == *'"pack.layout"'*'"i2s"'* ]]
     [[ $output == *'"pack.target"'*'"avx2"'* ]]
     [[ $output == *"bn-pack"* ]]
+    # --report's last line names the layout, whichever was asked for
+    for l in t2 i2s b3 tl1 tl2; do
+        bn-pack -l $l -t avx2 --report "$T/r.txt" <"$T/q.bn" >/dev/null
+        [ "$(tail -n 1 "$T/r.txt")" = "layout $l (as asked), target avx2" ] || { tail -n 1 "$T/r.txt"; false; }
+    done
 }
 
 @test "I2_S bytes match the specification (independent decoder, formats.md 4.2)" {

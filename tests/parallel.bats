@@ -224,6 +224,19 @@ PY
     done
 }
 
+@test "-v with --parallel: the prompt's passes timed apart, decode steps counted as without --parallel" {
+    head -2 "$D/p200.ids" >"$T/p2.ids"
+    for np in "" "--parallel 1" "--parallel 2"; do
+        bn-infer -m "$D/tiny.bn" -t 1 --temp 0 -n 8 $np -v <"$T/p2.ids" >/dev/null 2>"$T/v.err"
+        line=$(grep '^bn-infer: prompt: ' "$T/v.err")
+        # two records: 2 x 7 decode steps (the first token of each comes out of its prompt's pass)
+        [[ $line == *"; generation: 14 decode steps in "* ]] || { echo "$np: $line"; false; }
+        # the prompt took time (it read 0.000 s, all of it counted as generation)
+        secs=$(sed -n 's/.* tokens in \([0-9.]*\) s .*/\1/p' <<<"$line")
+        awk -v s="$secs" 'BEGIN { exit !(s > 0) }' || { echo "$np: $line"; false; }
+    done
+}
+
 # The memory bound: peak RSS stays under the KV budget plus what the same
 # command takes answering one record of a full pass (128 prompt tokens):
 # the program and its libraries, the model (its file mapping and the copy

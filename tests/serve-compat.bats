@@ -137,7 +137,7 @@ m = int(re.search(r"^bn_serve_prompt_tokens_total (\d+)$", open(sys.argv[2]).rea
 assert m == answered, (m, answered, lines)' "$T/one.log" "$T/metrics"
 }
 
-@test "C1: n_predict is max_tokens under llama-server's name; grammar, json_schema and the like are refused" {
+@test "C1: n_predict is max_tokens under llama-server's name; grammar, json_schema, a message's tool_calls and the like are refused" {
     api /v1/completions "$(complete "$P1" 3 '{"temperature": 0}')"
     want=$(field "$T/body" '[j["choices"][0]["text"], j["usage"]["completion_tokens"]]')
     api /v1/completions "{\"prompt\": \"$P1\", \"n_predict\": 3, \"temperature\": 0}"
@@ -169,6 +169,15 @@ assert m == answered, (m, answered, lines)' "$T/one.log" "$T/metrics"
     refused /v1/completions '{"prompt": "Hi", "max_tokens": 2, "typical_p": 0.5}' typical_p
     refused /v1/chat/completions '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "dry_multiplier": 0.8}' dry_multiplier
     refused /v1/completions '{"prompt": "Hi", "max_tokens": 2, "xtc_probability": 0.5}' xtc_probability
+    # an assistant's earlier tool calls: refused, not left out of the conversation; none (an empty list) taken
+    refused /v1/chat/completions '{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": null,
+        "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "user", "content": "Go on"}], "max_tokens": 2}' 'messages[1].tool_calls'
+    refused /v1/chat/completions '{"messages": [{"role": "assistant", "content": "", "function_call": {"name": "f",
+        "arguments": "{}"}}, {"role": "user", "content": "Hi"}], "max_tokens": 2}' 'messages[0].function_call'
+    api /v1/chat/completions '{"messages": [{"role": "assistant", "content": "Yes.", "tool_calls": []},
+        {"role": "user", "content": "Hi"}], "max_tokens": 2}'
+    [ "$code" = 200 ]
     # what asks for nothing is taken
     api /v1/completions '{"prompt": "Hi", "max_tokens": 2, "grammar": "", "json_schema": null, "ignore_eos": false, "n_probs": 0,
         "mirostat": 0, "typical_p": 1, "tfs_z": 1, "dry_multiplier": 0, "xtc_probability": 0, "dynatemp_range": 0, "top_n_sigma": -1}'

@@ -52,6 +52,9 @@ print(json.dumps(d))' "$@"
     [[ $output == '{"id":"tiny.bn","object":"model",'* && $output == *'"n_ctx":256'* ]]
     run curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/v1/models/gpt-4"
     [ "$output" = 404 ]
+    # no id at all is no model's name: no such endpoint
+    run curl -s --max-time 5 "http://127.0.0.1:$PORT/v1/models/"
+    [[ $output == *'"code":"not_found"'* ]]
     run curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics"
     [[ $output == *'bn_serve_requests_total{status="200"}'* ]]
     for m in bn_serve_queue_length bn_serve_slots_busy bn_serve_kv_blocks_used bn_serve_prompt_tokens_total \
@@ -103,7 +106,7 @@ print(json.dumps(d))' "$@"
     api /v1/chat/completions "$chat, \"stream\": true}" -N
     sse "$T/body" >"$T/streamed"
     cmp "$T/whole" "$T/streamed"
-    head -c 200 "$T/body" | grep -q '"delta":{"role":"assistant"}'
+    head -c 200 "$T/body" | grep -q '"delta":{"role":"assistant","content":""}'
     grep -q '"object":"chat.completion.chunk"' "$T/body"
 }
 
@@ -246,7 +249,7 @@ assert c["object"] == "text_completion" and c["usage"]["completion_tokens"] >= 1
 ev = [e for e in sec["POST /v1/chat/completions (streamed)"].split("\n\n") if e.strip()]
 assert all(e.startswith("data: ") for e in ev) and ev[-1] == "data: [DONE]", ev
 chunks = [json.loads(e[6:]) for e in ev[:-1]]
-assert chunks[0]["choices"][0]["delta"] == {"role": "assistant"}, chunks[0]
+assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}, chunks[0]
 assert "".join(k["choices"][0]["delta"].get("content", "") for k in chunks), chunks
 assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length") and chunks[-1]["usage"], chunks[-1]
 print(c["choices"][0]["text"])
@@ -546,15 +549,25 @@ assert 0.5 < time.time() - t < 5, time.time() - t' "$SRV_PORT"
         pids+=($!)
     done
     sleep 0.2
+    # and a streamed one: while it waits it is sent SSE comments, so the
+    # timeout does not cut it (it did: 200, then the connection closed)
+    curl -sN -o "$T/streamed" --max-time 120 --data-binary "${long%\}}, \"stream\": true}" \
+        "http://127.0.0.1:$SRV_PORT/v1/completions" &
+    spid=$!
     start=$(date +%s%N)
     code=$(curl -s -o "$T/last" -w '%{http_code}' --max-time 120 --data-binary "$long" \
         "http://127.0.0.1:$SRV_PORT/v1/completions")
     waited=$(( ($(date +%s%N) - start) / 1000000 ))
     wait "${pids[@]}"
+    wait $spid
     echo "waited $waited ms, HTTP $code"
     [ "$code" = 200 ]
     [ "$(field "$T/last" 'j["usage"]["completion_tokens"]')" -eq 250 ]
     [ "$waited" -gt 1000 ] # else the queue was too short to test the timeout
+    [ "$(grep -c '^: keep-alive$' "$T/streamed")" -ge 1 ]
+    sed '/^: keep-alive$/,+1d' "$T/streamed" >"$T/events"
+    sse "$T/events" >"$T/stext"
+    [ "$(tr '\0' '\n' <"$T/stext" | head -c -7)" = "$(field "$T/last" 'j["choices"][0]["text"]')" ]
 }
 
 @test "--log-health logs answered /health checks, which are left out by default" {
@@ -692,6 +705,22 @@ assert sum(1 for l in lines if l["status"] == 200 and l["path"] == "/v1/completi
     start_server "$T" small -np 3 -c 100 --kv-budget 300K
     grep -q ' ready: 3 sequences of 100 positions, KV budget ' "$T/small.log"
     [ "$(curl -s --max-time 5 "http://127.0.0.1:$(cat "$T/small.port")/metrics" | sed -n 's/^bn_serve_kv_blocks //p')" -eq 3 ]
+    # a budget under one context (3 blocks of 64 against 256) cuts the
+    # context, as bn-infer's does: an answer to its end is answered, not a
+    # 500 once the blocks ran out; a longer prompt is refused as too long
+    start_server "$T" cut -np 2 --kv-budget 300K
+    grep -q 'note: --kv-budget 0.3 MiB holds 192 positions: the context is cut to 192' "$T/cut.log"
+    grep -q ' ready: 2 sequences of 192 positions, ' "$T/cut.log"
+    SRV_PORT=$(cat "$T/cut.port")
+    api /v1/completions '{"prompt": "It", "max_tokens": -1, "temperature": 0, "stop": "@@@@"}'
+    [ "$code" = 200 ] || { cat "$T/body"; return 1; }
+    [ "$(field "$T/body" 'j["usage"]["total_tokens"]')" -eq 192 ]
+    api /v1/completions "{\"prompt\": \"$(printf 'the %.0s' $(seq 200))\", \"max_tokens\": 1}"
+    [ "$code" = 400 ]
+    [ "$(field "$T/body" 'j["error"]["code"]')" = context_length_exceeded ]
+    run bn-serve -m "$D/tiny.bn" --port 0 --kv-budget 1K
+    [ "$status" -eq 1 ]
+    [[ $output == *"less than one KV block"* ]]
 }
 
 @test "usage errors exit 2; a model that cannot be opened, or a port in use, 1 with one line" {

@@ -91,6 +91,12 @@ compare_ids() {
     [ "$status" -eq 2 ]
     run bn-tokenize --vocab x --chat -l
     [ "$status" -eq 2 ]
+    # the chat format decides BOS, and message text is never special: these were ignored
+    for o in --no-bos --bos -s; do
+        run bn-tokenize --vocab x --chat $o
+        [ "$status" -eq 2 ]
+        [[ $output == *"--chat renders the model's chat format"* ]]
+    done
     run bn-tokenize --vocab x -b -j
     [ "$status" -eq 2 ]
     run bn-tokenize --vocab x --skip-special

@@ -1,5 +1,6 @@
 /* kvbudget.c — the default KV budget of bn-infer and bn-serve. */
 #include "kvbudget.h"
+#include "cli.h"
 #include "model.h"
 
 uint64_t bn_cli_kv_block_bytes(const bn_model *m, int kv_f16)
@@ -15,4 +16,20 @@ uint64_t bn_cli_default_kv_budget(uint64_t mem_available, uint64_t weights, uint
         return most;
     uint64_t half = mem_available > weights ? (mem_available - weights) / 2 : 0;
     return half < one_ctx ? one_ctx : half > most ? most : half;
+}
+
+int bn_cli_kv_fit(const bn_prog *prog, const char *model, uint64_t budget, uint64_t block_bytes, uint32_t *n_ctx)
+{
+    uint64_t positions = budget / block_bytes * BN_KV_BLOCK;
+    if (positions == 0) {
+        bn_report(prog, "--kv-budget %llu: less than one KV block of %llu bytes (%d positions of %s)",
+                  (unsigned long long)budget, (unsigned long long)block_bytes, BN_KV_BLOCK, model);
+        return -1;
+    }
+    if (positions < *n_ctx) {
+        bn_report(prog, "note: --kv-budget %.1f MiB holds %llu positions: the context is cut to %llu",
+                  (double)budget / 1048576.0, (unsigned long long)positions, (unsigned long long)positions);
+        *n_ctx = (uint32_t)positions;
+    }
+    return 0;
 }

@@ -18,4 +18,13 @@ uint64_t bn_cli_kv_block_bytes(const bn_model *m, int kv_f16);
 uint64_t bn_cli_default_kv_budget(uint64_t mem_available, uint64_t weights, uint64_t block_bytes, uint32_t n_ctx,
                                   uint32_t n_seq);
 
+struct bn_prog;
+/* A budget that holds fewer positions than *n_ctx cuts the context to
+ * what it holds (one sequence must always fit: longer prompts are then
+ * refused), with a note on stderr naming flag (the option that set the
+ * budget). Returns 0, or -1 after reporting when it holds not one block
+ * (model names the model in that message). */
+int bn_cli_kv_fit(const struct bn_prog *prog, const char *model, uint64_t budget, uint64_t block_bytes,
+                  uint32_t *n_ctx);
+
 #endif

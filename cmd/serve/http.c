@@ -55,6 +55,7 @@ typedef struct req {
     size_t lp_sent;   /* log probabilities sent (tokens) */
     size_t step; /* the first of job->steps not yet sent */
     int started, ended;
+    double t_out; /* when stream_reader last handed bytes out */
     char *out;
     size_t n_out, off;
 } req;
@@ -276,6 +277,11 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     req *r = cls;
     srv_http *h = r->h;
     srv_job *j = r->job;
+    /* libmicrohttpd closes a connection whose last bytes went out more
+     * than --timeout ago as soon as this returns, so an answer still
+     * queued, or reading a long prompt, sends an SSE comment (which
+     * clients skip) at half that: such a request is not idle. */
+    double quiet = (h->o.timeout_s ? h->o.timeout_s : 60u) / 2.0;
     if (r->off == r->n_out) {
         if (r->ended)
             return MHD_CONTENT_READER_END_OF_STREAM;
@@ -286,7 +292,12 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
         } else {
             pthread_mutex_lock(&r->g->mu);
             size_t ready;
+            int keep_alive = 0;
             while ((ready = next_piece(r, j)) <= r->sent && j->state != SRV_DONE) {
+                if (now() - r->t_out >= quiet) {
+                    keep_alive = 1;
+                    break;
+                }
                 srv_engine_wait(r->g, j, j->n_text, WAIT_MS);
                 if (j->state != SRV_DONE && j->n_text <= r->sent && peer_closed(r->fd)) {
                     pthread_mutex_unlock(&r->g->mu);
@@ -294,7 +305,12 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
                     return MHD_CONTENT_READER_END_WITH_ERROR;
                 }
             }
-            if (ready > r->sent) {
+            if (keep_alive) {
+                free(r->out);
+                r->off = 0;
+                r->n_out = (r->out = strdup(": keep-alive\n\n")) ? strlen(r->out) : 0;
+                rc = r->out ? 0 : -1;
+            } else if (ready > r->sent) {
                 size_t lp = r->lp_sent; /* the tokens whose text this piece ends */
                 while (lp < j->n_lp && j->lp[lp].ready && j->lp[lp].text_start + j->lp[lp].text_len <= ready)
                     lp++;
@@ -334,6 +350,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     size_t k = r->n_out - r->off < max ? r->n_out - r->off : max;
     memcpy(buf, r->out + r->off, k);
     r->off += k;
+    r->t_out = now();
     return (ssize_t)k;
 }
 
@@ -359,6 +376,7 @@ static enum MHD_Result generate(struct MHD_Connection *c, req *r, int chat)
     r->created = (long)time(NULL);
     if (j->stream) {
         r->job = j; /* released when the request ends */
+        r->t_out = now();
         struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, r, NULL);
         if (!resp)
             return MHD_NO;
@@ -435,7 +453,7 @@ static enum MHD_Result route(struct MHD_Connection *c, req *r)
                                    MHD_HTTP_HEADER_RETRY_AFTER, "1");
     /* one model by its id, as OpenAI's GET /v1/models/{model} */
     const char *id = !strncmp(p, "/v1/models/", 11) ? p + 11 : !strncmp(p, "/models/", 8) ? p + 8 : NULL;
-    if (id) {
+    if (id && *id) { /* no id at all (a trailing slash) is no endpoint */
         if (!get)
             return fail(c, r, 405, "invalid_request_error", "get_only", "%s takes GET", p);
         if (!ready)
@@ -575,7 +593,7 @@ static void clean_field(const char *p, char *out, size_t n)
     for (; *p && k + 1 < n; p++)
         out[k++] = (unsigned char)*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\' ? '?' : *p;
     out[k] = 0;
-    if (!srv_utf8_valid(out, k))
+    if (!bn_utf8_valid(out, k))
         for (size_t i = 0; i < k; i++)
             if ((unsigned char)out[i] >= 0x80)
                 out[i] = '?';

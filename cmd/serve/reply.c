@@ -9,65 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The length of the valid UTF-8 character at s (no overlong forms, no
- * surrogates, at most U+10FFFF), or 0. */
-static size_t utf8_char(const unsigned char *s, size_t n)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t len = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
-    if (!len || len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) || (s[0] == 0xf0 && s[1] < 0x90) ||
-        (s[0] == 0xf4 && s[1] >= 0x90))
-        return 0;
-    return len;
-}
-
-int srv_utf8_valid(const char *text, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    for (size_t i = 0, k; i < n; i += k)
-        if (!(k = utf8_char(s + i, n - i)))
-            return 0;
-    return 1;
-}
-
 uint32_t srv_utf8_decode(const char *text, size_t n, size_t *len)
 {
     const unsigned char *s = (const unsigned char *)text;
-    *len = n ? utf8_char(s, n) : 0;
+    *len = n ? bn_utf8_char(s, n) : 0;
     if (*len <= 1)
         return *len ? s[0] : 0;
     uint32_t c = s[0] & (0x7fu >> *len); /* the lead byte's payload: 5, 4 or 3 bits */
     for (size_t i = 1; i < *len; i++)
         c = c << 6 | (s[i] & 0x3fu);
     return c;
-}
-
-char *srv_utf8_clean(const char *text, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    char *out = malloc(3 * n + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n;) {
-        size_t k = s[i] ? utf8_char(s + i, n - i) : 0;
-        if (k) {
-            memcpy(o, s + i, k);
-            o += k;
-            i += k;
-        } else { /* U+FFFD for a byte that starts no character (NUL too: strings end there) */
-            memcpy(o, "\xef\xbf\xbd", 3);
-            o += 3;
-            i++;
-        }
-    }
-    *o = 0;
-    return out;
 }
 
 const char *srv_finish_name(int finish)
@@ -117,7 +68,7 @@ static cJSON *head(const srv_model_info *mi, const srv_job *j, const char *id, l
 static char *token_text(const srv_model_info *mi, uint32_t id, const uint8_t **b, size_t *len)
 {
     *b = bn_tokenizer_piece(mi->tok, id, len);
-    return srv_utf8_clean(*b ? (const char *)*b : "", *len);
+    return bn_utf8_clean(*b ? (const char *)*b : "", *len);
 }
 
 /* One token of chat's logprobs.content (or its top_logprobs): its text,
@@ -212,7 +163,7 @@ static char *print(cJSON *r)
 
 char *srv_reply_json(const srv_model_info *mi, const srv_job *j, const char *id, long created)
 {
-    char *text = srv_utf8_clean(j->text ? j->text : "", j->n_text);
+    char *text = bn_utf8_clean(j->text ? j->text : "", j->n_text);
     if (!text)
         return NULL;
     cJSON *r = head(mi, j, id, created, 0), *cs = cJSON_AddArrayToObject(r, "choices"), *c = cJSON_CreateObject();
@@ -237,7 +188,7 @@ char *srv_reply_json(const srv_model_info *mi, const srv_job *j, const char *id,
 char *srv_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id, long created, const char *text,
                      size_t n, size_t lp_a, size_t lp_b, int role, int final)
 {
-    char *t = srv_utf8_clean(text ? text : "", n);
+    char *t = bn_utf8_clean(text ? text : "", n);
     if (!t)
         return NULL;
     cJSON *r = head(mi, j, id, created, 1), *cs = cJSON_AddArrayToObject(r, "choices"), *c = cJSON_CreateObject();
@@ -247,7 +198,7 @@ char *srv_chunk_json(const srv_model_info *mi, const srv_job *j, const char *id,
         cJSON *d = cJSON_AddObjectToObject(c, "delta");
         if (role)
             cJSON_AddStringToObject(d, "role", "assistant");
-        if (n || (!role && !final))
+        if (n || role || !final) /* the role's chunk with an empty content, as OpenAI's */
             cJSON_AddStringToObject(d, "content", t);
     } else {
         cJSON_AddStringToObject(c, "text", t);

@@ -148,7 +148,7 @@ static const char *twice_named(const cJSON *v, int *oom)
 /* The body as a JSON object: valid UTF-8, one value, nothing after it. */
 cJSON *srv_parse_body(const char *body, size_t n, srv_error *err)
 {
-    if (memchr(body, 0, n) || !srv_utf8_valid(body, n)) {
+    if (memchr(body, 0, n) || !bn_utf8_valid(body, n)) {
         BAD(err, "invalid_encoding", "the request body is not valid UTF-8 text");
         return NULL;
     }
@@ -721,6 +721,13 @@ static int get_messages(const srv_model_info *mi, const cJSON *o, srv_job *j, sr
             BAD(err, "invalid_value", "'messages[%zu].role' must be system, developer, user or assistant", k);
             goto out;
         }
+        /* an assistant's earlier tool calls: no template here renders them,
+         * and leaving them out would answer another conversation */
+        if (asks(it, "tool_calls") || asks(it, "function_call")) {
+            BAD(err, "unsupported_parameter", "'messages[%zu].%s' is not supported (no tools here)", k,
+                asks(it, "tool_calls") ? "tool_calls" : "function_call");
+            goto out;
+        }
         msgs[k].role = r;
         if (get_content(it, k, &msgs[k].content, &owned[k], err))
             goto out;
@@ -805,7 +812,7 @@ static cJSON *id_with_piece(const srv_model_info *mi, uint32_t id)
     const uint8_t *b = bn_tokenizer_piece(mi->tok, id, &len);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", id);
-    char *text = b && srv_utf8_valid((const char *)b, len) && !memchr(b, 0, len) ? strndup((const char *)b, len)
+    char *text = b && bn_utf8_valid((const char *)b, len) && !memchr(b, 0, len) ? strndup((const char *)b, len)
                                                                                   : NULL;
     if (text)
         cJSON_AddStringToObject(o, "piece", text);
@@ -893,7 +900,7 @@ char *srv_detokenize(const srv_model_info *mi, const char *body, size_t n, srv_e
         goto out;
     }
     fp = NULL;
-    char *clean = srv_utf8_clean(text, len);
+    char *clean = bn_utf8_clean(text, len);
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "content", clean ? clean : "");
     out = cJSON_PrintUnformatted(r);

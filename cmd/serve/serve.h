@@ -222,9 +222,6 @@ char *srv_models_json(const srv_model_info *mi, long created, int list);
  * bad request), and the answer of a finished one (embed.c). */
 srv_embed_job *srv_parse_embed(const srv_model_info *mi, const char *body, size_t n, srv_error *err);
 char *srv_embed_json(const srv_model_info *mi, const srv_embed_job *j);
-/* Text as a JSON-safe UTF-8 string: invalid bytes become U+FFFD. */
-char *srv_utf8_clean(const char *text, size_t n);
-int srv_utf8_valid(const char *text, size_t n);
 /* The code point of the valid UTF-8 character at text, its length in
  * *len; *len 0 where none starts (invalid, cut short, or n 0). */
 uint32_t srv_utf8_decode(const char *text, size_t n, size_t *len);

@@ -103,6 +103,17 @@ int bn_fput_escaped(const uint8_t *b, size_t n, unsigned flags, FILE *f);
  * does not fit); returns out. */
 const char *bn_escape(const char *s, unsigned flags, char *out, size_t n);
 
+/* UTF-8 (utf8.c). The length of the well-formed character at p (Unicode
+ * Table 3-7: no overlong forms, no surrogates, at most U+10FFFF; n >= 1
+ * bytes there), 0 if none. */
+size_t bn_utf8_char(const uint8_t *p, size_t n);
+/* Whether text[0..n) is all well-formed characters. */
+int bn_utf8_valid(const char *text, size_t n);
+/* text[0..n) as a NUL-terminated string of valid UTF-8 for JSON: every
+ * byte that starts no character (and NUL) becomes U+FFFD. malloc'ed; NULL
+ * when out of memory. */
+char *bn_utf8_clean(const char *text, size_t n);
+
 /* One transparent huge page (x86-64 and arm64 with 4 KiB base pages): the
  * unit bn aligns and sizes memory and writes to for huge-page backing. */
 #define BN_HUGE_PAGE ((size_t)2 << 20)

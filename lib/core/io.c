@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -147,8 +149,8 @@ int bn_in_read(bn_in *in, void *buf, size_t n, bn_err *e)
     if (got != n) {
         if (ferror(in->fp))
             return bn_fail_code(e, BN_E_IO, "%s: read error: %s", in->name, strerror(errno));
-        return bn_fail(e, "%s: truncated: ends at byte %llu, %zu more bytes expected", in->name,
-                       (unsigned long long)in->pos, n - got);
+        return bn_fail(e, "%s: truncated: ends at byte %llu, %zu more byte%s expected", in->name,
+                       (unsigned long long)in->pos, n - got, n - got == 1 ? "" : "s");
     }
     return 0;
 }
@@ -174,7 +176,18 @@ void bn_in_close(bn_in *in)
 
 int bn_out_is_tty(const char *path)
 {
-    return (!path || !strcmp(path, "-")) && isatty(STDOUT_FILENO); /* quiet-ok: only asks */
+    if (!path || !strcmp(path, "-"))
+        return isatty(STDOUT_FILENO); /* quiet-ok: only asks */
+    /* a name for one (/dev/stdout, /dev/tty, /dev/pts/N): only a
+     * character device can be one, and opening it changes nothing */
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISCHR(st.st_mode))
+        return 0;
+    int fd = open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    int tty = fd >= 0 && isatty(fd);
+    if (fd >= 0)
+        close(fd);
+    return tty;
 }
 
 /* ------------------------------------------------------ named temporaries
@@ -201,6 +214,50 @@ static char *dir_of(const char *path)
     return d;
 }
 
+/* The file a path names, through any symbolic links (at most 40, as the
+ * kernel follows): an output replaces the file a link points to and
+ * leaves the link, as writing through it would. malloc'ed; NULL when out
+ * of memory. A loop or an unreadable link is left for open to report. */
+static char *follow_links(const char *path)
+{
+    char *p = strdup(path);
+    struct stat st;
+    for (int hops = 0; p && hops < 40 && lstat(p, &st) == 0 && S_ISLNK(st.st_mode); hops++) {
+        char target[PATH_MAX];
+        ssize_t n = readlink(p, target, sizeof target - 1);
+        if (n <= 0)
+            break;
+        target[n] = 0;
+        char *next = NULL;
+        if (target[0] == '/')
+            next = strdup(target);
+        else {
+            char *dir = dir_of(p);
+            if (dir && asprintf(&next, "%s/%s", dir, target) < 0)
+                next = NULL;
+            free(dir);
+        }
+        free(p);
+        p = next;
+    }
+    return p;
+}
+
+/* The process's umask, read without changing it (umask(2) would, for a
+ * moment, under any other thread); 022 where /proc does not say. */
+static mode_t current_umask(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned mask = 022;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Umask: %o", &mask) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (mode_t)(mask & 0777);
+}
+
 int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *e)
 {
     memset(o, 0, sizeof *o);
@@ -212,7 +269,7 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
         widen_pipe(fileno(o->fp));
         return 0;
     }
-    o->path = strdup(path);
+    o->path = follow_links(path);
     if (!o->path)
         return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     /* A device, FIFO or socket is written in place: renaming a file over
@@ -236,7 +293,9 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
         o->direct = 1;
         return 0;
     }
-    char *dir = dir_of(path);
+    /* a file replaced keeps its permissions (and, where we may, owner) */
+    int replaces = stat(o->path, &st) == 0;
+    char *dir = dir_of(o->path);
     if (!o->path || !dir) {
         free(dir);
         free(o->path);
@@ -244,15 +303,15 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
         return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     }
     /* An unnamed file vanishes by itself if we die before commit. */
-    o->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    o->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666); /* less the umask, as a new file */
     if (o->fd < 0) {
-        size_t n = strlen(path) + 32;
+        size_t n = strlen(o->path) + 32;
         o->tmp_path = malloc(n);
         if (!o->tmp_path) {
             free(dir);
             return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
         }
-        char *base_copy = strdup(path);
+        char *base_copy = strdup(o->path);
         snprintf(o->tmp_path, n, "%s/.%s.XXXXXX", dir, base_copy ? basename(base_copy) : "bn");
         free(base_copy);
         o->fd = mkstemp(o->tmp_path);
@@ -266,7 +325,13 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
             memset(o, 0, sizeof *o);
             return bn_fail_code(e, BN_E_IO, "%s: cannot create: %s", path, strerror(err));
         }
-        fchmod(o->fd, 0644);
+        fchmod(o->fd, 0666 & ~current_umask()); /* mkstemp made it 0600; as a new file */
+    }
+    if (replaces) {
+        if (fchown(o->fd, st.st_uid, st.st_gid) != 0) {
+            /* not ours to give away: the owner stays who writes it */
+        }
+        fchmod(o->fd, st.st_mode & 07777);
     }
     free(dir);
     o->fp = fdopen(o->fd, "wb");

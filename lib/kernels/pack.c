@@ -30,6 +30,8 @@ int bn_pack_choose(const char *layout, const char *target, uint32_t *type, const
         return bn_fail(e, "unknown target '%s' (one of auto, generic, avx2, avx512, amx, neon)", target);
     if (!strcmp(target, "amx") && (!strcmp(layout, "tl1") || !strcmp(layout, "tl2")))
         return bn_fail(e, "target amx: layout %s has no AMX kernels (t2, i2s and b3 do)", layout);
+    if (!strcmp(target, "neon") && !strcmp(layout, "b3"))
+        return bn_fail(e, "target neon: layout b3 has no NEON kernels (t2, i2s, tl1 and tl2 do)");
     if (!strcmp(layout, "auto")) {
         *type = BN_T2;
         *why = "t2: every kernel set reads it at full speed";
@@ -40,8 +42,14 @@ int bn_pack_choose(const char *layout, const char *target, uint32_t *type, const
         *why = "t2 (as asked)";
         return 0;
     }
+    /* the report's "layout WHY": static text naming the layout */
+    static const char *const asked[][2] = {
+        {"i2s", "i2s (as asked)"}, {"b3", "b3 (as asked)"}, {"tl1", "tl1 (as asked)"}, {"tl2", "tl2 (as asked)"}};
     if (!bn_packed_from_name(layout, type)) {
         *why = "as asked";
+        for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++)
+            if (!strcmp(asked[i][0], layout))
+                *why = asked[i][1];
         return 0;
     }
     return bn_fail(e, "unknown layout '%s' (one of auto, t2, i2s, b3, tl1, tl2)", layout);

@@ -45,6 +45,7 @@ struct bn_batch {
     bn_ctx *c;
     const bn_model *m;
     uint32_t n_slots, n_ctx, pass_tokens;
+    size_t planned_prompt; /* prompt tokens of the pass plan() made last */
     int *seq_busy;      /* [n_slots]: a request runs in context sequence i */
     req **run;          /* [n_slots] running, in admission order */
     size_t n_run;
@@ -596,6 +597,7 @@ static size_t plan(bn_batch *b, size_t *n_want, size_t *n_rows)
     size_t n = 0, used = 0, budget = b->pass_tokens;
     uint64_t claimed = 0; /* KV blocks the pass takes so far */
     *n_want = *n_rows = 0;
+    b->planned_prompt = 0;
     for (size_t i = 0; i < b->n_run; i++)
         b->run[i]->planned = 0;
     for (int prefill = 0; prefill < 2; prefill++)
@@ -618,6 +620,7 @@ static size_t plan(bn_batch *b, size_t *n_want, size_t *n_rows)
                 }
             }
             used += k;
+            b->planned_prompt += prefill ? k : 0;
             r->nd = 0;
             if (pos + k == r->n_hist) {
                 r->nd = draft(b, r);
@@ -743,6 +746,7 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
     if (n) {
         b->st.passes++;
         b->st.tokens += n;
+        b->st.prompt_tokens += b->planned_prompt;
     }
     size_t V = b->m->hp.n_vocab;
     float *rows = b->logits; /* the sampler applies penalties in place */

@@ -130,6 +130,7 @@ typedef struct bn_batch_stats {
      * checked in one pass), tokens drafted in them, drafts accepted, and
      * the tokens those passes gave */
     uint64_t spec_passes, drafted, accepted, spec_tokens;
+    uint64_t prompt_tokens; /* prompt positions evaluated (a pass with any is a prefill pass) */
 } bn_batch_stats;
 void bn_batch_get_stats(const bn_batch *b, bn_batch_stats *st);
 

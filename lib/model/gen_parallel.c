@@ -20,6 +20,7 @@ typedef struct rec {
     size_t size, sent; /* bytes in buf, and already written out */
     uint32_t *prompt;  /* until its answer begins (echo writes it then) */
     size_t n_prompt;
+    int begun; /* its first token came (out of its prompt's pass, not a decode step) */
     int done;
 } rec;
 
@@ -84,8 +85,16 @@ static int step(run *R, bn_err *e)
 {
     const bn_batch_event *ev;
     size_t n_ev;
+    bn_batch_stats before, after;
+    bn_batch_get_stats(R->b, &before);
+    double t0 = bn_seconds();
     if (bn_batch_step(R->b, &ev, &n_ev, e))
         return -1;
+    /* -v: a pass that read prompt tokens is prompt time (decode tokens
+     * ride along in it), the others generation time */
+    double dt = bn_seconds() - t0;
+    bn_batch_get_stats(R->b, &after);
+    *(after.prompt_tokens > before.prompt_tokens ? &R->st.t_prompt : &R->st.t_gen) += dt;
     for (size_t i = 0; i < n_ev; i++) {
         rec *r = &R->ring[ev[i].tag % R->W];
         if (r->done) /* tokens of a step after the stop string that ended it (--lookup) */
@@ -104,7 +113,8 @@ static int step(run *R, bn_err *e)
         }
         int stopped = 0;
         if (ev[i].token != BN_BATCH_NO_TOKEN) {
-            R->st.n_gen++;
+            R->st.n_gen += r->begun; /* counted as bn_gen_stream counts: decode steps' tokens */
+            r->begun = 1;
             if (bn_gen_write_token(r->w, ev[i].token, &stopped, e))
                 return -1;
             if (stopped) /* a stop string: the answer is over */
@@ -190,7 +200,6 @@ int bn_gen_stream_parallel(bn_gen *g, bn_tokr *in, uint32_t n_par, uint64_t *bad
     size_t n = 0, cap = 0;
     int rc = 0, eof = 0, read_rc = 0;
     bn_err read_err = {0};
-    double t0 = bn_seconds();
     while (!rc) {
         while (!eof && R.next - R.head < R.W) {
             uint64_t total;
@@ -224,7 +233,6 @@ int bn_gen_stream_parallel(bn_gen *g, bn_tokr *in, uint32_t n_par, uint64_t *bad
     bn_batch_free(R.b);
     free(R.ring);
     free(ids);
-    R.st.t_gen = bn_seconds() - t0;
     bn_gen_add_stats(g, &R.st);
     if (!rc && read_rc < 0) {
         if (e)

@@ -103,8 +103,8 @@ int bn_kvpool_reserve(bn_kvpool *kv, uint32_t need, bn_err *e)
 {
     if (need > bn_kvpool_available(kv))
         return bn_fail_code(e, BN_E_KV_FULL,
-                            "the KV cache budget is used up (%u more blocks of %u positions needed, %u left of %u)",
-                            need, BN_KV_BLOCK, bn_kvpool_available(kv), kv->max_blocks);
+                            "the KV cache budget is used up (%u more block%s of %u positions needed, %u left of %u)",
+                            need, need == 1 ? "" : "s", BN_KV_BLOCK, bn_kvpool_available(kv), kv->max_blocks);
     while (kv->n_free < need) {
         /* 64-byte aligned: the kernels load whole cache lines */
         uint8_t *p = aligned_alloc(64, (kv->block_bytes + 63) / 64 * 64);

@@ -226,7 +226,7 @@ int bn_tok_spm_encode(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off,
     int32_t space_id = bn_tok_vocab_find(t, &space, 1);
     uint32_t last = NONE; /* the previous part's start */
     for (uint32_t i = 0; i < n;) {
-        size_t len = bn_tok_utf8_char(p + i, n - i);
+        size_t len = bn_utf8_char(p + i, n - i);
         int is_space = p[i] == ' ' || (len == 3 && p[i] == 0xE2 && p[i + 1] == 0x96 && p[i + 2] == 0x81);
         if (is_space && space_id < 0) /* (every SentencePiece vocabulary has one) */
             return bn_fail(e, "byte %zu: a space, and the vocabulary has no token for U+2581", (size_t)off + i);

@@ -100,7 +100,7 @@ static void strip(const uint8_t *p, size_t n, size_t *from, size_t *to)
 {
     size_t a = 0, b = n;
     while (a < b) {
-        size_t k = bn_tok_utf8_char(p + a, b - a);
+        size_t k = bn_utf8_char(p + a, b - a);
         if (!k || !py_space(decode_at(p + a, k)))
             break;
         a += k;
@@ -109,7 +109,7 @@ static void strip(const uint8_t *p, size_t n, size_t *from, size_t *to)
         size_t s = b - 1; /* find the start of the last character */
         while (s > a && b - s < 4 && (p[s] & 0xC0) == 0x80)
             s--;
-        size_t k = bn_tok_utf8_char(p + s, b - s);
+        size_t k = bn_utf8_char(p + s, b - s);
         if (k != b - s || !py_space(decode_at(p + s, k)))
             break;
         b = s;

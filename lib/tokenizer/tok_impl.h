@@ -108,8 +108,6 @@ int bn_tok_bpe_piece(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, 
 /* tok_bpe.c, spm mode: the ids of a stretch of text between
  * user-defined and control tokens (tokenizer.h, formats/bn-model.md). */
 int bn_tok_spm_encode(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off, bn_tokens *out, bn_err *e);
-/* tok_utf8.c */
-size_t bn_tok_utf8_char(const uint8_t *p, size_t n); /* length of the valid character at p, 0 if none */
 /* tok_pre.c */
 int bn_tok_pre_compile(bn_tokenizer *t, const char *pattern, bn_err *e);
 /* Encodes text that holds no special token (regex split + BPE). */

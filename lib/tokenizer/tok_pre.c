@@ -27,7 +27,7 @@ static size_t valid_prefix(const uint8_t *p, size_t n)
                 continue;
             }
         }
-        size_t k = bn_tok_utf8_char(p + i, n - i);
+        size_t k = bn_utf8_char(p + i, n - i);
         if (!k)
             break;
         i += k;
@@ -39,7 +39,7 @@ static size_t valid_prefix(const uint8_t *p, size_t n)
 static size_t invalid_run(const uint8_t *p, size_t n)
 {
     size_t i = 0;
-    while (i < n && !bn_tok_utf8_char(p + i, n - i))
+    while (i < n && !bn_utf8_char(p + i, n - i))
         i++;
     return i;
 }
@@ -124,7 +124,7 @@ static int split_valid(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t off
             return match_fail(rc, e);
         size_t ms = ov[0], me = ov[1];
         if (me == ms) { /* an empty match: step over one character */
-            from = ms + bn_tok_utf8_char(p + ms, n - ms);
+            from = ms + bn_utf8_char(p + ms, n - ms);
             continue;
         }
         if (ms > gap && bn_tok_bpe_piece(t, p + gap, ms - gap, off + gap, out, e))

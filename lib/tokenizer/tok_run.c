@@ -91,7 +91,7 @@ static void json_str(FILE *f, const uint8_t *p, size_t n)
     putc('"', f);
     for (size_t i = 0; i < n;) {
         uint8_t c = p[i];
-        size_t k = bn_tok_utf8_char(p + i, n - i);
+        size_t k = bn_utf8_char(p + i, n - i);
         if (!k) { /* not UTF-8 on its own: show U+FFFD, the bytes go in "bytes" */
             fputs("\xEF\xBF\xBD", f);
             i++;
@@ -117,7 +117,7 @@ static void json_str(FILE *f, const uint8_t *p, size_t n)
 static int utf8_ok(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n;) {
-        size_t k = bn_tok_utf8_char(p + i, n - i);
+        size_t k = bn_utf8_char(p + i, n - i);
         if (!k)
             return 0;
         i += k;

@@ -52,7 +52,7 @@ static void check_json(char *s, const char *what, int utf8)
 {
     if (!s)
         finding(what, "no reply");
-    if (utf8 && !srv_utf8_valid(s, strlen(s)))
+    if (utf8 && !bn_utf8_valid(s, strlen(s)))
         finding(what, "not UTF-8");
     cJSON *v = cJSON_Parse(s);
     if (!v)
