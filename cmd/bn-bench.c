@@ -143,6 +143,15 @@ static const char *const kv_names[] = {"f32", "f16", NULL};
 static const char *const format_names[] = {"md", "csv", "json", NULL};
 static const int formats[] = {BN_FMT_MD, BN_FMT_CSV, BN_FMT_JSON};
 
+/* Whether the option of that long name was given. */
+static int given(const bn_opt *t, const char *name)
+{
+    for (; t->kind != BN_OPT_END; t++)
+        if (t->name && !strcmp(t->name, name))
+            return t->given;
+    return 0;
+}
+
 static int parse(int argc, char **argv, cmdline *c)
 {
     bn_bench_opts *o = &c->b;
@@ -235,6 +244,22 @@ static int parse(int argc, char **argv, cmdline *c)
                                      "-t, --parallel, --verify or --prompt-file");
     if (o->mode != BN_MODE_E2E && (o->n_pp || o->n_tg))
         return bn_usage_error(&prog, "-p and -n are tests of -m/--synthetic models, not of a mode");
+    /* each mode's inputs, and none that another mode reads */
+    int engine = given(table, "kernel") || given(table, "kv") || o->mmap_only;
+    if (o->mode == BN_MODE_TOKENIZE && (o->n_models + (o->vocab != NULL) != 1 || o->n_synth))
+        return bn_usage_error(&prog, "--tokenize measures one tokenizer: -m MODEL or --vocab RANKFILE");
+    if (o->mode == BN_MODE_TOKENIZE && (engine || given(table, "threads")))
+        return bn_usage_error(&prog, "--tokenize runs the tokenizer on one thread: not with -t, -k, --kv or --mmap");
+    if (o->mode != BN_MODE_TOKENIZE && (o->vocab || o->text || given(table, "text-mib")))
+        return bn_usage_error(&prog, "--vocab, --text and --text-mib are --tokenize's");
+    if (o->mode == BN_MODE_CONVERT && (o->n_models + o->n_synth != 1 || engine || given(table, "threads")))
+        return bn_usage_error(&prog, "--convert measures one conversion: -m MODEL or --synthetic SHAPE (not -t, -k, "
+                                     "--kv or --mmap)");
+    if (o->mode == BN_MODE_MACHINE && (o->n_models || o->n_synth || engine))
+        return bn_usage_error(&prog, "--bandwidth measures the machine: not with -m, --synthetic, -k, --kv or --mmap");
+    if (o->mode == BN_MODE_KERNELS && (o->n_models || o->n_synth > 1 || given(table, "kv") || o->mmap_only))
+        return bn_usage_error(&prog, "--kernels measures the matrices of one synthetic shape (default 2b4t): not with "
+                                     "-m, --kv or --mmap, and one --synthetic SHAPE at most");
     int any = o->n_par || o->n_verify || o->n_prompts;
     for (size_t i = 0; i < o->n_pp; i++)
         any |= o->pp[i] != 0;
@@ -278,12 +303,30 @@ int main(int argc, char **argv)
     if (rc != BN_OPT_RUN)
         return rc;
     bn_err e = {0};
+    /* --prompt-file's texts, once ('-' cannot be read again for the next
+     * thread count), and before any test: a missing one is said at once */
+    for (size_t i = 0; i < c.b.n_prompts; i++) {
+        if (bn_map_file(c.b.prompts[i], &c.b.prompt_text[i], &e)) {
+            bn_report(&prog, "%s", e.msg);
+            rc = BN_EXIT_DATA;
+        } else if (!c.b.prompt_text[i].size) {
+            bn_report(&prog, "%s: no text", c.b.prompts[i]);
+            rc = BN_EXIT_DATA;
+        }
+        if (rc != BN_OPT_RUN) {
+            for (size_t k = 0; k <= i; k++)
+                bn_unmap(&c.b.prompt_text[k]);
+            return rc;
+        }
+    }
     if (c.list_shapes)
         rc = bn_bench_list_shapes(stdout, c.b.format);
     else if (c.cmp_old)
         rc = bn_bench_compare(c.cmp_old, c.cmp_new, stdout, c.b.format, &e);
     else
         rc = bn_bench_run(&c.b, stdout, &e);
+    for (size_t i = 0; i < c.b.n_prompts; i++)
+        bn_unmap(&c.b.prompt_text[i]);
     if (fflush(stdout) && !rc)
         rc = bn_fail_write(&e, "-");
     if (rc) {

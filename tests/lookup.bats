@@ -111,6 +111,24 @@ setup() {
     run bn-bench --synthetic tiny -p 16 -n 0 -t 1 -r 1 --bw-mib 4 --verify 8
     [ "$status" -eq 0 ]
     [[ $output == *"| synthetic tiny | 1 | pass 8 @16 | verify pass: "* ]]
+    # --compare: these rows are times, so a run twice as slow compares at 0.5 (above 1 is faster, as for t/s)
+    bn-bench -m "$D/tiny.bn" -p 32 -n 0 -t 1 -r 1 --bw-mib 4 --verify 2 --json >"$T/v.json"
+    $PY - "$T/v.json" "$T/slow.json" <<'EOF_'
+import json, sys
+j = json.load(open(sys.argv[1]))
+for r in j["rows"]:
+    if r.get("unit") == "ms":
+        r["samples"] = [2 * s for s in r["samples"]]
+        for k in ("median", "mean", "min", "max", "stddev"):
+            if isinstance(r.get(k), (int, float)):
+                r[k] *= 2
+json.dump(j, open(sys.argv[2], "w"))
+EOF_
+    bn-bench --compare "$T/v.json" "$T/slow.json" --json >"$T/cmp.json"
+    $PY -c '
+import json, sys
+c = [r for r in json.load(open(sys.argv[1])) if r["unit"] == "ms"]
+assert len(c) == 2 and all(abs(r["ratio"] - 0.5) < 1e-9 for r in c), c' "$T/cmp.json"
 }
 
 @test "bn-bench --prompt-file: plain and lookup rows, drafts kept on a text that copies; JSON has them" {
@@ -128,6 +146,21 @@ setup() {
     [ "$status" -eq 2 ]
     bn-bench -m "$D/tiny.bn" -p 0 -n 16 -t 1 -r 1 --bw-mib 4 --prompt-file "$D/plain.txt" --json >"$T/j"
     grep -q '"tg16 lookup 3/8"' "$T/j"
+    # '-' is read once, before any test, for every thread count alike (the second read found it empty)
+    bn-bench -m "$D/tiny.bn" -p 0 -n 16 -t 1,2 -r 1 --bw-mib 4 --no-pacing --prompt-file - <"$D/repeat.txt" --json \
+        >"$T/stdin.json"
+    $PY -c '
+import json, sys
+rows = [r for r in json.load(open(sys.argv[1]))["rows"] if "kept" in r["what"]]
+assert len(rows) == 2 and rows[0]["what"].split(",")[0:2] == rows[1]["what"].split(",")[0:2], rows' "$T/stdin.json"
+    # an empty text is no text; a missing one is named before anything runs
+    : >"$T/empty.txt"
+    run_split "$T/out" bn-bench -m "$D/tiny.bn" -p 0 -n 16 -t 1 -r 1 --prompt-file "$T/empty.txt"
+    expect_one_line_error "$status" "$err" bn-bench
+    [ "$err" = "bn-bench: $T/empty.txt: no text" ]
+    run_split "$T/out" bn-bench -m "$D/tiny.bn" -p 0 -n 16 -t 1 -r 1 --prompt-file "$T/none.txt"
+    expect_one_line_error "$status" "$err" bn-bench
+    [ ! -s "$T/out" ]
 }
 
 @test "bn-bench: --verify/--prompt-file refused with modes, --parallel, --synthetic, and --lookup alone" {

@@ -31,7 +31,7 @@ typedef struct bn_bench_row {
     char layout[24], kernel[24];
     int threads;
     char test[48];           /* pp512, tg128, gemv, gemm128, read, int8, tokenize, convert */
-    char what[48];           /* kernels: "ffn_up 6912x2560"; machine: the instruction */
+    char what[96];           /* kernels: "ffn_up 6912x2560"; machine: the instruction */
     char unit[8];            /* t/s, GOPS, GB/s, MB/s */
     int n;                   /* samples */
     double samples[BN_BENCH_MAX_REPS];
@@ -201,6 +201,7 @@ typedef struct bn_bench_opts {
     uint32_t verify[BN_BENCH_MAX_LIST]; /* --verify: tokens of one verify pass (speculative decoding) */
     size_t n_verify;
     const char *prompts[BN_BENCH_MAX_LIST]; /* --prompt-file: texts answered plain and with prompt lookup */
+    bn_map prompt_text[BN_BENCH_MAX_LIST];  /* their bytes, read once before any test ('-' can be read once) */
     size_t n_prompts;
     uint32_t lookup, draft_max;         /* --lookup N (default 3 with --prompt-file), --draft-max K (0: 8) */
     int no_pacing;                      /* --no-pacing: lookup or the draft guesses whenever it can */

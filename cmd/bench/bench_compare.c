@@ -296,7 +296,11 @@ int bn_bench_compare(const char *old_path, const char *new_path, FILE *fp, int f
         else if (matched == 1 && format == BN_FMT_CSV)
             fprintf(fp, "model,layout,kernel,threads,test,what,unit,old,new,ratio\n");
         const bn_bench_row *orow = &a.v[j];
-        double ratio = orow->median > 0 ? nr->median / orow->median : NAN; /* NaN: no figure */
+        /* above 1: NEW is faster, whether the figure is a rate or a time
+         * (--verify's ms rows, where less is faster: old/new) */
+        int time = !strcmp(nr->unit, "ms");
+        double ratio = time ? (nr->median > 0 ? orow->median / nr->median : NAN)
+                            : (orow->median > 0 ? nr->median / orow->median : NAN); /* NaN: no figure */
         if (format == BN_FMT_MD) {
             char o[32], n[32], q[32];
             snprintf(o, sizeof o, isfinite(orow->median) ? "%.2f" : "-", orow->median);

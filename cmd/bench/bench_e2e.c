@@ -193,8 +193,9 @@ static int run_model(const bn_bench_opts *o, const bn_bench_machine *mc, const b
     for (size_t ti = 0; ti < o->n_threads && (o->n_verify || o->n_prompts); ti++)
         if (bn_bench_spec(o, &m, label, o->threads[ti], ids, rows, e))
             goto done;
-    /* Load time and TTFT are known only once the first context ran. */
-    for (size_t i = 0; i < rows->n; i++)
+    /* Load time and TTFT are known only once the first context ran (the
+     * batched rows' TTFT is their own: NaN, none, without a prompt) */
+    for (size_t i = 0; i < rows->n && !o->n_par; i++)
         if (rows->v[i].kind == BN_ROW_E2E && !strcmp(rows->v[i].model, label) && isnan(rows->v[i].ttft_s))
             rows->v[i].ttft_s = mi.ttft_s;
     rc = 0;

@@ -292,7 +292,7 @@ static int batch_rows(const bn_bench_opts *o, const bn_model *m, bn_model *dm, c
         }
         const bn_batch_stats *st = &run[1].st;
         snprintf(r[0]->what, sizeof r[0]->what, "%.40s", texts);
-        snprintf(r[1]->what, sizeof r[1]->what, "%.12s: %.0f%% kept, %.2f tok/pass, %.2fx", texts,
+        snprintf(r[1]->what, sizeof r[1]->what, "%.40s: %.0f%% kept, %.2f tok/pass, %.2fx", texts,
                  st->drafted ? 100.0 * st->accepted / st->drafted : 0.0,
                  st->spec_passes ? (double)st->spec_tokens / st->spec_passes : 0.0, r[1]->median / r[0]->median);
         if (o->verbose)
@@ -315,18 +315,14 @@ done:
     return rc;
 }
 
-/* A --prompt-file text's tokens; it and -n tokens must fit the context. */
-static int read_prompt(const bn_bench_opts *o, const bn_model *m, bn_tokenizer *tok, const char *path,
-                       bn_tokens *prompt, bn_err *e)
+/* --prompt-file text f's tokens; it and -n tokens must fit the context. */
+static int read_prompt(const bn_bench_opts *o, const bn_model *m, bn_tokenizer *tok, size_t f, bn_tokens *prompt,
+                       bn_err *e)
 {
-    bn_map map;
-    if (bn_map_file(path, &map, e))
-        return -1;
+    const char *path = o->prompts[f];
     bn_tokens_clear(prompt);
-    int t = bn_tokenizer_encode(tok, map.data, map.size, m->hp.add_bos && m->hp.bos_id >= 0 ? BN_ENC_BOS : 0, 0,
-                                prompt, e);
-    bn_unmap(&map);
-    if (t)
+    if (bn_tokenizer_encode(tok, o->prompt_text[f].data, o->prompt_text[f].size,
+                            m->hp.add_bos && m->hp.bos_id >= 0 ? BN_ENC_BOS : 0, 0, prompt, e))
         return -1;
     if (!prompt->n || prompt->n + o->tg[0] > m->hp.n_ctx)
         return bn_fail(e, "%s: %zu tokens and %u to generate do not fit the context of %u", path, prompt->n, o->tg[0],
@@ -342,7 +338,7 @@ static int batch_texts(const bn_bench_opts *o, const bn_model *m, bn_model *dm, 
     memset(prompts, 0, sizeof prompts);
     int rc = 0;
     for (size_t f = 0; !rc && f < o->n_prompts; f++)
-        rc = read_prompt(o, m, tok, o->prompts[f], &prompts[f], e);
+        rc = read_prompt(o, m, tok, f, &prompts[f], e);
     if (!rc)
         rc = batch_rows(o, m, dm, label, threads, prompts, rows, e);
     for (size_t f = 0; f < o->n_prompts; f++)
@@ -375,7 +371,7 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
         goto done;
     }
     for (size_t f = 0; f < o->n_prompts; f++) {
-        if (read_prompt(o, m, tok, o->prompts[f], &prompt, e))
+        if (read_prompt(o, m, tok, f, &prompt, e))
             goto done;
         /* room for the answer and a pass of drafts past its end (drafts
          * never go past the context: fewer there, the same output) */
@@ -435,7 +431,7 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
         for (int lk = 0; lk < 2; lk++)
             bn_bench_stats(r[lk]);
         snprintf(r[0]->what, sizeof r[0]->what, "%.40s", base);
-        snprintf(r[1]->what, sizeof r[1]->what, "%.12s: %.0f%% kept, %.2f tok/pass, %.2fx",
+        snprintf(r[1]->what, sizeof r[1]->what, "%.40s: %.0f%% kept, %.2f tok/pass, %.2fx",
                  base, st[1].n_draft ? 100.0 * st[1].n_accept / st[1].n_draft : 0.0,
                  st[1].n_pass ? (double)st[1].n_gen / st[1].n_pass : 0.0, r[1]->median / r[0]->median);
         if (o->verbose)

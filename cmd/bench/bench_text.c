@@ -128,6 +128,7 @@ int bn_bench_tokenize(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e)
         if (bn_detok_init(&dt, tok, 0, e))
             goto done;
         size_t out = 0;
+        int same = 1; /* decoding must give back the text's bytes: checked in the warm-up, which is not timed */
         t0 = bn_bench_now();
         for (size_t i = 0; i < ids.n; i++) {
             const uint8_t *p;
@@ -136,16 +137,21 @@ int bn_bench_tokenize(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e)
                 bn_detok_release(&dt);
                 goto done;
             }
+            if (rep < 0)
+                same &= out + len <= n && !memcmp(text + out, p, len);
             out += len;
         }
         const uint8_t *p;
         size_t len;
         bn_detok_flush(&dt, &p, &len);
+        if (rep < 0)
+            same &= out + len <= n && !memcmp(text + out, p, len);
         out += len;
         double dd_s = bn_bench_now() - t0;
         bn_detok_release(&dt);
-        if (out != n) {
-            bn_fail(e, "tokenizer: decoding gave %zu bytes for %zu of text", out, n);
+        if (out != n || !same) {
+            bn_fail(e, "tokenizer: decoding gave %zu bytes%s for %zu of text", out, same ? "" : ", not the text's",
+                    n);
             goto done;
         }
         if (rep < 0)
