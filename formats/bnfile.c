@@ -448,8 +448,12 @@ int bn_bnfile_open(bn_source *s, const char *path, bn_open_mode mode, bn_err *e)
     memset(s, 0, sizeof *s);
     s->name = strdup(path);
     s->format = strdup("bn");
-    if (!s->name || !s->format)
+    if (!s->name || !s->format) {
+        free(s->name);
+        free(s->format);
+        memset(s, 0, sizeof *s);
         return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
+    }
     int rc = (mode == BN_OPEN_STREAM || !strcmp(path, "-")) ? open_stream(s, e) : open_mapped(s, e);
     if (rc)
         bn_source_close(s);

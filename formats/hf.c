@@ -506,16 +506,16 @@ static int open_shards(const char *dir, hf_impl *hi, bn_source *s, bn_err *e)
                 char sp[4096];
                 snprintf(sp, sizeof sp, "%s/%s", dir, files[k]);
                 rc = bn_safetensors_open(&hi->shards[k], sp, e);
-                if (!rc)
-                    hi->n_shards++, bn_source_add_file(s, sp);
+                if (!rc && (hi->n_shards++, bn_source_add_file(s, sp)))
+                    rc = bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", sp);
             }
         }
         free(files);
         cJSON_Delete(idx);
         if (!rc && hi->n_shards == 0)
             rc = bn_fail(e, "%s: lists no shards", path);
-        if (!rc)
-            bn_source_add_file(s, path);
+        if (!rc && bn_source_add_file(s, path))
+            rc = bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
         return rc;
     }
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
@@ -527,7 +527,7 @@ static int open_shards(const char *dir, hf_impl *hi, bn_source *s, bn_err *e)
     if (bn_safetensors_open(&hi->shards[0], path, e))
         return -1;
     hi->n_shards = 1;
-    return bn_source_add_file(s, path);
+    return bn_source_add_file(s, path) ? bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path) : 0;
 }
 
 /* ------------------------------------------------------------- reading */
@@ -820,7 +820,10 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     if (open_shards(dir, hi, s, e) || build_directory(s, hi, packed_expected, e))
         goto fail;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    bn_source_add_file(s, path);
+    if (bn_source_add_file(s, path)) {
+        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", dir);
+        goto fail;
+    }
     if (hp.tied && bn_source_find(s, "output.weight"))
         hp.tied = 0; /* an explicit head wins */
     /* Stored per-projection input norms are applied whatever the config
@@ -850,7 +853,8 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     if (tokj) {
         bn_meta *sect = calloc(1, sizeof *sect);
-        int failed = !sect || bn_tokenizer_section_from_hf(tokj, path, sect, e);
+        int failed = !sect ? bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", dir)
+                           : bn_tokenizer_section_from_hf(tokj, path, sect, e);
         cJSON_Delete(tokj);
         tokj = NULL;
         if (failed) {
@@ -868,8 +872,10 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
             bn_meta_set_str(&s->meta, "provenance.note", note);
             return 0;
         }
-        bn_meta_set_section(&s->meta, "tokenizer", sect);
-        bn_source_add_file(s, path);
+        if (bn_meta_set_section(&s->meta, "tokenizer", sect) || bn_source_add_file(s, path)) {
+            bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", dir);
+            goto fail;
+        }
     }
     return 0;
 fail:

@@ -238,9 +238,12 @@ static int decode_section(bn_meta *m, rd *r, const char *key, int depth, const c
         return -1;
     bn_meta *sub = calloc(1, sizeof *sub);
     rd sr = {z, (size_t)raw};
-    if (!sub || decode_list(sub, &sr, cnt, depth + 1, name, e)) {
-        if (sub)
-            bn_meta_free(sub);
+    if (!sub) {
+        free(z);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
+    }
+    if (decode_list(sub, &sr, cnt, depth + 1, name, e)) {
+        bn_meta_free(sub);
         free(sub);
         free(z);
         return -1;

@@ -60,8 +60,9 @@ typedef enum bn_status {
     BN_E_CONTEXT_FULL = -7, /* the tokens do not fit the context */
     BN_E_CANCELLED = -8,    /* a callback returned nonzero */
     BN_E_KV_FULL = -9       /* the KV cache budget cannot hold the new positions
-                               (several sequences at once): nothing was
-                               evaluated; retry once sequences are freed */
+                               (it is shared by the sequences, or smaller
+                               than n_ctx positions): nothing was evaluated;
+                               retry once sequences are freed */
 } bn_status;
 
 /* msg: one line naming the file or value at fault; code: its bn_status.
@@ -81,7 +82,8 @@ BN_API const char *bn_status_string(int code);
 /* Progress of a long step: called before step `done` of `total` (what names
  * it: a tensor, a stage) and once at the end with done == total, also when
  * the step fails, but not after the callback cancelled it. A nonzero
- * return cancels the call, which then fails with BN_E_CANCELLED. */
+ * return cancels the call, which then fails with BN_E_CANCELLED; the end's
+ * return is ignored (the work is done by then). */
 typedef int (*bn_progress_fn)(void *user, size_t done, size_t total, const char *what);
 
 enum { BN_LOG_ERROR = 0, BN_LOG_WARN = 1, BN_LOG_INFO = 2, BN_LOG_DEBUG = 3 };
@@ -227,8 +229,8 @@ BN_API const uint32_t *bn_ctx_tokens(const bn_ctx *c);
  * Evaluating the same tokens again gives the same logits, bit for bit. */
 BN_API void bn_ctx_truncate(bn_ctx *c, uint32_t pos);
 /* KV cache bytes the context may take (allocated in blocks as positions
- * are used): kv_budget rounded down to whole blocks, or n_seq x n_ctx
- * positions if that is less. */
+ * are used): kv_budget rounded down to whole blocks, or what n_seq
+ * sequences of n_ctx positions take in whole blocks if that is less. */
 BN_API uint64_t bn_ctx_kv_bytes(const bn_ctx *c);
 
 enum { BN_EVAL_ALL_LOGITS = 1 /* a row of logits per token, not only the last */ };
@@ -237,8 +239,10 @@ enum { BN_EVAL_ALL_LOGITS = 1 /* a row of logits per token, not only the last */
  * bn_model_n_vocab floats for the last token, or n rows with
  * BN_EVAL_ALL_LOGITS. BN_E_INVALID: an id outside the vocabulary, or
  * unknown flags;
- * BN_E_CONTEXT_FULL: the tokens do not fit; nothing is evaluated then.
- * n = 0 evaluates nothing and succeeds (ids may then be NULL). */
+ * BN_E_CONTEXT_FULL: the tokens do not fit; nothing is evaluated then;
+ * BN_E_KV_FULL: the KV budget cannot hold them (above).
+ * n = 0 evaluates nothing and succeeds (ids may then be NULL; flags are
+ * still checked). */
 BN_API int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, unsigned flags, bn_err *e);
 
 /* Perplexity of ids (text tokens, no BOS) over windows of `window` tokens
@@ -246,8 +250,10 @@ BN_API int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, 
  * overlap; more than a window's text tokens: BN_E_INVALID, as tokens
  * would go unscored); each window is BOS + text, evaluated from an empty cache, and
  * predicts the tokens no earlier window did. *ppl_err (may be NULL): its
- * standard error. Leaves the context empty once it has begun evaluating
- * (an argument refused with BN_E_INVALID leaves it as it was). */
+ * standard error. Leaves sequence 0 empty once it has begun evaluating
+ * (an argument refused with BN_E_INVALID leaves it as it was; other
+ * sequences keep their positions, and share the KV budget with its
+ * windows: BN_E_KV_FULL when a window does not fit beside them). */
 BN_API int bn_ctx_perplexity(bn_ctx *c, const uint32_t *ids, size_t n, uint32_t window, uint32_t stride,
                              double *ppl, double *ppl_err, bn_err *e);
 

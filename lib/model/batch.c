@@ -409,6 +409,14 @@ static int check_prompt(bn_batch *b, const req *r)
                r->n_prompt == b->n_ctx ? " (one more position is needed to answer)" : "");
         return 1;
     }
+    /* a prompt the whole KV budget cannot hold, even alone: refused now,
+     * not after waiting at the head of the queue for everything else */
+    uint64_t need = bn_kv_blocks_for(r->n_prompt), have = bn_ctx_kv_blocks_max(b->c);
+    if (need > have) {
+        refuse(b, r, "the KV cache budget cannot hold the prompt of %zu tokens (%llu blocks of %d positions, the "
+                     "budget %llu)", r->n_prompt, (unsigned long long)need, BN_KV_BLOCK, (unsigned long long)have);
+        return 1;
+    }
     return 0;
 }
 

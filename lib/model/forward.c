@@ -976,6 +976,11 @@ int bn_ctx_kv_holds_all(const bn_ctx *c)
     return c && (uint64_t)c->kv.max_blocks >= (uint64_t)c->o.n_seq * bn_kv_blocks_for(c->n_ctx);
 }
 
+uint32_t bn_ctx_kv_blocks_max(const bn_ctx *c)
+{
+    return c ? c->kv.max_blocks : 0;
+}
+
 uint32_t bn_ctx_kv_blocks_left(const bn_ctx *c)
 {
     return c ? bn_kvpool_available(&c->kv) : 0;

@@ -126,6 +126,8 @@ uint64_t bn_ctx_kv_peak_bytes(const bn_ctx *c);
 /* Whether the KV budget holds every sequence at its whole context (a
  * draft context must: its evaluations have no way to wait for blocks). */
 int bn_ctx_kv_holds_all(const bn_ctx *c);
+/* KV blocks of the whole budget (what bn_ctx_kv_bytes holds). */
+uint32_t bn_ctx_kv_blocks_max(const bn_ctx *c);
 /* The sequence calls (bn_ctx_seq_new, _fork, _copy, _truncate, _free,
  * _pos, _tokens, bn_ctx_n_seq), bn_ctx_kv_used_bytes,
  * bn_ctx_kv_blocks_left and the batch evaluation (bn_eval_tok,

@@ -477,6 +477,51 @@ static void test_batcher_tight_budget(const bn_model *m, uint64_t block)
     bn_ctx_free(c);
 }
 
+/* A prompt the whole budget cannot hold (200 tokens in 2 blocks of 64)
+ * ends in the first step with BN_E_KV_FULL; it waited at the head of the
+ * queue until the running request ended (40 steps here), holding up
+ * every request behind it, and failed only then, alone. */
+static void test_batcher_never_fits(const bn_model *m, uint64_t block)
+{
+    bn_ctx *c = new_ctx(m, 2, 2 * block);
+    bn_err e = {0};
+    bn_batcher *b = c ? bn_batcher_new(c, NULL, &e) : NULL;
+    CHECK(&C, b != NULL);
+    if (!b) {
+        bn_ctx_free(c);
+        return;
+    }
+    bn_sampler_params sp;
+    bn_sampler_params_init(&sp);
+    sp.temp = 0;
+    uint32_t busy[4], big[200];
+    prompt(busy, 4, 7);
+    prompt(big, 200, 8);
+    const uint32_t *ps[2] = {busy, big};
+    size_t ns[2] = {4, 200};
+    for (unsigned k = 0; k < 2; k++) {
+        bn_batcher_request r;
+        bn_batcher_request_init(&r);
+        r.prompt = ps[k];
+        r.n_prompt = ns[k];
+        r.sampler = &sp;
+        r.n_predict = k == 0 ? 40 : 4;
+        r.tag = k;
+        CHECK(&C, bn_batcher_submit(b, &r, &e) == BN_OK);
+    }
+    const bn_batcher_event *ev;
+    size_t n = 0;
+    int big_refused = 0, busy_token = 0;
+    CHECK(&C, bn_batcher_step(b, &ev, &n, &e) == BN_OK);
+    for (size_t i = 0; i < n; i++) {
+        big_refused |= ev[i].tag == 1 && ev[i].stop == BN_STOP_ERROR && ev[i].status == BN_E_KV_FULL;
+        busy_token |= ev[i].tag == 0 && ev[i].token != BN_NO_TOKEN;
+    }
+    CHECK(&C, big_refused && busy_token);
+    bn_batcher_free(b);
+    bn_ctx_free(c);
+}
+
 int main(void)
 {
     bn_err e = {0};
@@ -500,6 +545,7 @@ int main(void)
     bn_ctx_free(probe);
     test_batcher_matches_alone(m, u, 5, 6 * block);
     test_batcher_tight_budget(m, block);
+    test_batcher_never_fits(m, block);
     free(u);
     bn_model_close(m);
     return check_done(&C, "test_api_batch");

@@ -15,9 +15,12 @@
  * with nothing). Before the fix a step could sample a request and then
  * fail to hand over its events. */
 #include "api_test_util.h"
+#include "formats.h" /* bn_convert: the bn file it opens */
 
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t k, size_t n);
@@ -66,6 +69,7 @@ static check_ctx C;
         CHECK(&C, (obj) != NULL);                                                                                      \
         for (long i_ = 0; (obj) && i_ < total_; i_ += i_ < 64 ? 1 : 1 + total_ / 256) {                               \
             made = 0;                                                                                                  \
+            memset(&e_, 0, sizeof e_); /* a failure must say so itself, not keep the last one's */                     \
             fail_at = i_;                                                                                              \
             __typeof__(obj) o_ = call;                                                                                 \
             fail_at = -1;                                                                                              \
@@ -90,6 +94,29 @@ static void test_constructors(void)
     bn_model_params_init(&mp);
     bn_model *m;
     EACH_ALLOCATION_FAILS("bn_model_open", bn_model_open(API_TINY, &mp, &e_), m, bn_model_close);
+    /* a bn file too (its metadata sections, its tensor table), mapped and streamed */
+    char dir[] = "/tmp/test_oom.XXXXXX", bnf[64];
+    bn_err ce;
+    bn_convert_opts co = {0};
+    int made_dir = mkdtemp(dir) != NULL;
+    CHECK(&C, made_dir);
+    if (made_dir) {
+        snprintf(bnf, sizeof bnf, "%s/tiny.bn", dir);
+        int converted = bn_convert(API_TINY, bnf, &co, &ce) == 0;
+        CHECK(&C, converted);
+        if (converted) {
+            bn_model *mb;
+            EACH_ALLOCATION_FAILS("bn_model_open (a bn file)", bn_model_open(bnf, &mp, &e_), mb, bn_model_close);
+            bn_model_close(mb);
+            mp.weights = BN_WEIGHTS_MAPPED;
+            EACH_ALLOCATION_FAILS("bn_model_open (a bn file, mapped)", bn_model_open(bnf, &mp, &e_), mb,
+                                  bn_model_close);
+            bn_model_close(mb);
+            mp.weights = BN_WEIGHTS_AUTO;
+            unlink(bnf);
+        }
+        rmdir(dir);
+    }
     if (!m)
         return;
     bn_ctx_params cp;
