@@ -446,7 +446,9 @@ BN_API bn_sampler *bn_sampler_new(const bn_sampler_params *p, uint32_t n_vocab, 
 BN_API void bn_sampler_free(bn_sampler *s);
 /* Chooses a token from logits (n_vocab floats, changed by the call); hist
  * is the history the penalties look at (usually bn_ctx_tokens).
- * BN_NO_TOKEN (below) when s or logits is NULL. */
+ * BN_NO_TOKEN (below) when s or logits is NULL. The logits must be finite
+ * (bn_ctx_eval's are): with a NaN among them which token comes is not
+ * defined. */
 BN_API uint32_t bn_sampler_sample(bn_sampler *s, float *logits, const uint32_t *hist, size_t n_hist);
 /* Restarts the random generator as bn_sampler_new would with this seed. */
 BN_API void bn_sampler_reseed(bn_sampler *s, uint64_t seed);
@@ -597,8 +599,9 @@ BN_API int bn_generate(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const ui
  *
  * The batcher takes its context over: the context is emptied (every
  * sequence freed) by bn_batcher_new and again by bn_batcher_free, and is
- * not used directly in between. A batcher and its context belong to one
- * thread at a time. */
+ * not used directly in between; a second bn_batcher_new over it (or over
+ * its draft context) fails with BN_E_INVALID until then. A batcher and
+ * its context belong to one thread at a time. */
 
 typedef struct bn_batcher bn_batcher;
 

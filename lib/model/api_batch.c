@@ -88,6 +88,16 @@ bn_batcher *bn_batcher_new(bn_ctx *c, const bn_batcher_params *p, bn_err *e)
         free(b);
         return NULL;
     }
+    /* a second batcher over a context would empty the first's sequences */
+    int taken = bn_ctx_take(c) ? 1 : o.draft && bn_ctx_take(o.draft) ? 2 : 0;
+    if (taken) {
+        if (taken == 2)
+            bn_ctx_give_back(c);
+        bn_fail_code(e, BN_E_INVALID, "bn_batcher_new: the %scontext has a batcher already",
+                     taken == 2 ? "draft " : "");
+        free(b);
+        return NULL;
+    }
     b->draft = o.draft;
     empty_context(c);
     if (b->draft)
@@ -95,8 +105,11 @@ bn_batcher *bn_batcher_new(bn_ctx *c, const bn_batcher_params *p, bn_err *e)
     bn_batch_opts bo = {.pass_tokens = o.pass_tokens, .draft = o.draft};
     if (!(b->b = bn_batch_new(c, &bo, e))) {
         empty_context(c);
-        if (b->draft)
+        bn_ctx_give_back(c);
+        if (b->draft) {
             empty_context(b->draft);
+            bn_ctx_give_back(b->draft);
+        }
         free(b);
         return NULL;
     }
@@ -109,8 +122,11 @@ void bn_batcher_free(bn_batcher *b)
         return;
     bn_batch_free(b->b);
     empty_context(b->c);
-    if (b->draft)
+    bn_ctx_give_back(b->c);
+    if (b->draft) {
         empty_context(b->draft);
+        bn_ctx_give_back(b->draft);
+    }
     free(b->ev);
     free(b);
 }

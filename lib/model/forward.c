@@ -73,6 +73,7 @@ struct bn_ctx {
     bn_head_fn head; /* a SIMD head for this CPU, or NULL: the loop below */
     bn_att_fn att_fn; /* attention of one token over one KV head */
     bn_f16_row_fn f16_row; /* K/V rows into the f16 cache */
+    int taken; /* a batcher has taken it over (bn_ctx_take) */
 };
 
 /* ---------------------------------------------------------- small math */
@@ -974,6 +975,19 @@ uint64_t bn_ctx_kv_peak_bytes(const bn_ctx *c)
 int bn_ctx_kv_holds_all(const bn_ctx *c)
 {
     return c && (uint64_t)c->kv.max_blocks >= (uint64_t)c->o.n_seq * bn_kv_blocks_for(c->n_ctx);
+}
+
+int bn_ctx_take(bn_ctx *c)
+{
+    if (c->taken)
+        return -1;
+    c->taken = 1;
+    return 0;
+}
+
+void bn_ctx_give_back(bn_ctx *c)
+{
+    c->taken = 0;
 }
 
 uint32_t bn_ctx_kv_blocks_max(const bn_ctx *c)

@@ -126,6 +126,10 @@ uint64_t bn_ctx_kv_peak_bytes(const bn_ctx *c);
 /* Whether the KV budget holds every sequence at its whole context (a
  * draft context must: its evaluations have no way to wait for blocks). */
 int bn_ctx_kv_holds_all(const bn_ctx *c);
+/* A batcher takes its context (and a draft context) over until it is
+ * freed: bn_ctx_take fails (-1) when another one holds it. */
+int bn_ctx_take(bn_ctx *c);
+void bn_ctx_give_back(bn_ctx *c);
 /* KV blocks of the whole budget (what bn_ctx_kv_bytes holds). */
 uint32_t bn_ctx_kv_blocks_max(const bn_ctx *c);
 /* The sequence calls (bn_ctx_seq_new, _fork, _copy, _truncate, _free,

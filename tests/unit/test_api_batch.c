@@ -340,6 +340,18 @@ static void test_batcher_errors(const bn_model *m)
     bn_batcher *b = bn_batcher_new(c, &bp, &e);
     CHECK(&C, b && bn_ctx_pos(c) == 0);
     CHECK(&C, !bn_batcher_new(NULL, NULL, &e) && e.code == BN_E_INVALID);
+    /* a second batcher over the context would empty the first's sequences:
+     * refused until the first is freed */
+    e = (bn_err){0};
+    CHECK(&C, !bn_batcher_new(c, NULL, &e) && e.code == BN_E_INVALID && strstr(e.msg, "has a batcher already"));
+    bn_ctx *c2 = new_ctx(m, 2, 0);
+    bn_batcher *b2 = bn_batcher_new(c2, NULL, &e);
+    CHECK(&C, b2 != NULL);
+    bn_batcher_free(b2);
+    b2 = bn_batcher_new(c2, NULL, &e); /* free gave it back */
+    CHECK(&C, b2 != NULL);
+    bn_batcher_free(b2);
+    bn_ctx_free(c2);
     bn_batcher_request r;
     bn_batcher_request_init(&r);
     r.prompt = ids;
