@@ -433,6 +433,22 @@ static void test_batcher_errors(const bn_model *m)
     bn_ctx_free(c);
 }
 
+/* A batcher over a new context of n_seq sequences and budget bytes, and
+ * greedy sampling; NULL (nothing left open) when either fails. */
+static bn_batcher *greedy_batcher(const bn_model *m, uint32_t n_seq, uint64_t budget, bn_ctx **c,
+                                  bn_sampler_params *sp)
+{
+    bn_err e = {0};
+    *c = new_ctx(m, n_seq, budget);
+    bn_batcher *b = *c ? bn_batcher_new(*c, NULL, &e) : NULL;
+    CHECK(&C, b != NULL);
+    if (!b)
+        bn_ctx_free(*c);
+    bn_sampler_params_init(sp);
+    sp->temp = 0;
+    return b;
+}
+
 /* Eight requests answered to the end of the context in a budget of 6
  * KV blocks (one request's whole context takes 4): each is set back and
  * starts over once there is room for its tokens so far, not while the
@@ -441,17 +457,12 @@ static void test_batcher_errors(const bn_model *m)
  * two blocks were free, thrown away again a step later). */
 static void test_batcher_tight_budget(const bn_model *m, uint64_t block)
 {
-    bn_ctx *c = new_ctx(m, 8, 6 * block);
-    bn_err e = {0};
-    bn_batcher *b = c ? bn_batcher_new(c, NULL, &e) : NULL;
-    CHECK(&C, b != NULL);
-    if (!b) {
-        bn_ctx_free(c);
-        return;
-    }
+    bn_ctx *c;
     bn_sampler_params sp;
-    bn_sampler_params_init(&sp);
-    sp.temp = 0;
+    bn_batcher *b = greedy_batcher(m, 8, 6 * block, &c, &sp);
+    bn_err e = {0};
+    if (!b)
+        return;
     uint32_t ids[8][6];
     bn_batcher_request r[8];
     size_t prompt_tokens = 0;
@@ -495,17 +506,12 @@ static void test_batcher_tight_budget(const bn_model *m, uint64_t block)
  * every request behind it, and failed only then, alone. */
 static void test_batcher_never_fits(const bn_model *m, uint64_t block)
 {
-    bn_ctx *c = new_ctx(m, 2, 2 * block);
-    bn_err e = {0};
-    bn_batcher *b = c ? bn_batcher_new(c, NULL, &e) : NULL;
-    CHECK(&C, b != NULL);
-    if (!b) {
-        bn_ctx_free(c);
-        return;
-    }
+    bn_ctx *c;
     bn_sampler_params sp;
-    bn_sampler_params_init(&sp);
-    sp.temp = 0;
+    bn_batcher *b = greedy_batcher(m, 2, 2 * block, &c, &sp);
+    bn_err e = {0};
+    if (!b)
+        return;
     uint32_t busy[4], big[200];
     prompt(busy, 4, 7);
     prompt(big, 200, 8);
