@@ -27,14 +27,15 @@ typedef struct options {
     char cmdline[1024];
 } options;
 
-/* provenance.options: the options given, by their long names, the output
- * file aside (where the model was written says nothing about it). */
-static void record_options(const bn_opt *opts, const void *skip, char *buf, size_t n)
+/* provenance.options: the options given, by their long names, but those
+ * that change no byte of the model (where it was written, -q, -f): the
+ * same conversion scripted or by hand is the same file. */
+static void record_options(const bn_opt *opts, const options *o, char *buf, size_t n)
 {
     size_t pos = 0;
     buf[0] = 0;
     for (const bn_opt *p = opts; p->kind != BN_OPT_END && pos < n; p++)
-        if (p->given && p->dest != skip)
+        if (p->given && p->dest != &o->out && p->dest != &o->quiet && p->dest != &o->force)
             pos += (size_t)snprintf(buf + pos, n - pos, "%s--%s", pos ? " " : "", p->name);
 }
 
@@ -66,7 +67,7 @@ static int parse(int argc, char **argv, options *o)
         return bn_usage_error(&prog, "--info writes no model: not with -o, --name or -f");
     if (o->name && !bn_utf8_valid(o->name, strlen(o->name)))
         return bn_usage_error(&prog, "--name: not UTF-8 text (general.name is a UTF-8 string)");
-    record_options(table, &o->out, o->cmdline, sizeof o->cmdline);
+    record_options(table, o, o->cmdline, sizeof o->cmdline);
     return BN_OPT_RUN;
 }
 

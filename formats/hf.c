@@ -299,6 +299,17 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
      * writes theta and the scaling inside rope_parameters instead of
      * rope_theta / rope_scaling (Gemma 3's per attention kind: read_gemma3). */
     int bitnet = !strcmp(hp->arch, "bitnet-b1.58");
+    /* a float setting given as anything but a number ("10000") is refused:
+     * read as absent it would be the default, and the logits wrong */
+    static const char *const floats[] = {"rope_theta", "rms_norm_eps", "rope_local_base_freq",
+                                         "query_pre_attn_scalar", "_sliding_window_pattern"};
+    for (size_t i = 0; i < sizeof floats / sizeof *floats; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, floats[i]);
+        if (v && !cJSON_IsNull(v) && !cJSON_IsNumber(v)) {
+            bn_fail(e, "%s: %s must be a number", path, floats[i]);
+            goto out;
+        }
+    }
     const cJSON *rp = cJSON_GetObjectItemCaseSensitive(cfg, "rope_parameters");
     if (!cJSON_IsObject(rp) || cJSON_GetObjectItemCaseSensitive(rp, "full_attention"))
         rp = NULL;
@@ -311,7 +322,10 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
      * "default" is plain RoPE said outright */
     const char *kind = !scaling ? NULL : cfg_str(scaling, "rope_type") ? cfg_str(scaling, "rope_type")
                                                                           : cfg_str(scaling, "type");
-    if (scaling && !cJSON_IsNull(scaling) && !(kind && !strcmp(kind, "default"))) {
+    /* linear scaling by 1 is plain RoPE (transformers divides positions by 1) */
+    int linear_1 = kind && !strcmp(kind, "linear") && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(scaling, "factor")) &&
+                   cfg_num(scaling, "factor", 0) == 1.0;
+    if (scaling && !cJSON_IsNull(scaling) && !(kind && !strcmp(kind, "default")) && !linear_1) {
         if (!kind || strcmp(kind, "llama3")) {
             bn_fail(e, "%s: rope_scaling of type '%s' is not supported (llama3 is)", path, kind ? kind : "?");
             goto out;
@@ -462,9 +476,12 @@ static int read_extras(const char *dir, const cJSON *tokenizer, bn_hparams *hp, 
 
 static int open_shards(const char *dir, hf_impl *hi, bn_source *s, bn_err *e)
 {
-    char path[4096];
+    char path[4096], single[4096];
+    /* model.safetensors first, the index only without it, as transformers
+     * looks for them: a directory holding both loads the same weights */
+    snprintf(single, sizeof single, "%s/model.safetensors", dir);
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    if (bn_file_exists(path)) {
+    if (!bn_file_exists(single) && bn_file_exists(path)) {
         cJSON *idx = NULL;
         if (bn_json_load(path, &idx, e))
             return -1;
@@ -819,10 +836,16 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     hi->gemma = !strcmp(hp.arch, "gemma3");
     if (open_shards(dir, hi, s, e) || build_directory(s, hi, packed_expected, e))
         goto fail;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if (bn_source_add_file(s, path)) {
-        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", dir);
-        goto fail;
+    /* provenance: every file whose bytes decide the model (the optional
+     * ones give stop ids, BOS and the chat template); tokenizer.json below */
+    static const char *const decide[] = {"config.json", "generation_config.json", "tokenizer_config.json",
+                                         "chat_template.jinja"};
+    for (size_t i = 0; i < sizeof decide / sizeof *decide; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, decide[i]);
+        if ((i == 0 || bn_file_exists(path)) && bn_source_add_file(s, path)) {
+            bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", dir);
+            goto fail;
+        }
     }
     if (hp.tied && bn_source_find(s, "output.weight"))
         hp.tied = 0; /* an explicit head wins */

@@ -18,7 +18,7 @@ FAST="-t 1 -r 1 --bw-mib 4"
     grep -q "| tg32 x3 plain | repeat.txt,rewrite.txt | [0-9.]* ± " "$T/out"
     grep -q "| tg32 x1 lookup 2/4 | repeat.txt: [0-9]*% kept, " "$T/out"
     line=$(grep "| tg32 x3 lookup 2/4 | " "$T/out")
-    [[ $line =~ repeat.txt,r:\ ([0-9]+)%\ kept,\ ([0-9.]+)\ tok/pass,\ ([0-9.]+)x\ \|\ ([0-9.]+) ]]
+    [[ $line =~ repeat.txt,rewrite.txt:\ ([0-9]+)%\ kept,\ ([0-9.]+)\ tok/pass,\ ([0-9.]+)x\ \|\ ([0-9.]+) ]]
     [ "${BASH_REMATCH[1]}" -gt 0 ]
     [[ ${BASH_REMATCH[2]} > "1.00" ]]
     [ "$(grep -c '| tg32 x' "$T/out")" -eq 4 ]

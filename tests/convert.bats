@@ -57,7 +57,10 @@ assert m["general.architecture"] == "bitnet-b1.58"
 assert m["model.head_count_kv"] == 2 and m["model.rope_pairing"] == "neox"
 assert m["chat.format"] == "bitnet"
 assert d["parameters"] == 5284736 and len(d["tensors"]) == 68
-assert len(m["provenance.source_hashes"]) == len(m["provenance.sources"]) == 3
+# every file whose bytes decide the model (stop ids, BOS and the chat template too)
+assert m["provenance.sources"] == ["model.safetensors", "config.json", "generation_config.json",
+                                   "tokenizer_config.json", "tokenizer.json"], m["provenance.sources"]
+assert len(m["provenance.source_hashes"]) == 5
 '
 }
 
@@ -357,6 +360,39 @@ PY
     copy_tiny
     echo '{ not json' > "$T/m/config.json"
     malformed "$T/m" "invalid JSON"
+    # a float setting as a string was read as absent: the default, and wrong logits
+    copy_tiny
+    edit_config 'c["rope_theta"] = "10000"'
+    malformed "$T/m" "rope_theta must be a number"
+    copy_tiny
+    edit_config 'c["rms_norm_eps"] = "1e-2"'
+    malformed "$T/m" "rms_norm_eps must be a number"
+}
+
+@test "HF directories as transformers reads them: model.safetensors before an index; linear RoPE scaling by 1 is none" {
+    # a directory holding both: transformers loads model.safetensors (bn took the shards)
+    $GEN --format hf-packed --shape tiny --shards 3 "$T/d" >/dev/null
+    $GEN --format hf-packed --shape tiny --seed 9 "$T/s9" >/dev/null
+    cp "$T/s9/model.safetensors" "$T/d/"
+    bn-convert "$T/d" -o "$T/d.bn"
+    bn-convert "$T/s9" -o "$T/s9.bn"
+    bn-infer -m "$T/d.bn" -t 1 -n 0 --logits "$T/d.f32" <<<"5 17 29" >/dev/null
+    bn-infer -m "$T/s9.bn" -t 1 -n 0 --logits "$T/s9.f32" <<<"5 17 29" >/dev/null
+    cmp "$T/d.f32" "$T/s9.f32"
+    # rope_scaling linear by 1: plain RoPE, the same logits as without (it was refused)
+    cp -r "$T/s9" "$T/lin"
+    $PY -c 'import json, sys; p = sys.argv[1]; c = json.load(open(p)); c["rope_scaling"] = {"type": "linear", "factor": 1.0}; json.dump(c, open(p, "w"))' "$T/lin/config.json"
+    bn-convert "$T/lin" -o "$T/lin.bn"
+    bn-infer -m "$T/lin.bn" -t 1 -n 0 --logits "$T/lin.f32" <<<"5 17 29" >/dev/null
+    cmp "$T/lin.f32" "$T/s9.f32"
+    $PY -c 'import json, sys; p = sys.argv[1]; c = json.load(open(p)); c["rope_scaling"] = {"type": "linear", "factor": 2.0}; json.dump(c, open(p, "w"))' "$T/lin/config.json"
+    run bn-convert "$T/lin" -o "$T/lin2.bn"
+    [ "$status" -eq 1 ]
+    [[ $output == *"rope_scaling of type 'linear' is not supported"* ]]
+    # -q and -f change no byte of the output (they were recorded in provenance.options)
+    bn-convert "$TINY" >"$T/plain.bn"
+    bn-convert -q -f "$TINY" >"$T/quiet.bn"
+    cmp "$T/plain.bn" "$T/quiet.bn"
 }
 
 @test "output is atomic: a failed conversion keeps the old file, read-only dirs fail cleanly" {
