@@ -302,6 +302,10 @@ interrupt() {
         $shim bn-quant "$F/tiny.bn" -o "$T/m.bn"
         [ "$(stat -c %a "$T/m.bn")" = 600 ] || { echo "$shim: mode $(stat -c %a "$T/m.bn")"; false; }
         cmp "$T/m.bn" "$F/tq.bn"
+        # its permission bits, not a set-user-id bit
+        chmod 4750 "$T/m.bn"
+        $shim bn-quant "$F/tiny.bn" -o "$T/m.bn"
+        [ "$(stat -c %a "$T/m.bn")" = 750 ] || { echo "$shim: mode $(stat -c %a "$T/m.bn")"; false; }
         # a link stays a link; its target (relative, through a second link) gets the model
         mkdir -p "$T/d"
         echo old >"$T/d/target.bn"

@@ -293,7 +293,7 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
         o->direct = 1;
         return 0;
     }
-    /* a file replaced keeps its permissions (and, where we may, owner) */
+    /* a file replaced keeps its permission bits (and, where we may, owner) */
     int replaces = stat(o->path, &st) == 0;
     char *dir = dir_of(o->path);
     if (!o->path || !dir) {
@@ -331,7 +331,7 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
         if (fchown(o->fd, st.st_uid, st.st_gid) != 0) {
             /* not ours to give away: the owner stays who writes it */
         }
-        fchmod(o->fd, st.st_mode & 07777);
+        fchmod(o->fd, st.st_mode & 0777); /* its permissions, not a set-id bit */
     }
     free(dir);
     o->fp = fdopen(o->fd, "wb");
