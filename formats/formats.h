@@ -66,8 +66,8 @@ typedef struct bn_source {
     size_t n_files;
 } bn_source;
 
-/* Records a source file path (copied). */
-int bn_source_add_file(bn_source *s, const char *path);
+/* Records a source file path (copied); BN_E_NOMEM (e filled) when out of memory. */
+int bn_source_add_file(bn_source *s, const char *path, bn_err *e);
 
 void bn_source_close(bn_source *s);
 const bn_tensor *bn_source_find(const bn_source *s, const char *name);

@@ -523,28 +523,25 @@ static int open_shards(const char *dir, hf_impl *hi, bn_source *s, bn_err *e)
                 char sp[4096];
                 snprintf(sp, sizeof sp, "%s/%s", dir, files[k]);
                 rc = bn_safetensors_open(&hi->shards[k], sp, e);
-                if (!rc && (hi->n_shards++, bn_source_add_file(s, sp)))
-                    rc = bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", sp);
+                if (!rc)
+                    hi->n_shards++, rc = bn_source_add_file(s, sp, e);
             }
         }
         free(files);
         cJSON_Delete(idx);
         if (!rc && hi->n_shards == 0)
             rc = bn_fail(e, "%s: lists no shards", path);
-        if (!rc && bn_source_add_file(s, path))
-            rc = bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
-        return rc;
+        return rc ? rc : bn_source_add_file(s, path, e);
     }
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (!bn_file_exists(path))
+    if (!bn_file_exists(single))
         return bn_fail(e, "%s: no model.safetensors or model.safetensors.index.json", dir);
     hi->shards = calloc(1, sizeof *hi->shards);
     if (!hi->shards)
         return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", dir);
-    if (bn_safetensors_open(&hi->shards[0], path, e))
+    if (bn_safetensors_open(&hi->shards[0], single, e))
         return -1;
     hi->n_shards = 1;
-    return bn_source_add_file(s, path) ? bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path) : 0;
+    return bn_source_add_file(s, single, e);
 }
 
 /* ------------------------------------------------------------- reading */
@@ -842,10 +839,8 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
                                          "chat_template.jinja"};
     for (size_t i = 0; i < sizeof decide / sizeof *decide; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, decide[i]);
-        if ((i == 0 || bn_file_exists(path)) && bn_source_add_file(s, path)) {
-            bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", dir);
+        if ((i == 0 || bn_file_exists(path)) && bn_source_add_file(s, path, e))
             goto fail;
-        }
     }
     if (hp.tied && bn_source_find(s, "output.weight"))
         hp.tied = 0; /* an explicit head wins */
@@ -895,10 +890,12 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
             bn_meta_set_str(&s->meta, "provenance.note", note);
             return 0;
         }
-        if (bn_meta_set_section(&s->meta, "tokenizer", sect) || bn_source_add_file(s, path)) {
+        if (bn_meta_set_section(&s->meta, "tokenizer", sect)) {
             bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", dir);
             goto fail;
         }
+        if (bn_source_add_file(s, path, e))
+            goto fail;
     }
     return 0;
 fail:

@@ -253,10 +253,8 @@ int bn_safetensors_open(bn_source *s, const char *path, bn_err *e)
                 (unsigned long long)(buffer_size - end));
         goto out;
     }
-    if (bn_source_add_file(s, path)) {
-        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
+    if (bn_source_add_file(s, path, e))
         goto out;
-    }
     rc = 0;
 out:
     cJSON_Delete(root);

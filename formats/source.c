@@ -22,14 +22,14 @@ void bn_source_close(bn_source *s)
     memset(s, 0, sizeof *s);
 }
 
-int bn_source_add_file(bn_source *s, const char *path)
+int bn_source_add_file(bn_source *s, const char *path, bn_err *e)
 {
     char **nf = realloc(s->files, (s->n_files + 1) * sizeof *nf);
     if (!nf)
-        return -1;
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     s->files = nf;
     if (!(nf[s->n_files] = strdup(path)))
-        return -1;
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     s->n_files++;
     return 0;
 }

@@ -131,8 +131,6 @@ static double best_pass(bn_pool *pool, bw_job *j)
     return best;
 }
 
-/* Tries every access pattern on a buffer of small pages, then on one
- * advised onto transparent huge pages (2 MiB aligned). */
 /* bytes at an address aligned to align, from its own mapping: freed with
  * munmap(*base, *len) it leaves the process, where malloc's free would
  * keep a small buffer in the heap and in the run's peak RSS (bn-bench
@@ -147,6 +145,8 @@ static uint8_t *map_aligned(size_t bytes, size_t align, void **base, size_t *len
     return (uint8_t *)at;
 }
 
+/* Tries every access pattern on a buffer of small pages, then on one
+ * advised onto transparent huge pages (2 MiB aligned). */
 int bn_bench_bandwidth(size_t bytes, int threads, bn_bench_bw *bw, bn_err *e)
 {
     const size_t huge = (size_t)2 << 20;
