@@ -281,9 +281,9 @@ const bn_kernels *bn_kernels_neon(uint32_t layout, int dotprod);
 /* avx512's quantize and GEMV with the AMX-INT8 GEMM (t2, i2s, b3). */
 const bn_kernels *bn_kernels_amx(uint32_t layout);
 /* kern_amx.c: the gemm contract for layout (t2, i2s, b3) on activations in
- * the avx512 set's order; ilv: rows interleaved as in kern_ilv.h. Only
- * for CPUs that bn_cpu_detect finds amx_int8 on. */
-void bn_amx_gemm(uint32_t layout, int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
+ * the avx512 set's order. Only for CPUs that bn_cpu_detect finds
+ * amx_int8 on. */
+void bn_amx_gemm(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                  const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy);
 const bn_kernels *bn_kernels_ref_packed(uint32_t layout);
 

@@ -32,7 +32,6 @@
  * Each call loads its tile configuration and releases the tiles at the
  * end, so no thread keeps AMX state between kernels. */
 #include "kern_2bit.h"
-#include "kern_ilv.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -109,20 +108,11 @@ static TAMX INLINE void transpose16(__m512i r[16])
     }
 }
 
-/* Row j's 64-byte vector v: interleaved rows (kern_ilv.h) up to the last
- * whole group of four before r1, row-major after it. */
-static INLINE const uint8_t *row_vec(const uint8_t *w, size_t rb, int ilv, size_t r1, size_t j, size_t v)
-{
-    if (ilv && j < r1 / 4 * 4)
-        return w + j / 4 * 4 * rb + (4 * v + j % 4) * 64;
-    return w + j * rb + 64 * v;
-}
-
 /* One step of B-making: the tiles of 16 rows [r, r + nr) (nr ≤ 16,
  * missing rows zero) for vector v, plane p at out + p·2·TILE (a row
  * block's two groups sit side by side, TILE apart). */
-static TAMX INLINE void make_b(uint32_t layout, const uint8_t *w, size_t rb, int ilv, size_t r1, size_t r, size_t nr,
-                               size_t v, uint8_t *out)
+static TAMX INLINE void make_b(uint32_t layout, const uint8_t *w, size_t rb, size_t r, size_t nr, size_t v,
+                               uint8_t *out)
 {
     const __m512i m3 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
     /* GF(2) affine maps that move bits 2p, 2p+1 of each byte to bits 0, 1
@@ -133,7 +123,7 @@ static TAMX INLINE void make_b(uint32_t layout, const uint8_t *w, size_t rb, int
                                _mm512_set1_epi64((long long)0x4080000000000000ull)};
     __m512i x[16];
     for (size_t j = 0; j < 16; j++)
-        x[j] = j < nr ? _mm512_loadu_si512((const void *)row_vec(w, rb, ilv, r1, r + j, v)) : _mm512_setzero_si512();
+        x[j] = j < nr ? _mm512_loadu_si512((const void *)(w + (r + j) * rb + 64 * v)) : _mm512_setzero_si512();
     transpose16(x);
     if (layout == BN_B3) {
         /* digit j = (m_j > 85) + (m_j > 170), m_(j+1) = 3·m_j mod 256 */
@@ -169,7 +159,7 @@ typedef struct plan {
     uint32_t layout;
     const uint8_t *w;
     size_t rb, r1, V, P, kbv;
-    int ilv, tail;
+    int tail;
 } plan;
 
 /* The unit after u (the first when u is NULL); 0 when none is left. */
@@ -227,7 +217,7 @@ static TAMX INLINE void maker_step(maker *mk)
     const plan *pl = mk->pl;
     size_t groups = mk->u.nr > 16 ? 2 : 1, v = mk->u.v0 + mk->done / groups, g = mk->done % groups;
     size_t rows = g ? mk->u.nr - 16 : mk->u.nr < 16 ? mk->u.nr : 16;
-    make_b(pl->layout, pl->w, pl->rb, pl->ilv, pl->r1, mk->u.r + 16 * g, rows, v,
+    make_b(pl->layout, pl->w, pl->rb, mk->u.r + 16 * g, rows, v,
            mk->buf + (v - mk->u.v0) * pl->P * 2 * TILE + g * TILE);
     mk->done++;
 }
@@ -304,11 +294,11 @@ static TAMX INLINE void store_out(const int32_t *cbuf, const int32_t *qs, size_t
     }
 }
 
-TAMX void bn_amx_gemm(uint32_t layout, int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
+TAMX void bn_amx_gemm(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                       const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy)
 {
     const int b3 = layout == BN_B3;
-    plan pl = {.layout = layout, .w = w, .rb = bn_packed_row_bytes(layout, k), .r1 = r1, .ilv = ilv};
+    plan pl = {.layout = layout, .w = w, .rb = bn_packed_row_bytes(layout, k), .r1 = r1};
     pl.P = b3 ? 5 : 4;
     pl.V = b3 ? k / 320 : k2_nvec(layout, 64, k);
     size_t c0 = (b3 ? 320 : 256) * pl.V;
@@ -386,10 +376,10 @@ TAMX void bn_amx_gemm(uint32_t layout, int ilv, const uint8_t *w, size_t k, size
 }
 
 #else
-void bn_amx_gemm(uint32_t layout, int ilv, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
+void bn_amx_gemm(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                  const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy)
 {
-    (void)layout, (void)ilv, (void)w, (void)k, (void)r0, (void)r1, (void)beta, (void)q, (void)s, (void)n;
+    (void)layout, (void)w, (void)k, (void)r0, (void)r1, (void)beta, (void)q, (void)s, (void)n;
     (void)ldq, (void)y, (void)ldy;
 }
 #endif

@@ -16,7 +16,6 @@
  * Compiled with target attributes, so the file builds with any x86-64
  * compiler flags; the set is only offered when cpuid/xgetbv say so. */
 #include "kern_2bit.h"
-#include "kern_ilv.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -24,15 +23,7 @@
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #define INLINE inline __attribute__((always_inline))
 
-/* ILV_AHEAD: how many vectors (of 4 interleaved rows, 256 bytes) ahead
- * the interleaved GEMVs prefetch. Interleaved reads are one sequential
- * stream, which AMD's prefetchers follow by themselves (a prefetch there
- * measured slower on Zen 4), but Intel's (Xeon with AMX) fall behind:
- * prefetching 8 vectors (2 KiB) ahead took 2B4T decode from interleaved
- * b3+q5 rows from 13.7 to 18.8 t/s at 1 thread and 25.3 to 33.9 at 2 (2
- * and 16 ahead: 17.8, 17.1). A prefetch past a matrix's end is harmless
- * (it never faults). */
-enum { W = 64, ILV_AHEAD = 8 };
+enum { W = 64 };
 
 /* Σ of the first nb bytes (a multiple of 64) of q, as signed. */
 static T512 INLINE int32_t qsum(const int8_t *q, size_t nb)
@@ -369,9 +360,10 @@ T2A_FN(t2_asm_4x1, T2A_P1A(T2A_COPY, 0), T2A_P1B(T2A_SHIFT(2), 64), T2A_P1A(T2A_
 #undef T2A_STORE4
 
 /* GEMV: rows in fours with the dependency chain split over planes; rs
- * and vs as in tile(). */
-static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_t V, size_t U, const int8_t *q,
-                                   int RT, int32_t out[4])
+ * and vs as in tile(); each row's line pf bytes ahead of the one it reads
+ * is prefetched. */
+static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_t pf, size_t V, size_t U,
+                                   const int8_t *q, int RT, int32_t out[4])
 {
     __m512i a0[4], a1[4];
     const __m512i m3 = _mm512_set1_epi8(3);
@@ -384,14 +376,7 @@ static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_
                 q3 = _mm512_loadu_si512((const void *)(qv + 3 * W));
         _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {
             __m512i raw = _mm512_loadu_si512((const void *)(w + r * rs + vs * v));
-            /* row-major: the next 4-row group, one line per row and
-             * vector: the hardware prefetchers stop at 4 KiB pages, which
-             * a group of short rows crosses often. Interleaved rows are
-             * one stream, prefetched ILV_AHEAD vectors ahead. */
-            if (vs == W)
-                _mm_prefetch((const char *)(w + (r + 4) * rs + vs * v), _MM_HINT_T0);
-            else /* 2B4T t2+q5 decode 16.2 -> 18.4 t/s at 1 thread, 28.7 -> 32.5 at 2 */
-                _mm_prefetch((const char *)(w + r * rs + vs * (v + ILV_AHEAD)), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w + r * rs + vs * v + pf), _MM_HINT_T0);
             a0[r] = _mm512_dpbusd_epi32(a0[r], _mm512_and_si512(raw, m3), q0);
             a1[r] = _mm512_dpbusd_epi32(a1[r], _mm512_and_si512(_mm512_srli_epi16(raw, 2), m3), q1);
             a0[r] = _mm512_dpbusd_epi32(a0[r], _mm512_and_si512(_mm512_srli_epi16(raw, 4), m3), q2);
@@ -413,19 +398,26 @@ static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_
         out[r] = _mm512_reduce_add_epi32(_mm512_add_epi32(a0[r], a1[r]));
 }
 
-/* Rows r..r+3 of one token (activations q, Σq' qs): their sums out minus
- * qs, plus the rows' natural-order tails past c0, stored at y as int32
- * for out_pass. */
+/* Rows r + i·d (i < 4: d = 1 for 4 adjacent rows) of one token
+ * (activations q, Σq' qs): their sums out minus qs, plus the rows'
+ * natural-order tails past c0, stored at y as int32 for out_pass. */
 static T512 INLINE void rows4_store(k2_tails *tails, uint32_t layout, const uint8_t *w, size_t k, size_t c0,
-                                    size_t r, const int8_t *q, const int32_t out[4], int32_t qs, float *y)
+                                    size_t r, size_t d, const int8_t *q, const int32_t out[4], int32_t qs, float *y)
 {
     __m128i a = _mm_sub_epi32(_mm_loadu_si128((const __m128i *)out), _mm_set1_epi32(qs));
     if (c0 < k)
         a = _mm_add_epi32(a, _mm_setr_epi32(k2_tail_dot(tails, layout, w, k, r, c0, q),
-                                            k2_tail_dot(tails, layout, w, k, r + 1, c0, q),
-                                            k2_tail_dot(tails, layout, w, k, r + 2, c0, q),
-                                            k2_tail_dot(tails, layout, w, k, r + 3, c0, q)));
-    _mm_storeu_si128((__m128i *)(y + r), a);
+                                            k2_tail_dot(tails, layout, w, k, r + d, c0, q),
+                                            k2_tail_dot(tails, layout, w, k, r + 2 * d, c0, q),
+                                            k2_tail_dot(tails, layout, w, k, r + 3 * d, c0, q)));
+    if (d == 1) {
+        _mm_storeu_si128((__m128i *)(y + r), a);
+        return;
+    }
+    _mm_storeu_si32(y + r, a);
+    _mm_storeu_si32(y + r + d, _mm_bsrli_si128(a, 4));
+    _mm_storeu_si32(y + r + 2 * d, _mm_bsrli_si128(a, 8));
+    _mm_storeu_si32(y + r + 3 * d, _mm_bsrli_si128(a, 12));
 }
 
 /* The outputs of rows [r0, r1), left there as int32 sums (the kernels
@@ -444,35 +436,68 @@ static T512 INLINE void out_pass(float *y, size_t r0, size_t r1, float s, float 
     }
 }
 
-/* ilv: whole groups of 4 rows interleaved (kern_ilv.h; only when the row
- * has no tail past the last whole vector, see bn_ilv_find), the rest
- * row-major; r0 is then a multiple of 4. */
-static T512 INLINE void gemv_impl(uint32_t layout, int ilv, int units, const uint8_t *w, size_t k, size_t r0,
-                                  size_t r1, float beta, const int8_t *q, float s, float *y)
+/* How the GEMV and the GEMM of a few tokens read a range of rows. From
+ * K2_STREAM_MIN bytes on: 4 rows at a time from the range's quarters,
+ * four long streams each prefetched K2_AHEAD bytes ahead, as b3_gemv
+ * reads. On Zen 5 (one thread, 2B4T FFN matrices from memory, 1 GiB of
+ * copies, each way in turn in one process) four adjacent rows read 15-16
+ * GB/s, the same rows interleaved in fours as one stream 21-23 (bn's
+ * layout in memory until 2026-12), the quarters 31-37. A shorter range
+ * (the bundled model's matrices are 4-45 KB) takes 4 adjacent rows, the
+ * next 4 prefetched: from the caches the quarters ran 15-25% slower.
+ * Every row's sum is the same either way. */
+enum { K2_AHEAD = 2048, K2_STREAM_MIN = 64 << 10 };
+
+/* The row step of a range's groups of 4 rows: its quarter when it
+ * streams, else 1 (adjacent rows). */
+static inline size_t k2_row_step(size_t rb, size_t r0, size_t r1)
+{
+    return (r1 - r0) * rb >= K2_STREAM_MIN ? (r1 - r0) / 4 : 1;
+}
+
+/* The groups of 4 rows of gemv_impl: rows r + i·d of group g at r =
+ * r0 + g·(d == 1 ? 4 : 1); d is 1 or a run-time quarter, each its own
+ * loop where this is inlined. */
+static T512 INLINE void gemv_groups(uint32_t layout, k2_tails *tails, const uint8_t *w, size_t k, size_t rb,
+                                    size_t V, size_t U, size_t c0, size_t r0, size_t groups, size_t d,
+                                    const int8_t *q, int32_t qs, float *y)
+{
+    size_t pf = d == 1 ? 4 * rb : K2_AHEAD;
+    for (size_t g = 0; g < groups; g++) {
+        size_t r = d == 1 ? r0 + 4 * g : r0 + g;
+        int32_t out[4];
+        rows4_gemv(w + r * rb, d * rb, W, pf, V, U, q, 4, out);
+        rows4_store(tails, layout, w, k, c0, r, d, q, out, qs, y);
+    }
+}
+
+/* Rows 4 at a time (k2_row_step), the last 1-3 one at a time. */
+static T512 INLINE void gemv_impl(uint32_t layout, int units, const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                  float beta, const int8_t *q, float s, float *y)
 {
     size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), U = t2_units(layout, units, k, 4 * W * V);
-    size_t rs = ilv ? W : rb, vs = ilv ? 4 * W : W, c0 = 4 * W * V + 64 * U; /* c0: where natural order starts */
+    size_t c0 = 4 * W * V + 64 * U; /* c0: where natural order starts */
+    size_t quarter = (r1 - r0) / 4, d = k2_row_step(rb, r0, r1);
     int32_t qs = qsum(q, c0), out[4];
     k2_tails tails;
     k2_tails_init(&tails);
-    size_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        rows4_gemv(w + r * rb, rs, vs, V, U, q, 4, out);
-        rows4_store(&tails, layout, w, k, c0, r, q, out, qs, y);
-    }
-    out_pass(y, r0, r, s, beta);
-    for (; r < r1; r++) {
-        rows4_gemv(w + r * rb, rb, W, V, U, q, 1, out);
+    if (d == 1)
+        gemv_groups(layout, &tails, w, k, rb, V, U, c0, r0, quarter, 1, q, qs, y);
+    else
+        gemv_groups(layout, &tails, w, k, rb, V, U, c0, r0, quarter, d, q, qs, y);
+    out_pass(y, r0, r0 + 4 * quarter, s, beta);
+    for (size_t r = r0 + 4 * quarter; r < r1; r++) {
+        rows4_gemv(w + r * rb, rb, W, K2_AHEAD, V, U, q, 1, out);
         y[r] = bn_kern_out(out[0] - qs + k2_tail_dot(&tails, layout, w, k, r, c0, q), s, beta);
     }
 }
 
 /* The sums of a 4 × 4 tile (o: 16 vectors whose lanes add up) into y as
- * int32 (out_pass converts them), rows r.. and tokens t..: lanes added
- * (sum16v) and put token-major (lane 4j + i: token j, row i), minus each
- * token's Σq', plus the rows' tails when the width has one. */
+ * int32 (out_pass converts them), rows r + i·d and tokens t..: lanes
+ * added (sum16v) and put token-major (lane 4j + i: token j, row i), minus
+ * each token's Σq', plus the rows' tails when the width has one. */
 static T512 INLINE void tile_store(uint32_t layout, __m512i o[4][4], const uint8_t *w, size_t k, size_t c0,
-                                   size_t r, size_t t, const int8_t *q, const int32_t *qs, size_t ldq,
+                                   size_t r, size_t d, size_t t, const int8_t *q, const int32_t *qs, size_t ldq,
                                    k2_tails *tails, float *y, size_t ldy)
 {
     const __m512i by_token = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
@@ -483,24 +508,22 @@ static T512 INLINE void tile_store(uint32_t layout, __m512i o[4][4], const uint8
         _Alignas(64) int32_t tl[16];
         for (int j = 0; j < 4; j++)
             for (int i = 0; i < 4; i++)
-                tl[4 * j + i] = k2_tail_dot(tails, layout, w, k, r + (size_t)i, c0, q + (t + (size_t)j) * ldq);
+                tl[4 * j + i] = k2_tail_dot(tails, layout, w, k, r + (size_t)i * d, c0, q + (t + (size_t)j) * ldq);
         a = _mm512_add_epi32(a, _mm512_load_si512((const void *)tl));
+    }
+    if (d != 1) {
+        _Alignas(64) int32_t v[16];
+        _mm512_store_si512((void *)v, a);
+        for (size_t j = 0; j < 4; j++)
+            for (size_t i = 0; i < 4; i++)
+                memcpy(y + (t + j) * ldy + r + i * d, &v[4 * j + i], sizeof v[0]);
+        return;
     }
     _mm_storeu_si128((__m128i *)(y + t * ldy + r), _mm512_castsi512_si128(a));
     _mm_storeu_si128((__m128i *)(y + (t + 1) * ldy + r), _mm512_extracti32x4_epi32(a, 1));
     _mm_storeu_si128((__m128i *)(y + (t + 2) * ldy + r), _mm512_extracti32x4_epi32(a, 2));
     _mm_storeu_si128((__m128i *)(y + (t + 3) * ldy + r), _mm512_extracti32x4_epi32(a, 3));
 }
-
-/* GEMM_AHEAD: how many vectors ahead the interleaved GEMM's 4 × 4 tile
- * prefetches, every line of them. A multi-token pass computes 4 to 32
- * times longer per weight byte than the GEMV, yet it stalled on its
- * weight loads: one line in four prefetched 8 vectors (2 KiB) ahead left
- * the rest to the hardware prefetchers, which fell behind. All four lines
- * 32 vectors (8 KiB) ahead: the 2B4T shape's 7 layer matrices, 8 tokens,
- * 2 Zen 5 threads, 1.17x the CPU time's rate (4 tokens 1.39x, 32 1.18x;
- * paired runs on a shared machine; 16 ahead 1.16x, 64 1.17x). */
-enum { GEMM_AHEAD = 32 };
 
 /* Rows r..r+3 × tokens t..t+TT-1 (TT 1 to 3: the tokens past the last
  * whole 4 × 4 tile, all of a 1-3-token pass) into y as int32 sums, as
@@ -509,7 +532,7 @@ enum { GEMM_AHEAD = 32 };
  * tile, had run a 2-token tile over the bundled model's one-vector rows
  * at 3x the GEMV's time for 4 rows, one token at 2.5x. */
 static T512 INLINE void small_tile(uint32_t layout, const uint8_t *w, size_t rb, size_t rs, size_t vs, size_t pf,
-                                   size_t V, size_t U, size_t k, size_t c0, size_t r, size_t t, const int8_t *q,
+                                   size_t V, size_t U, size_t k, size_t c0, size_t r, size_t d, size_t t, const int8_t *q,
                                    size_t ldq, const int32_t *qs, k2_tails *tails, float *y, size_t ldy, const int TT)
 {
     const uint8_t *wr = w + r * rb;
@@ -529,37 +552,51 @@ static T512 INLINE void small_tile(uint32_t layout, const uint8_t *w, size_t rb,
     }
     _Pragma("GCC unroll 3") for (int j = 0; j < TT; j++) {
         size_t tk = t + (size_t)j;
-        rows4_store(tails, layout, w, k, c0, r, q + tk * ldq, out[j], qs[tk], y + tk * ldy);
+        rows4_store(tails, layout, w, k, c0, r, d, q + tk * ldq, out[j], qs[tk], y + tk * ldy);
     }
 }
 
-/* gemm_impl for n tokens with NR = n mod 4 known at compile time: each
- * group of 4 rows goes through the whole 4 × 4 token tiles, then the NR
- * tokens left (small_tile), while its bytes are in L1; the sums are
- * converted afterwards (out_pass). The last 1-3 rows one at a time. */
-static T512 INLINE void gemm_rows(uint32_t layout, int ilv, int units, const uint8_t *w, size_t k, size_t r0,
-                                  size_t r1, float beta, const int8_t *q, const float *s, size_t n, size_t ldq,
-                                  float *y, size_t ldy, const int NR)
+/* Up to this many tokens a GEMM reads its rows as the GEMV does
+ * (k2_row_step): a pass of a few tokens (a batch's decode step, a
+ * verify pass) still waits on its weights from memory. Longer passes are
+ * bound by arithmetic and take 4 adjacent rows, whose 4 × 4 tiles store
+ * whole 16-byte pieces of each token's output. One Zen 5 thread, a 2B4T
+ * FFN matrix from memory, against the rows interleaved in fours (bn's
+ * layout in memory until 2026-12): quarters 1.0x at 4 tokens, 1.2x at 8,
+ * 0.95x at 128, where adjacent rows are 1.0x. */
+#ifndef K2_STREAM_MAX_N
+#define K2_STREAM_MAX_N 16
+#endif
+
+/* gemm_impl for n tokens with NR = n mod 4 known at compile time: rows
+ * four at a time (k2_row_step when n ≤ K2_STREAM_MAX_N, else adjacent), each group through the whole 4 × 4 token tiles, then
+ * the NR tokens left (small_tile), while its bytes are in L1; the sums
+ * are converted afterwards (out_pass). The last 1-3 rows one at a time. */
+static T512 INLINE void gemm_rows(uint32_t layout, int units, const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                  float beta, const int8_t *q, const float *s, size_t n, size_t ldq, float *y,
+                                  size_t ldy, const int NR)
 {
     size_t rb = bn_packed_row_bytes(layout, k), V = k2_nvec(layout, W, k), U = t2_units(layout, units, k, 4 * W * V);
-    size_t rs = ilv ? W : rb, vs = ilv ? 4 * W : W, pf = ilv ? GEMM_AHEAD * vs : 4 * rb;
+    size_t quarter = (r1 - r0) / 4, d = n <= K2_STREAM_MAX_N ? k2_row_step(rb, r0, r1) : 1;
+    size_t rs = d * rb, pf = d == 1 ? 4 * rb : K2_AHEAD;
     size_t c0 = 4 * W * V + 64 * U, n4 = n - (size_t)NR; /* c0: where natural order starts */
     int32_t qs[BN_KERN_MAX_N];
     for (size_t t = 0; t < n; t++)
         qs[t] = qsum(q + t * ldq, c0);
     k2_tails tails;
     k2_tails_init(&tails);
-    size_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
+    for (size_t g = 0; g < quarter; g++) {
+        size_t r = d == 1 ? r0 + 4 * g : r0 + g;
         const uint8_t *wr = w + r * rb;
         for (size_t t = 0; t < n4; t += 4) {
             __m512i o[4][4];
-            t2_asm_4x4(wr, rs, vs, pf, V, U, q + t * ldq, ldq, o);
-            tile_store(layout, o, w, k, c0, r, t, q, qs, ldq, &tails, y, ldy);
+            t2_asm_4x4(wr, rs, W, pf, V, U, q + t * ldq, ldq, o);
+            tile_store(layout, o, w, k, c0, r, d, t, q, qs, ldq, &tails, y, ldy);
         }
         if (NR)
-            small_tile(layout, w, rb, rs, vs, pf, V, U, k, c0, r, n4, q, ldq, qs, &tails, y, ldy, NR);
+            small_tile(layout, w, rb, rs, W, pf, V, U, k, c0, r, d, n4, q, ldq, qs, &tails, y, ldy, NR);
     }
+    size_t r = r0 + 4 * quarter;
     for (size_t t = 0; t < n; t++)
         out_pass(y + t * ldy, r0, r, s[t], beta);
     /* the last 1-3 rows: one at a time */
@@ -586,16 +623,15 @@ static T512 INLINE void gemm_rows(uint32_t layout, int ilv, int units, const uin
     }
 }
 
-/* ilv as in gemv_impl. */
-static T512 INLINE void gemm_impl(uint32_t layout, int ilv, int units, const uint8_t *w, size_t k, size_t r0,
-                                  size_t r1, float beta, const int8_t *q, const float *s, size_t n, size_t ldq,
-                                  float *y, size_t ldy)
+static T512 INLINE void gemm_impl(uint32_t layout, int units, const uint8_t *w, size_t k, size_t r0, size_t r1,
+                                  float beta, const int8_t *q, const float *s, size_t n, size_t ldq, float *y,
+                                  size_t ldy)
 {
     switch (n % 4) {
-    case 0: gemm_rows(layout, ilv, units, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 0); break;
-    case 1: gemm_rows(layout, ilv, units, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 1); break;
-    case 2: gemm_rows(layout, ilv, units, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 2); break;
-    default: gemm_rows(layout, ilv, units, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 3); break;
+    case 0: gemm_rows(layout, units, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 0); break;
+    case 1: gemm_rows(layout, units, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 1); break;
+    case 2: gemm_rows(layout, units, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 2); break;
+    default: gemm_rows(layout, units, w, k, r0, r1, beta, q, s, n, ldq, y, ldy, 3); break;
     }
 }
 
@@ -606,22 +642,12 @@ static T512 INLINE void gemm_impl(uint32_t layout, int ilv, int units, const uin
     static T512 void name##_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, \
                                  float s, float *y)                                                              \
     {                                                                                                            \
-        gemv_impl(L, 0, 1, w, k, r0, r1, beta, q, s, y);                                                         \
-    }                                                                                                            \
-    static T512 void name##_gemv_ilv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,              \
-                                     const int8_t *q, float s, float *y)                                         \
-    {                                                                                                            \
-        gemv_impl(L, 1, 1, w, k, r0, r1, beta, q, s, y);                                                         \
-    }                                                                                                            \
-    static T512 void name##_gemm_ilv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,              \
-                                     const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy) \
-    {                                                                                                            \
-        gemm_impl(L, 1, 1, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                            \
+        gemv_impl(L, 1, w, k, r0, r1, beta, q, s, y);                                                            \
     }                                                                                                            \
     static T512 void name##_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, \
                                  const float *s, size_t n, size_t ldq, float *y, size_t ldy)                     \
     {                                                                                                            \
-        gemm_impl(L, 0, 1, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                               \
+        gemm_impl(L, 1, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                               \
     }
 
 SET_FUNCS(BN_T2, t2)
@@ -637,7 +663,7 @@ static T512 float t2_quantize_nat(const float *x, size_t k, int8_t *q)
 static T512 void t2_gemv_nat(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, float s,
                              float *y)
 {
-    gemv_impl(BN_T2, 0, 0, w, k, r0, r1, beta, q, s, y);
+    gemv_impl(BN_T2, 0, w, k, r0, r1, beta, q, s, y);
 }
 
 /* ------------------------------------------------------------------ b3
@@ -827,7 +853,7 @@ static T512 INLINE void b3_gemv4(const uint8_t *w, size_t rs, size_t vs, size_t 
  * b3 GEMV prefetches: 2 KiB a stream. */
 enum { B3_AHEAD = 32 };
 
-/* b3 rows are row-major (bn_ilv_find never interleaves them): 4 rows at a
+/* b3 rows: 4 at a
  * time from the range's quarters, four long streams each prefetched
  * B3_AHEAD vectors ahead. 4 adjacent rows restarted four streams every 4
  * rows of 1.6 KB (one Zen 5 thread, the 100B shape's 45568 x 8192 FFN
@@ -964,18 +990,11 @@ const bn_kernels *bn_kernels_avx512(uint32_t layout)
     static void name##_gemm_amx(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q,  \
                                 const float *s, size_t n, size_t ldq, float *y, size_t ldy)                      \
     {                                                                                                            \
-        bn_amx_gemm(L, 0, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                            \
+        bn_amx_gemm(L, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                            \
     }
-#define AMX_FUNCS(L, name)                                                                                        \
-    AMX_GEMM(L, name)                                                                                             \
-    static void name##_gemm_amx_ilv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,              \
-                                    const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy) \
-    {                                                                                                            \
-        bn_amx_gemm(L, 1, w, k, r0, r1, beta, q, s, n, ldq, y, ldy);                                            \
-    }
-AMX_FUNCS(BN_T2, t2)
-AMX_FUNCS(BN_I2S, i2s)
-AMX_GEMM(BN_B3, b3) /* b3 is never interleaved */
+AMX_GEMM(BN_T2, t2)
+AMX_GEMM(BN_I2S, i2s)
+AMX_GEMM(BN_B3, b3)
 
 static const bn_kernels amx_t2 = {"amx", BN_T2, t2_quantize_nat, t2_gemm_amx, t2_gemv_nat, t2_gemm_f32};
 static const bn_kernels amx_i2s = {"amx", BN_I2S, i2s_quantize, i2s_gemm_amx, i2s_gemv, i2s_gemm_f32};
@@ -984,32 +1003,6 @@ static const bn_kernels amx_b3 = {"amx", BN_B3, b3_quantize, b3_gemm_amx, b3_gem
 const bn_kernels *bn_kernels_amx(uint32_t layout)
 {
     return k2_by_layout(layout, &amx_t2, &amx_i2s, &amx_b3);
-}
-
-static const bn_ilv_kernels ilv_t2 = {BN_T2, t2_gemm_ilv, t2_gemv_ilv};
-static const bn_ilv_kernels ilv_i2s = {BN_I2S, i2s_gemm_ilv, i2s_gemv_ilv};
-/* t2_gemv_ilv reads tail units, the amx set's quantize writes the tail
- * naturally: the same thing here, as interleaved rows have no tail
- * (bn_ilv_find: k a multiple of 4·W) */
-static const bn_ilv_kernels ilv_amx_t2 = {BN_T2, t2_gemm_amx_ilv, t2_gemv_ilv};
-static const bn_ilv_kernels ilv_amx_i2s = {BN_I2S, i2s_gemm_amx_ilv, i2s_gemv_ilv};
-
-/* The 2-bit layouts only when a row is whole vectors (k a multiple of
- * 4·W): a row's tail past them is read per column from row-major bytes.
- * Never b3: its GEMV reads four long streams from the quarters of a
- * range, which on the 100B shape (one Zen 5 thread, huge pages) read 89%
- * of the bandwidth against 77% for interleaved rows, and the same on
- * 2B4T; interleaving's prefill gain (about 10%) does not pay for that. */
-const bn_ilv_kernels *bn_ilv_find(const bn_kernels *set, size_t k)
-{
-    int amx = set == &amx_t2 || set == &amx_i2s;
-    if ((set == &set_t2 || set == &set_i2s || set == &amx_t2 || set == &amx_i2s) && k % (4 * W) == 0 &&
-        bn_packed_row_bytes(set->layout, k) % BN_ILV_UNIT == 0) {
-        if (set->layout == BN_T2)
-            return amx ? &ilv_amx_t2 : &ilv_t2;
-        return amx ? &ilv_amx_i2s : &ilv_i2s;
-    }
-    return NULL;
 }
 
 #else
@@ -1025,24 +1018,4 @@ const bn_kernels *bn_kernels_amx(uint32_t layout)
     return NULL;
 }
 
-const bn_ilv_kernels *bn_ilv_find(const bn_kernels *set, size_t k)
-{
-    (void)set, (void)k;
-    return NULL;
-}
 #endif
-
-/* Portable: the order is the AVX-512 kernels', but any build may make it
- * (and the tests check it on every architecture). */
-void bn_ilv_pack(const uint8_t *src, uint64_t rows, uint64_t rb, size_t unit, uint8_t *dst)
-{
-    uint64_t groups = rows / BN_ILV_ROWS, nu = rb / unit;
-    for (uint64_t g = 0; g < groups; g++) {
-        const uint8_t *s = src + g * BN_ILV_ROWS * rb;
-        uint8_t *d = dst + g * BN_ILV_ROWS * rb;
-        for (uint64_t u = 0; u < nu; u++)
-            for (uint64_t i = 0; i < BN_ILV_ROWS; i++)
-                memcpy(d + (BN_ILV_ROWS * u + i) * unit, s + i * rb + u * unit, unit);
-    }
-    memcpy(dst + groups * BN_ILV_ROWS * rb, src + groups * BN_ILV_ROWS * rb, (rows - groups * BN_ILV_ROWS) * rb);
-}

@@ -130,15 +130,15 @@ int bn_head_type_ok(uint32_t type, size_t d, const char **why)
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
 #define T512Q __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
 #define INLINE inline __attribute__((always_inline))
-/* Bytes ahead that the interleaved heads prefetch their one stream: on
- * the Intel (AMX) machine 2B4T t2+q5 decode went 17.9 -> 18.7 t/s at 1
- * thread, 32.0 -> 33.3 at 2 (1 KiB: 18.5, 4 KiB: 18.3). Every line of a
- * group of 4 rows is prefetched (a q6 group is 416 bytes, 6.5 lines; one
- * prefetch per row left two of them to the hardware prefetchers), and
- * HEAD_AHEAD_N ahead when a call has several tokens, which spend longer
- * per byte: the 2B4T q6 head from memory, 2 Zen 5 threads, paired
- * CPU-time runs on a shared machine, 1.07x the rate at 8 tokens, 1.15x at
- * 4, 1.07x at 1 (noisy; 8 KiB ahead at 8 tokens: 1.08x). */
+/* Bytes ahead that the heads prefetch each of their four streams (the
+ * quarters of a row range), every line; HEAD_AHEAD_N when a call has
+ * several tokens, which spend longer per byte. One Zen 5 thread, the 2B4T
+ * q6 head from memory, each way in turn in one process: 21-27 GB/s with
+ * the rows interleaved in fours as one prefetched stream (bn's layout
+ * until 2026-12), 30-31 from the quarters without prefetching, 36-39 with
+ * it; the f16 head 31-34 without, 32-37 with. (On the Intel (AMX)
+ * machine the interleaved stream had gained from 1 KiB to 2 KiB ahead,
+ * 4 KiB a little less; several tokens: 4 KiB.) */
 enum { HEAD_AHEAD = 2048, HEAD_AHEAD_N = 4096 };
 /* Rows per block when a call has several tokens (batched decode): each
  * token's pass over a block reads it from L2, so the head streams from
@@ -188,8 +188,12 @@ static T512 INLINE void head512_rows(uint32_t type, const void *w, size_t d, siz
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         /* whole vectors with plain loads, then the tail masked (the same
          * sums): a mask on every load halved the rate from memory on Zen 5 */
-        for (size_t c = 0; c < full; c += 16)
+        for (size_t c = 0; c < full; c += 16) {
+            if (c * es % 64 == 0)
+                for (size_t i = 0; i < 4; i++)
+                    _mm_prefetch((const char *)(row + i * qs + c * es + HEAD_AHEAD), _MM_HINT_T0);
             HEAD512_QUAD(c, (__mmask16)0xffff);
+        }
         if (full < d)
             HEAD512_QUAD(full, tm);
         yrow[r] = _mm512_reduce_add_ps(a0);
@@ -372,8 +376,7 @@ static void quant_prepare(const float *h, size_t d, int32_t off, quant_act *a)
 }
 
 /* RT rows of a q type with hb high bits (q4 0, q5 1, q6 2) from w: row
- * i's group g at w + i·rs + g·gs (row-major: rs = row bytes, gs = the
- * group's bytes; interleaved: rs = group bytes, gs = 4 of them). hb is a
+ * i's group g at w + i·rs + g·gs (gs = the group's bytes). hb is a
  * constant where this is inlined, so each type compiles to its own loop.
  * The high bits are ORed into the nibbles before the vpdpbusd, so q5 and
  * q6 cost q4's two dot products plus a broadcast, a shift and a few
@@ -403,9 +406,10 @@ static T512Q INLINE void quant_rows(int hb, const uint8_t *w, size_t rs, size_t 
             cr[t] = _mm512_load_si512((const void *)(a[t].cr + 16 * g));
             dh[t] = _mm512_load_ps(a[t].dh + 16 * g);
         }
-        if (rs * 4 == gs) /* interleaved: one stream, every line of it prefetched ahead */
+        _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++)
             for (size_t b = 0; b < gs; b += 64)
-                _mm_prefetch((const char *)(w + gs * g + (TT > 1 ? HEAD_AHEAD_N : HEAD_AHEAD) + b), _MM_HINT_T0);
+                _mm_prefetch((const char *)(w + (size_t)i * rs + gs * g + (TT > 1 ? HEAD_AHEAD_N : HEAD_AHEAD) + b),
+                             _MM_HINT_T0);
         _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) {
             const uint8_t *gp = w + (size_t)i * rs + gs * g;
             __m512i raw = _mm512_loadu_si512((const void *)gp);
@@ -434,20 +438,15 @@ static T512Q INLINE void quant_rows(int hb, const uint8_t *w, size_t rs, size_t 
         _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) out[i][t] = _mm512_reduce_add_ps(acc[i][t]);
 }
 
-/* ilv: whole groups of 4 rows interleaved by group (kern_ilv.h), r0 a
- * multiple of 4; the per-row arithmetic is the same, so the results are
- * bit-identical to the row-major function's.
- * Rows [r0, r1) of TT (1, 2 or 4) tokens: a[t]'s logits at y + t·ldy. */
-static T512Q INLINE void quant_block(int hb, int ilv, const void *w, size_t d, size_t r0, size_t r1,
-                                     const quant_act *a, int TT, float *y, size_t ldy)
+/* Rows [r0, r1) of TT (1, 2 or 4) tokens: a[t]'s logits at y + t·ldy;
+ * 4 rows at a time from the range's quarters (as head512_rows). */
+static T512Q INLINE void quant_block(int hb, const void *w, size_t d, size_t r0, size_t r1, const quant_act *a, int TT,
+                                     float *y, size_t ldy)
 {
-    /* row-major: 4 rows from the range's quarters (as head512_rows);
-     * interleaved: 4 adjacent rows, one stream already */
-    size_t gb = QUANT_GB(hb), G = d / QUANT_G, rb = G * gb, q = ilv ? 1 : (r1 - r0) / 4;
-    size_t rs = ilv ? gb : q * rb, gs = ilv ? 4 * gb : gb, step = ilv ? 4 : 1, end = ilv ? r1 / 4 * 4 : r0 + q;
+    size_t gb = QUANT_GB(hb), G = d / QUANT_G, rb = G * gb, q = (r1 - r0) / 4, rs = q * rb, gs = gb;
     size_t r = r0;
     float o[4][4];
-    for (; r + step <= end; r += step) {
+    for (; r < r0 + q; r++) {
         if (TT == 4)
             quant_rows(hb, (const uint8_t *)w + r * rb, rs, gs, G, a, 4, 4, o);
         else if (TT == 2)
@@ -458,9 +457,7 @@ static T512Q INLINE void quant_block(int hb, int ilv, const void *w, size_t d, s
             for (size_t i = 0; i < 4; i++)
                 y[(size_t)t * ldy + r + i * q] = o[i][t];
     }
-    if (!ilv)
-        r = r0 + 4 * q;
-    for (; r < r1; r++) {
+    for (r = r0 + 4 * q; r < r1; r++) {
         if (TT == 4)
             quant_rows(hb, (const uint8_t *)w + r * rb, rb, gb, G, a, 1, 4, o);
         else if (TT == 2)
@@ -472,7 +469,7 @@ static T512Q INLINE void quant_block(int hb, int ilv, const void *w, size_t d, s
     }
 }
 
-static T512Q INLINE void quant_head(int hb, int ilv, const void *w, size_t d, size_t r0, size_t r1, const float *h,
+static T512Q INLINE void quant_head(int hb, const void *w, size_t d, size_t r0, size_t r1, const float *h,
                                     size_t n, float *y, size_t ldy)
 {
     /* Several tokens: each one's int8 form once, then the rows in blocks
@@ -485,7 +482,7 @@ static T512Q INLINE void quant_head(int hb, int ilv, const void *w, size_t d, si
         quant_act a = quant_act_at(one, d);
         for (size_t t = 0; t < n; t++) {
             quant_prepare(h + t * d, d, QUANT_ZERO(hb), &a);
-            quant_block(hb, ilv, w, d, r0, r1, &a, 1, y + t * ldy, ldy);
+            quant_block(hb, w, d, r0, r1, &a, 1, y + t * ldy, ldy);
         }
         return;
     }
@@ -500,19 +497,16 @@ static T512Q INLINE void quant_head(int hb, int ilv, const void *w, size_t d, si
             quant_act a[4];
             for (int k = 0; k < 4; k++)
                 a[k] = quant_act_at(all + (t + (k < tt ? k : tt - 1)) * 2 * d, d);
-            quant_block(hb, ilv, w, d, b0, b1, a, tt, y + t * ldy, ldy);
+            quant_block(hb, w, d, b0, b1, a, tt, y + t * ldy, ldy);
             t += (size_t)tt;
         }
     }
     free(all);
 }
 
-HEAD_FN(T512Q, v_q6, quant_head, 2, 0)
-HEAD_FN(T512Q, v_q6_ilv, quant_head, 2, 1)
-HEAD_FN(T512Q, v_q5, quant_head, 1, 0)
-HEAD_FN(T512Q, v_q5_ilv, quant_head, 1, 1)
-HEAD_FN(T512Q, v_q4, quant_head, 0, 0)
-HEAD_FN(T512Q, v_q4_ilv, quant_head, 0, 1)
+HEAD_FN(T512Q, v_q6, quant_head, 2)
+HEAD_FN(T512Q, v_q5, quant_head, 1)
+HEAD_FN(T512Q, v_q4, quant_head, 0)
 
 #endif
 
@@ -554,26 +548,6 @@ bn_head_fn bn_head_find(uint32_t type, const bn_cpu *cpu)
 #endif
     (void)cpu;
     return head_scalar_find(type);
-}
-
-bn_head_fn bn_head_find_ilv(uint32_t type, size_t d, const bn_cpu *cpu, size_t *unit)
-{
-#if defined(__x86_64__)
-    if (type == BN_Q6 && bn_head_find(type, cpu) == v_q6) {
-        *unit = Q6_GB;
-        return v_q6_ilv;
-    }
-    if (type == BN_Q5 && bn_head_find(type, cpu) == v_q5) {
-        *unit = Q5_GB;
-        return v_q5_ilv;
-    }
-    if (type == BN_Q4 && bn_head_find(type, cpu) == v_q4) {
-        *unit = Q4_GB;
-        return v_q4_ilv;
-    }
-#endif
-    (void)type, (void)d, (void)cpu, (void)unit;
-    return NULL;
 }
 
 size_t bn_head_row_bytes(uint32_t type, size_t d)

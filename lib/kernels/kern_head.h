@@ -29,12 +29,6 @@ typedef void (*bn_head_fn)(const void *w, size_t rows, size_t d, size_t r0, size
  * types. Choose once (at load), call per token. */
 bn_head_fn bn_head_find(uint32_t type, const struct bn_cpu *cpu);
 
-/* A head function for the same type whose rows are interleaved in fours
- * (kern_ilv.h) in units of *unit bytes, bit-identical to bn_head_find's
- * on the row-major tensor; NULL when this CPU has none. r0 must be a
- * multiple of 4, r1 one or the last row. */
-bn_head_fn bn_head_find_ilv(uint32_t type, size_t d, const struct bn_cpu *cpu, size_t *unit);
-
 /* Bytes of one row of a [rows, d] head tensor (i8: without its scale,
  * which follows all rows). */
 size_t bn_head_row_bytes(uint32_t type, size_t d);

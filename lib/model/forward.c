@@ -19,7 +19,6 @@
 #include "kern_embd.h"
 #include "kern_f16row.h"
 #include "kern_head.h"
-#include "kern_ilv.h"
 #include "kvcache.h"
 #include "model.h"
 #include "pool.h"
@@ -205,7 +204,7 @@ static void row_to_f32(uint32_t type, const void *src, float *dst, size_t n)
  * split left a thread idle whenever the other started late (woken from a
  * poll) or ran slower (a busy neighbour on the machine), on each of the
  * ~150 steps of a token; claimed chunks let both finish together. Chunks
- * are whole groups of 4 rows (kern_ilv.h), and a row's result does not
+ * are whole groups of 4 rows (the kernels' unit), and a row's result does not
  * depend on which thread computes it or with which neighbours. */
 typedef struct chunks {
     _Atomic size_t next;
@@ -270,16 +269,12 @@ static void mm_run(void *arg, int ith, int nth)
     size_t r0, r1;
     while (chunk_next(&j->ch, &i, &r0, &r1)) {
         const bn_mat *w = j->w[i];
-        /* interleaved weights: the set's twin (no float path: --no-act-quant
-         * keeps the mapping, see bn_ctx_new) */
-        const bn_ilv_kernels *ik = w->ilv ? bn_ilv_find(k, w->cols) : NULL;
         if (j->x)
             k->gemm_f32(w->data, w->cols, r0, r1, w->beta, j->x, j->n, j->c->ld8, j->y[i], w->rows);
         else if (j->n == 1)
-            (ik ? ik->gemv : k->gemv)(w->data, w->cols, r0, r1, w->beta, j->c->q8, j->c->s8[0], j->y[i]);
+            k->gemv(w->data, w->cols, r0, r1, w->beta, j->c->q8, j->c->s8[0], j->y[i]);
         else
-            (ik ? ik->gemm : k->gemm)(w->data, w->cols, r0, r1, w->beta, j->c->q8, j->c->s8, j->n, j->c->ld8,
-                                      j->y[i], w->rows);
+            k->gemm(w->data, w->cols, r0, r1, w->beta, j->c->q8, j->c->s8, j->n, j->c->ld8, j->y[i], w->rows);
     }
 }
 
@@ -880,10 +875,6 @@ bn_ctx *bn_ctx_new_opts(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     c->head = bn_head_find(m->head_type, simd ? &cpu : &none);
     if (is_float && c->head == bn_head_find(m->head_type, &none))
         c->head = NULL;
-    if (m->head_ilv) {
-        size_t unit;
-        c->head = bn_head_find_ilv(m->head_type, hp->n_embd, &cpu, &unit);
-    }
     /* The same rule for attention; f16 rounding is exact either way. */
     c->att_fn = bn_att_find(simd ? &cpu : &none);
     c->f16_row = bn_f16_row_find(&cpu);

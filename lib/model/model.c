@@ -3,7 +3,6 @@
  * file, copies norms to f32, ternarizes float projections (HF "online"). */
 #include "cpu.h"
 #include "kern_head.h"
-#include "kern_ilv.h"
 #include "model.h"
 #include "quant.h"
 #include "pack.h"
@@ -372,20 +371,12 @@ static void drop_mapped(const void *p, uint64_t n, int evict)
     madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-/* Rows are interleaved where the kernel set has interleaved kernels for
- * them (bn_ilv_find: never b3), else copied as stored. */
-static void copy_mat(bn_model *m, bn_mat *w, uint8_t **at, int mapped, int evict)
+/* A matrix copied as stored: the kernels read rows from the quarters of
+ * a range as four streams (kern_avx512.c), which row-major order serves. */
+static void copy_mat(bn_mat *w, uint8_t **at, int mapped, int evict)
 {
-    const bn_ilv_kernels *ik = bn_ilv_find(m->kern, w->cols);
-    uint64_t rb = bn_packed_row_bytes(w->type, w->cols);
     const uint8_t *src = w->data;
-    if (ik && rb && rb * w->rows <= w->bytes) {
-        bn_ilv_pack(src, w->rows, rb, BN_ILV_UNIT, *at);
-        memcpy(*at + rb * w->rows, src + rb * w->rows, w->bytes - rb * w->rows); /* beta */
-        w->ilv = 1;
-    } else {
-        memcpy(*at, src, w->bytes);
-    }
+    memcpy(*at, src, w->bytes);
     if (mapped)
         drop_mapped(src, w->bytes, evict);
     w->data = *at;
@@ -436,33 +427,20 @@ int bn_model_to_memory(bn_model *m, bn_err *e)
         bn_layer *L = &m->layers[l];
         bn_mat *mats[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
         for (size_t i = 0; i < 7; i++)
-            copy_mat(m, mats[i], &at, mapped && !m->n_ternarized, evict);
+            copy_mat(mats[i], &at, mapped && !m->n_ternarized, evict);
     }
     if (bn_steps_at(&st, hp->n_layer, "output head", m->src.name, e))
         return BN_E_CANCELLED;
-    bn_cpu cpu;
-    bn_cpu_detect(&cpu);
-    size_t unit = 0;
-    uint64_t hrb = bn_head_row_bytes(m->head_type, hp->n_embd), rows = hp->n_vocab, body = hrb * rows;
-    if (!bn_head_find_ilv(m->head_type, hp->n_embd, &cpu, &unit) || hrb % unit || body > m->head_bytes)
-        unit = 0;
-    /* In chunks of rows (a multiple of 4, so interleaved groups stay
-     * whole), each dropped from the mapping once copied: the head is the
-     * largest tensor, and resident memory should not hold it twice. */
+    /* In pieces of 16 MiB, each dropped from the mapping once copied: the
+     * head is the largest tensor, and resident memory should not hold it
+     * twice. */
     const uint8_t *src = m->head;
-    for (uint64_t r = 0; unit && r < rows; r += 4096) {
-        uint64_t n = rows - r < 4096 ? rows - r : 4096;
-        bn_ilv_pack(src + r * hrb, n, hrb, unit, at + r * hrb);
-        if (mapped)
-            drop_mapped(src + r * hrb, n * hrb, evict);
-    }
-    for (uint64_t off = unit ? body : 0; off < m->head_bytes; off += (uint64_t)16 << 20) {
+    for (uint64_t off = 0; off < m->head_bytes; off += (uint64_t)16 << 20) {
         uint64_t n = m->head_bytes - off < ((uint64_t)16 << 20) ? m->head_bytes - off : (uint64_t)16 << 20;
         memcpy(at + off, src + off, n);
         if (mapped) /* a tied embedding faults back in only the rows it looks up */
             drop_mapped(src + off, n, evict);
     }
-    m->head_ilv = unit != 0;
     m->head = at;
     bn_steps_end(&st);
     return 1;

@@ -20,7 +20,6 @@ typedef struct bn_mat {
     uint64_t rows, cols;
     uint64_t bytes; /* of data, trailer (beta) included */
     float beta;
-    int ilv;        /* rows interleaved in fours (kern_ilv.h) */
 } bn_mat;
 
 typedef struct bn_layer {
@@ -43,7 +42,6 @@ struct bn_model {
     const void *head;    /* the output head (= embd when tied) */
     uint32_t head_type;
     uint64_t head_bytes;
-    int head_ilv;        /* head rows interleaved in fours (kern_ilv.h) */
     const float *out_norm;
     void *arena;         /* bn_model_to_memory's copy of the weights */
     size_t arena_size;
@@ -77,10 +75,9 @@ int bn_model_load_progress(bn_model *m, const char *path, const char *kernel, bn
 void bn_model_free(bn_model *m);
 /* Copies the weights every decoded token streams (the ternary matrices
  * and the output head) out of the file mapping into one anonymous region
- * on transparent huge pages, rows interleaved in fours where the kernel
- * set has an interleaved twin (kern_ilv.h). Streaming from such a copy
- * runs ~1.7-2.5x faster per thread than from the row-major mapping on
- * 4 KiB pages (see kern_ilv.h). Returns 1 when copied, 0 when it left the
+ * on transparent huge pages, as stored: a mapping on 4 KiB pages costs a
+ * page walk every 4 KiB of every stream, and the page cache may not hold
+ * a file in huge folios. Returns 1 when copied, 0 when it left the
  * model as it was (not enough free memory, no mapping granted, or the
  * reference kernels, which keep the plain layout), a negative status on
  * error (BN_E_CANCELLED when the progress callback asked). */

@@ -9,7 +9,6 @@
 #include "head_encode.h"
 #include "kern_embd.h"
 #include "kern_head.h"
-#include "kern_ilv.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -60,13 +59,13 @@ static void test_q(check_ctx *cx, uint32_t type, const bn_cpu *cpu, const char *
     static const size_t ds[] = {128, 256, 640, 2560};
     const size_t GB = type == BN_Q5 ? 88 : 72;
     void (*enc)(const float *, size_t, uint8_t *) = type == BN_Q5 ? bn_q5_encode_row : bn_q4_encode_row;
-    int ok_enc = 1, ok_row = 1, ok_head = 1, ok_ilv = 1;
+    int ok_enc = 1, ok_row = 1, ok_head = 1;
     for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
         size_t d = ds[di], rows = 1 + (size_t)(frnd() * 4 + 5), n = 1 + di % 3, G = d / 128, rb = G * GB;
         float *x = malloc(rows * d * sizeof *x), *h = malloc(n * d * sizeof *h), *y = malloc(n * rows * sizeof *y);
         float *row = malloc(d * sizeof *row);
         double *hq = malloc(d * sizeof *hq);
-        uint8_t *w = malloc(rows * rb), *wi = malloc(rows * rb);
+        uint8_t *w = malloc(rows * rb);
         for (size_t i = 0; i < rows * d; i++)
             x[i] = frnd() * (i % 97 == 0 ? 8.0f : 1.0f); /* some outliers */
         for (size_t i = 0; i < n * d; i++)
@@ -109,31 +108,18 @@ static void test_q(check_ctx *cx, uint32_t type, const bn_cpu *cpu, const char *
                 ok_head &= fabs(y[t * rows + r] - ex) <= 1e-5 * mag + 1e-6;
             }
         }
-        /* the interleaved copy: bit for bit the row-major function's */
-        size_t unit = 0;
-        bn_head_fn fi = bn_head_find_ilv(type, d, cpu, &unit);
-        if (fi) {
-            float *y2 = malloc(n * rows * sizeof *y2);
-            bn_ilv_pack(w, rows, rb, unit, wi);
-            f(w, rows, d, 0, rows, h, n, y, rows);
-            fi(wi, rows, d, 0, rows, h, n, y2, rows);
-            ok_ilv &= unit == GB && !memcmp(y, y2, n * rows * sizeof *y);
-            free(y2);
-        }
         free(x);
         free(h);
         free(y);
         free(row);
         free(hq);
         free(w);
-        free(wi);
     }
-    printf("  %s (%s): encoder %s, decoder %s, head %s, interleaved %s\n", bn_type_name(type), what, ok_enc ? "ok" : "BAD",
-           ok_row ? "ok" : "BAD", ok_head ? "ok" : "BAD", ok_ilv ? "ok" : "BAD");
+    printf("  %s (%s): encoder %s, decoder %s, head %s\n", bn_type_name(type), what, ok_enc ? "ok" : "BAD",
+           ok_row ? "ok" : "BAD", ok_head ? "ok" : "BAD");
     CHECK(cx, ok_enc);
     CHECK(cx, ok_row);
     CHECK(cx, ok_head);
-    CHECK(cx, ok_ilv);
     const char *why;
     CHECK(cx, bn_head_type_ok(type, 2560, &why) && !bn_head_type_ok(type, 100, &why));
     uint64_t shape[2] = {3, 256};
@@ -220,7 +206,7 @@ static void test_tokens_apart(check_ctx *cx, const bn_cpu *cpu)
     int ok = 1;
     float *x = malloc(rows * dmax * sizeof *x), *h = malloc(n * dmax * sizeof *h);
     float *y = malloc(n * rows * sizeof *y), *y1 = malloc(rows * sizeof *y1);
-    uint8_t *w = malloc(rows * dmax * 4 + 4 * rows), *wi = malloc(rows * dmax * 4 + 4 * rows);
+    uint8_t *w = malloc(rows * dmax * 4 + 4 * rows);
     for (size_t i = 0; i < rows * dmax; i++)
         x[i] = frnd();
     for (size_t i = 0; i < n * dmax; i++)
@@ -232,22 +218,14 @@ static void test_tokens_apart(check_ctx *cx, const bn_cpu *cpu)
         if (!bn_head_type_ok(type, d, &why))
             continue;
         encode_head(type, x, rows, d, w);
-        size_t unit = 0;
-        bn_head_fn fs[2] = {bn_head_find(type, cpu), bn_head_find_ilv(type, d, cpu, &unit)};
-        if (fs[1])
-            bn_ilv_pack(w, rows, bn_head_row_bytes(type, d), unit, wi);
-        for (int v = 0; v < 2; v++) {
-            if (!fs[v])
-                continue;
-            const uint8_t *wv = v ? wi : w;
-            for (size_t nt = 1; nt <= n; nt++) {
-                memset(y, 0, n * rows * sizeof *y);
-                fs[v](wv, rows, d, 4, rows, h, nt, y, rows);
-                for (size_t t = 0; t < nt; t++) {
-                    memset(y1, 0, rows * sizeof *y1);
-                    fs[v](wv, rows, d, 4, rows, h + t * d, 1, y1, rows);
-                    ok &= !memcmp(y + t * rows + 4, y1 + 4, (rows - 4) * sizeof *y1);
-                }
+        bn_head_fn f = bn_head_find(type, cpu);
+        for (size_t nt = 1; nt <= n; nt++) {
+            memset(y, 0, n * rows * sizeof *y);
+            f(w, rows, d, 4, rows, h, nt, y, rows);
+            for (size_t t = 0; t < nt; t++) {
+                memset(y1, 0, rows * sizeof *y1);
+                f(w, rows, d, 4, rows, h + t * d, 1, y1, rows);
+                ok &= !memcmp(y + t * rows + 4, y1 + 4, (rows - 4) * sizeof *y1);
             }
         }
     }
@@ -259,7 +237,6 @@ static void test_tokens_apart(check_ctx *cx, const bn_cpu *cpu)
     free(y);
     free(y1);
     free(w);
-    free(wi);
 }
 
 /* One call over a range of rows (the SIMD heads take 4 rows at a time,
