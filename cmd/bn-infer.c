@@ -497,9 +497,8 @@ int main(int argc, char **argv)
     bn_model_params mp;
     bn_model_params_init(&mp);
     mp.kernels = o.kernel;
-    /* The copy on huge pages, rows interleaved for the kernels, decodes
-     * faster; the float path (--no-act-quant) reads the mapping's layout. */
-    mp.weights = o.mmap_only || o.no_act_quant ? BN_WEIGHTS_MAPPED : BN_WEIGHTS_AUTO;
+    /* The copy on huge pages decodes faster. */
+    mp.weights = o.mmap_only ? BN_WEIGHTS_MAPPED : BN_WEIGHTS_AUTO;
     mp.log = bn_cli_show_warning; /* loading's warnings, e.g. float projections ternarized */
     mp.log_user = (void *)&prog;
     bn_model *m = bn_model_open(o.model, &mp, &e);

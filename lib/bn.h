@@ -142,8 +142,7 @@ typedef struct bn_model bn_model;
 
 enum {
     BN_WEIGHTS_AUTO = 0,  /* copy the weights the decoder streams into memory
-                             (huge pages, rows interleaved for the kernels)
-                             when it fits: faster decoding */
+                             (huge pages) when it fits: faster decoding */
     BN_WEIGHTS_MAPPED = 1 /* decode from the file mapping as it is */
 };
 

@@ -70,10 +70,10 @@ static void read_stream(const bw_vec *p, size_t n, int prefetch, bw_vec *out)
     *out ^= a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7;
 }
 
-/* BW_STREAMS streams in lockstep, as the kernels read interleaved rows:
+/* BW_STREAMS streams in lockstep, as the decode kernels read rows:
  * the slice is cut in parts and a 256-byte step taken from each in turn;
  * with prefetch, every line of a step asked for BW_PREFETCH_AHEAD bytes
- * ahead, as the b3 GEMV reads the four quarters of its rows (without it
+ * ahead, as the GEMVs read the four quarters of their rows (without it
  * that kernel read 100.4% of the probe's best on one Zen 5 thread). */
 static void read_streams(const bw_vec *p, size_t n, int prefetch, bw_vec *out)
 {

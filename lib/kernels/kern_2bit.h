@@ -109,7 +109,8 @@ static inline int32_t k2_tail(uint32_t layout, const uint8_t *w, size_t k, size_
  * model whose widths are not whole vectors (the bundled one: 704 = 2·256
  * + 192) about half its decode time, and a GEMM paid it once per token;
  * decoded once per row, each token's share is a plain int8 dot product.
- * Slot r % 4 holds row r: the kernels walk rows in groups of at most 4. */
+ * Four slots hold the last four rows decoded (a kernel works on at most
+ * 4 rows at a time: adjacent, or a quarter of a range apart). */
 enum { K2_TAIL_MAX = 512 }; /* columns; tails are < 4W (t2) or < 4W + 128 (i2s) */
 /* The rows are kept as codes w + 1 (0, 1, 2: unsigned bytes, so that the
  * dot product is a uint8 × int8 one, which -O2 turns into vpdpbusd in the
@@ -122,7 +123,7 @@ typedef struct k2_tails {
     uint8_t w[4][K2_TAIL_MAX];
     const int8_t *q[4];
     int32_t qsum[4];
-    unsigned next;
+    unsigned next, next_row;
 } k2_tails;
 
 static inline void k2_tails_init(k2_tails *t)
@@ -131,7 +132,7 @@ static inline void k2_tails_init(k2_tails *t)
         t->row[i] = SIZE_MAX;
         t->q[i] = NULL;
     }
-    t->next = 0;
+    t->next = t->next_row = 0;
 }
 
 /* k2_tail_dot, k2_tail_unpack and k2_dot_u8i8 are always inlined: called
@@ -200,11 +201,16 @@ static K2_INLINE int32_t k2_tail_dot(k2_tails *t, uint32_t layout, const uint8_t
         return 0;
     if (k - c0 > K2_TAIL_MAX)
         return k2_tail(layout, w, k, r, c0, q);
-    uint8_t *wt = t->w[r % 4];
-    if (t->row[r % 4] != r) {
-        k2_tail_unpack(layout, w, k, r, c0, wt);
-        t->row[r % 4] = r;
+    int at = -1;
+    for (int i = 0; i < 4; i++)
+        if (t->row[i] == r)
+            at = i;
+    if (at < 0) { /* this row's tail decoded, in the oldest slot */
+        at = (int)(t->next_row++ % 4);
+        k2_tail_unpack(layout, w, k, r, c0, t->w[at]);
+        t->row[at] = r;
     }
+    uint8_t *wt = t->w[at];
     int slot = -1;
     for (int i = 0; i < 4; i++)
         if (t->q[i] == q)

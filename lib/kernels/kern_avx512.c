@@ -169,7 +169,7 @@ static T512 INLINE float quantize_impl(uint32_t layout, int units, const float *
 /* RT rows × TT tokens of Σ code·q' over V vectors, left in acc[r][t] as
  * 16 lanes to add (the GEMM's last 1-3 rows, one at a time; whole groups
  * of 4 go through the assembly tiles below); row i's vector v at
- * w + i·rs + v·vs (row-major: rs = row bytes, vs = W); each row's line pf
+ * w + i·rs + v·vs (rs: the bytes between the rows, vs = W); each row's line pf
  * bytes ahead is prefetched, unless pf is 0. */
 static T512 INLINE void tile(const uint8_t *w, size_t rs, size_t vs, size_t pf, size_t V, const int8_t *q,
                              size_t ldq, int RT, int TT, __m512i acc[4][4])
@@ -235,8 +235,7 @@ static T512 INLINE void tile(const uint8_t *w, size_t rs, size_t vs, size_t pf, 
  * that plane, zmm28 the mask 3. Per plane: 4 shifts, 4 ands, T loads, 4·T
  * vpdpbusd. n vectors; row i's vector v at w + i·rs + v·vs, token t's
  * activations at q + t·ldq; p runs pf bytes ahead of w, prefetching each
- * of the 4 rows' lines there (interleaved: the vector's 4 lines). Then
- * the u tail units (t2_units; row-major rows only): a unit's 16 bytes
+ * of the 4 rows' lines there. Then the u tail units (t2_units): a unit's 16 bytes
  * broadcast to the 4 lanes, lane p shifted by 2p (tsh, as tail_planes),
  * one vpdpbusd per row and token. The sums go to o[r][t] as they are; the
  * caller adds their lanes (sum16v, sum4). */
@@ -360,8 +359,9 @@ T2A_FN(t2_asm_4x1, T2A_P1A(T2A_COPY, 0), T2A_P1B(T2A_SHIFT(2), 64), T2A_P1A(T2A_
 #undef T2A_STORE4
 
 /* GEMV: rows in fours with the dependency chain split over planes; rs
- * and vs as in tile(); each row's line pf bytes ahead of the one it reads
- * is prefetched. */
+ * (the bytes between the rows: a row, or a quarter of a range) and vs as
+ * in tile(); each row's line pf bytes ahead of the one it reads is
+ * prefetched. */
 static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_t pf, size_t V, size_t U,
                                    const int8_t *q, int RT, int32_t out[4])
 {
@@ -383,7 +383,7 @@ static T512 INLINE void rows4_gemv(const uint8_t *w, size_t rs, size_t vs, size_
             a1[r] = _mm512_dpbusd_epi32(a1[r], _mm512_and_si512(_mm512_srli_epi16(raw, 6), m3), q3);
         }
     }
-    /* tail units (row-major rows only: interleaved ones have no tail) */
+    /* tail units */
     for (size_t u = 0; u < U; u++) {
         __m512i qu = _mm512_loadu_si512((const void *)(q + 4 * W * V + 64 * u));
         _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
@@ -525,7 +525,7 @@ static T512 INLINE void tile_store(uint32_t layout, __m512i o[4][4], const uint8
     _mm_storeu_si128((__m128i *)(y + (t + 3) * ldy + r), _mm512_extracti32x4_epi32(a, 3));
 }
 
-/* Rows r..r+3 × tokens t..t+TT-1 (TT 1 to 3: the tokens past the last
+/* Rows r + i·d (i < 4) × tokens t..t+TT-1 (TT 1 to 3: the tokens past the last
  * whole 4 × 4 tile, all of a 1-3-token pass) into y as int32 sums, as
  * tile_store leaves them, each token's 4 sums added by sum4: sum16v's 16
  * vectors, most of them zero, through the stack, with the intrinsics
@@ -853,13 +853,12 @@ static T512 INLINE void b3_gemv4(const uint8_t *w, size_t rs, size_t vs, size_t 
  * b3 GEMV prefetches: 2 KiB a stream. */
 enum { B3_AHEAD = 32 };
 
-/* b3 rows: 4 at a
- * time from the range's quarters, four long streams each prefetched
- * B3_AHEAD vectors ahead. 4 adjacent rows restarted four streams every 4
- * rows of 1.6 KB (one Zen 5 thread, the 100B shape's 45568 x 8192 FFN
- * matrix, thread CPU time on a shared machine: 20 GB/s, now 35, 4 KiB
- * pages or huge; the loop itself runs 37 from L2). Each row's sum is
- * exact either way. */
+/* b3 rows: 4 at a time from the range's quarters, four long streams each
+ * prefetched B3_AHEAD vectors ahead. 4 adjacent rows restarted four
+ * streams every 4 rows of 1.6 KB (one Zen 5 thread, the 100B shape's
+ * 45568 x 8192 FFN matrix, thread CPU time on a shared machine: 20 GB/s,
+ * now 35, 4 KiB pages or huge; the loop itself runs 37 from L2). Each
+ * row's sum is exact either way. */
 static T512 void b3_gemv(const uint8_t *w, size_t k, size_t r0, size_t r1, float beta, const int8_t *q, float s,
                          float *y)
 {

@@ -130,21 +130,22 @@ int bn_head_type_ok(uint32_t type, size_t d, const char **why)
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
 #define T512Q __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
 #define INLINE inline __attribute__((always_inline))
-/* Bytes ahead that the heads prefetch each of their four streams (the
- * quarters of a row range), every line; HEAD_AHEAD_N when a call has
- * several tokens, which spend longer per byte. One Zen 5 thread, the 2B4T
- * q6 head from memory, each way in turn in one process: 21-27 GB/s with
- * the rows interleaved in fours as one prefetched stream (bn's layout
- * until 2026-12), 30-31 from the quarters without prefetching, 36-39 with
- * it; the f16 head 31-34 without, 32-37 with. (On the Intel (AMX)
- * machine the interleaved stream had gained from 1 KiB to 2 KiB ahead,
- * 4 KiB a little less; several tokens: 4 KiB.) */
+/* Bytes ahead that the heads of one token (and the quantized heads of
+ * several, HEAD_AHEAD_N: they spend longer per byte) prefetch each of
+ * their four streams (the quarters of a row range), every line; the float
+ * heads' several-token tiles and i8 leave it to the hardware. One Zen 5
+ * thread, the 2B4T q6 head from memory, each way in turn in one process:
+ * 21-27 GB/s with the rows interleaved in fours as one prefetched stream
+ * (bn's layout until 2026-12), 30-31 from the quarters without
+ * prefetching, 36-39 with it; the f16 head 31-34 without, 32-37 with.
+ * (On the Intel (AMX) machine the interleaved stream had gained from 1 KiB
+ * to 2 KiB ahead, 4 KiB a little less; several tokens: 4 KiB.) */
 enum { HEAD_AHEAD = 2048, HEAD_AHEAD_N = 4096 };
 /* Rows per block when a call has several tokens (batched decode): each
  * token's pass over a block reads it from L2, so the head streams from
  * memory once per call, not once per token (2B4T q6: 64 rows are 133 KB,
- * f16 328 KB). Blocks start at r0 and hold whole groups of 4 rows, so every
- * row is computed exactly as without blocks. */
+ * f16 328 KB). Each row's sum is one chain whatever rows share its
+ * pass, so every row is computed exactly as without blocks. */
 enum { HEAD_ROWS = 64 };
 
 /* 16 elements of row at column c (mask m for the tail) as floats. */

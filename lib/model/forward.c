@@ -204,8 +204,9 @@ static void row_to_f32(uint32_t type, const void *src, float *dst, size_t n)
  * split left a thread idle whenever the other started late (woken from a
  * poll) or ran slower (a busy neighbour on the machine), on each of the
  * ~150 steps of a token; claimed chunks let both finish together. Chunks
- * are whole groups of 4 rows (the kernels' unit), and a row's result does not
- * depend on which thread computes it or with which neighbours. */
+ * are whole groups of 4 rows (the kernels take rows 4 at a time, from a
+ * chunk's quarters when it is long), and a row's result does not depend
+ * on which thread computes it or with which neighbours. */
 typedef struct chunks {
     _Atomic size_t next;
     int parts;
@@ -796,12 +797,6 @@ bn_ctx *bn_ctx_new_opts(const bn_model *m, const bn_ctx_opts *o, bn_err *e)
     c->m = m;
     c->kern = m->kern;
     c->o = *o;
-    if (o->no_act_quant && m->arena) {
-        /* the float kernels read the row-major layout */
-        bn_fail(e, "float activations need the weights as mapped (not copied to memory)");
-        free(c);
-        return NULL;
-    }
     c->n_ctx = o->n_ctx ? o->n_ctx : hp->n_ctx;
     c->q_dim = (size_t)hp->n_head * hp->head_dim;
     c->kv_dim = (size_t)hp->n_head_kv * hp->head_dim;

@@ -79,7 +79,7 @@ void bn_model_free(bn_model *m);
  * page walk every 4 KiB of every stream, and the page cache may not hold
  * a file in huge folios. Returns 1 when copied, 0 when it left the
  * model as it was (not enough free memory, no mapping granted, or the
- * reference kernels, which keep the plain layout), a negative status on
+ * reference kernels, which decode from the mapping), a negative status on
  * error (BN_E_CANCELLED when the progress callback asked). */
 int bn_model_to_memory(bn_model *m, bn_err *e);
 /* For a model that streams from its file (m->streams and no copy in

@@ -581,7 +581,7 @@ static void test_sets(check_ctx *cx, const char *dir)
     }
     CHECK(cx, runs >= 5);
     CHECK(cx, accepted > 0); /* the drafts were put to the test */
-    /* the quantized head (q6, interleaved in memory where the CPU has a kernel for it) */
+    /* the quantized head (q6) */
     snprintf(path, sizeof path, "%s/q6.bn", dir);
     CHECK(cx, !write_model(path, 1));
     for (int ref = 0; ref < 2; ref++) {

@@ -144,9 +144,11 @@ static int same_floats(const float *a, const float *b, size_t n)
     return !memcmp(a, b, n * sizeof *a);
 }
 
-/* One shape: ref vs set for gemm (n tokens) and gemv, rows [r0, r1). */
-static int one_case(const bn_kernels *ref, const bn_kernels *set, uint32_t layout, size_t rows, size_t k, size_t n,
-                    int wmode, int xmode)
+/* One shape: ref vs set for gemm (n tokens) and gemv, rows [r0, r1)
+ * (r1 == 0: a range picked at random, the whole matrix two times in
+ * three). */
+static int one_range(const bn_kernels *ref, const bn_kernels *set, uint32_t layout, size_t rows, size_t k, size_t n,
+                     int wmode, int xmode, size_t r0, size_t r1)
 {
     size_t ldq = k + rnd() % 5, ldy = rows + rnd() % 3;
     uint8_t *t2 = make_t2(rows, k, wmode, 0.0123f + (float)(rnd() % 100) / 64.0f);
@@ -166,7 +168,10 @@ static int one_case(const bn_kernels *ref, const bn_kernels *set, uint32_t layou
         ss[t] = set->quantize(x + t * ldq, k, qs + t * ldq);
         ok &= !memcmp(&sr[t], &ss[t], sizeof(float));
     }
-    size_t r0 = rnd() % 3 == 0 ? rnd() % rows : 0, r1 = rnd() % 3 == 0 ? r0 + 1 + rnd() % (rows - r0) : rows;
+    if (!r1) {
+        r0 = rnd() % 3 == 0 ? rnd() % rows : 0;
+        r1 = rnd() % 3 == 0 ? r0 + 1 + rnd() % (rows - r0) : rows;
+    }
     float *yr = malloc(n * ldy * sizeof *yr), *ys = malloc(n * ldy * sizeof *ys);
     for (size_t i = 0; i < n * ldy; i++)
         yr[i] = ys[i] = -777.0f; /* rows outside [r0, r1) must stay */
@@ -194,6 +199,40 @@ static int one_case(const bn_kernels *ref, const bn_kernels *set, uint32_t layou
     free(qs);
     free(yr);
     free(ys);
+    return ok;
+}
+
+static int one_case(const bn_kernels *ref, const bn_kernels *set, uint32_t layout, size_t rows, size_t k, size_t n,
+                    int wmode, int xmode)
+{
+    return one_range(ref, set, layout, rows, k, n, wmode, xmode, 0, 0);
+}
+
+/* Ranges of 64 KiB and more, which the avx512 GEMV and the GEMM of up to
+ * 16 tokens read 4 rows at a time from their quarters (else 4 adjacent
+ * rows): at the threshold and just under it, ranges not starting at row
+ * 0, quarters ≡ 0 and 2 mod 4 (rows sharing their tail's decoding slots),
+ * widths with tail units and natural-order columns, a quarter of one row
+ * (adjacent rows) and of none (every row alone), and 17 tokens (adjacent
+ * rows again); then the overflow worst case on the quarters. */
+static int streamed_ranges(const bn_kernels *ref, const bn_kernels *set, uint32_t L, int *cases)
+{
+    static const struct {
+        size_t rows, k, r0, r1;
+    } rs[] = {{130, 2560, 0, 130}, {103, 2560, 0, 103}, {102, 2560, 0, 102}, {140, 2560, 5, 134},
+              {131, 2757, 0, 131}, {131, 2757, 2, 97},  {101, 2600, 0, 101}, {100, 2688, 0, 100},
+              {7, 65541, 0, 5},    {7, 65541, 0, 7},    {9, 32768, 0, 9},    {3, 131072, 0, 3}};
+    static const size_t ns[] = {1, 2, 3, 4, 5, 8, 13, 16, 17};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++)
+        for (size_t j = 0; j < sizeof ns / sizeof ns[0]; j++, (*cases)++)
+            ok &= one_range(ref, set, L, rs[i].rows, rs[i].k, ns[j], j % 3 == 2 ? 3 : 0, j % 4 == 3, rs[i].r0,
+                            rs[i].r1);
+    for (int wm = 1; wm <= 2; wm++)
+        for (int xm = 1; xm <= 2; xm++, *cases += 2) {
+            ok &= one_range(ref, set, L, 33, 8448, 3, wm, xm, 0, 33);
+            ok &= one_range(ref, set, L, 33, 8448, 8, wm, xm, 0, 33);
+        }
     return ok;
 }
 
@@ -240,6 +279,7 @@ static void test_sets(check_ctx *cx, const bn_cpu *cpu)
             static const size_t klong[] = {1024 * 320 + 1, 1025 * 320 + 5, 1700 * 320 + 3};
             for (size_t i = 0; L == BN_B3 && i < 3 * sizeof klong / sizeof klong[0]; i++, cases++)
                 ok &= one_case(ref, set, L, 5, klong[i / 3], 1, i / 3 == 1 ? 2 : 1, 2);
+            ok &= streamed_ranges(ref, set, L, &cases);
             printf("  %-8s %-4s %d cases %s\n", strcmp(names[ni], "auto") ? names[ni] : "auto", bn_type_name(L),
                    cases, ok ? "bit-exact" : "MISMATCH");
             CHECK(cx, ok);

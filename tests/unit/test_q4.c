@@ -1,7 +1,7 @@
 /* test_q4.c — the q4 and q5 head types (formats/bn-model.md 4.1): the encoder
  * (every value within one step of its input, within half a step unless
  * clamped), the row decoder against the specification read independently
- * here, and every head function (scalar, SIMD, interleaved) against a
+ * here, and every head function (scalar, SIMD) against a
  * double sum of the specified formula. */
 #include "check.h"
 #include "formats.h"
@@ -170,7 +170,7 @@ static void test_exact(check_ctx *cx, uint32_t type, const bn_cpu *cpu)
 /* A call with several tokens (batched decode, a verify pass: the rows in
  * blocks, each widened or unpacked group serving up to four tokens) gives
  * each token exactly what a call with that token alone gives, for every
- * head type, this CPU's function and its interleaved copy, 1 to 9 tokens
+ * head type, this CPU's function, 1 to 9 tokens
  * (groups of 4 and every remainder), over more rows than one block and
  * from r0 = 4; the float and i8 heads also at a width with a masked tail
  * (200: 12 whole vectors and 8 columns). */
