@@ -564,14 +564,13 @@ static T512 INLINE void small_tile(uint32_t layout, const uint8_t *w, size_t rb,
  * FFN matrix from memory, against the rows interleaved in fours (bn's
  * layout in memory until 2026-12): quarters 1.0x at 4 tokens, 1.2x at 8,
  * 0.95x at 128, where adjacent rows are 1.0x. */
-#ifndef K2_STREAM_MAX_N
-#define K2_STREAM_MAX_N 16
-#endif
+enum { K2_STREAM_MAX_N = 16 };
 
 /* gemm_impl for n tokens with NR = n mod 4 known at compile time: rows
- * four at a time (k2_row_step when n ≤ K2_STREAM_MAX_N, else adjacent), each group through the whole 4 × 4 token tiles, then
- * the NR tokens left (small_tile), while its bytes are in L1; the sums
- * are converted afterwards (out_pass). The last 1-3 rows one at a time. */
+ * four at a time (k2_row_step when n ≤ K2_STREAM_MAX_N, else adjacent),
+ * each group through the whole 4 × 4 token tiles, then the NR tokens left
+ * (small_tile), while its bytes are in L1; the sums are converted
+ * afterwards (out_pass). The last 1-3 rows one at a time. */
 static T512 INLINE void gemm_rows(uint32_t layout, int units, const uint8_t *w, size_t k, size_t r0, size_t r1,
                                   float beta, const int8_t *q, const float *s, size_t n, size_t ldq, float *y,
                                   size_t ldy, const int NR)
