@@ -61,6 +61,9 @@ typedef struct bn_source {
      * returns 1; 0 when the reader converts them (use read). NULL: never. */
     int (*span)(struct bn_source *s, size_t i, int *fd, uint64_t *off);
     void (*close)(struct bn_source *s);
+    /* The name a tensor (by its bn name) has in the source's own files,
+     * written into buf, for messages; NULL: the names are the files' own. */
+    void (*own_name)(const struct bn_source *s, const char *name, char *buf, size_t n);
     /* The files the model was read from (for provenance hashes); owned. */
     char **files;
     size_t n_files;
@@ -71,6 +74,11 @@ int bn_source_add_file(bn_source *s, const char *path, bn_err *e);
 
 void bn_source_close(bn_source *s);
 const bn_tensor *bn_source_find(const bn_source *s, const char *name);
+/* A tensor's name as the source's files spell it (an HF checkpoint's
+ * "model.layers.0.mlp.down_proj.weight" for "blk.0.ffn_down.weight"), in
+ * buf of BN_SHOWN_NAME_MAX bytes; returns buf. */
+enum { BN_SHOWN_NAME_MAX = BN_NAME_MAX + 32 };
+const char *bn_source_shown_name(const bn_source *s, const char *name, char *buf);
 int bn_source_find_index(const bn_source *s, const char *name);
 
 /* Opens any supported input: a .bn file (or stream on "-"), an HF checkpoint

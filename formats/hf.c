@@ -75,6 +75,14 @@ static const struct {
     {"self_attn.k_norm.weight", "attn_k_norm.weight"},
 };
 
+/* Gemma 3: the attention output and the FFN are normed on their way out
+ * (post_*), the FFN input by pre_feedforward_layernorm. */
+static const char *const gemma_names[][2] = {
+    {"post_attention_layernorm.weight", "post_attention_norm.weight"},
+    {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
+    {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"},
+};
+
 /* Maps an HF tensor name to the canonical one. Returns 1 mapped, 0 to be
  * ignored (buffers HF recomputes), -1 unknown. */
 static int map_name(const char *hf, char *out, size_t n, int gemma)
@@ -98,13 +106,6 @@ static int map_name(const char *hf, char *out, size_t n, int gemma)
         const char *rest = hf + used;
         if (strstr(rest, "rotary_emb.inv_freq"))
             return 0;
-        /* Gemma 3: the attention output and the FFN are normed on their
-         * way out (post_*), the FFN input by pre_feedforward_layernorm */
-        static const char *const gemma_names[][2] = {
-            {"post_attention_layernorm.weight", "post_attention_norm.weight"},
-            {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
-            {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"},
-        };
         for (size_t i = 0; gemma && i < sizeof gemma_names / sizeof *gemma_names; i++)
             if (!strcmp(rest, gemma_names[i][0]))
                 return snprintf(out, n, "blk.%u.%s", layer, gemma_names[i][1]), 1;
@@ -113,6 +114,45 @@ static int map_name(const char *hf, char *out, size_t n, int gemma)
                 return snprintf(out, n, "blk.%u.%s", layer, layer_names[i].bn), 1;
     }
     return -1;
+}
+
+/* The HF name of canonical tensor `name` for messages (bn_source's
+ * own_name): the shard's own spelling when the checkpoint holds it, else
+ * the first spelling map_name reads. */
+static void hf_own_name(const bn_source *s, const char *name, char *buf, size_t n)
+{
+    const hf_impl *hi = s->impl;
+    int i = bn_source_find_index(s, name);
+    if (i >= 0 && hi->recipes[i].kind != ONES) {
+        snprintf(buf, n, "%s", hi->shards[hi->recipes[i].shard].tensors[hi->recipes[i].src].name);
+        return;
+    }
+    static const char *const whole[][2] = {
+        {"model.embed_tokens.weight", "token_embd.weight"},
+        {"model.norm.weight", "output_norm.weight"},
+        {"lm_head.weight", "output.weight"},
+    };
+    for (size_t k = 0; k < sizeof whole / sizeof *whole; k++)
+        if (!strcmp(name, whole[k][1])) {
+            snprintf(buf, n, "%s", whole[k][0]);
+            return;
+        }
+    unsigned layer;
+    int used = 0;
+    if (sscanf(name, "blk.%u.%n", &layer, &used) == 1 && used > 0) {
+        const char *rest = name + used;
+        for (size_t k = 0; hi->gemma && k < sizeof gemma_names / sizeof *gemma_names; k++)
+            if (!strcmp(rest, gemma_names[k][1])) {
+                snprintf(buf, n, "model.layers.%u.%s", layer, gemma_names[k][0]);
+                return;
+            }
+        for (size_t k = 0; k < sizeof layer_names / sizeof *layer_names; k++)
+            if (!strcmp(rest, layer_names[k].bn)) {
+                snprintf(buf, n, "model.layers.%u.%s", layer, layer_names[k].hf);
+                return;
+            }
+    }
+    snprintf(buf, n, "%s", name);
 }
 
 /* ------------------------------------------------------------- config */
@@ -822,6 +862,7 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     s->read = hf_read;
     s->span = hf_span;
     s->close = hf_close;
+    s->own_name = hf_own_name;
     bn_hparams hp;
     int packed_expected = 0;
     char path[4096];

@@ -225,22 +225,23 @@ int bn_hparams_to_meta(const bn_hparams *hp, bn_meta *m)
 static int check_one(const bn_source *s, const char *tname, uint64_t rows, uint64_t cols, bn_err *e)
 {
     const bn_tensor *t = bn_source_find(s, tname);
+    char shown[BN_SHOWN_NAME_MAX];
     if (!t)
-        return bn_fail(e, "%s: tensor '%s' is missing", s->name, tname);
+        return bn_fail(e, "%s: tensor '%s' is missing", s->name, bn_source_shown_name(s, tname, shown));
     uint64_t r = 1;
     for (uint32_t d = 0; d + 1 < t->ndim; d++)
         r *= t->shape[d];
     uint64_t c = t->shape[t->ndim - 1];
     if (cols == 0) { /* a vector */
         if (t->ndim != 1 || c != rows)
-            return bn_fail(e, "%s: tensor '%s' should be a vector of %llu", s->name, tname,
-                           (unsigned long long)rows);
+            return bn_fail(e, "%s: tensor '%s' should be a vector of %llu", s->name,
+                           bn_source_shown_name(s, tname, shown), (unsigned long long)rows);
         return 0;
     }
     if (t->ndim != 2 || r != rows || c != cols)
         return bn_fail(e, "%s: tensor '%s' has shape [%llu, %llu], the hyper-parameters say [%llu, %llu]", s->name,
-                       tname, (unsigned long long)r, (unsigned long long)c, (unsigned long long)rows,
-                       (unsigned long long)cols);
+                       bn_source_shown_name(s, tname, shown), (unsigned long long)r, (unsigned long long)c,
+                       (unsigned long long)rows, (unsigned long long)cols);
     return 0;
 }
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -46,5 +47,14 @@ const bn_tensor *bn_source_find(const bn_source *s, const char *name)
 {
     int i = bn_source_find_index(s, name);
     return i < 0 ? NULL : &s->tensors[i];
+}
+
+const char *bn_source_shown_name(const bn_source *s, const char *name, char *buf)
+{
+    if (s->own_name)
+        s->own_name(s, name, buf, BN_SHOWN_NAME_MAX);
+    else
+        snprintf(buf, BN_SHOWN_NAME_MAX, "%s", name);
+    return buf;
 }
 

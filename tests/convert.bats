@@ -347,7 +347,22 @@ PY
     malformed "$T/m" "config.json lacks 'hidden_size'"
     copy_tiny
     edit_config 'c["intermediate_size"] = 512'
-    malformed "$T/m" "the hyper-parameters say"
+    # the tensor named as the checkpoint names it, not by bn's name (blk.0.ffn_gate.weight)
+    malformed "$T/m" "tensor 'model.layers.0.mlp.gate_proj.weight' has shape [704, 256], the hyper-parameters say [512, 256]"
+    # a tensor the checkpoint lacks, by the name transformers would look for
+    copy_tiny
+    $PY - "$T/m/model.safetensors" <<'PY'
+import sys, struct, json
+p = sys.argv[1]
+b = open(p, 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n])
+h['model.layers.2.self_attn.rotary_emb.inv_freq'] = h.pop('model.layers.2.mlp.up_proj.weight')  # a name conversion skips
+hb = json.dumps(h).encode()
+hb += b' ' * (-len(hb) % 8)
+open(p, 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
+PY
+    malformed "$T/m" "tensor 'model.layers.2.mlp.up_proj.weight' is missing"
     copy_tiny
     edit_config 'c["num_key_value_heads"] = 3'
     malformed "$T/m" "not a multiple of head_count_kv"
@@ -441,6 +456,10 @@ PYEOF
         run bn-infer -m "$T/bad.bn" -p "It was" -n 2
         [ "$status" -eq 1 ]
         [[ $output == *"bn-infer: $T/bad.bn: tensor 'blk.1.ffn_up.weight' holds weights that are inf or NaN"* ]]
+        # straight from the checkpoint: the tensor by the checkpoint's name
+        run bn-infer -m "$T/bad" -p "It was" -n 2
+        [ "$status" -eq 1 ]
+        [[ $output == *"bn-infer: $T/bad: tensor 'model.layers.1.mlp.up_proj.weight' holds weights that are inf or NaN"* ]]
     done
 }
 

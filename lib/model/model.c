@@ -85,8 +85,10 @@ static const bn_tensor *find(const bn_model *m, const char *fmt, uint32_t layer)
 static const float *norm_f32(bn_model *m, const bn_tensor *t, bn_err *e)
 {
     if (!is_float(t->type)) {
-        bn_fail(e, "%s: tensor '%s' has type %s; a norm must be f32, f16 or bf16", m->src.name, t->name,
-                bn_type_name(t->type) ? bn_type_name(t->type) : "unknown");
+        char shown[BN_SHOWN_NAME_MAX];
+        const char *type = bn_type_name(t->type);
+        bn_fail(e, "%s: tensor '%s' has type %s; a norm must be f32, f16 or bf16", m->src.name,
+                bn_source_shown_name(&m->src, t->name, shown), type ? type : "unknown");
         return NULL;
     }
     float *v = own(m, malloc(t->shape[0] * sizeof *v));
@@ -114,9 +116,10 @@ static int load_mat(bn_model *m, const bn_tensor *t, const char *kernel, bn_mat 
         bn_to_f32(t->type, bytes_of(m, t), w, n);
         int bad = bn_ternarize_absmean(w, out->rows, out->cols, m->hp.ternary_recip, t2, NULL);
         free(w);
+        char shown[BN_SHOWN_NAME_MAX];
         if (bad)
             return bn_fail_code(e, BN_E_FORMAT, "%s: tensor '%s' holds weights that are inf or NaN", m->src.name,
-                                t->name);
+                                bn_source_shown_name(&m->src, t->name, shown));
         out->data = t2;
         out->bytes = bn_type_size(BN_T2, 2, t->shape);
         out->type = BN_T2;
