@@ -182,6 +182,17 @@ convert_fails() {
     $GEN --format gguf-tq1_0 --shape tiny256 --layers 1 "$T/s.gguf"
     bn-convert -q "$T/s.gguf" > "$T/s.bn"
     $CHECK "$T/s.gguf" "$T/s.bn"
+    # provenance names the file and its XXH3-64 hash (xxhsum -H3 prints "XXH3 (FILE) = HEX")
+    run bn-convert --info --json "$T/s.bn"
+    [ "$status" -eq 0 ]
+    want=$(xxhsum -H3 "$T/s.gguf" | sed 's/.* = //')
+    echo "$output" | $PY -c '
+import json, sys
+m = json.load(sys.stdin)["metadata"]
+assert m["provenance.source_format"] == "gguf"
+assert m["provenance.sources"] == ["s.gguf"], m["provenance.sources"]
+assert m["provenance.source_hashes"] == [sys.argv[1]], (m["provenance.source_hashes"], sys.argv[1])
+' "$want"
 }
 
 @test "a 2B4T-shaped I2_S GGUF (1 layer, real vocabulary size) converts exactly" {
@@ -477,6 +488,9 @@ tl_fails() {
         run bn-convert --info --tl-config "$T/$p.ini" "$T/$p.gguf"
         [ "$status" -eq 0 ]
         [[ $output == *"blk.1.ffn_down.weight                t2     [256, 512]"* ]]
+        # the configuration decides the weights, so provenance names it too
+        run bn-convert --info "$T/out.bn"
+        [[ $output == *"provenance.sources           $p.gguf $p.ini"* ]]
     done
 }
 
