@@ -67,7 +67,7 @@ static int add_stop(void *dest, const char *v, char *why, size_t n)
 static int add_logit_bias(void *dest, const char *v, char *why, size_t n)
 {
     opts *o = dest;
-    char *eq = strchr(v, '='), *end;
+    char *eq = strchr(v, '=');
     uint64_t id;
     double b;
     if (!eq || eq == v)
@@ -76,8 +76,7 @@ static int add_logit_bias(void *dest, const char *v, char *why, size_t n)
     snprintf(idtext, sizeof idtext, "%.*s", (int)(eq - v < 23 ? eq - v : 23), v);
     if ((size_t)(eq - v) >= sizeof idtext || bn_parse_u64(idtext, 0, UINT32_MAX, &id))
         return snprintf(why, n, "'%s': the token id is not a whole number", v), -1;
-    b = strtod(eq + 1, &end);
-    if (end == eq + 1 || *end || !(b >= -100 && b <= 100))
+    if (bn_parse_double(eq + 1, &b) || !(b >= -100 && b <= 100))
         return snprintf(why, n, "'%s': the bias must be a number from -100 to 100", v), -1;
     if (o->g.samp.n_logit_bias == MAX_LOGIT_BIAS)
         return snprintf(why, n, "at most %d biases", MAX_LOGIT_BIAS), -1;

@@ -167,6 +167,33 @@ usage_error() { # msg prog words...
     done
 }
 
+@test "a number is written as one: blanks, a sign where none belongs and hex are refused" {
+    local p spell kind range cur lo s v
+    for p in $PROGS; do
+        while IFS=$'\t' read -r spell kind range cur; do
+            lo=${range%%..*}
+            case $kind in
+            u32 | u64 | bytes) set -- " $lo" "+$lo" "-$lo" $'\n'"$lo" ;;
+            int) set -- " $lo" ;;
+            float) set -- " $lo" "0x1p-1" "$lo " ;;
+            *) continue ;;
+            esac
+            for v; do
+                s=${spell##*,}
+                run "$p" "$s=$v" --list-options
+                [ "$status" -eq 2 ] || { echo "$p $s='$v' was taken: $output"; return 1; }
+            done
+        done < <(each_option "$p")
+    done
+    # in lists and pairs too
+    run bn-bench -p "8, 4" --list-options
+    [ "$status" -eq 2 ]
+    run bn-infer --logit-bias "5= 1" --list-options
+    [ "$status" -eq 2 ]
+    run bn-infer --logit-bias " 5=1" --list-options
+    [ "$status" -eq 2 ]
+}
+
 @test "flags take no value, and set what they set" {
     local p spell kind range cur s line
     for p in $PROGS; do

@@ -4,6 +4,7 @@
 #include "core.h"
 #include "signals.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -128,7 +129,8 @@ int bn_progress_enabled(void)
 int bn_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
     char *end;
-    if (!s || !*s || *s == '-' || *s == '+')
+    /* digits only: strtoull would skip blanks and take a sign (" -1" is 2^64 − 1) */
+    if (!s || !isdigit((unsigned char)*s))
         return -1;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
@@ -141,7 +143,8 @@ int bn_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 int bn_parse_double(const char *s, double *out)
 {
     char *end;
-    if (!s || !*s)
+    /* a decimal number: strtod would also skip blanks and read hex ("0x1p-1") */
+    if (!s || !(isdigit((unsigned char)*s) || strchr("+-.", *s)) || strpbrk(s, "xX"))
         return -1;
     errno = 0;
     double v = strtod(s, &end);

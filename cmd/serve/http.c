@@ -18,7 +18,12 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { MAX_CONNECTIONS = 512, WAIT_MS = 200 };
+/* CONN_MEMORY: libmicrohttpd's pool a connection reads its request
+ * headers into (its default, 32 KiB, refused headers over about 16 KiB,
+ * which a browser's cookies for localhost can reach, and 0.9.75 answered
+ * those between 16 and 32 KiB with a doubled, malformed 431); its pages
+ * are touched only as headers fill them. */
+enum { MAX_CONNECTIONS = 512, WAIT_MS = 200, CONN_MEMORY = 256 << 10 };
 
 struct srv_http {
     struct MHD_Daemon *d;
@@ -539,11 +544,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->g = h->g; /* set once, when the model is ready */
         r->closing = h->draining;
         pthread_mutex_unlock(&h->mu);
+        /* an allowed origin is named on every reply, this 503 too */
+        r->cors = allowed_origin(h, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
         /* stopping: a request on a connection kept alive is not taken on
          * (the drain is for those in flight) */
         if (r->closing)
             return fail(c, r, 503, "server_error", "server_stopping", "the server is stopping; retry elsewhere");
-        r->cors = allowed_origin(h, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
         if (r->cors && !strcmp(r->method, "OPTIONS")) /* a preflight carries no key */
             return send_preflight(c, r);
         if (h->o.api_key && strcmp(r->path, "/health") &&
@@ -670,7 +676,7 @@ srv_http *srv_http_start(const srv_http_opts *o, unsigned *port, bn_err *e)
     h->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
                             o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
-                            MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->d) {
         bn_fail(e, "%s:%u: cannot listen%s%s", o->host, o->port, errno ? ": " : "", errno ? strerror(errno) : "");
