@@ -14,6 +14,7 @@
 #include "signals.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -321,12 +322,15 @@ static void print_ppl(const opts *o, const char *file, const bn_ppl *r, uint32_t
             fputs("\"file\": ", stdout), json_string(file, stdout);
         else
             printf("\"files\": %zu", o->n_ppl);
-        printf(", \"ppl\": %.6f, \"ppl_err\": %.6f, \"nll\": %.8f, \"nll_sd\": %.8f, \"tokens\": %llu, "
-               "\"scored\": %llu, \"windows\": %u, \"window\": %u, \"kv\": \"%s\", \"act_quant\": %s, "
-               "\"seconds\": %.3f}\n",
-               r->ppl, r->ppl_err, r->nll, r->nll_sd, (unsigned long long)r->n_tokens,
-               (unsigned long long)r->n_scored, r->n_windows, window, o->kv_f16 ? "f16" : "f32",
-               o->no_act_quant ? "false" : "true", secs);
+        /* JSON has no inf or NaN (a model holding them scores so): null */
+        const char *const keys[] = {"ppl", "ppl_err", "nll", "nll_sd"};
+        const double vals[] = {r->ppl, r->ppl_err, r->nll, r->nll_sd};
+        for (int i = 0; i < 4; i++)
+            printf(isfinite(vals[i]) ? ", \"%s\": %.9g" : ", \"%s\": null", keys[i], vals[i]);
+        printf(", \"tokens\": %llu, \"scored\": %llu, \"windows\": %u, \"window\": %u, \"kv\": \"%s\", "
+               "\"act_quant\": %s, \"seconds\": %.3f}\n",
+               (unsigned long long)r->n_tokens, (unsigned long long)r->n_scored, r->n_windows, window,
+               o->kv_f16 ? "f16" : "f32", o->no_act_quant ? "false" : "true", secs);
         return;
     }
     if (o->n_ppl > 1 && file)

@@ -463,6 +463,26 @@ PYEOF
     done
 }
 
+@test "a model whose norm holds NaN is refused on load, naming the tensor" {
+    cp -r "$TINY" "$T/nan"
+    $PY - "$T/nan/model.safetensors" <<'PYEOF'
+import json, struct, sys
+path = sys.argv[1]
+with open(path, "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    t = json.loads(f.read(n))["model.norm.weight"]
+    f.seek(8 + n + t["data_offsets"][0])
+    f.write(struct.pack("<H", 0x7fc0))  # bf16 NaN
+PYEOF
+    bn-convert -q "$T/nan" | bn-quant >"$T/nan.bn"
+    for m in "$T/nan.bn" "$T/nan"; do
+        run_split /dev/null bn-infer -m "$m" -p "It was" -n 2
+        expect_one_line_error "$status" "$err" bn-infer
+        [[ $err == *"tensor '"*"norm.weight' holds weights that are inf or NaN" ]]
+    done
+    [[ $err == *"tensor 'model.norm.weight'"* ]]
+}
+
 @test "bn-quant: help, usage, and passing ternary input through untouched" {
     run bn-quant --help
     [ "$status" -eq 0 ]

@@ -97,6 +97,24 @@ static int write_vec(FILE *f, int format, uint64_t rec, const float *v, size_t d
 
 /* ------------------------------------------------------------- stream */
 
+/* 1 (why filled) when a record holds an id outside the vocabulary. */
+static int outside_vocab(const bn_tokens *r, uint32_t n_vocab, char *why, size_t n)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->ids[i] >= n_vocab)
+            return snprintf(why, n, "token %zu: id %u is outside the vocabulary (0..%u)", i + 1, r->ids[i],
+                            n_vocab - 1), 1;
+    return 0;
+}
+
+static int all_finite(const float *v, size_t d)
+{
+    for (size_t i = 0; i < d; i++)
+        if (!isfinite(v[i]))
+            return 0;
+    return 1;
+}
+
 int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_opts *o, FILE *out, uint64_t *bad,
                     bn_err *e)
 {
@@ -133,6 +151,8 @@ int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_o
             else if (recs[k].n > n_ctx)
                 snprintf(why[k], sizeof why[k], "the record does not fit the context of %zu tokens (the end token included)",
                          n_ctx);
+            else if (outside_vocab(&recs[k], hp->n_vocab, why[k], sizeof why[k]))
+                ; /* this record is answered with its error, the others go on */
             else
                 run[nrun++] = recs[k];
         }
@@ -148,16 +168,19 @@ int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_o
             break;
         }
         for (size_t i = 0, v = 0; i < k && !rc; i++) {
-            if (why[i][0]) {
+            const float *vi = NULL;
+            const char *err = why[i][0] ? why[i] : NULL;
+            if (!err && !all_finite(vi = vec + d * v++, d))
+                err = "the embedding is not finite (the model's weights hold inf or NaN)";
+            if (err) {
                 (*bad)++;
                 if (o->log) {
                     char msg[256];
-                    snprintf(msg, sizeof msg, "record %llu: %s", (unsigned long long)(base + i), why[i]);
+                    snprintf(msg, sizeof msg, "record %llu: %s", (unsigned long long)(base + i), err);
                     o->log(o->log_user, BN_LOG_ERROR, msg);
                 }
             }
-            rc = write_vec(out, o->format, base + i, why[i][0] ? NULL : vec + v * d, d, why[i][0] ? why[i] : NULL, e);
-            v += !why[i][0];
+            rc = write_vec(out, o->format, base + i, err ? NULL : vi, d, err, e);
         }
     }
     for (size_t i = 0; recs && i < par; i++)

@@ -8,6 +8,7 @@
 #include "pack.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -97,6 +98,13 @@ static const float *norm_f32(bn_model *m, const bn_tensor *t, bn_err *e)
         return NULL;
     }
     bn_to_f32(t->type, bytes_of(m, t), v, t->shape[0]);
+    for (uint64_t i = 0; i < t->shape[0]; i++)
+        if (!isfinite(v[i])) { /* every output would be NaN: say why now */
+            char shown[BN_SHOWN_NAME_MAX];
+            bn_fail(e, "%s: tensor '%s' holds weights that are inf or NaN", m->src.name,
+                    bn_source_shown_name(&m->src, t->name, shown));
+            return NULL;
+        }
     return v;
 }
 
