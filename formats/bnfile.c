@@ -364,8 +364,8 @@ static int open_stream(bn_source *s, bn_err *e)
     if (bn_in_open(&st->in, s->name, e))
         return -1;
     uint8_t hb[HEADER_SIZE];
-    if (bn_in_read(&st->in, hb, HEADER_SIZE, e))
-        return bn_fail(e, "%s: truncated: not even a header", s->name);
+    if (bn_in_read(&st->in, hb, HEADER_SIZE, e)) /* a read error says so; a short read is this */
+        return e->code == BN_E_IO ? -1 : bn_fail(e, "%s: truncated: not even a header", s->name);
     if (parse_header(hb, &st->h, s->name, e))
         return -1;
     uint8_t *head = read_head(&st->in, hb, st->h.head_size + 8, s->name, e);

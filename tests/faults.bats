@@ -284,6 +284,15 @@ interrupt() {
     cmp "$T/out/c.bn" "$F/tiny.bn"
 }
 
+@test "standard input that cannot be read (a directory): the reason, not 'truncated' or an empty answer" {
+    for prog in "bn-pack" "bn-quant" "bn-convert -" "bn-infer -m - -p hi" "bn-infer -m $F/tq.bn -cnv -n 2" \
+        "bn-infer -m $F/tq.bn -n 2"; do
+        run_split /dev/null $prog <"$T"
+        expect_one_line_error "$status" "$err" "${prog%% *}"
+        [[ $err == *"-: "*"Is a directory" ]] || { echo "$prog: $err"; false; }
+    done
+}
+
 @test "a pipe given by name (process substitution, FIFO) is read once, as a bn stream" {
     # sniffing the format used to eat the first bytes of a pipe
     bn-quant <(bn-convert "$TINY") -o "$T/q.bn"

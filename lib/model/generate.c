@@ -7,6 +7,7 @@
 #include "lookup.h"
 #include "stopstr.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -598,6 +599,10 @@ int bn_chat(bn_gen *g, const char *system, FILE *in, bn_err *e)
             fflush(g->out);
         }
         ssize_t len = getline(&line, &line_cap, in);
+        if (len < 0 && ferror(in)) {
+            rc = bn_fail_code(e, BN_E_IO, "-: read error: %s", strerror(errno));
+            break;
+        }
         if (len < 0)
             break;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
