@@ -613,6 +613,11 @@ int main(int argc, char **argv)
         }
         in_open = 1;
         binary_ids = in.binary;
+        /* answers in the input's binary form: known only now, refused as bn-tokenize -b refuses it */
+        if (binary_ids && !o.g.text && !o.logits_file && isatty(STDOUT_FILENO)) {
+            rc = bn_usage_error(&prog, "refusing to write a binary token stream to a terminal (use --text or a pipe)");
+            goto out;
+        }
     }
     o.g.log = bn_cli_log; /* records that cannot be answered, chat notes */
     o.g.log_user = (void *)&prog;

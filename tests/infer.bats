@@ -316,7 +316,7 @@ EOF
     [ "$status" -eq 2 ]
 }
 
-@test "binary logits or vectors to a terminal: a usage error before the model loads" {
+@test "binary logits, vectors or token streams to a terminal: a usage error (before the model loads where the command line says so)" {
     command -v script >/dev/null || skip "script(1) not installed"
     run script -qec "$BN_BIN/bn-infer -m '$D/tiny.bn' --logits - -n 0 -p x" /dev/null
     [ "$status" -eq 2 ]
@@ -334,6 +334,14 @@ EOF
     [[ $output == *"bn-infer: refusing to write binary vectors to a terminal (redirect standard output)"* ]]
     # text to a terminal is fine
     run script -qec "$BN_BIN/bn-infer -m '$D/tiny.bn' --logits - --logits-topk 2 -n 0 -p x" /dev/null
+    [ "$status" -eq 0 ]
+    # answers to a binary token stream are binary: refused once its header is read; --text is text
+    echo "It was" | bn-tokenize -m "$D/tiny.bn" -b -o "$T/in.b"
+    run script -qec "$BN_BIN/bn-infer -m '$D/tiny.bn' -n 2 <'$T/in.b'" /dev/null
+    [ "$status" -eq 2 ]
+    [[ $output == *"bn-infer: refusing to write a binary token stream to a terminal (use --text or a pipe)"* ]]
+    [[ $output != *BNTOK* ]]
+    run script -qec "$BN_BIN/bn-infer -m '$D/tiny.bn' -n 2 --text <'$T/in.b'" /dev/null
     [ "$status" -eq 0 ]
 }
 
