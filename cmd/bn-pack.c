@@ -130,6 +130,8 @@ int main(int argc, char **argv)
         return bn_usage_error(&prog, "%s", e.msg);
     if (!force && bn_out_is_tty(out))
         return bn_usage_error(&prog, "refusing to write a binary model to a terminal (use -o FILE or -f)");
+    if (bn_cli_same_file(report, out) || bn_cli_same_file(report, src))
+        return bn_usage_error(&prog, "--report '%s' names the model it would describe", report);
     bn_cli_report rep;
     bn_err re;
     if (bn_cli_report_open(&rep, report, &re)) {

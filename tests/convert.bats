@@ -496,6 +496,17 @@ PYEOF
     [ "$a" = "$b" ]
     run_split /dev/null bn-quant "$TINY/config.json"
     expect_one_line_error "$status" "$err" bn-quant
+    # a report over the model it describes would replace it: refused, both files kept
+    cp "$T/q1.bn" "$T/keep.bn"
+    for prog in bn-quant bn-pack; do
+        for words in "-o $T/q3.bn --report $T/q3.bn" "-o $T/q3.bn --report $T/./q3.bn" "-o - --report $T/q1.bn"; do
+            run_split /dev/null $prog "$T/q1.bn" $words
+            [ "$status" -eq 2 ]
+            [[ $err == "$prog: --report '"*"' names the model it would describe"* ]]
+            [ ! -e "$T/q3.bn" ]
+            cmp "$T/q1.bn" "$T/keep.bn"
+        done
+    done
 }
 
 @test "man pages render, every one without a warning" {

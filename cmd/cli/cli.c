@@ -7,11 +7,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void bn_cli_init(void)
@@ -90,6 +92,32 @@ int bn_cli_report_open(bn_cli_report *r, const char *path, bn_err *e)
     r->fp = r->out.fp;
     r->is_file = 1;
     return 0;
+}
+
+/* path's directory, resolved, and its last name: the file it names
+ * whether or not it exists yet (0: the directory cannot be resolved). */
+static int dir_and_name(const char *path, char dir[PATH_MAX], const char **name)
+{
+    const char *slash = strrchr(path, '/');
+    char d[PATH_MAX];
+    snprintf(d, sizeof d, "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
+    *name = slash ? slash + 1 : path;
+    return realpath(d, dir) != NULL;
+}
+
+int bn_cli_same_file(const char *a, const char *b)
+{
+    if (!a || !b || !strcmp(a, "-") || !strcmp(b, "-"))
+        return 0;
+    if (!strcmp(a, b))
+        return 1;
+    struct stat sa, sb;
+    int ea = !stat(a, &sa), eb = !stat(b, &sb);
+    if (ea && eb)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char da[PATH_MAX], db[PATH_MAX];
+    const char *na, *nb;
+    return !ea && !eb && dir_and_name(a, da, &na) && dir_and_name(b, db, &nb) && !strcmp(da, db) && !strcmp(na, nb);
 }
 
 int bn_cli_report_close(bn_cli_report *r, int ok, bn_err *e)
