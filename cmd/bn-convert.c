@@ -15,8 +15,9 @@ static const bn_prog prog = {
              "       bn-convert --info [--json] [--verify] FILE\n"
              "\n"
              "SOURCE is a Hugging Face checkpoint directory, a .gguf file (bitnet.cpp or\n"
-             "llama.cpp), a .safetensors file, or a bn model file ('-' reads a bn stream).\n"
-             "The result goes to OUTPUT, or to standard output when it is '-' or absent.\n",
+             "llama.cpp) or a bn model file ('-' reads a bn stream); --info also reads a\n"
+             ".safetensors file on its own. The result goes to OUTPUT, or to standard\n"
+             "output when it is '-' or absent.\n",
     .operand = "SOURCE",
     .max_operands = 1,
 };

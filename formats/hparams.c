@@ -228,20 +228,22 @@ static int check_one(const bn_source *s, const char *tname, uint64_t rows, uint6
     char shown[BN_SHOWN_NAME_MAX];
     if (!t)
         return bn_fail(e, "%s: tensor '%s' is missing", s->name, bn_source_shown_name(s, tname, shown));
-    uint64_t r = 1;
-    for (uint32_t d = 0; d + 1 < t->ndim; d++)
-        r *= t->shape[d];
-    uint64_t c = t->shape[t->ndim - 1];
     if (cols == 0) { /* a vector */
-        if (t->ndim != 1 || c != rows)
+        if (t->ndim != 1 || t->shape[0] != rows)
             return bn_fail(e, "%s: tensor '%s' should be a vector of %llu", s->name,
                            bn_source_shown_name(s, tname, shown), (unsigned long long)rows);
         return 0;
     }
-    if (t->ndim != 2 || r != rows || c != cols)
-        return bn_fail(e, "%s: tensor '%s' has shape [%llu, %llu], the hyper-parameters say [%llu, %llu]", s->name,
-                       bn_source_shown_name(s, tname, shown), (unsigned long long)r, (unsigned long long)c,
-                       (unsigned long long)rows, (unsigned long long)cols);
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols) {
+        char have[128];
+        size_t at = 0;
+        for (uint32_t d = 0; d < t->ndim && at < sizeof have; d++)
+            at += (size_t)snprintf(have + at, sizeof have - at, "%s%llu", d ? ", " : "",
+                                   (unsigned long long)t->shape[d]);
+        return bn_fail(e, "%s: tensor '%s' has shape [%s], the hyper-parameters say [%llu, %llu]", s->name,
+                       bn_source_shown_name(s, tname, shown), have, (unsigned long long)rows,
+                       (unsigned long long)cols);
+    }
     return 0;
 }
 

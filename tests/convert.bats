@@ -363,6 +363,20 @@ hb += b' ' * (-len(hb) % 8)
 open(p, 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
 PY
     malformed "$T/m" "tensor 'model.layers.2.mlp.up_proj.weight' is missing"
+    # a tensor of more dimensions: its shape as the file gives it
+    copy_tiny
+    $PY - "$T/m/model.safetensors" <<'PY'
+import sys, struct, json
+p = sys.argv[1]
+b = open(p, 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n])
+h['model.layers.0.mlp.down_proj.weight']['shape'] = [1, 256, 704]
+hb = json.dumps(h).encode()
+hb += b' ' * (-len(hb) % 8)
+open(p, 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
+PY
+    malformed "$T/m" "tensor 'model.layers.0.mlp.down_proj.weight' has shape [1, 256, 704], the hyper-parameters say [256, 704]"
     copy_tiny
     edit_config 'c["num_key_value_heads"] = 3'
     malformed "$T/m" "not a multiple of head_count_kv"
