@@ -214,6 +214,10 @@ static int read_string(gg_rdr *r, bn_meta *raw, const char *key, bn_err *e)
     uint64_t vl;
     if (bn_gguf_str(r, &v, &vl, UINT64_MAX, "a metadata string", e))
         return -1;
+    if (memchr(v, 0, (size_t)vl)) { /* compared as the part before it; and bn's strings hold none */
+        free(v);
+        return bn_fail(e, "%s: metadata '%s' holds a NUL byte", r->name, key);
+    }
     int rc = bn_meta_set_strn(raw, key, v, (size_t)vl) ? bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", r->name) : 0;
     free(v);
     return rc;

@@ -149,6 +149,9 @@ static int decode_blob(bn_meta *m, rd *r, const char *key, uint32_t type, const 
     if (take(r, &n, 8) || n > r->left)
         return bn_fail(e, "%s: metadata '%s' claims %llu bytes, more than the head holds", name, key,
                        (unsigned long long)n);
+    /* a string is text: one with a NUL would compare as its part before it ("silu\0x" as silu) */
+    if (type == BN_V_STR && memchr(r->p, 0, (size_t)n))
+        return bn_fail(e, "%s: metadata '%s' holds a NUL byte", name, key);
     if (bn_meta_set_blob(m, key, type, r->p, (size_t)n))
         return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", name);
     take(r, NULL, (size_t)n);

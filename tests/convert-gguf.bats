@@ -341,6 +341,23 @@ assert m["provenance.source_hashes"] == [sys.argv[1]], (m["provenance.source_has
     [[ $err == *"output_norm.weight"*" overlap ("* ]]
 }
 
+@test "a metadata string holding a NUL byte is refused by name (it compared as its part before the NUL)" {
+    $GEN --format gguf-i2_s --no-truth --arch llama "$T/l.gguf"
+    # general.architecture "llama" -> "lla\0a": as long, so nothing else moves
+    $PY - "$T/l.gguf" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+key = b'general.architecture'
+at = b.index(key) + len(key) + 4 + 8  # key, value type (u32), string length (u64)
+assert b[at:at + 5] == b'llama', b[at:at + 5]
+b[at + 3] = 0
+open(p, 'wb').write(bytes(b))
+PY
+    convert_fails "$T/l.gguf"
+    [[ $err == *"metadata 'general.architecture' holds a NUL byte" ]]
+}
+
 @test "an unknown tensor type is named with its number" {
     $GEN --format gguf-i2_s --no-truth --inject unknown-type "$T/type.gguf"
     convert_fails "$T/type.gguf"
