@@ -5,6 +5,7 @@
 #include "opt.h"
 #include "progress.h"
 #include "signals.h"
+#include "tokenizer.h"
 
 #include <string.h>
 
@@ -77,6 +78,18 @@ static void warn(void *program, const char *msg)
     bn_report(program, "%s", msg);
 }
 
+/* A tokenizer section that does not build (a pattern that does not
+ * compile, a byte without a token) would make every program refuse the
+ * model, token ids in and out too: refused here, before writing. */
+static int tokenizer_builds(const bn_meta *meta, bn_err *e)
+{
+    if (!bn_meta_section(meta, "tokenizer"))
+        return 0;
+    bn_tokenizer *t = bn_tokenizer_new(meta, e);
+    bn_tokenizer_free(t);
+    return t ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     bn_cli_init();
@@ -96,6 +109,7 @@ int main(int argc, char **argv)
     if (!o.force && bn_out_is_tty(o.out))
         return bn_usage_error(&prog, "refusing to write a binary model to a terminal (use -o FILE or -f)");
     bn_convert_opts co = {
+        .check = tokenizer_builds,
         .program = "bn-convert " BN_VERSION,
         .options = o.cmdline,
         .name = o.name,

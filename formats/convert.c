@@ -118,6 +118,11 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
     /* Refuse to write a model bn cannot run: hyper-parameters and shapes. */
     if (bn_hparams_from_meta(&meta, &hp, src, e) || bn_hparams_check_tensors(&hp, &s, e))
         goto out;
+    if (o->check && o->check(&meta, e)) {
+        bn_err why = *e;
+        bn_fail_code(e, why.code, "%s: %s", src, why.msg);
+        goto out;
+    }
     if (o->warn && !bn_meta_section(&meta, "tokenizer")) {
         /* it converts (token ids in and out work), but text will not */
         const char *note = bn_meta_str(&meta, "provenance.note");

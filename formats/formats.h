@@ -225,6 +225,9 @@ typedef struct bn_convert_opts {
     /* told of what the output will lack (no tokenizer: token ids only), or NULL */
     void (*warn)(void *user, const char *msg);
     void *warn_user;
+    /* checks the output's metadata before anything is written (a floor
+     * above builds its tokenizer from it), or NULL; -1 (e filled): refused */
+    int (*check)(const bn_meta *meta, bn_err *e);
 } bn_convert_opts;
 
 /* Streams any source into a bn model file at out ("-" = stdout): one tensor

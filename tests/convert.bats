@@ -398,6 +398,35 @@ PY
     malformed "$T/m" "rms_norm_eps must be a number"
 }
 
+@test "malformed: a tokenizer.json that does not make a tokenizer is refused, nothing written" {
+    for edit in regex hole; do
+        copy_tiny
+        $PY - "$T/m/tokenizer.json" "$edit" <<'PY'
+import json, sys
+p, edit = sys.argv[1], sys.argv[2]
+t = json.load(open(p))
+if edit == 'regex':
+    def walk(n):
+        if isinstance(n, dict):
+            if isinstance(n.get('pattern'), dict) and 'Regex' in n['pattern']:
+                n['pattern']['Regex'] = '(unclosed'
+            for v in n.values():
+                walk(v)
+        elif isinstance(n, list):
+            for v in n:
+                walk(v)
+    walk(t['pre_tokenizer'])
+else:
+    del t['model']['vocab']['\u0101']  # the byte 0x01 has no token
+json.dump(t, open(p, 'w'))
+PY
+        case $edit in
+        regex) malformed "$T/m" "the regex does not compile" ;;
+        hole) malformed "$T/m" "has no token" ;;
+        esac
+    done
+}
+
 @test "HF directories as transformers reads them: model.safetensors before an index; linear RoPE scaling by 1 is none" {
     # a directory holding both: transformers loads model.safetensors (bn took the shards)
     $GEN --format hf-packed --shape tiny --shards 3 "$T/d" >/dev/null
