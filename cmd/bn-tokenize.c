@@ -75,6 +75,13 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
         return bn_usage_error(&prog, "no tokenizer given (use -m MODEL, --vocab FILE or --tokenizer-json FILE)");
     if (nsrc > 1)
         return bn_usage_error(&prog, "give only one of -m, --vocab and --tokenizer-json");
+    /* the tokenizer from standard input: then the text comes from files */
+    const char *src = o->src.model ? o->src.model : o->src.vocab ? o->src.vocab : o->src.tokenizer_json;
+    int text_from_stdin = !o->info && !o->n_inputs;
+    for (size_t i = 0; i < o->n_inputs; i++)
+        text_from_stdin |= !strcmp(o->inputs[i], "-");
+    if (!strcmp(src, "-") && text_from_stdin)
+        return bn_usage_error(&prog, "the tokenizer and the text cannot both come from standard input (give the text as FILE)");
     if (o->decode && (o->count || o->json || o->binary || o->chat || o->special || o->bos >= 0 || o->eos >= 0))
         return bn_usage_error(&prog, "-d takes no encoding options (-c, -j, -b, --chat, -s, --bos, --eos)");
     if (!o->decode && o->skip_special)

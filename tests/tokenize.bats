@@ -260,6 +260,16 @@ compare_ids() {
     cmp "$T/a" "$T/b"
     printf 'x' | bn-tokenize -m "$TINY" -b | bn-tokenize -m "$T/tiny.bn" -d --skip-special >"$T/x"
     [ "$(cat "$T/x")" = x ]
+    # the tokenizer from standard input (a model streamed in a pipe, a tokenizer.json) with the text from a file
+    [ "$(bn-tokenize -m - -l "$CORPUS/prose.txt" <"$T/tiny.bn")" = "$(cat "$T/a")" ]
+    [ "$(bn-tokenize --tokenizer-json - -l "$CORPUS/prose.txt" <"$TINY/tokenizer.json")" = "$(cat "$T/a")" ]
+    [ "$(bn-tokenize -m - --info <"$T/tiny.bn")" = "$(bn-tokenize -m "$TINY" --info)" ]
+    # but not both from it: the text would be the rest of the tokenizer's bytes
+    for words in "-m -" "--tokenizer-json -" "--vocab -" "-m - -d" "-m - $CORPUS/prose.txt -"; do
+        run_split /dev/null bn-tokenize $words <"$T/tiny.bn"
+        [ "$status" -eq 2 ]
+        [[ $err == "bn-tokenize: the tokenizer and the text cannot both come from standard input"* ]]
+    done
 }
 
 @test "--json: ids, offsets that point at the input, pieces" {

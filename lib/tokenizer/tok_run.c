@@ -47,10 +47,6 @@ bn_tokenizer *bn_tokenizer_load(const bn_tokenizer_src *src, bn_err *e)
         if (bn_tokenizer_meta_from_hf(name, &meta, e))
             goto out;
     } else {
-        if (!strcmp(src->model, "-")) {
-            bn_fail(e, "-m needs a file (standard input carries the text)");
-            goto out;
-        }
         bn_source s;
         if (bn_open_any(&s, src->model, e))
             goto out;
