@@ -616,6 +616,18 @@ for e, (tok, want, top) in zip(content, ref):
     assert len(e["top_logprobs"]) == 2 and e["top_logprobs"][0]["token"] == e["token"]
     assert all(abs(t["logprob"] - w[1]) < 1e-5 for t, w in zip(e["top_logprobs"], top)), (e, top)
 PYEOF
+    # a control token the content leaves out adds no bytes (forced here by logit_bias; 4070 is
+    # <|start_header_id|>): the entries' bytes still put together the content
+    id=$(printf '<|start_header_id|>' | bn-tokenize -m "$BATS_FILE_TMPDIR/tiny.bn" -s --no-bos)
+    api /v1/chat/completions '{"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 3, "temperature": 0, "logprobs": true, "top_logprobs": 1, "logit_bias": {"'"$id"'": 100}}'
+    [ "$code" = 200 ]
+    $PY - "$T/body" <<'PYEOF'
+import json, sys
+c = json.load(open(sys.argv[1]))["choices"][0]
+content = c["logprobs"]["content"]
+assert c["message"]["content"] == "" and len(content) == 3, c
+assert all(e["token"] == "<|start_header_id|>" and e["bytes"] == [] for e in content), content
+PYEOF
     # chat without top_logprobs: no alternatives; a completion's logprobs true or 21: refused
     api /v1/chat/completions '{"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 2, "logprobs": true}'
     [ "$(field "$T/body" '[len(e["top_logprobs"]) for e in j["choices"][0]["logprobs"]["content"]]')" = "[0, 0]" ]
