@@ -272,6 +272,18 @@ compare_ids() {
     done
 }
 
+@test "a tokenizer.json that does not build is named in the error" {
+    $PY - "$TINY/tokenizer.json" "$T/bad.json" <<'PYEOF'
+import json, sys
+t = json.load(open(sys.argv[1]))
+del t["model"]["vocab"]["\u0101"]  # the byte 0x01 has no token
+json.dump(t, open(sys.argv[2], "w"))
+PYEOF
+    run_split /dev/null bn-tokenize --tokenizer-json "$T/bad.json" "$CORPUS/prose.txt"
+    expect_one_line_error "$status" "$err" bn-tokenize
+    [[ $err == "bn-tokenize: $T/bad.json: "*"has no token"* ]]
+}
+
 @test "--json: ids, offsets that point at the input, pieces" {
     need_llama3
     f=$CORPUS/invalid.bin

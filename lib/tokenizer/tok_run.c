@@ -52,13 +52,13 @@ bn_tokenizer *bn_tokenizer_load(const bn_tokenizer_src *src, bn_err *e)
             goto out;
         t = bn_tokenizer_new(&s.meta, e);
         bn_source_close(&s);
-        if (!t && strncmp(e->msg, name, strlen(name))) {
-            snprintf(msg, sizeof msg, "%s", e->msg);
-            bn_fail(e, "%s: %s", name, msg);
-        }
-        goto out;
     }
-    t = bn_tokenizer_new(&meta, e);
+    if (!src->model || is_dir(src->model)) /* a section built above */
+        t = bn_tokenizer_new(&meta, e);
+    if (!t && strncmp(e->msg, name, strlen(name))) { /* "tokenizer.pre: ..." says which file too */
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        bn_fail(e, "%s: %s", name, msg);
+    }
 out:
     bn_meta_free(&meta);
     return t;
