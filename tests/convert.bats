@@ -265,6 +265,21 @@ json.dump(c, open(p, 'w'))
 PY
 }
 
+# edit_header CODE: runs CODE on h, the header of $T/m/model.safetensors, and writes it back
+edit_header() {
+    $PY - "$T/m/model.safetensors" "$1" <<'PY'
+import sys, struct, json
+p, code = sys.argv[1], sys.argv[2]
+b = open(p, 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n])
+exec(code)
+hb = json.dumps(h).encode()
+hb += b' ' * (-len(hb) % 8)
+open(p, 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
+PY
+}
+
 @test "malformed: truncated safetensors" {
     copy_tiny
     head -c 5000000 "$TINY/model.safetensors" > "$T/m/model.safetensors"
@@ -351,31 +366,12 @@ PY
     malformed "$T/m" "tensor 'model.layers.0.mlp.gate_proj.weight' has shape [704, 256], the hyper-parameters say [512, 256]"
     # a tensor the checkpoint lacks, by the name transformers would look for
     copy_tiny
-    $PY - "$T/m/model.safetensors" <<'PY'
-import sys, struct, json
-p = sys.argv[1]
-b = open(p, 'rb').read()
-n = struct.unpack('<Q', b[:8])[0]
-h = json.loads(b[8:8 + n])
-h['model.layers.2.self_attn.rotary_emb.inv_freq'] = h.pop('model.layers.2.mlp.up_proj.weight')  # a name conversion skips
-hb = json.dumps(h).encode()
-hb += b' ' * (-len(hb) % 8)
-open(p, 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
-PY
+    # (a name conversion skips)
+    edit_header "h['model.layers.2.self_attn.rotary_emb.inv_freq'] = h.pop('model.layers.2.mlp.up_proj.weight')"
     malformed "$T/m" "tensor 'model.layers.2.mlp.up_proj.weight' is missing"
     # a tensor of more dimensions: its shape as the file gives it
     copy_tiny
-    $PY - "$T/m/model.safetensors" <<'PY'
-import sys, struct, json
-p = sys.argv[1]
-b = open(p, 'rb').read()
-n = struct.unpack('<Q', b[:8])[0]
-h = json.loads(b[8:8 + n])
-h['model.layers.0.mlp.down_proj.weight']['shape'] = [1, 256, 704]
-hb = json.dumps(h).encode()
-hb += b' ' * (-len(hb) % 8)
-open(p, 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
-PY
+    edit_header "h['model.layers.0.mlp.down_proj.weight']['shape'] = [1, 256, 704]"
     malformed "$T/m" "tensor 'model.layers.0.mlp.down_proj.weight' has shape [1, 256, 704], the hyper-parameters say [256, 704]"
     copy_tiny
     edit_config 'c["num_key_value_heads"] = 3'
