@@ -272,7 +272,7 @@ compare_ids() {
     done
 }
 
-@test "a tokenizer.json that does not build is named in the error" {
+@test "a tokenizer.json that does not build, or lacks what the options ask for, is named in the error" {
     $PY - "$TINY/tokenizer.json" "$T/bad.json" <<'PYEOF'
 import json, sys
 t = json.load(open(sys.argv[1]))
@@ -282,6 +282,15 @@ PYEOF
     run_split /dev/null bn-tokenize --tokenizer-json "$T/bad.json" "$CORPUS/prose.txt"
     expect_one_line_error "$status" "$err" bn-tokenize
     [[ $err == "bn-tokenize: $T/bad.json: "*"has no token"* ]]
+    # what the tokenizer lacks for the options given is said of it, not of an input
+    $PY -c 'import json, sys; t = json.load(open(sys.argv[1])); t["post_processor"] = None; json.dump(t, open(sys.argv[2], "w"))' \
+        "$TINY/tokenizer.json" "$T/nobos.json"
+    run_split /dev/null bn-tokenize --tokenizer-json "$T/nobos.json" --bos "$CORPUS/prose.txt"
+    expect_one_line_error "$status" "$err" bn-tokenize
+    [ "$err" = "bn-tokenize: $T/nobos.json: the tokenizer has no BOS token (--bos)" ]
+    run_split /dev/null bn-tokenize --tokenizer-json "$T/nobos.json" --chat "$CORPUS/prose.txt"
+    expect_one_line_error "$status" "$err" bn-tokenize
+    [ "$err" = "bn-tokenize: $T/nobos.json: the tokenizer has no chat format (--chat)" ]
 }
 
 @test "--json: ids, offsets that point at the input, pieces" {

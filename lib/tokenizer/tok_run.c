@@ -365,6 +365,20 @@ int bn_tokenize_run(const bn_tokenize_opts *o, bn_err *e)
     if (!r.t)
         return -1;
     r.t->chat_whole = o->chat_whole;
+    /* asked of the tokenizer, not of an input: said once, naming it */
+    const char *src = o->src.model ? o->src.model : o->src.vocab ? o->src.vocab : o->src.tokenizer_json;
+    const char *format = bn_tokenizer_chat_format(r.t), *lacks = NULL;
+    if (o->bos > 0 && bn_tokenizer_bos(r.t) < 0)
+        lacks = "the tokenizer has no BOS token (--bos)";
+    else if (o->eos > 0 && bn_tokenizer_eos(r.t) < 0)
+        lacks = "the tokenizer has no EOS token (--eos)";
+    else if (o->chat && !bn_tokenizer_chat_renders(format))
+        lacks = "the tokenizer has no chat format (--chat)";
+    if (lacks) {
+        bn_fail_code(e, BN_E_UNSUPPORTED, "%s: %s", src, lacks);
+        bn_tokenizer_free(r.t);
+        return -1;
+    }
     if (bn_tokenizer_set_chat_date(r.t, o->chat_date, e)) {
         bn_tokenizer_free(r.t);
         return -1;
