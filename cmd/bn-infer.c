@@ -433,7 +433,8 @@ static void report_input_failure(const char *input, const bn_err *e)
 static int run_embed(const opts *o, const bn_model *m, bn_ctx *c, bn_tokenizer *tok, bn_err *e)
 {
     int fmt = o->embed_f32 ? BN_EMBED_F32 : o->json ? BN_EMBED_JSON : BN_EMBED_TEXT;
-    bn_embed_opts eo = {.format = fmt, .parallel = o->parallel, .log = bn_cli_log, .log_user = (void *)&prog};
+    bn_embed_opts eo = {.format = fmt, .parallel = o->parallel, .log = bn_cli_log, .log_user = (void *)&prog,
+                        .input = o->file ? o->file : o->prompt ? "-p" : "-"};
     bn_embed_text text = {.tok = tok, .hp = &m->hp, .text = o->prompt, .len = o->prompt ? strlen(o->prompt) : 0};
     bn_tokr in;
     bn_embed_tokr tr = {.in = &in, .max = bn_ctx_n_ctx(c) + 1};

@@ -153,18 +153,26 @@ EOF
     [ "$status" -eq 0 ]
 }
 
-@test "a token record with an id outside the vocabulary: named, its place kept, the records around it embedded" {
+@test "a token record with an id outside the vocabulary: named with its input, its place kept, the records around it embedded" {
     { sed -n 1p "$D/texts.ids"; echo "999999"; sed -n 2p "$D/texts.ids"; } >"$T/bad.ids"
     for np in 1 2 3; do
         run_split "$T/out.json" bn-infer -m "$D/ep.bn" --embed --json -np $np <"$T/bad.ids"
         expect_one_line_error "$status" "$err" bn-infer
-        [[ $err == *"record 2: token 1: id 999999 is outside the vocabulary"* ]]
+        [[ $err == "bn-infer: -: record 2: token 1: id 999999 is outside the vocabulary"* ]]
         $PY -c '
 import json, sys
 r = [json.loads(l) for l in open(sys.argv[1])]
 assert [x["record"] for x in r] == [1, 2, 3], r
 assert "embedding" in r[0] and "embedding" in r[2] and "outside the vocabulary" in r[1]["error"], r' "$T/out.json"
     done
+    # a file of texts names itself in both kinds of error
+    printf 'hello\n%s\n' "$($PY -c 'print("word " * 2000)')" >"$T/long.txt"
+    run_split /dev/null bn-infer -m "$D/ep.bn" --embed -f "$T/long.txt"
+    [ "$status" -eq 1 ]
+    [[ $err == "bn-infer: $T/long.txt: record 2: the record does not fit the context"* ]]
+    run_split /dev/null bn-infer -m "$D/ep.bn" --embed -f "$T"
+    expect_one_line_error "$status" "$err" bn-infer
+    [ "$err" = "bn-infer: $T: Is a directory" ]
 }
 
 @test "a language model with --embed is refused by name; usage errors exit 2" {

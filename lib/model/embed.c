@@ -4,6 +4,7 @@
  * divided by its L2 norm. */
 #include "embed.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,8 +176,9 @@ int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_o
             if (err) {
                 (*bad)++;
                 if (o->log) {
-                    char msg[256];
-                    snprintf(msg, sizeof msg, "record %llu: %s", (unsigned long long)(base + i), err);
+                    char msg[1024];
+                    snprintf(msg, sizeof msg, "%s%srecord %llu: %s", o->input ? o->input : "", o->input ? ": " : "",
+                             (unsigned long long)(base + i), err);
                     o->log(o->log_user, BN_LOG_ERROR, msg);
                 }
             }
@@ -210,7 +212,7 @@ int bn_embed_src_text(void *ctx, bn_tokens *out, bn_err *e)
         if (n < 0) {
             free(s->buf);
             s->buf = NULL;
-            return ferror(s->lines) ? bn_fail(e, "read error") : 0;
+            return ferror(s->lines) ? bn_fail(e, "%s", strerror(errno)) : 0; /* the caller names the file */
         }
         if (n && s->buf[n - 1] == '\n')
             n--;

@@ -20,6 +20,7 @@ typedef struct bn_embed_opts {
     uint32_t parallel; /* records per pass (<= the context's sequences); 0: 1 */
     bn_log_fn log;     /* a record that cannot be embedded (BN_LOG_ERROR), one line; NULL: none */
     void *log_user;
+    const char *input; /* the records' file ("-": standard input) for those lines, or NULL */
 } bn_embed_opts;
 
 /* Where records come from: 1 and *out filled (ids, cleared first), 0 at
