@@ -615,7 +615,8 @@ int main(int argc, char **argv)
         in_open = 1;
         binary_ids = in.binary;
         /* answers in the input's binary form: known only now, refused as bn-tokenize -b refuses it */
-        if (binary_ids && !o.g.text && !o.logits_file && isatty(STDOUT_FILENO)) {
+        int answers_nowhere = o.logits_file && !strcmp(o.logits_file, "-"); /* --logits -: to /dev/null */
+        if (binary_ids && !o.g.text && !answers_nowhere && isatty(STDOUT_FILENO)) {
             rc = bn_usage_error(&prog, "refusing to write a binary token stream to a terminal (use --text or a pipe)");
             goto out;
         }

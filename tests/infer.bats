@@ -343,6 +343,10 @@ EOF
     [[ $output != *BNTOK* ]]
     run script -qec "$BN_BIN/bn-infer -m '$D/tiny.bn' -n 2 --text <'$T/in.b'" /dev/null
     [ "$status" -eq 0 ]
+    # --logits FILE leaves the answers on standard output: refused too
+    run script -qec "$BN_BIN/bn-infer -m '$D/tiny.bn' -n 2 --logits '$T/l.f32' <'$T/in.b'" /dev/null
+    [ "$status" -eq 2 ]
+    [[ $output == *"refusing to write a binary token stream to a terminal"* ]]
 }
 
 @test "chat from piped stdin: one answer per line, history reused, the context overflow is handled" {

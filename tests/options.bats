@@ -173,9 +173,9 @@ usage_error() { # msg prog words...
         while IFS=$'\t' read -r spell kind range cur; do
             lo=${range%%..*}
             case $kind in
-            u32 | u64 | bytes) set -- " $lo" "+$lo" "-$lo" $'\n'"$lo" ;;
-            int) set -- " $lo" ;;
-            float) set -- " $lo" "0x1p-1" "$lo " ;;
+            u32 | u64 | bytes) set -- " $lo" "+$lo" "-$lo" $'\n'"$lo" "" ;;
+            int) set -- " $lo" "" ;;
+            float) set -- " $lo" "0x1p-1" "$lo " "" ;;
             *) continue ;;
             esac
             for v; do
@@ -191,6 +191,8 @@ usage_error() { # msg prog words...
     run bn-infer --logit-bias "5= 1" --list-options
     [ "$status" -eq 2 ]
     run bn-infer --logit-bias " 5=1" --list-options
+    [ "$status" -eq 2 ]
+    run bn-infer --logit-bias "5=" --list-options
     [ "$status" -eq 2 ]
 }
 

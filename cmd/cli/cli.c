@@ -172,7 +172,7 @@ int bn_parse_double(const char *s, double *out)
 {
     char *end;
     /* a decimal number: strtod would also skip blanks and read hex ("0x1p-1") */
-    if (!s || !(isdigit((unsigned char)*s) || strchr("+-.", *s)) || strpbrk(s, "xX"))
+    if (!s || !*s || !(isdigit((unsigned char)*s) || strchr("+-.", *s)) || strpbrk(s, "xX"))
         return -1;
     errno = 0;
     double v = strtod(s, &end);

@@ -210,9 +210,10 @@ int bn_embed_src_text(void *ctx, bn_tokens *out, bn_err *e)
     if (s->lines) {
         ssize_t n = getline(&s->buf, &s->cap, s->lines);
         if (n < 0) {
+            int err = errno;
             free(s->buf);
             s->buf = NULL;
-            return ferror(s->lines) ? bn_fail(e, "%s", strerror(errno)) : 0; /* the caller names the file */
+            return ferror(s->lines) ? bn_fail(e, "%s", strerror(err)) : 0; /* the caller names the file */
         }
         if (n && s->buf[n - 1] == '\n')
             n--;
