@@ -294,8 +294,11 @@ int bn_tokenizer_meta_from_hf(const char *hf_path, bn_meta *model_meta, bn_err *
     cJSON_Delete(tj);
     if (bn_meta_set_section(model_meta, "tokenizer", sec))
         return bn_fail_code(e, BN_E_NOMEM, "out of memory");
+    /* tokenizer.json from standard input has no directory: its neighbours
+     * (BOS and EOS ids, chat template) are not the current directory's */
+    int alone = !strcmp(hf_path, "-");
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if (bn_file_exists(path)) {
+    if (!alone && bn_file_exists(path)) {
         if (bn_json_load(path, &cfg, e))
             return -1;
         int32_t cb = json_id(cfg, "bos_token_id");
@@ -304,8 +307,8 @@ int bn_tokenizer_meta_from_hf(const char *hf_path, bn_meta *model_meta, bn_err *
         eos = json_id(cfg, "eos_token_id");
         cJSON_Delete(cfg);
     }
-    bn_hf_tokcfg tc;
-    if (bn_hf_tokcfg_read(dir, &tc, e))
+    bn_hf_tokcfg tc = {NULL, -1};
+    if (!alone && bn_hf_tokcfg_read(dir, &tc, e))
         return -1;
     const char *fmt = bn_chat_format_of_template(tc.chat_template);
     if (tc.add_bos >= 0)

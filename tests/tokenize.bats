@@ -264,6 +264,15 @@ compare_ids() {
     [ "$(bn-tokenize -m - -l "$CORPUS/prose.txt" <"$T/tiny.bn")" = "$(cat "$T/a")" ]
     [ "$(bn-tokenize --tokenizer-json - -l "$CORPUS/prose.txt" <"$TINY/tokenizer.json")" = "$(cat "$T/a")" ]
     [ "$(bn-tokenize -m - --info <"$T/tiny.bn")" = "$(bn-tokenize -m "$TINY" --info)" ]
+    # a tokenizer.json from standard input has no neighbours: not the current directory's config
+    # (EOS) and tokenizer_config (chat format), as a named one in that directory has
+    (cd "$TINY" && bn-tokenize --tokenizer-json tokenizer.json --info) | grep -q '^chat_format: bitnet$'
+    (cd "$TINY" && bn-tokenize --tokenizer-json - --info <tokenizer.json) >"$T/alone"
+    grep -q '^chat_format: none$' "$T/alone"
+    grep -q '^eos: -1$' "$T/alone"
+    if [ -e "$LLAMA3" ]; then
+        [ "$(bn-tokenize --vocab - "$CORPUS/prose.txt" <"$LLAMA3")" = "$(bn-tokenize --vocab "$LLAMA3" "$CORPUS/prose.txt")" ]
+    fi
     # but not both from it: the text would be the rest of the tokenizer's bytes
     for words in "-m -" "--tokenizer-json -" "--vocab -" "-m - -d" "-m - $CORPUS/prose.txt -"; do
         run_split /dev/null bn-tokenize $words <"$T/tiny.bn"
