@@ -272,6 +272,10 @@ static int parse(int argc, char **argv, opts *o)
         return bn_usage_error(&prog, "--parallel and --logits exclude each other");
     /* binary output to a terminal: refused before the model loads, as the
      * other programs refuse it (a usage error: the command line asks for it) */
+    /* --logits is written atomically: over a file this run reads, it would replace it */
+    if (bn_cli_same_file(o->logits_file, o->model, STDIN_FILENO) || bn_cli_same_file(o->logits_file, o->draft, -1) ||
+        bn_cli_same_file(o->logits_file, o->file, -1))
+        return bn_usage_error(&prog, "--logits '%s' names a file this run reads", o->logits_file);
     if (o->logits_file && !o->logits_topk && bn_out_is_tty(o->logits_file))
         return bn_usage_error(&prog, "refusing to write binary logits to a terminal (use --logits FILE or a pipe)");
     if (o->embed_f32 && isatty(STDOUT_FILENO))

@@ -7,6 +7,7 @@
 #include "signals.h"
 
 #include <string.h>
+#include <unistd.h>
 
 static const bn_prog prog = {
     .name = "bn-quant",
@@ -61,7 +62,7 @@ int main(int argc, char **argv)
     const char *src = n ? argv[1] : "-";
     if (!force && bn_out_is_tty(out))
         return bn_usage_error(&prog, "refusing to write a binary model to a terminal (use -o FILE or -f)");
-    if (bn_cli_same_file(report, out) || bn_cli_same_file(report, src))
+    if (bn_cli_same_file(report, out, STDOUT_FILENO) || bn_cli_same_file(report, src, STDIN_FILENO))
         return bn_usage_error(&prog, "--report '%s' names the model it would describe", report);
     bn_cli_report rep;
     bn_err re;

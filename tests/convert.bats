@@ -545,6 +545,12 @@ PYEOF
             [ ! -e "$T/q3.bn" ]
             cmp "$T/q1.bn" "$T/keep.bn"
         done
+        # the same files reached through redirections
+        run_split /dev/null sh -c "$prog --report '$T/q1.bn' <'$T/q1.bn' >'$T/q4.bn'"
+        [ "$status" -eq 2 ]
+        run_split /dev/null sh -c "$prog '$T/q1.bn' --report '$T/q4.bn' >'$T/q4.bn'"
+        [ "$status" -eq 2 ]
+        cmp "$T/q1.bn" "$T/keep.bn"
     done
 }
 

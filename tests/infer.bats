@@ -316,6 +316,19 @@ EOF
     [ "$status" -eq 2 ]
 }
 
+@test "--logits naming a file the run reads (the model, by name or on standard input; the prompt file) is a usage error" {
+    cp "$D/tiny.bn" "$T/m.bn"
+    echo "It was" >"$T/p.txt"
+    for words in "-m $T/m.bn --logits $T/m.bn -p x" "-m $T/m.bn --logits $T/./p.txt -f $T/p.txt"; do
+        run_split /dev/null bn-infer $words -n 0
+        [ "$status" -eq 2 ]
+        [[ $err == "bn-infer: --logits '"*"' names a file this run reads"* ]]
+    done
+    run_split /dev/null sh -c "bn-infer -m - --logits '$T/m.bn' -p x -n 0 <'$T/m.bn'"
+    [ "$status" -eq 2 ]
+    cmp "$T/m.bn" "$D/tiny.bn"
+}
+
 @test "binary logits, vectors or token streams to a terminal: a usage error (before the model loads where the command line says so)" {
     command -v script >/dev/null || skip "script(1) not installed"
     run script -qec "$BN_BIN/bn-infer -m '$D/tiny.bn' --logits - -n 0 -p x" /dev/null

@@ -105,13 +105,16 @@ static int dir_and_name(const char *path, char dir[PATH_MAX], const char **name)
     return realpath(d, dir) != NULL;
 }
 
-int bn_cli_same_file(const char *a, const char *b)
+int bn_cli_same_file(const char *a, const char *b, int b_dash_fd)
 {
-    if (!a || !b || !strcmp(a, "-") || !strcmp(b, "-"))
+    if (!a || !b || !strcmp(a, "-"))
         return 0;
+    struct stat sa, sb;
+    if (!strcmp(b, "-")) /* b is a redirection: the file behind its descriptor */
+        return !stat(a, &sa) && !fstat(b_dash_fd, &sb) && S_ISREG(sb.st_mode) && sa.st_dev == sb.st_dev &&
+               sa.st_ino == sb.st_ino;
     if (!strcmp(a, b))
         return 1;
-    struct stat sa, sb;
     int ea = !stat(a, &sa), eb = !stat(b, &sb);
     if (ea && eb)
         return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;

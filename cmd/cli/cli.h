@@ -46,9 +46,10 @@ typedef struct bn_cli_report {
 } bn_cli_report;
 int bn_cli_report_open(bn_cli_report *r, const char *path, bn_err *e);
 /* 1 when two paths name one file (an existing one, or the same name in
- * the same directory); "-" and NULL name none. A report written over the
- * model it describes would replace it. */
-int bn_cli_same_file(const char *a, const char *b);
+ * the same directory); b "-" names the file behind descriptor b_dash_fd
+ * (standard input or output redirected to it); a "-" and NULL name none.
+ * A report written over the model it describes would replace it. */
+int bn_cli_same_file(const char *a, const char *b, int b_dash_fd);
 /* ok: the run succeeded, keep the report (0, or -1 when it could not be
  * written); otherwise drop it (returns 0). */
 int bn_cli_report_close(bn_cli_report *r, int ok, bn_err *e);
