@@ -2,6 +2,7 @@
 #include "formats.h"
 #include "buf.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -390,7 +391,7 @@ int bn_bnfile_finish(bn_source *s, bn_err *e)
     /* Fixed part of the trailer, then the rest once its size is known. */
     uint8_t fixed[16];
     if (bn_in_read(&st->in, fixed, 16, e))
-        return bn_fail(e, "%s: truncated: the trailer is missing", s->name);
+        return e->code == BN_E_IO ? -1 : bn_fail(e, "%s: truncated: the trailer is missing", s->name);
     uint64_t count = rd64(fixed + 8);
     if (memcmp(fixed, TAIL_MAGIC, 8) || count != s->n_tensors)
         return bn_fail(e, "%s: trailer is missing or damaged", s->name);
@@ -418,6 +419,11 @@ int bn_bnfile_finish(bn_source *s, bn_err *e)
         len += got;
         if (got == 0)
             break;
+    }
+    if (ferror(st->in.fp)) { /* not the end: what is read is not the whole trailer */
+        int err = errno;
+        free(t);
+        return bn_fail_code(e, BN_E_IO, "%s: read error: %s", s->name, strerror(err));
     }
     /* Keep the hashes we computed while streaming, then compare. */
     uint64_t *seen = malloc((s->n_tensors + 1) * sizeof *seen);

@@ -353,9 +353,12 @@ int bn_gguf_open(bn_source *s, const char *path, const char *tl_config, bn_err *
         return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     }
     bn_meta raw = {0};
-    /* provenance: the file, and the TL configuration that decides how its TL1/TL2 weights read */
+    /* provenance: the file, and the TL configuration that decides how its
+     * TL1/TL2 weights read (when a file: a pipe is spent, and hashing
+     * re-reads it once the tensors are written) */
+    struct stat tl;
     int rc = open_impl(s, path, tl_config, &raw, e) || bn_source_add_file(s, path, e) ||
-             (tl_config && bn_source_add_file(s, tl_config, e));
+             (tl_config && !stat(tl_config, &tl) && S_ISREG(tl.st_mode) && bn_source_add_file(s, tl_config, e));
     bn_meta_free(&raw);
     if (rc)
         bn_source_close(s);

@@ -359,9 +359,9 @@ bad() {
     bad /detokenize 400 invalid_value '{"tokens": [-1]}'
     $PY -c 'print("{\"prompt\": \"" + "a" * (1 << 20) + "\"}")' >"$T/big"
     bad /v1/completions 413 body_too_large "@$T/big"
-    # request headers to 128 KiB are read (a 64 KB cookie; libmicrohttpd's default pool
+    # request headers to 32 KiB are read (a 24 KB cookie; libmicrohttpd's default pool
     # refused 16 KB with a doubled, malformed 431)
-    code=$(curl -s -o "$T/body" -w '%{http_code}' --max-time 30 -H "Cookie: a=$($PY -c 'print("x" * 64000)')" \
+    code=$(curl -s -o "$T/body" -w '%{http_code}' --max-time 30 -H "Cookie: a=$($PY -c 'print("x" * 24000)')" \
         --data-binary '{"prompt": "It", "max_tokens": 2}' "http://127.0.0.1:$PORT/v1/completions")
     [ "$code" = 200 ]
     [ "$(field "$T/body" 'j["usage"]["completion_tokens"]')" = 2 ]

@@ -19,11 +19,13 @@
 #include <unistd.h>
 
 /* CONN_MEMORY: libmicrohttpd's pool a connection reads its request
- * headers into (its default, 32 KiB, refused headers over about 16 KiB,
- * which a browser's cookies for localhost can reach, and 0.9.75 answered
- * those between 16 and 32 KiB with a doubled, malformed 431); its pages
- * are touched only as headers fill them. */
-enum { MAX_CONNECTIONS = 512, WAIT_MS = 200, CONN_MEMORY = 256 << 10 };
+ * headers into. Its default, 32 KiB, refused headers over about 16 KiB,
+ * which a browser's cookies for localhost can reach (and 0.9.75 answered
+ * those between 16 and 32 KiB with a doubled, malformed 431); 64 KiB
+ * takes headers to about 32 KiB. The pool is cleared between a kept-alive
+ * connection's requests, so each such connection holds all of it: 32 MiB
+ * at MAX_CONNECTIONS. */
+enum { MAX_CONNECTIONS = 512, WAIT_MS = 200, CONN_MEMORY = 64 << 10 };
 
 struct srv_http {
     struct MHD_Daemon *d;
