@@ -251,7 +251,7 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     cJSON *cfg = NULL;
-    if (bn_json_load(path, &cfg, e))
+    if (bn_json_load_opts(path, 1, &cfg, e))
         return -1;
     int rc = -1;
     memset(hp, 0, sizeof *hp);

@@ -13,9 +13,18 @@ int bn_file_exists(const char *path)
 
 int bn_json_load(const char *path, cJSON **out, bn_err *e)
 {
+    return bn_json_load_opts(path, 0, out, e);
+}
+
+int bn_json_load_opts(const char *path, int no_nul, cJSON **out, bn_err *e)
+{
     bn_map m;
     if (bn_map_file(path, &m, e))
         return -1;
+    if (no_nul && m.size >= 6 && memmem(m.data, m.size, "\\u0000", 6)) {
+        bn_unmap(&m);
+        return bn_fail(e, "%s: a string holds a NUL character (\\u0000)", path);
+    }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts((const char *)m.data, m.size, &end, 0);
     if (!j) {

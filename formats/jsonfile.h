@@ -7,6 +7,9 @@
 
 /* Parses a whole JSON file; the error names the file. */
 int bn_json_load(const char *path, cJSON **out, bn_err *e);
+/* As bn_json_load; no_nul: a \u0000 escape is refused (cJSON's strings
+ * end at a NUL, so "silu\u0000x" would read as "silu"). */
+int bn_json_load_opts(const char *path, int no_nul, cJSON **out, bn_err *e);
 int bn_file_exists(const char *path);
 
 /* What tokenizer.json's post-processor adds around a single text: the id

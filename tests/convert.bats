@@ -392,6 +392,10 @@ PY
     copy_tiny
     edit_config 'c["rms_norm_eps"] = "1e-2"'
     malformed "$T/m" "rms_norm_eps must be a number"
+    # a string with a NUL read as its part before it ("relu2\u0000x" as relu2)
+    copy_tiny
+    edit_config 'c["hidden_act"] = "relu2\u0000x"'
+    malformed "$T/m" "config.json: a string holds a NUL character"
 }
 
 @test "malformed: a tokenizer.json that does not make a tokenizer is refused, nothing written" {
