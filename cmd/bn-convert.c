@@ -13,7 +13,7 @@ static const bn_prog prog = {
     .name = "bn-convert",
     .summary = "import a model checkpoint into the bn model format",
     .usage = "usage: bn-convert [options] SOURCE [-o OUTPUT]\n"
-             "       bn-convert --info [--json] [--verify] FILE\n"
+             "       bn-convert --info [--json] [--verify] [--tl-config INI] FILE\n"
              "\n"
              "SOURCE is a Hugging Face checkpoint directory, a .gguf file (bitnet.cpp or\n"
              "llama.cpp) or a bn model file ('-' reads a bn stream); --info also reads a\n"

@@ -149,7 +149,7 @@ static int parse(int argc, char **argv, opts *o)
                   "subtract F from recent tokens' logits (default 0: off)"),
         OPT_U32(0, "repeat-last-n", &o->g.samp.penalty_last_n, "N", 0, 1u << 24,
                 "recent tokens the penalties look at (default 64; 0: all)"),
-        OPT_U64(0, "seed", &o->g.samp.seed, "S", "seed of the sampler (default: from the clock)"),
+        OPT_U64(0, "seed", &o->g.samp.seed, "S", "seed of the sampler (default: from the clock and the process id)"),
         OPT_CALL(0, "logit-bias", o, add_logit_bias, "ID=BIAS",
                  "add BIAS (-100..100) to token ID's logit before sampling, greedy too (repeatable)"),
         OPT_SECTION("speculative decoding:"),

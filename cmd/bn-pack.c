@@ -17,7 +17,7 @@ static const bn_prog prog = {
     .name = "bn-pack",
     .summary = "lay ternary weights out for a kernel family and CPU",
     .usage = "usage: bn-pack [options] [INPUT] [-o OUTPUT]\n"
-             "       bn-pack --list\n"
+             "       bn-pack --list [--json]\n"
              "\n"
              "Reads a bn model with ternary projections (a file, or standard input when INPUT\n"
              "is '-' or absent) and writes it with every projection in the chosen layout.\n"

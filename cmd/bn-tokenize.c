@@ -14,6 +14,7 @@ static const bn_prog prog = {
     .summary = "turn text into token ids and token ids back into text",
     .usage = "usage: bn-tokenize (-m MODEL | --vocab FILE | --tokenizer-json FILE) [options] [FILE...]\n"
              "       bn-tokenize ... -d [FILE...]\n"
+             "       bn-tokenize ... --info [--json]\n"
              "\n"
              "Encodes each FILE (default: standard input) as one document and writes one\n"
              "record of decimal token ids per document (bn-tokens(5)). With -d, reads\n"

@@ -503,6 +503,8 @@ PYEOF
         run bn-infer -m "$T/bad" -p "It was" -n 2
         [ "$status" -eq 1 ]
         [[ $output == *"bn-infer: $T/bad: tensor 'model.layers.1.mlp.up_proj.weight' holds weights that are inf or NaN"* ]]
+        run bn-quant "$T/bad" -o "$T/q.bn"
+        [ "$output" = "bn-quant: $T/bad: tensor 'model.layers.1.mlp.up_proj.weight' holds weights that are inf or NaN" ]
     done
 }
 
@@ -541,6 +543,10 @@ PYEOF
     expect_one_line_error "$status" "$err" bn-quant
     # a report over the model it describes would replace it: refused, both files kept
     cp "$T/q1.bn" "$T/keep.bn"
+    # bn-pack wants ternary weights: a checkpoint's float ones are named as it names them
+    run_split /dev/null bn-pack "$TINY" -o "$T/p.bn"
+    expect_one_line_error "$status" "$err" bn-pack
+    [[ $err == "bn-pack: $TINY: tensor 'model.layers.0."*"' has type bf16; bn-pack packs ternary weights (run bn-quant first)" ]]
     for prog in bn-quant bn-pack; do
         for words in "-o $T/q3.bn --report $T/q3.bn" "-o $T/q3.bn --report $T/./q3.bn" "-o - --report $T/q1.bn"; do
             run_split /dev/null $prog "$T/q1.bn" $words

@@ -183,8 +183,9 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
             continue;
         if (!is_ternary(t->type) || t->ndim != 2) {
             const char *tn = bn_type_name(t->type);
+            char shown[BN_SHOWN_NAME_MAX];
             bn_fail(e, "%s: tensor '%s' has type %s; bn-pack packs ternary weights (run bn-quant first)", src,
-                    t->name, tn ? tn : "unknown");
+                    bn_source_shown_name(&s, t->name, shown), tn ? tn : "unknown");
             goto out;
         }
         t->type = type;

@@ -220,7 +220,8 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
         job.stats = o->report ? rstats : NULL; /* the error sums cost more than the codes */
         bn_pool_run(pool, quant_rows, &job);
         if (!bn_ternary_sums_finite(sums, rows)) {
-            bn_fail(e, "%s: tensor '%s' holds weights that are inf or NaN", src, t->name);
+            char shown[BN_SHOWN_NAME_MAX];
+            bn_fail(e, "%s: tensor '%s' holds weights that are inf or NaN", src, bn_source_shown_name(&s, t->name, shown));
             goto out;
         }
         job.beta = bn_ternary_beta(sums, rows, k);
