@@ -31,6 +31,7 @@ typedef struct hf_impl {
     recipe *recipes;
     int divide_scale; /* bitlinear: value = code / weight_scale */
     int gemma;        /* Gemma 3 names and norms */
+    int bare;         /* a base model saved on its own: names without "model." */
     uint8_t *scratch;
     size_t scratch_cap;
 } hf_impl;
@@ -116,10 +117,10 @@ static int map_name(const char *hf, char *out, size_t n, int gemma)
     return -1;
 }
 
-/* The HF name of canonical tensor `name` for messages (bn_source's
- * own_name): the shard's own spelling when the checkpoint holds it, else
- * the first spelling map_name reads. */
-static void hf_own_name(const bn_source *s, const char *name, char *buf, size_t n)
+/* The HF name of canonical tensor `name` for messages: the shard's own
+ * spelling when the checkpoint holds it, else the first spelling map_name
+ * reads. */
+static void hf_name_of(const bn_source *s, const char *name, char *buf, size_t n)
 {
     const hf_impl *hi = s->impl;
     int i = bn_source_find_index(s, name);
@@ -153,6 +154,15 @@ static void hf_own_name(const bn_source *s, const char *name, char *buf, size_t 
             }
     }
     snprintf(buf, n, "%s", name);
+}
+
+/* bn_source's own_name: hf_name_of, without "model." for a bare base model. */
+static void hf_own_name(const bn_source *s, const char *name, char *buf, size_t n)
+{
+    const hf_impl *hi = s->impl;
+    hf_name_of(s, name, buf, n);
+    if (hi->bare && !strncmp(buf, "model.", 6))
+        memmove(buf, buf + 6, strlen(buf + 6) + 1);
 }
 
 /* ------------------------------------------------------------- config */
@@ -733,6 +743,8 @@ static int build_directory(bn_source *s, hf_impl *hi, int packed_expected, bn_er
                 continue; /* consumed with its weight */
             char cname[BN_NAME_MAX];
             int m = map_name(st->name, cname, sizeof cname, hi->gemma);
+            if (m > 0 && strncmp(st->name, "model.", 6) && strcmp(st->name, "lm_head.weight"))
+                hi->bare = 1;
             if (m == 0)
                 continue;
             if (m < 0)
