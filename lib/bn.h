@@ -133,7 +133,10 @@ typedef void (*bn_log_fn)(void *user, int level, const char *msg);
  * Parameter structs begin with `size`, which their _init macro sets to the
  * size the caller was compiled with: a later libbn with more fields at the
  * end reads only those the caller has, and defaults the rest. Always fill
- * them with the _init macro (bindings: the _defaults function with sizeof).
+ * them with the _init macro (bindings: the _defaults function with sizeof);
+ * a size under sizeof(size_t) is refused (BN_E_INVALID), and any other
+ * value than the sizeof of a version of the struct is not defined (one
+ * that ends inside a pointer field reads half of it).
  * ===================================================================== */
 
 /* ------------------------------------------------------------- models */
@@ -246,8 +249,9 @@ BN_API int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, 
 
 /* Perplexity of ids (text tokens, no BOS) over windows of `window` tokens
  * (0: the context), window starts `stride` text tokens apart (0: no
- * overlap; more than a window's text tokens: BN_E_INVALID, as tokens
- * would go unscored); each window is BOS + text, evaluated from an empty cache, and
+ * overlap; more than a window scores, its text tokens or, without a BOS,
+ * one fewer: BN_E_INVALID, as tokens would go unscored); each window is
+ * BOS + text, evaluated from an empty cache, and
  * predicts the tokens no earlier window did. *ppl_err (may be NULL): its
  * standard error. Leaves sequence 0 empty once it has begun evaluating
  * (an argument refused with BN_E_INVALID leaves it as it was; other
@@ -516,14 +520,17 @@ typedef struct bn_generator bn_generator;
 /* Generation in a context with a sampler; t NULL: ids only (no text, no
  * stop strings). The strings and ids in p are copied; p NULL: defaults.
  * BN_E_INVALID: a parameter out of range, lookup with a draft, a draft
- * context that is c or whose vocabulary is not the model's. */
+ * context that is c, whose vocabulary is not the model's, or whose KV
+ * budget cannot hold all its positions. */
 BN_API bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const bn_generate_params *p,
                                       bn_err *e);
 BN_API void bn_generator_free(bn_generator *g);
 /* Evaluates a prompt (n >= 1), reusing the longest prefix the context
  * holds already: a chat passes its whole history each turn and pays for
  * the new part. BN_E_CONTEXT_FULL when it does not fit, BN_E_INVALID for
- * an id outside the vocabulary; the context is unchanged then. */
+ * an id outside the vocabulary; the context is unchanged then.
+ * BN_E_KV_FULL when the KV budget cannot hold the new part: the context
+ * then holds the prefix it shared with the prompt, nothing after it. */
 BN_API int bn_generator_prompt(bn_generator *g, const uint32_t *ids, size_t n, bn_err *e);
 /* One step. Returns 1 with the next token in *id and the text final now
  * (possibly empty: bytes are held back while they may be part of a UTF-8

@@ -480,9 +480,22 @@ EOF
     # windows 256 tokens long (255 of text) cannot start 300 apart: tokens would go unscored
     run_split "$T/out" bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" --ppl-stride 300
     expect_one_line_error "$status" "$err" bn-infer
-    [[ $err == *"stride of 300 text tokens is longer than a window's 255"* ]]
+    [[ $err == *"stride of 300 text tokens is longer than the 255 a window scores"* ]]
     run bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" --ppl-stride 255
     [ "$status" -eq 0 ]
+    # without a BOS a window scores one token fewer (its first has nothing before it): 63 of 64
+    cp -r "$TINY" "$T/nb"
+    $PY -c 'import json, sys
+d = sys.argv[1]
+t = json.load(open(d + "/tokenizer.json")); t["post_processor"] = None; json.dump(t, open(d + "/tokenizer.json", "w"))
+c = json.load(open(d + "/config.json")); del c["bos_token_id"]; json.dump(c, open(d + "/config.json", "w"))' "$T/nb"
+    bn-convert -q "$T/nb" | bn-quant -q >"$T/nb.bn"
+    run_split /dev/null bn-infer -m "$T/nb.bn" --perplexity "$DATA/heldout.txt" -c 64 --ppl-stride 64
+    expect_one_line_error "$status" "$err" bn-infer
+    [[ $err == *"stride of 64 text tokens is longer than the 63 a window scores"* ]]
+    run bn-infer -m "$T/nb.bn" --perplexity "$DATA/heldout.txt" -c 64 --ppl-stride 63
+    [ "$status" -eq 0 ]
+    [[ $output == *"(2061 tokens scored in 33 windows of 64)"* ]]
     # a system prompt longer than the context is one error, not every message ignored
     $PY -c 'print("word " * 600)' >"$T/sys.txt"
     run_split "$T/out" bash -c "echo hello | bn-infer -m '$D/tiny.bn' -cnv --system \"\$(cat '$T/sys.txt')\""

@@ -135,6 +135,9 @@ bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, 
         bad = "the tokenizer's vocabulary is not the model's";
     if (!bad && o.draft && bn_ctx_model(o.draft)->hp.n_vocab != m->hp.n_vocab)
         bad = "the draft model's vocabulary is not the model's";
+    /* as bn_batcher_new: a draft that ran out of blocks mid-answer would end it */
+    if (!bad && o.draft && !bn_ctx_kv_holds_all(o.draft))
+        bad = "the draft context needs a KV budget that holds all its sequences (kv_budget 0: its default)";
     if (bad) {
         bn_fail_code(e, BN_E_INVALID, "bn_generator_new: %s", bad);
         return NULL;

@@ -34,12 +34,14 @@ int bn_ppl_plan_init(bn_ppl_plan *p, const bn_ctx *c, const bn_model *m, const u
         return bn_fail_code(e, BN_E_INVALID, "perplexity window of %u tokens must be 2..%u (the context)", W,
                             bn_ctx_n_ctx(c));
     p->span = W - p->lead;
-    p->stride = o->stride ? o->stride : (p->bos >= 0 ? p->span : p->span - 1);
-    if (p->stride > p->span) /* was cut to span without a word */
+    /* without a BOS a window's first token is not predicted: it scores one fewer */
+    size_t scored = p->bos >= 0 ? p->span : p->span - 1;
+    p->stride = o->stride ? o->stride : scored;
+    if (p->stride > scored) /* was cut to span without a word */
         return bn_fail_code(e, BN_E_INVALID,
-                            "a stride of %u text tokens is longer than a window's %u: the tokens between windows "
-                            "would go unscored",
-                            (unsigned)p->stride, (unsigned)p->span);
+                            "a stride of %u text tokens is longer than the %u a window scores: the tokens between "
+                            "windows would go unscored",
+                            (unsigned)p->stride, (unsigned)scored);
     if (n + p->lead < 2)
         return bn_fail_code(e, BN_E_INVALID, "the text is too short to score (%zu tokens)", n);
     for (size_t i = 0; i < n; i++)

@@ -387,6 +387,14 @@ static void test_generator_errors(const bn_model *m)
     CHECK(&C, !bn_generator_new(c, s, NULL, &gp, &e) && e.code == BN_E_INVALID && strstr(e.msg, "exclude"));
     gp.lookup = 0;
     CHECK(&C, !bn_generator_new(c, s, NULL, &gp, &e) && e.code == BN_E_INVALID && strstr(e.msg, "itself"));
+    /* a draft whose KV budget cannot hold its positions (one block): it
+     * failed with BN_E_KV_FULL mid-answer, which ended the answer */
+    bn_ctx *tight = api_new_ctx(&C, m, 1, 98304);
+    gp.draft = tight;
+    CHECK(&C, tight && bn_ctx_n_ctx(tight) > 64 && !bn_generator_new(c, s, NULL, &gp, &e) &&
+                  e.code == BN_E_INVALID && strstr(e.msg, "KV budget"));
+    bn_ctx_free(tight);
+    gp.draft = c;
 
     /* a caller built before pacing: spec_no_pacing reads as 0 (paced) */
     API_OLD_STRUCT(bn_generate_params, np, bn_generate_params_defaults, spec_no_pacing);
