@@ -67,3 +67,19 @@ checked_sets() {
 enough_sets() {
     [ "$1" -ge 2 ] || { [ -n "${BN_SANITIZED:-}" ] && [ "$1" -ge 1 ]; }
 }
+
+# edit_st_header FILE CODE: runs the Python CODE on h, the JSON header of
+# the safetensors FILE, and writes the file back with it (data unchanged)
+edit_st_header() {
+    $PY - "$1" "$2" <<'PYEOF'
+import json, struct, sys
+p, code = sys.argv[1], sys.argv[2]
+b = open(p, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+exec(code)
+j = json.dumps(h).encode()
+j += b" " * (-len(j) % 8)
+open(p, "wb").write(struct.pack("<Q", len(j)) + j + b[8 + n:])
+PYEOF
+}

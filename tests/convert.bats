@@ -265,19 +265,9 @@ json.dump(c, open(p, 'w'))
 PY
 }
 
-# edit_header CODE: runs CODE on h, the header of $T/m/model.safetensors, and writes it back
+# edit_header CODE: edit_st_header on the copied checkpoint's weights
 edit_header() {
-    $PY - "$T/m/model.safetensors" "$1" <<'PY'
-import sys, struct, json
-p, code = sys.argv[1], sys.argv[2]
-b = open(p, 'rb').read()
-n = struct.unpack('<Q', b[:8])[0]
-h = json.loads(b[8:8 + n])
-exec(code)
-hb = json.dumps(h).encode()
-hb += b' ' * (-len(hb) % 8)
-open(p, 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
-PY
+    edit_st_header "$T/m/model.safetensors" "$1"
 }
 
 @test "malformed: truncated safetensors" {

@@ -177,17 +177,8 @@ assert "embedding" in r[0] and "embedding" in r[2] and "outside the vocabulary" 
 
 @test "a base model saved without the \"model.\" prefix has a missing tensor named as it would name it" {
     cp -r "$D/e" "$T/e"
-    $PY - "$T/e/model.safetensors" <<'PYEOF'
-import json, struct, sys
-p = sys.argv[1]
-b = open(p, "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n])
-h["layers.0.self_attn.rotary_emb.inv_freq"] = h.pop("layers.0.mlp.up_proj.weight")  # a name conversion skips
-hb = json.dumps(h).encode()
-hb += b" " * (-len(hb) % 8)
-open(p, "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])
-PYEOF
+    # (a name conversion skips)
+    edit_st_header "$T/e/model.safetensors" 'h["layers.0.self_attn.rotary_emb.inv_freq"] = h.pop("layers.0.mlp.up_proj.weight")'
     run_split /dev/null bn-convert "$T/e" -o "$T/e.bn"
     expect_one_line_error "$status" "$err" bn-convert
     [ "$err" = "bn-convert: $T/e: tensor 'layers.0.mlp.up_proj.weight' is missing" ]

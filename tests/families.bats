@@ -440,17 +440,8 @@ EOF
 
 @test "use_rms_norm: a checkpoint with only some projection norms is refused" {
     cp -r "$D/falcon-e" "$T/part"
-    $PY - "$T/part/model.safetensors" <<'EOF'
-import json, struct, sys
-p = sys.argv[1]
-b = open(p, "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n])
-h["model.layers.9.self_attn.q_proj.rms_norm.weight"] = h.pop("model.layers.0.self_attn.q_proj.rms_norm.weight")
-j = json.dumps(h).encode()
-j += b" " * ((-len(j)) % 8)
-open(p, "wb").write(struct.pack("<Q", len(j)) + j + b[8 + n:])
-EOF
+    edit_st_header "$T/part/model.safetensors" \
+        'h["model.layers.9.self_attn.q_proj.rms_norm.weight"] = h.pop("model.layers.0.self_attn.q_proj.rms_norm.weight")'
     run_split "$T/x.bn" bn-convert "$T/part"
     echo "$err"
     expect_one_line_error "$status" "$err" bn-convert
