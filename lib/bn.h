@@ -352,7 +352,8 @@ typedef struct bn_chat_message {
 /* The model's chat format: "bitnet", "llama3", "falcon3" (since 0.3.0),
  * "llama3.1", "llama3.2" (since 0.3.0: Llama 3's with the dated system
  * message its 3.1 and 3.2 templates open with, see
- * bn_tokenizer_set_chat_date) or "none". */
+ * bn_tokenizer_set_chat_date) or "none"; a file may name another (one a
+ * later bn writes), which bn_chat_render refuses with BN_E_UNSUPPORTED. */
 BN_API const char *bn_tokenizer_chat_format(const bn_tokenizer *t);
 /* A conversation as ids in the model's chat format, token for token as the
  * reference implementation renders it; add_assistant appends the header

@@ -7,8 +7,8 @@
 #include "quant.h"
 #include "pack.h"
 
-#include <stdio.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>

@@ -32,6 +32,7 @@ bn_tokenizer *bn_tokenizer_load(const bn_tokenizer_src *src, bn_err *e)
     }
     char msg[sizeof e->msg];
     const char *name = src->model ? src->model : src->vocab ? src->vocab : src->tokenizer_json;
+    int model_file = src->model && !is_dir(src->model); /* a bn or GGUF file: its own metadata */
     if (src->vocab) {
         bn_meta *sec = calloc(1, sizeof *sec);
         if (!sec || bn_tokenizer_section_from_tiktoken(src->vocab, sec, e)) {
@@ -42,7 +43,7 @@ bn_tokenizer *bn_tokenizer_load(const bn_tokenizer_src *src, bn_err *e)
         }
         if (bn_meta_set_section(&meta, "tokenizer", sec) || bn_tokenizer_meta_llama3_defaults(&meta, 0, e))
             goto out;
-    } else if (src->tokenizer_json || is_dir(src->model)) {
+    } else if (!model_file) {
         /* An HF checkpoint: only its tokenizer files are read. */
         if (bn_tokenizer_meta_from_hf(name, &meta, e))
             goto out;
@@ -53,7 +54,7 @@ bn_tokenizer *bn_tokenizer_load(const bn_tokenizer_src *src, bn_err *e)
         t = bn_tokenizer_new(&s.meta, e);
         bn_source_close(&s);
     }
-    if (!src->model || is_dir(src->model)) /* a section built above */
+    if (!model_file) /* a section built above */
         t = bn_tokenizer_new(&meta, e);
     if (!t && strncmp(e->msg, name, strlen(name))) { /* "tokenizer.pre: ..." says which file too */
         snprintf(msg, sizeof msg, "%s", e->msg);
