@@ -448,9 +448,13 @@ static int run_embed(const opts *o, const bn_model *m, bn_ctx *c, bn_tokenizer *
         bn_report(&prog, "%s: %s", o->file, strerror(errno));
         return BN_EXIT_DATA;
     }
-    if (from_stdin && (bn_tokr_open(&in, STDIN_FILENO, "-", e) ||
-                       (tok && bn_tokr_check(&in, bn_tokenizer_hash(tok), m->hp.n_vocab, e)))) {
+    if (from_stdin && bn_tokr_open(&in, STDIN_FILENO, "-", e)) {
         bn_report(&prog, "%s", e->msg);
+        return BN_EXIT_DATA;
+    }
+    if (from_stdin && tok && bn_tokr_check(&in, bn_tokenizer_hash(tok), m->hp.n_vocab, e)) {
+        bn_report(&prog, "%s", e->msg);
+        bn_tokr_close(&in);
         return BN_EXIT_DATA;
     }
     r = from_stdin ? bn_embed_stream(c, bn_embed_src_tokr, &tr, &eo, stdout, &bad, e)
@@ -611,12 +615,15 @@ int main(int argc, char **argv)
     }
     int binary_ids = 0;
     if (!o.prompt && !o.file && !o.chat) {
-        if (bn_tokr_open(&in, STDIN_FILENO, "-", &e) ||
-            (tok && bn_tokr_check(&in, bn_tokenizer_hash(tok), m->hp.n_vocab, &e))) {
+        if (bn_tokr_open(&in, STDIN_FILENO, "-", &e)) {
             bn_report(&prog, "%s", e.msg);
             goto out;
         }
         in_open = 1;
+        if (tok && bn_tokr_check(&in, bn_tokenizer_hash(tok), m->hp.n_vocab, &e)) {
+            bn_report(&prog, "%s", e.msg);
+            goto out;
+        }
         binary_ids = in.binary;
         /* answers in the input's binary form: known only now, refused as bn-tokenize -b refuses it */
         int answers_nowhere = o.logits_file && !strcmp(o.logits_file, "-"); /* --logits -: to /dev/null */

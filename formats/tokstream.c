@@ -65,7 +65,7 @@ void bn_tokr_before_read(bn_tokr *r, int (*fn)(void *ctx, bn_err *e), void *ctx)
     r->ctx = ctx;
 }
 
-int bn_tokr_open(bn_tokr *r, int fd, const char *name, bn_err *e)
+static int tokr_start(bn_tokr *r, int fd, const char *name, bn_err *e)
 {
     memset(r, 0, sizeof *r);
     r->fd = fd;
@@ -97,6 +97,14 @@ int bn_tokr_open(bn_tokr *r, int fd, const char *name, bn_err *e)
     r->n_vocab = rd32(h + 24);
     r->pos = BN_TOKS_HEADER;
     return 0;
+}
+
+int bn_tokr_open(bn_tokr *r, int fd, const char *name, bn_err *e)
+{
+    if (!tokr_start(r, fd, name, e))
+        return 0;
+    bn_tokr_close(r); /* a failed open leaves nothing to close */
+    return -1;
 }
 
 int bn_tokr_check(const bn_tokr *r, uint64_t hash, uint32_t n_vocab, bn_err *e)

@@ -40,7 +40,8 @@ typedef struct bn_tokr {
 
 enum { BN_TOKR_EOF = 0, BN_TOKR_ID = 1, BN_TOKR_END = 2 };
 
-/* Reads the header if the stream is binary. name is kept (not copied). */
+/* Reads the header if the stream is binary. name is kept (not copied).
+ * A failed open leaves nothing to close (bn_tokr_close is still safe). */
 int bn_tokr_open(bn_tokr *r, int fd, const char *name, bn_err *e);
 /* Has fn called before each later read of the input, which may wait. */
 void bn_tokr_before_read(bn_tokr *r, int (*fn)(void *ctx, bn_err *e), void *ctx);
