@@ -43,6 +43,17 @@ static int gguf_span(bn_source *s, size_t i, int *fd, uint64_t *off)
     return g->gt[i].conv == CV_COPY;
 }
 
+/* bn_source's own_name: an input norm under the file's own spelling. */
+static void gguf_own_name(const bn_source *s, const char *name, char *buf, size_t n)
+{
+    const gg_impl *g = s->impl;
+    size_t l = strlen(name), sl = strlen("_in_norm.weight");
+    if (g->norm_in && l > sl && !strcmp(name + l - sl, "_in_norm.weight"))
+        snprintf(buf, n, "%.*s_norm_in.weight", (int)(l - sl), name);
+    else
+        snprintf(buf, n, "%s", name);
+}
+
 /* Opens path (a regular file) into s: its impl, read(), span() and close(). */
 static int open_file(bn_source *s, const char *path, uint64_t *size, bn_err *e)
 {
@@ -54,6 +65,7 @@ static int open_file(bn_source *s, const char *path, uint64_t *size, bn_err *e)
     s->close = bn_gguf_close;
     s->read = bn_gguf_tensor_read;
     s->span = gguf_span;
+    s->own_name = gguf_own_name;
     g->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (g->fd < 0)
         return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(errno));
@@ -323,8 +335,10 @@ static int open_impl(bn_source *s, const char *path, const char *tl_config, bn_m
     for (size_t i = 0; !rc && i < s->n_tensors; i++) {
         char *n = s->tensors[i].name;
         size_t l = strlen(n), sl = strlen("_norm_in.weight");
-        if (l > sl && !strcmp(n + l - sl, "_norm_in.weight"))
+        if (l > sl && !strcmp(n + l - sl, "_norm_in.weight")) {
             memcpy(n + l - sl, "_in_norm.weight", sl);
+            g->norm_in = 1;
+        }
     }
     const char *a0 = rc ? NULL : bn_meta_str(raw, "general.architecture");
     g->float_t2 = bn_gguf_bitnet_arch(a0) || (a0 && !strcmp(a0, "llama"));

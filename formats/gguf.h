@@ -68,6 +68,7 @@ typedef struct gg_impl {
     size_t scratch_cap;
     gg_tl_config tl; /* --tl-config, or none */
     int float_t2;    /* read f32/f16/bf16 projections of ternary·β as t2 (the BitNet architectures) */
+    int norm_in;     /* the input norms were spelled <proj>_norm_in (bitnet.cpp's embedding converter) */
 } gg_impl;
 
 /* ------------------------------------------------ gguf_io.c: the reader */

@@ -296,6 +296,16 @@ EOF
     [ "$status" -eq 0 ]
 }
 
+@test "an error about an input norm of bitnet.cpp's embedding GGUF names it as the file does (<proj>_norm_in)" {
+    cp -r "$D/e" "$T/bad"
+    edit_st_header "$T/bad/model.safetensors" 'a, c = "layers.0.self_attn.q_proj.norm.weight", "layers.0.self_attn.o_proj.norm.weight"
+h[a], h[c] = h[c], h[a]'
+    $GEN --embedding-gguf "$T/bad" "$T/bad.gguf"
+    run_split "$T/out" bn-convert "$T/bad.gguf"
+    expect_one_line_error "$status" "$err" bn-convert
+    [[ $err == *"'blk.0.attn_q_norm_in.weight' should be a vector of "* ]]
+}
+
 # BitNet-embedding-270M's GGUF (arch gemma3, SentencePiece vocabulary): the
 # 270M checkpoint with the SentencePiece tokenizer of tests/tokenize-spm.bats
 # (Gemma's ids) and llama.cpp's sliding pattern (every 6th layer full, which
