@@ -431,4 +431,7 @@ for r in json.load(open(sys.argv[1]))["rows"]:
     run_split "$T/out" bn-bench --synthetic tiny -p 512 -n 2 $FAST
     expect_one_line_error "$status" "$err" bn-bench
     [[ $err == *"needs 512 positions"*"context is 256"* ]]
+    run_split "$T/out" bn-bench -m "$T/tiny.bn" -p 512 -n 2 $FAST
+    expect_one_line_error "$status" "$err" bn-bench
+    [ "$err" = "bn-bench: $T/tiny.bn: a test needs 512 positions, the model's context is 256" ]
 }

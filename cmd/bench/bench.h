@@ -16,6 +16,8 @@
 #include "model.h"
 #include "shapes.h"
 
+#include <string.h>
+
 #define BN_BENCH_MAX_REPS 100
 #define BN_BENCH_MAX_LIST 32
 #define BN_BENCH_MAX_SETS 32
@@ -234,6 +236,14 @@ typedef struct bn_bench_cost {
     double ternary_bytes, ternary_macs, head_bytes, head_macs, embd_row, norm_bytes, kv_per_pos;
 } bn_bench_cost;
 void bn_bench_model_cost(const bn_model *m, int kv_f16, bn_bench_cost *c);
+
+/* The name errors give a model: the path it was named by, or a synthetic
+ * shape's label ("synthetic NAME": its file is a temporary one). label:
+ * the model's name in the rows (a file's base name). */
+static inline const char *bn_bench_shown_name(const bn_model *m, const char *label)
+{
+    return strncmp(label, "synthetic ", 10) ? m->src.name : label;
+}
 
 /* The batched tests (--parallel) of one loaded model at one thread count:
  * for every N, prompt length and generated length, N sequences prefilled

@@ -187,7 +187,7 @@ static int one_test(const bn_bench_opts *o, const bn_bench_machine *mc, const ro
         if (run_once(ctx, N, pp, tg, ids, toks, logits, &runs[k], e))
             goto done;
     if (!isfinite(logits[0])) {
-        bn_fail(e, "%s: the forward pass produced a non-finite logit", b->label);
+        bn_fail(e, "%s: the forward pass produced a non-finite logit", bn_bench_shown_name(b->m, b->label));
         goto done;
     }
     rc = add_rows(o, mc, b, N, pp, tg, runs, rows, e);

@@ -65,7 +65,7 @@ static int test_one(const bn_bench_opts *o, const bn_bench_machine *mc, const bn
         }
     }
     if (!isfinite(logits[0]))
-        return bn_fail(e, "%s: the forward pass produced a non-finite logit", mi->name);
+        return bn_fail(e, "%s: the forward pass produced a non-finite logit", bn_bench_shown_name(m, mi->name));
     bn_bench_cost c;
     bn_bench_model_cost(m, o->kv_f16, &c);
     double kv_avg = c.kv_per_pos * (ntok + 1) / 2.0;
@@ -154,7 +154,8 @@ static int run_model(const bn_bench_opts *o, const bn_bench_machine *mc, const b
         goto done;
     }
     if (n_ctx > m.hp.n_ctx) {
-        bn_fail(e, "%s: a test needs %u positions, the model's context is %u", label, n_ctx, m.hp.n_ctx);
+        bn_fail(e, "%s: a test needs %u positions, the model's context is %u", bn_bench_shown_name(&m, label), n_ctx,
+                m.hp.n_ctx);
         goto done;
     }
     uint64_t rng = o->seed;

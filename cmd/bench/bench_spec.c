@@ -353,7 +353,7 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
     if (!tok) {
         char why[sizeof e->msg];
         snprintf(why, sizeof why, "%s", e->msg);
-        return bn_fail(e, "%s: --prompt-file needs a model with a tokenizer (%s)", label, why);
+        return bn_fail(e, "%s: --prompt-file needs a model with a tokenizer (%s)", bn_bench_shown_name(m, label), why);
     }
     bn_model dm;
     if (o->draft && load_draft(o, m, tok, &dm, e)) {
