@@ -235,12 +235,20 @@ static int check_one(const bn_source *s, const char *tname, uint64_t rows, uint6
         return 0;
     }
     if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols) {
-        char have[128];
-        size_t at = 0;
+        /* An HF checkpoint's ternary weights are packed four rows to a
+         * byte: its file says [M/4, K] for bn's [M, K]. */
+        int packed = !strcmp(s->format, "hf") && t->type == BN_T2;
+        char have[160] = "[";
+        size_t at = 1;
         for (uint32_t d = 0; d < t->ndim && at < sizeof have; d++)
             at += (size_t)snprintf(have + at, sizeof have - at, "%s%llu", d ? ", " : "",
-                                   (unsigned long long)t->shape[d]);
-        return bn_fail(e, "%s: tensor '%s' has shape [%s], the hyper-parameters say [%llu, %llu]", s->name,
+                                   (unsigned long long)(packed && d == 0 ? t->shape[0] / 4 : t->shape[d]));
+        if (at < sizeof have)
+            at += (size_t)snprintf(have + at, sizeof have - at, "]");
+        if (packed && at < sizeof have)
+            snprintf(have + at, sizeof have - at, " (packed: [%llu, %llu] weights)", (unsigned long long)t->shape[0],
+                     (unsigned long long)t->shape[1]);
+        return bn_fail(e, "%s: tensor '%s' has shape %s, the hyper-parameters say [%llu, %llu]", s->name,
                        bn_source_shown_name(s, tname, shown), have, (unsigned long long)rows,
                        (unsigned long long)cols);
     }

@@ -324,6 +324,13 @@ PY
     done
 }
 
+@test "malformed: a packed weight of the wrong shape is shown in the file's packed shape beside bn's" {
+    $GEN --format hf-packed --shape tiny --no-truth "$T/p"
+    edit_st_header "$T/p/model.safetensors" 'a, c = "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight"
+h[a], h[c] = h[c], h[a]'
+    malformed "$T/p" "tensor 'model.layers.0.self_attn.q_proj.weight' has shape [8, 64] (packed: [32, 64] weights), the hyper-parameters say [64, 64]"
+}
+
 @test "malformed: NaN or zero weight_scale in a packed checkpoint" {
     for bad in nan zero; do
         rm -rf "$T/p"
