@@ -127,10 +127,8 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
         /* it converts (token ids in and out work), but text will not */
         const char *note = bn_meta_str(&meta, "provenance.note");
         char msg[sizeof e->msg + 160];
-        snprintf(msg, sizeof msg, "%s: %s", src,
-                 note && !strncmp(note, "no tokenizer: ", 14)
-                     ? note
-                     : "no tokenizer found: the model takes and gives token ids only");
+        const char *said = note ? strstr(note, "no tokenizer: ") : NULL;
+        snprintf(msg, sizeof msg, "%s: %s", src, said ? said : "no tokenizer found: the model takes and gives token ids only");
         o->warn(o->warn_user, msg);
     }
     /* Source hashes are late metadata (known only after the data): they go

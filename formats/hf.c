@@ -32,6 +32,8 @@ typedef struct hf_impl {
     int divide_scale; /* bitlinear: value = code / weight_scale */
     int gemma;        /* Gemma 3 names and norms */
     int bare;         /* a base model saved on its own: names without "model." */
+    int tie_unsaid;   /* config.json has no tie_word_embeddings */
+    cJSON *keep_float; /* quantization_config.modules_to_not_convert, when a list */
     uint8_t *scratch;
     size_t scratch_cap;
 } hf_impl;
@@ -256,7 +258,7 @@ static int read_gemma3(const cJSON *cfg, bn_hparams *hp, const char *path, bn_er
 }
 
 /* Reads config.json into hyper-parameters; also decides the scale convention. */
-static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed_expected, bn_meta *meta, bn_err *e)
+static int read_config(const char *dir, bn_hparams *hp, hf_impl *hi, int *packed_expected, bn_meta *meta, bn_err *e)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -307,8 +309,8 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
                    "supported)", path, arch);
         goto out;
     }
-    if (!act)
-        act = !strcmp(hp->arch, "bitnet-b1.58") ? "relu2" : "silu";
+    if (!act) /* the config classes' defaults (Gemma3TextConfig: hidden_activation) */
+        act = !strcmp(hp->arch, "bitnet-b1.58") ? "relu2" : !strcmp(hp->arch, "gemma3") ? "gelu_pytorch_tanh" : "silu";
     if (!strcmp(act, "relu2"))
         hp->act_silu = 0;
     else if (!strcmp(act, "silu") || !strcmp(act, "swish"))
@@ -328,7 +330,8 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
     if (cJSON_GetObjectItemCaseSensitive(cfg, "num_key_value_heads") &&
         cfg_u32(cfg, "num_key_value_heads", &hp->n_head_kv, path, e))
         goto out;
-    if (cJSON_GetObjectItemCaseSensitive(cfg, "head_dim")) {
+    const cJSON *hd = cJSON_GetObjectItemCaseSensitive(cfg, "head_dim");
+    if (hd && !cJSON_IsNull(hd)) { /* null: hidden / heads, as LlamaConfig */
         if (cfg_u32(cfg, "head_dim", &hp->head_dim, path, e))
             goto out;
     } else {
@@ -395,8 +398,13 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
     }
     if (!strcmp(hp->arch, "gemma3") && read_gemma3(cfg, hp, path, e))
         goto out;
+    /* Tied: the head is the embedding, a stored lm_head.weight ignored
+     * (transformers ties them after loading). Left out, the config class's
+     * default: Gemma3TextConfig ties, BitNetConfig, LlamaConfig and
+     * Qwen3Config do not (bn_hf_open: unless no head is stored). */
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings");
-    hp->tied = tie ? cJSON_IsTrue(tie) : 1;
+    hi->tie_unsaid = !tie || cJSON_IsNull(tie);
+    hp->tied = hi->tie_unsaid ? !strcmp(hp->arch, "gemma3") : cJSON_IsTrue(tie);
     /* HF checkpoints keep Q/K in HF order, so RoPE pairs (i, i+d/2). */
     hp->rope_neox = 1;
     const cJSON *bos = cJSON_GetObjectItemCaseSensitive(cfg, "bos_token_id");
@@ -430,7 +438,21 @@ static int read_config(const char *dir, bn_hparams *hp, int *divide, int *packed
     }
     int autobit = lc && !strcmp(lc, "autobitlinear");
     *packed_expected = !autobit || (mode && !strcmp(mode, "offline"));
-    *divide = !(autobit && mode && !strcmp(mode, "offline"));
+    hi->divide_scale = !(autobit && mode && !strcmp(mode, "offline"));
+    const cJSON *keep = qc ? cJSON_GetObjectItemCaseSensitive(qc, "modules_to_not_convert") : NULL;
+    if (keep && !cJSON_IsNull(keep)) {
+        const cJSON *k;
+        int strings = cJSON_IsArray(keep);
+        cJSON_ArrayForEach(k, keep) strings &= cJSON_IsString(k);
+        if (!strings) {
+            bn_fail(e, "%s: quantization_config.modules_to_not_convert must be a list of names", path);
+            goto out;
+        }
+        if (!(hi->keep_float = cJSON_Duplicate(keep, 1))) {
+            bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
+            goto out;
+        }
+    }
     if (model_type)
         bn_meta_set_str(meta, "general.source_model_type", model_type);
     rc = 0;
@@ -720,11 +742,50 @@ static void hf_close(bn_source *s)
     free(hi->shards);
     free(hi->recipes);
     free(hi->scratch);
+    cJSON_Delete(hi->keep_float);
     free(hi);
 }
 
+/* Adds a sentence to the source's provenance.note ("; " between them). */
+static int add_note(bn_source *s, const char *text, bn_err *e)
+{
+    const char *had = bn_meta_str(&s->meta, "provenance.note");
+    size_t n = (had ? strlen(had) + 2 : 0) + strlen(text) + 1;
+    char *all = malloc(n);
+    if (all)
+        snprintf(all, n, "%s%s%s", had ? had : "", had ? "; " : "", text);
+    int rc = !all || bn_meta_set_str(&s->meta, "provenance.note", all);
+    free(all);
+    return rc ? bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name) : 0;
+}
+
+/* What transformers leaves as nn.Linear (quantization_config's
+ * modules_to_not_convert: a name anywhere in a module's dotted path keeps
+ * it float): a projection that stays float is one bn cannot run. */
+static int check_keep_float(const bn_source *s, const hf_impl *hi, bn_err *e)
+{
+    const cJSON *k;
+    cJSON_ArrayForEach(k, hi->keep_float)
+    {
+        for (size_t i = 0; i < s->n_tensors; i++) {
+            if (!bn_tensor_is_projection(s->tensors[i].name))
+                continue;
+            char own[BN_SHOWN_NAME_MAX];
+            bn_source_shown_name(s, s->tensors[i].name, own);
+            size_t l = strlen(own);
+            if (l > 7 && !strcmp(own + l - 7, ".weight"))
+                own[l - 7] = 0; /* the module */
+            if (strstr(own, k->valuestring))
+                return bn_fail(e, "%s: quantization_config.modules_to_not_convert keeps '%s' in floating point "
+                                  "('%s'): bn runs ternary projections only",
+                               s->name, own, k->valuestring);
+        }
+    }
+    return 0;
+}
+
 /* Builds the canonical directory from the shards' tensors. */
-static int build_directory(bn_source *s, hf_impl *hi, int packed_expected, bn_err *e)
+static int build_directory(bn_source *s, hf_impl *hi, const bn_hparams *hp, int packed_expected, bn_err *e)
 {
     size_t total = 0;
     for (size_t k = 0; k < hi->n_shards; k++)
@@ -733,7 +794,8 @@ static int build_directory(bn_source *s, hf_impl *hi, int packed_expected, bn_er
     hi->recipes = calloc(total ? total : 1, sizeof *hi->recipes);
     if (!s->tensors || !hi->recipes)
         return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", s->name);
-    int saw_packed = 0, saw_float_proj = 0;
+    int saw_packed = 0, saw_float_proj = 0, unread_head = 0;
+    size_t unread_norms = 0;
     for (size_t k = 0; k < hi->n_shards; k++) {
         bn_source *sh = &hi->shards[k];
         for (size_t j = 0; j < sh->n_tensors; j++) {
@@ -747,6 +809,17 @@ static int build_directory(bn_source *s, hf_impl *hi, int packed_expected, bn_er
                 hi->bare = 1;
             if (m == 0)
                 continue;
+            /* What transformers does not load: a tied model's head (the
+             * embedding is), and BitLinear norms without use_rms_norm
+             * (the layers have none: unexpected keys) */
+            if (m > 0 && hp->tied && !strcmp(cname, "output.weight")) {
+                unread_head = 1;
+                continue;
+            }
+            if (m > 0 && !hp->proj_norm && len > 16 && !strcmp(st->name + len - 16, ".rms_norm.weight")) {
+                unread_norms++;
+                continue;
+            }
             if (m < 0)
                 return bn_fail(e, "%s: unsupported tensor '%s'", sh->name, st->name);
             if (bn_source_find(s, cname))
@@ -807,8 +880,12 @@ static int build_directory(bn_source *s, hf_impl *hi, int packed_expected, bn_er
     }
     if (saw_packed && saw_float_proj)
         return bn_fail(e, "%s: mixes packed and float projection weights", s->name);
-    if (saw_packed && !packed_expected)
-        bn_meta_set_str(&s->meta, "provenance.note", "packed weights under an online quantization_config");
+    char note[96];
+    snprintf(note, sizeof note, "%zu <proj>.rms_norm.weight not read (no use_rms_norm)", unread_norms);
+    if ((saw_packed && !packed_expected && add_note(s, "packed weights under an online quantization_config", e)) ||
+        (unread_head && add_note(s, "lm_head.weight not read (tie_word_embeddings)", e)) ||
+        (unread_norms && add_note(s, note, e)))
+        return -1;
     if (saw_packed)
         bn_meta_set_str(&s->meta, "provenance.scale_convention", hi->divide_scale ? "divide" : "multiply");
     return 0;
@@ -854,9 +931,7 @@ static int add_missing_in_norms(bn_source *s, hf_impl *hi, const bn_hparams *hp,
             hi->recipes[s->n_tensors] = (recipe){.kind = ONES};
             s->n_tensors++;
         }
-    bn_meta_set_str(&s->meta, "provenance.note",
-                    "use_rms_norm without stored rms_norm weights: ones, as transformers initializes them");
-    return 0;
+    return add_note(s, "use_rms_norm without stored rms_norm weights: ones, as transformers initializes them", e);
 }
 
 int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
@@ -880,11 +955,11 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
     char path[4096];
     cJSON *tokj = NULL; /* tokenizer.json, parsed once for all its readers */
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    if (read_config(dir, &hp, &hi->divide_scale, &packed_expected, &s->meta, e) ||
+    if (read_config(dir, &hp, hi, &packed_expected, &s->meta, e) ||
         (bn_file_exists(path) && bn_json_load(path, &tokj, e)) || read_extras(dir, tokj, &hp, &s->meta, e))
         goto fail;
     hi->gemma = !strcmp(hp.arch, "gemma3");
-    if (open_shards(dir, hi, s, e) || build_directory(s, hi, packed_expected, e))
+    if (open_shards(dir, hi, s, e) || build_directory(s, hi, &hp, packed_expected, e) || check_keep_float(s, hi, e))
         goto fail;
     /* provenance: every file whose bytes decide the model (the optional
      * ones give stop ids, BOS and the chat template); tokenizer.json below */
@@ -895,12 +970,14 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
         if ((i == 0 || bn_file_exists(path)) && bn_source_add_file(s, path, e))
             goto fail;
     }
-    if (hp.tied && bn_source_find(s, "output.weight"))
-        hp.tied = 0; /* an explicit head wins */
-    /* Stored per-projection input norms are applied whatever the config
-     * says (the BitNet embedding models' configs name no use_rms_norm; their
-     * converter maps <proj>.norm.weight; their eps is not written anywhere:
-     * the model's rms_norm_eps, formats/embedding.md). */
+    if (!hp.tied && hi->tie_unsaid && !bn_source_find(s, "output.weight"))
+        hp.tied = 1; /* no head stored and none asked for: the embedding serves (transformers' would be random) */
+    /* The BitNet embedding models' per-projection input norms
+     * (<proj>.norm.weight) are applied though their configs name no
+     * use_rms_norm (bitnet.cpp's converter maps them; their eps is not
+     * written anywhere: the model's rms_norm_eps, formats/embedding.md).
+     * transformers' <proj>.rms_norm.weight without use_rms_norm was left
+     * out above. */
     if (!hp.proj_norm && bn_source_find(s, "blk.0.attn_q_in_norm.weight")) {
         hp.proj_norm = 1;
         hp.proj_norm_eps = hp.norm_eps;
@@ -940,8 +1017,7 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
                 goto fail;
             char note[sizeof e->msg + 96];
             snprintf(note, sizeof note, "no tokenizer: %s (give token ids)", e->msg);
-            bn_meta_set_str(&s->meta, "provenance.note", note);
-            return 0;
+            return add_note(s, note, e);
         }
         if (bn_meta_set_section(&s->meta, "tokenizer", sect)) {
             bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", dir);

@@ -11,6 +11,46 @@ int bn_file_exists(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+typedef struct {
+    cJSON *item;
+    size_t at;
+} keyed;
+
+static int keyed_cmp(const void *a, const void *b)
+{
+    const keyed *x = a, *y = b;
+    int c = strcmp(x->item->string, y->item->string);
+    return c ? c : (x->at > y->at) - (x->at < y->at);
+}
+
+/* Python's json (transformers reads config.json with it) and serde_json's
+ * maps keep a key's last value: so does bn. Every object below j loses its
+ * earlier duplicates; sorting the keys keeps a hostile file's 100 000 of
+ * them from costing n² comparisons. */
+static int last_key_wins(cJSON *j)
+{
+    size_t n = 0;
+    for (cJSON *c = j->child; c; c = c->next)
+        n++;
+    if (cJSON_IsObject(j) && n > 1) {
+        keyed *k = malloc(n * sizeof *k);
+        if (!k)
+            return -1;
+        size_t i = 0;
+        for (cJSON *c = j->child; c; c = c->next, i++)
+            k[i] = (keyed){c, i};
+        qsort(k, n, sizeof *k, keyed_cmp);
+        for (i = 0; i + 1 < n; i++)
+            if (!strcmp(k[i].item->string, k[i + 1].item->string))
+                cJSON_Delete(cJSON_DetachItemViaPointer(j, k[i].item));
+        free(k);
+    }
+    for (cJSON *c = j->child; c; c = c->next)
+        if ((cJSON_IsObject(c) || cJSON_IsArray(c)) && last_key_wins(c))
+            return -1;
+    return 0;
+}
+
 int bn_json_load(const char *path, cJSON **out, bn_err *e)
 {
     return bn_json_load_opts(path, 0, out, e);
@@ -33,6 +73,10 @@ int bn_json_load_opts(const char *path, int no_nul, cJSON **out, bn_err *e)
         return bn_fail(e, "%s: invalid JSON near byte %zu", path, at);
     }
     bn_unmap(&m);
+    if (last_key_wins(j)) {
+        cJSON_Delete(j);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
+    }
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return bn_fail(e, "%s: expected a JSON object", path);

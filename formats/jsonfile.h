@@ -5,7 +5,8 @@
 #include "formats.h"
 #include <cjson/cJSON.h>
 
-/* Parses a whole JSON file; the error names the file. */
+/* Parses a whole JSON file; the error names the file. A key an object
+ * holds twice keeps its last value, as Python's json and serde_json do. */
 int bn_json_load(const char *path, cJSON **out, bn_err *e);
 /* As bn_json_load; no_nul: a \u0000 escape is refused (cJSON's strings
  * end at a NUL, so "silu\u0000x" would read as "silu"). */

@@ -243,6 +243,14 @@ EOF
     [ "$status" -eq 0 ]
 }
 
+@test "Gemma 3: a config without hidden_activation takes Gemma3TextConfig's default, gelu_pytorch_tanh" {
+    cp -r "$D/g" "$T/g"
+    $PY -c 'import json, sys; p = sys.argv[1]; c = json.load(open(p)); del c["hidden_activation"]; json.dump(c, open(p, "w"))' \
+        "$T/g/config.json"
+    bn-convert -q "$T/g" -o "$T/g.bn"
+    bn-convert --info "$T/g.bn" | grep -Eq '^model.ffn_activation +gelu_tanh$'
+}
+
 @test "Gemma 3: float activations match the reference past the sliding window (cosine >= 0.999999)" {
     bn-infer -m "$D/gp.bn" --embed --embed-format f32 --no-act-quant -f "$D/gtexts.txt" >"$T/v.f32"
     run $REF embed --model "$D/g" --ids "$D/gtexts.ids" --bn "$T/v.f32" --mode noquant --min-cos 0.999999

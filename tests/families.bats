@@ -448,6 +448,112 @@ EOF
     [[ $err == *"holds 13 of the 14 projection rms_norm weights use_rms_norm needs"* ]]
 }
 
+# drop_tensor DIR NAME: DIR's model.safetensors without tensor NAME
+drop_tensor() {
+    $PY - "$1/model.safetensors" "$2" <<'PYEOF'
+import json, struct, sys
+p, name = sys.argv[1], sys.argv[2]
+b = open(p, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+h.pop(name)
+out, at = [], 0
+for k, v in sorted(((k, v) for k, v in h.items() if k != "__metadata__"), key=lambda kv: kv[1]["data_offsets"]):
+    s, e = v["data_offsets"]
+    out.append(b[8 + n + s:8 + n + e])
+    v["data_offsets"] = [at, at + e - s]
+    at += e - s
+j = json.dumps(h).encode()
+j += b" " * (-len(j) % 8)
+open(p, "wb").write(struct.pack("<Q", len(j)) + j + b"".join(out))
+PYEOF
+}
+
+# edit_config DIR PYTHON: DIR's config.json as c, changed by PYTHON
+edit_config() {
+    $PY -c 'import json, sys
+p = sys.argv[1]; c = json.load(open(p)); exec(sys.argv[2]); json.dump(c, open(p, "w"), indent=1)' "$1/config.json" "$2"
+}
+
+@test "config.json as transformers reads it: a tied model's stored head unused, an untied one's used; Llama's default is untied" {
+    local f=falcon3-1b # untied, its head stored
+    logits_of "$D/$f.bn" "$D/p7.ids" --kv f32
+    mv "$T/bn.f32" "$T/untied.f32"
+    # tie_word_embeddings left out: LlamaConfig's default, untied
+    cp -r "$D/$f" "$T/unsaid"
+    edit_config "$T/unsaid" 'del c["tie_word_embeddings"]'
+    bn-convert "$T/unsaid" | bn-quant | bn-pack >"$T/unsaid.bn"
+    logits_of "$T/unsaid.bn" "$D/p7.ids" --kv f32
+    cmp "$T/untied.f32" "$T/bn.f32"
+    # tied with a head stored: transformers ties after loading, so the head is not used
+    cp -r "$D/$f" "$T/both"
+    edit_config "$T/both" 'c["tie_word_embeddings"] = True'
+    bn-convert "$T/both" | bn-quant | bn-pack >"$T/both.bn"
+    bn-convert --info "$T/both.bn" | grep -Eq '^model.tied_embeddings +true'
+    bn-convert --info "$T/both.bn" | grep -q 'lm_head.weight not read (tie_word_embeddings)'
+    logits_of "$T/both.bn" "$D/p7.ids" --kv f32
+    mv "$T/bn.f32" "$T/tied.f32"
+    ! cmp -s "$T/untied.f32" "$T/tied.f32"
+    run $REF compare --model "$T/both" --ids "$D/p7.ids" --bn "$T/tied.f32" --atol 1e-4
+    echo "$output"
+    [ "$status" -eq 0 ]
+    # the same model without the head stored
+    cp -r "$T/both" "$T/tied"
+    drop_tensor "$T/tied" lm_head.weight
+    bn-convert "$T/tied" | bn-quant | bn-pack >"$T/tied.bn"
+    logits_of "$T/tied.bn" "$D/p7.ids" --kv f32
+    cmp "$T/tied.f32" "$T/bn.f32"
+    # left out with no head stored: the embedding serves
+    edit_config "$T/tied" 'del c["tie_word_embeddings"]'
+    bn-convert "$T/tied" | bn-quant | bn-pack >"$T/tied2.bn"
+    logits_of "$T/tied2.bn" "$D/p7.ids" --kv f32
+    cmp "$T/tied.f32" "$T/bn.f32"
+}
+
+@test "config.json as transformers reads it: <proj>.rms_norm.weight without use_rms_norm is not applied" {
+    cp -r "$D/falcon-e" "$T/nocfg"
+    edit_config "$T/nocfg" 'del c["quantization_config"]["use_rms_norm"]'
+    bn-convert "$T/nocfg" | bn-quant >"$T/nocfg.bn"
+    run bn-convert --info "$T/nocfg.bn"
+    [[ $output != *"model.proj_norm"*"true"* ]]
+    [[ $output == *"rms_norm.weight not read (no use_rms_norm)"* ]]
+    logits_of "$T/nocfg.bn" "$D/p7.ids" --kv f32
+    run $REF compare --model "$T/nocfg" --ids "$D/p7.ids" --bn "$T/bn.f32" --atol 1e-4
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
+@test "config.json as transformers reads it: a key given twice keeps its last value; head_dim null is hidden / heads" {
+    cp -r "$D/falcon3-1b" "$T/dup"
+    # the same key twice (json.dump cannot write it): Python's json keeps the last
+    $PY -c 'import sys; p = sys.argv[1]; t = open(p).read().rstrip().rstrip("}"); open(p, "w").write(t + ", \"rope_theta\": 10000.0}\n")' \
+        "$T/dup/config.json"
+    grep -c '"rope_theta"' "$T/dup/config.json" | grep -qx 2
+    bn-convert -q "$T/dup" -o "$T/dup.bn"
+    bn-convert --info "$T/dup.bn" | grep -Eq '^model.rope_theta +10000$'
+    cp -r "$D/falcon3-1b" "$T/hd"
+    edit_config "$T/hd" 'c["head_dim"] = None'
+    run bn-convert -q "$T/hd" -o "$T/hd.bn"
+    [ "$status" -eq 0 ]
+    bn-convert --info "$D/falcon3-1b.bn" | grep -E '^model.(head_dim|head_count) ' >"$T/want"
+    bn-convert --info "$T/hd.bn" | grep -E '^model.(head_dim|head_count) ' >"$T/got"
+    diff "$T/want" "$T/got"
+}
+
+@test "config.json as transformers reads it: modules_to_not_convert naming a projection is refused, naming the head is not" {
+    cp -r "$D/falcon3-1b" "$T/keep"
+    edit_config "$T/keep" 'c["quantization_config"]["modules_to_not_convert"] = ["lm_head"]'
+    bn-convert -q "$T/keep" -o "$T/ok.bn"
+    edit_config "$T/keep" 'c["quantization_config"]["modules_to_not_convert"] = ["lm_head", "layers.1.mlp"]'
+    run_split "$T/x.bn" bn-convert "$T/keep"
+    expect_one_line_error "$status" "$err" bn-convert
+    [[ $err == *"modules_to_not_convert keeps 'model.layers.1.mlp.gate_proj' in floating point ('layers.1.mlp'): bn runs ternary projections only"* ]]
+    edit_config "$T/keep" 'c["quantization_config"]["modules_to_not_convert"] = "lm_head"'
+    run_split "$T/x.bn" bn-convert "$T/keep"
+    expect_one_line_error "$status" "$err" bn-convert
+    [[ $err == *"modules_to_not_convert must be a list of names"* ]]
+}
+
 @test "rope_scaling other than llama3, or without its numbers, is refused" {
     cp -r "$D/falcon3-1b" "$T/rs"
     $PY -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["rope_scaling"]={"type": "linear", "factor": 2.0}; json.dump(c,open(p,"w"))' \

@@ -176,7 +176,10 @@ class Model:
         self.theta = float(cfg.get("rope_theta", rp.get("rope_theta", 500000.0 if bitnet else 10000.0)))
         rs = cfg.get("rope_scaling") or (rp if rp.get("rope_type") else None)
         self.rope_scaling = None if rs and (rs.get("rope_type") or rs.get("type")) == "default" else rs
-        self.act = cfg.get("hidden_act") or cfg.get("hidden_activation") or "relu2"
+        # left out: the config class's default (BitNetConfig relu2,
+        # Gemma3TextConfig gelu_pytorch_tanh, Llama's and Qwen3's silu)
+        self.act = cfg.get("hidden_act") or cfg.get("hidden_activation") or (
+            "relu2" if bitnet else "gelu_pytorch_tanh" if cfg.get("model_type") == "gemma3_text" else "silu")
         # Gemma 3 (transformers modeling_gemma3): Gemma3RMSNorm multiplies by
         # (1 + w) in f32; embeddings scaled by sqrt(hidden) (in f32 here, as
         # llama.cpp's graph: transformers in bf16 rounds the factor to bf16);
@@ -189,7 +192,14 @@ class Model:
         self.window = cfg.get("sliding_window")
         self.theta_local = float(cfg.get("rope_local_base_freq", 10000.0))
         self.emb = t["model.embed_tokens.weight"]
-        self.headT = np.ascontiguousarray(t.get("lm_head.weight", self.emb).T)
+        # transformers ties the head to the embedding after loading when the
+        # config says so (a stored lm_head.weight is then not used); left
+        # out, the config class's default: Gemma3TextConfig ties, BitNet's,
+        # Llama's and Qwen3's do not (without a stored head: tied, as bn)
+        tie = cfg.get("tie_word_embeddings")
+        if tie is None:
+            tie = cfg.get("model_type") == "gemma3_text" or "lm_head.weight" not in t
+        self.headT = np.ascontiguousarray((self.emb if tie else t["lm_head.weight"]).T)
         self.norm = t["model.norm.weight"]
         # quantization_config.use_rms_norm (transformers integrations/bitnet.py):
         # every BitLinear first applies its own RMSNorm over its input
