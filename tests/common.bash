@@ -69,7 +69,8 @@ enough_sets() {
 }
 
 # edit_st_header FILE CODE: runs the Python CODE on h, the JSON header of
-# the safetensors FILE, and writes the file back with it (data unchanged)
+# the safetensors FILE, and d, its data bytes, and writes the file back with
+# them (data unchanged unless CODE sets d)
 edit_st_header() {
     $PY - "$1" "$2" <<'PYEOF'
 import json, struct, sys
@@ -77,9 +78,23 @@ p, code = sys.argv[1], sys.argv[2]
 b = open(p, "rb").read()
 n = struct.unpack("<Q", b[:8])[0]
 h = json.loads(b[8:8 + n])
+d = b[8 + n:]
 exec(code)
 j = json.dumps(h).encode()
 j += b" " * (-len(j) % 8)
-open(p, "wb").write(struct.pack("<Q", len(j)) + j + b[8 + n:])
+open(p, "wb").write(struct.pack("<Q", len(j)) + j + d)
 PYEOF
+}
+
+# drop_st_tensor FILE NAME: the safetensors FILE without tensor NAME (the
+# others' bytes moved up to close the gap)
+drop_st_tensor() {
+    edit_st_header "$1" "h.pop('$2')
+parts, at = [], 0
+for k, v in sorted(((k, v) for k, v in h.items() if k != '__metadata__'), key=lambda kv: kv[1]['data_offsets']):
+    s, e = v['data_offsets']
+    parts.append(d[s:e])
+    v['data_offsets'] = [at, at + e - s]
+    at += e - s
+d = b''.join(parts)"
 }

@@ -448,27 +448,6 @@ EOF
     [[ $err == *"holds 13 of the 14 projection rms_norm weights use_rms_norm needs"* ]]
 }
 
-# drop_tensor DIR NAME: DIR's model.safetensors without tensor NAME
-drop_tensor() {
-    $PY - "$1/model.safetensors" "$2" <<'PYEOF'
-import json, struct, sys
-p, name = sys.argv[1], sys.argv[2]
-b = open(p, "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n])
-h.pop(name)
-out, at = [], 0
-for k, v in sorted(((k, v) for k, v in h.items() if k != "__metadata__"), key=lambda kv: kv[1]["data_offsets"]):
-    s, e = v["data_offsets"]
-    out.append(b[8 + n + s:8 + n + e])
-    v["data_offsets"] = [at, at + e - s]
-    at += e - s
-j = json.dumps(h).encode()
-j += b" " * (-len(j) % 8)
-open(p, "wb").write(struct.pack("<Q", len(j)) + j + b"".join(out))
-PYEOF
-}
-
 # edit_config DIR PYTHON: DIR's config.json as c, changed by PYTHON
 edit_config() {
     $PY -c 'import json, sys
@@ -499,7 +478,7 @@ p = sys.argv[1]; c = json.load(open(p)); exec(sys.argv[2]); json.dump(c, open(p,
     [ "$status" -eq 0 ]
     # the same model without the head stored
     cp -r "$T/both" "$T/tied"
-    drop_tensor "$T/tied" lm_head.weight
+    drop_st_tensor "$T/tied/model.safetensors" lm_head.weight
     bn-convert "$T/tied" | bn-quant | bn-pack >"$T/tied.bn"
     logits_of "$T/tied.bn" "$D/p7.ids" --kv f32
     cmp "$T/tied.f32" "$T/bn.f32"
