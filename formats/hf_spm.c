@@ -242,6 +242,23 @@ int bn_tokenizer_section_from_hf_spm(const cJSON *root, bn_meta *section, const 
         if (n > longest)
             longest = n;
     }
+    /* bn fuses consecutive unknown characters into one <unk>, as HF's
+     * fuse_unk; without fusing they differ only where a character has no
+     * byte tokens, so fuse_unk false is refused only then */
+    if (cJSON_IsFalse(item(model, "fuse_unk"))) {
+        uint8_t have[256] = {0};
+        size_t bytes = 0;
+        cJSON_ArrayForEach(v, item(model, "vocab"))
+        {
+            int byte = bn_spm_byte_piece(v->string, strlen(v->string));
+            if (byte >= 0 && !have[byte]++)
+                bytes++;
+        }
+        if (bytes < 256)
+            return bn_fail(e, "%s: fuse_unk false with %zu of the 256 byte tokens is not supported (each unknown "
+                              "character would be an <unk> of its own)",
+                           path, bytes);
+    }
     tok_builder b = {0};
     uint8_t *seen = calloc(limit, 1), *buf = malloc(longest + 1);
     int rc = -1;

@@ -58,6 +58,17 @@ setup() {
     [ "$(printf '' | bn-tokenize --tokenizer-json "$TJ")" = 1 ]
 }
 
+@test "-s: a control token in the text ends a text as BOS does: the next stretch takes the prefix, as Hugging Face and llama.cpp give it" {
+    a=$(printf 'a' | bn-tokenize --tokenizer-json "$TJ" --no-bos)
+    [ "$(printf '<s>a' | bn-tokenize --tokenizer-json "$TJ" -s --no-bos)" = "1 $a" ]
+    [ "$(printf 'a</s>a' | bn-tokenize --tokenizer-json "$TJ" -s --no-bos)" = "$a 2 $a" ]
+    [ "$(printf '<s>' | bn-tokenize --tokenizer-json "$TJ" -s --no-bos)" = "1" ]
+    [ "$(printf 'a<s>' | bn-tokenize --tokenizer-json "$TJ" -s --no-bos)" = "$a 1" ]
+    # without -s the same bytes are text, and a user-defined symbol keeps SentencePiece's one prefix
+    [ "$(printf '<s>a' | bn-tokenize --tokenizer-json "$TJ" --no-bos)" = "$($SPM encode "$D/spm/spm.model" < <(printf '<s>a'))" ]
+    [ "$(printf 'a<end_of_turn>a' | bn-tokenize --tokenizer-json "$TJ" --no-bos)" = "$($SPM encode "$D/spm/spm.model" < <(printf 'a<end_of_turn>a'))" ]
+}
+
 @test "1000 random strings: the same ids as SentencePiece, line by line and as one text with its newlines" {
     $SPM encode "$D/spm/spm.model" <"$D/fuzz.txt" >"$T/want"
     bn-tokenize --tokenizer-json "$TJ" -l --no-bos <"$D/fuzz.txt" >"$T/got"

@@ -85,6 +85,24 @@ EOF
         expect_one_line_error "$status" "$err" bn-tokenize
         [[ $err == *"Prepend"* || $err == *"Metaspace"* || $err == *"ignore_merges"* || $err == *"found 'none'"* ]]
     done
+    # fuse_unk false: the same ids while every byte has its token (no character is unknown) ...
+    $PY - "$TJ" "$T/t.json" <<'EOF'
+import json, sys
+tj = json.load(open(sys.argv[1], encoding="utf-8"))
+tj["model"]["fuse_unk"] = False
+json.dump(tj, open(sys.argv[2], "w", encoding="utf-8"), ensure_ascii=False)
+EOF
+    [ "$(bn-tokenize --tokenizer-json "$T/t.json" <<<"hello 🫩")" = "$(bn-tokenize --tokenizer-json "$TJ" <<<"hello 🫩")" ]
+    # ... and refused by name without some byte tokens, where bn would fuse unknown characters
+    $PY - "$T/t.json" <<'EOF'
+import json, sys
+tj = json.load(open(sys.argv[1], encoding="utf-8"))
+tj["model"]["vocab"].pop("<0xF0>")
+json.dump(tj, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
+EOF
+    run_split "$T/out" bn-tokenize --tokenizer-json "$T/t.json" <<<"hello"
+    expect_one_line_error "$status" "$err" bn-tokenize
+    [[ $err == *"fuse_unk false with 255 of the 256 byte tokens is not supported"* ]]
 }
 
 @test "Gemma 3 (270M layout) with this tokenizer: converted with it, bn-infer --embed from text is from SentencePiece's ids" {

@@ -162,7 +162,8 @@ int bn_tok_encode_plain(bn_tokenizer *t, const uint8_t *p, size_t n, uint64_t of
 
 /* The longest control/user token text starting at p whose type is in mask
  * (1: control, 2: user); its id, or -1. */
-static int32_t special_at(const bn_tokenizer *t, const uint8_t *p, size_t n, unsigned mask, size_t *len)
+static int32_t special_at(const bn_tokenizer *t, const uint8_t *p, size_t n, unsigned mask, size_t *len,
+                          int *control)
 {
     int32_t best = -1;
     uint32_t node = 0;
@@ -177,6 +178,7 @@ static int32_t special_at(const bn_tokenizer *t, const uint8_t *p, size_t n, uns
         if (d->id >= 0 && (mask & (d->type == BN_TOKT_CONTROL ? 1u : 2u))) {
             best = d->id;
             *len = k + 1;
+            *control = d->type == BN_TOKT_CONTROL;
         }
     }
     return best;
@@ -220,25 +222,34 @@ int bn_tokenizer_encode(bn_tokenizer *t, const void *text, size_t n, unsigned fl
     /* User-defined tokens are always recognised (HF's added tokens);
      * control tokens only when asked, as tiktoken's allowed_special. */
     unsigned mask = (flags & BN_ENC_SPECIAL ? 1u : 0u) | (t->has_user ? 2u : 0u);
-    int prefix = t->space_prefix && n > 0;
+    /* The dummy prefix (space_prefix): SentencePiece puts it before the
+     * whole text, so a user-defined token within it takes none after it
+     * and one alone ("▁") when the text starts with it. A control token
+     * (BN_ENC_SPECIAL) ends a text as BOS or EOS does: the next non-empty
+     * stretch starts one and takes the prefix, as Hugging Face's
+     * per-piece Prepend and llama.cpp give it (SentencePiece does not read
+     * control tokens in text). */
+    int pending = t->space_prefix && n > 0;
     size_t start = 0;
     if (mask && t->n_trie > 1) {
         for (size_t i = 0; i < n;) {
             size_t len = 0;
-            int32_t id = t->first[p[i]] & mask ? special_at(t, p + i, n - i, mask, &len) : -1;
+            int control = 0;
+            int32_t id = t->first[p[i]] & mask ? special_at(t, p + i, n - i, mask, &len, &control) : -1;
             if (id < 0) {
                 i++;
                 continue;
             }
-            if (encode_stretch(t, p + start, i - start, base + start, prefix && !start, out, e))
+            if (encode_stretch(t, p + start, i - start, base + start, pending && (i > start || !control), out, e))
                 return -1;
             if (bn_tokens_push(out, (uint32_t)id, base + i))
                 return bn_fail_code(e, BN_E_NOMEM, "out of memory");
             i += len;
             start = i;
+            pending = control && t->space_prefix;
         }
     }
-    if (encode_stretch(t, p + start, n - start, base + start, prefix && !start, out, e))
+    if (encode_stretch(t, p + start, n - start, base + start, pending && n > start, out, e))
         return -1;
     if (flags & BN_ENC_EOS) {
         if (t->eos < 0)
