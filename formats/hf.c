@@ -32,7 +32,7 @@ typedef struct hf_impl {
     int divide_scale; /* bitlinear: value = code / weight_scale */
     int gemma;        /* Gemma 3 names and norms */
     int bare;         /* a base model saved on its own: names without "model." */
-    int tie_unsaid;   /* config.json has no tie_word_embeddings */
+    int tie_unsaid;    /* config.json has no tie_word_embeddings */
     cJSON *keep_float; /* quantization_config.modules_to_not_convert, when a list */
     uint8_t *scratch;
     size_t scratch_cap;
@@ -1017,7 +1017,9 @@ int bn_hf_open(bn_source *s, const char *dir, bn_err *e)
                 goto fail;
             char note[sizeof e->msg + 96];
             snprintf(note, sizeof note, "no tokenizer: %s (give token ids)", e->msg);
-            return add_note(s, note, e);
+            if (add_note(s, note, e))
+                goto fail;
+            return 0;
         }
         if (bn_meta_set_section(&s->meta, "tokenizer", sect)) {
             bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", dir);
