@@ -361,7 +361,8 @@ EOF
     printf 'system:  Be brief. \nuser: hi there\nassistant: hello\n\nuser: again  \nand more\r\n' >"$T/c1"
     printf 'user: x\n' >"$T/c2"
     printf 'user: a\r\nb\r\n\r\nassistant: c\r\n' >"$T/c3"
-    for c in c1 c2 c3; do
+    : >"$T/c4" # no message: the template writes no BOS
+    for c in c1 c2 c3 c4; do
         for gen in "" --no-generation-prompt; do
             # the template writes the BOS itself; transformers adds none
             $PY "$ROOT/tests/ref/chat_template.py" $gen "$TINY" <"$T/$c" |

@@ -323,7 +323,10 @@ int bn_tokenizer_chat(bn_tokenizer *t, const bn_chat_msg *msgs, size_t n, int ge
         return -1;
     if (llama3 && ((sh = need(t, "<|start_header_id|>", e)) < 0 || (eh = need(t, "<|end_header_id|>", e)) < 0))
         return -1;
-    if (push(out, t->bos, e))
+    /* whole: the templates write BOS before their first message (Llama 3.1's
+     * and 3.2's before their system block, always there): none for an
+     * empty conversation */
+    if ((!t->chat_whole || n || dated) && push(out, t->bos, e))
         return -1;
     size_t first = 0;
     if (dated) {
