@@ -522,7 +522,8 @@ typedef struct bn_generator bn_generator;
  * stop strings). The strings and ids in p are copied; p NULL: defaults.
  * BN_E_INVALID: a parameter out of range, lookup with a draft, a draft
  * context that is c, whose vocabulary is not the model's, or whose KV
- * budget cannot hold all its positions. */
+ * budget cannot hold all its positions; c or the draft context held by a
+ * batcher. */
 BN_API bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const bn_generate_params *p,
                                       bn_err *e);
 BN_API void bn_generator_free(bn_generator *g);

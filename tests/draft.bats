@@ -36,6 +36,19 @@ setup() {
     [ "$(stat -c %s "$D/draft2.bn")" -lt "$(stat -c %s "$D/tiny.bn")" ]
 }
 
+@test "--draft: each answer starts its guess count afresh, as in --parallel: the same counts one record at a time" {
+    bn-tokenize -l -m "$D/tiny.bn" "$D/repeat.txt" "$ROOT/tests/data/lookup/rewrite.txt" "$ROOT/tests/data/lookup/chat.txt" \
+        >"$T/three.ids"
+    bn-infer -m "$D/tiny.bn" --draft "$D/draft2.bn" --no-pacing --temp 0 -n 40 -v <"$T/three.ids" 2>"$T/one.err" >"$T/one"
+    bn-infer -m "$D/tiny.bn" --draft "$D/draft2.bn" --no-pacing --temp 0 -n 40 -v --parallel 1 <"$T/three.ids" \
+        2>"$T/par.err" >"$T/par"
+    cmp "$T/one" "$T/par"
+    grep 'draft model:' "$T/one.err" >"$T/one.n"
+    grep 'draft model:' "$T/par.err" >"$T/par.n"
+    [ -s "$T/one.n" ]
+    diff "$T/one.n" "$T/par.n"
+}
+
 @test "--draft: greedy output is byte-identical to plain decoding, every kernel set, the lookup prompts" {
     ran=0
     # auto is one of the sets named here; the scalar reference (slow) takes

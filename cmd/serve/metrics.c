@@ -80,7 +80,7 @@ char *srv_metrics_text(srv_metrics *mt, srv_engine *g)
             st.active - busy, busy, st.slots, st.kv_blocks_used, st.kv_blocks, (unsigned long long)st.kv_used_bytes,
             (unsigned long long)st.tokens_generated, (unsigned long long)st.passes, st.busy_seconds,
             st.busy_seconds > 0 ? (double)st.tokens_generated / st.busy_seconds : 0.0);
-    fprintf(fp, "# HELP bn_serve_lookup_drafted_total Tokens prompt lookup drafted (requests with \"lookup\").\n"
+    fprintf(fp, "# HELP bn_serve_lookup_drafted_total Tokens guessed by prompt lookup or the draft model (requests with \"lookup\" or \"draft\").\n"
                 "# TYPE bn_serve_lookup_drafted_total counter\n"
                 "bn_serve_lookup_drafted_total %llu\n"
                 "# HELP bn_serve_lookup_accepted_total Drafted tokens the model kept.\n"

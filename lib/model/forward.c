@@ -976,6 +976,11 @@ void bn_ctx_give_back(bn_ctx *c)
     c->taken = 0;
 }
 
+int bn_ctx_taken(const bn_ctx *c)
+{
+    return c->taken;
+}
+
 uint32_t bn_ctx_kv_blocks_max(const bn_ctx *c)
 {
     return c ? c->kv.max_blocks : 0;

@@ -124,6 +124,8 @@ bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, 
                       : o.draft_max > BN_KERN_MAX_N - 1        ? "draft_max must be 0 to 127"
                       : o.lookup && o.draft                    ? "draft and lookup exclude each other"
                       : o.draft && o.draft == c                ? "the draft context is the context itself"
+                      : bn_ctx_taken(c)                        ? "the context has a batcher"
+                      : o.draft && bn_ctx_taken(o.draft)       ? "the draft context has a batcher"
                                                                : NULL;
     for (size_t i = 0; !bad && i < o.n_stop; i++)
         if (!o.stop[i] || !*o.stop[i])

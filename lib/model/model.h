@@ -127,6 +127,8 @@ int bn_ctx_kv_holds_all(const bn_ctx *c);
  * freed: bn_ctx_take fails (-1) when another one holds it. */
 int bn_ctx_take(bn_ctx *c);
 void bn_ctx_give_back(bn_ctx *c);
+/* Whether a batcher holds c now. */
+int bn_ctx_taken(const bn_ctx *c);
 /* KV blocks of the whole budget (what bn_ctx_kv_bytes holds). */
 uint32_t bn_ctx_kv_blocks_max(const bn_ctx *c);
 /* The sequence calls (bn_ctx_seq_new, _fork, _copy, _truncate, _free,

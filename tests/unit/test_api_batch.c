@@ -344,6 +344,18 @@ static void test_batcher_errors(const bn_model *m)
      * refused until the first is freed */
     e = (bn_err){0};
     CHECK(&C, !bn_batcher_new(c, NULL, &e) && e.code == BN_E_INVALID && strstr(e.msg, "has a batcher already"));
+    /* so would a generator over it, as the context or as its draft */
+    bn_sampler *s = bn_sampler_new(NULL, V, &e);
+    CHECK(&C, s && !bn_generator_new(c, s, NULL, NULL, &e) && e.code == BN_E_INVALID &&
+                  strstr(e.msg, "the context has a batcher"));
+    bn_ctx *c3 = new_ctx(m, 1, 0);
+    bn_generate_params gp;
+    bn_generate_params_init(&gp);
+    gp.draft = c;
+    CHECK(&C, !bn_generator_new(c3, s, NULL, &gp, &e) && e.code == BN_E_INVALID &&
+                  strstr(e.msg, "the draft context has a batcher"));
+    bn_ctx_free(c3);
+    bn_sampler_free(s);
     bn_ctx *c2 = new_ctx(m, 2, 0);
     bn_batcher *b2 = bn_batcher_new(c2, NULL, &e);
     CHECK(&C, b2 != NULL);
