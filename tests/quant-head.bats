@@ -58,6 +58,30 @@ ppl() { # model [options]: the perplexity of the held-out text
     $PY -c "import sys; sys.exit(0 if ($p - $base) / $base < 0.01 else 1)"
 }
 
+@test "i8: scale = absmax/127 and q = round-half-even(x / scale) in f32, every value (bn-model.md 4.1, read independently)" {
+    run $PY - "$D/q.bn" "$D/i8.bn" "$ROOT" <<'EOF'
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[3] + "/tests/ref")
+import bnread
+src, dst = bnread.read(sys.argv[1]), bnread.read(sys.argv[2])
+t = src.by_name["token_embd.weight"]
+x = bnread.to_f32(t.type, src.tensor_bytes(t), t.shape)
+raw = dst.tensor_bytes("token_embd.weight")
+r, k = x.shape
+q = np.frombuffer(raw, dtype=np.int8, count=r * k).reshape(r, k)
+sc = np.frombuffer(raw, dtype="<f4", count=r, offset=r * k)
+want_sc = (np.abs(x).max(axis=1) / np.float32(127)).astype(np.float32)
+want_q = np.clip(np.rint(x / want_sc[:, None]), -127, 127).astype(np.int8)  # f32 quotients
+bad_sc = int((sc != want_sc).sum())
+bad_q = int((q != want_q).sum())
+print("scales off:", bad_sc, "codes off:", bad_q)
+sys.exit(1 if bad_sc or bad_q else 0)
+EOF
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
 @test "the scalar reference (--kernel ref) and the SIMD head agree to 0.1%" {
     normal_pass_only "test_kernels compares every head kernel with its reference bit for bit"
     # The heads agree bit for bit (test_kernels); the rest of the reference

@@ -1,6 +1,6 @@
 /* head_encode.c — bn-quant's encoders of head and embedding rows
  * (head_encode.h): i8 (absmax scale per row) and q4/q5/q6 (a scale per
- * block of 32, chosen for the least squared error), in the layouts of
+ * block of 32, the candidate of least squared error), in the layouts of
  * head_layout.h. */
 #include "head_encode.h"
 #include "head_layout.h"
@@ -13,9 +13,11 @@ float bn_i8_encode_row(const float *x, size_t d, int8_t *q)
     float amax = 0;
     for (size_t i = 0; i < d; i++)
         amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
-    float sc = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0;
+    float sc = amax / 127.0f;
     for (size_t i = 0; i < d; i++) {
-        float v = nearbyintf(x[i] * inv);
+        /* by the stored scale itself, as bn-model.md states it (the
+         * reciprocal 127/amax rounds some quotients to the other code) */
+        float v = sc > 0 ? nearbyintf(x[i] / sc) : 0;
         q[i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
     }
     return sc;
