@@ -208,6 +208,35 @@ PYEOF
     [ ! -e "$T/x.bn" ]
 }
 
+@test "a t2 code 3 (no weight) in the input is refused by place, not repacked into some weight" {
+    cp "$T/q.bn" "$T/bad.bn"
+    $PY - "$T/bad.bn" "$ROOT" <<'PY'
+import struct, sys
+sys.path.insert(0, sys.argv[2] + '/tests/ref')
+import bnread
+m = bnread.read(sys.argv[1])
+t = m.by_name['blk.1.ffn_up.weight']
+rb = (t.shape[1] + 3) // 4
+data = bytearray(m.tensor_bytes(t))
+data[2 * rb + 5] |= 0x0c  # row 2, column 21: code 3
+m.close()
+f = bytearray(open(sys.argv[1], 'rb').read())
+f[m.data_offset + t.offset:m.data_offset + t.offset + t.size] = data
+old, new = struct.pack('<Q', t.hash), struct.pack('<Q', bnread.xxh3(data))  # its checksum, so that it reads
+assert f.count(old) == 1
+f = f.replace(old, new)
+tsize = struct.unpack('<Q', f[-16:-8])[0]  # and the trailer's own checksum (bn-model.md 5)
+f[-24:-16] = struct.pack('<Q', bnread.xxh3(f[len(f) - tsize:-24]))
+open(sys.argv[1], 'wb').write(f)
+PY
+    for l in t2 i2s b3 tl1 tl2; do
+        run_split "$T/err" bn-pack -l $l "$T/bad.bn" -o "$T/x.bn"
+        expect_one_line_error "$status" "$err" bn-pack
+        [[ $err == *"tensor 'blk.1.ffn_up.weight' holds an invalid t2 code at row 2, column 21"* ]]
+        [ ! -e "$T/x.bn" ]
+    done
+}
+
 @test "truncated input fails and leaves no output" {
     head -c 100000 "$T/q.bn" > "$T/cut.bn"
     run bn-pack -l i2s "$T/cut.bn" -o "$T/x.bn"

@@ -204,6 +204,15 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
         }
         if (s.read(&s, i, in, e))
             goto out;
+        uint64_t bad_r, bad_c;
+        if (bn_tensor_is_projection(t->name) && t->type == BN_T2 &&
+            bn_t2_find_bad(in, t->shape[0], t->shape[1], &bad_r, &bad_c)) {
+            char shown[BN_SHOWN_NAME_MAX];
+            bn_fail(e, "%s: tensor '%s' holds an invalid t2 code at row %llu, column %llu (%s)", src,
+                    bn_source_shown_name(&s, t->name, shown), (unsigned long long)bad_r, (unsigned long long)bad_c,
+                    bad_c < t->shape[1] ? "3 stands for no weight" : "padding past the last column must be 1, w = 0");
+            goto out;
+        }
         if (!bn_tensor_is_projection(t->name) || (t->type == dir[i].type && same_tile(t->type, in, bm, bk))) {
             if (bn_writer_tensor(&w, in, t->size, e))
                 goto out;

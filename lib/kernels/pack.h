@@ -23,6 +23,10 @@ int bn_unpack_t2(uint32_t type, const uint8_t *packed, uint64_t rows, uint64_t k
  * rows r0..r1-1 (-1 for another type), then the β tail once. */
 int bn_pack_t2_rows(uint32_t type, const uint8_t *t2, uint64_t k, uint64_t r0, uint64_t r1, uint8_t *out);
 void bn_pack_t2_tail(uint32_t type, const uint8_t *t2, uint64_t rows, uint64_t k, uint8_t *out);
+/* Whether t2 codes (rows × k, without β) are all valid: 0 to 2, and 1
+ * (w = 0) in the padding past column k-1. 0 when they are; else 1 with
+ * the first bad one's row and column (a column ≥ k: padding). */
+int bn_t2_find_bad(const uint8_t *t2, uint64_t rows, uint64_t k, uint64_t *row, uint64_t *col);
 
 /* ----------------------------------------------------------- bn-pack */
 

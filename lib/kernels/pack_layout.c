@@ -41,6 +41,27 @@ int bn_packed_get(uint32_t type, const uint8_t *data, uint64_t k, uint64_t r, ui
     return (int)((data[b] >> sh) & 3) - 1;
 }
 
+int bn_t2_find_bad(const uint8_t *t2, uint64_t rows, uint64_t k, uint64_t *row, uint64_t *col)
+{
+    uint64_t rb = (k + 3) / 4;
+    for (uint64_t r = 0; r < rows; r++)
+        for (uint64_t i = 0; i < rb; i++) {
+            uint8_t b = t2[r * rb + i];
+            /* a code 3 has both its bits set */
+            if (!((b & (b >> 1)) & 0x55) && (i + 1 < rb || k % 4 == 0 || b >> (2 * (k % 4)) == 0x55 >> (2 * (k % 4))))
+                continue;
+            for (unsigned j = 0; j < 4; j++) {
+                unsigned code = (b >> (2 * j)) & 3;
+                if (code == 3 || (4 * i + j >= k && code != 1)) {
+                    *row = r;
+                    *col = 4 * i + j;
+                    return 1;
+                }
+            }
+        }
+    return 0;
+}
+
 int bn_pack_t2_rows(uint32_t type, const uint8_t *t2, uint64_t k, uint64_t r0, uint64_t r1, uint8_t *out)
 {
     uint64_t rb = bn_packed_row_bytes(type, k), t2rb = (k + 3) / 4;
