@@ -6,7 +6,10 @@
 #include "opt.h"
 #include "pool.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const bn_prog prog = {
     .name = "bn-bench",
@@ -260,7 +263,7 @@ static int parse(int argc, char **argv, cmdline *c)
     if (o->mode == BN_MODE_KERNELS && (o->n_models || o->n_synth > 1 || given(table, "kv") || o->mmap_only))
         return bn_usage_error(&prog, "--kernels measures the matrices of one synthetic shape (default 2b4t): not with "
                                      "-m, --kv or --mmap, and one --synthetic SHAPE at most");
-    int any = o->n_par || o->n_verify || o->n_prompts;
+    int any = o->n_verify || o->n_prompts;
     for (size_t i = 0; i < o->n_pp; i++)
         any |= o->pp[i] != 0;
     for (size_t i = 0; i < o->n_tg; i++)
@@ -284,6 +287,20 @@ static int parse(int argc, char **argv, cmdline *c)
         return bn_usage_error(&prog, "--lookup and --draft exclude each other");
     if (o->n_prompts && o->n_synth)
         return bn_usage_error(&prog, "--prompt-file needs models with a tokenizer (-m), not --synthetic");
+    /* standard input is read once: one '-' at most */
+    int dashes = !strcmp(c->cmp_old ? c->cmp_old : "", "-") + !strcmp(c->cmp_new ? c->cmp_new : "", "-") +
+                 !strcmp(o->draft ? o->draft : "", "-") + !strcmp(o->vocab ? o->vocab : "", "-") +
+                 !strcmp(o->text ? o->text : "", "-");
+    for (size_t i = 0; i < o->n_models; i++)
+        dashes += !strcmp(o->models[i], "-");
+    for (size_t i = 0; i < o->n_prompts; i++)
+        dashes += !strcmp(o->prompts[i], "-");
+    if (dashes > 1)
+        return bn_usage_error(&prog, "standard input can be read once: '-' may name one input");
+    if (o->n_prompts && o->n_par && o->n_pp)
+        return bn_usage_error(&prog, "--parallel with --prompt-file answers the texts: -p does not apply");
+    if (o->n_prompts && o->n_tg && o->tg[0] < 2)
+        return bn_usage_error(&prog, "--prompt-file times an answer's decoding: -n 2 or more");
     if (o->n_prompts && !o->lookup && !o->draft)
         o->lookup = 3;
     if (!o->n_pp)
@@ -295,6 +312,48 @@ static int parse(int argc, char **argv, cmdline *c)
     return BN_OPT_RUN;
 }
 
+/* A model named '-' is loaded again for each kernel set, and --convert
+ * reads its input once per repetition: standard input goes to a
+ * temporary file first (in $TMPDIR, else /tmp; removed at the end). */
+static int spool_stdin(char *path, size_t n, bn_err *e)
+{
+    const char *dir = getenv("TMPDIR");
+    snprintf(path, n, "%s/bn-bench-stdin-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return bn_fail(e, "%s: %s", path, strerror(errno));
+    static char buf[1 << 16];
+    for (;;) {
+        ssize_t got = read(0, buf, sizeof buf);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            bn_fail(e, "-: %s", strerror(errno));
+            break;
+        }
+        if (got == 0) {
+            if (close(fd))
+                return unlink(path), bn_fail(e, "%s: %s", path, strerror(errno));
+            return 0;
+        }
+        for (ssize_t at = 0; at < got;) {
+            ssize_t put = write(fd, buf + at, (size_t)(got - at));
+            if (put < 0 && errno == EINTR)
+                continue;
+            if (put < 0) {
+                bn_fail(e, "%s: %s", path, strerror(errno));
+                close(fd);
+                unlink(path);
+                return -1;
+            }
+            at += put;
+        }
+    }
+    close(fd);
+    unlink(path);
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     bn_cli_init();
@@ -303,6 +362,17 @@ int main(int argc, char **argv)
     if (rc != BN_OPT_RUN)
         return rc;
     bn_err e = {0};
+    char spooled[4096] = "";
+    for (size_t i = 0; i < c.b.n_models + (c.b.draft != NULL); i++) {
+        const char **name = i < c.b.n_models ? &c.b.models[i] : &c.b.draft;
+        if (strcmp(*name, "-"))
+            continue;
+        if (spool_stdin(spooled, sizeof spooled, &e)) {
+            bn_report(&prog, "%s", e.msg);
+            return BN_EXIT_DATA;
+        }
+        *name = c.b.stdin_copy = spooled;
+    }
     /* --prompt-file's texts, once ('-' cannot be read again for the next
      * thread count), and before any test: a missing one is said at once */
     for (size_t i = 0; i < c.b.n_prompts; i++) {
@@ -316,6 +386,8 @@ int main(int argc, char **argv)
         if (rc != BN_OPT_RUN) {
             for (size_t k = 0; k <= i; k++)
                 bn_unmap(&c.b.prompt_text[k]);
+            if (*spooled)
+                unlink(spooled);
             return rc;
         }
     }
@@ -327,6 +399,8 @@ int main(int argc, char **argv)
         rc = bn_bench_run(&c.b, stdout, &e);
     for (size_t i = 0; i < c.b.n_prompts; i++)
         bn_unmap(&c.b.prompt_text[i]);
+    if (*spooled)
+        unlink(spooled);
     if (fflush(stdout) && !rc)
         rc = bn_fail_write(&e, "-");
     if (rc) {

@@ -435,3 +435,43 @@ for r in json.load(open(sys.argv[1]))["rows"]:
     expect_one_line_error "$status" "$err" bn-bench
     [ "$err" = "bn-bench: $T/tiny.bn: a test needs 512 positions, the model's context is 256" ]
 }
+
+@test "bench: tests that would measure nothing or a made-up figure are usage errors; a --parallel --prompt-file run needs no -p context" {
+    bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
+    printf 'Once upon a time there was a little girl' >"$T/p.txt"
+    run_split "$T/out" bn-bench -m "$T/tiny.bn" -p 0 -n 0 --parallel 2 -t 1 $FAST
+    [ "$status" -eq 2 ]
+    [[ $err == *"nothing to measure: -p 0 and -n 0"* ]]
+    for n in 0 1; do
+        run_split "$T/out" bn-bench -m "$T/tiny.bn" -p 0 -n $n -t 1 $FAST --prompt-file "$T/p.txt"
+        [ "$status" -eq 2 ]
+        [[ $err == *"--prompt-file times an answer's decoding: -n 2 or more"* ]]
+    done
+    run_split "$T/out" bn-bench -m "$T/tiny.bn" -p 8 -n 8 --parallel 2 -t 1 $FAST --prompt-file "$T/p.txt"
+    [ "$status" -eq 2 ]
+    [[ $err == *"-p does not apply"* ]]
+    # the default -p (128) and -n 200 would not fit the context of 256, but the texts are the prompts here
+    bn-bench -m "$T/tiny.bn" -n 200 --parallel 2 -t 1 $FAST --prompt-file "$T/p.txt" --json >"$T/par.json"
+    $PY -c 'import json, sys; rows = json.load(open(sys.argv[1]))["rows"]; assert len(rows) == 2, rows' "$T/par.json"
+}
+
+@test "bench: a model from standard input ('-') is read once, for every kernel set and repetition; '-' names one input" {
+    bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
+    bn-bench -m - -k ref,auto -p 4 -n 2 -t 1 $FAST --json <"$T/tiny.bn" >"$T/e2e.json"
+    $PY -c 'import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+assert len(rows) == 4 and all(r["model"] == "-" for r in rows), rows' "$T/e2e.json"
+    bn-bench --convert -m - -r 2 --json <"$T/tiny.bn" >"$T/conv.json"
+    $PY -c 'import json, sys; r = json.load(open(sys.argv[1]))["rows"]; assert len(r[0]["samples"]) == 2, r' "$T/conv.json"
+    run_split "$T/out" bn-bench --compare - - </dev/null
+    [ "$status" -eq 2 ]
+    [[ $err == *"standard input can be read once"* ]]
+    [ -z "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'bn-bench-stdin-*' -newer "$T/tiny.bn" 2>/dev/null)" ]
+}
+
+@test "bench: --bw-mib bounds the head rows' copies too; 32 thread counts each get a row" {
+    /usr/bin/time -f %M -o "$T/rss" bn-bench --kernels --synthetic tiny -t 1 $FAST >/dev/null
+    [ "$(cat "$T/rss")" -lt 100000 ] # KiB: 256 MiB of copies without the bound
+    bn-bench --bandwidth --bw-mib 1 -t "$(seq -s, 2 33)" --csv >"$T/bw.csv"
+    grep -q '^machine,,,,,,33,' "$T/bw.csv"
+}

@@ -78,13 +78,13 @@ typedef struct bn_bench_machine {
     double ghz;               /* measured: a chain of dependent adds */
     char isa[48];             /* the instruction the int8 peak was timed with */
     double macs_per_cycle;    /* per thread, measured */
-    int n;                    /* thread counts measured */
-    int threads[BN_BENCH_MAX_LIST];
-    double bw_gbps[BN_BENCH_MAX_LIST];   /* best read bandwidth, all patterns and passes */
-    double bw_worst[BN_BENCH_MAX_LIST];  /* the slowest pattern's best pass: the spread */
-    char bw_pattern[BN_BENCH_MAX_LIST][40]; /* the pattern that gave bw_gbps */
-    int bw_rounds;                       /* probes taken (before and after the run) */
-    double peak_gops[BN_BENCH_MAX_LIST]; /* int8 ops/s, 2 per MAC */
+    int n;                    /* thread counts measured: 1, then each of -t's (so one more than -t's most) */
+    int threads[BN_BENCH_MAX_LIST + 1];
+    double bw_gbps[BN_BENCH_MAX_LIST + 1];   /* best read bandwidth, all patterns and passes */
+    double bw_worst[BN_BENCH_MAX_LIST + 1];  /* the slowest pattern's best pass: the spread */
+    char bw_pattern[BN_BENCH_MAX_LIST + 1][40]; /* the pattern that gave bw_gbps */
+    int bw_rounds;                           /* probes taken (before and after the run) */
+    double peak_gops[BN_BENCH_MAX_LIST + 1]; /* int8 ops/s, 2 per MAC */
     size_t bw_bytes;
     char energy[160];         /* "rapl: ..." or "unavailable: reason" */
 } bn_bench_machine;
@@ -208,6 +208,7 @@ typedef struct bn_bench_opts {
     uint32_t lookup, draft_max;         /* --lookup N (default 3 with --prompt-file), --draft-max K (0: 8) */
     int no_pacing;                      /* --no-pacing: lookup or the draft guesses whenever it can */
     const char *draft;                  /* --draft MODEL: --prompt-file's texts with a draft model, not lookup */
+    const char *stdin_copy;             /* the file a model named '-' was copied to (bn-bench.c), or NULL */
     int threads[BN_BENCH_MAX_LIST];
     size_t n_threads;
     const char *kernels[BN_BENCH_MAX_LIST]; /* NAME or NAME:LAYOUT */
@@ -242,7 +243,23 @@ void bn_bench_model_cost(const bn_model *m, int kv_f16, bn_bench_cost *c);
  * the model's name in the rows (a file's base name). */
 static inline const char *bn_bench_shown_name(const bn_model *m, const char *label)
 {
-    return strncmp(label, "synthetic ", 10) ? m->src.name : label;
+    return strncmp(label, "synthetic ", 10) && strcmp(label, "-") ? m->src.name : label;
+}
+
+/* A model file's name in the rows, in buf: its base name without .bn or
+ * .gguf, "-" for the copy of standard input (o->stdin_copy). */
+const char *bn_bench_model_label(const bn_bench_opts *o, const char *path, char *buf, size_t n);
+
+/* How many copies of a matrix (stride bytes apart) a --kernels GEMV
+ * cycles through: 256 MiB in all, so that each call streams from memory
+ * as a decode step does, or --bw-mib's buffer when that is smaller (the
+ * tests' quick runs). */
+static inline size_t bn_bench_gemv_copies(const bn_bench_opts *o, size_t stride)
+{
+    size_t span = (size_t)256 << 20;
+    if (o->bw_bytes && o->bw_bytes < span)
+        span = o->bw_bytes;
+    return (span + stride - 1) / stride;
 }
 
 /* The batched tests (--parallel) of one loaded model at one thread count:

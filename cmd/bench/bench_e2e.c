@@ -114,7 +114,8 @@ static uint32_t ctx_needed(const bn_bench_opts *o)
     uint32_t v = 0; /* --verify passes follow a context of the first -p tokens */
     for (size_t i = 0; i < o->n_verify; i++)
         v = o->pp[0] + o->verify[i] > v ? o->pp[0] + o->verify[i] : v;
-    uint32_t n = o->n_par ? p + g : p > g ? p : g;
+    /* (--parallel with --prompt-file: the texts, checked where they are read) */
+    uint32_t n = o->n_par ? (o->n_prompts ? 1 : p + g) : p > g ? p : g;
     return v > n ? v : n;
 }
 
@@ -207,8 +208,10 @@ done:
     return rc;
 }
 
-static const char *base_name(const char *path, char *buf, size_t n)
+const char *bn_bench_model_label(const bn_bench_opts *o, const char *path, char *buf, size_t n)
 {
+    if (o->stdin_copy && !strcmp(path, o->stdin_copy))
+        path = "-";
     const char *b = strrchr(path, '/');
     b = b && b[1] ? b + 1 : path;
     snprintf(buf, n, "%s", b);
@@ -230,7 +233,7 @@ int bn_bench_e2e(const bn_bench_opts *o, const bn_bench_machine *mc, const bn_ra
         return -1;
     for (size_t mi = 0; mi < o->n_models; mi++) {
         char label[64];
-        base_name(o->models[mi], label, sizeof label);
+        bn_bench_model_label(o, o->models[mi], label, sizeof label);
         for (size_t k = 0; k < n_k; k++) {
             /* A file's layout is its own: NAME:LAYOUT only narrows. */
             char name[64];

@@ -2,7 +2,7 @@
  * quantized head type: f32, f16, bf16, i8, q6, q5, q4) through kern_head.h, the
  * functions the forward pass calls for it, so the head's share of a
  * decode step is measured on its own. Like a ternary GEMV it streams its
- * weights from memory (copies up to 256 MiB when the head is smaller). */
+ * weights from memory (copies up to 256 MiB, or --bw-mib's buffer: bn_bench_gemv_copies). */
 #include "bench.h"
 #include "cpu.h"
 #include "head_encode.h"
@@ -84,7 +84,7 @@ int bn_bench_heads(const bn_bench_opts *o, const bn_bench_machine *mc, bn_pool *
         if (!fn || !total || !bn_head_type_ok(type, d, &why))
             continue;
         size_t stride = (size_t)(total + 63) / 64 * 64;
-        size_t copies = (size_t)((256u << 20) + stride - 1) / stride;
+        size_t copies = bn_bench_gemv_copies(o, stride);
         uint8_t *w = malloc(stride * copies);
         float *h = malloc(d * sizeof *h), *y = malloc(V * sizeof *y);
         uint64_t rng = o->seed ^ type;

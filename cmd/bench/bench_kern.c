@@ -88,17 +88,12 @@ static int bench_one(const bn_bench_opts *o, const bn_bench_machine *mc, const b
         return bn_fail(e, "kernels: layout %s has no size rule for %llux%llu", ln, (unsigned long long)km->rows,
                        (unsigned long long)km->cols);
     uint64_t rng = o->seed ^ km->rows * 31 ^ km->cols;
-    /* A GEMV cycles through copies of its matrix, 256 MiB at least in
-     * all (or the bandwidth buffer's size when --bw-mib asks for less:
-     * the tests' quick runs), so each call streams from memory as a
-     * decode step does (every matrix is read once per token); a matrix
-     * used over and over would be served by the caches. A GEMM reuses
-     * one copy: prefill reads each matrix once per batch and works on it
-     * from cache. */
-    size_t stride = (size_t)(wbytes + 63) / 64 * 64, span = (size_t)256 << 20;
-    if (o->bw_bytes && o->bw_bytes < span)
-        span = o->bw_bytes;
-    size_t copies = n == 1 ? (span + stride - 1) / stride : 1;
+    /* A GEMV cycles through copies of its matrix (bn_bench_gemv_copies),
+     * as every matrix is read once per token; a matrix used over and over
+     * would be served by the caches. A GEMM reuses one copy: prefill reads
+     * each matrix once per batch and works on it from cache. */
+    size_t stride = (size_t)(wbytes + 63) / 64 * 64;
+    size_t copies = n == 1 ? bn_bench_gemv_copies(o, stride) : 1;
     uint8_t *w = malloc(stride * copies);
     float *x = malloc(n * km->cols * sizeof *x), *y = malloc(n * km->rows * sizeof *y);
     int8_t *q = aligned_alloc(64, (n * km->cols + 63) / 64 * 64); /* as bn_ctx's activations */

@@ -19,7 +19,7 @@ int bn_bench_machine_measure(bn_bench_machine *mc, const int *threads, int n, si
     /* 1 thread always, then each distinct count of the run. */
     int want[BN_BENCH_MAX_LIST + 1], nw = 0;
     want[nw++] = 1;
-    for (int i = 0; i < n && nw < BN_BENCH_MAX_LIST; i++) {
+    for (int i = 0; i < n && nw < BN_BENCH_MAX_LIST + 1; i++) {
         int dup = 0;
         for (int k = 0; k < nw; k++)
             dup |= want[k] == threads[i];

@@ -53,6 +53,16 @@ static bn_bench_row *spec_row(bn_bench_rows *rows, const char *label, int thread
     return r;
 }
 
+/* A speculative row's note: its input, the share of guesses kept, tokens
+ * a pass and the speed-up over the plain row (when both were timed). */
+static void spec_what(bn_bench_row *r, const char *input, double kept_pct, double per_pass, const bn_bench_row *plain)
+{
+    int n = snprintf(r->what, sizeof r->what, "%.40s: %.0f%% kept, %.2f tok/pass", input, kept_pct, per_pass);
+    double x = r->median / plain->median;
+    if (isfinite(x) && n > 0 && (size_t)n < sizeof r->what)
+        snprintf(r->what + n, sizeof r->what - (size_t)n, ", %.2fx", x);
+}
+
 static int verify_rows(const bn_bench_opts *o, const bn_model *m, const char *label, int threads, const uint32_t *ids,
                        bn_bench_rows *rows, bn_err *e)
 {
@@ -292,9 +302,8 @@ static int batch_rows(const bn_bench_opts *o, const bn_model *m, bn_model *dm, c
         }
         const bn_batch_stats *st = &run[1].st;
         snprintf(r[0]->what, sizeof r[0]->what, "%.40s", texts);
-        snprintf(r[1]->what, sizeof r[1]->what, "%.40s: %.0f%% kept, %.2f tok/pass, %.2fx", texts,
-                 st->drafted ? 100.0 * st->accepted / st->drafted : 0.0,
-                 st->spec_passes ? (double)st->spec_tokens / st->spec_passes : 0.0, r[1]->median / r[0]->median);
+        spec_what(r[1], texts, st->drafted ? 100.0 * st->accepted / st->drafted : 0.0,
+                  st->spec_passes ? (double)st->spec_tokens / st->spec_passes : 0.0, r[0]);
         if (o->verbose)
             fprintf(stderr,
                     "%s: %s t=%d x%u: plain %.2f t/s, %s %.2f t/s; %llu drafted, %llu kept, %llu tokens in %llu "
@@ -420,7 +429,7 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
                 free(out[lk]);
                 if (generate(ctx, m, &go[lk], &prompt, &out[lk], &len[lk], &st[lk], e))
                     goto done;
-                if (rep >= 0 && st[lk].t_gen > 0)
+                if (rep >= 0 && st[lk].t_gen > 0 && st[lk].n_gen > 0) /* (an answer ended at once times nothing) */
                     r[lk]->samples[r[lk]->n++] = (double)st[lk].n_gen / st[lk].t_gen;
                 if (lk && (len[0] != len[1] || memcmp(out[0], out[1], len[0]))) {
                     bn_fail(e, "%s: %s changed the greedy answer (a bug)", o->prompts[f],
@@ -431,9 +440,8 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
         for (int lk = 0; lk < 2; lk++)
             bn_bench_stats(r[lk]);
         snprintf(r[0]->what, sizeof r[0]->what, "%.40s", base);
-        snprintf(r[1]->what, sizeof r[1]->what, "%.40s: %.0f%% kept, %.2f tok/pass, %.2fx",
-                 base, st[1].n_draft ? 100.0 * st[1].n_accept / st[1].n_draft : 0.0,
-                 st[1].n_pass ? (double)st[1].n_gen / st[1].n_pass : 0.0, r[1]->median / r[0]->median);
+        spec_what(r[1], base, st[1].n_draft ? 100.0 * st[1].n_accept / st[1].n_draft : 0.0,
+                  st[1].n_pass ? (double)st[1].n_gen / st[1].n_pass : 0.0, r[0]);
         if (o->verbose)
             fprintf(stderr, "%s: %s t=%d %s: plain %.2f t/s, %s %.2f t/s; %llu drafted, %llu kept, %llu passes\n",
                     o->prog, label, threads, o->prompts[f], r[0]->median, mode, r[1]->median,

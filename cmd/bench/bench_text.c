@@ -104,7 +104,9 @@ int bn_bench_tokenize(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e)
         n = strlen(gen);
         snprintf(what, sizeof what, "generated %.2f MiB", (double)n / (1 << 20));
     }
-    const char *label = base(o->n_models ? o->models[0] : o->vocab);
+    char model_label[64];
+    const char *label = o->n_models ? bn_bench_model_label(o, o->models[0], model_label, sizeof model_label)
+                                    : base(o->vocab);
     bn_tokens ids = {0};
     bn_detok dt;
     int rc = -1;
@@ -193,7 +195,7 @@ int bn_bench_convert(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e)
     char label[64];
     if (o->n_models) {
         src = o->models[0];
-        snprintf(label, sizeof label, "%s", base(src));
+        bn_bench_model_label(o, src, label, sizeof label);
     } else if (o->n_synth) {
         if (bn_synth_new(&sy, o->synth[0], BN_T2, 0, o->mem_limit, o->seed, e))
             return -1;
