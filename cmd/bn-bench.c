@@ -362,6 +362,14 @@ int main(int argc, char **argv)
     if (rc != BN_OPT_RUN)
         return rc;
     bn_err e = {0};
+    /* a model that is not there is said now, not after the bandwidth probe */
+    for (size_t i = 0; i < c.b.n_models + (c.b.draft != NULL); i++) {
+        const char *name = i < c.b.n_models ? c.b.models[i] : c.b.draft;
+        if (strcmp(name, "-") && access(name, R_OK)) {
+            bn_report(&prog, "%s: %s", name, strerror(errno));
+            return BN_EXIT_DATA;
+        }
+    }
     char spooled[4096] = "";
     for (size_t i = 0; i < c.b.n_models + (c.b.draft != NULL); i++) {
         const char **name = i < c.b.n_models ? &c.b.models[i] : &c.b.draft;

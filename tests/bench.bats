@@ -475,3 +475,10 @@ assert len(rows) == 4 and all(r["model"] == "-" for r in rows), rows' "$T/e2e.js
     bn-bench --bandwidth --bw-mib 1 -t "$(seq -s, 2 33)" --csv >"$T/bw.csv"
     grep -q '^machine,,,,,,33,' "$T/bw.csv"
 }
+
+@test "bench: a model or draft that is not there is an error before anything is measured" {
+    run_split "$T/out" timeout 5 bn-bench -m "$T/nonexistent.bn" -p 4 -n 2 -t 1
+    expect_one_line_error "$status" "$err" bn-bench
+    [ "$err" = "bn-bench: $T/nonexistent.bn: No such file or directory" ]
+    [ ! -s "$T/out" ]
+}
