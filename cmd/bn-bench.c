@@ -313,45 +313,38 @@ static int parse(int argc, char **argv, cmdline *c)
 }
 
 /* A model named '-' is loaded again for each kernel set, and --convert
- * reads its input once per repetition: standard input goes to a
- * temporary file first (in $TMPDIR, else /tmp; removed at the end). */
+ * reads its input once per repetition: standard input goes to a temporary
+ * file first (in $TMPDIR, else /tmp), unlinked at once and named by its
+ * descriptor (/proc/self/fd/N, into path), so that nothing is left behind
+ * however the run ends. */
 static int spool_stdin(char *path, size_t n, bn_err *e)
 {
     const char *dir = getenv("TMPDIR");
-    snprintf(path, n, "%s/bn-bench-stdin-XXXXXX", dir && *dir ? dir : "/tmp");
-    int fd = mkstemp(path);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/bn-bench-stdin-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(tmp);
     if (fd < 0)
-        return bn_fail(e, "%s: %s", path, strerror(errno));
-    static char buf[1 << 16];
+        return bn_fail(e, "%s: %s", tmp, strerror(errno));
+    unlink(tmp);
+    snprintf(path, n, "/proc/self/fd/%d", fd);
+    char buf[1 << 16];
     for (;;) {
         ssize_t got = read(0, buf, sizeof buf);
         if (got < 0 && errno == EINTR)
             continue;
-        if (got < 0) {
-            bn_fail(e, "-: %s", strerror(errno));
-            break;
-        }
-        if (got == 0) {
-            if (close(fd))
-                return unlink(path), bn_fail(e, "%s: %s", path, strerror(errno));
-            return 0;
-        }
+        if (got < 0)
+            return close(fd), bn_fail(e, "-: %s", strerror(errno));
+        if (got == 0)
+            return 0; /* fd stays open for the run */
         for (ssize_t at = 0; at < got;) {
             ssize_t put = write(fd, buf + at, (size_t)(got - at));
             if (put < 0 && errno == EINTR)
                 continue;
-            if (put < 0) {
-                bn_fail(e, "%s: %s", path, strerror(errno));
-                close(fd);
-                unlink(path);
-                return -1;
-            }
+            if (put < 0)
+                return close(fd), bn_fail(e, "%s: %s", tmp, strerror(errno));
             at += put;
         }
     }
-    close(fd);
-    unlink(path);
-    return -1;
 }
 
 int main(int argc, char **argv)
@@ -370,7 +363,7 @@ int main(int argc, char **argv)
             return BN_EXIT_DATA;
         }
     }
-    char spooled[4096] = "";
+    char spooled[64] = "";
     for (size_t i = 0; i < c.b.n_models + (c.b.draft != NULL); i++) {
         const char **name = i < c.b.n_models ? &c.b.models[i] : &c.b.draft;
         if (strcmp(*name, "-"))
@@ -394,8 +387,6 @@ int main(int argc, char **argv)
         if (rc != BN_OPT_RUN) {
             for (size_t k = 0; k <= i; k++)
                 bn_unmap(&c.b.prompt_text[k]);
-            if (*spooled)
-                unlink(spooled);
             return rc;
         }
     }
@@ -407,8 +398,6 @@ int main(int argc, char **argv)
         rc = bn_bench_run(&c.b, stdout, &e);
     for (size_t i = 0; i < c.b.n_prompts; i++)
         bn_unmap(&c.b.prompt_text[i]);
-    if (*spooled)
-        unlink(spooled);
     if (fflush(stdout) && !rc)
         rc = bn_fail_write(&e, "-");
     if (rc) {
