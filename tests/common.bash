@@ -86,6 +86,13 @@ open(p, "wb").write(struct.pack("<Q", len(j)) + j + d)
 PYEOF
 }
 
+# edit_json FILE CODE: runs the Python CODE on c, the parsed JSON FILE (a
+# config.json, a tokenizer_config.json), and writes the file back with it
+edit_json() {
+    $PY -c 'import json, sys
+p = sys.argv[1]; c = json.load(open(p)); exec(sys.argv[2]); json.dump(c, open(p, "w"), indent=1)' "$1" "$2"
+}
+
 # drop_st_tensor FILE NAME: the safetensors FILE without tensor NAME (the
 # others' bytes moved up to close the gap)
 drop_st_tensor() {

@@ -114,8 +114,7 @@ PYEOF
     edit() {
         mkdir -p "$T/$1"
         cp "$TINY"/* "$T/$1/"
-        $PY -c 'import json, sys
-p = sys.argv[1]; c = json.load(open(p)); exec(sys.argv[2]); json.dump(c, open(p, "w"))' "$T/$1/config.json" "$2"
+        edit_json "$T/$1/config.json" "$2"
         bn-convert -q "$T/$1" -o "$T/$1.bn"
         bn-convert --info "$T/$1.bn" | grep -E '^model.(rope|norm_eps)' | tr -s ' ' >"$T/$1.meta"
     }

@@ -245,8 +245,7 @@ EOF
 
 @test "Gemma 3: a config without hidden_activation takes Gemma3TextConfig's default, gelu_pytorch_tanh" {
     cp -r "$D/g" "$T/g"
-    $PY -c 'import json, sys; p = sys.argv[1]; c = json.load(open(p)); del c["hidden_activation"]; json.dump(c, open(p, "w"))' \
-        "$T/g/config.json"
+    edit_json "$T/g/config.json" 'del c["hidden_activation"]'
     bn-convert -q "$T/g" -o "$T/g.bn"
     bn-convert --info "$T/g.bn" | grep -Eq '^model.ffn_activation +gelu_tanh$'
 }

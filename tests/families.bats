@@ -448,25 +448,19 @@ EOF
     [[ $err == *"holds 13 of the 14 projection rms_norm weights use_rms_norm needs"* ]]
 }
 
-# edit_config DIR PYTHON: DIR's config.json as c, changed by PYTHON
-edit_config() {
-    $PY -c 'import json, sys
-p = sys.argv[1]; c = json.load(open(p)); exec(sys.argv[2]); json.dump(c, open(p, "w"), indent=1)' "$1/config.json" "$2"
-}
-
 @test "config.json as transformers reads it: a tied model's stored head unused, an untied one's used; Llama's default is untied" {
     local f=falcon3-1b # untied, its head stored
     logits_of "$D/$f.bn" "$D/p7.ids" --kv f32
     mv "$T/bn.f32" "$T/untied.f32"
     # tie_word_embeddings left out: LlamaConfig's default, untied
     cp -r "$D/$f" "$T/unsaid"
-    edit_config "$T/unsaid" 'del c["tie_word_embeddings"]'
+    edit_json "$T/unsaid/config.json" 'del c["tie_word_embeddings"]'
     bn-convert "$T/unsaid" | bn-quant | bn-pack >"$T/unsaid.bn"
     logits_of "$T/unsaid.bn" "$D/p7.ids" --kv f32
     cmp "$T/untied.f32" "$T/bn.f32"
     # tied with a head stored: transformers ties after loading, so the head is not used
     cp -r "$D/$f" "$T/both"
-    edit_config "$T/both" 'c["tie_word_embeddings"] = True'
+    edit_json "$T/both/config.json" 'c["tie_word_embeddings"] = True'
     bn-convert "$T/both" | bn-quant | bn-pack >"$T/both.bn"
     bn-convert --info "$T/both.bn" | grep -Eq '^model.tied_embeddings +true'
     bn-convert --info "$T/both.bn" | grep -q 'lm_head.weight not read (tie_word_embeddings)'
@@ -483,7 +477,7 @@ p = sys.argv[1]; c = json.load(open(p)); exec(sys.argv[2]); json.dump(c, open(p,
     logits_of "$T/tied.bn" "$D/p7.ids" --kv f32
     cmp "$T/tied.f32" "$T/bn.f32"
     # left out with no head stored: the embedding serves
-    edit_config "$T/tied" 'del c["tie_word_embeddings"]'
+    edit_json "$T/tied/config.json" 'del c["tie_word_embeddings"]'
     bn-convert "$T/tied" | bn-quant | bn-pack >"$T/tied2.bn"
     logits_of "$T/tied2.bn" "$D/p7.ids" --kv f32
     cmp "$T/tied.f32" "$T/bn.f32"
@@ -491,7 +485,7 @@ p = sys.argv[1]; c = json.load(open(p)); exec(sys.argv[2]); json.dump(c, open(p,
 
 @test "config.json as transformers reads it: <proj>.rms_norm.weight without use_rms_norm is not applied" {
     cp -r "$D/falcon-e" "$T/nocfg"
-    edit_config "$T/nocfg" 'del c["quantization_config"]["use_rms_norm"]'
+    edit_json "$T/nocfg/config.json" 'del c["quantization_config"]["use_rms_norm"]'
     bn-convert "$T/nocfg" | bn-quant >"$T/nocfg.bn"
     run bn-convert --info "$T/nocfg.bn"
     [[ $output != *"model.proj_norm"*"true"* ]]
@@ -511,7 +505,7 @@ p = sys.argv[1]; c = json.load(open(p)); exec(sys.argv[2]); json.dump(c, open(p,
     bn-convert -q "$T/dup" -o "$T/dup.bn"
     bn-convert --info "$T/dup.bn" | grep -Eq '^model.rope_theta +10000$'
     cp -r "$D/falcon3-1b" "$T/hd"
-    edit_config "$T/hd" 'c["head_dim"] = None'
+    edit_json "$T/hd/config.json" 'c["head_dim"] = None'
     run bn-convert -q "$T/hd" -o "$T/hd.bn"
     [ "$status" -eq 0 ]
     bn-convert --info "$D/falcon3-1b.bn" | grep -E '^model.(head_dim|head_count) ' >"$T/want"
@@ -521,13 +515,13 @@ p = sys.argv[1]; c = json.load(open(p)); exec(sys.argv[2]); json.dump(c, open(p,
 
 @test "config.json as transformers reads it: modules_to_not_convert naming a projection is refused, naming the head is not" {
     cp -r "$D/falcon3-1b" "$T/keep"
-    edit_config "$T/keep" 'c["quantization_config"]["modules_to_not_convert"] = ["lm_head"]'
+    edit_json "$T/keep/config.json" 'c["quantization_config"]["modules_to_not_convert"] = ["lm_head"]'
     bn-convert -q "$T/keep" -o "$T/ok.bn"
-    edit_config "$T/keep" 'c["quantization_config"]["modules_to_not_convert"] = ["lm_head", "layers.1.mlp"]'
+    edit_json "$T/keep/config.json" 'c["quantization_config"]["modules_to_not_convert"] = ["lm_head", "layers.1.mlp"]'
     run_split "$T/x.bn" bn-convert "$T/keep"
     expect_one_line_error "$status" "$err" bn-convert
     [[ $err == *"modules_to_not_convert keeps 'model.layers.1.mlp.gate_proj' in floating point ('layers.1.mlp'): bn runs ternary projections only"* ]]
-    edit_config "$T/keep" 'c["quantization_config"]["modules_to_not_convert"] = "lm_head"'
+    edit_json "$T/keep/config.json" 'c["quantization_config"]["modules_to_not_convert"] = "lm_head"'
     run_split "$T/x.bn" bn-convert "$T/keep"
     expect_one_line_error "$status" "$err" bn-convert
     [[ $err == *"modules_to_not_convert must be a list of names"* ]]
