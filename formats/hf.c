@@ -770,8 +770,9 @@ static int check_keep_float(const bn_source *s, const hf_impl *hi, bn_err *e)
         for (size_t i = 0; i < s->n_tensors; i++) {
             if (!bn_tensor_is_projection(s->tensors[i].name))
                 continue;
-            char own[BN_SHOWN_NAME_MAX];
-            bn_source_shown_name(s, s->tensors[i].name, own);
+            const recipe *r = &hi->recipes[i]; /* a projection is always read from a shard */
+            char own[BN_NAME_MAX];
+            snprintf(own, sizeof own, "%s", hi->shards[r->shard].tensors[r->src].name);
             size_t l = strlen(own);
             if (l > 7 && !strcmp(own + l - 7, ".weight"))
                 own[l - 7] = 0; /* the module */
