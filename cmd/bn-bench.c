@@ -100,7 +100,8 @@ static int set_par(void *dest, const char *v, char *why, size_t wn)
 static int set_verify(void *dest, const char *v, char *why, size_t wn)
 {
     bn_bench_opts *o = dest;
-    return split_u32(v, 1, BN_KERN_MAX_N, o->verify, &o->n_verify, why, wn);
+    /* K = 1 is the decode step, measured beside every list */
+    return split_u32(v, 2, BN_KERN_MAX_N, o->verify, &o->n_verify, why, wn);
 }
 
 static int set_threads(void *dest, const char *v, char *why, size_t wn)
@@ -153,6 +154,30 @@ static int given(const bn_opt *t, const char *name)
         if (t->name && !strcmp(t->name, name))
             return t->given;
     return 0;
+}
+
+/* --list-shapes and --compare measure nothing: beside the output options
+ * and the mode itself, any option given would be ignored, so it is
+ * refused.  (The measuring modes take the tuning options -r, --seed,
+ * --bw-mib, --sample-ms, --mem-limit and --rapl alike, each used where it
+ * applies, so that one set of them serves a script's every run.) */
+static const char *const always_read[] = {"output", "csv", "json", "verbose", "compare", "list-shapes", NULL};
+
+static int listed(const char *const *names, const char *name)
+{
+    for (; *names; names++)
+        if (!strcmp(*names, name))
+            return 1;
+    return 0;
+}
+
+/* The first option given that is not an output option, or NULL. */
+static const char *measuring_option(const bn_opt *t)
+{
+    for (; t->kind != BN_OPT_END; t++)
+        if (t->name && t->given && !listed(always_read, t->name))
+            return t->name;
+    return NULL;
 }
 
 static int parse(int argc, char **argv, cmdline *c)
@@ -301,6 +326,10 @@ static int parse(int argc, char **argv, cmdline *c)
         return bn_usage_error(&prog, "--parallel with --prompt-file answers the texts: -p does not apply");
     if (o->n_prompts && o->n_tg && o->tg[0] < 2)
         return bn_usage_error(&prog, "--prompt-file times an answer's decoding: -n 2 or more");
+    const char *unread = c->list_shapes || c->cmp_old ? measuring_option(table) : NULL;
+    if (unread)
+        return bn_usage_error(&prog, "--%s does nothing with %s", unread,
+                              c->list_shapes ? "--list-shapes" : "--compare");
     if (o->n_prompts && !o->lookup && !o->draft)
         o->lookup = 3;
     if (!o->n_pp)

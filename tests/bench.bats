@@ -408,10 +408,16 @@ for r in json.load(open(sys.argv[1]))["rows"]:
         "--tokenize --vocab v -t 2" "--tokenize --vocab v -k ref" "--synthetic tiny --vocab v" "--synthetic tiny --text t" \
         "--convert" "--convert -m a.bn -m b.bn" "--convert --synthetic tiny -t 2" "--bandwidth -m a.bn" \
         "--bandwidth --synthetic tiny" "--bandwidth --mmap" "--kernels -m a.bn" "--kernels --synthetic tiny,tiny256" \
-        "--kernels --kv f32"; do
+        "--kernels --kv f32" \
+        `# and any other option the mode does not read` \
+        "--list-shapes -r 3" "--compare a.json b.json --seed 2" "--list-shapes --bw-mib 8" \
+        "--compare a.json b.json --rapl /x" "--list-shapes --sample-ms 5" "--compare a.json b.json --mem-limit 1G" \
+        "--synthetic tiny --verify 1" "--synthetic tiny --verify 2,1"; do
         run bn-bench $args
         [ "$status" -eq 2 ] || { echo "args: $args -> $status"; return 1; }
     done
+    run bn-bench --list-shapes --seed 3
+    [ "${lines[0]}" = "bn-bench: --seed does nothing with --list-shapes" ]
     run bn-bench --synthetic nope
     [[ $output == *"unknown shape 'nope' (known: tiny, tiny256, small-odd, odd, 2b4t, 7b, 13b, 30b, 70b, 100b)"* ]]
 }
