@@ -373,6 +373,23 @@ EOF
     [[ $err == *"dropped the oldest"* ]]
 }
 
+@test "-cnv --echo shows each turn once and leaves the conversation as it is without it" {
+    printf 'hi\nthere\nyou\n' >"$T/msgs"
+    run_split "$T/plain" bn-infer -m "$D/tiny.bn" -cnv --system 'Be brief.' -n 8 --temp 0 -v <"$T/msgs"
+    plain_err=$err
+    run_split "$T/echo" bn-infer -m "$D/tiny.bn" -cnv --system 'Be brief.' -n 8 --temp 0 -v --echo <"$T/msgs"
+    # the same prompts (the echo was taken for the assistant's turns, growing each prompt) and answers
+    [ "$(grep -o 'prompt: [0-9]* tokens' <<<"$err")" = "$(grep -o 'prompt: [0-9]* tokens' <<<"$plain_err")" ]
+    [ "$(wc -l <"$T/echo")" -eq 3 ]
+    while IFS= read -r echoed <&3 && IFS= read -r answer <&4; do
+        [[ $echoed == *"Assistant: $answer" ]] || { echo "echo: $echoed / answer: $answer"; return 1; }
+    done 3<"$T/echo" 4<"$T/plain"
+    # the first turn shows the system prompt; each later one only its own message
+    [ "$(grep -c 'System: Be brief.' "$T/echo")" -eq 1 ]
+    [ "$(grep -c 'User: ' "$T/echo")" -eq 3 ]
+    sed -n 2p "$T/echo" | grep -q '^User: thereAssistant: '
+}
+
 @test "-cnv --chat-encoding split and whole answer as bn-tokenize --chat's ids of each do" {
     for enc in split whole; do
         printf 'Good morning, how is your sister?\n' |

@@ -35,6 +35,8 @@ struct bn_gen {
     uint8_t *cap;
     size_t n_cap, cap_cap;
     int capture;
+    int echoing;       /* chat: the echoed prompt is written, not kept in the answer */
+    size_t echo_from;  /* chat: the next echo starts here (the earlier turns were shown) */
     int escape_breaks; /* chat to a non-terminal: one line per answer */
     int binary;        /* ids in the binary token stream */
     bn_draft *draft;   /* with o.draft: the guesses of a draft model */
@@ -101,7 +103,7 @@ static int write_bytes(bn_gen *g, const uint8_t *b, size_t n, bn_err *e)
 {
     if (!n)
         return 0;
-    if (g->capture) {
+    if (g->capture && !g->echoing) {
         if (grow((void **)&g->cap, &g->cap_cap, g->n_cap + n, 1))
             return bn_fail_code(e, BN_E_NOMEM, "out of memory");
         memcpy(g->cap + g->n_cap, b, n);
@@ -301,12 +303,14 @@ static int echo_prompt(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
 {
     if (!g->o.text)
         return bn_tokw_put(&g->w, prompt, n, e) || bn_tokw_flush(&g->w, e) ? -1 : 0;
+    g->echoing = 1;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *b;
         size_t len;
         if (bn_detok_feed(&g->dt, prompt[i], &b, &len, e) || write_bytes(g, b, len, e))
-            return -1;
+            return g->echoing = 0, -1;
     }
+    g->echoing = 0;
     return 0;
 }
 
@@ -400,12 +404,14 @@ int bn_gen_answer(bn_gen *g, const uint32_t *prompt, size_t n, bn_err *e)
     if (n > n_ctx || (n == n_ctx && g->o.n_predict != 0))
         return bn_fail(e, "prompt of %zu tokens does not fit the context of %u tokens%s", n, n_ctx,
                        n == n_ctx ? " (one more position is needed to answer)" : "");
+    size_t shown = g->echo_from < n ? g->echo_from : 0;
+    g->echo_from = 0;
     double t0 = bn_seconds();
     if (eval_prompt(g, prompt, n, e))
         return -1;
     double t1 = bn_seconds();
     g->st.t_prompt += t1 - t0;
-    if (g->o.echo && echo_prompt(g, prompt, n, e))
+    if (g->o.echo && echo_prompt(g, prompt + shown, n - shown, e))
         return -1;
     int stopped = 0;
     if ((g->o.lookup || g->draft) && g->o.n_predict != 0) {
@@ -541,7 +547,7 @@ typedef struct turn {
     size_t len;
 } turn;
 
-static int render(bn_gen *g, const turn *t, size_t n, bn_tokens *out, bn_err *e)
+static int render_as(bn_gen *g, const turn *t, size_t n, int gen_prompt, bn_tokens *out, bn_err *e)
 {
     bn_chat_msg *msgs = calloc(n ? n : 1, sizeof *msgs);
     if (!msgs)
@@ -549,9 +555,31 @@ static int render(bn_gen *g, const turn *t, size_t n, bn_tokens *out, bn_err *e)
     for (size_t i = 0; i < n; i++)
         msgs[i] = (bn_chat_msg){t[i].role, t[i].text, t[i].len, 0};
     bn_tokens_clear(out);
-    int rc = bn_tokenizer_chat(g->tok, msgs, n, 1, out, e);
+    int rc = bn_tokenizer_chat(g->tok, msgs, n, gen_prompt, out, e);
     free(msgs);
     return rc;
+}
+
+/* The conversation as the model is to answer it. */
+static int render(bn_gen *g, const turn *t, size_t n, bn_tokens *out, bn_err *e)
+{
+    return render_as(g, t, n, 1, out, e);
+}
+
+/* --echo in a chat shows each turn once: the prompt's tokens past the
+ * conversation before the new message (its answers as they were shown),
+ * where that is a prefix of the prompt, as the chat formats make it. */
+static int echo_start(bn_gen *g, const turn *t, size_t n, const bn_tokens *prompt, size_t *from, bn_err *e)
+{
+    bn_tokens before = {0};
+    if (render_as(g, t, n, 0, &before, e))
+        return bn_tokens_free(&before), -1;
+    size_t c = 0;
+    while (c < before.n && c < prompt->n && before.ids[c] == prompt->ids[c])
+        c++;
+    *from = c == before.n ? c : 0;
+    bn_tokens_free(&before);
+    return 0;
 }
 
 static void drop_turn(turn *t, size_t *n, size_t at)
@@ -646,6 +674,10 @@ int bn_chat(bn_gen *g, const char *system, FILE *in, bn_err *e)
                  n_ctx);
             drop_turn(t, &n, n - 1);
             continue;
+        }
+        if (g->o.echo && n - 1 > first && echo_start(g, t, n - 1, &toks, &g->echo_from, e)) {
+            rc = -1;
+            goto done;
         }
         g->capture = 1;
         g->n_cap = 0;
