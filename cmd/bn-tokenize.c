@@ -8,6 +8,7 @@
 #include "tokenizer.h"
 
 #include <string.h>
+#include <unistd.h>
 
 static const bn_prog prog = {
     .name = "bn-tokenize",
@@ -109,6 +110,11 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
         return bn_usage_error(&prog, "-b does not go with -c or -j");
     if (o->info && (o->decode || o->count || o->binary || o->chat || o->n_inputs))
         return bn_usage_error(&prog, "--info takes no input and no other mode");
+    /* the output would replace the tokenizer it is made with (the text
+     * inputs may be rewritten in place, as sort -o allows: the output is
+     * renamed into place after the input is read) */
+    if (bn_cli_same_file(o->output, src, STDIN_FILENO))
+        return bn_usage_error(&prog, "-o %s is the tokenizer's file: the output would replace it", o->output);
     if (o->binary && !force && bn_out_is_tty(o->output))
         return bn_usage_error(&prog, "refusing to write a binary token stream to a terminal (use -o FILE or -f)");
     return BN_OPT_RUN;

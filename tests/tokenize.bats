@@ -385,6 +385,19 @@ EOF
     [ "$status" -eq 1 ]
     [ ! -e "$T/o/bad.txt" ]
     no_files_like "$T/o" '^\.'
+    # -o naming the tokenizer's own file is refused (it replaced it, exit 0); a text input is rewritten in place
+    cp "$LLAMA3" "$T/o/ranks.model"
+    for how in "$T/o/ranks.model" "$T/o/../o/ranks.model"; do
+        run_split "$T/out" bn-tokenize --vocab "$T/o/ranks.model" -o "$how" </dev/null
+        [ "$status" -eq 2 ]
+        [[ ${err%%$'\n'*} == "bn-tokenize: -o $how is the tokenizer's file: the output would replace it" ]]
+    done
+    run bn-tokenize --vocab - -o "$T/o/ranks.model" "$T/big-id.txt" <"$T/o/ranks.model"
+    [ "$status" -eq 2 ]
+    cmp "$LLAMA3" "$T/o/ranks.model"
+    printf 'hi' >"$T/o/text"
+    bn-tokenize --vocab "$T/o/ranks.model" -o "$T/o/text" "$T/o/text"
+    [ "$(cat "$T/o/text")" = 6151 ]
 }
 
 @test "refused tokenizers say why" {
