@@ -249,6 +249,19 @@ EOF
     run bn-tokenize -m "$D/tiny.bn" -d "$T/s.ids"
     [[ "${full%%habit*}" == "$output"* ]]
     [[ $output != *habit* ]]
+    # a stop string ending in a byte the decoder holds back (a character's
+    # start) is found also when its last token is the answer's last: id 230
+    # is the byte e6, forced by the bias; one at a time and in the batch
+    stop=$(printf '\xe6\xe6')
+    for n in 2 3; do
+        bn-infer -m "$D/tiny.bn" -p x --logit-bias 230=100 -n $n --temp 0 --stop "$stop" >"$T/e6"
+        [ "$(od -An -tx1 "$T/e6" | tr -d ' ')" = 0a ]
+        printf 'x\n' | bn-tokenize -m "$D/tiny.bn" -l |
+            bn-infer -m "$D/tiny.bn" --parallel 2 --logit-bias 230=100 -n $n --temp 0 --text --stop "$stop" >"$T/e6"
+        [ "$(od -An -tx1 "$T/e6" | tr -d ' ')" = 0a ]
+    done
+    bn-infer -m "$D/tiny.bn" -p x --logit-bias 230=100 -n 2 --temp 0 >"$T/e6"
+    [ "$(od -An -tx1 "$T/e6" | tr -d ' ')" = e6e60a ]
 }
 
 @test "--logits-topk writes the K largest logits per position as text" {

@@ -190,6 +190,11 @@ static int finish(bn_gen *g, int stopped, bn_err *e)
                 return bn_fail_code(e, BN_E_NOMEM, "out of memory");
             memcpy(g->pend + g->n_pend, b, n);
             g->n_pend += n;
+            /* the bytes held back for a character that never came may
+             * complete a stop string (one that ends in such bytes) */
+            size_t at = bn_stop_find(g->pend, g->n_pend, g->o.stop, (size_t)g->o.n_stop);
+            if (at != SIZE_MAX)
+                g->n_pend = at;
         }
     }
     if (release(g, g->n_pend, e))

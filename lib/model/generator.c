@@ -287,18 +287,27 @@ static int hand_out(bn_generator *g, size_t n, const uint8_t **text, size_t *len
  * held back is final and goes out now. */
 static int finish(bn_generator *g, int reason, const uint8_t **text, size_t *len, bn_err *e)
 {
-    g->stop_reason = reason;
     if (g->spec) /* guesses past the answer's end */
         bn_ctx_truncate(g->c, (uint32_t)g->acc);
+    g->stop_reason = reason;
+    size_t keep = reason == BN_STOP_STRING ? 0 : SIZE_MAX;
     if (g->t) {
         const uint8_t *b;
         size_t n;
         bn_detok_flush(&g->dt, &b, &n);
-        if (reason != BN_STOP_STRING && append(g, b, n, e))
-            return BN_E_NOMEM;
+        if (reason != BN_STOP_STRING && n) {
+            if (append(g, b, n, e))
+                return BN_E_NOMEM;
+            /* the bytes held back for a character that never came may
+             * complete a stop string (one that ends in such bytes) */
+            keep = bn_stop_find(g->pend, g->n_pend, (const char *const *)g->stop, g->n_stop);
+            if (keep != SIZE_MAX)
+                reason = BN_STOP_STRING;
+        }
     }
-    if (reason == BN_STOP_STRING)
-        g->n_pend = 0;
+    g->stop_reason = reason;
+    if (keep != SIZE_MAX)
+        g->n_pend = keep;
     return hand_out(g, g->n_pend, text, len, e);
 }
 

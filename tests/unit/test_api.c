@@ -432,6 +432,32 @@ static void test_generate(const bn_model *m, bn_tokenizer *t, const uint32_t *p,
     r = generate(m, t, p, n, &ip, &ki);
     CHECK(&C, r == BN_STOP_TOKEN && ki.n == at && !memcmp(ki.ids, plain, at * sizeof *plain));
 
+    /* a stop string ending in a byte the decoder holds back (a character's
+     * start) is found also when the answer's last token completes it: id
+     * 230 is the byte 0xe6, forced by a logit bias; with one token to go
+     * it is text */
+    bn_sampler_params bp;
+    bn_sampler_params_init(&bp);
+    bp.temp = 0;
+    bn_logit_bias force = {230, 100};
+    bp.logit_bias = &force;
+    bp.n_logit_bias = 1;
+    const char *held_stop[] = {"\xe6\xe6"};
+    for (int32_t want = 1; want <= 3; want++) {
+        bn_ctx *cb = new_ctx(m, 0, 1);
+        bn_sampler *sb = bn_sampler_new(&bp, bn_model_n_vocab(m), &e);
+        bn_generate_params hp = gp;
+        hp.stop = held_stop;
+        hp.n_stop = 1;
+        hp.n_predict = want;
+        collect kb = {0};
+        r = bn_generate(cb, sb, t, p, n, &hp, on_token, &kb, &e);
+        CHECK(&C, want == 1 ? r == BN_STOP_LENGTH && kb.n_text == 1 && (uint8_t)kb.text[0] == 0xe6
+                            : r == BN_STOP_STRING && kb.n_text == 0);
+        bn_sampler_free(sb);
+        bn_ctx_free(cb);
+    }
+
     /* the callback cancels */
     collect kc = {.cancel_at = 3};
     CHECK(&C, generate(m, t, p, n, &gp, &kc) == BN_E_CANCELLED && kc.n == 3);
