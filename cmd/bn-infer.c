@@ -337,8 +337,8 @@ static void print_ppl(const opts *o, const char *file, const bn_ppl *r, uint32_t
                o->kv_f16 ? "f16" : "f32", o->no_act_quant ? "false" : "true", secs);
         return;
     }
-    if (o->n_ppl > 1 && file)
-        printf("%s: ", file);
+    if (o->n_ppl > 1 && file) /* one line a file, whatever its name holds (escaped as in messages) */
+        bn_fput_escaped((const uint8_t *)file, strlen(file), BN_ESC_CONTROLS, stdout), fputs(": ", stdout);
     else if (o->n_ppl > 1)
         printf("total (%zu files): ", o->n_ppl);
     printf("PPL = %.4f +/- %.4f (%llu token%s scored in %u window%s of %u)\n", r->ppl, r->ppl_err,

@@ -171,6 +171,11 @@ PY
     diff <(sed 's/^/x: /' alone.txt | cut -d' ' -f2-) <(head -5 p3.txt | cut -d' ' -f2-)
     [ "$(head -1 p3.txt | cut -d' ' -f1)" = "a.txt:" ]
     tail -1 p3.txt | grep -q '^total (5 files): PPL = '
+    # a name with a line break keeps its result on one line (escaped, as messages show it)
+    cp a.txt "$(printf 'x\ny.txt')"
+    bn-infer -m "$D/tiny.bn" -c 64 -t 1 --perplexity "$(printf 'x\ny.txt')" b.txt >nl.txt
+    [ "$(wc -l <nl.txt)" -eq 3 ]
+    [ "$(head -1 nl.txt | cut -d' ' -f1)" = 'x\ny.txt:' ]
 }
 
 @test "--perplexity with sliding windows and a small KV budget: the same numbers at any N" {
