@@ -122,6 +122,25 @@ EOF
     [ "$(tensor_of "$T/h.bn" token_embd.weight | cut -d' ' -f1)" = i8 ]
 }
 
+@test "an inf or NaN weight in the table is refused by the integer types, named; the float types keep it" {
+    for bad in 7fc0 7f80 ff80; do # bf16 NaN, +inf, -inf
+        rm -rf "$T/m"
+        cp -r "$TINY" "$T/m"
+        edit_st_header "$T/m/model.safetensors" "
+o = h['model.embed_tokens.weight']['data_offsets'][0] + 2 * 1000
+d = d[:o] + bytes.fromhex('$bad')[::-1] + d[o + 2:]"
+        bn-convert "$T/m" -o "$T/m.bn"
+        for h in i8 q6 q5 q4; do
+            rm -f "$T/x.bn"
+            run_split "$T/out" bn-quant --head $h "$T/m.bn" -o "$T/x.bn"
+            expect_one_line_error "$status" "$err" bn-quant
+            [[ $err == *"m.bn: tensor 'token_embd.weight' holds weights that are inf or NaN, which $h cannot store" ]]
+            [ ! -e "$T/x.bn" ]
+        done
+        bn-quant --head f16 "$T/m.bn" -o "$T/x.bn"
+    done
+}
+
 @test "errors: unknown types are usage errors; q6 needs rows of a multiple of 128" {
     run bn-quant --head q3 "$D/q.bn" -o "$T/x.bn"
     [ "$status" -eq 2 ]

@@ -18,7 +18,9 @@ float bn_i8_encode_row(const float *x, size_t d, int8_t *q)
         /* by the stored scale itself, as bn-model.md states it (the
          * reciprocal 127/amax rounds some quotients to the other code) */
         float v = sc > 0 ? nearbyintf(x[i] / sc) : 0;
-        q[i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        /* a NaN (an inf weight makes sc inf) becomes 0, not an undefined
+         * conversion; bn-quant refuses such tensors anyway */
+        q[i] = isnan(v) ? 0 : (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
     }
     return sc;
 }
@@ -332,7 +334,7 @@ static void quant_encode_row(int hb, int den, int m0, int m1, const float *x, si
             if (step != 0)
             quant_block_err(xb, step, lo, hi, q);
         for (size_t i = 0; i < 32; i++)
-            quant_set_code(hb, g, 32 * b + i, step != 0 ? (unsigned)((int)q[i] + off) : (unsigned)off);
+            quant_set_code(hb, g, 32 * b + i, step != 0 && !isnan(q[i]) ? (unsigned)((int)q[i] + off) : (unsigned)off);
         memcpy(g + gb - 8 + 2 * b, &best_h, 2);
     }
 }

@@ -97,7 +97,11 @@ static void quant_rows(void *arg, int ith, int nth)
         }
         const float *x = row_f32(j, r, buf);
         if (j->head >= 0) {
-            /* rows, then (i8) one f32 scale per row after all of them */
+            /* rows, then (i8) one f32 scale per row after all of them;
+             * an integer code has no inf or NaN: such a row is found by
+             * its sum and refused (the float types keep them) */
+            if (j->sums)
+                j->sums[r] = bn_ternary_row_abssum(x, j->k);
             float sc = 0;
             encode_row(j->head, x, j->k, j->out + r * rbytes, &sc);
             if (j->head == BN_I8)
@@ -205,18 +209,25 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
             goto out;
         }
         quant_job job = {.type = t->type, .rows = rows, .k = k, .in = in, .out = outb, .head = ht, .rowbuf = rowbuf};
-        if (ht >= 0) {
-            bn_pool_run(pool, quant_rows, &job);
-            if (bn_writer_tensor(&w, outb, dir[i].size, e))
-                goto out;
-            continue;
-        }
         if (!(sums = bn_scratch(sums, &sums_cap, rows * sizeof *sums)) ||
             !(rstats = bn_scratch(rstats, &rstats_cap, rows * sizeof *rstats))) {
             bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for '%s'", src, t->name);
             goto out;
         }
-        job.sums = sums;
+        int coded = ht >= 0 && ht != BN_F32 && ht != BN_F16 && ht != BN_BF16;
+        job.sums = ht < 0 || coded ? sums : NULL;
+        if (ht >= 0) {
+            bn_pool_run(pool, quant_rows, &job);
+            if (coded && !bn_ternary_sums_finite(sums, rows)) {
+                char shown[BN_SHOWN_NAME_MAX];
+                bn_fail(e, "%s: tensor '%s' holds weights that are inf or NaN, which %s cannot store", src,
+                        bn_source_shown_name(&s, t->name, shown), bn_type_name((uint32_t)ht));
+                goto out;
+            }
+            if (bn_writer_tensor(&w, outb, dir[i].size, e))
+                goto out;
+            continue;
+        }
         job.stats = o->report ? rstats : NULL; /* the error sums cost more than the codes */
         bn_pool_run(pool, quant_rows, &job);
         if (!bn_ternary_sums_finite(sums, rows)) {
