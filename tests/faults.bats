@@ -330,6 +330,14 @@ interrupt() {
         $shim bn-quant "$F/tiny.bn" -o "$T/dangling.bn"
         [ -L "$T/dangling.bn" ]
         cmp "$T/new.bn" "$F/tq.bn"
+        # a loop of links is refused as a shell's redirection refuses it (the link was replaced)
+        ln -s loop2.bn "$T/loop1.bn"
+        ln -s loop1.bn "$T/loop2.bn"
+        run_split "$T/out" $shim bn-quant "$F/tiny.bn" -o "$T/loop1.bn"
+        expect_one_line_error "$status" "$err" bn-quant
+        [[ $err == "bn-quant: $T/loop1.bn: Too many levels of symbolic links" ]]
+        [ -L "$T/loop1.bn" ]
+        rm "$T/loop1.bn" "$T/loop2.bn" "$T/out"
         # a new file: the umask's mode, as a shell redirection makes it
         (umask 027 && $shim bn-quant "$F/tiny.bn" -o "$T/fresh.bn")
         [ "$(stat -c %a "$T/fresh.bn")" = 640 ]

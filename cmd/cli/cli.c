@@ -105,14 +105,9 @@ static int dir_and_name(const char *path, char dir[PATH_MAX], const char **name)
     return realpath(d, dir) != NULL;
 }
 
-int bn_cli_same_file(const char *a, const char *b, int b_dash_fd)
+static int same_named_file(const char *a, const char *b)
 {
-    if (!a || !b || !strcmp(a, "-"))
-        return 0;
     struct stat sa, sb;
-    if (!strcmp(b, "-")) /* b is a redirection: the file behind its descriptor */
-        return !stat(a, &sa) && !fstat(b_dash_fd, &sb) && S_ISREG(sb.st_mode) && sa.st_dev == sb.st_dev &&
-               sa.st_ino == sb.st_ino;
     if (!strcmp(a, b))
         return 1;
     int ea = !stat(a, &sa), eb = !stat(b, &sb);
@@ -121,6 +116,23 @@ int bn_cli_same_file(const char *a, const char *b, int b_dash_fd)
     char da[PATH_MAX], db[PATH_MAX];
     const char *na, *nb;
     return !ea && !eb && dir_and_name(a, da, &na) && dir_and_name(b, db, &nb) && !strcmp(da, db) && !strcmp(na, nb);
+}
+
+int bn_cli_same_file(const char *a, const char *b, int b_dash_fd)
+{
+    if (!a || !b || !strcmp(a, "-"))
+        return 0;
+    struct stat sa, sb;
+    if (!strcmp(b, "-")) /* b is a redirection: the file behind its descriptor */
+        return !stat(a, &sa) && !fstat(b_dash_fd, &sb) && S_ISREG(sb.st_mode) && sa.st_dev == sb.st_dev &&
+               sa.st_ino == sb.st_ino;
+    /* names that do not exist yet are compared as the files their links
+     * (a dangling one included) would have written */
+    char *fa = bn_path_follow_links(a), *fb = bn_path_follow_links(b);
+    int same = same_named_file(fa ? fa : a, fb ? fb : b);
+    free(fa);
+    free(fb);
+    return same;
 }
 
 int bn_cli_report_close(bn_cli_report *r, int ok, bn_err *e)

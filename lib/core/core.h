@@ -84,6 +84,9 @@ typedef struct bn_out {
     char *iobuf;        /* fp's buffer (a regular file's), freed after fclose */
 } bn_out;
 
+/* The file path names through its symbolic links (malloc'ed); NULL with
+ * errno ELOOP for a loop, ENOMEM when out of memory. */
+char *bn_path_follow_links(const char *path);
 /* temps may be NULL (nobody is told of named temporaries). */
 int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *e);
 int bn_out_write(bn_out *o, const void *buf, size_t n, bn_err *e);

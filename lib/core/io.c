@@ -216,13 +216,19 @@ static char *dir_of(const char *path)
 
 /* The file a path names, through any symbolic links (at most 40, as the
  * kernel follows): an output replaces the file a link points to and
- * leaves the link, as writing through it would. malloc'ed; NULL when out
- * of memory. A loop or an unreadable link is left for open to report. */
-static char *follow_links(const char *path)
+ * leaves the link, as writing through it would. malloc'ed; NULL with
+ * errno ENOMEM, or ELOOP for a loop (a longer chain), which open would
+ * have refused. An unreadable link is left for open to report. */
+char *bn_path_follow_links(const char *path)
 {
     char *p = strdup(path);
     struct stat st;
-    for (int hops = 0; p && hops < 40 && lstat(p, &st) == 0 && S_ISLNK(st.st_mode); hops++) {
+    for (int hops = 0; p && lstat(p, &st) == 0 && S_ISLNK(st.st_mode); hops++) {
+        if (hops == 40) {
+            free(p);
+            errno = ELOOP;
+            return NULL;
+        }
         char target[PATH_MAX];
         ssize_t n = readlink(p, target, sizeof target - 1);
         if (n <= 0)
@@ -240,6 +246,8 @@ static char *follow_links(const char *path)
         free(p);
         p = next;
     }
+    if (!p)
+        errno = ENOMEM;
     return p;
 }
 
@@ -269,7 +277,9 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
         widen_pipe(fileno(o->fp));
         return 0;
     }
-    o->path = follow_links(path);
+    o->path = bn_path_follow_links(path);
+    if (!o->path && errno == ELOOP)
+        return bn_fail_code(e, BN_E_IO, "%s: %s", path, strerror(ELOOP));
     if (!o->path)
         return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
     /* A device, FIFO or socket is written in place: renaming a file over
