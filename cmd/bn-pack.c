@@ -145,6 +145,7 @@ int main(int argc, char **argv)
         .target = target,
         .tile = tile,
         .report = rep.fp,
+        .report_name = report,
         .progress = !quiet && bn_progress_enabled() ? bn_cli_progress : NULL,
         .temps = {bn_cli_track_temp, NULL},
         .n_threads = threads,

@@ -73,6 +73,7 @@ int main(int argc, char **argv)
     bn_quant_opts o = {
         .step = "bn-quant " BN_VERSION,
         .report = rep.fp,
+        .report_name = report,
         .report_json = json,
         .progress = !quiet && bn_progress_enabled() ? bn_cli_progress : NULL,
         .temps = {bn_cli_track_temp, NULL},

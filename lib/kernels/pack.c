@@ -246,10 +246,12 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
         bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
         goto out;
     }
+    if (o->report)
+        fprintf(o->report, "layout %s, target %s\n", why, target);
+    if (bn_report_flushed(o->report, o->report_name, e))
+        goto out;
     writing = 0;
     rc = bn_writer_finish(&w, e);
-    if (!rc && o->report)
-        fprintf(o->report, "layout %s, target %s\n", why, target);
 out:
     if (writing)
         bn_writer_abort(&w);

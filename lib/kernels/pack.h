@@ -36,6 +36,7 @@ typedef struct bn_pack_opts {
     const char *target; /* "auto", "generic", "avx2", "avx512", "amx", "neon" */
     const char *tile;   /* tl1/tl2 tile "BMxBK", or NULL for the layout's default */
     FILE *report;       /* one line per packed tensor, or NULL */
+    const char *report_name; /* its name in a write error ("-": standard error) */
     bn_progress_fn progress; /* per tensor (bn.h), or NULL */
     void *progress_user;
     bn_temp_hook temps; /* told of a named temporary output (core.h) */

@@ -63,9 +63,15 @@ void bn_ternary_stats_sum(const bn_ternary_row_stats *rows_st, uint64_t rows, ui
 int bn_t2_get(const uint8_t *t2, uint64_t k, uint64_t r, uint64_t c);
 float bn_t2_scale(const uint8_t *t2, uint64_t rows, uint64_t k);
 
+/* Before a model is committed, its report is flushed: a report that
+ * cannot be written fails the run (named), and no model is written.
+ * 0 when report is NULL or flushed. */
+int bn_report_flushed(FILE *report, const char *name, bn_err *e);
+
 typedef struct bn_quant_opts {
     const char *step;   /* provenance line, e.g. "bn-quant 0.1.0" */
     FILE *report;       /* per-tensor report, or NULL */
+    const char *report_name; /* its name in a write error ("-": standard error) */
     int report_json;
     bn_progress_fn progress; /* per tensor (bn.h), or NULL */
     void *progress_user;

@@ -117,6 +117,13 @@ static void quant_rows(void *arg, int ith, int nth)
     }
 }
 
+int bn_report_flushed(FILE *report, const char *name, bn_err *e)
+{
+    if (report && (fflush(report) || ferror(report)))
+        return bn_fail_write(e, name ? name : "-");
+    return 0;
+}
+
 int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err *e)
 {
     bn_source s;
@@ -264,6 +271,8 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
         bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
         goto out;
     }
+    if (bn_report_flushed(o->report, o->report_name, e))
+        goto out;
     writing = 0;
     rc = bn_writer_finish(&w, e);
 out:
