@@ -12,6 +12,7 @@
 #include "serve/serve.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,24 @@ static int unicode_blank(uint32_t c)
  * escapes in it (%), and short enough for the server's path buffer. NULL,
  * or why not (in why): the byte and character, never the name itself,
  * whose controls would break the one-line usage error. */
+/* The model's API name without --alias: its path's last name (a directory
+ * given as "dir/" or "." by its own name), in buf. */
+static const char *model_name(const char *path, char *buf, size_t cap)
+{
+    char real[PATH_MAX];
+    struct stat st;
+    if (!stat(path, &st) && S_ISDIR(st.st_mode) && realpath(path, real))
+        path = real;
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    const char *start = path + len;
+    while (start > path && start[-1] != '/')
+        start--;
+    snprintf(buf, cap, "%.*s", (int)(path + len - start), start);
+    return buf;
+}
+
 static const char *alias_problem(const char *s, char *why, size_t cap)
 {
     size_t len = strlen(s), k;
@@ -190,6 +209,12 @@ static int parse(int argc, char **argv, opts *o)
                               "--alias: not a name: %s (a name is up to %d bytes of UTF-8 without blanks, control "
                               "characters, ? # or %%)",
                               bad, ALIAS_MAX);
+    char name[PATH_MAX];
+    if (!o->alias && o->model && strlen(model_name(o->model, name, sizeof name)) > ALIAS_MAX)
+        return bn_usage_error(&prog,
+                              "the model's file name is %zu bytes, more than a name in the API may have (%d): name "
+                              "it with --alias NAME",
+                              strlen(name), ALIAS_MAX);
     for (size_t i = 0; i < o->n_origins; i++)
         if (!origin_ok(o->origins[i]))
             return bn_usage_error(&prog, "--allow-origin '%s': not an origin (scheme://host[:port] without a path, "
@@ -248,7 +273,7 @@ int main(int argc, char **argv)
         free(key);
         return BN_EXIT_DATA;
     }
-    const char *slash = strrchr(o.model, '/');
+    char name[PATH_MAX];
     srv_http_opts ho = {.host = o.host, .port = o.port, .api_key = key ? key : o.api_key, .log_json = o.log_json,
                         .log_health = o.log_health, .timeout_s = o.timeout,
                         .prog = prog.name, .origins = o.origins, .n_origins = o.n_origins};
@@ -335,7 +360,7 @@ int main(int argc, char **argv)
         goto out;
     }
     engine_on = 1;
-    srv_model_info mi = {.m = m, .tok = tok, .tok_mu = &tok_mu, .id = o.alias ? o.alias : slash ? slash + 1 : o.model,
+    srv_model_info mi = {.m = m, .tok = tok, .tok_mu = &tok_mu, .id = o.alias ? o.alias : model_name(o.model, name, sizeof name),
                          .created = model_time(o.model),
                          .n_ctx = bn_ctx_n_ctx(c), .embed = embed, .draft = dc != NULL};
     srv_http_ready(h, &g, &mi);

@@ -383,6 +383,30 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
     done
 }
 
+@test "without --alias the name is the file's or directory's own, also given as dir/ or ./; a longer one than the API takes is refused" {
+    mkdir -p "$T/d"
+    cp "$D/tiny.bn" "$T/d/tiny.bn"
+    (cd "$T/d" && SERVE_MODEL=tiny.bn start_server "$T" file) # (the relative path as given)
+    for how in "$TINY/" "$TINY//" "$TINY"; do
+        SERVE_MODEL=$how start_server "$T" dir
+        SRV_PORT=$(cat "$T/dir.port")
+        curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models" >"$T/models"
+        [ "$(field "$T/models" '[m["id"] for m in j["data"]]')" = '["tiny-bitnet"]' ] || { cat "$T/models"; return 1; }
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models/tiny-bitnet")" = 200 ]
+        stop_server "$T" dir
+    done
+    (cd "$TINY" && SERVE_MODEL=./ start_server "$T" dot)
+    SRV_PORT=$(cat "$T/dot.port")
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models/tiny-bitnet")" = 200 ]
+    SRV_PORT=$(cat "$T/file.port")
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models/tiny.bn")" = 200 ]
+    long=$T/$(printf 'n%.0s' $(seq 97)).bn
+    ln -s "$D/tiny.bn" "$long"
+    run bn-serve -m "$long"
+    [ "$status" -eq 2 ]
+    [[ ${lines[0]} == "bn-serve: the model's file name is 100 bytes, more than a name in the API may have (96): name it with --alias NAME" ]]
+}
+
 @test "--alias refuses Unicode blanks, C1 controls and what is not UTF-8, in one line; other UTF-8 is a name" {
     # U+00A0, U+3000, U+2028, U+FEFF, U+200B, U+202E, U+061C, U+FE0F; U+0085 (C1); a lone byte, a surrogate, a newline
     for bad in "$(printf 'gpt\xd8\x9cx')" "$(printf 'gpt\xef\xb8\x8fx')" "$(printf 'gpt\xe2\x80\x8bx')" "$(printf 'gpt\xe2\x80\xaex')" "$(printf 'gpt\xc2\xa0x')" "$(printf 'gpt\xe3\x80\x80x')" "$(printf 'a\xe2\x80\xa8b')" \
