@@ -123,6 +123,47 @@ for l in lines:
     assert re.fullmatch(rb"bn-serve: [^ \"\\\x00-\x1f\x7f]+ [^ \"\\\x00-\x1f\x7f]+ \d+ prompt=\d+ completion=\d+ [0-9.]+ ms", l), l' "$T/lt.log"
 }
 
+@test "B4: framing a proxy could read otherwise is refused: two Content-Lengths, Content-Length with Transfer-Encoding, an unknown coding; HTTP/1.1 needs Host" {
+    # each case: the raw request, then what must come back; nothing after
+    # the refused request's headers is served (the log shows no smuggled GET)
+    $PY - "$PORT" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+def send(raw):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(raw)
+    out = b""
+    while True:
+        got = s.recv(65536)
+        if not got:
+            break
+        out += got
+    s.close()
+    return out
+smuggle = b"GET /v1/smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+cases = [
+    (b'POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\nContent-Length: 57\r\n\r\n{"content":"hi"}' + smuggle,
+     b"HTTP/1.1 400 ", b"Content-Length headers of different values"),
+    (b'POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' + smuggle,
+     b"HTTP/1.1 400 ", b"both Content-Length and Transfer-Encoding"),
+    (b"POST /tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabcdef", b"HTTP/1.1 501 ", b"chunked"),
+    (b"POST /tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", b"HTTP/1.1 501 ", b"chunked"),
+    (b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n", b"HTTP/1.1 400 ", b"needs a Host header"),
+    # what stays accepted: one length given twice alike, chunked, HTTP/1.0 without Host
+    (b'POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\nContent-Length: 16\r\nConnection: close\r\n\r\n{"content":"hi"}',
+     b"HTTP/1.1 200 ", b'"tokens":'),
+    (b'POST /tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n10\r\n{"content":"hi"}\r\n0\r\n\r\n',
+     b"HTTP/1.1 200 ", b'"tokens":'),
+    (b"GET /health HTTP/1.0\r\n\r\n", b"HTTP/1.1 200 ", b'"ok"'),
+]
+for raw, status, body in cases:
+    got = send(raw)
+    assert got.startswith(status) and body in got, (raw, got)
+    assert b"\r\nHTTP/1." not in got, got  # one reply: the smuggled request not answered
+PY
+    ! grep -q smuggled "$D/main.log" || false
+}
+
 @test "B3: requests refused with 503 add no prompt tokens to /metrics, and log prompt 0" {
     start_server "$T" one -np 1 --queue 0 --log-json
     SRV_PORT=$(cat "$T/one.port")

@@ -526,6 +526,52 @@ static const char *target_path(const char *url)
     return slash ? slash : "/";
 }
 
+/* The framing headers of a request, as libmicrohttpd passes them on. */
+typedef struct framing {
+    const char *length; /* the first Content-Length */
+    int lengths_differ;
+    int n_te;
+    const char *te; /* the last Transfer-Encoding */
+} framing;
+
+static enum MHD_Result see_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    framing *f = cls;
+    (void)kind;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        if (f->length && strcmp(f->length, value))
+            f->lengths_differ = 1;
+        if (!f->length)
+            f->length = value;
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        f->n_te++;
+        f->te = value;
+    }
+    return MHD_YES;
+}
+
+/* Why the request's framing is refused (RFC 9112 §3.2, §6.1, §6.3), or
+ * NULL: libmicrohttpd takes the first of two Content-Length values and a
+ * request with both headers, where a proxy in front may read the other
+ * one and see another request in the body (request smuggling); it waits
+ * for a body in a coding it cannot read; it answers HTTP/1.1 without Host.
+ * *status: 400, or 501 for a transfer coding other than chunked. */
+static const char *bad_framing(struct MHD_Connection *c, const char *version, int *status)
+{
+    framing f = {0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, see_framing, &f);
+    *status = 400;
+    if (f.lengths_differ)
+        return "the request has Content-Length headers of different values";
+    if (f.length && f.n_te)
+        return "the request has both Content-Length and Transfer-Encoding";
+    if (f.n_te > 1 || (f.te && strcasecmp(f.te, "chunked")))
+        return *status = 501, "the only transfer coding this server reads is chunked";
+    if (!strcmp(version, MHD_HTTP_VERSION_1_1) && !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"))
+        return "an HTTP/1.1 request needs a Host header";
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **req_cls)
 {
@@ -548,6 +594,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         pthread_mutex_unlock(&h->mu);
         /* an allowed origin is named on every reply, this 503 too */
         r->cors = allowed_origin(h, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
+        int bad_status;
+        const char *bad = bad_framing(c, version, &bad_status);
+        if (bad)
+            return fail(c, r, bad_status, "invalid_request_error", bad_status == 501 ? "not_implemented" : "bad_request",
+                        "%s", bad);
         /* stopping: a request on a connection kept alive is not taken on
          * (the drain is for those in flight) */
         if (r->closing)
