@@ -328,6 +328,11 @@ bad() {
     bad /v1/completions 400 invalid_type '{"prompt": "x", "stream": "yes"}'
     bad /v1/completions 400 invalid_type '{"prompt": {"a": 1}}'
     bad /v1/completions 400 invalid_value '{"prompt": [1, 99999]}'
+    # a large id is named with all its digits (it was 1e+08)
+    for req in '/v1/completions {"prompt": [1, 100000000]}' '/detokenize {"tokens": [100000000]}'; do
+        api ${req%% *} "${req#* }"
+        [[ $(field "$T/body" 'j["error"]["message"]') == *"token id 100000000 is outside the vocabulary (0..4095)" ]]
+    done
     bad /v1/completions 400 missing_field '{"max_tokens": 3}'
     bad /v1/completions 400 unsupported_parameter '{"prompt": "x", "n": 2}'
     bad /v1/completions 400 unsupported_parameter '{"prompt": "x", "n_probs": 3}'

@@ -24,12 +24,13 @@ static int get_ids(const srv_model_info *mi, const cJSON *a, size_t k, bn_tokens
     for (const cJSON *it = a->child; it; it = it->next)
         if (!cJSON_IsNumber(it))
             return 0;
+    char idb[32];
     for (const cJSON *it = a->child; it; it = it->next) {
         if (it->valuedouble != floor(it->valuedouble))
             return BAD(err, "invalid_type", "'input'[%zu]: token ids must be integers", k);
         if (!(it->valuedouble >= 0 && it->valuedouble < V))
-            return BAD(err, "invalid_value", "'input'[%zu]: token id %g is outside the vocabulary (0..%u)", k,
-                       it->valuedouble, V - 1);
+            return BAD(err, "invalid_value", "'input'[%zu]: token id %s is outside the vocabulary (0..%u)", k,
+                       srv_id_text(it->valuedouble, idb), V - 1);
         if (bn_tokens_push(in, (uint32_t)it->valuedouble, BN_TOK_NO_OFFSET))
             return srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
     }

@@ -11,6 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *srv_id_text(double id, char buf[32])
+{
+    snprintf(buf, 32, fabs(id) < 0x1p53 ? "%.0f" : "%g", id);
+    return buf;
+}
+
 uint32_t srv_utf8_decode(const char *text, size_t n, size_t *len)
 {
     const unsigned char *s = (const unsigned char *)text;

@@ -637,12 +637,13 @@ static int get_prompt(const srv_model_info *mi, const cJSON *o, srv_job *j, srv_
     if (!(j->prompt = malloc((n ? (size_t)n : 1) * sizeof *j->prompt)))
         return srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
     uint32_t V = bn_model_n_vocab(mi->m);
+    char idb[32];
     for (const cJSON *it = p->child; it; it = it->next) {
         if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble))
             return BAD(err, "invalid_type", "'prompt' must be a string or an array of token ids");
         if (!(it->valuedouble >= 0 && it->valuedouble < V))
-            return BAD(err, "invalid_value", "'prompt': token id %g is outside the vocabulary (0..%u)", it->valuedouble,
-                       V - 1);
+            return BAD(err, "invalid_value", "'prompt': token id %s is outside the vocabulary (0..%u)",
+                       srv_id_text(it->valuedouble, idb), V - 1);
         j->prompt[j->n_prompt++] = (uint32_t)it->valuedouble;
     }
     return 0;
@@ -872,6 +873,7 @@ char *srv_detokenize(const srv_model_info *mi, const char *body, size_t n, srv_e
         srv_err(err, 500, "server_error", "out_of_memory", "out of memory");
         goto out;
     }
+    char idb[32];
     for (const cJSON *it = t->child; it; it = it->next) {
         const uint8_t *b;
         size_t nb;
@@ -880,8 +882,8 @@ char *srv_detokenize(const srv_model_info *mi, const char *body, size_t n, srv_e
             goto out;
         }
         if (!(it->valuedouble >= 0 && it->valuedouble < V)) {
-            BAD(err, "invalid_value", "'tokens': token id %g is outside the vocabulary (0..%u)", it->valuedouble,
-                V - 1);
+            BAD(err, "invalid_value", "'tokens': token id %s is outside the vocabulary (0..%u)",
+                srv_id_text(it->valuedouble, idb), V - 1);
             goto out;
         }
         if (bn_detok_feed(d, (uint32_t)it->valuedouble, &b, &nb, &e)) {

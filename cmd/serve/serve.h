@@ -225,6 +225,9 @@ char *srv_embed_json(const srv_model_info *mi, const srv_embed_job *j);
 /* The code point of the valid UTF-8 character at text, its length in
  * *len; *len 0 where none starts (invalid, cut short, or n 0). */
 uint32_t srv_utf8_decode(const char *text, size_t n, size_t *len);
+/* A token id a request gave (a whole number, maybe huge) as text for an
+ * error: every digit while it is exact, else the exponent form. */
+const char *srv_id_text(double id, char buf[32]);
 const char *srv_finish_name(int finish);
 
 /* -------------------------------------------------------------- metrics */
