@@ -126,6 +126,9 @@ static cJSON *value_json(const bn_kv *kv)
             case BN_V_I32: v = ((int32_t *)kv->data)[k]; break;
             case BN_V_U32: v = ((uint32_t *)kv->data)[k]; break;
             case BN_V_F32: v = ((float *)kv->data)[k]; break;
+            case BN_V_I64: v = (double)((int64_t *)kv->data)[k]; break;
+            case BN_V_F64: v = ((double *)kv->data)[k]; break;
+            case BN_V_BOOL: cJSON_AddItemToArray(a, cJSON_CreateBool(((uint8_t *)kv->data)[k] != 0)); continue;
             case BN_V_U64: /* hashes: exact as hex strings */
                 snprintf(hex, sizeof hex, "%016" PRIx64, ((uint64_t *)kv->data)[k]);
                 cJSON_AddItemToArray(a, cJSON_CreateString(hex));
@@ -179,11 +182,7 @@ int bn_describe(const char *src, FILE *fp, int json, int verify, const char *tl_
         uint8_t *buf = NULL;
         size_t cap = 0;
         for (size_t i = 0; i < s.n_tensors; i++) {
-            if (s.tensors[i].size > cap) {
-                free(buf);
-                cap = s.tensors[i].size;
-                buf = malloc(cap);
-            }
+            buf = bn_scratch(buf, &cap, s.tensors[i].size); /* (a first tensor of 0 bytes too) */
             if (!buf || s.read(&s, i, buf, e)) {
                 free(buf);
                 bn_source_close(&s);

@@ -177,6 +177,36 @@ PYEOF
     [ ! -e "$T/n.bn" ]
 }
 
+@test "--info --json shows every array type as its values (i64 and f64 were raw bytes); a stream with an empty first tensor reads" {
+    $PY - "$F/tq.bn" "$T/arr.bn" "$T/zero.bn" "$ROOT/tests/ref" <<'PYEOF'
+import sys
+sys.path.insert(0, sys.argv[4])
+import bnread
+m = bnread.read(sys.argv[1])
+meta = {k: v for k, v in m.meta.items() if k not in m.late}
+A = bnread.V_ARR
+meta.update({"x.i64": (A, (bnread.V_I64, [1000, -5, -(1 << 40)])), "x.f64": (A, (bnread.V_F64, [1.5, -2.25])),
+             "x.bool": (A, (bnread.V_BOOL, [1, 0, 1])), "x.i32": (A, (bnread.V_I32, [-7])),
+             "x.u64": (A, (bnread.V_U64, [0x0123456789abcdef]))})
+bnread.write(m, sys.argv[2], meta)
+# a first tensor of no bytes: an empty norm (read from a pipe, it said "out of memory")
+t = bnread.Tensor("x.empty", 0, [0], 0, 0)
+m.tensors.insert(0, t)
+m.by_name[t.name] = t
+bnread.write(m, sys.argv[3])
+PYEOF
+    bn-convert --info --json "$T/arr.bn" | $PY -c '
+import json, sys
+md = json.load(sys.stdin)["metadata"]
+want = {"x.i64": [1000, -5, -(1 << 40)], "x.f64": [1.5, -2.25], "x.bool": [True, False, True], "x.i32": [-7],
+        "x.u64": ["0123456789abcdef"]}
+got = {k: md[k] for k in want}
+assert got == want, got'
+    bn-convert --info - <"$T/zero.bn" >"$T/zero.txt"
+    grep -q '^checksums  *all ok$' "$T/zero.txt"
+    grep -q '^x.empty  *f32  *\[0\]  *0  *ok$' "$T/zero.txt"
+}
+
 @test "a 10-million-character line: tokenized exactly, in memory linear in the line" {
     $PY -c "import sys; sys.stdout.write('a' * 10000000)" >"$T/word.txt"
     $PY -c "

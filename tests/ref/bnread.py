@@ -11,6 +11,8 @@ As a module:
     bnread.t2_decode(raw, shape)         # -> (int8 array [R, K], float32 β)
     bnread.to_f32(type, raw, shape)      # f32/f16/bf16/i8 -> float32 array
 
+    bnread.write(m, "copy.bn", meta)     # a file with other metadata (tests)
+
 As a program:  bnread.py [--json] [--no-verify] FILE
     prints the metadata and directory; exit 1 with "FILE: reason" on damage.
 
@@ -306,6 +308,68 @@ def read(path, verify=True):
         if gap.strip(b"\0"):
             raise BnError("%s: nonzero padding after the last tensor" % name)
     return m
+
+
+# -------------------------------------------------------------- writing
+
+def encode_meta(meta):
+    """dict key -> (type, value), as decode_meta gives it, -> the §3 bytes."""
+    out = bytearray()
+    for key, (t, v) in meta.items():
+        kb = key.encode("ascii")
+        out += struct.pack("<I", len(kb)) + kb + struct.pack("<I", t)
+        if t in SCALAR:
+            out += struct.pack(SCALAR[t], int(v) if t == V_BOOL else v)
+        elif t in (V_STR, V_BYTES):
+            b = v.encode("utf-8") if isinstance(v, str) else bytes(v)
+            out += struct.pack("<Q", len(b)) + b
+        elif t == V_ARR:
+            et, arr = v
+            a = np.asarray(arr, dtype=ARR_DTYPE[et])
+            out += struct.pack("<IQ", et, len(a)) + a.tobytes()
+        elif t == V_STRARR:
+            out += struct.pack("<Q", len(v))
+            for b in v:
+                out += struct.pack("<I", len(b)) + bytes(b)
+        elif t == V_SECTION:
+            raw = bytes(encode_meta(v))
+            z = zlib.compress(raw)
+            out += struct.pack("<QQQ", len(raw), len(z), len(v)) + z
+        else:
+            raise BnError("cannot encode metadata '%s' of type %d" % (key, t))
+    return out
+
+
+def write(m, path, meta=None):
+    """Writes model m (as read) to path per the spec, with meta (the head's
+    metadata; default m's, the trailer's keys left out) in its head: fresh
+    offsets, checksums and sizes, so that a test can change what a file
+    says and still hand bn a file that reads."""
+    if meta is None:
+        meta = {k: v for k, v in m.meta.items() if k not in m.late}
+    al = m.alignment
+    directory, data, off = bytearray(), bytearray(), 0
+    hashes = []
+    for t in m.tensors:
+        b = m.tensor_bytes(t)
+        nb = t.name.encode("ascii")
+        directory += struct.pack("<I", len(nb)) + nb + struct.pack("<II", t.type, len(t.shape))
+        directory += b"".join(struct.pack("<Q", d) for d in t.shape) + struct.pack("<QQ", off, len(b))
+        data += b + bytes(-len(b) % al)
+        off = len(data)
+        hashes.append(xxh3(b))
+    mb = encode_meta(meta)
+    head_size = 64 + len(mb) + len(directory)
+    data_offset = (head_size + 8 + al - 1) // al * al
+    head = MAGIC + struct.pack("<IIQQQQIIQ", 1, 64, head_size, len(meta), len(m.tensors), data_offset, al, 0,
+                               len(data)) + mb + directory
+    out = bytearray(head + struct.pack("<Q", xxh3(head)))
+    out += bytes(data_offset - len(out)) + data
+    tr = TAIL_MAGIC + struct.pack("<Q", len(hashes)) + b"".join(struct.pack("<Q", h) for h in hashes)
+    tr += struct.pack("<Q", len(m.late)) + encode_meta(m.late)
+    tr += struct.pack("<QQ", xxh3(tr), len(tr) + 24) + END_MAGIC
+    with open(path, "wb") as f:
+        f.write(out + tr)
 
 
 # ------------------------------------------------------------- decoding
