@@ -237,6 +237,26 @@ PY
     done
 }
 
+@test "a ternary scale that is inf, NaN or negative is refused, naming the tensor (every output would be inf or NaN)" {
+    for beta in nan inf -1; do
+        $PY - "$T/q.bn" "$T/bad.bn" "$ROOT" "$beta" <<'PY'
+import struct, sys
+sys.path.insert(0, sys.argv[3] + '/tests/ref')
+import bnread
+m = bnread.read(sys.argv[1])
+raw = bytearray(m.tensor_bytes('blk.1.ffn_up.weight'))
+raw[-4:] = struct.pack('<f', float(sys.argv[4]))  # the t2 tensor's last 4 bytes: β (bn-model.md 4.1)
+bnread.write(m, sys.argv[2], raw={'blk.1.ffn_up.weight': bytes(raw)})
+PY
+        for l in t2 i2s b3; do
+            run_split "$T/err" bn-pack -l $l "$T/bad.bn" -o "$T/x.bn"
+            expect_one_line_error "$status" "$err" bn-pack
+            [[ $err == *"bad.bn: tensor 'blk.1.ffn_up.weight' has the scale "*"; a finite scale of 0 or more is required" ]]
+            [ ! -e "$T/x.bn" ]
+        done
+    done
+}
+
 @test "truncated input fails and leaves no output" {
     head -c 100000 "$T/q.bn" > "$T/cut.bn"
     run bn-pack -l i2s "$T/cut.bn" -o "$T/x.bn"

@@ -16,6 +16,7 @@
 #include "quant.h"
 #include "tl_layout.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,6 +122,18 @@ static int pack_tensor(bn_pool *pool, uint32_t type, uint32_t bm, uint32_t bk, c
     return 0;
 }
 
+/* A ternary tensor's scale β must be a finite number, not below 0 (0: an
+ * all-zero tensor): any other turns every output of the projection into
+ * inf or NaN, so the tensor is named (as GGUF import refuses such scales). */
+static int bad_scale(float beta, bn_source *s, const char *name, const char *src, bn_err *e)
+{
+    if (isfinite(beta) && beta >= 0)
+        return 0;
+    char shown[BN_SHOWN_NAME_MAX];
+    return bn_fail(e, "%s: tensor '%s' has the scale %g; a finite scale of 0 or more is required", src,
+                   bn_source_shown_name(s, name, shown), (double)beta);
+}
+
 int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
 {
     uint32_t type, bm = 0, bk = 0;
@@ -213,6 +226,9 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
                     bad_c < t->shape[1] ? "3 stands for no weight" : "padding past the last column must be 1, w = 0");
             goto out;
         }
+        if (bn_tensor_is_projection(t->name) && t->type == BN_T2 &&
+            bad_scale(bn_t2_scale(in, t->shape[0], t->shape[1]), &s, t->name, src, e))
+            goto out;
         if (!bn_tensor_is_projection(t->name) || (t->type == dir[i].type && same_tile(t->type, in, bm, bk))) {
             if (bn_writer_tensor(&w, in, t->size, e))
                 goto out;
@@ -228,8 +244,13 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
             bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for '%s'", src, t->name);
             goto out;
         }
-        if ((!from_t2 && bn_unpack_t2(t->type, in, rows, k, t2)) ||
-            pack_tensor(pool, dir[i].type, bm, bk, from_t2 ? in : t2, rows, k, outb)) {
+        if (!from_t2 && bn_unpack_t2(t->type, in, rows, k, t2)) {
+            bn_fail(e, "%s: tensor '%s' cannot be repacked", src, t->name);
+            goto out;
+        }
+        if (!from_t2 && bad_scale(bn_t2_scale(t2, rows, k), &s, t->name, src, e))
+            goto out;
+        if (pack_tensor(pool, dir[i].type, bm, bk, from_t2 ? in : t2, rows, k, outb)) {
             bn_fail(e, "%s: tensor '%s' cannot be repacked", src, t->name);
             goto out;
         }

@@ -11,7 +11,7 @@ As a module:
     bnread.t2_decode(raw, shape)         # -> (int8 array [R, K], float32 β)
     bnread.to_f32(type, raw, shape)      # f32/f16/bf16/i8 -> float32 array
 
-    bnread.write(m, "copy.bn", meta)     # a file with other metadata (tests)
+    bnread.write(m, "copy.bn", meta, {name: raw})  # other metadata or bytes (tests)
 
 As a program:  bnread.py [--json] [--no-verify] FILE
     prints the metadata and directory; exit 1 with "FILE: reason" on damage.
@@ -340,9 +340,10 @@ def encode_meta(meta):
     return out
 
 
-def write(m, path, meta=None):
+def write(m, path, meta=None, raw=None):
     """Writes model m (as read) to path per the spec, with meta (the head's
-    metadata; default m's, the trailer's keys left out) in its head: fresh
+    metadata; default m's, the trailer's keys left out) in its head and the
+    bytes raw (a dict: tensor name -> bytes) for those tensors: fresh
     offsets, checksums and sizes, so that a test can change what a file
     says and still hand bn a file that reads."""
     if meta is None:
@@ -351,7 +352,7 @@ def write(m, path, meta=None):
     directory, data, off = bytearray(), bytearray(), 0
     hashes = []
     for t in m.tensors:
-        b = m.tensor_bytes(t)
+        b = raw[t.name] if raw and t.name in raw else m.tensor_bytes(t)
         nb = t.name.encode("ascii")
         directory += struct.pack("<I", len(nb)) + nb + struct.pack("<II", t.type, len(t.shape))
         directory += b"".join(struct.pack("<Q", d) for d in t.shape) + struct.pack("<QQ", off, len(b))
