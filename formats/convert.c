@@ -48,6 +48,18 @@ static const char *base_name(const char *p)
 static int add_provenance(bn_meta *m, const bn_source *s, const bn_convert_opts *o)
 {
     int rc = 0;
+    if (!strcmp(s->format, "bn")) {
+        /* a bn file rewritten keeps where it came from (its converter,
+         * options and sources); this rewrite is one more step, as bn-quant
+         * and bn-pack record theirs */
+        char step[512];
+        const char *prog = o->program ? o->program : "bn-convert " BN_VERSION;
+        snprintf(step, sizeof step, "%s%s%s", prog, o->options && *o->options ? " " : "", o->options ? o->options : "");
+        rc |= bn_meta_append_str(m, "provenance.steps", step);
+        if (o->name)
+            rc |= bn_meta_set_str(m, "general.name", o->name);
+        return rc ? -1 : 0;
+    }
     rc |= bn_meta_set_str(m, "provenance.converter", o->program ? o->program : "bn-convert " BN_VERSION);
     rc |= bn_meta_set_str(m, "provenance.options", o->options ? o->options : "");
     if (!bn_meta_get(m, "provenance.source_format"))

@@ -189,6 +189,16 @@ PYEOF
     [[ $output == *"provenance.source_hashes"* ]]
     [[ $output == *"checksums                    all ok"* ]]
     cat "$T/p.bn" | bn-convert --info - | grep -q 'checksums                    all ok'
+    # a bn file rewritten keeps its converter, options and sources, the rewrite one more step
+    bn-convert "$TINY" --name Orig -o "$T/n1.bn"
+    bn-convert "$T/n1.bn" --name Again -o "$T/n2.bn"
+    bn-convert --info --json "$T/n2.bn" | $PY -c '
+import json, sys
+m = json.load(sys.stdin)["metadata"]
+assert m["provenance.options"] == "--name" and m["provenance.source_format"] == "hf", m
+assert m["provenance.sources"][0] == "model.safetensors" and len(m["provenance.source_hashes"]) == 5, m
+assert m["provenance.steps"] == ["bn-convert %s --name" % sys.argv[1]] and m["general.name"] == "Again", m' \
+        "$(bn-convert --version | awk '{print $3}')"
 }
 
 @test "binary output to a terminal is refused" {
