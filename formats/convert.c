@@ -45,7 +45,7 @@ static const char *base_name(const char *p)
 }
 
 /* Provenance: who converted, with what, from which files. */
-static int add_provenance(bn_meta *m, const bn_source *s, const bn_convert_opts *o)
+int bn_provenance_add(bn_meta *m, const bn_source *s, const char *program, const char *options, const char *name)
 {
     int rc = 0;
     if (!strcmp(s->format, "bn")) {
@@ -53,19 +53,18 @@ static int add_provenance(bn_meta *m, const bn_source *s, const bn_convert_opts 
          * options and sources); this rewrite is one more step, as bn-quant
          * and bn-pack record theirs */
         char step[512];
-        const char *prog = o->program ? o->program : "bn-convert " BN_VERSION;
-        snprintf(step, sizeof step, "%s%s%s", prog, o->options && *o->options ? " " : "", o->options ? o->options : "");
+        snprintf(step, sizeof step, "%s%s%s", program, options && *options ? " " : "", options ? options : "");
         rc |= bn_meta_append_str(m, "provenance.steps", step);
-        if (o->name)
-            rc |= bn_meta_set_str(m, "general.name", o->name);
+        if (name)
+            rc |= bn_meta_set_str(m, "general.name", name);
         return rc ? -1 : 0;
     }
-    rc |= bn_meta_set_str(m, "provenance.converter", o->program ? o->program : "bn-convert " BN_VERSION);
-    rc |= bn_meta_set_str(m, "provenance.options", o->options ? o->options : "");
+    rc |= bn_meta_set_str(m, "provenance.converter", program);
+    rc |= bn_meta_set_str(m, "provenance.options", options ? options : "");
     if (!bn_meta_get(m, "provenance.source_format"))
         rc |= bn_meta_set_str(m, "provenance.source_format", s->format);
-    if (o->name)
-        rc |= bn_meta_set_str(m, "general.name", o->name);
+    if (name)
+        rc |= bn_meta_set_str(m, "general.name", name);
     if (s->n_files) {
         size_t total = 0;
         for (size_t i = 0; i < s->n_files; i++)
@@ -88,6 +87,23 @@ static int add_provenance(bn_meta *m, const bn_source *s, const bn_convert_opts 
         rc |= bn_meta_set_strarr_owned(m, "provenance.sources", data, off, s->n_files);
     }
     return rc ? -1 : 0;
+}
+
+int bn_provenance_late(bn_meta *late, const bn_source *s, const char *src, bn_err *e)
+{
+    if (!s->n_files) /* a bn input: its own, carried over */
+        return bn_late_carry(late, &s->meta) ? bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src) : 0;
+    uint64_t *h = calloc(s->n_files, sizeof *h);
+    if (!h)
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
+    for (size_t i = 0; i < s->n_files; i++)
+        if (bn_hash_file(s->files[i], &h[i], e)) {
+            free(h);
+            return -1;
+        }
+    int rc = bn_meta_set_arr(late, "provenance.source_hashes", BN_V_U64, h, s->n_files);
+    free(h);
+    return rc ? bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src) : 0;
 }
 
 /* A tensor the source holds unchanged goes from its file to the output in
@@ -123,7 +139,8 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
     bn_writer w;
     int writing = 0;
     bn_steps steps = {o->progress, o->progress_user, s.n_tensors, 0};
-    if (bn_meta_copy(&meta, &s.meta) || add_provenance(&meta, &s, o)) {
+    if (bn_meta_copy(&meta, &s.meta) ||
+        bn_provenance_add(&meta, &s, o->program ? o->program : "bn-convert " BN_VERSION, o->options, o->name)) {
         bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
         goto out;
     }
@@ -174,24 +191,8 @@ int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_er
     bn_steps_end(&steps);
     if (!strcmp(s.format, "bn") && bn_bnfile_finish(&s, e))
         goto out;
-    if (!s.n_files && bn_late_carry(&w.late, &s.meta)) {
-        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
+    if (bn_provenance_late(&w.late, &s, src, e))
         goto out;
-    }
-    if (s.n_files) {
-        uint64_t *h = calloc(s.n_files, sizeof *h);
-        if (!h) {
-            bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
-            goto out;
-        }
-        for (size_t i = 0; i < s.n_files; i++)
-            if (bn_hash_file(s.files[i], &h[i], e)) {
-                free(h);
-                goto out;
-            }
-        bn_meta_set_arr(&w.late, "provenance.source_hashes", BN_V_U64, h, s.n_files);
-        free(h);
-    }
     writing = 0;
     rc = bn_writer_finish(&w, e);
 out:

@@ -230,6 +230,15 @@ typedef struct bn_convert_opts {
     int (*check)(const bn_meta *meta, bn_err *e);
 } bn_convert_opts;
 
+/* Provenance as bn-convert records it, for whatever program reads a
+ * source (bn-quant and bn-pack read checkpoints too): the converter
+ * (program), its options, the source's format and files (their hashes
+ * into late by bn_provenance_late once the data is through; a bn input's
+ * own carried over), name as general.name when not NULL. A bn input keeps
+ * its provenance and gets program + options as one more step. */
+int bn_provenance_add(bn_meta *m, const bn_source *s, const char *program, const char *options, const char *name);
+int bn_provenance_late(bn_meta *late, const bn_source *s, const char *src, bn_err *e);
+
 /* Streams any source into a bn model file at out ("-" = stdout): one tensor
  * in memory at a time, output atomic, provenance recorded. */
 int bn_convert(const char *src, const char *out, const bn_convert_opts *o, bn_err *e);

@@ -199,6 +199,24 @@ assert m["provenance.options"] == "--name" and m["provenance.source_format"] == 
 assert m["provenance.sources"][0] == "model.safetensors" and len(m["provenance.source_hashes"]) == 5, m
 assert m["provenance.steps"] == ["bn-convert %s --name" % sys.argv[1]] and m["general.name"] == "Again", m' \
         "$(bn-convert --version | awk '{print $3}')"
+    # bn-quant and bn-pack reading a checkpoint themselves record it as bn-convert does
+    bn-quant "$TINY" -o "$T/q.bn"
+    $GEN --format gguf-i2_s --shape tiny --no-truth "$T/g.gguf" >/dev/null
+    bn-pack "$T/g.gguf" -l b3 -o "$T/g.bn"
+    for f in q g; do
+        bn-convert --info --json "$T/$f.bn" | $PY -c '
+import json, sys
+m = json.load(sys.stdin)["metadata"]
+prog = {"q": "bn-quant", "g": "bn-pack"}[sys.argv[1]]
+files = {"q": ["model.safetensors", "config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json"],
+         "g": ["g.gguf"]}[sys.argv[1]]
+assert m["provenance.converter"].startswith(prog + " ") and m["provenance.options"] == "", m
+assert m["provenance.sources"] == files and len(m["provenance.source_hashes"]) == len(files), m
+assert m["provenance.steps"] == [m["provenance.converter"]], m' $f
+    done
+    # the hashes are those of the files read
+    [ "$(bn-convert --info --json "$T/q.bn" | $PY -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["provenance.source_hashes"])')" = \
+      "$(bn-convert --info --json "$T/n1.bn" | $PY -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["provenance.source_hashes"])')" ]
 }
 
 @test "binary output to a terminal is refused" {

@@ -173,6 +173,8 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
                  !strcmp(set, "ref") ? "generic" : !strcmp(set, "dotprod") ? "neon" : set);
     }
     if (bn_meta_copy(&meta, &s.meta) ||
+        /* a checkpoint read here directly: recorded as bn-convert records it */
+        (strcmp(s.format, "bn") && bn_provenance_add(&meta, &s, o->step ? o->step : "bn-pack " BN_VERSION, "", NULL)) ||
         bn_meta_append_str(&meta, "provenance.steps", o->step ? o->step : "bn-pack " BN_VERSION) ||
         bn_meta_set_str(&meta, "pack.layout", type == BN_T2 ? "t2" : bn_packed_name(type)) ||
         bn_meta_set_str(&meta, "pack.target", target) ||
@@ -263,10 +265,8 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
     bn_steps_end(&steps);
     if (!strcmp(s.format, "bn") && bn_bnfile_finish(&s, e))
         goto out;
-    if (bn_late_carry(&w.late, &s.meta)) {
-        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
+    if (bn_provenance_late(&w.late, &s, src, e))
         goto out;
-    }
     if (o->report)
         fprintf(o->report, "layout %s, target %s\n", why, target);
     if (bn_report_flushed(o->report, o->report_name, e))

@@ -147,6 +147,8 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
     }
     int nth = bn_pool_size(pool);
     if (bn_meta_copy(&meta, &s.meta) ||
+        /* a checkpoint read here directly: recorded as bn-convert records it */
+        (strcmp(s.format, "bn") && bn_provenance_add(&meta, &s, o->step ? o->step : "bn-quant " BN_VERSION, "", NULL)) ||
         bn_meta_append_str(&meta, "provenance.steps", o->step ? o->step : "bn-quant " BN_VERSION)) {
         bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
         goto out;
@@ -267,10 +269,8 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
     bn_steps_end(&steps);
     if (!strcmp(s.format, "bn") && bn_bnfile_finish(&s, e))
         goto out;
-    if (bn_late_carry(&w.late, &s.meta)) {
-        bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
+    if (bn_provenance_late(&w.late, &s, src, e))
         goto out;
-    }
     if (bn_report_flushed(o->report, o->report_name, e))
         goto out;
     writing = 0;
