@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -124,8 +125,10 @@ static int parse_entry(bn_tensor *t, const cJSON *item, uint64_t buffer_size, co
     }
     t->ndim = (uint32_t)nd;
     const cJSON *b0 = cJSON_GetArrayItem(offs, 0), *b1 = cJSON_GetArrayItem(offs, 1);
-    if (!cJSON_IsNumber(b0) || !cJSON_IsNumber(b1) || b0->valuedouble < 0 || b1->valuedouble < b0->valuedouble ||
-        b1->valuedouble > (double)buffer_size)
+    if (!cJSON_IsNumber(b0) || !cJSON_IsNumber(b1) || b0->valuedouble != floor(b0->valuedouble) ||
+        b1->valuedouble != floor(b1->valuedouble))
+        return bn_fail(e, "%s: tensor '%s': data_offsets are not whole numbers", name, tn);
+    if (b0->valuedouble < 0 || b1->valuedouble < b0->valuedouble || b1->valuedouble > (double)buffer_size)
         return bn_fail(e, "%s: tensor '%s': data_offsets lie outside the %llu-byte data buffer", name, tn,
                        (unsigned long long)buffer_size);
     t->offset = (uint64_t)b0->valuedouble;
@@ -191,11 +194,20 @@ int bn_safetensors_open(bn_source *s, const char *path, bn_err *e)
         bn_fail(e, "%s: not a safetensors file (header is not a JSON object)", path);
         goto out;
     }
-    root = cJSON_ParseWithLength(json, hlen);
+    const char *json_end = NULL;
+    root = cJSON_ParseWithLengthOpts(json, hlen, &json_end, 0);
     if (!cJSON_IsObject(root)) {
         bn_fail(e, "%s: safetensors header is not valid JSON", path);
         goto out;
     }
+    /* the format pads the header with spaces (0x20); the reference reader
+     * (serde_json) takes any JSON white space after it, and nothing else */
+    for (; json_end && json_end < json + hlen; json_end++)
+        if (!strchr(" \t\n\r", *json_end) || !*json_end) {
+            bn_fail(e, "%s: safetensors header has byte 0x%02x after its JSON (only white space may pad it)", path,
+                    (unsigned char)*json_end);
+            goto out;
+        }
     st->data_start = 8 + hlen;
     uint64_t buffer_size = fsize - st->data_start;
     int n = cJSON_GetArraySize(root);
@@ -208,7 +220,14 @@ int bn_safetensors_open(bn_source *s, const char *path, bn_err *e)
     cJSON_ArrayForEach(item, root)
     {
         if (!strcmp(item->string, "__metadata__")) {
+            /* the format's free-form map of strings to strings */
             const cJSON *kv;
+            int strings = cJSON_IsObject(item);
+            cJSON_ArrayForEach(kv, item) strings &= cJSON_IsString(kv);
+            if (!strings) {
+                bn_fail(e, "%s: safetensors __metadata__ is not an object of strings", path);
+                goto out;
+            }
             cJSON_ArrayForEach(kv, item)
             {
                 char key[300];

@@ -104,6 +104,18 @@ st('ovf.safetensors', {"a": {"dtype": "F32", "shape": [2**32, 2**32, 16], "data_
 st('huge.safetensors', {"a": {"dtype": "F32", "shape": [1e300, 4], "data_offsets": [0, 16]}}, b'\0' * 16)
 st('neg.safetensors', {"a": {"dtype": "F32", "shape": [-1, 4], "data_offsets": [0, 16]}}, b'\0' * 16)
 st('off.safetensors', {"a": {"dtype": "F32", "shape": [4], "data_offsets": [2**64 - 16, 2**64 - 1]}}, b'\0' * 16)
+# what the format's reference reader refuses: bytes other than white space after the header's JSON, offsets
+# that are not whole, a __metadata__ that is not a map of strings
+def raw(name, h, data=b'\0' * 16):
+    open(d + '/' + name, 'wb').write(struct.pack('<Q', len(h)) + h + data)
+ok = json.dumps({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+raw('nul.safetensors', ok + b'\0' * 8)
+raw('junk.safetensors', ok + b'  x')
+raw('pad.safetensors', ok + b' \n\t\r  ')
+st('frac.safetensors', {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0.5, 16.5]}}, b'\0' * 17)
+st('meta.safetensors', {"__metadata__": [1], "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b'\0' * 16)
+st('meta2.safetensors', {"__metadata__": {"n": 5}, "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}},
+   b'\0' * 16)
 def s(x):
     x = x.encode()
     return struct.pack('<Q', len(x)) + x
@@ -114,11 +126,17 @@ open(d + '/ovf.gguf', 'wb').write(g)
 PY
     for f in ovf.safetensors:"element count overflows" huge.safetensors:"invalid shape" \
              neg.safetensors:"invalid shape" off.safetensors:"data_offsets lie outside" \
-             ovf.gguf:"impossible dimension 1099511627776"; do
+             ovf.gguf:"impossible dimension 1099511627776" nul.safetensors:"byte 0x00 after its JSON" \
+             junk.safetensors:"byte 0x78 after its JSON" frac.safetensors:"data_offsets are not whole numbers" \
+             meta.safetensors:"__metadata__ is not an object of strings" \
+             meta2.safetensors:"__metadata__ is not an object of strings"; do
         rss_under 65536 bn-convert --info "$T/${f%%:*}"
         expect_one_line_error "$status" "$err" bn-convert
         [[ $err == *"${f#*:}"* ]] || { echo "$err"; false; }
     done
+    # white space after the JSON is padding (the header is read; no model in it, so a later refusal)
+    run_split "$T/out" bn-convert --info "$T/pad.safetensors"
+    [[ $err != *"after its JSON"* ]]
 }
 
 @test "--info: a name holding a newline cannot forge a line of the listing" {
