@@ -209,6 +209,10 @@ static int decode_strarr(bn_meta *m, rd *r, const char *key, const char *name, b
 
 /* A section's zlib stream inflated into *z (raw bytes, malloc'd) and its
  * entry count into *cnt. */
+/* A section inflates to at most this (a 262144-token vocabulary with its
+ * merges is a few MiB): a claim beyond it is damage, never an allocation. */
+#define SECTION_MAX ((uint64_t)256 << 20)
+
 static int inflate_section(rd *r, const char *key, int depth, uint8_t **z, uint64_t *raw, uint64_t *cnt,
                            const char *name, bn_err *e)
 {
@@ -218,13 +222,40 @@ static int inflate_section(rd *r, const char *key, int depth, uint8_t **z, uint6
     if (depth > 4)
         return bn_fail(e, "%s: sections nested too deeply", name);
     /* zlib cannot expand more than ~1032:1; a larger claim is damage. */
-    if (*raw > clen * 1032 + 64 || *raw > ((uint64_t)1 << 34))
+    if (*raw > clen * 1032 + 64 || *raw > SECTION_MAX)
         return bn_fail(e, "%s: section '%s' claims an impossible size", name, key);
-    *z = malloc(*raw ? *raw : 1);
+    /* The buffer grows with what the data really inflates to, so that a
+     * few bytes claiming a large section cost no large allocation. */
+    size_t cap = *raw < (1u << 20) ? (size_t)*raw : (1u << 20), have = 0;
+    *z = malloc(cap ? cap : 1);
     if (!*z)
         return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for section '%s'", name, key);
-    uLongf got = *raw;
-    if (uncompress(*z, &got, r->p, clen) != Z_OK || got != *raw) {
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    int zr = inflateInit(&zs);
+    zs.next_in = (Bytef *)(uintptr_t)r->p;
+    zs.avail_in = (uInt)clen; /* clen < 2^34 / 1032 fits */
+    while (zr == Z_OK) {
+        if (have == cap) {
+            if (cap == *raw) /* more than the section claims */
+                break;
+            size_t grown = cap * 2 < *raw ? cap * 2 : (size_t)*raw;
+            uint8_t *bigger = realloc(*z, grown);
+            if (!bigger) {
+                inflateEnd(&zs);
+                free(*z);
+                return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for section '%s'", name, key);
+            }
+            *z = bigger;
+            cap = grown;
+        }
+        zs.next_out = *z + have;
+        zs.avail_out = (uInt)(cap - have);
+        zr = inflate(&zs, Z_NO_FLUSH);
+        have = cap - zs.avail_out;
+    }
+    inflateEnd(&zs);
+    if (zr != Z_STREAM_END || have != *raw || zs.avail_in) {
         free(*z);
         return bn_fail(e, "%s: section '%s' is corrupt (zlib)", name, key);
     }

@@ -225,6 +225,34 @@ assert got == want, got'
     grep -q '^x.empty  *f32  *\[0\]  *0  *ok$' "$T/zero.txt"
 }
 
+@test "a metadata section claiming more than 256 MiB is refused before inflating; one that inflates to less than it claims is damage" {
+    $PY - "$F/tq.bn" "$T" "$ROOT/tests/ref" <<'PYEOF'
+import os, struct, sys
+sys.path.insert(0, sys.argv[3])
+import bnread
+m = bnread.read(sys.argv[1])
+meta = {k: v for k, v in m.meta.items() if k not in m.late}
+meta["x.k"] = (bnread.V_SECTION, {"x.noise": (bnread.V_BYTES, os.urandom(300000))})  # 300 KB that zlib cannot shrink
+for name, claim in (("big", (1 << 28) + 1), ("short", 300000 + 20)):
+    path = "%s/%s.bn" % (sys.argv[2], name)
+    bnread.write(m, path, meta)
+    f = bytearray(open(path, "rb").read())
+    at = f.index(b"x.k" + struct.pack("<I", bnread.V_SECTION)) + 7
+    raw = struct.unpack_from("<Q", f, at)[0]
+    assert raw == 300000 + 4 + 7 + 4 + 8, raw
+    struct.pack_into("<Q", f, at, claim)
+    head_size = struct.unpack_from("<Q", f, 16)[0]
+    struct.pack_into("<Q", f, head_size, bnread.xxh3(f[:head_size]))  # the head's checksum, so that it reads
+    open(path, "wb").write(f)
+PYEOF
+    run_split "$T/out" bn-convert --info "$T/big.bn"
+    expect_one_line_error "$status" "$err" bn-convert
+    [[ $err == *"section 'x.k' claims an impossible size" ]]
+    run_split "$T/out" bn-convert --info "$T/short.bn"
+    expect_one_line_error "$status" "$err" bn-convert
+    [[ $err == *"section 'x.k' is corrupt (zlib)" ]]
+}
+
 @test "a 10-million-character line: tokenized exactly, in memory linear in the line" {
     $PY -c "import sys; sys.stdout.write('a' * 10000000)" >"$T/word.txt"
     $PY -c "
