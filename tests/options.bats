@@ -227,6 +227,9 @@ usage_error() { # msg prog words...
         usage_error "unknown option '${first%?}'" "$p" "${first%?}"
         # what the line quotes stays on it: control bytes shown escaped
         usage_error "unknown option '--a\\nb\\tc\\x01'" "$p" $'--a\nb\tc\x01'
+        # a character that is no letter in a bundle is named with the bundle (it said '--')
+        l=$(options "$p" | awk -F'\t' '$2 == "flag" {print $1}' | tr ',' '\n' | grep -E '^-[^-]$' | head -1)
+        [ -z "$l" ] || usage_error "unknown option '-' in '$l-'" "$p" "$l-"
     done
 }
 

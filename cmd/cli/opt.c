@@ -3,6 +3,7 @@
  * the generated -h text and the --list-options dump. */
 #include "opt.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -220,8 +221,10 @@ static int short_options(const bn_prog *p, bn_opt *opts, char *word, int argc, c
         bn_opt *o = opts;
         while (o->kind != BN_OPT_END && !(is_option(o) && o->letter == *c))
             o++;
-        if (o->kind == BN_OPT_END)
+        if (o->kind == BN_OPT_END && (c == word || isalnum((unsigned char)*c)))
             return bn_usage_error(p, "unknown option '%s'", spelled);
+        if (o->kind == BN_OPT_END) /* "-q-": not "unknown option '--'" */
+            return bn_usage_error(p, "unknown option '%c' in '-%s'", *c, word);
         int rc = apply(p, o, spelled, takes_value(o) && c[1] ? c + 1 : NULL, argc, argv, i);
         if (rc != BN_OPT_RUN || takes_value(o))
             return rc;
