@@ -3,17 +3,18 @@
  * GGUF-style tensor names, packed ternary weights as `t2`, hyper-parameters
  * under the model.* keys (formats/bn-model.md). */
 #include "formats.h"
-#include "formats.h"
 #include "jsonfile.h"
 
 #include "tok_section.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* PLUS_ONE: a Gemma norm weight w stored as 1 + w in f32 (Gemma3RMSNorm
  * multiplies by 1 + w, computed in f32), so bn's RMSNorm runs it as is. */
@@ -263,6 +264,10 @@ static int read_config(const char *dir, bn_hparams *hp, hf_impl *hi, int *packed
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     cJSON *cfg = NULL;
+    /* a directory without one is no checkpoint (damaged or not a model),
+     * not a file that could not be read */
+    if (access(path, F_OK) && errno == ENOENT)
+        return bn_fail_code(e, BN_E_FORMAT, "%s: not a model: a directory without config.json", dir);
     if (bn_json_load_opts(path, 1, &cfg, e))
         return -1;
     int rc = -1;

@@ -471,6 +471,8 @@ enum {
 };
 
 enum { BN_MAX_STOP_IDS = 65536 /* stop_ids a generator or a batcher request takes at most */ };
+/* (since 0.3.0) The most tokens bn_batcher_params.pass_tokens may ask of a step. */
+enum { BN_MAX_PASS_TOKENS = 65536 };
 
 typedef struct bn_generate_params {
     size_t size;              /* set by bn_generate_params_init */
@@ -615,8 +617,9 @@ typedef struct bn_batcher bn_batcher;
 
 typedef struct bn_batcher_params {
     size_t size;          /* set by bn_batcher_params_init */
-    uint32_t pass_tokens; /* most tokens one step evaluates; 0 (default):
-                             128, and never fewer than n_seq */
+    uint32_t pass_tokens; /* most tokens one step evaluates, at most
+                             BN_MAX_PASS_TOKENS; 0 (default): 128, and
+                             never fewer than n_seq */
     /* (since 0.3.0) A draft model's context, for requests with .draft: a second
      * bn_ctx over a smaller model with the same tokenizer (the same
      * vocabulary size is checked), with at least as many sequences as

@@ -14,7 +14,8 @@ PROGS="bn-convert bn-quant bn-pack bn-tokenize bn-infer bn-bench bn-serve"
 example_value() { # prog long-spelling
     case "$1 $2" in
     "bn-bench --synthetic") echo tiny ;;
-    "bn-bench --n-prompt" | "bn-bench --threads" | "bn-bench --parallel" | "bn-bench --verify") echo 1,2 ;;
+    "bn-bench --n-prompt" | "bn-bench --threads" | "bn-bench --parallel") echo 1,2 ;;
+    "bn-bench --verify") echo 2,4 ;;
     "bn-bench --n-gen") echo 3 ;;
     "bn-bench --kernel") echo ref ;;
     "bn-infer --stop") echo xyz ;;

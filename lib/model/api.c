@@ -65,6 +65,9 @@ static bn_model *open_failed(bn_model *m, bn_err *e)
 
 bn_model *bn_model_open(const char *path, const bn_model_params *p, bn_err *e)
 {
+    /* the readers below read back what they were told (e->code, e->msg) */
+    bn_err own;
+    e = e ? e : &own;
     bn_model_params o;
     model_defaults(&o);
     if (p && bn_params_read(&o, sizeof o, p, "bn_model_params", e))

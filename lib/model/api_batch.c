@@ -64,8 +64,9 @@ bn_batcher *bn_batcher_new(bn_ctx *c, const bn_batcher_params *p, bn_err *e)
     batcher_defaults(&o);
     if (p && bn_params_read(&o, sizeof o, p, "bn_batcher_params", e))
         return NULL;
-    if (!c) {
-        bn_fail_code(e, BN_E_INVALID, "bn_batcher_new: the context is NULL");
+    if (!c || o.pass_tokens > BN_MAX_PASS_TOKENS) {
+        bn_fail_code(e, BN_E_INVALID, !c ? "bn_batcher_new: the context is NULL"
+                                         : "bn_batcher_new: pass_tokens must be 0 to 65536");
         return NULL;
     }
     bn_batcher *b = calloc(1, sizeof *b);
@@ -85,6 +86,15 @@ bn_batcher *bn_batcher_new(bn_ctx *c, const bn_batcher_params *p, bn_err *e)
             : NULL;
     if (bad_draft) {
         bn_fail_code(e, BN_E_INVALID, "bn_batcher_new: the draft context %s", bad_draft);
+        free(b);
+        return NULL;
+    }
+    /* a batcher empties its context: not under a generator using it */
+    const char *in_use = bn_ctx_generators(c)                      ? "context"
+                         : o.draft && bn_ctx_generators(o.draft) ? "draft context"
+                                                                   : NULL;
+    if (in_use) {
+        bn_fail_code(e, BN_E_INVALID, "bn_batcher_new: the %s has a generator (free it first)", in_use);
         free(b);
         return NULL;
     }

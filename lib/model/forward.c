@@ -73,6 +73,7 @@ struct bn_ctx {
     bn_att_fn att_fn; /* attention of one token over one KV head */
     bn_f16_row_fn f16_row; /* K/V rows into the f16 cache */
     int taken; /* a batcher has taken it over (bn_ctx_take) */
+    int generators; /* live bn_generators using it (a batcher would empty it under them) */
 };
 
 /* ---------------------------------------------------------- small math */
@@ -981,6 +982,16 @@ int bn_ctx_taken(const bn_ctx *c)
     return c->taken;
 }
 
+void bn_ctx_generators_add(bn_ctx *c, int d)
+{
+    c->generators += d;
+}
+
+int bn_ctx_generators(const bn_ctx *c)
+{
+    return c->generators;
+}
+
 uint32_t bn_ctx_kv_blocks_max(const bn_ctx *c)
 {
     return c ? c->kv.max_blocks : 0;
@@ -1001,7 +1012,7 @@ static ctx_seq *seq_at(const bn_ctx *c, int seq)
 int bn_ctx_seq_new(bn_ctx *c, bn_err *e)
 {
     if (!c)
-        return bn_fail_code(e, BN_E_INVALID, "no context");
+        return bn_fail_code(e, BN_E_INVALID, "bn_ctx_seq_new: the context is NULL");
     uint32_t i = 0;
     while (i < c->o.n_seq && c->seq[i].live)
         i++;
@@ -1024,7 +1035,7 @@ int bn_ctx_seq_new(bn_ctx *c, bn_err *e)
 int bn_ctx_seq_copy(bn_ctx *c, int dst, int src, uint32_t n_pos, bn_err *e)
 {
     if (!c)
-        return bn_fail_code(e, BN_E_INVALID, "no context");
+        return bn_fail_code(e, BN_E_INVALID, "bn_ctx_seq_copy: the context is NULL");
     const ctx_seq *from = seq_at(c, src);
     ctx_seq *to = seq_at(c, dst);
     if (!from || !to)
@@ -1042,6 +1053,8 @@ int bn_ctx_seq_copy(bn_ctx *c, int dst, int src, uint32_t n_pos, bn_err *e)
 
 int bn_ctx_seq_fork(bn_ctx *c, int src, uint32_t n_pos, bn_err *e)
 {
+    if (!c)
+        return bn_fail_code(e, BN_E_INVALID, "bn_ctx_seq_fork: the context is NULL");
     const ctx_seq *from = seq_at(c, src);
     if (!from || n_pos > from->kv.n_pos) /* bn_ctx_seq_copy says which */
         return bn_ctx_seq_copy(c, src, src, n_pos, e);

@@ -24,6 +24,8 @@
 
 struct bn_generator {
     bn_ctx *c;
+    bn_ctx *draft_ctx;    /* counted with c in their generators (bn_ctx_generators_add) */
+    int counted;
     bn_sampler *s;
     const bn_tokenizer *t;
     bn_detok dt;          /* with a tokenizer */
@@ -74,6 +76,11 @@ void bn_generator_free(bn_generator *g)
 {
     if (!g)
         return;
+    if (g->counted) {
+        bn_ctx_generators_add(g->c, -1);
+        if (g->draft_ctx)
+            bn_ctx_generators_add(g->draft_ctx, -1);
+    }
     if (g->t)
         bn_detok_release(&g->dt);
     for (size_t i = 0; i < g->n_stop; i++)
@@ -189,6 +196,10 @@ bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, 
             return new_failed(g, e);
         g->t = t;
     }
+    g->counted = 1;
+    bn_ctx_generators_add(c, 1);
+    if ((g->draft_ctx = o.draft))
+        bn_ctx_generators_add(o.draft, 1);
     return g;
 }
 

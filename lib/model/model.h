@@ -129,6 +129,10 @@ int bn_ctx_take(bn_ctx *c);
 void bn_ctx_give_back(bn_ctx *c);
 /* Whether a batcher holds c now. */
 int bn_ctx_taken(const bn_ctx *c);
+/* Live generators over c (or with c as their draft): counted up and down
+ * by bn_generator_new / _free; a batcher refuses such a context. */
+void bn_ctx_generators_add(bn_ctx *c, int d);
+int bn_ctx_generators(const bn_ctx *c);
 /* KV blocks of the whole budget (what bn_ctx_kv_bytes holds). */
 uint32_t bn_ctx_kv_blocks_max(const bn_ctx *c);
 /* The sequence calls (bn_ctx_seq_new, _fork, _copy, _truncate, _free,

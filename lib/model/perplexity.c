@@ -30,6 +30,9 @@ int bn_ppl_plan_init(bn_ppl_plan *p, const bn_ctx *c, const bn_model *m, const u
     p->window = o->window;
     p->lead = p->bos >= 0 ? 1 : 0;
     uint32_t V = m->hp.n_vocab, W = o->window;
+    if (bn_ctx_n_ctx(c) < 2)
+        return bn_fail_code(e, BN_E_INVALID, "a context of %u position is too short to score (a window is 2 or more)",
+                            bn_ctx_n_ctx(c));
     if (W < 2 || W > bn_ctx_n_ctx(c))
         return bn_fail_code(e, BN_E_INVALID, "perplexity window of %u tokens must be 2..%u (the context)", W,
                             bn_ctx_n_ctx(c));

@@ -116,6 +116,13 @@ static void test_open_errors(void)
     unlink(path);
     CHECK(&C, !bn_model_open(NULL, NULL, &e) && e.code == BN_E_INVALID);
     CHECK(&C, !bn_model_open("tests/no/such-model.bn", NULL, NULL)); /* no bn_err: only the NULL */
+    /* damage read through a stream (a device, a FIFO, standard input) with
+     * no bn_err: the readers looked at e->code and crashed */
+    CHECK(&C, !bn_model_open("/dev/null", NULL, &e) && e.code == BN_E_FORMAT);
+    CHECK(&C, !bn_model_open("/dev/null", NULL, NULL));
+    /* a directory that is no checkpoint is not a model (it was BN_E_IO, "config.json: No such file") */
+    CHECK(&C, !bn_model_open("tests/unit", NULL, &e) && e.code == BN_E_FORMAT &&
+                  !strcmp(e.msg, "tests/unit: not a model: a directory without config.json"));
     bn_model_params p;
     bn_model_params_init(&p);
     p.kernels = "fastest";

@@ -124,9 +124,11 @@ static void test_eval_batch(const bn_model *m)
     bn_eval_tok one = {.id = 1, .seq = 0, .pos = 0, .logits = 0};
     CHECK(&C, bn_ctx_eval_batch(NULL, &one, 1, NULL, &e) == BN_E_INVALID);
     CHECK(&C, bn_ctx_eval_batch(c, NULL, 1, NULL, &e) == BN_E_INVALID);
-    CHECK(&C, bn_ctx_seq_new(NULL, &e) == BN_E_INVALID && bn_ctx_seq_fork(NULL, 0, 0, &e) == BN_E_INVALID);
-    CHECK(&C, !strcmp(e.msg, "no context"));
-    CHECK(&C, bn_ctx_seq_copy(NULL, 1, 0, 0, &e) == BN_E_INVALID && !strcmp(e.msg, "no context"));
+    /* each names itself, as bn_ctx_eval does ("no context" said less) */
+    CHECK(&C, bn_ctx_seq_new(NULL, &e) == BN_E_INVALID && !strcmp(e.msg, "bn_ctx_seq_new: the context is NULL"));
+    CHECK(&C, bn_ctx_seq_fork(NULL, 0, 0, &e) == BN_E_INVALID && !strcmp(e.msg, "bn_ctx_seq_fork: the context is NULL"));
+    CHECK(&C, bn_ctx_seq_copy(NULL, 1, 0, 0, &e) == BN_E_INVALID &&
+                  !strcmp(e.msg, "bn_ctx_seq_copy: the context is NULL"));
     CHECK(&C, bn_ctx_n_seq(NULL) == 0 && bn_ctx_seq_pos(NULL, 0) == 0 && !bn_ctx_seq_tokens(NULL, 0));
     CHECK(&C, bn_ctx_kv_used_bytes(NULL) == 0 && bn_ctx_kv_blocks_left(NULL) == 0);
     bn_ctx_seq_truncate(NULL, 0, 0);
@@ -340,6 +342,11 @@ static void test_batcher_errors(const bn_model *m)
     bn_batcher *b = bn_batcher_new(c, &bp, &e);
     CHECK(&C, b && bn_ctx_pos(c) == 0);
     CHECK(&C, !bn_batcher_new(NULL, NULL, &e) && e.code == BN_E_INVALID);
+    /* a step of 2^31 tokens was an "out of memory"; the limit is said */
+    bn_batcher_params big;
+    bn_batcher_params_init(&big);
+    big.pass_tokens = BN_MAX_PASS_TOKENS + 1;
+    CHECK(&C, !bn_batcher_new(c, &big, &e) && e.code == BN_E_INVALID && strstr(e.msg, "pass_tokens must be 0 to 65536"));
     /* a second batcher over the context would empty the first's sequences:
      * refused until the first is freed */
     e = (bn_err){0};
@@ -363,6 +370,26 @@ static void test_batcher_errors(const bn_model *m)
     b2 = bn_batcher_new(c2, NULL, &e); /* free gave it back */
     CHECK(&C, b2 != NULL);
     bn_batcher_free(b2);
+    /* and the other way: no batcher under a live generator (it emptied the
+     * context, and the generator went on at position 0 without its prompt),
+     * over the context or its draft; freeing the generator allows it */
+    bn_sampler *s2 = bn_sampler_new(NULL, V, &e);
+    bn_generator *g2 = bn_generator_new(c2, s2, NULL, NULL, &e);
+    CHECK(&C, g2 && bn_generator_prompt(g2, ids, 5, &e) == BN_OK);
+    e = (bn_err){0};
+    CHECK(&C, !bn_batcher_new(c2, NULL, &e) && e.code == BN_E_INVALID &&
+                  strstr(e.msg, "the context has a generator") && bn_ctx_pos(c2) == 5);
+    bn_ctx *c4 = new_ctx(m, 2, 0);
+    bn_batcher_params dp;
+    bn_batcher_params_init(&dp);
+    dp.draft = c2;
+    CHECK(&C, !bn_batcher_new(c4, &dp, &e) && e.code == BN_E_INVALID && strstr(e.msg, "the draft context has a generator"));
+    bn_generator_free(g2);
+    b2 = bn_batcher_new(c2, NULL, &e);
+    CHECK(&C, b2 != NULL);
+    bn_batcher_free(b2);
+    bn_ctx_free(c4);
+    bn_sampler_free(s2);
     bn_ctx_free(c2);
     bn_batcher_request r;
     bn_batcher_request_init(&r);
