@@ -574,7 +574,7 @@ static int open_shards(const char *dir, hf_impl *hi, bn_source *s, bn_err *e)
         int rc = 0;
         cJSON_ArrayForEach(v, wm)
         {
-            if (!cJSON_IsString(v) || strchr(v->valuestring, '/')) {
+            if (!cJSON_IsString(v) || !*v->valuestring || strchr(v->valuestring, '/')) {
                 rc = bn_fail(e, "%s: bad shard name for '%s'", path, v->string);
                 break;
             }
@@ -610,6 +610,9 @@ static int open_shards(const char *dir, hf_impl *hi, bn_source *s, bn_err *e)
             rc = bn_fail(e, "%s: lists no shards", path);
         return rc ? rc : bn_source_add_file(s, path, e);
     }
+    struct stat st;
+    if (!stat(single, &st) && !S_ISREG(st.st_mode)) /* a directory, a device: named, not "missing" */
+        return bn_fail(e, "%s: not a regular file", single);
     if (!bn_file_exists(single))
         return bn_fail(e, "%s: no model.safetensors or model.safetensors.index.json", dir);
     hi->shards = calloc(1, sizeof *hi->shards);

@@ -11,6 +11,9 @@ int bn_json_load(const char *path, cJSON **out, bn_err *e);
 /* As bn_json_load; no_nul: a \u0000 escape is refused (cJSON's strings
  * end at a NUL, so "silu\u0000x" would read as "silu"). */
 int bn_json_load_opts(const char *path, int no_nul, cJSON **out, bn_err *e);
+/* Whether an (optional) file is there: any name that is, so that a
+ * directory or a device in a file's place is refused by its reader, named,
+ * rather than taken for a file that is missing. */
 int bn_file_exists(const char *path);
 
 /* What tokenizer.json's post-processor adds around a single text: the id

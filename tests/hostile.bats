@@ -139,6 +139,32 @@ PY
     [[ $err != *"after its JSON"* ]]
 }
 
+@test "a directory or a device in a checkpoint file's place is named, not taken for a missing file" {
+    for f in model.safetensors tokenizer.json chat_template.jinja config.json; do
+        rm -rf "$T/m"
+        cp -r "$TINY" "$T/m"
+        rm -f "$T/m/$f"
+        mkdir "$T/m/$f"
+        run_split "$T/out" bn-convert --info "$T/m"
+        expect_one_line_error "$status" "$err" bn-convert
+        [[ $err == "bn-convert: $T/m/$f: "*"directory"* || $err == "bn-convert: $T/m/$f: not a regular file" ]] ||
+            { echo "$f: $err"; return 1; }
+    done
+    # a device: /dev/zero as the weights
+    rm -rf "$T/m"
+    cp -r "$TINY" "$T/m"
+    ln -sf /dev/zero "$T/m/model.safetensors"
+    run_split "$T/out" bn-convert --info "$T/m"
+    expect_one_line_error "$status" "$err" bn-convert
+    [ "$err" = "bn-convert: $T/m/model.safetensors: not a regular file" ]
+    # an index naming a shard "" (it was read as the directory itself)
+    rm -rf "$T/s" && cp -r "$TINY" "$T/s" && mv "$T/s/model.safetensors" "$T/s/a.safetensors"
+    printf '{"weight_map": {"model.embed_tokens.weight": ""}}' >"$T/s/model.safetensors.index.json"
+    run_split "$T/out" bn-convert --info "$T/s"
+    expect_one_line_error "$status" "$err" bn-convert
+    [[ $err == *"model.safetensors.index.json: bad shard name for 'model.embed_tokens.weight'" ]]
+}
+
 @test "--info: a name holding a newline cannot forge a line of the listing" {
     bn-convert "$TINY" --name $'x\nformat                       gguf\t\\' -o "$T/evil.bn"
     bn-convert --info "$T/evil.bn" >"$T/info"
