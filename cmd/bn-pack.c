@@ -20,7 +20,8 @@ static const bn_prog prog = {
              "       bn-pack --list [--json]\n"
              "\n"
              "Reads a bn model with ternary projections (a file, or standard input when INPUT\n"
-             "is '-' or absent) and writes it with every projection in the chosen layout.\n"
+             "is '-' or absent; an HF directory or a GGUF file is read as bn-convert reads it)\n"
+             "and writes it with every projection in the chosen layout.\n"
              "Repacking is lossless: the ternary values and their scale are unchanged.\n",
     .operand = "INPUT",
     .max_operands = 1,

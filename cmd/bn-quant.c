@@ -14,7 +14,8 @@ static const bn_prog prog = {
     .summary = "ternarize float weights of a bn model (absmean)",
     .usage = "usage: bn-quant [options] [INPUT] [-o OUTPUT]\n"
              "\n"
-             "Reads a bn model (a file, or standard input when INPUT is '-' or absent) and\n"
+             "Reads a bn model (a file, or standard input when INPUT is '-' or absent; an HF\n"
+             "directory or a GGUF file is read as bn-convert reads it) and\n"
              "writes it with every float projection weight (attn_q/k/v/output, ffn_gate/up/down)\n"
              "ternarized: beta = mean|W| per tensor, T = clamp(round(W * s), -1, 1) with s = 1/beta\n"
              "in f32 (a file without model.ternary_rule: round(W/beta); see bn-quant(1)).\n"
