@@ -432,7 +432,18 @@ header() { sed -n "s/^$1: //p" "$T/headers"; }
         [[ $(header access-control-allow-headers) == *authorization* ]]
         [[ $(header access-control-allow-headers) == *content-type* ]]
         [ "$(header vary)" = 'origin, access-control-request-headers' ]
+        [ -z "$(header connection)" ] # kept open: a browser's next request reuses it
     done
+    # one connection for a preflight and the request after it, and for a 401 without a body and the next
+    conns=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects}\n' --max-time 10 -H 'Origin: null' \
+        -X OPTIONS -H 'Access-Control-Request-Method: GET' "http://127.0.0.1:$SRV_PORT/v1/models" \
+        --next -s -o /dev/null -w '%{num_connects}\n' -H 'Authorization: Bearer sekrit-key' \
+        "http://127.0.0.1:$SRV_PORT/v1/models")
+    [ "$conns" = $'1\n0' ] || { echo "connections: $conns"; false; }
+    conns=$(curl -s -o /dev/null -w '%{http_code} %{num_connects}\n' --max-time 10 "http://127.0.0.1:$SRV_PORT/v1/models" \
+        --next -s -o /dev/null -w '%{http_code} %{num_connects}\n' -H 'Authorization: Bearer sekrit-key' \
+        "http://127.0.0.1:$SRV_PORT/v1/models")
+    [ "$conns" = $'401 1\n200 0' ] || { echo "connections: $conns"; false; }
     # not a preflight: without the key 401, the origin still allowed (the page reads the error)
     cors POST /v1/completions http://chat.example --data-binary '{"prompt": "Hi", "max_tokens": 2}'
     [ "$code" = 401 ]

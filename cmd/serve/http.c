@@ -51,6 +51,8 @@ typedef struct req {
     int too_big;
     int status, gone;
     int closing; /* the server is stopping: the reply closes the connection */
+    int deferred; /* a preflight (1) or a 401 (2) of a request without a body: answered once it is in,
+                     so that the connection stays open (an answer from the headers closes it) */
     uint32_t n_prompt, n_gen;
     int fd;
     const char *cors; /* Access-Control-Allow-Origin to send, or NULL */
@@ -526,6 +528,11 @@ static const char *target_path(const char *url)
     return slash ? slash : "/";
 }
 
+static enum MHD_Result unauthorized(struct MHD_Connection *c, req *r)
+{
+    return fail(c, r, 401, "authentication_error", "invalid_api_key", "a valid API key is needed (Bearer)");
+}
+
 /* The framing headers of a request, as libmicrohttpd passes them on. */
 typedef struct framing {
     const char *length; /* the first Content-Length */
@@ -603,12 +610,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
          * (the drain is for those in flight) */
         if (r->closing)
             return fail(c, r, 503, "server_error", "server_stopping", "the server is stopping; retry elsewhere");
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        int bodiless = !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
+                       (!cl || !strtoull(cl, NULL, 10));
         if (r->cors && !strcmp(r->method, "OPTIONS")) /* a preflight carries no key */
-            return send_preflight(c, r);
+            return bodiless ? (r->deferred = 1, MHD_YES) : send_preflight(c, r);
         if (h->o.api_key && strcmp(r->path, "/health") &&
             !key_matches(h->o.api_key, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)))
-            return fail(c, r, 401, "authentication_error", "invalid_api_key", "a valid API key is needed (Bearer)");
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            return bodiless ? (r->deferred = 2, MHD_YES) : unauthorized(c, r);
         if (cl && strtoull(cl, NULL, 10) > SRV_BODY_LIMIT)
             return fail(c, r, 413, "invalid_request_error", "body_too_large",
                         "the request body is larger than %d bytes", SRV_BODY_LIMIT);
@@ -634,6 +643,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    if (r->deferred)
+        return r->deferred == 1 ? send_preflight(c, r) : unauthorized(c, r);
     if (r->status) /* answered from the headers */
         return MHD_YES;
     if (r->too_big)
