@@ -345,6 +345,26 @@ interrupt() {
     done
 }
 
+@test "an output named /dev/stdout, /dev/stderr or /dev/fd/N is written into that open stream, never renamed over the file behind it" {
+    # the shell's file behind the descriptor was replaced: what was in it (a log opened with >>) lost
+    printf 'line1\n' >"$T/log"
+    { echo start; printf Hi | bn-tokenize -m "$F/tiny.bn" -o /dev/stdout; echo; echo end; } >>"$T/log"
+    [ "$(cat "$T/log")" = "$(printf 'line1\nstart\n4064 72 105\n\nend')" ]
+    printf 'old\n' >"$T/q.log"
+    bn-convert "$TINY" | bn-quant -q --report /dev/stderr -o /dev/null 2>>"$T/q.log"
+    [ "$(head -1 "$T/q.log")" = old ] && grep -q '^blk.0.ffn_down.weight ' "$T/q.log"
+    # through a link of one's own too, and a descriptor by number
+    ln -s /dev/stdout "$T/out-link"
+    { echo before; bn-quant "$F/tiny.bn" -o "$T/out-link"; echo after; } >"$T/both"
+    [ "$(head -c 7 "$T/both")" = before ] && [ "$(tail -c 6 "$T/both")" = after ]
+    tail -c +8 "$T/both" | head -c -6 | cmp - "$F/tq.bn"
+    printf Hi | bn-tokenize -m "$F/tiny.bn" -o /dev/fd/9 9>>"$T/log"
+    [ "$(tail -1 "$T/log")" = "4064 72 105" ]
+    run_split "$T/out" bn-tokenize -m "$F/tiny.bn" -o /dev/fd/8 </dev/null
+    expect_one_line_error "$status" "$err" bn-tokenize
+    [ "$err" = "bn-tokenize: /dev/fd/8: cannot open: Bad file descriptor" ]
+}
+
 @test "-o naming a FIFO or a device writes into it in place, never renames a file over it" {
     # a temporary renamed over /dev/null would replace the device itself
     # (as root); a FIFO is checked here instead, the same path without risk

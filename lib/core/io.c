@@ -251,6 +251,54 @@ char *bn_path_follow_links(const char *path)
     return p;
 }
 
+/* The descriptor N when path names one of this process's open descriptors
+ * (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N or /proc/PID/fd/N
+ * for this PID, directly or through links), else -1. Such a name is the
+ * stream itself: a program that renamed a file over what it resolves to
+ * replaced the file the shell had opened (a log appended to with >>). */
+static int descriptor_named(const char *path)
+{
+    char hop[PATH_MAX], pid_fd[64];
+    snprintf(hop, sizeof hop, "%s", path);
+    snprintf(pid_fd, sizeof pid_fd, "/proc/%ld/fd/", (long)getpid());
+    for (int hops = 0; hops <= 40; hops++) {
+        static const char *const std[] = {"/dev/stdin", "/dev/stdout", "/dev/stderr"};
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(hop, std[i]))
+                return i;
+        static const char *const dirs[] = {"/dev/fd/", "/proc/self/fd/", NULL};
+        for (int i = 0; i < 3; i++) {
+            const char *d = i < 2 ? dirs[i] : pid_fd;
+            size_t n = strlen(d);
+            char *end;
+            if (!strncmp(hop, d, n) && hop[n] >= '0' && hop[n] <= '9') {
+                long fd = strtol(hop + n, &end, 10);
+                if (!*end && fd <= INT_MAX)
+                    return (int)fd;
+            }
+        }
+        /* one link further, unless it is /proc's own link to the file */
+        struct stat st;
+        char target[PATH_MAX];
+        ssize_t got;
+        if (lstat(hop, &st) || !S_ISLNK(st.st_mode) || (got = readlink(hop, target, sizeof target - 1)) <= 0)
+            return -1;
+        target[got] = 0;
+        if (target[0] == '/')
+            snprintf(hop, sizeof hop, "%s", target);
+        else {
+            char *dir = dir_of(hop);
+            if (!dir)
+                return -1;
+            int fits = snprintf(hop, sizeof hop, "%s/%s", dir, target) < (int)sizeof hop;
+            free(dir);
+            if (!fits)
+                return -1;
+        }
+    }
+    return -1;
+}
+
 /* The process's umask, read without changing it (umask(2) would, for a
  * moment, under any other thread); 022 where /proc does not say. */
 static mode_t current_umask(void)
@@ -275,6 +323,19 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
     if (!path || !strcmp(path, "-")) {
         o->fp = stdout; /* quiet-ok: the caller asked for "-" */
         widen_pipe(fileno(o->fp));
+        return 0;
+    }
+    int named_fd = descriptor_named(path);
+    if (named_fd >= 0) { /* written into, in place, as "-" is */
+        o->fd = fcntl(named_fd, F_DUPFD_CLOEXEC, 3);
+        if (o->fd < 0 || !(o->fp = fdopen(o->fd, "wb"))) {
+            int err = errno;
+            if (o->fd >= 0)
+                close(o->fd);
+            o->fd = -1;
+            return bn_fail_code(e, BN_E_IO, "%s: cannot open: %s", path, strerror(err));
+        }
+        o->direct = 1;
         return 0;
     }
     o->path = bn_path_follow_links(path);
