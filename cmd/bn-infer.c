@@ -528,13 +528,12 @@ int main(int argc, char **argv)
     int lout_open = 0, finished = 0;
     bn_tokr in;
     int in_open = 0;
-    if (o.g.samp.n_logit_bias) { /* ids against this model's vocabulary */
-        const char *bad = bn_sampler_opts_bad(&o.g.samp, m->hp.n_vocab);
-        if (bad) {
-            bn_report(&prog, "%s: --logit-bias: %s (%u tokens)", m->src.name, bad, m->hp.n_vocab);
+    for (size_t i = 0; i < o.g.samp.n_logit_bias; i++) /* ids against this model's vocabulary */
+        if (o.bias[i].id >= m->hp.n_vocab) {
+            bn_report(&prog, "%s: --logit-bias %u=%g: the id is past the vocabulary (0..%u)", m->src.name,
+                      o.bias[i].id, (double)o.bias[i].bias, m->hp.n_vocab - 1);
             goto out;
         }
-    }
     if (o.embed && m->hp.pooling == BN_POOL_NONE) {
         bn_report(&prog, "%s: not an embedding model (no model.pooling): --embed needs one, see bn-infer(1)",
                   m->src.name);

@@ -320,7 +320,7 @@ EOF
     [ "$(bn-infer -m "$D/tiny.bn" --temp 0.8 --seed 3 -n 4 --logit-bias 5=100 <"$D/h7.ids" | xargs)" = "5 5 5 5" ]
     run bn-infer -m "$D/tiny.bn" -n 1 --logit-bias 4096=1 <"$D/h7.ids"
     [ "$status" -eq 1 ]
-    [[ $output == "bn-infer: "*"--logit-bias: a logit_bias token id is past the vocabulary (4096 tokens)" ]]
+    [[ $output == "bn-infer: "*"--logit-bias 4096=1: the id is past the vocabulary (0..4095)" ]]
     for bad in 5 =1 5=101 5=x x=1 5=nan 5=; do
         run bn-infer -m "$D/tiny.bn" -n 1 --logit-bias "$bad"
         [ "$status" -eq 2 ] || { echo "$bad: $output"; return 1; }
