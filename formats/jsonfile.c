@@ -65,6 +65,12 @@ int bn_json_load_opts(const char *path, int no_nul, cJSON **out, bn_err *e)
         bn_unmap(&m);
         return bn_fail(e, "%s: a string holds a NUL character (\\u0000)", path);
     }
+    /* JSON text is UTF-8 (RFC 8259), as Python's and serde's readers of
+     * these files insist; cJSON would copy other bytes into the model */
+    if (!bn_utf8_valid((const char *)m.data, m.size)) {
+        bn_unmap(&m);
+        return bn_fail(e, "%s: not UTF-8 text (JSON is UTF-8)", path);
+    }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts((const char *)m.data, m.size, &end, 0);
     if (!j) {
@@ -186,6 +192,10 @@ int bn_hf_tokcfg_read(const char *dir, bn_hf_tokcfg *out, bn_err *e)
         bn_map m;
         if (bn_map_file(path, &m, e))
             return -1;
+        if (!bn_utf8_valid((const char *)m.data, m.size)) { /* transformers reads it as UTF-8 */
+            bn_unmap(&m);
+            return bn_fail(e, "%s: not UTF-8 text", path);
+        }
         out->chat_template = strndup((const char *)m.data, m.size);
         bn_unmap(&m);
         if (!out->chat_template)

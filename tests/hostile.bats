@@ -165,6 +165,22 @@ PY
     [[ $err == *"model.safetensors.index.json: bad shard name for 'model.embed_tokens.weight'" ]]
 }
 
+@test "a checkpoint's JSON files and chat template must be UTF-8, as transformers reads them (bytes were copied into the model)" {
+    for f in chat_template.jinja tokenizer_config.json config.json tokenizer.json; do
+        rm -rf "$T/m"
+        cp -r "$TINY" "$T/m"
+        if [ $f = chat_template.jinja ]; then
+            printf '\xff\xfe{{ messages }}' >"$T/m/$f"
+        else
+            $PY -c 'import sys; p = sys.argv[1]; b = open(p, "rb").read(); i = b.index(b"\"", b.index(b":")) + 1
+open(p, "wb").write(b[:i] + b"\xc0\x80" + b[i:])' "$T/m/$f"
+        fi
+        run_split "$T/out" bn-convert --info "$T/m"
+        expect_one_line_error "$status" "$err" bn-convert
+        [[ $err == "bn-convert: $T/m/$f: not UTF-8 text"* ]] || { echo "$f: $err"; return 1; }
+    done
+}
+
 @test "--info: a name holding a newline cannot forge a line of the listing" {
     bn-convert "$TINY" --name $'x\nformat                       gguf\t\\' -o "$T/evil.bn"
     bn-convert --info "$T/evil.bn" >"$T/info"
