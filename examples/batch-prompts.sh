@@ -11,5 +11,11 @@ model=${1:?$usage}
 prompts=${2:?$usage}
 n=${3:-64}
 np=${4:-4}
-bn-tokenize -m "$model" -l "$prompts" | bn-infer -m "$model" -n "$n" --temp 0 --ids --parallel "$np" |
+# A pipeline's status is its last program's and not every sh has pipefail:
+# a stage that fails says so in $failed, and the script then exits 1.
+failed=$(mktemp)
+trap 'rm -f "$failed"' EXIT
+{ bn-tokenize -m "$model" -l "$prompts" || echo bn-tokenize >>"$failed"; } |
+    { bn-infer -m "$model" -n "$n" --temp 0 --ids --parallel "$np" || echo bn-infer >>"$failed"; } |
     bn-tokenize -m "$model" -d -l --escape
+[ ! -s "$failed" ]

@@ -7,6 +7,12 @@
 set -eu
 model=${1:?usage: generate.sh MODEL PROMPT [TOKENS]}
 prompt=${2:?usage: generate.sh MODEL PROMPT [TOKENS]}
-printf '%s' "$prompt" | bn-tokenize -m "$model" |
-    bn-infer -m "$model" -n "${3:-64}" --seed "${BN_SEED:-1}" | bn-tokenize -m "$model" -d
+# A pipeline's status is its last program's and not every sh has pipefail:
+# a stage that fails says so in $failed, and the script then exits 1.
+failed=$(mktemp)
+trap 'rm -f "$failed"' EXIT
+{ printf '%s' "$prompt" | bn-tokenize -m "$model" || echo bn-tokenize >>"$failed"; } |
+    { bn-infer -m "$model" -n "${3:-64}" --seed "${BN_SEED:-1}" || echo bn-infer >>"$failed"; } |
+    bn-tokenize -m "$model" -d
 echo
+[ ! -s "$failed" ]

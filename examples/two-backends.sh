@@ -10,7 +10,11 @@
 #
 # haproxy listens on 127.0.0.1:PORT (default 8080), the instances on
 # 127.0.0.1:PORT_A and PORT_B (default PORT+1, PORT+2). The script runs until
-# it gets SIGINT or SIGTERM or one of the three ends, then stops all three.
+# it gets SIGINT or SIGTERM or haproxy ends. An instance that ends meanwhile
+# (stopped, or gone) leaves the other answering, and one started again by
+# hand on its port is taken back in. Stopping stops the instances first,
+# which answer what they have in flight (bn-serve's drain) while haproxy
+# still carries the answers, then haproxy, gently (SIGUSR1).
 # bn-serve and haproxy come from the PATH.
 # Example:
 #   examples/two-backends.sh tiny.bn 8080 -- -t 1 -np 8 &
@@ -36,22 +40,29 @@ port_b=${ports[2]:-$((port + 2))}
 command -v haproxy >/dev/null || { echo "$me: haproxy is not installed (Debian: apt-get install haproxy)" >&2; exit 1; }
 [ -r "$model" ] || { echo "$me: $model: cannot read it" >&2; exit 1; }
 
-pids=()
+backends=()
+haproxy_pid=
 stop_all() {
     trap - EXIT
-    [ ${#pids[@]} -eq 0 ] || kill -TERM "${pids[@]}" 2>/dev/null || true
-    wait
+    [ ${#backends[@]} -eq 0 ] || kill -TERM "${backends[@]}" 2>/dev/null || true
+    for pid in "${backends[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -n "$haproxy_pid" ]; then
+        kill -USR1 "$haproxy_pid" 2>/dev/null || true
+        wait "$haproxy_pid" 2>/dev/null || true
+    fi
 }
 trap stop_all EXIT
 trap 'exit 0' INT TERM
 
 bn-serve -m "$model" --host 127.0.0.1 --port "$port_a" "$@" </dev/null &
-pids+=($!)
+backends+=($!)
 bn-serve -m "$model" --host 127.0.0.1 --port "$port_b" "$@" </dev/null &
-pids+=($!)
+backends+=($!)
 BN_LISTEN=127.0.0.1:$port BN_SERVE_A=127.0.0.1:$port_a BN_SERVE_B=127.0.0.1:$port_b \
     haproxy -db -f "$(dirname "$0")/haproxy.cfg" </dev/null &
-pids+=($!)
+haproxy_pid=$!
 echo "$me: http://127.0.0.1:$port/ -> bn-serve on 127.0.0.1:$port_a and 127.0.0.1:$port_b" >&2
-# the first of the three to end ends them all
-wait -n
+# the set-up lives as long as haproxy does, whichever instance comes and goes
+wait "$haproxy_pid" || true

@@ -19,6 +19,19 @@ setup() {
     [[ $output == *[a-z]* ]]
 }
 
+@test "examples/generate.sh and batch-prompts.sh fail when any program of their pipe fails (sh has no pipefail)" {
+    long=$($PY -c 'print("word " * 400)') # more than the context
+    run sh "$EX/generate.sh" "$M" x -5    # bn-infer: a usage error
+    [ "$status" -ne 0 ]
+    run sh "$EX/generate.sh" "$M" "$long" 5
+    [ "$status" -ne 0 ]
+    printf '%s\n' "$long" >"$T/long.txt"
+    run sh "$EX/batch-prompts.sh" "$M" "$T/long.txt" 4
+    [ "$status" -ne 0 ]
+    run sh "$EX/batch-prompts.sh" "$M" "$T/none.txt" 4 # bn-tokenize: no such file
+    [ "$status" -ne 0 ]
+}
+
 @test "examples/chat.sh answers each piped line with one line" {
     # sampled answers often hold line breaks; to a pipe they are escaped
     escaped=0
@@ -61,6 +74,11 @@ setup() {
     [ "$status" -eq 0 ]
     run bn-infer -m "$T/m.bn" -p "She" -n 4 --seed 1
     [ "$status" -eq 0 ]
+    # a failure leaves an OUTPUT that was there as it was (a redirection emptied it)
+    cp "$T/m.bn" "$T/keep.bn"
+    run "$EX/convert-and-pack.sh" "$T/no-such-checkpoint" "$T/m.bn"
+    [ "$status" -ne 0 ]
+    cmp "$T/m.bn" "$T/keep.bn"
 }
 
 @test "every EXAMPLES command of bn-infer(1) runs" {

@@ -128,7 +128,7 @@ answered() { # LOG: generation requests an instance answered 200
     grep -q 'bn_serve/a is DOWN' "$T/haproxy.log"
 }
 
-@test "examples/two-backends.sh starts two instances and haproxy, and stops all three" {
+@test "examples/two-backends.sh starts two instances and haproxy, goes on when one stops, and stops all three" {
     p=$(free_port) pa=$(free_port) pb=$(free_port)
     [ "$pa" != "$p" ] && [ "$pb" != "$p" ] && [ "$pa" != "$pb" ] || skip "the same free port came twice"
     "$ROOT/examples/two-backends.sh" "$D/tiny.bn" "$p" "$pa" "$pb" -- -t 1 -np 2 </dev/null >/dev/null \
@@ -142,6 +142,16 @@ answered() { # LOG: generation requests an instance answered 200
             -d '{"prompt": "It was", "max_tokens": 4, "temperature": 0}')
         [ "$code" = 200 ]
     done
+    # one instance stopped: the other goes on answering through haproxy (the
+    # script stopped everything when the first of the three ended)
+    pkill -TERM -f "bn-serve -m $D/tiny.bn --host 127.0.0.1 --port $pa "
+    timeout 20 sh -c "while curl -s -o /dev/null --max-time 2 http://127.0.0.1:$pa/health; do sleep 0.1; done"
+    for i in 1 2 3 4; do
+        code=$(curl -s -o "$T/out" -w '%{http_code}' --max-time 30 "http://127.0.0.1:$p/v1/completions" \
+            -d '{"prompt": "It was", "max_tokens": 4, "temperature": 0}')
+        [ "$code" = 200 ] || { echo "request $i after one instance stopped: $code"; cat "$T/two.log"; return 1; }
+    done
+    kill -0 "$(cat "$T/two.pid")"
     kill -TERM "$(cat "$T/two.pid")"
     rc=0
     timeout 20 tail --pid="$(cat "$T/two.pid")" -f /dev/null || rc=$?
