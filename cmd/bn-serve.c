@@ -32,9 +32,10 @@ static const bn_prog prog = {
 };
 
 /* DRAIN_SECONDS: what in-flight requests get after SIGTERM before they are
- * cut. ALIAS_MAX: an --alias's bytes, so that GET /v1/models/NAME fits the
+ * cancelled; FLUSH_MS: what the cancelled ones' error events then get to
+ * reach their clients. ALIAS_MAX: an --alias's bytes, so that GET /v1/models/NAME fits the
  * server's path buffer. */
-enum { DRAIN_SECONDS = 30, MAX_ORIGINS = 16, ALIAS_MAX = 96 };
+enum { DRAIN_SECONDS = 30, FLUSH_MS = 2000, MAX_ORIGINS = 16, ALIAS_MAX = 96 };
 
 typedef struct opts {
     const char *model, *host, *api_key, *api_key_file, *draft, *alias, *chat_date;
@@ -388,9 +389,14 @@ int main(int argc, char **argv)
     rc = BN_EXIT_OK;
 out:
     /* what is still in flight past the deadline is cancelled (its
-     * clients get an error), then the connections end */
-    if (engine_on)
+     * clients get an error), then the connections end: a moment (at most
+     * FLUSH_MS) for the error events to go out, which stopping the daemon
+     * at once cut off mid-stream */
+    if (engine_on) {
         srv_engine_stop(&g, 1);
+        for (int ms = 0; h && ms < FLUSH_MS && srv_http_active(h); ms += 10)
+            nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
     srv_http_stop(h);
     if (engine_on)
         srv_engine_free(&g);

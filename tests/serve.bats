@@ -703,6 +703,14 @@ assert sum(1 for l in lines if l["status"] == 200 and l["path"] == "/v1/completi
     port=$(cat "$T/twice.port")
     pid=$(cat "$T/twice.pid")
     queue_work "$port" 120
+    streams=()
+    for i in 1 2 3; do # streamed, one running and two queued behind the rest
+        curl -sN --max-time 60 --data-binary \
+            '{"prompt": "It", "max_tokens": 250, "temperature": 0, "stop": "@@@@", "stream": true}' \
+            "http://127.0.0.1:$port/v1/completions" >"$T/stream.$i" &
+        streams+=($!)
+    done
+    sleep 0.2
     kill -TERM "$pid"
     sleep 0.3
     kill -TERM "$pid"
@@ -710,10 +718,15 @@ assert sum(1 for l in lines if l["status"] == 200 and l["path"] == "/v1/completi
     exits_zero "$pid"
     rm -f "$T/twice.pid"
     stopped=$(( ($(date +%s%N) - start) / 1000000 ))
-    wait "${work[@]}" || true
+    wait "${work[@]}" "${streams[@]}" || true
     grep -q '^bn-serve: stopped again: cancelling the [0-9]* requests in flight$' "$T/twice.log"
     echo "stopped ${stopped} ms after the second signal"
-    [ "$stopped" -lt 1500 ]
+    [ "$stopped" -lt 3000 ]
+    # the cancelled streams end with their error and [DONE] (stopping the daemon at once cut them)
+    for i in 1 2 3; do
+        grep -q '^data: {"error":{"message":"cancelled"' "$T/stream.$i" && grep -q '^data: \[DONE\]' "$T/stream.$i" ||
+            { echo "stream $i:"; tail -c 300 "$T/stream.$i"; return 1; }
+    done
 }
 
 @test "the default KV budget is bn-infer's for as many sequences; --kv-budget sets it" {
