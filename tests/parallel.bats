@@ -97,6 +97,24 @@ same() { # the runs wrote the same bytes and said the same
     [ "$(bn-tokenize -d -l -m "$D/tiny.bn" <"$T/b6.bin" | wc -l)" -eq 30 ]
 }
 
+@test "records that cannot be answered: an empty answer each and the same messages, in input order, at any N" {
+    # refused as read (longer than the context), or when the batch reaches
+    # it (the context's length exactly, an id outside the vocabulary): the
+    # messages came in another order with --parallel
+    $PY -c 'print("5 6 7"); print(" ".join(["5"] * 256)); print(" ".join(["5"] * 257)); print("5 99999 7")
+print(" ".join(["5"] * 300)); print("8 9")' >"$T/bad.ids"
+    for np in 0 1 4 16; do
+        run_split "$T/out$np" bn-infer -m "$D/tiny.bn" -t 1 --temp 0 -n 2 $([ $np = 0 ] || echo --parallel $np) <"$T/bad.ids"
+        [ "$status" -eq 1 ]
+        echo "$err" >"$T/err$np"
+    done
+    [ "$(wc -l <"$T/err0")" -eq 4 ] && [ "$(wc -l <"$T/out0")" -eq 6 ]
+    for np in 1 4 16; do
+        cmp "$T/out0" "$T/out$np"
+        diff "$T/err0" "$T/err$np"
+    done
+}
+
 @test "a co-process gets each answer before it sends the next prompt" {
     coproc CP { bn-infer -m "$D/tiny.bn" -t 1 --temp 0 -n 6 --parallel 4; }
     # bash unsets CP_PID once it reaps the co-process, which may be before the wait below

@@ -526,7 +526,8 @@ lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 assert sum(1 for l in lines if l["status"] == 499 and l["completion_tokens"] == 0) == 1, lines
 assert sum(1 for l in lines if l["status"] == 200 and l["path"] == "/v1/completions") == 24, lines
 assert any(l["path"] == "/metrics" for l in lines), lines
-assert not any(l["path"] == "/health" for l in lines), lines  # answered checks are not logged
+# answered checks are not logged (a 503 one, while the model loaded, is: a slow start, under ASan, has one)
+assert not any(l["path"] == "/health" and l["status"] == 200 for l in lines), lines
 assert all(set(l) == {"method", "path", "status", "prompt_tokens", "completion_tokens", "ms"} for l in lines)' "$T/cut.log"
 }
 

@@ -22,6 +22,7 @@ typedef struct rec {
     size_t n_prompt;
     int begun; /* its first token came (out of its prompt's pass, not a decode step) */
     int done;
+    char *why; /* refused: the message, logged when its (empty) answer is written, in input order */
 } rec;
 
 typedef struct run {
@@ -43,6 +44,7 @@ static void rec_free(rec *r)
         fclose(r->fp);
     free(r->buf);
     free(r->prompt);
+    free(r->why);
     bn_gen_free(r->w);
     memset(r, 0, sizeof *r);
 }
@@ -51,10 +53,14 @@ static void rec_free(rec *r)
  * empty answer so answers stay aligned with prompts. */
 static int refuse(run *R, rec *r, uint64_t no, const char *why, bn_err *e)
 {
+    /* said when the record's turn to be written comes: a record refused as
+     * it is read (too long) would otherwise be said before an earlier one
+     * refused when its batch reached it, unlike one record at a time */
     if (R->o->log) {
         char msg[1536];
         snprintf(msg, sizeof msg, "%s: record %llu: %s", R->in->name, (unsigned long long)no, why);
-        R->o->log(R->o->log_user, BN_LOG_ERROR, msg);
+        if (!(r->why = strdup(msg)))
+            return bn_fail_code(e, BN_E_NOMEM, "out of memory");
     }
     (*R->bad)++;
     r->done = 1;
@@ -74,6 +80,8 @@ static int write_ready(run *R, bn_err *e)
         r->sent = r->size;
         if (!r->done)
             break;
+        if (r->why)
+            R->o->log(R->o->log_user, BN_LOG_ERROR, r->why);
         rec_free(r);
         R->head++;
     }
