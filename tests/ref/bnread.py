@@ -209,8 +209,8 @@ def read(path, verify=True):
         raise BnError("%s: unsupported version %d" % (name, version))
     if header_size != 64:
         raise BnError("%s: header_size %d (64 expected)" % (name, header_size))
-    if flags:
-        raise BnError("%s: unknown flags 0x%x" % (name, flags))
+    if flags & ~0x3f:  # bits 0-5 are defined (§2): norms, RoPE scaling, qk norms, embedding scale, post-norms, windows
+        raise BnError("%s: unknown flags 0x%x" % (name, flags & ~0x3f))
     if alignment < 64 or alignment & (alignment - 1):
         raise BnError("%s: alignment %d is not a power of two >= 64" % (name, alignment))
     if head_size < 64 or head_size + 8 > size:
@@ -257,7 +257,7 @@ def read(path, verify=True):
     want_ds = (prev_end + alignment - 1) // alignment * alignment
     if data_size != want_ds:
         raise BnError("%s: data_size %d, the directory implies %d" % (name, data_size, want_ds))
-    m.data_offset, m.data_size, m.alignment = data_offset, data_size, alignment
+    m.data_offset, m.data_size, m.alignment, m.flags = data_offset, data_size, alignment, flags
     m.head_size = head_size
     # padding between the head checksum and the data
     f.seek(head_size + 8)
@@ -362,7 +362,7 @@ def write(m, path, meta=None, raw=None):
     mb = encode_meta(meta)
     head_size = 64 + len(mb) + len(directory)
     data_offset = (head_size + 8 + al - 1) // al * al
-    head = MAGIC + struct.pack("<IIQQQQIIQ", 1, 64, head_size, len(meta), len(m.tensors), data_offset, al, 0,
+    head = MAGIC + struct.pack("<IIQQQQIIQ", 1, 64, head_size, len(meta), len(m.tensors), data_offset, al, m.flags,
                                len(data)) + mb + directory
     out = bytearray(head + struct.pack("<Q", xxh3(head)))
     out += bytes(data_offset - len(out)) + data
