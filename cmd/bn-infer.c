@@ -415,13 +415,6 @@ done:
     return rc;
 }
 
-/* Sizes for -v: "1.5 MiB". */
-static const char *mib(uint64_t bytes, char *buf, size_t n)
-{
-    snprintf(buf, n, "%.1f MiB", (double)bytes / 1048576.0);
-    return buf;
-}
-
 /* --embed: every record's vector (embed.h), records of stdin, the lines
  * of -f FILE or the one -p TEXT. */
 /* A failure while answering an input: a write error's message already names
@@ -554,7 +547,7 @@ int main(int argc, char **argv)
     uint64_t kv_positions = co.kv_budget / block * BN_KV_BLOCK;
     if (kv_positions && kv_positions < co.n_ctx && o.n_ppl) { /* a window must fit whole */
         bn_report(&prog, "--kv-budget %s holds %llu positions, fewer than a perplexity window of %u (-c)",
-                  mib(co.kv_budget, b1, sizeof b1), (unsigned long long)kv_positions, co.n_ctx);
+                  bn_cli_size(co.kv_budget, b1), (unsigned long long)kv_positions, co.n_ctx);
         goto out;
     }
     if (bn_cli_kv_fit(&prog, m->src.name, co.kv_budget, block, &co.n_ctx))
@@ -580,11 +573,12 @@ int main(int argc, char **argv)
     }
     if (o.draft && open_draft(&o, &mp, m, tok, co.n_ctx, &dm, &dc))
         goto out;
+    char kvb[32];
     if (o.verbose)
-        bn_report(&prog, "%s: %s, %u layers, d %u, vocab %u, weights %.1f MiB, KV budget %.1f MiB (%s, %llu bytes a "
+        bn_report(&prog, "%s: %s, %u layers, d %u, vocab %u, weights %.1f MiB, KV budget %s (%s, %llu bytes a "
                          "position, %llu positions), %d threads, kernels %s", m->src.name, m->hp.arch, m->hp.n_layer,
                   m->hp.n_embd, m->hp.n_vocab, (double)bn_model_weight_bytes(m) / 1048576.0,
-                  (double)bn_ctx_kv_bytes(c) / 1048576.0, o.kv_f16 ? "f16" : "f32",
+                  bn_cli_size(bn_ctx_kv_bytes(c), kvb), o.kv_f16 ? "f16" : "f32",
                   (unsigned long long)(block / BN_KV_BLOCK), (unsigned long long)kv_positions, o.threads,
                   m->kern->name);
     if (o.embed) {
@@ -695,8 +689,8 @@ out:
     }
     if (c && o.verbose)
         bn_report(&prog, "KV cache: budget %s, %s allocated (its peak), %s held at the end",
-                  mib(bn_ctx_kv_bytes(c), b1, sizeof b1), mib(bn_ctx_kv_peak_bytes(c), b2, sizeof b2),
-                  mib(bn_ctx_kv_used_bytes(c), b3, sizeof b3));
+                  bn_cli_size(bn_ctx_kv_bytes(c), b1), bn_cli_size(bn_ctx_kv_peak_bytes(c), b2),
+                  bn_cli_size(bn_ctx_kv_used_bytes(c), b3));
     bn_gen_free(g);
     if (nowhere)
         fclose(nowhere);

@@ -365,8 +365,9 @@ int main(int argc, char **argv)
                          .created = model_time(o.model),
                          .n_ctx = bn_ctx_n_ctx(c), .embed = embed, .draft = dc != NULL};
     srv_http_ready(h, &g, &mi);
-    fprintf(stderr, "%s: %s ready: %u sequences of %u positions, KV budget %.1f MiB, %d threads\n", prog.name, mi.id,
-            bn_ctx_n_seq(c), mi.n_ctx, (double)bn_ctx_kv_bytes(c) / 1048576.0, o.threads);
+    char kvb[32];
+    fprintf(stderr, "%s: %s ready: %u sequences of %u positions, KV budget %s, %d threads\n", prog.name, mi.id,
+            bn_ctx_n_seq(c), mi.n_ctx, bn_cli_size(bn_ctx_kv_bytes(c), kvb), o.threads);
     int sig = 0;
     while (sigwait(&stop, &sig))
         ;

@@ -225,9 +225,9 @@ PY
         2>"$T/small.err" || true
     bn-infer -m "$D/tiny.bn" -t 1 --temp 0 -n 8 -c 128 <"$T/p40.ids" >"$T/c128.out" 2>/dev/null || true
     cmp "$T/small.out" "$T/c128.out"
-    grep -q '^bn-infer: note: --kv-budget 0.2 MiB holds 128 positions: the context is cut to 128$' "$T/small.err"
-    grep -q 'KV budget 0.2 MiB (f16, 1536 bytes a position, 128 positions)' "$T/small.err"
-    grep -q '^bn-infer: KV cache: budget 0.2 MiB, 0.2 MiB allocated (its peak), ' "$T/small.err"
+    grep -q '^bn-infer: note: --kv-budget 192.0 KiB holds 128 positions: the context is cut to 128$' "$T/small.err"
+    grep -q 'KV budget 192.0 KiB (f16, 1536 bytes a position, 128 positions)' "$T/small.err"
+    grep -q '^bn-infer: KV cache: budget 192.0 KiB, 192.0 KiB allocated (its peak), ' "$T/small.err"
     # the default: a full context for every sequence here (the tiny model's is small)
     bn-infer -m "$D/tiny.bn" -t 1 --temp 0 -n 8 --parallel 4 -v <"$T/p40.ids" 2>"$T/def.err" >/dev/null || true
     grep -q 'KV budget 1.5 MiB (f16, 1536 bytes a position, 1024 positions)' "$T/def.err"

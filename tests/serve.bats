@@ -748,7 +748,7 @@ assert sum(1 for l in lines if l["status"] == 200 and l["path"] == "/v1/completi
     # context, as bn-infer's does: an answer to its end is answered, not a
     # 500 once the blocks ran out; a longer prompt is refused as too long
     start_server "$T" cut -np 2 --kv-budget 300K
-    grep -q 'note: --kv-budget 0.3 MiB holds 192 positions: the context is cut to 192' "$T/cut.log"
+    grep -q 'note: --kv-budget 300.0 KiB holds 192 positions: the context is cut to 192' "$T/cut.log"
     grep -q ' ready: 2 sequences of 192 positions, ' "$T/cut.log"
     SRV_PORT=$(cat "$T/cut.port")
     api /v1/completions '{"prompt": "It", "max_tokens": -1, "temperature": 0, "stop": "@@@@"}'

@@ -154,6 +154,14 @@ void bn_cli_show_warning(void *prog, int level, const char *msg)
         bn_report(prog, "%s", msg);
 }
 
+const char *bn_cli_size(uint64_t bytes, char buf[32])
+{
+    double b = (double)bytes;
+    snprintf(buf, 32, "%.1f %s", b < 1048576.0 ? b / 1024.0 : b < 1073741824.0 ? b / 1048576.0 : b / 1073741824.0,
+             b < 1048576.0 ? "KiB" : b < 1073741824.0 ? "MiB" : "GiB");
+    return buf;
+}
+
 int bn_usage_error(const bn_prog *p, const char *fmt, ...)
 {
     va_list ap;

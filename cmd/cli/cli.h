@@ -58,6 +58,9 @@ int bn_cli_report_close(bn_cli_report *r, int ok, bn_err *e);
 void bn_cli_show_warning(void *prog, int level, const char *msg);
 /* Prints the usage error, the hint to --help, and returns BN_EXIT_USAGE. */
 int bn_usage_error(const bn_prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A size for people, in buf: "192.0 KiB" below a MiB, "1.5 MiB" below a
+ * GiB, then "2.3 GiB" (a KV budget of 12K showed as "0.0 MiB"). */
+const char *bn_cli_size(uint64_t bytes, char buf[32]);
 /* Restores default SIGPIPE so `| head` ends us quietly, like cat. */
 void bn_cli_init(void);
 /* Nonzero when stderr is a terminal (progress is drawn only then). */

@@ -27,8 +27,9 @@ int bn_cli_kv_fit(const bn_prog *prog, const char *model, uint64_t budget, uint6
         return -1;
     }
     if (positions < *n_ctx) {
-        bn_report(prog, "note: --kv-budget %.1f MiB holds %llu positions: the context is cut to %llu",
-                  (double)budget / 1048576.0, (unsigned long long)positions, (unsigned long long)positions);
+        char size[32];
+        bn_report(prog, "note: --kv-budget %s holds %llu positions: the context is cut to %llu",
+                  bn_cli_size(budget, size), (unsigned long long)positions, (unsigned long long)positions);
         *n_ctx = (uint32_t)positions;
     }
     return 0;
