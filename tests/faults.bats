@@ -363,6 +363,14 @@ interrupt() {
     run_split "$T/out" bn-tokenize -m "$F/tiny.bn" -o /dev/fd/8 </dev/null
     expect_one_line_error "$status" "$err" bn-tokenize
     [ "$err" = "bn-tokenize: /dev/fd/8: cannot open: Bad file descriptor" ]
+    run_split "$T/out" bn-tokenize -m "$F/tiny.bn" -o /dev/fd/7 </dev/null 7<"$T/log" # open for reading only
+    expect_one_line_error "$status" "$err" bn-tokenize
+    [ "$err" = "bn-tokenize: /dev/fd/7: cannot open: Bad file descriptor" ]
+    # the copy of the descriptor is closed and nothing leaks
+    if command -v valgrind >/dev/null && [ -z "${BN_SANITIZED:-}" ]; then
+        printf Hi | valgrind -q --leak-check=full --error-exitcode=99 bn-tokenize -m "$F/tiny.bn" -o /dev/stdout >"$T/v"
+        [ "$(cat "$T/v")" = "4064 72 105" ]
+    fi
 }
 
 @test "-o naming a FIFO or a device writes into it in place, never renames a file over it" {

@@ -326,12 +326,17 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
         return 0;
     }
     int named_fd = descriptor_named(path);
-    if (named_fd >= 0) { /* written into, in place, as "-" is */
-        o->fd = fcntl(named_fd, F_DUPFD_CLOEXEC, 3);
+    if (named_fd >= 0) { /* written into, in place, as "-" is (a copy of it, closed on commit) */
+        if (!(o->path = strdup(path)))
+            return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
+        int fl = fcntl(named_fd, F_GETFL);
+        o->fd = fl < 0 || (fl & O_ACCMODE) == O_RDONLY ? -1 : fcntl(named_fd, F_DUPFD_CLOEXEC, 3);
         if (o->fd < 0 || !(o->fp = fdopen(o->fd, "wb"))) {
-            int err = errno;
+            int err = fl >= 0 && (fl & O_ACCMODE) == O_RDONLY ? EBADF : errno; /* open for reading only */
             if (o->fd >= 0)
                 close(o->fd);
+            free(o->path);
+            memset(o, 0, sizeof *o);
             o->fd = -1;
             return bn_fail_code(e, BN_E_IO, "%s: cannot open: %s", path, strerror(err));
         }
