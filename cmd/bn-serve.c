@@ -89,12 +89,8 @@ static int unicode_blank(uint32_t c)
  * whose controls would break the one-line usage error. */
 /* The model's API name without --alias: its path's last name (a directory
  * given as "dir/" or "." by its own name), in buf. */
-static const char *model_name(const char *path, char *buf, size_t cap)
+static const char *last_name(const char *path, char *buf, size_t cap)
 {
-    char real[PATH_MAX];
-    struct stat st;
-    if (!stat(path, &st) && S_ISDIR(st.st_mode) && realpath(path, real))
-        path = real;
     size_t len = strlen(path);
     while (len > 1 && path[len - 1] == '/')
         len--;
@@ -102,6 +98,18 @@ static const char *model_name(const char *path, char *buf, size_t cap)
     while (start > path && start[-1] != '/')
         start--;
     snprintf(buf, cap, "%.*s", (int)(path + len - start), start);
+    return buf;
+}
+
+/* The name as given (a link keeps its own name: a "current" link to a
+ * model is served as "current"); only "." and ".." (or "/") take the name
+ * of the directory they are. */
+static const char *model_name(const char *path, char *buf, size_t cap)
+{
+    char real[PATH_MAX];
+    last_name(path, buf, cap);
+    if ((!strcmp(buf, ".") || !strcmp(buf, "..") || !strcmp(buf, "/")) && realpath(path, real))
+        last_name(real, buf, cap);
     return buf;
 }
 

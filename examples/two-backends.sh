@@ -44,6 +44,7 @@ backends=()
 haproxy_pid=
 stop_all() {
     trap - EXIT
+    trap '' INT TERM # a second signal would leave haproxy running
     [ ${#backends[@]} -eq 0 ] || kill -TERM "${backends[@]}" 2>/dev/null || true
     for pid in "${backends[@]}"; do
         wait "$pid" 2>/dev/null || true
@@ -64,5 +65,9 @@ BN_LISTEN=127.0.0.1:$port BN_SERVE_A=127.0.0.1:$port_a BN_SERVE_B=127.0.0.1:$por
     haproxy -db -f "$(dirname "$0")/haproxy.cfg" </dev/null &
 haproxy_pid=$!
 echo "$me: http://127.0.0.1:$port/ -> bn-serve on 127.0.0.1:$port_a and 127.0.0.1:$port_b" >&2
-# the set-up lives as long as haproxy does, whichever instance comes and goes
-wait "$haproxy_pid" || true
+# the set-up lives as long as haproxy does, whichever instance comes and goes;
+# its exit status is the script's (one that cannot bind its port fails it)
+rc=0
+wait "$haproxy_pid" || rc=$?
+haproxy_pid=
+exit "$rc"

@@ -236,7 +236,7 @@ static int inflate_section(rd *r, const char *key, int depth, uint8_t **z, uint6
     zs.next_in = (Bytef *)(uintptr_t)r->p;
     zs.avail_in = (uInt)clen; /* clen < 2^34 / 1032 fits */
     while (zr == Z_OK) {
-        if (have == cap) {
+        if (have == cap && have) { /* (an empty section still inflates once, to its end) */
             if (cap == *raw) /* more than the section claims */
                 break;
             size_t grown = cap * 2 < *raw ? cap * 2 : (size_t)*raw;

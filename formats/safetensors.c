@@ -222,7 +222,7 @@ int bn_safetensors_open(bn_source *s, const char *path, bn_err *e)
         if (!strcmp(item->string, "__metadata__")) {
             /* the format's free-form map of strings to strings */
             const cJSON *kv;
-            int strings = cJSON_IsObject(item);
+            int strings = cJSON_IsObject(item) || cJSON_IsNull(item); /* null: none (the reader's Option) */
             cJSON_ArrayForEach(kv, item) strings &= cJSON_IsString(kv);
             if (!strings) {
                 bn_fail(e, "%s: safetensors __metadata__ is not an object of strings", path);

@@ -162,3 +162,21 @@ answered() { # LOG: generation requests an instance answered 200
         [ "$status" -ne 0 ]
     done
 }
+
+@test "examples/two-backends.sh: haproxy failing (its port taken) fails the script and stops the instances" {
+    p=$(free_port) pa=$(free_port) pb=$(free_port)
+    [ "$pa" != "$p" ] && [ "$pb" != "$p" ] && [ "$pa" != "$pb" ] || skip "the same free port came twice"
+    $PY -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(30)' "$p" &
+    holder=$!
+    sleep 0.3
+    rc=0
+    timeout 60 "$ROOT/examples/two-backends.sh" "$D/tiny.bn" "$p" "$pa" "$pb" -- -t 1 -np 2 </dev/null >/dev/null \
+        2>"$T/two.log" 3>&- || rc=$?
+    kill "$holder" 2>/dev/null || true
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { echo "exit $rc"; cat "$T/two.log"; return 1; }
+    for port in $pa $pb; do
+        run curl -s --max-time 2 "http://127.0.0.1:$port/health"
+        [ "$status" -ne 0 ]
+    done
+}

@@ -114,6 +114,8 @@ raw('junk.safetensors', ok + b'  x')
 raw('pad.safetensors', ok + b' \n\t\r  ')
 st('frac.safetensors', {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0.5, 16.5]}}, b'\0' * 17)
 st('meta.safetensors', {"__metadata__": [1], "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b'\0' * 16)
+st('metanull.safetensors', {"__metadata__": None, "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}},
+   b'\0' * 16)
 st('meta2.safetensors', {"__metadata__": {"n": 5}, "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}},
    b'\0' * 16)
 def s(x):
@@ -137,6 +139,8 @@ PY
     # white space after the JSON is padding (the header is read; no model in it, so a later refusal)
     run_split "$T/out" bn-convert --info "$T/pad.safetensors"
     [[ $err != *"after its JSON"* ]]
+    run_split "$T/out" bn-convert --info "$T/metanull.safetensors" # null: no metadata, as the reference reads it
+    [[ $err != *"__metadata__"* ]]
 }
 
 @test "a directory or a device in a checkpoint file's place is named, not taken for a missing file" {
@@ -293,6 +297,17 @@ PYEOF
     run_split "$T/out" bn-convert --info "$T/short.bn"
     expect_one_line_error "$status" "$err" bn-convert
     [[ $err == *"section 'x.k' is corrupt (zlib)" ]]
+    # an empty section is a section (the growing buffer once refused it)
+    $PY - "$F/tq.bn" "$T/empty.bn" "$ROOT/tests/ref" <<'PYEOF'
+import sys
+sys.path.insert(0, sys.argv[3])
+import bnread
+m = bnread.read(sys.argv[1])
+meta = {k: v for k, v in m.meta.items() if k not in m.late}
+meta["x.empty"] = (bnread.V_SECTION, {})
+bnread.write(m, sys.argv[2], meta)
+PYEOF
+    bn-infer -m "$T/empty.bn" -p hi -n 2 >/dev/null
 }
 
 @test "a 10-million-character line: tokenized exactly, in memory linear in the line" {

@@ -436,6 +436,12 @@ assert all("usage" not in c for c in ch[:-1]), ch' "$T/body"
         [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models/tiny-bitnet")" = 200 ]
         stop_server "$T" dir
     done
+    # a link keeps its own name (a "current" link to the model in use)
+    ln -s "$TINY" "$T/current"
+    SERVE_MODEL=$T/current/ start_server "$T" link
+    SRV_PORT=$(cat "$T/link.port")
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models/current")" = 200 ]
+    stop_server "$T" link
     (cd "$TINY" && SERVE_MODEL=./ start_server "$T" dot)
     SRV_PORT=$(cat "$T/dot.port")
     [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SRV_PORT/v1/models/tiny-bitnet")" = 200 ]
