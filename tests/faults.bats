@@ -358,6 +358,12 @@ interrupt() {
     { echo before; bn-quant "$F/tiny.bn" -o "$T/out-link"; echo after; } >"$T/both"
     [ "$(head -c 7 "$T/both")" = before ] && [ "$(tail -c 6 "$T/both")" = after ]
     tail -c +8 "$T/both" | head -c -6 | cmp - "$F/tq.bn"
+    # a relative link into /proc (joined, then made canonical)
+    mkdir -p "$T/a/b"
+    ln -s "$(realpath --relative-to="$T/a/b" /proc)/self/fd/1" "$T/a/b/rel"
+    printf 'old\n' >"$T/rel.log"
+    printf Hi | bn-tokenize -m "$F/tiny.bn" -o "$T/a/b/rel" >>"$T/rel.log"
+    [ "$(cat "$T/rel.log")" = "$(printf 'old\n4064 72 105')" ]
     printf Hi | bn-tokenize -m "$F/tiny.bn" -o /dev/fd/9 9>>"$T/log"
     [ "$(tail -1 "$T/log")" = "4064 72 105" ]
     run_split "$T/out" bn-tokenize -m "$F/tiny.bn" -o /dev/fd/8 </dev/null

@@ -284,17 +284,22 @@ static int descriptor_named(const char *path)
         if (lstat(hop, &st) || !S_ISLNK(st.st_mode) || (got = readlink(hop, target, sizeof target - 1)) <= 0)
             return -1;
         target[got] = 0;
-        if (target[0] == '/')
-            snprintf(hop, sizeof hop, "%s", target);
-        else {
-            char *dir = dir_of(hop);
-            if (!dir)
-                return -1;
-            int fits = snprintf(hop, sizeof hop, "%s/%s", dir, target) < (int)sizeof hop;
-            free(dir);
-            if (!fits)
-                return -1;
-        }
+        char joined[2 * PATH_MAX];
+        char *dir = target[0] == '/' ? NULL : dir_of(hop);
+        if (target[0] != '/' && !dir)
+            return -1;
+        snprintf(joined, sizeof joined, "%s%s%s", dir ? dir : "", dir ? "/" : "", target);
+        free(dir);
+        /* its directory made canonical, so that a relative link (into
+         * ../../proc/self/fd) and /proc/self itself meet the names above */
+        char *slash = strrchr(joined, '/'), real[PATH_MAX];
+        *slash = 0;
+        if (realpath(*joined ? joined : "/", real) &&
+            snprintf(hop, sizeof hop, "%s/%s", strcmp(real, "/") ? real : "", slash + 1) < (int)sizeof hop)
+            continue;
+        *slash = '/';
+        if (snprintf(hop, sizeof hop, "%s", joined) >= (int)sizeof hop)
+            return -1;
     }
     return -1;
 }
