@@ -581,6 +581,10 @@ PYEOF
             [ ! -e "$T/q3.bn" ]
             cmp "$T/q1.bn" "$T/keep.bn"
         done
+        # the model's own stream named by a descriptor, a pipe too (the report went into the model)
+        run_split /dev/null bash -c "set -o pipefail; $prog '$T/q1.bn' --report /dev/stdout | cat >'$T/q5.bn'"
+        [ "$status" -eq 2 ]
+        [[ $err == "$prog: --report '/dev/stdout' names the model it would describe"* ]]
         # the same files reached through redirections
         run_split /dev/null sh -c "$prog --report '$T/q1.bn' <'$T/q1.bn' >'$T/q4.bn'"
         [ "$status" -eq 2 ]

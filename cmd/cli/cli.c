@@ -123,6 +123,8 @@ int bn_cli_same_file(const char *a, const char *b, int b_dash_fd)
     if (!a || !b || !strcmp(a, "-"))
         return 0;
     struct stat sa, sb;
+    if (!strcmp(b, "-") && b_dash_fd >= 0 && bn_path_descriptor(a) == b_dash_fd)
+        return 1; /* a names that very stream (/dev/stdout beside "-"), a pipe too */
     if (!strcmp(b, "-")) /* b is a redirection: the file behind its descriptor */
         return !stat(a, &sa) && !fstat(b_dash_fd, &sb) && S_ISREG(sb.st_mode) && sa.st_dev == sb.st_dev &&
                sa.st_ino == sb.st_ino;

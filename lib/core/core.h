@@ -87,6 +87,10 @@ typedef struct bn_out {
 /* The file path names through its symbolic links (malloc'ed); NULL with
  * errno ELOOP for a loop, ENOMEM when out of memory. */
 char *bn_path_follow_links(const char *path);
+/* The descriptor N when path names one of this process's open ones
+ * (/dev/stdout, /dev/fd/N, /proc/self/fd/N, also through links), else -1:
+ * bn_out_open writes into it in place. */
+int bn_path_descriptor(const char *path);
 /* temps may be NULL (nobody is told of named temporaries). */
 int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *e);
 int bn_out_write(bn_out *o, const void *buf, size_t n, bn_err *e);

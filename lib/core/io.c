@@ -256,7 +256,7 @@ char *bn_path_follow_links(const char *path)
  * for this PID, directly or through links), else -1. Such a name is the
  * stream itself: a program that renamed a file over what it resolves to
  * replaced the file the shell had opened (a log appended to with >>). */
-static int descriptor_named(const char *path)
+int bn_path_descriptor(const char *path)
 {
     char hop[PATH_MAX], pid_fd[64];
     snprintf(hop, sizeof hop, "%s", path);
@@ -330,7 +330,7 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
         widen_pipe(fileno(o->fp));
         return 0;
     }
-    int named_fd = descriptor_named(path);
+    int named_fd = bn_path_descriptor(path);
     if (named_fd >= 0) { /* written into, in place, as "-" is (a copy of it, closed on commit) */
         if (!(o->path = strdup(path)))
             return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", path);
