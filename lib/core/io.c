@@ -319,6 +319,16 @@ static mode_t current_umask(void)
     return (mode_t)(mask & 0777);
 }
 
+/* An output to be written in place (a descriptor, a device) could not be
+ * opened: o back to nothing, the reason said. */
+static int in_place_failed(bn_out *o, const char *path, int err, bn_err *e)
+{
+    free(o->path);
+    memset(o, 0, sizeof *o);
+    o->fd = -1;
+    return bn_fail_code(e, BN_E_IO, "%s: cannot open: %s", path, strerror(err));
+}
+
 int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *e)
 {
     memset(o, 0, sizeof *o);
@@ -340,10 +350,7 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
             int err = fl >= 0 && (fl & O_ACCMODE) == O_RDONLY ? EBADF : errno; /* open for reading only */
             if (o->fd >= 0)
                 close(o->fd);
-            free(o->path);
-            memset(o, 0, sizeof *o);
-            o->fd = -1;
-            return bn_fail_code(e, BN_E_IO, "%s: cannot open: %s", path, strerror(err));
+            return in_place_failed(o, path, err, e);
         }
         o->direct = 1;
         return 0;
@@ -365,12 +372,8 @@ int bn_out_open(bn_out *o, const char *path, const bn_temp_hook *temps, bn_err *
             err = errno;
             close(o->fd);
         }
-        if (err) {
-            free(o->path);
-            memset(o, 0, sizeof *o);
-            o->fd = -1;
-            return bn_fail_code(e, BN_E_IO, "%s: cannot open: %s", path, strerror(err));
-        }
+        if (err)
+            return in_place_failed(o, path, err, e);
         o->direct = 1;
         return 0;
     }
