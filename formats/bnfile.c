@@ -51,6 +51,8 @@ int bn_bnfile_sniff(const uint8_t *head, size_t n)
 
 static int parse_header(const uint8_t *p, header *h, const char *name, bn_err *e)
 {
+    if (!memcmp(p, "GGUF", 4)) /* only a bn file streams: a GGUF file is read by seeking */
+        return bn_fail(e, "%s: a GGUF file, which is read from a file, not a stream (give its path)", name);
     if (memcmp(p, MAGIC, 8))
         return bn_fail(e, "%s: not a bn model file (wrong magic)", name);
     h->version = rd32(p + 8);

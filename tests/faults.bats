@@ -300,6 +300,13 @@ interrupt() {
     run_split /dev/null bn-convert --info <(cat "$TINY/model.safetensors")
     expect_one_line_error "$status" "$err" bn-convert
     [[ $err == *"not a bn model file"* ]]
+    # a GGUF file is read by seeking: on a stream it is named, with what to do
+    $GEN --format gguf-i2_s --shape tiny --no-truth "$T/g.gguf" >/dev/null
+    for prog in "bn-convert --info" "bn-infer -p hi -n 1 -m"; do
+        run_split /dev/null $prog - <"$T/g.gguf"
+        expect_one_line_error "$status" "$err" "${prog%% *}"
+        [[ $err == *"-: a GGUF file, which is read from a file, not a stream (give its path)" ]]
+    done
 }
 
 @test "-o replacing a file keeps its permissions; through a symbolic link it replaces the file the link names" {

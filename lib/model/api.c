@@ -74,9 +74,10 @@ bn_model *bn_model_open(const char *path, const bn_model_params *p, bn_err *e)
         return NULL;
     if (!o.kernels)
         o.kernels = "auto";
-    if (!path || !known_kernels(o.kernels) || (o.weights != BN_WEIGHTS_AUTO && o.weights != BN_WEIGHTS_MAPPED)) {
-        if (!path)
-            bn_fail_code(e, BN_E_INVALID, "bn_model_open: the path is NULL");
+    if (!path || !*path || !known_kernels(o.kernels) ||
+        (o.weights != BN_WEIGHTS_AUTO && o.weights != BN_WEIGHTS_MAPPED)) {
+        if (!path || !*path)
+            bn_fail_code(e, BN_E_INVALID, "bn_model_open: the path is %s", path ? "empty" : "NULL");
         else if (o.weights != BN_WEIGHTS_AUTO && o.weights != BN_WEIGHTS_MAPPED)
             bn_fail_code(e, BN_E_INVALID, "bn_model_open: weights is %d (BN_WEIGHTS_AUTO or BN_WEIGHTS_MAPPED)",
                          o.weights);

@@ -115,6 +115,7 @@ static void test_open_errors(void)
     CHECK(&C, !bn_model_open(path, NULL, &e) && e.code == BN_E_FORMAT && strstr(e.msg, path));
     unlink(path);
     CHECK(&C, !bn_model_open(NULL, NULL, &e) && e.code == BN_E_INVALID);
+    CHECK(&C, !bn_model_open("", NULL, &e) && e.code == BN_E_INVALID && !strcmp(e.msg, "bn_model_open: the path is empty"));
     CHECK(&C, !bn_model_open("tests/no/such-model.bn", NULL, NULL)); /* no bn_err: only the NULL */
     /* damage read through a stream (a device, a FIFO, standard input) with
      * no bn_err: the readers looked at e->code and crashed */
