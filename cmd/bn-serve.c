@@ -33,8 +33,8 @@ static const bn_prog prog = {
 
 /* DRAIN_SECONDS: what in-flight requests get after SIGTERM before they are
  * cancelled; FLUSH_MS: what the cancelled ones' error events then get to
- * reach their clients. ALIAS_MAX: an --alias's bytes, so that GET /v1/models/NAME fits the
- * server's path buffer. */
+ * reach their clients. ALIAS_MAX: an --alias's bytes, so that
+ * GET /v1/models/NAME fits the server's path buffer. */
 enum { DRAIN_SECONDS = 30, FLUSH_MS = 2000, MAX_ORIGINS = 16, ALIAS_MAX = 96 };
 
 typedef struct opts {
@@ -82,13 +82,7 @@ static int unicode_blank(uint32_t c)
     return 0;
 }
 
-/* A model name clients can send in JSON and in GET /v1/models/NAME: UTF-8
- * without blanks, control characters or what ends a URL's path (? #) or
- * escapes in it (%), and short enough for the server's path buffer. NULL,
- * or why not (in why): the byte and character, never the name itself,
- * whose controls would break the one-line usage error. */
-/* The model's API name without --alias: its path's last name (a directory
- * given as "dir/" or "." by its own name), in buf. */
+/* A path's last name ("dir/" is "dir"), in buf. */
 static const char *last_name(const char *path, char *buf, size_t cap)
 {
     size_t len = strlen(path);
@@ -101,9 +95,9 @@ static const char *last_name(const char *path, char *buf, size_t cap)
     return buf;
 }
 
-/* The name as given (a link keeps its own name: a "current" link to a
- * model is served as "current"); only "." and ".." (or "/") take the name
- * of the directory they are. */
+/* The model's API name without --alias: the path's last name as given (a
+ * link keeps its own name: a "current" link to a model is served as
+ * "current"); only "." and ".." (or "/") take the directory's own name. */
 static const char *model_name(const char *path, char *buf, size_t cap)
 {
     char real[PATH_MAX];
@@ -113,6 +107,11 @@ static const char *model_name(const char *path, char *buf, size_t cap)
     return buf;
 }
 
+/* A model name clients can send in JSON and in GET /v1/models/NAME: UTF-8
+ * without blanks, control characters or what ends a URL's path (? #) or
+ * escapes in it (%), and short enough for the server's path buffer. NULL,
+ * or why not (in why): the byte and character, never the name itself,
+ * whose controls would break the one-line usage error. */
 static const char *alias_problem(const char *s, char *why, size_t cap)
 {
     size_t len = strlen(s), k;
@@ -369,7 +368,8 @@ int main(int argc, char **argv)
         goto out;
     }
     engine_on = 1;
-    srv_model_info mi = {.m = m, .tok = tok, .tok_mu = &tok_mu, .id = o.alias ? o.alias : model_name(o.model, name, sizeof name),
+    srv_model_info mi = {.m = m, .tok = tok, .tok_mu = &tok_mu,
+                         .id = o.alias ? o.alias : model_name(o.model, name, sizeof name),
                          .created = model_time(o.model),
                          .n_ctx = bn_ctx_n_ctx(c), .embed = embed, .draft = dc != NULL};
     srv_http_ready(h, &g, &mi);

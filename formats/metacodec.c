@@ -207,12 +207,12 @@ static int decode_strarr(bn_meta *m, rd *r, const char *key, const char *name, b
     return 0;
 }
 
-/* A section's zlib stream inflated into *z (raw bytes, malloc'd) and its
- * entry count into *cnt. */
 /* A section inflates to at most this (a 262144-token vocabulary with its
  * merges is a few MiB): a claim beyond it is damage, never an allocation. */
 #define SECTION_MAX ((uint64_t)256 << 20)
 
+/* A section's zlib stream inflated into *z (raw bytes, malloc'd) and its
+ * entry count into *cnt. */
 static int inflate_section(rd *r, const char *key, int depth, uint8_t **z, uint64_t *raw, uint64_t *cnt,
                            const char *name, bn_err *e)
 {
