@@ -172,10 +172,11 @@ int bn_pack(const char *src, const char *out, const bn_pack_opts *o, bn_err *e)
         snprintf(target, sizeof target, "%s",
                  !strcmp(set, "ref") ? "generic" : !strcmp(set, "dotprod") ? "neon" : set);
     }
+    const char *step = o->step ? o->step : "bn-pack " BN_VERSION; /* this program, in the provenance */
     if (bn_meta_copy(&meta, &s.meta) ||
         /* a checkpoint read here directly: recorded as bn-convert records it */
-        (strcmp(s.format, "bn") && bn_provenance_add(&meta, &s, o->step ? o->step : "bn-pack " BN_VERSION, "", NULL)) ||
-        bn_meta_append_str(&meta, "provenance.steps", o->step ? o->step : "bn-pack " BN_VERSION) ||
+        (strcmp(s.format, "bn") && bn_provenance_add(&meta, &s, step, "", NULL)) ||
+        bn_meta_append_str(&meta, "provenance.steps", step) ||
         bn_meta_set_str(&meta, "pack.layout", type == BN_T2 ? "t2" : bn_packed_name(type)) ||
         bn_meta_set_str(&meta, "pack.target", target) ||
         bn_meta_set_str(&meta, "pack.cpu", bn_cpu_describe(&cpu, cpu_desc, sizeof cpu_desc)) ||

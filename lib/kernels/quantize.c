@@ -146,10 +146,11 @@ int bn_quantize(const char *src, const char *out, const bn_quant_opts *o, bn_err
         return -1;
     }
     int nth = bn_pool_size(pool);
+    const char *step = o->step ? o->step : "bn-quant " BN_VERSION; /* this program, in the provenance */
     if (bn_meta_copy(&meta, &s.meta) ||
         /* a checkpoint read here directly: recorded as bn-convert records it */
-        (strcmp(s.format, "bn") && bn_provenance_add(&meta, &s, o->step ? o->step : "bn-quant " BN_VERSION, "", NULL)) ||
-        bn_meta_append_str(&meta, "provenance.steps", o->step ? o->step : "bn-quant " BN_VERSION)) {
+        (strcmp(s.format, "bn") && bn_provenance_add(&meta, &s, step, "", NULL)) ||
+        bn_meta_append_str(&meta, "provenance.steps", step)) {
         bn_fail_code(e, BN_E_NOMEM, "%s: out of memory", src);
         goto out;
     }
