@@ -562,17 +562,17 @@ static enum MHD_Result see_framing(void *cls, enum MHD_ValueKind kind, const cha
  * request with both headers, where a proxy in front may read the other
  * one and see another request in the body (request smuggling); it waits
  * for a body in a coding it cannot read; it answers HTTP/1.1 without Host.
- * *status: 400, or 501 for a transfer coding other than chunked. */
-static const char *bad_framing(struct MHD_Connection *c, const char *version, int *status)
+ * *status: 400, or 501 for a transfer coding other than chunked. The
+ * headers read are left in *f. */
+static const char *bad_framing(struct MHD_Connection *c, const char *version, framing *f, int *status)
 {
-    framing f = {0};
-    MHD_get_connection_values(c, MHD_HEADER_KIND, see_framing, &f);
+    MHD_get_connection_values(c, MHD_HEADER_KIND, see_framing, f);
     *status = 400;
-    if (f.lengths_differ)
+    if (f->lengths_differ)
         return "the request has Content-Length headers of different values";
-    if (f.length && f.n_te)
+    if (f->length && f->n_te)
         return "the request has both Content-Length and Transfer-Encoding";
-    if (f.n_te > 1 || (f.te && strcasecmp(f.te, "chunked")))
+    if (f->n_te > 1 || (f->te && strcasecmp(f->te, "chunked")))
         return *status = 501, "the only transfer coding this server reads is chunked";
     if (!strcmp(version, MHD_HTTP_VERSION_1_1) && !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"))
         return "an HTTP/1.1 request needs a Host header";
@@ -602,7 +602,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* an allowed origin is named on every reply, this 503 too */
         r->cors = allowed_origin(h, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
         int bad_status;
-        const char *bad = bad_framing(c, version, &bad_status);
+        framing f = {0};
+        const char *bad = bad_framing(c, version, &f, &bad_status);
         if (bad)
             return fail(c, r, bad_status, "invalid_request_error", bad_status == 501 ? "not_implemented" : "bad_request",
                         "%s", bad);
@@ -610,9 +611,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
          * (the drain is for those in flight) */
         if (r->closing)
             return fail(c, r, 503, "server_error", "server_stopping", "the server is stopping; retry elsewhere");
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        int bodiless = !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
-                       (!cl || !strtoull(cl, NULL, 10));
+        const char *cl = f.length;
+        int bodiless = !f.n_te && (!cl || !strtoull(cl, NULL, 10));
         if (r->cors && !strcmp(r->method, "OPTIONS")) /* a preflight carries no key */
             return bodiless ? (r->deferred = 1, MHD_YES) : send_preflight(c, r);
         if (h->o.api_key && strcmp(r->path, "/health") &&
