@@ -214,6 +214,26 @@ static char *dir_of(const char *path)
     return d;
 }
 
+/* What the link p points to, as a path from here (a relative target
+ * joined to p's directory), malloc'ed; NULL when out of memory, or with
+ * *unreadable set when the link cannot be read. */
+static char *link_target(const char *p, int *unreadable)
+{
+    char target[PATH_MAX];
+    ssize_t n = readlink(p, target, sizeof target - 1);
+    *unreadable = n <= 0;
+    if (n <= 0)
+        return NULL;
+    target[n] = 0;
+    if (target[0] == '/')
+        return strdup(target);
+    char *dir = dir_of(p), *next = NULL;
+    if (dir && asprintf(&next, "%s/%s", dir, target) < 0)
+        next = NULL;
+    free(dir);
+    return next;
+}
+
 /* The file a path names, through any symbolic links (at most 40, as the
  * kernel follows): an output replaces the file a link points to and
  * leaves the link, as writing through it would. malloc'ed; NULL with
@@ -229,20 +249,10 @@ char *bn_path_follow_links(const char *path)
             errno = ELOOP;
             return NULL;
         }
-        char target[PATH_MAX];
-        ssize_t n = readlink(p, target, sizeof target - 1);
-        if (n <= 0)
+        int unreadable;
+        char *next = link_target(p, &unreadable);
+        if (unreadable)
             break;
-        target[n] = 0;
-        char *next = NULL;
-        if (target[0] == '/')
-            next = strdup(target);
-        else {
-            char *dir = dir_of(p);
-            if (dir && asprintf(&next, "%s/%s", dir, target) < 0)
-                next = NULL;
-            free(dir);
-        }
         free(p);
         p = next;
     }
@@ -279,26 +289,19 @@ int bn_path_descriptor(const char *path)
         }
         /* one link further, unless it is /proc's own link to the file */
         struct stat st;
-        char target[PATH_MAX];
-        ssize_t got;
-        if (lstat(hop, &st) || !S_ISLNK(st.st_mode) || (got = readlink(hop, target, sizeof target - 1)) <= 0)
+        int unreadable;
+        char *joined = lstat(hop, &st) || !S_ISLNK(st.st_mode) ? NULL : link_target(hop, &unreadable);
+        if (!joined)
             return -1;
-        target[got] = 0;
-        char joined[2 * PATH_MAX];
-        char *dir = target[0] == '/' ? NULL : dir_of(hop);
-        if (target[0] != '/' && !dir)
-            return -1;
-        snprintf(joined, sizeof joined, "%s%s%s", dir ? dir : "", dir ? "/" : "", target);
-        free(dir);
         /* its directory made canonical, so that a relative link (into
          * ../../proc/self/fd) and /proc/self itself meet the names above */
         char *slash = strrchr(joined, '/'), real[PATH_MAX];
         *slash = 0;
-        if (realpath(*joined ? joined : "/", real) &&
-            snprintf(hop, sizeof hop, "%s/%s", strcmp(real, "/") ? real : "", slash + 1) < (int)sizeof hop)
-            continue;
-        *slash = '/';
-        if (snprintf(hop, sizeof hop, "%s", joined) >= (int)sizeof hop)
+        int fits = realpath(*joined ? joined : "/", real)
+                       ? snprintf(hop, sizeof hop, "%s/%s", strcmp(real, "/") ? real : "", slash + 1) < (int)sizeof hop
+                       : (*slash = '/', snprintf(hop, sizeof hop, "%s", joined) < (int)sizeof hop);
+        free(joined);
+        if (!fits)
             return -1;
     }
     return -1;
