@@ -29,18 +29,6 @@ typedef struct options {
     char cmdline[1024];
 } options;
 
-/* provenance.options: the options given, by their long names, but those
- * that change no byte of the model (where it was written, -q, -f): the
- * same conversion scripted or by hand is the same file. */
-static void record_options(const bn_opt *opts, const options *o, char *buf, size_t n)
-{
-    size_t pos = 0;
-    buf[0] = 0;
-    for (const bn_opt *p = opts; p->kind != BN_OPT_END && pos < n; p++)
-        if (p->given && p->dest != &o->out && p->dest != &o->quiet && p->dest != &o->force)
-            pos += (size_t)snprintf(buf + pos, n - pos, "%s--%s", pos ? " " : "", p->name);
-}
-
 static int parse(int argc, char **argv, options *o)
 {
     memset(o, 0, sizeof *o);
@@ -69,7 +57,11 @@ static int parse(int argc, char **argv, options *o)
         return bn_usage_error(&prog, "--info writes no model: not with -o, --name or -f");
     if (o->name && !bn_utf8_valid(o->name, strlen(o->name)))
         return bn_usage_error(&prog, "--name: not UTF-8 text (general.name is a UTF-8 string)");
-    record_options(table, o, o->cmdline, sizeof o->cmdline);
+    /* provenance.options: the options given, by their long names, but
+     * those that change no byte of the model (where it was written, -q,
+     * -f): the same conversion scripted or by hand is the same file */
+    const void *const neutral[] = {&o->out, &o->quiet, &o->force, NULL};
+    bn_opt_record(table, neutral, 0, NULL, o->cmdline, sizeof o->cmdline);
     return BN_OPT_RUN;
 }
 

@@ -140,8 +140,12 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s", re.msg);
         return BN_EXIT_DATA;
     }
+    /* provenance.steps: this program and the options that decide bytes */
+    char step[512];
+    const void *const neutral[] = {&out, &report, &threads, &force, &quiet, NULL};
+    bn_opt_record(table, neutral, 1, "bn-pack " BN_VERSION, step, sizeof step);
     bn_pack_opts o = {
-        .step = "bn-pack " BN_VERSION,
+        .step = step,
         .layout = layout,
         .target = target,
         .tile = tile,

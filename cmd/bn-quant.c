@@ -71,8 +71,12 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s", re.msg);
         return BN_EXIT_DATA;
     }
+    /* provenance.steps: this program and the options that decide bytes */
+    char step[512];
+    const void *const neutral[] = {&out, &report, &json, &threads, &force, &quiet, NULL};
+    bn_opt_record(table, neutral, 1, "bn-quant " BN_VERSION, step, sizeof step);
     bn_quant_opts o = {
-        .step = "bn-quant " BN_VERSION,
+        .step = step,
         .report = rep.fp,
         .report_name = report,
         .report_json = json,

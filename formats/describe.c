@@ -76,9 +76,58 @@ static void value_raw(const bn_kv *kv, char *out, size_t n)
  * listing that scripts read line by line, nor be mistaken for an escape. */
 #define LISTING_ESC (BN_ESC_BACKSLASH | BN_ESC_CONTROLS)
 
+/* Whether a list of strings must quote its elements to be read back: one
+ * holds a space or a quote (a provenance step is a command line), or is
+ * empty. */
+static int strarr_quoted(const bn_kv *kv)
+{
+    for (uint64_t k = 0; k < kv->count; k++) {
+        const char *s = (const char *)kv->data + kv->offsets[k];
+        size_t len = (size_t)(kv->offsets[k + 1] - kv->offsets[k]);
+        if (!len || memchr(s, ' ', len) || memchr(s, '"', len))
+            return 1;
+    }
+    return 0;
+}
+
+/* A short list of strings, space-separated; each element in double quotes
+ * when strarr_quoted says so, its own quotes then shown as \x22 (after
+ * the escaping, so no backslash of the value can be taken for it). */
+static void strarr_text(const bn_kv *kv, char *out, size_t n)
+{
+    int quoted = strarr_quoted(kv);
+    size_t pos = 0;
+    for (uint64_t k = 0; k < kv->count; k++) {
+        char raw[256], esc[512];
+        size_t len = (size_t)(kv->offsets[k + 1] - kv->offsets[k]);
+        snprintf(raw, sizeof raw, "%.*s", (int)len, (const char *)kv->data + kv->offsets[k]);
+        bn_escape(raw, LISTING_ESC, esc, sizeof esc);
+        if (pos + 2 + 2 * (size_t)quoted + strlen(esc) >= n) /* whole elements only */
+            break;
+        if (k)
+            out[pos++] = ' ';
+        if (quoted)
+            out[pos++] = '"';
+        for (const char *c = esc; *c && pos + 6 < n; c++) {
+            if (*c == '"') {
+                memcpy(out + pos, "\\x22", 4);
+                pos += 4;
+            } else
+                out[pos++] = *c;
+        }
+        if (quoted)
+            out[pos++] = '"';
+    }
+    out[pos] = '\0';
+}
+
 /* One value as text (arrays abbreviated), control bytes escaped. */
 static void value_text(const bn_kv *kv, char *out, size_t n)
 {
+    if (kv->type == BN_V_STRARR && kv->count && kv->count <= 8) {
+        strarr_text(kv, out, n);
+        return;
+    }
     char raw[512];
     value_raw(kv, raw, sizeof raw);
     bn_escape(raw, LISTING_ESC, out, n);

@@ -185,7 +185,8 @@ PYEOF
     bn-convert "$TINY" | bn-quant | bn-convert - -o "$T/p.bn"
     run bn-convert --info --verify "$T/p.bn"
     [ "$status" -eq 0 ]
-    [[ $output == *"provenance.steps             bn-quant"* ]]
+    # a step is a command line: the listing quotes each one that holds a space
+    [[ $output == *"provenance.steps             \"bn-quant "*"\""$'\n'* ]]
     [[ $output == *"provenance.source_hashes"* ]]
     [[ $output == *"checksums                    all ok"* ]]
     cat "$T/p.bn" | bn-convert --info - | grep -q 'checksums                    all ok'
@@ -203,6 +204,16 @@ assert m["provenance.steps"] == ["bn-convert %s --name" % sys.argv[1]] and m["ge
     bn-quant "$TINY" -o "$T/q.bn"
     $GEN --format gguf-i2_s --shape tiny --no-truth "$T/g.gguf" >/dev/null
     bn-pack "$T/g.gguf" -l b3 -o "$T/g.bn"
+    # a step records the options that decide the bytes, with their values, not -o, -t, --report
+    bn-convert "$TINY" | bn-quant --head q6 -t 2 --report "$T/r.txt" | bn-pack -l b3 --threads 1 -o "$T/s.bn"
+    run bn-convert --info "$T/s.bn"
+    [[ $output == *"provenance.steps             \"bn-quant "*" --head q6\" \"bn-pack "*" --layout b3\""$'\n'* ]]
+    bn-convert --info --json "$T/s.bn" | $PY -c '
+import json, sys
+v = sys.argv[1]
+m = json.load(sys.stdin)["metadata"]
+assert m["provenance.steps"] == ["bn-quant %s --head q6" % v, "bn-pack %s --layout b3" % v], m' \
+        "$(bn-convert --version | awk '{print $3}')"
     for f in q g; do
         bn-convert --info --json "$T/$f.bn" | $PY -c '
 import json, sys

@@ -432,3 +432,24 @@ void bn_opt_help(const bn_prog *p, const bn_opt *opts, FILE *f)
     if (p->epilog)
         fprintf(f, "\n%s", p->epilog);
 }
+
+void bn_opt_record(const bn_opt *opts, const void *const *skip, int values, const char *head, char *buf, size_t n)
+{
+    int pos = snprintf(buf, n, "%s", head ? head : "");
+    if (pos < 0 || (size_t)pos >= n)
+        return;
+    for (const bn_opt *p = opts; p->kind != BN_OPT_END; p++) {
+        int skipped = !p->given || !p->name;
+        for (const void *const *s = skip; s && *s && !skipped; s++)
+            skipped = *s == p->dest;
+        if (skipped)
+            continue;
+        int k = snprintf(buf + pos, n - (size_t)pos, "%s--%s%s%s", pos ? " " : "", p->name,
+                         values && p->last ? " " : "", values && p->last ? p->last : "");
+        if (k < 0 || (size_t)k >= n - (size_t)pos) { /* whole options only */
+            buf[pos] = 0;
+            return;
+        }
+        pos += k;
+    }
+}

@@ -105,4 +105,11 @@ int bn_opt_parse(const bn_prog *p, bn_opt *opts, int argc, char **argv, int *n_o
 /* Prints the help for p and opts to f (what -h prints). */
 void bn_opt_help(const bn_prog *p, const bn_opt *opts, FILE *f);
 
+/* The options given, after bn_opt_parse, as text for a model's provenance:
+ * head (the program and its version) then each given option by its long
+ * name, with its last value when values is set, except those whose dest
+ * is in skip (NULL-terminated: options that change no byte of the output,
+ * as where it goes or how many threads). Cut at whole options to fit n. */
+void bn_opt_record(const bn_opt *opts, const void *const *skip, int values, const char *head, char *buf, size_t n);
+
 #endif
