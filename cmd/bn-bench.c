@@ -7,8 +7,10 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const bn_prog prog = {
@@ -324,6 +326,8 @@ static int parse(int argc, char **argv, cmdline *c)
         return bn_usage_error(&prog, "standard input can be read once: '-' may name one input");
     if (o->n_prompts && o->n_par && o->n_pp)
         return bn_usage_error(&prog, "--parallel with --prompt-file answers the texts: -p does not apply");
+    if (o->n_prompts && o->n_par && o->n_tg > 1)
+        return bn_usage_error(&prog, "--parallel with --prompt-file answers the texts for one -n: give one value");
     if (o->n_prompts && o->n_tg && o->tg[0] < 2)
         return bn_usage_error(&prog, "--prompt-file times an answer's decoding: -n 2 or more");
     const char *unread = c->list_shapes || c->cmp_old ? measuring_option(table) : NULL;
@@ -346,34 +350,80 @@ static int parse(int argc, char **argv, cmdline *c)
  * file first (in $TMPDIR, else /tmp), unlinked at once and named by its
  * descriptor (/proc/self/fd/N, into path), so that nothing is left behind
  * however the run ends. */
-static int spool_stdin(char *path, size_t n, bn_err *e)
+/* A copy of what name gives ('-': standard input; a pipe, a device) in
+ * an unlinked temporary file, its descriptor left open for the run and
+ * its /proc/self/fd name in path: every kernel set loads the model again,
+ * and a pipe can be read once. */
+static int spool(const char *name, char *path, size_t n, bn_err *e)
 {
+    int in = strcmp(name, "-") ? open(name, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+    if (in < 0)
+        return bn_fail(e, "%s: %s", name, strerror(errno));
     const char *dir = getenv("TMPDIR");
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s/bn-bench-stdin-XXXXXX", dir && *dir ? dir : "/tmp");
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return bn_fail(e, "%s: %s", tmp, strerror(errno));
+    snprintf(tmp, sizeof tmp, "%s/bn-bench-copy-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(tmp), rc = -1;
+    if (fd < 0) {
+        bn_fail(e, "%s: %s", tmp, strerror(errno));
+        goto done;
+    }
     unlink(tmp);
     snprintf(path, n, "/proc/self/fd/%d", fd);
     char buf[1 << 16];
     for (;;) {
-        ssize_t got = read(0, buf, sizeof buf);
+        ssize_t got = read(in, buf, sizeof buf);
         if (got < 0 && errno == EINTR)
             continue;
-        if (got < 0)
-            return close(fd), bn_fail(e, "-: %s", strerror(errno));
-        if (got == 0)
-            return 0; /* fd stays open for the run */
-        for (ssize_t at = 0; at < got;) {
+        if (got < 0) {
+            bn_fail(e, "%s: %s", name, strerror(errno));
+            break;
+        }
+        if (got == 0) {
+            rc = 0; /* fd stays open for the run */
+            break;
+        }
+        ssize_t at = 0;
+        while (at < got) {
             ssize_t put = write(fd, buf + at, (size_t)(got - at));
             if (put < 0 && errno == EINTR)
                 continue;
             if (put < 0)
-                return close(fd), bn_fail(e, "%s: %s", tmp, strerror(errno));
+                break;
             at += put;
         }
+        if (at < got) {
+            bn_fail(e, "%s: %s", tmp, strerror(errno));
+            break;
+        }
     }
+    if (rc)
+        close(fd);
+done:
+    if (in != STDIN_FILENO)
+        close(in);
+    return rc;
+}
+
+/* Whether a model named name is read through a copy (spool): standard
+ * input, or anything that is not a regular file or a directory (the
+ * loader names those). */
+static int needs_copy(const char *name)
+{
+    struct stat st;
+    return !strcmp(name, "-") || (!stat(name, &st) && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
+}
+
+/* An error naming a copy names what the user gave instead. */
+static void report_error(const bn_bench_opts *o, const char *msg)
+{
+    for (size_t i = 0; i < o->n_copies; i++) {
+        size_t k = strlen(o->copy_path[i]);
+        if (!strncmp(msg, o->copy_path[i], k) && msg[k] == ':') {
+            bn_report(&prog, "%s%s", o->copy_given[i], msg + k);
+            return;
+        }
+    }
+    bn_report(&prog, "%s", msg);
 }
 
 int main(int argc, char **argv)
@@ -392,16 +442,24 @@ int main(int argc, char **argv)
             return BN_EXIT_DATA;
         }
     }
-    char spooled[64] = "";
+    char copies[BN_BENCH_MAX_LIST + 1][64];
     for (size_t i = 0; i < c.b.n_models + (c.b.draft != NULL); i++) {
         const char **name = i < c.b.n_models ? &c.b.models[i] : &c.b.draft;
-        if (strcmp(*name, "-"))
+        if (!needs_copy(*name))
             continue;
-        if (spool_stdin(spooled, sizeof spooled, &e)) {
-            bn_report(&prog, "%s", e.msg);
-            return BN_EXIT_DATA;
+        size_t k = 0; /* a name given twice is read once */
+        while (k < c.b.n_copies && strcmp(c.b.copy_given[k], *name))
+            k++;
+        if (k == c.b.n_copies) {
+            if (spool(*name, copies[k], sizeof copies[k], &e)) {
+                bn_report(&prog, "%s", e.msg);
+                return BN_EXIT_DATA;
+            }
+            c.b.copy_given[k] = *name;
+            c.b.copy_path[k] = copies[k];
+            c.b.n_copies++;
         }
-        *name = c.b.stdin_copy = spooled;
+        *name = c.b.copy_path[k];
     }
     /* --prompt-file's texts, once ('-' cannot be read again for the next
      * thread count), and before any test: a missing one is said at once */
@@ -430,7 +488,7 @@ int main(int argc, char **argv)
     if (fflush(stdout) && !rc)
         rc = bn_fail_write(&e, "-");
     if (rc) {
-        bn_report(&prog, "%s", e.msg[0] ? e.msg : "failed");
+        report_error(&c.b, e.msg[0] ? e.msg : "failed");
         return BN_EXIT_DATA;
     }
     return BN_EXIT_OK;

@@ -456,6 +456,10 @@ for r in json.load(open(sys.argv[1]))["rows"]:
     run_split "$T/out" bn-bench -m "$T/tiny.bn" -p 8 -n 8 --parallel 2 -t 1 $FAST --prompt-file "$T/p.txt"
     [ "$status" -eq 2 ]
     [[ $err == *"-p does not apply"* ]]
+    # the batched texts are answered for one -n: a second value would go unmeasured
+    run_split "$T/out" bn-bench -m "$T/tiny.bn" -n 8,16 --parallel 2 -t 1 $FAST --prompt-file "$T/p.txt"
+    [ "$status" -eq 2 ]
+    [[ $err == *"for one -n: give one value"* ]]
     # the default -p (128) and -n 200 would not fit the context of 256, but the texts are the prompts here
     bn-bench -m "$T/tiny.bn" -n 200 --parallel 2 -t 1 $FAST --prompt-file "$T/p.txt" --json >"$T/par.json"
     $PY -c 'import json, sys; rows = json.load(open(sys.argv[1]))["rows"]; assert len(rows) == 2, rows' "$T/par.json"
@@ -472,7 +476,80 @@ assert len(rows) == 4 and all(r["model"] == "-" for r in rows), rows' "$T/e2e.js
     run_split "$T/out" bn-bench --compare - - </dev/null
     [ "$status" -eq 2 ]
     [[ $err == *"standard input can be read once"* ]]
-    [ -z "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'bn-bench-stdin-*' -newer "$T/tiny.bn" 2>/dev/null)" ]
+    [ -z "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'bn-bench-copy-*' -newer "$T/tiny.bn" 2>/dev/null)" ]
+}
+
+@test "bench: a model from a pipe (<(...)) is copied once too; errors about a copy name what was given" {
+    bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
+    bn-bench -m <(cat "$T/tiny.bn") -k ref,auto -p 4 -n 0 -t 1 $FAST --json >"$T/e2e.json"
+    $PY -c 'import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+ks = [r["kernel"] for r in rows]
+assert len(ks) == 2 and ks[0] == "ref" and ks[1] != "ref" and all(r["model"] == "63" or r["model"].isdigit() for r in rows), rows' "$T/e2e.json"
+    bn-bench --convert -m <(cat "$T/tiny.bn") -r 2 --json >"$T/conv.json"
+    $PY -c 'import json, sys; r = json.load(open(sys.argv[1]))["rows"]; assert len(r[0]["samples"]) == 2, r' "$T/conv.json"
+    run_split "$T/out" bn-bench -m - -p 4 -n 0 -t 1 $FAST </dev/null
+    expect_one_line_error "$status" "$err" bn-bench
+    [ "$err" = "bn-bench: -: too short to be a model file" ]
+    head -c 100 "$T/tiny.bn" >"$T/short.bn"
+    run_split "$T/out" bn-bench -m <(cat "$T/short.bn") -p 4 -n 0 -t 1 $FAST
+    expect_one_line_error "$status" "$err" bn-bench
+    [[ $err == "bn-bench: /dev/fd/"*": truncated"* ]]
+}
+
+@test "bench: -k naming one set twice (or auto and the set it picks) measures it once; a misspelt set is said before the probe" {
+    bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
+    bn-bench -m "$T/tiny.bn" -k auto,ref,ref -p 4 -n 0 -t 1 $FAST --json >"$T/k.json"
+    auto=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["rows"][0]["kernel"])' "$T/k.json")
+    bn-bench -m "$T/tiny.bn" -k "$auto,auto,ref" -p 4 -n 0 -t 1 $FAST --json >"$T/k2.json"
+    for f in k k2; do
+        $PY -c 'import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+ks = [r["kernel"] for r in rows]
+assert len(ks) == len(set(ks)) == (1 if sys.argv[2] == "ref" else 2), ks' "$T/$f.json" "$auto"
+    done
+    # the default 1 GiB probe would take seconds: the error comes first
+    run_split "$T/out" timeout 2 bn-bench --synthetic tiny -k avx513 -p 4 -n 0
+    expect_one_line_error "$status" "$err" bn-bench
+    [[ $err == *"no kernel set 'avx513'"* ]]
+}
+
+@test "bench: speculative rows name their layout and kernel set: --compare pairs each set with itself" {
+    bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
+    bn-bench -m "$T/tiny.bn" -p 8 -n 0 -t 1 $FAST --verify 2 -k ref,auto --json >"$T/v1.json"
+    bn-bench -m "$T/tiny.bn" -p 8 -n 0 -t 1 $FAST --verify 2 -k auto,ref --json >"$T/v2.json"
+    $PY -c 'import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+text = [r for r in rows if r["kind"] == "text"]
+assert len(text) == 4 and all(r["layout"] == "t2" and r["kernel"] for r in text), text' "$T/v1.json"
+    bn-bench --compare "$T/v1.json" "$T/v2.json" --json >"$T/cmp.json"
+    $PY -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+rows = d["rows"] if isinstance(d, dict) else d
+keys = [(r.get("kernel"), r.get("test")) for r in rows]
+assert len(keys) == 6 and len(set(keys)) == 6, keys' "$T/cmp.json"
+    # and the markdown table names them
+    bn-bench -m "$T/tiny.bn" -p 8 -n 0 -t 1 $FAST --verify 2 -k ref | grep -q '^| tiny (t2/ref) | 1 | pass 2 @8 |'
+}
+
+@test "bench: --json stays UTF-8 with a label cut inside a character or a file name that is not UTF-8" {
+    bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
+    n="$T/$(printf 'x%.0s' $(seq 39))é.txt"
+    printf 'It was a truth very generally felt in the parish' >"$n"
+    bn-bench -m "$T/tiny.bn" -p 0 -n 4 -t 1 $FAST --prompt-file "$n" --json >"$T/a.json"
+    $PY -m json.tool "$T/a.json" >/dev/null
+    cp "$T/tiny.bn" "$T/bad"$'\xff'"name.bn"
+    bn-bench -m "$T/bad"$'\xff'"name.bn" -p 4 -n 0 -t 1 $FAST --json >"$T/b.json"
+    $PY -c 'import json, sys; r = json.load(open(sys.argv[1]))["rows"]; assert r[0]["model"] == "bad\ufffdname", r' "$T/b.json"
+}
+
+@test "bench: --tokenize of an empty text is an error, not a rate of 0" {
+    bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
+    : >"$T/empty.txt"
+    run_split "$T/out" bn-bench --tokenize -m "$T/tiny.bn" --text "$T/empty.txt" -r 1
+    expect_one_line_error "$status" "$err" bn-bench
+    [ "$err" = "bn-bench: $T/empty.txt: no text" ]
+    [ ! -s "$T/out" ]
 }
 
 @test "bench: --bw-mib bounds the head rows' copies too" {

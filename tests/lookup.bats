@@ -110,7 +110,7 @@ setup() {
     # a synthetic shape, as the lead runs 2b4t
     run bn-bench --synthetic tiny -p 16 -n 0 -t 1 -r 1 --bw-mib 4 --verify 8
     [ "$status" -eq 0 ]
-    [[ $output == *"| synthetic tiny | 1 | pass 8 @16 | verify pass: "* ]]
+    [[ $output == *"| synthetic tiny (t2/"*") | 1 | pass 8 @16 | verify pass: "* ]]
     # --compare: these rows are times, so a run twice as slow compares at 0.5 (above 1 is faster, as for t/s)
     bn-bench -m "$D/tiny.bn" -p 32 -n 0 -t 1 -r 1 --bw-mib 4 --verify 2 --json >"$T/v.json"
     $PY - "$T/v.json" "$T/slow.json" <<'EOF_'

@@ -208,7 +208,12 @@ typedef struct bn_bench_opts {
     uint32_t lookup, draft_max;         /* --lookup N (default 3 with --prompt-file), --draft-max K (0: 8) */
     int no_pacing;                      /* --no-pacing: lookup or the draft guesses whenever it can */
     const char *draft;                  /* --draft MODEL: --prompt-file's texts with a draft model, not lookup */
-    const char *stdin_copy;             /* the file a model named '-' was copied to (bn-bench.c), or NULL */
+    /* Models (and the draft) named by what is not a regular file ('-', a
+     * pipe such as <(...)): each is copied to a temporary file before any
+     * test, since every kernel set loads a model again (bn-bench.c);
+     * copy_path[i] holds what copy_given[i] named. */
+    const char *copy_given[BN_BENCH_MAX_LIST + 1], *copy_path[BN_BENCH_MAX_LIST + 1];
+    size_t n_copies;
     int threads[BN_BENCH_MAX_LIST];
     size_t n_threads;
     const char *kernels[BN_BENCH_MAX_LIST]; /* NAME or NAME:LAYOUT */
@@ -243,12 +248,21 @@ void bn_bench_model_cost(const bn_model *m, int kv_f16, bn_bench_cost *c);
  * the model's name in the rows (a file's base name). */
 static inline const char *bn_bench_shown_name(const bn_model *m, const char *label)
 {
-    return strncmp(label, "synthetic ", 10) && strcmp(label, "-") ? m->src.name : label;
+    return strncmp(label, "synthetic ", 10) ? m->src.name : label;
 }
 
-/* A model file's name in the rows, in buf: its base name without .bn or
- * .gguf, "-" for the copy of standard input (o->stdin_copy). */
+/* The name the user gave for path: its copy_given when path is one of
+ * o's copies (o->copy_path), else path itself. */
+const char *bn_bench_given_name(const bn_bench_opts *o, const char *path);
+
+/* A model file's name in the rows, in buf: the base name the user gave
+ * (bn_bench_given_name; "-" for standard input) without .bn or .gguf,
+ * cut at a whole UTF-8 character. */
 const char *bn_bench_model_label(const bn_bench_opts *o, const char *path, char *buf, size_t n);
+
+/* The longest prefix of s, at most max bytes, that ends at a whole UTF-8
+ * character (a label cut to fit a column stays valid text). */
+size_t bn_bench_utf8_fit(const char *s, size_t max);
 
 /* How many copies of a matrix (stride bytes apart) a --kernels GEMV
  * cycles through: 256 MiB in all, so that each call streams from memory

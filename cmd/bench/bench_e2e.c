@@ -127,9 +127,12 @@ static size_t ids_needed(const bn_bench_opts *o)
     return (size_t)(b > n ? b : n);
 }
 
-/* Every test at every thread count on one loaded model. */
+/* Every test at every thread count on one loaded model, unless its
+ * kernel set (-k's name resolved, "auto" too) is among the ran[n_ran]
+ * sets this file already ran with: -k auto,avx512 measures avx512 once. */
 static int run_model(const bn_bench_opts *o, const bn_bench_machine *mc, const bn_rapl *rapl, const char *path,
-                     const char *kernel, const char *label, bn_bench_rows *rows, bn_err *e)
+                     const char *kernel, const char *label, char (*ran)[32], size_t *n_ran, bn_bench_rows *rows,
+                     bn_err *e)
 {
     bn_model m;
     model_info mi = {0};
@@ -137,6 +140,12 @@ static int run_model(const bn_bench_opts *o, const bn_bench_machine *mc, const b
     double t0 = bn_bench_now();
     if (bn_model_load(&m, path, kernel, e))
         return -1;
+    for (size_t i = 0; i < *n_ran; i++)
+        if (!strcmp(ran[i], m.kern->name)) {
+            bn_model_free(&m);
+            return 0;
+        }
+    snprintf(ran[(*n_ran)++], sizeof ran[0], "%s", m.kern->name);
     if (!o->mmap_only && bn_model_to_memory(&m, e) < 0) {
         bn_model_free(&m);
         return -1;
@@ -208,13 +217,33 @@ done:
     return rc;
 }
 
+const char *bn_bench_given_name(const bn_bench_opts *o, const char *path)
+{
+    for (size_t i = 0; i < o->n_copies; i++)
+        if (!strcmp(path, o->copy_path[i]))
+            return o->copy_given[i];
+    return path;
+}
+
+size_t bn_bench_utf8_fit(const char *s, size_t max)
+{
+    size_t at = 0, len = strlen(s);
+    while (at < len) {
+        size_t k = bn_utf8_char((const uint8_t *)s + at, len - at);
+        k = k ? k : 1; /* a stray byte alone */
+        if (at + k > max)
+            break;
+        at += k;
+    }
+    return at;
+}
+
 const char *bn_bench_model_label(const bn_bench_opts *o, const char *path, char *buf, size_t n)
 {
-    if (o->stdin_copy && !strcmp(path, o->stdin_copy))
-        path = "-";
+    path = bn_bench_given_name(o, path);
     const char *b = strrchr(path, '/');
     b = b && b[1] ? b + 1 : path;
-    snprintf(buf, n, "%s", b);
+    snprintf(buf, n, "%.*s", (int)bn_bench_utf8_fit(b, n - 1), b);
     char *dot = strrchr(buf, '.');
     if (dot && dot != buf && (!strcmp(dot, ".bn") || !strcmp(dot, ".gguf")))
         *dot = 0;
@@ -232,14 +261,15 @@ int bn_bench_e2e(const bn_bench_opts *o, const bn_bench_machine *mc, const bn_ra
     if (o->n_models && bn_bench_check_kernel_names(knames, n_k, e))
         return -1;
     for (size_t mi = 0; mi < o->n_models; mi++) {
-        char label[64];
+        char label[64], ran[BN_BENCH_MAX_LIST][32];
+        size_t n_ran = 0;
         bn_bench_model_label(o, o->models[mi], label, sizeof label);
         for (size_t k = 0; k < n_k; k++) {
             /* A file's layout is its own: NAME:LAYOUT only narrows. */
             char name[64];
             snprintf(name, sizeof name, "%s", knames[k]);
             name[strcspn(name, ":")] = 0;
-            if (run_model(o, mc, rapl, o->models[mi], name, label, rows, e))
+            if (run_model(o, mc, rapl, o->models[mi], name, label, ran, &n_ran, rows, e))
                 return -1;
         }
     }
@@ -271,10 +301,12 @@ int bn_bench_e2e(const bn_bench_opts *o, const bn_bench_machine *mc, const bn_ra
             if (o->verbose)
                 fprintf(stderr, "%s: %s: generated %.2f GiB in %.1f s\n", o->prog, s->name,
                         (double)sy.file_bytes / (1 << 30), sy.gen_s);
-            char label[64];
+            char label[64], ran[BN_BENCH_MAX_SETS][32]; /* (the sets are distinct already) */
+            size_t n_ran = 0;
             snprintf(label, sizeof label, "synthetic %s", s->name);
             for (size_t j = k; j < n_sets; j++)
-                if (sets[j]->layout == sets[k]->layout && run_model(o, mc, rapl, sy.path, sets[j]->name, label, rows, e)) {
+                if (sets[j]->layout == sets[k]->layout &&
+                    run_model(o, mc, rapl, sy.path, sets[j]->name, label, ran, &n_ran, rows, e)) {
                     bn_synth_free(&sy);
                     return -1;
                 }

@@ -136,10 +136,14 @@ static void md_simple(FILE *fp, const bn_bench_rows *rows, int kind)
         const bn_bench_row *r = &rows->v[i];
         if (r->kind != kind)
             continue;
-        char rate[64];
+        char rate[64], source[160];
         fmt_rate(r, rate, sizeof rate);
-        fprintf(fp, "| %s | %d | %s | %s | %s | %s |\n", r->model[0] ? r->model : "-", r->threads, r->test, r->what,
-                rate, r->unit);
+        /* a model's rows name its layout and kernel set, as the e2e table's columns do */
+        if (r->layout[0])
+            snprintf(source, sizeof source, "%s (%s/%s)", r->model, r->layout, r->kernel);
+        else
+            snprintf(source, sizeof source, "%s", r->model[0] ? r->model : "-");
+        fprintf(fp, "| %s | %d | %s | %s | %s | %s |\n", source, r->threads, r->test, r->what, rate, r->unit);
     }
 }
 
@@ -281,10 +285,20 @@ static void j_num(cJSON *o, const char *k, double v)
         cJSON_AddNullToObject(o, k);
 }
 
+/* A string member from text that may not be UTF-8 (a row names a file
+ * as it was given; /proc's CPU name, a --rapl path): invalid bytes become
+ * U+FFFD, since JSON text is UTF-8. */
+static void j_text(cJSON *o, const char *key, const char *text)
+{
+    char *clean = bn_utf8_clean(text, strlen(text));
+    cJSON_AddItemToObject(o, key, clean ? cJSON_CreateString(clean) : cJSON_CreateNull());
+    free(clean);
+}
+
 static cJSON *json_machine(const bn_bench_machine *mc)
 {
     cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "cpu", mc->cpu);
+    j_text(m, "cpu", mc->cpu);
     cJSON_AddNumberToObject(m, "cpus", mc->n_cpus);
     if (!mc->n) /* --tokenize, --convert: the CPU alone, no limits measured */
         return m;
@@ -303,7 +317,7 @@ static cJSON *json_machine(const bn_bench_machine *mc)
         j_num(l, "int8_gops", mc->peak_gops[i]);
         cJSON_AddItemToArray(lim, l);
     }
-    cJSON_AddStringToObject(m, "energy", mc->energy);
+    j_text(m, "energy", mc->energy);
     return m;
 }
 
@@ -318,14 +332,14 @@ static int report_json(FILE *fp, const bn_bench_machine *mc, const bn_bench_rows
         const bn_bench_row *r = &rows->v[i];
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "kind", kind_name(r->kind));
-        cJSON_AddStringToObject(o, "model", r->model);
+        j_text(o, "model", r->model);
         j_num(o, "size", r->size);
         j_num(o, "params", r->params);
         cJSON_AddStringToObject(o, "layout", r->layout);
         cJSON_AddStringToObject(o, "kernel", r->kernel);
         cJSON_AddNumberToObject(o, "threads", r->threads);
-        cJSON_AddStringToObject(o, "test", r->test);
-        cJSON_AddStringToObject(o, "what", r->what);
+        j_text(o, "test", r->test);
+        j_text(o, "what", r->what);
         cJSON_AddStringToObject(o, "unit", r->unit);
         cJSON_AddNumberToObject(o, "n", r->n); /* the samples taken, as the CSV's n */
         cJSON *s = cJSON_AddArrayToObject(o, "samples");
@@ -380,7 +394,7 @@ int bn_bench_list_shapes(FILE *fp, int format)
 {
     cJSON *arr = format == BN_FMT_JSON ? cJSON_CreateArray() : NULL;
     if (format == BN_FMT_MD)
-        fprintf(fp, "| shape | hidden | ffn | layers | heads | kv heads | vocab | context | params | t2 size | note |\n"
+        fprintf(fp, "| shape | hidden | ffn | layers | heads | kv heads | vocab | context | params | t2 file | note |\n"
                     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
     else if (format == BN_FMT_CSV)
         fprintf(fp, "shape,hidden,ffn,layers,heads,kv_heads,vocab,context,params,t2_bytes,note\n");

@@ -23,6 +23,12 @@ int bn_bench_run(const bn_bench_opts *o, FILE *fp, bn_err *e)
         bn_bench_rows_free(&rows);
         return rc;
     }
+    /* a misspelt -k is said before the probe's seconds, not after them */
+    const bn_kernels *sets[BN_BENCH_MAX_SETS];
+    int synthetic = o->n_synth || o->mode == BN_MODE_KERNELS; /* sets chosen by name and layout */
+    if (o->n_kernels && (synthetic ? !bn_bench_select_kernels(o->kernels, o->n_kernels, sets, BN_BENCH_MAX_SETS, e)
+                                   : bn_bench_check_kernel_names(o->kernels, o->n_kernels, e)))
+        return -1;
     if (o->verbose)
         fprintf(stderr, "%s: measuring memory bandwidth and int8 peak\n", o->prog);
     if (bn_bench_machine_measure(&mc, o->threads, (int)o->n_threads, o->bw_bytes, e))

@@ -39,7 +39,10 @@
 
 enum { PASSES = 4 }; /* passes of each K per repetition; their mean is a sample */
 
-static bn_bench_row *spec_row(bn_bench_rows *rows, const char *label, int threads, const char *unit, bn_err *e)
+/* A row of m's (its layout and kernel set, as the e2e rows name them, so
+ * that --compare pairs each set's rows with its own). */
+static bn_bench_row *spec_row(bn_bench_rows *rows, const bn_model *m, const char *label, int threads,
+                              const char *unit, bn_err *e)
 {
     bn_bench_row *r = bn_bench_row_add(rows);
     if (!r) {
@@ -48,6 +51,8 @@ static bn_bench_row *spec_row(bn_bench_rows *rows, const char *label, int thread
     }
     r->kind = BN_ROW_TEXT;
     snprintf(r->model, sizeof r->model, "%s", label);
+    bn_bench_layout_name(m->kern->layout, r->layout, sizeof r->layout);
+    snprintf(r->kernel, sizeof r->kernel, "%s", m->kern->name);
     r->threads = threads;
     snprintf(r->unit, sizeof r->unit, "%s", unit);
     return r;
@@ -57,7 +62,8 @@ static bn_bench_row *spec_row(bn_bench_rows *rows, const char *label, int thread
  * a pass and the speed-up over the plain row (when both were timed). */
 static void spec_what(bn_bench_row *r, const char *input, double kept_pct, double per_pass, const bn_bench_row *plain)
 {
-    int n = snprintf(r->what, sizeof r->what, "%.40s: %.0f%% kept, %.2f tok/pass", input, kept_pct, per_pass);
+    int n = snprintf(r->what, sizeof r->what, "%.*s: %.0f%% kept, %.2f tok/pass", (int)bn_bench_utf8_fit(input, 40), input,
+                     kept_pct, per_pass);
     double x = r->median / plain->median;
     if (isfinite(x) && n > 0 && (size_t)n < sizeof r->what)
         snprintf(r->what + n, sizeof r->what - (size_t)n, ", %.2fx", x);
@@ -97,7 +103,7 @@ static int verify_rows(const bn_bench_opts *o, const bn_model *m, const char *la
             }
     double step = NAN;
     for (size_t i = 0; i < nk; i++) {
-        bn_bench_row *r = spec_row(rows, label, threads, "ms", e);
+        bn_bench_row *r = spec_row(rows, m, label, threads, "ms", e);
         if (!r)
             goto done;
         snprintf(r->test, sizeof r->test, "pass %u @%u", ks[i], depth);
@@ -270,7 +276,7 @@ static int batch_rows(const bn_bench_opts *o, const bn_model *m, bn_model *dm, c
         }
         bn_bench_row *r[2];
         for (int sp = 0; sp < 2; sp++) {
-            if (!(r[sp] = spec_row(rows, label, threads, "t/s", e)))
+            if (!(r[sp] = spec_row(rows, m, label, threads, "t/s", e)))
                 goto done;
             r[sp]->n_seq = (int)N;
             if (!sp)
@@ -301,7 +307,7 @@ static int batch_rows(const bn_bench_opts *o, const bn_model *m, bn_model *dm, c
             r[sp]->per_seq = r[sp]->median / N;
         }
         const bn_batch_stats *st = &run[1].st;
-        snprintf(r[0]->what, sizeof r[0]->what, "%.40s", texts);
+        snprintf(r[0]->what, sizeof r[0]->what, "%.*s", (int)bn_bench_utf8_fit(texts, 40), texts);
         spec_what(r[1], texts, st->drafted ? 100.0 * st->accepted / st->drafted : 0.0,
                   st->spec_passes ? (double)st->spec_tokens / st->spec_passes : 0.0, r[0]);
         if (o->verbose)
@@ -412,7 +418,7 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
         base = base ? base + 1 : o->prompts[f];
         bn_bench_row *r[2];
         for (int lk = 0; lk < 2; lk++) {
-            if (!(r[lk] = spec_row(rows, label, threads, "t/s", e)))
+            if (!(r[lk] = spec_row(rows, m, label, threads, "t/s", e)))
                 goto done;
             snprintf(r[lk]->test, sizeof r[lk]->test, "tg%u %s", tg, lk ? mode : "plain");
             if (lk && !o->draft)
@@ -439,7 +445,7 @@ static int lookup_rows(const bn_bench_opts *o, const bn_model *m, const char *la
             }
         for (int lk = 0; lk < 2; lk++)
             bn_bench_stats(r[lk]);
-        snprintf(r[0]->what, sizeof r[0]->what, "%.40s", base);
+        snprintf(r[0]->what, sizeof r[0]->what, "%.*s", (int)bn_bench_utf8_fit(base, 40), base);
         spec_what(r[1], base, st[1].n_draft ? 100.0 * st[1].n_accept / st[1].n_draft : 0.0,
                   st[1].n_pass ? (double)st[1].n_gen / st[1].n_pass : 0.0, r[0]);
         if (o->verbose)

@@ -258,7 +258,7 @@ int bn_synth_new(bn_synth *sy, const bn_shape *s, uint32_t layout, uint64_t extr
         for (int i = 0; i < 5; i++) /* in units that show them, GiB or MiB or KiB */
             bn_bench_fmt_size((double)v[i], sz[i], sizeof sz[i]);
         return bn_fail(e,
-                       "%s: needs %s of memory (%s of %s weights, %s to write the largest tensor, %s for the "
+                       "%s: needs %s of memory (a %s %s file, %s to write the largest tensor, %s for the "
                        "context), %s is %s",
                        s->name, sz[0], sz[1], ln, sz[2], sz[3], limit ? "--mem-limit" : "MemAvailable", sz[4]);
     }
@@ -266,6 +266,7 @@ int bn_synth_new(bn_synth *sy, const bn_shape *s, uint32_t layout, uint64_t extr
     snprintf(dir, sizeof dir, "%.400s/bn-bench.XXXXXX", pick_dir(bytes));
     if (!mkdtemp(dir))
         return bn_fail(e, "%s: cannot create a temporary directory: %s", dir, strerror(errno));
+    bn_cli_track_temp(NULL, dir, 1); /* a signal removes it too, once its file is gone */
     snprintf(path, sizeof path, "%s/%s.bn", dir, s->name);
     double t0 = bn_bench_now();
     int rc = write_model(s, layout, path, seed, e);
@@ -276,6 +277,7 @@ int bn_synth_new(bn_synth *sy, const bn_shape *s, uint32_t layout, uint64_t extr
         unlink(path);
     }
     rmdir(dir);
+    bn_cli_track_temp(NULL, dir, 0);
     if (rc)
         return -1;
     sy->gen_s = bn_bench_now() - t0;

@@ -5,6 +5,7 @@
  * Conversion writes to a temporary file on tmpfs, so the disk is not what
  * is measured. */
 #include "bench.h"
+#include "signals.h"
 #include "tokenizer.h"
 
 #include <errno.h>
@@ -92,9 +93,15 @@ int bn_bench_tokenize(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e)
             bn_tokenizer_free(tok);
             return -1;
         }
+        if (!map.size) { /* no rate can be measured on nothing */
+            bn_unmap(&map);
+            bn_tokenizer_free(tok);
+            return bn_fail(e, "%s: no text", o->text);
+        }
         text = map.data;
         n = map.size;
-        snprintf(what, sizeof what, "%.30s %.2f MiB", base(o->text), (double)n / (1 << 20));
+        snprintf(what, sizeof what, "%.*s %.2f MiB", (int)bn_bench_utf8_fit(base(o->text), 30), base(o->text),
+                 (double)n / (1 << 20));
     } else {
         if (!(gen = gen_text(o->text_bytes, o->seed))) {
             bn_tokenizer_free(tok);
@@ -215,6 +222,10 @@ int bn_bench_convert(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e)
         goto done;
     }
     snprintf(out, sizeof out, "%s/out.bn", dir);
+    /* a signal removes both: the output (between a commit and its unlink
+     * it has this name), then the directory */
+    bn_cli_track_temp(NULL, dir, 1);
+    bn_cli_track_temp(NULL, out, 1);
     char what[48];
     snprintf(what, sizeof what, "to bn, %.2f MiB of tensors", bytes / (1 << 20));
     bn_bench_row *r = text_row(rows, label, "convert", what, "MB/s");
@@ -222,7 +233,7 @@ int bn_bench_convert(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e)
         bn_fail_code(e, BN_E_NOMEM, "out of memory");
         goto cleanup;
     }
-    bn_convert_opts co = {.program = "bn-bench " BN_VERSION, .options = "--convert"};
+    bn_convert_opts co = {.program = "bn-bench " BN_VERSION, .options = "--convert", .temps = {bn_cli_track_temp, NULL}};
     for (int rep = -1; rep < o->reps; rep++) {
         double t0 = bn_bench_now();
         if (bn_convert(src, out, &co, e))
@@ -237,6 +248,8 @@ int bn_bench_convert(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e)
 cleanup:
     unlink(out);
     rmdir(dir);
+    bn_cli_track_temp(NULL, out, 0);
+    bn_cli_track_temp(NULL, dir, 0);
 done:
     bn_synth_free(&sy);
     return rc;

@@ -5,7 +5,7 @@
  * A handler gets no context, so the names live in this table: the programs'
  * one piece of mutable process state, inherent to signals, and kept out of
  * libbn. A slot is filled before it is marked used, and the handler calls
- * only unlink, signal and raise (all async-signal-safe). Outputs are opened
+ * only unlink, rmdir, signal and raise (all async-signal-safe). Outputs are opened
  * from one thread. */
 #include "signals.h"
 
@@ -23,6 +23,10 @@ static void unlink_held(int sig)
     for (int i = 0; i < MAX_HELD; i++)
         if (held[i])
             unlink(held_name[i]);
+    /* then the directories (a temporary one that held a file): empty now */
+    for (int i = 0; i < MAX_HELD; i++)
+        if (held[i])
+            rmdir(held_name[i]);
     /* die of the signal itself, so the exit status still says what happened */
     signal(sig, SIG_DFL);
     raise(sig);

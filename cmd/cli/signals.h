@@ -6,7 +6,8 @@
 
 /* The hook's function (pass {bn_cli_track_temp, NULL}): remembers path
  * while it exists and, from the first one on, has SIGINT, SIGTERM and
- * SIGHUP unlink every remembered name before the process dies of the
+ * SIGHUP remove every remembered name (a file, or then an empty
+ * directory: a temporary one the program made) before the process dies of the
  * signal as it would have (same exit status). A signal the program was
  * started with ignored (nohup), or that has a handler, is left alone. */
 void bn_cli_track_temp(void *user, const char *path, int exists);
