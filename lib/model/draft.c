@@ -29,6 +29,12 @@ oom:
     return bn_fail_code(e, BN_E_NOMEM, "draft model: out of memory");
 }
 
+void bn_draft_restart(bn_draft *d, uint64_t seed)
+{
+    bn_lookup_restart(&d->k);
+    bn_sampler_reseed(&d->s, seed);
+}
+
 void bn_draft_release(bn_draft *d)
 {
     if (d->q)

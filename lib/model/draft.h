@@ -25,6 +25,11 @@ typedef struct bn_draft {
 int bn_draft_init(bn_draft *d, bn_ctx *c, const bn_sampler_opts *o, uint32_t draft_max, bn_err *e);
 void bn_draft_release(bn_draft *d);
 
+/* A new answer: the guess count starts afresh (bn_lookup_restart) and
+ * the draws from seed (the main
+ * sampler's bn_sampler_fork_seed, so that a reseeded sampler repeats). */
+void bn_draft_restart(bn_draft *d, uint64_t seed);
+
 /* Guesses up to min(d->k.k, limit) tokens after text[0..n) into out (a
  * stop token ends the guess); *n_out is how many. */
 int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, uint32_t *out, size_t *n_out,

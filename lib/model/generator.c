@@ -237,8 +237,15 @@ int bn_generator_prompt(bn_generator *g, const uint32_t *ids, size_t n, bn_err *
     g->has_pending = 0;
     g->acc = n;
     g->nd = g->row = 0;
-    if (g->spec)
+    if (g->spec) {
         memcpy(g->text, ids, n * sizeof *ids);
+        /* a new answer guesses afresh (the pass times stay), and the
+         * draft's draws follow the sampler's state: reseeded, the sampler
+         * repeats its answer with a draft too, as without */
+        bn_lookup_restart(&g->lk);
+        if (g->draft)
+            bn_draft_restart(g->draft, bn_sampler_fork_seed(g->s));
+    }
     g->n_gen = 0;
     g->stop_reason = 0;
     g->n_pend = 0;
@@ -351,6 +358,12 @@ static int spec_pass(bn_generator *g, bn_err *e)
         return rc;
     double t0 = bn_seconds();
     rc = bn_ctx_eval(g->c, g->text + pos, nd + 1, g->logits, nd ? BN_EVAL_ALL_LOGITS : 0, e);
+    if (rc == BN_E_KV_FULL && nd) {
+        /* the budget may hold the token but not its guesses: the pass
+         * without them, as plain decoding's (the batcher does the same) */
+        nd = 0;
+        rc = bn_ctx_eval(g->c, g->text + pos, 1, g->logits, 0, e);
+    }
     if (rc)
         return rc;
     bn_lookup_time(pacing(g), nd + 1, bn_seconds() - t0);

@@ -142,6 +142,14 @@ void bn_lookup_keep_times(bn_lookup *to, const bn_lookup *from)
     to->guess = from->guess;
 }
 
+void bn_lookup_restart(bn_lookup *l)
+{
+    bn_lookup was = *l;
+    bn_lookup_init(l, was.ngram_max, was.draft_max);
+    bn_lookup_keep_times(l, &was);
+    l->paced = was.paced;
+}
+
 void bn_lookup_guess_time(bn_lookup *l, size_t n, double seconds)
 {
     if (n >= 1 && seconds > 0)

@@ -65,6 +65,10 @@ void bn_lookup_time(bn_lookup *l, size_t n, double seconds);
  * text) from one answer's bn_lookup to the next's. */
 void bn_lookup_keep_times(bn_lookup *to, const bn_lookup *from);
 
+/* A new answer with the same l: k and the share kept start afresh; the
+ * limits, the pacing and the measured times stay. */
+void bn_lookup_restart(bn_lookup *l);
+
 /* The wall time of guessing n tokens (a draft model's steps, draft.c: k
  * guesses then cost a pass of k + 1 tokens and k of these shares), for
  * pacing. */

@@ -73,6 +73,12 @@ void bn_sampler_reseed(bn_sampler *s, uint64_t seed)
         s->rng[i] = splitmix64(&seed);
 }
 
+uint64_t bn_sampler_fork_seed(const bn_sampler *s)
+{
+    uint64_t x = s->rng[0] ^ (s->rng[1] << 1) ^ (s->rng[2] << 2) ^ (s->rng[3] << 3) ^ 0xD1B54A32D192ED03ull;
+    return splitmix64(&x);
+}
+
 /* How many candidates a dist holds in itself; a draw from more sorts the
  * whole vocabulary in the sampler's own room. */
 enum { DIST_INLINE = 64 };

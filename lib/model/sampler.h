@@ -31,6 +31,11 @@ struct bn_sampler {
 };
 
 int bn_sampler_init(bn_sampler *s, const bn_sampler_opts *o, uint32_t n_vocab, bn_err *e);
+
+/* A seed made from s's state, which it leaves as it is (no draw taken):
+ * a second stream of draws that repeats when s is reseeded (a draft
+ * model's, draft.h). */
+uint64_t bn_sampler_fork_seed(const bn_sampler *s);
 /* Frees what init allocated; the struct itself is the caller's (a handle
  * from bn_sampler_new is freed with bn_sampler_free instead). */
 void bn_sampler_release(bn_sampler *s);

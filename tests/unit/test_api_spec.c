@@ -7,7 +7,9 @@
  * still submits. The same for one answer at a time: a bn_generator with
  * lookup or a draft model gives plain decoding's tokens and text (stop
  * strings, n_predict, a full context), its statistics count passes and
- * guesses, and its parameters are checked. */
+ * guesses, and its parameters are checked; one generator reused for
+ * answers repeats itself when reseeded and, under a KV budget smaller
+ * than its context, ends where plain decoding ends. */
 #include "api_test_util.h"
 
 #define NR 3
@@ -433,6 +435,81 @@ static void test_generator_errors(const bn_model *m)
     bn_ctx_free(c);
 }
 
+/* Every token of one answer from g (reseeded to seed first) to its end;
+ * the end's code in *rc (BN_OK or the error). */
+static size_t answer_all(bn_generator *g, bn_sampler *s, uint64_t seed, const uint32_t *ids, size_t n,
+                         uint32_t *out, size_t max, int *rc)
+{
+    bn_err e = {0};
+    size_t k = 0;
+    uint32_t id;
+    bn_sampler_reseed(s, seed);
+    if ((*rc = bn_generator_prompt(g, ids, n, &e)))
+        return 0;
+    while ((*rc = bn_generate_next(g, &id, NULL, NULL, &e)) == 1)
+        if (k < max)
+            out[k++] = id;
+    return k;
+}
+
+/* One generator used for several answers: (1) with a KV budget under the
+ * context (2 of its 4 blocks), greedy lookup and a draft give plain
+ * decoding's tokens up to the same BN_E_KV_FULL (a pass whose guesses do
+ * not fit is run without them); (2) reseeded to the same seed, sampling
+ * repeats its answer with lookup or a draft as without (the draft's
+ * draws and guess count start afresh each answer). */
+static void test_generator_reuse(const bn_model *m, const bn_model *dm)
+{
+    bn_ctx *full = new_ctx(m, 1);
+    uint64_t half = full ? bn_ctx_kv_bytes(full) / 2 : 0;
+    bn_ctx_free(full);
+    uint32_t ids[100];
+    for (size_t i = 0; i < 100; i++) /* a phrase that repeats: lookup guesses */
+        ids[i] = 10 + (uint32_t)(i % 9) * 53;
+    for (int sampled = 0; sampled < 2; sampled++) {
+        uint32_t want[2][256] = {{0}}, got[2][256];
+        size_t n_want[2] = {0};
+        int rc_want = 0;
+        for (int mode = 0; mode < 3; mode++) { /* plain, lookup, draft */
+            bn_ctx *c = api_new_ctx(&C, m, 1, sampled ? 0 : half), *dc = mode == 2 ? new_ctx(dm, 1) : NULL;
+            bn_sampler_params sp;
+            bn_sampler_params_init(&sp);
+            sp.temp = sampled ? 0.9f : 0;
+            bn_err e = {0};
+            bn_sampler *s = bn_sampler_new(&sp, bn_model_n_vocab(m), &e);
+            bn_generate_params gp;
+            bn_generate_params_init(&gp);
+            gp.n_predict = sampled ? 40 : -1;
+            gp.spec_no_pacing = 1;
+            gp.lookup = mode == 1 ? 2 : 0;
+            gp.draft = dc;
+            bn_generator *g = c && s ? bn_generator_new(c, s, NULL, &gp, &e) : NULL;
+            CHECK(&C, g != NULL);
+            size_t n[2] = {0};
+            int rc[2] = {0};
+            for (int run = 0; g && run < 2; run++)
+                n[run] = answer_all(g, s, 7, ids, 100, got[run], 256, &rc[run]);
+            /* the same seed twice: the same answer (sampled draws differ between modes) */
+            CHECK(&C, n[0] == n[1] && !memcmp(got[0], got[1], n[0] * sizeof *got[0]) && rc[0] == rc[1]);
+            if (!mode) {
+                memcpy(want, got, sizeof want);
+                n_want[0] = n[0], n_want[1] = n[1], rc_want = rc[0];
+                if (!sampled) /* the budget, not the context, ends it */
+                    CHECK(&C, rc_want == BN_E_KV_FULL && n_want[0] > 10);
+            } else if (!sampled) { /* greedy: plain decoding's tokens, up to the same end */
+                if (n[0] != n_want[0] || memcmp(got[0], want[0], n[0] * sizeof *got[0]) || rc[0] != rc_want)
+                    fprintf(stderr, "reuse: mode %d: %zu tokens, rc %d; plain %zu, rc %d\n", mode, n[0], rc[0],
+                            n_want[0], rc_want);
+                CHECK(&C, n[0] == n_want[0] && !memcmp(got[0], want[0], n[0] * sizeof *got[0]) && rc[0] == rc_want);
+            }
+            bn_generator_free(g);
+            bn_sampler_free(s);
+            bn_ctx_free(dc);
+            bn_ctx_free(c);
+        }
+    }
+}
+
 int main(void)
 {
     bn_model *m = api_open_tiny(&C);
@@ -448,6 +525,7 @@ int main(void)
     test_generator_errors(m);
     test_generator_spec(m, dm);
     test_generator_text(m, dm);
+    test_generator_reuse(m, dm);
     bn_model_close(dm);
     bn_model_close(m);
     return check_done(&C, "test_api_spec");
