@@ -7,7 +7,10 @@
  * 2048 before vpmaddwd widens them to int32. Exact. Activations arrive in
  * this set's order (kern_2bit.h, W = 32). GEMM tiles are 2 rows × 4
  * tokens (8 int32 + 8 int16 accumulators fit the 16 ymm registers with
- * little spilling); GEMV takes 4 rows at a time. */
+ * little spilling); GEMV takes 4 rows at a time, from a range's quarters
+ * when it streams from memory (k2_row_step, kern_2bit.h): on Zen 5 (one
+ * thread, 2B4T matrices from memory, bn-bench --kernels, the machine
+ * shared) four adjacent rows read 5-12 GB/s, the quarters 12-21. */
 #include "kern_2bit.h"
 
 #if defined(__x86_64__)
@@ -92,9 +95,12 @@ static TAVX2 INLINE float quantize_impl(uint32_t layout, const float *x, size_t 
     return s;
 }
 
-static TAVX2 INLINE void tile(const uint8_t *w, size_t rb, size_t V, size_t U, const int8_t *q, size_t ldq, int RT,
-                              int TT, int32_t out[4][4])
+/* RT rows (rs bytes apart) × TT tokens (ldq apart); pf: how far ahead
+ * each row's bytes are prefetched (0: not at all; the GEMV's streams). */
+static TAVX2 INLINE void tile(const uint8_t *w, size_t rs, size_t pf, size_t V, size_t U, const int8_t *q, size_t ldq,
+                              int RT, int TT, int32_t out[4][4])
 {
+    const size_t rb = rs;
     __m256i acc[4][4];
     const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
     _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
@@ -104,6 +110,9 @@ static TAVX2 INLINE void tile(const uint8_t *w, size_t rb, size_t V, size_t U, c
         __m256i raw[4], s16[4][4];
         _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
             raw[r] = _mm256_loadu_si256((const __m256i *)(w + r * rb + W * v));
+        if (pf && v % 2 == 0) /* once a 64-byte line */
+            _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+                _mm_prefetch((const char *)(w + r * rb + W * v + pf), _MM_HINT_T0);
         const int8_t *qv = q + 4 * W * v;
 #define PLANE(p)                                                                                         \
     do {                                                                                                 \
@@ -154,14 +163,17 @@ static TAVX2 INLINE void gemv_impl(uint32_t layout, const uint8_t *w, size_t k, 
     int32_t qs = qsum(q, c0), out[4][4];
     k2_tails tails;
     k2_tails_init(&tails);
-    size_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        tile(w + r * rb, rb, V, U, q, 0, 4, 1, out);
-        for (int i = 0; i < 4; i++)
-            y[r + i] = bn_kern_out(out[i][0] - qs + k2_tail_dot(&tails, layout, w, k, r + i, c0, q), s, beta);
+    /* 4 rows at a time: from the range's quarters when it streams from
+     * memory, else adjacent (k2_row_step) */
+    size_t quarter = (r1 - r0) / 4, d = k2_row_step(rb, r0, r1), pf = d == 1 ? 0 : K2_AHEAD;
+    for (size_t g = 0; g < quarter; g++) {
+        size_t r = d == 1 ? r0 + 4 * g : r0 + g;
+        tile(w + r * rb, d * rb, pf, V, U, q, 0, 4, 1, out);
+        for (size_t i = 0; i < 4; i++)
+            y[r + i * d] = bn_kern_out(out[i][0] - qs + k2_tail_dot(&tails, layout, w, k, r + i * d, c0, q), s, beta);
     }
-    for (; r < r1; r++) {
-        tile(w + r * rb, rb, V, U, q, 0, 1, 1, out);
+    for (size_t r = r0 + 4 * quarter; r < r1; r++) {
+        tile(w + r * rb, rb, 0, V, U, q, 0, 1, 1, out);
         y[r] = bn_kern_out(out[0][0] - qs + k2_tail_dot(&tails, layout, w, k, r, c0, q), s, beta);
     }
 }
@@ -185,17 +197,17 @@ static TAVX2 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, 
             const int8_t *qt = q + t * ldq;
             if (rt == 2) {
                 switch (tt) {
-                case 4: tile(wr, rb, V, U, qt, ldq, 2, 4, out); break;
-                case 3: tile(wr, rb, V, U, qt, ldq, 2, 3, out); break;
-                case 2: tile(wr, rb, V, U, qt, ldq, 2, 2, out); break;
-                default: tile(wr, rb, V, U, qt, ldq, 2, 1, out); break;
+                case 4: tile(wr, rb, 0, V, U, qt, ldq, 2, 4, out); break;
+                case 3: tile(wr, rb, 0, V, U, qt, ldq, 2, 3, out); break;
+                case 2: tile(wr, rb, 0, V, U, qt, ldq, 2, 2, out); break;
+                default: tile(wr, rb, 0, V, U, qt, ldq, 2, 1, out); break;
                 }
             } else {
                 switch (tt) {
-                case 4: tile(wr, rb, V, U, qt, ldq, 1, 4, out); break;
-                case 3: tile(wr, rb, V, U, qt, ldq, 1, 3, out); break;
-                case 2: tile(wr, rb, V, U, qt, ldq, 1, 2, out); break;
-                default: tile(wr, rb, V, U, qt, ldq, 1, 1, out); break;
+                case 4: tile(wr, rb, 0, V, U, qt, ldq, 1, 4, out); break;
+                case 3: tile(wr, rb, 0, V, U, qt, ldq, 1, 3, out); break;
+                case 2: tile(wr, rb, 0, V, U, qt, ldq, 1, 2, out); break;
+                default: tile(wr, rb, 0, V, U, qt, ldq, 1, 1, out); break;
                 }
             }
             for (int i = 0; i < rt; i++)

@@ -436,25 +436,6 @@ static T512 INLINE void out_pass(float *y, size_t r0, size_t r1, float s, float 
     }
 }
 
-/* How the GEMV and the GEMM of a few tokens read a range of rows. From
- * K2_STREAM_MIN bytes on: 4 rows at a time from the range's quarters,
- * four long streams each prefetched K2_AHEAD bytes ahead, as b3_gemv
- * reads. On Zen 5 (one thread, 2B4T FFN matrices from memory, 1 GiB of
- * copies, each way in turn in one process) four adjacent rows read 15-16
- * GB/s, the same rows interleaved in fours as one stream 21-23 (bn's
- * layout in memory until 2026-12), the quarters 31-37. A shorter range
- * (the bundled model's matrices are 4-45 KB) takes 4 adjacent rows, the
- * next 4 prefetched: from the caches the quarters ran 15-25% slower.
- * Every row's sum is the same either way. */
-enum { K2_AHEAD = 2048, K2_STREAM_MIN = 64 << 10 };
-
-/* The row step of a range's groups of 4 rows: its quarter when it
- * streams, else 1 (adjacent rows). */
-static inline size_t k2_row_step(size_t rb, size_t r0, size_t r1)
-{
-    return (r1 - r0) * rb >= K2_STREAM_MIN ? (r1 - r0) / 4 : 1;
-}
-
 /* The groups of 4 rows of gemv_impl: rows r + i·d of group g at r =
  * r0 + g·(d == 1 ? 4 : 1); d is 1 or a run-time quarter, each its own
  * loop where this is inlined. */

@@ -208,7 +208,7 @@ static int one_case(const bn_kernels *ref, const bn_kernels *set, uint32_t layou
     return one_range(ref, set, layout, rows, k, n, wmode, xmode, 0, 0);
 }
 
-/* Ranges of 64 KiB and more, which the avx512 GEMV and the GEMM of up to
+/* Ranges of 64 KiB and more, which the avx512 and avx2 GEMVs and the avx512 GEMM of up to
  * 16 tokens read 4 rows at a time from their quarters (else 4 adjacent
  * rows): at the threshold and just under it, ranges not starting at row
  * 0, quarters ≡ 0 and 2 mod 4 (rows sharing their tail's decoding slots),
