@@ -7,7 +7,8 @@
  * bandwidth: bf16 widens with a shift, f16 with vcvtph2ps, both fused
  * into FMA chains, 4 rows at a time; the quantized types are int8 dot
  * products (vpdpbusd). Float sums: agrees with a scalar loop to rounding,
- * not bit for bit. */
+ * not bit for bit; CPUs with AVX2 but not AVX-512 get the same bits for
+ * f32, f16, bf16 and i8 (kern_head_avx2.c). */
 #include "cpu.h"
 #include "head_layout.h"
 #include "kern_head.h"
@@ -130,6 +131,19 @@ int bn_head_type_ok(uint32_t type, size_t d, const char **why)
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
 #define T512Q __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
 #define INLINE inline __attribute__((always_inline))
+
+/* The sum of a's 16 lanes in a fixed order (GCC's _mm512_reduce_add_ps;
+ * clang's builtin may add in another): halves, then quarters, then pairs.
+ * kern_head_avx2.c adds in the same order, so that the float heads give
+ * the same bits with AVX2 as with AVX-512. */
+static T512 INLINE float sum16_ps(__m512 a)
+{
+    __m256 t = _mm256_add_ps(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)),
+                             _mm512_castps512_ps256(a));
+    __m128 u = _mm_add_ps(_mm256_extractf128_ps(t, 1), _mm256_castps256_ps128(t));
+    __m128 v = _mm_add_ps(u, _mm_shuffle_ps(u, u, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm_cvtss_f32(v) + _mm_cvtss_f32(_mm_shuffle_ps(v, v, 1));
+}
 /* Bytes ahead that the heads of one token (and the quantized heads of
  * several, HEAD_AHEAD_N: they spend longer per byte) prefetch each of
  * their four streams (the quarters of a row range), every line; the float
@@ -197,10 +211,10 @@ static T512 INLINE void head512_rows(uint32_t type, const void *w, size_t d, siz
         }
         if (full < d)
             HEAD512_QUAD(full, tm);
-        yrow[r] = _mm512_reduce_add_ps(a0);
-        yrow[r + q] = _mm512_reduce_add_ps(a1);
-        yrow[r + 2 * q] = _mm512_reduce_add_ps(a2);
-        yrow[r + 3 * q] = _mm512_reduce_add_ps(a3);
+        yrow[r] = sum16_ps(a0);
+        yrow[r + q] = sum16_ps(a1);
+        yrow[r + 2 * q] = sum16_ps(a2);
+        yrow[r + 3 * q] = sum16_ps(a3);
     }
     for (size_t r = r0 + 4 * q; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)w + r * d * es;
@@ -209,7 +223,7 @@ static T512 INLINE void head512_rows(uint32_t type, const void *w, size_t d, siz
             __mmask16 m = c < full ? (__mmask16)0xffff : tm;
             a0 = _mm512_fmadd_ps(load16(type, row, c, m), _mm512_maskz_loadu_ps(m, ht + c), a0);
         }
-        yrow[r] = _mm512_reduce_add_ps(a0);
+        yrow[r] = sum16_ps(a0);
     }
 }
 
@@ -245,7 +259,7 @@ static T512 INLINE void head512_tile(uint32_t type, const void *w, size_t d, siz
     if (full < d)
         HEAD512_TILE(full, tm);
     _Pragma("GCC unroll 4") for (int i = 0; i < R; i++)
-        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) y[t * ldy + r + i * q] = _mm512_reduce_add_ps(a[i][t]);
+        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) y[t * ldy + r + i * q] = sum16_ps(a[i][t]);
 }
 
 /* Rows [r0, r1) of NT tokens, a verify pass's or a batch's: every group
@@ -311,7 +325,7 @@ static T512 INLINE void i8_rows(const int8_t *row, size_t rs, size_t d, const fl
     if (full < d)
         I8_STEP(full, tm);
 #undef I8_STEP
-    _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) out[i] = _mm512_reduce_add_ps(a[i]);
+    _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) out[i] = sum16_ps(a[i]);
 }
 
 static T512 void v_i8(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
@@ -436,7 +450,7 @@ static T512Q INLINE void quant_rows(int hb, const uint8_t *w, size_t rs, size_t 
         }
     }
     _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++)
-        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) out[i][t] = _mm512_reduce_add_ps(acc[i][t]);
+        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) out[i][t] = sum16_ps(acc[i][t]);
 }
 
 /* Rows [r0, r1) of TT (1, 2 or 4) tokens: a[t]'s logits at y + t·ldy;
@@ -547,6 +561,8 @@ bn_head_fn bn_head_find(uint32_t type, const bn_cpu *cpu)
     if (cpu->avx512bw && cpu->avx512vl && cpu->f16c && cpu->fma && head512_find(type, cpu))
         return head512_find(type, cpu);
 #endif
+    if (bn_head_find_avx2(type, cpu))
+        return bn_head_find_avx2(type, cpu);
     (void)cpu;
     return head_scalar_find(type);
 }

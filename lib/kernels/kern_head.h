@@ -29,6 +29,11 @@ typedef void (*bn_head_fn)(const void *w, size_t rows, size_t d, size_t r0, size
  * types. Choose once (at load), call per token. */
 bn_head_fn bn_head_find(uint32_t type, const struct bn_cpu *cpu);
 
+/* The AVX2 (+ F16C, FMA) implementations bn_head_find takes where AVX-512
+ * is missing (kern_head_avx2.c): f32, f16, bf16, i8, bit for bit the
+ * AVX-512 ones' results; NULL for other types or a CPU without them. */
+bn_head_fn bn_head_find_avx2(uint32_t type, const struct bn_cpu *cpu);
+
 /* Bytes of one row of a [rows, d] head tensor (i8: without its scale,
  * which follows all rows). */
 size_t bn_head_row_bytes(uint32_t type, size_t d);

@@ -662,6 +662,64 @@ static uint8_t *att_blocks(const void *kt, size_t ldk, const void *v, size_t ld,
     return mem;
 }
 
+/* The AVX2 float and i8 heads give the AVX-512 ones' bits (where the CPU
+ * has both; kern_head_avx2.c): widths around the 16- and 8-column steps,
+ * ranges with and without whole quarters, not starting at row 0, 1 to 9
+ * tokens (one stream; blocks of rows); then the scalar ones on a CPU
+ * with neither still agree with them to rounding (test_head). */
+static void test_head_avx2(check_ctx *cx, const bn_cpu *cpu)
+{
+    bn_cpu avx2 = {0};
+    avx2.avx2 = cpu->avx2, avx2.f16c = cpu->f16c, avx2.fma = cpu->fma;
+    static const uint32_t types[] = {BN_F32, BN_F16, BN_BF16, BN_I8};
+    static const size_t ds[] = {1, 5, 8, 9, 15, 16, 17, 24, 31, 100, 256, 704, 1000, 2560};
+    int compared = 0, same = 1;
+    for (size_t ti = 0; ti < 4; ti++) {
+        bn_head_fn wide = bn_head_find(types[ti], cpu), narrow = bn_head_find_avx2(types[ti], &avx2);
+        CHECK(cx, !avx2.avx2 || !avx2.f16c || !avx2.fma || narrow != NULL);
+        if (!narrow || !cpu->avx512bw || wide == narrow)
+            continue;
+        for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
+            size_t d = ds[di], rows = 1 + rnd() % 70, n = 1 + rnd() % 9, es = bn_head_row_bytes(types[ti], 1);
+            size_t bytes = rows * d * es + (types[ti] == BN_I8 ? 4 * rows : 0);
+            uint8_t *w = malloc(bytes);
+            float *h = malloc(n * d * sizeof *h), *y1 = malloc(n * rows * sizeof *y1), *y2 = malloc(n * rows * sizeof *y2);
+            for (size_t i = 0; i < rows * d; i++) {
+                float v = frnd();
+                if (types[ti] == BN_F32)
+                    memcpy(w + 4 * i, &v, 4);
+                else if (types[ti] == BN_I8)
+                    w[i] = (uint8_t)(rnd() % 255 + 1);
+                else {
+                    uint16_t b = types[ti] == BN_F16 ? bn_f32_to_f16(v) : bn_f32_to_bf16(v);
+                    memcpy(w + 2 * i, &b, 2);
+                }
+            }
+            for (size_t r = 0; types[ti] == BN_I8 && r < rows; r++) {
+                float sc = 0.001f + frnd() * frnd();
+                memcpy(w + rows * d + 4 * r, &sc, 4);
+            }
+            for (size_t i = 0; i < n * d; i++)
+                h[i] = i % 13 == 5 ? -0.0f : frnd();
+            size_t r0 = rows > 2 ? rnd() % 3 : 0;
+            memset(y1, 0, n * rows * sizeof *y1);
+            memset(y2, 0, n * rows * sizeof *y2);
+            wide(w, rows, d, r0, rows, h, n, y1, rows);
+            narrow(w, rows, d, r0, rows, h, n, y2, rows);
+            if (memcmp(y1, y2, n * rows * sizeof *y1)) {
+                fprintf(stderr, "head %s d=%zu rows=%zu r0=%zu n=%zu: avx2 differs from avx512\n",
+                        bn_type_name(types[ti]), d, rows, r0, n);
+                same = 0;
+            }
+            compared++;
+            free(w), free(h), free(y1), free(y2);
+        }
+    }
+    if (compared)
+        printf("  head: avx2 against avx512, %d cases %s\n", compared, same ? "bit-exact" : "MISMATCH");
+    CHECK(cx, same);
+}
+
 /* Attention (one token, one KV head, g query heads) of the chosen
  * implementation against a double-precision softmax, f32 and f16 caches,
  * head sizes with ragged SIMD tails; and the same cache cut into blocks
@@ -765,6 +823,12 @@ int main(int argc, char **argv)
     test_dispatch(&cx, &cpu);
     test_sets(&cx, &cpu);
     test_head(&cx, &cpu);
+    test_head_avx2(&cx, &cpu);
+    {
+        bn_cpu avx2 = {0}; /* a CPU without AVX-512: the AVX2 heads against the double sums */
+        avx2.avx2 = cpu.avx2, avx2.f16c = cpu.f16c, avx2.fma = cpu.fma;
+        test_head(&cx, &avx2);
+    }
     test_att(&cx, &cpu);
     test_qhead(&cx, &cpu);
     {
