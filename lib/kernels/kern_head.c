@@ -7,8 +7,9 @@
  * bandwidth: bf16 widens with a shift, f16 with vcvtph2ps, both fused
  * into FMA chains, 4 rows at a time; the quantized types are int8 dot
  * products (vpdpbusd). Float sums: agrees with a scalar loop to rounding,
- * not bit for bit; CPUs with AVX2 but not AVX-512 get the same bits for
- * f32, f16, bf16 and i8 (kern_head_avx2.c). */
+ * not bit for bit; CPUs with AVX2 but not AVX-512, and AArch64 ones, get
+ * the same bits for f32, f16, bf16 and i8 (kern_head_avx2.c,
+ * kern_head_neon.c). */
 #include "cpu.h"
 #include "head_layout.h"
 #include "kern_head.h"
@@ -563,6 +564,8 @@ bn_head_fn bn_head_find(uint32_t type, const bn_cpu *cpu)
 #endif
     if (bn_head_find_avx2(type, cpu))
         return bn_head_find_avx2(type, cpu);
+    if (bn_head_find_neon(type, cpu))
+        return bn_head_find_neon(type, cpu);
     (void)cpu;
     return head_scalar_find(type);
 }

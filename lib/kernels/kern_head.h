@@ -33,6 +33,8 @@ bn_head_fn bn_head_find(uint32_t type, const struct bn_cpu *cpu);
  * is missing (kern_head_avx2.c): f32, f16, bf16, i8, bit for bit the
  * AVX-512 ones' results; NULL for other types or a CPU without them. */
 bn_head_fn bn_head_find_avx2(uint32_t type, const struct bn_cpu *cpu);
+/* The same for AArch64's Advanced SIMD (kern_head_neon.c). */
+bn_head_fn bn_head_find_neon(uint32_t type, const struct bn_cpu *cpu);
 
 /* Bytes of one row of a [rows, d] head tensor (i8: without its scale,
  * which follows all rows). */

@@ -662,6 +662,100 @@ static uint8_t *att_blocks(const void *kt, size_t ldk, const void *v, size_t ld,
     return mem;
 }
 
+/* The float and i8 heads' result in the order every SIMD head adds (the
+ * AVX-512 one's): lane j of 16 adds columns j, j+16, ... by fused
+ * multiply-add (fmaf: exact on any machine), the last partial group's
+ * missing lanes as +0·+0, then halves, quarters and pairs. */
+static float head16_ref(uint32_t type, const void *w, size_t rows, size_t d, size_t r, const float *h)
+{
+    float lane[16] = {0}, wf;
+    size_t es = bn_head_row_bytes(type, 1);
+    for (size_t c0 = 0; c0 < d; c0 += 16)
+        for (size_t j = 0; j < 16; j++) {
+            size_t c = c0 + j;
+            if (c >= d) {
+                lane[j] = fmaf(0.0f, 0.0f, lane[j]);
+                continue;
+            }
+            if (type == BN_I8)
+                wf = (float)((const int8_t *)w)[r * d + c];
+            else
+                bn_to_f32(type, (const uint8_t *)w + (r * d + c) * es, &wf, 1);
+            lane[j] = fmaf(wf, h[c], lane[j]);
+        }
+    float t[8], u[4];
+    for (int j = 0; j < 8; j++)
+        t[j] = lane[j + 8] + lane[j];
+    for (int j = 0; j < 4; j++)
+        u[j] = t[j + 4] + t[j];
+    float s = (u[0] + u[2]) + (u[1] + u[3]);
+    if (type == BN_I8) {
+        float sc;
+        memcpy(&sc, (const uint8_t *)w + rows * d + 4 * r, 4);
+        s *= sc;
+    }
+    return s;
+}
+
+/* The SIMD float and i8 heads this CPU has (AVX-512, AVX2, NEON) give
+ * head16_ref's bits, so logits agree across machines. */
+static void test_head_order(check_ctx *cx, const bn_cpu *cpu)
+{
+    static const uint32_t types[] = {BN_F32, BN_F16, BN_BF16, BN_I8};
+    static const size_t ds[] = {1, 5, 8, 9, 15, 16, 17, 31, 100, 704, 2560};
+    bn_cpu avx2 = {0};
+    avx2.avx2 = cpu->avx2, avx2.f16c = cpu->f16c, avx2.fma = cpu->fma;
+    for (int which = 0; which < 2; which++) {
+        int compared = 0, same = 1;
+        const char *name = which ? "avx2" : cpu->avx512bw ? "avx512" : cpu->neon ? "neon" : "scalar";
+        for (size_t ti = 0; ti < 4; ti++) {
+            bn_head_fn f = which ? bn_head_find_avx2(types[ti], &avx2) : bn_head_find(types[ti], cpu);
+            if (!f || !strcmp(name, "scalar"))
+                continue;
+            for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
+                size_t d = ds[di], rows = 1 + rnd() % 40, n = 1 + rnd() % 6, es = bn_head_row_bytes(types[ti], 1);
+                uint8_t *w = malloc(rows * d * es + 4 * rows);
+                float *h = malloc(n * d * sizeof *h), *y = malloc(n * rows * sizeof *y);
+                for (size_t i = 0; i < rows * d; i++) {
+                    float v = frnd();
+                    if (types[ti] == BN_F32)
+                        memcpy(w + 4 * i, &v, 4);
+                    else if (types[ti] == BN_I8)
+                        w[i] = (uint8_t)(rnd() % 255 + 1);
+                    else {
+                        uint16_t b = types[ti] == BN_F16 ? bn_f32_to_f16(v) : bn_f32_to_bf16(v);
+                        memcpy(w + 2 * i, &b, 2);
+                    }
+                }
+                for (size_t r = 0; r < rows; r++) {
+                    float sc = 0.001f + frnd() * frnd();
+                    memcpy(w + rows * d * es + 4 * r, &sc, 4);
+                }
+                for (size_t i = 0; i < n * d; i++)
+                    h[i] = i % 13 == 5 ? -0.0f : frnd();
+                size_t r0 = rows > 2 ? rnd() % 3 : 0;
+                f(w, rows, d, r0, rows, h, n, y, rows);
+                for (size_t t = 0; t < n; t++)
+                    for (size_t r = r0; r < rows; r++) {
+                        float want = head16_ref(types[ti], w, rows, d, r, h + t * d);
+                        if (memcmp(&want, &y[t * rows + r], sizeof want)) {
+                            if (same)
+                                fprintf(stderr, "head %s %s d=%zu row %zu token %zu: %.9g, in order %.9g\n", name,
+                                        bn_type_name(types[ti]), d, r, t, y[t * rows + r], want);
+                            same = 0;
+                        }
+                    }
+                compared++;
+                free(w), free(h), free(y);
+            }
+        }
+        if (compared)
+            printf("  head: %s against the 16-lane order, %d cases %s\n", name, compared,
+                   same ? "bit-exact" : "MISMATCH");
+        CHECK(cx, same);
+    }
+}
+
 /* The AVX2 float and i8 heads give the AVX-512 ones' bits (where the CPU
  * has both; kern_head_avx2.c): widths around the 16- and 8-column steps,
  * ranges with and without whole quarters, not starting at row 0, 1 to 9
@@ -824,6 +918,7 @@ int main(int argc, char **argv)
     test_sets(&cx, &cpu);
     test_head(&cx, &cpu);
     test_head_avx2(&cx, &cpu);
+    test_head_order(&cx, &cpu);
     {
         bn_cpu avx2 = {0}; /* a CPU without AVX-512: the AVX2 heads against the double sums */
         avx2.avx2 = cpu.avx2, avx2.f16c = cpu.f16c, avx2.fma = cpu.fma;
