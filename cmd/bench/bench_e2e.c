@@ -225,19 +225,6 @@ const char *bn_bench_given_name(const bn_bench_opts *o, const char *path)
     return path;
 }
 
-size_t bn_bench_utf8_fit(const char *s, size_t max)
-{
-    size_t at = 0, len = strlen(s);
-    while (at < len) {
-        size_t k = bn_utf8_char((const uint8_t *)s + at, len - at);
-        k = k ? k : 1; /* a stray byte alone */
-        if (at + k > max)
-            break;
-        at += k;
-    }
-    return at;
-}
-
 const char *bn_bench_model_label(const bn_bench_opts *o, const char *path, char *buf, size_t n)
 {
     path = bn_bench_given_name(o, path);

@@ -1,6 +1,6 @@
 /* bench_sys.c — what every measurement needs: the clock, sample statistics,
  * the roofline arithmetic, and what Linux says about memory (MemAvailable,
- * peak RSS) and the CPU's name. */
+ * peak RSS) and the CPU's name; labels cut at whole UTF-8 characters. */
 #include "bench.h"
 #include "layout.h"
 
@@ -216,4 +216,17 @@ void bn_bench_fmt_size(double b, char *buf, size_t n)
         snprintf(buf, n, "%.2f MiB", b / (1024.0 * 1024));
     else
         snprintf(buf, n, "%.2f KiB", b / 1024.0);
+}
+
+size_t bn_bench_utf8_fit(const char *s, size_t max)
+{
+    size_t at = 0, len = strlen(s);
+    while (at < len) {
+        size_t k = bn_utf8_char((const uint8_t *)s + at, len - at);
+        k = k ? k : 1; /* a stray byte alone */
+        if (at + k > max)
+            break;
+        at += k;
+    }
+    return at;
 }
