@@ -571,6 +571,10 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s: the model has no tokenizer section; give token ids on stdin", m->src.name);
         goto out;
     }
+    if (o.chat && !strcmp(bn_tokenizer_chat_format(tok), "none")) { /* said now, not at the first message */
+        bn_report(&prog, "%s: the model has no chat format (chat.format is 'none'): -cnv needs one", m->src.name);
+        goto out;
+    }
     if (o.draft && open_draft(&o, &mp, m, tok, co.n_ctx, &dm, &dc))
         goto out;
     char kvb[32];
@@ -638,7 +642,10 @@ int main(int argc, char **argv)
     }
     if (o.chat) {
         if (bn_chat(g, o.system, stdin, &e)) {
-            bn_report(&prog, "%s", e.msg);
+            if (e.code == BN_E_UNSUPPORTED) /* a chat format this build does not know: the model's */
+                bn_report(&prog, "%s: %s", m->src.name, e.msg);
+            else
+                bn_report(&prog, "%s", e.msg);
             goto out;
         }
     } else if (o.prompt || o.file) {

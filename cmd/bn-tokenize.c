@@ -106,6 +106,8 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
     if (bad_date)
         return bn_usage_error(&prog, "%s", bad_date);
     o->chat_whole = o->chat_whole > 0;
+    if (force && !o->binary) /* the only binary output */
+        return bn_usage_error(&prog, "-f writes the binary stream to a terminal: it goes with -b");
     if (o->binary && (o->count || o->json))
         return bn_usage_error(&prog, "-b does not go with -c or -j");
     if (o->info && (o->decode || o->count || o->binary || o->chat || o->n_inputs))

@@ -403,6 +403,24 @@ EOF
     sed -n 2p "$T/echo" | grep -q '^User: thereAssistant: '
 }
 
+@test "-cnv skips lines of only blanks as empty ones; a line's CR LF end is not part of its message; no chat format is said at once, naming the model" {
+    printf 'hi\nthere\n' >"$T/plain"
+    printf 'hi\r\n   \n\t\n\r\nthere\n\n' >"$T/blanks"
+    bn-infer -m "$D/tiny.bn" -cnv -n 6 --temp 0 <"$T/plain" >"$T/a"
+    bn-infer -m "$D/tiny.bn" -cnv -n 6 --temp 0 <"$T/blanks" >"$T/b"
+    [ "$(wc -l <"$T/a")" -eq 2 ]
+    cmp "$T/a" "$T/b"
+    # a model whose tokenizer_config has no chat template: chat.format none
+    cp -r "$TINY" "$T/nochat"
+    $PY -c 'import json, sys
+p = sys.argv[1] + "/tokenizer_config.json"; d = json.load(open(p)); d.pop("chat_template", None); json.dump(d, open(p, "w"))' "$T/nochat"
+    rm -f "$T/nochat/chat_template.jinja"
+    bn-convert "$T/nochat" | bn-quant >"$T/nochat.bn"
+    run_split "$T/out" bn-infer -m "$T/nochat.bn" -cnv -n 2 </dev/null
+    expect_one_line_error "$status" "$err" bn-infer
+    [ "$err" = "bn-infer: $T/nochat.bn: the model has no chat format (chat.format is 'none'): -cnv needs one" ]
+}
+
 @test "-cnv --chat-encoding split and whole answer as bn-tokenize --chat's ids of each do" {
     for enc in split whole; do
         printf 'Good morning, how is your sister?\n' |

@@ -103,6 +103,12 @@ compare_ids() {
     [ "$status" -eq 2 ]
     run bn-tokenize --vocab
     [ "$status" -eq 2 ]
+    # -f lets the binary stream go to a terminal; without -b (with -d, say) it would do nothing
+    for o in -d -c ""; do
+        run bn-tokenize --vocab x -f $o
+        [ "$status" -eq 2 ]
+        [[ $output == *"-f writes the binary stream to a terminal: it goes with -b"* ]]
+    done
 }
 
 @test "Llama 3: ids equal js-tiktoken's on the whole corpus, special text as text" {

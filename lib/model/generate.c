@@ -640,9 +640,14 @@ int bn_chat(bn_gen *g, const char *system, FILE *in, bn_err *e)
         }
         if (len < 0)
             break;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        /* the line's end, LF or CR LF, is not part of the message (as
+         * bn-tokenize --chat reads one); a line of nothing but blanks is
+         * no message at all, skipped as an empty one */
+        if (len > 0 && line[len - 1] == '\n')
             line[--len] = 0;
-        if (len == 0)
+        if (len > 0 && line[len - 1] == '\r')
+            line[--len] = 0;
+        if (strspn(line, " \t\r\f\v") == (size_t)len)
             continue;
         if (grow((void **)&t, &cap, n + 2, sizeof *t) || !(t[n].text = malloc((size_t)len))) {
             rc = bn_fail_code(e, BN_E_NOMEM, "out of memory");
