@@ -102,8 +102,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libbncli.a $(BUILD)/libbn.a
 
 # test_oom makes chosen allocations of the library fail: its own malloc,
 # calloc and realloc stand in for the C library's (ld --wrap). Not in
-# LDFLAGS, which `make sanitize` sets on the command line.
-$(BUILD)/tests/test_oom: TEST_LDFLAGS = -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc
+# LDFLAGS, which `make sanitize` sets on the command line. zlib linked
+# statically, so that its own allocations (inflate's state) fail too.
+$(BUILD)/tests/test_oom: TEST_LDFLAGS = -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc \
+	-Wl,-Bstatic -lz -Wl,-Bdynamic
 
 check: all layers exports man-check unit bats
 
@@ -259,7 +261,8 @@ check-arm: $(BUILD)/arm/test_kernels $(BUILD)/arm/test_kernels_tl
 	qemu-aarch64 -cpu max $<
 	qemu-aarch64 -cpu cortex-a53 $<
 	qemu-aarch64 -cpu max $(BUILD)/arm/test_kernels_tl
+	qemu-aarch64 -cpu cortex-a53 $(BUILD)/arm/test_kernels_tl
 
-$(BUILD)/arm/test_kernels $(BUILD)/arm/test_kernels_tl: $(BUILD)/arm/%: tests/unit/%.c $(KERN_SRC) $(wildcard lib/*.h lib/*/*.h formats/*.h)
+$(BUILD)/arm/test_kernels $(BUILD)/arm/test_kernels_tl: $(BUILD)/arm/%: tests/unit/%.c $(KERN_SRC) $(wildcard lib/*.h lib/*/*.h formats/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(ARM_CC) $(BN_CFLAGS) -O2 -static $< $(KERN_SRC) -lm -o $@
+	$(ARM_CC) $(filter-out $(ARCHFLAGS),$(BN_CFLAGS)) -O2 -static $< $(KERN_SRC) -lm -o $@

@@ -62,10 +62,12 @@ static int encode_kv(const bn_kv *kv, bn_buf *b, bn_err *e)
         }
         uLongf clen = compressBound(raw.n);
         uint8_t *z = malloc(clen ? clen : 1);
-        if (!z || raw.oom || compress2(z, &clen, raw.p ? raw.p : (const uint8_t *)"", raw.n, 6) != Z_OK) {
+        int zr = !z || raw.oom ? Z_MEM_ERROR : compress2(z, &clen, raw.p ? raw.p : (const uint8_t *)"", raw.n, 6);
+        if (zr != Z_OK) {
             free(z);
             free(raw.p);
-            return bn_fail(e, "metadata '%s': cannot compress", kv->key);
+            return zr == Z_MEM_ERROR ? bn_fail_code(e, BN_E_NOMEM, "metadata '%s': out of memory", kv->key)
+                                     : bn_fail(e, "metadata '%s': cannot compress", kv->key);
         }
         bn_buf_put64(b, raw.n);
         bn_buf_put64(b, clen);
@@ -255,6 +257,10 @@ static int inflate_section(rd *r, const char *key, int depth, uint8_t **z, uint6
         have = cap - zs.avail_out;
     }
     inflateEnd(&zs);
+    if (zr == Z_MEM_ERROR) { /* zlib's own allocations (inflateInit's state, its window) */
+        free(*z);
+        return bn_fail_code(e, BN_E_NOMEM, "%s: out of memory for section '%s'", name, key);
+    }
     if (zr != Z_STREAM_END || have != *raw || zs.avail_in) {
         free(*z);
         return bn_fail(e, "%s: section '%s' is corrupt (zlib)", name, key);

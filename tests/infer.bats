@@ -578,4 +578,10 @@ c = json.load(open(d + "/config.json")); del c["bos_token_id"]; json.dump(c, ope
     [ "$ran" -ge 1 ] || [ "$(uname -m)" != x86_64 ]
     run bn-infer -m "$D/tiny.bn" --kernel sparc -p x
     [ "$status" -eq 2 ]
+    # a packed layout the default set runs but the set named does not: the set is named, not the layout blamed
+    bn-pack -q -l i2s "$D/tiny.bn" -o "$T/i2s.bn"
+    k=$([ "$(uname -m)" = x86_64 ] && echo neon || echo avx2)
+    run_split "$T/out" bn-infer -m "$T/i2s.bn" --kernel $k -n 1 -p hi
+    expect_one_line_error "$status" "$err" bn-infer
+    [ "$err" = "bn-infer: $T/i2s.bn: kernel set '$k' has no form for layout i2s or cannot run on this CPU (auto runs it)" ]
 }

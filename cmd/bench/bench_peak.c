@@ -21,7 +21,7 @@
 #include <immintrin.h>
 #define BN_X86 1
 #endif
-#if defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+#if defined(__aarch64__) /* sdot by its own target attribute: a plain build has it too (cpu.dotprod checks) */
 #include <arm_neon.h>
 #define BN_SDOT 1
 #endif
@@ -170,7 +170,7 @@ __attribute__((target("avx2"))) static double mac_avx2(long iters, unsigned *sin
 #endif
 
 #ifdef BN_SDOT
-static double mac_sdot(long iters, unsigned *sink)
+__attribute__((target("arch=armv8.2-a+dotprod"))) static double mac_sdot(long iters, unsigned *sink)
 {
     int8x16_t a = vdupq_n_s8(3), b = vdupq_n_s8(-2);
 #define D(i) int32x4_t c##i = vdupq_n_s32(i);

@@ -30,8 +30,9 @@ static INLINE int32_t qsum(const int8_t *q, size_t nb)
 #define TILE_BODY(MAC)                                                                         \
     int32x4_t acc[4][4];                                                                       \
     const uint8x16_t m3 = vdupq_n_u8(3);                                                       \
-    _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)                                                               \
-        _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)                                                           \
+    /* all 16, not only RT x TT: GCC cannot see that the rest stay unread */                \
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)                                                                \
+        _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++)                                                            \
             acc[r][t] = vdupq_n_s32(0);                                                        \
     for (size_t v = 0; v < V; v++) {                                                           \
         uint8x16_t raw[4];                                                                     \

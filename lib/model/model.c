@@ -147,6 +147,11 @@ static int load_mat(bn_model *m, const bn_tensor *t, const char *kernel, bn_mat 
     const bn_kernels *k = bn_kernels_find(kernel, out->type);
     if (!k) {
         const char *tn = bn_type_name(out->type);
+        /* a set named that lacks a packed layout another set runs: the set's fault */
+        if (out->type >= 16 && tn && strcmp(kernel, "auto") && bn_kernels_find("auto", out->type))
+            return bn_fail_code(e, BN_E_UNSUPPORTED,
+                                "%s: kernel set '%s' has no form for layout %s or cannot run on this CPU (auto runs it)",
+                                m->src.name, kernel, tn);
         if (out->type >= 16 || !tn)
             return bn_fail_code(e, BN_E_UNSUPPORTED,
                                 "%s: tensor '%s' uses packed layout %u%s%s%s, which this build or CPU cannot run",
