@@ -662,6 +662,40 @@ static uint8_t *att_blocks(const void *kt, size_t ldk, const void *v, size_t ld,
     return mem;
 }
 
+/* A [rows, d] head of type (f32, f16, bf16 or i8, then i8's row scales)
+ * of random values, malloc'ed. */
+static uint8_t *random_head(uint32_t type, size_t rows, size_t d)
+{
+    size_t es = bn_head_row_bytes(type, 1);
+    uint8_t *w = malloc(rows * d * es + 4 * rows);
+    for (size_t i = 0; i < rows * d; i++) {
+        float v = frnd();
+        if (type == BN_F32)
+            memcpy(w + 4 * i, &v, 4);
+        else if (type == BN_I8)
+            w[i] = (uint8_t)(rnd() % 255 + 1);
+        else {
+            uint16_t b = type == BN_F16 ? bn_f32_to_f16(v) : bn_f32_to_bf16(v);
+            memcpy(w + 2 * i, &b, 2);
+        }
+    }
+    for (size_t r = 0; r < rows; r++) {
+        float sc = 0.001f + frnd() * frnd();
+        memcpy(w + rows * d * es + 4 * r, &sc, 4);
+    }
+    return w;
+}
+
+/* n random activations, a negative zero among them (its sign must not
+ * change a sum's bits differently from one head to another). */
+static float *random_tokens(size_t n)
+{
+    float *h = malloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++)
+        h[i] = i % 13 == 5 ? -0.0f : frnd();
+    return h;
+}
+
 /* The float and i8 heads' result in the order every SIMD head adds (the
  * AVX-512 one's): lane j of 16 adds columns j, j+16, ... by fused
  * multiply-add (fmaf: exact on any machine), the last partial group's
@@ -713,26 +747,9 @@ static void test_head_order(check_ctx *cx, const bn_cpu *cpu)
             if (!f || !strcmp(name, "scalar"))
                 continue;
             for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
-                size_t d = ds[di], rows = 1 + rnd() % 40, n = 1 + rnd() % 6, es = bn_head_row_bytes(types[ti], 1);
-                uint8_t *w = malloc(rows * d * es + 4 * rows);
-                float *h = malloc(n * d * sizeof *h), *y = malloc(n * rows * sizeof *y);
-                for (size_t i = 0; i < rows * d; i++) {
-                    float v = frnd();
-                    if (types[ti] == BN_F32)
-                        memcpy(w + 4 * i, &v, 4);
-                    else if (types[ti] == BN_I8)
-                        w[i] = (uint8_t)(rnd() % 255 + 1);
-                    else {
-                        uint16_t b = types[ti] == BN_F16 ? bn_f32_to_f16(v) : bn_f32_to_bf16(v);
-                        memcpy(w + 2 * i, &b, 2);
-                    }
-                }
-                for (size_t r = 0; r < rows; r++) {
-                    float sc = 0.001f + frnd() * frnd();
-                    memcpy(w + rows * d * es + 4 * r, &sc, 4);
-                }
-                for (size_t i = 0; i < n * d; i++)
-                    h[i] = i % 13 == 5 ? -0.0f : frnd();
+                size_t d = ds[di], rows = 1 + rnd() % 40, n = 1 + rnd() % 6;
+                uint8_t *w = random_head(types[ti], rows, d);
+                float *h = random_tokens(n * d), *y = malloc(n * rows * sizeof *y);
                 size_t r0 = rows > 2 ? rnd() % 3 : 0;
                 f(w, rows, d, r0, rows, h, n, y, rows);
                 for (size_t t = 0; t < n; t++)
@@ -774,27 +791,9 @@ static void test_head_avx2(check_ctx *cx, const bn_cpu *cpu)
         if (!narrow || !cpu->avx512bw || wide == narrow)
             continue;
         for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
-            size_t d = ds[di], rows = 1 + rnd() % 70, n = 1 + rnd() % 9, es = bn_head_row_bytes(types[ti], 1);
-            size_t bytes = rows * d * es + (types[ti] == BN_I8 ? 4 * rows : 0);
-            uint8_t *w = malloc(bytes);
-            float *h = malloc(n * d * sizeof *h), *y1 = malloc(n * rows * sizeof *y1), *y2 = malloc(n * rows * sizeof *y2);
-            for (size_t i = 0; i < rows * d; i++) {
-                float v = frnd();
-                if (types[ti] == BN_F32)
-                    memcpy(w + 4 * i, &v, 4);
-                else if (types[ti] == BN_I8)
-                    w[i] = (uint8_t)(rnd() % 255 + 1);
-                else {
-                    uint16_t b = types[ti] == BN_F16 ? bn_f32_to_f16(v) : bn_f32_to_bf16(v);
-                    memcpy(w + 2 * i, &b, 2);
-                }
-            }
-            for (size_t r = 0; types[ti] == BN_I8 && r < rows; r++) {
-                float sc = 0.001f + frnd() * frnd();
-                memcpy(w + rows * d + 4 * r, &sc, 4);
-            }
-            for (size_t i = 0; i < n * d; i++)
-                h[i] = i % 13 == 5 ? -0.0f : frnd();
+            size_t d = ds[di], rows = 1 + rnd() % 70, n = 1 + rnd() % 9;
+            uint8_t *w = random_head(types[ti], rows, d);
+            float *h = random_tokens(n * d), *y1 = malloc(n * rows * sizeof *y1), *y2 = malloc(n * rows * sizeof *y2);
             size_t r0 = rows > 2 ? rnd() % 3 : 0;
             memset(y1, 0, n * rows * sizeof *y1);
             memset(y2, 0, n * rows * sizeof *y2);
