@@ -345,15 +345,11 @@ static int parse(int argc, char **argv, cmdline *c)
     return BN_OPT_RUN;
 }
 
-/* A model named '-' is loaded again for each kernel set, and --convert
- * reads its input once per repetition: standard input goes to a temporary
- * file first (in $TMPDIR, else /tmp), unlinked at once and named by its
- * descriptor (/proc/self/fd/N, into path), so that nothing is left behind
- * however the run ends. */
-/* A copy of what name gives ('-': standard input; a pipe, a device) in
- * an unlinked temporary file, its descriptor left open for the run and
- * its /proc/self/fd name in path: every kernel set loads the model again,
- * and a pipe can be read once. */
+/* A copy of what name gives ('-': standard input; a pipe) in a temporary
+ * file ($TMPDIR, else /tmp) unlinked at once, its descriptor left open for
+ * the run and its /proc/self/fd name in path: every kernel set loads the
+ * model again, --convert reads it once per repetition, and a pipe can be
+ * read once; nothing is left behind however the run ends. */
 static int spool(const char *name, char *path, size_t n, bn_err *e)
 {
     int in = strcmp(name, "-") ? open(name, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
@@ -362,7 +358,7 @@ static int spool(const char *name, char *path, size_t n, bn_err *e)
     const char *dir = getenv("TMPDIR");
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s/bn-bench-copy-XXXXXX", dir && *dir ? dir : "/tmp");
-    int fd = mkstemp(tmp), rc = -1;
+    int fd = mkostemp(tmp, O_CLOEXEC), rc = -1;
     if (fd < 0) {
         bn_fail(e, "%s: %s", tmp, strerror(errno));
         goto done;
@@ -405,12 +401,13 @@ done:
 }
 
 /* Whether a model named name is read through a copy (spool): standard
- * input, or anything that is not a regular file or a directory (the
- * loader names those). */
+ * input, or a pipe or socket (<(...), /dev/stdin from a pipe). Anything
+ * else is the loader's to take or name (a device such as /dev/zero would
+ * be copied until the disk is full). */
 static int needs_copy(const char *name)
 {
     struct stat st;
-    return !strcmp(name, "-") || (!stat(name, &st) && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
+    return !strcmp(name, "-") || (!stat(name, &st) && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)));
 }
 
 /* An error naming a copy names what the user gave instead. */

@@ -571,8 +571,9 @@ int main(int argc, char **argv)
         bn_report(&prog, "%s: the model has no tokenizer section; give token ids on stdin", m->src.name);
         goto out;
     }
-    if (o.chat && !strcmp(bn_tokenizer_chat_format(tok), "none")) { /* said now, not at the first message */
-        bn_report(&prog, "%s: the model has no chat format (chat.format is 'none'): -cnv needs one", m->src.name);
+    if (o.chat && !bn_tokenizer_chat_renders(bn_tokenizer_chat_format(tok))) { /* said now, not at the first message */
+        bn_report(&prog, "%s: the model has no chat format this build renders (chat.format is '%s'): -cnv needs one",
+                  m->src.name, bn_tokenizer_chat_format(tok));
         goto out;
     }
     if (o.draft && open_draft(&o, &mp, m, tok, co.n_ctx, &dm, &dc))
@@ -642,10 +643,7 @@ int main(int argc, char **argv)
     }
     if (o.chat) {
         if (bn_chat(g, o.system, stdin, &e)) {
-            if (e.code == BN_E_UNSUPPORTED) /* a chat format this build does not know: the model's */
-                bn_report(&prog, "%s: %s", m->src.name, e.msg);
-            else
-                bn_report(&prog, "%s", e.msg);
+            bn_report(&prog, "%s", e.msg);
             goto out;
         }
     } else if (o.prompt || o.file) {

@@ -55,7 +55,7 @@ static int parse(int argc, char **argv, bn_tokenize_opts *o)
         OPT_FLAG('c', "count", &o->count, "print the number of tokens of each document"),
         OPT_FLAG('j', "json", &o->json, "print each document as JSON (ids, offsets, pieces)"),
         OPT_FLAG('b', "binary", &o->binary, "write the binary token stream"),
-        OPT_FLAG('f', "force", &force, "write binary output even to a terminal"),
+        OPT_FLAG('f', "force", &force, "with -b: write the binary stream even to a terminal"),
         OPT_SECTION("decoding:"),
         OPT_FLAG('d', "decode", &o->decode, "token records in (text or binary), text out"),
         OPT_FLAG(0, "skip-special", &o->skip_special, "special tokens produce no text"),

@@ -56,15 +56,8 @@ static void value_raw(const bn_kv *kv, char *out, size_t n)
         } else
             snprintf(out, n, "<array of %" PRIu64 ">", kv->count);
         break;
-    case BN_V_STRARR:
-        if (kv->count <= 8) {
-            size_t pos = 0;
-            for (uint64_t k = 0; k < kv->count && pos < n; k++)
-                pos += (size_t)snprintf(out + pos, n - pos, "%s%.*s", k ? " " : "",
-                                        (int)(kv->offsets[k + 1] - kv->offsets[k]),
-                                        (char *)kv->data + kv->offsets[k]);
-        } else
-            snprintf(out, n, "<%" PRIu64 " strings>", kv->count);
+    case BN_V_STRARR: /* (a short list goes through strarr_text) */
+        snprintf(out, n, kv->count ? "<%" PRIu64 " strings>" : "", kv->count);
         break;
     case BN_V_SECTION: snprintf(out, n, "<section of %zu entries>", kv->sub->n); break;
     default: snprintf(out, n, "?");
@@ -98,17 +91,23 @@ static void strarr_text(const bn_kv *kv, char *out, size_t n)
     int quoted = strarr_quoted(kv);
     size_t pos = 0;
     for (uint64_t k = 0; k < kv->count; k++) {
-        char raw[256], esc[512];
-        size_t len = (size_t)(kv->offsets[k + 1] - kv->offsets[k]);
-        snprintf(raw, sizeof raw, "%.*s", (int)len, (const char *)kv->data + kv->offsets[k]);
+        char raw[1024], esc[2048];
+        size_t len = (size_t)(kv->offsets[k + 1] - kv->offsets[k]), need = 0;
+        snprintf(raw, sizeof raw, "%.*s", (int)(len < sizeof raw ? len : sizeof raw - 1),
+                 (const char *)kv->data + kv->offsets[k]);
         bn_escape(raw, LISTING_ESC, esc, sizeof esc);
-        if (pos + 2 + 2 * (size_t)quoted + strlen(esc) >= n) /* whole elements only */
+        for (const char *c = esc; *c; c++)
+            need += *c == '"' ? 4 : 1;
+        if (pos + 2 + 2 * (size_t)quoted + need >= n) { /* whole elements only; the cut shown */
+            if (pos + 4 < n)
+                memcpy(out + pos, " ...", 4), pos += 4;
             break;
+        }
         if (k)
             out[pos++] = ' ';
         if (quoted)
             out[pos++] = '"';
-        for (const char *c = esc; *c && pos + 6 < n; c++) {
+        for (const char *c = esc; *c; c++) {
             if (*c == '"') {
                 memcpy(out + pos, "\\x22", 4);
                 pos += 4;

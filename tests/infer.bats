@@ -418,7 +418,7 @@ p = sys.argv[1] + "/tokenizer_config.json"; d = json.load(open(p)); d.pop("chat_
     bn-convert "$T/nochat" | bn-quant >"$T/nochat.bn"
     run_split "$T/out" bn-infer -m "$T/nochat.bn" -cnv -n 2 </dev/null
     expect_one_line_error "$status" "$err" bn-infer
-    [ "$err" = "bn-infer: $T/nochat.bn: the model has no chat format (chat.format is 'none'): -cnv needs one" ]
+    [ "$err" = "bn-infer: $T/nochat.bn: the model has no chat format this build renders (chat.format is 'none'): -cnv needs one" ]
 }
 
 @test "-cnv --chat-encoding split and whole answer as bn-tokenize --chat's ids of each do" {

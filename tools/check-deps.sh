@@ -11,6 +11,9 @@ check zlib.h zlib1g-dev
 check xxhash.h libxxhash-dev
 check cjson/cJSON.h libcjson-dev
 check microhttpd.h libmicrohttpd-dev
+# test_oom links zlib statically (its allocations fail too): libz.a, in zlib1g-dev on Debian
+printf 'int main(void){return 0;}\n' | $cc -x c -o /dev/null - -Wl,-Bstatic -lz -Wl,-Bdynamic >/dev/null 2>&1 ||
+    missing="$missing zlib1g-dev(libz.a)"
 printf '#define PCRE2_CODE_UNIT_WIDTH 8\n#include <pcre2.h>\nint main(void){return 0;}\n' |
     $cc -x c -o /dev/null - >/dev/null 2>&1 || missing="$missing libpcre2-dev"
 if [ -n "$missing" ]; then

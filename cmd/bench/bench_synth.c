@@ -266,8 +266,11 @@ int bn_synth_new(bn_synth *sy, const bn_shape *s, uint32_t layout, uint64_t extr
     snprintf(dir, sizeof dir, "%.400s/bn-bench.XXXXXX", pick_dir(bytes));
     if (!mkdtemp(dir))
         return bn_fail(e, "%s: cannot create a temporary directory: %s", dir, strerror(errno));
-    bn_cli_track_temp(NULL, dir, 1); /* a signal removes it too, once its file is gone */
     snprintf(path, sizeof path, "%s/%s.bn", dir, s->name);
+    /* a signal removes both: the file (named once committed, until the
+     * unlink below), then the directory */
+    bn_cli_track_temp(NULL, dir, 1);
+    bn_cli_track_temp(NULL, path, 1);
     double t0 = bn_bench_now();
     int rc = write_model(s, layout, path, seed, e);
     if (!rc) {
@@ -277,6 +280,7 @@ int bn_synth_new(bn_synth *sy, const bn_shape *s, uint32_t layout, uint64_t extr
         unlink(path);
     }
     rmdir(dir);
+    bn_cli_track_temp(NULL, path, 0);
     bn_cli_track_temp(NULL, dir, 0);
     if (rc)
         return -1;

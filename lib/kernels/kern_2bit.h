@@ -113,7 +113,8 @@ static inline int32_t k2_tail(uint32_t layout, const uint8_t *w, size_t k, size_
  * layout in memory until 2026-12), the quarters 31-37. A shorter range
  * (the bundled model's matrices are 4-45 KB) takes 4 adjacent rows, the
  * next 4 prefetched: from the caches the quarters ran 15-25% slower.
- * Every row's sum is the same either way. The avx512 and avx2 sets read so. */
+ * Every row's sum is the same either way. The avx512 GEMV and GEMM of a
+ * few tokens read so, and the avx2 GEMV (its GEMM takes adjacent rows). */
 enum { K2_AHEAD = 2048, K2_STREAM_MIN = 64 << 10 };
 
 /* The row step of a range's groups of 4 rows: its quarter when it

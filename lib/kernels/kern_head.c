@@ -245,7 +245,7 @@ static T512 INLINE void head512_rows(uint32_t type, const void *w, size_t d, siz
  * and q rows apart; 1: row r alone) of NT tokens (ht, d floats apart)
  * into their logits (y, ldy apart). Each (row, token) sum is the chain
  * head512_rows computes for that token alone: the same FMAs in the same
- * column order, the same masked tail, _mm512_reduce_add_ps. */
+ * column order, the same masked tail, sum16_ps. */
 static T512 INLINE void head512_tile(uint32_t type, const void *w, size_t d, size_t r, size_t q, const float *ht,
                                      float *y, size_t ldy, const int R, const int NT)
 {

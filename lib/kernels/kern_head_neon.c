@@ -91,7 +91,7 @@ static INLINE void rows_dot(uint32_t type, const uint8_t *row, size_t rs, size_t
 
 /* Rows [r0, r1) of one token: 4 at a time from the range's quarters, the
  * last 1-3 alone; i8 rows times their scales. */
-static void head_rows(uint32_t type, const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h,
+static INLINE void head_rows(uint32_t type, const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h,
                       float *y)
 {
     size_t rb = d * elem_bytes(type), q = (r1 - r0) / 4;
@@ -107,7 +107,7 @@ static void head_rows(uint32_t type, const void *w, size_t rows, size_t d, size_
     }
 }
 
-static void head_neon(uint32_t type, const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h,
+static INLINE void head_neon(uint32_t type, const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h,
                       size_t n, float *y, size_t ldy)
 {
     size_t step = n == 1 ? r1 - r0 : BLOCK_ROWS;

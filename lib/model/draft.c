@@ -29,6 +29,16 @@ oom:
     return bn_fail_code(e, BN_E_NOMEM, "draft model: out of memory");
 }
 
+int bn_spec_eval(bn_ctx *c, const uint32_t *ids, size_t *nd, float *logits, bn_err *e)
+{
+    int rc = bn_ctx_eval(c, ids, *nd + 1, logits, *nd ? BN_EVAL_ALL_LOGITS : 0, e);
+    if (rc == BN_E_KV_FULL && *nd) { /* (a refused pass changes nothing in the cache) */
+        *nd = 0;
+        rc = bn_ctx_eval(c, ids, 1, logits, 0, e);
+    }
+    return rc;
+}
+
 void bn_draft_restart(bn_draft *d, uint64_t seed)
 {
     bn_lookup_restart(&d->k);

@@ -42,6 +42,13 @@ int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, 
 int bn_spec_guess(bn_lookup *lk, bn_draft *d, const uint32_t *text, size_t n, size_t limit, uint32_t *out,
                   size_t *n_out, bn_err *e);
 
+/* A single stream's verify pass: the token ids[0] and its *nd guesses
+ * after it, a logits row each (one row without guesses). When the KV
+ * budget cannot hold the guesses the pass runs without them (*nd = 0),
+ * as plain decoding's step, so an answer ends where plain decoding's
+ * would. bn_gen and bn_generator both check through this. */
+int bn_spec_eval(bn_ctx *c, const uint32_t *ids, size_t *nd, float *logits, bn_err *e);
+
 /* The distribution guess j was drawn from; NULL when greedy (a point mass). */
 static inline const bn_sampler_dist *bn_draft_q(const bn_draft *d, size_t j)
 {

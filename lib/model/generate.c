@@ -380,7 +380,7 @@ static int answer_lookup(bn_gen *g, uint32_t n_ctx, int *stopped, bn_err *e)
         batch[0] = id;
         memcpy(batch + 1, draft, nd * sizeof *draft);
         double t0 = bn_seconds();
-        if ((rc = bn_ctx_eval(g->c, batch, nd + 1, g->logits, nd ? BN_EVAL_ALL_LOGITS : 0, e)))
+        if ((rc = bn_spec_eval(g->c, batch, &nd, g->logits, e)))
             goto out;
         bn_lookup_time(pace, nd + 1, bn_seconds() - t0);
         g->st.n_gen++;

@@ -357,14 +357,7 @@ static int spec_pass(bn_generator *g, bn_err *e)
     if (rc)
         return rc;
     double t0 = bn_seconds();
-    rc = bn_ctx_eval(g->c, g->text + pos, nd + 1, g->logits, nd ? BN_EVAL_ALL_LOGITS : 0, e);
-    if (rc == BN_E_KV_FULL && nd) {
-        /* the budget may hold the token but not its guesses: the pass
-         * without them, as plain decoding's (the batcher does the same) */
-        nd = 0;
-        rc = bn_ctx_eval(g->c, g->text + pos, 1, g->logits, 0, e);
-    }
-    if (rc)
+    if ((rc = bn_spec_eval(g->c, g->text + pos, &nd, g->logits, e)))
         return rc;
     bn_lookup_time(pacing(g), nd + 1, bn_seconds() - t0);
     g->passes++;

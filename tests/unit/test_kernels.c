@@ -747,13 +747,14 @@ static void test_head_order(check_ctx *cx, const bn_cpu *cpu)
             if (!f || !strcmp(name, "scalar"))
                 continue;
             for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
-                size_t d = ds[di], rows = 1 + rnd() % 40, n = 1 + rnd() % 6;
+                /* rows past a block of 64 (several tokens), a range inside the tensor (a thread's) */
+                size_t d = ds[di], rows = 1 + rnd() % 150, n = 1 + rnd() % 6;
                 uint8_t *w = random_head(types[ti], rows, d);
                 float *h = random_tokens(n * d), *y = malloc(n * rows * sizeof *y);
-                size_t r0 = rows > 2 ? rnd() % 3 : 0;
-                f(w, rows, d, r0, rows, h, n, y, rows);
+                size_t r0 = rows > 2 ? rnd() % 3 : 0, r1 = r0 + 1 + rnd() % (rows - r0);
+                f(w, rows, d, r0, r1, h, n, y, rows);
                 for (size_t t = 0; t < n; t++)
-                    for (size_t r = r0; r < rows; r++) {
+                    for (size_t r = r0; r < r1; r++) {
                         float want = head16_ref(types[ti], w, rows, d, r, h + t * d);
                         if (memcmp(&want, &y[t * rows + r], sizeof want)) {
                             if (same)
@@ -791,14 +792,14 @@ static void test_head_avx2(check_ctx *cx, const bn_cpu *cpu)
         if (!narrow || !cpu->avx512bw || wide == narrow)
             continue;
         for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
-            size_t d = ds[di], rows = 1 + rnd() % 70, n = 1 + rnd() % 9;
+            size_t d = ds[di], rows = 1 + rnd() % 150, n = 1 + rnd() % 9;
             uint8_t *w = random_head(types[ti], rows, d);
             float *h = random_tokens(n * d), *y1 = malloc(n * rows * sizeof *y1), *y2 = malloc(n * rows * sizeof *y2);
-            size_t r0 = rows > 2 ? rnd() % 3 : 0;
+            size_t r0 = rows > 2 ? rnd() % 3 : 0, r1 = r0 + 1 + rnd() % (rows - r0);
             memset(y1, 0, n * rows * sizeof *y1);
             memset(y2, 0, n * rows * sizeof *y2);
-            wide(w, rows, d, r0, rows, h, n, y1, rows);
-            narrow(w, rows, d, r0, rows, h, n, y2, rows);
+            wide(w, rows, d, r0, r1, h, n, y1, rows);
+            narrow(w, rows, d, r0, r1, h, n, y2, rows);
             if (memcmp(y1, y2, n * rows * sizeof *y1)) {
                 fprintf(stderr, "head %s d=%zu rows=%zu r0=%zu n=%zu: avx2 differs from avx512\n",
                         bn_type_name(types[ti]), d, rows, r0, n);
