@@ -76,4 +76,32 @@ static inline void quant_set_code(int hb, uint8_t *g, size_t i, unsigned u)
         g[64 + j] |= (uint8_t)((u >> 4) << (2 * b + hi));
 }
 
+/* What the heads' implementations (kern_head.c for AVX-512 and the scalar
+ * one, kern_head_avx2.c, kern_head_neon.c) share. */
+
+/* Bytes of one element of an f32, f16, bf16 or i8 row (inline, so that
+ * a kernel's offsets fold to constants; bn_head_row_bytes for any type). */
+static inline size_t head_elem_bytes(uint32_t type)
+{
+    return type == BN_F32 ? 4 : type == BN_I8 ? 1 : 2;
+}
+
+/* Bytes ahead that the heads of one token (and the quantized heads of
+ * several, HEAD_AHEAD_N: they spend longer per byte) prefetch each of
+ * their four streams (the quarters of a row range), every line; the float
+ * heads' several-token tiles and i8 leave it to the hardware. One Zen 5
+ * thread, the 2B4T q6 head from memory, each way in turn in one process:
+ * 21-27 GB/s with the rows interleaved in fours as one prefetched stream
+ * (bn's layout until 2026-12), 30-31 from the quarters without
+ * prefetching, 36-39 with it; the f16 head 31-34 without, 32-37 with.
+ * (On the Intel (AMX) machine the interleaved stream had gained from 1 KiB
+ * to 2 KiB ahead, 4 KiB a little less; several tokens: 4 KiB.) */
+enum { HEAD_AHEAD = 2048, HEAD_AHEAD_N = 4096 };
+/* Rows per block when a call has several tokens (batched decode): each
+ * token's pass over a block reads it from L2, so the head streams from
+ * memory once per call, not once per token (2B4T q6: 64 rows are 133 KB,
+ * f16 328 KB). Each row's sum is one chain whatever rows share its
+ * pass, so every row is computed exactly as without blocks. */
+enum { HEAD_ROWS = 64 };
+
 #endif

@@ -28,7 +28,7 @@ static float to_f32(uint32_t type, const void *w, size_t i)
 static void head_scalar(uint32_t type, const void *w, size_t d, size_t r0, size_t r1, const float *h, size_t n,
                         float *y, size_t ldy)
 {
-    size_t es = type == BN_F32 ? 4 : 2;
+    size_t es = head_elem_bytes(type);
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)w + r * d * es;
         for (size_t t = 0; t < n; t++) {
@@ -145,23 +145,6 @@ static T512 INLINE float sum16_ps(__m512 a)
     __m128 v = _mm_add_ps(u, _mm_shuffle_ps(u, u, _MM_SHUFFLE(1, 0, 3, 2)));
     return _mm_cvtss_f32(v) + _mm_cvtss_f32(_mm_shuffle_ps(v, v, 1));
 }
-/* Bytes ahead that the heads of one token (and the quantized heads of
- * several, HEAD_AHEAD_N: they spend longer per byte) prefetch each of
- * their four streams (the quarters of a row range), every line; the float
- * heads' several-token tiles and i8 leave it to the hardware. One Zen 5
- * thread, the 2B4T q6 head from memory, each way in turn in one process:
- * 21-27 GB/s with the rows interleaved in fours as one prefetched stream
- * (bn's layout until 2026-12), 30-31 from the quarters without
- * prefetching, 36-39 with it; the f16 head 31-34 without, 32-37 with.
- * (On the Intel (AMX) machine the interleaved stream had gained from 1 KiB
- * to 2 KiB ahead, 4 KiB a little less; several tokens: 4 KiB.) */
-enum { HEAD_AHEAD = 2048, HEAD_AHEAD_N = 4096 };
-/* Rows per block when a call has several tokens (batched decode): each
- * token's pass over a block reads it from L2, so the head streams from
- * memory once per call, not once per token (2B4T q6: 64 rows are 133 KB,
- * f16 328 KB). Each row's sum is one chain whatever rows share its
- * pass, so every row is computed exactly as without blocks. */
-enum { HEAD_ROWS = 64 };
 
 /* 16 elements of row at column c (mask m for the tail) as floats. */
 static T512 INLINE __m512 load16(uint32_t type, const uint8_t *row, size_t c, __mmask16 m)
@@ -197,7 +180,7 @@ static T512 INLINE __m512 load16(uint32_t type, const uint8_t *row, size_t c, __
 static T512 INLINE void head512_rows(uint32_t type, const void *w, size_t d, size_t r0, size_t r1, const float *ht,
                                      float *yrow)
 {
-    size_t es = type == BN_F32 ? 4 : 2, full = d / 16 * 16, q = (r1 - r0) / 4, qs = q * d * es;
+    size_t es = head_elem_bytes(type), full = d / 16 * 16, q = (r1 - r0) / 4, qs = q * d * es;
     __mmask16 tm = (__mmask16)((1u << (d - full)) - 1);
     for (size_t r = r0; r < r0 + q; r++) {
         const uint8_t *row = (const uint8_t *)w + r * d * es;
@@ -249,7 +232,7 @@ static T512 INLINE void head512_rows(uint32_t type, const void *w, size_t d, siz
 static T512 INLINE void head512_tile(uint32_t type, const void *w, size_t d, size_t r, size_t q, const float *ht,
                                      float *y, size_t ldy, const int R, const int NT)
 {
-    size_t es = type == BN_F32 ? 4 : 2, full = d / 16 * 16, qs = q * d * es;
+    size_t es = head_elem_bytes(type), full = d / 16 * 16, qs = q * d * es;
     __mmask16 tm = (__mmask16)((1u << (d - full)) - 1);
     const uint8_t *row = (const uint8_t *)w + r * d * es;
     __m512 a[4][4];

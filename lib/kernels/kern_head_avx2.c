@@ -23,9 +23,6 @@
 #define T256 __attribute__((target("avx2,f16c,fma")))
 #define INLINE inline __attribute__((always_inline))
 
-/* As kern_head.c: bytes each of the 4 streams is prefetched ahead; rows
- * per block when a call has several tokens. */
-enum { AHEAD = 2048, BLOCK_ROWS = 64 };
 
 /* Lanes 0-7 (lo) and 8-15 (hi) of a 16-lane sum, added as sum16_ps. */
 static T256 INLINE float sum16(__m256 lo, __m256 hi)
@@ -50,10 +47,6 @@ static T256 INLINE __m256 load8(uint32_t type, const uint8_t *p)
     }
 }
 
-static inline size_t elem_bytes(uint32_t type)
-{
-    return type == BN_F32 ? 4 : type == BN_I8 ? 1 : 2;
-}
 
 /* Σ row·h for RT rows (rs bytes apart) into out: 16 columns a step in
  * two halves, the last partial 16 from zero-padded copies; pf: bytes
@@ -61,7 +54,7 @@ static inline size_t elem_bytes(uint32_t type)
 static T256 INLINE void rows_dot(uint32_t type, const uint8_t *row, size_t rs, size_t pf, size_t d, const float *h,
                                  const int RT, float out[4])
 {
-    size_t es = elem_bytes(type), full = d / 16 * 16;
+    size_t es = head_elem_bytes(type), full = d / 16 * 16;
     __m256 lo[4], hi[4];
     _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) lo[i] = hi[i] = _mm256_setzero_ps();
     for (size_t c = 0; c < full; c += 16) {
@@ -94,7 +87,7 @@ static T256 INLINE void rows_dot(uint32_t type, const uint8_t *row, size_t rs, s
 static T256 INLINE void head_rows(uint32_t type, const void *w, size_t rows, size_t d, size_t r0, size_t r1,
                                   const float *h, float *y, size_t pf)
 {
-    size_t rb = d * elem_bytes(type), q = (r1 - r0) / 4;
+    size_t rb = d * head_elem_bytes(type), q = (r1 - r0) / 4;
     float o[4];
     for (size_t r = r0; r < r0 + q; r++) {
         rows_dot(type, (const uint8_t *)w + r * rb, q * rb, pf, d, h, 4, o);
@@ -112,11 +105,11 @@ static T256 INLINE void head_rows(uint32_t type, const void *w, size_t rows, siz
 static T256 INLINE void head256(uint32_t type, const void *w, size_t rows, size_t d, size_t r0, size_t r1,
                                 const float *h, size_t n, float *y, size_t ldy)
 {
-    size_t step = n == 1 ? r1 - r0 : BLOCK_ROWS;
+    size_t step = n == 1 ? r1 - r0 : HEAD_ROWS;
     for (size_t b0 = r0; b0 < r1; b0 += step) {
         size_t b1 = r1 - b0 > step ? b0 + step : r1;
         for (size_t t = 0; t < n; t++)
-            head_rows(type, w, rows, d, b0, b1, h + t * d, y + t * ldy, n == 1 ? AHEAD : 0);
+            head_rows(type, w, rows, d, b0, b1, h + t * d, y + t * ldy, n == 1 ? HEAD_AHEAD : 0);
     }
 }
 

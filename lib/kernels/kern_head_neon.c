@@ -20,8 +20,6 @@
 
 #define INLINE inline __attribute__((always_inline))
 
-/* Rows per block when a call has several tokens (as kern_head.c). */
-enum { BLOCK_ROWS = 64 };
 
 /* The 16 lanes a[0..3] added as sum16_ps adds them: halves (lanes 8-15
  * onto 0-7), quarters, then pairs. */
@@ -33,10 +31,6 @@ static INLINE float sum16(const float32x4_t a[4])
     return vgetq_lane_f32(v, 0) + vgetq_lane_f32(v, 1);
 }
 
-static inline size_t elem_bytes(uint32_t type)
-{
-    return type == BN_F32 ? 4 : type == BN_I8 ? 1 : 2;
-}
 
 /* 4 elements of a row from p as floats. */
 static INLINE float32x4_t load4(uint32_t type, const uint8_t *p)
@@ -65,7 +59,7 @@ static INLINE void step16(uint32_t type, const uint8_t *p, size_t es, const floa
 static INLINE void rows_dot(uint32_t type, const uint8_t *row, size_t rs, size_t d, const float *h, const int RT,
                             float out[4])
 {
-    size_t es = elem_bytes(type), full = d / 16 * 16;
+    size_t es = head_elem_bytes(type), full = d / 16 * 16;
     float32x4_t a[4][4];
     for (int i = 0; i < RT; i++)
         for (int j = 0; j < 4; j++)
@@ -94,7 +88,7 @@ static INLINE void rows_dot(uint32_t type, const uint8_t *row, size_t rs, size_t
 static INLINE void head_rows(uint32_t type, const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h,
                       float *y)
 {
-    size_t rb = d * elem_bytes(type), q = (r1 - r0) / 4;
+    size_t rb = d * head_elem_bytes(type), q = (r1 - r0) / 4;
     float o[4];
     for (size_t r = r0; r < r0 + q; r++) {
         rows_dot(type, (const uint8_t *)w + r * rb, q * rb, d, h, 4, o);
@@ -110,7 +104,7 @@ static INLINE void head_rows(uint32_t type, const void *w, size_t rows, size_t d
 static INLINE void head_neon(uint32_t type, const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h,
                       size_t n, float *y, size_t ldy)
 {
-    size_t step = n == 1 ? r1 - r0 : BLOCK_ROWS;
+    size_t step = n == 1 ? r1 - r0 : HEAD_ROWS;
     for (size_t b0 = r0; b0 < r1; b0 += step) {
         size_t b1 = r1 - b0 > step ? b0 + step : r1;
         for (size_t t = 0; t < n; t++)
