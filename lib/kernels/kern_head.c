@@ -11,6 +11,7 @@
  * the same bits for f32, f16, bf16 and i8 (kern_head_avx2.c,
  * kern_head_neon.c). */
 #include "cpu.h"
+#include "head_act.h"
 #include "head_layout.h"
 #include "kern_head.h"
 
@@ -69,21 +70,6 @@ static void s_i8(const void *w, size_t rows, size_t d, size_t r0, size_t r1, con
     }
 }
 
-/* One token's h as int8 in blocks of 32: qh[c] and dh[c/32] (the scalar
- * order). */
-static void q8_blocks(const float *h, size_t d, int8_t *qh, float *dh)
-{
-    for (size_t c0 = 0; c0 < d; c0 += 32) {
-        float amax = 0;
-        for (size_t i = 0; i < 32; i++)
-            amax = fabsf(h[c0 + i]) > amax ? fabsf(h[c0 + i]) : amax;
-        float s = amax > 0 ? 127.0f / amax : 0;
-        dh[c0 / 32] = amax / 127.0f;
-        for (size_t i = 0; i < 32; i++)
-            qh[c0 + i] = (int8_t)nearbyintf(h[c0 + i] * s);
-    }
-}
-
 /* The scalar reference: per block of 32, an exact int32 sum of code
  * times qh, then d_w·dh·sum in float, blocks in column order. */
 static void s_quant(int hb, const void *w, size_t d, size_t r0, size_t r1, const float *h, size_t n, float *y,
@@ -93,7 +79,7 @@ static void s_quant(int hb, const void *w, size_t d, size_t r0, size_t r1, const
     float dh[BN_HEAD_MAX_D / 32];
     size_t gb = QUANT_GB(hb), rb = d / QUANT_G * gb;
     for (size_t t = 0; t < n; t++) {
-        q8_blocks(h + t * d, d, qh, dh);
+        bn_q8_blocks(h + t * d, d, qh, dh);
         for (size_t r = r0; r < r1; r++) {
             const uint8_t *row = (const uint8_t *)w + r * rb;
             float a = 0;
@@ -337,50 +323,15 @@ static T512 void v_i8(const void *w, size_t rows, size_t d, size_t r0, size_t r1
  * and high-nibble halves of the four blocks, 6-bit (5, 4) u against int8
  * qh) leave block b's sum in lanes 4b..4b+3; minus 32·Σqh (16·, 8·),
  * times d_w·dh per lane,
- * into a float accumulator. The token's qh is rearranged once to match:
- * bytes 0..63 of a group's 128 are qh(b, j), bytes 64..127 qh(b, 16+j). */
-typedef struct quant_act {
-    int8_t *q;   /* d bytes */
-    float *dh;   /* d/8: per group 16 lanes, dh_b in lanes 4b..4b+3 */
-    int32_t *cr; /* d/8: per group 32·Σqh_b in lane 4b, 0 elsewhere */
-} quant_act;
-
-/* A token's quant_act in 2·d bytes at base (64-byte aligned; d is a
- * multiple of 128, so every part is too). */
-static quant_act quant_act_at(uint8_t *base, size_t d)
-{
-    return (quant_act){(int8_t *)base, (float *)(void *)(base + d), (int32_t *)(void *)(base + d + d / 2)};
-}
-
-/* off: the code's zero point (32 for q6, 16 for q5, 8 for q4), folded into cr. */
-static void quant_prepare(const float *h, size_t d, int32_t off, quant_act *a)
-{
-    int8_t qh[32];
-    float dh;
-    for (size_t c0 = 0; c0 < d; c0 += 32) {
-        q8_blocks(h + c0, 32, qh, &dh);
-        size_t g = c0 / QUANT_G, b = c0 % QUANT_G / 32;
-        int32_t sum = 0;
-        for (size_t j = 0; j < 16; j++) {
-            a->q[QUANT_G * g + 16 * b + j] = qh[j];
-            a->q[QUANT_G * g + 64 + 16 * b + j] = qh[16 + j];
-        }
-        for (size_t j = 0; j < 32; j++)
-            sum += qh[j];
-        for (size_t l = 0; l < 4; l++) {
-            a->dh[16 * g + 4 * b + l] = dh;
-            a->cr[16 * g + 4 * b + l] = l ? 0 : off * sum;
-        }
-    }
-}
-
+ * into a float accumulator; the token's qh rearranged once to match
+ * (bn_qact, head_act.h). */
 /* RT rows of a q type with hb high bits (q4 0, q5 1, q6 2) from w: row
  * i's group g at w + i·rs + g·gs (gs = the group's bytes). hb is a
  * constant where this is inlined, so each type compiles to its own loop.
  * The high bits are ORed into the nibbles before the vpdpbusd, so q5 and
  * q6 cost q4's two dot products plus a broadcast, a shift and a few
  * logic ops per group and row. */
-static T512Q INLINE void quant_rows(int hb, const uint8_t *w, size_t rs, size_t gs, size_t G, const quant_act *a,
+static T512Q INLINE void quant_rows(int hb, const uint8_t *w, size_t rs, size_t gs, size_t G, const bn_qact *a,
                                     int RT, int TT, float out[4][4])
 {
     const __m512i m0f = _mm512_set1_epi8(0x0f), mh = _mm512_set1_epi8(hb == 2 ? 0x30 : 0x10);
@@ -439,7 +390,7 @@ static T512Q INLINE void quant_rows(int hb, const uint8_t *w, size_t rs, size_t 
 
 /* Rows [r0, r1) of TT (1, 2 or 4) tokens: a[t]'s logits at y + t·ldy;
  * 4 rows at a time from the range's quarters (as head512_rows). */
-static T512Q INLINE void quant_block(int hb, const void *w, size_t d, size_t r0, size_t r1, const quant_act *a, int TT,
+static T512Q INLINE void quant_block(int hb, const void *w, size_t d, size_t r0, size_t r1, const bn_qact *a, int TT,
                                      float *y, size_t ldy)
 {
     size_t gb = QUANT_GB(hb), G = d / QUANT_G, rb = G * gb, q = (r1 - r0) / 4, rs = q * rb, gs = gb;
@@ -468,44 +419,26 @@ static T512Q INLINE void quant_block(int hb, const void *w, size_t d, size_t r0,
     }
 }
 
-static T512Q INLINE void quant_head(int hb, const void *w, size_t d, size_t r0, size_t r1, const float *h,
-                                    size_t n, float *y, size_t ldy)
-{
-    /* Several tokens: each one's int8 form once, then the rows in blocks
-     * (HEAD_ROWS), four tokens per unpacked group (the 16 accumulators stay
-     * in registers; the tokens' int8 forms are read from L1). One token, or no memory
-     * for several: token by token, the same arithmetic. */
-    uint8_t *all = n > 1 ? aligned_alloc(64, n * 2 * d) : NULL;
-    if (!all) {
-        _Alignas(64) uint8_t one[2 * BN_HEAD_MAX_D];
-        quant_act a = quant_act_at(one, d);
-        for (size_t t = 0; t < n; t++) {
-            quant_prepare(h + t * d, d, QUANT_ZERO(hb), &a);
-            quant_block(hb, w, d, r0, r1, &a, 1, y + t * ldy, ldy);
-        }
-        return;
+/* One type's block kernel for bn_qhead_run (hb constant in each), and
+ * the head: several tokens 4 at a time per unpacked group (the 16
+ * accumulators stay in registers; the tokens' int8 forms are read from
+ * L1). */
+#define QUANT_FN(name, hb)                                                                                        \
+    static T512Q void name##_block(const void *w, size_t d, size_t r0, size_t r1, const bn_qact *a, int tt,      \
+                                   float *y, size_t ldy)                                                          \
+    {                                                                                                             \
+        quant_block(hb, w, d, r0, r1, a, tt, y, ldy);                                                             \
+    }                                                                                                             \
+    static void name(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,        \
+                     float *y, size_t ldy)                                                                        \
+    {                                                                                                             \
+        (void)rows;                                                                                               \
+        bn_qhead_run(name##_block, QUANT_ZERO(hb), 4, w, d, r0, r1, h, n, y, ldy);                                \
     }
-    for (size_t t = 0; t < n; t++) {
-        quant_act a = quant_act_at(all + t * 2 * d, d);
-        quant_prepare(h + t * d, d, QUANT_ZERO(hb), &a);
-    }
-    for (size_t b0 = r0; b0 < r1; b0 += HEAD_ROWS) {
-        size_t b1 = r1 - b0 > HEAD_ROWS ? b0 + HEAD_ROWS : r1;
-        for (size_t t = 0; t < n;) {
-            int tt = n - t >= 4 ? 4 : n - t >= 2 ? 2 : 1;
-            quant_act a[4];
-            for (int k = 0; k < 4; k++)
-                a[k] = quant_act_at(all + (t + (k < tt ? k : tt - 1)) * 2 * d, d);
-            quant_block(hb, w, d, b0, b1, a, tt, y + t * ldy, ldy);
-            t += (size_t)tt;
-        }
-    }
-    free(all);
-}
-
-HEAD_FN(T512Q, v_q6, quant_head, 2)
-HEAD_FN(T512Q, v_q5, quant_head, 1)
-HEAD_FN(T512Q, v_q4, quant_head, 0)
+QUANT_FN(v_q6, 2)
+QUANT_FN(v_q5, 1)
+QUANT_FN(v_q4, 0)
+#undef QUANT_FN
 
 #endif
 

@@ -30,8 +30,9 @@ typedef void (*bn_head_fn)(const void *w, size_t rows, size_t d, size_t r0, size
 bn_head_fn bn_head_find(uint32_t type, const struct bn_cpu *cpu);
 
 /* The AVX2 (+ F16C, FMA) implementations bn_head_find takes where AVX-512
- * is missing (kern_head_avx2.c): f32, f16, bf16, i8, bit for bit the
- * AVX-512 ones' results; NULL for other types or a CPU without them. */
+ * (for q6, q5 and q4: AVX-512 VNNI) is missing (kern_head_avx2.c): every
+ * type above, bit for bit the AVX-512 ones' results; NULL for other types
+ * or a CPU without them. */
 bn_head_fn bn_head_find_avx2(uint32_t type, const struct bn_cpu *cpu);
 /* The same for AArch64's Advanced SIMD (kern_head_neon.c). */
 bn_head_fn bn_head_find_neon(uint32_t type, const struct bn_cpu *cpu);

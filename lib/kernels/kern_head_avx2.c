@@ -1,7 +1,7 @@
-/* kern_head_avx2.c — the f32, f16, bf16 and i8 heads for x86-64 CPUs with
- * AVX2, F16C and FMA but no AVX-512 (bn_head_find): without them those
- * CPUs ran the scalar loop, one float chain a row at about 0.6 GB/s, so
- * the 2B4T head took a second a token.
+/* kern_head_avx2.c — the heads for x86-64 CPUs with AVX2, F16C and FMA
+ * but no AVX-512 (or, for q6/q5/q4, no AVX-512 VNNI) (bn_head_find):
+ * without them those CPUs ran the scalar loop, one float chain a row at
+ * about 0.6 GB/s (q6: 0.2), so the 2B4T head took a second a token.
  *
  * Bit for bit the AVX-512 heads' results (kern_head.c), so a model's
  * logits do not depend on which of the two a machine has. There a row's
@@ -11,8 +11,15 @@
  * the same values in the same order (the partial group from zeroed
  * copies, as the masked loads give), then the same additions. Rows 4 at
  * a time from the range's quarters, prefetched, as there; several tokens
- * take a block of rows each (read from memory once, then from L2). */
+ * take a block of rows each (read from memory once, then from L2).
+ *
+ * q6/q5/q4 likewise: a group's 16 int32 lanes (each the exact sum of 4
+ * bytes' code·qh, as vpdpbusd adds them) come from vpmaddubsw and
+ * vpmaddwd here (no saturation: a code is at most 63 and |qh| at most
+ * 127, so two bytes' low and high halves add up to at most 32004), then
+ * the same float steps in the same lanes. */
 #include "cpu.h"
+#include "head_act.h"
 #include "head_layout.h"
 #include "kern_head.h"
 
@@ -113,6 +120,105 @@ static T256 INLINE void head256(uint32_t type, const void *w, size_t rows, size_
     }
 }
 
+/* RT rows of a q type with hb high bits (q4 0, q5 1, q6 2) for one
+ * token a: row i's group g at w + i·rs + g·gs; out[i] its logit. A
+ * group's 64 low-nibble bytes are two halves here, lanes 0-7 (blocks 0
+ * and 1) and 8-15 (blocks 2 and 3) of kern_head.c's quant_rows, and the
+ * high bits reach the same bytes: q6's 32 high-plane bytes serve blocks
+ * 0 and 1 as they are and 2 and 3 shifted by 4; q5's 16 serve block b
+ * shifted by 2b. */
+static T256 INLINE void qrows_dot(int hb, const uint8_t *w, size_t rs, size_t gs, size_t G, const bn_qact *a,
+                                  const int RT, float out[4])
+{
+    const __m256i m0f = _mm256_set1_epi8(0x0f), mh = _mm256_set1_epi8(hb == 2 ? 0x30 : 0x10);
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i i01 = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), i23 = _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2);
+    const size_t dat = QUANT_GB(hb) - 8; /* the scales */
+    __m256 lo[4], hi[4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) lo[i] = hi[i] = _mm256_setzero_ps();
+    for (size_t g = 0; g < G; g++) {
+        const int8_t *qg = a->q + QUANT_G * g;
+        const __m256i ql0 = _mm256_load_si256((const __m256i *)(const void *)qg);
+        const __m256i ql1 = _mm256_load_si256((const __m256i *)(const void *)(qg + 32));
+        const __m256i qh0 = _mm256_load_si256((const __m256i *)(const void *)(qg + 64));
+        const __m256i qh1 = _mm256_load_si256((const __m256i *)(const void *)(qg + 96));
+        const __m256i cr0 = _mm256_load_si256((const __m256i *)(const void *)(a->cr + 16 * g));
+        const __m256i cr1 = _mm256_load_si256((const __m256i *)(const void *)(a->cr + 16 * g + 8));
+        const __m256 dh0 = _mm256_load_ps(a->dh + 16 * g), dh1 = _mm256_load_ps(a->dh + 16 * g + 8);
+        _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) {
+            const uint8_t *gp = w + (size_t)i * rs + gs * g;
+            for (size_t b = 0; b < gs; b += 64)
+                _mm_prefetch((const char *)(gp + HEAD_AHEAD + b), _MM_HINT_T0);
+            __m256i raw0 = _mm256_loadu_si256((const __m256i *)(const void *)gp);
+            __m256i raw1 = _mm256_loadu_si256((const __m256i *)(const void *)(gp + 32));
+            __m256i ulo0 = _mm256_and_si256(raw0, m0f), uhi0 = _mm256_and_si256(_mm256_srli_epi16(raw0, 4), m0f);
+            __m256i ulo1 = _mm256_and_si256(raw1, m0f), uhi1 = _mm256_and_si256(_mm256_srli_epi16(raw1, 4), m0f);
+            if (hb) {
+                __m256i hs0, hs1;
+                if (hb == 2) {
+                    hs0 = _mm256_loadu_si256((const __m256i *)(const void *)(gp + 64));
+                    hs1 = _mm256_srli_epi16(hs0, 4);
+                } else {
+                    __m256i hp = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(gp + 64)));
+                    hs0 = _mm256_srlv_epi32(hp, _mm256_set_epi32(2, 2, 2, 2, 0, 0, 0, 0));
+                    hs1 = _mm256_srlv_epi32(hp, _mm256_set_epi32(6, 6, 6, 6, 4, 4, 4, 4));
+                }
+                /* shifts of at most 6: the bits kept come from their own byte */
+                ulo0 = _mm256_or_si256(ulo0, _mm256_and_si256(_mm256_slli_epi16(hs0, 4), mh));
+                uhi0 = _mm256_or_si256(uhi0, _mm256_and_si256(_mm256_slli_epi16(hs0, 4 - hb), mh));
+                ulo1 = _mm256_or_si256(ulo1, _mm256_and_si256(_mm256_slli_epi16(hs1, 4), mh));
+                uhi1 = _mm256_or_si256(uhi1, _mm256_and_si256(_mm256_slli_epi16(hs1, 4 - hb), mh));
+            }
+            __m256 d4 = _mm256_castps128_ps256(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)(gp + dat))));
+            __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(ulo0, ql0), _mm256_maddubs_epi16(uhi0, qh0));
+            __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(ulo1, ql1), _mm256_maddubs_epi16(uhi1, qh1));
+            __m256i s0 = _mm256_sub_epi32(_mm256_madd_epi16(p0, ones), cr0);
+            __m256i s1 = _mm256_sub_epi32(_mm256_madd_epi16(p1, ones), cr1);
+            lo[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(_mm256_permutevar8x32_ps(d4, i01), dh0), lo[i]);
+            hi[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(_mm256_permutevar8x32_ps(d4, i23), dh1), hi[i]);
+        }
+    }
+    _Pragma("GCC unroll 4") for (int i = 0; i < RT; i++) out[i] = sum16(lo[i], hi[i]);
+}
+
+/* bn_qhead_run's block: rows [r0, r1) token by token, 4 rows at a time
+ * from the range's quarters. */
+static T256 INLINE void qhead_block(int hb, const void *w, size_t d, size_t r0, size_t r1, const bn_qact *a, int tt,
+                                    float *y, size_t ldy)
+{
+    size_t gb = QUANT_GB(hb), G = d / QUANT_G, rb = G * gb, q = (r1 - r0) / 4;
+    float o[4];
+    for (int t = 0; t < tt; t++) {
+        float *yt = y + (size_t)t * ldy;
+        for (size_t r = r0; r < r0 + q; r++) {
+            qrows_dot(hb, (const uint8_t *)w + r * rb, q * rb, gb, G, &a[t], 4, o);
+            for (size_t i = 0; i < 4; i++)
+                yt[r + i * q] = o[i];
+        }
+        for (size_t r = r0 + 4 * q; r < r1; r++) {
+            qrows_dot(hb, (const uint8_t *)w + r * rb, rb, gb, G, &a[t], 1, o);
+            yt[r] = o[0];
+        }
+    }
+}
+
+#define QHEAD256_FN(name, hb)                                                                                    \
+    static T256 void name##_block(const void *w, size_t d, size_t r0, size_t r1, const bn_qact *a, int tt,      \
+                                  float *y, size_t ldy)                                                          \
+    {                                                                                                            \
+        qhead_block(hb, w, d, r0, r1, a, tt, y, ldy);                                                            \
+    }                                                                                                            \
+    static void name(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,      \
+                     float *y, size_t ldy)                                                                       \
+    {                                                                                                            \
+        (void)rows;                                                                                              \
+        bn_qhead_run(name##_block, QUANT_ZERO(hb), 1, w, d, r0, r1, h, n, y, ldy);                               \
+    }
+QHEAD256_FN(v256_q6, 2)
+QHEAD256_FN(v256_q5, 1)
+QHEAD256_FN(v256_q4, 0)
+#undef QHEAD256_FN
+
 #define HEAD256_FN(name, type)                                                                                   \
     static T256 void name(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n, \
                           float *y, size_t ldy)                                                                  \
@@ -134,6 +240,9 @@ bn_head_fn bn_head_find_avx2(uint32_t type, const bn_cpu *cpu)
     case BN_F16: return v256_f16;
     case BN_BF16: return v256_bf16;
     case BN_I8: return v256_i8;
+    case BN_Q6: return v256_q6;
+    case BN_Q5: return v256_q5;
+    case BN_Q4: return v256_q4;
     default: return NULL;
     }
 }

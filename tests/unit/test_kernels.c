@@ -662,10 +662,55 @@ static uint8_t *att_blocks(const void *kt, size_t ldk, const void *v, size_t ld,
     return mem;
 }
 
-/* A [rows, d] head of type (f32, f16, bf16 or i8, then i8's row scales)
- * of random values, malloc'ed. */
+/* q6/q5/q4 (hb 2/1/0): bytes per group of 128 and the spec's code u of
+ * element i of group g (formats/bn-model.md 4.1, as q6_spec_u). */
+static size_t qspec_gb(int hb)
+{
+    return 72 + 16 * (size_t)hb;
+}
+
+static int qspec_u(int hb, const uint8_t *g, size_t i)
+{
+    size_t b = i / 32, e = i % 32, j = e % 16;
+    int lo = e < 16 ? g[16 * b + j] & 15 : g[16 * b + j] >> 4;
+    if (hb == 2)
+        return q6_spec_u(g, i);
+    if (hb == 1)
+        return lo | ((g[64 + j] >> (2 * b + (e >= 16))) & 1) << 4;
+    return lo;
+}
+
+static float qspec_scale(int hb, const uint8_t *g, size_t b)
+{
+    uint16_t v;
+    memcpy(&v, g + qspec_gb(hb) - 8 + 2 * b, 2);
+    return bn_f16_to_f32(v);
+}
+
+static int type_hb(uint32_t type)
+{
+    return type == BN_Q6 ? 2 : type == BN_Q5 ? 1 : type == BN_Q4 ? 0 : -1;
+}
+
+/* A [rows, d] head of type (f32, f16, bf16 or i8, then i8's row scales;
+ * q6, q5 or q4: random codes, scales of either sign, a zero one among
+ * them) of random values, malloc'ed. */
 static uint8_t *random_head(uint32_t type, size_t rows, size_t d)
 {
+    int hb = type_hb(type);
+    if (hb >= 0) {
+        size_t gb = qspec_gb(hb), groups = rows * d / 128;
+        uint8_t *w = malloc(groups * gb);
+        for (size_t g = 0; g < groups; g++) {
+            for (size_t i = 0; i < gb - 8; i++)
+                w[g * gb + i] = (uint8_t)rnd();
+            for (size_t b = 0; b < 4; b++) {
+                uint16_t v = bn_f32_to_f16(g % 7 == 3 && b == 1 ? 0.0f : frnd() * 0.02f);
+                memcpy(w + g * gb + gb - 8 + 2 * b, &v, 2);
+            }
+        }
+        return w;
+    }
     size_t es = bn_head_row_bytes(type, 1);
     uint8_t *w = malloc(rows * d * es + 4 * rows);
     for (size_t i = 0; i < rows * d; i++) {
@@ -731,31 +776,88 @@ static float head16_ref(uint32_t type, const void *w, size_t rows, size_t d, siz
     return s;
 }
 
-/* The SIMD float and i8 heads this CPU has (AVX-512, AVX2, NEON) give
- * head16_ref's bits, so logits agree across machines. */
+/* The q6/q5/q4 heads' result in the order every SIMD one adds (the
+ * AVX-512 one's, kern_head.c): h in blocks of 32 as int8 (dh = absmax/127,
+ * qh = rint(h·127/absmax)); per group of 128 columns 16 lanes, lane l
+ * (block b = l/4) the exact sum over its 4 bytes p = 4l..4l+3 of the low
+ * and high halves, u(b, p%16)·qh + u(b, 16+p%16)·qh, minus 2^(3+hb)·Σ qh
+ * of block b in its first lane, times d_b·dh_b (rounded), fused into the
+ * lane's float; then halves, quarters, pairs. */
+static float quant16_ref(int hb, const uint8_t *w, size_t d, size_t r, const float *h)
+{
+    size_t gb = qspec_gb(hb), z = (size_t)8 << hb;
+    float lane[16] = {0};
+    for (size_t c0 = 0; c0 < d; c0 += 128) {
+        const uint8_t *g = w + (r * d + c0) / 128 * gb;
+        int qh[128];
+        float dh[4];
+        for (size_t b = 0; b < 4; b++) {
+            float amax = 0;
+            for (size_t i = 0; i < 32; i++)
+                amax = fmaxf(amax, fabsf(h[c0 + 32 * b + i]));
+            dh[b] = amax / 127.0f;
+            for (size_t i = 0; i < 32; i++)
+                qh[32 * b + i] = amax > 0 ? (int)nearbyintf(h[c0 + 32 * b + i] * (127.0f / amax)) : 0;
+        }
+        for (size_t l = 0; l < 16; l++) {
+            size_t b = l / 4;
+            int64_t s = 0;
+            for (size_t p = 4 * l; p < 4 * l + 4; p++) {
+                size_t j = p % 16;
+                s += qspec_u(hb, g, 32 * b + j) * qh[32 * b + j] + qspec_u(hb, g, 32 * b + 16 + j) * qh[32 * b + 16 + j];
+            }
+            if (l % 4 == 0)
+                for (size_t i = 0; i < 32; i++)
+                    s -= (int64_t)z * qh[32 * b + i];
+            float m = qspec_scale(hb, g, b) * dh[b];
+            lane[l] = fmaf((float)s, m, lane[l]);
+        }
+    }
+    float t[8], u[4];
+    for (int j = 0; j < 8; j++)
+        t[j] = lane[j + 8] + lane[j];
+    for (int j = 0; j < 4; j++)
+        u[j] = t[j + 4] + t[j];
+    return (u[0] + u[2]) + (u[1] + u[3]);
+}
+
+/* Row widths for a head type's tests: any for the float and i8 ones
+ * (around the 16- and 8-column steps), multiples of 128 for q6/q5/q4. */
+static size_t head_test_d(uint32_t type, size_t i)
+{
+    static const size_t any[] = {1, 5, 8, 9, 15, 16, 17, 24, 31, 100, 256, 704, 1000, 2560};
+    static const size_t q[] = {128, 256, 384, 640, 1024, 2560};
+    return type_hb(type) >= 0 ? (i < sizeof q / sizeof q[0] ? q[i] : 0) : (i < sizeof any / sizeof any[0] ? any[i] : 0);
+}
+
+/* The SIMD float, i8 and q6/q5/q4 heads this CPU has (AVX-512, AVX2,
+ * NEON) give head16_ref's (quant16_ref's) bits, so logits agree across
+ * machines. */
 static void test_head_order(check_ctx *cx, const bn_cpu *cpu)
 {
-    static const uint32_t types[] = {BN_F32, BN_F16, BN_BF16, BN_I8};
-    static const size_t ds[] = {1, 5, 8, 9, 15, 16, 17, 31, 100, 704, 2560};
+    static const uint32_t types[] = {BN_F32, BN_F16, BN_BF16, BN_I8, BN_Q6, BN_Q5, BN_Q4};
     bn_cpu avx2 = {0};
     avx2.avx2 = cpu->avx2, avx2.f16c = cpu->f16c, avx2.fma = cpu->fma;
     for (int which = 0; which < 2; which++) {
         int compared = 0, same = 1;
         const char *name = which ? "avx2" : cpu->avx512bw ? "avx512" : cpu->neon ? "neon" : "scalar";
-        for (size_t ti = 0; ti < 4; ti++) {
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
             bn_head_fn f = which ? bn_head_find_avx2(types[ti], &avx2) : bn_head_find(types[ti], cpu);
-            if (!f || !strcmp(name, "scalar"))
+            int hb = type_hb(types[ti]);
+            /* AVX-512 without VNNI leaves the q types to AVX2 (the second pass) */
+            if (!f || !strcmp(name, "scalar") || (hb >= 0 && !which && cpu->avx512bw && !cpu->avx512vnni))
                 continue;
-            for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
+            for (size_t di = 0, d; (d = head_test_d(types[ti], di)); di++) {
                 /* rows past a block of 64 (several tokens), a range inside the tensor (a thread's) */
-                size_t d = ds[di], rows = 1 + rnd() % 150, n = 1 + rnd() % 6;
+                size_t rows = 1 + rnd() % 150, n = 1 + rnd() % 6;
                 uint8_t *w = random_head(types[ti], rows, d);
                 float *h = random_tokens(n * d), *y = malloc(n * rows * sizeof *y);
                 size_t r0 = rows > 2 ? rnd() % 3 : 0, r1 = r0 + 1 + rnd() % (rows - r0);
                 f(w, rows, d, r0, r1, h, n, y, rows);
                 for (size_t t = 0; t < n; t++)
                     for (size_t r = r0; r < r1; r++) {
-                        float want = head16_ref(types[ti], w, rows, d, r, h + t * d);
+                        float want = hb >= 0 ? quant16_ref(hb, w, d, r, h + t * d)
+                                             : head16_ref(types[ti], w, rows, d, r, h + t * d);
                         if (memcmp(&want, &y[t * rows + r], sizeof want)) {
                             if (same)
                                 fprintf(stderr, "head %s %s d=%zu row %zu token %zu: %.9g, in order %.9g\n", name,
@@ -774,8 +876,8 @@ static void test_head_order(check_ctx *cx, const bn_cpu *cpu)
     }
 }
 
-/* The AVX2 float and i8 heads give the AVX-512 ones' bits (where the CPU
- * has both; kern_head_avx2.c): widths around the 16- and 8-column steps,
+/* The AVX2 heads give the AVX-512 ones' bits (where the CPU has both;
+ * kern_head_avx2.c): widths around the 16- and 8-column steps,
  * ranges with and without whole quarters, not starting at row 0, 1 to 9
  * tokens (one stream; blocks of rows); then the scalar ones on a CPU
  * with neither still agree with them to rounding (test_head). */
@@ -783,16 +885,15 @@ static void test_head_avx2(check_ctx *cx, const bn_cpu *cpu)
 {
     bn_cpu avx2 = {0};
     avx2.avx2 = cpu->avx2, avx2.f16c = cpu->f16c, avx2.fma = cpu->fma;
-    static const uint32_t types[] = {BN_F32, BN_F16, BN_BF16, BN_I8};
-    static const size_t ds[] = {1, 5, 8, 9, 15, 16, 17, 24, 31, 100, 256, 704, 1000, 2560};
+    static const uint32_t types[] = {BN_F32, BN_F16, BN_BF16, BN_I8, BN_Q6, BN_Q5, BN_Q4};
     int compared = 0, same = 1;
-    for (size_t ti = 0; ti < 4; ti++) {
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         bn_head_fn wide = bn_head_find(types[ti], cpu), narrow = bn_head_find_avx2(types[ti], &avx2);
         CHECK(cx, !avx2.avx2 || !avx2.f16c || !avx2.fma || narrow != NULL);
         if (!narrow || !cpu->avx512bw || wide == narrow)
             continue;
-        for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
-            size_t d = ds[di], rows = 1 + rnd() % 150, n = 1 + rnd() % 9;
+        for (size_t di = 0, d; (d = head_test_d(types[ti], di)); di++) {
+            size_t rows = 1 + rnd() % 150, n = 1 + rnd() % 9;
             uint8_t *w = random_head(types[ti], rows, d);
             float *h = random_tokens(n * d), *y1 = malloc(n * rows * sizeof *y1), *y2 = malloc(n * rows * sizeof *y2);
             size_t r0 = rows > 2 ? rnd() % 3 : 0, r1 = r0 + 1 + rnd() % (rows - r0);
