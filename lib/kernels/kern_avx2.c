@@ -3,11 +3,11 @@
  *
  * vpmaddubsw multiplies 32 unsigned codes (w+1 ∈ {0,1,2}) by 32 signed
  * activations and adds pairs into int16: |pair| ≤ 2·2·128 = 512, so it
- * never saturates, and the four planes of one 32-byte load sum to at most
- * 2048 before vpmaddwd widens them to int32. Exact. Activations arrive in
- * this set's order (kern_2bit.h, W = 32). GEMM tiles are 2 rows × 4
- * tokens (8 int32 + 8 int16 accumulators fit the 16 ymm registers with
- * little spilling); GEMV takes 4 rows at a time, from a range's quarters
+ * never saturates, and the 32 planes of eight 32-byte loads sum to at
+ * most 16384 before vpmaddwd widens them to int32 (even a code of 3, which
+ * no packer writes, stays below 2^15 so). Exact. Activations arrive in
+ * this set's order (kern_2bit.h, W = 32). GEMM tiles are 2 rows × 2
+ * tokens (GEMM_TT); GEMV takes 4 rows at a time, from a range's quarters
  * when it streams from memory (k2_row_step, kern_2bit.h): on Zen 5 (one
  * thread, 2B4T matrices from memory, bn-bench --kernels, the machine
  * shared) four adjacent rows read 5-12 GB/s, the quarters 12-21. */
@@ -106,14 +106,24 @@ static TAVX2 INLINE void tile(const uint8_t *w, size_t rs, size_t pf, size_t V, 
     _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
         _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)
             acc[r][t] = _mm256_setzero_si256();
-    for (size_t v = 0; v < V; v++) {
-        __m256i raw[4], s16[4][4];
+    /* The int16 sums take S16_VECS vectors (32 planes of at most 512, or
+     * 768 with codes of 3) before they are widened into acc: the 32-bit
+     * steps leave the inner loop, and with them registers GCC spilled. */
+    enum { S16_VECS = 8 };
+    for (size_t v0 = 0; v0 < V; v0 += S16_VECS) {
+        size_t v1 = V - v0 > S16_VECS ? v0 + S16_VECS : V;
+        __m256i s16[4][4];
         _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
-            raw[r] = _mm256_loadu_si256((const __m256i *)(w + r * rb + W * v));
-        if (pf && v % 2 == 0) /* once a 64-byte line */
+            _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)
+                s16[r][t] = _mm256_setzero_si256();
+        for (size_t v = v0; v < v1; v++) {
+            __m256i raw[4];
             _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
-                _mm_prefetch((const char *)(w + r * rb + W * v + pf), _MM_HINT_T0);
-        const int8_t *qv = q + 4 * W * v;
+                raw[r] = _mm256_loadu_si256((const __m256i *)(w + r * rb + W * v));
+            if (pf && v % 2 == 0) /* once a 64-byte line */
+                _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
+                    _mm_prefetch((const char *)(w + r * rb + W * v + pf), _MM_HINT_T0);
+            const int8_t *qv = q + 4 * W * v;
 #define PLANE(p)                                                                                         \
     do {                                                                                                 \
         __m256i c[4];                                                                                    \
@@ -121,17 +131,16 @@ static TAVX2 INLINE void tile(const uint8_t *w, size_t rs, size_t pf, size_t V, 
             c[r] = _mm256_and_si256(_mm256_srli_epi16(raw[r], 2 * (p)), m3);                             \
         _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++) {                                                                   \
             __m256i a = _mm256_loadu_si256((const __m256i *)(qv + t * ldq + W * (p)));                   \
-            _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++) {                                                               \
-                __m256i m = _mm256_maddubs_epi16(c[r], a);                                               \
-                s16[r][t] = (p) ? _mm256_add_epi16(s16[r][t], m) : m;                                    \
-            }                                                                                            \
+            _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)                                                                 \
+                s16[r][t] = _mm256_add_epi16(s16[r][t], _mm256_maddubs_epi16(c[r], a));                  \
         }                                                                                                \
     } while (0)
-        PLANE(0);
-        PLANE(1);
-        PLANE(2);
-        PLANE(3);
+            PLANE(0);
+            PLANE(1);
+            PLANE(2);
+            PLANE(3);
 #undef PLANE
+        }
         _Pragma("GCC unroll 4") for (int r = 0; r < RT; r++)
             _Pragma("GCC unroll 4") for (int t = 0; t < TT; t++)
                 acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(s16[r][t], ones));
@@ -178,6 +187,12 @@ static TAVX2 INLINE void gemv_impl(uint32_t layout, const uint8_t *w, size_t k, 
     }
 }
 
+/* Tokens per GEMM tile: 2 rows × 2 tokens keep their sums in registers;
+ * with 4 tokens GCC 12 spilled some of its 16 ymm registers in the inner
+ * loop (one Zen 5 thread, the avx2 set, 2B4T prefill of 128 tokens, in
+ * turn three times: 42 t/s against 34-40). */
+enum { GEMM_TT = 2 };
+
 static TAVX2 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                                    const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy)
 {
@@ -190,8 +205,8 @@ static TAVX2 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, 
     k2_tails_init(&tails);
     for (size_t r = r0; r < r1; r += 2) {
         int rt = r1 - r >= 2 ? 2 : 1;
-        for (size_t t = 0; t < n; t += 4) {
-            int tt = n - t >= 4 ? 4 : (int)(n - t);
+        for (size_t t = 0; t < n; t += GEMM_TT) {
+            int tt = n - t >= GEMM_TT ? GEMM_TT : (int)(n - t);
             int32_t out[4][4];
             const uint8_t *wr = w + r * rb;
             const int8_t *qt = q + t * ldq;
@@ -336,8 +351,8 @@ static TAVX2 void b3_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, floa
     }
     for (size_t r = r0, rt; r < r1; r += rt) {
         rt = r1 - r >= 2 ? 2 : 1;
-        for (size_t t = 0; t < n; t += 4) {
-            int tt = n - t >= 4 ? 4 : (int)(n - t);
+        for (size_t t = 0; t < n; t += GEMM_TT) {
+            int tt = n - t >= GEMM_TT ? GEMM_TT : (int)(n - t);
             int32_t out[4][4];
             const uint8_t *wr = w + r * rb;
             const int8_t *qt = q + t * ldq;
