@@ -7,6 +7,7 @@
 #define BN_HEAD_ACT_H
 
 #include "core.h"
+#include "head_layout.h"
 
 /* One token's h for a quantized head of row length d (a multiple of 128):
  * q: d int8, group g's 128 bytes as its codes lie (head_layout.h): bytes
@@ -48,5 +49,23 @@ typedef void (*bn_qhead_block_fn)(const void *w, size_t d, size_t r0, size_t r1,
  * over the whole range: the same arithmetic. */
 void bn_qhead_run(bn_qhead_block_fn block, int32_t z, int max_tt, const void *w, size_t d, size_t r0, size_t r1,
                   const float *h, size_t n, float *y, size_t ldy);
+
+/* The two functions of one implementation of one quantized type: a
+ * bn_qhead_block_fn name##_block (attributes ATTR, possibly none) calling
+ * kernel(hb, w, d, r0, r1, a, tt, y, ldy), whose hb is then a constant,
+ * and the bn_head_fn name running it through bn_qhead_run, up to max_tt
+ * tokens a call. */
+#define BN_QHEAD_FN(name, ATTR, kernel, hb, max_tt)                                                              \
+    static ATTR void name##_block(const void *w, size_t d, size_t r0, size_t r1, const bn_qact *a, int tt,      \
+                                  float *y, size_t ldy)                                                          \
+    {                                                                                                            \
+        kernel(hb, w, d, r0, r1, a, tt, y, ldy);                                                                 \
+    }                                                                                                            \
+    static void name(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,      \
+                     float *y, size_t ldy)                                                                       \
+    {                                                                                                            \
+        (void)rows;                                                                                              \
+        bn_qhead_run(name##_block, QUANT_ZERO(hb), max_tt, w, d, r0, r1, h, n, y, ldy);                          \
+    }
 
 #endif

@@ -419,26 +419,11 @@ static T512Q INLINE void quant_block(int hb, const void *w, size_t d, size_t r0,
     }
 }
 
-/* One type's block kernel for bn_qhead_run (hb constant in each), and
- * the head: several tokens 4 at a time per unpacked group (the 16
- * accumulators stay in registers; the tokens' int8 forms are read from
- * L1). */
-#define QUANT_FN(name, hb)                                                                                        \
-    static T512Q void name##_block(const void *w, size_t d, size_t r0, size_t r1, const bn_qact *a, int tt,      \
-                                   float *y, size_t ldy)                                                          \
-    {                                                                                                             \
-        quant_block(hb, w, d, r0, r1, a, tt, y, ldy);                                                             \
-    }                                                                                                             \
-    static void name(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,        \
-                     float *y, size_t ldy)                                                                        \
-    {                                                                                                             \
-        (void)rows;                                                                                               \
-        bn_qhead_run(name##_block, QUANT_ZERO(hb), 4, w, d, r0, r1, h, n, y, ldy);                                \
-    }
-QUANT_FN(v_q6, 2)
-QUANT_FN(v_q5, 1)
-QUANT_FN(v_q4, 0)
-#undef QUANT_FN
+/* Several tokens 4 at a time per unpacked group (the 16 accumulators
+ * stay in registers; the tokens' int8 forms are read from L1). */
+BN_QHEAD_FN(v_q6, T512Q, quant_block, 2, 4)
+BN_QHEAD_FN(v_q5, T512Q, quant_block, 1, 4)
+BN_QHEAD_FN(v_q4, T512Q, quant_block, 0, 4)
 
 #endif
 

@@ -202,22 +202,9 @@ static T256 INLINE void qhead_block(int hb, const void *w, size_t d, size_t r0, 
     }
 }
 
-#define QHEAD256_FN(name, hb)                                                                                    \
-    static T256 void name##_block(const void *w, size_t d, size_t r0, size_t r1, const bn_qact *a, int tt,      \
-                                  float *y, size_t ldy)                                                          \
-    {                                                                                                            \
-        qhead_block(hb, w, d, r0, r1, a, tt, y, ldy);                                                            \
-    }                                                                                                            \
-    static void name(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,      \
-                     float *y, size_t ldy)                                                                       \
-    {                                                                                                            \
-        (void)rows;                                                                                              \
-        bn_qhead_run(name##_block, QUANT_ZERO(hb), 1, w, d, r0, r1, h, n, y, ldy);                               \
-    }
-QHEAD256_FN(v256_q6, 2)
-QHEAD256_FN(v256_q5, 1)
-QHEAD256_FN(v256_q4, 0)
-#undef QHEAD256_FN
+BN_QHEAD_FN(v256_q6, T256, qhead_block, 2, 1)
+BN_QHEAD_FN(v256_q5, T256, qhead_block, 1, 1)
+BN_QHEAD_FN(v256_q4, T256, qhead_block, 0, 1)
 
 #define HEAD256_FN(name, type)                                                                                   \
     static T256 void name(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n, \

@@ -208,27 +208,25 @@ static TDOT INLINE void qrows_dot(int hb, const uint8_t *w, size_t rs, size_t gs
         }                                                                                                        \
     }
 
-#define QHEAD_NEON_FN(name, HB, ATTR, ROWS)                                                                      \
-    static ATTR void name##_block(const void *w, size_t d, size_t r0, size_t r1, const bn_qact *a, int tt,      \
-                                  float *y, size_t ldy)                                                          \
-    {                                                                                                            \
-        const int hb = HB;                                                                                       \
-        QBLOCK_BODY(ROWS)                                                                                        \
-    }                                                                                                            \
-    static void name(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,      \
-                     float *y, size_t ldy)                                                                       \
-    {                                                                                                            \
-        (void)rows;                                                                                              \
-        bn_qhead_run(name##_block, QUANT_ZERO(HB), 1, w, d, r0, r1, h, n, y, ldy);                               \
-    }
-QHEAD_NEON_FN(vn_q6, 2, , qrows_plain)
-QHEAD_NEON_FN(vn_q5, 1, , qrows_plain)
-QHEAD_NEON_FN(vn_q4, 0, , qrows_plain)
-QHEAD_NEON_FN(vd_q6, 2, TDOT, qrows_dot)
-QHEAD_NEON_FN(vd_q5, 1, TDOT, qrows_dot)
-QHEAD_NEON_FN(vd_q4, 0, TDOT, qrows_dot)
-#undef QHEAD_NEON_FN
+static INLINE void qblock_plain(int hb, const void *w, size_t d, size_t r0, size_t r1, const bn_qact *a, int tt,
+                                float *y, size_t ldy)
+{
+    QBLOCK_BODY(qrows_plain)
+}
+
+static TDOT INLINE void qblock_dot(int hb, const void *w, size_t d, size_t r0, size_t r1, const bn_qact *a, int tt,
+                                   float *y, size_t ldy)
+{
+    QBLOCK_BODY(qrows_dot)
+}
 #undef QBLOCK_BODY
+
+BN_QHEAD_FN(vn_q6, , qblock_plain, 2, 1)
+BN_QHEAD_FN(vn_q5, , qblock_plain, 1, 1)
+BN_QHEAD_FN(vn_q4, , qblock_plain, 0, 1)
+BN_QHEAD_FN(vd_q6, TDOT, qblock_dot, 2, 1)
+BN_QHEAD_FN(vd_q5, TDOT, qblock_dot, 1, 1)
+BN_QHEAD_FN(vd_q4, TDOT, qblock_dot, 0, 1)
 
 #define HEAD_NEON_FN(name, type)                                                                                 \
     static void name(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,      \
