@@ -557,6 +557,23 @@ assert len(keys) == 6 and len(set(keys)) == 6, keys' "$T/cmp.json"
     [ ! -s "$T/out" ]
 }
 
+@test "bench: --kernels -k measures the output head in each named set's instructions, once a name" {
+    bn-bench --kernels --synthetic tiny -t 1 $FAST -k ref,avx2:t2,avx2:b3,auto --json >"$T/k.json"
+    check_json "$T/k.json"
+    avx2=0
+    grep -qw avx2 /proc/cpuinfo && grep -qw f16c /proc/cpuinfo && grep -qw fma /proc/cpuinfo && avx2=1
+    $PY - "$T/k.json" "$avx2" <<'PY'
+import collections, json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+heads = collections.Counter((r["layout"], r["kernel"]) for r in rows if r["kernel"].startswith("head"))
+kernels = {k for _, k in heads}
+want = {"head-ref", "head"} | ({"head-avx2"} if sys.argv[2] == "1" else set())
+assert kernels == want, kernels       # ref: the scalar loop; auto: the forward pass's ("head")
+assert all(n == 1 for n in heads.values()), heads  # avx2 named twice: measured once
+assert {t for t, k in heads if k == "head-ref"} == {"f16", "bf16", "f32", "i8"}, heads  # q types need d % 128 == 0
+PY
+}
+
 @test "bench: --bw-mib bounds the head rows' copies too" {
     normal_pass_only "the sanitizers' shadow memory is in the peak RSS"
     /usr/bin/time -f %M -o "$T/rss" bn-bench --kernels --synthetic tiny -t 1 $FAST >/dev/null

@@ -300,9 +300,12 @@ int bn_bench_e2e(const bn_bench_opts *o, const bn_bench_machine *mc, const bn_ra
 int bn_bench_kernels(const bn_bench_opts *o, const bn_bench_machine *mc, bn_bench_rows *rows, bn_err *e);
 struct bn_pool;
 /* GEMV of the output head in every head type this build runs (f16, bf16,
- * f32, i8, q6), kernel "head". */
+ * f32, i8, q6, q5, q4): set NULL, the implementation the forward pass
+ * takes (kernel "head"); else kernel set set's instruction set (avx512,
+ * amx, avx2, neon, dotprod; ref: the scalar loop), kernel "head-SET", no
+ * rows where this CPU has none. */
 int bn_bench_heads(const bn_bench_opts *o, const bn_bench_machine *mc, struct bn_pool *pool, int threads,
-                   bn_bench_rows *rows, bn_err *e);
+                   const char *set, bn_bench_rows *rows, bn_err *e);
 int bn_bench_machine_rows(const bn_bench_machine *mc, bn_bench_rows *rows);
 int bn_bench_tokenize(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e);
 int bn_bench_convert(const bn_bench_opts *o, bn_bench_rows *rows, bn_err *e);

@@ -68,7 +68,27 @@ static int fill(uint32_t type, uint8_t *w, size_t rows, size_t d, uint64_t total
     return 0;
 }
 
-int bn_bench_heads(const bn_bench_opts *o, const bn_bench_machine *mc, bn_pool *pool, int threads,
+/* The head function of type in kernel set `set`'s instruction set (NULL:
+ * the one the forward pass takes), or NULL where this CPU has none. */
+static bn_head_fn head_impl(const char *set, uint32_t type, const bn_cpu *cpu)
+{
+    bn_cpu none, plain = *cpu;
+    memset(&none, 0, sizeof none);
+    plain.dotprod = 0;
+    if (!set)
+        return bn_head_find(type, cpu);
+    if (!strcmp(set, "avx512") || !strcmp(set, "amx"))
+        return bn_head_find_avx512(type, cpu);
+    if (!strcmp(set, "avx2"))
+        return bn_head_find_avx2(type, cpu);
+    if (!strcmp(set, "neon"))
+        return bn_head_find_neon(type, &plain);
+    if (!strcmp(set, "dotprod"))
+        return cpu->dotprod ? bn_head_find_neon(type, cpu) : NULL;
+    return !strcmp(set, "ref") ? bn_head_find(type, &none) : NULL;
+}
+
+int bn_bench_heads(const bn_bench_opts *o, const bn_bench_machine *mc, bn_pool *pool, int threads, const char *set,
                    bn_bench_rows *rows, bn_err *e)
 {
     const bn_shape *s = o->n_synth ? o->synth[0] : bn_shape_find("2b4t");
@@ -79,7 +99,7 @@ int bn_bench_heads(const bn_bench_opts *o, const bn_bench_machine *mc, bn_pool *
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         uint32_t type = types[ti];
         const char *why;
-        bn_head_fn fn = bn_head_find(type, &cpu);
+        bn_head_fn fn = head_impl(set, type, &cpu);
         uint64_t shape[2] = {V, d}, total = bn_type_size(type, 2, shape);
         if (!fn || !total || !bn_head_type_ok(type, d, &why))
             continue;
@@ -112,7 +132,7 @@ int bn_bench_heads(const bn_bench_opts *o, const bn_bench_machine *mc, bn_pool *
         }
         r->kind = BN_ROW_KERNEL;
         snprintf(r->layout, sizeof r->layout, "%s", bn_type_name(type));
-        snprintf(r->kernel, sizeof r->kernel, "head");
+        snprintf(r->kernel, sizeof r->kernel, "head%s%s", set ? "-" : "", set ? set : "");
         r->threads = threads;
         snprintf(r->test, sizeof r->test, "gemv");
         snprintf(r->what, sizeof r->what, "output %zux%zu", V, d);

@@ -259,6 +259,25 @@ size_t bn_bench_select_kernels(const char *const *names, size_t n_names, const b
     return n;
 }
 
+/* The head rows: without -k the forward pass's implementation; with it,
+ * each set name's (NAME of NAME:LAYOUT; auto: the forward pass's), once. */
+static int bench_head_sets(const bn_bench_opts *o, const bn_bench_machine *mc, bn_pool *pool, int threads,
+                           bn_bench_rows *rows, bn_err *e)
+{
+    if (!o->n_kernels)
+        return bn_bench_heads(o, mc, pool, threads, NULL, rows, e);
+    for (size_t i = 0; i < o->n_kernels; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(o->kernels[i], ":"), o->kernels[i]);
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcspn(o->kernels[j], ":") == strlen(name) && !strncmp(o->kernels[j], name, strlen(name));
+        if (!seen && bn_bench_heads(o, mc, pool, threads, strcmp(name, "auto") ? name : NULL, rows, e))
+            return -1;
+    }
+    return 0;
+}
+
 int bn_bench_kernels(const bn_bench_opts *o, const bn_bench_machine *mc, bn_bench_rows *rows, bn_err *e)
 {
     const bn_shape *s = o->n_synth ? o->synth[0] : bn_shape_find("2b4t");
@@ -287,8 +306,9 @@ int bn_bench_kernels(const bn_bench_opts *o, const bn_bench_machine *mc, bn_benc
                         bn_pool_free(pool);
                         return -1;
                     }
-        /* The float or quantized output head, unless -k picked sets. */
-        if (!o->n_kernels && bn_bench_heads(o, mc, pool, o->threads[ti], rows, e)) {
+        /* The float or quantized output head: as the forward pass takes
+         * it, or in each instruction set -k names (once a name). */
+        if (bench_head_sets(o, mc, pool, o->threads[ti], rows, e)) {
             bn_pool_free(pool);
             return -1;
         }

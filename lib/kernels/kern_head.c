@@ -441,9 +441,11 @@ static bn_head_fn head_scalar_find(uint32_t type)
     }
 }
 
-#if defined(__x86_64__)
-static bn_head_fn head512_find(uint32_t type, const bn_cpu *cpu)
+bn_head_fn bn_head_find_avx512(uint32_t type, const bn_cpu *cpu)
 {
+#if defined(__x86_64__)
+    if (!cpu->avx512bw || !cpu->avx512vl || !cpu->f16c || !cpu->fma)
+        return NULL;
     switch (type) {
     case BN_F32: return v_f32;
     case BN_F16: return v_f16;
@@ -454,15 +456,16 @@ static bn_head_fn head512_find(uint32_t type, const bn_cpu *cpu)
     case BN_Q4: return cpu->avx512vnni ? v_q4 : NULL;
     default: return NULL;
     }
-}
+#else
+    (void)type, (void)cpu;
+    return NULL;
 #endif
+}
 
 bn_head_fn bn_head_find(uint32_t type, const bn_cpu *cpu)
 {
-#if defined(__x86_64__)
-    if (cpu->avx512bw && cpu->avx512vl && cpu->f16c && cpu->fma && head512_find(type, cpu))
-        return head512_find(type, cpu);
-#endif
+    if (bn_head_find_avx512(type, cpu))
+        return bn_head_find_avx512(type, cpu);
     if (bn_head_find_avx2(type, cpu))
         return bn_head_find_avx2(type, cpu);
     if (bn_head_find_neon(type, cpu))

@@ -29,6 +29,10 @@ typedef void (*bn_head_fn)(const void *w, size_t rows, size_t d, size_t r0, size
  * types. Choose once (at load), call per token. */
 bn_head_fn bn_head_find(uint32_t type, const struct bn_cpu *cpu);
 
+/* The AVX-512 implementations (AVX-512 BW and VL, F16C, FMA; q6, q5 and q4
+ * also AVX-512 VNNI) bn_head_find prefers, NULL where the CPU lacks them
+ * (kern_head.c). */
+bn_head_fn bn_head_find_avx512(uint32_t type, const struct bn_cpu *cpu);
 /* The AVX2 (+ F16C, FMA) implementations bn_head_find takes where AVX-512
  * (for q6, q5 and q4: AVX-512 VNNI) is missing (kern_head_avx2.c): every
  * type above, bit for bit the AVX-512 ones' results; NULL for other types
