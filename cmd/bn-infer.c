@@ -87,6 +87,17 @@ static int add_logit_bias(void *dest, const char *v, char *why, size_t n)
 }
 
 static const char *const kv_names[] = {"f32", "f16", NULL};
+/* The long name of the first option in table that was given and whose
+ * destination is one of dests (NULL-terminated), or NULL. */
+static const char *first_given(const bn_opt *table, const void *const *dests)
+{
+    for (const bn_opt *t = table; t->kind != BN_OPT_END; t++)
+        for (size_t i = 0; t->given && t->name && dests[i]; i++)
+            if (t->dest == dests[i])
+                return t->name;
+    return NULL;
+}
+
 static const char *const embed_formats[] = {"text", "f32", NULL};
 
 /* The i-th text to score: --perplexity's values, then the operands argv[1..]. */
@@ -194,6 +205,13 @@ static int parse(int argc, char **argv, opts *o)
     int n, rc = bn_opt_parse(&prog, table, argc, argv, &n);
     if (rc != BN_OPT_RUN)
         return rc;
+    /* generating options that scoring and embedding would ignore */
+    const void *const generating[] = {&o->g.n_predict, &o->g.samp.temp, &o->g.samp.top_k, &o->g.samp.top_p,
+                                      &o->g.samp.min_p, &o->g.samp.repeat_penalty, &o->g.samp.presence_penalty,
+                                      &o->g.samp.penalty_last_n, &o->g.samp.seed, NULL};
+    const char *gen_opt = first_given(table, generating);
+    if (gen_opt && (o->n_ppl_opt || o->embed))
+        return bn_usage_error(&prog, "--%s is for generating: not with --perplexity or --embed", gen_opt);
     o->kernel = kernels[o->kernel_set];
     if (n && !o->n_ppl_opt)
         return bn_usage_error(&prog, "extra operand '%s' (files to score follow --perplexity)", argv[1]);
@@ -421,7 +439,9 @@ done:
  * the output it failed on; anything else concerns the input, named INPUT. */
 static void report_input_failure(const char *input, const bn_err *e)
 {
-    if (e->code == BN_E_IO)
+    size_t n = strlen(input);
+    /* a token stream's errors name it already ("-: line 1, column 1: ...") */
+    if (e->code == BN_E_IO || (!strncmp(e->msg, input, n) && e->msg[n] == ':'))
         bn_report(&prog, "%s", e->msg);
     else
         bn_report(&prog, "%s: %s", input, e->msg);
@@ -437,10 +457,14 @@ static int run_embed(const opts *o, const bn_model *m, bn_ctx *c, bn_tokenizer *
     bn_embed_tokr tr = {.in = &in, .max = bn_ctx_n_ctx(c) + 1};
     int from_stdin = !o->prompt && !o->file, r;
     uint64_t bad = 0;
-    if (o->file && !(text.lines = fopen(o->file, "r"))) {
+    int file_stdin = o->file && !strcmp(o->file, "-");
+    if (file_stdin)
+        text.lines = stdin;
+    else if (o->file && !(text.lines = fopen(o->file, "r"))) {
         bn_report(&prog, "%s: %s", o->file, strerror(errno));
         return BN_EXIT_DATA;
     }
+    eo.ready = from_stdin ? bn_embed_src_tokr_ready : bn_embed_src_text_ready;
     if (from_stdin && bn_tokr_open(&in, STDIN_FILENO, "-", e)) {
         bn_report(&prog, "%s", e->msg);
         return BN_EXIT_DATA;
@@ -456,7 +480,7 @@ static int run_embed(const opts *o, const bn_model *m, bn_ctx *c, bn_tokenizer *
         report_input_failure(o->file ? o->file : from_stdin ? "-" : "-p", e);
     if (from_stdin)
         bn_tokr_close(&in);
-    if (text.lines)
+    if (text.lines && !file_stdin)
         fclose(text.lines);
     return r || bad ? BN_EXIT_DATA : BN_EXIT_OK;
 }
@@ -529,6 +553,11 @@ int main(int argc, char **argv)
         }
     if (o.embed && m->hp.pooling == BN_POOL_NONE) {
         bn_report(&prog, "%s: not an embedding model (no model.pooling): --embed needs one, see bn-infer(1)",
+                  m->src.name);
+        goto out;
+    }
+    if (!o.embed && m->hp.pooling != BN_POOL_NONE) { /* its head is no language model's: text would be noise */
+        bn_report(&prog, "%s: an embedding model (model.pooling last): it gives vectors (--embed), not tokens",
                   m->src.name);
         goto out;
     }

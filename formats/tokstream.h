@@ -55,6 +55,11 @@ int bn_tokr_record(bn_tokr *r, uint32_t **ids, size_t *n, size_t *cap, bn_err *e
  * the record to its end; *total is the record's full length. */
 int bn_tokr_record_max(bn_tokr *r, uint32_t **ids, size_t *n, size_t *cap, size_t max, uint64_t *total,
                        bn_err *e);
+/* 1 when the next read returns without waiting: bytes are buffered, the
+ * stream has ended, or its descriptor is readable (or broken: the read
+ * reports it); 0 when it would wait for the writer, as a co-process's
+ * next record does while it waits for the answer to the last. */
+int bn_tokr_ready(const bn_tokr *r);
 /* Checks a binary stream's header against the consumer's tokenizer
  * (either side 0 means unknown and passes). */
 int bn_tokr_check(const bn_tokr *r, uint64_t hash, uint32_t n_vocab, bn_err *e);

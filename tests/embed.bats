@@ -197,6 +197,53 @@ assert "embedding" in r[0] and "embedding" in r[2] and "outside the vocabulary" 
     done
 }
 
+@test "an embedding model is for --embed only; -f - reads stdin; sampling options are refused; a stream's error is named once" {
+    for args in "-p hello -n 5" "-n 3" "--perplexity $D/texts.txt" "--logits $T/lg.bin -n 0"; do
+        run_split "$T/out" bn-infer -m "$D/ep.bn" $args <"$D/texts.ids"
+        expect_one_line_error "$status" "$err" bn-infer
+        [ "$err" = "bn-infer: $D/ep.bn: an embedding model (model.pooling last): it gives vectors (--embed), not tokens" ]
+        [ ! -s "$T/out" ]
+    done
+    [ ! -e "$T/lg.bin" ]
+    bn-infer -m "$D/ep.bn" --embed -f "$D/texts.txt" >"$T/file.txt"
+    bn-infer -m "$D/ep.bn" --embed -f - <"$D/texts.txt" >"$T/stdin.txt"
+    cmp "$T/file.txt" "$T/stdin.txt"
+    for args in "-n 3" "--temp 0" "--seed 1" "--top-k 5" "--repeat-penalty 1.1"; do
+        run_split "$T/out" bn-infer -m "$D/ep.bn" --embed -p hi $args
+        [ "$status" -eq 2 ]
+        [[ $err == "bn-infer: --"*" is for generating: not with --perplexity or --embed"* ]]
+        run_split "$T/out" bn-infer -m "$D/tiny.bn" --perplexity "$D/texts.txt" $args
+        [ "$status" -eq 2 ]
+    done
+    run_split "$T/out" bash -c "echo hi | bn-infer -m '$D/ep.bn' --embed"
+    expect_one_line_error "$status" "$err" bn-infer
+    [ "$err" = "bn-infer: -: line 1, column 1: 'h' where a token id was expected" ]
+}
+
+@test "--embed -np N answers a co-process record by record: a pass takes the records that are ready" {
+    mkfifo "$T/in"
+    bn-infer -m "$D/ep.bn" --embed -np 4 <"$T/in" >"$T/out" &
+    local pid=$!
+    exec 7>"$T/in"
+    head -1 "$D/texts.ids" >&7
+    local i
+    for i in $(seq 50); do [ -s "$T/out" ] && break; sleep 0.1; done
+    [ "$(wc -l <"$T/out")" -eq 1 ] # answered while the writer waits, not at the end of the input
+    sed -n 2p "$D/texts.ids" >&7
+    exec 7>&-
+    wait "$pid"
+    head -2 "$D/texts.ids" | bn-infer -m "$D/ep.bn" --embed -np 4 | cmp - "$T/out"
+}
+
+@test "a vector that overflows is an error named by its record" {
+    cp -r "$D/e" "$T/big"
+    $PY "$ROOT/tests/ref/set_tensor.py" "$T/big/model.safetensors" norm.weight 7f7f
+    bn-convert "$T/big" | bn-quant >"$T/big.bn"
+    run_split "$T/out" bn-infer -m "$T/big.bn" --embed --json -f "$D/texts.txt"
+    [ "$status" -eq 1 ]
+    grep -q '"error": "the embedding is not finite (a value overflowed' "$T/out"
+}
+
 @test "--help and bn-infer(1) describe --embed" {
     run bn-infer --help
     [ "$status" -eq 0 ]

@@ -165,6 +165,16 @@ texts_json() {
     [[ $(cat "$T/body") == *"'tiny.bn' is a language model, not an embedding model"* ]]
 }
 
+@test "a vector that overflows is a JSON error (500) naming the input, not a number JSON cannot spell" {
+    $GEN --format hf-bf16 --family bitnet-embedding-0.6b "$T/big" >/dev/null
+    $PY "$ROOT/tests/ref/set_tensor.py" "$T/big/model.safetensors" norm.weight 7f7f
+    bn-convert "$T/big" | bn-quant >"$T/big.bn"
+    SERVE_MODEL=$T/big.bn start_server "$T" big
+    SRV_PORT=$(cat "$T/big.port") api /v1/embeddings '{"input": ["hello", "world"]}'
+    [ "$code" = 500 ]
+    $PY -c 'import json, sys; e = json.load(open(sys.argv[1]))["error"]; assert e["type"] == "server_error" and e["message"].startswith("input 0: the embedding is not finite"), e' "$T/body"
+}
+
 @test "Gemma 3 (270M layout) with its SentencePiece-style tokenizer: a text gets bn-infer --embed's bytes" {
     $PY "$ROOT/tests/ref/spm_ref.py" train "$T/spm"
     $GEN --format hf-bf16 --family bitnet-embedding-270m "$T/g" >/dev/null

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,9 +134,13 @@ int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_o
     int rc = 0, done = 0;
     if (!recs || !run || !why || !vec)
         rc = bn_fail_code(e, BN_E_NOMEM, "out of memory");
-    for (uint64_t base = 1; !rc && !done; base += par) {
-        size_t k = 0, nrun = 0;
-        for (; k < par; k++) { /* a pass: up to par records */
+    size_t k = 0;
+    for (uint64_t base = 1; !rc && !done; base += k) {
+        size_t nrun = 0;
+        k = 0;
+        for (; k < par; k++) { /* a pass: up to par records, those ready */
+            if (k && o->ready && !o->ready(src_ctx))
+                break; /* a co-process waits for these answers before it writes more */
             bn_tokens_clear(&recs[k]);
             int r = src(src_ctx, &recs[k], e);
             if (r < 0)
@@ -172,7 +177,7 @@ int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_o
             const float *vi = NULL;
             const char *err = why[i][0] ? why[i] : NULL;
             if (!err && !all_finite(vi = vec + d * v++, d))
-                err = "the embedding is not finite (the model's weights hold inf or NaN)";
+                err = "the embedding is not finite (a value overflowed, or the model's weights hold inf or NaN)";
             if (err) {
                 (*bad)++;
                 if (o->log) {
@@ -200,6 +205,20 @@ int bn_embed_src_tokr(void *ctx, bn_tokens *out, bn_err *e)
 {
     bn_embed_tokr *s = ctx;
     return bn_tokr_record_max(s->in, &out->ids, &out->n, &out->cap, s->max, &s->total, e);
+}
+
+int bn_embed_src_tokr_ready(void *ctx)
+{
+    return bn_tokr_ready(((bn_embed_tokr *)ctx)->in);
+}
+
+int bn_embed_src_text_ready(void *ctx)
+{
+    bn_embed_text *s = ctx;
+    if (!s->lines)
+        return 1;
+    struct pollfd p = {.fd = fileno(s->lines), .events = POLLIN};
+    return poll(&p, 1, 0) != 0;
 }
 
 int bn_embed_src_text(void *ctx, bn_tokens *out, bn_err *e)

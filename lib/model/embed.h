@@ -21,6 +21,10 @@ typedef struct bn_embed_opts {
     bn_log_fn log;     /* a record that cannot be embedded (BN_LOG_ERROR), one line; NULL: none */
     void *log_user;
     const char *input; /* the records' file ("-": standard input) for those lines, or NULL */
+    /* whether the source's next record can be read without waiting (the
+     * src's ctx), or NULL: always. A pass takes the records that are
+     * ready, so a co-process that writes one and waits is answered. */
+    int (*ready)(void *src_ctx);
 } bn_embed_opts;
 
 /* Where records come from: 1 and *out filled (ids, cleared first), 0 at
@@ -53,6 +57,8 @@ typedef struct bn_embed_tokr {
     uint64_t total;
 } bn_embed_tokr;
 int bn_embed_src_tokr(void *ctx, bn_tokens *out, bn_err *e);
+/* bn_embed_opts.ready for it (bn_tokr_ready). */
+int bn_embed_src_tokr_ready(void *ctx);
 
 typedef struct bn_embed_text {
     bn_tokenizer *tok;
@@ -64,5 +70,9 @@ typedef struct bn_embed_text {
     size_t cap;
 } bn_embed_text;
 int bn_embed_src_text(void *ctx, bn_tokens *out, bn_err *e);
+/* bn_embed_opts.ready for it: whether its file's descriptor is readable
+ * (a regular file always is; lines already in the FILE's buffer but not
+ * yet seen make a pass shorter, never wait). */
+int bn_embed_src_text_ready(void *ctx);
 
 #endif
