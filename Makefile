@@ -101,10 +101,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libbncli.a $(BUILD)/libbn.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libbncli.a $(BUILD)/libbn.a $(LDFLAGS) $(TEST_LDFLAGS) $(LDLIBS)
 
 # test_oom makes chosen allocations of the library fail: its own malloc,
-# calloc and realloc stand in for the C library's (ld --wrap). Not in
+# calloc, realloc and aligned_alloc stand in for the C library's (ld --wrap). Not in
 # LDFLAGS, which `make sanitize` sets on the command line. zlib linked
 # statically, so that its own allocations (inflate's state) fail too.
-$(BUILD)/tests/test_oom: TEST_LDFLAGS = -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc \
+$(BUILD)/tests/test_oom: TEST_LDFLAGS = -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=aligned_alloc \
 	-Wl,-Bstatic -lz -Wl,-Bdynamic
 
 check: all layers exports man-check unit bats

@@ -21,8 +21,10 @@ void bn_q8_blocks(const float *h, size_t d, int8_t *qh, float *dh)
             amax = fabsf(h[c0 + i]) > amax ? fabsf(h[c0 + i]) : amax;
         float s = amax > 0 ? 127.0f / amax : 0;
         dh[c0 / 32] = amax / 127.0f;
-        for (size_t i = 0; i < 32; i++)
-            qh[c0 + i] = (int8_t)nearbyintf(h[c0 + i] * s);
+        for (size_t i = 0; i < 32; i++) {
+            float v = nearbyintf(h[c0 + i] * s); /* NaN (also inf·0) to int8 is undefined: 0 */
+            qh[c0 + i] = isnan(v) ? 0 : (int8_t)v;
+        }
     }
 }
 
@@ -52,9 +54,14 @@ void bn_qhead_run(bn_qhead_block_fn block, int32_t z, int max_tt, const void *w,
 {
     uint8_t *all = n > 1 ? aligned_alloc(64, n * 2 * d) : NULL;
     if (!all) {
-        _Alignas(64) uint8_t one[2 * BN_HEAD_MAX_D];
+        /* one token's int8, floats and int32s: a union, as they are read as such */
+        union {
+            _Alignas(64) uint8_t bytes[2 * BN_HEAD_MAX_D];
+            float f[BN_HEAD_MAX_D / 2];
+            int32_t i[BN_HEAD_MAX_D / 2];
+        } one;
         bn_qact a[4];
-        a[0] = bn_qact_at(one, d);
+        a[0] = bn_qact_at(one.bytes, d);
         a[1] = a[2] = a[3] = a[0];
         for (size_t t = 0; t < n; t++) {
             bn_qact_prepare(h + t * d, d, z, &a[0]);

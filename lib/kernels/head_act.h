@@ -30,7 +30,8 @@ typedef struct bn_qact {
 bn_qact bn_qact_at(uint8_t *base, size_t d);
 
 /* h (d floats) in blocks of 32 as int8: dh[c/32] = absmax/127 and
- * qh[c] = rint(h[c]·127/absmax) (all 0 for an all-zero block). */
+ * qh[c] = rint(h[c]·(127/absmax)) (all 0 for an all-zero block, and for
+ * a NaN, or any element of a block holding ±inf). */
 void bn_q8_blocks(const float *h, size_t d, int8_t *qh, float *dh);
 
 /* Fills a for h with zero point z. */

@@ -7,7 +7,7 @@
  * most 16384 before vpmaddwd widens them to int32 (even a code of 3, which
  * no packer writes, stays below 2^15 so). Exact. Activations arrive in
  * this set's order (kern_2bit.h, W = 32). GEMM tiles are 2 rows × 2
- * tokens (GEMM_TT); GEMV takes 4 rows at a time, from a range's quarters
+ * tokens (GEMM_TT; b3: 2 × 4); GEMV takes 4 rows at a time, from a range's quarters
  * when it streams from memory (k2_row_step, kern_2bit.h): on Zen 5 (one
  * thread, 2B4T matrices from memory, bn-bench --kernels, the machine
  * shared) four adjacent rows read 5-12 GB/s, the quarters 12-21. */
@@ -187,11 +187,13 @@ static TAVX2 INLINE void gemv_impl(uint32_t layout, const uint8_t *w, size_t k, 
     }
 }
 
-/* Tokens per GEMM tile: 2 rows × 2 tokens keep their sums in registers;
- * with 4 tokens GCC 12 spilled some of its 16 ymm registers in the inner
- * loop (one Zen 5 thread, the avx2 set, 2B4T prefill of 128 tokens, in
- * turn three times: 42 t/s against 34-40). */
-enum { GEMM_TT = 2 };
+/* Tokens per t2/i2s GEMM tile: 2 rows × 2 tokens keep their sums in
+ * registers; with 4 tokens GCC 12 spilled some of its 16 ymm registers in
+ * the inner loop (one Zen 5 thread, the avx2 set, 2B4T prefill of 128
+ * tokens, in turn three times: 42 t/s against 34-40). b3_gemm keeps 4:
+ * its digits cost more to extract, so sharing them over more tokens wins
+ * (28.7 t/s against 22.5 with 2). */
+enum { GEMM_TT = 2 }; /* the tiles below take 1 or 2 */
 
 static TAVX2 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, size_t r0, size_t r1, float beta,
                                    const int8_t *q, const float *s, size_t n, size_t ldq, float *y, size_t ldy)
@@ -211,19 +213,15 @@ static TAVX2 INLINE void gemm_impl(uint32_t layout, const uint8_t *w, size_t k, 
             const uint8_t *wr = w + r * rb;
             const int8_t *qt = q + t * ldq;
             if (rt == 2) {
-                switch (tt) {
-                case 4: tile(wr, rb, 0, V, U, qt, ldq, 2, 4, out); break;
-                case 3: tile(wr, rb, 0, V, U, qt, ldq, 2, 3, out); break;
-                case 2: tile(wr, rb, 0, V, U, qt, ldq, 2, 2, out); break;
-                default: tile(wr, rb, 0, V, U, qt, ldq, 2, 1, out); break;
-                }
+                if (tt == 2)
+                    tile(wr, rb, 0, V, U, qt, ldq, 2, 2, out);
+                else
+                    tile(wr, rb, 0, V, U, qt, ldq, 2, 1, out);
             } else {
-                switch (tt) {
-                case 4: tile(wr, rb, 0, V, U, qt, ldq, 1, 4, out); break;
-                case 3: tile(wr, rb, 0, V, U, qt, ldq, 1, 3, out); break;
-                case 2: tile(wr, rb, 0, V, U, qt, ldq, 1, 2, out); break;
-                default: tile(wr, rb, 0, V, U, qt, ldq, 1, 1, out); break;
-                }
+                if (tt == 2)
+                    tile(wr, rb, 0, V, U, qt, ldq, 1, 2, out);
+                else
+                    tile(wr, rb, 0, V, U, qt, ldq, 1, 1, out);
             }
             for (int i = 0; i < rt; i++)
                 for (int j = 0; j < tt; j++) {
@@ -351,8 +349,8 @@ static TAVX2 void b3_gemm(const uint8_t *w, size_t k, size_t r0, size_t r1, floa
     }
     for (size_t r = r0, rt; r < r1; r += rt) {
         rt = r1 - r >= 2 ? 2 : 1;
-        for (size_t t = 0; t < n; t += GEMM_TT) {
-            int tt = n - t >= GEMM_TT ? GEMM_TT : (int)(n - t);
+        for (size_t t = 0; t < n; t += 4) { /* 4 tokens: its digits cost more than the t2 codes */
+            int tt = n - t >= 4 ? 4 : (int)(n - t);
             int32_t out[4][4];
             const uint8_t *wr = w + r * rb;
             const int8_t *qt = q + t * ldq;

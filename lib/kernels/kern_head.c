@@ -8,15 +8,11 @@
  * into FMA chains, 4 rows at a time; the quantized types are int8 dot
  * products (vpdpbusd). Float sums: agrees with a scalar loop to rounding,
  * not bit for bit; CPUs with AVX2 but not AVX-512, and AArch64 ones, get
- * the same bits for f32, f16, bf16 and i8 (kern_head_avx2.c,
- * kern_head_neon.c). */
+ * the same bits for every head type (kern_head_avx2.c, kern_head_neon.c). */
 #include "cpu.h"
 #include "head_act.h"
 #include "head_layout.h"
 #include "kern_head.h"
-
-#include <math.h>
-#include <stdlib.h>
 
 static float to_f32(uint32_t type, const void *w, size_t i)
 {

@@ -14,9 +14,10 @@ struct bn_cpu;
  * f32/f16/bf16 and i8 (int8 rows, an f32 scale per row) are widened to
  * float and multiplied with float h. q6, q5 and q4 are int8 dot products:
  * each token's h is first quantized in blocks of 32 (h ≈ dh·qh,
- * dh = absmax/127, qh = rint(h/dh)), and y = Σ_blocks dw·dh·Σ (u−z)·qh
- * (z the zero point: 32, 16, 8), exact in int32 per block; the float part
- * agrees between implementations to rounding. */
+ * dh = absmax/127, qh = rint(h·(127/absmax))), and y = Σ_blocks
+ * dw·dh·Σ (u−z)·qh (z the zero point: 32, 16, 8), exact in int32 per
+ * block. The SIMD implementations (AVX-512, AVX2, NEON) give the same
+ * bits for every type; the scalar one agrees with them to rounding. */
 typedef void (*bn_head_fn)(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,
                            float *y, size_t ldy);
 

@@ -1,7 +1,7 @@
 /* kern_head_avx2.c — the heads for x86-64 CPUs with AVX2, F16C and FMA
  * but no AVX-512 (or, for q6/q5/q4, no AVX-512 VNNI) (bn_head_find):
  * without them those CPUs ran the scalar loop, one float chain a row at
- * about 0.6 GB/s (q6: 0.2), so the 2B4T head took a second a token.
+ * about 0.6 GB/s (q6: 0.3), so the 2B4T head took a second a token.
  *
  * Bit for bit the AVX-512 heads' results (kern_head.c), so a model's
  * logits do not depend on which of the two a machine has. There a row's

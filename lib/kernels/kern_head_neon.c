@@ -1,4 +1,4 @@
-/* kern_head_neon.c — the f32, f16, bf16 and i8 heads for AArch64 (every
+/* kern_head_neon.c — the f32, f16, bf16, i8, q6, q5 and q4 heads for AArch64 (every
  * AArch64 CPU has Advanced SIMD with fused multiply-add and the f16
  * conversions): without them those CPUs ran the scalar loop, one float
  * chain a row, far below the memory's speed.

@@ -880,7 +880,9 @@ static void test_head_order(check_ctx *cx, const bn_cpu *cpu)
  * kern_head_avx2.c): widths around the 16- and 8-column steps,
  * ranges with and without whole quarters, not starting at row 0, 1 to 9
  * tokens (one stream; blocks of rows); then the scalar ones on a CPU
- * with neither still agree with them to rounding (test_head). */
+ * with neither still agree with them to rounding (test_head). The q types
+ * share their row and token loop (head_act.c) here, so a fault in it
+ * would show on both: test_head_order's quant16_ref catches that. */
 static void test_head_avx2(check_ctx *cx, const bn_cpu *cpu)
 {
     bn_cpu avx2 = {0};

@@ -8,6 +8,9 @@
  * its allocations, until it succeeds: not BN_E_FORMAT or the generic
  * BN_ERROR, which would send a caller looking at its file.
  *
+ * A quantized head (q6) of several tokens without memory for their
+ * activations works token by token: the same logits, bit for bit.
+ *
  * A bn_batcher_step that runs out of memory loses nothing. A failed step returns
  * BN_E_NOMEM with no events; the caller steps again, and in the end every
  * request has ended exactly once with the tokens and stop reason it gets
@@ -15,7 +18,10 @@
  * with nothing). Before the fix a step could sample a request and then
  * fail to hand over its events. */
 #include "api_test_util.h"
+#include "cpu.h"
 #include "formats.h" /* bn_convert: the bn file it opens */
+#include "head_encode.h"
+#include "kern_head.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -25,6 +31,7 @@
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t k, size_t n);
 void *__real_realloc(void *p, size_t n);
+void *__real_aligned_alloc(size_t a, size_t n);
 
 /* The allocation that fails: the fail_at-th from arming (0 = the first);
  * -1: none. Test state, not library state. */
@@ -50,7 +57,42 @@ void *__wrap_realloc(void *p, size_t n)
     return fails() ? NULL : __real_realloc(p, n);
 }
 
+void *__wrap_aligned_alloc(size_t a, size_t n)
+{
+    return fails() ? NULL : __real_aligned_alloc(a, n);
+}
+
 static check_ctx C;
+
+/* The q6 head of 3 tokens, its one allocation (their activations) made
+ * to fail: the same bits as with it. */
+static void test_qhead_fallback(void)
+{
+    enum { ROWS = 70, D = 256, N = 3 };
+    static float x[ROWS * D], h[N * D], y[2][N * ROWS];
+    static uint8_t w[ROWS * D / 128 * 104];
+    for (size_t i = 0; i < ROWS * D; i++)
+        x[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    for (size_t i = 0; i < N * D; i++)
+        h[i] = (float)((i * 40503u) % 997) / 500.0f - 1.0f;
+    for (size_t r = 0; r < ROWS; r++)
+        bn_q6_encode_row(x + r * D, D, w + r * D / 128 * 104);
+    bn_cpu cpu;
+    bn_cpu_detect(&cpu);
+    bn_head_fn f = bn_head_find(BN_Q6, &cpu);
+    made = 0;
+    fail_at = LONG_MAX;
+    f(w, ROWS, D, 0, ROWS, h, N, y[0], ROWS);
+    long allocs = made;
+    made = 0;
+    fail_at = 0;
+    f(w, ROWS, D, 0, ROWS, h, N, y[1], ROWS);
+    fail_at = -1;
+    CHECK(&C, allocs == 1 && made >= 1);
+    CHECK(&C, !memcmp(y[0], y[1], sizeof y[0]));
+    printf("  q6 head, 3 tokens, without memory for their activations: %s\n",
+           memcmp(y[0], y[1], sizeof y[0]) ? "DIFFERS" : "the same logits");
+}
 
 /* Runs call once to count its allocations, then again with its i-th
  * allocation failing, for every i (every few, past the first 64, for a
@@ -158,6 +200,7 @@ static void test_constructors(void)
 
 int main(void)
 {
+    test_qhead_fallback();
     test_constructors();
     bn_model *m = api_open_tiny(&C);
     if (!m)
