@@ -87,14 +87,20 @@ static int add_logit_bias(void *dest, const char *v, char *why, size_t n)
 }
 
 static const char *const kv_names[] = {"f32", "f16", NULL};
-/* The long name of the first option in table that was given and whose
- * destination is one of dests (NULL-terminated), or NULL. */
-static const char *first_given(const bn_opt *table, const void *const *dests)
+/* The first option in table that was given and whose long name is one of
+ * names (NULL-terminated), as "-x/--name" or "--name" into buf; NULL if
+ * none was. */
+static const char *first_given(const bn_opt *table, const char *const *names, char *buf, size_t n)
 {
     for (const bn_opt *t = table; t->kind != BN_OPT_END; t++)
-        for (size_t i = 0; t->given && t->name && dests[i]; i++)
-            if (t->dest == dests[i])
-                return t->name;
+        for (size_t i = 0; t->given && t->name && names[i]; i++)
+            if (!strcmp(t->name, names[i])) {
+                if (t->letter)
+                    snprintf(buf, n, "-%c/--%s", t->letter, t->name);
+                else
+                    snprintf(buf, n, "--%s", t->name);
+                return buf;
+            }
     return NULL;
 }
 
@@ -206,12 +212,13 @@ static int parse(int argc, char **argv, opts *o)
     if (rc != BN_OPT_RUN)
         return rc;
     /* generating options that scoring and embedding would ignore */
-    const void *const generating[] = {&o->g.n_predict, &o->g.samp.temp, &o->g.samp.top_k, &o->g.samp.top_p,
-                                      &o->g.samp.min_p, &o->g.samp.repeat_penalty, &o->g.samp.presence_penalty,
-                                      &o->g.samp.penalty_last_n, &o->g.samp.seed, NULL};
-    const char *gen_opt = first_given(table, generating);
+    static const char *const generating[] = {"predict",        "stop",          "temp",          "top-k",
+                                             "top-p",          "min-p",         "repeat-penalty", "presence-penalty",
+                                             "repeat-last-n",  "seed",          NULL};
+    char gen_buf[48];
+    const char *gen_opt = first_given(table, generating, gen_buf, sizeof gen_buf);
     if (gen_opt && (o->n_ppl_opt || o->embed))
-        return bn_usage_error(&prog, "--%s is for generating: not with --perplexity or --embed", gen_opt);
+        return bn_usage_error(&prog, "%s is for generating: not with --perplexity or --embed", gen_opt);
     o->kernel = kernels[o->kernel_set];
     if (n && !o->n_ppl_opt)
         return bn_usage_error(&prog, "extra operand '%s' (files to score follow --perplexity)", argv[1]);
@@ -240,9 +247,8 @@ static int parse(int argc, char **argv, opts *o)
     if ((o->prompt != NULL) + (o->file != NULL) + o->chat + (o->n_ppl != 0) > 1)
         return bn_usage_error(&prog, "-p, -f, -cnv and --perplexity exclude each other");
     /* options that would otherwise be ignored without a word */
-    if (o->n_ppl && (o->logits_file || o->g.lookup || o->g.echo || o->g.n_stop || o->text || o->ids))
-        return bn_usage_error(&prog, "--perplexity scores texts: not with --logits, --lookup, --echo, --stop, --text "
-                                     "or --ids");
+    if (o->n_ppl && (o->logits_file || o->g.lookup || o->g.echo || o->text || o->ids))
+        return bn_usage_error(&prog, "--perplexity scores texts: not with --logits, --lookup, --echo, --text or --ids");
     /* standard output carries answer records unless there are none */
     if (o->logits_file && !strcmp(o->logits_file, "-") && (o->g.n_predict != 0 || o->g.echo || o->chat))
         return bn_usage_error(&prog, "--logits -: standard output then carries the logits alone: only with -n 0, "

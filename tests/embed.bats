@@ -208,26 +208,34 @@ assert "embedding" in r[0] and "embedding" in r[2] and "outside the vocabulary" 
     bn-infer -m "$D/ep.bn" --embed -f "$D/texts.txt" >"$T/file.txt"
     bn-infer -m "$D/ep.bn" --embed -f - <"$D/texts.txt" >"$T/stdin.txt"
     cmp "$T/file.txt" "$T/stdin.txt"
-    for args in "-n 3" "--temp 0" "--seed 1" "--top-k 5" "--repeat-penalty 1.1"; do
+    for args in "-n 3" "--stop x" "--temp 0" "--seed 1" "--top-k 5" "--repeat-penalty 1.1"; do
         run_split "$T/out" bn-infer -m "$D/ep.bn" --embed -p hi $args
         [ "$status" -eq 2 ]
-        [[ $err == "bn-infer: --"*" is for generating: not with --perplexity or --embed"* ]]
+        [[ $err == "bn-infer: -"*" is for generating: not with --perplexity or --embed"* ]]
+        [ "$args" != "-n 3" ] || [[ $err == "bn-infer: -n/--predict is for generating"* ]]
         run_split "$T/out" bn-infer -m "$D/tiny.bn" --perplexity "$D/texts.txt" $args
         [ "$status" -eq 2 ]
     done
     run_split "$T/out" bash -c "echo hi | bn-infer -m '$D/ep.bn' --embed"
     expect_one_line_error "$status" "$err" bn-infer
     [ "$err" = "bn-infer: -: line 1, column 1: 'h' where a token id was expected" ]
+    # the records before a broken one are written, at any -np
+    for np in 1 3; do
+        run_split "$T/out" bash -c "{ head -2 '$D/texts.ids'; echo x; } | bn-infer -m '$D/ep.bn' --embed -np $np"
+        expect_one_line_error "$status" "$err" bn-infer
+        [ "$err" = "bn-infer: -: line 3, column 1: 'x' where a token id was expected" ]
+        [ "$(wc -l <"$T/out")" -eq 2 ]
+    done
 }
 
 @test "--embed -np N answers a co-process record by record: a pass takes the records that are ready" {
     mkfifo "$T/in"
-    bn-infer -m "$D/ep.bn" --embed -np 4 <"$T/in" >"$T/out" &
+    bn-infer -m "$D/ep.bn" --embed -np 4 <"$T/in" >"$T/out" 3>&- &
     local pid=$!
     exec 7>"$T/in"
     head -1 "$D/texts.ids" >&7
     local i
-    for i in $(seq 50); do [ -s "$T/out" ] && break; sleep 0.1; done
+    for i in $(seq 300); do [ -s "$T/out" ] && break; sleep 0.1; done
     [ "$(wc -l <"$T/out")" -eq 1 ] # answered while the writer waits, not at the end of the input
     sed -n 2p "$D/texts.ids" >&7
     exec 7>&-

@@ -172,7 +172,7 @@ texts_json() {
     SERVE_MODEL=$T/big.bn start_server "$T" big
     SRV_PORT=$(cat "$T/big.port") api /v1/embeddings '{"input": ["hello", "world"]}'
     [ "$code" = 500 ]
-    $PY -c 'import json, sys; e = json.load(open(sys.argv[1]))["error"]; assert e["type"] == "server_error" and e["message"].startswith("input 0: the embedding is not finite"), e' "$T/body"
+    $PY -c 'import json, sys; e = json.load(open(sys.argv[1]))["error"]; assert e["type"] == "server_error" and e["message"].startswith("\x27input\x27[0]: the embedding is not finite"), e' "$T/body"
 }
 
 @test "Gemma 3 (270M layout) with its SentencePiece-style tokenizer: a text gets bn-infer --embed's bytes" {

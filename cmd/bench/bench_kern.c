@@ -259,6 +259,18 @@ size_t bn_bench_select_kernels(const char *const *names, size_t n_names, const b
     return n;
 }
 
+/* The head implementation a -k entry names: NAME of NAME:LAYOUT, amx's
+ * heads being avx512's. */
+static const char *head_set_name(const char *k, char *buf, size_t n)
+{
+    size_t len = strcspn(k, ":");
+    if (len == 3 && !strncmp(k, "amx", 3))
+        snprintf(buf, n, "avx512");
+    else
+        snprintf(buf, n, "%.*s", (int)len, k);
+    return buf;
+}
+
 /* The head rows: without -k the forward pass's implementation; with it,
  * each set name's (NAME of NAME:LAYOUT; auto: the forward pass's), once. */
 static int bench_head_sets(const bn_bench_opts *o, const bn_bench_machine *mc, bn_pool *pool, int threads,
@@ -267,11 +279,11 @@ static int bench_head_sets(const bn_bench_opts *o, const bn_bench_machine *mc, b
     if (!o->n_kernels)
         return bn_bench_heads(o, mc, pool, threads, NULL, rows, e);
     for (size_t i = 0; i < o->n_kernels; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "%.*s", (int)strcspn(o->kernels[i], ":"), o->kernels[i]);
+        char name[32], other[32];
+        head_set_name(o->kernels[i], name, sizeof name);
         int seen = 0;
         for (size_t j = 0; j < i && !seen; j++)
-            seen = strcspn(o->kernels[j], ":") == strlen(name) && !strncmp(o->kernels[j], name, strlen(name));
+            seen = !strcmp(head_set_name(o->kernels[j], other, sizeof other), name);
         if (!seen && bn_bench_heads(o, mc, pool, threads, strcmp(name, "auto") ? name : NULL, rows, e))
             return -1;
     }

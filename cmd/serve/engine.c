@@ -342,17 +342,18 @@ static int embed_job(srv_engine *g, srv_embed_job *j, bn_err *e)
         if (rc && e->code == BN_E_KV_FULL)
             for (size_t r = rc = 0; r < k && !rc; r++)
                 rc = bn_embed_run(g->c, j->inputs + i + r, 1, j->vec + (i + r) * d, e);
+        int ran = !rc;
         /* inf or NaN has no JSON spelling: an error names the input (as
          * bn-infer --embed refuses the record) */
         for (size_t r = 0; !rc && r < k * d; r++)
             if (!isfinite(j->vec[i * d + r]))
-                rc = bn_fail(e, "input %zu: the embedding is not finite (a value overflowed, or the model's "
+                rc = bn_fail(e, "'input'[%zu]: the embedding is not finite (a value overflowed, or the model's "
                                 "weights hold inf or NaN)", i + r / d);
         double t1 = now();
         pthread_mutex_lock(&g->mu);
         g->st.busy_seconds += t1 - t0;
         g->st.passes++;
-        for (size_t r = 0; r < k; r++) /* the tokens embedded (not those of a cancelled rest) */
+        for (size_t r = 0; ran && r < k; r++) /* the tokens embedded (not those of a failed pass or a cancelled rest) */
             g->st.tokens_prompt += j->inputs[i + r].n;
     }
     return rc;

@@ -131,7 +131,8 @@ int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_o
     bn_tokens *recs = calloc(par, sizeof *recs), *run = calloc(par, sizeof *run);
     char(*why)[160] = calloc(par, sizeof *why);
     float *vec = malloc(par * d * sizeof *vec);
-    int rc = 0, done = 0;
+    int rc = 0, done = 0, src_failed = 0;
+    bn_err src_err = {0}; /* a broken input: reported after the records read before it */
     if (!recs || !run || !why || !vec)
         rc = bn_fail_code(e, BN_E_NOMEM, "out of memory");
     size_t k = 0;
@@ -142,9 +143,8 @@ int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_o
             if (k && o->ready && !o->ready(src_ctx))
                 break; /* a co-process waits for these answers before it writes more */
             bn_tokens_clear(&recs[k]);
-            int r = src(src_ctx, &recs[k], e);
-            if (r < 0)
-                rc = -1;
+            int r = src(src_ctx, &recs[k], &src_err);
+            src_failed = r < 0;
             if (r <= 0) {
                 done = 1;
                 break;
@@ -188,6 +188,10 @@ int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_o
                 }
             }
             rc = write_vec(out, o->format, base + i, err ? NULL : vi, d, err, e);
+        }
+        if (!rc && src_failed) {
+            *e = src_err;
+            rc = -1;
         }
     }
     for (size_t i = 0; recs && i < par; i++)

@@ -84,6 +84,10 @@ static void test_qhead_fallback(void)
     fail_at = LONG_MAX;
     f(w, ROWS, D, 0, ROWS, h, N, y[0], ROWS);
     long allocs = made;
+    if (!allocs) { /* the scalar head (no SIMD one here) quantizes token by token */
+        printf("  q6 head: the scalar one, no allocation to fail\n");
+        return;
+    }
     made = 0;
     fail_at = 0;
     f(w, ROWS, D, 0, ROWS, h, N, y[1], ROWS);
