@@ -6,7 +6,6 @@
 #include "tokstream.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -62,10 +61,7 @@ static uint64_t rd64(const uint8_t *p)
 
 int bn_tokr_ready(const bn_tokr *r)
 {
-    if (r->pos < r->len || r->eof)
-        return 1;
-    struct pollfd p = {.fd = r->fd, .events = POLLIN};
-    return poll(&p, 1, 0) != 0;
+    return r->pos < r->len || r->eof || bn_fd_ready(r->fd);
 }
 
 void bn_tokr_before_read(bn_tokr *r, int (*fn)(void *ctx, bn_err *e), void *ctx)

@@ -345,10 +345,10 @@ static int embed_job(srv_engine *g, srv_embed_job *j, bn_err *e)
         int ran = !rc;
         /* inf or NaN has no JSON spelling: an error names the input (as
          * bn-infer --embed refuses the record) */
-        for (size_t r = 0; !rc && r < k * d; r++)
-            if (!isfinite(j->vec[i * d + r]))
+        for (size_t r = 0; !rc && r < k; r++)
+            if (!bn_embed_finite(j->vec + (i + r) * d, d))
                 rc = bn_fail(e, "'input'[%zu]: the embedding is not finite (a value overflowed, or the model's "
-                                "weights hold inf or NaN)", i + r / d);
+                                "weights hold inf or NaN)", i + r);
         double t1 = now();
         pthread_mutex_lock(&g->mu);
         g->st.busy_seconds += t1 - t0;

@@ -99,6 +99,9 @@ int bn_out_commit(bn_out *o, bn_err *e);
 void bn_out_abort(bn_out *o);
 /* Nonzero if the path names a terminal (binary output is refused there). */
 int bn_out_is_tty(const char *path);
+/* Nonzero when a read of fd returns without waiting: data, the end, or an
+ * error (the read reports it); 0 while it would wait for its writer. */
+int bn_fd_ready(int fd);
 /* C escapes for text that must stay on one line (escape.c): line breaks
  * always (\n, \r); BN_ESC_BACKSLASH doubles backslashes (printf '%b'
  * restores the text), BN_ESC_CONTROLS shows every other control byte

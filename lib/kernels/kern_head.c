@@ -425,33 +425,19 @@ BN_QHEAD_FN(v_q4, T512Q, quant_block, 0, 4)
 
 static bn_head_fn head_scalar_find(uint32_t type)
 {
-    switch (type) {
-    case BN_F32: return s_f32;
-    case BN_F16: return s_f16;
-    case BN_BF16: return s_bf16;
-    case BN_I8: return s_i8;
-    case BN_Q6: return s_q6;
-    case BN_Q5: return s_q5;
-    case BN_Q4: return s_q4;
-    default: return NULL;
-    }
+    static const bn_head_fns scalar = {s_f32, s_f16, s_bf16, s_i8, s_q6, s_q5, s_q4};
+    return bn_head_fns_pick(&scalar, type);
 }
 
 bn_head_fn bn_head_find_avx512(uint32_t type, const bn_cpu *cpu)
 {
 #if defined(__x86_64__)
+    /* the q types need AVX-512 VNNI too */
+    static const bn_head_fns vnni = {v_f32, v_f16, v_bf16, v_i8, v_q6, v_q5, v_q4},
+                             plain = {v_f32, v_f16, v_bf16, v_i8, NULL, NULL, NULL};
     if (!cpu->avx512bw || !cpu->avx512vl || !cpu->f16c || !cpu->fma)
         return NULL;
-    switch (type) {
-    case BN_F32: return v_f32;
-    case BN_F16: return v_f16;
-    case BN_BF16: return v_bf16;
-    case BN_I8: return v_i8;
-    case BN_Q6: return cpu->avx512vnni ? v_q6 : NULL;
-    case BN_Q5: return cpu->avx512vnni ? v_q5 : NULL;
-    case BN_Q4: return cpu->avx512vnni ? v_q4 : NULL;
-    default: return NULL;
-    }
+    return bn_head_fns_pick(cpu->avx512vnni ? &vnni : &plain, type);
 #else
     (void)type, (void)cpu;
     return NULL;

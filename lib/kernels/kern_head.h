@@ -21,6 +21,27 @@ struct bn_cpu;
 typedef void (*bn_head_fn)(const void *w, size_t rows, size_t d, size_t r0, size_t r1, const float *h, size_t n,
                            float *y, size_t ldy);
 
+/* One implementation's functions by type, in this order (NULL: none), and
+ * the one for type (NULL for a type that is no head type): every
+ * bn_head_find_* picks through it. */
+typedef struct bn_head_fns {
+    bn_head_fn f32, f16, bf16, i8, q6, q5, q4;
+} bn_head_fns;
+
+static inline bn_head_fn bn_head_fns_pick(const bn_head_fns *f, uint32_t type)
+{
+    switch (type) {
+    case BN_F32: return f->f32;
+    case BN_F16: return f->f16;
+    case BN_BF16: return f->bf16;
+    case BN_I8: return f->i8;
+    case BN_Q6: return f->q6;
+    case BN_Q5: return f->q5;
+    case BN_Q4: return f->q4;
+    default: return NULL;
+    }
+}
+
 /* Widest row a q6, q5 or q4 head may have (its kernels keep one token's quantized
  * row on the stack). */
 #define BN_HEAD_MAX_D 16384

@@ -220,18 +220,8 @@ HEAD256_FN(v256_i8, BN_I8)
 
 bn_head_fn bn_head_find_avx2(uint32_t type, const bn_cpu *cpu)
 {
-    if (!cpu->avx2 || !cpu->f16c || !cpu->fma)
-        return NULL;
-    switch (type) {
-    case BN_F32: return v256_f32;
-    case BN_F16: return v256_f16;
-    case BN_BF16: return v256_bf16;
-    case BN_I8: return v256_i8;
-    case BN_Q6: return v256_q6;
-    case BN_Q5: return v256_q5;
-    case BN_Q4: return v256_q4;
-    default: return NULL;
-    }
+    static const bn_head_fns avx2 = {v256_f32, v256_f16, v256_bf16, v256_i8, v256_q6, v256_q5, v256_q4};
+    return cpu->avx2 && cpu->f16c && cpu->fma ? bn_head_fns_pick(&avx2, type) : NULL;
 }
 
 #else

@@ -242,18 +242,10 @@ HEAD_NEON_FN(vn_i8, BN_I8)
 
 bn_head_fn bn_head_find_neon(uint32_t type, const bn_cpu *cpu)
 {
-    if (!cpu->neon)
-        return NULL;
-    switch (type) {
-    case BN_F32: return vn_f32;
-    case BN_F16: return vn_f16;
-    case BN_BF16: return vn_bf16;
-    case BN_I8: return vn_i8;
-    case BN_Q6: return cpu->dotprod ? vd_q6 : vn_q6;
-    case BN_Q5: return cpu->dotprod ? vd_q5 : vn_q5;
-    case BN_Q4: return cpu->dotprod ? vd_q4 : vn_q4;
-    default: return NULL;
-    }
+    /* the q types with sdot where the CPU has the dot-product extension */
+    static const bn_head_fns dot = {vn_f32, vn_f16, vn_bf16, vn_i8, vd_q6, vd_q5, vd_q4},
+                             plain = {vn_f32, vn_f16, vn_bf16, vn_i8, vn_q6, vn_q5, vn_q4};
+    return cpu->neon ? bn_head_fns_pick(cpu->dotprod ? &dot : &plain, type) : NULL;
 }
 
 #else

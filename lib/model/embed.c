@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,7 +108,7 @@ static int outside_vocab(const bn_tokens *r, uint32_t n_vocab, char *why, size_t
     return 0;
 }
 
-static int all_finite(const float *v, size_t d)
+int bn_embed_finite(const float *v, size_t d)
 {
     for (size_t i = 0; i < d; i++)
         if (!isfinite(v[i]))
@@ -176,7 +175,7 @@ int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_o
         for (size_t i = 0, v = 0; i < k && !rc; i++) {
             const float *vi = NULL;
             const char *err = why[i][0] ? why[i] : NULL;
-            if (!err && !all_finite(vi = vec + d * v++, d))
+            if (!err && !bn_embed_finite(vi = vec + d * v++, d))
                 err = "the embedding is not finite (a value overflowed, or the model's weights hold inf or NaN)";
             if (err) {
                 (*bad)++;
@@ -219,10 +218,7 @@ int bn_embed_src_tokr_ready(void *ctx)
 int bn_embed_src_text_ready(void *ctx)
 {
     bn_embed_text *s = ctx;
-    if (!s->lines)
-        return 1;
-    struct pollfd p = {.fd = fileno(s->lines), .events = POLLIN};
-    return poll(&p, 1, 0) != 0;
+    return !s->lines || bn_fd_ready(fileno(s->lines));
 }
 
 int bn_embed_src_text(void *ctx, bn_tokens *out, bn_err *e)

@@ -37,6 +37,10 @@ typedef int (*bn_embed_src)(void *ctx, bn_tokens *out, bn_err *e);
  * record already ends with the model's end token (bn_embed_input). */
 int bn_embed_run(bn_ctx *c, const bn_tokens *recs, size_t k, float *out, bn_err *e);
 
+/* Whether a vector of d floats is all finite (JSON and callers have no
+ * spelling for inf or NaN: bn_embed_stream and bn-serve refuse it). */
+int bn_embed_finite(const float *v, size_t d);
+
 /* Makes a record an embedding input: the model's end token
  * (tokens.embed_end_id) appended unless it already ends with it. */
 int bn_embed_input(const bn_hparams *hp, bn_tokens *rec, bn_err *e);

@@ -8,7 +8,6 @@
 #include "batch.h"
 #include "generate.h"
 
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,8 +177,7 @@ static int before_read(void *ctx, bn_err *e)
 {
     run *R = ctx;
     while (bn_batch_pending(R->b)) {
-        struct pollfd p = {.fd = R->in->fd, .events = POLLIN};
-        if (poll(&p, 1, 0) != 0)
+        if (bn_tokr_ready(R->in))
             break; /* input (or an error the read will report) */
         if (step(R, e))
             return -1;
