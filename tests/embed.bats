@@ -228,6 +228,22 @@ assert "embedding" in r[0] and "embedding" in r[2] and "outside the vocabulary" 
     done
 }
 
+@test "an embedding model is no draft: bn-infer and bn-serve refuse it by name, before any output" {
+    # the same checkpoint without its pooling module is a language model with the same tokenizer
+    cp -r "$D/e" "$T/lm"
+    rm -r "$T/lm/1_Pooling" "$T/lm/modules.json"
+    bn-convert "$T/lm" | bn-quant | bn-pack >"$T/lm.bn"
+    bn-infer -m "$T/lm.bn" --draft "$T/lm.bn" -p hello -n 3 >"$T/self.txt"
+    [ -s "$T/self.txt" ]
+    run_split "$T/out" bn-infer -m "$T/lm.bn" --draft "$D/ep.bn" -p hello -n 3
+    expect_one_line_error "$status" "$err" bn-infer
+    [ "$err" = "bn-infer: $D/ep.bn: an embedding model (model.pooling last): a draft must be a language model" ]
+    [ ! -s "$T/out" ]
+    run_split "$T/out" timeout 60 bn-serve -m "$T/lm.bn" --draft "$D/ep.bn" --host 127.0.0.1 --port 0
+    [ "$status" -eq 1 ]
+    [[ $err == *"bn-serve: $D/ep.bn: an embedding model (model.pooling last): a draft must be a language model"* ]]
+}
+
 @test "--embed -np N answers a co-process record by record: a pass takes the records that are ready" {
     mkfifo "$T/in"
     bn-infer -m "$D/ep.bn" --embed -np 4 <"$T/in" >"$T/out" 3>&- &

@@ -9,6 +9,8 @@ int bn_cli_open_draft(const char *path, const bn_model_params *mp, const bn_mode
     if (!(*dm = bn_model_open(path, mp, e)))
         return -1;
     const char *name = (*dm)->src.name;
+    if ((*dm)->hp.pooling != BN_POOL_NONE) /* its head gives no next-token logits: every guess would be noise */
+        return bn_fail(e, "%s: an embedding model (model.pooling last): a draft must be a language model", name);
     if ((*dm)->hp.n_vocab != m->hp.n_vocab)
         return bn_fail(e, "%s: a vocabulary of %u tokens, the model's has %u: a draft needs the model's tokenizer", name,
                        (*dm)->hp.n_vocab, m->hp.n_vocab);
