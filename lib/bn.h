@@ -37,13 +37,13 @@ extern "C" {
  * the library's, which may be newer (the soname, libbn.so.0, changes only
  * with an incompatible ABI). */
 #define BN_VERSION_MAJOR 0
-#define BN_VERSION_MINOR 3
+#define BN_VERSION_MINOR 4
 #define BN_VERSION_PATCH 0
 #define BN_VERSION_NUMBER (BN_VERSION_MAJOR * 10000 + BN_VERSION_MINOR * 100 + BN_VERSION_PATCH)
-#define BN_VERSION "0.3.0"
+#define BN_VERSION "0.4.0"
 
 BN_API int bn_version_number(void);        /* BN_VERSION_NUMBER of the library */
-BN_API const char *bn_version_string(void); /* "0.3.0" */
+BN_API const char *bn_version_string(void); /* "0.4.0" */
 
 /* ------------------------------------------------------------------ errors */
 
@@ -779,6 +779,44 @@ BN_API void bn_batcher_stats_defaults(bn_batcher_stats *s, size_t size);
 /* Fills the fields of *s that its size (set by bn_batcher_stats_init)
  * covers. BN_E_INVALID: b or s NULL, or s->size not set. */
 BN_API int bn_batcher_get_stats(const bn_batcher *b, bn_batcher_stats *s, bn_err *e);
+
+/* ---------------------------------------------------- embedding models
+ *
+ * (since 0.4.0) An embedding model (its file says model.pooling: the
+ * BitNet embedding models, formats/embedding.md) turns a text into one
+ * vector. A context made over one (bn_ctx_new) keeps its K/V in f32,
+ * whatever kv_type says, so that its vectors are bn-infer --embed's, bit
+ * for bit, and gives hidden states, not logits: a row of bn_ctx_eval or
+ * bn_ctx_eval_batch is then bn_model_n_embd floats, the token's
+ * final-normed state. The calls that sample or score (bn_generate,
+ * bn_generator_new, bn_batcher_new, bn_ctx_perplexity) refuse such a
+ * context, or one as a draft, with BN_E_INVALID. */
+
+/* 1 when m is an embedding model, 0 otherwise (also for NULL). */
+BN_API int bn_model_is_embedding(const bn_model *m);
+
+/* The vectors of k inputs of token ids (a text's: bn_tokenize with
+ * BN_TOKENIZE_BOS, as bn-infer --embed tokenizes its lines) into
+ * out, k rows of bn_model_n_embd floats: each input's last-token
+ * final-normed state divided by its L2 norm (sentence-transformers'
+ * last-token pooling and Normalize). The model's end token is appended to
+ * an input that does not end with it. Inputs run as the sequences of one
+ * batch, up to bn_ctx_n_seq(c) at a time (one at a time when the KV
+ * budget holds no more); a vector is the same bits whatever else is in
+ * its pass, and in whatever order the inputs come. Every sequence of the
+ * context must be empty (no positions); they are empty after, and the
+ * ids of sequences that were free are free again.
+ * Checked before anything is evaluated, out untouched: BN_E_INVALID (c,
+ * ids, n or out NULL where k > 0, not an embedding model, a sequence
+ * holding positions, an empty input, an id outside the vocabulary),
+ * BN_E_CONTEXT_FULL (an input, its end token included, longer than the
+ * context). After: BN_E_KV_FULL (the budget is below one input's
+ * blocks), BN_E_NOMEM, BN_ERROR (a vector is not finite: a value
+ * overflowed, or the weights hold inf or NaN; out holds every vector, the
+ * message names the first such input). k = 0 succeeds. */
+BN_API int bn_embed_batch(bn_ctx *c, const uint32_t *const *ids, const size_t *n, size_t k, float *out, bn_err *e);
+/* One input: bn_embed_batch with k = 1. */
+BN_API int bn_embed(bn_ctx *c, const uint32_t *ids, size_t n, float *vec, bn_err *e);
 
 #ifdef __cplusplus
 }

@@ -5,7 +5,8 @@
 # generates what bn-infer does, examples/batch.c answers prompts
 # together as generate.c does one at a time, and examples/score.c scores
 # lines together as bn-infer --perplexity scores each alone (two paths of
-# the library: the batcher's log probabilities and the perplexity loop).
+# the library: the batcher's log probabilities and the perplexity loop),
+# and examples/embed.c's vectors are bn-infer --embed's bytes.
 # (BN_BUILD: the build folder
 # to install from, default build.)
 
@@ -68,12 +69,14 @@ C
     d=$BATS_TEST_TMPDIR/root
     T=$BATS_TEST_TMPDIR
     make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/usr ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
-    # the shared library: real file, soname link, link-editor link
-    [ -f "$d/usr/lib/libbn.so.0.3.0" ]
+    # the shared library: real file (named for bn.h's version), soname link, link-editor link
+    v=$(sed -n 's/^#define BN_VERSION "\(.*\)"/\1/p' "$ROOT/lib/bn.h")
+    [[ $v == 0.* ]]
+    [ -f "$d/usr/lib/libbn.so.$v" ]
     [ -L "$d/usr/lib/libbn.so.0" ]
     [ -L "$d/usr/lib/libbn.so" ]
-    [ "$(readlink "$d/usr/lib/libbn.so.0")" = libbn.so.0.3.0 ]
-    readelf -d "$d/usr/lib/libbn.so.0.3.0" | grep -q 'SONAME.*\[libbn\.so\.0\]'
+    [ "$(readlink "$d/usr/lib/libbn.so.0")" = "libbn.so.$v" ]
+    readelf -d "$d/usr/lib/libbn.so.$v" | grep -q 'SONAME.*\[libbn\.so\.0\]'
     [ -f "$d/usr/share/man/man3/libbn.3" ]
     # nothing but the header and pkg-config: no -I or -L of the source tree
     export PKG_CONFIG_PATH="$d/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d"
@@ -112,7 +115,8 @@ C
     make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/usr ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
     # the examples' own Makefile, in a copy of the folder, with pkg-config alone
     mkdir "$T/ex"
-    cp "$ROOT/examples/Makefile" "$ROOT/examples/generate.c" "$ROOT/examples/batch.c" "$ROOT/examples/score.c" "$T/ex/"
+    cp "$ROOT/examples/Makefile" "$ROOT/examples/generate.c" "$ROOT/examples/batch.c" "$ROOT/examples/score.c" \
+        "$ROOT/examples/embed.c" "$T/ex/"
     export PKG_CONFIG_PATH="$d/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d"
     make -s -C "$T/ex" CC="${BN_USER_CC:-cc}" CFLAGS="-std=c11 -Wall -Wextra -Werror" \
         LDFLAGS="${BN_USER_LDFLAGS:-}" >/dev/null
@@ -198,4 +202,56 @@ C
     run "$T/ex/score" "$T/tiny.bn" "$T/missing.txt"
     [ "$status" -eq 1 ]
     [[ $output == "score: $T/missing.txt: "* ]]
+}
+
+@test "examples/embed.c, built by examples/Makefile against the installed libbn, gives bn-infer --embed's vectors byte for byte; -q ranks lines by cosine" {
+    d=$BATS_TEST_TMPDIR/root
+    T=$BATS_TEST_TMPDIR
+    make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/usr ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
+    mkdir "$T/ex"
+    cp "$ROOT/examples/Makefile" "$ROOT/examples/embed.c" "$T/ex/"
+    export PKG_CONFIG_PATH="$d/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d"
+    make -s -C "$T/ex" embed CC="${BN_USER_CC:-cc}" CFLAGS="-std=c11 -Wall -Wextra -Werror" \
+        LDFLAGS="${BN_USER_LDFLAGS:-}" >/dev/null
+    $GEN --format hf-bf16 --family bitnet-embedding-0.6b "$T/e" >/dev/null
+    bn-convert "$T/e" | bn-quant | bn-pack >"$T/e.bn"
+    export LD_LIBRARY_PATH="$d/usr/lib"
+    # eleven lines (more than embed.c runs in one pass), one empty, two the same, Unicode
+    printf '%s\n' "hello world" "a" "" "ünïcödé ✓ 日本語" "the quick brown fox" "hello world" \
+        "ternary weights, 1.58 bits" "x" "Instruct: find it"$'\t'"Query: what is a ternary weight?" "dog" "lazy" >"$T/lines.txt"
+    "$T/ex/embed" "$T/e.bn" "$T/lines.txt" >"$T/v.txt"
+    bn-infer -m "$T/e.bn" --embed -f "$T/lines.txt" >"$T/infer.txt"
+    [ "$(wc -l <"$T/v.txt")" -eq 11 ]
+    cmp "$T/v.txt" "$T/infer.txt"
+    "$T/ex/embed" "$T/e.bn" - <"$T/lines.txt" | cmp - "$T/v.txt"
+    # -q: each line's dot product with the query's vector (from bn-infer's, in numpy)
+    "$T/ex/embed" -q "the quick brown fox" "$T/e.bn" "$T/lines.txt" >"$T/q.txt"
+    bn-infer -m "$T/e.bn" --embed -p "the quick brown fox" >"$T/query.txt"
+    run $PY - "$T/q.txt" "$T/infer.txt" "$T/query.txt" "$T/lines.txt" <<'EOF'
+import sys
+import numpy as np
+got = [l.rstrip("\n").split("\t", 1) for l in open(sys.argv[1], encoding="utf-8")]
+v = np.array([[float(x) for x in l.split()] for l in open(sys.argv[2])], dtype=np.float64)
+q = np.array([float(x) for x in open(sys.argv[3]).read().split()], dtype=np.float64)
+lines = [l.rstrip("\n") for l in open(sys.argv[4], encoding="utf-8")]
+ok = len(got) == len(lines) and [g[1] if len(g) > 1 else "" for g in got] == lines
+ok = ok and all(abs(float(g[0]) - float(v[i] @ q)) < 2e-6 for i, g in enumerate(got))
+ok = ok and float(got[4][0]) > 0.999999 and max(range(len(got)), key=lambda i: float(got[i][0])) == 4
+print(ok, got[4][0])
+sys.exit(0 if ok else 1)
+EOF
+    echo "$output"
+    [ "$status" -eq 0 ]
+    # a language model, a line longer than the context, a missing file: a message and a status
+    bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
+    run "$T/ex/embed" "$T/tiny.bn" "$T/lines.txt"
+    [ "$status" -eq 1 ]
+    [ "$output" = "embed: $T/tiny.bn: not an embedding model" ]
+    awk 'BEGIN { for (i = 0; i < 1200; i++) printf "w%d ", i; print "" }' >"$T/long.txt"
+    run "$T/ex/embed" "$T/e.bn" "$T/long.txt"
+    [ "$status" -eq 1 ]
+    [[ $output == "embed: bn_embed: input 0: "*" tokens (the end token included), the context holds "*" (BN_E_CONTEXT_FULL: "* ]]
+    run "$T/ex/embed" "$T/e.bn" "$T/missing.txt"
+    [ "$status" -eq 1 ]
+    [[ $output == "embed: $T/missing.txt: "* ]]
 }

@@ -223,9 +223,13 @@ bn_ctx *bn_ctx_new(const bn_model *m, const bn_ctx_params *p, bn_err *e)
                      m->hp.n_ctx);
         return NULL;
     }
+    /* an embedding model's context gives states, its K/V in f32 as
+     * bn-infer --embed's (bn.h): the vectors are that program's bytes */
+    int embed = m->hp.pooling != BN_POOL_NONE;
     bn_ctx_opts co = {
         .n_ctx = o.n_ctx ? o.n_ctx : m->hp.n_ctx,
-        .kv_f16 = o.kv_type == BN_KV_F16,
+        .kv_f16 = o.kv_type == BN_KV_F16 && !embed,
+        .embeddings = embed,
         .n_threads = o.n_threads ? o.n_threads : bn_cpu_count(),
         .n_seq = o.n_seq,
         .kv_budget = o.kv_budget,
@@ -244,6 +248,9 @@ int bn_ctx_perplexity(bn_ctx *c, const uint32_t *ids, size_t n, uint32_t window,
     if (!c || !ppl || (n && !ids))
         return bn_fail_code(e, BN_E_INVALID, "bn_ctx_perplexity: %s is NULL",
                             !c ? "the context" : !ppl ? "ppl" : "ids");
+    if (bn_ctx_gives_states(c))
+        return bn_fail_code(e, BN_E_INVALID, "bn_ctx_perplexity: %s is an embedding model: it gives vectors (bn_embed), not logits",
+                            bn_ctx_model(c)->src.name);
     bn_ppl_opts po = {.window = window ? window : bn_ctx_n_ctx(c), .stride = stride};
     bn_ppl r;
     int rc = bn_perplexity(c, bn_ctx_model(c), ids, n, &po, &r, e);

@@ -64,9 +64,10 @@ bn_batcher *bn_batcher_new(bn_ctx *c, const bn_batcher_params *p, bn_err *e)
     batcher_defaults(&o);
     if (p && bn_params_read(&o, sizeof o, p, "bn_batcher_params", e))
         return NULL;
-    if (!c || o.pass_tokens > BN_MAX_PASS_TOKENS) {
+    if (!c || o.pass_tokens > BN_MAX_PASS_TOKENS || bn_ctx_gives_states(c)) {
         bn_fail_code(e, BN_E_INVALID, !c ? "bn_batcher_new: the context is NULL"
-                                         : "bn_batcher_new: pass_tokens must be 0 to 65536");
+                                      : bn_ctx_gives_states(c) ? "bn_batcher_new: the context's model is an embedding model (bn_embed)"
+                                                               : "bn_batcher_new: pass_tokens must be 0 to 65536");
         return NULL;
     }
     bn_batcher *b = calloc(1, sizeof *b);
@@ -80,6 +81,7 @@ bn_batcher *bn_batcher_new(bn_ctx *c, const bn_batcher_params *p, bn_err *e)
     const char *bad_draft =
         !o.draft                          ? NULL
         : o.draft == c                    ? "is the batcher's context"
+        : bn_ctx_gives_states(o.draft)    ? "is an embedding model's"
         : !bn_ctx_kv_holds_all(o.draft)   ? "needs a KV budget that holds all its sequences (kv_budget 0: its default)"
         : bn_model_n_vocab(bn_ctx_model(o.draft)) != b->n_vocab || bn_ctx_n_seq(o.draft) < bn_ctx_n_seq(c)
             ? "needs the model's vocabulary and as many sequences as its context"

@@ -982,6 +982,11 @@ int bn_ctx_taken(const bn_ctx *c)
     return c->taken;
 }
 
+int bn_ctx_gives_states(const bn_ctx *c)
+{
+    return c && c->o.embeddings;
+}
+
 void bn_ctx_generators_add(bn_ctx *c, int d)
 {
     c->generators += d;
@@ -1078,6 +1083,11 @@ void bn_ctx_seq_free(bn_ctx *c, int seq)
         return;
     bn_kvseq_truncate(&c->kv, &s->kv, 0);
     s->live = seq == 0; /* sequence 0 stays, empty */
+}
+
+int bn_ctx_seq_live(const bn_ctx *c, int seq)
+{
+    return seq_at(c, seq) != NULL;
 }
 
 uint32_t bn_ctx_seq_pos(const bn_ctx *c, int seq)

@@ -130,6 +130,8 @@ bn_generator *bn_generator_new(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, 
                       : o.lookup > 64                          ? "lookup must be 0 to 64"
                       : o.draft_max > BN_KERN_MAX_N - 1        ? "draft_max must be 0 to 127"
                       : o.lookup && o.draft                    ? "draft and lookup exclude each other"
+                      : bn_ctx_gives_states(c)                 ? "the context's model is an embedding model (bn_embed)"
+                      : bn_ctx_gives_states(o.draft)           ? "the draft's model is an embedding model"
                       : o.draft && o.draft == c                ? "the draft context is the context itself"
                       : bn_ctx_taken(c)                        ? "the context has a batcher"
                       : o.draft && bn_ctx_taken(o.draft)       ? "the draft context has a batcher"

@@ -129,6 +129,11 @@ int bn_ctx_take(bn_ctx *c);
 void bn_ctx_give_back(bn_ctx *c);
 /* Whether a batcher holds c now. */
 int bn_ctx_taken(const bn_ctx *c);
+/* Whether c's output rows are hidden states (bn_ctx_opts.embeddings), not
+ * logits: what samples or scores refuses such a context. */
+int bn_ctx_gives_states(const bn_ctx *c);
+/* Whether seq is a live sequence id of c. */
+int bn_ctx_seq_live(const bn_ctx *c, int seq);
 /* Live generators over c (or with c as their draft): counted up and down
  * by bn_generator_new / _free; a batcher refuses such a context. */
 void bn_ctx_generators_add(bn_ctx *c, int d);

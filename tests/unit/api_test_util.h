@@ -1,7 +1,8 @@
 /* api_test_util.h — what the tests of the public API (bn.h alone) share:
  * the bundled tiny model, contexts, an answer generated alone (plain or
  * speculative), a batcher stepped until every request has ended, and a
- * struct as a caller built against an older header has it. Header-only,
+ * struct as a caller built against an older header has it; the tiny model
+ * made an embedding model. Header-only,
  * like check.h: the Makefile builds every .c file in tests/unit as a
  * test of its own. Every helper counts its checks in the test's
  * check_ctx. */
@@ -12,8 +13,12 @@
 
 #include <bn.h>
 #include <stddef.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define API_TINY "models/tiny-bitnet"
 
@@ -149,5 +154,45 @@ static inline int api_same(const api_answer *got, const api_answer *want)
     } name;                                                                                                            \
     memset(&name, 0xAB, sizeof name);                                                                                  \
     fill(&name.s, offsetof(T, field))
+
+/* A folder (dir: a mkdtemp template) of links to the tiny model's files
+ * and a 1_Pooling/config.json that asks for last-token pooling: the tiny
+ * model as an embedding model (its end token its eos). */
+static inline int api_tiny_as_embedding(char *dir)
+{
+    static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json",
+                                        "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"};
+    char src[PATH_MAX], from[PATH_MAX + 64], to[PATH_MAX + 64];
+    if (!realpath(API_TINY, src) || !mkdtemp(dir))
+        return -1;
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(from, sizeof from, "%s/%s", src, files[i]);
+        snprintf(to, sizeof to, "%s/%s", dir, files[i]);
+        if (symlink(from, to))
+            return -1;
+    }
+    snprintf(to, sizeof to, "%s/1_Pooling", dir);
+    if (mkdir(to, 0700))
+        return -1;
+    snprintf(to, sizeof to, "%s/1_Pooling/config.json", dir);
+    FILE *f = fopen(to, "w");
+    if (!f)
+        return -1;
+    fputs("{\"word_embedding_dimension\": 0, \"pooling_mode_lasttoken\": true}\n", f);
+    return fclose(f);
+}
+
+static inline void api_remove_embedding(const char *dir)
+{
+    char p[PATH_MAX + 64];
+    static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                                        "special_tokens_map.json", "generation_config.json", "1_Pooling/config.json",
+                                        "1_Pooling"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        remove(p);
+    }
+    rmdir(dir);
+}
 
 #endif

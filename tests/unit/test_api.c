@@ -28,7 +28,7 @@ static void test_version_and_status(void)
     char v[32];
     snprintf(v, sizeof v, "%d.%d.%d", BN_VERSION_MAJOR, BN_VERSION_MINOR, BN_VERSION_PATCH);
     CHECK(&C, !strcmp(v, BN_VERSION) && !strcmp(bn_version_string(), BN_VERSION));
-    CHECK(&C, bn_version_number() == BN_VERSION_NUMBER && BN_VERSION_NUMBER == 300);
+    CHECK(&C, bn_version_number() == BN_VERSION_NUMBER && BN_VERSION_NUMBER == 400);
     static const struct {
         int code;
         const char *name;

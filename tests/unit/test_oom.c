@@ -8,6 +8,9 @@
  * its allocations, until it succeeds: not BN_E_FORMAT or the generic
  * BN_ERROR, which would send a caller looking at its file.
  *
+ * bn_embed_batch fails with BN_E_NOMEM at each of its allocations and
+ * leaves its context as it found it.
+ *
  * A quantized head (q6) of several tokens without memory for their
  * activations works token by token: the same logits, bit for bit.
  *
@@ -200,12 +203,56 @@ static void test_constructors(void)
     bn_model_close(m);
 }
 
+/* bn_embed_batch with each of its allocations failing in turn: every
+ * failure is BN_E_NOMEM and leaves the context's sequences as they were
+ * (the next call succeeds), and the vectors in the end are the ones made
+ * without failures, bit for bit. */
+static void test_embed(void)
+{
+    char dir[] = "/tmp/test_oom_embed.XXXXXX";
+    int made_dir = api_tiny_as_embedding(dir) == 0;
+    CHECK(&C, made_dir);
+    bn_err e = {0};
+    bn_model *m = made_dir ? bn_model_open(dir, NULL, &e) : NULL;
+    CHECK(&C, m != NULL);
+    bn_ctx *c = m ? api_new_ctx(&C, m, 3, 0) : NULL;
+    if (c) {
+        enum { K = 4 };
+        static const uint32_t a[] = {5, 17, 300, 41}, b[] = {9}, d3[] = {200, 201, 202, 203, 204, 205, 206}, d4[] = {77, 78};
+        const uint32_t *ids[K] = {a, b, d3, d4};
+        size_t n[K] = {4, 1, 7, 2}, dim = bn_model_n_embd(m);
+        float *want = malloc(K * dim * sizeof *want), *got = malloc(K * dim * sizeof *got);
+        CHECK(&C, want && got && bn_embed_batch(c, ids, n, K, want, &e) == BN_OK);
+        int rc = -1, calls = 0, bad = 0;
+        for (long i = 0; want && got && rc != BN_OK && i < 100000; i++) {
+            made = 0;
+            fail_at = i;
+            rc = bn_embed_batch(c, ids, n, K, got, &e);
+            fail_at = -1;
+            calls++;
+            bad += rc != BN_OK && rc != BN_E_NOMEM;
+            bad += bn_ctx_seq_new(c, NULL) != 1; /* sequence 0 alone lives, as before */
+            bn_ctx_seq_free(c, 1);
+        }
+        CHECK(&C, rc == BN_OK && calls > 3 && !bad);
+        CHECK(&C, want && got && !memcmp(want, got, K * dim * sizeof *got));
+        fprintf(stderr, "  bn_embed_batch: %d of its allocations made to fail, each BN_E_NOMEM\n", calls - 1);
+        free(want);
+        free(got);
+    }
+    bn_ctx_free(c);
+    bn_model_close(m);
+    if (made_dir)
+        api_remove_embedding(dir);
+}
+
 #define NREQ 6
 
 int main(void)
 {
     test_qhead_fallback();
     test_constructors();
+    test_embed();
     bn_model *m = api_open_tiny(&C);
     if (!m)
         return check_done(&C, "test_oom");
