@@ -454,10 +454,7 @@ int srv_engine_start(srv_engine *g, const bn_model *m, bn_ctx *c, bn_ctx *draft,
     /* an embedding model's context gives vectors, not logits: its
      * requests run as bn_embed_run passes over sequences 0..n_seq-1 */
     g->embed = m->hp.pooling != BN_POOL_NONE;
-    if (g->embed)
-        while (bn_ctx_seq_new(c, NULL) >= 0)
-            ;
-    else if (!(g->b = bn_batch_new(c, &bo, e)))
+    if (g->embed ? bn_embed_seqs_live(c, e) != 0 : !(g->b = bn_batch_new(c, &bo, e)))
         return -1;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -76,14 +76,10 @@ int bn_embed_batch(bn_ctx *c, const uint32_t *const *ids, const size_t *n, size_
     for (size_t i = 0; i < k && !rc; i++)
         rc = take_input(&m->hp, bn_ctx_n_ctx(c), i, ids[i], n[i], &recs[i], e);
     if (!rc) {
-        /* bn_embed_run takes sequences 0..k-1: each made live (the lowest
-         * free id is s when those below are live), unless memory runs out */
-        for (uint32_t s = 0; s < n_seq; s++)
+        for (uint32_t s = 0; s < n_seq; s++) /* those not live are freed again after */
             was_live[s] = (unsigned char)bn_ctx_seq_live(c, (int)s);
-        for (uint32_t s = 0; s < n_seq && !rc; s++)
-            if (!was_live[s] && bn_ctx_seq_new(c, e) < 0)
-                rc = e->code;
         size_t d = m->hp.n_embd;
+        rc = bn_embed_seqs_live(c, e);
         if (!rc)
             rc = run_passes(c, recs, k, d, out, e);
         for (uint32_t s = 0; s < n_seq; s++)

@@ -31,6 +31,17 @@ static void l2_normalize(float *v, size_t d)
         v[i] *= inv;
 }
 
+int bn_embed_seqs_live(bn_ctx *c, bn_err *e)
+{
+    for (uint32_t s = 0; s < bn_ctx_n_seq(c); s++) {
+        /* the lowest free id is s when those below it are live */
+        int r = bn_ctx_seq_live(c, (int)s) ? 0 : bn_ctx_seq_new(c, e);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 int bn_embed_run(bn_ctx *c, const bn_tokens *recs, size_t k, float *out, bn_err *e)
 {
     const bn_model *m = bn_ctx_model(c);
@@ -125,8 +136,8 @@ int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_o
     if (par > bn_ctx_n_seq(c))
         return bn_fail_code(e, BN_E_INVALID, "%zu records at once, but the context holds %u sequences", par,
                             bn_ctx_n_seq(c));
-    while (bn_ctx_seq_new(c, NULL) >= 0) /* sequences 0..n_seq-1, all live */
-        ;
+    if (bn_embed_seqs_live(c, e))
+        return -1;
     bn_tokens *recs = calloc(par, sizeof *recs), *run = calloc(par, sizeof *run);
     char(*why)[160] = calloc(par, sizeof *why);
     float *vec = malloc(par * d * sizeof *vec);

@@ -37,6 +37,10 @@ typedef int (*bn_embed_src)(void *ctx, bn_tokens *out, bn_err *e);
  * record already ends with the model's end token (bn_embed_input). */
 int bn_embed_run(bn_ctx *c, const bn_tokens *recs, size_t k, float *out, bn_err *e);
 
+/* Makes every sequence of c live (bn_embed_run takes sequences 0..k-1,
+ * empty): 0, or BN_E_NOMEM when a sequence's tables cannot be made. */
+int bn_embed_seqs_live(bn_ctx *c, bn_err *e);
+
 /* Whether a vector of d floats is all finite (JSON and callers have no
  * spelling for inf or NaN: bn_embed_stream and bn-serve refuse it). */
 int bn_embed_finite(const float *v, size_t d);
