@@ -201,7 +201,8 @@ typedef struct bn_ctx_params {
     size_t size;    /* set by bn_ctx_params_init */
     uint32_t n_ctx; /* positions (<= the model's); 0 (default): the model's */
     int n_threads;  /* 0 (default): one per online CPU */
-    int kv_type;    /* BN_KV_F16 (default) or BN_KV_F32 */
+    int kv_type;    /* BN_KV_F16 (default) or BN_KV_F32 (an embedding
+                       model's context: always f32, below) */
     /* since 0.3.0 (n_seq sits where 0.2.0's struct had padding: a caller
      * built against 0.2.0 is read right when it filled its struct with
      * bn_ctx_params_init, as every caller should) */
@@ -239,7 +240,8 @@ enum { BN_EVAL_ALL_LOGITS = 1 /* a row of logits per token, not only the last */
 
 /* Evaluates n tokens at the next positions. logits (may be NULL) receives
  * bn_model_n_vocab floats for the last token, or n rows with
- * BN_EVAL_ALL_LOGITS. BN_E_INVALID: an id outside the vocabulary, or
+ * BN_EVAL_ALL_LOGITS (an embedding model's context: rows of
+ * bn_model_n_embd floats, its states; "embedding models" below). BN_E_INVALID: an id outside the vocabulary, or
  * unknown flags;
  * BN_E_CONTEXT_FULL: the tokens do not fit; nothing is evaluated then;
  * BN_E_KV_FULL: the KV budget cannot hold them (above).
@@ -307,7 +309,8 @@ typedef struct bn_eval_tok {
  * they belong to). Each sequence's tokens must be at its next positions,
  * in order; a token attends to its own sequence's positions up to its
  * own. logits (may be NULL) receives bn_model_n_vocab floats for each
- * token that asks, in batch order. Each row is bit-identical to what
+ * token that asks, in batch order (bn_model_n_embd, a state, in an
+ * embedding model's context). Each row is bit-identical to what
  * evaluating that sequence alone gives. Fails before evaluating
  * anything, changing nothing: BN_E_INVALID (no context, t NULL with n >
  * 0, an id, a sequence, a position), BN_E_CONTEXT_FULL (a
@@ -806,14 +809,16 @@ BN_API int bn_model_is_embedding(const bn_model *m);
  * its pass, and in whatever order the inputs come. Every sequence of the
  * context must be empty (no positions); they are empty after, and the
  * ids of sequences that were free are free again.
- * Checked before anything is evaluated, out untouched: BN_E_INVALID (c,
- * ids, n or out NULL where k > 0, not an embedding model, a sequence
- * holding positions, an empty input, an id outside the vocabulary),
- * BN_E_CONTEXT_FULL (an input, its end token included, longer than the
- * context). After: BN_E_KV_FULL (the budget is below one input's
- * blocks), BN_E_NOMEM, BN_ERROR (a vector is not finite: a value
- * overflowed, or the weights hold inf or NaN; out holds every vector, the
- * message names the first such input). k = 0 succeeds. */
+ * Checked before anything is evaluated, out untouched: BN_E_INVALID (c
+ * NULL, or ids, n or out NULL where k > 0, not an embedding model, a
+ * sequence holding positions, an empty input of a model without an end
+ * token, an id outside the vocabulary), BN_E_CONTEXT_FULL (an input, its
+ * end token included, longer than the context). After: BN_E_KV_FULL (the
+ * budget is below the blocks of the input the message names: no retry
+ * helps, and out may hold earlier inputs' vectors), BN_E_NOMEM, BN_ERROR
+ * (a vector is not finite: a value overflowed, or the weights hold inf or
+ * NaN; out holds every vector, the message names the first such input).
+ * k = 0 evaluates nothing and succeeds once those checks of c pass. */
 BN_API int bn_embed_batch(bn_ctx *c, const uint32_t *const *ids, const size_t *n, size_t k, float *out, bn_err *e);
 /* One input: bn_embed_batch with k = 1. */
 BN_API int bn_embed(bn_ctx *c, const uint32_t *ids, size_t n, float *vec, bn_err *e);

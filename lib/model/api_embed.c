@@ -37,18 +37,27 @@ static int take_input(const bn_hparams *hp, size_t n_ctx, size_t i, const uint32
 }
 
 /* The inputs in passes of up to n_seq (sequences 0..n_seq-1, all live and
- * empty); a pass the KV budget cannot hold runs one input at a time. */
+ * empty); a pass the KV budget cannot hold runs one input at a time. The
+ * refused pass's error stays in pe: a call that then succeeds leaves the
+ * caller's bn_err as it was (bn.h: set only when a call fails), and one
+ * that fails names the input that does not fit. */
 static int run_passes(bn_ctx *c, const bn_tokens *recs, size_t k, size_t d, float *out, bn_err *e)
 {
     size_t par = bn_ctx_n_seq(c);
     for (size_t i = 0; i < k; i += par) {
         size_t kk = k - i < par ? k - i : par;
-        int rc = bn_embed_run(c, recs + i, kk, out + i * d, e);
+        bn_err pe;
+        size_t at = i; /* the input a budget too small for one input names */
+        int rc = bn_embed_run(c, recs + i, kk, out + i * d, &pe);
         if (rc == BN_E_KV_FULL && kk > 1)
             for (size_t j = rc = 0; j < kk && !rc; j++)
-                rc = bn_embed_run(c, recs + i + j, 1, out + (i + j) * d, e);
-        if (rc)
+                rc = bn_embed_run(c, recs + (at = i + j), 1, out + (i + j) * d, &pe);
+        if (rc == BN_E_KV_FULL)
+            return bn_fail_code(e, rc, "bn_embed: input %zu: %s", at, pe.msg);
+        if (rc) {
+            *e = pe;
             return rc;
+        }
     }
     return 0;
 }

@@ -5,7 +5,9 @@
  * test's own pooling of the states bn_ctx_eval gives one input alone: the
  * last token's (the end token appended), divided by its L2 norm summed in
  * double. Then: batches of any size, order, KV f16 asked or not, and a KV
- * budget that holds one input at a time give the same bits; the end token
+ * budget that holds one input at a time give the same bits (and leaves
+ * the caller's bn_err as it was: the refused pass is no failure); a budget
+ * below one input's blocks is BN_E_KV_FULL naming it; the end token
  * is appended once; the sequences are left as found; every refusal
  * (arguments, a language model, a sequence in use, ids, length) leaves the
  * output untouched; and what samples or scores refuses an embedding
@@ -146,9 +148,26 @@ static void test_vectors(const bn_model *m, const inputs *in)
     bn_ctx_free(c);
     c = embed_ctx(m, 4, BN_KV_F32, block, 0);
     CHECK(&C, c && bn_ctx_kv_bytes(c) == block);
-    CHECK(&C, c && bn_embed_batch(c, in->ptr, in->n, N_IN, flat, &e) == BN_OK);
+    /* the pass refused for its blocks is no failure of the call: e is
+     * left as it was (bn.h: set only when a call fails) */
+    bn_err kept = {"untouched", 12345};
+    CHECK(&C, c && bn_embed_batch(c, in->ptr, in->n, N_IN, flat, &kept) == BN_OK);
+    CHECK(&C, kept.code == 12345 && !strcmp(kept.msg, "untouched"));
     for (int i = 0; c && i < N_IN; i++)
         CHECK(&C, !memcmp(got(i), own[i], d * sizeof(float)));
+    /* an input of 100 tokens needs two blocks: BN_E_KV_FULL naming it,
+     * the sequences as they were (only 0 lives), the next call fine */
+    static uint32_t longer[100];
+    for (int i = 0; i < 100; i++)
+        longer[i] = in->ids[3][i % in->n[3]];
+    const uint32_t *three[3] = {in->ptr[0], longer, in->ptr[1]};
+    size_t nthree[3] = {in->n[0], 100, in->n[1]};
+    CHECK(&C, c && bn_embed_batch(c, three, nthree, 3, flat, &e) == BN_E_KV_FULL && e.code == BN_E_KV_FULL);
+    CHECK(&C, strstr(e.msg, "bn_embed: input 1: ") == e.msg);
+    CHECK(&C, c && bn_ctx_seq_new(c, &e) == 1);
+    bn_ctx_seq_free(c, 1);
+    CHECK(&C, c && bn_ctx_kv_used_bytes(c) == 0);
+    CHECK(&C, c && bn_embed(c, in->ids[2], in->n[2], flat, &e) == BN_OK && !memcmp(flat, own[2], d * sizeof(float)));
     bn_ctx_free(c);
 #undef got
 }
