@@ -12,6 +12,20 @@
 
 load common
 
+# Installs into $BATS_TEST_TMPDIR/root (PREFIX /usr, sets d and T) and
+# builds the examples' own Makefile's targets (none: all) in a copy of the
+# folder, with pkg-config alone, as a user of the installed libbn would.
+build_examples() {
+    d=$BATS_TEST_TMPDIR/root
+    T=$BATS_TEST_TMPDIR
+    make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/usr ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
+    mkdir "$T/ex"
+    cp "$ROOT/examples/Makefile" "$ROOT"/examples/*.c "$T/ex/"
+    export PKG_CONFIG_PATH="$d/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d"
+    make -s -C "$T/ex" "$@" CC="${BN_USER_CC:-cc}" CFLAGS="-std=c11 -Wall -Wextra -Werror" \
+        LDFLAGS="${BN_USER_LDFLAGS:-}" >/dev/null
+}
+
 @test "make install honours PREFIX and DESTDIR" {
     d=$BATS_TEST_TMPDIR/root
     make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/opt/bn ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
@@ -110,16 +124,7 @@ C
 }
 
 @test "examples/batch.c, built by examples/Makefile against the installed libbn, answers prompts together as generate.c does one at a time" {
-    d=$BATS_TEST_TMPDIR/root
-    T=$BATS_TEST_TMPDIR
-    make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/usr ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
-    # the examples' own Makefile, in a copy of the folder, with pkg-config alone
-    mkdir "$T/ex"
-    cp "$ROOT/examples/Makefile" "$ROOT/examples/generate.c" "$ROOT/examples/batch.c" "$ROOT/examples/score.c" \
-        "$ROOT/examples/embed.c" "$T/ex/"
-    export PKG_CONFIG_PATH="$d/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d"
-    make -s -C "$T/ex" CC="${BN_USER_CC:-cc}" CFLAGS="-std=c11 -Wall -Wextra -Werror" \
-        LDFLAGS="${BN_USER_LDFLAGS:-}" >/dev/null
+    build_examples # all of them
     [ -x "$T/ex/batch" ]
     [ -x "$T/ex/generate" ]
     readelf -d "$T/ex/batch" | grep -q 'NEEDED.*\[libbn\.so\.0\]'
@@ -153,14 +158,7 @@ C
 }
 
 @test "examples/score.c, built by examples/Makefile against the installed libbn, scores lines together as bn-infer --perplexity scores each alone" {
-    d=$BATS_TEST_TMPDIR/root
-    T=$BATS_TEST_TMPDIR
-    make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/usr ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
-    mkdir "$T/ex"
-    cp "$ROOT/examples/Makefile" "$ROOT/examples/score.c" "$T/ex/"
-    export PKG_CONFIG_PATH="$d/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d"
-    make -s -C "$T/ex" score CC="${BN_USER_CC:-cc}" CFLAGS="-std=c11 -Wall -Wextra -Werror" \
-        LDFLAGS="${BN_USER_LDFLAGS:-}" >/dev/null
+    build_examples score
     bn-convert "$TINY" | bn-quant >"$T/tiny.bn"
     export LD_LIBRARY_PATH="$d/usr/lib"
     # twelve lines (more than score.c runs at once), one empty, two the same
@@ -205,14 +203,7 @@ C
 }
 
 @test "examples/embed.c, built by examples/Makefile against the installed libbn, gives bn-infer --embed's vectors byte for byte; -q ranks lines by cosine" {
-    d=$BATS_TEST_TMPDIR/root
-    T=$BATS_TEST_TMPDIR
-    make -s -C "$ROOT" install DESTDIR="$d" PREFIX=/usr ${BN_BUILD:+BUILD=$BN_BUILD} >/dev/null
-    mkdir "$T/ex"
-    cp "$ROOT/examples/Makefile" "$ROOT/examples/embed.c" "$T/ex/"
-    export PKG_CONFIG_PATH="$d/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$d"
-    make -s -C "$T/ex" embed CC="${BN_USER_CC:-cc}" CFLAGS="-std=c11 -Wall -Wextra -Werror" \
-        LDFLAGS="${BN_USER_LDFLAGS:-}" >/dev/null
+    build_examples embed
     $GEN --format hf-bf16 --family bitnet-embedding-0.6b "$T/e" >/dev/null
     bn-convert "$T/e" | bn-quant | bn-pack >"$T/e.bn"
     export LD_LIBRARY_PATH="$d/usr/lib"
