@@ -43,7 +43,7 @@ typedef struct opts {
     size_t n_origins;
     uint32_t port, parallel, queue, n_ctx, timeout;
     uint64_t kv_budget;
-    int threads, log_json, log_health, chat_whole;
+    int threads, log_json, log_health, chat_whole, kv_f16;
 } opts;
 
 /* An origin as browsers send it: "scheme://host[:port]" (no path, not
@@ -149,9 +149,12 @@ static int stop_pending(void *user, size_t done, size_t total, const char *what)
     return !sigpending(&p) && (sigismember(&p, SIGTERM) == 1 || sigismember(&p, SIGINT) == 1);
 }
 
+static const char *const kv_names[] = {"f32", "f16", NULL};
+
 static int parse(int argc, char **argv, opts *o)
 {
     memset(o, 0, sizeof *o);
+    o->kv_f16 = 1;
     o->host = "127.0.0.1";
     o->port = 8080;
     o->parallel = 4;
@@ -172,6 +175,9 @@ static int parse(int argc, char **argv, opts *o)
         OPT_INT('t', "threads", &o->threads, "N", 1, 1024, "threads (default: all cores)"),
         {.kind = BN_OPT_U32, .dash_name = "np", .name = "parallel", .dest = &o->parallel, .arg = "SLOTS", .lo = 1,
          .hi = 256, .help = "requests answered at once, each a sequence of the batch (default 4)"},
+        OPT_ENUM(0, "kv", &o->kv_f16, NULL, kv_names, NULL,
+                 "KV cache precision of the model and the draft (default f16; an embedding\n"
+                 "model's is f32)"),
         OPT_BYTES(0, "kv-budget", &o->kv_budget, "N[K|M|G]", 1,
                   "KV cache bytes for all sequences (default: half of the memory the model leaves,\n"
                   "at least one context, at most SLOTS contexts)"),
@@ -333,8 +339,8 @@ int main(int argc, char **argv)
     /* an embedding model's vectors are bn-infer --embed's, bytes and all:
      * its context gives final-normed states, its KV is f32 as there */
     int embed = m->hp.pooling != BN_POOL_NONE;
-    bn_ctx_opts co = {.n_ctx = o.n_ctx ? o.n_ctx : bn_model_n_ctx(m), .kv_f16 = !embed, .n_threads = o.threads,
-                      .n_seq = o.parallel, .embeddings = embed};
+    bn_ctx_opts co = {.n_ctx = o.n_ctx ? o.n_ctx : bn_model_n_ctx(m), .kv_f16 = o.kv_f16 && !embed,
+                      .n_threads = o.threads, .n_seq = o.parallel, .embeddings = embed};
     uint64_t block = bn_cli_kv_block_bytes(m, co.kv_f16);
     co.kv_budget = o.kv_budget ? o.kv_budget
                                : bn_cli_default_kv_budget(mem_available, bn_model_weight_bytes(m), block, co.n_ctx,
@@ -356,7 +362,7 @@ int main(int argc, char **argv)
             bn_report(&prog, "%s", e.msg);
             goto out;
         }
-        bn_ctx_opts dco = {.n_ctx = co.n_ctx < bn_model_n_ctx(dm) ? co.n_ctx : bn_model_n_ctx(dm), .kv_f16 = 1,
+        bn_ctx_opts dco = {.n_ctx = co.n_ctx < bn_model_n_ctx(dm) ? co.n_ctx : bn_model_n_ctx(dm), .kv_f16 = o.kv_f16,
                            .n_threads = o.threads, .n_seq = bn_ctx_n_seq(c)};
         if (!(dc = bn_ctx_new_opts(dm, &dco, &e))) {
             bn_report(&prog, "%s: %s", o.draft, e.msg);

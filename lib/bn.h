@@ -59,10 +59,15 @@ typedef enum bn_status {
                                the vocabulary, a parameter out of range */
     BN_E_CONTEXT_FULL = -7, /* the tokens do not fit the context */
     BN_E_CANCELLED = -8,    /* a callback returned nonzero */
-    BN_E_KV_FULL = -9       /* the KV cache budget cannot hold the new positions
+    BN_E_KV_FULL = -9,      /* the KV cache budget cannot hold the new positions
                                (it is shared by the sequences, or smaller
                                than n_ctx positions): nothing was evaluated;
                                retry once sequences are freed */
+    BN_E_KV_RANGE = -10     /* (since 0.4.0) a K or V value is beyond what an f16 KV cache
+                               holds (65504 in magnitude, or not finite):
+                               the call kept nothing; a context with
+                               kv_type BN_KV_F32 holds it (unless it is
+                               not finite) */
 } bn_status;
 
 /* msg: one line naming the file or value at fault; code: its bn_status.
@@ -202,7 +207,11 @@ typedef struct bn_ctx_params {
     uint32_t n_ctx; /* positions (<= the model's); 0 (default): the model's */
     int n_threads;  /* 0 (default): one per online CPU */
     int kv_type;    /* BN_KV_F16 (default) or BN_KV_F32 (an embedding
-                       model's context: always f32, below) */
+                       model's context: always f32, below). f16 holds
+                       half the bytes and values up to 65504 in
+                       magnitude: an evaluation that meets a K or V value
+                       beyond that fails with BN_E_KV_RANGE (which f32
+                       holds) */
     /* since 0.3.0 (n_seq sits where 0.2.0's struct had padding: a caller
      * built against 0.2.0 is read right when it filled its struct with
      * bn_ctx_params_init, as every caller should) */
@@ -244,7 +253,10 @@ enum { BN_EVAL_ALL_LOGITS = 1 /* a row of logits per token, not only the last */
  * bn_model_n_embd floats, its states; "embedding models" below). BN_E_INVALID: an id outside the vocabulary, or
  * unknown flags;
  * BN_E_CONTEXT_FULL: the tokens do not fit; nothing is evaluated then;
- * BN_E_KV_FULL: the KV budget cannot hold them (above).
+ * BN_E_KV_FULL: the KV budget cannot hold them (above);
+ * BN_E_KV_RANGE: a token's K or V value is beyond the f16 cache (the
+ * message names its position, the layer and the value): the context is as
+ * it was before the call (rows of logits may have been written).
  * n = 0 evaluates nothing and succeeds (ids may then be NULL; flags are
  * still checked). */
 BN_API int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, unsigned flags, bn_err *e);
@@ -315,8 +327,11 @@ typedef struct bn_eval_tok {
  * anything, changing nothing: BN_E_INVALID (no context, t NULL with n >
  * 0, an id, a sequence, a position), BN_E_CONTEXT_FULL (a
  * sequence past n_ctx), BN_E_KV_FULL (the KV budget cannot hold the new
- * positions: free sequences, or evaluate fewer), BN_E_NOMEM. n = 0
- * evaluates nothing and succeeds, as bn_ctx_eval does. */
+ * positions: free sequences, or evaluate fewer), BN_E_NOMEM. During the
+ * pass: BN_E_KV_RANGE (a token's K or V value beyond the f16 cache; the
+ * message names the token, its sequence and position): every sequence is
+ * as it was before the call. n = 0 evaluates nothing and succeeds, as
+ * bn_ctx_eval does. */
 BN_API int bn_ctx_eval_batch(bn_ctx *c, const bn_eval_tok *t, size_t n, float *logits, bn_err *e);
 
 /* --------------------------------------------------------- tokenizers */
@@ -536,14 +551,18 @@ BN_API void bn_generator_free(bn_generator *g);
  * holds already: a chat passes its whole history each turn and pays for
  * the new part. BN_E_CONTEXT_FULL when it does not fit, BN_E_INVALID for
  * an id outside the vocabulary; the context is unchanged then.
- * BN_E_KV_FULL when the KV budget cannot hold the new part: the context
- * then holds the prefix it shared with the prompt, nothing after it. */
+ * BN_E_KV_FULL when the KV budget cannot hold the new part, BN_E_KV_RANGE
+ * when a K or V value of it is beyond the f16 cache: the context then
+ * holds the prefix it shared with the prompt, nothing after it. */
 BN_API int bn_generator_prompt(bn_generator *g, const uint32_t *ids, size_t n, bn_err *e);
 /* One step. Returns 1 with the next token in *id and the text final now
  * (possibly empty: bytes are held back while they may be part of a UTF-8
  * character or a stop string); 0 once generation has ended (*id is
  * BN_NO_TOKEN, *text the bytes held back to the end, and every later call
- * returns 0 with no text); a negative status on error. text and len may
+ * returns 0 with no text); a negative status on error (BN_E_KV_RANGE: a
+ * K or V value beyond the f16 cache, of the model's or of the draft
+ * model's, whose message then begins "the draft model: "; a guess beyond
+ * it is not an error: that pass checks no guesses). text and len may
  * be NULL; *text is never set to NULL, even when *len is 0. The last
  * token is evaluated only when the next step needs it. */
 BN_API int bn_generate_next(bn_generator *g, uint32_t *id, const uint8_t **text, size_t *len, bn_err *e);
@@ -604,7 +623,9 @@ BN_API int bn_generate(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const ui
  * free blocks hold its tokens beside the others (not sooner, where the
  * work would be thrown away again), which changes nothing either; only a
  * request that cannot fit the whole budget alone ends with BN_STOP_ERROR
- * (BN_E_KV_FULL).
+ * (BN_E_KV_FULL). A request whose K or V value is beyond an f16 cache
+ * (its context's or the draft's, where bn_generate_next would fail) ends
+ * with BN_STOP_ERROR (BN_E_KV_RANGE) and the others go on.
  *
  * Events carry token ids. Text is the caller's: a bn_detok per request
  * turns its ids into text as bn_generate_next does, and a caller that

@@ -105,3 +105,32 @@ for k, v in sorted(((k, v) for k, v in h.items() if k != '__metadata__'), key=la
     at += e - s
 d = b''.join(parts)"
 }
+
+# hot_tiny OUT.bn [ROW]: the bundled tiny model, quantized into OUT.bn,
+# whose layer-0 K is beyond the f16 KV cache's range (65504) for one token
+# alone, " ladyship" (3000), at every position: every k_proj weight of
+# layer 0 is 512 (one ternary row of ones, β 512: each K value 512 x the
+# sum of the token's normed input) and that token's embedding row is 0.01
+# throughout (equal normed values, the largest sum): its K is ~1.2e5, every
+# other token's below 3.5e4 (RoPE's rotations included). With ROW, token
+# 3000's embedding row is instead twice token ROW's, layer 0 as trained: a
+# model (a draft) that proposes " ladyship" where the tiny model says ROW.
+hot_tiny() {
+    local dir
+    dir=$(mktemp -d "${BATS_TEST_TMPDIR:-$BATS_FILE_TMPDIR}/hot.XXXXXX")
+    cp "$TINY"/* "$dir"/
+    edit_st_header "$dir/model.safetensors" "
+import array
+d = bytearray(d)
+e = h['model.embed_tokens.weight']; w = e['shape'][1]; at = e['data_offsets'][0]
+if '${2:-}':
+    r = array.array('H', d[at + ${2:-0} * w * 2:at + (${2:-0} + 1) * w * 2])
+    d[at + 3000 * w * 2:at + 3001 * w * 2] = array.array('H', [x + 0x80 if x & 0x7f80 else x for x in r]).tobytes()
+else:
+    s, t = h['model.layers.0.self_attn.k_proj.weight']['data_offsets']
+    d[s:t] = b'\x00\x44' * ((t - s) // 2)
+    d[at + 3000 * w * 2:at + 3001 * w * 2] = b'\x24\x3c' * w
+d = bytes(d)"
+    bn-convert "$dir" | bn-quant >"$1"
+    rm -r "$dir"
+}

@@ -105,6 +105,36 @@ setup() {
     cmp "$T/a" "$T/b"
 }
 
+@test "--draft: a guess whose K is beyond the f16 cache is dropped, not the answer; the draft's own ends it, named" {
+    hot_tiny "$T/hot.bn"          # " ladyship" (3000): its K beyond f16 (common.bash)
+    hot_tiny "$T/ladyship.bn" 44  # a draft that guesses " ladyship" where the tiny model says ","
+    printf 'It was a fine morning\nShe\n' | bn-tokenize -m "$D/tiny.bn" -l >"$T/two.ids"
+    bn-infer -m "$T/ladyship.bn" --temp 0 -n 16 <"$T/two.ids" | grep -qw 3000 # it does guess it
+    bn-infer -m "$T/hot.bn" --temp 0 -n 16 <"$T/two.ids" >"$T/plain"
+    ! grep -qw 3000 "$T/plain"
+    for np in 0 2; do # (0: not --parallel)
+        run_split "$T/out" bn-infer -m "$T/hot.bn" --draft "$T/ladyship.bn" --no-pacing --temp 0 -n 16 \
+            $([ $np = 0 ] || echo "-np $np") <"$T/two.ids"
+        [ "$status" -eq 0 ] && [ -z "$err" ]
+        cmp "$T/out" "$T/plain"
+    done
+    # the draft model's K beyond f16: that record ends, named, the others as without it
+    printf 'It was a fine morning\nHer ladyship said\nShe\n' | bn-tokenize -m "$D/tiny.bn" -l >"$T/three.ids"
+    bn-infer -m "$D/tiny.bn" --temp 0 -n 8 <"$T/three.ids" >"$T/plain"
+    for np in 0 3; do
+        run_split "$T/out" bn-infer -m "$D/tiny.bn" --draft "$T/hot.bn" --no-pacing --temp 0 -n 8 \
+            $([ $np = 0 ] || echo "-np $np") <"$T/three.ids"
+        expect_one_line_error "$status" "$err" bn-infer
+        [[ $err == "bn-infer: -: record 2: the draft model: position 2: layer 0: a K value ("*") is beyond the range of the f16 KV cache (65504): use f32 K/V" ]]
+        [ "$(sed -n 1p "$T/out")" = "$(sed -n 1p "$T/plain")" ]
+        [ "$(sed -n 3p "$T/out")" = "$(sed -n 3p "$T/plain")" ]
+    done
+    # --kv f32: the draft's cache too
+    run bn-infer -m "$D/tiny.bn" --draft "$T/hot.bn" --no-pacing --kv f32 --temp 0 -n 8 <"$T/three.ids"
+    [ "$status" -eq 0 ]
+    [ "$output" = "$(bn-infer -m "$D/tiny.bn" --kv f32 --temp 0 -n 8 <"$T/three.ids")" ]
+}
+
 @test "--draft: sampled output repeats for a seed, and differs between seeds" {
     bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --seed 7 -n 48 --draft "$D/draft2.bn" >"$T/a"
     bn-infer -m "$D/tiny.bn" -f "$D/repeat.txt" --seed 7 -n 48 --draft "$D/draft2.bn" >"$T/b"

@@ -34,6 +34,8 @@ setup_file() {
         (echo -n "4064 "; cut -d' ' -f1-$((n - 1)) "$D/held.ids") | sed 's/ $//' >"$D/h$n.ids"
     done
     echo 4064 >"$D/h1.ids"
+    # one token's K beyond the f16 KV cache's range (common.bash)
+    hot_tiny "$D/hot.bn"
 }
 
 setup() {
@@ -154,6 +156,57 @@ EOF
     a=$(bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" --json --kv f32 | $PY -c 'import json,sys; print(json.load(sys.stdin)["ppl"])')
     b=$(bn-infer -m "$D/tiny.bn" --perplexity "$DATA/heldout.txt" --json --kv f16 | $PY -c 'import json,sys; print(json.load(sys.stdin)["ppl"])')
     $PY -c "import sys; a, b = $a, $b; assert abs(a / b - 1) < 3e-3, (a, b)"
+}
+
+# The message of a K value beyond f16 in layer 0 at position P of what failed.
+hot_error() {
+    echo "position $1: layer 0: a K value (*) is beyond the range of the f16 KV cache (65504): use f32 K/V"
+}
+
+@test "a K value beyond the f16 KV cache's range is an error that says so, not garbage; --kv f32 holds it" {
+    # stored as inf it made every later score NaN: the answer went on, from noise
+    run_split "$T/out" bn-infer -m "$D/hot.bn" -p "Her ladyship said" -n 8
+    expect_one_line_error "$status" "$err" bn-infer
+    [[ $err == "bn-infer: -p: "$(hot_error 2) ]]
+    [ ! -s "$T/out" ]
+    run_split "$T/out" bn-infer -m "$D/hot.bn" -p "Her ladyship said" -n 8 --kv f32
+    [ "$status" -eq 0 ] && [ -z "$err" ] && [ -s "$T/out" ]
+    # the other tokens fit: answered in f16 as ever
+    run_split "$T/out" bn-infer -m "$D/hot.bn" -p "It was a fine morning" -n 8
+    [ "$status" -eq 0 ] && [ -z "$err" ] && [ -s "$T/out" ]
+    run_split "$T/out" bn-infer -m "$D/hot.bn" -cnv -n 8 <<<"Her ladyship said"
+    [ "$status" -eq 1 ]
+    [[ $err == *"bn-infer: "$(hot_error 6) ]]
+}
+
+@test "a K value beyond f16: its record is named and answered empty, the others as alone (-np too)" {
+    printf 'It was a fine morning\nHer ladyship said\nShe\n' | bn-tokenize -m "$D/hot.bn" -l >"$T/three.ids"
+    for np in 1 3; do
+        run_split "$T/out" bn-infer -m "$D/hot.bn" --temp 0 -n 8 -np $np <"$T/three.ids"
+        expect_one_line_error "$status" "$err" bn-infer
+        [[ $err == "bn-infer: -: record 2: "$(hot_error 2) ]]
+        [ "$(sed -n 2p "$T/out")" = "" ]
+        for i in 1 3; do
+            [ "$(sed -n "${i}p" "$T/out")" = "$(sed -n "${i}p" "$T/three.ids" | bn-infer -m "$D/hot.bn" --temp 0 -n 8)" ]
+        done
+    done
+    # --logits: the rows of the records answered, none of the one that failed
+    run_split /dev/null bn-infer -m "$D/hot.bn" -n 0 --logits "$T/lg.f32" <"$T/three.ids"
+    expect_one_line_error "$status" "$err" bn-infer
+    [ "$(stat -c %s "$T/lg.f32")" -eq $(((6 + 2) * 4096 * 4)) ]
+}
+
+@test "--perplexity of a text with a K value beyond f16 names the window and position; f32 scores it" {
+    printf 'It was a fine morning, and her ladyship said nothing.\n' >"$T/t.txt"
+    for np in 1 2; do
+        run_split "$T/out" bn-infer -m "$D/hot.bn" --perplexity "$T/t.txt" -np $np
+        expect_one_line_error "$status" "$err" bn-infer
+        [[ $err == "bn-infer: $T/t.txt: window 1, "$(hot_error 9) ]]
+        [ ! -s "$T/out" ]
+    done
+    run bn-infer -m "$D/hot.bn" --perplexity "$T/t.txt" --kv f32
+    [ "$status" -eq 0 ]
+    [[ $output == "PPL = "* ]]
 }
 
 @test "bn-tokenize | bn-infer | bn-tokenize -d generates text from the trained model" {

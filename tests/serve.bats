@@ -762,6 +762,44 @@ assert sum(1 for l in lines if l["status"] == 200 and l["path"] == "/v1/completi
     [[ $output == *"less than one KV block"* ]]
 }
 
+@test "a K value beyond the f16 KV cache: that request gets a 500 that says so, the others their answers; --kv f32" {
+    hot_tiny "$T/hot.bn" # " ladyship": its K beyond f16 (common.bash)
+    SERVE_MODEL=$T/hot.bn start_server "$T" hot -np 2
+    SRV_PORT=$(cat "$T/hot.port")
+    complete 'Her ladyship said' 8 '{"temperature": 0}' >"$T/bad"
+    complete "$P1" 16 '{"temperature": 0}' >"$T/good"
+    for try in 1 2 3; do # side by side (in one pass or not), then one after the other
+        curl -s --max-time 60 -o "$T/bad.body" -w '%{http_code}' -H 'Content-Type: application/json' \
+            --data-binary "@$T/bad" "http://127.0.0.1:$SRV_PORT/v1/completions" >"$T/bad.code" &
+        bg=$!
+        [ $try -lt 3 ] || { wait $bg; bg=; }
+        api /v1/completions "$(cat "$T/good")"
+        [ -z "$bg" ] || wait $bg # (not every child: the servers are)
+        [ "$code" = 200 ]
+        field "$T/body" 'j["choices"][0]["text"] + "\n"' >"$T/served"
+        bn-infer -m "$T/hot.bn" -p "$P1" --temp 0 -n 16 | cmp - "$T/served"
+        [ "$(cat "$T/bad.code")" = 500 ]
+        [[ $(field "$T/bad.body" 'j["error"]["message"]') == "position 2: layer 0: a K value ("*") is beyond the range of the f16 KV cache (65504): use f32 K/V" ]]
+    done
+    # streamed: an error event, then [DONE]
+    api /v1/completions "$(complete 'Her ladyship said' 8 '{"temperature": 0, "stream": true}')" -N
+    grep -q '^data: {"error":{"message":"position 2: layer 0: a K value' "$T/body"
+    run curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/health"
+    [ "$output" = '{"status":"ok"}' ]
+    # --kv f32 holds it, and takes twice the bytes a block
+    SERVE_MODEL=$T/hot.bn start_server "$T" f32 -np 2 --kv f32 -c 100
+    SRV_PORT=$(cat "$T/f32.port")
+    api /v1/completions "$(cat "$T/bad")"
+    [ "$code" = 200 ]
+    field "$T/body" 'j["choices"][0]["text"] + "\n"' >"$T/served"
+    bn-infer -m "$T/hot.bn" -p 'Her ladyship said' --kv f32 --temp 0 -n 8 | cmp - "$T/served"
+    positions=$(bn-infer -m "$T/hot.bn" -v --kv f32 --parallel 2 -c 100 </dev/null 2>&1 |
+        sed -n 's/.*(f32, \([0-9]*\) bytes a position, .*/\1/p')
+    [ "$positions" -eq 3072 ] # 2 x 6 layers x 2 KV heads x 32 x 4 bytes
+    run bn-serve -m "$T/hot.bn" --kv f8
+    [ "$status" -eq 2 ]
+}
+
 @test "usage errors exit 2; a model that cannot be opened, or a port in use, 1 with one line" {
     run bn-serve
     [ "$status" -eq 2 ]

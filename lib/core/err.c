@@ -60,6 +60,8 @@ const char *bn_status_string(int code)
         return "BN_E_CANCELLED: cancelled by a callback";
     case BN_E_KV_FULL:
         return "BN_E_KV_FULL: the KV cache budget is used up";
+    case BN_E_KV_RANGE:
+        return "BN_E_KV_RANGE: a K or V value is beyond the f16 KV cache's range";
     /* why generation ended: bn_generate's successes, a batch's ends */
     case BN_STOP_TOKEN:
         return "BN_STOP_TOKEN: stopped at a stop token";

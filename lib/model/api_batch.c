@@ -283,12 +283,13 @@ int bn_batcher_step(bn_batcher *b, const bn_batcher_event **ev, size_t *n_ev, bn
     for (size_t i = 0; i < n; i++) {
         int stop = stop_reason(in[i].finish);
         /* submit checked everything else the scheduler refuses, so a
-         * refusal here is a request that outgrew the whole KV budget */
+         * refusal here is a request that outgrew the whole KV budget
+         * (BN_E_KV_FULL) or whose K or V overflowed f16 (BN_E_KV_RANGE) */
         b->ev[i] = (bn_batcher_event){
             .tag = in[i].tag,
             .token = in[i].token == BN_BATCH_NO_TOKEN ? BN_NO_TOKEN : in[i].token,
             .stop = stop,
-            .status = stop == BN_STOP_ERROR ? BN_E_KV_FULL : BN_OK,
+            .status = stop == BN_STOP_ERROR ? in[i].status : BN_OK,
             .error = stop == BN_STOP_ERROR ? in[i].error : NULL,
         };
     }

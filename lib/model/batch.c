@@ -347,14 +347,14 @@ static void add_logprobs(bn_batch *b, bn_batch_event *ev, const float *raw, size
     ev->top = n ? top : NULL;
 }
 
-/* A BN_FIN_ERROR event with its reason. */
-static void __attribute__((format(printf, 3, 4))) refuse(bn_batch *b, const req *r, const char *fmt, ...)
+/* A BN_FIN_ERROR event with its status and reason. */
+static void __attribute__((format(printf, 4, 5))) refuse(bn_batch *b, const req *r, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(b->msg[b->n_msg++], sizeof b->msg[0], fmt, ap);
     va_end(ap);
-    event(b, r, BN_BATCH_NO_TOKEN, BN_FIN_ERROR);
+    event(b, r, BN_BATCH_NO_TOKEN, BN_FIN_ERROR)->status = status;
 }
 
 /* ------------------------------------------------------------ admission */
@@ -396,25 +396,26 @@ static int check_prompt(bn_batch *b, const req *r)
 {
     uint32_t V = b->m->hp.n_vocab;
     if (!r->n_prompt) {
-        refuse(b, r, "empty prompt");
+        refuse(b, r, BN_E_INVALID, "empty prompt");
         return 1;
     }
     for (size_t i = 0; i < r->n_prompt; i++)
         if (r->hist[i] >= V) {
-            refuse(b, r, "token %zu: id %u is outside the vocabulary (0..%u)", i + 1, r->hist[i], V - 1);
+            refuse(b, r, BN_E_INVALID, "token %zu: id %u is outside the vocabulary (0..%u)", i + 1, r->hist[i], V - 1);
             return 1;
         }
     if (r->n_prompt > b->n_ctx || (r->n_prompt == b->n_ctx && r->n_predict != 0)) {
-        refuse(b, r, "prompt of %zu tokens does not fit the context of %u tokens%s", r->n_prompt, b->n_ctx,
-               r->n_prompt == b->n_ctx ? " (one more position is needed to answer)" : "");
+        refuse(b, r, BN_E_CONTEXT_FULL, "prompt of %zu tokens does not fit the context of %u tokens%s", r->n_prompt,
+               b->n_ctx, r->n_prompt == b->n_ctx ? " (one more position is needed to answer)" : "");
         return 1;
     }
     /* a prompt the whole KV budget cannot hold, even alone: refused now,
      * not after waiting at the head of the queue for everything else */
     uint64_t need = bn_kv_blocks_for(r->n_prompt), have = bn_ctx_kv_blocks_max(b->c);
     if (need > have) {
-        refuse(b, r, "the KV cache budget cannot hold the prompt of %zu tokens (%llu blocks of %d positions, the "
-                     "budget %llu)", r->n_prompt, (unsigned long long)need, BN_KV_BLOCK, (unsigned long long)have);
+        refuse(b, r, BN_E_KV_FULL,
+               "the KV cache budget cannot hold the prompt of %zu tokens (%llu blocks of %d positions, the budget "
+               "%llu)", r->n_prompt, (unsigned long long)need, BN_KV_BLOCK, (unsigned long long)have);
         return 1;
     }
     return 0;
@@ -545,7 +546,30 @@ static int guess(bn_batch *b, bn_err *e)
         b->dwant[m++] = r;
     }
     while (m) {
-        if (bn_ctx_eval_batch(b->dc, b->dtoks, n, b->dlogits, e))
+        int rc = bn_ctx_eval_batch(b->dc, b->dtoks, n, b->dlogits, e);
+        if (rc == BN_E_KV_RANGE) {
+            /* a K or V value of the draft model's beyond its f16 cache:
+             * that request ends (alone its answer fails there too), the
+             * pass goes again without it (it changed nothing) */
+            const char *why;
+            const bn_eval_tok bad = b->dtoks[bn_ctx_range_token(b->dc, &why)];
+            size_t w = 0, m2 = 0;
+            for (size_t i = 0; i < n; i++)
+                if (b->dtoks[i].seq != bad.seq)
+                    b->dtoks[w++] = b->dtoks[i];
+            n = w;
+            for (size_t i = 0; i < m; i++)
+                if (b->dwant[i]->seq != (int)bad.seq)
+                    b->dwant[m2++] = b->dwant[i];
+            m = m2;
+            size_t i = 0;
+            while (b->run[i]->seq != (int)bad.seq)
+                i++;
+            refuse(b, b->run[i], BN_E_KV_RANGE, "the draft model: position %u: %s", bad.pos, why);
+            finish_run(b, i);
+            continue;
+        }
+        if (rc)
             return -1;
         size_t m2 = 0;
         n = 0;
@@ -717,6 +741,25 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
             break;
         }
         rc = bn_ctx_eval_batch(b->c, b->toks, n, b->logits, &ee);
+        if (rc == BN_E_KV_RANGE) {
+            /* a K or V value beyond the f16 cache (the pass changed
+             * nothing): in a guess, the pass goes again without that
+             * request's guesses (its own next token decides); else the
+             * request ends, as it would alone, and the others go on */
+            const char *why;
+            const bn_eval_tok *bad = &b->toks[bn_ctx_range_token(b->c, &why)];
+            size_t i = 0;
+            while (b->run[i]->seq != (int)bad->seq)
+                i++;
+            req *r = b->run[i];
+            if (bad->pos >= r->n_hist) {
+                r->no_draft = 1;
+                continue;
+            }
+            refuse(b, r, BN_E_KV_RANGE, "position %u: %s", bad->pos, why);
+            finish_run(b, i);
+            continue;
+        }
         if (rc != BN_E_KV_FULL)
             break;
         /* the budget is short: set the newest request back (its blocks
@@ -736,7 +779,7 @@ int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *
             size_t i = 0;
             while (b->run[i] != r)
                 i++;
-            refuse(b, r, "%s", ee.msg);
+            refuse(b, r, BN_E_KV_FULL, "%s", ee.msg);
             finish_run(b, i);
             continue;
         }

@@ -86,6 +86,9 @@ typedef struct bn_batch_event {
     uint32_t token;     /* BN_BATCH_NO_TOKEN when none */
     int finish;         /* BN_FIN_* */
     const char *error;  /* BN_FIN_ERROR's reason (valid until the next step) */
+    int status;         /* BN_FIN_ERROR's bn_status (BN_E_KV_FULL: the budget
+                           cannot hold it alone; BN_E_KV_RANGE: a K or V
+                           value beyond the f16 cache), else 0 */
     /* a token of a request with logprobs: has_logprob 1, its log
      * probability, and the row's n_top most likely tokens, most likely
      * first (ties: the lower id), valid until the next step; else 0, 0,
@@ -141,7 +144,9 @@ size_t bn_batch_max_events(const bn_batch *b);
 
 /* One pass. *ev gets the events (valid until the next call): requests
  * refused first, then one for each request that reached a token.
- * Nothing to do: 0 events. Fails only on an error of the context itself
+ * Nothing to do: 0 events. A request whose K or V overflows an f16 cache
+ * (BN_E_KV_RANGE from its context or the draft's) ends with BN_FIN_ERROR,
+ * the others go on. Fails only on an error of the context itself
  * (out of memory), and then changes nothing, or returns 0 with the
  * events of requests it ended before failing (the error comes again). */
 int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *e);

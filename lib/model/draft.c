@@ -1,6 +1,7 @@
 /* draft.c — a draft model's guesses (draft.h). */
 #include "draft.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,7 +33,10 @@ oom:
 int bn_spec_eval(bn_ctx *c, const uint32_t *ids, size_t *nd, float *logits, bn_err *e)
 {
     int rc = bn_ctx_eval(c, ids, *nd + 1, logits, *nd ? BN_EVAL_ALL_LOGITS : 0, e);
-    if (rc == BN_E_KV_FULL && *nd) { /* (a refused pass changes nothing in the cache) */
+    const char *why;
+    /* (a refused pass changes nothing in the cache) a K or V value of a
+     * guess beyond the f16 cache: the token itself decides, alone */
+    if ((rc == BN_E_KV_FULL || (rc == BN_E_KV_RANGE && bn_ctx_range_token(c, &why) > 0)) && *nd) {
         *nd = 0;
         rc = bn_ctx_eval(c, ids, 1, logits, 0, e);
     }
@@ -71,6 +75,18 @@ int bn_spec_guess(bn_lookup *lk, bn_draft *d, const uint32_t *text, size_t n, si
     return 0;
 }
 
+/* A failed evaluation of the draft model's: its K or V beyond the f16
+ * cache is said to be the draft's, not the model's. */
+static int draft_failed(int rc, bn_err *e)
+{
+    if (rc == BN_E_KV_RANGE && e) {
+        char why[sizeof e->msg];
+        snprintf(why, sizeof why, "%s", e->msg);
+        bn_fail_code(e, rc, "the draft model: %s", why);
+    }
+    return rc;
+}
+
 int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, uint32_t *out, size_t *n_out,
                      bn_err *e)
 {
@@ -98,7 +114,7 @@ int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, 
         size_t nb = n - off < BN_KERN_MAX_N ? n - off : BN_KERN_MAX_N;
         int rc = bn_ctx_eval(d->c, text + off, nb, d->logits, 0, e);
         if (rc)
-            return rc;
+            return draft_failed(rc, e);
     }
     size_t behind = n - common;
     const bn_model *m = bn_ctx_model(d->c);
@@ -114,7 +130,7 @@ int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, 
             break;
         int rc = bn_ctx_eval(d->c, &x, 1, d->logits, 0, e);
         if (rc)
-            return rc;
+            return draft_failed(rc, e);
     }
     /* what the guesses cost, for pacing: a call that caught up with one or
      * two tokens (the last pass's) is the steady state; a longer catch-up

@@ -140,10 +140,11 @@ int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_o
         return -1;
     bn_tokens *recs = calloc(par, sizeof *recs), *run = calloc(par, sizeof *run);
     char(*why)[160] = calloc(par, sizeof *why);
+    char *ran = calloc(par, 1); /* record k went into run (and has a row of vec) */
     float *vec = malloc(par * d * sizeof *vec);
     int rc = 0, done = 0, src_failed = 0;
     bn_err src_err = {0}; /* a broken input: reported after the records read before it */
-    if (!recs || !run || !why || !vec)
+    if (!recs || !run || !why || !ran || !vec)
         rc = bn_fail_code(e, BN_E_NOMEM, "out of memory");
     size_t k = 0;
     for (uint64_t base = 1; !rc && !done; base += k) {
@@ -160,6 +161,7 @@ int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_o
                 break;
             }
             why[k][0] = 0;
+            ran[k] = 0;
             if (bn_embed_input(hp, &recs[k], e))
                 rc = -1;
             else if (!recs[k].n)
@@ -169,24 +171,39 @@ int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_o
                          n_ctx);
             else if (outside_vocab(&recs[k], hp->n_vocab, why[k], sizeof why[k]))
                 ; /* this record is answered with its error, the others go on */
-            else
+            else {
                 run[nrun++] = recs[k];
+                ran[k] = 1;
+            }
         }
         if (rc)
             break;
         bn_err re;
         int r = nrun ? bn_embed_run(c, run, nrun, vec, &re) : 0;
-        if (r && re.code == BN_E_KV_FULL) /* the budget holds fewer at once: one at a time */
-            for (size_t i = r = 0; i < nrun && !r; i++)
-                r = bn_embed_run(c, &run[i], 1, vec + i * d, &re);
+        /* one at a time: the budget holds fewer at once, or a record's K
+         * or V is beyond an f16 cache (--kv f16): that record is answered
+         * with its error, the others go on */
+        if (r && (re.code == BN_E_KV_FULL || re.code == BN_E_KV_RANGE))
+            for (size_t i = r = 0, j = 0; i < k && !r; i++) {
+                if (!ran[i])
+                    continue;
+                r = bn_embed_run(c, &run[j], 1, vec + j * d, &re);
+                j++;
+                if (r == BN_E_KV_RANGE) {
+                    const char *at;
+                    size_t pos = bn_ctx_range_token(c, &at);
+                    snprintf(why[i], sizeof why[i], "position %zu: %s", pos, at);
+                    r = 0;
+                }
+            }
         if (r) {
             rc = bn_fail_code(e, re.code, "%s", re.msg);
             break;
         }
         for (size_t i = 0, v = 0; i < k && !rc; i++) {
-            const float *vi = NULL;
+            const float *vi = ran[i] ? vec + d * v++ : NULL;
             const char *err = why[i][0] ? why[i] : NULL;
-            if (!err && !bn_embed_finite(vi = vec + d * v++, d))
+            if (!err && !bn_embed_finite(vi, d))
                 err = "the embedding is not finite (a value overflowed, or the model's weights hold inf or NaN)";
             if (err) {
                 (*bad)++;
@@ -209,6 +226,7 @@ int bn_embed_stream(bn_ctx *c, bn_embed_src src, void *src_ctx, const bn_embed_o
     free(recs);
     free(run);
     free(why);
+    free(ran);
     free(vec);
     return rc;
 }

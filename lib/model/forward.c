@@ -25,6 +25,7 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,12 @@ struct bn_ctx {
     uint8_t *tblk[NB];
     int twant[NB];
     uint16_t *k16; /* NB rows: each batch token's K in f16, on its way into its block */
+    /* f16 K/V: kv_bad[t], token t's K or V row held a value f16 cannot
+     * (written by the thread that stores t's row, read after the step);
+     * after a pass that stopped on one, the first such token and why */
+    int kv_bad[NB];
+    size_t bad_t;
+    char bad_why[160];
     double *inv_freq; /* head_dim/2 RoPE frequencies (x 2 with sliding layers: theirs after) */
     float *rope_cs;   /* NB x head_dim (x 2 with sliding layers): each token's cos, then sin (one batch) */
     size_t n_rope;    /* sets of frequencies: 1, or 2 with sliding layers (model.swa_theta) */
@@ -440,10 +447,29 @@ static void rope(const bn_ctx *c, float *v, size_t n_heads, const float *cs)
 
 /* -------------------------------------------------------------- a batch */
 
+/* 1 when an f16 row holds inf or NaN (exponent all ones): a value at or
+ * beyond 65520 in magnitude (65504, f16's largest, rounded up), or one
+ * that was not finite already. In blocks of 8 lanes so that -O2 makes it
+ * vector code: no branch per element, a few instructions per 8 values
+ * beside the conversion's. */
+static int f16_row_bad(const uint16_t *h, size_t n)
+{
+    uint16_t acc[8] = {0}; /* 16-bit lanes, as the values: no widening */
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t l = 0; l < 8; l++)
+            acc[l] |= (uint16_t)((h[i + l] & 0x7c00u) == 0x7c00u);
+    for (; i < n; i++)
+        acc[0] |= (uint16_t)((h[i] & 0x7c00u) == 0x7c00u);
+    return (acc[0] | acc[1] | acc[2] | acc[3] | acc[4] | acc[5] | acc[6] | acc[7]) != 0;
+}
+
 /* Batch token t's K and V of one layer into its block (kvcache.h): K
  * element i (kv head i / head_dim, dimension i % head_dim) at
  * (layer·kv_dim + i)·BN_KV_BLOCK + p, V as a row; t's row of k16 holds its
- * f16 K on the way. */
+ * f16 K on the way. In f16, kv_bad[t] says whether a value overflowed:
+ * stored as inf, it would make every later score of the sequence NaN
+ * (inf - inf in the dot product or the softmax), silently. */
 static void store_kv(bn_ctx *c, uint32_t layer, const float *k, const float *v, size_t t)
 {
     size_t p = c->tpos[t] % BN_KV_BLOCK, kt = (size_t)layer * c->kv_dim * BN_KV_BLOCK + p;
@@ -456,11 +482,36 @@ static void store_kv(bn_ctx *c, uint32_t layer, const float *k, const float *v, 
         memcpy((float *)(blk + c->kv.v_off) + idx, v, c->kv_dim * sizeof *v);
         return;
     }
-    uint16_t *kc = (uint16_t *)blk, *k16 = c->k16 + t * c->kv_dim;
+    uint16_t *kc = (uint16_t *)blk, *k16 = c->k16 + t * c->kv_dim, *v16 = (uint16_t *)(blk + c->kv.v_off) + idx;
     c->f16_row(k, k16, c->kv_dim);
     for (size_t i = 0; i < c->kv_dim; i++)
         kc[kt + i * BN_KV_BLOCK] = k16[i];
-    c->f16_row(v, (uint16_t *)(blk + c->kv.v_off) + idx, c->kv_dim);
+    c->f16_row(v, v16, c->kv_dim);
+    c->kv_bad[t] = f16_row_bad(k16, c->kv_dim) || f16_row_bad(v16, c->kv_dim);
+}
+
+/* Why token t's K or V did not fit f16 in layer l, from its f32 rows
+ * (still in kb and vb): the first value that did not, into bad_why. */
+static void describe_kv_bad(bn_ctx *c, uint32_t l, size_t t)
+{
+    const float *row[2] = {c->kb + t * c->kv_dim, c->vb + t * c->kv_dim};
+    c->bad_t = t;
+    /* (never left as is: the conversion and the test below agree on every value) */
+    snprintf(c->bad_why, sizeof c->bad_why, "layer %u: a K or V value is beyond the range of the f16 KV cache", l);
+    for (int r = 0; r < 2; r++)
+        for (size_t i = 0; i < c->kv_dim; i++) {
+            float x = row[r][i];
+            if (fabsf(x) < 65520.0f)
+                continue;
+            if (isfinite(x))
+                snprintf(c->bad_why, sizeof c->bad_why,
+                         "layer %u: a %c value (%g) is beyond the range of the f16 KV cache (65504): use f32 K/V",
+                         l, "KV"[r], (double)x);
+            else /* the model overflowed before the cache: f32 K/V would hold it as it is */
+                snprintf(c->bad_why, sizeof c->bad_why, "layer %u: a %c value is not finite (%g)", l, "KV"[r],
+                         (double)x);
+            return;
+        }
 }
 
 /* The per-token work between two parallel matrix steps (norms, the
@@ -581,7 +632,9 @@ static void project_own(bn_ctx *c, const bn_layer *L, uint32_t l, size_t n, int 
     project(c, n, w, y, NULL, NULL, NULL, NULL);
 }
 
-static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
+/* 0, or -1 when a token's K or V did not fit the f16 cache (bad_t and
+ * bad_why say which and why): the pass stops there. */
+static int layer_forward(bn_ctx *c, uint32_t l, size_t n)
 {
     const bn_hparams *hp = &c->m->hp;
     const bn_layer *L = &c->m->layers[l];
@@ -595,6 +648,11 @@ static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
     } else
         project(c, n, &L->q, c->qb, &L->k, c->kb, &L->v, c->vb);
     tok_steps(c, L, l, n, STEP_ROPE_KV);
+    for (size_t t = 0; c->o.kv_f16 && t < n; t++)
+        if (c->kv_bad[t]) {
+            describe_kv_bad(c, l, t);
+            return -1;
+        }
     att_job aj = {c, l, n, 0};
     aj.per = att_heads_per_task(n * hp->n_head_kv, hp->n_head / hp->n_head_kv, c->nth);
     bn_pool_run(c->pool, att_run, &aj);
@@ -611,11 +669,13 @@ static void layer_forward(bn_ctx *c, uint32_t l, size_t n)
     for (size_t t = 0; L->ffn_post_norm && t < n; t++) /* model.post_norms: the FFN output too */
         rmsnorm(c->tmp + t * d, L->ffn_post_norm, d, hp->norm_eps, c->tmp + t * d);
     add_rows(c->x, c->tmp, n * d);
+    return 0;
 }
 
 /* The n tokens set_token has described. logits: a row for every token
- * that wants one, in batch order (NULL: none). */
-static void batch_forward(bn_ctx *c, size_t n, float *logits)
+ * that wants one, in batch order (NULL: none). -1: a K or V value did not
+ * fit the f16 cache (layer_forward), the rest of the pass not run. */
+static int batch_forward(bn_ctx *c, size_t n, float *logits)
 {
     const bn_model *m = c->m;
     size_t d = m->hp.n_embd;
@@ -631,12 +691,16 @@ static void batch_forward(bn_ctx *c, size_t n, float *logits)
     bn_model_readahead(m, 0);
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         bn_model_readahead(m, l + 1);
-        layer_forward(c, l, n);
+        int bad = layer_forward(c, l, n);
         bn_model_release(m, l);
+        if (bad) {
+            bn_model_readahead(m, 0);
+            return -1;
+        }
     }
     bn_model_readahead(m, 0); /* the next pass's */
     if (!logits)
-        return;
+        return 0;
     size_t rows = 0;
     /* with embeddings the normed states are the output, no head */
     float *normed = c->o.embeddings ? logits : c->tmp;
@@ -644,12 +708,13 @@ static void batch_forward(bn_ctx *c, size_t n, float *logits)
         if (c->twant[t])
             rmsnorm(c->x + t * d, m->out_norm, d, m->hp.norm_eps, normed + rows++ * d);
     if (!rows || c->o.embeddings)
-        return;
+        return 0;
     head_job hj = {c, c->tmp, rows, logits, {0}};
     size_t V = m->hp.n_vocab;
     chunks_init(&hj.ch, &V, 1, c->nth, 256);
     bn_pool_run(c->pool, head_run, &hj);
     bn_model_release(m, m->hp.n_layer);
+    return 0;
 }
 
 /* Batch token t: id at position pos of sequence seq, whose blocks are in
@@ -713,7 +778,14 @@ int bn_ctx_eval(bn_ctx *c, const uint32_t *ids, size_t n, float *logits, unsigne
             lg = logits;
         for (size_t t = 0; t < nb; t++)
             set_token(c, t, ids[off + t], 0, pos + (uint32_t)(off + t), all || off + t == n - 1);
-        batch_forward(c, nb, lg);
+        if (batch_forward(c, nb, lg)) {
+            /* none of the call's positions is kept (n_pos has not moved):
+             * the blocks taken for them go back */
+            bn_kvseq_truncate(&c->kv, &s->kv, pos);
+            uint32_t at = c->tpos[c->bad_t];
+            c->bad_t += off;
+            return bn_fail_code(e, BN_E_KV_RANGE, "position %u: %s", at, c->bad_why);
+        }
     }
     s->kv.n_pos = pos + n32;
     return 0;
@@ -778,7 +850,14 @@ int bn_ctx_eval_batch(bn_ctx *c, const bn_eval_tok *t, size_t n, float *logits, 
             set_token(c, i, ti->id, ti->seq, ti->pos, ti->logits != 0);
             rows += ti->logits != 0;
         }
-        batch_forward(c, nb, logits && rows ? logits : NULL);
+        if (batch_forward(c, nb, logits && rows ? logits : NULL)) {
+            /* every sequence as it was: no position counted, new blocks back */
+            for (size_t i = 0; i < k; i++)
+                bn_kvseq_truncate(&c->kv, &c->seq[c->touched[i]].kv, c->seq[c->touched[i]].kv.n_pos);
+            c->bad_t += off;
+            return bn_fail_code(e, BN_E_KV_RANGE, "token %zu (sequence %u, position %u): %s", c->bad_t,
+                                t[c->bad_t].seq, t[c->bad_t].pos, c->bad_why);
+        }
         if (logits)
             logits += rows * V;
     }
@@ -962,6 +1041,12 @@ uint64_t bn_ctx_kv_peak_bytes(const bn_ctx *c)
 int bn_ctx_kv_holds_all(const bn_ctx *c)
 {
     return c && (uint64_t)c->kv.max_blocks >= (uint64_t)c->o.n_seq * bn_kv_blocks_for(c->n_ctx);
+}
+
+size_t bn_ctx_range_token(const bn_ctx *c, const char **why)
+{
+    *why = c->bad_why;
+    return c->bad_t;
 }
 
 int bn_ctx_take(bn_ctx *c)

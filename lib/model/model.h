@@ -129,6 +129,12 @@ int bn_ctx_take(bn_ctx *c);
 void bn_ctx_give_back(bn_ctx *c);
 /* Whether a batcher holds c now. */
 int bn_ctx_taken(const bn_ctx *c);
+/* After bn_ctx_eval or bn_ctx_eval_batch failed with BN_E_KV_RANGE: the
+ * index among the call's tokens of the one whose K or V the f16 cache
+ * could not hold, and *why without naming the token ("layer 3: a K value
+ * (70000) is ..."), valid until the next evaluation: a batcher ends that
+ * token's request alone, a guess is retried without the guesses. */
+size_t bn_ctx_range_token(const bn_ctx *c, const char **why);
 /* Whether c's output rows are hidden states (bn_ctx_opts.embeddings), not
  * logits: what samples or scores refuses such a context. */
 int bn_ctx_gives_states(const bn_ctx *c);

@@ -117,7 +117,13 @@ int bn_perplexity(bn_ctx *c, const bn_model *m, const uint32_t *ids, size_t n, c
         bn_ctx_truncate(c, 0);
         for (size_t off = 0; off < nw; off += BN_KERN_MAX_N) {
             size_t nb = nw - off < BN_KERN_MAX_N ? nw - off : BN_KERN_MAX_N;
-            if (bn_ctx_eval(c, win + off, nb, lg, 1, e)) {
+            int erc = bn_ctx_eval(c, win + off, nb, lg, 1, e);
+            if (erc) {
+                const char *why;
+                if (erc == BN_E_KV_RANGE) { /* its position in the window: the window says which */
+                    size_t at = off + bn_ctx_range_token(c, &why);
+                    bn_fail_code(e, erc, "window %u, position %zu: %s", r->n_windows + 1, at, why);
+                }
                 rc = -1;
                 goto done;
             }

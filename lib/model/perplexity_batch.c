@@ -175,7 +175,20 @@ static int pass(scorer *S, bn_eval_tok *t, size_t *take, float *lg, bn_err *e)
             t[n++] = (bn_eval_tok){.id = j->win[k], .seq = (uint32_t)j->seq, .pos = (uint32_t)k,
                                    .logits = (uint32_t)scores(S, j, k)};
     }
-    if (bn_ctx_eval_batch(S->c, t, n, lg, e))
+    int rc = bn_ctx_eval_batch(S->c, t, n, lg, e);
+    if (rc == BN_E_KV_RANGE) { /* named by its text, window and position, not by the sequence it ran on */
+        const char *why;
+        const bn_eval_tok *bad = &t[bn_ctx_range_token(S->c, &why)];
+        for (size_t i = S->head; i < S->tail; i++) {
+            job *j = &S->ring[i % S->cap];
+            if (j->seq == (int)bad->seq) {
+                *S->failed = j->text;
+                bn_fail_code(e, rc, "window %u, position %u: %s", j->no, bad->pos, why);
+                break;
+            }
+        }
+    }
+    if (rc)
         return -1;
     uint32_t V = S->m->hp.n_vocab;
     const float *row = lg;

@@ -35,7 +35,7 @@ static void test_version_and_status(void)
     } st[] = {{BN_OK, "BN_OK"},         {BN_ERROR, "BN_ERROR"},   {BN_E_IO, "BN_E_IO"},
               {BN_E_FORMAT, "BN_E_FORMAT"}, {BN_E_UNSUPPORTED, "BN_E_UNSUPPORTED"}, {BN_E_NOMEM, "BN_E_NOMEM"},
               {BN_E_INVALID, "BN_E_INVALID"}, {BN_E_CONTEXT_FULL, "BN_E_CONTEXT_FULL"},
-              {BN_E_CANCELLED, "BN_E_CANCELLED"}, {BN_E_KV_FULL, "BN_E_KV_FULL"},
+              {BN_E_CANCELLED, "BN_E_CANCELLED"}, {BN_E_KV_FULL, "BN_E_KV_FULL"}, {BN_E_KV_RANGE, "BN_E_KV_RANGE"},
               {BN_STOP_TOKEN, "BN_STOP_TOKEN"}, {BN_STOP_STRING, "BN_STOP_STRING"},
               {BN_STOP_LENGTH, "BN_STOP_LENGTH"}, {BN_STOP_CONTEXT, "BN_STOP_CONTEXT"},
               {BN_STOP_ERROR, "BN_STOP_ERROR"}};
