@@ -330,8 +330,10 @@ typedef struct bn_eval_tok {
  * positions: free sequences, or evaluate fewer), BN_E_NOMEM. During the
  * pass: BN_E_KV_RANGE (a token's K or V value beyond the f16 cache; the
  * message names the token, its sequence and position): every sequence is
- * as it was before the call. n = 0 evaluates nothing and succeeds, as
- * bn_ctx_eval does. */
+ * as it was before the call (its positions and their K/V; one that shared
+ * its last, partial block with another sequence may hold its own copy of
+ * it now, a block of the budget, as its next evaluation would). n = 0
+ * evaluates nothing and succeeds, as bn_ctx_eval does. */
 BN_API int bn_ctx_eval_batch(bn_ctx *c, const bn_eval_tok *t, size_t n, float *logits, bn_err *e);
 
 /* --------------------------------------------------------- tokenizers */
@@ -560,9 +562,10 @@ BN_API int bn_generator_prompt(bn_generator *g, const uint32_t *ids, size_t n, b
  * character or a stop string); 0 once generation has ended (*id is
  * BN_NO_TOKEN, *text the bytes held back to the end, and every later call
  * returns 0 with no text); a negative status on error (BN_E_KV_RANGE: a
- * K or V value beyond the f16 cache, of the model's or of the draft
- * model's, whose message then begins "the draft model: "; a guess beyond
- * it is not an error: that pass checks no guesses). text and len may
+ * K or V value of the model's beyond its f16 cache; a guess beyond it is
+ * not an error, that pass checks no guesses, and neither is a draft
+ * model's value beyond the draft's: the draft guesses less, or no more
+ * in this answer, and the tokens are the model's). text and len may
  * be NULL; *text is never set to NULL, even when *len is 0. The last
  * token is evaluated only when the next step needs it. */
 BN_API int bn_generate_next(bn_generator *g, uint32_t *id, const uint8_t **text, size_t *len, bn_err *e);
@@ -623,9 +626,10 @@ BN_API int bn_generate(bn_ctx *c, bn_sampler *s, const bn_tokenizer *t, const ui
  * free blocks hold its tokens beside the others (not sooner, where the
  * work would be thrown away again), which changes nothing either; only a
  * request that cannot fit the whole budget alone ends with BN_STOP_ERROR
- * (BN_E_KV_FULL). A request whose K or V value is beyond an f16 cache
- * (its context's or the draft's, where bn_generate_next would fail) ends
- * with BN_STOP_ERROR (BN_E_KV_RANGE) and the others go on.
+ * (BN_E_KV_FULL). A request whose K or V value is beyond its context's
+ * f16 cache (where bn_generate_next would fail) ends with BN_STOP_ERROR
+ * (BN_E_KV_RANGE) and the others go on; one beyond the draft's cache
+ * only makes the draft guess less (as bn_generate_next's).
  *
  * Events carry token ids. Text is the caller's: a bn_detok per request
  * turns its ids into text as bn_generate_next does, and a caller that

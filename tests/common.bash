@@ -134,3 +134,28 @@ d = bytes(d)"
     bn-convert "$dir" | bn-quant >"$1"
     rm -r "$dir"
 }
+
+# hot_guess_tiny OUT.bn: hot_tiny's model (" ladyship"'s K beyond f16) with
+# a head of its own, the embedding but for " ladyship"'s row, twice ","'s
+# (44): a draft that guesses " ladyship" where it would guess "," and
+# cannot hold its own guess.
+hot_guess_tiny() {
+    local dir
+    dir=$(mktemp -d "${BATS_TEST_TMPDIR:-$BATS_FILE_TMPDIR}/hot.XXXXXX")
+    cp "$TINY"/* "$dir"/
+    edit_st_header "$dir/model.safetensors" "
+import array
+d = bytearray(d)
+e = h['model.embed_tokens.weight']; w = e['shape'][1]; at = e['data_offsets'][0]
+head = bytearray(d[at:e['data_offsets'][1]])
+r = array.array('H', head[44 * w * 2:45 * w * 2])
+head[3000 * w * 2:3001 * w * 2] = array.array('H', [x + 0x80 if x & 0x7f80 else x for x in r]).tobytes()
+s, t = h['model.layers.0.self_attn.k_proj.weight']['data_offsets']
+d[s:t] = b'\x00\x44' * ((t - s) // 2)
+d[at + 3000 * w * 2:at + 3001 * w * 2] = b'\x24\x3c' * w
+h['lm_head.weight'] = {'dtype': e['dtype'], 'shape': e['shape'], 'data_offsets': [len(d), len(d) + len(head)]}
+d = bytes(d) + bytes(head)"
+    edit_json "$dir/config.json" "c['tie_word_embeddings'] = False"
+    bn-convert "$dir" | bn-quant >"$1"
+    rm -r "$dir"
+}

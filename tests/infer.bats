@@ -170,10 +170,14 @@ hot_error() {
     [[ $err == "bn-infer: -p: "$(hot_error 2) ]]
     [ ! -s "$T/out" ]
     run_split "$T/out" bn-infer -m "$D/hot.bn" -p "Her ladyship said" -n 8 --kv f32
-    [ "$status" -eq 0 ] && [ -z "$err" ] && [ -s "$T/out" ]
+    [ "$status" -eq 0 ]
+    [ -z "$err" ]
+    [ -s "$T/out" ]
     # the other tokens fit: answered in f16 as ever
     run_split "$T/out" bn-infer -m "$D/hot.bn" -p "It was a fine morning" -n 8
-    [ "$status" -eq 0 ] && [ -z "$err" ] && [ -s "$T/out" ]
+    [ "$status" -eq 0 ]
+    [ -z "$err" ]
+    [ -s "$T/out" ]
     run_split "$T/out" bn-infer -m "$D/hot.bn" -cnv -n 8 <<<"Her ladyship said"
     [ "$status" -eq 1 ]
     [[ $err == *"bn-infer: "$(hot_error 6) ]]

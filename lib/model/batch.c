@@ -34,6 +34,8 @@ typedef struct req {
     bn_sampler ds;      /* the draft's draws (draft.c's seed) */
     bn_sampler_dist *q; /* [lk.draft_max] when sampling: what each guess was drawn from */
     size_t guessed_at, n_guess, k_guess;
+    int draft_off;      /* its text holds a K or V value beyond the draft's f16
+                           cache: no more guesses (bn_draft_propose's off) */
     bn_logit_bias *bias; /* so.logit_bias: the request's own copy */
     int logprobs;       /* its events carry log probabilities (bn_request's) */
     uint32_t n_top;
@@ -502,7 +504,7 @@ static size_t draft(const bn_batch *b, req *r)
     if (!r->lookup || r->no_draft || r->n_hist == r->n_prompt)
         return 0;
     if (r->use_draft) /* guessed already (guess) */
-        return r->n_guess;
+        return r->draft_off ? 0 : r->n_guess;
     return bn_lookup_draft(&r->lk, r->hist, r->n_hist, draft_limit(b, r), r->draft);
 }
 
@@ -516,7 +518,7 @@ static int guess(bn_batch *b, bn_err *e)
     size_t m = 0, n = 0, V = b->m->hp.n_vocab, n_dctx = bn_ctx_n_ctx(b->dc);
     for (size_t i = 0; i < b->n_run; i++) {
         req *r = b->run[i];
-        if (!r->use_draft || r->n_hist == r->n_prompt || r->guessed_at == r->n_hist)
+        if (!r->use_draft || r->draft_off || r->n_hist == r->n_prompt || r->guessed_at == r->n_hist)
             continue;
         r->guessed_at = r->n_hist;
         r->n_guess = 0;
@@ -548,9 +550,11 @@ static int guess(bn_batch *b, bn_err *e)
     while (m) {
         int rc = bn_ctx_eval_batch(b->dc, b->dtoks, n, b->dlogits, e);
         if (rc == BN_E_KV_RANGE) {
-            /* a K or V value of the draft model's beyond its f16 cache:
-             * that request ends (alone its answer fails there too), the
-             * pass goes again without it (it changed nothing) */
+            /* a K or V value beyond the draft model's f16 cache, as
+             * bn_draft_propose: a guess it cannot hold is that request's
+             * last, text it cannot hold turns its guessing off (either
+             * way the answer is the main model's, as without a draft);
+             * the pass goes again without it (it changed nothing) */
             const char *why;
             const bn_eval_tok bad = b->dtoks[bn_ctx_range_token(b->dc, &why)];
             size_t w = 0, m2 = 0;
@@ -558,15 +562,14 @@ static int guess(bn_batch *b, bn_err *e)
                 if (b->dtoks[i].seq != bad.seq)
                     b->dtoks[w++] = b->dtoks[i];
             n = w;
-            for (size_t i = 0; i < m; i++)
-                if (b->dwant[i]->seq != (int)bad.seq)
-                    b->dwant[m2++] = b->dwant[i];
+            for (size_t i = 0; i < m; i++) {
+                req *r = b->dwant[i];
+                if (r->seq != (int)bad.seq)
+                    b->dwant[m2++] = r;
+                else if (bad.pos < r->n_hist)
+                    r->draft_off = 1;
+            }
             m = m2;
-            size_t i = 0;
-            while (b->run[i]->seq != (int)bad.seq)
-                i++;
-            refuse(b, b->run[i], BN_E_KV_RANGE, "the draft model: position %u: %s", bad.pos, why);
-            finish_run(b, i);
             continue;
         }
         if (rc)

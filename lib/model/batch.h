@@ -144,11 +144,12 @@ size_t bn_batch_max_events(const bn_batch *b);
 
 /* One pass. *ev gets the events (valid until the next call): requests
  * refused first, then one for each request that reached a token.
- * Nothing to do: 0 events. A request whose K or V overflows an f16 cache
- * (BN_E_KV_RANGE from its context or the draft's) ends with BN_FIN_ERROR,
- * the others go on. Fails only on an error of the context itself
- * (out of memory), and then changes nothing, or returns 0 with the
- * events of requests it ended before failing (the error comes again). */
+ * Nothing to do: 0 events. A request whose K or V overflows its context's
+ * f16 cache (BN_E_KV_RANGE) ends with BN_FIN_ERROR, the others go on; one
+ * that overflows the draft's guesses less (bn_draft_propose). Fails only
+ * on an error of the context itself (out of memory), and then changes
+ * nothing, or returns 0 with the events of requests it ended before
+ * failing (the error comes again). */
 int bn_batch_step(bn_batch *b, const bn_batch_event **ev, size_t *n_ev, bn_err *e);
 
 #endif

@@ -1,7 +1,6 @@
 /* draft.c — a draft model's guesses (draft.h). */
 #include "draft.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +46,7 @@ void bn_draft_restart(bn_draft *d, uint64_t seed)
 {
     bn_lookup_restart(&d->k);
     bn_sampler_reseed(&d->s, seed);
+    d->off = 0;
 }
 
 void bn_draft_release(bn_draft *d)
@@ -75,18 +75,6 @@ int bn_spec_guess(bn_lookup *lk, bn_draft *d, const uint32_t *text, size_t n, si
     return 0;
 }
 
-/* A failed evaluation of the draft model's: its K or V beyond the f16
- * cache is said to be the draft's, not the model's. */
-static int draft_failed(int rc, bn_err *e)
-{
-    if (rc == BN_E_KV_RANGE && e) {
-        char why[sizeof e->msg];
-        snprintf(why, sizeof why, "%s", e->msg);
-        bn_fail_code(e, rc, "the draft model: %s", why);
-    }
-    return rc;
-}
-
 int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, uint32_t *out, size_t *n_out,
                      bn_err *e)
 {
@@ -96,7 +84,7 @@ int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, 
         k = d->k.draft_max;
     if (n + k > n_ctx) /* the draft model's context may be the shorter */
         k = n_ctx > n ? n_ctx - n : 0;
-    if (!k || !n)
+    if (!k || !n || d->off)
         return 0;
     double t0 = bn_seconds();
     /* Cut the draft's cache back to what it shares with the text (drafts
@@ -113,8 +101,12 @@ int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, 
     for (size_t off = common; off < n; off += BN_KERN_MAX_N) {
         size_t nb = n - off < BN_KERN_MAX_N ? n - off : BN_KERN_MAX_N;
         int rc = bn_ctx_eval(d->c, text + off, nb, d->logits, 0, e);
+        if (rc == BN_E_KV_RANGE) { /* text it cannot hold: no guesses for the rest of the answer (draft.h) */
+            d->off = 1;
+            return 0;
+        }
         if (rc)
-            return draft_failed(rc, e);
+            return rc;
     }
     size_t behind = n - common;
     const bn_model *m = bn_ctx_model(d->c);
@@ -129,8 +121,10 @@ int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, 
         if (t + 1 == k || bn_model_is_stop(m, x))
             break;
         int rc = bn_ctx_eval(d->c, &x, 1, d->logits, 0, e);
+        if (rc == BN_E_KV_RANGE) /* x, drawn from the last row, is a guess still; none after it (draft.h) */
+            break;
         if (rc)
-            return draft_failed(rc, e);
+            return rc;
     }
     /* what the guesses cost, for pacing: a call that caught up with one or
      * two tokens (the last pass's) is the steady state; a longer catch-up

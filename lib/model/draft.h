@@ -19,19 +19,27 @@ typedef struct bn_draft {
     bn_lookup k;      /* adaptive k and pacing: bn_lookup_update, bn_lookup_budget */
     float *logits;    /* n_vocab: the draft model's next token */
     bn_sampler_dist *q; /* draft_max of them when sampling; NULL when greedy */
+    int off;          /* the text holds a K or V value beyond the draft's f16
+                         cache: no guesses until bn_draft_restart */
 } bn_draft;
 
 /* seed is the main sampler's; the draft's draws use a seed made from it. */
 int bn_draft_init(bn_draft *d, bn_ctx *c, const bn_sampler_opts *o, uint32_t draft_max, bn_err *e);
 void bn_draft_release(bn_draft *d);
 
-/* A new answer: the guess count starts afresh (bn_lookup_restart) and
- * the draws from seed (the main
- * sampler's bn_sampler_fork_seed, so that a reseeded sampler repeats). */
+/* A new answer: the guess count starts afresh (bn_lookup_restart), the
+ * draws from seed (the main sampler's bn_sampler_fork_seed, so that a
+ * reseeded sampler repeats), and guessing is on again (off). */
 void bn_draft_restart(bn_draft *d, uint64_t seed);
 
 /* Guesses up to min(d->k.k, limit) tokens after text[0..n) into out (a
- * stop token ends the guess); *n_out is how many. */
+ * stop token ends the guess); *n_out is how many. A K or V value beyond
+ * the draft's f16 cache (BN_E_KV_RANGE) is no error: the draft is only a
+ * guesser, the main model checks every token, so the answer is the one
+ * it gives without a draft. A guess the cache cannot hold is the last of
+ * this call (the guesses after it would need its K and V); text it
+ * cannot hold turns guessing off (d->off) until bn_draft_restart, as
+ * every later call would meet it again. */
 int bn_draft_propose(bn_draft *d, const uint32_t *text, size_t n, size_t limit, uint32_t *out, size_t *n_out,
                      bn_err *e);
 

@@ -336,8 +336,10 @@ static int answer_lookup(bn_gen *g, uint32_t n_ctx, int *stopped, bn_err *e)
     bn_lookup lk;
     bn_lookup_init(&lk, g->o.lookup, g->o.draft_max ? g->o.draft_max : 8);
     bn_lookup_keep_times(&lk, &g->times);
-    if (g->draft) /* each answer starts the draft's guess count afresh, as lk's; its pass times stay */
+    if (g->draft) { /* each answer starts the draft's guess count afresh, as lk's; its pass times stay */
         bn_lookup_restart(&g->draft->k);
+        g->draft->off = 0; /* and guesses again after an answer whose text it could not hold */
+    }
     bn_lookup *pace = g->draft ? &g->draft->k : &lk; /* how many to guess */
     if (g->o.samp.temp <= 0 && !g->o.no_pacing) /* greedy: how many guesses cannot change the tokens */
         bn_lookup_pace(pace);

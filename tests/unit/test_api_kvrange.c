@@ -12,7 +12,8 @@
  * it; bn_ctx_eval_batch names the token and leaves every sequence as it
  * was; the batcher ends that request with BN_STOP_ERROR / BN_E_KV_RANGE
  * and answers the one beside it as alone; a generator's prompt fails
- * with it. */
+ * with it; as a draft model's, the hot token is no error: the answers are
+ * the model's. */
 #include "api_test_util.h"
 
 static check_ctx C;
@@ -262,6 +263,69 @@ static void test_batcher(const bn_model *m)
     bn_ctx_free(c);
 }
 
+/* The hot model as the plain tiny model's draft: its cache cannot hold
+ * " ladyship", which one prompt holds. That is no error: the draft guesses
+ * nothing more for that answer, which is whole, in a batcher as alone;
+ * greedy, every answer is plain decoding's. */
+static void test_draft(const bn_model *m, const bn_model *hot)
+{
+    enum { NR = 2 };
+    uint32_t cold[6], warm[4] = {4064, 2300, HOT, 471};
+    ids_with(cold, 6, 6);
+    for (int sampled = 0; sampled < 2; sampled++) {
+        bn_sampler_params sp;
+        bn_sampler_params_init(&sp);
+        sp.temp = sampled ? 0.8f : 0;
+        sp.seed = 11;
+        bn_batcher_request r[NR];
+        api_answer want[NR], got[NR], plain;
+        bn_ctx *c = new_ctx(m, BN_KV_F16, NR), *dc = new_ctx(hot, BN_KV_F16, NR), *alone = new_ctx(hot, BN_KV_F16, 1);
+        for (int k = 0; k < NR; k++) {
+            bn_batcher_request_init(&r[k]);
+            r[k].prompt = k ? cold : warm;
+            r[k].n_prompt = k ? 6 : 4;
+            r[k].sampler = &sp;
+            r[k].n_predict = 12;
+            r[k].tag = (uint64_t)k;
+            r[k].draft = 1;
+            api_spec spec = {.draft_max = 4, .draft = alone, .no_pacing = 1};
+            api_alone(&C, m, &r[k], alone ? &spec : NULL, &want[k], NULL);
+            CHECK(&C, want[k].n == 12 && want[k].stop == BN_STOP_LENGTH);
+            if (!sampled) {
+                api_alone(&C, m, &r[k], NULL, &plain, NULL);
+                CHECK(&C, api_same(&want[k], &plain));
+            }
+        }
+        bn_batcher_params bp;
+        bn_batcher_params_init(&bp);
+        bp.draft = dc;
+        bn_err e = {0};
+        bn_batcher *b = c && dc ? bn_batcher_new(c, &bp, &e) : NULL;
+        CHECK(&C, b != NULL);
+        for (int k = 0; b && k < NR; k++) {
+            r[k].draft_max = 4;
+            CHECK(&C, bn_batcher_submit(b, &r[k], &e) == BN_OK);
+        }
+        memset(got, 0, sizeof got);
+        if (b)
+            api_run_all(&C, b, got, NR);
+        for (int k = 0; b && k < NR; k++) {
+            /* sampled, a batcher's draws are bn_gen_answer's, not a
+             * generator's (batch.h): the answer is whole, not an error */
+            int same = sampled ? got[k].ends == 1 && got[k].n == 12 && got[k].stop == BN_STOP_LENGTH
+                               : api_same(&got[k], &want[k]);
+            if (!same)
+                fprintf(stderr, "test_draft: %s, request %d: %zu tokens, stop %d; alone %zu, stop %d\n",
+                        sampled ? "sampled" : "greedy", k, got[k].n, got[k].stop, want[k].n, want[k].stop);
+            CHECK(&C, same);
+        }
+        bn_batcher_free(b);
+        bn_ctx_free(c);
+        bn_ctx_free(dc);
+        bn_ctx_free(alone);
+    }
+}
+
 int main(void)
 {
     char dir[] = "/tmp/bn-test-kvrange-XXXXXX";
@@ -278,6 +342,10 @@ int main(void)
         test_eval(m);
         test_eval_batch(m);
         test_batcher(m);
+        bn_model *tiny = api_open_tiny(&C);
+        if (tiny)
+            test_draft(tiny, m);
+        bn_model_close(tiny);
     }
     bn_model_close(m);
     remove_hot(dir);
